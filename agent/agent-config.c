@@ -1,0 +1,267 @@
+/* The agent's configuration: strict parsing of agent.json into plain data. */
+#include "config.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent-config.h"
+#include "fileio.h"
+
+bool node_id_is_valid(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+        if (n == 0 || n > NODE_ID_MAX || s[0] == '.' || s[0] == '-')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-'))
+                        return false;
+        }
+        return true;
+}
+
+static int dispatch_node_id(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int r = json_dispatch_string(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        if (!node_id_is_valid(*(char **) dest))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "\"%s\" is not a valid node id (1-%d characters of "
+                                        "A-Z a-z 0-9 . _ -, not starting with . or -)",
+                                        *(char **) dest, NODE_ID_MAX);
+        return 0;
+}
+
+static int dispatch_log_level(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int r = json_dispatch_string(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        if (log_level_from_string(*(char **) dest) < 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "unknown log level \"%s\" (use debug, info, notice, "
+                                        "warning or error)",
+                                        *(char **) dest);
+        return 0;
+}
+
+static int dispatch_log_target(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int r = json_dispatch_string(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        enum log_target t;
+        if (log_target_from_string(*(char **) dest, &t) < 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "unknown log target \"%s\" (use auto, journal or stderr)",
+                                        *(char **) dest);
+        return 0;
+}
+
+static int dispatch_config_version(struct json_ctx *ctx, json_t *v, void *dest,
+                                   const struct json_field *f) {
+        int r = json_dispatch_int64(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        if (*(int64_t *) dest != CONFIG_VERSION)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "config_version %lld is not supported by this agent "
+                                        "(it reads version %d)",
+                                        (long long) *(int64_t *) dest, CONFIG_VERSION);
+        return 0;
+}
+
+#define FIELD(s, m) offsetof(s, m)
+
+static const struct json_field control_fields[] = {
+        {"max_request_bytes", json_dispatch_int64, FIELD(struct agent_control_config, max_request_bytes), 0, NULL, 256, 1024 * 1024},
+        {"max_clients", json_dispatch_int64, FIELD(struct agent_control_config, max_clients), 0, NULL, 1, 256},
+        {"idle_timeout_sec", json_dispatch_int64, FIELD(struct agent_control_config, idle_timeout_sec), 0, NULL, 1, 3600},
+        {},
+};
+
+static const struct json_field paths_fields[] = {
+        {"sysfs_root", json_dispatch_absolute_path, FIELD(struct agent_paths_config, sysfs_root), 0, NULL, 0, 0},
+        {"procfs_root", json_dispatch_absolute_path, FIELD(struct agent_paths_config, procfs_root), 0, NULL, 0, 0},
+        {"cgroup_root", json_dispatch_absolute_path, FIELD(struct agent_paths_config, cgroup_root), 0, NULL, 0, 0},
+        {"kernel_cmdline", json_dispatch_absolute_path, FIELD(struct agent_paths_config, kernel_cmdline), 0, NULL, 0, 0},
+        {},
+};
+
+static const struct json_field top_fields[] = {
+        {"config_version", dispatch_config_version, FIELD(struct agent_config, config_version), JSON_REQUIRED, NULL, 0, 0},
+        {"node_id", dispatch_node_id, FIELD(struct agent_config, node_id), JSON_NULLABLE, NULL, 0, NODE_ID_MAX},
+        {"state_dir", json_dispatch_absolute_path, FIELD(struct agent_config, state_dir), 0, NULL, 0, 0},
+        {"runtime_dir", json_dispatch_absolute_path, FIELD(struct agent_config, runtime_dir), 0, NULL, 0, 0},
+        {"config_dir", json_dispatch_absolute_path, FIELD(struct agent_config, config_dir), 0, NULL, 0, 0},
+        {"log_level", dispatch_log_level, FIELD(struct agent_config, log_level_name), 0, NULL, 0, 0},
+        {"log_target", dispatch_log_target, FIELD(struct agent_config, log_target_name), 0, NULL, 0, 0},
+        {"control", json_dispatch_nested, FIELD(struct agent_config, control), 0, control_fields, 0, 0},
+        {"paths", json_dispatch_nested, FIELD(struct agent_config, paths), 0, paths_fields, 0, 0},
+        {},
+};
+
+static int set_default(char **field, const char *value) {
+        if (*field)
+                return 0;
+        *field = strdup(value);
+        return *field ? 0 : -ENOMEM;
+}
+
+static int config_apply_defaults(struct agent_config *c) {
+        int r;
+        if ((r = set_default(&c->state_dir, "/var/lib/orbit-agent")) < 0 ||
+            (r = set_default(&c->runtime_dir, "/run/orbit-agent")) < 0 ||
+            (r = set_default(&c->log_level_name, "info")) < 0 ||
+            (r = set_default(&c->log_target_name, "auto")) < 0 ||
+            (r = set_default(&c->paths.sysfs_root, "/sys")) < 0 ||
+            (r = set_default(&c->paths.procfs_root, "/proc")) < 0 ||
+            (r = set_default(&c->paths.cgroup_root, "/sys/fs/cgroup")) < 0 ||
+            (r = set_default(&c->paths.kernel_cmdline, "/proc/cmdline")) < 0)
+                return r;
+        if (!c->config_dir) {
+                char buf[PATH_MAX];
+                snprintf(buf, sizeof(buf), "%s", c->source ? c->source : "/etc/orbit-agent/agent.json");
+                char *dir = dirname(buf);
+                /* A relative config path still gives an absolute config dir. */
+                if (dir[0] != '/') {
+                        char cwd[PATH_MAX], abs[PATH_MAX * 2];
+                        if (!getcwd(cwd, sizeof(cwd)))
+                                return -errno;
+                        snprintf(abs, sizeof(abs), "%s/%s", cwd, dir);
+                        c->config_dir = strdup(abs);
+                } else
+                        c->config_dir = strdup(dir);
+                if (!c->config_dir)
+                        return -ENOMEM;
+        }
+        c->log_level = log_level_from_string(c->log_level_name);
+        (void) log_target_from_string(c->log_target_name, &c->log_target);
+        return 0;
+}
+
+int config_parse(const char *source, const char *text, size_t len, struct agent_config *ret,
+                 struct json_problems *problems) {
+        struct agent_config c = {
+                .control = {.max_request_bytes = 65536, .max_clients = 16, .idle_timeout_sec = 30},
+        };
+        struct json_ctx ctx = {.source = source, .text = text, .text_len = len, .problems = problems};
+
+        if (source && !(c.source = strdup(source)))
+                return -ENOMEM;
+
+        json_t *root = json_parse_object(&ctx);
+        if (!root) {
+                config_free(&c);
+                return -EINVAL;
+        }
+        int r = json_dispatch_object(&ctx, root, top_fields, &c);
+        json_decref(root);
+        if (r >= 0)
+                r = config_apply_defaults(&c);
+        if (r < 0) {
+                config_free(&c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+static char *problems_to_message(const struct json_ctx *ctx, const struct json_problems *ps) {
+        size_t cap = (ps->count + 1) * 1024, n = 0;
+        char *msg = malloc(cap);
+        if (!msg)
+                return NULL;
+        msg[0] = '\0';
+        for (size_t i = 0; i < ps->count; i++) {
+                char line[1024];
+                json_problem_format(ctx, &ps->items[i], line, sizeof(line));
+                n += (size_t) snprintf(msg + n, cap - n, "%s%s", i ? "\n" : "", line);
+        }
+        if (ps->dropped)
+                snprintf(msg + n, cap - n, "\n%s: %zu more problems not shown", ctx->source,
+                         ps->dropped);
+        return msg;
+}
+
+int config_load_file(const char *path, struct agent_config *ret, char **ret_message) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = read_file_bounded(path, CONFIG_MAX_SIZE, &text, &len);
+        if (r < 0) {
+                if (ret_message && asprintf(ret_message, "%s: cannot read config: %s", path,
+                                            r == -EFBIG ? "larger than 1 MiB" : strerror(-r)) < 0)
+                        *ret_message = NULL;
+                return r;
+        }
+
+        struct json_problems *problems = calloc(1, sizeof(*problems));
+        if (!problems)
+                return -ENOMEM;
+        r = config_parse(path, text, len, ret, problems);
+        if (r < 0 && ret_message) {
+                struct json_ctx ctx = {.source = path};
+                *ret_message = problems->count > 0 ? problems_to_message(&ctx, problems)
+                                                   : strdup("out of memory");
+        }
+        free(problems);
+        return r;
+}
+
+void config_free(struct agent_config *c) {
+        if (!c)
+                return;
+        free(c->source);
+        free(c->node_id);
+        free(c->state_dir);
+        free(c->runtime_dir);
+        free(c->config_dir);
+        free(c->log_level_name);
+        free(c->log_target_name);
+        free(c->paths.sysfs_root);
+        free(c->paths.procfs_root);
+        free(c->paths.cgroup_root);
+        free(c->paths.kernel_cmdline);
+        memset(c, 0, sizeof(*c));
+}
+
+static bool str_differs(const char *a, const char *b) {
+        if (!a || !b)
+                return a != b;
+        return !streq(a, b);
+}
+
+int config_restart_keys_changed(const struct agent_config *old, const struct agent_config *new,
+                                char *buf, size_t size) {
+        const struct {
+                const char *key;
+                const char *a, *b;
+        } keys[] = {
+                {"node_id", old->node_id, new->node_id},
+                {"state_dir", old->state_dir, new->state_dir},
+                {"runtime_dir", old->runtime_dir, new->runtime_dir},
+                {"config_dir", old->config_dir, new->config_dir},
+                {"paths.sysfs_root", old->paths.sysfs_root, new->paths.sysfs_root},
+                {"paths.procfs_root", old->paths.procfs_root, new->paths.procfs_root},
+                {"paths.cgroup_root", old->paths.cgroup_root, new->paths.cgroup_root},
+                {"paths.kernel_cmdline", old->paths.kernel_cmdline, new->paths.kernel_cmdline},
+        };
+        int count = 0;
+        size_t n = 0;
+        if (size > 0)
+                buf[0] = '\0';
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                if (!str_differs(keys[i].a, keys[i].b))
+                        continue;
+                if (n < size) {
+                        int w = snprintf(buf + n, size - n, "%s%s", count ? ", " : "", keys[i].key);
+                        if (w > 0)
+                                n += (size_t) w;
+                }
+                count++;
+        }
+        return count;
+}

@@ -1,0 +1,66 @@
+/* The agent's configuration: strict parsing of agent.json into plain data. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json-util.h"
+#include "log.h"
+
+#define CONFIG_VERSION 1
+#define CONFIG_MAX_SIZE (1024 * 1024)
+#define NODE_ID_MAX 64
+
+struct agent_control_config {
+        int64_t max_request_bytes; /* longest request line accepted */
+        int64_t max_clients;       /* connections served at once */
+        int64_t idle_timeout_sec;  /* a silent client is dropped after this */
+};
+
+struct agent_paths_config {
+        char *sysfs_root;
+        char *procfs_root;
+        char *cgroup_root;
+        char *kernel_cmdline;
+};
+
+struct agent_config {
+        char *source; /* the file it came from */
+        int64_t config_version;
+        char *node_id; /* NULL: generated once and kept in the state dir */
+        char *state_dir;
+        char *runtime_dir;
+        char *config_dir; /* where workloads.d/ and keys live; default: the config's dir */
+        char *log_level_name;
+        int log_level;
+        char *log_target_name;
+        enum log_target log_target;
+        struct agent_control_config control;
+        struct agent_paths_config paths;
+};
+
+/*
+ * Pure: parse and validate config text. Fills *ret (defaults applied) and returns 0, or
+ * returns -EINVAL with every problem in *problems. source names the file in messages.
+ */
+int config_parse(const char *source, const char *text, size_t len, struct agent_config *ret,
+                 struct json_problems *problems);
+
+/*
+ * Read and parse a config file. On failure *ret_message (caller frees) holds one line
+ * per problem, "file:line:column: key: what is wrong".
+ */
+int config_load_file(const char *path, struct agent_config *ret, char **ret_message);
+
+void config_free(struct agent_config *c);
+
+/* Pure: is s a valid node id (1-64 of [A-Za-z0-9._-], not starting with '.' or '-')? */
+bool node_id_is_valid(const char *s);
+
+/*
+ * Pure: list the keys that differ between two configs but only take effect after a
+ * restart (paths, node id), comma-separated into buf. Returns how many.
+ */
+int config_restart_keys_changed(const struct agent_config *old, const struct agent_config *new,
+                                char *buf, size_t size);

@@ -1,0 +1,22 @@
+/* The running agent: what main() owns and the control methods read. */
+#pragma once
+
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "agent-config.h"
+#include "control.h"
+#include "node-state.h"
+
+struct agent {
+        sd_event *event;
+        char *config_path;
+        struct agent_config config;
+        struct node_state node;
+        uint64_t started_usec; /* CLOCK_MONOTONIC */
+        struct control_server *control;
+        int lock_fd;
+        uint64_t config_reloads, config_reload_failures;
+        char last_reload_error[1024];
+};

@@ -1,0 +1,49 @@
+/*
+ * The control protocol, pure: one JSON object per line each way.
+ *   request:  {"id": <string|integer>, "method": "status", "params": {...}}
+ *   response: {"id": ..., "ok": true, "result": {...}}
+ *             {"id": ..., "ok": false, "error": {"code": "...", "message": "..."}}
+ * "id" and "params" are optional; the id is echoed unchanged.
+ */
+#pragma once
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#define CONTROL_METHOD_MAX 64
+
+enum control_error {
+        CONTROL_ERROR_PARSE,          /* not JSON */
+        CONTROL_ERROR_INVALID,        /* JSON, but not a request */
+        CONTROL_ERROR_UNKNOWN_METHOD,
+        CONTROL_ERROR_INVALID_PARAMS,
+        CONTROL_ERROR_TOO_LARGE,
+        CONTROL_ERROR_BUSY,
+        CONTROL_ERROR_INTERNAL,
+        CONTROL_ERROR_NOT_IMPLEMENTED,
+        _CONTROL_ERROR_MAX,
+};
+
+struct control_request {
+        json_t *id;     /* borrowed reference into root, or NULL */
+        char method[CONTROL_METHOD_MAX + 1];
+        json_t *params; /* borrowed; an empty object when absent */
+        json_t *root;   /* owns the above */
+};
+
+const char *control_error_to_string(enum control_error e);
+
+/*
+ * Parse one request line. On failure returns the error kind (negative: -1 - kind is not
+ * used; see below) and writes a message naming what is wrong into msg.
+ * Returns 0 on success, or (enum control_error + 1) on failure; *ret->id may still be
+ * set so the error response can carry it.
+ */
+int control_request_parse(const char *line, size_t len, struct control_request *ret,
+                          char *msg, size_t msg_size);
+void control_request_done(struct control_request *req);
+
+/* Build response lines (with the trailing newline). Caller frees. NULL on ENOMEM. */
+char *control_response_ok(json_t *id, json_t *result);
+char *control_response_error(json_t *id, enum control_error code, const char *message);

@@ -1,0 +1,385 @@
+/* The control socket server: JSON lines over a unix socket, on the sd-event loop. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "fileio.h"
+#include "linebuf.h"
+#include "log.h"
+
+#define CONTROL_MAX_OUTPUT (4u * 1024u * 1024u) /* a client that never reads is dropped */
+#define CONTROL_READ_CHUNK 4096
+#define CONTROL_MAX_READ_PER_WAKEUP (64u * 1024u) /* keep the loop fair to others */
+
+struct control_client {
+        struct control_server *server;
+        struct control_client *next;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *idle;
+        struct linebuf in;
+        char *out;
+        size_t out_len;
+        bool closing; /* close once the output is flushed */
+        pid_t peer_pid;
+};
+
+struct control_server {
+        sd_event *event;
+        char *path;
+        int fd;
+        sd_event_source *listen_io;
+        struct agent_control_config limits;
+        const struct control_method *methods;
+        void *userdata;
+        struct control_client *clients;
+        unsigned n_clients;
+};
+
+static void client_free(struct control_client *c) {
+        struct control_server *s = c->server;
+        for (struct control_client **p = &s->clients; *p; p = &(*p)->next)
+                if (*p == c) {
+                        *p = c->next;
+                        s->n_clients--;
+                        break;
+                }
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->idle);
+        if (c->fd >= 0)
+                close(c->fd);
+        linebuf_free(&c->in);
+        free(c->out);
+        free(c);
+}
+
+static int client_update_events(struct control_client *c) {
+        uint32_t events = c->out_len > 0 ? EPOLLOUT : 0;
+        if (!c->closing)
+                events |= EPOLLIN;
+        return sd_event_source_set_io_events(c->io, events);
+}
+
+/* Write what is queued; 1 when all is out, 0 when the socket is full, <0 on error. */
+static int client_flush(struct control_client *c) {
+        while (c->out_len > 0) {
+                ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return 0;
+                        return negative_errno();
+                }
+                memmove(c->out, c->out + n, c->out_len - (size_t) n);
+                c->out_len -= (size_t) n;
+        }
+        return 1;
+}
+
+static int client_queue(struct control_client *c, char *line) {
+        if (!line)
+                return -ENOMEM;
+        size_t n = strlen(line);
+        if (c->out_len + n > CONTROL_MAX_OUTPUT) {
+                free(line);
+                return -ENOBUFS;
+        }
+        char *nout = realloc(c->out, c->out_len + n);
+        if (!nout) {
+                free(line);
+                return -ENOMEM;
+        }
+        memcpy(nout + c->out_len, line, n);
+        c->out = nout;
+        c->out_len += n;
+        free(line);
+        return 0;
+}
+
+static int client_handle_line(struct control_client *c, const char *line, size_t len) {
+        struct control_server *s = c->server;
+        struct control_request req;
+        char msg[512];
+        int kind = control_request_parse(line, len, &req, msg, sizeof(msg));
+        if (kind > 0) {
+                log_debug("control: bad request from pid %d: %s", (int) c->peer_pid, msg);
+                int r = client_queue(c, control_response_error(req.id, kind - 1, msg));
+                control_request_done(&req);
+                return r;
+        }
+
+        const struct control_method *m = NULL;
+        for (const struct control_method *i = s->methods; i->name; i++)
+                if (streq(i->name, req.method)) {
+                        m = i;
+                        break;
+                }
+
+        char *response;
+        if (!m) {
+                snprintf(msg, sizeof(msg), "unknown method \"%s\"", req.method);
+                response = control_response_error(req.id, CONTROL_ERROR_UNKNOWN_METHOD, msg);
+        } else {
+                json_t *result = NULL;
+                msg[0] = '\0';
+                int r = m->handler(s->userdata, req.params, &result, msg, sizeof(msg));
+                if (r > 0)
+                        response = control_response_error(req.id, r - 1, msg);
+                else if (r < 0) {
+                        snprintf(msg, sizeof(msg), "%s failed: %s", req.method, strerror(-r));
+                        response = control_response_error(req.id, CONTROL_ERROR_INTERNAL, msg);
+                } else
+                        response = control_response_ok(req.id, result);
+                json_decref(result);
+        }
+        control_request_done(&req);
+        return client_queue(c, response);
+}
+
+static int client_read(struct control_client *c) {
+        char buf[CONTROL_READ_CHUNK];
+        size_t total = 0;
+        while (total < CONTROL_MAX_READ_PER_WAKEUP) {
+                ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return negative_errno();
+                }
+                if (n == 0) {
+                        c->closing = true; /* the peer is done sending; answer what it asked */
+                        break;
+                }
+                total += (size_t) n;
+                int r = linebuf_feed(&c->in, buf, (size_t) n);
+                for (;;) {
+                        _cleanup_free_ char *line = NULL;
+                        size_t len;
+                        int t = linebuf_take_line(&c->in, &line, &len);
+                        if (t == 0)
+                                break;
+                        if (t == -EMSGSIZE) {
+                                r = -EMSGSIZE;
+                                break;
+                        }
+                        if (t < 0)
+                                return t;
+                        if (len == 0)
+                                continue; /* blank lines are keep-alives */
+                        int q = client_handle_line(c, line, len);
+                        if (q < 0)
+                                return q;
+                }
+                if (r == -EMSGSIZE) {
+                        char msg[128];
+                        snprintf(msg, sizeof(msg), "request longer than %lld bytes",
+                                 (long long) c->in.max_line);
+                        log_warning("control: pid %d sent a request longer than %lld bytes; "
+                                    "closing its connection",
+                                    (int) c->peer_pid, (long long) c->in.max_line);
+                        int q = client_queue(c, control_response_error(NULL, CONTROL_ERROR_TOO_LARGE, msg));
+                        if (q < 0)
+                                return q;
+                        c->closing = true;
+                        break;
+                }
+                if (r < 0)
+                        return r;
+                if (c->closing)
+                        break;
+        }
+        return 0;
+}
+
+static int client_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        struct control_client *c = userdata;
+        int r = 0;
+
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                if (!c->closing)
+                        r = client_read(c);
+                if (r >= 0)
+                        (void) sd_event_source_set_time_relative(
+                                c->idle, (uint64_t) c->server->limits.idle_timeout_sec * 1000000ULL);
+        }
+        if (r >= 0)
+                r = client_flush(c);
+        if (r < 0) {
+                if (r != -EPIPE && r != -ECONNRESET)
+                        log_debug_errno(r, "control: dropping client pid %d", (int) c->peer_pid);
+                client_free(c);
+                return 0;
+        }
+        if (c->closing && c->out_len == 0) {
+                log_debug("control: client pid %d done", (int) c->peer_pid);
+                client_free(c);
+                return 0;
+        }
+        if (client_update_events(c) < 0)
+                client_free(c);
+        return 0;
+}
+
+static int client_idle(sd_event_source *source, uint64_t usec, void *userdata) {
+        struct control_client *c = userdata;
+        log_debug("control: client pid %d idle for %llds, closing", (int) c->peer_pid,
+                  (long long) c->server->limits.idle_timeout_sec);
+        client_free(c);
+        return 0;
+}
+
+static void reject_busy(int fd, unsigned max) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "too many control connections (limit %u); try again", max);
+        _cleanup_free_ char *line = control_response_error(NULL, CONTROL_ERROR_BUSY, msg);
+        if (line)
+                (void) send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+        close(fd);
+}
+
+static int server_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        struct control_server *s = userdata;
+        for (;;) {
+                int cfd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                log_warning_errno(errno, "control: accept failed");
+                        return 0;
+                }
+
+                struct ucred cred = {.pid = 0};
+                socklen_t cl = sizeof(cred);
+                (void) getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
+
+                if (s->n_clients >= (unsigned) s->limits.max_clients) {
+                        log_warning("control: refusing pid %d, %u connections already open",
+                                    (int) cred.pid, s->n_clients);
+                        reject_busy(cfd, s->n_clients);
+                        continue;
+                }
+
+                struct control_client *c = calloc(1, sizeof(*c));
+                if (!c) {
+                        close(cfd);
+                        return 0;
+                }
+                c->server = s;
+                c->fd = cfd;
+                c->peer_pid = cred.pid;
+                linebuf_init(&c->in, (size_t) s->limits.max_request_bytes);
+                c->next = s->clients;
+                s->clients = c;
+                s->n_clients++;
+
+                int r = sd_event_add_io(s->event, &c->io, cfd, EPOLLIN, client_io, c);
+                if (r >= 0)
+                        r = sd_event_add_time_relative(
+                                s->event, &c->idle, CLOCK_MONOTONIC,
+                                (uint64_t) s->limits.idle_timeout_sec * 1000000ULL, 0, client_idle, c);
+                if (r < 0) {
+                        log_warning_errno(r, "control: cannot watch new client");
+                        client_free(c);
+                        continue;
+                }
+                log_debug("control: client connected (pid %d)", (int) cred.pid);
+        }
+}
+
+int control_server_new(sd_event *event, const char *path, const struct agent_control_config *limits,
+                       const struct control_method *methods, void *userdata,
+                       struct control_server **ret) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return log_error_errno(ENAMETOOLONG, "control socket path %s is too long", path);
+        strcpy(sa.sun_path, path);
+
+        struct control_server *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->fd = -1;
+        s->event = sd_event_ref(event);
+        s->limits = *limits;
+        s->methods = methods;
+        s->userdata = userdata;
+        s->path = strdup(path);
+        int r;
+        if (!s->path) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s->fd < 0) {
+                r = log_error_errno(errno, "control: cannot create socket");
+                goto fail;
+        }
+        if (unlink(path) < 0 && errno != ENOENT) {
+                r = log_error_errno(errno, "control: cannot remove stale socket %s", path);
+                goto fail;
+        }
+        /* Bind with a tight umask so the socket is never reachable by others, even briefly. */
+        mode_t old_umask = umask(0177);
+        r = bind(s->fd, (struct sockaddr *) &sa, sizeof(sa));
+        int saved = errno;
+        umask(old_umask);
+        if (r < 0) {
+                r = log_error_errno(saved, "control: cannot bind %s", path);
+                goto fail;
+        }
+        if (chmod(path, 0600) < 0) {
+                r = log_error_errno(errno, "control: cannot set mode of %s", path);
+                goto fail;
+        }
+        if (listen(s->fd, 16) < 0) {
+                r = log_error_errno(errno, "control: cannot listen on %s", path);
+                goto fail;
+        }
+        r = sd_event_add_io(event, &s->listen_io, s->fd, EPOLLIN, server_accept, s);
+        if (r < 0) {
+                log_error_errno(r, "control: cannot watch %s", path);
+                goto fail;
+        }
+        *ret = s;
+        return 0;
+
+fail:
+        control_server_free(s);
+        return r;
+}
+
+void control_server_set_limits(struct control_server *s, const struct agent_control_config *limits) {
+        s->limits = *limits;
+}
+
+unsigned control_server_client_count(const struct control_server *s) {
+        return s->n_clients;
+}
+
+void control_server_free(struct control_server *s) {
+        if (!s)
+                return;
+        while (s->clients)
+                client_free(s->clients);
+        sd_event_source_disable_unref(s->listen_io);
+        if (s->fd >= 0) {
+                close(s->fd);
+                if (s->path)
+                        (void) unlink(s->path);
+        }
+        sd_event_unref(s->event);
+        free(s->path);
+        free(s);
+}

@@ -1,0 +1,327 @@
+/* orbit-agent: the node daemon. One sd-event loop serves the control socket and signals. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "agent.h"
+#include "fileio.h"
+#include "log.h"
+#include "status.h"
+
+#define DEFAULT_CONFIG SYSCONFDIR "/orbit-agent/agent.json"
+
+static void help(void) {
+        printf("Usage: orbit-agent [OPTIONS]\n"
+               "\n"
+               "The orbit-agent node daemon: runs sandboxed workloads, installs A/B updates,\n"
+               "guards thermal and power limits, and syncs with the cluster controller.\n"
+               "\n"
+               "  -c, --config FILE    configuration file (default " DEFAULT_CONFIG ")\n"
+               "      --check-config   validate the configuration and exit (0 valid, %d invalid)\n"
+               "      --version        print the version and exit\n"
+               "  -h, --help           print this help and exit\n"
+               "\n"
+               "Signals: SIGHUP reloads the configuration (an invalid one is refused and the\n"
+               "old one kept); SIGTERM and SIGINT stop the agent cleanly.\n",
+               EX_CONFIG);
+}
+
+static uint64_t now_usec(sd_event *e) {
+        uint64_t t = 0;
+        (void) sd_event_now(e, CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+/* ---- control methods -------------------------------------------------------------- */
+
+static int method_ping(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        *ret = json_pack("{s:b}", "pong", 1);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int method_status(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct agent *a = userdata;
+        if (json_object_size(params) > 0) {
+                snprintf(msg, size, "status takes no parameters");
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        }
+        struct agent_status_input in = {
+                .node = &a->node,
+                .config = &a->config,
+                .uptime_usec = now_usec(a->event) - a->started_usec,
+                .config_reloads = a->config_reloads,
+                .config_reload_failures = a->config_reload_failures,
+                .last_reload_error = a->last_reload_error,
+        };
+        *ret = agent_status_build(&in);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static const struct control_method control_methods[] = {
+        {"ping", method_ping},
+        {"status", method_status},
+        {NULL, NULL},
+};
+
+/* ---- lifecycle -------------------------------------------------------------------- */
+
+static void notify_status(const char *fmt, ...) _printf_(1, 2);
+static void notify_status(const char *fmt, ...) {
+        char buf[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        (void) sd_notifyf(false, "STATUS=%s", buf);
+}
+
+static void apply_logging(const struct agent_config *c) {
+        log_setup("orbit-agent", c->log_target);
+        log_set_max_level(c->log_level);
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct agent *a = userdata;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading configuration",
+                          (unsigned long long) ts.tv_sec * 1000000ULL +
+                                  (unsigned long long) ts.tv_nsec / 1000ULL);
+
+        struct agent_config next;
+        _cleanup_free_ char *message = NULL;
+        int r = config_load_file(a->config_path, &next, &message);
+        if (r < 0) {
+                a->config_reload_failures++;
+                snprintf(a->last_reload_error, sizeof(a->last_reload_error), "%s",
+                         message ? message : strerror(-r));
+                log_error("configuration reload failed, keeping the old configuration:\n%s",
+                          a->last_reload_error);
+        } else {
+                char changed[512];
+                if (config_restart_keys_changed(&a->config, &next, changed, sizeof(changed)) > 0) {
+                        /* Moving state or sockets under a running agent is not safe: keep them. */
+                        log_warning("configuration reload: %s changed; these take effect at the "
+                                    "next start, the running agent keeps the old values",
+                                    changed);
+                        char *keep[] = {a->config.node_id, a->config.state_dir,
+                                        a->config.runtime_dir, a->config.config_dir,
+                                        a->config.paths.sysfs_root, a->config.paths.procfs_root,
+                                        a->config.paths.cgroup_root, a->config.paths.kernel_cmdline};
+                        char **dst[] = {&next.node_id, &next.state_dir, &next.runtime_dir,
+                                        &next.config_dir, &next.paths.sysfs_root,
+                                        &next.paths.procfs_root, &next.paths.cgroup_root,
+                                        &next.paths.kernel_cmdline};
+                        for (size_t i = 0; i < ELEMENTSOF(dst); i++) {
+                                free(*dst[i]);
+                                *dst[i] = keep[i];
+                        }
+                        a->config.node_id = a->config.state_dir = a->config.runtime_dir = NULL;
+                        a->config.config_dir = NULL;
+                        a->config.paths.sysfs_root = a->config.paths.procfs_root = NULL;
+                        a->config.paths.cgroup_root = a->config.paths.kernel_cmdline = NULL;
+                }
+                config_free(&a->config);
+                a->config = next;
+                a->config_reloads++;
+                a->last_reload_error[0] = '\0';
+                apply_logging(&a->config);
+                control_server_set_limits(a->control, &a->config.control);
+                log_notice("configuration reloaded from %s", a->config_path);
+        }
+        (void) sd_notify(false, "READY=1");
+        notify_status("Serving: node %s, boot epoch %llu%s", a->node.node_id,
+                      (unsigned long long) a->node.boot_epoch,
+                      r < 0 ? " (last reload refused)" : "");
+        return 0;
+}
+
+static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct agent *a = userdata;
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
+        log_info("received %s, stopping", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        return sd_event_exit(a->event, 0);
+}
+
+static int take_state_lock(struct agent *a) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/agent.lock", a->config.state_dir);
+        a->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (a->lock_fd < 0)
+                return log_error_errno(errno, "cannot open lock file %s", path);
+        if (flock(a->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno == EWOULDBLOCK)
+                        return log_error_errno(EBUSY,
+                                               "another orbit-agent is already running with state "
+                                               "dir %s (%s is locked)",
+                                               a->config.state_dir, path);
+                return log_error_errno(errno, "cannot lock %s", path);
+        }
+        return 0;
+}
+
+static int agent_start(struct agent *a) {
+        int r;
+
+        r = mkdir_parents(a->config.state_dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "cannot create state dir %s", a->config.state_dir);
+        r = mkdir_parents(a->config.runtime_dir, 0755);
+        if (r < 0)
+                return log_error_errno(r, "cannot create runtime dir %s", a->config.runtime_dir);
+
+        r = take_state_lock(a);
+        if (r < 0)
+                return r;
+
+        r = node_state_start(&a->config, &a->node);
+        if (r < 0)
+                return r;
+
+        r = sd_event_default(&a->event);
+        if (r < 0)
+                return log_error_errno(r, "cannot create event loop");
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "cannot block signals");
+        signal(SIGPIPE, SIG_IGN);
+
+        if ((r = sd_event_add_signal(a->event, NULL, SIGTERM, on_terminate, a)) < 0 ||
+            (r = sd_event_add_signal(a->event, NULL, SIGINT, on_terminate, a)) < 0 ||
+            (r = sd_event_add_signal(a->event, NULL, SIGHUP, on_sighup, a)) < 0)
+                return log_error_errno(r, "cannot watch signals");
+
+        /* Pings WATCHDOG=1 from the loop itself, so a stuck loop starves the watchdog. */
+        r = sd_event_set_watchdog(a->event, true);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the watchdog");
+        if (r > 0) {
+                uint64_t wd = 0;
+                (void) sd_event_get_watchdog(a->event);
+                (void) sd_watchdog_enabled(false, &wd);
+                log_info("watchdog enabled, interval %llu ms", (unsigned long long) wd / 1000);
+        }
+
+        char sock[PATH_MAX];
+        snprintf(sock, sizeof(sock), "%s/control.sock", a->config.runtime_dir);
+        r = control_server_new(a->event, sock, &a->config.control, control_methods, a, &a->control);
+        if (r < 0)
+                return r;
+
+        a->started_usec = now_usec(a->event);
+        log_info("orbit-agent %s serving: node %s, boot epoch %llu, control socket %s",
+                 PACKAGE_VERSION, a->node.node_id, (unsigned long long) a->node.boot_epoch, sock);
+        (void) sd_notify(false, "READY=1");
+        notify_status("Serving: node %s, boot epoch %llu", a->node.node_id,
+                      (unsigned long long) a->node.boot_epoch);
+        return 0;
+}
+
+static void agent_done(struct agent *a) {
+        control_server_free(a->control);
+        a->control = NULL;
+        a->event = sd_event_unref(a->event);
+        if (a->lock_fd >= 0)
+                close(a->lock_fd);
+        config_free(&a->config);
+        free(a->config_path);
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_CHECK_CONFIG = 0x100, ARG_VERSION };
+        static const struct option options[] = {
+                {"config", required_argument, NULL, 'c'},
+                {"check-config", no_argument, NULL, ARG_CHECK_CONFIG},
+                {"version", no_argument, NULL, ARG_VERSION},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        const char *config_path = DEFAULT_CONFIG;
+        bool check_only = false;
+        int c;
+
+        log_setup("orbit-agent", LOG_TARGET_AUTO);
+
+        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case ARG_CHECK_CONFIG:
+                        check_only = true;
+                        break;
+                case ARG_VERSION:
+                        printf("orbit-agent %s\n", PACKAGE_VERSION);
+                        return EXIT_SUCCESS;
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                default:
+                        fprintf(stderr, "Try 'orbit-agent --help'.\n");
+                        return EX_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "orbit-agent: unexpected argument '%s'. Try 'orbit-agent --help'.\n",
+                        argv[optind]);
+                return EX_USAGE;
+        }
+
+        struct agent a = {.lock_fd = -1};
+        _cleanup_free_ char *message = NULL;
+        int r = config_load_file(config_path, &a.config, &message);
+        if (r < 0) {
+                /* Always to stderr as well: the operator running --check-config reads it there. */
+                fprintf(stderr, "%s\n", message ? message : strerror(-r));
+                if (!check_only && log_get_target() == LOG_TARGET_JOURNAL)
+                        log_error("invalid configuration, not starting:\n%s",
+                                  message ? message : strerror(-r));
+                return EX_CONFIG;
+        }
+        if (check_only) {
+                printf("%s: configuration OK\n", config_path);
+                config_free(&a.config);
+                return EXIT_SUCCESS;
+        }
+
+        a.config_path = strdup(config_path);
+        if (!a.config_path) {
+                config_free(&a.config);
+                return EXIT_FAILURE;
+        }
+        apply_logging(&a.config);
+        notify_status("Starting");
+
+        r = agent_start(&a);
+        if (r >= 0) {
+                r = sd_event_loop(a.event);
+                if (r < 0)
+                        log_error_errno(r, "event loop failed");
+        }
+        if (r < 0)
+                (void) sd_notifyf(false, "STATUS=Failed: %s\nERRNO=%d", strerror(-r), -r);
+        agent_done(&a);
+        if (r >= 0)
+                log_info("stopped");
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

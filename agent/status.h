@@ -1,0 +1,20 @@
+/* The node status document that `orbitctl status` shows: pure assembly from plain data. */
+#pragma once
+
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "agent-config.h"
+#include "node-state.h"
+
+struct agent_status_input {
+        const struct node_state *node;
+        const struct agent_config *config;
+        uint64_t uptime_usec;
+        uint64_t config_reloads, config_reload_failures;
+        const char *last_reload_error; /* NULL or "" when the last reload worked */
+};
+
+/* Build the status object (see docs/control-protocol.md). NULL on ENOMEM. */
+json_t *agent_status_build(const struct agent_status_input *in);

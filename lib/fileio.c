@@ -1,0 +1,152 @@
+/* File I/O that does not lose data: full reads and writes, durable replacement. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "macro.h"
+
+int write_all(int fd, const void *buf, size_t len) {
+        const char *p = buf;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+int read_file_bounded(const char *path, size_t max_size, char **ret_data, size_t *ret_len) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t) st.st_size > max_size)
+                return -EFBIG;
+
+        /* Read until EOF rather than trusting st_size: the file may change under us. */
+        size_t cap = (size_t) st.st_size + 1, len = 0;
+        _cleanup_free_ char *buf = malloc(cap);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                if (len + 1 >= cap) {
+                        if (cap > max_size)
+                                return -EFBIG;
+                        size_t ncap = cap * 2 > max_size + 1 ? max_size + 1 : cap * 2;
+                        if (ncap <= cap)
+                                ncap = cap + 1;
+                        char *nbuf = realloc(buf, ncap);
+                        if (!nbuf)
+                                return -ENOMEM;
+                        buf = nbuf;
+                        cap = ncap;
+                }
+                ssize_t n = read(fd, buf + len, cap - 1 - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len > max_size)
+                        return -EFBIG;
+        }
+        buf[len] = '\0';
+        *ret_data = TAKE_PTR(buf);
+        if (ret_len)
+                *ret_len = len;
+        return 0;
+}
+
+int fsync_parent_dir(const char *path) {
+        char dir[PATH_MAX];
+        const char *slash = strrchr(path, '/');
+        if (!slash)
+                strcpy(dir, ".");
+        else if (slash == path)
+                strcpy(dir, "/");
+        else {
+                size_t n = (size_t) (slash - path);
+                if (n >= sizeof(dir))
+                        return -ENAMETOOLONG;
+                memcpy(dir, path, n);
+                dir[n] = '\0';
+        }
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (fsync(fd) < 0)
+                return negative_errno();
+        return 0;
+}
+
+int write_file_durable(const char *path, const void *data, size_t len, mode_t mode) {
+        char tmp[PATH_MAX];
+        if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int) sizeof(tmp))
+                return -ENAMETOOLONG;
+
+        _cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+        if (fd < 0)
+                return negative_errno();
+
+        int r = write_all(fd, data, len);
+        if (r >= 0 && fsync(fd) < 0)
+                r = negative_errno();
+        if (r >= 0) {
+                int cfd = TAKE_FD(fd);
+                if (close(cfd) < 0)
+                        r = negative_errno();
+        }
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+        return fsync_parent_dir(path);
+}
+
+int mkdir_parents(const char *path, mode_t mode) {
+        char buf[PATH_MAX];
+        if (snprintf(buf, sizeof(buf), "%s", path) >= (int) sizeof(buf))
+                return -ENAMETOOLONG;
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                        return negative_errno();
+                *p = '/';
+        }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return negative_errno();
+        struct stat st;
+        if (stat(buf, &st) < 0)
+                return negative_errno();
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        return 0;
+}

@@ -1,0 +1,26 @@
+/* File I/O that does not lose data: full reads and writes, durable replacement. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Write all of buf, retrying on EINTR and short writes. */
+int write_all(int fd, const void *buf, size_t len);
+
+/*
+ * Read a whole file into a NUL-terminated heap buffer. Files larger than max_size fail
+ * with -EFBIG, so nothing from outside can make us allocate without bound.
+ */
+int read_file_bounded(const char *path, size_t max_size, char **ret_data, size_t *ret_len);
+
+/* fsync the directory that holds path, so a rename inside it is on disk. */
+int fsync_parent_dir(const char *path);
+
+/*
+ * Replace path with data durably: write "<path>.tmp", fsync it, rename over path, fsync
+ * the directory. After a power cut the file holds either the old or the new content.
+ */
+int write_file_durable(const char *path, const void *data, size_t len, mode_t mode);
+
+/* mkdir -p with the given mode for the directories it creates. */
+int mkdir_parents(const char *path, mode_t mode);

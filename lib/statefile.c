@@ -1,0 +1,235 @@
+/* State files: durable writes with a checksum, recovery from the last good copy. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "log.h"
+#include "sha256.h"
+#include "statefile.h"
+
+#define STATEFILE_MAGIC "orbit-state 1 "
+#define STATEFILE_HEADER_MAX 128
+
+int statefile_encode(const void *payload, size_t len, char **ret, size_t *ret_len) {
+        if (len > STATEFILE_MAX_PAYLOAD)
+                return -EFBIG;
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        char hex[SHA256_HEX_SIZE];
+        sha256_buffer(payload, len, digest);
+        sha256_to_hex(digest, hex);
+
+        char header[STATEFILE_HEADER_MAX];
+        int hlen = snprintf(header, sizeof(header), STATEFILE_MAGIC "%zu %s\n", len, hex);
+        if (hlen < 0 || hlen >= (int) sizeof(header))
+                return -EINVAL;
+
+        char *buf = malloc((size_t) hlen + len + 1);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, header, (size_t) hlen);
+        if (len > 0)
+                memcpy(buf + hlen, payload, len);
+        buf[hlen + len] = '\0';
+        *ret = buf;
+        *ret_len = (size_t) hlen + len;
+        return 0;
+}
+
+int statefile_decode(const char *data, size_t len, const char **ret_payload, size_t *ret_len) {
+        size_t magic_len = strlen(STATEFILE_MAGIC);
+        if (len < magic_len)
+                return len == 0 ? -ENODATA : -EBADMSG;
+        if (memcmp(data, STATEFILE_MAGIC, magic_len) != 0)
+                return -EBADMSG;
+
+        const char *nl = memchr(data, '\n', len < STATEFILE_HEADER_MAX ? len : STATEFILE_HEADER_MAX);
+        if (!nl)
+                return -EBADMSG;
+
+        /* "<length> <64 hex>" and nothing else between magic and newline. */
+        const char *p = data + magic_len;
+        uint64_t payload_len = 0;
+        size_t digits = 0;
+        while (p < nl && *p >= '0' && *p <= '9') {
+                if (payload_len > STATEFILE_MAX_PAYLOAD)
+                        return -EBADMSG;
+                payload_len = payload_len * 10 + (uint64_t) (*p - '0');
+                p++;
+                digits++;
+        }
+        if (digits == 0 || digits > 10 || p >= nl || *p != ' ')
+                return -EBADMSG;
+        p++;
+        if (nl - p != SHA256_DIGEST_SIZE * 2)
+                return -EBADMSG;
+        char hex[SHA256_HEX_SIZE];
+        memcpy(hex, p, SHA256_DIGEST_SIZE * 2);
+        hex[SHA256_DIGEST_SIZE * 2] = '\0';
+        uint8_t expected[SHA256_DIGEST_SIZE];
+        if (sha256_from_hex(hex, expected) < 0)
+                return -EBADMSG;
+        if (payload_len > STATEFILE_MAX_PAYLOAD)
+                return -EBADMSG;
+
+        const char *payload = nl + 1;
+        size_t have = len - (size_t) (payload - data);
+        if (have < payload_len)
+                return -ENODATA;
+        if (have > payload_len)
+                return -EBADMSG;
+
+        uint8_t actual[SHA256_DIGEST_SIZE];
+        sha256_buffer(payload, (size_t) payload_len, actual);
+        if (memcmp(actual, expected, SHA256_DIGEST_SIZE) != 0)
+                return -EBADMSG;
+
+        *ret_payload = payload;
+        *ret_len = (size_t) payload_len;
+        return 0;
+}
+
+static int build_path(char *buf, size_t size, const char *dir, const char *name,
+                      const char *suffix) {
+        if (snprintf(buf, size, "%s/%s%s", dir, name, suffix) >= (int) size)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* Read and verify one file; returns a NUL-terminated copy of its payload. */
+static int load_one(const char *path, char **ret_payload, size_t *ret_len) {
+        _cleanup_free_ char *raw = NULL;
+        size_t raw_len = 0;
+        int r = read_file_bounded(path, STATEFILE_MAX_PAYLOAD + STATEFILE_HEADER_MAX, &raw,
+                                  &raw_len);
+        if (r < 0)
+                return r;
+        const char *payload;
+        size_t len;
+        r = statefile_decode(raw, raw_len, &payload, &len);
+        if (r < 0)
+                return r;
+        char *copy = malloc(len + 1);
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, payload, len);
+        copy[len] = '\0';
+        *ret_payload = copy;
+        *ret_len = len;
+        return 0;
+}
+
+static const char *describe(int r) {
+        switch (r) {
+        case -EBADMSG:
+                return "bad header or checksum";
+        case -ENODATA:
+                return "truncated";
+        case -EFBIG:
+                return "larger than any state file";
+        default:
+                return strerror(-r);
+        }
+}
+
+int statefile_save(const char *dir, const char *name, const void *payload, size_t len) {
+        char path[PATH_MAX], prev[PATH_MAX], prev_tmp[PATH_MAX];
+        int r;
+        if ((r = build_path(path, sizeof(path), dir, name, "")) < 0 ||
+            (r = build_path(prev, sizeof(prev), dir, name, ".prev")) < 0 ||
+            (r = build_path(prev_tmp, sizeof(prev_tmp), dir, name, ".prev.tmp")) < 0)
+                return r;
+
+        _cleanup_free_ char *encoded = NULL;
+        size_t encoded_len;
+        r = statefile_encode(payload, len, &encoded, &encoded_len);
+        if (r < 0)
+                return r;
+
+        /*
+         * Keep the current file as the last good copy, but only when it verifies: a
+         * corrupt current file must never overwrite a good .prev. A hard link plus
+         * rename replaces .prev atomically while the current file stays in place.
+         */
+        _cleanup_free_ char *current = NULL;
+        size_t current_len;
+        if (load_one(path, &current, &current_len) >= 0) {
+                (void) unlink(prev_tmp);
+                if (link(path, prev_tmp) < 0)
+                        return log_error_errno(negative_errno(), "state %s/%s: cannot link last good copy", dir, name);
+                if (rename(prev_tmp, prev) < 0) {
+                        r = negative_errno();
+                        (void) unlink(prev_tmp);
+                        return log_error_errno(r, "state %s/%s: cannot keep last good copy", dir, name);
+                }
+        }
+
+        r = write_file_durable(path, encoded, encoded_len, 0600);
+        if (r < 0)
+                return log_error_errno(r, "state %s/%s: durable write failed", dir, name);
+        return 0;
+}
+
+int statefile_load(const char *dir, const char *name, char **ret_payload, size_t *ret_len,
+                   enum statefile_source *ret_source) {
+        char path[PATH_MAX], prev[PATH_MAX];
+        int r;
+        if ((r = build_path(path, sizeof(path), dir, name, "")) < 0 ||
+            (r = build_path(prev, sizeof(prev), dir, name, ".prev")) < 0)
+                return r;
+
+        char *payload = NULL;
+        size_t len = 0;
+        int r_cur = load_one(path, &payload, &len);
+        if (r_cur >= 0) {
+                *ret_payload = payload;
+                if (ret_len)
+                        *ret_len = len;
+                if (ret_source)
+                        *ret_source = STATEFILE_SOURCE_CURRENT;
+                return 0;
+        }
+
+        int r_prev = load_one(prev, &payload, &len);
+        if (r_prev < 0) {
+                if (r_cur == -ENOENT && r_prev == -ENOENT)
+                        return -ENOENT;
+                log_error("state %s: unusable (%s), and last good copy %s unusable (%s)", path,
+                          describe(r_cur), prev, describe(r_prev));
+                return r_cur == -ENOENT ? r_prev : -EBADMSG;
+        }
+
+        if (r_cur == -ENOENT)
+                log_warning("state %s: missing, restoring last good copy %s", path, prev);
+        else
+                log_error("state %s: corrupt (%s), not trusted; restoring last good copy %s",
+                          path, describe(r_cur), prev);
+
+        /* Write the good copy back as current; keep the bad file aside for inspection. */
+        if (r_cur != -ENOENT) {
+                char bad[PATH_MAX];
+                if (build_path(bad, sizeof(bad), dir, name, ".corrupt") >= 0)
+                        (void) rename(path, bad);
+        }
+        _cleanup_free_ char *encoded = NULL;
+        size_t encoded_len;
+        r = statefile_encode(payload, len, &encoded, &encoded_len);
+        if (r >= 0)
+                r = write_file_durable(path, encoded, encoded_len, 0600);
+        if (r < 0)
+                log_warning_errno(r, "state %s: could not write restored copy back", path);
+
+        *ret_payload = payload;
+        if (ret_len)
+                *ret_len = len;
+        if (ret_source)
+                *ret_source = STATEFILE_SOURCE_PREVIOUS;
+        return 0;
+}

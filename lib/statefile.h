@@ -1,0 +1,43 @@
+/*
+ * State files: small records written durably with a checksum and a last-good copy.
+ *
+ * On disk a state file is a header line followed by the payload:
+ *     "orbit-state 1 <payload-length> <sha256-hex>\n" <payload>
+ * Beside it, "<name>.prev" holds the previous verified version. A file whose header,
+ * length or checksum does not match is never trusted: the load falls back to the
+ * previous copy and restores it.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define STATEFILE_MAX_PAYLOAD (4u * 1024u * 1024u)
+
+enum statefile_source {
+        STATEFILE_SOURCE_CURRENT,  /* the file itself verified */
+        STATEFILE_SOURCE_PREVIOUS, /* the file was bad or missing; restored from .prev */
+};
+
+/* Pure: build the on-disk bytes for a payload. Caller frees *ret. */
+int statefile_encode(const void *payload, size_t len, char **ret, size_t *ret_len);
+
+/*
+ * Pure: check on-disk bytes and return a pointer/length into data for the payload.
+ * -EBADMSG for a bad header or checksum, -ENODATA for a truncated file.
+ */
+int statefile_decode(const char *data, size_t len, const char **ret_payload, size_t *ret_len);
+
+/*
+ * Save payload as dir/name durably. The current file, if it verifies, becomes
+ * name.prev first, so a bad new write can always fall back to the last good state.
+ */
+int statefile_save(const char *dir, const char *name, const void *payload, size_t len);
+
+/*
+ * Load dir/name. A corrupt or missing current file is logged, and the .prev copy is
+ * used and written back as current. -ENOENT when neither exists, -EBADMSG when
+ * nothing verifies. The returned payload is NUL-terminated; caller frees it.
+ */
+int statefile_load(const char *dir, const char *name, char **ret_payload, size_t *ret_len,
+                   enum statefile_source *ret_source);

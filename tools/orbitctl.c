@@ -1,0 +1,276 @@
+/* orbitctl: the local command line over the agent's control socket. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fileio.h"
+#include "linebuf.h"
+#include "macro.h"
+
+#define DEFAULT_SOCKET "/run/orbit-agent/control.sock"
+#define MAX_RESPONSE (8 * 1024 * 1024)
+
+static const char *arg_socket = DEFAULT_SOCKET;
+static int arg_timeout_ms = 10000;
+static bool arg_json = false;
+
+static void help(void) {
+        printf("Usage: orbitctl [--socket PATH] [--timeout SEC] COMMAND [--json]\n"
+               "\n"
+               "Commands:\n"
+               "  status     node id, boot epoch, uptime, version, and each subsystem\n"
+               "  ping       check that the agent answers\n"
+               "\n"
+               "Options:\n"
+               "  -s, --socket PATH   control socket (default " DEFAULT_SOCKET ",\n"
+               "                      or $ORBIT_CONTROL_SOCKET)\n"
+               "  -t, --timeout SEC   give up after SEC seconds (default 10)\n"
+               "  -j, --json          print the agent's answer as JSON, for scripts\n"
+               "  -h, --help          this help\n");
+}
+
+static int64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Send one request and wait for its response line. Returns the parsed response. */
+static int call(const char *method, json_t *params, json_t **ret) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(arg_socket) >= sizeof(sa.sun_path)) {
+                fprintf(stderr, "orbitctl: socket path %s is too long\n", arg_socket);
+                return -ENAMETOOLONG;
+        }
+        strcpy(sa.sun_path, arg_socket);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                int r = negative_errno();
+                fprintf(stderr, "orbitctl: cannot connect to the agent at %s: %s%s\n", arg_socket,
+                        strerror(-r),
+                        r == -ENOENT || r == -ECONNREFUSED ? " (is orbit-agent running?)" : "");
+                return r;
+        }
+
+        json_t *req = json_pack("{s:i,s:s}", "id", 1, "method", method);
+        if (!req || (params && json_object_set(req, "params", params) < 0)) {
+                json_decref(req);
+                return -ENOMEM;
+        }
+        _cleanup_free_ char *text = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        if (!text)
+                return -ENOMEM;
+        size_t n = strlen(text);
+        text[n] = '\n'; /* replaces the NUL: send exactly n + 1 bytes */
+        int r = write_all(fd, text, n + 1);
+        text[n] = '\0';
+        if (r < 0) {
+                fprintf(stderr, "orbitctl: sending to %s failed: %s\n", arg_socket, strerror(-r));
+                return r;
+        }
+
+        struct linebuf lb;
+        linebuf_init(&lb, MAX_RESPONSE);
+        int64_t deadline = now_ms() + arg_timeout_ms;
+        char *line = NULL;
+        for (;;) {
+                r = linebuf_take_line(&lb, &line, NULL);
+                if (r != 0)
+                        break;
+                int64_t left = deadline - now_ms();
+                if (left <= 0) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                int p = poll(&pfd, 1, (int) left);
+                if (p < 0 && errno == EINTR)
+                        continue;
+                if (p <= 0) {
+                        r = p < 0 ? negative_errno() : -ETIMEDOUT;
+                        break;
+                }
+                char buf[8192];
+                ssize_t got = read(fd, buf, sizeof(buf));
+                if (got < 0 && errno == EINTR)
+                        continue;
+                if (got <= 0) {
+                        r = got < 0 ? negative_errno() : -ECONNRESET;
+                        break;
+                }
+                r = linebuf_feed(&lb, buf, (size_t) got);
+                if (r < 0)
+                        break;
+        }
+        linebuf_free(&lb);
+        if (r < 0) {
+                fprintf(stderr, "orbitctl: no answer from the agent at %s: %s\n", arg_socket,
+                        r == -ETIMEDOUT ? "timed out" : strerror(-r));
+                return r;
+        }
+
+        json_error_t err;
+        json_t *resp = json_loads(line, 0, &err);
+        free(line);
+        if (!resp || !json_is_object(resp)) {
+                fprintf(stderr, "orbitctl: the agent sent an answer that is not JSON: %s\n",
+                        resp ? "not an object" : err.text);
+                json_decref(resp);
+                return -EBADMSG;
+        }
+        *ret = resp;
+        return 0;
+}
+
+/* Unwrap {"ok":..., "result"/"error"}: returns the result (borrowed) or prints the error. */
+static json_t *response_result(json_t *resp) {
+        if (json_is_true(json_object_get(resp, "ok")))
+                return json_object_get(resp, "result");
+        json_t *e = json_object_get(resp, "error");
+        fprintf(stderr, "orbitctl: the agent refused: %s (%s)\n",
+                json_string_value(json_object_get(e, "message")) ?: "no message",
+                json_string_value(json_object_get(e, "code")) ?: "no code");
+        return NULL;
+}
+
+static void format_duration(double sec, char *buf, size_t size) {
+        unsigned long long s = (unsigned long long) sec;
+        if (s < 60)
+                snprintf(buf, size, "%.1fs", sec);
+        else if (s < 3600)
+                snprintf(buf, size, "%llum %llus", s / 60, s % 60);
+        else if (s < 86400)
+                snprintf(buf, size, "%lluh %llum", s / 3600, (s % 3600) / 60);
+        else
+                snprintf(buf, size, "%llud %lluh %llum", s / 86400, (s % 86400) / 3600,
+                         (s % 3600) / 60);
+}
+
+static const char *str(json_t *obj, const char *key) {
+        const char *s = json_string_value(json_object_get(obj, key));
+        return s ? s : "?";
+}
+
+static void print_status(json_t *r) {
+        char uptime[64];
+        format_duration(json_number_value(json_object_get(r, "uptime_sec")), uptime, sizeof(uptime));
+        json_t *node_cfg = json_object_get(r, "node_id_from_config");
+        printf("Node id:        %s (%s)\n", str(r, "node_id"),
+               json_is_true(node_cfg) ? "from config" : "generated, kept in state dir");
+        printf("Boot epoch:     %lld%s%s\n",
+               (long long) json_integer_value(json_object_get(r, "boot_epoch")),
+               json_is_true(json_object_get(r, "boot_epoch_recovered")) ? " (restored from last good copy)" : "",
+               json_is_true(json_object_get(r, "boot_epoch_reset")) ? " (RESET: epoch state was lost)" : "");
+        printf("Boot id:        %s\n", str(r, "boot_id"));
+        printf("Uptime:         %s\n", uptime);
+        printf("Agent version:  %s\n", str(r, "agent_version"));
+        printf("Config:         %s\n", str(r, "config_file"));
+        printf("State dir:      %s\n", str(r, "state_dir"));
+        json_t *reload = json_object_get(r, "config_reload");
+        const char *last_error = json_string_value(json_object_get(reload, "last_error"));
+        printf("Reloads:        %lld (%lld refused)%s\n",
+               (long long) json_integer_value(json_object_get(reload, "count")),
+               (long long) json_integer_value(json_object_get(reload, "failures")),
+               last_error ? "; last one refused, old config kept" : "");
+        printf("\nSubsystems:\n");
+        const char *key;
+        json_t *sub;
+        json_object_foreach(json_object_get(r, "subsystems"), key, sub) {
+                printf("  %-8s %-10s %s\n", key, str(sub, "state"), str(sub, "summary"));
+        }
+}
+
+static int run(const char *command) {
+        json_t *resp = NULL;
+        const char *method;
+        if (streq(command, "status"))
+                method = "status";
+        else if (streq(command, "ping"))
+                method = "ping";
+        else {
+                fprintf(stderr, "orbitctl: unknown command '%s'. Try 'orbitctl --help'.\n", command);
+                return 2;
+        }
+        int r = call(method, NULL, &resp);
+        if (r < 0)
+                return 1;
+        json_t *result = response_result(resp);
+        int ret = 1;
+        if (result) {
+                ret = 0;
+                if (arg_json) {
+                        char *s = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);
+                        if (s)
+                                printf("%s\n", s);
+                        free(s);
+                } else if (streq(method, "status"))
+                        print_status(result);
+                else
+                        printf("pong\n");
+        }
+        json_decref(resp);
+        return ret;
+}
+
+int main(int argc, char *argv[]) {
+        static const struct option options[] = {
+                {"socket", required_argument, NULL, 's'},
+                {"timeout", required_argument, NULL, 't'},
+                {"json", no_argument, NULL, 'j'},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        const char *env = getenv("ORBIT_CONTROL_SOCKET");
+        if (env && *env)
+                arg_socket = env;
+        int c;
+        while ((c = getopt_long(argc, argv, "s:t:jh", options, NULL)) >= 0) {
+                switch (c) {
+                case 's':
+                        arg_socket = optarg;
+                        break;
+                case 't': {
+                        char *end;
+                        long v = strtol(optarg, &end, 10);
+                        if (*end || v <= 0 || v > 3600) {
+                                fprintf(stderr, "orbitctl: --timeout takes 1 to 3600 seconds\n");
+                                return 2;
+                        }
+                        arg_timeout_ms = (int) v * 1000;
+                        break;
+                }
+                case 'j':
+                        arg_json = true;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        fprintf(stderr, "Try 'orbitctl --help'.\n");
+                        return 2;
+                }
+        }
+        if (optind >= argc) {
+                help();
+                return 2;
+        }
+        if (optind + 1 < argc) {
+                fprintf(stderr, "orbitctl: unexpected argument '%s'\n", argv[optind + 1]);
+                return 2;
+        }
+        return run(argv[optind]);
+}
