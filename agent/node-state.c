@@ -109,9 +109,12 @@ static int load_or_create_identity(const struct agent_config *config, struct nod
         r = node_identity_format(st->node_id, &out);
         if (r < 0)
                 return r;
-        r = statefile_save(config->state_dir, IDENTITY_FILE, out, strlen(out));
-        if (r < 0)
-                return r;
+        /* Saved twice so that .prev holds it too: one flipped bit must not change who we are. */
+        for (int copy = 0; copy < 2; copy++) {
+                r = statefile_save(config->state_dir, IDENTITY_FILE, out, strlen(out));
+                if (r < 0)
+                        return r;
+        }
         log_notice("generated node id %s (kept in %s/%s)", st->node_id, config->state_dir,
                    IDENTITY_FILE);
         return 0;

@@ -1,0 +1,236 @@
+/* Unit tests for agent.json: defaults, every kind of error with file:line:column and key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "agent-config.h"
+#include "test-util.h"
+
+/* Parse text; on failure return the formatted problems joined by '\n' in buf. */
+static int parse(const char *text, struct agent_config *c, char *buf, size_t size) {
+        struct json_problems ps = {0};
+        int r = config_parse("/etc/orbit-agent/agent.json", text, strlen(text), c, &ps);
+        struct json_ctx ctx = {.source = "/etc/orbit-agent/agent.json"};
+        size_t n = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < ps.count && n < size; i++) {
+                char line[1024];
+                json_problem_format(&ctx, &ps.items[i], line, sizeof(line));
+                n += (size_t) snprintf(buf + n, size - n, "%s%s", i ? "\n" : "", line);
+        }
+        return r;
+}
+
+static void test_minimal_config_gets_defaults(void **state) {
+        struct agent_config c;
+        char err[4096];
+        assert_int_equal(parse("{\"config_version\": 1}", &c, err, sizeof(err)), 0);
+        assert_null(c.node_id);
+        assert_string_equal(c.state_dir, "/var/lib/orbit-agent");
+        assert_string_equal(c.runtime_dir, "/run/orbit-agent");
+        assert_string_equal(c.config_dir, "/etc/orbit-agent");
+        assert_int_equal(c.log_level, LOG_INFO);
+        assert_int_equal(c.log_target, LOG_TARGET_AUTO);
+        assert_int_equal(c.control.max_request_bytes, 65536);
+        assert_int_equal(c.control.max_clients, 16);
+        assert_int_equal(c.control.idle_timeout_sec, 30);
+        assert_string_equal(c.paths.sysfs_root, "/sys");
+        assert_string_equal(c.paths.procfs_root, "/proc");
+        assert_string_equal(c.paths.cgroup_root, "/sys/fs/cgroup");
+        assert_string_equal(c.paths.kernel_cmdline, "/proc/cmdline");
+        config_free(&c);
+}
+
+static void test_full_config(void **state) {
+        const char *text = "{\n"
+                           "  \"config_version\": 1,\n"
+                           "  \"node_id\": \"sat-007.b\",\n"
+                           "  \"state_dir\": \"/tmp/s\",\n"
+                           "  \"runtime_dir\": \"/tmp/r\",\n"
+                           "  \"config_dir\": \"/tmp/c\",\n"
+                           "  \"log_level\": \"debug\",\n"
+                           "  \"log_target\": \"stderr\",\n"
+                           "  \"control\": {\"max_request_bytes\": 1024, \"max_clients\": 2, \"idle_timeout_sec\": 5},\n"
+                           "  \"paths\": {\"sysfs_root\": \"/sim/sys\", \"procfs_root\": \"/sim/proc\",\n"
+                           "            \"cgroup_root\": \"/sim/cg\", \"kernel_cmdline\": \"/sim/cmdline\"}\n"
+                           "}\n";
+        struct agent_config c;
+        char err[4096];
+        assert_int_equal(parse(text, &c, err, sizeof(err)), 0);
+        assert_string_equal(c.node_id, "sat-007.b");
+        assert_string_equal(c.state_dir, "/tmp/s");
+        assert_string_equal(c.config_dir, "/tmp/c");
+        assert_int_equal(c.log_level, LOG_DEBUG);
+        assert_int_equal(c.log_target, LOG_TARGET_STDERR);
+        assert_int_equal(c.control.max_request_bytes, 1024);
+        assert_int_equal(c.control.max_clients, 2);
+        assert_int_equal(c.control.idle_timeout_sec, 5);
+        assert_string_equal(c.paths.kernel_cmdline, "/sim/cmdline");
+        config_free(&c);
+}
+
+static void expect_error(const char *text, const char *expected) {
+        struct agent_config c = {0};
+        char err[4096];
+        assert_int_equal(parse(text, &c, err, sizeof(err)), -EINVAL);
+        assert_string_equal(err, expected);
+        assert_null(c.state_dir); /* nothing half-filled leaks out */
+}
+
+static void test_unknown_key(void **state) {
+        expect_error("{\"config_version\": 1,\n  \"stat_dir\": \"/x\"}",
+                     "/etc/orbit-agent/agent.json:2:3: stat_dir: unknown key (did you mean \"state_dir\"?)");
+        expect_error("{\"config_version\": 1, \"control\": {\n \"max_client\": 3,\n \"whatever\": 1}}",
+                     "/etc/orbit-agent/agent.json:2:2: control.max_client: unknown key (did you mean \"max_clients\"?)\n"
+                     "/etc/orbit-agent/agent.json:3:2: control.whatever: unknown key");
+}
+
+static void test_wrong_type(void **state) {
+        expect_error("{\"config_version\": 1, \"state_dir\": 5}",
+                     "/etc/orbit-agent/agent.json:1:36: state_dir: expected a path string, got an integer");
+        expect_error("{\"config_version\": 1,\n\"control\": {\"max_clients\": \"3\"}}",
+                     "/etc/orbit-agent/agent.json:2:28: control.max_clients: expected an integer, got a string");
+        expect_error("{\"config_version\": 1, \"paths\": []}",
+                     "/etc/orbit-agent/agent.json:1:32: paths: expected an object, got an array");
+        expect_error("{\"config_version\": \"1\"}",
+                     "/etc/orbit-agent/agent.json:1:20: config_version: expected an integer, got a string");
+}
+
+static void test_missing_required(void **state) {
+        expect_error("{\n  \"state_dir\": \"/x\"\n}",
+                     "/etc/orbit-agent/agent.json:1:1: missing required key \"config_version\"");
+}
+
+static void test_bad_json(void **state) {
+        struct agent_config c;
+        char err[4096];
+        assert_int_equal(parse("{\"config_version\": 1,\n  \"state_dir\": \"/x\",\n}", &c, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "/etc/orbit-agent/agent.json:3:1: invalid JSON: "));
+        assert_int_equal(parse("{\"config_version\": 1, \"config_version\": 1}", &c, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "duplicate"));
+        assert_int_equal(parse("", &c, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "/etc/orbit-agent/agent.json:1:1: invalid JSON"));
+        assert_int_equal(parse("\"just a string\"", &c, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "/etc/orbit-agent/agent.json:1:1"));
+        assert_non_null(strstr(err, "invalid JSON: '[' or '{' expected"));
+}
+
+static void test_bad_values(void **state) {
+        expect_error("{\"config_version\": 2}",
+                     "/etc/orbit-agent/agent.json:1:20: config_version: config_version 2 is not supported by this agent (it reads version 1)");
+        expect_error("{\"config_version\": 1, \"state_dir\": \"var/lib\"}",
+                     "/etc/orbit-agent/agent.json:1:36: state_dir: \"var/lib\" is not an absolute path");
+        expect_error("{\"config_version\": 1, \"log_level\": \"loud\"}",
+                     "/etc/orbit-agent/agent.json:1:36: log_level: unknown log level \"loud\" (use debug, info, notice, warning or error)");
+        expect_error("{\"config_version\": 1, \"log_target\": \"syslog\"}",
+                     "/etc/orbit-agent/agent.json:1:37: log_target: unknown log target \"syslog\" (use auto, journal or stderr)");
+        expect_error("{\"config_version\": 1, \"control\": {\"max_clients\": 0}}",
+                     "/etc/orbit-agent/agent.json:1:50: control.max_clients: 0 is out of range [1, 256]");
+        expect_error("{\"config_version\": 1, \"node_id\": \"-bad id\"}",
+                     "/etc/orbit-agent/agent.json:1:34: node_id: \"-bad id\" is not a valid node id (1-64 characters of A-Z a-z 0-9 . _ -, not starting with . or -)");
+}
+
+static void test_null_node_id_means_generated(void **state) {
+        struct agent_config c;
+        char err[4096];
+        assert_int_equal(parse("{\"config_version\": 1, \"node_id\": null}", &c, err, sizeof(err)), 0);
+        assert_null(c.node_id);
+        config_free(&c);
+}
+
+static void test_many_errors_reported_together(void **state) {
+        expect_error("{\n"
+                     "  \"config_version\": 1,\n"
+                     "  \"state_dir\": 1,\n"
+                     "  \"runtime_dri\": \"/r\",\n"
+                     "  \"log_level\": true\n"
+                     "}",
+                     "/etc/orbit-agent/agent.json:3:16: state_dir: expected a path string, got an integer\n"
+                     "/etc/orbit-agent/agent.json:4:3: runtime_dri: unknown key (did you mean \"runtime_dir\"?)\n"
+                     "/etc/orbit-agent/agent.json:5:16: log_level: expected a string, got a boolean");
+}
+
+static void test_load_file_errors(void **state) {
+        struct agent_config c;
+        char *msg = NULL;
+        assert_int_equal(config_load_file("/nonexistent/agent.json", &c, &msg), -ENOENT);
+        assert_string_equal(msg, "/nonexistent/agent.json: cannot read config: No such file or directory");
+        free(msg);
+
+        char *dir = test_mkdtemp();
+        char path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "agent.json");
+        const char *text = "{\"config_version\": 1,\n \"bogus\": 1}\n";
+        assert_int_equal(test_write(path, text, strlen(text)), 0);
+        msg = NULL;
+        assert_int_equal(config_load_file(path, &c, &msg), -EINVAL);
+        char expected[PATH_MAX + 64];
+        snprintf(expected, sizeof(expected), "%s:2:2: bogus: unknown key", path);
+        assert_string_equal(msg, expected);
+        free(msg);
+
+        /* The config dir defaults to the directory of the file. */
+        text = "{\"config_version\": 1}";
+        assert_int_equal(test_write(path, text, strlen(text)), 0);
+        assert_int_equal(config_load_file(path, &c, NULL), 0);
+        assert_string_equal(c.config_dir, dir);
+        assert_string_equal(c.source, path);
+        config_free(&c);
+        test_rmdir(dir);
+}
+
+static void test_node_id_validation(void **state) {
+        assert_true(node_id_is_valid("sat-001"));
+        assert_true(node_id_is_valid("a"));
+        assert_true(node_id_is_valid("A.b_c-9"));
+        assert_false(node_id_is_valid(""));
+        assert_false(node_id_is_valid(NULL));
+        assert_false(node_id_is_valid(".hidden"));
+        assert_false(node_id_is_valid("-x"));
+        assert_false(node_id_is_valid("a/b"));
+        assert_false(node_id_is_valid("a b"));
+        char longid[NODE_ID_MAX + 2];
+        memset(longid, 'x', sizeof(longid) - 1);
+        longid[NODE_ID_MAX + 1] = '\0';
+        assert_false(node_id_is_valid(longid));
+        longid[NODE_ID_MAX] = '\0';
+        assert_true(node_id_is_valid(longid));
+}
+
+static void test_restart_keys_changed(void **state) {
+        struct agent_config a, b;
+        char err[4096], changed[256];
+        assert_int_equal(parse("{\"config_version\": 1, \"log_level\": \"info\"}", &a, err, sizeof(err)), 0);
+        assert_int_equal(parse("{\"config_version\": 1, \"log_level\": \"debug\"}", &b, err, sizeof(err)), 0);
+        assert_int_equal(config_restart_keys_changed(&a, &b, changed, sizeof(changed)), 0);
+        assert_string_equal(changed, "");
+        config_free(&b);
+        assert_int_equal(parse("{\"config_version\": 1, \"state_dir\": \"/new\", \"node_id\": \"n\"}", &b, err, sizeof(err)), 0);
+        assert_int_equal(config_restart_keys_changed(&a, &b, changed, sizeof(changed)), 2);
+        assert_string_equal(changed, "node_id, state_dir");
+        config_free(&a);
+        config_free(&b);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_minimal_config_gets_defaults),
+                cmocka_unit_test(test_full_config),
+                cmocka_unit_test(test_unknown_key),
+                cmocka_unit_test(test_wrong_type),
+                cmocka_unit_test(test_missing_required),
+                cmocka_unit_test(test_bad_json),
+                cmocka_unit_test(test_bad_values),
+                cmocka_unit_test(test_null_node_id_means_generated),
+                cmocka_unit_test(test_many_errors_reported_together),
+                cmocka_unit_test(test_load_file_errors),
+                cmocka_unit_test(test_node_id_validation),
+                cmocka_unit_test(test_restart_keys_changed),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

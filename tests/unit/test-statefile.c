@@ -1,0 +1,284 @@
+/* Unit tests for state files: encoding, checksum checks, durable save, recovery. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "statefile.h"
+#include "test-util.h"
+
+static void test_encode_decode_roundtrip(void **state) {
+        const char payload[] = "{\"boot_epoch\":42}";
+        char *enc;
+        size_t enc_len;
+        assert_int_equal(statefile_encode(payload, strlen(payload), &enc, &enc_len), 0);
+        assert_true(strncmp(enc, "orbit-state 1 17 ", 17) == 0);
+
+        const char *out;
+        size_t out_len;
+        assert_int_equal(statefile_decode(enc, enc_len, &out, &out_len), 0);
+        assert_int_equal(out_len, strlen(payload));
+        assert_memory_equal(out, payload, out_len);
+        free(enc);
+}
+
+static void test_decode_empty_payload(void **state) {
+        char *enc;
+        size_t enc_len;
+        assert_int_equal(statefile_encode("", 0, &enc, &enc_len), 0);
+        const char *out;
+        size_t out_len = 99;
+        assert_int_equal(statefile_decode(enc, enc_len, &out, &out_len), 0);
+        assert_int_equal(out_len, 0);
+        free(enc);
+}
+
+static void test_decode_rejects_every_single_bit_flip(void **state) {
+        const char payload[] = "{\"node_id\":\"sat-001\",\"format\":1}";
+        char *enc;
+        size_t enc_len;
+        assert_int_equal(statefile_encode(payload, strlen(payload), &enc, &enc_len), 0);
+        /* Radiation flips one bit anywhere: header, length, checksum or payload. */
+        for (size_t i = 0; i < enc_len; i++)
+                for (int bit = 0; bit < 8; bit++) {
+                        enc[i] ^= (char) (1 << bit);
+                        const char *out;
+                        size_t out_len;
+                        int r = statefile_decode(enc, enc_len, &out, &out_len);
+                        if (r == 0) {
+                                /* Only a hex digit flipping case (a<->A) may still decode,
+                                 * and then to the very same payload. */
+                                assert_int_equal(out_len, strlen(payload));
+                                assert_memory_equal(out, payload, out_len);
+                        } else
+                                assert_true(r == -EBADMSG || r == -ENODATA);
+                        enc[i] ^= (char) (1 << bit);
+                }
+        free(enc);
+}
+
+static void test_decode_truncated_at_every_length(void **state) {
+        const char payload[] = "some state worth keeping";
+        char *enc;
+        size_t enc_len;
+        assert_int_equal(statefile_encode(payload, strlen(payload), &enc, &enc_len), 0);
+        for (size_t n = 0; n < enc_len; n++) {
+                const char *out;
+                size_t out_len;
+                int r = statefile_decode(enc, n, &out, &out_len);
+                assert_true(r == -EBADMSG || r == -ENODATA);
+        }
+        free(enc);
+}
+
+static void test_decode_rejects_trailing_garbage_and_bad_headers(void **state) {
+        const char *out;
+        size_t out_len;
+        char *enc;
+        size_t enc_len;
+        assert_int_equal(statefile_encode("abc", 3, &enc, &enc_len), 0);
+        char *longer = malloc(enc_len + 2);
+        memcpy(longer, enc, enc_len);
+        memcpy(longer + enc_len, "xy", 2);
+        assert_int_equal(statefile_decode(longer, enc_len + 2, &out, &out_len), -EBADMSG);
+        free(longer);
+        free(enc);
+
+        const char *bad[] = {
+                "garbage",
+                "orbit-state 2 3 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\nabc",
+                "orbit-state 1 3ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\nabc",
+                "orbit-state 1 3 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f2\nabc",
+                "orbit-state 1 99999999999 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\nabc",
+                "orbit-state 1 3 zz7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\nabc",
+                "orbit-state 1  ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\nabc",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(statefile_decode(bad[i], strlen(bad[i]), &out, &out_len), -EBADMSG);
+
+        /* The correct checksum of "abc" decodes. */
+        const char *good = "orbit-state 1 3 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\nabc";
+        assert_int_equal(statefile_decode(good, strlen(good), &out, &out_len), 0);
+        assert_int_equal(out_len, 3);
+}
+
+static void test_save_load_roundtrip(void **state) {
+        char *dir = test_mkdtemp();
+        assert_non_null(dir);
+        assert_int_equal(statefile_save(dir, "thing", "hello", 5), 0);
+
+        char path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "thing");
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        test_path(path, sizeof(path), dir, "thing.tmp");
+        assert_false(test_exists(path));
+        test_path(path, sizeof(path), dir, "thing.prev");
+        assert_false(test_exists(path)); /* nothing older to keep yet */
+
+        char *payload;
+        size_t len;
+        enum statefile_source src;
+        assert_int_equal(statefile_load(dir, "thing", &payload, &len, &src), 0);
+        assert_int_equal(src, STATEFILE_SOURCE_CURRENT);
+        assert_int_equal(len, 5);
+        assert_string_equal(payload, "hello");
+        free(payload);
+        test_rmdir(dir);
+}
+
+static void test_save_keeps_previous_good_copy(void **state) {
+        char *dir = test_mkdtemp();
+        assert_int_equal(statefile_save(dir, "s", "one", 3), 0);
+        assert_int_equal(statefile_save(dir, "s", "two", 3), 0);
+        assert_int_equal(statefile_save(dir, "s", "three", 5), 0);
+
+        char path[PATH_MAX], buf[256];
+        test_path(path, sizeof(path), dir, "s.prev");
+        assert_true(test_read(path, buf, sizeof(buf)) > 0);
+        const char *out;
+        size_t out_len;
+        assert_int_equal(statefile_decode(buf, strlen(buf), &out, &out_len), 0);
+        assert_int_equal(out_len, 3);
+        assert_memory_equal(out, "two", 3);
+        test_rmdir(dir);
+}
+
+static void corrupt_byte(const char *path, long offset_from_end) {
+        char buf[4096];
+        long n = test_read(path, buf, sizeof(buf));
+        assert_true(n > offset_from_end);
+        buf[n - 1 - offset_from_end] ^= 0x10;
+        assert_int_equal(test_write(path, buf, (size_t) n), 0);
+}
+
+static void test_load_recovers_from_corrupt_current(void **state) {
+        char *dir = test_mkdtemp();
+        assert_int_equal(statefile_save(dir, "s", "good-old", 8), 0);
+        assert_int_equal(statefile_save(dir, "s", "good-new", 8), 0);
+        char path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "s");
+        corrupt_byte(path, 2);
+
+        char *payload;
+        size_t len;
+        enum statefile_source src;
+        assert_int_equal(statefile_load(dir, "s", &payload, &len, &src), 0);
+        assert_int_equal(src, STATEFILE_SOURCE_PREVIOUS);
+        assert_string_equal(payload, "good-old");
+        free(payload);
+
+        /* The bad file is kept aside and the good copy written back as current. */
+        test_path(path, sizeof(path), dir, "s.corrupt");
+        assert_true(test_exists(path));
+        assert_int_equal(statefile_load(dir, "s", &payload, &len, &src), 0);
+        assert_int_equal(src, STATEFILE_SOURCE_CURRENT);
+        assert_string_equal(payload, "good-old");
+        free(payload);
+        test_rmdir(dir);
+}
+
+static void test_load_recovers_from_truncated_current(void **state) {
+        char *dir = test_mkdtemp();
+        assert_int_equal(statefile_save(dir, "s", "first", 5), 0);
+        assert_int_equal(statefile_save(dir, "s", "second-version", 14), 0);
+        char path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "s");
+        assert_int_equal(truncate(path, 20), 0);
+
+        char *payload;
+        enum statefile_source src;
+        assert_int_equal(statefile_load(dir, "s", &payload, NULL, &src), 0);
+        assert_int_equal(src, STATEFILE_SOURCE_PREVIOUS);
+        assert_string_equal(payload, "first");
+        free(payload);
+        test_rmdir(dir);
+}
+
+static void test_load_missing_current_uses_previous(void **state) {
+        char *dir = test_mkdtemp();
+        assert_int_equal(statefile_save(dir, "s", "a", 1), 0);
+        assert_int_equal(statefile_save(dir, "s", "b", 1), 0);
+        char path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "s");
+        assert_int_equal(unlink(path), 0);
+        char *payload;
+        enum statefile_source src;
+        assert_int_equal(statefile_load(dir, "s", &payload, NULL, &src), 0);
+        assert_int_equal(src, STATEFILE_SOURCE_PREVIOUS);
+        assert_string_equal(payload, "a");
+        free(payload);
+        assert_true(test_exists(path));
+        test_rmdir(dir);
+}
+
+static void test_load_both_bad_is_an_error(void **state) {
+        char *dir = test_mkdtemp();
+        char *payload = NULL;
+        assert_int_equal(statefile_load(dir, "s", &payload, NULL, NULL), -ENOENT);
+
+        assert_int_equal(statefile_save(dir, "s", "a", 1), 0);
+        assert_int_equal(statefile_save(dir, "s", "b", 1), 0);
+        char path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "s");
+        corrupt_byte(path, 0);
+        test_path(path, sizeof(path), dir, "s.prev");
+        corrupt_byte(path, 0);
+        assert_int_equal(statefile_load(dir, "s", &payload, NULL, NULL), -EBADMSG);
+        assert_null(payload);
+        test_rmdir(dir);
+}
+
+static void test_save_over_corrupt_current_keeps_good_previous(void **state) {
+        char *dir = test_mkdtemp();
+        assert_int_equal(statefile_save(dir, "s", "good", 4), 0);
+        assert_int_equal(statefile_save(dir, "s", "newer", 5), 0);
+        char path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "s");
+        corrupt_byte(path, 1);
+        /* A save now must not rotate the corrupt file into .prev. */
+        assert_int_equal(statefile_save(dir, "s", "latest", 6), 0);
+        test_path(path, sizeof(path), dir, "s");
+        corrupt_byte(path, 1);
+        char *payload;
+        assert_int_equal(statefile_load(dir, "s", &payload, NULL, NULL), 0);
+        assert_string_equal(payload, "good");
+        free(payload);
+        test_rmdir(dir);
+}
+
+static void test_oversized_payload_refused(void **state) {
+        char *enc;
+        size_t enc_len;
+        assert_int_equal(statefile_encode("x", STATEFILE_MAX_PAYLOAD + 1, &enc, &enc_len), -EFBIG);
+}
+
+static void test_save_into_missing_dir_fails_cleanly(void **state) {
+        assert_true(statefile_save("/nonexistent/orbit-test-dir", "s", "a", 1) < 0);
+}
+
+int main(void) {
+        log_set_max_level(LOG_CRIT); /* the recovery paths log errors on purpose */
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_encode_decode_roundtrip),
+                cmocka_unit_test(test_decode_empty_payload),
+                cmocka_unit_test(test_decode_rejects_every_single_bit_flip),
+                cmocka_unit_test(test_decode_truncated_at_every_length),
+                cmocka_unit_test(test_decode_rejects_trailing_garbage_and_bad_headers),
+                cmocka_unit_test(test_save_load_roundtrip),
+                cmocka_unit_test(test_save_keeps_previous_good_copy),
+                cmocka_unit_test(test_load_recovers_from_corrupt_current),
+                cmocka_unit_test(test_load_recovers_from_truncated_current),
+                cmocka_unit_test(test_load_missing_current_uses_previous),
+                cmocka_unit_test(test_load_both_bad_is_an_error),
+                cmocka_unit_test(test_save_over_corrupt_current_keeps_good_previous),
+                cmocka_unit_test(test_oversized_payload_refused),
+                cmocka_unit_test(test_save_into_missing_dir_fails_cleanly),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
