@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install the Debian packages a task needs, only those missing. Usage: deps.sh build|test|run...
+set -euo pipefail
+
+build_pkgs=(build-essential autoconf automake libtool pkg-config
+            libsystemd-dev libcurl4-openssl-dev libjansson-dev libarchive-dev
+            libmbedtls-dev libcmocka-dev)
+test_pkgs=(jq python3 procps)
+run_pkgs=(procps)
+
+want=()
+for what in "$@"; do
+        case "$what" in
+        build) want+=("${build_pkgs[@]}") ;;
+        test) want+=("${test_pkgs[@]}") ;;
+        run) want+=("${run_pkgs[@]}") ;;
+        *) echo "deps.sh: unknown set '$what' (build, test, run)" >&2; exit 2 ;;
+        esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+                missing+=("$p")
+        fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps.sh: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || { echo "deps.sh: need root or sudo to install ${missing[*]}" >&2; exit 1; }
+        sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
