@@ -110,8 +110,12 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                 a->config_reload_failures++;
                 snprintf(a->last_reload_error, sizeof(a->last_reload_error), "%s",
                          message ? message : strerror(-r));
-                log_error("configuration reload failed, keeping the old configuration:\n%s",
-                          a->last_reload_error);
+                /* One log line per problem, each complete on its own in the journal. */
+                char *save = NULL, *copy = strdup(a->last_reload_error);
+                for (char *l = copy ? strtok_r(copy, "\n", &save) : NULL; l;
+                     l = strtok_r(NULL, "\n", &save))
+                        log_error("configuration reload refused, keeping the old configuration: %s", l);
+                free(copy);
         } else {
                 char changed[512];
                 if (config_restart_keys_changed(&a->config, &next, changed, sizeof(changed)) > 0) {
@@ -217,7 +221,6 @@ static int agent_start(struct agent *a) {
                 return log_error_errno(r, "cannot set up the watchdog");
         if (r > 0) {
                 uint64_t wd = 0;
-                (void) sd_event_get_watchdog(a->event);
                 (void) sd_watchdog_enabled(false, &wd);
                 log_info("watchdog enabled, interval %llu ms", (unsigned long long) wd / 1000);
         }
@@ -293,9 +296,11 @@ int main(int argc, char *argv[]) {
         if (r < 0) {
                 /* Always to stderr as well: the operator running --check-config reads it there. */
                 fprintf(stderr, "%s\n", message ? message : strerror(-r));
-                if (!check_only && log_get_target() == LOG_TARGET_JOURNAL)
-                        log_error("invalid configuration, not starting:\n%s",
-                                  message ? message : strerror(-r));
+                if (!check_only && log_get_target() == LOG_TARGET_JOURNAL && message) {
+                        char *save = NULL;
+                        for (char *l = strtok_r(message, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                                log_error("invalid configuration, not starting: %s", l);
+                }
                 return EX_CONFIG;
         }
         if (check_only) {

@@ -12,15 +12,18 @@ scripts/deps.sh build test
 
 passed=0
 failed=0
-count_results() { # add up automake's per-run summary
-        local log=$1
-        local p f e x
-        p=$(sed -n 's/^# PASS: *//p' "$log" | tail -1)
-        f=$(sed -n 's/^# FAIL: *//p' "$log" | tail -1)
-        e=$(sed -n 's/^# ERROR: *//p' "$log" | tail -1)
-        x=$(sed -n 's/^# XPASS: *//p' "$log" | tail -1)
-        passed=$((passed + ${p:-0}))
-        failed=$((failed + ${f:-0} + ${e:-0} + ${x:-0}))
+count_results() { # add up the checks each test program reports (cmocka, or "N passed, M failed")
+        local dir=$1 log p f
+        for log in $(find "$dir/tests" -name '*.log'); do
+                p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p; s/^\([0-9]*\) passed, [0-9]* failed$/\1/p' "$log" | tail -1)
+                f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p; s/^[0-9]* passed, \([0-9]*\) failed$/\1/p' "$log" | tail -1)
+                passed=$((passed + ${p:-0}))
+                failed=$((failed + ${f:-0}))
+                # a program that crashed before its summary still counts as a failure
+                if grep -q '^:test-result: \(FAIL\|ERROR\)' "${log%.log}.trs" 2>/dev/null && [ "${f:-0}" = 0 ]; then
+                        failed=$((failed + 1))
+                fi
+        done
 }
 
 run_suite() { # name, build dir, configure flags...
@@ -32,7 +35,7 @@ run_suite() { # name, build dir, configure flags...
         echo "==> $name: make check"
         local rc=0
         (cd "$dir" && make -s -j"$jobs" check 2>&1 | tee "$dir/check.out") || rc=$?
-        count_results "$dir/check.out"
+        count_results "$dir"
         if [ $rc -ne 0 ]; then
                 echo "==> $name: FAILED; logs:"
                 for log in $(find "$dir/tests" -name '*.log'); do

@@ -1,0 +1,170 @@
+# Shared helpers for the integration tests: temp dir, cleanup, checks, bounded waits.
+# shellcheck shell=bash disable=SC2034
+
+# Seconds any single wait may take; raise it for slow (sanitizer) builds.
+: "${ORBIT_TEST_TIMEOUT:=20}"
+
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+STARTED_PIDS=()
+TESTDIR=""
+
+# Print "# ..." diagnostics that the harness keeps in the log.
+note() {
+        printf '# %s\n' "$*"
+}
+
+# Stop the test run right away: setup went wrong and no further check makes sense.
+bail() {
+        printf 'Bail out! %s\n' "$*"
+        printf '%d passed, %d failed\n' "$PASSED" "$((FAILED + 1))"
+        exit 99
+}
+
+skip_all() {
+        printf '1..0 # SKIP %s\n' "$*"
+        exit 77
+}
+
+pass() {
+        PASSED=$((PASSED + 1))
+        printf 'ok - %s\n' "$1"
+}
+
+# fail NAME [REASON...]: record a failed check with a clear message.
+fail() {
+        local name=$1
+        shift
+        FAILED=$((FAILED + 1))
+        FAILED_NAMES+=("$name")
+        if [ $# -gt 0 ]; then
+                printf 'not ok - %s: %s\n' "$name" "$*"
+        else
+                printf 'not ok - %s\n' "$name"
+        fi
+        if [ -n "${FAIL_CONTEXT_LOG:-}" ] && [ -f "$FAIL_CONTEXT_LOG" ]; then
+                note "last lines of $FAIL_CONTEXT_LOG:"
+                tail -n 15 "$FAIL_CONTEXT_LOG" | sed 's/^/#   /'
+        fi
+        return 0
+}
+
+# check NAME COMMAND...: pass when COMMAND succeeds.
+check() {
+        local name=$1
+        shift
+        if "$@"; then
+                pass "$name"
+        else
+                fail "$name" "command failed: $*"
+        fi
+}
+
+# Print the summary line and exit with the right status.
+finish() {
+        if [ "$FAILED" -gt 0 ]; then
+                note "failed checks:"
+                local n
+                for n in "${FAILED_NAMES[@]}"; do
+                        note "  $n"
+                done
+        fi
+        printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
+        [ "$FAILED" -eq 0 ] && exit 0
+        exit 1
+}
+
+# wait_for TIMEOUT COMMAND...: poll COMMAND every 50 ms until it succeeds (0) or the
+# timeout in seconds elapses (1).
+wait_for() {
+        local timeout=$1
+        shift
+        local deadline=$((SECONDS + timeout))
+        while true; do
+                if "$@"; then
+                        return 0
+                fi
+                if [ "$SECONDS" -ge "$deadline" ]; then
+                        # One last try: the deadline may have passed while we slept.
+                        "$@" && return 0
+                        return 1
+                fi
+                sleep 0.05
+        done
+}
+
+# Is PID still running (not gone, not a zombie)?
+pid_alive() {
+        local stat
+        stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+        stat=${stat##*) }
+        [ "${stat%% *}" != Z ]
+}
+
+pid_gone() {
+        ! pid_alive "$1"
+}
+
+# Register a background process so cleanup stops it.
+track_pid() {
+        STARTED_PIDS+=("$1")
+}
+
+# wait_exit PID TIMEOUT: wait for our child PID to exit and set WAIT_RC to its status.
+# Returns 1 (and kills it with SIGKILL) when it did not exit in time.
+WAIT_RC=""
+wait_exit() {
+        local pid=$1 timeout=$2
+        if ! wait_for "$timeout" pid_gone "$pid"; then
+                kill -KILL "$pid" 2>/dev/null
+                wait "$pid" 2>/dev/null
+                WAIT_RC=$?
+                return 1
+        fi
+        wait "$pid" 2>/dev/null
+        WAIT_RC=$?
+        return 0
+}
+
+# Stop one process politely, then firmly; never blocks for long.
+stop_pid() {
+        local pid=$1
+        pid_alive "$pid" || { wait "$pid" 2>/dev/null; return 0; }
+        kill -TERM "$pid" 2>/dev/null
+        if ! wait_for 5 pid_gone "$pid"; then
+                kill -KILL "$pid" 2>/dev/null
+                wait_for 2 pid_gone "$pid"
+        fi
+        wait "$pid" 2>/dev/null
+        return 0
+}
+
+cleanup() {
+        local rc=$?
+        local pid
+        for pid in "${STARTED_PIDS[@]}"; do
+                stop_pid "$pid"
+        done
+        if [ -n "$TESTDIR" ] && [ -d "$TESTDIR" ]; then
+                if [ -n "${KEEP_TESTDIR:-}" ]; then
+                        note "keeping $TESTDIR"
+                else
+                        rm -rf "$TESTDIR"
+                fi
+        fi
+        return $rc
+}
+
+# Create the per-run temp dir and arm the cleanup trap.
+setup_testdir() {
+        TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/orbit-it.XXXXXXXX") || bail "mktemp failed"
+        trap cleanup EXIT
+        trap 'exit 130' INT
+        trap 'exit 143' TERM
+}
+
+# Does a sanitizer report appear in FILE?
+has_sanitizer_report() {
+        grep -qE 'ERROR: AddressSanitizer|LeakSanitizer|runtime error:' "$1"
+}
