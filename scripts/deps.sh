@@ -4,7 +4,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential autoconf automake libtool pkg-config
             libsystemd-dev libcurl4-openssl-dev libjansson-dev libarchive-dev
-            libmbedtls-dev libcmocka-dev)
+            libmbedtls-dev libcmocka-dev libseccomp-dev)
 test_pkgs=(jq python3 procps)
 run_pkgs=(procps)
 
