@@ -170,23 +170,6 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
         return 0;
 }
 
-static char *problems_to_message(const struct json_ctx *ctx, const struct json_problems *ps) {
-        size_t cap = (ps->count + 1) * 1024, n = 0;
-        char *msg = malloc(cap);
-        if (!msg)
-                return NULL;
-        msg[0] = '\0';
-        for (size_t i = 0; i < ps->count; i++) {
-                char line[1024];
-                json_problem_format(ctx, &ps->items[i], line, sizeof(line));
-                n += (size_t) snprintf(msg + n, cap - n, "%s%s", i ? "\n" : "", line);
-        }
-        if (ps->dropped)
-                snprintf(msg + n, cap - n, "\n%s: %zu more problems not shown", ctx->source,
-                         ps->dropped);
-        return msg;
-}
-
 int config_load_file(const char *path, struct agent_config *ret, char **ret_message) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
@@ -203,8 +186,7 @@ int config_load_file(const char *path, struct agent_config *ret, char **ret_mess
                 return -ENOMEM;
         r = config_parse(path, text, len, ret, problems);
         if (r < 0 && ret_message) {
-                struct json_ctx ctx = {.source = path};
-                *ret_message = problems->count > 0 ? problems_to_message(&ctx, problems)
+                *ret_message = problems->count > 0 ? json_problems_to_message(path, problems)
                                                    : strdup("out of memory");
         }
         free(problems);

@@ -322,6 +322,24 @@ void json_problem_format(const struct json_ctx *ctx, const struct json_problem *
                 snprintf(buf, size, "%s: %s", src, p->message);
 }
 
+char *json_problems_to_message(const char *source, const struct json_problems *ps) {
+        struct json_ctx ctx = {.source = source};
+        size_t cap = (ps->count + 2) * 1024, n = 0;
+        char *msg = malloc(cap);
+        if (!msg)
+                return NULL;
+        msg[0] = '\0';
+        for (size_t i = 0; i < ps->count; i++) {
+                char line[1024];
+                json_problem_format(&ctx, &ps->items[i], line, sizeof(line));
+                n += (size_t) snprintf(msg + n, cap - n, "%s%s", i ? "\n" : "", line);
+        }
+        if (ps->dropped)
+                snprintf(msg + n, cap - n, "\n%s: %zu more problems not shown", source ? source : "<input>",
+                         ps->dropped);
+        return msg;
+}
+
 json_t *json_parse_object(struct json_ctx *ctx) {
         json_error_t err;
         json_t *root = json_loadb(ctx->text ? ctx->text : "", ctx->text ? ctx->text_len : 0,
@@ -348,7 +366,7 @@ json_t *json_parse_object(struct json_ctx *ctx) {
 
 /* ---- dispatch --------------------------------------------------------------------- */
 
-static const char *json_type_name(const json_t *v) {
+const char *json_type_name(const json_t *v) {
         switch (json_typeof(v)) {
         case JSON_OBJECT: return "an object";
         case JSON_ARRAY: return "an array";
@@ -386,13 +404,28 @@ size_t json_edit_distance(const char *a, const char *b) {
         return row[lb];
 }
 
-static bool path_push_key(struct json_ctx *ctx, const char *key) {
-        if (ctx->depth >= JSON_MAX_DEPTH)
+static bool path_push(struct json_ctx *ctx, const char *key, size_t index) {
+        if (ctx->depth >= JSON_MAX_DEPTH) {
+                json_ctx_problem(ctx, JSON_AT_VALUE, "nested too deeply");
                 return false;
+        }
         ctx->path[ctx->depth].key = key;
-        ctx->path[ctx->depth].index = 0;
+        ctx->path[ctx->depth].index = index;
         ctx->depth++;
         return true;
+}
+
+bool json_ctx_push_key(struct json_ctx *ctx, const char *key) {
+        return path_push(ctx, key, 0);
+}
+
+bool json_ctx_push_index(struct json_ctx *ctx, size_t index) {
+        return path_push(ctx, NULL, index);
+}
+
+void json_ctx_pop(struct json_ctx *ctx) {
+        if (ctx->depth > 0)
+                ctx->depth--;
 }
 
 int json_dispatch_object(struct json_ctx *ctx, json_t *obj, const struct json_field *fields,
@@ -411,8 +444,8 @@ int json_dispatch_object(struct json_ctx *ctx, json_t *obj, const struct json_fi
                                 f = i;
                                 break;
                         }
-                if (!path_push_key(ctx, key)) {
-                        result = json_ctx_problem(ctx, JSON_AT_VALUE, "nested too deeply");
+                if (!json_ctx_push_key(ctx, key)) {
+                        result = -EINVAL;
                         break;
                 }
                 if (!f) {

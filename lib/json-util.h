@@ -67,9 +67,21 @@ enum json_where {
 int json_ctx_problem(struct json_ctx *ctx, enum json_where where, const char *fmt, ...)
         _printf_(3, 4);
 
+/* Descend into a key or an array element of the current path, for dispatchers of
+ * containers; false when nested too deeply (a problem is recorded). Pop to go back. */
+bool json_ctx_push_key(struct json_ctx *ctx, const char *key);
+bool json_ctx_push_index(struct json_ctx *ctx, size_t index);
+void json_ctx_pop(struct json_ctx *ctx);
+
+/* Name of a JSON value's type for messages: "a string", "an integer"... */
+const char *json_type_name(const json_t *v);
+
 /* Format problem i as "source:line:column: path: message". */
 void json_problem_format(const struct json_ctx *ctx, const struct json_problem *p, char *buf,
                          size_t size);
+
+/* All problems, one "source:line:column: path: message" line each. Caller frees. */
+char *json_problems_to_message(const char *source, const struct json_problems *ps);
 
 /*
  * Parse text into a JSON object. Syntax errors, duplicate keys and a top level that is

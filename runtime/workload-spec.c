@@ -1,0 +1,735 @@
+/* Workload specs: strict parsing of the JSON that describes one sandboxed workload. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+
+#include <linux/capability.h>
+
+#include "fileio.h"
+#include "workload-spec.h"
+
+/* ---- small pure helpers ----------------------------------------------------------- */
+
+bool workload_name_is_valid(const char *name) {
+        size_t n = name ? strlen(name) : 0;
+        if (n == 0 || n > WORKLOAD_NAME_MAX || name[0] == '-' || name[0] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_' || c == '.'))
+                        return false;
+        }
+        return true;
+}
+
+static const char *const priority_names[_WORKLOAD_PRIORITY_MAX] = {
+        [WORKLOAD_PRIORITY_CRITICAL] = "critical",
+        [WORKLOAD_PRIORITY_NORMAL] = "normal",
+        [WORKLOAD_PRIORITY_BEST_EFFORT] = "best-effort",
+};
+
+const char *workload_priority_to_string(enum workload_priority p) {
+        return (unsigned) p < _WORKLOAD_PRIORITY_MAX ? priority_names[p] : "unknown";
+}
+
+static const char *const restart_names[] = {
+        [WORKLOAD_RESTART_NO] = "no",
+        [WORKLOAD_RESTART_ON_FAILURE] = "on-failure",
+        [WORKLOAD_RESTART_ALWAYS] = "always",
+};
+
+const char *workload_restart_to_string(enum workload_restart r) {
+        return (unsigned) r < ELEMENTSOF(restart_names) ? restart_names[r] : "unknown";
+}
+
+int parse_size(const char *s, uint64_t *ret) {
+        if (!s || !*s || *s == '-' || *s == '+')
+                return -EINVAL;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno == ERANGE)
+                return -ERANGE;
+        if (end == s)
+                return -EINVAL;
+        uint64_t mult = 1;
+        if (*end) {
+                switch (*end) {
+                case 'K': case 'k': mult = 1ULL << 10; break;
+                case 'M': case 'm': mult = 1ULL << 20; break;
+                case 'G': case 'g': mult = 1ULL << 30; break;
+                case 'T': case 't': mult = 1ULL << 40; break;
+                default: return -EINVAL;
+                }
+                end++;
+                if (*end == 'i')
+                        end++;
+                if (*end == 'B')
+                        end++;
+                if (*end)
+                        return -EINVAL;
+        }
+        if (v > UINT64_MAX / mult)
+                return -ERANGE;
+        *ret = v * mult;
+        return 0;
+}
+
+static const char *const capability_names[] = {
+        "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid",
+        "setuid", "setpcap", "linux_immutable", "net_bind_service", "net_broadcast",
+        "net_admin", "net_raw", "ipc_lock", "ipc_owner", "sys_module", "sys_rawio",
+        "sys_chroot", "sys_ptrace", "sys_pacct", "sys_admin", "sys_boot", "sys_nice",
+        "sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write",
+        "audit_control", "setfcap", "mac_override", "mac_admin", "syslog", "wake_alarm",
+        "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
+};
+
+int capability_from_name(const char *name) {
+        if (!name)
+                return -EINVAL;
+        if (strncasecmp(name, "CAP_", 4) == 0)
+                name += 4;
+        for (size_t i = 0; i < ELEMENTSOF(capability_names); i++)
+                if (strcasecmp(name, capability_names[i]) == 0)
+                        return (int) i;
+        return -EINVAL;
+}
+
+const char *capability_to_name(int cap) {
+        if (cap < 0 || (size_t) cap >= ELEMENTSOF(capability_names))
+                return NULL;
+        return capability_names[cap];
+}
+
+uint64_t workload_restart_delay_ms(const struct workload_spec *s, unsigned n) {
+        uint64_t d = (uint64_t) s->restart.initial_delay_ms;
+        uint64_t max = (uint64_t) s->restart.max_delay_ms;
+        for (unsigned i = 1; i < n && d < max; i++)
+                d *= 2;
+        return d < max ? d : max;
+}
+
+/* ---- dispatchers ------------------------------------------------------------------ */
+
+static const struct {
+        const char *name;
+        unsigned flag;
+} namespace_names[] = {
+        {"pid", WORKLOAD_NS_PID},   {"mount", WORKLOAD_NS_MOUNT}, {"ipc", WORKLOAD_NS_IPC},
+        {"uts", WORKLOAD_NS_UTS},   {"net", WORKLOAD_NS_NET},     {"user", WORKLOAD_NS_USER},
+        {"cgroup", WORKLOAD_NS_CGROUP},
+};
+
+static const struct {
+        const char *name;
+        int resource;
+} rlimit_names[] = {
+        {"as", RLIMIT_AS},         {"core", RLIMIT_CORE},         {"cpu", RLIMIT_CPU},
+        {"data", RLIMIT_DATA},     {"fsize", RLIMIT_FSIZE},       {"memlock", RLIMIT_MEMLOCK},
+        {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},     {"nofile", RLIMIT_NOFILE},
+        {"nproc", RLIMIT_NPROC},   {"rtprio", RLIMIT_RTPRIO},     {"rttime", RLIMIT_RTTIME},
+        {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK},
+};
+
+static bool path_is_clean_absolute(const char *p) {
+        if (p[0] != '/')
+                return false;
+        /* No "." or ".." components, no empty components except the root. */
+        const char *c = p;
+        while (*c) {
+                while (*c == '/')
+                        c++;
+                const char *e = strchrnul(c, '/');
+                size_t n = (size_t) (e - c);
+                if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+                        return false;
+                c = e;
+        }
+        return strlen(p) < PATH_MAX;
+}
+
+static int dispatch_clean_path(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (!json_is_string(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a path string, got %s",
+                                        json_type_name(v));
+        if (!path_is_clean_absolute(json_string_value(v)))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "\"%s\" is not an absolute path without . or .. parts",
+                                        json_string_value(v));
+        return json_dispatch_string(ctx, v, dest, f);
+}
+
+static int dispatch_name(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int r = json_dispatch_string(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        if (!workload_name_is_valid(*(char **) dest))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "\"%s\" is not a valid workload name (1-%d of A-Z a-z 0-9 . _ -, "
+                                        "not starting with . or -)",
+                                        *(char **) dest, WORKLOAD_NAME_MAX);
+        return 0;
+}
+
+static void strv_free(char **v) {
+        if (!v)
+                return;
+        for (char **i = v; *i; i++)
+                free(*i);
+        free(v);
+}
+
+/* An array of strings into a NULL-terminated vector; check() validates each element. */
+static int dispatch_strv_checked(struct json_ctx *ctx, json_t *v, char ***dest, size_t max,
+                                 bool allow_empty,
+                                 int (*check)(struct json_ctx *ctx, const char *s)) {
+        if (!json_is_array(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array of strings, got %s",
+                                        json_type_name(v));
+        size_t n = json_array_size(v);
+        if (n == 0 && !allow_empty)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "must not be empty");
+        if (n > max)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %zu entries", max);
+        char **strv = calloc(n + 1, sizeof(char *));
+        if (!strv)
+                return -ENOMEM;
+        int result = 0;
+        for (size_t i = 0; i < n; i++) {
+                json_t *e = json_array_get(v, i);
+                if (!json_ctx_push_index(ctx, i)) {
+                        result = -EINVAL;
+                        break;
+                }
+                if (!json_is_string(e))
+                        result = json_ctx_problem(ctx, JSON_AT_VALUE, "expected a string, got %s",
+                                                  json_type_name(e));
+                else if (json_string_length(e) > 4096)
+                        result = json_ctx_problem(ctx, JSON_AT_VALUE, "longer than 4096 bytes");
+                else if (check && check(ctx, json_string_value(e)) < 0)
+                        result = -EINVAL;
+                else if (!(strv[i] = strdup(json_string_value(e))))
+                        result = -ENOMEM;
+                json_ctx_pop(ctx);
+                if (result == -ENOMEM)
+                        break;
+        }
+        if (result < 0) {
+                /* strv may have holes where elements were bad: free what was set. */
+                for (size_t i = 0; i < n; i++)
+                        free(strv[i]);
+                free(strv);
+                return result;
+        }
+        strv_free(*dest);
+        *dest = strv;
+        return 0;
+}
+
+static int check_exec0(struct json_ctx *ctx, const char *s) {
+        /* Only the first element is a path; the index tells which one we see. */
+        if (ctx->path[ctx->depth - 1].index == 0 && s[0] != '/')
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "the program must be an absolute path, not \"%s\"", s);
+        return 0;
+}
+
+static int dispatch_exec(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        return dispatch_strv_checked(ctx, v, dest, WORKLOAD_MAX_ARGS, false, check_exec0);
+}
+
+static int check_model(struct json_ctx *ctx, const char *s) {
+        if (!workload_name_is_valid(s))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "\"%s\" is not a valid model name", s);
+        return 0;
+}
+
+static int dispatch_models(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        return dispatch_strv_checked(ctx, v, dest, WORKLOAD_MAX_MODELS, true, check_model);
+}
+
+static bool env_name_is_valid(const char *k) {
+        if (!*k || (*k >= '0' && *k <= '9'))
+                return false;
+        for (; *k; k++)
+                if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+                      (*k >= '0' && *k <= '9') || *k == '_'))
+                        return false;
+        return true;
+}
+
+static int dispatch_env(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        char ***envp = dest;
+        if (!json_is_object(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "expected an object of NAME: \"value\", got %s", json_type_name(v));
+        size_t n = json_object_size(v);
+        if (n > WORKLOAD_MAX_ENV)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %d variables", WORKLOAD_MAX_ENV);
+        char **env = calloc(n + 1, sizeof(char *));
+        if (!env)
+                return -ENOMEM;
+        size_t i = 0;
+        int result = 0;
+        const char *key;
+        json_t *val;
+        json_object_foreach(v, key, val) {
+                if (!json_ctx_push_key(ctx, key)) {
+                        result = -EINVAL;
+                        break;
+                }
+                if (!env_name_is_valid(key))
+                        result = json_ctx_problem(ctx, JSON_AT_KEY, "not a valid variable name");
+                else if (!json_is_string(val))
+                        result = json_ctx_problem(ctx, JSON_AT_VALUE, "expected a string, got %s",
+                                                  json_type_name(val));
+                else if (json_string_length(val) > 8192)
+                        result = json_ctx_problem(ctx, JSON_AT_VALUE, "longer than 8192 bytes");
+                else if (asprintf(&env[i++], "%s=%s", key, json_string_value(val)) < 0) {
+                        env[--i] = NULL;
+                        result = -ENOMEM;
+                }
+                json_ctx_pop(ctx);
+        }
+        if (result < 0) {
+                strv_free(env);
+                return result;
+        }
+        strv_free(*envp);
+        *envp = env;
+        return 0;
+}
+
+static int dispatch_user(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (json_is_integer(v)) {
+                json_int_t id = json_integer_value(v);
+                if (id < 0 || id > 0x7fffffff)
+                        return json_ctx_problem(ctx, JSON_AT_VALUE, "id %lld out of range", (long long) id);
+                char buf[32];
+                snprintf(buf, sizeof(buf), "%lld", (long long) id);
+                char *copy = strdup(buf);
+                if (!copy)
+                        return -ENOMEM;
+                free(*(char **) dest);
+                *(char **) dest = copy;
+                return 0;
+        }
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 32)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "expected a user or group name (1-32 bytes) or a numeric id");
+        return json_dispatch_string(ctx, v, dest, f);
+}
+
+static int dispatch_priority(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (json_is_string(v))
+                for (int i = 0; i < _WORKLOAD_PRIORITY_MAX; i++)
+                        if (streq(json_string_value(v), priority_names[i])) {
+                                *(enum workload_priority *) dest = (enum workload_priority) i;
+                                return 0;
+                        }
+        return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                "expected \"critical\", \"normal\" or \"best-effort\"");
+}
+
+static int dispatch_restart_policy(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (json_is_string(v))
+                for (size_t i = 0; i < ELEMENTSOF(restart_names); i++)
+                        if (streq(json_string_value(v), restart_names[i])) {
+                                *(enum workload_restart *) dest = (enum workload_restart) i;
+                                return 0;
+                        }
+        return json_ctx_problem(ctx, JSON_AT_VALUE, "expected \"no\", \"on-failure\" or \"always\"");
+}
+
+static int dispatch_size(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        uint64_t bytes;
+        if (json_is_integer(v)) {
+                if (json_integer_value(v) < 0)
+                        return json_ctx_problem(ctx, JSON_AT_VALUE, "must not be negative");
+                bytes = (uint64_t) json_integer_value(v);
+        } else if (json_is_string(v)) {
+                if (parse_size(json_string_value(v), &bytes) < 0)
+                        return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                                "\"%s\" is not a size (bytes, or a number with K, M, G or T)",
+                                                json_string_value(v));
+        } else
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a size, got %s", json_type_name(v));
+        if (bytes > (uint64_t) INT64_MAX || (f->min > 0 && bytes < (uint64_t) f->min && bytes != 0))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "size %llu is out of range (at least %lld bytes)",
+                                        (unsigned long long) bytes, (long long) f->min);
+        *(int64_t *) dest = (int64_t) bytes;
+        return 0;
+}
+
+static int dispatch_namespaces(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (!json_is_array(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array of namespace names, got %s",
+                                        json_type_name(v));
+        unsigned set = 0;
+        int result = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+                if (!json_ctx_push_index(ctx, i))
+                        return -EINVAL;
+                unsigned flag = 0;
+                if (json_is_string(e))
+                        for (size_t k = 0; k < ELEMENTSOF(namespace_names); k++)
+                                if (streq(json_string_value(e), namespace_names[k].name))
+                                        flag = namespace_names[k].flag;
+                if (!flag)
+                        result = json_ctx_problem(ctx, JSON_AT_VALUE,
+                                                  "unknown namespace (use pid, mount, ipc, uts, net, user, cgroup)");
+                else if (set & flag)
+                        result = json_ctx_problem(ctx, JSON_AT_VALUE, "namespace listed twice");
+                set |= flag;
+                json_ctx_pop(ctx);
+        }
+        if (result < 0)
+                return result;
+        *(unsigned *) dest = set;
+        return 0;
+}
+
+static int dispatch_capabilities(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (!json_is_array(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array of capability names, got %s",
+                                        json_type_name(v));
+        uint64_t set = 0;
+        int result = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+                if (!json_ctx_push_index(ctx, i))
+                        return -EINVAL;
+                int cap = json_is_string(e) ? capability_from_name(json_string_value(e)) : -EINVAL;
+                if (cap < 0)
+                        result = json_ctx_problem(ctx, JSON_AT_VALUE, "unknown capability%s%s",
+                                                  json_is_string(e) ? " " : "",
+                                                  json_is_string(e) ? json_string_value(e) : "");
+                else
+                        set |= 1ULL << cap;
+                json_ctx_pop(ctx);
+        }
+        if (result < 0)
+                return result;
+        *(uint64_t *) dest = set;
+        return 0;
+}
+
+struct mount_list_arg {
+        enum workload_mount_kind kind;
+};
+
+static int add_mount(struct json_ctx *ctx, struct workload_spec *s, enum workload_mount_kind kind,
+                     json_t *e) {
+        const char *source = NULL, *target = NULL;
+        bool optional = false;
+        uint64_t size = 0;
+        if (json_is_string(e)) {
+                target = json_string_value(e);
+                source = kind == WORKLOAD_MOUNT_TMPFS ? NULL : target;
+        } else if (json_is_object(e)) {
+                const char *key;
+                json_t *val;
+                json_object_foreach(e, key, val) {
+                        if (!json_ctx_push_key(ctx, key))
+                                return -EINVAL;
+                        int bad = 0;
+                        if (streq(key, "target") && json_is_string(val))
+                                target = json_string_value(val);
+                        else if (streq(key, "source") && kind != WORKLOAD_MOUNT_TMPFS && json_is_string(val))
+                                source = json_string_value(val);
+                        else if (streq(key, "optional") && kind != WORKLOAD_MOUNT_TMPFS && json_is_boolean(val))
+                                optional = json_is_true(val);
+                        else if (streq(key, "size") && kind == WORKLOAD_MOUNT_TMPFS) {
+                                int64_t sz = 0;
+                                struct json_field sf = {.min = 4096};
+                                bad = dispatch_size(ctx, val, &sz, &sf);
+                                size = (uint64_t) sz;
+                        } else if (streq(key, "target") || streq(key, "source"))
+                                bad = json_ctx_problem(ctx, JSON_AT_VALUE, "expected a path string");
+                        else if (streq(key, "optional"))
+                                bad = json_ctx_problem(ctx, JSON_AT_VALUE, "expected true or false");
+                        else
+                                bad = json_ctx_problem(ctx, JSON_AT_KEY, kind == WORKLOAD_MOUNT_TMPFS
+                                                               ? "unknown key (use target, size)"
+                                                               : "unknown key (use source, target, optional)");
+                        json_ctx_pop(ctx);
+                        if (bad < 0)
+                                return bad;
+                }
+                if (!target && source)
+                        target = source;
+                if (!target)
+                        return json_ctx_problem(ctx, JSON_AT_VALUE, "missing \"target\"");
+                if (kind != WORKLOAD_MOUNT_TMPFS && !source)
+                        return json_ctx_problem(ctx, JSON_AT_VALUE, "missing \"source\"");
+        } else
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a path or an object, got %s",
+                                        json_type_name(e));
+
+        if (!path_is_clean_absolute(target) || (source && !path_is_clean_absolute(source)))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "paths must be absolute, without . or .. parts");
+        if (streq(target, "/"))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "cannot mount over the sandbox root; bind the paths it needs");
+        if (s->sandbox.n_mounts >= WORKLOAD_MAX_MOUNTS)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %d mounts", WORKLOAD_MAX_MOUNTS);
+        for (size_t i = 0; i < s->sandbox.n_mounts; i++)
+                if (streq(s->sandbox.mounts[i].target, target))
+                        return json_ctx_problem(ctx, JSON_AT_VALUE, "\"%s\" is mounted twice", target);
+
+        struct workload_mount *m = &s->sandbox.mounts[s->sandbox.n_mounts];
+        *m = (struct workload_mount){.kind = kind, .optional = optional, .size = size};
+        m->target = strdup(target);
+        m->source = source ? strdup(source) : NULL;
+        s->sandbox.n_mounts++;
+        if (!m->target || (source && !m->source))
+                return -ENOMEM;
+        return 0;
+}
+
+static int dispatch_mounts(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        /* dest is the spec itself: mounts of all kinds share one ordered list. */
+        const struct mount_list_arg *arg = f->arg;
+        if (!json_is_array(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array, got %s", json_type_name(v));
+        int result = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+                if (!json_ctx_push_index(ctx, i))
+                        return -EINVAL;
+                int r = add_mount(ctx, dest, arg->kind, e);
+                if (r < 0)
+                        result = r;
+                json_ctx_pop(ctx);
+                if (r == -ENOMEM)
+                        break;
+        }
+        return result;
+}
+
+static int dispatch_rlimits(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct workload_spec *s = dest;
+        if (!json_is_object(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an object, got %s", json_type_name(v));
+        int result = 0;
+        const char *key;
+        json_t *val;
+        json_object_foreach(v, key, val) {
+                if (!json_ctx_push_key(ctx, key))
+                        return -EINVAL;
+                int resource = -1;
+                for (size_t i = 0; i < ELEMENTSOF(rlimit_names); i++)
+                        if (streq(key, rlimit_names[i].name))
+                                resource = rlimit_names[i].resource;
+                json_int_t soft = -1, hard = -1;
+                if (resource < 0)
+                        result = json_ctx_problem(ctx, JSON_AT_KEY, "unknown resource limit");
+                else if (json_is_integer(val))
+                        soft = hard = json_integer_value(val);
+                else if (json_is_object(val) && json_object_size(val) == 2 &&
+                         json_is_integer(json_object_get(val, "soft")) &&
+                         json_is_integer(json_object_get(val, "hard"))) {
+                        soft = json_integer_value(json_object_get(val, "soft"));
+                        hard = json_integer_value(json_object_get(val, "hard"));
+                } else
+                        result = json_ctx_problem(ctx, JSON_AT_VALUE,
+                                                  "expected an integer or {\"soft\": N, \"hard\": N}");
+                if (resource >= 0 && (soft < 0 || hard < 0 || soft > hard)) {
+                        if (result == 0 || json_is_integer(val) || json_is_object(val))
+                                result = json_ctx_problem(ctx, JSON_AT_VALUE,
+                                                          "limits must be >= 0 with soft <= hard");
+                } else if (resource >= 0 && s->sandbox.n_rlimits < ELEMENTSOF(s->sandbox.rlimits)) {
+                        s->sandbox.rlimits[s->sandbox.n_rlimits++] = (struct workload_rlimit){
+                                .resource = resource, .soft = (uint64_t) soft, .hard = (uint64_t) hard};
+                }
+                json_ctx_pop(ctx);
+        }
+        return result;
+}
+
+static int dispatch_seccomp(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int r = json_dispatch_string(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        const char *p = *(char **) dest;
+        if (p[0] != '/' && !workload_name_is_valid(p))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "expected a policy name (default, strict, none) or an absolute path");
+        return 0;
+}
+
+static int dispatch_hostname(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int r = json_dispatch_string(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        if (!workload_name_is_valid(*(char **) dest))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "not a valid host name");
+        return 0;
+}
+
+#define OFF(m) offsetof(struct workload_spec, m)
+
+static const struct json_field resources_fields[] = {
+        {"cpu_weight", json_dispatch_int64, OFF(resources.cpu_weight) - OFF(resources), 0, NULL, 1, 10000},
+        {"cpu_max_percent", json_dispatch_int64, OFF(resources.cpu_max_percent) - OFF(resources), 0, NULL, 1, 100 * 1024},
+        {"memory_max", dispatch_size, OFF(resources.memory_max) - OFF(resources), 0, NULL, 1 << 20, 0},
+        {"pids_max", json_dispatch_int64, OFF(resources.pids_max) - OFF(resources), 0, NULL, 1, 4194304},
+        {"io_weight", json_dispatch_int64, OFF(resources.io_weight) - OFF(resources), 0, NULL, 1, 10000},
+        {},
+};
+
+static const struct mount_list_arg ro_arg = {WORKLOAD_MOUNT_RO_BIND};
+static const struct mount_list_arg rw_arg = {WORKLOAD_MOUNT_RW_BIND};
+static const struct mount_list_arg tmpfs_arg = {WORKLOAD_MOUNT_TMPFS};
+
+/* Sandbox fields take the whole spec as base, so mounts and rlimits can share helpers. */
+static const struct json_field sandbox_fields[] = {
+        {"namespaces", dispatch_namespaces, OFF(sandbox.namespaces), 0, NULL, 0, 0},
+        {"ro_binds", dispatch_mounts, 0, 0, &ro_arg, 0, 0},
+        {"rw_binds", dispatch_mounts, 0, 0, &rw_arg, 0, 0},
+        {"tmpfs", dispatch_mounts, 0, 0, &tmpfs_arg, 0, 0},
+        {"seccomp", dispatch_seccomp, OFF(sandbox.seccomp), 0, NULL, 1, PATH_MAX - 1},
+        {"capabilities", dispatch_capabilities, OFF(sandbox.capabilities), 0, NULL, 0, 0},
+        {"no_new_privs", json_dispatch_bool, OFF(sandbox.no_new_privs), 0, NULL, 0, 0},
+        {"hostname", dispatch_hostname, OFF(sandbox.hostname), 0, NULL, 0, 0},
+        {"rlimits", dispatch_rlimits, 0, 0, NULL, 0, 0},
+        {},
+};
+
+static const struct json_field restart_fields[] = {
+        {"policy", dispatch_restart_policy, OFF(restart.policy) - OFF(restart), 0, NULL, 0, 0},
+        {"initial_delay_ms", json_dispatch_int64, OFF(restart.initial_delay_ms) - OFF(restart), 0, NULL, 10, 3600000},
+        {"max_delay_ms", json_dispatch_int64, OFF(restart.max_delay_ms) - OFF(restart), 0, NULL, 10, 86400000},
+        {"max_restarts", json_dispatch_int64, OFF(restart.max_restarts) - OFF(restart), 0, NULL, 0, 1000000},
+        {"window_sec", json_dispatch_int64, OFF(restart.window_sec) - OFF(restart), 0, NULL, 1, 86400 * 30},
+        {},
+};
+
+static const struct json_field probe_fields[] = {
+        {"exec", dispatch_exec, OFF(probe.exec) - OFF(probe), JSON_REQUIRED, NULL, 0, 0},
+        {"interval_sec", json_dispatch_int64, OFF(probe.interval_sec) - OFF(probe), 0, NULL, 1, 86400},
+        {"timeout_sec", json_dispatch_int64, OFF(probe.timeout_sec) - OFF(probe), 0, NULL, 1, 3600},
+        {"failures", json_dispatch_int64, OFF(probe.failures) - OFF(probe), 0, NULL, 1, 100},
+        {},
+};
+
+static int dispatch_sandbox(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        return json_dispatch_object(ctx, v, sandbox_fields, dest);
+}
+
+static int dispatch_probe(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct workload_probe *p = dest;
+        p->enabled = true;
+        return json_dispatch_object(ctx, v, probe_fields, p);
+}
+
+static const struct json_field spec_fields[] = {
+        {"name", dispatch_name, OFF(name), JSON_REQUIRED, NULL, 1, WORKLOAD_NAME_MAX},
+        {"exec", dispatch_exec, OFF(exec), JSON_REQUIRED, NULL, 0, 0},
+        {"env", dispatch_env, OFF(env), 0, NULL, 0, 0},
+        {"cwd", dispatch_clean_path, OFF(cwd), 0, NULL, 0, 0},
+        {"user", dispatch_user, OFF(user), 0, NULL, 0, 0},
+        {"group", dispatch_user, OFF(group), 0, NULL, 0, 0},
+        {"priority", dispatch_priority, OFF(priority), 0, NULL, 0, 0},
+        {"resources", json_dispatch_nested, OFF(resources), 0, resources_fields, 0, 0},
+        {"sandbox", dispatch_sandbox, 0, 0, NULL, 0, 0},
+        {"restart", json_dispatch_nested, OFF(restart), 0, restart_fields, 0, 0},
+        {"stop_timeout_sec", json_dispatch_int64, OFF(stop_timeout_sec), 0, NULL, 1, 3600},
+        {"health_probe", dispatch_probe, OFF(probe), 0, NULL, 0, 0},
+        {"models", dispatch_models, OFF(models), 0, NULL, 0, 0},
+        {},
+};
+
+int workload_spec_parse(const char *source, const char *text, size_t len,
+                        struct workload_spec *ret, struct json_problems *problems) {
+        struct workload_spec s = {
+                .priority = WORKLOAD_PRIORITY_NORMAL,
+                .sandbox = {.namespaces = WORKLOAD_NS_DEFAULT, .no_new_privs = true},
+                .restart = {.policy = WORKLOAD_RESTART_ON_FAILURE, .initial_delay_ms = 1000,
+                            .max_delay_ms = 60000, .max_restarts = 5, .window_sec = 300},
+                .stop_timeout_sec = 10,
+                .probe = {.interval_sec = 10, .timeout_sec = 2, .failures = 3},
+        };
+        struct json_ctx ctx = {.source = source, .text = text, .text_len = len, .problems = problems};
+        json_t *root = json_parse_object(&ctx);
+        if (!root)
+                return -EINVAL;
+        int r = json_dispatch_object(&ctx, root, spec_fields, &s);
+        if (r >= 0 && s.restart.initial_delay_ms > s.restart.max_delay_ms) {
+                ctx.depth = 0;
+                json_ctx_push_key(&ctx, "restart");
+                r = json_ctx_problem(&ctx, JSON_AT_VALUE, "initial_delay_ms is above max_delay_ms");
+        }
+        if (r >= 0 && (s.sandbox.namespaces & WORKLOAD_NS_PID) && !(s.sandbox.namespaces & WORKLOAD_NS_MOUNT)) {
+                ctx.depth = 0;
+                json_ctx_push_key(&ctx, "sandbox");
+                json_ctx_push_key(&ctx, "namespaces");
+                r = json_ctx_problem(&ctx, JSON_AT_VALUE,
+                                     "a pid namespace needs a mount namespace (for its own /proc)");
+        }
+        json_decref(root);
+        if (r >= 0 && !s.env && !(s.env = calloc(1, sizeof(char *))))
+                r = -ENOMEM;
+        if (r >= 0 && !s.models && !(s.models = calloc(1, sizeof(char *))))
+                r = -ENOMEM;
+        if (r < 0) {
+                workload_spec_free(&s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+int workload_spec_load_file(const char *path, struct workload_spec *ret, char **ret_message) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = read_file_bounded(path, WORKLOAD_SPEC_MAX_SIZE, &text, &len);
+        if (r < 0) {
+                if (ret_message && asprintf(ret_message, "%s: cannot read workload spec: %s", path,
+                                            r == -EFBIG ? "larger than 256 KiB" : strerror(-r)) < 0)
+                        *ret_message = NULL;
+                return r;
+        }
+        struct json_problems *ps = calloc(1, sizeof(*ps));
+        if (!ps)
+                return -ENOMEM;
+        r = workload_spec_parse(path, text, len, ret, ps);
+        if (r < 0 && ret_message) {
+                *ret_message = ps->count > 0 ? json_problems_to_message(path, ps) : strdup("out of memory");
+        }
+        free(ps);
+        return r;
+}
+
+void workload_spec_free(struct workload_spec *s) {
+        if (!s)
+                return;
+        free(s->name);
+        strv_free(s->exec);
+        strv_free(s->env);
+        free(s->cwd);
+        free(s->user);
+        free(s->group);
+        for (size_t i = 0; i < s->sandbox.n_mounts; i++) {
+                free(s->sandbox.mounts[i].source);
+                free(s->sandbox.mounts[i].target);
+        }
+        free(s->sandbox.seccomp);
+        free(s->sandbox.hostname);
+        strv_free(s->probe.exec);
+        strv_free(s->models);
+        memset(s, 0, sizeof(*s));
+}

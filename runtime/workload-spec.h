@@ -1,0 +1,135 @@
+/* Workload specs: the JSON that describes one sandboxed workload, parsed strictly. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "json-util.h"
+
+#define WORKLOAD_NAME_MAX 64
+#define WORKLOAD_MAX_ARGS 256
+#define WORKLOAD_MAX_ENV 256
+#define WORKLOAD_MAX_MOUNTS 64
+#define WORKLOAD_MAX_CAPS 64
+#define WORKLOAD_MAX_MODELS 16
+#define WORKLOAD_SPEC_MAX_SIZE (256 * 1024)
+
+enum workload_priority {
+        WORKLOAD_PRIORITY_CRITICAL,
+        WORKLOAD_PRIORITY_NORMAL,
+        WORKLOAD_PRIORITY_BEST_EFFORT,
+        _WORKLOAD_PRIORITY_MAX,
+};
+
+enum workload_restart {
+        WORKLOAD_RESTART_NO,
+        WORKLOAD_RESTART_ON_FAILURE,
+        WORKLOAD_RESTART_ALWAYS,
+};
+
+/* Namespaces, as a bit set. */
+enum {
+        WORKLOAD_NS_PID = 1 << 0,
+        WORKLOAD_NS_MOUNT = 1 << 1,
+        WORKLOAD_NS_IPC = 1 << 2,
+        WORKLOAD_NS_UTS = 1 << 3,
+        WORKLOAD_NS_NET = 1 << 4,
+        WORKLOAD_NS_USER = 1 << 5,
+        WORKLOAD_NS_CGROUP = 1 << 6,
+};
+#define WORKLOAD_NS_DEFAULT                                                              \
+        (WORKLOAD_NS_PID | WORKLOAD_NS_MOUNT | WORKLOAD_NS_IPC | WORKLOAD_NS_UTS |       \
+         WORKLOAD_NS_NET | WORKLOAD_NS_CGROUP)
+
+enum workload_mount_kind {
+        WORKLOAD_MOUNT_RO_BIND,
+        WORKLOAD_MOUNT_RW_BIND,
+        WORKLOAD_MOUNT_TMPFS,
+};
+
+struct workload_mount {
+        enum workload_mount_kind kind;
+        char *source; /* host path; NULL for tmpfs */
+        char *target; /* path inside the sandbox */
+        bool optional; /* a missing source is skipped instead of failing the start */
+        uint64_t size; /* tmpfs size in bytes, 0 = default */
+};
+
+struct workload_rlimit {
+        int resource; /* RLIMIT_* */
+        uint64_t soft, hard;
+};
+
+struct workload_probe {
+        bool enabled;
+        char **exec; /* NULL-terminated argv, run inside the sandbox's namespaces */
+        int64_t interval_sec, timeout_sec, failures;
+};
+
+struct workload_spec {
+        char *name;
+        char **exec; /* NULL-terminated argv; exec[0] is an absolute path */
+        char **env;  /* NULL-terminated "KEY=VALUE" */
+        char *cwd;
+        char *user, *group; /* names or numeric ids; NULL = root */
+        enum workload_priority priority;
+
+        struct {
+                int64_t cpu_weight;      /* 1..10000, 0 = default */
+                int64_t cpu_max_percent; /* of one core, 0 = unlimited */
+                int64_t memory_max;      /* bytes, 0 = unlimited */
+                int64_t pids_max;        /* 0 = unlimited */
+                int64_t io_weight;       /* 1..10000, 0 = default */
+        } resources;
+
+        struct {
+                unsigned namespaces;
+                struct workload_mount mounts[WORKLOAD_MAX_MOUNTS];
+                size_t n_mounts;
+                char *seccomp; /* policy name or absolute path to a policy file */
+                uint64_t capabilities; /* bit set of CAP_* kept; default none */
+                bool no_new_privs;
+                char *hostname;
+                struct workload_rlimit rlimits[16];
+                size_t n_rlimits;
+        } sandbox;
+
+        struct {
+                enum workload_restart policy;
+                int64_t initial_delay_ms, max_delay_ms;
+                int64_t max_restarts; /* within window_sec; beyond it the workload is failed */
+                int64_t window_sec;
+        } restart;
+
+        int64_t stop_timeout_sec;
+        struct workload_probe probe;
+        char **models; /* NULL-terminated model names */
+};
+
+/*
+ * Pure: parse and validate a spec. Every problem goes into *problems with
+ * source:line:column and the key. Returns 0 with *ret filled, or -EINVAL.
+ */
+int workload_spec_parse(const char *source, const char *text, size_t len,
+                        struct workload_spec *ret, struct json_problems *problems);
+
+/* Read a spec file; on failure *ret_message has one line per problem. */
+int workload_spec_load_file(const char *path, struct workload_spec *ret, char **ret_message);
+
+void workload_spec_free(struct workload_spec *s);
+
+bool workload_name_is_valid(const char *name);
+const char *workload_priority_to_string(enum workload_priority p);
+const char *workload_restart_to_string(enum workload_restart r);
+
+/* Pure: "64M", "1G", "512K", "100" (bytes) -> bytes. -EINVAL or -ERANGE. */
+int parse_size(const char *s, uint64_t *ret);
+
+/* Pure: "CAP_NET_BIND_SERVICE" or "net_bind_service" -> capability number; -EINVAL. */
+int capability_from_name(const char *name);
+const char *capability_to_name(int cap);
+
+/* Pure: exponential backoff for the n-th consecutive restart (n >= 1), capped. */
+uint64_t workload_restart_delay_ms(const struct workload_spec *s, unsigned n);

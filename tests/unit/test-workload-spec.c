@@ -1,0 +1,214 @@
+/* Unit tests for workload specs: defaults, full specs, and errors that name key and place. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <cmocka.h>
+
+#include "workload-spec.h"
+
+static int parse(const char *text, struct workload_spec *s, char **msg) {
+        struct json_problems ps = {0};
+        int r = workload_spec_parse("w.json", text, strlen(text), s, &ps);
+        *msg = json_problems_to_message("w.json", &ps);
+        return r;
+}
+
+static void test_minimal_spec_defaults(void **state) {
+        struct workload_spec s;
+        char *msg;
+        assert_int_equal(parse("{\"name\": \"infer\", \"exec\": [\"/usr/bin/python3\", \"-m\", \"http.server\"]}", &s, &msg), 0);
+        free(msg);
+        assert_string_equal(s.name, "infer");
+        assert_string_equal(s.exec[0], "/usr/bin/python3");
+        assert_string_equal(s.exec[2], "http.server");
+        assert_null(s.exec[3]);
+        assert_non_null(s.env);
+        assert_null(s.env[0]);
+        assert_int_equal(s.priority, WORKLOAD_PRIORITY_NORMAL);
+        assert_int_equal(s.sandbox.namespaces, WORKLOAD_NS_DEFAULT);
+        assert_false(s.sandbox.namespaces & WORKLOAD_NS_USER);
+        assert_true(s.sandbox.no_new_privs);
+        assert_int_equal(s.sandbox.capabilities, 0);
+        assert_null(s.sandbox.seccomp); /* the runtime applies "default" */
+        assert_int_equal(s.restart.policy, WORKLOAD_RESTART_ON_FAILURE);
+        assert_int_equal(s.stop_timeout_sec, 10);
+        assert_false(s.probe.enabled);
+        workload_spec_free(&s);
+}
+
+static const char *full_spec =
+        "{\n"
+        "  \"name\": \"detector\",\n"
+        "  \"exec\": [\"/opt/det/bin/serve\", \"--port\", \"8080\"],\n"
+        "  \"env\": {\"MODEL_DIR\": \"/models/yolo\", \"OMP_NUM_THREADS\": \"1\"},\n"
+        "  \"cwd\": \"/var/lib/det\",\n"
+        "  \"user\": \"nobody\", \"group\": 65534,\n"
+        "  \"priority\": \"best-effort\",\n"
+        "  \"resources\": {\"cpu_weight\": 50, \"cpu_max_percent\": 150, \"memory_max\": \"512M\",\n"
+        "                \"pids_max\": 64, \"io_weight\": 10},\n"
+        "  \"sandbox\": {\n"
+        "    \"namespaces\": [\"pid\", \"mount\", \"net\", \"user\"],\n"
+        "    \"ro_binds\": [\"/usr\", {\"source\": \"/opt/det\", \"target\": \"/app\"}, {\"source\": \"/lib64\", \"optional\": true}],\n"
+        "    \"rw_binds\": [{\"source\": \"/var/lib/orbit-agent/det\", \"target\": \"/var/lib/det\"}],\n"
+        "    \"tmpfs\": [\"/tmp\", {\"target\": \"/run\", \"size\": \"16M\"}],\n"
+        "    \"seccomp\": \"strict\",\n"
+        "    \"capabilities\": [\"CAP_NET_BIND_SERVICE\", \"sys_nice\"],\n"
+        "    \"no_new_privs\": true,\n"
+        "    \"hostname\": \"det\",\n"
+        "    \"rlimits\": {\"nofile\": 1024, \"core\": {\"soft\": 0, \"hard\": 0}}\n"
+        "  },\n"
+        "  \"restart\": {\"policy\": \"always\", \"initial_delay_ms\": 500, \"max_delay_ms\": 8000,\n"
+        "              \"max_restarts\": 3, \"window_sec\": 60},\n"
+        "  \"stop_timeout_sec\": 5,\n"
+        "  \"health_probe\": {\"exec\": [\"/app/probe\"], \"interval_sec\": 5},\n"
+        "  \"models\": [\"yolo\"]\n"
+        "}\n";
+
+static void test_full_spec(void **state) {
+        struct workload_spec s;
+        char *msg;
+        int r = parse(full_spec, &s, &msg);
+        if (r < 0)
+                fprintf(stderr, "%s\n", msg);
+        free(msg);
+        assert_int_equal(r, 0);
+        assert_string_equal(s.env[0], "MODEL_DIR=/models/yolo");
+        assert_string_equal(s.env[1], "OMP_NUM_THREADS=1");
+        assert_string_equal(s.cwd, "/var/lib/det");
+        assert_string_equal(s.user, "nobody");
+        assert_string_equal(s.group, "65534");
+        assert_int_equal(s.priority, WORKLOAD_PRIORITY_BEST_EFFORT);
+        assert_int_equal(s.resources.cpu_weight, 50);
+        assert_int_equal(s.resources.cpu_max_percent, 150);
+        assert_int_equal(s.resources.memory_max, 512 << 20);
+        assert_int_equal(s.resources.pids_max, 64);
+        assert_int_equal(s.sandbox.namespaces, WORKLOAD_NS_PID | WORKLOAD_NS_MOUNT | WORKLOAD_NS_NET | WORKLOAD_NS_USER);
+        assert_int_equal(s.sandbox.n_mounts, 6);
+        assert_int_equal(s.sandbox.mounts[0].kind, WORKLOAD_MOUNT_RO_BIND);
+        assert_string_equal(s.sandbox.mounts[0].source, "/usr");
+        assert_string_equal(s.sandbox.mounts[0].target, "/usr");
+        assert_string_equal(s.sandbox.mounts[1].target, "/app");
+        assert_true(s.sandbox.mounts[2].optional);
+        assert_string_equal(s.sandbox.mounts[2].target, "/lib64");
+        assert_int_equal(s.sandbox.mounts[3].kind, WORKLOAD_MOUNT_RW_BIND);
+        assert_int_equal(s.sandbox.mounts[4].kind, WORKLOAD_MOUNT_TMPFS);
+        assert_null(s.sandbox.mounts[4].source);
+        assert_int_equal(s.sandbox.mounts[5].size, 16 << 20);
+        assert_string_equal(s.sandbox.seccomp, "strict");
+        assert_int_equal(s.sandbox.capabilities, (1ULL << 10) | (1ULL << 23));
+        assert_string_equal(s.sandbox.hostname, "det");
+        assert_int_equal(s.sandbox.n_rlimits, 2);
+        assert_int_equal(s.sandbox.rlimits[0].resource, RLIMIT_NOFILE);
+        assert_int_equal(s.sandbox.rlimits[0].soft, 1024);
+        assert_int_equal(s.sandbox.rlimits[1].resource, RLIMIT_CORE);
+        assert_int_equal(s.restart.policy, WORKLOAD_RESTART_ALWAYS);
+        assert_int_equal(s.stop_timeout_sec, 5);
+        assert_true(s.probe.enabled);
+        assert_string_equal(s.probe.exec[0], "/app/probe");
+        assert_int_equal(s.probe.interval_sec, 5);
+        assert_int_equal(s.probe.failures, 3);
+        assert_string_equal(s.models[0], "yolo");
+        assert_null(s.models[1]);
+
+        /* Backoff doubles from 500 ms and stops at 8 s. */
+        assert_int_equal(workload_restart_delay_ms(&s, 1), 500);
+        assert_int_equal(workload_restart_delay_ms(&s, 2), 1000);
+        assert_int_equal(workload_restart_delay_ms(&s, 5), 8000);
+        assert_int_equal(workload_restart_delay_ms(&s, 50), 8000);
+        workload_spec_free(&s);
+}
+
+static void expect(const char *text, const char *expected) {
+        struct workload_spec s = {0};
+        char *msg;
+        assert_int_equal(parse(text, &s, &msg), -EINVAL);
+        assert_string_equal(msg, expected);
+        free(msg);
+        assert_null(s.name);
+}
+
+static void test_errors_name_key_and_place(void **state) {
+        expect("{\"exec\": [\"/bin/true\"]}", "w.json:1:1: missing required key \"name\"");
+        expect("{\"name\": \"a b\", \"exec\": [\"/bin/true\"]}",
+               "w.json:1:10: name: \"a b\" is not a valid workload name (1-64 of A-Z a-z 0-9 . _ -, not starting with . or -)");
+        expect("{\"name\": \"a\", \"exec\": []}", "w.json:1:23: exec: must not be empty");
+        expect("{\"name\": \"a\", \"exec\": [\"true\"]}",
+               "w.json:1:24: exec[0]: the program must be an absolute path, not \"true\"");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\", 5]}", "w.json:1:34: exec[1]: expected a string, got an integer");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"env\": {\"1X\": \"v\"}}", "w.json:1:43: env.1X: not a valid variable name");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"priority\": \"high\"}",
+               "w.json:1:47: priority: expected \"critical\", \"normal\" or \"best-effort\"");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"resources\": {\"memory_max\": \"lots\"}}",
+               "w.json:1:63: resources.memory_max: \"lots\" is not a size (bytes, or a number with K, M, G or T)");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"resources\": {\"cpu_max_percent\": 0}}",
+               "w.json:1:68: resources.cpu_max_percent: 0 is out of range [1, 102400]");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"namespaces\": [\"pid\", \"time\"]}}",
+               "w.json:1:69: sandbox.namespaces[1]: unknown namespace (use pid, mount, ipc, uts, net, user, cgroup)");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"ro_binds\": [\"/usr/../etc\"]}}",
+               "w.json:1:60: sandbox.ro_binds[0]: paths must be absolute, without . or .. parts");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"ro_binds\": [\"/\"]}}",
+               "w.json:1:60: sandbox.ro_binds[0]: cannot mount over the sandbox root; bind the paths it needs");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"ro_binds\": [\"/usr\"], \"tmpfs\": [\"/usr\"]}}",
+               "w.json:1:79: sandbox.tmpfs[0]: \"/usr\" is mounted twice");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"ro_binds\": [{\"src\": \"/usr\"}]}}",
+               "w.json:1:61: sandbox.ro_binds[0].src: unknown key (use source, target, optional)");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"capabilities\": [\"CAP_FLY\"]}}",
+               "w.json:1:64: sandbox.capabilities[0]: unknown capability CAP_FLY");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"rlimits\": {\"files\": 5}}}",
+               "w.json:1:59: sandbox.rlimits.files: unknown resource limit");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"rlimits\": {\"nofile\": {\"soft\": 9, \"hard\": 2}}}}",
+               "w.json:1:69: sandbox.rlimits.nofile: limits must be >= 0 with soft <= hard");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"seccomp\": \"../x\"}}",
+               "w.json:1:58: sandbox.seccomp: expected a policy name (default, strict, none) or an absolute path");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"namespaces\": [\"pid\"]}}",
+               "w.json:1:61: sandbox.namespaces: a pid namespace needs a mount namespace (for its own /proc)");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"restart\": {\"policy\": \"sometimes\"}}",
+               "w.json:1:57: restart.policy: expected \"no\", \"on-failure\" or \"always\"");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"restart\": {\"initial_delay_ms\": 9000, \"max_delay_ms\": 100}}",
+               "w.json:1:46: restart: initial_delay_ms is above max_delay_ms");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"health_probe\": {\"interval_sec\": 5}}",
+               "w.json:1:51: health_probe: missing required key \"exec\"");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"user\": -1}", "w.json:1:43: user: id -1 out of range");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"image\": \"x\"}", "w.json:1:35: image: unknown key");
+}
+
+static void test_sizes_and_capabilities(void **state) {
+        uint64_t v;
+        assert_int_equal(parse_size("100", &v), 0);
+        assert_int_equal(v, 100);
+        assert_int_equal(parse_size("64M", &v), 0);
+        assert_int_equal(v, 64ULL << 20);
+        assert_int_equal(parse_size("2GiB", &v), 0);
+        assert_int_equal(v, 2ULL << 30);
+        assert_int_equal(parse_size("1k", &v), 0);
+        assert_int_equal(v, 1024);
+        assert_int_equal(parse_size("", &v), -EINVAL);
+        assert_int_equal(parse_size("-1", &v), -EINVAL);
+        assert_int_equal(parse_size("12X", &v), -EINVAL);
+        assert_int_equal(parse_size("5MM", &v), -EINVAL);
+        assert_int_equal(parse_size("99999999999T", &v), -ERANGE);
+        assert_int_equal(parse_size("99999999999999999999999", &v), -ERANGE);
+
+        assert_int_equal(capability_from_name("CAP_NET_BIND_SERVICE"), 10);
+        assert_int_equal(capability_from_name("net_bind_service"), 10);
+        assert_int_equal(capability_from_name("cap_sys_admin"), 21);
+        assert_int_equal(capability_from_name("CAP_CHECKPOINT_RESTORE"), 40);
+        assert_int_equal(capability_from_name("bogus"), -EINVAL);
+        assert_string_equal(capability_to_name(0), "chown");
+        assert_null(capability_to_name(99));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_minimal_spec_defaults),
+                cmocka_unit_test(test_full_spec),
+                cmocka_unit_test(test_errors_name_key_and_place),
+                cmocka_unit_test(test_sizes_and_capabilities),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
