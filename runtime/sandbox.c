@@ -1,0 +1,668 @@
+/*
+ * Containerless sandboxes. The order follows crun and bubblewrap: clone into new
+ * namespaces, let the agent attach the cgroup and write id maps, build the root from
+ * binds, pivot_root, set limits, drop to the user, drop capabilities, no_new_privs,
+ * close inherited fds, seccomp last, exec. A small init stays as the sandbox's first
+ * process: it forwards signals, reaps orphans and reports the workload's exit status.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/capability.h>
+#include <linux/seccomp.h>
+
+#include "log.h"
+#include "sandbox.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* clone3's arguments, version 0 layout (64 bytes), to avoid linux/sched.h clashes. */
+struct clone_args_v0 {
+        uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+};
+
+/* Fixed descriptors inside the sandbox's init. */
+#define FD_ERROR 3  /* error pipe to the agent; close-on-exec */
+#define FD_STATUS 4 /* the workload's wait status to the agent; the init only */
+
+struct spawn_ctx {
+        const struct sandbox_params *p;
+        int sync_read;  /* the child waits here until the agent has attached the cgroup */
+        int error_write;
+        int status_write;
+};
+
+/* ---- errors from the child -------------------------------------------------------- */
+
+static _Noreturn void child_fail(int fd, int error, const char *fmt, ...) _printf_(3, 4);
+static _Noreturn void child_fail(int fd, int error, const char *fmt, ...) {
+        struct sandbox_error e = {.error = error > 0 ? error : EIO};
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e.message, sizeof(e.message), fmt, ap);
+        va_end(ap);
+        /* One write of a small struct to a pipe is atomic. */
+        ssize_t n = write(fd, &e, sizeof(e));
+        (void) n;
+        _exit(127);
+}
+
+#define FAIL(...) child_fail(c->error_write, errno, __VA_ARGS__)
+
+/* ---- mounts ----------------------------------------------------------------------- */
+
+static int mkdir_p(const char *path, mode_t mode) {
+        char buf[PATH_MAX];
+        if (snprintf(buf, sizeof(buf), "%s", path) >= (int) sizeof(buf))
+                return -ENAMETOOLONG;
+        for (char *s = buf + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+/* Make the mount point: a directory, or an empty file for a file bind. */
+static int make_mount_point(const char *dest, bool directory) {
+        if (directory)
+                return mkdir_p(dest, 0755);
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof(parent), "%s", dest);
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+                *slash = '\0';
+                int r = mkdir_p(parent, 0755);
+                if (r < 0)
+                        return r;
+        }
+        int fd = open(dest, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0 && errno != EEXIST)
+                return -errno;
+        if (fd >= 0)
+                close(fd);
+        return 0;
+}
+
+/* Flags the kernel locks on a bind (from the source mount) must be kept on remount. */
+static unsigned long locked_flags(const char *path) {
+        struct statvfs sv;
+        unsigned long f = 0;
+        if (statvfs(path, &sv) < 0)
+                return 0;
+        if (sv.f_flag & ST_NOSUID)
+                f |= MS_NOSUID;
+        if (sv.f_flag & ST_NODEV)
+                f |= MS_NODEV;
+        if (sv.f_flag & ST_NOEXEC)
+                f |= MS_NOEXEC;
+        if (sv.f_flag & ST_NOATIME)
+                f |= MS_NOATIME;
+        if (sv.f_flag & ST_RELATIME)
+                f |= MS_RELATIME;
+        return f;
+}
+
+static void mount_bind(struct spawn_ctx *c, const struct workload_mount *m, const char *root) {
+        char dest[PATH_MAX];
+        snprintf(dest, sizeof(dest), "%s%s", root, m->target);
+
+        struct stat st;
+        if (lstat(m->source, &st) < 0) {
+                if (errno == ENOENT && m->optional)
+                        return;
+                FAIL("bind %s to %s: cannot use the source", m->source, m->target);
+        }
+        if (S_ISLNK(st.st_mode)) {
+                /* Debian's /bin, /lib... are symlinks into /usr: keep them links. */
+                char target[PATH_MAX];
+                ssize_t n = readlink(m->source, target, sizeof(target) - 1);
+                if (n < 0)
+                        FAIL("bind %s: cannot read the symlink", m->source);
+                target[n] = '\0';
+                if (make_mount_point(dest, false) < 0) { /* creates the parent directories */
+                }
+                (void) unlink(dest);
+                if (symlink(target, dest) < 0)
+                        FAIL("bind %s: cannot create the symlink %s -> %s", m->source, m->target, target);
+                return;
+        }
+        int r = make_mount_point(dest, S_ISDIR(st.st_mode));
+        if (r < 0) {
+                errno = -r;
+                FAIL("bind %s to %s: cannot create the mount point", m->source, m->target);
+        }
+        if (mount(m->source, dest, NULL, MS_BIND | MS_REC, NULL) < 0)
+                FAIL("bind %s to %s", m->source, m->target);
+        unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | locked_flags(dest);
+        if (m->kind == WORKLOAD_MOUNT_RO_BIND)
+                flags |= MS_RDONLY;
+        if (mount(NULL, dest, NULL, flags, NULL) < 0)
+                FAIL("remount %s %s", m->target, m->kind == WORKLOAD_MOUNT_RO_BIND ? "read-only" : "nosuid,nodev");
+}
+
+static void mount_tmpfs(struct spawn_ctx *c, const struct workload_mount *m, const char *root) {
+        char dest[PATH_MAX], opts[64];
+        snprintf(dest, sizeof(dest), "%s%s", root, m->target);
+        bool sticky = streq(m->target, "/tmp") || streq(m->target, "/var/tmp");
+        if (m->size > 0)
+                snprintf(opts, sizeof(opts), "mode=%s,size=%llu", sticky ? "1777" : "0755",
+                         (unsigned long long) m->size);
+        else
+                snprintf(opts, sizeof(opts), "mode=%s,size=64m", sticky ? "1777" : "0755");
+        if (mkdir_p(dest, 0755) < 0)
+                FAIL("tmpfs %s: cannot create the mount point", m->target);
+        if (mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+                FAIL("tmpfs %s (%s)", m->target, opts);
+}
+
+static void setup_dev(struct spawn_ctx *c, const char *root) {
+        static const char *const devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
+        char dev[PATH_MAX], p[PATH_MAX + 64], host[64];
+        snprintf(dev, sizeof(dev), "%s/dev", root);
+        if (mkdir_p(dev, 0755) < 0)
+                FAIL("create /dev");
+        if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
+                FAIL("mount tmpfs on /dev");
+        for (size_t i = 0; i < ELEMENTSOF(devices); i++) {
+                snprintf(p, sizeof(p), "%s/%s", dev, devices[i]);
+                snprintf(host, sizeof(host), "/dev/%s", devices[i]);
+                if (make_mount_point(p, false) < 0 || mount(host, p, NULL, MS_BIND, NULL) < 0)
+                        FAIL("bind %s into the sandbox", host);
+        }
+        snprintf(p, sizeof(p), "%s/shm", dev);
+        if (mkdir(p, 01777) < 0 || mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m") < 0)
+                FAIL("mount /dev/shm");
+        static const char *const links[][2] = {
+                {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"},
+                {"stdout", "/proc/self/fd/1"}, {"stderr", "/proc/self/fd/2"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(links); i++) {
+                snprintf(p, sizeof(p), "%s/%s", dev, links[i][0]);
+                if (symlink(links[i][1], p) < 0)
+                        FAIL("create /dev/%s", links[i][0]);
+        }
+}
+
+static void setup_root(struct spawn_ctx *c) {
+        const struct workload_spec *s = c->p->spec;
+        const char *root = c->p->root_dir;
+
+        /* Nothing we mount may propagate back to the host. */
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                FAIL("make the mount tree private");
+        if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
+                FAIL("mount the sandbox root on %s", root);
+
+        for (size_t i = 0; i < s->sandbox.n_mounts; i++) {
+                const struct workload_mount *m = &s->sandbox.mounts[i];
+                if (m->kind == WORKLOAD_MOUNT_TMPFS)
+                        mount_tmpfs(c, m, root);
+                else
+                        mount_bind(c, m, root);
+        }
+
+        char proc[PATH_MAX];
+        snprintf(proc, sizeof(proc), "%s/proc", root);
+        if (mkdir_p(proc, 0555) < 0)
+                FAIL("create /proc");
+        if (s->sandbox.namespaces & WORKLOAD_NS_PID) {
+                if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                        FAIL("mount /proc for the pid namespace");
+        } else if (mount("/proc", proc, NULL, MS_BIND | MS_REC, NULL) < 0)
+                FAIL("bind /proc");
+        setup_dev(c, root);
+
+        /* pivot_root(".", ".") then detach the old root: no path back to the host tree. */
+        if (chdir(root) < 0)
+                FAIL("chdir %s", root);
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                FAIL("pivot_root into %s", root);
+        if (umount2(".", MNT_DETACH) < 0)
+                FAIL("detach the host root");
+        if (chdir("/") < 0)
+                FAIL("chdir /");
+        if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+                FAIL("remount the sandbox root read-only");
+}
+
+static void loopback_up(struct spawn_ctx *c) {
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                FAIL("socket for the loopback interface");
+        struct ifreq ifr = {0};
+        strcpy(ifr.ifr_name, "lo");
+        if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+                FAIL("read the loopback interface flags");
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+                FAIL("bring the loopback interface up");
+        close(fd);
+}
+
+/* ---- credentials and capabilities ------------------------------------------------- */
+
+static int last_cap(void) {
+        int last = 0;
+        FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+        if (f) {
+                if (fscanf(f, "%d", &last) != 1)
+                        last = 0;
+                fclose(f);
+        }
+        return last > 0 && last < 64 ? last : 40;
+}
+
+static void drop_privileges(struct spawn_ctx *c, int cap_last) {
+        const struct workload_spec *s = c->p->spec;
+        uint64_t keep = s->sandbox.capabilities;
+        bool userns = s->sandbox.namespaces & WORKLOAD_NS_USER;
+        uid_t uid = userns ? 0 : c->p->uid;
+        gid_t gid = userns ? 0 : c->p->gid;
+
+        /* The bounding set first, while we still hold CAP_SETPCAP. */
+        for (int cap = 0; cap <= cap_last; cap++)
+                if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+                        FAIL("drop capability %d from the bounding set", cap);
+
+        if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+                FAIL("keep capabilities across the user change");
+        if (!userns && setgroups(0, NULL) < 0)
+                FAIL("drop supplementary groups");
+        if (setresgid(gid, gid, gid) < 0)
+                FAIL("set group id %u", (unsigned) gid);
+        if (setresuid(uid, uid, uid) < 0)
+                FAIL("set user id %u", (unsigned) uid);
+
+        struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct data[2] = {{0}};
+        data[0].effective = data[0].permitted = data[0].inheritable = (uint32_t) keep;
+        data[1].effective = data[1].permitted = data[1].inheritable = (uint32_t) (keep >> 32);
+        if (syscall(SYS_capset, &hdr, data) < 0)
+                FAIL("set capabilities");
+        /* Ambient capabilities carry the kept ones across exec for a non-root user. */
+        for (int cap = 0; cap <= cap_last; cap++)
+                if ((keep & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+                        FAIL("raise ambient capability %d", cap);
+}
+
+/* ---- the sandbox's processes ------------------------------------------------------ */
+
+static pid_t workload_pid;
+
+static void forward_signal(int sig) {
+        if (workload_pid > 0)
+                kill(workload_pid, sig);
+}
+
+/* The sandbox init: forward signals, reap everything, report the workload's status. */
+static _Noreturn void run_init(pid_t child) {
+        workload_pid = child;
+        static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+        struct sigaction sa = {.sa_handler = forward_signal};
+        for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
+                sigaction(forwarded[i], &sa, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+
+        for (;;) {
+                int st;
+                pid_t p = waitpid(-1, &st, 0);
+                if (p < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        _exit(127); /* no children left and the workload never reported */
+                }
+                if (p == child) {
+                        ssize_t n = write(FD_STATUS, &st, sizeof(st));
+                        (void) n;
+                        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+                }
+        }
+}
+
+static _Noreturn void exec_workload(struct spawn_ctx *c) {
+        const struct workload_spec *s = c->p->spec;
+        close(FD_STATUS);
+        for (int sig = 1; sig < NSIG; sig++)
+                signal(sig, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (setsid() < 0)
+                FAIL("setsid");
+
+        if (s->sandbox.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                FAIL("set no_new_privs");
+        if (c->p->seccomp) {
+                if (!s->sandbox.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                        FAIL("set no_new_privs for seccomp");
+                if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->p->seccomp, 0, 0) < 0)
+                        FAIL("install the seccomp filter");
+        }
+        execve(s->exec[0], s->exec, s->env);
+        FAIL("exec %s%s", s->exec[0],
+             errno == ENOENT ? " (is it, and its directory, bound into the sandbox?)" : "");
+}
+
+static _Noreturn void child_main(struct spawn_ctx *c) {
+        const struct workload_spec *s = c->p->spec;
+        char byte;
+
+        /* Wait for the agent: cgroup attached, id maps written. EOF means give up. */
+        if (read(c->sync_read, &byte, 1) != 1)
+                _exit(127);
+        close(c->sync_read);
+
+        if ((s->sandbox.namespaces & WORKLOAD_NS_CGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+                FAIL("enter a new cgroup namespace");
+        if (s->sandbox.namespaces & WORKLOAD_NS_MOUNT)
+                setup_root(c);
+        if (s->sandbox.namespaces & WORKLOAD_NS_UTS) {
+                const char *h = s->sandbox.hostname ? s->sandbox.hostname : s->name;
+                if (sethostname(h, strlen(h)) < 0)
+                        FAIL("set host name %s", h);
+        }
+        if (s->sandbox.namespaces & WORKLOAD_NS_NET)
+                loopback_up(c);
+
+        for (size_t i = 0; i < s->sandbox.n_rlimits; i++) {
+                struct rlimit rl = {.rlim_cur = s->sandbox.rlimits[i].soft, .rlim_max = s->sandbox.rlimits[i].hard};
+                if (setrlimit(s->sandbox.rlimits[i].resource, &rl) < 0)
+                        FAIL("set resource limit %d to %llu/%llu", s->sandbox.rlimits[i].resource,
+                             (unsigned long long) rl.rlim_cur, (unsigned long long) rl.rlim_max);
+        }
+
+        drop_privileges(c, last_cap());
+        if (chdir(s->cwd ? s->cwd : "/") < 0)
+                FAIL("chdir %s", s->cwd ? s->cwd : "/");
+
+        /* Standard streams, then exactly two agent descriptors at fixed numbers, then none. */
+        int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null_fd < 0)
+                FAIL("open /dev/null");
+        int out = c->p->stdout_fd >= 0 ? c->p->stdout_fd : null_fd;
+        int err = c->p->stderr_fd >= 0 ? c->p->stderr_fd : null_fd;
+        /* Move the pipes above the fixed numbers first, so dup2 never clobbers one. */
+        int ew = fcntl(c->error_write, F_DUPFD_CLOEXEC, 10);
+        int sw = fcntl(c->status_write, F_DUPFD_CLOEXEC, 10);
+        int o = fcntl(out, F_DUPFD_CLOEXEC, 10);
+        int e = fcntl(err, F_DUPFD_CLOEXEC, 10);
+        if (ew < 0 || sw < 0 || o < 0 || e < 0)
+                FAIL("arrange descriptors");
+        c->error_write = ew;
+        if (dup2(null_fd, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || dup3(ew, FD_ERROR, O_CLOEXEC) < 0 ||
+            dup2(sw, FD_STATUS) < 0)
+                FAIL("arrange descriptors");
+        c->error_write = FD_ERROR;
+        /* Everything else the agent had open (sockets, the state lock...) is closed. */
+        if (syscall(SYS_close_range, FD_STATUS + 1, ~0U, 0) < 0)
+                FAIL("close inherited descriptors");
+
+        pid_t child = fork();
+        if (child < 0)
+                FAIL("fork the workload");
+        if (child == 0)
+                exec_workload(c);
+        close(FD_ERROR); /* the agent sees EOF once the workload has exec'd */
+        if (!(s->sandbox.namespaces & WORKLOAD_NS_PID))
+                prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        run_init(child);
+}
+
+/* ---- the agent's side ------------------------------------------------------------- */
+
+int sandbox_resolve_ids(const struct workload_spec *spec, uid_t *ret_uid, gid_t *ret_gid,
+                        char *msg, size_t msg_size) {
+        uid_t uid = 0;
+        gid_t gid = 0;
+        char buf[16384];
+        if (spec->user) {
+                char *end;
+                unsigned long v = strtoul(spec->user, &end, 10);
+                struct passwd pw, *res = NULL;
+                if (*spec->user && !*end) {
+                        uid = (uid_t) v;
+                        if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+                                gid = pw.pw_gid;
+                        else
+                                gid = (gid_t) v;
+                } else {
+                        int r = getpwnam_r(spec->user, &pw, buf, sizeof(buf), &res);
+                        if (r != 0 || !res) {
+                                snprintf(msg, msg_size, "user \"%s\" does not exist on this node", spec->user);
+                                return -ESRCH;
+                        }
+                        uid = pw.pw_uid;
+                        gid = pw.pw_gid;
+                }
+        }
+        if (spec->group) {
+                char *end;
+                unsigned long v = strtoul(spec->group, &end, 10);
+                if (*spec->group && !*end)
+                        gid = (gid_t) v;
+                else {
+                        struct group gr, *res = NULL;
+                        int r = getgrnam_r(spec->group, &gr, buf, sizeof(buf), &res);
+                        if (r != 0 || !res) {
+                                snprintf(msg, msg_size, "group \"%s\" does not exist on this node", spec->group);
+                                return -ESRCH;
+                        }
+                        gid = gr.gr_gid;
+                }
+        }
+        *ret_uid = uid;
+        *ret_gid = gid;
+        return 0;
+}
+
+static int write_id_map(pid_t pid, const char *file, unsigned inside, unsigned outside) {
+        char path[64], line[64];
+        snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
+        int n = snprintf(line, sizeof(line), "%u %u 1\n", inside, outside);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = write(fd, line, (size_t) n) == n ? 0 : -errno;
+        close(fd);
+        return r;
+}
+
+static unsigned clone_flags(unsigned ns) {
+        unsigned f = 0;
+        if (ns & WORKLOAD_NS_PID)
+                f |= CLONE_NEWPID;
+        if (ns & WORKLOAD_NS_MOUNT)
+                f |= CLONE_NEWNS;
+        if (ns & WORKLOAD_NS_IPC)
+                f |= CLONE_NEWIPC;
+        if (ns & WORKLOAD_NS_UTS)
+                f |= CLONE_NEWUTS;
+        if (ns & WORKLOAD_NS_NET)
+                f |= CLONE_NEWNET;
+        if (ns & WORKLOAD_NS_USER)
+                f |= CLONE_NEWUSER;
+        /* The cgroup namespace is entered after the agent attached the cgroup. */
+        return f;
+}
+
+static void set_error(struct sandbox_error *err, int error, const char *fmt, ...) _printf_(3, 4);
+static void set_error(struct sandbox_error *err, int error, const char *fmt, ...) {
+        if (!err)
+                return;
+        err->error = error;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        va_end(ap);
+}
+
+int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
+                  struct sandbox_error *err) {
+        const struct workload_spec *s = p->spec;
+        int sync_pipe[2] = {-1, -1}, error_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
+        int pidfd = -1, r;
+
+        if ((s->sandbox.namespaces & WORKLOAD_NS_MOUNT) && !p->root_dir) {
+                set_error(err, EINVAL, "no directory to build the sandbox root in");
+                return -EINVAL;
+        }
+        if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(error_pipe, O_CLOEXEC) < 0 ||
+            pipe2(status_pipe, O_CLOEXEC) < 0) {
+                r = -errno;
+                set_error(err, -r, "create pipes");
+                goto fail;
+        }
+
+        struct spawn_ctx c = {
+                .p = p,
+                .sync_read = sync_pipe[0],
+                .error_write = error_pipe[1],
+                .status_write = status_pipe[1],
+        };
+        struct clone_args_v0 args = {
+                .flags = clone_flags(s->sandbox.namespaces) | CLONE_PIDFD,
+                .pidfd = (uint64_t) (uintptr_t) &pidfd,
+                .exit_signal = SIGCHLD,
+        };
+        pid_t pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
+        if (pid < 0) {
+                r = -errno;
+                set_error(err, -r, "create the sandbox (clone3 with namespaces 0x%llx)",
+                          (unsigned long long) args.flags);
+                goto fail;
+        }
+        if (pid == 0) {
+                close(sync_pipe[1]);
+                close(error_pipe[0]);
+                close(status_pipe[0]);
+                child_main(&c);
+        }
+
+        close(sync_pipe[0]);
+        close(error_pipe[1]);
+        close(status_pipe[1]);
+        sync_pipe[0] = error_pipe[1] = status_pipe[1] = -1;
+
+        if (s->sandbox.namespaces & WORKLOAD_NS_USER) {
+                /* Root inside maps to the workload's user outside: nothing more. */
+                if ((r = write_id_map(pid, "uid_map", 0, p->uid)) < 0 ||
+                    (r = write_id_map(pid, "gid_map", 0, p->gid)) < 0) {
+                        set_error(err, -r, "write the user namespace id maps of pid %d", (int) pid);
+                        goto fail_kill;
+                }
+        }
+        if (p->prestart && (r = p->prestart(pid, p->prestart_userdata)) < 0) {
+                set_error(err, -r, "prepare the sandbox of pid %d (cgroup)", (int) pid);
+                goto fail_kill;
+        }
+        if (write(sync_pipe[1], "x", 1) != 1) {
+                r = -errno;
+                set_error(err, -r, "release the sandbox");
+                goto fail_kill;
+        }
+        close(sync_pipe[1]);
+        sync_pipe[1] = -1;
+
+        /* EOF: the workload exec'd. A struct: what failed. Bounded, never hangs the loop. */
+        struct sandbox_error child_err;
+        struct pollfd pfd = {.fd = error_pipe[0], .events = POLLIN};
+        int pr;
+        do
+                pr = poll(&pfd, 1, 10000);
+        while (pr < 0 && errno == EINTR);
+        if (pr == 0) {
+                r = -ETIMEDOUT;
+                set_error(err, ETIMEDOUT, "the sandbox did not start within 10 s");
+                goto fail_kill;
+        }
+        ssize_t n = read(error_pipe[0], &child_err, sizeof(child_err));
+        if (n == (ssize_t) sizeof(child_err)) {
+                child_err.message[sizeof(child_err.message) - 1] = '\0';
+                if (err)
+                        *err = child_err;
+                r = -child_err.error;
+                (void) waitpid(pid, NULL, 0);
+                goto fail;
+        }
+        close(error_pipe[0]);
+        error_pipe[0] = -1;
+
+        ret->pid = pid;
+        ret->pidfd = pidfd;
+        ret->status_fd = status_pipe[0];
+        return 0;
+
+fail_kill:
+        kill(pid, SIGKILL);
+        (void) waitpid(pid, NULL, 0);
+fail:
+        for (int i = 0; i < 2; i++) {
+                if (sync_pipe[i] >= 0)
+                        close(sync_pipe[i]);
+                if (error_pipe[i] >= 0)
+                        close(error_pipe[i]);
+                if (status_pipe[i] >= 0)
+                        close(status_pipe[i]);
+        }
+        if (pidfd >= 0)
+                close(pidfd);
+        return r;
+}
+
+int sandbox_collect_status(struct sandbox_process *p, int init_status) {
+        int st = init_status;
+        if (p->status_fd >= 0) {
+                int reported;
+                if (read(p->status_fd, &reported, sizeof(reported)) == (ssize_t) sizeof(reported))
+                        st = reported;
+                close(p->status_fd);
+                p->status_fd = -1;
+        }
+        return st;
+}
+
+void sandbox_process_close(struct sandbox_process *p) {
+        if (p->pidfd >= 0)
+                close(p->pidfd);
+        if (p->status_fd >= 0)
+                close(p->status_fd);
+        p->pidfd = p->status_fd = -1;
+}

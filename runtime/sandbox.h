@@ -1,0 +1,61 @@
+/*
+ * Containerless sandboxes: start a host binary in its own namespaces, on a root built
+ * only from the binds it asked for, with capabilities dropped, no_new_privs and seccomp.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <linux/filter.h>
+
+#include "workload-spec.h"
+
+/* Where a start failed, so the operator reads "mount /usr: No such file or directory". */
+struct sandbox_error {
+        int error;          /* errno value */
+        char message[480];  /* what was being done, with the object */
+};
+
+/* Called in the agent after the sandbox's first process exists but before it goes on:
+ * attach it to its cgroup here. A negative return aborts the start. */
+typedef int (*sandbox_prestart_fn)(pid_t pid, void *userdata);
+
+struct sandbox_params {
+        const struct workload_spec *spec;
+        const char *root_dir;   /* an empty host directory where the root is assembled */
+        uid_t uid;              /* resolved from spec->user (see sandbox_resolve_ids) */
+        gid_t gid;
+        const struct sock_fprog *seccomp; /* compiled filter, or NULL for none */
+        int stdout_fd, stderr_fd;         /* where the workload writes; -1 for /dev/null */
+        sandbox_prestart_fn prestart;
+        void *prestart_userdata;
+};
+
+struct sandbox_process {
+        pid_t pid;       /* the sandbox's init (pid 1 inside when it has a pid namespace) */
+        int pidfd;       /* for the event loop; owned */
+        int status_fd;   /* read end: the workload's wait status, 4 bytes, when it ends */
+};
+
+/* Resolve user/group names or numeric ids from the spec (host passwd/group). */
+int sandbox_resolve_ids(const struct workload_spec *spec, uid_t *ret_uid, gid_t *ret_gid,
+                        char *msg, size_t msg_size);
+
+/*
+ * Start the workload. Returns 0 once the program was exec'd inside the sandbox (so a
+ * missing binary, a bad bind or a refused limit fails here, with *err filled), or a
+ * negative errno.
+ */
+int sandbox_spawn(const struct sandbox_params *params, struct sandbox_process *ret,
+                  struct sandbox_error *err);
+
+/*
+ * After the sandbox's init exited with init_status (from waitid/waitpid), read what
+ * happened to the workload itself: its wait status if the init reported one, else the
+ * init's own status. Closes status_fd.
+ */
+int sandbox_collect_status(struct sandbox_process *p, int init_status);
+
+void sandbox_process_close(struct sandbox_process *p);

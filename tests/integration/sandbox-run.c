@@ -1,0 +1,85 @@
+/* Test helper: run one workload spec in a sandbox, wait, and print how it ended. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sandbox.h"
+#include "workload-spec.h"
+
+int main(int argc, char *argv[]) {
+        const char *leak = NULL;
+        int i = 1;
+        for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+                if (streq(argv[i], "--leak-fd") && i + 1 < argc)
+                        leak = argv[++i];
+                else {
+                        fprintf(stderr, "usage: sandbox-run [--leak-fd PATH] SPEC.json ROOT_DIR\n");
+                        return 2;
+                }
+        }
+        if (argc - i != 2) {
+                fprintf(stderr, "usage: sandbox-run [--leak-fd PATH] SPEC.json ROOT_DIR\n");
+                return 2;
+        }
+        log_setup("sandbox-run", LOG_TARGET_STDERR);
+
+        struct workload_spec spec;
+        char *msg = NULL;
+        if (workload_spec_load_file(argv[i], &spec, &msg) < 0) {
+                fprintf(stderr, "spec error: %s\n", msg ? msg : "?");
+                free(msg);
+                return 2;
+        }
+
+        /* A descriptor the agent holds without close-on-exec must not reach the workload. */
+        if (leak) {
+                int fd = open(leak, O_RDONLY); /* deliberately without O_CLOEXEC */
+                if (fd < 0 || dup2(fd, 7) < 0) {
+                        perror("leak fd");
+                        return 2;
+                }
+        }
+
+        struct sandbox_params p = {
+                .spec = &spec,
+                .root_dir = argv[i + 1],
+                .stdout_fd = 1,
+                .stderr_fd = 2,
+        };
+        char emsg[256];
+        if (sandbox_resolve_ids(&spec, &p.uid, &p.gid, emsg, sizeof(emsg)) < 0) {
+                fprintf(stderr, "start failed: %s\n", emsg);
+                workload_spec_free(&spec);
+                return 3;
+        }
+        struct sandbox_process proc;
+        struct sandbox_error err = {0};
+        int r = sandbox_spawn(&p, &proc, &err);
+        if (r < 0) {
+                fprintf(stderr, "start failed: %s: %s\n", err.message, strerror(err.error));
+                workload_spec_free(&spec);
+                return 3;
+        }
+        int st;
+        while (waitpid(proc.pid, &st, 0) < 0)
+                if (errno != EINTR) {
+                        perror("waitpid");
+                        return 2;
+                }
+        st = sandbox_collect_status(&proc, st);
+        sandbox_process_close(&proc);
+        workload_spec_free(&spec);
+        if (WIFEXITED(st)) {
+                fprintf(stderr, "exit=%d\n", WEXITSTATUS(st));
+                return WEXITSTATUS(st);
+        }
+        fprintf(stderr, "signal=%d\n", WTERMSIG(st));
+        return 128 + WTERMSIG(st);
+}

@@ -1,0 +1,159 @@
+# Integration test: sandboxes for real (root), checked from inside the workload.
+# shellcheck shell=bash
+set -u -o pipefail
+
+: "${top_builddir:?top_builddir must be set}"
+: "${top_srcdir:?top_srcdir must be set}"
+. "$top_srcdir/tests/integration/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root"
+command -v python3 >/dev/null 2>&1 || skip_all "python3 not installed"
+RUN=$top_builddir/tests/integration/sandbox-run
+[ -x "$RUN" ] || bail "$RUN is missing: build it first"
+
+setup_testdir
+BASE_BINDS='"/usr", "/bin", "/lib", {"source": "/lib64", "optional": true}, {"source": "/sbin", "optional": true}'
+OUT=""
+ERR=""
+RC=0
+
+# run NAME EXTRA_JSON SHELL_COMMAND [sandbox-run options]: run sh -c COMMAND in a sandbox.
+run() {
+        local name=$1 extra=$2 cmd=$3
+        shift 3
+        local dir=$TESTDIR/$name
+        mkdir -p "$dir/root"
+        python3 - "$dir/spec.json" "$name" "$cmd" "$extra" "$BASE_BINDS" <<'PY'
+import json, sys
+path, name, cmd, extra, binds = sys.argv[1:]
+spec = {"name": name, "exec": ["/bin/sh", "-c", cmd],
+        "sandbox": {"ro_binds": json.loads("[" + binds + "]"), "tmpfs": ["/tmp"]}}
+for k, v in json.loads("{" + extra + "}").items():
+    if k == "sandbox":
+        spec["sandbox"].update(v)
+    else:
+        spec[k] = v
+json.dump(spec, open(path, "w"), indent=1)
+PY
+        RC=0
+        timeout 30 "$RUN" "$@" "$dir/spec.json" "$dir/root" >"$dir/out" 2>"$dir/err" || RC=$?
+        OUT=$(cat "$dir/out")
+        ERR=$(cat "$dir/err")
+}
+
+expect_out() { # NAME PATTERN: the workload's output matches an extended regex
+        if grep -Eq -- "$2" <<<"$OUT"; then
+                pass "$1"
+        else
+                fail "$1" "output did not match /$2/: $(head -c 600 <<<"$OUT") / stderr: $(head -c 400 <<<"$ERR")"
+        fi
+}
+
+expect_err() {
+        if grep -Fq -- "$2" <<<"$ERR"; then
+                pass "$1"
+        else
+                fail "$1" "stderr lacks '$2': $(head -c 600 <<<"$ERR")"
+        fi
+}
+
+# ---- pid namespace -------------------------------------------------------------------
+run pids '' 'for p in /proc/[0-9]*; do echo "${p#/proc/}"; done | sort -n | tr "\n" " "; echo'
+# Inside: the init (1), the shell and its pipeline, numbered from 1; the host has many more.
+expect_out "the workload sees only its own pids, numbered from 1" '^1 2( [3-9])* ?$'
+[ "$RC" -eq 0 ] && pass "exit status 0 reported" || fail "exit 0" "rc=$RC $ERR"
+
+# ---- the root holds only the binds asked for -----------------------------------------
+run root '' 'ls -a /; for p in /etc/passwd /home /root /var /etc /boot; do [ -e "$p" ] && echo "VISIBLE $p"; done; echo done'
+expect_out "host paths outside the binds are absent" '^done$'
+if grep -q VISIBLE <<<"$OUT"; then fail "no host path leaks" "$OUT"; else pass "no host path leaks (/etc, /home, /root, /var, /boot)"; fi
+entries=$(grep -vE '^(\.|\.\.|bin|dev|lib|lib64|proc|sbin|tmp|usr|done)$' <<<"$OUT" | tr '\n' ' ')
+[ -z "$entries" ] && pass "the root lists exactly the binds, /dev, /proc and /tmp" || fail "root entries" "unexpected: $entries"
+
+# ---- read-only binds and root --------------------------------------------------------
+run ro '' 'touch /usr/orbit-x 2>&1; touch /orbit-x 2>&1; mkdir /lib/orbit-x 2>&1; echo data > /tmp/w && cat /tmp/w'
+expect_out "a read-only bind cannot be written" "/usr/orbit-x.*Read-only file system"
+expect_out "the sandbox root cannot be written" "'/orbit-x'.*Read-only file system"
+expect_out "a tmpfs is writable" '^data$'
+[ ! -e /usr/orbit-x ] && pass "nothing reached the host /usr" || { rm -f /usr/orbit-x; fail "host /usr untouched"; }
+
+mkdir -p "$TESTDIR/shared"
+run rw '"sandbox": {"rw_binds": [{"source": "'"$TESTDIR"'/shared", "target": "/data"}]}' 'echo from-inside > /data/f && cat /data/f'
+[ "$(cat "$TESTDIR/shared/f" 2>/dev/null)" = from-inside ] && pass "a writable bind is written through to the host" || fail "rw bind" "$ERR"
+
+# ---- network: loopback only ----------------------------------------------------------
+run net '' 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; python3 -c "
+import socket
+s = socket.socket(); s.bind((\"127.0.0.1\", 0)); s.listen(1)
+c = socket.create_connection(s.getsockname(), timeout=2); a, _ = s.accept()
+c.sendall(b\"ping\"); print(\"loopback\", a.recv(4).decode())
+try:
+    socket.create_connection((\"10.0.0.1\", 80), timeout=1); print(\"REACHED\")
+except OSError as e:
+    print(\"outside:\", e.errno)
+"'
+expect_out "the only interface is lo" '^lo$'
+if grep -vE '^(lo|loopback ping|outside: [0-9]+)$' <<<"$OUT" | grep -q .; then fail "no other interface" "$OUT"; else pass "no interface but lo"; fi
+expect_out "loopback is up and carries traffic" '^loopback ping$'
+expect_out "no route out of the sandbox (ENETUNREACH)" '^outside: 101$'
+
+# ---- capabilities and no_new_privs ---------------------------------------------------
+run caps '' 'grep -E "^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):" /proc/self/status'
+expect_out "no capabilities left for a root workload (CapEff 0)" '^CapEff:[[:space:]]+0000000000000000$'
+expect_out "bounding set empty (CapBnd 0)" '^CapBnd:[[:space:]]+0000000000000000$'
+expect_out "no_new_privs set" '^NoNewPrivs:[[:space:]]+1$'
+
+run keepcap '"user": "nobody", "sandbox": {"capabilities": ["CAP_NET_BIND_SERVICE"]}' 'id -u; grep -E "^(CapEff|CapBnd|CapAmb):" /proc/self/status; python3 -c "
+import socket; s = socket.socket(); s.bind((\"127.0.0.1\", 80)); print(\"bound 80\")"'
+expect_out "runs as the requested user (nobody)" '^65534$'
+expect_out "a kept capability is effective for a non-root user" '^CapEff:[[:space:]]+0000000000000400$'
+expect_out "only the kept capability stays in the bounding set" '^CapBnd:[[:space:]]+0000000000000400$'
+expect_out "the kept capability works (bind port 80 as nobody)" '^bound 80$'
+
+run nocap '"user": "nobody"' 'python3 -c "
+import socket; s = socket.socket()
+try:
+    s.bind((\"127.0.0.1\", 80)); print(\"BOUND\")
+except PermissionError: print(\"denied\")"'
+expect_out "without the capability, nobody cannot bind port 80" '^denied$'
+
+# ---- inherited descriptors -----------------------------------------------------------
+run fds '' 'ls /proc/self/fd | tr "\n" " "; echo; cat <&7 2>&1 || echo "fd7 closed"' --leak-fd /etc/hostname
+expect_out "only stdin, stdout, stderr reach the workload" '^0 1 2 3 ?$'
+expect_out "a descriptor the agent leaked without CLOEXEC is closed" 'fd7 closed|Bad file descriptor'
+
+# ---- uts, rlimits, env, cwd ----------------------------------------------------------
+run uts '"sandbox": {"hostname": "detector"}' 'cat /proc/sys/kernel/hostname'
+expect_out "own host name" '^detector$'
+run limits '"sandbox": {"rlimits": {"nofile": 64, "core": 0}}, "env": {"MODEL": "yolo"}, "cwd": "/tmp"' 'ulimit -n; ulimit -c; echo "model=$MODEL"; pwd; env | wc -l'
+expect_out "rlimit nofile applied" '^64$'
+expect_out "rlimit core applied" '^0$'
+expect_out "the environment is exactly the spec's" '^model=yolo$'
+expect_out "cwd applied" '^/tmp$'
+
+# ---- exit status and signals ---------------------------------------------------------
+run exit7 '' 'exit 7'
+[ "$RC" -eq 7 ] && grep -q '^exit=7$' <<<"$ERR" && pass "exit code 7 reported" || fail "exit code" "rc=$RC $ERR"
+run killed '' 'kill -KILL $$'
+[ "$RC" -eq 137 ] && grep -q '^signal=9$' <<<"$ERR" && pass "death by SIGKILL reported as signal 9" || fail "signal" "rc=$RC $ERR"
+run orphan '' '(sleep 30 &) ; exit 0'
+[ "$RC" -eq 0 ] && pass "the workload's exit ends the sandbox even with a stray child left" || fail "orphans" "rc=$RC"
+
+# ---- clear errors --------------------------------------------------------------------
+run nobin '' 'true'
+sed -i 's|"/bin/sh"|"/opt/orbit/no-such-binary"|' "$TESTDIR/nobin/spec.json"
+RC=0; "$RUN" "$TESTDIR/nobin/spec.json" "$TESTDIR/nobin/root" 2>"$TESTDIR/nobin/err" || RC=$?; ERR=$(cat "$TESTDIR/nobin/err")
+[ "$RC" -eq 3 ] && pass "a missing binary fails the start" || fail "missing binary" "rc=$RC"
+expect_err "the error names the binary and the cause" "exec /opt/orbit/no-such-binary (is it, and its directory, bound into the sandbox?): No such file or directory"
+
+run badbind '"sandbox": {"ro_binds": ["/usr", "/bin", "/lib", "/opt/orbit-missing"]}' 'true'
+[ "$RC" -eq 3 ] && pass "a missing bind source fails the start" || fail "missing bind" "rc=$RC"
+expect_err "the error names the bind" "bind /opt/orbit-missing to /opt/orbit-missing: cannot use the source: No such file or directory"
+
+run baduser '"user": "no-such-user-orbit"' 'true'
+expect_err "an unknown user is a clear error" 'user "no-such-user-orbit" does not exist on this node'
+
+# ---- nothing left behind -------------------------------------------------------------
+if grep -q "$TESTDIR" /proc/self/mountinfo; then fail "no mount leaked to the host" "$(grep "$TESTDIR" /proc/self/mountinfo)"; else pass "no sandbox mount is visible on the host"; fi
+
+finish
