@@ -54,12 +54,17 @@ struct clone_args_v0 {
 /* Fixed descriptors inside the sandbox's init. */
 #define FD_ERROR 3  /* error pipe to the agent; close-on-exec */
 #define FD_STATUS 4 /* the workload's wait status to the agent; the init only */
+/* Read ends the init keeps for a restarted agent (close-on-exec: never the workload's). */
+#define FD_KEEP_STATUS 5
+#define FD_KEEP_STDOUT 6
+#define FD_KEEP_STDERR 7
 
 struct spawn_ctx {
         const struct sandbox_params *p;
         int sync_read;  /* the child waits here until the agent has attached the cgroup */
         int error_write;
         int status_write;
+        int status_read;
 };
 
 /* ---- errors from the child -------------------------------------------------------- */
@@ -422,17 +427,21 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
         /* Move the pipes above the fixed numbers first, so dup2 never clobbers one. */
         int ew = fcntl(c->error_write, F_DUPFD_CLOEXEC, 10);
         int sw = fcntl(c->status_write, F_DUPFD_CLOEXEC, 10);
+        int sr = fcntl(c->status_read, F_DUPFD_CLOEXEC, 10);
         int o = fcntl(out, F_DUPFD_CLOEXEC, 10);
         int e = fcntl(err, F_DUPFD_CLOEXEC, 10);
-        if (ew < 0 || sw < 0 || o < 0 || e < 0)
+        int ko = fcntl(c->p->stdout_read_fd >= 0 ? c->p->stdout_read_fd : null_fd, F_DUPFD_CLOEXEC, 10);
+        int ke = fcntl(c->p->stderr_read_fd >= 0 ? c->p->stderr_read_fd : null_fd, F_DUPFD_CLOEXEC, 10);
+        if (ew < 0 || sw < 0 || sr < 0 || o < 0 || e < 0 || ko < 0 || ke < 0)
                 FAIL("arrange descriptors");
         c->error_write = ew;
         if (dup2(null_fd, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || dup3(ew, FD_ERROR, O_CLOEXEC) < 0 ||
-            dup2(sw, FD_STATUS) < 0)
+            dup2(sw, FD_STATUS) < 0 || dup3(sr, FD_KEEP_STATUS, O_CLOEXEC) < 0 ||
+            dup3(ko, FD_KEEP_STDOUT, O_CLOEXEC) < 0 || dup3(ke, FD_KEEP_STDERR, O_CLOEXEC) < 0)
                 FAIL("arrange descriptors");
         c->error_write = FD_ERROR;
         /* Everything else the agent had open (sockets, the state lock...) is closed. */
-        if (syscall(SYS_close_range, FD_STATUS + 1, ~0U, 0) < 0)
+        if (syscall(SYS_close_range, FD_KEEP_STDERR + 1, ~0U, 0) < 0)
                 FAIL("close inherited descriptors");
 
         pid_t child = fork();
@@ -441,6 +450,7 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
         if (child == 0)
                 exec_workload(c);
         close(FD_ERROR); /* the agent sees EOF once the workload has exec'd */
+        prctl(PR_SET_NAME, SANDBOX_INIT_COMM, 0, 0, 0);
         if (!(s->sandbox.namespaces & WORKLOAD_NS_PID))
                 prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         run_init(child);
@@ -556,6 +566,7 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                 .sync_read = sync_pipe[0],
                 .error_write = error_pipe[1],
                 .status_write = status_pipe[1],
+                .status_read = status_pipe[0],
         };
         struct clone_args_v0 args = {
                 .flags = clone_flags(s->sandbox.namespaces) | CLONE_PIDFD,
@@ -572,7 +583,6 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
         if (pid == 0) {
                 close(sync_pipe[1]);
                 close(error_pipe[0]);
-                close(status_pipe[0]);
                 child_main(&c);
         }
 
@@ -657,6 +667,50 @@ int sandbox_collect_status(struct sandbox_process *p, int init_status) {
                 p->status_fd = -1;
         }
         return st;
+}
+
+int sandbox_adopt(pid_t pid, struct sandbox_process *ret, int *ret_stdout_read,
+                  int *ret_stderr_read) {
+        char path[64], comm[32] = "";
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -ESRCH;
+        if (!fgets(comm, sizeof(comm), f))
+                comm[0] = '\0';
+        fclose(f);
+        comm[strcspn(comm, "\n")] = '\0';
+        if (!streq(comm, SANDBOX_INIT_COMM))
+                return -ESRCH;
+
+        int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0)
+                return -errno;
+        int fds[3] = {-1, -1, -1};
+        const int wanted[3] = {FD_KEEP_STATUS, FD_KEEP_STDOUT, FD_KEEP_STDERR};
+        for (int i = 0; i < 3; i++) {
+                fds[i] = (int) syscall(SYS_pidfd_getfd, pidfd, wanted[i], 0);
+                if (fds[i] < 0) {
+                        int r = -errno;
+                        for (int k = 0; k < i; k++)
+                                close(fds[k]);
+                        close(pidfd);
+                        return r;
+                }
+                (void) fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+        }
+        ret->pid = pid;
+        ret->pidfd = pidfd;
+        ret->status_fd = fds[0];
+        if (ret_stdout_read)
+                *ret_stdout_read = fds[1];
+        else
+                close(fds[1]);
+        if (ret_stderr_read)
+                *ret_stderr_read = fds[2];
+        else
+                close(fds[2]);
+        return 0;
 }
 
 void sandbox_process_close(struct sandbox_process *p) {

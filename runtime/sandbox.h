@@ -29,6 +29,13 @@ struct sandbox_params {
         gid_t gid;
         const struct sock_fprog *seccomp; /* compiled filter, or NULL for none */
         int stdout_fd, stderr_fd;         /* where the workload writes; -1 for /dev/null */
+        /*
+         * Read ends of the stdout/stderr pipes, or -1. The sandbox's init holds a copy
+         * of each (and of its status pipe) so that the workload never gets SIGPIPE
+         * when the agent restarts, and a new agent can take them back with
+         * sandbox_adopt().
+         */
+        int stdout_read_fd, stderr_read_fd;
         sandbox_prestart_fn prestart;
         void *prestart_userdata;
 };
@@ -59,3 +66,14 @@ int sandbox_spawn(const struct sandbox_params *params, struct sandbox_process *r
 int sandbox_collect_status(struct sandbox_process *p, int init_status);
 
 void sandbox_process_close(struct sandbox_process *p);
+
+/* The sandbox init's name (comm), how a restarted agent recognises it in a cgroup. */
+#define SANDBOX_INIT_COMM "orbit-init"
+
+/*
+ * Take over a running sandbox whose init is pid (after an agent restart): a pidfd for
+ * it, and copies of the status pipe and the log pipes' read ends that the init holds.
+ * -ESRCH if pid is gone or is not a sandbox init.
+ */
+int sandbox_adopt(pid_t pid, struct sandbox_process *ret, int *ret_stdout_read,
+                  int *ret_stderr_read);

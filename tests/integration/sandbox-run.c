@@ -52,6 +52,8 @@ int main(int argc, char *argv[]) {
                 .root_dir = argv[i + 1],
                 .stdout_fd = 1,
                 .stderr_fd = 2,
+                .stdout_read_fd = -1,
+                .stderr_read_fd = -1,
         };
         char emsg[256];
         if (sandbox_resolve_ids(&spec, &p.uid, &p.gid, emsg, sizeof(emsg)) < 0) {
