@@ -91,6 +91,25 @@ static const struct json_field paths_fields[] = {
         {},
 };
 
+static int dispatch_cgroup_parent(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int r = json_dispatch_string(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        const char *p = *(char **) dest;
+        if (p[0] == '/' || strstr(p, "..") || strstr(p, "//") || p[strlen(p) - 1] == '/')
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "\"%s\" must be a relative path under the cgroup root, without ..", p);
+        return 0;
+}
+
+static const struct json_field runtime_fields[] = {
+        {"enabled", json_dispatch_bool, FIELD(struct agent_runtime_config, enabled), 0, NULL, 0, 0},
+        {"cgroup_parent", dispatch_cgroup_parent, FIELD(struct agent_runtime_config, cgroup_parent), 0, NULL, 1, 255},
+        {"log_dir", json_dispatch_absolute_path, FIELD(struct agent_runtime_config, log_dir), 0, NULL, 0, 0},
+        {"stop_workloads_on_exit", json_dispatch_bool, FIELD(struct agent_runtime_config, stop_workloads_on_exit), 0, NULL, 0, 0},
+        {},
+};
+
 static const struct json_field top_fields[] = {
         {"config_version", dispatch_config_version, FIELD(struct agent_config, config_version), JSON_REQUIRED, NULL, 0, 0},
         {"node_id", dispatch_node_id, FIELD(struct agent_config, node_id), JSON_NULLABLE, NULL, 0, NODE_ID_MAX},
@@ -101,6 +120,7 @@ static const struct json_field top_fields[] = {
         {"log_target", dispatch_log_target, FIELD(struct agent_config, log_target_name), 0, NULL, 0, 0},
         {"control", json_dispatch_nested, FIELD(struct agent_config, control), 0, control_fields, 0, 0},
         {"paths", json_dispatch_nested, FIELD(struct agent_config, paths), 0, paths_fields, 0, 0},
+        {"runtime", json_dispatch_nested, FIELD(struct agent_config, runtime), 0, runtime_fields, 0, 0},
         {},
 };
 
@@ -120,8 +140,13 @@ static int config_apply_defaults(struct agent_config *c) {
             (r = set_default(&c->paths.sysfs_root, "/sys")) < 0 ||
             (r = set_default(&c->paths.procfs_root, "/proc")) < 0 ||
             (r = set_default(&c->paths.cgroup_root, "/sys/fs/cgroup")) < 0 ||
-            (r = set_default(&c->paths.kernel_cmdline, "/proc/cmdline")) < 0)
+            (r = set_default(&c->paths.kernel_cmdline, "/proc/cmdline")) < 0 ||
+            (r = set_default(&c->runtime.cgroup_parent, "orbit-agent")) < 0)
                 return r;
+        if (!c->runtime.log_dir && asprintf(&c->runtime.log_dir, "%s/logs", c->state_dir) < 0) {
+                c->runtime.log_dir = NULL;
+                return -ENOMEM;
+        }
         if (!c->config_dir) {
                 char buf[PATH_MAX];
                 snprintf(buf, sizeof(buf), "%s", c->source ? c->source : "/etc/orbit-agent/agent.json");
@@ -147,6 +172,7 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                  struct json_problems *problems) {
         struct agent_config c = {
                 .control = {.max_request_bytes = 65536, .max_clients = 16, .idle_timeout_sec = 30},
+                .runtime = {.enabled = true},
         };
         struct json_ctx ctx = {.source = source, .text = text, .text_len = len, .problems = problems};
 
@@ -207,6 +233,8 @@ void config_free(struct agent_config *c) {
         free(c->paths.procfs_root);
         free(c->paths.cgroup_root);
         free(c->paths.kernel_cmdline);
+        free(c->runtime.cgroup_parent);
+        free(c->runtime.log_dir);
         memset(c, 0, sizeof(*c));
 }
 
@@ -216,34 +244,55 @@ static bool str_differs(const char *a, const char *b) {
         return !streq(a, b);
 }
 
+/* Keys that only take effect at the next start: moving state under a running agent is unsafe. */
+static const struct {
+        const char *key;
+        size_t offset; /* of a char * in struct agent_config */
+} restart_keys[] = {
+        {"node_id", offsetof(struct agent_config, node_id)},
+        {"state_dir", offsetof(struct agent_config, state_dir)},
+        {"runtime_dir", offsetof(struct agent_config, runtime_dir)},
+        {"config_dir", offsetof(struct agent_config, config_dir)},
+        {"paths.sysfs_root", offsetof(struct agent_config, paths.sysfs_root)},
+        {"paths.procfs_root", offsetof(struct agent_config, paths.procfs_root)},
+        {"paths.cgroup_root", offsetof(struct agent_config, paths.cgroup_root)},
+        {"paths.kernel_cmdline", offsetof(struct agent_config, paths.kernel_cmdline)},
+        {"runtime.cgroup_parent", offsetof(struct agent_config, runtime.cgroup_parent)},
+        {"runtime.log_dir", offsetof(struct agent_config, runtime.log_dir)},
+};
+
+#define KEY_PTR(c, i) ((char **) ((char *) (c) + restart_keys[i].offset))
+
 int config_restart_keys_changed(const struct agent_config *old, const struct agent_config *new,
                                 char *buf, size_t size) {
-        const struct {
-                const char *key;
-                const char *a, *b;
-        } keys[] = {
-                {"node_id", old->node_id, new->node_id},
-                {"state_dir", old->state_dir, new->state_dir},
-                {"runtime_dir", old->runtime_dir, new->runtime_dir},
-                {"config_dir", old->config_dir, new->config_dir},
-                {"paths.sysfs_root", old->paths.sysfs_root, new->paths.sysfs_root},
-                {"paths.procfs_root", old->paths.procfs_root, new->paths.procfs_root},
-                {"paths.cgroup_root", old->paths.cgroup_root, new->paths.cgroup_root},
-                {"paths.kernel_cmdline", old->paths.kernel_cmdline, new->paths.kernel_cmdline},
-        };
         int count = 0;
         size_t n = 0;
         if (size > 0)
                 buf[0] = '\0';
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-                if (!str_differs(keys[i].a, keys[i].b))
+        for (size_t i = 0; i < ELEMENTSOF(restart_keys); i++) {
+                if (!str_differs(*KEY_PTR(old, i), *KEY_PTR(new, i)))
                         continue;
                 if (n < size) {
-                        int w = snprintf(buf + n, size - n, "%s%s", count ? ", " : "", keys[i].key);
+                        int w = snprintf(buf + n, size - n, "%s%s", count ? ", " : "", restart_keys[i].key);
                         if (w > 0)
                                 n += (size_t) w;
                 }
                 count++;
         }
+        if (old->runtime.enabled != new->runtime.enabled) {
+                if (n < size)
+                        snprintf(buf + n, size - n, "%sruntime.enabled", count ? ", " : "");
+                count++;
+        }
         return count;
+}
+
+void config_keep_restart_keys(struct agent_config *next, struct agent_config *running) {
+        for (size_t i = 0; i < ELEMENTSOF(restart_keys); i++) {
+                char **dst = KEY_PTR(next, i), **src = KEY_PTR(running, i);
+                char *tmp = *dst;
+                *dst = *src;
+                *src = tmp;
+        }
+        next->runtime.enabled = running->runtime.enabled;
 }

@@ -25,6 +25,13 @@ struct agent_paths_config {
         char *kernel_cmdline;
 };
 
+struct agent_runtime_config {
+        bool enabled;
+        char *cgroup_parent; /* the agent's subtree under paths.cgroup_root */
+        char *log_dir;       /* workload log files when there is no journal */
+        bool stop_workloads_on_exit; /* default: workloads outlive the agent and are adopted */
+};
+
 struct agent_config {
         char *source; /* the file it came from */
         int64_t config_version;
@@ -38,6 +45,7 @@ struct agent_config {
         enum log_target log_target;
         struct agent_control_config control;
         struct agent_paths_config paths;
+        struct agent_runtime_config runtime;
 };
 
 /*
@@ -64,3 +72,6 @@ bool node_id_is_valid(const char *s);
  */
 int config_restart_keys_changed(const struct agent_config *old, const struct agent_config *new,
                                 char *buf, size_t size);
+
+/* Pure: give next the running config's values for those keys (swapping the strings). */
+void config_keep_restart_keys(struct agent_config *next, struct agent_config *running);

@@ -8,6 +8,7 @@
 #include "agent-config.h"
 #include "control.h"
 #include "node-state.h"
+#include "runtime.h"
 
 struct agent {
         sd_event *event;
@@ -16,6 +17,7 @@ struct agent {
         struct node_state node;
         uint64_t started_usec; /* CLOCK_MONOTONIC */
         struct control_server *control;
+        struct runtime *runtime; /* NULL when disabled */
         int lock_fd;
         uint64_t config_reloads, config_reload_failures;
         char last_reload_error[1024];

@@ -67,14 +67,175 @@ static int method_status(void *userdata, json_t *params, json_t **ret, char *msg
                 .config_reloads = a->config_reloads,
                 .config_reload_failures = a->config_reload_failures,
                 .last_reload_error = a->last_reload_error,
+                .runtime = a->runtime ? runtime_status_json(a->runtime) : NULL,
         };
         *ret = agent_status_build(&in);
+        json_decref(in.runtime);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* ---- workload methods: params {"name": ...} or {"spec_text": ..., "source": ...} ---- */
+
+static struct runtime *need_runtime(struct agent *a, char *msg, size_t size) {
+        if (!a->runtime)
+                snprintf(msg, size, "the workload runtime is disabled on this node (runtime.enabled)");
+        return a->runtime;
+}
+
+static const char *param_name(json_t *params, char *msg, size_t size) {
+        const char *name = json_string_value(json_object_get(params, "name"));
+        if (!name || !workload_name_is_valid(name)) {
+                snprintf(msg, size, "\"name\" must be a workload name");
+                return NULL;
+        }
+        return name;
+}
+
+/* Turn a runtime result into a control result: done, or an error with the message. */
+static int runtime_result(int r, char *message, json_t **ret, char *msg, size_t size) {
+        if (r >= 0) {
+                *ret = json_pack("{s:b,s:s?}", "done", 1, "message", message);
+                free(message);
+                return *ret ? 0 : -ENOMEM;
+        }
+        snprintf(msg, size, "%s", message ? message : strerror(-r));
+        free(message);
+        return (r == -EINVAL || r == -ENOENT || r == -EEXIST ? CONTROL_ERROR_INVALID_PARAMS : CONTROL_ERROR_INTERNAL) + 1;
+}
+
+static int method_workload_list(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct runtime *rt = need_runtime(userdata, msg, size);
+        if (!rt)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        *ret = json_pack("{s:o}", "workloads", runtime_workloads_json(rt));
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int method_workload_show(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct runtime *rt = need_runtime(userdata, msg, size);
+        if (!rt)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        const char *name = param_name(params, msg, size);
+        if (!name)
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        *ret = runtime_workload_json(rt, name);
+        if (!*ret) {
+                snprintf(msg, size, "no workload named \"%s\"", name);
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        }
+        return 0;
+}
+
+static int method_workload_logs(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct runtime *rt = need_runtime(userdata, msg, size);
+        if (!rt)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        const char *name = param_name(params, msg, size);
+        if (!name)
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        json_int_t lines = json_integer_value(json_object_get(params, "lines"));
+        json_t *logs = runtime_workload_logs_json(rt, name, lines > 0 && lines <= 1000 ? (size_t) lines : 50);
+        if (!logs) {
+                snprintf(msg, size, "no workload named \"%s\"", name);
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        }
+        *ret = json_pack("{s:o}", "lines", logs);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int method_workload_start(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct runtime *rt = need_runtime(userdata, msg, size);
+        if (!rt)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        char *message = NULL;
+        int r;
+        json_t *text = json_object_get(params, "spec_text");
+        if (text) {
+                const char *source = json_string_value(json_object_get(params, "source"));
+                if (!json_is_string(text)) {
+                        snprintf(msg, size, "\"spec_text\" must be a string");
+                        return CONTROL_ERROR_INVALID_PARAMS + 1;
+                }
+                r = runtime_workload_submit(rt, source ? source : "<control>", json_string_value(text),
+                                            json_string_length(text), &message);
+        } else {
+                const char *name = param_name(params, msg, size);
+                if (!name)
+                        return CONTROL_ERROR_INVALID_PARAMS + 1;
+                r = runtime_workload_start(rt, name, &message);
+        }
+        return runtime_result(r, message, ret, msg, size);
+}
+
+static int method_workload_stop(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct runtime *rt = need_runtime(userdata, msg, size);
+        if (!rt)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        const char *name = param_name(params, msg, size);
+        if (!name)
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        char *message = NULL;
+        return runtime_result(runtime_workload_stop(rt, name, &message), message, ret, msg, size);
+}
+
+static int method_workload_restart(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct runtime *rt = need_runtime(userdata, msg, size);
+        if (!rt)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        const char *name = param_name(params, msg, size);
+        if (!name)
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        char *message = NULL;
+        return runtime_result(runtime_workload_restart(rt, name, &message), message, ret, msg, size);
+}
+
+/* The levers the thermal policy will pull, open to operators and tests too. */
+static int method_runtime_class(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct runtime *rt = need_runtime(userdata, msg, size);
+        if (!rt)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        const char *prio = json_string_value(json_object_get(params, "priority"));
+        int p = -1;
+        for (int i = 0; prio && i < _WORKLOAD_PRIORITY_MAX; i++)
+                if (streq(prio, workload_priority_to_string((enum workload_priority) i)))
+                        p = i;
+        if (p < 0) {
+                snprintf(msg, size, "\"priority\" must be critical, normal or best-effort");
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        }
+        json_t *v;
+        int r = 0;
+        if ((v = json_object_get(params, "cpu_percent"))) {
+                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100) {
+                        snprintf(msg, size, "\"cpu_percent\" must be 0..100");
+                        return CONTROL_ERROR_INVALID_PARAMS + 1;
+                }
+                r = runtime_class_throttle(rt, (enum workload_priority) p, (unsigned) json_integer_value(v));
+        }
+        if (r >= 0 && (v = json_object_get(params, "frozen")))
+                r = runtime_class_freeze(rt, (enum workload_priority) p, json_is_true(v));
+        if (r >= 0 && (v = json_object_get(params, "stopped")))
+                r = runtime_class_stop(rt, (enum workload_priority) p, json_is_true(v));
+        if (r >= 0 && (v = json_object_get(params, "admit")) && p == WORKLOAD_PRIORITY_BEST_EFFORT)
+                runtime_best_effort_admission(rt, json_is_true(v));
+        if (r < 0) {
+                snprintf(msg, size, "runtime class %s: %s", prio, strerror(-r));
+                return CONTROL_ERROR_INTERNAL + 1;
+        }
+        *ret = runtime_status_json(rt);
         return *ret ? 0 : -ENOMEM;
 }
 
 static const struct control_method control_methods[] = {
         {"ping", method_ping},
         {"status", method_status},
+        {"workload.list", method_workload_list},
+        {"workload.show", method_workload_show},
+        {"workload.logs", method_workload_logs},
+        {"workload.start", method_workload_start},
+        {"workload.stop", method_workload_stop},
+        {"workload.restart", method_workload_restart},
+        {"runtime.class", method_runtime_class},
         {NULL, NULL},
 };
 
@@ -123,22 +284,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                         log_warning("configuration reload: %s changed; these take effect at the "
                                     "next start, the running agent keeps the old values",
                                     changed);
-                        char *keep[] = {a->config.node_id, a->config.state_dir,
-                                        a->config.runtime_dir, a->config.config_dir,
-                                        a->config.paths.sysfs_root, a->config.paths.procfs_root,
-                                        a->config.paths.cgroup_root, a->config.paths.kernel_cmdline};
-                        char **dst[] = {&next.node_id, &next.state_dir, &next.runtime_dir,
-                                        &next.config_dir, &next.paths.sysfs_root,
-                                        &next.paths.procfs_root, &next.paths.cgroup_root,
-                                        &next.paths.kernel_cmdline};
-                        for (size_t i = 0; i < ELEMENTSOF(dst); i++) {
-                                free(*dst[i]);
-                                *dst[i] = keep[i];
-                        }
-                        a->config.node_id = a->config.state_dir = a->config.runtime_dir = NULL;
-                        a->config.config_dir = NULL;
-                        a->config.paths.sysfs_root = a->config.paths.procfs_root = NULL;
-                        a->config.paths.cgroup_root = a->config.paths.kernel_cmdline = NULL;
+                        config_keep_restart_keys(&next, &a->config);
                 }
                 config_free(&a->config);
                 a->config = next;
@@ -225,6 +371,23 @@ static int agent_start(struct agent *a) {
                 log_info("watchdog enabled, interval %llu ms", (unsigned long long) wd / 1000);
         }
 
+        if (a->config.runtime.enabled) {
+                char workloads_dir[PATH_MAX];
+                snprintf(workloads_dir, sizeof(workloads_dir), "%s/workloads.d", a->config.config_dir);
+                struct runtime_config rc = {
+                        .cgroup_root = a->config.paths.cgroup_root,
+                        .cgroup_parent = a->config.runtime.cgroup_parent,
+                        .runtime_dir = a->config.runtime_dir,
+                        .state_dir = a->config.state_dir,
+                        .workloads_dir = workloads_dir,
+                        .log_dir = log_get_target() == LOG_TARGET_JOURNAL ? NULL : a->config.runtime.log_dir,
+                        .journal = log_get_target() == LOG_TARGET_JOURNAL,
+                };
+                r = runtime_new(a->event, &rc, &a->runtime);
+                if (r < 0)
+                        return log_error_errno(r, "cannot start the workload runtime");
+        }
+
         char sock[PATH_MAX];
         snprintf(sock, sizeof(sock), "%s/control.sock", a->config.runtime_dir);
         r = control_server_new(a->event, sock, &a->config.control, control_methods, a, &a->control);
@@ -243,6 +406,10 @@ static int agent_start(struct agent *a) {
 static void agent_done(struct agent *a) {
         control_server_free(a->control);
         a->control = NULL;
+        if (a->runtime && a->config.runtime.stop_workloads_on_exit)
+                runtime_kill_all(a->runtime);
+        runtime_free(a->runtime);
+        a->runtime = NULL;
         a->event = sd_event_unref(a->event);
         if (a->lock_fd >= 0)
                 close(a->lock_fd);

@@ -9,7 +9,7 @@ static const struct {
         const char *state;
         const char *summary;
 } subsystems[] = {
-        {"runtime", "not-built", "sandboxed workloads: not built yet (no workloads can run)"},
+        {"runtime", "disabled", "sandboxed workloads: disabled in the configuration (runtime.enabled)"},
         {"update", "not-built", "A/B bundle install, commit and rollback: not built yet"},
         {"health", "not-built", "thermal and power collectors and policy: not built yet"},
         {"link", "not-built", "controller sync over the delay-tolerant link: not built yet"},
@@ -20,6 +20,13 @@ json_t *agent_status_build(const struct agent_status_input *in) {
         if (!subs)
                 return NULL;
         for (size_t i = 0; i < ELEMENTSOF(subsystems); i++) {
+                if (streq(subsystems[i].name, "runtime") && in->runtime) {
+                        if (json_object_set(subs, "runtime", in->runtime) < 0) {
+                                json_decref(subs);
+                                return NULL;
+                        }
+                        continue;
+                }
                 json_t *s = json_pack("{s:s,s:s}", "state", subsystems[i].state, "summary",
                                       subsystems[i].summary);
                 if (!s || json_object_set_new(subs, subsystems[i].name, s) < 0) {

@@ -14,6 +14,7 @@ struct agent_status_input {
         uint64_t uptime_usec;
         uint64_t config_reloads, config_reload_failures;
         const char *last_reload_error; /* NULL or "" when the last reload worked */
+        json_t *runtime; /* the runtime's own section, or NULL when it is not running */
 };
 
 /* Build the status object (see docs/control-protocol.md). NULL on ENOMEM. */

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
@@ -24,13 +25,21 @@
 static const char *arg_socket = DEFAULT_SOCKET;
 static int arg_timeout_ms = 10000;
 static bool arg_json = false;
+static int arg_lines = 50;
 
 static void help(void) {
         printf("Usage: orbitctl [--socket PATH] [--timeout SEC] COMMAND [--json]\n"
                "\n"
                "Commands:\n"
-               "  status     node id, boot epoch, uptime, version, and each subsystem\n"
-               "  ping       check that the agent answers\n"
+               "  status                      node id, boot epoch, uptime, version, each subsystem\n"
+               "  ping                        check that the agent answers\n"
+               "  workload list               workloads with state, pid, restarts, last exit\n"
+               "  workload show NAME          one workload in detail, with its cgroup usage\n"
+               "  workload start SPEC.json    add (or replace) a workload from a spec and start it\n"
+               "  workload start NAME         start a known workload\n"
+               "  workload stop NAME          SIGTERM, then SIGKILL after its stop timeout\n"
+               "  workload restart NAME       stop, then start\n"
+               "  workload logs NAME          its recent output (--lines N, default 50)\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH   control socket (default " DEFAULT_SOCKET ",\n"
@@ -194,36 +203,153 @@ static void print_status(json_t *r) {
         }
 }
 
-static int run(const char *command) {
+static void print_json(json_t *v) {
+        char *s = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS);
+        if (s)
+                printf("%s\n", s);
+        free(s);
+}
+
+/* Call a method; print the JSON result with --json, else hand it to a printer. */
+static int call_and_print(const char *method, json_t *params, void (*printer)(json_t *result)) {
         json_t *resp = NULL;
-        const char *method;
-        if (streq(command, "status"))
-                method = "status";
-        else if (streq(command, "ping"))
-                method = "ping";
-        else {
-                fprintf(stderr, "orbitctl: unknown command '%s'. Try 'orbitctl --help'.\n", command);
-                return 2;
-        }
-        int r = call(method, NULL, &resp);
+        int r = call(method, params, &resp);
+        json_decref(params);
         if (r < 0)
                 return 1;
         json_t *result = response_result(resp);
-        int ret = 1;
+        int ret = result ? 0 : 1;
         if (result) {
-                ret = 0;
-                if (arg_json) {
-                        char *s = json_dumps(result, JSON_INDENT(2) | JSON_SORT_KEYS);
-                        if (s)
-                                printf("%s\n", s);
-                        free(s);
-                } else if (streq(method, "status"))
-                        print_status(result);
+                if (arg_json || !printer)
+                        print_json(result);
                 else
-                        printf("pong\n");
+                        printer(result);
         }
         json_decref(resp);
         return ret;
+}
+
+static void print_pong(json_t *r) {
+        printf("pong\n");
+}
+
+static void print_done(json_t *r) {
+        const char *m = json_string_value(json_object_get(r, "message"));
+        printf("%s\n", m ? m : "done");
+}
+
+static void print_workloads(json_t *r) {
+        json_t *list = json_object_get(r, "workloads");
+        printf("%-24s %-9s %-11s %7s %8s  %s\n", "NAME", "STATE", "PRIORITY", "PID", "RESTARTS", "LAST EXIT / ERROR");
+        size_t i;
+        json_t *w;
+        json_array_foreach(list, i, w) {
+                const char *err = json_string_value(json_object_get(w, "last_error"));
+                const char *ex = json_string_value(json_object_get(w, "last_exit"));
+                printf("%-24s %-9s %-11s %7lld %8lld  %s%s\n", str(w, "name"), str(w, "state"), str(w, "priority"),
+                       (long long) json_integer_value(json_object_get(w, "pid")),
+                       (long long) json_integer_value(json_object_get(w, "restarts")),
+                       err ? err : (ex ? ex : "-"), json_is_true(json_object_get(w, "frozen")) ? " [frozen]" : "");
+        }
+        if (json_array_size(list) == 0)
+                printf("(no workloads)\n");
+}
+
+static void print_workload(json_t *w) {
+        json_t *u = json_object_get(w, "usage");
+        printf("Name:        %s\n", str(w, "name"));
+        printf("State:       %s%s%s\n", str(w, "state"), json_is_true(json_object_get(w, "frozen")) ? " (frozen)" : "",
+               json_is_true(json_object_get(w, "adopted")) ? " (adopted after an agent restart)" : "");
+        printf("Priority:    %s\n", str(w, "priority"));
+        printf("Pid:         %lld\n", (long long) json_integer_value(json_object_get(w, "pid")));
+        printf("Uptime:      %.1fs\n", json_number_value(json_object_get(w, "uptime_sec")));
+        printf("Starts:      %lld (%lld restarts)\n", (long long) json_integer_value(json_object_get(w, "starts")),
+               (long long) json_integer_value(json_object_get(w, "restarts")));
+        printf("Last exit:   %s\n", json_string_value(json_object_get(w, "last_exit")) ?: "-");
+        printf("Last error:  %s\n", json_string_value(json_object_get(w, "last_error")) ?: "-");
+        printf("Cgroup:      %s\n", str(w, "cgroup"));
+        printf("CPU:         %.2fs\n", (double) json_integer_value(json_object_get(u, "cpu_usec")) / 1e6);
+        printf("Memory:      %.1f MiB (peak %.1f MiB), %lld OOM kills\n",
+               (double) json_integer_value(json_object_get(u, "memory_bytes")) / 1048576.0,
+               (double) json_integer_value(json_object_get(u, "memory_peak_bytes")) / 1048576.0,
+               (long long) json_integer_value(json_object_get(u, "oom_kills")));
+        printf("Tasks:       %lld\n", (long long) json_integer_value(json_object_get(u, "pids")));
+        printf("Spec from:   %s\n", str(w, "source"));
+}
+
+static void print_logs(json_t *r) {
+        size_t i;
+        json_t *l;
+        json_array_foreach(json_object_get(r, "lines"), i, l) {
+                time_t t = (time_t) (json_integer_value(json_object_get(l, "time")) / 1000000);
+                struct tm tm;
+                gmtime_r(&t, &tm);
+                printf("%04d-%02d-%02dT%02d:%02d:%02dZ %s %s\n", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec, str(l, "stream"), str(l, "line"));
+        }
+}
+
+static int workload_command(int argc, char **argv) {
+        if (argc < 1) {
+                fprintf(stderr, "orbitctl: workload needs a subcommand: list, show, start, stop, restart, logs\n");
+                return 2;
+        }
+        const char *sub = argv[0];
+        if (streq(sub, "list") && argc == 1)
+                return call_and_print("workload.list", NULL, print_workloads);
+        if (argc != 2) {
+                fprintf(stderr, "orbitctl: usage: orbitctl workload %s NAME%s\n", sub,
+                        streq(sub, "start") ? "|SPEC.json" : "");
+                return 2;
+        }
+        const char *arg = argv[1];
+        if (streq(sub, "start") && (strchr(arg, '/') || strstr(arg, ".json"))) {
+                /* A spec file: the agent parses the text itself, so errors name file:line:column. */
+                char *text = NULL;
+                size_t len;
+                int r = read_file_bounded(arg, 256 * 1024, &text, &len);
+                if (r < 0) {
+                        fprintf(stderr, "orbitctl: cannot read %s: %s\n", arg, strerror(-r));
+                        return 1;
+                }
+                char abs[PATH_MAX];
+                const char *source = realpath(arg, abs) ? abs : arg;
+                json_t *params = json_pack("{s:s%,s:s}", "spec_text", text, len, "source", source);
+                free(text);
+                if (!params) {
+                        fprintf(stderr, "orbitctl: %s is not UTF-8 text\n", arg);
+                        return 1;
+                }
+                return call_and_print("workload.start", params, print_done);
+        }
+        json_t *params = json_pack("{s:s}", "name", arg);
+        if (streq(sub, "show"))
+                return call_and_print("workload.show", params, print_workload);
+        if (streq(sub, "start"))
+                return call_and_print("workload.start", params, print_done);
+        if (streq(sub, "stop"))
+                return call_and_print("workload.stop", params, print_done);
+        if (streq(sub, "restart"))
+                return call_and_print("workload.restart", params, print_done);
+        if (streq(sub, "logs")) {
+                json_object_set_new(params, "lines", json_integer(arg_lines));
+                return call_and_print("workload.logs", params, print_logs);
+        }
+        json_decref(params);
+        fprintf(stderr, "orbitctl: unknown workload subcommand '%s'\n", sub);
+        return 2;
+}
+
+static int run(int argc, char **argv) {
+        const char *command = argv[0];
+        if (streq(command, "status") && argc == 1)
+                return call_and_print("status", NULL, print_status);
+        if (streq(command, "ping") && argc == 1)
+                return call_and_print("ping", NULL, print_pong);
+        if (streq(command, "workload"))
+                return workload_command(argc - 1, argv + 1);
+        fprintf(stderr, "orbitctl: unknown command '%s'. Try 'orbitctl --help'.\n", command);
+        return 2;
 }
 
 int main(int argc, char *argv[]) {
@@ -231,6 +357,7 @@ int main(int argc, char *argv[]) {
                 {"socket", required_argument, NULL, 's'},
                 {"timeout", required_argument, NULL, 't'},
                 {"json", no_argument, NULL, 'j'},
+                {"lines", required_argument, NULL, 'n'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -238,7 +365,7 @@ int main(int argc, char *argv[]) {
         if (env && *env)
                 arg_socket = env;
         int c;
-        while ((c = getopt_long(argc, argv, "s:t:jh", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "s:t:jn:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 's':
                         arg_socket = optarg;
@@ -256,6 +383,16 @@ int main(int argc, char *argv[]) {
                 case 'j':
                         arg_json = true;
                         break;
+                case 'n': {
+                        char *end;
+                        long v = strtol(optarg, &end, 10);
+                        if (*end || v <= 0 || v > 1000) {
+                                fprintf(stderr, "orbitctl: --lines takes 1 to 1000\n");
+                                return 2;
+                        }
+                        arg_lines = (int) v;
+                        break;
+                }
                 case 'h':
                         help();
                         return 0;
@@ -268,9 +405,5 @@ int main(int argc, char *argv[]) {
                 help();
                 return 2;
         }
-        if (optind + 1 < argc) {
-                fprintf(stderr, "orbitctl: unexpected argument '%s'\n", argv[optind + 1]);
-                return 2;
-        }
-        return run(argv[optind]);
+        return run(argc - optind, argv + optind);
 }

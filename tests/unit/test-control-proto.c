@@ -165,14 +165,23 @@ static void test_status_document(void **state) {
         json_t *reload = json_object_get(s, "config_reload");
         assert_int_equal(json_integer_value(json_object_get(reload, "count")), 3);
         assert_string_equal(json_string_value(json_object_get(reload, "last_error")), "bad");
-        const char *names[] = {"runtime", "update", "health", "link"};
+        const char *names[] = {"update", "health", "link"};
         json_t *subs = json_object_get(s, "subsystems");
-        for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(json_string_value(json_object_get(json_object_get(subs, "runtime"), "state")), "disabled");
+        for (size_t i = 0; i < 3; i++) {
                 json_t *sub = json_object_get(subs, names[i]);
                 assert_non_null(sub);
                 assert_string_equal(json_string_value(json_object_get(sub, "state")), "not-built");
                 assert_non_null(strstr(json_string_value(json_object_get(sub, "summary")), "not built yet"));
         }
+        json_decref(s);
+
+        /* A running runtime speaks for itself. */
+        in.runtime = json_pack("{s:s,s:s}", "state", "active", "summary", "2 workloads");
+        s = agent_status_build(&in);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(s, "subsystems"), "runtime"), "summary")),
+                            "2 workloads");
+        json_decref(in.runtime);
         json_decref(s);
 }
 

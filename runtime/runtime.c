@@ -1,0 +1,958 @@
+/* The workload runtime: supervision of sandboxed workloads on the agent's event loop. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "fileio.h"
+#include "log.h"
+#include "runtime.h"
+#include "sandbox.h"
+#include "seccomp-policy.h"
+#include "statefile.h"
+#include "supervise-policy.h"
+#include "workload-log.h"
+
+#define RECORDS_SUBDIR "workloads"
+#define MAX_WORKLOADS 256
+
+enum workload_state {
+        WORKLOAD_STOPPED,  /* not running, and not meant to */
+        WORKLOAD_RUNNING,
+        WORKLOAD_STOPPING, /* SIGTERM sent, SIGKILL on the grace timer */
+        WORKLOAD_BACKOFF,  /* waiting to restart */
+        WORKLOAD_FAILED,   /* crash loop or a start that cannot succeed */
+        _WORKLOAD_STATE_MAX,
+};
+
+static const char *const state_names[_WORKLOAD_STATE_MAX] = {
+        [WORKLOAD_STOPPED] = "stopped",   [WORKLOAD_RUNNING] = "running",
+        [WORKLOAD_STOPPING] = "stopping", [WORKLOAD_BACKOFF] = "backoff",
+        [WORKLOAD_FAILED] = "failed",
+};
+
+struct workload {
+        struct runtime *rt;
+        struct workload *next;
+        struct workload_spec spec;
+        char *spec_text, *source;
+        enum workload_state state;
+        bool want_running;    /* persisted: start it when the agent starts */
+        bool stop_requested;  /* the exit that follows is the one we asked for */
+        bool restart_after_stop;
+        bool adopted;         /* running since before this agent started */
+        struct cgroup *cg;
+        struct sandbox_process proc;
+        bool have_proc;
+        sd_event_source *exit_source, *timer;
+        struct workload_log *log;
+        struct restart_tracker tracker;
+        uint64_t started_usec;
+        uint64_t oom_kills_at_start;
+        unsigned restarts, starts;
+        struct seccomp_program *seccomp;
+        char last_exit[160];
+        char last_error[512];
+};
+
+struct runtime {
+        sd_event *event;
+        struct runtime_config cfg; /* strings owned */
+        struct cgroup_manager *cgroups;
+        char unavailable[256];     /* why workloads cannot run here, or "" */
+        struct workload *workloads;
+        unsigned n_workloads;
+        unsigned ncpu;
+        struct class_control classes[_WORKLOAD_PRIORITY_MAX];
+        bool best_effort_closed;
+};
+
+static int workload_start(struct workload *w, char **ret_message);
+static void workload_arm_restart(struct workload *w, uint64_t delay_usec);
+
+static uint64_t now_usec(struct runtime *rt) {
+        uint64_t t = 0;
+        (void) sd_event_now(rt->event, CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+static int set_message(char **ret, const char *fmt, ...) _printf_(2, 3);
+static int set_message(char **ret, const char *fmt, ...) {
+        if (!ret)
+                return 0;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(ret, fmt, ap) < 0)
+                *ret = NULL;
+        va_end(ap);
+        return 0;
+}
+
+static struct workload *find(struct runtime *rt, const char *name) {
+        for (struct workload *w = rt->workloads; w; w = w->next)
+                if (streq(w->spec.name, name))
+                        return w;
+        return NULL;
+}
+
+/* ---- persisted records ------------------------------------------------------------ */
+
+static int records_dir(struct runtime *rt, char *buf, size_t size) {
+        if (snprintf(buf, size, "%s/" RECORDS_SUBDIR, rt->cfg.state_dir) >= (int) size)
+                return -ENAMETOOLONG;
+        return mkdir_parents(buf, 0700);
+}
+
+static int workload_save(struct workload *w) {
+        char dir[PATH_MAX];
+        int r = records_dir(w->rt, dir, sizeof(dir));
+        if (r < 0)
+                return log_error_errno(r, "workload %s: cannot create %s", w->spec.name, dir);
+        json_t *rec = json_pack("{s:i,s:s,s:s,s:b}", "format", 1, "source", w->source, "spec",
+                                w->spec_text, "want_running", w->want_running);
+        if (!rec)
+                return -ENOMEM;
+        char *text = json_dumps(rec, JSON_COMPACT);
+        json_decref(rec);
+        if (!text)
+                return -ENOMEM;
+        r = statefile_save(dir, w->spec.name, text, strlen(text));
+        free(text);
+        return r;
+}
+
+/* ---- workloads: create, free ------------------------------------------------------ */
+
+static void workload_free(struct workload *w) {
+        if (!w)
+                return;
+        sd_event_source_disable_unref(w->exit_source);
+        sd_event_source_disable_unref(w->timer);
+        if (w->have_proc)
+                sandbox_process_close(&w->proc);
+        workload_log_free(w->log);
+        cgroup_free(w->cg);
+        seccomp_program_free(w->seccomp);
+        workload_spec_free(&w->spec);
+        free(w->spec_text);
+        free(w->source);
+        free(w);
+}
+
+static void workload_unlink(struct workload *w) {
+        struct runtime *rt = w->rt;
+        for (struct workload **p = &rt->workloads; *p; p = &(*p)->next)
+                if (*p == w) {
+                        *p = w->next;
+                        rt->n_workloads--;
+                        return;
+                }
+}
+
+static int workload_new(struct runtime *rt, struct workload_spec *spec, const char *source,
+                        const char *text, size_t len, struct workload **ret) {
+        struct workload *w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->rt = rt;
+        w->spec = *spec;
+        memset(spec, 0, sizeof(*spec));
+        w->source = strdup(source);
+        w->spec_text = strndup(text, len);
+        struct workload_log_config lc = {
+                .journal = rt->cfg.journal,
+                .file_dir = rt->cfg.log_dir,
+                .file_max_bytes = 1024 * 1024,
+                .lines_per_sec = 1000,
+        };
+        int r = (w->source && w->spec_text) ? workload_log_new(rt->event, w->spec.name, &lc, &w->log) : -ENOMEM;
+        if (r < 0) {
+                workload_free(w);
+                return r;
+        }
+        w->next = rt->workloads;
+        rt->workloads = w;
+        rt->n_workloads++;
+        *ret = w;
+        return 0;
+}
+
+/* ---- exit handling ---------------------------------------------------------------- */
+
+static void workload_event(struct workload *w, int level, const char *fmt, ...) _printf_(3, 4);
+static void workload_event(struct workload *w, int level, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_full(level, "workload %s: %s", w->spec.name, msg);
+        workload_log_note(w->log, msg);
+}
+
+static void workload_clear_process(struct workload *w) {
+        w->exit_source = sd_event_source_disable_unref(w->exit_source);
+        w->timer = sd_event_source_disable_unref(w->timer);
+        if (w->have_proc)
+                sandbox_process_close(&w->proc);
+        w->have_proc = false;
+        workload_log_detach(w->log);
+}
+
+static void workload_handle_exit(struct workload *w, int init_status) {
+        struct runtime *rt = w->rt;
+        int status = sandbox_collect_status(&w->proc, init_status);
+
+        struct cgroup_stats st = {0};
+        bool oom = false;
+        if (w->cg && cgroup_get_stats(w->cg, &st) >= 0)
+                oom = st.oom_kills > w->oom_kills_at_start;
+        /* Without a pid namespace strays may outlive the init: the cgroup ends them. */
+        if (w->cg && cgroup_is_empty(w->cg) == 0)
+                (void) cgroup_kill_all(w->cg, SIGKILL);
+
+        struct workload_exit e = {
+                .status = status,
+                .oom_killed = oom,
+                .stop_requested = w->stop_requested,
+                .ran_usec = now_usec(rt) - w->started_usec,
+        };
+        workload_exit_describe(&e, w->last_exit, sizeof(w->last_exit));
+        workload_clear_process(w);
+        w->adopted = false;
+
+        bool failure = workload_exit_is_failure(&e);
+        workload_event(w, failure ? LOG_WARNING : LOG_INFO, "%s after %.1f s", w->last_exit,
+                       (double) e.ran_usec / 1e6);
+
+        if (w->stop_requested) {
+                w->stop_requested = false;
+                w->state = WORKLOAD_STOPPED;
+                if (w->restart_after_stop) {
+                        w->restart_after_stop = false;
+                        char *msg = NULL;
+                        if (workload_start(w, &msg) < 0)
+                                log_error("workload %s: restart failed: %s", w->spec.name, msg ? msg : "?");
+                        free(msg);
+                }
+                return;
+        }
+
+        uint64_t delay;
+        switch (restart_decide(&w->spec, &w->tracker, &e, now_usec(rt), &delay)) {
+        case RESTART_NONE:
+                w->state = WORKLOAD_STOPPED;
+                break;
+        case RESTART_GIVE_UP:
+                w->state = WORKLOAD_FAILED;
+                snprintf(w->last_error, sizeof(w->last_error),
+                         "crash loop: %lld restarts within %lld s, not restarting again",
+                         (long long) w->spec.restart.max_restarts, (long long) w->spec.restart.window_sec);
+                workload_event(w, LOG_ERR, "%s", w->last_error);
+                break;
+        case RESTART_AFTER_DELAY:
+                workload_arm_restart(w, delay);
+                break;
+        }
+}
+
+static int on_exit_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct workload *w = userdata;
+        siginfo_t si = {0};
+        int init_status = 0;
+        /* Our own child: reap it. An adopted one is not our child: its pipe tells all. */
+        if (waitid(P_PIDFD, (id_t) fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0)
+                init_status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status;
+        workload_handle_exit(w, init_status);
+        return 0;
+}
+
+static int on_restart_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct workload *w = userdata;
+        w->timer = sd_event_source_disable_unref(w->timer);
+        w->restarts++;
+        char *msg = NULL;
+        if (workload_start(w, &msg) < 0 && w->state != WORKLOAD_FAILED) {
+                /* A refused start (e.g. the class is stopped) waits for the next chance. */
+                log_warning("workload %s: restart refused: %s", w->spec.name, msg ? msg : "?");
+        }
+        free(msg);
+        return 0;
+}
+
+static void workload_arm_restart(struct workload *w, uint64_t delay_usec) {
+        w->state = WORKLOAD_BACKOFF;
+        workload_event(w, LOG_NOTICE, "restarting in %.1f s", (double) delay_usec / 1e6);
+        int r = sd_event_add_time_relative(w->rt->event, &w->timer, CLOCK_MONOTONIC, delay_usec,
+                                           10000, on_restart_timer, w);
+        if (r < 0) {
+                w->state = WORKLOAD_FAILED;
+                snprintf(w->last_error, sizeof(w->last_error), "cannot arm the restart timer: %s", strerror(-r));
+        }
+}
+
+static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct workload *w = userdata;
+        w->timer = sd_event_source_disable_unref(w->timer);
+        workload_event(w, LOG_WARNING, "did not stop within %lld s, sending SIGKILL",
+                       (long long) w->spec.stop_timeout_sec);
+        if (w->cg)
+                (void) cgroup_kill_all(w->cg, SIGKILL);
+        if (w->have_proc)
+                (void) syscall(SYS_pidfd_send_signal, w->proc.pidfd, SIGKILL, NULL, 0);
+        return 0;
+}
+
+/* ---- start ------------------------------------------------------------------------ */
+
+static int attach_to_cgroup(pid_t pid, void *userdata) {
+        struct workload *w = userdata;
+        return w->cg ? cgroup_attach_pid(w->cg, pid) : 0;
+}
+
+static struct cgroup_limits workload_limits(struct workload *w) {
+        struct runtime *rt = w->rt;
+        return (struct cgroup_limits){
+                .cpu_weight = (uint64_t) w->spec.resources.cpu_weight,
+                .cpu_max_percent = workload_effective_cpu_max(w->spec.resources.cpu_max_percent, rt->ncpu,
+                                                              &rt->classes[w->spec.priority]),
+                .memory_max = (uint64_t) w->spec.resources.memory_max,
+                .pids_max = (uint64_t) w->spec.resources.pids_max,
+                .io_weight = (uint64_t) w->spec.resources.io_weight,
+        };
+}
+
+/* A start that can never work (bad spec for this node) fails the workload for good. */
+static int start_failed(struct workload *w, char **ret_message, bool permanent, int r,
+                        const char *fmt, ...) _printf_(5, 6);
+static int start_failed(struct workload *w, char **ret_message, bool permanent, int r,
+                        const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w->last_error, sizeof(w->last_error), fmt, ap);
+        va_end(ap);
+        if (permanent)
+                w->state = WORKLOAD_FAILED;
+        workload_event(w, LOG_ERR, "start failed: %s", w->last_error);
+        set_message(ret_message, "workload %s: %s", w->spec.name, w->last_error);
+        return r < 0 ? r : -EINVAL;
+}
+
+static int workload_start(struct workload *w, char **ret_message) {
+        struct runtime *rt = w->rt;
+        int r;
+
+        if (w->have_proc)
+                return 0; /* already running */
+        if (rt->unavailable[0])
+                return start_failed(w, ret_message, true, -EOPNOTSUPP, "%s", rt->unavailable);
+        char reason[256];
+        if (!workload_admit(w->spec.priority, rt->classes, rt->best_effort_closed, reason, sizeof(reason))) {
+                w->state = WORKLOAD_STOPPED;
+                snprintf(w->last_error, sizeof(w->last_error), "not admitted: %s", reason);
+                set_message(ret_message, "workload %s not admitted: %s", w->spec.name, reason);
+                return -EBUSY;
+        }
+
+        if (!w->cg && (r = cgroup_create(rt->cgroups, w->spec.name, &w->cg)) < 0)
+                return start_failed(w, ret_message, false, r, "cannot create its cgroup: %s", strerror(-r));
+        if (cgroup_is_empty(w->cg) == 0) {
+                /* Leftovers of an earlier run must not share the new run's limits. */
+                (void) cgroup_kill_all(w->cg, SIGKILL);
+                (void) cgroup_wait_empty(w->cg, 2000000);
+        }
+        struct cgroup_limits limits = workload_limits(w);
+        r = cgroup_apply_limits(w->cg, &limits);
+        if (r < 0)
+                return start_failed(w, ret_message, true, r, "the kernel refused its limits (%s); see the agent log",
+                                    strerror(-r));
+
+        if (!w->seccomp) {
+                struct seccomp_policy *policy = NULL;
+                char *msg = NULL;
+                r = seccomp_policy_resolve(w->spec.sandbox.seccomp ? w->spec.sandbox.seccomp : "default", &policy, &msg);
+                if (r >= 0)
+                        r = seccomp_policy_compile(policy, &w->seccomp);
+                seccomp_policy_free(policy);
+                if (r < 0) {
+                        int q = start_failed(w, ret_message, true, r, "seccomp policy: %s", msg ? msg : strerror(-r));
+                        free(msg);
+                        return q;
+                }
+                free(msg);
+        }
+
+        struct sandbox_params p = {
+                .spec = &w->spec,
+                .seccomp = w->seccomp ? &w->seccomp->prog : NULL,
+                .prestart = attach_to_cgroup,
+                .prestart_userdata = w,
+        };
+        char msg[256];
+        r = sandbox_resolve_ids(&w->spec, &p.uid, &p.gid, msg, sizeof(msg));
+        if (r < 0)
+                return start_failed(w, ret_message, true, r, "%s", msg);
+
+        char root[PATH_MAX];
+        snprintf(root, sizeof(root), "%s/sandboxes/%s", rt->cfg.runtime_dir, w->spec.name);
+        if ((r = mkdir_parents(root, 0700)) < 0)
+                return start_failed(w, ret_message, false, r, "cannot create %s: %s", root, strerror(-r));
+        p.root_dir = root;
+
+        int out[2], err[2];
+        if (pipe2(out, O_CLOEXEC) < 0)
+                return start_failed(w, ret_message, false, -errno, "pipe: %s", strerror(errno));
+        if (pipe2(err, O_CLOEXEC) < 0) {
+                r = -errno;
+                close(out[0]);
+                close(out[1]);
+                return start_failed(w, ret_message, false, r, "pipe: %s", strerror(-r));
+        }
+        p.stdout_fd = out[1];
+        p.stderr_fd = err[1];
+        p.stdout_read_fd = out[0];
+        p.stderr_read_fd = err[0];
+
+        struct cgroup_stats st = {0};
+        (void) cgroup_get_stats(w->cg, &st);
+        w->oom_kills_at_start = st.oom_kills;
+
+        struct sandbox_error serr = {0};
+        r = sandbox_spawn(&p, &w->proc, &serr);
+        close(out[1]);
+        close(err[1]);
+        if (r < 0) {
+                close(out[0]);
+                close(err[0]);
+                /* What the sandbox could not do is about this spec on this node. */
+                return start_failed(w, ret_message, true, r, "%s: %s", serr.message, strerror(serr.error));
+        }
+        w->have_proc = true;
+        (void) workload_log_attach(w->log, out[0], err[0]);
+        r = sd_event_add_io(rt->event, &w->exit_source, w->proc.pidfd, EPOLLIN, on_exit_event, w);
+        if (r < 0)
+                log_error_errno(r, "workload %s: cannot watch its process", w->spec.name);
+
+        w->state = WORKLOAD_RUNNING;
+        w->started_usec = now_usec(rt);
+        w->starts++;
+        w->last_error[0] = '\0';
+        restart_tracker_note_start(&w->tracker, &w->spec, w->started_usec);
+        workload_event(w, LOG_INFO, "started, pid %d", (int) w->proc.pid);
+        return 0;
+}
+
+static int workload_request_stop(struct workload *w) {
+        w->timer = sd_event_source_disable_unref(w->timer);
+        if (!w->have_proc) {
+                if (w->state == WORKLOAD_BACKOFF || w->state == WORKLOAD_FAILED)
+                        w->state = WORKLOAD_STOPPED;
+                return 0;
+        }
+        if (w->state == WORKLOAD_STOPPING)
+                return 0;
+        w->stop_requested = true;
+        w->state = WORKLOAD_STOPPING;
+        if (w->cg)
+                (void) cgroup_set_frozen(w->cg, false); /* a frozen process cannot act on SIGTERM */
+        (void) syscall(SYS_pidfd_send_signal, w->proc.pidfd, SIGTERM, NULL, 0);
+        workload_event(w, LOG_INFO, "stopping (SIGTERM, SIGKILL after %lld s)", (long long) w->spec.stop_timeout_sec);
+        return sd_event_add_time_relative(w->rt->event, &w->timer, CLOCK_MONOTONIC,
+                                          (uint64_t) w->spec.stop_timeout_sec * 1000000ULL, 10000,
+                                          on_stop_timeout, w);
+}
+
+/* ---- adoption after an agent restart ---------------------------------------------- */
+
+static bool adopt(struct workload *w) {
+        struct runtime *rt = w->rt;
+        if (cgroup_open(rt->cgroups, w->spec.name, &w->cg) < 0)
+                return false;
+        pid_t *pids = NULL;
+        size_t n = 0;
+        if (cgroup_get_pids(w->cg, &pids, &n) < 0 || n == 0) {
+                free(pids);
+                return false;
+        }
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++) {
+                int out = -1, err = -1;
+                if (sandbox_adopt(pids[i], &w->proc, &out, &err) < 0)
+                        continue;
+                w->have_proc = true;
+                (void) workload_log_attach(w->log, out, err);
+                if (sd_event_add_io(rt->event, &w->exit_source, w->proc.pidfd, EPOLLIN, on_exit_event, w) < 0)
+                        log_warning("workload %s: cannot watch adopted pid %d", w->spec.name, (int) pids[i]);
+                w->state = WORKLOAD_RUNNING;
+                w->adopted = true;
+                w->started_usec = now_usec(rt);
+                struct cgroup_stats st = {0};
+                (void) cgroup_get_stats(w->cg, &st);
+                w->oom_kills_at_start = st.oom_kills;
+                restart_tracker_note_start(&w->tracker, &w->spec, w->started_usec);
+                workload_event(w, LOG_NOTICE, "adopted, still running as pid %d", (int) pids[i]);
+                ok = true;
+        }
+        free(pids);
+        return ok;
+}
+
+/* Groups under our parent that no known workload claims: end them, nothing runs unowned. */
+static void reap_unknown_groups(struct runtime *rt) {
+        char **names = NULL;
+        if (cgroup_manager_list(rt->cgroups, &names) < 0)
+                return;
+        for (char **n = names; n && *n; n++) {
+                struct workload *w = find(rt, *n);
+                if (w && w->have_proc)
+                        continue;
+                struct cgroup *cg = NULL;
+                if (cgroup_open(rt->cgroups, *n, &cg) < 0)
+                        continue;
+                if (cgroup_is_empty(cg) == 0) {
+                        log_warning("cgroup %s: processes without a live sandbox init%s; killing them",
+                                    cgroup_path(cg), w ? "" : " and no known workload");
+                        (void) cgroup_kill_all(cg, SIGKILL);
+                        (void) cgroup_wait_empty(cg, 2000000);
+                }
+                if (!w)
+                        (void) cgroup_destroy(cg);
+                cgroup_free(cg);
+        }
+        cgroup_strv_free(names);
+}
+
+/* ---- loading ---------------------------------------------------------------------- */
+
+static int load_spec(struct runtime *rt, const char *source, const char *text, size_t len,
+                     bool want_running, struct workload **ret, char **ret_message) {
+        struct json_problems *ps = calloc(1, sizeof(*ps));
+        if (!ps)
+                return -ENOMEM;
+        struct workload_spec spec;
+        int r = workload_spec_parse(source, text, len, &spec, ps);
+        if (r < 0) {
+                if (ret_message)
+                        *ret_message = json_problems_to_message(source, ps);
+                free(ps);
+                return r;
+        }
+        free(ps);
+        if (find(rt, spec.name)) {
+                set_message(ret_message, "%s: workload \"%s\" is defined twice", source, spec.name);
+                workload_spec_free(&spec);
+                return -EEXIST;
+        }
+        if (rt->n_workloads >= MAX_WORKLOADS) {
+                set_message(ret_message, "%s: more than %d workloads", source, MAX_WORKLOADS);
+                workload_spec_free(&spec);
+                return -E2BIG;
+        }
+        struct workload *w;
+        r = workload_new(rt, &spec, source, text, len, &w);
+        workload_spec_free(&spec);
+        if (r < 0)
+                return r;
+        w->want_running = want_running;
+        *ret = w;
+        return 0;
+}
+
+static void load_records(struct runtime *rt) {
+        char dir[PATH_MAX];
+        if (records_dir(rt, dir, sizeof(dir)) < 0)
+                return;
+        DIR *d = opendir(dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                const char *n = de->d_name;
+                if (n[0] == '.' || strchr(n, '.')) /* name.prev, name.tmp, name.corrupt */
+                        continue;
+                char *payload = NULL;
+                if (statefile_load(dir, n, &payload, NULL, NULL) < 0)
+                        continue;
+                json_t *rec = json_loads(payload, JSON_REJECT_DUPLICATES, NULL);
+                free(payload);
+                const char *source = NULL, *spec = NULL;
+                int want = 1;
+                if (!rec || json_unpack(rec, "{s:s,s:s,s:b}", "source", &source, "spec", &spec,
+                                        "want_running", &want) < 0) {
+                        log_error("workload record %s/%s: not a record; ignored", dir, n);
+                        json_decref(rec);
+                        continue;
+                }
+                struct workload *w;
+                char *msg = NULL;
+                if (load_spec(rt, source, spec, strlen(spec), want, &w, &msg) < 0)
+                        log_error("workload record %s/%s: %s", dir, n, msg ? msg : "cannot load");
+                free(msg);
+                json_decref(rec);
+        }
+        closedir(d);
+}
+
+static void load_workloads_dir(struct runtime *rt) {
+        if (!rt->cfg.workloads_dir)
+                return;
+        DIR *d = opendir(rt->cfg.workloads_dir);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                size_t l = strlen(de->d_name);
+                if (de->d_name[0] == '.' || l < 6 || !streq(de->d_name + l - 5, ".json"))
+                        continue;
+                char path[PATH_MAX];
+                snprintf(path, sizeof(path), "%s/%s", rt->cfg.workloads_dir, de->d_name);
+                char *text = NULL;
+                size_t len;
+                int r = read_file_bounded(path, WORKLOAD_SPEC_MAX_SIZE, &text, &len);
+                if (r < 0) {
+                        log_error_errno(r, "workload spec %s: cannot read", path);
+                        continue;
+                }
+                /* The file is the truth for its workload; a record only keeps stopped/running. */
+                struct json_problems ps = {0};
+                struct workload_spec probe;
+                bool want = true;
+                if (workload_spec_parse(path, text, len, &probe, &ps) >= 0) {
+                        struct workload *old = find(rt, probe.name);
+                        if (old) {
+                                want = old->want_running;
+                                workload_unlink(old);
+                                workload_free(old);
+                        }
+                        workload_spec_free(&probe);
+                }
+                struct workload *w;
+                char *msg = NULL;
+                r = load_spec(rt, path, text, len, want, &w, &msg);
+                if (r < 0) {
+                        /* One bad spec never keeps the others from running. */
+                        char *save = NULL;
+                        for (char *line = msg ? strtok_r(msg, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save))
+                                log_error("invalid workload spec: %s", line);
+                } else
+                        (void) workload_save(w);
+                free(msg);
+                free(text);
+        }
+        closedir(d);
+}
+
+static unsigned count_cpus(void) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? (unsigned) n : 1;
+}
+
+int runtime_new(sd_event *event, const struct runtime_config *cfg, struct runtime **ret) {
+        struct runtime *rt = calloc(1, sizeof(*rt));
+        if (!rt)
+                return -ENOMEM;
+        rt->event = sd_event_ref(event);
+        rt->ncpu = count_cpus();
+        rt->cfg.cgroup_root = strdup(cfg->cgroup_root);
+        rt->cfg.cgroup_parent = strdup(cfg->cgroup_parent);
+        rt->cfg.runtime_dir = strdup(cfg->runtime_dir);
+        rt->cfg.state_dir = strdup(cfg->state_dir);
+        rt->cfg.workloads_dir = cfg->workloads_dir ? strdup(cfg->workloads_dir) : NULL;
+        rt->cfg.log_dir = cfg->log_dir ? strdup(cfg->log_dir) : NULL;
+        rt->cfg.journal = cfg->journal;
+        if (!rt->cfg.cgroup_root || !rt->cfg.cgroup_parent || !rt->cfg.runtime_dir || !rt->cfg.state_dir) {
+                runtime_free(rt);
+                return -ENOMEM;
+        }
+        if (rt->cfg.log_dir)
+                (void) mkdir_parents(rt->cfg.log_dir, 0750);
+
+        int r = cgroup_manager_new(rt->cfg.cgroup_root, rt->cfg.cgroup_parent, 0, &rt->cgroups);
+        if (r < 0) {
+                snprintf(rt->unavailable, sizeof(rt->unavailable),
+                         "no usable cgroups under %s (%s): workloads cannot run on this node",
+                         rt->cfg.cgroup_root, strerror(-r));
+                log_error("runtime: %s", rt->unavailable);
+        } else
+                log_info("runtime: cgroup v%d under %s, subtree %s", (int) cgroup_manager_version(rt->cgroups),
+                         rt->cfg.cgroup_root, rt->cfg.cgroup_parent);
+
+        load_records(rt);
+        load_workloads_dir(rt);
+        if (rt->cgroups) {
+                char **groups = NULL;
+                if (cgroup_manager_list(rt->cgroups, &groups) >= 0)
+                        for (char **g = groups; g && *g; g++) {
+                                struct workload *w = find(rt, *g);
+                                if (w)
+                                        (void) adopt(w);
+                        }
+                cgroup_strv_free(groups);
+                reap_unknown_groups(rt);
+        }
+        for (struct workload *w = rt->workloads; w; w = w->next)
+                if (w->want_running && !w->have_proc) {
+                        char *msg = NULL;
+                        (void) workload_start(w, &msg);
+                        free(msg);
+                }
+        *ret = rt;
+        return 0;
+}
+
+void runtime_kill_all(struct runtime *rt) {
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                if (!w->cg)
+                        continue;
+                (void) cgroup_kill_all(w->cg, SIGKILL);
+                (void) cgroup_wait_empty(w->cg, 2000000);
+                if (w->have_proc) {
+                        siginfo_t si;
+                        (void) waitid(P_PIDFD, (id_t) w->proc.pidfd, &si, WEXITED | WNOHANG);
+                }
+                workload_clear_process(w);
+                if (cgroup_destroy(w->cg) >= 0) {
+                        cgroup_free(w->cg);
+                        w->cg = NULL;
+                }
+                w->state = WORKLOAD_STOPPED;
+        }
+}
+
+void runtime_free(struct runtime *rt) {
+        if (!rt)
+                return;
+        while (rt->workloads) {
+                struct workload *w = rt->workloads;
+                rt->workloads = w->next;
+                workload_free(w);
+        }
+        cgroup_manager_free(rt->cgroups);
+        sd_event_unref(rt->event);
+        free((char *) rt->cfg.cgroup_root);
+        free((char *) rt->cfg.cgroup_parent);
+        free((char *) rt->cfg.runtime_dir);
+        free((char *) rt->cfg.state_dir);
+        free((char *) rt->cfg.workloads_dir);
+        free((char *) rt->cfg.log_dir);
+        free(rt);
+}
+
+/* ---- operations ------------------------------------------------------------------- */
+
+int runtime_workload_submit(struct runtime *rt, const char *source, const char *text, size_t len,
+                            char **ret_message) {
+        struct json_problems *ps = calloc(1, sizeof(*ps));
+        if (!ps)
+                return -ENOMEM;
+        struct workload_spec spec;
+        int r = workload_spec_parse(source, text, len, &spec, ps);
+        if (r < 0) {
+                if (ret_message)
+                        *ret_message = json_problems_to_message(source, ps);
+                free(ps);
+                return r;
+        }
+        free(ps);
+        struct workload *old = find(rt, spec.name);
+        if (old && (old->have_proc || old->state == WORKLOAD_STOPPING)) {
+                set_message(ret_message, "workload %s is running: stop it before replacing its spec", spec.name);
+                workload_spec_free(&spec);
+                return -EBUSY;
+        }
+        if (old) {
+                workload_unlink(old);
+                workload_free(old);
+        }
+        workload_spec_free(&spec);
+        struct workload *w;
+        r = load_spec(rt, source, text, len, true, &w, ret_message);
+        if (r < 0)
+                return r;
+        (void) workload_save(w);
+        return workload_start(w, ret_message);
+}
+
+int runtime_workload_start(struct runtime *rt, const char *name, char **ret_message) {
+        struct workload *w = find(rt, name);
+        if (!w)
+                return set_message(ret_message, "no workload named \"%s\"", name), -ENOENT;
+        w->want_running = true;
+        (void) workload_save(w);
+        if (w->state == WORKLOAD_STOPPING) {
+                w->restart_after_stop = true;
+                return 0;
+        }
+        w->timer = sd_event_source_disable_unref(w->timer);
+        memset(&w->tracker, 0, sizeof(w->tracker)); /* an operator's start forgives a crash loop */
+        return workload_start(w, ret_message);
+}
+
+int runtime_workload_stop(struct runtime *rt, const char *name, char **ret_message) {
+        struct workload *w = find(rt, name);
+        if (!w)
+                return set_message(ret_message, "no workload named \"%s\"", name), -ENOENT;
+        w->want_running = false;
+        w->restart_after_stop = false;
+        (void) workload_save(w);
+        return workload_request_stop(w);
+}
+
+int runtime_workload_restart(struct runtime *rt, const char *name, char **ret_message) {
+        struct workload *w = find(rt, name);
+        if (!w)
+                return set_message(ret_message, "no workload named \"%s\"", name), -ENOENT;
+        w->want_running = true;
+        (void) workload_save(w);
+        if (!w->have_proc)
+                return runtime_workload_start(rt, name, ret_message);
+        w->restart_after_stop = true;
+        return workload_request_stop(w);
+}
+
+/* ---- reports ---------------------------------------------------------------------- */
+
+static json_t *workload_json(struct workload *w, bool detail) {
+        struct cgroup_stats st = {0};
+        bool have_stats = w->cg && cgroup_get_stats(w->cg, &st) >= 0;
+        json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:b,s:i,s:I,s:I,s:s?,s:s?}",
+                              "name", w->spec.name,
+                              "state", state_names[w->state],
+                              "priority", workload_priority_to_string(w->spec.priority),
+                              "frozen", have_stats && st.frozen,
+                              "adopted", w->adopted,
+                              "pid", w->have_proc ? (int) w->proc.pid : 0,
+                              "starts", (json_int_t) w->starts,
+                              "restarts", (json_int_t) w->restarts,
+                              "last_exit", w->last_exit[0] ? w->last_exit : NULL,
+                              "last_error", w->last_error[0] ? w->last_error : NULL);
+        if (!o || !detail)
+                return o;
+        json_t *extra = json_pack("{s:s,s:s,s:f,s:{s:I,s:I,s:I,s:I,s:I},s:I}",
+                                  "source", w->source,
+                                  "cgroup", w->cg ? cgroup_path(w->cg) : "",
+                                  "uptime_sec", w->have_proc ? (double) (now_usec(w->rt) - w->started_usec) / 1e6 : 0.0,
+                                  "usage",
+                                  "cpu_usec", (json_int_t) st.cpu_usage_usec,
+                                  "memory_bytes", (json_int_t) st.memory_current,
+                                  "memory_peak_bytes", (json_int_t) st.memory_peak,
+                                  "pids", (json_int_t) st.pids_current,
+                                  "oom_kills", (json_int_t) st.oom_kills,
+                                  "log_lines_suppressed", (json_int_t) workload_log_suppressed(w->log));
+        json_t *spec = json_loads(w->spec_text, 0, NULL);
+        if (extra)
+                json_object_update(o, extra);
+        json_decref(extra);
+        if (spec)
+                json_object_set_new(o, "spec", spec);
+        return o;
+}
+
+json_t *runtime_workloads_json(struct runtime *rt) {
+        json_t *a = json_array();
+        for (struct workload *w = rt->workloads; a && w; w = w->next)
+                json_array_append_new(a, workload_json(w, false));
+        return a;
+}
+
+json_t *runtime_workload_json(struct runtime *rt, const char *name) {
+        struct workload *w = find(rt, name);
+        return w ? workload_json(w, true) : NULL;
+}
+
+json_t *runtime_workload_logs_json(struct runtime *rt, const char *name, size_t lines) {
+        struct workload *w = find(rt, name);
+        return w ? workload_log_tail(w->log, lines) : NULL;
+}
+
+json_t *runtime_status_json(struct runtime *rt) {
+        unsigned running = 0, failed = 0;
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                running += w->state == WORKLOAD_RUNNING;
+                failed += w->state == WORKLOAD_FAILED;
+        }
+        char summary[320];
+        if (rt->unavailable[0])
+                snprintf(summary, sizeof(summary), "%s", rt->unavailable);
+        else
+                snprintf(summary, sizeof(summary), "%u workloads: %u running, %u failed; cgroup v%d",
+                         rt->n_workloads, running, failed, (int) cgroup_manager_version(rt->cgroups));
+        json_t *classes = json_object();
+        for (int p = 0; classes && p < _WORKLOAD_PRIORITY_MAX; p++)
+                json_object_set_new(classes, workload_priority_to_string((enum workload_priority) p),
+                                    json_pack("{s:i,s:b,s:b}", "cpu_percent", (int) rt->classes[p].cpu_percent,
+                                              "frozen", rt->classes[p].frozen, "stopped", rt->classes[p].stopped));
+        return json_pack("{s:s,s:s,s:i,s:i,s:i,s:o,s:b}", "state", rt->unavailable[0] ? "unavailable" : "active",
+                         "summary", summary, "workloads", (int) rt->n_workloads, "running", (int) running,
+                         "failed", (int) failed, "classes", classes, "best_effort_admission", !rt->best_effort_closed);
+}
+
+/* ---- levers ----------------------------------------------------------------------- */
+
+int runtime_class_throttle(struct runtime *rt, enum workload_priority p, unsigned percent) {
+        rt->classes[p].cpu_percent = percent >= 100 ? 0 : percent;
+        int result = 0;
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                if (w->spec.priority != p || !w->cg)
+                        continue;
+                struct cgroup_limits l = workload_limits(w);
+                int r = cgroup_apply_limits(w->cg, &l);
+                if (r < 0)
+                        result = r;
+        }
+        log_notice("runtime: %s workloads throttled to %u%% of their cpu", workload_priority_to_string(p),
+                   rt->classes[p].cpu_percent ? rt->classes[p].cpu_percent : 100);
+        return result;
+}
+
+int runtime_class_freeze(struct runtime *rt, enum workload_priority p, bool frozen) {
+        rt->classes[p].frozen = frozen;
+        int result = 0;
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                if (w->spec.priority != p || !w->cg || !w->have_proc)
+                        continue;
+                int r = cgroup_set_frozen(w->cg, frozen);
+                if (r < 0) {
+                        log_error_errno(r, "workload %s: cannot %s", w->spec.name, frozen ? "freeze" : "thaw");
+                        result = r;
+                } else
+                        workload_event(w, LOG_NOTICE, "%s by the runtime policy", frozen ? "frozen" : "thawed");
+        }
+        return result;
+}
+
+int runtime_class_stop(struct runtime *rt, enum workload_priority p, bool stopped) {
+        rt->classes[p].stopped = stopped;
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                if (w->spec.priority != p)
+                        continue;
+                if (stopped)
+                        (void) workload_request_stop(w);
+                else if (w->want_running && !w->have_proc) {
+                        char *msg = NULL;
+                        if (w->state == WORKLOAD_STOPPING)
+                                w->restart_after_stop = true;
+                        else
+                                (void) workload_start(w, &msg);
+                        free(msg);
+                }
+        }
+        return 0;
+}
+
+void runtime_best_effort_admission(struct runtime *rt, bool open) {
+        rt->best_effort_closed = !open;
+}

@@ -1,0 +1,72 @@
+/*
+ * The workload runtime: supervises sandboxed workloads on the agent's event loop.
+ * Starts them in their cgroup and sandbox, captures their output, restarts them with
+ * backoff, stops them (SIGTERM, then SIGKILL after the grace period), and gives the
+ * thermal/power policy its levers. Workloads outlive an agent restart: a new agent
+ * adopts them from their cgroups instead of starting them twice.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "workload-spec.h"
+
+struct runtime_config {
+        const char *cgroup_root;   /* e.g. /sys/fs/cgroup */
+        const char *cgroup_parent; /* the agent's subtree under it, e.g. "orbit-agent" */
+        const char *runtime_dir;   /* sandbox roots go in <runtime_dir>/sandboxes/<name> */
+        const char *state_dir;     /* workload records in <state_dir>/workloads/ */
+        const char *workloads_dir; /* specs loaded at start: <config_dir>/workloads.d */
+        const char *log_dir;       /* per-workload log files when there is no journal; NULL: none */
+        bool journal;              /* workload output to the journal */
+};
+
+struct runtime;
+
+/*
+ * Probe cgroups, adopt workloads still running from an earlier agent, load the specs
+ * of workloads.d and start what should run. A node without usable cgroups still gets
+ * a runtime, which reports itself unavailable and refuses starts with the reason.
+ */
+int runtime_new(sd_event *event, const struct runtime_config *cfg, struct runtime **ret);
+
+/* Kill every workload now (SIGKILL through its cgroup) and remove the cgroups. */
+void runtime_kill_all(struct runtime *rt);
+
+/* Free the runtime's handles. Running workloads keep running (see runtime_kill_all). */
+void runtime_free(struct runtime *rt);
+
+/*
+ * Parse a spec (source names it in messages), then create or replace the workload of
+ * that name and start it. The spec is kept in the state dir so it survives restarts.
+ * On failure *ret_message (caller frees) says why: every spec problem with
+ * source:line:column, a refused admission, or what failed in the sandbox.
+ */
+int runtime_workload_submit(struct runtime *rt, const char *source, const char *text, size_t len,
+                            char **ret_message);
+
+int runtime_workload_start(struct runtime *rt, const char *name, char **ret_message);
+int runtime_workload_stop(struct runtime *rt, const char *name, char **ret_message);
+int runtime_workload_restart(struct runtime *rt, const char *name, char **ret_message);
+
+/* Plain data for orbitctl: a list, one workload in detail, recent output. NULL: no such. */
+json_t *runtime_workloads_json(struct runtime *rt);
+json_t *runtime_workload_json(struct runtime *rt, const char *name);
+json_t *runtime_workload_logs_json(struct runtime *rt, const char *name, size_t lines);
+
+/* The runtime's section of `orbitctl status`. */
+json_t *runtime_status_json(struct runtime *rt);
+
+/* ---- levers for the thermal and power policy -------------------------------------- */
+
+/* Limit every workload of a class to percent of its normal cpu (0 or 100: no limit). */
+int runtime_class_throttle(struct runtime *rt, enum workload_priority p, unsigned percent);
+/* Freeze or thaw every workload of a class. */
+int runtime_class_freeze(struct runtime *rt, enum workload_priority p, bool frozen);
+/* Stop every workload of a class and refuse its starts, or lift that and restart them. */
+int runtime_class_stop(struct runtime *rt, enum workload_priority p, bool stopped);
+/* Refuse or admit new best-effort workloads (the reason is given to whoever asks). */
+void runtime_best_effort_admission(struct runtime *rt, bool open);
