@@ -254,7 +254,10 @@ static void workload_handle_exit(struct workload *w, int init_status) {
         uint64_t delay;
         switch (restart_decide(&w->spec, &w->tracker, &e, now_usec(rt), &delay)) {
         case RESTART_NONE:
+                /* Done for good (a finished batch job): not started again by the next agent. */
                 w->state = WORKLOAD_STOPPED;
+                w->want_running = false;
+                (void) workload_save(w);
                 break;
         case RESTART_GIVE_UP:
                 w->state = WORKLOAD_FAILED;
@@ -782,8 +785,15 @@ int runtime_workload_submit(struct runtime *rt, const char *source, const char *
         r = load_spec(rt, source, text, len, true, &w, ret_message);
         if (r < 0)
                 return r;
+        r = workload_start(w, ret_message);
+        if (r == -EBUSY) {
+                /* Not admitted: the operator asks again later; nothing is kept. */
+                workload_unlink(w);
+                workload_free(w);
+                return r;
+        }
         (void) workload_save(w);
-        return workload_start(w, ret_message);
+        return r;
 }
 
 int runtime_workload_start(struct runtime *rt, const char *name, char **ret_message) {

@@ -1,0 +1,213 @@
+# Integration test: the agent supervising real sandboxed workloads on real cgroups (root).
+# shellcheck shell=bash
+set -u -o pipefail
+
+: "${top_builddir:?top_builddir must be set}"
+: "${top_srcdir:?top_srcdir must be set}"
+. "$top_srcdir/tests/integration/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root"
+command -v jq >/dev/null 2>&1 || skip_all "jq not installed"
+command -v python3 >/dev/null 2>&1 || skip_all "python3 not installed"
+[ -d /sys/fs/cgroup/memory ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || skip_all "no cgroup hierarchy"
+
+AGENT=$top_builddir/orbit-agent
+CTL_BIN=$top_builddir/orbitctl
+unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
+setup_testdir
+PARENT="orbit-it-$$"
+D=$TESTDIR
+mkdir -p "$D/etc/workloads.d" "$D/specs"
+AGENT_PID=""
+AGENT_LOG=$D/agent.log
+FAIL_CONTEXT_LOG=$AGENT_LOG
+BINDS='"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true}]'
+
+ctl() { "$CTL_BIN" --socket "$D/run/control.sock" "$@"; }
+field() { ctl workload show "$1" --json | jq -r "$2"; }
+
+write_config() { # stop_workloads_on_exit
+        cat >"$D/etc/agent.json" <<JSON
+{"config_version": 1, "node_id": "rt-test", "state_dir": "$D/state", "runtime_dir": "$D/run",
+ "log_target": "stderr", "log_level": "info",
+ "runtime": {"cgroup_parent": "$PARENT", "stop_workloads_on_exit": $1}}
+JSON
+}
+
+start_agent() {
+        "$AGENT" --config "$D/etc/agent.json" >>"$AGENT_LOG" 2>&1 &
+        AGENT_PID=$!
+        track_pid "$AGENT_PID"
+        wait_for "$ORBIT_TEST_TIMEOUT" ctl ping >/dev/null 2>&1 || bail "the agent did not answer"
+}
+
+stop_agent() {
+        kill -TERM "$AGENT_PID" 2>/dev/null
+        wait_exit "$AGENT_PID" "$ORBIT_TEST_TIMEOUT" || { kill -KILL "$AGENT_PID"; fail "agent stops on SIGTERM"; }
+}
+
+cleanup_cgroups() {
+        local d
+        for d in /sys/fs/cgroup/*/"$PARENT" /sys/fs/cgroup/"$PARENT"; do
+                [ -d "$d" ] || continue
+                find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
+                [ -f "$d/../freezer.state" ] || true
+                sleep 0.2
+                find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+        done
+}
+trap 'cleanup_cgroups; cleanup' EXIT
+
+spec() { # FILE JSON-BODY
+        printf '%s\n' "$2" >"$1"
+}
+
+state_is() { [ "$(field "$1" .state 2>/dev/null)" = "$2" ]; }
+
+# ---- start with a spec from workloads.d ----------------------------------------------
+spec "$D/etc/workloads.d/ticker.json" '{"name": "ticker", "priority": "best-effort",
+ "exec": ["/bin/sh", "-c", "i=0; trap \"echo got TERM; exit 0\" TERM; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"],
+ "resources": {"memory_max": "64M", "pids_max": 16}, "sandbox": {'"$BINDS"'}}'
+spec "$D/etc/workloads.d/broken.json" '{"name": "broken", "exec": ["/bin/true"], "priorty": "normal"}'
+write_config false
+start_agent
+
+check "a workloads.d spec starts with the agent" wait_for 10 state_is ticker running
+grep -q "broken.json:1:43: priorty: unknown key (did you mean \"priority\"?)" "$AGENT_LOG" \
+        && pass "a bad spec in workloads.d is reported with file:line:column and the key" \
+        || fail "bad spec reported" "$(grep -i broken "$AGENT_LOG")"
+TICKER_PID=$(field ticker .pid)
+[ "$TICKER_PID" -gt 1 ] && kill -0 "$TICKER_PID" && pass "the workload runs (pid $TICKER_PID)" || fail "ticker pid"
+check "output is captured line by line with the workload's name" wait_for 10 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload logs ticker | grep -q 'stdout tick 3'"
+
+# ---- crash loop ----------------------------------------------------------------------
+spec "$D/specs/crasher.json" '{"name": "crasher", "exec": ["/bin/sh", "-c", "echo crashing; exit 3"],
+ "restart": {"policy": "on-failure", "initial_delay_ms": 100, "max_delay_ms": 1000, "max_restarts": 3, "window_sec": 60},
+ "sandbox": {'"$BINDS"'}}'
+out=$(ctl workload start "$D/specs/crasher.json" 2>&1) && pass "orbitctl workload start SPEC.json" || fail "start crasher" "$out"
+check "a crash loop stops at the cap" wait_for 15 state_is crasher failed
+[ "$(field crasher .restarts)" = 3 ] && pass "exactly 3 restarts before giving up" || fail "restarts" "$(field crasher .restarts)"
+field crasher .last_error | grep -q "crash loop: 3 restarts within 60 s" && pass "the crash loop is reported" || fail "crash loop message"
+grep -q "workload crasher: restarting in 0.1 s" "$AGENT_LOG" && grep -q "workload crasher: restarting in 0.2 s" "$AGENT_LOG" \
+        && grep -q "workload crasher: restarting in 0.4 s" "$AGENT_LOG" \
+        && pass "backoff doubles: 0.1 s, 0.2 s, 0.4 s" || fail "backoff" "$(grep restarting "$AGENT_LOG")"
+kill -0 "$TICKER_PID" && pass "the other workload kept running" || fail "ticker survived"
+
+# ---- memory max: OOM kill reported ---------------------------------------------------
+spec "$D/specs/hog.json" '{"name": "hog", "exec": ["/usr/bin/python3", "-c", "b = bytearray(128 << 20); print(\"allocated\")"],
+ "restart": {"policy": "no"}, "resources": {"memory_max": "32M"}, "sandbox": {'"$BINDS"'}}'
+ctl workload start "$D/specs/hog.json" >/dev/null 2>&1
+check "a workload over memory_max ends" wait_for 15 state_is hog stopped
+field hog .last_exit | grep -q "killed by the OOM killer" && pass "...and is reported as OOM-killed" || fail "oom report" "$(field hog .last_exit)"
+[ "$(field hog .usage.oom_kills)" -ge 1 ] && pass "the cgroup counted the OOM kill" || fail "oom counter"
+
+# ---- pids max ------------------------------------------------------------------------
+spec "$D/specs/forker.json" '{"name": "forker", "exec": ["/bin/sh", "-c", "for i in $(seq 20); do sleep 5 & done 2>&1; echo spawned; wait"],
+ "restart": {"policy": "no"}, "resources": {"pids_max": 6}, "sandbox": {'"$BINDS"'}}'
+ctl workload start "$D/specs/forker.json" >/dev/null 2>&1
+check "forking past pids_max fails inside the workload" wait_for 10 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload logs forker | grep -qi 'resource temporarily unavailable\|cannot fork'"
+[ "$(field forker .usage.pids)" -le 6 ] && pass "tasks stay within pids_max ($(field forker .usage.pids))" || fail "pids"
+ctl workload stop forker >/dev/null
+ctl workload list --json | jq -e '.workloads[] | select(.name == "hog") | .state == "stopped"' >/dev/null
+
+# ---- cpu max, measured ---------------------------------------------------------------
+spec "$D/specs/spin.json" '{"name": "spin", "priority": "best-effort", "exec": ["/bin/sh", "-c", "while :; do :; done"],
+ "resources": {"cpu_max_percent": 20}, "sandbox": {'"$BINDS"'}}'
+ctl workload start "$D/specs/spin.json" >/dev/null
+sleep 0.5
+c0=$(field spin .usage.cpu_usec); t0=$(date +%s%N); sleep 2; c1=$(field spin .usage.cpu_usec); t1=$(date +%s%N)
+pct=$(( (c1 - c0) * 1000 / ((t1 - t0) / 1000) ))   # tenths of a percent
+note "spin used $((pct / 10)).$((pct % 10))% of a core with cpu_max_percent 20"
+[ "$pct" -ge 100 ] && [ "$pct" -le 300 ] && pass "cpu_max_percent 20 holds a busy loop near 20% ($((pct / 10))%)" || fail "cpu max" "$((pct / 10))%"
+
+# ---- thermal levers: throttle, freeze, thaw, stop a class, admission -----------------
+raw() { python3 - "$D/run/control.sock" "$1" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode() + b"\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk: break
+    buf += chunk
+print(buf.decode().strip())
+PY
+}
+raw '{"method": "runtime.class", "params": {"priority": "best-effort", "cpu_percent": 50}}' | jq -e '.ok' >/dev/null \
+        && pass "throttle the best-effort class to 50%" || fail "throttle"
+quota=$(cat /sys/fs/cgroup/cpu/"$PARENT"/spin/cpu.cfs_quota_us 2>/dev/null || awk '{print $1}' /sys/fs/cgroup/"$PARENT"/spin/cpu.max)
+[ "$quota" = 10000 ] && pass "the throttled workload's cpu quota halved (20% -> 10%)" || fail "throttle quota" "$quota"
+raw '{"method": "runtime.class", "params": {"priority": "best-effort", "frozen": true}}' | jq -e '.ok' >/dev/null
+[ "$(field spin .frozen)" = true ] && pass "freeze the best-effort class" || fail "freeze"
+c0=$(field spin .usage.cpu_usec); sleep 1; c1=$(field spin .usage.cpu_usec)
+[ $((c1 - c0)) -lt 20000 ] && pass "a frozen workload uses no cpu ($((c1 - c0)) us in 1 s)" || fail "frozen cpu" "$((c1 - c0))"
+raw '{"method": "runtime.class", "params": {"priority": "best-effort", "frozen": false, "cpu_percent": 0}}' >/dev/null
+c0=$(field spin .usage.cpu_usec); sleep 1; c1=$(field spin .usage.cpu_usec)
+[ $((c1 - c0)) -gt 50000 ] && pass "thawed, it runs again ($((c1 - c0)) us in 1 s)" || fail "thaw" "$((c1 - c0))"
+
+raw '{"method": "runtime.class", "params": {"priority": "best-effort", "admit": false}}' >/dev/null
+spec "$D/specs/late.json" '{"name": "late", "priority": "best-effort", "exec": ["/bin/sleep", "60"], "sandbox": {'"$BINDS"'}}'
+out=$(ctl workload start "$D/specs/late.json" 2>&1) && fail "admission refused" "$out" || {
+        grep -q "not admitted: best-effort workloads are not admitted now (the board is shedding load)" <<<"$out" \
+                && pass "a new best-effort workload is refused with the reason" || fail "admission reason" "$out"; }
+raw '{"method": "runtime.class", "params": {"priority": "best-effort", "admit": true}}' >/dev/null
+
+raw '{"method": "runtime.class", "params": {"priority": "best-effort", "stopped": true}}' >/dev/null
+check "stopping the best-effort class stops its workloads" wait_for 10 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show spin --json | jq -r .state)\" = stopped ] && [ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show ticker --json | jq -r .state)\" = stopped ]"
+ctl workload logs ticker | grep -q "got TERM" && pass "they got SIGTERM first (the ticker's trap ran)" || fail "sigterm first"
+raw '{"method": "runtime.class", "params": {"priority": "best-effort", "stopped": false}}' >/dev/null
+check "lifting the stop restarts them" wait_for 10 state_is ticker running
+
+# ---- stop: SIGTERM, then SIGKILL after the grace period ------------------------------
+spec "$D/specs/stubborn.json" '{"name": "stubborn", "exec": ["/bin/sh", "-c", "trap \"\" TERM; echo ignoring TERM; while :; do sleep 1; done"],
+ "stop_timeout_sec": 1, "sandbox": {'"$BINDS"'}}'
+ctl workload start "$D/specs/stubborn.json" >/dev/null
+wait_for 10 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload logs stubborn | grep -q ignoring"
+ctl workload stop stubborn >/dev/null
+check "a workload ignoring SIGTERM is killed after stop_timeout_sec" wait_for 10 state_is stubborn stopped
+field stubborn .last_exit | grep -q "signal 9" && pass "...with SIGKILL" || fail "sigkill" "$(field stubborn .last_exit)"
+
+# ---- clear errors, others unaffected -------------------------------------------------
+spec "$D/specs/typo.json" '{"name": "typo",
+  "exec": ["/bin/true"],
+  "resources": {"memory_max": "lots"}}'
+out=$(ctl workload start "$D/specs/typo.json" 2>&1) && fail "bad spec refused" || {
+        grep -qF "$D/specs/typo.json:3:31: resources.memory_max:" <<<"$out" && pass "orbitctl shows a bad spec's file:line:column and key" || fail "spec error" "$out"; }
+spec "$D/specs/nobin.json" '{"name": "nobin", "exec": ["/opt/none/serve"], "sandbox": {'"$BINDS"'}}'
+out=$(ctl workload start "$D/specs/nobin.json" 2>&1) && fail "missing binary refused" || {
+        grep -qF "exec /opt/none/serve" <<<"$out" && pass "a missing binary is a clear error" || fail "nobin" "$out"; }
+spec "$D/specs/nouser.json" '{"name": "nouser", "user": "no-such-orbit-user", "exec": ["/bin/true"], "sandbox": {'"$BINDS"'}}'
+out=$(ctl workload start "$D/specs/nouser.json" 2>&1) && fail "unknown user refused" || {
+        grep -qF 'user "no-such-orbit-user" does not exist' <<<"$out" && pass "an unknown user is a clear error" || fail "nouser" "$out"; }
+state_is ticker running && pass "the other workloads keep running through all of that" || fail "others running"
+
+# ---- the agent restarts: workloads are adopted, not orphaned or started twice --------
+TICKER_PID=$(field ticker .pid)
+stop_agent
+kill -0 "$TICKER_PID" && pass "workloads outlive an agent stop" || fail "outlive"
+start_agent
+[ "$(field ticker .pid)" = "$TICKER_PID" ] && pass "the new agent adopts the same process (pid $TICKER_PID)" || fail "adopt" "$(field ticker .pid) != $TICKER_PID"
+[ "$(field ticker .adopted)" = true ] && pass "it says it adopted it" || fail "adopted flag"
+inits=$(for p in $(cat /sys/fs/cgroup/pids/"$PARENT"/ticker/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup/"$PARENT"/ticker/cgroup.procs); do cat /proc/"$p"/comm; done | grep -c orbit-init)
+[ "$inits" = 1 ] && pass "exactly one sandbox for it: not started twice" || fail "double start" "$inits inits"
+[ "$(field crasher .state)" = stopped ] || [ "$(field crasher .state)" = failed ] || [ "$(field crasher .state)" = running ]
+n0=$(ctl workload logs ticker -n 1000 | grep -c tick)
+sleep 1
+n1=$(ctl workload logs ticker -n 1000 | grep -c tick)
+[ "$n1" -gt "$n0" ] && pass "output is captured again after adoption" || fail "log after adopt" "$n0 -> $n1"
+ctl workload stop ticker >/dev/null
+check "an adopted workload stops" wait_for 10 state_is ticker stopped
+field ticker .last_exit | grep -q "exited with code 0" && pass "...and its exit status still arrives (through the init)" || fail "adopted exit" "$(field ticker .last_exit)"
+
+# ---- stopped stays stopped across a restart; stop_workloads_on_exit ------------------
+stop_agent
+write_config true
+start_agent
+[ "$(field ticker .state)" = stopped ] && pass "a stopped workload stays stopped across an agent restart" || fail "stays stopped"
+SPIN_PID=$(field spin .pid)
+stop_agent
+gone_or_zombie() { [ ! -e /proc/"$1" ] || grep -q '^State:[[:space:]]*Z' /proc/"$1"/status; }
+check "stop_workloads_on_exit ends the workloads with the agent" wait_for 5 gone_or_zombie "$SPIN_PID"
+[ ! -d /sys/fs/cgroup/memory/"$PARENT"/spin ] && [ ! -d /sys/fs/cgroup/"$PARENT"/spin ] && pass "and removes their cgroups" || fail "cgroups removed"
+
+if has_sanitizer_report "$AGENT_LOG"; then fail "no sanitizer reports" "$(grep -A5 Sanitizer "$AGENT_LOG" | head -20)"; else pass "no sanitizer reports in the agent log"; fi
+finish
