@@ -211,8 +211,9 @@ static void test_restart_keys_changed(void **state) {
         assert_string_equal(changed, "");
         config_free(&b);
         assert_int_equal(parse("{\"config_version\": 1, \"state_dir\": \"/new\", \"node_id\": \"n\"}", &b, err, sizeof(err)), 0);
-        assert_int_equal(config_restart_keys_changed(&a, &b, changed, sizeof(changed)), 2);
-        assert_string_equal(changed, "node_id, state_dir");
+        /* The log dir follows the state dir by default, so it changes with it. */
+        assert_int_equal(config_restart_keys_changed(&a, &b, changed, sizeof(changed)), 3);
+        assert_string_equal(changed, "node_id, state_dir, runtime.log_dir");
         config_free(&a);
         config_free(&b);
 }
