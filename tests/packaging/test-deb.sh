@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# Packaging test: build the .debs from a scratch copy of this tree, install them with
+# dpkg into a fresh Debian chroot, check the installed default config, run the agent
+# and orbitctl there, then remove and purge. Slow (it builds everything), so it is not
+# part of make check. Needs root, dpkg-buildpackage, debhelper, debootstrap.
+#
+# Usage: tests/packaging/test-deb.sh [--nocheck] [--debs DIR] [--keep]
+#   --nocheck   build with DEB_BUILD_OPTIONS=nocheck (skip make check inside the build)
+#   --debs DIR  use the .debs already in DIR instead of building
+#   --keep      keep the temp dir (build tree, chroot) for a look afterwards
+# Environment: ORBIT_TEST_CACHE (default /var/cache/orbit-agent-test) keeps the base
+# chroot tarball; ORBIT_DEB_MIRROR overrides the Debian mirror (default: the one this
+# machine's apt uses); ORBIT_TEST_TIMEOUT bounds every wait (default 20 s).
+# shellcheck disable=SC2317
+set -u -o pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top_srcdir=$(cd "$here/../.." && pwd)
+# shellcheck source=tests/integration/lib.sh
+. "$top_srcdir/tests/integration/lib.sh"
+
+nocheck=0
+debs_dir=""
+while [ $# -gt 0 ]; do
+        case "$1" in
+        --nocheck) nocheck=1 ;;
+        --debs) debs_dir=$(cd "${2:?--debs needs a directory}" && pwd) || exit 2; shift ;;
+        --keep) KEEP_TESTDIR=1 ;;
+        -h|--help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "test-deb.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+        esac
+        shift
+done
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root (dpkg -i, chroot, mount)"
+for tool in dpkg-deb dpkg-buildpackage; do
+        command -v "$tool" >/dev/null 2>&1 || skip_all "$tool missing (apt-get install dpkg-dev debhelper)"
+done
+[ -n "$debs_dir" ] || dpkg-query -W -f='${Status}' debhelper 2>/dev/null | grep -q 'install ok installed' ||
+        skip_all "debhelper missing (apt-get install debhelper)"
+
+T=$ORBIT_TEST_TIMEOUT
+CACHE=${ORBIT_TEST_CACHE:-/var/cache/orbit-agent-test}
+started=$SECONDS
+ROOT=""          # the chroot, or "/" when we fall back to this machine
+MODE=chroot
+MOUNTS=()        # what we mounted, innermost last
+AGENT_PID=""
+
+# ---- cleanup: unmount before anything is deleted --------------------------------------
+mounts_under() { # list mount points at or below $1, deepest first
+        awk -v r="$1" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r
+}
+
+unmount_root() {
+        local m i
+        [ "$MODE" = chroot ] && [ -n "$ROOT" ] || return 0
+        for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+                umount -R "${MOUNTS[i]}" 2>/dev/null || umount -R -l "${MOUNTS[i]}" 2>/dev/null
+        done
+        MOUNTS=()
+        for m in $(mounts_under "$ROOT"); do
+                umount -l "$m" 2>/dev/null
+        done
+}
+
+deb_cleanup() {
+        local rc=$?
+        [ -n "$AGENT_PID" ] && stop_pid "$AGENT_PID"
+        # Anything still running inside the chroot would keep mounts busy.
+        local pid
+        for pid in $(procs_in_root); do
+                kill -KILL "$pid" 2>/dev/null
+        done
+        unmount_root
+        if [ -n "$TESTDIR" ] && [ -d "$TESTDIR" ] && [ -n "$(mounts_under "$TESTDIR")" ]; then
+                # Never rm -rf across a bind mount of /dev or /sys.
+                note "mounts left under $TESTDIR, not deleting it:"
+                mounts_under "$TESTDIR" | sed 's/^/#   /'
+                KEEP_TESTDIR=1
+        fi
+        if [ -n "$TESTDIR" ] && [ -d "$TESTDIR" ] && [ -z "${KEEP_TESTDIR:-}" ]; then
+                rm -rf --one-file-system "$TESTDIR"
+        elif [ -n "$TESTDIR" ]; then
+                note "kept $TESTDIR"
+        fi
+        return $rc
+}
+
+# PIDs whose root directory is the chroot (not used in host mode).
+procs_in_root() {
+        [ "$MODE" = chroot ] && [ -n "$ROOT" ] || return 0
+        local p r
+        for p in /proc/[0-9]*; do
+                r=$(readlink "$p/root" 2>/dev/null) || continue
+                [ "$r" = "$ROOT" ] && echo "${p#/proc/}"
+        done
+}
+
+TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/orbit-deb.XXXXXXXX") || bail "mktemp failed"
+trap deb_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+note "test dir: $TESTDIR"
+
+# ---- 1. build the .debs ---------------------------------------------------------------
+if [ -z "$debs_dir" ]; then
+        src=$TESTDIR/src/orbit-agent
+        mkdir -p "$src"
+        # Tracked and new files, nothing ignored: no build products of the work tree.
+        if git -C "$top_srcdir" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+                (cd "$top_srcdir" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) |
+                        tar -C "$src" -xf - || bail "copying the tree failed"
+        else
+                bail "$top_srcdir is not a git work tree: pass --debs DIR"
+        fi
+        note "dpkg-buildpackage -us -uc -b in $src$([ $nocheck = 1 ] && echo ' (nocheck)')"
+        build_start=$SECONDS
+        if (cd "$src" && { [ $nocheck = 1 ] && export DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}"; true; } &&
+                dpkg-buildpackage -us -uc -b) >"$TESTDIR/build.log" 2>&1; then
+                pass "dpkg-buildpackage -us -uc -b ($((SECONDS - build_start)) s)"
+        else
+                FAIL_CONTEXT_LOG=$TESTDIR/build.log fail "dpkg-buildpackage -us -uc -b"
+                finish
+        fi
+        debs_dir=$TESTDIR/src
+        if command -v lintian >/dev/null 2>&1; then
+                lintian --allow-root "$debs_dir"/orbit-agent_*.changes >"$TESTDIR/lintian.log" 2>&1
+                errors=$(grep -c '^E: ' "$TESTDIR/lintian.log")
+                warnings=$(grep -c '^W: ' "$TESTDIR/lintian.log")
+                if [ "$errors" -eq 0 ]; then
+                        pass "lintian: no errors ($warnings warnings)"
+                else
+                        FAIL_CONTEXT_LOG=$TESTDIR/lintian.log fail "lintian: no errors" "$errors errors"
+                fi
+                sed -n 's/^\([EW]: .*\)/#   \1/p' "$TESTDIR/lintian.log"
+        else
+                note "lintian not installed: packages not linted"
+        fi
+fi
+
+AGENT_DEB=$(ls "$debs_dir"/orbit-agent_*.deb 2>/dev/null | tail -1)
+CTL_DEB=$(ls "$debs_dir"/orbitctl_*.deb 2>/dev/null | tail -1)
+[ -f "$AGENT_DEB" ] && [ -f "$CTL_DEB" ] || bail "no orbit-agent_*.deb and orbitctl_*.deb in $debs_dir"
+note "packages: ${AGENT_DEB##*/} ${CTL_DEB##*/}"
+
+dpkg-deb -c "$AGENT_DEB" >"$TESTDIR/agent-deb.contents" 2>&1
+missing=""
+for f in /usr/sbin/orbit-agent /lib/systemd/system/orbit-agent.service /lib/systemd/system/orbit-agent-retry.timer \
+        /usr/lib/tmpfiles.d/orbit-agent.conf /etc/orbit-agent/agent.json /usr/share/man/man8/orbit-agent.8.gz \
+        /usr/share/doc/orbit-agent/operations.md; do
+        grep -q " \.$f\$" "$TESTDIR/agent-deb.contents" || missing="$missing $f"
+done
+check "orbit-agent.deb ships the daemon, unit, timer, tmpfiles entry, config, docs" test -z "$missing"
+[ -z "$missing" ] || note "missing:$missing"
+check "agent.json is a conffile" sh -c "dpkg-deb -I '$AGENT_DEB' conffiles | grep -qx /etc/orbit-agent/agent.json"
+
+# ---- 2. a fresh Debian to install into ------------------------------------------------
+# Package names the two .debs depend on (first of each alternative, no versions).
+deb_depends() {
+        local d
+        for d in "$@"; do dpkg-deb -f "$d" Depends; done | tr ',' '\n' |
+                sed -e 's/|.*//' -e 's/(.*)//' -e 's/:.*//' -e 's/[[:space:]]//g' |
+                grep -v -e '^$' -e '^orbit-agent$' -e '^orbitctl$' | sort -u
+}
+
+# The mirror this machine's apt uses for its own release, so nothing is hard-wired.
+host_mirror() {
+        local suite=$1 f
+        for f in /etc/apt/sources.list.d/*.sources; do
+                [ -f "$f" ] || continue
+                awk -v s="$suite" '
+                        /^[[:space:]]*$/ { if (t ~ /deb( |$)/ && (" " su " ") ~ (" " s " ") && u != "") { print u; exit } t = su = u = ""; next }
+                        /^Types:/ { t = $0; sub(/^Types:[[:space:]]*/, "", t) }
+                        /^Suites:/ { su = $0; sub(/^Suites:[[:space:]]*/, "", su) }
+                        /^URIs:/ { u = $2 }
+                        END { if (t ~ /deb( |$)/ && (" " su " ") ~ (" " s " ") && u != "") print u }' "$f"
+        done | head -1 | grep . && return 0
+        cat /etc/apt/sources.list 2>/dev/null |
+                awk -v s="$suite" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } if ($(i + 1) == s) { print $i; exit } }'
+}
+
+suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+arch=$(dpkg --print-architecture)
+deps=$(deb_depends "$AGENT_DEB" "$CTL_DEB")
+note "runtime dependencies: $(echo $deps)"
+deps_key=$(printf '%s\n' "$suite" "$arch" $deps | sha256sum | cut -c1-12)
+tarball=$CACHE/chroot-$suite-$arch-$deps_key.tar.gz
+ROOT=$TESTDIR/root
+
+make_base() { # debootstrap + the runtime dependencies, then cache it as a tarball
+        command -v debootstrap >/dev/null 2>&1 || { note "debootstrap missing (apt-get install debootstrap)"; return 1; }
+        [ -n "$suite" ] || { note "no VERSION_CODENAME in /etc/os-release"; return 1; }
+        local mirror=${ORBIT_DEB_MIRROR:-$(host_mirror "$suite")} stage=$TESTDIR/base
+        note "debootstrap --variant=minbase $suite ${mirror:-(the default mirror of debootstrap)}"
+        timeout 900 debootstrap --variant=minbase --arch="$arch" "$suite" "$stage" $mirror \
+                >"$TESTDIR/debootstrap.log" 2>&1 || { tail -n 5 "$TESTDIR/debootstrap.log" | sed 's/^/#   /'; return 1; }
+        note "installing the runtime dependencies into the base"
+        mount -t proc proc "$stage/proc" || return 1
+        timeout 600 chroot "$stage" sh -c "export DEBIAN_FRONTEND=noninteractive
+                apt-get update -qq && apt-get install -y -qq --no-install-recommends $(echo $deps) && apt-get clean" \
+                >"$TESTDIR/deps.log" 2>&1
+        local rc=$?
+        umount "$stage/proc"
+        [ $rc -eq 0 ] || { tail -n 5 "$TESTDIR/deps.log" | sed 's/^/#   /'; return 1; }
+        mkdir -p "$CACHE" && tar -C "$stage" --numeric-owner -czf "$tarball.tmp" . && mv -f "$tarball.tmp" "$tarball" || return 1
+        rm -rf --one-file-system "$stage"
+        # Older bases (other dependency sets) are of no further use.
+        find "$CACHE" -maxdepth 1 -name "chroot-$suite-$arch-*.tar.gz" ! -name "${tarball##*/}" -delete
+}
+
+if [ -f "$tarball" ] || make_base; then
+        mkdir -p "$ROOT"
+        tar -C "$ROOT" --numeric-owner -xpzf "$tarball" || bail "unpacking $tarball failed"
+        pass "fresh $suite chroot (cached in ${tarball##*/})"
+        mount -t proc proc "$ROOT/proc" && MOUNTS+=("$ROOT/proc") &&
+                mount --rbind /sys "$ROOT/sys" && mount --make-rslave "$ROOT/sys" && MOUNTS+=("$ROOT/sys") &&
+                mount --rbind /dev "$ROOT/dev" && mount --make-rslave "$ROOT/dev" && MOUNTS+=("$ROOT/dev") &&
+                mount -t tmpfs -o mode=0755 tmpfs "$ROOT/run" && MOUNTS+=("$ROOT/run") ||
+                bail "mounting /proc, /sys, /dev, /run in the chroot failed"
+        IN_ROOT=(chroot "$ROOT")
+else
+        # No archive reachable: install on this machine, but never over a real install.
+        note "FALLBACK: no chroot could be made; installing on this machine itself"
+        if dpkg-query -W orbit-agent orbitctl >/dev/null 2>&1 || [ -e /var/lib/orbit-agent ] || [ -e /etc/orbit-agent ]; then
+                bail "orbit-agent is installed or has state on this machine: refusing the host fallback"
+        fi
+        MODE=host
+        ROOT=/
+        IN_ROOT=()
+fi
+# Run a command in the install root. chroot(8) execs it, so "$!" of a background
+# "${IN_ROOT[@]}" cmd & is the command's own pid.
+in_root() { "${IN_ROOT[@]}" "$@"; }
+rootpath() { # a path inside the install root, as seen from here
+        if [ "$MODE" = chroot ]; then printf '%s%s\n' "$ROOT" "$1"; else printf '%s\n' "$1"; fi
+}
+
+# ---- 3. install -----------------------------------------------------------------------
+cp "$AGENT_DEB" "$CTL_DEB" "$(rootpath /tmp)/"
+if in_root dpkg -i "/tmp/${AGENT_DEB##*/}" "/tmp/${CTL_DEB##*/}" >"$TESTDIR/dpkg-i.log" 2>&1; then
+        pass "dpkg -i orbit-agent orbitctl"
+else
+        FAIL_CONTEXT_LOG=$TESTDIR/dpkg-i.log fail "dpkg -i orbit-agent orbitctl"
+        finish
+fi
+check "binaries installed" test -x "$(rootpath /usr/sbin/orbit-agent)" -a -x "$(rootpath /usr/bin/orbitctl)"
+check "unit enabled (multi-user.target.wants)" test -L "$(rootpath /etc/systemd/system/multi-user.target.wants/orbit-agent.service)"
+check "retry timer enabled (timers.target.wants)" test -L "$(rootpath /etc/systemd/system/timers.target.wants/orbit-agent-retry.timer)"
+
+if in_root orbit-agent --check-config >"$TESTDIR/check-config.log" 2>&1; then
+        pass "orbit-agent --check-config accepts the installed default config"
+else
+        FAIL_CONTEXT_LOG=$TESTDIR/check-config.log fail "orbit-agent --check-config accepts the installed default config"
+fi
+printf '{ "config_version": 1, "log_levl": "info" }\n' >"$(rootpath /tmp/bad.json)"
+in_root orbit-agent --check-config --config /tmp/bad.json >"$TESTDIR/bad-config.log" 2>&1
+rc=$?
+check "an invalid config exits 78, as the unit's RestartPreventExitStatus expects" test "$rc" -eq 78
+
+# ---- 4. run the agent (no systemd in the chroot: start it directly) --------------------
+unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID LISTEN_FDS LISTEN_PID
+AGENT_LOG=$TESTDIR/agent.log
+FAIL_CONTEXT_LOG=$AGENT_LOG
+"${IN_ROOT[@]}" /usr/sbin/orbit-agent >"$AGENT_LOG" 2>&1 &
+AGENT_PID=$!
+if wait_for "$T" in_root orbitctl ping >/dev/null 2>&1; then
+        pass "orbitctl ping answers"
+else
+        fail "orbitctl ping answers"
+fi
+if in_root orbitctl status >"$TESTDIR/status.txt" 2>&1; then
+        pass "orbitctl status answers"
+        sed 's/^/#   /' "$TESTDIR/status.txt"
+else
+        FAIL_CONTEXT_LOG=$TESTDIR/status.txt fail "orbitctl status answers"
+fi
+if command -v jq >/dev/null 2>&1; then
+        status_json=$(in_root orbitctl status --json 2>/dev/null)
+        node_id=$(printf '%s' "$status_json" | jq -r '[.. | objects | .node_id? | strings] | first // empty' 2>/dev/null)
+        note "node id: ${node_id:-none}"
+        check "status names a generated node id" test "${node_id#node-}" != "$node_id"
+fi
+check "state dir is 0700" test "$(stat -c %a "$(rootpath /var/lib/orbit-agent)" 2>/dev/null)" = 700
+check "control socket is 0600" test "$(stat -c %a "$(rootpath /run/orbit-agent/control.sock)" 2>/dev/null)" = 600
+kill -HUP "$AGENT_PID" 2>/dev/null
+agent_answers() { in_root orbitctl ping >/dev/null 2>&1; }
+check "agent still answers after SIGHUP" wait_for "$T" agent_answers
+kill -TERM "$AGENT_PID" 2>/dev/null
+if wait_exit "$AGENT_PID" "$T"; then
+        check "agent stops cleanly on SIGTERM (exit 0)" test "$WAIT_RC" -eq 0
+else
+        fail "agent stops on SIGTERM within ${T}s"
+fi
+AGENT_PID=""
+FAIL_CONTEXT_LOG=""
+
+# ---- 5. a changed config survives a reinstall ------------------------------------------
+sed -i 's/"log_level": "info"/"log_level": "debug"/' "$(rootpath /etc/orbit-agent/agent.json)"
+if in_root dpkg -i "/tmp/${AGENT_DEB##*/}" >"$TESTDIR/dpkg-reinstall.log" 2>&1; then
+        check "reinstall keeps the operator's agent.json" grep -q '"log_level": "debug"' "$(rootpath /etc/orbit-agent/agent.json)"
+else
+        FAIL_CONTEXT_LOG=$TESTDIR/dpkg-reinstall.log fail "reinstall with dpkg -i"
+fi
+
+# ---- 6. remove, then purge ------------------------------------------------------------
+if in_root dpkg -r orbit-agent orbitctl >"$TESTDIR/dpkg-r.log" 2>&1; then
+        pass "dpkg -r orbit-agent orbitctl"
+else
+        FAIL_CONTEXT_LOG=$TESTDIR/dpkg-r.log fail "dpkg -r orbit-agent orbitctl"
+fi
+if [ "$MODE" = chroot ]; then
+        left=$(procs_in_root)
+        check "no process left running in the chroot after dpkg -r" test -z "$left"
+else
+        check "no orbit-agent process left after dpkg -r" sh -c '! pgrep -x orbit-agent >/dev/null'
+fi
+check "dpkg -r removes the binaries" test ! -e "$(rootpath /usr/sbin/orbit-agent)" -a ! -e "$(rootpath /usr/bin/orbitctl)"
+check "dpkg -r keeps the state dir" test -d "$(rootpath /var/lib/orbit-agent)"
+check "dpkg -r keeps the config" test -f "$(rootpath /etc/orbit-agent/agent.json)"
+
+if in_root dpkg -P orbit-agent orbitctl >"$TESTDIR/dpkg-P.log" 2>&1; then
+        pass "dpkg -P orbit-agent orbitctl"
+else
+        FAIL_CONTEXT_LOG=$TESTDIR/dpkg-P.log fail "dpkg -P orbit-agent orbitctl"
+fi
+check "dpkg -P removes /var/lib/orbit-agent" test ! -e "$(rootpath /var/lib/orbit-agent)"
+check "dpkg -P removes /etc/orbit-agent" test ! -e "$(rootpath /etc/orbit-agent)"
+check "dpkg -P removes the enablement links" test ! -e "$(rootpath /etc/systemd/system/multi-user.target.wants/orbit-agent.service)" \
+        -a ! -e "$(rootpath /etc/systemd/system/timers.target.wants/orbit-agent-retry.timer)"
+
+note "mode: $MODE; took $((SECONDS - started)) s"
+finish
