@@ -7,6 +7,7 @@ build_pkgs=(build-essential autoconf automake libtool pkg-config
             libmbedtls-dev libcmocka-dev libseccomp-dev)
 test_pkgs=(jq python3 procps)
 run_pkgs=(procps)
+bench_pkgs=(bubblewrap)
 
 want=()
 for what in "$@"; do
@@ -14,7 +15,8 @@ for what in "$@"; do
         build) want+=("${build_pkgs[@]}") ;;
         test) want+=("${test_pkgs[@]}") ;;
         run) want+=("${run_pkgs[@]}") ;;
-        *) echo "deps.sh: unknown set '$what' (build, test, run)" >&2; exit 2 ;;
+        bench) want+=("${bench_pkgs[@]}") ;;
+        *) echo "deps.sh: unknown set '$what' (build, test, run, bench)" >&2; exit 2 ;;
         esac
 done
 

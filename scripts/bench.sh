@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Benchmarks (figures, not pass/fail tests): builds what they need and prints the results.
+# Run as root on an otherwise quiet machine; each compares with its baseline in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+scripts/deps.sh build bench
+build="$top/_build/plain"
+if [ ! -f "$build/Makefile" ]; then
+        [ -x configure ] || ./autogen.sh
+        mkdir -p "$build"
+        (cd "$build" && "$top/configure" -q)
+fi
+make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" bench/sandbox-start
+echo "==> sandbox start latency (orbit-agent vs bubblewrap, interleaved)"
+"$build/bench/sandbox-start" "${RUNS:-200}"
