@@ -378,10 +378,15 @@ static int workload_start(struct workload *w, char **ret_message) {
                 (void) cgroup_wait_empty(w->cg, 2000000);
         }
         struct cgroup_limits limits = workload_limits(w);
+        if (limits.cpu_max_percent > (uint64_t) rt->ncpu * 100)
+                return start_failed(w, ret_message, true, -EINVAL,
+                                    "resources.cpu_max_percent %llu is more than this node has (%u cores = %u)",
+                                    (unsigned long long) limits.cpu_max_percent, rt->ncpu, rt->ncpu * 100);
         r = cgroup_apply_limits(w->cg, &limits);
         if (r < 0)
-                return start_failed(w, ret_message, true, r, "the kernel refused its limits (%s); see the agent log",
-                                    strerror(-r));
+                return start_failed(w, ret_message, true, r,
+                                    "the kernel refused its limits in %s (%s); the agent log names the file",
+                                    cgroup_path(w->cg), strerror(-r));
 
         if (!w->seccomp) {
                 struct seccomp_policy *policy = NULL;

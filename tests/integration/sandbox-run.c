@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "sandbox.h"
+#include "seccomp-policy.h"
 #include "workload-spec.h"
 
 int main(int argc, char *argv[]) {
@@ -47,7 +48,22 @@ int main(int argc, char *argv[]) {
                 }
         }
 
+        /* The spec's seccomp policy, compiled here as the agent does (none when unset). */
+        struct seccomp_program *prog = NULL;
+        if (spec.sandbox.seccomp) {
+                struct seccomp_policy *policy = NULL;
+                char *pmsg = NULL;
+                if (seccomp_policy_resolve(spec.sandbox.seccomp, &policy, &pmsg) < 0 ||
+                    seccomp_policy_compile(policy, &prog) < 0) {
+                        fprintf(stderr, "start failed: seccomp policy: %s\n", pmsg ? pmsg : "?");
+                        return 3;
+                }
+                free(pmsg);
+                seccomp_policy_free(policy);
+        }
+
         struct sandbox_params p = {
+                .seccomp = prog ? &prog->prog : NULL,
                 .spec = &spec,
                 .root_dir = argv[i + 1],
                 .stdout_fd = 1,
@@ -77,6 +93,7 @@ int main(int argc, char *argv[]) {
                 }
         st = sandbox_collect_status(&proc, st);
         sandbox_process_close(&proc);
+        seccomp_program_free(prog);
         workload_spec_free(&spec);
         if (WIFEXITED(st)) {
                 fprintf(stderr, "exit=%d\n", WEXITSTATUS(st));

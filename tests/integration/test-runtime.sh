@@ -178,7 +178,12 @@ out=$(ctl workload start "$D/specs/nobin.json" 2>&1) && fail "missing binary ref
 spec "$D/specs/nouser.json" '{"name": "nouser", "user": "no-such-orbit-user", "exec": ["/bin/true"], "sandbox": {'"$BINDS"'}}'
 out=$(ctl workload start "$D/specs/nouser.json" 2>&1) && fail "unknown user refused" || {
         grep -qF 'user "no-such-orbit-user" does not exist' <<<"$out" && pass "an unknown user is a clear error" || fail "nouser" "$out"; }
+spec "$D/specs/toomuch.json" '{"name": "toomuch", "exec": ["/bin/true"], "resources": {"cpu_max_percent": 100000}, "sandbox": {'"$BINDS"'}}'
+out=$(ctl workload start "$D/specs/toomuch.json" 2>&1) && fail "a limit beyond the machine is refused" "$out" || {
+        grep -q "resources.cpu_max_percent 100000 is more than this node has" <<<"$out" && pass "a limit the node cannot give is a clear error: $(tail -c 160 <<<"$out")" || fail "limit error" "$out"; }
 state_is ticker running && pass "the other workloads keep running through all of that" || fail "others running"
+[ -s "$D/state/logs/ticker.log" ] && grep -q "stdout: tick" "$D/state/logs/ticker.log" \
+        && pass "without a journal, output also goes to a per-workload log file" || fail "log file" "$(ls -la "$D/state/logs" 2>&1)"
 
 # ---- the agent restarts: workloads are adopted, not orphaned or started twice --------
 TICKER_PID=$(field ticker .pid)

@@ -117,6 +117,24 @@ try:
 except PermissionError: print(\"denied\")"'
 expect_out "without the capability, nobody cannot bind port 80" '^denied$'
 
+# ---- seccomp, checked from inside -------------------------------------------------
+run seccomp '"sandbox": {"seccomp": "default"}' 'grep -E "^(Seccomp|NoNewPrivs):" /proc/self/status; python3 -c "
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.unshare(0x10000000)  # CLONE_NEWUSER
+print(\"unshare\", r, os.strerror(ctypes.get_errno()))
+r = libc.syscall(101, 0, 0, 0, 0)  # ptrace(PTRACE_TRACEME) on x86_64
+print(\"ptrace\", r, os.strerror(ctypes.get_errno()))
+print(\"getpid works\", os.getpid() > 0)"'
+expect_out "the seccomp filter is installed (Seccomp: 2)" '^Seccomp:[[:space:]]+2$'
+expect_out "a syscall the default policy denies fails with EPERM (unshare)" '^unshare -1 Operation not permitted$'
+expect_out "ptrace is denied with EPERM" '^ptrace -1 Operation not permitted$'
+expect_out "allowed calls still work" '^getpid works True$'
+printf '%s\n' '{"default_action": "allow", "syscalls": [{"names": ["uname"], "action": "kill"}]}' >"$TESTDIR/kill-uname.json"
+run seccompkill '"sandbox": {"seccomp": "'"$TESTDIR"'/kill-uname.json"}' 'echo before; exec uname -a'
+[ "$RC" -eq 159 ] && grep -q '^signal=31$' <<<"$ERR" && pass "a policy with action kill ends the workload with SIGSYS" || fail "seccomp kill" "rc=$RC $ERR"
+expect_out "it ran until the killed call" '^before$'
+
 # ---- inherited descriptors -----------------------------------------------------------
 run fds '' 'ls /proc/self/fd | tr "\n" " "; echo; cat <&7 2>&1 || echo "fd7 closed"' --leak-fd /etc/hostname
 expect_out "only stdin, stdout, stderr reach the workload" '^0 1 2 3 ?$'
