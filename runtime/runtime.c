@@ -64,6 +64,17 @@ struct workload {
         uint64_t oom_kills_at_start;
         unsigned restarts, starts;
         struct seccomp_program *seccomp;
+        uid_t uid;
+        gid_t gid;
+        /* health probe */
+        sd_event_source *probe_timer, *probe_exit, *probe_deadline;
+        int probe_pidfd;
+        pid_t probe_pid;
+        unsigned probe_failures; /* consecutive */
+        uint64_t probes_run, probes_failed;
+        int health;              /* -1 unknown (no probe yet or none), 0 unhealthy, 1 healthy */
+        bool unhealthy_stop;     /* we are stopping it because the probe kept failing */
+        char last_probe[640];
         char last_exit[160];
         char last_error[512];
 };
@@ -81,6 +92,7 @@ struct runtime {
 };
 
 static int workload_start(struct workload *w, char **ret_message);
+static void probe_reset(struct workload *w);
 static void workload_arm_restart(struct workload *w, uint64_t delay_usec);
 
 static uint64_t now_usec(struct runtime *rt) {
@@ -139,6 +151,7 @@ static int workload_save(struct workload *w) {
 static void workload_free(struct workload *w) {
         if (!w)
                 return;
+        probe_reset(w);
         sd_event_source_disable_unref(w->exit_source);
         sd_event_source_disable_unref(w->timer);
         if (w->have_proc)
@@ -168,6 +181,8 @@ static int workload_new(struct runtime *rt, struct workload_spec *spec, const ch
         if (!w)
                 return -ENOMEM;
         w->rt = rt;
+        w->probe_pidfd = -1;
+        w->health = -1;
         w->spec = *spec;
         memset(spec, 0, sizeof(*spec));
         w->source = strdup(source);
@@ -203,7 +218,22 @@ static void workload_event(struct workload *w, int level, const char *fmt, ...) 
         workload_log_note(w->log, msg);
 }
 
+static void probe_reset(struct workload *w) {
+        w->probe_timer = sd_event_source_disable_unref(w->probe_timer);
+        w->probe_exit = sd_event_source_disable_unref(w->probe_exit);
+        w->probe_deadline = sd_event_source_disable_unref(w->probe_deadline);
+        if (w->probe_pid > 0) {
+                kill(w->probe_pid, SIGKILL);
+                (void) waitpid(w->probe_pid, NULL, 0);
+        }
+        if (w->probe_pidfd >= 0)
+                close(w->probe_pidfd);
+        w->probe_pidfd = -1;
+        w->probe_pid = 0;
+}
+
 static void workload_clear_process(struct workload *w) {
+        probe_reset(w);
         w->exit_source = sd_event_source_disable_unref(w->exit_source);
         w->timer = sd_event_source_disable_unref(w->timer);
         if (w->have_proc)
@@ -227,7 +257,8 @@ static void workload_handle_exit(struct workload *w, int init_status) {
         struct workload_exit e = {
                 .status = status,
                 .oom_killed = oom,
-                .stop_requested = w->stop_requested,
+                .stop_requested = w->stop_requested && !w->unhealthy_stop,
+                .unhealthy = w->unhealthy_stop,
                 .ran_usec = now_usec(rt) - w->started_usec,
         };
         workload_exit_describe(&e, w->last_exit, sizeof(w->last_exit));
@@ -238,6 +269,10 @@ static void workload_handle_exit(struct workload *w, int init_status) {
         workload_event(w, failure ? LOG_WARNING : LOG_INFO, "%s after %.1f s", w->last_exit,
                        (double) e.ran_usec / 1e6);
 
+        if (w->unhealthy_stop) {
+                w->unhealthy_stop = false;
+                w->stop_requested = false;
+        }
         if (w->stop_requested) {
                 w->stop_requested = false;
                 w->state = WORKLOAD_STOPPED;
@@ -317,6 +352,106 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         if (w->have_proc)
                 (void) syscall(SYS_pidfd_send_signal, w->proc.pidfd, SIGKILL, NULL, 0);
         return 0;
+}
+
+/* ---- health probe ----------------------------------------------------------------- */
+
+static int attach_to_cgroup(pid_t pid, void *userdata);
+static int workload_request_stop(struct workload *w);
+static void probe_schedule(struct workload *w);
+
+static void probe_finished(struct workload *w, bool ok, const char *what) {
+        probe_reset(w);
+        w->probes_run++;
+        snprintf(w->last_probe, sizeof(w->last_probe), "%s", what);
+        if (ok) {
+                if (w->health == 0)
+                        workload_event(w, LOG_NOTICE, "healthy again: %s", what);
+                w->health = 1;
+                w->probe_failures = 0;
+        } else {
+                w->probes_failed++;
+                w->probe_failures++;
+                workload_event(w, LOG_WARNING, "health probe failed (%u of %lld): %s", w->probe_failures,
+                               (long long) w->spec.probe.failures, what);
+                if (w->probe_failures >= (unsigned) w->spec.probe.failures) {
+                        w->health = 0;
+                        w->probe_failures = 0;
+                        if (w->state == WORKLOAD_RUNNING) {
+                                workload_event(w, LOG_ERR, "unhealthy: stopping it so it restarts");
+                                (void) workload_request_stop(w);
+                                w->unhealthy_stop = true;
+                                return;
+                        }
+                }
+        }
+        probe_schedule(w);
+}
+
+static int on_probe_exit(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct workload *w = userdata;
+        siginfo_t si = {0};
+        char what[640];
+        bool ok = false;
+        if (waitid(P_PIDFD, (id_t) fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0) {
+                w->probe_pid = 0; /* reaped */
+                if (si.si_code == CLD_EXITED && si.si_status == 0) {
+                        ok = true;
+                        snprintf(what, sizeof(what), "probe exited 0");
+                } else if (si.si_code == CLD_EXITED)
+                        snprintf(what, sizeof(what), "probe exited with code %d", si.si_status);
+                else
+                        snprintf(what, sizeof(what), "probe killed by signal %d", si.si_status);
+        } else
+                snprintf(what, sizeof(what), "probe status unknown");
+        probe_finished(w, ok, what);
+        return 0;
+}
+
+static int on_probe_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct workload *w = userdata;
+        char what[96];
+        snprintf(what, sizeof(what), "probe timed out after %lld s", (long long) w->spec.probe.timeout_sec);
+        probe_finished(w, false, what);
+        return 0;
+}
+
+static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct workload *w = userdata;
+        w->probe_timer = sd_event_source_disable_unref(w->probe_timer);
+        if (!w->have_proc || w->state != WORKLOAD_RUNNING)
+                return 0;
+        struct sandbox_params p = {
+                .spec = &w->spec,
+                .uid = w->uid,
+                .gid = w->gid,
+                .seccomp = w->seccomp ? &w->seccomp->prog : NULL,
+                .prestart = attach_to_cgroup,
+                .prestart_userdata = w,
+        };
+        struct sandbox_error err = {0};
+        int r = sandbox_exec_in(&w->proc, &p, w->spec.probe.exec, &w->probe_pid, &w->probe_pidfd, &err);
+        if (r < 0) {
+                char what[640];
+                snprintf(what, sizeof(what), "%s: %s", err.message, strerror(err.error));
+                probe_finished(w, false, what);
+                return 0;
+        }
+        if (sd_event_add_io(w->rt->event, &w->probe_exit, w->probe_pidfd, EPOLLIN, on_probe_exit, w) < 0 ||
+            sd_event_add_time_relative(w->rt->event, &w->probe_deadline, CLOCK_MONOTONIC,
+                                       (uint64_t) w->spec.probe.timeout_sec * 1000000ULL, 10000,
+                                       on_probe_deadline, w) < 0)
+                probe_finished(w, false, "cannot watch the probe");
+        return 0;
+}
+
+static void probe_schedule(struct workload *w) {
+        if (!w->spec.probe.enabled || !w->have_proc || w->probe_timer)
+                return;
+        if (sd_event_add_time_relative(w->rt->event, &w->probe_timer, CLOCK_MONOTONIC,
+                                       (uint64_t) w->spec.probe.interval_sec * 1000000ULL, 100000,
+                                       on_probe_timer, w) < 0)
+                log_warning("workload %s: cannot schedule its health probe", w->spec.name);
 }
 
 /* ---- start ------------------------------------------------------------------------ */
@@ -455,6 +590,11 @@ static int workload_start(struct workload *w, char **ret_message) {
                 log_error_errno(r, "workload %s: cannot watch its process", w->spec.name);
 
         w->state = WORKLOAD_RUNNING;
+        w->uid = p.uid;
+        w->gid = p.gid;
+        w->health = -1;
+        w->probe_failures = 0;
+        probe_schedule(w);
         w->started_usec = now_usec(rt);
         w->starts++;
         w->last_error[0] = '\0';
@@ -506,6 +646,17 @@ static bool adopt(struct workload *w) {
                         log_warning("workload %s: cannot watch adopted pid %d", w->spec.name, (int) pids[i]);
                 w->state = WORKLOAD_RUNNING;
                 w->adopted = true;
+                char msg[256];
+                if (sandbox_resolve_ids(&w->spec, &w->uid, &w->gid, msg, sizeof(msg)) >= 0 && !w->seccomp) {
+                        struct seccomp_policy *policy = NULL;
+                        char *pmsg = NULL;
+                        if (seccomp_policy_resolve(w->spec.sandbox.seccomp ? w->spec.sandbox.seccomp : "default",
+                                                   &policy, &pmsg) >= 0)
+                                (void) seccomp_policy_compile(policy, &w->seccomp);
+                        seccomp_policy_free(policy);
+                        free(pmsg);
+                }
+                probe_schedule(w);
                 w->started_usec = now_usec(rt);
                 struct cgroup_stats st = {0};
                 (void) cgroup_get_stats(w->cg, &st);
@@ -843,8 +994,10 @@ int runtime_workload_restart(struct runtime *rt, const char *name, char **ret_me
 static json_t *workload_json(struct workload *w, bool detail) {
         struct cgroup_stats st = {0};
         bool have_stats = w->cg && cgroup_get_stats(w->cg, &st) >= 0;
-        json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:b,s:i,s:I,s:I,s:s?,s:s?}",
+        json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b,s:i,s:I,s:I,s:s?,s:s?}",
                               "name", w->spec.name,
+                              "health", !w->spec.probe.enabled ? "no-probe" : w->health < 0 ? "unknown"
+                                        : w->health ? "healthy" : "unhealthy",
                               "state", state_names[w->state],
                               "priority", workload_priority_to_string(w->spec.priority),
                               "frozen", have_stats && st.frozen,
@@ -868,6 +1021,10 @@ static json_t *workload_json(struct workload *w, bool detail) {
                                   "oom_kills", (json_int_t) st.oom_kills,
                                   "log_lines_suppressed", (json_int_t) workload_log_suppressed(w->log));
         json_t *spec = json_loads(w->spec_text, 0, NULL);
+        if (extra && w->spec.probe.enabled)
+                json_object_set_new(extra, "probe", json_pack("{s:I,s:I,s:s?}", "runs", (json_int_t) w->probes_run,
+                                                              "failed", (json_int_t) w->probes_failed, "last",
+                                                              w->last_probe[0] ? w->last_probe : NULL));
         if (extra)
                 json_object_update(o, extra);
         json_decref(extra);

@@ -657,6 +657,117 @@ fail:
         return r;
 }
 
+/* The probe's helper: enter the sandbox's namespaces, then fork into its pid namespace. */
+static _Noreturn void probe_main(struct spawn_ctx *c, int target_pidfd, unsigned ns_flags,
+                                 char *const argv[]) {
+        const struct workload_spec *s = c->p->spec;
+        if (setns(target_pidfd, (int) ns_flags) < 0)
+                FAIL("enter the namespaces of the workload");
+        pid_t child = fork(); /* only children join the pid namespace */
+        if (child < 0)
+                FAIL("fork the probe");
+        if (child == 0) {
+                drop_privileges(c, last_cap());
+                if (chdir(s->cwd ? s->cwd : "/") < 0 && chdir("/") < 0)
+                        FAIL("chdir");
+                int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+                if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 || dup2(null_fd, 2) < 0)
+                        FAIL("arrange descriptors");
+                int ew = fcntl(c->error_write, F_DUPFD_CLOEXEC, 3);
+                if (ew < 0 || dup3(ew, FD_ERROR, O_CLOEXEC) < 0)
+                        FAIL("arrange descriptors");
+                c->error_write = FD_ERROR;
+                if (syscall(SYS_close_range, FD_ERROR + 1, ~0U, 0) < 0)
+                        FAIL("close inherited descriptors");
+                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                        FAIL("set no_new_privs");
+                if (c->p->seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->p->seccomp, 0, 0) < 0)
+                        FAIL("install the seccomp filter");
+                execve(argv[0], argv, s->env);
+                FAIL("exec probe %s", argv[0]);
+        }
+        close(c->error_write);
+        int st;
+        while (waitpid(child, &st, 0) < 0)
+                if (errno != EINTR)
+                        _exit(127);
+        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+}
+
+int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_params *params,
+                    char *const argv[], pid_t *ret_pid, int *ret_pidfd, struct sandbox_error *err) {
+        const struct workload_spec *s = params->spec;
+        unsigned ns = 0;
+        if (s->sandbox.namespaces & WORKLOAD_NS_USER)
+                ns |= CLONE_NEWUSER;
+        if (s->sandbox.namespaces & WORKLOAD_NS_MOUNT)
+                ns |= CLONE_NEWNS;
+        if (s->sandbox.namespaces & WORKLOAD_NS_PID)
+                ns |= CLONE_NEWPID;
+        if (s->sandbox.namespaces & WORKLOAD_NS_NET)
+                ns |= CLONE_NEWNET;
+        if (s->sandbox.namespaces & WORKLOAD_NS_IPC)
+                ns |= CLONE_NEWIPC;
+        if (s->sandbox.namespaces & WORKLOAD_NS_UTS)
+                ns |= CLONE_NEWUTS;
+        if (s->sandbox.namespaces & WORKLOAD_NS_CGROUP)
+                ns |= CLONE_NEWCGROUP;
+
+        int error_pipe[2], pidfd = -1, r;
+        if (pipe2(error_pipe, O_CLOEXEC) < 0) {
+                set_error(err, errno, "create pipes");
+                return -errno;
+        }
+        struct spawn_ctx c = {.p = params, .sync_read = -1, .error_write = error_pipe[1], .status_write = -1, .status_read = -1};
+        struct clone_args_v0 args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) &pidfd, .exit_signal = SIGCHLD};
+        pid_t pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
+        if (pid < 0) {
+                r = -errno;
+                set_error(err, -r, "fork the probe");
+                close(error_pipe[0]);
+                close(error_pipe[1]);
+                return r;
+        }
+        if (pid == 0) {
+                close(error_pipe[0]);
+                probe_main(&c, target->pidfd, ns, argv);
+        }
+        close(error_pipe[1]);
+        /* Attach before it can exec: the probe counts against the workload's limits. */
+        if (params->prestart && (r = params->prestart(pid, params->prestart_userdata)) < 0) {
+                kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                close(error_pipe[0]);
+                close(pidfd);
+                set_error(err, -r, "attach the probe to the workload's cgroup");
+                return r;
+        }
+        struct sandbox_error child_err;
+        struct pollfd pfd = {.fd = error_pipe[0], .events = POLLIN};
+        int pr;
+        do
+                pr = poll(&pfd, 1, 5000);
+        while (pr < 0 && errno == EINTR);
+        ssize_t n = pr > 0 ? read(error_pipe[0], &child_err, sizeof(child_err)) : -1;
+        close(error_pipe[0]);
+        if (n == (ssize_t) sizeof(child_err) || pr == 0) {
+                kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                close(pidfd);
+                if (pr == 0) {
+                        set_error(err, ETIMEDOUT, "the probe did not start within 5 s");
+                        return -ETIMEDOUT;
+                }
+                child_err.message[sizeof(child_err.message) - 1] = '\0';
+                if (err)
+                        *err = child_err;
+                return -child_err.error;
+        }
+        *ret_pid = pid;
+        *ret_pidfd = pidfd;
+        return 0;
+}
+
 int sandbox_collect_status(struct sandbox_process *p, int init_status) {
         int st = init_status;
         if (p->status_fd >= 0) {

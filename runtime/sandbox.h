@@ -59,6 +59,15 @@ int sandbox_spawn(const struct sandbox_params *params, struct sandbox_process *r
                   struct sandbox_error *err);
 
 /*
+ * Run argv (a health probe) inside a running sandbox: the workload's namespaces, its
+ * user, capabilities, no_new_privs and seccomp program (params as for the start), its
+ * environment, output to /dev/null. params->prestart attaches it to the cgroup. The
+ * returned pid is a helper whose exit status is the probe's (128+signal if killed).
+ */
+int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_params *params,
+                    char *const argv[], pid_t *ret_pid, int *ret_pidfd, struct sandbox_error *err);
+
+/*
  * After the sandbox's init exited with init_status (from waitid/waitpid), read what
  * happened to the workload itself: its wait status if the init reported one, else the
  * init's own status. Closes status_fd.

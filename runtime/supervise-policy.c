@@ -24,7 +24,7 @@ void restart_tracker_note_start(struct restart_tracker *t, const struct workload
 }
 
 bool workload_exit_is_failure(const struct workload_exit *e) {
-        if (e->oom_killed)
+        if (e->oom_killed || e->unhealthy)
                 return true;
         if (WIFEXITED(e->status))
                 return WEXITSTATUS(e->status) != 0;
@@ -67,7 +67,12 @@ enum restart_action restart_decide(const struct workload_spec *s, struct restart
 }
 
 void workload_exit_describe(const struct workload_exit *e, char *buf, size_t size) {
-        if (WIFEXITED(e->status) && !e->oom_killed)
+        if (e->unhealthy) {
+                if (WIFSIGNALED(e->status))
+                        snprintf(buf, size, "stopped after failing its health probe (signal %d)", WTERMSIG(e->status));
+                else
+                        snprintf(buf, size, "stopped after failing its health probe (exit code %d)", WEXITSTATUS(e->status));
+        } else if (WIFEXITED(e->status) && !e->oom_killed)
                 snprintf(buf, size, "exited with code %d", WEXITSTATUS(e->status));
         else if (WIFSIGNALED(e->status)) {
                 int sig = WTERMSIG(e->status);

@@ -20,6 +20,7 @@ struct workload_exit {
         int status;            /* wait status of the workload */
         bool oom_killed;       /* the cgroup counted an OOM kill during this run */
         bool stop_requested;   /* the agent or an operator asked it to stop */
+        bool unhealthy;        /* stopped by the agent because its health probe kept failing */
         uint64_t ran_usec;     /* how long this run lasted */
 };
 

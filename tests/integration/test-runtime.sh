@@ -157,6 +157,19 @@ ctl workload logs ticker | grep -q "got TERM" && pass "they got SIGTERM first (t
 raw '{"method": "runtime.class", "params": {"priority": "best-effort", "stopped": false}}' >/dev/null
 check "lifting the stop restarts them" wait_for 10 state_is ticker running
 
+# ---- health probes run inside the sandbox; failing ones restart the workload ---------
+spec "$D/specs/probed.json" '{"name": "probed", "exec": ["/bin/sh", "-c", "touch /tmp/healthy; sleep 3; rm /tmp/healthy; sleep 60"],
+ "health_probe": {"exec": ["/bin/sh", "-c", "test -f /tmp/healthy && test \"$(cat /proc/sys/kernel/hostname)\" = probed"],
+                  "interval_sec": 1, "timeout_sec": 2, "failures": 2},
+ "restart": {"policy": "on-failure", "initial_delay_ms": 100, "max_delay_ms": 1000},
+ "sandbox": {'"$BINDS"', "tmpfs": ["/tmp"]}}'
+ctl workload start "$D/specs/probed.json" >/dev/null
+check "a passing probe (run inside the workload's namespaces) marks it healthy" wait_for 10 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show probed --json | jq -r .health)\" = healthy ]"
+check "a probe failing twice restarts the workload" wait_for 15 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show probed --json | jq -r .restarts)\" -ge 1 ]"
+field probed .last_exit | grep -q "stopped after failing its health probe" && pass "the exit says why" || fail "probe exit" "$(field probed .last_exit)"
+grep -q "workload probed: health probe failed (2 of 2): probe exited with code 1" "$AGENT_LOG" && pass "each probe failure is logged" || fail "probe log"
+ctl workload stop probed >/dev/null
+
 # ---- stop: SIGTERM, then SIGKILL after the grace period ------------------------------
 spec "$D/specs/stubborn.json" '{"name": "stubborn", "exec": ["/bin/sh", "-c", "trap \"\" TERM; echo ignoring TERM; while :; do sleep 1; done"],
  "stop_timeout_sec": 1, "sandbox": {'"$BINDS"'}}'

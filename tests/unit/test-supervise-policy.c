@@ -52,6 +52,11 @@ static void test_exit_classification(void **state) {
         e = (struct workload_exit){.status = SIGNALED(SIGTERM), .stop_requested = true};
         workload_exit_describe(&e, buf, sizeof(buf));
         assert_string_equal(buf, "killed by signal 15 (TERM) as asked");
+        /* Stopped for failing its probe: a failure, whatever signal ended it. */
+        e = (struct workload_exit){.status = SIGNALED(SIGTERM), .unhealthy = true};
+        assert_true(workload_exit_is_failure(&e));
+        workload_exit_describe(&e, buf, sizeof(buf));
+        assert_string_equal(buf, "stopped after failing its health probe (signal 15)");
 }
 
 static void test_policies(void **state) {
