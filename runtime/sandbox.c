@@ -86,6 +86,22 @@ static _Noreturn void child_fail(int fd, int error, const char *fmt, ...) {
 
 /* ---- mounts ----------------------------------------------------------------------- */
 
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
+struct mount_attr_v0 {
+        uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
 static int mkdir_p(const char *path, mode_t mode) {
         char buf[PATH_MAX];
         if (snprintf(buf, sizeof(buf), "%s", path) >= (int) sizeof(buf))
@@ -103,55 +119,111 @@ static int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
-/* Make the mount point: a directory, or an empty file for a file bind. */
-static int make_mount_point(const char *dest, bool directory) {
-        if (directory)
-                return mkdir_p(dest, 0755);
-        char parent[PATH_MAX];
-        snprintf(parent, sizeof(parent), "%s", dest);
-        char *slash = strrchr(parent, '/');
-        if (slash && slash != parent) {
-                *slash = '\0';
-                int r = mkdir_p(parent, 0755);
-                if (r < 0)
+/*
+ * Open the parent directory of target under root_fd, creating directories as needed,
+ * without following any symlink: each component is opened O_NOFOLLOW relative to the
+ * one before. A link a workload left in one of its writable binds can therefore never
+ * send the agent's mkdir or mount outside the sandbox root. *last gets the last
+ * component. Returns an fd or a negative errno (-ELOOP/-ENOTDIR for a planted link).
+ */
+static int open_parent_in_root(int root_fd, const char *target, char *last, size_t last_size) {
+        char buf[PATH_MAX];
+        if (snprintf(buf, sizeof(buf), "%s", target) >= (int) sizeof(buf))
+                return -ENAMETOOLONG;
+        int dir = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+        if (dir < 0)
+                return -errno;
+        char *save = NULL, *comp = strtok_r(buf, "/", &save);
+        while (comp) {
+                char *next = strtok_r(NULL, "/", &save);
+                if (!next) {
+                        snprintf(last, last_size, "%s", comp);
+                        return dir;
+                }
+                if (mkdirat(dir, comp, 0755) < 0 && errno != EEXIST) {
+                        int r = -errno;
+                        close(dir);
                         return r;
+                }
+                int sub = openat(dir, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                int r = -errno;
+                close(dir);
+                if (sub < 0)
+                        return r;
+                dir = sub;
+                comp = next;
         }
-        int fd = open(dest, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0 && errno != EEXIST)
+        close(dir);
+        return -EINVAL; /* "/" itself: refused by the spec parser already */
+}
+
+/* Create the mount point (a directory or an empty file) in parent; O_PATH fd to it. */
+static int make_mount_point(int parent, const char *name, bool directory) {
+        if (directory) {
+                if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                int fd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                return fd < 0 ? -errno : fd;
+        }
+        int fd = openat(parent, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST && errno != EISDIR)
                 return -errno;
         if (fd >= 0)
                 close(fd);
-        return 0;
+        fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode)) {
+                close(fd);
+                return -ELOOP;
+        }
+        return fd;
 }
 
-/* Flags the kernel locks on a bind (from the source mount) must be kept on remount. */
-static unsigned long locked_flags(const char *path) {
-        struct statvfs sv;
-        unsigned long f = 0;
-        if (statvfs(path, &sv) < 0)
+static void fd_path(int fd, char *buf, size_t size) {
+        snprintf(buf, size, "/proc/self/fd/%d", fd);
+}
+
+/*
+ * Make the mount at fd (and every mount below it) read-only if asked, nosuid and nodev.
+ * mount_setattr with AT_RECURSIVE reaches submounts a plain remount would leave writable.
+ */
+static int restrict_mount(int fd, bool read_only) {
+        struct mount_attr_v0 attr = {
+                .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (read_only ? MOUNT_ATTR_RDONLY : 0),
+        };
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) == 0)
                 return 0;
-        if (sv.f_flag & ST_NOSUID)
-                f |= MS_NOSUID;
-        if (sv.f_flag & ST_NODEV)
-                f |= MS_NODEV;
-        if (sv.f_flag & ST_NOEXEC)
-                f |= MS_NOEXEC;
-        if (sv.f_flag & ST_NOATIME)
-                f |= MS_NOATIME;
-        if (sv.f_flag & ST_RELATIME)
-                f |= MS_RELATIME;
-        return f;
+        if (errno != ENOSYS)
+                return -errno;
+        /* Kernels before 5.12: the top mount only. */
+        char p[64];
+        fd_path(fd, p, sizeof(p));
+        struct statvfs sv;
+        unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (read_only ? MS_RDONLY : 0);
+        if (statvfs(p, &sv) == 0) {
+                if (sv.f_flag & ST_NOEXEC)
+                        flags |= MS_NOEXEC;
+                if (sv.f_flag & ST_NOATIME)
+                        flags |= MS_NOATIME;
+        }
+        return mount(NULL, p, NULL, flags, NULL) < 0 ? -errno : 0;
 }
 
-static void mount_bind(struct spawn_ctx *c, const struct workload_mount *m, const char *root) {
-        char dest[PATH_MAX];
-        snprintf(dest, sizeof(dest), "%s%s", root, m->target);
-
+static void mount_bind(struct spawn_ctx *c, const struct workload_mount *m, int root_fd) {
         struct stat st;
         if (lstat(m->source, &st) < 0) {
                 if (errno == ENOENT && m->optional)
                         return;
                 FAIL("bind %s to %s: cannot use the source", m->source, m->target);
+        }
+        char last[NAME_MAX + 1];
+        int parent = open_parent_in_root(root_fd, m->target, last, sizeof(last));
+        if (parent < 0) {
+                errno = -parent;
+                FAIL("bind %s to %s: cannot create the mount point (a symlink on the way?)", m->source,
+                     m->target);
         }
         if (S_ISLNK(st.st_mode)) {
                 /* Debian's /bin, /lib... are symlinks into /usr: keep them links. */
@@ -160,40 +232,89 @@ static void mount_bind(struct spawn_ctx *c, const struct workload_mount *m, cons
                 if (n < 0)
                         FAIL("bind %s: cannot read the symlink", m->source);
                 target[n] = '\0';
-                if (make_mount_point(dest, false) < 0) { /* creates the parent directories */
-                }
-                (void) unlink(dest);
-                if (symlink(target, dest) < 0)
+                (void) unlinkat(parent, last, 0);
+                if (symlinkat(target, parent, last) < 0)
                         FAIL("bind %s: cannot create the symlink %s -> %s", m->source, m->target, target);
+                close(parent);
                 return;
         }
-        int r = make_mount_point(dest, S_ISDIR(st.st_mode));
-        if (r < 0) {
-                errno = -r;
+        int mp = make_mount_point(parent, last, S_ISDIR(st.st_mode));
+        if (mp < 0) {
+                errno = -mp;
                 FAIL("bind %s to %s: cannot create the mount point", m->source, m->target);
         }
-        if (mount(m->source, dest, NULL, MS_BIND | MS_REC, NULL) < 0)
+        char p[64];
+        fd_path(mp, p, sizeof(p));
+        if (mount(m->source, p, NULL, MS_BIND | MS_REC, NULL) < 0)
                 FAIL("bind %s to %s", m->source, m->target);
-        unsigned long flags = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | locked_flags(dest);
-        if (m->kind == WORKLOAD_MOUNT_RO_BIND)
-                flags |= MS_RDONLY;
-        if (mount(NULL, dest, NULL, flags, NULL) < 0)
+        close(mp);
+        /* Open again: the path now leads to the new mount's root, not what it covers. */
+        int fd = openat(parent, last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                FAIL("bind %s to %s: cannot open the new mount", m->source, m->target);
+        int r = restrict_mount(fd, m->kind == WORKLOAD_MOUNT_RO_BIND);
+        if (r < 0) {
+                errno = -r;
                 FAIL("remount %s %s", m->target, m->kind == WORKLOAD_MOUNT_RO_BIND ? "read-only" : "nosuid,nodev");
+        }
+        close(fd);
+        close(parent);
 }
 
-static void mount_tmpfs(struct spawn_ctx *c, const struct workload_mount *m, const char *root) {
-        char dest[PATH_MAX], opts[64];
-        snprintf(dest, sizeof(dest), "%s%s", root, m->target);
+static void mount_tmpfs(struct spawn_ctx *c, const struct workload_mount *m, int root_fd) {
+        char opts[64];
         bool sticky = streq(m->target, "/tmp") || streq(m->target, "/var/tmp");
         if (m->size > 0)
                 snprintf(opts, sizeof(opts), "mode=%s,size=%llu", sticky ? "1777" : "0755",
                          (unsigned long long) m->size);
         else
                 snprintf(opts, sizeof(opts), "mode=%s,size=64m", sticky ? "1777" : "0755");
-        if (mkdir_p(dest, 0755) < 0)
-                FAIL("tmpfs %s: cannot create the mount point", m->target);
-        if (mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+        char last[NAME_MAX + 1];
+        int parent = open_parent_in_root(root_fd, m->target, last, sizeof(last));
+        int mp = parent >= 0 ? make_mount_point(parent, last, true) : parent;
+        if (mp < 0) {
+                errno = -mp;
+                FAIL("tmpfs %s: cannot create the mount point (a symlink on the way?)", m->target);
+        }
+        char p[64];
+        fd_path(mp, p, sizeof(p));
+        if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
                 FAIL("tmpfs %s (%s)", m->target, opts);
+        close(mp);
+        close(parent);
+}
+
+/*
+ * Hide what a process that is uid 0 (even with no capabilities) could use against the
+ * host through /proc: sysctls, sysrq, irq and bus settings read-only; kcore, keys and
+ * timer lists covered by /dev/null. As runc and crun do.
+ */
+static void mask_proc(struct spawn_ctx *c, const char *proc) {
+        static const char *const read_only[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
+        static const char *const hidden[] = {"kcore", "keys", "timer_list", "sched_debug", "kallsyms"};
+        char p[PATH_MAX + 32];
+        for (size_t i = 0; i < ELEMENTSOF(read_only); i++) {
+                snprintf(p, sizeof(p), "%s/%s", proc, read_only[i]);
+                if (access(p, F_OK) < 0)
+                        continue;
+                if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
+                        FAIL("bind /proc/%s read-only", read_only[i]);
+                int fd = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                int r = fd < 0 ? -errno : restrict_mount(fd, true);
+                if (fd >= 0)
+                        close(fd);
+                if (r < 0) {
+                        errno = -r;
+                        FAIL("make /proc/%s read-only", read_only[i]);
+                }
+        }
+        for (size_t i = 0; i < ELEMENTSOF(hidden); i++) {
+                snprintf(p, sizeof(p), "%s/%s", proc, hidden[i]);
+                if (access(p, F_OK) < 0)
+                        continue;
+                if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0)
+                        FAIL("hide /proc/%s", hidden[i]);
+        }
 }
 
 static void setup_dev(struct spawn_ctx *c, const char *root) {
@@ -207,7 +328,8 @@ static void setup_dev(struct spawn_ctx *c, const char *root) {
         for (size_t i = 0; i < ELEMENTSOF(devices); i++) {
                 snprintf(p, sizeof(p), "%s/%s", dev, devices[i]);
                 snprintf(host, sizeof(host), "/dev/%s", devices[i]);
-                if (make_mount_point(p, false) < 0 || mount(host, p, NULL, MS_BIND, NULL) < 0)
+                int fd = open(p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd < 0 || close(fd) < 0 || mount(host, p, NULL, MS_BIND, NULL) < 0)
                         FAIL("bind %s into the sandbox", host);
         }
         snprintf(p, sizeof(p), "%s/shm", dev);
@@ -233,25 +355,31 @@ static void setup_root(struct spawn_ctx *c) {
                 FAIL("make the mount tree private");
         if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
                 FAIL("mount the sandbox root on %s", root);
+        int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (root_fd < 0)
+                FAIL("open the sandbox root %s", root);
 
         for (size_t i = 0; i < s->sandbox.n_mounts; i++) {
                 const struct workload_mount *m = &s->sandbox.mounts[i];
                 if (m->kind == WORKLOAD_MOUNT_TMPFS)
-                        mount_tmpfs(c, m, root);
+                        mount_tmpfs(c, m, root_fd);
                 else
-                        mount_bind(c, m, root);
+                        mount_bind(c, m, root_fd);
         }
 
+        /* /proc and /dev are made by us in the fresh root tmpfs: no workload path on the way. */
+        if (mkdirat(root_fd, "proc", 0555) < 0 && errno != EEXIST)
+                FAIL("create /proc");
         char proc[PATH_MAX];
         snprintf(proc, sizeof(proc), "%s/proc", root);
-        if (mkdir_p(proc, 0555) < 0)
-                FAIL("create /proc");
         if (s->sandbox.namespaces & WORKLOAD_NS_PID) {
                 if (mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
                         FAIL("mount /proc for the pid namespace");
         } else if (mount("/proc", proc, NULL, MS_BIND | MS_REC, NULL) < 0)
                 FAIL("bind /proc");
+        mask_proc(c, proc);
         setup_dev(c, root);
+        close(root_fd);
 
         /* pivot_root(".", ".") then detach the old root: no path back to the host tree. */
         if (chdir(root) < 0)

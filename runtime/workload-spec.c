@@ -653,6 +653,30 @@ static const struct json_field spec_fields[] = {
         {},
 };
 
+static size_t path_depth(const char *p) {
+        size_t d = 0;
+        for (; *p; p++)
+                d += *p == '/';
+        return d;
+}
+
+/*
+ * Mount parents before children whatever the order in the spec (binds, then tmpfs, as
+ * written): a tmpfs at /data/cache must land on the bind at /data, not under it.
+ * Stable insertion sort: at most WORKLOAD_MAX_MOUNTS entries.
+ */
+static void sort_mounts_parents_first(struct workload_spec *s) {
+        for (size_t i = 1; i < s->sandbox.n_mounts; i++) {
+                struct workload_mount m = s->sandbox.mounts[i];
+                size_t d = path_depth(m.target), j = i;
+                while (j > 0 && path_depth(s->sandbox.mounts[j - 1].target) > d) {
+                        s->sandbox.mounts[j] = s->sandbox.mounts[j - 1];
+                        j--;
+                }
+                s->sandbox.mounts[j] = m;
+        }
+}
+
 int workload_spec_parse(const char *source, const char *text, size_t len,
                         struct workload_spec *ret, struct json_problems *problems) {
         struct workload_spec s = {
@@ -681,6 +705,8 @@ int workload_spec_parse(const char *source, const char *text, size_t len,
                                      "a pid namespace needs a mount namespace (for its own /proc)");
         }
         json_decref(root);
+        if (r >= 0)
+                sort_mounts_parents_first(&s);
         if (r >= 0 && !s.env && !(s.env = calloc(1, sizeof(char *))))
                 r = -ENOMEM;
         if (r >= 0 && !s.models && !(s.models = calloc(1, sizeof(char *))))

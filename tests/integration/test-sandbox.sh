@@ -81,6 +81,36 @@ mkdir -p "$TESTDIR/shared"
 run rw '"sandbox": {"rw_binds": [{"source": "'"$TESTDIR"'/shared", "target": "/data"}]}' 'echo from-inside > /data/f && cat /data/f'
 [ "$(cat "$TESTDIR/shared/f" 2>/dev/null)" = from-inside ] && pass "a writable bind is written through to the host" || fail "rw bind" "$ERR"
 
+# ---- uid 0 without capabilities still cannot reach the host through /proc ----------
+run procmask '' 'echo core > /proc/sys/kernel/core_pattern || echo "sysctl refused"; echo h > /proc/sysrq-trigger || echo "sysrq refused"; for f in kcore keys timer_list; do [ -e /proc/$f ] && echo "$f $(wc -c < /proc/$f)"; done; cat /proc/sys/kernel/core_pattern >/dev/null && echo "sysctl readable"'
+expect_out "a root workload cannot write sysctls (/proc/sys is read-only)" '^sysctl refused$'
+expect_err "...the kernel says read-only" "core_pattern: Read-only file system"
+expect_out "nor the sysrq trigger" '^sysrq refused$'
+for f in kcore keys timer_list; do
+        [ -e /proc/$f ] || continue
+        expect_out "/proc/$f is hidden (empty inside)" "^$f 0\$"
+done
+expect_out "sysctls stay readable" '^sysctl readable$'
+
+# ---- a mount below a read-only bind is read-only too ---------------------------------
+mkdir -p "$TESTDIR/nested/sub"
+if mount -t tmpfs -o size=1m orbit-test "$TESTDIR/nested/sub"; then
+        run nested '"sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true}, {"source": "'"$TESTDIR"'/nested", "target": "/data"}]}' 'echo x > /data/sub/written 2>&1; echo y > /data/top 2>&1; echo done'
+        expect_err "a submount of a read-only bind cannot be written" '/data/sub/written: Read-only file system'
+        [ ! -e "$TESTDIR/nested/sub/written" ] && pass "nothing was written to the host submount" || fail "nested ro" "written on host"
+        umount "$TESTDIR/nested/sub"
+else
+        fail "mount a tmpfs for the nested test"
+fi
+
+# ---- a symlink a workload planted in its writable dir cannot steer the agent ---------
+mkdir -p "$TESTDIR/rwplant" "$TESTDIR/victim"
+ln -s "$TESTDIR/victim" "$TESTDIR/rwplant/link"
+run planted '"sandbox": {"rw_binds": [{"source": "'"$TESTDIR"'/rwplant", "target": "/data"}], "tmpfs": ["/tmp", "/data/link/newdir"]}' 'true'
+[ "$RC" -eq 3 ] && pass "a mount target through a planted symlink is refused" || fail "planted link" "rc=$RC $ERR"
+expect_err "the error says why" "tmpfs /data/link/newdir: cannot create the mount point (a symlink on the way?)"
+[ ! -e "$TESTDIR/victim/newdir" ] && pass "nothing was created outside the sandbox root" || fail "victim touched" "$(ls -la "$TESTDIR/victim")"
+
 # ---- network: loopback only ----------------------------------------------------------
 run net '' 'tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "; python3 -c "
 import socket

@@ -95,10 +95,13 @@ static void test_full_spec(void **state) {
         assert_string_equal(s.sandbox.mounts[1].target, "/app");
         assert_true(s.sandbox.mounts[2].optional);
         assert_string_equal(s.sandbox.mounts[2].target, "/lib64");
-        assert_int_equal(s.sandbox.mounts[3].kind, WORKLOAD_MOUNT_RW_BIND);
-        assert_int_equal(s.sandbox.mounts[4].kind, WORKLOAD_MOUNT_TMPFS);
-        assert_null(s.sandbox.mounts[4].source);
-        assert_int_equal(s.sandbox.mounts[5].size, 16 << 20);
+        /* Parents before children: the deeper rw bind comes after the tmpfs mounts. */
+        assert_int_equal(s.sandbox.mounts[3].kind, WORKLOAD_MOUNT_TMPFS);
+        assert_string_equal(s.sandbox.mounts[3].target, "/tmp");
+        assert_null(s.sandbox.mounts[3].source);
+        assert_int_equal(s.sandbox.mounts[4].size, 16 << 20);
+        assert_int_equal(s.sandbox.mounts[5].kind, WORKLOAD_MOUNT_RW_BIND);
+        assert_string_equal(s.sandbox.mounts[5].target, "/var/lib/det");
         assert_string_equal(s.sandbox.seccomp, "strict");
         assert_int_equal(s.sandbox.capabilities, (1ULL << 10) | (1ULL << 23));
         assert_string_equal(s.sandbox.hostname, "det");
