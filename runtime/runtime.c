@@ -310,8 +310,9 @@ static void workload_handle_exit(struct workload *w, int init_status) {
 static int on_exit_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct workload *w = userdata;
         siginfo_t si = {0};
-        int init_status = 0;
-        /* Our own child: reap it. An adopted one is not our child: its pipe tells all. */
+        /* Our own child: reap it. An adopted one is not our child: its pipe tells all, and
+         * an init that died without reporting (killed) counts as killed, not as success. */
+        int init_status = SIGKILL;
         if (waitid(P_PIDFD, (id_t) fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0)
                 init_status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status;
         workload_handle_exit(w, init_status);
@@ -482,10 +483,16 @@ static int start_failed(struct workload *w, char **ret_message, bool permanent, 
         va_start(ap, fmt);
         vsnprintf(w->last_error, sizeof(w->last_error), fmt, ap);
         va_end(ap);
-        if (permanent)
-                w->state = WORKLOAD_FAILED;
         workload_event(w, LOG_ERR, "start failed: %s", w->last_error);
         set_message(ret_message, "workload %s: %s", w->spec.name, w->last_error);
+        if (permanent)
+                w->state = WORKLOAD_FAILED;
+        else if (w->want_running) {
+                /* Something passing (memory, descriptors, a slow kernel): try again later. */
+                uint64_t delay = workload_restart_delay_ms(&w->spec, ++w->tracker.consecutive_failures) * 1000ULL;
+                w->timer = sd_event_source_disable_unref(w->timer);
+                workload_arm_restart(w, delay);
+        }
         return r < 0 ? r : -EINVAL;
 }
 
@@ -549,7 +556,11 @@ static int workload_start(struct workload *w, char **ret_message) {
         if (r < 0)
                 return start_failed(w, ret_message, true, r, "%s", msg);
 
+        /* Searchable (0711), not listable: a user-namespace root must reach its own root dir. */
         char root[PATH_MAX];
+        snprintf(root, sizeof(root), "%s/sandboxes", rt->cfg.runtime_dir);
+        if (mkdir_parents(root, 0711) >= 0)
+                (void) chmod(root, 0711);
         snprintf(root, sizeof(root), "%s/sandboxes/%s", rt->cfg.runtime_dir, w->spec.name);
         if ((r = mkdir_parents(root, 0700)) < 0)
                 return start_failed(w, ret_message, false, r, "cannot create %s: %s", root, strerror(-r));
@@ -580,8 +591,12 @@ static int workload_start(struct workload *w, char **ret_message) {
         if (r < 0) {
                 close(out[0]);
                 close(err[0]);
-                /* What the sandbox could not do is about this spec on this node. */
-                return start_failed(w, ret_message, true, r, "%s: %s", serr.message, strerror(serr.error));
+                /* A missing path, a refused permission or a bad value is about this spec on
+                 * this node and will not go away; anything else may. */
+                bool permanent = serr.error == ENOENT || serr.error == EACCES || serr.error == ENOTDIR ||
+                                 serr.error == ELOOP || serr.error == EPERM || serr.error == EINVAL ||
+                                 serr.error == ENAMETOOLONG || serr.error == ENOEXEC || serr.error == ESRCH;
+                return start_failed(w, ret_message, permanent, r, "%s: %s", serr.message, strerror(serr.error));
         }
         w->have_proc = true;
         (void) workload_log_attach(w->log, out[0], err[0]);
@@ -625,6 +640,22 @@ static int workload_request_stop(struct workload *w) {
 
 /* ---- adoption after an agent restart ---------------------------------------------- */
 
+static pid_t parent_pid(pid_t pid) {
+        char path[64], line[128];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        FILE *f = fopen(path, "re");
+        pid_t ppid = -1;
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, "PPid:", 5) == 0) {
+                        ppid = (pid_t) strtol(line + 5, NULL, 10);
+                        break;
+                }
+        fclose(f);
+        return ppid;
+}
+
 static bool adopt(struct workload *w) {
         struct runtime *rt = w->rt;
         if (cgroup_open(rt->cgroups, w->spec.name, &w->cg) < 0)
@@ -638,7 +669,14 @@ static bool adopt(struct workload *w) {
         bool ok = false;
         for (size_t i = 0; i < n && !ok; i++) {
                 int out = -1, err = -1;
-                if (sandbox_adopt(pids[i], &w->proc, &out, &err) < 0)
+                /* The init's parent is outside the group (an agent, or the host's init). */
+                pid_t ppid = parent_pid(pids[i]);
+                bool parent_inside = false;
+                for (size_t k = 0; k < n; k++)
+                        parent_inside |= pids[k] == ppid;
+                if (ppid <= 0 || parent_inside)
+                        continue;
+                if (sandbox_adopt(pids[i], w->spec.sandbox.namespaces & WORKLOAD_NS_PID, &w->proc, &out, &err) < 0)
                         continue;
                 w->have_proc = true;
                 (void) workload_log_attach(w->log, out, err);
@@ -1111,14 +1149,14 @@ int runtime_class_stop(struct runtime *rt, enum workload_priority p, bool stoppe
         for (struct workload *w = rt->workloads; w; w = w->next) {
                 if (w->spec.priority != p)
                         continue;
-                if (stopped)
+                if (stopped) {
+                        w->restart_after_stop = false;
                         (void) workload_request_stop(w);
-                else if (w->want_running && !w->have_proc) {
+                } else if (w->want_running && w->state == WORKLOAD_STOPPING) {
+                        w->restart_after_stop = true; /* lifted before it finished stopping */
+                } else if (w->want_running && !w->have_proc) {
                         char *msg = NULL;
-                        if (w->state == WORKLOAD_STOPPING)
-                                w->restart_after_stop = true;
-                        else
-                                (void) workload_start(w, &msg);
+                        (void) workload_start(w, &msg);
                         free(msg);
                 }
         }

@@ -58,6 +58,7 @@ struct clone_args_v0 {
 #define FD_KEEP_STATUS 5
 #define FD_KEEP_STDOUT 6
 #define FD_KEEP_STDERR 7
+#define SANDBOX_NOBODY 65534
 
 struct spawn_ctx {
         const struct sandbox_params *p;
@@ -216,7 +217,10 @@ static void mount_bind(struct spawn_ctx *c, const struct workload_mount *m, int 
         if (lstat(m->source, &st) < 0) {
                 if (errno == ENOENT && m->optional)
                         return;
-                FAIL("bind %s to %s: cannot use the source", m->source, m->target);
+                FAIL("bind %s to %s: cannot use the source%s", m->source, m->target,
+                     errno == EACCES && (c->p->spec->sandbox.namespaces & WORKLOAD_NS_USER)
+                             ? " (with a user namespace, it must be reachable by the workload's user)"
+                             : "");
         }
         char last[NAME_MAX + 1];
         int parent = open_parent_in_root(root_fd, m->target, last, sizeof(last));
@@ -354,7 +358,10 @@ static void setup_root(struct spawn_ctx *c) {
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 FAIL("make the mount tree private");
         if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
-                FAIL("mount the sandbox root on %s", root);
+                FAIL("mount the sandbox root on %s%s", root,
+                     errno == EACCES && (s->sandbox.namespaces & WORKLOAD_NS_USER)
+                             ? " (with a user namespace, paths must be reachable by the workload's user)"
+                             : "");
         int root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (root_fd < 0)
                 FAIL("open the sandbox root %s", root);
@@ -523,6 +530,14 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
                 _exit(127);
         close(c->sync_read);
 
+        /* In a user namespace our ids are unmapped until we take the mapped root. */
+        if (s->sandbox.namespaces & WORKLOAD_NS_USER) {
+                if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+                        FAIL("become root of the user namespace");
+                if (setgroups(0, NULL) < 0)
+                        FAIL("drop supplementary groups");
+        }
+
         if ((s->sandbox.namespaces & WORKLOAD_NS_CGROUP) && unshare(CLONE_NEWCGROUP) < 0)
                 FAIL("enter a new cgroup namespace");
         if (s->sandbox.namespaces & WORKLOAD_NS_MOUNT)
@@ -572,6 +587,9 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
         if (syscall(SYS_close_range, FD_KEEP_STDERR + 1, ~0U, 0) < 0)
                 FAIL("close inherited descriptors");
 
+        /* Before the fork, so no grandchild orphaned early escapes to the host's init. */
+        if (!(s->sandbox.namespaces & WORKLOAD_NS_PID))
+                prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         pid_t child = fork();
         if (child < 0)
                 FAIL("fork the workload");
@@ -579,8 +597,6 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
                 exec_workload(c);
         close(FD_ERROR); /* the agent sees EOF once the workload has exec'd */
         prctl(PR_SET_NAME, SANDBOX_INIT_COMM, 0, 0, 0);
-        if (!(s->sandbox.namespaces & WORKLOAD_NS_PID))
-                prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         run_init(child);
 }
 
@@ -720,9 +736,11 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
         sync_pipe[0] = error_pipe[1] = status_pipe[1] = -1;
 
         if (s->sandbox.namespaces & WORKLOAD_NS_USER) {
-                /* Root inside maps to the workload's user outside: nothing more. */
-                if ((r = write_id_map(pid, "uid_map", 0, p->uid)) < 0 ||
-                    (r = write_id_map(pid, "gid_map", 0, p->gid)) < 0) {
+                /* Root inside maps to the workload's user outside, never to host root. */
+                uid_t outside_uid = p->uid != 0 ? p->uid : SANDBOX_NOBODY;
+                gid_t outside_gid = p->uid != 0 ? p->gid : SANDBOX_NOBODY;
+                if ((r = write_id_map(pid, "uid_map", 0, outside_uid)) < 0 ||
+                    (r = write_id_map(pid, "gid_map", 0, outside_gid)) < 0) {
                         set_error(err, -r, "write the user namespace id maps of pid %d", (int) pid);
                         goto fail_kill;
                 }
@@ -751,7 +769,16 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                 set_error(err, ETIMEDOUT, "the sandbox did not start within 10 s");
                 goto fail_kill;
         }
-        ssize_t n = read(error_pipe[0], &child_err, sizeof(child_err));
+        ssize_t n;
+        do
+                n = read(error_pipe[0], &child_err, sizeof(child_err));
+        while (n < 0 && errno == EINTR);
+        if (n != 0 && n != (ssize_t) sizeof(child_err)) {
+                /* Neither a clean EOF (exec done) nor a whole report: do not call it started. */
+                r = n < 0 ? -errno : -EIO;
+                set_error(err, -r, "read the sandbox's start report");
+                goto fail_kill;
+        }
         if (n == (ssize_t) sizeof(child_err)) {
                 child_err.message[sizeof(child_err.message) - 1] = '\0';
                 if (err)
@@ -763,6 +790,8 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
         close(error_pipe[0]);
         error_pipe[0] = -1;
 
+        /* Never block the loop on it: a status comes at once or not at all. */
+        (void) fcntl(status_pipe[0], F_SETFL, O_NONBLOCK);
         ret->pid = pid;
         ret->pidfd = pidfd;
         ret->status_fd = status_pipe[0];
@@ -908,8 +937,31 @@ int sandbox_collect_status(struct sandbox_process *p, int init_status) {
         return st;
 }
 
-int sandbox_adopt(pid_t pid, struct sandbox_process *ret, int *ret_stdout_read,
-                  int *ret_stderr_read) {
+/* The last NSpid of pid: its pid in its own pid namespace; -1 if unknown. */
+static long own_ns_pid(pid_t pid) {
+        char path[64], line[256];
+        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
+        FILE *f = fopen(path, "re");
+        long last = -1;
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, "NSpid:", 6) == 0) {
+                        char *save = NULL;
+                        for (char *t = strtok_r(line + 6, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save))
+                                last = strtol(t, NULL, 10);
+                        break;
+                }
+        fclose(f);
+        return last;
+}
+
+int sandbox_adopt(pid_t pid, bool own_pid_namespace, struct sandbox_process *ret,
+                  int *ret_stdout_read, int *ret_stderr_read) {
+        /* The name alone can be forged by any workload process (PR_SET_NAME); the init of
+         * a sandbox with a pid namespace is pid 1 there, which nothing else can be. */
+        if (own_pid_namespace && own_ns_pid(pid) != 1)
+                return -ESRCH;
         char path[64], comm[32] = "";
         snprintf(path, sizeof(path), "/proc/%d/comm", (int) pid);
         FILE *f = fopen(path, "re");
@@ -938,6 +990,7 @@ int sandbox_adopt(pid_t pid, struct sandbox_process *ret, int *ret_stdout_read,
                 }
                 (void) fcntl(fds[i], F_SETFD, FD_CLOEXEC);
         }
+        (void) fcntl(fds[0], F_SETFL, O_NONBLOCK);
         ret->pid = pid;
         ret->pidfd = pidfd;
         ret->status_fd = fds[0];

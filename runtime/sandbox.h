@@ -82,7 +82,8 @@ void sandbox_process_close(struct sandbox_process *p);
 /*
  * Take over a running sandbox whose init is pid (after an agent restart): a pidfd for
  * it, and copies of the status pipe and the log pipes' read ends that the init holds.
- * -ESRCH if pid is gone or is not a sandbox init.
+ * With own_pid_namespace the init must be pid 1 of its namespace. -ESRCH if pid is gone
+ * or is not a sandbox init. The caller also checks that its parent is outside the group.
  */
-int sandbox_adopt(pid_t pid, struct sandbox_process *ret, int *ret_stdout_read,
-                  int *ret_stderr_read);
+int sandbox_adopt(pid_t pid, bool own_pid_namespace, struct sandbox_process *ret,
+                  int *ret_stdout_read, int *ret_stderr_read);

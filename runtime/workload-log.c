@@ -39,6 +39,7 @@ struct ring_entry {
         uint64_t time;
         enum log_stream stream;
         char *line;
+        size_t len; /* bytes counted, which strlen() would miss past a NUL */
 };
 
 struct log_ring {
@@ -64,7 +65,7 @@ int log_ring_new(size_t max_lines, size_t max_bytes, struct log_ring **ret) {
 
 static void ring_drop_oldest(struct log_ring *r) {
         struct ring_entry *e = &r->entries[r->head];
-        r->bytes -= strlen(e->line);
+        r->bytes -= e->len;
         free(e->line);
         e->line = NULL;
         r->head = (r->head + 1) % r->max_lines;
@@ -83,7 +84,7 @@ void log_ring_push(struct log_ring *r, uint64_t realtime_usec, enum log_stream s
         while (r->count > 0 && (r->count == r->max_lines || r->bytes + len > r->max_bytes))
                 ring_drop_oldest(r);
         size_t slot = (r->head + r->count) % r->max_lines;
-        r->entries[slot] = (struct ring_entry){.time = realtime_usec, .stream = stream, .line = copy};
+        r->entries[slot] = (struct ring_entry){.time = realtime_usec, .stream = stream, .line = copy, .len = len};
         r->count++;
         r->bytes += len;
 }

@@ -16,7 +16,27 @@
 
 /* ---- small pure helpers ----------------------------------------------------------- */
 
+/* Names the cgroup v1 hierarchy uses for its own files: a group cannot be called so. */
+static const char *const reserved_names[] = {"tasks", "notify_on_release", "release_agent"};
+
 bool workload_name_is_valid(const char *name) {
+        size_t n = name ? strlen(name) : 0;
+        if (n == 0 || n > WORKLOAD_NAME_MAX || name[0] == '-')
+                return false;
+        /* No '.': the name is also a cgroup (whose control files have dots) and a record. */
+        for (size_t i = 0; i < n; i++) {
+                char c = name[i];
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_'))
+                        return false;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(reserved_names); i++)
+                if (streq(name, reserved_names[i]))
+                        return false;
+        return true;
+}
+
+static bool model_name_is_valid(const char *name) {
         size_t n = name ? strlen(name) : 0;
         if (n == 0 || n > WORKLOAD_NAME_MAX || name[0] == '-' || name[0] == '.')
                 return false;
@@ -173,8 +193,8 @@ static int dispatch_name(struct json_ctx *ctx, json_t *v, void *dest, const stru
                 return r;
         if (!workload_name_is_valid(*(char **) dest))
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
-                                        "\"%s\" is not a valid workload name (1-%d of A-Z a-z 0-9 . _ -, "
-                                        "not starting with . or -)",
+                                        "\"%s\" is not a valid workload name (1-%d of A-Z a-z 0-9 _ -, "
+                                        "not starting with -, not tasks, notify_on_release or release_agent)",
                                         *(char **) dest, WORKLOAD_NAME_MAX);
         return 0;
 }
@@ -247,7 +267,7 @@ static int dispatch_exec(struct json_ctx *ctx, json_t *v, void *dest, const stru
 }
 
 static int check_model(struct json_ctx *ctx, const char *s) {
-        if (!workload_name_is_valid(s))
+        if (!model_name_is_valid(s))
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "\"%s\" is not a valid model name", s);
         return 0;
 }
@@ -565,7 +585,7 @@ static int dispatch_seccomp(struct json_ctx *ctx, json_t *v, void *dest, const s
         if (r < 0)
                 return r;
         const char *p = *(char **) dest;
-        if (p[0] != '/' && !workload_name_is_valid(p))
+        if (p[0] != '/' && !model_name_is_valid(p))
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
                                         "expected a policy name (default, strict, none) or an absolute path");
         return 0;
@@ -575,7 +595,7 @@ static int dispatch_hostname(struct json_ctx *ctx, json_t *v, void *dest, const 
         int r = json_dispatch_string(ctx, v, dest, f);
         if (r < 0)
                 return r;
-        if (!workload_name_is_valid(*(char **) dest))
+        if (!model_name_is_valid(*(char **) dest))
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "not a valid host name");
         return 0;
 }
@@ -613,7 +633,8 @@ static const struct json_field restart_fields[] = {
         {"policy", dispatch_restart_policy, OFF(restart.policy) - OFF(restart), 0, NULL, 0, 0},
         {"initial_delay_ms", json_dispatch_int64, OFF(restart.initial_delay_ms) - OFF(restart), 0, NULL, 10, 3600000},
         {"max_delay_ms", json_dispatch_int64, OFF(restart.max_delay_ms) - OFF(restart), 0, NULL, 10, 86400000},
-        {"max_restarts", json_dispatch_int64, OFF(restart.max_restarts) - OFF(restart), 0, NULL, 0, 1000000},
+        /* Bounded by the restart history the supervisor keeps (RESTART_HISTORY_MAX - 1). */
+        {"max_restarts", json_dispatch_int64, OFF(restart.max_restarts) - OFF(restart), 0, NULL, 0, 63},
         {"window_sec", json_dispatch_int64, OFF(restart.window_sec) - OFF(restart), 0, NULL, 1, 86400 * 30},
         {},
 };

@@ -170,6 +170,17 @@ run fds '' 'ls /proc/self/fd | tr "\n" " "; echo; cat <&7 2>&1 || echo "fd7 clos
 expect_out "only stdin, stdout, stderr reach the workload" '^0 1 2 3 ?$'
 expect_out "a descriptor the agent leaked without CLOEXEC is closed" 'fd7 closed|Bad file descriptor'
 
+# ---- user namespace: root inside is the workload's user outside, never host root ----
+# The workload's user must reach its root dir and binds: the test dir is searchable.
+mkdir -p "$TESTDIR/usershared"; chmod 777 "$TESTDIR/usershared"; chmod 711 "$TESTDIR"
+run userns '"sandbox": {"namespaces": ["user", "pid", "mount", "ipc", "uts", "net", "cgroup"], "rw_binds": [{"source": "'"$TESTDIR"'/usershared", "target": "/data"}]}' 'id -u; cat /proc/self/uid_map; touch /data/made-in-userns; grep Groups /proc/self/status'
+expect_out "in a user namespace the workload is root inside" '^0$'
+expect_out "...mapped to nobody outside when no user is given" '^[[:space:]]*0[[:space:]]+65534[[:space:]]+1$'
+[ "$(stat -c %u "$TESTDIR/usershared/made-in-userns" 2>/dev/null)" = 65534 ] && pass "files it makes belong to nobody on the host" || fail "userns owner" "$(ls -ln "$TESTDIR/usershared")"
+expect_out "no supplementary groups leak in" '^Groups:[[:space:]]*$'
+run userns2 '"user": "daemon", "sandbox": {"namespaces": ["user", "pid", "mount", "ipc", "uts", "net", "cgroup"]}' 'cat /proc/self/uid_map'
+expect_out "with a user given, root inside maps to that user" "^[[:space:]]*0[[:space:]]+$(id -u daemon)[[:space:]]+1\$"
+
 # ---- uts, rlimits, env, cwd ----------------------------------------------------------
 run uts '"sandbox": {"hostname": "detector"}' 'cat /proc/sys/kernel/hostname'
 expect_out "own host name" '^detector$'

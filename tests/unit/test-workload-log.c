@@ -48,6 +48,13 @@ static void test_ring_bounds(void **state) {
         assert_int_equal(log_ring_count(r), 2);
         assert_string_equal(log_ring_get(r, 0, NULL, NULL), "dddd");
         log_ring_free(r);
+
+        /* Lines with NUL bytes in them do not make the byte count drift. */
+        assert_int_equal(log_ring_new(4, 64, &r), 0);
+        for (int i = 0; i < 100; i++)
+                log_ring_push(r, (uint64_t) i, LOG_STREAM_STDOUT, "ab\0cdefgh", 9);
+        assert_int_equal(log_ring_count(r), 4);
+        log_ring_free(r);
 }
 
 struct collected {

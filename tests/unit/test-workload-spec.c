@@ -138,7 +138,13 @@ static void expect(const char *text, const char *expected) {
 static void test_errors_name_key_and_place(void **state) {
         expect("{\"exec\": [\"/bin/true\"]}", "w.json:1:1: missing required key \"name\"");
         expect("{\"name\": \"a b\", \"exec\": [\"/bin/true\"]}",
-               "w.json:1:10: name: \"a b\" is not a valid workload name (1-64 of A-Z a-z 0-9 . _ -, not starting with . or -)");
+               "w.json:1:10: name: \"a b\" is not a valid workload name (1-64 of A-Z a-z 0-9 _ -, not starting with -, not tasks, notify_on_release or release_agent)");
+        expect("{\"name\": \"det.v2\", \"exec\": [\"/bin/true\"]}",
+               "w.json:1:10: name: \"det.v2\" is not a valid workload name (1-64 of A-Z a-z 0-9 _ -, not starting with -, not tasks, notify_on_release or release_agent)");
+        expect("{\"name\": \"tasks\", \"exec\": [\"/bin/true\"]}",
+               "w.json:1:10: name: \"tasks\" is not a valid workload name (1-64 of A-Z a-z 0-9 _ -, not starting with -, not tasks, notify_on_release or release_agent)");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"restart\": {\"max_restarts\": 64}}",
+               "w.json:1:63: restart.max_restarts: 64 is out of range [0, 63]");
         expect("{\"name\": \"a\", \"exec\": []}", "w.json:1:23: exec: must not be empty");
         expect("{\"name\": \"a\", \"exec\": [\"true\"]}",
                "w.json:1:24: exec[0]: the program must be an absolute path, not \"true\"");
