@@ -110,6 +110,162 @@ static const struct json_field runtime_fields[] = {
         {},
 };
 
+/* ---- health ---------------------------------------------------------------------- */
+
+/* Degrees Celsius (integer or fraction) into millidegrees. */
+static int dispatch_celsius(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (!json_is_number(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected degrees Celsius, got %s", json_type_name(v));
+        double c = json_number_value(v);
+        if (c < -273.0 || c > 1000.0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "%.1f C is not a plausible temperature", c);
+        *(int64_t *) dest = (int64_t) (c * 1000.0 + (c >= 0 ? 0.5 : -0.5));
+        return 0;
+}
+
+struct zone_config_tmp {
+        char *match;
+        int64_t warm, hot, critical, hyst;
+};
+
+static const struct json_field zone_fields[] = {
+        {"match", json_dispatch_string, offsetof(struct zone_config_tmp, match), JSON_REQUIRED, NULL, 1, 47},
+        {"warm_c", dispatch_celsius, offsetof(struct zone_config_tmp, warm), JSON_REQUIRED, NULL, 0, 0},
+        {"hot_c", dispatch_celsius, offsetof(struct zone_config_tmp, hot), JSON_REQUIRED, NULL, 0, 0},
+        {"critical_c", dispatch_celsius, offsetof(struct zone_config_tmp, critical), JSON_REQUIRED, NULL, 0, 0},
+        {"hysteresis_c", dispatch_celsius, offsetof(struct zone_config_tmp, hyst), 0, NULL, 0, 0},
+        {},
+};
+
+static int zone_from_json(struct json_ctx *ctx, json_t *v, struct health_zone_config *out, bool need_match) {
+        struct zone_config_tmp t = {.hyst = 2000};
+        int r = json_dispatch_object(ctx, v, zone_fields + (need_match ? 0 : 1), &t);
+        if (r >= 0 && !(t.warm < t.hot && t.hot < t.critical))
+                r = json_ctx_problem(ctx, JSON_AT_VALUE, "needs warm_c < hot_c < critical_c");
+        if (r >= 0 && t.hyst < 0)
+                r = json_ctx_problem(ctx, JSON_AT_VALUE, "hysteresis_c must not be negative");
+        if (r < 0) {
+                free(t.match);
+                return r;
+        }
+        *out = (struct health_zone_config){.match = t.match, .warm_mc = t.warm, .hot_mc = t.hot,
+                                           .critical_mc = t.critical, .hyst_mc = t.hyst};
+        return 0;
+}
+
+static int dispatch_zones(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct agent_health_config *h = dest;
+        if (!json_is_array(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array of zone limits, got %s", json_type_name(v));
+        if (json_array_size(v) > HEALTH_CONFIG_MAX_ZONES)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %d zone rules", HEALTH_CONFIG_MAX_ZONES);
+        int result = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+                if (!json_ctx_push_index(ctx, i))
+                        return -EINVAL;
+                int r = zone_from_json(ctx, e, &h->zones[h->n_zones], true);
+                if (r >= 0)
+                        h->n_zones++;
+                else
+                        result = r;
+                json_ctx_pop(ctx);
+        }
+        return result;
+}
+
+static int dispatch_default_zone(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct agent_health_config *h = dest;
+        int r = zone_from_json(ctx, v, &h->default_zone, false);
+        if (r >= 0)
+                h->have_default_zone = true;
+        return r;
+}
+
+struct power_tmp {
+        int64_t warm, hot, critical, hyst;
+};
+
+static const struct json_field power_fields[] = {
+        {"warm_percent", json_dispatch_int64, offsetof(struct power_tmp, warm), JSON_REQUIRED, NULL, 0, 100},
+        {"hot_percent", json_dispatch_int64, offsetof(struct power_tmp, hot), JSON_REQUIRED, NULL, 0, 100},
+        {"critical_percent", json_dispatch_int64, offsetof(struct power_tmp, critical), JSON_REQUIRED, NULL, 0, 100},
+        {"hysteresis_percent", json_dispatch_int64, offsetof(struct power_tmp, hyst), 0, NULL, 0, 50},
+        {},
+};
+
+static int dispatch_power(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct agent_health_config *h = dest;
+        struct power_tmp t = {.hyst = 5};
+        int r = json_dispatch_object(ctx, v, power_fields, &t);
+        if (r >= 0 && !(t.warm > t.hot && t.hot > t.critical))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "needs warm_percent > hot_percent > critical_percent (lower charge is worse)");
+        if (r < 0)
+                return r;
+        h->power_enabled = true;
+        h->power_warm_pct = t.warm;
+        h->power_hot_pct = t.hot;
+        h->power_critical_pct = t.critical;
+        h->power_hyst_pct = t.hyst;
+        return 0;
+}
+
+static const struct json_field throttle_fields[] = {
+        {"best_effort_percent", json_dispatch_int64, offsetof(struct agent_health_config, throttle_best_effort_pct), 0, NULL, 1, 99},
+        {"normal_percent", json_dispatch_int64, offsetof(struct agent_health_config, throttle_normal_pct), 0, NULL, 1, 99},
+        {},
+};
+
+static int dispatch_throttle(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        return json_dispatch_object(ctx, v, throttle_fields, dest);
+}
+
+static int check_disk(struct json_ctx *ctx, json_t *e, char **slot) {
+        if (!json_is_string(e) || json_string_value(e)[0] != '/')
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an absolute path");
+        *slot = strdup(json_string_value(e));
+        return *slot ? 0 : -ENOMEM;
+}
+
+static int dispatch_disks(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct agent_health_config *h = dest;
+        if (!json_is_array(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array of paths, got %s", json_type_name(v));
+        if (json_array_size(v) > HEALTH_CONFIG_MAX_DISKS)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %d paths", HEALTH_CONFIG_MAX_DISKS);
+        int result = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+                if (!json_ctx_push_index(ctx, i))
+                        return -EINVAL;
+                int r = check_disk(ctx, e, &h->disks[h->n_disks]);
+                if (r >= 0)
+                        h->n_disks++;
+                else
+                        result = r;
+                json_ctx_pop(ctx);
+        }
+        return result;
+}
+
+#define HFIELD(m) offsetof(struct agent_health_config, m)
+static const struct json_field health_fields[] = {
+        {"enabled", json_dispatch_bool, HFIELD(enabled), 0, NULL, 0, 0},
+        {"poll_interval_ms", json_dispatch_int64, HFIELD(poll_interval_ms), 0, NULL, 100, 60000},
+        {"report_interval_sec", json_dispatch_int64, HFIELD(report_interval_sec), 0, NULL, 1, 86400},
+        {"min_dwell_sec", json_dispatch_int64, HFIELD(min_dwell_sec), 0, NULL, 0, 3600},
+        {"use_trip_points", json_dispatch_bool, HFIELD(use_trip_points), 0, NULL, 0, 0},
+        {"zones", dispatch_zones, 0, 0, NULL, 0, 0},
+        {"default_zone", dispatch_default_zone, 0, 0, NULL, 0, 0},
+        {"power", dispatch_power, 0, 0, NULL, 0, 0},
+        {"throttle", dispatch_throttle, 0, 0, NULL, 0, 0},
+        {"disks", dispatch_disks, 0, 0, NULL, 0, 0},
+        {},
+};
+
 static const struct json_field top_fields[] = {
         {"config_version", dispatch_config_version, FIELD(struct agent_config, config_version), JSON_REQUIRED, NULL, 0, 0},
         {"node_id", dispatch_node_id, FIELD(struct agent_config, node_id), JSON_NULLABLE, NULL, 0, NODE_ID_MAX},
@@ -121,6 +277,7 @@ static const struct json_field top_fields[] = {
         {"control", json_dispatch_nested, FIELD(struct agent_config, control), 0, control_fields, 0, 0},
         {"paths", json_dispatch_nested, FIELD(struct agent_config, paths), 0, paths_fields, 0, 0},
         {"runtime", json_dispatch_nested, FIELD(struct agent_config, runtime), 0, runtime_fields, 0, 0},
+        {"health", json_dispatch_nested, FIELD(struct agent_config, health), 0, health_fields, 0, 0},
         {},
 };
 
@@ -146,6 +303,12 @@ static int config_apply_defaults(struct agent_config *c) {
         if (!c->runtime.log_dir && asprintf(&c->runtime.log_dir, "%s/logs", c->state_dir) < 0) {
                 c->runtime.log_dir = NULL;
                 return -ENOMEM;
+        }
+        if (c->health.n_disks == 0) {
+                c->health.disks[0] = strdup(c->state_dir);
+                if (!c->health.disks[0])
+                        return -ENOMEM;
+                c->health.n_disks = 1;
         }
         if (!c->config_dir) {
                 char buf[PATH_MAX];
@@ -173,6 +336,9 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
         struct agent_config c = {
                 .control = {.max_request_bytes = 65536, .max_clients = 16, .idle_timeout_sec = 30},
                 .runtime = {.enabled = true},
+                .health = {.enabled = true, .poll_interval_ms = 1000, .report_interval_sec = 60,
+                           .min_dwell_sec = 30, .use_trip_points = true,
+                           .throttle_best_effort_pct = 50, .throttle_normal_pct = 70},
         };
         struct json_ctx ctx = {.source = source, .text = text, .text_len = len, .problems = problems};
 
@@ -235,6 +401,11 @@ void config_free(struct agent_config *c) {
         free(c->paths.kernel_cmdline);
         free(c->runtime.cgroup_parent);
         free(c->runtime.log_dir);
+        for (size_t i = 0; i < c->health.n_zones; i++)
+                free(c->health.zones[i].match);
+        free(c->health.default_zone.match);
+        for (size_t i = 0; i < c->health.n_disks; i++)
+                free(c->health.disks[i]);
         memset(c, 0, sizeof(*c));
 }
 

@@ -32,6 +32,32 @@ struct agent_runtime_config {
         bool stop_workloads_on_exit; /* default: workloads outlive the agent and are adopted */
 };
 
+#define HEALTH_CONFIG_MAX_ZONES 32
+#define HEALTH_CONFIG_MAX_DISKS 8
+
+/* Thresholds in millidegrees, as the policy takes them (the file says degrees). */
+struct health_zone_config {
+        char *match;
+        int64_t warm_mc, hot_mc, critical_mc, hyst_mc;
+};
+
+struct agent_health_config {
+        bool enabled;
+        int64_t poll_interval_ms;
+        int64_t report_interval_sec;
+        int64_t min_dwell_sec;
+        bool use_trip_points;
+        struct health_zone_config zones[HEALTH_CONFIG_MAX_ZONES];
+        size_t n_zones;
+        bool have_default_zone;
+        struct health_zone_config default_zone;
+        bool power_enabled;
+        int64_t power_warm_pct, power_hot_pct, power_critical_pct, power_hyst_pct;
+        int64_t throttle_best_effort_pct, throttle_normal_pct;
+        char *disks[HEALTH_CONFIG_MAX_DISKS];
+        size_t n_disks;
+};
+
 struct agent_config {
         char *source; /* the file it came from */
         int64_t config_version;
@@ -46,6 +72,7 @@ struct agent_config {
         struct agent_control_config control;
         struct agent_paths_config paths;
         struct agent_runtime_config runtime;
+        struct agent_health_config health;
 };
 
 /*

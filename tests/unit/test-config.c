@@ -218,6 +218,45 @@ static void test_restart_keys_changed(void **state) {
         config_free(&b);
 }
 
+static void test_health_section(void **state) {
+        struct agent_config c;
+        char err[4096];
+        const char *text = "{\"config_version\": 1, \"state_dir\": \"/s\", \"health\": {\"poll_interval_ms\": 500,\n"
+                           " \"zones\": [{\"match\": \"cpu-*\", \"warm_c\": 70, \"hot_c\": 80.5, \"critical_c\": 90, \"hysteresis_c\": 2.5}],\n"
+                           " \"default_zone\": {\"warm_c\": 60, \"hot_c\": 70, \"critical_c\": 85},\n"
+                           " \"power\": {\"warm_percent\": 50, \"hot_percent\": 30, \"critical_percent\": 10},\n"
+                           " \"throttle\": {\"best_effort_percent\": 25}}}";
+        int r = parse(text, &c, err, sizeof(err));
+        if (r < 0)
+                fprintf(stderr, "%s\n", err);
+        assert_int_equal(r, 0);
+        assert_true(c.health.enabled);
+        assert_int_equal(c.health.poll_interval_ms, 500);
+        assert_int_equal(c.health.n_zones, 1);
+        assert_string_equal(c.health.zones[0].match, "cpu-*");
+        assert_int_equal(c.health.zones[0].hot_mc, 80500);
+        assert_int_equal(c.health.zones[0].hyst_mc, 2500);
+        assert_true(c.health.have_default_zone);
+        assert_int_equal(c.health.default_zone.critical_mc, 85000);
+        assert_int_equal(c.health.default_zone.hyst_mc, 2000);
+        assert_true(c.health.power_enabled);
+        assert_int_equal(c.health.power_hyst_pct, 5);
+        assert_int_equal(c.health.throttle_best_effort_pct, 25);
+        assert_int_equal(c.health.throttle_normal_pct, 70);
+        assert_int_equal(c.health.n_disks, 1);
+        assert_string_equal(c.health.disks[0], "/s");
+        config_free(&c);
+
+        expect_error("{\"config_version\": 1, \"health\": {\"zones\": [{\"match\": \"x\", \"warm_c\": 90, \"hot_c\": 80, \"critical_c\": 95}]}}",
+                     "/etc/orbit-agent/agent.json:1:44: health.zones[0]: needs warm_c < hot_c < critical_c");
+        expect_error("{\"config_version\": 1, \"health\": {\"zones\": [{\"match\": \"x\", \"warm_c\": \"hot\", \"hot_c\": 80, \"critical_c\": 95}]}}",
+                     "/etc/orbit-agent/agent.json:1:69: health.zones[0].warm_c: expected degrees Celsius, got a string");
+        expect_error("{\"config_version\": 1, \"health\": {\"power\": {\"warm_percent\": 10, \"hot_percent\": 30, \"critical_percent\": 5}}}",
+                     "/etc/orbit-agent/agent.json:1:43: health.power: needs warm_percent > hot_percent > critical_percent (lower charge is worse)");
+        expect_error("{\"config_version\": 1, \"health\": {\"default_zone\": {\"match\": \"x\", \"warm_c\": 1, \"hot_c\": 2, \"critical_c\": 3}}}",
+                     "/etc/orbit-agent/agent.json:1:51: health.default_zone.match: unknown key");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_minimal_config_gets_defaults),
@@ -232,6 +271,7 @@ int main(void) {
                 cmocka_unit_test(test_load_file_errors),
                 cmocka_unit_test(test_node_id_validation),
                 cmocka_unit_test(test_restart_keys_changed),
+                cmocka_unit_test(test_health_section),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
