@@ -41,7 +41,6 @@ done
 YOCTO=$top_srcdir/packaging/yocto
 RECIPE=$YOCTO/recipes-core/orbit-agent/orbit-agent_git.bb
 BR_EXT=$top_srcdir/packaging/buildroot
-BR_PKG=$BR_EXT/package/orbit-agent
 # Debian's interpreter: python3-kconfiglib lives in its dist-packages.
 PY=/usr/bin/python3
 
@@ -77,6 +76,20 @@ configure_deps() {
 CONF_DEPS=$(configure_deps | sort -u | tr '\n' ' ')
 note "configure.ac requires: $CONF_DEPS"
 [ -n "$CONF_DEPS" ] || bail "could not read the dependencies from configure.ac"
+
+# feed NAME RC OUTPUT: turn "ok - "/"not ok - " lines into checks; a run that failed
+# without saying which check (a crash) is a failure of its own.
+feed() {
+        local name=$1 rc=$2 out=$3 line said=0
+        while IFS= read -r line; do
+                case "$line" in
+                "ok - "*) pass "${line#ok - }" ;;
+                "not ok - "*) fail "${line#not ok - }"; said=1 ;;
+                *) note "$line" ;;
+                esac
+        done <<<"$out"
+        [ "$rc" -eq 0 ] || [ "$said" -eq 1 ] || fail "$name ran to the end" "exit $rc"
+}
 
 # ======================================================================================
 # Buildroot
@@ -174,13 +187,7 @@ check(sym.visibility == 0, "hidden for a static-only toolchain (cmocka)")
 sys.exit(1 if failed else 0)
 EOF
 out=$(cd "$T" && BR2_EXTERNAL_ORBIT_AGENT_PATH=$BR_EXT CONF_DEPS=$CONF_DEPS "$PY" kconf.py Kconfig 2>&1)
-while IFS= read -r line; do
-        case "$line" in
-        "ok - "*) pass "${line#ok - }" ;;
-        "not ok - "*) fail "${line#not ok - }" ;;
-        *) note "$line" ;;
-        esac
-done <<<"$out"
+feed "buildroot kconfiglib" $? "$out"
 
 # --- the kconfig C parser (what Buildroot itself uses) ---
 # kconfig 4.11 expands $VAR in a source path only through a symbol with option env;
@@ -189,7 +196,7 @@ done <<<"$out"
   sed 1d "$T/Kconfig"; } >"$T/Kconfig.c"
 sed -i '1i mainmenu "stub of Buildroot'"'"'s top-level Config.in"' "$T/Kconfig.c"
 printf 'BR2_INIT_SYSTEMD=y\nBR2_USE_WCHAR=y\nBR2_TOOLCHAIN_HEADERS_AT_LEAST_3_17=y\nBR2_PACKAGE_LIBSECCOMP_ARCH_SUPPORTS=y\nBR2_PACKAGE_ORBIT_AGENT=y\n' >"$T/defconfig"
-if (cd "$T" && BR2_EXTERNAL_ORBIT_AGENT_PATH=$BR_EXT KCONFIG_CONFIG=$T/.config CONFIG_= \
+if (cd "$T" && BR2_EXTERNAL_ORBIT_AGENT_PATH=$BR_EXT KCONFIG_CONFIG=$T/.config CONFIG_='' \
         kconfig-conf --defconfig=defconfig Kconfig.c) >"$T/kconfig-conf.log" 2>&1 &&
         ! grep -qi 'warning\|error' "$T/kconfig-conf.log"; then
         missing=""
@@ -736,13 +743,7 @@ if __name__ == "__main__":
     sys.exit(main())
 PYEOF
 out=$(CONF_DEPS=$CONF_DEPS "$PY" "$T/bbcheck.py" "$YOCTO/conf/layer.conf" "$RECIPE" --dump "$T/yocto.json" 2>&1)
-while IFS= read -r line; do
-        case "$line" in
-        "ok - "*) pass "${line#ok - }" ;;
-        "not ok - "*) fail "${line#not ok - }" ;;
-        *) note "$line" ;;
-        esac
-done <<<"$out"
+feed "yocto bitbake grammar checker" $? "$out"
 
 # The grammar checker must itself refuse what bitbake refuses.
 printf 'DEPENDS = "a"\nDEPENDS="b"\n' >"$T/bad1.bb"
@@ -781,9 +782,13 @@ if [ "$do_build" -eq 1 ]; then
         fi
         if [ "$build_ok" -eq 1 ]; then
                 mkdir -p "$T/src"
-                # The tracked tree, as a git checkout would give it (no configure).
-                (cd "$top_srcdir" && git ls-files -z | xargs -0 cp --parents -t "$T/src") 2>"$T/copy.log" ||
-                        (cd "$top_srcdir" && tar --exclude-vcs -cf - . | tar -xf - -C "$T/src")
+                # The source files of the work tree (tracked, or new and not ignored), as a
+                # checkout would give them: no configure, no build products.
+                if ! (cd "$top_srcdir" && git ls-files -z --cached --others --exclude-standard |
+                        while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
+                        xargs -0 cp -P --parents -t "$T/src") 2>"$T/copy.log"; then
+                        fail "build: copy the source tree" "$(head -3 "$T/copy.log")"; build_ok=0
+                fi
                 yocto_conf=$("$PY" -c "import json; print(' '.join(json.load(open('$T/yocto.json'))['EXTRA_OECONF']))")
                 if (cd "$T/src" && autoreconf -fi) >"$T/autoreconf.log" 2>&1; then
                         pass "build: autoreconf on a checkout (Yocto's autotools class, Buildroot's AUTORECONF)"
@@ -861,10 +866,9 @@ orbitctl /usr/bin/orbitctl"
                         check "buildroot: configure with Buildroot's options, make install puts everything at /usr/lib paths" \
                                 test -z "$missing"
                         [ -z "$missing" ] || note "missing:$missing"
-                        grep -q '^ExecStart=/usr/sbin/orbit-agent --config /etc/orbit-agent/agent.json' \
-                                "$T/image-br/usr/lib/systemd/system/orbit-agent.service" &&
-                                pass "buildroot: the installed unit runs /usr/sbin/orbit-agent with /etc/orbit-agent/agent.json" ||
-                                fail "buildroot: unit ExecStart"
+                        check "buildroot: the installed unit runs /usr/sbin/orbit-agent with /etc/orbit-agent/agent.json" \
+                                grep -q '^ExecStart=/usr/sbin/orbit-agent --config /etc/orbit-agent/agent.json' \
+                                "$T/image-br/usr/lib/systemd/system/orbit-agent.service"
                 else
                         fail "buildroot: configure/make install" "see $T/configure-br.log"; KEEP_TESTDIR=1
                 fi

@@ -1,0 +1,64 @@
+################################################################################
+#
+# orbit-agent
+#
+################################################################################
+
+ORBIT_AGENT_SITE = $(call qstrip,$(BR2_PACKAGE_ORBIT_AGENT_SITE))
+ifneq ($(filter /%,$(ORBIT_AGENT_SITE)),)
+# A local checkout: copied as it is, no download, no hash.
+ORBIT_AGENT_SITE_METHOD = local
+ORBIT_AGENT_VERSION = local
+else
+ORBIT_AGENT_SITE_METHOD = git
+ORBIT_AGENT_VERSION = $(call qstrip,$(BR2_PACKAGE_ORBIT_AGENT_VERSION))
+endif
+
+# TODO(license): orbit-agent has no license yet. Until it has one, it is not
+# redistributable and legal-info keeps its source out.
+ORBIT_AGENT_LICENSE = PROPRIETARY
+ORBIT_AGENT_REDISTRIBUTE = NO
+
+# A git checkout has no configure script.
+ORBIT_AGENT_AUTORECONF = YES
+
+# The same dependencies as configure.ac: libsystemd, jansson, libcurl, libarchive,
+# libseccomp, mbedTLS 2.28 (probed by header and library), cmocka (required by
+# configure, used by the unit tests only).
+ORBIT_AGENT_DEPENDENCIES = \
+	host-pkgconf \
+	systemd \
+	jansson \
+	libcurl \
+	libarchive \
+	libseccomp \
+	mbedtls \
+	cmocka
+
+# Explicit directories: pkg-config answers for systemd's variables are not
+# reliable in a cross build (sysroot prefix).
+ORBIT_AGENT_CONF_OPTS = \
+	--with-systemdsystemunitdir=/usr/lib/systemd/system \
+	--with-tmpfilesdir=/usr/lib/tmpfiles.d
+
+# mbedTLS 3.x passes configure (the mbedtls_sha256 fallback) but fails to compile
+# lib/sha256.c: stop early with the reason instead.
+define ORBIT_AGENT_CHECK_MBEDTLS_2
+	if ! grep -Eq '^#define[[:space:]]+MBEDTLS_VERSION_MAJOR[[:space:]]+2$$' \
+		$(STAGING_DIR)/usr/include/mbedtls/version.h; then \
+		echo "orbit-agent needs mbedTLS 2.28 (the *_ret API); this Buildroot has another" >&2; \
+		exit 1; \
+	fi
+endef
+ORBIT_AGENT_PRE_CONFIGURE_HOOKS += ORBIT_AGENT_CHECK_MBEDTLS_2
+
+# make install already puts the unit, the timer and the tmpfiles entry in place.
+# Buildroot enables units with `systemctl preset-all` when it assembles the root
+# file system; this preset file, read before Buildroot's own, enables both.
+define ORBIT_AGENT_INSTALL_INIT_SYSTEMD
+	mkdir -p $(TARGET_DIR)/usr/lib/systemd/system-preset
+	printf 'enable orbit-agent.service\nenable orbit-agent-retry.timer\n' \
+		> $(TARGET_DIR)/usr/lib/systemd/system-preset/50-orbit-agent.preset
+endef
+
+$(eval $(autotools-package))
