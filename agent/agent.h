@@ -8,6 +8,8 @@
 #include "agent-config.h"
 #include "control.h"
 #include "node-state.h"
+#include "events.h"
+#include "health-monitor.h"
 #include "runtime.h"
 
 struct agent {
@@ -18,6 +20,11 @@ struct agent {
         uint64_t started_usec; /* CLOCK_MONOTONIC */
         struct control_server *control;
         struct runtime *runtime; /* NULL when disabled */
+        struct event_queue *events;
+        struct health_monitor *health; /* NULL when disabled */
+        sd_event_source *watchdog_timer;
+        uint64_t watchdog_usec;
+        bool watchdog_withheld;
         int lock_fd;
         uint64_t config_reloads, config_reload_failures;
         char last_reload_error[1024];

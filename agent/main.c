@@ -68,9 +68,11 @@ static int method_status(void *userdata, json_t *params, json_t **ret, char *msg
                 .config_reload_failures = a->config_reload_failures,
                 .last_reload_error = a->last_reload_error,
                 .runtime = a->runtime ? runtime_status_json(a->runtime) : NULL,
+                .health = a->health ? health_monitor_status_json(a->health) : NULL,
         };
         *ret = agent_status_build(&in);
         json_decref(in.runtime);
+        json_decref(in.health);
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -189,6 +191,26 @@ static int method_workload_restart(void *userdata, json_t *params, json_t **ret,
         return runtime_result(runtime_workload_restart(rt, name, &message), message, ret, msg, size);
 }
 
+static int method_health(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct agent *a = userdata;
+        if (!a->health) {
+                snprintf(msg, size, "health monitoring is disabled on this node (health.enabled)");
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        }
+        *ret = health_monitor_json(a->health);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int method_events(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct agent *a = userdata;
+        json_int_t n = json_integer_value(json_object_get(params, "count"));
+        const char *kind = json_string_value(json_object_get(params, "kind"));
+        json_t *events = event_queue_tail_json(a->events, n > 0 && n <= 10000 ? (size_t) n : 100, kind);
+        *ret = json_pack("{s:o,s:I,s:I}", "events", events, "queued", (json_int_t) event_queue_count(a->events),
+                         "dropped", (json_int_t) event_queue_dropped(a->events));
+        return *ret ? 0 : -ENOMEM;
+}
+
 /* The levers the thermal policy will pull, open to operators and tests too. */
 static int method_runtime_class(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
         struct runtime *rt = need_runtime(userdata, msg, size);
@@ -236,6 +258,8 @@ static const struct control_method control_methods[] = {
         {"workload.stop", method_workload_stop},
         {"workload.restart", method_workload_restart},
         {"runtime.class", method_runtime_class},
+        {"health", method_health},
+        {"events", method_events},
         {NULL, NULL},
 };
 
@@ -292,6 +316,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                 a->last_reload_error[0] = '\0';
                 apply_logging(&a->config);
                 control_server_set_limits(a->control, &a->config.control);
+                if (a->health)
+                        health_monitor_reconfigure(a->health, &a->config);
                 log_notice("configuration reloaded from %s", a->config_path);
         }
         (void) sd_notify(false, "READY=1");
@@ -306,6 +332,34 @@ static int on_terminate(sd_event_source *s, const struct signalfd_siginfo *si, v
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
         log_info("received %s, stopping", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
         return sd_event_exit(a->event, 0);
+}
+
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct agent *a = userdata;
+        uint64_t now = now_usec(a->event);
+        char why[256] = "";
+        bool ok = !a->health || health_monitor_alive(a->health, now, why, sizeof(why));
+        if (ok) {
+                (void) sd_notify(false, "WATCHDOG=1");
+                if (a->watchdog_withheld)
+                        log_notice("watchdog fed again: subsystems healthy");
+                a->watchdog_withheld = false;
+        } else if (!a->watchdog_withheld) {
+                log_error("withholding the watchdog: %s", why);
+                a->watchdog_withheld = true;
+        }
+        (void) sd_event_source_set_time(s, now + a->watchdog_usec / 2);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON); /* time sources are one-shot */
+        return 0;
+}
+
+static void on_runtime_event(void *userdata, int priority, const char *kind, json_t *body) {
+        struct agent *a = userdata;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        (void) event_queue_push(a->events, (enum event_priority) priority, kind, body,
+                                (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000,
+                                now_usec(a->event));
 }
 
 static int take_state_lock(struct agent *a) {
@@ -347,6 +401,11 @@ static int agent_start(struct agent *a) {
         if (r < 0)
                 return log_error_errno(r, "cannot create event loop");
 
+        /* Events wait here for the controller link; bounded, the important ones kept. */
+        r = event_queue_new(10000, a->node.node_id, a->node.boot_epoch, a->node.boot_id, &a->events);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the event queue");
+
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -361,14 +420,20 @@ static int agent_start(struct agent *a) {
             (r = sd_event_add_signal(a->event, NULL, SIGHUP, on_sighup, a)) < 0)
                 return log_error_errno(r, "cannot watch signals");
 
-        /* Pings WATCHDOG=1 from the loop itself, so a stuck loop starves the watchdog. */
-        r = sd_event_set_watchdog(a->event, true);
-        if (r < 0)
-                return log_error_errno(r, "cannot set up the watchdog");
-        if (r > 0) {
-                uint64_t wd = 0;
-                (void) sd_watchdog_enabled(false, &wd);
-                log_info("watchdog enabled, interval %llu ms", (unsigned long long) wd / 1000);
+        /*
+         * WATCHDOG=1 from a timer on the loop itself, so a stuck loop starves the watchdog,
+         * and only while the subsystems are healthy: a health monitor that stopped polling
+         * withholds it and systemd restarts the agent.
+         */
+        uint64_t wd = 0;
+        if (sd_watchdog_enabled(false, &wd) > 0 && wd > 0) {
+                a->watchdog_usec = wd;
+                r = sd_event_add_time_relative(a->event, &a->watchdog_timer, CLOCK_MONOTONIC, 0, 0,
+                                               on_watchdog, a);
+                if (r < 0)
+                        return log_error_errno(r, "cannot set up the watchdog");
+                log_info("watchdog enabled, interval %llu ms, fed every %llu ms while healthy",
+                         (unsigned long long) wd / 1000, (unsigned long long) wd / 2000);
         }
 
         if (a->config.runtime.enabled) {
@@ -386,6 +451,12 @@ static int agent_start(struct agent *a) {
                 r = runtime_new(a->event, &rc, &a->runtime);
                 if (r < 0)
                         return log_error_errno(r, "cannot start the workload runtime");
+                runtime_set_event_handler(a->runtime, on_runtime_event, a);
+        }
+        if (a->config.health.enabled) {
+                r = health_monitor_new(a->event, &a->config, a->runtime, a->events, &a->health);
+                if (r < 0)
+                        return log_error_errno(r, "cannot start the health monitor");
         }
 
         char sock[PATH_MAX];
@@ -408,8 +479,13 @@ static void agent_done(struct agent *a) {
         a->control = NULL;
         if (a->runtime && a->config.runtime.stop_workloads_on_exit)
                 runtime_kill_all(a->runtime);
+        health_monitor_free(a->health);
+        a->health = NULL;
         runtime_free(a->runtime);
         a->runtime = NULL;
+        event_queue_free(a->events);
+        a->events = NULL;
+        a->watchdog_timer = sd_event_source_disable_unref(a->watchdog_timer);
         a->event = sd_event_unref(a->event);
         if (a->lock_fd >= 0)
                 close(a->lock_fd);

@@ -11,7 +11,7 @@ static const struct {
 } subsystems[] = {
         {"runtime", "disabled", "sandboxed workloads: disabled in the configuration (runtime.enabled)"},
         {"update", "not-built", "A/B bundle install, commit and rollback: not built yet"},
-        {"health", "not-built", "thermal and power collectors and policy: not built yet"},
+        {"health", "disabled", "thermal and power policy: disabled in the configuration (health.enabled)"},
         {"link", "not-built", "controller sync over the delay-tolerant link: not built yet"},
 };
 
@@ -20,8 +20,10 @@ json_t *agent_status_build(const struct agent_status_input *in) {
         if (!subs)
                 return NULL;
         for (size_t i = 0; i < ELEMENTSOF(subsystems); i++) {
-                if (streq(subsystems[i].name, "runtime") && in->runtime) {
-                        if (json_object_set(subs, "runtime", in->runtime) < 0) {
+                json_t *own = streq(subsystems[i].name, "runtime") ? in->runtime
+                              : streq(subsystems[i].name, "health") ? in->health : NULL;
+                if (own) {
+                        if (json_object_set(subs, subsystems[i].name, own) < 0) {
                                 json_decref(subs);
                                 return NULL;
                         }

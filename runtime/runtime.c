@@ -89,7 +89,21 @@ struct runtime {
         unsigned ncpu;
         struct class_control classes[_WORKLOAD_PRIORITY_MAX];
         bool best_effort_closed;
+        runtime_event_fn event_fn;
+        void *event_userdata;
 };
+
+void runtime_set_event_handler(struct runtime *rt, runtime_event_fn fn, void *userdata) {
+        rt->event_fn = fn;
+        rt->event_userdata = userdata;
+}
+
+static void emit(struct runtime *rt, int priority, const char *kind, json_t *body) {
+        if (rt->event_fn && body)
+                rt->event_fn(rt->event_userdata, priority, kind, body);
+        else
+                json_decref(body);
+}
 
 static int workload_start(struct workload *w, char **ret_message);
 static void probe_reset(struct workload *w);
@@ -268,6 +282,9 @@ static void workload_handle_exit(struct workload *w, int init_status) {
         bool failure = workload_exit_is_failure(&e);
         workload_event(w, failure ? LOG_WARNING : LOG_INFO, "%s after %.1f s", w->last_exit,
                        (double) e.ran_usec / 1e6);
+        emit(rt, 1, "workload.exit",
+             json_pack("{s:s,s:s,s:b,s:b,s:f,s:i}", "workload", w->spec.name, "exit", w->last_exit, "failure", failure,
+                       "oom_killed", oom, "ran_sec", (double) e.ran_usec / 1e6, "wait_status", status));
 
         if (w->unhealthy_stop) {
                 w->unhealthy_stop = false;
@@ -300,6 +317,7 @@ static void workload_handle_exit(struct workload *w, int init_status) {
                          "crash loop: %lld restarts within %lld s, not restarting again",
                          (long long) w->spec.restart.max_restarts, (long long) w->spec.restart.window_sec);
                 workload_event(w, LOG_ERR, "%s", w->last_error);
+                emit(rt, 2, "workload.crash_loop", json_pack("{s:s,s:s}", "workload", w->spec.name, "reason", w->last_error));
                 break;
         case RESTART_AFTER_DELAY:
                 workload_arm_restart(w, delay);
@@ -380,6 +398,8 @@ static void probe_finished(struct workload *w, bool ok, const char *what) {
                         w->probe_failures = 0;
                         if (w->state == WORKLOAD_RUNNING) {
                                 workload_event(w, LOG_ERR, "unhealthy: stopping it so it restarts");
+                                emit(w->rt, 2, "workload.unhealthy", json_pack("{s:s,s:s}", "workload", w->spec.name,
+                                                                             "probe", what));
                                 (void) workload_request_stop(w);
                                 w->unhealthy_stop = true;
                                 return;
@@ -484,6 +504,8 @@ static int start_failed(struct workload *w, char **ret_message, bool permanent, 
         vsnprintf(w->last_error, sizeof(w->last_error), fmt, ap);
         va_end(ap);
         workload_event(w, LOG_ERR, "start failed: %s", w->last_error);
+        emit(w->rt, 2, "workload.start_failed",
+             json_pack("{s:s,s:s,s:b}", "workload", w->spec.name, "reason", w->last_error, "permanent", permanent));
         set_message(ret_message, "workload %s: %s", w->spec.name, w->last_error);
         if (permanent)
                 w->state = WORKLOAD_FAILED;
@@ -615,6 +637,11 @@ static int workload_start(struct workload *w, char **ret_message) {
         w->last_error[0] = '\0';
         restart_tracker_note_start(&w->tracker, &w->spec, w->started_usec);
         workload_event(w, LOG_INFO, "started, pid %d", (int) w->proc.pid);
+        emit(rt, 1, "workload.start", json_pack("{s:s,s:i,s:I}", "workload", w->spec.name, "pid", (int) w->proc.pid,
+                                                "restarts", (json_int_t) w->restarts));
+        /* A class frozen by the thermal policy stays frozen for what starts in it. */
+        if (rt->classes[w->spec.priority].frozen && cgroup_set_frozen(w->cg, true) >= 0)
+                workload_event(w, LOG_NOTICE, "frozen at start: its class is frozen");
         return 0;
 }
 
@@ -1108,6 +1135,22 @@ json_t *runtime_status_json(struct runtime *rt) {
         return json_pack("{s:s,s:s,s:i,s:i,s:i,s:o,s:b}", "state", rt->unavailable[0] ? "unavailable" : "active",
                          "summary", summary, "workloads", (int) rt->n_workloads, "running", (int) running,
                          "failed", (int) failed, "classes", classes, "best_effort_admission", !rt->best_effort_closed);
+}
+
+bool runtime_critical_workloads_ok(struct runtime *rt, char *why, size_t size) {
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                if (w->spec.priority != WORKLOAD_PRIORITY_CRITICAL || !w->want_running)
+                        continue;
+                if (w->state != WORKLOAD_RUNNING) {
+                        snprintf(why, size, "critical workload %s is %s", w->spec.name, state_names[w->state]);
+                        return false;
+                }
+                if (w->health == 0) {
+                        snprintf(why, size, "critical workload %s is unhealthy", w->spec.name);
+                        return false;
+                }
+        }
+        return true;
 }
 
 /* ---- levers ----------------------------------------------------------------------- */

@@ -60,6 +60,16 @@ json_t *runtime_workload_logs_json(struct runtime *rt, const char *name, size_t 
 /* The runtime's section of `orbitctl status`. */
 json_t *runtime_status_json(struct runtime *rt);
 
+/*
+ * Workload events (start, exit, crash loop, unhealthy, failed start) for the outbox:
+ * priority 0 low .. 3 critical, a kind like "workload.exit", and a body the handler owns.
+ */
+typedef void (*runtime_event_fn)(void *userdata, int priority, const char *kind, json_t *body);
+void runtime_set_event_handler(struct runtime *rt, runtime_event_fn fn, void *userdata);
+
+/* For the health gate: every critical workload that should run, runs and is not unhealthy. */
+bool runtime_critical_workloads_ok(struct runtime *rt, char *why, size_t size);
+
 /* ---- levers for the thermal and power policy -------------------------------------- */
 
 /* Limit every workload of a class to percent of its normal cpu (0 or 100: no limit). */

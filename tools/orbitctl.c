@@ -26,6 +26,7 @@ static const char *arg_socket = DEFAULT_SOCKET;
 static int arg_timeout_ms = 10000;
 static bool arg_json = false;
 static int arg_lines = 50;
+static int arg_count = 0;
 
 static void help(void) {
         printf("Usage: orbitctl [--socket PATH] [--timeout SEC] COMMAND [--json]\n"
@@ -40,6 +41,9 @@ static void help(void) {
                "  workload stop NAME          SIGTERM, then SIGKILL after its stop timeout\n"
                "  workload restart NAME       stop, then start\n"
                "  workload logs NAME          its recent output (--lines N, default 50)\n"
+               "  health                      thermal/power level, zones, actions in force, events\n"
+               "  health watch                the same, refreshed every second (--count N to stop)\n"
+               "  events                      queued events and reports (--lines N, default 50)\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH   control socket (default " DEFAULT_SOCKET ",\n"
@@ -289,6 +293,98 @@ static void print_logs(json_t *r) {
         }
 }
 
+static void print_event_line(json_t *e) {
+        time_t t = (time_t) (json_integer_value(json_object_get(e, "time_usec")) / 1000000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char *body = json_dumps(json_object_get(e, "body"), JSON_COMPACT);
+        printf("  %04d-%02d-%02dT%02d:%02d:%02dZ %-8s %-22s %s\n", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+               tm.tm_hour, tm.tm_min, tm.tm_sec, str(e, "priority"), str(e, "kind"), body ? body : "");
+        free(body);
+}
+
+static void print_health(json_t *h) {
+        json_t *a = json_object_get(h, "actions");
+        printf("Level:     %s (for %.0fs): %s\n", str(h, "level"), json_number_value(json_object_get(h, "level_since_sec")),
+               str(h, "driver"));
+        char actions[256] = "";
+        size_t n = 0;
+        int be = (int) json_integer_value(json_object_get(a, "best_effort_cpu_percent"));
+        int no = (int) json_integer_value(json_object_get(a, "normal_cpu_percent"));
+        if (be)
+                n += (size_t) snprintf(actions + n, sizeof(actions) - n, "best-effort throttled to %d%%; ", be);
+        if (json_is_true(json_object_get(a, "best_effort_admission_closed")))
+                n += (size_t) snprintf(actions + n, sizeof(actions) - n, "best-effort admission closed; ");
+        if (json_is_true(json_object_get(a, "best_effort_frozen")))
+                n += (size_t) snprintf(actions + n, sizeof(actions) - n, "best-effort frozen; ");
+        if (no)
+                n += (size_t) snprintf(actions + n, sizeof(actions) - n, "normal throttled to %d%%; ", no);
+        if (json_is_true(json_object_get(a, "non_critical_stopped")))
+                n += (size_t) snprintf(actions + n, sizeof(actions) - n, "all but critical stopped; ");
+        printf("Actions:   %s\n", n ? actions : "none");
+        json_t *g = json_object_get(h, "gate");
+        printf("Gate:      %s (%s)\n", json_is_true(json_object_get(g, "pass")) ? "pass" : "FAIL", str(g, "why"));
+        json_t *p = json_object_get(h, "power");
+        printf("Power:     %s, battery %lld%%, level %s\n",
+               json_is_true(json_object_get(p, "on_battery")) ? "on battery (eclipse)" : "not on battery",
+               (long long) json_integer_value(json_object_get(p, "battery_percent")), str(p, "level"));
+        printf("Zones:\n");
+        size_t i;
+        json_t *z;
+        json_array_foreach(json_object_get(h, "zones"), i, z) {
+                json_t *t = json_object_get(z, "temp_c");
+                if (json_is_number(t))
+                        printf("  %-16s %-20s %7.1f C  %s\n", str(z, "name"), str(z, "type"), json_number_value(t), str(z, "level"));
+                else
+                        printf("  %-16s %-20s %9s  %s\n", str(z, "name"), str(z, "type"), "invalid", str(z, "level"));
+        }
+        if (json_array_size(json_object_get(h, "zones")) == 0)
+                printf("  (none)\n");
+        json_t *problems = json_object_get(json_object_get(h, "readings"), "problems");
+        if (json_array_size(problems) > 0) {
+                printf("Problems:\n");
+                json_t *pr;
+                json_array_foreach(problems, i, pr)
+                        printf("  %s\n", json_string_value(pr) ? json_string_value(pr) : "?");
+        }
+        printf("Recent events:\n");
+        json_t *e;
+        json_array_foreach(json_object_get(h, "events"), i, e)
+                print_event_line(e);
+        if (json_array_size(json_object_get(h, "events")) == 0)
+                printf("  (none)\n");
+}
+
+static void print_events(json_t *r) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(r, "events"), i, e)
+                print_event_line(e);
+        printf("%lld queued, %lld dropped\n", (long long) json_integer_value(json_object_get(r, "queued")),
+               (long long) json_integer_value(json_object_get(r, "dropped")));
+}
+
+static int health_command(int argc, char **argv) {
+        if (argc == 0)
+                return call_and_print("health", NULL, print_health);
+        if (argc == 1 && streq(argv[0], "watch")) {
+                /* Live: redraw every second until Ctrl-C (or --count refreshes, for scripts). */
+                for (int i = 0; arg_count == 0 || i < arg_count; i++) {
+                        if (!arg_json)
+                                printf("\033[H\033[2J");
+                        int r = call_and_print("health", NULL, print_health);
+                        if (r != 0)
+                                return r;
+                        fflush(stdout);
+                        if (arg_count == 0 || i + 1 < arg_count)
+                                sleep(1);
+                }
+                return 0;
+        }
+        fprintf(stderr, "orbitctl: usage: orbitctl health [watch] [--json] [--count N]\n");
+        return 2;
+}
+
 static int workload_command(int argc, char **argv) {
         if (argc < 1) {
                 fprintf(stderr, "orbitctl: workload needs a subcommand: list, show, start, stop, restart, logs\n");
@@ -348,6 +444,10 @@ static int run(int argc, char **argv) {
                 return call_and_print("ping", NULL, print_pong);
         if (streq(command, "workload"))
                 return workload_command(argc - 1, argv + 1);
+        if (streq(command, "health"))
+                return health_command(argc - 1, argv + 1);
+        if (streq(command, "events") && argc == 1)
+                return call_and_print("events", json_pack("{s:i}", "count", arg_lines), print_events);
         fprintf(stderr, "orbitctl: unknown command '%s'. Try 'orbitctl --help'.\n", command);
         return 2;
 }
@@ -358,6 +458,7 @@ int main(int argc, char *argv[]) {
                 {"timeout", required_argument, NULL, 't'},
                 {"json", no_argument, NULL, 'j'},
                 {"lines", required_argument, NULL, 'n'},
+                {"count", required_argument, NULL, 'c'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -365,7 +466,7 @@ int main(int argc, char *argv[]) {
         if (env && *env)
                 arg_socket = env;
         int c;
-        while ((c = getopt_long(argc, argv, "s:t:jn:h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "s:t:jn:c:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 's':
                         arg_socket = optarg;
@@ -383,6 +484,16 @@ int main(int argc, char *argv[]) {
                 case 'j':
                         arg_json = true;
                         break;
+                case 'c': {
+                        char *end;
+                        long v = strtol(optarg, &end, 10);
+                        if (*end || v <= 0 || v > 100000) {
+                                fprintf(stderr, "orbitctl: --count takes 1 to 100000\n");
+                                return 2;
+                        }
+                        arg_count = (int) v;
+                        break;
+                }
                 case 'n': {
                         char *end;
                         long v = strtol(optarg, &end, 10);
