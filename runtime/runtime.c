@@ -526,11 +526,11 @@ static int workload_start(struct workload *w, char **ret_message) {
                 return 0; /* already running */
         if (rt->unavailable[0])
                 return start_failed(w, ret_message, true, -EOPNOTSUPP, "%s", rt->unavailable);
-        char reason[256];
-        if (!workload_admit(w->spec.priority, rt->classes, rt->best_effort_closed, reason, sizeof(reason))) {
+        if (rt->classes[w->spec.priority].stopped) {
                 w->state = WORKLOAD_STOPPED;
-                snprintf(w->last_error, sizeof(w->last_error), "not admitted: %s", reason);
-                set_message(ret_message, "workload %s not admitted: %s", w->spec.name, reason);
+                snprintf(w->last_error, sizeof(w->last_error), "%s workloads are stopped by the thermal/power policy",
+                         workload_priority_to_string(w->spec.priority));
+                set_message(ret_message, "workload %s not started: %s", w->spec.name, w->last_error);
                 return -EBUSY;
         }
 
@@ -977,6 +977,18 @@ void runtime_free(struct runtime *rt) {
 
 /* ---- operations ------------------------------------------------------------------- */
 
+/*
+ * Admission applies to new work an operator asks for; a workload that is already wanted
+ * (a restart, the end of a class stop) is not new and comes back when its class may run.
+ */
+static int admit(struct runtime *rt, enum workload_priority p, const char *name, char **ret_message) {
+        char reason[256];
+        if (workload_admit(p, rt->classes, rt->best_effort_closed, reason, sizeof(reason)))
+                return 0;
+        set_message(ret_message, "workload %s not admitted: %s", name, reason);
+        return -EBUSY;
+}
+
 int runtime_workload_submit(struct runtime *rt, const char *source, const char *text, size_t len,
                             char **ret_message) {
         struct json_problems *ps = calloc(1, sizeof(*ps));
@@ -996,6 +1008,11 @@ int runtime_workload_submit(struct runtime *rt, const char *source, const char *
                 set_message(ret_message, "workload %s is running: stop it before replacing its spec", spec.name);
                 workload_spec_free(&spec);
                 return -EBUSY;
+        }
+        r = admit(rt, spec.priority, spec.name, ret_message);
+        if (r < 0) {
+                workload_spec_free(&spec);
+                return r;
         }
         if (old) {
                 workload_unlink(old);
@@ -1021,6 +1038,11 @@ int runtime_workload_start(struct runtime *rt, const char *name, char **ret_mess
         struct workload *w = find(rt, name);
         if (!w)
                 return set_message(ret_message, "no workload named \"%s\"", name), -ENOENT;
+        if (!w->have_proc && w->state != WORKLOAD_STOPPING) {
+                int r = admit(rt, w->spec.priority, name, ret_message);
+                if (r < 0)
+                        return r;
+        }
         w->want_running = true;
         (void) workload_save(w);
         if (w->state == WORKLOAD_STOPPING) {

@@ -1,0 +1,171 @@
+# Integration test: a fake thermal zone made hotter and cooler drives real workloads on
+# real cgroups through throttle, freeze, stop and back; eclipse does the same (root).
+# shellcheck shell=bash
+set -u -o pipefail
+
+: "${top_builddir:?top_builddir must be set}"
+: "${top_srcdir:?top_srcdir must be set}"
+. "$top_srcdir/tests/integration/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || skip_all "needs root"
+command -v jq >/dev/null 2>&1 || skip_all "jq not installed"
+[ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || skip_all "no cgroup hierarchy"
+
+AGENT=$top_builddir/orbit-agent
+CTL_BIN=$top_builddir/orbitctl
+unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
+setup_testdir
+PARENT="orbit-it-health-$$"
+D=$TESTDIR
+AGENT_LOG=$D/agent.log
+FAIL_CONTEXT_LOG=$AGENT_LOG
+NCPU=$(nproc)
+BINDS='"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true}]'
+ctl() { "$CTL_BIN" --socket "$D/run/control.sock" "$@"; }
+health() { ctl health --json; }
+level_is() { [ "$(health | jq -r .level)" = "$1" ]; }
+wstate() { ctl workload show "$1" --json | jq -r "$2"; }
+
+cgfile() { # WORKLOAD FILE-v1 FILE-v2
+        if [ -d /sys/fs/cgroup/cpu/"$PARENT" ]; then
+                cat "/sys/fs/cgroup/$2/$PARENT/$1/$3" 2>/dev/null
+        else
+                cat "/sys/fs/cgroup/$PARENT/$1/$4" 2>/dev/null
+        fi
+}
+quota() { # WORKLOAD -> cpu quota in usec per 100 ms, or -1 / max
+        if [ -d /sys/fs/cgroup/cpu/"$PARENT" ]; then
+                cat /sys/fs/cgroup/cpu/"$PARENT"/"$1"/cpu.cfs_quota_us
+        else
+                awk '{print $1}' /sys/fs/cgroup/"$PARENT"/"$1"/cpu.max
+        fi
+}
+frozen() {
+        if [ -d /sys/fs/cgroup/freezer/"$PARENT" ]; then
+                [ "$(cat /sys/fs/cgroup/freezer/"$PARENT"/"$1"/freezer.state)" = FROZEN ]
+        else
+                grep -q '^frozen 1' /sys/fs/cgroup/"$PARENT"/"$1"/cgroup.events
+        fi
+}
+
+cleanup_cgroups() {
+        local d
+        for d in /sys/fs/cgroup/*/"$PARENT" /sys/fs/cgroup/"$PARENT"; do
+                [ -d "$d" ] || continue
+                [ -f "$d/../freezer.state" ] && for f in "$d"/*/freezer.state; do echo THAWED >"$f"; done 2>/dev/null
+                find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
+                sleep 0.2
+                find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+        done
+}
+trap 'cleanup; cleanup_cgroups' EXIT
+
+# ---- a fake board: one cpu zone, a battery and a solar array -------------------------
+Z=$D/sys/class/thermal/thermal_zone0
+mkdir -p "$Z" "$D/sys/class/power_supply/BAT0" "$D/sys/class/power_supply/solar" "$D/etc/workloads.d"
+echo cpu-thermal >"$Z/type"
+settemp() { echo "$1" >"$Z/temp.new" && mv "$Z/temp.new" "$Z/temp"; }
+settemp 50000
+battery() { # STATUS CAPACITY SOLAR_ONLINE
+        echo Battery >"$D/sys/class/power_supply/BAT0/type"
+        echo "$1" >"$D/sys/class/power_supply/BAT0/status"
+        echo "$2" >"$D/sys/class/power_supply/BAT0/capacity"
+        echo Mains >"$D/sys/class/power_supply/solar/type"
+        echo "$3" >"$D/sys/class/power_supply/solar/online"
+}
+battery Charging 90 1
+
+cat >"$D/etc/agent.json" <<JSON
+{"config_version": 1, "node_id": "hot-sat", "state_dir": "$D/state", "runtime_dir": "$D/run",
+ "log_target": "stderr",
+ "paths": {"sysfs_root": "$D/sys"},
+ "runtime": {"cgroup_parent": "$PARENT", "stop_workloads_on_exit": true},
+ "health": {"poll_interval_ms": 200, "min_dwell_sec": 2, "report_interval_sec": 2,
+            "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90, "hysteresis_c": 3}],
+            "power": {"warm_percent": 50, "hot_percent": 30, "critical_percent": 15, "hysteresis_percent": 5},
+            "throttle": {"best_effort_percent": 50, "normal_percent": 70}}}
+JSON
+for w in spin:best-effort:'while :; do :; done' nap:normal:'while :; do sleep 0.2; done' life:critical:'while :; do sleep 0.2; done'; do
+        IFS=: read -r name prio cmd <<<"$w"
+        printf '{"name": "%s", "priority": "%s", "exec": ["/bin/sh", "-c", "%s"], "sandbox": {%s}}\n' \
+                "$name" "$prio" "$cmd" "$BINDS" >"$D/etc/workloads.d/$name.json"
+done
+
+"$AGENT" --config "$D/etc/agent.json" >"$AGENT_LOG" 2>&1 &
+AGENT_PID=$!
+track_pid "$AGENT_PID"
+wait_for 20 ctl ping >/dev/null 2>&1 || bail "agent did not answer"
+check "three workloads run" wait_for 10 sh -c "[ \$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload list --json | jq '[.workloads[] | select(.state == \"running\")] | length') = 3 ]"
+check "nominal at 50 C" level_is nominal
+[ "$(quota spin)" = -1 ] || [ "$(quota spin)" = max ] && pass "no throttle at nominal" || fail "nominal quota" "$(quota spin)"
+
+# ---- warm: best-effort throttled, its admission closed -------------------------------
+settemp 75000
+check "75 C: warm" wait_for 5 level_is warm
+want=$((NCPU * 100 * 50 / 100 * 1000))
+[ "$(quota spin)" = "$want" ] && pass "best-effort throttled to 50% of its cpu (quota $want us)" || fail "warm quota" "$(quota spin) != $want"
+printf '{"name": "late", "priority": "best-effort", "exec": ["/bin/sleep", "60"], "sandbox": {%s}}\n' "$BINDS" >"$D/late.json"
+out=$(ctl workload start "$D/late.json" 2>&1) && fail "admission closed when warm" "$out" || {
+        grep -q "not admitted" <<<"$out" && pass "new best-effort work is refused while warm" || fail "admission" "$out"; }
+
+# ---- hot: best-effort frozen, normal throttled ----------------------------------------
+settemp 85000
+check "85 C: hot" wait_for 5 level_is hot
+check "best-effort frozen" wait_for 5 frozen spin
+want=$((NCPU * 100 * 70 / 100 * 1000))
+[ "$(quota nap)" = "$want" ] && pass "normal throttled to 70% (quota $want us)" || fail "hot normal quota" "$(quota nap) != $want"
+c0=$(wstate spin .usage.cpu_usec); sleep 1; c1=$(wstate spin .usage.cpu_usec)
+[ $((c1 - c0)) -lt 20000 ] && pass "the frozen busy loop uses no cpu" || fail "frozen cpu" "$((c1 - c0))"
+
+# ---- critical: all but critical stopped; the gate fails --------------------------------
+settemp 95000
+check "95 C: critical" wait_for 5 level_is critical
+check "normal and best-effort workloads stopped" wait_for 10 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show nap --json | jq -r .state)\" = stopped ] && [ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show spin --json | jq -r .state)\" = stopped ]"
+[ "$(wstate life .state)" = running ] && pass "the critical workload keeps running" || fail "critical runs"
+[ "$(health | jq -r .gate.pass)" = false ] && health | jq -r .gate.why | grep -q "critical" && pass "the health gate fails at critical" || fail "gate" "$(health | jq .gate)"
+
+# ---- cooling: one step per dwell, in reverse ------------------------------------------
+settemp 50000
+sleep 0.5
+[ "$(health | jq -r .level)" = critical ] && pass "no instant recovery: the dwell holds the level" || fail "dwell" "$(health | jq -r .level)"
+check "then hot" wait_for 5 level_is hot
+check "stopped workloads start again at hot" wait_for 10 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show nap --json | jq -r .state)\" = running ]"
+check "a best-effort workload restarted at hot starts frozen" wait_for 5 frozen spin
+check "then warm" wait_for 5 level_is warm
+check "best-effort thawed at warm" wait_for 5 sh -c "! { [ -d /sys/fs/cgroup/freezer/$PARENT ] && [ \"\$(cat /sys/fs/cgroup/freezer/$PARENT/spin/freezer.state)\" = FROZEN ]; }"
+check "then nominal" wait_for 5 level_is nominal
+[ "$(quota spin)" = -1 ] || [ "$(quota spin)" = max ] && pass "throttle lifted at nominal" || fail "nominal quota" "$(quota spin)"
+[ "$(quota nap)" = -1 ] || [ "$(quota nap)" = max ] && pass "normal unthrottled" || fail "normal quota" "$(quota nap)"
+seq=$(ctl events --json -n 1000 | jq -r '[.events[] | select(.kind == "health.level") | "\(.body.from)>\(.body.to)"] | join(" ")')
+[ "$seq" = "nominal>warm warm>hot hot>critical critical>hot hot>warm warm>nominal" ] \
+        && pass "every level change is an event, in order: $seq" || fail "level events" "$seq"
+
+# ---- eclipse sheds load the same way --------------------------------------------------
+battery Discharging 25 0
+check "eclipse at 25% battery: hot" wait_for 5 level_is hot
+health | jq -r .driver | grep -q "battery at 25% in eclipse" && pass "the driver says eclipse" || fail "driver" "$(health | jq -r .driver)"
+battery Charging 25 1
+check "sunlight: back to nominal step by step" wait_for 10 level_is nominal
+
+# ---- a failing sensor is reported, never cools the board ------------------------------
+settemp 85000
+check "hot again" wait_for 5 level_is hot
+echo garbage >"$Z/temp"
+sleep 1.5
+[ "$(health | jq -r .level)" = hot ] && pass "garbage from the sensor keeps the level" || fail "garbage level" "$(health | jq -r .level)"
+health | jq -r '.readings.problems[]' | grep -q thermal_zone0 && pass "and is reported as a problem" || fail "problem" "$(health | jq .readings.problems)"
+health | jq -e '.zones[0].valid == false' >/dev/null && pass "the zone shows as invalid" || fail "invalid zone"
+settemp 40000
+
+# ---- reports and orbitctl -------------------------------------------------------------
+check "periodic reports summarise the metrics" wait_for 5 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" events --json -n 1000 | jq -e '[.events[] | select(.kind == \"health.report\")][0].body.metrics[\"zone.thermal_zone0.temp_c\"] | .min and .max and .mean and .last' >/dev/null"
+ctl events --json -n 1000 | jq -e '[.events[] | select(.kind == "workload.exit")] | length > 0' >/dev/null && pass "workload exits are events" || fail "workload events"
+out=$(ctl health)
+grep -q "^Level:" <<<"$out" && grep -q "thermal_zone0" <<<"$out" && grep -q "^Recent events:" <<<"$out" \
+        && pass "orbitctl health shows level, zones and events" || fail "orbitctl health" "$out"
+out=$(ctl health watch --count 2)
+[ "$(grep -c 'Level:' <<<"$out")" = 2 ] && pass "orbitctl health watch refreshes" || fail "watch" "$out"
+
+kill -TERM "$AGENT_PID"; wait_exit "$AGENT_PID" 20
+if has_sanitizer_report "$AGENT_LOG"; then fail "no sanitizer reports"; else pass "no sanitizer reports"; fi
+finish
