@@ -7,7 +7,7 @@ build_pkgs=(build-essential autoconf automake libtool pkg-config
             libmbedtls-dev libcmocka-dev libseccomp-dev)
 test_pkgs=(jq python3 procps)
 run_pkgs=(procps)
-bench_pkgs=(bubblewrap)
+bench_pkgs=(bubblewrap bc)
 
 want=()
 for what in "$@"; do
