@@ -18,9 +18,21 @@ fi
 make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" orbit-agent orbitctl
 
 sim=${ORBIT_SIM_DIR:-$top/_build/sim-node}
-mkdir -p "$sim/etc" "$sim/sys" "$sim/state" "$sim/run"
+mkdir -p "$sim/etc/workloads.d" "$sim/state" "$sim/run"
 echo "BOOT_IMAGE=/vmlinuz root=/dev/sim orbit.slot=A" >"$sim/cmdline"
 sed "s|@SIMDIR@|$sim|g" examples/sim-node/agent.json.in >"$sim/etc/agent.json"
+cp examples/sim-node/workloads.d/*.json "$sim/etc/workloads.d/"
+# A fake board: one CPU thermal zone and a battery with a solar array.
+zone=$sim/sys/class/thermal/thermal_zone0
+mkdir -p "$zone" "$sim/sys/class/power_supply/BAT0" "$sim/sys/class/power_supply/solar"
+echo cpu-thermal >"$zone/type"
+settemp() { echo "$1" >"$zone/temp.new" && mv "$zone/temp.new" "$zone/temp"; }
+settemp 45000
+printf 'Battery\n' >"$sim/sys/class/power_supply/BAT0/type"
+printf 'Charging\n' >"$sim/sys/class/power_supply/BAT0/status"
+printf '80\n' >"$sim/sys/class/power_supply/BAT0/capacity"
+printf 'Mains\n' >"$sim/sys/class/power_supply/solar/type"
+printf '1\n' >"$sim/sys/class/power_supply/solar/online"
 
 echo "==> checking the simulated node's config"
 "$build/orbit-agent" --check-config --config "$sim/etc/agent.json"
@@ -43,11 +55,30 @@ for _ in $(seq 100); do
         sleep 0.1
 done
 
+ctl() { "$build/orbitctl" --socket "$sock" "$@"; }
+sleep 2 # let the workloads start and print something
 echo "==> orbitctl status"
-"$build/orbitctl" --socket "$sock" status
+ctl status
+echo
+echo "==> orbitctl workload list"
+ctl workload list
+echo
+echo "==> orbitctl workload logs telemetry"
+ctl workload logs telemetry --lines 3
+echo
+echo "==> the board heats up: thermal_zone0 to 82 C"
+settemp 82000
+sleep 1.5
+ctl health | sed -n '1,8p'
+ctl workload list
+echo
+echo "==> and cools down to 50 C: the policy steps back, one level per dwell"
+settemp 50000
+sleep 5
+ctl health | sed -n '1,3p'
 echo
 echo "==> orbitctl status --json"
-"$build/orbitctl" --socket "$sock" status --json
+ctl status --json
 
 if [ $stay = 1 ]; then
         echo
