@@ -208,7 +208,7 @@ static void print_status(json_t *r) {
 }
 
 static void print_json(json_t *v) {
-        char *s = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS);
+        char *s = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
         if (s)
                 printf("%s\n", s);
         free(s);
@@ -297,7 +297,7 @@ static void print_event_line(json_t *e) {
         time_t t = (time_t) (json_integer_value(json_object_get(e, "time_usec")) / 1000000);
         struct tm tm;
         gmtime_r(&t, &tm);
-        char *body = json_dumps(json_object_get(e, "body"), JSON_COMPACT);
+        char *body = json_dumps(json_object_get(e, "body"), JSON_COMPACT | JSON_REAL_PRECISION(6));
         printf("  %04d-%02d-%02dT%02d:%02d:%02dZ %-8s %-22s %s\n", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                tm.tm_hour, tm.tm_min, tm.tm_sec, str(e, "priority"), str(e, "kind"), body ? body : "");
         free(body);
