@@ -145,50 +145,44 @@ static int method_workload_logs(void *userdata, json_t *params, json_t **ret, ch
         return *ret ? 0 : -ENOMEM;
 }
 
+/* Methods that take a workload name and call one runtime operation. */
+static int workload_name_method(void *userdata, json_t *params, json_t **ret, char *msg, size_t size,
+                                int (*op)(struct runtime *rt, const char *name, char **ret_message)) {
+        struct runtime *rt = need_runtime(userdata, msg, size);
+        if (!rt)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        const char *name = param_name(params, msg, size);
+        if (!name)
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        char *message = NULL;
+        return runtime_result(op(rt, name, &message), message, ret, msg, size);
+}
+
 static int method_workload_start(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
         struct runtime *rt = need_runtime(userdata, msg, size);
         if (!rt)
                 return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        char *message = NULL;
-        int r;
         json_t *text = json_object_get(params, "spec_text");
         if (text) {
+                char *message = NULL;
                 const char *source = json_string_value(json_object_get(params, "source"));
                 if (!json_is_string(text)) {
                         snprintf(msg, size, "\"spec_text\" must be a string");
                         return CONTROL_ERROR_INVALID_PARAMS + 1;
                 }
-                r = runtime_workload_submit(rt, source ? source : "<control>", json_string_value(text),
-                                            json_string_length(text), &message);
-        } else {
-                const char *name = param_name(params, msg, size);
-                if (!name)
-                        return CONTROL_ERROR_INVALID_PARAMS + 1;
-                r = runtime_workload_start(rt, name, &message);
+                int r = runtime_workload_submit(rt, source ? source : "<control>", json_string_value(text),
+                                                json_string_length(text), &message);
+                return runtime_result(r, message, ret, msg, size);
         }
-        return runtime_result(r, message, ret, msg, size);
+        return workload_name_method(userdata, params, ret, msg, size, runtime_workload_start);
 }
 
 static int method_workload_stop(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct runtime *rt = need_runtime(userdata, msg, size);
-        if (!rt)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        const char *name = param_name(params, msg, size);
-        if (!name)
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        char *message = NULL;
-        return runtime_result(runtime_workload_stop(rt, name, &message), message, ret, msg, size);
+        return workload_name_method(userdata, params, ret, msg, size, runtime_workload_stop);
 }
 
 static int method_workload_restart(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct runtime *rt = need_runtime(userdata, msg, size);
-        if (!rt)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        const char *name = param_name(params, msg, size);
-        if (!name)
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        char *message = NULL;
-        return runtime_result(runtime_workload_restart(rt, name, &message), message, ret, msg, size);
+        return workload_name_method(userdata, params, ret, msg, size, runtime_workload_restart);
 }
 
 static int method_health(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {

@@ -763,18 +763,10 @@ static void reap_unknown_groups(struct runtime *rt) {
 
 static int load_spec(struct runtime *rt, const char *source, const char *text, size_t len,
                      bool want_running, struct workload **ret, char **ret_message) {
-        struct json_problems *ps = calloc(1, sizeof(*ps));
-        if (!ps)
-                return -ENOMEM;
         struct workload_spec spec;
-        int r = workload_spec_parse(source, text, len, &spec, ps);
-        if (r < 0) {
-                if (ret_message)
-                        *ret_message = json_problems_to_message(source, ps);
-                free(ps);
+        int r = workload_spec_parse_text(source, text, len, &spec, ret_message);
+        if (r < 0)
                 return r;
-        }
-        free(ps);
         if (find(rt, spec.name)) {
                 set_message(ret_message, "%s: workload \"%s\" is defined twice", source, spec.name);
                 workload_spec_free(&spec);
@@ -991,18 +983,10 @@ static int admit(struct runtime *rt, enum workload_priority p, const char *name,
 
 int runtime_workload_submit(struct runtime *rt, const char *source, const char *text, size_t len,
                             char **ret_message) {
-        struct json_problems *ps = calloc(1, sizeof(*ps));
-        if (!ps)
-                return -ENOMEM;
         struct workload_spec spec;
-        int r = workload_spec_parse(source, text, len, &spec, ps);
-        if (r < 0) {
-                if (ret_message)
-                        *ret_message = json_problems_to_message(source, ps);
-                free(ps);
+        int r = workload_spec_parse_text(source, text, len, &spec, ret_message);
+        if (r < 0)
                 return r;
-        }
-        free(ps);
         struct workload *old = find(rt, spec.name);
         if (old && (old->have_proc || old->state == WORKLOAD_STOPPING)) {
                 set_message(ret_message, "workload %s is running: stop it before replacing its spec", spec.name);

@@ -750,13 +750,17 @@ int workload_spec_load_file(const char *path, struct workload_spec *ret, char **
                         *ret_message = NULL;
                 return r;
         }
+        return workload_spec_parse_text(path, text, len, ret, ret_message);
+}
+
+int workload_spec_parse_text(const char *source, const char *text, size_t len,
+                             struct workload_spec *ret, char **ret_message) {
         struct json_problems *ps = calloc(1, sizeof(*ps));
         if (!ps)
                 return -ENOMEM;
-        r = workload_spec_parse(path, text, len, ret, ps);
-        if (r < 0 && ret_message) {
-                *ret_message = ps->count > 0 ? json_problems_to_message(path, ps) : strdup("out of memory");
-        }
+        int r = workload_spec_parse(source, text, len, ret, ps);
+        if (r < 0 && ret_message)
+                *ret_message = ps->count > 0 ? json_problems_to_message(source, ps) : strdup("out of memory");
         free(ps);
         return r;
 }

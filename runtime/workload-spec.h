@@ -115,6 +115,10 @@ struct workload_spec {
 int workload_spec_parse(const char *source, const char *text, size_t len,
                         struct workload_spec *ret, struct json_problems *problems);
 
+/* Parse as above; on failure *ret_message (caller frees) has one line per problem. */
+int workload_spec_parse_text(const char *source, const char *text, size_t len,
+                             struct workload_spec *ret, char **ret_message);
+
 /* Read a spec file; on failure *ret_message has one line per problem. */
 int workload_spec_load_file(const char *path, struct workload_spec *ret, char **ret_message);
 
