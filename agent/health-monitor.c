@@ -29,6 +29,10 @@ struct health_monitor {
         char *disk_paths[HEALTH_CONFIG_MAX_DISKS];
         size_t n_disks;
         char *sysfs_root, *procfs_root;
+        /* previous cpu counters, to turn them into percent of one core per poll */
+        struct workload_usage prev_usage[64];
+        size_t n_prev_usage;
+        uint64_t prev_usage_usec;
 };
 
 static uint64_t realtime_usec(void) {
@@ -149,6 +153,32 @@ static void summarize(struct health_monitor *m, const struct health_snapshot *s)
                 summary_add(m->summary, "agent.open_fds", s->self.open_fds);
         }
         summary_add(m->summary, "agent.loop_lag_ms", (double) s->self.loop_lag_usec / 1000.0);
+
+        /* Each workload's cgroup: cpu as percent of one core since the last poll, memory, tasks. */
+        if (m->runtime) {
+                struct workload_usage now_usage[64];
+                size_t n = runtime_usage(m->runtime, now_usage, ELEMENTSOF(now_usage));
+                uint64_t now = s->monotonic_usec;
+                for (size_t i = 0; i < n; i++) {
+                        const struct workload_usage *u = &now_usage[i];
+                        if (!u->running)
+                                continue;
+                        for (size_t k = 0; k < m->n_prev_usage && now > m->prev_usage_usec; k++)
+                                if (streq(m->prev_usage[k].name, u->name) && u->cpu_usec >= m->prev_usage[k].cpu_usec) {
+                                        snprintf(name, sizeof(name), "workload.%.64s.cpu_percent", u->name);
+                                        summary_add(m->summary, name,
+                                                    100.0 * (double) (u->cpu_usec - m->prev_usage[k].cpu_usec) /
+                                                            (double) (now - m->prev_usage_usec));
+                                }
+                        snprintf(name, sizeof(name), "workload.%.64s.memory_mib", u->name);
+                        summary_add(m->summary, name, (double) u->memory_bytes / 1048576.0);
+                        snprintf(name, sizeof(name), "workload.%.64s.pids", u->name);
+                        summary_add(m->summary, name, (double) u->pids);
+                }
+                memcpy(m->prev_usage, now_usage, n * sizeof(now_usage[0]));
+                m->n_prev_usage = n;
+                m->prev_usage_usec = now;
+        }
         summary_add(m->summary, "level", (double) m->policy.level);
 }
 

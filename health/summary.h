@@ -7,7 +7,7 @@
 #include <jansson.h>
 
 #define SUMMARY_MAX_METRICS 96
-#define SUMMARY_NAME_MAX 64
+#define SUMMARY_NAME_MAX 96
 
 struct metric_summary {
         char name[SUMMARY_NAME_MAX];

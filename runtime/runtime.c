@@ -1143,6 +1143,23 @@ json_t *runtime_status_json(struct runtime *rt) {
                          "failed", (int) failed, "classes", classes, "best_effort_admission", !rt->best_effort_closed);
 }
 
+size_t runtime_usage(struct runtime *rt, struct workload_usage *out, size_t max) {
+        size_t n = 0;
+        for (struct workload *w = rt->workloads; w && n < max; w = w->next) {
+                struct cgroup_stats st = {0};
+                if (!w->cg || cgroup_get_stats(w->cg, &st) < 0)
+                        continue;
+                struct workload_usage *u = &out[n++];
+                snprintf(u->name, sizeof(u->name), "%s", w->spec.name);
+                u->running = w->have_proc;
+                u->cpu_usec = st.cpu_usage_usec;
+                u->memory_bytes = st.memory_current;
+                u->pids = st.pids_current;
+                u->oom_kills = st.oom_kills;
+        }
+        return n;
+}
+
 bool runtime_critical_workloads_ok(struct runtime *rt, char *why, size_t size) {
         for (struct workload *w = rt->workloads; w; w = w->next) {
                 if (w->spec.priority != WORKLOAD_PRIORITY_CRITICAL || !w->want_running)

@@ -67,6 +67,16 @@ json_t *runtime_status_json(struct runtime *rt);
 typedef void (*runtime_event_fn)(void *userdata, int priority, const char *kind, json_t *body);
 void runtime_set_event_handler(struct runtime *rt, runtime_event_fn fn, void *userdata);
 
+/* Per-workload cgroup counters, for health reports. */
+struct workload_usage {
+        char name[WORKLOAD_NAME_MAX + 1];
+        bool running;
+        uint64_t cpu_usec, memory_bytes, pids, oom_kills;
+};
+
+/* Fill up to max entries; returns how many. */
+size_t runtime_usage(struct runtime *rt, struct workload_usage *out, size_t max);
+
 /* For the health gate: every critical workload that should run, runs and is not unhealthy. */
 bool runtime_critical_workloads_ok(struct runtime *rt, char *why, size_t size);
 
