@@ -5,7 +5,8 @@ set -euo pipefail
 build_pkgs=(build-essential autoconf automake libtool pkg-config
             libsystemd-dev libcurl4-openssl-dev libjansson-dev libarchive-dev
             libmbedtls-dev libcmocka-dev libseccomp-dev)
-test_pkgs=(jq python3 procps)
+test_pkgs=(jq python3 procps systemd)
+packaging_pkgs=(debhelper dpkg-dev debootstrap lintian fakeroot)
 run_pkgs=(procps)
 bench_pkgs=(bubblewrap bc)
 
@@ -16,7 +17,8 @@ for what in "$@"; do
         test) want+=("${test_pkgs[@]}") ;;
         run) want+=("${run_pkgs[@]}") ;;
         bench) want+=("${bench_pkgs[@]}") ;;
-        *) echo "deps.sh: unknown set '$what' (build, test, run, bench)" >&2; exit 2 ;;
+        packaging) want+=("${packaging_pkgs[@]}") ;;
+        *) echo "deps.sh: unknown set '$what' (build, test, run, bench, packaging)" >&2; exit 2 ;;
         esac
 done
 

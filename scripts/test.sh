@@ -62,6 +62,28 @@ if [ $status -eq 0 ] && [ "${ORBIT_SKIP_DISTCHECK:-0}" != 1 ]; then
         [ $status -eq 0 ] && echo "==> make distcheck: ok"
 fi
 
+# Packaging: the .debs installed into a debootstrap chroot, and the image-builder recipes.
+if [ "${ORBIT_SKIP_PACKAGING:-0}" != 1 ]; then
+        scripts/deps.sh packaging
+        for t in "tests/packaging/test-deb.sh --nocheck" "tests/packaging/test-recipes.sh"; do
+                echo "==> $t"
+                rc=0
+                # shellcheck disable=SC2086
+                bash $t >"$top/_build/packaging.out" 2>&1 || rc=$?
+                tail -n 3 "$top/_build/packaging.out"
+                p=$(sed -n 's/^\([0-9]*\) passed, [0-9]* failed$/\1/p' "$top/_build/packaging.out" | tail -1)
+                f=$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p' "$top/_build/packaging.out" | tail -1)
+                passed=$((passed + ${p:-0}))
+                failed=$((failed + ${f:-0}))
+                if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+                        grep -E '^(not ok|Bail out)' "$top/_build/packaging.out" | head -20
+                        echo "==> $t FAILED (exit $rc)"
+                        status=1
+                        [ "${f:-0}" = 0 ] && failed=$((failed + 1))
+                fi
+        done
+fi
+
 echo
 echo "total: $passed passed, $failed failed"
 exit $status
