@@ -659,6 +659,30 @@ static int write_id_map(pid_t pid, const char *file, unsigned inside, unsigned o
         return r;
 }
 
+/*
+ * clone3 with CLONE_PIDFD; where clone3 is missing (kernels before 5.3, valgrind) the
+ * classic clone, fork-like with no new stack, then pidfd_open on the child, which stays
+ * ours (a zombie at worst) until we reap it, so the pid cannot be reused in between.
+ */
+static pid_t clone_with_pidfd(struct clone_args_v0 *args, int *pidfd) {
+        pid_t pid = (pid_t) syscall(SYS_clone3, args, sizeof(*args));
+        if (pid >= 0 || errno != ENOSYS)
+                return pid;
+        unsigned long flags = (unsigned long) (args->flags & ~(uint64_t) CLONE_PIDFD) | SIGCHLD;
+        pid = (pid_t) syscall(SYS_clone, flags, NULL, NULL, NULL, NULL);
+        if (pid <= 0)
+                return pid;
+        *pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (*pidfd < 0) {
+                int saved = errno;
+                kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                errno = saved;
+                return -1;
+        }
+        return pid;
+}
+
 static unsigned clone_flags(unsigned ns) {
         unsigned f = 0;
         if (ns & WORKLOAD_NS_PID)
@@ -717,10 +741,10 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                 .pidfd = (uint64_t) (uintptr_t) &pidfd,
                 .exit_signal = SIGCHLD,
         };
-        pid_t pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
+        pid_t pid = clone_with_pidfd(&args, &pidfd);
         if (pid < 0) {
                 r = -errno;
-                set_error(err, -r, "create the sandbox (clone3 with namespaces 0x%llx)",
+                set_error(err, -r, "create the sandbox (clone with namespaces 0x%llx)",
                           (unsigned long long) args.flags);
                 goto fail;
         }
@@ -877,7 +901,7 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
         }
         struct spawn_ctx c = {.p = params, .sync_read = -1, .error_write = error_pipe[1], .status_write = -1, .status_read = -1};
         struct clone_args_v0 args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) &pidfd, .exit_signal = SIGCHLD};
-        pid_t pid = (pid_t) syscall(SYS_clone3, &args, sizeof(args));
+        pid_t pid = clone_with_pidfd(&args, &pidfd);
         if (pid < 0) {
                 r = -errno;
                 set_error(err, -r, "fork the probe");

@@ -734,14 +734,25 @@ int seccomp_policy_resolve(const char *name_or_path, struct seccomp_policy **ret
 
 /* ---- compiling and installing ------------------------------------------------------ */
 
+/*
+ * Kill the whole process where the kernel can (4.14+, libseccomp API level 3); older
+ * kernels only kill the calling thread. Asked once, the answer never changes.
+ */
+static uint32_t kill_action(void) {
+        static int level = -1;
+        if (level < 0)
+                level = (int) seccomp_api_get();
+        return level >= 3 ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_KILL;
+}
+
 static uint32_t action_to_scmp(enum seccomp_policy_action a, int errno_value) {
         switch (a) {
         case SECCOMP_POLICY_ALLOW: return SCMP_ACT_ALLOW;
         case SECCOMP_POLICY_ERRNO: return SCMP_ACT_ERRNO((uint32_t) errno_value);
-        case SECCOMP_POLICY_KILL: return SCMP_ACT_KILL_PROCESS;
+        case SECCOMP_POLICY_KILL: return kill_action();
         case SECCOMP_POLICY_LOG: return SCMP_ACT_LOG;
         }
-        return SCMP_ACT_KILL_PROCESS;
+        return kill_action();
 }
 
 static enum scmp_compare op_to_scmp(enum seccomp_policy_op op) {
@@ -803,15 +814,15 @@ int seccomp_policy_compile(const struct seccomp_policy *p, struct seccomp_progra
                 return log_error_errno(-ENOMEM, "seccomp policy %s: seccomp_init", p->name);
 
         /* Another architecture's calls (i386 int 0x80, x32) get past no rule: kill. */
-        int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, kill_action());
         /* We never seccomp_load(): the child sets no_new_privs itself, before installing. */
         if (r >= 0)
                 r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
-        if (r >= 0)
-                r = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
         if (r < 0)
                 return log_error_errno(r, "seccomp policy %s: setting filter attributes",
                                        p->name);
+        /* Raw error codes only make messages clearer; older libseccomp lacks the knob. */
+        (void) seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
         /* A binary tree keeps long allow-lists cheap; only an optimisation. */
         (void) seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 
