@@ -1,0 +1,87 @@
+/* The file backend for simulated nodes: the variables as a JSON object of strings,
+ * written durably and read back like the real bootloader environments. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "bootenv-backend.h"
+#include "bootenv.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+
+int bootenv_file_load(const char *path, struct env_vars *ret) {
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        int r = read_file_bounded(path, BOOTENV_FILE_MAX, &data, &len);
+        if (r == -ENOENT)
+                return r; /* not created yet: the caller decides */
+        if (r < 0)
+                return log_error_errno(r, "boot env file %s: cannot read it", path);
+
+        json_error_t error;
+        json_auto_t *root =
+                json_loadb(data, len, JSON_REJECT_DUPLICATES, &error);
+        if (!root)
+                return log_error_errno(-EBADMSG, "boot env file %s:%d:%d: %s", path,
+                                       error.line, error.column, error.text);
+        if (!json_is_object(root))
+                return log_error_errno(-EBADMSG, "boot env file %s: not a JSON object", path);
+
+        struct env_vars vars = {};
+        const char *key;
+        json_t *value;
+        json_object_foreach(root, key, value) {
+                if (!json_is_string(value)) {
+                        env_vars_clear(&vars);
+                        return log_error_errno(-EBADMSG, "boot env file %s: \"%s\" is not a "
+                                               "string", path, key);
+                }
+                r = env_vars_set(&vars, key, json_string_value(value));
+                if (r < 0) {
+                        env_vars_clear(&vars);
+                        return log_error_errno(r == -ENOMEM ? r : -EBADMSG,
+                                               "boot env file %s: variable \"%s\" is not "
+                                               "valid", path, key);
+                }
+        }
+        *ret = vars;
+        return 0;
+}
+
+int bootenv_file_store(const char *path, const struct env_vars *vars) {
+        json_auto_t *root = json_object();
+        if (!root)
+                return -ENOMEM;
+        for (size_t i = 0; i < vars->count; i++) {
+                json_t *s = json_string(vars->items[i].value);
+                if (!s || json_object_set_new(root, vars->items[i].name, s) < 0)
+                        return log_error_errno(-EINVAL, "boot env file %s: variable \"%s\" "
+                                               "is not valid UTF-8", path,
+                                               vars->items[i].name);
+        }
+        _cleanup_free_ char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (!text)
+                return -ENOMEM;
+        size_t len = strlen(text);
+
+        _cleanup_free_ char *line = malloc(len + 2);
+        if (!line)
+                return -ENOMEM;
+        memcpy(line, text, len);
+        line[len] = '\n';
+
+        int r = write_file_durable(path, line, len + 1, 0644);
+        if (r < 0)
+                return log_error_errno(r, "boot env file %s: write failed", path);
+        r = bootenv_verify_file(path, line, len + 1);
+        if (r == -EIO)
+                return log_error_errno(r, "boot env file %s: read back differs from what "
+                                       "was written", path);
+        if (r < 0)
+                return log_error_errno(r, "boot env file %s: reading back failed", path);
+        return 0;
+}

@@ -1,0 +1,322 @@
+/* The U-Boot backend: one or two copies of the environment (CRC32, flags byte when
+ * redundant), in files or on block devices, as U-Boot and fw_printenv read them. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bootenv-backend.h"
+#include "bootenv.h"
+#include "crc32.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+
+static size_t header_size(bool redundant) {
+        return redundant ? 5 : 4; /* CRC32, then the flags byte of redundant copies */
+}
+
+int ubootenv_parse(const uint8_t *buf, size_t len, size_t size, bool redundant,
+                   struct env_vars *ret, uint8_t *ret_flags, const char **ret_reason) {
+        const char *reason;
+        size_t hdr = header_size(redundant);
+        struct env_vars vars = {};
+
+        if (size < UBOOTENV_SIZE_MIN || size > UBOOTENV_SIZE_MAX)
+                return -ERANGE;
+        if (len < size) {
+                if (ret_reason)
+                        *ret_reason = "shorter than the configured size (truncated)";
+                return -ENODATA;
+        }
+
+        uint32_t stored = (uint32_t) buf[0] | (uint32_t) buf[1] << 8 |
+                          (uint32_t) buf[2] << 16 | (uint32_t) buf[3] << 24;
+        if (crc32_update(0, buf + hdr, size - hdr) != stored) {
+                reason = "CRC32 mismatch";
+                goto bad;
+        }
+
+        const char *p = (const char *) buf + hdr, *end = (const char *) buf + size;
+        while (p < end && *p) {
+                const char *nul = memchr(p, '\0', (size_t) (end - p));
+                if (!nul || nul + 1 >= end) {
+                        reason = "the entries do not end with an empty one";
+                        goto bad;
+                }
+                const char *eq = memchr(p, '=', (size_t) (nul - p));
+                if (!eq || eq == p || (size_t) (eq - p) > ENV_NAME_MAX) {
+                        reason = "an entry is not name=value";
+                        goto bad;
+                }
+                char name[ENV_NAME_MAX + 1];
+                memcpy(name, p, (size_t) (eq - p));
+                name[eq - p] = '\0';
+                int r = env_vars_set(&vars, name, eq + 1);
+                if (r == -EINVAL || r == -E2BIG) {
+                        reason = "an entry has a bad name, a too long value, or too many "
+                                 "entries";
+                        goto bad;
+                }
+                if (r < 0) {
+                        env_vars_clear(&vars);
+                        return r;
+                }
+                p = nul + 1;
+        }
+        if (p >= end) {
+                reason = "the entries do not end with an empty one";
+                goto bad;
+        }
+        if (ret_flags)
+                *ret_flags = redundant ? buf[4] : 0;
+        *ret = vars;
+        return 0;
+
+bad:
+        env_vars_clear(&vars);
+        if (ret_reason)
+                *ret_reason = reason;
+        return -EBADMSG;
+}
+
+int ubootenv_format(const struct env_vars *vars, size_t size, bool redundant, uint8_t flags,
+                    uint8_t *out) {
+        size_t hdr = header_size(redundant);
+        if (size < UBOOTENV_SIZE_MIN || size > UBOOTENV_SIZE_MAX)
+                return -ERANGE;
+
+        memset(out, 0, size);
+        size_t n = hdr;
+        for (size_t i = 0; i < vars->count; i++) {
+                const char *name = vars->items[i].name, *value = vars->items[i].value;
+                size_t name_len = strlen(name), value_len = strlen(value);
+                if (name_len == 0 || strchr(name, '='))
+                        return -EINVAL;
+                /* name '=' value NUL, and room left for the final empty entry. */
+                if (name_len + value_len + 2 > size - n - 1)
+                        return -ENOSPC;
+                memcpy(out + n, name, name_len);
+                n += name_len;
+                out[n++] = '=';
+                memcpy(out + n, value, value_len);
+                n += value_len;
+                out[n++] = '\0';
+        }
+        /* out[n] is already the NUL of the final empty entry. */
+        if (redundant)
+                out[4] = flags;
+        uint32_t crc = crc32_update(0, out + hdr, size - hdr);
+        out[0] = (uint8_t) crc;
+        out[1] = (uint8_t) (crc >> 8);
+        out[2] = (uint8_t) (crc >> 16);
+        out[3] = (uint8_t) (crc >> 24);
+        return 0;
+}
+
+int ubootenv_select_copy(const bool valid[2], const uint8_t flags[2]) {
+        if (!valid[0] && !valid[1])
+                return -EBADMSG;
+        if (!valid[1])
+                return 0;
+        if (!valid[0])
+                return 1;
+        /* The same rule as U-Boot's env_import_redund() and libubootenv. */
+        if (flags[0] == 0xff && flags[1] == 0)
+                return 1;
+        if (flags[1] == 0xff && flags[0] == 0)
+                return 0;
+        return flags[1] > flags[0] ? 1 : 0;
+}
+
+/* ---- I/O --------------------------------------------------------------------------- */
+
+struct uboot_copy {
+        const char *path;
+        uint64_t offset;
+        int status;         /* 0 valid, else negative errno */
+        const char *reason; /* for status < 0 */
+        uint8_t flags;
+        struct env_vars vars;
+};
+
+static void uboot_copies_clear(struct uboot_copy copies[2]) {
+        for (size_t i = 0; i < 2; i++)
+                env_vars_clear(&copies[i].vars);
+}
+
+static void uboot_read_copy(const struct bootenv_config *c, struct uboot_copy *copy,
+                            bool redundant, uint8_t *buf) {
+        int r = bootenv_read_region(copy->path, copy->offset, c->size, buf);
+        if (r == -ENODATA) {
+                copy->status = r;
+                copy->reason = "shorter than the configured size (truncated)";
+                return;
+        }
+        if (r < 0) {
+                copy->status = r;
+                copy->reason = r == -ENOENT ? "does not exist" : "cannot be read";
+                return;
+        }
+        copy->status = ubootenv_parse(buf, c->size, c->size, redundant, &copy->vars,
+                                      &copy->flags, &copy->reason);
+}
+
+/* Read every configured copy; returns the number of copies (1 or 2). */
+static int uboot_read_copies(const struct bootenv_config *c, struct uboot_copy copies[2]) {
+        bool redundant = c->path_redundant != NULL;
+        _cleanup_free_ uint8_t *buf = malloc(c->size);
+        if (!buf)
+                return -ENOMEM;
+        copies[0] = (struct uboot_copy){.path = c->path, .offset = c->offset};
+        copies[1] = (struct uboot_copy){.path = c->path_redundant,
+                                        .offset = c->offset_redundant};
+        uboot_read_copy(c, &copies[0], redundant, buf);
+        if (!redundant)
+                return 1;
+        uboot_read_copy(c, &copies[1], redundant, buf);
+        return 2;
+}
+
+static int uboot_current(const struct uboot_copy copies[2], int n) {
+        if (n == 1)
+                return copies[0].status == 0 ? 0 : -EBADMSG;
+        const bool valid[2] = {copies[0].status == 0, copies[1].status == 0};
+        const uint8_t flags[2] = {copies[0].flags, copies[1].flags};
+        return ubootenv_select_copy(valid, flags);
+}
+
+static void log_copy_problem(int level, const struct uboot_copy *copy, size_t size) {
+        log_full_errno(level, copy->status,
+                       "U-Boot env %s (offset 0x%" PRIx64 ", %zu bytes): %s", copy->path,
+                       copy->offset, size, copy->reason ? copy->reason : "bad");
+}
+
+int bootenv_uboot_load(const struct bootenv_config *c, struct env_vars *ret) {
+        struct uboot_copy copies[2];
+        int n = uboot_read_copies(c, copies);
+        if (n < 0)
+                return n;
+
+        int cur = uboot_current(copies, n);
+        if (cur < 0) {
+                int r = -ENOENT; /* unless some copy exists: then its error */
+                for (int i = 0; i < n; i++) {
+                        log_copy_problem(LOG_ERR, &copies[i], c->size);
+                        if (r == -ENOENT)
+                                r = copies[i].status;
+                }
+                uboot_copies_clear(copies);
+                return r;
+        }
+        if (n == 2 && copies[1 - cur].status < 0)
+                log_copy_problem(LOG_WARNING, &copies[1 - cur], c->size);
+
+        *ret = copies[cur].vars;
+        copies[cur].vars = (struct env_vars){};
+        uboot_copies_clear(copies);
+        return 0;
+}
+
+/* Write one copy: a whole regular file is replaced atomically, anything else (a region
+ * of a disk image, a block device) is written in place and fsynced. */
+static int write_region(const char *path, uint64_t offset, const uint8_t *buf, size_t size) {
+        struct stat st;
+        if (stat(path, &st) < 0) {
+                if (errno != ENOENT || offset != 0)
+                        return negative_errno();
+                return write_file_durable(path, buf, size, 0644);
+        }
+        if (S_ISREG(st.st_mode) && offset == 0 && (size_t) st.st_size == size)
+                return write_file_durable(path, buf, size, st.st_mode & 07777);
+
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        if (lseek(fd, (off_t) offset, SEEK_SET) < 0)
+                return negative_errno();
+        int r = write_all(fd, buf, size);
+        if (r < 0)
+                return r;
+        if (fsync(fd) < 0)
+                return negative_errno();
+        int cfd = TAKE_FD(fd);
+        if (close(cfd) < 0)
+                return negative_errno();
+        return 0;
+}
+
+static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_copy *copy,
+                            const struct env_vars *vars, uint8_t flags) {
+        bool redundant = c->path_redundant != NULL;
+        _cleanup_free_ uint8_t *buf = malloc(c->size);
+        _cleanup_free_ uint8_t *back = malloc(c->size);
+        if (!buf || !back)
+                return -ENOMEM;
+
+        int r = ubootenv_format(vars, c->size, redundant, flags, buf);
+        if (r == -ENOSPC)
+                return log_error_errno(r, "U-Boot env %s: the variables do not fit in %zu "
+                                       "bytes", copy->path, c->size);
+        if (r < 0)
+                return log_error_errno(r, "U-Boot env %s: cannot format the variables",
+                                       copy->path);
+
+        r = write_region(copy->path, copy->offset, buf, c->size);
+        if (r < 0)
+                return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): write failed",
+                                       copy->path, copy->offset);
+        r = bootenv_read_region(copy->path, copy->offset, c->size, back);
+        if (r < 0)
+                return log_error_errno(r, "U-Boot env %s: reading back failed", copy->path);
+        if (memcmp(buf, back, c->size) != 0)
+                return log_error_errno(-EIO, "U-Boot env %s: read back differs from what was "
+                                       "written", copy->path);
+        return 0;
+}
+
+int bootenv_uboot_store(const struct bootenv_config *c, const struct env_vars *vars) {
+        struct uboot_copy copies[2];
+        int n = uboot_read_copies(c, copies);
+        if (n < 0)
+                return n;
+        int cur = uboot_current(copies, n);
+        uint8_t cur_flags = cur >= 0 ? copies[cur].flags : 0;
+        uboot_copies_clear(copies);
+
+        int r;
+        if (n == 1)
+                return uboot_write_copy(c, &copies[0], vars, 0);
+
+        if (cur < 0) {
+                /* Nothing valid to protect: write both, so both exist at full size
+                 * (fw_printenv refuses a missing or short copy), copy 1 current. */
+                r = uboot_write_copy(c, &copies[0], vars, 0);
+                if (r < 0)
+                        return r;
+                r = uboot_write_copy(c, &copies[1], vars, 1);
+                if (r < 0)
+                        return r;
+                cur = 0; /* so the check below expects copy 1 */
+        } else {
+                /* Only the copy not in use; flags wrap 255 -> 0, which readers expect. */
+                r = uboot_write_copy(c, &copies[1 - cur], vars, (uint8_t) (cur_flags + 1));
+                if (r < 0)
+                        return r;
+        }
+
+        /* The copy just written must be the one U-Boot picks at the next boot. */
+        n = uboot_read_copies(c, copies);
+        if (n < 0)
+                return n;
+        int now = uboot_current(copies, n);
+        uboot_copies_clear(copies);
+        if (now != 1 - cur)
+                return log_error_errno(-EIO, "U-Boot env %s: after the write, copy %d is not "
+                                       "the one in use", c->path, 2 - cur);
+        return 0;
+}
