@@ -7,6 +7,7 @@ build_pkgs=(build-essential autoconf automake libtool pkg-config
             libmbedtls-dev libcmocka-dev libseccomp-dev)
 test_pkgs=(jq python3 procps systemd grub-common libubootenv-tool)
 packaging_pkgs=(debhelper dpkg-dev debootstrap lintian fakeroot)
+fuzz_pkgs=(clang libclang-rt-dev)
 run_pkgs=(procps)
 bench_pkgs=(bubblewrap bc)
 
@@ -18,7 +19,8 @@ for what in "$@"; do
         run) want+=("${run_pkgs[@]}") ;;
         bench) want+=("${bench_pkgs[@]}") ;;
         packaging) want+=("${packaging_pkgs[@]}") ;;
-        *) echo "deps.sh: unknown set '$what' (build, test, run, bench, packaging)" >&2; exit 2 ;;
+        fuzz) want+=("${fuzz_pkgs[@]}") ;;
+        *) echo "deps.sh: unknown set '$what' (build, test, run, bench, packaging, fuzz)" >&2; exit 2 ;;
         esac
 done
 

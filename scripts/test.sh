@@ -52,6 +52,18 @@ status=0
 run_suite "plain build" "$top/_build/plain" || status=1
 run_suite "sanitizer build (ASan+UBSan)" "$top/_build/asan" --enable-sanitizers || status=1
 
+# Every parser of outside input under libFuzzer for a bounded time (docs/fuzzing.md).
+if [ $status -eq 0 ] && [ "${ORBIT_SKIP_FUZZ:-0}" != 1 ]; then
+        scripts/deps.sh fuzz
+        echo "==> fuzz: make fuzz, then each harness for ${FUZZ_SECONDS:-10}s"
+        if (cd "$top/_build/plain" && make -s -j"$jobs" fuzz && make -s fuzz-run FUZZ_SECONDS="${FUZZ_SECONDS:-10}"); then
+                echo "==> fuzz: no finding"
+        else
+                echo "==> fuzz FAILED"
+                status=1
+        fi
+fi
+
 if [ $status -eq 0 ] && [ "${ORBIT_SKIP_DISTCHECK:-0}" != 1 ]; then
         echo "==> make distcheck"
         (cd "$top/_build/plain" && make -s distcheck >distcheck.out 2>&1) || {
