@@ -5,7 +5,7 @@ set -euo pipefail
 build_pkgs=(build-essential autoconf automake libtool pkg-config
             libsystemd-dev libcurl4-openssl-dev libjansson-dev libarchive-dev
             libmbedtls-dev libcmocka-dev libseccomp-dev)
-test_pkgs=(jq python3 procps systemd grub-common libubootenv-tool)
+test_pkgs=(jq python3 procps systemd grub-common libubootenv-tool openssl tar gzip)
 packaging_pkgs=(debhelper dpkg-dev debootstrap lintian fakeroot)
 fuzz_pkgs=(clang libclang-rt-dev)
 run_pkgs=(procps)

@@ -1,0 +1,433 @@
+/* orbit-bundle: the ground tool that makes keys and builds, signs, verifies and inspects bundles.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "bundle.h"
+#include "fileio.h"
+#include "macro.h"
+#include "manifest.h"
+#include "sha256.h"
+#include "signature.h"
+
+#define EXIT_REFUSED 1
+#define EXIT_USAGE 2
+
+static void help(void) {
+        printf("Usage: orbit-bundle COMMAND [OPTIONS]\n"
+               "\n"
+               "Commands:\n"
+               "  keygen --key FILE --cert FILE [--ca] [--subject DN]\n"
+               "         [--issuer-key FILE --issuer-cert FILE] [--days N] [--not-before TIME]\n"
+               "      make a P-256 key and a certificate: a self-signed CA with --ca, else a "
+               "signer\n"
+               "      (issued by --issuer-key/--issuer-cert, or self-signed without them)\n"
+               "  create --manifest-template FILE --image CLASS=FILE... --key FILE --cert FILE\n"
+               "         [--chunk-size BYTES] -o BUNDLE\n"
+               "      hash the images, write and sign the manifest, write the bundle\n"
+               "  verify --keyring DIR [--hardware NAME] [--min-security-version N] [--now TIME] "
+               "BUNDLE\n"
+               "      check signature, chain, policy and every chunk; exit 0 if valid, 1 if "
+               "refused\n"
+               "  info [--json] BUNDLE\n"
+               "      show the manifest summary (NOT verified)\n"
+               "\n"
+               "CLASS is rootfs or model:<name>. TIME is @EPOCH, YYYYMMDDhhmmss or YYYY-MM-DD "
+               "(UTC).\n"
+               "Keys and certificates made by openssl (EC P-256, PEM) work as well.\n");
+}
+
+static int usage_error(const char *fmt, ...) _printf_(1, 2);
+static int usage_error(const char *fmt, ...) {
+        va_list ap;
+        fprintf(stderr, "orbit-bundle: ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry 'orbit-bundle --help'.\n");
+        return EXIT_USAGE;
+}
+
+static int parse_time(const char *s, time_t *ret) {
+        if (s[0] == '@') {
+                char *end;
+                errno = 0;
+                long long v = strtoll(s + 1, &end, 10);
+                if (errno || *end || end == s + 1 || v < 0)
+                        return -EINVAL;
+                *ret = (time_t)v;
+                return 0;
+        }
+        static const char *const formats[] = {"%Y%m%d%H%M%S", "%Y-%m-%d"};
+        for (size_t i = 0; i < ELEMENTSOF(formats); i++) {
+                struct tm tm = {0};
+                const char *end = strptime(s, formats[i], &tm);
+                if (end && !*end) {
+                        *ret = timegm(&tm);
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
+        char *end;
+        errno = 0;
+        if (!*s || *s == '-' || *s == '+')
+                return -EINVAL;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* ---- keygen ------------------------------------------------------------------------ */
+
+static int cmd_keygen(int argc, char *argv[]) {
+        static const struct option options[] = {
+                {"key", required_argument, NULL, 'k'},
+                {"cert", required_argument, NULL, 'c'},
+                {"ca", no_argument, NULL, 'A'},
+                {"subject", required_argument, NULL, 's'},
+                {"issuer-key", required_argument, NULL, 'K'},
+                {"issuer-cert", required_argument, NULL, 'C'},
+                {"days", required_argument, NULL, 'd'},
+                {"not-before", required_argument, NULL, 'b'},
+                {},
+        };
+        struct signature_keygen_options o = {.days = 0};
+        const char *key = NULL, *cert = NULL;
+        uint64_t days = 0;
+        int c;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+                switch (c) {
+                case 'k':
+                        key = optarg;
+                        break;
+                case 'c':
+                        cert = optarg;
+                        break;
+                case 'A':
+                        o.ca = true;
+                        break;
+                case 's':
+                        o.subject = optarg;
+                        break;
+                case 'K':
+                        o.issuer_key_path = optarg;
+                        break;
+                case 'C':
+                        o.issuer_cert_path = optarg;
+                        break;
+                case 'd':
+                        if (parse_u64(optarg, 36600, &days) < 0 || days == 0)
+                                return usage_error("--days takes 1 to 36600, not '%s'", optarg);
+                        o.days = (unsigned)days;
+                        break;
+                case 'b':
+                        if (parse_time(optarg, &o.not_before) < 0)
+                                return usage_error("--not-before takes @EPOCH, YYYYMMDDhhmmss or "
+                                                   "YYYY-MM-DD, not '%s'",
+                                                   optarg);
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind != argc)
+                return usage_error("keygen: unexpected argument '%s'", argv[optind]);
+        if (!key || !cert)
+                return usage_error("keygen needs --key and --cert");
+        if (!!o.issuer_key_path != !!o.issuer_cert_path)
+                return usage_error("keygen: --issuer-key and --issuer-cert go together");
+        if (!o.subject)
+                o.subject = o.ca ? "CN=orbit bundle CA,O=orbit" : "CN=orbit bundle signer,O=orbit";
+        if (!o.days)
+                o.days = o.ca ? 3650 : 730;
+        _cleanup_free_ char *reason = NULL;
+        if (signature_keygen(&o, key, cert, &reason) < 0) {
+                fprintf(stderr, "orbit-bundle: keygen: %s\n", reason ? reason : "failed");
+                return EXIT_REFUSED;
+        }
+        printf("%s: P-256 key\n%s: %s certificate for \"%s\"\n", key, cert,
+               o.ca                ? "CA"
+               : o.issuer_key_path ? "signer"
+                                   : "self-signed signer",
+               o.subject);
+        return 0;
+}
+
+/* ---- create ------------------------------------------------------------------------ */
+
+static int cmd_create(int argc, char *argv[]) {
+        static const struct option options[] = {
+                {"manifest-template", required_argument, NULL, 't'},
+                {"image", required_argument, NULL, 'i'},
+                {"key", required_argument, NULL, 'k'},
+                {"cert", required_argument, NULL, 'c'},
+                {"chunk-size", required_argument, NULL, 'z'},
+                {"output", required_argument, NULL, 'o'},
+                {},
+        };
+        const char *template_path = NULL, *key = NULL, *cert = NULL, *output = NULL;
+        struct bundle_image_source images[MANIFEST_MAX_IMAGES];
+        size_t n_images = 0;
+        uint64_t chunk_size = MANIFEST_CHUNK_SIZE_DEFAULT;
+        int c;
+        while ((c = getopt_long(argc, argv, "o:", options, NULL)) >= 0) {
+                switch (c) {
+                case 't':
+                        template_path = optarg;
+                        break;
+                case 'k':
+                        key = optarg;
+                        break;
+                case 'c':
+                        cert = optarg;
+                        break;
+                case 'o':
+                        output = optarg;
+                        break;
+                case 'z':
+                        if (parse_u64(optarg, MANIFEST_CHUNK_SIZE_MAX, &chunk_size) < 0 ||
+                            chunk_size < MANIFEST_CHUNK_SIZE_MIN ||
+                            chunk_size % MANIFEST_CHUNK_SIZE_MIN)
+                                return usage_error("--chunk-size takes a multiple of 4096 up to 16 "
+                                                   "MiB, not '%s'",
+                                                   optarg);
+                        break;
+                case 'i': {
+                        char *eq = strchr(optarg, '=');
+                        if (!eq || eq == optarg || !eq[1])
+                                return usage_error("--image takes CLASS=FILE, not '%s'", optarg);
+                        if (n_images >= MANIFEST_MAX_IMAGES)
+                                return usage_error("at most 16 images");
+                        *eq = '\0';
+                        if (!manifest_slot_class_is_valid(optarg))
+                                return usage_error(
+                                        "'%s' is not a slot class (rootfs, model:<name>)", optarg);
+                        images[n_images++] =
+                                (struct bundle_image_source){.slot_class = optarg, .path = eq + 1};
+                        break;
+                }
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind != argc)
+                return usage_error("create: unexpected argument '%s'", argv[optind]);
+        if (!template_path || !key || !cert || !output || n_images == 0)
+                return usage_error(
+                        "create needs --manifest-template, --image, --key, --cert and -o");
+
+        _cleanup_free_ char *text = NULL, *message = NULL, *reason = NULL;
+        size_t len;
+        int r = read_file_bounded(template_path, MANIFEST_MAX_SIZE, &text, &len);
+        if (r < 0) {
+                fprintf(stderr, "orbit-bundle: %s: %s\n", template_path, strerror(-r));
+                return EXIT_REFUSED;
+        }
+        struct manifest template;
+        if (manifest_parse_text(template_path, text, len, MANIFEST_PARSE_TEMPLATE, &template,
+                                &message) < 0) {
+                fprintf(stderr, "%s\n", message ? message : "orbit-bundle: invalid template");
+                return EXIT_REFUSED;
+        }
+        r = bundle_create(output, &template, images, n_images, chunk_size, key, cert, &reason);
+        manifest_free(&template);
+        if (r < 0) {
+                fprintf(stderr, "orbit-bundle: create %s: %s\n", output,
+                        reason ? reason : strerror(-r));
+                return EXIT_REFUSED;
+        }
+        printf("%s: %zu image%s, signed\n", output, n_images, n_images == 1 ? "" : "s");
+        return 0;
+}
+
+/* ---- verify ------------------------------------------------------------------------ */
+
+static int cmd_verify(int argc, char *argv[]) {
+        static const struct option options[] = {
+                {"keyring", required_argument, NULL, 'r'},
+                {"hardware", required_argument, NULL, 'w'},
+                {"min-security-version", required_argument, NULL, 'm'},
+                {"now", required_argument, NULL, 'n'},
+                {},
+        };
+        const char *keyring_dir = NULL;
+        struct bundle_verify_options o = {.now = time(NULL)};
+        int c;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+                switch (c) {
+                case 'r':
+                        keyring_dir = optarg;
+                        break;
+                case 'w':
+                        o.hardware = optarg;
+                        break;
+                case 'm':
+                        if (parse_u64(optarg, INT64_MAX, &o.min_security_version) < 0)
+                                return usage_error("--min-security-version takes a non-negative "
+                                                   "integer, not '%s'",
+                                                   optarg);
+                        break;
+                case 'n':
+                        if (parse_time(optarg, &o.now) < 0)
+                                return usage_error("--now takes @EPOCH, YYYYMMDDhhmmss or "
+                                                   "YYYY-MM-DD, not '%s'",
+                                                   optarg);
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (!keyring_dir)
+                return usage_error("verify needs --keyring DIR");
+        if (optind + 1 != argc)
+                return usage_error("verify takes one bundle");
+        const char *path = argv[optind];
+
+        _cleanup_free_ char *reason = NULL;
+        _cleanup_keyring_ struct signature_keyring *kr = NULL;
+        if (signature_keyring_load_dir(keyring_dir, &kr, &reason) < 0) {
+                fprintf(stderr, "orbit-bundle: %s\n", reason ? reason : "cannot load the keyring");
+                return EXIT_REFUSED;
+        }
+        o.keyring = kr;
+        _cleanup_bundle_ struct bundle *b = NULL;
+        if (bundle_open(path, &o, &b, &reason) < 0 || bundle_verify_payloads(b, &reason) < 0) {
+                fprintf(stderr, "orbit-bundle: refused: %s\n", reason ? reason : "unknown reason");
+                return EXIT_REFUSED;
+        }
+        const struct manifest *m = bundle_manifest(b);
+        printf("%s: valid: %s %s (security version %" PRIu64 "), %zu image%s, signed by \"%s\"\n",
+               path, m->bundle_id, m->version, m->security_version, m->n_images,
+               m->n_images == 1 ? "" : "s", bundle_signer(b)->signer);
+        return 0;
+}
+
+/* ---- info -------------------------------------------------------------------------- */
+
+static void format_time(time_t t, char *buf, size_t size) {
+        struct tm tm;
+        if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, size, "@%lld", (long long)t);
+}
+
+static json_t *info_to_json(const struct manifest *m, const struct signature_info *s) {
+        char from[64], to[64], hex[SHA256_HEX_SIZE];
+        json_t *compatible = json_array(), *images = json_array();
+        for (size_t i = 0; compatible && i < m->n_compatible; i++)
+                json_array_append_new(compatible, json_string(m->compatible[i]));
+        for (size_t i = 0; images && i < m->n_images; i++) {
+                const struct manifest_image *img = &m->images[i];
+                sha256_to_hex(img->sha256, hex);
+                json_array_append_new(images,
+                                      json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "slot_class",
+                                                img->slot_class, "file", img->file, "size",
+                                                (json_int_t)img->size, "sha256", hex, "chunk_size",
+                                                (json_int_t)img->chunk_size, "chunks",
+                                                (json_int_t)img->n_chunks));
+        }
+        format_time(s->not_before, from, sizeof(from));
+        format_time(s->not_after, to, sizeof(to));
+        return json_pack("{s:s, s:s, s:I, s:s?, s:o?, s:o?, s:{s:s, s:s, s:s, s:s, s:I}, s:b}",
+                         "bundle_id", m->bundle_id, "version", m->version, "security_version",
+                         (json_int_t)m->security_version, "description", m->description,
+                         "compatible", compatible, "images", images, "signer", "subject", s->signer,
+                         "issuer", s->issuer, "not_before", from, "not_after", to, "certificates",
+                         (json_int_t)s->n_certificates, "verified", 0);
+}
+
+static int cmd_info(int argc, char *argv[]) {
+        static const struct option options[] = {
+                {"json", no_argument, NULL, 'j'},
+                {},
+        };
+        bool json = false;
+        int c;
+        while ((c = getopt_long(argc, argv, "j", options, NULL)) >= 0) {
+                if (c != 'j')
+                        return EXIT_USAGE;
+                json = true;
+        }
+        if (optind + 1 != argc)
+                return usage_error("info takes one bundle");
+        const char *path = argv[optind];
+        struct manifest m;
+        struct signature_info s;
+        _cleanup_free_ char *reason = NULL;
+        if (bundle_read_unverified(path, &m, &s, &reason) < 0) {
+                fprintf(stderr, "orbit-bundle: %s\n", reason ? reason : "cannot read the bundle");
+                return EXIT_REFUSED;
+        }
+        if (json) {
+                json_t *j = info_to_json(&m, &s);
+                char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+                json_decref(j);
+                manifest_free(&m);
+                if (!text) {
+                        fprintf(stderr, "orbit-bundle: out of memory\n");
+                        return EXIT_REFUSED;
+                }
+                printf("%s\n", text);
+                free(text);
+                return 0;
+        }
+        char from[64], to[64], hex[SHA256_HEX_SIZE];
+        format_time(s.not_before, from, sizeof(from));
+        format_time(s.not_after, to, sizeof(to));
+        printf("Bundle:           %s\n", m.bundle_id);
+        printf("Version:          %s\n", m.version);
+        printf("Security version: %" PRIu64 "\n", m.security_version);
+        if (m.description)
+                printf("Description:      %s\n", m.description);
+        printf("Compatible:       ");
+        for (size_t i = 0; i < m.n_compatible; i++)
+                printf("%s%s", i ? ", " : "", m.compatible[i]);
+        printf("\nSigner:           %s (issued by %s, valid %s to %s) -- NOT verified, use "
+               "'verify'\n",
+               s.signer, s.issuer, from, to);
+        for (size_t i = 0; i < m.n_images; i++) {
+                const struct manifest_image *img = &m.images[i];
+                sha256_to_hex(img->sha256, hex);
+                printf("Image %-11s %s, %" PRIu64 " bytes, %" PRIu64 " chunk%s of %" PRIu64
+                       ", sha256 %s\n",
+                       img->slot_class, img->file, img->size, img->n_chunks,
+                       img->n_chunks == 1 ? "" : "s", img->chunk_size, hex);
+        }
+        manifest_free(&m);
+        return 0;
+}
+
+int main(int argc, char *argv[]) {
+        if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h") ||
+            streq(argv[1], "help")) {
+                help();
+                return argc < 2 ? EXIT_USAGE : 0;
+        }
+        static const struct {
+                const char *name;
+                int (*run)(int argc, char *argv[]);
+        } commands[] = {
+                {"keygen", cmd_keygen},
+                {"create", cmd_create},
+                {"verify", cmd_verify},
+                {"info", cmd_info},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(argv[1], commands[i].name))
+                        return commands[i].run(argc - 1, argv + 1);
+        return usage_error("unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,834 @@
+/* Bundles on disk: a strict libarchive tar reader that verifies by chunk, and the writer. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <mbedtls/sha256.h>
+
+#include "bundle.h"
+#include "fileio.h"
+
+static int reason_set(char **ret_reason, int r, const char *fmt, ...) _printf_(3, 4);
+static int reason_set(char **ret_reason, int r, const char *fmt, ...) {
+        if (!ret_reason)
+                return r;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(ret_reason, fmt, ap) < 0)
+                *ret_reason = NULL;
+        va_end(ap);
+        return r;
+}
+
+/* ---- reading ----------------------------------------------------------------------- */
+
+struct bundle {
+        int fd;
+        bool own_fd;
+        char *name;
+        struct archive *archive;
+        uint8_t *read_buf;
+        bool first_block_seen;
+        const char *compression; /* set when the input turned out to be compressed */
+        int read_errno;
+
+        struct manifest manifest;
+        struct signature_info signer;
+
+        /* streaming state */
+        size_t image;        /* current image */
+        bool member_open;    /* its tar header has been read and checked */
+        uint64_t next_chunk; /* next chunk of the current image */
+        mbedtls_sha256_context image_hash;
+        uint8_t *chunk_buf;
+        bool finished;
+        int failed; /* the first error, sticky */
+};
+
+static const struct {
+        const char *name;
+        const uint8_t magic[6];
+        size_t len;
+} compression_magics[] = {
+        {"gzip", {0x1f, 0x8b}, 2},
+        {"compress", {0x1f, 0x9d}, 2},
+        {"bzip2", {'B', 'Z', 'h'}, 3},
+        {"xz", {0xfd, '7', 'z', 'X', 'Z', 0x00}, 6},
+        {"zstd", {0x28, 0xb5, 0x2f, 0xfd}, 4},
+        {"lz4", {0x04, 0x22, 0x4d, 0x18}, 4},
+        {"lzma", {0x5d, 0x00, 0x00}, 3},
+        {"lzip", {'L', 'Z', 'I', 'P'}, 4},
+};
+
+static const char *sniff_compression(const uint8_t *p, size_t n) {
+        for (size_t i = 0; i < ELEMENTSOF(compression_magics); i++)
+                if (n >= compression_magics[i].len &&
+                    memcmp(p, compression_magics[i].magic, compression_magics[i].len) == 0)
+                        return compression_magics[i].name;
+        return NULL;
+}
+
+/* libarchive's read callback: our own, so compressed input is refused before any filter. */
+static la_ssize_t read_callback(struct archive *a, void *userdata, const void **buffer) {
+        struct bundle *b = userdata;
+        ssize_t n;
+        do
+                n = read(b->fd, b->read_buf, BUNDLE_READ_BLOCK);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) {
+                b->read_errno = errno;
+                archive_set_error(a, errno, "read failed");
+                return -1;
+        }
+        if (!b->first_block_seen) {
+                b->first_block_seen = true;
+                b->compression = sniff_compression(b->read_buf, (size_t)n);
+                if (b->compression) {
+                        archive_set_error(a, ENOTSUP, "compressed");
+                        return -1;
+                }
+        }
+        *buffer = b->read_buf;
+        return n;
+}
+
+/* Describe what libarchive says went wrong, distinguishing the cases we set ourselves. */
+static int archive_failure(struct bundle *b, char **ret_reason, const char *what) {
+        if (b->compression)
+                return reason_set(ret_reason, -ENOTSUP,
+                                  "%s: compressed (%s) bundle refused without decompressing: "
+                                  "bundles are plain tar",
+                                  b->name, b->compression);
+        if (b->read_errno)
+                return reason_set(ret_reason, -b->read_errno, "%s: %s: %s", b->name, what,
+                                  strerror(b->read_errno));
+        const char *msg = archive_error_string(b->archive);
+        return reason_set(ret_reason, -EBADMSG, "%s: truncated or damaged tar while %s: %s",
+                          b->name, what, msg ? msg : "unknown error");
+}
+
+static bool path_is_unsafe(const char *p) {
+        if (p[0] == '/')
+                return true;
+        for (const char *c = p; *c;) {
+                const char *e = strchrnul(c, '/');
+                if (e - c == 2 && c[0] == '.' && c[1] == '.')
+                        return true;
+                c = *e ? e + 1 : e;
+        }
+        return false;
+}
+
+static const char *filetype_name(mode_t t) {
+        switch (t) {
+        case AE_IFLNK:
+                return "a symbolic link";
+        case AE_IFDIR:
+                return "a directory";
+        case AE_IFCHR:
+                return "a character device";
+        case AE_IFBLK:
+                return "a block device";
+        case AE_IFIFO:
+                return "a FIFO";
+        case AE_IFSOCK:
+                return "a socket";
+        default:
+                return "not a regular file";
+        }
+}
+
+/*
+ * Check the member just read: a regular file named exactly expected, of exactly
+ * expected_size bytes (or at most max_size when expected_size is UINT64_MAX).
+ */
+static int check_member(struct bundle *b, struct archive_entry *e, const char *expected,
+                        uint64_t expected_size, uint64_t max_size, char **ret_reason) {
+        const char *name = archive_entry_pathname(e);
+        if (!name || !*name)
+                return reason_set(ret_reason, -EBADMSG, "%s: member without a name (expected %s)",
+                                  b->name, expected);
+        if (path_is_unsafe(name))
+                return reason_set(ret_reason, -EBADMSG,
+                                  "%s: member \"%s\" has an unsafe path (absolute or ..)", b->name,
+                                  name);
+        if (archive_entry_hardlink(e))
+                return reason_set(ret_reason, -EBADMSG,
+                                  "%s: member \"%s\" is a hard link to \"%s\"", b->name, name,
+                                  archive_entry_hardlink(e));
+        if (archive_entry_filetype(e) != AE_IFREG) {
+                const char *target = archive_entry_symlink(e);
+                return reason_set(ret_reason, -EBADMSG,
+                                  "%s: member \"%s\" is %s%s%s%s, only regular files are allowed",
+                                  b->name, name, filetype_name(archive_entry_filetype(e)),
+                                  target ? " to \"" : "", target ? target : "", target ? "\"" : "");
+        }
+        if (archive_entry_sparse_reset(e) > 0)
+                return reason_set(ret_reason, -EBADMSG, "%s: member \"%s\" is a sparse file",
+                                  b->name, name);
+        if (!streq(name, expected)) {
+                bool known =
+                        streq(name, MANIFEST_MEMBER_NAME) || streq(name, SIGNATURE_MEMBER_NAME);
+                for (size_t i = 0; !known && i < b->manifest.n_images; i++)
+                        known = streq(name, b->manifest.images[i].file);
+                return reason_set(ret_reason, -EBADMSG,
+                                  "%s: %s: expected member \"%s\", found \"%s\"", b->name,
+                                  known ? "members out of order" : "unexpected member", expected,
+                                  name);
+        }
+        if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
+                return reason_set(ret_reason, -EBADMSG, "%s: member \"%s\" has no size", b->name,
+                                  name);
+        uint64_t size = (uint64_t)archive_entry_size(e);
+        if (expected_size != UINT64_MAX && size != expected_size)
+                return reason_set(ret_reason, -EBADMSG,
+                                  "%s: member \"%s\" is %" PRIu64
+                                  " bytes, the manifest says %" PRIu64,
+                                  b->name, name, size, expected_size);
+        if (expected_size == UINT64_MAX && size > max_size)
+                return reason_set(ret_reason, -EBADMSG,
+                                  "%s: member \"%s\" is %" PRIu64 " bytes, more than the %" PRIu64
+                                  " allowed",
+                                  b->name, name, size, max_size);
+        return 0;
+}
+
+static int next_header(struct bundle *b, struct archive_entry **e, const char *expected,
+                       char **ret_reason) {
+        int r = archive_read_next_header(b->archive, e);
+        if (r == ARCHIVE_OK)
+                return 0;
+        if (r == ARCHIVE_EOF)
+                return reason_set(ret_reason, -EBADMSG,
+                                  "%s: truncated: the archive ends before member \"%s\"", b->name,
+                                  expected);
+        char what[256];
+        snprintf(what, sizeof(what), "reading the header of \"%s\"", expected);
+        return archive_failure(b, ret_reason, what);
+}
+
+/* Read exactly len bytes of the current member's data. */
+static int read_exactly(struct bundle *b, void *buf, size_t len, const char *member,
+                        char **ret_reason) {
+        size_t got = 0;
+        while (got < len) {
+                la_ssize_t n = archive_read_data(b->archive, (uint8_t *)buf + got, len - got);
+                if (n < 0) {
+                        char what[256];
+                        snprintf(what, sizeof(what), "reading \"%s\"", member);
+                        return archive_failure(b, ret_reason, what);
+                }
+                if (n == 0)
+                        return reason_set(ret_reason, -EBADMSG,
+                                          "%s: truncated: member \"%s\" ends early", b->name,
+                                          member);
+                got += (size_t)n;
+        }
+        return 0;
+}
+
+/* Read a whole small member into a NUL-terminated heap buffer. */
+static int read_small_member(struct bundle *b, const char *expected, uint64_t max_size,
+                             char **ret_data, size_t *ret_len, char **ret_reason) {
+        struct archive_entry *e;
+        int r = next_header(b, &e, expected, ret_reason);
+        if (r < 0)
+                return r;
+        r = check_member(b, e, expected, UINT64_MAX, max_size, ret_reason);
+        if (r < 0)
+                return r;
+        size_t len = (size_t)archive_entry_size(e);
+        char *data = malloc(len + 1);
+        if (!data)
+                return -ENOMEM;
+        r = read_exactly(b, data, len, expected, ret_reason);
+        if (r < 0) {
+                free(data);
+                return r;
+        }
+        data[len] = '\0';
+        *ret_data = data;
+        *ret_len = len;
+        return 0;
+}
+
+void bundle_close(struct bundle *b) {
+        if (!b)
+                return;
+        if (b->archive)
+                archive_read_free(b->archive);
+        if (b->own_fd && b->fd >= 0)
+                (void)close(b->fd);
+        mbedtls_sha256_free(&b->image_hash);
+        manifest_free(&b->manifest);
+        free(b->read_buf);
+        free(b->chunk_buf);
+        free(b->name);
+        free(b);
+}
+
+/* Open the tar, read and return manifest.json and manifest.sig (nothing verified yet). */
+static int bundle_start(int fd, const char *name, struct bundle **ret, char **ret_manifest,
+                        size_t *ret_manifest_len, char **ret_sig, size_t *ret_sig_len,
+                        char **ret_reason) {
+        struct bundle *b = calloc(1, sizeof(*b));
+        if (!b)
+                return -ENOMEM;
+        b->fd = fd;
+        mbedtls_sha256_init(&b->image_hash);
+        b->name = strdup(name);
+        b->read_buf = malloc(BUNDLE_READ_BLOCK);
+        b->archive = archive_read_new();
+        if (!b->name || !b->read_buf || !b->archive) {
+                bundle_close(b);
+                return -ENOMEM;
+        }
+        /* tar only, no decompression filters: nothing can expand beyond the file itself. */
+        if (archive_read_support_format_tar(b->archive) != ARCHIVE_OK ||
+            archive_read_support_filter_none(b->archive) != ARCHIVE_OK) {
+                bundle_close(b);
+                return -ENOMEM;
+        }
+        if (archive_read_open(b->archive, b, NULL, read_callback, NULL) != ARCHIVE_OK) {
+                int r = archive_failure(b, ret_reason, "opening");
+                bundle_close(b);
+                return r;
+        }
+        char *manifest = NULL, *sig = NULL;
+        size_t manifest_len = 0, sig_len = 0;
+        int r = read_small_member(b, MANIFEST_MEMBER_NAME, MANIFEST_MAX_SIZE, &manifest,
+                                  &manifest_len, ret_reason);
+        if (r >= 0 && (archive_filter_count(b->archive) != 1 ||
+                       archive_filter_code(b->archive, 0) != ARCHIVE_FILTER_NONE))
+                r = reason_set(ret_reason, -ENOTSUP, "%s: compressed bundles are refused", name);
+        if (r >= 0)
+                r = read_small_member(b, SIGNATURE_MEMBER_NAME, SIGNATURE_MAX_SIZE, &sig, &sig_len,
+                                      ret_reason);
+        if (r < 0) {
+                free(manifest);
+                bundle_close(b);
+                return r;
+        }
+        *ret = b;
+        *ret_manifest = manifest;
+        *ret_manifest_len = manifest_len;
+        *ret_sig = sig;
+        *ret_sig_len = sig_len;
+        return 0;
+}
+
+int bundle_open_fd(int fd, const char *name, const struct bundle_verify_options *o,
+                   struct bundle **ret, char **ret_reason) {
+        struct bundle *b;
+        _cleanup_free_ char *manifest_text = NULL, *sig = NULL, *message = NULL, *why = NULL;
+        size_t manifest_len, sig_len;
+        int r = bundle_start(fd, name, &b, &manifest_text, &manifest_len, &sig, &sig_len,
+                             ret_reason);
+        if (r < 0)
+                return r;
+
+        r = signature_verify(manifest_text, manifest_len, sig, sig_len, o->keyring, o->now,
+                             &b->signer, &why);
+        if (r < 0) {
+                r = reason_set(ret_reason, r, "%s: signature: %s", name, why ? why : "refused");
+                goto fail;
+        }
+        r = manifest_parse_text(MANIFEST_MEMBER_NAME, manifest_text, manifest_len, 0, &b->manifest,
+                                &message);
+        if (r < 0) {
+                /* Signed but malformed: the signer's tooling is broken; say where. */
+                r = reason_set(ret_reason, -EBADMSG, "%s: invalid manifest:\n%s", name,
+                               message ? message : "?");
+                goto fail;
+        }
+        r = manifest_check_policy(&b->manifest, o->hardware, o->min_security_version, &why);
+        if (r < 0) {
+                r = reason_set(ret_reason, r, "%s: %s", name, why ? why : "refused by policy");
+                goto fail;
+        }
+        uint64_t max_chunk = 0;
+        for (size_t i = 0; i < b->manifest.n_images; i++)
+                if (b->manifest.images[i].chunk_size > max_chunk)
+                        max_chunk = b->manifest.images[i].chunk_size;
+        b->chunk_buf = malloc(max_chunk);
+        if (!b->chunk_buf) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        *ret = b;
+        return 0;
+fail:
+        bundle_close(b);
+        return r;
+}
+
+int bundle_open(const char *path, const struct bundle_verify_options *o, struct bundle **ret,
+                char **ret_reason) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                int r = negative_errno();
+                return reason_set(ret_reason, r, "%s: %s", path, strerror(-r));
+        }
+        struct bundle *b;
+        int r = bundle_open_fd(fd, path, o, &b, ret_reason);
+        if (r < 0) {
+                (void)close(fd);
+                return r;
+        }
+        b->own_fd = true;
+        *ret = b;
+        return 0;
+}
+
+const struct manifest *bundle_manifest(const struct bundle *b) {
+        return &b->manifest;
+}
+
+const struct signature_info *bundle_signer(const struct bundle *b) {
+        return &b->signer;
+}
+
+/* Finish the current image: its whole hash must match. */
+static int finish_image(struct bundle *b, const struct manifest_image *img, char **ret_reason) {
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        (void)mbedtls_sha256_finish_ret(&b->image_hash, digest);
+        if (memcmp(digest, img->sha256, SHA256_DIGEST_SIZE) != 0)
+                return reason_set(ret_reason, -EBADMSG,
+                                  "%s: image %zu (%s, %s): the whole-image SHA-256 does not match "
+                                  "the manifest",
+                                  b->name, b->image, img->slot_class, img->file);
+        b->image++;
+        b->member_open = false;
+        return 0;
+}
+
+static int next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_reason) {
+        int r;
+        for (;;) {
+                if (b->image >= b->manifest.n_images) {
+                        struct archive_entry *e;
+                        r = archive_read_next_header(b->archive, &e);
+                        if (r == ARCHIVE_EOF) {
+                                b->finished = true;
+                                return 0;
+                        }
+                        if (r != ARCHIVE_OK)
+                                return archive_failure(b, ret_reason,
+                                                       "reading past the last image");
+                        return reason_set(
+                                ret_reason, -EBADMSG,
+                                "%s: unexpected member \"%s\" after the last image", b->name,
+                                archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
+                }
+                const struct manifest_image *img = &b->manifest.images[b->image];
+                if (!b->member_open) {
+                        struct archive_entry *e;
+                        r = next_header(b, &e, img->file, ret_reason);
+                        if (r < 0)
+                                return r;
+                        r = check_member(b, e, img->file, img->size, 0, ret_reason);
+                        if (r < 0)
+                                return r;
+                        b->member_open = true;
+                        b->next_chunk = 0;
+                        (void)mbedtls_sha256_starts_ret(&b->image_hash, 0);
+                }
+                if (b->next_chunk >= img->n_chunks) {
+                        /* only for empty images: chunks finish their image themselves */
+                        r = finish_image(b, img, ret_reason);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                uint64_t index = b->next_chunk;
+                size_t len = manifest_chunk_length(img, index);
+                r = read_exactly(b, b->chunk_buf, len, img->file, ret_reason);
+                if (r < 0)
+                        return r;
+                if (manifest_check_chunk(img, index, b->chunk_buf, len) < 0)
+                        return reason_set(
+                                ret_reason, -EBADMSG,
+                                "%s: image %zu (%s, %s): chunk %" PRIu64 " (bytes %" PRIu64
+                                "-%" PRIu64 ") does not match its SHA-256 in the manifest",
+                                b->name, b->image, img->slot_class, img->file, index,
+                                index * img->chunk_size, index * img->chunk_size + len - 1);
+                (void)mbedtls_sha256_update_ret(&b->image_hash, b->chunk_buf, len);
+                b->next_chunk++;
+                *ret = (struct bundle_chunk){
+                        .image = b->image,
+                        .index = index,
+                        .offset = index * img->chunk_size,
+                        .data = b->chunk_buf,
+                        .len = len,
+                        .last_in_image = b->next_chunk == img->n_chunks,
+                };
+                if (ret->last_in_image) {
+                        r = finish_image(b, img, ret_reason);
+                        if (r < 0)
+                                return r;
+                }
+                return 1;
+        }
+}
+
+int bundle_next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_reason) {
+        if (b->failed)
+                return reason_set(ret_reason, b->failed, "%s: already refused", b->name);
+        if (b->finished)
+                return 0;
+        int r = next_chunk(b, ret, ret_reason);
+        if (r < 0)
+                b->failed = r;
+        return r;
+}
+
+int bundle_verify_payloads(struct bundle *b, char **ret_reason) {
+        struct bundle_chunk c;
+        int r;
+        while ((r = bundle_next_chunk(b, &c, ret_reason)) > 0)
+                ;
+        return r;
+}
+
+int bundle_read_unverified(const char *path, struct manifest *ret_manifest,
+                           struct signature_info *ret_signer, char **ret_reason) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                int r = negative_errno();
+                return reason_set(ret_reason, r, "%s: %s", path, strerror(-r));
+        }
+        struct bundle *b = NULL;
+        _cleanup_free_ char *manifest_text = NULL, *sig = NULL, *message = NULL, *why = NULL;
+        size_t manifest_len, sig_len;
+        int r = bundle_start(fd, path, &b, &manifest_text, &manifest_len, &sig, &sig_len,
+                             ret_reason);
+        if (r >= 0) {
+                r = manifest_parse_text(MANIFEST_MEMBER_NAME, manifest_text, manifest_len, 0,
+                                        ret_manifest, &message);
+                if (r < 0)
+                        r = reason_set(ret_reason, -EBADMSG, "%s: invalid manifest:\n%s", path,
+                                       message ? message : "?");
+        }
+        if (r >= 0 && ret_signer) {
+                r = signature_describe(sig, sig_len, ret_signer, &why);
+                if (r < 0) {
+                        manifest_free(ret_manifest);
+                        r = reason_set(ret_reason, r, "%s: %s", path,
+                                       why ? why : "bad signature file");
+                }
+        }
+        bundle_close(b);
+        (void)close(fd);
+        return r;
+}
+
+/* ---- writing ----------------------------------------------------------------------- */
+
+static int image_file_name(const char *slot_class, char **ret) {
+        char *name;
+        if (streq(slot_class, "rootfs"))
+                name = strdup("rootfs.img");
+        else if (strncmp(slot_class, "model:", 6) == 0) {
+                if (asprintf(&name, "model-%s.img", slot_class + 6) < 0)
+                        name = NULL;
+        } else
+                return -EINVAL;
+        if (!name)
+                return -ENOMEM;
+        if (!manifest_file_name_is_valid(name)) {
+                free(name);
+                return -EINVAL;
+        }
+        *ret = name;
+        return 0;
+}
+
+/* Read up to len bytes; fewer only at end of file. */
+static ssize_t read_full(int fd, void *buf, size_t len) {
+        size_t got = 0;
+        while (got < len) {
+                ssize_t n = read(fd, (uint8_t *)buf + got, len - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return negative_errno();
+                if (n == 0)
+                        break;
+                got += (size_t)n;
+        }
+        return (ssize_t)got;
+}
+
+int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_size,
+                      struct manifest_image *ret, char **ret_reason) {
+        if (!manifest_slot_class_is_valid(slot_class))
+                return reason_set(ret_reason, -EINVAL,
+                                  "\"%s\" is not a slot class (rootfs, model:<name>)", slot_class);
+        if (chunk_size < MANIFEST_CHUNK_SIZE_MIN || chunk_size > MANIFEST_CHUNK_SIZE_MAX ||
+            chunk_size % MANIFEST_CHUNK_SIZE_MIN)
+                return reason_set(ret_reason, -EINVAL,
+                                  "chunk size must be a multiple of %d between %d and %d",
+                                  MANIFEST_CHUNK_SIZE_MIN, MANIFEST_CHUNK_SIZE_MIN,
+                                  MANIFEST_CHUNK_SIZE_MAX);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                int r = negative_errno();
+                return reason_set(ret_reason, r, "%s: %s", path, strerror(-r));
+        }
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+                return reason_set(ret_reason, -EINVAL, "%s: not a regular file or block device",
+                                  path);
+
+        struct manifest_image img = {.chunk_size = chunk_size};
+        int r = image_file_name(slot_class, &img.file);
+        if (r < 0)
+                return reason_set(ret_reason, r, "\"%s\": cannot make a member name from it",
+                                  slot_class);
+        img.slot_class = strdup(slot_class);
+        _cleanup_free_ uint8_t *buf = malloc(chunk_size);
+        size_t capacity = 0;
+        if (!img.slot_class || !buf) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        mbedtls_sha256_context whole;
+        mbedtls_sha256_init(&whole);
+        (void)mbedtls_sha256_starts_ret(&whole, 0);
+        for (;;) {
+                ssize_t n = read_full(fd, buf, chunk_size);
+                if (n < 0) {
+                        r = reason_set(ret_reason, (int)n, "%s: %s", path, strerror((int)-n));
+                        break;
+                }
+                if (n == 0)
+                        break;
+                if (img.n_chunks >= MANIFEST_MAX_CHUNKS) {
+                        r = reason_set(ret_reason, -EFBIG,
+                                       "%s: more than %d chunks; use a larger chunk size", path,
+                                       MANIFEST_MAX_CHUNKS);
+                        break;
+                }
+                if (img.n_chunks == capacity) {
+                        size_t c = capacity ? capacity * 2 : 64;
+                        void *p = realloc(img.chunks, c * SHA256_DIGEST_SIZE);
+                        if (!p) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        img.chunks = p;
+                        capacity = c;
+                }
+                sha256_buffer(buf, (size_t)n, img.chunks[img.n_chunks++]);
+                (void)mbedtls_sha256_update_ret(&whole, buf, (size_t)n);
+                img.size += (uint64_t)n;
+                if ((uint64_t)n < chunk_size)
+                        break;
+        }
+        (void)mbedtls_sha256_finish_ret(&whole, img.sha256);
+        mbedtls_sha256_free(&whole);
+        if (r < 0)
+                goto fail;
+        *ret = img;
+        return 0;
+fail:
+        free(img.slot_class);
+        free(img.file);
+        free(img.chunks);
+        return r;
+}
+
+static int write_member_header(struct archive *a, const char *name, uint64_t size) {
+        struct archive_entry *e = archive_entry_new();
+        if (!e)
+                return -ENOMEM;
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, (la_int64_t)size);
+        archive_entry_set_mtime(e, 0, 0); /* reproducible */
+        int r = archive_write_header(a, e);
+        archive_entry_free(e);
+        return r == ARCHIVE_OK ? 0 : -EIO;
+}
+
+static int write_data(struct archive *a, const void *data, size_t len) {
+        while (len > 0) {
+                la_ssize_t n = archive_write_data(a, data, len);
+                if (n <= 0)
+                        return -EIO;
+                data = (const uint8_t *)data + n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+/* Copy an image into the archive, re-hashing: it must be what the manifest says. */
+static int write_image(struct archive *a, const struct manifest_image *img, const char *path,
+                       char **ret_reason) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                int r = negative_errno();
+                return reason_set(ret_reason, r, "%s: %s", path, strerror(-r));
+        }
+        _cleanup_free_ uint8_t *buf = malloc(img->chunk_size);
+        if (!buf)
+                return -ENOMEM;
+        if (write_member_header(a, img->file, img->size) < 0)
+                return reason_set(ret_reason, -EIO, "writing the header of %s: %s", img->file,
+                                  archive_error_string(a));
+        for (uint64_t i = 0; i < img->n_chunks; i++) {
+                size_t len = manifest_chunk_length(img, i);
+                ssize_t n = read_full(fd, buf, len);
+                if (n < 0)
+                        return reason_set(ret_reason, (int)n, "%s: %s", path, strerror((int)-n));
+                if ((size_t)n != len || manifest_check_chunk(img, i, buf, len) < 0)
+                        return reason_set(ret_reason, -EAGAIN,
+                                          "%s changed while the bundle was written", path);
+                if (write_data(a, buf, len) < 0)
+                        return reason_set(ret_reason, -EIO, "writing %s: %s", img->file,
+                                          archive_error_string(a));
+        }
+        uint8_t extra;
+        if (read_full(fd, &extra, 1) != 0)
+                return reason_set(ret_reason, -EAGAIN, "%s changed while the bundle was written",
+                                  path);
+        return 0;
+}
+
+static int copy_template(const struct manifest *t, struct manifest *m) {
+        *m = (struct manifest){.format = MANIFEST_FORMAT, .security_version = t->security_version};
+        m->bundle_id = strdup(t->bundle_id);
+        m->version = strdup(t->version);
+        m->description = t->description ? strdup(t->description) : NULL;
+        m->compatible = calloc(t->n_compatible + 1, sizeof(char *));
+        if (!m->bundle_id || !m->version || (t->description && !m->description) || !m->compatible)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->n_compatible; i++) {
+                if (!(m->compatible[i] = strdup(t->compatible[i])))
+                        return -ENOMEM;
+                m->n_compatible++;
+        }
+        return 0;
+}
+
+int bundle_create(const char *output, const struct manifest *manifest_template,
+                  const struct bundle_image_source *images, size_t n_images, uint64_t chunk_size,
+                  const char *key_path, const char *cert_path, char **ret_reason) {
+        struct manifest m = {0};
+        _cleanup_free_ char *text = NULL, *sig = NULL, *tmp = NULL;
+        size_t text_len = 0, sig_len = 0;
+        struct archive *a = NULL;
+        int fd = -1;
+        int r;
+
+        if (n_images == 0 || n_images > MANIFEST_MAX_IMAGES)
+                return reason_set(ret_reason, -EINVAL, "a bundle holds 1-%d images",
+                                  MANIFEST_MAX_IMAGES);
+        r = copy_template(manifest_template, &m);
+        if (r < 0)
+                goto done;
+        m.images = calloc(n_images, sizeof(struct manifest_image));
+        if (!m.images) {
+                r = -ENOMEM;
+                goto done;
+        }
+        for (size_t i = 0; i < n_images; i++) {
+                for (size_t k = 0; k < i; k++)
+                        if (streq(images[k].slot_class, images[i].slot_class)) {
+                                r = reason_set(ret_reason, -EINVAL, "slot class %s given twice",
+                                               images[i].slot_class);
+                                goto done;
+                        }
+                r = bundle_hash_image(images[i].path, images[i].slot_class, chunk_size,
+                                      &m.images[i], ret_reason);
+                if (r < 0)
+                        goto done;
+                m.n_images++;
+        }
+        r = manifest_format(&m, &text, &text_len);
+        if (r < 0) {
+                r = reason_set(ret_reason, r, "cannot render the manifest");
+                goto done;
+        }
+        /* Our own output must pass our own parser, or no node would accept it. */
+        {
+                struct manifest check;
+                _cleanup_free_ char *message = NULL;
+                r = manifest_parse_text(MANIFEST_MEMBER_NAME, text, text_len, 0, &check, &message);
+                if (r < 0) {
+                        r = reason_set(ret_reason, -EINVAL, "generated manifest is invalid:\n%s",
+                                       message ? message : "?");
+                        goto done;
+                }
+                manifest_free(&check);
+        }
+        r = signature_sign(text, text_len, key_path, cert_path, &sig, &sig_len, ret_reason);
+        if (r < 0)
+                goto done;
+
+        if (asprintf(&tmp, "%s.tmp", output) < 0) {
+                r = -ENOMEM;
+                goto done;
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+        if (fd < 0) {
+                r = negative_errno();
+                r = reason_set(ret_reason, r, "%s: %s", tmp, strerror(-r));
+                goto done;
+        }
+        a = archive_write_new();
+        if (!a || archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+            archive_write_add_filter_none(a) != ARCHIVE_OK ||
+            archive_write_open_fd(a, fd) != ARCHIVE_OK) {
+                r = reason_set(ret_reason, -EIO, "%s: cannot start the archive", tmp);
+                goto done;
+        }
+        if (write_member_header(a, MANIFEST_MEMBER_NAME, text_len) < 0 ||
+            write_data(a, text, text_len) < 0 ||
+            write_member_header(a, SIGNATURE_MEMBER_NAME, sig_len) < 0 ||
+            write_data(a, sig, sig_len) < 0) {
+                r = reason_set(ret_reason, -EIO, "%s: %s", tmp, archive_error_string(a));
+                goto done;
+        }
+        for (size_t i = 0; i < n_images; i++) {
+                r = write_image(a, &m.images[i], images[i].path, ret_reason);
+                if (r < 0)
+                        goto done;
+        }
+        if (archive_write_close(a) != ARCHIVE_OK) {
+                r = reason_set(ret_reason, -EIO, "%s: %s", tmp, archive_error_string(a));
+                goto done;
+        }
+        if (fsync(fd) < 0 || close(TAKE_FD(fd)) < 0) {
+                r = negative_errno();
+                r = reason_set(ret_reason, r, "%s: %s", tmp, strerror(-r));
+                goto done;
+        }
+        if (rename(tmp, output) < 0) {
+                r = negative_errno();
+                r = reason_set(ret_reason, r, "rename %s to %s: %s", tmp, output, strerror(-r));
+                goto done;
+        }
+        (void)fsync_parent_dir(output);
+        r = 0;
+done:
+        if (a)
+                archive_write_free(a);
+        if (fd >= 0)
+                (void)close(fd);
+        if (r < 0 && tmp)
+                (void)unlink(tmp);
+        manifest_free(&m);
+        return r;
+}

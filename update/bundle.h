@@ -1,0 +1,111 @@
+/* Bundles: the signed tar of a manifest, its signature and the images; read securely, streamed by
+ * chunk. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "manifest.h"
+#include "signature.h"
+
+/* The bundle reader's read size; also the granularity at which compression is sniffed. */
+#define BUNDLE_READ_BLOCK (64 * 1024)
+
+struct bundle_verify_options {
+        const struct signature_keyring *keyring; /* trust anchors; required */
+        const char *hardware; /* this node's hardware name; NULL: not checked (ground tools) */
+        uint64_t min_security_version; /* bundles below it are refused (anti-rollback) */
+        time_t now;                    /* for certificate validity, or SIGNATURE_NOW_UNKNOWN */
+};
+
+/* An open bundle whose manifest is verified; its payloads are verified as they are read. */
+struct bundle;
+
+/*
+ * Open a bundle and verify everything that comes before the payloads, in this order:
+ *  1. the file is a plain tar: compressed input (gzip, xz, bzip2, zstd, lz4, lzma,
+ *     compress) is refused without decompressing a byte, so no decompression bomb;
+ *  2. the first member is manifest.json (at most MANIFEST_MAX_SIZE), the second
+ *     manifest.sig (at most SIGNATURE_MAX_SIZE); both regular files;
+ *  3. the signature over the exact manifest bytes (signature_verify);
+ *  4. the manifest parses strictly (only now: unsigned JSON is never parsed);
+ *  5. the policy: compatible hardware and anti-rollback (manifest_check_policy).
+ * Every member must be a regular file with a plain relative name; links, devices,
+ * directories, sparse files, absolute or ".." paths, members out of order, sizes that
+ * differ from the manifest and anything after the last image are refused.
+ * Returns 0 with *ret (free with bundle_close); on failure a negative errno
+ * (-EBADMSG bad or hostile content, -ENOTSUP compressed or incompatible, -EPERM
+ * rollback, -EKEYREJECTED/-EKEYEXPIRED signer) and *ret_reason (caller frees).
+ */
+int bundle_open(const char *path, const struct bundle_verify_options *o, struct bundle **ret,
+                char **ret_reason);
+
+/* As bundle_open, reading from fd (a file, a pipe, a socket); fd stays the caller's. */
+int bundle_open_fd(int fd, const char *name, const struct bundle_verify_options *o,
+                   struct bundle **ret, char **ret_reason);
+
+void bundle_close(struct bundle *b);
+static inline void bundle_closep(struct bundle **b) {
+        bundle_close(*b);
+}
+#define _cleanup_bundle_ __attribute__((cleanup(bundle_closep)))
+
+/* The verified manifest; owned by the bundle. */
+const struct manifest *bundle_manifest(const struct bundle *b);
+
+/* Who signed it (verified). */
+const struct signature_info *bundle_signer(const struct bundle *b);
+
+/* One verified chunk of one image, in bundle order. */
+struct bundle_chunk {
+        size_t image;        /* index into bundle_manifest(b)->images */
+        uint64_t index;      /* chunk number within the image */
+        uint64_t offset;     /* byte offset within the image: index * chunk_size */
+        const uint8_t *data; /* valid until the next call or bundle_close */
+        size_t len;
+        bool last_in_image; /* the whole-image hash was checked too */
+};
+
+/*
+ * Read the next chunk of the payloads. Each chunk is hashed and compared with the
+ * manifest before it is returned; the last chunk of an image is returned only after
+ * the whole image's SHA-256 matched as well. Returns 1 with *ret filled, 0 at the end
+ * (when the archive is also verified to hold nothing more), or a negative errno with
+ * *ret_reason naming the image, the chunk and what was wrong. After an error the
+ * bundle only fails: an installer must treat the whole bundle as refused.
+ */
+int bundle_next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_reason);
+
+/* Read every chunk to the end, verifying as bundle_next_chunk does. */
+int bundle_verify_payloads(struct bundle *b, char **ret_reason);
+
+/*
+ * For inspection only ("orbit-bundle info"): read the manifest and describe the signer
+ * with the same structural checks as bundle_open but WITHOUT verifying the signature
+ * or the payloads. Nothing returned here may be trusted.
+ */
+int bundle_read_unverified(const char *path, struct manifest *ret_manifest,
+                           struct signature_info *ret_signer, char **ret_reason);
+
+/*
+ * Hash one image file for a manifest: size, SHA-256, and the SHA-256 of each chunk.
+ * The member name is derived from the slot class ("rootfs.img", "model-<name>.img").
+ */
+int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_size,
+                      struct manifest_image *ret, char **ret_reason);
+
+struct bundle_image_source {
+        const char *slot_class; /* "rootfs", "model:<name>" */
+        const char *path;       /* the image file */
+};
+
+/*
+ * Build a signed bundle at output (written to a temp file, synced, renamed): the
+ * template's fields plus one hashed image entry per source, signed with key and
+ * certificate (signature_sign). A source that changes while being written fails it.
+ */
+int bundle_create(const char *output, const struct manifest *manifest_template,
+                  const struct bundle_image_source *images, size_t n_images, uint64_t chunk_size,
+                  const char *key_path, const char *cert_path, char **ret_reason);
