@@ -10,7 +10,8 @@ static const struct {
         const char *summary;
 } subsystems[] = {
         {"runtime", "disabled", "sandboxed workloads: disabled in the configuration (runtime.enabled)"},
-        {"update", "not-built", "A/B bundle install, commit and rollback: not built yet"},
+        {"update", "not-built", "A/B install, commit and rollback: not built yet (bundle verification and "
+                                "bootloader backends exist as libraries and orbit-bundle)"},
         {"health", "disabled", "thermal and power policy: disabled in the configuration (health.enabled)"},
         {"link", "not-built", "controller sync over the delay-tolerant link: not built yet"},
 };
