@@ -70,6 +70,10 @@ int statefile_decode(const char *data, size_t len, const char **ret_payload, siz
         p++;
         if (nl - p != SHA256_DIGEST_SIZE * 2)
                 return -EBADMSG;
+        /* Lower-case only, as written: then no flipped bit anywhere can go unnoticed. */
+        for (size_t i = 0; i < SHA256_DIGEST_SIZE * 2; i++)
+                if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+                        return -EBADMSG;
         char hex[SHA256_HEX_SIZE];
         memcpy(hex, p, SHA256_DIGEST_SIZE * 2);
         hex[SHA256_DIGEST_SIZE * 2] = '\0';

@@ -49,13 +49,7 @@ static void test_decode_rejects_every_single_bit_flip(void **state) {
                         const char *out;
                         size_t out_len;
                         int r = statefile_decode(enc, enc_len, &out, &out_len);
-                        if (r == 0) {
-                                /* Only a hex digit flipping case (a<->A) may still decode,
-                                 * and then to the very same payload. */
-                                assert_int_equal(out_len, strlen(payload));
-                                assert_memory_equal(out, payload, out_len);
-                        } else
-                                assert_true(r == -EBADMSG || r == -ENODATA);
+                        assert_true(r == -EBADMSG || r == -ENODATA);
                         enc[i] ^= (char) (1 << bit);
                 }
         free(enc);
