@@ -111,3 +111,6 @@ int cgroup_rmdir(const char *path);
 
 /* Fail with -EOPNOTSUPP and a clear error when the controller is missing. */
 int cgroup_require_controller(struct cgroup *cg, enum cgroup_controller c, const char *what);
+
+/* Every controller the non-zero limits need, or the error naming the first one missing. */
+int cgroup_require_limit_controllers(struct cgroup *cg, const struct cgroup_limits *l);

@@ -233,17 +233,7 @@ static int v1_apply_memory(struct cgroup *cg, uint64_t memory_max, int *skipped)
 static int v1_apply_limits(struct cgroup *cg, const struct cgroup_limits *l) {
         int r, skipped = 0;
 
-        if (l->cpu_weight > 0 &&
-            (r = cgroup_require_controller(cg, CGROUP_CONTROLLER_CPU, "set cpu_weight")) < 0)
-                return r;
-        if (l->cpu_max_percent > 0 &&
-            (r = cgroup_require_controller(cg, CGROUP_CONTROLLER_CPU, "set cpu_max")) < 0)
-                return r;
-        if (l->memory_max > 0 &&
-            (r = cgroup_require_controller(cg, CGROUP_CONTROLLER_MEMORY, "set memory_max")) < 0)
-                return r;
-        if (l->pids_max > 0 &&
-            (r = cgroup_require_controller(cg, CGROUP_CONTROLLER_PIDS, "set pids_max")) < 0)
+        if ((r = cgroup_require_limit_controllers(cg, l)) < 0)
                 return r;
 
         if (has(cg, CGROUP_CONTROLLER_CPU)) {

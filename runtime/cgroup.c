@@ -373,6 +373,23 @@ int cgroup_require_controller(struct cgroup *cg, enum cgroup_controller c, const
                                what, cg->path, cgroup_controller_name(m->version, c), m->root);
 }
 
+int cgroup_require_limit_controllers(struct cgroup *cg, const struct cgroup_limits *l) {
+        int r;
+        if (l->cpu_weight > 0 &&
+            (r = cgroup_require_controller(cg, CGROUP_CONTROLLER_CPU, "set cpu_weight")) < 0)
+                return r;
+        if (l->cpu_max_percent > 0 &&
+            (r = cgroup_require_controller(cg, CGROUP_CONTROLLER_CPU, "set cpu_max")) < 0)
+                return r;
+        if (l->memory_max > 0 &&
+            (r = cgroup_require_controller(cg, CGROUP_CONTROLLER_MEMORY, "set memory_max")) < 0)
+                return r;
+        if (l->pids_max > 0 &&
+            (r = cgroup_require_controller(cg, CGROUP_CONTROLLER_PIDS, "set pids_max")) < 0)
+                return r;
+        return 0;
+}
+
 /* ---- manager ------------------------------------------------------------------------ */
 
 static bool parent_is_valid(const char *parent) {

@@ -19,6 +19,7 @@
 #include "cgroup.h"
 #include "fileio.h"
 #include "log.h"
+#include "message.h"
 #include "runtime.h"
 #include "sandbox.h"
 #include "seccomp-policy.h"
@@ -115,17 +116,6 @@ static uint64_t now_usec(struct runtime *rt) {
         return t;
 }
 
-static int set_message(char **ret, const char *fmt, ...) _printf_(2, 3);
-static int set_message(char **ret, const char *fmt, ...) {
-        if (!ret)
-                return 0;
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret, fmt, ap) < 0)
-                *ret = NULL;
-        va_end(ap);
-        return 0;
-}
 
 static struct workload *find(struct runtime *rt, const char *name) {
         for (struct workload *w = rt->workloads; w; w = w->next)
@@ -506,7 +496,7 @@ static int start_failed(struct workload *w, char **ret_message, bool permanent, 
         workload_event(w, LOG_ERR, "start failed: %s", w->last_error);
         emit(w->rt, 2, "workload.start_failed",
              json_pack("{s:s,s:s,s:b}", "workload", w->spec.name, "reason", w->last_error, "permanent", permanent));
-        set_message(ret_message, "workload %s: %s", w->spec.name, w->last_error);
+        message_set(ret_message, 0, "workload %s: %s", w->spec.name, w->last_error);
         if (permanent)
                 w->state = WORKLOAD_FAILED;
         else if (w->want_running) {
@@ -530,7 +520,7 @@ static int workload_start(struct workload *w, char **ret_message) {
                 w->state = WORKLOAD_STOPPED;
                 snprintf(w->last_error, sizeof(w->last_error), "%s workloads are stopped by the thermal/power policy",
                          workload_priority_to_string(w->spec.priority));
-                set_message(ret_message, "workload %s not started: %s", w->spec.name, w->last_error);
+                message_set(ret_message, 0, "workload %s not started: %s", w->spec.name, w->last_error);
                 return -EBUSY;
         }
 
@@ -768,12 +758,12 @@ static int load_spec(struct runtime *rt, const char *source, const char *text, s
         if (r < 0)
                 return r;
         if (find(rt, spec.name)) {
-                set_message(ret_message, "%s: workload \"%s\" is defined twice", source, spec.name);
+                message_set(ret_message, 0, "%s: workload \"%s\" is defined twice", source, spec.name);
                 workload_spec_free(&spec);
                 return -EEXIST;
         }
         if (rt->n_workloads >= MAX_WORKLOADS) {
-                set_message(ret_message, "%s: more than %d workloads", source, MAX_WORKLOADS);
+                message_set(ret_message, 0, "%s: more than %d workloads", source, MAX_WORKLOADS);
                 workload_spec_free(&spec);
                 return -E2BIG;
         }
@@ -977,7 +967,7 @@ static int admit(struct runtime *rt, enum workload_priority p, const char *name,
         char reason[256];
         if (workload_admit(p, rt->classes, rt->best_effort_closed, reason, sizeof(reason)))
                 return 0;
-        set_message(ret_message, "workload %s not admitted: %s", name, reason);
+        message_set(ret_message, 0, "workload %s not admitted: %s", name, reason);
         return -EBUSY;
 }
 
@@ -989,7 +979,7 @@ int runtime_workload_submit(struct runtime *rt, const char *source, const char *
                 return r;
         struct workload *old = find(rt, spec.name);
         if (old && (old->have_proc || old->state == WORKLOAD_STOPPING)) {
-                set_message(ret_message, "workload %s is running: stop it before replacing its spec", spec.name);
+                message_set(ret_message, 0, "workload %s is running: stop it before replacing its spec", spec.name);
                 workload_spec_free(&spec);
                 return -EBUSY;
         }
@@ -1021,7 +1011,7 @@ int runtime_workload_submit(struct runtime *rt, const char *source, const char *
 int runtime_workload_start(struct runtime *rt, const char *name, char **ret_message) {
         struct workload *w = find(rt, name);
         if (!w)
-                return set_message(ret_message, "no workload named \"%s\"", name), -ENOENT;
+                return message_set(ret_message, 0, "no workload named \"%s\"", name), -ENOENT;
         if (!w->have_proc && w->state != WORKLOAD_STOPPING) {
                 int r = admit(rt, w->spec.priority, name, ret_message);
                 if (r < 0)
@@ -1041,7 +1031,7 @@ int runtime_workload_start(struct runtime *rt, const char *name, char **ret_mess
 int runtime_workload_stop(struct runtime *rt, const char *name, char **ret_message) {
         struct workload *w = find(rt, name);
         if (!w)
-                return set_message(ret_message, "no workload named \"%s\"", name), -ENOENT;
+                return message_set(ret_message, 0, "no workload named \"%s\"", name), -ENOENT;
         w->want_running = false;
         w->restart_after_stop = false;
         (void) workload_save(w);
@@ -1051,7 +1041,7 @@ int runtime_workload_stop(struct runtime *rt, const char *name, char **ret_messa
 int runtime_workload_restart(struct runtime *rt, const char *name, char **ret_message) {
         struct workload *w = find(rt, name);
         if (!w)
-                return set_message(ret_message, "no workload named \"%s\"", name), -ENOENT;
+                return message_set(ret_message, 0, "no workload named \"%s\"", name), -ENOENT;
         w->want_running = true;
         (void) workload_save(w);
         if (!w->have_proc)

@@ -19,6 +19,7 @@
 
 #include "fileio.h"
 #include "log.h"
+#include "message.h"
 #include "seccomp-policy.h"
 
 /* ---- errno names ------------------------------------------------------------------- */
@@ -659,33 +660,7 @@ int seccomp_policy_parse(const char *source, const char *text, size_t len,
         return 0;
 }
 
-static char *problems_to_message(const char *source, const struct json_problems *ps) {
-        struct json_ctx ctx = {.source = source};
-        size_t cap = (ps->count + 1) * 1024, n = 0;
-        char *msg = malloc(cap);
-        if (!msg)
-                return NULL;
-        msg[0] = '\0';
-        for (size_t i = 0; i < ps->count && n < cap; i++) {
-                char line[1024];
-                json_problem_format(&ctx, &ps->items[i], line, sizeof(line));
-                n += (size_t) snprintf(msg + n, cap - n, "%s%s", i ? "\n" : "", line);
-        }
-        if (ps->dropped && n < cap)
-                snprintf(msg + n, cap - n, "\n%s: %zu more problems not shown", source,
-                         ps->dropped);
-        return msg;
-}
 
-_printf_(2, 3) static void set_message(char **ret_message, const char *fmt, ...) {
-        if (!ret_message)
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret_message, fmt, ap) < 0)
-                *ret_message = NULL;
-        va_end(ap);
-}
 
 int seccomp_policy_load_file(const char *path, struct seccomp_policy **ret,
                              char **ret_message) {
@@ -695,7 +670,7 @@ int seccomp_policy_load_file(const char *path, struct seccomp_policy **ret,
                 *ret_message = NULL;
         int r = read_file_bounded(path, SECCOMP_POLICY_FILE_MAX_SIZE, &text, &len);
         if (r < 0) {
-                set_message(ret_message, "%s: cannot read seccomp policy: %s", path,
+                message_set(ret_message, 0, "%s: cannot read seccomp policy: %s", path,
                             r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
                 return r;
         }
@@ -705,7 +680,7 @@ int seccomp_policy_load_file(const char *path, struct seccomp_policy **ret,
                 return -ENOMEM;
         r = seccomp_policy_parse(path, text, len, ret, problems);
         if (r < 0 && ret_message)
-                *ret_message = problems->count > 0 ? problems_to_message(path, problems)
+                *ret_message = problems->count > 0 ? json_problems_to_message(path, problems)
                                                    : strdup("out of memory");
         return r;
 }
@@ -715,19 +690,19 @@ int seccomp_policy_resolve(const char *name_or_path, struct seccomp_policy **ret
         if (ret_message)
                 *ret_message = NULL;
         if (!name_or_path || !*name_or_path) {
-                set_message(ret_message, "empty seccomp policy name");
+                message_set(ret_message, 0, "empty seccomp policy name");
                 return -EINVAL;
         }
         if (name_or_path[0] == '/')
                 return seccomp_policy_load_file(name_or_path, ret, ret_message);
         int r = seccomp_policy_builtin(name_or_path, ret);
         if (r == -ENOENT)
-                set_message(ret_message,
+                message_set(ret_message, 0,
                             "unknown seccomp policy \"%s\": use \"default\", \"strict\", "
                             "\"none\" or the absolute path of a JSON policy file",
                             name_or_path);
         else if (r < 0)
-                set_message(ret_message, "seccomp policy \"%s\": %s", name_or_path,
+                message_set(ret_message, 0, "seccomp policy \"%s\": %s", name_or_path,
                             strerror(-r));
         return r;
 }

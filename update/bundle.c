@@ -16,19 +16,9 @@
 #include <mbedtls/sha256.h>
 
 #include "bundle.h"
+#include "message.h"
 #include "fileio.h"
 
-static int reason_set(char **ret_reason, int r, const char *fmt, ...) _printf_(3, 4);
-static int reason_set(char **ret_reason, int r, const char *fmt, ...) {
-        if (!ret_reason)
-                return r;
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret_reason, fmt, ap) < 0)
-                *ret_reason = NULL;
-        va_end(ap);
-        return r;
-}
 
 /* ---- reading ----------------------------------------------------------------------- */
 
@@ -105,15 +95,15 @@ static la_ssize_t read_callback(struct archive *a, void *userdata, const void **
 /* Describe what libarchive says went wrong, distinguishing the cases we set ourselves. */
 static int archive_failure(struct bundle *b, char **ret_reason, const char *what) {
         if (b->compression)
-                return reason_set(ret_reason, -ENOTSUP,
+                return message_set(ret_reason, -ENOTSUP,
                                   "%s: compressed (%s) bundle refused without decompressing: "
                                   "bundles are plain tar",
                                   b->name, b->compression);
         if (b->read_errno)
-                return reason_set(ret_reason, -b->read_errno, "%s: %s: %s", b->name, what,
+                return message_set(ret_reason, -b->read_errno, "%s: %s: %s", b->name, what,
                                   strerror(b->read_errno));
         const char *msg = archive_error_string(b->archive);
-        return reason_set(ret_reason, -EBADMSG, "%s: truncated or damaged tar while %s: %s",
+        return message_set(ret_reason, -EBADMSG, "%s: truncated or damaged tar while %s: %s",
                           b->name, what, msg ? msg : "unknown error");
 }
 
@@ -156,47 +146,47 @@ static int check_member(struct bundle *b, struct archive_entry *e, const char *e
                         uint64_t expected_size, uint64_t max_size, char **ret_reason) {
         const char *name = archive_entry_pathname(e);
         if (!name || !*name)
-                return reason_set(ret_reason, -EBADMSG, "%s: member without a name (expected %s)",
+                return message_set(ret_reason, -EBADMSG, "%s: member without a name (expected %s)",
                                   b->name, expected);
         if (path_is_unsafe(name))
-                return reason_set(ret_reason, -EBADMSG,
+                return message_set(ret_reason, -EBADMSG,
                                   "%s: member \"%s\" has an unsafe path (absolute or ..)", b->name,
                                   name);
         if (archive_entry_hardlink(e))
-                return reason_set(ret_reason, -EBADMSG,
+                return message_set(ret_reason, -EBADMSG,
                                   "%s: member \"%s\" is a hard link to \"%s\"", b->name, name,
                                   archive_entry_hardlink(e));
         if (archive_entry_filetype(e) != AE_IFREG) {
                 const char *target = archive_entry_symlink(e);
-                return reason_set(ret_reason, -EBADMSG,
+                return message_set(ret_reason, -EBADMSG,
                                   "%s: member \"%s\" is %s%s%s%s, only regular files are allowed",
                                   b->name, name, filetype_name(archive_entry_filetype(e)),
                                   target ? " to \"" : "", target ? target : "", target ? "\"" : "");
         }
         if (archive_entry_sparse_reset(e) > 0)
-                return reason_set(ret_reason, -EBADMSG, "%s: member \"%s\" is a sparse file",
+                return message_set(ret_reason, -EBADMSG, "%s: member \"%s\" is a sparse file",
                                   b->name, name);
         if (!streq(name, expected)) {
                 bool known =
                         streq(name, MANIFEST_MEMBER_NAME) || streq(name, SIGNATURE_MEMBER_NAME);
                 for (size_t i = 0; !known && i < b->manifest.n_images; i++)
                         known = streq(name, b->manifest.images[i].file);
-                return reason_set(ret_reason, -EBADMSG,
+                return message_set(ret_reason, -EBADMSG,
                                   "%s: %s: expected member \"%s\", found \"%s\"", b->name,
                                   known ? "members out of order" : "unexpected member", expected,
                                   name);
         }
         if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
-                return reason_set(ret_reason, -EBADMSG, "%s: member \"%s\" has no size", b->name,
+                return message_set(ret_reason, -EBADMSG, "%s: member \"%s\" has no size", b->name,
                                   name);
         uint64_t size = (uint64_t)archive_entry_size(e);
         if (expected_size != UINT64_MAX && size != expected_size)
-                return reason_set(ret_reason, -EBADMSG,
+                return message_set(ret_reason, -EBADMSG,
                                   "%s: member \"%s\" is %" PRIu64
                                   " bytes, the manifest says %" PRIu64,
                                   b->name, name, size, expected_size);
         if (expected_size == UINT64_MAX && size > max_size)
-                return reason_set(ret_reason, -EBADMSG,
+                return message_set(ret_reason, -EBADMSG,
                                   "%s: member \"%s\" is %" PRIu64 " bytes, more than the %" PRIu64
                                   " allowed",
                                   b->name, name, size, max_size);
@@ -209,7 +199,7 @@ static int next_header(struct bundle *b, struct archive_entry **e, const char *e
         if (r == ARCHIVE_OK)
                 return 0;
         if (r == ARCHIVE_EOF)
-                return reason_set(ret_reason, -EBADMSG,
+                return message_set(ret_reason, -EBADMSG,
                                   "%s: truncated: the archive ends before member \"%s\"", b->name,
                                   expected);
         char what[256];
@@ -229,7 +219,7 @@ static int read_exactly(struct bundle *b, void *buf, size_t len, const char *mem
                         return archive_failure(b, ret_reason, what);
                 }
                 if (n == 0)
-                        return reason_set(ret_reason, -EBADMSG,
+                        return message_set(ret_reason, -EBADMSG,
                                           "%s: truncated: member \"%s\" ends early", b->name,
                                           member);
                 got += (size_t)n;
@@ -310,7 +300,7 @@ static int bundle_start(int fd, const char *name, struct bundle **ret, char **re
                                   &manifest_len, ret_reason);
         if (r >= 0 && (archive_filter_count(b->archive) != 1 ||
                        archive_filter_code(b->archive, 0) != ARCHIVE_FILTER_NONE))
-                r = reason_set(ret_reason, -ENOTSUP, "%s: compressed bundles are refused", name);
+                r = message_set(ret_reason, -ENOTSUP, "%s: compressed bundles are refused", name);
         if (r >= 0)
                 r = read_small_member(b, SIGNATURE_MEMBER_NAME, SIGNATURE_MAX_SIZE, &sig, &sig_len,
                                       ret_reason);
@@ -340,20 +330,20 @@ int bundle_open_fd(int fd, const char *name, const struct bundle_verify_options 
         r = signature_verify(manifest_text, manifest_len, sig, sig_len, o->keyring, o->now,
                              &b->signer, &why);
         if (r < 0) {
-                r = reason_set(ret_reason, r, "%s: signature: %s", name, why ? why : "refused");
+                r = message_set(ret_reason, r, "%s: signature: %s", name, why ? why : "refused");
                 goto fail;
         }
         r = manifest_parse_text(MANIFEST_MEMBER_NAME, manifest_text, manifest_len, 0, &b->manifest,
                                 &message);
         if (r < 0) {
                 /* Signed but malformed: the signer's tooling is broken; say where. */
-                r = reason_set(ret_reason, -EBADMSG, "%s: invalid manifest:\n%s", name,
+                r = message_set(ret_reason, -EBADMSG, "%s: invalid manifest:\n%s", name,
                                message ? message : "?");
                 goto fail;
         }
         r = manifest_check_policy(&b->manifest, o->hardware, o->min_security_version, &why);
         if (r < 0) {
-                r = reason_set(ret_reason, r, "%s: %s", name, why ? why : "refused by policy");
+                r = message_set(ret_reason, r, "%s: %s", name, why ? why : "refused by policy");
                 goto fail;
         }
         uint64_t max_chunk = 0;
@@ -377,7 +367,7 @@ int bundle_open(const char *path, const struct bundle_verify_options *o, struct 
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 int r = negative_errno();
-                return reason_set(ret_reason, r, "%s: %s", path, strerror(-r));
+                return message_set(ret_reason, r, "%s: %s", path, strerror(-r));
         }
         struct bundle *b;
         int r = bundle_open_fd(fd, path, o, &b, ret_reason);
@@ -403,7 +393,7 @@ static int finish_image(struct bundle *b, const struct manifest_image *img, char
         uint8_t digest[SHA256_DIGEST_SIZE];
         (void)mbedtls_sha256_finish_ret(&b->image_hash, digest);
         if (memcmp(digest, img->sha256, SHA256_DIGEST_SIZE) != 0)
-                return reason_set(ret_reason, -EBADMSG,
+                return message_set(ret_reason, -EBADMSG,
                                   "%s: image %zu (%s, %s): the whole-image SHA-256 does not match "
                                   "the manifest",
                                   b->name, b->image, img->slot_class, img->file);
@@ -425,7 +415,7 @@ static int next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_rea
                         if (r != ARCHIVE_OK)
                                 return archive_failure(b, ret_reason,
                                                        "reading past the last image");
-                        return reason_set(
+                        return message_set(
                                 ret_reason, -EBADMSG,
                                 "%s: unexpected member \"%s\" after the last image", b->name,
                                 archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
@@ -456,7 +446,7 @@ static int next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_rea
                 if (r < 0)
                         return r;
                 if (manifest_check_chunk(img, index, b->chunk_buf, len) < 0)
-                        return reason_set(
+                        return message_set(
                                 ret_reason, -EBADMSG,
                                 "%s: image %zu (%s, %s): chunk %" PRIu64 " (bytes %" PRIu64
                                 "-%" PRIu64 ") does not match its SHA-256 in the manifest",
@@ -483,7 +473,7 @@ static int next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_rea
 
 int bundle_next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_reason) {
         if (b->failed)
-                return reason_set(ret_reason, b->failed, "%s: already refused", b->name);
+                return message_set(ret_reason, b->failed, "%s: already refused", b->name);
         if (b->finished)
                 return 0;
         int r = next_chunk(b, ret, ret_reason);
@@ -505,7 +495,7 @@ int bundle_read_unverified(const char *path, struct manifest *ret_manifest,
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 int r = negative_errno();
-                return reason_set(ret_reason, r, "%s: %s", path, strerror(-r));
+                return message_set(ret_reason, r, "%s: %s", path, strerror(-r));
         }
         struct bundle *b = NULL;
         _cleanup_free_ char *manifest_text = NULL, *sig = NULL, *message = NULL, *why = NULL;
@@ -516,14 +506,14 @@ int bundle_read_unverified(const char *path, struct manifest *ret_manifest,
                 r = manifest_parse_text(MANIFEST_MEMBER_NAME, manifest_text, manifest_len, 0,
                                         ret_manifest, &message);
                 if (r < 0)
-                        r = reason_set(ret_reason, -EBADMSG, "%s: invalid manifest:\n%s", path,
+                        r = message_set(ret_reason, -EBADMSG, "%s: invalid manifest:\n%s", path,
                                        message ? message : "?");
         }
         if (r >= 0 && ret_signer) {
                 r = signature_describe(sig, sig_len, ret_signer, &why);
                 if (r < 0) {
                         manifest_free(ret_manifest);
-                        r = reason_set(ret_reason, r, "%s: %s", path,
+                        r = message_set(ret_reason, r, "%s: %s", path,
                                        why ? why : "bad signature file");
                 }
         }
@@ -572,11 +562,11 @@ static ssize_t read_full(int fd, void *buf, size_t len) {
 int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_size,
                       struct manifest_image *ret, char **ret_reason) {
         if (!manifest_slot_class_is_valid(slot_class))
-                return reason_set(ret_reason, -EINVAL,
+                return message_set(ret_reason, -EINVAL,
                                   "\"%s\" is not a slot class (rootfs, model:<name>)", slot_class);
         if (chunk_size < MANIFEST_CHUNK_SIZE_MIN || chunk_size > MANIFEST_CHUNK_SIZE_MAX ||
             chunk_size % MANIFEST_CHUNK_SIZE_MIN)
-                return reason_set(ret_reason, -EINVAL,
+                return message_set(ret_reason, -EINVAL,
                                   "chunk size must be a multiple of %d between %d and %d",
                                   MANIFEST_CHUNK_SIZE_MIN, MANIFEST_CHUNK_SIZE_MIN,
                                   MANIFEST_CHUNK_SIZE_MAX);
@@ -584,16 +574,16 @@ int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_s
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0) {
                 int r = negative_errno();
-                return reason_set(ret_reason, r, "%s: %s", path, strerror(-r));
+                return message_set(ret_reason, r, "%s: %s", path, strerror(-r));
         }
         if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-                return reason_set(ret_reason, -EINVAL, "%s: not a regular file or block device",
+                return message_set(ret_reason, -EINVAL, "%s: not a regular file or block device",
                                   path);
 
         struct manifest_image img = {.chunk_size = chunk_size};
         int r = image_file_name(slot_class, &img.file);
         if (r < 0)
-                return reason_set(ret_reason, r, "\"%s\": cannot make a member name from it",
+                return message_set(ret_reason, r, "\"%s\": cannot make a member name from it",
                                   slot_class);
         img.slot_class = strdup(slot_class);
         _cleanup_free_ uint8_t *buf = malloc(chunk_size);
@@ -608,13 +598,13 @@ int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_s
         for (;;) {
                 ssize_t n = read_full(fd, buf, chunk_size);
                 if (n < 0) {
-                        r = reason_set(ret_reason, (int)n, "%s: %s", path, strerror((int)-n));
+                        r = message_set(ret_reason, (int)n, "%s: %s", path, strerror((int)-n));
                         break;
                 }
                 if (n == 0)
                         break;
                 if (img.n_chunks >= MANIFEST_MAX_CHUNKS) {
-                        r = reason_set(ret_reason, -EFBIG,
+                        r = message_set(ret_reason, -EFBIG,
                                        "%s: more than %d chunks; use a larger chunk size", path,
                                        MANIFEST_MAX_CHUNKS);
                         break;
@@ -679,29 +669,29 @@ static int write_image(struct archive *a, const struct manifest_image *img, cons
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 int r = negative_errno();
-                return reason_set(ret_reason, r, "%s: %s", path, strerror(-r));
+                return message_set(ret_reason, r, "%s: %s", path, strerror(-r));
         }
         _cleanup_free_ uint8_t *buf = malloc(img->chunk_size);
         if (!buf)
                 return -ENOMEM;
         if (write_member_header(a, img->file, img->size) < 0)
-                return reason_set(ret_reason, -EIO, "writing the header of %s: %s", img->file,
+                return message_set(ret_reason, -EIO, "writing the header of %s: %s", img->file,
                                   archive_error_string(a));
         for (uint64_t i = 0; i < img->n_chunks; i++) {
                 size_t len = manifest_chunk_length(img, i);
                 ssize_t n = read_full(fd, buf, len);
                 if (n < 0)
-                        return reason_set(ret_reason, (int)n, "%s: %s", path, strerror((int)-n));
+                        return message_set(ret_reason, (int)n, "%s: %s", path, strerror((int)-n));
                 if ((size_t)n != len || manifest_check_chunk(img, i, buf, len) < 0)
-                        return reason_set(ret_reason, -EAGAIN,
+                        return message_set(ret_reason, -EAGAIN,
                                           "%s changed while the bundle was written", path);
                 if (write_data(a, buf, len) < 0)
-                        return reason_set(ret_reason, -EIO, "writing %s: %s", img->file,
+                        return message_set(ret_reason, -EIO, "writing %s: %s", img->file,
                                           archive_error_string(a));
         }
         uint8_t extra;
         if (read_full(fd, &extra, 1) != 0)
-                return reason_set(ret_reason, -EAGAIN, "%s changed while the bundle was written",
+                return message_set(ret_reason, -EAGAIN, "%s changed while the bundle was written",
                                   path);
         return 0;
 }
@@ -733,7 +723,7 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
         int r;
 
         if (n_images == 0 || n_images > MANIFEST_MAX_IMAGES)
-                return reason_set(ret_reason, -EINVAL, "a bundle holds 1-%d images",
+                return message_set(ret_reason, -EINVAL, "a bundle holds 1-%d images",
                                   MANIFEST_MAX_IMAGES);
         r = copy_template(manifest_template, &m);
         if (r < 0)
@@ -746,7 +736,7 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
         for (size_t i = 0; i < n_images; i++) {
                 for (size_t k = 0; k < i; k++)
                         if (streq(images[k].slot_class, images[i].slot_class)) {
-                                r = reason_set(ret_reason, -EINVAL, "slot class %s given twice",
+                                r = message_set(ret_reason, -EINVAL, "slot class %s given twice",
                                                images[i].slot_class);
                                 goto done;
                         }
@@ -758,7 +748,7 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
         }
         r = manifest_format(&m, &text, &text_len);
         if (r < 0) {
-                r = reason_set(ret_reason, r, "cannot render the manifest");
+                r = message_set(ret_reason, r, "cannot render the manifest");
                 goto done;
         }
         /* Our own output must pass our own parser, or no node would accept it. */
@@ -767,7 +757,7 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
                 _cleanup_free_ char *message = NULL;
                 r = manifest_parse_text(MANIFEST_MEMBER_NAME, text, text_len, 0, &check, &message);
                 if (r < 0) {
-                        r = reason_set(ret_reason, -EINVAL, "generated manifest is invalid:\n%s",
+                        r = message_set(ret_reason, -EINVAL, "generated manifest is invalid:\n%s",
                                        message ? message : "?");
                         goto done;
                 }
@@ -784,21 +774,21 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
         if (fd < 0) {
                 r = negative_errno();
-                r = reason_set(ret_reason, r, "%s: %s", tmp, strerror(-r));
+                r = message_set(ret_reason, r, "%s: %s", tmp, strerror(-r));
                 goto done;
         }
         a = archive_write_new();
         if (!a || archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
             archive_write_add_filter_none(a) != ARCHIVE_OK ||
             archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-                r = reason_set(ret_reason, -EIO, "%s: cannot start the archive", tmp);
+                r = message_set(ret_reason, -EIO, "%s: cannot start the archive", tmp);
                 goto done;
         }
         if (write_member_header(a, MANIFEST_MEMBER_NAME, text_len) < 0 ||
             write_data(a, text, text_len) < 0 ||
             write_member_header(a, SIGNATURE_MEMBER_NAME, sig_len) < 0 ||
             write_data(a, sig, sig_len) < 0) {
-                r = reason_set(ret_reason, -EIO, "%s: %s", tmp, archive_error_string(a));
+                r = message_set(ret_reason, -EIO, "%s: %s", tmp, archive_error_string(a));
                 goto done;
         }
         for (size_t i = 0; i < n_images; i++) {
@@ -807,17 +797,17 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
                         goto done;
         }
         if (archive_write_close(a) != ARCHIVE_OK) {
-                r = reason_set(ret_reason, -EIO, "%s: %s", tmp, archive_error_string(a));
+                r = message_set(ret_reason, -EIO, "%s: %s", tmp, archive_error_string(a));
                 goto done;
         }
         if (fsync(fd) < 0 || close(TAKE_FD(fd)) < 0) {
                 r = negative_errno();
-                r = reason_set(ret_reason, r, "%s: %s", tmp, strerror(-r));
+                r = message_set(ret_reason, r, "%s: %s", tmp, strerror(-r));
                 goto done;
         }
         if (rename(tmp, output) < 0) {
                 r = negative_errno();
-                r = reason_set(ret_reason, r, "rename %s to %s: %s", tmp, output, strerror(-r));
+                r = message_set(ret_reason, r, "rename %s to %s: %s", tmp, output, strerror(-r));
                 goto done;
         }
         (void)fsync_parent_dir(output);

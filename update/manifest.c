@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "manifest.h"
+#include "message.h"
 
 /* ---- names and versions ------------------------------------------------------------ */
 
@@ -234,29 +235,18 @@ bool manifest_is_compatible(const struct manifest *m, const char *hardware) {
         return false;
 }
 
-static int reason_set(char **ret_reason, int r, const char *fmt, ...) _printf_(3, 4);
-static int reason_set(char **ret_reason, int r, const char *fmt, ...) {
-        if (!ret_reason)
-                return r;
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret_reason, fmt, ap) < 0)
-                *ret_reason = NULL;
-        va_end(ap);
-        return r;
-}
 
 int manifest_check_policy(const struct manifest *m, const char *hardware,
                           uint64_t min_security_version, char **ret_reason) {
         if (hardware && !manifest_is_compatible(m, hardware))
-                return reason_set(
+                return message_set(
                         ret_reason, -ENOTSUP,
                         "incompatible hardware: this node is \"%s\", the bundle is for %s%s%s",
                         hardware, m->n_compatible ? "\"" : "",
                         m->n_compatible ? m->compatible[0] : "nothing",
                         m->n_compatible > 1 ? "\" and others" : "\"");
         if (m->security_version < min_security_version)
-                return reason_set(ret_reason, -EPERM,
+                return message_set(ret_reason, -EPERM,
                                   "rollback refused: security_version %" PRIu64
                                   " is below this node's minimum %" PRIu64,
                                   m->security_version, min_security_version);

@@ -23,22 +23,12 @@
 #include "json-util.h"
 #include "sha256.h"
 #include "signature.h"
+#include "message.h"
 
 /* An ECDSA P-256 signature in DER is at most 72 bytes; a certificate a few KiB. */
 #define SIGNATURE_DER_MAX 160
 #define CERT_DER_MAX (16 * 1024)
 
-static int reason_set(char **ret_reason, int r, const char *fmt, ...) _printf_(3, 4);
-static int reason_set(char **ret_reason, int r, const char *fmt, ...) {
-        if (!ret_reason)
-                return r;
-        va_list ap;
-        va_start(ap, fmt);
-        if (vasprintf(ret_reason, fmt, ap) < 0)
-                *ret_reason = NULL;
-        va_end(ap);
-        return r;
-}
 
 static const char *mbedtls_reason(int err, char *buf, size_t size) {
         mbedtls_strerror(err, buf, size);
@@ -100,7 +90,7 @@ int signature_keyring_add(struct signature_keyring *kr, const void *data, size_t
         if (r != 0 || chain_length(&parsed) == 0) {
                 char buf[128];
                 mbedtls_x509_crt_free(&parsed);
-                return reason_set(ret_reason, -EINVAL,
+                return message_set(ret_reason, -EINVAL,
                                   "%s: not a certificate (or not all of it parses): %s", source,
                                   r < 0 ? mbedtls_reason(r, buf, sizeof(buf))
                                         : "some blocks are bad");
@@ -110,7 +100,7 @@ int signature_keyring_add(struct signature_keyring *kr, const void *data, size_t
                 r = mbedtls_x509_crt_parse_der(&kr->anchors, c->raw.p, c->raw.len);
                 if (r != 0) {
                         mbedtls_x509_crt_free(&parsed);
-                        return reason_set(ret_reason, -EINVAL, "%s: cannot add certificate",
+                        return message_set(ret_reason, -EINVAL, "%s: cannot add certificate",
                                           source);
                 }
                 kr->count++;
@@ -132,7 +122,7 @@ int signature_keyring_load_dir(const char *dir, struct signature_keyring **ret, 
         DIR *d = opendir(dir);
         if (!d) {
                 int r = negative_errno();
-                return reason_set(ret_reason, r, "keyring %s: %s", dir, strerror(-r));
+                return message_set(ret_reason, r, "keyring %s: %s", dir, strerror(-r));
         }
         char *names[SIGNATURE_KEYRING_MAX_FILES];
         size_t n = 0;
@@ -143,7 +133,7 @@ int signature_keyring_load_dir(const char *dir, struct signature_keyring **ret, 
                     !(has_suffix(de->d_name, ".pem") || has_suffix(de->d_name, ".crt")))
                         continue;
                 if (n >= SIGNATURE_KEYRING_MAX_FILES) {
-                        r = reason_set(ret_reason, -E2BIG,
+                        r = message_set(ret_reason, -E2BIG,
                                        "keyring %s: more than %d certificate files", dir,
                                        SIGNATURE_KEYRING_MAX_FILES);
                         break;
@@ -170,7 +160,7 @@ int signature_keyring_load_dir(const char *dir, struct signature_keyring **ret, 
                 }
                 r = read_file_bounded(path, SIGNATURE_KEYRING_FILE_MAX_SIZE, &text, &len);
                 if (r < 0) {
-                        r = reason_set(ret_reason, r, "keyring %s: %s", path,
+                        r = message_set(ret_reason, r, "keyring %s: %s", path,
                                        r == -EFBIG ? "file too large" : strerror(-r));
                         break;
                 }
@@ -179,7 +169,7 @@ int signature_keyring_load_dir(const char *dir, struct signature_keyring **ret, 
         for (size_t i = 0; i < n; i++)
                 free(names[i]);
         if (r >= 0 && kr->count == 0)
-                r = reason_set(ret_reason, -ENOKEY,
+                r = message_set(ret_reason, -ENOKEY,
                                "keyring %s: no trust anchors (*.pem or *.crt files)", dir);
         if (r < 0) {
                 signature_keyring_free(kr);
@@ -289,7 +279,7 @@ static int parse_signature_file(const char *text, size_t len, struct parsed_sign
                                 char **ret_reason) {
         mbedtls_x509_crt_init(&ret->chain);
         if (len > SIGNATURE_MAX_SIZE)
-                return reason_set(ret_reason, -EBADMSG, "signature file larger than %d bytes",
+                return message_set(ret_reason, -EBADMSG, "signature file larger than %d bytes",
                                   SIGNATURE_MAX_SIZE);
         struct json_problems *ps = calloc(1, sizeof(*ps));
         if (!ps)
@@ -313,7 +303,7 @@ static int parse_signature_file(const char *text, size_t len, struct parsed_sign
                 signature_file_free(&f);
                 if (r == -ENOMEM)
                         return r;
-                return reason_set(ret_reason, -EBADMSG, "malformed signature file: %s",
+                return message_set(ret_reason, -EBADMSG, "malformed signature file: %s",
                                   msg ? msg : "?");
         }
         free(ps);
@@ -321,7 +311,7 @@ static int parse_signature_file(const char *text, size_t len, struct parsed_sign
         if (mbedtls_base64_decode(ret->der, sizeof(ret->der), &ret->der_len,
                                   (const unsigned char *)f.signature, strlen(f.signature)) != 0) {
                 signature_file_free(&f);
-                return reason_set(ret_reason, -EBADMSG,
+                return message_set(ret_reason, -EBADMSG,
                                   "malformed signature file: signature is not valid base64 DER");
         }
         for (size_t i = 0; f.certificates[i]; i++) {
@@ -336,7 +326,7 @@ static int parse_signature_file(const char *text, size_t len, struct parsed_sign
                     mbedtls_x509_crt_parse_der(&ret->chain, der, der_len) != 0) {
                         signature_file_free(&f);
                         mbedtls_x509_crt_free(&ret->chain);
-                        return reason_set(ret_reason, -EBADMSG,
+                        return message_set(ret_reason, -EBADMSG,
                                           "malformed signature file: certificate %zu is not a "
                                           "base64 DER X.509 certificate",
                                           i);
@@ -456,12 +446,12 @@ int signature_verify(const void *data, size_t len, const char *sig_text, size_t 
         fill_info(signer, &info);
 
         if (!key_is_p256(&signer->pk)) {
-                r = reason_set(ret_reason, -EKEYREJECTED,
+                r = message_set(ret_reason, -EKEYREJECTED,
                                "signer \"%s\" does not hold an EC P-256 key", info.signer);
                 goto done;
         }
         if (mbedtls_x509_crt_check_key_usage(signer, MBEDTLS_X509_KU_DIGITAL_SIGNATURE) != 0) {
-                r = reason_set(ret_reason, -EKEYREJECTED,
+                r = message_set(ret_reason, -EKEYREJECTED,
                                "signer \"%s\": key usage does not allow digitalSignature",
                                info.signer);
                 goto done;
@@ -469,13 +459,13 @@ int signature_verify(const void *data, size_t len, const char *sig_text, size_t 
         if (mbedtls_x509_crt_check_extended_key_usage(signer, MBEDTLS_OID_CODE_SIGNING,
                                                       MBEDTLS_OID_SIZE(MBEDTLS_OID_CODE_SIGNING)) !=
             0) {
-                r = reason_set(ret_reason, -EKEYREJECTED,
+                r = message_set(ret_reason, -EKEYREJECTED,
                                "signer \"%s\": extended key usage does not allow codeSigning",
                                info.signer);
                 goto done;
         }
         if (!kr || kr->count == 0) {
-                r = reason_set(ret_reason, -EKEYREJECTED,
+                r = message_set(ret_reason, -EKEYREJECTED,
                                "no trust anchors to verify \"%s\" against", info.signer);
                 goto done;
         }
@@ -491,11 +481,11 @@ int signature_verify(const void *data, size_t len, const char *sig_text, size_t 
                 format_time(st.when, when, sizeof(when));
                 if (st.time_bad && !(flags & ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED |
                                                          MBEDTLS_X509_BADCERT_FUTURE)))
-                        r = reason_set(ret_reason, -EKEYEXPIRED, "%s certificate \"%s\" %s %s",
+                        r = message_set(ret_reason, -EKEYEXPIRED, "%s certificate \"%s\" %s %s",
                                        st.depth == 0 ? "signer" : "chain", st.subject,
                                        st.expired ? "expired on" : "is not valid before", when);
                 else if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
-                        r = reason_set(ret_reason, -EKEYREJECTED,
+                        r = message_set(ret_reason, -EKEYREJECTED,
                                        "signer \"%s\" (issued by \"%s\") does not chain to a trust "
                                        "anchor in the keyring",
                                        info.signer, info.issuer);
@@ -509,7 +499,7 @@ int signature_verify(const void *data, size_t len, const char *sig_text, size_t 
                                                 buf[i] = (i == n - 1) ? '\0' : ';';
                         } else
                                 mbedtls_reason(vr, buf, sizeof(buf));
-                        r = reason_set(ret_reason, -EKEYREJECTED,
+                        r = message_set(ret_reason, -EKEYREJECTED,
                                        "certificate chain of \"%s\" rejected: %s", info.signer,
                                        buf);
                 }
@@ -520,7 +510,7 @@ int signature_verify(const void *data, size_t len, const char *sig_text, size_t 
         sha256_buffer(data, len, digest);
         if (mbedtls_pk_verify(&signer->pk, MBEDTLS_MD_SHA256, digest, sizeof(digest), p.der,
                               p.der_len) != 0) {
-                r = reason_set(
+                r = message_set(
                         ret_reason, -EBADMSG,
                         "bad signature: the manifest was not signed by \"%s\" (tampered with?)",
                         info.signer);
@@ -562,7 +552,7 @@ static int load_key(const char *path, mbedtls_pk_context *key, char **ret_reason
         size_t len;
         int r = read_file_bounded(path, SIGNATURE_KEY_FILE_MAX_SIZE, &text, &len);
         if (r < 0)
-                return reason_set(ret_reason, r, "key %s: %s", path,
+                return message_set(ret_reason, r, "key %s: %s", path,
                                   r == -EFBIG ? "file too large" : strerror(-r));
         /* PEM needs the terminating NUL counted; DER must not have it. */
         size_t parse_len = memmem(text, len, "-----BEGIN", 10) ? len + 1 : len;
@@ -570,7 +560,7 @@ static int load_key(const char *path, mbedtls_pk_context *key, char **ret_reason
         explicit_bzero(text, len);
         if (r != 0) {
                 char buf[128];
-                return reason_set(ret_reason, -EINVAL,
+                return message_set(ret_reason, -EINVAL,
                                   "key %s: cannot parse (encrypted keys are not supported): %s",
                                   path, mbedtls_reason(r, buf, sizeof(buf)));
         }
@@ -582,14 +572,14 @@ static int load_certificates(const char *path, mbedtls_x509_crt *chain, char **r
         size_t len;
         int r = read_file_bounded(path, SIGNATURE_KEYRING_FILE_MAX_SIZE, &text, &len);
         if (r < 0)
-                return reason_set(ret_reason, r, "certificate %s: %s", path,
+                return message_set(ret_reason, r, "certificate %s: %s", path,
                                   r == -EFBIG ? "file too large" : strerror(-r));
         r = parse_certificates(chain, text, len);
         if (r == -ENOMEM)
                 return r;
         if (r != 0 || chain_length(chain) == 0) {
                 char buf[128];
-                return reason_set(ret_reason, -EINVAL, "certificate %s: cannot parse: %s", path,
+                return message_set(ret_reason, -EINVAL, "certificate %s: cannot parse: %s", path,
                                   r < 0 ? mbedtls_reason(r, buf, sizeof(buf))
                                         : "some blocks are bad");
         }
@@ -634,7 +624,7 @@ int signature_sign(const void *data, size_t len, const char *key_path, const cha
 
         int r = rng_init(&g);
         if (r < 0) {
-                r = reason_set(ret_reason, r, "cannot seed the random generator");
+                r = message_set(ret_reason, r, "cannot seed the random generator");
                 goto done;
         }
         r = load_key(key_path, &key, ret_reason);
@@ -644,16 +634,16 @@ int signature_sign(const void *data, size_t len, const char *key_path, const cha
         if (r < 0)
                 goto done;
         if (!key_is_p256(&key)) {
-                r = reason_set(ret_reason, -EINVAL, "key %s is not an EC P-256 key", key_path);
+                r = message_set(ret_reason, -EINVAL, "key %s is not an EC P-256 key", key_path);
                 goto done;
         }
         if (chain_length(&chain) > SIGNATURE_MAX_CERTS) {
-                r = reason_set(ret_reason, -EINVAL, "certificate %s: more than %d certificates",
+                r = message_set(ret_reason, -EINVAL, "certificate %s: more than %d certificates",
                                cert_path, SIGNATURE_MAX_CERTS);
                 goto done;
         }
         if (mbedtls_pk_check_pair(&chain.pk, &key) != 0) {
-                r = reason_set(ret_reason, -EINVAL,
+                r = message_set(ret_reason, -EINVAL,
                                "key %s does not match the first certificate in %s", key_path,
                                cert_path);
                 goto done;
@@ -662,7 +652,7 @@ int signature_sign(const void *data, size_t len, const char *key_path, const cha
         sha256_buffer(data, len, digest);
         if (mbedtls_pk_sign(&key, MBEDTLS_MD_SHA256, digest, sizeof(digest), der, &der_len,
                             mbedtls_ctr_drbg_random, &g.drbg) != 0) {
-                r = reason_set(ret_reason, -EIO, "signing with %s failed", key_path);
+                r = message_set(ret_reason, -EIO, "signing with %s failed", key_path);
                 goto done;
         }
 
@@ -705,7 +695,7 @@ static int format_x509_time(time_t t, char out[16]) {
 static int write_pem(const char *path, const unsigned char *pem, mode_t mode, char **ret_reason) {
         int r = write_file_durable(path, pem, strlen((const char *)pem), mode);
         if (r < 0)
-                return reason_set(ret_reason, r, "cannot write %s: %s", path, strerror(-r));
+                return message_set(ret_reason, r, "cannot write %s: %s", path, strerror(-r));
         return 0;
 }
 
@@ -726,21 +716,21 @@ int signature_keygen(const struct signature_keygen_options *o, const char *key_p
 
         if (!o->subject || o->days == 0 || o->days > 100 * 366 ||
             !!o->issuer_key_path != !!o->issuer_cert_path) {
-                r = reason_set(ret_reason, -EINVAL,
+                r = message_set(ret_reason, -EINVAL,
                                "keygen: need a subject, 1-36600 days, and issuer key and "
                                "certificate together");
                 goto init_failed;
         }
         r = rng_init(&g);
         if (r < 0) {
-                r = reason_set(ret_reason, r, "cannot seed the random generator");
+                r = message_set(ret_reason, r, "cannot seed the random generator");
                 goto done;
         }
 
         if (mbedtls_pk_setup(&key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) != 0 ||
             mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(key),
                                 mbedtls_ctr_drbg_random, &g.drbg) != 0) {
-                r = reason_set(ret_reason, -EIO, "cannot generate a P-256 key");
+                r = message_set(ret_reason, -EIO, "cannot generate a P-256 key");
                 goto done;
         }
 
@@ -755,13 +745,13 @@ int signature_keygen(const struct signature_keygen_options *o, const char *key_p
                 if (r < 0)
                         goto done;
                 if (mbedtls_pk_check_pair(&issuer_cert.pk, &issuer_key_storage) != 0) {
-                        r = reason_set(ret_reason, -EINVAL, "issuer key %s does not match %s",
+                        r = message_set(ret_reason, -EINVAL, "issuer key %s does not match %s",
                                        o->issuer_key_path, o->issuer_cert_path);
                         goto done;
                 }
                 if (mbedtls_x509_dn_gets(issuer_name, sizeof(issuer_name), &issuer_cert.subject) <
                     0) {
-                        r = reason_set(ret_reason, -EINVAL, "issuer %s: subject too long",
+                        r = message_set(ret_reason, -EINVAL, "issuer %s: subject too long",
                                        o->issuer_cert_path);
                         goto done;
                 }
@@ -772,13 +762,13 @@ int signature_keygen(const struct signature_keygen_options *o, const char *key_p
         char not_before[16], not_after[16];
         if (format_x509_time(from, not_before) < 0 ||
             format_x509_time(from + (time_t)o->days * 86400, not_after) < 0) {
-                r = reason_set(ret_reason, -ERANGE, "keygen: validity outside the years 1950-9999");
+                r = message_set(ret_reason, -ERANGE, "keygen: validity outside the years 1950-9999");
                 goto done;
         }
 
         unsigned char serial_bytes[16];
         if (mbedtls_ctr_drbg_random(&g.drbg, serial_bytes, sizeof(serial_bytes)) != 0) {
-                r = reason_set(ret_reason, -EIO, "cannot make a serial number");
+                r = message_set(ret_reason, -EIO, "cannot make a serial number");
                 goto done;
         }
         serial_bytes[0] = (unsigned char)((serial_bytes[0] & 0x7f) | 0x01); /* positive, 16 bytes */
@@ -796,17 +786,17 @@ int signature_keygen(const struct signature_keygen_options *o, const char *key_p
             mbedtls_x509write_crt_set_subject_key_identifier(&w) != 0 ||
             mbedtls_x509write_crt_set_authority_key_identifier(&w) != 0 ||
             mbedtls_x509write_crt_set_key_usage(&w, usage) != 0) {
-                r = reason_set(ret_reason, -EINVAL, "keygen: cannot set the certificate fields");
+                r = message_set(ret_reason, -EINVAL, "keygen: cannot set the certificate fields");
                 goto done;
         }
         if (mbedtls_x509write_crt_set_subject_name(&w, o->subject) != 0) {
-                r = reason_set(ret_reason, -EINVAL,
+                r = message_set(ret_reason, -EINVAL,
                                "keygen: \"%s\" is not a distinguished name (CN=...,O=...)",
                                o->subject);
                 goto done;
         }
         if (mbedtls_x509write_crt_set_issuer_name(&w, issuer_name) != 0) {
-                r = reason_set(ret_reason, -EINVAL, "keygen: issuer name \"%s\" cannot be used",
+                r = message_set(ret_reason, -EINVAL, "keygen: issuer name \"%s\" cannot be used",
                                issuer_name);
                 goto done;
         }
@@ -818,7 +808,7 @@ int signature_keygen(const struct signature_keygen_options *o, const char *key_p
                 goto done;
         }
         if (mbedtls_pk_write_key_pem(&key, buf, size) != 0) {
-                r = reason_set(ret_reason, -EIO, "keygen: cannot encode the key");
+                r = message_set(ret_reason, -EIO, "keygen: cannot encode the key");
                 goto done;
         }
         r = write_pem(key_path, buf, 0600, ret_reason);
@@ -826,7 +816,7 @@ int signature_keygen(const struct signature_keygen_options *o, const char *key_p
         if (r < 0)
                 goto done;
         if (mbedtls_x509write_crt_pem(&w, buf, size, mbedtls_ctr_drbg_random, &g.drbg) != 0) {
-                r = reason_set(ret_reason, -EIO, "keygen: cannot sign the certificate");
+                r = message_set(ret_reason, -EIO, "keygen: cannot sign the certificate");
                 goto done;
         }
         r = write_pem(cert_path, buf, 0644, ret_reason);
