@@ -691,7 +691,10 @@ def main():
     check((d.get("CONFFILES:" + pn, ovr) or "").split() == ["/etc/orbit-agent/agent.json"],
           "CONFFILES:${PN} = /etc/orbit-agent/agent.json")
     pkgs = (d.get("PACKAGES", ovr) or "").split()
-    check(pkgs[:1] == ["orbitctl"] and pkgs[-1] == pn, "PACKAGES: orbitctl split off before ${PN}", " ".join(pkgs))
+    check(pkgs[:2] == ["orbitctl", "orbit-bundle"] and pkgs[-1] == pn,
+          "PACKAGES: orbitctl and orbit-bundle split off before ${PN}", " ".join(pkgs))
+    check((d.get("FILES:orbit-bundle", ovr) or "").split() == ["/usr/bin/orbit-bundle"],
+          "FILES:orbit-bundle = /usr/bin/orbit-bundle")
     check((d.get("FILES:orbitctl", ovr) or "").split() == ["/usr/bin/orbitctl"], "FILES:orbitctl = /usr/bin/orbitctl")
 
     # The anonymous function: skip until a source is set, not after.
@@ -832,10 +835,11 @@ orbit-agent /lib/systemd/system/orbit-agent-retry.timer
 orbit-agent /lib/systemd/system/orbit-agent.service
 orbit-agent /usr/lib/tmpfiles.d/orbit-agent.conf
 orbit-agent /usr/sbin/orbit-agent
+orbit-bundle /usr/bin/orbit-bundle
 orbitctl /usr/bin/orbitctl"
                 got_split=$(grep -v '^orbit-agent-doc ' "$T/split.txt" | sort)
                 if [ "$got_split" = "$want_split" ]; then
-                        pass "yocto: every installed file lands in orbit-agent or orbitctl as in debian/ (docs in -doc)"
+                        pass "yocto: every installed file lands in orbit-agent, orbitctl or orbit-bundle as in debian/ (docs in -doc)"
                 else
                         fail "yocto: package split" "$(diff <(echo "$want_split") <(echo "$got_split") | tr '\n' ' ')"
                 fi

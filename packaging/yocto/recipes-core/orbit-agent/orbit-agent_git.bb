@@ -79,8 +79,10 @@ do_configure:prepend () {
 
 # Two packages, as in debian/: the daemon with its unit, timer, tmpfiles entry and
 # default config; orbitctl on its own. Man pages and the guides go to ${PN}-doc.
-PACKAGES =+ "orbitctl"
+PACKAGES =+ "orbitctl orbit-bundle"
 FILES:orbitctl = "${bindir}/orbitctl"
+# The ground tool; built with the rest, installed on a node image only if asked for.
+FILES:orbit-bundle = "${bindir}/orbit-bundle"
 FILES:${PN} += " \
     ${systemd_system_unitdir}/orbit-agent.service \
     ${systemd_system_unitdir}/orbit-agent-retry.timer \
