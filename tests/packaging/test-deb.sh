@@ -73,6 +73,12 @@ deb_cleanup() {
                 kill -KILL "$pid" 2>/dev/null
         done
         unmount_root
+        # The installed agent's runtime made its (empty) cgroup subtree on the host; remove
+        # it unless it was there before us (a real agent's).
+        local d
+        for d in /sys/fs/cgroup/*/orbit-agent /sys/fs/cgroup/orbit-agent; do
+                [ -d "$d" ] && [ -z "${CGROUP_PARENT_EXISTED:-}" ] && rmdir "$d" 2>/dev/null
+        done
         if [ -n "$TESTDIR" ] && [ -d "$TESTDIR" ] && [ -n "$(mounts_under "$TESTDIR")" ]; then
                 # Never rm -rf across a bind mount of /dev or /sys.
                 note "mounts left under $TESTDIR, not deleting it:"
@@ -97,6 +103,8 @@ procs_in_root() {
         done
 }
 
+CGROUP_PARENT_EXISTED=""
+ls -d /sys/fs/cgroup/*/orbit-agent /sys/fs/cgroup/orbit-agent >/dev/null 2>&1 && CGROUP_PARENT_EXISTED=1
 TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/orbit-deb.XXXXXXXX") || bail "mktemp failed"
 trap deb_cleanup EXIT
 trap 'exit 130' INT
