@@ -153,26 +153,17 @@ static int zone_from_json(struct json_ctx *ctx, json_t *v, struct health_zone_co
         return 0;
 }
 
+static int zone_element(struct json_ctx *ctx, json_t *e, size_t index, void *userdata) {
+        struct agent_health_config *h = userdata;
+        int r = zone_from_json(ctx, e, &h->zones[h->n_zones], true);
+        if (r >= 0)
+                h->n_zones++;
+        return r;
+}
+
 static int dispatch_zones(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
-        struct agent_health_config *h = dest;
-        if (!json_is_array(v))
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array of zone limits, got %s", json_type_name(v));
-        if (json_array_size(v) > HEALTH_CONFIG_MAX_ZONES)
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %d zone rules", HEALTH_CONFIG_MAX_ZONES);
-        int result = 0;
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-                if (!json_ctx_push_index(ctx, i))
-                        return -EINVAL;
-                int r = zone_from_json(ctx, e, &h->zones[h->n_zones], true);
-                if (r >= 0)
-                        h->n_zones++;
-                else
-                        result = r;
-                json_ctx_pop(ctx);
-        }
-        return result;
+        return json_dispatch_array(ctx, v, "an array of zone limits", HEALTH_CONFIG_MAX_ZONES, "zone rules",
+                                   zone_element, dest);
 }
 
 static int dispatch_default_zone(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
@@ -222,33 +213,19 @@ static int dispatch_throttle(struct json_ctx *ctx, json_t *v, void *dest, const 
         return json_dispatch_object(ctx, v, throttle_fields, dest);
 }
 
-static int check_disk(struct json_ctx *ctx, json_t *e, char **slot) {
+static int disk_element(struct json_ctx *ctx, json_t *e, size_t index, void *userdata) {
+        struct agent_health_config *h = userdata;
         if (!json_is_string(e) || json_string_value(e)[0] != '/')
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an absolute path");
-        *slot = strdup(json_string_value(e));
-        return *slot ? 0 : -ENOMEM;
+        if (!(h->disks[h->n_disks] = strdup(json_string_value(e))))
+                return -ENOMEM;
+        h->n_disks++;
+        return 0;
 }
 
 static int dispatch_disks(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
-        struct agent_health_config *h = dest;
-        if (!json_is_array(v))
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array of paths, got %s", json_type_name(v));
-        if (json_array_size(v) > HEALTH_CONFIG_MAX_DISKS)
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %d paths", HEALTH_CONFIG_MAX_DISKS);
-        int result = 0;
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-                if (!json_ctx_push_index(ctx, i))
-                        return -EINVAL;
-                int r = check_disk(ctx, e, &h->disks[h->n_disks]);
-                if (r >= 0)
-                        h->n_disks++;
-                else
-                        result = r;
-                json_ctx_pop(ctx);
-        }
-        return result;
+        return json_dispatch_array(ctx, v, "an array of paths", HEALTH_CONFIG_MAX_DISKS, "paths",
+                                   disk_element, dest);
 }
 
 #define HFIELD(m) offsetof(struct agent_health_config, m)

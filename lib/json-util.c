@@ -482,6 +482,28 @@ int json_dispatch_object(struct json_ctx *ctx, json_t *obj, const struct json_fi
         return result;
 }
 
+int json_dispatch_array(struct json_ctx *ctx, json_t *v, const char *what, size_t max,
+                        const char *noun, json_element_fn element, void *userdata) {
+        if (!json_is_array(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected %s, got %s", what, json_type_name(v));
+        if (max > 0 && json_array_size(v) > max)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %zu %s", max, noun);
+        int result = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+                if (!json_ctx_push_index(ctx, i))
+                        return -EINVAL;
+                int r = element(ctx, e, i, userdata);
+                json_ctx_pop(ctx);
+                if (r < 0)
+                        result = r;
+                if (r == -ENOMEM)
+                        break;
+        }
+        return result;
+}
+
 int json_dispatch_string(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
         char **s = dest;
         if (!json_is_string(v))

@@ -125,5 +125,15 @@ int json_dispatch_int64(struct json_ctx *ctx, json_t *v, void *dest, const struc
 /* A nested object whose fields are the json_field table in arg, dest is its struct. */
 int json_dispatch_nested(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f);
 
+/*
+ * Walk an array: a problem "expected <what>, got ..." if v is not one, "more than <max>
+ * <noun>" past max (0: no bound), else element(ctx, e, i, userdata) for each element with
+ * the path at [i]. Every element is checked (problems are collected); -ENOMEM stops.
+ * Returns 0 or the last negative result.
+ */
+typedef int (*json_element_fn)(struct json_ctx *ctx, json_t *e, size_t index, void *userdata);
+int json_dispatch_array(struct json_ctx *ctx, json_t *v, const char *what, size_t max,
+                        const char *noun, json_element_fn element, void *userdata);
+
 /* Pure: edit distance, for "did you mean" hints. */
 size_t json_edit_distance(const char *a, const char *b);

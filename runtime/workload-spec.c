@@ -389,60 +389,45 @@ static int dispatch_size(struct json_ctx *ctx, json_t *v, void *dest, const stru
         return 0;
 }
 
+static int namespace_element(struct json_ctx *ctx, json_t *e, size_t index, void *userdata) {
+        unsigned *set = userdata, flag = 0;
+        if (json_is_string(e))
+                for (size_t k = 0; k < ELEMENTSOF(namespace_names); k++)
+                        if (streq(json_string_value(e), namespace_names[k].name))
+                                flag = namespace_names[k].flag;
+        if (!flag)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "unknown namespace (use pid, mount, ipc, uts, net, user, cgroup)");
+        if (*set & flag)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "namespace listed twice");
+        *set |= flag;
+        return 0;
+}
+
 static int dispatch_namespaces(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
-        if (!json_is_array(v))
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array of namespace names, got %s",
-                                        json_type_name(v));
         unsigned set = 0;
-        int result = 0;
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-                if (!json_ctx_push_index(ctx, i))
-                        return -EINVAL;
-                unsigned flag = 0;
-                if (json_is_string(e))
-                        for (size_t k = 0; k < ELEMENTSOF(namespace_names); k++)
-                                if (streq(json_string_value(e), namespace_names[k].name))
-                                        flag = namespace_names[k].flag;
-                if (!flag)
-                        result = json_ctx_problem(ctx, JSON_AT_VALUE,
-                                                  "unknown namespace (use pid, mount, ipc, uts, net, user, cgroup)");
-                else if (set & flag)
-                        result = json_ctx_problem(ctx, JSON_AT_VALUE, "namespace listed twice");
-                set |= flag;
-                json_ctx_pop(ctx);
-        }
-        if (result < 0)
-                return result;
-        *(unsigned *) dest = set;
+        int r = json_dispatch_array(ctx, v, "an array of namespace names", 0, NULL, namespace_element, &set);
+        if (r >= 0)
+                *(unsigned *) dest = set;
+        return r;
+}
+
+static int capability_element(struct json_ctx *ctx, json_t *e, size_t index, void *userdata) {
+        uint64_t *set = userdata;
+        int cap = json_is_string(e) ? capability_from_name(json_string_value(e)) : -EINVAL;
+        if (cap < 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "unknown capability%s%s", json_is_string(e) ? " " : "",
+                                        json_is_string(e) ? json_string_value(e) : "");
+        *set |= 1ULL << cap;
         return 0;
 }
 
 static int dispatch_capabilities(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
-        if (!json_is_array(v))
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array of capability names, got %s",
-                                        json_type_name(v));
         uint64_t set = 0;
-        int result = 0;
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-                if (!json_ctx_push_index(ctx, i))
-                        return -EINVAL;
-                int cap = json_is_string(e) ? capability_from_name(json_string_value(e)) : -EINVAL;
-                if (cap < 0)
-                        result = json_ctx_problem(ctx, JSON_AT_VALUE, "unknown capability%s%s",
-                                                  json_is_string(e) ? " " : "",
-                                                  json_is_string(e) ? json_string_value(e) : "");
-                else
-                        set |= 1ULL << cap;
-                json_ctx_pop(ctx);
-        }
-        if (result < 0)
-                return result;
-        *(uint64_t *) dest = set;
-        return 0;
+        int r = json_dispatch_array(ctx, v, "an array of capability names", 0, NULL, capability_element, &set);
+        if (r >= 0)
+                *(uint64_t *) dest = set;
+        return r;
 }
 
 struct mount_list_arg {
@@ -519,25 +504,21 @@ static int add_mount(struct json_ctx *ctx, struct workload_spec *s, enum workloa
         return 0;
 }
 
+struct mount_element_arg {
+        struct workload_spec *spec;
+        enum workload_mount_kind kind;
+};
+
+static int mount_element(struct json_ctx *ctx, json_t *e, size_t index, void *userdata) {
+        struct mount_element_arg *a = userdata;
+        return add_mount(ctx, a->spec, a->kind, e);
+}
+
 static int dispatch_mounts(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
         /* dest is the spec itself: mounts of all kinds share one ordered list. */
         const struct mount_list_arg *arg = f->arg;
-        if (!json_is_array(v))
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array, got %s", json_type_name(v));
-        int result = 0;
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-                if (!json_ctx_push_index(ctx, i))
-                        return -EINVAL;
-                int r = add_mount(ctx, dest, arg->kind, e);
-                if (r < 0)
-                        result = r;
-                json_ctx_pop(ctx);
-                if (r == -ENOMEM)
-                        break;
-        }
-        return result;
+        struct mount_element_arg a = {.spec = dest, .kind = arg->kind};
+        return json_dispatch_array(ctx, v, "an array", 0, NULL, mount_element, &a);
 }
 
 static int dispatch_rlimits(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
