@@ -243,6 +243,128 @@ static const struct json_field health_fields[] = {
         {},
 };
 
+/* ---- update ---------------------------------------------------------------------- */
+
+static int dispatch_bootloader_kind(struct json_ctx *ctx, json_t *v, void *dest,
+                                    const struct json_field *f) {
+        int r = json_dispatch_string(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        const char *k = *(char **) dest;
+        if (!streq(k, "grub") && !streq(k, "uboot") && !streq(k, "file"))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "unknown bootloader \"%s\" (use grub, uboot or file)", k);
+        return 0;
+}
+
+static int dispatch_hardware(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int r = json_dispatch_string(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        /* the rule of bundle ids and hardware names in manifests (docs/bundle-format.md) */
+        if (!node_id_is_valid(*(char **) dest))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "\"%s\" is not a valid hardware name (1-64 characters of "
+                                        "A-Z a-z 0-9 . _ -, not starting with . or -)",
+                                        *(char **) dest);
+        return 0;
+}
+
+#define UFIELD(m) offsetof(struct agent_update_config, m)
+static const struct json_field bootloader_fields[] = {
+        {"kind", dispatch_bootloader_kind, UFIELD(bootloader_kind), JSON_REQUIRED, NULL, 0, 0},
+        {"path", json_dispatch_absolute_path, UFIELD(bootloader_path), JSON_REQUIRED, NULL, 0, 0},
+        {"path_redundant", json_dispatch_absolute_path, UFIELD(bootloader_path_redundant), 0, NULL, 0, 0},
+        {"offset", json_dispatch_int64, UFIELD(bootloader_offset), 0, NULL, 0, INT64_MAX / 2},
+        {"offset_redundant", json_dispatch_int64, UFIELD(bootloader_offset_redundant), 0, NULL, 0, INT64_MAX / 2},
+        {"size", json_dispatch_int64, UFIELD(bootloader_size), 0, NULL, 16, 1024 * 1024},
+        {},
+};
+
+static const struct json_field rootfs_fields[] = {
+        {"a", json_dispatch_absolute_path, UFIELD(rootfs_a), JSON_REQUIRED, NULL, 0, 0},
+        {"b", json_dispatch_absolute_path, UFIELD(rootfs_b), JSON_REQUIRED, NULL, 0, 0},
+        {},
+};
+
+static int dispatch_bootloader(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct agent_update_config *u = dest;
+        int r = json_dispatch_object(ctx, v, bootloader_fields, u);
+        if (r < 0)
+                return r;
+        if (streq(u->bootloader_kind, "uboot") && u->bootloader_size == 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "a uboot environment needs \"size\" (bytes of one copy)");
+        if (!streq(u->bootloader_kind, "uboot") &&
+            (u->bootloader_path_redundant || u->bootloader_size || u->bootloader_offset ||
+             u->bootloader_offset_redundant))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "path_redundant, offset, offset_redundant and size are for "
+                                        "a uboot environment only");
+        return 0;
+}
+
+static int dispatch_rootfs(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct agent_update_config *u = dest;
+        int r = json_dispatch_object(ctx, v, rootfs_fields, u);
+        if (r >= 0 && streq(u->rootfs_a, u->rootfs_b))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "slots a and b are the same path");
+        return r;
+}
+
+static int reboot_arg_element(struct json_ctx *ctx, json_t *e, size_t index, void *userdata) {
+        struct agent_update_config *u = userdata;
+        if (!json_is_string(e) || json_string_length(e) == 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a non-empty string");
+        if (index == 0 && json_string_value(e)[0] != '/')
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "the command must be an absolute path");
+        if (!(u->reboot_command[u->n_reboot_args] = strdup(json_string_value(e))))
+                return -ENOMEM;
+        u->n_reboot_args++;
+        return 0;
+}
+
+static int dispatch_reboot_command(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        return json_dispatch_array(ctx, v, "an argv array", UPDATE_CONFIG_MAX_ARGS, "arguments",
+                                   reboot_arg_element, dest);
+}
+
+static const struct json_field update_fields[] = {
+        {"enabled", json_dispatch_bool, UFIELD(enabled), 0, NULL, 0, 0},
+        {"hardware", dispatch_hardware, UFIELD(hardware), 0, NULL, 0, 64},
+        {"keyring_dir", json_dispatch_absolute_path, UFIELD(keyring_dir), 0, NULL, 0, 0},
+        {"work_dir", json_dispatch_absolute_path, UFIELD(work_dir), 0, NULL, 0, 0},
+        {"bootloader", dispatch_bootloader, 0, 0, NULL, 0, 0},
+        {"rootfs", dispatch_rootfs, 0, 0, NULL, 0, 0},
+        {"models_dir", json_dispatch_absolute_path, UFIELD(models_dir), 0, NULL, 0, 0},
+        {"boot_tries", json_dispatch_int64, UFIELD(boot_tries), 0, NULL, 1, 9},
+        {"gate_sec", json_dispatch_int64, UFIELD(gate_sec), 0, NULL, 0, 86400},
+        {"trial_timeout_sec", json_dispatch_int64, UFIELD(trial_timeout_sec), 0, NULL, 1, 7 * 86400},
+        {"reboot_command", dispatch_reboot_command, 0, 0, NULL, 0, 0},
+        {"checkpoint_mib", json_dispatch_int64, UFIELD(checkpoint_mib), 0, NULL, 1, 1024},
+        {"delta_scan", json_dispatch_bool, UFIELD(delta_scan), 0, NULL, 0, 0},
+        {"verify_before_write", json_dispatch_bool, UFIELD(verify_before_write), 0, NULL, 0, 0},
+        {"check_certificate_time", json_dispatch_bool, UFIELD(check_certificate_time), 0, NULL, 0, 0},
+        {},
+};
+
+static int dispatch_update(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct agent_update_config *u = dest;
+        int r = json_dispatch_object(ctx, v, update_fields, u);
+        if (r < 0)
+                return r;
+        if (u->enabled && !u->hardware)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "\"hardware\" is required when updates are enabled");
+        if (!!u->rootfs_a != !!u->bootloader_kind)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "\"rootfs\" slots and a \"bootloader\" go together");
+        if (u->gate_sec >= u->trial_timeout_sec)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "gate_sec must be shorter than trial_timeout_sec");
+        return 0;
+}
+
 static const struct json_field top_fields[] = {
         {"config_version", dispatch_config_version, FIELD(struct agent_config, config_version), JSON_REQUIRED, NULL, 0, 0},
         {"node_id", dispatch_node_id, FIELD(struct agent_config, node_id), JSON_NULLABLE, NULL, 0, NODE_ID_MAX},
@@ -255,6 +377,7 @@ static const struct json_field top_fields[] = {
         {"paths", json_dispatch_nested, FIELD(struct agent_config, paths), 0, paths_fields, 0, 0},
         {"runtime", json_dispatch_nested, FIELD(struct agent_config, runtime), 0, runtime_fields, 0, 0},
         {"health", json_dispatch_nested, FIELD(struct agent_config, health), 0, health_fields, 0, 0},
+        {"update", dispatch_update, FIELD(struct agent_config, update), 0, NULL, 0, 0},
         {},
 };
 
@@ -277,6 +400,14 @@ static int config_apply_defaults(struct agent_config *c) {
             (r = set_default(&c->paths.kernel_cmdline, "/proc/cmdline")) < 0 ||
             (r = set_default(&c->runtime.cgroup_parent, "orbit-agent")) < 0)
                 return r;
+        if (!c->update.work_dir && asprintf(&c->update.work_dir, "%s/update", c->state_dir) < 0) {
+                c->update.work_dir = NULL;
+                return -ENOMEM;
+        }
+        if (!c->update.models_dir && asprintf(&c->update.models_dir, "%s/models", c->state_dir) < 0) {
+                c->update.models_dir = NULL;
+                return -ENOMEM;
+        }
         if (!c->runtime.log_dir && asprintf(&c->runtime.log_dir, "%s/logs", c->state_dir) < 0) {
                 c->runtime.log_dir = NULL;
                 return -ENOMEM;
@@ -303,6 +434,11 @@ static int config_apply_defaults(struct agent_config *c) {
                 if (!c->config_dir)
                         return -ENOMEM;
         }
+        if (!c->update.keyring_dir &&
+            asprintf(&c->update.keyring_dir, "%s/keys/bundles", c->config_dir) < 0) {
+                c->update.keyring_dir = NULL;
+                return -ENOMEM;
+        }
         c->log_level = log_level_from_string(c->log_level_name);
         (void) log_target_from_string(c->log_target_name, &c->log_target);
         return 0;
@@ -316,6 +452,9 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                 .health = {.enabled = true, .poll_interval_ms = 1000, .report_interval_sec = 60,
                            .min_dwell_sec = 30, .use_trip_points = true,
                            .throttle_best_effort_pct = 50, .throttle_normal_pct = 70},
+                .update = {.boot_tries = 3, .gate_sec = 60, .trial_timeout_sec = 600,
+                           .checkpoint_mib = 8, .delta_scan = true, .verify_before_write = true,
+                           .check_certificate_time = true},
         };
         struct json_ctx ctx = {.source = source, .text = text, .text_len = len, .problems = problems};
 
@@ -383,6 +522,17 @@ void config_free(struct agent_config *c) {
         free(c->health.default_zone.match);
         for (size_t i = 0; i < c->health.n_disks; i++)
                 free(c->health.disks[i]);
+        free(c->update.hardware);
+        free(c->update.keyring_dir);
+        free(c->update.work_dir);
+        free(c->update.bootloader_kind);
+        free(c->update.bootloader_path);
+        free(c->update.bootloader_path_redundant);
+        free(c->update.rootfs_a);
+        free(c->update.rootfs_b);
+        free(c->update.models_dir);
+        for (size_t i = 0; i < c->update.n_reboot_args; i++)
+                free(c->update.reboot_command[i]);
         memset(c, 0, sizeof(*c));
 }
 
@@ -407,6 +557,13 @@ static const struct {
         {"paths.kernel_cmdline", offsetof(struct agent_config, paths.kernel_cmdline)},
         {"runtime.cgroup_parent", offsetof(struct agent_config, runtime.cgroup_parent)},
         {"runtime.log_dir", offsetof(struct agent_config, runtime.log_dir)},
+        {"update.work_dir", offsetof(struct agent_config, update.work_dir)},
+        {"update.bootloader.kind", offsetof(struct agent_config, update.bootloader_kind)},
+        {"update.bootloader.path", offsetof(struct agent_config, update.bootloader_path)},
+        {"update.bootloader.path_redundant", offsetof(struct agent_config, update.bootloader_path_redundant)},
+        {"update.rootfs.a", offsetof(struct agent_config, update.rootfs_a)},
+        {"update.rootfs.b", offsetof(struct agent_config, update.rootfs_b)},
+        {"update.models_dir", offsetof(struct agent_config, update.models_dir)},
 };
 
 #define KEY_PTR(c, i) ((char **) ((char *) (c) + restart_keys[i].offset))
@@ -428,8 +585,16 @@ int config_restart_keys_changed(const struct agent_config *old, const struct age
                 count++;
         }
         if (old->runtime.enabled != new->runtime.enabled) {
+                if (n < size) {
+                        int w = snprintf(buf + n, size - n, "%sruntime.enabled", count ? ", " : "");
+                        if (w > 0)
+                                n += (size_t) w;
+                }
+                count++;
+        }
+        if (old->update.enabled != new->update.enabled) {
                 if (n < size)
-                        snprintf(buf + n, size - n, "%sruntime.enabled", count ? ", " : "");
+                        snprintf(buf + n, size - n, "%supdate.enabled", count ? ", " : "");
                 count++;
         }
         return count;
@@ -443,4 +608,5 @@ void config_keep_restart_keys(struct agent_config *next, struct agent_config *ru
                 *src = tmp;
         }
         next->runtime.enabled = running->runtime.enabled;
+        next->update.enabled = running->update.enabled;
 }

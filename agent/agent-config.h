@@ -58,6 +58,34 @@ struct agent_health_config {
         size_t n_disks;
 };
 
+#define UPDATE_CONFIG_MAX_ARGS 16
+
+struct agent_update_config {
+        bool enabled;
+        char *hardware;    /* this board's name, matched against a bundle's "compatible" */
+        char *keyring_dir; /* trust anchors for bundles; default <config_dir>/keys/bundles */
+        char *work_dir;    /* install state, progress, slot manifests; default <state_dir>/update */
+        /* bootloader */
+        char *bootloader_kind; /* "grub", "uboot", "file"; NULL: no rootfs slots */
+        char *bootloader_path;
+        char *bootloader_path_redundant;
+        int64_t bootloader_offset, bootloader_offset_redundant, bootloader_size;
+        /* slots */
+        char *rootfs_a, *rootfs_b; /* NULL: this node takes no rootfs images */
+        char *models_dir;          /* default <state_dir>/models */
+        /* commit */
+        int64_t boot_tries;        /* boots a new rootfs slot gets before the bootloader gives up */
+        int64_t gate_sec;          /* the health gate must hold this long to commit */
+        int64_t trial_timeout_sec; /* a trial that has not passed the gate by then rolls back */
+        char *reboot_command[UPDATE_CONFIG_MAX_ARGS + 1]; /* argv, NULL-terminated; none: wait */
+        size_t n_reboot_args;
+        /* install */
+        int64_t checkpoint_mib;      /* sync the slot and save progress this often */
+        bool delta_scan;             /* hash the active slot when what it holds is unknown */
+        bool verify_before_write;    /* check every chunk to be read from the bundle first */
+        bool check_certificate_time; /* check signer validity against the clock */
+};
+
 struct agent_config {
         char *source; /* the file it came from */
         int64_t config_version;
@@ -73,6 +101,7 @@ struct agent_config {
         struct agent_paths_config paths;
         struct agent_runtime_config runtime;
         struct agent_health_config health;
+        struct agent_update_config update;
 };
 
 /*

@@ -11,6 +11,7 @@
 #include "events.h"
 #include "health-monitor.h"
 #include "runtime.h"
+#include "update-manager.h"
 
 struct agent {
         sd_event *event;
@@ -22,6 +23,7 @@ struct agent {
         struct runtime *runtime; /* NULL when disabled */
         struct event_queue *events;
         struct health_monitor *health; /* NULL when disabled */
+        struct update_manager *update; /* NULL when disabled */
         sd_event_source *watchdog_timer;
         uint64_t watchdog_usec;
         bool watchdog_withheld;

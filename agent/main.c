@@ -69,10 +69,12 @@ static int method_status(void *userdata, json_t *params, json_t **ret, char *msg
                 .last_reload_error = a->last_reload_error,
                 .runtime = a->runtime ? runtime_status_json(a->runtime) : NULL,
                 .health = a->health ? health_monitor_status_json(a->health) : NULL,
+                .update = a->update ? update_manager_status_json(a->update) : NULL,
         };
         *ret = agent_status_build(&in);
         json_decref(in.runtime);
         json_decref(in.health);
+        json_decref(in.update);
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -242,6 +244,67 @@ static int method_runtime_class(void *userdata, json_t *params, json_t **ret, ch
         return *ret ? 0 : -ENOMEM;
 }
 
+/* ---- update methods ------------------------------------------------------------------ */
+
+static struct update_manager *need_update(struct agent *a, char *msg, size_t size) {
+        if (!a->update)
+                snprintf(msg, size, "updates are disabled on this node (update.enabled)");
+        return a->update;
+}
+
+static int update_result(int r, json_t **ret, char *msg) {
+        if (r >= 0)
+                return 0;
+        return (r == -EINVAL || r == -ENOENT || r == -EBUSY || r == -EBADMSG || r == -EPERM ||
+                                r == -ENOTSUP || r == -EKEYREJECTED || r == -EKEYEXPIRED || r == -ENOKEY
+                        ? CONTROL_ERROR_INVALID_PARAMS
+                        : CONTROL_ERROR_INTERNAL) + 1;
+}
+
+static int method_update_status(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct update_manager *u = need_update(userdata, msg, size);
+        if (!u)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        *ret = update_manager_status_json(u);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int method_update_install(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct update_manager *u = need_update(userdata, msg, size);
+        if (!u)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        const char *path = json_string_value(json_object_get(params, "bundle"));
+        if (!path || path[0] != '/' || json_object_size(params) != 1) {
+                snprintf(msg, size, "install takes {\"bundle\": \"/absolute/path.obundle\"}");
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        }
+        return update_result(update_manager_install(u, path, ret, msg, size), ret, msg);
+}
+
+static int update_action(void *userdata, json_t *params, json_t **ret, char *msg, size_t size,
+                         int (*fn)(struct update_manager *, json_t **, char *, size_t)) {
+        struct update_manager *u = need_update(userdata, msg, size);
+        if (!u)
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        if (json_object_size(params) > 0) {
+                snprintf(msg, size, "this method takes no parameters");
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        }
+        return update_result(fn(u, ret, msg, size), ret, msg);
+}
+
+static int method_update_mark_good(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        return update_action(userdata, params, ret, msg, size, update_manager_mark_good);
+}
+
+static int method_update_mark_bad(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        return update_action(userdata, params, ret, msg, size, update_manager_mark_bad);
+}
+
+static int method_update_rollback(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        return update_action(userdata, params, ret, msg, size, update_manager_rollback);
+}
+
 static const struct control_method control_methods[] = {
         {"ping", method_ping},
         {"status", method_status},
@@ -254,6 +317,11 @@ static const struct control_method control_methods[] = {
         {"runtime.class", method_runtime_class},
         {"health", method_health},
         {"events", method_events},
+        {"update.status", method_update_status},
+        {"update.install", method_update_install},
+        {"update.mark-good", method_update_mark_good},
+        {"update.mark-bad", method_update_mark_bad},
+        {"update.rollback", method_update_rollback},
         {NULL, NULL},
 };
 
@@ -452,6 +520,12 @@ static int agent_start(struct agent *a) {
                 if (r < 0)
                         return log_error_errno(r, "cannot start the health monitor");
         }
+        if (a->config.update.enabled) {
+                r = update_manager_new(a->event, &a->config, &a->node, a->events, a->runtime,
+                                       a->health, &a->update);
+                if (r < 0)
+                        return log_error_errno(r, "cannot start the update manager");
+        }
 
         char sock[PATH_MAX];
         snprintf(sock, sizeof(sock), "%s/control.sock", a->config.runtime_dir);
@@ -471,6 +545,8 @@ static int agent_start(struct agent *a) {
 static void agent_done(struct agent *a) {
         control_server_free(a->control);
         a->control = NULL;
+        update_manager_free(a->update);
+        a->update = NULL;
         if (a->runtime && a->config.runtime.stop_workloads_on_exit)
                 runtime_kill_all(a->runtime);
         health_monitor_free(a->health);

@@ -10,8 +10,7 @@ static const struct {
         const char *summary;
 } subsystems[] = {
         {"runtime", "disabled", "sandboxed workloads: disabled in the configuration (runtime.enabled)"},
-        {"update", "not-built", "A/B install, commit and rollback: not built yet (bundle verification and "
-                                "bootloader backends exist as libraries and orbit-bundle)"},
+        {"update", "disabled", "A/B install, commit and rollback: disabled in the configuration (update.enabled)"},
         {"health", "disabled", "thermal and power policy: disabled in the configuration (health.enabled)"},
         {"link", "not-built", "controller sync over the delay-tolerant link: not built yet"},
 };
@@ -22,7 +21,8 @@ json_t *agent_status_build(const struct agent_status_input *in) {
                 return NULL;
         for (size_t i = 0; i < ELEMENTSOF(subsystems); i++) {
                 json_t *own = streq(subsystems[i].name, "runtime") ? in->runtime
-                              : streq(subsystems[i].name, "health") ? in->health : NULL;
+                              : streq(subsystems[i].name, "health") ? in->health
+                              : streq(subsystems[i].name, "update") ? in->update : NULL;
                 if (own) {
                         if (json_object_set(subs, subsystems[i].name, own) < 0) {
                                 json_decref(subs);

@@ -16,6 +16,7 @@ struct agent_status_input {
         const char *last_reload_error; /* NULL or "" when the last reload worked */
         json_t *runtime; /* the runtime's own section, or NULL when it is not running */
         json_t *health;  /* likewise for health */
+        json_t *update;  /* and for updates */
 };
 
 /* Build the status object (see docs/control-protocol.md). NULL on ENOMEM. */

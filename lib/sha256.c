@@ -8,6 +8,20 @@
 
 #include "sha256.h"
 
+void sha256_init(struct sha256_ctx *c) {
+        mbedtls_sha256_init(&c->mbed);
+        (void) mbedtls_sha256_starts_ret(&c->mbed, 0);
+}
+
+void sha256_update(struct sha256_ctx *c, const void *data, size_t len) {
+        (void) mbedtls_sha256_update_ret(&c->mbed, data, len);
+}
+
+void sha256_final(struct sha256_ctx *c, uint8_t out[SHA256_DIGEST_SIZE]) {
+        (void) mbedtls_sha256_finish_ret(&c->mbed, out);
+        mbedtls_sha256_free(&c->mbed);
+}
+
 void sha256_buffer(const void *data, size_t len, uint8_t out[SHA256_DIGEST_SIZE]) {
         mbedtls_sha256_context ctx;
         mbedtls_sha256_init(&ctx);

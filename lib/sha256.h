@@ -4,8 +4,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <mbedtls/sha256.h>
+
 #define SHA256_DIGEST_SIZE 32
 #define SHA256_HEX_SIZE (SHA256_DIGEST_SIZE * 2 + 1)
+
+/* Incremental hashing, for streams: init, update any number of times, final. */
+struct sha256_ctx {
+        mbedtls_sha256_context mbed;
+};
+void sha256_init(struct sha256_ctx *c);
+void sha256_update(struct sha256_ctx *c, const void *data, size_t len);
+/* Write the digest and release the context (init again to reuse it). */
+void sha256_final(struct sha256_ctx *c, uint8_t out[SHA256_DIGEST_SIZE]);
 
 void sha256_buffer(const void *data, size_t len, uint8_t out[SHA256_DIGEST_SIZE]);
 void sha256_to_hex(const uint8_t digest[SHA256_DIGEST_SIZE], char out[SHA256_HEX_SIZE]);

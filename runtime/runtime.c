@@ -1050,6 +1050,44 @@ int runtime_workload_restart(struct runtime *rt, const char *name, char **ret_me
         return workload_request_stop(w);
 }
 
+static bool path_is_under(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+        while (n > 1 && dir[n - 1] == '/')
+                n--;
+        return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+int runtime_restart_using_path(struct runtime *rt, const char *dir, char *names, size_t size) {
+        int count = 0;
+        size_t used = 0;
+        if (size > 0)
+                names[0] = '\0';
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                bool uses = false;
+                for (size_t i = 0; i < w->spec.sandbox.n_mounts && !uses; i++) {
+                        const char *src = w->spec.sandbox.mounts[i].source;
+                        uses = src && path_is_under(src, dir);
+                }
+                if (!uses || !w->want_running)
+                        continue;
+                _cleanup_free_ char *msg = NULL;
+                int r = runtime_workload_restart(rt, w->spec.name, &msg);
+                if (r < 0) {
+                        log_warning("workload %s: restart for %s: %s", w->spec.name, dir,
+                                    msg ? msg : strerror(-r));
+                        continue;
+                }
+                if (used < size) {
+                        int n = snprintf(names + used, size - used, "%s%s", count ? "," : "",
+                                         w->spec.name);
+                        if (n > 0)
+                                used += (size_t) n;
+                }
+                count++;
+        }
+        return count;
+}
+
 /* ---- reports ---------------------------------------------------------------------- */
 
 static json_t *workload_json(struct workload *w, bool detail) {

@@ -52,6 +52,13 @@ int runtime_workload_start(struct runtime *rt, const char *name, char **ret_mess
 int runtime_workload_stop(struct runtime *rt, const char *name, char **ret_message);
 int runtime_workload_restart(struct runtime *rt, const char *name, char **ret_message);
 
+/*
+ * Restart every workload that should run and bind-mounts something at or under dir
+ * (a model switched to a new slot). Their names, comma-separated, go to names.
+ * Returns how many were restarted.
+ */
+int runtime_restart_using_path(struct runtime *rt, const char *dir, char *names, size_t size);
+
 /* Plain data for orbitctl: a list, one workload in detail, recent output. NULL: no such. */
 json_t *runtime_workloads_json(struct runtime *rt);
 json_t *runtime_workload_json(struct runtime *rt, const char *name);

@@ -27,6 +27,7 @@ static int arg_timeout_ms = 10000;
 static bool arg_json = false;
 static int arg_lines = 50;
 static int arg_count = 0;
+static bool arg_no_wait = false;
 
 static void help(void) {
         printf("Usage: orbitctl [--socket PATH] [--timeout SEC] COMMAND [--json]\n"
@@ -44,6 +45,12 @@ static void help(void) {
                "  health                      thermal/power level, zones, actions in force, events\n"
                "  health watch                the same, refreshed every second (--count N to stop)\n"
                "  events                      queued events and reports (--lines N, default 50)\n"
+               "  update status               the update phase, slots, boot state, progress, trial\n"
+               "  update install FILE.obundle verify and install a bundle; follows the progress\n"
+               "                              until the install ends (--no-wait to return at once)\n"
+               "  update mark-good            commit the slot on trial now\n"
+               "  update mark-bad             abandon the slot on trial (or armed): roll back\n"
+               "  update rollback             go back to the previous slot after a commit\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH   control socket (default " DEFAULT_SOCKET ",\n"
@@ -436,6 +443,138 @@ static int workload_command(int argc, char **argv) {
         return 2;
 }
 
+/* A string member or "" (update fields are often empty on purpose). */
+static const char *ustr(json_t *o, const char *key) {
+        const char *s = json_string_value(json_object_get(o, key));
+        return s ? s : "";
+}
+
+static void print_update(json_t *r) {
+        printf("Update:        %s", ustr(r, "phase"));
+        if (*ustr(r, "bundle_id"))
+                printf(" (%s %s, security_version %lld)", ustr(r, "bundle_id"), ustr(r, "version"),
+                       (long long) json_integer_value(json_object_get(r, "security_version")));
+        printf("\n");
+        if (*ustr(r, "reason"))
+                printf("Reason:        %s\n", ustr(r, "reason"));
+        printf("Booted slot:   %s\n", *ustr(r, "booted_slot") ? ustr(r, "booted_slot") : "unknown");
+        printf("Anti-rollback: security_version >= %lld\n",
+               (long long) json_integer_value(json_object_get(r, "min_security_version")));
+        json_t *boot = json_object_get(r, "boot");
+        if (boot) {
+                printf("Boot (%s):   primary %s", ustr(boot, "kind"), ustr(boot, "primary"));
+                for (const char *s = "A"; *s; s = (*s == 'A' ? "B" : "")) {
+                        json_t *sl = json_object_get(boot, s);
+                        if (sl)
+                                printf("; %s %s", s, json_is_true(json_object_get(sl, "good")) ? "good"
+                                       : json_integer_value(json_object_get(sl, "tries_left")) > 0 ? "on trial" : "not bootable");
+                        if (sl && !json_is_true(json_object_get(sl, "good")) && json_integer_value(json_object_get(sl, "tries_left")) > 0)
+                                printf(" (%lld tries left)", (long long) json_integer_value(json_object_get(sl, "tries_left")));
+                }
+                printf("\n");
+        }
+        json_t *slots = json_object_get(r, "rootfs_slots");
+        for (const char *s = "A"; slots && *s; s = (*s == 'A' ? "B" : "")) {
+                json_t *v = json_object_get(slots, s);
+                printf("Slot %s holds:  %s%s%s\n", s, v && !json_is_null(v) ? ustr(v, "bundle_id") : "unknown",
+                       v && !json_is_null(v) ? " " : "", v && !json_is_null(v) ? ustr(v, "version") : "");
+        }
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(r, "models"), i, m)
+                printf("Model %s:  target %s, previous %s, current %s\n", ustr(m, "name"), ustr(m, "target"),
+                       *ustr(m, "previous") ? ustr(m, "previous") : "none",
+                       *ustr(m, "current") ? ustr(m, "current") : "none");
+        json_t *p = json_object_get(r, "progress");
+        if (p)
+                printf("Progress:      %.1f%% (%lld of %lld bytes; chunks %lld from the active slot, %lld from the "
+                       "bundle, %lld resumed)\n",
+                       json_real_value(json_object_get(p, "percent")),
+                       (long long) json_integer_value(json_object_get(p, "bytes_done")),
+                       (long long) json_integer_value(json_object_get(p, "bytes_total")),
+                       (long long) json_integer_value(json_object_get(p, "chunks_from_active")),
+                       (long long) json_integer_value(json_object_get(p, "chunks_from_bundle")),
+                       (long long) json_integer_value(json_object_get(p, "chunks_resumed")));
+        json_t *t = json_object_get(r, "trial");
+        if (t)
+                printf("Trial:         %llds of %llds; gate held %llds of %llds%s%s\n",
+                       (long long) json_integer_value(json_object_get(t, "elapsed_sec")),
+                       (long long) json_integer_value(json_object_get(t, "timeout_sec")),
+                       (long long) json_integer_value(json_object_get(t, "gate_ok_for_sec")),
+                       (long long) json_integer_value(json_object_get(t, "gate_sec")),
+                       *ustr(t, "gate_failing") ? "; failing: " : "", ustr(t, "gate_failing"));
+        if (json_is_true(json_object_get(r, "reboot_required")))
+                printf("A reboot is needed to continue.\n");
+}
+
+static void print_phase(json_t *r) {
+        printf("%s\n", ustr(r, "phase"));
+}
+
+static void print_started(json_t *r) {
+        printf("verified %s %s (security_version %lld): %s\n", ustr(r, "bundle_id"), ustr(r, "version"),
+               (long long) json_integer_value(json_object_get(r, "security_version")), ustr(r, "phase"));
+}
+
+/* Follow an install until it leaves fetching/installing; exit 0 unless it failed. */
+static int follow_install(void) {
+        int last = -1;
+        for (;;) {
+                json_t *resp = NULL;
+                if (call("update.status", NULL, &resp) < 0)
+                        return 1;
+                json_t *r = response_result(resp);
+                if (!r) {
+                        json_decref(resp);
+                        return 1;
+                }
+                const char *phase = ustr(r, "phase");
+                json_t *p = json_object_get(r, "progress");
+                int pct = p ? (int) json_real_value(json_object_get(p, "percent")) : -1;
+                if (!streq(phase, "fetching") && !streq(phase, "installing")) {
+                        if (arg_json)
+                                print_json(r);
+                        else
+                                printf("%s%s%s\n", phase, *ustr(r, "reason") ? ": " : "", ustr(r, "reason"));
+                        int ret = streq(phase, "failed") || streq(phase, "rolled-back") ? 1 : 0;
+                        json_decref(resp);
+                        return ret;
+                }
+                if (!arg_json && pct >= 0 && pct / 10 != last / 10) {
+                        printf("installing: %d%%\n", pct);
+                        fflush(stdout);
+                        last = pct;
+                }
+                json_decref(resp);
+                usleep(200 * 1000);
+        }
+}
+
+static int update_command(int argc, char **argv) {
+        if (argc == 1 && streq(argv[0], "status"))
+                return call_and_print("update.status", NULL, print_update);
+        if (argc == 2 && streq(argv[0], "install")) {
+                char abs[PATH_MAX];
+                if (!realpath(argv[1], abs)) {
+                        fprintf(stderr, "orbitctl: %s: %s\n", argv[1], strerror(errno));
+                        return 1;
+                }
+                int r = call_and_print("update.install", json_pack("{s:s}", "bundle", abs),
+                                       print_started);
+                if (r != 0 || arg_no_wait)
+                        return r;
+                return follow_install();
+        }
+        if (argc == 1 && streq(argv[0], "mark-good"))
+                return call_and_print("update.mark-good", NULL, print_phase);
+        if (argc == 1 && streq(argv[0], "mark-bad"))
+                return call_and_print("update.mark-bad", NULL, print_phase);
+        if (argc == 1 && streq(argv[0], "rollback"))
+                return call_and_print("update.rollback", NULL, print_phase);
+        fprintf(stderr, "orbitctl: usage: orbitctl update status|install FILE.obundle|mark-good|mark-bad|rollback\n");
+        return 2;
+}
+
 static int run(int argc, char **argv) {
         const char *command = argv[0];
         if (streq(command, "status") && argc == 1)
@@ -446,6 +585,8 @@ static int run(int argc, char **argv) {
                 return workload_command(argc - 1, argv + 1);
         if (streq(command, "health"))
                 return health_command(argc - 1, argv + 1);
+        if (streq(command, "update"))
+                return update_command(argc - 1, argv + 1);
         if (streq(command, "events") && argc == 1)
                 return call_and_print("events", json_pack("{s:i}", "count", arg_lines), print_events);
         fprintf(stderr, "orbitctl: unknown command '%s'. Try 'orbitctl --help'.\n", command);
@@ -459,6 +600,7 @@ int main(int argc, char *argv[]) {
                 {"json", no_argument, NULL, 'j'},
                 {"lines", required_argument, NULL, 'n'},
                 {"count", required_argument, NULL, 'c'},
+                {"no-wait", no_argument, NULL, 'W'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -483,6 +625,9 @@ int main(int argc, char *argv[]) {
                 }
                 case 'j':
                         arg_json = true;
+                        break;
+                case 'W':
+                        arg_no_wait = true;
                         break;
                 case 'c': {
                         char *end;

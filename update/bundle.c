@@ -34,6 +34,9 @@ struct bundle {
 
         struct manifest manifest;
         struct signature_info signer;
+        char *manifest_text; /* the exact signed bytes, NUL-terminated */
+        size_t manifest_len;
+        uint8_t manifest_digest[SHA256_DIGEST_SIZE];
 
         /* streaming state */
         size_t image;        /* current image */
@@ -261,6 +264,7 @@ void bundle_close(struct bundle *b) {
                 (void)close(b->fd);
         mbedtls_sha256_free(&b->image_hash);
         manifest_free(&b->manifest);
+        free(b->manifest_text);
         free(b->read_buf);
         free(b->chunk_buf);
         free(b->name);
@@ -346,6 +350,9 @@ int bundle_open_fd(int fd, const char *name, const struct bundle_verify_options 
                 r = message_set(ret_reason, r, "%s: %s", name, why ? why : "refused by policy");
                 goto fail;
         }
+        sha256_buffer(manifest_text, manifest_len, b->manifest_digest);
+        b->manifest_len = manifest_len;
+        b->manifest_text = TAKE_PTR(manifest_text);
         uint64_t max_chunk = 0;
         for (size_t i = 0; i < b->manifest.n_images; i++)
                 if (b->manifest.images[i].chunk_size > max_chunk)
@@ -386,6 +393,218 @@ const struct manifest *bundle_manifest(const struct bundle *b) {
 
 const struct signature_info *bundle_signer(const struct bundle *b) {
         return &b->signer;
+}
+
+const char *bundle_manifest_text(const struct bundle *b, size_t *ret_len) {
+        if (ret_len)
+                *ret_len = b->manifest_len;
+        return b->manifest_text;
+}
+
+const uint8_t *bundle_manifest_digest(const struct bundle *b) {
+        return b->manifest_digest;
+}
+
+int bundle_fd(const struct bundle *b) {
+        return b->fd;
+}
+
+/* ---- random access: where each payload starts in the file ---------------------------- */
+
+#define TAR_BLOCK 512
+#define TAR_PAX_MAX (64 * 1024)
+#define TAR_MAX_HEADERS 128
+
+static int pread_exactly(int fd, void *buf, size_t len, uint64_t offset) {
+        size_t done = 0;
+        while (done < len) {
+                ssize_t n = pread(fd, (uint8_t *) buf + done, len - done, (off_t) (offset + done));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        return -ENODATA;
+                done += (size_t) n;
+        }
+        return 0;
+}
+
+static int tar_number(const uint8_t *field, size_t len, uint64_t *ret) {
+        uint64_t v = 0;
+        if (field[0] & 0x80) { /* base-256, for sizes of 8 GiB and more */
+                if (field[0] != 0x80)
+                        return -EBADMSG;
+                for (size_t i = 1; i < len; i++) {
+                        if (v >> 56)
+                                return -EBADMSG;
+                        v = v << 8 | field[i];
+                }
+                *ret = v;
+                return 0;
+        }
+        size_t i = 0;
+        while (i < len && field[i] == ' ')
+                i++;
+        bool digits = false;
+        for (; i < len && field[i] >= '0' && field[i] <= '7'; i++) {
+                if (v >> 60)
+                        return -EBADMSG;
+                v = v << 3 | (uint64_t) (field[i] - '0');
+                digits = true;
+        }
+        for (; i < len; i++)
+                if (field[i] != ' ' && field[i] != '\0')
+                        return -EBADMSG;
+        if (!digits)
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
+static bool tar_header_checksum_ok(const uint8_t h[TAR_BLOCK]) {
+        uint64_t want;
+        if (tar_number(h + 148, 8, &want) < 0)
+                return false;
+        uint64_t sum = 0;
+        for (size_t i = 0; i < TAR_BLOCK; i++)
+                sum += (i >= 148 && i < 156) ? ' ' : h[i];
+        return sum == want;
+}
+
+/* The "path" and "size" records of a pax extended header ("<len> key=value\n"...). */
+static int tar_parse_pax(const char *data, size_t len, char *path, size_t path_size,
+                         uint64_t *size, bool *have_size) {
+        size_t pos = 0;
+        while (pos < len) {
+                char *end;
+                errno = 0;
+                unsigned long rec = strtoul(data + pos, &end, 10);
+                if (errno || end == data + pos || *end != ' ' || rec == 0 || rec > len - pos)
+                        return -EBADMSG;
+                const char *kv = end + 1, *rec_end = data + pos + rec;
+                if (rec_end[-1] != '\n' || kv >= rec_end)
+                        return -EBADMSG;
+                const char *eq = memchr(kv, '=', (size_t) (rec_end - kv));
+                if (!eq)
+                        return -EBADMSG;
+                size_t klen = (size_t) (eq - kv), vlen = (size_t) (rec_end - 1 - (eq + 1));
+                if (klen == 4 && memcmp(kv, "path", 4) == 0) {
+                        if (vlen >= path_size)
+                                return -ENAMETOOLONG;
+                        memcpy(path, eq + 1, vlen);
+                        path[vlen] = '\0';
+                } else if (klen == 4 && memcmp(kv, "size", 4) == 0) {
+                        char num[32];
+                        if (vlen == 0 || vlen >= sizeof(num))
+                                return -EBADMSG;
+                        memcpy(num, eq + 1, vlen);
+                        num[vlen] = '\0';
+                        errno = 0;
+                        unsigned long long v = strtoull(num, &end, 10);
+                        if (errno || *end || num[0] == '-')
+                                return -EBADMSG;
+                        *size = v;
+                        *have_size = true;
+                }
+                pos += rec;
+        }
+        return 0;
+}
+
+int bundle_locate_payloads(const struct bundle *b, uint64_t *ret_offsets, char **ret_reason) {
+        const struct manifest *m = &b->manifest;
+        struct stat st;
+        if (fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return message_set(ret_reason, -ESPIPE, "%s: not a regular file: no random access",
+                                   b->name);
+        uint64_t pos = 0;
+        size_t next = 0; /* members seen: 0 manifest, 1 signature, 2.. images */
+        char pax_path[256] = "";
+        uint64_t pax_size = 0;
+        bool have_pax_size = false;
+        for (unsigned h = 0; h < TAR_MAX_HEADERS && next < 2 + m->n_images; h++) {
+                uint8_t hdr[TAR_BLOCK];
+                int r = pread_exactly(b->fd, hdr, sizeof(hdr), pos);
+                if (r < 0)
+                        return message_set(ret_reason, -EBADMSG,
+                                           "%s: tar header at byte %" PRIu64 ": %s", b->name, pos,
+                                           r == -ENODATA ? "file ends" : strerror(-r));
+                if (!tar_header_checksum_ok(hdr))
+                        return message_set(ret_reason, -EBADMSG,
+                                           "%s: tar header at byte %" PRIu64 ": bad checksum",
+                                           b->name, pos);
+                uint64_t size;
+                if (tar_number(hdr + 124, 12, &size) < 0 || size > (uint64_t) st.st_size)
+                        return message_set(ret_reason, -EBADMSG,
+                                           "%s: tar header at byte %" PRIu64 ": bad size", b->name,
+                                           pos);
+                uint64_t data = pos + TAR_BLOCK;
+                uint64_t padded = (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+                char type = (char) hdr[156];
+                if (type == 'x' || type == 'g') {
+                        if (size > TAR_PAX_MAX)
+                                return message_set(ret_reason, -EBADMSG,
+                                                   "%s: pax header at byte %" PRIu64 " too big",
+                                                   b->name, pos);
+                        if (type == 'x') {
+                                _cleanup_free_ char *pax = malloc(size + 1);
+                                if (!pax)
+                                        return -ENOMEM;
+                                r = pread_exactly(b->fd, pax, size, data);
+                                if (r >= 0)
+                                        r = tar_parse_pax(pax, size, pax_path, sizeof(pax_path),
+                                                          &pax_size, &have_pax_size);
+                                if (r < 0)
+                                        return message_set(ret_reason, -EBADMSG,
+                                                           "%s: pax header at byte %" PRIu64
+                                                           ": malformed",
+                                                           b->name, pos);
+                        }
+                        pos = data + padded;
+                        continue;
+                }
+                if (type != '0' && type != '\0')
+                        return message_set(ret_reason, -EBADMSG,
+                                           "%s: member at byte %" PRIu64 " is not a regular file",
+                                           b->name, pos);
+                char name[256];
+                if (pax_path[0])
+                        snprintf(name, sizeof(name), "%s", pax_path);
+                else
+                        snprintf(name, sizeof(name), "%.100s", (const char *) hdr);
+                if (have_pax_size)
+                        size = pax_size;
+                padded = (size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+                const char *want = next == 0   ? MANIFEST_MEMBER_NAME
+                                   : next == 1 ? SIGNATURE_MEMBER_NAME
+                                               : m->images[next - 2].file;
+                if (!streq(name, want))
+                        return message_set(ret_reason, -EBADMSG,
+                                           "%s: member at byte %" PRIu64 " is \"%s\", expected \"%s\"",
+                                           b->name, pos, name, want);
+                if (next >= 2) {
+                        const struct manifest_image *img = &m->images[next - 2];
+                        if (size != img->size)
+                                return message_set(ret_reason, -EBADMSG,
+                                                   "%s: member %s holds %" PRIu64
+                                                   " bytes, the manifest says %" PRIu64,
+                                                   b->name, name, size, img->size);
+                        if (data + size > (uint64_t) st.st_size)
+                                return message_set(ret_reason, -EBADMSG,
+                                                   "%s: member %s: file ends early (truncated)",
+                                                   b->name, name);
+                        ret_offsets[next - 2] = data;
+                }
+                next++;
+                pax_path[0] = '\0';
+                have_pax_size = false;
+                pos = data + padded;
+        }
+        if (next < 2 + m->n_images)
+                return message_set(ret_reason, -EBADMSG, "%s: payloads not found", b->name);
+        return 0;
 }
 
 /* Finish the current image: its whole hash must match. */

@@ -58,6 +58,24 @@ const struct manifest *bundle_manifest(const struct bundle *b);
 /* Who signed it (verified). */
 const struct signature_info *bundle_signer(const struct bundle *b);
 
+/* The exact manifest bytes that were signed (NUL-terminated), and their SHA-256: what
+ * identifies a bundle across restarts (the same id could be signed twice). */
+const char *bundle_manifest_text(const struct bundle *b, size_t *ret_len);
+const uint8_t *bundle_manifest_digest(const struct bundle *b);
+
+/* The descriptor the bundle reads (owned by the bundle when opened by path). */
+int bundle_fd(const struct bundle *b);
+
+/*
+ * Random access for installers: the byte offset in the file of each image's payload
+ * (ret_offsets has bundle_manifest(b)->n_images entries), found by walking the tar
+ * headers with pread (ustar and pax). Checks names, order and sizes against the
+ * manifest and that the file holds every payload. -ESPIPE when the bundle is not a
+ * regular file. Chunks read at these offsets must still be verified (manifest_check_chunk):
+ * the offsets are where to look, not a promise about what is there.
+ */
+int bundle_locate_payloads(const struct bundle *b, uint64_t *ret_offsets, char **ret_reason);
+
 /* One verified chunk of one image, in bundle order. */
 struct bundle_chunk {
         size_t image;        /* index into bundle_manifest(b)->images */

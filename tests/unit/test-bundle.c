@@ -291,6 +291,47 @@ static void test_valid_bundle_streams_verified_chunks(void **state) {
         manifest_free(&um);
 }
 
+/* Random access for installers: the payload offsets hold exactly the image bytes. */
+static void test_locate_payloads(void **state) {
+        struct fixture *f = *state;
+        struct bundle_verify_options o = options(f);
+        struct bundle *b = NULL;
+        char *reason = NULL;
+        assert_int_equal(bundle_open(f->path[GOOD], &o, &b, &reason), 0);
+        uint64_t offsets[2];
+        assert_int_equal(bundle_locate_payloads(b, offsets, &reason), 0);
+        assert_int_equal(offsets[0] % 512, 0);
+        assert_true(offsets[1] > offsets[0] + ROOTFS_SIZE);
+        static uint8_t buf[ROOTFS_SIZE];
+        assert_int_equal(pread(bundle_fd(b), buf, ROOTFS_SIZE, (off_t) offsets[0]), ROOTFS_SIZE);
+        assert_memory_equal(buf, f->rootfs, ROOTFS_SIZE);
+        assert_int_equal(pread(bundle_fd(b), buf, MODEL_SIZE, (off_t) offsets[1]), MODEL_SIZE);
+        assert_memory_equal(buf, f->model, MODEL_SIZE);
+        /* the signed bytes and their digest are available to identify the bundle */
+        size_t len;
+        const char *text = bundle_manifest_text(b, &len);
+        assert_int_equal(len, f->manifest_len);
+        assert_memory_equal(text, f->manifest, len);
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        sha256_buffer(f->manifest, f->manifest_len, digest);
+        assert_memory_equal(bundle_manifest_digest(b), digest, SHA256_DIGEST_SIZE);
+        bundle_close(b);
+
+        /* A bundle cut inside the last payload: refused, naming the member. */
+        const char *cut = file(f, "cut.obundle");
+        char *data;
+        size_t n;
+        assert_int_equal(read_file_bounded(f->path[GOOD], 1 << 24, &data, &n), 0);
+        assert_int_equal(write_file_durable(cut, data, (size_t) offsets[1] + 100, 0644), 0);
+        free(data);
+        /* bundle_open reads only the manifest and signature, so it opens */
+        assert_int_equal(bundle_open(cut, &o, &b, &reason), 0);
+        assert_int_equal(bundle_locate_payloads(b, offsets, &reason), -EBADMSG);
+        assert_non_null(strstr(reason, "truncated"));
+        free(reason);
+        bundle_close(b);
+}
+
 static void test_tampered_payload(void **state) {
         struct fixture *f = *state;
         struct bundle_verify_options o = options(f);
@@ -577,6 +618,7 @@ static void test_keyring(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_valid_bundle_streams_verified_chunks),
+        cmocka_unit_test(test_locate_payloads),
                 cmocka_unit_test(test_tampered_payload),
                 cmocka_unit_test(test_tampered_manifest),
                 cmocka_unit_test(test_wrong_key),

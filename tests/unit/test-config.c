@@ -211,9 +211,9 @@ static void test_restart_keys_changed(void **state) {
         assert_string_equal(changed, "");
         config_free(&b);
         assert_int_equal(parse("{\"config_version\": 1, \"state_dir\": \"/new\", \"node_id\": \"n\"}", &b, err, sizeof(err)), 0);
-        /* The log dir follows the state dir by default, so it changes with it. */
-        assert_int_equal(config_restart_keys_changed(&a, &b, changed, sizeof(changed)), 3);
-        assert_string_equal(changed, "node_id, state_dir, runtime.log_dir");
+        /* The log, update and model dirs follow the state dir by default, so they change with it. */
+        assert_int_equal(config_restart_keys_changed(&a, &b, changed, sizeof(changed)), 5);
+        assert_string_equal(changed, "node_id, state_dir, runtime.log_dir, update.work_dir, update.models_dir");
         config_free(&a);
         config_free(&b);
 }
@@ -257,6 +257,54 @@ static void test_health_section(void **state) {
                      "/etc/orbit-agent/agent.json:1:51: health.default_zone.match: unknown key");
 }
 
+static void test_update_section(void **state) {
+        struct agent_config c;
+        char err[4096];
+        const char *text = "{\"config_version\": 1, \"state_dir\": \"/s\", \"update\": {\"enabled\": true,\n"
+                           " \"hardware\": \"orbit-board-v1\", \"bootloader\": {\"kind\": \"uboot\", \"path\": \"/dev/mtd1\",\n"
+                           " \"path_redundant\": \"/dev/mtd2\", \"size\": 65536}, \"rootfs\": {\"a\": \"/dev/sda2\", \"b\": \"/dev/sda3\"},\n"
+                           " \"gate_sec\": 30, \"reboot_command\": [\"/sbin/reboot\", \"-f\"]}}";
+        int r = parse(text, &c, err, sizeof(err));
+        if (r < 0)
+                fprintf(stderr, "%s\n", err);
+        assert_int_equal(r, 0);
+        assert_true(c.update.enabled);
+        assert_string_equal(c.update.hardware, "orbit-board-v1");
+        assert_string_equal(c.update.bootloader_kind, "uboot");
+        assert_int_equal(c.update.bootloader_size, 65536);
+        assert_string_equal(c.update.rootfs_b, "/dev/sda3");
+        assert_int_equal(c.update.gate_sec, 30);
+        assert_int_equal(c.update.trial_timeout_sec, 600);
+        assert_int_equal(c.update.boot_tries, 3);
+        assert_int_equal(c.update.n_reboot_args, 2);
+        assert_string_equal(c.update.reboot_command[1], "-f");
+        assert_null(c.update.reboot_command[2]);
+        assert_string_equal(c.update.work_dir, "/s/update");
+        assert_string_equal(c.update.models_dir, "/s/models");
+        assert_string_equal(c.update.keyring_dir, "/etc/orbit-agent/keys/bundles");
+        assert_true(c.update.delta_scan);
+        config_free(&c);
+
+        expect_error("{\"config_version\": 1, \"update\": {\"enabled\": true}}",
+                     "/etc/orbit-agent/agent.json:1:33: update: \"hardware\" is required when updates are enabled");
+        expect_error("{\"config_version\": 1, \"update\": {\"bootloader\": {\"kind\": \"lilo\", \"path\": \"/x\"}}}",
+                     "/etc/orbit-agent/agent.json:1:57: update.bootloader.kind: unknown bootloader \"lilo\" (use grub, uboot or file)");
+        expect_error("{\"config_version\": 1, \"update\": {\"bootloader\": {\"kind\": \"uboot\", \"path\": \"/x\"}}}",
+                     "/etc/orbit-agent/agent.json:1:48: update.bootloader: a uboot environment needs \"size\" (bytes of one copy)");
+        expect_error("{\"config_version\": 1, \"update\": {\"rootfs\": {\"a\": \"/x\", \"b\": \"/y\"}}}",
+                     "/etc/orbit-agent/agent.json:1:33: update: \"rootfs\" slots and a \"bootloader\" go together");
+        expect_error("{\"config_version\": 1, \"update\": {\"rootfs\": {\"a\": \"/x\", \"b\": \"/x\"}}}",
+                     "/etc/orbit-agent/agent.json:1:44: update.rootfs: slots a and b are the same path");
+        expect_error("{\"config_version\": 1, \"update\": {\"reboot_command\": [\"reboot\"]}}",
+                     "/etc/orbit-agent/agent.json:1:53: update.reboot_command[0]: the command must be an absolute path");
+        expect_error("{\"config_version\": 1, \"update\": {\"gate_sec\": 700}}",
+                     "/etc/orbit-agent/agent.json:1:33: update: gate_sec must be shorter than trial_timeout_sec");
+        expect_error("{\"config_version\": 1, \"update\": {\"boot_tries\": 12}}",
+                     "/etc/orbit-agent/agent.json:1:48: update.boot_tries: 12 is out of range [1, 9]");
+        expect_error("{\"config_version\": 1, \"update\": {\"bootlader\": {}}}",
+                     "/etc/orbit-agent/agent.json:1:34: update.bootlader: unknown key (did you mean \"bootloader\"?)");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_minimal_config_gets_defaults),
@@ -272,6 +320,7 @@ int main(void) {
                 cmocka_unit_test(test_node_id_validation),
                 cmocka_unit_test(test_restart_keys_changed),
                 cmocka_unit_test(test_health_section),
+                cmocka_unit_test(test_update_section),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1378 @@
+/* The update manager: the state machine on the event loop, the install on a worker thread. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bootenv.h"
+#include "bundle.h"
+#include "fileio.h"
+#include "install.h"
+#include "log.h"
+#include "macro.h"
+#include "message.h"
+#include "slot.h"
+#include "statefile.h"
+#include "update-manager.h"
+#include "update-state.h"
+
+#define STATE_FILE "state"
+#define PROGRESS_FILE "progress"
+#define GATE_TICK_USEC (500 * 1000ULL)
+#define REBOOT_DELAY_USEC (1000 * 1000ULL)
+
+/* One image of the install in progress: owned by the worker while it runs. */
+struct job_image {
+        const struct manifest_image *image; /* in the bundle's manifest */
+        char slot_path[PATH_MAX];
+        char active_path[PATH_MAX]; /* "" when there is none */
+        char target;
+        char record[PATH_MAX]; /* the state file name of the slot's manifest record */
+        char active_record[PATH_MAX];
+        uint8_t *done;
+        uint64_t bundle_offset;
+        int slot_fd, active_fd;
+        struct install_index *index;
+};
+
+struct job {
+        struct update_manager *m;
+        struct bundle *bundle;
+        struct job_image images[MANIFEST_MAX_IMAGES];
+        size_t n_images;
+        char manifest_sha256[SHA256_HEX_SIZE];
+        char work_dir[PATH_MAX];
+        uint64_t checkpoint_bytes;
+        bool delta_scan;
+        bool verify_first;
+        bool has_rootfs;
+        char rootfs_target;
+        size_t current; /* image being written */
+        int result;
+        char *reason;
+};
+
+struct update_manager {
+        sd_event *event;
+        const struct agent_config *cfg;
+        const struct node_state *node;
+        struct event_queue *events;
+        struct runtime *runtime;
+        struct health_monitor *health;
+
+        struct update_state state;
+        struct bootenv *bootenv; /* NULL: no rootfs slots on this node */
+        char booted;             /* from the kernel command line; 0 unknown */
+        char boot_error[256];
+
+        /* the worker */
+        struct job *job;
+        pthread_t thread;
+        bool worker_running;
+        volatile int cancel;
+        int efd;
+        sd_event_source *efd_source;
+        pthread_mutex_t lock; /* guards progress */
+        pthread_mutex_t boot_lock; /* the worker takes the target out of the boot choices */
+        struct install_stats progress;
+        uint64_t progress_total, progress_before; /* bytes of all images; of images finished */
+
+        /* the trial */
+        sd_event_source *gate_timer;
+        uint64_t trial_started_usec, gate_ok_since_usec;
+        char gate_why[256];
+
+        sd_event_source *reboot_timer;
+        bool reboot_required;
+        pid_t reboot_pid;
+        char last_error[UPDATE_REASON_MAX];
+};
+
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static uint64_t monotonic_usec(struct update_manager *m) {
+        uint64_t t = 0;
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+static const char *slot_str(char s) {
+        return s == 'A' ? "A" : s == 'B' ? "B" : NULL;
+}
+
+/* ---- persistence and reports -------------------------------------------------------- */
+
+static int state_save(struct update_manager *m) {
+        _cleanup_free_ char *text = NULL;
+        int r = update_state_format(&m->state, &text);
+        if (r < 0)
+                return r;
+        r = mkdir_parents(m->cfg->update.work_dir, 0700);
+        if (r >= 0)
+                r = statefile_save(m->cfg->update.work_dir, STATE_FILE, text, strlen(text));
+        if (r < 0)
+                log_error("update: cannot save the update state in %s: %s", m->cfg->update.work_dir,
+                          strerror(-r));
+        return r;
+}
+
+static void report(struct update_manager *m, enum event_priority p, const char *kind) {
+        json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?}", "phase",
+                                 update_phase_to_string(m->state.phase), "bundle_id",
+                                 m->state.bundle_id, "version", m->state.version,
+                                 "security_version", (json_int_t) m->state.security_version,
+                                 "reason", m->state.reason, "slot",
+                                 m->state.has_rootfs ? slot_str(m->state.rootfs_target) : NULL);
+        if (body)
+                (void) event_queue_push(m->events, p, kind, body, realtime_usec(), monotonic_usec(m));
+}
+
+/* Persist a transition, then report it. Ends (committed, rolled back, failed) are
+ * critical: an operator must learn of every one. */
+static int set_phase(struct update_manager *m, enum update_phase to, const char *fmt, ...)
+        _printf_(3, 4);
+static int set_phase(struct update_manager *m, enum update_phase to, const char *fmt, ...) {
+        char reason[UPDATE_REASON_MAX] = "";
+        if (fmt) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(reason, sizeof(reason), fmt, ap);
+                va_end(ap);
+        }
+        enum update_phase from = m->state.phase;
+        int r = update_state_set_phase(&m->state, to, reason, realtime_usec());
+        if (r < 0) {
+                log_error("update: refused transition %s -> %s", update_phase_to_string(from),
+                          update_phase_to_string(to));
+                return r;
+        }
+        r = state_save(m);
+        bool outcome = to == UPDATE_COMMITTED || to == UPDATE_ROLLED_BACK || to == UPDATE_FAILED;
+        char kind[48];
+        snprintf(kind, sizeof(kind), "update.%s", update_phase_to_string(to));
+        if (to == UPDATE_FAILED || to == UPDATE_ROLLED_BACK)
+                log_error("update %s %s: %s%s%s", m->state.bundle_id, m->state.version,
+                          update_phase_to_string(to), reason[0] ? ": " : "", reason);
+        else
+                log_notice("update %s %s: %s -> %s%s%s", m->state.bundle_id, m->state.version,
+                           update_phase_to_string(from), update_phase_to_string(to),
+                           reason[0] ? ": " : "", reason);
+        report(m, outcome ? EVENT_CRITICAL : EVENT_HIGH, kind);
+        return r;
+}
+
+/* The record of what a slot holds: the manifest of the bundle installed there. */
+static void record_name(const char *slot_class, char slot, char *buf, size_t size) {
+        snprintf(buf, size, "slot-%s-%c.manifest", slot_class, slot);
+        for (char *p = buf; *p; p++)
+                if (*p == ':' || *p == '/')
+                        *p = '_';
+}
+
+static void record_remove(const char *work_dir, const char *name) {
+        char path[PATH_MAX * 2];
+        snprintf(path, sizeof(path), "%s/%s", work_dir, name);
+        (void) unlink(path);
+        snprintf(path, sizeof(path), "%s/%s.prev", work_dir, name);
+        (void) unlink(path);
+}
+
+/* ---- the boot environment ----------------------------------------------------------- */
+
+static int boot_read(struct update_manager *m, struct boot_state *ret) {
+        if (!m->bootenv)
+                return -ENODEV;
+        int r = bootenv_read(m->bootenv, ret);
+        if (r == -ENOENT || r == -ENODATA) {
+                /* Never written: the node has only ever booted what it runs now. */
+                if (!m->booted)
+                        return -ENOENT;
+                return boot_state_init(ret, m->booted);
+        }
+        return r;
+}
+
+enum boot_op {
+        BOOT_TRY,      /* arm slot for a trial of the configured boots */
+        BOOT_GOOD,     /* commit slot */
+        BOOT_BAD,      /* abandon slot: the other becomes primary */
+        BOOT_FORGET,   /* take slot out of the choices before its content changes */
+};
+
+static int boot_forget(struct boot_state *s, char slot);
+
+/* Read, change and write back (bootenv_write reads back and compares). */
+static int boot_update(struct update_manager *m, enum boot_op op, char slot, char *msg, size_t size) {
+        struct boot_state bs;
+        pthread_mutex_lock(&m->boot_lock);
+        int r = boot_read(m, &bs);
+        if (r >= 0) {
+                switch (op) {
+                case BOOT_TRY:
+                        r = boot_state_try_slot(&bs, slot, (int) m->cfg->update.boot_tries);
+                        break;
+                case BOOT_GOOD:
+                        r = boot_state_mark_good(&bs, slot);
+                        break;
+                case BOOT_BAD:
+                        r = boot_state_mark_bad(&bs, slot);
+                        break;
+                case BOOT_FORGET:
+                        r = boot_forget(&bs, slot);
+                        break;
+                }
+        }
+        if (r >= 0)
+                r = bootenv_write(m->bootenv, &bs);
+        pthread_mutex_unlock(&m->boot_lock);
+        if (r < 0)
+                snprintf(msg, size, "boot environment %s: %s", m->cfg->update.bootloader_path,
+                         strerror(-r));
+        return r;
+}
+
+static int boot_read_locked(struct update_manager *m, struct boot_state *ret) {
+        pthread_mutex_lock(&m->boot_lock);
+        int r = boot_read(m, ret);
+        pthread_mutex_unlock(&m->boot_lock);
+        return r;
+}
+
+/* Take a slot out of the bootloader's choices before its content changes. */
+static int boot_forget(struct boot_state *s, char slot) {
+        int i = boot_slot_index(slot);
+        if (i < 0)
+                return i;
+        if (!s->slot[i].good && s->slot[i].tries_left == 0 && s->primary != slot)
+                return 0;
+        return boot_state_mark_bad(s, slot);
+}
+
+/* ---- reboot -------------------------------------------------------------------------- */
+
+static int on_reboot_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        struct update_manager *m = userdata;
+        if (si->si_code != CLD_EXITED || si->si_status != 0)
+                log_error("update: the reboot command failed (status %d)", si->si_status);
+        m->reboot_pid = 0;
+        sd_event_source_unref(s);
+        return 0;
+}
+
+static int on_reboot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct update_manager *m = userdata;
+        m->reboot_timer = sd_event_source_unref(m->reboot_timer);
+        const struct agent_update_config *u = &m->cfg->update;
+        if (u->n_reboot_args == 0) {
+                log_notice("update: a reboot is needed to continue (no update.reboot_command set)");
+                return 0;
+        }
+        log_notice("update: rebooting with %s", u->reboot_command[0]);
+        pid_t pid = fork();
+        if (pid < 0)
+                return log_error_errno(errno, "update: cannot fork for the reboot command");
+        if (pid == 0) {
+                sigset_t all;
+                sigemptyset(&all);
+                (void) sigprocmask(SIG_SETMASK, &all, NULL);
+                (void) setsid();
+                execv(u->reboot_command[0], u->reboot_command);
+                _exit(127);
+        }
+        m->reboot_pid = pid;
+        (void) sd_event_add_child(m->event, NULL, pid, WEXITED, on_reboot_child, m);
+        return 0;
+}
+
+static void request_reboot(struct update_manager *m) {
+        m->reboot_required = true;
+        if (m->reboot_timer)
+                return;
+        (void) sd_event_add_time_relative(m->event, &m->reboot_timer, CLOCK_MONOTONIC,
+                                          REBOOT_DELAY_USEC, 0, on_reboot_timer, m);
+}
+
+/* ---- models --------------------------------------------------------------------------- */
+
+static void restart_model_users(struct update_manager *m, const char *name) {
+        if (!m->runtime)
+                return;
+        char dir[PATH_MAX], names[512];
+        snprintf(dir, sizeof(dir), "%s/%s", m->cfg->update.models_dir, name);
+        int n = runtime_restart_using_path(m->runtime, dir, names, sizeof(names));
+        if (n > 0)
+                log_notice("update: model %s switched; restarted %s", name, names);
+}
+
+/* Point every model of the update at target (forward) or back at previous. */
+static int models_switch(struct update_manager *m, bool forward, char *msg, size_t size) {
+        int result = 0;
+        for (size_t i = 0; i < m->state.n_models; i++) {
+                const struct update_model_target *t = &m->state.models[i];
+                char want = forward ? t->target : t->previous, now = 0;
+                int r = model_slot_current(m->cfg->update.models_dir, t->name, &now);
+                if (r >= 0 && now == want)
+                        continue;
+                if (want)
+                        r = model_slot_switch(m->cfg->update.models_dir, t->name, want);
+                else {
+                        /* a new model rolled back: no previous version to return to */
+                        char link[PATH_MAX * 2];
+                        snprintf(link, sizeof(link), "%s/%s/%s", m->cfg->update.models_dir, t->name,
+                                 SLOT_MODEL_CURRENT);
+                        r = unlink(link) < 0 && errno != ENOENT ? negative_errno() : 0;
+                        if (r >= 0)
+                                r = fsync_parent_dir(link);
+                }
+                if (r < 0) {
+                        snprintf(msg, size, "model %s: cannot switch to %s: %s", t->name,
+                                 want ? slot_str(want) : "none", strerror(-r));
+                        result = r;
+                        continue;
+                }
+                restart_model_users(m, t->name);
+        }
+        return result;
+}
+
+/* ---- the trial ------------------------------------------------------------------------ */
+
+static void stop_gate(struct update_manager *m) {
+        m->gate_timer = sd_event_source_disable_unref(m->gate_timer);
+}
+
+static int do_commit(struct update_manager *m, const char *why, char *msg, size_t size) {
+        stop_gate(m);
+        if (m->state.has_rootfs) {
+                int r = boot_update(m, BOOT_GOOD, m->state.rootfs_target, msg, size);
+                if (r < 0)
+                        return r;
+        }
+        if (m->state.security_version > m->state.min_security_version)
+                m->state.min_security_version = m->state.security_version;
+        m->reboot_required = false;
+        return set_phase(m, UPDATE_COMMITTED, "%s", why);
+}
+
+static int do_rollback(struct update_manager *m, bool reboot, const char *fmt, ...) _printf_(3, 4);
+static int do_rollback(struct update_manager *m, bool reboot, const char *fmt, ...) {
+        char reason[UPDATE_REASON_MAX], msg[512] = "";
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(reason, sizeof(reason), fmt, ap);
+        va_end(ap);
+        stop_gate(m);
+        int r = 0;
+        if (m->state.has_rootfs) {
+                r = boot_update(m, BOOT_BAD, m->state.rootfs_target, msg, sizeof(msg));
+                if (r < 0)
+                        log_error("update: rollback: %s", msg);
+        }
+        if (models_switch(m, false, msg, sizeof(msg)) < 0)
+                log_error("update: rollback: %s", msg);
+        int q = set_phase(m, UPDATE_ROLLED_BACK, "%s", reason);
+        if (reboot && m->state.has_rootfs && m->booted == m->state.rootfs_target)
+                request_reboot(m);
+        return r < 0 ? r : q;
+}
+
+static bool gate_ok(struct update_manager *m, char *why, size_t size) {
+        if (m->health)
+                return health_monitor_gate(m->health, why, size);
+        if (m->runtime)
+                return runtime_critical_workloads_ok(m->runtime, why, size);
+        return true;
+}
+
+static int on_gate_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct update_manager *m = userdata;
+        uint64_t now = monotonic_usec(m);
+        const struct agent_update_config *u = &m->cfg->update;
+        char why[256] = "";
+        if (gate_ok(m, why, sizeof(why))) {
+                if (!m->gate_ok_since_usec)
+                        m->gate_ok_since_usec = now;
+                m->gate_why[0] = '\0';
+                if (now - m->gate_ok_since_usec >= (uint64_t) u->gate_sec * 1000000ULL) {
+                        char msg[512] = "";
+                        char reason[128];
+                        snprintf(reason, sizeof(reason), "the health gate held for %" PRId64 " s",
+                                 u->gate_sec);
+                        if (do_commit(m, reason, msg, sizeof(msg)) < 0)
+                                log_error("update: commit failed: %s", msg);
+                        return 0;
+                }
+        } else {
+                if (m->gate_ok_since_usec || strcmp(why, m->gate_why) != 0)
+                        log_warning("update: health gate not passing: %s", why);
+                m->gate_ok_since_usec = 0;
+                snprintf(m->gate_why, sizeof(m->gate_why), "%s", why);
+        }
+        if (now - m->trial_started_usec >= (uint64_t) u->trial_timeout_sec * 1000000ULL) {
+                (void) do_rollback(m, true,
+                                   "the health gate did not hold for %" PRId64 " s within %" PRId64
+                                   " s: %s",
+                                   u->gate_sec, u->trial_timeout_sec,
+                                   m->gate_why[0] ? m->gate_why : "no reason given");
+                return 0;
+        }
+        (void) sd_event_source_set_time_relative(s, GATE_TICK_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
+static int begin_trial(struct update_manager *m) {
+        char msg[512] = "";
+        if (models_switch(m, true, msg, sizeof(msg)) < 0)
+                return do_rollback(m, true, "%s", msg);
+        if (m->state.phase == UPDATE_READY) {
+                int r = set_phase(m, UPDATE_TRIAL, m->state.has_rootfs ? "booted slot %c" : "models switched",
+                                  m->booted);
+                if (r < 0)
+                        return r;
+        }
+        m->reboot_required = false;
+        m->trial_started_usec = monotonic_usec(m);
+        m->gate_ok_since_usec = 0;
+        m->gate_why[0] = '\0';
+        stop_gate(m);
+        int r = sd_event_add_time_relative(m->event, &m->gate_timer, CLOCK_MONOTONIC, 0, 0,
+                                           on_gate_tick, m);
+        if (r < 0)
+                return log_error_errno(r, "update: cannot start the health gate timer");
+        log_notice("update: trial of %s %s: committing after the health gate holds %" PRId64
+                   " s (timeout %" PRId64 " s)",
+                   m->state.bundle_id, m->state.version, m->cfg->update.gate_sec,
+                   m->cfg->update.trial_timeout_sec);
+        return 0;
+}
+
+/* ---- the worker ------------------------------------------------------------------------ */
+
+static void job_free(struct job *j) {
+        if (!j)
+                return;
+        for (size_t i = 0; i < j->n_images; i++) {
+                free(j->images[i].done);
+                install_index_free(j->images[i].index);
+                if (j->images[i].slot_fd >= 0)
+                        close(j->images[i].slot_fd);
+                if (j->images[i].active_fd >= 0)
+                        close(j->images[i].active_fd);
+        }
+        bundle_close(j->bundle);
+        free(j->reason);
+        free(j);
+}
+
+static int progress_save(struct job *j) {
+        json_t *images = json_array();
+        if (!images)
+                return -ENOMEM;
+        for (size_t i = 0; i < j->n_images; i++) {
+                const struct job_image *ji = &j->images[i];
+                _cleanup_free_ char *hex = NULL;
+                int r = install_bitmap_to_hex(ji->done, ji->image->n_chunks, &hex);
+                if (r < 0 || json_array_append_new(images, json_pack("{s:s, s:s, s:I, s:I, s:s}",
+                                "slot_class", ji->image->slot_class, "target", slot_str(ji->target),
+                                "chunk_size", (json_int_t) ji->image->chunk_size,
+                                "n_chunks", (json_int_t) ji->image->n_chunks, "done", hex)) < 0) {
+                        json_decref(images);
+                        return -ENOMEM;
+                }
+        }
+        json_t *o = json_pack("{s:i, s:s, s:o}", "format", 1, "manifest_sha256", j->manifest_sha256,
+                              "images", images);
+        if (!o)
+                return -ENOMEM;
+        _cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!text)
+                return -ENOMEM;
+        return statefile_save(j->work_dir, PROGRESS_FILE, text, strlen(text));
+}
+
+/* Take the bitmaps of an earlier run of the same install; anything else starts from zero. */
+static void progress_load(struct job *j) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = statefile_load(j->work_dir, PROGRESS_FILE, &text, &len, NULL);
+        if (r < 0) {
+                if (r != -ENOENT)
+                        log_warning("update: install progress unreadable (%s): starting over",
+                                    strerror(-r));
+                return;
+        }
+        json_error_t err;
+        json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err), *images;
+        const char *digest;
+        int format;
+        if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:i, s:s, s:o}", "format", &format,
+                                 "manifest_sha256", &digest, "images", &images) < 0 ||
+            format != 1 || !json_is_array(images)) {
+                log_warning("update: install progress malformed: starting over");
+                json_decref(o);
+                return;
+        }
+        if (!streq(digest, j->manifest_sha256)) {
+                json_decref(o);
+                return; /* another bundle's */
+        }
+        size_t i;
+        json_t *e;
+        json_array_foreach(images, i, e) {
+                const char *cls, *target, *hex;
+                json_int_t cs, n;
+                if (json_unpack_ex(e, &err, JSON_STRICT, "{s:s, s:s, s:I, s:I, s:s}", "slot_class",
+                                   &cls, "target", &target, "chunk_size", &cs, "n_chunks", &n, "done",
+                                   &hex) < 0)
+                        continue;
+                for (size_t k = 0; k < j->n_images; k++) {
+                        struct job_image *ji = &j->images[k];
+                        if (!streq(ji->image->slot_class, cls) || !slot_str(ji->target) ||
+                            !streq(slot_str(ji->target), target) ||
+                            (uint64_t) cs != ji->image->chunk_size || (uint64_t) n != ji->image->n_chunks)
+                                continue;
+                        uint8_t *map;
+                        if (install_bitmap_from_hex(hex, ji->image->n_chunks, &map) < 0) {
+                                log_warning("update: progress of %s malformed: rewriting it", cls);
+                                continue;
+                        }
+                        free(ji->done);
+                        ji->done = map;
+                        log_info("update: resuming %s: %" PRIu64 " of %" PRIu64 " chunks already in slot %c",
+                                 cls, install_bitmap_count(map, ji->image->n_chunks), ji->image->n_chunks,
+                                 ji->target);
+                }
+        }
+        json_decref(o);
+}
+
+static int job_checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st) {
+        struct job *j = userdata;
+        return progress_save(j);
+}
+
+static void job_progress(void *userdata, const struct install_stats *st) {
+        struct job *j = userdata;
+        struct update_manager *m = j->m;
+        pthread_mutex_lock(&m->lock);
+        m->progress = *st;
+        pthread_mutex_unlock(&m->lock);
+}
+
+struct bundle_source {
+        int fd;
+        uint64_t offset;
+};
+
+static int bundle_source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
+        struct bundle_source *s = userdata;
+        size_t done = 0;
+        while (done < len) {
+                ssize_t n = pread(s->fd, (uint8_t *) buf + done, len - done,
+                                  (off_t) (s->offset + offset + done));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        return -ENODATA; /* the bundle file shrank */
+                done += (size_t) n;
+        }
+        return 0;
+}
+
+/* What the active slot holds: its record when it has one with the same chunk size, else a scan. */
+static int job_active_index(struct job *j, struct job_image *ji, int active_fd, uint64_t active_size,
+                            struct install_index **ret) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        if (ji->active_record[0] &&
+            statefile_load(j->work_dir, ji->active_record, &text, &len, NULL) >= 0) {
+                struct manifest mf = {};
+                _cleanup_free_ char *why = NULL;
+                if (manifest_parse_text(ji->active_record, text, len, 0, &mf, &why) >= 0) {
+                        const struct manifest_image *img = manifest_find_image(&mf, ji->image->slot_class);
+                        int r = -ENOENT;
+                        if (img && img->chunk_size == ji->image->chunk_size)
+                                r = install_index_from_image(img, ret);
+                        manifest_free(&mf);
+                        if (r >= 0)
+                                return 0;
+                }
+        }
+        if (!j->delta_scan)
+                return -ENOENT;
+        uint64_t size = active_size < ji->image->size ? active_size : ji->image->size;
+        log_info("update: hashing the active slot %s to find reusable chunks", ji->active_path);
+        return install_index_scan(active_fd, size, ji->image->chunk_size, &j->m->cancel, ret);
+}
+
+static struct install_request job_request(struct job *j, struct job_image *ji, struct bundle_source *src) {
+        src->fd = bundle_fd(j->bundle);
+        src->offset = ji->bundle_offset;
+        return (struct install_request){
+                .image = ji->image,
+                .slot_fd = ji->slot_fd,
+                .active_fd = ji->index ? ji->active_fd : -1,
+                .active = ji->index,
+                .source = {.read = bundle_source_read, .userdata = src},
+                .done = ji->done,
+                .checkpoint = job_checkpoint,
+                .progress = job_progress,
+                .userdata = j,
+                .checkpoint_bytes = j->checkpoint_bytes,
+                .cancel = &j->m->cancel,
+                .drop_cache = true,
+        };
+}
+
+/* Open the active slot and learn what it holds: the delta source. Never fatal. */
+static int job_open_active(struct job *j, struct job_image *ji) {
+        if (!ji->active_path[0])
+                return 0;
+        uint64_t active_size;
+        _cleanup_free_ char *why = NULL;
+        if (slot_open_read(ji->active_path, &ji->active_fd, &active_size, &why) < 0) {
+                log_warning("update: no delta from the active slot: %s", why ? why : "?");
+                return 0;
+        }
+        int r = job_active_index(j, ji, ji->active_fd, active_size, &ji->index);
+        if (r == -ECANCELED)
+                return message_set(&j->reason, r, "install cancelled");
+        return 0;
+}
+
+static int job_install_image(struct job *j, struct job_image *ji) {
+        struct update_manager *m = j->m;
+        const char *model = slot_class_model_name(ji->image->slot_class);
+        int r;
+        if (model) {
+                r = model_slot_prepare(m->cfg->update.models_dir, model, ji->target);
+                if (r < 0)
+                        return message_set(&j->reason, r, "model %s: cannot create slot %c: %s",
+                                           model, ji->target, strerror(-r));
+        }
+        r = slot_open_write(ji->slot_path, ji->image->size, &ji->slot_fd, &j->reason);
+        if (r < 0)
+                return r;
+        struct bundle_source src;
+        struct install_request req = job_request(j, ji, &src);
+        struct install_stats st;
+        r = install_image(&req, &st, &j->reason);
+        log_info("update: %s into slot %c: %s; %" PRIu64 " chunks: %" PRIu64 " resumed, %" PRIu64
+                 " from the active slot, %" PRIu64 " from the bundle (%" PRIu64 " bytes), %" PRIu64
+                 " repaired",
+                 ji->image->slot_class, ji->target, r < 0 ? "stopped" : "verified", st.chunks_total,
+                 st.chunks_resumed, st.chunks_from_active, st.chunks_from_source,
+                 st.bytes_from_source, st.chunks_repaired);
+        return r;
+}
+
+static int job_run(struct job *j) {
+        struct update_manager *m = j->m;
+        int r;
+        for (size_t i = 0; i < j->n_images; i++)
+                if ((r = job_open_active(j, &j->images[i])) < 0)
+                        return r;
+        /* A forged or damaged bundle is refused here, before any slot changes. */
+        for (size_t i = 0; j->verify_first && i < j->n_images; i++) {
+                struct bundle_source src;
+                struct install_request req = job_request(j, &j->images[i], &src);
+                struct install_stats st;
+                r = install_verify_source(&req, &st, &j->reason);
+                if (r < 0)
+                        return r;
+                log_info("update: %s: %" PRIu64 " chunks to take from the bundle verified first "
+                         "(%" PRIu64 " bytes)",
+                         j->images[i].image->slot_class, st.chunks_from_source, st.bytes_from_source);
+        }
+        /* Now the targets change: first out of the boot choices, their content records gone. */
+        if (j->has_rootfs) {
+                char msg[512];
+                r = boot_update(m, BOOT_FORGET, j->rootfs_target, msg, sizeof(msg));
+                if (r < 0)
+                        return message_set(&j->reason, r, "%s", msg);
+        }
+        for (size_t i = 0; i < j->n_images; i++)
+                record_remove(j->work_dir, j->images[i].record);
+        uint64_t before = 0;
+        for (size_t i = 0; i < j->n_images; i++) {
+                pthread_mutex_lock(&m->lock);
+                j->current = i;
+                m->progress_before = before;
+                memset(&m->progress, 0, sizeof(m->progress));
+                pthread_mutex_unlock(&m->lock);
+                r = job_install_image(j, &j->images[i]);
+                if (r < 0)
+                        return r;
+                before += j->images[i].image->size;
+        }
+        return 0;
+}
+
+static void *worker_main(void *userdata) {
+        struct job *j = userdata;
+        struct update_manager *m = j->m;
+        j->result = job_run(j);
+        uint64_t one = 1;
+        if (write(m->efd, &one, sizeof(one)) < 0)
+                log_error("update: cannot wake the event loop: %m");
+        return NULL;
+}
+
+static void worker_join(struct update_manager *m) {
+        if (!m->worker_running)
+                return;
+        (void) pthread_join(m->thread, NULL);
+        m->worker_running = false;
+        uint64_t v;
+        (void) !read(m->efd, &v, sizeof(v));
+}
+
+static void install_finished(struct update_manager *m) {
+        struct job *j = m->job;
+        m->job = NULL;
+        char msg[512] = "";
+        if (j->result < 0) {
+                if (j->result == -ECANCELED) {
+                        job_free(j);
+                        return; /* stopping: resumed at the next start */
+                }
+                (void) set_phase(m, UPDATE_FAILED, "%s", j->reason ? j->reason : strerror(-j->result));
+                job_free(j);
+                return;
+        }
+        /* Every image verified in its slot: record what each slot now holds. */
+        size_t mlen;
+        const char *mtext = bundle_manifest_text(j->bundle, &mlen);
+        for (size_t i = 0; i < j->n_images; i++) {
+                int r = statefile_save(j->work_dir, j->images[i].record, mtext, mlen);
+                if (r < 0)
+                        log_warning("update: cannot record the content of slot %c: %s",
+                                    j->images[i].target, strerror(-r));
+        }
+        record_remove(j->work_dir, PROGRESS_FILE);
+        job_free(j);
+        if (m->state.has_rootfs) {
+                int r = boot_update(m, BOOT_TRY, m->state.rootfs_target, msg, sizeof(msg));
+                if (r < 0) {
+                        (void) set_phase(m, UPDATE_FAILED, "cannot arm the new slot: %s", msg);
+                        return;
+                }
+        }
+        if (set_phase(m, UPDATE_READY,
+                      m->state.has_rootfs ? "slot %c armed for %" PRId64 " trial boots" : "images verified",
+                      m->state.rootfs_target, m->cfg->update.boot_tries) < 0)
+                return;
+        if (m->state.has_rootfs)
+                request_reboot(m);
+        else
+                (void) begin_trial(m);
+}
+
+static int on_worker_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct update_manager *m = userdata;
+        worker_join(m);
+        if (m->job)
+                install_finished(m);
+        return 0;
+}
+
+/* ---- starting an install -------------------------------------------------------------- */
+
+static int open_bundle(struct update_manager *m, const char *path, struct bundle **ret, char *msg,
+                       size_t size) {
+        const struct agent_update_config *u = &m->cfg->update;
+        _cleanup_keyring_ struct signature_keyring *kr = NULL;
+        _cleanup_free_ char *why = NULL;
+        int r = signature_keyring_load_dir(u->keyring_dir, &kr, &why);
+        if (r < 0) {
+                snprintf(msg, size, "bundle keyring %s: %s", u->keyring_dir, why ? why : strerror(-r));
+                return r;
+        }
+        struct bundle_verify_options o = {
+                .keyring = kr,
+                .hardware = u->hardware,
+                .min_security_version = m->state.min_security_version,
+                .now = u->check_certificate_time ? time(NULL) : SIGNATURE_NOW_UNKNOWN,
+        };
+        r = bundle_open(path, &o, ret, &why);
+        if (r < 0)
+                snprintf(msg, size, "%s", why ? why : strerror(-r));
+        return r;
+}
+
+/* Fill a job for the bundle, with targets from the state (resume) or chosen now. */
+static int job_prepare(struct update_manager *m, struct bundle *b, bool resume, struct job **ret,
+                       char *msg, size_t size) {
+        const struct agent_update_config *u = &m->cfg->update;
+        const struct manifest *mf = bundle_manifest(b);
+        struct job *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->m = m;
+        j->checkpoint_bytes = (uint64_t) u->checkpoint_mib * 1024 * 1024;
+        j->delta_scan = u->delta_scan;
+        j->verify_first = u->verify_before_write;
+        snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
+        sha256_to_hex(bundle_manifest_digest(b), j->manifest_sha256);
+        uint64_t offsets[MANIFEST_MAX_IMAGES];
+        _cleanup_free_ char *why = NULL;
+        int r = bundle_locate_payloads(b, offsets, &why);
+        if (r < 0) {
+                snprintf(msg, size, "%s", why ? why : strerror(-r));
+                free(j);
+                return r;
+        }
+        struct update_state next = m->state;
+        if (!resume) {
+                next.has_rootfs = false;
+                next.n_models = 0;
+        }
+        for (size_t i = 0; i < mf->n_images; i++) {
+                const struct manifest_image *img = &mf->images[i];
+                struct job_image *ji = &j->images[j->n_images];
+                const char *model = slot_class_model_name(img->slot_class);
+                ji->image = img;
+                ji->bundle_offset = offsets[i];
+                ji->slot_fd = ji->active_fd = -1;
+                if (streq(img->slot_class, "rootfs")) {
+                        if (!u->rootfs_a || !m->bootenv) {
+                                r = -ENOTSUP;
+                                snprintf(msg, size, "the bundle has a rootfs image but this node has no "
+                                         "rootfs slots (update.rootfs)");
+                                goto fail;
+                        }
+                        if (!m->booted) {
+                                r = -ENXIO;
+                                snprintf(msg, size, "the booted slot is unknown (no orbit.slot= in %s): "
+                                         "refusing to write either rootfs slot",
+                                         m->cfg->paths.kernel_cmdline);
+                                goto fail;
+                        }
+                        if (!resume) {
+                                next.has_rootfs = true;
+                                next.rootfs_previous = m->booted;
+                                next.rootfs_target = slot_other(m->booted);
+                        }
+                        if (next.rootfs_target == m->booted) {
+                                r = -EBUSY;
+                                snprintf(msg, size, "slot %c is the booted slot: it cannot be written",
+                                         m->booted);
+                                goto fail;
+                        }
+                        ji->target = next.rootfs_target;
+                        snprintf(ji->slot_path, sizeof(ji->slot_path), "%s",
+                                 ji->target == 'A' ? u->rootfs_a : u->rootfs_b);
+                        snprintf(ji->active_path, sizeof(ji->active_path), "%s",
+                                 m->booted == 'A' ? u->rootfs_a : u->rootfs_b);
+                        record_name(img->slot_class, m->booted, ji->active_record, sizeof(ji->active_record));
+                } else if (model) {
+                        struct update_model_target *t = NULL;
+                        for (size_t k = 0; k < next.n_models; k++)
+                                if (streq(next.models[k].name, model))
+                                        t = &next.models[k];
+                        if (!t) {
+                                if (resume) {
+                                        r = -EBADMSG;
+                                        snprintf(msg, size, "model %s is not in the saved install state", model);
+                                        goto fail;
+                                }
+                                t = &next.models[next.n_models++];
+                                snprintf(t->name, sizeof(t->name), "%s", model);
+                                char cur = 0;
+                                r = model_slot_current(u->models_dir, model, &cur);
+                                if (r < 0 && r != -ENOENT) {
+                                        snprintf(msg, size, "model %s: its current link is broken: %s",
+                                                 model, strerror(-r));
+                                        goto fail;
+                                }
+                                t->previous = r >= 0 ? cur : 0;
+                                t->target = r >= 0 ? slot_other(cur) : 'A';
+                        }
+                        ji->target = t->target;
+                        r = model_slot_image(u->models_dir, model, t->target, ji->slot_path,
+                                             sizeof(ji->slot_path));
+                        if (r >= 0 && t->previous)
+                                r = model_slot_image(u->models_dir, model, t->previous, ji->active_path,
+                                                     sizeof(ji->active_path));
+                        if (r < 0) {
+                                snprintf(msg, size, "model %s: path too long", model);
+                                goto fail;
+                        }
+                        if (t->previous)
+                                record_name(img->slot_class, t->previous, ji->active_record,
+                                            sizeof(ji->active_record));
+                } else {
+                        r = -ENOTSUP;
+                        snprintf(msg, size, "image %s: this agent installs rootfs and model:<name> images only",
+                                 img->slot_class);
+                        goto fail;
+                }
+                record_name(img->slot_class, ji->target, ji->record, sizeof(ji->record));
+                ji->done = calloc(1, install_bitmap_size(img->n_chunks) + 1);
+                if (!ji->done) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                j->n_images++;
+        }
+        m->state = next;
+        j->has_rootfs = next.has_rootfs;
+        j->rootfs_target = next.rootfs_target;
+        *ret = j;
+        return 0;
+fail:
+        for (size_t i = 0; i < j->n_images; i++)
+                free(j->images[i].done);
+        free(j);
+        return r;
+}
+
+static int start_worker(struct update_manager *m, struct job *j) {
+        progress_load(j);
+        uint64_t total = 0;
+        for (size_t i = 0; i < j->n_images; i++)
+                total += j->images[i].image->size;
+        pthread_mutex_lock(&m->lock);
+        m->progress_total = total;
+        m->progress_before = 0;
+        memset(&m->progress, 0, sizeof(m->progress));
+        pthread_mutex_unlock(&m->lock);
+        m->cancel = 0;
+        m->job = j;
+        int r = -pthread_create(&m->thread, NULL, worker_main, j);
+        if (r < 0) {
+                m->job = NULL;
+                return r;
+        }
+        m->worker_running = true;
+        return 0;
+}
+
+/*
+ * Prepare and start the worker for a verified bundle. Before any byte of a target slot
+ * changes, the target is taken out of the bootloader's choices and its content record
+ * removed: a half-written slot can never be booted or trusted as a delta source.
+ */
+static int begin_install(struct update_manager *m, struct bundle *b, bool resume, char *msg,
+                         size_t size) {
+        struct job *j;
+        int r = job_prepare(m, b, resume, &j, msg, size);
+        if (r < 0) {
+                bundle_close(b);
+                return r;
+        }
+        j->bundle = b;
+        if (!resume) {
+                m->state.installs++;
+                r = set_phase(m, UPDATE_INSTALLING, "into %s%s%s", m->state.has_rootfs ? "rootfs slot " : "",
+                              m->state.has_rootfs ? slot_str(m->state.rootfs_target) : "",
+                              m->state.n_models ? (m->state.has_rootfs ? " and model slots" : "model slots") : "");
+                if (r < 0) {
+                        snprintf(msg, size, "cannot save the update state: %s", strerror(-r));
+                        job_free(j);
+                        return r;
+                }
+        }
+        r = start_worker(m, j);
+        if (r < 0) {
+                snprintf(msg, size, "cannot start the install thread: %s", strerror(-r));
+                job_free(j);
+        }
+        return r;
+}
+
+static int fail_now(struct update_manager *m, int r, const char *msg) {
+        (void) set_phase(m, UPDATE_FAILED, "%s", msg);
+        return r;
+}
+
+int update_manager_install(struct update_manager *m, const char *bundle_path, json_t **ret,
+                           char *msg, size_t size) {
+        if (!update_phase_is_final(m->state.phase)) {
+                snprintf(msg, size, "an update is in progress (%s %s, %s)", m->state.bundle_id,
+                         m->state.version, update_phase_to_string(m->state.phase));
+                return -EBUSY;
+        }
+        char abs[PATH_MAX];
+        if (!realpath(bundle_path, abs)) {
+                int r = negative_errno();
+                snprintf(msg, size, "%s: %s", bundle_path, strerror(-r));
+                return r;
+        }
+        /* A new install: what the last one said no longer applies. */
+        snprintf(m->state.bundle_path, sizeof(m->state.bundle_path), "%s", abs);
+        m->state.bundle_id[0] = m->state.version[0] = m->state.manifest_sha256[0] = '\0';
+        m->state.security_version = 0;
+        m->state.has_rootfs = false;
+        m->state.n_models = 0;
+        int r = set_phase(m, UPDATE_FETCHING, "verifying %s", abs);
+        if (r < 0) {
+                snprintf(msg, size, "cannot save the update state: %s", strerror(-r));
+                return r;
+        }
+        struct bundle *b;
+        r = open_bundle(m, abs, &b, msg, size);
+        if (r < 0)
+                return fail_now(m, r, msg);
+        const struct manifest *mf = bundle_manifest(b);
+        snprintf(m->state.bundle_id, sizeof(m->state.bundle_id), "%s", mf->bundle_id);
+        snprintf(m->state.version, sizeof(m->state.version), "%s", mf->version);
+        m->state.security_version = mf->security_version;
+        sha256_to_hex(bundle_manifest_digest(b), m->state.manifest_sha256);
+        r = begin_install(m, b, false, msg, size);
+        if (r < 0)
+                return fail_now(m, r, msg);
+        *ret = json_pack("{s:s, s:s, s:s, s:I}", "phase", update_phase_to_string(m->state.phase),
+                         "bundle_id", m->state.bundle_id, "version", m->state.version,
+                         "security_version", (json_int_t) m->state.security_version);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* An install interrupted by a stop, a kill or a power cut: verify again and go on. */
+static int resume_install(struct update_manager *m) {
+        char msg[UPDATE_REASON_MAX] = "";
+        if (!m->state.bundle_path[0])
+                return fail_now(m, -ENOENT, "interrupted before the bundle was known");
+        struct bundle *b;
+        int r = open_bundle(m, m->state.bundle_path, &b, msg, sizeof(msg));
+        if (r < 0)
+                return fail_now(m, r, msg);
+        char digest[SHA256_HEX_SIZE];
+        sha256_to_hex(bundle_manifest_digest(b), digest);
+        if (m->state.manifest_sha256[0] && !streq(digest, m->state.manifest_sha256)) {
+                bundle_close(b);
+                return fail_now(m, -ESTALE, "the bundle file changed since the install began");
+        }
+        if (m->state.phase == UPDATE_FETCHING) {
+                /* stopped between verifying and installing: start the install properly */
+                const struct manifest *mf = bundle_manifest(b);
+                snprintf(m->state.bundle_id, sizeof(m->state.bundle_id), "%s", mf->bundle_id);
+                snprintf(m->state.version, sizeof(m->state.version), "%s", mf->version);
+                m->state.security_version = mf->security_version;
+                snprintf(m->state.manifest_sha256, sizeof(m->state.manifest_sha256), "%s", digest);
+                r = begin_install(m, b, false, msg, sizeof(msg));
+        } else {
+                log_notice("update: resuming the install of %s %s", m->state.bundle_id, m->state.version);
+                r = begin_install(m, b, true, msg, sizeof(msg));
+        }
+        if (r < 0)
+                return fail_now(m, r, msg);
+        return 0;
+}
+
+int update_manager_mark_good(struct update_manager *m, json_t **ret, char *msg, size_t size) {
+        if (m->state.phase != UPDATE_TRIAL) {
+                snprintf(msg, size, "nothing on trial (the update is %s)",
+                         update_phase_to_string(m->state.phase));
+                return -EINVAL;
+        }
+        int r = do_commit(m, "marked good by the operator", msg, size);
+        if (r < 0)
+                return r;
+        *ret = json_pack("{s:s}", "phase", update_phase_to_string(m->state.phase));
+        return *ret ? 0 : -ENOMEM;
+}
+
+int update_manager_mark_bad(struct update_manager *m, json_t **ret, char *msg, size_t size) {
+        if (m->state.phase != UPDATE_TRIAL && m->state.phase != UPDATE_READY) {
+                snprintf(msg, size, "nothing on trial or waiting for a reboot (the update is %s)",
+                         update_phase_to_string(m->state.phase));
+                return -EINVAL;
+        }
+        int r = do_rollback(m, true, "marked bad by the operator");
+        if (r < 0) {
+                snprintf(msg, size, "rollback incomplete: %s", strerror(-r));
+                return r;
+        }
+        *ret = json_pack("{s:s, s:b}", "phase", update_phase_to_string(m->state.phase),
+                         "reboot_required", m->reboot_required);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int update_manager_rollback(struct update_manager *m, json_t **ret, char *msg, size_t size) {
+        if (m->state.phase == UPDATE_TRIAL || m->state.phase == UPDATE_READY)
+                return update_manager_mark_bad(m, ret, msg, size);
+        if (m->state.phase != UPDATE_COMMITTED) {
+                snprintf(msg, size, "no committed update to roll back (the update is %s)",
+                         update_phase_to_string(m->state.phase));
+                return -EINVAL;
+        }
+        /* Going back is only safe to a slot that is still good and still holds the old image. */
+        if (m->state.has_rootfs) {
+                struct boot_state bs;
+                int r = boot_read_locked(m, &bs), p = boot_slot_index(m->state.rootfs_previous);
+                if (r < 0 || p < 0 || !bs.slot[p].good) {
+                        snprintf(msg, size, "slot %c is not marked good: nothing safe to roll back to",
+                                 m->state.rootfs_previous);
+                        return -ENOENT;
+                }
+        }
+        int r = do_rollback(m, true, "rolled back by the operator");
+        if (r < 0) {
+                snprintf(msg, size, "rollback incomplete: %s", strerror(-r));
+                return r;
+        }
+        *ret = json_pack("{s:s, s:b}", "phase", update_phase_to_string(m->state.phase),
+                         "reboot_required", m->reboot_required);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* ---- status ------------------------------------------------------------------------------ */
+
+static json_t *slot_records_json(struct update_manager *m, const char *slot_class) {
+        json_t *o = json_object();
+        for (char s = 'A'; o && s <= 'B'; s++) {
+                char name[PATH_MAX];
+                record_name(slot_class, s, name, sizeof(name));
+                _cleanup_free_ char *text = NULL;
+                size_t len;
+                struct manifest mf = {};
+                json_t *v = json_null();
+                if (statefile_load(m->cfg->update.work_dir, name, &text, &len, NULL) >= 0 &&
+                    manifest_parse_text(name, text, len, 0, &mf, NULL) >= 0) {
+                        v = json_pack("{s:s, s:s, s:I}", "bundle_id", mf.bundle_id, "version",
+                                      mf.version, "security_version", (json_int_t) mf.security_version);
+                        manifest_free(&mf);
+                }
+                json_object_set_new(o, slot_str(s), v);
+        }
+        return o;
+}
+
+json_t *update_manager_status_json(struct update_manager *m) {
+        const struct update_state *s = &m->state;
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:s?, s:b, s:I}",
+                              "phase", update_phase_to_string(s->phase), "bundle_id", s->bundle_id,
+                              "version", s->version, "security_version", (json_int_t) s->security_version,
+                              "min_security_version", (json_int_t) s->min_security_version,
+                              "reason", s->reason, "changed_realtime_usec",
+                              (json_int_t) s->changed_realtime_usec, "booted_slot", slot_str(m->booted),
+                              "reboot_required", m->reboot_required, "installs",
+                              (json_int_t) s->installs);
+        if (!o)
+                return NULL;
+        if (s->has_rootfs)
+                json_object_set_new(o, "rootfs", json_pack("{s:s, s:s}", "target", slot_str(s->rootfs_target),
+                                                           "previous", slot_str(s->rootfs_previous)));
+        json_t *models = json_array();
+        for (size_t i = 0; models && i < s->n_models; i++) {
+                char cur = 0;
+                bool have = model_slot_current(m->cfg->update.models_dir, s->models[i].name, &cur) >= 0;
+                json_array_append_new(models, json_pack("{s:s, s:s, s:s?, s:s?}", "name", s->models[i].name,
+                                                        "target", slot_str(s->models[i].target),
+                                                        "previous", slot_str(s->models[i].previous),
+                                                        "current", have ? slot_str(cur) : NULL));
+        }
+        json_object_set_new(o, "models", models);
+        if (m->bootenv) {
+                struct boot_state bs;
+                json_t *b;
+                if (boot_read_locked(m, &bs) >= 0)
+                        b = json_pack("{s:s, s:s, s:{s:b, s:i}, s:{s:b, s:i}}", "kind",
+                                      m->cfg->update.bootloader_kind, "primary", slot_str(bs.primary),
+                                      "A", "good", bs.slot[0].good, "tries_left", bs.slot[0].tries_left,
+                                      "B", "good", bs.slot[1].good, "tries_left", bs.slot[1].tries_left);
+                else
+                        b = json_pack("{s:s, s:s}", "kind", m->cfg->update.bootloader_kind, "error",
+                                      "unreadable");
+                json_object_set_new(o, "boot", b);
+                json_object_set_new(o, "rootfs_slots", slot_records_json(m, "rootfs"));
+        }
+        if (m->worker_running) {
+                pthread_mutex_lock(&m->lock);
+                struct install_stats st = m->progress;
+                uint64_t before = m->progress_before, total = m->progress_total;
+                pthread_mutex_unlock(&m->lock);
+                uint64_t done = before + st.bytes_done;
+                json_object_set_new(o, "progress",
+                                    json_pack("{s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I}", "bytes_done",
+                                              (json_int_t) done, "bytes_total", (json_int_t) total,
+                                              "percent", total ? 100.0 * (double) done / (double) total : 100.0,
+                                              "chunks_resumed", (json_int_t) st.chunks_resumed,
+                                              "chunks_from_active", (json_int_t) st.chunks_from_active,
+                                              "chunks_from_bundle", (json_int_t) st.chunks_from_source,
+                                              "bytes_from_bundle", (json_int_t) st.bytes_from_source,
+                                              "chunks_repaired", (json_int_t) st.chunks_repaired));
+        }
+        if (s->phase == UPDATE_TRIAL && m->gate_timer) {
+                uint64_t now = monotonic_usec(m);
+                json_object_set_new(o, "trial",
+                                    json_pack("{s:I, s:I, s:I, s:I, s:s?}", "elapsed_sec",
+                                              (json_int_t) ((now - m->trial_started_usec) / 1000000),
+                                              "gate_ok_for_sec",
+                                              (json_int_t) (m->gate_ok_since_usec ? (now - m->gate_ok_since_usec) / 1000000 : 0),
+                                              "gate_sec", (json_int_t) m->cfg->update.gate_sec,
+                                              "timeout_sec", (json_int_t) m->cfg->update.trial_timeout_sec,
+                                              "gate_failing", m->gate_why[0] ? m->gate_why : NULL));
+        }
+        return o;
+}
+
+/* ---- life cycle ------------------------------------------------------------------------------ */
+
+static int state_load(struct update_manager *m) {
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        size_t len;
+        enum statefile_source src;
+        update_state_init(&m->state);
+        int r = statefile_load(m->cfg->update.work_dir, STATE_FILE, &text, &len, &src);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "update: the update state in %s/%s cannot be trusted "
+                                       "(no copy verifies); refusing updates until it is repaired",
+                                       m->cfg->update.work_dir, STATE_FILE);
+        r = update_state_parse(text, len, &m->state, &why);
+        if (r < 0)
+                return log_error_errno(r, "update: %s/%s: %s", m->cfg->update.work_dir, STATE_FILE,
+                                       why ? why : "malformed");
+        if (src == STATEFILE_SOURCE_PREVIOUS)
+                log_warning("update: the update state was restored from its last good copy");
+        return 0;
+}
+
+static int start_action(struct update_manager *m) {
+        struct boot_state bs, *bp = NULL;
+        if (m->state.has_rootfs && boot_read_locked(m, &bs) >= 0)
+                bp = &bs;
+        const char *why = "";
+        enum update_start_action a = update_decide_at_start(&m->state, bp, m->booted, &why);
+        if (a != UPDATE_START_NOTHING)
+                log_info("update: at start, %s %s is %s: %s", m->state.bundle_id, m->state.version,
+                         update_phase_to_string(m->state.phase), update_start_action_to_string(a));
+        char msg[512] = "";
+        switch (a) {
+        case UPDATE_START_NOTHING:
+                return 0;
+        case UPDATE_START_RESUME:
+                return resume_install(m);
+        case UPDATE_START_WAIT_REBOOT:
+                m->reboot_required = true;
+                log_notice("update: slot %c is armed; waiting for a reboot", m->state.rootfs_target);
+                return 0;
+        case UPDATE_START_BEGIN_TRIAL:
+                return begin_trial(m);
+        case UPDATE_START_COMMITTED:
+                if (m->state.phase == UPDATE_READY)
+                        (void) set_phase(m, UPDATE_TRIAL, "booted slot %c", m->booted);
+                return do_commit(m, "the slot was already committed", msg, sizeof(msg));
+        case UPDATE_START_ROLLED_BACK:
+                return do_rollback(m, false, "%s (running slot %c)", why, m->booted ? m->booted : '?');
+        }
+        return 0;
+}
+
+int update_manager_new(sd_event *event, const struct agent_config *cfg,
+                       const struct node_state *node, struct event_queue *events,
+                       struct runtime *runtime, struct health_monitor *health,
+                       struct update_manager **ret) {
+        struct update_manager *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->event = sd_event_ref(event);
+        m->cfg = cfg;
+        m->node = node;
+        m->events = events;
+        m->runtime = runtime;
+        m->health = health;
+        m->efd = -1;
+        pthread_mutex_init(&m->lock, NULL);
+        pthread_mutex_init(&m->boot_lock, NULL);
+        const struct agent_update_config *u = &cfg->update;
+        int r = mkdir_parents(u->work_dir, 0700);
+        if (r < 0) {
+                log_error_errno(r, "update: cannot create %s", u->work_dir);
+                goto fail;
+        }
+        m->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (m->efd < 0) {
+                r = log_error_errno(errno, "update: eventfd");
+                goto fail;
+        }
+        r = sd_event_add_io(event, &m->efd_source, m->efd, EPOLLIN, on_worker_done, m);
+        if (r < 0)
+                goto fail;
+        if (u->bootloader_kind) {
+                struct bootenv_config bc = {
+                        .path = u->bootloader_path,
+                        .path_redundant = u->bootloader_path_redundant,
+                        .offset = (uint64_t) u->bootloader_offset,
+                        .offset_redundant = (uint64_t) u->bootloader_offset_redundant,
+                        .size = (size_t) u->bootloader_size,
+                };
+                (void) bootenv_kind_from_string(u->bootloader_kind, &bc.kind);
+                r = bootenv_open(&bc, &m->bootenv);
+                if (r < 0) {
+                        log_error_errno(r, "update: bootloader %s at %s", u->bootloader_kind, u->bootloader_path);
+                        goto fail;
+                }
+                r = bootenv_booted_slot(cfg->paths.kernel_cmdline, &m->booted);
+                if (r < 0) {
+                        m->booted = 0;
+                        snprintf(m->boot_error, sizeof(m->boot_error), "no orbit.slot= in %s",
+                                 cfg->paths.kernel_cmdline);
+                        log_warning("update: the booted slot is unknown (%s): rootfs installs are refused",
+                                    m->boot_error);
+                }
+        }
+        r = state_load(m);
+        if (r < 0)
+                goto fail;
+        r = start_action(m);
+        if (r < 0)
+                log_warning("update: the start action did not complete: %s", strerror(-r));
+        log_info("update: ready; booted slot %s, floor security_version %" PRIu64 ", last update %s",
+                 m->booted ? slot_str(m->booted) : "unknown", m->state.min_security_version,
+                 update_phase_to_string(m->state.phase));
+        *ret = m;
+        return 0;
+fail:
+        update_manager_free(m);
+        return r;
+}
+
+void update_manager_free(struct update_manager *m) {
+        if (!m)
+                return;
+        if (m->worker_running) {
+                m->cancel = 1;
+                worker_join(m);
+                if (m->job) {
+                        log_notice("update: install stopped; progress saved, it resumes at the next start");
+                        job_free(m->job);
+                        m->job = NULL;
+                }
+        }
+        stop_gate(m);
+        m->reboot_timer = sd_event_source_disable_unref(m->reboot_timer);
+        m->efd_source = sd_event_source_disable_unref(m->efd_source);
+        if (m->efd >= 0)
+                close(m->efd);
+        bootenv_free(m->bootenv);
+        pthread_mutex_destroy(&m->lock);
+        pthread_mutex_destroy(&m->boot_lock);
+        sd_event_unref(m->event);
+        free(m);
+}

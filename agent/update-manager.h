@@ -1,0 +1,49 @@
+/*
+ * The update manager: drives the update state machine (update/update-state.h) on the
+ * agent's event loop. Verifies bundles, runs the install engine on a worker thread,
+ * flips the bootloader to the new rootfs slot and the models' current links, runs the
+ * trial with the health gate, commits or rolls back, and reports each step as an event.
+ * Everything it needs to continue is in state files, so a kill or a power cut at any
+ * point resumes (see docs/update.md).
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "agent-config.h"
+#include "events.h"
+#include "health-monitor.h"
+#include "node-state.h"
+#include "runtime.h"
+
+struct update_manager;
+
+/*
+ * Load the update state, open the boot environment, read the booted slot, and do what
+ * the state says at this start: resume an install, start a trial, record a commit or a
+ * rollback. cfg must stay valid (the agent's config is replaced in place on reload).
+ * runtime and health may be NULL.
+ */
+int update_manager_new(sd_event *event, const struct agent_config *cfg,
+                       const struct node_state *node, struct event_queue *events,
+                       struct runtime *runtime, struct health_monitor *health,
+                       struct update_manager **ret);
+
+/* Stop the worker (its progress is saved first) and free everything. */
+void update_manager_free(struct update_manager *m);
+
+/* For orbitctl update status and the status section. */
+json_t *update_manager_status_json(struct update_manager *m);
+
+/*
+ * Operator actions. Each returns 0 with *ret (a JSON result) or a negative errno with
+ * msg explaining, in words an operator can act on.
+ */
+int update_manager_install(struct update_manager *m, const char *bundle_path, json_t **ret,
+                           char *msg, size_t size);
+int update_manager_mark_good(struct update_manager *m, json_t **ret, char *msg, size_t size);
+int update_manager_mark_bad(struct update_manager *m, json_t **ret, char *msg, size_t size);
+int update_manager_rollback(struct update_manager *m, json_t **ret, char *msg, size_t size);

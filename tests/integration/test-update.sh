@@ -1,0 +1,288 @@
+# Integration test of A/B updates with the real agent, file slots and the three bootloader
+# backends (file, grub, uboot): refusals that change no slot, a delta install, reboots
+# simulated by bootenv-tool (what the bootloader scripts do), the trial and its health
+# gate, commit, kill -9 in the middle of an install, a failed gate, an exhausted boot
+# counter, operator mark-good/mark-bad/rollback, and models switched with their users.
+# shellcheck shell=bash
+set -u -o pipefail
+
+: "${top_builddir:?top_builddir must be set}"
+: "${top_srcdir:?top_srcdir must be set}"
+. "$top_srcdir/tests/integration/lib.sh"
+
+command -v jq >/dev/null 2>&1 || skip_all "jq not installed"
+command -v grub-editenv >/dev/null 2>&1 || skip_all "grub-editenv not installed (grub-common)"
+command -v fw_printenv >/dev/null 2>&1 || skip_all "fw_printenv not installed (libubootenv-tool)"
+
+AGENT=$top_builddir/orbit-agent
+CTL_BIN=$top_builddir/orbitctl
+OB=$top_builddir/orbit-bundle
+TOOL=$top_builddir/tests/integration/bootenv-tool
+unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
+setup_testdir
+D=$TESTDIR
+K=$D/keys
+mkdir -p "$K/keyring"
+cd "$D" || bail "cd"
+
+# ---- keys and bundles ---------------------------------------------------------------
+"$OB" keygen --ca --subject "CN=test fleet CA" --key "$K/ca.key" --cert "$K/ca.pem" >/dev/null &&
+        "$OB" keygen --subject "CN=release" --issuer-key "$K/ca.key" --issuer-cert "$K/ca.pem" \
+                --key "$K/signer.key" --cert "$K/signer.pem" >/dev/null &&
+        "$OB" keygen --ca --subject "CN=intruder" --key "$K/evil.key" --cert "$K/evil.pem" >/dev/null ||
+        bail "keygen"
+cp "$K/ca.pem" "$K/keyring/"
+
+CHUNK=65536
+head -c $((64 * CHUNK)) /dev/urandom >v1.img
+cp v1.img v2.img # v2: 3 of 64 chunks changed (5%)
+for c in 5 30 63; do
+        head -c $CHUNK /dev/urandom | dd of=v2.img bs=$CHUNK seek=$c conv=notrunc status=none
+done
+cp v2.img v4.img
+head -c $CHUNK /dev/urandom | dd of=v4.img bs=$CHUNK seek=10 conv=notrunc status=none
+head -c $((96 * 1024 * 1024)) /dev/urandom >v3.img
+head -c 200000 /dev/urandom >yolo-1.bin
+
+bundle() { # OUT SECURITY_VERSION KEY CERT IMAGE-ARGS...
+        local out=$1 sv=$2 key=$3 cert=$4
+        shift 4
+        printf '{"bundle_id": "%s", "version": "1.%s.0", "security_version": %s, "compatible": ["sim-board"]}\n' \
+                "${out%.obundle}" "$sv" "$sv" >"$D/t.json"
+        "$OB" create --manifest-template "$D/t.json" "$@" --chunk-size $CHUNK --key "$key" \
+                --cert "$cert" -o "$out" >/dev/null 2>"$D/ob.err" || bail "bundle $out: $(cat "$D/ob.err")"
+}
+bundle v1.obundle 1 "$K/signer.key" "$K/signer.pem" --image rootfs=v1.img
+bundle v2.obundle 2 "$K/signer.key" "$K/signer.pem" --image rootfs=v2.img --image model:yolo=yolo-1.bin
+bundle v3.obundle 3 "$K/signer.key" "$K/signer.pem" --image rootfs=v3.img
+bundle v4.obundle 4 "$K/signer.key" "$K/signer.pem" --image rootfs=v4.img
+bundle evil.obundle 9 "$K/evil.key" "$K/evil.pem" --image rootfs=v2.img
+# a tampered payload: one byte of changed chunk 30 flipped inside the signed bundle
+cp v2.obundle tampered.obundle
+payload=$(python3 - "$D/v2.obundle" <<'PY'
+import sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    for m in t.getmembers():
+        if m.name == "rootfs.img":
+            print(m.offset_data)
+PY
+)
+[ -n "$payload" ] || bail "cannot find the rootfs payload"
+printf '\xff' | dd of=tampered.obundle bs=1 seek=$((payload + 30 * CHUNK + 77)) conv=notrunc status=none
+
+# ---- one simulated node per bootloader backend ---------------------------------------
+AGENT_PID=
+ctl() { "$CTL_BIN" --socket "$N/run/control.sock" "$@"; }
+ust() { ctl update status --json | jq -r "$1"; }
+phase_is() { [ "$(ust .phase)" = "$1" ]; }
+settemp() { echo "$1" >"$N/sys/class/thermal/thermal_zone0/temp.new" && mv "$N/sys/class/thermal/thermal_zone0/temp.new" "$N/sys/class/thermal/thermal_zone0/temp"; }
+
+boot_tool() {
+        case $KIND in
+        file) "$TOOL" --kind file --path "$N/boot.json" "$@" ;;
+        grub) "$TOOL" --kind grub --path "$N/grubenv" "$@" ;;
+        uboot) "$TOOL" --kind uboot --path "$N/env0" --redundant "$N/env1" --size 0x4000 "$@" ;;
+        esac
+}
+boot_state() { boot_tool state | tr '\n' ' ' | sed 's/ $//'; }
+
+new_node() { # KIND
+        KIND=$1
+        N=$D/node-$KIND
+        mkdir -p "$N/slots" "$N/sys/class/thermal/thermal_zone0" "$N/etc/keys/bundles"
+        cp "$K/ca.pem" "$N/etc/keys/bundles/"
+        echo cpu-thermal >"$N/sys/class/thermal/thermal_zone0/type"
+        settemp 45000
+        cp v1.img "$N/slots/a"
+        : >"$N/slots/b"
+        echo "console=ttyS0 root=/dev/vda orbit.slot=A quiet" >"$N/cmdline"
+        local bl
+        case $KIND in
+        file) bl="{\"kind\": \"file\", \"path\": \"$N/boot.json\"}" ;;
+        grub) bl="{\"kind\": \"grub\", \"path\": \"$N/grubenv\"}"
+              grub-editenv "$N/grubenv" create ;;
+        uboot) bl="{\"kind\": \"uboot\", \"path\": \"$N/env0\", \"path_redundant\": \"$N/env1\", \"size\": 16384}"
+               boot_tool init 'bootcmd=run orbit_boot' >/dev/null
+               printf '%s 0 0x4000\n%s 0 0x4000\n' "$N/env0" "$N/env1" >"$N/fw_env.config" ;;
+        esac
+        boot_tool init-state A >/dev/null || bail "$KIND: init-state"
+        cat >"$N/agent.json" <<JSON
+{"config_version": 1, "node_id": "sim-$KIND", "state_dir": "$N/state", "runtime_dir": "$N/run",
+ "config_dir": "$N/etc", "log_target": "stderr",
+ "paths": {"sysfs_root": "$N/sys", "kernel_cmdline": "$N/cmdline"},
+ "runtime": {"enabled": false},
+ "health": {"poll_interval_ms": 200, "min_dwell_sec": 0,
+            "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
+ "update": {"enabled": true, "hardware": "sim-board", "bootloader": $bl,
+            "rootfs": {"a": "$N/slots/a", "b": "$N/slots/b"}, "models_dir": "$N/models",
+            "boot_tries": 2, "gate_sec": 1, "trial_timeout_sec": 4, "checkpoint_mib": 1}}
+JSON
+        FAIL_CONTEXT_LOG=$N/agent.log
+}
+
+start_agent() {
+        "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
+        AGENT_PID=$!
+        track_pid "$AGENT_PID"
+        wait_for 20 ctl ping >/dev/null 2>&1 || bail "$KIND: the agent did not answer"
+}
+stop_agent() {
+        kill -TERM "$AGENT_PID" 2>/dev/null
+        wait_exit "$AGENT_PID" 20 || fail "$KIND: the agent did not stop"
+        AGENT_PID=
+}
+kill_agent() {
+        kill -KILL "$AGENT_PID" 2>/dev/null
+        wait "$AGENT_PID" 2>/dev/null
+        AGENT_PID=
+}
+# What the bootloader does at power-on; the booted slot goes on the kernel command line.
+reboot_node() { # sets BOOTED
+        [ -n "$AGENT_PID" ] && stop_agent
+        BOOTED=$(boot_tool simulate-boot "$N/cmdline") || bail "$KIND: no bootable slot"
+        note "$KIND: rebooted into slot $BOOTED"
+}
+install() { ctl update install "$D/$1"; }
+
+# ---- file backend: the whole story ---------------------------------------------------
+new_node file
+start_agent
+check "file: idle, booted A" test "$(ust '.phase + " " + .booted_slot')" = "idle A"
+
+out=$(install tampered.obundle 2>&1) && fail "tampered payload refused" "$out" || {
+        grep -q "chunk 30 .*does not match its hash in the signed manifest" <<<"$out" &&
+                pass "a tampered payload is refused, naming the chunk" || fail "tampered reason" "$out"; }
+check "file: tampered: phase failed" phase_is failed
+check "file: tampered: slot B never written" test ! -s "$N/slots/b"
+check "file: tampered: boot choice unchanged (A good, B not bootable)" \
+        test "$(boot_state)" = "primary=A A_good=1 A_tries_left=0 B_good=0 B_tries_left=0"
+out=$(install evil.obundle 2>&1) && fail "foreign signer refused" "$out" || {
+        grep -qi "signature" <<<"$out" && pass "a bundle signed outside the keyring is refused" || fail "evil reason" "$out"; }
+printf 'not a tar' >junk.obundle
+out=$(install junk.obundle 2>&1) && fail "junk refused" "$out" || pass "a file that is no bundle is refused: ${out%%$'\n'*}"
+check "file: refusals: slot A untouched" cmp -s "$N/slots/a" v1.img
+ctl events --json --lines 20 | jq -e '[.events[] | select(.kind == "update.failed" and .priority == "critical")] | length >= 3' >/dev/null &&
+        pass "each refusal is reported as a critical update.failed event" || fail "update.failed events"
+
+check "file: install v2 (delta) reaches ready" install v2.obundle
+check "file: phase ready, reboot required" test "$(ust '.phase + " " + (.reboot_required|tostring)')" = "ready true"
+check "file: slot B holds v2" cmp -s "$N/slots/b" v2.img
+check "file: new model written to its slot A" cmp -s "$N/models/yolo/a/image" yolo-1.bin
+check "file: model not switched before the trial" test ! -e "$N/models/yolo/current"
+check "file: B armed for 2 trial boots, A still the good fallback" \
+        test "$(boot_state)" = "primary=B A_good=1 A_tries_left=0 B_good=0 B_tries_left=2"
+grep -q "rootfs into slot B: verified; 64 chunks: 0 resumed, 61 from the active slot, 3 from the bundle (196608 bytes)" "$N/agent.log" &&
+        pass "delta: only the 3 changed chunks (5%) read from the bundle" || fail "delta" "$(grep 'into slot' "$N/agent.log")"
+check "file: slot A still v1" cmp -s "$N/slots/a" v1.img
+
+reboot_node; [ "$BOOTED" = B ] && pass "file: the bootloader picks B" || fail "file: reboot into B"
+check "file: kernel command line names B" grep -q "orbit.slot=B" "$N/cmdline"
+start_agent
+check "file: trial after booting B" wait_for 5 phase_is trial
+check "file: the model is switched for the trial" test "$(readlink "$N/models/yolo/current")" = a
+check "file: committed after the gate held" wait_for 10 phase_is committed
+check "file: B committed in the boot environment" \
+        test "$(boot_state)" = "primary=B A_good=1 A_tries_left=0 B_good=1 B_tries_left=0"
+check "file: anti-rollback floor raised to 2" test "$(ust .min_security_version)" = 2
+ctl events --json --lines 50 | jq -e '[.events[] | select(.kind == "update.committed")] | length == 1' >/dev/null &&
+        pass "file: the commit is reported" || fail "file: commit event"
+
+out=$(install v1.obundle 2>&1) && fail "rollback to v1 refused" "$out" || {
+        grep -q "security_version 1 .*below" <<<"$out" && pass "anti-rollback: security_version 1 < floor 2 refused" ||
+                fail "anti-rollback reason" "$out"; }
+check "file: anti-rollback: slot A untouched (still v1)" cmp -s "$N/slots/a" v1.img
+check "file: anti-rollback: A still a good fallback" \
+        test "$(boot_state)" = "primary=B A_good=1 A_tries_left=0 B_good=1 B_tries_left=0"
+
+# ---- kill -9 in the middle of a 96 MiB install, three times --------------------------
+ctl update install --no-wait "$D/v3.obundle" >/dev/null || fail "file: v3 install start"
+resumed=0
+for round in 1 2 3; do
+        wait_for 30 sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" update status --json | jq -e '(.progress.percent // 0) >= $((round * 20)) or .phase != \"installing\"' >/dev/null" || true
+        p=$(ust .phase)
+        [ "$p" = installing ] || { note "round $round: install already $p"; break; }
+        kill_agent
+        st=$(boot_state)
+        [ "$st" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0" ] &&
+                pass "kill -9 #$round mid-install: the half-written slot A is not bootable" || fail "kill #$round boot state" "$st"
+        cmp -s "$N/slots/b" v2.img && pass "kill -9 #$round: the active slot B untouched" || fail "kill #$round active slot"
+        start_agent
+        grep -q "resuming rootfs: [1-9][0-9]* of 1536 chunks already in slot A" "$N/agent.log" && resumed=1
+done
+[ "$resumed" = 1 ] && pass "a restarted install resumed with verified chunks kept" ||
+        fail "resume kept chunks" "$(grep -E 'resuming|into slot' "$N/agent.log")"
+check "file: v3 ready after the kills" wait_for 60 phase_is ready
+check "file: slot A holds v3 exactly" cmp -s "$N/slots/a" v3.img
+
+# ---- a failed health gate: too hot during the trial -> rollback ----------------------
+reboot_node; [ "$BOOTED" = A ] && pass "file: rebooted into A for the v3 trial" || fail "file: reboot into A"
+settemp 95000
+start_agent
+check "file: v3 on trial" wait_for 5 phase_is trial
+check "file: critical temperature: the gate fails and v3 rolls back" wait_for 10 phase_is rolled-back
+ust .reason | grep -q "health gate did not hold" && pass "file: the rollback says why: $(ust .reason)" || fail "rollback reason" "$(ust .reason)"
+check "file: A abandoned, B primary again" \
+        test "$(boot_state)" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0"
+check "file: the agent asks for the reboot back" test "$(ust .reboot_required)" = true
+settemp 45000
+reboot_node; [ "$BOOTED" = B ] && pass "file: back on B" || fail "file: back on B"
+start_agent
+check "file: still rolled-back after the reboot" phase_is rolled-back
+check "file: the floor stayed at 2 (v3 never committed)" test "$(ust .min_security_version)" = 2
+
+# ---- an exhausted boot counter: the new slot never comes up ---------------------------
+check "file: install v4" install v4.obundle
+stop_agent
+for i in 1 2; do
+        s=$(boot_tool simulate-boot "$N/cmdline")
+        [ "$s" = A ] && pass "file: trial boot $i of A (crashes before the agent starts)" || fail "trial boot $i" "$s"
+done
+reboot_node; [ "$BOOTED" = B ] && pass "file: the counter ran out: the bootloader falls back to B" || fail "fallback"
+start_agent
+check "file: the agent reports the rollback" wait_for 5 phase_is rolled-back
+ust .reason | grep -q "ran out" && pass "file: reason: $(ust .reason)" || fail "counter reason" "$(ust .reason)"
+ctl events --json --lines 50 | jq -e '[.events[] | select(.kind == "update.rolled-back" and .priority == "critical")] | length == 1' >/dev/null &&
+        pass "file: the rollback is a critical event" || fail "rollback event"
+stop_agent
+
+# ---- grub: mark-good, then an operator rollback ---------------------------------------
+new_node grub
+start_agent
+check "grub: install v2" install v2.obundle
+grub-editenv "$N/grubenv" list | grep -qx ORBIT_B_TRIES=2 && grub-editenv "$N/grubenv" list | grep -qx 'ORBIT_ORDER=B A' &&
+        pass "grub: grub-editenv reads B armed first" || fail "grub env" "$(grub-editenv "$N/grubenv" list)"
+reboot_node; [ "$BOOTED" = B ] || fail "grub: reboot into B"
+start_agent
+check "grub: trial" wait_for 5 phase_is trial
+check "grub: operator mark-good" ctl update mark-good
+check "grub: committed at once" phase_is committed
+grub-editenv "$N/grubenv" list | grep -qx ORBIT_B_OK=1 && pass "grub: grub-editenv reads B committed" || fail "grub commit" "$(grub-editenv "$N/grubenv" list)"
+check "grub: operator rollback" ctl update rollback
+check "grub: rolled back" phase_is rolled-back
+grub-editenv "$N/grubenv" list | grep -q '^ORBIT_ORDER=A' && pass "grub: A first again" || fail "grub rollback" "$(grub-editenv "$N/grubenv" list)"
+check "grub: model pointed back (a new model: no current)" test ! -e "$N/models/yolo/current"
+reboot_node; [ "$BOOTED" = A ] && pass "grub: back on A" || fail "grub: back on A"
+
+# ---- uboot: mark-bad during the trial --------------------------------------------------
+new_node uboot
+start_agent
+check "uboot: install v2" install v2.obundle
+fw_printenv -c "$N/fw_env.config" BOOT_ORDER | grep -qx 'BOOT_ORDER=B A' && pass "uboot: fw_printenv reads B first" ||
+        fail "uboot env" "$(fw_printenv -c "$N/fw_env.config" 2>&1)"
+fw_printenv -c "$N/fw_env.config" BOOT_B_LEFT | grep -qx 'BOOT_B_LEFT=2' && pass "uboot: fw_printenv reads 2 tries for B" ||
+        fail "uboot tries" "$(fw_printenv -c "$N/fw_env.config" 2>&1)"
+reboot_node; [ "$BOOTED" = B ] || fail "uboot: reboot into B"
+fw_printenv -c "$N/fw_env.config" BOOT_B_LEFT | grep -qx 'BOOT_B_LEFT=1' && pass "uboot: the boot used one try" ||
+        fail "uboot tries after boot" "$(fw_printenv -c "$N/fw_env.config" 2>&1)"
+start_agent
+check "uboot: trial" wait_for 5 phase_is trial
+check "uboot: operator mark-bad" ctl update mark-bad
+check "uboot: rolled back" phase_is rolled-back
+fw_printenv -c "$N/fw_env.config" BOOT_ORDER | grep -q '^BOOT_ORDER=A' && pass "uboot: fw_printenv reads A first again" ||
+        fail "uboot rollback" "$(fw_printenv -c "$N/fw_env.config" 2>&1)"
+stop_agent
+
+for f in "$D"/node-*/agent.log; do
+        if has_sanitizer_report "$f"; then fail "sanitizer report in $f"; fi
+done
+finish

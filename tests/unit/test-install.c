@@ -1,0 +1,385 @@
+/* Unit tests for the install engine on plain files: fresh, delta, resume, repair, refusal, cancel. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+
+#include "bundle.h"
+#include "fileio.h"
+#include "install.h"
+#include "manifest.h"
+#include "slot.h"
+#include "test-util.h"
+
+#define CHUNK 4096
+#define N_CHUNKS 40
+#define SIZE (N_CHUNKS * CHUNK - 1000) /* the last chunk is short */
+
+struct fixture {
+        char *dir;
+        char image_path[512], slot_path[512], active_path[512];
+        uint8_t image[SIZE], active[SIZE];
+        struct manifest_image img;
+        /* what the source was asked for */
+        uint64_t source_reads, source_bytes;
+        int fail_source_at; /* -1: never */
+        bool corrupt_source_chunk_7;
+        unsigned checkpoints;
+        int checkpoint_error;
+        volatile int cancel;
+        uint64_t cancel_after_bytes;
+};
+
+static int source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
+        struct fixture *f = userdata;
+        assert_true(offset + len <= SIZE);
+        if (f->fail_source_at >= 0 && offset / CHUNK == (uint64_t) f->fail_source_at)
+                return -EIO;
+        memcpy(buf, f->image + offset, len);
+        if (f->corrupt_source_chunk_7 && offset / CHUNK == 7)
+                ((uint8_t *) buf)[10] ^= 0x40;
+        f->source_reads++;
+        f->source_bytes += len;
+        if (f->cancel_after_bytes && f->source_bytes >= f->cancel_after_bytes)
+                f->cancel = 1;
+        return 0;
+}
+
+static int checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st) {
+        struct fixture *f = userdata;
+        f->checkpoints++;
+        return f->checkpoint_error;
+}
+
+static void fill(uint8_t *p, size_t n, unsigned seed) {
+        for (size_t i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                p[i] = (uint8_t) (seed >> 16);
+        }
+}
+
+static int setup(void **state) {
+        struct fixture *f = calloc(1, sizeof(*f));
+        f->dir = test_mkdtemp();
+        assert_non_null(f->dir);
+        snprintf(f->image_path, sizeof(f->image_path), "%s/image", f->dir);
+        snprintf(f->slot_path, sizeof(f->slot_path), "%s/slot-b", f->dir);
+        snprintf(f->active_path, sizeof(f->active_path), "%s/slot-a", f->dir);
+        fill(f->image, SIZE, 1);
+        /* The active slot holds an older image: the same except chunks 3, 17 and 39, and
+         * chunk 20's content moved to chunk 25 (found by hash, not position). */
+        memcpy(f->active, f->image, SIZE);
+        fill(f->active + 3 * CHUNK, CHUNK, 2);
+        fill(f->active + 17 * CHUNK, CHUNK, 3);
+        fill(f->active + 39 * CHUNK, SIZE - 39 * CHUNK, 4);
+        fill(f->active + 20 * CHUNK, CHUNK, 5);
+        memcpy(f->active + 25 * CHUNK, f->image + 20 * CHUNK, CHUNK);
+        fill(f->image + 25 * CHUNK, CHUNK, 6); /* ...and chunk 25 of the new image is new */
+        assert_int_equal(write_file_durable(f->image_path, f->image, SIZE, 0644), 0);
+        assert_int_equal(write_file_durable(f->active_path, f->active, SIZE, 0644), 0);
+        char *reason = NULL;
+        int r = bundle_hash_image(f->image_path, "rootfs", CHUNK, &f->img, &reason);
+        if (r < 0)
+                fail_msg("%s", reason);
+        assert_int_equal(f->img.n_chunks, N_CHUNKS);
+        f->fail_source_at = -1;
+        *state = f;
+        return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        return remove(path);
+}
+
+static int teardown(void **state) {
+        struct fixture *f = *state;
+        assert_int_equal(nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+        free(f->dir);
+        free(f->img.slot_class);
+        free(f->img.file);
+        free(f->img.chunks);
+        free(f);
+        return 0;
+}
+
+static struct install_request request(struct fixture *f, int slot_fd, uint8_t *done) {
+        return (struct install_request){
+                .image = &f->img,
+                .slot_fd = slot_fd,
+                .active_fd = -1,
+                .source = {.read = source_read, .userdata = f},
+                .done = done,
+                .checkpoint = checkpoint,
+                .userdata = f,
+                .checkpoint_bytes = 5 * CHUNK,
+                .cancel = &f->cancel,
+        };
+}
+
+static void assert_slot_is_image(struct fixture *f) {
+        char *data;
+        size_t n;
+        assert_int_equal(read_file_bounded(f->slot_path, SIZE * 2, &data, &n), 0);
+        assert_int_equal(n, SIZE);
+        assert_memory_equal(data, f->image, SIZE);
+        free(data);
+}
+
+static void test_fresh_install(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        char *reason = NULL;
+        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        memset(done, 0, sizeof(done));
+        struct install_request req = request(f, fd, done);
+        struct install_stats st;
+        int r = install_image(&req, &st, &reason);
+        if (r < 0)
+                fail_msg("%s", reason);
+        close(fd);
+        assert_int_equal(st.chunks_total, N_CHUNKS);
+        assert_int_equal(st.chunks_from_source, N_CHUNKS);
+        assert_int_equal(st.bytes_from_source, SIZE);
+        assert_int_equal(st.bytes_written, SIZE);
+        assert_int_equal(st.bytes_done, SIZE);
+        assert_int_equal(install_bitmap_count(done, N_CHUNKS), N_CHUNKS);
+        assert_true(f->checkpoints >= N_CHUNKS / 5);
+        assert_slot_is_image(f);
+}
+
+static void test_delta_from_active(void **state) {
+        struct fixture *f = *state;
+        int fd, afd;
+        uint64_t asize;
+        char *reason = NULL;
+        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+        assert_int_equal(slot_open_read(f->active_path, &afd, &asize, &reason), 0);
+        assert_int_equal(asize, SIZE);
+        /* by scanning the active slot (what a factory image needs) */
+        struct install_index *ix;
+        assert_int_equal(install_index_scan(afd, asize, CHUNK, NULL, &ix), 0);
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        memset(done, 0, sizeof(done));
+        struct install_request req = request(f, fd, done);
+        req.active_fd = afd;
+        req.active = ix;
+        struct install_stats st;
+        assert_int_equal(install_image(&req, &st, &reason), 0);
+        /* changed: 3, 17, 20 (moved away... its content is at 25 in the active slot, so
+         * found), 25 (new), 39 (the short tail never matches a whole-chunk scan) */
+        assert_int_equal(st.chunks_from_source, 4);
+        assert_int_equal(f->source_reads, 4);
+        assert_int_equal(st.bytes_from_source, 3 * CHUNK + (SIZE - 39 * CHUNK));
+        assert_int_equal(st.chunks_from_active, N_CHUNKS - 4);
+        assert_slot_is_image(f);
+        install_index_free(ix);
+
+        /* by the active slot's manifest: the same result, no scan */
+        struct manifest_image old;
+        assert_int_equal(bundle_hash_image(f->active_path, "rootfs", CHUNK, &old, &reason), 0);
+        assert_int_equal(install_index_from_image(&old, &ix), 0);
+        /* a wrong record must not poison the slot: claim chunk 3's new hash is at chunk 0 */
+        memcpy(old.chunks[0], f->img.chunks[3], 32);
+        install_index_free(ix);
+        assert_int_equal(install_index_from_image(&old, &ix), 0);
+        assert_int_equal(install_index_lookup(ix, f->img.chunks[3]), 0);
+        assert_int_equal(ftruncate(fd, 0), 0);
+        assert_int_equal(ftruncate(fd, SIZE), 0);
+        memset(done, 0, sizeof(done));
+        f->source_reads = 0;
+        req.active = ix;
+        assert_int_equal(install_image(&req, &st, &reason), 0);
+        /* chunk 3 was checked after reading it from the active slot, found wrong, and
+         * fetched from the source: 4 changed chunks + the bad record; tail included */
+        assert_int_equal(st.chunks_from_source, 5);
+        assert_slot_is_image(f);
+        install_index_free(ix);
+        free(old.slot_class);
+        free(old.file);
+        free(old.chunks);
+        close(fd);
+        close(afd);
+}
+
+static void test_resume_and_repair(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        char *reason = NULL;
+        /* a slot half written by an earlier run: chunks 0-19 are in and marked done */
+        assert_int_equal(write_file_durable(f->slot_path, f->image, 20 * CHUNK, 0644), 0);
+        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        memset(done, 0, sizeof(done));
+        for (int i = 0; i < 20; i++)
+                install_bitmap_set(done, i, true);
+        /* ...and a bit flipped in chunk 12 since it was written */
+        uint8_t b;
+        assert_int_equal(pread(fd, &b, 1, 12 * CHUNK + 5), 1);
+        b ^= 1;
+        assert_int_equal(pwrite(fd, &b, 1, 12 * CHUNK + 5), 1);
+        f->source_reads = 0;
+        struct install_request req = request(f, fd, done);
+        struct install_stats st;
+        int r = install_image(&req, &st, &reason);
+        if (r < 0)
+                fail_msg("%s", reason);
+        close(fd);
+        /* 20 chunks fetched in the first pass, chunk 12 again in the second */
+        assert_int_equal(f->source_reads, 21);
+        assert_int_equal(st.chunks_repaired, 1);
+        assert_int_equal(install_bitmap_count(done, N_CHUNKS), N_CHUNKS);
+        assert_slot_is_image(f);
+}
+
+static void test_forged_source_refused(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        char *reason = NULL;
+        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        memset(done, 0, sizeof(done));
+        f->corrupt_source_chunk_7 = true;
+        struct install_request req = request(f, fd, done);
+        struct install_stats st;
+        assert_int_equal(install_image(&req, &st, &reason), -EBADMSG);
+        assert_non_null(strstr(reason, "chunk 7"));
+        free(reason);
+        reason = NULL;
+        /* only verified chunks are marked; the bad one never is */
+        assert_false(install_bitmap_get(done, 7));
+        for (int i = 8; i < N_CHUNKS; i++)
+                assert_false(install_bitmap_get(done, i));
+        f->corrupt_source_chunk_7 = false;
+
+        /* an unreadable source fails with the chunk named */
+        f->fail_source_at = 9;
+        assert_int_equal(install_image(&req, &st, &reason), -EIO);
+        assert_non_null(strstr(reason, "chunk 9"));
+        free(reason);
+        f->fail_source_at = -1;
+        close(fd);
+}
+
+static void test_cancel_keeps_progress(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        char *reason = NULL;
+        unlink(f->slot_path);
+        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        memset(done, 0, sizeof(done));
+        f->cancel_after_bytes = 12 * CHUNK;
+        struct install_request req = request(f, fd, done);
+        struct install_stats st;
+        assert_int_equal(install_image(&req, &st, &reason), -ECANCELED);
+        free(reason);
+        reason = NULL;
+        /* what was written before the cancel is synced and marked, nothing beyond */
+        uint64_t n = install_bitmap_count(done, N_CHUNKS);
+        assert_int_equal(n, 12);
+        /* resume: only the rest is fetched */
+        f->cancel = 0;
+        f->cancel_after_bytes = 0;
+        f->source_reads = 0;
+        assert_int_equal(install_image(&req, &st, &reason), 0);
+        assert_int_equal(f->source_reads, N_CHUNKS - 12);
+        assert_int_equal(st.chunks_resumed, 12);
+        close(fd);
+        assert_slot_is_image(f);
+}
+
+static void test_checkpoint_failure_stops(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        char *reason = NULL;
+        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        memset(done, 0, sizeof(done));
+        f->checkpoint_error = -ENOSPC;
+        struct install_request req = request(f, fd, done);
+        struct install_stats st;
+        assert_int_equal(install_image(&req, &st, &reason), -ENOSPC);
+        assert_non_null(strstr(reason, "progress"));
+        free(reason);
+        f->checkpoint_error = 0;
+        close(fd);
+}
+
+static void test_bitmap_hex(void **state) {
+        uint8_t map[3] = {0x81, 0x00, 0x07};
+        char *hex;
+        assert_int_equal(install_bitmap_to_hex(map, 19, &hex), 0);
+        assert_string_equal(hex, "810007");
+        uint8_t *back;
+        assert_int_equal(install_bitmap_from_hex(hex, 19, &back), 0);
+        assert_memory_equal(back, map, 3);
+        assert_int_equal(install_bitmap_count(back, 19), 5);
+        free(back);
+        free(hex);
+        /* wrong length, bad digits, upper case, bits past the end */
+        assert_int_equal(install_bitmap_from_hex("8100", 19, &back), -EINVAL);
+        assert_int_equal(install_bitmap_from_hex("81000g", 19, &back), -EINVAL);
+        assert_int_equal(install_bitmap_from_hex("8100A7", 19, &back), -EINVAL);
+        assert_int_equal(install_bitmap_from_hex("810008", 19, &back), -EINVAL);
+        assert_int_equal(install_bitmap_from_hex("", 0, &back), 0);
+        free(back);
+}
+
+static void test_slots(void **state) {
+        struct fixture *f = *state;
+        char dir[600], buf[700];
+        snprintf(dir, sizeof(dir), "%s/models", f->dir);
+        char cur;
+        assert_int_equal(model_slot_current(dir, "yolo", &cur), -ENOENT);
+        assert_int_equal(model_slot_prepare(dir, "yolo", 'B'), 0);
+        assert_int_equal(model_slot_switch(dir, "yolo", 'B'), 0);
+        assert_int_equal(model_slot_current(dir, "yolo", &cur), 0);
+        assert_int_equal(cur, 'B');
+        assert_int_equal(model_slot_switch(dir, "yolo", 'A'), 0);
+        assert_int_equal(model_slot_current(dir, "yolo", &cur), 0);
+        assert_int_equal(cur, 'A');
+        assert_int_equal(model_slot_image(dir, "yolo", 'B', buf, sizeof(buf)), 0);
+        assert_non_null(strstr(buf, "/models/yolo/b/image"));
+        assert_int_equal(model_slot_switch(dir, "yolo", 'C'), -EINVAL);
+        /* a current link pointing anywhere else is not trusted */
+        snprintf(buf, sizeof(buf), "%s/yolo/current", dir);
+        unlink(buf);
+        assert_int_equal(symlink("/etc", buf), 0);
+        assert_int_equal(model_slot_current(dir, "yolo", &cur), -EBADMSG);
+        assert_string_equal(slot_class_model_name("model:yolo"), "yolo");
+        assert_null(slot_class_model_name("rootfs"));
+        assert_null(slot_class_model_name("model:"));
+        assert_int_equal(slot_other('A'), 'B');
+        assert_int_equal(slot_other('x'), 0);
+        /* a directory is no slot */
+        int fd;
+        char *reason = NULL;
+        assert_int_equal(slot_open_write(dir, 10, &fd, &reason), -EISDIR);
+        free(reason);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_fresh_install, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_delta_from_active, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_resume_and_repair, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_forged_source_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cancel_keeps_progress, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_checkpoint_failure_stops, setup, teardown),
+                cmocka_unit_test(test_bitmap_hex),
+                cmocka_unit_test_setup_teardown(test_slots, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,113 @@
+/*
+ * The install engine: write one image into the inactive slot, chunk by chunk.
+ *
+ * Each chunk the slot still needs is taken from the active slot when a chunk with the
+ * same hash is there (a delta for free), else from the source (the bundle file now, the
+ * network later); either way it is hashed and compared with the signed manifest before
+ * it is written. Written chunks are synced, then recorded in a progress bitmap that the
+ * caller persists (checkpoint), so after a kill or a power cut the install resumes
+ * without rewriting verified chunks. The whole-image SHA-256 is computed on a second
+ * thread in image order, over the bytes written (or, for chunks written before a
+ * restart, read back from the slot and checked against their chunk hash again: a chunk
+ * that changed on the medium is rewritten). install_image returns 0 only when the whole
+ * slot matches the manifest.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manifest.h"
+
+/* Where chunk bytes come from when the active slot does not have them. */
+struct install_source {
+        /* Read exactly len bytes of the image at offset into buf; 0 or a negative errno. */
+        int (*read)(void *userdata, uint64_t offset, void *buf, size_t len);
+        void *userdata;
+};
+
+struct install_stats {
+        uint64_t chunks_total;
+        uint64_t chunks_resumed;     /* already in the slot (bitmap), re-verified */
+        uint64_t chunks_from_active; /* copied from the active slot */
+        uint64_t chunks_from_source; /* read from the source (bundle, network) */
+        uint64_t chunks_repaired;    /* resumed chunks that no longer verified: rewritten */
+        uint64_t bytes_from_source;
+        uint64_t bytes_from_active;
+        uint64_t bytes_written;
+        uint64_t bytes_done; /* of the image, verified and durable so far (progress) */
+};
+
+/* A bitmap of n chunks: the bytes it needs, and its bits. */
+static inline size_t install_bitmap_size(uint64_t n_chunks) {
+        return (size_t) ((n_chunks + 7) / 8);
+}
+static inline bool install_bitmap_get(const uint8_t *map, uint64_t i) {
+        return map[i / 8] & (1u << (i % 8));
+}
+static inline void install_bitmap_set(uint8_t *map, uint64_t i, bool v) {
+        if (v)
+                map[i / 8] |= (uint8_t) (1u << (i % 8));
+        else
+                map[i / 8] &= (uint8_t) ~(1u << (i % 8));
+}
+uint64_t install_bitmap_count(const uint8_t *map, uint64_t n_chunks);
+
+/* Pure: the bitmap as lowercase hex (2 digits per byte), and back (-EINVAL if malformed
+ * or of the wrong length, or with bits set past n_chunks). */
+int install_bitmap_to_hex(const uint8_t *map, uint64_t n_chunks, char **ret);
+int install_bitmap_from_hex(const char *hex, uint64_t n_chunks, uint8_t **ret);
+
+/*
+ * What the active slot holds, by chunk hash: built from the manifest of the image
+ * installed there (kept by the agent), or by hashing the slot (install_index_scan).
+ * Only chunks of the same chunk size can be reused.
+ */
+struct install_index;
+int install_index_from_image(const struct manifest_image *img, struct install_index **ret);
+/* Hash the first `size` bytes of fd in chunks of chunk_size; cancel as in the request. */
+int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const volatile int *cancel,
+                       struct install_index **ret);
+void install_index_free(struct install_index *ix);
+/* Pure: the chunk index in the active slot holding this hash, or -ENOENT. */
+int64_t install_index_lookup(const struct install_index *ix, const uint8_t hash[32]);
+
+struct install_request {
+        const struct manifest_image *image; /* the verified manifest's entry */
+        int slot_fd;                        /* the inactive slot, open for writing */
+        int active_fd;                      /* the active slot, or -1: no delta */
+        const struct install_index *active; /* its chunks; NULL: no delta */
+        struct install_source source;
+        uint8_t *done; /* in/out: install_bitmap_size(image->n_chunks) bytes */
+        /*
+         * Called after the slot was synced, with every chunk set in done durable on it.
+         * A failure stops the install (the bitmap could not be kept).
+         */
+        int (*checkpoint)(void *userdata, const uint8_t *done, const struct install_stats *st);
+        /* Called after each chunk (no I/O expected): progress for status. May be NULL. */
+        void (*progress)(void *userdata, const struct install_stats *st);
+        void *userdata;
+        uint64_t checkpoint_bytes; /* sync + checkpoint after this many bytes written; 0: 8 MiB */
+        const volatile int *cancel; /* nonzero: stop after a checkpoint, -ECANCELED; may be NULL */
+        bool drop_cache;            /* advise the kernel to drop written pages after each sync */
+};
+
+/*
+ * Check, before anything is written, every chunk the install will read from the source:
+ * those not yet done and not found (by hash) in the active slot. A forged or damaged
+ * bundle is then refused with no slot changed. Reads only what the install will read
+ * (the changed chunks of a delta). Same returns as install_image; stats count the
+ * chunks and bytes checked.
+ */
+int install_verify_source(const struct install_request *req, struct install_stats *stats,
+                          char **ret_reason);
+
+/*
+ * Install one image as described above. Returns 0 when the slot holds exactly the
+ * image (every chunk and the whole hash verified); -EBADMSG when the source does not
+ * match the manifest (a corrupt or forged bundle: the install must fail); -ECANCELED;
+ * or an I/O error. *ret_reason (caller frees) names the image, the chunk and the cause.
+ */
+int install_image(const struct install_request *req, struct install_stats *stats,
+                  char **ret_reason);
