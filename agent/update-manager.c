@@ -1173,6 +1173,13 @@ json_t *update_manager_status_json(struct update_manager *m) {
                               (json_int_t) s->installs);
         if (!o)
                 return NULL;
+        /* the status document's common fields for a subsystem */
+        char summary[512];
+        snprintf(summary, sizeof(summary), "%s%s%s%s%s; booted slot %s%s", update_phase_to_string(s->phase),
+                 s->bundle_id[0] ? " " : "", s->bundle_id, s->version[0] ? " " : "", s->version,
+                 m->booted ? slot_str(m->booted) : "unknown", m->reboot_required ? "; reboot required" : "");
+        json_object_set_new(o, "state", json_string(m->worker_running ? "installing" : "active"));
+        json_object_set_new(o, "summary", json_string(summary));
         if (s->has_rootfs)
                 json_object_set_new(o, "rootfs", json_pack("{s:s, s:s}", "target", slot_str(s->rootfs_target),
                                                            "previous", slot_str(s->rootfs_previous)));
