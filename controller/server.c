@@ -340,9 +340,10 @@ static enum MHD_Result handle_command_post(struct server *srv, struct MHD_Connec
                 r = api_id_is_valid(id, API_BUNDLE_ID_MAX) ? store_bundle_get(srv->store, id, &b)
                                                            : -EINVAL;
                 if (r == -ENOENT || r == -EINVAL) {
+                        enum MHD_Result ret = respond_error(
+                                conn, 400, "update.install: no bundle \"%.128s\" was uploaded", id);
                         command_request_done(&cr);
-                        return respond_error(conn, 400,
-                                             "update.install: no bundle \"%.128s\" was uploaded", id);
+                        return ret;
                 }
                 if (r < 0) {
                         command_request_done(&cr);
@@ -941,14 +942,15 @@ int server_run(const struct server_config *c) {
         unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
                          MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
         struct MHD_Daemon *d = MHD_start_daemon(
-                flags, 0, NULL, NULL, on_request, &srv, MHD_OPTION_SOCK_ADDR,
+                flags, 0, NULL, NULL, on_request, &srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                NULL, MHD_OPTION_SOCK_ADDR,
                 (struct sockaddr *) &ss, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT,
                 cert, MHD_OPTION_HTTPS_MEM_TRUST, trust, MHD_OPTION_HTTPS_PRIORITIES,
                 "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_CONNECTION_LIMIT,
                 c->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                 c->max_connections / 2 ? c->max_connections / 2 : 1,
                 MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_sec, MHD_OPTION_NOTIFY_COMPLETED,
-                on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+                on_completed, NULL, MHD_OPTION_END);
         if (!d) {
                 r = log_error_errno(EADDRNOTAVAIL,
                                     "cannot start the HTTPS server on %s (address in use, or bad "
