@@ -44,7 +44,7 @@ typedef int (*store_sign_fn)(void *userdata, const char *payload, char **ret_sig
 /*
  * Queue a command: the next per-node seq (1, 2, ...) is taken, the payload built and
  * signed and the row written in one IMMEDIATE transaction, so seqs never repeat, across
- * restarts too. *ret (may be NULL) describes the queued command.
+ * restarts too. params is borrowed. *ret (may be NULL) describes the queued command.
  */
 int store_command_queue(struct store *s, const char *node, const char *action, json_t *params,
                         int64_t now, int64_t expires_in_sec, store_sign_fn sign, void *userdata,

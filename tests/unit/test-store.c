@@ -135,6 +135,7 @@ static void test_schema_and_records_once(void **state) {
 
 static void test_command_seqs_across_reopen(void **state) {
         struct fixture *f = *state;
+        json_auto_t *empty = json_object();
         struct store *s = open_store(f);
         int calls = 0;
         json_t *params = json_pack("{s:s}", "name", "cam"), *queued = NULL;
@@ -143,7 +144,7 @@ static void test_command_seqs_across_reopen(void **state) {
                                              &calls, &queued, &reason), 0);
         assert_int_equal(json_integer_value(json_object_get(queued, "seq")), 1);
         json_decref(queued);
-        assert_int_equal(store_command_queue(s, "n1", "reboot", json_object(), 1000, 600, fake_sign,
+        assert_int_equal(store_command_queue(s, "n1", "reboot", empty, 1000, 600, fake_sign,
                                              &calls, &queued, &reason), 0);
         assert_int_equal(json_integer_value(json_object_get(queued, "seq")), 2);
         json_decref(queued);
@@ -156,12 +157,12 @@ static void test_command_seqs_across_reopen(void **state) {
         store_close(s);
 
         s = open_store(f);
-        assert_int_equal(store_command_queue(s, "n1", "status.send", json_object(), 1000, 600,
+        assert_int_equal(store_command_queue(s, "n1", "status.send", empty, 1000, 600,
                                              fake_sign, &calls, &queued, &reason), 0);
         assert_int_equal(json_integer_value(json_object_get(queued, "seq")), 3);
         json_decref(queued);
         /* Another node counts from 1. */
-        assert_int_equal(store_command_queue(s, "n2", "reboot", json_object(), 1000, 600, fake_sign,
+        assert_int_equal(store_command_queue(s, "n2", "reboot", empty, 1000, 600, fake_sign,
                                              &calls, &queued, &reason), 0);
         assert_int_equal(json_integer_value(json_object_get(queued, "seq")), 1);
         json_decref(queued);
@@ -208,12 +209,13 @@ static void test_command_seqs_across_reopen(void **state) {
 
 static void test_expired_commands_not_sent(void **state) {
         struct fixture *f = *state;
+        json_auto_t *empty = json_object();
         struct store *s = open_store(f);
         int calls = 0;
         char *reason = NULL;
-        assert_int_equal(store_command_queue(s, "n1", "reboot", json_object(), 1000, 60, fake_sign,
+        assert_int_equal(store_command_queue(s, "n1", "reboot", empty, 1000, 60, fake_sign,
                                              &calls, NULL, &reason), 0);
-        assert_int_equal(store_command_queue(s, "n1", "status.send", json_object(), 1000, 600,
+        assert_int_equal(store_command_queue(s, "n1", "status.send", empty, 1000, 600,
                                              fake_sign, &calls, NULL, &reason), 0);
         struct sync_request req;
         make_sync(&req, 0, "");
