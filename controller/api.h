@@ -1,0 +1,162 @@
+/*
+ * The controller's HTTP API, pure: routes, strict request parsing with bounds, the
+ * sync answer, and the decisions the store applies (docs/protocol.md). No I/O here.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define API_FORMAT 1
+#define API_ID_MAX 64             /* node ids */
+#define API_BUNDLE_ID_MAX 128     /* bundle ids (as the manifest allows) */
+#define SYNC_BODY_MAX (4 * 1024 * 1024)
+#define SYNC_RECORDS_MAX 1024
+#define SYNC_STATUS_MAX (64 * 1024) /* the status object, serialized */
+#define SYNC_COMMANDS_MAX 32        /* envelopes in one answer */
+#define RECORD_KIND_MAX 47
+#define RECORD_BODY_MAX (256 * 1024)
+#define OPERATOR_BODY_MAX (64 * 1024)
+#define CONTACT_PLAN_WINDOWS_MAX 256
+#define RECORDS_LIMIT_DEFAULT 100
+#define RECORDS_LIMIT_MAX 1000
+#define COMMAND_EXPIRES_DEFAULT (24 * 3600)
+#define COMMAND_EXPIRES_MIN 60
+#define COMMAND_EXPIRES_MAX (30 * 24 * 3600)
+#define API_TOKEN_MAX 512
+
+enum api_route {
+        API_ROUTE_SYNC,               /* POST /v1/nodes/{id}/sync            node */
+        API_ROUTE_BUNDLE_DOWNLOAD,    /* GET|HEAD /v1/bundles/{id}           node or operator */
+        API_ROUTE_NODES,              /* GET /v1/nodes                       operator */
+        API_ROUTE_NODE,               /* GET /v1/nodes/{id} */
+        API_ROUTE_NODE_COMMANDS,      /* GET|POST /v1/nodes/{id}/commands */
+        API_ROUTE_NODE_RECORDS,       /* GET /v1/nodes/{id}/records */
+        API_ROUTE_NODE_CONTACT_PLAN,  /* GET|PUT /v1/nodes/{id}/contact-plan */
+        API_ROUTE_BUNDLES,            /* GET|POST /v1/bundles */
+        _API_ROUTE_MAX,
+};
+
+struct api_match {
+        enum api_route route;
+        char id[API_BUNDLE_ID_MAX + 1]; /* the {id} of the path, "" if none */
+};
+
+/*
+ * Pure: match a method and a path (without query). Returns 0 with *ret; -ENOENT no such
+ * path (404); -EOPNOTSUPP known path, other method (405); -EINVAL bad id in the path (400).
+ */
+int api_route_match(const char *method, const char *path, struct api_match *ret);
+
+/* Does the route belong to nodes (mTLS with a node certificate) rather than operators? */
+bool api_route_is_node(enum api_route r);
+
+/* Pure: the id rule shared by nodes and bundles (1-max of A-Z a-z 0-9 . _ -, not . or - first). */
+bool api_id_is_valid(const char *s, size_t max);
+
+/* One outbox record of a sync request (pointers borrow from the request's root). */
+struct sync_record {
+        char node[API_ID_MAX + 1];
+        int64_t boot_epoch;
+        char boot_id[33];
+        int64_t seq;
+        char priority[9];
+        char kind[RECORD_KIND_MAX + 1];
+        int64_t time_usec, monotonic_usec;
+        json_t *body; /* borrowed */
+        json_t *raw;  /* the whole record, borrowed */
+        int64_t format;
+};
+
+struct sync_request {
+        json_t *root; /* owned */
+        int64_t format;
+        char node[API_ID_MAX + 1];
+        int64_t boot_epoch;
+        char boot_id[33];
+        int64_t last_command_seq;
+        struct sync_record *records; /* owned array */
+        size_t n_records;
+        json_t *status; /* borrowed; NULL when absent */
+};
+
+void sync_request_done(struct sync_request *r);
+
+/*
+ * Pure: parse a sync body strictly: unknown keys, wrong types, out-of-range numbers,
+ * more than SYNC_RECORDS_MAX records, a status over SYNC_STATUS_MAX, and a node (of the
+ * request or any record key) other than url_node are all refused. -EINVAL with
+ * *ret_message (caller frees): every problem as "sync:line:column: path: message".
+ */
+int sync_request_parse(const char *text, size_t len, const char *url_node,
+                       struct sync_request *ret, char **ret_message);
+
+/*
+ * Pure: the "acked" list of the answer: one entry per (boot_epoch, boot_id) in order of
+ * first appearance, its seqs without duplicates, in request order.
+ */
+json_t *sync_acked_build(const struct sync_request *r);
+
+/* Pure: the whole answer (references to acked, commands, contact_plan are taken). */
+json_t *sync_response_new(json_t *acked, json_t *commands, json_t *contact_plan,
+                          int64_t next_sync_sec, int64_t server_time);
+
+enum record_effect {
+        RECORD_EFFECT_NONE,           /* stored only */
+        RECORD_EFFECT_COMMAND_RESULT, /* "command.result": the command's outcome */
+        RECORD_EFFECT_UPDATE,         /* "update.*": the node's update state */
+        RECORD_EFFECT_HEALTH,         /* "health.report": the node's last health */
+};
+
+/* Pure: what a record of this kind changes in the node's view, besides being stored. */
+enum record_effect record_effect_of(const char *kind);
+
+struct command_result {
+        int64_t seq;
+        const char *status; /* "done", "failed", "rejected"; borrowed */
+        const char *reason; /* borrowed; "" when absent */
+};
+
+/* Pure: parse a command.result body {"seq":N,"status":"..","reason":".."}; -EINVAL if not one. */
+int command_result_parse(json_t *body, struct command_result *ret);
+
+/*
+ * Pure: the state a command takes when a result arrives. Commands go queued -> sent ->
+ * done|failed|rejected; the first final result wins, so a replayed or late result
+ * changes nothing. Returns the new state, or NULL when nothing changes.
+ */
+const char *command_state_after_result(const char *current, const char *result_status);
+
+/*
+ * Pure: a contact plan body {"windows":[{"start":s,"end":e,"rate_bps":n}...]}: at most
+ * CONTACT_PLAN_WINDOWS_MAX windows, start < end, sorted by start and not overlapping.
+ * *ret (a new reference) is the plan as stored and served.
+ */
+int contact_plan_parse(const char *text, size_t len, json_t **ret, char **ret_message);
+
+/* Pure: an operator's command request {"action","params","expires_in_sec"}. */
+struct command_request {
+        char action[33];
+        json_t *params; /* owned; {} when absent */
+        int64_t expires_in_sec;
+};
+int command_request_parse(const char *text, size_t len, struct command_request *ret,
+                          char **ret_message);
+void command_request_done(struct command_request *r);
+
+/* Pure: the records query (?kind=K&limit=N; either may be NULL). kind is exact, or a
+ * prefix when it ends with '*' ("update.*"). -EINVAL with a message on bad input. */
+int records_query_check(const char *kind, const char *limit, size_t *ret_limit,
+                        char **ret_message);
+
+/* Pure: "Bearer <token>" -> the token (pointer into header), or NULL. */
+const char *api_bearer_token(const char *authorization);
+
+/* Pure: compare two secrets in time that depends only on their lengths' maximum. */
+bool api_secret_equal(const char *a, size_t a_len, const char *b, size_t b_len);
+
+/* Pure: {"error": code, "message": message} as text (caller frees). */
+char *api_error_body(const char *code, const char *message);

@@ -1,0 +1,501 @@
+/* Operator subcommands: one HTTPS request each (libcurl easy), human or JSON output. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "api.h"
+#include "client.h"
+#include "fileio.h"
+#include "macro.h"
+
+#define RESPONSE_MAX (64 * 1024 * 1024)
+#define EXIT_FAILED 1
+#define EXIT_USAGE 2
+
+struct buffer {
+        char *data;
+        size_t len;
+        bool overflow;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        struct buffer *b = userdata;
+        size_t n = size * nmemb;
+        if (b->len + n > RESPONSE_MAX) {
+                b->overflow = true;
+                return 0;
+        }
+        char *d = realloc(b->data, b->len + n + 1);
+        if (!d)
+                return 0;
+        memcpy(d + b->len, ptr, n);
+        b->len += n;
+        d[b->len] = '\0';
+        b->data = d;
+        return n;
+}
+
+struct reply {
+        long status;
+        json_t *json; /* the parsed body, or NULL */
+};
+
+static void reply_done(struct reply *r) {
+        json_decref(r->json);
+}
+
+/*
+ * One request. body/body_len or upload (a file to send as the body). Prints transport
+ * errors and server errors (with the server's message) and returns -EIO/-EPROTO then.
+ */
+static int request(const struct client_options *o, const char *method, const char *path,
+                   const char *body, FILE *upload, curl_off_t upload_size, struct reply *ret) {
+        memset(ret, 0, sizeof(*ret));
+        if (!o->url) {
+                fprintf(stderr, "orbit-controller: --url https://HOST:PORT is required "
+                                "(or $ORBIT_CONTROLLER_URL)\n");
+                return -EINVAL;
+        }
+        _cleanup_free_ char *token = NULL, *auth = NULL, *url = NULL;
+        if (o->token_file) {
+                size_t len;
+                int r = read_file_bounded(o->token_file, API_TOKEN_MAX + 2, &token, &len);
+                if (r < 0) {
+                        fprintf(stderr, "orbit-controller: cannot read the token file %s: %s\n",
+                                o->token_file, strerror(-r));
+                        return r;
+                }
+                while (len > 0 && (token[len - 1] == '\n' || token[len - 1] == '\r'))
+                        token[--len] = '\0';
+                if (asprintf(&auth, "Authorization: Bearer %s", token) < 0)
+                        return -ENOMEM;
+        }
+        size_t ul = strlen(o->url);
+        if (asprintf(&url, "%.*s%s", (int) (ul > 0 && o->url[ul - 1] == '/' ? ul - 1 : ul), o->url,
+                     path) < 0)
+                return -ENOMEM;
+
+        CURL *c = curl_easy_init();
+        if (!c)
+                return -ENOMEM;
+        struct curl_slist *headers = NULL;
+        headers = curl_slist_append(headers, upload ? "Content-Type: application/octet-stream"
+                                                    : "Content-Type: application/json");
+        if (auth)
+                headers = curl_slist_append(headers, auth);
+        struct buffer buf = {};
+        char errbuf[CURL_ERROR_SIZE] = "";
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 20L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        if (o->cacert)
+                curl_easy_setopt(c, CURLOPT_CAINFO, o->cacert);
+        if (o->cert)
+                curl_easy_setopt(c, CURLOPT_SSLCERT, o->cert);
+        if (o->key)
+                curl_easy_setopt(c, CURLOPT_SSLKEY, o->key);
+        if (upload) {
+                curl_easy_setopt(c, CURLOPT_POST, 1L);
+                curl_easy_setopt(c, CURLOPT_READDATA, upload);
+                curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, upload_size);
+        } else if (body) {
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+                curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(body));
+        }
+        CURLcode cr = curl_easy_perform(c);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(c);
+        if (token)
+                explicit_bzero(token, strlen(token));
+        if (cr != CURLE_OK) {
+                fprintf(stderr, "orbit-controller: %s %s: %s\n", method, url,
+                        buf.overflow ? "answer too large" : errbuf[0] ? errbuf : curl_easy_strerror(cr));
+                free(buf.data);
+                return -EIO;
+        }
+        ret->status = status;
+        ret->json = buf.data ? json_loadb(buf.data, buf.len, 0, NULL) : NULL;
+        if (status < 200 || status >= 300) {
+                const char *msg = json_string_value(json_object_get(ret->json, "message"));
+                fprintf(stderr, "orbit-controller: %s %s: HTTP %ld: %s\n", method, path, status,
+                        msg ? msg : buf.data ? buf.data : "(no message)");
+                free(buf.data);
+                reply_done(ret);
+                ret->json = NULL;
+                return -EPROTO;
+        }
+        if (!ret->json) {
+                fprintf(stderr, "orbit-controller: %s %s: the answer is not JSON\n", method, path);
+                free(buf.data);
+                return -EPROTO;
+        }
+        free(buf.data);
+        return 0;
+}
+
+static void print_json(json_t *v) {
+        char *s = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s) {
+                printf("%s\n", s);
+                free(s);
+        }
+}
+
+static void format_time(json_t *v, char *buf, size_t size) {
+        if (!json_is_integer(v)) {
+                snprintf(buf, size, "never");
+                return;
+        }
+        time_t t = (time_t) json_integer_value(v);
+        struct tm tm;
+        if (!gmtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+                snprintf(buf, size, "%lld", (long long) t);
+}
+
+static const char *str(json_t *o, const char *key, const char *fallback) {
+        const char *s = json_string_value(json_object_get(o, key));
+        return s ? s : fallback;
+}
+
+static long long num(json_t *o, const char *key) {
+        return (long long) json_integer_value(json_object_get(o, key));
+}
+
+/* A path segment we put in a URL: the server's id rules keep it free of escapes. */
+static int check_id(const char *what, const char *id, size_t max) {
+        if (api_id_is_valid(id, max))
+                return 0;
+        fprintf(stderr, "orbit-controller: invalid %s \"%s\" (1-%zu of A-Z a-z 0-9 . _ -)\n",
+                what, id, max);
+        return -EINVAL;
+}
+
+static int node_list(const struct client_options *o) {
+        struct reply rep;
+        if (request(o, "GET", "/v1/nodes", NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        json_t *nodes = json_object_get(rep.json, "nodes");
+        if (o->json) {
+                print_json(nodes);
+        } else {
+                printf("%-24s %-21s %6s %8s %8s  %s\n", "NODE", "LAST SYNC", "BOOT", "RECORDS",
+                       "PENDING", "UPDATE");
+                size_t i;
+                json_t *n;
+                json_array_foreach(nodes, i, n) {
+                        char t[32];
+                        format_time(json_object_get(n, "last_sync"), t, sizeof(t));
+                        json_t *update = json_object_get(n, "update");
+                        printf("%-24s %-21s %6lld %8lld %8lld  %s\n", str(n, "id", "?"), t,
+                               num(n, "boot_epoch"), num(n, "records"), num(n, "commands_pending"),
+                               json_is_object(update) ? str(update, "kind", "-") : "-");
+                }
+        }
+        reply_done(&rep);
+        return 0;
+}
+
+static int node_show(const struct client_options *o, const char *node) {
+        if (check_id("node id", node, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/nodes/%s", node);
+        struct reply rep;
+        if (request(o, "GET", path, NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        json_t *n = rep.json;
+        if (o->json) {
+                print_json(n);
+                reply_done(&rep);
+                return 0;
+        }
+        char t[32];
+        format_time(json_object_get(n, "last_sync"), t, sizeof(t));
+        printf("node:              %s\n", str(n, "id", "?"));
+        printf("last sync:         %s (%lld syncs)\n", t, num(n, "syncs"));
+        printf("boot:              epoch %lld, id %s\n", num(n, "boot_epoch"),
+               str(n, "boot_id", "-"));
+        printf("commands:          last queued %lld, last applied by the node %lld, %lld pending\n",
+               num(n, "last_queued_seq"), num(n, "last_command_seq"), num(n, "commands_pending"));
+        printf("records:           %lld", num(n, "records"));
+        const char *k;
+        json_t *v;
+        bool first = true;
+        json_object_foreach(json_object_get(n, "records_by_kind"), k, v) {
+                printf("%s%s %lld", first ? " (" : ", ", k, (long long) json_integer_value(v));
+                first = false;
+        }
+        printf("%s\n", first ? "" : ")");
+        json_t *update = json_object_get(n, "update");
+        if (json_is_object(update)) {
+                _cleanup_free_ char *body = json_dumps(json_object_get(update, "body"), JSON_COMPACT);
+                printf("update:            %s %s\n", str(update, "kind", "?"), body ? body : "");
+        } else
+                printf("update:            none reported\n");
+        format_time(json_object_get(n, "health_time"), t, sizeof(t));
+        printf("last health:       %s\n", json_is_object(json_object_get(n, "health")) ? t : "none");
+        size_t nw = json_array_size(json_object_get(json_object_get(n, "contact_plan"), "windows"));
+        if (nw == 0)
+                printf("contact plan:      none (always open)\n");
+        else
+                printf("contact plan:      %zu windows\n", nw);
+        reply_done(&rep);
+        return 0;
+}
+
+/* KEY=VALUE is a string; KEY:=JSON is any JSON value. */
+static int parse_params(int n, char **args, json_t *params) {
+        for (int i = 0; i < n; i++) {
+                char *a = args[i];
+                char *eq = strchr(a, '=');
+                if (!eq || eq == a) {
+                        fprintf(stderr, "orbit-controller: expected KEY=VALUE or KEY:=JSON, got "
+                                        "\"%s\"\n", a);
+                        return -EINVAL;
+                }
+                bool raw = eq > a + 1 && eq[-1] == ':';
+                _cleanup_free_ char *key = strndup(a, (size_t) (eq - a - (raw ? 1 : 0)));
+                if (!key)
+                        return -ENOMEM;
+                json_t *v;
+                if (raw) {
+                        json_error_t err;
+                        v = json_loads(eq + 1, JSON_DECODE_ANY, &err);
+                        if (!v) {
+                                fprintf(stderr, "orbit-controller: %s: invalid JSON: %s\n", key,
+                                        err.text);
+                                return -EINVAL;
+                        }
+                } else
+                        v = json_string(eq + 1);
+                if (!v || json_object_set_new(params, key, v) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+static int command_send(const struct client_options *o, const char *node, const char *action,
+                        int n, char **args) {
+        if (check_id("node id", node, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        json_auto_t *params = json_object();
+        if (!params || parse_params(n, args, params) < 0)
+                return EXIT_USAGE;
+        json_auto_t *body = json_pack("{s:s,s:O}", "action", action, "params", params);
+        if (!body)
+                return EXIT_FAILED;
+        if (o->expires_in > 0)
+                json_object_set_new(body, "expires_in_sec", json_integer(o->expires_in));
+        _cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/nodes/%s/commands", node);
+        struct reply rep;
+        if (!text || request(o, "POST", path, text, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(rep.json);
+        else {
+                char t[32];
+                format_time(json_object_get(rep.json, "expires"), t, sizeof(t));
+                printf("queued command %lld for %s: %s (expires %s)\n", num(rep.json, "seq"), node,
+                       action, t);
+        }
+        reply_done(&rep);
+        return 0;
+}
+
+static int command_list(const struct client_options *o, const char *node) {
+        if (check_id("node id", node, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/nodes/%s/commands", node);
+        struct reply rep;
+        if (request(o, "GET", path, NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        json_t *cmds = json_object_get(rep.json, "commands");
+        if (o->json)
+                print_json(cmds);
+        else {
+                printf("%5s  %-18s %-9s %-5s  %s\n", "SEQ", "ACTION", "STATE", "ACKED", "RESULT");
+                size_t i;
+                json_t *c;
+                json_array_foreach(cmds, i, c) {
+                        _cleanup_free_ char *params = json_dumps(json_object_get(c, "params"),
+                                                                 JSON_COMPACT);
+                        printf("%5lld  %-18s %-9s %-5s  %s %s\n", num(c, "seq"), str(c, "action", "?"),
+                               str(c, "state", "?"),
+                               json_is_true(json_object_get(c, "acked")) ? "yes" : "no",
+                               str(c, "result_reason", ""), params ? params : "");
+                }
+        }
+        reply_done(&rep);
+        return 0;
+}
+
+static int bundle_upload(const struct client_options *o, const char *file) {
+        FILE *f = fopen(file, "rbe");
+        if (!f) {
+                fprintf(stderr, "orbit-controller: cannot open %s: %m\n", file);
+                return EXIT_FAILED;
+        }
+        struct stat st;
+        if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+                fprintf(stderr, "orbit-controller: %s is not a regular file\n", file);
+                fclose(f);
+                return EXIT_FAILED;
+        }
+        struct reply rep;
+        int r = request(o, "POST", "/v1/bundles", NULL, f, (curl_off_t) st.st_size, &rep);
+        fclose(f);
+        if (r < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(rep.json);
+        else
+                printf("uploaded %s %s: %lld bytes, sha256 %s%s\n", str(rep.json, "id", "?"),
+                       str(rep.json, "version", "?"), num(rep.json, "size"),
+                       str(rep.json, "sha256", "?"),
+                       json_is_true(json_object_get(rep.json, "verified")) ? ", signature verified"
+                                                                          : "");
+        reply_done(&rep);
+        return 0;
+}
+
+static int bundle_list(const struct client_options *o) {
+        struct reply rep;
+        if (request(o, "GET", "/v1/bundles", NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        json_t *bundles = json_object_get(rep.json, "bundles");
+        if (o->json)
+                print_json(bundles);
+        else {
+                printf("%-32s %-14s %12s  %s\n", "BUNDLE", "VERSION", "SIZE", "SHA256");
+                size_t i;
+                json_t *b;
+                json_array_foreach(bundles, i, b)
+                        printf("%-32s %-14s %12lld  %s\n", str(b, "id", "?"), str(b, "version", "?"),
+                               num(b, "size"), str(b, "sha256", "?"));
+        }
+        reply_done(&rep);
+        return 0;
+}
+
+static int health(const struct client_options *o, const char *node) {
+        if (check_id("node id", node, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/nodes/%s", node);
+        struct reply rep;
+        if (request(o, "GET", path, NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        json_t *h = json_object_get(rep.json, "health");
+        int ret = 0;
+        if (o->json)
+                print_json(h ? h : json_null());
+        else if (!json_is_object(h)) {
+                printf("%s has sent no health report yet\n", node);
+        } else {
+                char t[32];
+                format_time(json_object_get(rep.json, "health_time"), t, sizeof(t));
+                printf("health report of %s, received %s:\n", node, t);
+                print_json(h);
+        }
+        reply_done(&rep);
+        return ret;
+}
+
+static int records(const struct client_options *o, const char *node) {
+        if (check_id("node id", node, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        _cleanup_free_ char *path = NULL;
+        CURL *c = curl_easy_init();
+        char *kind = o->kind && c ? curl_easy_escape(c, o->kind, 0) : NULL;
+        int n = asprintf(&path, "/v1/nodes/%s/records%s%s%s%s", node, kind || o->limit ? "?" : "",
+                         kind ? "kind=" : "", kind ? kind : "",
+                         o->limit ? (kind ? "&limit=" : "limit=") : "");
+        curl_free(kind);
+        if (c)
+                curl_easy_cleanup(c);
+        if (n < 0)
+                return EXIT_FAILED;
+        if (o->limit) {
+                char *p2;
+                if (asprintf(&p2, "%s%s", path, o->limit) < 0)
+                        return EXIT_FAILED;
+                free(path);
+                path = p2;
+        }
+        struct reply rep;
+        if (request(o, "GET", path, NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        json_t *recs = json_object_get(rep.json, "records");
+        if (o->json)
+                print_json(recs);
+        else {
+                size_t i;
+                json_t *r;
+                json_array_foreach(recs, i, r) {
+                        json_t *key = json_object_get(r, "key");
+                        _cleanup_free_ char *body = json_dumps(json_object_get(r, "body"), JSON_COMPACT);
+                        char t[32];
+                        json_t *usec = json_object_get(r, "time_usec");
+                        json_auto_t *sec = json_integer(json_integer_value(usec) / 1000000);
+                        format_time(sec, t, sizeof(t));
+                        printf("%lld/%lld %s %-8s %-20s %s\n", num(key, "boot_epoch"), num(key, "seq"),
+                               t, str(r, "priority", "?"), str(r, "kind", "?"), body ? body : "");
+                }
+        }
+        reply_done(&rep);
+        return 0;
+}
+
+static int usage(const char *what) {
+        fprintf(stderr, "orbit-controller: %s (see orbit-controller --help)\n", what);
+        return EXIT_USAGE;
+}
+
+int client_main(const struct client_options *o, int n, char **a) {
+        if (n < 2)
+                return usage("expected GROUP VERB: node list|show, command send|list, bundle "
+                             "upload|list, health NODE, records NODE");
+        const char *group = a[0], *verb = a[1];
+        int r = EXIT_USAGE;
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        if (streq(group, "node") && streq(verb, "list") && n == 2)
+                r = node_list(o);
+        else if (streq(group, "node") && streq(verb, "show") && n == 3)
+                r = node_show(o, a[2]);
+        else if (streq(group, "command") && streq(verb, "send") && n >= 4)
+                r = command_send(o, a[2], a[3], n - 4, a + 4);
+        else if (streq(group, "command") && streq(verb, "list") && n == 3)
+                r = command_list(o, a[2]);
+        else if (streq(group, "bundle") && streq(verb, "upload") && n == 3)
+                r = bundle_upload(o, a[2]);
+        else if (streq(group, "bundle") && streq(verb, "list") && n == 2)
+                r = bundle_list(o);
+        else if (streq(group, "health") && n == 2)
+                r = health(o, a[1]);
+        else if (streq(group, "records") && n == 2)
+                r = records(o, a[1]);
+        else
+                r = usage("unknown command or wrong number of arguments");
+        curl_global_cleanup();
+        return r;
+}

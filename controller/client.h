@@ -1,0 +1,17 @@
+/* The operator side of orbit-controller: subcommands over the HTTPS API (libcurl). */
+#pragma once
+
+struct client_options {
+        const char *url;        /* https://host:port */
+        const char *token_file; /* bearer token */
+        const char *cert, *key; /* or an operator client certificate */
+        const char *cacert;     /* the CA of the server's certificate */
+        const char *kind;       /* records --kind */
+        const char *limit;      /* records --limit */
+        long expires_in;        /* command send --expires-in; 0: server default */
+        int json;               /* --json: print the server's JSON */
+};
+
+/* Run "node list", "command send NODE ACTION K=V...", ...: args[0] is the group. Returns an
+ * exit status: 0, 1 (the server or the transport refused), 2 (usage). */
+int client_main(const struct client_options *o, int n_args, char **args);

@@ -1,0 +1,221 @@
+/* orbit-controller: the ground side of the controller link (serve) and its operator CLI. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "log.h"
+#include "macro.h"
+#include "server.h"
+
+#define EXIT_USAGE 2
+
+static void help(void) {
+        printf("orbit-controller: the ground side of the orbit-agent controller link\n"
+               "\n"
+               "  orbit-controller serve --listen ADDR:PORT --data-dir DIR --cert PEM --key PEM\n"
+               "        --node-ca PEM [--operator-ca PEM] [--operator-token-file FILE]\n"
+               "        --command-key KEY --command-cert PEM [--bundle-keyring DIR]\n"
+               "        [--poll-interval SEC] [--max-bundle-size BYTES] [--max-connections N]\n"
+               "        [--timeout SEC] [--port-file FILE] [--log-level LEVEL]\n"
+               "\n"
+               "  orbit-controller [--url URL] [--token-file FILE | --cert PEM --key PEM]\n"
+               "        [--cacert PEM] [--json] COMMAND\n"
+               "    node list                      nodes, last sync, records, pending commands\n"
+               "    node show NODE                 one node in detail\n"
+               "    command send NODE ACTION [KEY=VALUE|KEY:=JSON...] [--expires-in SEC]\n"
+               "    command list NODE\n"
+               "    bundle upload FILE\n"
+               "    bundle list\n"
+               "    health NODE                    the latest health report\n"
+               "    records NODE [--kind K] [--limit N]\n"
+               "\n"
+               "  --url defaults to $ORBIT_CONTROLLER_URL, --token-file to $ORBIT_CONTROLLER_TOKEN_FILE.\n"
+               "  Actions: workload.start|stop|restart name=W, update.install bundle_id=B (or url=),\n"
+               "  update.mark-good, update.rollback, reboot, config.set key=K value=V, status.send.\n"
+               "  The protocol is in docs/protocol.md.\n");
+}
+
+static int parse_unsigned(const char *opt, const char *s, unsigned long long min,
+                          unsigned long long max, unsigned long long *ret) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (s[0] < '0' || s[0] > '9' || *end || errno || v < min || v > max) {
+                fprintf(stderr, "orbit-controller: %s: expected an integer from %llu to %llu, got "
+                                "\"%s\"\n", opt, min, max, s);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
+static int cmd_serve(int argc, char *argv[]) {
+        enum {
+                ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
+                ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_POLL,
+                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_TIMEOUT, ARG_PORT_FILE, ARG_LOG_LEVEL,
+        };
+        static const struct option options[] = {
+                {"listen", required_argument, NULL, ARG_LISTEN},
+                {"data-dir", required_argument, NULL, ARG_DATA_DIR},
+                {"cert", required_argument, NULL, ARG_CERT},
+                {"key", required_argument, NULL, ARG_KEY},
+                {"node-ca", required_argument, NULL, ARG_NODE_CA},
+                {"operator-ca", required_argument, NULL, ARG_OPERATOR_CA},
+                {"operator-token-file", required_argument, NULL, ARG_TOKEN_FILE},
+                {"command-key", required_argument, NULL, ARG_COMMAND_KEY},
+                {"command-cert", required_argument, NULL, ARG_COMMAND_CERT},
+                {"bundle-keyring", required_argument, NULL, ARG_KEYRING},
+                {"poll-interval", required_argument, NULL, ARG_POLL},
+                {"max-bundle-size", required_argument, NULL, ARG_MAX_BUNDLE},
+                {"max-connections", required_argument, NULL, ARG_MAX_CONN},
+                {"timeout", required_argument, NULL, ARG_TIMEOUT},
+                {"port-file", required_argument, NULL, ARG_PORT_FILE},
+                {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        struct server_config c = {
+                .poll_interval_sec = 60,
+                .max_bundle_size = 4ULL * 1024 * 1024 * 1024,
+                .max_connections = 64,
+                .timeout_sec = 30,
+        };
+        unsigned long long v;
+        int opt;
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (opt) {
+                case ARG_LISTEN: c.listen = optarg; break;
+                case ARG_DATA_DIR: c.data_dir = optarg; break;
+                case ARG_CERT: c.cert = optarg; break;
+                case ARG_KEY: c.key = optarg; break;
+                case ARG_NODE_CA: c.node_ca = optarg; break;
+                case ARG_OPERATOR_CA: c.operator_ca = optarg; break;
+                case ARG_TOKEN_FILE: c.operator_token_file = optarg; break;
+                case ARG_COMMAND_KEY: c.command_key = optarg; break;
+                case ARG_COMMAND_CERT: c.command_cert = optarg; break;
+                case ARG_KEYRING: c.bundle_keyring = optarg; break;
+                case ARG_PORT_FILE: c.port_file = optarg; break;
+                case ARG_POLL:
+                        if (parse_unsigned("--poll-interval", optarg, 1, 7 * 86400, &v) < 0)
+                                return EXIT_USAGE;
+                        c.poll_interval_sec = (unsigned) v;
+                        break;
+                case ARG_MAX_BUNDLE:
+                        if (parse_unsigned("--max-bundle-size", optarg, 4096, 1ULL << 40, &v) < 0)
+                                return EXIT_USAGE;
+                        c.max_bundle_size = v;
+                        break;
+                case ARG_MAX_CONN:
+                        if (parse_unsigned("--max-connections", optarg, 1, 4096, &v) < 0)
+                                return EXIT_USAGE;
+                        c.max_connections = (unsigned) v;
+                        break;
+                case ARG_TIMEOUT:
+                        if (parse_unsigned("--timeout", optarg, 1, 3600, &v) < 0)
+                                return EXIT_USAGE;
+                        c.timeout_sec = (unsigned) v;
+                        break;
+                case ARG_LOG_LEVEL: {
+                        int level = log_level_from_string(optarg);
+                        if (level < 0) {
+                                fprintf(stderr, "orbit-controller: unknown log level \"%s\"\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        log_set_max_level(level);
+                        break;
+                }
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "orbit-controller: serve: unexpected argument \"%s\"\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+        const struct {
+                const char *name, *value;
+        } required[] = {
+                {"--listen", c.listen},           {"--data-dir", c.data_dir},
+                {"--cert", c.cert},               {"--key", c.key},
+                {"--node-ca", c.node_ca},         {"--command-key", c.command_key},
+                {"--command-cert", c.command_cert},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(required); i++)
+                if (!required[i].value) {
+                        fprintf(stderr, "orbit-controller: serve: %s is required\n",
+                                required[i].name);
+                        return EXIT_USAGE;
+                }
+        log_setup("orbit-controller", LOG_TARGET_STDERR);
+        return server_run(&c) < 0 ? EXIT_FAILURE : 0;
+}
+
+static int cmd_client(int argc, char *argv[]) {
+        enum { ARG_URL = 0x100, ARG_TOKEN_FILE, ARG_CERT, ARG_KEY, ARG_CACERT, ARG_KIND,
+               ARG_LIMIT, ARG_EXPIRES, ARG_JSON };
+        static const struct option options[] = {
+                {"url", required_argument, NULL, ARG_URL},
+                {"token-file", required_argument, NULL, ARG_TOKEN_FILE},
+                {"cert", required_argument, NULL, ARG_CERT},
+                {"key", required_argument, NULL, ARG_KEY},
+                {"cacert", required_argument, NULL, ARG_CACERT},
+                {"kind", required_argument, NULL, ARG_KIND},
+                {"limit", required_argument, NULL, ARG_LIMIT},
+                {"expires-in", required_argument, NULL, ARG_EXPIRES},
+                {"json", no_argument, NULL, ARG_JSON},
+                {"help", no_argument, NULL, 'h'},
+                {},
+        };
+        struct client_options o = {
+                .url = getenv("ORBIT_CONTROLLER_URL"),
+                .token_file = getenv("ORBIT_CONTROLLER_TOKEN_FILE"),
+        };
+        unsigned long long v;
+        int opt;
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (opt) {
+                case ARG_URL: o.url = optarg; break;
+                case ARG_TOKEN_FILE: o.token_file = optarg; break;
+                case ARG_CERT: o.cert = optarg; break;
+                case ARG_KEY: o.key = optarg; break;
+                case ARG_CACERT: o.cacert = optarg; break;
+                case ARG_KIND: o.kind = optarg; break;
+                case ARG_LIMIT: o.limit = optarg; break;
+                case ARG_JSON: o.json = 1; break;
+                case ARG_EXPIRES:
+                        if (parse_unsigned("--expires-in", optarg, 60, 30 * 86400, &v) < 0)
+                                return EXIT_USAGE;
+                        o.expires_in = (long) v;
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        return EXIT_USAGE;
+                }
+        }
+        if (o.cert && o.token_file && getenv("ORBIT_CONTROLLER_TOKEN_FILE") == o.token_file)
+                o.token_file = NULL; /* an explicit certificate wins over the environment */
+        return client_main(&o, argc - optind, argv + optind);
+}
+
+int main(int argc, char *argv[]) {
+        if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help")) {
+                help();
+                return argc < 2 ? EXIT_USAGE : 0;
+        }
+        if (streq(argv[1], "serve"))
+                return cmd_serve(argc - 1, argv + 1);
+        return cmd_client(argc, argv);
+}

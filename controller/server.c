@@ -1,0 +1,985 @@
+/*
+ * The controller's HTTPS server: libmicrohttpd with its internal polling thread (one
+ * thread: every request, and so every store access, runs there in turn), GnuTLS for
+ * mutual TLS. Requests are parsed and answered by api.c and applied by store.c.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <mbedtls/sha256.h>
+#include <microhttpd.h>
+
+#include "api.h"
+#include "bundle.h"
+#include "command.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+#include "message.h"
+#include "range.h"
+#include "server.h"
+#include "sha256.h"
+#include "signature.h"
+#include "store.h"
+
+#define PEM_MAX (256 * 1024)
+#define PEER_CHAIN_MAX 8
+
+struct server {
+        const struct server_config *config;
+        struct store *store;
+        char bundles_dir[4096];
+        char *token; /* NULL: no token auth */
+        size_t token_len;
+        gnutls_x509_trust_list_t node_trust, operator_trust;
+        struct signature_keyring *bundle_keyring;
+};
+
+enum peer_kind {
+        PEER_NONE,      /* no client certificate */
+        PEER_UNTRUSTED, /* a certificate that does not verify */
+        PEER_NODE,
+        PEER_OPERATOR,
+};
+
+struct request {
+        struct api_match match;
+        int route_r;
+        bool responded; /* an early answer was queued */
+        /* in-memory bodies */
+        char *body;
+        size_t body_len, body_cap, body_max;
+        bool too_large;
+        /* bundle uploads stream to a temp file */
+        int upload_fd;
+        char upload_path[4200];
+        uint64_t upload_len;
+        mbedtls_sha256_context sha;
+        bool sha_started;
+        int upload_error;
+        char peer_cn[API_ID_MAX + 1];
+        enum peer_kind peer;
+};
+
+static int64_t now_sec(void) {
+        return (int64_t) time(NULL);
+}
+
+/* ---- responses ---------------------------------------------------------------------- */
+
+static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status, char *text) {
+        if (!text)
+                return MHD_NO;
+        size_t len = strlen(text);
+        /* A trailing newline makes curl output readable; JSON parsers do not mind. */
+        char *with_newline = realloc(text, len + 2);
+        if (!with_newline) {
+                free(text);
+                return MHD_NO;
+        }
+        with_newline[len] = '\n';
+        with_newline[len + 1] = '\0';
+        struct MHD_Response *resp = MHD_create_response_from_buffer(len + 1, with_newline,
+                                                                    MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(with_newline);
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+/* Answer with a JSON value (reference taken). */
+static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_t *v) {
+        if (!v)
+                return MHD_NO;
+        char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(v);
+        return queue_text(conn, status, text);
+}
+
+static const char *error_code(unsigned status) {
+        switch (status) {
+        case 400: return "bad-request";
+        case 401: return "unauthorized";
+        case 403: return "forbidden";
+        case 404: return "not-found";
+        case 405: return "method-not-allowed";
+        case 409: return "conflict";
+        case 411: return "length-required";
+        case 413: return "too-large";
+        case 416: return "range-not-satisfiable";
+        case 422: return "unprocessable";
+        case 503: return "unavailable";
+        default: return "internal";
+        }
+}
+
+_printf_(3, 4) static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status,
+                                                   const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (status >= 500)
+                log_error("answer %u: %s", status, msg ? msg : "");
+        return queue_text(conn, status, api_error_body(error_code(status), msg ? msg : ""));
+}
+
+static enum MHD_Result respond_errno(struct MHD_Connection *conn, int r, const char *what) {
+        if (r == -ENOENT)
+                return respond_error(conn, 404, "%s: not found", what);
+        if (r == -EBUSY)
+                return respond_error(conn, 503, "%s: the store is busy, retry", what);
+        return respond_error(conn, 500, "%s: %s", what, strerror(-r));
+}
+
+/* ---- peers -------------------------------------------------------------------------- */
+
+static bool chain_verifies(gnutls_x509_trust_list_t tl, gnutls_x509_crt_t *chain, unsigned n) {
+        if (!tl || n == 0)
+                return false;
+        unsigned status = 0;
+        int r = gnutls_x509_trust_list_verify_crt(tl, chain, n, 0, &status, NULL);
+        return r == 0 && status == 0;
+}
+
+/*
+ * Who is on the other end: a node or an operator by the CA that verifies its chain
+ * (gnutls_certificate_verify_peers2 first, against every CA we trust; then each CA on
+ * its own to tell the roles apart), and the subject CN.
+ */
+static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *conn, char *cn,
+                                    size_t cn_size) {
+        cn[0] = '\0';
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (!ci || !ci->tls_session)
+                return PEER_NONE;
+        gnutls_session_t session = (gnutls_session_t) ci->tls_session;
+        unsigned n = 0;
+        const gnutls_datum_t *certs = gnutls_certificate_get_peers(session, &n);
+        if (!certs || n == 0)
+                return PEER_NONE;
+        if (n > PEER_CHAIN_MAX)
+                return PEER_UNTRUSTED;
+        unsigned status = 0;
+        if (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0) {
+                gnutls_datum_t out = {};
+                if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out,
+                                                                 0) >= 0) {
+                        log_info("client certificate refused: %s", out.data);
+                        gnutls_free(out.data);
+                }
+                return PEER_UNTRUSTED;
+        }
+        gnutls_x509_crt_t chain[PEER_CHAIN_MAX] = {};
+        unsigned imported = 0;
+        enum peer_kind kind = PEER_UNTRUSTED;
+        for (; imported < n; imported++) {
+                if (gnutls_x509_crt_init(&chain[imported]) < 0)
+                        goto out;
+                if (gnutls_x509_crt_import(chain[imported], &certs[imported],
+                                           GNUTLS_X509_FMT_DER) < 0) {
+                        imported++;
+                        goto out;
+                }
+        }
+        size_t size = cn_size;
+        if (gnutls_x509_crt_get_dn_by_oid(chain[0], GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn,
+                                          &size) < 0 ||
+            strlen(cn) != size)
+                cn[0] = '\0';
+        if (chain_verifies(srv->node_trust, chain, n))
+                kind = PEER_NODE;
+        else if (chain_verifies(srv->operator_trust, chain, n))
+                kind = PEER_OPERATOR;
+out:
+        for (unsigned i = 0; i < imported; i++)
+                if (chain[i])
+                        gnutls_x509_crt_deinit(chain[i]);
+        return kind;
+}
+
+/*
+ * 0 when the request may go on, else the answer was queued (401/403) and the result is
+ * what the access handler returns.
+ */
+static int authorize(struct server *srv, struct MHD_Connection *conn, struct request *req,
+                     enum MHD_Result *ret) {
+        req->peer = peer_identify(srv, conn, req->peer_cn, sizeof(req->peer_cn));
+        enum api_route route = req->match.route;
+
+        if (req->peer == PEER_UNTRUSTED) {
+                *ret = respond_error(conn, 403,
+                                     "the client certificate does not verify against the node "
+                                     "or operator CA");
+                return 1;
+        }
+        if (route == API_ROUTE_SYNC) {
+                if (req->peer == PEER_NONE) {
+                        *ret = respond_error(conn, 401, "a node client certificate is required");
+                        return 1;
+                }
+                if (req->peer != PEER_NODE) {
+                        *ret = respond_error(conn, 403, "only nodes may sync");
+                        return 1;
+                }
+                if (!streq(req->peer_cn, req->match.id)) {
+                        *ret = respond_error(conn, 403,
+                                             "the client certificate is for node \"%s\", not "
+                                             "\"%s\"",
+                                             req->peer_cn, req->match.id);
+                        return 1;
+                }
+                return 0;
+        }
+        if (route == API_ROUTE_BUNDLE_DOWNLOAD && req->peer == PEER_NODE)
+                return 0;
+        /* The operator API. Nodes never reach it, whatever else they present. */
+        if (req->peer == PEER_NODE) {
+                *ret = respond_error(conn, 403, "node certificates cannot use the operator API");
+                return 1;
+        }
+        if (req->peer == PEER_OPERATOR)
+                return 0;
+        const char *token =
+                api_bearer_token(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_AUTHORIZATION));
+        if (!token) {
+                *ret = respond_error(conn, 401,
+                                     "operator credentials required: a bearer token or an "
+                                     "operator client certificate");
+                return 1;
+        }
+        if (!srv->token || !api_secret_equal(token, strnlen(token, API_TOKEN_MAX + 1), srv->token,
+                                             srv->token_len)) {
+                *ret = respond_error(conn, 403, "the bearer token is not valid");
+                return 1;
+        }
+        return 0;
+}
+
+/* ---- handlers ----------------------------------------------------------------------- */
+
+static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *conn,
+                                   struct request *req) {
+        struct sync_request sr;
+        _cleanup_free_ char *message = NULL;
+        int r = sync_request_parse(req->body ? req->body : "", req->body_len, req->match.id, &sr,
+                                   &message);
+        if (r == -ENOMEM)
+                return MHD_NO;
+        if (r < 0) {
+                log_info("sync from %s refused: %s", req->match.id, message ? message : "");
+                return respond_error(conn, 400, "%s", message ? message : "invalid sync");
+        }
+        int64_t now = now_sec();
+        json_t *commands = NULL, *plan = NULL;
+        size_t stored = 0;
+        r = store_sync(srv->store, &sr, now, SYNC_COMMANDS_MAX, &commands, &stored);
+        if (r < 0) {
+                sync_request_done(&sr);
+                return respond_errno(conn, r, "sync");
+        }
+        json_t *acked = sync_acked_build(&sr);
+        r = store_contact_plan_get(srv->store, sr.node, &plan);
+        log_info("sync from %s: %zu records (%zu new), %zu commands sent, last applied %" PRId64,
+                 sr.node, sr.n_records, stored, json_array_size(commands), sr.last_command_seq);
+        sync_request_done(&sr);
+        if (r < 0 || !acked) {
+                json_decref(commands);
+                json_decref(acked);
+                return r < 0 ? respond_errno(conn, r, "contact plan") : MHD_NO;
+        }
+        return respond_json(conn, 200,
+                            sync_response_new(acked, commands, plan,
+                                              srv->config->poll_interval_sec, now));
+}
+
+static int sign_payload(void *userdata, const char *payload, char **ret_signature,
+                        char **ret_reason) {
+        struct server *srv = userdata;
+        size_t len;
+        return signature_sign(payload, strlen(payload), srv->config->command_key,
+                              srv->config->command_cert, ret_signature, &len, ret_reason);
+}
+
+static enum MHD_Result handle_command_post(struct server *srv, struct MHD_Connection *conn,
+                                           struct request *req) {
+        struct command_request cr;
+        _cleanup_free_ char *message = NULL;
+        int r = command_request_parse(req->body ? req->body : "", req->body_len, &cr, &message);
+        if (r == -ENOMEM)
+                return MHD_NO;
+        if (r < 0)
+                return respond_error(conn, 400, "%s", message ? message : "invalid command");
+        if (streq(cr.action, "update.install") && json_is_string(json_object_get(cr.params, "bundle_id"))) {
+                struct store_bundle b;
+                const char *id = json_string_value(json_object_get(cr.params, "bundle_id"));
+                r = api_id_is_valid(id, API_BUNDLE_ID_MAX) ? store_bundle_get(srv->store, id, &b)
+                                                           : -EINVAL;
+                if (r == -ENOENT || r == -EINVAL) {
+                        enum MHD_Result ret = respond_error(
+                                conn, 400, "update.install: no bundle \"%.128s\" was uploaded", id);
+                        command_request_done(&cr);
+                        return ret;
+                }
+                if (r < 0) {
+                        command_request_done(&cr);
+                        return respond_errno(conn, r, "bundle lookup");
+                }
+        }
+        json_t *queued = NULL;
+        free(message);
+        message = NULL;
+        r = store_command_queue(srv->store, req->match.id, cr.action, cr.params, now_sec(),
+                                cr.expires_in_sec, sign_payload, srv, &queued, &message);
+        command_request_done(&cr);
+        if (r == -EINVAL || r == -EOPNOTSUPP)
+                return respond_error(conn, 400, "%s", message ? message : "invalid command");
+        if (r < 0) {
+                if (message)
+                        return respond_error(conn, r == -EBUSY ? 503 : 500, "%s", message);
+                return respond_errno(conn, r, "queue command");
+        }
+        log_info("command %" PRId64 " queued for %s: %s",
+                 (int64_t) json_integer_value(json_object_get(queued, "seq")), req->match.id,
+                 json_string_value(json_object_get(queued, "action")));
+        return respond_json(conn, 201, queued);
+}
+
+static enum MHD_Result handle_records(struct server *srv, struct MHD_Connection *conn,
+                                      struct request *req) {
+        const char *kind = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "kind");
+        const char *limit_text = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+        size_t limit;
+        _cleanup_free_ char *message = NULL;
+        int r = records_query_check(kind, limit_text, &limit, &message);
+        if (r < 0)
+                return respond_error(conn, 400, "%s", message ? message : "bad query");
+        json_t *records;
+        r = store_records_list(srv->store, req->match.id, kind, limit, &records);
+        if (r == -ENOENT)
+                return respond_error(conn, 404, "unknown node \"%s\"", req->match.id);
+        if (r < 0)
+                return respond_errno(conn, r, "records");
+        return respond_json(conn, 200,
+                            json_pack("{s:s,s:o}", "node", req->match.id, "records", records));
+}
+
+static enum MHD_Result handle_contact_plan_put(struct server *srv, struct MHD_Connection *conn,
+                                               struct request *req) {
+        json_t *plan;
+        _cleanup_free_ char *message = NULL;
+        int r = contact_plan_parse(req->body ? req->body : "", req->body_len, &plan, &message);
+        if (r == -ENOMEM)
+                return MHD_NO;
+        if (r < 0)
+                return respond_error(conn, 400, "%s", message ? message : "invalid contact plan");
+        r = store_contact_plan_set(srv->store, req->match.id, plan, now_sec());
+        if (r < 0) {
+                json_decref(plan);
+                return respond_errno(conn, r, "contact plan");
+        }
+        log_info("contact plan of %s: %zu windows", req->match.id,
+                 json_array_size(json_object_get(plan, "windows")));
+        return respond_json(conn, 200, plan);
+}
+
+static void bundle_path(struct server *srv, const char *id, char *buf, size_t size) {
+        snprintf(buf, size, "%s/%s.obundle", srv->bundles_dir, id);
+}
+
+static enum MHD_Result handle_bundle_download(struct server *srv, struct MHD_Connection *conn,
+                                              struct request *req) {
+        struct store_bundle b;
+        int r = store_bundle_get(srv->store, req->match.id, &b);
+        if (r == -ENOENT)
+                return respond_error(conn, 404, "no bundle \"%s\"", req->match.id);
+        if (r < 0)
+                return respond_errno(conn, r, "bundle");
+        char path[4400];
+        bundle_path(srv, b.id, path, sizeof(path));
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return respond_error(conn, 500, "bundle %s: cannot open %s: %m", b.id, path);
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size != b.size) {
+                (void) close(fd);
+                return respond_error(conn, 500, "bundle %s: %s changed on disk", b.id, path);
+        }
+        uint64_t size = (uint64_t) st.st_size;
+        char etag[80];
+        snprintf(etag, sizeof(etag), "\"sha256:%s\"", b.sha256);
+
+        const char *range = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+        const char *if_range =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
+        struct http_range rg = {.start = 0, .length = size};
+        unsigned status = 200;
+        if (range && (!if_range || http_if_range_matches(if_range, etag))) {
+                r = http_range_parse(range, size, &rg);
+                if (r == -ERANGE) {
+                        (void) close(fd);
+                        char cr[64];
+                        snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
+                        _cleanup_free_ char *body = NULL;
+                        if (asprintf(&body, "range %.64s is outside the %" PRIu64 " bytes of %s",
+                                     range, size, b.id) < 0)
+                                return MHD_NO;
+                        char *text = api_error_body("range-not-satisfiable", body);
+                        if (!text)
+                                return MHD_NO;
+                        struct MHD_Response *resp = MHD_create_response_from_buffer(
+                                strlen(text), text, MHD_RESPMEM_MUST_FREE);
+                        if (!resp) {
+                                free(text);
+                                return MHD_NO;
+                        }
+                        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+                        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                                       "application/json");
+                        enum MHD_Result ret = MHD_queue_response(conn, 416, resp);
+                        MHD_destroy_response(resp);
+                        return ret;
+                }
+                if (r == 1)
+                        status = 206;
+                else
+                        rg = (struct http_range){.start = 0, .length = size};
+        }
+        struct MHD_Response *resp =
+                MHD_create_response_from_fd_at_offset64(rg.length, fd, (int64_t) rg.start);
+        if (!resp) {
+                (void) close(fd);
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                       "application/octet-stream");
+        if (status == 206) {
+                char cr[96];
+                http_content_range_format(&rg, size, cr, sizeof(cr));
+                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, cr);
+        }
+        enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+static enum MHD_Result handle_bundle_upload(struct server *srv, struct MHD_Connection *conn,
+                                            struct request *req) {
+        if (req->upload_error)
+                return respond_error(conn, 500, "cannot store the upload: %s",
+                                     strerror(-req->upload_error));
+        if (req->upload_len == 0)
+                return respond_error(conn, 400, "empty body: send the .obundle file");
+        if (fsync(req->upload_fd) < 0 || close(req->upload_fd) < 0) {
+                req->upload_fd = -1;
+                return respond_error(conn, 500, "cannot store the upload: %m");
+        }
+        req->upload_fd = -1;
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        char hex[SHA256_HEX_SIZE];
+        (void) mbedtls_sha256_finish_ret(&req->sha, digest);
+        sha256_to_hex(digest, hex);
+
+        struct manifest m = {};
+        struct signature_info signer = {};
+        _cleanup_free_ char *reason = NULL;
+        int r = bundle_read_unverified(req->upload_path, &m, &signer, &reason);
+        if (r < 0)
+                return respond_error(conn, 400, "not a valid bundle: %s",
+                                     reason ? reason : strerror(-r));
+        struct store_bundle b = {.size = (int64_t) req->upload_len};
+        snprintf(b.sha256, sizeof(b.sha256), "%s", hex);
+        bool id_ok = api_id_is_valid(m.bundle_id, API_BUNDLE_ID_MAX);
+        snprintf(b.id, sizeof(b.id), "%s", m.bundle_id ? m.bundle_id : "");
+        snprintf(b.version, sizeof(b.version), "%s", m.version ? m.version : "");
+        manifest_free(&m);
+        if (!id_ok)
+                return respond_error(conn, 400, "the bundle id is not usable as a name");
+
+        if (srv->bundle_keyring) {
+                struct bundle_verify_options o = {.keyring = srv->bundle_keyring,
+                                                  .now = (time_t) now_sec()};
+                struct bundle *bundle = NULL;
+                r = bundle_open(req->upload_path, &o, &bundle, &reason);
+                if (r >= 0)
+                        r = bundle_verify_payloads(bundle, &reason);
+                bundle_close(bundle);
+                if (r < 0)
+                        return respond_error(conn, 422, "bundle %s does not verify: %s", b.id,
+                                             reason ? reason : strerror(-r));
+        }
+        struct store_bundle old;
+        r = store_bundle_get(srv->store, b.id, &old);
+        if (r >= 0 && !streq(old.sha256, b.sha256))
+                return respond_error(conn, 409,
+                                     "bundle %s is already uploaded with another content (sha256 "
+                                     "%s); bundle ids are immutable",
+                                     b.id, old.sha256);
+        if (r < 0 && r != -ENOENT)
+                return respond_errno(conn, r, "bundle lookup");
+        char path[4400];
+        bundle_path(srv, b.id, path, sizeof(path));
+        if (rename(req->upload_path, path) < 0)
+                return respond_error(conn, 500, "cannot store bundle %s: %m", b.id);
+        req->upload_path[0] = '\0';
+        r = fsync_parent_dir(path);
+        if (r < 0)
+                return respond_error(conn, 500, "cannot store bundle %s: %s", b.id, strerror(-r));
+        r = store_bundle_add(srv->store, &b, signer.signer, srv->bundle_keyring != NULL, now_sec());
+        if (r < 0)
+                return respond_errno(conn, r, "bundle");
+        log_info("bundle %s %s uploaded: %" PRId64 " bytes, sha256 %s%s", b.id, b.version, b.size,
+                 b.sha256, srv->bundle_keyring ? ", verified" : "");
+        return respond_json(conn, 201,
+                            json_pack("{s:s,s:s,s:I,s:s,s:s,s:b}", "id", b.id, "version",
+                                      b.version, "size", (json_int_t) b.size, "sha256", b.sha256,
+                                      "signer", signer.signer, "verified",
+                                      srv->bundle_keyring != NULL));
+}
+
+static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
+                                struct request *req, const char *method) {
+        const char *id = req->match.id;
+        json_t *v = NULL;
+        int r;
+        switch (req->match.route) {
+        case API_ROUTE_SYNC:
+                return handle_sync(srv, conn, req);
+        case API_ROUTE_BUNDLE_DOWNLOAD:
+                return handle_bundle_download(srv, conn, req);
+        case API_ROUTE_NODES:
+                r = store_nodes_list(srv->store, &v);
+                if (r < 0)
+                        return respond_errno(conn, r, "nodes");
+                return respond_json(conn, 200, json_pack("{s:o}", "nodes", v));
+        case API_ROUTE_NODE:
+                r = store_node_show(srv->store, id, &v);
+                if (r == -ENOENT)
+                        return respond_error(conn, 404, "unknown node \"%s\"", id);
+                if (r < 0)
+                        return respond_errno(conn, r, "node");
+                return respond_json(conn, 200, v);
+        case API_ROUTE_NODE_COMMANDS:
+                if (streq(method, "POST"))
+                        return handle_command_post(srv, conn, req);
+                r = store_commands_list(srv->store, id, &v);
+                if (r == -ENOENT)
+                        return respond_error(conn, 404, "unknown node \"%s\"", id);
+                if (r < 0)
+                        return respond_errno(conn, r, "commands");
+                return respond_json(conn, 200, json_pack("{s:s,s:o}", "node", id, "commands", v));
+        case API_ROUTE_NODE_RECORDS:
+                return handle_records(srv, conn, req);
+        case API_ROUTE_NODE_CONTACT_PLAN:
+                if (streq(method, "PUT"))
+                        return handle_contact_plan_put(srv, conn, req);
+                r = store_contact_plan_get(srv->store, id, &v);
+                if (r < 0)
+                        return respond_errno(conn, r, "contact plan");
+                return respond_json(conn, 200, v);
+        case API_ROUTE_BUNDLES:
+                if (streq(method, "POST"))
+                        return handle_bundle_upload(srv, conn, req);
+                r = store_bundles_list(srv->store, &v);
+                if (r < 0)
+                        return respond_errno(conn, r, "bundles");
+                return respond_json(conn, 200, json_pack("{s:o}", "bundles", v));
+        case _API_ROUTE_MAX:
+                break;
+        }
+        return respond_error(conn, 500, "unhandled route");
+}
+
+/* ---- the access handler ------------------------------------------------------------- */
+
+static void request_free(struct request *req) {
+        if (!req)
+                return;
+        if (req->upload_fd >= 0)
+                (void) close(req->upload_fd);
+        if (req->upload_path[0])
+                (void) unlink(req->upload_path);
+        if (req->sha_started)
+                mbedtls_sha256_free(&req->sha);
+        free(req->body);
+        free(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+        request_free(*con_cls);
+        *con_cls = NULL;
+}
+
+static bool is_upload(const struct request *req, const char *method) {
+        return req->route_r == 0 && req->match.route == API_ROUTE_BUNDLES && streq(method, "POST");
+}
+
+static int upload_start(struct server *srv, struct request *req) {
+        snprintf(req->upload_path, sizeof(req->upload_path), "%s/.upload-XXXXXX",
+                 srv->bundles_dir);
+        req->upload_fd = mkostemp(req->upload_path, O_CLOEXEC);
+        if (req->upload_fd < 0) {
+                req->upload_path[0] = '\0';
+                return negative_errno();
+        }
+        mbedtls_sha256_init(&req->sha);
+        (void) mbedtls_sha256_starts_ret(&req->sha, 0);
+        req->sha_started = true;
+        return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+        struct server *srv = cls;
+        struct request *req = *con_cls;
+
+        if (!req) {
+                req = calloc(1, sizeof(*req));
+                if (!req)
+                        return MHD_NO;
+                req->upload_fd = -1;
+                *con_cls = req;
+                req->route_r = api_route_match(method, url, &req->match);
+                if (req->route_r == -ENOENT)
+                        return respond_error(conn, 404, "no such resource: %s %.200s", method, url);
+                if (req->route_r == -EOPNOTSUPP)
+                        return respond_error(conn, 405, "%s is not allowed on %.200s", method, url);
+                if (req->route_r < 0)
+                        return respond_error(conn, 400, "invalid id in %.200s", url);
+                enum MHD_Result ret;
+                if (authorize(srv, conn, req, &ret))
+                        return ret;
+
+                bool upload = is_upload(req, method);
+                req->body_max = req->match.route == API_ROUTE_SYNC ? SYNC_BODY_MAX
+                                                                   : OPERATOR_BODY_MAX;
+                uint64_t max = upload ? srv->config->max_bundle_size : req->body_max;
+                const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
+                if (cl) {
+                        char *end;
+                        errno = 0;
+                        unsigned long long n = strtoull(cl, &end, 10);
+                        if (errno == 0 && *end == '\0' && n > max)
+                                return respond_error(conn, 413,
+                                                     "body of %llu bytes is over the limit of %" PRIu64
+                                                     " bytes",
+                                                     n, max);
+                }
+                if (upload) {
+                        int r = upload_start(srv, req);
+                        if (r < 0)
+                                return respond_error(conn, 500, "cannot take an upload: %s",
+                                                     strerror(-r));
+                }
+                return MHD_YES;
+        }
+
+        if (*upload_data_size > 0) {
+                size_t n = *upload_data_size;
+                *upload_data_size = 0;
+                if (is_upload(req, method)) {
+                        if (req->too_large || req->upload_error)
+                                return MHD_YES;
+                        if (req->upload_len + n > srv->config->max_bundle_size) {
+                                req->too_large = true;
+                                return MHD_YES;
+                        }
+                        int r = write_all(req->upload_fd, upload_data, n);
+                        if (r < 0)
+                                req->upload_error = r;
+                        (void) mbedtls_sha256_update_ret(&req->sha, (const uint8_t *) upload_data, n);
+                        req->upload_len += n;
+                        return MHD_YES;
+                }
+                if (req->too_large)
+                        return MHD_YES;
+                if (req->body_len + n > req->body_max) {
+                        /* Keep reading to answer 413, but nothing more is kept. */
+                        req->too_large = true;
+                        free(req->body);
+                        req->body = NULL;
+                        req->body_len = req->body_cap = 0;
+                        return MHD_YES;
+                }
+                if (req->body_len + n + 1 > req->body_cap) {
+                        size_t cap = req->body_cap ? req->body_cap : 4096;
+                        while (cap < req->body_len + n + 1)
+                                cap *= 2;
+                        char *b = realloc(req->body, cap);
+                        if (!b)
+                                return MHD_NO;
+                        req->body = b;
+                        req->body_cap = cap;
+                }
+                memcpy(req->body + req->body_len, upload_data, n);
+                req->body_len += n;
+                req->body[req->body_len] = '\0';
+                return MHD_YES;
+        }
+
+        if (req->too_large)
+                return respond_error(conn, 413, "body over the limit of %" PRIu64 " bytes",
+                                     is_upload(req, method) ? srv->config->max_bundle_size
+                                                            : (uint64_t) req->body_max);
+        return dispatch(srv, conn, req, method);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+        char buf[1024];
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        size_t n = strlen(buf);
+        while (n > 0 && buf[n - 1] == '\n')
+                buf[--n] = '\0';
+        log_info("httpd: %s", buf);
+}
+
+/* ---- setup -------------------------------------------------------------------------- */
+
+static int read_pem(const char *what, const char *path, char **ret) {
+        size_t len;
+        int r = read_file_bounded(path, PEM_MAX, ret, &len);
+        if (r < 0)
+                return log_error_errno(r, "cannot read the %s %s", what, path);
+        return 0;
+}
+
+static int trust_list_load(const char *what, const char *path, gnutls_x509_trust_list_t *ret) {
+        _cleanup_free_ char *pem = NULL;
+        int r = read_pem(what, path, &pem);
+        if (r < 0)
+                return r;
+        gnutls_x509_trust_list_t tl;
+        if (gnutls_x509_trust_list_init(&tl, 0) < 0)
+                return -ENOMEM;
+        gnutls_datum_t d = {.data = (unsigned char *) pem, .size = (unsigned) strlen(pem)};
+        int n = gnutls_x509_trust_list_add_trust_mem(tl, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+        if (n <= 0) {
+                gnutls_x509_trust_list_deinit(tl, 1);
+                log_error("the %s %s holds no usable certificate%s%s", what, path,
+                          n < 0 ? ": " : "", n < 0 ? gnutls_strerror(n) : "");
+                return -EINVAL;
+        }
+        *ret = tl;
+        return 0;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
+                        bool *ipv6) {
+        char host[256];
+        const char *colon = strrchr(listen, ':');
+        if (!colon || colon == listen || strlen(colon + 1) == 0)
+                return -EINVAL;
+        size_t hl = (size_t) (colon - listen);
+        if (hl >= sizeof(host))
+                return -EINVAL;
+        memcpy(host, listen, hl);
+        host[hl] = '\0';
+        if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+                memmove(host, host + 1, hl - 2);
+                host[hl - 2] = '\0';
+        }
+        struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+                                 .ai_socktype = SOCK_STREAM};
+        struct addrinfo *ai = NULL;
+        if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai)
+                return -EINVAL;
+        memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+        *len = ai->ai_addrlen;
+        *ipv6 = ai->ai_family == AF_INET6;
+        freeaddrinfo(ai);
+        return 0;
+}
+
+static int bound_port(struct MHD_Daemon *d) {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
+        if (!info)
+                return -EIO;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        if (getsockname(info->listen_fd, (struct sockaddr *) &ss, &len) < 0)
+                return negative_errno();
+        if (ss.ss_family == AF_INET6)
+                return ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
+        return ntohs(((struct sockaddr_in *) &ss)->sin_port);
+}
+
+static int load_token(struct server *srv, const char *path) {
+        _cleanup_free_ char *data = NULL;
+        size_t len;
+        int r = read_file_bounded(path, API_TOKEN_MAX + 2, &data, &len);
+        if (r < 0)
+                return log_error_errno(r, "cannot read the operator token file %s", path);
+        while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+                data[--len] = '\0';
+        if (len < 16 || len > API_TOKEN_MAX || strlen(data) != len)
+                return log_error_errno(EINVAL, "the operator token in %s must be 16-%d bytes on one line",
+                                       path, API_TOKEN_MAX);
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char) data[i] <= ' ' || (unsigned char) data[i] >= 0x7f)
+                        return log_error_errno(EINVAL, "the operator token in %s must be printable "
+                                                       "ASCII without spaces", path);
+        srv->token = TAKE_PTR(data);
+        srv->token_len = len;
+        return 0;
+}
+
+static void server_done(struct server *srv) {
+        store_close(srv->store);
+        if (srv->node_trust)
+                gnutls_x509_trust_list_deinit(srv->node_trust, 1);
+        if (srv->operator_trust)
+                gnutls_x509_trust_list_deinit(srv->operator_trust, 1);
+        signature_keyring_free(srv->bundle_keyring);
+        if (srv->token)
+                explicit_bzero(srv->token, srv->token_len);
+        free(srv->token);
+}
+
+int server_run(const struct server_config *c) {
+        struct server srv = {.config = c};
+        _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *node_pem = NULL,
+                            *operator_pem = NULL, *reason = NULL;
+        char db_path[4200];
+        int r;
+
+        if (!c->operator_token_file && !c->operator_ca)
+                log_warning("neither --operator-token-file nor --operator-ca: the operator API "
+                            "cannot be used");
+        r = mkdir_parents(c->data_dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the data directory %s", c->data_dir);
+        snprintf(srv.bundles_dir, sizeof(srv.bundles_dir), "%s/bundles", c->data_dir);
+        if (mkdir(srv.bundles_dir, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "cannot create %s", srv.bundles_dir);
+
+        if ((r = read_pem("server certificate", c->cert, &cert)) < 0 ||
+            (r = read_pem("server key", c->key, &key)) < 0 ||
+            (r = read_pem("node CA", c->node_ca, &node_pem)) < 0 ||
+            (c->operator_ca && (r = read_pem("operator CA", c->operator_ca, &operator_pem)) < 0))
+                goto out;
+        if (asprintf(&trust, "%s\n%s", node_pem, operator_pem ? operator_pem : "") < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        if ((r = trust_list_load("node CA", c->node_ca, &srv.node_trust)) < 0 ||
+            (c->operator_ca &&
+             (r = trust_list_load("operator CA", c->operator_ca, &srv.operator_trust)) < 0))
+                goto out;
+        if (c->operator_token_file && (r = load_token(&srv, c->operator_token_file)) < 0)
+                goto out;
+        if (c->bundle_keyring) {
+                r = signature_keyring_load_dir(c->bundle_keyring, &srv.bundle_keyring, &reason);
+                if (r < 0) {
+                        log_error_errno(r, "bundle keyring %s: %s", c->bundle_keyring,
+                                        reason ? reason : "cannot load");
+                        goto out;
+                }
+        }
+        /* The signer must work before any operator relies on it. */
+        {
+                _cleanup_free_ char *sig = NULL, *why = NULL;
+                size_t len;
+                r = signature_sign("probe", 5, c->command_key, c->command_cert, &sig, &len, &why);
+                if (r < 0) {
+                        log_error_errno(r, "the command signer (%s, %s) does not work: %s",
+                                        c->command_key, c->command_cert, why ? why : "");
+                        goto out;
+                }
+        }
+        snprintf(db_path, sizeof(db_path), "%s/controller.db", c->data_dir);
+        r = store_open(db_path, &srv.store, &reason);
+        if (r < 0) {
+                log_error_errno(r, "%s", reason ? reason : "cannot open the store");
+                goto out;
+        }
+
+        struct sockaddr_storage ss;
+        socklen_t ss_len;
+        bool ipv6;
+        if (parse_listen(c->listen, &ss, &ss_len, &ipv6) < 0) {
+                r = log_error_errno(EINVAL, "--listen %s: expected ADDR:PORT (numeric)", c->listen);
+                goto out;
+        }
+
+        /* Signals go to sigwait below, never to the server thread. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
+                         MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
+        struct MHD_Daemon *d = MHD_start_daemon(
+                flags, 0, NULL, NULL, on_request, &srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                NULL, MHD_OPTION_SOCK_ADDR,
+                (struct sockaddr *) &ss, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT,
+                cert, MHD_OPTION_HTTPS_MEM_TRUST, trust, MHD_OPTION_HTTPS_PRIORITIES,
+                "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_CONNECTION_LIMIT,
+                c->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                c->max_connections / 2 ? c->max_connections / 2 : 1,
+                MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_sec, MHD_OPTION_NOTIFY_COMPLETED,
+                on_completed, NULL, MHD_OPTION_END);
+        if (!d) {
+                r = log_error_errno(EADDRNOTAVAIL,
+                                    "cannot start the HTTPS server on %s (address in use, or bad "
+                                    "certificate/key?)",
+                                    c->listen);
+                goto out;
+        }
+        int port = bound_port(d);
+        log_info("orbit-controller serving on %s (port %d), data in %s, poll interval %u s",
+                 c->listen, port, c->data_dir, c->poll_interval_sec);
+        if (c->port_file && port > 0) {
+                char text[16];
+                int n = snprintf(text, sizeof(text), "%d\n", port);
+                r = write_file_durable(c->port_file, text, (size_t) n, 0644);
+                if (r < 0) {
+                        log_error_errno(r, "cannot write %s", c->port_file);
+                        MHD_stop_daemon(d);
+                        goto out;
+                }
+        }
+        int sig = 0;
+        while (sigwait(&mask, &sig) != 0)
+                ;
+        log_info("signal %d: stopping", sig);
+        MHD_stop_daemon(d);
+        r = 0;
+out:
+        if (key)
+                explicit_bzero(key, strlen(key));
+        server_done(&srv);
+        return r;
+}

@@ -1,0 +1,23 @@
+/* orbit-controller serve: the HTTPS API (libmicrohttpd + GnuTLS, mutual TLS) over the store. */
+#pragma once
+
+#include <stdint.h>
+
+struct server_config {
+        const char *listen;        /* "ADDR:PORT", "[v6]:PORT"; port 0 picks a free one */
+        const char *data_dir;      /* controller.db and bundles/ */
+        const char *cert, *key;    /* the server's TLS certificate and key (PEM) */
+        const char *node_ca;       /* issues node client certificates (CN = node id) */
+        const char *operator_ca;   /* optional: issues operator client certificates */
+        const char *operator_token_file; /* optional: the operators' bearer token */
+        const char *command_key, *command_cert; /* command signer, separate from TLS */
+        const char *bundle_keyring; /* optional: uploads must verify against it */
+        const char *port_file;      /* optional: the bound port is written there */
+        unsigned poll_interval_sec; /* next_sync_sec in sync answers */
+        uint64_t max_bundle_size;   /* upload bound, bytes */
+        unsigned max_connections;
+        unsigned timeout_sec;       /* idle connection timeout */
+};
+
+/* Serve until SIGTERM or SIGINT. Returns 0 after a clean stop, negative errno on failure. */
+int server_run(const struct server_config *c);

@@ -1,0 +1,77 @@
+/*
+ * The controller's state in SQLite (WAL): nodes, their outbox records, command queues,
+ * contact plans and uploaded bundles. One connection, used from one thread at a time.
+ * The decisions it applies (what a record changes, command states) are pure, in api.c.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+/* Open (creating, migrating) the database at path. *ret_reason (caller frees) on failure. */
+int store_open(const char *path, struct store **ret, char **ret_reason);
+void store_close(struct store *s);
+static inline void store_closep(struct store **s) {
+        store_close(*s);
+}
+#define _cleanup_store_ __attribute__((cleanup(store_closep)))
+
+int store_schema_version(struct store *s);
+
+/*
+ * Apply a parsed sync in one transaction: the node row (last sync, boot, last applied
+ * command, status), every record once (INSERT OR IGNORE on (node, boot_epoch, boot_id,
+ * seq)) and its effects for records stored now (command results, update state, last
+ * health); then up to max_commands commands with seq > last_command_seq that have not
+ * expired, oldest first, as envelopes (marked sent). *ret_commands is a new array;
+ * *ret_stored (may be NULL) counts the records new to the store.
+ */
+int store_sync(struct store *s, const struct sync_request *req, int64_t now,
+               size_t max_commands, json_t **ret_commands, size_t *ret_stored);
+
+/* Sign a payload: *ret_signature (caller frees) is the signature file text. */
+typedef int (*store_sign_fn)(void *userdata, const char *payload, char **ret_signature,
+                             char **ret_reason);
+
+/*
+ * Queue a command: the next per-node seq (1, 2, ...) is taken, the payload built and
+ * signed and the row written in one IMMEDIATE transaction, so seqs never repeat, across
+ * restarts too. params is borrowed. *ret (may be NULL) describes the queued command.
+ */
+int store_command_queue(struct store *s, const char *node, const char *action, json_t *params,
+                        int64_t now, int64_t expires_in_sec, store_sign_fn sign, void *userdata,
+                        json_t **ret, char **ret_reason);
+
+/* Operator views (new references). -ENOENT for an unknown node. */
+int store_nodes_list(struct store *s, json_t **ret);
+int store_node_show(struct store *s, const char *node, json_t **ret);
+int store_commands_list(struct store *s, const char *node, json_t **ret);
+int store_records_list(struct store *s, const char *node, const char *kind, size_t limit,
+                       json_t **ret);
+/* Number of records stored for a node. */
+int store_records_count(struct store *s, const char *node, int64_t *ret);
+
+/* Contact plans; an unknown node or no plan gives {"windows":[]} (always open). */
+int store_contact_plan_set(struct store *s, const char *node, json_t *plan, int64_t now);
+int store_contact_plan_get(struct store *s, const char *node, json_t **ret);
+
+struct store_bundle {
+        char id[API_BUNDLE_ID_MAX + 1];
+        char version[129];
+        int64_t size;
+        char sha256[65];
+};
+
+/* -EEXIST when a bundle of that id with another sha256 is there; 0 if added or the same. */
+int store_bundle_add(struct store *s, const struct store_bundle *b, const char *signer,
+                     bool verified, int64_t now);
+int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret);
+int store_bundles_list(struct store *s, json_t **ret);

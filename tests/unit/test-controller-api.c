@@ -1,0 +1,361 @@
+/* Unit tests for the controller's pure API: routes, strict sync bodies, acks, decisions. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+
+#define BOOT "0123456789abcdef0123456789abcdef"
+
+static void test_routes(void **state) {
+        struct api_match m;
+        assert_int_equal(api_route_match("POST", "/v1/nodes/node-1/sync", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_SYNC);
+        assert_string_equal(m.id, "node-1");
+        assert_true(api_route_is_node(m.route));
+        assert_int_equal(api_route_match("GET", "/v1/nodes/node-1/sync", &m), -EOPNOTSUPP);
+        assert_int_equal(api_route_match("GET", "/v1/nodes", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_NODES);
+        assert_false(api_route_is_node(m.route));
+        assert_int_equal(api_route_match("POST", "/v1/nodes", &m), -EOPNOTSUPP);
+        assert_int_equal(api_route_match("GET", "/v1/nodes/sat.7", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_NODE);
+        assert_int_equal(api_route_match("POST", "/v1/nodes/a/commands", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_NODE_COMMANDS);
+        assert_int_equal(api_route_match("GET", "/v1/nodes/a/commands", &m), 0);
+        assert_int_equal(api_route_match("GET", "/v1/nodes/a/records", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_NODE_RECORDS);
+        assert_int_equal(api_route_match("PUT", "/v1/nodes/a/contact-plan", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_NODE_CONTACT_PLAN);
+        assert_int_equal(api_route_match("DELETE", "/v1/nodes/a/contact-plan", &m), -EOPNOTSUPP);
+        assert_int_equal(api_route_match("POST", "/v1/bundles", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_BUNDLES);
+        assert_int_equal(api_route_match("HEAD", "/v1/bundles/fleet-2024.06", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_BUNDLE_DOWNLOAD);
+        assert_string_equal(m.id, "fleet-2024.06");
+        assert_true(api_route_is_node(m.route));
+
+        assert_int_equal(api_route_match("GET", "/v1/nodes/", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/v1/nodes/a/", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/v1/nodes/a/other", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/v1/nodes/a/records/x", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/v2/nodes", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/v1//nodes", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/v1/nodes/..", &m), -EINVAL);
+        assert_int_equal(api_route_match("GET", "/v1/nodes/-x", &m), -EINVAL);
+        assert_int_equal(api_route_match("GET", "/v1/bundles/a%2Fb", &m), -EINVAL);
+        char longid[100];
+        memset(longid, 'a', 65);
+        longid[65] = '\0';
+        char path[200];
+        snprintf(path, sizeof(path), "/v1/nodes/%s", longid);
+        assert_int_equal(api_route_match("GET", path, &m), -EINVAL);
+}
+
+static char *record_json(const char *node, int epoch, long seq, const char *kind, const char *body) {
+        char *s;
+        assert_true(asprintf(&s,
+                             "{\"format\":1,\"key\":{\"node\":\"%s\",\"boot_epoch\":%d,\"boot_id\":\"" BOOT
+                             "\",\"seq\":%ld},\"priority\":\"high\",\"kind\":\"%s\",\"time_usec\":5,"
+                             "\"monotonic_usec\":6,\"body\":%s}",
+                             node, epoch, seq, kind, body) > 0);
+        return s;
+}
+
+static char *sync_json(const char *node, const char *records, const char *extra) {
+        char *s;
+        assert_true(asprintf(&s,
+                             "{\"format\":1,\"node\":\"%s\",\"boot_epoch\":3,\"boot_id\":\"" BOOT
+                             "\",\"last_command_seq\":7,\"records\":[%s]%s}",
+                             node, records, extra) > 0);
+        return s;
+}
+
+static void test_sync_good(void **state) {
+        char *r1 = record_json("n1", 3, 1, "health.report", "{\"t\":1}");
+        char *r2 = record_json("n1", 2, 9, "command.result", "{\"seq\":1,\"status\":\"done\"}");
+        char *r3 = record_json("n1", 3, 2, "x", "{}");
+        char recs[2048];
+        snprintf(recs, sizeof(recs), "%s,%s,%s,%s", r1, r2, r3, r1);
+        char *text = sync_json("n1", recs, ",\"status\":{\"up\":true}");
+        struct sync_request req;
+        char *msg = NULL;
+        assert_int_equal(sync_request_parse(text, strlen(text), "n1", &req, &msg), 0);
+        assert_null(msg);
+        assert_string_equal(req.node, "n1");
+        assert_int_equal(req.boot_epoch, 3);
+        assert_string_equal(req.boot_id, BOOT);
+        assert_int_equal(req.last_command_seq, 7);
+        assert_int_equal(req.n_records, 4);
+        assert_string_equal(req.records[0].kind, "health.report");
+        assert_string_equal(req.records[0].priority, "high");
+        assert_string_equal(req.records[0].node, "n1");
+        assert_int_equal(req.records[1].boot_epoch, 2);
+        assert_int_equal(req.records[1].seq, 9);
+        assert_int_equal(req.records[0].time_usec, 5);
+        assert_int_equal(req.records[0].monotonic_usec, 6);
+        assert_true(json_is_true(json_object_get(req.status, "up")));
+        assert_int_equal(json_integer_value(json_object_get(req.records[0].body, "t")), 1);
+
+        json_t *acked = sync_acked_build(&req);
+        char *a = json_dumps(acked, JSON_COMPACT);
+        assert_string_equal(a, "[{\"boot_epoch\":3,\"boot_id\":\"" BOOT "\",\"seq\":[1,2]},"
+                               "{\"boot_epoch\":2,\"boot_id\":\"" BOOT "\",\"seq\":[9]}]");
+        free(a);
+        json_t *resp = sync_response_new(acked, json_array(), json_pack("{s:[]}", "windows"), 60, 1000);
+        a = json_dumps(resp, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_non_null(strstr(a, "\"commands\":[],\"contact_plan\":{\"windows\":[]},\"format\":1"));
+        assert_non_null(strstr(a, "\"next_sync_sec\":60,\"server_time\":1000"));
+        free(a);
+        json_decref(resp);
+        sync_request_done(&req);
+        free(text);
+
+        /* No records and no status. */
+        text = sync_json("n1", "", "");
+        assert_int_equal(sync_request_parse(text, strlen(text), "n1", &req, &msg), 0);
+        assert_int_equal(req.n_records, 0);
+        assert_null(req.status);
+        sync_request_done(&req);
+        free(text);
+        free(r1);
+        free(r2);
+        free(r3);
+}
+
+/* Parse text for url node n1 and expect a refusal whose message contains want. */
+static void expect_refused(const char *text, const char *want) {
+        struct sync_request req;
+        char *msg = NULL;
+        int r = sync_request_parse(text, strlen(text), "n1", &req, &msg);
+        if (r >= 0)
+                fail_msg("accepted: %s", text);
+        assert_non_null(msg);
+        if (!strstr(msg, want))
+                fail_msg("message \"%s\" lacks \"%s\"", msg, want);
+        assert_null(req.root);
+        free(msg);
+}
+
+static void test_sync_strict(void **state) {
+        char *t = sync_json("n1", "", ",\"extra\":1");
+        expect_refused(t, "sync:1:");
+        expect_refused(t, "extra: unknown key");
+        free(t);
+        t = sync_json("n2", "", "");
+        expect_refused(t, "node: \"n2\" is not the node of the URL (\"n1\")");
+        free(t);
+        expect_refused("{\"format\":1}", "missing required key \"node\"");
+        expect_refused("{\"format\":2,\"node\":\"n1\",\"boot_epoch\":1,\"boot_id\":\"" BOOT
+                       "\",\"last_command_seq\":0,\"records\":[]}",
+                       "format: expected format 1");
+        expect_refused("{\"format\":1,\"node\":\"n1\",\"boot_epoch\":-1,\"boot_id\":\"" BOOT
+                       "\",\"last_command_seq\":0,\"records\":[]}",
+                       "boot_epoch: -1 is out of range");
+        expect_refused("{\"format\":1,\"node\":\"n1\",\"boot_epoch\":1,\"boot_id\":\"ABC\","
+                       "\"last_command_seq\":0,\"records\":[]}",
+                       "boot_id: expected a boot id of 32 lower-case hex digits");
+        expect_refused("[1]", "expected a JSON object");
+        expect_refused("{\"format\":1,", "invalid JSON");
+        expect_refused("{\"format\":1,\"format\":1}", "invalid JSON");
+
+        char *r = record_json("n2", 1, 1, "k", "{}");
+        t = sync_json("n1", r, "");
+        expect_refused(t, "records[0].key.node: record of node \"n2\" in a sync of \"n1\"");
+        free(t);
+        free(r);
+        r = record_json("n1", 1, 1, "Bad Kind", "{}");
+        t = sync_json("n1", r, "");
+        expect_refused(t, "records[0].kind: expected a kind");
+        free(t);
+        free(r);
+        r = record_json("n1", 1, 1, "k", "[1]");
+        t = sync_json("n1", r, "");
+        expect_refused(t, "records[0].body: expected an object, got an array");
+        free(t);
+        free(r);
+        r = record_json("n1", 1, 1, "k", "{}");
+        char *bad = strdup(r);
+        char *p = strstr(bad, "\"high\"");
+        memcpy(p, "\"huge\"", 6);
+        t = sync_json("n1", bad, "");
+        expect_refused(t, "records[0].priority");
+        free(t);
+        free(bad);
+
+        /* One record over the bound. */
+        size_t one = strlen(r) + 1;
+        char *many = malloc(one * (SYNC_RECORDS_MAX + 1) + 1);
+        size_t n = 0;
+        for (int i = 0; i <= SYNC_RECORDS_MAX; i++)
+                n += (size_t) sprintf(many + n, "%s%s", i ? "," : "", r);
+        t = sync_json("n1", many, "");
+        expect_refused(t, "more than 1024 records");
+        free(t);
+        free(many);
+        free(r);
+
+        /* A status over its bound. */
+        char *big = malloc(SYNC_STATUS_MAX + 64);
+        n = (size_t) sprintf(big, ",\"status\":{\"s\":\"");
+        memset(big + n, 'a', SYNC_STATUS_MAX);
+        strcpy(big + n + SYNC_STATUS_MAX, "\"}");
+        t = sync_json("n1", "", big);
+        expect_refused(t, "status: object larger than 65536 bytes");
+        free(t);
+        free(big);
+
+        /* The body bound itself. */
+        struct sync_request req;
+        char *msg = NULL;
+        assert_int_equal(sync_request_parse("{}", SYNC_BODY_MAX + 1, "n1", &req, &msg), -EFBIG);
+        free(msg);
+}
+
+static void test_decisions(void **state) {
+        assert_int_equal(record_effect_of("command.result"), RECORD_EFFECT_COMMAND_RESULT);
+        assert_int_equal(record_effect_of("update.installed"), RECORD_EFFECT_UPDATE);
+        assert_int_equal(record_effect_of("update."), RECORD_EFFECT_NONE);
+        assert_int_equal(record_effect_of("health.report"), RECORD_EFFECT_HEALTH);
+        assert_int_equal(record_effect_of("health.level"), RECORD_EFFECT_NONE);
+        assert_int_equal(record_effect_of("workload.exit"), RECORD_EFFECT_NONE);
+
+        struct command_result res;
+        json_t *b = json_loads("{\"seq\":4,\"status\":\"rejected\",\"reason\":\"expired\"}", 0, NULL);
+        assert_int_equal(command_result_parse(b, &res), 0);
+        assert_int_equal(res.seq, 4);
+        assert_string_equal(res.status, "rejected");
+        assert_string_equal(res.reason, "expired");
+        json_decref(b);
+        static const char *const bad[] = {
+                "{\"seq\":0,\"status\":\"done\"}", "{\"seq\":1,\"status\":\"maybe\"}",
+                "{\"seq\":1}", "{\"seq\":1,\"status\":\"done\",\"x\":1}",
+                "{\"seq\":\"1\",\"status\":\"done\"}", "{\"seq\":1,\"status\":\"done\",\"reason\":3}",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                b = json_loads(bad[i], 0, NULL);
+                assert_int_equal(command_result_parse(b, &res), -EINVAL);
+                json_decref(b);
+        }
+        assert_string_equal(command_state_after_result("queued", "done"), "done");
+        assert_string_equal(command_state_after_result("sent", "failed"), "failed");
+        assert_string_equal(command_state_after_result("sent", "rejected"), "rejected");
+        assert_null(command_state_after_result("done", "failed"));
+        assert_null(command_state_after_result("rejected", "done"));
+        assert_null(command_state_after_result("expired", "done"));
+        assert_null(command_state_after_result("sent", "other"));
+}
+
+static void test_contact_plan(void **state) {
+        json_t *plan;
+        char *msg = NULL;
+        const char *good = "{\"windows\":[{\"start\":10,\"end\":20,\"rate_bps\":9600},"
+                           "{\"start\":20,\"end\":30,\"rate_bps\":0}]}";
+        assert_int_equal(contact_plan_parse(good, strlen(good), &plan, &msg), 0);
+        assert_int_equal(json_array_size(json_object_get(plan, "windows")), 2);
+        json_decref(plan);
+        const char *empty = "{\"windows\":[]}";
+        assert_int_equal(contact_plan_parse(empty, strlen(empty), &plan, &msg), 0);
+        json_decref(plan);
+        static const struct {
+                const char *text, *want;
+        } bad[] = {
+                {"{\"windows\":[{\"start\":10,\"end\":10,\"rate_bps\":1}]}", "start must come before end"},
+                {"{\"windows\":[{\"start\":10,\"end\":20,\"rate_bps\":1},{\"start\":15,\"end\":30,\"rate_bps\":1}]}",
+                 "windows[1]: windows must be sorted by start and not overlap"},
+                {"{\"windows\":[{\"start\":10,\"end\":20}]}", "missing required key \"rate_bps\""},
+                {"{\"windows\":[{\"start\":10,\"end\":20,\"rate_bps\":1,\"x\":2}]}", "windows[0].x: unknown key"},
+                {"{\"window\":[]}", "window: unknown key"},
+                {"{\"windows\":{}}", "expected an array"},
+                {"nope", "invalid JSON"},
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                msg = NULL;
+                assert_int_equal(contact_plan_parse(bad[i].text, strlen(bad[i].text), &plan, &msg), -EINVAL);
+                assert_non_null(msg);
+                if (!strstr(msg, bad[i].want))
+                        fail_msg("\"%s\" lacks \"%s\"", msg, bad[i].want);
+                free(msg);
+        }
+}
+
+static void test_command_request(void **state) {
+        struct command_request cr;
+        char *msg = NULL;
+        const char *t = "{\"action\":\"reboot\"}";
+        assert_int_equal(command_request_parse(t, strlen(t), &cr, &msg), 0);
+        assert_string_equal(cr.action, "reboot");
+        assert_int_equal(json_object_size(cr.params), 0);
+        assert_int_equal(cr.expires_in_sec, COMMAND_EXPIRES_DEFAULT);
+        command_request_done(&cr);
+        t = "{\"action\":\"workload.start\",\"params\":{\"name\":\"a\"},\"expires_in_sec\":120}";
+        assert_int_equal(command_request_parse(t, strlen(t), &cr, &msg), 0);
+        assert_int_equal(cr.expires_in_sec, 120);
+        assert_string_equal(json_string_value(json_object_get(cr.params, "name")), "a");
+        command_request_done(&cr);
+        t = "{\"action\":\"reboot\",\"expires_in_sec\":5}";
+        assert_int_equal(command_request_parse(t, strlen(t), &cr, &msg), -EINVAL);
+        assert_non_null(strstr(msg, "expires_in_sec: 5 is out of range [60, 2592000]"));
+        free(msg);
+        msg = NULL;
+        t = "{\"actoin\":\"reboot\"}";
+        assert_int_equal(command_request_parse(t, strlen(t), &cr, &msg), -EINVAL);
+        assert_non_null(strstr(msg, "actoin: unknown key (did you mean \"action\"?)"));
+        assert_non_null(strstr(msg, "missing required key \"action\""));
+        free(msg);
+}
+
+static void test_query_and_auth(void **state) {
+        size_t limit;
+        char *msg = NULL;
+        assert_int_equal(records_query_check(NULL, NULL, &limit, &msg), 0);
+        assert_int_equal(limit, RECORDS_LIMIT_DEFAULT);
+        assert_int_equal(records_query_check("update.*", "5", &limit, &msg), 0);
+        assert_int_equal(limit, 5);
+        assert_int_equal(records_query_check("up*date", NULL, &limit, &msg), -EINVAL);
+        free(msg);
+        msg = NULL;
+        assert_int_equal(records_query_check("x", "1001", &limit, &msg), -EINVAL);
+        free(msg);
+        msg = NULL;
+        assert_int_equal(records_query_check("x", "-1", &limit, &msg), -EINVAL);
+        free(msg);
+        msg = NULL;
+        assert_int_equal(records_query_check("x", "0", &limit, &msg), -EINVAL);
+        free(msg);
+
+        assert_string_equal(api_bearer_token("Bearer abc"), "abc");
+        assert_null(api_bearer_token("Basic abc"));
+        assert_null(api_bearer_token("Bearer "));
+        assert_null(api_bearer_token(NULL));
+        assert_true(api_secret_equal("secret", 6, "secret", 6));
+        assert_false(api_secret_equal("secret", 6, "secreT", 6));
+        assert_false(api_secret_equal("secret", 6, "secret2", 7));
+        assert_false(api_secret_equal("", 0, "x", 1));
+        assert_true(api_secret_equal("", 0, "", 0));
+
+        char *e = api_error_body("bad-request", "a \"quoted\" thing");
+        assert_string_equal(e, "{\"error\":\"bad-request\",\"message\":\"a \\\"quoted\\\" thing\"}");
+        free(e);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_routes),
+                cmocka_unit_test(test_sync_good),
+                cmocka_unit_test(test_sync_strict),
+                cmocka_unit_test(test_decisions),
+                cmocka_unit_test(test_contact_plan),
+                cmocka_unit_test(test_command_request),
+                cmocka_unit_test(test_query_and_auth),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
