@@ -38,6 +38,7 @@ ORBIT_AGENT_DEPENDENCIES = \
 # Explicit directories: pkg-config answers for systemd's variables are not
 # reliable in a cross build (sysroot prefix).
 ORBIT_AGENT_CONF_OPTS = \
+	--disable-controller \
 	--with-systemdsystemunitdir=/usr/lib/systemd/system \
 	--with-tmpfilesdir=/usr/lib/tmpfiles.d
 

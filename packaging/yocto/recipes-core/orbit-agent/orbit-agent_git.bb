@@ -52,6 +52,7 @@ REQUIRED_DISTRO_FEATURES = "systemd"
 # The unit and tmpfiles directories are passed explicitly: pkg-config answers for
 # systemd's variables would carry the sysroot prefix in a cross build.
 EXTRA_OECONF = " \
+    --disable-controller \
     --with-systemdsystemunitdir=${systemd_system_unitdir} \
     --with-tmpfilesdir=${nonarch_libdir}/tmpfiles.d \
 "
