@@ -585,20 +585,7 @@ struct bundle_source {
 
 static int bundle_source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
         struct bundle_source *s = userdata;
-        size_t done = 0;
-        while (done < len) {
-                ssize_t n = pread(s->fd, (uint8_t *) buf + done, len - done,
-                                  (off_t) (s->offset + offset + done));
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        return -ENODATA; /* the bundle file shrank */
-                done += (size_t) n;
-        }
-        return 0;
+        return pread_all(s->fd, buf, len, s->offset + offset); /* -ENODATA: the file shrank */
 }
 
 /* What the active slot holds: its record when it has one with the same chunk size, else a scan. */

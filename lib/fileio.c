@@ -150,3 +150,36 @@ int mkdir_parents(const char *path, mode_t mode) {
                 return -ENOTDIR;
         return 0;
 }
+
+int pread_all(int fd, void *buf, size_t len, uint64_t offset) {
+        size_t done = 0;
+        while (done < len) {
+                ssize_t n = pread(fd, (uint8_t *) buf + done, len - done, (off_t) (offset + done));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        return -ENODATA;
+                done += (size_t) n;
+        }
+        return 0;
+}
+
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t offset) {
+        size_t done = 0;
+        while (done < len) {
+                ssize_t n = pwrite(fd, (const uint8_t *) buf + done, len - done,
+                                   (off_t) (offset + done));
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 0)
+                        return -EIO;
+                done += (size_t) n;
+        }
+        return 0;
+}

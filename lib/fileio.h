@@ -2,10 +2,17 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Write all of buf, retrying on EINTR and short writes. */
 int write_all(int fd, const void *buf, size_t len);
+
+/* Read exactly len bytes at offset (retrying short reads and EINTR); -ENODATA at end of file. */
+int pread_all(int fd, void *buf, size_t len, uint64_t offset);
+
+/* Write exactly len bytes at offset (retrying short writes and EINTR). */
+int pwrite_all(int fd, const void *buf, size_t len, uint64_t offset);
 
 /*
  * Read a whole file into a NUL-terminated heap buffer. Files larger than max_size fail

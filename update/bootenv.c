@@ -397,19 +397,7 @@ int bootenv_read_region(const char *path, uint64_t offset, size_t size, uint8_t 
                 return negative_errno();
         /* Drop clean cached pages first, so a read-back checks the medium. */
         (void) posix_fadvise(fd, (off_t) offset, (off_t) size, POSIX_FADV_DONTNEED);
-        size_t done = 0;
-        while (done < size) {
-                ssize_t n = pread(fd, buf + done, size - done, (off_t) (offset + done));
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        return -ENODATA;
-                done += (size_t) n;
-        }
-        return 0;
+        return pread_all(fd, buf, size, offset);
 }
 
 int bootenv_verify_file(const char *path, const void *data, size_t len) {

@@ -415,22 +415,6 @@ int bundle_fd(const struct bundle *b) {
 #define TAR_PAX_MAX (64 * 1024)
 #define TAR_MAX_HEADERS 128
 
-static int pread_exactly(int fd, void *buf, size_t len, uint64_t offset) {
-        size_t done = 0;
-        while (done < len) {
-                ssize_t n = pread(fd, (uint8_t *) buf + done, len - done, (off_t) (offset + done));
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        return -ENODATA;
-                done += (size_t) n;
-        }
-        return 0;
-}
-
 static int tar_number(const uint8_t *field, size_t len, uint64_t *ret) {
         uint64_t v = 0;
         if (field[0] & 0x80) { /* base-256, for sizes of 8 GiB and more */
@@ -526,7 +510,7 @@ int bundle_locate_payloads(const struct bundle *b, uint64_t *ret_offsets, char *
         bool have_pax_size = false;
         for (unsigned h = 0; h < TAR_MAX_HEADERS && next < 2 + m->n_images; h++) {
                 uint8_t hdr[TAR_BLOCK];
-                int r = pread_exactly(b->fd, hdr, sizeof(hdr), pos);
+                int r = pread_all(b->fd, hdr, sizeof(hdr), pos);
                 if (r < 0)
                         return message_set(ret_reason, -EBADMSG,
                                            "%s: tar header at byte %" PRIu64 ": %s", b->name, pos,
@@ -552,7 +536,7 @@ int bundle_locate_payloads(const struct bundle *b, uint64_t *ret_offsets, char *
                                 _cleanup_free_ char *pax = malloc(size + 1);
                                 if (!pax)
                                         return -ENOMEM;
-                                r = pread_exactly(b->fd, pax, size, data);
+                                r = pread_all(b->fd, pax, size, data);
                                 if (r >= 0)
                                         r = tar_parse_pax(pax, size, pax_path, sizeof(pax_path),
                                                           &pax_size, &have_pax_size);

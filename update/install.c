@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "install.h"
 #include "macro.h"
 #include "message.h"
@@ -148,39 +149,6 @@ int install_index_from_image(const struct manifest_image *img, struct install_in
         return 0;
 }
 
-static int pread_full(int fd, void *buf, size_t len, uint64_t offset) {
-        size_t done = 0;
-        while (done < len) {
-                ssize_t n = pread(fd, (uint8_t *) buf + done, len - done, (off_t) (offset + done));
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        return -ENODATA;
-                done += (size_t) n;
-        }
-        return 0;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t offset) {
-        size_t done = 0;
-        while (done < len) {
-                ssize_t n = pwrite(fd, (const uint8_t *) buf + done, len - done,
-                                   (off_t) (offset + done));
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (n == 0)
-                        return -EIO;
-                done += (size_t) n;
-        }
-        return 0;
-}
-
 int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const volatile int *cancel,
                        struct install_index **ret) {
         if (chunk_size == 0)
@@ -198,7 +166,7 @@ int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const volatil
                         install_index_free(ix);
                         return -ECANCELED;
                 }
-                r = pread_full(fd, buf, chunk_size, i * chunk_size);
+                r = pread_all(fd, buf, chunk_size, i * chunk_size);
                 if (r < 0) {
                         install_index_free(ix);
                         return r;
@@ -251,7 +219,7 @@ static void *hasher_main(void *userdata) {
 
                 if (e->from_slot) {
                         uint64_t off = e->index * p->img->chunk_size;
-                        int r = pread_full(p->slot_fd, e->buf, e->len, off);
+                        int r = pread_all(p->slot_fd, e->buf, e->len, off);
                         if (r < 0) {
                                 pthread_mutex_lock(&p->lock);
                                 p->error = r;
@@ -354,7 +322,7 @@ static int writer_fetch(struct writer *w, uint64_t i, uint8_t *buf, size_t len, 
         const struct manifest_image *img = w->img;
         if (req->active && req->active_fd >= 0) {
                 int64_t j = install_index_lookup(req->active, img->chunks[i]);
-                if (j >= 0 && pread_full(req->active_fd, buf, len, (uint64_t) j * img->chunk_size) >= 0 &&
+                if (j >= 0 && pread_all(req->active_fd, buf, len, (uint64_t) j * img->chunk_size) >= 0 &&
                     manifest_check_chunk(img, i, buf, len) >= 0) {
                         w->st->chunks_from_active++;
                         w->st->bytes_from_active += len;
@@ -427,7 +395,7 @@ static int install_pass(const struct install_request *req, struct install_stats 
                 if (!e->from_slot) {
                         r = writer_fetch(&w, i, e->buf, len, ret_reason);
                         if (r >= 0) {
-                                r = pwrite_full(req->slot_fd, e->buf, len, i * img->chunk_size);
+                                r = pwrite_all(req->slot_fd, e->buf, len, i * img->chunk_size);
                                 if (r < 0)
                                         r = message_set(ret_reason, r,
                                                         "image %s: writing chunk %" PRIu64
