@@ -287,8 +287,8 @@ done
 check "buildroot make: DEPENDENCIES cover configure.ac ($CONF_DEPS)" test -z "$missing"
 [ -z "$missing" ] || note "missing from ORBIT_AGENT_DEPENDENCIES:$missing"
 br_conf=$(brval CONF_OPTS "$g")
-check "buildroot make: CONF_OPTS name the unit and tmpfiles directories" \
-        test "$br_conf" = "--with-systemdsystemunitdir=/usr/lib/systemd/system --with-tmpfilesdir=/usr/lib/tmpfiles.d"
+check "buildroot make: CONF_OPTS: no controller on a node; the unit and tmpfiles directories" \
+        test "$br_conf" = "--disable-controller --with-systemdsystemunitdir=/usr/lib/systemd/system --with-tmpfilesdir=/usr/lib/tmpfiles.d"
 if brmake show BR2_PACKAGE_ORBIT_AGENT_SITE='"/src/orbit-agent"' >"$T/br/show-local" 2>&1; then
         check "buildroot make: a local path means SITE_METHOD = local" \
                 test "$(brval SITE_METHOD "$T/br/show-local") $(brval SITE "$T/br/show-local")" = "local /src/orbit-agent"
@@ -682,8 +682,9 @@ def main():
           "DEPENDS = %s" % " ".join(sorted(depends)))
 
     oeconf = (d.get("EXTRA_OECONF", ovr) or "").split()
-    check(oeconf == ["--with-systemdsystemunitdir=/lib/systemd/system", "--with-tmpfilesdir=/usr/lib/tmpfiles.d"],
-          "EXTRA_OECONF names the unit and tmpfiles directories", " ".join(oeconf))
+    check(oeconf == ["--disable-controller", "--with-systemdsystemunitdir=/lib/systemd/system",
+                     "--with-tmpfilesdir=/usr/lib/tmpfiles.d"],
+          "EXTRA_OECONF: no controller on a node; the unit and tmpfiles directories", " ".join(oeconf))
     services = (d.get("SYSTEMD_SERVICE:" + pn, ovr) or "").split()
     check(services == ["orbit-agent.service", "orbit-agent-retry.timer"],
           "SYSTEMD_SERVICE:${PN} = the service and the retry timer", " ".join(services))
