@@ -11,9 +11,12 @@ if [ ! -f "$build/Makefile" ]; then
         mkdir -p "$build"
         (cd "$build" && "$top/configure" -q)
 fi
-make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" orbit-agent orbitctl bench/sandbox-start
+make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" orbit-agent orbitctl bench/sandbox-start bench/update-install
 echo "==> sandbox start latency (orbit-agent vs bubblewrap, interleaved)"
 "$build/bench/sandbox-start" "${RUNS:-200}"
 echo
 echo "==> agent idle RSS and CPU: 20 workloads and 16 thermal zones vs an empty node"
 BUILD="$build" DURATION="${DURATION:-60}" bench/agent-idle.sh
+echo
+echo "==> update install throughput (engine vs sha256sum + cp + fdatasync; fresh and 5% delta)"
+"$build/bench/update-install" --size-mib "${INSTALL_MIB:-512}" ${BENCH_DIR:+"$BENCH_DIR"}
