@@ -120,22 +120,6 @@ static void rng_fill(uint64_t *s, uint8_t *buf, size_t len) {
                 buf[i] = (uint8_t) rng_next(s);
 }
 
-static int pread_all(int fd, void *buf, size_t len, uint64_t offset) {
-        size_t done = 0;
-        while (done < len) {
-                ssize_t n = pread(fd, (uint8_t *) buf + done, len - done, (off_t) (offset + done));
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -ENODATA;
-                done += (size_t) n;
-        }
-        return 0;
-}
-
 /* Run a real binary, stdout to /dev/null; die unless it exits 0. */
 static void run(char *const argv[]) {
         posix_spawn_file_actions_t fa;
@@ -599,7 +583,7 @@ int main(int argc, char *argv[]) {
                 printf("page cache: not dropped (%s); every phase reads its input first: all "
                        "inputs start warm\n",
                        warm ? "--warm" : "/proc/sys/vm/drop_caches is not writable");
-        printf("SHA-256 in memory, one core, lib/sha256 (mbedTLS): %.0f MiB/s\n", sha_mib_s);
+        printf("SHA-256 in memory, one core, lib/sha256 (libcrypto, mbedTLS fallback): %.0f MiB/s\n", sha_mib_s);
         printf("engine: checkpoint every 8 MiB (fdatasync + POSIX_FADV_DONTNEED + progress "
                "state file), as the agent\n\n");
 

@@ -1,4 +1,4 @@
-/* SHA-256 over buffers and files (mbedTLS), with hex helpers. */
+/* SHA-256 over buffers and streams (OpenSSL libcrypto, mbedTLS as the fallback), with hex helpers. */
 #pragma once
 
 #include <stddef.h>
@@ -10,8 +10,10 @@
 #define SHA256_HEX_SIZE (SHA256_DIGEST_SIZE * 2 + 1)
 
 /* Incremental hashing, for streams: init, update any number of times, final. */
+struct evp_md_ctx_st;
 struct sha256_ctx {
-        mbedtls_sha256_context mbed;
+        struct evp_md_ctx_st *evp;   /* libcrypto (CPU SHA instructions), or NULL: */
+        mbedtls_sha256_context mbed; /* the portable fallback */
 };
 void sha256_init(struct sha256_ctx *c);
 void sha256_update(struct sha256_ctx *c, const void *data, size_t len);

@@ -130,6 +130,8 @@ config BR2_PACKAGE_LIBSECCOMP
 	bool "libseccomp"
 config BR2_PACKAGE_CMOCKA
 	bool "cmocka"
+config BR2_PACKAGE_OPENSSL
+	bool "openssl"
 menu "External options"
 source "$BR2_EXTERNAL_ORBIT_AGENT_PATH/Config.in"
 endmenu
@@ -158,7 +160,8 @@ reset()
 check(sym.assignable == (0, 2), "selectable with systemd, wchar, headers 3.17, a libseccomp arch")
 sym.set_value(2)
 want = {"jansson": "JANSSON", "libcurl": "LIBCURL", "libarchive": "LIBARCHIVE",
-        "mbedtls": "MBEDTLS", "libseccomp": "LIBSECCOMP", "cmocka": "CMOCKA", "libsystemd": None}
+        "mbedtls": "MBEDTLS", "libseccomp": "LIBSECCOMP", "cmocka": "CMOCKA", "libsystemd": None,
+        "libcrypto": "OPENSSL"}
 needed = os.environ["CONF_DEPS"].split()
 for dep in needed:
     if dep not in want:
@@ -225,7 +228,7 @@ qstrip = $(strip $(subst ",,$(1)))
 pkgdir = $(dir $(lastword $(MAKEFILE_LIST)))
 pkgname = $(lastword $(subst /, ,$(pkgdir)))
 UPPERCASE = $(shell echo $(1) | tr 'a-z-' 'A-Z_')
-KNOWN_PKGS := host-pkgconf systemd jansson libcurl libarchive libseccomp mbedtls cmocka
+KNOWN_PKGS := host-pkgconf systemd jansson libcurl libarchive libseccomp mbedtls cmocka openssl
 define autotools-package
 PKG := $(call UPPERCASE,$(pkgname))
 PKGNAME := $(pkgname)
@@ -277,7 +280,7 @@ check "buildroot make: LICENSE set, not redistributable until there is one" \
 check "buildroot make: only known Buildroot packages in DEPENDENCIES" test -z "$(brval UNKNOWN_DEPENDENCIES "$g")"
 br_deps=" $(brval DEPENDENCIES "$g") "
 declare -A BR_NAME=([libsystemd]=systemd [jansson]=jansson [libcurl]=libcurl [libarchive]=libarchive
-        [libseccomp]=libseccomp [mbedtls]=mbedtls [cmocka]=cmocka)
+        [libseccomp]=libseccomp [mbedtls]=mbedtls [cmocka]=cmocka [libcrypto]=openssl)
 missing=""
 for d in $CONF_DEPS; do
         n=${BR_NAME[$d]:-"?$d"}
@@ -672,7 +675,8 @@ def main():
     check(d.get("LICENSE", ovr) == "CLOSED", "LICENSE = CLOSED until the project has one")
 
     names = {"libsystemd": "systemd", "jansson": "jansson", "libcurl": "curl", "libarchive": "libarchive",
-             "libseccomp": "libseccomp", "mbedtls": "mbedtls", "cmocka": "cmocka"}
+             "libseccomp": "libseccomp", "mbedtls": "mbedtls", "cmocka": "cmocka",
+             "libcrypto": "openssl"}
     want = os.environ["CONF_DEPS"].split()
     unknown = [w for w in want if w not in names]
     check(not unknown, "every configure.ac dependency has a recipe name", "unknown: " + " ".join(unknown))

@@ -23,7 +23,8 @@ ORBIT_AGENT_REDISTRIBUTE = NO
 ORBIT_AGENT_AUTORECONF = YES
 
 # The same dependencies as configure.ac: libsystemd, jansson, libcurl, libarchive,
-# libseccomp, mbedTLS 2.28 (probed by header and library), cmocka (required by
+# libseccomp, mbedTLS 2.28 (probed by header and library), OpenSSL libcrypto (fast
+# SHA-256), cmocka (required by
 # configure, used by the unit tests only).
 ORBIT_AGENT_DEPENDENCIES = \
 	host-pkgconf \
@@ -33,6 +34,7 @@ ORBIT_AGENT_DEPENDENCIES = \
 	libarchive \
 	libseccomp \
 	mbedtls \
+	openssl \
 	cmocka
 
 # Explicit directories: pkg-config answers for systemd's variables are not

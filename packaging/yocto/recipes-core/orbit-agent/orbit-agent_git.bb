@@ -16,12 +16,13 @@ LICENSE = "CLOSED"
 #   curl        libcurl >= 7.74           (openembedded-core)
 #   libarchive  libarchive >= 3.4         (openembedded-core)
 #   libseccomp  libseccomp >= 2.5         (openembedded-core)
+#   openssl     libcrypto: SHA-256 with the CPU's SHA instructions (lib/sha256.c)
 #   mbedtls     mbedTLS 2.28 LTS, headers and -lmbedtls -lmbedx509 -lmbedcrypto
 #               (meta-networking; see PREFERRED_VERSION_mbedtls in conf/layer.conf)
 #   cmocka      cmocka >= 1.1             (meta-oe). Only the unit tests use it, but
 #               configure requires it today, so it is a build dependency; nothing of
 #               it is installed in the image.
-DEPENDS = "systemd jansson curl libarchive libseccomp mbedtls cmocka"
+DEPENDS = "systemd jansson curl libarchive libseccomp mbedtls openssl cmocka"
 
 # ExecReload= runs /bin/kill (Debian: procps). procps provides it through
 # update-alternatives; busybox's kill would do as well.
