@@ -365,6 +365,54 @@ static int dispatch_update(struct json_ctx *ctx, json_t *v, void *dest, const st
         return 0;
 }
 
+/* ---- link ------------------------------------------------------------------------- */
+
+static int dispatch_https_url(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int r = json_dispatch_string(ctx, v, dest, f);
+        if (r < 0)
+                return r;
+        const char *u = *(char **) dest;
+        if (strncmp(u, "https://", 8) != 0 || !u[8] || strpbrk(u, " \t\r\n\"?#"))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "\"%s\" is not an https:// URL (the link is HTTPS only)", u);
+        return 0;
+}
+
+#define LFIELD(m) offsetof(struct agent_link_config, m)
+static const struct json_field link_fields[] = {
+        {"enabled", json_dispatch_bool, LFIELD(enabled), 0, NULL, 0, 0},
+        {"url", dispatch_https_url, LFIELD(url), 0, NULL, 9, 1024},
+        {"ca", json_dispatch_absolute_path, LFIELD(ca), 0, NULL, 0, 0},
+        {"cert", json_dispatch_absolute_path, LFIELD(cert), 0, NULL, 0, 0},
+        {"key", json_dispatch_absolute_path, LFIELD(key), 0, NULL, 0, 0},
+        {"command_keyring_dir", json_dispatch_absolute_path, LFIELD(command_keyring_dir), 0, NULL, 0, 0},
+        {"poll_interval_sec", json_dispatch_int64, LFIELD(poll_interval_sec), 0, NULL, 1, 86400},
+        {"connect_timeout_sec", json_dispatch_int64, LFIELD(connect_timeout_sec), 0, NULL, 1, 600},
+        {"timeout_sec", json_dispatch_int64, LFIELD(timeout_sec), 0, NULL, 1, 3600},
+        {"backoff_min_sec", json_dispatch_int64, LFIELD(backoff_min_sec), 0, NULL, 1, 3600},
+        {"backoff_max_sec", json_dispatch_int64, LFIELD(backoff_max_sec), 0, NULL, 1, 86400},
+        {"max_records_per_sync", json_dispatch_int64, LFIELD(max_records_per_sync), 0, NULL, 1, 1024},
+        {"max_sync_kib", json_dispatch_int64, LFIELD(max_sync_kib), 0, NULL, 4, 4000},
+        {"download_budget_mib", json_dispatch_int64, LFIELD(download_budget_mib), 0, NULL, 1, 1024 * 1024},
+        {"max_recv_bytes_per_sec", json_dispatch_int64, LFIELD(max_recv_bytes_per_sec), 0, NULL, 0, INT64_MAX / 2},
+        {"clock_skew_sec", json_dispatch_int64, LFIELD(clock_skew_sec), 0, NULL, 0, 86400},
+        {"check_command_time", json_dispatch_bool, LFIELD(check_command_time), 0, NULL, 0, 0},
+        {},
+};
+
+static int dispatch_link(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct agent_link_config *l = dest;
+        int r = json_dispatch_object(ctx, v, link_fields, l);
+        if (r < 0)
+                return r;
+        if (l->enabled && (!l->url || !l->ca || !l->cert || !l->key))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "an enabled link needs \"url\", \"ca\", \"cert\" and \"key\"");
+        if (l->backoff_min_sec > l->backoff_max_sec)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "backoff_min_sec must not exceed backoff_max_sec");
+        return 0;
+}
+
 static const struct json_field top_fields[] = {
         {"config_version", dispatch_config_version, FIELD(struct agent_config, config_version), JSON_REQUIRED, NULL, 0, 0},
         {"node_id", dispatch_node_id, FIELD(struct agent_config, node_id), JSON_NULLABLE, NULL, 0, NODE_ID_MAX},
@@ -378,6 +426,7 @@ static const struct json_field top_fields[] = {
         {"runtime", json_dispatch_nested, FIELD(struct agent_config, runtime), 0, runtime_fields, 0, 0},
         {"health", json_dispatch_nested, FIELD(struct agent_config, health), 0, health_fields, 0, 0},
         {"update", dispatch_update, FIELD(struct agent_config, update), 0, NULL, 0, 0},
+        {"link", dispatch_link, FIELD(struct agent_config, link), 0, NULL, 0, 0},
         {},
 };
 
@@ -439,6 +488,11 @@ static int config_apply_defaults(struct agent_config *c) {
                 c->update.keyring_dir = NULL;
                 return -ENOMEM;
         }
+        if (!c->link.command_keyring_dir &&
+            asprintf(&c->link.command_keyring_dir, "%s/keys/commands", c->config_dir) < 0) {
+                c->link.command_keyring_dir = NULL;
+                return -ENOMEM;
+        }
         c->log_level = log_level_from_string(c->log_level_name);
         (void) log_target_from_string(c->log_target_name, &c->log_target);
         return 0;
@@ -455,6 +509,10 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                 .update = {.boot_tries = 3, .gate_sec = 60, .trial_timeout_sec = 600,
                            .checkpoint_mib = 8, .delta_scan = true, .verify_before_write = true,
                            .check_certificate_time = true},
+                .link = {.poll_interval_sec = 60, .connect_timeout_sec = 20, .timeout_sec = 120,
+                         .backoff_min_sec = 5, .backoff_max_sec = 600, .max_records_per_sync = 256,
+                         .max_sync_kib = 1024, .download_budget_mib = 256, .clock_skew_sec = 300,
+                         .check_command_time = true},
         };
         struct json_ctx ctx = {.source = source, .text = text, .text_len = len, .problems = problems};
 
@@ -533,6 +591,11 @@ void config_free(struct agent_config *c) {
         free(c->update.models_dir);
         for (size_t i = 0; i < c->update.n_reboot_args; i++)
                 free(c->update.reboot_command[i]);
+        free(c->link.url);
+        free(c->link.ca);
+        free(c->link.cert);
+        free(c->link.key);
+        free(c->link.command_keyring_dir);
         memset(c, 0, sizeof(*c));
 }
 

@@ -86,6 +86,23 @@ struct agent_update_config {
         bool check_certificate_time; /* check signer validity against the clock */
 };
 
+struct agent_link_config {
+        bool enabled;
+        char *url;          /* the controller, "https://host:port" */
+        char *ca;           /* the ground CA that issued the controller's certificate */
+        char *cert, *key;   /* this node's client certificate (CN = node id) and key */
+        char *command_keyring_dir; /* trust anchors of command signers; default <config_dir>/keys/commands */
+        int64_t poll_interval_sec; /* until the controller says otherwise */
+        int64_t connect_timeout_sec, timeout_sec;
+        int64_t backoff_min_sec, backoff_max_sec;
+        int64_t max_records_per_sync;
+        int64_t max_sync_kib;
+        int64_t download_budget_mib; /* bundle bytes per contact */
+        int64_t max_recv_bytes_per_sec; /* 0: no limit */
+        int64_t clock_skew_sec;
+        bool check_command_time; /* commands' not_before/expires against the clock */
+};
+
 struct agent_config {
         char *source; /* the file it came from */
         int64_t config_version;
@@ -102,6 +119,7 @@ struct agent_config {
         struct agent_runtime_config runtime;
         struct agent_health_config health;
         struct agent_update_config update;
+        struct agent_link_config link;
 };
 
 /*

@@ -12,6 +12,7 @@
 #include "health-monitor.h"
 #include "runtime.h"
 #include "update-manager.h"
+#include "link.h"
 
 struct agent {
         sd_event *event;
@@ -24,6 +25,7 @@ struct agent {
         struct event_queue *events;
         struct health_monitor *health; /* NULL when disabled */
         struct update_manager *update; /* NULL when disabled */
+        struct link *link;             /* NULL when disabled */
         sd_event_source *watchdog_timer;
         uint64_t watchdog_usec;
         bool watchdog_withheld;

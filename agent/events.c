@@ -144,3 +144,37 @@ json_t *event_queue_tail_json(const struct event_queue *q, size_t n, const char 
         }
         return a;
 }
+
+json_t *event_queue_batch_json(struct event_queue *q, size_t max_records, size_t max_bytes) {
+        json_t *a = json_array();
+        size_t bytes = 0;
+        for (int p = _EVENT_PRIORITY_MAX - 1; a && p >= EVENT_LOW; p--)
+                for (size_t i = 0; i < q->count && json_array_size(a) < max_records; i++) {
+                        if ((int) q->records[i].priority != p)
+                                continue;
+                        json_t *r = event_record_to_json(q, &q->records[i]);
+                        char *s = r ? json_dumps(r, JSON_COMPACT) : NULL;
+                        size_t n = s ? strlen(s) : 0;
+                        free(s);
+                        if (!r || (bytes + n > max_bytes && json_array_size(a) > 0)) {
+                                json_decref(r);
+                                return a;
+                        }
+                        bytes += n;
+                        json_array_append_new(a, r);
+                }
+        return a;
+}
+
+int event_queue_ack(struct event_queue *q, uint64_t boot_epoch, const char *boot_id, uint64_t seq) {
+        if (boot_epoch != q->boot_epoch || !boot_id || strcmp(boot_id, q->boot_id) != 0)
+                return -ENOENT;
+        for (size_t i = 0; i < q->count; i++)
+                if (q->records[i].seq == seq) {
+                        json_decref(q->records[i].body);
+                        memmove(&q->records[i], &q->records[i + 1], (q->count - i - 1) * sizeof(*q->records));
+                        q->count--;
+                        return 0;
+                }
+        return -ENOENT;
+}

@@ -52,5 +52,15 @@ uint64_t event_queue_dropped(const struct event_queue *q);
 /* The record in its outbox form (a JSON object; caller owns it). */
 json_t *event_record_to_json(const struct event_queue *q, const struct event_record *r);
 
+/*
+ * For the link: the records to send, highest priority first and oldest first within a
+ * priority, at most max_records and about max_bytes of compact JSON (a single larger
+ * record still goes alone, so nothing wedges the queue). A JSON array (caller owns).
+ */
+json_t *event_queue_batch_json(struct event_queue *q, size_t max_records, size_t max_bytes);
+
+/* The controller acknowledged a record: remove it. -ENOENT when unknown (a duplicate ack). */
+int event_queue_ack(struct event_queue *q, uint64_t boot_epoch, const char *boot_id, uint64_t seq);
+
 /* The newest n records, newest last, optionally only kinds starting with prefix. */
 json_t *event_queue_tail_json(const struct event_queue *q, size_t n, const char *kind_prefix);

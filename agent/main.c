@@ -70,8 +70,10 @@ static int method_status(void *userdata, json_t *params, json_t **ret, char *msg
                 .runtime = a->runtime ? runtime_status_json(a->runtime) : NULL,
                 .health = a->health ? health_monitor_status_json(a->health) : NULL,
                 .update = a->update ? update_manager_status_json(a->update) : NULL,
+                .link = a->link ? link_status_json(a->link) : NULL,
         };
         *ret = agent_status_build(&in);
+        json_decref(in.link);
         json_decref(in.runtime);
         json_decref(in.health);
         json_decref(in.update);
@@ -305,6 +307,23 @@ static int method_update_rollback(void *userdata, json_t *params, json_t **ret, 
         return update_action(userdata, params, ret, msg, size, update_manager_rollback);
 }
 
+static int method_link(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        struct agent *a = userdata;
+        if (!a->link) {
+                snprintf(msg, size, "the controller link is disabled on this node (link.enabled)");
+                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
+        }
+        json_t *sync = json_object_get(params, "sync");
+        if (json_object_size(params) > (sync ? 1u : 0u) || (sync && !json_is_boolean(sync))) {
+                snprintf(msg, size, "link takes {\"sync\": true|false}");
+                return CONTROL_ERROR_INVALID_PARAMS + 1;
+        }
+        if (json_is_true(sync))
+                link_sync_now(a->link);
+        *ret = link_status_json(a->link);
+        return *ret ? 0 : -ENOMEM;
+}
+
 static const struct control_method control_methods[] = {
         {"ping", method_ping},
         {"status", method_status},
@@ -322,6 +341,7 @@ static const struct control_method control_methods[] = {
         {"update.mark-good", method_update_mark_good},
         {"update.mark-bad", method_update_mark_bad},
         {"update.rollback", method_update_rollback},
+        {"link", method_link},
         {NULL, NULL},
 };
 
@@ -422,6 +442,19 @@ static void on_runtime_event(void *userdata, int priority, const char *kind, jso
         (void) event_queue_push(a->events, (enum event_priority) priority, kind, body,
                                 (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000,
                                 now_usec(a->event));
+}
+
+/* For the link: the whole status document (status.send), and a reload after config.set. */
+static json_t *link_status_document(void *userdata) {
+        json_t *ret = NULL, *params = json_object();
+        char msg[256];
+        int r = params ? method_status(userdata, params, &ret, msg, sizeof(msg)) : -ENOMEM;
+        json_decref(params);
+        return r == 0 ? ret : NULL;
+}
+
+static void link_reload(void *userdata) {
+        (void) kill(getpid(), SIGHUP); /* handled on the loop, like an operator's */
 }
 
 static int take_state_lock(struct agent *a) {
@@ -526,6 +559,21 @@ static int agent_start(struct agent *a) {
                 if (r < 0)
                         return log_error_errno(r, "cannot start the update manager");
         }
+        if (a->config.link.enabled) {
+                struct link_hooks h = {
+                        .cfg = &a->config,
+                        .node = &a->node,
+                        .events = a->events,
+                        .runtime = a->runtime,
+                        .update = a->update,
+                        .status = link_status_document,
+                        .reload = link_reload,
+                        .userdata = a,
+                };
+                r = link_new(a->event, &h, &a->link);
+                if (r < 0)
+                        return log_error_errno(r, "cannot start the controller link");
+        }
 
         char sock[PATH_MAX];
         snprintf(sock, sizeof(sock), "%s/control.sock", a->config.runtime_dir);
@@ -545,6 +593,8 @@ static int agent_start(struct agent *a) {
 static void agent_done(struct agent *a) {
         control_server_free(a->control);
         a->control = NULL;
+        link_free(a->link);
+        a->link = NULL;
         update_manager_free(a->update);
         a->update = NULL;
         if (a->runtime && a->config.runtime.stop_workloads_on_exit)

@@ -12,7 +12,7 @@ static const struct {
         {"runtime", "disabled", "sandboxed workloads: disabled in the configuration (runtime.enabled)"},
         {"update", "disabled", "A/B install, commit and rollback: disabled in the configuration (update.enabled)"},
         {"health", "disabled", "thermal and power policy: disabled in the configuration (health.enabled)"},
-        {"link", "not-built", "controller sync over the delay-tolerant link: not built yet"},
+        {"link", "disabled", "controller sync over the delay-tolerant link: disabled in the configuration (link.enabled)"},
 };
 
 json_t *agent_status_build(const struct agent_status_input *in) {
@@ -22,7 +22,8 @@ json_t *agent_status_build(const struct agent_status_input *in) {
         for (size_t i = 0; i < ELEMENTSOF(subsystems); i++) {
                 json_t *own = streq(subsystems[i].name, "runtime") ? in->runtime
                               : streq(subsystems[i].name, "health") ? in->health
-                              : streq(subsystems[i].name, "update") ? in->update : NULL;
+                              : streq(subsystems[i].name, "update") ? in->update
+                              : streq(subsystems[i].name, "link") ? in->link : NULL;
                 if (own) {
                         if (json_object_set(subs, subsystems[i].name, own) < 0) {
                                 json_decref(subs);

@@ -17,6 +17,7 @@ struct agent_status_input {
         json_t *runtime; /* the runtime's own section, or NULL when it is not running */
         json_t *health;  /* likewise for health */
         json_t *update;  /* and for updates */
+        json_t *link;    /* and for the controller link */
 };
 
 /* Build the status object (see docs/control-protocol.md). NULL on ENOMEM. */

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "bootenv.h"
 #include "bundle.h"
 #include "fileio.h"
@@ -33,6 +35,10 @@
 #define PROGRESS_FILE "progress"
 #define GATE_TICK_USEC (500 * 1000ULL)
 #define REBOOT_DELAY_USEC (1000 * 1000ULL)
+#define DOWNLOAD_FILE "download.obundle"
+#define HEAD_FETCH (64 * 1024)
+#define HEAD_MAX (MANIFEST_MAX_SIZE + SIGNATURE_MAX_SIZE + 4 * 512)
+#define FETCH_ATTEMPTS 4
 
 /* One image of the install in progress: owned by the worker while it runs. */
 struct job_image {
@@ -63,6 +69,16 @@ struct job {
         size_t current; /* image being written */
         int result;
         char *reason;
+        /* a bundle fetched from the controller by ranges */
+        bool remote;
+        bool head_only; /* this run only fetches the manifest and signature */
+        char url[2048];
+        char etag[160];
+        uint64_t remote_size;
+        uint64_t fetched, budget; /* bytes this contact */
+        CURL *curl;
+        const struct agent_link_config *link;
+        char head_path[PATH_MAX];
 };
 
 struct update_manager {
@@ -96,6 +112,7 @@ struct update_manager {
         char gate_why[256];
 
         sd_event_source *reboot_timer;
+        bool paused; /* a remote install waits for the link */
         bool reboot_required;
         pid_t reboot_pid;
         char last_error[UPDATE_REASON_MAX];
@@ -478,8 +495,183 @@ static void job_free(struct job *j) {
                         close(j->images[i].active_fd);
         }
         bundle_close(j->bundle);
+        if (j->curl)
+                curl_easy_cleanup(j->curl);
         free(j->reason);
         free(j);
+}
+
+/* ---- fetching by ranges (on the worker thread: blocking, bounded, retried) ---------------- */
+
+struct fetch {
+        uint8_t *out;
+        size_t want, got;
+        bool overflow;
+        char etag[160];
+        uint64_t total;
+};
+
+static size_t fetch_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        struct fetch *f = userdata;
+        size_t n = size * nmemb;
+        if (f->got + n > f->want) {
+                f->overflow = true;
+                return 0;
+        }
+        memcpy(f->out + f->got, ptr, n);
+        f->got += n;
+        return n;
+}
+
+static size_t fetch_header(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        struct fetch *f = userdata;
+        size_t n = size * nmemb;
+        char line[512];
+        snprintf(line, sizeof(line), "%.*s", (int) (n < sizeof(line) - 1 ? n : sizeof(line) - 1), ptr);
+        line[strcspn(line, "\r\n")] = '\0';
+        if (strncasecmp(line, "etag:", 5) == 0) {
+                const char *v = line + 5;
+                while (*v == ' ')
+                        v++;
+                size_t len = strlen(v);
+                if (len < sizeof(f->etag)) /* a longer tag is not ours: If-Range then fails safe */
+                        memcpy(f->etag, v, len + 1);
+        } else if (strncasecmp(line, "content-range:", 14) == 0) {
+                const char *slash = strrchr(line, '/');
+                if (slash)
+                        f->total = strtoull(slash + 1, NULL, 10);
+        }
+        return n;
+}
+
+/* Bytes [offset, offset + len) of the remote bundle into out; -ENOLINK when the link is
+ * down after retries, -EDQUOT over this contact's budget, -ESTALE when the file changed. */
+static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, size_t *ret_got) {
+        const struct agent_link_config *lc = j->link;
+        if (j->budget && j->fetched + len > j->budget)
+                return -EDQUOT;
+        if (!j->curl && !(j->curl = curl_easy_init()))
+                return -ENOMEM;
+        int r = -ENOLINK;
+        for (unsigned attempt = 0; attempt < FETCH_ATTEMPTS; attempt++) {
+                if (j->m->cancel)
+                        return -ECANCELED;
+                if (attempt > 0)
+                        sleep(1u << (attempt - 1));
+                struct fetch f = {.out = out, .want = len};
+                char range[64], if_range[200];
+                snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
+                struct curl_slist *hdrs = NULL;
+                if (j->etag[0]) {
+                        snprintf(if_range, sizeof(if_range), "If-Range: %s", j->etag);
+                        hdrs = curl_slist_append(NULL, if_range);
+                }
+                CURL *e = j->curl;
+                curl_easy_reset(e);
+                (void) curl_easy_setopt(e, CURLOPT_URL, j->url);
+                (void) curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+                (void) curl_easy_setopt(e, CURLOPT_RANGE, range);
+                (void) curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+                (void) curl_easy_setopt(e, CURLOPT_CAINFO, lc->ca);
+                (void) curl_easy_setopt(e, CURLOPT_SSLCERT, lc->cert);
+                (void) curl_easy_setopt(e, CURLOPT_SSLKEY, lc->key);
+                (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long) lc->connect_timeout_sec);
+                (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+                (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);
+                (void) curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+                if (lc->max_recv_bytes_per_sec > 0)
+                        (void) curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE,
+                                                (curl_off_t) lc->max_recv_bytes_per_sec);
+                (void) curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, fetch_data);
+                (void) curl_easy_setopt(e, CURLOPT_WRITEDATA, &f);
+                (void) curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, fetch_header);
+                (void) curl_easy_setopt(e, CURLOPT_HEADERDATA, &f);
+                CURLcode cr = curl_easy_perform(e);
+                curl_slist_free_all(hdrs);
+                long status = 0;
+                curl_off_t down = 0;
+                (void) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+                (void) curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &down);
+                j->fetched += (uint64_t) down;
+                if (cr == CURLE_OK && status == 206) {
+                        if (!j->etag[0])
+                                snprintf(j->etag, sizeof(j->etag), "%s", f.etag);
+                        if (f.total)
+                                j->remote_size = f.total;
+                        if (ret_got) {
+                                *ret_got = f.got;
+                                return 0;
+                        }
+                        if (f.got != len)
+                                return -EBADMSG;
+                        return 0;
+                }
+                if (cr == CURLE_OK && status == 200 && j->etag[0])
+                        return -ESTALE; /* If-Range did not match: the bundle was replaced */
+                if (cr == CURLE_OK && (status == 404 || status == 403 || status == 416 || status == 200))
+                        return status == 404 ? -ENOENT : status == 403 ? -EACCES : -EBADMSG;
+                if (cr == CURLE_WRITE_ERROR && f.overflow)
+                        return -EBADMSG;
+                r = -ENOLINK;
+                log_info("update: fetching bytes %s of %s: %s (attempt %u)", range, j->url,
+                         cr != CURLE_OK ? curl_easy_strerror(cr) : "unexpected status", attempt + 1);
+        }
+        return r;
+}
+
+static uint64_t tar_octal(const uint8_t *p, size_t n) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < n && p[i] >= '0' && p[i] <= '7'; i++)
+                v = v << 3 | (uint64_t) (p[i] - '0');
+        return v;
+}
+
+/* The manifest and signature (the first two members) into a sparse local file the size of
+ * the bundle, which bundle_open then verifies like a local one. */
+static int fetch_head(struct job *j) {
+        _cleanup_free_ uint8_t *head = malloc(HEAD_MAX);
+        if (!head)
+                return -ENOMEM;
+        size_t got = 0;
+        int r = fetch_range(j, 0, HEAD_FETCH, head, &got);
+        if (r < 0)
+                return message_set(&j->reason, r, "%s: %s", j->url,
+                                   r == -ENOLINK ? "the controller cannot be reached" : strerror(-r));
+        if (got < 1024 || !j->remote_size)
+                return message_set(&j->reason, -EBADMSG, "%s: too short to be a bundle", j->url);
+        uint64_t msize = tar_octal(head + 124, 12);
+        uint64_t sig_hdr = 512 + (msize + 511) / 512 * 512;
+        uint64_t need = sig_hdr + 512;
+        if (msize > MANIFEST_MAX_SIZE || need > HEAD_MAX)
+                return message_set(&j->reason, -EBADMSG, "%s: manifest too big", j->url);
+        if (need > got) {
+                r = fetch_range(j, got, need - got, head + got, NULL);
+                if (r < 0)
+                        return message_set(&j->reason, r, "%s: %s", j->url, strerror(-r));
+                got = need;
+        }
+        uint64_t ssize = tar_octal(head + sig_hdr + 124, 12);
+        uint64_t end = sig_hdr + 512 + (ssize + 511) / 512 * 512;
+        if (ssize > SIGNATURE_MAX_SIZE || end > HEAD_MAX || end > j->remote_size)
+                return message_set(&j->reason, -EBADMSG, "%s: signature member too big", j->url);
+        if (end > got) {
+                r = fetch_range(j, got, end - got, head + got, NULL);
+                if (r < 0)
+                        return message_set(&j->reason, r, "%s: %s", j->url, strerror(-r));
+                got = end;
+        }
+        _cleanup_close_ int fd = open(j->head_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return message_set(&j->reason, negative_errno(), "%s: %m", j->head_path);
+        if (ftruncate(fd, (off_t) j->remote_size) < 0 || pwrite_all(fd, head, got, 0) < 0)
+                return message_set(&j->reason, negative_errno(), "%s: %m", j->head_path);
+        log_info("update: fetched the manifest of %s (%" PRIu64 " bytes; the bundle is %" PRIu64 ")",
+                 j->url, (uint64_t) got, j->remote_size);
+        return 0;
+}
+
+static int remote_locate_read(void *userdata, uint64_t offset, void *buf, size_t len) {
+        return fetch_range(userdata, offset, len, buf, NULL);
 }
 
 static int progress_save(struct job *j) {
@@ -581,6 +773,7 @@ static void job_progress(void *userdata, const struct install_stats *st) {
 struct bundle_source {
         int fd;
         uint64_t offset;
+        struct job *job;
 };
 
 static int bundle_source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
@@ -614,15 +807,21 @@ static int job_active_index(struct job *j, struct job_image *ji, int active_fd, 
         return install_index_scan(active_fd, size, ji->image->chunk_size, &j->m->cancel, ret);
 }
 
+static int remote_source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
+        struct bundle_source *s = userdata;
+        return fetch_range(s->job, s->offset + offset, len, buf, NULL);
+}
+
 static struct install_request job_request(struct job *j, struct job_image *ji, struct bundle_source *src) {
-        src->fd = bundle_fd(j->bundle);
+        src->fd = j->remote ? -1 : bundle_fd(j->bundle);
         src->offset = ji->bundle_offset;
+        src->job = j;
         return (struct install_request){
                 .image = ji->image,
                 .slot_fd = ji->slot_fd,
                 .active_fd = ji->index ? ji->active_fd : -1,
                 .active = ji->index,
-                .source = {.read = bundle_source_read, .userdata = src},
+                .source = {.read = j->remote ? remote_source_read : bundle_source_read, .userdata = src},
                 .done = ji->done,
                 .checkpoint = job_checkpoint,
                 .progress = job_progress,
@@ -678,6 +877,17 @@ static int job_install_image(struct job *j, struct job_image *ji) {
 static int job_run(struct job *j) {
         struct update_manager *m = j->m;
         int r;
+        if (j->head_only)
+                return fetch_head(j);
+        if (j->remote) {
+                uint64_t offsets[MANIFEST_MAX_IMAGES];
+                r = bundle_locate_payloads_with(j->bundle, j->remote_size, remote_locate_read, j,
+                                                offsets, &j->reason);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < j->n_images; i++)
+                        j->images[i].bundle_offset = offsets[i];
+        }
         for (size_t i = 0; i < j->n_images; i++)
                 if ((r = job_open_active(j, &j->images[i])) < 0)
                         return r;
@@ -736,10 +946,62 @@ static void worker_join(struct update_manager *m) {
         (void) !read(m->efd, &v, sizeof(v));
 }
 
+static int open_bundle(struct update_manager *m, const char *path, struct bundle **ret, char *msg,
+                       size_t size);
+static int fail_now(struct update_manager *m, int r, const char *msg);
+static int begin_install(struct update_manager *m, struct bundle *b, bool resume,
+                         const struct job *remote, char *msg, size_t size);
+
+static bool link_trouble(int r) {
+        return r == -ENOLINK || r == -EDQUOT || r == -ETIMEDOUT || r == -ECONNRESET;
+}
+
+static void head_fetched(struct update_manager *m, struct job *head) {
+        char msg[UPDATE_REASON_MAX] = "";
+        struct bundle *b;
+        int r = open_bundle(m, head->head_path, &b, msg, sizeof(msg));
+        if (r < 0) {
+                (void) fail_now(m, r, msg);
+                return;
+        }
+        char digest[SHA256_HEX_SIZE];
+        sha256_to_hex(bundle_manifest_digest(b), digest);
+        bool resume = m->state.phase == UPDATE_INSTALLING;
+        if (resume && !streq(digest, m->state.manifest_sha256)) {
+                bundle_close(b);
+                (void) fail_now(m, -ESTALE, "the bundle on the controller changed since the install began");
+                return;
+        }
+        if (!resume) {
+                const struct manifest *mf = bundle_manifest(b);
+                snprintf(m->state.bundle_id, sizeof(m->state.bundle_id), "%s", mf->bundle_id);
+                snprintf(m->state.version, sizeof(m->state.version), "%s", mf->version);
+                m->state.security_version = mf->security_version;
+                snprintf(m->state.manifest_sha256, sizeof(m->state.manifest_sha256), "%s", digest);
+        }
+        r = begin_install(m, b, resume, head, msg, sizeof(msg));
+        if (r < 0)
+                (void) fail_now(m, r, msg);
+}
+
 static void install_finished(struct update_manager *m) {
         struct job *j = m->job;
         m->job = NULL;
         char msg[512] = "";
+        if (j->remote && j->result < 0 && link_trouble(j->result)) {
+                /* Out of contact or out of this contact's budget: wait for the next one. */
+                m->paused = true;
+                snprintf(m->last_error, sizeof(m->last_error), "%s", j->reason ? j->reason : strerror(-j->result));
+                log_notice("update: download paused (%s); it continues at the next contact",
+                           j->result == -EDQUOT ? "this contact's byte budget is spent" : m->last_error);
+                job_free(j);
+                return;
+        }
+        if (j->head_only && j->result >= 0) {
+                head_fetched(m, j);
+                job_free(j);
+                return;
+        }
         if (j->result < 0) {
                 if (j->result == -ECANCELED) {
                         job_free(j);
@@ -810,8 +1072,8 @@ static int open_bundle(struct update_manager *m, const char *path, struct bundle
 }
 
 /* Fill a job for the bundle, with targets from the state (resume) or chosen now. */
-static int job_prepare(struct update_manager *m, struct bundle *b, bool resume, struct job **ret,
-                       char *msg, size_t size) {
+static int job_prepare(struct update_manager *m, struct bundle *b, bool resume,
+                       const struct job *remote, struct job **ret, char *msg, size_t size) {
         const struct agent_update_config *u = &m->cfg->update;
         const struct manifest *mf = bundle_manifest(b);
         struct job *j = calloc(1, sizeof(*j));
@@ -823,9 +1085,21 @@ static int job_prepare(struct update_manager *m, struct bundle *b, bool resume, 
         j->verify_first = u->verify_before_write;
         snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
         sha256_to_hex(bundle_manifest_digest(b), j->manifest_sha256);
-        uint64_t offsets[MANIFEST_MAX_IMAGES];
+        uint64_t offsets[MANIFEST_MAX_IMAGES] = {};
         _cleanup_free_ char *why = NULL;
-        int r = bundle_locate_payloads(b, offsets, &why);
+        int r = 0;
+        if (remote) {
+                /* Over the link the payload offsets are found by the worker, and each chunk is
+                 * verified as it arrives: a verify pass first would fetch every byte twice. */
+                j->remote = true;
+                j->verify_first = false;
+                j->link = remote->link;
+                j->budget = remote->budget;
+                j->remote_size = remote->remote_size;
+                snprintf(j->url, sizeof(j->url), "%s", remote->url);
+                snprintf(j->etag, sizeof(j->etag), "%s", remote->etag);
+        } else
+                r = bundle_locate_payloads(b, offsets, &why);
         if (r < 0) {
                 snprintf(msg, size, "%s", why ? why : strerror(-r));
                 free(j);
@@ -962,10 +1236,10 @@ static int start_worker(struct update_manager *m, struct job *j) {
  * changes, the target is taken out of the bootloader's choices and its content record
  * removed: a half-written slot can never be booted or trusted as a delta source.
  */
-static int begin_install(struct update_manager *m, struct bundle *b, bool resume, char *msg,
-                         size_t size) {
+static int begin_install(struct update_manager *m, struct bundle *b, bool resume,
+                         const struct job *remote, char *msg, size_t size) {
         struct job *j;
-        int r = job_prepare(m, b, resume, &j, msg, size);
+        int r = job_prepare(m, b, resume, remote, &j, msg, size);
         if (r < 0) {
                 bundle_close(b);
                 return r;
@@ -1028,7 +1302,7 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
         snprintf(m->state.version, sizeof(m->state.version), "%s", mf->version);
         m->state.security_version = mf->security_version;
         sha256_to_hex(bundle_manifest_digest(b), m->state.manifest_sha256);
-        r = begin_install(m, b, false, msg, size);
+        r = begin_install(m, b, false, NULL, msg, size);
         if (r < 0)
                 return fail_now(m, r, msg);
         *ret = json_pack("{s:s, s:s, s:s, s:I}", "phase", update_phase_to_string(m->state.phase),
@@ -1038,10 +1312,17 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
 }
 
 /* An install interrupted by a stop, a kill or a power cut: verify again and go on. */
+static int start_head_fetch(struct update_manager *m, const char *url);
+
 static int resume_install(struct update_manager *m) {
         char msg[UPDATE_REASON_MAX] = "";
         if (!m->state.bundle_path[0])
                 return fail_now(m, -ENOENT, "interrupted before the bundle was known");
+        if (strncmp(m->state.bundle_path, "https://", 8) == 0) {
+                log_notice("update: resuming the download of %s", m->state.bundle_path);
+                int r = start_head_fetch(m, m->state.bundle_path);
+                return r < 0 ? fail_now(m, r, "cannot start the download") : 0;
+        }
         struct bundle *b;
         int r = open_bundle(m, m->state.bundle_path, &b, msg, sizeof(msg));
         if (r < 0)
@@ -1059,13 +1340,83 @@ static int resume_install(struct update_manager *m) {
                 snprintf(m->state.version, sizeof(m->state.version), "%s", mf->version);
                 m->state.security_version = mf->security_version;
                 snprintf(m->state.manifest_sha256, sizeof(m->state.manifest_sha256), "%s", digest);
-                r = begin_install(m, b, false, msg, sizeof(msg));
+                r = begin_install(m, b, false, NULL, msg, sizeof(msg));
         } else {
                 log_notice("update: resuming the install of %s %s", m->state.bundle_id, m->state.version);
-                r = begin_install(m, b, true, msg, sizeof(msg));
+                r = begin_install(m, b, true, NULL, msg, sizeof(msg));
         }
         if (r < 0)
                 return fail_now(m, r, msg);
+        return 0;
+}
+
+static int start_head_fetch(struct update_manager *m, const char *url) {
+        struct job *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->m = m;
+        j->remote = true;
+        j->head_only = true;
+        j->link = &m->cfg->link;
+        j->budget = (uint64_t) m->cfg->link.download_budget_mib * 1024 * 1024;
+        snprintf(j->url, sizeof(j->url), "%s", url);
+        snprintf(j->work_dir, sizeof(j->work_dir), "%s", m->cfg->update.work_dir);
+        snprintf(j->head_path, sizeof(j->head_path), "%s/%s", m->cfg->update.work_dir, DOWNLOAD_FILE);
+        m->paused = false;
+        int r = start_worker(m, j);
+        if (r < 0)
+                job_free(j);
+        return r;
+}
+
+int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret, char *msg,
+                                  size_t size) {
+        if (!m->cfg->link.enabled || !m->cfg->link.url) {
+                snprintf(msg, size, "the controller link is not configured (link.enabled)");
+                return -ENOTSUP;
+        }
+        if (!url || strncmp(url, "https://", 8) != 0 || strlen(url) >= sizeof(m->state.bundle_path)) {
+                snprintf(msg, size, "bundles are fetched over https only");
+                return -EINVAL;
+        }
+        if (!update_phase_is_final(m->state.phase)) {
+                snprintf(msg, size, "an update is in progress (%s %s, %s)", m->state.bundle_id,
+                         m->state.version, update_phase_to_string(m->state.phase));
+                return -EBUSY;
+        }
+        snprintf(m->state.bundle_path, sizeof(m->state.bundle_path), "%s", url);
+        m->state.bundle_id[0] = m->state.version[0] = m->state.manifest_sha256[0] = '\0';
+        m->state.security_version = 0;
+        m->state.has_rootfs = false;
+        m->state.n_models = 0;
+        int r = set_phase(m, UPDATE_FETCHING, "fetching the manifest from %s", url);
+        if (r < 0) {
+                snprintf(msg, size, "cannot save the update state: %s", strerror(-r));
+                return r;
+        }
+        r = start_head_fetch(m, url);
+        if (r < 0) {
+                snprintf(msg, size, "cannot start the download: %s", strerror(-r));
+                return fail_now(m, r, msg);
+        }
+        *ret = json_pack("{s:s, s:s}", "phase", update_phase_to_string(m->state.phase), "url", url);
+        return *ret ? 0 : -ENOMEM;
+}
+
+void update_manager_link_up(struct update_manager *m) {
+        if (!m || !m->paused || m->worker_running)
+                return;
+        m->paused = false;
+        (void) resume_install(m);
+}
+
+int update_manager_request_reboot(struct update_manager *m, char *msg, size_t size) {
+        if (!m || m->cfg->update.n_reboot_args == 0) {
+                snprintf(msg, size, "no reboot command is configured (update.reboot_command)");
+                return -ENOTSUP;
+        }
+        request_reboot(m);
+        snprintf(msg, size, "rebooting with %s", m->cfg->update.reboot_command[0]);
         return 0;
 }
 
@@ -1166,6 +1517,8 @@ json_t *update_manager_status_json(struct update_manager *m) {
                  s->bundle_id[0] ? " " : "", s->bundle_id, s->version[0] ? " " : "", s->version,
                  m->booted ? slot_str(m->booted) : "unknown", m->reboot_required ? "; reboot required" : "");
         json_object_set_new(o, "state", json_string(m->worker_running ? "installing" : "active"));
+        if (m->paused)
+                json_object_set_new(o, "paused", json_string(m->last_error));
         json_object_set_new(o, "summary", json_string(summary));
         if (s->has_rootfs)
                 json_object_set_new(o, "rootfs", json_pack("{s:s, s:s}", "target", slot_str(s->rootfs_target),

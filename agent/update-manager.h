@@ -44,6 +44,19 @@ json_t *update_manager_status_json(struct update_manager *m);
  */
 int update_manager_install(struct update_manager *m, const char *bundle_path, json_t **ret,
                            char *msg, size_t size);
+/*
+ * Install a bundle from the controller (https URL, the link's TLS identity): the manifest
+ * and signature are fetched and verified first, then only the chunks the active slots do
+ * not have, by HTTP Range, each verified before it is written. A lost link or a spent
+ * per-contact budget pauses the install; update_manager_link_up resumes it.
+ */
+int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret, char *msg,
+                                  size_t size);
+void update_manager_link_up(struct update_manager *m);
+
+/* Run update.reboot_command (after a second). -ENOTSUP without one. */
+int update_manager_request_reboot(struct update_manager *m, char *msg, size_t size);
+
 int update_manager_mark_good(struct update_manager *m, json_t **ret, char *msg, size_t size);
 int update_manager_mark_bad(struct update_manager *m, json_t **ret, char *msg, size_t size);
 int update_manager_rollback(struct update_manager *m, json_t **ret, char *msg, size_t size);

@@ -497,12 +497,27 @@ static int tar_parse_pax(const char *data, size_t len, char *path, size_t path_s
         return 0;
 }
 
+static int read_from_fd(void *userdata, uint64_t offset, void *buf, size_t len) {
+        return pread_all(*(int *) userdata, buf, len, offset);
+}
+
 int bundle_locate_payloads(const struct bundle *b, uint64_t *ret_offsets, char **ret_reason) {
-        const struct manifest *m = &b->manifest;
         struct stat st;
         if (fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode))
                 return message_set(ret_reason, -ESPIPE, "%s: not a regular file: no random access",
                                    b->name);
+        int fd = b->fd;
+        return bundle_locate_payloads_with(b, (uint64_t) st.st_size, read_from_fd, &fd, ret_offsets,
+                                           ret_reason);
+}
+
+int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
+                                int (*read)(void *userdata, uint64_t offset, void *buf, size_t len),
+                                void *userdata, uint64_t *ret_offsets, char **ret_reason) {
+        const struct manifest *m = &b->manifest;
+        struct {
+                uint64_t st_size;
+        } st = {file_size};
         uint64_t pos = 0;
         size_t next = 0; /* members seen: 0 manifest, 1 signature, 2.. images */
         char pax_path[256] = "";
@@ -510,7 +525,7 @@ int bundle_locate_payloads(const struct bundle *b, uint64_t *ret_offsets, char *
         bool have_pax_size = false;
         for (unsigned h = 0; h < TAR_MAX_HEADERS && next < 2 + m->n_images; h++) {
                 uint8_t hdr[TAR_BLOCK];
-                int r = pread_all(b->fd, hdr, sizeof(hdr), pos);
+                int r = read(userdata, pos, hdr, sizeof(hdr));
                 if (r < 0)
                         return message_set(ret_reason, -EBADMSG,
                                            "%s: tar header at byte %" PRIu64 ": %s", b->name, pos,
@@ -536,7 +551,7 @@ int bundle_locate_payloads(const struct bundle *b, uint64_t *ret_offsets, char *
                                 _cleanup_free_ char *pax = malloc(size + 1);
                                 if (!pax)
                                         return -ENOMEM;
-                                r = pread_all(b->fd, pax, size, data);
+                                r = read(userdata, data, pax, size);
                                 if (r >= 0)
                                         r = tar_parse_pax(pax, size, pax_path, sizeof(pax_path),
                                                           &pax_size, &have_pax_size);

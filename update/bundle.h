@@ -76,6 +76,11 @@ int bundle_fd(const struct bundle *b);
  */
 int bundle_locate_payloads(const struct bundle *b, uint64_t *ret_offsets, char **ret_reason);
 
+/* The same over any reader (a bundle fetched by ranges): file_size is the whole bundle's. */
+int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
+                                int (*read)(void *userdata, uint64_t offset, void *buf, size_t len),
+                                void *userdata, uint64_t *ret_offsets, char **ret_reason);
+
 /* One verified chunk of one image, in bundle order. */
 struct bundle_chunk {
         size_t image;        /* index into bundle_manifest(b)->images */

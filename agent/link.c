@@ -1,0 +1,769 @@
+/* The controller link: syncs over HTTPS (curl multi on sd-event), commands, contact plan. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "command.h"
+#include "fileio.h"
+#include "link.h"
+#include "log.h"
+#include "macro.h"
+#include "statefile.h"
+
+#define LINK_STATE_FILE "link"
+#define RESPONSE_MAX (8 * 1024 * 1024)
+#define PLAN_MAX_WINDOWS 256
+
+struct link {
+        sd_event *event;
+        struct link_hooks h;
+        CURLM *multi;
+        sd_event_source *curl_timer, *sync_timer;
+
+        /* the sync in flight */
+        CURL *easy;
+        struct curl_slist *headers;
+        char *request;
+        size_t request_len;
+        char *response;
+        size_t response_len;
+        bool response_too_big;
+        size_t records_in_flight;
+
+        /* persisted */
+        uint64_t last_command_seq;
+        json_t *plan;
+
+        /* scheduling */
+        unsigned failures;
+        bool sync_again; /* more records wait, or something asked for a sync */
+        bool send_status;
+        uint64_t next_sync_usec;
+        int64_t next_sync_sec; /* from the controller */
+
+        /* statistics */
+        uint64_t syncs_ok, syncs_failed, records_acked, commands_done, commands_failed,
+                commands_rejected, bytes_up, bytes_down;
+        uint64_t last_ok_realtime_usec;
+        char last_error[512];
+};
+
+static uint64_t now_mono(struct link *l) {
+        uint64_t t = 0;
+        (void) sd_event_now(l->event, CLOCK_MONOTONIC, &t);
+        return t;
+}
+
+static uint64_t now_real_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* ---- pure pieces ----------------------------------------------------------------------- */
+
+uint64_t link_backoff_usec(unsigned failures, uint64_t min_usec, uint64_t max_usec, double random01) {
+        uint64_t d = min_usec;
+        for (unsigned i = 1; i < failures && d < max_usec; i++)
+                d *= 2;
+        if (d > max_usec)
+                d = max_usec;
+        if (random01 < 0 || random01 >= 1)
+                random01 = 0.5;
+        return (uint64_t) ((double) d * (0.5 + random01));
+}
+
+bool link_plan_is_open(json_t *plan, int64_t now, int64_t *ret_next_start) {
+        json_t *windows = plan ? json_object_get(plan, "windows") : NULL;
+        int64_t next = -1;
+        if (!json_is_array(windows) || json_array_size(windows) == 0) {
+                if (ret_next_start)
+                        *ret_next_start = -1;
+                return true;
+        }
+        size_t i;
+        json_t *w;
+        json_array_foreach(windows, i, w) {
+                int64_t start = json_integer_value(json_object_get(w, "start"));
+                int64_t end = json_integer_value(json_object_get(w, "end"));
+                if (start <= now && now < end) {
+                        if (ret_next_start)
+                                *ret_next_start = -1;
+                        return true;
+                }
+                if (start > now && (next < 0 || start < next))
+                        next = start;
+        }
+        if (ret_next_start)
+                *ret_next_start = next;
+        return false;
+}
+
+/* What the ground may change without a visit: timings and verbosity, never paths, keys or
+ * anything that decides what runs or what is trusted. */
+static const char *const settable_keys[] = {
+        "log_level",
+        "link.poll_interval_sec",
+        "link.max_records_per_sync",
+        "link.download_budget_mib",
+        "link.max_recv_bytes_per_sec",
+        "health.poll_interval_ms",
+        "health.report_interval_sec",
+        "health.min_dwell_sec",
+        "update.gate_sec",
+        "update.trial_timeout_sec",
+        "update.boot_tries",
+};
+
+bool link_config_key_is_settable(const char *key) {
+        for (size_t i = 0; i < ELEMENTSOF(settable_keys); i++)
+                if (key && streq(key, settable_keys[i]))
+                        return true;
+        return false;
+}
+
+/* ---- persisted state -------------------------------------------------------------------- */
+
+static int state_save(struct link *l) {
+        json_t *o = json_pack("{s:i, s:I, s:O?}", "format", 1, "last_command_seq",
+                              (json_int_t) l->last_command_seq, "contact_plan", l->plan);
+        if (!o)
+                return -ENOMEM;
+        _cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!text)
+                return -ENOMEM;
+        int r = statefile_save(l->h.cfg->state_dir, LINK_STATE_FILE, text, strlen(text));
+        if (r < 0)
+                log_error("link: cannot save %s/%s: %s", l->h.cfg->state_dir, LINK_STATE_FILE,
+                          strerror(-r));
+        return r;
+}
+
+static int state_load(struct link *l) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = statefile_load(l->h.cfg->state_dir, LINK_STATE_FILE, &text, &len, NULL);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                /* Without the last applied seq a replayed command could run twice: refuse to start. */
+                return log_error_errno(r, "link: %s/%s: no copy verifies; the last applied command "
+                                       "is unknown, refusing to take commands",
+                                       l->h.cfg->state_dir, LINK_STATE_FILE);
+        json_error_t err;
+        json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err), *plan = NULL;
+        int format;
+        json_int_t seq;
+        if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:i, s:I, s?o}", "format", &format,
+                                 "last_command_seq", &seq, "contact_plan", &plan) < 0 ||
+            format != 1 || seq < 0) {
+                json_decref(o);
+                return log_error_errno(EBADMSG, "link: %s/%s: malformed: %s", l->h.cfg->state_dir,
+                                       LINK_STATE_FILE, err.text);
+        }
+        l->last_command_seq = (uint64_t) seq;
+        if (plan && json_is_object(plan))
+                l->plan = json_incref(plan);
+        json_decref(o);
+        return 0;
+}
+
+/* ---- commands ----------------------------------------------------------------------------- */
+
+static void push_result(struct link *l, uint64_t seq, const char *action, const char *status,
+                        const char *reason) {
+        json_t *body = json_pack("{s:I, s:s, s:s?, s:s?}", "seq", (json_int_t) seq, "status", status,
+                                 "action", action, "reason", reason && reason[0] ? reason : NULL);
+        if (body)
+                (void) event_queue_push(l->h.events, EVENT_CRITICAL, "command.result", body,
+                                        now_real_usec(), now_mono(l));
+        if (streq(status, "done"))
+                l->commands_done++;
+        else if (streq(status, "failed"))
+                l->commands_failed++;
+        else
+                l->commands_rejected++;
+        log_notice("link: command %" PRIu64 " (%s): %s%s%s", seq, action ? action : "?", status,
+                   reason && reason[0] ? ": " : "", reason ? reason : "");
+}
+
+/* config.set: change the file, check it with the agent's own strict parser, then reload. */
+static int apply_config_set(struct link *l, json_t *params, char *msg, size_t size) {
+        const char *key = json_string_value(json_object_get(params, "key"));
+        json_t *value = json_object_get(params, "value");
+        if (!link_config_key_is_settable(key)) {
+                snprintf(msg, size, "config key \"%s\" cannot be changed remotely", key ? key : "?");
+                return -EPERM;
+        }
+        const char *path = l->h.cfg->source;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = read_file_bounded(path, CONFIG_MAX_SIZE, &text, &len);
+        if (r < 0) {
+                snprintf(msg, size, "%s: %s", path, strerror(-r));
+                return r;
+        }
+        json_error_t err;
+        json_t *root = json_loadb(text, len, 0, &err);
+        if (!root) {
+                snprintf(msg, size, "%s: %s", path, err.text);
+                return -EBADMSG;
+        }
+        /* walk "a.b.c", creating objects on the way */
+        char buf[COMMAND_CONFIG_KEY_MAX + 1];
+        snprintf(buf, sizeof(buf), "%s", key);
+        json_t *obj = root;
+        char *save = NULL;
+        for (char *part = strtok_r(buf, ".", &save), *next; part; part = next) {
+                next = strtok_r(NULL, ".", &save);
+                if (!next) {
+                        json_object_set(obj, part, value);
+                        break;
+                }
+                json_t *child = json_object_get(obj, part);
+                if (!json_is_object(child)) {
+                        child = json_object();
+                        json_object_set_new(obj, part, child);
+                }
+                obj = child;
+        }
+        _cleanup_free_ char *out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(root);
+        if (!out)
+                return -ENOMEM;
+        struct agent_config check;
+        _cleanup_free_ char *problems = NULL;
+        struct json_problems *jp = calloc(1, sizeof(*jp));
+        if (!jp)
+                return -ENOMEM;
+        r = config_parse(path, out, strlen(out), &check, jp);
+        if (r < 0) {
+                problems = jp->count ? json_problems_to_message(path, jp) : NULL;
+                free(jp);
+                snprintf(msg, size, "refused: %s", problems ? problems : "invalid value");
+                return -EINVAL;
+        }
+        free(jp);
+        config_free(&check);
+        size_t olen = strlen(out);
+        out[olen] = '\n';
+        r = write_file_durable(path, out, olen + 1, 0644);
+        out[olen] = '\0';
+        if (r < 0) {
+                snprintf(msg, size, "%s: %s", path, strerror(-r));
+                return r;
+        }
+        if (l->h.reload)
+                l->h.reload(l->h.userdata);
+        snprintf(msg, size, "%s set; configuration reloaded", key);
+        return 0;
+}
+
+static int apply_command(struct link *l, const struct command *c, char *msg, size_t size) {
+        _cleanup_free_ char *m = NULL;
+        const char *name = json_string_value(json_object_get(c->params, "name"));
+        int r;
+        json_t *ret = NULL;
+        if (strncmp(c->action, "workload.", 9) == 0) {
+                if (!l->h.runtime) {
+                        snprintf(msg, size, "the workload runtime is disabled on this node");
+                        return -ENOTSUP;
+                }
+                if (streq(c->action, "workload.start"))
+                        r = runtime_workload_start(l->h.runtime, name, &m);
+                else if (streq(c->action, "workload.stop"))
+                        r = runtime_workload_stop(l->h.runtime, name, &m);
+                else
+                        r = runtime_workload_restart(l->h.runtime, name, &m);
+                snprintf(msg, size, "%s", m ? m : r < 0 ? strerror(-r) : "");
+                return r;
+        }
+        if (strncmp(c->action, "update.", 7) == 0) {
+                if (!l->h.update) {
+                        snprintf(msg, size, "updates are disabled on this node");
+                        return -ENOTSUP;
+                }
+                if (streq(c->action, "update.install")) {
+                        const char *id = json_string_value(json_object_get(c->params, "bundle_id"));
+                        const char *url = json_string_value(json_object_get(c->params, "url"));
+                        char built[2048];
+                        if (id) {
+                                snprintf(built, sizeof(built), "%s/v1/bundles/%s", l->h.cfg->link.url, id);
+                                url = built;
+                        }
+                        r = update_manager_install_remote(l->h.update, url, &ret, msg, size);
+                        if (r >= 0)
+                                snprintf(msg, size, "install of %s started", id ? id : url);
+                } else if (streq(c->action, "update.mark-good"))
+                        r = update_manager_mark_good(l->h.update, &ret, msg, size);
+                else
+                        r = update_manager_rollback(l->h.update, &ret, msg, size);
+                json_decref(ret);
+                return r;
+        }
+        if (streq(c->action, "reboot")) {
+                r = update_manager_request_reboot(l->h.update, msg, size);
+                return r;
+        }
+        if (streq(c->action, "config.set"))
+                return apply_config_set(l, c->params, msg, size);
+        if (streq(c->action, "status.send")) {
+                l->send_status = true;
+                l->sync_again = true;
+                snprintf(msg, size, "status sent with the next sync");
+                return 0;
+        }
+        snprintf(msg, size, "unknown action %s", c->action);
+        return -EOPNOTSUPP;
+}
+
+static void handle_command(struct link *l, json_t *envelope) {
+        _cleanup_keyring_ struct signature_keyring *kr = NULL;
+        _cleanup_free_ char *why = NULL;
+        json_int_t env_seq = json_integer_value(json_object_get(envelope, "seq"));
+        int r = signature_keyring_load_dir(l->h.cfg->link.command_keyring_dir, &kr, &why);
+        if (r < 0) {
+                char reason[512];
+                snprintf(reason, sizeof(reason), "command keyring %s: %s",
+                         l->h.cfg->link.command_keyring_dir, why ? why : strerror(-r));
+                push_result(l, (uint64_t) env_seq, NULL, "rejected", reason);
+                return;
+        }
+        struct command c = {};
+        struct command_verify_options o = {
+                .node = l->h.node->node_id,
+                .last_applied_seq = l->last_command_seq,
+                .now = l->h.cfg->link.check_command_time ? time(NULL) : SIGNATURE_NOW_UNKNOWN,
+                .clock_skew_sec = l->h.cfg->link.clock_skew_sec,
+                .keyring = kr,
+        };
+        r = command_envelope_verify(envelope, &o, &c, &why);
+        if (r < 0) {
+                /*
+                 * A signed, parsed command for us that is only out of time or malformed in
+                 * its params still moves the seq on, so it is not offered again. Anything
+                 * whose signature did not verify never moves it: a forged seq must not
+                 * block the real commands.
+                 */
+                bool trusted = r == -ETIME || r == -EOPNOTSUPP || r == -EINVAL;
+                if (trusted && c.seq > l->last_command_seq) {
+                        l->last_command_seq = c.seq;
+                        (void) state_save(l);
+                }
+                push_result(l, c.seq ? c.seq : (uint64_t) env_seq, c.action[0] ? c.action : NULL,
+                            "rejected", why ? why : strerror(-r));
+                command_done(&c);
+                return;
+        }
+        /* Persist before acting: a crash now loses the command, never runs it twice. */
+        uint64_t previous = l->last_command_seq;
+        l->last_command_seq = c.seq;
+        if (state_save(l) < 0) {
+                l->last_command_seq = previous;
+                push_result(l, c.seq, c.action, "failed", "cannot persist the command sequence");
+                command_done(&c);
+                return;
+        }
+        char msg[1024] = "";
+        r = apply_command(l, &c, msg, sizeof(msg));
+        push_result(l, c.seq, c.action, r >= 0 ? "done" : "failed", msg[0] ? msg : r < 0 ? strerror(-r) : "");
+        command_done(&c);
+}
+
+/* ---- the sync ------------------------------------------------------------------------------ */
+
+static void schedule(struct link *l, uint64_t delay_usec);
+
+static size_t on_response_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        struct link *l = userdata;
+        size_t n = size * nmemb;
+        if (l->response_len + n > RESPONSE_MAX) {
+                l->response_too_big = true;
+                return 0; /* abort the transfer */
+        }
+        char *p = realloc(l->response, l->response_len + n + 1);
+        if (!p)
+                return 0;
+        memcpy(p + l->response_len, ptr, n);
+        l->response = p;
+        l->response_len += n;
+        p[l->response_len] = '\0';
+        return n;
+}
+
+static void sync_cleanup(struct link *l) {
+        if (l->easy) {
+                curl_multi_remove_handle(l->multi, l->easy);
+                curl_easy_cleanup(l->easy);
+                l->easy = NULL;
+        }
+        curl_slist_free_all(l->headers);
+        l->headers = NULL;
+        free(l->request);
+        l->request = NULL;
+        free(l->response);
+        l->response = NULL;
+        l->response_len = 0;
+        l->response_too_big = false;
+}
+
+static json_t *status_summary(struct link *l) {
+        if (l->send_status && l->h.status)
+                return l->h.status(l->h.userdata);
+        return NULL;
+}
+
+static int sync_start(struct link *l) {
+        const struct agent_link_config *c = &l->h.cfg->link;
+        json_t *records = event_queue_batch_json(l->h.events, (size_t) c->max_records_per_sync,
+                                                 (size_t) c->max_sync_kib * 1024 - 4096);
+        if (!records)
+                return -ENOMEM;
+        l->records_in_flight = json_array_size(records);
+        json_t *status = status_summary(l);
+        json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:I, s:o, s:o?}", "format", 1, "node",
+                              l->h.node->node_id, "boot_epoch", (json_int_t) l->h.node->boot_epoch,
+                              "boot_id", l->h.node->boot_id, "last_command_seq",
+                              (json_int_t) l->last_command_seq, "records", records, "status", status);
+        if (!o)
+                return -ENOMEM;
+        l->request = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!l->request)
+                return -ENOMEM;
+        l->request_len = strlen(l->request);
+
+        char url[2048];
+        snprintf(url, sizeof(url), "%s/v1/nodes/%s/sync", c->url, l->h.node->node_id);
+        l->easy = curl_easy_init();
+        if (!l->easy)
+                return -ENOMEM;
+        l->headers = curl_slist_append(NULL, "Content-Type: application/json");
+        l->headers = curl_slist_append(l->headers, "Accept: application/json");
+        l->headers = curl_slist_append(l->headers, "Expect:");
+        if (!l->headers)
+                return -ENOMEM;
+        CURL *e = l->easy;
+        if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, l->request) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) l->request_len) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, l->headers) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_CAINFO, c->ca) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSLKEY, c->key) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long) c->connect_timeout_sec) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_TIMEOUT, (long) c->timeout_sec) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response_data) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEDATA, l) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_PRIVATE, l) != CURLE_OK)
+                return -EINVAL;
+        if (curl_multi_add_handle(l->multi, e) != CURLM_OK)
+                return -EIO;
+        return 0;
+}
+
+/* Strictly enough: we act on what it says, so its shape is checked before anything else. */
+static int sync_answer(struct link *l, char *why, size_t size) {
+        json_error_t err;
+        json_t *o = json_loadb(l->response, l->response_len, JSON_REJECT_DUPLICATES, &err);
+        json_t *acked = NULL, *commands = NULL, *plan = NULL;
+        int format;
+        json_int_t next = 0, server_time = 0;
+        if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:i, s:o, s:o, s:o, s:I, s:I}", "format",
+                                 &format, "acked", &acked, "commands", &commands, "contact_plan", &plan,
+                                 "next_sync_sec", &next, "server_time", &server_time) < 0 ||
+            format != 1 || !json_is_array(acked) || !json_is_array(commands) ||
+            !json_is_object(plan) || json_array_size(commands) > 64 ||
+            json_array_size(json_object_get(plan, "windows")) > PLAN_MAX_WINDOWS || next < 0) {
+                snprintf(why, size, "malformed answer: %s", o ? err.text : err.text);
+                json_decref(o);
+                return -EBADMSG;
+        }
+        size_t i, k;
+        json_t *a, *s;
+        json_array_foreach(acked, i, a) {
+                json_int_t epoch = json_integer_value(json_object_get(a, "boot_epoch"));
+                const char *boot_id = json_string_value(json_object_get(a, "boot_id"));
+                json_t *seqs = json_object_get(a, "seq");
+                if (!boot_id || !json_is_array(seqs))
+                        continue;
+                json_array_foreach(seqs, k, s)
+                        if (event_queue_ack(l->h.events, (uint64_t) epoch, boot_id,
+                                            (uint64_t) json_integer_value(s)) >= 0)
+                                l->records_acked++;
+        }
+        if (!json_equal(plan, l->plan)) {
+                json_decref(l->plan);
+                l->plan = json_incref(plan);
+                (void) state_save(l);
+                log_info("link: new contact plan: %zu windows", json_array_size(json_object_get(plan, "windows")));
+        }
+        l->next_sync_sec = next;
+        json_array_foreach(commands, i, a)
+                handle_command(l, a);
+        if (json_array_size(commands) > 0)
+                l->sync_again = true; /* their results go up now */
+        json_decref(o);
+        return 0;
+}
+
+static void sync_finished(struct link *l, CURLcode result) {
+        long status = 0;
+        curl_off_t up = 0, down = 0;
+        (void) curl_easy_getinfo(l->easy, CURLINFO_RESPONSE_CODE, &status);
+        (void) curl_easy_getinfo(l->easy, CURLINFO_SIZE_UPLOAD_T, &up);
+        (void) curl_easy_getinfo(l->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
+        l->bytes_up += (uint64_t) up;
+        l->bytes_down += (uint64_t) down;
+        char why[512] = "";
+        int r = 0;
+        if (result != CURLE_OK)
+                snprintf(why, sizeof(why), "%s", l->response_too_big ? "answer too big" : curl_easy_strerror(result));
+        else if (status != 200) {
+                json_t *e = json_loadb(l->response ? l->response : "", l->response_len, 0, NULL);
+                snprintf(why, sizeof(why), "HTTP %ld: %s", status,
+                         json_string_value(json_object_get(e, "message")) ?: "no message");
+                json_decref(e);
+        } else
+                r = sync_answer(l, why, sizeof(why));
+        bool ok = result == CURLE_OK && status == 200 && r >= 0;
+        size_t sent = l->records_in_flight;
+        sync_cleanup(l);
+        if (ok) {
+                l->syncs_ok++;
+                if (l->failures > 0)
+                        log_notice("link: controller reachable again after %u failed attempts", l->failures);
+                l->failures = 0;
+                l->send_status = false;
+                l->last_ok_realtime_usec = now_real_usec();
+                l->last_error[0] = '\0';
+                /* a full batch means more may wait */
+                if (sent > 0 && event_queue_count(l->h.events) > 0 &&
+                    sent >= (size_t) l->h.cfg->link.max_records_per_sync)
+                        l->sync_again = true;
+                if (l->h.update)
+                        update_manager_link_up(l->h.update);
+                schedule(l, l->sync_again ? 0 : (uint64_t) (l->next_sync_sec ? l->next_sync_sec : l->h.cfg->link.poll_interval_sec) * 1000000ULL);
+                l->sync_again = false;
+                return;
+        }
+        l->syncs_failed++;
+        l->failures++;
+        snprintf(l->last_error, sizeof(l->last_error), "%s", why);
+        uint64_t d = link_backoff_usec(l->failures, (uint64_t) l->h.cfg->link.backoff_min_sec * 1000000ULL,
+                                       (uint64_t) l->h.cfg->link.backoff_max_sec * 1000000ULL,
+                                       (double) random() / ((double) RAND_MAX + 1.0));
+        /* Being out of contact is the normal state of a satellite: not an error. */
+        if (l->failures == 1 || l->failures % 10 == 0)
+                log_info("link: sync failed (%s); next try in %.1f s", why, (double) d / 1e6);
+        schedule(l, d);
+}
+
+static void check_done(struct link *l) {
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(l->multi, &left)))
+                if (msg->msg == CURLMSG_DONE && msg->easy_handle == l->easy)
+                        sync_finished(l, msg->data.result);
+}
+
+/* ---- curl on the event loop -------------------------------------------------------------- */
+
+static int on_curl_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct link *l = userdata;
+        int action = (revents & EPOLLIN ? CURL_CSELECT_IN : 0) | (revents & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                     (revents & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        int running;
+        (void) curl_multi_socket_action(l->multi, fd, action, &running);
+        check_done(l);
+        return 0;
+}
+
+static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+        struct link *l = userp;
+        sd_event_source *io = socketp;
+        if (what == CURL_POLL_REMOVE) {
+                if (io) {
+                        sd_event_source_disable_unref(io);
+                        (void) curl_multi_assign(l->multi, fd, NULL);
+                }
+                return 0;
+        }
+        uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+        if (io) {
+                if (sd_event_source_set_io_events(io, events) < 0 ||
+                    sd_event_source_set_enabled(io, SD_EVENT_ON) < 0)
+                        return -1;
+                return 0;
+        }
+        if (sd_event_add_io(l->event, &io, fd, events, on_curl_io, l) < 0)
+                return -1;
+        (void) sd_event_source_set_description(io, "link-curl-io");
+        if (curl_multi_assign(l->multi, fd, io) != CURLM_OK) {
+                sd_event_source_disable_unref(io);
+                return -1;
+        }
+        return 0;
+}
+
+static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct link *l = userdata;
+        int running;
+        (void) curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        check_done(l);
+        return 0;
+}
+
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+        struct link *l = userp;
+        if (timeout_ms < 0)
+                return sd_event_source_set_enabled(l->curl_timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+        if (sd_event_source_set_time(l->curl_timer, now_mono(l) + (uint64_t) timeout_ms * 1000ULL) < 0 ||
+            sd_event_source_set_enabled(l->curl_timer, SD_EVENT_ONESHOT) < 0)
+                return -1;
+        return 0;
+}
+
+/* ---- scheduling ------------------------------------------------------------------------------ */
+
+static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct link *l = userdata;
+        if (l->easy)
+                return 0; /* one sync at a time; the running one reschedules */
+        int64_t next_start;
+        time_t now = time(NULL);
+        if (!link_plan_is_open(l->plan, now, &next_start) && l->failures > 0) {
+                /* Outside every window and the link was down: wait for the next window
+                 * (or probe rarely, in case the plan is stale). */
+                uint64_t probe = (uint64_t) l->h.cfg->link.backoff_max_sec * 1000000ULL;
+                uint64_t until = next_start > 0 ? (uint64_t) (next_start - now) * 1000000ULL : probe;
+                schedule(l, until < probe ? until : probe);
+                l->failures = 0; /* a missed contact is not a failure */
+                return 0;
+        }
+        int r = sync_start(l);
+        if (r < 0) {
+                snprintf(l->last_error, sizeof(l->last_error), "cannot start a sync: %s", strerror(-r));
+                log_error("link: %s", l->last_error);
+                sync_cleanup(l);
+                l->failures++;
+                schedule(l, link_backoff_usec(l->failures, (uint64_t) l->h.cfg->link.backoff_min_sec * 1000000ULL,
+                                              (uint64_t) l->h.cfg->link.backoff_max_sec * 1000000ULL, 0.5));
+        }
+        return 0;
+}
+
+static void schedule(struct link *l, uint64_t delay_usec) {
+        l->next_sync_usec = now_mono(l) + delay_usec;
+        (void) sd_event_source_set_time(l->sync_timer, l->next_sync_usec);
+        (void) sd_event_source_set_enabled(l->sync_timer, SD_EVENT_ONESHOT);
+}
+
+void link_sync_now(struct link *l) {
+        if (!l)
+                return;
+        if (l->easy) {
+                l->sync_again = true;
+                return;
+        }
+        schedule(l, 0);
+}
+
+json_t *link_status_json(struct link *l) {
+        uint64_t now = now_mono(l);
+        int64_t next_start;
+        bool open = link_plan_is_open(l->plan, time(NULL), &next_start);
+        char summary[768];
+        snprintf(summary, sizeof(summary), "%s; %" PRIu64 " syncs ok, %" PRIu64 " failed%s%s",
+                 l->failures ? "controller unreachable" : l->syncs_ok ? "in contact" : "not synced yet",
+                 l->syncs_ok, l->syncs_failed, l->last_error[0] ? "; last error: " : "", l->last_error);
+        return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:s?, s:I}",
+                         "state", l->failures ? "unreachable" : "active", "summary", summary,
+                         "url", l->h.cfg->link.url, "syncs_ok", (json_int_t) l->syncs_ok,
+                         "syncs_failed", (json_int_t) l->syncs_failed,
+                         "consecutive_failures", (json_int_t) l->failures,
+                         "records_acked", (json_int_t) l->records_acked,
+                         "records_queued", (json_int_t) event_queue_count(l->h.events),
+                         "commands_done", (json_int_t) l->commands_done,
+                         "commands_failed", (json_int_t) l->commands_failed,
+                         "commands_rejected", (json_int_t) l->commands_rejected,
+                         "last_command_seq", (json_int_t) l->last_command_seq,
+                         "bytes_up", (json_int_t) l->bytes_up,
+                         "next_sync_in_sec",
+                         l->next_sync_usec > now ? (double) (l->next_sync_usec - now) / 1e6 : 0.0,
+                         "window_open", open, "next_window_start", (json_int_t) next_start,
+                         "last_error", l->last_error[0] ? l->last_error : NULL,
+                         "bytes_down", (json_int_t) l->bytes_down);
+}
+
+int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret) {
+        struct link *l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->event = sd_event_ref(event);
+        l->h = *hooks;
+        int r = state_load(l);
+        if (r < 0)
+                goto fail;
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                r = -EIO;
+                goto fail;
+        }
+        l->multi = curl_multi_init();
+        if (!l->multi) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb) != CURLM_OK ||
+            curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l) != CURLM_OK ||
+            curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb) != CURLM_OK ||
+            curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l) != CURLM_OK) {
+                r = -EIO;
+                goto fail;
+        }
+        r = sd_event_add_time(event, &l->curl_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_curl_timer, l);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(l->curl_timer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time(event, &l->sync_timer, CLOCK_MONOTONIC, 0, 0, on_sync_timer, l);
+        if (r < 0)
+                goto fail;
+        l->send_status = true; /* the first contact after a start says who we are */
+        log_info("link: controller %s, last applied command %" PRIu64, hooks->cfg->link.url,
+                 l->last_command_seq);
+        *ret = l;
+        return 0;
+fail:
+        link_free(l);
+        return r;
+}
+
+void link_free(struct link *l) {
+        if (!l)
+                return;
+        sync_cleanup(l);
+        l->sync_timer = sd_event_source_disable_unref(l->sync_timer);
+        if (l->multi)
+                curl_multi_cleanup(l->multi);
+        l->curl_timer = sd_event_source_disable_unref(l->curl_timer);
+        json_decref(l->plan);
+        sd_event_unref(l->event);
+        free(l);
+}

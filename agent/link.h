@@ -1,0 +1,65 @@
+/*
+ * The controller link: the agent's side of docs/protocol.md. One idempotent sync per
+ * contact over HTTPS with mutual TLS (libcurl's multi interface on the agent's sd-event
+ * loop, no threads): the outbox records the controller has not acknowledged go up in
+ * priority order, acknowledged ones are removed, signed commands come down and are
+ * verified, persisted (last applied seq) before they are acted on, and answered with a
+ * command.result record. The controller being unreachable is normal: the link backs off
+ * with jitter and tries again, and follows the contact plan it was given.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "agent-config.h"
+#include "events.h"
+#include "node-state.h"
+#include "runtime.h"
+#include "update-manager.h"
+
+struct link;
+
+/* What the link needs from the rest of the agent. */
+struct link_hooks {
+        const struct agent_config *cfg; /* stays valid; replaced in place on reload */
+        const struct node_state *node;
+        struct event_queue *events;
+        struct runtime *runtime;       /* may be NULL */
+        struct update_manager *update; /* may be NULL */
+        /* the full status document for status.send (a new reference) */
+        json_t *(*status)(void *userdata);
+        /* ask the agent to reload its configuration file (config.set) */
+        void (*reload)(void *userdata);
+        void *userdata;
+};
+
+int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret);
+void link_free(struct link *l);
+
+/* Sync as soon as possible (new critical records, an operator asking). */
+void link_sync_now(struct link *l);
+
+/* For orbitctl status and `orbitctl link`. */
+json_t *link_status_json(struct link *l);
+
+/* ---- pure pieces, unit-tested --------------------------------------------------------- */
+
+/*
+ * The delay before the next attempt after `failures` consecutive failures: min * 2^(n-1),
+ * capped at max, times a jitter factor in [0.5, 1.5) from `random01` (in [0, 1)).
+ */
+uint64_t link_backoff_usec(unsigned failures, uint64_t min_usec, uint64_t max_usec, double random01);
+
+/*
+ * From a contact plan {"windows":[{"start","end","rate_bps"}]} (unix seconds; empty or
+ * NULL: always open) and the time now, whether a window is open and, if not, the seconds
+ * until the next one opens (-1: no window ahead).
+ */
+bool link_plan_is_open(json_t *plan, int64_t now, int64_t *ret_next_start);
+
+/* Keys an operator may change through config.set, and a check of one. */
+bool link_config_key_is_settable(const char *key);
