@@ -52,6 +52,10 @@ struct link {
         uint64_t next_sync_usec;
         int64_t next_sync_sec; /* from the controller */
 
+        /* envelopes refused before their signature verified, reported once per run */
+        uint64_t refused[64];
+        size_t n_refused;
+
         /* statistics */
         uint64_t syncs_ok, syncs_failed, records_acked, commands_done, commands_failed,
                 commands_rejected, bytes_up, bytes_down;
@@ -184,8 +188,8 @@ static int state_load(struct link *l) {
 
 static void push_result(struct link *l, uint64_t seq, const char *action, const char *status,
                         const char *reason) {
-        json_t *body = json_pack("{s:I, s:s, s:s?, s:s?}", "seq", (json_int_t) seq, "status", status,
-                                 "action", action, "reason", reason && reason[0] ? reason : NULL);
+        json_t *body = json_pack("{s:I, s:s, s:s?}", "seq", (json_int_t) seq, "status", status,
+                                 "reason", reason && reason[0] ? reason : NULL);
         if (body)
                 (void) event_queue_push(l->h.events, EVENT_CRITICAL, "command.result", body,
                                         now_real_usec(), now_mono(l));
@@ -361,6 +365,16 @@ static void handle_command(struct link *l, json_t *envelope) {
                 if (trusted && c.seq > l->last_command_seq) {
                         l->last_command_seq = c.seq;
                         (void) state_save(l);
+                } else if (!trusted) {
+                        /* It will be offered again at every sync: say so once. */
+                        for (size_t i = 0; i < l->n_refused; i++)
+                                if (l->refused[i] == (uint64_t) env_seq) {
+                                        command_done(&c);
+                                        return;
+                                }
+                        l->refused[l->n_refused++ % ELEMENTSOF(l->refused)] = (uint64_t) env_seq;
+                        if (l->n_refused > ELEMENTSOF(l->refused))
+                                l->n_refused = ELEMENTSOF(l->refused);
                 }
                 push_result(l, c.seq ? c.seq : (uint64_t) env_seq, c.action[0] ? c.action : NULL,
                             "rejected", why ? why : strerror(-r));

@@ -51,6 +51,8 @@ static void help(void) {
                "  update mark-good            commit the slot on trial now\n"
                "  update mark-bad             abandon the slot on trial (or armed): roll back\n"
                "  update rollback             go back to the previous slot after a commit\n"
+               "  link                        the controller link: contact, syncs, outbox, commands\n"
+               "  link sync                   sync with the controller now\n"
                "\n"
                "Options:\n"
                "  -s, --socket PATH   control socket (default " DEFAULT_SOCKET ",\n"
@@ -550,6 +552,31 @@ static int follow_install(void) {
         }
 }
 
+static void print_link(json_t *r) {
+        printf("Controller:    %s\n", ustr(r, "url"));
+        printf("State:         %s\n", ustr(r, "summary"));
+        printf("Outbox:        %lld records queued, %lld acknowledged\n",
+               (long long) json_integer_value(json_object_get(r, "records_queued")),
+               (long long) json_integer_value(json_object_get(r, "records_acked")));
+        printf("Commands:      last applied %lld; %lld done, %lld failed, %lld rejected\n",
+               (long long) json_integer_value(json_object_get(r, "last_command_seq")),
+               (long long) json_integer_value(json_object_get(r, "commands_done")),
+               (long long) json_integer_value(json_object_get(r, "commands_failed")),
+               (long long) json_integer_value(json_object_get(r, "commands_rejected")));
+        printf("Next sync in:  %.1f s (contact window %s)\n",
+               json_real_value(json_object_get(r, "next_sync_in_sec")),
+               json_is_true(json_object_get(r, "window_open")) ? "open" : "closed");
+}
+
+static int link_command(int argc, char **argv) {
+        if (argc == 0)
+                return call_and_print("link", NULL, print_link);
+        if (argc == 1 && streq(argv[0], "sync"))
+                return call_and_print("link", json_pack("{s:b}", "sync", 1), print_link);
+        fprintf(stderr, "orbitctl: usage: orbitctl link [sync] [--json]\n");
+        return 2;
+}
+
 static int update_command(int argc, char **argv) {
         if (argc == 1 && streq(argv[0], "status"))
                 return call_and_print("update.status", NULL, print_update);
@@ -587,6 +614,8 @@ static int run(int argc, char **argv) {
                 return health_command(argc - 1, argv + 1);
         if (streq(command, "update"))
                 return update_command(argc - 1, argv + 1);
+        if (streq(command, "link"))
+                return link_command(argc - 1, argv + 1);
         if (streq(command, "events") && argc == 1)
                 return call_and_print("events", json_pack("{s:i}", "count", arg_lines), print_events);
         fprintf(stderr, "orbitctl: unknown command '%s'. Try 'orbitctl --help'.\n", command);

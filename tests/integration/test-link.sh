@@ -1,0 +1,188 @@
+# Integration test of the controller link: a real orbit-controller and a real agent over
+# HTTPS with mutual TLS on loopback. Records go up exactly once and leave the outbox when
+# acknowledged; signed commands come down and are answered (done, failed, rejected);
+# config.set changes only safe keys; a bundle installs by id over HTTP Range, fetching only
+# the chunks the active slot lacks; the controller going away and coming back loses nothing.
+# shellcheck shell=bash
+set -u -o pipefail
+
+: "${top_builddir:?top_builddir must be set}"
+: "${top_srcdir:?top_srcdir must be set}"
+. "$top_srcdir/tests/integration/lib.sh"
+
+for t in openssl jq; do
+        command -v "$t" >/dev/null 2>&1 || skip_all "$t not installed"
+done
+AGENT=$top_builddir/orbit-agent
+CTL_BIN=$top_builddir/orbitctl
+OB=$top_builddir/orbit-bundle
+OC=$top_builddir/orbit-controller
+TOOL=$top_builddir/tests/integration/bootenv-tool
+[ -x "$OC" ] || skip_all "orbit-controller not built (--disable-controller)"
+unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
+setup_testdir
+D=$TESTDIR
+cd "$D" || bail "cd $D"
+
+# ---- keys: TLS (server, node), commands, bundles --------------------------------------------
+mkca() { # NAME SUBJECT
+        openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null &&
+                openssl req -x509 -new -key "$1.key" -subj "$2" -days 30 -out "$1.pem" \
+                        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+}
+mkcert() { # NAME CN CA EXT
+        openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null &&
+                openssl req -new -key "$1.key" -subj "/CN=$2" -out "$1.csr" 2>/dev/null &&
+                printf '%s\n' "$4" >"$1.ext" &&
+                openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial -days 10 \
+                        -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+}
+mkca server-ca "/CN=ground TLS CA" && mkca node-ca "/CN=fleet node CA" &&
+        mkcert server 127.0.0.1 server-ca 'basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1' &&
+        mkcert sat-1 sat-1 node-ca 'basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificates"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
+"$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
+        "$OB" keygen --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
+                --key cmd.key --cert cmd.pem >/dev/null &&
+        "$OB" keygen --ca --subject "CN=release CA" --key rel-ca.key --cert rel-ca.pem >/dev/null &&
+        "$OB" keygen --subject "CN=release" --issuer-key rel-ca.key --issuer-cert rel-ca.pem \
+                --key rel.key --cert rel.pem >/dev/null || bail "orbit-bundle keygen failed"
+
+# ---- the controller ----------------------------------------------------------------------------
+LOG=$D/controller.log
+CPID=""
+start_controller() { # [PORT]
+        rm -f port
+        "$OC" serve --listen "127.0.0.1:${1:-0}" --port-file "$D/port" --data-dir "$D/data" \
+                --cert server.pem --key server.key --node-ca node-ca.pem \
+                --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
+                --poll-interval 1 --timeout 10 >>"$LOG" 2>&1 &
+        CPID=$!
+        track_pid "$CPID"
+        wait_for 20 test -s "$D/port" || bail "the controller did not start: $(tail -5 "$LOG")"
+        PORT=$(cat "$D/port")
+}
+start_controller
+URL=https://127.0.0.1:$PORT
+oc() { "$OC" --url "$URL" --cacert server-ca.pem --token-file token "$@"; }
+
+# ---- the node -------------------------------------------------------------------------------
+N=$D/node
+mkdir -p "$N/etc/keys/commands" "$N/etc/keys/bundles" "$N/slots" "$N/sys/class/thermal/thermal_zone0"
+cp cmd-ca.pem "$N/etc/keys/commands/" && cp rel-ca.pem "$N/etc/keys/bundles/"
+echo cpu-thermal >"$N/sys/class/thermal/thermal_zone0/type"
+echo 45000 >"$N/sys/class/thermal/thermal_zone0/temp"
+CHUNK=65536
+head -c $((128 * CHUNK)) /dev/urandom >v1.img
+cp v1.img v2.img
+for c in 3 50 51 90 127; do
+        head -c $CHUNK /dev/urandom | dd of=v2.img bs=$CHUNK seek=$c conv=notrunc status=none
+done
+cp v1.img "$N/slots/a"
+: >"$N/slots/b"
+echo "orbit.slot=A" >"$N/cmdline"
+"$TOOL" --kind file --path "$N/boot.json" init-state A >/dev/null || bail "init-state"
+cat >"$N/etc/agent.json" <<JSON
+{"config_version": 1, "node_id": "sat-1", "state_dir": "$N/state", "runtime_dir": "$N/run",
+ "log_target": "stderr",
+ "paths": {"sysfs_root": "$N/sys", "kernel_cmdline": "$N/cmdline"},
+ "runtime": {"enabled": false},
+ "health": {"poll_interval_ms": 200, "report_interval_sec": 1, "min_dwell_sec": 0,
+            "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
+ "update": {"enabled": true, "hardware": "sim-board", "bootloader": {"kind": "file", "path": "$N/boot.json"},
+            "rootfs": {"a": "$N/slots/a", "b": "$N/slots/b"}, "gate_sec": 1, "trial_timeout_sec": 5},
+ "link": {"enabled": true, "url": "$URL", "ca": "$D/server-ca.pem", "cert": "$D/sat-1.pem",
+          "key": "$D/sat-1.key", "poll_interval_sec": 1, "backoff_min_sec": 1, "backoff_max_sec": 2}}
+JSON
+FAIL_CONTEXT_LOG=$N/agent.log
+ctl() { "$CTL_BIN" --socket "$N/run/control.sock" "$@"; }
+lnk() { ctl link --json | jq -r "$1"; }
+APID=""
+start_agent() {
+        "$AGENT" --config "$N/etc/agent.json" >>"$N/agent.log" 2>&1 &
+        APID=$!
+        track_pid "$APID"
+        wait_for 20 ctl ping >/dev/null 2>&1 || bail "the agent did not answer"
+}
+start_agent
+
+check "the agent syncs with the controller" wait_for 15 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .syncs_ok) -ge 2 ]"
+check "the node appears on the ground" wait_for 5 sh -c "$OC --url $URL --cacert $D/server-ca.pem --token-file $D/token node list --json | jq -e '.[] | select(.id == \"sat-1\")' >/dev/null"
+check "health reports arrive" wait_for 10 sh -c "$OC --url $URL --cacert $D/server-ca.pem --token-file $D/token records sat-1 --kind health.report --json | jq -e 'length >= 2' >/dev/null"
+check "acknowledged records leave the outbox" wait_for 10 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .records_queued) -le 3 ]"
+oc node show sat-1 --json | jq -e '.status.node_id == "sat-1"' >/dev/null &&
+        pass "the first contact carries the full status" || fail "status with the first sync" "$(oc node show sat-1 --json | jq -c .status)"
+
+# ---- commands ------------------------------------------------------------------------------------
+cmd_state() { # SEQ -> state
+        oc command list sat-1 --json | jq -r ".[] | select(.seq == $1) | .state"
+}
+cmd_reason() { oc command list sat-1 --json | jq -r ".[] | select(.seq == $1) | .result_reason"; }
+seq_of() { jq -r .seq; }
+s=$(oc command send sat-1 status.send --json | seq_of)
+check "status.send is done" wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = done ]"
+s=$(oc command send sat-1 workload.start name=camera --json | seq_of)
+wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = failed ]" &&
+        cmd_reason "$s" | grep -q "runtime is disabled" && pass "a command the node cannot do fails, saying why" ||
+        fail "workload.start on a node without runtime" "$(cmd_state "$s"): $(cmd_reason "$s")"
+s=$(oc command send sat-1 config.set key=link.poll_interval_sec value:=2 --json | seq_of)
+check "config.set of a safe key is done" wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = done ]"
+check "the agent's config file has the new value" test "$(jq .link.poll_interval_sec "$N/etc/agent.json")" = 2
+check "and the agent reloaded it" wait_for 5 grep -q "configuration reloaded" "$N/agent.log"
+s=$(oc command send sat-1 config.set key=paths.sysfs_root value=/tmp --json | seq_of)
+wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = failed ]" &&
+        cmd_reason "$s" | grep -q "cannot be changed remotely" && pass "config.set refuses a key that is not safe" ||
+        fail "config.set paths" "$(cmd_state "$s"): $(cmd_reason "$s")"
+check "the refused key was not written" test "$(jq -r .paths.sysfs_root "$N/etc/agent.json")" = "$N/sys"
+last=$(lnk .last_command_seq)
+[ "$last" = "$s" ] && pass "the last applied command seq is persisted ($last)" || fail "last_command_seq" "$last != $s"
+
+# A command signer the node does not trust: rejected, and the seq does not move.
+mv "$N/etc/keys/commands/cmd-ca.pem" "$D/cmd-ca.moved"
+cp rel-ca.pem "$N/etc/keys/commands/"
+s=$(oc command send sat-1 status.send --json | seq_of)
+wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = rejected ]" &&
+        pass "a command from an untrusted signer is rejected: $(cmd_reason "$s")" || fail "untrusted signer" "$(cmd_state "$s")"
+check "the rejected command did not move the applied seq" test "$(lnk .last_command_seq)" = "$last"
+rm "$N/etc/keys/commands/rel-ca.pem"
+mv "$D/cmd-ca.moved" "$N/etc/keys/commands/cmd-ca.pem"
+
+# ---- a bundle by id, over Range, only the changed chunks ----------------------------------------------
+printf '{"bundle_id": "v2", "version": "2.0.0", "security_version": 2, "compatible": ["sim-board"]}\n' >t.json
+"$OB" create --manifest-template t.json --image rootfs=v2.img --chunk-size $CHUNK --key rel.key \
+        --cert rel.pem -o v2.obundle >/dev/null || bail "bundle"
+check "bundle uploaded to the controller" oc bundle upload v2.obundle
+s=$(oc command send sat-1 update.install bundle_id=v2 --json | seq_of)
+check "update.install is done (the install started)" wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = done ]"
+check "the install reaches ready" wait_for 30 sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" update status --json | jq -e '.phase == \"ready\"' >/dev/null"
+check "slot B holds v2" cmp -s "$N/slots/b" v2.img
+grep -q "rootfs into slot B: verified; 128 chunks: 0 resumed, 123 from the active slot, 5 from the bundle (327680 bytes)" "$N/agent.log" &&
+        pass "only the 5 changed chunks came over the link" || fail "delta over the link" "$(grep 'into slot' "$N/agent.log")"
+check "the ground sees update.ready" wait_for 10 sh -c "$OC --url $URL --cacert $D/server-ca.pem --token-file $D/token records sat-1 --kind 'update.*' --json | jq -e '[.[].kind] | index(\"update.ready\") != null' >/dev/null"
+
+# ---- the controller goes away and comes back: nothing lost, nothing twice -------------------------
+kill -TERM "$CPID"; wait_exit "$CPID" 20
+check "the link notices the controller is gone" wait_for 10 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq -r .state)\" = unreachable ]"
+sleep 3
+queued=$(lnk .records_queued)
+[ "$queued" -ge 2 ] && pass "records wait in the outbox while out of contact ($queued)" || fail "records queue up" "$queued"
+start_controller "$PORT"
+check "back in contact" wait_for 15 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq -r .state)\" = active ]"
+check "the outbox drains" wait_for 15 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .records_queued) -le 3 ]"
+# every record of this boot stored once, and no gap in its sequence
+kill -TERM "$APID"; wait_exit "$APID" 20
+oc records sat-1 --limit 1000 --json >recs.json
+dups=$(jq '[.[] | "\(.key.boot_epoch)-\(.key.seq)"] | group_by(.) | map(select(length > 1)) | length' recs.json)
+[ "$dups" = 0 ] && pass "no record stored twice" || fail "duplicates" "$dups"
+gaps=$(jq '[.[] | select(.key.boot_epoch == 1) | .key.seq] | sort | . as $s | [range(0; length)] | map(select($s[.] != . + 1)) | length' recs.json)
+n=$(jq '[.[] | select(.key.boot_epoch == 1)] | length' recs.json)
+[ "$gaps" = 0 ] && [ "$n" -ge 10 ] && pass "all $n records of the boot arrived, seq 1..$n without a gap" || fail "gaps" "$gaps gaps in $n records"
+
+has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
+has_sanitizer_report "$LOG" && fail "sanitizer report in the controller log"
+finish
