@@ -305,6 +305,33 @@ static void test_update_section(void **state) {
                      "/etc/orbit-agent/agent.json:1:34: update.bootlader: unknown key (did you mean \"bootloader\"?)");
 }
 
+static void test_link_section(void **state) {
+        struct agent_config c;
+        char err[4096];
+        const char *text = "{\"config_version\": 1, \"config_dir\": \"/etc/o\", \"link\": {\"enabled\": true,\n"
+                           " \"url\": \"https://ground:8443\", \"ca\": \"/etc/o/ca.pem\", \"cert\": \"/etc/o/n.pem\",\n"
+                           " \"key\": \"/etc/o/n.key\", \"download_budget_mib\": 32}}";
+        int r = parse(text, &c, err, sizeof(err));
+        if (r < 0)
+                fprintf(stderr, "%s\n", err);
+        assert_int_equal(r, 0);
+        assert_true(c.link.enabled);
+        assert_string_equal(c.link.url, "https://ground:8443");
+        assert_string_equal(c.link.command_keyring_dir, "/etc/o/keys/commands");
+        assert_int_equal(c.link.download_budget_mib, 32);
+        assert_int_equal(c.link.poll_interval_sec, 60);
+        assert_int_equal(c.link.clock_skew_sec, 300);
+        assert_true(c.link.check_command_time);
+        config_free(&c);
+
+        expect_error("{\"config_version\": 1, \"link\": {\"enabled\": true, \"url\": \"https://g:1\"}}",
+                     "/etc/orbit-agent/agent.json:1:31: link: an enabled link needs \"url\", \"ca\", \"cert\" and \"key\"");
+        expect_error("{\"config_version\": 1, \"link\": {\"url\": \"http://g:1\"}}",
+                     "/etc/orbit-agent/agent.json:1:39: link.url: \"http://g:1\" is not an https:// URL (the link is HTTPS only)");
+        expect_error("{\"config_version\": 1, \"link\": {\"backoff_min_sec\": 50, \"backoff_max_sec\": 10}}",
+                     "/etc/orbit-agent/agent.json:1:31: link: backoff_min_sec must not exceed backoff_max_sec");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_minimal_config_gets_defaults),
@@ -321,6 +348,7 @@ int main(void) {
                 cmocka_unit_test(test_restart_keys_changed),
                 cmocka_unit_test(test_health_section),
                 cmocka_unit_test(test_update_section),
+                cmocka_unit_test(test_link_section),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
