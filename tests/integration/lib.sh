@@ -63,6 +63,7 @@ check() {
 
 # Print the summary line and exit with the right status.
 finish() {
+        check_valgrind_logs
         if [ "$FAILED" -gt 0 ]; then
                 note "failed checks:"
                 local n
@@ -156,12 +157,40 @@ cleanup() {
         return $rc
 }
 
-# Create the per-run temp dir and arm the cleanup trap.
+# Create the per-run temp dir and arm the cleanup trap. With ORBIT_VALGRIND=1, tests that
+# start the agent as ${AGENT_WRAPPER[@]} "$AGENT" run it under valgrind memcheck, one log
+# per process in the test dir; finish() fails the test on any error or definite leak.
+AGENT_WRAPPER=()
 setup_testdir() {
         TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/orbit-it.XXXXXXXX") || bail "mktemp failed"
         trap cleanup EXIT
         trap 'exit 130' INT
         trap 'exit 143' TERM
+        if [ -n "${ORBIT_VALGRIND:-}" ]; then
+                command -v valgrind >/dev/null 2>&1 || bail "ORBIT_VALGRIND set but valgrind is not installed"
+                AGENT_WRAPPER=(valgrind --quiet --tool=memcheck --leak-check=full
+                               --show-leak-kinds=definite --errors-for-leak-kinds=definite
+                               --track-fds=no --log-file="$TESTDIR/valgrind.%p.log")
+        fi
+}
+
+# Under ORBIT_VALGRIND: every memcheck log must be empty (--quiet prints only problems).
+check_valgrind_logs() {
+        [ -n "${ORBIT_VALGRIND:-}" ] || return 0
+        local f bad=0
+        for f in "$TESTDIR"/valgrind.*.log; do
+                [ -e "$f" ] || continue
+                if [ -s "$f" ]; then
+                        bad=1
+                        note "valgrind: $f:"
+                        sed 's/^/#   /' "$f" | head -40
+                fi
+        done
+        if [ "$bad" -eq 0 ]; then
+                pass "valgrind memcheck: no errors, no definite leaks in $(ls "$TESTDIR"/valgrind.*.log 2>/dev/null | wc -l) agent runs"
+        else
+                fail "valgrind memcheck found errors or leaks"
+        fi
 }
 
 # Does a sanitizer report appear in FILE?

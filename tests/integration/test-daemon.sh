@@ -78,7 +78,7 @@ start_agent() {
         RUN_COUNT=$((RUN_COUNT + 1))
         AGENT_LOG=$TESTDIR/$name/agent.$RUN_COUNT.log
         AGENT_LOGS+=("$AGENT_LOG")
-        env "$@" "$AGENT" --config "$(config_of "$name")" >"$AGENT_LOG" 2>&1 &
+        env "$@" "${AGENT_WRAPPER[@]}" "$AGENT" --config "$(config_of "$name")" >"$AGENT_LOG" 2>&1 &
         AGENT_PID=$!
         track_pid "$AGENT_PID"
         FAIL_CONTEXT_LOG=$AGENT_LOG

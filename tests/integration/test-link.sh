@@ -104,7 +104,7 @@ ctl() { "$CTL_BIN" --socket "$N/run/control.sock" "$@"; }
 lnk() { ctl link --json | jq -r "$1"; }
 APID=""
 start_agent() {
-        "$AGENT" --config "$N/etc/agent.json" >>"$N/agent.log" 2>&1 &
+        "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/etc/agent.json" >>"$N/agent.log" 2>&1 &
         APID=$!
         track_pid "$APID"
         wait_for 20 ctl ping >/dev/null 2>&1 || bail "the agent did not answer"
