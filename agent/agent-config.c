@@ -365,6 +365,12 @@ static int dispatch_update(struct json_ctx *ctx, json_t *v, void *dest, const st
         return 0;
 }
 
+static const struct json_field outbox_fields[] = {
+        {"max_records", json_dispatch_int64, FIELD(struct agent_outbox_config, max_records), 0, NULL, 100, 1000000},
+        {"max_mib", json_dispatch_int64, FIELD(struct agent_outbox_config, max_mib), 0, NULL, 1, 4096},
+        {},
+};
+
 static const struct json_field top_fields[] = {
         {"config_version", dispatch_config_version, FIELD(struct agent_config, config_version), JSON_REQUIRED, NULL, 0, 0},
         {"node_id", dispatch_node_id, FIELD(struct agent_config, node_id), JSON_NULLABLE, NULL, 0, NODE_ID_MAX},
@@ -378,6 +384,7 @@ static const struct json_field top_fields[] = {
         {"runtime", json_dispatch_nested, FIELD(struct agent_config, runtime), 0, runtime_fields, 0, 0},
         {"health", json_dispatch_nested, FIELD(struct agent_config, health), 0, health_fields, 0, 0},
         {"update", dispatch_update, FIELD(struct agent_config, update), 0, NULL, 0, 0},
+        {"outbox", json_dispatch_nested, FIELD(struct agent_config, outbox), 0, outbox_fields, 0, 0},
         {},
 };
 
@@ -455,6 +462,7 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                 .update = {.boot_tries = 3, .gate_sec = 60, .trial_timeout_sec = 600,
                            .checkpoint_mib = 8, .delta_scan = true, .verify_before_write = true,
                            .check_certificate_time = true},
+                .outbox = {.max_records = 10000, .max_mib = 16},
         };
         struct json_ctx ctx = {.source = source, .text = text, .text_len = len, .problems = problems};
 

@@ -86,6 +86,12 @@ struct agent_update_config {
         bool check_certificate_time; /* check signer validity against the clock */
 };
 
+/* The outbox of events and reports waiting for the controller (docs/outbox-format.md). */
+struct agent_outbox_config {
+        int64_t max_records;
+        int64_t max_mib; /* bytes of record files on disk */
+};
+
 struct agent_config {
         char *source; /* the file it came from */
         int64_t config_version;
@@ -102,6 +108,7 @@ struct agent_config {
         struct agent_runtime_config runtime;
         struct agent_health_config health;
         struct agent_update_config update;
+        struct agent_outbox_config outbox;
 };
 
 /*
