@@ -413,6 +413,12 @@ static int dispatch_link(struct json_ctx *ctx, json_t *v, void *dest, const stru
         return 0;
 }
 
+static const struct json_field outbox_fields[] = {
+        {"max_records", json_dispatch_int64, FIELD(struct agent_outbox_config, max_records), 0, NULL, 100, 1000000},
+        {"max_mib", json_dispatch_int64, FIELD(struct agent_outbox_config, max_mib), 0, NULL, 1, 4096},
+        {},
+};
+
 static const struct json_field top_fields[] = {
         {"config_version", dispatch_config_version, FIELD(struct agent_config, config_version), JSON_REQUIRED, NULL, 0, 0},
         {"node_id", dispatch_node_id, FIELD(struct agent_config, node_id), JSON_NULLABLE, NULL, 0, NODE_ID_MAX},
@@ -427,6 +433,7 @@ static const struct json_field top_fields[] = {
         {"health", json_dispatch_nested, FIELD(struct agent_config, health), 0, health_fields, 0, 0},
         {"update", dispatch_update, FIELD(struct agent_config, update), 0, NULL, 0, 0},
         {"link", dispatch_link, FIELD(struct agent_config, link), 0, NULL, 0, 0},
+        {"outbox", json_dispatch_nested, FIELD(struct agent_config, outbox), 0, outbox_fields, 0, 0},
         {},
 };
 
@@ -513,6 +520,7 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                          .backoff_min_sec = 5, .backoff_max_sec = 600, .max_records_per_sync = 256,
                          .max_sync_kib = 1024, .download_budget_mib = 256, .clock_skew_sec = 300,
                          .check_command_time = true},
+                .outbox = {.max_records = 10000, .max_mib = 16},
         };
         struct json_ctx ctx = {.source = source, .text = text, .text_len = len, .problems = problems};
 

@@ -101,6 +101,10 @@ struct agent_link_config {
         int64_t max_recv_bytes_per_sec; /* 0: no limit */
         int64_t clock_skew_sec;
         bool check_command_time; /* commands' not_before/expires against the clock */
+/* The outbox of events and reports waiting for the controller (docs/outbox-format.md). */
+struct agent_outbox_config {
+        int64_t max_records;
+        int64_t max_mib; /* bytes of record files on disk */
 };
 
 struct agent_config {
@@ -120,6 +124,7 @@ struct agent_config {
         struct agent_health_config health;
         struct agent_update_config update;
         struct agent_link_config link;
+        struct agent_outbox_config outbox;
 };
 
 /*

@@ -204,8 +204,9 @@ static int method_events(void *userdata, json_t *params, json_t **ret, char *msg
         json_int_t n = json_integer_value(json_object_get(params, "count"));
         const char *kind = json_string_value(json_object_get(params, "kind"));
         json_t *events = event_queue_tail_json(a->events, n > 0 && n <= 10000 ? (size_t) n : 100, kind);
-        *ret = json_pack("{s:o,s:I,s:I}", "events", events, "queued", (json_int_t) event_queue_count(a->events),
-                         "dropped", (json_int_t) event_queue_dropped(a->events));
+        *ret = json_pack("{s:o,s:I,s:I,s:o}", "events", events, "queued", (json_int_t) event_queue_count(a->events),
+                         "dropped", (json_int_t) event_queue_dropped(a->events),
+                         "outbox", event_queue_stats_json(a->events));
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -398,6 +399,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                 a->last_reload_error[0] = '\0';
                 apply_logging(&a->config);
                 control_server_set_limits(a->control, &a->config.control);
+                event_queue_set_limits(a->events, (size_t) a->config.outbox.max_records,
+                                       (uint64_t) a->config.outbox.max_mib << 20);
                 if (a->health)
                         health_monitor_reconfigure(a->health, &a->config);
                 log_notice("configuration reloaded from %s", a->config_path);
@@ -496,8 +499,28 @@ static int agent_start(struct agent *a) {
         if (r < 0)
                 return log_error_errno(r, "cannot create event loop");
 
-        /* Events wait here for the controller link; bounded, the important ones kept. */
-        r = event_queue_new(10000, a->node.node_id, a->node.boot_epoch, a->node.boot_id, &a->events);
+        /*
+         * Events wait in the outbox for the controller link, each record on disk before it
+         * counts. An outbox that cannot be opened must not stop the node: then they wait in
+         * memory, and the log says so.
+         */
+        char outbox_dir[PATH_MAX];
+        snprintf(outbox_dir, sizeof(outbox_dir), "%s/outbox", a->config.state_dir);
+        struct event_queue_config oc = {
+                .dir = outbox_dir,
+                .max_records = (size_t) a->config.outbox.max_records,
+                .max_bytes = (uint64_t) a->config.outbox.max_mib << 20,
+                .node_id = a->node.node_id,
+                .boot_epoch = a->node.boot_epoch,
+                .boot_id = a->node.boot_id,
+        };
+        r = event_queue_open(&oc, &a->events);
+        if (r < 0 && r != -ENOMEM) {
+                log_error_errno(r, "outbox: cannot open %s; events are kept in memory only until the next start",
+                                outbox_dir);
+                oc.dir = NULL;
+                r = event_queue_open(&oc, &a->events);
+        }
         if (r < 0)
                 return log_error_errno(r, "cannot create the event queue");
 

@@ -18,6 +18,13 @@
 #define STATEFILE_MAGIC "orbit-state 1 "
 #define STATEFILE_HEADER_MAX 128
 
+size_t statefile_encoded_size(size_t len) {
+        size_t digits = 1;
+        for (size_t v = len; v >= 10; v /= 10)
+                digits++;
+        return strlen(STATEFILE_MAGIC) + digits + 1 + SHA256_DIGEST_SIZE * 2 + 1 + len;
+}
+
 int statefile_encode(const void *payload, size_t len, char **ret, size_t *ret_len) {
         if (len > STATEFILE_MAX_PAYLOAD)
                 return -EFBIG;

@@ -19,6 +19,9 @@ enum statefile_source {
         STATEFILE_SOURCE_PREVIOUS, /* the file was bad or missing; restored from .prev */
 };
 
+/* Pure: how many bytes statefile_encode makes of a payload of len bytes. */
+size_t statefile_encoded_size(size_t len);
+
 /* Pure: build the on-disk bytes for a payload. Caller frees *ret. */
 int statefile_encode(const void *payload, size_t len, char **ret, size_t *ret_len);
 

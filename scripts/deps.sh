@@ -11,6 +11,7 @@ packaging_pkgs=(debhelper dpkg-dev debootstrap lintian fakeroot)
 fuzz_pkgs=(clang libclang-rt-dev)
 run_pkgs=(procps)
 bench_pkgs=(bubblewrap bc)
+valgrind_pkgs=(valgrind)
 
 want=()
 for what in "$@"; do
@@ -21,7 +22,8 @@ for what in "$@"; do
         bench) want+=("${bench_pkgs[@]}") ;;
         packaging) want+=("${packaging_pkgs[@]}") ;;
         fuzz) want+=("${fuzz_pkgs[@]}") ;;
-        *) echo "deps.sh: unknown set '$what' (build, test, run, bench, packaging, fuzz)" >&2; exit 2 ;;
+        valgrind) want+=("${valgrind_pkgs[@]}") ;;
+        *) echo "deps.sh: unknown set '$what' (build, test, run, bench, packaging, fuzz, valgrind)" >&2; exit 2 ;;
         esac
 done
 

@@ -52,6 +52,32 @@ status=0
 run_suite "plain build" "$top/_build/plain" || status=1
 run_suite "sanitizer build (ASan+UBSan)" "$top/_build/asan" --enable-sanitizers || status=1
 
+# The daemon's integration tests again with the agent under valgrind memcheck: no invalid
+# access, no uninitialised use, no definite leak (sandboxes are left out: valgrind cannot
+# create their namespaces; ASan covers them).
+if [ $status -eq 0 ] && [ "${ORBIT_SKIP_VALGRIND:-0}" != 1 ]; then
+        scripts/deps.sh valgrind
+        echo "==> valgrind: the daemon's integration tests under memcheck"
+        for t in test-daemon.sh test-link.sh test-update.sh; do
+                [ -e "tests/integration/$t" ] || continue
+                log="$top/_build/plain/valgrind-$t.log"
+                rc=0
+                (cd "$top/_build/plain" && ORBIT_VALGRIND=1 top_builddir="$top/_build/plain" top_srcdir="$top" \
+                        bash "$top/tests/integration/$t" >"$log" 2>&1) || rc=$?
+                p=$(sed -n 's/^\([0-9]*\) passed, [0-9]* failed$/\1/p' "$log" | tail -1)
+                f=$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p' "$log" | tail -1)
+                passed=$((passed + ${p:-0}))
+                failed=$((failed + ${f:-0}))
+                echo "    $t: ${p:-0} passed, ${f:-0} failed"
+                if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+                        grep -E '^(not ok|Bail out|#)' "$log" | head -40
+                        echo "==> valgrind: $t FAILED (exit $rc)"
+                        status=1
+                        [ "${f:-0}" = 0 ] && failed=$((failed + 1))
+                fi
+        done
+fi
+
 # Every parser of outside input under libFuzzer for a bounded time (docs/fuzzing.md).
 if [ $status -eq 0 ] && [ "${ORBIT_SKIP_FUZZ:-0}" != 1 ]; then
         scripts/deps.sh fuzz

@@ -371,6 +371,16 @@ static void print_events(json_t *r) {
                 print_event_line(e);
         printf("%lld queued, %lld dropped\n", (long long) json_integer_value(json_object_get(r, "queued")),
                (long long) json_integer_value(json_object_get(r, "dropped")));
+        json_t *o = json_object_get(r, "outbox"), *d = json_object_get(o, "dropped");
+        if (json_is_object(o))
+                printf("outbox: %lld bytes on disk, %lld in memory only, dropped %lld low / %lld normal / "
+                       "%lld high, %lld files not trusted (moved to corrupt/)\n",
+                       (long long) json_integer_value(json_object_get(o, "bytes_on_disk")),
+                       (long long) json_integer_value(json_object_get(o, "memory_only")),
+                       (long long) json_integer_value(json_object_get(d, "low")),
+                       (long long) json_integer_value(json_object_get(d, "normal")),
+                       (long long) json_integer_value(json_object_get(d, "high")),
+                       (long long) json_integer_value(json_object_get(o, "corrupt")));
 }
 
 static int health_command(int argc, char **argv) {

@@ -74,6 +74,8 @@ printf '\xff' | dd of=tampered.obundle bs=1 seek=$((payload + 30 * CHUNK + 77)) 
 AGENT_PID=
 ctl() { "$CTL_BIN" --socket "$N/run/control.sock" "$@"; }
 ust() { ctl update status --json | jq -r "$1"; }
+# Events of this boot only: the outbox keeps those of earlier boots until the controller has them.
+boot_events() { ctl events --json --lines 1000 | jq --argjson e "$(ctl status --json | jq .boot_epoch)" '[.events[] | select(.key.boot_epoch == $e)]'; }
 phase_is() { [ "$(ust .phase)" = "$1" ]; }
 settemp() { echo "$1" >"$N/sys/class/thermal/thermal_zone0/temp.new" && mv "$N/sys/class/thermal/thermal_zone0/temp.new" "$N/sys/class/thermal/thermal_zone0/temp"; }
 
@@ -184,7 +186,7 @@ check "file: committed after the gate held" wait_for 10 phase_is committed
 check "file: B committed in the boot environment" \
         test "$(boot_state)" = "primary=B A_good=1 A_tries_left=0 B_good=1 B_tries_left=0"
 check "file: anti-rollback floor raised to 2" test "$(ust .min_security_version)" = 2
-ctl events --json --lines 50 | jq -e '[.events[] | select(.kind == "update.committed")] | length == 1' >/dev/null &&
+boot_events | jq -e '[.[] | select(.kind == "update.committed")] | length == 1' >/dev/null &&
         pass "file: the commit is reported" || fail "file: commit event"
 
 out=$(install v1.obundle 2>&1) && fail "rollback to v1 refused" "$out" || {
@@ -241,7 +243,7 @@ reboot_node; [ "$BOOTED" = B ] && pass "file: the counter ran out: the bootloade
 start_agent
 check "file: the agent reports the rollback" wait_for 5 phase_is rolled-back
 ust .reason | grep -q "ran out" && pass "file: reason: $(ust .reason)" || fail "counter reason" "$(ust .reason)"
-ctl events --json --lines 50 | jq -e '[.events[] | select(.kind == "update.rolled-back" and .priority == "critical")] | length == 1' >/dev/null &&
+boot_events | jq -e '[.[] | select(.kind == "update.rolled-back" and .priority == "critical")] | length == 1' >/dev/null &&
         pass "file: the rollback is a critical event" || fail "rollback event"
 stop_agent
 

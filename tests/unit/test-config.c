@@ -330,6 +330,24 @@ static void test_link_section(void **state) {
                      "/etc/orbit-agent/agent.json:1:39: link.url: \"http://g:1\" is not an https:// URL (the link is HTTPS only)");
         expect_error("{\"config_version\": 1, \"link\": {\"backoff_min_sec\": 50, \"backoff_max_sec\": 10}}",
                      "/etc/orbit-agent/agent.json:1:31: link: backoff_min_sec must not exceed backoff_max_sec");
+static void test_outbox_section(void **state) {
+        struct agent_config c;
+        char err[4096];
+        assert_int_equal(parse("{\"config_version\": 1}", &c, err, sizeof(err)), 0);
+        assert_int_equal(c.outbox.max_records, 10000);
+        assert_int_equal(c.outbox.max_mib, 16);
+        config_free(&c);
+        assert_int_equal(parse("{\"config_version\": 1, \"outbox\": {\"max_records\": 100, \"max_mib\": 4096}}", &c, err,
+                               sizeof(err)), 0);
+        assert_int_equal(c.outbox.max_records, 100);
+        assert_int_equal(c.outbox.max_mib, 4096);
+        config_free(&c);
+        expect_error("{\"config_version\": 1, \"outbox\": {\"max_records\": 99}}",
+                     "/etc/orbit-agent/agent.json:1:49: outbox.max_records: 99 is out of range [100, 1000000]");
+        expect_error("{\"config_version\": 1, \"outbox\": {\"max_mib\": 0}}",
+                     "/etc/orbit-agent/agent.json:1:45: outbox.max_mib: 0 is out of range [1, 4096]");
+        expect_error("{\"config_version\": 1, \"outbox\": {\"max_bytes\": 1}}",
+                     "/etc/orbit-agent/agent.json:1:34: outbox.max_bytes: unknown key");
 }
 
 int main(void) {
@@ -349,6 +367,7 @@ int main(void) {
                 cmocka_unit_test(test_health_section),
                 cmocka_unit_test(test_update_section),
                 cmocka_unit_test(test_link_section),
+                cmocka_unit_test(test_outbox_section),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

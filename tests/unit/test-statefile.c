@@ -17,6 +17,7 @@ static void test_encode_decode_roundtrip(void **state) {
         size_t enc_len;
         assert_int_equal(statefile_encode(payload, strlen(payload), &enc, &enc_len), 0);
         assert_true(strncmp(enc, "orbit-state 1 17 ", 17) == 0);
+        assert_int_equal(statefile_encoded_size(strlen(payload)), enc_len);
 
         const char *out;
         size_t out_len;
@@ -30,6 +31,7 @@ static void test_decode_empty_payload(void **state) {
         char *enc;
         size_t enc_len;
         assert_int_equal(statefile_encode("", 0, &enc, &enc_len), 0);
+        assert_int_equal(statefile_encoded_size(0), enc_len);
         const char *out;
         size_t out_len = 99;
         assert_int_equal(statefile_decode(enc, enc_len, &out, &out_len), 0);
