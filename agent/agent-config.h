@@ -101,6 +101,8 @@ struct agent_link_config {
         int64_t max_recv_bytes_per_sec; /* 0: no limit */
         int64_t clock_skew_sec;
         bool check_command_time; /* commands' not_before/expires against the clock */
+};
+
 /* The outbox of events and reports waiting for the controller (docs/outbox-format.md). */
 struct agent_outbox_config {
         int64_t max_records;
