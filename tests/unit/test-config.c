@@ -330,6 +330,8 @@ static void test_link_section(void **state) {
                      "/etc/orbit-agent/agent.json:1:39: link.url: \"http://g:1\" is not an https:// URL (the link is HTTPS only)");
         expect_error("{\"config_version\": 1, \"link\": {\"backoff_min_sec\": 50, \"backoff_max_sec\": 10}}",
                      "/etc/orbit-agent/agent.json:1:31: link: backoff_min_sec must not exceed backoff_max_sec");
+}
+
 static void test_outbox_section(void **state) {
         struct agent_config c;
         char err[4096];
