@@ -226,6 +226,11 @@ static int bridge(int argc, char **argv) {
                 if (r < 0 && errno != EINTR)
                         return perror("link-emu: ppoll"), 1;
                 if (r > 0) {
+                        if ((p[0].revents | p[1].revents) & (POLLERR | POLLHUP | POLLNVAL)) {
+                                /* the interface or its namespace went away: nothing to bridge */
+                                fprintf(stderr, "link-emu: an interface went away, stopping\n");
+                                break;
+                        }
                         if (p[0].revents & POLLIN)
                                 receive(&dirs[0], delay_usec, loss, rate);
                         if (p[1].revents & POLLIN)
