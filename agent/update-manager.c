@@ -613,8 +613,9 @@ static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, si
                 if (cr == CURLE_WRITE_ERROR && f.overflow)
                         return -EBADMSG;
                 r = -ENOLINK;
-                log_info("update: fetching bytes %s of %s: %s (attempt %u)", range, j->url,
-                         cr != CURLE_OK ? curl_easy_strerror(cr) : "unexpected status", attempt + 1);
+                log_info("update: fetching bytes %s of %s: %s (attempt %u, %" PRIu64 " bytes thrown away)",
+                         range, j->url, cr != CURLE_OK ? curl_easy_strerror(cr) : "unexpected status",
+                         attempt + 1, (uint64_t) down);
         }
         return r;
 }

@@ -1,0 +1,273 @@
+# Integration test of the controller link over a real bad link: orbit-controller and the
+# agent in two network namespaces joined by veth, 300 ms delay, 10% loss and 1 mbit/s each
+# way (tc netem on both ends, or link-emu, a user-space stand-in with the same semantics,
+# bridging the two veth pairs where the kernel has no sch_netem), the link cut and restored
+# several times while the node downloads the changed chunks of a 64 MiB rootfs image and
+# sends a stream of events. Every event arrives exactly once, the bundle installs, and the
+# bytes that reached the node stay under 1.1 x the bytes that had to move.
+#
+# Sizing (measured on the 2-core CI machine, link-emu): with the cuts, the node gets about
+# 16 KB/s of chunks while the link is up (4 s per 64 KiB chunk: one Range request each over
+# 600 ms of round trip and 10% loss); CHANGED=32 (2 MiB) plus 3 cuts of 15 s make about a
+# 3-minute download and a 3.5-minute test.
+# shellcheck shell=bash
+set -u -o pipefail
+
+: "${top_builddir:?top_builddir must be set}"
+: "${top_srcdir:?top_srcdir must be set}"
+. "$top_srcdir/tests/integration/lib.sh"
+
+[ "$(id -u)" = 0 ] || skip_all "needs root for network namespaces"
+for t in openssl jq ip tc; do
+        command -v "$t" >/dev/null 2>&1 || skip_all "$t not installed"
+done
+AGENT=$top_builddir/orbit-agent
+CTL_BIN=$top_builddir/orbitctl
+OB=$top_builddir/orbit-bundle
+OC=$top_builddir/orbit-controller
+TOOL=$top_builddir/tests/integration/bootenv-tool
+EMU=$top_builddir/tests/integration/link-emu
+[ -x "$OC" ] || skip_all "orbit-controller not built (--disable-controller)"
+unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
+
+: "${CHANGED:=32}"           # changed 64 KiB chunks of the 64 MiB image (1024 chunks)
+: "${CUTS:=3}"               # link cuts during the download
+: "${CUT_SEC:=15}"           # each cut's length
+DELAY_MS=300 LOSS_PCT=10 RATE_BPS=1000000
+# ORBIT_NETEM=emu forces the user-space link even where sch_netem exists.
+
+# ---- the namespaces -----------------------------------------------------------------------------
+NS_C=orbit-ctl-$$ NS_N=orbit-node-$$ NS_W=orbit-wire-$$
+NET=10.77.$((RANDOM % 200)).
+CIP=${NET}1 NIP=${NET}2
+IF_C=oc$$ IF_N=on$$ # the controller's and the node's ends of the link
+EMU_PID=""
+MODE=""
+net_cleanup() {
+        local ns
+        [ -n "$EMU_PID" ] && stop_pid "$EMU_PID"
+        for ns in "$NS_C" "$NS_N" "$NS_W"; do
+                ip netns del "$ns" 2>/dev/null
+        done
+        return 0
+}
+ip netns add "$NS_C" 2>/dev/null || skip_all "cannot create network namespaces"
+setup_testdir
+trap 'rc=$?; cleanup; net_cleanup; exit $rc' EXIT
+D=$TESTDIR
+cd "$D" || bail "cd $D"
+ip netns add "$NS_N" || bail "ip netns add $NS_N"
+inc() { ip netns exec "$NS_C" "$@"; }
+inn() { ip netns exec "$NS_N" "$@"; }
+inw() { ip netns exec "$NS_W" "$@"; }
+netem_args="delay ${DELAY_MS}ms loss ${LOSS_PCT}% rate $((RATE_BPS / 1000))kbit limit 1000"
+if [ "${ORBIT_NETEM:-}" != emu ] &&
+        ip link add "$IF_C" netns "$NS_C" type veth peer name "$IF_N" netns "$NS_N" 2>/dev/null &&
+        inc tc qdisc add dev "$IF_C" root netem $netem_args 2>/dev/null &&
+        inn tc qdisc add dev "$IF_N" root netem $netem_args 2>/dev/null; then
+        MODE=netem
+else
+        # No sch_netem in this kernel (or forced): two veth pairs and link-emu between them.
+        [ -x "$EMU" ] || skip_all "no sch_netem in the kernel and link-emu not built"
+        inc ip link del "$IF_C" 2>/dev/null
+        ip netns add "$NS_W" || bail "ip netns add $NS_W"
+        ip link add "$IF_C" netns "$NS_C" type veth peer name w"$IF_C" netns "$NS_W" &&
+                ip link add "$IF_N" netns "$NS_N" type veth peer name w"$IF_N" netns "$NS_W" ||
+                bail "cannot create the veth pairs"
+        inc "$EMU" offload-off "$IF_C" && inn "$EMU" offload-off "$IF_N" &&
+                inw "$EMU" offload-off w"$IF_C" w"$IF_N" || skip_all "cannot turn the veth offloads off"
+        inw ip link set w"$IF_C" up && inw ip link set w"$IF_N" up || bail "wire links up"
+        ip netns exec "$NS_W" "$EMU" bridge w"$IF_C" w"$IF_N" "$DELAY_MS" "$LOSS_PCT" "$RATE_BPS" 1000 >"$D/link-emu.log" 2>&1 &
+        EMU_PID=$!
+        MODE=link-emu
+fi
+inc ip addr add "${CIP}/24" dev "$IF_C" && inn ip addr add "${NIP}/24" dev "$IF_N" &&
+        inc ip link set "$IF_C" up && inn ip link set "$IF_N" up &&
+        inc ip link set lo up && inn ip link set lo up || bail "cannot configure the link"
+note "link: $MODE, $netem_args, $CIP (controller) <-> $NIP (node)"
+cut_link() {
+        if [ "$MODE" = netem ]; then
+                inc tc qdisc change dev "$IF_C" root netem delay ${DELAY_MS}ms loss 100% &&
+                        inn tc qdisc change dev "$IF_N" root netem delay ${DELAY_MS}ms loss 100%
+        else
+                kill -USR1 "$EMU_PID"
+        fi
+}
+restore_link() {
+        if [ "$MODE" = netem ]; then
+                inc tc qdisc change dev "$IF_C" root netem $netem_args &&
+                        inn tc qdisc change dev "$IF_N" root netem $netem_args
+        else
+                kill -USR2 "$EMU_PID"
+        fi
+}
+node_rx() { inn cat "/sys/class/net/$IF_N/statistics/rx_bytes"; }
+node_tx() { inn cat "/sys/class/net/$IF_N/statistics/tx_bytes"; }
+
+# ---- keys: TLS (server, node), commands, bundles --------------------------------------------
+mkca() { # NAME SUBJECT
+        openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null &&
+                openssl req -x509 -new -key "$1.key" -subj "$2" -days 30 -out "$1.pem" \
+                        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+}
+mkcert() { # NAME CN CA EXT
+        openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null &&
+                openssl req -new -key "$1.key" -subj "/CN=$2" -out "$1.csr" 2>/dev/null &&
+                printf '%s\n' "$4" >"$1.ext" &&
+                openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial -days 10 \
+                        -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+}
+mkca server-ca "/CN=ground TLS CA" && mkca node-ca "/CN=fleet node CA" &&
+        mkcert server "$CIP" server-ca "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:$CIP" &&
+        mkcert sat-1 sat-1 node-ca 'basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificates"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
+"$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
+        "$OB" keygen --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
+                --key cmd.key --cert cmd.pem >/dev/null &&
+        "$OB" keygen --ca --subject "CN=release CA" --key rel-ca.key --cert rel-ca.pem >/dev/null &&
+        "$OB" keygen --subject "CN=release" --issuer-key rel-ca.key --issuer-cert rel-ca.pem \
+                --key rel.key --cert rel.pem >/dev/null || bail "orbit-bundle keygen failed"
+
+
+# ---- the controller, in its namespace -------------------------------------------------------------
+LOG=$D/controller.log
+POLL=3
+
+ip netns exec "$NS_C" "$OC" serve --listen "$CIP:0" --port-file "$D/port" --data-dir "$D/data" \
+        --cert server.pem --key server.key --node-ca node-ca.pem \
+        --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
+        --poll-interval $POLL --timeout 30 >>"$LOG" 2>&1 &
+CPID=$!
+track_pid "$CPID"
+wait_for 20 test -s "$D/port" || bail "the controller did not start: $(tail -5 "$LOG")"
+URL=https://$CIP:$(cat "$D/port")
+# the operator talks to the controller inside its namespace: not over the bad link
+oc() { inc "$OC" --url "$URL" --cacert "$D/server-ca.pem" --token-file "$D/token" "$@"; }
+
+# ---- the node, in the other namespace --------------------------------------------------------------
+N=$D/node
+mkdir -p "$N/etc/keys/commands" "$N/etc/keys/bundles" "$N/slots" "$N/sys/class/thermal/thermal_zone0"
+cp cmd-ca.pem "$N/etc/keys/commands/" && cp rel-ca.pem "$N/etc/keys/bundles/"
+echo cpu-thermal >"$N/sys/class/thermal/thermal_zone0/type"
+echo 45000 >"$N/sys/class/thermal/thermal_zone0/temp"
+CHUNK=65536
+NCHUNKS=$((64 * 1024 * 1024 / CHUNK))
+head -c $((NCHUNKS * CHUNK)) /dev/urandom >v1.img
+cp v1.img v2.img
+# CHANGED chunks spread over the image
+for i in $(seq 0 $((CHANGED - 1))); do
+        head -c $CHUNK /dev/urandom | dd of=v2.img bs=$CHUNK seek=$((i * NCHUNKS / CHANGED + 7)) conv=notrunc status=none
+done
+cp v1.img "$N/slots/a"
+: >"$N/slots/b"
+echo "orbit.slot=A" >"$N/cmdline"
+"$TOOL" --kind file --path "$N/boot.json" init-state A >/dev/null || bail "init-state"
+cat >"$N/etc/agent.json" <<JSON
+{"config_version": 1, "node_id": "sat-1", "state_dir": "$N/state", "runtime_dir": "$N/run",
+ "log_target": "stderr",
+ "paths": {"sysfs_root": "$N/sys", "kernel_cmdline": "$N/cmdline"},
+ "runtime": {"enabled": false},
+ "health": {"poll_interval_ms": 200, "report_interval_sec": 1, "min_dwell_sec": 0,
+            "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
+ "update": {"enabled": true, "hardware": "sim-board", "bootloader": {"kind": "file", "path": "$N/boot.json"},
+            "rootfs": {"a": "$N/slots/a", "b": "$N/slots/b"}, "gate_sec": 1, "trial_timeout_sec": 5},
+ "link": {"enabled": true, "url": "$URL", "ca": "$D/server-ca.pem", "cert": "$D/sat-1.pem",
+          "key": "$D/sat-1.key", "poll_interval_sec": $POLL, "backoff_min_sec": 1, "backoff_max_sec": 4}}
+JSON
+FAIL_CONTEXT_LOG=$N/agent.log
+ctl() { "$CTL_BIN" --socket "$N/run/control.sock" "$@"; }
+lnk() { ctl link --json | jq -r "$1"; }
+ip netns exec "$NS_N" "$AGENT" --config "$N/etc/agent.json" >>"$N/agent.log" 2>&1 &
+APID=$!
+track_pid "$APID"
+wait_for 20 ctl ping >/dev/null 2>&1 || bail "the agent did not answer"
+
+T=$((ORBIT_TEST_TIMEOUT * 3))
+synced() { [ "$(lnk .syncs_ok)" -ge "$1" ]; }
+check "the agent syncs with the controller over the bad link" wait_for $T synced 2
+printf '{"bundle_id": "v2", "version": "2.0.0", "security_version": 2, "compatible": ["sim-board"]}\n' >t.json
+"$OB" create --manifest-template t.json --image rootfs=v2.img --chunk-size $CHUNK --key rel.key \
+        --cert rel.pem -o v2.obundle >/dev/null || bail "bundle"
+check "bundle uploaded to the controller" oc bundle upload v2.obundle
+
+# ---- the download, with cuts ----------------------------------------------------------------------
+cmd_state() { oc command list sat-1 --json | jq -r ".[] | select(.seq == $1) | .state"; }
+phase() { ctl update status --json | jq -r .phase; }
+RX0=$(node_rx) TX0=$(node_tx) T0=$(date +%s%6N) S0=$SECONDS
+s=$(oc command send sat-1 update.install bundle_id=v2 --json | jq -r .seq)
+cmds=("$s")
+wait_for $T sh -c "grep -q 'fetched the manifest' '$N/agent.log'" || fail "the manifest came over the link"
+for c in $(seq 1 "$CUTS"); do
+        sleep $((8 + RANDOM % 8))
+        [ "$(phase)" = ready ] && { note "the install finished before cut $c"; break; }
+        # a command while the link is up: one more critical record to carry
+        cmds+=("$(oc command send sat-1 status.send --json | jq -r .seq)")
+        cut_link || bail "cannot cut the link"
+        note "cut $c at $((SECONDS - S0)) s ($(ctl update status --json | jq -c '.progress // {} | {bytes_done, bytes_from_bundle}'))"
+        sleep "$CUT_SEC"
+        restore_link || bail "cannot restore the link"
+done
+ready() { [ "$(phase)" = ready ]; }
+check "the install reaches ready" wait_for 240 ready
+RX1=$(node_rx) TX1=$(node_tx) T1=$(date +%s%6N)
+DUR=$((SECONDS - S0))
+check "slot B holds the new image" cmp -s "$N/slots/b" v2.img
+line=$(grep -o "into slot B: verified; .*" "$N/agent.log" | tail -1)
+note "agent: $line"
+from_bundle=$(sed -n 's/.*, \([0-9]*\) from the bundle (\([0-9]*\) bytes).*/\1 \2/p' <<<"$line")
+[ "${from_bundle% *}" = "$CHANGED" ] && pass "only the $CHANGED changed chunks came over the link" ||
+        fail "delta over the link" "$line"
+for s in "${cmds[@]}"; do
+        wait_for $T sh -c "[ \"\$(ip netns exec $NS_C $OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = done ]" ||
+                fail "command $s is done" "$(cmd_state "$s")"
+done
+pass "${#cmds[@]} commands sent during the download are done"
+
+# ---- every event once: quiet the node, let the outbox drain, compare ------------------------------
+s=$(oc command send sat-1 config.set key=health.report_interval_sec value:=3600 --json | jq -r .seq)
+drained() { [ "$(lnk .records_queued)" = 0 ]; }
+check "the outbox drains" wait_for $T drained
+check "config.set quieted the health reports" wait_for $T sh -c "[ \"\$(ip netns exec $NS_C $OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = done ]"
+check "the outbox drains again" wait_for $T drained
+oc records sat-1 --limit 1000 --json >recs.json
+n=$(jq length recs.json)
+[ "$n" -lt 1000 ] || fail "more records than one query shows" "$n"
+dups=$(jq '[.[] | "\(.key.boot_epoch)-\(.key.boot_id)-\(.key.seq)"] | group_by(.) | map(select(length > 1)) | length' recs.json)
+[ "$dups" = 0 ] && pass "no record stored twice ($n records)" || fail "duplicates" "$dups"
+gaps=$(jq '[group_by("\(.key.boot_epoch)-\(.key.boot_id)")[] | [.[].key.seq] | sort | . as $s | [range(0; length)] | map(select($s[.] != . + 1)) | length] | add' recs.json)
+boots=$(jq '[.[] | "\(.key.boot_epoch)-\(.key.boot_id)"] | unique | length' recs.json)
+[ "$gaps" = 0 ] && [ "$n" -ge "$DUR" ] && pass "all $n records of $boots boot(s) arrived, each boot's seq from 1 without a gap" ||
+        fail "gaps" "$gaps gaps in $n records of $boots boot(s) over $DUR s"
+kinds=$(jq -c 'group_by(.kind) | map({(.[0].kind): length}) | add' recs.json)
+note "records by kind: $kinds"
+
+# ---- bytes on the wire ------------------------------------------------------------------------------
+head_bytes=$(sed -n 's/.*fetched the manifest of .* (\([0-9]*\) bytes;.*/\1/p' "$N/agent.log" | tail -1)
+rec_bytes=$(jq --argjson t0 "$T0" --argjson t1 "$T1" '[.[] | select(.time_usec >= $t0 and .time_usec <= $t1) | tojson | length] | add // 0' recs.json)
+chunk_bytes=${from_bundle#* }
+need=$((chunk_bytes + head_bytes + rec_bytes))
+rx=$((RX1 - RX0)) tx=$((TX1 - TX0))
+wasted=$(sed -n 's/.*fetching bytes .* (attempt [0-9]*, \([0-9]*\) bytes thrown away).*/\1/p' "$N/agent.log" | awk '{s += $1} END {print s + 0}')
+retries=$(grep -c "update: fetching bytes" "$N/agent.log")
+ratio=$(awk -v a="$rx" -v b="$need" 'BEGIN {printf "%.3f", a / b}')
+ratio_dl=$(awk -v a="$rx" -v b="$((chunk_bytes + head_bytes))" 'BEGIN {printf "%.3f", a / b}')
+note "download: $DUR s, $CUTS cuts of $CUT_SEC s; had to move $need bytes (chunks $chunk_bytes + head $head_bytes + records $rec_bytes)"
+note "node's $IF_N: rx $rx bytes, tx $tx bytes; rx / had to move = $ratio (rx / chunks and head alone = $ratio_dl); $retries ranged requests failed, $wasted partial bytes thrown away"
+[ $((rx * 10)) -lt $((need * 11)) ] && pass "bytes on the wire to the node stay under 1.1 x what had to move ($ratio)" ||
+        fail "bytes on the wire" "rx $rx >= 1.1 x $need (ratio $ratio)"
+
+kill -TERM "$APID"; wait_exit "$APID" 20
+kill -TERM "$CPID"; wait_exit "$CPID" 20
+if [ -n "$EMU_PID" ]; then
+        stop_pid "$EMU_PID"
+        EMU_PID=""
+        sed 's/^/# /' "$D/link-emu.log"
+fi
+has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
+has_sanitizer_report "$LOG" && fail "sanitizer report in the controller log"
+finish
