@@ -188,7 +188,7 @@ static int state_load(struct link *l) {
 
 static void push_result(struct link *l, uint64_t seq, const char *action, const char *status,
                         const char *reason) {
-        json_t *body = json_pack("{s:I, s:s, s:s?}", "seq", (json_int_t) seq, "status", status,
+        json_t *body = json_pack("{s:I, s:s, s:s*}", "seq", (json_int_t) seq, "status", status,
                                  "reason", reason && reason[0] ? reason : NULL);
         if (body)
                 (void) event_queue_push(l->h.events, EVENT_CRITICAL, "command.result", body,
