@@ -554,14 +554,17 @@ static void rollout_print(json_t *r) {
         printf("rollout %s: bundle %s to %s: %s, stage %lld of %zu\n", str(r, "id", "?"),
                str(r, "bundle_id", "?"), str(r, "target", "?"), str(r, "state", "?"),
                num(r, "current_stage"), json_array_size(json_object_get(r, "stages")));
-        printf("  stages %s%%, success after %s, stage timeout %s, max failures %s\n",
-               str(r, "stages_text", "?"), str(r, "success_after", "?"),
-               str(r, "stage_timeout", "none"), str(r, "max_failures", "?"));
+        const char *success = str(r, "success_after", "?"), *timeout = str(r, "stage_timeout", "");
+        size_t sl = strlen(success), tl = strlen(timeout);
+        printf("  stages %s%%, success after %s%s, stage timeout %s%s, max failures %s\n",
+               str(r, "stages_text", "?"), success,
+               sl && success[sl - 1] == 's' ? "" : " contacts", tl ? timeout : "none",
+               !tl || timeout[tl - 1] == 's' ? "" : " contacts", str(r, "max_failures", "?"));
         printf("  %lld nodes: %lld committed, %lld installing, %lld told, %lld pending, "
                "%lld failed, %lld rolled back, %lld skipped; failures %lld of %lld told\n",
                num(c, "nodes"), num(c, "committed"), num(c, "installing"), num(c, "told"),
                num(c, "pending"), num(c, "failed"), num(c, "rolled-back"), num(c, "skipped"),
-               num(c, "failures"), num(c, "told"));
+               num(c, "failures"), num(c, "told_so_far"));
         if (json_is_string(json_object_get(r, "reason")))
                 printf("  reason: %s\n", str(r, "reason", ""));
         printf("  %5s %4s %6s %8s %5s %11s %10s %5s %7s %12s %8s  %s\n", "STAGE", "PCT", "NODES",

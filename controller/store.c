@@ -469,6 +469,7 @@ static int commands_due(struct store *s, const char *node, int64_t after_seq, in
 static int rollouts_count_contact(struct store *s, const char *node);
 static int rollout_apply_record(struct store *s, const struct sync_record *rec, int64_t now);
 static int rollouts_drive_node(struct store *s, const char *node, int64_t now);
+static int rollout_apply_status(struct store *s, const char *node, json_t *status, int64_t now);
 
 int store_sync(struct store *s, const struct sync_request *req, int64_t now,
                size_t max_commands, json_t **ret_commands, size_t *ret_stored) {
@@ -539,6 +540,11 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now,
                 if (r < 0)
                         return r;
                 r = rollout_apply_record(s, rec, now);
+                if (r < 0)
+                        return r;
+        }
+        if (req->status) {
+                r = rollout_apply_status(s, req->node, req->status, now);
                 if (r < 0)
                         return r;
         }
@@ -1387,63 +1393,90 @@ static int node_rows_collect(struct store *s, sqlite3_stmt *st, struct node_row_
         return 0;
 }
 
+/*
+ * An update.<phase> of a node for bundle: the node's state in every rollout of that bundle
+ * (that has started), and a block when it rolled back from it.
+ */
+static int rollout_apply_update(struct store *s, const char *node, const char *kind,
+                                const char *bundle, const char *reason, int64_t now) {
+        struct node_row_ref rows[ROWS_PER_NODE_MAX];
+        size_t n = 0;
+        int r;
+        if (!bundle || !bundle[0])
+                return 0;
+        if (streq(kind, "update.rolled-back")) {
+                /* Never again: the node is not told to install this bundle any more. */
+                _cleanup_stmt_ sqlite3_stmt *block = NULL;
+                r = prepare(s, "INSERT OR IGNORE INTO node_bundle_blocks (node, bundle_id, "
+                               "time, reason) VALUES (?, ?, ?, ?)",
+                            &block);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_text(block, 1, node, -1, SQLITE_STATIC);
+                sqlite3_bind_text(block, 2, bundle, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(block, 3, now);
+                sqlite3_bind_text(block, 4, reason ? reason : "", -1, SQLITE_TRANSIENT);
+                r = step_done(s, block);
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        r = prepare(s, "SELECT rn.rollout, rn.state, r.state FROM rollout_nodes rn "
+                       "JOIN rollouts r ON r.id = rn.rollout "
+                       "WHERE rn.node = ? AND r.bundle_id = ? AND r.state != 'created'",
+                    &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, bundle, -1, SQLITE_STATIC);
+        r = node_rows_collect(s, st, rows, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                enum rollout_node_state to = rollout_node_after_update(rows[i].state, kind);
+                if (to == rows[i].state)
+                        continue;
+                /* A node that commits after an abort is told to go back too. */
+                bool rollback = to == ROLLOUT_NODE_COMMITTED &&
+                                rows[i].rollout_state == ROLLOUT_ABORTED;
+                r = rollout_node_set(s, rows[i].rollout, node, to, rollback, reason, now);
+                if (r < 0)
+                        return r;
+                log_info("rollout %s: node %s %s -> %s", rows[i].rollout, node,
+                         rollout_node_state_to_string(rows[i].state),
+                         rollout_node_state_to_string(to));
+        }
+        return 0;
+}
+
+/*
+ * The update outcome in a node's status document (sent at the first sync after every
+ * start): a rollback decided just before a reboot may reach the ground this way first.
+ */
+static int rollout_apply_status(struct store *s, const char *node, json_t *status, int64_t now) {
+        json_t *u = json_object_get(json_object_get(status, "subsystems"), "update");
+        const char *phase = json_string_value(json_object_get(u, "phase"));
+        if (!phase || !(streq(phase, "committed") || streq(phase, "rolled-back") ||
+                        streq(phase, "failed")))
+                return 0;
+        char kind[32];
+        snprintf(kind, sizeof(kind), "update.%s", phase);
+        return rollout_apply_update(s, node, kind,
+                                    json_string_value(json_object_get(u, "bundle_id")),
+                                    json_string_value(json_object_get(u, "reason")), now);
+}
+
 /* What a newly stored record of a node changes in the rollouts it belongs to. */
 static int rollout_apply_record(struct store *s, const struct sync_record *rec, int64_t now) {
         enum record_effect e = record_effect_of(rec->kind);
         struct node_row_ref rows[ROWS_PER_NODE_MAX];
         size_t n = 0;
         int r;
-        if (e == RECORD_EFFECT_UPDATE) {
-                const char *bundle = json_string_value(json_object_get(rec->body, "bundle_id"));
-                const char *reason = json_string_value(json_object_get(rec->body, "reason"));
-                if (!bundle || !bundle[0])
-                        return 0;
-                if (streq(rec->kind, "update.rolled-back")) {
-                        /* Never again: the node is not told to install this bundle any more. */
-                        _cleanup_stmt_ sqlite3_stmt *block = NULL;
-                        r = prepare(s, "INSERT OR IGNORE INTO node_bundle_blocks (node, bundle_id, "
-                                       "time, reason) VALUES (?, ?, ?, ?)",
-                                    &block);
-                        if (r < 0)
-                                return r;
-                        sqlite3_bind_text(block, 1, rec->node, -1, SQLITE_STATIC);
-                        sqlite3_bind_text(block, 2, bundle, -1, SQLITE_STATIC);
-                        sqlite3_bind_int64(block, 3, now);
-                        sqlite3_bind_text(block, 4, reason ? reason : "", -1, SQLITE_TRANSIENT);
-                        r = step_done(s, block);
-                        if (r < 0)
-                                return r;
-                }
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                r = prepare(s, "SELECT rn.rollout, rn.state, r.state FROM rollout_nodes rn "
-                               "JOIN rollouts r ON r.id = rn.rollout "
-                               "WHERE rn.node = ? AND r.bundle_id = ? AND r.state != 'created'",
-                            &st);
-                if (r < 0)
-                        return r;
-                sqlite3_bind_text(st, 1, rec->node, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, bundle, -1, SQLITE_STATIC);
-                r = node_rows_collect(s, st, rows, &n);
-                if (r < 0)
-                        return r;
-                for (size_t i = 0; i < n; i++) {
-                        enum rollout_node_state to = rollout_node_after_update(rows[i].state,
-                                                                               rec->kind);
-                        if (to == rows[i].state)
-                                continue;
-                        /* A node that commits after an abort is told to go back too. */
-                        bool rollback = to == ROLLOUT_NODE_COMMITTED &&
-                                        rows[i].rollout_state == ROLLOUT_ABORTED;
-                        r = rollout_node_set(s, rows[i].rollout, rec->node, to, rollback,
-                                             reason, now);
-                        if (r < 0)
-                                return r;
-                        log_info("rollout %s: node %s %s -> %s", rows[i].rollout, rec->node,
-                                 rollout_node_state_to_string(rows[i].state),
-                                 rollout_node_state_to_string(to));
-                }
-                return 0;
-        }
+        if (e == RECORD_EFFECT_UPDATE)
+                return rollout_apply_update(
+                        s, rec->node, rec->kind,
+                        json_string_value(json_object_get(rec->body, "bundle_id")),
+                        json_string_value(json_object_get(rec->body, "reason")), now);
         if (e == RECORD_EFFECT_COMMAND_RESULT) {
                 struct command_result res;
                 if (command_result_parse(rec->body, &res) < 0)
@@ -1928,7 +1961,7 @@ static json_t *rollout_row_json(const struct rollout_row *row) {
 }
 
 static json_t *counts_json(const struct member_counts *c) {
-        json_t *o = json_pack("{s:I,s:I,s:I}", "nodes", (json_int_t) c->total, "told",
+        json_t *o = json_pack("{s:I,s:I,s:I}", "nodes", (json_int_t) c->total, "told_so_far",
                               (json_int_t) c->told, "failures", (json_int_t) c->failures);
         for (int i = 0; o && i < _ROLLOUT_NODE_STATE_MAX; i++)
                 json_object_set_new(o, rollout_node_state_to_string(i),
