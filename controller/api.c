@@ -410,6 +410,9 @@ int command_result_parse(json_t *body, struct command_result *ret) {
         const char *s = json_string_value(status);
         if (!streq(s, "done") && !streq(s, "failed") && !streq(s, "rejected"))
                 return -EINVAL;
+        /* The agent writes "reason": null for a result without one. */
+        if (json_is_null(reason))
+                reason = NULL;
         if (reason && (!json_is_string(reason) || json_string_length(reason) > 1024))
                 return -EINVAL;
         ret->seq = json_integer_value(seq);

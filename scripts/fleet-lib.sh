@@ -115,10 +115,10 @@ fleet_images() { # BUNDLE_ID
         fleet_bundle "$1" "$I/v2.img"
 }
 
-fleet_bundle() { # BUNDLE_ID IMAGE
+fleet_bundle() { # BUNDLE_ID IMAGE [VERSION [SECURITY_VERSION]]
         local I=$FLEET_DIR/images K=$FLEET_DIR/keys
-        printf '{"bundle_id": "%s", "version": "2.0.0", "security_version": 2, "compatible": ["sim-board"]}\n' \
-                "$1" >"$I/$1.json"
+        printf '{"bundle_id": "%s", "version": "%s", "security_version": %s, "compatible": ["sim-board"]}\n' \
+                "$1" "${3:-2.0.0}" "${4:-2}" >"$I/$1.json"
         "$FLEET_BIN/orbit-bundle" create --manifest-template "$I/$1.json" --image "rootfs=$2" \
                 --chunk-size "$FLEET_CHUNK" --key "$K/rel.key" --cert "$K/rel.pem" \
                 -o "$I/$1.obundle" >/dev/null

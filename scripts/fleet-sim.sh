@@ -198,7 +198,7 @@ failing=()
 if [ "$fail" -gt 0 ]; then
         # Not nodes with contact windows: their failure should be the health gate alone.
         mapfile -t failing < <(jq -r --arg w " ${windowed[*]} " '[.nodes[] | select(.stage == 3)] + [.nodes[] | select(.stage == 4)]
-                + [.nodes[] | select(.stage == 2)] | .[].node | select($w | contains(" " + . + " ") | not)' \
+                + [.nodes[] | select(.stage == 2)] | .[].node | . as $n | select($w | contains(" " + $n + " ") | not)' \
                 "$status_json" | head -n "$fail")
         for name in "${failing[@]}"; do
                 echo B >"$FLEET_DIR/nodes/$name/fail-slot"

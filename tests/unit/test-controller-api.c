@@ -235,6 +235,11 @@ static void test_decisions(void **state) {
         assert_string_equal(res.status, "rejected");
         assert_string_equal(res.reason, "expired");
         json_decref(b);
+        /* the agent sends "reason": null for a result without one */
+        b = json_loads("{\"seq\":5,\"status\":\"done\",\"reason\":null}", 0, NULL);
+        assert_int_equal(command_result_parse(b, &res), 0);
+        assert_string_equal(res.reason, "");
+        json_decref(b);
         static const char *const bad[] = {
                 "{\"seq\":0,\"status\":\"done\"}", "{\"seq\":1,\"status\":\"maybe\"}",
                 "{\"seq\":1}", "{\"seq\":1,\"status\":\"done\",\"x\":1}",
