@@ -69,6 +69,27 @@ int api_route_match(const char *method, const char *path, struct api_match *ret)
                 memcpy(ret->id, seg[1], strlen(seg[1]) + 1); /* valid: at most the id max */
                 return get || head ? 0 : -EOPNOTSUPP;
         }
+        if (n >= 1 && streq(seg[0], "rollouts")) {
+                if (n == 1) {
+                        ret->route = API_ROUTE_ROLLOUTS;
+                        return get || post ? 0 : -EOPNOTSUPP;
+                }
+                if (!api_id_is_valid(seg[1], API_ID_MAX))
+                        return -EINVAL;
+                memcpy(ret->id, seg[1], strlen(seg[1]) + 1);
+                if (n == 2) {
+                        ret->route = API_ROUTE_ROLLOUT;
+                        return get ? 0 : -EOPNOTSUPP;
+                }
+                static const char *const verbs[] = {"start", "pause", "resume", "abort"};
+                for (size_t i = 0; n == 3 && i < ELEMENTSOF(verbs); i++)
+                        if (streq(seg[2], verbs[i])) {
+                                ret->route = API_ROUTE_ROLLOUT_VERB;
+                                snprintf(ret->verb, sizeof(ret->verb), "%s", verbs[i]);
+                                return post ? 0 : -EOPNOTSUPP;
+                        }
+                return -ENOENT;
+        }
         if (n < 1 || !streq(seg[0], "nodes") || n > 3)
                 return -ENOENT;
         if (n == 1) {
@@ -91,12 +112,15 @@ int api_route_match(const char *method, const char *path, struct api_match *ret)
                 {"commands", API_ROUTE_NODE_COMMANDS, true, true, false},
                 {"records", API_ROUTE_NODE_RECORDS, true, false, false},
                 {"contact-plan", API_ROUTE_NODE_CONTACT_PLAN, true, false, true},
+                {"groups", API_ROUTE_NODE_GROUPS, true, true, false},
         };
         for (size_t i = 0; i < ELEMENTSOF(subs); i++) {
                 if (!streq(seg[2], subs[i].name))
                         continue;
                 ret->route = subs[i].route;
                 if ((get && subs[i].get) || (post && subs[i].post) || (put && subs[i].put))
+                        return 0;
+                if (streq(method, "DELETE") && subs[i].route == API_ROUTE_NODE_GROUPS)
                         return 0;
                 return -EOPNOTSUPP;
         }
@@ -386,6 +410,9 @@ int command_result_parse(json_t *body, struct command_result *ret) {
         const char *s = json_string_value(status);
         if (!streq(s, "done") && !streq(s, "failed") && !streq(s, "rejected"))
                 return -EINVAL;
+        /* The agent writes "reason": null for a result without one. */
+        if (json_is_null(reason))
+                reason = NULL;
         if (reason && (!json_is_string(reason) || json_string_length(reason) > 1024))
                 return -EINVAL;
         ret->seq = json_integer_value(seq);
@@ -580,6 +607,24 @@ int records_query_check(const char *kind, const char *limit, size_t *ret_limit,
                                            RECORDS_LIMIT_MAX);
                 *ret_limit = v;
         }
+        return 0;
+}
+
+int group_request_parse(const char *text, size_t len, char *ret_group, size_t size,
+                        char **ret_message) {
+        _cleanup_(json_decrefp) json_t *root = parse_operator_body("group", text, len,
+                                                                   ret_message);
+        if (!root)
+                return -EINVAL;
+        json_t *g = json_object_get(root, "group");
+        const char *name = json_string_value(g);
+        if (json_object_size(root) != 1 || !name || strlen(name) != json_string_length(g) ||
+            !api_id_is_valid(name, API_ID_MAX) || streq(name, "all") || strlen(name) >= size)
+                return message_set(ret_message, -EINVAL,
+                                   "group: expected {\"group\": NAME}, NAME 1-%d of A-Z a-z 0-9 "
+                                   ". _ - (not \"all\", which means every node)",
+                                   API_ID_MAX);
+        snprintf(ret_group, size, "%s", name);
         return 0;
 }
 

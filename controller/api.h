@@ -37,12 +37,17 @@ enum api_route {
         API_ROUTE_NODE_RECORDS,       /* GET /v1/nodes/{id}/records */
         API_ROUTE_NODE_CONTACT_PLAN,  /* GET|PUT /v1/nodes/{id}/contact-plan */
         API_ROUTE_BUNDLES,            /* GET|POST /v1/bundles */
+        API_ROUTE_NODE_GROUPS,        /* GET|POST|DELETE /v1/nodes/{id}/groups   operator */
+        API_ROUTE_ROLLOUTS,           /* GET|POST /v1/rollouts */
+        API_ROUTE_ROLLOUT,            /* GET /v1/rollouts/{id} */
+        API_ROUTE_ROLLOUT_VERB,       /* POST /v1/rollouts/{id}/{start|pause|resume|abort} */
         _API_ROUTE_MAX,
 };
 
 struct api_match {
         enum api_route route;
         char id[API_BUNDLE_ID_MAX + 1]; /* the {id} of the path, "" if none */
+        char verb[8];                   /* API_ROUTE_ROLLOUT_VERB: start, pause, resume, abort */
 };
 
 /*
@@ -150,6 +155,10 @@ void command_request_done(struct command_request *r);
 /* Pure: the records query (?kind=K&limit=N; either may be NULL). kind is exact, or a
  * prefix when it ends with '*' ("update.*"). -EINVAL with a message on bad input. */
 int records_query_check(const char *kind, const char *limit, size_t *ret_limit,
+                        char **ret_message);
+
+/* Pure: a group request {"group": G} (G a name like a node id, not "all"). */
+int group_request_parse(const char *text, size_t len, char *ret_group, size_t size,
                         char **ret_message);
 
 /* Pure: "Bearer <token>" -> the token (pointer into header), or NULL. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -466,6 +467,207 @@ static int records(const struct client_options *o, const char *node) {
         return 0;
 }
 
+/* ---- groups and rollouts (docs/rollouts.md) ------------------------------------------ */
+
+static int node_group(const struct client_options *o, const char *node, const char *group,
+                      bool add) {
+        if (check_id("node id", node, API_ID_MAX) < 0 || check_id("group", group, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        char path[256];
+        struct reply rep;
+        int r;
+        if (add) {
+                json_auto_t *body = json_pack("{s:s}", "group", group);
+                _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+                snprintf(path, sizeof(path), "/v1/nodes/%s/groups", node);
+                r = text ? request(o, "POST", path, text, NULL, 0, &rep) : -ENOMEM;
+        } else {
+                snprintf(path, sizeof(path), "/v1/nodes/%s/groups?group=%s", node, group);
+                r = request(o, "DELETE", path, NULL, NULL, 0, &rep);
+        }
+        if (r < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(rep.json);
+        else {
+                printf("%s is in groups:", node);
+                size_t i;
+                json_t *g;
+                json_array_foreach(json_object_get(rep.json, "groups"), i, g)
+                        printf(" %s", json_string_value(g));
+                printf("\n");
+        }
+        reply_done(&rep);
+        return 0;
+}
+
+static int rollout_create(const struct client_options *o) {
+        if (!o->bundle) {
+                fprintf(stderr, "orbit-controller: rollout create needs --bundle ID\n");
+                return EXIT_USAGE;
+        }
+        json_auto_t *body = json_pack("{s:s}", "bundle_id", o->bundle);
+        if (!body)
+                return EXIT_FAILED;
+        const struct {
+                const char *key, *value;
+        } opts[] = {
+                {"id", o->rollout_id},
+                {"target", o->target},
+                {"stages", o->stages},
+                {"success_after", o->success_after},
+                {"stage_timeout", o->stage_timeout},
+                {"max_failures", o->max_failures},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(opts); i++)
+                if (opts[i].value)
+                        json_object_set_new(body, opts[i].key, json_string(opts[i].value));
+        _cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
+        struct reply rep;
+        if (!text || request(o, "POST", "/v1/rollouts", text, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(rep.json);
+        else {
+                printf("created rollout %s: bundle %s to %s, %lld nodes in stages %s%% (",
+                       str(rep.json, "id", "?"), str(rep.json, "bundle_id", "?"),
+                       str(rep.json, "target", "?"),
+                       num(json_object_get(rep.json, "counts"), "nodes"),
+                       str(rep.json, "stages_text", "?"));
+                size_t i;
+                json_t *st;
+                json_array_foreach(json_object_get(rep.json, "stage_progress"), i, st)
+                        printf("%s%lld", i ? ", " : "", num(st, "nodes"));
+                printf(" nodes)\n");
+        }
+        reply_done(&rep);
+        return 0;
+}
+
+static bool rollout_is_over(json_t *r) {
+        const char *state = str(r, "state", "");
+        return streq(state, "completed") || streq(state, "halted") || streq(state, "aborted");
+}
+
+static void rollout_print(json_t *r) {
+        json_t *c = json_object_get(r, "counts");
+        printf("rollout %s: bundle %s to %s: %s, stage %lld of %zu\n", str(r, "id", "?"),
+               str(r, "bundle_id", "?"), str(r, "target", "?"), str(r, "state", "?"),
+               num(r, "current_stage"), json_array_size(json_object_get(r, "stages")));
+        const char *success = str(r, "success_after", "?"), *timeout = str(r, "stage_timeout", "");
+        size_t sl = strlen(success), tl = strlen(timeout);
+        printf("  stages %s%%, success after %s%s, stage timeout %s%s, max failures %s\n",
+               str(r, "stages_text", "?"), success,
+               sl && success[sl - 1] == 's' ? "" : " contacts", tl ? timeout : "none",
+               !tl || timeout[tl - 1] == 's' ? "" : " contacts", str(r, "max_failures", "?"));
+        printf("  %lld nodes: %lld committed, %lld installing, %lld told, %lld pending, "
+               "%lld failed, %lld rolled back, %lld skipped; failures %lld of %lld told\n",
+               num(c, "nodes"), num(c, "committed"), num(c, "installing"), num(c, "told"),
+               num(c, "pending"), num(c, "failed"), num(c, "rolled-back"), num(c, "skipped"),
+               num(c, "failures"), num(c, "told_so_far"));
+        if (json_is_string(json_object_get(r, "reason")))
+                printf("  reason: %s\n", str(r, "reason", ""));
+        printf("  %5s %4s %6s %8s %5s %11s %10s %5s %7s %12s %8s  %s\n", "STAGE", "PCT", "NODES",
+               "PENDING", "TOLD", "INSTALLING", "COMMITTED", "HELD", "FAILED", "ROLLED-BACK",
+               "SKIPPED", "STATUS");
+        size_t i;
+        json_t *st;
+        json_array_foreach(json_object_get(r, "stage_progress"), i, st)
+                printf("  %5lld %3lld%% %6lld %8lld %5lld %11lld %10lld %5lld %7lld %12lld %8lld  %s\n",
+                       num(st, "stage"), num(st, "percent"), num(st, "nodes"), num(st, "pending"),
+                       num(st, "told"), num(st, "installing"), num(st, "committed"),
+                       num(st, "held"), num(st, "failed"), num(st, "rolled-back"),
+                       num(st, "skipped"), str(st, "status", "?"));
+        printf("  events:\n");
+        json_t *e;
+        json_array_foreach(json_object_get(r, "events"), i, e) {
+                char t[32];
+                format_time(json_object_get(e, "time"), t, sizeof(t));
+                printf("    %s  %-14s %s\n", t, str(e, "event", "?"), str(e, "detail", ""));
+        }
+}
+
+static int rollout_status(const struct client_options *o, const char *id) {
+        if (check_id("rollout id", id, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/rollouts/%s", id);
+        bool tty = isatty(STDOUT_FILENO);
+        _cleanup_free_ char *last = NULL;
+        for (;;) {
+                struct reply rep;
+                if (request(o, "GET", path, NULL, NULL, 0, &rep) < 0)
+                        return EXIT_FAILED;
+                bool over = rollout_is_over(rep.json);
+                bool completed = streq(str(rep.json, "state", ""), "completed");
+                /* Redraw only what changed when not on a terminal (logs stay readable). */
+                json_object_del(rep.json, "stage_started");
+                _cleanup_free_ char *now = json_dumps(rep.json, JSON_COMPACT | JSON_SORT_KEYS);
+                bool changed = !last || !now || !streq(last, now);
+                if (!o->watch || changed || tty) {
+                        if (o->watch && tty)
+                                printf("\033[H\033[J");
+                        if (o->json)
+                                print_json(rep.json);
+                        else
+                                rollout_print(rep.json);
+                        fflush(stdout);
+                }
+                free(last);
+                last = TAKE_PTR(now);
+                reply_done(&rep);
+                if (!o->watch)
+                        return 0;
+                if (over)
+                        return completed ? 0 : 3;
+                sleep(1);
+        }
+}
+
+static int rollout_verb(const struct client_options *o, const char *verb, const char *id) {
+        if (check_id("rollout id", id, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/rollouts/%s/%s", id, verb);
+        struct reply rep;
+        if (request(o, "POST", path, "{}", NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(rep.json);
+        else
+                printf("rollout %s: %s, stage %lld\n", id, str(rep.json, "state", "?"),
+                       num(rep.json, "current_stage"));
+        reply_done(&rep);
+        return 0;
+}
+
+static int rollout_list(const struct client_options *o) {
+        struct reply rep;
+        if (request(o, "GET", "/v1/rollouts", NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        json_t *list = json_object_get(rep.json, "rollouts");
+        if (o->json)
+                print_json(list);
+        else {
+                printf("%-20s %-24s %-12s %-10s %7s %6s %9s %8s\n", "ROLLOUT", "BUNDLE", "TARGET",
+                       "STATE", "STAGE", "NODES", "COMMITTED", "FAILURES");
+                size_t i;
+                json_t *r;
+                json_array_foreach(list, i, r) {
+                        json_t *c = json_object_get(r, "counts");
+                        char stage[32];
+                        snprintf(stage, sizeof(stage), "%lld/%zu", num(r, "current_stage"),
+                                 json_array_size(json_object_get(r, "stages")));
+                        printf("%-20s %-24s %-12s %-10s %7s %6lld %9lld %8lld\n", str(r, "id", "?"),
+                               str(r, "bundle_id", "?"), str(r, "target", "?"),
+                               str(r, "state", "?"), stage, num(c, "nodes"), num(c, "committed"),
+                               num(c, "failures"));
+                }
+        }
+        reply_done(&rep);
+        return 0;
+}
+
 static int usage(const char *what) {
         fprintf(stderr, "orbit-controller: %s (see orbit-controller --help)\n", what);
         return EXIT_USAGE;
@@ -473,8 +675,9 @@ static int usage(const char *what) {
 
 int client_main(const struct client_options *o, int n, char **a) {
         if (n < 2)
-                return usage("expected GROUP VERB: node list|show, command send|list, bundle "
-                             "upload|list, health NODE, records NODE");
+                return usage("expected GROUP VERB: node list|show|group|ungroup, command "
+                             "send|list, bundle upload|list, health NODE, records NODE, rollout "
+                             "create|start|pause|resume|abort|status|list");
         const char *group = a[0], *verb = a[1];
         int r = EXIT_USAGE;
         curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -494,6 +697,20 @@ int client_main(const struct client_options *o, int n, char **a) {
                 r = health(o, a[1]);
         else if (streq(group, "records") && n == 2)
                 r = records(o, a[1]);
+        else if (streq(group, "node") && (streq(verb, "group") || streq(verb, "ungroup")) &&
+                 n == 4)
+                r = node_group(o, a[2], a[3], streq(verb, "group"));
+        else if (streq(group, "rollout") && streq(verb, "create") && n == 2)
+                r = rollout_create(o);
+        else if (streq(group, "rollout") && streq(verb, "list") && n == 2)
+                r = rollout_list(o);
+        else if (streq(group, "rollout") && streq(verb, "status") && n == 3)
+                r = rollout_status(o, a[2]);
+        else if (streq(group, "rollout") &&
+                 (streq(verb, "start") || streq(verb, "pause") || streq(verb, "resume") ||
+                  streq(verb, "abort")) &&
+                 n == 3)
+                r = rollout_verb(o, verb, a[2]);
         else
                 r = usage("unknown command or wrong number of arguments");
         curl_global_cleanup();

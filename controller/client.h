@@ -10,8 +10,13 @@ struct client_options {
         const char *limit;      /* records --limit */
         long expires_in;        /* command send --expires-in; 0: server default */
         int json;               /* --json: print the server's JSON */
+        /* rollout create */
+        const char *rollout_id, *bundle, *target, *stages, *success_after, *stage_timeout,
+                *max_failures;
+        int watch;              /* rollout status --watch */
 };
 
 /* Run "node list", "command send NODE ACTION K=V...", ...: args[0] is the group. Returns an
- * exit status: 0, 1 (the server or the transport refused), 2 (usage). */
+ * exit status: 0, 1 (the server or the transport refused), 2 (usage); "rollout status
+ * --watch" returns 0 when the rollout completed and 3 when it halted or was aborted. */
 int client_main(const struct client_options *o, int n_args, char **args);

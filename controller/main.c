@@ -33,11 +33,18 @@ static void help(void) {
                "    bundle list\n"
                "    health NODE                    the latest health report\n"
                "    records NODE [--kind K] [--limit N]\n"
+               "    node group NODE GROUP          put a node in a group (node ungroup NODE GROUP)\n"
+               "    rollout create --bundle ID [--target GROUP|all] [--stages 1,10,50,100]\n"
+               "        [--success-after N|DURATION] [--max-failures N|P%%] [--stage-timeout N|DURATION]\n"
+               "        [--id ID]                  N: contacts; DURATION: 30s, 10m, 2h, 1d\n"
+               "    rollout start|pause|resume|abort ID\n"
+               "    rollout status ID [--watch]    stage by stage; --watch redraws every second\n"
+               "    rollout list\n"
                "\n"
                "  --url defaults to $ORBIT_CONTROLLER_URL, --token-file to $ORBIT_CONTROLLER_TOKEN_FILE.\n"
                "  Actions: workload.start|stop|restart name=W, update.install bundle_id=B (or url=),\n"
                "  update.mark-good, update.rollback, reboot, config.set key=K value=V, status.send.\n"
-               "  The protocol is in docs/protocol.md.\n");
+               "  The protocol is in docs/protocol.md, rollouts in docs/rollouts.md.\n");
 }
 
 static int parse_unsigned(const char *opt, const char *s, unsigned long long min,
@@ -162,7 +169,8 @@ static int cmd_serve(int argc, char *argv[]) {
 
 static int cmd_client(int argc, char *argv[]) {
         enum { ARG_URL = 0x100, ARG_TOKEN_FILE, ARG_CERT, ARG_KEY, ARG_CACERT, ARG_KIND,
-               ARG_LIMIT, ARG_EXPIRES, ARG_JSON };
+               ARG_LIMIT, ARG_EXPIRES, ARG_JSON, ARG_ID, ARG_BUNDLE, ARG_TARGET, ARG_STAGES,
+               ARG_SUCCESS_AFTER, ARG_STAGE_TIMEOUT, ARG_MAX_FAILURES, ARG_WATCH };
         static const struct option options[] = {
                 {"url", required_argument, NULL, ARG_URL},
                 {"token-file", required_argument, NULL, ARG_TOKEN_FILE},
@@ -173,6 +181,14 @@ static int cmd_client(int argc, char *argv[]) {
                 {"limit", required_argument, NULL, ARG_LIMIT},
                 {"expires-in", required_argument, NULL, ARG_EXPIRES},
                 {"json", no_argument, NULL, ARG_JSON},
+                {"id", required_argument, NULL, ARG_ID},
+                {"bundle", required_argument, NULL, ARG_BUNDLE},
+                {"target", required_argument, NULL, ARG_TARGET},
+                {"stages", required_argument, NULL, ARG_STAGES},
+                {"success-after", required_argument, NULL, ARG_SUCCESS_AFTER},
+                {"stage-timeout", required_argument, NULL, ARG_STAGE_TIMEOUT},
+                {"max-failures", required_argument, NULL, ARG_MAX_FAILURES},
+                {"watch", no_argument, NULL, ARG_WATCH},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -193,6 +209,14 @@ static int cmd_client(int argc, char *argv[]) {
                 case ARG_KIND: o.kind = optarg; break;
                 case ARG_LIMIT: o.limit = optarg; break;
                 case ARG_JSON: o.json = 1; break;
+                case ARG_ID: o.rollout_id = optarg; break;
+                case ARG_BUNDLE: o.bundle = optarg; break;
+                case ARG_TARGET: o.target = optarg; break;
+                case ARG_STAGES: o.stages = optarg; break;
+                case ARG_SUCCESS_AFTER: o.success_after = optarg; break;
+                case ARG_STAGE_TIMEOUT: o.stage_timeout = optarg; break;
+                case ARG_MAX_FAILURES: o.max_failures = optarg; break;
+                case ARG_WATCH: o.watch = 1; break;
                 case ARG_EXPIRES:
                         if (parse_unsigned("--expires-in", optarg, 60, 30 * 86400, &v) < 0)
                                 return EXIT_USAGE;

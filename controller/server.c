@@ -33,6 +33,7 @@
 #include "macro.h"
 #include "message.h"
 #include "range.h"
+#include "rollout.h"
 #include "server.h"
 #include "sha256.h"
 #include "signature.h"
@@ -563,6 +564,80 @@ static enum MHD_Result handle_bundle_upload(struct server *srv, struct MHD_Conne
                                       srv->bundle_keyring != NULL));
 }
 
+/* ---- groups and rollouts (docs/rollouts.md) ---------------------------------------- */
+
+static enum MHD_Result handle_groups(struct server *srv, struct MHD_Connection *conn,
+                                     struct request *req, const char *method) {
+        const char *node = req->match.id;
+        char group[API_ID_MAX + 1];
+        _cleanup_free_ char *message = NULL;
+        int r;
+        if (streq(method, "POST")) {
+                r = group_request_parse(req->body ? req->body : "", req->body_len, group,
+                                        sizeof(group), &message);
+                if (r < 0)
+                        return respond_error(conn, 400, "%s", message ? message : "bad group");
+                r = store_node_group_add(srv->store, node, group, now_sec());
+                if (r < 0)
+                        return respond_errno(conn, r, "group");
+                log_info("node %s is in group %s", node, group);
+        } else if (streq(method, "DELETE")) {
+                const char *g = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "group");
+                if (!g || !api_id_is_valid(g, API_ID_MAX))
+                        return respond_error(conn, 400, "DELETE needs ?group=NAME");
+                r = store_node_group_remove(srv->store, node, g);
+                if (r == -ENOENT)
+                        return respond_error(conn, 404, "node %s is not in group %s", node, g);
+                if (r < 0)
+                        return respond_errno(conn, r, "group");
+        }
+        json_t *groups = NULL;
+        r = store_node_groups(srv->store, node, &groups);
+        if (r < 0)
+                return respond_errno(conn, r, "groups");
+        return respond_json(conn, 200, json_pack("{s:s,s:o}", "node", node, "groups", groups));
+}
+
+static enum MHD_Result handle_rollout_create(struct server *srv, struct MHD_Connection *conn,
+                                             struct request *req) {
+        struct rollout_options o;
+        _cleanup_free_ char *message = NULL;
+        int r = rollout_request_parse(req->body ? req->body : "", req->body_len, &o, &message);
+        if (r == -ENOMEM)
+                return MHD_NO;
+        if (r < 0)
+                return respond_error(conn, 400, "%s", message ? message : "invalid rollout");
+        json_t *v = NULL;
+        free(message);
+        message = NULL;
+        r = store_rollout_create(srv->store, &o, now_sec(), &v, &message);
+        if (r == -ENOENT || r == -ENODATA)
+                return respond_error(conn, r == -ENOENT ? 400 : 422, "%s", message ? message : "");
+        if (r == -EEXIST)
+                return respond_error(conn, 409, "%s", message ? message : "");
+        if (r < 0)
+                return respond_error(conn, r == -EBUSY ? 503 : 500, "%s",
+                                     message ? message : strerror(-r));
+        return respond_json(conn, 201, v);
+}
+
+static enum MHD_Result handle_rollout_verb(struct server *srv, struct MHD_Connection *conn,
+                                           struct request *req) {
+        json_t *v = NULL;
+        _cleanup_free_ char *message = NULL;
+        int r = store_rollout_verb(srv->store, req->match.id, req->match.verb, now_sec(), &v,
+                                   &message);
+        if (r == -ENOENT)
+                return respond_error(conn, 404, "%s", message ? message : "no such rollout");
+        if (r == -EINVAL)
+                return respond_error(conn, 409, "%s", message ? message : "not now");
+        if (r < 0)
+                return respond_error(conn, r == -EBUSY ? 503 : 500, "%s",
+                                     message ? message : strerror(-r));
+        log_info("rollout %s: %s", req->match.id, req->match.verb);
+        return respond_json(conn, 200, v);
+}
+
 static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
                                 struct request *req, const char *method) {
         const char *id = req->match.id;
@@ -610,6 +685,24 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
                 if (r < 0)
                         return respond_errno(conn, r, "bundles");
                 return respond_json(conn, 200, json_pack("{s:o}", "bundles", v));
+        case API_ROUTE_NODE_GROUPS:
+                return handle_groups(srv, conn, req, method);
+        case API_ROUTE_ROLLOUTS:
+                if (streq(method, "POST"))
+                        return handle_rollout_create(srv, conn, req);
+                r = store_rollouts_list(srv->store, now_sec(), &v);
+                if (r < 0)
+                        return respond_errno(conn, r, "rollouts");
+                return respond_json(conn, 200, json_pack("{s:o}", "rollouts", v));
+        case API_ROUTE_ROLLOUT:
+                r = store_rollout_show(srv->store, id, now_sec(), &v);
+                if (r == -ENOENT)
+                        return respond_error(conn, 404, "no rollout \"%s\"", id);
+                if (r < 0)
+                        return respond_errno(conn, r, "rollout");
+                return respond_json(conn, 200, v);
+        case API_ROUTE_ROLLOUT_VERB:
+                return handle_rollout_verb(srv, conn, req);
         case _API_ROUTE_MAX:
                 break;
         }
@@ -922,6 +1015,8 @@ int server_run(const struct server_config *c) {
                 log_error_errno(r, "%s", reason ? reason : "cannot open the store");
                 goto out;
         }
+        /* Rollouts queue signed commands at syncs, in the sync's transaction. */
+        store_set_command_signer(srv.store, sign_payload, &srv);
 
         struct sockaddr_storage ss;
         socklen_t ss_len;

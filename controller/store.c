@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,13 @@
 #include "log.h"
 #include "macro.h"
 #include "message.h"
+#include "rollout.h"
 #include "store.h"
 
 struct store {
         sqlite3 *db;
+        store_sign_fn sign; /* for the commands rollouts queue; NULL: rollouts not driven */
+        void *sign_userdata;
 };
 
 static void finalizep(sqlite3_stmt **st) {
@@ -145,6 +149,57 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         " signer TEXT,"
         " verified INTEGER NOT NULL,"
         " uploaded INTEGER NOT NULL);",
+        /* 2: groups and staged rollouts (docs/rollouts.md) */
+        "CREATE TABLE node_groups ("
+        " node TEXT NOT NULL REFERENCES nodes(id),"
+        " name TEXT NOT NULL,"
+        " added INTEGER NOT NULL,"
+        " PRIMARY KEY (node, name));"
+        "CREATE INDEX node_groups_by_name ON node_groups(name);"
+        "CREATE TABLE rollouts ("
+        " id TEXT PRIMARY KEY NOT NULL,"
+        " bundle_id TEXT NOT NULL,"
+        " target TEXT NOT NULL,"
+        " stages TEXT NOT NULL,"
+        " success_after TEXT NOT NULL,"
+        " stage_timeout TEXT NOT NULL,"
+        " max_failures TEXT NOT NULL,"
+        " state TEXT NOT NULL DEFAULT 'created',"
+        " current_stage INTEGER NOT NULL DEFAULT 0,"
+        " stage_started INTEGER,"
+        " stage_contacts INTEGER NOT NULL DEFAULT 0,"
+        " created INTEGER NOT NULL,"
+        " started INTEGER,"
+        " finished INTEGER,"
+        " reason TEXT);"
+        "CREATE TABLE rollout_nodes ("
+        " rollout TEXT NOT NULL REFERENCES rollouts(id),"
+        " node TEXT NOT NULL REFERENCES nodes(id),"
+        " stage INTEGER NOT NULL,"
+        " state TEXT NOT NULL DEFAULT 'pending',"
+        " install_seq INTEGER,"
+        " told_time INTEGER,"
+        " committed_time INTEGER,"
+        " contacts_since_commit INTEGER NOT NULL DEFAULT 0,"
+        " needs_rollback INTEGER NOT NULL DEFAULT 0,"
+        " rollback_seq INTEGER,"
+        " reason TEXT,"
+        " updated INTEGER NOT NULL,"
+        " PRIMARY KEY (rollout, node));"
+        "CREATE INDEX rollout_nodes_by_node ON rollout_nodes(node);"
+        "CREATE TABLE rollout_events ("
+        " rollout TEXT NOT NULL REFERENCES rollouts(id),"
+        " time INTEGER NOT NULL,"
+        " stage INTEGER,"
+        " event TEXT NOT NULL,"
+        " detail TEXT NOT NULL);"
+        "CREATE INDEX rollout_events_by_rollout ON rollout_events(rollout);"
+        "CREATE TABLE node_bundle_blocks ("
+        " node TEXT NOT NULL REFERENCES nodes(id),"
+        " bundle_id TEXT NOT NULL,"
+        " time INTEGER NOT NULL,"
+        " reason TEXT,"
+        " PRIMARY KEY (node, bundle_id));",
 };
 
 static int schema_version_read(struct store *s, int *ret) {
@@ -411,6 +466,11 @@ static int commands_due(struct store *s, const char *node, int64_t after_seq, in
         return 0;
 }
 
+static int rollouts_count_contact(struct store *s, const char *node);
+static int rollout_apply_record(struct store *s, const struct sync_record *rec, int64_t now);
+static int rollouts_drive_node(struct store *s, const char *node, int64_t now);
+static int rollout_apply_status(struct store *s, const char *node, json_t *status, int64_t now);
+
 int store_sync(struct store *s, const struct sync_request *req, int64_t now,
                size_t max_commands, json_t **ret_commands, size_t *ret_stored) {
         int r = exec_sql(s, "BEGIN IMMEDIATE");
@@ -441,6 +501,10 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now,
         }
         sqlite3_bind_text(node_st, 6, req->node, -1, SQLITE_STATIC);
         r = step_done(s, node_st);
+        if (r < 0)
+                return r;
+        /* Counted before the records: the sync that carries a commit is not a contact after it. */
+        r = rollouts_count_contact(s, req->node);
         if (r < 0)
                 return r;
 
@@ -475,7 +539,18 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now,
                 r = apply_effect(s, rec, now);
                 if (r < 0)
                         return r;
+                r = rollout_apply_record(s, rec, now);
+                if (r < 0)
+                        return r;
         }
+        if (req->status) {
+                r = rollout_apply_status(s, req->node, req->status, now);
+                if (r < 0)
+                        return r;
+        }
+        r = rollouts_drive_node(s, req->node, now);
+        if (r < 0)
+                return r;
 
         _cleanup_(json_decrefp) json_t *commands = json_array();
         if (!commands)
@@ -494,18 +569,16 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now,
 
 /* ---- commands ----------------------------------------------------------------------- */
 
-int store_command_queue(struct store *s, const char *node, const char *action, json_t *params,
-                        int64_t now, int64_t expires_in_sec, store_sign_fn sign, void *userdata,
-                        json_t **ret, char **ret_reason) {
+/* Queue a command inside the caller's transaction; *ret_seq is its seq. */
+static int command_queue_locked(struct store *s, const char *node, const char *action,
+                                json_t *params, int64_t now, int64_t expires_in_sec,
+                                store_sign_fn sign, void *userdata, int64_t *ret_seq,
+                                int64_t *ret_expires, char **ret_reason) {
         int r = command_params_check(action, params, ret_reason);
         if (r < 0)
                 return r;
         if (expires_in_sec <= 0)
                 return message_set(ret_reason, -EINVAL, "expires_in_sec must be positive");
-        r = exec_sql(s, "BEGIN IMMEDIATE");
-        if (r < 0)
-                return message_set(ret_reason, r, "cannot start a transaction");
-        _cleanup_transaction_ struct store *guard = s;
         r = node_ensure(s, node, now);
         if (r < 0)
                 return message_set(ret_reason, r, "cannot register node %s", node);
@@ -566,15 +639,33 @@ int store_command_queue(struct store *s, const char *node, const char *action, j
         r = step_done(s, bump);
         if (r < 0)
                 return message_set(ret_reason, r, "store error");
+        *ret_seq = (int64_t) c.seq;
+        if (ret_expires)
+                *ret_expires = c.expires;
+        return 0;
+}
+
+int store_command_queue(struct store *s, const char *node, const char *action, json_t *params,
+                        int64_t now, int64_t expires_in_sec, store_sign_fn sign, void *userdata,
+                        json_t **ret, char **ret_reason) {
+        int r = exec_sql(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return message_set(ret_reason, r, "cannot start a transaction");
+        _cleanup_transaction_ struct store *guard = s;
+        int64_t seq = 0, expires = 0;
+        r = command_queue_locked(s, node, action, params, now, expires_in_sec, sign, userdata,
+                                 &seq, &expires, ret_reason);
+        if (r < 0)
+                return r;
         r = commit(&guard);
         if (r < 0)
                 return message_set(ret_reason, r, "cannot commit command %llu",
-                                   (unsigned long long) c.seq);
+                                   (unsigned long long) seq);
         if (ret) {
                 *ret = json_pack("{s:s,s:I,s:s,s:O,s:I,s:I,s:s}", "node", node, "seq",
-                                 (json_int_t) c.seq, "action", action, "params", params,
-                                 "not_before", (json_int_t) c.not_before, "expires",
-                                 (json_int_t) c.expires, "state", "queued");
+                                 (json_int_t) seq, "action", action, "params", params,
+                                 "not_before", (json_int_t) now, "expires",
+                                 (json_int_t) expires, "state", "queued");
                 if (!*ret)
                         return -ENOMEM;
         }
@@ -707,6 +798,11 @@ int store_node_show(struct store *s, const char *node, json_t **ret) {
         if (r < 0)
                 return r;
         json_object_set_new(o, "contact_plan", plan);
+        json_t *groups = NULL;
+        r = store_node_groups(s, node, &groups);
+        if (r < 0)
+                return r;
+        json_object_set_new(o, "groups", groups);
 
         /* Records by kind, so an operator sees what the node has been saying. */
         _cleanup_stmt_ sqlite3_stmt *kinds = NULL;
@@ -896,6 +992,1132 @@ int store_bundles_list(struct store *s, json_t **ret) {
         }
         if (rc != SQLITE_DONE)
                 return db_fail(s, rc, "list bundles");
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+/* ---- groups ------------------------------------------------------------------------- */
+
+void store_set_command_signer(struct store *s, store_sign_fn sign, void *userdata) {
+        s->sign = sign;
+        s->sign_userdata = userdata;
+}
+
+int store_node_group_add(struct store *s, const char *node, const char *group, int64_t now) {
+        int r = exec_sql(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        _cleanup_transaction_ struct store *guard = s;
+        r = node_ensure(s, node, now);
+        if (r < 0)
+                return r;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        r = prepare(s, "INSERT OR IGNORE INTO node_groups (node, name, added) VALUES (?, ?, ?)", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, group, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, now);
+        r = step_done(s, st);
+        if (r < 0)
+                return r;
+        return commit(&guard);
+}
+
+int store_node_group_remove(struct store *s, const char *node, const char *group) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "DELETE FROM node_groups WHERE node = ? AND name = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, group, -1, SQLITE_STATIC);
+        r = step_done(s, st);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_node_groups(struct store *s, const char *node, json_t **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "SELECT name FROM node_groups WHERE node = ? ORDER BY name", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+        _cleanup_(json_decrefp) json_t *a = json_array();
+        if (!a)
+                return -ENOMEM;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                if (json_array_append_new(a, json_string((const char *) sqlite3_column_text(st, 0))) < 0)
+                        return -ENOMEM;
+        if (rc != SQLITE_DONE)
+                return db_fail(s, rc, "list groups");
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+/* ---- rollouts ----------------------------------------------------------------------- */
+
+/* Commands a rollout queues stay valid a week: long enough for a node between contacts. */
+#define ROLLOUT_COMMAND_EXPIRES (7 * 24 * 3600)
+
+struct rollout_row {
+        struct rollout_options o;
+        enum rollout_state state;
+        unsigned current_stage;
+        int64_t stage_started, stage_contacts, created, started, finished;
+        char reason[ROLLOUT_REASON_MAX];
+};
+
+static const char rollout_columns[] =
+        "id, bundle_id, target, stages, success_after, stage_timeout, max_failures, state, "
+        "current_stage, coalesce(stage_started, 0), stage_contacts, created, "
+        "coalesce(started, 0), coalesce(finished, 0), coalesce(reason, '')";
+
+static const char *column_text(sqlite3_stmt *st, int i) {
+        const char *t = (const char *) sqlite3_column_text(st, i);
+        return t ? t : "";
+}
+
+/* A row of rollout_columns. What the store wrote parses; anything else is corruption. */
+static int rollout_row_read(struct store *s, sqlite3_stmt *st, struct rollout_row *ret) {
+        memset(ret, 0, sizeof(*ret));
+        snprintf(ret->o.id, sizeof(ret->o.id), "%s", column_text(st, 0));
+        snprintf(ret->o.bundle_id, sizeof(ret->o.bundle_id), "%s", column_text(st, 1));
+        snprintf(ret->o.target, sizeof(ret->o.target), "%s", column_text(st, 2));
+        int state = rollout_state_from_string(column_text(st, 7));
+        if (rollout_stages_parse(column_text(st, 3), ret->o.stages, &ret->o.n_stages, NULL) < 0 ||
+            rollout_gate_parse("success_after", column_text(st, 4), false, &ret->o.success_after,
+                               NULL) < 0 ||
+            rollout_gate_parse("stage_timeout", column_text(st, 5), true, &ret->o.stage_timeout,
+                               NULL) < 0 ||
+            rollout_threshold_parse(column_text(st, 6), &ret->o.max_failures, NULL) < 0 ||
+            state < 0) {
+                log_error("store: rollout %s: a stored field does not parse", ret->o.id);
+                return -EBADMSG;
+        }
+        ret->state = (enum rollout_state) state;
+        ret->current_stage = (unsigned) sqlite3_column_int(st, 8);
+        if (ret->current_stage >= ret->o.n_stages)
+                ret->current_stage = (unsigned) ret->o.n_stages - 1;
+        ret->stage_started = sqlite3_column_int64(st, 9);
+        ret->stage_contacts = sqlite3_column_int64(st, 10);
+        ret->created = sqlite3_column_int64(st, 11);
+        ret->started = sqlite3_column_int64(st, 12);
+        ret->finished = sqlite3_column_int64(st, 13);
+        snprintf(ret->reason, sizeof(ret->reason), "%s", column_text(st, 14));
+        (void) s;
+        return 0;
+}
+
+static int rollout_load(struct store *s, const char *id, struct rollout_row *ret) {
+        char sql[512];
+        snprintf(sql, sizeof(sql), "SELECT %s FROM rollouts WHERE id = ?", rollout_columns);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, sql, &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return db_fail(s, rc, "read a rollout");
+        return rollout_row_read(s, st, ret);
+}
+
+static int rollout_save(struct store *s, const struct rollout_row *row) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "UPDATE rollouts SET state = ?, current_stage = ?, stage_started = ?, "
+                           "stage_contacts = ?, started = nullif(?, 0), finished = nullif(?, 0), "
+                           "reason = nullif(?, '') WHERE id = ?",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, rollout_state_to_string(row->state), -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, (int) row->current_stage);
+        sqlite3_bind_int64(st, 3, row->stage_started);
+        sqlite3_bind_int64(st, 4, row->stage_contacts);
+        sqlite3_bind_int64(st, 5, row->started);
+        sqlite3_bind_int64(st, 6, row->finished);
+        sqlite3_bind_text(st, 7, row->reason, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 8, row->o.id, -1, SQLITE_STATIC);
+        return step_done(s, st);
+}
+
+_printf_(6, 7) static int rollout_event(struct store *s, const char *id, int64_t now, int stage,
+                                        const char *event, const char *fmt, ...) {
+        char detail[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof(detail), fmt, ap);
+        va_end(ap);
+        log_info("rollout %s: %s%s%s", id, event, detail[0] ? ": " : "", detail);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "INSERT INTO rollout_events (rollout, time, stage, event, detail) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        if (stage >= 0)
+                sqlite3_bind_int(st, 3, stage + 1);
+        sqlite3_bind_text(st, 4, event, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+        return step_done(s, st);
+}
+
+/* The members as the pure decisions see them (*ret: caller frees). */
+static int rollout_members_load(struct store *s, const char *id, struct rollout_member **ret,
+                                size_t *ret_n) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "SELECT stage, state, coalesce(committed_time, 0), "
+                           "contacts_since_commit FROM rollout_nodes WHERE rollout = ?",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        _cleanup_free_ struct rollout_member *m = NULL;
+        size_t n = 0, cap = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n == cap) {
+                        size_t c = cap ? cap * 2 : 64;
+                        struct rollout_member *p = realloc(m, c * sizeof(*m));
+                        if (!p)
+                                return -ENOMEM;
+                        m = p;
+                        cap = c;
+                }
+                int state = rollout_node_state_from_string(column_text(st, 1));
+                m[n++] = (struct rollout_member){
+                        .stage = (unsigned) sqlite3_column_int(st, 0),
+                        .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state) state,
+                        .committed_time = sqlite3_column_int64(st, 2),
+                        .contacts_since_commit = sqlite3_column_int64(st, 3),
+                };
+        }
+        if (rc != SQLITE_DONE)
+                return db_fail(s, rc, "read rollout members");
+        *ret = TAKE_PTR(m);
+        *ret_n = n;
+        return 0;
+}
+
+struct member_counts {
+        int64_t total, told, failures;
+        int64_t by_state[_ROLLOUT_NODE_STATE_MAX];
+};
+
+static void members_count(const struct rollout_member *m, size_t n, int stage,
+                          struct member_counts *c) {
+        memset(c, 0, sizeof(*c));
+        for (size_t i = 0; i < n; i++) {
+                if (stage >= 0 && m[i].stage != (unsigned) stage)
+                        continue;
+                c->total++;
+                c->by_state[m[i].state]++;
+                if (m[i].state != ROLLOUT_NODE_PENDING && m[i].state != ROLLOUT_NODE_SKIPPED)
+                        c->told++;
+                if (m[i].state == ROLLOUT_NODE_FAILED || m[i].state == ROLLOUT_NODE_ROLLED_BACK)
+                        c->failures++;
+        }
+}
+
+/* Halt past the threshold, or move through the stages whose gate has passed. */
+static int rollout_evaluate(struct store *s, struct rollout_row *row, int64_t now) {
+        for (;;) {
+                if (row->state != ROLLOUT_RUNNING && row->state != ROLLOUT_PAUSED)
+                        return 0;
+                _cleanup_free_ struct rollout_member *m = NULL;
+                size_t n = 0;
+                int r = rollout_members_load(s, row->o.id, &m, &n);
+                if (r < 0)
+                        return r;
+                struct member_counts all;
+                members_count(m, n, -1, &all);
+                if (rollout_failures_exceeded(&row->o.max_failures, all.failures, all.told)) {
+                        char t[32];
+                        rollout_threshold_format(&row->o.max_failures, t, sizeof(t));
+                        row->state = ROLLOUT_HALTED;
+                        row->finished = now;
+                        snprintf(row->reason, sizeof(row->reason),
+                                 "%lld of %lld nodes told failed or rolled back, over the "
+                                 "threshold of %s",
+                                 (long long) all.failures, (long long) all.told, t);
+                        log_warning("rollout %s halted in stage %u: %s", row->o.id,
+                                    row->current_stage + 1, row->reason);
+                        r = rollout_event(s, row->o.id, now, (int) row->current_stage, "halted",
+                                          "%s; no further node is told to install", row->reason);
+                        return r < 0 ? r : rollout_save(s, row);
+                }
+                if (row->state == ROLLOUT_PAUSED)
+                        return 0;
+                enum rollout_stage_decision d = rollout_stage_decide(
+                        m, n, row->current_stage, &row->o.success_after, &row->o.stage_timeout,
+                        row->stage_started, row->stage_contacts, now);
+                if (d == ROLLOUT_STAGE_WAIT)
+                        return 0;
+                struct member_counts st;
+                members_count(m, n, (int) row->current_stage, &st);
+                r = rollout_event(s, row->o.id, now, (int) row->current_stage,
+                                  d == ROLLOUT_STAGE_ADVANCE ? "stage passed" : "stage timed out",
+                                  "stage %u (%u%%): %lld nodes, %lld committed, %lld failed or "
+                                  "rolled back, %lld skipped, %lld still on their way",
+                                  row->current_stage + 1, row->o.stages[row->current_stage],
+                                  (long long) st.total,
+                                  (long long) st.by_state[ROLLOUT_NODE_COMMITTED],
+                                  (long long) st.failures,
+                                  (long long) st.by_state[ROLLOUT_NODE_SKIPPED],
+                                  (long long) (st.by_state[ROLLOUT_NODE_PENDING] +
+                                               st.by_state[ROLLOUT_NODE_TOLD] +
+                                               st.by_state[ROLLOUT_NODE_INSTALLING]));
+                if (r < 0)
+                        return r;
+                if (row->current_stage + 1 >= row->o.n_stages) {
+                        row->state = ROLLOUT_COMPLETED;
+                        row->finished = now;
+                        r = rollout_event(s, row->o.id, now, (int) row->current_stage, "completed",
+                                          "%lld of %lld nodes committed, %lld failed or rolled back",
+                                          (long long) all.by_state[ROLLOUT_NODE_COMMITTED],
+                                          (long long) all.total, (long long) all.failures);
+                        return r < 0 ? r : rollout_save(s, row);
+                }
+                row->current_stage++;
+                row->stage_started = now;
+                row->stage_contacts = 0;
+                members_count(m, n, (int) row->current_stage, &st);
+                r = rollout_event(s, row->o.id, now, (int) row->current_stage, "stage started",
+                                  "stage %u (%u%%): %lld nodes", row->current_stage + 1,
+                                  row->o.stages[row->current_stage], (long long) st.total);
+                if (r < 0)
+                        return r;
+                r = rollout_save(s, row);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int rollouts_evaluate_all(struct store *s, int64_t now) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "SELECT id FROM rollouts WHERE state IN ('running', 'paused') "
+                           "ORDER BY created, id",
+                        &st);
+        if (r < 0)
+                return r;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct rollout_row row;
+                r = rollout_load(s, column_text(st, 0), &row);
+                if (r >= 0)
+                        r = rollout_evaluate(s, &row, now);
+                if (r < 0)
+                        return r;
+        }
+        if (rc != SQLITE_DONE)
+                return db_fail(s, rc, "list running rollouts");
+        return 0;
+}
+
+static int rollouts_count_contact(struct store *s, const char *node) {
+        _cleanup_stmt_ sqlite3_stmt *a = NULL, *b = NULL;
+        int r = prepare(s, "UPDATE rollouts SET stage_contacts = stage_contacts + 1 "
+                           "WHERE state IN ('running', 'paused') AND id IN (SELECT rollout FROM "
+                           "rollout_nodes WHERE node = ? AND state != 'skipped')",
+                        &a);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(a, 1, node, -1, SQLITE_STATIC);
+        r = step_done(s, a);
+        if (r < 0)
+                return r;
+        r = prepare(s, "UPDATE rollout_nodes SET contacts_since_commit = contacts_since_commit + 1 "
+                       "WHERE node = ? AND state = 'committed'",
+                    &b);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(b, 1, node, -1, SQLITE_STATIC);
+        return step_done(s, b);
+}
+
+#define ROWS_PER_NODE_MAX 64
+
+struct node_row_ref {
+        char rollout[ROLLOUT_ID_MAX + 1];
+        enum rollout_node_state state;
+        enum rollout_state rollout_state;
+};
+
+static int rollout_node_set(struct store *s, const char *rollout, const char *node,
+                            enum rollout_node_state to, bool rollback_wanted, const char *reason,
+                            int64_t now) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "UPDATE rollout_nodes SET state = ?1, updated = ?2, "
+                           "reason = coalesce(?3, reason), "
+                           "committed_time = CASE WHEN ?1 = 'committed' THEN ?2 ELSE committed_time END, "
+                           "contacts_since_commit = CASE WHEN ?1 = 'committed' THEN 0 "
+                           "ELSE contacts_since_commit END, "
+                           "needs_rollback = CASE WHEN ?4 THEN 1 ELSE needs_rollback END "
+                           "WHERE rollout = ?5 AND node = ?6",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, rollout_node_state_to_string(to), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        if (reason && reason[0])
+                sqlite3_bind_text(st, 3, reason, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 4, rollback_wanted);
+        sqlite3_bind_text(st, 5, rollout, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, node, -1, SQLITE_STATIC);
+        return step_done(s, st);
+}
+
+/* The rows (rollout, node state) a query with node (and maybe a second parameter) selects. */
+static int node_rows_collect(struct store *s, sqlite3_stmt *st, struct node_row_ref *rows,
+                             size_t *n) {
+        int rc;
+        *n = 0;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < ROWS_PER_NODE_MAX) {
+                int ns = rollout_node_state_from_string(column_text(st, 1));
+                int rs = rollout_state_from_string(column_text(st, 2));
+                if (ns < 0 || rs < 0)
+                        continue;
+                struct node_row_ref *x = &rows[(*n)++];
+                snprintf(x->rollout, sizeof(x->rollout), "%s", column_text(st, 0));
+                x->state = (enum rollout_node_state) ns;
+                x->rollout_state = (enum rollout_state) rs;
+        }
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+                return db_fail(s, rc, "read rollout nodes");
+        return 0;
+}
+
+/*
+ * An update.<phase> of a node for bundle: the node's state in every rollout of that bundle
+ * (that has started), and a block when it rolled back from it.
+ */
+static int rollout_apply_update(struct store *s, const char *node, const char *kind,
+                                const char *bundle, const char *reason, int64_t now) {
+        struct node_row_ref rows[ROWS_PER_NODE_MAX];
+        size_t n = 0;
+        int r;
+        if (!bundle || !bundle[0])
+                return 0;
+        if (streq(kind, "update.rolled-back")) {
+                /* Never again: the node is not told to install this bundle any more. */
+                _cleanup_stmt_ sqlite3_stmt *block = NULL;
+                r = prepare(s, "INSERT OR IGNORE INTO node_bundle_blocks (node, bundle_id, "
+                               "time, reason) VALUES (?, ?, ?, ?)",
+                            &block);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_text(block, 1, node, -1, SQLITE_STATIC);
+                sqlite3_bind_text(block, 2, bundle, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(block, 3, now);
+                sqlite3_bind_text(block, 4, reason ? reason : "", -1, SQLITE_TRANSIENT);
+                r = step_done(s, block);
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        r = prepare(s, "SELECT rn.rollout, rn.state, r.state FROM rollout_nodes rn "
+                       "JOIN rollouts r ON r.id = rn.rollout "
+                       "WHERE rn.node = ? AND r.bundle_id = ? AND r.state != 'created'",
+                    &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, bundle, -1, SQLITE_STATIC);
+        r = node_rows_collect(s, st, rows, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                enum rollout_node_state to = rollout_node_after_update(rows[i].state, kind);
+                if (to == rows[i].state)
+                        continue;
+                /* A node that commits after an abort is told to go back too. */
+                bool rollback = to == ROLLOUT_NODE_COMMITTED &&
+                                rows[i].rollout_state == ROLLOUT_ABORTED;
+                r = rollout_node_set(s, rows[i].rollout, node, to, rollback, reason, now);
+                if (r < 0)
+                        return r;
+                log_info("rollout %s: node %s %s -> %s", rows[i].rollout, node,
+                         rollout_node_state_to_string(rows[i].state),
+                         rollout_node_state_to_string(to));
+        }
+        return 0;
+}
+
+/*
+ * The update outcome in a node's status document (sent at the first sync after every
+ * start): a rollback decided just before a reboot may reach the ground this way first.
+ */
+static int rollout_apply_status(struct store *s, const char *node, json_t *status, int64_t now) {
+        json_t *u = json_object_get(json_object_get(status, "subsystems"), "update");
+        const char *phase = json_string_value(json_object_get(u, "phase"));
+        if (!phase || !(streq(phase, "committed") || streq(phase, "rolled-back") ||
+                        streq(phase, "failed")))
+                return 0;
+        char kind[32];
+        snprintf(kind, sizeof(kind), "update.%s", phase);
+        return rollout_apply_update(s, node, kind,
+                                    json_string_value(json_object_get(u, "bundle_id")),
+                                    json_string_value(json_object_get(u, "reason")), now);
+}
+
+/* What a newly stored record of a node changes in the rollouts it belongs to. */
+static int rollout_apply_record(struct store *s, const struct sync_record *rec, int64_t now) {
+        enum record_effect e = record_effect_of(rec->kind);
+        struct node_row_ref rows[ROWS_PER_NODE_MAX];
+        size_t n = 0;
+        int r;
+        if (e == RECORD_EFFECT_UPDATE)
+                return rollout_apply_update(
+                        s, rec->node, rec->kind,
+                        json_string_value(json_object_get(rec->body, "bundle_id")),
+                        json_string_value(json_object_get(rec->body, "reason")), now);
+        if (e == RECORD_EFFECT_COMMAND_RESULT) {
+                struct command_result res;
+                if (command_result_parse(rec->body, &res) < 0)
+                        return 0;
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                r = prepare(s, "SELECT rn.rollout, rn.state, r.state FROM rollout_nodes rn "
+                               "JOIN rollouts r ON r.id = rn.rollout "
+                               "WHERE rn.node = ? AND rn.install_seq = ?",
+                            &st);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_text(st, 1, rec->node, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, res.seq);
+                r = node_rows_collect(s, st, rows, &n);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n; i++) {
+                        enum rollout_node_state to =
+                                rollout_node_after_install_result(rows[i].state, res.status);
+                        if (to == rows[i].state)
+                                continue;
+                        char why[1100];
+                        snprintf(why, sizeof(why), "update.install %s: %s", res.status, res.reason);
+                        r = rollout_node_set(s, rows[i].rollout, rec->node, to, false, why, now);
+                        if (r < 0)
+                                return r;
+                        log_info("rollout %s: node %s %s", rows[i].rollout, rec->node, why);
+                }
+        }
+        return 0;
+}
+
+static int node_blocked(struct store *s, const char *node, const char *bundle) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "SELECT 1 FROM node_bundle_blocks WHERE node = ? AND bundle_id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, bundle, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE)
+                return 0;
+        return db_fail(s, rc, "read bundle blocks");
+}
+
+/* Queue a rollout's command for a node inside the sync's transaction. */
+static int rollout_queue(struct store *s, const char *rollout, const char *node,
+                         const char *action, json_t *params, int64_t now, int64_t *ret_seq) {
+        _cleanup_free_ char *reason = NULL;
+        int r = command_queue_locked(s, node, action, params, now, ROLLOUT_COMMAND_EXPIRES,
+                                     s->sign, s->sign_userdata, ret_seq, NULL, &reason);
+        if (r < 0)
+                log_error("rollout %s: cannot queue %s for %s: %s", rollout, action, node,
+                          reason ? reason : strerror(-r));
+        return r;
+}
+
+/* At a node's sync: move the rollouts on, then tell this node what its rollouts need. */
+static int rollouts_drive_node(struct store *s, const char *node, int64_t now) {
+        int r = rollouts_evaluate_all(s, now);
+        if (r < 0)
+                return r;
+        if (!s->sign)
+                return 0;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        r = prepare(s, "SELECT rn.rollout, rn.stage, rn.state, rn.needs_rollback, r.state, "
+                       "r.current_stage, r.bundle_id FROM rollout_nodes rn "
+                       "JOIN rollouts r ON r.id = rn.rollout "
+                       "WHERE rn.node = ? AND r.state IN ('running', 'aborted') "
+                       "ORDER BY r.created, r.id",
+                    &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+        struct todo {
+                char rollout[ROLLOUT_ID_MAX + 1], bundle[API_BUNDLE_ID_MAX + 1];
+                struct rollout_member m;
+                bool needs_rollback;
+                enum rollout_state rollout_state;
+                unsigned current_stage;
+        } todo[ROWS_PER_NODE_MAX];
+        size_t n = 0;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < ROWS_PER_NODE_MAX) {
+                int ns = rollout_node_state_from_string(column_text(st, 2));
+                int rs = rollout_state_from_string(column_text(st, 4));
+                if (ns < 0 || rs < 0)
+                        continue;
+                struct todo *t = &todo[n++];
+                snprintf(t->rollout, sizeof(t->rollout), "%s", column_text(st, 0));
+                snprintf(t->bundle, sizeof(t->bundle), "%s", column_text(st, 6));
+                t->m = (struct rollout_member){.stage = (unsigned) sqlite3_column_int(st, 1),
+                                               .state = (enum rollout_node_state) ns};
+                t->needs_rollback = sqlite3_column_int(st, 3) != 0;
+                t->rollout_state = (enum rollout_state) rs;
+                t->current_stage = (unsigned) sqlite3_column_int(st, 5);
+        }
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+                return db_fail(s, rc, "read the node's rollouts");
+        for (size_t i = 0; i < n; i++) {
+                struct todo *t = &todo[i];
+                if (t->rollout_state == ROLLOUT_ABORTED && t->needs_rollback) {
+                        json_auto_t *params = json_object();
+                        int64_t seq = 0;
+                        if (!params)
+                                return -ENOMEM;
+                        r = rollout_queue(s, t->rollout, node, "update.rollback", params, now, &seq);
+                        if (r < 0)
+                                return r;
+                        _cleanup_stmt_ sqlite3_stmt *u = NULL;
+                        r = prepare(s, "UPDATE rollout_nodes SET needs_rollback = 0, "
+                                       "rollback_seq = ?, updated = ? WHERE rollout = ? AND node = ?",
+                                    &u);
+                        if (r < 0)
+                                return r;
+                        sqlite3_bind_int64(u, 1, seq);
+                        sqlite3_bind_int64(u, 2, now);
+                        sqlite3_bind_text(u, 3, t->rollout, -1, SQLITE_STATIC);
+                        sqlite3_bind_text(u, 4, node, -1, SQLITE_STATIC);
+                        r = step_done(s, u);
+                        if (r < 0)
+                                return r;
+                        log_info("rollout %s (aborted): node %s told to roll back (command %lld)",
+                                 t->rollout, node, (long long) seq);
+                        continue;
+                }
+                if (t->m.state != ROLLOUT_NODE_PENDING)
+                        continue;
+                int blocked = node_blocked(s, node, t->bundle);
+                if (blocked < 0)
+                        return blocked;
+                if (!rollout_member_should_tell(t->rollout_state, t->current_stage, &t->m,
+                                                blocked > 0)) {
+                        if (blocked > 0 && t->rollout_state == ROLLOUT_RUNNING) {
+                                r = rollout_node_set(s, t->rollout, node, ROLLOUT_NODE_SKIPPED,
+                                                     false, "rolled back from this bundle before",
+                                                     now);
+                                if (r < 0)
+                                        return r;
+                        }
+                        continue;
+                }
+                json_auto_t *params = json_pack("{s:s}", "bundle_id", t->bundle);
+                int64_t seq = 0;
+                if (!params)
+                        return -ENOMEM;
+                r = rollout_queue(s, t->rollout, node, "update.install", params, now, &seq);
+                if (r < 0)
+                        return r;
+                _cleanup_stmt_ sqlite3_stmt *u = NULL;
+                r = prepare(s, "UPDATE rollout_nodes SET state = 'told', install_seq = ?1, "
+                               "told_time = ?2, updated = ?2 WHERE rollout = ?3 AND node = ?4",
+                            &u);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_int64(u, 1, seq);
+                sqlite3_bind_int64(u, 2, now);
+                sqlite3_bind_text(u, 3, t->rollout, -1, SQLITE_STATIC);
+                sqlite3_bind_text(u, 4, node, -1, SQLITE_STATIC);
+                r = step_done(s, u);
+                if (r < 0)
+                        return r;
+                log_info("rollout %s: node %s (stage %u) told to install %s (command %lld)",
+                         t->rollout, node, t->m.stage + 1, t->bundle, (long long) seq);
+        }
+        return 0;
+}
+
+/* ---- rollouts: operator side -------------------------------------------------------- */
+
+static int rollout_show_locked(struct store *s, const char *id, int64_t now, json_t **ret);
+
+int store_rollout_create(struct store *s, const struct rollout_options *o, int64_t now,
+                         json_t **ret, char **ret_reason) {
+        struct store_bundle b;
+        int r = store_bundle_get(s, o->bundle_id, &b);
+        if (r == -ENOENT)
+                return message_set(ret_reason, r, "no bundle \"%s\" was uploaded", o->bundle_id);
+        if (r < 0)
+                return message_set(ret_reason, r, "cannot read bundle %s", o->bundle_id);
+        r = exec_sql(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return message_set(ret_reason, r, "cannot start a transaction");
+        _cleanup_transaction_ struct store *guard = s;
+
+        char id[ROLLOUT_ID_MAX + 1];
+        snprintf(id, sizeof(id), "%s", o->id);
+        struct rollout_row existing;
+        if (!id[0]) {
+                _cleanup_stmt_ sqlite3_stmt *count = NULL;
+                r = prepare(s, "SELECT count(*) FROM rollouts", &count);
+                if (r < 0 || sqlite3_step(count) != SQLITE_ROW)
+                        return message_set(ret_reason, r < 0 ? r : -EIO, "store error");
+                for (int64_t k = sqlite3_column_int64(count, 0) + 1;; k++) {
+                        snprintf(id, sizeof(id), "rollout-%lld", (long long) k);
+                        r = rollout_load(s, id, &existing);
+                        if (r == -ENOENT)
+                                break;
+                        if (r < 0)
+                                return message_set(ret_reason, r, "store error");
+                }
+        } else {
+                r = rollout_load(s, id, &existing);
+                if (r >= 0)
+                        return message_set(ret_reason, -EEXIST, "rollout \"%s\" exists", id);
+                if (r != -ENOENT)
+                        return message_set(ret_reason, r, "store error");
+        }
+
+        /* The target's nodes that no other created, running or paused rollout holds. */
+        _cleanup_stmt_ sqlite3_stmt *sel = NULL;
+        r = prepare(s,
+                    "SELECT n.id, (SELECT count(*) FROM rollout_nodes rn JOIN rollouts r ON "
+                    "r.id = rn.rollout WHERE rn.node = n.id AND r.state IN ('created', "
+                    "'running', 'paused')), "
+                    "(SELECT count(*) FROM node_bundle_blocks k WHERE k.node = n.id AND "
+                    "k.bundle_id = ?2), "
+                    "n.update_kind = 'update.committed' AND "
+                    "json_extract(n.update_body, '$.bundle_id') = ?2 "
+                    "FROM nodes n WHERE ?1 = 'all' OR n.id IN (SELECT node FROM node_groups "
+                    "WHERE name = ?1) ORDER BY n.id",
+                    &sel);
+        if (r < 0)
+                return message_set(ret_reason, r, "store error");
+        sqlite3_bind_text(sel, 1, o->target, -1, SQLITE_STATIC);
+        sqlite3_bind_text(sel, 2, o->bundle_id, -1, SQLITE_STATIC);
+        char **ids = NULL;
+        bool *blocked = NULL, *already = NULL;
+        size_t n = 0, cap = 0, held = 0;
+        int rc;
+        while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+                if (sqlite3_column_int(sel, 1) > 0) {
+                        held++;
+                        continue;
+                }
+                if (n == ROLLOUT_NODES_MAX)
+                        break;
+                if (n == cap) {
+                        cap = cap ? cap * 2 : 64;
+                        char **i2 = realloc(ids, cap * sizeof(*ids));
+                        if (i2)
+                                ids = i2;
+                        bool *b2 = realloc(blocked, cap * sizeof(*blocked));
+                        if (b2)
+                                blocked = b2;
+                        bool *a2 = realloc(already, cap * sizeof(*already));
+                        if (a2)
+                                already = a2;
+                        if (!i2 || !b2 || !a2) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                }
+                ids[n] = strdup(column_text(sel, 0));
+                blocked[n] = sqlite3_column_int(sel, 2) > 0;
+                already[n] = sqlite3_column_int(sel, 3) > 0;
+                if (!ids[n]) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                n++;
+        }
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+                r = message_set(ret_reason, db_fail(s, rc, "select the target"), "store error");
+                goto out;
+        }
+        if (n == 0) {
+                r = message_set(ret_reason, -ENODATA,
+                                "target \"%s\" has no node to update%s", o->target,
+                                held ? " (its nodes are in other rollouts)" : "");
+                goto out;
+        }
+        {
+                _cleanup_free_ unsigned *stage = calloc(n, sizeof(*stage));
+                if (!stage) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                rollout_assign_stages(id, (const char *const *) ids, n, o->stages, o->n_stages,
+                                      stage);
+                char stages[64], success[32], timeout[32], failures[32];
+                rollout_stages_format(o->stages, o->n_stages, stages, sizeof(stages));
+                rollout_gate_format(&o->success_after, success, sizeof(success));
+                rollout_gate_format(&o->stage_timeout, timeout, sizeof(timeout));
+                rollout_threshold_format(&o->max_failures, failures, sizeof(failures));
+                _cleanup_stmt_ sqlite3_stmt *ins = NULL;
+                r = prepare(s, "INSERT INTO rollouts (id, bundle_id, target, stages, success_after, "
+                               "stage_timeout, max_failures, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            &ins);
+                if (r < 0)
+                        goto out;
+                sqlite3_bind_text(ins, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(ins, 2, o->bundle_id, -1, SQLITE_STATIC);
+                sqlite3_bind_text(ins, 3, o->target, -1, SQLITE_STATIC);
+                sqlite3_bind_text(ins, 4, stages, -1, SQLITE_STATIC);
+                sqlite3_bind_text(ins, 5, success, -1, SQLITE_STATIC);
+                sqlite3_bind_text(ins, 6, timeout, -1, SQLITE_STATIC);
+                sqlite3_bind_text(ins, 7, failures, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(ins, 8, now);
+                r = step_done(s, ins);
+                if (r < 0)
+                        goto out;
+                _cleanup_stmt_ sqlite3_stmt *mem = NULL;
+                r = prepare(s, "INSERT INTO rollout_nodes (rollout, node, stage, state, reason, "
+                               "committed_time, contacts_since_commit, updated) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            &mem);
+                if (r < 0)
+                        goto out;
+                size_t per_stage[ROLLOUT_STAGES_MAX] = {};
+                for (size_t i = 0; i < n; i++) {
+                        sqlite3_reset(mem);
+                        sqlite3_clear_bindings(mem);
+                        per_stage[stage[i]]++;
+                        sqlite3_bind_text(mem, 1, id, -1, SQLITE_STATIC);
+                        sqlite3_bind_text(mem, 2, ids[i], -1, SQLITE_STATIC);
+                        sqlite3_bind_int(mem, 3, (int) stage[i]);
+                        const char *state = "pending", *reason = NULL;
+                        if (blocked[i]) {
+                                state = "skipped";
+                                reason = "rolled back from this bundle before";
+                        } else if (already[i]) {
+                                /* Already runs it: committed, and held long ago. */
+                                state = "committed";
+                                reason = "already committed this bundle";
+                                sqlite3_bind_int64(mem, 6, 0);
+                                sqlite3_bind_int64(mem, 7, INT32_MAX);
+                        }
+                        sqlite3_bind_text(mem, 4, state, -1, SQLITE_STATIC);
+                        if (reason)
+                                sqlite3_bind_text(mem, 5, reason, -1, SQLITE_STATIC);
+                        if (!already[i] || blocked[i])
+                                sqlite3_bind_int64(mem, 7, 0);
+                        sqlite3_bind_int64(mem, 8, now);
+                        r = step_done(s, mem);
+                        if (r < 0)
+                                goto out;
+                }
+                char sizes[256] = "";
+                size_t used = 0;
+                for (size_t i = 0; i < o->n_stages && used < sizeof(sizes); i++) {
+                        int w = snprintf(sizes + used, sizeof(sizes) - used, "%s%zu", i ? ", " : "",
+                                         per_stage[i]);
+                        if (w > 0)
+                                used += (size_t) w;
+                }
+                r = rollout_event(s, id, now, -1, "created",
+                                  "bundle %s to %s: %zu nodes in stages %s%% (%s nodes)%s", o->bundle_id,
+                                  o->target, n, stages, sizes,
+                                  held ? " (nodes in other rollouts left out)" : "");
+                if (r < 0)
+                        goto out;
+        }
+        r = commit(&guard);
+        if (r < 0)
+                goto out;
+        r = ret ? rollout_show_locked(s, id, now, ret) : 0;
+out:
+        for (size_t i = 0; i < n; i++)
+                free(ids[i]);
+        free(ids);
+        free(blocked);
+        free(already);
+        if (r < 0 && ret_reason && !*ret_reason)
+                (void) message_set(ret_reason, r, "cannot create the rollout: %s", strerror(-r));
+        return r;
+}
+
+int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_t now,
+                       json_t **ret, char **ret_reason) {
+        int r = exec_sql(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return message_set(ret_reason, r, "cannot start a transaction");
+        _cleanup_transaction_ struct store *guard = s;
+        struct rollout_row row;
+        r = rollout_load(s, id, &row);
+        if (r == -ENOENT)
+                return message_set(ret_reason, r, "no rollout \"%s\"", id);
+        if (r < 0)
+                return message_set(ret_reason, r, "cannot read rollout %s", id);
+        const char *why = NULL;
+        int to = rollout_state_after_verb(row.state, verb, &why);
+        if (to < 0)
+                return message_set(ret_reason, -EINVAL, "%s rollout %s: %s (it is %s)", verb, id,
+                                   why, rollout_state_to_string(row.state));
+        enum rollout_state from = row.state;
+        row.state = (enum rollout_state) to;
+        if (streq(verb, "start")) {
+                row.started = now;
+                row.current_stage = 0;
+                row.stage_started = now;
+                row.stage_contacts = 0;
+                _cleanup_free_ struct rollout_member *m = NULL;
+                size_t n = 0;
+                r = rollout_members_load(s, id, &m, &n);
+                if (r < 0)
+                        return r;
+                struct member_counts c;
+                members_count(m, n, 0, &c);
+                r = rollout_event(s, id, now, 0, "stage started", "stage 1 (%u%%): %lld nodes",
+                                  row.o.stages[0], (long long) c.total);
+        } else if (streq(verb, "abort")) {
+                row.finished = now;
+                snprintf(row.reason, sizeof(row.reason), "aborted by the operator");
+                /* Installs not sent yet are taken back; nodes that got one are told to roll back. */
+                _cleanup_stmt_ sqlite3_stmt *cancel = NULL, *back = NULL, *mark = NULL;
+                r = prepare(s, "UPDATE commands SET state = 'cancelled', result_time = ?2, "
+                               "result_reason = 'cancelled: rollout ' || ?1 || ' aborted' "
+                               "WHERE state = 'queued' AND action = 'update.install' AND "
+                               "(node, seq) IN (SELECT node, install_seq FROM rollout_nodes "
+                               "WHERE rollout = ?1 AND state = 'told')",
+                            &cancel);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_text(cancel, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(cancel, 2, now);
+                r = step_done(s, cancel);
+                if (r < 0)
+                        return r;
+                int cancelled = sqlite3_changes(s->db);
+                r = prepare(s, "UPDATE rollout_nodes SET state = 'pending', updated = ?2, "
+                               "reason = 'install cancelled by the abort' WHERE rollout = ?1 AND "
+                               "state = 'told' AND EXISTS (SELECT 1 FROM commands c WHERE "
+                               "c.node = rollout_nodes.node AND c.seq = rollout_nodes.install_seq "
+                               "AND c.state = 'cancelled')",
+                            &back);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_text(back, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(back, 2, now);
+                r = step_done(s, back);
+                if (r < 0)
+                        return r;
+                r = prepare(s, "UPDATE rollout_nodes SET needs_rollback = 1, updated = ?2 "
+                               "WHERE rollout = ?1 AND state IN ('told', 'installing', 'committed')",
+                            &mark);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_text(mark, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(mark, 2, now);
+                r = step_done(s, mark);
+                if (r < 0)
+                        return r;
+                r = rollout_event(s, id, now, (int) row.current_stage, "aborted",
+                                  "%d installs not yet sent cancelled; %d nodes will be told to "
+                                  "roll back at their next contact",
+                                  cancelled, sqlite3_changes(s->db));
+        } else
+                r = rollout_event(s, id, now, (int) row.current_stage, verb, "%s -> %s",
+                                  rollout_state_to_string(from), rollout_state_to_string(row.state));
+        if (r < 0)
+                return r;
+        r = rollout_save(s, &row);
+        if (r < 0)
+                return r;
+        r = rollout_evaluate(s, &row, now); /* empty stages pass at once */
+        if (r < 0)
+                return r;
+        r = commit(&guard);
+        if (r < 0)
+                return message_set(ret_reason, r, "cannot commit");
+        return ret ? rollout_show_locked(s, id, now, ret) : 0;
+}
+
+static json_t *rollout_row_json(const struct rollout_row *row) {
+        json_t *o = rollout_options_to_json(&row->o);
+        if (!o)
+                return NULL;
+        json_object_set_new(o, "state", json_string(rollout_state_to_string(row->state)));
+        json_object_set_new(o, "current_stage", json_integer(row->current_stage + 1));
+        json_object_set_new(o, "created", json_integer(row->created));
+        json_object_set_new(o, "started", row->started ? json_integer(row->started) : json_null());
+        json_object_set_new(o, "finished",
+                            row->finished ? json_integer(row->finished) : json_null());
+        json_object_set_new(o, "stage_started",
+                            row->stage_started ? json_integer(row->stage_started) : json_null());
+        json_object_set_new(o, "stage_contacts", json_integer(row->stage_contacts));
+        json_object_set_new(o, "reason", row->reason[0] ? json_string(row->reason) : json_null());
+        return o;
+}
+
+static json_t *counts_json(const struct member_counts *c) {
+        json_t *o = json_pack("{s:I,s:I,s:I}", "nodes", (json_int_t) c->total, "told_so_far",
+                              (json_int_t) c->told, "failures", (json_int_t) c->failures);
+        for (int i = 0; o && i < _ROLLOUT_NODE_STATE_MAX; i++)
+                json_object_set_new(o, rollout_node_state_to_string(i),
+                                    json_integer(c->by_state[i]));
+        return o;
+}
+
+static int rollout_show_locked(struct store *s, const char *id, int64_t now, json_t **ret) {
+        struct rollout_row row;
+        int r = rollout_load(s, id, &row);
+        if (r < 0)
+                return r;
+        _cleanup_(json_decrefp) json_t *o = rollout_row_json(&row);
+        if (!o)
+                return -ENOMEM;
+        _cleanup_free_ struct rollout_member *m = NULL;
+        size_t n = 0;
+        r = rollout_members_load(s, id, &m, &n);
+        if (r < 0)
+                return r;
+        struct member_counts all;
+        members_count(m, n, -1, &all);
+        json_object_set_new(o, "counts", counts_json(&all));
+        json_object_set_new(o, "threshold_exceeded",
+                            json_boolean(rollout_failures_exceeded(&row.o.max_failures,
+                                                                   all.failures, all.told)));
+        json_t *progress = json_array();
+        for (size_t i = 0; progress && i < row.o.n_stages; i++) {
+                struct member_counts c;
+                members_count(m, n, (int) i, &c);
+                int64_t held = 0;
+                for (size_t k = 0; k < n; k++)
+                        if (m[k].stage == i && rollout_member_held(&m[k], &row.o.success_after, now))
+                                held++;
+                const char *status = i < row.current_stage ? "passed"
+                                     : i > row.current_stage ? "waiting"
+                                     : row.state == ROLLOUT_COMPLETED ? "passed"
+                                     : row.state == ROLLOUT_CREATED ? "waiting"
+                                     : rollout_state_to_string(row.state);
+                json_t *e = counts_json(&c);
+                if (e) {
+                        json_object_set_new(e, "stage", json_integer((json_int_t) i + 1));
+                        json_object_set_new(e, "percent", json_integer(row.o.stages[i]));
+                        json_object_set_new(e, "held", json_integer(held));
+                        json_object_set_new(e, "status", json_string(status));
+                }
+                json_array_append_new(progress, e);
+        }
+        json_object_set_new(o, "stage_progress", progress);
+
+        _cleanup_stmt_ sqlite3_stmt *ev = NULL;
+        r = prepare(s, "SELECT time, stage, event, detail FROM rollout_events WHERE rollout = ? "
+                       "ORDER BY rowid",
+                    &ev);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(ev, 1, id, -1, SQLITE_STATIC);
+        json_t *events = json_array();
+        int rc;
+        while (events && (rc = sqlite3_step(ev)) == SQLITE_ROW)
+                json_array_append_new(events,
+                                      json_pack("{s:I,s:o,s:s,s:s}", "time",
+                                                (json_int_t) sqlite3_column_int64(ev, 0), "stage",
+                                                column_int_or_null(ev, 1), "event",
+                                                column_text(ev, 2), "detail", column_text(ev, 3)));
+        json_object_set_new(o, "events", events);
+
+        _cleanup_stmt_ sqlite3_stmt *nodes = NULL;
+        r = prepare(s, "SELECT node, stage, state, install_seq, told_time, committed_time, "
+                       "contacts_since_commit, rollback_seq, reason, updated FROM rollout_nodes "
+                       "WHERE rollout = ? ORDER BY stage, node",
+                    &nodes);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(nodes, 1, id, -1, SQLITE_STATIC);
+        json_t *list = json_array();
+        while (list && (rc = sqlite3_step(nodes)) == SQLITE_ROW)
+                json_array_append_new(
+                        list, json_pack("{s:s,s:I,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:I}", "node",
+                                        column_text(nodes, 0), "stage",
+                                        (json_int_t) sqlite3_column_int(nodes, 1) + 1, "state",
+                                        column_text(nodes, 2), "install_seq",
+                                        column_int_or_null(nodes, 3), "told_time",
+                                        column_int_or_null(nodes, 4), "committed_time",
+                                        column_int_or_null(nodes, 5), "contacts_since_commit",
+                                        (json_int_t) sqlite3_column_int64(nodes, 6), "rollback_seq",
+                                        column_int_or_null(nodes, 7), "reason",
+                                        column_string_or_null(nodes, 8), "updated",
+                                        (json_int_t) sqlite3_column_int64(nodes, 9)));
+        json_object_set_new(o, "nodes", list);
+        if (!events || !list || !progress)
+                return -ENOMEM;
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+int store_rollout_show(struct store *s, const char *id, int64_t now, json_t **ret) {
+        int r = exec_sql(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        _cleanup_transaction_ struct store *guard = s;
+        struct rollout_row row;
+        r = rollout_load(s, id, &row);
+        if (r < 0)
+                return r;
+        r = rollout_evaluate(s, &row, now);
+        if (r < 0)
+                return r;
+        r = commit(&guard);
+        if (r < 0)
+                return r;
+        return rollout_show_locked(s, id, now, ret);
+}
+
+int store_rollouts_list(struct store *s, int64_t now, json_t **ret) {
+        int r = exec_sql(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        _cleanup_transaction_ struct store *guard = s;
+        r = rollouts_evaluate_all(s, now);
+        if (r < 0)
+                return r;
+        r = commit(&guard);
+        if (r < 0)
+                return r;
+        char sql[512];
+        snprintf(sql, sizeof(sql), "SELECT %s FROM rollouts ORDER BY created, id", rollout_columns);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        r = prepare(s, sql, &st);
+        if (r < 0)
+                return r;
+        _cleanup_(json_decrefp) json_t *a = json_array();
+        if (!a)
+                return -ENOMEM;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct rollout_row row;
+                r = rollout_row_read(s, st, &row);
+                if (r < 0)
+                        return r;
+                json_t *o = rollout_row_json(&row);
+                _cleanup_free_ struct rollout_member *m = NULL;
+                size_t n = 0;
+                r = rollout_members_load(s, row.o.id, &m, &n);
+                if (r < 0) {
+                        json_decref(o);
+                        return r;
+                }
+                struct member_counts c;
+                members_count(m, n, -1, &c);
+                if (!o || json_object_set_new(o, "counts", counts_json(&c)) < 0 ||
+                    json_array_append_new(a, o) < 0)
+                        return -ENOMEM;
+        }
+        if (rc != SQLITE_DONE)
+                return db_fail(s, rc, "list rollouts");
         *ret = TAKE_PTR(a);
         return 0;
 }

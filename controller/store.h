@@ -11,8 +11,9 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "rollout.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
@@ -75,3 +76,44 @@ int store_bundle_add(struct store *s, const struct store_bundle *b, const char *
                      bool verified, int64_t now);
 int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret);
 int store_bundles_list(struct store *s, json_t **ret);
+
+/* ---- groups and staged rollouts (docs/rollouts.md) ----------------------------------- */
+
+/*
+ * The signer for the commands that rollouts queue (update.install, update.rollback) from
+ * store_sync and the rollout verbs. Without one, rollouts are stored but not driven.
+ */
+void store_set_command_signer(struct store *s, store_sign_fn sign, void *userdata);
+
+/* Put a node in a group (registering the node), or take it out (-ENOENT if not in it). */
+int store_node_group_add(struct store *s, const char *node, const char *group, int64_t now);
+int store_node_group_remove(struct store *s, const char *node, const char *group);
+/* The node's groups, a new array of strings; an unknown node has none. */
+int store_node_groups(struct store *s, const char *node, json_t **ret);
+
+/*
+ * Create a rollout of o->bundle_id over o->target ("all" or a group): the members are the
+ * target's nodes not held by another created, running or paused rollout, each given its
+ * stage (rollout_assign_stages) now and for good. o->id "" is named "rollout-N".
+ * -ENOENT (unknown bundle), -EEXIST (the id is taken), -ENODATA (no node to update), each
+ * with *ret_reason. *ret is the rollout as store_rollout_show gives it.
+ */
+int store_rollout_create(struct store *s, const struct rollout_options *o, int64_t now,
+                         json_t **ret, char **ret_reason);
+
+/*
+ * "start", "pause", "resume" or "abort" (rollout_state_after_verb): -ENOENT for an
+ * unknown rollout, -EINVAL with *ret_reason when the verb does not apply. Abort cancels
+ * the install commands not yet sent and marks the nodes that got one for update.rollback
+ * (queued at their next sync).
+ */
+int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_t now,
+                       json_t **ret, char **ret_reason);
+
+/*
+ * A rollout in full: options, state, stage by stage counts, failures and threshold, the
+ * events (stage started, passed, timed out, halted...) and every member. The time gates
+ * are evaluated first (at now), so a status read moves a stage whose time has come.
+ */
+int store_rollout_show(struct store *s, const char *id, int64_t now, json_t **ret);
+int store_rollouts_list(struct store *s, int64_t now, json_t **ret);

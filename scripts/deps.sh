@@ -9,7 +9,7 @@ build_pkgs=(build-essential autoconf automake libtool pkg-config
 test_pkgs=(jq python3 procps systemd grub-common libubootenv-tool openssl tar gzip curl sqlite3)
 packaging_pkgs=(debhelper dpkg-dev debootstrap lintian fakeroot)
 fuzz_pkgs=(clang libclang-rt-dev)
-run_pkgs=(procps)
+run_pkgs=(procps openssl jq curl util-linux)
 bench_pkgs=(bubblewrap bc)
 valgrind_pkgs=(valgrind)
 

@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# The main job: build orbit-agent, start a simulated node from examples/sim-node, show
-# its status, and stop it cleanly. --stay keeps the node running until Ctrl-C.
+# The main job: build everything, start the controller and a fleet of 50 simulated nodes,
+# run a staged rollout over them that halts when failing nodes cross its threshold, show
+# its progress stage by stage, and stop cleanly (scripts/fleet-sim.sh; arguments go to it:
+# N, --fail K, --keep...).
+#
+# --node [--stay]: the single-node demo instead: build orbit-agent, start a simulated node
+# from examples/sim-node, show its status and thermal policy, and stop it (--stay keeps it
+# running until Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 stay=0
-[ "${1:-}" = "--stay" ] && stay=1
+case "${1:-}" in
+--node) shift; [ "${1:-}" = "--stay" ] && stay=1 ;;
+--stay) stay=1 ;;
+*)
+        scripts/deps.sh build run
+        exec scripts/fleet-sim.sh "$@"
+        ;;
+esac
 
 scripts/deps.sh build run
 

@@ -235,6 +235,11 @@ static void test_decisions(void **state) {
         assert_string_equal(res.status, "rejected");
         assert_string_equal(res.reason, "expired");
         json_decref(b);
+        /* the agent sends "reason": null for a result without one */
+        b = json_loads("{\"seq\":5,\"status\":\"done\",\"reason\":null}", 0, NULL);
+        assert_int_equal(command_result_parse(b, &res), 0);
+        assert_string_equal(res.reason, "");
+        json_decref(b);
         static const char *const bad[] = {
                 "{\"seq\":0,\"status\":\"done\"}", "{\"seq\":1,\"status\":\"maybe\"}",
                 "{\"seq\":1}", "{\"seq\":1,\"status\":\"done\",\"x\":1}",
@@ -347,9 +352,45 @@ static void test_query_and_auth(void **state) {
         free(e);
 }
 
+static void test_rollout_routes(void **state) {
+        struct api_match m;
+        assert_int_equal(api_route_match("GET", "/v1/rollouts", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_ROLLOUTS);
+        assert_int_equal(api_route_match("POST", "/v1/rollouts", &m), 0);
+        assert_int_equal(api_route_match("DELETE", "/v1/rollouts", &m), -EOPNOTSUPP);
+        assert_int_equal(api_route_match("GET", "/v1/rollouts/r-1", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_ROLLOUT);
+        assert_string_equal(m.id, "r-1");
+        assert_int_equal(api_route_match("POST", "/v1/rollouts/r-1/abort", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_ROLLOUT_VERB);
+        assert_string_equal(m.verb, "abort");
+        assert_int_equal(api_route_match("GET", "/v1/rollouts/r-1/abort", &m), -EOPNOTSUPP);
+        assert_int_equal(api_route_match("POST", "/v1/rollouts/r-1/explode", &m), -ENOENT);
+        assert_int_equal(api_route_match("POST", "/v1/rollouts/r-1/start/x", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/v1/rollouts/..", &m), -EINVAL);
+        assert_int_equal(api_route_match("POST", "/v1/nodes/n1/groups", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_NODE_GROUPS);
+        assert_int_equal(api_route_match("DELETE", "/v1/nodes/n1/groups", &m), 0);
+        assert_false(api_route_is_node(API_ROUTE_ROLLOUTS));
+        assert_false(api_route_is_node(API_ROUTE_NODE_GROUPS));
+
+        char g[65], *msg = NULL;
+        assert_int_equal(group_request_parse("{\"group\":\"fleet-a\"}", 19, g, sizeof(g), &msg), 0);
+        assert_string_equal(g, "fleet-a");
+        const char *bad[] = {"{\"group\":\"all\"}", "{\"group\":\"a b\"}", "{\"group\":1}",
+                             "{\"group\":\"a\",\"x\":1}", "{}", "[]"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_int_equal(group_request_parse(bad[i], strlen(bad[i]), g, sizeof(g), &msg),
+                                 -EINVAL);
+                free(msg);
+                msg = NULL;
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_routes),
+                cmocka_unit_test(test_rollout_routes),
                 cmocka_unit_test(test_sync_good),
                 cmocka_unit_test(test_sync_strict),
                 cmocka_unit_test(test_decisions),

@@ -284,6 +284,232 @@ static void test_refuses_newer_schema(void **state) {
         free(reason);
 }
 
+
+/* ---- rollouts ---------------------------------------------------------------------- */
+
+/* A sync of NODE with records "seq|kind|body;..." (may be ""), returning the commands. */
+static json_t *node_sync(struct store *s, const char *node, int64_t last_seq, const char *records,
+                         int64_t now) {
+        char recs[8192] = "";
+        size_t used = 0;
+        char *copy = strdup(records), *save = NULL;
+        for (char *r = strtok_r(copy, ";", &save); r; r = strtok_r(NULL, ";", &save)) {
+                char *kind = strchr(r, '|');
+                char *body = kind ? strchr(kind + 1, '|') : NULL;
+                assert_non_null(body);
+                *kind++ = '\0';
+                *body++ = '\0';
+                used += (size_t) snprintf(recs + used, sizeof(recs) - used,
+                                          "%s{\"format\":1,\"key\":{\"node\":\"%s\",\"boot_epoch\":2,"
+                                          "\"boot_id\":\"" BOOT "\",\"seq\":%s},\"priority\":\"high\","
+                                          "\"kind\":\"%s\",\"time_usec\":1,\"monotonic_usec\":2,"
+                                          "\"body\":%s}",
+                                          used ? "," : "", node, r, kind, body);
+        }
+        free(copy);
+        char *text;
+        assert_true(asprintf(&text,
+                             "{\"format\":1,\"node\":\"%s\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
+                             "\",\"last_command_seq\":%lld,\"records\":[%s]}",
+                             node, (long long) last_seq, recs) > 0);
+        struct sync_request req;
+        char *msg = NULL;
+        if (sync_request_parse(text, strlen(text), node, &req, &msg) < 0)
+                fail_msg("%s", msg);
+        free(text);
+        json_t *cmds = NULL;
+        assert_int_equal(store_sync(s, &req, now, 32, &cmds, NULL), 0);
+        sync_request_done(&req);
+        return cmds;
+}
+
+/* The action of the only command in a sync answer, or "" for none. */
+static const char *only_action(json_t *cmds, char *buf, size_t size) {
+        buf[0] = '\0';
+        if (json_array_size(cmds) == 0)
+                return buf;
+        assert_int_equal(json_array_size(cmds), 1);
+        const char *payload = json_string_value(json_object_get(json_array_get(cmds, 0), "payload"));
+        json_t *p = json_loads(payload, 0, NULL);
+        snprintf(buf, size, "%s", json_string_value(json_object_get(p, "action")));
+        json_decref(p);
+        return buf;
+}
+
+static json_t *rollout_node(json_t *r, const char *node) {
+        size_t i;
+        json_t *n;
+        json_array_foreach(json_object_get(r, "nodes"), i, n)
+                if (strcmp(json_string_value(json_object_get(n, "node")), node) == 0)
+                        return n;
+        fail_msg("node %s not in the rollout", node);
+        return NULL;
+}
+
+static const char *node_state_in(struct store *s, const char *rollout, const char *node,
+                                 char *buf, size_t size) {
+        json_t *r = NULL;
+        assert_int_equal(store_rollout_show(s, rollout, 1000, &r), 0);
+        snprintf(buf, size, "%s", json_string_value(json_object_get(rollout_node(r, node), "state")));
+        json_decref(r);
+        return buf;
+}
+
+static void test_rollouts(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        int calls = 0;
+        store_set_command_signer(s, fake_sign, &calls);
+        const char *nodes[] = {"n1", "n2", "n3", "n4"};
+        for (size_t i = 0; i < 4; i++)
+                json_decref(node_sync(s, nodes[i], 0, "", 100));
+        struct store_bundle b = {.id = "b1", .version = "2.0.0", .size = 10, .sha256 = "ab"};
+        assert_int_equal(store_bundle_add(s, &b, "signer", true, 100), 0);
+
+        struct rollout_options o;
+        char *msg = NULL, buf[64];
+        const char *req = "{\"id\":\"r\",\"bundle_id\":\"b1\",\"stages\":\"50,100\","
+                          "\"success_after\":\"1\",\"max_failures\":\"0\"}";
+        assert_int_equal(rollout_request_parse(req, strlen(req), &o, &msg), 0);
+        json_t *r = NULL;
+        assert_int_equal(store_rollout_create(s, &o, 101, &r, &msg), 0);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "counts"), "nodes")), 4);
+        /* stage by the hash order: two in each */
+        const char *first[2], *second[2];
+        size_t nf = 0, ns = 0;
+        for (size_t i = 0; i < 4; i++) {
+                json_int_t st = json_integer_value(json_object_get(rollout_node(r, nodes[i]), "stage"));
+                if (st == 1)
+                        first[nf++] = nodes[i];
+                else
+                        second[ns++] = nodes[i];
+        }
+        assert_int_equal(nf, 2);
+        assert_int_equal(ns, 2);
+        json_decref(r);
+        /* the id is taken; an unknown bundle is refused; a node is in one rollout at a time */
+        assert_int_equal(store_rollout_create(s, &o, 101, NULL, &msg), -EEXIST);
+        free(msg);
+        msg = NULL;
+        snprintf(o.id, sizeof(o.id), "other");
+        assert_int_equal(store_rollout_create(s, &o, 101, NULL, &msg), -ENODATA);
+        free(msg);
+        msg = NULL;
+        snprintf(o.bundle_id, sizeof(o.bundle_id), "nope");
+        assert_int_equal(store_rollout_create(s, &o, 101, NULL, &msg), -ENOENT);
+        free(msg);
+        msg = NULL;
+
+        /* before start nobody is told */
+        json_t *c = node_sync(s, first[0], 0, "", 102);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "");
+        json_decref(c);
+        assert_int_equal(store_rollout_verb(s, "r", "start", 103, NULL, &msg), 0);
+        assert_int_equal(store_rollout_verb(s, "r", "start", 103, NULL, &msg), -EINVAL);
+        free(msg);
+        msg = NULL;
+
+        /* stage 1 nodes are told (once), stage 2 nodes not yet */
+        c = node_sync(s, first[0], 0, "", 104);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "update.install");
+        json_decref(c);
+        c = node_sync(s, first[0], 0, "", 105); /* not applied yet: the same command again */
+        assert_int_equal(json_array_size(c), 1);
+        json_decref(c);
+        c = node_sync(s, first[0], 1, "", 105);
+        assert_int_equal(json_array_size(c), 0); /* never told twice */
+        json_decref(c);
+        c = node_sync(s, second[0], 0, "", 105);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "");
+        json_decref(c);
+        c = node_sync(s, first[1], 0, "", 105);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "update.install");
+        json_decref(c);
+
+        /* progress and commit; the gate is one contact after the commit */
+        json_decref(node_sync(s, first[0], 1,
+                              "1|update.installing|{\"bundle_id\":\"b1\"};"
+                              "2|update.committed|{\"bundle_id\":\"b1\",\"reason\":\"ok\"}",
+                              106));
+        assert_string_equal(node_state_in(s, "r", first[0], buf, sizeof(buf)), "committed");
+        json_decref(node_sync(s, first[1], 1, "1|update.committed|{\"bundle_id\":\"b1\"}", 106));
+        json_decref(node_sync(s, first[0], 1, "", 107));
+        r = NULL;
+        assert_int_equal(store_rollout_show(s, "r", 107, &r), 0);
+        assert_int_equal(json_integer_value(json_object_get(r, "current_stage")), 1);
+        json_decref(r);
+        json_decref(node_sync(s, first[1], 1, "", 108)); /* held: the stage passes */
+        r = NULL;
+        assert_int_equal(store_rollout_show(s, "r", 108, &r), 0);
+        assert_int_equal(json_integer_value(json_object_get(r, "current_stage")), 2);
+        json_decref(r);
+
+        /* a restart loses nothing */
+        store_close(s);
+        s = open_store(f);
+        store_set_command_signer(s, fake_sign, &calls);
+        assert_string_equal(node_state_in(s, "r", first[0], buf, sizeof(buf)), "committed");
+        c = node_sync(s, second[0], 0, "", 109);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "update.install");
+        json_decref(c);
+
+        /* the install command refused by the node: failed, over the threshold: halted */
+        json_decref(node_sync(s, second[0], 1,
+                              "1|command.result|{\"seq\":1,\"status\":\"rejected\",\"reason\":\"x\"}",
+                              110));
+        assert_string_equal(node_state_in(s, "r", second[0], buf, sizeof(buf)), "failed");
+        r = NULL;
+        assert_int_equal(store_rollout_show(s, "r", 110, &r), 0);
+        assert_string_equal(json_string_value(json_object_get(r, "state")), "halted");
+        json_decref(r);
+        c = node_sync(s, second[1], 0, "", 111);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), ""); /* no further node told */
+        json_decref(c);
+        assert_int_equal(store_rollout_verb(s, "r", "resume", 111, NULL, &msg), -EINVAL);
+        free(msg);
+        msg = NULL;
+
+        /* abort: committed nodes are told to roll back; their rollback blocks the bundle */
+        assert_int_equal(store_rollout_verb(s, "r", "abort", 112, NULL, &msg), 0);
+        c = node_sync(s, first[0], 1, "", 113);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "update.rollback");
+        json_decref(c);
+        c = node_sync(s, first[0], 2, "", 114);
+        assert_int_equal(json_array_size(c), 0); /* once */
+        json_decref(c);
+        json_decref(node_sync(s, first[0], 2, "3|update.rolled-back|{\"bundle_id\":\"b1\"}", 115));
+        assert_string_equal(node_state_in(s, "r", first[0], buf, sizeof(buf)), "rolled-back");
+
+        /* a new rollout of the same bundle skips the node that rolled back from it */
+        assert_int_equal(store_node_group_add(s, first[0], "g", 116), 0);
+        assert_int_equal(store_node_group_add(s, second[1], "g", 116), 0);
+        json_t *groups = NULL;
+        assert_int_equal(store_node_groups(s, first[0], &groups), 0);
+        assert_string_equal(json_string_value(json_array_get(groups, 0)), "g");
+        json_decref(groups);
+        const char *req2 = "{\"bundle_id\":\"b1\",\"target\":\"g\",\"stages\":[100]}";
+        assert_int_equal(rollout_request_parse(req2, strlen(req2), &o, &msg), 0);
+        r = NULL;
+        assert_int_equal(store_rollout_create(s, &o, 117, &r, &msg), 0);
+        assert_string_equal(json_string_value(json_object_get(r, "id")), "rollout-2");
+        assert_string_equal(json_string_value(json_object_get(rollout_node(r, first[0]), "state")),
+                            "skipped");
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "counts"), "nodes")), 2);
+        json_decref(r);
+        assert_int_equal(store_rollout_verb(s, "rollout-2", "start", 118, NULL, &msg), 0);
+        c = node_sync(s, first[0], 2, "", 119);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "");
+        json_decref(c);
+        c = node_sync(s, second[1], 0, "", 119);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "update.install");
+        json_decref(c);
+        json_t *list = NULL;
+        assert_int_equal(store_rollouts_list(s, 120, &list), 0);
+        assert_int_equal(json_array_size(list), 2);
+        json_decref(list);
+        store_close(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_schema_and_records_once, setup, teardown),
@@ -291,6 +517,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_expired_commands_not_sent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bundles_and_plans, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rollouts, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

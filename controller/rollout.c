@@ -1,0 +1,489 @@
+/* Staged rollouts, pure: options, stage assignment, node states and the decisions. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "json-util.h"
+#include "macro.h"
+#include "message.h"
+#include "rollout.h"
+#include "sha256.h"
+
+/* ---- names -------------------------------------------------------------------------- */
+
+static const char *const state_names[_ROLLOUT_STATE_MAX] = {
+        [ROLLOUT_CREATED] = "created",     [ROLLOUT_RUNNING] = "running",
+        [ROLLOUT_PAUSED] = "paused",       [ROLLOUT_HALTED] = "halted",
+        [ROLLOUT_COMPLETED] = "completed", [ROLLOUT_ABORTED] = "aborted",
+};
+
+static const char *const node_state_names[_ROLLOUT_NODE_STATE_MAX] = {
+        [ROLLOUT_NODE_PENDING] = "pending",         [ROLLOUT_NODE_TOLD] = "told",
+        [ROLLOUT_NODE_INSTALLING] = "installing",   [ROLLOUT_NODE_COMMITTED] = "committed",
+        [ROLLOUT_NODE_FAILED] = "failed",           [ROLLOUT_NODE_ROLLED_BACK] = "rolled-back",
+        [ROLLOUT_NODE_SKIPPED] = "skipped",
+};
+
+const char *rollout_state_to_string(enum rollout_state s) {
+        return s < _ROLLOUT_STATE_MAX ? state_names[s] : "?";
+}
+
+int rollout_state_from_string(const char *s) {
+        for (int i = 0; s && i < _ROLLOUT_STATE_MAX; i++)
+                if (streq(s, state_names[i]))
+                        return i;
+        return -EINVAL;
+}
+
+const char *rollout_node_state_to_string(enum rollout_node_state s) {
+        return s < _ROLLOUT_NODE_STATE_MAX ? node_state_names[s] : "?";
+}
+
+int rollout_node_state_from_string(const char *s) {
+        for (int i = 0; s && i < _ROLLOUT_NODE_STATE_MAX; i++)
+                if (streq(s, node_state_names[i]))
+                        return i;
+        return -EINVAL;
+}
+
+bool rollout_state_is_live(enum rollout_state s) {
+        return s == ROLLOUT_RUNNING || s == ROLLOUT_PAUSED || s == ROLLOUT_HALTED ||
+               s == ROLLOUT_ABORTED;
+}
+
+bool rollout_state_holds_nodes(enum rollout_state s) {
+        return s == ROLLOUT_CREATED || s == ROLLOUT_RUNNING || s == ROLLOUT_PAUSED;
+}
+
+bool rollout_node_state_is_final(enum rollout_node_state s) {
+        return s == ROLLOUT_NODE_FAILED || s == ROLLOUT_NODE_ROLLED_BACK ||
+               s == ROLLOUT_NODE_SKIPPED;
+}
+
+/* ---- options ------------------------------------------------------------------------ */
+
+int rollout_stages_parse(const char *text, unsigned *stages, size_t *n, char **ret_message) {
+        *n = 0;
+        const char *p = text ? text : "";
+        unsigned previous = 0;
+        for (;;) {
+                char *end;
+                errno = 0;
+                if (*p < '0' || *p > '9')
+                        return message_set(ret_message, -EINVAL,
+                                           "stages: expected increasing percentages 1-100 "
+                                           "separated by commas, ending with 100 (\"1,10,50,100\")");
+                unsigned long v = strtoul(p, &end, 10);
+                if (errno || v < 1 || v > 100 || v <= previous)
+                        return message_set(ret_message, -EINVAL,
+                                           "stages: each percentage must be 1-100 and larger than "
+                                           "the one before it");
+                if (*n == ROLLOUT_STAGES_MAX)
+                        return message_set(ret_message, -EINVAL, "stages: at most %d",
+                                           ROLLOUT_STAGES_MAX);
+                stages[(*n)++] = (unsigned) v;
+                previous = (unsigned) v;
+                if (*end == '\0')
+                        break;
+                if (*end != ',')
+                        return message_set(ret_message, -EINVAL,
+                                           "stages: unexpected \"%c\" (use commas)", *end);
+                p = end + 1;
+        }
+        if (previous != 100)
+                return message_set(ret_message, -EINVAL,
+                                   "stages: the last stage must be 100 (every node of the target)");
+        return 0;
+}
+
+int rollout_gate_parse(const char *what, const char *text, bool allow_zero,
+                       struct rollout_gate *ret, char **ret_message) {
+        const char *p = text ? text : "";
+        char *end;
+        errno = 0;
+        if (*p < '0' || *p > '9')
+                goto bad;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (errno || v > 100000000ULL)
+                goto bad;
+        struct rollout_gate g = {.kind = ROLLOUT_GATE_CONTACTS, .value = (int64_t) v};
+        if (*end) {
+                static const struct {
+                        char suffix;
+                        int64_t mult;
+                } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+                size_t i;
+                for (i = 0; i < ELEMENTSOF(units); i++)
+                        if (end[0] == units[i].suffix && end[1] == '\0')
+                                break;
+                if (i == ELEMENTSOF(units))
+                        goto bad;
+                g.kind = ROLLOUT_GATE_SECONDS;
+                g.value = (int64_t) v * units[i].mult;
+        }
+        if (g.value == 0 && !allow_zero)
+                goto bad;
+        *ret = g;
+        return 0;
+bad:
+        return message_set(ret_message, -EINVAL,
+                           "%s: expected a number of contacts (\"3\") or a duration (\"30s\", "
+                           "\"10m\", \"2h\", \"1d\")%s, got \"%.64s\"",
+                           what, allow_zero ? "" : " above zero", p);
+}
+
+int rollout_threshold_parse(const char *text, struct rollout_threshold *ret, char **ret_message) {
+        const char *p = text ? text : "";
+        char *end;
+        errno = 0;
+        if (*p < '0' || *p > '9')
+                goto bad;
+        unsigned long long v = strtoull(p, &end, 10);
+        if (errno || v > ROLLOUT_NODES_MAX)
+                goto bad;
+        if (streq(end, "%")) {
+                if (v > 100)
+                        goto bad;
+                *ret = (struct rollout_threshold){.percent = true, .value = (int64_t) v};
+                return 0;
+        }
+        if (*end)
+                goto bad;
+        *ret = (struct rollout_threshold){.percent = false, .value = (int64_t) v};
+        return 0;
+bad:
+        return message_set(ret_message, -EINVAL,
+                           "max_failures: expected a number of nodes (\"2\") or a percentage of "
+                           "the nodes told (\"10%%\"), got \"%.64s\"",
+                           p);
+}
+
+void rollout_gate_format(const struct rollout_gate *g, char *buf, size_t size) {
+        if (g->kind == ROLLOUT_GATE_CONTACTS)
+                snprintf(buf, size, "%lld", (long long) g->value);
+        else
+                snprintf(buf, size, "%llds", (long long) g->value);
+}
+
+void rollout_threshold_format(const struct rollout_threshold *t, char *buf, size_t size) {
+        snprintf(buf, size, "%lld%s", (long long) t->value, t->percent ? "%" : "");
+}
+
+void rollout_stages_format(const unsigned *stages, size_t n, char *buf, size_t size) {
+        size_t used = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < n && used < size; i++) {
+                int w = snprintf(buf + used, size - used, "%s%u", i ? "," : "", stages[i]);
+                if (w < 0)
+                        break;
+                used += (size_t) w;
+        }
+}
+
+/* ---- the create request ----------------------------------------------------------------- */
+
+static int dispatch_name(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+        if (!s || strlen(s) != json_string_length(v) || !api_id_is_valid(s, (size_t) f->max))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "expected a name (1-%lld of A-Z a-z 0-9 . _ -, not "
+                                        "starting with . or -)",
+                                        (long long) f->max);
+        snprintf(dest, (size_t) f->max + 1, "%s", s);
+        return 0;
+}
+
+static int dispatch_stages(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct rollout_options *o = dest;
+        char text[256] = "";
+        if (json_is_string(v))
+                snprintf(text, sizeof(text), "%s", json_string_value(v));
+        else if (json_is_array(v) && json_array_size(v) <= ROLLOUT_STAGES_MAX) {
+                size_t i;
+                json_t *e;
+                unsigned u[ROLLOUT_STAGES_MAX];
+                json_array_foreach(v, i, e) {
+                        if (!json_is_integer(e) || json_integer_value(e) < 0 ||
+                            json_integer_value(e) > 100)
+                                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                                        "expected percentages 1-100");
+                        u[i] = (unsigned) json_integer_value(e);
+                }
+                rollout_stages_format(u, json_array_size(v), text, sizeof(text));
+        } else
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "expected an array of percentages or \"1,10,50,100\"");
+        _cleanup_free_ char *m = NULL;
+        if (rollout_stages_parse(text, o->stages, &o->n_stages, &m) < 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "%s", m ? m : "bad stages");
+        return 0;
+}
+
+static int gate_from_json(struct json_ctx *ctx, json_t *v, const char *what, bool allow_zero,
+                          struct rollout_gate *g) {
+        char text[64];
+        if (json_is_integer(v) && json_integer_value(v) >= 0)
+                snprintf(text, sizeof(text), "%lld", (long long) json_integer_value(v));
+        else if (json_is_string(v) && json_string_length(v) < sizeof(text))
+                snprintf(text, sizeof(text), "%s", json_string_value(v));
+        else
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "expected contacts (3) or a duration (\"10m\")");
+        _cleanup_free_ char *m = NULL;
+        if (rollout_gate_parse(what, text, allow_zero, g, &m) < 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "%s", m ? m : "bad value");
+        return 0;
+}
+
+static int dispatch_success(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        return gate_from_json(ctx, v, "success_after", false, dest);
+}
+
+static int dispatch_timeout(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        return gate_from_json(ctx, v, "stage_timeout", true, dest);
+}
+
+static int dispatch_threshold(struct json_ctx *ctx, json_t *v, void *dest,
+                              const struct json_field *f) {
+        char text[64];
+        if (json_is_integer(v) && json_integer_value(v) >= 0)
+                snprintf(text, sizeof(text), "%lld", (long long) json_integer_value(v));
+        else if (json_is_string(v) && json_string_length(v) < sizeof(text))
+                snprintf(text, sizeof(text), "%s", json_string_value(v));
+        else
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected 2 or \"10%%\"");
+        _cleanup_free_ char *m = NULL;
+        if (rollout_threshold_parse(text, dest, &m) < 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "%s", m ? m : "bad value");
+        return 0;
+}
+
+int rollout_request_parse(const char *text, size_t len, struct rollout_options *ret,
+                          char **ret_message) {
+        *ret = (struct rollout_options){
+                .target = "all",
+                .stages = {1, 10, 50, 100},
+                .n_stages = 4,
+                .success_after = {.kind = ROLLOUT_GATE_CONTACTS, .value = 1},
+                .stage_timeout = {.kind = ROLLOUT_GATE_CONTACTS, .value = 0},
+                .max_failures = {.percent = false, .value = 0},
+        };
+        if (len > OPERATOR_BODY_MAX)
+                return message_set(ret_message, -EFBIG, "rollout: body larger than %d bytes",
+                                   OPERATOR_BODY_MAX);
+        struct json_problems problems = {};
+        struct json_ctx ctx = {.source = "rollout", .text = text, .text_len = len,
+                               .problems = &problems};
+        _cleanup_(json_decrefp) json_t *root = json_parse_object(&ctx);
+#define RO_OFF(x) offsetof(struct rollout_options, x)
+        static const struct json_field fields[] = {
+                {"id", dispatch_name, RO_OFF(id), 0, NULL, 0, ROLLOUT_ID_MAX},
+                {"bundle_id", dispatch_name, RO_OFF(bundle_id), JSON_REQUIRED, NULL, 0,
+                 API_BUNDLE_ID_MAX},
+                {"target", dispatch_name, RO_OFF(target), 0, NULL, 0, ROLLOUT_GROUP_MAX},
+                {"stages", dispatch_stages, 0, 0, NULL, 0, 0},
+                {"success_after", dispatch_success, RO_OFF(success_after), 0, NULL, 0, 0},
+                {"stage_timeout", dispatch_timeout, RO_OFF(stage_timeout), 0, NULL, 0, 0},
+                {"max_failures", dispatch_threshold, RO_OFF(max_failures), 0, NULL, 0, 0},
+                {},
+        };
+        int r = root ? json_dispatch_object(&ctx, root, fields, ret) : -EINVAL;
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 || problems.count > 0) {
+                if (ret_message)
+                        *ret_message = json_problems_to_message("rollout", &problems);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+json_t *rollout_options_to_json(const struct rollout_options *o) {
+        char stages[64], success[32], timeout[32], failures[32];
+        rollout_stages_format(o->stages, o->n_stages, stages, sizeof(stages));
+        rollout_gate_format(&o->success_after, success, sizeof(success));
+        rollout_gate_format(&o->stage_timeout, timeout, sizeof(timeout));
+        rollout_threshold_format(&o->max_failures, failures, sizeof(failures));
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < o->n_stages; i++)
+                json_array_append_new(a, json_integer(o->stages[i]));
+        return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:o,s:s}", "id", o->id, "bundle_id",
+                         o->bundle_id, "target", o->target, "stages", a, "stages_text", stages,
+                         "success_after", success, "stage_timeout",
+                         o->stage_timeout.value > 0 ? json_string(timeout) : json_null(),
+                         "max_failures", failures);
+}
+
+/* ---- stages ------------------------------------------------------------------------- */
+
+uint64_t rollout_node_key(const char *rollout_id, const char *node_id) {
+        struct sha256_ctx c;
+        uint8_t d[SHA256_DIGEST_SIZE];
+        sha256_init(&c);
+        sha256_update(&c, rollout_id, strlen(rollout_id));
+        sha256_update(&c, ":", 1);
+        sha256_update(&c, node_id, strlen(node_id));
+        sha256_final(&c, d);
+        uint64_t k = 0;
+        for (int i = 0; i < 8; i++)
+                k = (k << 8) | d[i];
+        return k;
+}
+
+struct keyed {
+        uint64_t key;
+        const char *id;
+        size_t index;
+};
+
+static int keyed_compare(const void *a, const void *b) {
+        const struct keyed *x = a, *y = b;
+        if (x->key != y->key)
+                return x->key < y->key ? -1 : 1;
+        return strcmp(x->id, y->id);
+}
+
+void rollout_assign_stages(const char *rollout_id, const char *const *node_ids, size_t n,
+                           const unsigned *stages, size_t n_stages, unsigned *ret_stage) {
+        if (n == 0 || n_stages == 0)
+                return;
+        struct keyed *k = calloc(n, sizeof(*k));
+        if (!k) {
+                /* Without memory for the order, every node waits for the last stage. */
+                for (size_t i = 0; i < n; i++)
+                        ret_stage[i] = (unsigned) n_stages - 1;
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                k[i] = (struct keyed){rollout_node_key(rollout_id, node_ids[i]), node_ids[i], i};
+        qsort(k, n, sizeof(*k), keyed_compare);
+        size_t stage = 0;
+        for (size_t rank = 0; rank < n; rank++) {
+                /* rank < ceil(stages[stage] * n / 100) */
+                while (stage + 1 < n_stages && rank * 100 >= (size_t) stages[stage] * n)
+                        stage++;
+                ret_stage[k[rank].index] = (unsigned) stage;
+        }
+        free(k);
+}
+
+/* ---- node states -------------------------------------------------------------------- */
+
+enum rollout_node_state rollout_node_after_update(enum rollout_node_state cur, const char *kind) {
+        if (!kind || strncmp(kind, "update.", 7) != 0)
+                return cur;
+        const char *phase = kind + 7;
+        if (cur == ROLLOUT_NODE_FAILED || cur == ROLLOUT_NODE_ROLLED_BACK ||
+            cur == ROLLOUT_NODE_SKIPPED)
+                return cur;
+        if (streq(phase, "rolled-back"))
+                return ROLLOUT_NODE_ROLLED_BACK;
+        if (cur == ROLLOUT_NODE_COMMITTED)
+                return cur; /* a late progress record of the same install changes nothing */
+        if (streq(phase, "committed"))
+                return ROLLOUT_NODE_COMMITTED;
+        if (streq(phase, "failed"))
+                return ROLLOUT_NODE_FAILED;
+        if (streq(phase, "fetching") || streq(phase, "installing") || streq(phase, "ready") ||
+            streq(phase, "trial"))
+                return ROLLOUT_NODE_INSTALLING;
+        return cur;
+}
+
+enum rollout_node_state rollout_node_after_install_result(enum rollout_node_state cur,
+                                                          const char *status) {
+        if (cur != ROLLOUT_NODE_TOLD && cur != ROLLOUT_NODE_INSTALLING)
+                return cur;
+        if (status && (streq(status, "failed") || streq(status, "rejected")))
+                return ROLLOUT_NODE_FAILED;
+        return cur;
+}
+
+bool rollout_failures_exceeded(const struct rollout_threshold *t, int64_t failures, int64_t told) {
+        if (failures <= 0)
+                return false;
+        if (!t->percent)
+                return failures > t->value;
+        /* failures / told > value / 100, without division */
+        return failures * 100 > t->value * (told > 0 ? told : 0);
+}
+
+bool rollout_member_held(const struct rollout_member *m, const struct rollout_gate *success_after,
+                         int64_t now) {
+        if (m->state != ROLLOUT_NODE_COMMITTED)
+                return false;
+        if (success_after->kind == ROLLOUT_GATE_CONTACTS)
+                return m->contacts_since_commit >= success_after->value;
+        return now - m->committed_time >= success_after->value;
+}
+
+enum rollout_stage_decision rollout_stage_decide(const struct rollout_member *members, size_t n,
+                                                 unsigned stage,
+                                                 const struct rollout_gate *success_after,
+                                                 const struct rollout_gate *stage_timeout,
+                                                 int64_t stage_started, int64_t stage_contacts,
+                                                 int64_t now) {
+        bool done = true;
+        for (size_t i = 0; i < n && done; i++) {
+                const struct rollout_member *m = &members[i];
+                if (m->stage != stage)
+                        continue;
+                done = rollout_node_state_is_final(m->state) ||
+                       rollout_member_held(m, success_after, now);
+        }
+        if (done)
+                return ROLLOUT_STAGE_ADVANCE;
+        if (stage_timeout->value > 0) {
+                bool out = stage_timeout->kind == ROLLOUT_GATE_CONTACTS
+                                   ? stage_contacts >= stage_timeout->value
+                                   : now - stage_started >= stage_timeout->value;
+                if (out)
+                        return ROLLOUT_STAGE_TIMEOUT;
+        }
+        return ROLLOUT_STAGE_WAIT;
+}
+
+bool rollout_member_should_tell(enum rollout_state state, unsigned current_stage,
+                                const struct rollout_member *m, bool blocked) {
+        return state == ROLLOUT_RUNNING && m->stage <= current_stage &&
+               m->state == ROLLOUT_NODE_PENDING && !blocked;
+}
+
+bool rollout_member_needs_rollback(enum rollout_node_state s) {
+        return s == ROLLOUT_NODE_COMMITTED || s == ROLLOUT_NODE_INSTALLING;
+}
+
+int rollout_state_after_verb(enum rollout_state cur, const char *verb, const char **ret_reason) {
+        const char *why = NULL;
+        int to = -EINVAL;
+        if (streq(verb, "start")) {
+                if (cur == ROLLOUT_CREATED)
+                        to = ROLLOUT_RUNNING;
+                else
+                        why = "only a created rollout can be started";
+        } else if (streq(verb, "pause")) {
+                if (cur == ROLLOUT_RUNNING || cur == ROLLOUT_PAUSED)
+                        to = ROLLOUT_PAUSED;
+                else
+                        why = "only a running rollout can be paused";
+        } else if (streq(verb, "resume")) {
+                if (cur == ROLLOUT_PAUSED || cur == ROLLOUT_RUNNING)
+                        to = ROLLOUT_RUNNING;
+                else
+                        why = "only a paused rollout can be resumed (a halted one stays "
+                              "halted: abort it)";
+        } else if (streq(verb, "abort")) {
+                if (cur != ROLLOUT_COMPLETED && cur != ROLLOUT_ABORTED)
+                        to = ROLLOUT_ABORTED;
+                else
+                        why = "the rollout is already over";
+        } else
+                why = "unknown verb (start, pause, resume, abort)";
+        if (to < 0 && ret_reason)
+                *ret_reason = why;
+        return to;
+}
