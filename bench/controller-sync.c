@@ -989,7 +989,7 @@ int main(int argc, char *argv[]) {
                        r->errors == 0 && counts_ok ? "PASS" : "MISS", names[k], r->nodes_seen,
                        r->records_seen, n, record ? n * syncs : 0);
                 printf("  %-4s %s: keeps up with %lu nodes polling every %d s (%.1f syncs/s): "
-                       "%.0f syncs/s, %.0fx\n",
+                       "%.0f syncs/s, %.1fx\n",
                        rate >= need ? "PASS" : "MISS", names[k], n, POLL_SEC, need, rate, rate / need);
         }
         for (unsigned i = 0; i < n_nodes; i++) {
