@@ -74,6 +74,7 @@ extern char **environ;
 
 static char tmpdir[PATH_MAX];
 static const char *controller_bin;
+static volatile pid_t controller_pid; /* the one running: stopped on die() and signals */
 
 static double now_s(void) {
         struct timespec ts;
@@ -88,6 +89,8 @@ static _printf_(1, 2) _Noreturn void die(const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         fputc('\n', stderr);
         va_end(ap);
+        if (controller_pid > 0)
+                kill(controller_pid, SIGTERM);
         exit(1);
 }
 
@@ -298,6 +301,16 @@ static void make_pki(unsigned n) {
 
 /* ---- the controller ------------------------------------------------------------------- */
 
+static void on_signal(int sig) {
+        /* Interrupted: stop the controller, wait for it, clean up (a bench, not a daemon). */
+        if (controller_pid > 0) {
+                kill(controller_pid, SIGTERM);
+                while (waitpid(controller_pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        exit(128 + sig);
+}
+
 struct controller {
         pid_t pid;
         char data[PATH_MAX];
@@ -331,6 +344,7 @@ static void controller_start(struct controller *c, const char *name, unsigned ma
         posix_spawn_file_actions_destroy(&fa);
         if (r != 0)
                 die("cannot run %s: %s", controller_bin, strerror(r));
+        controller_pid = c->pid;
         for (int i = 0; i < 1000; i++) {
                 FILE *f = fopen(port_file, "re");
                 unsigned port = 0;
@@ -356,6 +370,7 @@ static void controller_stop(struct controller *c) {
         while (waitpid(c->pid, &status, 0) < 0)
                 if (errno != EINTR)
                         die("waitpid: %m");
+        controller_pid = 0;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 die("the controller did not stop cleanly (status 0x%x)", (unsigned) status);
 }
@@ -906,6 +921,8 @@ int main(int argc, char *argv[]) {
         log_setup("bench", LOG_TARGET_STDERR);
         log_set_max_level(LOG_WARNING);
         signal(SIGPIPE, SIG_IGN);
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
         struct rlimit rl;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
                 rl.rlim_cur = rl.rlim_max;
