@@ -11,7 +11,8 @@ if [ ! -f "$build/Makefile" ]; then
         mkdir -p "$build"
         (cd "$build" && "$top/configure" -q)
 fi
-make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" orbit-agent orbitctl bench/sandbox-start bench/update-install
+make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" orbit-agent orbitctl bench/sandbox-start bench/update-install \
+        orbit-controller bench/controller-sync
 echo "==> sandbox start latency (orbit-agent vs bubblewrap, interleaved)"
 "$build/bench/sandbox-start" "${RUNS:-200}"
 echo
@@ -20,3 +21,10 @@ BUILD="$build" DURATION="${DURATION:-60}" bench/agent-idle.sh
 echo
 echo "==> update install throughput (engine vs sha256sum + cp + fdatasync; fresh and 5% delta)"
 "$build/bench/update-install" --size-mib "${INSTALL_MIB:-512}" ${BENCH_DIR:+"$BENCH_DIR"}
+echo
+echo "==> controller sync: a simulated fleet against orbit-controller (bytes per sync, syncs/s, p99, DB size)"
+for n in ${SYNC_NODES:-1000 10000}; do
+        "$build/bench/controller-sync" --nodes "$n" --syncs "${SYNC_SYNCS:-20}" --concurrency "${SYNC_CONCURRENCY:-64}" \
+                ${BENCH_DIR:+"$BENCH_DIR"}
+        echo
+done

@@ -38,6 +38,7 @@ else
 fi
 
 UNIT=$DEST$systemdsystemunitdir/orbit-agent.service
+CUNIT=$DEST$systemdsystemunitdir/orbit-controller.service
 TIMER=$DEST$systemdsystemunitdir/orbit-agent-retry.timer
 CONFIG=$DEST$sysconfdir/orbit-agent/agent.json
 TMPFILES=$DEST$tmpfilesdir/orbit-agent.conf
@@ -51,6 +52,32 @@ check "default config installed" test -f "$CONFIG"
 check "man pages installed" test -f "$DEST$mandir/man8/orbit-agent.8" -a -f "$DEST$mandir/man1/orbitctl.1"
 check "operations guide installed" test -f "$DEST$docdir/operations.md"
 check "drop-in example installed" test -f "$DEST$docdir/examples/slots.conf.example"
+# The ground side, when configured (not with --disable-controller).
+CONTROLLER=""
+[ -x "$DEST$bindir/orbit-controller" ] && CONTROLLER=1
+if [ -n "$CONTROLLER" ]; then
+        check "controller unit installed" test -f "$CUNIT"
+        check "controller settings installed" test -f "$DEST$sysconfdir/orbit-controller/controller.env"
+        check "controller guides installed" test -f "$DEST$(dirname "$docdir")/orbit-controller/operations.md"
+        cexec=$(sed -e ':a' -e '/\\$/N; s/\\\n *//; ta' "$CUNIT" | sed -n 's/^ExecStart=//p')
+        case "$cexec" in
+        "$bindir/orbit-controller serve --listen \${LISTEN} --data-dir /var/lib/orbit-controller --cert $sysconfdir/orbit-controller/server.pem --key %d/server.key "*)
+                pass "controller ExecStart runs the installed binary on $sysconfdir/orbit-controller" ;;
+        *) fail "controller ExecStart runs the installed binary on $sysconfdir/orbit-controller" "got '$cexec'" ;;
+        esac
+        missing=()
+        for line in "DynamicUser=yes" "StateDirectory=orbit-controller" "ProtectSystem=strict" \
+                "ReadWritePaths=/var/lib/orbit-controller" "CapabilityBoundingSet=" "NoNewPrivileges=yes"; do
+                grep -qxF "$line" "$CUNIT" || missing+=("$line")
+        done
+        if [ ${#missing[@]} -eq 0 ]; then
+                pass "controller unit is hardened"
+        else
+                fail "controller unit is hardened" "missing: ${missing[*]}"
+        fi
+else
+        note "orbit-controller not built (--disable-controller): its unit is not checked"
+fi
 
 # ---- the unit -------------------------------------------------------------------------
 unit_value() { sed -n "s/^$1=//p" "$UNIT"; }
@@ -62,7 +89,7 @@ if [ "$exec_start" = "$expected" ]; then
 else
         fail "ExecStart runs the installed agent on the installed config" "got '$exec_start', want '$expected'"
 fi
-check "no unsubstituted @variables@ in the units" sh -c "! grep -n '@[a-zA-Z_]*@' '$UNIT' '$TIMER'"
+check "no unsubstituted @variables@ in the units" sh -c "! grep -n '@[a-zA-Z_]*@' '$UNIT' '$TIMER' ${CONTROLLER:+'$CUNIT'}"
 
 want_lines=(
         "Type=notify" "NotifyAccess=main" "WatchdogSec=30s" "Restart=on-failure"
@@ -118,6 +145,7 @@ if command -v systemd-analyze >/dev/null 2>&1 && [ -n "$host_unitdir" ]; then
                 vunitdir=/etc/systemd/system
                 mkdir -p "$VROOT$vunitdir"
                 cp "$UNIT" "$TIMER" "$VROOT$vunitdir/"
+                [ -n "$CONTROLLER" ] && cp "$CUNIT" "$VROOT$vunitdir/"
                 ;;
         esac
         # The Documentation=man: pages must exist too, when man(1) is there to look.
@@ -125,9 +153,10 @@ if command -v systemd-analyze >/dev/null 2>&1 && [ -n "$host_unitdir" ]; then
         command -v man >/dev/null 2>&1 && man_opt=--man=yes
         if (cd "$TESTDIR" && MANPATH=$DEST$mandir systemd-analyze verify "$man_opt" --root="$VROOT" \
                 "$VROOT$vunitdir/orbit-agent.service" \
-                "$VROOT$vunitdir/orbit-agent-retry.timer") >"$TESTDIR/verify.log" 2>&1 &&
+                "$VROOT$vunitdir/orbit-agent-retry.timer" \
+                ${CONTROLLER:+"$VROOT$vunitdir/orbit-controller.service"}) >"$TESTDIR/verify.log" 2>&1 &&
                 ! grep -q . "$TESTDIR/verify.log"; then
-                pass "systemd-analyze verify"
+                pass "systemd-analyze verify${CONTROLLER:+ (agent, timer, controller)}"
         else
                 FAIL_CONTEXT_LOG=$TESTDIR/verify.log fail "systemd-analyze verify" "errors or warnings"
         fi

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Packaging test: build the .debs from a scratch copy of this tree, install them with
 # dpkg into a fresh Debian chroot, check the installed default config, run the agent
-# and orbitctl there, then remove and purge. Slow (it builds everything), so it is not
-# part of make check. Needs root, dpkg-buildpackage, debhelper, debootstrap.
+# and orbitctl there, then remove and purge; then the ground packages: orbit-bundle and
+# orbit-controller installed, the controller provisioned as docs/operations.md says and
+# started as its unit starts it, a node sync answered, then purged. Slow (it builds
+# everything), so it is not part of make check. Needs root, dpkg-buildpackage,
+# debhelper, debootstrap (and openssl and curl for the controller's run).
 #
 # Usage: tests/packaging/test-deb.sh [--nocheck] [--debs DIR] [--keep]
 #   --nocheck   build with DEB_BUILD_OPTIONS=nocheck (skip make check inside the build)
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
         --nocheck) nocheck=1 ;;
         --debs) debs_dir=$(cd "${2:?--debs needs a directory}" && pwd) || exit 2; shift ;;
         --keep) KEEP_TESTDIR=1 ;;
-        -h|--help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "test-deb.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
         esac
         shift
@@ -67,6 +70,7 @@ unmount_root() {
 deb_cleanup() {
         local rc=$?
         [ -n "$AGENT_PID" ] && stop_pid "$AGENT_PID"
+        [ -n "${CTLR_PID:-}" ] && stop_pid "$CTLR_PID"
         # Anything still running inside the chroot would keep mounts busy.
         local pid
         for pid in $(procs_in_root); do
@@ -149,8 +153,12 @@ fi
 
 AGENT_DEB=$(ls "$debs_dir"/orbit-agent_*.deb 2>/dev/null | tail -1)
 CTL_DEB=$(ls "$debs_dir"/orbitctl_*.deb 2>/dev/null | tail -1)
+BUNDLE_DEB=$(ls "$debs_dir"/orbit-bundle_*.deb 2>/dev/null | tail -1)
+CTLR_DEB=$(ls "$debs_dir"/orbit-controller_*.deb 2>/dev/null | tail -1)
 [ -f "$AGENT_DEB" ] && [ -f "$CTL_DEB" ] || bail "no orbit-agent_*.deb and orbitctl_*.deb in $debs_dir"
-note "packages: ${AGENT_DEB##*/} ${CTL_DEB##*/}"
+check "all four packages built (orbit-agent, orbitctl, orbit-bundle, orbit-controller)" \
+        test -f "$BUNDLE_DEB" -a -f "$CTLR_DEB"
+note "packages: ${AGENT_DEB##*/} ${CTL_DEB##*/} ${BUNDLE_DEB##*/} ${CTLR_DEB##*/}"
 
 dpkg-deb -c "$AGENT_DEB" >"$TESTDIR/agent-deb.contents" 2>&1
 missing=""
@@ -162,6 +170,19 @@ done
 check "orbit-agent.deb ships the daemon, unit, timer, tmpfiles entry, config, docs" test -z "$missing"
 [ -z "$missing" ] || note "missing:$missing"
 check "agent.json is a conffile" sh -c "dpkg-deb -I '$AGENT_DEB' conffiles | grep -qx /etc/orbit-agent/agent.json"
+if [ -f "$CTLR_DEB" ]; then
+        dpkg-deb -c "$CTLR_DEB" >"$TESTDIR/controller-deb.contents" 2>&1
+        missing=""
+        for f in /usr/bin/orbit-controller /lib/systemd/system/orbit-controller.service \
+                /etc/orbit-controller/controller.env /usr/share/man/man1/orbit-controller.1.gz \
+                /usr/share/doc/orbit-controller/operations.md /usr/share/doc/orbit-controller/protocol.md; do
+                grep -q " \.$f\$" "$TESTDIR/controller-deb.contents" || missing="$missing $f"
+        done
+        check "orbit-controller.deb ships the binary, unit, settings, man page, docs" test -z "$missing"
+        [ -z "$missing" ] || note "missing:$missing"
+        check "controller.env is a conffile" \
+                sh -c "dpkg-deb -I '$CTLR_DEB' conffiles | grep -qx /etc/orbit-controller/controller.env"
+fi
 
 # ---- 2. a fresh Debian to install into ------------------------------------------------
 # Package names the two .debs depend on (first of each alternative, no versions).
@@ -169,7 +190,7 @@ deb_depends() {
         local d
         for d in "$@"; do dpkg-deb -f "$d" Depends; done | tr ',' '\n' |
                 sed -e 's/|.*//' -e 's/(.*)//' -e 's/:.*//' -e 's/[[:space:]]//g' |
-                grep -v -e '^$' -e '^orbit-agent$' -e '^orbitctl$' | sort -u
+                grep -v -e '^$' -e '^orbit-agent$' -e '^orbitctl$' -e '^orbit-bundle$' -e '^orbit-controller$' | sort -u
 }
 
 # The mirror this machine's apt uses for its own release, so nothing is hard-wired.
@@ -190,7 +211,7 @@ host_mirror() {
 
 suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 arch=$(dpkg --print-architecture)
-deps=$(deb_depends "$AGENT_DEB" "$CTL_DEB")
+deps=$(deb_depends "$AGENT_DEB" "$CTL_DEB" ${BUNDLE_DEB:+"$BUNDLE_DEB"} ${CTLR_DEB:+"$CTLR_DEB"})
 note "runtime dependencies: $(echo $deps)"
 deps_key=$(printf '%s\n' "$suite" "$arch" $deps | sha256sum | cut -c1-12)
 tarball=$CACHE/chroot-$suite-$arch-$deps_key.tar.gz
@@ -230,7 +251,9 @@ if [ -f "$tarball" ] || make_base; then
 else
         # No archive reachable: install on this machine, but never over a real install.
         note "FALLBACK: no chroot could be made; installing on this machine itself"
-        if dpkg-query -W orbit-agent orbitctl >/dev/null 2>&1 || [ -e /var/lib/orbit-agent ] || [ -e /etc/orbit-agent ]; then
+        if dpkg-query -W orbit-agent orbitctl orbit-bundle orbit-controller >/dev/null 2>&1 ||
+                [ -e /var/lib/orbit-agent ] || [ -e /etc/orbit-agent ] ||
+                [ -e /var/lib/orbit-controller ] || [ -e /etc/orbit-controller ]; then
                 bail "orbit-agent is installed or has state on this machine: refusing the host fallback"
         fi
         MODE=host
@@ -336,6 +359,119 @@ check "dpkg -P removes /var/lib/orbit-agent" test ! -e "$(rootpath /var/lib/orbi
 check "dpkg -P removes /etc/orbit-agent" test ! -e "$(rootpath /etc/orbit-agent)"
 check "dpkg -P removes the enablement links" test ! -e "$(rootpath /etc/systemd/system/multi-user.target.wants/orbit-agent.service)" \
         -a ! -e "$(rootpath /etc/systemd/system/timers.target.wants/orbit-agent-retry.timer)"
+
+# ---- 7. the ground packages: orbit-bundle and orbit-controller ----------------------------
+CTLR_PID=""
+ground() {
+        cp "$BUNDLE_DEB" "$CTLR_DEB" "$(rootpath /tmp)/"
+        if in_root dpkg -i "/tmp/${BUNDLE_DEB##*/}" "/tmp/${CTLR_DEB##*/}" >"$TESTDIR/dpkg-i-ground.log" 2>&1; then
+                pass "dpkg -i orbit-bundle orbit-controller"
+        else
+                FAIL_CONTEXT_LOG=$TESTDIR/dpkg-i-ground.log fail "dpkg -i orbit-bundle orbit-controller"
+                return
+        fi
+        quiet() { "$@" >/dev/null 2>&1; }
+        check "orbit-controller --help" quiet in_root orbit-controller --help
+        check "orbit-bundle --help" quiet in_root orbit-bundle --help
+        check "controller unit installed" test -f "$(rootpath /lib/systemd/system/orbit-controller.service)"
+        check "controller unit enabled (multi-user.target.wants)" \
+                test -L "$(rootpath /etc/systemd/system/multi-user.target.wants/orbit-controller.service)"
+
+        # Provision as docs/operations.md says, then start it as the unit does (no systemd
+        # here: the same ExecStart, with the secrets read in place instead of from %d).
+        if ! command -v openssl >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+                note "openssl or curl missing on this machine: the controller is not started"
+        else
+                local E P port code
+                E=$(rootpath /etc/orbit-controller)
+                P=$TESTDIR/pki
+                mkdir -p "$P"
+                (
+                        cd "$P" || exit 1
+                        set -e
+                        mkca() { openssl ecparam -name prime256v1 -genkey -noout -out "$1.key"
+                                 openssl req -x509 -new -key "$1.key" -subj "/CN=$1" -days 2 -out "$1.pem" \
+                                         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign; }
+                        mkcert() { openssl ecparam -name prime256v1 -genkey -noout -out "$1.key"
+                                   openssl req -new -key "$1.key" -subj "/CN=$2" -out "$1.csr"
+                                   printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+                                           "extendedKeyUsage=$3" "${4:-}" | grep . >"$1.ext"
+                                   openssl x509 -req -in "$1.csr" -CA "$5.pem" -CAkey "$5.key" -CAcreateserial \
+                                           -days 2 -extfile "$1.ext" -out "$1.pem"; }
+                        mkca server-ca; mkca node-ca
+                        mkcert server 127.0.0.1 serverAuth subjectAltName=IP:127.0.0.1 server-ca
+                        mkcert node-1 node-1 clientAuth "" node-ca
+                ) >"$TESTDIR/pki.log" 2>&1 || { FAIL_CONTEXT_LOG=$TESTDIR/pki.log fail "openssl made the PKI"; return; }
+                install -m 0644 "$P/server.pem" "$E/server.pem" && install -m 0600 "$P/server.key" "$E/server.key" &&
+                        install -m 0644 "$P/node-ca.pem" "$E/node-ca.pem" &&
+                        head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$E/operator-token" && chmod 600 "$E/operator-token" &&
+                        in_root orbit-bundle keygen --ca --subject "CN=command CA" --key /tmp/cmd-ca.key --cert /tmp/cmd-ca.pem \
+                                >"$TESTDIR/keygen.log" 2>&1 &&
+                        in_root orbit-bundle keygen --subject "CN=command signer" --issuer-key /tmp/cmd-ca.key \
+                                --issuer-cert /tmp/cmd-ca.pem --key /etc/orbit-controller/command.key \
+                                --cert /etc/orbit-controller/command.pem >>"$TESTDIR/keygen.log" 2>&1
+                check "controller provisioned (PKI, token, command signer by orbit-bundle keygen)" test $? -eq 0
+                rm -f "$(rootpath /tmp/ctl.port)"
+                CTLR_LOG=$TESTDIR/controller.log
+                "${IN_ROOT[@]}" /usr/bin/orbit-controller serve --listen 127.0.0.1:0 --port-file /tmp/ctl.port \
+                        --data-dir /var/lib/orbit-controller --cert /etc/orbit-controller/server.pem \
+                        --key /etc/orbit-controller/server.key --node-ca /etc/orbit-controller/node-ca.pem \
+                        --command-cert /etc/orbit-controller/command.pem --command-key /etc/orbit-controller/command.key \
+                        --operator-token-file /etc/orbit-controller/operator-token >"$CTLR_LOG" 2>&1 &
+                CTLR_PID=$!
+                if wait_for "$T" test -s "$(rootpath /tmp/ctl.port)"; then
+                        port=$(cat "$(rootpath /tmp/ctl.port)")
+                        code=$(curl -sS --max-time 10 --cacert "$P/server-ca.pem" --cert "$P/node-1.pem" --key "$P/node-1.key" \
+                                -o "$TESTDIR/sync.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+                                --data-binary '{"format":1,"node":"node-1","boot_epoch":1,"boot_id":"0123456789abcdef0123456789abcdef","last_command_seq":0,"records":[]}' \
+                                "https://127.0.0.1:$port/v1/nodes/node-1/sync" 2>>"$CTLR_LOG")
+                        check "the installed controller answers a node's sync (mutual TLS): HTTP $code" test "$code" = 200
+                        code=$(curl -sS --max-time 10 --cacert "$P/server-ca.pem" -o /dev/null -w '%{http_code}' \
+                                -H "Authorization: Bearer $(cat "$E/operator-token")" "https://127.0.0.1:$port/v1/nodes/node-1")
+                        check "the operator API knows node-1: HTTP $code" test "$code" = 200
+                else
+                        FAIL_CONTEXT_LOG=$CTLR_LOG fail "the installed controller starts"
+                fi
+                kill -TERM "$CTLR_PID" 2>/dev/null
+                if wait_exit "$CTLR_PID" "$T"; then
+                        check "controller stops cleanly on SIGTERM (exit 0)" test "$WAIT_RC" -eq 0
+                else
+                        fail "controller stops on SIGTERM within ${T}s"
+                fi
+                CTLR_PID=""
+                check "the fleet database is in /var/lib/orbit-controller" \
+                        test -f "$(rootpath /var/lib/orbit-controller/controller.db)"
+        fi
+
+        if in_root dpkg -P orbit-controller orbit-bundle >"$TESTDIR/dpkg-P-ground.log" 2>&1; then
+                pass "dpkg -P orbit-controller orbit-bundle"
+        else
+                FAIL_CONTEXT_LOG=$TESTDIR/dpkg-P-ground.log fail "dpkg -P orbit-controller orbit-bundle"
+        fi
+        check "dpkg -P removes the controller, its unit and settings" \
+                test ! -e "$(rootpath /usr/bin/orbit-controller)" -a ! -e "$(rootpath /usr/bin/orbit-bundle)" \
+                -a ! -e "$(rootpath /lib/systemd/system/orbit-controller.service)" \
+                -a ! -e "$(rootpath /etc/orbit-controller/controller.env)"
+        check "dpkg -P removes the enablement link" \
+                test ! -e "$(rootpath /etc/systemd/system/multi-user.target.wants/orbit-controller.service)"
+        check "dpkg -P removes /var/lib/orbit-controller (the fleet database)" \
+                test ! -e "$(rootpath /var/lib/orbit-controller)"
+        # The operator's PKI is theirs: purge leaves it (and so the directory).
+        if [ -e "$(rootpath /etc/orbit-controller/server.key)" ]; then
+                check "dpkg -P leaves the operator's PKI in /etc/orbit-controller" \
+                        test -f "$(rootpath /etc/orbit-controller/command.key)"
+                rm -rf "$(rootpath /etc/orbit-controller)"
+        fi
+        if [ "$MODE" = chroot ]; then
+                left=$(procs_in_root)
+                check "no process left running in the chroot" test -z "$left"
+        fi
+}
+if [ -f "$CTLR_DEB" ] && [ -f "$BUNDLE_DEB" ]; then
+        ground
+else
+        fail "the ground packages" "no orbit-controller_*.deb or orbit-bundle_*.deb in $debs_dir"
+fi
 
 note "mode: $MODE; took $((SECONDS - started)) s"
 finish

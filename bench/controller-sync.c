@@ -1,0 +1,1020 @@
+/*
+ * Benchmark: orbit-controller under a simulated fleet, on loopback, in one run.
+ *
+ * It makes a PKI in-process with libcrypto (a server CA and the server's certificate, a
+ * node CA and one ECDSA P-256 key and client certificate per simulated node, CN = the
+ * node id, as the controller demands), a command signer (signature_keygen), starts a real
+ * `orbit-controller serve` on 127.0.0.1 in a temporary data directory, and drives it with
+ * libcurl multi over HTTPS with mutual TLS, each node from its own loopback address
+ * (127.1.x.y), so the controller's per-address limit sees a fleet, not one client:
+ *
+ *  wire        bytes per sync, with no news (no records, no commands) and with one
+ *              health.report record as agent/health-monitor.c makes it: HTTP request and
+ *              answer (headers and body, from libcurl's debug callback) and the TCP
+ *              payload, i.e. every TLS byte, from TCP_INFO on the client's socket; on a
+ *              kept-alive connection, and on a new connection per sync (the handshake with
+ *              both certificates, the request, close_notify);
+ *  keepalive   throughput and latency: NODES nodes sync SYNCS times each, CONCURRENCY at a
+ *              time, a node's syncs back to back on one connection;
+ *  reconnect   the same with a new TLS connection for every sync, round after round over
+ *              the fleet: what a fleet polling every 60 s costs (the controller closes
+ *              connections idle for 30 s);
+ * each sync (by default) carrying one new health.report, every answer checked (200 and
+ * the record acked), then the node and record counts checked through the operator API
+ * and the database size taken after a clean stop. A fresh data directory per phase.
+ *
+ * The load generator shares the machine with the controller (one thread each); the
+ * controller's own CPU time per sync is printed, which does not depend on the generator.
+ * Figures, not a test: the goal is reported PASS/MISS and the exit status is 0 whatever
+ * it says (nonzero only when the benchmark itself could not run).
+ *
+ * usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] [--records 0|1]
+ *                        [--mode both|keepalive|reconnect] [--controller PATH] [DIR]
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/ec.h>
+#include <openssl/obj_mac.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "macro.h"
+#include "signature.h"
+
+#define POLL_SEC 60 /* the agent's default poll: the goal is N / 60 syncs/s */
+#define WIRE_SYNCS 10
+#define BOOT_ID "0123456789abcdef0123456789abcdef"
+
+extern char **environ;
+
+static char tmpdir[PATH_MAX];
+static const char *controller_bin;
+static volatile pid_t controller_pid; /* the one running: stopped on die() and signals */
+
+static double now_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static _printf_(1, 2) _Noreturn void die(const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("controller-sync: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+        if (controller_pid > 0)
+                kill(controller_pid, SIGTERM);
+        exit(1);
+}
+
+static void *xmalloc(size_t n) {
+        void *p = malloc(n ? n : 1);
+        if (!p)
+                die("out of memory");
+        return p;
+}
+
+static void path_in(char *buf, const char *name) {
+        int n = snprintf(buf, PATH_MAX, "%s/%s", tmpdir, name);
+        if (n < 0 || n >= PATH_MAX)
+                die("path too long: %s/%s", tmpdir, name);
+}
+
+static void write_text(const char *path, const char *text) {
+        FILE *f = fopen(path, "we");
+        if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+                die("write %s: %m", path);
+}
+
+/* Run a program, stdout and stderr to /dev/null; die unless it exits 0. */
+static void run(char *const argv[]) {
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+        pid_t pid;
+        int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0)
+                die("cannot run %s: %s", argv[0], strerror(r));
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        die("waitpid: %m");
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                die("%s failed (status 0x%x)", argv[0], (unsigned) status);
+}
+
+static void cleanup_tmpdir(void) {
+        if (!tmpdir[0] || getenv("BENCH_KEEP"))
+                return;
+        run((char *const[]){"rm", "-rf", "--one-file-system", tmpdir, NULL});
+        tmpdir[0] = '\0';
+}
+
+/* ---- the PKI, in-process (libcrypto) ----------------------------------------------------- */
+
+enum cert_kind { CERT_CA, CERT_SERVER, CERT_CLIENT };
+
+static EVP_PKEY *ec_key(void) {
+        EVP_PKEY *k = NULL;
+        EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL);
+        if (!c || EVP_PKEY_keygen_init(c) <= 0 ||
+            EVP_PKEY_CTX_set_ec_paramgen_curve_nid(c, NID_X9_62_prime256v1) <= 0 ||
+            EVP_PKEY_keygen(c, &k) <= 0)
+                die("EC P-256 key generation failed");
+        EVP_PKEY_CTX_free(c);
+        return k;
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value) {
+        X509V3_CTX ctx;
+        X509V3_set_ctx_nodb(&ctx);
+        X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+        X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+        if (!e || !X509_add_ext(x, e, -1))
+                die("certificate extension %d=%s", nid, value);
+        X509_EXTENSION_free(e);
+}
+
+/* A certificate for key, CN = cn, signed by issuer (self-signed when NULL). */
+static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer, EVP_PKEY *issuer_key,
+                       enum cert_kind kind, long serial) {
+        X509 *x = X509_new();
+        X509_NAME *name = X509_NAME_new();
+        if (!x || !name || !X509_set_version(x, 2) ||
+            !ASN1_INTEGER_set(X509_get_serialNumber(x), serial) ||
+            !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *) cn, -1,
+                                        -1, 0) ||
+            !X509_set_subject_name(x, name) ||
+            !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name) ||
+            !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
+            !X509_gmtime_adj(X509_getm_notAfter(x), 2 * 86400) || !X509_set_pubkey(x, key))
+                die("certificate %s", cn);
+        X509_NAME_free(name);
+        switch (kind) {
+        case CERT_CA:
+                add_ext(x, issuer, NID_basic_constraints, "critical,CA:TRUE");
+                add_ext(x, issuer, NID_key_usage, "critical,keyCertSign");
+                break;
+        case CERT_SERVER:
+                add_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE");
+                add_ext(x, issuer, NID_key_usage, "critical,digitalSignature");
+                add_ext(x, issuer, NID_ext_key_usage, "serverAuth");
+                add_ext(x, issuer, NID_subject_alt_name, "IP:127.0.0.1");
+                break;
+        case CERT_CLIENT:
+                add_ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE");
+                add_ext(x, issuer, NID_key_usage, "critical,digitalSignature");
+                add_ext(x, issuer, NID_ext_key_usage, "clientAuth");
+                break;
+        }
+        if (!X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()))
+                die("signing the certificate %s failed", cn);
+        return x;
+}
+
+static char *bio_text(BIO *b) {
+        char *data;
+        long n = BIO_get_mem_data(b, &data);
+        char *s = xmalloc((size_t) n + 1);
+        memcpy(s, data, (size_t) n);
+        s[n] = '\0';
+        BIO_free(b);
+        return s;
+}
+
+static char *cert_pem(X509 *x) {
+        BIO *b = BIO_new(BIO_s_mem());
+        if (!b || !PEM_write_bio_X509(b, x))
+                die("PEM_write_bio_X509");
+        return bio_text(b);
+}
+
+static char *key_pem(EVP_PKEY *k) {
+        BIO *b = BIO_new(BIO_s_mem());
+        if (!b || !PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL))
+                die("PEM_write_bio_PrivateKey");
+        return bio_text(b);
+}
+
+struct node {
+        char id[24];
+        char src[40];  /* CURLOPT_INTERFACE: "host!127.1.x.y" */
+        char *cert, *key; /* PEM */
+        uint64_t seq;  /* the last record seq sent */
+};
+
+static struct node *nodes;
+static unsigned n_nodes;
+static char server_ca[PATH_MAX], token_path[PATH_MAX];
+static size_t node_cert_der_size;
+
+static void make_pki(unsigned n) {
+        char p[PATH_MAX];
+        EVP_PKEY *sca_key = ec_key(), *srv_key = ec_key(), *nca_key = ec_key();
+        X509 *sca = make_cert("bench ground TLS CA", sca_key, NULL, NULL, CERT_CA, 1);
+        X509 *srv = make_cert("127.0.0.1", srv_key, sca, sca_key, CERT_SERVER, 2);
+        X509 *nca = make_cert("bench fleet node CA", nca_key, NULL, NULL, CERT_CA, 3);
+        char *s;
+        path_in(server_ca, "server-ca.pem");
+        write_text(server_ca, s = cert_pem(sca));
+        free(s);
+        path_in(p, "server.pem");
+        write_text(p, s = cert_pem(srv));
+        free(s);
+        path_in(p, "server.key");
+        write_text(p, s = key_pem(srv_key));
+        free(s);
+        path_in(p, "node-ca.pem");
+        write_text(p, s = cert_pem(nca));
+        free(s);
+
+        nodes = calloc(n, sizeof(*nodes));
+        if (!nodes)
+                die("out of memory");
+        for (unsigned i = 0; i < n; i++) {
+                struct node *nd = &nodes[i];
+                snprintf(nd->id, sizeof(nd->id), "node-%05u", i);
+                snprintf(nd->src, sizeof(nd->src), "host!127.1.%u.%u", i / 250, i % 250 + 1);
+                EVP_PKEY *k = ec_key();
+                X509 *x = make_cert(nd->id, k, nca, nca_key, CERT_CLIENT, 1000 + (long) i);
+                nd->cert = cert_pem(x);
+                nd->key = key_pem(k);
+                if (i == 0)
+                        node_cert_der_size = (size_t) i2d_X509(x, NULL);
+                X509_free(x);
+                EVP_PKEY_free(k);
+        }
+        n_nodes = n;
+        X509_free(sca);
+        X509_free(srv);
+        X509_free(nca);
+        EVP_PKEY_free(sca_key);
+        EVP_PKEY_free(srv_key);
+        EVP_PKEY_free(nca_key);
+
+        /* The command signer, as orbit-bundle keygen makes it. */
+        char ca_key[PATH_MAX], ca_cert[PATH_MAX], key[PATH_MAX], cert[PATH_MAX];
+        path_in(ca_key, "cmd-ca.key");
+        path_in(ca_cert, "cmd-ca.pem");
+        path_in(key, "cmd.key");
+        path_in(cert, "cmd.pem");
+        const struct signature_keygen_options ca = {.subject = "CN=bench command CA", .ca = true, .days = 2};
+        const struct signature_keygen_options signer = {
+                .subject = "CN=bench command signer", .issuer_key_path = ca_key,
+                .issuer_cert_path = ca_cert, .days = 2};
+        char *reason = NULL;
+        if (signature_keygen(&ca, ca_key, ca_cert, &reason) < 0 ||
+            signature_keygen(&signer, key, cert, &reason) < 0)
+                die("command signer: %s", reason ? reason : "?");
+
+        path_in(token_path, "token");
+        write_text(token_path, "bench-operator-token-0123456789abcdef\n");
+}
+
+/* ---- the controller ------------------------------------------------------------------- */
+
+static void on_signal(int sig) {
+        /* Interrupted: stop the controller, wait for it, clean up (a bench, not a daemon). */
+        if (controller_pid > 0) {
+                kill(controller_pid, SIGTERM);
+                while (waitpid(controller_pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        exit(128 + sig);
+}
+
+struct controller {
+        pid_t pid;
+        char data[PATH_MAX];
+        char url[64];
+};
+
+static void controller_start(struct controller *c, const char *name, unsigned max_connections) {
+        char port_file[PATH_MAX], log_file[PATH_MAX], cert[PATH_MAX], key[PATH_MAX],
+                nca[PATH_MAX], ckey[PATH_MAX], ccert[PATH_MAX], maxc[16], pf_name[64], lf_name[64];
+        snprintf(pf_name, sizeof(pf_name), "%s.port", name);
+        snprintf(lf_name, sizeof(lf_name), "%s.log", name);
+        path_in(c->data, name);
+        path_in(port_file, pf_name);
+        path_in(log_file, lf_name);
+        path_in(cert, "server.pem");
+        path_in(key, "server.key");
+        path_in(nca, "node-ca.pem");
+        path_in(ckey, "cmd.key");
+        path_in(ccert, "cmd.pem");
+        snprintf(maxc, sizeof(maxc), "%u", max_connections);
+        char *argv[] = {(char *) controller_bin, "serve", "--listen", "127.0.0.1:0", "--port-file",
+                        port_file, "--data-dir", c->data, "--cert", cert, "--key", key,
+                        "--node-ca", nca, "--command-key", ckey, "--command-cert", ccert,
+                        "--operator-token-file", token_path, "--max-connections", maxc,
+                        "--log-level", "warning", NULL};
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+        int r = posix_spawn(&c->pid, controller_bin, &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0)
+                die("cannot run %s: %s", controller_bin, strerror(r));
+        controller_pid = c->pid;
+        for (int i = 0; i < 1000; i++) {
+                FILE *f = fopen(port_file, "re");
+                unsigned port = 0;
+                if (f) {
+                        int ok = fscanf(f, "%u", &port);
+                        fclose(f);
+                        if (ok == 1 && port > 0) {
+                                snprintf(c->url, sizeof(c->url), "https://127.0.0.1:%u", port);
+                                return;
+                        }
+                }
+                int status;
+                if (waitpid(c->pid, &status, WNOHANG) == c->pid)
+                        die("the controller exited at start (see %s)", log_file);
+                usleep(10000);
+        }
+        die("the controller did not start in 10 s (see %s)", log_file);
+}
+
+static void controller_stop(struct controller *c) {
+        kill(c->pid, SIGTERM);
+        int status;
+        while (waitpid(c->pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        die("waitpid: %m");
+        controller_pid = 0;
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                die("the controller did not stop cleanly (status 0x%x)", (unsigned) status);
+}
+
+/* user + system CPU seconds of a process. */
+static double proc_cpu_s(pid_t pid) {
+        char p[64], buf[1024];
+        snprintf(p, sizeof(p), "/proc/%d/stat", (int) pid);
+        FILE *f = fopen(p, "re");
+        if (!f)
+                return 0;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *s = strrchr(buf, ')');
+        unsigned long ut = 0, st = 0;
+        if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+                return 0;
+        return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        return (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 +
+               (double) ru.ru_stime.tv_sec + (double) ru.ru_stime.tv_usec / 1e6;
+}
+
+static uint64_t file_size(const char *path) {
+        struct stat st;
+        return stat(path, &st) == 0 ? (uint64_t) st.st_size : 0;
+}
+
+/* ---- sync bodies --------------------------------------------------------------------- */
+
+static char *report_body; /* the health.report body, JSON text */
+static size_t report_body_plain, report_body_p12;
+
+/* A health.report body as agent/health-monitor.c makes it (summary_to_json): a board with
+ * two thermal zones, a disk, two workloads, 60 polls in a 60 s report interval. */
+static void make_report_body(void) {
+        static const struct {
+                const char *name;
+                double min, max, mean, last;
+        } m[] = {
+                {"zone.thermal_zone0.temp_c", 41.25, 47.5, 43.817, 44.125},
+                {"zone.thermal_zone1.temp_c", 38.0, 41.75, 39.942, 40.5},
+                {"hwmon.coretemp.Package id 0.temp_c", 43.0, 52.0, 46.883, 45.0},
+                {"cpu.busy_percent", 3.125, 61.738, 17.402, 12.5},
+                {"mem.available_mib", 612.367, 640.121, 628.904, 631.055},
+                {"load1", 0.31, 1.42, 0.776, 0.69},
+                {"psi.cpu.some_avg10", 0.0, 2.87, 0.414, 0.12},
+                {"psi.memory.some_avg10", 0.0, 0.0, 0.0, 0.0},
+                {"psi.io.some_avg10", 0.0, 1.05, 0.093, 0.0},
+                {"disk./var/lib/orbit-agent.avail_mib", 1821.328, 1822.004, 1821.672, 1821.328},
+                {"agent.rss_kib", 4976.0, 5012.0, 4991.2, 5004.0},
+                {"agent.open_fds", 21.0, 23.0, 21.4, 21.0},
+                {"agent.loop_lag_ms", 0.041, 0.912, 0.107, 0.062},
+                {"workload.camera.cpu_percent", 11.2, 38.917, 24.551, 22.08},
+                {"workload.camera.memory_mib", 88.133, 91.02, 89.71, 90.004},
+                {"workload.camera.pids", 6.0, 6.0, 6.0, 6.0},
+                {"workload.telemetry.cpu_percent", 0.4, 2.113, 0.951, 0.78},
+                {"workload.telemetry.memory_mib", 12.504, 12.891, 12.66, 12.77},
+                {"workload.telemetry.pids", 2.0, 2.0, 2.0, 2.0},
+                {"level", 0.0, 0.0, 0.0, 0.0},
+        };
+        json_t *metrics = json_object();
+        for (size_t i = 0; i < ELEMENTSOF(m); i++)
+                json_object_set_new(metrics, m[i].name,
+                                    json_pack("{s:f,s:f,s:f,s:f,s:i}", "min", m[i].min, "max",
+                                              m[i].max, "mean", m[i].mean, "last", m[i].last, "n", 60));
+        json_t *body = json_pack("{s:f,s:s,s:i,s:o}", "interval_sec", 60.004, "level", "nominal",
+                                 "problems", 0, "metrics", metrics);
+        if (!body)
+                die("json_pack");
+        char *p12 = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(12));
+        report_body = json_dumps(body, JSON_COMPACT);
+        if (!p12 || !report_body)
+                die("json_dumps");
+        report_body_plain = strlen(report_body);
+        report_body_p12 = strlen(p12);
+        free(p12);
+        json_decref(body);
+}
+
+/* The sync request of node nd: no records, or one new health.report. */
+static size_t sync_body(struct node *nd, bool record, char *buf, size_t size) {
+        int n;
+        if (record) {
+                nd->seq++;
+                n = snprintf(buf, size,
+                             "{\"format\":1,\"node\":\"%s\",\"boot_epoch\":1,\"boot_id\":\"" BOOT_ID
+                             "\",\"last_command_seq\":0,\"records\":[{\"format\":1,\"key\":{\"node\":"
+                             "\"%s\",\"boot_epoch\":1,\"boot_id\":\"" BOOT_ID "\",\"seq\":%" PRIu64
+                             "},\"priority\":\"low\",\"kind\":\"health.report\",\"time_usec\":%" PRIu64
+                             ",\"monotonic_usec\":%" PRIu64 ",\"body\":%s}]}",
+                             nd->id, nd->id, nd->seq, (uint64_t) time(NULL) * UINT64_C(1000000) + nd->seq,
+                             nd->seq * UINT64_C(60000000), report_body);
+        } else
+                n = snprintf(buf, size,
+                             "{\"format\":1,\"node\":\"%s\",\"boot_epoch\":1,\"boot_id\":\"" BOOT_ID
+                             "\",\"last_command_seq\":0,\"records\":[]}",
+                             nd->id);
+        if (n < 0 || (size_t) n >= size)
+                die("sync body too long");
+        return (size_t) n;
+}
+
+/* ---- one HTTPS client per slot ---------------------------------------------------------- */
+
+struct counts {
+        uint64_t req_hdr, req_body, resp_hdr, resp_body; /* HTTP, from the debug callback */
+        uint64_t tcp_out, tcp_in;                        /* TCP payload: TLS records */
+};
+
+struct slot {
+        CURL *easy;
+        struct curl_slist *headers;
+        char url[160];
+        char *body;
+        size_t body_size;
+        char *resp;
+        size_t resp_len, resp_size;
+        long node;       /* -1: idle */
+        unsigned round;  /* reconnect: which pass over the fleet; keepalive: syncs done */
+        bool record;
+        double t0;
+        struct counts c;       /* wire phase */
+        struct counts closed;  /* TCP counts of connections closed (closesocket callback) */
+        char tls[96];
+};
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
+        struct slot *s = userdata;
+        size_t n = size * nmemb;
+        if (s->resp_len + n + 1 > s->resp_size) {
+                size_t want = (s->resp_len + n + 1) * 2;
+                char *p = realloc(s->resp, want);
+                if (!p)
+                        return 0;
+                s->resp = p;
+                s->resp_size = want;
+        }
+        memcpy(s->resp + s->resp_len, data, n);
+        s->resp_len += n;
+        s->resp[s->resp_len] = '\0';
+        return n;
+}
+
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *userdata) {
+        struct slot *s = userdata;
+        (void) h;
+        static const char tls_text[] = "SSL connection using ";
+        switch (type) {
+        case CURLINFO_TEXT: /* "SSL connection using TLSv1.3 / TLS_AES_256_GCM_SHA384" */
+                if (!s->tls[0] && size > sizeof(tls_text) &&
+                    memcmp(data, tls_text, sizeof(tls_text) - 1) == 0) {
+                        size_t len = size - (sizeof(tls_text) - 1);
+                        while (len > 0 && (data[sizeof(tls_text) - 1 + len - 1] == '\n'))
+                                len--;
+                        snprintf(s->tls, sizeof(s->tls), "%.*s", (int) len, data + sizeof(tls_text) - 1);
+                }
+                break;
+        case CURLINFO_HEADER_OUT: s->c.req_hdr += size; break;
+        case CURLINFO_DATA_OUT: s->c.req_body += size; break;
+        case CURLINFO_HEADER_IN: s->c.resp_hdr += size; break;
+        case CURLINFO_DATA_IN: s->c.resp_body += size; break;
+        default: break;
+        }
+        return 0;
+}
+
+/* TCP payload bytes so far on a socket: everything TLS sent and received. */
+static bool tcp_bytes(int fd, uint64_t *out, uint64_t *in) {
+        struct tcp_info ti;
+        socklen_t len = sizeof(ti);
+        memset(&ti, 0, sizeof(ti));
+        if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 ||
+            len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+                return false;
+        *out = len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof(ti.tcpi_bytes_sent)
+                       ? ti.tcpi_bytes_sent : ti.tcpi_bytes_acked;
+        *in = ti.tcpi_bytes_received;
+        return true;
+}
+
+/* Before closing a connection (after the client's close_notify): its lifetime's bytes. */
+static int on_close_socket(void *userdata, curl_socket_t fd) {
+        struct slot *s = userdata;
+        uint64_t out, in;
+        if (tcp_bytes(fd, &out, &in)) {
+                s->closed.tcp_out += out;
+                s->closed.tcp_in += in;
+        }
+        return close(fd);
+}
+
+static void slot_init(struct slot *s, bool debug) {
+        memset(s, 0, sizeof(*s));
+        s->node = -1;
+        s->body_size = 16384;
+        s->body = xmalloc(s->body_size);
+        s->easy = curl_easy_init();
+        /* What an agent would send: JSON, and no "Expect: 100-continue" (curl adds it to
+         * bodies over 1 KiB: a round trip more per sync on a long link). */
+        s->headers = curl_slist_append(NULL, "Content-Type: application/json");
+        s->headers = curl_slist_append(s->headers, "Expect:");
+        if (!s->easy || !s->headers)
+                die("curl_easy_init");
+        curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
+        curl_easy_setopt(s->easy, CURLOPT_CAINFO, server_ca);
+        curl_easy_setopt(s->easy, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(s->easy, CURLOPT_SSLKEYTYPE, "PEM");
+        curl_easy_setopt(s->easy, CURLOPT_SSL_SESSIONID_CACHE, 0L); /* a real node has one connection at a time */
+        curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_write);
+        curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+        curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+        curl_easy_setopt(s->easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+        curl_easy_setopt(s->easy, CURLOPT_CLOSESOCKETDATA, s);
+        curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, 60L);
+        curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
+        if (debug) {
+                curl_easy_setopt(s->easy, CURLOPT_DEBUGFUNCTION, on_debug);
+                curl_easy_setopt(s->easy, CURLOPT_DEBUGDATA, s);
+                curl_easy_setopt(s->easy, CURLOPT_VERBOSE, 1L);
+        }
+}
+
+static void slot_done(struct slot *s) {
+        curl_easy_cleanup(s->easy);
+        curl_slist_free_all(s->headers);
+        free(s->body);
+        free(s->resp);
+}
+
+/* Point the slot at node i (its certificate, key, address and URL). */
+static void slot_node(struct slot *s, const char *base_url, long i) {
+        struct node *nd = &nodes[i];
+        struct curl_blob cert = {.data = nd->cert, .len = strlen(nd->cert), .flags = CURL_BLOB_NOCOPY};
+        struct curl_blob key = {.data = nd->key, .len = strlen(nd->key), .flags = CURL_BLOB_NOCOPY};
+        s->node = i;
+        snprintf(s->url, sizeof(s->url), "%s/v1/nodes/%s/sync", base_url, nd->id);
+        curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
+        curl_easy_setopt(s->easy, CURLOPT_SSLCERT_BLOB, &cert);
+        curl_easy_setopt(s->easy, CURLOPT_SSLKEY_BLOB, &key);
+        curl_easy_setopt(s->easy, CURLOPT_INTERFACE, nd->src);
+}
+
+static void slot_request(struct slot *s, bool record, bool close_after) {
+        size_t n = sync_body(&nodes[s->node], record, s->body, s->body_size);
+        s->record = record;
+        s->resp_len = 0;
+        curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
+        curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long) n);
+        curl_easy_setopt(s->easy, CURLOPT_FORBID_REUSE, close_after ? 1L : 0L);
+        s->t0 = now_s();
+}
+
+static unsigned errors_printed;
+
+/* Is the answer a 200 with the record acked? */
+static bool slot_check(struct slot *s, CURLcode cc) {
+        long code = 0;
+        curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+        bool ok = cc == CURLE_OK && code == 200 && s->resp_len > 0 &&
+                  strstr(s->resp, "\"next_sync_sec\"");
+        if (ok && s->record) {
+                char want[64];
+                snprintf(want, sizeof(want), "\"seq\":[%" PRIu64 "]", nodes[s->node].seq);
+                ok = strstr(s->resp, want) != NULL;
+        }
+        if (!ok && errors_printed++ < 5)
+                fprintf(stderr, "controller-sync: %s: %s, HTTP %ld: %.200s\n", nodes[s->node].id,
+                        curl_easy_strerror(cc), code, s->resp ? s->resp : "");
+        return ok;
+}
+
+/* ---- wire: bytes per sync -------------------------------------------------------------- */
+
+struct wire_result {
+        struct counts per_sync;
+        char tls[96];
+};
+
+static void wire_case(const char *url, long node, bool record, bool reconnect,
+                      struct wire_result *res) {
+        struct slot s;
+        slot_init(&s, true);
+        slot_node(&s, url, node);
+        uint64_t out0 = 0, in0 = 0;
+        if (!reconnect) { /* the handshake first, not counted */
+                slot_request(&s, record, false);
+                CURLcode cc = curl_easy_perform(s.easy);
+                if (!slot_check(&s, cc))
+                        die("wire: the first sync failed");
+                curl_socket_t fd;
+                if (curl_easy_getinfo(s.easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK ||
+                    !tcp_bytes(fd, &out0, &in0))
+                        die("wire: no TCP_INFO on the connection");
+                memset(&s.c, 0, sizeof(s.c));
+        }
+        for (int k = 0; k < WIRE_SYNCS; k++) {
+                slot_request(&s, record, reconnect);
+                CURLcode cc = curl_easy_perform(s.easy);
+                if (!slot_check(&s, cc))
+                        die("wire: a sync failed");
+        }
+        if (!reconnect) {
+                curl_socket_t fd;
+                uint64_t out1, in1;
+                if (curl_easy_getinfo(s.easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK ||
+                    !tcp_bytes(fd, &out1, &in1))
+                        die("wire: no TCP_INFO on the connection");
+                s.c.tcp_out = out1 - out0;
+                s.c.tcp_in = in1 - in0;
+        } else {
+                s.c.tcp_out = s.closed.tcp_out;
+                s.c.tcp_in = s.closed.tcp_in;
+        }
+        res->per_sync = (struct counts){
+                .req_hdr = s.c.req_hdr / WIRE_SYNCS, .req_body = s.c.req_body / WIRE_SYNCS,
+                .resp_hdr = s.c.resp_hdr / WIRE_SYNCS, .resp_body = s.c.resp_body / WIRE_SYNCS,
+                .tcp_out = s.c.tcp_out / WIRE_SYNCS, .tcp_in = s.c.tcp_in / WIRE_SYNCS,
+        };
+        snprintf(res->tls, sizeof(res->tls), "%s", s.tls);
+        slot_done(&s);
+}
+
+/* ---- throughput ------------------------------------------------------------------------ */
+
+enum mode { MODE_KEEPALIVE, MODE_RECONNECT };
+
+struct load_result {
+        unsigned long syncs, errors;
+        double wall_s, server_cpu_s, client_cpu_s;
+        double p50_ms, p90_ms, p99_ms, max_ms;
+        uint64_t db_bytes;
+        long nodes_seen, records_seen;
+};
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+/* The operator's view after the run: how many nodes and records the controller holds. */
+static void count_nodes(const char *url, long *ret_nodes, long *ret_records) {
+        struct slot s;
+        slot_init(&s, false);
+        char u[128];
+        snprintf(u, sizeof(u), "%s/v1/nodes", url);
+        struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer bench-operator-token-0123456789abcdef");
+        curl_easy_setopt(s.easy, CURLOPT_URL, u);
+        curl_easy_setopt(s.easy, CURLOPT_HTTPHEADER, h);
+        CURLcode cc = curl_easy_perform(s.easy);
+        long code = 0;
+        curl_easy_getinfo(s.easy, CURLINFO_RESPONSE_CODE, &code);
+        json_error_t e;
+        json_t *j = cc == CURLE_OK && code == 200 ? json_loads(s.resp, 0, &e) : NULL;
+        json_t *list = json_object_get(j, "nodes");
+        if (!json_is_array(list))
+                die("GET /v1/nodes: %s, HTTP %ld", curl_easy_strerror(cc), code);
+        long records = 0;
+        size_t i;
+        json_t *v;
+        json_array_foreach(list, i, v)
+                records += (long) json_integer_value(json_object_get(v, "records"));
+        *ret_nodes = (long) json_array_size(list);
+        *ret_records = records;
+        json_decref(j);
+        curl_slist_free_all(h);
+        slot_done(&s);
+}
+
+static void load_run(enum mode mode, unsigned syncs, unsigned concurrency, bool record,
+                     struct load_result *res) {
+        memset(res, 0, sizeof(*res));
+        for (unsigned i = 0; i < n_nodes; i++)
+                nodes[i].seq = 0;
+        struct controller ctl;
+        controller_start(&ctl, mode == MODE_KEEPALIVE ? "data-keepalive" : "data-reconnect",
+                         concurrency * 2 > 64 ? concurrency * 2 : 64);
+        CURLM *multi = curl_multi_init();
+        if (!multi)
+                die("curl_multi_init");
+        curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) concurrency * 2);
+        struct slot *slots = calloc(concurrency, sizeof(*slots));
+        unsigned long total = (unsigned long) n_nodes * syncs, started = 0, next_job = 0;
+        double *lat = calloc(total + 1, sizeof(double));
+        if (!slots || !lat)
+                die("out of memory");
+        for (unsigned k = 0; k < concurrency; k++)
+                slot_init(&slots[k], false);
+
+        /* keepalive: a job is a node (all its syncs); reconnect: a job is one sync. */
+        unsigned long jobs = mode == MODE_KEEPALIVE ? n_nodes : total;
+        double cpu0 = proc_cpu_s(ctl.pid), self0 = self_cpu_s(), t0 = now_s();
+        int running = 0;
+        for (unsigned k = 0; k < concurrency && next_job < jobs; k++, next_job++) {
+                struct slot *s = &slots[k];
+                slot_node(s, ctl.url, (long) (next_job % n_nodes));
+                s->round = 0;
+                slot_request(s, record, mode == MODE_RECONNECT || syncs == 1);
+                curl_multi_add_handle(multi, s->easy);
+                started++;
+        }
+        while (res->syncs + res->errors < total) {
+                CURLMcode mc = curl_multi_perform(multi, &running);
+                if (mc != CURLM_OK)
+                        die("curl_multi_perform: %s", curl_multi_strerror(mc));
+                CURLMsg *msg;
+                int left;
+                bool any = false;
+                while ((msg = curl_multi_info_read(multi, &left))) {
+                        if (msg->msg != CURLMSG_DONE)
+                                continue;
+                        any = true;
+                        struct slot *s;
+                        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &s);
+                        CURLcode cc = msg->data.result;
+                        curl_multi_remove_handle(multi, s->easy);
+                        double t = now_s() - s->t0;
+                        if (slot_check(s, cc)) {
+                                lat[res->syncs++] = t;
+                        } else
+                                res->errors++;
+                        s->round++;
+                        if (mode == MODE_KEEPALIVE && s->round < syncs) {
+                                slot_request(s, record, s->round + 1 == syncs);
+                                curl_multi_add_handle(multi, s->easy);
+                                started++;
+                        } else if (next_job < jobs) {
+                                slot_node(s, ctl.url, (long) (next_job % n_nodes));
+                                next_job++;
+                                s->round = 0;
+                                slot_request(s, record, mode == MODE_RECONNECT || syncs == 1);
+                                curl_multi_add_handle(multi, s->easy);
+                                started++;
+                        }
+                }
+                if (!any && res->syncs + res->errors < total) {
+                        mc = curl_multi_poll(multi, NULL, 0, 100, NULL);
+                        if (mc != CURLM_OK)
+                                die("curl_multi_poll: %s", curl_multi_strerror(mc));
+                }
+        }
+        res->wall_s = now_s() - t0;
+        res->server_cpu_s = proc_cpu_s(ctl.pid) - cpu0;
+        res->client_cpu_s = self_cpu_s() - self0;
+        for (unsigned k = 0; k < concurrency; k++)
+                slot_done(&slots[k]);
+        curl_multi_cleanup(multi);
+        free(slots);
+
+        qsort(lat, res->syncs, sizeof(double), cmp_double);
+        if (res->syncs > 0) {
+                res->p50_ms = 1000 * lat[(res->syncs - 1) * 50 / 100];
+                res->p90_ms = 1000 * lat[(res->syncs - 1) * 90 / 100];
+                res->p99_ms = 1000 * lat[(res->syncs - 1) * 99 / 100];
+                res->max_ms = 1000 * lat[res->syncs - 1];
+        }
+        free(lat);
+        count_nodes(ctl.url, &res->nodes_seen, &res->records_seen);
+        controller_stop(&ctl);
+        char p[PATH_MAX + 32];
+        snprintf(p, sizeof(p), "%s/controller.db", ctl.data);
+        res->db_bytes = file_size(p);
+        snprintf(p, sizeof(p), "%s/controller.db-wal", ctl.data);
+        res->db_bytes += file_size(p);
+        (void) started;
+}
+
+/* ---- output ----------------------------------------------------------------------------- */
+
+static void wire_row(const char *what, const struct wire_result *w) {
+        const struct counts *c = &w->per_sync;
+        printf("  %-34s %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %6" PRIu64 " %7" PRIu64 " | %6" PRIu64
+               " %6" PRIu64 " %7" PRIu64 "\n",
+               what, c->req_hdr, c->req_body, c->resp_hdr, c->resp_body,
+               c->req_hdr + c->req_body + c->resp_hdr + c->resp_body, c->tcp_out, c->tcp_in,
+               c->tcp_out + c->tcp_in);
+}
+
+static void load_row(const char *what, const struct load_result *r, bool record) {
+        printf("  %-10s %8.0f %8.2f %8.2f %8.2f %8.1f %6lu %8.3f %8.3f  %.1f MiB",
+               what, (double) r->syncs / r->wall_s, r->p50_ms, r->p90_ms, r->p99_ms, r->max_ms,
+               r->errors, 1000 * r->server_cpu_s / (double) (r->syncs + r->errors),
+               1000 * r->client_cpu_s / (double) (r->syncs + r->errors),
+               (double) r->db_bytes / (1024.0 * 1024.0));
+        if (record && r->records_seen > 0)
+                printf(" (%.0f B/record)", (double) r->db_bytes / (double) r->records_seen);
+        printf("\n");
+}
+
+static void usage(void) {
+        fprintf(stderr, "usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] "
+                        "[--records 0|1] [--mode both|keepalive|reconnect] [--controller PATH] [DIR]\n");
+        exit(2);
+}
+
+int main(int argc, char *argv[]) {
+        unsigned long n = 1000, syncs = 20, concurrency = 64;
+        bool record = true, do_keep = true, do_reconnect = true;
+        const char *base = NULL;
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc)
+                        n = strtoul(argv[++i], NULL, 10);
+                else if (strcmp(argv[i], "--syncs") == 0 && i + 1 < argc)
+                        syncs = strtoul(argv[++i], NULL, 10);
+                else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc)
+                        concurrency = strtoul(argv[++i], NULL, 10);
+                else if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
+                        record = strcmp(argv[++i], "0") != 0;
+                else if (strcmp(argv[i], "--controller") == 0 && i + 1 < argc)
+                        controller_bin = argv[++i];
+                else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
+                        const char *m = argv[++i];
+                        do_keep = strcmp(m, "both") == 0 || strcmp(m, "keepalive") == 0;
+                        do_reconnect = strcmp(m, "both") == 0 || strcmp(m, "reconnect") == 0;
+                        if (!do_keep && !do_reconnect)
+                                usage();
+                } else if (argv[i][0] == '-' || base)
+                        usage();
+                else
+                        base = argv[i];
+        }
+        if (n < 2 || n > 62500 || syncs < 1 || syncs > 100000 || concurrency < 1 ||
+            concurrency > 1024)
+                usage();
+        if (!base)
+                base = getenv("TMPDIR");
+        if (!base || !*base)
+                base = "/tmp";
+        static char self_dir[PATH_MAX];
+        if (!controller_bin) { /* beside the build tree's bench/ */
+                ssize_t len = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 32);
+                if (len <= 0)
+                        die("readlink /proc/self/exe: %m");
+                self_dir[len] = '\0';
+                char *slash = strrchr(self_dir, '/');
+                if (!slash)
+                        die("odd path %s", self_dir);
+                strcpy(slash, "/../orbit-controller");
+                controller_bin = self_dir;
+        }
+        if (access(controller_bin, X_OK) < 0)
+                die("%s: %m (build it, or pass --controller)", controller_bin);
+        log_setup("bench", LOG_TARGET_STDERR);
+        log_set_max_level(LOG_WARNING);
+        signal(SIGPIPE, SIG_IGN);
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void) setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+                die("curl_global_init");
+
+        snprintf(tmpdir, sizeof(tmpdir), "%s/orbit-bench-controller-XXXXXX", base);
+        if (!mkdtemp(tmpdir)) {
+                tmpdir[0] = '\0';
+                die("mkdtemp in %s: %m", base);
+        }
+        atexit(cleanup_tmpdir);
+
+        double t0 = now_s();
+        make_pki((unsigned) n);
+        double pki_s = now_s() - t0;
+        make_report_body();
+
+        printf("controller sync benchmark: %lu nodes, %s, in %s\n", n, controller_bin, tmpdir);
+        printf("PKI (libcrypto, in-process): %lu node keys and client certificates (ECDSA P-256, "
+               "CN = node id, %zu bytes DER each), server and CAs: %.2f s\n",
+               n, node_cert_der_size, pki_s);
+        printf("health.report body: %zu bytes as JSON_COMPACT (jansson's 17 significant digits); "
+               "%zu with JSON_REAL_PRECISION(12)\n\n",
+               report_body_plain, report_body_p12);
+
+        /* a. Bytes on the wire. */
+        struct controller ctl;
+        controller_start(&ctl, "data-wire", 64);
+        struct wire_result w[4];
+        wire_case(ctl.url, 0, false, false, &w[0]);
+        wire_case(ctl.url, 1, true, false, &w[1]);
+        wire_case(ctl.url, 2, false, true, &w[2]);
+        wire_case(ctl.url, 3, true, true, &w[3]);
+        controller_stop(&ctl);
+        printf("bytes per sync (mean of %d; HTTP/1.1 from libcurl's debug callback; TCP payload = "
+               "every TLS byte, TCP_INFO on the client socket)\n", WIRE_SYNCS);
+        printf("TLS: %s; client certificate chain: the leaf only; no session resumption\n", w[0].tls);
+        printf("  %-34s %6s %6s %6s %6s %7s | %6s %6s %7s\n", "", "reqhdr", "reqbdy", "rsphdr",
+               "rspbdy", "HTTP", "TLSout", "TLSin", "TLS");
+        wire_row("no news, kept-alive connection", &w[0]);
+        wire_row("health.report, kept-alive", &w[1]);
+        wire_row("no news, new connection", &w[2]);
+        wire_row("health.report, new connection", &w[3]);
+        printf("\n");
+
+        /* b. Throughput and latency. */
+        struct load_result keep = {}, rec = {};
+        printf("throughput: %lu nodes x %lu syncs, concurrency %lu, %s per sync; controller "
+               "--max-connections %lu; one thread each on %ld CPUs\n",
+               n, syncs, concurrency, record ? "one new health.report" : "no records",
+               concurrency * 2 > 64 ? concurrency * 2 : 64, sysconf(_SC_NPROCESSORS_ONLN));
+        fflush(stdout);
+        if (do_keep)
+                load_run(MODE_KEEPALIVE, (unsigned) syncs, (unsigned) concurrency, record, &keep);
+        if (do_reconnect)
+                load_run(MODE_RECONNECT, (unsigned) syncs, (unsigned) concurrency, record, &rec);
+        printf("  %-10s %8s %8s %8s %8s %8s %6s %8s %8s  %s\n", "mode", "syncs/s", "p50 ms",
+               "p90 ms", "p99 ms", "max ms", "errors", "ctl ms", "gen ms", "DB after");
+        if (do_keep)
+                load_row("keepalive", &keep, record);
+        if (do_reconnect)
+                load_row("reconnect", &rec, record);
+        printf("  (ctl ms / gen ms: CPU time per sync of the controller / of this generator)\n");
+
+        printf("\ngoals\n");
+        const double need = (double) n / POLL_SEC;
+        const struct load_result *rs[] = {do_keep ? &keep : NULL, do_reconnect ? &rec : NULL};
+        const char *names[] = {"keepalive", "reconnect"};
+        for (size_t k = 0; k < 2; k++) {
+                const struct load_result *r = rs[k];
+                if (!r)
+                        continue;
+                double rate = (double) r->syncs / r->wall_s;
+                bool counts_ok = r->nodes_seen == (long) n &&
+                                 r->records_seen == (record ? (long) (n * syncs) : 0);
+                printf("  %-4s %s: every sync answered and acked, the controller holds %ld nodes "
+                       "and %ld records (want %lu, %lu)\n",
+                       r->errors == 0 && counts_ok ? "PASS" : "MISS", names[k], r->nodes_seen,
+                       r->records_seen, n, record ? n * syncs : 0);
+                printf("  %-4s %s: keeps up with %lu nodes polling every %d s (%.1f syncs/s): "
+                       "%.0f syncs/s, %.1fx\n",
+                       rate >= need ? "PASS" : "MISS", names[k], n, POLL_SEC, need, rate, rate / need);
+        }
+        for (unsigned i = 0; i < n_nodes; i++) {
+                free(nodes[i].cert);
+                free(nodes[i].key);
+        }
+        free(nodes);
+        free(report_body);
+        curl_global_cleanup();
+        return 0;
+}
