@@ -453,7 +453,7 @@ static int sync_start(struct link *l) {
                               (json_int_t) l->last_command_seq, "records", records, "status", status);
         if (!o)
                 return -ENOMEM;
-        l->request = json_dumps(o, JSON_COMPACT);
+        l->request = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(12));
         json_decref(o);
         if (!l->request)
                 return -ENOMEM;
