@@ -1,0 +1,6 @@
+{
+  "format": 1,
+  "algorithm": "ecdsa-p256-sha256",
+  "signature": "MEUCIQD0dtILJi5/E4L2uB9SwUTDI/lDCL5vOXTyAUl2uKo5YwIgDheaI2HsN+QkkNREzTCuMqC6HSRIC9aDVehpaMLoeqA=",
+  "certificates": [
+    "MIIBtTCCAVmgAwIBAgIQTwrX3zeMo1hVTeTHD4cPVzAMBggqhkjOPQQDAgUAMCgxFjAUBgNVBAMMDW9yYml0IGZ1enogQ0ExDjAMBgNVBAoMBW9yYml0MCAXDTIwMDEwMTAwMDAwMFoYDzIxMTkxMjA4MDAwMDAwWjAsMRowGAYDVQQDDBFvcmJpdCBmdXp6IHNpZ25lc
