@@ -197,3 +197,19 @@ check_valgrind_logs() {
 has_sanitizer_report() {
         grep -qE 'ERROR: AddressSanitizer|LeakSanitizer|runtime error:' "$1"
 }
+
+# Test PKI with openssl, in the current directory: mkca NAME SUBJECT makes NAME.key and a
+# self-signed CA NAME.pem; mkcert NAME CN CA EXT makes NAME.key and NAME.pem issued by CA
+# with the extensions EXT (one per line).
+mkca() { # NAME SUBJECT
+        openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null &&
+                openssl req -x509 -new -key "$1.key" -subj "$2" -days 30 -out "$1.pem" \
+                        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null
+}
+mkcert() { # NAME CN CA EXT
+        openssl ecparam -name prime256v1 -genkey -noout -out "$1.key" 2>/dev/null &&
+                openssl req -new -key "$1.key" -subj "/CN=$2" -out "$1.csr" 2>/dev/null &&
+                printf '%s\n' "$4" >"$1.ext" &&
+                openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial -days 10 \
+                        -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+}
