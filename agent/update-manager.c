@@ -620,13 +620,6 @@ static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, si
         return r;
 }
 
-static uint64_t tar_octal(const uint8_t *p, size_t n) {
-        uint64_t v = 0;
-        for (size_t i = 0; i < n && p[i] >= '0' && p[i] <= '7'; i++)
-                v = v << 3 | (uint64_t) (p[i] - '0');
-        return v;
-}
-
 /* The manifest and signature (the first two members) into a sparse local file the size of
  * the bundle, which bundle_open then verifies like a local one. */
 static int fetch_head(struct job *j) {
@@ -638,28 +631,24 @@ static int fetch_head(struct job *j) {
         if (r < 0)
                 return message_set(&j->reason, r, "%s: %s", j->url,
                                    r == -ENOLINK ? "the controller cannot be reached" : strerror(-r));
-        if (got < 1024 || !j->remote_size)
-                return message_set(&j->reason, -EBADMSG, "%s: too short to be a bundle", j->url);
-        uint64_t msize = tar_octal(head + 124, 12);
-        uint64_t sig_hdr = 512 + (msize + 511) / 512 * 512;
-        uint64_t need = sig_hdr + 512;
-        if (msize > MANIFEST_MAX_SIZE || need > HEAD_MAX)
-                return message_set(&j->reason, -EBADMSG, "%s: manifest too big", j->url);
-        if (need > got) {
-                r = fetch_range(j, got, need - got, head + got, NULL);
-                if (r < 0)
-                        return message_set(&j->reason, r, "%s: %s", j->url, strerror(-r));
-                got = need;
-        }
-        uint64_t ssize = tar_octal(head + sig_hdr + 124, 12);
-        uint64_t end = sig_hdr + 512 + (ssize + 511) / 512 * 512;
-        if (ssize > SIGNATURE_MAX_SIZE || end > HEAD_MAX || end > j->remote_size)
-                return message_set(&j->reason, -EBADMSG, "%s: signature member too big", j->url);
-        if (end > got) {
-                r = fetch_range(j, got, end - got, head + got, NULL);
-                if (r < 0)
-                        return message_set(&j->reason, r, "%s: %s", j->url, strerror(-r));
-                got = end;
+        if (!j->remote_size)
+                return message_set(&j->reason, -EBADMSG, "%s: no size in the answer", j->url);
+        for (;;) {
+                uint64_t need;
+                r = bundle_head_length(head, got, &need);
+                if (r == -EAGAIN && need <= HEAD_MAX && need <= j->remote_size) {
+                        r = fetch_range(j, got, need - got, head + got, NULL);
+                        if (r < 0)
+                                return message_set(&j->reason, r, "%s: %s", j->url, strerror(-r));
+                        got = need;
+                        continue;
+                }
+                if (r < 0 || need > got)
+                        return message_set(&j->reason, -EBADMSG,
+                                           "%s: does not start with a bundle's manifest and signature",
+                                           j->url);
+                got = need; /* the rest of the first range is payload: not kept */
+                break;
         }
         _cleanup_close_ int fd = open(j->head_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)

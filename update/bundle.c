@@ -457,6 +457,37 @@ static bool tar_header_checksum_ok(const uint8_t h[TAR_BLOCK]) {
         return sum == want;
 }
 
+/* The data size of the plain ustar member whose header is at h (no pax: bundle_create
+ * writes the manifest and signature members without one). */
+static int tar_small_member_size(const uint8_t h[TAR_BLOCK], const char *name, uint64_t max,
+                                 uint64_t *ret) {
+        if (!tar_header_checksum_ok(h) || (h[156] != '0' && h[156] != '\0') ||
+            strncmp((const char *) h, name, 100) != 0 || tar_number(h + 124, 12, ret) < 0 ||
+            *ret > max)
+                return -EBADMSG;
+        return 0;
+}
+
+int bundle_head_length(const void *buf, size_t len, uint64_t *ret_len) {
+        const uint8_t *p = buf;
+        uint64_t msize, ssize;
+        if (len < TAR_BLOCK) {
+                *ret_len = TAR_BLOCK;
+                return -EAGAIN;
+        }
+        if (tar_small_member_size(p, MANIFEST_MEMBER_NAME, MANIFEST_MAX_SIZE, &msize) < 0)
+                return -EBADMSG;
+        uint64_t sig_header = TAR_BLOCK + (msize + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+        if (len < sig_header + TAR_BLOCK) {
+                *ret_len = sig_header + TAR_BLOCK;
+                return -EAGAIN;
+        }
+        if (tar_small_member_size(p + sig_header, SIGNATURE_MEMBER_NAME, SIGNATURE_MAX_SIZE, &ssize) < 0)
+                return -EBADMSG;
+        *ret_len = sig_header + TAR_BLOCK + (ssize + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+        return 0;
+}
+
 /* The "path" and "size" records of a pax extended header ("<len> key=value\n"...). */
 static int tar_parse_pax(const char *data, size_t len, char *path, size_t path_size,
                          uint64_t *size, bool *have_size) {

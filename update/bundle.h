@@ -81,6 +81,15 @@ int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
                                 int (*read)(void *userdata, uint64_t offset, void *buf, size_t len),
                                 void *userdata, uint64_t *ret_offsets, char **ret_reason);
 
+/*
+ * For fetching a bundle by ranges: from its first len bytes, the length of the part that
+ * bundle_open reads (the manifest and signature members, padded). 0 with *ret_len; -EAGAIN
+ * with *ret_len = the bytes needed to tell; -EBADMSG when the first members are not a
+ * bundle's (bad header checksum, name, type, or a size over its bound). Nothing is trusted:
+ * bundle_open verifies what was fetched.
+ */
+int bundle_head_length(const void *buf, size_t len, uint64_t *ret_len);
+
 /* One verified chunk of one image, in bundle order. */
 struct bundle_chunk {
         size_t image;        /* index into bundle_manifest(b)->images */

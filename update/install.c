@@ -303,9 +303,9 @@ static int writer_checkpoint(struct writer *w, char **ret_reason) {
                         req->done[i] |= w->unsynced[i];
                         w->unsynced[i] = 0;
                 }
+                w->st->bytes_done += w->unsynced_bytes;
                 w->unsynced_bytes = 0;
         }
-        w->st->bytes_done = done_bytes(w->img, req->done);
         if (req->checkpoint) {
                 int r = req->checkpoint(req->userdata, req->done, w->st);
                 if (r < 0)
@@ -376,6 +376,7 @@ static int install_pass(const struct install_request *req, struct install_stats 
         }
 
         struct writer w = {.req = req, .img = img, .st = st, .unsynced = unsynced};
+        st->bytes_done = done_bytes(img, req->done); /* then kept up to date at each checkpoint */
         uint64_t every = req->checkpoint_bytes ? req->checkpoint_bytes : DEFAULT_CHECKPOINT_BYTES;
         for (uint64_t i = 0; i < img->n_chunks && r >= 0; i++) {
                 if (req->cancel && *req->cancel) {

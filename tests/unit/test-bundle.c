@@ -317,6 +317,27 @@ static void test_locate_payloads(void **state) {
         assert_memory_equal(bundle_manifest_digest(b), digest, SHA256_DIGEST_SIZE);
         bundle_close(b);
 
+        /* What a ranged fetch must get before bundle_open: exactly up to the first image's
+         * header, learned in steps from the first bytes. */
+        char *all;
+        size_t all_len;
+        assert_int_equal(read_file_bounded(f->path[GOOD], 1 << 24, &all, &all_len), 0);
+        uint64_t need;
+        assert_int_equal(bundle_head_length(all, 100, &need), -EAGAIN);
+        assert_int_equal(need, 512);
+        assert_int_equal(bundle_head_length(all, 512, &need), -EAGAIN);
+        assert_true(need > 512 + f->manifest_len);
+        assert_int_equal(bundle_head_length(all, (size_t) need, &need), 0);
+        assert_int_equal(need, offsets[0] - 512);
+        assert_int_equal(bundle_head_length(all, all_len, &need), 0);
+        assert_int_equal(need, offsets[0] - 512);
+        all[148] ^= 1; /* the manifest header's checksum */
+        assert_int_equal(bundle_head_length(all, all_len, &need), -EBADMSG);
+        all[148] ^= 1;
+        all[0] = 'x'; /* a damaged first header */
+        assert_int_equal(bundle_head_length(all, all_len, &need), -EBADMSG);
+        free(all);
+
         /* A bundle cut inside the last payload: refused, naming the member. */
         const char *cut = file(f, "cut.obundle");
         char *data;
