@@ -485,7 +485,7 @@ int bundle_head_length(const void *buf, size_t len, uint64_t *ret_len) {
         if (tar_small_member_size(p + sig_header, SIGNATURE_MEMBER_NAME, SIGNATURE_MAX_SIZE, &ssize) < 0)
                 return -EBADMSG;
         *ret_len = sig_header + TAR_BLOCK + (ssize + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
-        return 0;
+        return len < *ret_len ? -EAGAIN : 0;
 }
 
 /* The "path" and "size" records of a pax extended header ("<len> key=value\n"...). */

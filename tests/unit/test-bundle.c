@@ -327,8 +327,12 @@ static void test_locate_payloads(void **state) {
         assert_int_equal(need, 512);
         assert_int_equal(bundle_head_length(all, 512, &need), -EAGAIN);
         assert_true(need > 512 + f->manifest_len);
+        /* the signature's header alone: its data is still missing */
+        assert_int_equal(bundle_head_length(all, (size_t) need, &need), -EAGAIN);
+        assert_int_equal(need, offsets[0] - 512);
         assert_int_equal(bundle_head_length(all, (size_t) need, &need), 0);
         assert_int_equal(need, offsets[0] - 512);
+        assert_int_equal(bundle_head_length(all, (size_t) need - 1, &need), -EAGAIN);
         assert_int_equal(bundle_head_length(all, all_len, &need), 0);
         assert_int_equal(need, offsets[0] - 512);
         all[148] ^= 1; /* the manifest header's checksum */
