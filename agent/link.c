@@ -16,6 +16,7 @@
 
 #include "command.h"
 #include "fileio.h"
+#include "link-answer.h"
 #include "link.h"
 #include "log.h"
 #include "macro.h"
@@ -23,7 +24,6 @@
 
 #define LINK_STATE_FILE "link"
 #define RESPONSE_MAX (8 * 1024 * 1024)
-#define PLAN_MAX_WINDOWS 256
 
 struct link {
         sd_event *event;
@@ -493,48 +493,45 @@ static int sync_start(struct link *l) {
         return 0;
 }
 
-/* Strictly enough: we act on what it says, so its shape is checked before anything else. */
+/* The answer is checked whole (link-answer.c) before anything acts on it. */
 static int sync_answer(struct link *l, char *why, size_t size) {
-        json_error_t err;
-        json_t *o = json_loadb(l->response, l->response_len, JSON_REJECT_DUPLICATES, &err);
-        json_t *acked = NULL, *commands = NULL, *plan = NULL;
-        int format;
-        json_int_t next = 0, server_time = 0;
-        if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:i, s:o, s:o, s:o, s:I, s:I}", "format",
-                                 &format, "acked", &acked, "commands", &commands, "contact_plan", &plan,
-                                 "next_sync_sec", &next, "server_time", &server_time) < 0 ||
-            format != 1 || !json_is_array(acked) || !json_is_array(commands) ||
-            !json_is_object(plan) || json_array_size(commands) > 64 ||
-            json_array_size(json_object_get(plan, "windows")) > PLAN_MAX_WINDOWS || next < 0) {
-                snprintf(why, size, "malformed answer: %s", o ? err.text : err.text);
-                json_decref(o);
-                return -EBADMSG;
+        struct link_answer a;
+        _cleanup_free_ char *problem = NULL;
+        int r = link_answer_parse(l->response ? l->response : "", l->response_len, &a, &problem);
+        if (r < 0) {
+                /* The first problem is enough for the status line; the log has them all, once
+                 * per run of failures (a broken controller answers the same at every retry). */
+                if (problem && l->failures == 0)
+                        log_warning("link: refused the controller's answer (%zu bytes):\n%s",
+                                    l->response_len, problem);
+                if (problem)
+                        snprintf(why, size, "malformed answer: %.*s", (int) strcspn(problem, "\n"), problem);
+                else
+                        snprintf(why, size, "malformed answer: %s", strerror(-r));
+                return r;
         }
         size_t i, k;
-        json_t *a, *s;
-        json_array_foreach(acked, i, a) {
-                json_int_t epoch = json_integer_value(json_object_get(a, "boot_epoch"));
-                const char *boot_id = json_string_value(json_object_get(a, "boot_id"));
-                json_t *seqs = json_object_get(a, "seq");
-                if (!boot_id || !json_is_array(seqs))
-                        continue;
-                json_array_foreach(seqs, k, s)
+        json_t *g, *s;
+        json_array_foreach(a.acked, i, g) {
+                json_int_t epoch = json_integer_value(json_object_get(g, "boot_epoch"));
+                const char *boot_id = json_string_value(json_object_get(g, "boot_id"));
+                json_array_foreach(json_object_get(g, "seq"), k, s)
                         if (event_queue_ack(l->h.events, (uint64_t) epoch, boot_id,
                                             (uint64_t) json_integer_value(s)) >= 0)
                                 l->records_acked++;
         }
-        if (!json_equal(plan, l->plan)) {
+        if (!json_equal(a.plan, l->plan)) {
                 json_decref(l->plan);
-                l->plan = json_incref(plan);
+                l->plan = json_incref(a.plan);
                 (void) state_save(l);
-                log_info("link: new contact plan: %zu windows", json_array_size(json_object_get(plan, "windows")));
+                log_info("link: new contact plan: %zu windows", json_array_size(json_object_get(a.plan, "windows")));
         }
-        l->next_sync_sec = next;
-        json_array_foreach(commands, i, a)
-                handle_command(l, a);
-        if (json_array_size(commands) > 0)
+        l->next_sync_sec = a.next_sync_sec;
+        json_array_foreach(a.commands, i, g)
+                handle_command(l, g);
+        if (json_array_size(a.commands) > 0)
                 l->sync_again = true; /* their results go up now */
-        json_decref(o);
+        link_answer_done(&a);
         return 0;
 }
 

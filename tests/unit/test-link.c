@@ -1,15 +1,21 @@
-/* Unit tests for the link's pure pieces: backoff with jitter, the contact plan, settable keys. */
+/* Unit tests for the link's pure pieces: backoff with jitter, the contact plan, settable keys,
+ * the controller's answer. */
 #include "config.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
+#include "link-answer.h"
 #include "link.h"
+#include "macro.h"
 
 #define S 1000000ULL
 
@@ -72,11 +78,157 @@ static void test_settable_keys(void **state) {
         assert_false(link_config_key_is_settable(NULL));
 }
 
+
+#define BOOT "0123456789abcdef0123456789abcdef"
+#define GOOD_ACKED "[{\"boot_epoch\":3,\"boot_id\":\"" BOOT "\",\"seq\":[15,16,17]}]"
+#define GOOD_PLAN "{\"windows\":[{\"start\":100,\"end\":200,\"rate_bps\":1000}]}"
+
+static char *answer(const char *acked, const char *commands, const char *plan, const char *next) {
+        char *s = NULL;
+        assert_true(asprintf(&s, "{\"format\":1,\"acked\":%s,\"commands\":%s,\"contact_plan\":%s,"
+                                 "\"next_sync_sec\":%s,\"server_time\":1718000123}",
+                             acked, commands, plan, next) > 0);
+        return s;
+}
+
+/* Refused, with a message naming the path of the problem. */
+static void assert_refused(const char *text, const char *where) {
+        struct link_answer a;
+        char *msg = NULL;
+        assert_int_equal(link_answer_parse(text, strlen(text), &a, &msg), -EBADMSG);
+        assert_non_null(msg);
+        if (!strstr(msg, where))
+                fail_msg("\"%s\" not in \"%s\"", where, msg);
+        assert_non_null(strstr(msg, "sync answer"));
+        assert_null(a.root);
+        free(msg);
+}
+
+static void test_answer_good(void **state) {
+        _cleanup_free_ char *text = answer(GOOD_ACKED, "[{\"payload\":\"x\"}]", GOOD_PLAN, "60");
+        struct link_answer a;
+        char *msg = NULL;
+        assert_int_equal(link_answer_parse(text, strlen(text), &a, &msg), 0);
+        assert_null(msg);
+        assert_int_equal(json_array_size(a.acked), 1);
+        assert_int_equal(a.n_acked_seqs, 3);
+        assert_int_equal(json_array_size(a.commands), 1);
+        assert_int_equal(json_array_size(json_object_get(a.plan, "windows")), 1);
+        assert_int_equal(a.next_sync_sec, 60);
+        assert_int_equal(a.server_time, 1718000123);
+        link_answer_done(&a);
+        assert_null(a.root);
+
+        /* nothing to say: empty everything, the plan always open */
+        _cleanup_free_ char *empty = answer("[]", "[]", "{\"windows\":[]}", "0");
+        assert_int_equal(link_answer_parse(empty, strlen(empty), &a, NULL), 0);
+        assert_int_equal(a.n_acked_seqs, 0);
+        link_answer_done(&a);
+}
+
+static void test_answer_malformed(void **state) {
+        char *t;
+        assert_refused("", "sync answer");
+        assert_refused("not json", "sync answer");
+        assert_refused("[1,2,3]", "sync answer");
+        assert_refused("{\"format\":1,\"format\":1}", "format");
+        /* missing and unknown keys */
+        assert_refused("{\"format\":1}", "acked");
+        t = answer(GOOD_ACKED, "[]", GOOD_PLAN, "60");
+        t[strlen(t) - 1] = ',';
+        char *extra = NULL;
+        assert_true(asprintf(&extra, "%s\"surprise\":true}", t) > 0);
+        assert_refused(extra, "surprise");
+        free(extra);
+        free(t);
+        /* the format */
+        const char *f2 = "{\"format\":2,\"acked\":[],\"commands\":[],\"contact_plan\":{\"windows\":[]},"
+                         "\"next_sync_sec\":1,\"server_time\":1}";
+        assert_refused(f2, "format");
+        /* acked: shape of every group and seq */
+        t = answer("{}", "[]", GOOD_PLAN, "60");
+        assert_refused(t, "acked");
+        free(t);
+        t = answer("[{\"boot_epoch\":3,\"boot_id\":\"" BOOT "\",\"seq\":[15,\"16\"]}]", "[]", GOOD_PLAN, "60");
+        assert_refused(t, "acked[0].seq[1]");
+        free(t);
+        t = answer("[{\"boot_epoch\":3,\"boot_id\":\"" BOOT "\",\"seq\":[0]}]", "[]", GOOD_PLAN, "60");
+        assert_refused(t, "acked[0].seq[0]");
+        free(t);
+        t = answer("[{\"boot_epoch\":-1,\"boot_id\":\"" BOOT "\",\"seq\":[1]}]", "[]", GOOD_PLAN, "60");
+        assert_refused(t, "acked[0].boot_epoch");
+        free(t);
+        t = answer("[{\"boot_epoch\":1,\"boot_id\":\"../../etc\",\"seq\":[1]}]", "[]", GOOD_PLAN, "60");
+        assert_refused(t, "acked[0].boot_id");
+        free(t);
+        t = answer("[{\"boot_epoch\":1,\"boot_id\":\"" BOOT "\"}]", "[]", GOOD_PLAN, "60");
+        assert_refused(t, "acked[0]");
+        free(t);
+        /* commands: objects only, at most 64 */
+        t = answer("[]", "[1]", GOOD_PLAN, "60");
+        assert_refused(t, "commands[0]");
+        free(t);
+        char many[65 * 3 + 3] = "[";
+        for (int i = 0; i < 65; i++)
+                strcat(many, i ? ",{}" : "{}");
+        strcat(many, "]");
+        t = answer("[]", many, GOOD_PLAN, "60");
+        assert_refused(t, "commands");
+        free(t);
+        /* the contact plan: bounds, order, start before end */
+        t = answer("[]", "[]", "{\"windows\":[{\"start\":200,\"end\":100,\"rate_bps\":1}]}", "60");
+        assert_refused(t, "contact_plan.windows[0]");
+        free(t);
+        t = answer("[]", "[]",
+                   "{\"windows\":[{\"start\":100,\"end\":300,\"rate_bps\":1},{\"start\":200,\"end\":400,\"rate_bps\":1}]}",
+                   "60");
+        assert_refused(t, "contact_plan.windows[1]");
+        free(t);
+        t = answer("[]", "[]", "{}", "60");
+        assert_refused(t, "windows");
+        free(t);
+        _cleanup_free_ char *windows = NULL;
+        {
+                size_t size = 257 * 64 + 32, n = 0;
+                windows = malloc(size);
+                n += (size_t) snprintf(windows + n, size - n, "{\"windows\":[");
+                for (int i = 0; i < 257; i++)
+                        n += (size_t) snprintf(windows + n, size - n, "%s{\"start\":%d,\"end\":%d,\"rate_bps\":1}",
+                                               i ? "," : "", i * 10, i * 10 + 5);
+                snprintf(windows + n, size - n, "]}");
+        }
+        t = answer("[]", "[]", windows, "60");
+        assert_refused(t, "contact_plan.windows");
+        free(t);
+        /* next_sync_sec: a controller cannot silence a node for ever, nor overflow a timer */
+        t = answer("[]", "[]", GOOD_PLAN, "-1");
+        assert_refused(t, "next_sync_sec");
+        free(t);
+        t = answer("[]", "[]", GOOD_PLAN, "86401");
+        assert_refused(t, "next_sync_sec");
+        free(t);
+        t = answer("[]", "[]", GOOD_PLAN, "1e30");
+        assert_refused(t, "next_sync_sec");
+        free(t);
+        t = answer("[]", "[]", GOOD_PLAN, "18446744073709551615");
+        assert_refused(t, "sync answer");
+        free(t);
+        /* deep nesting is bounded by the parser, not the stack */
+        size_t depth = 100000;
+        char *deep = malloc(depth + 1);
+        memset(deep, '[', depth);
+        deep[depth] = '\0';
+        assert_refused(deep, "sync answer");
+        free(deep);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backoff),
                 cmocka_unit_test(test_plan),
                 cmocka_unit_test(test_settable_keys),
+                cmocka_unit_test(test_answer_good),
+                cmocka_unit_test(test_answer_malformed),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,43 @@
+/*
+ * The controller's answer to a sync (docs/protocol.md), parsed and checked before the
+ * agent acts on any of it. Pure: no I/O, no state; fuzzed (tests/fuzz/fuzz-sync-answer).
+ *
+ * The answer comes from the other end of a radio link: everything is bounded, every
+ * type and range checked, and one problem anywhere refuses the whole answer. Refusing
+ * costs nothing: the same records go up again at the next sync and the controller
+ * answers the same way (syncs are idempotent), while acting on half of a damaged answer
+ * could drop records that were never stored.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define LINK_ANSWER_MAX_COMMANDS 64
+#define LINK_ANSWER_MAX_ACK_GROUPS 1024
+#define LINK_ANSWER_MAX_ACKED_SEQS 100000
+#define LINK_ANSWER_MAX_WINDOWS 256
+/* A controller cannot silence a node for longer than this (then it asks again). */
+#define LINK_ANSWER_MAX_NEXT_SYNC_SEC (24 * 3600)
+
+struct link_answer {
+        json_t *root;     /* owns everything below */
+        json_t *acked;    /* [{"boot_epoch":N, "boot_id":"<32 hex>", "seq":[N, ...]}], checked */
+        json_t *commands; /* envelopes (objects), verified later one by one */
+        json_t *plan;     /* {"windows":[{"start","end","rate_bps"}]}, sorted, checked */
+        int64_t next_sync_sec;
+        int64_t server_time;
+        size_t n_acked_seqs;
+};
+
+/*
+ * Parse an answer body. 0, or -EBADMSG with *ret_message naming where and what ("sync
+ * answer:1:57: acked[0].seq[2]: expected an integer in 1..., got a string"; a caller's
+ * to free), or -ENOMEM. On success the caller owns *ret and frees it with
+ * link_answer_done().
+ */
+int link_answer_parse(const char *text, size_t len, struct link_answer *ret, char **ret_message);
+
+void link_answer_done(struct link_answer *a);
