@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -522,6 +523,101 @@ int install_image(const struct install_request *req, struct install_stats *stats
         }
         for (size_t k = 0; k < RING_SIZE; k++)
                 free(bufs[k]);
+        if (stats)
+                *stats = st;
+        return r;
+}
+
+/* ---- scrub ------------------------------------------------------------------------------- */
+
+static uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* Read chunk i from fd as the medium holds it (cached pages dropped first), and check it. */
+static int scrub_read_check(int fd, const struct manifest_image *img, uint64_t i, uint8_t *buf) {
+        size_t len = manifest_chunk_length(img, i);
+        uint64_t offset = i * img->chunk_size;
+        (void) posix_fadvise(fd, (off_t) offset, (off_t) len, POSIX_FADV_DONTNEED);
+        int r = pread_all(fd, buf, len, offset);
+        if (r < 0)
+                return r;
+        return manifest_check_chunk(img, i, buf, len);
+}
+
+/* A good copy of chunk i into buf: from the active slot by hash, else from the source. */
+static int scrub_good_copy(const struct install_request *req, uint64_t i, uint8_t *buf,
+                           struct install_scrub_stats *st) {
+        const struct manifest_image *img = req->image;
+        size_t len = manifest_chunk_length(img, i);
+        if (req->active && req->active_fd >= 0) {
+                int64_t j = install_index_lookup(req->active, img->chunks[i]);
+                if (j >= 0 && pread_all(req->active_fd, buf, len, (uint64_t) j * img->chunk_size) >= 0 &&
+                    manifest_check_chunk(img, i, buf, len) >= 0) {
+                        st->chunks_from_active++;
+                        return 0;
+                }
+        }
+        if (req->source.read && req->source.read(req->source.userdata, i * img->chunk_size, buf, len) >= 0 &&
+            manifest_check_chunk(img, i, buf, len) >= 0) {
+                st->chunks_from_source++;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+static void scrub_pace(uint64_t start_usec, uint64_t bytes, uint64_t max_bytes_per_sec,
+                       const volatile int *cancel) {
+        if (max_bytes_per_sec == 0)
+                return;
+        uint64_t due = start_usec + bytes * 1000000ULL / max_bytes_per_sec;
+        for (;;) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC);
+                if (now >= due || (cancel && *cancel))
+                        return;
+                uint64_t d = due - now;
+                usleep((useconds_t) (d > 100000 ? 100000 : d));
+        }
+}
+
+int install_scrub(const struct install_request *req, bool repair, uint64_t max_bytes_per_sec,
+                  struct install_scrub_stats *stats, char **ret_reason) {
+        const struct manifest_image *img = req->image;
+        struct install_scrub_stats st = {.chunks_total = img->n_chunks};
+        if (img->chunk_size == 0 || img->chunk_size > MANIFEST_CHUNK_SIZE_MAX) {
+                *stats = st;
+                return message_set(ret_reason, -EINVAL, "image %s: bad chunk size", img->slot_class);
+        }
+        _cleanup_free_ uint8_t *buf = malloc(img->chunk_size);
+        if (!buf)
+                return -ENOMEM;
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+        int r = 0;
+        for (uint64_t i = 0; i < img->n_chunks; i++) {
+                if (req->cancel && *req->cancel) {
+                        r = message_set(ret_reason, -ECANCELED, "scrub of %s cancelled", img->slot_class);
+                        break;
+                }
+                size_t len = manifest_chunk_length(img, i);
+                st.bytes_read += len;
+                int k = scrub_read_check(req->slot_fd, img, i, buf);
+                scrub_pace(start, st.bytes_read, max_bytes_per_sec, req->cancel);
+                if (k >= 0)
+                        continue;
+                /* A bad hash or an unreadable block: damaged either way. */
+                if (st.n_listed < INSTALL_SCRUB_LISTED)
+                        st.bad[st.n_listed++] = i;
+                st.chunks_bad++;
+                if (!repair || scrub_good_copy(req, i, buf, &st) < 0)
+                        continue;
+                if (pwrite_all(req->slot_fd, buf, len, i * img->chunk_size) < 0 || fdatasync(req->slot_fd) < 0)
+                        continue; /* the medium refuses: stays damaged */
+                /* Trust the medium only after reading it back. */
+                if (scrub_read_check(req->slot_fd, img, i, buf) >= 0)
+                        st.chunks_repaired++;
+        }
         if (stats)
                 *stats = st;
         return r;

@@ -111,3 +111,24 @@ int install_verify_source(const struct install_request *req, struct install_stat
  */
 int install_image(const struct install_request *req, struct install_stats *stats,
                   char **ret_reason);
+
+/*
+ * Scrub: a slot that should hold image (its kept manifest), read back chunk by chunk from
+ * the medium and checked against the chunk hashes, to find what radiation or a worn
+ * flash changed in a slot nobody reads (the rollback target). With repair, each bad
+ * chunk is rewritten from a good copy, the active slot's by hash (req->active) or the
+ * source's (req->source.read, may be NULL), verified before it is written and read back
+ * after. Reads are paced to max_bytes_per_sec (0: no limit): a scrub is background work
+ * on a board short of power. Returns 0 when every chunk was looked at (the stats say
+ * how many were bad and how many repaired), -ECANCELED (req->cancel), -ENOMEM.
+ */
+#define INSTALL_SCRUB_LISTED 16
+struct install_scrub_stats {
+        uint64_t chunks_total, chunks_bad, chunks_repaired;
+        uint64_t chunks_from_active, chunks_from_source;
+        uint64_t bytes_read;
+        uint64_t bad[INSTALL_SCRUB_LISTED]; /* the first bad chunks */
+        size_t n_listed;
+};
+int install_scrub(const struct install_request *req, bool repair, uint64_t max_bytes_per_sec,
+                  struct install_scrub_stats *stats, char **ret_reason);

@@ -370,6 +370,101 @@ static void test_slots(void **state) {
         free(reason);
 }
 
+
+static void flip(const char *path, uint64_t offset, uint8_t mask) {
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        assert_true(fd >= 0);
+        uint8_t b;
+        assert_int_equal(pread(fd, &b, 1, (off_t) offset), 1);
+        b ^= mask;
+        assert_int_equal(pwrite(fd, &b, 1, (off_t) offset), 1);
+        close(fd);
+}
+
+/* The image written to the slot, then damaged in three chunks. */
+static int scrub_slot(struct fixture *f) {
+        assert_int_equal(write_file_durable(f->slot_path, f->image, SIZE, 0644), 0);
+        flip(f->slot_path, 0 * CHUNK + 5, 0x01);   /* the same in the active slot */
+        flip(f->slot_path, 3 * CHUNK + 100, 0x80); /* changed since the active slot's image */
+        flip(f->slot_path, SIZE - 1, 0x10);        /* the short last chunk, also changed */
+        int fd = open(f->slot_path, O_RDWR | O_CLOEXEC);
+        assert_true(fd >= 0);
+        return fd;
+}
+
+static void test_scrub(void **state) {
+        struct fixture *f = *state;
+        char *reason = NULL;
+        struct install_scrub_stats st;
+
+        /* a clean slot: nothing bad, nothing written */
+        assert_int_equal(write_file_durable(f->slot_path, f->image, SIZE, 0644), 0);
+        int fd = open(f->slot_path, O_RDWR | O_CLOEXEC);
+        struct install_request req = request(f, fd, NULL);
+        assert_int_equal(install_scrub(&req, true, 0, &st, &reason), 0);
+        assert_int_equal(st.chunks_total, N_CHUNKS);
+        assert_int_equal(st.chunks_bad, 0);
+        assert_int_equal(st.bytes_read, SIZE);
+        assert_int_equal(f->source_reads, 0);
+        close(fd);
+
+        /* detect only: every damaged chunk found and listed, the slot left as it is */
+        fd = scrub_slot(f);
+        req = request(f, fd, NULL);
+        assert_int_equal(install_scrub(&req, false, 0, &st, &reason), 0);
+        assert_int_equal(st.chunks_bad, 3);
+        assert_int_equal(st.chunks_repaired, 0);
+        assert_int_equal(st.n_listed, 3);
+        assert_int_equal(st.bad[0], 0);
+        assert_int_equal(st.bad[1], 3);
+        assert_int_equal(st.bad[2], N_CHUNKS - 1);
+        assert_int_equal(f->source_reads, 0);
+
+        /* repair with only the active slot: chunk 0 is there, 3 and the tail are not */
+        int afd;
+        uint64_t asize;
+        assert_int_equal(slot_open_read(f->active_path, &afd, &asize, &reason), 0);
+        struct install_index *ix;
+        assert_int_equal(install_index_scan(afd, asize, CHUNK, NULL, &ix), 0);
+        req.active_fd = afd;
+        req.active = ix;
+        req.source.read = NULL;
+        assert_int_equal(install_scrub(&req, true, 0, &st, &reason), 0);
+        assert_int_equal(st.chunks_bad, 3);
+        assert_int_equal(st.chunks_repaired, 1);
+        assert_int_equal(st.chunks_from_active, 1);
+        /* again: only the two unrepaired remain */
+        assert_int_equal(install_scrub(&req, true, 0, &st, &reason), 0);
+        assert_int_equal(st.chunks_bad, 2);
+        assert_int_equal(st.bad[0], 3);
+
+        /* a source that lies is not trusted: nothing written from it */
+        req.source.read = source_read;
+        f->corrupt_source_chunk_7 = false;
+        f->fail_source_at = 3;
+        assert_int_equal(install_scrub(&req, true, 0, &st, &reason), 0);
+        assert_int_equal(st.chunks_bad, 2);
+        assert_int_equal(st.chunks_repaired, 1); /* the tail; chunk 3's read failed */
+        f->fail_source_at = -1;
+        assert_int_equal(install_scrub(&req, true, 0, &st, &reason), 0);
+        assert_int_equal(st.chunks_bad, 1);
+        assert_int_equal(st.chunks_repaired, 1);
+        assert_int_equal(st.chunks_from_source, 1);
+        assert_slot_is_image(f);
+        assert_int_equal(install_scrub(&req, true, 0, &st, &reason), 0);
+        assert_int_equal(st.chunks_bad, 0);
+
+        /* cancelled: stops, says so */
+        f->cancel = 1;
+        assert_int_equal(install_scrub(&req, true, 0, &st, &reason), -ECANCELED);
+        assert_non_null(reason);
+        free(reason);
+        f->cancel = 0;
+        install_index_free(ix);
+        close(afd);
+        close(fd);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_fresh_install, setup, teardown),
@@ -380,6 +475,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_checkpoint_failure_stops, setup, teardown),
                 cmocka_unit_test(test_bitmap_hex),
                 cmocka_unit_test_setup_teardown(test_slots, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_scrub, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
