@@ -308,6 +308,10 @@ static int method_update_rollback(void *userdata, json_t *params, json_t **ret, 
         return update_action(userdata, params, ret, msg, size, update_manager_rollback);
 }
 
+static int method_update_scrub(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
+        return update_action(userdata, params, ret, msg, size, update_manager_scrub);
+}
+
 static int method_link(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
         struct agent *a = userdata;
         if (!a->link) {
@@ -341,6 +345,7 @@ static const struct control_method control_methods[] = {
         {"update.install", method_update_install},
         {"update.mark-good", method_update_mark_good},
         {"update.mark-bad", method_update_mark_bad},
+        {"update.scrub", method_update_scrub},
         {"update.rollback", method_update_rollback},
         {"link", method_link},
         {NULL, NULL},

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -39,6 +40,8 @@
 #define HEAD_FETCH (64 * 1024)
 #define HEAD_MAX (MANIFEST_MAX_SIZE + SIGNATURE_MAX_SIZE + 4 * 512)
 #define FETCH_ATTEMPTS 4
+#define SCRUB_FILE "scrub"
+#define SCRUB_RETRY_USEC (600 * 1000000ULL) /* busy (an install, a trial): try again then */
 
 /* One image of the install in progress: owned by the worker while it runs. */
 struct job_image {
@@ -79,6 +82,12 @@ struct job {
         CURL *curl;
         const struct agent_link_config *link;
         char head_path[PATH_MAX];
+        /* a scrub: each image is a slot's kept manifest, checked against the slot */
+        bool scrub;
+        struct manifest *scrub_manifests[MANIFEST_MAX_IMAGES];
+        struct install_scrub_stats scrub_stats[MANIFEST_MAX_IMAGES];
+        char scrub_errors[MANIFEST_MAX_IMAGES][256];
+        uint64_t scrub_started_usec;
 };
 
 struct update_manager {
@@ -112,6 +121,8 @@ struct update_manager {
         char gate_why[256];
 
         sd_event_source *reboot_timer;
+        sd_event_source *scrub_timer;
+        json_t *scrub_last; /* the last scrub's result (persisted in SCRUB_FILE) */
         bool paused; /* a remote install waits for the link */
         bool reboot_required;
         pid_t reboot_pid;
@@ -204,7 +215,7 @@ static void record_name(const char *slot_class, char slot, char *buf, size_t siz
 }
 
 static void record_remove(const char *work_dir, const char *name) {
-        char path[PATH_MAX * 2];
+        char path[PATH_MAX * 2 + 16];
         snprintf(path, sizeof(path), "%s/%s", work_dir, name);
         (void) unlink(path);
         snprintf(path, sizeof(path), "%s/%s.prev", work_dir, name);
@@ -494,6 +505,11 @@ static void job_free(struct job *j) {
                 if (j->images[i].active_fd >= 0)
                         close(j->images[i].active_fd);
         }
+        for (size_t i = 0; i < MANIFEST_MAX_IMAGES; i++)
+                if (j->scrub_manifests[i]) {
+                        manifest_free(j->scrub_manifests[i]);
+                        free(j->scrub_manifests[i]);
+                }
         bundle_close(j->bundle);
         if (j->curl)
                 curl_easy_cleanup(j->curl);
@@ -864,11 +880,46 @@ static int job_install_image(struct job *j, struct job_image *ji) {
         return r;
 }
 
+/* Every image of a scrub job, each on its own: one slot's trouble does not hide another's. */
+static int job_scrub(struct job *j) {
+        uint64_t rate = (uint64_t) j->m->cfg->update.scrub_mib_per_sec * 1024 * 1024;
+        for (size_t i = 0; i < j->n_images; i++) {
+                struct job_image *ji = &j->images[i];
+                if (j->m->cancel)
+                        return -ECANCELED;
+                ji->slot_fd = open(ji->slot_path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+                if (ji->slot_fd < 0) {
+                        snprintf(j->scrub_errors[i], sizeof(j->scrub_errors[i]), "%s: %m", ji->slot_path);
+                        continue;
+                }
+                (void) job_open_active(j, ji);
+                struct bundle_source src = {.fd = -1};
+                struct install_request req = {
+                        .image = ji->image,
+                        .slot_fd = ji->slot_fd,
+                        .active_fd = ji->index ? ji->active_fd : -1,
+                        .active = ji->index,
+                        .source = {.read = NULL, .userdata = &src},
+                        .cancel = &j->m->cancel,
+                };
+                _cleanup_free_ char *why = NULL;
+                int r = install_scrub(&req, true, rate, &j->scrub_stats[i], &why);
+                if (r == -ECANCELED)
+                        return r;
+                if (r < 0)
+                        snprintf(j->scrub_errors[i], sizeof(j->scrub_errors[i]), "%s",
+                                 why ? why : strerror(-r));
+        }
+        return 0;
+}
+
 static int job_run(struct job *j) {
         struct update_manager *m = j->m;
         int r;
         if (j->head_only)
                 return fetch_head(j);
+        if (j->scrub)
+                return job_scrub(j);
         if (j->remote) {
                 uint64_t offsets[MANIFEST_MAX_IMAGES];
                 r = bundle_locate_payloads_with(j->bundle, j->remote_size, remote_locate_read, j,
@@ -974,10 +1025,17 @@ static void head_fetched(struct update_manager *m, struct job *head) {
                 (void) fail_now(m, r, msg);
 }
 
+static void scrub_finished(struct update_manager *m, struct job *j);
+
 static void install_finished(struct update_manager *m) {
         struct job *j = m->job;
         m->job = NULL;
         char msg[512] = "";
+        if (j->scrub) {
+                scrub_finished(m, j);
+                job_free(j);
+                return;
+        }
         if (j->remote && j->result < 0 && link_trouble(j->result)) {
                 /* Out of contact or out of this contact's budget: wait for the next one. */
                 m->paused = true;
@@ -1035,6 +1093,273 @@ static int on_worker_done(sd_event_source *s, int fd, uint32_t revents, void *us
         if (m->job)
                 install_finished(m);
         return 0;
+}
+
+/* ---- scrub: the inactive slots read back against their kept manifests ----------------------- */
+
+static int start_worker(struct update_manager *m, struct job *j);
+
+static void scrub_schedule(struct update_manager *m, uint64_t delay_usec) {
+        if (!m->scrub_timer)
+                return;
+        (void) sd_event_source_set_time(m->scrub_timer, monotonic_usec(m) + delay_usec);
+        (void) sd_event_source_set_enabled(m->scrub_timer, SD_EVENT_ONESHOT);
+}
+
+/* One slot to check: what its record says it holds. No record: nothing to check against. */
+static int scrub_add(struct job *j, const char *slot_class, char target, const char *slot_path,
+                     char active, const char *active_path) {
+        if (j->n_images >= MANIFEST_MAX_IMAGES)
+                return 0;
+        struct job_image *ji = &j->images[j->n_images];
+        char record[PATH_MAX];
+        record_name(slot_class, target, record, sizeof(record));
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        size_t len;
+        int r = statefile_load(j->work_dir, record, &text, &len, NULL);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0) {
+                log_warning("update: scrub: the record of slot %s %c is unreadable (%s): removed, the "
+                            "slot's content is no longer trusted", slot_class, target, strerror(-r));
+                record_remove(j->work_dir, record);
+                return 0;
+        }
+        struct manifest *mf = calloc(1, sizeof(*mf));
+        if (!mf)
+                return -ENOMEM;
+        const struct manifest_image *img = NULL;
+        if (manifest_parse_text(record, text, len, 0, mf, &why) >= 0)
+                img = manifest_find_image(mf, slot_class);
+        if (!img) {
+                log_warning("update: scrub: the record of slot %s %c does not describe it (%s)", slot_class,
+                            target, why ? why : "no such image");
+                manifest_free(mf);
+                free(mf);
+                return 0;
+        }
+        *ji = (struct job_image){.image = img, .target = target, .slot_fd = -1, .active_fd = -1};
+        j->scrub_manifests[j->n_images] = mf;
+        snprintf(ji->slot_path, sizeof(ji->slot_path), "%s", slot_path);
+        snprintf(ji->record, sizeof(ji->record), "%s", record);
+        if (active && active_path) {
+                snprintf(ji->active_path, sizeof(ji->active_path), "%s", active_path);
+                record_name(slot_class, active, ji->active_record, sizeof(ji->active_record));
+        }
+        j->n_images++;
+        return 0;
+}
+
+/* The inactive rootfs slot and the inactive member of every model that has one. */
+static int scrub_prepare(struct update_manager *m, struct job **ret) {
+        const struct agent_update_config *u = &m->cfg->update;
+        struct job *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->m = m;
+        j->scrub = true;
+        snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
+        int r = 0;
+        if (m->bootenv && m->booted && u->rootfs_a) {
+                char inactive = slot_other(m->booted);
+                r = scrub_add(j, "rootfs", inactive, inactive == 'A' ? u->rootfs_a : u->rootfs_b, m->booted,
+                              m->booted == 'A' ? u->rootfs_a : u->rootfs_b);
+        }
+        DIR *d = r >= 0 ? opendir(u->models_dir) : NULL;
+        struct dirent *de;
+        while (r >= 0 && d && (de = readdir(d))) {
+                char cur, cls[sizeof(SLOT_MODEL_PREFIX) + sizeof(de->d_name)], slot_path[PATH_MAX],
+                        active_path[PATH_MAX];
+                if (de->d_name[0] == '.' || model_slot_current(u->models_dir, de->d_name, &cur) < 0)
+                        continue;
+                if (model_slot_image(u->models_dir, de->d_name, slot_other(cur), slot_path, sizeof(slot_path)) < 0 ||
+                    model_slot_image(u->models_dir, de->d_name, cur, active_path, sizeof(active_path)) < 0)
+                        continue;
+                snprintf(cls, sizeof(cls), "%s%s", SLOT_MODEL_PREFIX, de->d_name);
+                r = scrub_add(j, cls, slot_other(cur), slot_path, cur, active_path);
+        }
+        if (d)
+                closedir(d);
+        if (r < 0 || j->n_images == 0) {
+                job_free(j);
+                return r < 0 ? r : -ENOENT;
+        }
+        *ret = j;
+        return 0;
+}
+
+static int scrub_start(struct update_manager *m, char *msg, size_t size) {
+        if (m->worker_running) {
+                snprintf(msg, size, "%s is running", m->job && m->job->scrub ? "a scrub" : "an install");
+                return -EBUSY;
+        }
+        if (!update_phase_is_final(m->state.phase)) {
+                snprintf(msg, size, "an update is %s: the inactive slot is not at rest",
+                         update_phase_to_string(m->state.phase));
+                return -EBUSY;
+        }
+        struct job *j;
+        int r = scrub_prepare(m, &j);
+        if (r == -ENOENT) {
+                snprintf(msg, size, "nothing to scrub: no inactive slot has a kept manifest (a factory "
+                         "image has none; a slot gets one when the agent installs it)");
+                return r;
+        }
+        if (r < 0) {
+                snprintf(msg, size, "%s", strerror(-r));
+                return r;
+        }
+        j->scrub_started_usec = monotonic_usec(m);
+        r = start_worker(m, j);
+        if (r < 0) {
+                snprintf(msg, size, "cannot start the scrub thread: %s", strerror(-r));
+                job_free(j);
+                return r;
+        }
+        log_info("update: scrubbing %zu inactive slot%s", j->n_images, j->n_images == 1 ? "" : "s");
+        return 0;
+}
+
+/* An install, a rollback or a stop needs the worker: a scrub gives way at once. */
+static void scrub_stop(struct update_manager *m) {
+        if (!m->worker_running || !m->job || !m->job->scrub)
+                return;
+        m->cancel = 1;
+        worker_join(m);
+        job_free(m->job);
+        m->job = NULL;
+        log_info("update: scrub stopped (the slots are needed)");
+        scrub_schedule(m, SCRUB_RETRY_USEC);
+}
+
+static void scrub_finished(struct update_manager *m, struct job *j) {
+        if (j->result == -ECANCELED)
+                return;
+        json_t *slots = json_array();
+        enum event_priority prio = EVENT_LOW;
+        uint64_t bad_total = 0;
+        for (size_t i = 0; slots && i < j->n_images; i++) {
+                struct job_image *ji = &j->images[i];
+                const struct install_scrub_stats *st = &j->scrub_stats[i];
+                uint64_t unrepaired = st->chunks_bad - st->chunks_repaired;
+                const char *result = j->scrub_errors[i][0] ? "error" : unrepaired ? "damaged" :
+                                     st->chunks_bad ? "repaired" : "clean";
+                char action[256] = "";
+                bad_total += st->chunks_bad;
+                if (unrepaired || j->scrub_errors[i][0]) {
+                        /* Never trusted again: not as a delta source, not as a fallback. A new
+                         * install into it rewrites it whole. */
+                        record_remove(j->work_dir, ji->record);
+                        snprintf(action, sizeof(action), "its record removed");
+                        if (streq(ji->image->slot_class, "rootfs")) {
+                                char why[256];
+                                int r = boot_update(m, BOOT_FORGET, ji->target, why, sizeof(why));
+                                snprintf(action, sizeof(action), "%s",
+                                         r < 0 ? why : "taken out of the boot choices, its record removed");
+                        }
+                        prio = EVENT_CRITICAL;
+                } else if (st->chunks_bad && prio < EVENT_HIGH)
+                        prio = EVENT_HIGH;
+                json_t *first = json_array();
+                for (size_t k = 0; first && k < st->n_listed; k++)
+                        json_array_append_new(first, json_integer((json_int_t) st->bad[k]));
+                json_array_append_new(slots,
+                        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o*, s:s*, s:s*}",
+                                  "slot_class", ji->image->slot_class, "slot", slot_str(ji->target),
+                                  "path", ji->slot_path, "result", result,
+                                  "chunks", (json_int_t) st->chunks_total, "bad", (json_int_t) st->chunks_bad,
+                                  "repaired", (json_int_t) st->chunks_repaired,
+                                  "repaired_from_active", (json_int_t) st->chunks_from_active,
+                                  "unrepaired", (json_int_t) unrepaired, "first_bad", first,
+                                  "error", j->scrub_errors[i][0] ? j->scrub_errors[i] : NULL,
+                                  "action", action[0] ? action : NULL));
+                if (j->scrub_errors[i][0])
+                        log_error("update: scrub of slot %s %c: %s; %s", ji->image->slot_class, ji->target,
+                                  j->scrub_errors[i], action);
+                else if (st->chunks_bad)
+                        log_full(unrepaired ? LOG_ERR : LOG_WARNING,
+                                 "update: scrub of slot %s %c (%s): %" PRIu64 " of %" PRIu64
+                                 " chunks changed on the medium, %" PRIu64 " repaired (%" PRIu64
+                                 " from the active slot), %" PRIu64 " without a good copy on the node%s%s",
+                                 ji->image->slot_class, ji->target, ji->slot_path, st->chunks_bad,
+                                 st->chunks_total, st->chunks_repaired, st->chunks_from_active, unrepaired,
+                                 action[0] ? ": " : "", action);
+                else
+                        log_info("update: scrub of slot %s %c: %" PRIu64 " chunks, all good",
+                                 ji->image->slot_class, ji->target, st->chunks_total);
+        }
+        json_t *doc = slots ? json_pack("{s:i, s:I, s:f, s:o}", "format", 1, "realtime_usec",
+                                        (json_int_t) realtime_usec(), "duration_sec",
+                                        (double) (monotonic_usec(m) - j->scrub_started_usec) / 1e6, "slots",
+                                        slots)
+                            : NULL;
+        if (doc) {
+                json_decref(m->scrub_last);
+                m->scrub_last = doc;
+                _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT);
+                if (text && statefile_save(m->cfg->update.work_dir, SCRUB_FILE, text, strlen(text)) < 0)
+                        log_warning("update: cannot save the scrub result in %s", m->cfg->update.work_dir);
+                (void) event_queue_push(m->events, prio, "update.scrub", json_incref(doc), realtime_usec(),
+                                        monotonic_usec(m));
+        }
+        if (bad_total == 0)
+                log_debug("update: scrub clean");
+        if (m->cfg->update.scrub_interval_sec > 0)
+                scrub_schedule(m, (uint64_t) m->cfg->update.scrub_interval_sec * 1000000ULL);
+}
+
+static int on_scrub_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct update_manager *m = userdata;
+        if (m->cfg->update.scrub_interval_sec <= 0)
+                return 0;
+        char msg[256];
+        int r = scrub_start(m, msg, sizeof(msg));
+        if (r == -EBUSY) {
+                uint64_t interval = (uint64_t) m->cfg->update.scrub_interval_sec * 1000000ULL;
+                scrub_schedule(m, interval < SCRUB_RETRY_USEC ? interval : SCRUB_RETRY_USEC);
+        } else if (r < 0) {
+                log_debug("update: scrub: %s", msg);
+                scrub_schedule(m, (uint64_t) m->cfg->update.scrub_interval_sec * 1000000ULL);
+        }
+        return 0;
+}
+
+/* The last result, and the first scrub of this run due one interval after the last one. */
+static int scrub_setup(struct update_manager *m) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        if (statefile_load(m->cfg->update.work_dir, SCRUB_FILE, &text, &len, NULL) >= 0) {
+                json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+                if (json_is_object(o) && json_is_integer(json_object_get(o, "realtime_usec")))
+                        m->scrub_last = o;
+                else
+                        json_decref(o);
+        }
+        int r = sd_event_add_time(m->event, &m->scrub_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_scrub_timer, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(m->scrub_timer, "update-scrub");
+        (void) sd_event_source_set_enabled(m->scrub_timer, SD_EVENT_OFF);
+        int64_t interval = m->cfg->update.scrub_interval_sec;
+        if (interval <= 0)
+                return 0;
+        uint64_t delay = (uint64_t) interval * 1000000ULL;
+        if (m->scrub_last) {
+                uint64_t last = (uint64_t) json_integer_value(json_object_get(m->scrub_last, "realtime_usec"));
+                uint64_t now = realtime_usec();
+                if (last <= now)
+                        delay = now - last >= delay ? 0 : delay - (now - last);
+        }
+        scrub_schedule(m, delay);
+        return 0;
+}
+
+int update_manager_scrub(struct update_manager *m, json_t **ret, char *msg, size_t size) {
+        int r = scrub_start(m, msg, size);
+        if (r < 0)
+                return r;
+        *ret = json_pack("{s:s, s:I}", "scrub", "started", "slots", (json_int_t) m->job->n_images);
+        return *ret ? 0 : -ENOMEM;
 }
 
 /* ---- starting an install -------------------------------------------------------------- */
@@ -1201,7 +1526,8 @@ fail:
 }
 
 static int start_worker(struct update_manager *m, struct job *j) {
-        progress_load(j);
+        if (!j->scrub)
+                progress_load(j);
         uint64_t total = 0;
         for (size_t i = 0; i < j->n_images; i++)
                 total += j->images[i].image->size;
@@ -1261,6 +1587,7 @@ static int fail_now(struct update_manager *m, int r, const char *msg) {
 
 int update_manager_install(struct update_manager *m, const char *bundle_path, json_t **ret,
                            char *msg, size_t size) {
+        scrub_stop(m);
         if (!update_phase_is_final(m->state.phase)) {
                 snprintf(msg, size, "an update is in progress (%s %s, %s)", m->state.bundle_id,
                          m->state.version, update_phase_to_string(m->state.phase));
@@ -1361,6 +1688,7 @@ static int start_head_fetch(struct update_manager *m, const char *url) {
 
 int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret, char *msg,
                                   size_t size) {
+        scrub_stop(m);
         if (!m->cfg->link.enabled || !m->cfg->link.url) {
                 snprintf(msg, size, "the controller link is not configured (link.enabled)");
                 return -ENOTSUP;
@@ -1424,6 +1752,7 @@ int update_manager_mark_good(struct update_manager *m, json_t **ret, char *msg, 
 }
 
 int update_manager_mark_bad(struct update_manager *m, json_t **ret, char *msg, size_t size) {
+        scrub_stop(m);
         if (m->state.phase != UPDATE_TRIAL && m->state.phase != UPDATE_READY) {
                 snprintf(msg, size, "nothing on trial or waiting for a reboot (the update is %s)",
                          update_phase_to_string(m->state.phase));
@@ -1440,6 +1769,7 @@ int update_manager_mark_bad(struct update_manager *m, json_t **ret, char *msg, s
 }
 
 int update_manager_rollback(struct update_manager *m, json_t **ret, char *msg, size_t size) {
+        scrub_stop(m);
         if (m->state.phase == UPDATE_TRIAL || m->state.phase == UPDATE_READY)
                 return update_manager_mark_bad(m, ret, msg, size);
         if (m->state.phase != UPDATE_COMMITTED) {
@@ -1506,7 +1836,18 @@ json_t *update_manager_status_json(struct update_manager *m) {
         snprintf(summary, sizeof(summary), "%s%s%s%s%s; booted slot %s%s", update_phase_to_string(s->phase),
                  s->bundle_id[0] ? " " : "", s->bundle_id, s->version[0] ? " " : "", s->version,
                  m->booted ? slot_str(m->booted) : "unknown", m->reboot_required ? "; reboot required" : "");
-        json_object_set_new(o, "state", json_string(m->worker_running ? "installing" : "active"));
+        bool scrubbing = m->worker_running && m->job && m->job->scrub;
+        json_object_set_new(o, "state", json_string(scrubbing ? "scrubbing" : m->worker_running ? "installing" : "active"));
+        {
+                uint64_t next = 0, now = monotonic_usec(m);
+                int enabled = SD_EVENT_OFF;
+                if (m->scrub_timer && sd_event_source_get_enabled(m->scrub_timer, &enabled) >= 0 &&
+                    enabled != SD_EVENT_OFF)
+                        (void) sd_event_source_get_time(m->scrub_timer, &next);
+                json_object_set_new(o, "scrub", json_pack("{s:b, s:O?, s:o?}", "running", scrubbing, "last",
+                                                          m->scrub_last, "next_in_sec",
+                                                          next ? json_real(next > now ? (double) (next - now) / 1e6 : 0.0) : NULL));
+        }
         if (m->paused)
                 json_object_set_new(o, "paused", json_string(m->last_error));
         json_object_set_new(o, "summary", json_string(summary));
@@ -1537,7 +1878,7 @@ json_t *update_manager_status_json(struct update_manager *m) {
                 json_object_set_new(o, "boot", b);
                 json_object_set_new(o, "rootfs_slots", slot_records_json(m, "rootfs"));
         }
-        if (m->worker_running) {
+        if (m->worker_running && !scrubbing) {
                 pthread_mutex_lock(&m->lock);
                 struct install_stats st = m->progress;
                 uint64_t before = m->progress_before, total = m->progress_total;
@@ -1677,6 +2018,9 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
         r = state_load(m);
         if (r < 0)
                 goto fail;
+        r = scrub_setup(m);
+        if (r < 0)
+                goto fail;
         r = start_action(m);
         if (r < 0)
                 log_warning("update: the start action did not complete: %s", strerror(-r));
@@ -1697,13 +2041,16 @@ void update_manager_free(struct update_manager *m) {
                 m->cancel = 1;
                 worker_join(m);
                 if (m->job) {
-                        log_notice("update: install stopped; progress saved, it resumes at the next start");
+                        if (!m->job->scrub)
+                                log_notice("update: install stopped; progress saved, it resumes at the next start");
                         job_free(m->job);
                         m->job = NULL;
                 }
         }
         stop_gate(m);
         m->reboot_timer = sd_event_source_disable_unref(m->reboot_timer);
+        m->scrub_timer = sd_event_source_disable_unref(m->scrub_timer);
+        json_decref(m->scrub_last);
         m->efd_source = sd_event_source_disable_unref(m->efd_source);
         if (m->efd >= 0)
                 close(m->efd);

@@ -60,3 +60,13 @@ int update_manager_request_reboot(struct update_manager *m, char *msg, size_t si
 int update_manager_mark_good(struct update_manager *m, json_t **ret, char *msg, size_t size);
 int update_manager_mark_bad(struct update_manager *m, json_t **ret, char *msg, size_t size);
 int update_manager_rollback(struct update_manager *m, json_t **ret, char *msg, size_t size);
+
+/*
+ * Scrub now: read the inactive rootfs slot and the inactive member of each model back
+ * from the medium against the manifests kept when the agent installed them, repair what
+ * changed from a verified copy on the node (the active slot, by chunk hash), and report
+ * an update.scrub record (critical when a slot stays damaged: it is then taken out of
+ * the boot choices and never trusted again). Also runs every update.scrub_interval_sec.
+ * -EBUSY during an install or a trial; -ENOENT when no inactive slot has a record.
+ */
+int update_manager_scrub(struct update_manager *m, json_t **ret, char *msg, size_t size);

@@ -51,6 +51,8 @@ static void help(void) {
                "  update mark-good            commit the slot on trial now\n"
                "  update mark-bad             abandon the slot on trial (or armed): roll back\n"
                "  update rollback             go back to the previous slot after a commit\n"
+               "  update scrub                read the inactive slots back against their manifests,\n"
+               "                              repair what changed; prints what it found (--no-wait)\n"
                "  link                        the controller link: contact, syncs, outbox, commands\n"
                "  link sync                   sync with the controller now\n"
                "\n"
@@ -562,6 +564,52 @@ static int follow_install(void) {
         }
 }
 
+/* One line per slot of a scrub result; exit 1 when a slot stays damaged. */
+static int print_scrub_result(json_t *last) {
+        int ret = 0;
+        size_t i;
+        json_t *sl;
+        json_array_foreach(json_object_get(last, "slots"), i, sl) {
+                const char *result = ustr(sl, "result");
+                printf("%s slot %s: %s; %lld chunks, %lld bad, %lld repaired%s%s%s%s\n", ustr(sl, "slot_class"),
+                       ustr(sl, "slot"), result, (long long) json_integer_value(json_object_get(sl, "chunks")),
+                       (long long) json_integer_value(json_object_get(sl, "bad")),
+                       (long long) json_integer_value(json_object_get(sl, "repaired")),
+                       *ustr(sl, "error") ? "; " : "", ustr(sl, "error"), *ustr(sl, "action") ? "; " : "",
+                       ustr(sl, "action"));
+                if (streq(result, "damaged") || streq(result, "error"))
+                        ret = 1;
+        }
+        return ret;
+}
+
+/* Wait for the scrub just started to end, then print what it found. */
+static int follow_scrub(void) {
+        for (;;) {
+                json_t *resp = NULL;
+                if (call("update.status", NULL, &resp) < 0)
+                        return 1;
+                json_t *r = response_result(resp);
+                if (!r) {
+                        json_decref(resp);
+                        return 1;
+                }
+                json_t *scrub = json_object_get(r, "scrub");
+                if (!json_is_true(json_object_get(scrub, "running"))) {
+                        int ret;
+                        if (arg_json) {
+                                print_json(json_object_get(scrub, "last"));
+                                ret = 0;
+                        } else
+                                ret = print_scrub_result(json_object_get(scrub, "last"));
+                        json_decref(resp);
+                        return ret;
+                }
+                json_decref(resp);
+                usleep(200 * 1000);
+        }
+}
+
 static void print_link(json_t *r) {
         printf("Controller:    %s\n", ustr(r, "url"));
         printf("State:         %s\n", ustr(r, "summary"));
@@ -608,7 +656,23 @@ static int update_command(int argc, char **argv) {
                 return call_and_print("update.mark-bad", NULL, print_phase);
         if (argc == 1 && streq(argv[0], "rollback"))
                 return call_and_print("update.rollback", NULL, print_phase);
-        fprintf(stderr, "orbitctl: usage: orbitctl update status|install FILE.obundle|mark-good|mark-bad|rollback\n");
+        if (argc == 1 && streq(argv[0], "scrub")) {
+                json_t *resp = NULL;
+                if (call("update.scrub", NULL, &resp) < 0)
+                        return 1;
+                json_t *res = response_result(resp);
+                if (res && arg_no_wait) {
+                        if (arg_json)
+                                print_json(res);
+                        else
+                                printf("scrubbing %lld slots\n", (long long) json_integer_value(json_object_get(res, "slots")));
+                }
+                json_decref(resp);
+                if (!res)
+                        return 1;
+                return arg_no_wait ? 0 : follow_scrub();
+        }
+        fprintf(stderr, "orbitctl: usage: orbitctl update status|install FILE.obundle|mark-good|mark-bad|rollback|scrub\n");
         return 2;
 }
 

@@ -2,7 +2,8 @@
 # backends (file, grub, uboot): refusals that change no slot, a delta install, reboots
 # simulated by bootenv-tool (what the bootloader scripts do), the trial and its health
 # gate, commit, kill -9 in the middle of an install, a failed gate, an exhausted boot
-# counter, operator mark-good/mark-bad/rollback, and models switched with their users.
+# counter, the scrub of the inactive slot (repair, damage, periodic), operator
+# mark-good/mark-bad/rollback, and models switched with their users.
 # shellcheck shell=bash
 set -u -o pipefail
 
@@ -245,6 +246,50 @@ check "file: the agent reports the rollback" wait_for 5 phase_is rolled-back
 ust .reason | grep -q "ran out" && pass "file: reason: $(ust .reason)" || fail "counter reason" "$(ust .reason)"
 boot_events | jq -e '[.[] | select(.kind == "update.rolled-back" and .priority == "critical")] | length == 1' >/dev/null &&
         pass "file: the rollback is a critical event" || fail "rollback event"
+
+# ---- scrub: the inactive slot A (v4, its record kept) read back from the medium --------
+flipbyte() { # FILE OFFSET: invert one byte in place, as radiation would
+        local b
+        b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+        printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+scrub_last() { ust ".scrub.last.slots[] | select(.slot_class == \"$1\") | $2"; }
+out=$(ctl update scrub) && grep -q "rootfs slot A: clean; 64 chunks, 0 bad" <<<"$out" &&
+        pass "scrub: slot A clean: $out" || fail "scrub clean" "$out"
+flipbyte "$N/slots/a" $((20 * CHUNK + 1234)) # chunk 20: the same in v2, the active slot B
+out=$(ctl update scrub) && grep -q "rootfs slot A: repaired; 64 chunks, 1 bad, 1 repaired" <<<"$out" &&
+        pass "scrub: a flipped byte in a chunk the active slot also holds is repaired: $out" || fail "scrub repair" "$out"
+check "scrub: slot A is v4 again, byte for byte" cmp -s "$N/slots/a" v4.img
+check "scrub: the active slot B untouched" cmp -s "$N/slots/b" v2.img
+boot_events | jq -e '[.[] | select(.kind == "update.scrub" and .priority == "high" and .body.slots[0].repaired_from_active == 1)] | length == 1' >/dev/null &&
+        pass "scrub: the repair is reported as a high-priority update.scrub record" || fail "scrub repair event" "$(boot_events | jq -c '.[] | select(.kind == "update.scrub")')"
+stop_agent
+# periodic: every second here (update.scrub_interval_sec), and the result survives a restart
+sed -i 's|"checkpoint_mib": 1}|"checkpoint_mib": 1, "scrub_interval_sec": 1}|' "$N/agent.json"
+flipbyte "$N/slots/a" $((40 * CHUNK + 7))
+start_agent
+check "scrub: the last result survived the restart" test "$(scrub_last rootfs .result)" = repaired
+check "scrub: the periodic scrub finds and repairs a flipped byte on its own" wait_for 10 cmp -s "$N/slots/a" v4.img
+grep -q "scrub of slot rootfs A ($N/slots/a): 1 of 64 chunks changed on the medium, 1 repaired (1 from the active slot)" "$N/agent.log" &&
+        pass "scrub: the log names the slot, its path and the counts" || fail "scrub log" "$(grep 'scrub of' "$N/agent.log" | tail -3)"
+stop_agent
+sed -i 's|, "scrub_interval_sec": 1}|, "scrub_interval_sec": 0}|' "$N/agent.json"
+start_agent
+check "scrub: interval 0: no scrub planned" test "$(ust .scrub.next_in_sec)" = null
+flipbyte "$N/slots/a" $((10 * CHUNK + 99)) # chunk 10: only v4 has it: no good copy on the node
+flipbyte "$N/slots/a" $((20 * CHUNK + 5))
+out=$(ctl update scrub) && fail "scrub of a damaged slot exits 1" "$out" ||
+        { grep -q "rootfs slot A: damaged; 64 chunks, 2 bad, 1 repaired; taken out of the boot choices, its record removed" <<<"$out" &&
+                pass "scrub: chunk 10 has no good copy: $out" || fail "scrub damaged" "$out"; }
+check "scrub: the chunk with a copy was still repaired" cmp -s -i $((20 * CHUNK)):$((20 * CHUNK)) -n $CHUNK "$N/slots/a" v4.img
+check "scrub: the damaged slot's record is gone (never a delta source or trusted again)" test ! -e "$N/state/update/slot-rootfs-A.manifest"
+check "scrub: A not bootable" test "$(boot_state)" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0"
+test "$(scrub_last rootfs '.first_bad | tostring')" = "[10,20]" && pass "scrub: the damaged chunks are listed" || fail "scrub first_bad" "$(scrub_last rootfs .first_bad)"
+boot_events | jq -e '[.[] | select(.kind == "update.scrub" and .priority == "critical" and .body.slots[0].unrepaired == 1)] | length == 1' >/dev/null &&
+        pass "scrub: a slot left damaged is a critical update.scrub record" || fail "scrub critical event"
+out=$(ctl update scrub 2>&1) && fail "nothing left to scrub" "$out" || { grep -q "nothing to scrub" <<<"$out" && pass "scrub: nothing left to scrub: says why" || fail "scrub nothing" "$out"; }
+check "file: install v4 again into the damaged slot" install v4.obundle
+check "file: slot A is v4 again after the install" cmp -s "$N/slots/a" v4.img
 stop_agent
 
 # ---- grub: mark-good, then an operator rollback ---------------------------------------
@@ -324,6 +369,11 @@ JSON
         check "models: the workload using the model was restarted" wait_for 10 sh -c "p=\$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" workload show infer --json | jq -r 'select(.state == \"running\") | .pid'); [ -n \"\$p\" ] && [ \"\$p\" != $pid1 ]"
         grep -q "model yolo switched; restarted infer" "$N/agent.log" && pass "models: the switch names the restarted workload" || fail "models: restart log"
         check "models: operator rollback points current back at a" sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" update rollback >/dev/null && [ \"\$(readlink \"$N/models/yolo/current\")\" = a ]"
+        # the inactive model b (yolo-2, its record kept) damaged: no other copy on the node
+        flipbyte "$N/models/yolo/b/image" 4242
+        out=$(ctl update scrub) && fail "models: scrub of a damaged model exits 1" "$out" ||
+                { grep -q "model:yolo slot B: damaged; 5 chunks, 1 bad, 0 repaired; its record removed" <<<"$out" &&
+                        pass "models: the inactive model is scrubbed: $out" || fail "models: scrub" "$out"; }
         stop_agent
 else
         note "models with workloads skipped: needs root and cgroups"
