@@ -27,6 +27,7 @@ struct agent {
         struct update_manager *update; /* NULL when disabled */
         struct link *link;             /* NULL when disabled */
         sd_event_source *watchdog_timer;
+        sd_event_source *state_problems_timer;
         uint64_t watchdog_usec;
         bool watchdog_withheld;
         int lock_fd;

@@ -21,6 +21,8 @@
 #include "agent.h"
 #include "fileio.h"
 #include "log.h"
+#include "macro.h"
+#include "statefile.h"
 #include "status.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/orbit-agent/agent.json"
@@ -443,6 +445,44 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/*
+ * State files found corrupt (by any subsystem, on any thread) go to the ground as
+ * state.corrupt records: one flip is a fault the agent survived, many across a fleet
+ * are a trend in the radiation environment or a dying flash.
+ */
+#define STATE_PROBLEMS_INTERVAL_USEC (5 * 1000000ULL)
+
+static uint64_t realtime_now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static void report_state_problems(struct agent *a) {
+        struct statefile_problem ps[8];
+        size_t n, dropped = 0;
+        while ((n = statefile_take_problems(ps, ELEMENTSOF(ps), &dropped)) > 0 || dropped > 0) {
+                for (size_t i = 0; i < n; i++)
+                        (void) event_queue_push(a->events, EVENT_HIGH, "state.corrupt",
+                                                json_pack("{s:s, s:s, s:b}", "path", ps[i].path, "problem",
+                                                          ps[i].problem, "restored", ps[i].restored),
+                                                realtime_now_usec(), now_usec(a->event));
+                if (dropped > 0)
+                        (void) event_queue_push(a->events, EVENT_HIGH, "state.corrupt",
+                                                json_pack("{s:I}", "more", (json_int_t) dropped),
+                                                realtime_now_usec(), now_usec(a->event));
+                dropped = 0;
+        }
+}
+
+static int on_state_problems_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct agent *a = userdata;
+        report_state_problems(a);
+        (void) sd_event_source_set_time(s, now_usec(a->event) + STATE_PROBLEMS_INTERVAL_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
 static void on_runtime_event(void *userdata, int priority, const char *kind, json_t *body) {
         struct agent *a = userdata;
         struct timespec ts;
@@ -603,6 +643,13 @@ static int agent_start(struct agent *a) {
                         return log_error_errno(r, "cannot start the controller link");
         }
 
+        /* what start-up found (the node state, the link, the update state...) and later on */
+        report_state_problems(a);
+        r = sd_event_add_time_relative(a->event, &a->state_problems_timer, CLOCK_MONOTONIC,
+                                       STATE_PROBLEMS_INTERVAL_USEC, 0, on_state_problems_timer, a);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up a timer");
+
         char sock[PATH_MAX];
         snprintf(sock, sizeof(sock), "%s/control.sock", a->config.runtime_dir);
         r = control_server_new(a->event, sock, &a->config.control, control_methods, a, &a->control);
@@ -634,6 +681,7 @@ static void agent_done(struct agent *a) {
         event_queue_free(a->events);
         a->events = NULL;
         a->watchdog_timer = sd_event_source_disable_unref(a->watchdog_timer);
+        a->state_problems_timer = sd_event_source_disable_unref(a->state_problems_timer);
         a->event = sd_event_unref(a->event);
         if (a->lock_fd >= 0)
                 close(a->lock_fd);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,36 @@ int statefile_save(const char *dir, const char *name, const void *payload, size_
         return 0;
 }
 
+/* Problems seen by any thread, until the agent takes them (to report them to the ground). */
+static pthread_mutex_t problems_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct statefile_problem problems[STATEFILE_PROBLEMS_MAX];
+static size_t n_problems, n_dropped;
+
+static void problem_note(const char *path, const char *what, bool restored) {
+        pthread_mutex_lock(&problems_lock);
+        if (n_problems < STATEFILE_PROBLEMS_MAX) {
+                struct statefile_problem *p = &problems[n_problems++];
+                snprintf(p->path, sizeof(p->path), "%s", path);
+                snprintf(p->problem, sizeof(p->problem), "%s", what);
+                p->restored = restored;
+        } else
+                n_dropped++;
+        pthread_mutex_unlock(&problems_lock);
+}
+
+size_t statefile_take_problems(struct statefile_problem *out, size_t max, size_t *ret_dropped) {
+        pthread_mutex_lock(&problems_lock);
+        size_t n = n_problems < max ? n_problems : max;
+        memcpy(out, problems, n * sizeof(*out));
+        memmove(problems, problems + n, (n_problems - n) * sizeof(*out));
+        n_problems -= n;
+        if (ret_dropped)
+                *ret_dropped = n_dropped;
+        n_dropped = 0;
+        pthread_mutex_unlock(&problems_lock);
+        return n;
+}
+
 int statefile_load(const char *dir, const char *name, char **ret_payload, size_t *ret_len,
                    enum statefile_source *ret_source) {
         char path[PATH_MAX], prev[PATH_MAX];
@@ -214,6 +245,9 @@ int statefile_load(const char *dir, const char *name, char **ret_payload, size_t
                         return -ENOENT;
                 log_error("state %s: unusable (%s), and last good copy %s unusable (%s)", path,
                           describe(r_cur), prev, describe(r_prev));
+                char what[STATEFILE_PROBLEM_MAX];
+                snprintf(what, sizeof(what), "%s; last good copy %s", describe(r_cur), describe(r_prev));
+                problem_note(path, what, false);
                 return r_cur == -ENOENT ? r_prev : -EBADMSG;
         }
 
@@ -222,6 +256,8 @@ int statefile_load(const char *dir, const char *name, char **ret_payload, size_t
         else
                 log_error("state %s: corrupt (%s), not trusted; restoring last good copy %s",
                           path, describe(r_cur), prev);
+
+        problem_note(path, r_cur == -ENOENT ? "missing" : describe(r_cur), true);
 
         /* Write the good copy back as current; keep the bad file aside for inspection. */
         if (r_cur != -ENOENT) {

@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -44,3 +45,18 @@ int statefile_save(const char *dir, const char *name, const void *payload, size_
  */
 int statefile_load(const char *dir, const char *name, char **ret_payload, size_t *ret_len,
                    enum statefile_source *ret_source);
+
+/*
+ * Every state file that statefile_load found corrupt (or missing beside a good last
+ * copy), from any thread, kept until taken: the agent reports them to the ground, where
+ * bit flips across a fleet are worth counting. Up to STATEFILE_PROBLEMS_MAX wait; more
+ * are counted in *ret_dropped. Returns how many were copied to out (and forgotten).
+ */
+#define STATEFILE_PROBLEMS_MAX 32
+#define STATEFILE_PROBLEM_MAX 96
+struct statefile_problem {
+        char path[PATH_MAX];
+        char problem[STATEFILE_PROBLEM_MAX]; /* "bad checksum", "missing", ... */
+        bool restored;                       /* the last good copy was used */
+};
+size_t statefile_take_problems(struct statefile_problem *out, size_t max, size_t *ret_dropped);

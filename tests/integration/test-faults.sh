@@ -92,6 +92,9 @@ done
 start || bail "start after bit flips"
 grep -q "state $STATE/boot: corrupt" "$D/agent.log" && grep -q "restoring last good copy" "$D/agent.log" \
         && pass "a flipped bit in the boot epoch is detected and the last good copy restored" || fail "boot flip" "$(grep boot "$D/agent.log" | tail -3)"
+ctl events --json --lines 100 | jq -e --arg p "$STATE/boot" '[.events[] | select(.kind == "state.corrupt" and .priority == "high" and .body.path == $p and .body.restored == true and (.body.problem | length > 0))] | length == 1' >/dev/null &&
+        pass "the flip is reported to the ground: a state.corrupt record names the file and the problem" ||
+        fail "state.corrupt record" "$(ctl events --json --lines 100 | jq -c '.events[] | select(.kind == "state.corrupt")')"
 e=$(epoch); stop
 [ "$e" -ge "$last" ] && pass "the epoch never goes back after a flip ($e)" || fail "epoch after flip" "$e < $last"
 if has_sanitizer_report "$D/agent.log"; then fail "no sanitizer reports"; else pass "no sanitizer reports"; fi

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "macro.h"
 #include "statefile.h"
 #include "test-util.h"
 
@@ -258,10 +259,53 @@ static void test_save_into_missing_dir_fails_cleanly(void **state) {
         assert_true(statefile_save("/nonexistent/orbit-test-dir", "s", "a", 1) < 0);
 }
 
+static void test_problems_are_kept_for_the_report(void **state) {
+        struct statefile_problem ps[STATEFILE_PROBLEMS_MAX + 1];
+        size_t dropped = 99;
+        (void) statefile_take_problems(ps, ELEMENTSOF(ps), &dropped); /* earlier tests' */
+        char *dir = test_mkdtemp();
+        char path[PATH_MAX], *payload;
+        /* a clean load: nothing to report */
+        assert_int_equal(statefile_save(dir, "s", "a", 1), 0);
+        assert_int_equal(statefile_save(dir, "s", "b", 1), 0);
+        assert_int_equal(statefile_load(dir, "s", &payload, NULL, NULL), 0);
+        free(payload);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), 0);
+        assert_int_equal(dropped, 0);
+        /* a flipped current: restored, reported once */
+        test_path(path, sizeof(path), dir, "s");
+        corrupt_byte(path, 5);
+        assert_int_equal(statefile_load(dir, "s", &payload, NULL, NULL), 0);
+        free(payload);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), 1);
+        assert_string_equal(ps[0].path, path);
+        assert_string_equal(ps[0].problem, "bad header or checksum");
+        assert_true(ps[0].restored);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), 0);
+        /* both copies bad: reported as not restored */
+        corrupt_byte(path, 0);
+        test_path(path, sizeof(path), dir, "s.prev");
+        corrupt_byte(path, 0);
+        payload = NULL;
+        assert_int_equal(statefile_load(dir, "s", &payload, NULL, NULL), -EBADMSG);
+        assert_int_equal(statefile_take_problems(ps, 1, &dropped), 1);
+        assert_false(ps[0].restored);
+        assert_non_null(strstr(ps[0].problem, "last good copy"));
+        /* bounded: the rest counted */
+        for (int i = 0; i < STATEFILE_PROBLEMS_MAX + 3; i++)
+                assert_int_equal(statefile_load(dir, "s", &payload, NULL, NULL), -EBADMSG);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), STATEFILE_PROBLEMS_MAX);
+        assert_int_equal(dropped, 3);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), 0);
+        assert_int_equal(dropped, 0);
+        test_rmdir(dir);
+}
+
 int main(void) {
         log_set_max_level(LOG_CRIT); /* the recovery paths log errors on purpose */
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_encode_decode_roundtrip),
+                cmocka_unit_test(test_problems_are_kept_for_the_report),
                 cmocka_unit_test(test_decode_empty_payload),
                 cmocka_unit_test(test_decode_rejects_every_single_bit_flip),
                 cmocka_unit_test(test_decode_truncated_at_every_length),
