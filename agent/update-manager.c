@@ -41,6 +41,7 @@
 #define HEAD_MAX (MANIFEST_MAX_SIZE + SIGNATURE_MAX_SIZE + 4 * 512)
 #define FETCH_ATTEMPTS 4
 #define SCRUB_FILE "scrub"
+#define TRIAL_FILE "trial"
 #define SCRUB_RETRY_USEC (600 * 1000000ULL) /* busy (an install, a trial): try again then */
 
 /* One image of the install in progress: owned by the worker while it runs. */
@@ -386,8 +387,51 @@ static void stop_gate(struct update_manager *m) {
         m->gate_timer = sd_event_source_disable_unref(m->gate_timer);
 }
 
+/*
+ * When this trial began, on this kernel boot's CLOCK_MONOTONIC, kept in TRIAL_FILE across
+ * restarts of the agent: an agent that crashes (or is killed by its watchdog) before the
+ * gate holds must not keep the trial open for ever by starting its timeout again each
+ * time. A new kernel boot (its boot_id) or another bundle starts a new trial clock.
+ */
+static uint64_t trial_begin_usec(struct update_manager *m) {
+        uint64_t now = monotonic_usec(m);
+        char path[PATH_MAX], kboot[64] = "";
+        snprintf(path, sizeof(path), "%s/sys/kernel/random/boot_id", m->cfg->paths.procfs_root);
+        _cleanup_free_ char *id = NULL;
+        size_t n;
+        if (read_file_bounded(path, sizeof(kboot) - 1, &id, &n) < 0 || n < 8) {
+                log_warning("update: %s unreadable: the trial timeout restarts with the agent", path);
+                return now;
+        }
+        snprintf(kboot, sizeof(kboot), "%.*s", (int) strcspn(id, "\n"), id);
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        if (statefile_load(m->cfg->update.work_dir, TRIAL_FILE, &text, &len, NULL) >= 0) {
+                json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+                const char *b = json_string_value(json_object_get(o, "kernel_boot_id"));
+                const char *d = json_string_value(json_object_get(o, "manifest_sha256"));
+                json_int_t t = json_integer_value(json_object_get(o, "started_monotonic_usec"));
+                bool same = b && d && streq(b, kboot) && streq(d, m->state.manifest_sha256) && t > 0 &&
+                            (uint64_t) t <= now;
+                json_decref(o);
+                if (same) {
+                        log_notice("update: the trial began %.1f s ago, before the agent restarted",
+                                   (double) (now - (uint64_t) t) / 1e6);
+                        return (uint64_t) t;
+                }
+        }
+        json_t *o = json_pack("{s:i, s:s, s:s, s:I}", "format", 1, "kernel_boot_id", kboot, "manifest_sha256",
+                              m->state.manifest_sha256, "started_monotonic_usec", (json_int_t) now);
+        _cleanup_free_ char *dump = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!dump || statefile_save(m->cfg->update.work_dir, TRIAL_FILE, dump, strlen(dump)) < 0)
+                log_warning("update: cannot keep the trial's start: its timeout restarts with the agent");
+        return now;
+}
+
 static int do_commit(struct update_manager *m, const char *why, char *msg, size_t size) {
         stop_gate(m);
+        record_remove(m->cfg->update.work_dir, TRIAL_FILE);
         if (m->state.has_rootfs) {
                 int r = boot_update(m, BOOT_GOOD, m->state.rootfs_target, msg, size);
                 if (r < 0)
@@ -407,6 +451,7 @@ static int do_rollback(struct update_manager *m, bool reboot, const char *fmt, .
         vsnprintf(reason, sizeof(reason), fmt, ap);
         va_end(ap);
         stop_gate(m);
+        record_remove(m->cfg->update.work_dir, TRIAL_FILE);
         int r = 0;
         if (m->state.has_rootfs) {
                 r = boot_update(m, BOOT_BAD, m->state.rootfs_target, msg, sizeof(msg));
@@ -477,7 +522,7 @@ static int begin_trial(struct update_manager *m) {
                         return r;
         }
         m->reboot_required = false;
-        m->trial_started_usec = monotonic_usec(m);
+        m->trial_started_usec = trial_begin_usec(m);
         m->gate_ok_since_usec = 0;
         m->gate_why[0] = '\0';
         stop_gate(m);

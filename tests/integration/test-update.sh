@@ -197,17 +197,21 @@ check "file: anti-rollback: slot A untouched (still v1)" cmp -s "$N/slots/a" v1.
 check "file: anti-rollback: A still a good fallback" \
         test "$(boot_state)" = "primary=B A_good=1 A_tries_left=0 B_good=1 B_tries_left=0"
 
-# ---- kill -9 in the middle of a 96 MiB install, three times --------------------------
+# ---- kill -9 in the middle of a 96 MiB install, five times at random points ------------
 ctl update install --no-wait "$D/v3.obundle" >/dev/null || fail "file: v3 install start"
 resumed=0
-for round in 1 2 3; do
-        wait_for 30 sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" update status --json | jq -e '(.progress.percent // 0) >= $((round * 20)) or .phase != \"installing\"' >/dev/null" || true
+seed=${ORBIT_TEST_SEED:-$RANDOM}
+RANDOM=$seed
+note "kills during the install at random points: seed $seed (ORBIT_TEST_SEED)"
+for round in 1 2 3 4 5; do
+        at=$((round * 14 + RANDOM % 10)) # 14-23%, 28-37%, ... 70-79%
+        wait_for 30 sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" update status --json | jq -e '(.progress.percent // 0) >= $at or .phase != \"installing\"' >/dev/null" || true
         p=$(ust .phase)
         [ "$p" = installing ] || { note "round $round: install already $p"; break; }
         kill_agent
         st=$(boot_state)
         [ "$st" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0" ] &&
-                pass "kill -9 #$round mid-install: the half-written slot A is not bootable" || fail "kill #$round boot state" "$st"
+                pass "kill -9 #$round at $at% of the install: the half-written slot A is not bootable" || fail "kill #$round boot state" "$st"
         cmp -s "$N/slots/b" v2.img && pass "kill -9 #$round: the active slot B untouched" || fail "kill #$round active slot"
         start_agent
         grep -q "resuming rootfs: [1-9][0-9]* of 1536 chunks already in slot A" "$N/agent.log" && resumed=1
@@ -290,6 +294,59 @@ boot_events | jq -e '[.[] | select(.kind == "update.scrub" and .priority == "cri
 out=$(ctl update scrub 2>&1) && fail "nothing left to scrub" "$out" || { grep -q "nothing to scrub" <<<"$out" && pass "scrub: nothing left to scrub: says why" || fail "scrub nothing" "$out"; }
 check "file: install v4 again into the damaged slot" install v4.obundle
 check "file: slot A is v4 again after the install" cmp -s "$N/slots/a" v4.img
+
+# ---- an agent that dies during the trial (killed every second, before the 3 s gate) ----
+# The trial's timeout runs across restarts of the agent within one boot: it cannot keep
+# a slot on trial for ever by crashing before the gate holds.
+sed -i 's|"gate_sec": 1, "trial_timeout_sec": 4|"gate_sec": 3, "trial_timeout_sec": 5|' "$N/agent.json"
+reboot_node; [ "$BOOTED" = A ] && pass "file: rebooted into A for a v4 trial" || fail "file: reboot into A (v4)"
+restarts=0
+for round in $(seq 1 12); do
+        start_agent
+        p=$(ust .phase)
+        [ "$p" = trial ] || break
+        restarts=$((restarts + 1))
+        sleep 1
+        kill_agent
+done
+[ "$p" = rolled-back ] && pass "file: killed $restarts times during the trial: rolled back once the 5 s timeout had passed in all" ||
+        fail "file: a crash-looping trial must roll back" "phase $p after $restarts restarts"
+[ "$restarts" -ge 3 ] && pass "file: the trial went on across $restarts restarts before that" || fail "file: trial restarts" "$restarts"
+ust .reason | grep -q "did not hold for 3 s within 5 s" && pass "file: reason: $(ust .reason)" || fail "file: crash-loop reason" "$(ust .reason)"
+grep -q "the trial began [0-9.]* s ago, before the agent restarted" "$N/agent.log" &&
+        pass "file: each restart continued the trial's clock" || fail "file: trial clock" "$(grep -i trial "$N/agent.log" | tail -3)"
+check "file: A abandoned, B primary and good" test "$(boot_state)" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0"
+reboot_node; [ "$BOOTED" = B ] && pass "file: back on B after the crash-looping trial" || fail "file: back on B"
+
+# ---- power cuts at random moments of a trial and its commit ----------------------------
+sed -i 's|"gate_sec": 3, "trial_timeout_sec": 5|"gate_sec": 1, "trial_timeout_sec": 60|' "$N/agent.json"
+start_agent
+check "file: install v4 for the commit under power cuts" install v4.obundle
+reboot_node
+seed=${ORBIT_TEST_SEED:-$RANDOM}
+RANDOM=$seed
+note "power cuts during the commit: seed $seed (ORBIT_TEST_SEED)"
+bad=0 rounds=0
+for round in $(seq 1 12); do
+        start_agent
+        p=$(ust .phase)
+        case $p in trial|committed) ;; *) bad=$((bad + 1)); note "round $round: phase $p after a power cut" ;; esac
+        [ "$p" = committed ] && break
+        rounds=$((rounds + 1))
+        sleep "$((RANDOM % 2)).$((RANDOM % 10))" # 0-1.9 s: before, around and after the 1 s gate
+        kill_agent
+        st=$(boot_state)
+        case $st in
+        "primary=A A_good=0 A_tries_left="[0-9]" B_good=1 B_tries_left=0"|"primary=A A_good=1 A_tries_left=0 B_good=1 B_tries_left=0") ;;
+        *) bad=$((bad + 1)); note "round $round: boot state $st" ;;
+        esac
+done
+[ "$bad" = 0 ] && pass "file: $rounds power cuts during the trial and commit: the state loads every time, B stays a good fallback" ||
+        fail "file: power cuts during the commit" "$bad bad rounds"
+check "file: committed in the end" wait_for 10 phase_is committed
+check "file: A committed, B still the good fallback" \
+        test "$(boot_state)" = "primary=A A_good=1 A_tries_left=0 B_good=1 B_tries_left=0"
+check "file: the floor rose to 4" test "$(ust .min_security_version)" = 4
 stop_agent
 
 # ---- grub: mark-good, then an operator rollback ---------------------------------------
