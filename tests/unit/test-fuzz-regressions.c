@@ -2,6 +2,8 @@
  * Regression tests for what the libFuzzer harnesses in tests/fuzz/ found: each test
  * replays one finding (made small and readable) against the fixed code.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "link-answer.h"
 #include "linebuf.h"
 
 /*
@@ -73,10 +76,28 @@ static void test_linebuf_untaken_lines_stay_bounded(void **state) {
         linebuf_free(&b);
 }
 
+/*
+ * fuzz-sync-answer, first run: the contact plan's keys were checked with a NULL base
+ * pointer handed to json_dispatch_object, which adds the field offset to it (undefined
+ * behaviour, reported by UBSan on every answer with a plan: this test fails in the
+ * sanitizer build of the suite without the fix). The smallest answer.
+ */
+static void test_sync_answer_plan_check(void **state) {
+        const char *text = "{\"format\":1,\"acked\":[],\"commands\":[],\"contact_plan\":{\"windows\":[]},"
+                           "\"next_sync_sec\":0,\"server_time\":0}";
+        struct link_answer a;
+        char *msg = NULL;
+        assert_int_equal(link_answer_parse(text, strlen(text), &a, &msg), 0);
+        assert_null(msg);
+        assert_int_equal(json_array_size(json_object_get(a.plan, "windows")), 0);
+        link_answer_done(&a);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_linebuf_pipelined_short_lines),
                 cmocka_unit_test(test_linebuf_untaken_lines_stay_bounded),
+                cmocka_unit_test(test_sync_answer_plan_check),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
