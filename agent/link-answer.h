@@ -19,8 +19,9 @@
 #define LINK_ANSWER_MAX_ACK_GROUPS 1024
 #define LINK_ANSWER_MAX_ACKED_SEQS 100000
 #define LINK_ANSWER_MAX_WINDOWS 256
-/* A controller cannot silence a node for longer than this (then it asks again). */
-#define LINK_ANSWER_MAX_NEXT_SYNC_SEC (24 * 3600)
+/* The controller's own --poll-interval bound: a node told to wait longer could never be
+ * reached again (nothing listens on the node). */
+#define LINK_ANSWER_MAX_NEXT_SYNC_SEC (7 * 86400)
 
 struct link_answer {
         json_t *root;     /* owns everything below */

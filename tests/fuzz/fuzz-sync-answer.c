@@ -2,7 +2,7 @@
  * Fuzz link_answer_parse(): the controller's answer to a sync is the one document the
  * node acts on that arrives straight off the radio link (its commands are verified
  * later, one by one). Whatever parses must hold only what the agent relies on: bounded
- * arrays of the right types, a sorted contact plan, a next sync within a day; whatever
+ * arrays of the right types, a sorted contact plan, a next sync within 7 days; whatever
  * is refused must say why.
  */
 #include "config.h"

@@ -204,7 +204,7 @@ static void test_answer_malformed(void **state) {
         t = answer("[]", "[]", GOOD_PLAN, "-1");
         assert_refused(t, "next_sync_sec");
         free(t);
-        t = answer("[]", "[]", GOOD_PLAN, "86401");
+        t = answer("[]", "[]", GOOD_PLAN, "604801");
         assert_refused(t, "next_sync_sec");
         free(t);
         t = answer("[]", "[]", GOOD_PLAN, "1e30");
