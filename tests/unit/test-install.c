@@ -368,6 +368,20 @@ static void test_slots(void **state) {
         char *reason = NULL;
         assert_int_equal(slot_open_write(dir, 10, &fd, &reason), -EISDIR);
         free(reason);
+        /* a file slot gets its blocks reserved up front, where the filesystem can */
+        snprintf(buf, sizeof(buf), "%s/probe", f->dir);
+        int probe = open(buf, O_RDWR | O_CREAT, 0600);
+        assert_true(probe >= 0);
+        bool can_reserve = fallocate(probe, 0, 0, 4096) == 0;
+        close(probe);
+        unlink(f->slot_path);
+        assert_int_equal(slot_open_write(f->slot_path, 1 << 20, &fd, &reason), 0);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        assert_int_equal(st.st_size, 1 << 20);
+        if (can_reserve)
+                assert_true((uint64_t) st.st_blocks * 512 >= 1 << 20);
+        close(fd);
 }
 
 int main(void) {
