@@ -83,6 +83,7 @@ struct agent_update_config {
         size_t n_reboot_args;
         /* install */
         int64_t checkpoint_mib;      /* sync the slot and save progress this often */
+        int64_t space_retry_sec;     /* retry an install paused for lack of space this often */
         bool delta_scan;             /* hash the active slot when what it holds is unknown */
         bool verify_before_write;    /* check every chunk to be read from the bundle first */
         bool check_certificate_time; /* check signer validity against the clock */

@@ -89,6 +89,7 @@ struct job {
         struct install_scrub_stats scrub_stats[MANIFEST_MAX_IMAGES];
         char scrub_errors[MANIFEST_MAX_IMAGES][256];
         uint64_t scrub_started_usec;
+        char progress_path[PATH_MAX + 16]; /* for messages */
 };
 
 struct update_manager {
@@ -124,7 +125,9 @@ struct update_manager {
         sd_event_source *reboot_timer;
         sd_event_source *scrub_timer;
         json_t *scrub_last; /* the last scrub's result (persisted in SCRUB_FILE) */
-        bool paused; /* a remote install waits for the link */
+        bool paused;           /* an install waits: a remote one for the link, any for space */
+        bool paused_for_space; /* this pause (or the retry running now) is for lack of space */
+        sd_event_source *space_timer; /* retries an install paused for space */
         bool reboot_required;
         pid_t reboot_pid;
         char last_error[UPDATE_REASON_MAX];
@@ -162,15 +165,20 @@ static int state_save(struct update_manager *m) {
         return r;
 }
 
-static void report(struct update_manager *m, enum event_priority p, const char *kind) {
+static void report_reason(struct update_manager *m, enum event_priority p, const char *kind,
+                          const char *reason) {
         json_t *body = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s?}", "phase",
                                  update_phase_to_string(m->state.phase), "bundle_id",
                                  m->state.bundle_id, "version", m->state.version,
                                  "security_version", (json_int_t) m->state.security_version,
-                                 "reason", m->state.reason, "slot",
+                                 "reason", reason, "slot",
                                  m->state.has_rootfs ? slot_str(m->state.rootfs_target) : NULL);
         if (body)
                 (void) event_queue_push(m->events, p, kind, body, realtime_usec(), monotonic_usec(m));
+}
+
+static void report(struct update_manager *m, enum event_priority p, const char *kind) {
+        report_reason(m, p, kind, m->state.reason);
 }
 
 /* Persist a transition, then report it. Ends (committed, rolled back, failed) are
@@ -713,9 +721,14 @@ static int fetch_head(struct job *j) {
         }
         _cleanup_close_ int fd = open(j->head_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0)
-                return message_set(&j->reason, negative_errno(), "%s: %m", j->head_path);
-        if (ftruncate(fd, (off_t) j->remote_size) < 0 || pwrite_all(fd, head, got, 0) < 0)
-                return message_set(&j->reason, negative_errno(), "%s: %m", j->head_path);
+                r = negative_errno();
+        else if (ftruncate(fd, (off_t) j->remote_size) < 0)
+                r = negative_errno();
+        else
+                r = pwrite_all(fd, head, got, 0);
+        if (r < 0)
+                return message_set(&j->reason, r, "%s: saving its manifest and signature to %s: %s",
+                                   j->url, j->head_path, strerror(-r));
         log_info("update: fetched the manifest of %s (%" PRIu64 " bytes; the bundle is %" PRIu64 ")",
                  j->url, (uint64_t) got, j->remote_size);
         return 0;
@@ -880,6 +893,8 @@ static struct install_request job_request(struct job *j, struct job_image *ji, s
                 .checkpoint_bytes = j->checkpoint_bytes,
                 .cancel = &j->m->cancel,
                 .drop_cache = true,
+                .slot_path = ji->slot_path,
+                .checkpoint_path = j->progress_path,
         };
 }
 
@@ -906,8 +921,9 @@ static int job_install_image(struct job *j, struct job_image *ji) {
         if (model) {
                 r = model_slot_prepare(m->cfg->update.models_dir, model, ji->target);
                 if (r < 0)
-                        return message_set(&j->reason, r, "model %s: cannot create slot %c: %s",
-                                           model, ji->target, strerror(-r));
+                        return message_set(&j->reason, r,
+                                           "model %s: cannot create slot %c in %s: %s", model,
+                                           ji->target, m->cfg->update.models_dir, strerror(-r));
         }
         r = slot_open_write(ji->slot_path, ji->image->size, &ji->slot_fd, &j->reason);
         if (r < 0)
@@ -1037,10 +1053,7 @@ static int open_bundle(struct update_manager *m, const char *path, struct bundle
 static int fail_now(struct update_manager *m, int r, const char *msg);
 static int begin_install(struct update_manager *m, struct bundle *b, bool resume,
                          const struct job *remote, char *msg, size_t size);
-
-static bool link_trouble(int r) {
-        return r == -ENOLINK || r == -EDQUOT || r == -ETIMEDOUT || r == -ECONNRESET;
-}
+static int resume_install(struct update_manager *m);
 
 static void head_fetched(struct update_manager *m, struct job *head) {
         char msg[UPDATE_REASON_MAX] = "";
@@ -1072,6 +1085,45 @@ static void head_fetched(struct update_manager *m, struct job *head) {
 
 static void scrub_finished(struct update_manager *m, struct job *j);
 
+static int on_space_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct update_manager *m = userdata;
+        m->space_timer = sd_event_source_disable_unref(m->space_timer);
+        if (!m->paused || !m->paused_for_space || m->worker_running)
+                return 0; /* resumed already (the link came up) */
+        m->paused = false;
+        (void) resume_install(m);
+        return 0;
+}
+
+/*
+ * A filesystem the install writes to is full. Nothing is lost by waiting: the phase
+ * stays, the slot keeps its chunks and the progress file its last good copy. Reported
+ * once per pause; the retries that find no space yet are the same pause.
+ */
+static void pause_for_space(struct update_manager *m, const char *reason) {
+        bool again = m->paused_for_space, same = again && streq(m->last_error, reason);
+        int64_t every = m->cfg->update.space_retry_sec;
+        m->paused = true;
+        m->paused_for_space = true;
+        snprintf(m->last_error, sizeof(m->last_error), "%s", reason);
+        if (!again) {
+                log_warning("update: install%s%s paused: %s; retried every %" PRId64
+                            " s until there is space",
+                            m->state.bundle_id[0] ? " of " : "", m->state.bundle_id, m->last_error,
+                            every);
+                report_reason(m, EVENT_HIGH, "update.paused", m->last_error);
+        } else if (!same)
+                log_notice("update: still paused: %s", m->last_error);
+        else
+                log_debug("update: still no space: %s", m->last_error);
+        m->space_timer = sd_event_source_disable_unref(m->space_timer);
+        int r = sd_event_add_time_relative(m->event, &m->space_timer, CLOCK_MONOTONIC,
+                                           (uint64_t) every * 1000000ULL, 0, on_space_retry, m);
+        if (r < 0)
+                log_error_errno(r, "update: cannot arm the retry timer; the install continues at "
+                                   "the next start");
+}
+
 static void install_finished(struct update_manager *m) {
         struct job *j = m->job;
         m->job = NULL;
@@ -1081,7 +1133,16 @@ static void install_finished(struct update_manager *m) {
                 job_free(j);
                 return;
         }
-        if (j->remote && j->result < 0 && link_trouble(j->result)) {
+        enum update_stop_action stop = j->result < 0 ? update_decide_on_stop(j->result, j->remote)
+                                                     : UPDATE_STOP_FAIL;
+        if (j->result < 0 && stop == UPDATE_STOP_PAUSE_SPACE) {
+                pause_for_space(m, j->reason ? j->reason : strerror(-j->result));
+                job_free(j);
+                return;
+        }
+        if (!(j->head_only && j->result >= 0) && stop != UPDATE_STOP_KEEP)
+                m->paused_for_space = false; /* the pause, if any, is over */
+        if (j->result < 0 && stop == UPDATE_STOP_PAUSE_LINK) {
                 /* Out of contact or out of this contact's budget: wait for the next one. */
                 m->paused = true;
                 snprintf(m->last_error, sizeof(m->last_error), "%s", j->reason ? j->reason : strerror(-j->result));
@@ -1096,7 +1157,7 @@ static void install_finished(struct update_manager *m) {
                 return;
         }
         if (j->result < 0) {
-                if (j->result == -ECANCELED) {
+                if (stop == UPDATE_STOP_KEEP) {
                         job_free(j);
                         return; /* stopping: resumed at the next start */
                 }
@@ -1444,6 +1505,7 @@ static int job_prepare(struct update_manager *m, struct bundle *b, bool resume,
         j->delta_scan = u->delta_scan;
         j->verify_first = u->verify_before_write;
         snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
+        snprintf(j->progress_path, sizeof(j->progress_path), "%s/%s", u->work_dir, PROGRESS_FILE);
         sha256_to_hex(bundle_manifest_digest(b), j->manifest_sha256);
         uint64_t offsets[MANIFEST_MAX_IMAGES] = {};
         _cleanup_free_ char *why = NULL;
@@ -1645,6 +1707,8 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
                 return r;
         }
         /* A new install: what the last one said no longer applies. */
+        struct update_state before = m->state;
+        m->paused_for_space = false;
         snprintf(m->state.bundle_path, sizeof(m->state.bundle_path), "%s", abs);
         m->state.bundle_id[0] = m->state.version[0] = m->state.manifest_sha256[0] = '\0';
         m->state.security_version = 0;
@@ -1652,7 +1716,11 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
         m->state.n_models = 0;
         int r = set_phase(m, UPDATE_FETCHING, "verifying %s", abs);
         if (r < 0) {
-                snprintf(msg, size, "cannot save the update state: %s", strerror(-r));
+                /* Not begun (a full disk, say): the last update's state stands, so the
+                 * next install is not refused as "in progress". */
+                m->state = before;
+                snprintf(msg, size, "cannot save the update state in %s: %s",
+                         m->cfg->update.work_dir, strerror(-r));
                 return r;
         }
         struct bundle *b;
@@ -1747,6 +1815,8 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
                          m->state.version, update_phase_to_string(m->state.phase));
                 return -EBUSY;
         }
+        struct update_state before = m->state;
+        m->paused_for_space = false;
         snprintf(m->state.bundle_path, sizeof(m->state.bundle_path), "%s", url);
         m->state.bundle_id[0] = m->state.version[0] = m->state.manifest_sha256[0] = '\0';
         m->state.security_version = 0;
@@ -1754,7 +1824,9 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
         m->state.n_models = 0;
         int r = set_phase(m, UPDATE_FETCHING, "fetching the manifest from %s", url);
         if (r < 0) {
-                snprintf(msg, size, "cannot save the update state: %s", strerror(-r));
+                m->state = before; /* not begun: see update_manager_install */
+                snprintf(msg, size, "cannot save the update state in %s: %s",
+                         m->cfg->update.work_dir, strerror(-r));
                 return r;
         }
         r = start_head_fetch(m, url);
@@ -1878,8 +1950,10 @@ json_t *update_manager_status_json(struct update_manager *m) {
                 return NULL;
         /* the status document's common fields for a subsystem */
         char summary[512];
-        snprintf(summary, sizeof(summary), "%s%s%s%s%s; booted slot %s%s", update_phase_to_string(s->phase),
+        snprintf(summary, sizeof(summary), "%s%s%s%s%s%s; booted slot %s%s",
+                 update_phase_to_string(s->phase),
                  s->bundle_id[0] ? " " : "", s->bundle_id, s->version[0] ? " " : "", s->version,
+                 !m->paused ? "" : m->paused_for_space ? " (paused: no space)" : " (paused: link)",
                  m->booted ? slot_str(m->booted) : "unknown", m->reboot_required ? "; reboot required" : "");
         bool scrubbing = m->worker_running && m->job && m->job->scrub;
         json_object_set_new(o, "state", json_string(scrubbing ? "scrubbing" : m->worker_running ? "installing" : "active"));
@@ -1893,8 +1967,12 @@ json_t *update_manager_status_json(struct update_manager *m) {
                                                           m->scrub_last, "next_in_sec",
                                                           next ? json_real(next > now ? (double) (next - now) / 1e6 : 0.0) : NULL));
         }
-        if (m->paused)
-                json_object_set_new(o, "paused", json_string(m->last_error));
+        json_object_set_new(o, "paused", json_boolean(m->paused));
+        if (m->paused) {
+                json_object_set_new(o, "paused_reason", json_string(m->last_error));
+                json_object_set_new(o, "paused_for",
+                                    json_string(m->paused_for_space ? "space" : "link"));
+        }
         json_object_set_new(o, "summary", json_string(summary));
         if (s->has_rootfs)
                 json_object_set_new(o, "rootfs", json_pack("{s:s, s:s}", "target", slot_str(s->rootfs_target),
@@ -2096,6 +2174,7 @@ void update_manager_free(struct update_manager *m) {
         m->reboot_timer = sd_event_source_disable_unref(m->reboot_timer);
         m->scrub_timer = sd_event_source_disable_unref(m->scrub_timer);
         json_decref(m->scrub_last);
+        m->space_timer = sd_event_source_disable_unref(m->space_timer);
         m->efd_source = sd_event_source_disable_unref(m->efd_source);
         if (m->efd >= 0)
                 close(m->efd);

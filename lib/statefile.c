@@ -181,6 +181,9 @@ int statefile_save(const char *dir, const char *name, const void *payload, size_
                         (void) unlink(prev_tmp);
                         return log_error_errno(r, "state %s/%s: cannot keep last good copy", dir, name);
                 }
+                /* When .prev already is this file (the last save failed after this step, a
+                 * full disk say), rename does nothing and leaves the extra name behind. */
+                (void) unlink(prev_tmp);
         }
 
         r = write_file_durable(path, encoded, encoded_len, 0600);

@@ -471,6 +471,10 @@ static void print_update(json_t *r) {
         printf("\n");
         if (*ustr(r, "reason"))
                 printf("Reason:        %s\n", ustr(r, "reason"));
+        if (json_is_true(json_object_get(r, "paused")))
+                printf("Paused:        %s (waiting for %s)\n", ustr(r, "paused_reason"),
+                       streq(ustr(r, "paused_for"), "space") ? "space, retried"
+                                                              : "the next contact");
         printf("Booted slot:   %s\n", *ustr(r, "booted_slot") ? ustr(r, "booted_slot") : "unknown");
         printf("Anti-rollback: security_version >= %lld\n",
                (long long) json_integer_value(json_object_get(r, "min_security_version")));
@@ -530,7 +534,8 @@ static void print_started(json_t *r) {
                (long long) json_integer_value(json_object_get(r, "security_version")), ustr(r, "phase"));
 }
 
-/* Follow an install until it leaves fetching/installing; exit 0 unless it failed. */
+/* Follow an install until it leaves fetching/installing; exit 0 unless it failed, 75
+ * (EX_TEMPFAIL) when it paused: it goes on by itself, no need to wait here. */
 static int follow_install(void) {
         int last = -1;
         for (;;) {
@@ -553,6 +558,14 @@ static int follow_install(void) {
                         int ret = streq(phase, "failed") || streq(phase, "rolled-back") ? 1 : 0;
                         json_decref(resp);
                         return ret;
+                }
+                if (json_is_true(json_object_get(r, "paused"))) {
+                        if (arg_json)
+                                print_json(r);
+                        else
+                                printf("%s, paused: %s\n", phase, ustr(r, "paused_reason"));
+                        json_decref(resp);
+                        return 75;
                 }
                 if (!arg_json && pct >= 0 && pct / 10 != last / 10) {
                         printf("installing: %d%%\n", pct);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -289,13 +290,29 @@ static uint64_t done_bytes(const struct manifest_image *img, const uint8_t *done
         return n;
 }
 
+/* "slot <path>" or "the slot", and "<path>" or "the progress", for messages. */
+static const char *slot_name(const struct install_request *req, char *buf, size_t size) {
+        if (!req->slot_path)
+                return "the slot";
+        snprintf(buf, size, "slot %s", req->slot_path);
+        return buf;
+}
+
+static int checkpoint_failed(const struct install_request *req, int r, char **ret_reason) {
+        return message_set(ret_reason, r, "image %s: saving the install progress%s%s: %s",
+                           req->image->slot_class, req->checkpoint_path ? " to " : "",
+                           req->checkpoint_path ? req->checkpoint_path : "", strerror(-r));
+}
+
 static int writer_checkpoint(struct writer *w, char **ret_reason) {
         const struct install_request *req = w->req;
         if (w->unsynced_bytes > 0) {
                 if (fdatasync(req->slot_fd) < 0) {
                         int r = negative_errno();
-                        return message_set(ret_reason, r, "image %s: syncing the slot: %s",
-                                           w->img->slot_class, strerror(-r));
+                        char name[PATH_MAX + 8];
+                        return message_set(ret_reason, r, "image %s: syncing %s: %s",
+                                           w->img->slot_class, slot_name(req, name, sizeof(name)),
+                                           strerror(-r));
                 }
                 if (req->drop_cache)
                         (void) posix_fadvise(req->slot_fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -310,9 +327,7 @@ static int writer_checkpoint(struct writer *w, char **ret_reason) {
         if (req->checkpoint) {
                 int r = req->checkpoint(req->userdata, req->done, w->st);
                 if (r < 0)
-                        return message_set(ret_reason, r,
-                                           "image %s: saving the install progress: %s",
-                                           w->img->slot_class, strerror(-r));
+                        return checkpoint_failed(req, r, ret_reason);
         }
         return 0;
 }
@@ -398,11 +413,14 @@ static int install_pass(const struct install_request *req, struct install_stats 
                         r = writer_fetch(&w, i, e->buf, len, ret_reason);
                         if (r >= 0) {
                                 r = pwrite_all(req->slot_fd, e->buf, len, i * img->chunk_size);
+                                char name[PATH_MAX + 8];
                                 if (r < 0)
                                         r = message_set(ret_reason, r,
                                                         "image %s: writing chunk %" PRIu64
-                                                        " to the slot: %s",
-                                                        img->slot_class, i, strerror(-r));
+                                                        " to %s: %s",
+                                                        img->slot_class, i,
+                                                        slot_name(req, name, sizeof(name)),
+                                                        strerror(-r));
                         }
                         if (r < 0)
                                 break;
@@ -518,8 +536,7 @@ int install_image(const struct install_request *req, struct install_stats *stats
                 st.chunks_repaired += n_bad;
                 st.bytes_done = done_bytes(img, req->done);
                 if (req->checkpoint && (r = req->checkpoint(req->userdata, req->done, &st)) < 0)
-                        r = message_set(ret_reason, r, "image %s: saving the install progress: %s",
-                                        img->slot_class, strerror(-r));
+                        r = checkpoint_failed(req, r, ret_reason);
         }
         for (size_t k = 0; k < RING_SIZE; k++)
                 free(bufs[k]);

@@ -91,6 +91,9 @@ struct install_request {
         uint64_t checkpoint_bytes; /* sync + checkpoint after this many bytes written; 0: 8 MiB */
         const volatile int *cancel; /* nonzero: stop after a checkpoint, -ECANCELED; may be NULL */
         bool drop_cache;            /* advise the kernel to drop written pages after each sync */
+        /* For messages only, may be NULL: the slot's path, and where checkpoint saves. */
+        const char *slot_path;
+        const char *checkpoint_path;
 };
 
 /*
@@ -107,7 +110,9 @@ int install_verify_source(const struct install_request *req, struct install_stat
  * Install one image as described above. Returns 0 when the slot holds exactly the
  * image (every chunk and the whole hash verified); -EBADMSG when the source does not
  * match the manifest (a corrupt or forged bundle: the install must fail); -ECANCELED;
- * or an I/O error. *ret_reason (caller frees) names the image, the chunk and the cause.
+ * or an I/O error (-ENOSPC from the slot or the checkpoint: the chunks in done stay
+ * valid, a later call goes on from them). *ret_reason (caller frees) names the image,
+ * the chunk, the file and the cause.
  */
 int install_image(const struct install_request *req, struct install_stats *stats,
                   char **ret_reason);

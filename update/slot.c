@@ -104,8 +104,9 @@ int slot_open_write(const char *path, uint64_t size, int *ret_fd, char **ret_rea
                 if (ioctl(fd, BLKGETSIZE64, &dev_size) < 0)
                         return message_set(ret_reason, negative_errno(),
                                            "slot %s: cannot read the device size: %m", path);
+                /* Not a full filesystem that may drain: this device can never hold it. */
                 if (dev_size < size)
-                        return message_set(ret_reason, -ENOSPC,
+                        return message_set(ret_reason, -EFBIG,
                                            "slot %s: device holds %" PRIu64
                                            " bytes, the image needs %" PRIu64,
                                            path, dev_size, size);
@@ -113,6 +114,15 @@ int slot_open_write(const char *path, uint64_t size, int *ret_fd, char **ret_rea
                 if ((uint64_t) st.st_size != size && ftruncate(fd, (off_t) size) < 0) {
                         int r = negative_errno();
                         return message_set(ret_reason, r, "slot %s: cannot size it to %" PRIu64
+                                           " bytes: %s", path, size, strerror(-r));
+                }
+                /* Claim the blocks now: a filesystem that fills up stops the install here,
+                 * before a chunk is written, not in the middle. A filesystem that cannot
+                 * reserve is written as before. Data already in the file is kept. */
+                if (size > 0 && fallocate(fd, 0, 0, (off_t) size) < 0 && errno != EOPNOTSUPP &&
+                    errno != EINVAL && errno != ENOSYS) {
+                        int r = negative_errno();
+                        return message_set(ret_reason, r, "slot %s: cannot reserve %" PRIu64
                                            " bytes: %s", path, size, strerror(-r));
                 }
         } else

@@ -44,8 +44,10 @@ int model_slot_prepare(const char *models_dir, const char *name, char slot);
 
 /*
  * Open a slot to install an image of `size` bytes into it. A block device must be at
- * least that big (-ENOSPC otherwise); a plain file is created when missing and given
- * exactly that size (its first bytes are kept, so an interrupted install can resume).
+ * least that big (-EFBIG otherwise); a plain file is created when missing, given exactly
+ * that size (its first bytes are kept, so an interrupted install can resume) and its
+ * blocks reserved (fallocate; -ENOSPC when the filesystem has no room for them, skipped
+ * on a filesystem that cannot reserve).
  * Anything else (a directory, a FIFO) is refused with -EINVAL. *ret_reason (caller
  * frees) names the slot and the cause.
  */

@@ -288,3 +288,15 @@ enum update_start_action update_decide_at_start(const struct update_state *s,
                 *ret_why = why;
         return a;
 }
+
+enum update_stop_action update_decide_on_stop(int r, bool remote) {
+        if (r == -ECANCELED)
+                return UPDATE_STOP_KEEP;
+        /* Space comes back (logs rotate, an operator cleans up); the slot and the verified
+         * chunks stay as they are, so waiting loses nothing. */
+        if (r == -ENOSPC)
+                return UPDATE_STOP_PAUSE_SPACE;
+        if (remote && (r == -ENOLINK || r == -EDQUOT || r == -ETIMEDOUT || r == -ECONNRESET))
+                return UPDATE_STOP_PAUSE_LINK;
+        return UPDATE_STOP_FAIL;
+}

@@ -102,3 +102,18 @@ const char *update_start_action_to_string(enum update_start_action a);
 enum update_start_action update_decide_at_start(const struct update_state *s,
                                                 const struct boot_state *boot, char booted,
                                                 const char **ret_why);
+
+/* What an install that stopped with an error becomes. */
+enum update_stop_action {
+        UPDATE_STOP_FAIL,        /* it cannot succeed as it is: failed, with the reason */
+        UPDATE_STOP_KEEP,        /* cancelled because the agent stops: resumed at the next start */
+        UPDATE_STOP_PAUSE_LINK,  /* a download out of contact or over budget: the next contact */
+        UPDATE_STOP_PAUSE_SPACE, /* no space left on a filesystem: paused, retried until there is */
+};
+
+/*
+ * Pure: decide from the worker's error r (< 0) and whether the bundle comes over the
+ * link. Only -ENOSPC means a full filesystem; -EDQUOT is the download's own "this
+ * contact's byte budget is spent" (a disk quota on a local install fails it).
+ */
+enum update_stop_action update_decide_on_stop(int r, bool remote);

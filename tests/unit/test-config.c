@@ -283,6 +283,12 @@ static void test_update_section(void **state) {
         assert_string_equal(c.update.models_dir, "/s/models");
         assert_string_equal(c.update.keyring_dir, "/etc/orbit-agent/keys/bundles");
         assert_true(c.update.delta_scan);
+        assert_int_equal(c.update.space_retry_sec, 60);
+        config_free(&c);
+        r = parse("{\"config_version\": 1, \"update\": {\"space_retry_sec\": 5}}", &c, err,
+                  sizeof(err));
+        assert_int_equal(r, 0);
+        assert_int_equal(c.update.space_retry_sec, 5);
         config_free(&c);
 
         expect_error("{\"config_version\": 1, \"update\": {\"enabled\": true}}",
@@ -301,6 +307,8 @@ static void test_update_section(void **state) {
                      "/etc/orbit-agent/agent.json:1:33: update: gate_sec must be shorter than trial_timeout_sec");
         expect_error("{\"config_version\": 1, \"update\": {\"boot_tries\": 12}}",
                      "/etc/orbit-agent/agent.json:1:48: update.boot_tries: 12 is out of range [1, 9]");
+        expect_error("{\"config_version\": 1, \"update\": {\"space_retry_sec\": 0}}",
+                     "/etc/orbit-agent/agent.json:1:53: update.space_retry_sec: 0 is out of range [1, 86400]");
         expect_error("{\"config_version\": 1, \"update\": {\"bootlader\": {}}}",
                      "/etc/orbit-agent/agent.json:1:34: update.bootlader: unknown key (did you mean \"bootloader\"?)");
 }

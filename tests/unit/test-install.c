@@ -37,6 +37,8 @@ struct fixture {
         bool corrupt_source_chunk_7;
         unsigned checkpoints;
         int checkpoint_error;
+        unsigned checkpoints_before_error; /* that succeed before checkpoint_error applies */
+        uint8_t saved[(N_CHUNKS + 7) / 8]; /* the bitmap of the last checkpoint that succeeded */
         volatile int cancel;
         uint64_t cancel_after_bytes;
 };
@@ -59,7 +61,10 @@ static int source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
 static int checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st) {
         struct fixture *f = userdata;
         f->checkpoints++;
-        return f->checkpoint_error;
+        if (f->checkpoint_error && f->checkpoints > f->checkpoints_before_error)
+                return f->checkpoint_error;
+        memcpy(f->saved, done, sizeof(f->saved));
+        return 0;
 }
 
 static void fill(uint8_t *p, size_t n, unsigned seed) {
@@ -317,6 +322,52 @@ static void test_checkpoint_failure_stops(void **state) {
         close(fd);
 }
 
+/* The disk with the progress file fills up mid-install: the install stops naming the file;
+ * when space returns, a new run from the last saved bitmap fetches only the rest. */
+static void test_no_space_then_resume(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        char *reason = NULL;
+        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        memset(done, 0, sizeof(done));
+        f->checkpoint_error = -ENOSPC;
+        f->checkpoints_before_error = 2; /* every 5 chunks: 10 chunks saved */
+        struct install_request req = request(f, fd, done);
+        req.slot_path = f->slot_path;
+        req.checkpoint_path = "/var/lib/orbit-agent/update/progress";
+        struct install_stats st;
+        assert_int_equal(install_image(&req, &st, &reason), -ENOSPC);
+        assert_string_equal(reason, "image rootfs: saving the install progress to "
+                                    "/var/lib/orbit-agent/update/progress: No space left on device");
+        free(reason);
+        reason = NULL;
+        assert_int_equal(install_bitmap_count(f->saved, N_CHUNKS), 10);
+
+        /* space back: the agent starts again from what the progress file says */
+        memcpy(done, f->saved, sizeof(done));
+        f->checkpoint_error = 0;
+        f->source_reads = 0;
+        int r = install_image(&req, &st, &reason);
+        if (r < 0)
+                fail_msg("%s", reason);
+        assert_int_equal(st.chunks_resumed, 10);
+        assert_int_equal(f->source_reads, N_CHUNKS - 10);
+        close(fd);
+        assert_slot_is_image(f);
+
+        /* a chunk that cannot be written names the slot's file */
+        assert_true((fd = open(f->slot_path, O_RDONLY)) >= 0);
+        memset(done, 0, sizeof(done));
+        req.slot_fd = fd;
+        assert_int_equal(install_image(&req, &st, &reason), -EBADF);
+        char want[600];
+        snprintf(want, sizeof(want), "image rootfs: writing chunk 0 to slot %s: ", f->slot_path);
+        assert_true(strncmp(reason, want, strlen(want)) == 0);
+        free(reason);
+        close(fd);
+}
+
 static void test_bitmap_hex(void **state) {
         uint8_t map[3] = {0x81, 0x00, 0x07};
         char *hex;
@@ -368,6 +419,20 @@ static void test_slots(void **state) {
         char *reason = NULL;
         assert_int_equal(slot_open_write(dir, 10, &fd, &reason), -EISDIR);
         free(reason);
+        /* a file slot gets its blocks reserved up front, where the filesystem can */
+        snprintf(buf, sizeof(buf), "%s/probe", f->dir);
+        int probe = open(buf, O_RDWR | O_CREAT, 0600);
+        assert_true(probe >= 0);
+        bool can_reserve = fallocate(probe, 0, 0, 4096) == 0;
+        close(probe);
+        unlink(f->slot_path);
+        assert_int_equal(slot_open_write(f->slot_path, 1 << 20, &fd, &reason), 0);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        assert_int_equal(st.st_size, 1 << 20);
+        if (can_reserve)
+                assert_true((uint64_t) st.st_blocks * 512 >= 1 << 20);
+        close(fd);
 }
 
 
@@ -473,6 +538,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_forged_source_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancel_keeps_progress, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_checkpoint_failure_stops, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_no_space_then_resume, setup, teardown),
                 cmocka_unit_test(test_bitmap_hex),
                 cmocka_unit_test_setup_teardown(test_slots, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_scrub, setup, teardown),

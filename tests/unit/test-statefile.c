@@ -1,8 +1,11 @@
 /* Unit tests for state files: encoding, checksum checks, durable save, recovery. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <cmocka.h>
@@ -255,6 +258,47 @@ static void test_oversized_payload_refused(void **state) {
         assert_int_equal(statefile_encode("x", STATEFILE_MAX_PAYLOAD + 1, &enc, &enc_len), -EFBIG);
 }
 
+/* A disk that fills during a save (here a file size limit: the write fails the same way
+ * as with ENOSPC, without root): the saved state stays loadable, no temp file is left. */
+static void test_failed_write_keeps_the_saved_state(void **state) {
+        char *dir = test_mkdtemp();
+        assert_int_equal(statefile_save(dir, "s", "old", 3), 0);
+        char big[2000];
+        memset(big, 'x', sizeof(big));
+
+        struct rlimit before, small = {.rlim_cur = 512, .rlim_max = RLIM_INFINITY};
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &before), 0);
+        small.rlim_max = before.rlim_max;
+        void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+        int r = statefile_save(dir, "s", big, sizeof(big));
+        /* and again, as a retry would: .prev already is the current file now */
+        int r2 = statefile_save(dir, "s", big, sizeof(big));
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &before), 0);
+        signal(SIGXFSZ, old_handler);
+        assert_int_equal(r, -EFBIG);
+        assert_int_equal(r2, -EFBIG);
+
+        char path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "s.tmp");
+        assert_false(test_exists(path));
+        test_path(path, sizeof(path), dir, "s.prev.tmp");
+        assert_false(test_exists(path));
+        char *payload;
+        size_t len;
+        enum statefile_source src;
+        assert_int_equal(statefile_load(dir, "s", &payload, &len, &src), 0);
+        assert_int_equal(src, STATEFILE_SOURCE_CURRENT);
+        assert_string_equal(payload, "old");
+        free(payload);
+        /* space back: the next save goes through, the old state becomes the last good copy */
+        assert_int_equal(statefile_save(dir, "s", big, sizeof(big)), 0);
+        assert_int_equal(statefile_load(dir, "s", &payload, &len, &src), 0);
+        assert_int_equal(len, sizeof(big));
+        free(payload);
+        test_rmdir(dir);
+}
+
 static void test_save_into_missing_dir_fails_cleanly(void **state) {
         assert_true(statefile_save("/nonexistent/orbit-test-dir", "s", "a", 1) < 0);
 }
@@ -318,6 +362,7 @@ int main(void) {
                 cmocka_unit_test(test_load_both_bad_is_an_error),
                 cmocka_unit_test(test_save_over_corrupt_current_keeps_good_previous),
                 cmocka_unit_test(test_oversized_payload_refused),
+                cmocka_unit_test(test_failed_write_keeps_the_saved_state),
                 cmocka_unit_test(test_save_into_missing_dir_fails_cleanly),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -206,6 +206,26 @@ static void test_decide_at_start(void **state) {
         assert_int_equal(update_decide_at_start(&s, NULL, 0, &why), UPDATE_START_BEGIN_TRIAL);
 }
 
+static void test_decide_on_stop(void **state) {
+        /* a full filesystem pauses, local or remote: nothing done is lost by waiting */
+        assert_int_equal(update_decide_on_stop(-ENOSPC, false), UPDATE_STOP_PAUSE_SPACE);
+        assert_int_equal(update_decide_on_stop(-ENOSPC, true), UPDATE_STOP_PAUSE_SPACE);
+        /* -EDQUOT is the download's budget over the link; a local install has none */
+        assert_int_equal(update_decide_on_stop(-EDQUOT, true), UPDATE_STOP_PAUSE_LINK);
+        assert_int_equal(update_decide_on_stop(-EDQUOT, false), UPDATE_STOP_FAIL);
+        assert_int_equal(update_decide_on_stop(-ENOLINK, true), UPDATE_STOP_PAUSE_LINK);
+        assert_int_equal(update_decide_on_stop(-ETIMEDOUT, true), UPDATE_STOP_PAUSE_LINK);
+        assert_int_equal(update_decide_on_stop(-ECONNRESET, true), UPDATE_STOP_PAUSE_LINK);
+        assert_int_equal(update_decide_on_stop(-ENOLINK, false), UPDATE_STOP_FAIL);
+        assert_int_equal(update_decide_on_stop(-ECANCELED, false), UPDATE_STOP_KEEP);
+        assert_int_equal(update_decide_on_stop(-ECANCELED, true), UPDATE_STOP_KEEP);
+        /* a forged chunk, an unreadable medium, a slot too small for the image: failed */
+        assert_int_equal(update_decide_on_stop(-EBADMSG, true), UPDATE_STOP_FAIL);
+        assert_int_equal(update_decide_on_stop(-EIO, false), UPDATE_STOP_FAIL);
+        assert_int_equal(update_decide_on_stop(-EFBIG, false), UPDATE_STOP_FAIL);
+        assert_int_equal(update_decide_on_stop(-ESTALE, true), UPDATE_STOP_FAIL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_transitions),
@@ -213,6 +233,7 @@ int main(void) {
                 cmocka_unit_test(test_roundtrip),
                 cmocka_unit_test(test_parse_strict),
                 cmocka_unit_test(test_decide_at_start),
+                cmocka_unit_test(test_decide_on_stop),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
