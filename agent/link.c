@@ -40,6 +40,7 @@ struct link {
         size_t response_len;
         bool response_too_big;
         size_t records_in_flight;
+        bool status_in_flight;
 
         /* persisted */
         uint64_t last_command_seq;
@@ -431,6 +432,7 @@ static void sync_cleanup(struct link *l) {
         l->response = NULL;
         l->response_len = 0;
         l->response_too_big = false;
+        l->status_in_flight = false;
 }
 
 static json_t *status_summary(struct link *l) {
@@ -447,6 +449,7 @@ static int sync_start(struct link *l) {
                 return -ENOMEM;
         l->records_in_flight = json_array_size(records);
         json_t *status = status_summary(l);
+        l->status_in_flight = status != NULL;
         json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:I, s:o, s:o?}", "format", 1, "node",
                               l->h.node->node_id, "boot_epoch", (json_int_t) l->h.node->boot_epoch,
                               "boot_id", l->h.node->boot_id, "last_command_seq",
@@ -548,6 +551,10 @@ static void sync_finished(struct link *l, CURLcode result) {
         l->bytes_down += (uint64_t) down;
         char why[512] = "";
         int r = 0;
+        /* Taken as sent before the answer is read: a status.send in it asks for the next one. */
+        bool status_sent = l->status_in_flight;
+        if (status_sent)
+                l->send_status = false;
         if (result != CURLE_OK)
                 snprintf(why, sizeof(why), "%s", l->response_too_big ? "answer too big" : curl_easy_strerror(result));
         else if (status != 200) {
@@ -565,7 +572,6 @@ static void sync_finished(struct link *l, CURLcode result) {
                 if (l->failures > 0)
                         log_notice("link: controller reachable again after %u failed attempts", l->failures);
                 l->failures = 0;
-                l->send_status = false;
                 l->last_ok_realtime_usec = now_real_usec();
                 l->last_error[0] = '\0';
                 /* a full batch means more may wait */
@@ -578,6 +584,8 @@ static void sync_finished(struct link *l, CURLcode result) {
                 l->sync_again = false;
                 return;
         }
+        if (status_sent)
+                l->send_status = true; /* not delivered: with the next try */
         l->syncs_failed++;
         l->failures++;
         snprintf(l->last_error, sizeof(l->last_error), "%s", why);
