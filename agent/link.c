@@ -24,6 +24,9 @@
 #define LINK_STATE_FILE "link"
 #define RESPONSE_MAX (8 * 1024 * 1024)
 #define PLAN_MAX_WINDOWS 256
+/* The controller's own --poll-interval bound. Longer would leave the node silent for good:
+ * nothing on the node listens, so the ground could never call it back. */
+#define NEXT_SYNC_MAX_SEC (7 * 86400)
 
 struct link {
         sd_event *event;
@@ -580,7 +583,10 @@ static void sync_finished(struct link *l, CURLcode result) {
                         l->sync_again = true;
                 if (l->h.update)
                         update_manager_link_up(l->h.update);
-                schedule(l, l->sync_again ? 0 : (uint64_t) (l->next_sync_sec ? l->next_sync_sec : l->h.cfg->link.poll_interval_sec) * 1000000ULL);
+                uint64_t next = (uint64_t) (l->next_sync_sec ? l->next_sync_sec : l->h.cfg->link.poll_interval_sec);
+                if (next > NEXT_SYNC_MAX_SEC)
+                        next = NEXT_SYNC_MAX_SEC;
+                schedule(l, l->sync_again ? 0 : next * 1000000ULL);
                 l->sync_again = false;
                 return;
         }
