@@ -23,6 +23,9 @@
 
 #define LINK_STATE_FILE "link"
 #define RESPONSE_MAX (8 * 1024 * 1024)
+/* The largest answer the protocol allows has about 6500: acks of 1024 records each of
+ * another boot (5 each), 64 envelopes (4 each), 256 windows (4 each). */
+#define RESPONSE_VALUES_MAX 16384
 #define PLAN_MAX_WINDOWS 256
 /* The controller's own --poll-interval bound. Longer would leave the node silent for good:
  * nothing on the node listens, so the ground could never call it back. */
@@ -42,6 +45,7 @@ struct link {
         char *response;
         size_t response_len;
         bool response_too_big;
+        struct link_json_scan response_scan;
         size_t records_in_flight;
         bool status_in_flight;
 
@@ -116,6 +120,23 @@ bool link_plan_is_open(json_t *plan, int64_t now, int64_t *ret_next_start) {
         if (ret_next_start)
                 *ret_next_start = next;
         return false;
+}
+
+void link_json_scan_feed(struct link_json_scan *s, const char *p, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                char c = p[i];
+                if (s->in_string) {
+                        if (s->escaped)
+                                s->escaped = false;
+                        else if (c == '\\')
+                                s->escaped = true;
+                        else if (c == '"')
+                                s->in_string = false;
+                } else if (c == '"')
+                        s->in_string = true;
+                else if (c == '[' || c == '{' || c == ',')
+                        s->values++;
+        }
 }
 
 /* What the ground may change without a visit: timings and verbosity, never paths, keys or
@@ -407,7 +428,8 @@ static void schedule(struct link *l, uint64_t delay_usec);
 static size_t on_response_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         struct link *l = userdata;
         size_t n = size * nmemb;
-        if (l->response_len + n > RESPONSE_MAX) {
+        link_json_scan_feed(&l->response_scan, ptr, n);
+        if (l->response_len + n > RESPONSE_MAX || l->response_scan.values > RESPONSE_VALUES_MAX) {
                 l->response_too_big = true;
                 return 0; /* abort the transfer */
         }
@@ -435,6 +457,7 @@ static void sync_cleanup(struct link *l) {
         l->response = NULL;
         l->response_len = 0;
         l->response_too_big = false;
+        l->response_scan = (struct link_json_scan) {};
         l->status_in_flight = false;
 }
 
@@ -558,8 +581,11 @@ static void sync_finished(struct link *l, CURLcode result) {
         bool status_sent = l->status_in_flight;
         if (status_sent)
                 l->send_status = false;
-        if (result != CURLE_OK)
-                snprintf(why, sizeof(why), "%s", l->response_too_big ? "answer too big" : curl_easy_strerror(result));
+        if (result != CURLE_OK && l->response_too_big)
+                snprintf(why, sizeof(why), "answer too big: over %d bytes or %d JSON values",
+                         RESPONSE_MAX, RESPONSE_VALUES_MAX);
+        else if (result != CURLE_OK)
+                snprintf(why, sizeof(why), "%s", curl_easy_strerror(result));
         else if (status != 200) {
                 json_t *e = json_loadb(l->response ? l->response : "", l->response_len, 0, NULL);
                 snprintf(why, sizeof(why), "HTTP %ld: %s", status,
