@@ -40,6 +40,7 @@ struct link {
         /* the sync in flight */
         CURL *easy;
         struct curl_slist *headers;
+        char curl_error[CURL_ERROR_SIZE]; /* curl's own words on why the sync failed */
         char *request;
         size_t request_len;
         char *response;
@@ -490,6 +491,7 @@ static int sync_start(struct link *l) {
 
         char url[2048];
         snprintf(url, sizeof(url), "%s/v1/nodes/%s/sync", c->url, l->h.node->node_id);
+        l->curl_error[0] = '\0';
         l->easy = curl_easy_init();
         if (!l->easy)
                 return -ENOMEM;
@@ -515,7 +517,8 @@ static int sync_start(struct link *l) {
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response_data) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, l) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_PRIVATE, l) != CURLE_OK)
+            curl_easy_setopt(e, CURLOPT_PRIVATE, l) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, l->curl_error) != CURLE_OK)
                 return -EINVAL;
         if (curl_multi_add_handle(l->multi, e) != CURLM_OK)
                 return -EIO;
@@ -585,7 +588,8 @@ static void sync_finished(struct link *l, CURLcode result) {
                 snprintf(why, sizeof(why), "answer too big: over %d bytes or %d JSON values",
                          RESPONSE_MAX, RESPONSE_VALUES_MAX);
         else if (result != CURLE_OK)
-                snprintf(why, sizeof(why), "%s", curl_easy_strerror(result));
+                snprintf(why, sizeof(why), "%s%s%s", curl_easy_strerror(result),
+                         l->curl_error[0] ? ": " : "", l->curl_error);
         else if (status != 200) {
                 json_t *e = json_loadb(l->response ? l->response : "", l->response_len, 0, NULL);
                 snprintf(why, sizeof(why), "HTTP %ld: %s", status,
