@@ -24,6 +24,25 @@
 
 #define LINK_STATE_FILE "link"
 #define RESPONSE_MAX (8 * 1024 * 1024)
+/* The largest answer the protocol allows has about 6500: acks of 1024 records each of
+ * another boot (5 each), 64 envelopes (4 each), 256 windows (4 each). */
+#define RESPONSE_VALUES_MAX 16384
+
+/* A record in flight: only those can be acknowledged by the answer. */
+struct sent_key {
+        uint64_t boot_epoch, seq;
+        char boot_id[33];
+};
+
+static int sent_key_compare(const void *a, const void *b) {
+        const struct sent_key *x = a, *y = b;
+        if (x->boot_epoch != y->boot_epoch)
+                return x->boot_epoch < y->boot_epoch ? -1 : 1;
+        int c = strcmp(x->boot_id, y->boot_id);
+        if (c != 0)
+                return c;
+        return x->seq < y->seq ? -1 : x->seq > y->seq ? 1 : 0;
+}
 
 struct link {
         sd_event *event;
@@ -34,12 +53,17 @@ struct link {
         /* the sync in flight */
         CURL *easy;
         struct curl_slist *headers;
+        char curl_error[CURL_ERROR_SIZE]; /* curl's own words on why the sync failed */
         char *request;
         size_t request_len;
         char *response;
         size_t response_len;
         bool response_too_big;
+        struct link_json_scan response_scan;
         size_t records_in_flight;
+        size_t acked_this_sync;
+        struct sent_key *sent; /* the keys of the records in flight, sorted */
+        bool status_in_flight;
 
         /* persisted */
         uint64_t last_command_seq;
@@ -57,6 +81,7 @@ struct link {
         size_t n_refused;
 
         /* statistics */
+        uint64_t acks_ignored;
         uint64_t syncs_ok, syncs_failed, records_acked, commands_done, commands_failed,
                 commands_rejected, bytes_up, bytes_down;
         uint64_t last_ok_realtime_usec;
@@ -112,6 +137,23 @@ bool link_plan_is_open(json_t *plan, int64_t now, int64_t *ret_next_start) {
         if (ret_next_start)
                 *ret_next_start = next;
         return false;
+}
+
+void link_json_scan_feed(struct link_json_scan *s, const char *p, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                char c = p[i];
+                if (s->in_string) {
+                        if (s->escaped)
+                                s->escaped = false;
+                        else if (c == '\\')
+                                s->escaped = true;
+                        else if (c == '"')
+                                s->in_string = false;
+                } else if (c == '"')
+                        s->in_string = true;
+                else if (c == '[' || c == '{' || c == ',')
+                        s->values++;
+        }
 }
 
 /* What the ground may change without a visit: timings and verbosity, never paths, keys or
@@ -333,7 +375,8 @@ static int apply_command(struct link *l, const struct command *c, char *msg, siz
         return -EOPNOTSUPP;
 }
 
-static void handle_command(struct link *l, json_t *envelope) {
+/* Returns whether a command.result was queued (a replay already answered queues none). */
+static bool handle_command(struct link *l, json_t *envelope) {
         _cleanup_keyring_ struct signature_keyring *kr = NULL;
         _cleanup_free_ char *why = NULL;
         json_int_t env_seq = json_integer_value(json_object_get(envelope, "seq"));
@@ -343,7 +386,7 @@ static void handle_command(struct link *l, json_t *envelope) {
                 snprintf(reason, sizeof(reason), "command keyring %s: %s",
                          l->h.cfg->link.command_keyring_dir, why ? why : strerror(-r));
                 push_result(l, (uint64_t) env_seq, NULL, "rejected", reason);
-                return;
+                return true;
         }
         struct command c = {};
         struct command_verify_options o = {
@@ -370,7 +413,7 @@ static void handle_command(struct link *l, json_t *envelope) {
                         for (size_t i = 0; i < l->n_refused; i++)
                                 if (l->refused[i] == (uint64_t) env_seq) {
                                         command_done(&c);
-                                        return;
+                                        return false;
                                 }
                         l->refused[l->n_refused++ % ELEMENTSOF(l->refused)] = (uint64_t) env_seq;
                         if (l->n_refused > ELEMENTSOF(l->refused))
@@ -379,7 +422,7 @@ static void handle_command(struct link *l, json_t *envelope) {
                 push_result(l, c.seq ? c.seq : (uint64_t) env_seq, c.action[0] ? c.action : NULL,
                             "rejected", why ? why : strerror(-r));
                 command_done(&c);
-                return;
+                return true;
         }
         /* Persist before acting: a crash now loses the command, never runs it twice. */
         uint64_t previous = l->last_command_seq;
@@ -388,12 +431,13 @@ static void handle_command(struct link *l, json_t *envelope) {
                 l->last_command_seq = previous;
                 push_result(l, c.seq, c.action, "failed", "cannot persist the command sequence");
                 command_done(&c);
-                return;
+                return true;
         }
         char msg[1024] = "";
         r = apply_command(l, &c, msg, sizeof(msg));
         push_result(l, c.seq, c.action, r >= 0 ? "done" : "failed", msg[0] ? msg : r < 0 ? strerror(-r) : "");
         command_done(&c);
+        return true;
 }
 
 /* ---- the sync ------------------------------------------------------------------------------ */
@@ -403,7 +447,8 @@ static void schedule(struct link *l, uint64_t delay_usec);
 static size_t on_response_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         struct link *l = userdata;
         size_t n = size * nmemb;
-        if (l->response_len + n > RESPONSE_MAX) {
+        link_json_scan_feed(&l->response_scan, ptr, n);
+        if (l->response_len + n > RESPONSE_MAX || l->response_scan.values > RESPONSE_VALUES_MAX) {
                 l->response_too_big = true;
                 return 0; /* abort the transfer */
         }
@@ -427,10 +472,15 @@ static void sync_cleanup(struct link *l) {
         l->headers = NULL;
         free(l->request);
         l->request = NULL;
+        free(l->sent);
+        l->sent = NULL;
+        l->acked_this_sync = 0;
         free(l->response);
         l->response = NULL;
         l->response_len = 0;
         l->response_too_big = false;
+        l->response_scan = (struct link_json_scan) {};
+        l->status_in_flight = false;
 }
 
 static json_t *status_summary(struct link *l) {
@@ -446,7 +496,23 @@ static int sync_start(struct link *l) {
         if (!records)
                 return -ENOMEM;
         l->records_in_flight = json_array_size(records);
+        l->sent = calloc(l->records_in_flight + 1, sizeof(*l->sent));
+        if (!l->sent) {
+                json_decref(records);
+                return -ENOMEM;
+        }
+        size_t ri;
+        json_t *rec;
+        json_array_foreach(records, ri, rec) {
+                json_t *key = json_object_get(rec, "key");
+                l->sent[ri].boot_epoch = (uint64_t) json_integer_value(json_object_get(key, "boot_epoch"));
+                l->sent[ri].seq = (uint64_t) json_integer_value(json_object_get(key, "seq"));
+                snprintf(l->sent[ri].boot_id, sizeof(l->sent[ri].boot_id), "%s",
+                         json_string_value(json_object_get(key, "boot_id")) ?: "");
+        }
+        qsort(l->sent, l->records_in_flight, sizeof(*l->sent), sent_key_compare);
         json_t *status = status_summary(l);
+        l->status_in_flight = status != NULL;
         json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:I, s:o, s:o?}", "format", 1, "node",
                               l->h.node->node_id, "boot_epoch", (json_int_t) l->h.node->boot_epoch,
                               "boot_id", l->h.node->boot_id, "last_command_seq",
@@ -461,6 +527,7 @@ static int sync_start(struct link *l) {
 
         char url[2048];
         snprintf(url, sizeof(url), "%s/v1/nodes/%s/sync", c->url, l->h.node->node_id);
+        l->curl_error[0] = '\0';
         l->easy = curl_easy_init();
         if (!l->easy)
                 return -ENOMEM;
@@ -486,7 +553,8 @@ static int sync_start(struct link *l) {
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response_data) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, l) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_PRIVATE, l) != CURLE_OK)
+            curl_easy_setopt(e, CURLOPT_PRIVATE, l) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, l->curl_error) != CURLE_OK)
                 return -EINVAL;
         if (curl_multi_add_handle(l->multi, e) != CURLM_OK)
                 return -EIO;
@@ -512,13 +580,27 @@ static int sync_answer(struct link *l, char *why, size_t size) {
         }
         size_t i, k;
         json_t *g, *s;
+        /* Only what this sync carried leaves the outbox: an ack of anything else (a confused
+         * or hostile controller) would drop records the ground never stored. */
+        size_t foreign = 0;
         json_array_foreach(a.acked, i, g) {
-                json_int_t epoch = json_integer_value(json_object_get(g, "boot_epoch"));
-                const char *boot_id = json_string_value(json_object_get(g, "boot_id"));
-                json_array_foreach(json_object_get(g, "seq"), k, s)
-                        if (event_queue_ack(l->h.events, (uint64_t) epoch, boot_id,
-                                            (uint64_t) json_integer_value(s)) >= 0)
+                struct sent_key key = {.boot_epoch = (uint64_t) json_integer_value(json_object_get(g, "boot_epoch"))};
+                snprintf(key.boot_id, sizeof(key.boot_id), "%s", json_string_value(json_object_get(g, "boot_id")));
+                json_array_foreach(json_object_get(g, "seq"), k, s) {
+                        key.seq = (uint64_t) json_integer_value(s);
+                        if (!l->sent || !bsearch(&key, l->sent, l->records_in_flight, sizeof(key), sent_key_compare)) {
+                                foreign++;
+                                continue;
+                        }
+                        if (event_queue_ack(l->h.events, key.boot_epoch, key.boot_id, key.seq) >= 0) {
                                 l->records_acked++;
+                                l->acked_this_sync++;
+                        }
+                }
+        }
+        if (foreign > 0) {
+                l->acks_ignored += foreign;
+                log_warning("link: the controller acknowledged %zu records this sync did not carry: ignored", foreign);
         }
         if (!json_equal(a.plan, l->plan)) {
                 json_decref(l->plan);
@@ -527,10 +609,11 @@ static int sync_answer(struct link *l, char *why, size_t size) {
                 log_info("link: new contact plan: %zu windows", json_array_size(json_object_get(a.plan, "windows")));
         }
         l->next_sync_sec = a.next_sync_sec;
+        /* Their results go up at once; a replay already answered asks for nothing (else a
+         * controller repeating one would have the node sync back to back). */
         json_array_foreach(a.commands, i, g)
-                handle_command(l, g);
-        if (json_array_size(a.commands) > 0)
-                l->sync_again = true; /* their results go up now */
+                if (handle_command(l, g))
+                        l->sync_again = true;
         link_answer_done(&a);
         return 0;
 }
@@ -545,8 +628,16 @@ static void sync_finished(struct link *l, CURLcode result) {
         l->bytes_down += (uint64_t) down;
         char why[512] = "";
         int r = 0;
-        if (result != CURLE_OK)
-                snprintf(why, sizeof(why), "%s", l->response_too_big ? "answer too big" : curl_easy_strerror(result));
+        /* Taken as sent before the answer is read: a status.send in it asks for the next one. */
+        bool status_sent = l->status_in_flight;
+        if (status_sent)
+                l->send_status = false;
+        if (result != CURLE_OK && l->response_too_big)
+                snprintf(why, sizeof(why), "answer too big: over %d bytes or %d JSON values",
+                         RESPONSE_MAX, RESPONSE_VALUES_MAX);
+        else if (result != CURLE_OK)
+                snprintf(why, sizeof(why), "%s%s%s", curl_easy_strerror(result),
+                         l->curl_error[0] ? ": " : "", l->curl_error);
         else if (status != 200) {
                 json_t *e = json_loadb(l->response ? l->response : "", l->response_len, 0, NULL);
                 snprintf(why, sizeof(why), "HTTP %ld: %s", status,
@@ -555,26 +646,31 @@ static void sync_finished(struct link *l, CURLcode result) {
         } else
                 r = sync_answer(l, why, sizeof(why));
         bool ok = result == CURLE_OK && status == 200 && r >= 0;
-        size_t sent = l->records_in_flight;
+        size_t sent = l->records_in_flight, acked = l->acked_this_sync;
         sync_cleanup(l);
         if (ok) {
                 l->syncs_ok++;
                 if (l->failures > 0)
                         log_notice("link: controller reachable again after %u failed attempts", l->failures);
                 l->failures = 0;
-                l->send_status = false;
                 l->last_ok_realtime_usec = now_real_usec();
                 l->last_error[0] = '\0';
-                /* a full batch means more may wait */
-                if (sent > 0 && event_queue_count(l->h.events) > 0 &&
+                /* A full batch that the controller took means more may wait; one it did not
+                 * take is not worth repeating at once (a controller that acks nothing would
+                 * have the node sync back to back). */
+                if (acked > 0 && event_queue_count(l->h.events) > 0 &&
                     sent >= (size_t) l->h.cfg->link.max_records_per_sync)
                         l->sync_again = true;
                 if (l->h.update)
                         update_manager_link_up(l->h.update);
-                schedule(l, l->sync_again ? 0 : (uint64_t) (l->next_sync_sec ? l->next_sync_sec : l->h.cfg->link.poll_interval_sec) * 1000000ULL);
+                /* at most LINK_ANSWER_MAX_NEXT_SYNC_SEC: link_answer_parse refuses more */
+                uint64_t next = (uint64_t) (l->next_sync_sec ? l->next_sync_sec : l->h.cfg->link.poll_interval_sec);
+                schedule(l, l->sync_again ? 0 : next * 1000000ULL);
                 l->sync_again = false;
                 return;
         }
+        if (status_sent)
+                l->send_status = true; /* not delivered: with the next try */
         l->syncs_failed++;
         l->failures++;
         snprintf(l->last_error, sizeof(l->last_error), "%s", why);
@@ -705,7 +801,7 @@ json_t *link_status_json(struct link *l) {
         snprintf(summary, sizeof(summary), "%s; %" PRIu64 " syncs ok, %" PRIu64 " failed%s%s",
                  l->failures ? "controller unreachable" : l->syncs_ok ? "in contact" : "not synced yet",
                  l->syncs_ok, l->syncs_failed, l->last_error[0] ? "; last error: " : "", l->last_error);
-        return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:s?, s:I}",
+        return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:s?, s:I, s:I}",
                          "state", l->failures ? "unreachable" : "active", "summary", summary,
                          "url", l->h.cfg->link.url, "syncs_ok", (json_int_t) l->syncs_ok,
                          "syncs_failed", (json_int_t) l->syncs_failed,
@@ -721,7 +817,8 @@ json_t *link_status_json(struct link *l) {
                          l->next_sync_usec > now ? (double) (l->next_sync_usec - now) / 1e6 : 0.0,
                          "window_open", open, "next_window_start", (json_int_t) next_start,
                          "last_error", l->last_error[0] ? l->last_error : NULL,
-                         "bytes_down", (json_int_t) l->bytes_down);
+                         "bytes_down", (json_int_t) l->bytes_down,
+                         "acks_ignored", (json_int_t) l->acks_ignored);
 }
 
 int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret) {

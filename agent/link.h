@@ -10,6 +10,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -60,6 +61,18 @@ uint64_t link_backoff_usec(unsigned failures, uint64_t min_usec, uint64_t max_us
  * until the next one opens (-1: no window ahead).
  */
 bool link_plan_is_open(json_t *plan, int64_t now, int64_t *ret_next_start);
+
+/*
+ * What parsing an answer will cost, counted as its text arrives: the places where one more
+ * JSON value or member can start ('[', '{' and ',' outside strings), so that the tree a
+ * parser builds stays bounded, not only the bytes (four million "0," are 8 MiB of text
+ * and some 160 MiB of jansson values). Feed the chunks in order to one zeroed scan.
+ */
+struct link_json_scan {
+        bool in_string, escaped;
+        uint64_t values;
+};
+void link_json_scan_feed(struct link_json_scan *s, const char *p, size_t n);
 
 /* Keys an operator may change through config.set, and a check of one. */
 bool link_config_key_is_settable(const char *key);

@@ -1,5 +1,5 @@
 /* Unit tests for the link's pure pieces: backoff with jitter, the contact plan, settable keys,
- * the controller's answer. */
+ * the controller's answer, the bound on what an answer costs to parse. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -222,6 +222,34 @@ static void test_answer_malformed(void **state) {
         free(deep);
 }
 
+static uint64_t scan(const char *text) {
+        struct link_json_scan s = {};
+        link_json_scan_feed(&s, text, strlen(text));
+        return s.values;
+}
+
+static void test_json_scan(void **state) {
+        assert_int_equal(scan(""), 0);
+        assert_int_equal(scan("7"), 0);
+        assert_int_equal(scan("[]"), 1);
+        assert_int_equal(scan("[1,2,3]"), 3);
+        assert_int_equal(scan("{\"a\":{},\"b\":[1]}"), 4);
+        /* nothing inside strings counts, escaped quotes included */
+        assert_int_equal(scan("[\"[,{\"]"), 1);
+        assert_int_equal(scan("[\"\\\",[\",2]"), 2);
+        assert_int_equal(scan("[\"\\\\\",[1]"), 3); /* "\\" ends the string */
+        /* chunks split anywhere, in an escape too, give the same count */
+        const char *text = "{\"k\\\"[\":[1,{\"x\":\"\\\\,\"},[]],\"z\":0}";
+        uint64_t whole = scan(text);
+        assert_int_equal(whole, 7);
+        for (size_t cut = 0; cut <= strlen(text); cut++) {
+                struct link_json_scan s = {};
+                link_json_scan_feed(&s, text, cut);
+                link_json_scan_feed(&s, text + cut, strlen(text) - cut);
+                assert_int_equal(s.values, whole);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backoff),
@@ -229,6 +257,7 @@ int main(void) {
                 cmocka_unit_test(test_settable_keys),
                 cmocka_unit_test(test_answer_good),
                 cmocka_unit_test(test_answer_malformed),
+                cmocka_unit_test(test_json_scan),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
