@@ -58,7 +58,7 @@ run_suite "sanitizer build (ASan+UBSan)" "$top/_build/asan" --enable-sanitizers 
 if [ $status -eq 0 ] && [ "${ORBIT_SKIP_VALGRIND:-0}" != 1 ]; then
         scripts/deps.sh valgrind
         echo "==> valgrind: the daemon's integration tests under memcheck"
-        for t in test-daemon.sh test-link.sh test-update.sh; do
+        for t in test-daemon.sh test-link.sh test-link-hostile.sh test-update.sh test-update-disk.sh; do
                 [ -e "tests/integration/$t" ] || continue
                 log="$top/_build/plain/valgrind-$t.log"
                 rc=0
