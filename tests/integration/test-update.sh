@@ -146,6 +146,11 @@ reboot_node() { # sets BOOTED
         note "$KIND: rebooted into slot $BOOTED"
 }
 install() { ctl update install "$D/$1"; }
+flipbyte() { # FILE OFFSET: invert one byte in place, as radiation would
+        local b
+        b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+        printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
 
 # ---- file backend: the whole story ---------------------------------------------------
 new_node file
@@ -213,13 +218,28 @@ for round in 1 2 3 4 5; do
         [ "$st" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0" ] &&
                 pass "kill -9 #$round at $at% of the install: the half-written slot A is not bootable" || fail "kill #$round boot state" "$st"
         cmp -s "$N/slots/b" v2.img && pass "kill -9 #$round: the active slot B untouched" || fail "kill #$round active slot"
+        # while it is down: a bit flipped in the progress bitmap (round 2), a byte in a chunk
+        # already written to slot A (round 3, chunk 1)
+        [ "$round" = 2 ] && python3 - "$N/state/update/progress" <<'PY'
+import random, sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read())
+i = random.randrange(len(b)); b[i] ^= 1 << random.randrange(8)
+open(p, "wb").write(b)
+PY
+        [ "$round" = 3 ] && flipbyte "$N/slots/a" $((1 * CHUNK + 4321))
         start_agent
         grep -q "resuming rootfs: [1-9][0-9]* of 1536 chunks already in slot A" "$N/agent.log" && resumed=1
 done
+ctl events --json --lines 1000 | jq -e --arg p "$N/state/update/progress" '[.events[] | select(.kind == "state.corrupt" and .body.path == $p)] | length == 1' >/dev/null &&
+        pass "a bit flipped in the progress bitmap is detected and reported (state.corrupt)" ||
+        fail "progress flip" "$(grep -E 'progress' "$N/agent.log" | tail -3)"
 [ "$resumed" = 1 ] && pass "a restarted install resumed with verified chunks kept" ||
         fail "resume kept chunks" "$(grep -E 'resuming|into slot' "$N/agent.log")"
 check "file: v3 ready after the kills" wait_for 60 phase_is ready
 check "file: slot A holds v3 exactly" cmp -s "$N/slots/a" v3.img
+grep -Eq "rootfs into slot A: verified; 1536 chunks: .* [1-9][0-9]* repaired" "$N/agent.log" &&
+        pass "the byte flipped in a written chunk was found on the medium and the chunk rewritten" ||
+        fail "slot flip during the install" "$(grep 'into slot A' "$N/agent.log" | tail -2)"
 
 # ---- a failed health gate: too hot during the trial -> rollback ----------------------
 reboot_node; [ "$BOOTED" = A ] && pass "file: rebooted into A for the v3 trial" || fail "file: reboot into A"
@@ -252,11 +272,6 @@ boot_events | jq -e '[.[] | select(.kind == "update.rolled-back" and .priority =
         pass "file: the rollback is a critical event" || fail "rollback event"
 
 # ---- scrub: the inactive slot A (v4, its record kept) read back from the medium --------
-flipbyte() { # FILE OFFSET: invert one byte in place, as radiation would
-        local b
-        b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-        printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
 scrub_last() { ust ".scrub.last.slots[] | select(.slot_class == \"$1\") | $2"; }
 out=$(ctl update scrub) && grep -q "rootfs slot A: clean; 64 chunks, 0 bad" <<<"$out" &&
         pass "scrub: slot A clean: $out" || fail "scrub clean" "$out"
