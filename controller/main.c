@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "client.h"
 #include "log.h"
 #include "macro.h"
+#include "rollout.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
@@ -22,6 +24,7 @@ static void help(void) {
                "        --command-key KEY --command-cert PEM [--bundle-keyring DIR]\n"
                "        [--poll-interval SEC] [--max-bundle-size BYTES] [--max-connections N]\n"
                "        [--timeout SEC] [--port-file FILE] [--log-level LEVEL]\n"
+               "        [--retain-records DURATION|0]   default 30d; critical records kept\n"
                "\n"
                "  orbit-controller [--url URL] [--token-file FILE | --cert PEM --key PEM]\n"
                "        [--cacert PEM] [--json] COMMAND\n"
@@ -65,7 +68,7 @@ static int cmd_serve(int argc, char *argv[]) {
         enum {
                 ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
                 ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_POLL,
-                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_TIMEOUT, ARG_PORT_FILE, ARG_LOG_LEVEL,
+                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_TIMEOUT, ARG_PORT_FILE, ARG_LOG_LEVEL, ARG_RETAIN,
         };
         static const struct option options[] = {
                 {"listen", required_argument, NULL, ARG_LISTEN},
@@ -84,6 +87,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"timeout", required_argument, NULL, ARG_TIMEOUT},
                 {"port-file", required_argument, NULL, ARG_PORT_FILE},
                 {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
+                {"retain-records", required_argument, NULL, ARG_RETAIN},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -92,6 +96,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 .max_bundle_size = 4ULL * 1024 * 1024 * 1024,
                 .max_connections = 64,
                 .timeout_sec = 30,
+                .retain_records_sec = 30 * 86400,
         };
         unsigned long long v;
         int opt;
@@ -124,6 +129,18 @@ static int cmd_serve(int argc, char *argv[]) {
                                 return EXIT_USAGE;
                         c.max_connections = (unsigned) v;
                         break;
+                case ARG_RETAIN: {
+                        struct rollout_gate g;
+                        _cleanup_free_ char *m = NULL;
+                        if (rollout_gate_parse("--retain-records", optarg, true, &g, &m) < 0 ||
+                            (g.kind != ROLLOUT_GATE_SECONDS && g.value != 0)) {
+                                fprintf(stderr, "orbit-controller: --retain-records: expected a duration "
+                                        "(\"90d\", \"12h\") or 0 to keep every record, got \"%s\"\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        c.retain_records_sec = g.value;
+                        break;
+                }
                 case ARG_TIMEOUT:
                         if (parse_unsigned("--timeout", optarg, 1, 3600, &v) < 0)
                                 return EXIT_USAGE;

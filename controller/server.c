@@ -958,6 +958,34 @@ static void server_done(struct server *srv) {
         free(srv->token);
 }
 
+/* ---- retention ------------------------------------------------------------------------------ */
+
+#define RETENTION_BATCH 5000
+
+/* How often to look: a tenth of the retention, between 1 s and 10 min. */
+static time_t retention_interval(int64_t retain_sec) {
+        int64_t t = retain_sec / 10;
+        return (time_t) (t < 1 ? 1 : t > 600 ? 600 : t);
+}
+
+static void retention_run(const char *db_path, int64_t retain_sec) {
+        _cleanup_store_ struct store *s = NULL;
+        _cleanup_free_ char *reason = NULL;
+        if (store_open(db_path, &s, &reason) < 0) {
+                log_warning("retention: %s", reason ? reason : "cannot open the store");
+                return;
+        }
+        int64_t before = (int64_t) time(NULL) - retain_sec, total = 0, n;
+        do {
+                if (store_records_prune(s, before, RETENTION_BATCH, &n) < 0)
+                        break;
+                total += n;
+        } while (n == RETENTION_BATCH);
+        if (total > 0)
+                log_info("retention: %" PRId64 " records received more than %" PRId64 " s ago deleted",
+                         total, retain_sec);
+}
+
 int server_run(const struct server_config *c) {
         struct server srv = {.config = c};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *node_pem = NULL,
@@ -1067,8 +1095,18 @@ int server_run(const struct server_config *c) {
                 }
         }
         int sig = 0;
-        while (sigwait(&mask, &sig) != 0)
-                ;
+        if (c->retain_records_sec > 0)
+                log_info("records are kept %" PRId64 " s (critical ones for ever)", c->retain_records_sec);
+        for (;;) {
+                /* Retention runs between signals, on its own connection: short batches, so a
+                 * sync waits at most one batch for the database. */
+                struct timespec wait = {.tv_sec = retention_interval(c->retain_records_sec)};
+                sig = c->retain_records_sec > 0 ? sigtimedwait(&mask, NULL, &wait) : sigwaitinfo(&mask, NULL);
+                if (sig > 0)
+                        break;
+                if (sig < 0 && errno == EAGAIN)
+                        retention_run(db_path, c->retain_records_sec);
+        }
         log_info("signal %d: stopping", sig);
         MHD_stop_daemon(d);
         r = 0;

@@ -17,6 +17,7 @@ struct server_config {
         uint64_t max_bundle_size;   /* upload bound, bytes */
         unsigned max_connections;
         unsigned timeout_sec;       /* idle connection timeout */
+        int64_t retain_records_sec; /* records older than this are deleted (critical kept); 0: never */
 };
 
 /* Serve until SIGTERM or SIGINT. Returns 0 after a clean stop, negative errno on failure. */

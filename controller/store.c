@@ -200,6 +200,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         " time INTEGER NOT NULL,"
         " reason TEXT,"
         " PRIMARY KEY (node, bundle_id));",
+        /* 3: record retention walks the records by age */
+        "CREATE INDEX records_by_received ON records(received);",
 };
 
 static int schema_version_read(struct store *s, int *ret) {
@@ -873,6 +875,24 @@ int store_records_count(struct store *s, const char *node, int64_t *ret) {
         if (rc != SQLITE_ROW)
                 return db_fail(s, rc, "count records");
         *ret = sqlite3_column_int64(st, 0);
+        return 0;
+}
+
+int store_records_prune(struct store *s, int64_t before, size_t limit, int64_t *ret_deleted) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s,
+                        "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records"
+                        " WHERE received < ? AND priority != 'critical' ORDER BY received LIMIT ?)",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, before);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) limit);
+        r = step_done(s, st);
+        if (r < 0)
+                return r;
+        if (ret_deleted)
+                *ret_deleted = sqlite3_changes(s->db);
         return 0;
 }
 

@@ -13,7 +13,7 @@
 #include "api.h"
 #include "rollout.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 
@@ -59,6 +59,14 @@ int store_records_list(struct store *s, const char *node, const char *kind, size
                        json_t **ret);
 /* Number of records stored for a node. */
 int store_records_count(struct store *s, const char *node, int64_t *ret);
+
+/*
+ * Retention: delete up to `limit` records received before `before` (unix seconds), oldest
+ * first, in one short transaction; critical records (command results, update outcomes)
+ * are kept. *ret_deleted (may be NULL) counts them. A node that sends one of them again
+ * (its ack was lost) gets it stored again, which changes nothing.
+ */
+int store_records_prune(struct store *s, int64_t before, size_t limit, int64_t *ret_deleted);
 
 /* Contact plans; an unknown node or no plan gives {"windows":[]} (always open). */
 int store_contact_plan_set(struct store *s, const char *node, json_t *plan, int64_t now);

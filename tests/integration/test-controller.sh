@@ -59,7 +59,7 @@ start_controller() {
         "$OC" serve --listen 127.0.0.1:0 --port-file "$D/port" --data-dir "$D/data" \
                 --cert server.pem --key server.key --node-ca node-ca.pem --operator-ca op-ca.pem \
                 --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
-                --bundle-keyring bundle-keyring --poll-interval 90 --timeout 10 >>"$LOG" 2>&1 &
+                --bundle-keyring bundle-keyring --poll-interval 90 --timeout 10 "$@" >>"$LOG" 2>&1 &
         PID=$!
         track_pid "$PID"
         wait_for "$ORBIT_TEST_TIMEOUT" test -s "$D/port" || bail "the controller did not start: $(tail -5 "$LOG")"
@@ -305,6 +305,33 @@ code=$(as_node node-1 "$URL/v1/bundles/none")
 [ "$code" = 404 ] && pass "unknown bundle: 404" || fail "unknown bundle" "HTTP $code"
 opcli command send node-1 update.install bundle_id=fleet-2024.06 >out 2>err &&
         grep -q '^queued command 3' out && pass "update.install of an uploaded bundle" || fail "update.install" "$(cat err)"
+
+# ---- record retention -----------------------------------------------------------------------
+out=$("$OC" serve --retain-records 5 2>&1); rc=$?
+[ $rc = 2 ] && grep -q "expected a duration" <<<"$out" && pass "--retain-records 5 (not a duration): usage error" ||
+        fail "--retain-records usage" "exit $rc: $out"
+stop_controller
+start_controller --retain-records 2s
+grep -q "records are kept 2 s (critical ones for ever)" "$LOG" && pass "retention configured: 2 s" || fail "retention log"
+crit=$(record 20 update.committed '{"bundle_id":"b-1"}' | sed 's/"priority":"normal"/"priority":"critical"/')
+code=$(as_node node-1 -X POST --data-binary "$(sync_body 1 "$(record 19 health.report '{"temp_c":44}')" "$crit")" \
+        "$URL/v1/nodes/node-1/sync")
+[ "$code" = 200 ] || fail "sync before retention" "HTTP $code: $(cat body)"
+q() { sqlite3 data/controller.db "$1"; }
+before=$(q "SELECT count(*) FROM records WHERE node = 'node-1'")
+only_critical() { [ "$(q "SELECT count(*) FROM records WHERE priority != 'critical'")" = 0 ]; }
+if wait_for 15 only_critical; then
+        pass "retention: the $before records became $(q "SELECT count(*) FROM records") once older than 2 s: the critical ones"
+else
+        fail "retention" "$(q "SELECT seq, priority, received FROM records")"
+fi
+[ "$(q "SELECT count(*) FROM records WHERE seq = 20 AND priority = 'critical'")" = 1 ] &&
+        pass "retention: the critical update outcome is kept" || fail "retention: critical kept"
+grep -q "retention: [0-9]* records received more than 2 s ago deleted" "$LOG" && pass "retention: logged" ||
+        fail "retention log line"
+code=$(as_op "$URL/v1/nodes/node-1")
+[ "$code" = 200 ] && [ "$(jq -c '[.health.temp_c, .update.kind]' body)" = '[44,"update.committed"]' ] &&
+        pass "retention: the node's last health and update state are not records: kept" || fail "node after retention" "$(cat body)"
 
 stop_controller
 has_sanitizer_report "$LOG" && fail "no sanitizer report" "$(grep -A5 -E 'ERROR: AddressSanitizer|runtime error' "$LOG" | head -20)" ||

@@ -76,6 +76,62 @@ static void make_sync(struct sync_request *req, int64_t last_command_seq, const 
         "\",\"seq\":" #seq "},\"priority\":\"normal\",\"kind\":\"" kind "\",\"time_usec\":1,"  \
         "\"monotonic_usec\":2,\"body\":" body "}"
 
+#define REC_CRITICAL(seq, kind, body)                                                        \
+        "{\"format\":1,\"key\":{\"node\":\"n1\",\"boot_epoch\":2,\"boot_id\":\"" BOOT        \
+        "\",\"seq\":" #seq "},\"priority\":\"critical\",\"kind\":\"" kind "\",\"time_usec\":1,"  \
+        "\"monotonic_usec\":2,\"body\":" body "}"
+
+static void test_records_prune(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        struct sync_request req;
+        json_t *cmds = NULL;
+        /* received at 100: three reports and an update outcome; at 200: two reports */
+        make_sync(&req, 0, REC(1, "health.report", "{}") "," REC(2, "health.report", "{}") ","
+                           REC(3, "workload.exit", "{}") "," REC_CRITICAL(4, "update.committed", "{}"));
+        assert_int_equal(store_sync(s, &req, 100, 32, &cmds, NULL), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+        make_sync(&req, 0, REC(5, "health.report", "{}") "," REC(6, "health.report", "{}"));
+        assert_int_equal(store_sync(s, &req, 200, 32, &cmds, NULL), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+
+        int64_t deleted = -1, count = 0;
+        /* bounded per call, oldest first */
+        assert_int_equal(store_records_prune(s, 150, 1, &deleted), 0);
+        assert_int_equal(deleted, 1);
+        assert_int_equal(store_records_prune(s, 150, 100, &deleted), 0);
+        assert_int_equal(deleted, 2);
+        assert_int_equal(store_records_prune(s, 150, 100, &deleted), 0);
+        assert_int_equal(deleted, 0);
+        /* what is left: the critical outcome, and everything received since */
+        assert_int_equal(store_records_count(s, "n1", &count), 0);
+        assert_int_equal(count, 3);
+        json_t *recs = NULL;
+        assert_int_equal(store_records_list(s, "n1", "update.*", 10, &recs), 0);
+        assert_int_equal(json_array_size(recs), 1);
+        json_decref(recs);
+        /* the node's summary (last health, update state) is not a record: untouched */
+        json_t *node = NULL;
+        assert_int_equal(store_node_show(s, "n1", &node), 0);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(node, "update"), "kind")),
+                            "update.committed");
+        json_decref(node);
+        /* a record sent again after its removal is stored again: harmless */
+        make_sync(&req, 0, REC(2, "health.report", "{}"));
+        size_t stored = 0;
+        assert_int_equal(store_sync(s, &req, 300, 32, &cmds, &stored), 0);
+        assert_int_equal(stored, 1);
+        json_decref(cmds);
+        sync_request_done(&req);
+        assert_int_equal(store_records_prune(s, 1000, 100, &deleted), 0);
+        assert_int_equal(deleted, 3);
+        assert_int_equal(store_records_count(s, "n1", &count), 0);
+        assert_int_equal(count, 1);
+        store_close(s);
+}
+
 static void test_schema_and_records_once(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
@@ -513,6 +569,7 @@ static void test_rollouts(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_schema_and_records_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_records_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_seqs_across_reopen, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_expired_commands_not_sent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bundles_and_plans, setup, teardown),
