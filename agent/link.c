@@ -23,6 +23,8 @@
 #include "statefile.h"
 
 #define LINK_STATE_FILE "link"
+/* Envelopes that do not verify, reported per answer at most (the rest counted, logged). */
+#define UNTRUSTED_REPORTS_PER_ANSWER 8
 #define RESPONSE_MAX (8 * 1024 * 1024)
 /* The largest answer the protocol allows has about 6500: acks of 1024 records each of
  * another boot (5 each), 64 envelopes (4 each), 256 windows (4 each). */
@@ -32,6 +34,7 @@
 struct sent_key {
         uint64_t boot_epoch, seq;
         char boot_id[33];
+        bool acked; /* by this answer already: a copy costs nothing more */
 };
 
 static int sent_key_compare(const void *a, const void *b) {
@@ -78,7 +81,8 @@ struct link {
 
         /* envelopes refused before their signature verified, reported once per run */
         uint64_t refused[64];
-        size_t n_refused;
+        size_t n_refused, refused_next;
+        unsigned untrusted_this_answer;
 
         /* statistics */
         uint64_t acks_ignored;
@@ -228,12 +232,15 @@ static int state_load(struct link *l) {
 
 /* ---- commands ----------------------------------------------------------------------------- */
 
-static void push_result(struct link *l, uint64_t seq, const char *action, const char *status,
-                        const char *reason) {
+/* The result of a command: critical (never dropped) for what a signer we trust sent;
+ * high for envelopes that did not verify, so that a controller sending forgeries cannot
+ * fill the outbox with records that are never dropped. */
+static void push_result_prio(struct link *l, enum event_priority prio, uint64_t seq, const char *action,
+                             const char *status, const char *reason) {
         json_t *body = json_pack("{s:I, s:s, s:s*}", "seq", (json_int_t) seq, "status", status,
                                  "reason", reason && reason[0] ? reason : NULL);
         if (body)
-                (void) event_queue_push(l->h.events, EVENT_CRITICAL, "command.result", body,
+                (void) event_queue_push(l->h.events, prio, "command.result", body,
                                         now_real_usec(), now_mono(l));
         if (streq(status, "done"))
                 l->commands_done++;
@@ -243,6 +250,11 @@ static void push_result(struct link *l, uint64_t seq, const char *action, const 
                 l->commands_rejected++;
         log_notice("link: command %" PRIu64 " (%s): %s%s%s", seq, action ? action : "?", status,
                    reason && reason[0] ? ": " : "", reason ? reason : "");
+}
+
+static void push_result(struct link *l, uint64_t seq, const char *action, const char *status,
+                        const char *reason) {
+        push_result_prio(l, EVENT_CRITICAL, seq, action, status, reason);
 }
 
 /* config.set: change the file, check it with the agent's own strict parser, then reload. */
@@ -386,7 +398,7 @@ static bool handle_command(struct link *l, json_t *envelope) {
                 snprintf(reason, sizeof(reason), "command keyring %s: %s",
                          l->h.cfg->link.command_keyring_dir, why ? why : strerror(-r));
                 push_result(l, (uint64_t) env_seq, NULL, "rejected", reason);
-                return true;
+                return false; /* our own configuration: nothing to hurry up */
         }
         struct command c = {};
         struct command_verify_options o = {
@@ -409,15 +421,28 @@ static bool handle_command(struct link *l, json_t *envelope) {
                         l->last_command_seq = c.seq;
                         (void) state_save(l);
                 } else if (!trusted) {
-                        /* It will be offered again at every sync: say so once. */
+                        /* It will be offered again at every sync: say so once, a few per
+                         * answer at most, and never hurry a sync for it. */
                         for (size_t i = 0; i < l->n_refused; i++)
                                 if (l->refused[i] == (uint64_t) env_seq) {
                                         command_done(&c);
                                         return false;
                                 }
-                        l->refused[l->n_refused++ % ELEMENTSOF(l->refused)] = (uint64_t) env_seq;
-                        if (l->n_refused > ELEMENTSOF(l->refused))
-                                l->n_refused = ELEMENTSOF(l->refused);
+                        l->refused[l->refused_next] = (uint64_t) env_seq;
+                        l->refused_next = (l->refused_next + 1) % ELEMENTSOF(l->refused);
+                        if (l->n_refused < ELEMENTSOF(l->refused))
+                                l->n_refused++;
+                        if (++l->untrusted_this_answer > UNTRUSTED_REPORTS_PER_ANSWER) {
+                                l->commands_rejected++;
+                                log_debug("link: command %" PRIu64 " refused (%s); not reported: too many this answer",
+                                          (uint64_t) env_seq, why ? why : strerror(-r));
+                                command_done(&c);
+                                return false;
+                        }
+                        push_result_prio(l, EVENT_HIGH, c.seq ? c.seq : (uint64_t) env_seq,
+                                         c.action[0] ? c.action : NULL, "rejected", why ? why : strerror(-r));
+                        command_done(&c);
+                        return false;
                 }
                 push_result(l, c.seq ? c.seq : (uint64_t) env_seq, c.action[0] ? c.action : NULL,
                             "rejected", why ? why : strerror(-r));
@@ -588,10 +613,15 @@ static int sync_answer(struct link *l, char *why, size_t size) {
                 snprintf(key.boot_id, sizeof(key.boot_id), "%s", json_string_value(json_object_get(g, "boot_id")));
                 json_array_foreach(json_object_get(g, "seq"), k, s) {
                         key.seq = (uint64_t) json_integer_value(s);
-                        if (!l->sent || !bsearch(&key, l->sent, l->records_in_flight, sizeof(key), sent_key_compare)) {
+                        struct sent_key *hit = l->sent ? bsearch(&key, l->sent, l->records_in_flight,
+                                                                 sizeof(key), sent_key_compare) : NULL;
+                        if (!hit) {
                                 foreign++;
                                 continue;
                         }
+                        if (hit->acked)
+                                continue;
+                        hit->acked = true;
                         if (event_queue_ack(l->h.events, key.boot_epoch, key.boot_id, key.seq) >= 0) {
                                 l->records_acked++;
                                 l->acked_this_sync++;
@@ -611,6 +641,7 @@ static int sync_answer(struct link *l, char *why, size_t size) {
         l->next_sync_sec = a.next_sync_sec;
         /* Their results go up at once; a replay already answered asks for nothing (else a
          * controller repeating one would have the node sync back to back). */
+        l->untrusted_this_answer = 0;
         json_array_foreach(a.commands, i, g)
                 if (handle_command(l, g))
                         l->sync_again = true;

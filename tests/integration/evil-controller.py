@@ -16,6 +16,7 @@
 #   bad NAME           one of the malformed answers of bad_body() below
 #   replay FILE        every answer carries the envelope in FILE (acks nothing)
 #   forged FILE        the envelope in FILE with its payload changed, signature kept
+#   forged-flood FILE  64 such envelopes in every answer, each with a seq never used before
 #   tls NAME           present DIR/NAME.pem instead of the server certificate, answer "ok"
 #   plain              no TLS at all: an HTTP answer on the raw socket
 import argparse
@@ -26,6 +27,9 @@ import ssl
 import sys
 import threading
 import time
+
+FLOOD_SEQ = [1000]  # the next forged seq of forged-flood, across connections
+FLOOD_LOCK = threading.Lock()
 
 HUGE = 200 * 1024 * 1024
 CHUNK = 64 * 1024
@@ -265,6 +269,19 @@ class Handler(socketserver.BaseRequestHandler):
                                "payload": json.dumps(cmd, separators=(",", ":")),
                                "signature": env["signature"]}
                     data = json.dumps(answer(commands=[env])).encode()
+                elif mode == "forged-flood":
+                    with open(arg) as ef:
+                        env = json.load(ef)
+                    cmds = []
+                    with FLOOD_LOCK:
+                        for _ in range(64):
+                            seq = FLOOD_SEQ[0]
+                            FLOOD_SEQ[0] += 1
+                            cmd = json.loads(env["payload"])
+                            cmd["seq"] = seq
+                            cmds.append({"seq": seq, "payload": json.dumps(cmd, separators=(",", ":")),
+                                         "signature": env["signature"]})
+                    data = json.dumps(answer(commands=cmds)).encode()
                 else:
                     data = json.dumps(answer(acked=ack_all(req))).encode()
                 self.head(tls, 200, len(data))

@@ -354,6 +354,25 @@ if case_run forged forged "$D/envelope.json"; then
                 pass "forged: rejected (bad signature), reported once, last_command_seq stays 1" ||
                 fail "forged" "last_command_seq $(lnk .last_command_seq), done $(lnk .commands_done), rejected $REJ1 -> $(lnk .commands_rejected)"
 fi
+# 64 new forgeries in every answer: each counted, a few reported (high, droppable), and no
+# sync hurried for them: the node neither syncs back to back nor fills its outbox with
+# records that are never dropped.
+REJ2=$(lnk .commands_rejected)
+if case_run forged-flood forged-flood "$D/envelope.json"; then
+        n0=$(evil_count '.mode == "forged-flood" and .event == "request"')
+        sleep 3
+        n1=$(evil_count '.mode == "forged-flood" and .event == "request"')
+        answers=$(evil_count '.mode == "forged-flood" and .event == "answered"')
+        refresh
+        [ $((n1 - n0)) -le 5 ] && pass "forged flood: the agent keeps its pace ($((n1 - n0)) syncs in 3 s)" ||
+                fail "forged flood: syncs back to back" "$((n1 - n0)) syncs in 3 s"
+        got=$(ctl events --json --lines 300 | jq -c '[.events[] | select(.kind == "command.result" and .body.seq >= 1000)] | [length, (map(.priority) | unique)]')
+        reported=$(jq '.[0]' <<<"$got")
+        [ "$(jq -c '.[1]' <<<"$got")" = '["high"]' ] && [ "$reported" -le $((8 * answers)) ] &&
+                [ "$(lnk .commands_rejected)" -ge $((REJ2 + 64)) ] && [ "$(lnk .last_command_seq)" = 1 ] &&
+                pass "forged flood: $(( $(lnk .commands_rejected) - REJ2 )) refused, $reported reported at high priority (at most 8 of the 64 per answer), last_command_seq stays 1" ||
+                fail "forged flood" "results $got after $answers answers, rejected $REJ2 -> $(lnk .commands_rejected), seq $(lnk .last_command_seq)"
+fi
 
 # ---- the real controller: every record arrives -------------------------------------------------------
 alive
