@@ -71,6 +71,7 @@ struct job {
         bool has_rootfs;
         char rootfs_target;
         size_t current; /* image being written */
+        uint64_t repaired_logged; /* of the image being written */
         int result;
         char *reason;
         /* a bundle fetched from the controller by ranges */
@@ -223,12 +224,15 @@ static void record_name(const char *slot_class, char slot, char *buf, size_t siz
                         *p = '_';
 }
 
+/* The last good copy first: a power cut in between must not leave a .prev that a load
+ * would restore (a slot no longer trusted, trusted again). */
 static void record_remove(const char *work_dir, const char *name) {
         char path[PATH_MAX * 2 + 16];
-        snprintf(path, sizeof(path), "%s/%s", work_dir, name);
-        (void) unlink(path);
         snprintf(path, sizeof(path), "%s/%s.prev", work_dir, name);
         (void) unlink(path);
+        snprintf(path, sizeof(path), "%s/%s", work_dir, name);
+        if (unlink(path) >= 0)
+                (void) fsync_parent_dir(path);
 }
 
 /* ---- the boot environment ----------------------------------------------------------- */
@@ -439,7 +443,6 @@ static uint64_t trial_begin_usec(struct update_manager *m) {
 
 static int do_commit(struct update_manager *m, const char *why, char *msg, size_t size) {
         stop_gate(m);
-        record_remove(m->cfg->update.work_dir, TRIAL_FILE);
         if (m->state.has_rootfs) {
                 int r = boot_update(m, BOOT_GOOD, m->state.rootfs_target, msg, size);
                 if (r < 0)
@@ -448,7 +451,10 @@ static int do_commit(struct update_manager *m, const char *why, char *msg, size_
         if (m->state.security_version > m->state.min_security_version)
                 m->state.min_security_version = m->state.security_version;
         m->reboot_required = false;
-        return set_phase(m, UPDATE_COMMITTED, "%s", why);
+        int r = set_phase(m, UPDATE_COMMITTED, "%s", why);
+        if (r >= 0)
+                record_remove(m->cfg->update.work_dir, TRIAL_FILE); /* only once it is over */
+        return r;
 }
 
 static int do_rollback(struct update_manager *m, bool reboot, const char *fmt, ...) _printf_(3, 4);
@@ -459,7 +465,6 @@ static int do_rollback(struct update_manager *m, bool reboot, const char *fmt, .
         vsnprintf(reason, sizeof(reason), fmt, ap);
         va_end(ap);
         stop_gate(m);
-        record_remove(m->cfg->update.work_dir, TRIAL_FILE);
         int r = 0;
         if (m->state.has_rootfs) {
                 r = boot_update(m, BOOT_BAD, m->state.rootfs_target, msg, sizeof(msg));
@@ -469,6 +474,8 @@ static int do_rollback(struct update_manager *m, bool reboot, const char *fmt, .
         if (models_switch(m, false, msg, sizeof(msg)) < 0)
                 log_error("update: rollback: %s", msg);
         int q = set_phase(m, UPDATE_ROLLED_BACK, "%s", reason);
+        if (q >= 0)
+                record_remove(m->cfg->update.work_dir, TRIAL_FILE);
         if (reboot && m->state.has_rootfs && m->booted == m->state.rootfs_target)
                 request_reboot(m);
         return r < 0 ? r : q;
@@ -823,6 +830,13 @@ static void progress_load(struct job *j) {
 
 static int job_checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st) {
         struct job *j = userdata;
+        if (st->chunks_repaired > j->repaired_logged) {
+                log_warning("update: %s: %" PRIu64 " chunks written to slot %c before changed on the medium "
+                            "since: written again",
+                            j->images[j->current].image->slot_class, st->chunks_repaired - j->repaired_logged,
+                            j->images[j->current].target);
+                j->repaired_logged = st->chunks_repaired;
+        }
         return progress_save(j);
 }
 
@@ -1018,6 +1032,7 @@ static int job_run(struct job *j) {
         for (size_t i = 0; i < j->n_images; i++) {
                 pthread_mutex_lock(&m->lock);
                 j->current = i;
+                j->repaired_logged = 0;
                 m->progress_before = before;
                 memset(&m->progress, 0, sizeof(m->progress));
                 pthread_mutex_unlock(&m->lock);
@@ -1195,6 +1210,11 @@ static void install_finished(struct update_manager *m) {
 
 static int on_worker_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct update_manager *m = userdata;
+        /* A wake-up already taken by a join elsewhere (a scrub stopped for an install) must
+         * not join the worker started since: that would block the loop for the install. */
+        uint64_t v;
+        if (read(m->efd, &v, sizeof(v)) != (ssize_t) sizeof(v))
+                return 0;
         worker_join(m);
         if (m->job)
                 install_finished(m);
@@ -1225,10 +1245,15 @@ static int scrub_add(struct job *j, const char *slot_class, char target, const c
         int r = statefile_load(j->work_dir, record, &text, &len, NULL);
         if (r == -ENOENT)
                 return 0;
-        if (r < 0) {
-                log_warning("update: scrub: the record of slot %s %c is unreadable (%s): removed, the "
-                            "slot's content is no longer trusted", slot_class, target, strerror(-r));
+        if (r == -EBADMSG || r == -ENODATA) {
+                log_warning("update: scrub: no copy of the record of slot %s %c verifies: removed, the "
+                            "slot's content is no longer trusted", slot_class, target);
                 record_remove(j->work_dir, record);
+                return 0;
+        }
+        if (r < 0) {
+                log_warning("update: scrub: the record of slot %s %c: %s; tried again next time",
+                            slot_class, target, strerror(-r));
                 return 0;
         }
         struct manifest *mf = calloc(1, sizeof(*mf));
@@ -1266,7 +1291,11 @@ static int scrub_prepare(struct update_manager *m, struct job **ret) {
         j->scrub = true;
         snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
         int r = 0;
-        if (m->bootenv && m->booted && u->rootfs_a) {
+        struct boot_state bs;
+        /* Only at rest: the bootloader boots what runs. After a rollback that still waits for
+         * its reboot, "the other slot" is the one to go back to: never touched. */
+        if (m->bootenv && m->booted && u->rootfs_a && !m->reboot_required &&
+            boot_read_locked(m, &bs) >= 0 && bs.primary == m->booted) {
                 char inactive = slot_other(m->booted);
                 r = scrub_add(j, "rootfs", inactive, inactive == 'A' ? u->rootfs_a : u->rootfs_b, m->booted,
                               m->booted == 'A' ? u->rootfs_a : u->rootfs_b);
@@ -1352,20 +1381,26 @@ static void scrub_finished(struct update_manager *m, struct job *j) {
                                      st->chunks_bad ? "repaired" : "clean";
                 char action[256] = "";
                 bad_total += st->chunks_bad;
-                if (unrepaired || j->scrub_errors[i][0]) {
+                if (unrepaired) {
                         /* Never trusted again: not as a delta source, not as a fallback. A new
                          * install into it rewrites it whole. */
                         record_remove(j->work_dir, ji->record);
                         snprintf(action, sizeof(action), "its record removed");
-                        if (streq(ji->image->slot_class, "rootfs")) {
+                        struct boot_state bs;
+                        if (streq(ji->image->slot_class, "rootfs") && boot_read_locked(m, &bs) >= 0 &&
+                            bs.primary == ji->target) {
+                                /* what the bootloader boots next: never taken away here */
+                                snprintf(action, sizeof(action), "its record removed; the bootloader's "
+                                         "primary, so left in the boot choices");
+                        } else if (streq(ji->image->slot_class, "rootfs")) {
                                 char why[256];
                                 int r = boot_update(m, BOOT_FORGET, ji->target, why, sizeof(why));
                                 snprintf(action, sizeof(action), "%s",
                                          r < 0 ? why : "taken out of the boot choices, its record removed");
                         }
                         prio = EVENT_CRITICAL;
-                } else if (st->chunks_bad && prio < EVENT_HIGH)
-                        prio = EVENT_HIGH;
+                } else if ((st->chunks_bad || j->scrub_errors[i][0]) && prio < EVENT_HIGH)
+                        prio = EVENT_HIGH; /* an error: reported, tried again next time */
                 json_t *first = json_array();
                 for (size_t k = 0; first && k < st->n_listed; k++)
                         json_array_append_new(first, json_integer((json_int_t) st->bad[k]));
@@ -1694,12 +1729,12 @@ static int fail_now(struct update_manager *m, int r, const char *msg) {
 
 int update_manager_install(struct update_manager *m, const char *bundle_path, json_t **ret,
                            char *msg, size_t size) {
-        scrub_stop(m);
         if (!update_phase_is_final(m->state.phase)) {
                 snprintf(msg, size, "an update is in progress (%s %s, %s)", m->state.bundle_id,
                          m->state.version, update_phase_to_string(m->state.phase));
                 return -EBUSY;
         }
+        scrub_stop(m);
         char abs[PATH_MAX];
         if (!realpath(bundle_path, abs)) {
                 int r = negative_errno();
@@ -1801,7 +1836,6 @@ static int start_head_fetch(struct update_manager *m, const char *url) {
 
 int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret, char *msg,
                                   size_t size) {
-        scrub_stop(m);
         if (!m->cfg->link.enabled || !m->cfg->link.url) {
                 snprintf(msg, size, "the controller link is not configured (link.enabled)");
                 return -ENOTSUP;
@@ -1815,6 +1849,7 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
                          m->state.version, update_phase_to_string(m->state.phase));
                 return -EBUSY;
         }
+        scrub_stop(m);
         struct update_state before = m->state;
         m->paused_for_space = false;
         snprintf(m->state.bundle_path, sizeof(m->state.bundle_path), "%s", url);

@@ -604,12 +604,13 @@ int install_scrub(const struct install_request *req, bool repair, uint64_t max_b
         const struct manifest_image *img = req->image;
         struct install_scrub_stats st = {.chunks_total = img->n_chunks};
         if (img->chunk_size == 0 || img->chunk_size > MANIFEST_CHUNK_SIZE_MAX) {
-                *stats = st;
+                if (stats)
+                        *stats = st;
                 return message_set(ret_reason, -EINVAL, "image %s: bad chunk size", img->slot_class);
         }
         _cleanup_free_ uint8_t *buf = malloc(img->chunk_size);
         if (!buf)
-                return -ENOMEM;
+                return message_set(ret_reason, -ENOMEM, "image %s: no memory for a chunk", img->slot_class);
         uint64_t start = now_usec(CLOCK_MONOTONIC);
         int r = 0;
         for (uint64_t i = 0; i < img->n_chunks; i++) {

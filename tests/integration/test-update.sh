@@ -237,9 +237,9 @@ ctl events --json --lines 1000 | jq -e --arg p "$N/state/update/progress" '[.eve
         fail "resume kept chunks" "$(grep -E 'resuming|into slot' "$N/agent.log")"
 check "file: v3 ready after the kills" wait_for 60 phase_is ready
 check "file: slot A holds v3 exactly" cmp -s "$N/slots/a" v3.img
-grep -Eq "rootfs into slot A: verified; 1536 chunks: .* [1-9][0-9]* repaired" "$N/agent.log" &&
-        pass "the byte flipped in a written chunk was found on the medium and the chunk rewritten" ||
-        fail "slot flip during the install" "$(grep 'into slot A' "$N/agent.log" | tail -2)"
+grep -q "rootfs: 1 chunks written to slot A before changed on the medium since: written again" "$N/agent.log" &&
+        pass "the byte flipped in a written chunk was found on the medium and the chunk written again" ||
+        fail "slot flip during the install" "$(grep -E 'medium|into slot A' "$N/agent.log" | tail -3)"
 
 # ---- a failed health gate: too hot during the trial -> rollback ----------------------
 reboot_node; [ "$BOOTED" = A ] && pass "file: rebooted into A for the v3 trial" || fail "file: reboot into A"
@@ -333,6 +333,15 @@ ust .reason | grep -q "did not hold for $GATE s within $TRIAL s" && pass "file: 
 grep -q "the trial began [0-9.]* s ago, before the agent restarted" "$N/agent.log" &&
         pass "file: each restart continued the trial's clock" || fail "file: trial clock" "$(grep -i trial "$N/agent.log" | tail -3)"
 check "file: A abandoned, B primary and good" test "$(boot_state)" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0"
+# Rolled back but not yet rebooted (still on A): B is the slot to go back to. A scrub must
+# not touch it, even damaged (chunk 10 of v2 is nowhere else on the node).
+flipbyte "$N/slots/b" $((10 * CHUNK + 77))
+out=$(ctl update scrub 2>&1) && fail "scrub while a rollback waits for its reboot" "$out" ||
+        { grep -q "nothing to scrub" <<<"$out" && pass "scrub: the slot a rollback goes back to is left alone until the reboot" ||
+                fail "scrub during a pending rollback" "$out"; }
+check "file: B still primary and good" test "$(boot_state)" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0"
+flipbyte "$N/slots/b" $((10 * CHUNK + 77)) # undone
+check "file: B is v2 again" cmp -s "$N/slots/b" v2.img
 reboot_node; [ "$BOOTED" = B ] && pass "file: back on B after the crash-looping trial" || fail "file: back on B"
 
 # ---- power cuts at random moments of a trial and its commit ----------------------------
