@@ -196,9 +196,21 @@ int statefile_save(const char *dir, const char *name, const void *payload, size_
 static pthread_mutex_t problems_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct statefile_problem problems[STATEFILE_PROBLEMS_MAX];
 static size_t n_problems, n_dropped;
+/* Files with no good copy stay as they are and are found again at every load: noted once. */
+static char unusable[STATEFILE_PROBLEMS_MAX][PATH_MAX];
+static size_t n_unusable;
 
 static void problem_note(const char *path, const char *what, bool restored) {
         pthread_mutex_lock(&problems_lock);
+        if (!restored) {
+                for (size_t i = 0; i < n_unusable; i++)
+                        if (streq(unusable[i], path)) {
+                                pthread_mutex_unlock(&problems_lock);
+                                return;
+                        }
+                if (n_unusable < STATEFILE_PROBLEMS_MAX)
+                        snprintf(unusable[n_unusable++], PATH_MAX, "%s", path);
+        }
         if (n_problems < STATEFILE_PROBLEMS_MAX) {
                 struct statefile_problem *p = &problems[n_problems++];
                 snprintf(p->path, sizeof(p->path), "%s", path);
