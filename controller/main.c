@@ -24,7 +24,7 @@ static void help(void) {
                "        --command-key KEY --command-cert PEM [--bundle-keyring DIR]\n"
                "        [--poll-interval SEC] [--max-bundle-size BYTES] [--max-connections N]\n"
                "        [--timeout SEC] [--port-file FILE] [--log-level LEVEL]\n"
-               "        [--retain-records DURATION|0]   default 30d; critical records kept\n"
+               "        [--retain-records DURATION|0]   default 30d; critical and update.* kept\n"
                "\n"
                "  orbit-controller [--url URL] [--token-file FILE | --cert PEM --key PEM]\n"
                "        [--cacert PEM] [--json] COMMAND\n"

@@ -961,6 +961,8 @@ static void server_done(struct server *srv) {
 /* ---- retention ------------------------------------------------------------------------------ */
 
 #define RETENTION_BATCH 5000
+#define RETENTION_BATCHES_PER_RUN 200 /* a million records; the rest at the next run */
+#define RETENTION_PAUSE_NSEC (50 * 1000 * 1000)
 
 /* How often to look: a tenth of the retention, between 1 s and 10 min. */
 static time_t retention_interval(int64_t retain_sec) {
@@ -976,11 +978,20 @@ static void retention_run(const char *db_path, int64_t retain_sec) {
                 return;
         }
         int64_t before = (int64_t) time(NULL) - retain_sec, total = 0, n;
-        do {
+        for (unsigned batch = 0; batch < RETENTION_BATCHES_PER_RUN; batch++) {
                 if (store_records_prune(s, before, RETENTION_BATCH, &n) < 0)
                         break;
                 total += n;
-        } while (n == RETENTION_BATCH);
+                if (n < RETENTION_BATCH)
+                        break;
+                /* Let the syncs at the database, and a stop through. */
+                sigset_t pending;
+                if (sigpending(&pending) == 0 &&
+                    (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1))
+                        break;
+                struct timespec pause = {.tv_nsec = RETENTION_PAUSE_NSEC};
+                (void) nanosleep(&pause, NULL);
+        }
         if (total > 0)
                 log_info("retention: %" PRId64 " records received more than %" PRId64 " s ago deleted",
                          total, retain_sec);
@@ -1096,7 +1107,7 @@ int server_run(const struct server_config *c) {
         }
         int sig = 0;
         if (c->retain_records_sec > 0)
-                log_info("records are kept %" PRId64 " s (critical ones for ever)", c->retain_records_sec);
+                log_info("records are kept %" PRId64 " s (critical and update.* ones for ever)", c->retain_records_sec);
         for (;;) {
                 /* Retention runs between signals, on its own connection: short batches, so a
                  * sync waits at most one batch for the database. */

@@ -200,8 +200,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         " time INTEGER NOT NULL,"
         " reason TEXT,"
         " PRIMARY KEY (node, bundle_id));",
-        /* 3: record retention walks the records by age */
-        "CREATE INDEX records_by_received ON records(received);",
+        /* 3: record retention walks the records it may delete by age */
+        "CREATE INDEX records_by_received ON records(received) WHERE priority != 'critical';",
 };
 
 static int schema_version_read(struct store *s, int *ret) {
@@ -882,7 +882,8 @@ int store_records_prune(struct store *s, int64_t before, size_t limit, int64_t *
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = prepare(s,
                         "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records"
-                        " WHERE received < ? AND priority != 'critical' ORDER BY received LIMIT ?)",
+                        " WHERE received < ? AND priority != 'critical' AND kind NOT LIKE 'update.%'"
+                        " ORDER BY received LIMIT ?)",
                         &st);
         if (r < 0)
                 return r;

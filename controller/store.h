@@ -62,9 +62,11 @@ int store_records_count(struct store *s, const char *node, int64_t *ret);
 
 /*
  * Retention: delete up to `limit` records received before `before` (unix seconds), oldest
- * first, in one short transaction; critical records (command results, update outcomes)
- * are kept. *ret_deleted (may be NULL) counts them. A node that sends one of them again
- * (its ack was lost) gets it stored again, which changes nothing.
+ * first, in one short transaction. Kept: critical records (command results, update
+ * outcomes) and every update.* record, the records a sync acts on (node update state,
+ * rollouts): one stored again after its removal (its ack was lost, the node sent it
+ * again) would act twice. What is deleted (reports, workload events) only adds a row.
+ * *ret_deleted (may be NULL) counts them.
  */
 int store_records_prune(struct store *s, int64_t before, size_t limit, int64_t *ret_deleted);
 
