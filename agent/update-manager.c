@@ -82,7 +82,13 @@ struct job {
         uint64_t remote_size;
         uint64_t fetched, budget; /* bytes this contact */
         CURL *curl;
-        const struct agent_link_config *link;
+        /* What the worker needs of the link's configuration, copied: a reload (SIGHUP) frees
+         * and replaces the configuration's strings while the worker runs. */
+        struct job_link {
+                char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+                long connect_timeout_sec;
+                int64_t max_recv_bytes_per_sec;
+        } link;
         char head_path[PATH_MAX];
         /* a scrub: each image is a slot's kept manifest, checked against the slot */
         bool scrub;
@@ -623,7 +629,7 @@ static size_t fetch_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 /* Bytes [offset, offset + len) of the remote bundle into out; -ENOLINK when the link is
  * down after retries, -EDQUOT over this contact's budget, -ESTALE when the file changed. */
 static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, size_t *ret_got) {
-        const struct agent_link_config *lc = j->link;
+        const struct job_link *lc = &j->link;
         if (j->budget && j->fetched + len > j->budget)
                 return -EDQUOT;
         if (!j->curl && !(j->curl = curl_easy_init()))
@@ -648,10 +654,10 @@ static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, si
                 (void) curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
                 (void) curl_easy_setopt(e, CURLOPT_RANGE, range);
                 (void) curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
-                (void) curl_easy_setopt(e, CURLOPT_CAINFO, lc->ca);
-                (void) curl_easy_setopt(e, CURLOPT_SSLCERT, lc->cert);
-                (void) curl_easy_setopt(e, CURLOPT_SSLKEY, lc->key);
-                (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long) lc->connect_timeout_sec);
+                (void) curl_easy_setopt(e, CURLOPT_CAINFO, lc->ca[0] ? lc->ca : NULL);
+                (void) curl_easy_setopt(e, CURLOPT_SSLCERT, lc->cert[0] ? lc->cert : NULL);
+                (void) curl_easy_setopt(e, CURLOPT_SSLKEY, lc->key[0] ? lc->key : NULL);
+                (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, lc->connect_timeout_sec);
                 (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
                 (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);
                 (void) curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -1822,7 +1828,12 @@ static int start_head_fetch(struct update_manager *m, const char *url) {
         j->m = m;
         j->remote = true;
         j->head_only = true;
-        j->link = &m->cfg->link;
+        const struct agent_link_config *lc = &m->cfg->link;
+        snprintf(j->link.ca, sizeof(j->link.ca), "%s", lc->ca ? lc->ca : "");
+        snprintf(j->link.cert, sizeof(j->link.cert), "%s", lc->cert ? lc->cert : "");
+        snprintf(j->link.key, sizeof(j->link.key), "%s", lc->key ? lc->key : "");
+        j->link.connect_timeout_sec = (long) lc->connect_timeout_sec;
+        j->link.max_recv_bytes_per_sec = lc->max_recv_bytes_per_sec;
         j->budget = (uint64_t) m->cfg->link.download_budget_mib * 1024 * 1024;
         snprintf(j->url, sizeof(j->url), "%s", url);
         snprintf(j->work_dir, sizeof(j->work_dir), "%s", m->cfg->update.work_dir);

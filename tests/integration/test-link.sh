@@ -146,9 +146,16 @@ printf '{"bundle_id": "v2", "version": "2.0.0", "security_version": 2, "compatib
         --cert rel.pem -o v2.obundle >/dev/null || bail "bundle"
 check "bundle uploaded to the controller" oc bundle upload v2.obundle
 s=$(oc command send sat-1 update.install bundle_id=v2 --json | seq_of)
+# configuration reloads (SIGHUP) all through the download: the worker thread keeps its own
+# copy of what it needs of the link's settings, the reload frees the old ones
+( for _ in $(seq 1 40); do kill -HUP "$APID" 2>/dev/null; sleep 0.05; done ) &
+HUPPER=$!
 check "update.install is done (the install started)" wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = done ]"
 check "the install reaches ready" wait_for 30 sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" update status --json | jq -e '.phase == \"ready\"' >/dev/null"
 check "slot B holds v2" cmp -s "$N/slots/b" v2.img
+wait "$HUPPER" 2>/dev/null
+n=$(grep -c "configuration reloaded from" "$N/agent.log")
+[ "$n" -ge 10 ] && pass "the install went through $n configuration reloads" || fail "reloads during the download" "$n"
 grep -q "rootfs into slot B: verified; 128 chunks: 0 resumed, 123 from the active slot, 5 from the bundle (327680 bytes)" "$N/agent.log" &&
         pass "only the 5 changed chunks came over the link" || fail "delta over the link" "$(grep 'into slot' "$N/agent.log")"
 check "the ground sees update.ready" wait_for 10 sh -c "$OC --url $URL --cacert $D/server-ca.pem --token-file $D/token records sat-1 --kind 'update.*' --json | jq -e '[.[].kind] | index(\"update.ready\") != null' >/dev/null"
