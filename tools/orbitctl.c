@@ -534,47 +534,56 @@ static void print_started(json_t *r) {
                (long long) json_integer_value(json_object_get(r, "security_version")), ustr(r, "phase"));
 }
 
-/* Follow an install until it leaves fetching/installing; exit 0 unless it failed, 75
- * (EX_TEMPFAIL) when it paused: it goes on by itself, no need to wait here. */
-static int follow_install(void) {
-        int last = -1;
+/*
+ * Poll update.status every 200 ms and hand each result to step, until step returns an
+ * exit code (>= 0); -1 means go on. 1 when the agent cannot be asked.
+ */
+static int follow_update_status(int (*step)(json_t *status, void *userdata), void *userdata) {
         for (;;) {
                 json_t *resp = NULL;
                 if (call("update.status", NULL, &resp) < 0)
                         return 1;
                 json_t *r = response_result(resp);
-                if (!r) {
-                        json_decref(resp);
-                        return 1;
-                }
-                const char *phase = ustr(r, "phase");
-                json_t *p = json_object_get(r, "progress");
-                int pct = p ? (int) json_real_value(json_object_get(p, "percent")) : -1;
-                if (!streq(phase, "fetching") && !streq(phase, "installing")) {
-                        if (arg_json)
-                                print_json(r);
-                        else
-                                printf("%s%s%s\n", phase, *ustr(r, "reason") ? ": " : "", ustr(r, "reason"));
-                        int ret = streq(phase, "failed") || streq(phase, "rolled-back") ? 1 : 0;
-                        json_decref(resp);
-                        return ret;
-                }
-                if (json_is_true(json_object_get(r, "paused"))) {
-                        if (arg_json)
-                                print_json(r);
-                        else
-                                printf("%s, paused: %s\n", phase, ustr(r, "paused_reason"));
-                        json_decref(resp);
-                        return 75;
-                }
-                if (!arg_json && pct >= 0 && pct / 10 != last / 10) {
-                        printf("installing: %d%%\n", pct);
-                        fflush(stdout);
-                        last = pct;
-                }
+                int ret = r ? step(r, userdata) : 1;
                 json_decref(resp);
+                if (ret >= 0)
+                        return ret;
                 usleep(200 * 1000);
         }
+}
+
+/* An install until it leaves fetching/installing; exit 0 unless it failed, 75
+ * (EX_TEMPFAIL) when it paused: it goes on by itself, no need to wait here. */
+static int install_step(json_t *r, void *userdata) {
+        int *last = userdata;
+        const char *phase = ustr(r, "phase");
+        json_t *p = json_object_get(r, "progress");
+        int pct = p ? (int) json_real_value(json_object_get(p, "percent")) : -1;
+        if (!streq(phase, "fetching") && !streq(phase, "installing")) {
+                if (arg_json)
+                        print_json(r);
+                else
+                        printf("%s%s%s\n", phase, *ustr(r, "reason") ? ": " : "", ustr(r, "reason"));
+                return streq(phase, "failed") || streq(phase, "rolled-back") ? 1 : 0;
+        }
+        if (json_is_true(json_object_get(r, "paused"))) {
+                if (arg_json)
+                        print_json(r);
+                else
+                        printf("%s, paused: %s\n", phase, ustr(r, "paused_reason"));
+                return 75;
+        }
+        if (!arg_json && pct >= 0 && pct / 10 != *last / 10) {
+                printf("installing: %d%%\n", pct);
+                fflush(stdout);
+                *last = pct;
+        }
+        return -1;
+}
+
+static int follow_install(void) {
+        int last = -1;
+        return follow_update_status(install_step, &last);
 }
 
 /* One line per slot of a scrub result; exit 1 when a slot stays damaged. */
@@ -596,31 +605,19 @@ static int print_scrub_result(json_t *last) {
         return ret;
 }
 
-/* Wait for the scrub just started to end, then print what it found. */
+/* The scrub just started, until it ends; then what it found. */
+static int scrub_step(json_t *r, void *userdata) {
+        json_t *scrub = json_object_get(r, "scrub");
+        if (json_is_true(json_object_get(scrub, "running")))
+                return -1;
+        if (!arg_json)
+                return print_scrub_result(json_object_get(scrub, "last"));
+        print_json(json_object_get(scrub, "last"));
+        return 0;
+}
+
 static int follow_scrub(void) {
-        for (;;) {
-                json_t *resp = NULL;
-                if (call("update.status", NULL, &resp) < 0)
-                        return 1;
-                json_t *r = response_result(resp);
-                if (!r) {
-                        json_decref(resp);
-                        return 1;
-                }
-                json_t *scrub = json_object_get(r, "scrub");
-                if (!json_is_true(json_object_get(scrub, "running"))) {
-                        int ret;
-                        if (arg_json) {
-                                print_json(json_object_get(scrub, "last"));
-                                ret = 0;
-                        } else
-                                ret = print_scrub_result(json_object_get(scrub, "last"));
-                        json_decref(resp);
-                        return ret;
-                }
-                json_decref(resp);
-                usleep(200 * 1000);
-        }
+        return follow_update_status(scrub_step, NULL);
 }
 
 static void print_link(json_t *r) {
