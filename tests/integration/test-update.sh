@@ -27,6 +27,11 @@ mkdir -p "$K/keyring"
 cd "$D" || bail "cd"
 
 # ---- keys and bundles ---------------------------------------------------------------
+flipbyte() { # FILE OFFSET: invert one byte in place, as radiation would
+        local b
+        b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+        printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
 "$OB" keygen --ca --subject "CN=test fleet CA" --key "$K/ca.key" --cert "$K/ca.pem" >/dev/null &&
         "$OB" keygen --subject "CN=release" --issuer-key "$K/ca.key" --issuer-cert "$K/ca.pem" \
                 --key "$K/signer.key" --cert "$K/signer.pem" >/dev/null &&
@@ -58,7 +63,7 @@ bundle v2.obundle 2 "$K/signer.key" "$K/signer.pem" --image rootfs=v2.img --imag
 bundle v3.obundle 3 "$K/signer.key" "$K/signer.pem" --image rootfs=v3.img
 bundle v4.obundle 4 "$K/signer.key" "$K/signer.pem" --image rootfs=v4.img
 bundle evil.obundle 9 "$K/evil.key" "$K/evil.pem" --image rootfs=v2.img
-# a tampered payload: one byte of changed chunk 30 flipped inside the signed bundle
+# a tampered payload: one byte of changed chunk 30 inverted inside the signed bundle
 cp v2.obundle tampered.obundle
 payload=$(python3 - "$D/v2.obundle" <<'PY'
 import sys, tarfile
@@ -69,7 +74,9 @@ with tarfile.open(sys.argv[1]) as t:
 PY
 )
 [ -n "$payload" ] || bail "cannot find the rootfs payload"
-printf '\xff' | dd of=tampered.obundle bs=1 seek=$((payload + 30 * CHUNK + 77)) conv=notrunc status=none
+# inverted, not overwritten: a byte that already was 0xff would leave the bundle intact
+flipbyte tampered.obundle $((payload + 30 * CHUNK + 77))
+cmp -s tampered.obundle v2.obundle && bail "the tampered bundle is unchanged"
 
 # ---- one simulated node per bootloader backend ---------------------------------------
 AGENT_PID=
@@ -146,11 +153,6 @@ reboot_node() { # sets BOOTED
         note "$KIND: rebooted into slot $BOOTED"
 }
 install() { ctl update install "$D/$1"; }
-flipbyte() { # FILE OFFSET: invert one byte in place, as radiation would
-        local b
-        b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-        printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
 
 # ---- file backend: the whole story ---------------------------------------------------
 new_node file
