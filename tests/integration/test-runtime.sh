@@ -110,15 +110,23 @@ check "forking past pids_max fails inside the workload" wait_for 10 sh -c "\"$CT
 ctl workload stop forker >/dev/null
 ctl workload list --json | jq -e '.workloads[] | select(.name == "hog") | .state == "stopped"' >/dev/null
 
-# ---- cpu max, measured ---------------------------------------------------------------
+# ---- cpu max: the limit reaches the kernel (the share it yields is measured in bench/) --
 spec "$D/specs/spin.json" '{"name": "spin", "priority": "best-effort", "exec": ["/bin/sh", "-c", "while :; do :; done"],
  "resources": {"cpu_max_percent": 20}, "sandbox": {'"$BINDS"'}}'
 ctl workload start "$D/specs/spin.json" >/dev/null
-sleep 0.5
-c0=$(field spin .usage.cpu_usec); t0=$(date +%s%N); sleep 2; c1=$(field spin .usage.cpu_usec); t1=$(date +%s%N)
-pct=$(( (c1 - c0) * 1000 / ((t1 - t0) / 1000) ))   # tenths of a percent
-note "spin used $((pct / 10)).$((pct % 10))% of a core with cpu_max_percent 20"
-[ "$pct" -ge 100 ] && [ "$pct" -le 300 ] && pass "cpu_max_percent 20 holds a busy loop near 20% ($((pct / 10))%)" || fail "cpu max" "$((pct / 10))%"
+cpu_limit() { # quota and period of a workload's cgroup, v1 or v2
+        if [ -f /sys/fs/cgroup/cpu/"$PARENT"/"$1"/cpu.cfs_quota_us ]; then
+                echo "$(cat /sys/fs/cgroup/cpu/"$PARENT"/"$1"/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/"$PARENT"/"$1"/cpu.cfs_period_us)"
+        else
+                cat /sys/fs/cgroup/"$PARENT"/"$1"/cpu.max 2>/dev/null
+        fi
+}
+check "the busy loop runs" wait_for 10 state_is spin running
+read -r q per <<<"$(cpu_limit spin)"
+[ -n "${per:-}" ] && [ "$q" != max ] && [ $((q * 100 / per)) = 20 ] && pass "cpu_max_percent 20 sets the cgroup's quota to 20% of a core ($q/$per)" \
+        || fail "cpu max" "quota $q period ${per:-?}"
+used_more_than() { [ "$(field "$1" .usage.cpu_usec)" -gt "$2" ]; }
+check "the throttled loop still makes progress" wait_for 10 used_more_than spin 10000
 
 # ---- thermal levers: throttle, freeze, thaw, stop a class, admission -----------------
 raw() { python3 - "$D/run/control.sock" "$1" <<'PY'
@@ -138,11 +146,19 @@ quota=$(cat /sys/fs/cgroup/cpu/"$PARENT"/spin/cpu.cfs_quota_us 2>/dev/null || aw
 [ "$quota" = 10000 ] && pass "the throttled workload's cpu quota halved (20% -> 10%)" || fail "throttle quota" "$quota"
 raw '{"method": "runtime.class", "params": {"priority": "best-effort", "frozen": true}}' | jq -e '.ok' >/dev/null
 [ "$(field spin .frozen)" = true ] && pass "freeze the best-effort class" || fail "freeze"
-c0=$(field spin .usage.cpu_usec); sleep 1; c1=$(field spin .usage.cpu_usec)
-[ $((c1 - c0)) -lt 20000 ] && pass "a frozen workload uses no cpu ($((c1 - c0)) us in 1 s)" || fail "frozen cpu" "$((c1 - c0))"
+kernel_frozen() { # the kernel's own word that the group is frozen
+        if [ -f /sys/fs/cgroup/freezer/"$PARENT"/"$1"/freezer.state ]; then
+                [ "$(cat /sys/fs/cgroup/freezer/"$PARENT"/"$1"/freezer.state)" = FROZEN ]
+        else
+                grep -q '^frozen 1' /sys/fs/cgroup/"$PARENT"/"$1"/cgroup.events
+        fi
+}
+check "a frozen workload is frozen by the kernel" wait_for 10 kernel_frozen spin
 raw '{"method": "runtime.class", "params": {"priority": "best-effort", "frozen": false, "cpu_percent": 0}}' >/dev/null
-c0=$(field spin .usage.cpu_usec); sleep 1; c1=$(field spin .usage.cpu_usec)
-[ $((c1 - c0)) -gt 50000 ] && pass "thawed, it runs again ($((c1 - c0)) us in 1 s)" || fail "thaw" "$((c1 - c0))"
+kernel_thawed() { ! kernel_frozen "$1"; }
+check "thawed, the kernel says so" wait_for 10 kernel_thawed spin
+c0=$(field spin .usage.cpu_usec)
+check "thawed, it runs again" wait_for 10 used_more_than spin $((c0 + 50000))
 
 raw '{"method": "runtime.class", "params": {"priority": "best-effort", "admit": false}}' >/dev/null
 spec "$D/specs/late.json" '{"name": "late", "priority": "best-effort", "exec": ["/bin/sleep", "60"], "sandbox": {'"$BINDS"'}}'
@@ -158,8 +174,8 @@ raw '{"method": "runtime.class", "params": {"priority": "best-effort", "stopped"
 check "lifting the stop restarts them" wait_for 10 state_is ticker running
 
 # ---- health probes run inside the sandbox; failing ones restart the workload ---------
-spec "$D/specs/probed.json" '{"name": "probed", "exec": ["/bin/sh", "-c", "touch /tmp/healthy; sleep 3; rm /tmp/healthy; sleep 60"],
- "health_probe": {"exec": ["/bin/sh", "-c", "test -f /tmp/healthy && test \"$(cat /proc/sys/kernel/hostname)\" = probed"],
+spec "$D/specs/probed.json" '{"name": "probed", "exec": ["/bin/sh", "-c", "touch /tmp/healthy; until [ \"$(cat /tmp/passes 2>/dev/null | wc -l)\" -ge 2 ]; do sleep 0.1; done; rm /tmp/healthy; sleep 60"],
+ "health_probe": {"exec": ["/bin/sh", "-c", "test -f /tmp/healthy && test \"$(cat /proc/sys/kernel/hostname)\" = probed && echo pass >> /tmp/passes"],
                   "interval_sec": 1, "timeout_sec": 2, "failures": 2},
  "restart": {"policy": "on-failure", "initial_delay_ms": 100, "max_delay_ms": 1000},
  "sandbox": {'"$BINDS"', "tmpfs": ["/tmp"]}}'
@@ -209,9 +225,8 @@ inits=$(for p in $(cat /sys/fs/cgroup/pids/"$PARENT"/ticker/cgroup.procs 2>/dev/
 [ "$inits" = 1 ] && pass "exactly one sandbox for it: not started twice" || fail "double start" "$inits inits"
 [ "$(field crasher .state)" = stopped ] || [ "$(field crasher .state)" = failed ] || [ "$(field crasher .state)" = running ]
 n0=$(ctl workload logs ticker -n 1000 | grep -c tick)
-sleep 1
-n1=$(ctl workload logs ticker -n 1000 | grep -c tick)
-[ "$n1" -gt "$n0" ] && pass "output is captured again after adoption" || fail "log after adopt" "$n0 -> $n1"
+more_ticks() { [ "$(ctl workload logs ticker -n 1000 | grep -c tick)" -gt "$1" ]; }
+check "output is captured again after adoption" wait_for 10 more_ticks "$n0"
 ctl workload stop ticker >/dev/null
 check "an adopted workload stops" wait_for 10 state_is ticker stopped
 field ticker .last_exit | grep -q "exited with code 0" && pass "...and its exit status still arrives (through the init)" || fail "adopted exit" "$(field ticker .last_exit)"
