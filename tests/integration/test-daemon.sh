@@ -410,7 +410,9 @@ fi
 # WATCHDOG_USEC=400000: pings every ~200 ms. Look at the two seconds after READY=1.
 ready_ts=$(awk '$2 == "READY=1" { print $1; exit }' "$NOTIFY_LOG")
 ready_ts=${ready_ts:-0}
-sleep 2.3
+# Wait for the first ping past the window instead of sleeping through it.
+ping_after() { awk -v t="$1" '$2 == "WATCHDOG=1" && $1 > t { f = 1 } END { exit !f }' "$NOTIFY_LOG"; }
+wait_for "$ORBIT_TEST_TIMEOUT" ping_after $((ready_ts + 2000)) || note "no watchdog ping came after the window"
 read -r wd_count wd_maxgap < <(awk -v s="$ready_ts" '
         $2 == "WATCHDOG=1" {
                 if ($1 >= s && $1 <= s + 2000) n++

@@ -163,9 +163,8 @@ check "the ground sees update.ready" wait_for 10 sh -c "$OC --url $URL --cacert 
 # ---- the controller goes away and comes back: nothing lost, nothing twice -------------------------
 kill -TERM "$CPID"; wait_exit "$CPID" 20
 check "the link notices the controller is gone" wait_for 10 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq -r .state)\" = unreachable ]"
-sleep 3
-queued=$(lnk .records_queued)
-[ "$queued" -ge 2 ] && pass "records wait in the outbox while out of contact ($queued)" || fail "records queue up" "$queued"
+queued_at_least() { [ "$(lnk .records_queued)" -ge "$1" ]; }
+check "records wait in the outbox while out of contact" wait_for 20 queued_at_least 2
 start_controller "$PORT"
 check "back in contact" wait_for 15 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq -r .state)\" = active ]"
 check "the outbox drains" wait_for 15 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .records_queued) -le 3 ]"
