@@ -13,6 +13,7 @@
 #include "runtime.h"
 #include "update-manager.h"
 #include "link.h"
+#include "loop.h"
 
 struct agent {
         sd_event *event;
@@ -33,4 +34,5 @@ struct agent {
         int lock_fd;
         uint64_t config_reloads, config_reload_failures;
         char last_reload_error[1024];
+        struct loop_stats loop; /* the cost of each dispatch of the event loop */
 };

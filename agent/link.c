@@ -29,6 +29,10 @@
 /* The largest answer the protocol allows has about 6500: acks of 1024 records each of
  * another boot (5 each), 64 envelopes (4 each), 256 windows (4 each). */
 #define RESPONSE_VALUES_MAX 16384
+/* At most this much of an answer is taken in one dispatch of the event loop; the transfer
+ * is paused and resumed at the next one, so a controller sending fast never holds the
+ * loop (each byte is scanned and copied: tens of ms per MiB in a sanitizer build). */
+#define RESPONSE_BYTES_PER_DISPATCH (256 * 1024)
 
 /* A record in flight: only those can be acknowledged by the answer. */
 struct sent_key {
@@ -60,8 +64,10 @@ struct link {
         char *request;
         size_t request_len;
         char *response;
-        size_t response_len;
+        size_t response_len, response_cap; /* grown by doubling: no copy per chunk */
         bool response_too_big;
+        size_t received_this_dispatch;
+        sd_event_source *resume_defer; /* resumes a transfer paused for the budget above */
         struct link_json_scan response_scan;
         size_t records_in_flight;
         size_t acked_this_sync;
@@ -78,6 +84,16 @@ struct link {
         bool send_status;
         uint64_t next_sync_usec;
         int64_t next_sync_sec; /* from the controller */
+
+        /* The commands of the last answer, verified and applied one per dispatch so that
+         * an answer full of envelopes never holds the event loop (each costs a signature
+         * check); the next sync is scheduled once they are all done. */
+        json_t *pending_commands;
+        size_t pending_next;
+        sd_event_source *command_defer;
+        struct signature_keyring *answer_keyring; /* loaded once per answer */
+        char *answer_keyring_error;               /* why it could not be, or NULL */
+        uint64_t after_commands_delay_usec;
 
         /* envelopes refused before their signature verified, reported once per run */
         uint64_t refused[64];
@@ -388,15 +404,15 @@ static int apply_command(struct link *l, const struct command *c, char *msg, siz
 }
 
 /* Returns whether a command.result was queued (a replay already answered queues none). */
-static bool handle_command(struct link *l, json_t *envelope) {
-        _cleanup_keyring_ struct signature_keyring *kr = NULL;
+static bool handle_command(struct link *l, json_t *envelope, struct signature_keyring *kr,
+                           const char *keyring_error) {
         _cleanup_free_ char *why = NULL;
         json_int_t env_seq = json_integer_value(json_object_get(envelope, "seq"));
-        int r = signature_keyring_load_dir(l->h.cfg->link.command_keyring_dir, &kr, &why);
-        if (r < 0) {
+        int r;
+        if (!kr) {
                 char reason[512];
                 snprintf(reason, sizeof(reason), "command keyring %s: %s",
-                         l->h.cfg->link.command_keyring_dir, why ? why : strerror(-r));
+                         l->h.cfg->link.command_keyring_dir, keyring_error ? keyring_error : "not loaded");
                 push_result(l, (uint64_t) env_seq, NULL, "rejected", reason);
                 return false; /* our own configuration: nothing to hurry up */
         }
@@ -472,22 +488,39 @@ static void schedule(struct link *l, uint64_t delay_usec);
 static size_t on_response_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         struct link *l = userdata;
         size_t n = size * nmemb;
+        if (l->received_this_dispatch >= RESPONSE_BYTES_PER_DISPATCH) {
+                /* curl keeps this chunk and hands it over again after on_resume */
+                (void) sd_event_source_set_enabled(l->resume_defer, SD_EVENT_ONESHOT);
+                return CURL_WRITEFUNC_PAUSE;
+        }
+        l->received_this_dispatch += n;
         link_json_scan_feed(&l->response_scan, ptr, n);
         if (l->response_len + n > RESPONSE_MAX || l->response_scan.values > RESPONSE_VALUES_MAX) {
                 l->response_too_big = true;
                 return 0; /* abort the transfer */
         }
-        char *p = realloc(l->response, l->response_len + n + 1);
-        if (!p)
-                return 0;
-        memcpy(p + l->response_len, ptr, n);
-        l->response = p;
+        if (l->response_len + n + 1 > l->response_cap) {
+                /* Doubling keeps an 8 MiB answer to some 10 copies instead of one per
+                 * chunk (quadratic, seconds of the loop's time in a slow build). */
+                size_t cap = l->response_cap ? l->response_cap : 16384;
+                while (cap < l->response_len + n + 1)
+                        cap *= 2;
+                char *p = realloc(l->response, cap);
+                if (!p)
+                        return 0;
+                l->response = p;
+                l->response_cap = cap;
+        }
+        memcpy(l->response + l->response_len, ptr, n);
         l->response_len += n;
-        p[l->response_len] = '\0';
+        l->response[l->response_len] = '\0';
         return n;
 }
 
 static void sync_cleanup(struct link *l) {
+        if (l->resume_defer)
+                (void) sd_event_source_set_enabled(l->resume_defer, SD_EVENT_OFF);
+        l->received_this_dispatch = 0;
         if (l->easy) {
                 curl_multi_remove_handle(l->multi, l->easy);
                 curl_easy_cleanup(l->easy);
@@ -502,7 +535,7 @@ static void sync_cleanup(struct link *l) {
         l->acked_this_sync = 0;
         free(l->response);
         l->response = NULL;
-        l->response_len = 0;
+        l->response_len = l->response_cap = 0;
         l->response_too_big = false;
         l->response_scan = (struct link_json_scan) {};
         l->status_in_flight = false;
@@ -640,12 +673,53 @@ static int sync_answer(struct link *l, char *why, size_t size) {
         }
         l->next_sync_sec = a.next_sync_sec;
         /* Their results go up at once; a replay already answered asks for nothing (else a
-         * controller repeating one would have the node sync back to back). */
+         * controller repeating one would have the node sync back to back). They are
+         * handled one per dispatch (commands_step), after this answer is done with. */
         l->untrusted_this_answer = 0;
-        json_array_foreach(a.commands, i, g)
-                if (handle_command(l, g))
-                        l->sync_again = true;
+        if (json_array_size(a.commands) > 0) {
+                l->pending_commands = json_incref(a.commands);
+                l->pending_next = 0;
+        }
         link_answer_done(&a);
+        return 0;
+}
+
+static void commands_done(struct link *l) {
+        json_decref(l->pending_commands);
+        l->pending_commands = NULL;
+        l->pending_next = 0;
+        signature_keyring_free(l->answer_keyring);
+        l->answer_keyring = NULL;
+        free(l->answer_keyring_error);
+        l->answer_keyring_error = NULL;
+        if (l->command_defer)
+                (void) sd_event_source_set_enabled(l->command_defer, SD_EVENT_OFF);
+}
+
+/* One command of the last answer per dispatch; the next sync once they are all done. */
+static int on_command_step(sd_event_source *s, void *userdata) {
+        struct link *l = userdata;
+        (void) s;
+        if (!l->pending_commands) {
+                (void) sd_event_source_set_enabled(l->command_defer, SD_EVENT_OFF);
+                return 0;
+        }
+        if (l->pending_next == 0 && !l->answer_keyring && !l->answer_keyring_error) {
+                /* The keyring once per answer: it is files and X.509 parsing. */
+                int r = signature_keyring_load_dir(l->h.cfg->link.command_keyring_dir, &l->answer_keyring,
+                                                   &l->answer_keyring_error);
+                if (r < 0 && !l->answer_keyring_error)
+                        l->answer_keyring_error = strdup(strerror(-r));
+                return 0; /* the first command at the next dispatch */
+        }
+        json_t *g = json_array_get(l->pending_commands, l->pending_next++);
+        if (g && handle_command(l, g, l->answer_keyring, l->answer_keyring_error))
+                l->sync_again = true;
+        if (l->pending_next < json_array_size(l->pending_commands))
+                return 0;
+        commands_done(l);
+        schedule(l, l->sync_again ? 0 : l->after_commands_delay_usec);
+        l->sync_again = false;
         return 0;
 }
 
@@ -696,6 +770,14 @@ static void sync_finished(struct link *l, CURLcode result) {
                         update_manager_link_up(l->h.update);
                 /* at most LINK_ANSWER_MAX_NEXT_SYNC_SEC: link_answer_parse refuses more */
                 uint64_t next = (uint64_t) (l->next_sync_sec ? l->next_sync_sec : l->h.cfg->link.poll_interval_sec);
+                if (l->pending_commands) {
+                        /* the commands first (on_command_step), then the next sync */
+                        l->after_commands_delay_usec = next * 1000000ULL;
+                        l->next_sync_usec = now_mono(l);
+                        (void) sd_event_source_set_enabled(l->sync_timer, SD_EVENT_OFF);
+                        (void) sd_event_source_set_enabled(l->command_defer, SD_EVENT_ON);
+                        return;
+                }
                 schedule(l, l->sync_again ? 0 : next * 1000000ULL);
                 l->sync_again = false;
                 return;
@@ -729,7 +811,19 @@ static int on_curl_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         int action = (revents & EPOLLIN ? CURL_CSELECT_IN : 0) | (revents & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                      (revents & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
         int running;
+        l->received_this_dispatch = 0;
         (void) curl_multi_socket_action(l->multi, fd, action, &running);
+        check_done(l);
+        return 0;
+}
+
+static int on_resume(sd_event_source *s, void *userdata) {
+        struct link *l = userdata;
+        (void) s;
+        if (!l->easy)
+                return 0;
+        l->received_this_dispatch = 0;
+        (void) curl_easy_pause(l->easy, CURLPAUSE_CONT);
         check_done(l);
         return 0;
 }
@@ -764,6 +858,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 static int on_curl_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct link *l = userdata;
         int running;
+        l->received_this_dispatch = 0;
         (void) curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         check_done(l);
         return 0;
@@ -783,8 +878,8 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
 
 static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct link *l = userdata;
-        if (l->easy)
-                return 0; /* one sync at a time; the running one reschedules */
+        if (l->easy || l->pending_commands)
+                return 0; /* one sync at a time; the running one (or its commands) reschedules */
         int64_t next_start;
         time_t now = time(NULL);
         if (!link_plan_is_open(l->plan, now, &next_start) && l->failures > 0) {
@@ -817,7 +912,7 @@ static void schedule(struct link *l, uint64_t delay_usec) {
 void link_sync_now(struct link *l) {
         if (!l)
                 return;
-        if (l->easy) {
+        if (l->easy || l->pending_commands) {
                 l->sync_again = true;
                 return;
         }
@@ -882,6 +977,16 @@ int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret)
                 r = sd_event_source_set_enabled(l->curl_timer, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_event_add_time(event, &l->sync_timer, CLOCK_MONOTONIC, 0, 0, on_sync_timer, l);
+        if (r >= 0)
+                r = sd_event_add_defer(event, &l->command_defer, on_command_step, l);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(l->command_defer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_defer(event, &l->resume_defer, on_resume, l);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(l->resume_defer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(l->command_defer, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
         l->send_status = true; /* the first contact after a start says who we are */
@@ -898,6 +1003,9 @@ void link_free(struct link *l) {
         if (!l)
                 return;
         sync_cleanup(l);
+        commands_done(l);
+        l->command_defer = sd_event_source_disable_unref(l->command_defer);
+        l->resume_defer = sd_event_source_disable_unref(l->resume_defer);
         l->sync_timer = sd_event_source_disable_unref(l->sync_timer);
         if (l->multi)
                 curl_multi_cleanup(l->multi);

@@ -73,8 +73,10 @@ static int method_status(void *userdata, json_t *params, json_t **ret, char *msg
                 .health = a->health ? health_monitor_status_json(a->health) : NULL,
                 .update = a->update ? update_manager_status_json(a->update) : NULL,
                 .link = a->link ? link_status_json(a->link) : NULL,
+                .loop = loop_stats_json(&a->loop),
         };
         *ret = agent_status_build(&in);
+        json_decref(in.loop);
         json_decref(in.link);
         json_decref(in.runtime);
         json_decref(in.health);
@@ -758,7 +760,7 @@ int main(int argc, char *argv[]) {
 
         r = agent_start(&a);
         if (r >= 0) {
-                r = sd_event_loop(a.event);
+                r = loop_run(a.event, &a.loop);
                 if (r < 0)
                         log_error_errno(r, "event loop failed");
         }

@@ -50,7 +50,7 @@ json_t *agent_status_build(const struct agent_status_input *in) {
                 return NULL;
         }
 
-        return json_pack("{s:s,s:b,s:I,s:s,s:b,s:b,s:f,s:s,s:s,s:s,s:s,s:o,s:o}",
+        return json_pack("{s:s,s:b,s:I,s:s,s:b,s:b,s:f,s:s,s:s,s:s,s:s,s:o,s:o,s:O?}",
                          "node_id", in->node->node_id,
                          "node_id_from_config", in->node->node_id_from_config,
                          "boot_epoch", (json_int_t) in->node->boot_epoch,
@@ -63,5 +63,6 @@ json_t *agent_status_build(const struct agent_status_input *in) {
                          "runtime_dir", in->config->runtime_dir,
                          "config_file", in->config->source ? in->config->source : "",
                          "config_reload", reload,
-                         "subsystems", subs);
+                         "subsystems", subs,
+                         "loop", in->loop);
 }

@@ -18,6 +18,7 @@ struct agent_status_input {
         json_t *health;  /* likewise for health */
         json_t *update;  /* and for updates */
         json_t *link;    /* and for the controller link */
+        json_t *loop;    /* the event loop's costs (loop_stats_json), or NULL */
 };
 
 /* Build the status object (see docs/control-protocol.md). NULL on ENOMEM. */

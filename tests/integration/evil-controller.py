@@ -246,6 +246,8 @@ class Handler(socketserver.BaseRequestHandler):
                 for _ in range(600):
                     tls.sendall(b" ")
                     sent += 1
+                    if sent == 1:
+                        log(args, event="dripping", mode=mode)
                     time.sleep(1)
             elif mode in ("huge", "huge-close"):
                 self.head(tls, 200, HUGE if mode == "huge" else None)

@@ -117,8 +117,8 @@ cp cmd-ca.pem "$N/etc/keys/commands/"
 echo cpu-thermal >"$N/sys/class/thermal/thermal_zone0/type"
 echo 45000 >"$N/sys/class/thermal/thermal_zone0/temp"
 # Short, so that the slow answer times out soon; valgrind needs longer to take in 8 MiB.
-TIMEOUT_SEC=3 PING_MAX_MS=2000
-[ ${#AGENT_WRAPPER[@]} -gt 0 ] && TIMEOUT_SEC=15 PING_MAX_MS=10000
+TIMEOUT_SEC=3
+[ ${#AGENT_WRAPPER[@]} -gt 0 ] && TIMEOUT_SEC=15
 CASE_WAIT=$((ORBIT_TEST_TIMEOUT + 3 * TIMEOUT_SEC)) # for the three syncs of a case
 write_config() { # LINK_URL
         cat >"$N/etc/agent.json.tmp" <<JSON
@@ -221,13 +221,16 @@ wait_for "$ORBIT_TEST_TIMEOUT" seen 1 '.mode == "slow" and .event == "request"' 
 t0=$(date +%s%N)
 refresh
 OK0=$(lnk .syncs_ok) FAILED0=$(lnk .syncs_failed) QUEUED0=$(lnk .records_queued)
-sleep 1 # the answer is dripping now
+wait_for "$ORBIT_TEST_TIMEOUT" seen 1 '.mode == "slow" and .event == "dripping"' || fail "slow: the answer never began to drip"
 t1=$(date +%s%N)
-ctl status >/dev/null
+ctl status >/dev/null && st=answered || st=failed
 t2=$(date +%s%N)
-ms=$(((t2 - t1) / 1000000))
-[ "$ms" -lt 2000 ] && pass "slow: orbitctl status answers in $ms ms while the answer drips" ||
-        fail "slow: the event loop is blocked" "orbitctl status took $ms ms"
+note "slow: orbitctl status took $(((t2 - t1) / 1000000)) ms (wall clock) while the answer dripped"
+# A loop blocked on the dripping socket would show one dispatch as long as the sync's timeout.
+held=$(ctl status --json | jq -r '.loop.slowest_ms | floor')
+[ "$st" = answered ] && [ "$held" -lt $((TIMEOUT_SEC * 1000)) ] &&
+        pass "slow: orbitctl status is answered while the answer drips (no dispatch waited on it: slowest $held ms)" ||
+        fail "slow: the event loop is blocked" "status $st, slowest dispatch $held ms"
 failed_more() { refresh; [ "$(lnk .syncs_failed)" -gt "$FAILED0" ]; }
 wait_for $((TIMEOUT_SEC + 10)) failed_more || fail "slow: the sync never timed out"
 ms=$((($(date +%s%N) - t0) / 1000000))
@@ -286,8 +289,18 @@ fi
 stop_pid "$PINGER"
 peak=$(rss_kib VmHWM) worst=$(sort -n "$D/ping-ms" | tail -1)
 rss_bounded dense "$base" "$peak"
-[ "$worst" -lt "$PING_MAX_MS" ] && pass "dense: the control socket kept answering (slowest ping $worst ms)" ||
-        fail "dense: the event loop was blocked" "a ping took $worst ms"
+# The pings' wall-clock times depend on the machine's load: noted, never asserted. What
+# is asserted is the CPU time the agent's loop spent in one dispatch, measured by the
+# agent itself on its loop thread's clock (docs/control-protocol.md, status .loop).
+note "dense: the slowest ping took $worst ms (wall clock, this machine's load included)"
+loop_held() { ctl status --json | jq -r ".loop.$1"; }
+if [ ${#AGENT_WRAPPER[@]} -gt 0 ]; then
+        note "dense: under valgrind the loop's CPU times are valgrind's: $(ctl status --json | jq -c .loop)"
+elif [ "$(loop_held held_over_100ms)" = 0 ]; then
+        pass "dense: no dispatch held the event loop for 100 ms of CPU (slowest so far $(loop_held slowest_cpu_ms) ms)"
+else
+        fail "dense: the event loop was held" "$(ctl status --json | jq -c .loop); $(grep 'held the loop' "$N/agent.log" | tail -3)"
+fi
 
 # ---- malformed answers ----------------------------------------------------------------------------
 for b in not-json:'malformed' truncated:'malformed' empty:'malformed' array:'malformed' \
@@ -407,5 +420,13 @@ reason=$(jq -r '.[] | select(.kind == "command.result" and .body.seq == 1 and .b
         pass "the ground sees command 1 done" || fail "command 1 state"
 
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
+# Every hostile answer of this test, parsed on the loop or cut: none held it for 100 ms.
+if [ ${#AGENT_WRAPPER[@]} -gt 0 ]; then
+        note "under valgrind the loop's CPU times are valgrind's: not checked ($(grep -c 'held the loop' "$N/agent.log") dispatches over 100 ms)"
+elif grep -q 'held the loop' "$N/agent.log"; then
+        fail "no input held the event loop for 100 ms of CPU" "$(grep 'held the loop' "$N/agent.log" | head -5)"
+else
+        pass "no input of this test held the event loop for 100 ms of CPU"
+fi
 has_sanitizer_report "$LOG" && fail "sanitizer report in the controller log"
 finish
