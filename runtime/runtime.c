@@ -562,6 +562,7 @@ static int workload_start(struct workload *w, char **ret_message) {
                 .seccomp = w->seccomp ? &w->seccomp->prog : NULL,
                 .prestart = attach_to_cgroup,
                 .prestart_userdata = w,
+                .init_path = rt->cfg.sandbox_init,
         };
         char msg[256];
         r = sandbox_resolve_ids(&w->spec, &p.uid, &p.gid, msg, sizeof(msg));
@@ -879,7 +880,9 @@ int runtime_new(sd_event *event, const struct runtime_config *cfg, struct runtim
         rt->cfg.workloads_dir = cfg->workloads_dir ? strdup(cfg->workloads_dir) : NULL;
         rt->cfg.log_dir = cfg->log_dir ? strdup(cfg->log_dir) : NULL;
         rt->cfg.journal = cfg->journal;
-        if (!rt->cfg.cgroup_root || !rt->cfg.cgroup_parent || !rt->cfg.runtime_dir || !rt->cfg.state_dir) {
+        rt->cfg.sandbox_init = strdup(cfg->sandbox_init ? cfg->sandbox_init : SANDBOX_INIT_PATH);
+        if (!rt->cfg.cgroup_root || !rt->cfg.cgroup_parent || !rt->cfg.runtime_dir || !rt->cfg.state_dir ||
+            !rt->cfg.sandbox_init) {
                 runtime_free(rt);
                 return -ENOMEM;
         }
@@ -954,6 +957,7 @@ void runtime_free(struct runtime *rt) {
         free((char *) rt->cfg.state_dir);
         free((char *) rt->cfg.workloads_dir);
         free((char *) rt->cfg.log_dir);
+        free((char *) rt->cfg.sandbox_init);
         free(rt);
 }
 
