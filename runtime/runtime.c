@@ -541,6 +541,15 @@ static int workload_start(struct workload *w, char **ret_message) {
                 return start_failed(w, ret_message, true, r,
                                     "the kernel refused its limits in %s (%s); the agent log names the file",
                                     cgroup_path(w->cg), strerror(-r));
+        /* Only the nodes a sandbox binds into /dev, whatever else a workload might reach. */
+        r = cgroup_restrict_devices(w->cg, cgroup_sandbox_devices, cgroup_n_sandbox_devices);
+        if (r == -EOPNOTSUPP)
+                log_warning("workload %s: no device cgroup on this node (v1 without the devices "
+                            "controller, or no cgroup BPF); /dev is nodev but devices are not denied "
+                            "by the cgroup", w->spec.name);
+        else if (r < 0)
+                return start_failed(w, ret_message, false, r, "cannot restrict its devices in %s: %s",
+                                    cgroup_path(w->cg), strerror(-r));
 
         if (!w->seccomp) {
                 struct seccomp_policy *policy = NULL;

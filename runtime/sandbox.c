@@ -40,6 +40,7 @@
 
 #include "log.h"
 #include "sandbox-init.h"
+#include "sandbox-masks.h"
 #include "sandbox.h"
 
 #ifndef CLONE_PIDFD
@@ -305,34 +306,43 @@ static void mount_tmpfs(struct spawn_ctx *c, const struct workload_mount *m, int
 
 /*
  * Hide what a process that is uid 0 (even with no capabilities) could use against the
- * host through /proc: sysctls, sysrq, irq and bus settings read-only; kcore, keys and
- * timer lists covered by /dev/null. As runc and crun do.
+ * host through /proc and /sys (sandbox-masks.c, crun's list and more): sysctls, sysrq,
+ * irq and bus settings read-only; kcore, keys, timer lists... covered by /dev/null,
+ * directories (acpi, asound, scsi, /sys/firmware) by an empty read-only tmpfs.
  */
-static void mask_proc(struct spawn_ctx *c, const char *proc) {
-        static const char *const read_only[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
-        static const char *const hidden[] = {"kcore", "keys", "timer_list", "sched_debug", "kallsyms"};
-        char p[PATH_MAX + 32];
-        for (size_t i = 0; i < ELEMENTSOF(read_only); i++) {
-                snprintf(p, sizeof(p), "%s/%s", proc, read_only[i]);
+static void mask_paths(struct spawn_ctx *c, const char *root) {
+        char p[PATH_MAX + 64], real_root[PATH_MAX];
+        if (!realpath(root, real_root))
+                FAIL("resolve the sandbox root %s", root);
+        for (size_t i = 0; i < sandbox_n_read_only_paths; i++) {
+                snprintf(p, sizeof(p), "%s%s", root, sandbox_read_only_paths[i]);
                 if (access(p, F_OK) < 0)
                         continue;
                 if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
-                        FAIL("bind /proc/%s read-only", read_only[i]);
+                        FAIL("bind %s read-only", sandbox_read_only_paths[i]);
                 int fd = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
                 int r = fd < 0 ? -errno : restrict_mount(fd, true);
                 if (fd >= 0)
                         close(fd);
                 if (r < 0) {
                         errno = -r;
-                        FAIL("make /proc/%s read-only", read_only[i]);
+                        FAIL("make %s read-only", sandbox_read_only_paths[i]);
                 }
         }
-        for (size_t i = 0; i < ELEMENTSOF(hidden); i++) {
-                snprintf(p, sizeof(p), "%s/%s", proc, hidden[i]);
-                if (access(p, F_OK) < 0)
+        for (size_t i = 0; i < sandbox_n_masked_paths; i++) {
+                struct stat st;
+                char real[PATH_MAX], want[PATH_MAX + 64];
+                snprintf(p, sizeof(p), "%s%s", real_root, sandbox_masked_paths[i]);
+                snprintf(want, sizeof(want), "%s", p);
+                /* Not there, or reached through a link (a workload's bind): nothing to hide. */
+                if (lstat(p, &st) < 0 || !realpath(p, real) || !streq(real, want))
                         continue;
-                if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0)
-                        FAIL("hide /proc/%s", hidden[i]);
+                if (S_ISDIR(st.st_mode)) {
+                        if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                  "mode=0555,size=4k") < 0)
+                                FAIL("hide %s", sandbox_masked_paths[i]);
+                } else if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0)
+                        FAIL("hide %s", sandbox_masked_paths[i]);
         }
 }
 
@@ -342,7 +352,8 @@ static void setup_dev(struct spawn_ctx *c, const char *root) {
         snprintf(dev, sizeof(dev), "%s/dev", root);
         if (mkdir_p(dev, 0755) < 0)
                 FAIL("create /dev");
-        if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
+        /* nodev: only the nodes bound in below (mounts of their own) can be opened. */
+        if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") < 0)
                 FAIL("mount tmpfs on /dev");
         for (size_t i = 0; i < ELEMENTSOF(devices); i++) {
                 snprintf(p, sizeof(p), "%s/%s", dev, devices[i]);
@@ -363,6 +374,9 @@ static void setup_dev(struct spawn_ctx *c, const char *root) {
                 if (symlink(links[i][1], p) < 0)
                         FAIL("create /dev/%s", links[i][0]);
         }
+        /* Then read-only: nothing new can appear in /dev (its shm stays writable). */
+        if (mount(NULL, dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                FAIL("remount /dev read-only");
 }
 
 static void setup_root(struct spawn_ctx *c) {
@@ -399,7 +413,7 @@ static void setup_root(struct spawn_ctx *c) {
                         FAIL("mount /proc for the pid namespace");
         } else if (mount("/proc", proc, NULL, MS_BIND | MS_REC, NULL) < 0)
                 FAIL("bind /proc");
-        mask_proc(c, proc);
+        mask_paths(c, root);
         setup_dev(c, root);
         close(root_fd);
 
@@ -858,6 +872,11 @@ static _Noreturn void probe_main(struct spawn_ctx *c, int target_pidfd, unsigned
         const struct workload_spec *s = c->p->spec;
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
                 FAIL("make the probe's helper non-dumpable");
+        /* Wait until the agent attached us to the workload's cgroup: the probe, forked
+         * below, must start there. EOF means give up. */
+        char byte;
+        if (read(c->sync_read, &byte, 1) != 1)
+                _exit(127);
         int ew = fcntl(c->error_write, F_DUPFD_CLOEXEC, 10);
         int tp = fcntl(target_pidfd, F_DUPFD_CLOEXEC, 10);
         if (ew < 0 || tp < 0 || dup3(ew, FD_ERROR, O_CLOEXEC) < 0 || dup3(tp, FD_ERROR + 1, O_CLOEXEC) < 0)
@@ -915,12 +934,19 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
         if (s->sandbox.namespaces & WORKLOAD_NS_CGROUP)
                 ns |= CLONE_NEWCGROUP;
 
-        int error_pipe[2], pidfd = -1, r;
+        int error_pipe[2], sync_pipe[2], pidfd = -1, r;
         if (pipe2(error_pipe, O_CLOEXEC) < 0) {
                 set_error(err, errno, "create pipes");
                 return -errno;
         }
-        struct spawn_ctx c = {.p = params, .sync_read = -1, .error_write = error_pipe[1], .status_write = -1, .status_read = -1};
+        if (pipe2(sync_pipe, O_CLOEXEC) < 0) {
+                r = -errno;
+                close(error_pipe[0]);
+                close(error_pipe[1]);
+                set_error(err, -r, "create pipes");
+                return r;
+        }
+        struct spawn_ctx c = {.p = params, .sync_read = sync_pipe[0], .error_write = error_pipe[1], .status_write = -1, .status_read = -1};
         struct clone_args_v0 args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) &pidfd, .exit_signal = SIGCHLD};
         pid_t pid = clone_with_pidfd(&args, &pidfd);
         if (pid < 0) {
@@ -928,15 +954,22 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
                 set_error(err, -r, "fork the probe");
                 close(error_pipe[0]);
                 close(error_pipe[1]);
+                close(sync_pipe[0]);
+                close(sync_pipe[1]);
                 return r;
         }
         if (pid == 0) {
                 close(error_pipe[0]);
+                close(sync_pipe[1]);
                 probe_main(&c, target->pidfd, ns, argv);
         }
         close(error_pipe[1]);
-        /* Attach before it can exec: the probe counts against the workload's limits. */
-        if (params->prestart && (r = params->prestart(pid, params->prestart_userdata)) < 0) {
+        close(sync_pipe[0]);
+        /* Attach before it forks the probe: the probe counts against the workload's limits
+         * and is subject to its device cgroup. */
+        if ((params->prestart && (r = params->prestart(pid, params->prestart_userdata)) < 0) ||
+            (r = write(sync_pipe[1], "x", 1) == 1 ? 0 : -EIO) < 0) {
+                close(sync_pipe[1]);
                 kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
                 close(error_pipe[0]);
@@ -944,6 +977,7 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
                 set_error(err, -r, "attach the probe to the workload's cgroup");
                 return r;
         }
+        close(sync_pipe[1]);
         struct sandbox_error child_err;
         struct pollfd pfd = {.fd = error_pipe[0], .events = POLLIN};
         int pr;

@@ -210,6 +210,31 @@ else
 fi
 ctl workload stop confined >/dev/null
 
+# ---- the device cgroup: host device nodes stay closed even where /dev is the host's ---
+# No mount (nor pid) namespace, so the workload (uid 0, no capabilities) sees the host's
+# /dev: the owner bits would let it open a root-owned block device, the device cgroup
+# must not. (Where such a spec needs "privileged", it belongs here all the same.)
+HOSTDEV=""
+for d in /dev/vda /dev/sda /dev/nvme0n1 /dev/mmcblk0 /dev/loop0 /dev/loop-control; do
+        [ -e "$d" ] && ( : <"$d" ) 2>/dev/null && { HOSTDEV=$d; break; }
+done
+if [ -n "$HOSTDEV" ]; then
+        spec "$D/specs/devices.json" '{"name": "devices", "exec": ["/bin/sh", "-c", "( : < '"$HOSTDEV"' ) 2>/dev/null && echo OPENED-host-device || echo denied-host-device; echo x > /dev/null && echo null-ok; sleep 60"],
+ "sandbox": {"namespaces": ["ipc", "uts", "net", "cgroup"]}}'
+        ctl workload start "$D/specs/devices.json" >/dev/null
+        if wait_for 10 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload logs devices 2>/dev/null | grep -q 'null-ok'"; then
+                logs=$(ctl workload logs devices)
+                grep -q 'denied-host-device' <<<"$logs" && pass "the device cgroup denies $HOSTDEV to the workload (host root opens it)" \
+                        || fail "device cgroup" "$logs"
+                pass "...while /dev/null stays usable"
+        else
+                fail "the devices workload ran" "$(ctl workload logs devices 2>&1 | tail -5)"
+        fi
+        ctl workload stop devices >/dev/null
+else
+        note "no host block device to try: device cgroup check skipped"
+fi
+
 # ---- stop: SIGTERM, then SIGKILL after the grace period ------------------------------
 spec "$D/specs/stubborn.json" '{"name": "stubborn", "exec": ["/bin/sh", "-c", "trap \"\" TERM; echo ignoring TERM; while :; do sleep 1; done"],
  "stop_timeout_sec": 1, "sandbox": {'"$BINDS"'}}'

@@ -93,6 +93,60 @@ for f in kcore keys timer_list; do
 done
 expect_out "sysctls stay readable" '^sysctl readable$'
 
+# ---- /dev: nodev, noexec, read-only; no device nodes, no raw sockets ----------------
+run dev '"sandbox": {"capabilities": ["CAP_MKNOD"], "seccomp": "default"}' 'grep " /dev " /proc/self/mountinfo | sed -n "s|^[^ ]* [^ ]* [^ ]* [^ ]* /dev \([^ ]*\) .*|devopts \1|p"
+touch /dev/x 2>/dev/null && echo "WROTE /dev" || echo "dev read-only"
+echo data > /dev/null && echo "null writable"
+python3 -c "
+import errno, os, socket
+def sock(fam, typ, proto=0):
+    try:
+        socket.socket(fam, typ, proto).close(); return \"ok\"
+    except OSError as e: return errno.errorcode[e.errno]
+print(\"vsock\", sock(40, socket.SOCK_STREAM))
+print(\"packet\", sock(17, socket.SOCK_RAW))
+print(\"raw\", sock(socket.AF_INET, socket.SOCK_RAW, 1))
+print(\"tcp\", sock(socket.AF_INET, socket.SOCK_STREAM))
+try:
+    os.mknod(\"/tmp/kmsg\", 0o600 | 0o020000, os.makedev(1, 11)); print(\"MKNOD done\")
+except OSError as e: print(\"mknod\", errno.errorcode[e.errno])
+os.mkfifo(\"/tmp/fifo\"); print(\"fifo ok\")
+"'
+expect_out "/dev is mounted nodev, noexec, nosuid and read-only" '^devopts ro,nosuid,nodev,noexec'
+expect_out "nothing can be created in /dev" '^dev read-only$'
+expect_out "its nodes still work (/dev/null)" '^null writable$'
+expect_out "AF_VSOCK sockets are refused by the default filter" '^vsock EPERM$'
+expect_out "AF_PACKET sockets are refused" '^packet EPERM$'
+expect_out "raw IP sockets are refused" '^raw EPERM$'
+expect_out "TCP sockets still work" '^tcp ok$'
+expect_out "mknod of a device is refused even with CAP_MKNOD" '^mknod EPERM$'
+expect_out "FIFOs can still be made" '^fifo ok$'
+
+# Without a filter, CAP_MKNOD makes a node in a tmpfs; nodev keeps it unusable.
+run devnofilter '"sandbox": {"capabilities": ["CAP_MKNOD"], "seccomp": "none"}' 'python3 -c "
+import errno, os
+os.mknod(\"/tmp/kmsg\", 0o600 | 0o020000, os.makedev(1, 11)); print(\"made\")
+try:
+    os.close(os.open(\"/tmp/kmsg\", os.O_RDONLY)); print(\"OPENED kmsg\")
+except OSError as e: print(\"open\", errno.errorcode[e.errno])
+"'
+expect_out "a node made with CAP_MKNOD and no filter cannot be opened (nodev)" '^open EACCES$'
+
+# ---- /proc and /sys masks (crun's list and more) -----------------------------------
+run masks '"sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true}, "/sys"]}' 'for p in acpi asound scsi; do [ -d /proc/$p ] && echo "dir $p $(ls -A /proc/$p | wc -l)"; done
+for f in kcore keys key-users timer_list sched_debug kallsyms kpageflags kpagecount latency_stats interrupts; do [ -e /proc/$f ] && echo "file $f $(head -c 64 /proc/$f | wc -c)"; done
+[ -d /sys/firmware ] && echo "sysfw $(ls -A /sys/firmware | wc -l)"; touch /proc/acpi/x 2>/dev/null && echo "WROTE acpi"; echo done'
+for p in acpi asound scsi; do
+        [ -d /proc/$p ] || continue
+        expect_out "/proc/$p is an empty directory inside" "^dir $p 0\$"
+done
+for f in kcore keys key-users timer_list sched_debug kallsyms kpageflags kpagecount latency_stats interrupts; do
+        [ -e /proc/$f ] || continue
+        expect_out "/proc/$f reads empty inside" "^file $f 0\$"
+done
+[ -d /sys/firmware ] && expect_out "/sys/firmware is empty when /sys is bound" '^sysfw 0$'
+if grep -q "WROTE" <<<"$OUT"; then fail "masked dirs are read-only" "$OUT"; else pass "masked directories are read-only"; fi
+
 # ---- a mount below a read-only bind is read-only too ---------------------------------
 mkdir -p "$TESTDIR/nested/sub"
 if mount -t tmpfs -o size=1m orbit-test "$TESTDIR/nested/sub"; then
