@@ -107,6 +107,7 @@ static const struct json_field runtime_fields[] = {
         {"cgroup_parent", dispatch_cgroup_parent, FIELD(struct agent_runtime_config, cgroup_parent), 0, NULL, 1, 255},
         {"log_dir", json_dispatch_absolute_path, FIELD(struct agent_runtime_config, log_dir), 0, NULL, 0, 0},
         {"stop_workloads_on_exit", json_dispatch_bool, FIELD(struct agent_runtime_config, stop_workloads_on_exit), 0, NULL, 0, 0},
+        {"sandbox_init", json_dispatch_absolute_path, FIELD(struct agent_runtime_config, sandbox_init), 0, NULL, 0, 0},
         {},
 };
 
@@ -457,7 +458,8 @@ static int config_apply_defaults(struct agent_config *c) {
             (r = set_default(&c->paths.procfs_root, "/proc")) < 0 ||
             (r = set_default(&c->paths.cgroup_root, "/sys/fs/cgroup")) < 0 ||
             (r = set_default(&c->paths.kernel_cmdline, "/proc/cmdline")) < 0 ||
-            (r = set_default(&c->runtime.cgroup_parent, "orbit-agent")) < 0)
+            (r = set_default(&c->runtime.cgroup_parent, "orbit-agent")) < 0 ||
+            (r = set_default(&c->runtime.sandbox_init, LIBEXECDIR "/orbit-agent/orbit-sandbox-init")) < 0)
                 return r;
         if (!c->update.work_dir && asprintf(&c->update.work_dir, "%s/update", c->state_dir) < 0) {
                 c->update.work_dir = NULL;
@@ -587,6 +589,7 @@ void config_free(struct agent_config *c) {
         free(c->paths.kernel_cmdline);
         free(c->runtime.cgroup_parent);
         free(c->runtime.log_dir);
+        free(c->runtime.sandbox_init);
         for (size_t i = 0; i < c->health.n_zones; i++)
                 free(c->health.zones[i].match);
         free(c->health.default_zone.match);
@@ -632,6 +635,7 @@ static const struct {
         {"paths.kernel_cmdline", offsetof(struct agent_config, paths.kernel_cmdline)},
         {"runtime.cgroup_parent", offsetof(struct agent_config, runtime.cgroup_parent)},
         {"runtime.log_dir", offsetof(struct agent_config, runtime.log_dir)},
+        {"runtime.sandbox_init", offsetof(struct agent_config, runtime.sandbox_init)},
         {"update.work_dir", offsetof(struct agent_config, update.work_dir)},
         {"update.bootloader.kind", offsetof(struct agent_config, update.bootloader_kind)},
         {"update.bootloader.path", offsetof(struct agent_config, update.bootloader_path)},

@@ -30,6 +30,7 @@ struct agent_runtime_config {
         char *cgroup_parent; /* the agent's subtree under paths.cgroup_root */
         char *log_dir;       /* workload log files when there is no journal */
         bool stop_workloads_on_exit; /* default: workloads outlive the agent and are adopted */
+        char *sandbox_init;  /* the sandbox's init binary (orbit-sandbox-init) */
 };
 
 #define HEALTH_CONFIG_MAX_ZONES 32

@@ -612,6 +612,7 @@ static int agent_start(struct agent *a) {
                         .workloads_dir = workloads_dir,
                         .log_dir = log_get_target() == LOG_TARGET_JOURNAL ? NULL : a->config.runtime.log_dir,
                         .journal = log_get_target() == LOG_TARGET_JOURNAL,
+                        .sandbox_init = a->config.runtime.sandbox_init,
                 };
                 r = runtime_new(a->event, &rc, &a->runtime);
                 if (r < 0)

@@ -69,7 +69,7 @@ make_node() { # NAME WORKLOADS ZONES
         cat >"$n/etc/agent.json" <<JSON
 {"config_version": 1, "node_id": "bench", "state_dir": "$n/state", "runtime_dir": "$n/run", "log_target": "stderr",
  "paths": {"sysfs_root": "$n/sys"},
- "runtime": {"cgroup_parent": "$PARENT", "stop_workloads_on_exit": true},
+ "runtime": {"cgroup_parent": "$PARENT", "stop_workloads_on_exit": true, "sandbox_init": "$build/orbit-sandbox-init"},
  "health": {"poll_interval_ms": 1000, "report_interval_sec": 60}}
 JSON
 }

@@ -73,6 +73,7 @@ int main(int argc, char *argv[]) {
 
         struct sandbox_params p = {
                 .spec = &spec, .root_dir = root, .seccomp = &prog->prog,
+                .init_path = SANDBOX_INIT_BUILD_PATH,
                 .stdout_fd = -1, .stderr_fd = -1, .stdout_read_fd = -1, .stderr_read_fd = -1,
         };
         /* Interleave the two so machine noise hits both alike. */

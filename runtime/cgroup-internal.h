@@ -14,6 +14,7 @@ enum cgroup_controller {
         CGROUP_CONTROLLER_PIDS,
         CGROUP_CONTROLLER_FREEZER, /* v1 only; v2 has the core cgroup.freeze */
         CGROUP_CONTROLLER_IO,      /* "io" on v2, "blkio" on v1 */
+        CGROUP_CONTROLLER_DEVICES, /* v1 only; v2 uses a BPF_CGROUP_DEVICE program */
         CGROUP_CONTROLLER_MAX,
 };
 
@@ -35,6 +36,7 @@ struct cgroup_backend {
         int (*kill_all)(struct cgroup *cg, int sig);
         int (*is_empty)(struct cgroup *cg);
         int (*destroy)(struct cgroup *cg);
+        int (*restrict_devices)(struct cgroup *cg, const struct cgroup_device_rule *allow, size_t n);
 };
 
 extern const struct cgroup_backend cgroup_backend_v1;
@@ -111,6 +113,10 @@ int cgroup_rmdir(const char *path);
 
 /* Fail with -EOPNOTSUPP and a clear error when the controller is missing. */
 int cgroup_require_controller(struct cgroup *cg, enum cgroup_controller c, const char *what);
+
+/* cgroup-device.c: the v2 program (load and attach) and the v1 devices files. */
+int cgroup_device_program_attach(const char *group_dir, const struct cgroup_device_rule *allow, size_t n);
+int cgroup_device_v1_apply(const char *group_dir, const struct cgroup_device_rule *allow, size_t n);
 
 /* Every controller the non-zero limits need, or the error naming the first one missing. */
 int cgroup_require_limit_controllers(struct cgroup *cg, const struct cgroup_limits *l);

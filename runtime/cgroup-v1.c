@@ -398,6 +398,13 @@ static int v1_destroy(struct cgroup *cg) {
         return ret;
 }
 
+static int v1_restrict_devices(struct cgroup *cg, const struct cgroup_device_rule *allow, size_t n) {
+        int r = cgroup_require_controller(cg, CGROUP_CONTROLLER_DEVICES, "restrict devices");
+        if (r < 0)
+                return r;
+        return cgroup_device_v1_apply(dir_of(cg, CGROUP_CONTROLLER_DEVICES), allow, n);
+}
+
 const struct cgroup_backend cgroup_backend_v1 = {
         .manager_init = v1_manager_init,
         .group_init = v1_group_init,
@@ -409,4 +416,5 @@ const struct cgroup_backend cgroup_backend_v1 = {
         .kill_all = v1_kill_all,
         .is_empty = v1_is_empty,
         .destroy = v1_destroy,
+        .restrict_devices = v1_restrict_devices,
 };

@@ -311,6 +311,13 @@ static int v2_destroy(struct cgroup *cg) {
         return cgroup_rmdir(cg->path);
 }
 
+/* No controller: a BPF program attached to the group (any cgroup2 tree takes one). */
+static int v2_restrict_devices(struct cgroup *cg, const struct cgroup_device_rule *allow, size_t n) {
+        int r = cgroup_device_program_attach(cg->path, allow, n);
+        /* A kernel without CONFIG_CGROUP_BPF: say it as a missing feature. */
+        return r == -EINVAL || r == -ENOSYS ? -EOPNOTSUPP : r;
+}
+
 const struct cgroup_backend cgroup_backend_v2 = {
         .manager_init = v2_manager_init,
         .group_init = v2_group_init,
@@ -322,4 +329,5 @@ const struct cgroup_backend cgroup_backend_v2 = {
         .kill_all = v2_kill_all,
         .is_empty = v2_is_empty,
         .destroy = v2_destroy,
+        .restrict_devices = v2_restrict_devices,
 };

@@ -213,6 +213,7 @@ static const char *const controller_names_v1[CGROUP_CONTROLLER_MAX] = {
         [CGROUP_CONTROLLER_CPU] = "cpu",         [CGROUP_CONTROLLER_CPUACCT] = "cpuacct",
         [CGROUP_CONTROLLER_MEMORY] = "memory",   [CGROUP_CONTROLLER_PIDS] = "pids",
         [CGROUP_CONTROLLER_FREEZER] = "freezer", [CGROUP_CONTROLLER_IO] = "blkio",
+        [CGROUP_CONTROLLER_DEVICES] = "devices",
 };
 
 static const char *const controller_names_v2[CGROUP_CONTROLLER_MAX] = {
@@ -643,6 +644,10 @@ int cgroup_apply_limits(struct cgroup *cg, const struct cgroup_limits *limits) {
         if (r < 0)
                 return r;
         return cg->manager->backend->apply_limits(cg, limits);
+}
+
+int cgroup_restrict_devices(struct cgroup *cg, const struct cgroup_device_rule *allow, size_t n) {
+        return cg->manager->backend->restrict_devices(cg, allow, n);
 }
 
 int cgroup_attach_pid(struct cgroup *cg, pid_t pid) {

@@ -179,7 +179,52 @@ int cgroup_wait_empty(struct cgroup *cg, uint64_t timeout_usec);
  */
 int cgroup_destroy(struct cgroup *cg);
 
+/* ---- device access ------------------------------------------------------------------ */
+
+/* Access bits, as the kernel's BPF_DEVCG_ACC_* and the v1 "m", "r", "w". */
+enum {
+        CGROUP_DEVICE_MKNOD = 1 << 0,
+        CGROUP_DEVICE_READ = 1 << 1,
+        CGROUP_DEVICE_WRITE = 1 << 2,
+};
+
+/* One device (or a range: -1 for any major or minor) a group may use. */
+struct cgroup_device_rule {
+        char type;      /* 'c' character, 'b' block */
+        int64_t major;  /* -1: any */
+        int64_t minor;  /* -1: any */
+        unsigned access; /* CGROUP_DEVICE_* */
+};
+
+#define CGROUP_DEVICE_MAX_RULES 64
+
+/* What a sandbox binds into its /dev: null, zero, full, random, urandom, tty; rw, no mknod. */
+extern const struct cgroup_device_rule cgroup_sandbox_devices[];
+extern const size_t cgroup_n_sandbox_devices;
+
+/*
+ * Deny every device to the group's processes except the n rules of allow: on v1 with
+ * the devices controller (devices.deny "a", then devices.allow), on v2 with a
+ * BPF_CGROUP_DEVICE program attached to the group (replacing the one attached before,
+ * so applying it at each start is fine). -EOPNOTSUPP on v1 without the devices
+ * controller or a kernel without cgroup BPF (logged); another negative errno when the
+ * kernel refuses (logged, naming the group).
+ */
+int cgroup_restrict_devices(struct cgroup *cg, const struct cgroup_device_rule *allow, size_t n);
+
 /* ---- pure helpers (no file system access; unit-tested) ------------------------------ */
+
+/* A rule as a v1 devices.allow line: "c 1:3 rw", "b *:* m". -EINVAL, -ENOBUFS. */
+int cgroup_device_rule_format(const struct cgroup_device_rule *r, char *buf, size_t size);
+
+/*
+ * Build the BPF_CGROUP_DEVICE program allowing exactly the rules (an access is allowed
+ * when all its bits are in a matching rule's), into insns (room for max). Returns the
+ * number of instructions, -EINVAL for a bad rule, -E2BIG when max is too small.
+ */
+struct bpf_insn;
+int cgroup_device_program_build(const struct cgroup_device_rule *allow, size_t n,
+                                struct bpf_insn *insns, size_t max);
 
 /* A usable group name: 1..CGROUP_NAME_MAX bytes of [A-Za-z0-9._@:-], not "." or "..". */
 bool cgroup_name_is_valid(const char *name);

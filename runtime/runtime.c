@@ -541,6 +541,15 @@ static int workload_start(struct workload *w, char **ret_message) {
                 return start_failed(w, ret_message, true, r,
                                     "the kernel refused its limits in %s (%s); the agent log names the file",
                                     cgroup_path(w->cg), strerror(-r));
+        /* Only the nodes a sandbox binds into /dev, whatever else a workload might reach. */
+        r = cgroup_restrict_devices(w->cg, cgroup_sandbox_devices, cgroup_n_sandbox_devices);
+        if (r == -EOPNOTSUPP)
+                log_warning("workload %s: no device cgroup on this node (v1 without the devices "
+                            "controller, or no cgroup BPF); /dev is nodev but devices are not denied "
+                            "by the cgroup", w->spec.name);
+        else if (r < 0)
+                return start_failed(w, ret_message, false, r, "cannot restrict its devices in %s: %s",
+                                    cgroup_path(w->cg), strerror(-r));
 
         if (!w->seccomp) {
                 struct seccomp_policy *policy = NULL;
@@ -562,6 +571,7 @@ static int workload_start(struct workload *w, char **ret_message) {
                 .seccomp = w->seccomp ? &w->seccomp->prog : NULL,
                 .prestart = attach_to_cgroup,
                 .prestart_userdata = w,
+                .init_path = rt->cfg.sandbox_init,
         };
         char msg[256];
         r = sandbox_resolve_ids(&w->spec, &p.uid, &p.gid, msg, sizeof(msg));
@@ -879,7 +889,9 @@ int runtime_new(sd_event *event, const struct runtime_config *cfg, struct runtim
         rt->cfg.workloads_dir = cfg->workloads_dir ? strdup(cfg->workloads_dir) : NULL;
         rt->cfg.log_dir = cfg->log_dir ? strdup(cfg->log_dir) : NULL;
         rt->cfg.journal = cfg->journal;
-        if (!rt->cfg.cgroup_root || !rt->cfg.cgroup_parent || !rt->cfg.runtime_dir || !rt->cfg.state_dir) {
+        rt->cfg.sandbox_init = strdup(cfg->sandbox_init ? cfg->sandbox_init : SANDBOX_INIT_PATH);
+        if (!rt->cfg.cgroup_root || !rt->cfg.cgroup_parent || !rt->cfg.runtime_dir || !rt->cfg.state_dir ||
+            !rt->cfg.sandbox_init) {
                 runtime_free(rt);
                 return -ENOMEM;
         }
@@ -954,6 +966,7 @@ void runtime_free(struct runtime *rt) {
         free((char *) rt->cfg.state_dir);
         free((char *) rt->cfg.workloads_dir);
         free((char *) rt->cfg.log_dir);
+        free((char *) rt->cfg.sandbox_init);
         free(rt);
 }
 

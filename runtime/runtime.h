@@ -22,6 +22,7 @@ struct runtime_config {
         const char *workloads_dir; /* specs loaded at start: <config_dir>/workloads.d */
         const char *log_dir;       /* per-workload log files when there is no journal; NULL: none */
         bool journal;              /* workload output to the journal */
+        const char *sandbox_init;  /* orbit-sandbox-init; NULL: SANDBOX_INIT_PATH */
 };
 
 struct runtime;

@@ -1,9 +1,11 @@
 /*
  * Containerless sandboxes. The order follows crun and bubblewrap: clone into new
  * namespaces, let the agent attach the cgroup and write id maps, build the root from
- * binds, pivot_root, set limits, drop to the user, drop capabilities, no_new_privs,
- * close inherited fds, seccomp last, exec. A small init stays as the sandbox's first
- * process: it forwards signals, reaps orphans and reports the workload's exit status.
+ * binds, pivot_root, set limits, drop to the user, drop capabilities, close inherited
+ * fds, no_new_privs, seccomp last, then exec the sandbox's init (orbit-sandbox-init, a
+ * small static binary opened before pivot_root), which forks and execs the workload,
+ * forwards signals, reaps orphans and reports the workload's exit status. Nothing of
+ * the agent's memory, environment or descriptors stays inside the sandbox.
  */
 #include "config.h"
 
@@ -37,6 +39,8 @@
 #include <linux/seccomp.h>
 
 #include "log.h"
+#include "sandbox-init.h"
+#include "sandbox-masks.h"
 #include "sandbox.h"
 
 #ifndef CLONE_PIDFD
@@ -51,14 +55,24 @@ struct clone_args_v0 {
         uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
 };
 
-/* Fixed descriptors inside the sandbox's init. */
-#define FD_ERROR 3  /* error pipe to the agent; close-on-exec */
-#define FD_STATUS 4 /* the workload's wait status to the agent; the init only */
-/* Read ends the init keeps for a restarted agent (close-on-exec: never the workload's). */
-#define FD_KEEP_STATUS 5
-#define FD_KEEP_STDOUT 6
-#define FD_KEEP_STDERR 7
+/* Fixed descriptors of the sandbox's init: see sandbox-init.h. */
+#define FD_ERROR SANDBOX_INIT_FD_ERROR
+#define FD_STATUS SANDBOX_INIT_FD_STATUS
+#define FD_KEEP_STATUS SANDBOX_INIT_FD_KEEP_STATUS
+#define FD_KEEP_STDOUT SANDBOX_INIT_FD_KEEP_STDOUT
+#define FD_KEEP_STDERR SANDBOX_INIT_FD_KEEP_STDERR
+/* The init's executable, opened before pivot_root; close-on-exec. */
+#define FD_INIT_EXE (SANDBOX_INIT_FD_LAST + 1)
 #define SANDBOX_NOBODY 65534
+
+_Static_assert(sizeof(struct sandbox_error) == sizeof(struct sandbox_init_report) &&
+                       offsetof(struct sandbox_error, message) ==
+                               offsetof(struct sandbox_init_report, message),
+               "the init's start report and struct sandbox_error share one layout");
+
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000
+#endif
 
 struct spawn_ctx {
         const struct sandbox_params *p;
@@ -66,6 +80,8 @@ struct spawn_ctx {
         int error_write;
         int status_write;
         int status_read;
+        int init_fd;        /* O_PATH descriptor of the init binary */
+        char **init_argv;   /* SANDBOX_INIT_COMM, then the workload's argv */
 };
 
 /* ---- errors from the child -------------------------------------------------------- */
@@ -290,34 +306,45 @@ static void mount_tmpfs(struct spawn_ctx *c, const struct workload_mount *m, int
 
 /*
  * Hide what a process that is uid 0 (even with no capabilities) could use against the
- * host through /proc: sysctls, sysrq, irq and bus settings read-only; kcore, keys and
- * timer lists covered by /dev/null. As runc and crun do.
+ * host through /proc and /sys (sandbox-masks.c, crun's list and more): sysctls, sysrq,
+ * irq and bus settings read-only; kcore, keys, timer lists... covered by /dev/null,
+ * directories (acpi, asound, scsi, /sys/firmware) by an empty read-only tmpfs.
  */
-static void mask_proc(struct spawn_ctx *c, const char *proc) {
-        static const char *const read_only[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
-        static const char *const hidden[] = {"kcore", "keys", "timer_list", "sched_debug", "kallsyms"};
-        char p[PATH_MAX + 32];
-        for (size_t i = 0; i < ELEMENTSOF(read_only); i++) {
-                snprintf(p, sizeof(p), "%s/%s", proc, read_only[i]);
+static void mask_paths(struct spawn_ctx *c, const char *root) {
+        char p[PATH_MAX + 64], real_root[PATH_MAX];
+        if (!realpath(root, real_root))
+                FAIL("resolve the sandbox root %s", root);
+        for (size_t i = 0; i < sandbox_n_read_only_paths; i++) {
+                snprintf(p, sizeof(p), "%s%s", root, sandbox_read_only_paths[i]);
                 if (access(p, F_OK) < 0)
                         continue;
                 if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
-                        FAIL("bind /proc/%s read-only", read_only[i]);
+                        FAIL("bind %s read-only", sandbox_read_only_paths[i]);
                 int fd = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
                 int r = fd < 0 ? -errno : restrict_mount(fd, true);
                 if (fd >= 0)
                         close(fd);
                 if (r < 0) {
                         errno = -r;
-                        FAIL("make /proc/%s read-only", read_only[i]);
+                        FAIL("make %s read-only", sandbox_read_only_paths[i]);
                 }
         }
-        for (size_t i = 0; i < ELEMENTSOF(hidden); i++) {
-                snprintf(p, sizeof(p), "%s/%s", proc, hidden[i]);
-                if (access(p, F_OK) < 0)
+        for (size_t i = 0; i < sandbox_n_masked_paths; i++) {
+                struct stat st;
+                char real[PATH_MAX], want[PATH_MAX + 64];
+                snprintf(p, sizeof(p), "%s%s", real_root, sandbox_masked_paths[i]);
+                snprintf(want, sizeof(want), "%s", p);
+                /* Not there, or reached through a link (a bind's, for /sys): nothing to hide.
+                 * The /proc paths are in the proc mount we just made: no link on the way. */
+                bool ours = strncmp(sandbox_masked_paths[i], "/proc/", 6) == 0;
+                if (lstat(p, &st) < 0 || S_ISLNK(st.st_mode) || (!ours && (!realpath(p, real) || !streq(real, want))))
                         continue;
-                if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0)
-                        FAIL("hide /proc/%s", hidden[i]);
+                if (S_ISDIR(st.st_mode)) {
+                        if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                  "mode=0555,size=4k") < 0)
+                                FAIL("hide %s", sandbox_masked_paths[i]);
+                } else if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0)
+                        FAIL("hide %s", sandbox_masked_paths[i]);
         }
 }
 
@@ -327,7 +354,8 @@ static void setup_dev(struct spawn_ctx *c, const char *root) {
         snprintf(dev, sizeof(dev), "%s/dev", root);
         if (mkdir_p(dev, 0755) < 0)
                 FAIL("create /dev");
-        if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
+        /* nodev: only the nodes bound in below (mounts of their own) can be opened. */
+        if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") < 0)
                 FAIL("mount tmpfs on /dev");
         for (size_t i = 0; i < ELEMENTSOF(devices); i++) {
                 snprintf(p, sizeof(p), "%s/%s", dev, devices[i]);
@@ -348,6 +376,9 @@ static void setup_dev(struct spawn_ctx *c, const char *root) {
                 if (symlink(links[i][1], p) < 0)
                         FAIL("create /dev/%s", links[i][0]);
         }
+        /* Then read-only: nothing new can appear in /dev (its shm stays writable). */
+        if (mount(NULL, dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+                FAIL("remount /dev read-only");
 }
 
 static void setup_root(struct spawn_ctx *c) {
@@ -384,7 +415,7 @@ static void setup_root(struct spawn_ctx *c) {
                         FAIL("mount /proc for the pid namespace");
         } else if (mount("/proc", proc, NULL, MS_BIND | MS_REC, NULL) < 0)
                 FAIL("bind /proc");
-        mask_proc(c, proc);
+        mask_paths(c, root);
         setup_dev(c, root);
         close(root_fd);
 
@@ -463,62 +494,43 @@ static void drop_privileges(struct spawn_ctx *c, int cap_last) {
 
 /* ---- the sandbox's processes ------------------------------------------------------ */
 
-static pid_t workload_pid;
-
-static void forward_signal(int sig) {
-        if (workload_pid > 0)
-                kill(workload_pid, sig);
-}
-
-/* The sandbox init: forward signals, reap everything, report the workload's status. */
-static _Noreturn void run_init(pid_t child) {
-        workload_pid = child;
-        static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
-        struct sigaction sa = {.sa_handler = forward_signal};
-        for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
-                sigaction(forwarded[i], &sa, NULL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-
-        for (;;) {
-                int st;
-                pid_t p = waitpid(-1, &st, 0);
-                if (p < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        _exit(127); /* no children left and the workload never reported */
-                }
-                if (p == child) {
-                        ssize_t n = write(FD_STATUS, &st, sizeof(st));
-                        (void) n;
-                        _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-                }
-        }
-}
-
-static _Noreturn void exec_workload(struct spawn_ctx *c) {
+/* The spec's resource limits, for the workload and its probe alike. */
+static void apply_limits(struct spawn_ctx *c) {
         const struct workload_spec *s = c->p->spec;
-        close(FD_STATUS);
-        for (int sig = 1; sig < NSIG; sig++)
-                signal(sig, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        if (setsid() < 0)
-                FAIL("setsid");
-
-        if (s->sandbox.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                FAIL("set no_new_privs");
-        if (c->p->seccomp) {
-                if (!s->sandbox.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                        FAIL("set no_new_privs for seccomp");
-                if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->p->seccomp, 0, 0) < 0)
-                        FAIL("install the seccomp filter");
+        for (size_t i = 0; i < s->sandbox.n_rlimits; i++) {
+                struct rlimit rl = {.rlim_cur = s->sandbox.rlimits[i].soft, .rlim_max = s->sandbox.rlimits[i].hard};
+                if (setrlimit(s->sandbox.rlimits[i].resource, &rl) < 0)
+                        FAIL("set resource limit %d to %llu/%llu", s->sandbox.rlimits[i].resource,
+                             (unsigned long long) rl.rlim_cur, (unsigned long long) rl.rlim_max);
         }
-        execve(s->exec[0], s->exec, s->env);
-        FAIL("exec %s%s", s->exec[0],
-             errno == ENOENT ? " (is it, and its directory, bound into the sandbox?)" : "");
+}
+
+/*
+ * no_new_privs and the seccomp filter, the last step before exec: whatever runs in the
+ * sandbox (its init, the workload, a probe) runs under both. The filter must therefore
+ * allow what the init needs (docs/seccomp.md).
+ */
+static void confine(struct spawn_ctx *c) {
+        const struct workload_spec *s = c->p->spec;
+        if ((s->sandbox.no_new_privs || c->p->seccomp) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                FAIL("set no_new_privs");
+        if (c->p->seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->p->seccomp, 0, 0) < 0)
+                FAIL("install the seccomp filter");
+}
+
+/* Exec the init from the descriptor opened on the host: the sandbox root need not hold it. */
+static _Noreturn void exec_init(struct spawn_ctx *c) {
+        char *const *env = c->p->spec->env;
+        syscall(SYS_execveat, FD_INIT_EXE, "", c->init_argv, env, AT_EMPTY_PATH);
+        /* Kernels before 3.19, or a policy without execveat: through /proc (an ELF binary
+         * runs fine from a close-on-exec descriptor). */
+        int saved = errno;
+        char path[64];
+        fd_path(FD_INIT_EXE, path, sizeof(path));
+        execve(path, c->init_argv, env);
+        if (errno == ENOENT)
+                errno = saved;
+        FAIL("exec the sandbox init %s", c->p->init_path ? c->p->init_path : SANDBOX_INIT_PATH);
 }
 
 static _Noreturn void child_main(struct spawn_ctx *c) {
@@ -550,18 +562,12 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
         if (s->sandbox.namespaces & WORKLOAD_NS_NET)
                 loopback_up(c);
 
-        for (size_t i = 0; i < s->sandbox.n_rlimits; i++) {
-                struct rlimit rl = {.rlim_cur = s->sandbox.rlimits[i].soft, .rlim_max = s->sandbox.rlimits[i].hard};
-                if (setrlimit(s->sandbox.rlimits[i].resource, &rl) < 0)
-                        FAIL("set resource limit %d to %llu/%llu", s->sandbox.rlimits[i].resource,
-                             (unsigned long long) rl.rlim_cur, (unsigned long long) rl.rlim_max);
-        }
-
+        apply_limits(c);
         drop_privileges(c, last_cap());
         if (chdir(s->cwd ? s->cwd : "/") < 0)
                 FAIL("chdir %s", s->cwd ? s->cwd : "/");
 
-        /* Standard streams, then exactly two agent descriptors at fixed numbers, then none. */
+        /* Standard streams, the init's descriptors at fixed numbers, then none. */
         int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null_fd < 0)
                 FAIL("open /dev/null");
@@ -575,29 +581,23 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
         int e = fcntl(err, F_DUPFD_CLOEXEC, 10);
         int ko = fcntl(c->p->stdout_read_fd >= 0 ? c->p->stdout_read_fd : null_fd, F_DUPFD_CLOEXEC, 10);
         int ke = fcntl(c->p->stderr_read_fd >= 0 ? c->p->stderr_read_fd : null_fd, F_DUPFD_CLOEXEC, 10);
-        if (ew < 0 || sw < 0 || sr < 0 || o < 0 || e < 0 || ko < 0 || ke < 0)
+        int ie = fcntl(c->init_fd, F_DUPFD_CLOEXEC, 10);
+        if (ew < 0 || sw < 0 || sr < 0 || o < 0 || e < 0 || ko < 0 || ke < 0 || ie < 0)
                 FAIL("arrange descriptors");
         c->error_write = ew;
-        if (dup2(null_fd, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || dup3(ew, FD_ERROR, O_CLOEXEC) < 0 ||
-            dup2(sw, FD_STATUS) < 0 || dup3(sr, FD_KEEP_STATUS, O_CLOEXEC) < 0 ||
-            dup3(ko, FD_KEEP_STDOUT, O_CLOEXEC) < 0 || dup3(ke, FD_KEEP_STDERR, O_CLOEXEC) < 0)
+        /* 3-7 survive the exec (the init marks them close-on-exec at once); the init's
+         * executable does not. */
+        if (dup2(null_fd, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || dup2(ew, FD_ERROR) < 0 ||
+            dup2(sw, FD_STATUS) < 0 || dup2(sr, FD_KEEP_STATUS) < 0 || dup2(ko, FD_KEEP_STDOUT) < 0 ||
+            dup2(ke, FD_KEEP_STDERR) < 0 || dup3(ie, FD_INIT_EXE, O_CLOEXEC) < 0)
                 FAIL("arrange descriptors");
         c->error_write = FD_ERROR;
         /* Everything else the agent had open (sockets, the state lock...) is closed. */
-        if (syscall(SYS_close_range, FD_KEEP_STDERR + 1, ~0U, 0) < 0)
+        if (syscall(SYS_close_range, FD_INIT_EXE + 1, ~0U, 0) < 0)
                 FAIL("close inherited descriptors");
 
-        /* Before the fork, so no grandchild orphaned early escapes to the host's init. */
-        if (!(s->sandbox.namespaces & WORKLOAD_NS_PID))
-                prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-        pid_t child = fork();
-        if (child < 0)
-                FAIL("fork the workload");
-        if (child == 0)
-                exec_workload(c);
-        close(FD_ERROR); /* the agent sees EOF once the workload has exec'd */
-        prctl(PR_SET_NAME, SANDBOX_INIT_COMM, 0, 0, 0);
-        run_init(child);
+        confine(c);
+        exec_init(c);
 }
 
 /* ---- the agent's side ------------------------------------------------------------- */
@@ -716,11 +716,31 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                   struct sandbox_error *err) {
         const struct workload_spec *s = p->spec;
         int sync_pipe[2] = {-1, -1}, error_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
+        _cleanup_close_ int init_fd = -1;
         int pidfd = -1, r;
 
         if ((s->sandbox.namespaces & WORKLOAD_NS_MOUNT) && !p->root_dir) {
                 set_error(err, EINVAL, "no directory to build the sandbox root in");
                 return -EINVAL;
+        }
+        /* The init's argv, built here: the child only makes syscalls. */
+        size_t n_args = 0;
+        while (s->exec[n_args])
+                n_args++;
+        _cleanup_free_ char **init_argv = calloc(n_args + 2, sizeof(char *));
+        if (!init_argv) {
+                set_error(err, ENOMEM, "allocate the init's arguments");
+                return -ENOMEM;
+        }
+        init_argv[0] = (char *) SANDBOX_INIT_COMM;
+        memcpy(init_argv + 1, s->exec, n_args * sizeof(char *));
+
+        const char *init_path = p->init_path ? p->init_path : SANDBOX_INIT_PATH;
+        init_fd = open(init_path, O_PATH | O_CLOEXEC);
+        if (init_fd < 0) {
+                r = -errno;
+                set_error(err, -r, "open the sandbox init %s (runtime.sandbox_init)", init_path);
+                return r;
         }
         if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(error_pipe, O_CLOEXEC) < 0 ||
             pipe2(status_pipe, O_CLOEXEC) < 0) {
@@ -735,6 +755,8 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                 .error_write = error_pipe[1],
                 .status_write = status_pipe[1],
                 .status_read = status_pipe[0],
+                .init_fd = init_fd,
+                .init_argv = init_argv,
         };
         struct clone_args_v0 args = {
                 .flags = clone_flags(s->sandbox.namespaces) | CLONE_PIDFD,
@@ -838,32 +860,52 @@ fail:
         return r;
 }
 
-/* The probe's helper: enter the sandbox's namespaces, then fork into its pid namespace. */
+/*
+ * The probe's helper: a fork of the agent that enters the sandbox's namespaces, then
+ * forks into its pid namespace. It holds the agent's memory, so first of all it is made
+ * non-dumpable (nothing in the sandbox may ptrace it or read its /proc files), drops the
+ * agent's supplementary groups (still the host's: a user namespace cannot drop them
+ * later) and closes every agent descriptor. The probe itself then gets exactly the
+ * workload's confinement: limits, user, capabilities, no_new_privs, seccomp, cgroup
+ * (prestart attached the helper), the spec's environment and /dev/null as 0-2.
+ */
 static _Noreturn void probe_main(struct spawn_ctx *c, int target_pidfd, unsigned ns_flags,
                                  char *const argv[]) {
         const struct workload_spec *s = c->p->spec;
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+                FAIL("make the probe's helper non-dumpable");
+        /* Wait until the agent attached us to the workload's cgroup: the probe, forked
+         * below, must start there. EOF means give up. */
+        char byte;
+        if (read(c->sync_read, &byte, 1) != 1)
+                _exit(127);
+        int ew = fcntl(c->error_write, F_DUPFD_CLOEXEC, 10);
+        int tp = fcntl(target_pidfd, F_DUPFD_CLOEXEC, 10);
+        if (ew < 0 || tp < 0 || dup3(ew, FD_ERROR, O_CLOEXEC) < 0 || dup3(tp, FD_ERROR + 1, O_CLOEXEC) < 0)
+                FAIL("arrange descriptors");
+        c->error_write = FD_ERROR;
+        target_pidfd = FD_ERROR + 1;
+        if (syscall(SYS_close_range, FD_ERROR + 2, ~0U, 0) < 0)
+                FAIL("close inherited descriptors");
+        if (setgroups(0, NULL) < 0)
+                FAIL("drop supplementary groups");
         if (setns(target_pidfd, (int) ns_flags) < 0)
                 FAIL("enter the namespaces of the workload");
+        close(target_pidfd);
         pid_t child = fork(); /* only children join the pid namespace */
         if (child < 0)
                 FAIL("fork the probe");
         if (child == 0) {
+                apply_limits(c);
                 drop_privileges(c, last_cap());
                 if (chdir(s->cwd ? s->cwd : "/") < 0 && chdir("/") < 0)
                         FAIL("chdir");
                 int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
                 if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 || dup2(null_fd, 2) < 0)
                         FAIL("arrange descriptors");
-                int ew = fcntl(c->error_write, F_DUPFD_CLOEXEC, 3);
-                if (ew < 0 || dup3(ew, FD_ERROR, O_CLOEXEC) < 0)
-                        FAIL("arrange descriptors");
-                c->error_write = FD_ERROR;
                 if (syscall(SYS_close_range, FD_ERROR + 1, ~0U, 0) < 0)
                         FAIL("close inherited descriptors");
-                if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-                        FAIL("set no_new_privs");
-                if (c->p->seccomp && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->p->seccomp, 0, 0) < 0)
-                        FAIL("install the seccomp filter");
+                confine(c);
                 execve(argv[0], argv, s->env);
                 FAIL("exec probe %s", argv[0]);
         }
@@ -894,12 +936,19 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
         if (s->sandbox.namespaces & WORKLOAD_NS_CGROUP)
                 ns |= CLONE_NEWCGROUP;
 
-        int error_pipe[2], pidfd = -1, r;
+        int error_pipe[2], sync_pipe[2], pidfd = -1, r;
         if (pipe2(error_pipe, O_CLOEXEC) < 0) {
                 set_error(err, errno, "create pipes");
                 return -errno;
         }
-        struct spawn_ctx c = {.p = params, .sync_read = -1, .error_write = error_pipe[1], .status_write = -1, .status_read = -1};
+        if (pipe2(sync_pipe, O_CLOEXEC) < 0) {
+                r = -errno;
+                close(error_pipe[0]);
+                close(error_pipe[1]);
+                set_error(err, -r, "create pipes");
+                return r;
+        }
+        struct spawn_ctx c = {.p = params, .sync_read = sync_pipe[0], .error_write = error_pipe[1], .status_write = -1, .status_read = -1};
         struct clone_args_v0 args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) &pidfd, .exit_signal = SIGCHLD};
         pid_t pid = clone_with_pidfd(&args, &pidfd);
         if (pid < 0) {
@@ -907,15 +956,22 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
                 set_error(err, -r, "fork the probe");
                 close(error_pipe[0]);
                 close(error_pipe[1]);
+                close(sync_pipe[0]);
+                close(sync_pipe[1]);
                 return r;
         }
         if (pid == 0) {
                 close(error_pipe[0]);
+                close(sync_pipe[1]);
                 probe_main(&c, target->pidfd, ns, argv);
         }
         close(error_pipe[1]);
-        /* Attach before it can exec: the probe counts against the workload's limits. */
-        if (params->prestart && (r = params->prestart(pid, params->prestart_userdata)) < 0) {
+        close(sync_pipe[0]);
+        /* Attach before it forks the probe: the probe counts against the workload's limits
+         * and is subject to its device cgroup. */
+        if ((params->prestart && (r = params->prestart(pid, params->prestart_userdata)) < 0) ||
+            (r = write(sync_pipe[1], "x", 1) == 1 ? 0 : -EIO) < 0) {
+                close(sync_pipe[1]);
                 kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
                 close(error_pipe[0]);
@@ -923,6 +979,7 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
                 set_error(err, -r, "attach the probe to the workload's cgroup");
                 return r;
         }
+        close(sync_pipe[1]);
         struct sandbox_error child_err;
         struct pollfd pfd = {.fd = error_pipe[0], .events = POLLIN};
         int pr;

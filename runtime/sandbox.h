@@ -10,7 +10,11 @@
 
 #include <linux/filter.h>
 
+#include "sandbox-init.h"
 #include "workload-spec.h"
+
+/* Where `make install` puts the sandbox's init (runtime.sandbox_init in the config). */
+#define SANDBOX_INIT_PATH LIBEXECDIR "/orbit-agent/orbit-sandbox-init"
 
 /* Where a start failed, so the operator reads "mount /usr: No such file or directory". */
 struct sandbox_error {
@@ -38,10 +42,18 @@ struct sandbox_params {
         int stdout_read_fd, stderr_read_fd;
         sandbox_prestart_fn prestart;
         void *prestart_userdata;
+        /*
+         * The sandbox's init binary (orbit-sandbox-init, statically linked) on the host;
+         * NULL for SANDBOX_INIT_PATH. Opened before the root is built and exec'd from
+         * that descriptor, so the sandbox root need not contain it. Not used by
+         * sandbox_exec_in().
+         */
+        const char *init_path;
 };
 
 struct sandbox_process {
-        pid_t pid;       /* the sandbox's init (pid 1 inside when it has a pid namespace) */
+        pid_t pid;       /* the sandbox's init (pid 1 inside when it has a pid namespace);
+                          * SANDBOX_INIT_COMM is its comm */
         int pidfd;       /* for the event loop; owned */
         int status_fd;   /* read end: the workload's wait status, 4 bytes, when it ends */
 };
@@ -75,9 +87,6 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
 int sandbox_collect_status(struct sandbox_process *p, int init_status);
 
 void sandbox_process_close(struct sandbox_process *p);
-
-/* The sandbox init's name (comm), how a restarted agent recognises it in a cgroup. */
-#define SANDBOX_INIT_COMM "orbit-init"
 
 /*
  * Take over a running sandbox whose init is pid (after an agent restart): a pidfd for

@@ -256,13 +256,13 @@ static const char *const common_allow[] = {
 };
 
 /*
- * Only in "default": network sockets of any family, System V IPC, Linux AIO, memory
- * locking and NUMA placement, scheduling changes, id changes (which need capabilities a
- * workload does not keep anyway), device nodes and FIFOs.
+ * Only in "default": System V IPC, Linux AIO, memory locking and NUMA placement,
+ * scheduling changes, id changes (which need capabilities a workload does not keep
+ * anyway). Sockets and mknod are allowed with conditions (default_conditional).
  */
 static const char *const server_allow[] = {
-        "socket", "socketpair", "capset", "io_cancel", "io_destroy", "io_getevents",
-        "io_pgetevents", "io_setup", "io_submit", "ioprio_set", "mbind", "mknod", "mknodat",
+        "capset", "io_cancel", "io_destroy", "io_getevents",
+        "io_pgetevents", "io_setup", "io_submit", "ioprio_set", "mbind",
         "mlock", "mlock2", "mlockall", "msgctl", "msgget", "msgrcv", "msgsnd", "munlock",
         "munlockall", "sched_setattr", "sched_setparam", "sched_setscheduler", "semctl",
         "semget", "semop", "semtimedop", "set_mempolicy", "setfsgid", "setfsuid", "setgid",
@@ -279,10 +279,17 @@ struct builtin_rule {
         enum seccomp_policy_action action;
         int errno_value;
         size_t n_conditions;
-        struct seccomp_policy_condition conditions[1];
+        struct seccomp_policy_condition conditions[3];
 };
 
 #define ARG0_EQ(v) 1, {{.index = 0, .op = SECCOMP_POLICY_OP_EQ, .value = (v)}}
+#define COND_EQ(i, v) {.index = (i), .op = SECCOMP_POLICY_OP_EQ, .value = (v)}
+#define COND_MASKED(i, m, v) {.index = (i), .op = SECCOMP_POLICY_OP_MASKED_EQ, .mask = (m), .value = (v)}
+
+/* socket(2)'s type without SOCK_NONBLOCK and SOCK_CLOEXEC. */
+#define SOCKET_TYPE_MASK 0xf
+/* The file type bits of a mode. */
+#define MODE_TYPE_MASK 0170000
 
 static const struct builtin_rule common_conditional[] = {
         /* Threads and fork, but no new namespaces (unshare and setns are denied too). */
@@ -299,6 +306,34 @@ static const struct builtin_rule common_conditional[] = {
         {"personality", SECCOMP_POLICY_ALLOW, 0, ARG0_EQ(0x20000)},
         {"personality", SECCOMP_POLICY_ALLOW, 0, ARG0_EQ(0x20008)},
         {"personality", SECCOMP_POLICY_ALLOW, 0, ARG0_EQ(0xffffffff)},
+};
+
+/*
+ * "default": sockets of the families a server needs, never raw ones. AF_UNIX of any
+ * type; AF_INET and AF_INET6 streams and datagrams (TCP, UDP, ICMP echo sockets), not
+ * SOCK_RAW, not SOCK_SEQPACKET (SCTP, a module the kernel would load on demand);
+ * AF_NETLINK only NETLINK_ROUTE, which glibc's getaddrinfo (AI_ADDRCONFIG) and
+ * if_nameindex read, as Docker's and crun's default profiles allow it. Every other
+ * family (AF_PACKET, AF_VSOCK, AF_ALG, AF_KEY, AF_BLUETOOTH, AF_CAN, AF_XDP, ...) and
+ * every other netlink protocol get the default EPERM. The family and type are ints:
+ * garbage in the upper 32 bits makes an eq miss, so these fail closed.
+ * mknod only for FIFOs and regular files: device nodes are refused whatever the
+ * capabilities (the mode is the 2nd argument of mknod, the 3rd of mknodat).
+ */
+static const struct builtin_rule default_conditional[] = {
+        {"socket", SECCOMP_POLICY_ALLOW, 0, 1, {COND_EQ(0, AF_UNIX)}},
+        {"socket", SECCOMP_POLICY_ALLOW, 0, 2, {COND_EQ(0, AF_INET), COND_MASKED(1, SOCKET_TYPE_MASK, SOCK_STREAM)}},
+        {"socket", SECCOMP_POLICY_ALLOW, 0, 2, {COND_EQ(0, AF_INET), COND_MASKED(1, SOCKET_TYPE_MASK, SOCK_DGRAM)}},
+        {"socket", SECCOMP_POLICY_ALLOW, 0, 2, {COND_EQ(0, AF_INET6), COND_MASKED(1, SOCKET_TYPE_MASK, SOCK_STREAM)}},
+        {"socket", SECCOMP_POLICY_ALLOW, 0, 2, {COND_EQ(0, AF_INET6), COND_MASKED(1, SOCKET_TYPE_MASK, SOCK_DGRAM)}},
+        {"socket", SECCOMP_POLICY_ALLOW, 0, 2, {COND_EQ(0, AF_NETLINK), COND_EQ(2, 0 /* NETLINK_ROUTE */)}},
+        {"socketpair", SECCOMP_POLICY_ALLOW, 0, ARG0_EQ(AF_UNIX)},
+        {"mknod", SECCOMP_POLICY_ALLOW, 0, 1, {COND_MASKED(1, MODE_TYPE_MASK, 0010000 /* S_IFIFO */)}},
+        {"mknod", SECCOMP_POLICY_ALLOW, 0, 1, {COND_MASKED(1, MODE_TYPE_MASK, 0100000 /* S_IFREG */)}},
+        {"mknod", SECCOMP_POLICY_ALLOW, 0, 1, {COND_MASKED(1, MODE_TYPE_MASK, 0)}},
+        {"mknodat", SECCOMP_POLICY_ALLOW, 0, 1, {COND_MASKED(2, MODE_TYPE_MASK, 0010000 /* S_IFIFO */)}},
+        {"mknodat", SECCOMP_POLICY_ALLOW, 0, 1, {COND_MASKED(2, MODE_TYPE_MASK, 0100000 /* S_IFREG */)}},
+        {"mknodat", SECCOMP_POLICY_ALLOW, 0, 1, {COND_MASKED(2, MODE_TYPE_MASK, 0)}},
 };
 
 static const struct builtin_rule strict_conditional[] = {
@@ -344,6 +379,9 @@ int seccomp_policy_builtin(const char *name, struct seccomp_policy **ret) {
                                               ELEMENTSOF(common_conditional));
                 if (r >= 0 && is_default)
                         r = add_names(p, server_allow, ELEMENTSOF(server_allow));
+                if (r >= 0 && is_default)
+                        r = add_builtin_rules(p, default_conditional,
+                                              ELEMENTSOF(default_conditional));
                 if (r >= 0 && is_strict)
                         r = add_builtin_rules(p, strict_conditional,
                                               ELEMENTSOF(strict_conditional));

@@ -1,6 +1,10 @@
 # Shared helpers for the integration tests: temp dir, cleanup, checks, bounded waits.
 # shellcheck shell=bash disable=SC2034
 
+# The build tree's sandbox init, for agent configs (runtime.sandbox_init): the installed
+# one may be missing or older.
+SANDBOX_INIT=${top_builddir:-.}/orbit-sandbox-init
+
 # Seconds any single wait may take; raise it for slow (sanitizer) builds.
 : "${ORBIT_TEST_TIMEOUT:=20}"
 

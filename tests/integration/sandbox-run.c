@@ -66,6 +66,7 @@ int main(int argc, char *argv[]) {
                 .seccomp = prog ? &prog->prog : NULL,
                 .spec = &spec,
                 .root_dir = argv[i + 1],
+                .init_path = SANDBOX_INIT_BUILD_PATH, /* the build tree's, not the installed one */
                 .stdout_fd = 1,
                 .stderr_fd = 2,
                 .stdout_read_fd = -1,

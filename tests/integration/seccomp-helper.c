@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,8 @@
 #include <sys/reboot.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,6 +68,19 @@ static long probe(const char *name) {
                         (void) close(fd);
                 return fd;
         }
+        if (streq(name, "socket-packet") || streq(name, "socket-vsock") || streq(name, "socket-raw") ||
+            streq(name, "socket-netlink-route") || streq(name, "socket-netlink-audit")) {
+                int fd = streq(name, "socket-packet")          ? socket(AF_PACKET, SOCK_RAW, 0)
+                         : streq(name, "socket-vsock")         ? socket(40 /* AF_VSOCK */, SOCK_STREAM, 0)
+                         : streq(name, "socket-raw")           ? socket(AF_INET, SOCK_RAW, 1 /* ICMP */)
+                         : streq(name, "socket-netlink-route") ? socket(AF_NETLINK, SOCK_RAW, 0)
+                                                               : socket(AF_NETLINK, SOCK_RAW, 9 /* AUDIT */);
+                if (fd >= 0)
+                        (void) close(fd);
+                return fd;
+        }
+        if (streq(name, "mknod-char")) /* /dev/null's numbers, in the working directory */
+                return syscall(SYS_mknodat, AT_FDCWD, "orbit-probe-null", S_IFCHR | 0600, makedev(1, 3));
 #if defined(__x86_64__)
         if (streq(name, "x32"))
                 return syscall(0x40000000 | SYS_getpid); /* __X32_SYSCALL_BIT */

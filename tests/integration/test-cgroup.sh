@@ -99,6 +99,7 @@ if [ "$HAVE_V1" = yes ] && [ ! -e "$CGROUP_V1_ROOT/cgroup.controllers" ]; then
         run "v1: kill_all + destroy leave nothing" kill "$CGROUP_V1_ROOT"
         run "v1: kill_all of a frozen group" kill-frozen "$CGROUP_V1_ROOT"
         run "v1: restarted manager adopts a running group" adopt "$CGROUP_V1_ROOT"
+        run "v1: the devices controller denies all but the sandbox's nodes" devices "$CGROUP_V1_ROOT"
 else
         note "no v1 hierarchies: v1 checks skipped"
 fi
@@ -117,6 +118,7 @@ if [ -n "$CGROUP_V2_ROOT" ]; then
         run "v2: cgroup.kill of a frozen group" core-kill-frozen "$CGROUP_V2_ROOT"
         run "v2: restarted manager adopts a running group" core-adopt "$CGROUP_V2_ROOT"
         run "v2: limits of missing controllers fail clearly" core-missing "$CGROUP_V2_ROOT"
+        run "v2: a BPF_CGROUP_DEVICE program denies all but the sandbox's nodes" core-devices "$CGROUP_V2_ROOT"
 else
         note "no cgroup2 mount: v2 checks skipped"
 fi

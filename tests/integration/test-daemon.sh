@@ -61,7 +61,8 @@ write_config() {
                 for m in "$@"; do
                         printf '  %s,\n' "$m"
                 done
-                printf '  "runtime": {"cgroup_parent": "%s", "stop_workloads_on_exit": true},\n' "$CGROUP_PARENT"
+                printf '  "runtime": {"cgroup_parent": "%s", "stop_workloads_on_exit": true, "sandbox_init": "%s"},\n' \
+                        "$CGROUP_PARENT" "$SANDBOX_INIT"
                 printf '  "log_target": "stderr"\n'
                 printf '}\n'
         } >"$d/conf/agent.json.new" && mv -f "$d/conf/agent.json.new" "$d/conf/agent.json"

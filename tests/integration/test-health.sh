@@ -79,7 +79,7 @@ cat >"$D/etc/agent.json" <<JSON
 {"config_version": 1, "node_id": "hot-sat", "state_dir": "$D/state", "runtime_dir": "$D/run",
  "log_target": "stderr",
  "paths": {"sysfs_root": "$D/sys"},
- "runtime": {"cgroup_parent": "$PARENT", "stop_workloads_on_exit": true},
+ "runtime": {"cgroup_parent": "$PARENT", "stop_workloads_on_exit": true, "sandbox_init": "$SANDBOX_INIT"},
  "health": {"poll_interval_ms": 200, "min_dwell_sec": 2, "report_interval_sec": 2,
             "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90, "hysteresis_c": 3}],
             "power": {"warm_percent": 50, "hot_percent": 30, "critical_percent": 15, "hysteresis_percent": 5},

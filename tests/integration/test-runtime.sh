@@ -30,12 +30,13 @@ write_config() { # stop_workloads_on_exit
         cat >"$D/etc/agent.json" <<JSON
 {"config_version": 1, "node_id": "rt-test", "state_dir": "$D/state", "runtime_dir": "$D/run",
  "log_target": "stderr", "log_level": "info",
- "runtime": {"cgroup_parent": "$PARENT", "stop_workloads_on_exit": $1}}
+ "runtime": {"cgroup_parent": "$PARENT", "stop_workloads_on_exit": $1, "sandbox_init": "$SANDBOX_INIT"}}
 JSON
 }
 
+# The agent runs with supplementary groups (adm, dialout) that no workload or probe may keep.
 start_agent() {
-        "$AGENT" --config "$D/etc/agent.json" >>"$AGENT_LOG" 2>&1 &
+        setpriv --groups 4,20 "$AGENT" --config "$D/etc/agent.json" >>"$AGENT_LOG" 2>&1 &
         AGENT_PID=$!
         track_pid "$AGENT_PID"
         wait_for "$ORBIT_TEST_TIMEOUT" ctl ping >/dev/null 2>&1 || bail "the agent did not answer"
@@ -185,6 +186,70 @@ check "a probe failing twice restarts the workload" wait_for 15 sh -c "[ \"\$(\"
 field probed .last_exit | grep -q "stopped after failing its health probe" && pass "the exit says why" || fail "probe exit" "$(field probed .last_exit)"
 grep -q "workload probed: health probe failed (2 of 2): probe exited with code 1" "$AGENT_LOG" && pass "each probe failure is logged" || fail "probe log"
 ctl workload stop probed >/dev/null
+
+# ---- the probe runs under exactly the workload's confinement -------------------------
+# Both write the same report (ids, groups, capabilities, no_new_privs, seccomp, limits,
+# cgroup, environment, descriptors, umask) to a shared bind; the two must be identical.
+# In a user namespace, where the agent's supplementary groups could otherwise follow.
+mkdir -p "$D/confined"; chmod 777 "$D/confined"; chmod 711 "$D"
+python3 - "$D/specs/confined.json" "$D/confined" <<'PY'
+import json, sys
+report = ('{ grep -E "^(Uid|Gid|Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|Seccomp_filters):" '
+          '/proc/self/status; grep "open files" /proc/self/limits; cat /proc/self/cgroup; env | sort; '
+          'ls /proc/self/fd | tr "\\n" " "; echo; umask; }')
+spec = {"name": "confined", "env": {"ROLE": "tenant"},
+        "exec": ["/bin/sh", "-c", report + " > /data/w.tmp && mv /data/w.tmp /data/workload.txt; sleep 60"],
+        "health_probe": {"exec": ["/bin/sh", "-c", report + " > /data/p.tmp && mv /data/p.tmp /data/probe.txt"],
+                         "interval_sec": 1, "timeout_sec": 5, "failures": 3},
+        "sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": True}],
+                    "rw_binds": [{"source": sys.argv[2], "target": "/data"}],
+                    "namespaces": ["user", "pid", "mount", "ipc", "uts", "net", "cgroup"],
+                    "seccomp": "default", "rlimits": {"nofile": 200}}}
+json.dump(spec, open(sys.argv[1], "w"))
+PY
+ctl workload start "$D/specs/confined.json" >/dev/null
+if wait_for 15 test -s "$D/confined/probe.txt" && wait_for 5 test -s "$D/confined/workload.txt"; then
+        if diff -u "$D/confined/workload.txt" "$D/confined/probe.txt" >"$D/confined/diff"; then
+                pass "the probe's ids, groups, caps, no_new_privs, seccomp, limits, cgroup, env, fds and umask are the workload's"
+        else
+                fail "probe confinement = workload confinement" "$(tr '\n' ' ' <"$D/confined/diff")"
+        fi
+        grep -Eq '^Seccomp:[[:space:]]+2$' "$D/confined/probe.txt" && pass "the probe runs under the seccomp filter" || fail "probe seccomp" "$(cat "$D/confined/probe.txt")"
+        grep -Eq '^NoNewPrivs:[[:space:]]+1$' "$D/confined/probe.txt" && pass "...and no_new_privs" || fail "probe nnp"
+        grep -Eq '^Groups:[[:space:]]*$' "$D/confined/probe.txt" && pass "...without the agent's supplementary groups" || fail "probe groups" "$(grep Groups "$D/confined/probe.txt")"
+        grep -Eq '^CapEff:[[:space:]]+0+$' "$D/confined/probe.txt" && pass "...and without capabilities" || fail "probe caps"
+        grep -q '^ROLE=tenant$' "$D/confined/probe.txt" && ! grep -q '^NOTIFY_SOCKET=\|^ORBIT_\|^INVOCATION_ID=' "$D/confined/probe.txt" \
+                && pass "...with the spec's environment only" || fail "probe env" "$(cat "$D/confined/probe.txt")"
+        grep -Eq '^0 1 2 3 ?$' "$D/confined/probe.txt" && pass "...and no descriptor but 0-2" || fail "probe fds" "$(cat "$D/confined/probe.txt")"
+else
+        fail "the confined workload and its probe wrote their reports" "$(ls -la "$D/confined")"
+fi
+ctl workload stop confined >/dev/null
+
+# ---- the device cgroup: host device nodes stay closed even where /dev is the host's ---
+# No mount (nor pid) namespace, so the workload (uid 0, no capabilities) sees the host's
+# /dev: the owner bits would let it open a root-owned block device, the device cgroup
+# must not. (Where such a spec needs "privileged", it belongs here all the same.)
+HOSTDEV=""
+for d in /dev/vda /dev/sda /dev/nvme0n1 /dev/mmcblk0 /dev/loop0 /dev/loop-control; do
+        [ -e "$d" ] && ( : <"$d" ) 2>/dev/null && { HOSTDEV=$d; break; }
+done
+if [ -n "$HOSTDEV" ]; then
+        spec "$D/specs/devices.json" '{"name": "devices", "exec": ["/bin/sh", "-c", "( : < '"$HOSTDEV"' ) 2>/dev/null && echo OPENED-host-device || echo denied-host-device; echo x > /dev/null && echo null-ok; sleep 60"],
+ "sandbox": {"namespaces": ["ipc", "uts", "net", "cgroup"]}}'
+        ctl workload start "$D/specs/devices.json" >/dev/null
+        if wait_for 10 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload logs devices 2>/dev/null | grep -q 'null-ok'"; then
+                logs=$(ctl workload logs devices)
+                grep -q 'denied-host-device' <<<"$logs" && pass "the device cgroup denies $HOSTDEV to the workload (host root opens it)" \
+                        || fail "device cgroup" "$logs"
+                pass "...while /dev/null stays usable"
+        else
+                fail "the devices workload ran" "$(ctl workload logs devices 2>&1 | tail -5)"
+        fi
+        ctl workload stop devices >/dev/null
+else
+        note "no host block device to try: device cgroup check skipped"
+fi
 
 # ---- stop: SIGTERM, then SIGKILL after the grace period ------------------------------
 spec "$D/specs/stubborn.json" '{"name": "stubborn", "exec": ["/bin/sh", "-c", "trap \"\" TERM; echo ignoring TERM; while :; do sleep 1; done"],

@@ -12,6 +12,7 @@ RUN=$top_builddir/tests/integration/sandbox-run
 [ -x "$RUN" ] || bail "$RUN is missing: build it first"
 
 setup_testdir
+SANDBOX_INIT_COMM=orbit-init
 BASE_BINDS='"/usr", "/bin", "/lib", {"source": "/lib64", "optional": true}, {"source": "/sbin", "optional": true}'
 OUT=""
 ERR=""
@@ -92,6 +93,60 @@ for f in kcore keys timer_list; do
 done
 expect_out "sysctls stay readable" '^sysctl readable$'
 
+# ---- /dev: nodev, noexec, read-only; no device nodes, no raw sockets ----------------
+run dev '"sandbox": {"capabilities": ["CAP_MKNOD"], "seccomp": "default"}' 'grep " /dev " /proc/self/mountinfo | sed -n "s|^[^ ]* [^ ]* [^ ]* [^ ]* /dev \([^ ]*\) .*|devopts \1|p"
+touch /dev/x 2>/dev/null && echo "WROTE /dev" || echo "dev read-only"
+echo data > /dev/null && echo "null writable"
+python3 -c "
+import errno, os, socket
+def sock(fam, typ, proto=0):
+    try:
+        socket.socket(fam, typ, proto).close(); return \"ok\"
+    except OSError as e: return errno.errorcode[e.errno]
+print(\"vsock\", sock(40, socket.SOCK_STREAM))
+print(\"packet\", sock(17, socket.SOCK_RAW))
+print(\"raw\", sock(socket.AF_INET, socket.SOCK_RAW, 1))
+print(\"tcp\", sock(socket.AF_INET, socket.SOCK_STREAM))
+try:
+    os.mknod(\"/tmp/kmsg\", 0o600 | 0o020000, os.makedev(1, 11)); print(\"MKNOD done\")
+except OSError as e: print(\"mknod\", errno.errorcode[e.errno])
+os.mkfifo(\"/tmp/fifo\"); print(\"fifo ok\")
+"'
+expect_out "/dev is mounted nodev, noexec, nosuid and read-only" '^devopts ro,nosuid,nodev,noexec'
+expect_out "nothing can be created in /dev" '^dev read-only$'
+expect_out "its nodes still work (/dev/null)" '^null writable$'
+expect_out "AF_VSOCK sockets are refused by the default filter" '^vsock EPERM$'
+expect_out "AF_PACKET sockets are refused" '^packet EPERM$'
+expect_out "raw IP sockets are refused" '^raw EPERM$'
+expect_out "TCP sockets still work" '^tcp ok$'
+expect_out "mknod of a device is refused even with CAP_MKNOD" '^mknod EPERM$'
+expect_out "FIFOs can still be made" '^fifo ok$'
+
+# Without a filter, CAP_MKNOD makes a node in a tmpfs; nodev keeps it unusable.
+run devnofilter '"sandbox": {"capabilities": ["CAP_MKNOD"], "seccomp": "none"}' 'python3 -c "
+import errno, os
+os.mknod(\"/tmp/kmsg\", 0o600 | 0o020000, os.makedev(1, 11)); print(\"made\")
+try:
+    os.close(os.open(\"/tmp/kmsg\", os.O_RDONLY)); print(\"OPENED kmsg\")
+except OSError as e: print(\"open\", errno.errorcode[e.errno])
+"'
+expect_out "a node made with CAP_MKNOD and no filter cannot be opened (nodev)" '^open EACCES$'
+
+# ---- /proc and /sys masks (crun's list and more) -----------------------------------
+run masks '"sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true}, "/sys"]}' 'for p in acpi asound scsi; do [ -d /proc/$p ] && echo "dir $p $(ls -A /proc/$p | wc -l)"; done
+for f in kcore keys key-users timer_list sched_debug kallsyms kpageflags kpagecount latency_stats interrupts; do [ -e /proc/$f ] && echo "file $f $(head -c 64 /proc/$f | wc -c)"; done
+[ -d /sys/firmware ] && echo "sysfw $(ls -A /sys/firmware | wc -l)"; touch /proc/acpi/x 2>/dev/null && echo "WROTE acpi"; echo done'
+for p in acpi asound scsi; do
+        [ -d /proc/$p ] || continue
+        expect_out "/proc/$p is an empty directory inside" "^dir $p 0\$"
+done
+for f in kcore keys key-users timer_list sched_debug kallsyms kpageflags kpagecount latency_stats interrupts; do
+        [ -e /proc/$f ] || continue
+        expect_out "/proc/$f reads empty inside" "^file $f 0\$"
+done
+[ -d /sys/firmware ] && expect_out "/sys/firmware is empty when /sys is bound" '^sysfw 0$'
+if grep -q "WROTE" <<<"$OUT"; then fail "masked dirs are read-only" "$OUT"; else pass "masked directories are read-only"; fi
+
 # ---- a mount below a read-only bind is read-only too ---------------------------------
 mkdir -p "$TESTDIR/nested/sub"
 if mount -t tmpfs -o size=1m orbit-test "$TESTDIR/nested/sub"; then
@@ -165,6 +220,41 @@ run seccompkill '"sandbox": {"seccomp": "'"$TESTDIR"'/kill-uname.json"}' 'echo b
 [ "$RC" -eq 159 ] && grep -q '^signal=31$' <<<"$ERR" && pass "a policy with action kill ends the workload with SIGSYS" || fail "seccomp kill" "rc=$RC $ERR"
 expect_out "it ran until the killed call" '^before$'
 
+# ---- the sandbox's init: an exec'd static binary the workload cannot reach ----------
+# Without a filter (seccomp "none"), so that only the init's own defences hold.
+run init '"sandbox": {"seccomp": "none"}' 'cat /proc/1/comm; grep -E "^(NoNewPrivs|Uid):" /proc/1/status
+for f in mem environ cmdline; do ( : < /proc/1/$f ) 2>/dev/null && echo "READ $f" || echo "denied $f"; done
+readlink /proc/1/fd/4 >/dev/null 2>&1 && echo "LISTED fd" || echo "denied fd"
+for n in 3 4 5; do printf "\0\0\0\0" > /proc/1/fd/$n 2>/dev/null && echo "WROTE fd $n" || echo "denied fd $n"; done
+readlink /proc/1/exe >/dev/null 2>&1 && echo "READ exe" || echo "denied exe"
+python3 -c "
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+r = libc.ptrace(16, 1, 0, 0)  # PTRACE_ATTACH
+print(\"ptrace attach\", r, os.strerror(ctypes.get_errno()))
+try:
+    os.open(\"/proc/1/mem\", os.O_RDWR); print(\"OPENED mem rw\")
+except OSError as e: print(\"mem rw\", e.strerror)
+"
+exit 3'
+expect_out "pid 1 is the exec'd init (comm $SANDBOX_INIT_COMM)" "^orbit-init\$"
+expect_out "the init runs under no_new_privs" '^NoNewPrivs:[[:space:]]+1$'
+expect_out "the workload cannot open the init's memory (/proc/1/mem)" '^denied mem$'
+expect_out "...nor its environment (/proc/1/environ)" '^denied environ$'
+expect_out "...nor see where its descriptors lead (readlink /proc/1/fd/4)" '^denied fd$'
+for n in 3 4 5; do expect_out "...nor write to its descriptor $n (status channel forgery)" "^denied fd $n\$"; done
+expect_out "...nor open /proc/1/mem for writing" '^mem rw Permission denied$'
+expect_out "...nor ptrace it" '^ptrace attach -1 Operation not permitted$'
+expect_out "...nor follow /proc/1/exe back to the host" '^denied exe$'
+expect_out "its command line is readable and holds nothing of the agent" '^READ cmdline$'
+if grep -Eq '^(READ (mem|environ|exe)|LISTED|WROTE|OPENED)' <<<"$OUT"; then fail "no way into the init" "$OUT"; else pass "no way into the init"; fi
+[ "$RC" -eq 3 ] && grep -q '^exit=3$' <<<"$ERR" && pass "the workload's real status (exit 3) is what the agent reads" || fail "status" "rc=$RC $ERR"
+
+run initseccomp '"sandbox": {"seccomp": "default"}' 'grep -E "^(Seccomp|NoNewPrivs):" /proc/1/status; tr "\0" " " < /proc/1/cmdline; echo; ls /proc/self/fd | tr "\n" " "; echo'
+expect_out "the init has the workload's seccomp filter (Seccomp: 2 in /proc/1/status)" '^Seccomp:[[:space:]]+2$'
+expect_out "...and no_new_privs" '^NoNewPrivs:[[:space:]]+1$'
+expect_out "its argv is the workload's, nothing else" '^orbit-init /bin/sh -c '
+
 # ---- inherited descriptors -----------------------------------------------------------
 run fds '' 'ls /proc/self/fd | tr "\n" " "; echo; cat <&7 2>&1 || echo "fd7 closed"' --leak-fd /etc/hostname
 expect_out "only stdin, stdout, stderr reach the workload" '^0 1 2 3 ?$'
@@ -180,6 +270,12 @@ expect_out "...mapped to nobody outside when no user is given" '^[[:space:]]*0[[
 expect_out "no supplementary groups leak in" '^Groups:[[:space:]]*$'
 run userns2 '"user": "daemon", "sandbox": {"namespaces": ["user", "pid", "mount", "ipc", "uts", "net", "cgroup"]}' 'cat /proc/self/uid_map'
 expect_out "with a user given, root inside maps to that user" "^[[:space:]]*0[[:space:]]+$(id -u daemon)[[:space:]]+1\$"
+
+run inituserns '"sandbox": {"namespaces": ["user", "pid", "mount", "ipc", "uts", "net", "cgroup"]}' 'cat /proc/1/comm; cat /proc/1/mem >/dev/null 2>&1 && echo "READ mem" || echo "denied mem"; printf "\0\0\0\0" > /proc/1/fd/4 2>/dev/null && echo "WROTE status" || echo "denied status"; exit 5'
+expect_out "in a user namespace: the init was exec'd after the old root was detached" '^orbit-init$'
+expect_out "...its memory is out of reach" '^denied mem$'
+expect_out "...and its status channel too" '^denied status$'
+[ "$RC" -eq 5 ] && pass "...and the exit status (5) comes through" || fail "userns status" "rc=$RC $ERR"
 
 # ---- uts, rlimits, env, cwd ----------------------------------------------------------
 run uts '"sandbox": {"hostname": "detector"}' 'cat /proc/sys/kernel/hostname'

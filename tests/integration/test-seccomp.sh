@@ -128,11 +128,21 @@ done
 probe "default: clone3 is ENOSYS (glibc falls back to clone)" default clone3 ENOSYS
 probe "default: personality query allowed" default personality-query ok
 probe "default: AF_INET sockets allowed" default socket-inet ok
+probe "default: AF_NETLINK NETLINK_ROUTE allowed (getaddrinfo)" default socket-netlink-route ok
+for call in socket-packet socket-vsock socket-raw socket-netlink-audit; do
+        probe "default: $call is EPERM" default "$call" EPERM
+done
+# In a scratch directory: without the filter, root would make a real device node here.
+cd "$TESTDIR" || bail "cd $TESTDIR"
+probe "default: mknod of a character device is EPERM" default mknod-char EPERM
+cd - >/dev/null || bail "cd back"
+[ ! -e "$TESTDIR/orbit-probe-null" ] && pass "...and no node was made" || fail "mknod made a node" "$(ls -l "$TESTDIR/orbit-probe-null")"
 
 # Without a filter the same probes fail differently: the EPERM above is the filter's.
 probe "none: mount fails with EFAULT" none mount EFAULT
 probe "none: ptrace fails with ESRCH" none ptrace ESRCH
 probe "none: clone-newuser fails with EINVAL" none clone-newuser EINVAL
+probe "none: AF_PACKET socket works for root" none socket-packet ok
 
 if [ "$(uname -m)" = x86_64 ]; then
         run "default: x32 syscall killed (SIGSYS)" 159 default "$HELPER" --probe x32

@@ -549,7 +549,7 @@ nonarch_base_libdir = "${base_prefix}/lib"
 bindir = "${exec_prefix}/bin"
 sbindir = "${exec_prefix}/sbin"
 libdir = "${exec_prefix}/lib"
-libexecdir = "${libdir}/${BPN}"
+libexecdir = "${prefix}/libexec"
 nonarch_libdir = "${exec_prefix}/lib"
 sysconfdir = "/etc"
 localstatedir = "/var"
@@ -839,6 +839,7 @@ EOF
 orbit-agent /lib/systemd/system/orbit-agent-retry.timer
 orbit-agent /lib/systemd/system/orbit-agent.service
 orbit-agent /usr/lib/tmpfiles.d/orbit-agent.conf
+orbit-agent /usr/libexec/orbit-agent/orbit-sandbox-init
 orbit-agent /usr/sbin/orbit-agent
 orbit-bundle /usr/bin/orbit-bundle
 orbitctl /usr/bin/orbitctl"
@@ -867,7 +868,8 @@ orbitctl /usr/bin/orbitctl"
                         make -C "$T/build" -j"$(nproc)" >>"$T/make.log" 2>&1 &&
                         make -C "$T/build" install DESTDIR="$T/image-br" >"$T/install-br.log" 2>&1; then
                         missing=""
-                        for f in usr/sbin/orbit-agent usr/bin/orbitctl etc/orbit-agent/agent.json \
+                        for f in usr/sbin/orbit-agent usr/libexec/orbit-agent/orbit-sandbox-init \
+                                usr/bin/orbitctl etc/orbit-agent/agent.json \
                                 usr/lib/systemd/system/orbit-agent.service usr/lib/systemd/system/orbit-agent-retry.timer \
                                 usr/lib/tmpfiles.d/orbit-agent.conf; do
                                 [ -e "$T/image-br/$f" ] || missing+=" $f"

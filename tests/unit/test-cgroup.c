@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <linux/bpf.h>
+
 #include <cmocka.h>
 
 #include "cgroup.h"
@@ -758,10 +760,131 @@ static void test_v1_attach_freeze_stats(void **state) {
         cgroup_manager_free(m);
 }
 
+/* ---- device rules: the v1 lines and the BPF program ---------------------------------- */
+
+static void test_device_rule_format(void **state) {
+        char buf[64];
+        struct cgroup_device_rule null_rw = {'c', 1, 3, CGROUP_DEVICE_READ | CGROUP_DEVICE_WRITE};
+        assert_int_equal(cgroup_device_rule_format(&null_rw, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "c 1:3 rw");
+        struct cgroup_device_rule any_mknod = {'b', -1, -1, CGROUP_DEVICE_MKNOD};
+        assert_int_equal(cgroup_device_rule_format(&any_mknod, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "b *:* m");
+        struct cgroup_device_rule all = {'c', 136, -1, 7};
+        assert_int_equal(cgroup_device_rule_format(&all, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, "c 136:* rwm");
+        struct cgroup_device_rule bad_type = {'x', 1, 3, CGROUP_DEVICE_READ};
+        assert_int_equal(cgroup_device_rule_format(&bad_type, buf, sizeof(buf)), -EINVAL);
+        struct cgroup_device_rule no_access = {'c', 1, 3, 0};
+        assert_int_equal(cgroup_device_rule_format(&no_access, buf, sizeof(buf)), -EINVAL);
+        struct cgroup_device_rule bad_access = {'c', 1, 3, 8};
+        assert_int_equal(cgroup_device_rule_format(&bad_access, buf, sizeof(buf)), -EINVAL);
+        struct cgroup_device_rule bad_major = {'c', -2, 3, CGROUP_DEVICE_READ};
+        assert_int_equal(cgroup_device_rule_format(&bad_major, buf, sizeof(buf)), -EINVAL);
+        assert_int_equal(cgroup_device_rule_format(&null_rw, buf, 4), -ENOBUFS);
+        /* The sandbox's list: the six nodes of its /dev, read and write, never mknod. */
+        assert_int_equal(cgroup_n_sandbox_devices, 6);
+        for (size_t i = 0; i < cgroup_n_sandbox_devices; i++) {
+                assert_int_equal(cgroup_sandbox_devices[i].type, 'c');
+                assert_int_equal(cgroup_sandbox_devices[i].access, CGROUP_DEVICE_READ | CGROUP_DEVICE_WRITE);
+        }
+}
+
+/*
+ * A small interpreter for the instructions the builder emits (what the kernel's
+ * verifier and JIT will run), so the program's decisions are tested without root.
+ * Any other instruction fails the test: the builder must stay within this subset.
+ */
+static int run_device_program(const struct bpf_insn *insns, int len, unsigned type, unsigned access,
+                              uint32_t major, uint32_t minor) {
+        struct bpf_cgroup_dev_ctx ctx = {.access_type = (access << 16) | type, .major = major, .minor = minor};
+        uint64_t reg[11] = {0};
+        int pc = 0, steps = 0;
+        while (pc >= 0 && pc < len && steps++ < 10000) {
+                const struct bpf_insn *in = &insns[pc++];
+                switch (in->code) {
+                case BPF_LDX | BPF_W | BPF_MEM:
+                        assert_int_equal(in->src_reg, BPF_REG_1);
+                        assert_true(in->off >= 0 && (size_t) in->off + 4 <= sizeof(ctx) && in->off % 4 == 0);
+                        reg[in->dst_reg] = *(uint32_t *) ((char *) &ctx + in->off);
+                        break;
+                case BPF_ALU64 | BPF_MOV | BPF_X: reg[in->dst_reg] = reg[in->src_reg]; break;
+                case BPF_ALU64 | BPF_MOV | BPF_K: reg[in->dst_reg] = (uint64_t) (int64_t) in->imm; break;
+                case BPF_ALU64 | BPF_AND | BPF_K: reg[in->dst_reg] &= (uint64_t) (int64_t) in->imm; break;
+                case BPF_ALU64 | BPF_RSH | BPF_K: reg[in->dst_reg] >>= in->imm; break;
+                case BPF_JMP | BPF_JNE | BPF_K:
+                        if (reg[in->dst_reg] != (uint64_t) (int64_t) in->imm)
+                                pc += in->off;
+                        break;
+                case BPF_JMP | BPF_EXIT: return (int) reg[0];
+                default: fail_msg("instruction 0x%02x at %d is outside the tested subset", in->code, pc - 1);
+                }
+        }
+        fail_msg("the program ran off its end or looped (pc %d)", pc);
+        return -1;
+}
+
+static void test_device_program(void **state) {
+        struct bpf_insn insns[256];
+        int len = cgroup_device_program_build(cgroup_sandbox_devices, cgroup_n_sandbox_devices, insns,
+                                              ELEMENTSOF(insns));
+        assert_true(len > 0);
+        const unsigned C = BPF_DEVCG_DEV_CHAR, B = BPF_DEVCG_DEV_BLOCK;
+        const unsigned R = BPF_DEVCG_ACC_READ, W = BPF_DEVCG_ACC_WRITE, M = BPF_DEVCG_ACC_MKNOD;
+        /* Every node of the sandbox's /dev: read, write, both. */
+        for (size_t i = 0; i < cgroup_n_sandbox_devices; i++) {
+                uint32_t ma = (uint32_t) cgroup_sandbox_devices[i].major, mi = (uint32_t) cgroup_sandbox_devices[i].minor;
+                assert_int_equal(run_device_program(insns, len, C, R, ma, mi), 1);
+                assert_int_equal(run_device_program(insns, len, C, W, ma, mi), 1);
+                assert_int_equal(run_device_program(insns, len, C, R | W, ma, mi), 1);
+                /* ...but never mknod, and not as a block device of the same numbers. */
+                assert_int_equal(run_device_program(insns, len, C, M, ma, mi), 0);
+                assert_int_equal(run_device_program(insns, len, C, R | M, ma, mi), 0);
+                assert_int_equal(run_device_program(insns, len, B, R, ma, mi), 0);
+        }
+        /* Host devices a workload must not reach. */
+        assert_int_equal(run_device_program(insns, len, C, R | W, 1, 11), 0); /* kmsg */
+        assert_int_equal(run_device_program(insns, len, C, R, 1, 1), 0);      /* mem */
+        assert_int_equal(run_device_program(insns, len, C, R, 1, 2), 0);      /* kmem */
+        assert_int_equal(run_device_program(insns, len, B, R | W, 8, 0), 0);  /* sda */
+        assert_int_equal(run_device_program(insns, len, C, R | W, 10, 237), 0); /* loop-control */
+        assert_int_equal(run_device_program(insns, len, C, R | W, 5, 1), 0);  /* console */
+        assert_int_equal(run_device_program(insns, len, C, R | W, 4, 0), 0);  /* tty0 */
+
+        /* Wildcards and access subsets. */
+        struct cgroup_device_rule rules[] = {
+                {'c', 136, -1, CGROUP_DEVICE_READ | CGROUP_DEVICE_WRITE}, /* any pts */
+                {'b', -1, -1, CGROUP_DEVICE_MKNOD},                       /* mknod any block */
+                {'c', 10, 200, CGROUP_DEVICE_READ},                       /* read-only tun */
+        };
+        len = cgroup_device_program_build(rules, ELEMENTSOF(rules), insns, ELEMENTSOF(insns));
+        assert_true(len > 0);
+        assert_int_equal(run_device_program(insns, len, C, R | W, 136, 0), 1);
+        assert_int_equal(run_device_program(insns, len, C, R | W, 136, 4095), 1);
+        assert_int_equal(run_device_program(insns, len, C, R | W, 137, 0), 0);
+        assert_int_equal(run_device_program(insns, len, B, M, 8, 1), 1);
+        assert_int_equal(run_device_program(insns, len, B, R, 8, 1), 0);
+        assert_int_equal(run_device_program(insns, len, C, R, 10, 200), 1);
+        assert_int_equal(run_device_program(insns, len, C, W, 10, 200), 0);
+        assert_int_equal(run_device_program(insns, len, C, R | W, 10, 200), 0);
+
+        /* No rule: everything denied. */
+        len = cgroup_device_program_build(NULL, 0, insns, ELEMENTSOF(insns));
+        assert_true(len > 0);
+        assert_int_equal(run_device_program(insns, len, C, R, 1, 3), 0);
+        /* Bad rules and too little room are errors, never a partial program. */
+        struct cgroup_device_rule bad = {'x', 1, 3, CGROUP_DEVICE_READ};
+        assert_int_equal(cgroup_device_program_build(&bad, 1, insns, ELEMENTSOF(insns)), -EINVAL);
+        assert_int_equal(cgroup_device_program_build(cgroup_sandbox_devices, cgroup_n_sandbox_devices, insns, 10),
+                         -E2BIG);
+}
+
 int main(void) {
         log_set_max_level(LOG_CRIT); /* the error paths log on purpose */
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_weight_conversions),
+                cmocka_unit_test(test_device_rule_format),
+                cmocka_unit_test(test_device_program),
                 cmocka_unit_test(test_format_cpu_max),
                 cmocka_unit_test(test_parse_keyed),
                 cmocka_unit_test(test_parse_pids),

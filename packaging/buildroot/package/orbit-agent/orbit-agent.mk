@@ -26,6 +26,9 @@ ORBIT_AGENT_AUTORECONF = YES
 # libseccomp, mbedTLS 2.28 (probed by header and library), OpenSSL libcrypto (fast
 # SHA-256), cmocka (required by
 # configure, used by the unit tests only).
+# The sandbox's init (/usr/libexec/orbit-agent/orbit-sandbox-init) is linked
+# statically: the toolchain's libc.a must be there (glibc and musl toolchains have it);
+# configure stops with a message otherwise.
 ORBIT_AGENT_DEPENDENCIES = \
 	host-pkgconf \
 	systemd \

@@ -22,6 +22,9 @@ LICENSE = "CLOSED"
 #   cmocka      cmocka >= 1.1             (meta-oe). Only the unit tests use it, but
 #               configure requires it today, so it is a build dependency; nothing of
 #               it is installed in the image.
+# The sandbox's init (${libexecdir}/orbit-agent/orbit-sandbox-init, in ${PN} through
+# the default FILES) is linked statically against the C library's libc.a, which the
+# recipe sysroot holds; configure stops with a message where it cannot link statically.
 DEPENDS = "systemd jansson curl libarchive libseccomp mbedtls openssl cmocka"
 
 # ExecReload= runs /bin/kill (Debian: procps). procps provides it through
