@@ -695,6 +695,10 @@ static int agent_start(struct agent *a) {
         r = control_server_new(a->event, sock, &a->config.control, control_methods, a, &a->control);
         if (r < 0)
                 return r;
+        /* Workloads run below runtime.cgroup_parent: nothing there may use the socket. */
+        r = control_server_set_workload_cgroup_parent(a->control, a->config.runtime.cgroup_parent);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the control socket's peer policy");
 
         a->started_usec = now_usec(a->event);
         log_info("orbit-agent %s serving: node %s, boot epoch %llu, control socket %s",
