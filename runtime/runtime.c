@@ -561,9 +561,10 @@ static int workload_start(struct workload *w, char **ret_message) {
                 return -EBUSY;
         }
 
-        if (w->spec.privileged && !rt->policy.allow_privileged)
-                return start_failed(w, ret_message, true, -EPERM,
-                                    "privileged specs are refused by this node's policy (sandbox.allow_privileged)");
+        char refusal[160];
+        if (!workload_privilege_allowed(w->spec.privileged, false, rt->policy.allow_privileged,
+                                        rt->policy.allow_privileged_from_link, refusal, sizeof(refusal)))
+                return start_failed(w, ret_message, true, -EPERM, "%s", refusal);
 
         if (!w->cg && (r = cgroup_create(rt->cgroups, w->spec.name, &w->cg)) < 0)
                 return start_failed(w, ret_message, false, r, "cannot create its cgroup: %s", strerror(-r));
@@ -1187,12 +1188,13 @@ int runtime_workload_start(struct runtime *rt, const char *name, char **ret_mess
 static int refuse_remote_privileged(struct runtime *rt, const char *name, enum runtime_origin origin,
                                     char **ret_message) {
         struct workload *w = find(rt, name);
-        if (!w || origin != RUNTIME_ORIGIN_LINK || !w->spec.privileged || rt->policy.allow_privileged_from_link)
+        char why[160];
+        if (!w || workload_privilege_allowed(w->spec.privileged, origin == RUNTIME_ORIGIN_LINK,
+                                             rt->policy.allow_privileged, rt->policy.allow_privileged_from_link,
+                                             why, sizeof(why)))
                 return 0;
-        log_warning("workload %s: a start asked over the link refused: the workload is privileged "
-                    "(sandbox.allow_privileged_from_link is off)", name);
-        message_set(ret_message, 0, "workload %s is privileged; this node does not start privileged "
-                    "workloads for the controller (sandbox.allow_privileged_from_link)", name);
+        log_warning("workload %s: start refused: it is privileged, and %s", name, why);
+        message_set(ret_message, 0, "workload %s is privileged; %s", name, why);
         return -EPERM;
 }
 
