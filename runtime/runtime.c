@@ -517,6 +517,9 @@ static int start_failed(struct workload *w, char **ret_message, bool permanent, 
         return r < 0 ? r : -EINVAL;
 }
 
+static int check_binds(struct runtime *rt, const char *source, const struct workload_spec *spec,
+                       char **ret_message);
+
 static int save_id_allocations(struct runtime *rt) {
         _cleanup_free_ char *text = id_allocations_format(rt->ids, &rt->policy.ids);
         if (!text)
@@ -565,6 +568,11 @@ static int workload_start(struct workload *w, char **ret_message) {
         if (!workload_privilege_allowed(w->spec.privileged, false, rt->policy.allow_privileged,
                                         rt->policy.allow_privileged_from_link, refusal, sizeof(refusal)))
                 return start_failed(w, ret_message, true, -EPERM, "%s", refusal);
+        /* Again at every start: a symlink on a bind's way may have changed since the spec
+         * was loaded (one planted by a workload in a dir it can write). */
+        _cleanup_free_ char *bind_problem = NULL;
+        if (check_binds(rt, w->source, &w->spec, &bind_problem) < 0)
+                return start_failed(w, ret_message, true, -EPERM, "%s", bind_problem ? bind_problem : "a bind is refused");
 
         if (!w->cg && (r = cgroup_create(rt->cgroups, w->spec.name, &w->cg)) < 0)
                 return start_failed(w, ret_message, false, r, "cannot create its cgroup: %s", strerror(-r));
@@ -809,14 +817,9 @@ static void reap_unknown_groups(struct runtime *rt) {
 
 /* ---- loading ---------------------------------------------------------------------- */
 
-/* The rules a spec must pass on this node beyond its own syntax: binds, privilege. */
-static int check_spec(struct runtime *rt, const char *source, const struct workload_spec *spec,
-                      char **ret_message) {
-        if (spec->privileged && !rt->policy.allow_privileged) {
-                message_set(ret_message, 0, "%s: workload %s is privileged; this node refuses privileged specs "
-                            "(sandbox.allow_privileged)", source, spec->name);
-                return -EPERM;
-        }
+/* Binds against the agent's own paths and the host's /proc, /sys, /dev, symlinks resolved. */
+static int check_binds(struct runtime *rt, const char *source, const struct workload_spec *spec,
+                       char **ret_message) {
         char *resolved[WORKLOAD_MAX_MOUNTS] = {0};
         for (size_t i = 0; i < spec->sandbox.n_mounts; i++)
                 if (spec->sandbox.mounts[i].source)
@@ -829,6 +832,17 @@ static int check_spec(struct runtime *rt, const char *source, const struct workl
         for (size_t i = 0; i < spec->sandbox.n_mounts; i++)
                 free(resolved[i]);
         return r;
+}
+
+/* The rules a spec must pass on this node beyond its own syntax: privilege, binds. */
+static int check_spec(struct runtime *rt, const char *source, const struct workload_spec *spec,
+                      char **ret_message) {
+        if (spec->privileged && !rt->policy.allow_privileged) {
+                message_set(ret_message, 0, "%s: workload %s is privileged; this node refuses privileged specs "
+                            "(sandbox.allow_privileged)", source, spec->name);
+                return -EPERM;
+        }
+        return check_binds(rt, source, spec, ret_message);
 }
 
 static int load_spec(struct runtime *rt, const char *source, const char *text, size_t len,

@@ -130,6 +130,17 @@ spec "$D/specs/statebind.json" '{"name": "statebind", "exec": ["/bin/true"],
 out=$(ctl workload start "$D/specs/statebind.json" 2>&1) && fail "a bind in the state dir is refused" "$out" || {
         grep -qF "statebind.json:2:65: sandbox.rw_binds[0]: bind of $D/state/workloads lies inside $D/state (the agent's state dir)" <<<"$out" && pass "a bind inside state_dir is refused with the line" || fail "state bind" "$out"; }
 [ -z "$(field rootbind .name 2>/dev/null)" ] && pass "nothing is kept of a refused spec" || fail "refused spec kept"
+# A symlink on a bind's way is checked again at every start (a workload may plant one).
+mkdir -p "$D/wdata/harmless"
+ln -s "$D/wdata/harmless" "$D/wdata/link"
+spec "$D/specs/linkbind.json" '{"name": "linkbind", "exec": ["/bin/true"], "restart": {"policy": "no"},
+ "sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true},
+   {"source": "'"$D"'/wdata/link", "target": "/data"}]}}'
+out=$(ctl workload start "$D/specs/linkbind.json" 2>&1) && pass "a bind through a harmless symlink starts" || fail "linkbind start" "$out"
+wait_for 10 state_is linkbind stopped
+ln -sfn "$D/state" "$D/wdata/link"
+out=$(ctl workload start linkbind 2>&1) && fail "a bind whose symlink now leads to the state dir is refused" "$out" || {
+        grep -qF "bind of $D/wdata/link ($D/state) covers $D/state (the agent's state dir)" <<<"$out" && pass "a symlink switched to the state dir is caught at the next start" || fail "link switched" "$out"; }
 
 # ---- privileged: host ids only when the spec says so and the node allows it ------------
 spec "$D/specs/hostroot.json" '{"name": "hostroot", "privileged": true, "restart": {"policy": "no"},
