@@ -423,6 +423,115 @@ static const struct json_field outbox_fields[] = {
         {},
 };
 
+/* ---- sandbox ---------------------------------------------------------------------- */
+
+struct id_range_tmp {
+        int64_t start, count;
+};
+
+static const struct json_field id_range_fields[] = {
+        {"start", json_dispatch_int64, offsetof(struct id_range_tmp, start), JSON_REQUIRED, NULL, ID_RANGE_MIN_START, UINT32_MAX - 1},
+        {"count", json_dispatch_int64, offsetof(struct id_range_tmp, count), JSON_REQUIRED, NULL, 1, UINT32_MAX},
+        {},
+};
+
+static int id_range_element(struct json_ctx *ctx, json_t *e, size_t index, void *userdata) {
+        struct id_pool *p = userdata;
+        struct id_range_tmp t = {0};
+        int r = json_dispatch_object(ctx, e, id_range_fields, &t);
+        if (r < 0)
+                return r;
+        p->ranges[p->n_ranges++] = (struct id_range){.start = (uint32_t) t.start, .count = (uint32_t) t.count};
+        return 0;
+}
+
+static int dispatch_id_ranges(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct id_pool *p = dest;
+        p->n_ranges = 0;
+        int r = json_dispatch_array(ctx, v, "an array of {\"start\": N, \"count\": N}", ID_RANGES_MAX, "id ranges",
+                                    id_range_element, p);
+        if (r >= 0 && p->n_ranges == 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "needs at least one range");
+        return r;
+}
+
+static int dispatch_uint32(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int64_t x = 0;
+        int r = json_dispatch_int64(ctx, v, &x, f);
+        if (r >= 0)
+                *(uint32_t *) dest = (uint32_t) x;
+        return r;
+}
+
+/* An integer, or "max" for no limit (stored as 0). */
+static int dispatch_limit(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (json_is_string(v) && streq(json_string_value(v), "max")) {
+                *(int64_t *) dest = 0;
+                return 0;
+        }
+        if (json_is_string(v) && f->arg) { /* a size */
+                uint64_t bytes;
+                if (parse_size(json_string_value(v), &bytes) < 0 || bytes < (uint64_t) f->min || bytes > INT64_MAX)
+                        return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a size of at least %lld bytes, or \"max\"",
+                                                (long long) f->min);
+                *(int64_t *) dest = (int64_t) bytes;
+                return 0;
+        }
+        if (!json_is_integer(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected %s or \"max\", got %s",
+                                        f->arg ? "a size" : "an integer", json_type_name(v));
+        return json_dispatch_int64(ctx, v, dest, f);
+}
+
+static int dispatch_nofile(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        int64_t x = 0;
+        int r = json_dispatch_int64(ctx, v, &x, f);
+        if (r >= 0)
+                *(uint64_t *) dest = (uint64_t) x;
+        return r;
+}
+
+static int dispatch_octal_umask(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        const char *t = json_is_string(v) ? json_string_value(v) : NULL;
+        char *end = NULL;
+        long m = t && *t ? strtol(t, &end, 8) : -1;
+        if (!t || !*t || *end || m < 0 || m > 0777 || strlen(t) > 4)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an octal umask string such as \"0022\"");
+        *(unsigned *) dest = (unsigned) m;
+        return 0;
+}
+
+static const int size_marker = 1;
+#define DFIELD(m) offsetof(struct workload_defaults, m)
+static const struct json_field sandbox_defaults_fields[] = {
+        {"pids_max", dispatch_limit, DFIELD(pids_max), 0, NULL, 1, 4194304},
+        {"memory_max", dispatch_limit, DFIELD(memory_max), 0, &size_marker, 1 << 20, INT64_MAX},
+        {"nofile", dispatch_nofile, DFIELD(nofile), 0, NULL, 16, 1 << 20},
+        {"umask", dispatch_octal_umask, DFIELD(umask), 0, NULL, 0, 0},
+        {},
+};
+
+#define SFIELD(m) offsetof(struct agent_sandbox_config, m)
+static const struct json_field sandbox_fields[] = {
+        {"id_ranges", dispatch_id_ranges, SFIELD(ids), 0, NULL, 0, 0},
+        {"ids_per_workload", dispatch_uint32, SFIELD(ids.size), 0, NULL, 1, 1 << 24},
+        {"allow_privileged", json_dispatch_bool, SFIELD(allow_privileged), 0, NULL, 0, 0},
+        {"allow_privileged_from_link", json_dispatch_bool, SFIELD(allow_privileged_from_link), 0, NULL, 0, 0},
+        {"defaults", json_dispatch_nested, SFIELD(defaults), 0, sandbox_defaults_fields, 0, 0},
+        {},
+};
+
+static int dispatch_sandbox(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct agent_sandbox_config *sb = dest;
+        int r = json_dispatch_object(ctx, v, sandbox_fields, sb);
+        if (r < 0)
+                return r;
+        char msg[256];
+        if (id_pool_check(&sb->ids, msg, sizeof(msg)) < 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "%s", msg);
+        return 0;
+}
+
 static const struct json_field top_fields[] = {
         {"config_version", dispatch_config_version, FIELD(struct agent_config, config_version), JSON_REQUIRED, NULL, 0, 0},
         {"node_id", dispatch_node_id, FIELD(struct agent_config, node_id), JSON_NULLABLE, NULL, 0, NODE_ID_MAX},
@@ -438,6 +547,7 @@ static const struct json_field top_fields[] = {
         {"update", dispatch_update, FIELD(struct agent_config, update), 0, NULL, 0, 0},
         {"link", dispatch_link, FIELD(struct agent_config, link), 0, NULL, 0, 0},
         {"outbox", json_dispatch_nested, FIELD(struct agent_config, outbox), 0, outbox_fields, 0, 0},
+        {"sandbox", dispatch_sandbox, FIELD(struct agent_config, sandbox), 0, NULL, 0, 0},
         {},
 };
 
@@ -527,6 +637,11 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                          .max_sync_kib = 1024, .download_budget_mib = 256, .clock_skew_sec = 300,
                          .check_command_time = true},
                 .outbox = {.max_records = 10000, .max_mib = 16},
+                /* Privileged specs are the board operator's to write (workloads.d, the control
+                 * socket, both host root only); the controller may forbid them
+                 * (allow_privileged is settable over the link) but not start them. */
+                .sandbox = {.ids = ID_POOL_DEFAULT, .defaults = WORKLOAD_DEFAULTS_INIT,
+                            .allow_privileged = true, .allow_privileged_from_link = false},
         };
         struct json_ctx ctx = {.source = source, .text = text, .text_len = len, .problems = problems};
 

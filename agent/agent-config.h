@@ -5,8 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "id-range.h"
 #include "json-util.h"
 #include "log.h"
+#include "workload-spec.h"
 
 #define CONFIG_VERSION 1
 #define CONFIG_MAX_SIZE (1024 * 1024)
@@ -107,6 +109,14 @@ struct agent_link_config {
         bool check_command_time; /* commands' not_before/expires against the clock */
 };
 
+/* The workloads' sandboxes as a security boundary (docs/config.md, "sandbox"). */
+struct agent_sandbox_config {
+        struct id_pool ids;                /* id_ranges + ids_per_workload */
+        struct workload_defaults defaults; /* limits a spec leaves unset */
+        bool allow_privileged;             /* accept "privileged": true specs */
+        bool allow_privileged_from_link;   /* start them when the controller asks */
+};
+
 /* The outbox of events and reports waiting for the controller (docs/outbox-format.md). */
 struct agent_outbox_config {
         int64_t max_records;
@@ -131,6 +141,7 @@ struct agent_config {
         struct agent_update_config update;
         struct agent_link_config link;
         struct agent_outbox_config outbox;
+        struct agent_sandbox_config sandbox;
 };
 
 /*

@@ -19,6 +19,7 @@ static const char *const error_names[_CONTROL_ERROR_MAX] = {
         [CONTROL_ERROR_BUSY] = "busy",
         [CONTROL_ERROR_INTERNAL] = "internal",
         [CONTROL_ERROR_NOT_IMPLEMENTED] = "not-implemented",
+        [CONTROL_ERROR_FORBIDDEN] = "forbidden",
 };
 
 const char *control_error_to_string(enum control_error e) {

@@ -22,6 +22,7 @@ enum control_error {
         CONTROL_ERROR_BUSY,
         CONTROL_ERROR_INTERNAL,
         CONTROL_ERROR_NOT_IMPLEMENTED,
+        CONTROL_ERROR_FORBIDDEN, /* the peer may not use the socket (agent/control-peer.h) */
         _CONTROL_ERROR_MAX,
 };
 

@@ -5,11 +5,15 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "control-peer.h"
 #include "control.h"
 #include "fileio.h"
 #include "linebuf.h"
@@ -42,7 +46,13 @@ struct control_server {
         void *userdata;
         struct control_client *clients;
         unsigned n_clients;
+        char *workload_cgroup_parent; /* peers in a group at or below it are refused */
 };
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+#define PEER_CGROUP_MAX 16384
 
 static void client_free(struct control_client *c) {
         struct control_server *s = c->server;
@@ -248,6 +258,69 @@ static void reject_busy(int fd, unsigned max) {
         close(fd);
 }
 
+static bool same_namespace(pid_t pid, const char *kind) {
+        char path[64];
+        struct stat mine, theirs;
+        snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) pid, kind);
+        if (stat(path, &theirs) < 0)
+                return false;
+        snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
+        if (stat(path, &mine) < 0)
+                return false;
+        return mine.st_dev == theirs.st_dev && mine.st_ino == theirs.st_ino;
+}
+
+/*
+ * The facts control_peer_decide needs. With SO_PEERPIDFD (6.5+) the pidfd is the process
+ * that connected; once everything is read, a signal 0 through it proves the process is
+ * still alive, so the pid read under /proc was not reused by another in between.
+ */
+static void peer_facts(const struct control_server *s, int cfd, struct control_peer_facts *f, char **ret_cgroups) {
+        struct ucred cred = {.pid = 0};
+        socklen_t cl = sizeof(cred);
+        *f = (struct control_peer_facts){.workload_cgroup_parent = s->workload_cgroup_parent};
+        *ret_cgroups = NULL;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 || cred.pid <= 0)
+                return;
+        f->pid = cred.pid;
+        f->uid = cred.uid;
+        int pidfd = -1;
+        socklen_t pl = sizeof(pidfd);
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &pl) < 0)
+                pidfd = (int) syscall(SYS_pidfd_open, cred.pid, 0); /* older kernels: racy, best effort */
+        if (pidfd < 0)
+                return;
+        f->same_user_namespace = same_namespace(cred.pid, "user");
+        f->same_pid_namespace = same_namespace(cred.pid, "pid");
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/cgroup", (int) cred.pid);
+        size_t len;
+        if (read_file_bounded(path, PEER_CGROUP_MAX, ret_cgroups, &len) < 0)
+                *ret_cgroups = NULL;
+        f->cgroups = *ret_cgroups;
+        f->known = syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+        close(pidfd);
+}
+
+/* Host root outside every workload, or one "forbidden" line and the door. */
+static bool peer_allowed(struct control_server *s, int cfd, pid_t *ret_pid) {
+        struct control_peer_facts f;
+        _cleanup_free_ char *cgroups = NULL;
+        peer_facts(s, cfd, &f, &cgroups);
+        *ret_pid = f.pid;
+        char why[320];
+        if (control_peer_decide(&f, why, sizeof(why)) == CONTROL_PEER_ACCEPT)
+                return true;
+        char msg[400];
+        snprintf(msg, sizeof(msg), "control socket: peer pid %d (uid %u) refused: %s", (int) f.pid,
+                 (unsigned) f.uid, why);
+        log_warning("%s", msg);
+        _cleanup_free_ char *line = control_response_error(NULL, CONTROL_ERROR_FORBIDDEN, msg);
+        if (line)
+                (void) send(cfd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+        return false;
+}
+
 static int server_accept(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         struct control_server *s = userdata;
         for (;;) {
@@ -261,8 +334,10 @@ static int server_accept(sd_event_source *source, int fd, uint32_t revents, void
                 }
 
                 struct ucred cred = {.pid = 0};
-                socklen_t cl = sizeof(cred);
-                (void) getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
+                if (!peer_allowed(s, cfd, &cred.pid)) {
+                        close(cfd);
+                        continue;
+                }
 
                 if (s->n_clients >= (unsigned) s->limits.max_clients) {
                         log_warning("control: refusing pid %d, %u connections already open",
@@ -360,6 +435,15 @@ fail:
         return r;
 }
 
+int control_server_set_workload_cgroup_parent(struct control_server *s, const char *parent) {
+        char *copy = parent ? strdup(parent) : NULL;
+        if (parent && !copy)
+                return -ENOMEM;
+        free(s->workload_cgroup_parent);
+        s->workload_cgroup_parent = copy;
+        return 0;
+}
+
 void control_server_set_limits(struct control_server *s, const struct agent_control_config *limits) {
         s->limits = *limits;
 }
@@ -381,5 +465,6 @@ void control_server_free(struct control_server *s) {
         }
         sd_event_unref(s->event);
         free(s->path);
+        free(s->workload_cgroup_parent);
         free(s);
 }

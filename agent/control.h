@@ -28,6 +28,13 @@ int control_server_new(sd_event *event, const char *path, const struct agent_con
                        const struct control_method *methods, void *userdata,
                        struct control_server **ret);
 
+/*
+ * Peers are accepted only as host root in the agent's pid and user namespaces
+ * (agent/control-peer.h); with a parent set, also only outside every cgroup at or below
+ * it (runtime.cgroup_parent, where workloads run).
+ */
+int control_server_set_workload_cgroup_parent(struct control_server *s, const char *parent);
+
 /* New limits apply to connections accepted from now on. */
 void control_server_set_limits(struct control_server *s, const struct agent_control_config *limits);
 

@@ -190,6 +190,8 @@ static const char *const settable_keys[] = {
         "update.gate_sec",
         "update.trial_timeout_sec",
         "update.boot_tries",
+        /* the controller can forbid privileged specs on a node (and allow them back) */
+        "sandbox.allow_privileged",
 };
 
 bool link_config_key_is_settable(const char *key) {
@@ -355,12 +357,13 @@ static int apply_command(struct link *l, const struct command *c, char *msg, siz
                         snprintf(msg, size, "the workload runtime is disabled on this node");
                         return -ENOTSUP;
                 }
+                /* The controller may not start a privileged workload unless the node allows it. */
                 if (streq(c->action, "workload.start"))
-                        r = runtime_workload_start(l->h.runtime, name, &m);
+                        r = runtime_workload_start_from(l->h.runtime, name, RUNTIME_ORIGIN_LINK, &m);
                 else if (streq(c->action, "workload.stop"))
                         r = runtime_workload_stop(l->h.runtime, name, &m);
                 else
-                        r = runtime_workload_restart(l->h.runtime, name, &m);
+                        r = runtime_workload_restart_from(l->h.runtime, name, RUNTIME_ORIGIN_LINK, &m);
                 snprintf(msg, size, "%s", m ? m : r < 0 ? strerror(-r) : "");
                 return r;
         }

@@ -163,7 +163,9 @@ static int workload_name_method(void *userdata, json_t *params, json_t **ret, ch
         if (!name)
                 return CONTROL_ERROR_INVALID_PARAMS + 1;
         char *message = NULL;
-        return runtime_result(op(rt, name, &message), message, ret, msg, size);
+        /* op first: the order in which arguments are evaluated is unspecified */
+        int r = op(rt, name, &message);
+        return runtime_result(r, message, ret, msg, size);
 }
 
 static int method_workload_start(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
@@ -372,6 +374,15 @@ static void apply_logging(const struct agent_config *c) {
         log_set_max_level(c->log_level);
 }
 
+static struct runtime_policy agent_runtime_policy(const struct agent_config *c) {
+        return (struct runtime_policy){
+                .ids = c->sandbox.ids,
+                .defaults = c->sandbox.defaults,
+                .allow_privileged = c->sandbox.allow_privileged,
+                .allow_privileged_from_link = c->sandbox.allow_privileged_from_link,
+        };
+}
+
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         struct agent *a = userdata;
         struct timespec ts;
@@ -412,6 +423,10 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                                        (uint64_t) a->config.outbox.max_mib << 20);
                 if (a->health)
                         health_monitor_reconfigure(a->health, &a->config);
+                if (a->runtime) {
+                        struct runtime_policy policy = agent_runtime_policy(&a->config);
+                        runtime_set_policy(a->runtime, &policy);
+                }
                 log_notice("configuration reloaded from %s", a->config_path);
         }
         (void) sd_notify(false, "READY=1");
@@ -604,7 +619,32 @@ static int agent_start(struct agent *a) {
         if (a->config.runtime.enabled) {
                 char workloads_dir[PATH_MAX];
                 snprintf(workloads_dir, sizeof(workloads_dir), "%s/workloads.d", a->config.config_dir);
+                struct runtime_policy policy = agent_runtime_policy(&a->config);
+                /* Binds never reach the agent's own files (the runtime adds runtime_dir,
+                 * state_dir, /proc, /sys and /dev); the models live in the state dir. */
+                const struct workload_protected_path protected_paths[] = {
+                        {a->config.config_dir, "the agent's config dir"},
+                        {a->config.update.keyring_dir, "the bundle keyring"},
+                        {a->config.link.command_keyring_dir, "the command keyring"},
+                        {a->config.link.key, "the node's TLS key"},
+                        {a->config.link.cert, "the node's TLS certificate"},
+                        {a->config.link.ca, "the controller's CA"},
+                        {a->config.update.work_dir, "the update work dir"},
+                        {a->config.runtime.log_dir, "the workload logs"},
+                        {NULL, NULL},
+                };
+                /* link.* may be unset: end the list at the first missing one, then the rest. */
+                struct workload_protected_path present[ELEMENTSOF(protected_paths)];
+                size_t n_present = 0;
+                for (size_t i = 0; i + 1 < ELEMENTSOF(protected_paths); i++)
+                        if (protected_paths[i].path)
+                                present[n_present++] = protected_paths[i];
+                present[n_present] = (struct workload_protected_path){NULL, NULL};
+                const char *const bind_allowed[] = {a->config.update.models_dir, NULL};
                 struct runtime_config rc = {
+                        .policy = &policy,
+                        .protected_paths = present,
+                        .bind_allowed = bind_allowed,
                         .cgroup_root = a->config.paths.cgroup_root,
                         .cgroup_parent = a->config.runtime.cgroup_parent,
                         .runtime_dir = a->config.runtime_dir,
@@ -658,6 +698,10 @@ static int agent_start(struct agent *a) {
         r = control_server_new(a->event, sock, &a->config.control, control_methods, a, &a->control);
         if (r < 0)
                 return r;
+        /* Workloads run below runtime.cgroup_parent: nothing there may use the socket. */
+        r = control_server_set_workload_cgroup_parent(a->control, a->config.runtime.cgroup_parent);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the control socket's peer policy");
 
         a->started_usec = now_usec(a->event);
         log_info("orbit-agent %s serving: node %s, boot epoch %llu, control socket %s",

@@ -10,6 +10,7 @@ CTL=$build/orbitctl
 DURATION=${DURATION:-60}
 [ -x "$AGENT" ] || { echo "build first (scripts/bench.sh does)"; exit 2; }
 D=$(mktemp -d /tmp/orbit-bench.XXXXXX)
+chmod 711 "$D" # workloads run in user namespaces: they must reach their sandbox roots
 PARENT="orbit-bench-$$"
 cleanup() {
         [ -n "${PID:-}" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "id-range.h"
 #include "log.h"
 #include "sandbox.h"
 #include "seccomp-policy.h"
@@ -54,6 +55,7 @@ int main(int argc, char *argv[]) {
         struct json_problems ps = {0};
         if (workload_spec_parse("bench", spec_json, strlen(spec_json), &spec, &ps) < 0)
                 return 1;
+        workload_spec_apply_defaults(&spec, NULL);
         struct seccomp_policy *policy = NULL;
         struct seccomp_program *prog = NULL;
         char *msg = NULL;
@@ -75,6 +77,9 @@ int main(int argc, char *argv[]) {
                 .spec = &spec, .root_dir = root, .seccomp = &prog->prog,
                 .init_path = SANDBOX_INIT_BUILD_PATH,
                 .stdout_fd = -1, .stderr_fd = -1, .stdout_read_fd = -1, .stderr_read_fd = -1,
+                /* a user namespace by default: the default pool's last slice */
+                .host_id_base = ID_RANGE_DEFAULT_START + ID_RANGE_DEFAULT_COUNT - ID_RANGE_DEFAULT_SIZE,
+                .host_id_count = ID_RANGE_DEFAULT_SIZE,
         };
         /* Interleave the two so machine noise hits both alike. */
         for (int i = 0; i < n; i++) {

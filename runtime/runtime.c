@@ -29,6 +29,9 @@
 
 #define RECORDS_SUBDIR "workloads"
 #define MAX_WORKLOADS 256
+#define ID_RANGES_FILE "id-ranges" /* in state_dir: which workload owns which host id slice */
+#define PROTECTED_MAX 32
+#define BIND_ALLOWED_MAX 8
 
 enum workload_state {
         WORKLOAD_STOPPED,  /* not running, and not meant to */
@@ -92,6 +95,12 @@ struct runtime {
         bool best_effort_closed;
         runtime_event_fn event_fn;
         void *event_userdata;
+        struct runtime_policy policy;
+        struct id_allocations *ids; /* persisted in <state_dir>/id-ranges */
+        struct workload_protected_path protected_paths[PROTECTED_MAX]; /* paths and labels owned */
+        size_t n_protected;
+        char *bind_allowed[BIND_ALLOWED_MAX];
+        size_t n_bind_allowed;
 };
 
 void runtime_set_event_handler(struct runtime *rt, runtime_event_fn fn, void *userdata) {
@@ -508,6 +517,37 @@ static int start_failed(struct workload *w, char **ret_message, bool permanent, 
         return r < 0 ? r : -EINVAL;
 }
 
+static int check_binds(struct runtime *rt, const char *source, const struct workload_spec *spec,
+                       char **ret_message);
+
+static int save_id_allocations(struct runtime *rt) {
+        _cleanup_free_ char *text = id_allocations_format(rt->ids, &rt->policy.ids);
+        if (!text)
+                return -ENOMEM;
+        return statefile_save(rt->cfg.state_dir, ID_RANGES_FILE, text, strlen(text));
+}
+
+/* The workload's host id slice: the one it had (its files stay its own), else a new one,
+ * recorded durably before it is used. -ENOSPC, or -EIO when it cannot be recorded. */
+static int workload_host_ids(struct workload *w, uint32_t *ret_base) {
+        struct runtime *rt = w->rt;
+        bool changed;
+        int r = id_allocations_assign(rt->ids, &rt->policy.ids, w->spec.name, ret_base, &changed);
+        if (r < 0)
+                return r == -E2BIG ? -ENOSPC : r;
+        if (!changed)
+                return 0;
+        r = save_id_allocations(rt);
+        if (r < 0) {
+                log_error_errno(r, "workload %s: cannot save %s/%s", w->spec.name, rt->cfg.state_dir, ID_RANGES_FILE);
+                (void) id_allocations_release(rt->ids, w->spec.name);
+                return -EIO;
+        }
+        log_info("workload %s: host ids %u-%u for its user namespace", w->spec.name, *ret_base,
+                 *ret_base + rt->policy.ids.size - 1);
+        return 0;
+}
+
 static int workload_start(struct workload *w, char **ret_message) {
         struct runtime *rt = w->rt;
         int r;
@@ -523,6 +563,16 @@ static int workload_start(struct workload *w, char **ret_message) {
                 message_set(ret_message, 0, "workload %s not started: %s", w->spec.name, w->last_error);
                 return -EBUSY;
         }
+
+        char refusal[160];
+        if (!workload_privilege_allowed(w->spec.privileged, false, rt->policy.allow_privileged,
+                                        rt->policy.allow_privileged_from_link, refusal, sizeof(refusal)))
+                return start_failed(w, ret_message, true, -EPERM, "%s", refusal);
+        /* Again at every start: a symlink on a bind's way may have changed since the spec
+         * was loaded (one planted by a workload in a dir it can write). */
+        _cleanup_free_ char *bind_problem = NULL;
+        if (check_binds(rt, w->source, &w->spec, &bind_problem) < 0)
+                return start_failed(w, ret_message, true, -EPERM, "%s", bind_problem ? bind_problem : "a bind is refused");
 
         if (!w->cg && (r = cgroup_create(rt->cgroups, w->spec.name, &w->cg)) < 0)
                 return start_failed(w, ret_message, false, r, "cannot create its cgroup: %s", strerror(-r));
@@ -577,6 +627,22 @@ static int workload_start(struct workload *w, char **ret_message) {
         r = sandbox_resolve_ids(&w->spec, &p.uid, &p.gid, msg, sizeof(msg));
         if (r < 0)
                 return start_failed(w, ret_message, true, r, "%s", msg);
+        if (w->spec.sandbox.namespaces & WORKLOAD_NS_USER) {
+                r = workload_host_ids(w, &p.host_id_base);
+                if (r == -ENOSPC)
+                        return start_failed(w, ret_message, true, r,
+                                            "no free host id slice for its user namespace (sandbox.id_ranges "
+                                            "has %zu, all taken)", id_pool_slices(&rt->policy.ids));
+                if (r < 0)
+                        return start_failed(w, ret_message, false, r, "cannot record its host id slice in %s/%s",
+                                            rt->cfg.state_dir, ID_RANGES_FILE);
+                p.host_id_count = rt->policy.ids.size;
+                if (p.uid >= p.host_id_count || p.gid >= p.host_id_count)
+                        return start_failed(w, ret_message, true, -EINVAL,
+                                            "user %u / group %u is outside its user namespace (ids 0-%u; "
+                                            "sandbox.ids_per_workload)",
+                                            (unsigned) p.uid, (unsigned) p.gid, p.host_id_count - 1);
+        }
 
         /* Searchable (0711), not listable: a user-namespace root must reach its own root dir. */
         char root[PATH_MAX];
@@ -761,12 +827,46 @@ static void reap_unknown_groups(struct runtime *rt) {
 
 /* ---- loading ---------------------------------------------------------------------- */
 
+/* Binds against the agent's own paths and the host's /proc, /sys, /dev, symlinks resolved. */
+static int check_binds(struct runtime *rt, const char *source, const struct workload_spec *spec,
+                       char **ret_message) {
+        char *resolved[WORKLOAD_MAX_MOUNTS] = {0};
+        for (size_t i = 0; i < spec->sandbox.n_mounts; i++)
+                if (spec->sandbox.mounts[i].source)
+                        resolved[i] = realpath(spec->sandbox.mounts[i].source, NULL);
+        const char *allowed[BIND_ALLOWED_MAX];
+        for (size_t i = 0; i < rt->n_bind_allowed; i++)
+                allowed[i] = rt->bind_allowed[i];
+        int r = workload_spec_check_binds(source, spec, (const char *const *) resolved, rt->protected_paths,
+                                          rt->n_protected, allowed, rt->n_bind_allowed, ret_message);
+        for (size_t i = 0; i < spec->sandbox.n_mounts; i++)
+                free(resolved[i]);
+        return r;
+}
+
+/* The rules a spec must pass on this node beyond its own syntax: privilege, binds. */
+static int check_spec(struct runtime *rt, const char *source, const struct workload_spec *spec,
+                      char **ret_message) {
+        if (spec->privileged && !rt->policy.allow_privileged) {
+                message_set(ret_message, 0, "%s: workload %s is privileged; this node refuses privileged specs "
+                            "(sandbox.allow_privileged)", source, spec->name);
+                return -EPERM;
+        }
+        return check_binds(rt, source, spec, ret_message);
+}
+
 static int load_spec(struct runtime *rt, const char *source, const char *text, size_t len,
                      bool want_running, struct workload **ret, char **ret_message) {
         struct workload_spec spec;
         int r = workload_spec_parse_text(source, text, len, &spec, ret_message);
         if (r < 0)
                 return r;
+        r = check_spec(rt, source, &spec, ret_message);
+        if (r < 0) {
+                workload_spec_free(&spec);
+                return r;
+        }
+        workload_spec_apply_defaults(&spec, &rt->policy.defaults);
         if (find(rt, spec.name)) {
                 message_set(ret_message, 0, "%s: workload \"%s\" is defined twice", source, spec.name);
                 workload_spec_free(&spec);
@@ -876,6 +976,47 @@ static unsigned count_cpus(void) {
         return n > 0 ? (unsigned) n : 1;
 }
 
+static int protect(struct runtime *rt, const char *path, const char *what) {
+        if (!path || rt->n_protected >= PROTECTED_MAX)
+                return 0;
+        char *real = realpath(path, NULL);
+        if (!real && !(real = strdup(path)))
+                return -ENOMEM;
+        char *label = strdup(what);
+        if (!label) {
+                free(real);
+                return -ENOMEM;
+        }
+        rt->protected_paths[rt->n_protected++] = (struct workload_protected_path){.path = real, .what = label};
+        return 0;
+}
+
+static int runtime_protect_paths(struct runtime *rt, const struct runtime_config *cfg) {
+        int r;
+        char sock[PATH_MAX];
+        snprintf(sock, sizeof(sock), "%s/control.sock", cfg->runtime_dir);
+        if ((r = protect(rt, cfg->runtime_dir, "the agent's runtime dir")) < 0 ||
+            (r = protect(rt, sock, "the agent's control socket")) < 0 ||
+            (r = protect(rt, cfg->state_dir, "the agent's state dir")) < 0 ||
+            (r = protect(rt, "/proc", "the host's /proc")) < 0 || (r = protect(rt, "/sys", "the host's /sys")) < 0 ||
+            (r = protect(rt, "/dev", "the host's /dev")) < 0)
+                return r;
+        for (const struct workload_protected_path *pp = cfg->protected_paths; pp && pp->path; pp++)
+                if ((r = protect(rt, pp->path, pp->what)) < 0)
+                        return r;
+        for (const char *const *a = cfg->bind_allowed; a && *a && rt->n_bind_allowed < BIND_ALLOWED_MAX; a++) {
+                char *real = realpath(*a, NULL);
+                if (!real && !(real = strdup(*a)))
+                        return -ENOMEM;
+                rt->bind_allowed[rt->n_bind_allowed++] = real;
+        }
+        return 0;
+}
+
+void runtime_set_policy(struct runtime *rt, const struct runtime_policy *policy) {
+        rt->policy = *policy;
+}
+
 int runtime_new(sd_event *event, const struct runtime_config *cfg, struct runtime **ret) {
         struct runtime *rt = calloc(1, sizeof(*rt));
         if (!rt)
@@ -897,8 +1038,31 @@ int runtime_new(sd_event *event, const struct runtime_config *cfg, struct runtim
         }
         if (rt->cfg.log_dir)
                 (void) mkdir_parents(rt->cfg.log_dir, 0750);
+        rt->policy = cfg->policy ? *cfg->policy : RUNTIME_POLICY_DEFAULT;
+        int r = runtime_protect_paths(rt, cfg);
+        if (r < 0) {
+                runtime_free(rt);
+                return r;
+        }
+        if (!(rt->ids = calloc(1, sizeof(*rt->ids)))) {
+                runtime_free(rt);
+                return -ENOMEM;
+        }
+        _cleanup_free_ char *ids_text = NULL;
+        size_t ids_len = 0;
+        r = statefile_load(rt->cfg.state_dir, ID_RANGES_FILE, &ids_text, &ids_len, NULL);
+        if (r >= 0 && id_allocations_parse(ids_text, ids_len, rt->ids) < 0)
+                log_error("runtime: %s/%s is not an id allocation record; starting afresh", rt->cfg.state_dir,
+                          ID_RANGES_FILE);
+        else if (r < 0 && r != -ENOENT)
+                log_error_errno(r, "runtime: cannot read %s/%s; starting afresh", rt->cfg.state_dir, ID_RANGES_FILE);
+        /* A workload in a user namespace is not host root: it must reach its sandbox root. */
+        struct stat rst;
+        if (stat(rt->cfg.runtime_dir, &rst) == 0 && (rst.st_mode & 0111) != 0111 &&
+            chmod(rt->cfg.runtime_dir, (rst.st_mode & 07777) | 0111) < 0)
+                log_warning_errno(errno, "runtime: cannot make %s searchable", rt->cfg.runtime_dir);
 
-        int r = cgroup_manager_new(rt->cfg.cgroup_root, rt->cfg.cgroup_parent, 0, &rt->cgroups);
+        r = cgroup_manager_new(rt->cfg.cgroup_root, rt->cfg.cgroup_parent, 0, &rt->cgroups);
         if (r < 0) {
                 snprintf(rt->unavailable, sizeof(rt->unavailable),
                          "no usable cgroups under %s (%s): workloads cannot run on this node",
@@ -960,6 +1124,13 @@ void runtime_free(struct runtime *rt) {
         }
         cgroup_manager_free(rt->cgroups);
         sd_event_unref(rt->event);
+        for (size_t i = 0; i < rt->n_protected; i++) {
+                free((char *) rt->protected_paths[i].path);
+                free((char *) rt->protected_paths[i].what);
+        }
+        for (size_t i = 0; i < rt->n_bind_allowed; i++)
+                free(rt->bind_allowed[i]);
+        free(rt->ids);
         free((char *) rt->cfg.cgroup_root);
         free((char *) rt->cfg.cgroup_parent);
         free((char *) rt->cfg.runtime_dir);
@@ -1039,6 +1210,31 @@ int runtime_workload_start(struct runtime *rt, const char *name, char **ret_mess
         w->timer = sd_event_source_disable_unref(w->timer);
         memset(&w->tracker, 0, sizeof(w->tracker)); /* an operator's start forgives a crash loop */
         return workload_start(w, ret_message);
+}
+
+static int refuse_remote_privileged(struct runtime *rt, const char *name, enum runtime_origin origin,
+                                    char **ret_message) {
+        struct workload *w = find(rt, name);
+        char why[160];
+        if (!w || workload_privilege_allowed(w->spec.privileged, origin == RUNTIME_ORIGIN_LINK,
+                                             rt->policy.allow_privileged, rt->policy.allow_privileged_from_link,
+                                             why, sizeof(why)))
+                return 0;
+        log_warning("workload %s: start refused: it is privileged, and %s", name, why);
+        message_set(ret_message, 0, "workload %s is privileged; %s", name, why);
+        return -EPERM;
+}
+
+int runtime_workload_start_from(struct runtime *rt, const char *name, enum runtime_origin origin,
+                                char **ret_message) {
+        int r = refuse_remote_privileged(rt, name, origin, ret_message);
+        return r < 0 ? r : runtime_workload_start(rt, name, ret_message);
+}
+
+int runtime_workload_restart_from(struct runtime *rt, const char *name, enum runtime_origin origin,
+                                  char **ret_message) {
+        int r = refuse_remote_privileged(rt, name, origin, ret_message);
+        return r < 0 ? r : runtime_workload_restart(rt, name, ret_message);
 }
 
 int runtime_workload_stop(struct runtime *rt, const char *name, char **ret_message) {
@@ -1133,6 +1329,13 @@ static json_t *workload_json(struct workload *w, bool detail) {
                                   "oom_kills", (json_int_t) st.oom_kills,
                                   "log_lines_suppressed", (json_int_t) workload_log_suppressed(w->log));
         json_t *spec = json_loads(w->spec_text, 0, NULL);
+        uint32_t base;
+        if (extra)
+                json_object_set_new(extra, "privileged", json_boolean(w->spec.privileged));
+        if (extra && (w->spec.sandbox.namespaces & WORKLOAD_NS_USER) &&
+            id_allocations_find(w->rt->ids, w->spec.name, &base) >= 0)
+                json_object_set_new(extra, "host_ids", json_pack("{s:I,s:I}", "first", (json_int_t) base, "count",
+                                                                (json_int_t) w->rt->policy.ids.size));
         if (extra && w->spec.probe.enabled)
                 json_object_set_new(extra, "probe", json_pack("{s:I,s:I,s:s?}", "runs", (json_int_t) w->probes_run,
                                                               "failed", (json_int_t) w->probes_failed, "last",

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
+#include "id-range.h"
 #include "workload-spec.h"
 
 struct runtime_config {
@@ -23,7 +24,27 @@ struct runtime_config {
         const char *log_dir;       /* per-workload log files when there is no journal; NULL: none */
         bool journal;              /* workload output to the journal */
         const char *sandbox_init;  /* orbit-sandbox-init; NULL: SANDBOX_INIT_PATH */
+        /* The sandbox policy (the agent's "sandbox" configuration); see runtime_policy. */
+        const struct runtime_policy *policy; /* NULL: RUNTIME_POLICY_DEFAULT */
+        /*
+         * Host paths no bind may cover or enter, besides runtime_dir, state_dir and the
+         * host's /proc, /sys and /dev, which the runtime adds itself: the config dir, the
+         * keyrings, the node's TLS key... Symlinks are resolved here. bind_allowed: paths
+         * inside those that binds may use (the models dir). Both NULL-terminated or NULL.
+         */
+        const struct workload_protected_path *protected_paths; /* ends with path NULL */
+        const char *const *bind_allowed;
 };
+
+struct runtime_policy {
+        struct id_pool ids;                 /* host uid/gid slices for user namespaces */
+        struct workload_defaults defaults;  /* limits a spec leaves unset */
+        bool allow_privileged;              /* accept "privileged": true specs at all */
+        bool allow_privileged_from_link;    /* and start them when the controller asks */
+};
+#define RUNTIME_POLICY_DEFAULT                                                           \
+        ((struct runtime_policy){.ids = ID_POOL_DEFAULT, .defaults = WORKLOAD_DEFAULTS_INIT, \
+                                 .allow_privileged = true, .allow_privileged_from_link = false})
 
 struct runtime;
 
@@ -50,6 +71,24 @@ int runtime_workload_submit(struct runtime *rt, const char *source, const char *
                             char **ret_message);
 
 int runtime_workload_start(struct runtime *rt, const char *name, char **ret_message);
+
+/*
+ * Where a start or restart was asked from. The controller link may not start a
+ * privileged workload unless the policy says allow_privileged_from_link; a local
+ * operator (control socket, workloads.d) may, unless allow_privileged is off.
+ */
+enum runtime_origin {
+        RUNTIME_ORIGIN_LOCAL,
+        RUNTIME_ORIGIN_LINK,
+};
+int runtime_workload_start_from(struct runtime *rt, const char *name, enum runtime_origin origin,
+                                char **ret_message);
+int runtime_workload_restart_from(struct runtime *rt, const char *name, enum runtime_origin origin,
+                                  char **ret_message);
+
+/* A new policy (configuration reload): id pool, defaults for specs loaded from now on,
+ * and the privileged rules, which apply to the next start. */
+void runtime_set_policy(struct runtime *rt, const struct runtime_policy *policy);
 int runtime_workload_stop(struct runtime *rt, const char *name, char **ret_message);
 int runtime_workload_restart(struct runtime *rt, const char *name, char **ret_message);
 

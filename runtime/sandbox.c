@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -82,6 +83,7 @@ struct spawn_ctx {
         int status_read;
         int init_fd;        /* O_PATH descriptor of the init binary */
         char **init_argv;   /* SANDBOX_INIT_COMM, then the workload's argv */
+        int idmap_read; /* one message per rw bind: an idmapped mount fd, or none (-1 if unused) */
 };
 
 /* ---- errors from the child -------------------------------------------------------- */
@@ -113,6 +115,27 @@ static _Noreturn void child_fail(int fd, int error, const char *fmt, ...) {
 #endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef OPEN_TREE_CLOEXEC
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
+#ifndef MOVE_MOUNT_T_EMPTY_PATH
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
 #endif
 
 struct mount_attr_v0 {
@@ -228,7 +251,34 @@ static int restrict_mount(int fd, bool read_only) {
         return mount(NULL, p, NULL, flags, NULL) < 0 ? -errno : 0;
 }
 
+/* The agent's word on the next rw bind: an idmapped mount of it (an fd), or -1: bind it plainly. */
+static int receive_idmapped(struct spawn_ctx *c) {
+        char byte;
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {0};
+        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                            .msg_controllen = sizeof(control.buf)};
+        ssize_t n;
+        do
+                n = recvmsg(c->idmap_read, &mh, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n != 1)
+                FAIL("receive the idmapped mounts from the agent");
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        if (byte != 'I' || !cm || cm->cmsg_type != SCM_RIGHTS)
+                return -1;
+        int fd;
+        memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+        return fd;
+}
+
 static void mount_bind(struct spawn_ctx *c, const struct workload_mount *m, int root_fd) {
+        int idmapped = -1;
+        if (m->kind == WORKLOAD_MOUNT_RW_BIND && c->idmap_read >= 0)
+                idmapped = receive_idmapped(c);
         struct stat st;
         if (lstat(m->source, &st) < 0) {
                 if (errno == ENOENT && m->optional)
@@ -265,7 +315,12 @@ static void mount_bind(struct spawn_ctx *c, const struct workload_mount *m, int 
         }
         char p[64];
         fd_path(mp, p, sizeof(p));
-        if (mount(m->source, p, NULL, MS_BIND | MS_REC, NULL) < 0)
+        if (idmapped >= 0) {
+                /* Made by the agent (an idmapping needs host privilege): attach it here. */
+                if (syscall(SYS_move_mount, idmapped, "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                        FAIL("bind %s to %s (attach the idmapped mount)", m->source, m->target);
+                close(idmapped);
+        } else if (mount(m->source, p, NULL, MS_BIND | MS_REC, NULL) < 0)
                 FAIL("bind %s to %s", m->source, m->target);
         close(mp);
         /* Open again: the path now leads to the new mount's root, not what it covers. */
@@ -462,9 +517,9 @@ static int last_cap(void) {
 static void drop_privileges(struct spawn_ctx *c, int cap_last) {
         const struct workload_spec *s = c->p->spec;
         uint64_t keep = s->sandbox.capabilities;
-        bool userns = s->sandbox.namespaces & WORKLOAD_NS_USER;
-        uid_t uid = userns ? 0 : c->p->uid;
-        gid_t gid = userns ? 0 : c->p->gid;
+        /* With a user namespace these are ids inside it (the agent mapped a whole slice). */
+        uid_t uid = c->p->uid;
+        gid_t gid = c->p->gid;
 
         /* The bounding set first, while we still hold CAP_SETPCAP. */
         for (int cap = 0; cap <= cap_last; cap++)
@@ -473,7 +528,7 @@ static void drop_privileges(struct spawn_ctx *c, int cap_last) {
 
         if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
                 FAIL("keep capabilities across the user change");
-        if (!userns && setgroups(0, NULL) < 0)
+        if (setgroups(0, NULL) < 0)
                 FAIL("drop supplementary groups");
         if (setresgid(gid, gid, gid) < 0)
                 FAIL("set group id %u", (unsigned) gid);
@@ -503,6 +558,8 @@ static void apply_limits(struct spawn_ctx *c) {
                         FAIL("set resource limit %d to %llu/%llu", s->sandbox.rlimits[i].resource,
                              (unsigned long long) rl.rlim_cur, (unsigned long long) rl.rlim_max);
         }
+        if (s->sandbox.umask >= 0)
+                umask((mode_t) s->sandbox.umask);
 }
 
 /*
@@ -647,10 +704,10 @@ int sandbox_resolve_ids(const struct workload_spec *spec, uid_t *ret_uid, gid_t 
         return 0;
 }
 
-static int write_id_map(pid_t pid, const char *file, unsigned inside, unsigned outside) {
+static int write_id_map(pid_t pid, const char *file, uint32_t outside, uint32_t count) {
         char path[64], line[64];
         snprintf(path, sizeof(path), "/proc/%d/%s", (int) pid, file);
-        int n = snprintf(line, sizeof(line), "%u %u 1\n", inside, outside);
+        int n = snprintf(line, sizeof(line), "0 %u %u\n", outside, count);
         int fd = open(path, O_WRONLY | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -712,11 +769,120 @@ static void set_error(struct sandbox_error *err, int error, const char *fmt, ...
         va_end(ap);
 }
 
+/* A detached copy of the tree at source whose ids go through the user namespace at userns_fd. */
+static int idmapped_tree(const char *source, int userns_fd) {
+        int fd = (int) syscall(SYS_open_tree, AT_FDCWD, source,
+                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        struct mount_attr_v0 attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t) userns_fd};
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+                int r = -errno;
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+static bool dir_is_empty(int dir_fd) {
+        int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                if (fd >= 0)
+                        close(fd);
+                return false;
+        }
+        bool empty = true;
+        struct dirent *de;
+        while (empty && (de = readdir(d)))
+                empty = streq(de->d_name, ".") || streq(de->d_name, "..");
+        closedir(d);
+        return empty;
+}
+
+/*
+ * The ownership rule for rw binds of a workload with a user namespace (docs/workload-spec.md),
+ * one message per rw bind, in the order the child mounts them:
+ *  - a directory already owned by one of the workload's host ids: a plain bind; what the
+ *    workload writes there is owned by its own host ids, kept across restarts;
+ *  - an empty directory owned by host root (made for this workload): given to the
+ *    workload's user (its host ids), then a plain bind;
+ *  - anything else (host data): an idmapped mount through the workload's user namespace
+ *    where the kernel and the filesystem have them, so host ids 0..count-1 show as the
+ *    workload's own; else a plain bind, where the workload is "nobody" to those files.
+ */
+static int send_rw_binds(const struct sandbox_params *p, pid_t pid, int sock, struct sandbox_error *err) {
+        const struct workload_spec *s = p->spec;
+        if (sock < 0)
+                return 0;
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/user", (int) pid);
+        int userns_fd = -1;
+        for (size_t i = 0; i < s->sandbox.n_mounts; i++) {
+                const struct workload_mount *m = &s->sandbox.mounts[i];
+                if (m->kind != WORKLOAD_MOUNT_RW_BIND)
+                        continue;
+                int tree = -1;
+                int dir = open(m->source, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                struct stat st;
+                if (dir >= 0 && fstat(dir, &st) == 0) {
+                        bool own = st.st_uid >= p->host_id_base && st.st_uid - p->host_id_base < p->host_id_count;
+                        if (!own && st.st_uid == 0 && dir_is_empty(dir)) {
+                                if (fchown(dir, p->host_id_base + p->uid, p->host_id_base + p->gid) < 0)
+                                        log_warning_errno(errno, "sandbox: cannot give %s to host uid %u", m->source,
+                                                          p->host_id_base + p->uid);
+                                else
+                                        own = true;
+                        }
+                        if (!own) {
+                                if (userns_fd < 0)
+                                        userns_fd = open(path, O_RDONLY | O_CLOEXEC);
+                                tree = userns_fd >= 0 ? idmapped_tree(m->source, userns_fd) : -errno;
+                                if (tree < 0)
+                                        log_info("sandbox: %s: no idmapped mount (%s); a plain bind, where the "
+                                                 "workload owns nothing", m->source, strerror(-tree));
+                        }
+                }
+                if (dir >= 0)
+                        close(dir);
+                char byte = tree >= 0 ? 'I' : 'P';
+                union {
+                        struct cmsghdr h;
+                        char buf[CMSG_SPACE(sizeof(int))];
+                } control = {0};
+                struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+                struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+                if (tree >= 0) {
+                        mh.msg_control = control.buf;
+                        mh.msg_controllen = sizeof(control.buf);
+                        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                        cm->cmsg_level = SOL_SOCKET;
+                        cm->cmsg_type = SCM_RIGHTS;
+                        cm->cmsg_len = CMSG_LEN(sizeof(int));
+                        memcpy(CMSG_DATA(cm), &tree, sizeof(int));
+                }
+                ssize_t n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+                int saved = errno;
+                if (tree >= 0)
+                        close(tree);
+                if (n != 1) {
+                        if (userns_fd >= 0)
+                                close(userns_fd);
+                        set_error(err, saved, "pass the mount of %s to the sandbox", m->source);
+                        return -saved;
+                }
+        }
+        if (userns_fd >= 0)
+                close(userns_fd);
+        return 0;
+}
+
 int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                   struct sandbox_error *err) {
         const struct workload_spec *s = p->spec;
         int sync_pipe[2] = {-1, -1}, error_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
         _cleanup_close_ int init_fd = -1;
+        int idmap_pair[2] = {-1, -1};
         int pidfd = -1, r;
 
         if ((s->sandbox.namespaces & WORKLOAD_NS_MOUNT) && !p->root_dir) {
@@ -742,6 +908,19 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                 set_error(err, -r, "open the sandbox init %s (runtime.sandbox_init)", init_path);
                 return r;
         }
+        bool userns = s->sandbox.namespaces & WORKLOAD_NS_USER;
+        if (userns && (p->host_id_count == 0 || p->uid >= p->host_id_count || p->gid >= p->host_id_count ||
+                       (uint64_t) p->host_id_base + p->host_id_count > UINT32_MAX || p->host_id_base == 0)) {
+                set_error(err, EINVAL, "user %u, group %u: not inside the workload's %u host ids from %u",
+                          (unsigned) p->uid, (unsigned) p->gid, p->host_id_count, p->host_id_base);
+                return -EINVAL;
+        }
+        if (userns && (s->sandbox.namespaces & WORKLOAD_NS_MOUNT) &&
+            socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, idmap_pair) < 0) {
+                r = -errno;
+                set_error(err, -r, "create a socket pair");
+                return r;
+        }
         if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(error_pipe, O_CLOEXEC) < 0 ||
             pipe2(status_pipe, O_CLOEXEC) < 0) {
                 r = -errno;
@@ -757,6 +936,7 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                 .status_read = status_pipe[0],
                 .init_fd = init_fd,
                 .init_argv = init_argv,
+                .idmap_read = idmap_pair[1],
         };
         struct clone_args_v0 args = {
                 .flags = clone_flags(s->sandbox.namespaces) | CLONE_PIDFD,
@@ -773,8 +953,13 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
         if (pid == 0) {
                 close(sync_pipe[1]);
                 close(error_pipe[0]);
+                if (idmap_pair[0] >= 0)
+                        close(idmap_pair[0]);
                 child_main(&c);
         }
+        if (idmap_pair[1] >= 0)
+                close(idmap_pair[1]);
+        idmap_pair[1] = -1;
 
         close(sync_pipe[0]);
         close(error_pipe[1]);
@@ -782,14 +967,15 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
         sync_pipe[0] = error_pipe[1] = status_pipe[1] = -1;
 
         if (s->sandbox.namespaces & WORKLOAD_NS_USER) {
-                /* Root inside maps to the workload's user outside, never to host root. */
-                uid_t outside_uid = p->uid != 0 ? p->uid : SANDBOX_NOBODY;
-                gid_t outside_gid = p->uid != 0 ? p->gid : SANDBOX_NOBODY;
-                if ((r = write_id_map(pid, "uid_map", 0, outside_uid)) < 0 ||
-                    (r = write_id_map(pid, "gid_map", 0, outside_gid)) < 0) {
-                        set_error(err, -r, "write the user namespace id maps of pid %d", (int) pid);
+                /* Inside ids 0..count-1 are the workload's own host slice, never host root. */
+                if ((r = write_id_map(pid, "uid_map", p->host_id_base, p->host_id_count)) < 0 ||
+                    (r = write_id_map(pid, "gid_map", p->host_id_base, p->host_id_count)) < 0) {
+                        set_error(err, -r, "write the user namespace id maps of pid %d (host ids %u-%u)",
+                                  (int) pid, p->host_id_base, p->host_id_base + p->host_id_count - 1);
                         goto fail_kill;
                 }
+                if ((r = send_rw_binds(p, pid, idmap_pair[0], err)) < 0)
+                        goto fail_kill;
         }
         if (p->prestart && (r = p->prestart(pid, p->prestart_userdata)) < 0) {
                 set_error(err, -r, "prepare the sandbox of pid %d (cgroup)", (int) pid);
@@ -835,6 +1021,8 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
         }
         close(error_pipe[0]);
         error_pipe[0] = -1;
+        if (idmap_pair[0] >= 0)
+                close(idmap_pair[0]);
 
         /* Never block the loop on it: a status comes at once or not at all. */
         (void) fcntl(status_pipe[0], F_SETFL, O_NONBLOCK);
@@ -854,6 +1042,8 @@ fail:
                         close(error_pipe[i]);
                 if (status_pipe[i] >= 0)
                         close(status_pipe[i]);
+                if (idmap_pair[i] >= 0)
+                        close(idmap_pair[i]);
         }
         if (pidfd >= 0)
                 close(pidfd);
@@ -948,7 +1138,7 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
                 set_error(err, -r, "create pipes");
                 return r;
         }
-        struct spawn_ctx c = {.p = params, .sync_read = sync_pipe[0], .error_write = error_pipe[1], .status_write = -1, .status_read = -1};
+        struct spawn_ctx c = {.p = params, .sync_read = sync_pipe[0], .error_write = error_pipe[1], .status_write = -1, .status_read = -1, .idmap_read = -1};
         struct clone_args_v0 args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) &pidfd, .exit_signal = SIGCHLD};
         pid_t pid = clone_with_pidfd(&args, &pidfd);
         if (pid < 0) {

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <linux/filter.h>
@@ -29,8 +30,14 @@ typedef int (*sandbox_prestart_fn)(pid_t pid, void *userdata);
 struct sandbox_params {
         const struct workload_spec *spec;
         const char *root_dir;   /* an empty host directory where the root is assembled */
-        uid_t uid;              /* resolved from spec->user (see sandbox_resolve_ids) */
-        gid_t gid;
+        uid_t uid;              /* resolved from spec->user (see sandbox_resolve_ids); with a */
+        gid_t gid;              /* user namespace these are ids inside it */
+        /*
+         * With a user namespace: inside ids 0..host_id_count-1 map to host ids from
+         * host_id_base (the workload's own slice, runtime/id-range.h), for uids and gids.
+         * uid and gid must be below host_id_count.
+         */
+        uint32_t host_id_base, host_id_count;
         const struct sock_fprog *seccomp; /* compiled filter, or NULL for none */
         int stdout_fd, stderr_fd;         /* where the workload writes; -1 for /dev/null */
         /*

@@ -113,3 +113,19 @@ bool workload_admit(enum workload_priority p, const struct class_control classes
         }
         return true;
 }
+
+bool workload_privilege_allowed(bool privileged, bool from_link, bool allow_privileged,
+                                bool allow_privileged_from_link, char *reason, size_t size) {
+        if (!privileged)
+                return true;
+        if (!allow_privileged) {
+                snprintf(reason, size, "privileged specs are refused by this node's policy (sandbox.allow_privileged)");
+                return false;
+        }
+        if (from_link && !allow_privileged_from_link) {
+                snprintf(reason, size, "this node does not start privileged workloads for the controller "
+                                       "(sandbox.allow_privileged_from_link)");
+                return false;
+        }
+        return true;
+}

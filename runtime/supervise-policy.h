@@ -60,6 +60,14 @@ struct class_control {
 uint64_t workload_effective_cpu_max(int64_t spec_max_percent, unsigned ncpu,
                                     const struct class_control *cc);
 
+/*
+ * May a workload start under the node's privilege rules (agent config "sandbox")? A
+ * privileged one needs allow_privileged, and when the controller asked (from_link) also
+ * allow_privileged_from_link. false with the reason, naming the key, when refused.
+ */
+bool workload_privilege_allowed(bool privileged, bool from_link, bool allow_privileged,
+                                bool allow_privileged_from_link, char *reason, size_t size);
+
 /* May a new workload of this class start now? false with a reason when refused. */
 bool workload_admit(enum workload_priority p, const struct class_control classes[_WORKLOAD_PRIORITY_MAX],
                     bool best_effort_admission_closed, char *reason, size_t size);

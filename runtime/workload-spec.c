@@ -369,6 +369,42 @@ static int dispatch_restart_policy(struct json_ctx *ctx, json_t *v, void *dest, 
         return json_ctx_problem(ctx, JSON_AT_VALUE, "expected \"no\", \"on-failure\" or \"always\"");
 }
 
+static int dispatch_size(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f);
+
+/* "max": no limit, said explicitly (an absent key takes the agent's default). */
+static bool is_max(json_t *v) {
+        return json_is_string(v) && streq(json_string_value(v), "max");
+}
+
+static int dispatch_limit_size(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (is_max(v)) {
+                *(int64_t *) dest = WORKLOAD_LIMIT_MAX;
+                return 0;
+        }
+        return dispatch_size(ctx, v, dest, f);
+}
+
+static int dispatch_limit_count(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (is_max(v)) {
+                *(int64_t *) dest = WORKLOAD_LIMIT_MAX;
+                return 0;
+        }
+        if (!json_is_integer(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an integer or \"max\", got %s",
+                                        json_type_name(v));
+        return json_dispatch_int64(ctx, v, dest, f);
+}
+
+static int dispatch_umask(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        const char *t = json_is_string(v) ? json_string_value(v) : NULL;
+        char *end = NULL;
+        long m = t && *t ? strtol(t, &end, 8) : -1;
+        if (!t || !*t || *end || m < 0 || m > 0777 || strlen(t) > 4)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an octal umask string such as \"0022\"");
+        *(int *) dest = (int) m;
+        return 0;
+}
+
 static int dispatch_size(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
         uint64_t bytes;
         if (json_is_integer(v)) {
@@ -403,6 +439,9 @@ static int namespace_element(struct json_ctx *ctx, json_t *e, size_t index, void
         *set |= flag;
         return 0;
 }
+
+/* The namespaces before the spec says any: the default depends on "privileged". */
+#define NAMESPACES_UNSET (1u << 31)
 
 static int dispatch_namespaces(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
         unsigned set = 0;
@@ -496,6 +535,11 @@ static int add_mount(struct json_ctx *ctx, struct workload_spec *s, enum workloa
 
         struct workload_mount *m = &s->sandbox.mounts[s->sandbox.n_mounts];
         *m = (struct workload_mount){.kind = kind, .optional = optional, .size = size};
+        /* Kept for checks made after parsing (binds against the agent's own paths). */
+        size_t key_at, value_at;
+        if (ctx->text && json_locate(ctx->text, ctx->text_len, ctx->path, ctx->depth, &key_at, &value_at) >= 0)
+                json_offset_to_line_column(ctx->text, ctx->text_len, value_at, &m->line, &m->column);
+        json_path_format(ctx->path, ctx->depth, m->where, sizeof(m->where));
         m->target = strdup(target);
         m->source = source ? strdup(source) : NULL;
         s->sandbox.n_mounts++;
@@ -586,8 +630,8 @@ static int dispatch_hostname(struct json_ctx *ctx, json_t *v, void *dest, const 
 static const struct json_field resources_fields[] = {
         {"cpu_weight", json_dispatch_int64, OFF(resources.cpu_weight) - OFF(resources), 0, NULL, 1, 10000},
         {"cpu_max_percent", json_dispatch_int64, OFF(resources.cpu_max_percent) - OFF(resources), 0, NULL, 1, 100 * 1024},
-        {"memory_max", dispatch_size, OFF(resources.memory_max) - OFF(resources), 0, NULL, 1 << 20, 0},
-        {"pids_max", json_dispatch_int64, OFF(resources.pids_max) - OFF(resources), 0, NULL, 1, 4194304},
+        {"memory_max", dispatch_limit_size, OFF(resources.memory_max) - OFF(resources), 0, NULL, 1 << 20, 0},
+        {"pids_max", dispatch_limit_count, OFF(resources.pids_max) - OFF(resources), 0, NULL, 1, 4194304},
         {"io_weight", json_dispatch_int64, OFF(resources.io_weight) - OFF(resources), 0, NULL, 1, 10000},
         {},
 };
@@ -607,6 +651,7 @@ static const struct json_field sandbox_fields[] = {
         {"no_new_privs", json_dispatch_bool, OFF(sandbox.no_new_privs), 0, NULL, 0, 0},
         {"hostname", dispatch_hostname, OFF(sandbox.hostname), 0, NULL, 0, 0},
         {"rlimits", dispatch_rlimits, 0, 0, NULL, 0, 0},
+        {"umask", dispatch_umask, OFF(sandbox.umask), 0, NULL, 0, 0},
         {},
 };
 
@@ -646,6 +691,7 @@ static const struct json_field spec_fields[] = {
         {"user", dispatch_user, OFF(user), 0, NULL, 0, 0},
         {"group", dispatch_user, OFF(group), 0, NULL, 0, 0},
         {"priority", dispatch_priority, OFF(priority), 0, NULL, 0, 0},
+        {"privileged", json_dispatch_bool, OFF(privileged), 0, NULL, 0, 0},
         {"resources", json_dispatch_nested, OFF(resources), 0, resources_fields, 0, 0},
         {"sandbox", dispatch_sandbox, 0, 0, NULL, 0, 0},
         {"restart", json_dispatch_nested, OFF(restart), 0, restart_fields, 0, 0},
@@ -683,7 +729,7 @@ int workload_spec_parse(const char *source, const char *text, size_t len,
                         struct workload_spec *ret, struct json_problems *problems) {
         struct workload_spec s = {
                 .priority = WORKLOAD_PRIORITY_NORMAL,
-                .sandbox = {.namespaces = WORKLOAD_NS_DEFAULT, .no_new_privs = true},
+                .sandbox = {.namespaces = NAMESPACES_UNSET, .no_new_privs = true, .umask = -1},
                 .restart = {.policy = WORKLOAD_RESTART_ON_FAILURE, .initial_delay_ms = 1000,
                             .max_delay_ms = 60000, .max_restarts = 5, .window_sec = 300},
                 .stop_timeout_sec = 10,
@@ -698,6 +744,24 @@ int workload_spec_parse(const char *source, const char *text, size_t len,
                 ctx.depth = 0;
                 json_ctx_push_key(&ctx, "restart");
                 r = json_ctx_problem(&ctx, JSON_AT_VALUE, "initial_delay_ms is above max_delay_ms");
+        }
+        if (s.sandbox.namespaces == NAMESPACES_UNSET)
+                s.sandbox.namespaces = s.privileged ? WORKLOAD_NS_DEFAULT_PRIVILEGED : WORKLOAD_NS_DEFAULT;
+        else if (r >= 0 && !s.privileged && (s.sandbox.namespaces & WORKLOAD_NS_MANDATORY) != WORKLOAD_NS_MANDATORY) {
+                char missing[64] = "";
+                for (size_t i = 0; i < ELEMENTSOF(namespace_names); i++)
+                        if ((WORKLOAD_NS_MANDATORY & namespace_names[i].flag) &&
+                            !(s.sandbox.namespaces & namespace_names[i].flag)) {
+                                strcat(missing, missing[0] ? ", " : "");
+                                strcat(missing, namespace_names[i].name);
+                        }
+                ctx.depth = 0;
+                json_ctx_push_key(&ctx, "sandbox");
+                json_ctx_push_key(&ctx, "namespaces");
+                r = json_ctx_problem(&ctx, JSON_AT_VALUE,
+                                     "the pid, mount, ipc, uts, net and user namespaces are mandatory "
+                                     "(missing: %s); only a spec with \"privileged\": true may leave one out",
+                                     missing);
         }
         if (r >= 0 && (s.sandbox.namespaces & WORKLOAD_NS_PID) && !(s.sandbox.namespaces & WORKLOAD_NS_MOUNT)) {
                 ctx.depth = 0;
@@ -764,4 +828,109 @@ void workload_spec_free(struct workload_spec *s) {
         strv_free(s->probe.exec);
         strv_free(s->models);
         memset(s, 0, sizeof(*s));
+}
+
+void workload_spec_apply_defaults(struct workload_spec *s, const struct workload_defaults *d) {
+        struct workload_defaults builtin = WORKLOAD_DEFAULTS_INIT;
+        if (!d)
+                d = &builtin;
+        if (s->resources.pids_max == 0)
+                s->resources.pids_max = d->pids_max;
+        else if (s->resources.pids_max == WORKLOAD_LIMIT_MAX)
+                s->resources.pids_max = 0;
+        if (s->resources.memory_max == 0)
+                s->resources.memory_max = d->memory_max;
+        else if (s->resources.memory_max == WORKLOAD_LIMIT_MAX)
+                s->resources.memory_max = 0;
+        bool have_nofile = false;
+        for (size_t i = 0; i < s->sandbox.n_rlimits; i++)
+                have_nofile |= s->sandbox.rlimits[i].resource == RLIMIT_NOFILE;
+        if (!have_nofile && d->nofile > 0 && s->sandbox.n_rlimits < ELEMENTSOF(s->sandbox.rlimits))
+                s->sandbox.rlimits[s->sandbox.n_rlimits++] =
+                        (struct workload_rlimit){.resource = RLIMIT_NOFILE, .soft = d->nofile, .hard = d->nofile};
+        if (s->sandbox.umask < 0)
+                s->sandbox.umask = (int) (d->umask & 0777);
+}
+
+bool workload_path_is_under(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+        while (n > 0 && dir[n - 1] == '/')
+                n--;
+        if (n == 0)
+                return path[0] == '/'; /* everything is under "/" */
+        return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* Why a bind of src is refused, or NULL. */
+static const char *bind_refusal(const char *src, const struct workload_protected_path *pp, size_t n_protected,
+                                const char *const *allowed, size_t n_allowed, const char **ret_path) {
+        for (size_t k = 0; k < n_protected; k++)
+                if (workload_path_is_under(pp[k].path, src)) {
+                        *ret_path = pp[k].path;
+                        return pp[k].what;
+                }
+        for (size_t a = 0; a < n_allowed; a++)
+                if (allowed[a] && workload_path_is_under(src, allowed[a]))
+                        return NULL;
+        for (size_t k = 0; k < n_protected; k++)
+                if (workload_path_is_under(src, pp[k].path)) {
+                        *ret_path = pp[k].path;
+                        return pp[k].what;
+                }
+        return NULL;
+}
+
+static bool mount_written_after(const struct workload_mount *a, const struct workload_mount *b) {
+        return a->line > b->line || (a->line == b->line && a->column > b->column);
+}
+
+int workload_spec_check_binds(const char *source, const struct workload_spec *s,
+                              const char *const *resolved,
+                              const struct workload_protected_path *protected_paths, size_t n_protected,
+                              const char *const *allowed, size_t n_allowed, char **ret_message) {
+        char *msg = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&msg, &len);
+        if (!f)
+                return -ENOMEM;
+        /* In the order the spec wrote them (the list is sorted parents first). */
+        size_t order[WORKLOAD_MAX_MOUNTS];
+        for (size_t i = 0; i < s->sandbox.n_mounts; i++) {
+                size_t j = i;
+                for (; j > 0 && mount_written_after(&s->sandbox.mounts[order[j - 1]], &s->sandbox.mounts[i]); j--)
+                        order[j] = order[j - 1];
+                order[j] = i;
+        }
+        int r = 0;
+        for (size_t k = 0; k < s->sandbox.n_mounts; k++) {
+                size_t i = order[k];
+                const struct workload_mount *m = &s->sandbox.mounts[i];
+                if (m->kind == WORKLOAD_MOUNT_TMPFS || !m->source)
+                        continue;
+                const char *real = resolved && resolved[i] ? resolved[i] : NULL;
+                const char *hit = NULL;
+                const char *what = bind_refusal(m->source, protected_paths, n_protected, allowed, n_allowed, &hit);
+                if (!what && real)
+                        what = bind_refusal(real, protected_paths, n_protected, allowed, n_allowed, &hit);
+                if (!what)
+                        continue;
+                const char *via = real && !streq(real, m->source) ? real : NULL;
+                bool covers = workload_path_is_under(hit, via && !workload_path_is_under(hit, m->source) ? via : m->source);
+                fprintf(f, "%s:%u:%u: %s: bind of %s%s%s%s %s %s (%s); binds never expose the agent or the host\n",
+                        source ? source : "<spec>", m->line, m->column, m->where, m->source,
+                        via ? " (" : "", via ? via : "", via ? ")" : "",
+                        covers ? "covers" : "lies inside", hit, what);
+                r = -EPERM;
+        }
+        if (fclose(f) != 0) {
+                free(msg);
+                return -ENOMEM;
+        }
+        if (r < 0 && len > 0)
+                msg[len - 1] = '\0'; /* no final newline */
+        if (r < 0 && ret_message)
+                *ret_message = msg;
+        else
+                free(msg);
+        return r;
 }

@@ -39,9 +39,26 @@ enum {
         WORKLOAD_NS_USER = 1 << 5,
         WORKLOAD_NS_CGROUP = 1 << 6,
 };
-#define WORKLOAD_NS_DEFAULT                                                              \
+/* Without "privileged": true these can never be turned off (docs/workload-spec.md). */
+#define WORKLOAD_NS_MANDATORY                                                            \
         (WORKLOAD_NS_PID | WORKLOAD_NS_MOUNT | WORKLOAD_NS_IPC | WORKLOAD_NS_UTS |       \
-         WORKLOAD_NS_NET | WORKLOAD_NS_CGROUP)
+         WORKLOAD_NS_NET | WORKLOAD_NS_USER)
+#define WORKLOAD_NS_DEFAULT (WORKLOAD_NS_MANDATORY | WORKLOAD_NS_CGROUP)
+/* A privileged spec that lists no namespaces: host ids, everything else separate. */
+#define WORKLOAD_NS_DEFAULT_PRIVILEGED (WORKLOAD_NS_DEFAULT & ~WORKLOAD_NS_USER)
+
+/*
+ * Limits a spec gets when it does not set its own, for a small board (2 cores, 1-4 GiB)
+ * that runs a handful of workloads: enough for a threaded inference server, not enough
+ * for one workload's fork bomb or leak to take the board. The agent configuration
+ * (sandbox.defaults) can change them; "max" in a spec lifts a limit explicitly.
+ */
+#define WORKLOAD_DEFAULT_PIDS_MAX 256
+#define WORKLOAD_DEFAULT_MEMORY_MAX (256LL << 20)
+#define WORKLOAD_DEFAULT_NOFILE 1024
+#define WORKLOAD_DEFAULT_UMASK 0022
+/* resources.pids_max / memory_max: "max" in the spec (0 there means not set). */
+#define WORKLOAD_LIMIT_MAX (-1)
 
 enum workload_mount_kind {
         WORKLOAD_MOUNT_RO_BIND,
@@ -55,6 +72,9 @@ struct workload_mount {
         char *target; /* path inside the sandbox */
         bool optional; /* a missing source is skipped instead of failing the start */
         uint64_t size; /* tmpfs size in bytes, 0 = default */
+        /* Where the spec wrote it, for messages about it after parsing. */
+        unsigned line, column;
+        char where[48]; /* "sandbox.ro_binds[2]" */
 };
 
 struct workload_rlimit {
@@ -73,14 +93,18 @@ struct workload_spec {
         char **exec; /* NULL-terminated argv; exec[0] is an absolute path */
         char **env;  /* NULL-terminated "KEY=VALUE" */
         char *cwd;
-        char *user, *group; /* names or numeric ids; NULL = root */
+        char *user, *group; /* names or numeric ids inside the user namespace; NULL = root */
         enum workload_priority priority;
+        /* Host ids (no user namespace unless listed) and optional namespaces: see docs. */
+        bool privileged;
 
         struct {
                 int64_t cpu_weight;      /* 1..10000, 0 = default */
                 int64_t cpu_max_percent; /* of one core, 0 = unlimited */
-                int64_t memory_max;      /* bytes, 0 = unlimited */
-                int64_t pids_max;        /* 0 = unlimited */
+                /* 0 = not set (the agent's default applies), WORKLOAD_LIMIT_MAX = "max";
+                 * after workload_spec_apply_defaults 0 means unlimited. */
+                int64_t memory_max;      /* bytes */
+                int64_t pids_max;
                 int64_t io_weight;       /* 1..10000, 0 = default */
         } resources;
 
@@ -94,6 +118,7 @@ struct workload_spec {
                 char *hostname;
                 struct workload_rlimit rlimits[16];
                 size_t n_rlimits;
+                int umask; /* -1 = not set (the agent's default applies) */
         } sandbox;
 
         struct {
@@ -123,6 +148,48 @@ int workload_spec_parse_text(const char *source, const char *text, size_t len,
 int workload_spec_load_file(const char *path, struct workload_spec *ret, char **ret_message);
 
 void workload_spec_free(struct workload_spec *s);
+
+/* The agent's defaults for what a spec leaves unset (sandbox.defaults in its config). */
+struct workload_defaults {
+        int64_t pids_max;   /* 0 = unlimited */
+        int64_t memory_max; /* bytes, 0 = unlimited */
+        uint64_t nofile;    /* RLIMIT_NOFILE soft and hard */
+        unsigned umask;
+};
+#define WORKLOAD_DEFAULTS_INIT                                                           \
+        ((struct workload_defaults){.pids_max = WORKLOAD_DEFAULT_PIDS_MAX,               \
+                                    .memory_max = WORKLOAD_DEFAULT_MEMORY_MAX,           \
+                                    .nofile = WORKLOAD_DEFAULT_NOFILE,                   \
+                                    .umask = WORKLOAD_DEFAULT_UMASK})
+
+/*
+ * Pure: fill what the spec left unset from d (NULL: the built-in defaults): pids_max,
+ * memory_max ("max" becomes 0, unlimited), an RLIMIT_NOFILE entry when the spec has
+ * none, the umask. Call once, after parsing, before the spec is used.
+ */
+void workload_spec_apply_defaults(struct workload_spec *s, const struct workload_defaults *d);
+
+/* A host path a bind must neither cover nor lie inside, with what it is for messages. */
+struct workload_protected_path {
+        const char *path; /* absolute, symlinks resolved */
+        const char *what; /* "the agent's state dir" */
+};
+
+/*
+ * Pure: refuse binds that would expose the agent or the host. A bind is refused when its
+ * source (as written, or resolved[i] for mount i when not NULL: the real path) covers a
+ * protected path ("/" covers everything) or lies inside one, unless it lies inside one
+ * of the allowed paths (the models dir inside the state dir). Every refused bind becomes
+ * one line "source:line:column: sandbox.ro_binds[i]: ..." in *ret_message (caller
+ * frees). Returns 0, -EPERM when a bind is refused, or -ENOMEM.
+ */
+int workload_spec_check_binds(const char *source, const struct workload_spec *s,
+                              const char *const *resolved,
+                              const struct workload_protected_path *protected_paths, size_t n_protected,
+                              const char *const *allowed, size_t n_allowed, char **ret_message);
+
+/* Pure: is path equal to dir or below it (both absolute, clean)? */
+bool workload_path_is_under(const char *path, const char *dir);
 
 bool workload_name_is_valid(const char *name);
 const char *workload_priority_to_string(enum workload_priority p);

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <getopt.h>
 #include <poll.h>
@@ -100,9 +101,13 @@ static int call(const char *method, json_t *params, json_t **ret) {
                 return -ENOMEM;
         size_t n = strlen(text);
         text[n] = '\n'; /* replaces the NUL: send exactly n + 1 bytes */
+        /* A peer the agent refuses gets one line and a closed socket, maybe before our
+         * request is out: a broken pipe then still leaves that line to read. */
+        signal(SIGPIPE, SIG_IGN);
         int r = write_all(fd, text, n + 1);
         text[n] = '\0';
-        if (r < 0) {
+        int send_error = r;
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
                 fprintf(stderr, "orbitctl: sending to %s failed: %s\n", arg_socket, strerror(-r));
                 return r;
         }
@@ -141,6 +146,10 @@ static int call(const char *method, json_t *params, json_t **ret) {
                         break;
         }
         linebuf_free(&lb);
+        if (r < 0 && send_error < 0) {
+                fprintf(stderr, "orbitctl: sending to %s failed: %s\n", arg_socket, strerror(-send_error));
+                return send_error;
+        }
         if (r < 0) {
                 fprintf(stderr, "orbitctl: no answer from the agent at %s: %s\n", arg_socket,
                         r == -ETIMEDOUT ? "timed out" : strerror(-r));

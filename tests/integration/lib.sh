@@ -167,6 +167,9 @@ cleanup() {
 AGENT_WRAPPER=()
 setup_testdir() {
         TESTDIR=$(mktemp -d "${TMPDIR:-/tmp}/orbit-it.XXXXXXXX") || bail "mktemp failed"
+        # Searchable, not listable: a workload in its user namespace is not host root and
+        # must reach its sandbox root and binds below here (docs/workload-spec.md).
+        chmod 711 "$TESTDIR"
         trap cleanup EXIT
         trap 'exit 130' INT
         trap 'exit 143' TERM

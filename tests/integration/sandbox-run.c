@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "id-range.h"
 #include "log.h"
 #include "sandbox.h"
 #include "seccomp-policy.h"
@@ -16,17 +17,21 @@
 
 int main(int argc, char *argv[]) {
         const char *leak = NULL;
+        /* The user namespace's host ids: the default pool's last slice unless told. */
+        unsigned long id_base = ID_RANGE_DEFAULT_START + ID_RANGE_DEFAULT_COUNT - ID_RANGE_DEFAULT_SIZE;
         int i = 1;
         for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
                 if (streq(argv[i], "--leak-fd") && i + 1 < argc)
                         leak = argv[++i];
+                else if (streq(argv[i], "--ids") && i + 1 < argc)
+                        id_base = strtoul(argv[++i], NULL, 10);
                 else {
-                        fprintf(stderr, "usage: sandbox-run [--leak-fd PATH] SPEC.json ROOT_DIR\n");
+                        fprintf(stderr, "usage: sandbox-run [--leak-fd PATH] [--ids HOST_BASE] SPEC.json ROOT_DIR\n");
                         return 2;
                 }
         }
         if (argc - i != 2) {
-                fprintf(stderr, "usage: sandbox-run [--leak-fd PATH] SPEC.json ROOT_DIR\n");
+                fprintf(stderr, "usage: sandbox-run [--leak-fd PATH] [--ids HOST_BASE] SPEC.json ROOT_DIR\n");
                 return 2;
         }
         log_setup("sandbox-run", LOG_TARGET_STDERR);
@@ -38,6 +43,7 @@ int main(int argc, char *argv[]) {
                 free(msg);
                 return 2;
         }
+        workload_spec_apply_defaults(&spec, NULL); /* as the agent does, with its built-in defaults */
 
         /* A descriptor the agent holds without close-on-exec must not reach the workload. */
         if (leak) {
@@ -71,6 +77,8 @@ int main(int argc, char *argv[]) {
                 .stderr_fd = 2,
                 .stdout_read_fd = -1,
                 .stderr_read_fd = -1,
+                .host_id_base = (uint32_t) id_base,
+                .host_id_count = ID_RANGE_DEFAULT_SIZE,
         };
         char emsg[256];
         if (sandbox_resolve_ids(&spec, &p.uid, &p.gid, emsg, sizeof(emsg)) < 0) {

@@ -556,6 +556,49 @@ else
         fail "protocol: request without method gets invalid-request" "got: ${R[5]:-nothing}"
 fi
 
+# ---- who may use the control socket: host root outside every workload ----------------
+# A peer in a child user and pid namespace (whose root maps to host root, so the socket's
+# 0600 lets it in), one in a child pid namespace only, and one placed in a workload
+# cgroup are refused with one "forbidden" line naming the reason; host root is served.
+if command -v unshare >/dev/null 2>&1; then
+        out=$(unshare --user --map-root-user --pid --fork "$ORBITCTL" --socket "$A_SOCK" ping 2>&1) && rc=0 || rc=$?
+        if [ "$rc" -ne 0 ] && grep -q "refused: in another user namespace (forbidden)" <<<"$out"; then
+                pass "peer policy: a client in a child user+pid namespace (root mapped to host root) is refused"
+        else
+                fail "peer policy: child user+pid namespace refused" "rc=$rc: $out"
+        fi
+        out=$(unshare --pid --fork "$ORBITCTL" --socket "$A_SOCK" ping 2>&1) && rc=0 || rc=$?
+        if [ "$rc" -ne 0 ] && grep -q "refused: in another pid namespace (forbidden)" <<<"$out"; then
+                pass "peer policy: host root in a child pid namespace is refused"
+        else
+                fail "peer policy: child pid namespace refused" "rc=$rc: $out"
+        fi
+        if grep -qE "control socket: peer pid [0-9]+ \(uid 0\) refused: in another pid namespace" "$A_LOG"; then
+                pass "peer policy: a refusal is logged with the peer and the reason"
+        else
+                fail "peer policy: refusal logged"
+        fi
+else
+        fail "peer policy: unshare (util-linux) is needed"
+fi
+if [ -d /sys/fs/cgroup/pids ] && [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
+        INTRUDER=/sys/fs/cgroup/pids/$CGROUP_PARENT/intruder
+else
+        INTRUDER=/sys/fs/cgroup/$CGROUP_PARENT/intruder
+fi
+if mkdir -p "$INTRUDER"; then
+        out=$(sh -c 'echo $$ > "$1/cgroup.procs" && exec "$2" --socket "$3" ping' _ "$INTRUDER" "$ORBITCTL" "$A_SOCK" 2>&1) && rc=0 || rc=$?
+        if [ "$rc" -ne 0 ] && grep -q "refused: in a workload cgroup (/$CGROUP_PARENT/intruder) (forbidden)" <<<"$out"; then
+                pass "peer policy: host root placed in a workload cgroup is refused"
+        else
+                fail "peer policy: workload cgroup refused" "rc=$rc: $out"
+        fi
+        rmdir "$INTRUDER" 2>/dev/null || true
+else
+        fail "peer policy: cannot create $INTRUDER"
+fi
+out=$("$ORBITCTL" --socket "$A_SOCK" ping 2>&1) && pass "peer policy: host root outside the workloads is served ($out)" || fail "peer policy: host root served" "$out"
+
 # max_request_bytes is 4096 for this instance.
 mapfile -t R < <(raw big "$A_SOCK" 8192)
 if resp_is "${R[1]:-}" '.ok == false and .error.code == "too-large"' &&

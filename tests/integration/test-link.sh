@@ -122,6 +122,14 @@ s=$(oc command send sat-1 config.set key=link.poll_interval_sec value:=2 --json 
 check "config.set of a safe key is done" wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = done ]"
 check "the agent's config file has the new value" test "$(jq .link.poll_interval_sec "$N/etc/agent.json")" = 2
 check "and the agent reloaded it" wait_for 5 grep -q "configuration reloaded" "$N/agent.log"
+# The ground can forbid privileged workloads on a node (docs/workload-spec.md).
+s=$(oc command send sat-1 config.set key=sandbox.allow_privileged value:=false --json | seq_of)
+check "config.set sandbox.allow_privileged false is done" wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = done ]"
+check "...and lands in the node's config" test "$(jq .sandbox.allow_privileged "$N/etc/agent.json")" = false
+s=$(oc command send sat-1 config.set key=sandbox.allow_privileged_from_link value:=true --json | seq_of)
+wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = failed ]" &&
+        cmd_reason "$s" | grep -q "cannot be changed remotely" && pass "the controller cannot allow itself to start privileged workloads" ||
+        fail "config.set allow_privileged_from_link" "$(cmd_state "$s"): $(cmd_reason "$s")"
 s=$(oc command send sat-1 config.set key=paths.sysfs_root value=/tmp --json | seq_of)
 wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = failed ]" &&
         cmd_reason "$s" | grep -q "cannot be changed remotely" && pass "config.set refuses a key that is not safe" ||

@@ -26,11 +26,12 @@ BINDS='"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": tru
 ctl() { "$CTL_BIN" --socket "$D/run/control.sock" "$@"; }
 field() { ctl workload show "$1" --json | jq -r "$2"; }
 
-write_config() { # stop_workloads_on_exit
+write_config() { # stop_workloads_on_exit [allow_privileged]
         cat >"$D/etc/agent.json" <<JSON
 {"config_version": 1, "node_id": "rt-test", "state_dir": "$D/state", "runtime_dir": "$D/run",
  "log_target": "stderr", "log_level": "info",
- "runtime": {"cgroup_parent": "$PARENT", "stop_workloads_on_exit": $1, "sandbox_init": "$SANDBOX_INIT"}}
+ "runtime": {"cgroup_parent": "$PARENT", "stop_workloads_on_exit": $1, "sandbox_init": "$SANDBOX_INIT"},
+ "sandbox": {"allow_privileged": ${2:-true}}}
 JSON
 }
 
@@ -93,6 +94,72 @@ grep -q "workload crasher: restarting in 0.1 s" "$AGENT_LOG" && grep -q "workloa
         && grep -q "workload crasher: restarting in 0.4 s" "$AGENT_LOG" \
         && pass "backoff doubles: 0.1 s, 0.2 s, 0.4 s" || fail "backoff" "$(grep restarting "$AGENT_LOG")"
 kill -0 "$TICKER_PID" && pass "the other workload kept running" || fail "ticker survived"
+
+# ---- user namespaces: each workload its own host id slice ----------------------------
+spec "$D/specs/idb.json" '{"name": "idb", "exec": ["/bin/sh", "-c", "cat /proc/self/uid_map; echo nofile $(ulimit -n); echo umask $(umask); exec sleep 600"],
+ "sandbox": {'"$BINDS"'}}'
+ctl workload start "$D/specs/idb.json" >/dev/null
+check "a default workload starts" wait_for 10 state_is idb running
+A_FIRST=$(field ticker .host_ids.first); B_FIRST=$(field idb .host_ids.first)
+host_uid() { awk '/^Uid:/ {print $2}' /proc/"$1"/status; }
+A_UID=$(host_uid "$(field ticker .pid)"); B_UID=$(host_uid "$(field idb .pid)")
+[ "$A_UID" = "$A_FIRST" ] && [ "$B_UID" = "$B_FIRST" ] && pass "root inside runs as the workload's first host id (ps: $A_UID, $B_UID)" || fail "host uids" "$A_UID/$A_FIRST $B_UID/$B_FIRST"
+[ "$A_UID" -ge 65536 ] && [ "$B_UID" -ge 65536 ] && pass "...never a host system id" || fail "low uid" "$A_UID $B_UID"
+diff=$(( A_FIRST > B_FIRST ? A_FIRST - B_FIRST : B_FIRST - A_FIRST ))
+[ "$diff" -ge 65536 ] && pass "two workloads get disjoint host id slices ($A_FIRST, $B_FIRST)" || fail "disjoint" "$A_FIRST $B_FIRST"
+check "inside, /proc/self/uid_map shows its own slice" wait_for 10 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload logs idb | grep -qE 'stdout +0 +$B_FIRST +65536\$'"
+grep -q "\"idb\":$B_FIRST" "$D/state/id-ranges" && pass "the allocation is kept in the state dir" || fail "id-ranges file" "$(cat "$D/state/id-ranges")"
+
+# ---- default limits --------------------------------------------------------------------
+cg_file() { cat /sys/fs/cgroup/"$1"/"$PARENT"/"$2" 2>/dev/null || cat /sys/fs/cgroup/"$PARENT"/"$2"; }
+[ "$(cg_file pids idb/pids.max)" = 256 ] && pass "default pids.max 256" || fail "pids.max" "$(cg_file pids idb/pids.max)"
+mem=$(cat /sys/fs/cgroup/memory/"$PARENT"/idb/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/"$PARENT"/idb/memory.max)
+[ "$mem" = 268435456 ] && pass "default memory limit 256 MiB" || fail "memory default" "$mem"
+ctl workload logs idb | grep -q "stdout nofile 1024" && pass "default RLIMIT_NOFILE 1024" || fail "nofile" "$(ctl workload logs idb)"
+ctl workload logs idb | grep -q "stdout umask 0022" && pass "default umask 022" || fail "umask" "$(ctl workload logs idb)"
+[ "$(cg_file pids ticker/pids.max)" = 16 ] && pass "a spec's own pids_max wins over the default" || fail "spec pids"
+ctl workload stop idb >/dev/null
+
+# ---- binds that would expose the agent or the host are refused ------------------------
+spec "$D/specs/rootbind.json" '{"name": "rootbind", "exec": ["/bin/true"],
+ "sandbox": {"ro_binds": ["/usr", "/bin", "/lib",
+   {"source": "/", "target": "/host"}]}}'
+out=$(ctl workload start "$D/specs/rootbind.json" 2>&1) && fail "a bind of / is refused" "$out" || {
+        grep -qF "$D/specs/rootbind.json:3:4: sandbox.ro_binds[3]: bind of / covers" <<<"$out" && pass "a bind of / is refused with file:line:column: $(head -c 200 <<<"$out")" || fail "root bind" "$out"; }
+spec "$D/specs/statebind.json" '{"name": "statebind", "exec": ["/bin/true"],
+ "sandbox": {"ro_binds": ["/usr", "/bin", "/lib"], "rw_binds": [{"source": "'"$D"'/state/workloads", "target": "/s"}]}}'
+out=$(ctl workload start "$D/specs/statebind.json" 2>&1) && fail "a bind in the state dir is refused" "$out" || {
+        grep -qF "statebind.json:2:65: sandbox.rw_binds[0]: bind of $D/state/workloads lies inside $D/state (the agent's state dir)" <<<"$out" && pass "a bind inside state_dir is refused with the line" || fail "state bind" "$out"; }
+[ -z "$(field rootbind .name 2>/dev/null)" ] && pass "nothing is kept of a refused spec" || fail "refused spec kept"
+# A symlink on a bind's way is checked again at every start (a workload may plant one).
+mkdir -p "$D/wdata/harmless"
+ln -s "$D/wdata/harmless" "$D/wdata/link"
+spec "$D/specs/linkbind.json" '{"name": "linkbind", "exec": ["/bin/true"], "restart": {"policy": "no"},
+ "sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true},
+   {"source": "'"$D"'/wdata/link", "target": "/data"}]}}'
+out=$(ctl workload start "$D/specs/linkbind.json" 2>&1) && pass "a bind through a harmless symlink starts" || fail "linkbind start" "$out"
+wait_for 10 state_is linkbind stopped
+ln -sfn "$D/state" "$D/wdata/link"
+out=$(ctl workload start linkbind 2>&1) && fail "a bind whose symlink now leads to the state dir is refused" "$out" || {
+        grep -qF "bind of $D/wdata/link ($D/state) covers $D/state (the agent's state dir)" <<<"$out" && pass "a symlink switched to the state dir is caught at the next start" || fail "link switched" "$out"; }
+
+# ---- privileged: host ids only when the spec says so and the node allows it ------------
+spec "$D/specs/hostroot.json" '{"name": "hostroot", "privileged": true, "restart": {"policy": "no"},
+ "exec": ["/bin/sh", "-c", "cat /proc/self/uid_map; exec sleep 600"], "sandbox": {'"$BINDS"'}}'
+ctl workload start "$D/specs/hostroot.json" >/dev/null
+check "a privileged spec starts where the policy allows it" wait_for 10 state_is hostroot running
+[ "$(host_uid "$(field hostroot .pid)")" = 0 ] && pass "...as host root, no user namespace" || fail "privileged uid"
+ctl workload stop hostroot >/dev/null
+wait_for 10 state_is hostroot stopped
+write_config false false
+kill -HUP "$AGENT_PID"
+wait_for 10 grep -q "configuration reloaded" "$AGENT_LOG"
+out=$(ctl workload start hostroot 2>&1) && fail "privileged refused by the policy" "$out" || {
+        grep -q "privileged specs are refused by this node's policy (sandbox.allow_privileged)" <<<"$out" && pass "with sandbox.allow_privileged false a privileged workload is refused" || fail "privileged policy" "$out"; }
+out=$(ctl workload start "$D/specs/hostroot.json" 2>&1) && fail "privileged spec refused" "$out" || {
+        grep -q "hostroot is privileged; this node refuses privileged specs" <<<"$out" && pass "...and so is a new privileged spec" || fail "privileged spec policy" "$out"; }
+write_config false true
+kill -HUP "$AGENT_PID"
 
 # ---- memory max: OOM kill reported ---------------------------------------------------
 spec "$D/specs/hog.json" '{"name": "hog", "exec": ["/usr/bin/python3", "-c", "b = bytearray(128 << 20); print(\"allocated\")"],
@@ -281,11 +348,13 @@ state_is ticker running && pass "the other workloads keep running through all of
 
 # ---- the agent restarts: workloads are adopted, not orphaned or started twice --------
 TICKER_PID=$(field ticker .pid)
+TICKER_IDS=$(field ticker .host_ids.first)
 stop_agent
 kill -0 "$TICKER_PID" && pass "workloads outlive an agent stop" || fail "outlive"
 start_agent
 [ "$(field ticker .pid)" = "$TICKER_PID" ] && pass "the new agent adopts the same process (pid $TICKER_PID)" || fail "adopt" "$(field ticker .pid) != $TICKER_PID"
 [ "$(field ticker .adopted)" = true ] && pass "it says it adopted it" || fail "adopted flag"
+[ "$(field ticker .host_ids.first)" = "$TICKER_IDS" ] && pass "it keeps its host id slice across the agent restart" || fail "ids kept" "$(field ticker .host_ids.first) != $TICKER_IDS"
 inits=$(for p in $(cat /sys/fs/cgroup/pids/"$PARENT"/ticker/cgroup.procs 2>/dev/null || cat /sys/fs/cgroup/"$PARENT"/ticker/cgroup.procs); do cat /proc/"$p"/comm; done | grep -c orbit-init)
 [ "$inits" = 1 ] && pass "exactly one sandbox for it: not started twice" || fail "double start" "$inits inits"
 [ "$(field crasher .state)" = stopped ] || [ "$(field crasher .state)" = failed ] || [ "$(field crasher .state)" = running ]

@@ -78,9 +78,29 @@ expect_out "the sandbox root cannot be written" "'/orbit-x'.*Read-only file syst
 expect_out "a tmpfs is writable" '^data$'
 [ ! -e /usr/orbit-x ] && pass "nothing reached the host /usr" || { rm -f /usr/orbit-x; fail "host /usr untouched"; }
 
+# sandbox-run's default host ids for the user namespace: the default pool's last slice.
+IDS=$((0x70000000 + 255 * 65536))
 mkdir -p "$TESTDIR/shared"
-run rw '"sandbox": {"rw_binds": [{"source": "'"$TESTDIR"'/shared", "target": "/data"}]}' 'echo from-inside > /data/f && cat /data/f'
+run rw '"sandbox": {"rw_binds": [{"source": "'"$TESTDIR"'/shared", "target": "/data"}]}' 'echo from-inside > /data/f && cat /data/f; stat -c "inside %u:%g" /data/f'
 [ "$(cat "$TESTDIR/shared/f" 2>/dev/null)" = from-inside ] && pass "a writable bind is written through to the host" || fail "rw bind" "$ERR"
+# The ownership rule: an empty dir owned by host root is handed to the workload's user.
+[ "$(stat -c %u:%g "$TESTDIR/shared")" = "$IDS:$IDS" ] && pass "an empty root-owned rw bind is given to the workload's host ids" || fail "rw bind owner" "$(stat -c %u:%g "$TESTDIR/shared")"
+[ "$(stat -c %u:%g "$TESTDIR/shared/f")" = "$IDS:$IDS" ] && pass "its files land with the workload's own host ids" || fail "rw file owner" "$(stat -c %u:%g "$TESTDIR/shared/f")"
+expect_out "...which are root inside" '^inside 0:0$'
+
+# Host data (not empty, owned by host root): an idmapped mount through the workload's
+# user namespace on this kernel and filesystem, so the tree is its own inside and what
+# it writes lands with the ids it has inside.
+mkdir -p "$TESTDIR/hostdata"; echo host > "$TESTDIR/hostdata/given"; chown -R 1000:1000 "$TESTDIR/hostdata"
+run idmap '"user": 1000, "group": 1000, "sandbox": {"rw_binds": [{"source": "'"$TESTDIR"'/hostdata", "target": "/data"}]}' 'stat -c "given %u:%g" /data/given; id -u; echo mine > /data/made 2>&1 || echo "write refused"; grep -E "/data " /proc/self/mountinfo | grep -o idmapped'
+if grep -q '^given 1000:1000$' <<<"$OUT"; then
+        pass "host data in a rw bind keeps its ids inside (idmapped: host 1000 is 1000 inside)"
+        expect_out "...the mount is idmapped" '^idmapped$'
+        [ "$(stat -c %u:%g "$TESTDIR/hostdata/made" 2>/dev/null)" = 1000:1000 ] && pass "...files it writes there land with its inside ids (1000) on the host" || fail "idmapped owner" "$(ls -ln "$TESTDIR/hostdata") $ERR"
+        [ "$(stat -c %u "$TESTDIR/hostdata")" = 1000 ] && pass "...the host dir itself is not chowned" || fail "hostdata chowned"
+else
+        fail "idmapped rw bind" "$OUT / $ERR"
+fi
 
 # ---- uid 0 without capabilities still cannot reach the host through /proc ----------
 run procmask '' 'echo core > /proc/sys/kernel/core_pattern || echo "sysctl refused"; echo h > /proc/sysrq-trigger || echo "sysrq refused"; for f in kcore keys timer_list; do [ -e /proc/$f ] && echo "$f $(wc -c < /proc/$f)"; done; cat /proc/sys/kernel/core_pattern >/dev/null && echo "sysctl readable"'
@@ -260,16 +280,23 @@ run fds '' 'ls /proc/self/fd | tr "\n" " "; echo; cat <&7 2>&1 || echo "fd7 clos
 expect_out "only stdin, stdout, stderr reach the workload" '^0 1 2 3 ?$'
 expect_out "a descriptor the agent leaked without CLOEXEC is closed" 'fd7 closed|Bad file descriptor'
 
-# ---- user namespace: root inside is the workload's user outside, never host root ----
-# The workload's user must reach its root dir and binds: the test dir is searchable.
-mkdir -p "$TESTDIR/usershared"; chmod 777 "$TESTDIR/usershared"; chmod 711 "$TESTDIR"
-run userns '"sandbox": {"namespaces": ["user", "pid", "mount", "ipc", "uts", "net", "cgroup"], "rw_binds": [{"source": "'"$TESTDIR"'/usershared", "target": "/data"}]}' 'id -u; cat /proc/self/uid_map; touch /data/made-in-userns; grep Groups /proc/self/status'
-expect_out "in a user namespace the workload is root inside" '^0$'
-expect_out "...mapped to nobody outside when no user is given" '^[[:space:]]*0[[:space:]]+65534[[:space:]]+1$'
-[ "$(stat -c %u "$TESTDIR/usershared/made-in-userns" 2>/dev/null)" = 65534 ] && pass "files it makes belong to nobody on the host" || fail "userns owner" "$(ls -ln "$TESTDIR/usershared")"
+# ---- user namespace by default: root inside is the workload's own host id slice ------
+run userns '' 'id -u; cat /proc/self/uid_map /proc/self/gid_map; grep Groups /proc/self/status; umask; ulimit -n; ulimit -Hn'
+expect_out "by default the workload is root inside a user namespace" '^0$'
+expect_out "...whose uid 0..65535 map to its own host slice" "^[[:space:]]*0[[:space:]]+$IDS[[:space:]]+65536\$"
+[ "$(grep -cE "^[[:space:]]*0[[:space:]]+$IDS[[:space:]]+65536\$" <<<"$OUT")" = 2 ] && pass "...and its gids too" || fail "gid_map" "$OUT"
 expect_out "no supplementary groups leak in" '^Groups:[[:space:]]*$'
-run userns2 '"user": "daemon", "sandbox": {"namespaces": ["user", "pid", "mount", "ipc", "uts", "net", "cgroup"]}' 'cat /proc/self/uid_map'
-expect_out "with a user given, root inside maps to that user" "^[[:space:]]*0[[:space:]]+$(id -u daemon)[[:space:]]+1\$"
+expect_out "default umask 022" '^0022$'
+[ "$(grep -c '^1024$' <<<"$OUT")" = 2 ] && pass "default RLIMIT_NOFILE 1024 (soft and hard)" || fail "nofile default" "$OUT"
+run userns2 '"user": "daemon", "sandbox": {"umask": "0077"}' 'id -u; grep -E "^Uid:" /proc/self/status; umask'
+expect_out "the spec's user is an id inside the namespace" "^$(id -u daemon)\$"
+expect_out "spec umask applied" '^0077$'
+run hostroot '"privileged": true' 'cat /proc/self/uid_map; id -u'
+expect_out "a privileged spec runs with host ids (no user namespace)" '^[[:space:]]*0[[:space:]]+0[[:space:]]+4294967295$'
+# The parser refuses optional namespaces without privileged, naming the key and line.
+run noneed '"sandbox": {"namespaces": ["pid", "mount", "ipc", "uts", "user"]}' 'true'
+[ "$RC" -eq 2 ] && pass "a spec without its network namespace is refused" || fail "mandatory ns" "rc=$RC $ERR"
+expect_err "...the error names the key and what is missing" 'sandbox.namespaces: the pid, mount, ipc, uts, net and user namespaces are mandatory (missing: net)'
 
 run inituserns '"sandbox": {"namespaces": ["user", "pid", "mount", "ipc", "uts", "net", "cgroup"]}' 'cat /proc/1/comm; cat /proc/1/mem >/dev/null 2>&1 && echo "READ mem" || echo "denied mem"; printf "\0\0\0\0" > /proc/1/fd/4 2>/dev/null && echo "WROTE status" || echo "denied status"; exit 5'
 expect_out "in a user namespace: the init was exec'd after the old root was detached" '^orbit-init$'

@@ -360,6 +360,50 @@ static void test_outbox_section(void **state) {
                      "/etc/orbit-agent/agent.json:1:34: outbox.max_bytes: unknown key");
 }
 
+static void test_sandbox_section(void **state) {
+        struct agent_config c;
+        char err[4096];
+        assert_int_equal(parse("{\"config_version\": 1}", &c, err, sizeof(err)), 0);
+        assert_int_equal(c.sandbox.ids.n_ranges, 1);
+        assert_int_equal(c.sandbox.ids.ranges[0].start, ID_RANGE_DEFAULT_START);
+        assert_int_equal(c.sandbox.ids.size, 65536);
+        assert_true(c.sandbox.allow_privileged);
+        assert_false(c.sandbox.allow_privileged_from_link);
+        assert_int_equal(c.sandbox.defaults.pids_max, WORKLOAD_DEFAULT_PIDS_MAX);
+        assert_int_equal(c.sandbox.defaults.memory_max, WORKLOAD_DEFAULT_MEMORY_MAX);
+        assert_int_equal(c.sandbox.defaults.nofile, 1024);
+        assert_int_equal(c.sandbox.defaults.umask, 022);
+        config_free(&c);
+
+        assert_int_equal(parse("{\"config_version\": 1, \"sandbox\": {\"id_ranges\": [{\"start\": 100000, \"count\": 200000},"
+                               " {\"start\": 1000000, \"count\": 50000}], \"ids_per_workload\": 50000,"
+                               " \"allow_privileged\": false, \"allow_privileged_from_link\": true,"
+                               " \"defaults\": {\"pids_max\": \"max\", \"memory_max\": \"1G\", \"nofile\": 4096, \"umask\": \"077\"}}}",
+                               &c, err, sizeof(err)), 0);
+        assert_int_equal(c.sandbox.ids.n_ranges, 2);
+        assert_int_equal(c.sandbox.ids.ranges[1].start, 1000000);
+        assert_int_equal(c.sandbox.ids.size, 50000);
+        assert_false(c.sandbox.allow_privileged);
+        assert_true(c.sandbox.allow_privileged_from_link);
+        assert_int_equal(c.sandbox.defaults.pids_max, 0);
+        assert_int_equal(c.sandbox.defaults.memory_max, 1LL << 30);
+        assert_int_equal(c.sandbox.defaults.nofile, 4096);
+        assert_int_equal(c.sandbox.defaults.umask, 077);
+        config_free(&c);
+
+        expect_error("{\"config_version\": 1, \"sandbox\": {\"id_ranges\": [{\"start\": 1000, \"count\": 65536}]}}",
+                     "/etc/orbit-agent/agent.json:1:59: sandbox.id_ranges[0].start: 1000 is out of range [65536, 4294967294]");
+        expect_error("{\"config_version\": 1, \"sandbox\": {\"id_ranges\": [{\"start\": 100000, \"count\": 65536},"
+                     " {\"start\": 150000, \"count\": 65536}]}}",
+                     "/etc/orbit-agent/agent.json:1:34: sandbox: id ranges 0 and 1 overlap");
+        expect_error("{\"config_version\": 1, \"sandbox\": {\"id_ranges\": [{\"start\": 100000, \"count\": 1000}]}}",
+                     "/etc/orbit-agent/agent.json:1:34: sandbox: id range 0 holds 1000 ids, fewer than one workload's 65536");
+        expect_error("{\"config_version\": 1, \"sandbox\": {\"defaults\": {\"umask\": \"8\"}}}",
+                     "/etc/orbit-agent/agent.json:1:57: sandbox.defaults.umask: expected an octal umask string such as \"0022\"");
+        expect_error("{\"config_version\": 1, \"sandbox\": {\"allow_privileged\": \"no\"}}",
+                     "/etc/orbit-agent/agent.json:1:55: sandbox.allow_privileged: expected true or false, got a string");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_minimal_config_gets_defaults),
@@ -378,6 +422,7 @@ int main(void) {
                 cmocka_unit_test(test_update_section),
                 cmocka_unit_test(test_link_section),
                 cmocka_unit_test(test_outbox_section),
+                cmocka_unit_test(test_sandbox_section),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -156,6 +156,22 @@ static void test_admission(void **state) {
         assert_true(workload_admit(WORKLOAD_PRIORITY_CRITICAL, classes, true, reason, sizeof(reason)));
 }
 
+static void test_privilege_rules(void **state) {
+        char why[256];
+        /* an ordinary workload: always, from anywhere */
+        assert_true(workload_privilege_allowed(false, true, false, false, why, sizeof(why)));
+        /* a privileged one: locally where the node allows privileged specs */
+        assert_true(workload_privilege_allowed(true, false, true, false, why, sizeof(why)));
+        assert_false(workload_privilege_allowed(true, false, false, true, why, sizeof(why)));
+        assert_string_equal(why, "privileged specs are refused by this node's policy (sandbox.allow_privileged)");
+        /* for the controller only with allow_privileged_from_link too */
+        assert_false(workload_privilege_allowed(true, true, true, false, why, sizeof(why)));
+        assert_string_equal(why, "this node does not start privileged workloads for the controller "
+                                 "(sandbox.allow_privileged_from_link)");
+        assert_true(workload_privilege_allowed(true, true, true, true, why, sizeof(why)));
+        assert_false(workload_privilege_allowed(true, true, false, true, why, sizeof(why)));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_exit_classification),
@@ -164,6 +180,7 @@ int main(void) {
                 cmocka_unit_test(test_backoff_caps_and_resets_after_a_long_run),
                 cmocka_unit_test(test_effective_cpu_max),
                 cmocka_unit_test(test_admission),
+                cmocka_unit_test(test_privilege_rules),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,12 @@ static void test_minimal_spec_defaults(void **state) {
         assert_null(s.env[0]);
         assert_int_equal(s.priority, WORKLOAD_PRIORITY_NORMAL);
         assert_int_equal(s.sandbox.namespaces, WORKLOAD_NS_DEFAULT);
-        assert_false(s.sandbox.namespaces & WORKLOAD_NS_USER);
+        assert_true(s.sandbox.namespaces & WORKLOAD_NS_USER); /* a user namespace by default */
+        assert_false(s.privileged);
+        /* Limits not set: the agent's defaults apply later, not "unlimited". */
+        assert_int_equal(s.resources.pids_max, 0);
+        assert_int_equal(s.resources.memory_max, 0);
+        assert_int_equal(s.sandbox.umask, -1);
         assert_true(s.sandbox.no_new_privs);
         assert_int_equal(s.sandbox.capabilities, 0);
         assert_null(s.sandbox.seccomp); /* the runtime applies "default" */
@@ -52,7 +57,7 @@ static const char *full_spec =
         "  \"resources\": {\"cpu_weight\": 50, \"cpu_max_percent\": 150, \"memory_max\": \"512M\",\n"
         "                \"pids_max\": 64, \"io_weight\": 10},\n"
         "  \"sandbox\": {\n"
-        "    \"namespaces\": [\"pid\", \"mount\", \"net\", \"user\"],\n"
+        "    \"namespaces\": [\"pid\", \"mount\", \"ipc\", \"uts\", \"net\", \"user\"],\n"
         "    \"ro_binds\": [\"/usr\", {\"source\": \"/opt/det\", \"target\": \"/app\"}, {\"source\": \"/lib64\", \"optional\": true}],\n"
         "    \"rw_binds\": [{\"source\": \"/var/lib/orbit-agent/det\", \"target\": \"/var/lib/det\"}],\n"
         "    \"tmpfs\": [\"/tmp\", {\"target\": \"/run\", \"size\": \"16M\"}],\n"
@@ -87,7 +92,7 @@ static void test_full_spec(void **state) {
         assert_int_equal(s.resources.cpu_max_percent, 150);
         assert_int_equal(s.resources.memory_max, 512 << 20);
         assert_int_equal(s.resources.pids_max, 64);
-        assert_int_equal(s.sandbox.namespaces, WORKLOAD_NS_PID | WORKLOAD_NS_MOUNT | WORKLOAD_NS_NET | WORKLOAD_NS_USER);
+        assert_int_equal(s.sandbox.namespaces, WORKLOAD_NS_MANDATORY);
         assert_int_equal(s.sandbox.n_mounts, 6);
         assert_int_equal(s.sandbox.mounts[0].kind, WORKLOAD_MOUNT_RO_BIND);
         assert_string_equal(s.sandbox.mounts[0].source, "/usr");
@@ -174,8 +179,8 @@ static void test_errors_name_key_and_place(void **state) {
                "w.json:1:69: sandbox.rlimits.nofile: limits must be >= 0 with soft <= hard");
         expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"seccomp\": \"../x\"}}",
                "w.json:1:58: sandbox.seccomp: expected a policy name (default, strict, none) or an absolute path");
-        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"namespaces\": [\"pid\"]}}",
-               "w.json:1:61: sandbox.namespaces: a pid namespace needs a mount namespace (for its own /proc)");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"privileged\": true, \"sandbox\": {\"namespaces\": [\"pid\"]}}",
+               "w.json:1:81: sandbox.namespaces: a pid namespace needs a mount namespace (for its own /proc)");
         expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"restart\": {\"policy\": \"sometimes\"}}",
                "w.json:1:57: restart.policy: expected \"no\", \"on-failure\" or \"always\"");
         expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"restart\": {\"initial_delay_ms\": 9000, \"max_delay_ms\": 100}}",
@@ -212,12 +217,164 @@ static void test_sizes_and_capabilities(void **state) {
         assert_null(capability_to_name(99));
 }
 
+static void test_privileged_and_mandatory_namespaces(void **state) {
+        struct workload_spec s;
+        char *msg;
+        /* Leaving out a namespace needs privileged; the error names the key, the place and
+         * what is missing. */
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"],\n \"sandbox\": {\"namespaces\": [\"pid\", \"mount\", \"ipc\", \"uts\", \"user\"]}}",
+               "w.json:2:28: sandbox.namespaces: the pid, mount, ipc, uts, net and user namespaces are mandatory "
+               "(missing: net); only a spec with \"privileged\": true may leave one out");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"namespaces\": []}}",
+               "w.json:1:61: sandbox.namespaces: the pid, mount, ipc, uts, net and user namespaces are mandatory "
+               "(missing: pid, mount, ipc, uts, net, user); only a spec with \"privileged\": true may leave one out");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"privileged\": \"yes\"}",
+               "w.json:1:49: privileged: expected true or false, got a string");
+
+        /* cgroup stays optional */
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"namespaces\": "
+                               "[\"pid\", \"mount\", \"ipc\", \"uts\", \"net\", \"user\"]}}", &s, &msg), 0);
+        free(msg);
+        assert_int_equal(s.sandbox.namespaces, WORKLOAD_NS_MANDATORY);
+        workload_spec_free(&s);
+
+        /* privileged: host ids by default (no user namespace), and any namespace may go */
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"privileged\": true}", &s, &msg), 0);
+        free(msg);
+        assert_true(s.privileged);
+        assert_int_equal(s.sandbox.namespaces, WORKLOAD_NS_DEFAULT_PRIVILEGED);
+        assert_false(s.sandbox.namespaces & WORKLOAD_NS_USER);
+        workload_spec_free(&s);
+        assert_int_equal(parse("{\"sandbox\": {\"namespaces\": [\"mount\"]}, \"name\": \"a\", \"exec\": [\"/bin/x\"], "
+                               "\"privileged\": true}", &s, &msg), 0);
+        free(msg);
+        assert_int_equal(s.sandbox.namespaces, WORKLOAD_NS_MOUNT);
+        workload_spec_free(&s);
+}
+
+static void test_limit_defaults(void **state) {
+        struct workload_spec s;
+        char *msg;
+        /* Nothing set: the built-in defaults for a small board. */
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/bin/x\"]}", &s, &msg), 0);
+        free(msg);
+        workload_spec_apply_defaults(&s, NULL);
+        assert_int_equal(s.resources.pids_max, WORKLOAD_DEFAULT_PIDS_MAX);
+        assert_int_equal(s.resources.memory_max, WORKLOAD_DEFAULT_MEMORY_MAX);
+        assert_int_equal(s.sandbox.umask, 022);
+        assert_int_equal(s.sandbox.n_rlimits, 1);
+        assert_int_equal(s.sandbox.rlimits[0].resource, RLIMIT_NOFILE);
+        assert_int_equal(s.sandbox.rlimits[0].soft, WORKLOAD_DEFAULT_NOFILE);
+        assert_int_equal(s.sandbox.rlimits[0].hard, WORKLOAD_DEFAULT_NOFILE);
+        workload_spec_free(&s);
+
+        /* The agent's defaults win over the built-in ones; the spec wins over both;
+         * "max" lifts a limit. */
+        struct workload_defaults d = {.pids_max = 99, .memory_max = 64 << 20, .nofile = 4096, .umask = 077};
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/bin/x\"]}", &s, &msg), 0);
+        free(msg);
+        workload_spec_apply_defaults(&s, &d);
+        assert_int_equal(s.resources.pids_max, 99);
+        assert_int_equal(s.resources.memory_max, 64 << 20);
+        assert_int_equal(s.sandbox.umask, 077);
+        assert_int_equal(s.sandbox.rlimits[0].soft, 4096);
+        workload_spec_free(&s);
+
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"resources\": {\"pids_max\": \"max\", "
+                               "\"memory_max\": \"1G\"}, \"sandbox\": {\"umask\": \"0027\", \"rlimits\": {\"nofile\": 64}}}",
+                               &s, &msg), 0);
+        free(msg);
+        workload_spec_apply_defaults(&s, &d);
+        assert_int_equal(s.resources.pids_max, 0); /* unlimited */
+        assert_int_equal(s.resources.memory_max, 1LL << 30);
+        assert_int_equal(s.sandbox.umask, 027);
+        assert_int_equal(s.sandbox.n_rlimits, 1);
+        assert_int_equal(s.sandbox.rlimits[0].soft, 64);
+        workload_spec_free(&s);
+
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"resources\": {\"memory_max\": \"max\"}}",
+                               &s, &msg), 0);
+        free(msg);
+        workload_spec_apply_defaults(&s, &d);
+        assert_int_equal(s.resources.memory_max, 0);
+        workload_spec_free(&s);
+
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"umask\": \"999\"}}",
+               "w.json:1:56: sandbox.umask: expected an octal umask string such as \"0022\"");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"resources\": {\"pids_max\": \"lots\"}}",
+               "w.json:1:61: resources.pids_max: expected an integer or \"max\", got a string");
+}
+
+static void test_bind_refusals(void **state) {
+        static const struct workload_protected_path pp[] = {
+                {"/var/lib/orbit-agent", "the agent's state dir"},
+                {"/run/orbit-agent", "the agent's runtime dir"},
+                {"/etc/orbit-agent", "the agent's config dir"},
+                {"/proc", "the host's /proc"},
+                {"/sys", "the host's /sys"},
+                {"/dev", "the host's /dev"},
+        };
+        static const char *const allowed[] = {"/var/lib/orbit-agent/models"};
+        const char *text =
+                "{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\n"
+                "  \"ro_binds\": [\"/usr\", \"/var/lib/orbit-agent/models/yolo\",\n"
+                "               {\"source\": \"/var/lib\", \"target\": \"/data\"}, \"/dev/dri\"],\n"
+                "  \"rw_binds\": [{\"source\": \"/srv/link\", \"target\": \"/srv\"}],\n"
+                "  \"tmpfs\": [\"/tmp\"]}}";
+        struct workload_spec s;
+        char *msg;
+        assert_int_equal(parse(text, &s, &msg), 0);
+        free(msg);
+        /* /srv/link is a symlink to the runtime dir: the resolved path counts */
+        const char *resolved[WORKLOAD_MAX_MOUNTS] = {0};
+        for (size_t i = 0; i < s.sandbox.n_mounts; i++)
+                if (s.sandbox.mounts[i].source && streq(s.sandbox.mounts[i].source, "/srv/link"))
+                        resolved[i] = "/run/orbit-agent";
+        msg = NULL;
+        assert_int_equal(workload_spec_check_binds("w.json", &s, resolved, pp, ELEMENTSOF(pp), allowed,
+                                                   ELEMENTSOF(allowed), &msg), -EPERM);
+        assert_string_equal(msg,
+                "w.json:3:16: sandbox.ro_binds[2]: bind of /var/lib covers /var/lib/orbit-agent (the agent's state dir); binds never expose the agent or the host\n"
+                "w.json:3:59: sandbox.ro_binds[3]: bind of /dev/dri lies inside /dev (the host's /dev); binds never expose the agent or the host\n"
+                "w.json:4:16: sandbox.rw_binds[0]: bind of /srv/link (/run/orbit-agent) covers /run/orbit-agent (the agent's runtime dir); binds never expose the agent or the host");
+        free(msg);
+        workload_spec_free(&s);
+
+        /* "/" covers everything (as a source with another target) */
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"rw_binds\": "
+                               "[{\"source\": \"/\", \"target\": \"/host\"}]}}", &s, &msg), 0);
+        free(msg);
+        msg = NULL;
+        assert_int_equal(workload_spec_check_binds("w.json", &s, NULL, pp, ELEMENTSOF(pp), NULL, 0, &msg), -EPERM);
+        assert_string_equal(msg, "w.json:1:60: sandbox.rw_binds[0]: bind of / covers /var/lib/orbit-agent (the agent's state dir); binds never expose the agent or the host");
+        free(msg);
+        workload_spec_free(&s);
+
+        /* the runtime's own kinds of binds pass: models, a workload's data dir elsewhere */
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"ro_binds\": "
+                               "[\"/usr\", \"/var/lib/orbit-agent/models\", \"/lib\"], \"rw_binds\": [\"/srv/a\"]}}", &s, &msg), 0);
+        free(msg);
+        msg = NULL;
+        assert_int_equal(workload_spec_check_binds("w.json", &s, NULL, pp, ELEMENTSOF(pp), allowed,
+                                                   ELEMENTSOF(allowed), &msg), 0);
+        assert_null(msg);
+        workload_spec_free(&s);
+
+        assert_true(workload_path_is_under("/a/b", "/a"));
+        assert_true(workload_path_is_under("/a", "/a/"));
+        assert_false(workload_path_is_under("/ab", "/a"));
+        assert_true(workload_path_is_under("/x", "/"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_minimal_spec_defaults),
                 cmocka_unit_test(test_full_spec),
                 cmocka_unit_test(test_errors_name_key_and_place),
                 cmocka_unit_test(test_sizes_and_capabilities),
+                cmocka_unit_test(test_privileged_and_mandatory_namespaces),
+                cmocka_unit_test(test_limit_defaults),
+                cmocka_unit_test(test_bind_refusals),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
