@@ -121,18 +121,31 @@ static int attack_pid1(void) {
         } else
                 held("pid1-environ", "open /proc/1/environ: %s", strerror(errno));
 
+        /* The numbers in /proc/1/fd may be listable (the directory belongs to root of the
+         * user namespace); what matters is that none can be followed, read or written. */
         DIR *d = opendir("/proc/1/fd");
         if (d) {
-                int count = 0;
+                int count = 0, followed = 0;
                 struct dirent *e;
-                while ((e = readdir(d)))
-                        if (e->d_name[0] != '.')
-                                count++;
+                while ((e = readdir(d))) {
+                        if (e->d_name[0] == '.')
+                                continue;
+                        count++;
+                        char p[300], target[256];
+                        snprintf(p, sizeof(p), "/proc/1/fd/%s", e->d_name);
+                        ssize_t n = readlink(p, target, sizeof(target) - 1);
+                        int ffd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+                        if (n >= 0 || ffd >= 0) {
+                                followed++;
+                                target[n >= 0 ? n : 0] = '\0';
+                                escape("pid1-fds", "followed pid 1's descriptor %s (%s)", e->d_name, target);
+                        }
+                        if (ffd >= 0)
+                                close(ffd);
+                }
                 closedir(d);
-                if (count > 0)
-                        escape("pid1-fds", "listed %d descriptors of pid 1", count);
-                else
-                        held("pid1-fds", "/proc/1/fd lists nothing");
+                if (!followed)
+                        held("pid1-fds", "none of the %d descriptors listed in /proc/1/fd can be followed", count);
         } else
                 held("pid1-fds", "opendir /proc/1/fd: %s", strerror(errno));
 
