@@ -1080,7 +1080,7 @@ static void server_done(struct server *srv) {
 
 /* ---- retention ------------------------------------------------------------------------------ */
 
-#define ROLLOUT_TICK_SEC 2
+#define ROLLOUT_TICK_SEC 5 /* time gates move within this; 10 rollouts of 10,000: ~25 ms each */
 #define RETENTION_BATCH 5000
 #define RETENTION_BATCHES_PER_RUN 200 /* a million records; the rest at the next run */
 #define RETENTION_PAUSE_NSEC (50 * 1000 * 1000)

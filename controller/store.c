@@ -1082,17 +1082,6 @@ void store_set_pass_gap(struct store *s, int64_t gap_sec) {
         s->pass_gap = gap_sec < 0 ? 0 : gap_sec;
 }
 
-int store_rollouts_tick(struct store *s, int64_t now) {
-        int r = exec_sql(s, "BEGIN IMMEDIATE");
-        if (r < 0)
-                return r;
-        _cleanup_transaction_ struct store *guard = s;
-        r = rollouts_evaluate_all(s, now);
-        if (r < 0)
-                return r;
-        return commit(&guard);
-}
-
 void store_set_command_signer(struct store *s, store_sign_fn sign, void *userdata) {
         s->sign = sign;
         s->sign_userdata = userdata;
@@ -2583,6 +2572,57 @@ int store_rollouts_list(struct store *s, int64_t now, json_t **ret) {
                 return db_fail(s, rc, "list rollouts");
         *ret = TAKE_PTR(a);
         return 0;
+}
+
+int store_rollouts_tick(struct store *s, int64_t now) {
+        /* One short transaction per rollout: a sync waits for one rollout's evaluation at
+         * most, not for all of them. */
+        char (*ids)[ROLLOUT_ID_MAX + 1] = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+        {
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                r = prepare(s, "SELECT id FROM rollouts WHERE state IN ('running', 'paused') "
+                               "ORDER BY created, id",
+                            &st);
+                if (r < 0)
+                        return r;
+                int rc;
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        if (n == cap) {
+                                size_t c = cap ? cap * 2 : 16;
+                                void *p = realloc(ids, c * sizeof(*ids));
+                                if (!p) {
+                                        free(ids);
+                                        return -ENOMEM;
+                                }
+                                ids = p;
+                                cap = c;
+                        }
+                        snprintf(ids[n++], sizeof(ids[0]), "%s", column_text(st, 0));
+                }
+                if (rc != SQLITE_DONE) {
+                        free(ids);
+                        return db_fail(s, rc, "list running rollouts");
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = exec_sql(s, "BEGIN IMMEDIATE");
+                if (r < 0)
+                        break;
+                _cleanup_transaction_ struct store *guard = s;
+                struct rollout_row row;
+                r = rollout_load(s, ids[i], &row);
+                if (r >= 0)
+                        r = rollout_evaluate(s, &row, now);
+                if (r >= 0)
+                        r = commit(&guard);
+                if (r < 0 && r != -ENOENT)
+                        break;
+                r = 0;
+        }
+        free(ids);
+        return r;
 }
 
 /* ---- metrics ------------------------------------------------------------------------ */
