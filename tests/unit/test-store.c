@@ -776,6 +776,7 @@ static void test_metrics_collect(void **state) {
         assert_non_null(lag);
         /* created at time_usec 1 (1970), received at 100 */
         assert_true(json_real_value(json_object_get(lag, "max")) > 99.0);
+        json_decref(m);
         store_close(s);
 }
 
