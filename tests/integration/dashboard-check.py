@@ -89,10 +89,14 @@ def main():
 
         # ---- a node's plots hold its stored reports ----
         open_view(d, "/node/" + o.node)
-        recs = api.get("/v1/nodes/%s/records?kind=health.report&limit=500" % o.node)["records"]
+        # The page first (one script: one rendering), then the store: reports that arrived
+        # in between are newer than every point drawn, and left out of the comparison.
         pts = d.execute("return [...document.querySelectorAll('[data-plot] circle')].map(c => "
                         "[c.closest('[data-plot]').dataset.plot, c.dataset.series, Number(c.dataset.time), "
                         "Number(c.dataset.value)])")
+        recs = api.get("/v1/nodes/%s/records?kind=health.report&limit=500" % o.node)["records"]
+        drawn_until = max((p[2] for p in pts), default=0)
+        recs = [r for r in recs if r["time_usec"] / 1e6 <= drawn_until + 1e-6]
         want = set()
         for r in recs:
             t = r["time_usec"] / 1e6
