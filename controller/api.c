@@ -30,10 +30,58 @@ bool api_route_is_node(enum api_route r) {
         return r == API_ROUTE_SYNC || r == API_ROUTE_BUNDLE_DOWNLOAD;
 }
 
+const char *api_role_to_string(enum api_role r) {
+        return r == API_ROLE_OPERATOR ? "operator" : r == API_ROLE_VIEWER ? "viewer" : "none";
+}
+
+bool api_role_allows(enum api_role role, enum api_route route, const char *method) {
+        if (route == API_ROUTE_WEB)
+                return true;
+        if (role == API_ROLE_OPERATOR)
+                return true;
+        return role == API_ROLE_VIEWER && (streq(method, "GET") || streq(method, "HEAD"));
+}
+
+/* A dashboard file name: [a-z0-9-] words joined by single dots, no slash, no leading dot. */
+static bool web_name_is_valid(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n > 64 || s[0] == '.' || s[n - 1] == '.')
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                char c = s[i];
+                if (c == '.' && s[i + 1] == '.')
+                        return false;
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
+                        return false;
+        }
+        return true;
+}
+
 #define PATH_SEGMENTS_MAX 4
 
 int api_route_match(const char *method, const char *path, struct api_match *ret) {
         memset(ret, 0, sizeof(*ret));
+        bool read = method && (streq(method, "GET") || streq(method, "HEAD"));
+        if (path && (streq(path, "/") || streq(path, "/ui") || streq(path, "/ui/"))) {
+                ret->route = API_ROUTE_WEB;
+                snprintf(ret->id, sizeof(ret->id), "index.html");
+                return read ? 0 : -EOPNOTSUPP;
+        }
+        if (path && strncmp(path, "/ui/", 4) == 0) {
+                if (!web_name_is_valid(path + 4))
+                        return -ENOENT;
+                ret->route = API_ROUTE_WEB;
+                snprintf(ret->id, sizeof(ret->id), "%s", path + 4);
+                return read ? 0 : -EOPNOTSUPP;
+        }
+        if (path && streq(path, "/metrics")) {
+                ret->route = API_ROUTE_METRICS;
+                return read ? 0 : -EOPNOTSUPP;
+        }
+        if (path && streq(path, "/v1/whoami")) {
+                ret->route = API_ROUTE_WHOAMI;
+                return read ? 0 : -EOPNOTSUPP;
+        }
         if (!path || strncmp(path, "/v1/", 4) != 0 || strlen(path) > 512)
                 return -ENOENT;
         char seg[PATH_SEGMENTS_MAX][API_BUNDLE_ID_MAX + 2];

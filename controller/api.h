@@ -41,6 +41,9 @@ enum api_route {
         API_ROUTE_ROLLOUTS,           /* GET|POST /v1/rollouts */
         API_ROUTE_ROLLOUT,            /* GET /v1/rollouts/{id} */
         API_ROUTE_ROLLOUT_VERB,       /* POST /v1/rollouts/{id}/{start|pause|resume|abort} */
+        API_ROUTE_WHOAMI,             /* GET /v1/whoami                      operator or viewer */
+        API_ROUTE_METRICS,            /* GET /metrics (Prometheus text)      operator or viewer */
+        API_ROUTE_WEB,                /* GET / and /ui/{file}: the dashboard's static files, open */
         _API_ROUTE_MAX,
 };
 
@@ -58,6 +61,21 @@ int api_route_match(const char *method, const char *path, struct api_match *ret)
 
 /* Does the route belong to nodes (mTLS with a node certificate) rather than operators? */
 bool api_route_is_node(enum api_route r);
+
+/*
+ * Roles on the operator API: an operator (the operator CA's client certificate, or the
+ * operator bearer token) may do everything; a viewer (the viewer bearer token) may only
+ * read: GET and HEAD requests. The dashboard's static files need no role: they hold no
+ * data, every request they make carries the role's token.
+ */
+enum api_role {
+        API_ROLE_NONE,
+        API_ROLE_VIEWER,
+        API_ROLE_OPERATOR,
+};
+const char *api_role_to_string(enum api_role r);
+/* Pure: may this role make this request (method on a matched operator route)? */
+bool api_role_allows(enum api_role role, enum api_route route, const char *method);
 
 /* Pure: the id rule shared by nodes and bundles (1-max of A-Z a-z 0-9 . _ -, not . or - first). */
 bool api_id_is_valid(const char *s, size_t max);

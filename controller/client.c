@@ -518,10 +518,14 @@ static int rollout_create(const struct client_options *o) {
                 {"success_after", o->success_after},
                 {"stage_timeout", o->stage_timeout},
                 {"max_failures", o->max_failures},
+                {"min_healthy_time", o->min_healthy_time},
+                {"report_deadline", o->report_deadline},
         };
         for (size_t i = 0; i < ELEMENTSOF(opts); i++)
                 if (opts[i].value)
                         json_object_set_new(body, opts[i].key, json_string(opts[i].value));
+        if (o->auto_revert)
+                json_object_set_new(body, "auto_revert", json_true());
         _cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
         struct reply rep;
         if (!text || request(o, "POST", "/v1/rollouts", text, NULL, 0, &rep) < 0)
@@ -556,15 +560,22 @@ static void rollout_print(json_t *r) {
                num(r, "current_stage"), json_array_size(json_object_get(r, "stages")));
         const char *success = str(r, "success_after", "?"), *timeout = str(r, "stage_timeout", "");
         size_t sl = strlen(success), tl = strlen(timeout);
-        printf("  stages %s%%, success after %s%s, stage timeout %s%s, max failures %s\n",
+        const char *deadline = str(r, "report_deadline", "");
+        size_t dl = strlen(deadline);
+        printf("  stages %s%%, success after %s%s (min healthy time %llds), stage timeout %s%s, "
+               "report deadline %s%s, max failures %s%s\n",
                str(r, "stages_text", "?"), success,
-               sl && success[sl - 1] == 's' ? "" : " contacts", tl ? timeout : "none",
-               !tl || timeout[tl - 1] == 's' ? "" : " contacts", str(r, "max_failures", "?"));
+               sl && success[sl - 1] == 's' ? "" : " passes", num(r, "min_healthy_time"),
+               tl ? timeout : "none", !tl || timeout[tl - 1] == 's' ? "" : " passes",
+               dl ? deadline : "none", !dl || deadline[dl - 1] == 's' ? "" : " passes",
+               str(r, "max_failures", "?"),
+               json_is_true(json_object_get(r, "auto_revert")) ? ", auto-revert" : "");
         printf("  %lld nodes: %lld committed, %lld installing, %lld told, %lld pending, "
-               "%lld failed, %lld rolled back, %lld skipped; failures %lld of %lld told\n",
+               "%lld failed, %lld rolled back, %lld overdue, %lld skipped; failures %lld of "
+               "%lld told\n",
                num(c, "nodes"), num(c, "committed"), num(c, "installing"), num(c, "told"),
-               num(c, "pending"), num(c, "failed"), num(c, "rolled-back"), num(c, "skipped"),
-               num(c, "failures"), num(c, "told_so_far"));
+               num(c, "pending"), num(c, "failed"), num(c, "rolled-back"), num(c, "overdue"),
+               num(c, "skipped"), num(c, "failures"), num(c, "told_so_far"));
         if (json_is_string(json_object_get(r, "reason")))
                 printf("  reason: %s\n", str(r, "reason", ""));
         printf("  %5s %4s %6s %8s %5s %11s %10s %5s %7s %12s %8s  %s\n", "STAGE", "PCT", "NODES",

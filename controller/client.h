@@ -12,7 +12,8 @@ struct client_options {
         int json;               /* --json: print the server's JSON */
         /* rollout create */
         const char *rollout_id, *bundle, *target, *stages, *success_after, *stage_timeout,
-                *max_failures;
+                *max_failures, *min_healthy_time, *report_deadline;
+        int auto_revert;        /* rollout create --auto-revert */
         int watch;              /* rollout status --watch */
 };
 

@@ -25,6 +25,9 @@ static void help(void) {
                "        [--poll-interval SEC] [--max-bundle-size BYTES] [--max-connections N]\n"
                "        [--timeout SEC] [--port-file FILE] [--log-level LEVEL]\n"
                "        [--retain-records DURATION|0]   default 30d; critical and update.* kept\n"
+               "        [--pass-gap DURATION]     syncs of a node closer than this are one pass (5m)\n"
+               "        [--viewer-token-file FILE] a bearer token that may only read\n"
+               "        [--web-dir DIR]           the dashboard's files (default " WEBDIR ")\n"
                "\n"
                "  orbit-controller [--url URL] [--token-file FILE | --cert PEM --key PEM]\n"
                "        [--cacert PEM] [--json] COMMAND\n"
@@ -39,7 +42,8 @@ static void help(void) {
                "    node group NODE GROUP          put a node in a group (node ungroup NODE GROUP)\n"
                "    rollout create --bundle ID [--target GROUP|all] [--stages 1,10,50,100]\n"
                "        [--success-after N|DURATION] [--max-failures N|P%%] [--stage-timeout N|DURATION]\n"
-               "        [--id ID]                  N: contacts; DURATION: 30s, 10m, 2h, 1d\n"
+               "        [--min-healthy-time DURATION] [--report-deadline N|DURATION] [--auto-revert]\n"
+               "        [--id ID]                  N: the node's own passes; DURATION: 30s, 10m, 2h, 1d\n"
                "    rollout start|pause|resume|abort ID\n"
                "    rollout status ID [--watch]    stage by stage; --watch redraws every second\n"
                "    rollout list\n"
@@ -69,6 +73,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
                 ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_POLL,
                 ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_TIMEOUT, ARG_PORT_FILE, ARG_LOG_LEVEL, ARG_RETAIN,
+                ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR,
         };
         static const struct option options[] = {
                 {"listen", required_argument, NULL, ARG_LISTEN},
@@ -88,6 +93,9 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"port-file", required_argument, NULL, ARG_PORT_FILE},
                 {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
                 {"retain-records", required_argument, NULL, ARG_RETAIN},
+                {"pass-gap", required_argument, NULL, ARG_PASS_GAP},
+                {"viewer-token-file", required_argument, NULL, ARG_VIEWER_TOKEN_FILE},
+                {"web-dir", required_argument, NULL, ARG_WEB_DIR},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -97,6 +105,8 @@ static int cmd_serve(int argc, char *argv[]) {
                 .max_connections = 64,
                 .timeout_sec = 30,
                 .retain_records_sec = 30 * 86400,
+                .pass_gap_sec = 300,
+                .web_dir = WEBDIR,
         };
         unsigned long long v;
         int opt;
@@ -141,6 +151,18 @@ static int cmd_serve(int argc, char *argv[]) {
                         c.retain_records_sec = g.value;
                         break;
                 }
+                case ARG_PASS_GAP: {
+                        struct rollout_gate g;
+                        if (rollout_gate_parse("--pass-gap", optarg, true, &g, NULL) < 0) {
+                                fprintf(stderr, "orbit-controller: --pass-gap: expected seconds "
+                                        "(\"300\") or a duration (\"5m\"), got \"%s\"\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        c.pass_gap_sec = g.value; /* a plain number is seconds here */
+                        break;
+                }
+                case ARG_VIEWER_TOKEN_FILE: c.viewer_token_file = optarg; break;
+                case ARG_WEB_DIR: c.web_dir = optarg; break;
                 case ARG_TIMEOUT:
                         if (parse_unsigned("--timeout", optarg, 1, 3600, &v) < 0)
                                 return EXIT_USAGE;
@@ -187,7 +209,8 @@ static int cmd_serve(int argc, char *argv[]) {
 static int cmd_client(int argc, char *argv[]) {
         enum { ARG_URL = 0x100, ARG_TOKEN_FILE, ARG_CERT, ARG_KEY, ARG_CACERT, ARG_KIND,
                ARG_LIMIT, ARG_EXPIRES, ARG_JSON, ARG_ID, ARG_BUNDLE, ARG_TARGET, ARG_STAGES,
-               ARG_SUCCESS_AFTER, ARG_STAGE_TIMEOUT, ARG_MAX_FAILURES, ARG_WATCH };
+               ARG_SUCCESS_AFTER, ARG_STAGE_TIMEOUT, ARG_MAX_FAILURES, ARG_WATCH,
+               ARG_MIN_HEALTHY, ARG_REPORT_DEADLINE, ARG_AUTO_REVERT };
         static const struct option options[] = {
                 {"url", required_argument, NULL, ARG_URL},
                 {"token-file", required_argument, NULL, ARG_TOKEN_FILE},
@@ -206,6 +229,9 @@ static int cmd_client(int argc, char *argv[]) {
                 {"stage-timeout", required_argument, NULL, ARG_STAGE_TIMEOUT},
                 {"max-failures", required_argument, NULL, ARG_MAX_FAILURES},
                 {"watch", no_argument, NULL, ARG_WATCH},
+                {"min-healthy-time", required_argument, NULL, ARG_MIN_HEALTHY},
+                {"report-deadline", required_argument, NULL, ARG_REPORT_DEADLINE},
+                {"auto-revert", no_argument, NULL, ARG_AUTO_REVERT},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -234,6 +260,9 @@ static int cmd_client(int argc, char *argv[]) {
                 case ARG_STAGE_TIMEOUT: o.stage_timeout = optarg; break;
                 case ARG_MAX_FAILURES: o.max_failures = optarg; break;
                 case ARG_WATCH: o.watch = 1; break;
+                case ARG_MIN_HEALTHY: o.min_healthy_time = optarg; break;
+                case ARG_REPORT_DEADLINE: o.report_deadline = optarg; break;
+                case ARG_AUTO_REVERT: o.auto_revert = 1; break;
                 case ARG_EXPIRES:
                         if (parse_unsigned("--expires-in", optarg, 60, 30 * 86400, &v) < 0)
                                 return EXIT_USAGE;

@@ -25,7 +25,7 @@ static const char *const node_state_names[_ROLLOUT_NODE_STATE_MAX] = {
         [ROLLOUT_NODE_PENDING] = "pending",         [ROLLOUT_NODE_TOLD] = "told",
         [ROLLOUT_NODE_INSTALLING] = "installing",   [ROLLOUT_NODE_COMMITTED] = "committed",
         [ROLLOUT_NODE_FAILED] = "failed",           [ROLLOUT_NODE_ROLLED_BACK] = "rolled-back",
-        [ROLLOUT_NODE_SKIPPED] = "skipped",
+        [ROLLOUT_NODE_SKIPPED] = "skipped",         [ROLLOUT_NODE_OVERDUE] = "overdue",
 };
 
 const char *rollout_state_to_string(enum rollout_state s) {
@@ -62,6 +62,11 @@ bool rollout_state_holds_nodes(enum rollout_state s) {
 bool rollout_node_state_is_final(enum rollout_node_state s) {
         return s == ROLLOUT_NODE_FAILED || s == ROLLOUT_NODE_ROLLED_BACK ||
                s == ROLLOUT_NODE_SKIPPED;
+}
+
+bool rollout_node_state_is_failure(enum rollout_node_state s) {
+        return s == ROLLOUT_NODE_FAILED || s == ROLLOUT_NODE_ROLLED_BACK ||
+               s == ROLLOUT_NODE_OVERDUE;
 }
 
 /* ---- options ------------------------------------------------------------------------ */
@@ -247,6 +252,30 @@ static int dispatch_timeout(struct json_ctx *ctx, json_t *v, void *dest, const s
         return gate_from_json(ctx, v, "stage_timeout", true, dest);
 }
 
+static int dispatch_deadline(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        return gate_from_json(ctx, v, "report_deadline", true, dest);
+}
+
+static int dispatch_min_healthy(struct json_ctx *ctx, json_t *v, void *dest,
+                                const struct json_field *f) {
+        struct rollout_gate g;
+        int r = gate_from_json(ctx, v, "min_healthy_time", true, &g);
+        if (r < 0)
+                return r;
+        if (g.kind != ROLLOUT_GATE_SECONDS && g.value != 0)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "min_healthy_time: expected a duration (\"10m\")");
+        *(int64_t *) dest = g.value;
+        return 0;
+}
+
+static int dispatch_bool(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (!json_is_boolean(v))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected true or false");
+        *(bool *) dest = json_is_true(v);
+        return 0;
+}
+
 static int dispatch_threshold(struct json_ctx *ctx, json_t *v, void *dest,
                               const struct json_field *f) {
         char text[64];
@@ -270,6 +299,7 @@ int rollout_request_parse(const char *text, size_t len, struct rollout_options *
                 .n_stages = 4,
                 .success_after = {.kind = ROLLOUT_GATE_CONTACTS, .value = 1},
                 .stage_timeout = {.kind = ROLLOUT_GATE_CONTACTS, .value = 0},
+                .report_deadline = {.kind = ROLLOUT_GATE_CONTACTS, .value = 0},
                 .max_failures = {.percent = false, .value = 0},
         };
         if (len > OPERATOR_BODY_MAX)
@@ -289,6 +319,9 @@ int rollout_request_parse(const char *text, size_t len, struct rollout_options *
                 {"success_after", dispatch_success, RO_OFF(success_after), 0, NULL, 0, 0},
                 {"stage_timeout", dispatch_timeout, RO_OFF(stage_timeout), 0, NULL, 0, 0},
                 {"max_failures", dispatch_threshold, RO_OFF(max_failures), 0, NULL, 0, 0},
+                {"min_healthy_time", dispatch_min_healthy, RO_OFF(min_healthy_time), 0, NULL, 0, 0},
+                {"report_deadline", dispatch_deadline, RO_OFF(report_deadline), 0, NULL, 0, 0},
+                {"auto_revert", dispatch_bool, RO_OFF(auto_revert), 0, NULL, 0, 0},
                 {},
         };
         int r = root ? json_dispatch_object(&ctx, root, fields, ret) : -EINVAL;
@@ -303,19 +336,23 @@ int rollout_request_parse(const char *text, size_t len, struct rollout_options *
 }
 
 json_t *rollout_options_to_json(const struct rollout_options *o) {
-        char stages[64], success[32], timeout[32], failures[32];
+        char stages[64], success[32], timeout[32], failures[32], deadline[32];
         rollout_stages_format(o->stages, o->n_stages, stages, sizeof(stages));
         rollout_gate_format(&o->success_after, success, sizeof(success));
         rollout_gate_format(&o->stage_timeout, timeout, sizeof(timeout));
+        rollout_gate_format(&o->report_deadline, deadline, sizeof(deadline));
         rollout_threshold_format(&o->max_failures, failures, sizeof(failures));
         json_t *a = json_array();
         for (size_t i = 0; a && i < o->n_stages; i++)
                 json_array_append_new(a, json_integer(o->stages[i]));
-        return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:o,s:s}", "id", o->id, "bundle_id",
-                         o->bundle_id, "target", o->target, "stages", a, "stages_text", stages,
-                         "success_after", success, "stage_timeout",
+        return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:I,s:o,s:o,s:s,s:b}", "id", o->id,
+                         "bundle_id", o->bundle_id, "target", o->target, "stages", a,
+                         "stages_text", stages, "success_after", success, "min_healthy_time",
+                         (json_int_t) o->min_healthy_time, "stage_timeout",
                          o->stage_timeout.value > 0 ? json_string(timeout) : json_null(),
-                         "max_failures", failures);
+                         "report_deadline",
+                         o->report_deadline.value > 0 ? json_string(deadline) : json_null(),
+                         "max_failures", failures, "auto_revert", o->auto_revert);
 }
 
 /* ---- stages ------------------------------------------------------------------------- */
@@ -384,6 +421,7 @@ enum rollout_node_state rollout_node_after_update(enum rollout_node_state cur, c
                 return ROLLOUT_NODE_ROLLED_BACK;
         if (cur == ROLLOUT_NODE_COMMITTED)
                 return cur; /* a late progress record of the same install changes nothing */
+        /* an overdue node heard from again goes on from what it says */
         if (streq(phase, "committed"))
                 return ROLLOUT_NODE_COMMITTED;
         if (streq(phase, "failed"))
@@ -396,7 +434,7 @@ enum rollout_node_state rollout_node_after_update(enum rollout_node_state cur, c
 
 enum rollout_node_state rollout_node_after_install_result(enum rollout_node_state cur,
                                                           const char *status) {
-        if (cur != ROLLOUT_NODE_TOLD && cur != ROLLOUT_NODE_INSTALLING)
+        if (cur != ROLLOUT_NODE_TOLD && cur != ROLLOUT_NODE_INSTALLING && cur != ROLLOUT_NODE_OVERDUE)
                 return cur;
         if (status && (streq(status, "failed") || streq(status, "rejected")))
                 return ROLLOUT_NODE_FAILED;
@@ -412,35 +450,85 @@ bool rollout_failures_exceeded(const struct rollout_threshold *t, int64_t failur
         return failures * 100 > t->value * (told > 0 ? told : 0);
 }
 
-bool rollout_member_held(const struct rollout_member *m, const struct rollout_gate *success_after,
+bool rollout_member_held(const struct rollout_member *m, const struct rollout_options *o,
                          int64_t now) {
         if (m->state != ROLLOUT_NODE_COMMITTED)
                 return false;
-        if (success_after->kind == ROLLOUT_GATE_CONTACTS)
-                return m->contacts_since_commit >= success_after->value;
-        return now - m->committed_time >= success_after->value;
+        if (now - m->committed_time < o->min_healthy_time)
+                return false;
+        if (o->success_after.kind == ROLLOUT_GATE_CONTACTS)
+                return m->passes_since_commit >= o->success_after.value;
+        return now - m->committed_time >= o->success_after.value;
+}
+
+bool rollout_member_overdue(const struct rollout_member *m, const struct rollout_options *o,
+                            int64_t now) {
+        if (o->report_deadline.value <= 0)
+                return false;
+        if (m->state != ROLLOUT_NODE_TOLD && m->state != ROLLOUT_NODE_INSTALLING)
+                return false;
+        if (o->report_deadline.kind == ROLLOUT_GATE_CONTACTS)
+                return m->passes_unheard >= o->report_deadline.value;
+        return now - m->last_heard >= o->report_deadline.value;
+}
+
+bool rollout_pass_is_new(int64_t last_sync, int64_t now, int64_t gap,
+                         const struct rollout_window *windows, size_t n_windows) {
+        if (last_sync <= 0)
+                return true;
+        for (size_t i = 0; i < n_windows; i++) {
+                bool had = last_sync >= windows[i].start && last_sync < windows[i].end;
+                bool has = now >= windows[i].start && now < windows[i].end;
+                if (had && has)
+                        return false;
+                if (had || has)
+                        return true; /* one inside a window, the other elsewhere */
+        }
+        return now - last_sync > gap;
+}
+
+bool rollout_revert_allowed(json_t *update_status, char *ret_why, size_t size) {
+        json_t *floor_v = json_object_get(update_status, "min_security_version");
+        const char *booted = json_string_value(json_object_get(update_status, "booted_slot"));
+        json_t *slots = json_object_get(update_status, "rootfs_slots");
+        if (!json_is_integer(floor_v) || !booted || !json_is_object(slots))
+                return true; /* nothing known: the node's own anti-rollback check decides */
+        const char *other = streq(booted, "A") ? "B" : streq(booted, "B") ? "A" : NULL;
+        json_t *sv = json_object_get(json_object_get(slots, other ? other : ""), "security_version");
+        if (!json_is_integer(sv))
+                return true;
+        if (json_integer_value(sv) >= json_integer_value(floor_v))
+                return true;
+        snprintf(ret_why, size,
+                 "not told to roll back: slot %s holds security_version %lld, below the node's "
+                 "floor %lld (anti-rollback)",
+                 other, (long long) json_integer_value(sv), (long long) json_integer_value(floor_v));
+        return false;
 }
 
 enum rollout_stage_decision rollout_stage_decide(const struct rollout_member *members, size_t n,
-                                                 unsigned stage,
-                                                 const struct rollout_gate *success_after,
-                                                 const struct rollout_gate *stage_timeout,
-                                                 int64_t stage_started, int64_t stage_contacts,
-                                                 int64_t now) {
-        bool done = true;
-        for (size_t i = 0; i < n && done; i++) {
+                                                 unsigned stage, const struct rollout_options *o,
+                                                 int64_t stage_started, int64_t now) {
+        bool done = true, all_out = true;
+        for (size_t i = 0; i < n; i++) {
                 const struct rollout_member *m = &members[i];
                 if (m->stage != stage)
                         continue;
-                done = rollout_node_state_is_final(m->state) ||
-                       rollout_member_held(m, success_after, now);
+                if (rollout_node_state_is_final(m->state) || m->state == ROLLOUT_NODE_OVERDUE ||
+                    rollout_member_held(m, o, now))
+                        continue;
+                done = false;
+                /* still on its way: has it had its stage timeout's passes since told? */
+                if (m->state == ROLLOUT_NODE_PENDING ||
+                    m->passes_since_told < o->stage_timeout.value)
+                        all_out = false;
         }
         if (done)
                 return ROLLOUT_STAGE_ADVANCE;
-        if (stage_timeout->value > 0) {
-                bool out = stage_timeout->kind == ROLLOUT_GATE_CONTACTS
-                                   ? stage_contacts >= stage_timeout->value
-                                   : now - stage_started >= stage_timeout->value;
+        if (o->stage_timeout.value > 0) {
+                bool out = o->stage_timeout.kind == ROLLOUT_GATE_CONTACTS
+                                   ? all_out
+                                   : now - stage_started >= o->stage_timeout.value;
                 if (out)
                         return ROLLOUT_STAGE_TIMEOUT;
         }
@@ -454,7 +542,8 @@ bool rollout_member_should_tell(enum rollout_state state, unsigned current_stage
 }
 
 bool rollout_member_needs_rollback(enum rollout_node_state s) {
-        return s == ROLLOUT_NODE_COMMITTED || s == ROLLOUT_NODE_INSTALLING;
+        return s == ROLLOUT_NODE_COMMITTED || s == ROLLOUT_NODE_INSTALLING ||
+               s == ROLLOUT_NODE_OVERDUE;
 }
 
 int rollout_state_after_verb(enum rollout_state cur, const char *verb, const char **ret_reason) {

@@ -35,6 +35,8 @@ enum rollout_node_state {
         ROLLOUT_NODE_FAILED,      /* the install failed, or the node refused the command */
         ROLLOUT_NODE_ROLLED_BACK, /* the node went back to its previous slot */
         ROLLOUT_NODE_SKIPPED,     /* never told: it rolled back from this bundle before */
+        ROLLOUT_NODE_OVERDUE,     /* told, and not heard from within the report deadline: a
+                                   * failure until a report of the install arrives */
         _ROLLOUT_NODE_STATE_MAX,
 };
 
@@ -50,9 +52,16 @@ bool rollout_state_holds_nodes(enum rollout_state s);
 /* A node state that no report changes any more (within this rollout). */
 bool rollout_node_state_is_final(enum rollout_node_state s);
 
-/* A gate: "N" contacts, or a duration "Ns", "Nm", "Nh", "Nd". value 0 means none. */
+/* Does the state count against the failure threshold (failed, rolled back, overdue)? */
+bool rollout_node_state_is_failure(enum rollout_node_state s);
+
+/*
+ * A gate: "N" passes of the node, or a duration "Ns", "Nm", "Nh", "Nd". value 0 means
+ * none. A pass is the node's own: its syncs closer together than the controller's pass
+ * gap, or inside one window of its contact plan, are one pass (rollout_pass_is_new).
+ */
 enum rollout_gate_kind {
-        ROLLOUT_GATE_CONTACTS,
+        ROLLOUT_GATE_CONTACTS, /* passes of the node itself */
         ROLLOUT_GATE_SECONDS,
 };
 struct rollout_gate {
@@ -72,9 +81,12 @@ struct rollout_options {
         char target[ROLLOUT_GROUP_MAX + 1]; /* a group, or "all" */
         unsigned stages[ROLLOUT_STAGES_MAX]; /* cumulative percentages, increasing, last 100 */
         size_t n_stages;
-        struct rollout_gate success_after;  /* per node, after its commit */
+        struct rollout_gate success_after;  /* per node: its own passes after its commit */
+        int64_t min_healthy_time;           /* per node: seconds after its commit, too; 0: none */
         struct rollout_gate stage_timeout;  /* per stage; value 0: none */
+        struct rollout_gate report_deadline; /* per told node; value 0: none */
         struct rollout_threshold max_failures;
+        bool auto_revert;                   /* on halt, committed nodes are told to roll back */
 };
 
 /* Pure parsers, each -EINVAL with *ret_message (caller frees) naming the option. */
@@ -91,9 +103,11 @@ void rollout_stages_format(const unsigned *stages, size_t n, char *buf, size_t s
 /*
  * Pure: the operator's create request
  * {"id"?, "bundle_id", "target", "stages": [..] | "1,10,50,100", "success_after": "3"|"10m",
- *  "stage_timeout"?: "50"|"1h", "max_failures": "2"|"10%"}.
- * Defaults: target "all", stages 1,10,50,100, success_after 1 contact, no stage timeout,
- * max_failures 0. -EINVAL with *ret_message naming each problem.
+ *  "min_healthy_time"?: "10m", "stage_timeout"?: "50"|"1h", "report_deadline"?: "3"|"2h",
+ *  "max_failures": "2"|"10%", "auto_revert"?: bool}.
+ * Defaults: target "all", stages 1,10,50,100, success_after 1 pass, no min healthy time,
+ * no stage timeout, no report deadline, max_failures 0, no auto revert. -EINVAL with
+ * *ret_message naming each problem.
  */
 int rollout_request_parse(const char *text, size_t len, struct rollout_options *ret,
                           char **ret_message);
@@ -131,17 +145,50 @@ enum rollout_node_state rollout_node_after_install_result(enum rollout_node_stat
 /* Pure: has the rollout crossed its failure threshold? told counts the nodes told so far. */
 bool rollout_failures_exceeded(const struct rollout_threshold *t, int64_t failures, int64_t told);
 
-/* One member as the decisions see it. */
+/* One member as the decisions see it. Every pass counted here is the member's own. */
 struct rollout_member {
         unsigned stage;
         enum rollout_node_state state;
-        int64_t committed_time;        /* when its commit arrived */
-        int64_t contacts_since_commit; /* syncs after the one that carried the commit */
+        int64_t committed_time;      /* when its commit arrived */
+        int64_t passes_since_commit; /* its passes after the one that carried the commit */
+        int64_t passes_since_told;   /* its passes after the one it was told in */
+        int64_t last_heard;          /* told, or its last report of the install (time) */
+        int64_t passes_unheard;      /* its passes since then without such a report, plus
+                                      * the windows of its contact plan that ended since
+                                      * then (passes it missed) */
 };
 
-/* Pure: a committed member that has held for success_after. */
-bool rollout_member_held(const struct rollout_member *m, const struct rollout_gate *success_after,
+/*
+ * Pure: a committed member that has held: success_after (its own passes, or a duration)
+ * and min_healthy_time (wall clock), both counted from its commit.
+ */
+bool rollout_member_held(const struct rollout_member *m, const struct rollout_options *o,
                          int64_t now);
+
+/* Pure: a told or installing member past o->report_deadline without a report. */
+bool rollout_member_overdue(const struct rollout_member *m, const struct rollout_options *o,
+                            int64_t now);
+
+/* A window of a node's contact plan (unix seconds). */
+struct rollout_window {
+        int64_t start, end;
+};
+
+/*
+ * Pure: does a sync at now begin a new pass of the node, whose previous sync was at
+ * last_sync (0: never)? Both inside one window of its plan: the same pass. Otherwise the
+ * same pass when at most gap seconds apart (gap 0: every sync is a pass of its own).
+ */
+bool rollout_pass_is_new(int64_t last_sync, int64_t now, int64_t gap,
+                         const struct rollout_window *windows, size_t n_windows);
+
+/*
+ * Pure: may the node be told to roll back (anti-rollback)? update_status is the update
+ * subsystem of its last status document (may be NULL). Refused, with *ret_why, when the
+ * slot it would go back to holds a security_version below the node's floor
+ * (min_security_version): the node would refuse to boot it, or must not.
+ */
+bool rollout_revert_allowed(json_t *update_status, char *ret_why, size_t size);
 
 enum rollout_stage_decision {
         ROLLOUT_STAGE_WAIT,     /* nodes of the stage are still on their way */
@@ -150,25 +197,24 @@ enum rollout_stage_decision {
 };
 
 /*
- * Pure: may the current stage end? stage_contacts counts the contacts of the rollout's
- * nodes since the stage began, stage_started its start time. A stage ends when every
- * member of it is committed and held for success_after, or has failed, rolled back or was
+ * Pure: may the current stage end? stage_started is its start time. A stage ends when
+ * every member of it is committed and held, or has failed, rolled back, is overdue or was
  * skipped: the failure threshold, checked first, decides whether failures halt the
  * rollout; failures it tolerates do not hold the stage up. A stage with a member still on
- * its way (pending, told, installing, or committed but not held) waits, until its timeout.
+ * its way (pending, told, installing, or committed but not held) waits, until its timeout:
+ * a duration since the stage began, or N passes of every member still on its way since it
+ * was told (a member never told has none: only a duration ends a stage it never reaches).
  */
 enum rollout_stage_decision rollout_stage_decide(const struct rollout_member *members, size_t n,
-                                                 unsigned stage,
-                                                 const struct rollout_gate *success_after,
-                                                 const struct rollout_gate *stage_timeout,
-                                                 int64_t stage_started, int64_t stage_contacts,
-                                                 int64_t now);
+                                                 unsigned stage, const struct rollout_options *o,
+                                                 int64_t stage_started, int64_t now);
 
 /* Pure: should this member be told to install now? */
 bool rollout_member_should_tell(enum rollout_state state, unsigned current_stage,
                                 const struct rollout_member *m, bool blocked);
 
-/* Pure: on abort (or a commit reported after it), does the member need update.rollback? */
+/* Pure: on abort or an auto-revert (or a commit reported after it), does the member need
+ * update.rollback? */
 bool rollout_member_needs_rollback(enum rollout_node_state s);
 
 /* Pure: the operator verbs. Returns the new state, or -EINVAL (with a reason) when the

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "macro.h"
 #include "message.h"
+#include "metrics.h"
 #include "range.h"
 #include "rollout.h"
 #include "server.h"
@@ -48,6 +49,10 @@ struct server {
         char bundles_dir[4096];
         char *token; /* NULL: no token auth */
         size_t token_len;
+        char *viewer_token; /* NULL: no viewer role */
+        size_t viewer_token_len;
+        struct metrics_counters counters;
+        struct store *tick_store; /* the main thread's own connection, for the rollout tick */
         gnutls_x509_trust_list_t node_trust, operator_trust;
         struct signature_keyring *bundle_keyring;
 };
@@ -76,6 +81,8 @@ struct request {
         int upload_error;
         char peer_cn[API_ID_MAX + 1];
         enum peer_kind peer;
+        enum api_role role;
+        const char *method; /* MHD's, valid for the request's life */
 };
 
 static int64_t now_sec(void) {
@@ -108,13 +115,20 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status, 
         return ret;
 }
 
-/* Answer with a JSON value (reference taken). */
-static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_t *v) {
+/* Answer with a JSON value (reference taken); *ret_len (may be NULL): its size. */
+static enum MHD_Result respond_json_len(struct MHD_Connection *conn, unsigned status, json_t *v,
+                                        size_t *ret_len) {
         if (!v)
                 return MHD_NO;
         char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(v);
+        if (ret_len)
+                *ret_len = text ? strlen(text) + 1 : 0;
         return queue_text(conn, status, text);
+}
+
+static enum MHD_Result respond_json(struct MHD_Connection *conn, unsigned status, json_t *v) {
+        return respond_json_len(conn, status, v, NULL);
 }
 
 static const char *error_code(unsigned status) {
@@ -257,13 +271,17 @@ static int authorize(struct server *srv, struct MHD_Connection *conn, struct req
         }
         if (route == API_ROUTE_BUNDLE_DOWNLOAD && req->peer == PEER_NODE)
                 return 0;
+        if (route == API_ROUTE_WEB)
+                return 0; /* static files: no data in them */
         /* The operator API. Nodes never reach it, whatever else they present. */
         if (req->peer == PEER_NODE) {
                 *ret = respond_error(conn, 403, "node certificates cannot use the operator API");
                 return 1;
         }
-        if (req->peer == PEER_OPERATOR)
+        if (req->peer == PEER_OPERATOR) {
+                req->role = API_ROLE_OPERATOR;
                 return 0;
+        }
         const char *token =
                 api_bearer_token(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                              MHD_HTTP_HEADER_AUTHORIZATION));
@@ -273,9 +291,18 @@ static int authorize(struct server *srv, struct MHD_Connection *conn, struct req
                                      "operator client certificate");
                 return 1;
         }
-        if (!srv->token || !api_secret_equal(token, strnlen(token, API_TOKEN_MAX + 1), srv->token,
-                                             srv->token_len)) {
+        size_t len = strnlen(token, API_TOKEN_MAX + 1);
+        /* Both compared, whichever matches: the time says nothing about which role it is. */
+        bool is_operator = srv->token && api_secret_equal(token, len, srv->token, srv->token_len);
+        bool is_viewer = srv->viewer_token && api_secret_equal(token, len, srv->viewer_token,
+                                                               srv->viewer_token_len);
+        if (!is_operator && !is_viewer) {
                 *ret = respond_error(conn, 403, "the bearer token is not valid");
+                return 1;
+        }
+        req->role = is_operator ? API_ROLE_OPERATOR : API_ROLE_VIEWER;
+        if (!api_role_allows(req->role, route, req->method)) {
+                *ret = respond_error(conn, 403, "the viewer role may only read (GET)");
                 return 1;
         }
         return 0;
@@ -313,9 +340,86 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                 json_decref(acked);
                 return r < 0 ? respond_errno(conn, r, "contact plan") : MHD_NO;
         }
-        return respond_json(conn, 200,
-                            sync_response_new(acked, commands, plan,
-                                              srv->config->poll_interval_sec, now));
+        size_t sent = 0;
+        enum MHD_Result ret = respond_json_len(
+                conn, 200,
+                sync_response_new(acked, commands, plan, srv->config->poll_interval_sec, now),
+                &sent);
+        srv->counters.sync_requests++;
+        srv->counters.sync_bytes_received += req->body_len;
+        srv->counters.sync_bytes_sent += sent;
+        return ret;
+}
+
+static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection *conn) {
+        json_t *snap = NULL;
+        int r = store_metrics_collect(srv->store, now_sec(), &snap);
+        if (r < 0)
+                return respond_errno(conn, r, "metrics");
+        json_object_set_new(snap, "poll_interval", json_integer(srv->config->poll_interval_sec));
+        char *text = NULL;
+        r = metrics_render(snap, &srv->counters, &text);
+        json_decref(snap);
+        if (r < 0)
+                return MHD_NO;
+        struct MHD_Response *resp =
+                MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(text);
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                       "text/plain; version=0.0.4; charset=utf-8");
+        enum MHD_Result ret = MHD_queue_response(conn, 200, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+/* The dashboard's static files, from --web-dir: by name, no subdirectories, no links. */
+static enum MHD_Result handle_web(struct server *srv, struct MHD_Connection *conn,
+                                  struct request *req) {
+        static const struct {
+                const char *suffix, *type;
+        } types[] = {
+                {".html", "text/html; charset=utf-8"},
+                {".css", "text/css; charset=utf-8"},
+                {".js", "text/javascript; charset=utf-8"},
+                {".svg", "image/svg+xml"},
+                {".png", "image/png"},
+        };
+        const char *name = req->match.id, *type = NULL;
+        size_t nl = strlen(name);
+        for (size_t i = 0; i < ELEMENTSOF(types); i++) {
+                size_t sl = strlen(types[i].suffix);
+                if (nl > sl && streq(name + nl - sl, types[i].suffix))
+                        type = types[i].type;
+        }
+        if (!type || !srv->config->web_dir)
+                return respond_error(conn, 404, "no such file: %s", name);
+        char path[4400];
+        snprintf(path, sizeof(path), "%s/%s", srv->config->web_dir, name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                if (fd >= 0)
+                        (void) close(fd);
+                return respond_error(conn, 404, "no such file: %s", name);
+        }
+        struct MHD_Response *resp = MHD_create_response_from_fd((size_t) st.st_size, fd);
+        if (!resp) {
+                (void) close(fd);
+                return MHD_NO;
+        }
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        /* Nothing from elsewhere, ever: the page runs on what the controller serves. */
+        (void) MHD_add_response_header(resp, "Content-Security-Policy",
+                                       "default-src 'self'; img-src 'self' data:; "
+                                       "frame-ancestors 'none'");
+        (void) MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        enum MHD_Result ret = MHD_queue_response(conn, 200, resp);
+        MHD_destroy_response(resp);
+        return ret;
 }
 
 static int sign_payload(void *userdata, const char *payload, char **ret_signature,
@@ -703,6 +807,17 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
                 return respond_json(conn, 200, v);
         case API_ROUTE_ROLLOUT_VERB:
                 return handle_rollout_verb(srv, conn, req);
+        case API_ROUTE_WHOAMI:
+                return respond_json(conn, 200,
+                                    json_pack("{s:s,s:s,s:I,s:I}", "role",
+                                              api_role_to_string(req->role), "name", req->peer_cn,
+                                              "poll_interval",
+                                              (json_int_t) srv->config->poll_interval_sec,
+                                              "server_time", (json_int_t) now_sec()));
+        case API_ROUTE_METRICS:
+                return handle_metrics(srv, conn);
+        case API_ROUTE_WEB:
+                return handle_web(srv, conn, req);
         case _API_ROUTE_MAX:
                 break;
         }
@@ -760,6 +875,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 if (!req)
                         return MHD_NO;
                 req->upload_fd = -1;
+                req->method = method;
                 *con_cls = req;
                 req->route_r = api_route_match(method, url, &req->match);
                 if (req->route_r == -ENOENT)
@@ -926,7 +1042,7 @@ static int bound_port(struct MHD_Daemon *d) {
         return ntohs(((struct sockaddr_in *) &ss)->sin_port);
 }
 
-static int load_token(struct server *srv, const char *path) {
+static int load_token(const char *path, char **ret, size_t *ret_len) {
         _cleanup_free_ char *data = NULL;
         size_t len;
         int r = read_file_bounded(path, API_TOKEN_MAX + 2, &data, &len);
@@ -941,8 +1057,8 @@ static int load_token(struct server *srv, const char *path) {
                 if ((unsigned char) data[i] <= ' ' || (unsigned char) data[i] >= 0x7f)
                         return log_error_errno(EINVAL, "the operator token in %s must be printable "
                                                        "ASCII without spaces", path);
-        srv->token = TAKE_PTR(data);
-        srv->token_len = len;
+        *ret = TAKE_PTR(data);
+        *ret_len = len;
         return 0;
 }
 
@@ -956,10 +1072,15 @@ static void server_done(struct server *srv) {
         if (srv->token)
                 explicit_bzero(srv->token, srv->token_len);
         free(srv->token);
+        if (srv->viewer_token)
+                explicit_bzero(srv->viewer_token, srv->viewer_token_len);
+        free(srv->viewer_token);
+        store_close(srv->tick_store);
 }
 
 /* ---- retention ------------------------------------------------------------------------------ */
 
+#define ROLLOUT_TICK_SEC 5 /* time gates move within this; 10 rollouts of 10,000: ~25 ms each */
 #define RETENTION_BATCH 5000
 #define RETENTION_BATCHES_PER_RUN 200 /* a million records; the rest at the next run */
 #define RETENTION_PAUSE_NSEC (50 * 1000 * 1000)
@@ -1027,8 +1148,17 @@ int server_run(const struct server_config *c) {
             (c->operator_ca &&
              (r = trust_list_load("operator CA", c->operator_ca, &srv.operator_trust)) < 0))
                 goto out;
-        if (c->operator_token_file && (r = load_token(&srv, c->operator_token_file)) < 0)
+        if (c->operator_token_file &&
+            (r = load_token(c->operator_token_file, &srv.token, &srv.token_len)) < 0)
                 goto out;
+        if (c->viewer_token_file &&
+            (r = load_token(c->viewer_token_file, &srv.viewer_token, &srv.viewer_token_len)) < 0)
+                goto out;
+        if (srv.token && srv.viewer_token &&
+            api_secret_equal(srv.token, srv.token_len, srv.viewer_token, srv.viewer_token_len)) {
+                r = log_error_errno(EINVAL, "the viewer token must differ from the operator token");
+                goto out;
+        }
         if (c->bundle_keyring) {
                 r = signature_keyring_load_dir(c->bundle_keyring, &srv.bundle_keyring, &reason);
                 if (r < 0) {
@@ -1056,6 +1186,15 @@ int server_run(const struct server_config *c) {
         }
         /* Rollouts queue signed commands at syncs, in the sync's transaction. */
         store_set_command_signer(srv.store, sign_payload, &srv);
+        store_set_pass_gap(srv.store, c->pass_gap_sec);
+        free(reason);
+        reason = NULL;
+        r = store_open(db_path, &srv.tick_store, &reason);
+        if (r < 0) {
+                log_error_errno(r, "%s", reason ? reason : "cannot open the store");
+                goto out;
+        }
+        store_set_pass_gap(srv.tick_store, c->pass_gap_sec);
 
         struct sockaddr_storage ss;
         socklen_t ss_len;
@@ -1108,15 +1247,24 @@ int server_run(const struct server_config *c) {
         int sig = 0;
         if (c->retain_records_sec > 0)
                 log_info("records are kept %" PRId64 " s (critical and update.* ones for ever)", c->retain_records_sec);
+        time_t next_retention = time(NULL) + retention_interval(c->retain_records_sec);
         for (;;) {
-                /* Retention runs between signals, on its own connection: short batches, so a
-                 * sync waits at most one batch for the database. */
-                struct timespec wait = {.tv_sec = retention_interval(c->retain_records_sec)};
-                sig = c->retain_records_sec > 0 ? sigtimedwait(&mask, NULL, &wait) : sigwaitinfo(&mask, NULL);
+                /* Between signals, on connections of their own: the rollout tick moves time
+                 * gates of rollouts no member of which syncs; retention deletes in short
+                 * batches, so a sync waits at most one batch for the database. */
+                struct timespec wait = {.tv_sec = ROLLOUT_TICK_SEC};
+                sig = sigtimedwait(&mask, NULL, &wait);
                 if (sig > 0)
                         break;
-                if (sig < 0 && errno == EAGAIN)
+                if (sig < 0 && errno != EAGAIN && errno != EINTR)
+                        continue;
+                r = store_rollouts_tick(srv.tick_store, now_sec());
+                if (r < 0)
+                        log_warning("rollout tick: %s", strerror(-r));
+                if (c->retain_records_sec > 0 && time(NULL) >= next_retention) {
                         retention_run(db_path, c->retain_records_sec);
+                        next_retention = time(NULL) + retention_interval(c->retain_records_sec);
+                }
         }
         log_info("signal %d: stopping", sig);
         MHD_stop_daemon(d);

@@ -18,6 +18,9 @@ struct server_config {
         unsigned max_connections;
         unsigned timeout_sec;       /* idle connection timeout */
         int64_t retain_records_sec; /* records older than this are deleted (critical kept); 0: never */
+        int64_t pass_gap_sec;       /* a node's syncs closer than this are one pass */
+        const char *viewer_token_file; /* optional: a bearer token that may only read */
+        const char *web_dir;        /* the dashboard's static files */
 };
 
 /* Serve until SIGTERM or SIGINT. Returns 0 after a clean stop, negative errno on failure. */

@@ -18,6 +18,13 @@
 
 struct store {
         sqlite3 *db;
+        int64_t pass_gap; /* syncs of a node at most this far apart are one pass */
+        /* The rollouts a sync changed something in (a member's state, a member now held):
+         * the only ones it evaluates, so a sync costs O(the node's memberships) unless it
+         * moved something. Time gates move at store_rollouts_tick. */
+        char dirty[16][ROLLOUT_ID_MAX + 1];
+        size_t n_dirty;
+        bool dirty_overflow;
         store_sign_fn sign; /* for the commands rollouts queue; NULL: rollouts not driven */
         void *sign_userdata;
 };
@@ -202,6 +209,19 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         " PRIMARY KEY (node, bundle_id));",
         /* 3: record retention walks the records it may delete by age */
         "CREATE INDEX records_by_received ON records(received) WHERE priority != 'critical';",
+        /* 4: a node's own passes; report deadlines, min healthy time, auto-revert, late
+         * members (docs/rollouts.md). rollout_nodes.contacts_since_commit counts the node's
+         * passes after its commit from now on; rollouts.stage_contacts is no longer used. */
+        "ALTER TABLE nodes ADD COLUMN passes INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE rollouts ADD COLUMN min_healthy_time INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE rollouts ADD COLUMN report_deadline TEXT NOT NULL DEFAULT '0';"
+        "ALTER TABLE rollouts ADD COLUMN auto_revert INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE rollout_nodes ADD COLUMN passes_since_told INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE rollout_nodes ADD COLUMN passes_unheard INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE rollout_nodes ADD COLUMN last_heard INTEGER;"
+        "ALTER TABLE rollout_nodes ADD COLUMN order_key TEXT;"
+        "CREATE INDEX rollout_nodes_by_state ON rollout_nodes(rollout, state);"
+        "CREATE INDEX rollout_nodes_by_key ON rollout_nodes(rollout, order_key);",
 };
 
 static int schema_version_read(struct store *s, int *ret) {
@@ -468,7 +488,20 @@ static int commands_due(struct store *s, const char *node, int64_t after_seq, in
         return 0;
 }
 
-static int rollouts_count_contact(struct store *s, const char *node);
+static int node_pass_count(struct store *s, const char *node, int64_t now, bool *ret_new);
+
+/* Note that this sync changed something in a rollout (see struct store). */
+static void rollout_dirty(struct store *s, const char *rollout) {
+        for (size_t i = 0; i < s->n_dirty; i++)
+                if (streq(s->dirty[i], rollout))
+                        return;
+        if (s->n_dirty == ELEMENTSOF(s->dirty)) {
+                s->dirty_overflow = true;
+                return;
+        }
+        snprintf(s->dirty[s->n_dirty++], sizeof(s->dirty[0]), "%s", rollout);
+}
+static int rollouts_join_late(struct store *s, const char *node, int64_t now);
 static int rollout_apply_record(struct store *s, const struct sync_record *rec, int64_t now);
 static int rollouts_drive_node(struct store *s, const char *node, int64_t now);
 static int rollout_apply_status(struct store *s, const char *node, json_t *status, int64_t now);
@@ -480,6 +513,13 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now,
                 return r;
         _cleanup_transaction_ struct store *guard = s;
         r = node_ensure(s, req->node, now);
+        if (r < 0)
+                return r;
+        s->n_dirty = 0;
+        s->dirty_overflow = false;
+        /* Before last_sync moves: the pass is decided against the previous sync. */
+        bool new_pass = false;
+        r = node_pass_count(s, req->node, now, &new_pass);
         if (r < 0)
                 return r;
 
@@ -503,10 +543,6 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now,
         }
         sqlite3_bind_text(node_st, 6, req->node, -1, SQLITE_STATIC);
         r = step_done(s, node_st);
-        if (r < 0)
-                return r;
-        /* Counted before the records: the sync that carries a commit is not a contact after it. */
-        r = rollouts_count_contact(s, req->node);
         if (r < 0)
                 return r;
 
@@ -550,6 +586,9 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now,
                 if (r < 0)
                         return r;
         }
+        r = rollouts_join_late(s, req->node, now);
+        if (r < 0)
+                return r;
         r = rollouts_drive_node(s, req->node, now);
         if (r < 0)
                 return r;
@@ -722,7 +761,20 @@ static const char node_columns[] =
         "update_body, update_time, "
         "(SELECT count(*) FROM records r WHERE r.node = nodes.id), "
         "(SELECT count(*) FROM commands c WHERE c.node = nodes.id AND c.state IN "
-        "('queued', 'sent')) ";
+        "('queued', 'sent')), passes ";
+
+/* What a fleet table shows of a node: booted slot and version (its status), level and
+ * power (its last health report). */
+static json_t *node_summary(json_t *status, json_t *health) {
+        json_t *u = json_object_get(json_object_get(status, "subsystems"), "update");
+        json_t *battery = json_object_get(
+                json_object_get(json_object_get(health, "metrics"), "battery.capacity_percent"),
+                "last");
+        return json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?}", "slot", json_object_get(u, "booted_slot"),
+                         "version", json_object_get(u, "version"), "update_phase",
+                         json_object_get(u, "phase"), "level", json_object_get(health, "level"),
+                         "battery_percent", battery);
+}
 
 static json_t *node_row(sqlite3_stmt *st, bool full) {
         json_t *o = json_pack("{s:s,s:I,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:I}", "id",
@@ -745,6 +797,11 @@ static json_t *node_row(sqlite3_stmt *st, bool full) {
                                                 column_json(st, 13), "time",
                                                 column_int_or_null(st, 14)));
         json_object_set_new(o, "health_time", column_int_or_null(st, 11));
+        json_object_set_new(o, "passes", json_integer(sqlite3_column_int64(st, 17)));
+        {
+                json_auto_t *status = column_json(st, 8), *health = column_json(st, 10);
+                json_object_set_new(o, "summary", node_summary(status, health));
+        }
         if (full) {
                 json_object_set_new(o, "status", column_json(st, 8));
                 json_object_set_new(o, "status_time", column_int_or_null(st, 9));
@@ -1019,6 +1076,12 @@ int store_bundles_list(struct store *s, json_t **ret) {
 
 /* ---- groups ------------------------------------------------------------------------- */
 
+static int rollouts_evaluate_all(struct store *s, int64_t now);
+
+void store_set_pass_gap(struct store *s, int64_t gap_sec) {
+        s->pass_gap = gap_sec < 0 ? 0 : gap_sec;
+}
+
 void store_set_command_signer(struct store *s, store_sign_fn sign, void *userdata) {
         s->sign = sign;
         s->sign_userdata = userdata;
@@ -1086,14 +1149,15 @@ struct rollout_row {
         struct rollout_options o;
         enum rollout_state state;
         unsigned current_stage;
-        int64_t stage_started, stage_contacts, created, started, finished;
+        int64_t stage_started, created, started, finished;
         char reason[ROLLOUT_REASON_MAX];
 };
 
 static const char rollout_columns[] =
         "id, bundle_id, target, stages, success_after, stage_timeout, max_failures, state, "
-        "current_stage, coalesce(stage_started, 0), stage_contacts, created, "
-        "coalesce(started, 0), coalesce(finished, 0), coalesce(reason, '')";
+        "current_stage, coalesce(stage_started, 0), min_healthy_time, created, "
+        "coalesce(started, 0), coalesce(finished, 0), coalesce(reason, ''), report_deadline, "
+        "auto_revert";
 
 static const char *column_text(sqlite3_stmt *st, int i) {
         const char *t = (const char *) sqlite3_column_text(st, i);
@@ -1113,6 +1177,8 @@ static int rollout_row_read(struct store *s, sqlite3_stmt *st, struct rollout_ro
             rollout_gate_parse("stage_timeout", column_text(st, 5), true, &ret->o.stage_timeout,
                                NULL) < 0 ||
             rollout_threshold_parse(column_text(st, 6), &ret->o.max_failures, NULL) < 0 ||
+            rollout_gate_parse("report_deadline", column_text(st, 15), true,
+                               &ret->o.report_deadline, NULL) < 0 ||
             state < 0) {
                 log_error("store: rollout %s: a stored field does not parse", ret->o.id);
                 return -EBADMSG;
@@ -1122,7 +1188,8 @@ static int rollout_row_read(struct store *s, sqlite3_stmt *st, struct rollout_ro
         if (ret->current_stage >= ret->o.n_stages)
                 ret->current_stage = (unsigned) ret->o.n_stages - 1;
         ret->stage_started = sqlite3_column_int64(st, 9);
-        ret->stage_contacts = sqlite3_column_int64(st, 10);
+        ret->o.min_healthy_time = sqlite3_column_int64(st, 10);
+        ret->o.auto_revert = sqlite3_column_int(st, 16) != 0;
         ret->created = sqlite3_column_int64(st, 11);
         ret->started = sqlite3_column_int64(st, 12);
         ret->finished = sqlite3_column_int64(st, 13);
@@ -1150,7 +1217,7 @@ static int rollout_load(struct store *s, const char *id, struct rollout_row *ret
 static int rollout_save(struct store *s, const struct rollout_row *row) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = prepare(s, "UPDATE rollouts SET state = ?, current_stage = ?, stage_started = ?, "
-                           "stage_contacts = ?, started = nullif(?, 0), finished = nullif(?, 0), "
+                           "started = nullif(?, 0), finished = nullif(?, 0), "
                            "reason = nullif(?, '') WHERE id = ?",
                         &st);
         if (r < 0)
@@ -1158,11 +1225,10 @@ static int rollout_save(struct store *s, const struct rollout_row *row) {
         sqlite3_bind_text(st, 1, rollout_state_to_string(row->state), -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, (int) row->current_stage);
         sqlite3_bind_int64(st, 3, row->stage_started);
-        sqlite3_bind_int64(st, 4, row->stage_contacts);
-        sqlite3_bind_int64(st, 5, row->started);
-        sqlite3_bind_int64(st, 6, row->finished);
-        sqlite3_bind_text(st, 7, row->reason, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, row->o.id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, row->started);
+        sqlite3_bind_int64(st, 5, row->finished);
+        sqlite3_bind_text(st, 6, row->reason, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, row->o.id, -1, SQLITE_STATIC);
         return step_done(s, st);
 }
 
@@ -1189,17 +1255,34 @@ _printf_(6, 7) static int rollout_event(struct store *s, const char *id, int64_t
         return step_done(s, st);
 }
 
-/* The members as the pure decisions see them (*ret: caller frees). */
-static int rollout_members_load(struct store *s, const char *id, struct rollout_member **ret,
-                                size_t *ret_n) {
+typedef char member_id[API_ID_MAX + 1];
+
+/*
+ * The members as the pure decisions see them (*ret: caller frees), and their node ids
+ * when ret_ids is not NULL. A told or installing member's unheard passes are the larger
+ * of its own passes without a report and the windows of its contact plan that ended since
+ * it was last heard from: a silent node makes no passes of its own, its plan says which
+ * it missed.
+ */
+static int rollout_members_load(struct store *s, const char *id, int64_t now,
+                                struct rollout_member **ret, member_id **ret_ids, size_t *ret_n) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = prepare(s, "SELECT stage, state, coalesce(committed_time, 0), "
-                           "contacts_since_commit FROM rollout_nodes WHERE rollout = ?",
+        int r = prepare(s, "SELECT rn.stage, rn.state, coalesce(rn.committed_time, 0), "
+                           "rn.contacts_since_commit, rn.passes_since_told, "
+                           "coalesce(rn.last_heard, rn.told_time, 0), "
+                           "CASE WHEN rn.state IN ('told', 'installing') THEN max(rn.passes_unheard, "
+                           "(SELECT count(*) FROM nodes n, json_each(n.contact_plan, '$.windows') w "
+                           "WHERE n.id = rn.node AND json_valid(n.contact_plan) AND "
+                           "json_extract(w.value, '$.end') > coalesce(rn.last_heard, rn.told_time, 0) "
+                           "AND json_extract(w.value, '$.end') <= ?2)) ELSE rn.passes_unheard END, "
+                           "rn.node FROM rollout_nodes rn WHERE rn.rollout = ?1",
                         &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
         _cleanup_free_ struct rollout_member *m = NULL;
+        _cleanup_free_ member_id *ids = NULL;
         size_t n = 0, cap = 0;
         int rc;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1209,19 +1292,32 @@ static int rollout_members_load(struct store *s, const char *id, struct rollout_
                         if (!p)
                                 return -ENOMEM;
                         m = p;
+                        if (ret_ids) {
+                                member_id *q = realloc(ids, c * sizeof(*ids));
+                                if (!q)
+                                        return -ENOMEM;
+                                ids = q;
+                        }
                         cap = c;
                 }
                 int state = rollout_node_state_from_string(column_text(st, 1));
+                if (ret_ids)
+                        snprintf(ids[n], sizeof(ids[n]), "%s", column_text(st, 7));
                 m[n++] = (struct rollout_member){
                         .stage = (unsigned) sqlite3_column_int(st, 0),
                         .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state) state,
                         .committed_time = sqlite3_column_int64(st, 2),
-                        .contacts_since_commit = sqlite3_column_int64(st, 3),
+                        .passes_since_commit = sqlite3_column_int64(st, 3),
+                        .passes_since_told = sqlite3_column_int64(st, 4),
+                        .last_heard = sqlite3_column_int64(st, 5),
+                        .passes_unheard = sqlite3_column_int64(st, 6),
                 };
         }
         if (rc != SQLITE_DONE)
                 return db_fail(s, rc, "read rollout members");
         *ret = TAKE_PTR(m);
+        if (ret_ids)
+                *ret_ids = TAKE_PTR(ids);
         *ret_n = n;
         return 0;
 }
@@ -1241,9 +1337,95 @@ static void members_count(const struct rollout_member *m, size_t n, int stage,
                 c->by_state[m[i].state]++;
                 if (m[i].state != ROLLOUT_NODE_PENDING && m[i].state != ROLLOUT_NODE_SKIPPED)
                         c->told++;
-                if (m[i].state == ROLLOUT_NODE_FAILED || m[i].state == ROLLOUT_NODE_ROLLED_BACK)
+                if (rollout_node_state_is_failure(m[i].state))
                         c->failures++;
         }
+}
+
+static int rollout_node_set(struct store *s, const char *rollout, const char *node,
+                            enum rollout_node_state to, bool rollback_wanted, const char *reason,
+                            int64_t now);
+
+/*
+ * Take back what a rollout gave: installs queued and not yet sent are cancelled (their
+ * nodes go back to pending), every member that got one is marked for update.rollback,
+ * queued at its next sync (within the anti-rollback rule, checked then).
+ */
+static int rollout_take_back(struct store *s, const char *id, const char *why, int64_t now,
+                             int *ret_cancelled, int *ret_marked) {
+        _cleanup_stmt_ sqlite3_stmt *cancel = NULL, *back = NULL, *mark = NULL;
+        int r = prepare(s, "UPDATE commands SET state = 'cancelled', result_time = ?2, "
+                           "result_reason = 'cancelled: rollout ' || ?1 || ' ' || ?3 "
+                           "WHERE state = 'queued' AND action = 'update.install' AND "
+                           "(node, seq) IN (SELECT node, install_seq FROM rollout_nodes "
+                           "WHERE rollout = ?1 AND state IN ('told', 'overdue'))",
+                        &cancel);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(cancel, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(cancel, 2, now);
+        sqlite3_bind_text(cancel, 3, why, -1, SQLITE_STATIC);
+        r = step_done(s, cancel);
+        if (r < 0)
+                return r;
+        *ret_cancelled = sqlite3_changes(s->db);
+        r = prepare(s, "UPDATE rollout_nodes SET state = 'pending', updated = ?2, "
+                       "reason = 'install cancelled: the rollout ' || ?3 WHERE rollout = ?1 AND "
+                       "state IN ('told', 'overdue') AND EXISTS (SELECT 1 FROM commands c WHERE "
+                       "c.node = rollout_nodes.node AND c.seq = rollout_nodes.install_seq "
+                       "AND c.state = 'cancelled')",
+                    &back);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(back, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(back, 2, now);
+        sqlite3_bind_text(back, 3, why, -1, SQLITE_STATIC);
+        r = step_done(s, back);
+        if (r < 0)
+                return r;
+        r = prepare(s, "UPDATE rollout_nodes SET needs_rollback = 1, updated = ?2 "
+                       "WHERE rollout = ?1 AND state IN ('told', 'installing', 'committed', "
+                       "'overdue')",
+                    &mark);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(mark, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(mark, 2, now);
+        r = step_done(s, mark);
+        if (r < 0)
+                return r;
+        *ret_marked = sqlite3_changes(s->db);
+        return 0;
+}
+
+/* Members past the report deadline become overdue (a failure until they report). */
+static int rollout_mark_overdue(struct store *s, struct rollout_row *row,
+                                struct rollout_member *m, const member_id *ids, size_t n,
+                                int64_t now) {
+        if (row->o.report_deadline.value <= 0)
+                return 0;
+        char deadline[32];
+        rollout_gate_format(&row->o.report_deadline, deadline, sizeof(deadline));
+        for (size_t i = 0; i < n; i++) {
+                if (!rollout_member_overdue(&m[i], &row->o, now))
+                        continue;
+                char why[160];
+                if (row->o.report_deadline.kind == ROLLOUT_GATE_CONTACTS)
+                        snprintf(why, sizeof(why), "no report of the install in %lld passes "
+                                 "(deadline %s)", (long long) m[i].passes_unheard, deadline);
+                else
+                        snprintf(why, sizeof(why), "no report of the install for %llds "
+                                 "(deadline %s)", (long long) (now - m[i].last_heard), deadline);
+                int r = rollout_node_set(s, row->o.id, ids[i], ROLLOUT_NODE_OVERDUE, false, why, now);
+                if (r < 0)
+                        return r;
+                r = rollout_event(s, row->o.id, now, (int) m[i].stage, "overdue", "node %s: %s",
+                                  ids[i], why);
+                if (r < 0)
+                        return r;
+                m[i].state = ROLLOUT_NODE_OVERDUE;
+        }
+        return 0;
 }
 
 /* Halt past the threshold, or move through the stages whose gate has passed. */
@@ -1252,8 +1434,12 @@ static int rollout_evaluate(struct store *s, struct rollout_row *row, int64_t no
                 if (row->state != ROLLOUT_RUNNING && row->state != ROLLOUT_PAUSED)
                         return 0;
                 _cleanup_free_ struct rollout_member *m = NULL;
+                _cleanup_free_ member_id *ids = NULL;
                 size_t n = 0;
-                int r = rollout_members_load(s, row->o.id, &m, &n);
+                int r = rollout_members_load(s, row->o.id, now, &m, &ids, &n);
+                if (r < 0)
+                        return r;
+                r = rollout_mark_overdue(s, row, m, ids, n, now);
                 if (r < 0)
                         return r;
                 struct member_counts all;
@@ -1263,29 +1449,44 @@ static int rollout_evaluate(struct store *s, struct rollout_row *row, int64_t no
                         rollout_threshold_format(&row->o.max_failures, t, sizeof(t));
                         row->state = ROLLOUT_HALTED;
                         row->finished = now;
+                        int cancelled = 0, marked = 0;
+                        if (row->o.auto_revert) {
+                                r = rollout_take_back(s, row->o.id, "halted", now, &cancelled,
+                                                      &marked);
+                                if (r < 0)
+                                        return r;
+                        }
                         snprintf(row->reason, sizeof(row->reason),
-                                 "%lld of %lld nodes told failed or rolled back, over the "
-                                 "threshold of %s",
-                                 (long long) all.failures, (long long) all.told, t);
+                                 "%lld of %lld nodes told failed, rolled back or overdue, over "
+                                 "the threshold of %s%s",
+                                 (long long) all.failures, (long long) all.told, t,
+                                 row->o.auto_revert ? "; auto-revert: the nodes that got the "
+                                                      "bundle are told to roll back"
+                                                    : "");
                         log_warning("rollout %s halted in stage %u: %s", row->o.id,
                                     row->current_stage + 1, row->reason);
                         r = rollout_event(s, row->o.id, now, (int) row->current_stage, "halted",
                                           "%s; no further node is told to install", row->reason);
+                        if (r >= 0 && row->o.auto_revert)
+                                r = rollout_event(s, row->o.id, now, (int) row->current_stage,
+                                                  "auto-revert",
+                                                  "%d installs not yet sent cancelled; %d nodes "
+                                                  "will be told to roll back at their next contact",
+                                                  cancelled, marked);
                         return r < 0 ? r : rollout_save(s, row);
                 }
                 if (row->state == ROLLOUT_PAUSED)
                         return 0;
                 enum rollout_stage_decision d = rollout_stage_decide(
-                        m, n, row->current_stage, &row->o.success_after, &row->o.stage_timeout,
-                        row->stage_started, row->stage_contacts, now);
+                        m, n, row->current_stage, &row->o, row->stage_started, now);
                 if (d == ROLLOUT_STAGE_WAIT)
                         return 0;
                 struct member_counts st;
                 members_count(m, n, (int) row->current_stage, &st);
                 r = rollout_event(s, row->o.id, now, (int) row->current_stage,
                                   d == ROLLOUT_STAGE_ADVANCE ? "stage passed" : "stage timed out",
-                                  "stage %u (%u%%): %lld nodes, %lld committed, %lld failed or "
-                                  "rolled back, %lld skipped, %lld still on their way",
+                                  "stage %u (%u%%): %lld nodes, %lld committed, %lld failed, "
+                                  "rolled back or overdue, %lld skipped, %lld still on their way",
                                   row->current_stage + 1, row->o.stages[row->current_stage],
                                   (long long) st.total,
                                   (long long) st.by_state[ROLLOUT_NODE_COMMITTED],
@@ -1307,7 +1508,6 @@ static int rollout_evaluate(struct store *s, struct rollout_row *row, int64_t no
                 }
                 row->current_stage++;
                 row->stage_started = now;
-                row->stage_contacts = 0;
                 members_count(m, n, (int) row->current_stage, &st);
                 r = rollout_event(s, row->o.id, now, (int) row->current_stage, "stage started",
                                   "stage %u (%u%%): %lld nodes", row->current_stage + 1,
@@ -1341,25 +1541,102 @@ static int rollouts_evaluate_all(struct store *s, int64_t now) {
         return 0;
 }
 
-static int rollouts_count_contact(struct store *s, const char *node) {
+/*
+ * At a node's sync: does it begin a new pass of the node (its previous sync and its
+ * contact plan decide), and if so count the pass in every rollout the node is in: after
+ * its commit, after it was told, and without a report. Counted before the records, so
+ * the pass that carries a commit is not a pass after it. Other nodes' syncs count nothing.
+ */
+static int node_pass_count(struct store *s, const char *node, int64_t now, bool *ret_new) {
+        _cleanup_stmt_ sqlite3_stmt *get = NULL;
+        int r = prepare(s, "SELECT coalesce(last_sync, 0), contact_plan FROM nodes WHERE id = ?",
+                        &get);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(get, 1, node, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(get);
+        if (rc != SQLITE_ROW)
+                return rc == SQLITE_DONE ? -ENOENT : db_fail(s, rc, "read a node's last sync");
+        int64_t last = sqlite3_column_int64(get, 0);
+        struct rollout_window w[CONTACT_PLAN_WINDOWS_MAX];
+        size_t n = 0;
+        json_auto_t *plan = column_json(get, 1);
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(plan, "windows"), i, e) {
+                if (n == CONTACT_PLAN_WINDOWS_MAX)
+                        break;
+                w[n++] = (struct rollout_window){
+                        json_integer_value(json_object_get(e, "start")),
+                        json_integer_value(json_object_get(e, "end"))};
+        }
+        *ret_new = rollout_pass_is_new(last, now, s->pass_gap, w, n);
+        if (!*ret_new)
+                return 0;
         _cleanup_stmt_ sqlite3_stmt *a = NULL, *b = NULL;
-        int r = prepare(s, "UPDATE rollouts SET stage_contacts = stage_contacts + 1 "
-                           "WHERE state IN ('running', 'paused') AND id IN (SELECT rollout FROM "
-                           "rollout_nodes WHERE node = ? AND state != 'skipped')",
-                        &a);
+        r = prepare(s, "UPDATE nodes SET passes = passes + 1 WHERE id = ?", &a);
         if (r < 0)
                 return r;
         sqlite3_bind_text(a, 1, node, -1, SQLITE_STATIC);
         r = step_done(s, a);
         if (r < 0)
                 return r;
-        r = prepare(s, "UPDATE rollout_nodes SET contacts_since_commit = contacts_since_commit + 1 "
-                       "WHERE node = ? AND state = 'committed'",
+        r = prepare(s, "UPDATE rollout_nodes SET "
+                       "contacts_since_commit = contacts_since_commit + (state = 'committed'), "
+                       "passes_since_told = passes_since_told + 1, "
+                       "passes_unheard = passes_unheard + (state IN ('told', 'installing')) "
+                       "WHERE node = ? AND state NOT IN ('pending', 'skipped')",
                     &b);
         if (r < 0)
                 return r;
         sqlite3_bind_text(b, 1, node, -1, SQLITE_STATIC);
-        return step_done(s, b);
+        r = step_done(s, b);
+        if (r < 0)
+                return r;
+        /* A committed member whose pass just met success_after may end its stage; a member
+         * still on its way may have had its stage timeout's passes, or its report deadline's. */
+        _cleanup_stmt_ sqlite3_stmt *c = NULL;
+        r = prepare(s, "SELECT rn.rollout, rn.state, rn.contacts_since_commit, "
+                       "rn.passes_since_told, rn.passes_unheard, r.success_after, "
+                       "r.stage_timeout, r.report_deadline FROM rollout_nodes rn "
+                       "JOIN rollouts r ON r.id = rn.rollout "
+                       "WHERE rn.node = ? AND r.state IN ('running', 'paused') AND "
+                       "rn.state IN ('committed', 'told', 'installing')",
+                    &c);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(c, 1, node, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(c)) == SQLITE_ROW) {
+                struct rollout_gate success, timeout, deadline;
+                if (rollout_gate_parse("success_after", column_text(c, 5), false, &success, NULL) < 0 ||
+                    rollout_gate_parse("stage_timeout", column_text(c, 6), true, &timeout, NULL) < 0 ||
+                    rollout_gate_parse("report_deadline", column_text(c, 7), true, &deadline, NULL) < 0)
+                        continue;
+                bool committed = streq(column_text(c, 1), "committed");
+                bool moves = committed ? success.kind == ROLLOUT_GATE_CONTACTS &&
+                                                 sqlite3_column_int64(c, 2) == success.value
+                                       : (timeout.kind == ROLLOUT_GATE_CONTACTS &&
+                                          sqlite3_column_int64(c, 3) == timeout.value) ||
+                                                 (deadline.kind == ROLLOUT_GATE_CONTACTS &&
+                                                  sqlite3_column_int64(c, 4) == deadline.value);
+                if (moves)
+                        rollout_dirty(s, column_text(c, 0));
+        }
+        return rc == SQLITE_DONE ? 0 : db_fail(s, rc, "read the node's memberships");
+}
+
+/* A report of the install arrived from the node: it is heard from. */
+static int rollout_node_heard(struct store *s, const char *rollout, const char *node, int64_t now) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "UPDATE rollout_nodes SET last_heard = ?1, passes_unheard = 0 "
+                           "WHERE rollout = ?2 AND node = ?3",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_text(st, 2, rollout, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, node, -1, SQLITE_STATIC);
+        return step_done(s, st);
 }
 
 #define ROWS_PER_NODE_MAX 64
@@ -1368,17 +1645,26 @@ struct node_row_ref {
         char rollout[ROLLOUT_ID_MAX + 1];
         enum rollout_node_state state;
         enum rollout_state rollout_state;
+        bool auto_revert;
 };
+
+/* Does the rollout take back what it gave: aborted, or halted with auto-revert? */
+static bool rollout_reverting(enum rollout_state state, bool auto_revert) {
+        return state == ROLLOUT_ABORTED || (state == ROLLOUT_HALTED && auto_revert);
+}
 
 static int rollout_node_set(struct store *s, const char *rollout, const char *node,
                             enum rollout_node_state to, bool rollback_wanted, const char *reason,
                             int64_t now) {
+        rollout_dirty(s, rollout);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = prepare(s, "UPDATE rollout_nodes SET state = ?1, updated = ?2, "
                            "reason = coalesce(?3, reason), "
                            "committed_time = CASE WHEN ?1 = 'committed' THEN ?2 ELSE committed_time END, "
                            "contacts_since_commit = CASE WHEN ?1 = 'committed' THEN 0 "
                            "ELSE contacts_since_commit END, "
+                           "passes_unheard = CASE WHEN ?1 = 'overdue' THEN passes_unheard "
+                           "ELSE 0 END, "
                            "needs_rollback = CASE WHEN ?4 THEN 1 ELSE needs_rollback END "
                            "WHERE rollout = ?5 AND node = ?6",
                         &st);
@@ -1408,6 +1694,7 @@ static int node_rows_collect(struct store *s, sqlite3_stmt *st, struct node_row_
                 snprintf(x->rollout, sizeof(x->rollout), "%s", column_text(st, 0));
                 x->state = (enum rollout_node_state) ns;
                 x->rollout_state = (enum rollout_state) rs;
+                x->auto_revert = sqlite3_column_int(st, 3) != 0;
         }
         if (rc != SQLITE_DONE && rc != SQLITE_ROW)
                 return db_fail(s, rc, "read rollout nodes");
@@ -1442,7 +1729,7 @@ static int rollout_apply_update(struct store *s, const char *node, const char *k
                         return r;
         }
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        r = prepare(s, "SELECT rn.rollout, rn.state, r.state FROM rollout_nodes rn "
+        r = prepare(s, "SELECT rn.rollout, rn.state, r.state, r.auto_revert FROM rollout_nodes rn "
                        "JOIN rollouts r ON r.id = rn.rollout "
                        "WHERE rn.node = ? AND r.bundle_id = ? AND r.state != 'created'",
                     &st);
@@ -1454,12 +1741,15 @@ static int rollout_apply_update(struct store *s, const char *node, const char *k
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
+                r = rollout_node_heard(s, rows[i].rollout, node, now);
+                if (r < 0)
+                        return r;
                 enum rollout_node_state to = rollout_node_after_update(rows[i].state, kind);
                 if (to == rows[i].state)
                         continue;
-                /* A node that commits after an abort is told to go back too. */
+                /* A node that commits after an abort or an auto-revert is told to go back too. */
                 bool rollback = to == ROLLOUT_NODE_COMMITTED &&
-                                rows[i].rollout_state == ROLLOUT_ABORTED;
+                                rollout_reverting(rows[i].rollout_state, rows[i].auto_revert);
                 r = rollout_node_set(s, rows[i].rollout, node, to, rollback, reason, now);
                 if (r < 0)
                         return r;
@@ -1503,7 +1793,7 @@ static int rollout_apply_record(struct store *s, const struct sync_record *rec, 
                 if (command_result_parse(rec->body, &res) < 0)
                         return 0;
                 _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                r = prepare(s, "SELECT rn.rollout, rn.state, r.state FROM rollout_nodes rn "
+                r = prepare(s, "SELECT rn.rollout, rn.state, r.state, r.auto_revert FROM rollout_nodes rn "
                                "JOIN rollouts r ON r.id = rn.rollout "
                                "WHERE rn.node = ? AND rn.install_seq = ?",
                             &st);
@@ -1515,6 +1805,9 @@ static int rollout_apply_record(struct store *s, const struct sync_record *rec, 
                 if (r < 0)
                         return r;
                 for (size_t i = 0; i < n; i++) {
+                        r = rollout_node_heard(s, rows[i].rollout, rec->node, now);
+                        if (r < 0)
+                                return r;
                         enum rollout_node_state to =
                                 rollout_node_after_install_result(rows[i].state, res.status);
                         if (to == rows[i].state)
@@ -1557,18 +1850,72 @@ static int rollout_queue(struct store *s, const char *rollout, const char *node,
         return r;
 }
 
-/* At a node's sync: move the rollouts on, then tell this node what its rollouts need. */
+/*
+ * The rollouts of the node that this sync changed something in: evaluated at its sync
+ * (all of the node's running or paused ones if more changed than the list holds).
+ */
+static int rollouts_evaluate_node(struct store *s, const char *node, int64_t now) {
+        if (!s->dirty_overflow) {
+                for (size_t i = 0; i < s->n_dirty; i++) {
+                        struct rollout_row row;
+                        int r = rollout_load(s, s->dirty[i], &row);
+                        if (r == -ENOENT)
+                                continue;
+                        if (r >= 0)
+                                r = rollout_evaluate(s, &row, now);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "SELECT r.id FROM rollout_nodes rn JOIN rollouts r ON r.id = rn.rollout "
+                           "WHERE rn.node = ? AND r.state IN ('running', 'paused') "
+                           "ORDER BY r.created, r.id",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+        char ids[ROWS_PER_NODE_MAX][ROLLOUT_ID_MAX + 1];
+        size_t n = 0;
+        int rc;
+        while (n < ROWS_PER_NODE_MAX && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                snprintf(ids[n++], sizeof(ids[0]), "%s", column_text(st, 0));
+        for (size_t i = 0; i < n; i++) {
+                struct rollout_row row;
+                r = rollout_load(s, ids[i], &row);
+                if (r >= 0)
+                        r = rollout_evaluate(s, &row, now);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* The update subsystem of the node's last status document (a new reference, or NULL). */
+static json_t *node_update_status(struct store *s, const char *node) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (prepare(s, "SELECT status FROM nodes WHERE id = ?", &st) < 0)
+                return NULL;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return NULL;
+        json_auto_t *status = column_json(st, 0);
+        return json_incref(json_object_get(json_object_get(status, "subsystems"), "update"));
+}
+
+/* At a node's sync: move its rollouts on, then tell this node what its rollouts need. */
 static int rollouts_drive_node(struct store *s, const char *node, int64_t now) {
-        int r = rollouts_evaluate_all(s, now);
+        int r = rollouts_evaluate_node(s, node, now);
         if (r < 0)
                 return r;
         if (!s->sign)
                 return 0;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         r = prepare(s, "SELECT rn.rollout, rn.stage, rn.state, rn.needs_rollback, r.state, "
-                       "r.current_stage, r.bundle_id FROM rollout_nodes rn "
+                       "r.current_stage, r.bundle_id, r.auto_revert FROM rollout_nodes rn "
                        "JOIN rollouts r ON r.id = rn.rollout "
-                       "WHERE rn.node = ? AND r.state IN ('running', 'aborted') "
+                       "WHERE rn.node = ? AND r.state IN ('running', 'aborted', 'halted') "
                        "ORDER BY r.created, r.id",
                     &st);
         if (r < 0)
@@ -1577,7 +1924,7 @@ static int rollouts_drive_node(struct store *s, const char *node, int64_t now) {
         struct todo {
                 char rollout[ROLLOUT_ID_MAX + 1], bundle[API_BUNDLE_ID_MAX + 1];
                 struct rollout_member m;
-                bool needs_rollback;
+                bool needs_rollback, auto_revert;
                 enum rollout_state rollout_state;
                 unsigned current_stage;
         } todo[ROWS_PER_NODE_MAX];
@@ -1596,12 +1943,35 @@ static int rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                 t->needs_rollback = sqlite3_column_int(st, 3) != 0;
                 t->rollout_state = (enum rollout_state) rs;
                 t->current_stage = (unsigned) sqlite3_column_int(st, 5);
+                t->auto_revert = sqlite3_column_int(st, 7) != 0;
         }
         if (rc != SQLITE_DONE && rc != SQLITE_ROW)
                 return db_fail(s, rc, "read the node's rollouts");
         for (size_t i = 0; i < n; i++) {
                 struct todo *t = &todo[i];
-                if (t->rollout_state == ROLLOUT_ABORTED && t->needs_rollback) {
+                if (rollout_reverting(t->rollout_state, t->auto_revert) && t->needs_rollback) {
+                        json_auto_t *update = node_update_status(s, node);
+                        char why[256];
+                        if (!rollout_revert_allowed(update, why, sizeof(why))) {
+                                r = rollout_node_set(s, t->rollout, node, t->m.state, false, why, now);
+                                if (r >= 0)
+                                        r = rollout_event(s, t->rollout, now, (int) t->m.stage,
+                                                          "rollback refused", "node %s: %s", node, why);
+                                if (r < 0)
+                                        return r;
+                                _cleanup_stmt_ sqlite3_stmt *clear = NULL;
+                                r = prepare(s, "UPDATE rollout_nodes SET needs_rollback = 0 "
+                                               "WHERE rollout = ? AND node = ?",
+                                            &clear);
+                                if (r < 0)
+                                        return r;
+                                sqlite3_bind_text(clear, 1, t->rollout, -1, SQLITE_STATIC);
+                                sqlite3_bind_text(clear, 2, node, -1, SQLITE_STATIC);
+                                r = step_done(s, clear);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
                         json_auto_t *params = json_object();
                         int64_t seq = 0;
                         if (!params)
@@ -1622,8 +1992,9 @@ static int rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                         r = step_done(s, u);
                         if (r < 0)
                                 return r;
-                        log_info("rollout %s (aborted): node %s told to roll back (command %lld)",
-                                 t->rollout, node, (long long) seq);
+                        log_info("rollout %s (%s): node %s told to roll back (command %lld)",
+                                 t->rollout, rollout_state_to_string(t->rollout_state), node,
+                                 (long long) seq);
                         continue;
                 }
                 if (t->m.state != ROLLOUT_NODE_PENDING)
@@ -1651,7 +2022,9 @@ static int rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                         return r;
                 _cleanup_stmt_ sqlite3_stmt *u = NULL;
                 r = prepare(s, "UPDATE rollout_nodes SET state = 'told', install_seq = ?1, "
-                               "told_time = ?2, updated = ?2 WHERE rollout = ?3 AND node = ?4",
+                               "told_time = ?2, updated = ?2, last_heard = ?2, "
+                               "passes_since_told = 0, passes_unheard = 0 "
+                               "WHERE rollout = ?3 AND node = ?4",
                             &u);
                 if (r < 0)
                         return r;
@@ -1666,6 +2039,83 @@ static int rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                          t->rollout, node, t->m.stage + 1, t->bundle, (long long) seq);
         }
         return 0;
+}
+
+static void order_key_text(const char *rollout, const char *node, char buf[17]) {
+        snprintf(buf, 17, "%016llx", (unsigned long long) rollout_node_key(rollout, node));
+}
+
+/*
+ * A node of a rollout's target that is in no rollout holding nodes joins it at its sync
+ * (it joined the group, or registered, after the create): in the stage of the member just
+ * before it in the rollout's order (rollout_node_key), the first stage if none; skipped
+ * when it rolled back from the bundle, committed when it runs the bundle already.
+ */
+static int rollouts_join_late(struct store *s, const char *node, int64_t now) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "SELECT r.id, r.bundle_id, (SELECT count(*) FROM node_bundle_blocks k "
+                           "WHERE k.node = ?1 AND k.bundle_id = r.bundle_id), "
+                           "(SELECT n.update_kind = 'update.committed' AND "
+                           "json_extract(n.update_body, '$.bundle_id') = r.bundle_id FROM nodes n "
+                           "WHERE n.id = ?1) FROM rollouts r "
+                           "WHERE r.state IN ('created', 'running', 'paused') AND "
+                           "(r.target = 'all' OR r.target IN (SELECT name FROM node_groups WHERE "
+                           "node = ?1)) AND NOT EXISTS (SELECT 1 FROM rollout_nodes rn JOIN "
+                           "rollouts h ON h.id = rn.rollout WHERE rn.node = ?1 AND h.state IN "
+                           "('created', 'running', 'paused')) "
+                           "ORDER BY r.created, r.id LIMIT 1",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return 0;
+        if (rc != SQLITE_ROW)
+                return db_fail(s, rc, "look for rollouts to join");
+        char id[ROLLOUT_ID_MAX + 1], key[17];
+        snprintf(id, sizeof(id), "%s", column_text(st, 0));
+        bool blocked = sqlite3_column_int(st, 2) > 0, already = sqlite3_column_int(st, 3) > 0;
+        order_key_text(id, node, key);
+        _cleanup_stmt_ sqlite3_stmt *before = NULL;
+        r = prepare(s, "SELECT stage FROM rollout_nodes WHERE rollout = ? AND order_key < ? "
+                       "ORDER BY order_key DESC LIMIT 1",
+                    &before);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(before, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(before, 2, key, -1, SQLITE_STATIC);
+        rc = sqlite3_step(before);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+                return db_fail(s, rc, "find a late member's stage");
+        int stage = rc == SQLITE_ROW ? sqlite3_column_int(before, 0) : 0;
+        const char *state = blocked ? "skipped" : already ? "committed" : "pending";
+        _cleanup_stmt_ sqlite3_stmt *ins = NULL;
+        r = prepare(s, "INSERT INTO rollout_nodes (rollout, node, stage, state, reason, "
+                       "committed_time, contacts_since_commit, updated, order_key) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?4 = 'committed' THEN 0 END, "
+                       "CASE WHEN ?4 = 'committed' THEN 2147483647 ELSE 0 END, ?6, ?7)",
+                    &ins);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(ins, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 2, node, -1, SQLITE_STATIC);
+        sqlite3_bind_int(ins, 3, stage);
+        sqlite3_bind_text(ins, 4, state, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 5,
+                          blocked ? "joined late; rolled back from this bundle before"
+                          : already ? "joined late; already committed this bundle"
+                                    : "joined late",
+                          -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 6, now);
+        sqlite3_bind_text(ins, 7, key, -1, SQLITE_STATIC);
+        r = step_done(s, ins);
+        if (r < 0)
+                return r;
+        rollout_dirty(s, id);
+        return rollout_event(s, id, now, stage, "member joined",
+                             "node %s joined the target after the create: stage %d, %s", node,
+                             stage + 1, state);
 }
 
 /* ---- rollouts: operator side -------------------------------------------------------- */
@@ -1786,8 +2236,12 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                 rollout_gate_format(&o->stage_timeout, timeout, sizeof(timeout));
                 rollout_threshold_format(&o->max_failures, failures, sizeof(failures));
                 _cleanup_stmt_ sqlite3_stmt *ins = NULL;
+                char deadline[32];
+                rollout_gate_format(&o->report_deadline, deadline, sizeof(deadline));
                 r = prepare(s, "INSERT INTO rollouts (id, bundle_id, target, stages, success_after, "
-                               "stage_timeout, max_failures, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               "stage_timeout, max_failures, created, min_healthy_time, "
+                               "report_deadline, auto_revert) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             &ins);
                 if (r < 0)
                         goto out;
@@ -1799,13 +2253,16 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                 sqlite3_bind_text(ins, 6, timeout, -1, SQLITE_STATIC);
                 sqlite3_bind_text(ins, 7, failures, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(ins, 8, now);
+                sqlite3_bind_int64(ins, 9, o->min_healthy_time);
+                sqlite3_bind_text(ins, 10, deadline, -1, SQLITE_STATIC);
+                sqlite3_bind_int(ins, 11, o->auto_revert);
                 r = step_done(s, ins);
                 if (r < 0)
                         goto out;
                 _cleanup_stmt_ sqlite3_stmt *mem = NULL;
                 r = prepare(s, "INSERT INTO rollout_nodes (rollout, node, stage, state, reason, "
-                               "committed_time, contacts_since_commit, updated) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               "committed_time, contacts_since_commit, updated, order_key) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             &mem);
                 if (r < 0)
                         goto out;
@@ -1834,6 +2291,9 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                         if (!already[i] || blocked[i])
                                 sqlite3_bind_int64(mem, 7, 0);
                         sqlite3_bind_int64(mem, 8, now);
+                        char key[17];
+                        order_key_text(id, ids[i], key);
+                        sqlite3_bind_text(mem, 9, key, -1, SQLITE_TRANSIENT);
                         r = step_done(s, mem);
                         if (r < 0)
                                 goto out;
@@ -1891,10 +2351,9 @@ int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_
                 row.started = now;
                 row.current_stage = 0;
                 row.stage_started = now;
-                row.stage_contacts = 0;
                 _cleanup_free_ struct rollout_member *m = NULL;
                 size_t n = 0;
-                r = rollout_members_load(s, id, &m, &n);
+                r = rollout_members_load(s, id, now, &m, NULL, &n);
                 if (r < 0)
                         return r;
                 struct member_counts c;
@@ -1905,48 +2364,14 @@ int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_
                 row.finished = now;
                 snprintf(row.reason, sizeof(row.reason), "aborted by the operator");
                 /* Installs not sent yet are taken back; nodes that got one are told to roll back. */
-                _cleanup_stmt_ sqlite3_stmt *cancel = NULL, *back = NULL, *mark = NULL;
-                r = prepare(s, "UPDATE commands SET state = 'cancelled', result_time = ?2, "
-                               "result_reason = 'cancelled: rollout ' || ?1 || ' aborted' "
-                               "WHERE state = 'queued' AND action = 'update.install' AND "
-                               "(node, seq) IN (SELECT node, install_seq FROM rollout_nodes "
-                               "WHERE rollout = ?1 AND state = 'told')",
-                            &cancel);
-                if (r < 0)
-                        return r;
-                sqlite3_bind_text(cancel, 1, id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(cancel, 2, now);
-                r = step_done(s, cancel);
-                if (r < 0)
-                        return r;
-                int cancelled = sqlite3_changes(s->db);
-                r = prepare(s, "UPDATE rollout_nodes SET state = 'pending', updated = ?2, "
-                               "reason = 'install cancelled by the abort' WHERE rollout = ?1 AND "
-                               "state = 'told' AND EXISTS (SELECT 1 FROM commands c WHERE "
-                               "c.node = rollout_nodes.node AND c.seq = rollout_nodes.install_seq "
-                               "AND c.state = 'cancelled')",
-                            &back);
-                if (r < 0)
-                        return r;
-                sqlite3_bind_text(back, 1, id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(back, 2, now);
-                r = step_done(s, back);
-                if (r < 0)
-                        return r;
-                r = prepare(s, "UPDATE rollout_nodes SET needs_rollback = 1, updated = ?2 "
-                               "WHERE rollout = ?1 AND state IN ('told', 'installing', 'committed')",
-                            &mark);
-                if (r < 0)
-                        return r;
-                sqlite3_bind_text(mark, 1, id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(mark, 2, now);
-                r = step_done(s, mark);
+                int cancelled = 0, marked = 0;
+                r = rollout_take_back(s, id, "aborted", now, &cancelled, &marked);
                 if (r < 0)
                         return r;
                 r = rollout_event(s, id, now, (int) row.current_stage, "aborted",
                                   "%d installs not yet sent cancelled; %d nodes will be told to "
                                   "roll back at their next contact",
-                                  cancelled, sqlite3_changes(s->db));
+                                  cancelled, marked);
         } else
                 r = rollout_event(s, id, now, (int) row.current_stage, verb, "%s -> %s",
                                   rollout_state_to_string(from), rollout_state_to_string(row.state));
@@ -1976,7 +2401,6 @@ static json_t *rollout_row_json(const struct rollout_row *row) {
                             row->finished ? json_integer(row->finished) : json_null());
         json_object_set_new(o, "stage_started",
                             row->stage_started ? json_integer(row->stage_started) : json_null());
-        json_object_set_new(o, "stage_contacts", json_integer(row->stage_contacts));
         json_object_set_new(o, "reason", row->reason[0] ? json_string(row->reason) : json_null());
         return o;
 }
@@ -2000,7 +2424,7 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
                 return -ENOMEM;
         _cleanup_free_ struct rollout_member *m = NULL;
         size_t n = 0;
-        r = rollout_members_load(s, id, &m, &n);
+        r = rollout_members_load(s, id, now, &m, NULL, &n);
         if (r < 0)
                 return r;
         struct member_counts all;
@@ -2015,7 +2439,7 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
                 members_count(m, n, (int) i, &c);
                 int64_t held = 0;
                 for (size_t k = 0; k < n; k++)
-                        if (m[k].stage == i && rollout_member_held(&m[k], &row.o.success_after, now))
+                        if (m[k].stage == i && rollout_member_held(&m[k], &row.o, now))
                                 held++;
                 const char *status = i < row.current_stage ? "passed"
                                      : i > row.current_stage ? "waiting"
@@ -2052,26 +2476,33 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
 
         _cleanup_stmt_ sqlite3_stmt *nodes = NULL;
         r = prepare(s, "SELECT node, stage, state, install_seq, told_time, committed_time, "
-                       "contacts_since_commit, rollback_seq, reason, updated FROM rollout_nodes "
+                       "contacts_since_commit, rollback_seq, reason, updated, passes_since_told, "
+                       "last_heard FROM rollout_nodes "
                        "WHERE rollout = ? ORDER BY stage, node",
                     &nodes);
         if (r < 0)
                 return r;
         sqlite3_bind_text(nodes, 1, id, -1, SQLITE_STATIC);
         json_t *list = json_array();
-        while (list && (rc = sqlite3_step(nodes)) == SQLITE_ROW)
-                json_array_append_new(
-                        list, json_pack("{s:s,s:I,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:I}", "node",
+        while (list && (rc = sqlite3_step(nodes)) == SQLITE_ROW) {
+                json_t *e = json_pack("{s:s,s:I,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:I}", "node",
                                         column_text(nodes, 0), "stage",
                                         (json_int_t) sqlite3_column_int(nodes, 1) + 1, "state",
                                         column_text(nodes, 2), "install_seq",
                                         column_int_or_null(nodes, 3), "told_time",
                                         column_int_or_null(nodes, 4), "committed_time",
-                                        column_int_or_null(nodes, 5), "contacts_since_commit",
+                                        column_int_or_null(nodes, 5), "passes_since_commit",
                                         (json_int_t) sqlite3_column_int64(nodes, 6), "rollback_seq",
                                         column_int_or_null(nodes, 7), "reason",
                                         column_string_or_null(nodes, 8), "updated",
-                                        (json_int_t) sqlite3_column_int64(nodes, 9)));
+                                        (json_int_t) sqlite3_column_int64(nodes, 9));
+                if (e) {
+                        json_object_set_new(e, "passes_since_told",
+                                            json_integer(sqlite3_column_int64(nodes, 10)));
+                        json_object_set_new(e, "last_heard", column_int_or_null(nodes, 11));
+                }
+                json_array_append_new(list, e);
+        }
         json_object_set_new(o, "nodes", list);
         if (!events || !list || !progress)
                 return -ENOMEM;
@@ -2126,7 +2557,7 @@ int store_rollouts_list(struct store *s, int64_t now, json_t **ret) {
                 json_t *o = rollout_row_json(&row);
                 _cleanup_free_ struct rollout_member *m = NULL;
                 size_t n = 0;
-                r = rollout_members_load(s, row.o.id, &m, &n);
+                r = rollout_members_load(s, row.o.id, now, &m, NULL, &n);
                 if (r < 0) {
                         json_decref(o);
                         return r;
@@ -2140,5 +2571,150 @@ int store_rollouts_list(struct store *s, int64_t now, json_t **ret) {
         if (rc != SQLITE_DONE)
                 return db_fail(s, rc, "list rollouts");
         *ret = TAKE_PTR(a);
+        return 0;
+}
+
+int store_rollouts_tick(struct store *s, int64_t now) {
+        /* One short transaction per rollout: a sync waits for one rollout's evaluation at
+         * most, not for all of them. */
+        char (*ids)[ROLLOUT_ID_MAX + 1] = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+        {
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                r = prepare(s, "SELECT id FROM rollouts WHERE state IN ('running', 'paused') "
+                               "ORDER BY created, id",
+                            &st);
+                if (r < 0)
+                        return r;
+                int rc;
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        if (n == cap) {
+                                size_t c = cap ? cap * 2 : 16;
+                                void *p = realloc(ids, c * sizeof(*ids));
+                                if (!p) {
+                                        free(ids);
+                                        return -ENOMEM;
+                                }
+                                ids = p;
+                                cap = c;
+                        }
+                        snprintf(ids[n++], sizeof(ids[0]), "%s", column_text(st, 0));
+                }
+                if (rc != SQLITE_DONE) {
+                        free(ids);
+                        return db_fail(s, rc, "list running rollouts");
+                }
+        }
+        for (size_t i = 0; i < n; i++) {
+                r = exec_sql(s, "BEGIN IMMEDIATE");
+                if (r < 0)
+                        break;
+                _cleanup_transaction_ struct store *guard = s;
+                struct rollout_row row;
+                r = rollout_load(s, ids[i], &row);
+                if (r >= 0)
+                        r = rollout_evaluate(s, &row, now);
+                if (r >= 0)
+                        r = commit(&guard);
+                if (r < 0 && r != -ENOENT)
+                        break;
+                r = 0;
+        }
+        free(ids);
+        return r;
+}
+
+/* ---- metrics ------------------------------------------------------------------------ */
+
+/* Rows of a two-column query (text key, integer count) into obj. */
+static int counts_into(struct store *s, const char *sql, json_t *obj) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, sql, &st);
+        if (r < 0)
+                return r;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                if (json_object_set_new(obj, column_text(st, 0),
+                                        json_integer(sqlite3_column_int64(st, 1))) < 0)
+                        return -ENOMEM;
+        return rc == SQLITE_DONE ? 0 : db_fail(s, rc, sql);
+}
+
+int store_metrics_collect(struct store *s, int64_t now, json_t **ret) {
+        _cleanup_(json_decrefp) json_t *o = json_pack("{s:I,s:[],s:{},s:{},s:{},s:[]}", "now",
+                                                      (json_int_t) now, "nodes", "records",
+                                                      "record_lag", "commands", "rollouts");
+        if (!o)
+                return -ENOMEM;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "SELECT id, last_sync, syncs, passes, health, update_kind FROM nodes "
+                           "ORDER BY id",
+                        &st);
+        if (r < 0)
+                return r;
+        int rc;
+        json_t *nodes = json_object_get(o, "nodes");
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                if (json_array_append_new(
+                            nodes, json_pack("{s:s,s:o,s:I,s:I,s:o,s:o}", "id", column_text(st, 0),
+                                             "last_sync", column_int_or_null(st, 1), "syncs",
+                                             (json_int_t) sqlite3_column_int64(st, 2), "passes",
+                                             (json_int_t) sqlite3_column_int64(st, 3), "health",
+                                             column_json(st, 4), "update_kind",
+                                             column_string_or_null(st, 5))) < 0)
+                        return -ENOMEM;
+        if (rc != SQLITE_DONE)
+                return db_fail(s, rc, "collect nodes");
+        r = counts_into(s, "SELECT kind, count(*) FROM records GROUP BY kind",
+                        json_object_get(o, "records"));
+        if (r < 0)
+                return r;
+        r = counts_into(s, "SELECT state, count(*) FROM commands GROUP BY state",
+                        json_object_get(o, "commands"));
+        if (r < 0)
+                return r;
+        _cleanup_stmt_ sqlite3_stmt *lag = NULL;
+        r = prepare(s, "SELECT kind, avg(received - time_usec / 1000000.0), "
+                       "max(received - time_usec / 1000000.0), count(*) FROM records "
+                       "WHERE received >= ? GROUP BY kind",
+                    &lag);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(lag, 1, now - 3600);
+        while ((rc = sqlite3_step(lag)) == SQLITE_ROW)
+                json_object_set_new(json_object_get(o, "record_lag"), column_text(lag, 0),
+                                    json_pack("{s:f,s:f,s:I}", "mean", sqlite3_column_double(lag, 1),
+                                              "max", sqlite3_column_double(lag, 2), "n",
+                                              (json_int_t) sqlite3_column_int64(lag, 3)));
+        if (rc != SQLITE_DONE)
+                return db_fail(s, rc, "collect record lag");
+        _cleanup_stmt_ sqlite3_stmt *ro = NULL;
+        r = prepare(s, "SELECT id, state, current_stage FROM rollouts ORDER BY created, id", &ro);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(ro)) == SQLITE_ROW) {
+                json_t *e = json_pack("{s:s,s:s,s:I,s:{}}", "id", column_text(ro, 0), "state",
+                                      column_text(ro, 1), "current_stage",
+                                      (json_int_t) sqlite3_column_int(ro, 2) + 1, "nodes");
+                if (!e || json_array_append_new(json_object_get(o, "rollouts"), e) < 0)
+                        return -ENOMEM;
+                _cleanup_stmt_ sqlite3_stmt *c = NULL;
+                r = prepare(s, "SELECT state, count(*) FROM rollout_nodes WHERE rollout = ? "
+                               "GROUP BY state",
+                            &c);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_text(c, 1, column_text(ro, 0), -1, SQLITE_TRANSIENT);
+                int rc2;
+                while ((rc2 = sqlite3_step(c)) == SQLITE_ROW)
+                        json_object_set_new(json_object_get(e, "nodes"), column_text(c, 0),
+                                            json_integer(sqlite3_column_int64(c, 1)));
+                if (rc2 != SQLITE_DONE)
+                        return db_fail(s, rc2, "collect rollout nodes");
+        }
+        if (rc != SQLITE_DONE)
+                return db_fail(s, rc, "collect rollouts");
+        *ret = TAKE_PTR(o);
         return 0;
 }

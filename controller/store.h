@@ -13,7 +13,7 @@
 #include "api.h"
 #include "rollout.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store;
 
@@ -95,6 +95,19 @@ int store_bundles_list(struct store *s, json_t **ret);
  */
 void store_set_command_signer(struct store *s, store_sign_fn sign, void *userdata);
 
+/*
+ * A node's syncs at most gap_sec apart (or inside one window of its contact plan) are one
+ * pass of it (rollout_pass_is_new); rollout gates count passes. Default 0: every sync.
+ */
+void store_set_pass_gap(struct store *s, int64_t gap_sec);
+
+/*
+ * Move every running or paused rollout on at now: the time gates (durations, report
+ * deadlines, min healthy time) of rollouts no member of which syncs. A sync evaluates
+ * only the rollouts of the syncing node; the server calls this every few seconds.
+ */
+int store_rollouts_tick(struct store *s, int64_t now);
+
 /* Put a node in a group (registering the node), or take it out (-ENOENT if not in it). */
 int store_node_group_add(struct store *s, const char *node, const char *group, int64_t now);
 int store_node_group_remove(struct store *s, const char *node, const char *group);
@@ -127,3 +140,11 @@ int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_
  */
 int store_rollout_show(struct store *s, const char *id, int64_t now, json_t **ret);
 int store_rollouts_list(struct store *s, int64_t now, json_t **ret);
+
+/*
+ * The figures GET /metrics shows (metrics_render documents the shape; "poll_interval" is
+ * the server's to add): every node with its last sync, syncs, passes and last health
+ * report; records by kind, and their lag (received minus created) over the last hour;
+ * commands by state; rollouts with their state, stage and members by state.
+ */
+int store_metrics_collect(struct store *s, int64_t now, json_t **ret);

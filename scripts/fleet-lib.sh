@@ -75,6 +75,7 @@ fleet_start_controller() { # [PORT]
                 --operator-token-file "$K/token" --command-key "$K/cmd.key" \
                 --command-cert "$K/cmd.pem" --bundle-keyring "$FLEET_DIR/keys/release-keyring" \
                 --poll-interval "$FLEET_POLL_SEC" --timeout 10 --max-connections 256 \
+                --pass-gap "${FLEET_PASS_GAP:-0}" ${FLEET_CONTROLLER_ARGS:-} \
                 >>"$FLEET_DIR/controller.log" 2>&1 &
         FLEET_CONTROLLER_PID=$!
         local i
@@ -161,6 +162,12 @@ fi
 slot=\$("$FLEET_TOOL" --kind file --path "\$N/boot.json" simulate-boot "\$N/cmdline") || { echo "no bootable slot"; rm -f "\$N/reboot.pid"; exit 1; }
 temp=45000
 [ "\$slot" = "\$(cat "\$N/fail-slot" 2>/dev/null)" ] && temp=95000
+# A node that goes dark in this slot never comes back (a silent canary).
+if [ "\$slot" = "\$(cat "\$N/dark-slot" 2>/dev/null)" ]; then
+        echo "\$(date +%T) rebooted into slot \$slot: dark, the agent stays down"
+        rm -f "\$N/reboot.pid"
+        exit 0
+fi
 echo "\$temp" >"\$N/sys/class/thermal/thermal_zone0/temp.new" &&
         mv "\$N/sys/class/thermal/thermal_zone0/temp.new" "\$N/sys/class/thermal/thermal_zone0/temp"
 echo "\$(date +%T) rebooted into slot \$slot (thermal zone at \$temp)"
@@ -173,7 +180,7 @@ EOF
  "config_dir": "$N/etc", "log_target": "stderr", "log_level": "${FLEET_AGENT_LOG_LEVEL:-info}",
  "paths": {"sysfs_root": "$N/sys", "kernel_cmdline": "$N/cmdline"},
  "runtime": {"enabled": false},
- "health": {"poll_interval_ms": 1000, "report_interval_sec": 60, "min_dwell_sec": 0,
+ "health": {"poll_interval_ms": 1000, "report_interval_sec": ${FLEET_REPORT_SEC:-60}, "min_dwell_sec": 0,
             "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
  "update": {"enabled": true, "hardware": "sim-board",
             "bootloader": {"kind": "file", "path": "$N/boot.json"},

@@ -228,7 +228,7 @@ agents_rss() {
 }
 rss_sample=""
 
-echo "==> starting the rollout: stages $stages%, success after 2 contacts, at most $max_failures failures"
+echo "==> starting the rollout: stages $stages%, success after 2 passes, at most $max_failures failures"
 fleet_oc rollout start $R
 rollout_t0=$SECONDS
 last_line="" events_seen=0 state=running

@@ -3,7 +3,9 @@
 # rollout completes stage by stage, with the controller killed and restarted in the middle
 # (nothing lost); a second one, with nodes that fail their health gate, halts in the right
 # stage and tells no further node; its abort rolls the updated nodes back, and a node that
-# rolled back from a bundle is never told to install it again.
+# rolled back from a bundle is never told to install it again; a canary that goes silent
+# after its install is overdue at the report deadline, halts the rollout, and the
+# auto-revert rolls back the nodes that committed; a node that joins the group later joins.
 # shellcheck shell=bash
 set -u -o pipefail
 
@@ -169,6 +171,60 @@ rolled=$(jq '[.nodes[] | select(.state == "rolled-back")] | length' abort.json)
 skipped=$(rj third | jq '.counts.skipped')
 [ "$skipped" = "$rolled" ] && [ "$rolled" -ge 2 ] && pass "a new rollout of fw-b skips the $rolled nodes that rolled back from it" ||
         fail "skipped" "$skipped skipped, $rolled rolled back"
+
+# ---- 5. a silent canary halts the rollout; auto-revert rolls the committed nodes back ---------
+check "the created third rollout is aborted (it holds every node)" fleet_oc rollout abort third
+cp images/v2.img images/v4.img
+head -c 65536 /dev/urandom | dd of=images/v4.img bs=65536 seek=3 conv=notrunc status=none
+# The same security_version as fw-a, to nodes that never committed fw-b (stage 3 of the
+# second rollout): their floor is fw-a's, so going back is within the anti-rollback rule.
+fleet_bundle fw-c images/v4.img 4.0.0 2 || bail "bundle fw-c"
+check "bundle fw-c uploaded" fleet_oc bundle upload images/fw-c.obundle
+mapfile -t fresh < <(jq -r '.nodes[] | select(.stage == 3) | .node' second.json)
+[ "${#fresh[@]}" -ge 7 ] || bail "too few nodes that never had fw-b: ${fresh[*]}"
+for n in "${fresh[@]:0:6}"; do fleet_oc node group "$n" g5 >/dev/null || fail "group $n"; done
+late=${fresh[6]}
+D=$((T / 2))
+fleet_oc rollout create --id fifth --bundle fw-c --target g5 --stages 50,100 --success-after 1 \
+        --report-deadline "${D}s" --max-failures 0 --auto-revert >create5.out 2>&1 ||
+        bail "create 5: $(cat create5.out)"
+rj fifth >fifth0.json
+mapfile -t canaries < <(jq -r '.nodes[] | select(.stage == 1) | .node' fifth0.json)
+dark=${canaries[0]}
+other=$([ "$(slot_of "$dark")" = A ] && echo B || echo A)
+echo "$other" >"$FLEET_DIR/nodes/$dark/dark-slot"
+note "canaries: ${canaries[*]}; $dark goes dark when it boots slot $other"
+# a node put in the group after the create joins at its next sync, in its hash's stage
+fleet_oc node group "$late" g5 >/dev/null || fail "group $late"
+joined() { rj fifth | jq -e --arg n "$late" '.nodes[] | select(.node == $n)' >/dev/null; }
+check "a node that joins the group later joins the rollout" wait_for "$T" joined
+rj fifth | jq -e --arg n "$late" '[.events[] | select(.event == "member joined" and (.detail | test($n)))] | length == 1' >/dev/null &&
+        pass "its joining is an event of the rollout" || fail "member joined event"
+check "fifth rollout started" fleet_oc rollout start fifth
+check "the silent canary halts the rollout (report deadline ${D}s)" wait_for $((T * 4)) state_is fifth halted
+rj fifth >fifth.json
+jq -e --arg n "$dark" '(.nodes[] | select(.node == $n) | .state == "overdue") and .counts.failures == 1' fifth.json >/dev/null &&
+        pass "$dark is overdue, the only failure: $(jq -r --arg n "$dark" '.nodes[] | select(.node == $n) | .reason' fifth.json)" ||
+        fail "dark canary state" "$(jq -c '[.nodes[] | {node, state, reason}]' fifth.json)"
+jq -e '(.reason | test("auto-revert")) and ([.events[] | select(.event == "auto-revert")] | length == 1)' fifth.json >/dev/null &&
+        pass "the status says so: $(jq -r .reason fifth.json)" || fail "auto-revert reason" "$(jq -c '{reason}' fifth.json)"
+# every member that committed fw-c is told to roll back, and goes back to its old slot
+reverted() {
+        rj fifth >fifth2.json
+        # the dark canary stays overdue: it never hears its rollback
+        jq -e '[.nodes[] | select(.state == "committed" or .state == "installing" or .state == "told")] | length == 0' fifth2.json >/dev/null
+}
+check "the nodes that got fw-c roll back" wait_for $((T * 4)) reverted
+back=0
+for n in $(jq -r '.nodes[] | select(.state == "rolled-back") | .node' fifth2.json); do
+        [ "$(fleet_oc command list "$n" --json | jq '[.[] | select(.action == "update.rollback")] | length')" -ge 1 ] && back=$((back + 1))
+done
+[ "$back" -ge 1 ] && pass "$back nodes were told update.rollback by the auto-revert" || fail "auto-revert rollbacks" "$(jq -c '[.nodes[] | {node, state}]' fifth2.json)"
+stage2_told=0
+for n in $(jq -r '.nodes[] | select(.stage == 2) | .node' fifth2.json); do
+        [ "$(installs_of "$n" fw-c)" = 0 ] || stage2_told=$((stage2_told + 1))
+done
+[ $stage2_told = 0 ] && pass "no node of stage 2 was told to install fw-c" || fail "stage 2 told" "$stage2_told"
 
 has_sanitizer_report "$FLEET_DIR/controller.log" && fail "sanitizer report in the controller log"
 for n in "${NODES[@]}"; do

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "api.h"
+#include "metrics.h"
 
 #define BOOT "0123456789abcdef0123456789abcdef"
 
@@ -47,7 +48,7 @@ static void test_routes(void **state) {
         assert_int_equal(api_route_match("GET", "/v1/nodes/a/other", &m), -ENOENT);
         assert_int_equal(api_route_match("GET", "/v1/nodes/a/records/x", &m), -ENOENT);
         assert_int_equal(api_route_match("GET", "/v2/nodes", &m), -ENOENT);
-        assert_int_equal(api_route_match("GET", "/", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/index.html", &m), -ENOENT); /* "/" is the dashboard */
         assert_int_equal(api_route_match("GET", "/v1//nodes", &m), -ENOENT);
         assert_int_equal(api_route_match("GET", "/v1/nodes/..", &m), -EINVAL);
         assert_int_equal(api_route_match("GET", "/v1/nodes/-x", &m), -EINVAL);
@@ -387,9 +388,92 @@ static void test_rollout_routes(void **state) {
         }
 }
 
+static void test_ops_routes_and_roles(void **state) {
+        struct api_match m;
+        assert_int_equal(api_route_match("GET", "/metrics", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_METRICS);
+        assert_int_equal(api_route_match("POST", "/metrics", &m), -EOPNOTSUPP);
+        assert_int_equal(api_route_match("GET", "/v1/whoami", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_WHOAMI);
+        assert_int_equal(api_route_match("GET", "/", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_WEB);
+        assert_string_equal(m.id, "index.html");
+        assert_int_equal(api_route_match("GET", "/ui/app.js", &m), 0);
+        assert_string_equal(m.id, "app.js");
+        assert_int_equal(api_route_match("POST", "/ui/app.js", &m), -EOPNOTSUPP);
+        /* nothing outside the web directory, nothing hidden, no subdirectory */
+        assert_int_equal(api_route_match("GET", "/ui/../store.c", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/ui/.htaccess", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/ui/a/b.js", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/ui/a..js", &m), -ENOENT);
+        assert_int_equal(api_route_match("GET", "/ui/App.js", &m), -ENOENT);
+        /* roles: a viewer reads, an operator does everything, the web files are open */
+        assert_true(api_role_allows(API_ROLE_VIEWER, API_ROUTE_ROLLOUT, "GET"));
+        assert_true(api_role_allows(API_ROLE_VIEWER, API_ROUTE_METRICS, "GET"));
+        assert_false(api_role_allows(API_ROLE_VIEWER, API_ROUTE_ROLLOUT_VERB, "POST"));
+        assert_false(api_role_allows(API_ROLE_VIEWER, API_ROUTE_NODE_COMMANDS, "POST"));
+        assert_false(api_role_allows(API_ROLE_VIEWER, API_ROUTE_NODE_CONTACT_PLAN, "PUT"));
+        assert_false(api_role_allows(API_ROLE_VIEWER, API_ROUTE_NODE_GROUPS, "DELETE"));
+        assert_true(api_role_allows(API_ROLE_OPERATOR, API_ROUTE_ROLLOUT_VERB, "POST"));
+        assert_true(api_role_allows(API_ROLE_NONE, API_ROUTE_WEB, "GET"));
+        assert_false(api_role_allows(API_ROLE_NONE, API_ROUTE_NODES, "GET"));
+}
+
+static void test_metrics_render(void **state) {
+        json_t *snap = json_loads(
+                "{\"now\":1000,\"poll_interval\":60,"
+                "\"nodes\":[{\"id\":\"a\",\"last_sync\":990,\"syncs\":5,\"passes\":2,"
+                "\"health\":{\"level\":\"hot\",\"metrics\":{\"zone.cpu\\\"x.temp_c\":"
+                "{\"last\":71.5},\"battery.capacity_percent\":{\"last\":40}}}},"
+                "{\"id\":\"b\",\"last_sync\":100,\"syncs\":1,\"passes\":1,\"health\":null},"
+                "{\"id\":\"c\",\"last_sync\":null,\"syncs\":0,\"passes\":0,\"health\":null}],"
+                "\"records\":{\"health.report\":7},\"record_lag\":{\"health.report\":"
+                "{\"mean\":2.5,\"max\":9,\"n\":7}},\"commands\":{\"done\":3},"
+                "\"rollouts\":[{\"id\":\"r\",\"state\":\"halted\",\"current_stage\":2,"
+                "\"nodes\":{\"overdue\":1}}]}",
+                0, NULL);
+        assert_non_null(snap);
+        struct metrics_counters c = {.sync_requests = 12, .sync_bytes_received = 3400,
+                                     .sync_bytes_sent = 560};
+        char *text = NULL;
+        assert_int_equal(metrics_render(snap, &c, &text), 0);
+        const char *want[] = {
+                "# TYPE orbit_nodes gauge\n",
+                "orbit_nodes{state=\"online\"} 1\n",
+                "orbit_nodes{state=\"silent\"} 1\n",
+                "orbit_nodes{state=\"never\"} 1\n",
+                "orbit_node_last_seen_age_seconds{node=\"a\"} 10\n",
+                "# TYPE orbit_controller_syncs_total counter\n",
+                "orbit_controller_syncs_total 12\n",
+                "orbit_controller_sync_received_bytes_total 3400\n",
+                "orbit_records{kind=\"health.report\"} 7\n",
+                "orbit_record_lag_seconds_max{kind=\"health.report\"} 9\n",
+                "orbit_commands{state=\"done\"} 3\n",
+                "orbit_rollouts{state=\"halted\"} 1\n",
+                "orbit_rollouts{state=\"running\"} 0\n",
+                "orbit_rollout_stage{rollout=\"r\",state=\"halted\"} 2\n",
+                "orbit_rollout_nodes{rollout=\"r\",state=\"overdue\"} 1\n",
+                /* a label value from the node is escaped */
+                "orbit_node_temperature_celsius{node=\"a\",sensor=\"zone.cpu\\\"x\"} 71.5\n",
+                "orbit_node_battery_capacity_percent{node=\"a\"} 40\n",
+                "orbit_node_health_level{node=\"a\"} 2\n",
+        };
+        for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+                if (!strstr(text, want[i]))
+                        fail_msg("missing: %s\nin:\n%s", want[i], text);
+        /* no last-seen age for a node that never synced */
+        assert_null(strstr(text, "orbit_node_last_seen_age_seconds{node=\"c\"}"));
+        free(text);
+        json_decref(snap);
+        assert_int_equal(metrics_level_value("critical"), 3);
+        assert_int_equal(metrics_level_value("bogus"), -1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_routes),
+                cmocka_unit_test(test_ops_routes_and_roles),
+                cmocka_unit_test(test_metrics_render),
                 cmocka_unit_test(test_rollout_routes),
                 cmocka_unit_test(test_sync_good),
                 cmocka_unit_test(test_sync_strict),

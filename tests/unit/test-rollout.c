@@ -239,39 +239,125 @@ static void test_threshold(void **state) {
 }
 
 static void test_stage_decide(void **state) {
-        struct rollout_gate two = {ROLLOUT_GATE_CONTACTS, 2}, none = {ROLLOUT_GATE_CONTACTS, 0};
+        struct rollout_options o = {.success_after = {ROLLOUT_GATE_CONTACTS, 2}};
         struct rollout_member m[] = {
-                {.stage = 0, .state = ROLLOUT_NODE_COMMITTED, .contacts_since_commit = 5},
-                {.stage = 1, .state = ROLLOUT_NODE_COMMITTED, .contacts_since_commit = 1},
+                {.stage = 0, .state = ROLLOUT_NODE_COMMITTED, .passes_since_commit = 5},
+                {.stage = 1, .state = ROLLOUT_NODE_COMMITTED, .passes_since_commit = 1},
                 {.stage = 1, .state = ROLLOUT_NODE_INSTALLING},
                 {.stage = 2, .state = ROLLOUT_NODE_PENDING},
         };
-        assert_int_equal(rollout_stage_decide(m, 4, 0, &two, &none, 0, 0, 100), ROLLOUT_STAGE_ADVANCE);
-        assert_int_equal(rollout_stage_decide(m, 4, 1, &two, &none, 0, 0, 100), ROLLOUT_STAGE_WAIT);
+        assert_int_equal(rollout_stage_decide(m, 4, 0, &o, 0, 100), ROLLOUT_STAGE_ADVANCE);
+        assert_int_equal(rollout_stage_decide(m, 4, 1, &o, 0, 100), ROLLOUT_STAGE_WAIT);
         m[2].state = ROLLOUT_NODE_COMMITTED;
-        m[2].contacts_since_commit = 3;
-        /* m[1] has not held for two contacts yet */
-        assert_int_equal(rollout_stage_decide(m, 4, 1, &two, &none, 0, 0, 100), ROLLOUT_STAGE_WAIT);
-        m[1].contacts_since_commit = 2;
-        assert_int_equal(rollout_stage_decide(m, 4, 1, &two, &none, 0, 0, 100), ROLLOUT_STAGE_ADVANCE);
-        /* a tolerated failure does not hold the stage up */
+        m[2].passes_since_commit = 3;
+        /* m[1] has not held for two of its passes yet */
+        assert_int_equal(rollout_stage_decide(m, 4, 1, &o, 0, 100), ROLLOUT_STAGE_WAIT);
+        m[1].passes_since_commit = 2;
+        assert_int_equal(rollout_stage_decide(m, 4, 1, &o, 0, 100), ROLLOUT_STAGE_ADVANCE);
+        /* min healthy time: passes are not enough before the wall clock says so */
+        o.min_healthy_time = 600;
+        m[1].committed_time = m[2].committed_time = 0;
+        assert_int_equal(rollout_stage_decide(m, 4, 1, &o, 0, 599), ROLLOUT_STAGE_WAIT);
+        assert_int_equal(rollout_stage_decide(m, 4, 1, &o, 0, 600), ROLLOUT_STAGE_ADVANCE);
+        o.min_healthy_time = 0;
+        /* a tolerated failure does not hold the stage up, nor does an overdue node */
         m[1].state = ROLLOUT_NODE_ROLLED_BACK;
-        assert_int_equal(rollout_stage_decide(m, 4, 1, &two, &none, 0, 0, 100), ROLLOUT_STAGE_ADVANCE);
+        assert_int_equal(rollout_stage_decide(m, 4, 1, &o, 0, 100), ROLLOUT_STAGE_ADVANCE);
+        m[1].state = ROLLOUT_NODE_OVERDUE;
+        assert_int_equal(rollout_stage_decide(m, 4, 1, &o, 0, 100), ROLLOUT_STAGE_ADVANCE);
         /* an empty stage passes at once */
-        assert_int_equal(rollout_stage_decide(m, 4, 3, &two, &none, 0, 0, 100), ROLLOUT_STAGE_ADVANCE);
+        assert_int_equal(rollout_stage_decide(m, 4, 3, &o, 0, 100), ROLLOUT_STAGE_ADVANCE);
         /* duration gate */
-        struct rollout_gate min = {ROLLOUT_GATE_SECONDS, 60};
+        struct rollout_options od = {.success_after = {ROLLOUT_GATE_SECONDS, 60}};
         struct rollout_member d = {.stage = 0, .state = ROLLOUT_NODE_COMMITTED, .committed_time = 1000};
-        assert_false(rollout_member_held(&d, &min, 1059));
-        assert_true(rollout_member_held(&d, &min, 1060));
-        assert_int_equal(rollout_stage_decide(&d, 1, 0, &min, &none, 0, 0, 1059), ROLLOUT_STAGE_WAIT);
-        /* stage timeouts, in contacts or time */
-        struct rollout_gate c10 = {ROLLOUT_GATE_CONTACTS, 10}, t300 = {ROLLOUT_GATE_SECONDS, 300};
-        assert_int_equal(rollout_stage_decide(m, 4, 2, &two, &c10, 0, 9, 100), ROLLOUT_STAGE_WAIT);
-        assert_int_equal(rollout_stage_decide(m, 4, 2, &two, &c10, 0, 10, 100), ROLLOUT_STAGE_TIMEOUT);
-        assert_int_equal(rollout_stage_decide(m, 4, 2, &two, &t300, 1000, 0, 1299), ROLLOUT_STAGE_WAIT);
-        assert_int_equal(rollout_stage_decide(m, 4, 2, &two, &t300, 1000, 0, 1300),
-                         ROLLOUT_STAGE_TIMEOUT);
+        assert_false(rollout_member_held(&d, &od, 1059));
+        assert_true(rollout_member_held(&d, &od, 1060));
+        assert_int_equal(rollout_stage_decide(&d, 1, 0, &od, 0, 1059), ROLLOUT_STAGE_WAIT);
+        /* stage timeouts: passes of every member still on its way since it was told, or time */
+        struct rollout_member w[] = {
+                {.stage = 0, .state = ROLLOUT_NODE_TOLD, .passes_since_told = 3},
+                {.stage = 0, .state = ROLLOUT_NODE_INSTALLING, .passes_since_told = 1},
+        };
+        o.stage_timeout = (struct rollout_gate){ROLLOUT_GATE_CONTACTS, 3};
+        assert_int_equal(rollout_stage_decide(w, 2, 0, &o, 0, 100), ROLLOUT_STAGE_WAIT);
+        w[1].passes_since_told = 3;
+        assert_int_equal(rollout_stage_decide(w, 2, 0, &o, 0, 100), ROLLOUT_STAGE_TIMEOUT);
+        /* a member never told has made no pass of the stage: only a duration ends it */
+        w[1].state = ROLLOUT_NODE_PENDING;
+        assert_int_equal(rollout_stage_decide(w, 2, 0, &o, 0, 100), ROLLOUT_STAGE_WAIT);
+        o.stage_timeout = (struct rollout_gate){ROLLOUT_GATE_SECONDS, 300};
+        assert_int_equal(rollout_stage_decide(w, 2, 0, &o, 1000, 1299), ROLLOUT_STAGE_WAIT);
+        assert_int_equal(rollout_stage_decide(w, 2, 0, &o, 1000, 1300), ROLLOUT_STAGE_TIMEOUT);
+}
+
+static void test_passes(void **state) {
+        /* without a plan: syncs at most gap apart are one pass */
+        assert_true(rollout_pass_is_new(0, 1000, 300, NULL, 0)); /* first sync ever */
+        assert_false(rollout_pass_is_new(1000, 1060, 300, NULL, 0));
+        assert_false(rollout_pass_is_new(1000, 1300, 300, NULL, 0));
+        assert_true(rollout_pass_is_new(1000, 1301, 300, NULL, 0));
+        assert_true(rollout_pass_is_new(1000, 1001, 0, NULL, 0)); /* gap 0: every sync */
+        /* with a plan: one window is one pass, however far apart its syncs */
+        struct rollout_window w[] = {{1000, 2000}, {2100, 2200}};
+        assert_false(rollout_pass_is_new(1001, 1999, 300, w, 2));
+        assert_true(rollout_pass_is_new(1990, 2110, 300, w, 2)); /* the next window */
+        assert_true(rollout_pass_is_new(1990, 2050, 300, w, 2)); /* outside any window */
+        assert_false(rollout_pass_is_new(3000, 3100, 300, w, 2)); /* both outside: the gap */
+}
+
+static void test_overdue(void **state) {
+        struct rollout_options o = {.report_deadline = {ROLLOUT_GATE_CONTACTS, 2}};
+        struct rollout_member m = {.state = ROLLOUT_NODE_TOLD, .last_heard = 100, .passes_unheard = 1};
+        assert_false(rollout_member_overdue(&m, &o, 10000));
+        m.passes_unheard = 2;
+        assert_true(rollout_member_overdue(&m, &o, 101));
+        m.state = ROLLOUT_NODE_COMMITTED; /* heard: committed */
+        assert_false(rollout_member_overdue(&m, &o, 101));
+        m.state = ROLLOUT_NODE_INSTALLING;
+        o.report_deadline = (struct rollout_gate){ROLLOUT_GATE_SECONDS, 3600};
+        assert_false(rollout_member_overdue(&m, &o, 3699));
+        assert_true(rollout_member_overdue(&m, &o, 3700));
+        o.report_deadline.value = 0; /* none */
+        assert_false(rollout_member_overdue(&m, &o, 1000000));
+        /* overdue counts as a failure, is not final: a report moves it on */
+        assert_true(rollout_node_state_is_failure(ROLLOUT_NODE_OVERDUE));
+        assert_false(rollout_node_state_is_final(ROLLOUT_NODE_OVERDUE));
+        assert_int_equal(rollout_node_after_update(ROLLOUT_NODE_OVERDUE, "update.committed"),
+                         ROLLOUT_NODE_COMMITTED);
+        assert_int_equal(rollout_node_after_install_result(ROLLOUT_NODE_OVERDUE, "rejected"),
+                         ROLLOUT_NODE_FAILED);
+        assert_true(rollout_member_needs_rollback(ROLLOUT_NODE_OVERDUE));
+        /* the request */
+        struct rollout_options r;
+        char *msg = NULL;
+        const char *req = "{\"bundle_id\":\"b\",\"report_deadline\":\"3\","
+                          "\"min_healthy_time\":\"10m\",\"auto_revert\":true}";
+        assert_int_equal(rollout_request_parse(req, strlen(req), &r, &msg), 0);
+        assert_int_equal(r.report_deadline.kind, ROLLOUT_GATE_CONTACTS);
+        assert_int_equal(r.report_deadline.value, 3);
+        assert_int_equal(r.min_healthy_time, 600);
+        assert_true(r.auto_revert);
+        const char *bad = "{\"bundle_id\":\"b\",\"min_healthy_time\":\"3\",\"auto_revert\":1}";
+        assert_int_equal(rollout_request_parse(bad, strlen(bad), &r, &msg), -EINVAL);
+        assert_non_null(strstr(msg, "min_healthy_time"));
+        assert_non_null(strstr(msg, "auto_revert"));
+        free(msg);
+}
+
+static void test_revert_allowed(void **state) {
+        char why[256] = "";
+        assert_true(rollout_revert_allowed(NULL, why, sizeof(why))); /* nothing known */
+        json_t *u = json_loads("{\"booted_slot\":\"B\",\"min_security_version\":5,"
+                               "\"rootfs_slots\":{\"A\":{\"security_version\":4},"
+                               "\"B\":{\"security_version\":5}}}", 0, NULL);
+        assert_non_null(u);
+        assert_false(rollout_revert_allowed(u, why, sizeof(why)));
+        assert_non_null(strstr(why, "security_version 4"));
+        assert_non_null(strstr(why, "floor 5"));
+        json_object_set_new(json_object_get(json_object_get(u, "rootfs_slots"), "A"),
+                            "security_version", json_integer(5));
+        assert_true(rollout_revert_allowed(u, why, sizeof(why)));
+        json_decref(u);
 }
 
 static void test_tell_and_rollback(void **state) {
@@ -320,6 +406,9 @@ int main(void) {
                 cmocka_unit_test(test_node_states),
                 cmocka_unit_test(test_threshold),
                 cmocka_unit_test(test_stage_decide),
+                cmocka_unit_test(test_passes),
+                cmocka_unit_test(test_overdue),
+                cmocka_unit_test(test_revert_allowed),
                 cmocka_unit_test(test_tell_and_rollback),
                 cmocka_unit_test(test_verbs),
         };

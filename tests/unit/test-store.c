@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "test-util.h"
 
@@ -345,9 +346,10 @@ static void test_refuses_newer_schema(void **state) {
 
 /* ---- rollouts ---------------------------------------------------------------------- */
 
-/* A sync of NODE with records "seq|kind|body;..." (may be ""), returning the commands. */
-static json_t *node_sync(struct store *s, const char *node, int64_t last_seq, const char *records,
-                         int64_t now) {
+/* A sync of NODE with records "seq|kind|body;..." (may be "") and a status document (may
+ * be NULL), answering at most max commands, returning them. */
+static json_t *node_sync_full(struct store *s, const char *node, int64_t last_seq,
+                              const char *records, const char *status, size_t max, int64_t now) {
         char recs[8192] = "";
         size_t used = 0;
         char *copy = strdup(records), *save = NULL;
@@ -368,17 +370,23 @@ static json_t *node_sync(struct store *s, const char *node, int64_t last_seq, co
         char *text;
         assert_true(asprintf(&text,
                              "{\"format\":1,\"node\":\"%s\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
-                             "\",\"last_command_seq\":%lld,\"records\":[%s]}",
-                             node, (long long) last_seq, recs) > 0);
+                             "\",\"last_command_seq\":%lld,\"records\":[%s]%s%s}",
+                             node, (long long) last_seq, recs, status ? ",\"status\":" : "",
+                             status ? status : "") > 0);
         struct sync_request req;
         char *msg = NULL;
         if (sync_request_parse(text, strlen(text), node, &req, &msg) < 0)
                 fail_msg("%s", msg);
         free(text);
         json_t *cmds = NULL;
-        assert_int_equal(store_sync(s, &req, now, 32, &cmds, NULL), 0);
+        assert_int_equal(store_sync(s, &req, now, max, &cmds, NULL), 0);
         sync_request_done(&req);
         return cmds;
+}
+
+static json_t *node_sync(struct store *s, const char *node, int64_t last_seq, const char *records,
+                         int64_t now) {
+        return node_sync_full(s, node, last_seq, records, NULL, 32, now);
 }
 
 /* The action of the only command in a sync answer, or "" for none. */
@@ -404,13 +412,188 @@ static json_t *rollout_node(json_t *r, const char *node) {
         return NULL;
 }
 
-static const char *node_state_in(struct store *s, const char *rollout, const char *node,
-                                 char *buf, size_t size) {
+static const char *node_state_at(struct store *s, const char *rollout, const char *node,
+                                 int64_t now, char *buf, size_t size) {
         json_t *r = NULL;
-        assert_int_equal(store_rollout_show(s, rollout, 1000, &r), 0);
+        assert_int_equal(store_rollout_show(s, rollout, now, &r), 0);
         snprintf(buf, size, "%s", json_string_value(json_object_get(rollout_node(r, node), "state")));
         json_decref(r);
         return buf;
+}
+
+static const char *node_state_in(struct store *s, const char *rollout, const char *node,
+                                 char *buf, size_t size) {
+        return node_state_at(s, rollout, node, 1000, buf, size);
+}
+
+static json_int_t rollout_node_int(struct store *s, const char *rollout, const char *node,
+                                   const char *key, int64_t now) {
+        json_t *r = NULL;
+        assert_int_equal(store_rollout_show(s, rollout, now, &r), 0);
+        json_int_t v = json_integer_value(json_object_get(rollout_node(r, node), key));
+        json_decref(r);
+        return v;
+}
+
+static json_t *rollout_make(struct store *s, const char *req, int64_t now) {
+        struct rollout_options o;
+        char *msg = NULL;
+        if (rollout_request_parse(req, strlen(req), &o, &msg) < 0)
+                fail_msg("%s", msg);
+        json_t *r = NULL;
+        if (store_rollout_create(s, &o, now, &r, &msg) < 0)
+                fail_msg("%s", msg);
+        return r;
+}
+
+/* Soak is counted in the node's own passes: its syncs in one pass, or other nodes' syncs,
+ * move nothing. */
+static void test_rollout_passes(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        int calls = 0;
+        char buf[64], *msg = NULL;
+        store_set_command_signer(s, fake_sign, &calls);
+        store_set_pass_gap(s, 300);
+        json_decref(node_sync(s, "a1", 0, "", 100));
+        json_decref(node_sync(s, "a2", 0, "", 100));
+        struct store_bundle b = {.id = "b1", .version = "2.0.0", .size = 10, .sha256 = "ab"};
+        assert_int_equal(store_bundle_add(s, &b, "signer", true, 100), 0);
+        json_decref(rollout_make(s, "{\"id\":\"p\",\"bundle_id\":\"b1\",\"stages\":[100],"
+                                    "\"success_after\":2,\"min_healthy_time\":\"20m\"}", 101));
+        assert_int_equal(store_rollout_verb(s, "p", "start", 102, NULL, &msg), 0);
+        json_t *c = node_sync(s, "a1", 0, "", 1000); /* a new pass (900 s after the last) */
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "update.install");
+        json_decref(c);
+        json_decref(node_sync(s, "a1", 1, "1|update.committed|{\"bundle_id\":\"b1\"}", 1010));
+        /* a1 syncing in a loop inside its pass, and a2 syncing across many passes of its own */
+        for (int64_t t = 1020; t <= 1300; t += 10)
+                json_decref(node_sync(s, "a1", 1, "", t));
+        for (int64_t t = 1000; t <= 5000; t += 400)
+                json_decref(node_sync(s, "a2", 0, "", t));
+        assert_int_equal(rollout_node_int(s, "p", "a1", "passes_since_commit", 5000), 0);
+        /* a1's own passes: two after the commit's */
+        json_decref(node_sync(s, "a1", 1, "", 1700));
+        assert_int_equal(rollout_node_int(s, "p", "a1", "passes_since_commit", 1700), 1);
+        json_decref(node_sync(s, "a1", 1, "", 2100));
+        assert_int_equal(rollout_node_int(s, "p", "a1", "passes_since_commit", 2100), 2);
+        /* held by its passes, but the wall clock (20 min after the commit at 1010) too */
+        json_t *r = NULL;
+        assert_int_equal(store_rollout_show(s, "p", 2200, &r), 0);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(
+                                 json_object_get(r, "stage_progress"), 0), "held")), 0);
+        json_decref(r);
+        assert_int_equal(store_rollout_show(s, "p", 2210, &r), 0);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(
+                                 json_object_get(r, "stage_progress"), 0), "held")), 1);
+        json_decref(r);
+        assert_string_equal(node_state_at(s, "p", "a2", 2210, buf, sizeof(buf)), "told");
+        store_close(s);
+}
+
+/* A silent canary (its plan's windows pass with no word) is overdue: a failure; the halt
+ * with auto-revert cancels unsent installs and tells committed nodes to roll back, within
+ * the anti-rollback floor; a node that joins the group later joins the rollout. */
+static void test_rollout_deadline_and_auto_revert(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        int calls = 0;
+        char buf[64], *msg = NULL;
+        store_set_command_signer(s, fake_sign, &calls);
+        const char *nodes[] = {"c1", "c2", "c3", "c4"};
+        for (size_t i = 0; i < 4; i++) {
+                json_decref(node_sync(s, nodes[i], 0, "", 100));
+                assert_int_equal(store_node_group_add(s, nodes[i], "g", 100), 0);
+        }
+        struct store_bundle b = {.id = "b1", .version = "2.0.0", .size = 10, .sha256 = "ab"};
+        assert_int_equal(store_bundle_add(s, &b, "signer", true, 100), 0);
+        json_decref(rollout_make(s, "{\"id\":\"d\",\"bundle_id\":\"b1\",\"target\":\"g\","
+                                    "\"stages\":[100],\"success_after\":5,\"report_deadline\":2,"
+                                    "\"max_failures\":0,\"auto_revert\":true}", 101));
+        assert_int_equal(store_rollout_verb(s, "d", "start", 102, NULL, &msg), 0);
+        /* c2 has a plan: windows at 1100, 1300, 1500 */
+        json_t *plan = json_loads("{\"windows\":[{\"start\":1100,\"end\":1200},"
+                                  "{\"start\":1300,\"end\":1400},{\"start\":1500,\"end\":1600}]}",
+                                  0, NULL);
+        assert_int_equal(store_contact_plan_set(s, "c2", plan, 102), 0);
+        json_decref(plan);
+        for (size_t i = 0; i < 4; i++) {
+                json_t *c = node_sync_full(s, nodes[i], 0, "", NULL, !strcmp(nodes[i], "c3") ? 0 : 32,
+                                           1000);
+                assert_string_equal(only_action(c, buf, sizeof(buf)),
+                                    !strcmp(nodes[i], "c3") ? "" : "update.install");
+                json_decref(c);
+        }
+        /* c1 and c4 commit; c4 says its other slot is below its anti-rollback floor */
+        json_decref(node_sync(s, "c1", 1, "1|update.committed|{\"bundle_id\":\"b1\"}", 1010));
+        json_decref(node_sync_full(s, "c4", 1, "1|update.committed|{\"bundle_id\":\"b1\"}",
+                                   "{\"subsystems\":{\"update\":{\"booted_slot\":\"B\","
+                                   "\"min_security_version\":5,\"rootfs_slots\":{\"A\":"
+                                   "{\"security_version\":4},\"B\":{\"security_version\":5}}}}}",
+                                   32, 1010));
+        /* a node put in the group after the create joins at its sync, and is told */
+        json_decref(node_sync(s, "c5", 0, "", 1020));
+        assert_int_equal(store_node_group_add(s, "c5", "g", 1020), 0);
+        json_t *c = node_sync(s, "c5", 0, "", 1030);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "update.install");
+        json_decref(c);
+        json_t *r = NULL;
+        assert_int_equal(store_rollout_show(s, "d", 1030, &r), 0);
+        assert_string_equal(json_string_value(json_object_get(rollout_node(r, "c5"), "reason")),
+                            "joined late");
+        assert_int_equal(json_integer_value(json_object_get(rollout_node(r, "c5"), "stage")), 1);
+        json_decref(r);
+        /* one window of c2 passed without a word: not yet; two: overdue, a failure: halted */
+        assert_int_equal(store_rollouts_tick(s, 1250), 0);
+        assert_string_equal(node_state_at(s, "d", "c2", 1250, buf, sizeof(buf)), "told");
+        assert_int_equal(store_rollouts_tick(s, 1450), 0);
+        assert_int_equal(store_rollout_show(s, "d", 1450, &r), 0);
+        assert_string_equal(json_string_value(json_object_get(rollout_node(r, "c2"), "state")),
+                            "overdue");
+        assert_string_equal(json_string_value(json_object_get(r, "state")), "halted");
+        assert_non_null(strstr(json_string_value(json_object_get(r, "reason")), "auto-revert"));
+        /* c3's install never went out: cancelled, c3 back to pending */
+        assert_string_equal(json_string_value(json_object_get(rollout_node(r, "c3"), "state")),
+                            "pending");
+        json_decref(r);
+        json_t *cmds = NULL;
+        assert_int_equal(store_commands_list(s, "c3", &cmds), 0);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(cmds, 0), "state")),
+                            "cancelled");
+        json_decref(cmds);
+        c = node_sync(s, "c3", 0, "", 1460);
+        assert_int_equal(json_array_size(c), 0);
+        json_decref(c);
+        /* the committed c1 is told to roll back, once; c4 is not (below its floor) */
+        c = node_sync(s, "c1", 1, "", 1460);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "update.rollback");
+        json_decref(c);
+        c = node_sync(s, "c1", 2, "", 1470);
+        assert_int_equal(json_array_size(c), 0);
+        json_decref(c);
+        c = node_sync(s, "c4", 1, "", 1460);
+        assert_int_equal(json_array_size(c), 0);
+        json_decref(c);
+        assert_int_equal(store_rollout_show(s, "d", 1470, &r), 0);
+        assert_non_null(strstr(json_string_value(json_object_get(rollout_node(r, "c4"), "reason")),
+                               "below the node's floor 5"));
+        json_decref(r);
+        /* the silent node that comes back and reports is told to roll back too */
+        json_decref(node_sync(s, "c2", 0, "1|update.committed|{\"bundle_id\":\"b1\"}", 1550));
+        c = node_sync(s, "c2", 1, "", 1560);
+        assert_string_equal(only_action(c, buf, sizeof(buf)), "update.rollback");
+        json_decref(c);
+        /* the metrics of it all */
+        json_t *snap = NULL;
+        assert_int_equal(store_metrics_collect(s, 1600, &snap), 0);
+        char *text = NULL;
+        struct metrics_counters counters = {};
+        assert_int_equal(metrics_render(snap, &counters, &text), 0);
+        assert_non_null(strstr(text, "orbit_rollouts{state=\"halted\"} 1\n"));
+        assert_non_null(strstr(text, "orbit_rollout_nodes{rollout=\"d\",state=\"overdue\"} 0\n"));
+        free(text);
+        json_decref(snap);
+        store_close(s);
 }
 
 static void test_rollouts(void **state) {
@@ -568,6 +751,35 @@ static void test_rollouts(void **state) {
         store_close(s);
 }
 
+/* What GET /metrics shows comes from here: nodes with their last health, records, lag,
+ * commands, rollouts. */
+static void test_metrics_collect(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        json_decref(node_sync(s, "m1", 0,
+                              "1|health.report|{\"level\":\"warm\",\"metrics\":{\"zone.cpu.temp_c\":"
+                              "{\"min\":40,\"max\":50,\"mean\":45,\"last\":48,\"n\":3}}}",
+                              100));
+        json_decref(node_sync(s, "m2", 0, "", 100));
+        json_t *m = NULL;
+        assert_int_equal(store_metrics_collect(s, 110, &m), 0);
+        json_t *nodes = json_object_get(m, "nodes");
+        assert_int_equal(json_array_size(nodes), 2);
+        json_t *m1 = json_array_get(nodes, 0);
+        assert_string_equal(json_string_value(json_object_get(m1, "id")), "m1");
+        assert_int_equal(json_integer_value(json_object_get(m1, "last_sync")), 100);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(m1, "health"), "level")),
+                            "warm");
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "records"),
+                                                            "health.report")), 1);
+        json_t *lag = json_object_get(json_object_get(m, "record_lag"), "health.report");
+        assert_non_null(lag);
+        /* created at time_usec 1 (1970), received at 100 */
+        assert_true(json_real_value(json_object_get(lag, "max")) > 99.0);
+        json_decref(m);
+        store_close(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_schema_and_records_once, setup, teardown),
@@ -577,6 +789,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_bundles_and_plans, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollouts, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rollout_passes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_metrics_collect, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rollout_deadline_and_auto_revert, setup,
+                                                teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
