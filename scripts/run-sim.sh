@@ -33,7 +33,8 @@ make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" orbit-agent orbitctl
 sim=${ORBIT_SIM_DIR:-$top/_build/sim-node}
 mkdir -p "$sim/etc/workloads.d" "$sim/state" "$sim/run"
 echo "BOOT_IMAGE=/vmlinuz root=/dev/sim orbit.slot=A" >"$sim/cmdline"
-sed "s|@SIMDIR@|$sim|g" examples/sim-node/agent.json.in >"$sim/etc/agent.json"
+sed -e "s|@SIMDIR@|$sim|g" -e "s|@SANDBOX_INIT@|$build/orbit-sandbox-init|g" \
+        examples/sim-node/agent.json.in >"$sim/etc/agent.json"
 cp examples/sim-node/workloads.d/*.json "$sim/etc/workloads.d/"
 # A fake board: one CPU thermal zone and a battery with a solar array.
 zone=$sim/sys/class/thermal/thermal_zone0

@@ -303,7 +303,7 @@ for d in /dev/vda /dev/sda /dev/nvme0n1 /dev/mmcblk0 /dev/loop0 /dev/loop-contro
 done
 if [ -n "$HOSTDEV" ]; then
         spec "$D/specs/devices.json" '{"name": "devices", "exec": ["/bin/sh", "-c", "( : < '"$HOSTDEV"' ) 2>/dev/null && echo OPENED-host-device || echo denied-host-device; echo x > /dev/null && echo null-ok; sleep 60"],
- "sandbox": {"namespaces": ["ipc", "uts", "net", "cgroup"]}}'
+ "privileged": true, "sandbox": {"namespaces": ["ipc", "uts", "net", "cgroup"]}}'
         ctl workload start "$D/specs/devices.json" >/dev/null
         if wait_for 10 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload logs devices 2>/dev/null | grep -q 'null-ok'"; then
                 logs=$(ctl workload logs devices)

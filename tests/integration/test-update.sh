@@ -435,7 +435,7 @@ elif [ "$(id -u)" -eq 0 ] && { [ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/
         bundle m1.obundle 1 "$K/signer.key" "$K/signer.pem" --image model:yolo=yolo-1.bin
         bundle m2.obundle 2 "$K/signer.key" "$K/signer.pem" --image model:yolo=yolo-2.bin
         mkdir -p "$N/etc/workloads.d" "$N/models/yolo"
-        sed -i "s|\"runtime\": {\"enabled\": false}|\"runtime\": {\"cgroup_parent\": \"$PARENT\", \"stop_workloads_on_exit\": true}|" "$N/agent.json"
+        sed -i "s|\"runtime\": {\"enabled\": false}|\"runtime\": {\"cgroup_parent\": \"$PARENT\", \"stop_workloads_on_exit\": true, \"sandbox_init\": \"$SANDBOX_INIT\"}|" "$N/agent.json"
         cat >"$N/etc/workloads.d/infer.json" <<JSON
 {"name": "infer", "priority": "critical", "exec": ["/bin/sh", "-c", "while :; do sleep 0.2; done"],
  "sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true},
