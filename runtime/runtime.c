@@ -231,13 +231,37 @@ static void workload_event(struct workload *w, int level, const char *fmt, ...) 
         workload_log_note(w->log, msg);
 }
 
+/* Reap a killed probe once it is gone: a probe in a frozen cgroup cannot die until the
+ * group thaws, and the loop must never wait for that. The source owns the pidfd. */
+static int on_probe_reaped(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void) revents;
+        (void) userdata;
+        siginfo_t si = {0};
+        if (waitid(P_PIDFD, (id_t) fd, &si, WEXITED | WNOHANG) == 0 && si.si_pid != 0)
+                sd_event_source_disable_unref(s);
+        return 0;
+}
+
 static void probe_reset(struct workload *w) {
         w->probe_timer = sd_event_source_disable_unref(w->probe_timer);
         w->probe_exit = sd_event_source_disable_unref(w->probe_exit);
         w->probe_deadline = sd_event_source_disable_unref(w->probe_deadline);
-        if (w->probe_pid > 0) {
+        if (w->probe_pid > 0 && w->probe_pidfd >= 0) {
+                (void) syscall(SYS_pidfd_send_signal, w->probe_pidfd, SIGKILL, NULL, 0);
+                siginfo_t si = {0};
+                if (waitid(P_PIDFD, (id_t) w->probe_pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0) {
+                        sd_event_source *reaper = NULL;
+                        if (sd_event_add_io(w->rt->event, &reaper, w->probe_pidfd, EPOLLIN, on_probe_reaped, NULL) >= 0 &&
+                            sd_event_source_set_io_fd_own(reaper, true) >= 0 &&
+                            sd_event_source_set_floating(reaper, true) >= 0) {
+                                sd_event_source_unref(reaper);
+                                w->probe_pidfd = -1; /* the reaper's now */
+                        } else
+                                sd_event_source_disable_unref(reaper);
+                }
+        } else if (w->probe_pid > 0) {
                 kill(w->probe_pid, SIGKILL);
-                (void) waitpid(w->probe_pid, NULL, 0);
+                (void) waitpid(w->probe_pid, NULL, WNOHANG);
         }
         if (w->probe_pidfd >= 0)
                 close(w->probe_pidfd);
@@ -441,6 +465,11 @@ static int on_probe_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         w->probe_timer = sd_event_source_disable_unref(w->probe_timer);
         if (!w->have_proc || w->state != WORKLOAD_RUNNING)
                 return 0;
+        if (w->rt->classes[w->spec.priority].frozen) {
+                /* Frozen by the thermal policy: not unhealthy, and a probe would freeze too. */
+                probe_schedule(w);
+                return 0;
+        }
         struct sandbox_params p = {
                 .spec = &w->spec,
                 .uid = w->uid,
@@ -1440,6 +1469,13 @@ int runtime_class_throttle(struct runtime *rt, enum workload_priority p, unsigne
 
 int runtime_class_freeze(struct runtime *rt, enum workload_priority p, bool frozen) {
         rt->classes[p].frozen = frozen;
+        if (frozen)
+                /* A probe in flight is called off, not counted, before its group freezes. */
+                for (struct workload *w = rt->workloads; w; w = w->next)
+                        if (w->spec.priority == p && w->probe_pid > 0) {
+                                probe_reset(w);
+                                probe_schedule(w);
+                        }
         int result = 0;
         for (struct workload *w = rt->workloads; w; w = w->next) {
                 if (w->spec.priority != p || !w->cg || !w->have_proc)

@@ -91,11 +91,16 @@ for w in spin:best-effort:'while :; do :; done' nap:normal:'while :; do sleep 0.
                 "$name" "$prio" "$cmd" "$BINDS" >"$D/etc/workloads.d/$name.json"
 done
 
+# A best-effort workload with a health probe: its probes must neither freeze the agent
+# nor count as failures while the thermal policy keeps its class frozen.
+printf '{"name": "probed", "priority": "best-effort", "exec": ["/bin/sh", "-c", "while :; do sleep 0.2; done"], "health_probe": {"exec": ["/bin/true"], "interval_sec": 1, "timeout_sec": 2, "failures": 2}, "sandbox": {%s}}\n' \
+        "$BINDS" >"$D/etc/workloads.d/probed.json"
+
 "$AGENT" --config "$D/etc/agent.json" >"$AGENT_LOG" 2>&1 &
 AGENT_PID=$!
 track_pid "$AGENT_PID"
 wait_for 20 ctl ping >/dev/null 2>&1 || bail "agent did not answer"
-check "three workloads run" wait_for 10 sh -c "[ \$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload list --json | jq '[.workloads[] | select(.state == \"running\")] | length') = 3 ]"
+check "four workloads run" wait_for 10 sh -c "[ \$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload list --json | jq '[.workloads[] | select(.state == \"running\")] | length') = 4 ]"
 check "nominal at 50 C" level_is nominal
 [ "$(quota spin)" = -1 ] || [ "$(quota spin)" = max ] && pass "no throttle at nominal" || fail "nominal quota" "$(quota spin)"
 
@@ -135,6 +140,13 @@ check "stopped workloads start again at hot" wait_for 10 sh -c "[ \"\$(\"$CTL_BI
 check "a best-effort workload restarted at hot starts frozen" wait_for 5 frozen spin
 check "then warm" wait_for 5 level_is warm
 check "best-effort thawed at warm" wait_for 5 sh -c "! { [ -d /sys/fs/cgroup/freezer/$PARENT ] && [ \"\$(cat /sys/fs/cgroup/freezer/$PARENT/spin/freezer.state)\" = FROZEN ]; }"
+probe_runs() { wstate probed .probe.runs; }
+probe_runs_past() { [ "$(probe_runs)" -gt "$1" ]; }
+runs=$(probe_runs)
+check "a probed best-effort workload is probed again once thawed (the agent never waited on a frozen probe)" \
+        wait_for 10 probe_runs_past "$runs"
+[ "$(wstate probed .probe.failed)" = 0 ] && pass "no probe failed while its class was frozen" \
+        || fail "probes while frozen" "$(ctl workload show probed --json | jq -c .probe)"
 check "then nominal" wait_for 5 level_is nominal
 [ "$(quota spin)" = -1 ] || [ "$(quota spin)" = max ] && pass "throttle lifted at nominal" || fail "nominal quota" "$(quota spin)"
 [ "$(quota nap)" = -1 ] || [ "$(quota nap)" = max ] && pass "normal unthrottled" || fail "normal quota" "$(quota nap)"
