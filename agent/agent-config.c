@@ -492,12 +492,9 @@ static int dispatch_nofile(struct json_ctx *ctx, json_t *v, void *dest, const st
 }
 
 static int dispatch_octal_umask(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
-        const char *t = json_is_string(v) ? json_string_value(v) : NULL;
-        char *end = NULL;
-        long m = t && *t ? strtol(t, &end, 8) : -1;
-        if (!t || !*t || *end || m < 0 || m > 0777 || strlen(t) > 4)
+        (void) f;
+        if (workload_parse_umask(json_is_string(v) ? json_string_value(v) : NULL, dest) < 0)
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an octal umask string such as \"0022\"");
-        *(unsigned *) dest = (unsigned) m;
         return 0;
 }
 

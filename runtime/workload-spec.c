@@ -395,11 +395,19 @@ static int dispatch_limit_count(struct json_ctx *ctx, json_t *v, void *dest, con
         return json_dispatch_int64(ctx, v, dest, f);
 }
 
-static int dispatch_umask(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
-        const char *t = json_is_string(v) ? json_string_value(v) : NULL;
+int workload_parse_umask(const char *text, unsigned *ret) {
         char *end = NULL;
-        long m = t && *t ? strtol(t, &end, 8) : -1;
-        if (!t || !*t || *end || m < 0 || m > 0777 || strlen(t) > 4)
+        long m = text && *text ? strtol(text, &end, 8) : -1;
+        if (!text || !*text || *end || m < 0 || m > 0777 || strlen(text) > 4)
+                return -EINVAL;
+        *ret = (unsigned) m;
+        return 0;
+}
+
+static int dispatch_umask(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        (void) f;
+        unsigned m;
+        if (workload_parse_umask(json_is_string(v) ? json_string_value(v) : NULL, &m) < 0)
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an octal umask string such as \"0022\"");
         *(int *) dest = (int) m;
         return 0;

@@ -195,6 +195,9 @@ bool workload_name_is_valid(const char *name);
 const char *workload_priority_to_string(enum workload_priority p);
 const char *workload_restart_to_string(enum workload_restart r);
 
+/* Pure: an octal umask string ("0022", "027") -> mode bits, at most 0777. -EINVAL. */
+int workload_parse_umask(const char *text, unsigned *ret);
+
 /* Pure: "64M", "1G", "512K", "100" (bytes) -> bytes. -EINVAL or -ERANGE. */
 int parse_size(const char *s, uint64_t *ret);
 
