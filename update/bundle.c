@@ -13,7 +13,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <mbedtls/sha256.h>
 
 #include "bundle.h"
 #include "message.h"
@@ -42,7 +41,7 @@ struct bundle {
         size_t image;        /* current image */
         bool member_open;    /* its tar header has been read and checked */
         uint64_t next_chunk; /* next chunk of the current image */
-        mbedtls_sha256_context image_hash;
+        struct sha256_ctx image_hash; /* live while member_open */
         uint8_t *chunk_buf;
         bool finished;
         int failed; /* the first error, sticky */
@@ -262,7 +261,8 @@ void bundle_close(struct bundle *b) {
                 archive_read_free(b->archive);
         if (b->own_fd && b->fd >= 0)
                 (void)close(b->fd);
-        mbedtls_sha256_free(&b->image_hash);
+        if (b->member_open)
+                sha256_discard(&b->image_hash);
         manifest_free(&b->manifest);
         free(b->manifest_text);
         free(b->read_buf);
@@ -279,7 +279,6 @@ static int bundle_start(int fd, const char *name, struct bundle **ret, char **re
         if (!b)
                 return -ENOMEM;
         b->fd = fd;
-        mbedtls_sha256_init(&b->image_hash);
         b->name = strdup(name);
         b->read_buf = malloc(BUNDLE_READ_BLOCK);
         b->archive = archive_read_new();
@@ -640,14 +639,14 @@ int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
 /* Finish the current image: its whole hash must match. */
 static int finish_image(struct bundle *b, const struct manifest_image *img, char **ret_reason) {
         uint8_t digest[SHA256_DIGEST_SIZE];
-        (void)mbedtls_sha256_finish_ret(&b->image_hash, digest);
+        sha256_final(&b->image_hash, digest);
+        b->member_open = false;
         if (memcmp(digest, img->sha256, SHA256_DIGEST_SIZE) != 0)
                 return message_set(ret_reason, -EBADMSG,
                                   "%s: image %zu (%s, %s): the whole-image SHA-256 does not match "
                                   "the manifest",
                                   b->name, b->image, img->slot_class, img->file);
         b->image++;
-        b->member_open = false;
         return 0;
 }
 
@@ -678,9 +677,9 @@ static int next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_rea
                         r = check_member(b, e, img->file, img->size, 0, ret_reason);
                         if (r < 0)
                                 return r;
+                        sha256_init(&b->image_hash);
                         b->member_open = true;
                         b->next_chunk = 0;
-                        (void)mbedtls_sha256_starts_ret(&b->image_hash, 0);
                 }
                 if (b->next_chunk >= img->n_chunks) {
                         /* only for empty images: chunks finish their image themselves */
@@ -701,7 +700,7 @@ static int next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_rea
                                 "-%" PRIu64 ") does not match its SHA-256 in the manifest",
                                 b->name, b->image, img->slot_class, img->file, index,
                                 index * img->chunk_size, index * img->chunk_size + len - 1);
-                (void)mbedtls_sha256_update_ret(&b->image_hash, b->chunk_buf, len);
+                sha256_update(&b->image_hash, b->chunk_buf, len);
                 b->next_chunk++;
                 *ret = (struct bundle_chunk){
                         .image = b->image,
@@ -841,9 +840,8 @@ int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_s
                 r = -ENOMEM;
                 goto fail;
         }
-        mbedtls_sha256_context whole;
-        mbedtls_sha256_init(&whole);
-        (void)mbedtls_sha256_starts_ret(&whole, 0);
+        struct sha256_ctx whole;
+        sha256_init(&whole);
         for (;;) {
                 ssize_t n = read_full(fd, buf, chunk_size);
                 if (n < 0) {
@@ -869,13 +867,12 @@ int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_s
                         capacity = c;
                 }
                 sha256_buffer(buf, (size_t)n, img.chunks[img.n_chunks++]);
-                (void)mbedtls_sha256_update_ret(&whole, buf, (size_t)n);
+                sha256_update(&whole, buf, (size_t)n);
                 img.size += (uint64_t)n;
                 if ((uint64_t)n < chunk_size)
                         break;
         }
-        (void)mbedtls_sha256_finish_ret(&whole, img.sha256);
-        mbedtls_sha256_free(&whole);
+        sha256_final(&whole, img.sha256);
         if (r < 0)
                 goto fail;
         *ret = img;
