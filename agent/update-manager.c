@@ -905,12 +905,16 @@ static struct install_request job_request(struct job *j, struct job_image *ji, s
                 .slot_fd = ji->slot_fd,
                 .active_fd = ji->index ? ji->active_fd : -1,
                 .active = ji->index,
-                .source = {.read = j->remote ? remote_source_read : bundle_source_read, .userdata = src},
+                .source = {.read = j->remote ? remote_source_read : bundle_source_read, .userdata = src,
+                           .concurrent = !j->remote}, /* pread: any number at once */
                 .done = ji->done,
                 .checkpoint = job_checkpoint,
                 .progress = job_progress,
                 .userdata = j,
                 .checkpoint_bytes = j->checkpoint_bytes,
+                .checkpoint_coalesce = true,
+                /* the local bundle's chunks, checked by install_verify_source just before */
+                .source_verified = j->verify_first && !j->remote,
                 .cancel = &j->m->cancel,
                 .drop_cache = true,
                 .slot_path = ji->slot_path,

@@ -14,6 +14,7 @@
 # orbit/RAUC and orbit/floor. Then `orbit-bundle create` and `verify` against `sha256sum`
 # of the same image (cache dropped before each, medians).
 #
+# KEEP=1 keeps the work directory (logs: agent.log, rauc.log) and prints its path.
 # Root (page cache, loop mount of RAUC's squashfs bundle). Packages: scripts/deps.sh bench
 # (rauc, squashfs-tools, dbus). BUILD: a configured build dir (default _build/plain).
 set -euo pipefail
@@ -34,7 +35,7 @@ BUS_PID= RAUC_PID= AGENT_PID=
 cleanup() {
         for p in $AGENT_PID $RAUC_PID $BUS_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
         umount -R "$D/rauc-mnt" 2>/dev/null || true
-        rm -rf "$D"
+        if [ -n "${KEEP:-}" ]; then echo "update-vs-rauc: kept $D"; else rm -rf "$D"; fi
 }
 trap cleanup EXIT
 
