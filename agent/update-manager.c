@@ -116,7 +116,7 @@ struct update_manager {
         struct job *job;
         pthread_t thread;
         bool worker_running;
-        volatile int cancel;
+        atomic_int cancel; /* set on the loop, seen by the worker, its threads, its transfers */
         int efd;
         sd_event_source *efd_source;
         pthread_mutex_t lock; /* guards progress */
@@ -591,7 +591,16 @@ struct fetch {
         bool overflow;
         char etag[160];
         uint64_t total;
+        const atomic_int *cancel;
 };
+
+/* Called by libcurl during a transfer (also while it waits for bytes, about once a
+ * second): a cancel stops the transfer there, not after it. */
+static int fetch_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                          curl_off_t ulnow) {
+        const struct fetch *f = userdata;
+        return atomic_load_explicit(f->cancel, memory_order_relaxed) ? 1 : 0;
+}
 
 static size_t fetch_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         struct fetch *f = userdata;
@@ -638,9 +647,10 @@ static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, si
         for (unsigned attempt = 0; attempt < FETCH_ATTEMPTS; attempt++) {
                 if (j->m->cancel)
                         return -ECANCELED;
-                if (attempt > 0)
-                        sleep(1u << (attempt - 1));
-                struct fetch f = {.out = out, .want = len};
+                /* the pause before a retry, cut short by a cancel */
+                for (unsigned ms = 0; attempt > 0 && ms < (1000u << (attempt - 1)) && !j->m->cancel; ms += 50)
+                        usleep(50 * 1000);
+                struct fetch f = {.out = out, .want = len, .cancel = &j->m->cancel};
                 char range[64], if_range[200];
                 snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
                 struct curl_slist *hdrs = NULL;
@@ -668,6 +678,9 @@ static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, si
                 (void) curl_easy_setopt(e, CURLOPT_WRITEDATA, &f);
                 (void) curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, fetch_header);
                 (void) curl_easy_setopt(e, CURLOPT_HEADERDATA, &f);
+                (void) curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, fetch_progress);
+                (void) curl_easy_setopt(e, CURLOPT_XFERINFODATA, &f);
+                (void) curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
                 CURLcode cr = curl_easy_perform(e);
                 curl_slist_free_all(hdrs);
                 long status = 0;
@@ -694,6 +707,8 @@ static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, si
                         return status == 404 ? -ENOENT : status == 403 ? -EACCES : -EBADMSG;
                 if (cr == CURLE_WRITE_ERROR && f.overflow)
                         return -EBADMSG;
+                if (cr == CURLE_ABORTED_BY_CALLBACK)
+                        return -ECANCELED;
                 r = -ENOLINK;
                 log_info("update: fetching bytes %s of %s: %s (attempt %u, %" PRIu64 " bytes thrown away)",
                          range, j->url, cr != CURLE_OK ? curl_easy_strerror(cr) : "unexpected status",

@@ -21,6 +21,10 @@
 #define DEFAULT_CHECKPOINT_BYTES (8u * 1024u * 1024u)
 #define MAX_PASSES 3
 
+static bool cancelled(const atomic_int *cancel) {
+        return cancel && atomic_load_explicit(cancel, memory_order_relaxed);
+}
+
 uint64_t install_bitmap_count(const uint8_t *map, uint64_t n_chunks) {
         uint64_t n = 0;
         for (uint64_t i = 0; i < n_chunks; i++)
@@ -150,7 +154,7 @@ int install_index_from_image(const struct manifest_image *img, struct install_in
         return 0;
 }
 
-int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const volatile int *cancel,
+int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const atomic_int *cancel,
                        struct install_index **ret) {
         if (chunk_size == 0)
                 return -EINVAL;
@@ -163,7 +167,7 @@ int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const volatil
         if (r < 0)
                 return r;
         for (uint64_t i = 0; i < n; i++) {
-                if (cancel && *cancel) {
+                if (cancelled(cancel)) {
                         install_index_free(ix);
                         return -ECANCELED;
                 }
@@ -400,7 +404,7 @@ static void *reader_main(void *userdata) {
                 if (stop)
                         return NULL;
                 /* What was read before a cancel is written and recorded, nothing after. */
-                if (req->cancel && *req->cancel) {
+                if (cancelled(req->cancel)) {
                         pthread_mutex_lock(&p->lock);
                         p->cancelled = true;
                         locked = true;
@@ -638,7 +642,7 @@ static void *verifier_main(void *userdata) {
         for (uint64_t i = vt->t; i < img->n_chunks; i += v->n_threads) {
                 pthread_mutex_lock(&v->lock);
                 bool stop = i > v->first_bad || v->cancelled;
-                if (!stop && req->cancel && *req->cancel)
+                if (!stop && cancelled(req->cancel))
                         stop = v->cancelled = true;
                 pthread_mutex_unlock(&v->lock);
                 if (stop)
@@ -817,13 +821,13 @@ static int scrub_good_copy(const struct install_request *req, uint64_t i, uint8_
 }
 
 static void scrub_pace(uint64_t start_usec, uint64_t bytes, uint64_t max_bytes_per_sec,
-                       const volatile int *cancel) {
+                       const atomic_int *cancel) {
         if (max_bytes_per_sec == 0)
                 return;
         uint64_t due = start_usec + bytes * 1000000ULL / max_bytes_per_sec;
         for (;;) {
                 uint64_t now = now_usec(CLOCK_MONOTONIC);
-                if (now >= due || (cancel && *cancel))
+                if (now >= due || cancelled(cancel))
                         return;
                 uint64_t d = due - now;
                 usleep((useconds_t) (d > 100000 ? 100000 : d));
@@ -845,7 +849,7 @@ int install_scrub(const struct install_request *req, bool repair, uint64_t max_b
         uint64_t start = now_usec(CLOCK_MONOTONIC);
         int r = 0;
         for (uint64_t i = 0; i < img->n_chunks; i++) {
-                if (req->cancel && *req->cancel) {
+                if (cancelled(req->cancel)) {
                         r = message_set(ret_reason, -ECANCELED, "scrub of %s cancelled", img->slot_class);
                         break;
                 }

@@ -19,6 +19,7 @@
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,7 +76,7 @@ int install_bitmap_from_hex(const char *hex, uint64_t n_chunks, uint8_t **ret);
 struct install_index;
 int install_index_from_image(const struct manifest_image *img, struct install_index **ret);
 /* Hash the first `size` bytes of fd in chunks of chunk_size; cancel as in the request. */
-int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const volatile int *cancel,
+int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const atomic_int *cancel,
                        struct install_index **ret);
 void install_index_free(struct install_index *ix);
 /* Pure: the chunk index in the active slot holding this hash, or -ENOENT. */
@@ -113,7 +114,7 @@ struct install_request {
          * the slot is ever accepted; chunks from the active slot or resumed are still checked.
          */
         bool source_verified;
-        const volatile int *cancel; /* nonzero: stop after a checkpoint, -ECANCELED; may be NULL */
+        const atomic_int *cancel; /* nonzero: stop after a checkpoint, -ECANCELED; may be NULL */
         bool drop_cache;            /* advise the kernel to drop written pages after each sync */
         /* For messages only, may be NULL: the slot's path, and where checkpoint saves. */
         const char *slot_path;

@@ -39,7 +39,7 @@ struct fixture {
         int checkpoint_error;
         unsigned checkpoints_before_error; /* that succeed before checkpoint_error applies */
         uint8_t saved[(N_CHUNKS + 7) / 8]; /* the bitmap of the last checkpoint that succeeded */
-        volatile int cancel;
+        atomic_int cancel;
         uint64_t cancel_after_bytes;
 };
 
