@@ -123,6 +123,10 @@ struct update_manager {
         pthread_mutex_t boot_lock; /* the worker takes the target out of the boot choices */
         struct install_stats progress;
         uint64_t progress_total, progress_before; /* bytes of all images; of images finished */
+        /* Tests only (ORBIT_FAILPOINT_INSTALL_STALL_PERCENT): an install stops going on once
+         * this much of it is durable, until cancelled, so a test can kill it exactly there. */
+        double stall_percent;
+        bool stall_logged;
 
         /* the trial */
         sd_event_source *gate_timer;
@@ -866,7 +870,16 @@ static void job_progress(void *userdata, const struct install_stats *st) {
         struct update_manager *m = j->m;
         pthread_mutex_lock(&m->lock);
         m->progress = *st;
+        uint64_t done = m->progress_before + st->bytes_done, total = m->progress_total;
         pthread_mutex_unlock(&m->lock);
+        if (m->stall_percent > 0 && total && 100.0 * (double) done / (double) total >= m->stall_percent) {
+                if (!m->stall_logged)
+                        log_notice("update: failpoint: install stalled at %.1f%% (%" PRIu64 " of %" PRIu64
+                                   " bytes durable)", 100.0 * (double) done / (double) total, done, total);
+                m->stall_logged = true;
+                while (!m->cancel)
+                        usleep(10 * 1000);
+        }
 }
 
 struct bundle_source {
@@ -2159,6 +2172,9 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
                 return -ENOMEM;
         m->event = sd_event_ref(event);
         m->cfg = cfg;
+        const char *stall = getenv("ORBIT_FAILPOINT_INSTALL_STALL_PERCENT");
+        if (stall && *stall)
+                m->stall_percent = strtod(stall, NULL);
         m->node = node;
         m->events = events;
         m->runtime = runtime;
