@@ -575,7 +575,7 @@ static void draw_bar(struct install_follow *f, const char *phase, double pct, ui
         if (pct > 100)
                 pct = 100;
         uint64_t now = mono_usec();
-        if (f->start_usec == 0) {
+        if (f->start_usec == 0 && done > 0) { /* the rate of writing: from its first bytes */
                 f->start_usec = now;
                 f->start_bytes = done;
         }
@@ -585,7 +585,7 @@ static void draw_bar(struct install_follow *f, const char *phase, double pct, ui
                 bar[i] = i < full ? '#' : '.';
         bar[WIDTH] = '\0';
         char rate[32] = "";
-        if (now - f->start_usec >= 500000 && done > f->start_bytes)
+        if (f->start_usec && now - f->start_usec >= 500000 && done > f->start_bytes)
                 snprintf(rate, sizeof(rate), "  %.0f MiB/s",
                          (double) (done - f->start_bytes) / 1048576.0 / ((double) (now - f->start_usec) / 1e6));
         printf("\r%-10s [%s] %3d%%  %.0f/%.0f MiB%s\033[K", phase, bar, (int) pct, (double) done / 1048576.0,
