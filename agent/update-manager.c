@@ -65,6 +65,10 @@ struct job {
         size_t n_images;
         char manifest_sha256[SHA256_HEX_SIZE];
         char work_dir[PATH_MAX];
+        /* Of the configuration, what the worker reads, copied when the job is prepared: a
+         * reload (SIGHUP) frees and replaces the configuration while the worker runs. */
+        char models_dir[PATH_MAX];
+        uint64_t scrub_bytes_per_sec;
         uint64_t checkpoint_bytes;
         bool delta_scan;
         bool verify_first;
@@ -967,15 +971,14 @@ static int job_open_active(struct job *j, struct job_image *ji) {
 }
 
 static int job_install_image(struct job *j, struct job_image *ji) {
-        struct update_manager *m = j->m;
         const char *model = slot_class_model_name(ji->image->slot_class);
         int r;
         if (model) {
-                r = model_slot_prepare(m->cfg->update.models_dir, model, ji->target);
+                r = model_slot_prepare(j->models_dir, model, ji->target);
                 if (r < 0)
                         return message_set(&j->reason, r,
                                            "model %s: cannot create slot %c in %s: %s", model,
-                                           ji->target, m->cfg->update.models_dir, strerror(-r));
+                                           ji->target, j->models_dir, strerror(-r));
         }
         r = slot_open_write(ji->slot_path, ji->image->size, &ji->slot_fd, &j->reason);
         if (r < 0)
@@ -995,7 +998,7 @@ static int job_install_image(struct job *j, struct job_image *ji) {
 
 /* Every image of a scrub job, each on its own: one slot's trouble does not hide another's. */
 static int job_scrub(struct job *j) {
-        uint64_t rate = (uint64_t) j->m->cfg->update.scrub_mib_per_sec * 1024 * 1024;
+        uint64_t rate = j->scrub_bytes_per_sec;
         for (size_t i = 0; i < j->n_images; i++) {
                 struct job_image *ji = &j->images[i];
                 if (j->m->cancel)
@@ -1328,6 +1331,8 @@ static int scrub_prepare(struct update_manager *m, struct job **ret) {
         j->m = m;
         j->scrub = true;
         snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
+        snprintf(j->models_dir, sizeof(j->models_dir), "%s", u->models_dir ? u->models_dir : "");
+        j->scrub_bytes_per_sec = (uint64_t) u->scrub_mib_per_sec * 1024 * 1024;
         int r = 0;
         struct boot_state bs;
         /* Only at rest: the bootloader boots what runs. After a rollback that still waits for
@@ -1578,6 +1583,7 @@ static int job_prepare(struct update_manager *m, struct bundle *b, bool resume,
         j->delta_scan = u->delta_scan;
         j->verify_first = u->verify_before_write;
         snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
+        snprintf(j->models_dir, sizeof(j->models_dir), "%s", u->models_dir ? u->models_dir : "");
         snprintf(j->progress_path, sizeof(j->progress_path), "%s/%s", u->work_dir, PROGRESS_FILE);
         sha256_to_hex(bundle_manifest_digest(b), j->manifest_sha256);
         uint64_t offsets[MANIFEST_MAX_IMAGES] = {};
