@@ -65,6 +65,10 @@ struct job {
         size_t n_images;
         char manifest_sha256[SHA256_HEX_SIZE];
         char work_dir[PATH_MAX];
+        /* Of the configuration, what the worker reads, copied when the job is prepared: a
+         * reload (SIGHUP) frees and replaces the configuration while the worker runs. */
+        char models_dir[PATH_MAX];
+        uint64_t scrub_bytes_per_sec;
         uint64_t checkpoint_bytes;
         bool delta_scan;
         bool verify_first;
@@ -116,13 +120,17 @@ struct update_manager {
         struct job *job;
         pthread_t thread;
         bool worker_running;
-        volatile int cancel;
+        atomic_int cancel; /* set on the loop, seen by the worker, its threads, its transfers */
         int efd;
         sd_event_source *efd_source;
         pthread_mutex_t lock; /* guards progress */
         pthread_mutex_t boot_lock; /* the worker takes the target out of the boot choices */
         struct install_stats progress;
         uint64_t progress_total, progress_before; /* bytes of all images; of images finished */
+        /* Tests only (ORBIT_FAILPOINT_INSTALL_STALL_PERCENT): an install stops going on once
+         * this much of it is durable, until cancelled, so a test can kill it exactly there. */
+        double stall_percent;
+        bool stall_logged;
 
         /* the trial */
         sd_event_source *gate_timer;
@@ -591,7 +599,16 @@ struct fetch {
         bool overflow;
         char etag[160];
         uint64_t total;
+        const atomic_int *cancel;
 };
+
+/* Called by libcurl during a transfer (also while it waits for bytes, about once a
+ * second): a cancel stops the transfer there, not after it. */
+static int fetch_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                          curl_off_t ulnow) {
+        const struct fetch *f = userdata;
+        return atomic_load_explicit(f->cancel, memory_order_relaxed) ? 1 : 0;
+}
 
 static size_t fetch_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         struct fetch *f = userdata;
@@ -638,9 +655,10 @@ static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, si
         for (unsigned attempt = 0; attempt < FETCH_ATTEMPTS; attempt++) {
                 if (j->m->cancel)
                         return -ECANCELED;
-                if (attempt > 0)
-                        sleep(1u << (attempt - 1));
-                struct fetch f = {.out = out, .want = len};
+                /* the pause before a retry, cut short by a cancel */
+                for (unsigned ms = 0; attempt > 0 && ms < (1000u << (attempt - 1)) && !j->m->cancel; ms += 50)
+                        usleep(50 * 1000);
+                struct fetch f = {.out = out, .want = len, .cancel = &j->m->cancel};
                 char range[64], if_range[200];
                 snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
                 struct curl_slist *hdrs = NULL;
@@ -668,6 +686,9 @@ static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, si
                 (void) curl_easy_setopt(e, CURLOPT_WRITEDATA, &f);
                 (void) curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, fetch_header);
                 (void) curl_easy_setopt(e, CURLOPT_HEADERDATA, &f);
+                (void) curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, fetch_progress);
+                (void) curl_easy_setopt(e, CURLOPT_XFERINFODATA, &f);
+                (void) curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
                 CURLcode cr = curl_easy_perform(e);
                 curl_slist_free_all(hdrs);
                 long status = 0;
@@ -694,6 +715,8 @@ static int fetch_range(struct job *j, uint64_t offset, size_t len, void *out, si
                         return status == 404 ? -ENOENT : status == 403 ? -EACCES : -EBADMSG;
                 if (cr == CURLE_WRITE_ERROR && f.overflow)
                         return -EBADMSG;
+                if (cr == CURLE_ABORTED_BY_CALLBACK)
+                        return -ECANCELED;
                 r = -ENOLINK;
                 log_info("update: fetching bytes %s of %s: %s (attempt %u, %" PRIu64 " bytes thrown away)",
                          range, j->url, cr != CURLE_OK ? curl_easy_strerror(cr) : "unexpected status",
@@ -851,7 +874,16 @@ static void job_progress(void *userdata, const struct install_stats *st) {
         struct update_manager *m = j->m;
         pthread_mutex_lock(&m->lock);
         m->progress = *st;
+        uint64_t done = m->progress_before + st->bytes_done, total = m->progress_total;
         pthread_mutex_unlock(&m->lock);
+        if (m->stall_percent > 0 && total && 100.0 * (double) done / (double) total >= m->stall_percent) {
+                if (!m->stall_logged)
+                        log_notice("update: failpoint: install stalled at %.1f%% (%" PRIu64 " of %" PRIu64
+                                   " bytes durable)", 100.0 * (double) done / (double) total, done, total);
+                m->stall_logged = true;
+                while (!m->cancel)
+                        usleep(10 * 1000);
+        }
 }
 
 struct bundle_source {
@@ -905,12 +937,16 @@ static struct install_request job_request(struct job *j, struct job_image *ji, s
                 .slot_fd = ji->slot_fd,
                 .active_fd = ji->index ? ji->active_fd : -1,
                 .active = ji->index,
-                .source = {.read = j->remote ? remote_source_read : bundle_source_read, .userdata = src},
+                .source = {.read = j->remote ? remote_source_read : bundle_source_read, .userdata = src,
+                           .concurrent = !j->remote}, /* pread: any number at once */
                 .done = ji->done,
                 .checkpoint = job_checkpoint,
                 .progress = job_progress,
                 .userdata = j,
                 .checkpoint_bytes = j->checkpoint_bytes,
+                .checkpoint_coalesce = true,
+                /* the local bundle's chunks, checked by install_verify_source just before */
+                .source_verified = j->verify_first && !j->remote,
                 .cancel = &j->m->cancel,
                 .drop_cache = true,
                 .slot_path = ji->slot_path,
@@ -935,15 +971,14 @@ static int job_open_active(struct job *j, struct job_image *ji) {
 }
 
 static int job_install_image(struct job *j, struct job_image *ji) {
-        struct update_manager *m = j->m;
         const char *model = slot_class_model_name(ji->image->slot_class);
         int r;
         if (model) {
-                r = model_slot_prepare(m->cfg->update.models_dir, model, ji->target);
+                r = model_slot_prepare(j->models_dir, model, ji->target);
                 if (r < 0)
                         return message_set(&j->reason, r,
                                            "model %s: cannot create slot %c in %s: %s", model,
-                                           ji->target, m->cfg->update.models_dir, strerror(-r));
+                                           ji->target, j->models_dir, strerror(-r));
         }
         r = slot_open_write(ji->slot_path, ji->image->size, &ji->slot_fd, &j->reason);
         if (r < 0)
@@ -963,7 +998,7 @@ static int job_install_image(struct job *j, struct job_image *ji) {
 
 /* Every image of a scrub job, each on its own: one slot's trouble does not hide another's. */
 static int job_scrub(struct job *j) {
-        uint64_t rate = (uint64_t) j->m->cfg->update.scrub_mib_per_sec * 1024 * 1024;
+        uint64_t rate = j->scrub_bytes_per_sec;
         for (size_t i = 0; i < j->n_images; i++) {
                 struct job_image *ji = &j->images[i];
                 if (j->m->cancel)
@@ -1296,6 +1331,8 @@ static int scrub_prepare(struct update_manager *m, struct job **ret) {
         j->m = m;
         j->scrub = true;
         snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
+        snprintf(j->models_dir, sizeof(j->models_dir), "%s", u->models_dir ? u->models_dir : "");
+        j->scrub_bytes_per_sec = (uint64_t) u->scrub_mib_per_sec * 1024 * 1024;
         int r = 0;
         struct boot_state bs;
         /* Only at rest: the bootloader boots what runs. After a rollback that still waits for
@@ -1546,6 +1583,7 @@ static int job_prepare(struct update_manager *m, struct bundle *b, bool resume,
         j->delta_scan = u->delta_scan;
         j->verify_first = u->verify_before_write;
         snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
+        snprintf(j->models_dir, sizeof(j->models_dir), "%s", u->models_dir ? u->models_dir : "");
         snprintf(j->progress_path, sizeof(j->progress_path), "%s/%s", u->work_dir, PROGRESS_FILE);
         sha256_to_hex(bundle_manifest_digest(b), j->manifest_sha256);
         uint64_t offsets[MANIFEST_MAX_IMAGES] = {};
@@ -2140,6 +2178,9 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
                 return -ENOMEM;
         m->event = sd_event_ref(event);
         m->cfg = cfg;
+        const char *stall = getenv("ORBIT_FAILPOINT_INSTALL_STALL_PERCENT");
+        if (stall && *stall)
+                m->stall_percent = strtod(stall, NULL);
         m->node = node;
         m->events = events;
         m->runtime = runtime;

@@ -23,6 +23,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -267,20 +268,23 @@ struct source {
         uint64_t bytes, calls;
         bool *read_map; /* per chunk: read at least once */
         double seconds;
+        pthread_mutex_t lock; /* read runs on several threads at once (concurrent) */
 };
 
 static int source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
         struct source *s = userdata;
         double t0 = now_s();
         int r = pread_all(s->fd, buf, len, s->offset + offset);
+        pthread_mutex_lock(&s->lock);
         s->seconds += now_s() - t0;
-        if (r < 0)
-                return r;
-        s->bytes += len;
-        s->calls++;
-        if (s->read_map)
-                s->read_map[offset / s->chunk_size] = true;
-        return 0;
+        if (r >= 0) {
+                s->bytes += len;
+                s->calls++;
+                if (s->read_map)
+                        s->read_map[offset / s->chunk_size] = true;
+        }
+        pthread_mutex_unlock(&s->lock);
+        return r < 0 ? r : 0;
 }
 
 struct ckpt {
@@ -379,6 +383,7 @@ static void engine_install(const char *bundle_path, const struct signature_keyri
         struct source src = {
                 .fd = bundle_fd(b), .offset = offsets[0], .chunk_size = img->chunk_size,
                 .read_map = read_map,
+                .lock = PTHREAD_MUTEX_INITIALIZER,
         };
         struct ckpt ck = {.img = img};
         int slot_fd;
@@ -389,11 +394,13 @@ static void engine_install(const char *bundle_path, const struct signature_keyri
                 .slot_fd = slot_fd,
                 .active_fd = ix ? active_fd : -1,
                 .active = ix,
-                .source = {.read = source_read, .userdata = &src},
+                .source = {.read = source_read, .userdata = &src, .concurrent = true},
                 .done = done,
                 .checkpoint = checkpoint,
                 .userdata = &ck,
                 .checkpoint_bytes = 8u * 1024u * 1024u,
+                .checkpoint_coalesce = true, /* as the agent */
+                .source_verified = verify_first,
                 .drop_cache = true,
         };
         bool ok = true;

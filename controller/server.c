@@ -22,7 +22,6 @@
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
-#include <mbedtls/sha256.h>
 #include <microhttpd.h>
 
 #include "api.h"
@@ -76,8 +75,8 @@ struct request {
         int upload_fd;
         char upload_path[4200];
         uint64_t upload_len;
-        mbedtls_sha256_context sha;
-        bool sha_started;
+        struct sha256_ctx sha;
+        bool sha_started; /* live until finalized or freed */
         int upload_error;
         char peer_cn[API_ID_MAX + 1];
         enum peer_kind peer;
@@ -608,7 +607,8 @@ static enum MHD_Result handle_bundle_upload(struct server *srv, struct MHD_Conne
         req->upload_fd = -1;
         uint8_t digest[SHA256_DIGEST_SIZE];
         char hex[SHA256_HEX_SIZE];
-        (void) mbedtls_sha256_finish_ret(&req->sha, digest);
+        sha256_final(&req->sha, digest);
+        req->sha_started = false;
         sha256_to_hex(digest, hex);
 
         struct manifest m = {};
@@ -834,7 +834,7 @@ static void request_free(struct request *req) {
         if (req->upload_path[0])
                 (void) unlink(req->upload_path);
         if (req->sha_started)
-                mbedtls_sha256_free(&req->sha);
+                sha256_discard(&req->sha);
         free(req->body);
         free(req);
 }
@@ -857,8 +857,7 @@ static int upload_start(struct server *srv, struct request *req) {
                 req->upload_path[0] = '\0';
                 return negative_errno();
         }
-        mbedtls_sha256_init(&req->sha);
-        (void) mbedtls_sha256_starts_ret(&req->sha, 0);
+        sha256_init(&req->sha);
         req->sha_started = true;
         return 0;
 }
@@ -926,7 +925,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         int r = write_all(req->upload_fd, upload_data, n);
                         if (r < 0)
                                 req->upload_error = r;
-                        (void) mbedtls_sha256_update_ret(&req->sha, (const uint8_t *) upload_data, n);
+                        sha256_update(&req->sha, upload_data, n);
                         req->upload_len += n;
                         return MHD_YES;
                 }

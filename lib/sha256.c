@@ -46,6 +46,11 @@ void sha256_final(struct sha256_ctx *c, uint8_t out[SHA256_DIGEST_SIZE]) {
         mbedtls_sha256_free(&c->mbed);
 }
 
+void sha256_discard(struct sha256_ctx *c) {
+        uint8_t ignored[SHA256_DIGEST_SIZE];
+        sha256_final(c, ignored);
+}
+
 void sha256_buffer(const void *data, size_t len, uint8_t out[SHA256_DIGEST_SIZE]) {
         struct sha256_ctx c;
         sha256_init(&c);

@@ -19,6 +19,8 @@ void sha256_init(struct sha256_ctx *c);
 void sha256_update(struct sha256_ctx *c, const void *data, size_t len);
 /* Write the digest and release the context (init again to reuse it). */
 void sha256_final(struct sha256_ctx *c, uint8_t out[SHA256_DIGEST_SIZE]);
+/* Release the context without a digest (a stream abandoned half-way). */
+void sha256_discard(struct sha256_ctx *c);
 
 void sha256_buffer(const void *data, size_t len, uint8_t out[SHA256_DIGEST_SIZE]);
 void sha256_to_hex(const uint8_t digest[SHA256_DIGEST_SIZE], char out[SHA256_HEX_SIZE]);

@@ -22,6 +22,9 @@ echo
 echo "==> update install throughput (engine vs sha256sum + cp + fdatasync; fresh and 5% delta)"
 "$build/bench/update-install" --size-mib "${INSTALL_MIB:-512}" ${BENCH_DIR:+"$BENCH_DIR"}
 echo
+echo "==> update install: orbit-agent vs RAUC vs cp + fdatasync (daemons and CLIs, cache dropped, medians)"
+BUILD="$build" SIZES="${RAUC_SIZES:-256 512}" RUNS="${RAUC_RUNS:-3}" bench/update-vs-rauc.sh
+echo
 echo "==> controller sync: a simulated fleet against orbit-controller (bytes per sync, syncs/s, p99, DB size)"
 for n in ${SYNC_NODES:-1000 10000}; do
         "$build/bench/controller-sync" --nodes "$n" --syncs "${SYNC_SYNCS:-20}" --concurrency "${SYNC_CONCURRENCY:-64}" \

@@ -11,7 +11,7 @@ test_pkgs=(jq python3 procps systemd grub-common libubootenv-tool openssl tar gz
 packaging_pkgs=(debhelper dpkg-dev debootstrap lintian fakeroot)
 fuzz_pkgs=(clang libclang-rt-dev)
 run_pkgs=(procps openssl jq curl util-linux)
-bench_pkgs=(bubblewrap bc)
+bench_pkgs=(bubblewrap bc rauc squashfs-tools dbus openssl)
 valgrind_pkgs=(valgrind)
 
 want=()

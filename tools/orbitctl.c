@@ -544,10 +544,11 @@ static void print_started(json_t *r) {
 }
 
 /*
- * Poll update.status every 200 ms and hand each result to step, until step returns an
- * exit code (>= 0); -1 means go on. 1 when the agent cannot be asked.
+ * Poll update.status every interval_ms and hand each result to step, until step returns
+ * an exit code (>= 0); -1 means go on. 1 when the agent cannot be asked.
  */
-static int follow_update_status(int (*step)(json_t *status, void *userdata), void *userdata) {
+static int follow_update_status(int (*step)(json_t *status, void *userdata), void *userdata,
+                                unsigned interval_ms) {
         for (;;) {
                 json_t *resp = NULL;
                 if (call("update.status", NULL, &resp) < 0)
@@ -557,42 +558,100 @@ static int follow_update_status(int (*step)(json_t *status, void *userdata), voi
                 json_decref(resp);
                 if (ret >= 0)
                         return ret;
-                usleep(200 * 1000);
+                usleep(interval_ms * 1000);
         }
+}
+
+struct install_follow {
+        bool bar;     /* stdout is a terminal: one progress bar, redrawn in place */
+        bool drawn;   /* the bar is on screen: end its line before anything else */
+        int last_pct; /* for the lines printed when stdout is no terminal */
+        uint64_t start_usec, start_bytes;
+        uint64_t total; /* bytes, as last seen */
+};
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/* [#########...........]  45%  230/512 MiB  310 MiB/s, on one line of the terminal. */
+static void draw_bar(struct install_follow *f, const char *phase, double pct, uint64_t done) {
+        enum { WIDTH = 30 };
+        if (pct < 0)
+                pct = 0;
+        if (pct > 100)
+                pct = 100;
+        uint64_t now = mono_usec();
+        if (f->start_usec == 0 && done > 0) { /* the rate of writing: from its first bytes */
+                f->start_usec = now;
+                f->start_bytes = done;
+        }
+        char bar[WIDTH + 1];
+        int full = (int) (pct * WIDTH / 100);
+        for (int i = 0; i < WIDTH; i++)
+                bar[i] = i < full ? '#' : '.';
+        bar[WIDTH] = '\0';
+        char rate[32] = "";
+        if (f->start_usec && now - f->start_usec >= 500000 && done > f->start_bytes)
+                snprintf(rate, sizeof(rate), "  %.0f MiB/s",
+                         (double) (done - f->start_bytes) / 1048576.0 / ((double) (now - f->start_usec) / 1e6));
+        printf("\r%-10s [%s] %3d%%  %.0f/%.0f MiB%s\033[K", phase, bar, (int) pct, (double) done / 1048576.0,
+               (double) f->total / 1048576.0, rate);
+        fflush(stdout);
+        f->drawn = true;
 }
 
 /* An install until it leaves fetching/installing; exit 0 unless it failed, 75
  * (EX_TEMPFAIL) when it paused: it goes on by itself, no need to wait here. */
 static int install_step(json_t *r, void *userdata) {
-        int *last = userdata;
+        struct install_follow *f = userdata;
         const char *phase = ustr(r, "phase");
         json_t *p = json_object_get(r, "progress");
         int pct = p ? (int) json_real_value(json_object_get(p, "percent")) : -1;
-        if (!streq(phase, "fetching") && !streq(phase, "installing")) {
+        bool going = streq(phase, "fetching") || streq(phase, "installing");
+        bool paused = going && json_is_true(json_object_get(r, "paused"));
+        if (f->drawn && (!going || paused)) {
+                if (!going && !streq(phase, "failed"))
+                        draw_bar(f, "installed", 100, f->total); /* the last state: full */
+                printf("\n");
+                f->drawn = false;
+        }
+        if (!going) {
                 if (arg_json)
                         print_json(r);
                 else
                         printf("%s%s%s\n", phase, *ustr(r, "reason") ? ": " : "", ustr(r, "reason"));
                 return streq(phase, "failed") || streq(phase, "rolled-back") ? 1 : 0;
         }
-        if (json_is_true(json_object_get(r, "paused"))) {
+        if (paused) {
                 if (arg_json)
                         print_json(r);
                 else
                         printf("%s, paused: %s\n", phase, ustr(r, "paused_reason"));
                 return 75;
         }
-        if (!arg_json && pct >= 0 && pct / 10 != *last / 10) {
+        if (arg_json)
+                return -1;
+        if (f->bar) {
+                if (p)
+                        f->total = (uint64_t) json_integer_value(json_object_get(p, "bytes_total"));
+                draw_bar(f, phase, p ? json_real_value(json_object_get(p, "percent")) : 0,
+                         p ? (uint64_t) json_integer_value(json_object_get(p, "bytes_done")) : 0);
+        }
+        else if (pct >= 0 && pct / 10 != f->last_pct / 10) {
                 printf("installing: %d%%\n", pct);
                 fflush(stdout);
-                *last = pct;
+                f->last_pct = pct;
         }
         return -1;
 }
 
+/* Every 50 ms: the wait adds little to the install it follows. */
 static int follow_install(void) {
-        int last = -1;
-        return follow_update_status(install_step, &last);
+        struct install_follow f = {.bar = isatty(STDOUT_FILENO) == 1, .last_pct = -1};
+        return follow_update_status(install_step, &f, 50);
 }
 
 /* One line per slot of a scrub result; exit 1 when a slot stays damaged. */
@@ -626,7 +685,7 @@ static int scrub_step(json_t *r, void *userdata) {
 }
 
 static int follow_scrub(void) {
-        return follow_update_status(scrub_step, NULL);
+        return follow_update_status(scrub_step, NULL, 200);
 }
 
 static void print_link(json_t *r) {

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -13,7 +14,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <mbedtls/sha256.h>
 
 #include "bundle.h"
 #include "message.h"
@@ -42,7 +42,7 @@ struct bundle {
         size_t image;        /* current image */
         bool member_open;    /* its tar header has been read and checked */
         uint64_t next_chunk; /* next chunk of the current image */
-        mbedtls_sha256_context image_hash;
+        struct sha256_ctx image_hash; /* live while member_open */
         uint8_t *chunk_buf;
         bool finished;
         int failed; /* the first error, sticky */
@@ -262,7 +262,8 @@ void bundle_close(struct bundle *b) {
                 archive_read_free(b->archive);
         if (b->own_fd && b->fd >= 0)
                 (void)close(b->fd);
-        mbedtls_sha256_free(&b->image_hash);
+        if (b->member_open)
+                sha256_discard(&b->image_hash);
         manifest_free(&b->manifest);
         free(b->manifest_text);
         free(b->read_buf);
@@ -279,7 +280,6 @@ static int bundle_start(int fd, const char *name, struct bundle **ret, char **re
         if (!b)
                 return -ENOMEM;
         b->fd = fd;
-        mbedtls_sha256_init(&b->image_hash);
         b->name = strdup(name);
         b->read_buf = malloc(BUNDLE_READ_BLOCK);
         b->archive = archive_read_new();
@@ -376,6 +376,8 @@ int bundle_open(const char *path, const struct bundle_verify_options *o, struct 
                 int r = negative_errno();
                 return message_set(ret_reason, r, "%s: %s", path, strerror(-r));
         }
+        /* Payloads are read front to back, in large pieces: a wider read-ahead. */
+        (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         struct bundle *b;
         int r = bundle_open_fd(fd, path, o, &b, ret_reason);
         if (r < 0) {
@@ -640,14 +642,14 @@ int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
 /* Finish the current image: its whole hash must match. */
 static int finish_image(struct bundle *b, const struct manifest_image *img, char **ret_reason) {
         uint8_t digest[SHA256_DIGEST_SIZE];
-        (void)mbedtls_sha256_finish_ret(&b->image_hash, digest);
+        sha256_final(&b->image_hash, digest);
+        b->member_open = false;
         if (memcmp(digest, img->sha256, SHA256_DIGEST_SIZE) != 0)
                 return message_set(ret_reason, -EBADMSG,
                                   "%s: image %zu (%s, %s): the whole-image SHA-256 does not match "
                                   "the manifest",
                                   b->name, b->image, img->slot_class, img->file);
         b->image++;
-        b->member_open = false;
         return 0;
 }
 
@@ -678,9 +680,9 @@ static int next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_rea
                         r = check_member(b, e, img->file, img->size, 0, ret_reason);
                         if (r < 0)
                                 return r;
+                        sha256_init(&b->image_hash);
                         b->member_open = true;
                         b->next_chunk = 0;
-                        (void)mbedtls_sha256_starts_ret(&b->image_hash, 0);
                 }
                 if (b->next_chunk >= img->n_chunks) {
                         /* only for empty images: chunks finish their image themselves */
@@ -701,7 +703,7 @@ static int next_chunk(struct bundle *b, struct bundle_chunk *ret, char **ret_rea
                                 "-%" PRIu64 ") does not match its SHA-256 in the manifest",
                                 b->name, b->image, img->slot_class, img->file, index,
                                 index * img->chunk_size, index * img->chunk_size + len - 1);
-                (void)mbedtls_sha256_update_ret(&b->image_hash, b->chunk_buf, len);
+                sha256_update(&b->image_hash, b->chunk_buf, len);
                 b->next_chunk++;
                 *ret = (struct bundle_chunk){
                         .image = b->image,
@@ -808,6 +810,20 @@ static ssize_t read_full(int fd, void *buf, size_t len) {
         return (ssize_t)got;
 }
 
+#define HASH_BLOCK (8u * 1024u * 1024u)
+
+struct whole_job {
+        struct sha256_ctx ctx;
+        const uint8_t *data;
+        size_t len;
+};
+
+static void *whole_main(void *userdata) {
+        struct whole_job *w = userdata;
+        sha256_update(&w->ctx, w->data, w->len);
+        return NULL;
+}
+
 int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_size,
                       struct manifest_image *ret, char **ret_reason) {
         if (!manifest_slot_class_is_valid(slot_class))
@@ -835,47 +851,58 @@ int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_s
                 return message_set(ret_reason, r, "\"%s\": cannot make a member name from it",
                                   slot_class);
         img.slot_class = strdup(slot_class);
-        _cleanup_free_ uint8_t *buf = malloc(chunk_size);
+        /* Blocks of several chunks: the whole hash of a block on a second thread while
+         * this one hashes its chunks (two passes over each byte, on two CPUs). */
+        uint64_t per_block = chunk_size >= HASH_BLOCK ? 1 : HASH_BLOCK / chunk_size;
+        size_t block = (size_t)(per_block * chunk_size);
+        _cleanup_free_ uint8_t *buf = malloc(block);
         size_t capacity = 0;
         if (!img.slot_class || !buf) {
                 r = -ENOMEM;
                 goto fail;
         }
-        mbedtls_sha256_context whole;
-        mbedtls_sha256_init(&whole);
-        (void)mbedtls_sha256_starts_ret(&whole, 0);
-        for (;;) {
-                ssize_t n = read_full(fd, buf, chunk_size);
+        struct whole_job whole = {};
+        sha256_init(&whole.ctx);
+        for (bool more = true; more && r >= 0;) {
+                ssize_t n = read_full(fd, buf, block);
                 if (n < 0) {
                         r = message_set(ret_reason, (int)n, "%s: %s", path, strerror((int)-n));
                         break;
                 }
                 if (n == 0)
                         break;
-                if (img.n_chunks >= MANIFEST_MAX_CHUNKS) {
-                        r = message_set(ret_reason, -EFBIG,
-                                       "%s: more than %d chunks; use a larger chunk size", path,
-                                       MANIFEST_MAX_CHUNKS);
-                        break;
-                }
-                if (img.n_chunks == capacity) {
-                        size_t c = capacity ? capacity * 2 : 64;
-                        void *p = realloc(img.chunks, c * SHA256_DIGEST_SIZE);
-                        if (!p) {
-                                r = -ENOMEM;
+                more = (size_t)n == block;
+                whole.data = buf;
+                whole.len = (size_t)n;
+                pthread_t thread;
+                bool threaded = pthread_create(&thread, NULL, whole_main, &whole) == 0;
+                if (!threaded)
+                        whole_main(&whole);
+                for (size_t off = 0; off < (size_t)n; off += chunk_size) {
+                        size_t len = (size_t)n - off < chunk_size ? (size_t)n - off : (size_t)chunk_size;
+                        if (img.n_chunks >= MANIFEST_MAX_CHUNKS) {
+                                r = message_set(ret_reason, -EFBIG,
+                                               "%s: more than %d chunks; use a larger chunk size", path,
+                                               MANIFEST_MAX_CHUNKS);
                                 break;
                         }
-                        img.chunks = p;
-                        capacity = c;
+                        if (img.n_chunks == capacity) {
+                                size_t c = capacity ? capacity * 2 : 64;
+                                void *p = realloc(img.chunks, c * SHA256_DIGEST_SIZE);
+                                if (!p) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                img.chunks = p;
+                                capacity = c;
+                        }
+                        sha256_buffer(buf + off, len, img.chunks[img.n_chunks++]);
+                        img.size += len;
                 }
-                sha256_buffer(buf, (size_t)n, img.chunks[img.n_chunks++]);
-                (void)mbedtls_sha256_update_ret(&whole, buf, (size_t)n);
-                img.size += (uint64_t)n;
-                if ((uint64_t)n < chunk_size)
-                        break;
+                if (threaded)
+                        (void)pthread_join(thread, NULL);
         }
-        (void)mbedtls_sha256_finish_ret(&whole, img.sha256);
-        mbedtls_sha256_free(&whole);
+        sha256_final(&whole.ctx, img.sha256);
         if (r < 0)
                 goto fail;
         *ret = img;

@@ -18,9 +18,12 @@
 #include "message.h"
 #include "sha256.h"
 
-#define RING_SIZE 4
 #define DEFAULT_CHECKPOINT_BYTES (8u * 1024u * 1024u)
 #define MAX_PASSES 3
+
+static bool cancelled(const atomic_int *cancel) {
+        return cancel && atomic_load_explicit(cancel, memory_order_relaxed);
+}
 
 uint64_t install_bitmap_count(const uint8_t *map, uint64_t n_chunks) {
         uint64_t n = 0;
@@ -151,7 +154,7 @@ int install_index_from_image(const struct manifest_image *img, struct install_in
         return 0;
 }
 
-int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const volatile int *cancel,
+int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const atomic_int *cancel,
                        struct install_index **ret) {
         if (chunk_size == 0)
                 return -EINVAL;
@@ -164,7 +167,7 @@ int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const volatil
         if (r < 0)
                 return r;
         for (uint64_t i = 0; i < n; i++) {
-                if (cancel && *cancel) {
+                if (cancelled(cancel)) {
                         install_index_free(ix);
                         return -ECANCELED;
                 }
@@ -181,12 +184,29 @@ int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const volatil
         return 0;
 }
 
-/* ---- the pipeline: the writer thread feeds the whole-image hasher in order ---------- */
+/* ---- the pipeline ---------------------------------------------------------------------
+ *
+ * Four threads share a ring of chunk buffers, each stage in image order:
+ *   the reader (a thread) fills an entry: the chunk from the active slot or the source,
+ *     checked against its hash in the manifest (or, for a chunk written before a
+ *     restart, read back from the slot and checked again);
+ *   the writer (the caller's thread) writes it to the slot and counts it;
+ *   the hasher (a thread) feeds it to the whole-image hash;
+ *   the syncer (a thread) makes written chunks durable and records them (checkpoint)
+ *     while the writer goes on.
+ * An entry is free again once both the writer and the hasher are past it. Reading and
+ * hashing, writing and syncing overlap; no chunk is written before it was checked.
+ */
+
+#define RING_SIZE 8
+#define COALESCE_MAX 4
+
+enum entry_kind { ENTRY_SOURCE, ENTRY_ACTIVE, ENTRY_RESUMED };
 
 struct ring_entry {
         uint64_t index;
         size_t len;
-        bool from_slot; /* written before: the hasher reads it back and checks its hash */
+        enum entry_kind kind;
         uint8_t *buf;
 };
 
@@ -194,103 +214,45 @@ struct pipeline {
         pthread_mutex_t lock;
         pthread_cond_t changed;
         struct ring_entry ring[RING_SIZE];
-        size_t head, tail, count;
-        bool producer_done, abort;
+        uint64_t n_read, n_written, n_hashed; /* entries past each stage, this pass */
+        bool reader_done, writer_done, cancelled, stop;
 
-        const struct manifest_image *img;
-        int slot_fd;
-        struct sha256_ctx whole;
-        uint64_t *bad; /* resumed chunks whose bytes in the slot no longer verify */
-        size_t n_bad;
-        int error;
-        char *reason;
-};
-
-static void *hasher_main(void *userdata) {
-        struct pipeline *p = userdata;
-        for (;;) {
-                pthread_mutex_lock(&p->lock);
-                while (p->count == 0 && !p->producer_done && !p->abort)
-                        pthread_cond_wait(&p->changed, &p->lock);
-                if (p->abort || (p->count == 0 && p->producer_done)) {
-                        pthread_mutex_unlock(&p->lock);
-                        return NULL;
-                }
-                struct ring_entry *e = &p->ring[p->tail];
-                pthread_mutex_unlock(&p->lock);
-
-                if (e->from_slot) {
-                        uint64_t off = e->index * p->img->chunk_size;
-                        int r = pread_all(p->slot_fd, e->buf, e->len, off);
-                        if (r < 0) {
-                                pthread_mutex_lock(&p->lock);
-                                p->error = r;
-                                (void) message_set(&p->reason, r,
-                                                   "reading chunk %" PRIu64 " back from the slot: %s",
-                                                   e->index, strerror(-r));
-                                p->abort = true;
-                                pthread_cond_broadcast(&p->changed);
-                                pthread_mutex_unlock(&p->lock);
-                                return NULL;
-                        }
-                        if (manifest_check_chunk(p->img, e->index, e->buf, e->len) < 0)
-                                p->bad[p->n_bad++] = e->index;
-                }
-                sha256_update(&p->whole, e->buf, e->len);
-
-                pthread_mutex_lock(&p->lock);
-                p->tail = (p->tail + 1) % RING_SIZE;
-                p->count--;
-                pthread_cond_broadcast(&p->changed);
-                pthread_mutex_unlock(&p->lock);
-        }
-}
-
-/* Wait for a free ring entry; NULL when the hasher gave up. */
-static struct ring_entry *ring_reserve(struct pipeline *p) {
-        pthread_mutex_lock(&p->lock);
-        while (p->count == RING_SIZE && !p->abort)
-                pthread_cond_wait(&p->changed, &p->lock);
-        struct ring_entry *e = p->abort ? NULL : &p->ring[p->head];
-        pthread_mutex_unlock(&p->lock);
-        return e;
-}
-
-static void ring_commit(struct pipeline *p) {
-        pthread_mutex_lock(&p->lock);
-        p->head = (p->head + 1) % RING_SIZE;
-        p->count++;
-        pthread_cond_broadcast(&p->changed);
-        pthread_mutex_unlock(&p->lock);
-}
-
-static void pipeline_stop(struct pipeline *p, pthread_t thread, bool abort) {
-        pthread_mutex_lock(&p->lock);
-        p->producer_done = true;
-        if (abort)
-                p->abort = true;
-        pthread_cond_broadcast(&p->changed);
-        pthread_mutex_unlock(&p->lock);
-        (void) pthread_join(thread, NULL);
-}
-
-struct writer {
         const struct install_request *req;
         const struct manifest_image *img;
-        struct install_stats *st;
-        uint8_t *unsynced; /* written since the last checkpoint */
-        uint64_t unsynced_bytes;
+        uint8_t *was_done; /* req->done when the pass began: the reader's copy */
+        bool trust_source; /* the first pass after install_verify_source (source_verified) */
+        struct sha256_ctx whole;
+        uint64_t *bad; /* resumed chunks whose bytes in the slot no longer verify (reader) */
+        size_t n_bad;
+        int error; /* the first, with its reason */
+        char *reason;
+
+        /* the syncer: a checkpoint handed over, or none */
+        bool sync_pending, sync_busy;
+        uint8_t *sync_map; /* chunks written before the handover */
+        uint64_t sync_bytes;
+        struct install_stats sync_stats;
+        uint64_t bytes_done; /* durable, for the progress */
 };
 
-static uint64_t done_bytes(const struct manifest_image *img, const uint8_t *done) {
-        uint64_t n = 0;
-        for (uint64_t i = 0; i < img->n_chunks; i++)
-                if (install_bitmap_get(done, i))
-                        n += manifest_chunk_length(img, i);
-        return n;
+/* Record the first failure and stop every stage. Called with the lock held. */
+static void pipeline_fail_locked(struct pipeline *p, int r, char *reason) {
+        if (p->error == 0) {
+                p->error = r;
+                p->reason = reason;
+        } else
+                free(reason);
+        p->stop = true;
+        pthread_cond_broadcast(&p->changed);
 }
 
-/* "slot <path>" or "the slot", and "<path>" or "the progress", for messages. */
+static void pipeline_fail(struct pipeline *p, int r, char *reason) {
+        pthread_mutex_lock(&p->lock);
+        pipeline_fail_locked(p, r, reason);
+        pthread_mutex_unlock(&p->lock);
+}
+
+/* "slot <path>" or "the slot", for messages. */
 static const char *slot_name(const struct install_request *req, char *buf, size_t size) {
         if (!req->slot_path)
                 return "the slot";
@@ -304,78 +266,237 @@ static int checkpoint_failed(const struct install_request *req, int r, char **re
                            req->checkpoint_path ? req->checkpoint_path : "", strerror(-r));
 }
 
-static int writer_checkpoint(struct writer *w, char **ret_reason) {
-        const struct install_request *req = w->req;
-        if (w->unsynced_bytes > 0) {
+/* Make the chunks in map durable and record them: fdatasync, then the caller's checkpoint.
+ * Only one runs at a time (the syncer's, or the writer's last with the syncer idle). */
+static int checkpoint_run(struct pipeline *p, uint8_t *map, uint64_t bytes, struct install_stats *st,
+                          char **ret_reason) {
+        const struct install_request *req = p->req;
+        if (bytes > 0) {
                 if (fdatasync(req->slot_fd) < 0) {
                         int r = negative_errno();
                         char name[PATH_MAX + 8];
                         return message_set(ret_reason, r, "image %s: syncing %s: %s",
-                                           w->img->slot_class, slot_name(req, name, sizeof(name)),
+                                           p->img->slot_class, slot_name(req, name, sizeof(name)),
                                            strerror(-r));
                 }
                 if (req->drop_cache)
                         (void) posix_fadvise(req->slot_fd, 0, 0, POSIX_FADV_DONTNEED);
-                size_t n = install_bitmap_size(w->img->n_chunks);
+                size_t n = install_bitmap_size(p->img->n_chunks);
                 for (size_t i = 0; i < n; i++) {
-                        req->done[i] |= w->unsynced[i];
-                        w->unsynced[i] = 0;
+                        req->done[i] |= map[i];
+                        map[i] = 0;
                 }
-                w->st->bytes_done += w->unsynced_bytes;
-                w->unsynced_bytes = 0;
+                pthread_mutex_lock(&p->lock);
+                p->bytes_done += bytes;
+                st->bytes_done = p->bytes_done;
+                pthread_mutex_unlock(&p->lock);
         }
         if (req->checkpoint) {
-                int r = req->checkpoint(req->userdata, req->done, w->st);
+                int r = req->checkpoint(req->userdata, req->done, st);
                 if (r < 0)
                         return checkpoint_failed(req, r, ret_reason);
         }
         return 0;
 }
 
-/* Fill buf with chunk i: from the active slot when it has the hash, else from the source. */
-static int writer_fetch(struct writer *w, uint64_t i, uint8_t *buf, size_t len, char **ret_reason) {
-        const struct install_request *req = w->req;
-        const struct manifest_image *img = w->img;
+static void *syncer_main(void *userdata) {
+        struct pipeline *p = userdata;
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                while (!p->sync_pending && !p->stop && !p->writer_done)
+                        pthread_cond_wait(&p->changed, &p->lock);
+                if (!p->sync_pending)
+                        break; /* stopped, or the writer is done: it makes the last one */
+                p->sync_pending = false;
+                p->sync_busy = true;
+                uint64_t bytes = p->sync_bytes;
+                struct install_stats st = p->sync_stats;
+                pthread_mutex_unlock(&p->lock);
+                char *reason = NULL;
+                int r = checkpoint_run(p, p->sync_map, bytes, &st, &reason);
+                pthread_mutex_lock(&p->lock);
+                p->sync_busy = false;
+                if (r < 0)
+                        pipeline_fail_locked(p, r, reason);
+                pthread_cond_broadcast(&p->changed);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+static void *hasher_main(void *userdata) {
+        struct pipeline *p = userdata;
+        pthread_mutex_lock(&p->lock);
+        for (;;) {
+                while (p->n_hashed == p->n_read && !p->reader_done && !p->stop)
+                        pthread_cond_wait(&p->changed, &p->lock);
+                if (p->stop || p->n_hashed == p->n_read)
+                        break;
+                struct ring_entry *e = &p->ring[p->n_hashed % RING_SIZE];
+                pthread_mutex_unlock(&p->lock);
+                sha256_update(&p->whole, e->buf, e->len);
+                pthread_mutex_lock(&p->lock);
+                p->n_hashed++;
+                pthread_cond_broadcast(&p->changed);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+/* Fill e with chunk i, checked: from the active slot when it has the hash, else the source. */
+static int reader_fetch(struct pipeline *p, struct ring_entry *e, char **ret_reason) {
+        const struct install_request *req = p->req;
+        const struct manifest_image *img = p->img;
+        uint64_t i = e->index;
+        /* Checked just before by install_verify_source, which skipped what the active slot has. */
+        bool checked = p->trust_source;
         if (req->active && req->active_fd >= 0) {
                 int64_t j = install_index_lookup(req->active, img->chunks[i]);
-                if (j >= 0 && pread_all(req->active_fd, buf, len, (uint64_t) j * img->chunk_size) >= 0 &&
-                    manifest_check_chunk(img, i, buf, len) >= 0) {
-                        w->st->chunks_from_active++;
-                        w->st->bytes_from_active += len;
+                if (j >= 0)
+                        checked = false;
+                if (j >= 0 && pread_all(req->active_fd, e->buf, e->len, (uint64_t) j * img->chunk_size) >= 0 &&
+                    manifest_check_chunk(img, i, e->buf, e->len) >= 0) {
+                        e->kind = ENTRY_ACTIVE;
                         return 0;
                 }
                 /* Not there after all (the active slot changed): fall back to the source. */
         }
-        int r = req->source.read(req->source.userdata, i * img->chunk_size, buf, len);
+        int r = req->source.read(req->source.userdata, i * img->chunk_size, e->buf, e->len);
         if (r < 0)
                 return message_set(ret_reason, r, "image %s: reading chunk %" PRIu64 ": %s",
                                    img->slot_class, i, strerror(-r));
-        w->st->chunks_from_source++;
-        w->st->bytes_from_source += len;
-        if (manifest_check_chunk(img, i, buf, len) < 0)
+        e->kind = ENTRY_SOURCE;
+        if (!checked && manifest_check_chunk(img, i, e->buf, e->len) < 0)
                 return message_set(ret_reason, -EBADMSG,
                                    "image %s: chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
                                    ") does not match its hash in the signed manifest",
                                    img->slot_class, i, i * img->chunk_size,
-                                   i * img->chunk_size + len - 1);
+                                   i * img->chunk_size + e->len - 1);
         return 0;
 }
 
+/* A chunk written before: read it back from the slot; one that changed is listed as bad. */
+static int reader_resumed(struct pipeline *p, struct ring_entry *e, char **ret_reason) {
+        const struct manifest_image *img = p->img;
+        e->kind = ENTRY_RESUMED;
+        int r = pread_all(p->req->slot_fd, e->buf, e->len, e->index * img->chunk_size);
+        if (r < 0)
+                return message_set(ret_reason, r, "image %s: reading chunk %" PRIu64 " back from the slot: %s",
+                                   img->slot_class, e->index, strerror(-r));
+        if (manifest_check_chunk(img, e->index, e->buf, e->len) < 0)
+                p->bad[p->n_bad++] = e->index;
+        return 0;
+}
+
+static void *reader_main(void *userdata) {
+        struct pipeline *p = userdata;
+        const struct install_request *req = p->req;
+        bool locked = false; /* leaving the loop early, with the lock */
+        for (uint64_t i = 0; i < p->img->n_chunks; i++) {
+                pthread_mutex_lock(&p->lock);
+                uint64_t oldest = p->n_written < p->n_hashed ? p->n_written : p->n_hashed;
+                while (p->n_read - oldest == RING_SIZE && !p->stop) {
+                        pthread_cond_wait(&p->changed, &p->lock);
+                        oldest = p->n_written < p->n_hashed ? p->n_written : p->n_hashed;
+                }
+                bool stop = p->stop;
+                pthread_mutex_unlock(&p->lock);
+                if (stop)
+                        return NULL;
+                /* What was read before a cancel is written and recorded, nothing after. */
+                if (cancelled(req->cancel)) {
+                        pthread_mutex_lock(&p->lock);
+                        p->cancelled = true;
+                        locked = true;
+                        break;
+                }
+                struct ring_entry *e = &p->ring[p->n_read % RING_SIZE];
+                e->index = i;
+                e->len = manifest_chunk_length(p->img, i);
+                char *reason = NULL;
+                int r = install_bitmap_get(p->was_done, i) ? reader_resumed(p, e, &reason)
+                                                           : reader_fetch(p, e, &reason);
+                pthread_mutex_lock(&p->lock);
+                if (r < 0) {
+                        /* the entries before it are still written: their checks passed */
+                        if (p->error == 0) {
+                                p->error = r;
+                                p->reason = reason;
+                        } else
+                                free(reason);
+                        locked = true;
+                        break;
+                }
+                p->n_read++;
+                pthread_cond_broadcast(&p->changed);
+                pthread_mutex_unlock(&p->lock);
+        }
+        if (!locked)
+                pthread_mutex_lock(&p->lock);
+        p->reader_done = true;
+        pthread_cond_broadcast(&p->changed);
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+static uint64_t done_bytes(const struct manifest_image *img, const uint8_t *done) {
+        uint64_t n = 0;
+        for (uint64_t i = 0; i < img->n_chunks; i++)
+                if (install_bitmap_get(done, i))
+                        n += manifest_chunk_length(img, i);
+        return n;
+}
+
+/* The writer's side: hand the chunks written since the last checkpoint to the syncer,
+ * after the one before it finished (one at a time: each records what was written then);
+ * with checkpoint_coalesce, not now if the syncer is still busy, unless COALESCE_MAX
+ * checkpoints' worth are waiting: what a kill can lose stays bounded. */
+static void writer_hand_over(struct pipeline *p, uint8_t *pending, uint64_t *pending_bytes,
+                             uint64_t every, const struct install_stats *st) {
+        size_t n = install_bitmap_size(p->img->n_chunks);
+        pthread_mutex_lock(&p->lock);
+        if (p->req->checkpoint_coalesce && (p->sync_pending || p->sync_busy) &&
+            *pending_bytes < COALESCE_MAX * every) {
+                pthread_mutex_unlock(&p->lock);
+                return; /* kept: the next hand-over takes these chunks too */
+        }
+        while ((p->sync_pending || p->sync_busy) && !p->stop)
+                pthread_cond_wait(&p->changed, &p->lock);
+        if (!p->stop) {
+                memcpy(p->sync_map, pending, n);
+                p->sync_bytes = *pending_bytes;
+                p->sync_stats = *st;
+                p->sync_pending = true;
+                pthread_cond_broadcast(&p->changed);
+        }
+        pthread_mutex_unlock(&p->lock);
+        memset(pending, 0, n);
+        *pending_bytes = 0;
+}
+
 /* One pass over the image. *ret_bad gets the resumed chunks that failed their re-check. */
-static int install_pass(const struct install_request *req, struct install_stats *st,
+static int install_pass(const struct install_request *req, bool trust_source, struct install_stats *st,
                         uint8_t **bufs, uint64_t **ret_bad, size_t *ret_n_bad,
                         uint8_t digest[SHA256_DIGEST_SIZE], char **ret_reason) {
         const struct manifest_image *img = req->image;
-        _cleanup_free_ uint8_t *unsynced = calloc(1, install_bitmap_size(img->n_chunks) + 1);
+        size_t map_size = install_bitmap_size(img->n_chunks) + 1;
+        _cleanup_free_ uint8_t *pending = calloc(1, map_size);
+        _cleanup_free_ uint8_t *sync_map = calloc(1, map_size);
+        _cleanup_free_ uint8_t *was_done = malloc(map_size);
         uint64_t *bad = calloc(img->n_chunks + 1, sizeof(uint64_t));
-        if (!unsynced || !bad) {
+        if (!pending || !sync_map || !was_done || !bad) {
                 free(bad);
                 return -ENOMEM;
         }
+        memcpy(was_done, req->done, map_size - 1);
         struct pipeline p = {
+                .req = req,
                 .img = img,
-                .slot_fd = req->slot_fd,
+                .was_done = was_done,
+                .trust_source = trust_source,
                 .bad = bad,
+                .sync_map = sync_map,
+                .bytes_done = done_bytes(img, req->done),
         };
         for (size_t k = 0; k < RING_SIZE; k++)
                 p.ring[k].buf = bufs[k];
@@ -383,66 +504,99 @@ static int install_pass(const struct install_request *req, struct install_stats 
         pthread_cond_init(&p.changed, NULL);
         sha256_init(&p.whole);
 
-        pthread_t thread;
-        int r = -pthread_create(&thread, NULL, hasher_main, &p);
-        if (r < 0) {
-                sha256_final(&p.whole, digest);
-                free(bad);
-                return message_set(ret_reason, r, "starting the hash thread: %s", strerror(-r));
-        }
-
-        struct writer w = {.req = req, .img = img, .st = st, .unsynced = unsynced};
-        st->bytes_done = done_bytes(img, req->done); /* then kept up to date at each checkpoint */
-        uint64_t every = req->checkpoint_bytes ? req->checkpoint_bytes : DEFAULT_CHECKPOINT_BYTES;
-        for (uint64_t i = 0; i < img->n_chunks && r >= 0; i++) {
-                if (req->cancel && *req->cancel) {
-                        r = writer_checkpoint(&w, ret_reason);
-                        if (r >= 0)
-                                r = message_set(ret_reason, -ECANCELED, "install of %s cancelled",
-                                                img->slot_class);
+        pthread_t threads[3];
+        void *(*mains[3])(void *) = {hasher_main, syncer_main, reader_main};
+        size_t n_threads = 0;
+        int r = 0;
+        for (; n_threads < 3; n_threads++)
+                if ((r = -pthread_create(&threads[n_threads], NULL, mains[n_threads], &p)) < 0) {
+                        (void) message_set(ret_reason, r, "starting the install threads: %s", strerror(-r));
                         break;
                 }
-                struct ring_entry *e = ring_reserve(&p);
-                if (!e)
-                        break; /* the hasher failed; its error is reported below */
-                size_t len = manifest_chunk_length(img, i);
-                e->index = i;
-                e->len = len;
-                e->from_slot = install_bitmap_get(req->done, i);
-                if (!e->from_slot) {
-                        r = writer_fetch(&w, i, e->buf, len, ret_reason);
-                        if (r >= 0) {
-                                r = pwrite_all(req->slot_fd, e->buf, len, i * img->chunk_size);
-                                char name[PATH_MAX + 8];
-                                if (r < 0)
-                                        r = message_set(ret_reason, r,
-                                                        "image %s: writing chunk %" PRIu64
-                                                        " to %s: %s",
-                                                        img->slot_class, i,
-                                                        slot_name(req, name, sizeof(name)),
-                                                        strerror(-r));
-                        }
-                        if (r < 0)
-                                break;
-                        st->bytes_written += len;
-                        install_bitmap_set(unsynced, i, true);
-                        w.unsynced_bytes += len;
-                } else
+        if (r < 0)
+                pipeline_fail(&p, r, NULL);
+
+        st->bytes_done = p.bytes_done; /* then kept up to date at each checkpoint */
+        uint64_t every = req->checkpoint_bytes ? req->checkpoint_bytes : DEFAULT_CHECKPOINT_BYTES;
+        uint64_t pending_bytes = 0;
+        for (;;) {
+                pthread_mutex_lock(&p.lock);
+                while (p.n_written == p.n_read && !p.reader_done && !p.stop)
+                        pthread_cond_wait(&p.changed, &p.lock);
+                bool more = !p.stop && p.n_written < p.n_read;
+                pthread_mutex_unlock(&p.lock);
+                if (!more)
+                        break;
+                struct ring_entry *e = &p.ring[p.n_written % RING_SIZE];
+                switch (e->kind) {
+                case ENTRY_RESUMED:
                         st->chunks_resumed++;
-                ring_commit(&p);
-                if (w.unsynced_bytes >= every)
-                        r = writer_checkpoint(&w, ret_reason);
+                        break;
+                case ENTRY_ACTIVE:
+                        st->chunks_from_active++;
+                        st->bytes_from_active += e->len;
+                        break;
+                case ENTRY_SOURCE:
+                        st->chunks_from_source++;
+                        st->bytes_from_source += e->len;
+                        break;
+                }
+                if (e->kind != ENTRY_RESUMED) {
+                        r = pwrite_all(req->slot_fd, e->buf, e->len, e->index * img->chunk_size);
+                        if (r < 0) {
+                                char name[PATH_MAX + 8];
+                                char *reason = NULL;
+                                (void) message_set(&reason, r, "image %s: writing chunk %" PRIu64 " to %s: %s",
+                                                   img->slot_class, e->index,
+                                                   slot_name(req, name, sizeof(name)), strerror(-r));
+                                pipeline_fail(&p, r, reason);
+                                break;
+                        }
+                        st->bytes_written += e->len;
+                        install_bitmap_set(pending, e->index, true);
+                        pending_bytes += e->len;
+                }
+                pthread_mutex_lock(&p.lock);
+                p.n_written++;
+                st->bytes_done = p.bytes_done;
+                pthread_cond_broadcast(&p.changed);
+                pthread_mutex_unlock(&p.lock);
+                if (pending_bytes >= every)
+                        writer_hand_over(&p, pending, &pending_bytes, every, st);
                 if (req->progress)
                         req->progress(req->userdata, st);
         }
-        if (r >= 0 && !p.abort)
-                r = writer_checkpoint(&w, ret_reason);
-        pipeline_stop(&p, thread, r < 0);
-        sha256_final(&p.whole, digest);
-        if (r >= 0 && p.error < 0) {
-                r = message_set(ret_reason, p.error, "image %s: %s", img->slot_class,
-                                p.reason ? p.reason : strerror(-p.error));
+
+        /* The last checkpoint, the syncer idle: after a cancel too, not after a failure. */
+        pthread_mutex_lock(&p.lock);
+        p.writer_done = true;
+        pthread_cond_broadcast(&p.changed);
+        while ((p.sync_pending || p.sync_busy) && !p.stop)
+                pthread_cond_wait(&p.changed, &p.lock);
+        bool failed = p.error < 0;
+        if (failed)
+                p.stop = true;
+        pthread_cond_broadcast(&p.changed);
+        pthread_mutex_unlock(&p.lock);
+        if (!failed) {
+                /* the syncer has left (writer_done), or only waits to: this one is ours */
+                char *reason = NULL;
+                int k = checkpoint_run(&p, pending, pending_bytes, st, &reason);
+                if (k < 0)
+                        pipeline_fail(&p, k, reason);
         }
+        for (size_t t = 0; t < n_threads; t++)
+                (void) pthread_join(threads[t], NULL);
+        sha256_final(&p.whole, digest);
+        st->bytes_done = p.bytes_done;
+        if (p.error < 0) {
+                r = p.error;
+                if (p.reason) {
+                        free(*ret_reason);
+                        *ret_reason = TAKE_PTR(p.reason);
+                }
+        } else if (p.cancelled)
+                r = message_set(ret_reason, -ECANCELED, "install of %s cancelled", img->slot_class);
         free(p.reason);
         pthread_cond_destroy(&p.changed);
         pthread_mutex_destroy(&p.lock);
@@ -455,43 +609,122 @@ static int install_pass(const struct install_request *req, struct install_stats 
         return 0;
 }
 
-int install_verify_source(const struct install_request *req, struct install_stats *stats,
-                          char **ret_reason) {
+/* ---- the check before writing: chunks of the source on up to VERIFY_THREADS threads ---- */
+
+#define VERIFY_THREADS 4
+
+struct verifier {
+        const struct install_request *req;
+        pthread_mutex_t lock;
+        uint64_t first_bad; /* the lowest chunk that failed so far, or n_chunks */
+        int first_r;        /* and how: -EBADMSG, or the read's error */
+        bool cancelled;
+        unsigned n_threads;
+};
+
+struct verifier_thread {
+        struct verifier *v;
+        unsigned t;
+        struct install_stats st;
+        int r; /* setting up: no memory */
+};
+
+static void *verifier_main(void *userdata) {
+        struct verifier_thread *vt = userdata;
+        struct verifier *v = vt->v;
+        const struct install_request *req = v->req;
         const struct manifest_image *img = req->image;
-        struct install_stats st = {.chunks_total = img->n_chunks};
         _cleanup_free_ uint8_t *buf = malloc(img->chunk_size ? img->chunk_size : 1);
-        if (!buf)
-                return -ENOMEM;
-        int r = 0;
-        for (uint64_t i = 0; i < img->n_chunks && r >= 0; i++) {
-                if (req->cancel && *req->cancel) {
-                        r = message_set(ret_reason, -ECANCELED, "verifying %s cancelled",
-                                        img->slot_class);
+        if (!buf) {
+                vt->r = -ENOMEM;
+                return NULL;
+        }
+        for (uint64_t i = vt->t; i < img->n_chunks; i += v->n_threads) {
+                pthread_mutex_lock(&v->lock);
+                bool stop = i > v->first_bad || v->cancelled;
+                if (!stop && cancelled(req->cancel))
+                        stop = v->cancelled = true;
+                pthread_mutex_unlock(&v->lock);
+                if (stop)
                         break;
-                }
                 if (install_bitmap_get(req->done, i) ||
                     (req->active && req->active_fd >= 0 &&
                      install_index_lookup(req->active, img->chunks[i]) >= 0))
                         continue;
                 size_t len = manifest_chunk_length(img, i);
-                r = req->source.read(req->source.userdata, i * img->chunk_size, buf, len);
+                int r = req->source.read(req->source.userdata, i * img->chunk_size, buf, len);
+                if (r >= 0) {
+                        vt->st.chunks_from_source++;
+                        vt->st.bytes_from_source += len;
+                        if (manifest_check_chunk(img, i, buf, len) < 0)
+                                r = -EBADMSG;
+                }
                 if (r < 0) {
-                        r = message_set(ret_reason, r, "image %s: reading chunk %" PRIu64 ": %s",
-                                        img->slot_class, i, strerror(-r));
+                        pthread_mutex_lock(&v->lock);
+                        if (i < v->first_bad) {
+                                v->first_bad = i;
+                                v->first_r = r;
+                        }
+                        pthread_mutex_unlock(&v->lock);
                         break;
                 }
-                st.chunks_from_source++;
-                st.bytes_from_source += len;
-                if (manifest_check_chunk(img, i, buf, len) < 0)
-                        r = message_set(ret_reason, -EBADMSG,
-                                        "image %s: chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
-                                        ") does not match its hash in the signed manifest",
-                                        img->slot_class, i, i * img->chunk_size,
-                                        i * img->chunk_size + len - 1);
+        }
+        return NULL;
+}
+
+int install_verify_source(const struct install_request *req, struct install_stats *stats,
+                          char **ret_reason) {
+        const struct manifest_image *img = req->image;
+        struct verifier v = {.req = req, .first_bad = img->n_chunks, .n_threads = 1};
+        if (req->source.concurrent) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                v.n_threads = n < 1 ? 1 : n > VERIFY_THREADS ? VERIFY_THREADS : (unsigned) n;
+        }
+        pthread_mutex_init(&v.lock, NULL);
+        struct verifier_thread vt[VERIFY_THREADS] = {};
+        pthread_t threads[VERIFY_THREADS];
+        bool running[VERIFY_THREADS] = {};
+        int r = 0;
+        for (unsigned t = 0; t < v.n_threads; t++)
+                vt[t] = (struct verifier_thread){.v = &v, .t = t};
+        /* The first share on this thread, the others each on their own (or here after it,
+         * when a thread cannot be had: every share is checked either way). */
+        for (unsigned t = 1; t < v.n_threads; t++)
+                running[t] = pthread_create(&threads[t], NULL, verifier_main, &vt[t]) == 0;
+        for (unsigned t = 0; t < v.n_threads; t++)
+                if (!running[t])
+                        verifier_main(&vt[t]);
+        for (unsigned t = 1; t < v.n_threads; t++)
+                if (running[t])
+                        (void) pthread_join(threads[t], NULL);
+        pthread_mutex_destroy(&v.lock);
+
+        struct install_stats st = {.chunks_total = img->n_chunks};
+        for (unsigned t = 0; t < VERIFY_THREADS; t++) {
+                st.chunks_from_source += vt[t].st.chunks_from_source;
+                st.bytes_from_source += vt[t].st.bytes_from_source;
+                if (vt[t].r < 0)
+                        r = vt[t].r;
         }
         if (stats)
                 *stats = st;
-        return r;
+        if (r < 0)
+                return r;
+        uint64_t i = v.first_bad;
+        if (i < img->n_chunks) {
+                size_t len = manifest_chunk_length(img, i);
+                if (v.first_r == -EBADMSG)
+                        return message_set(ret_reason, -EBADMSG,
+                                           "image %s: chunk %" PRIu64 " (bytes %" PRIu64 "-%" PRIu64
+                                           ") does not match its hash in the signed manifest",
+                                           img->slot_class, i, i * img->chunk_size,
+                                           i * img->chunk_size + len - 1);
+                return message_set(ret_reason, v.first_r, "image %s: reading chunk %" PRIu64 ": %s",
+                                   img->slot_class, i, strerror(-v.first_r));
+        }
+        if (v.cancelled)
+                return message_set(ret_reason, -ECANCELED, "verifying %s cancelled", img->slot_class);
+        return 0;
 }
 
 int install_image(const struct install_request *req, struct install_stats *stats,
@@ -519,7 +752,9 @@ int install_image(const struct install_request *req, struct install_stats *stats
                 size_t n_bad = 0;
                 uint8_t digest[SHA256_DIGEST_SIZE];
                 st.chunks_resumed = 0;
-                r = install_pass(req, &st, bufs, &bad, &n_bad, digest, ret_reason);
+                /* Chunks repaired in a later pass were never checked before: check them. */
+                r = install_pass(req, req->source_verified && pass == 0, &st, bufs, &bad, &n_bad,
+                                 digest, ret_reason);
                 if (r < 0)
                         break;
                 if (n_bad == 0) {
@@ -586,13 +821,13 @@ static int scrub_good_copy(const struct install_request *req, uint64_t i, uint8_
 }
 
 static void scrub_pace(uint64_t start_usec, uint64_t bytes, uint64_t max_bytes_per_sec,
-                       const volatile int *cancel) {
+                       const atomic_int *cancel) {
         if (max_bytes_per_sec == 0)
                 return;
         uint64_t due = start_usec + bytes * 1000000ULL / max_bytes_per_sec;
         for (;;) {
                 uint64_t now = now_usec(CLOCK_MONOTONIC);
-                if (now >= due || (cancel && *cancel))
+                if (now >= due || cancelled(cancel))
                         return;
                 uint64_t d = due - now;
                 usleep((useconds_t) (d > 100000 ? 100000 : d));
@@ -614,7 +849,7 @@ int install_scrub(const struct install_request *req, bool repair, uint64_t max_b
         uint64_t start = now_usec(CLOCK_MONOTONIC);
         int r = 0;
         for (uint64_t i = 0; i < img->n_chunks; i++) {
-                if (req->cancel && *req->cancel) {
+                if (cancelled(req->cancel)) {
                         r = message_set(ret_reason, -ECANCELED, "scrub of %s cancelled", img->slot_class);
                         break;
                 }

@@ -6,14 +6,20 @@
  * network later); either way it is hashed and compared with the signed manifest before
  * it is written. Written chunks are synced, then recorded in a progress bitmap that the
  * caller persists (checkpoint), so after a kill or a power cut the install resumes
- * without rewriting verified chunks. The whole-image SHA-256 is computed on a second
- * thread in image order, over the bytes written (or, for chunks written before a
- * restart, read back from the slot and checked against their chunk hash again: a chunk
- * that changed on the medium is rewritten). install_image returns 0 only when the whole
- * slot matches the manifest.
+ * without rewriting verified chunks. The whole-image SHA-256 is computed in image order,
+ * over the bytes written (or, for chunks written before a restart, read back from the
+ * slot and checked against their chunk hash again: a chunk that changed on the medium is
+ * rewritten). install_image returns 0 only when the whole slot matches the manifest.
+ *
+ * The work is a pipeline (install.c): a reader thread fetches and checks chunks ahead, the
+ * caller's thread writes them, a hasher thread keeps the whole hash, a syncer thread makes
+ * written chunks durable and calls checkpoint while writing goes on. So the source's read
+ * runs on the reader thread and checkpoint on the syncer (one call at a time each), while
+ * progress runs on the caller's thread.
  */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +31,9 @@ struct install_source {
         /* Read exactly len bytes of the image at offset into buf; 0 or a negative errno. */
         int (*read)(void *userdata, uint64_t offset, void *buf, size_t len);
         void *userdata;
+        /* read may be called from several threads at once (pread on a file): the check
+         * before writing then spreads over the CPUs. Otherwise one thread at a time. */
+        bool concurrent;
 };
 
 struct install_stats {
@@ -67,7 +76,7 @@ int install_bitmap_from_hex(const char *hex, uint64_t n_chunks, uint8_t **ret);
 struct install_index;
 int install_index_from_image(const struct manifest_image *img, struct install_index **ret);
 /* Hash the first `size` bytes of fd in chunks of chunk_size; cancel as in the request. */
-int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const volatile int *cancel,
+int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const atomic_int *cancel,
                        struct install_index **ret);
 void install_index_free(struct install_index *ix);
 /* Pure: the chunk index in the active slot holding this hash, or -ENOENT. */
@@ -85,11 +94,27 @@ struct install_request {
          * A failure stops the install (the bitmap could not be kept).
          */
         int (*checkpoint)(void *userdata, const uint8_t *done, const struct install_stats *st);
-        /* Called after each chunk (no I/O expected): progress for status. May be NULL. */
+        /* Called after each chunk (no I/O expected): progress for status. May be NULL.
+         * It may run while checkpoint runs (on another thread). */
         void (*progress)(void *userdata, const struct install_stats *st);
         void *userdata;
         uint64_t checkpoint_bytes; /* sync + checkpoint after this many bytes written; 0: 8 MiB */
-        const volatile int *cancel; /* nonzero: stop after a checkpoint, -ECANCELED; may be NULL */
+        /*
+         * When a checkpoint is due while the one before it still runs (a slow sync or a slow
+         * progress file), go on writing and let the next take every chunk written until then:
+         * fewer, larger checkpoints (up to 4 x checkpoint_bytes), the same rule (a chunk is
+         * recorded only after a sync that began after it was written). false: one every
+         * checkpoint_bytes exactly.
+         */
+        bool checkpoint_coalesce;
+        /*
+         * install_verify_source checked every chunk this install takes from the source, just
+         * before: they are not hashed again as they are written. The whole hash still covers
+         * every byte written, so a source that changed since fails the install (-EBADMSG) before
+         * the slot is ever accepted; chunks from the active slot or resumed are still checked.
+         */
+        bool source_verified;
+        const atomic_int *cancel; /* nonzero: stop after a checkpoint, -ECANCELED; may be NULL */
         bool drop_cache;            /* advise the kernel to drop written pages after each sync */
         /* For messages only, may be NULL: the slot's path, and where checkpoint saves. */
         const char *slot_path;

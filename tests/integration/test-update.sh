@@ -130,8 +130,9 @@ JSON
         FAIL_CONTEXT_LOG=$N/agent.log
 }
 
+# STALL_AT: a percent at which an install stops going on (the agent's failpoint), for kills.
 start_agent() {
-        "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
+        ORBIT_FAILPOINT_INSTALL_STALL_PERCENT=${STALL_AT:-} "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
         AGENT_PID=$!
         track_pid "$AGENT_PID"
         wait_for 20 ctl ping >/dev/null 2>&1 || bail "$KIND: the agent did not answer"
@@ -205,16 +206,22 @@ check "file: anti-rollback: A still a good fallback" \
         test "$(boot_state)" = "primary=B A_good=1 A_tries_left=0 B_good=1 B_tries_left=0"
 
 # ---- kill -9 in the middle of a 96 MiB install, five times at random points ------------
-ctl update install --no-wait "$D/v3.obundle" >/dev/null || fail "file: v3 install start"
+# The agent's failpoint stops the install once the round's share of it is durable (an
+# install here is faster than any poll): each kill lands where the round says.
 resumed=0
 seed=${ORBIT_TEST_SEED:-$RANDOM}
 RANDOM=$seed
 note "kills during the install at random points: seed $seed (ORBIT_TEST_SEED)"
+stall_at() { echo $(($1 * 14 + RANDOM % 10)); } # 14-23%, 28-37%, ... 70-79%
+at=$(stall_at 1)
+stop_agent
+STALL_AT=$at start_agent
+ctl update install --no-wait "$D/v3.obundle" >/dev/null || fail "file: v3 install start"
 for round in 1 2 3 4 5; do
-        at=$((round * 14 + RANDOM % 10)) # 14-23%, 28-37%, ... 70-79%
-        wait_for 30 sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" update status --json | jq -e '(.progress.percent // 0) >= $at or .phase != \"installing\"' >/dev/null" || true
+        wait_for 30 sh -c "[ \$(grep -c 'failpoint: install stalled' '$N/agent.log') -ge $round ]" ||
+                { fail "round $round: the install did not reach $at%" "$(ust .phase)"; break; }
         p=$(ust .phase)
-        [ "$p" = installing ] || { note "round $round: install already $p"; break; }
+        [ "$p" = installing ] || { fail "round $round: install $p, not stalled at $at%"; break; }
         kill_agent
         st=$(boot_state)
         [ "$st" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0" ] &&
@@ -229,7 +236,8 @@ i = random.randrange(len(b)); b[i] ^= 1 << random.randrange(8)
 open(p, "wb").write(b)
 PY
         [ "$round" = 3 ] && flipbyte "$N/slots/a" $((1 * CHUNK + 4321))
-        start_agent
+        if [ "$round" -lt 5 ]; then at=$(stall_at $((round + 1))); else at=; fi
+        STALL_AT=$at start_agent
         grep -q "resuming rootfs: [1-9][0-9]* of 1536 chunks already in slot A" "$N/agent.log" && resumed=1
 done
 ctl events --json --lines 1000 | jq -e --arg p "$N/state/update/progress" '[.events[] | select(.kind == "state.corrupt" and .body.path == $p)] | length == 1' >/dev/null &&

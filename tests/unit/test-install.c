@@ -39,7 +39,7 @@ struct fixture {
         int checkpoint_error;
         unsigned checkpoints_before_error; /* that succeed before checkpoint_error applies */
         uint8_t saved[(N_CHUNKS + 7) / 8]; /* the bitmap of the last checkpoint that succeeded */
-        volatile int cancel;
+        atomic_int cancel;
         uint64_t cancel_after_bytes;
 };
 
@@ -530,12 +530,118 @@ static void test_scrub(void **state) {
         close(fd);
 }
 
+/* Checked just before (source_verified): a source that changed since is not written as
+ * good: the whole hash over what was written fails the install. */
+static void test_source_verified_whole_hash(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        char *reason = NULL;
+        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        memset(done, 0, sizeof(done));
+        struct install_request req = request(f, fd, done);
+        req.source_verified = true;
+        struct install_stats st;
+        assert_int_equal(install_verify_source(&req, &st, &reason), 0);
+        f->corrupt_source_chunk_7 = true; /* changed after the check */
+        assert_int_equal(install_image(&req, &st, &reason), -EBADMSG);
+        assert_non_null(strstr(reason, "whole image"));
+        free(reason);
+        reason = NULL;
+        /* the next run re-reads what it wrote: chunk 7 no longer verifies and comes again */
+        f->corrupt_source_chunk_7 = false;
+        f->source_reads = 0;
+        req.source_verified = false;
+        int r = install_image(&req, &st, &reason);
+        if (r < 0)
+                fail_msg("%s", reason);
+        assert_int_equal(st.chunks_repaired, 1);
+        assert_int_equal(f->source_reads, 1);
+        close(fd);
+        assert_slot_is_image(f);
+}
+
+/* Coalesced checkpoints: fewer when the syncer lags, the same result and every chunk marked. */
+static void test_checkpoint_coalesce(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        char *reason = NULL;
+        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        memset(done, 0, sizeof(done));
+        struct install_request req = request(f, fd, done);
+        req.checkpoint_coalesce = true;
+        req.checkpoint_bytes = CHUNK; /* one due after every chunk */
+        struct install_stats st;
+        int r = install_image(&req, &st, &reason);
+        if (r < 0)
+                fail_msg("%s", reason);
+        assert_true(f->checkpoints >= 1 && f->checkpoints <= N_CHUNKS + 1);
+        assert_int_equal(install_bitmap_count(f->saved, N_CHUNKS), N_CHUNKS);
+        assert_int_equal(st.bytes_done, SIZE);
+        close(fd);
+        assert_slot_is_image(f);
+}
+
+/* A source that any number of threads may read at once: the image with chunks 10 and 23
+ * damaged, no counters. */
+static int damaged_source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
+        struct fixture *f = userdata;
+        memcpy(buf, f->image + offset, len);
+        if (offset / CHUNK == 10 || offset / CHUNK == 23)
+                ((uint8_t *) buf)[3] ^= 0x01;
+        return 0;
+}
+
+/* The check before writing spreads over threads when the source allows it; it names the
+ * first damaged chunk either way, and skips what is done or in the active slot. */
+static void test_verify_source(void **state) {
+        struct fixture *f = *state;
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        for (int concurrent = 0; concurrent <= 1; concurrent++) {
+                memset(done, 0, sizeof(done));
+                struct install_request req = request(f, -1, done);
+                struct install_stats st;
+                char *reason = NULL;
+                req.source.concurrent = concurrent;
+                f->source_reads = 0;
+                if (!concurrent)
+                        assert_int_equal(install_verify_source(&req, &st, &reason), 0);
+                else
+                        assert_int_equal(install_verify_source(&req, &st, NULL), 0);
+                assert_int_equal(st.chunks_from_source, N_CHUNKS);
+                assert_int_equal(st.bytes_from_source, SIZE);
+                if (!concurrent)
+                        assert_int_equal(f->source_reads, N_CHUNKS);
+
+                req.source = (struct install_source){.read = damaged_source_read, .userdata = f,
+                                                     .concurrent = concurrent};
+                assert_int_equal(install_verify_source(&req, &st, &reason), -EBADMSG);
+                assert_non_null(strstr(reason, "chunk 10 "));
+                free(reason);
+                reason = NULL;
+
+                /* chunk 10 done already: 23 is the first left to check */
+                install_bitmap_set(done, 10, true);
+                assert_int_equal(install_verify_source(&req, &st, &reason), -EBADMSG);
+                assert_non_null(strstr(reason, "chunk 23 "));
+                free(reason);
+                reason = NULL;
+                install_bitmap_set(done, 23, true);
+                assert_int_equal(install_verify_source(&req, &st, &reason), 0);
+                assert_int_equal(st.chunks_from_source, N_CHUNKS - 2);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_fresh_install, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_delta_from_active, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_resume_and_repair, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_forged_source_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_verify_source, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_source_verified_whole_hash, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_checkpoint_coalesce, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancel_keeps_progress, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_checkpoint_failure_stops, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_space_then_resume, setup, teardown),
