@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,8 +273,8 @@ static bool same_namespace(pid_t pid, const char *kind) {
 
 /*
  * The facts control_peer_decide needs. With SO_PEERPIDFD (6.5+) the pidfd is the process
- * that connected; once everything is read, a signal 0 through it proves the process is
- * still alive, so the pid read under /proc was not reused by another in between.
+ * that connected; once everything is read, a pidfd that is not yet readable proves the
+ * process is still alive, so the pid read under /proc was not reused by another in between.
  */
 static void peer_facts(const struct control_server *s, int cfd, struct control_peer_facts *f, char **ret_cgroups) {
         struct ucred cred = {.pid = 0};
@@ -298,7 +299,10 @@ static void peer_facts(const struct control_server *s, int cfd, struct control_p
         if (read_file_bounded(path, PEER_CGROUP_MAX, ret_cgroups, &len) < 0)
                 *ret_cgroups = NULL;
         f->cgroups = *ret_cgroups;
-        f->known = syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0;
+        /* A pidfd reads as ready once its process has exited: not ready now means the
+         * process that connected is still the one whose /proc entries were read. */
+        struct pollfd alive = {.fd = pidfd, .events = POLLIN};
+        f->known = poll(&alive, 1, 0) == 0;
         close(pidfd);
 }
 
