@@ -1513,7 +1513,8 @@ static int rollout_take_back(struct store *s, const char *id, const char *why, i
 static int member_refresh(struct store *s, const struct rollout_row *row, const char *node,
                           int64_t now);
 
-/* Members of the rollout whose due time has passed (by the index on due): refreshed. */
+/* Members of the rollout whose due time has passed: refreshed. Through the index on due
+ * ("+rollout": not the primary key's, which would walk every member of the rollout). */
 static int rollout_members_due(struct store *s, const struct rollout_row *row, int64_t now) {
         member_id ids[256];
         for (;;) {
@@ -1521,7 +1522,7 @@ static int rollout_members_due(struct store *s, const struct rollout_row *row, i
                 {
                         _cleanup_stmt_ sqlite3_stmt *st = NULL;
                         int r = prepare(s, "SELECT node FROM rollout_nodes WHERE due IS NOT NULL "
-                                           "AND due <= ?2 AND rollout = ?1 LIMIT 256",
+                                           "AND due <= ?2 AND +rollout = ?1 LIMIT 256",
                                         &st);
                         if (r < 0)
                                 return r;
