@@ -535,6 +535,64 @@ enum rollout_stage_decision rollout_stage_decide(const struct rollout_member *me
         return ROLLOUT_STAGE_WAIT;
 }
 
+bool rollout_member_out(const struct rollout_member *m, bool held,
+                        const struct rollout_options *o) {
+        if (o->stage_timeout.kind != ROLLOUT_GATE_CONTACTS || o->stage_timeout.value <= 0)
+                return false;
+        bool on_way = m->state == ROLLOUT_NODE_TOLD || m->state == ROLLOUT_NODE_INSTALLING ||
+                      (m->state == ROLLOUT_NODE_COMMITTED && !held);
+        return on_way && m->passes_since_told >= o->stage_timeout.value;
+}
+
+enum rollout_stage_decision rollout_stage_decide_counts(const struct rollout_stage_counts *c,
+                                                        const struct rollout_options *o,
+                                                        int64_t stage_started, int64_t now) {
+        int64_t pending = c->by_state[ROLLOUT_NODE_PENDING];
+        int64_t on_way = c->by_state[ROLLOUT_NODE_TOLD] + c->by_state[ROLLOUT_NODE_INSTALLING] +
+                         c->by_state[ROLLOUT_NODE_COMMITTED] - c->held;
+        if (pending + on_way <= 0)
+                return ROLLOUT_STAGE_ADVANCE;
+        if (o->stage_timeout.value > 0) {
+                bool out = o->stage_timeout.kind == ROLLOUT_GATE_CONTACTS
+                                   ? pending == 0 && c->out >= on_way
+                                   : now - stage_started >= o->stage_timeout.value;
+                if (out)
+                        return ROLLOUT_STAGE_TIMEOUT;
+        }
+        return ROLLOUT_STAGE_WAIT;
+}
+
+int64_t rollout_member_next_due(const struct rollout_member *m, const struct rollout_options *o,
+                                const struct rollout_window *windows, size_t n_windows,
+                                int64_t now) {
+        if (m->state == ROLLOUT_NODE_COMMITTED) {
+                if (rollout_member_held(m, o, now))
+                        return 0;
+                int64_t t = m->committed_time + o->min_healthy_time;
+                if (o->success_after.kind == ROLLOUT_GATE_SECONDS &&
+                    m->committed_time + o->success_after.value > t)
+                        t = m->committed_time + o->success_after.value;
+                return t > now ? t : 0; /* time has passed: its own passes are missing */
+        }
+        if ((m->state != ROLLOUT_NODE_TOLD && m->state != ROLLOUT_NODE_INSTALLING) ||
+            o->report_deadline.value <= 0)
+                return 0;
+        if (o->report_deadline.kind == ROLLOUT_GATE_SECONDS)
+                return m->last_heard + o->report_deadline.value;
+        /* the end of the value-th window ending after last heard (ends in any order) */
+        int64_t prev = m->last_heard, end = 0;
+        for (int64_t k = 0; k < o->report_deadline.value; k++) {
+                end = 0;
+                for (size_t i = 0; i < n_windows; i++)
+                        if (windows[i].end > prev && (end == 0 || windows[i].end < end))
+                                end = windows[i].end;
+                if (end == 0)
+                        return 0;
+                prev = end;
+        }
+        return end;
+}
+
 bool rollout_member_should_tell(enum rollout_state state, unsigned current_stage,
                                 const struct rollout_member *m, bool blocked) {
         return state == ROLLOUT_RUNNING && m->stage <= current_stage &&

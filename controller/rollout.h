@@ -209,6 +209,38 @@ enum rollout_stage_decision rollout_stage_decide(const struct rollout_member *me
                                                  unsigned stage, const struct rollout_options *o,
                                                  int64_t stage_started, int64_t now);
 
+/*
+ * What the store keeps of one stage, updated with every member change (so that a
+ * decision costs O(1), not O(members)): members by state, the committed ones that have
+ * held, and the ones on their way (told, installing, committed but not held) that had
+ * the stage timeout's passes since they were told ("out").
+ */
+struct rollout_stage_counts {
+        int64_t by_state[_ROLLOUT_NODE_STATE_MAX];
+        int64_t held;
+        int64_t out;
+};
+
+/* Pure: what rollout_stage_decide decides, from the stage's counts. */
+enum rollout_stage_decision rollout_stage_decide_counts(const struct rollout_stage_counts *c,
+                                                        const struct rollout_options *o,
+                                                        int64_t stage_started, int64_t now);
+
+/* Pure: does the member count as "out" (see struct rollout_stage_counts)? */
+bool rollout_member_out(const struct rollout_member *m, bool held,
+                        const struct rollout_options *o);
+
+/*
+ * Pure: when will time alone change what the decisions see of this member (unix seconds;
+ * 0: never, only its own syncs can)? A committed member not held yet: when its min
+ * healthy time (and a success_after duration) has passed. A told or installing member
+ * with a report deadline: its duration after last heard, or the end of the window of its
+ * contact plan that makes it miss the deadline's passes. windows: its plan's.
+ */
+int64_t rollout_member_next_due(const struct rollout_member *m, const struct rollout_options *o,
+                                const struct rollout_window *windows, size_t n_windows,
+                                int64_t now);
+
 /* Pure: should this member be told to install now? */
 bool rollout_member_should_tell(enum rollout_state state, unsigned current_stage,
                                 const struct rollout_member *m, bool blocked);

@@ -222,6 +222,101 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         "ALTER TABLE rollout_nodes ADD COLUMN order_key TEXT;"
         "CREATE INDEX rollout_nodes_by_state ON rollout_nodes(rollout, state);"
         "CREATE INDEX rollout_nodes_by_key ON rollout_nodes(rollout, order_key);",
+        /* 5: driving a rollout costs O(the syncing node's memberships): per-stage counts
+         * kept by triggers in the transaction of every member change; a member's "held"
+         * and "out" flags (struct rollout_stage_counts) kept by the store; "due", the time
+         * at which time alone changes the member (rollout_member_next_due), indexed so
+         * that the tick touches only those. due 0: refreshed at the first tick. */
+        "CREATE TABLE rollout_stage_counts (rollout TEXT NOT NULL REFERENCES rollouts(id), "
+        "stage INTEGER NOT NULL, "
+        "pending INTEGER NOT NULL DEFAULT 0, "
+        "told INTEGER NOT NULL DEFAULT 0, "
+        "installing INTEGER NOT NULL DEFAULT 0, "
+        "committed INTEGER NOT NULL DEFAULT 0, "
+        "failed INTEGER NOT NULL DEFAULT 0, "
+        "rolled_back INTEGER NOT NULL DEFAULT 0, "
+        "skipped INTEGER NOT NULL DEFAULT 0, "
+        "overdue INTEGER NOT NULL DEFAULT 0, "
+        "held INTEGER NOT NULL DEFAULT 0, out INTEGER NOT NULL DEFAULT 0, "
+        "PRIMARY KEY (rollout, stage)) WITHOUT ROWID;"
+        "ALTER TABLE rollout_nodes ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE rollout_nodes ADD COLUMN out INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE rollout_nodes ADD COLUMN due INTEGER;"
+        "CREATE INDEX rollout_nodes_by_due ON rollout_nodes(due) WHERE due IS NOT NULL;"
+        "CREATE TRIGGER rollout_nodes_count_insert AFTER INSERT ON rollout_nodes BEGIN "
+        " INSERT OR IGNORE INTO rollout_stage_counts (rollout, stage) "
+        " VALUES (new.rollout, new.stage); "
+        " UPDATE rollout_stage_counts SET "
+        " pending = pending + (new.state = 'pending'), "
+        " told = told + (new.state = 'told'), "
+        " installing = installing + (new.state = 'installing'), "
+        " committed = committed + (new.state = 'committed'), "
+        " failed = failed + (new.state = 'failed'), "
+        " rolled_back = rolled_back + (new.state = 'rolled-back'), "
+        " skipped = skipped + (new.state = 'skipped'), "
+        " overdue = overdue + (new.state = 'overdue'), "
+        " held = held + (new.state = 'committed' AND new.held), "
+        " out = out + (new.out AND (new.state IN ('told', 'installing') OR "
+        " (new.state = 'committed' AND NOT new.held))) "
+        " WHERE rollout = new.rollout AND stage = new.stage; END;"
+        "CREATE TRIGGER rollout_nodes_count_update "
+        "AFTER UPDATE OF rollout, stage, state, held, out ON rollout_nodes "
+        "WHEN old.rollout IS NOT new.rollout OR old.stage IS NOT new.stage OR "
+        "old.state IS NOT new.state OR old.held IS NOT new.held OR old.out IS NOT new.out BEGIN "
+        " UPDATE rollout_stage_counts SET "
+        " pending = pending - (old.state = 'pending'), "
+        " told = told - (old.state = 'told'), "
+        " installing = installing - (old.state = 'installing'), "
+        " committed = committed - (old.state = 'committed'), "
+        " failed = failed - (old.state = 'failed'), "
+        " rolled_back = rolled_back - (old.state = 'rolled-back'), "
+        " skipped = skipped - (old.state = 'skipped'), "
+        " overdue = overdue - (old.state = 'overdue'), "
+        " held = held - (old.state = 'committed' AND old.held), "
+        " out = out - (old.out AND (old.state IN ('told', 'installing') OR "
+        " (old.state = 'committed' AND NOT old.held))) "
+        " WHERE rollout = old.rollout AND stage = old.stage; "
+        " INSERT OR IGNORE INTO rollout_stage_counts (rollout, stage) "
+        " VALUES (new.rollout, new.stage); "
+        " UPDATE rollout_stage_counts SET "
+        " pending = pending + (new.state = 'pending'), "
+        " told = told + (new.state = 'told'), "
+        " installing = installing + (new.state = 'installing'), "
+        " committed = committed + (new.state = 'committed'), "
+        " failed = failed + (new.state = 'failed'), "
+        " rolled_back = rolled_back + (new.state = 'rolled-back'), "
+        " skipped = skipped + (new.state = 'skipped'), "
+        " overdue = overdue + (new.state = 'overdue'), "
+        " held = held + (new.state = 'committed' AND new.held), "
+        " out = out + (new.out AND (new.state IN ('told', 'installing') OR "
+        " (new.state = 'committed' AND NOT new.held))) "
+        " WHERE rollout = new.rollout AND stage = new.stage; END;"
+        "CREATE TRIGGER rollout_nodes_count_delete AFTER DELETE ON rollout_nodes BEGIN "
+        " UPDATE rollout_stage_counts SET "
+        " pending = pending - (old.state = 'pending'), "
+        " told = told - (old.state = 'told'), "
+        " installing = installing - (old.state = 'installing'), "
+        " committed = committed - (old.state = 'committed'), "
+        " failed = failed - (old.state = 'failed'), "
+        " rolled_back = rolled_back - (old.state = 'rolled-back'), "
+        " skipped = skipped - (old.state = 'skipped'), "
+        " overdue = overdue - (old.state = 'overdue'), "
+        " held = held - (old.state = 'committed' AND old.held), "
+        " out = out - (old.out AND (old.state IN ('told', 'installing') OR "
+        " (old.state = 'committed' AND NOT old.held))) "
+        " WHERE rollout = old.rollout AND stage = old.stage; END;"
+        "INSERT INTO rollout_stage_counts SELECT rollout, stage, "
+        "sum(state = 'pending'), "
+        "sum(state = 'told'), "
+        "sum(state = 'installing'), "
+        "sum(state = 'committed'), "
+        "sum(state = 'failed'), "
+        "sum(state = 'rolled-back'), "
+        "sum(state = 'skipped'), "
+        "sum(state = 'overdue'), "
+        "0, 0 FROM rollout_nodes GROUP BY rollout, stage;"
+        "UPDATE rollout_nodes SET due = 0 WHERE state IN ('told', 'installing', 'committed') "
+        "AND rollout IN (SELECT id FROM rollouts WHERE state IN ('running', 'paused'));",
 };
 
 static int schema_version_read(struct store *s, int *ret) {
@@ -502,6 +597,9 @@ static void rollout_dirty(struct store *s, const char *rollout) {
         snprintf(s->dirty[s->n_dirty++], sizeof(s->dirty[0]), "%s", rollout);
 }
 static int rollouts_join_late(struct store *s, const char *node, int64_t now);
+static int member_refresh_by_id(struct store *s, const char *rollout, const char *node,
+                                int64_t now);
+static int node_memberships_refresh(struct store *s, const char *node, int64_t now);
 static int rollout_apply_record(struct store *s, const struct sync_record *rec, int64_t now);
 static int rollouts_drive_node(struct store *s, const char *node, int64_t now);
 static int rollout_apply_status(struct store *s, const char *node, json_t *status, int64_t now);
@@ -975,6 +1073,10 @@ int store_contact_plan_set(struct store *s, const char *node, json_t *plan, int6
         r = step_done(s, st);
         if (r < 0)
                 return r;
+        /* its windows move the report deadlines of its memberships (their due times) */
+        r = node_memberships_refresh(s, node, now);
+        if (r < 0)
+                return r;
         return commit(&guard);
 }
 
@@ -1229,7 +1331,17 @@ static int rollout_save(struct store *s, const struct rollout_row *row) {
         sqlite3_bind_int64(st, 5, row->finished);
         sqlite3_bind_text(st, 6, row->reason, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 7, row->o.id, -1, SQLITE_STATIC);
-        return step_done(s, st);
+        r = step_done(s, st);
+        if (r < 0 || row->state == ROLLOUT_RUNNING || row->state == ROLLOUT_PAUSED)
+                return r;
+        /* Over: time changes nothing in its members any more (once per rollout). */
+        _cleanup_stmt_ sqlite3_stmt *clear = NULL;
+        r = prepare(s, "UPDATE rollout_nodes SET due = NULL WHERE rollout = ? AND due IS NOT NULL",
+                    &clear);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(clear, 1, row->o.id, -1, SQLITE_STATIC);
+        return step_done(s, clear);
 }
 
 _printf_(6, 7) static int rollout_event(struct store *s, const char *id, int64_t now, int stage,
@@ -1369,7 +1481,7 @@ static int rollout_take_back(struct store *s, const char *id, const char *why, i
         if (r < 0)
                 return r;
         *ret_cancelled = sqlite3_changes(s->db);
-        r = prepare(s, "UPDATE rollout_nodes SET state = 'pending', updated = ?2, "
+        r = prepare(s, "UPDATE rollout_nodes SET state = 'pending', updated = ?2, due = NULL, "
                        "reason = 'install cancelled: the rollout ' || ?3 WHERE rollout = ?1 AND "
                        "state IN ('told', 'overdue') AND EXISTS (SELECT 1 FROM commands c WHERE "
                        "c.node = rollout_nodes.node AND c.seq = rollout_nodes.install_seq "
@@ -1398,52 +1510,106 @@ static int rollout_take_back(struct store *s, const char *id, const char *why, i
         return 0;
 }
 
-/* Members past the report deadline become overdue (a failure until they report). */
-static int rollout_mark_overdue(struct store *s, struct rollout_row *row,
-                                struct rollout_member *m, const member_id *ids, size_t n,
-                                int64_t now) {
-        if (row->o.report_deadline.value <= 0)
-                return 0;
-        char deadline[32];
-        rollout_gate_format(&row->o.report_deadline, deadline, sizeof(deadline));
-        for (size_t i = 0; i < n; i++) {
-                if (!rollout_member_overdue(&m[i], &row->o, now))
-                        continue;
-                char why[160];
-                if (row->o.report_deadline.kind == ROLLOUT_GATE_CONTACTS)
-                        snprintf(why, sizeof(why), "no report of the install in %lld passes "
-                                 "(deadline %s)", (long long) m[i].passes_unheard, deadline);
-                else
-                        snprintf(why, sizeof(why), "no report of the install for %llds "
-                                 "(deadline %s)", (long long) (now - m[i].last_heard), deadline);
-                int r = rollout_node_set(s, row->o.id, ids[i], ROLLOUT_NODE_OVERDUE, false, why, now);
-                if (r < 0)
-                        return r;
-                r = rollout_event(s, row->o.id, now, (int) m[i].stage, "overdue", "node %s: %s",
-                                  ids[i], why);
-                if (r < 0)
-                        return r;
-                m[i].state = ROLLOUT_NODE_OVERDUE;
+static int member_refresh(struct store *s, const struct rollout_row *row, const char *node,
+                          int64_t now);
+
+/* Members of the rollout whose due time has passed: refreshed. Through the index on due
+ * ("+rollout": not the primary key's, which would walk every member of the rollout). */
+static int rollout_members_due(struct store *s, const struct rollout_row *row, int64_t now) {
+        member_id ids[256];
+        for (;;) {
+                size_t n = 0;
+                {
+                        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                        int r = prepare(s, "SELECT node FROM rollout_nodes WHERE due IS NOT NULL "
+                                           "AND due <= ?2 AND +rollout = ?1 LIMIT 256",
+                                        &st);
+                        if (r < 0)
+                                return r;
+                        sqlite3_bind_text(st, 1, row->o.id, -1, SQLITE_STATIC);
+                        sqlite3_bind_int64(st, 2, now);
+                        int rc;
+                        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                                snprintf(ids[n++], sizeof(ids[0]), "%s", column_text(st, 0));
+                        if (rc != SQLITE_DONE)
+                                return db_fail(s, rc, "read the members due");
+                }
+                for (size_t i = 0; i < n; i++) {
+                        int r = member_refresh(s, row, ids[i], now);
+                        if (r < 0)
+                                return r;
+                }
+                if (n < ELEMENTSOF(ids))
+                        return 0;
         }
+}
+
+static void counts_from_stage(const struct rollout_stage_counts *sc, struct member_counts *c) {
+        memset(c, 0, sizeof(*c));
+        for (int i = 0; i < _ROLLOUT_NODE_STATE_MAX; i++) {
+                c->by_state[i] = sc->by_state[i];
+                c->total += sc->by_state[i];
+                if (i != ROLLOUT_NODE_PENDING && i != ROLLOUT_NODE_SKIPPED)
+                        c->told += sc->by_state[i];
+                if (rollout_node_state_is_failure((enum rollout_node_state) i))
+                        c->failures += sc->by_state[i];
+        }
+}
+
+static const char stage_count_columns[] =
+        "stage, pending, told, installing, committed, failed, rolled_back, skipped, overdue, "
+        "held, out";
+
+/* The rollout's per-stage counts (kept by triggers, schema 5), and their sum in *all. */
+static int rollout_stage_counts_load(struct store *s, const char *id,
+                                     struct rollout_stage_counts c[ROLLOUT_STAGES_MAX],
+                                     struct member_counts *all) {
+        memset(c, 0, sizeof(c[0]) * ROLLOUT_STAGES_MAX);
+        char sql[256];
+        snprintf(sql, sizeof(sql), "SELECT %s FROM rollout_stage_counts WHERE rollout = ?",
+                 stage_count_columns);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, sql, &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        struct rollout_stage_counts sum = {};
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                int stage = sqlite3_column_int(st, 0);
+                if (stage < 0 || stage >= ROLLOUT_STAGES_MAX)
+                        continue;
+                for (int i = 0; i < _ROLLOUT_NODE_STATE_MAX; i++) {
+                        c[stage].by_state[i] = sqlite3_column_int64(st, 1 + i);
+                        sum.by_state[i] += c[stage].by_state[i];
+                }
+                c[stage].held = sqlite3_column_int64(st, 1 + _ROLLOUT_NODE_STATE_MAX);
+                c[stage].out = sqlite3_column_int64(st, 2 + _ROLLOUT_NODE_STATE_MAX);
+        }
+        if (rc != SQLITE_DONE)
+                return db_fail(s, rc, "read a rollout's counts");
+        if (all)
+                counts_from_stage(&sum, all);
         return 0;
 }
 
-/* Halt past the threshold, or move through the stages whose gate has passed. */
+/*
+ * Halt past the threshold, or move through the stages whose gate has passed: from the
+ * per-stage counts, after the members whose due time passed were refreshed. O(stages)
+ * plus the members due, never O(members).
+ */
 static int rollout_evaluate(struct store *s, struct rollout_row *row, int64_t now) {
         for (;;) {
                 if (row->state != ROLLOUT_RUNNING && row->state != ROLLOUT_PAUSED)
                         return 0;
-                _cleanup_free_ struct rollout_member *m = NULL;
-                _cleanup_free_ member_id *ids = NULL;
-                size_t n = 0;
-                int r = rollout_members_load(s, row->o.id, now, &m, &ids, &n);
+                int r = rollout_members_due(s, row, now);
                 if (r < 0)
                         return r;
-                r = rollout_mark_overdue(s, row, m, ids, n, now);
-                if (r < 0)
-                        return r;
+                struct rollout_stage_counts sc[ROLLOUT_STAGES_MAX];
                 struct member_counts all;
-                members_count(m, n, -1, &all);
+                r = rollout_stage_counts_load(s, row->o.id, sc, &all);
+                if (r < 0)
+                        return r;
                 if (rollout_failures_exceeded(&row->o.max_failures, all.failures, all.told)) {
                         char t[32];
                         rollout_threshold_format(&row->o.max_failures, t, sizeof(t));
@@ -1477,12 +1643,12 @@ static int rollout_evaluate(struct store *s, struct rollout_row *row, int64_t no
                 }
                 if (row->state == ROLLOUT_PAUSED)
                         return 0;
-                enum rollout_stage_decision d = rollout_stage_decide(
-                        m, n, row->current_stage, &row->o, row->stage_started, now);
+                enum rollout_stage_decision d = rollout_stage_decide_counts(
+                        &sc[row->current_stage], &row->o, row->stage_started, now);
                 if (d == ROLLOUT_STAGE_WAIT)
                         return 0;
                 struct member_counts st;
-                members_count(m, n, (int) row->current_stage, &st);
+                counts_from_stage(&sc[row->current_stage], &st);
                 r = rollout_event(s, row->o.id, now, (int) row->current_stage,
                                   d == ROLLOUT_STAGE_ADVANCE ? "stage passed" : "stage timed out",
                                   "stage %u (%u%%): %lld nodes, %lld committed, %lld failed, "
@@ -1508,7 +1674,7 @@ static int rollout_evaluate(struct store *s, struct rollout_row *row, int64_t no
                 }
                 row->current_stage++;
                 row->stage_started = now;
-                members_count(m, n, (int) row->current_stage, &st);
+                counts_from_stage(&sc[row->current_stage], &st);
                 r = rollout_event(s, row->o.id, now, (int) row->current_stage, "stage started",
                                   "stage %u (%u%%): %lld nodes", row->current_stage + 1,
                                   row->o.stages[row->current_stage], (long long) st.total);
@@ -1593,36 +1759,10 @@ static int node_pass_count(struct store *s, const char *node, int64_t now, bool 
         r = step_done(s, b);
         if (r < 0)
                 return r;
-        /* A committed member whose pass just met success_after may end its stage; a member
-         * still on its way may have had its stage timeout's passes, or its report deadline's. */
-        _cleanup_stmt_ sqlite3_stmt *c = NULL;
-        r = prepare(s, "SELECT rn.rollout, rn.state, rn.contacts_since_commit, "
-                       "rn.passes_since_told, rn.passes_unheard, r.success_after, "
-                       "r.stage_timeout, r.report_deadline FROM rollout_nodes rn "
-                       "JOIN rollouts r ON r.id = rn.rollout "
-                       "WHERE rn.node = ? AND r.state IN ('running', 'paused') AND "
-                       "rn.state IN ('committed', 'told', 'installing')",
-                    &c);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(c, 1, node, -1, SQLITE_STATIC);
-        while ((rc = sqlite3_step(c)) == SQLITE_ROW) {
-                struct rollout_gate success, timeout, deadline;
-                if (rollout_gate_parse("success_after", column_text(c, 5), false, &success, NULL) < 0 ||
-                    rollout_gate_parse("stage_timeout", column_text(c, 6), true, &timeout, NULL) < 0 ||
-                    rollout_gate_parse("report_deadline", column_text(c, 7), true, &deadline, NULL) < 0)
-                        continue;
-                bool committed = streq(column_text(c, 1), "committed");
-                bool moves = committed ? success.kind == ROLLOUT_GATE_CONTACTS &&
-                                                 sqlite3_column_int64(c, 2) == success.value
-                                       : (timeout.kind == ROLLOUT_GATE_CONTACTS &&
-                                          sqlite3_column_int64(c, 3) == timeout.value) ||
-                                                 (deadline.kind == ROLLOUT_GATE_CONTACTS &&
-                                                  sqlite3_column_int64(c, 4) == deadline.value);
-                if (moves)
-                        rollout_dirty(s, column_text(c, 0));
-        }
-        return rc == SQLITE_DONE ? 0 : db_fail(s, rc, "read the node's memberships");
+        /* A committed member whose pass met success_after may end its stage; a member
+         * still on its way may have had its stage timeout's passes, or its report
+         * deadline's: its flags say so (member_refresh), the counts follow. */
+        return node_memberships_refresh(s, node, now);
 }
 
 /* A report of the install arrived from the node: it is heard from. */
@@ -1636,7 +1776,8 @@ static int rollout_node_heard(struct store *s, const char *rollout, const char *
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_text(st, 2, rollout, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, node, -1, SQLITE_STATIC);
-        return step_done(s, st);
+        r = step_done(s, st);
+        return r < 0 ? r : member_refresh_by_id(s, rollout, node, now); /* its due moved */
 }
 
 #define ROWS_PER_NODE_MAX 64
@@ -1653,7 +1794,7 @@ static bool rollout_reverting(enum rollout_state state, bool auto_revert) {
         return state == ROLLOUT_ABORTED || (state == ROLLOUT_HALTED && auto_revert);
 }
 
-static int rollout_node_set(struct store *s, const char *rollout, const char *node,
+static int node_state_write(struct store *s, const char *rollout, const char *node,
                             enum rollout_node_state to, bool rollback_wanted, const char *reason,
                             int64_t now) {
         rollout_dirty(s, rollout);
@@ -1678,6 +1819,152 @@ static int rollout_node_set(struct store *s, const char *rollout, const char *no
         sqlite3_bind_text(st, 5, rollout, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, node, -1, SQLITE_STATIC);
         return step_done(s, st);
+}
+
+/*
+ * One member, as time and its own passes left it: overdue past the report deadline (while
+ * the rollout is running or paused; an event), and its held and out flags and due time
+ * (the per-stage counts follow by trigger). The rollout is dirty when a flag moved.
+ */
+static int member_refresh(struct store *s, const struct rollout_row *row, const char *node,
+                          int64_t now) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = prepare(s, "SELECT rn.stage, rn.state, coalesce(rn.committed_time, 0), "
+                           "rn.contacts_since_commit, rn.passes_since_told, "
+                           "coalesce(rn.last_heard, rn.told_time, 0), rn.passes_unheard, "
+                           "rn.held, rn.out, coalesce(rn.due, -1), n.contact_plan "
+                           "FROM rollout_nodes rn JOIN nodes n ON n.id = rn.node "
+                           "WHERE rn.rollout = ?1 AND rn.node = ?2",
+                        &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, row->o.id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, node, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return 0;
+        if (rc != SQLITE_ROW)
+                return db_fail(s, rc, "read a rollout member");
+        int state = rollout_node_state_from_string(column_text(st, 1));
+        struct rollout_member m = {
+                .stage = (unsigned) sqlite3_column_int(st, 0),
+                .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state) state,
+                .committed_time = sqlite3_column_int64(st, 2),
+                .passes_since_commit = sqlite3_column_int64(st, 3),
+                .passes_since_told = sqlite3_column_int64(st, 4),
+                .last_heard = sqlite3_column_int64(st, 5),
+                .passes_unheard = sqlite3_column_int64(st, 6),
+        };
+        bool was_held = sqlite3_column_int(st, 7) != 0, was_out = sqlite3_column_int(st, 8) != 0;
+        int64_t was_due = sqlite3_column_int64(st, 9);
+        struct rollout_window w[CONTACT_PLAN_WINDOWS_MAX];
+        size_t n_w = 0;
+        {
+                json_auto_t *plan = column_json(st, 10);
+                size_t i;
+                json_t *e;
+                json_array_foreach(json_object_get(plan, "windows"), i, e) {
+                        if (n_w == CONTACT_PLAN_WINDOWS_MAX)
+                                break;
+                        w[n_w++] = (struct rollout_window){
+                                json_integer_value(json_object_get(e, "start")),
+                                json_integer_value(json_object_get(e, "end"))};
+                }
+        }
+        sqlite3_reset(st);
+        /* a silent node makes no passes of its own: its plan says which it missed */
+        if (m.state == ROLLOUT_NODE_TOLD || m.state == ROLLOUT_NODE_INSTALLING) {
+                int64_t missed = 0;
+                for (size_t i = 0; i < n_w; i++)
+                        if (w[i].end > m.last_heard && w[i].end <= now)
+                                missed++;
+                if (missed > m.passes_unheard)
+                        m.passes_unheard = missed;
+        }
+        bool live = row->state == ROLLOUT_RUNNING || row->state == ROLLOUT_PAUSED;
+        if (live && rollout_member_overdue(&m, &row->o, now)) {
+                char deadline[32], why[160];
+                rollout_gate_format(&row->o.report_deadline, deadline, sizeof(deadline));
+                if (row->o.report_deadline.kind == ROLLOUT_GATE_CONTACTS)
+                        snprintf(why, sizeof(why), "no report of the install in %lld passes "
+                                 "(deadline %s)", (long long) m.passes_unheard, deadline);
+                else
+                        snprintf(why, sizeof(why), "no report of the install for %llds "
+                                 "(deadline %s)", (long long) (now - m.last_heard), deadline);
+                r = node_state_write(s, row->o.id, node, ROLLOUT_NODE_OVERDUE, false, why, now);
+                if (r < 0)
+                        return r;
+                r = rollout_event(s, row->o.id, now, (int) m.stage, "overdue", "node %s: %s",
+                                  node, why);
+                if (r < 0)
+                        return r;
+                m.state = ROLLOUT_NODE_OVERDUE;
+        }
+        bool held = rollout_member_held(&m, &row->o, now);
+        bool out = rollout_member_out(&m, held, &row->o);
+        int64_t due = live ? rollout_member_next_due(&m, &row->o, w, n_w, now) : 0;
+        if (held == was_held && out == was_out && (due ? due : -1) == was_due)
+                return 0;
+        if (held != was_held || out != was_out)
+                rollout_dirty(s, row->o.id);
+        _cleanup_stmt_ sqlite3_stmt *u = NULL;
+        r = prepare(s, "UPDATE rollout_nodes SET held = ?1, out = ?2, due = nullif(?3, 0) "
+                       "WHERE rollout = ?4 AND node = ?5",
+                    &u);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int(u, 1, held);
+        sqlite3_bind_int(u, 2, out);
+        sqlite3_bind_int64(u, 3, due);
+        sqlite3_bind_text(u, 4, row->o.id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(u, 5, node, -1, SQLITE_STATIC);
+        return step_done(s, u);
+}
+
+/* member_refresh, loading the rollout first. */
+static int member_refresh_by_id(struct store *s, const char *rollout, const char *node,
+                                int64_t now) {
+        struct rollout_row row;
+        int r = rollout_load(s, rollout, &row);
+        if (r == -ENOENT)
+                return 0;
+        return r < 0 ? r : member_refresh(s, &row, node, now);
+}
+
+/* A member's new state, then what it changes in its flags (member_refresh). */
+static int rollout_node_set(struct store *s, const char *rollout, const char *node,
+                            enum rollout_node_state to, bool rollback_wanted, const char *reason,
+                            int64_t now) {
+        int r = node_state_write(s, rollout, node, to, rollback_wanted, reason, now);
+        return r < 0 ? r : member_refresh_by_id(s, rollout, node, now);
+}
+
+/* The node's memberships in rollouts still driven: refreshed (member_refresh). */
+static int node_memberships_refresh(struct store *s, const char *node, int64_t now) {
+        char ids[ROWS_PER_NODE_MAX][ROLLOUT_ID_MAX + 1];
+        size_t n = 0;
+        {
+                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                int r = prepare(s, "SELECT rn.rollout FROM rollout_nodes rn "
+                                   "JOIN rollouts r ON r.id = rn.rollout "
+                                   "WHERE rn.node = ? AND r.state IN ('running', 'paused') AND "
+                                   "rn.state IN ('committed', 'told', 'installing')",
+                                &st);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_text(st, 1, node, -1, SQLITE_STATIC);
+                int rc;
+                while (n < ROWS_PER_NODE_MAX && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                        snprintf(ids[n++], sizeof(ids[0]), "%s", column_text(st, 0));
+                if (n < ROWS_PER_NODE_MAX && rc != SQLITE_DONE)
+                        return db_fail(s, rc, "read the node's memberships");
+        }
+        for (size_t i = 0; i < n; i++) {
+                int r = member_refresh_by_id(s, ids[i], node, now);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* The rows (rollout, node state) a query with node (and maybe a second parameter) selects. */
@@ -2023,7 +2310,7 @@ static int rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                 _cleanup_stmt_ sqlite3_stmt *u = NULL;
                 r = prepare(s, "UPDATE rollout_nodes SET state = 'told', install_seq = ?1, "
                                "told_time = ?2, updated = ?2, last_heard = ?2, "
-                               "passes_since_told = 0, passes_unheard = 0 "
+                               "passes_since_told = 0, passes_unheard = 0, held = 0, out = 0 "
                                "WHERE rollout = ?3 AND node = ?4",
                             &u);
                 if (r < 0)
@@ -2033,6 +2320,9 @@ static int rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                 sqlite3_bind_text(u, 3, t->rollout, -1, SQLITE_STATIC);
                 sqlite3_bind_text(u, 4, node, -1, SQLITE_STATIC);
                 r = step_done(s, u);
+                if (r < 0)
+                        return r;
+                r = member_refresh_by_id(s, t->rollout, node, now); /* its report deadline */
                 if (r < 0)
                         return r;
                 log_info("rollout %s: node %s (stage %u) told to install %s (command %lld)",
@@ -2092,9 +2382,10 @@ static int rollouts_join_late(struct store *s, const char *node, int64_t now) {
         const char *state = blocked ? "skipped" : already ? "committed" : "pending";
         _cleanup_stmt_ sqlite3_stmt *ins = NULL;
         r = prepare(s, "INSERT INTO rollout_nodes (rollout, node, stage, state, reason, "
-                       "committed_time, contacts_since_commit, updated, order_key) "
+                       "committed_time, contacts_since_commit, updated, order_key, held) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?4 = 'committed' THEN 0 END, "
-                       "CASE WHEN ?4 = 'committed' THEN 2147483647 ELSE 0 END, ?6, ?7)",
+                       "CASE WHEN ?4 = 'committed' THEN 2147483647 ELSE 0 END, ?6, ?7, "
+                       "?4 = 'committed')",
                     &ins);
         if (r < 0)
                 return r;
@@ -2261,8 +2552,8 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                         goto out;
                 _cleanup_stmt_ sqlite3_stmt *mem = NULL;
                 r = prepare(s, "INSERT INTO rollout_nodes (rollout, node, stage, state, reason, "
-                               "committed_time, contacts_since_commit, updated, order_key) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               "committed_time, contacts_since_commit, updated, order_key, held) "
+                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?4 = 'committed')",
                             &mem);
                 if (r < 0)
                         goto out;
@@ -2351,13 +2642,12 @@ int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_
                 row.started = now;
                 row.current_stage = 0;
                 row.stage_started = now;
-                _cleanup_free_ struct rollout_member *m = NULL;
-                size_t n = 0;
-                r = rollout_members_load(s, id, now, &m, NULL, &n);
+                struct rollout_stage_counts sc[ROLLOUT_STAGES_MAX];
+                r = rollout_stage_counts_load(s, id, sc, NULL);
                 if (r < 0)
                         return r;
                 struct member_counts c;
-                members_count(m, n, 0, &c);
+                counts_from_stage(&sc[0], &c);
                 r = rollout_event(s, id, now, 0, "stage started", "stage 1 (%u%%): %lld nodes",
                                   row.o.stages[0], (long long) c.total);
         } else if (streq(verb, "abort")) {
@@ -2555,15 +2845,13 @@ int store_rollouts_list(struct store *s, int64_t now, json_t **ret) {
                 if (r < 0)
                         return r;
                 json_t *o = rollout_row_json(&row);
-                _cleanup_free_ struct rollout_member *m = NULL;
-                size_t n = 0;
-                r = rollout_members_load(s, row.o.id, now, &m, NULL, &n);
+                struct rollout_stage_counts sc[ROLLOUT_STAGES_MAX];
+                struct member_counts c;
+                r = rollout_stage_counts_load(s, row.o.id, sc, &c);
                 if (r < 0) {
                         json_decref(o);
                         return r;
                 }
-                struct member_counts c;
-                members_count(m, n, -1, &c);
                 if (!o || json_object_set_new(o, "counts", counts_json(&c)) < 0 ||
                     json_array_append_new(a, o) < 0)
                         return -ENOMEM;
@@ -2623,6 +2911,75 @@ int store_rollouts_tick(struct store *s, int64_t now) {
         }
         free(ids);
         return r;
+}
+
+int store_rollout_counts_check(struct store *s, const char *id, int64_t now, char **ret_reason) {
+        struct rollout_row row;
+        int r = rollout_load(s, id, &row);
+        if (r < 0)
+                return message_set(ret_reason, r, "rollout %s: cannot load it", id);
+        struct rollout_stage_counts kept[ROLLOUT_STAGES_MAX], recount[ROLLOUT_STAGES_MAX] = {};
+        r = rollout_stage_counts_load(s, id, kept, NULL);
+        if (r < 0)
+                return message_set(ret_reason, r, "rollout %s: cannot read its counts", id);
+        _cleanup_free_ struct rollout_member *m = NULL;
+        size_t n = 0;
+        r = rollout_members_load(s, id, now, &m, NULL, &n);
+        if (r < 0)
+                return message_set(ret_reason, r, "rollout %s: cannot read its members", id);
+        bool live = row.state == ROLLOUT_RUNNING || row.state == ROLLOUT_PAUSED;
+        for (size_t i = 0; i < n; i++) {
+                if (m[i].stage >= ROLLOUT_STAGES_MAX)
+                        return message_set(ret_reason, -EBADMSG, "rollout %s: a member in stage %u",
+                                           id, m[i].stage + 1);
+                struct rollout_stage_counts *c = &recount[m[i].stage];
+                c->by_state[m[i].state]++;
+                bool held = rollout_member_held(&m[i], &row.o, now);
+                c->held += held;
+                c->out += rollout_member_out(&m[i], held, &row.o);
+        }
+        for (size_t k = 0; k < ROLLOUT_STAGES_MAX; k++) {
+                for (int i = 0; i < _ROLLOUT_NODE_STATE_MAX; i++)
+                        if (kept[k].by_state[i] != recount[k].by_state[i])
+                                return message_set(ret_reason, -EBADMSG,
+                                                   "rollout %s stage %zu: %lld %s kept, %lld "
+                                                   "counted",
+                                                   id, k + 1, (long long) kept[k].by_state[i],
+                                                   rollout_node_state_to_string(i),
+                                                   (long long) recount[k].by_state[i]);
+                if (live && (kept[k].held != recount[k].held || kept[k].out != recount[k].out))
+                        return message_set(ret_reason, -EBADMSG,
+                                           "rollout %s stage %zu: held %lld, out %lld kept; "
+                                           "held %lld, out %lld counted",
+                                           id, k + 1, (long long) kept[k].held,
+                                           (long long) kept[k].out, (long long) recount[k].held,
+                                           (long long) recount[k].out);
+        }
+        if (!live)
+                return 0;
+        enum rollout_stage_decision a = rollout_stage_decide(m, n, row.current_stage, &row.o,
+                                                             row.stage_started, now),
+                                    b = rollout_stage_decide_counts(&kept[row.current_stage],
+                                                                    &row.o, row.stage_started, now);
+        if (a != b)
+                return message_set(ret_reason, -EBADMSG,
+                                   "rollout %s stage %u: decision %d from the members, %d from "
+                                   "the counts",
+                                   id, row.current_stage + 1, (int) a, (int) b);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        r = prepare(s, "SELECT count(*) FROM rollout_nodes WHERE rollout = ? AND due IS NOT NULL "
+                       "AND due <= ?",
+                    &st);
+        if (r < 0)
+                return message_set(ret_reason, r, "rollout %s: store error", id);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, now);
+        if (sqlite3_step(st) != SQLITE_ROW)
+                return message_set(ret_reason, -EIO, "rollout %s: store error", id);
+        if (sqlite3_column_int64(st, 0) > 0)
+                return message_set(ret_reason, -EBADMSG, "rollout %s: %lld members left due", id,
+                                   (long long) sqlite3_column_int64(st, 0));
+        return 0;
 }
 
 /* ---- metrics ------------------------------------------------------------------------ */

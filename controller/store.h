@@ -13,7 +13,7 @@
 #include "api.h"
 #include "rollout.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 
@@ -107,6 +107,15 @@ void store_set_pass_gap(struct store *s, int64_t gap_sec);
  * only the rollouts of the syncing node; the server calls this every few seconds.
  */
 int store_rollouts_tick(struct store *s, int64_t now);
+
+/*
+ * For tests: recount the rollout's members one by one (as the pure decisions see them)
+ * and compare with the per-stage counts the store keeps in every member change: 0 when
+ * equal, -EBADMSG with *ret_reason (caller frees) naming the first difference. For a
+ * running or paused rollout the held and out counts, the current stage's decision and
+ * "no member left due" are compared too, as of a store_rollouts_tick at now.
+ */
+int store_rollout_counts_check(struct store *s, const char *id, int64_t now, char **ret_reason);
 
 /* Put a node in a group (registering the node), or take it out (-ENOENT if not in it). */
 int store_node_group_add(struct store *s, const char *node, const char *group, int64_t now);

@@ -12,7 +12,7 @@ if [ ! -f "$build/Makefile" ]; then
         (cd "$build" && "$top/configure" -q)
 fi
 make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" orbit-agent orbitctl bench/sandbox-start bench/update-install \
-        orbit-controller bench/controller-sync bench/rollout-drive
+        orbit-controller orbit-bundle bench/controller-sync bench/rollout-drive
 echo "==> sandbox start latency (orbit-agent vs bubblewrap, interleaved)"
 "$build/bench/sandbox-start" "${RUNS:-200}"
 echo
@@ -31,6 +31,10 @@ for n in ${SYNC_NODES:-1000 10000}; do
                 ${BENCH_DIR:+"$BENCH_DIR"}
         echo
 done
+echo "==> controller sync with 10 rollouts covering 10,000 nodes (over HTTPS, what driving rollouts adds to a sync)"
+"$build/bench/controller-sync" --nodes 10000 --syncs 4 --rollouts 10 --rollout-syncs "${ROLLOUT_SYNCS:-2000}" \
+        --mode keepalive --concurrency 16 ${BENCH_DIR:+"$BENCH_DIR"}
+echo
 echo "==> rollout driving per sync in the store: 10 rollouts of 1,000 nodes (baseline) vs 10 of 10,000: O(memberships) makes them alike"
 "$build/bench/rollout-drive" --rollouts 10 --members 1000 --syncs "${DRIVE_SYNCS:-1000}"
 "$build/bench/rollout-drive" --rollouts 10 --members 10000 --syncs "${DRIVE_SYNCS:-1000}"

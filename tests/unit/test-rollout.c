@@ -238,6 +238,75 @@ static void test_threshold(void **state) {
         assert_true(rollout_failures_exceeded(&p10, 6, 50));
 }
 
+/* The decision from a stage's counts is the decision from its members, for random stages
+ * and options; a member's due time is exactly when time alone changes it. */
+static void test_decide_counts_and_due(void **state) {
+        (void) state;
+        uint32_t x = 11;
+#define NEXT() ((x = x * 1103515245u + 12345u) >> 16 & 0x7fff)
+        for (int round = 0; round < 3000; round++) {
+                struct rollout_options o = {
+                        .success_after = {NEXT() % 2 ? ROLLOUT_GATE_CONTACTS : ROLLOUT_GATE_SECONDS,
+                                          1 + NEXT() % 4},
+                        .min_healthy_time = NEXT() % 3 ? 0 : NEXT() % 5,
+                        .stage_timeout = {NEXT() % 2 ? ROLLOUT_GATE_CONTACTS : ROLLOUT_GATE_SECONDS,
+                                          NEXT() % 4},
+                        .report_deadline = {NEXT() % 2 ? ROLLOUT_GATE_CONTACTS
+                                                       : ROLLOUT_GATE_SECONDS,
+                                            NEXT() % 3},
+                };
+                struct rollout_member m[8];
+                size_t n = 1 + NEXT() % 8;
+                int64_t now = 10;
+                struct rollout_stage_counts c = {};
+                for (size_t i = 0; i < n; i++) {
+                        m[i] = (struct rollout_member){
+                                .stage = NEXT() % 2,
+                                .state = (enum rollout_node_state) (NEXT() % _ROLLOUT_NODE_STATE_MAX),
+                                .committed_time = NEXT() % 10,
+                                .passes_since_commit = NEXT() % 5,
+                                .passes_since_told = NEXT() % 5,
+                                .last_heard = NEXT() % 10,
+                                .passes_unheard = NEXT() % 3,
+                        };
+                        if (m[i].stage != 0)
+                                continue;
+                        bool held = rollout_member_held(&m[i], &o, now);
+                        c.by_state[m[i].state]++;
+                        c.held += held;
+                        c.out += rollout_member_out(&m[i], held, &o);
+                }
+                int64_t started = NEXT() % 10;
+                assert_int_equal(rollout_stage_decide_counts(&c, &o, started, now),
+                                 rollout_stage_decide(m, n, 0, &o, started, now));
+                /* due: nothing changes before it; at it, the member is held or overdue */
+                struct rollout_window w[2] = {{12, 14}, {16, 18}};
+                for (size_t i = 0; i < n; i++) {
+                        struct rollout_member a = m[i];
+                        int64_t due = rollout_member_next_due(&a, &o, w, 2, now);
+                        if (due == 0)
+                                continue;
+                        assert_true(due > now || a.state != ROLLOUT_NODE_COMMITTED);
+                        if (a.state == ROLLOUT_NODE_COMMITTED) {
+                                assert_false(rollout_member_held(&a, &o, due - 1));
+                                if (o.success_after.kind == ROLLOUT_GATE_SECONDS ||
+                                    a.passes_since_commit >= o.success_after.value)
+                                        assert_true(rollout_member_held(&a, &o, due));
+                        } else if (o.report_deadline.kind == ROLLOUT_GATE_SECONDS) {
+                                assert_false(rollout_member_overdue(&a, &o, due - 1));
+                                assert_true(rollout_member_overdue(&a, &o, due));
+                        } else {
+                                /* the deadline's windows end at due, after last heard */
+                                int64_t ended = 0;
+                                for (size_t k = 0; k < 2; k++)
+                                        ended += w[k].end > a.last_heard && w[k].end <= due;
+                                assert_int_equal(ended, o.report_deadline.value);
+                        }
+                }
+        }
+#undef NEXT
+}
+
 static void test_stage_decide(void **state) {
         struct rollout_options o = {.success_after = {ROLLOUT_GATE_CONTACTS, 2}};
         struct rollout_member m[] = {
@@ -406,6 +475,7 @@ int main(void) {
                 cmocka_unit_test(test_node_states),
                 cmocka_unit_test(test_threshold),
                 cmocka_unit_test(test_stage_decide),
+                cmocka_unit_test(test_decide_counts_and_due),
                 cmocka_unit_test(test_passes),
                 cmocka_unit_test(test_overdue),
                 cmocka_unit_test(test_revert_allowed),

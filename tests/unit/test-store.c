@@ -596,6 +596,124 @@ static void test_rollout_deadline_and_auto_revert(void **state) {
         store_close(s);
 }
 
+/* The per-stage counts the store keeps equal a recount of every member (tick, then check). */
+static void counts_check(struct store *s, const char *id, int64_t now) {
+        char *msg = NULL;
+        assert_int_equal(store_rollouts_tick(s, now), 0);
+        if (store_rollout_counts_check(s, id, now, &msg) < 0)
+                fail_msg("at %lld: %s", (long long) now, msg ? msg : "?");
+}
+
+static uint32_t lcg(uint32_t *x) {
+        *x = *x * 1103515245u + 12345u;
+        return (*x >> 16) & 0x7fff;
+}
+
+/* A fixed pseudo-random sequence of syncs, reports, plans and verbs on two rollouts: after
+ * every step the kept counts (held, out, by state) equal a recount, and the stage decision
+ * from the counts equals the one from every member. */
+static void test_rollout_counts_follow_changes(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        int calls = 0;
+        char node[16], recs[256], *msg = NULL;
+        store_set_command_signer(s, fake_sign, &calls);
+        store_set_pass_gap(s, 60);
+        enum { N = 40 };
+        int64_t seq[N] = {}, now = 100;
+        for (int i = 0; i < N; i++) {
+                snprintf(node, sizeof(node), "r%02d", i);
+                json_decref(node_sync(s, node, 0, "", now));
+                assert_int_equal(store_node_group_add(s, node, i < N / 2 ? "g0" : "g1", now), 0);
+        }
+        struct store_bundle b1 = {.id = "b1", .version = "2.0.0", .size = 10, .sha256 = "ab"};
+        struct store_bundle b2 = {.id = "b2", .version = "3.0.0", .size = 10, .sha256 = "cd"};
+        assert_int_equal(store_bundle_add(s, &b1, "signer", true, now), 0);
+        assert_int_equal(store_bundle_add(s, &b2, "signer", true, now), 0);
+        json_decref(rollout_make(s, "{\"id\":\"x\",\"bundle_id\":\"b1\",\"target\":\"g0\","
+                                    "\"stages\":[20,50,100],\"success_after\":2,"
+                                    "\"min_healthy_time\":\"5m\",\"stage_timeout\":3,"
+                                    "\"report_deadline\":\"600s\",\"max_failures\":\"100%\","
+                                    "\"auto_revert\":true}", now));
+        json_decref(rollout_make(s, "{\"id\":\"y\",\"bundle_id\":\"b2\",\"target\":\"g1\","
+                                    "\"stages\":[10,100],\"success_after\":\"200s\","
+                                    "\"report_deadline\":2,\"stage_timeout\":\"2000s\","
+                                    "\"max_failures\":8}", now));
+        assert_int_equal(store_rollout_verb(s, "x", "start", now, NULL, &msg), 0);
+        assert_int_equal(store_rollout_verb(s, "y", "start", now, NULL, &msg), 0);
+        counts_check(s, "x", now);
+        counts_check(s, "y", now);
+        static const char *const phases[] = {"fetching", "installing", "committed", "committed",
+                                             "committed", "committed", "committed", "committed",
+                                             "installing", "committed", "committed", "committed",
+                                             "committed", "committed", "committed", "committed",
+                                             "committed", "committed", "failed", "rolled-back"};
+        int64_t max_held = 0, overdue = 0, stages_moved = 0, live_held = 0;
+        uint32_t x = 7;
+        for (int step = 0; step < 600; step++) {
+                now += 1 + lcg(&x) % 120;
+                int i = (int) (lcg(&x) % N);
+                snprintf(node, sizeof(node), "r%02d", i);
+                unsigned what = lcg(&x) % 100;
+                recs[0] = '\0';
+                if (what < 25) {
+                        seq[i]++;
+                        snprintf(recs, sizeof(recs), "%lld|update.%s|{\"bundle_id\":\"%s\"}",
+                                 (long long) seq[i], phases[lcg(&x) % ELEMENTSOF(phases)],
+                                 i < N / 2 ? "b1" : "b2");
+                } else if (what < 28) {
+                        /* a plan whose windows pass while the node is silent */
+                        char text[256];
+                        snprintf(text, sizeof(text),
+                                 "{\"windows\":[{\"start\":%lld,\"end\":%lld},{\"start\":%lld,"
+                                 "\"end\":%lld},{\"start\":%lld,\"end\":%lld}]}",
+                                 (long long) now + 50, (long long) now + 150, (long long) now + 400,
+                                 (long long) now + 500, (long long) now + 900, (long long) now + 1000);
+                        json_t *plan = json_loads(text, 0, NULL);
+                        assert_int_equal(store_contact_plan_set(s, node, plan, now), 0);
+                        json_decref(plan);
+                        goto check;
+                } else if (what < 30) {
+                        /* y paused and resumed (refused once it is over: fine) */
+                        free(msg);
+                        msg = NULL;
+                        (void) store_rollout_verb(s, "y", lcg(&x) % 2 ? "pause" : "resume", now,
+                                                  NULL, &msg);
+                        goto check;
+                } else if (what < 45)
+                        continue; /* silence: only time passes (checked at the next step) */
+                json_decref(node_sync(s, node, 0, recs, now));
+        check:
+                for (int k = 0; k < 2; k++) {
+                        const char *id = k ? "y" : "x";
+                        counts_check(s, id, now);
+                        json_t *r = NULL;
+                        assert_int_equal(store_rollout_show(s, id, now, &r), 0);
+                        json_t *c = json_object_get(r, "counts");
+                        overdue += json_integer_value(json_object_get(c, "overdue")) > 0;
+                        stages_moved += json_integer_value(json_object_get(r, "current_stage")) > 1;
+                        size_t j;
+                        json_t *e;
+                        json_array_foreach(json_object_get(r, "stage_progress"), j, e) {
+                                json_int_t h = json_integer_value(json_object_get(e, "held"));
+                                if (h > max_held)
+                                        max_held = h;
+                        }
+                        live_held += json_integer_value(json_object_get(c, "committed")) > 0 &&
+                                     !strcmp(json_string_value(json_object_get(r, "state")),
+                                             "running");
+                        json_decref(r);
+                }
+        }
+        free(msg);
+        /* the sequence went through what the counts must follow */
+        assert_true(max_held > 0);
+        assert_true(overdue > 0);
+        assert_true(stages_moved > 0);
+        assert_true(live_held > 100); /* committed members while running: flags compared */
+        store_close(s);
+}
+
 static void test_rollouts(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
@@ -790,6 +908,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollouts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_passes, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rollout_counts_follow_changes, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_metrics_collect, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_deadline_and_auto_revert, setup,
                                                 teardown),
