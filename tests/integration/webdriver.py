@@ -95,7 +95,16 @@ class Driver:
         return v[ELEMENT_KEY]
 
     def click(self, css):
-        self._s("POST", "/element/%s/click" % self.find(css), {})
+        """Find and click; the page's own refresh may replace the element between the two
+        (a 'stale element reference'): find it again, a bounded number of times."""
+        for attempt in range(10):
+            try:
+                self._s("POST", "/element/%s/click" % self.find(css), {})
+                return
+            except WebDriverError as e:
+                if "stale element reference" not in str(e) or attempt == 9:
+                    raise
+                time.sleep(0.1)
 
     def type(self, css, text):
         self._s("POST", "/element/%s/value" % self.find(css), {"text": text})
