@@ -107,6 +107,21 @@ static int commit(struct store **guard) {
 /* ---- schema ------------------------------------------------------------------------- */
 
 /* Migration i brings the schema from version i to i + 1. Never edit one; append. */
+/* The SET clause that adds (sign "+") or takes away ("-") one member row ("new" or
+ * "old") from its stage's counts: one text for the three triggers of schema 5. */
+#define STAGE_COUNTS_DELTA(sign, row) \
+        " pending = pending " sign " (" row ".state = 'pending'), " \
+        " told = told " sign " (" row ".state = 'told'), " \
+        " installing = installing " sign " (" row ".state = 'installing'), " \
+        " committed = committed " sign " (" row ".state = 'committed'), " \
+        " failed = failed " sign " (" row ".state = 'failed'), " \
+        " rolled_back = rolled_back " sign " (" row ".state = 'rolled-back'), " \
+        " skipped = skipped " sign " (" row ".state = 'skipped'), " \
+        " overdue = overdue " sign " (" row ".state = 'overdue'), " \
+        " held = held " sign " (" row ".state = 'committed' AND " row ".held), " \
+        " out = out " sign " (" row ".out AND (" row ".state IN ('told', 'installing') OR " \
+        " (" row ".state = 'committed' AND NOT " row ".held))) "
+
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
         "CREATE TABLE nodes ("
         " id TEXT PRIMARY KEY NOT NULL,"
@@ -247,63 +262,23 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         " INSERT OR IGNORE INTO rollout_stage_counts (rollout, stage) "
         " VALUES (new.rollout, new.stage); "
         " UPDATE rollout_stage_counts SET "
-        " pending = pending + (new.state = 'pending'), "
-        " told = told + (new.state = 'told'), "
-        " installing = installing + (new.state = 'installing'), "
-        " committed = committed + (new.state = 'committed'), "
-        " failed = failed + (new.state = 'failed'), "
-        " rolled_back = rolled_back + (new.state = 'rolled-back'), "
-        " skipped = skipped + (new.state = 'skipped'), "
-        " overdue = overdue + (new.state = 'overdue'), "
-        " held = held + (new.state = 'committed' AND new.held), "
-        " out = out + (new.out AND (new.state IN ('told', 'installing') OR "
-        " (new.state = 'committed' AND NOT new.held))) "
+        STAGE_COUNTS_DELTA("+", "new")
         " WHERE rollout = new.rollout AND stage = new.stage; END;"
         "CREATE TRIGGER rollout_nodes_count_update "
         "AFTER UPDATE OF rollout, stage, state, held, out ON rollout_nodes "
         "WHEN old.rollout IS NOT new.rollout OR old.stage IS NOT new.stage OR "
         "old.state IS NOT new.state OR old.held IS NOT new.held OR old.out IS NOT new.out BEGIN "
         " UPDATE rollout_stage_counts SET "
-        " pending = pending - (old.state = 'pending'), "
-        " told = told - (old.state = 'told'), "
-        " installing = installing - (old.state = 'installing'), "
-        " committed = committed - (old.state = 'committed'), "
-        " failed = failed - (old.state = 'failed'), "
-        " rolled_back = rolled_back - (old.state = 'rolled-back'), "
-        " skipped = skipped - (old.state = 'skipped'), "
-        " overdue = overdue - (old.state = 'overdue'), "
-        " held = held - (old.state = 'committed' AND old.held), "
-        " out = out - (old.out AND (old.state IN ('told', 'installing') OR "
-        " (old.state = 'committed' AND NOT old.held))) "
+        STAGE_COUNTS_DELTA("-", "old")
         " WHERE rollout = old.rollout AND stage = old.stage; "
         " INSERT OR IGNORE INTO rollout_stage_counts (rollout, stage) "
         " VALUES (new.rollout, new.stage); "
         " UPDATE rollout_stage_counts SET "
-        " pending = pending + (new.state = 'pending'), "
-        " told = told + (new.state = 'told'), "
-        " installing = installing + (new.state = 'installing'), "
-        " committed = committed + (new.state = 'committed'), "
-        " failed = failed + (new.state = 'failed'), "
-        " rolled_back = rolled_back + (new.state = 'rolled-back'), "
-        " skipped = skipped + (new.state = 'skipped'), "
-        " overdue = overdue + (new.state = 'overdue'), "
-        " held = held + (new.state = 'committed' AND new.held), "
-        " out = out + (new.out AND (new.state IN ('told', 'installing') OR "
-        " (new.state = 'committed' AND NOT new.held))) "
+        STAGE_COUNTS_DELTA("+", "new")
         " WHERE rollout = new.rollout AND stage = new.stage; END;"
         "CREATE TRIGGER rollout_nodes_count_delete AFTER DELETE ON rollout_nodes BEGIN "
         " UPDATE rollout_stage_counts SET "
-        " pending = pending - (old.state = 'pending'), "
-        " told = told - (old.state = 'told'), "
-        " installing = installing - (old.state = 'installing'), "
-        " committed = committed - (old.state = 'committed'), "
-        " failed = failed - (old.state = 'failed'), "
-        " rolled_back = rolled_back - (old.state = 'rolled-back'), "
-        " skipped = skipped - (old.state = 'skipped'), "
-        " overdue = overdue - (old.state = 'overdue'), "
-        " held = held - (old.state = 'committed' AND old.held), "
-        " out = out - (old.out AND (old.state IN ('told', 'installing') OR "
-        " (old.state = 'committed' AND NOT old.held))) "
+        STAGE_COUNTS_DELTA("-", "old")
         " WHERE rollout = old.rollout AND stage = old.stage; END;"
         "INSERT INTO rollout_stage_counts SELECT rollout, stage, "
         "sum(state = 'pending'), "
