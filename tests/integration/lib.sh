@@ -220,3 +220,32 @@ mkcert() { # NAME CN CA EXT
                 openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial -days 10 \
                         -extfile "$1.ext" -out "$1.pem" 2>/dev/null
 }
+
+# fleet_test_setup: a test dir holding a fleet (scripts/fleet-lib.sh) of the build's agents
+# and controller, its cleanup stopping the fleet first (agents are not children of this
+# shell), T for slow builds' waits, and the working directory in the fleet's dir. Set
+# FLEET_* variables of your own before calling it.
+fleet_test_setup() {
+        [ -x "$top_builddir/orbit-controller" ] || skip_all "orbit-controller not built (--disable-controller)"
+        unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
+        setup_testdir
+        FLEET_DIR=$TESTDIR
+        FLEET_BIN=$top_builddir
+        FLEET_TOOL=$top_builddir/tests/integration/bootenv-tool
+        FLEET_POLL_SEC=${FLEET_POLL_SEC:-1}
+        FLEET_TRIAL_SEC=${FLEET_TRIAL_SEC:-8}
+        # shellcheck source=scripts/fleet-lib.sh
+        . "$top_srcdir/scripts/fleet-lib.sh"
+        # Slow builds (sanitizers) get more time for every wait.
+        T=$((ORBIT_TEST_TIMEOUT * 3))
+        trap fleet_cleanup EXIT
+        FAIL_CONTEXT_LOG=$FLEET_DIR/controller.log
+        cd "$FLEET_DIR" || bail "cd"
+}
+
+fleet_cleanup() {
+        local rc=$?
+        fleet_stop_all
+        cleanup
+        return $rc
+}

@@ -16,28 +16,8 @@ for t in openssl jq setsid curl python3 promtool chromedriver; do
 done
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROMIUM" ] || skip_all "chromium not installed"
-[ -x "$top_builddir/orbit-controller" ] || skip_all "orbit-controller not built (--disable-controller)"
-unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
-setup_testdir
-FLEET_DIR=$TESTDIR
-FLEET_BIN=$top_builddir
-FLEET_TOOL=$top_builddir/tests/integration/bootenv-tool
-FLEET_POLL_SEC=1
-FLEET_TRIAL_SEC=8
 FLEET_REPORT_SEC=2
-# shellcheck source=scripts/fleet-lib.sh
-. "$top_srcdir/scripts/fleet-lib.sh"
-T=$((ORBIT_TEST_TIMEOUT * 3))
-
-fleet_cleanup() {
-        local rc=$?
-        fleet_stop_all
-        cleanup
-        return $rc
-}
-trap fleet_cleanup EXIT
-FAIL_CONTEXT_LOG=$FLEET_DIR/controller.log
-cd "$FLEET_DIR" || bail "cd"
+fleet_test_setup
 
 fleet_keys || bail "keys"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >keys/viewer-token

@@ -16,29 +16,7 @@ set -u -o pipefail
 for t in openssl jq setsid; do
         command -v "$t" >/dev/null 2>&1 || skip_all "$t not installed"
 done
-[ -x "$top_builddir/orbit-controller" ] || skip_all "orbit-controller not built (--disable-controller)"
-unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
-setup_testdir
-FLEET_DIR=$TESTDIR
-FLEET_BIN=$top_builddir
-FLEET_TOOL=$top_builddir/tests/integration/bootenv-tool
-FLEET_POLL_SEC=1
-FLEET_TRIAL_SEC=8
-# shellcheck source=scripts/fleet-lib.sh
-. "$top_srcdir/scripts/fleet-lib.sh"
-# Slow builds (sanitizers) get more time for every wait.
-T=$((ORBIT_TEST_TIMEOUT * 3))
-
-# The test's cleanup stops the fleet first: agents are not children of this shell.
-fleet_cleanup() {
-        local rc=$?
-        fleet_stop_all
-        cleanup
-        return $rc
-}
-trap fleet_cleanup EXIT
-FAIL_CONTEXT_LOG=$FLEET_DIR/controller.log
-cd "$FLEET_DIR" || bail "cd"
+fleet_test_setup
 
 fleet_keys || bail "keys"
 fleet_images fw-a || bail "images"
