@@ -687,7 +687,7 @@ static int sync_answer(struct link *l, char *why, size_t size) {
         return 0;
 }
 
-static void commands_done(struct link *l) {
+static void pending_commands_clear(struct link *l) {
         json_decref(l->pending_commands);
         l->pending_commands = NULL;
         l->pending_next = 0;
@@ -720,7 +720,7 @@ static int on_command_step(sd_event_source *s, void *userdata) {
                 l->sync_again = true;
         if (l->pending_next < json_array_size(l->pending_commands))
                 return 0;
-        commands_done(l);
+        pending_commands_clear(l);
         schedule(l, l->sync_again ? 0 : l->after_commands_delay_usec);
         l->sync_again = false;
         return 0;
@@ -1006,7 +1006,7 @@ void link_free(struct link *l) {
         if (!l)
                 return;
         sync_cleanup(l);
-        commands_done(l);
+        pending_commands_clear(l);
         l->command_defer = sd_event_source_disable_unref(l->command_defer);
         l->resume_defer = sd_event_source_disable_unref(l->resume_defer);
         l->sync_timer = sd_event_source_disable_unref(l->sync_timer);
