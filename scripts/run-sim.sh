@@ -54,11 +54,21 @@ echo "==> checking the simulated node's config"
 echo "==> starting orbit-agent (log: $sim/agent.log)"
 "$build/orbit-agent" --config "$sim/etc/agent.json" 2>"$sim/agent.log" &
 agent=$!
+# The agent stops its workloads on exit (stop_workloads_on_exit); their empty cgroup
+# parent stays behind unless removed here.
+remove_cgroups() {
+        local d
+        for d in /sys/fs/cgroup/*/orbit-sim /sys/fs/cgroup/orbit-sim; do
+                [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+        done
+        return 0
+}
 cleanup() {
         if kill -0 "$agent" 2>/dev/null; then
                 kill -TERM "$agent"
                 wait "$agent" || true
         fi
+        remove_cgroups
 }
 trap cleanup EXIT INT TERM
 
@@ -106,6 +116,7 @@ else
         rc=0
         wait "$agent" || rc=$?
         trap - EXIT INT TERM
+        remove_cgroups
         echo "orbit-agent exited with status $rc; its log:"
         sed 's/^/    /' "$sim/agent.log"
         exit $rc
