@@ -77,13 +77,15 @@ _Static_assert(sizeof(struct sandbox_error) == sizeof(struct sandbox_init_report
 
 struct spawn_ctx {
         const struct sandbox_params *p;
-        int sync_read;  /* the child waits here until the agent has attached the cgroup */
+        int sync_read;  /* the child reads a byte here once its ids are mapped, and a
+                         * second once the agent has attached it to the workload's cgroup */
         int error_write;
         int status_write;
         int status_read;
         int init_fd;        /* O_PATH descriptor of the init binary */
         char **init_argv;   /* SANDBOX_INIT_COMM, then the workload's argv */
         int idmap_read; /* one message per rw bind: an idmapped mount fd, or none (-1 if unused) */
+        int cap_last;   /* read by the agent: in the child, /proc/sys costs ~2 ms (a new netns) */
 };
 
 /* ---- errors from the child -------------------------------------------------------- */
@@ -503,7 +505,11 @@ static void loopback_up(struct spawn_ctx *c) {
 
 /* ---- credentials and capabilities ------------------------------------------------- */
 
+/* Read once per agent: the value is the kernel's, fixed until reboot. */
 static int last_cap(void) {
+        static int cached;
+        if (cached > 0)
+                return cached;
         int last = 0;
         FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
         if (f) {
@@ -511,7 +517,8 @@ static int last_cap(void) {
                         last = 0;
                 fclose(f);
         }
-        return last > 0 && last < 64 ? last : 40;
+        cached = last > 0 && last < 64 ? last : 40;
+        return cached;
 }
 
 static void drop_privileges(struct spawn_ctx *c, int cap_last) {
@@ -594,10 +601,9 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
         const struct workload_spec *s = c->p->spec;
         char byte;
 
-        /* Wait for the agent: cgroup attached, id maps written. EOF means give up. */
+        /* Wait for the agent: id maps written. EOF means give up. */
         if (read(c->sync_read, &byte, 1) != 1)
                 _exit(127);
-        close(c->sync_read);
 
         /* In a user namespace our ids are unmapped until we take the mapped root. */
         if (s->sandbox.namespaces & WORKLOAD_NS_USER) {
@@ -607,8 +613,6 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
                         FAIL("drop supplementary groups");
         }
 
-        if ((s->sandbox.namespaces & WORKLOAD_NS_CGROUP) && unshare(CLONE_NEWCGROUP) < 0)
-                FAIL("enter a new cgroup namespace");
         if (s->sandbox.namespaces & WORKLOAD_NS_MOUNT)
                 setup_root(c);
         if (s->sandbox.namespaces & WORKLOAD_NS_UTS) {
@@ -618,9 +622,17 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
         }
         if (s->sandbox.namespaces & WORKLOAD_NS_NET)
                 loopback_up(c);
-
         apply_limits(c);
-        drop_privileges(c, last_cap());
+        /* The agent attached the cgroup meanwhile (v1 writes wait for RCU grace periods:
+         * done in parallel with the mounts above, they cost the start nothing). Nothing
+         * of the workload has run yet. The cgroup namespace is rooted where we are now:
+         * only after the attach. */
+        if (read(c->sync_read, &byte, 1) != 1)
+                _exit(127);
+        close(c->sync_read);
+        if ((s->sandbox.namespaces & WORKLOAD_NS_CGROUP) && unshare(CLONE_NEWCGROUP) < 0)
+                FAIL("enter a new cgroup namespace");
+        drop_privileges(c, c->cap_last);
         if (chdir(s->cwd ? s->cwd : "/") < 0)
                 FAIL("chdir %s", s->cwd ? s->cwd : "/");
 
@@ -937,6 +949,7 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                 .init_fd = init_fd,
                 .init_argv = init_argv,
                 .idmap_read = idmap_pair[1],
+                .cap_last = last_cap(),
         };
         struct clone_args_v0 args = {
                 .flags = clone_flags(s->sandbox.namespaces) | CLONE_PIDFD,
@@ -976,6 +989,12 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                 }
                 if ((r = send_rw_binds(p, pid, idmap_pair[0], err)) < 0)
                         goto fail_kill;
+        }
+        /* The ids are there: the child builds its root while we attach the cgroup. */
+        if (write(sync_pipe[1], "x", 1) != 1) {
+                r = -errno;
+                set_error(err, -r, "release the sandbox");
+                goto fail_kill;
         }
         if (p->prestart && (r = p->prestart(pid, p->prestart_userdata)) < 0) {
                 set_error(err, -r, "prepare the sandbox of pid %d (cgroup)", (int) pid);
@@ -1087,7 +1106,7 @@ static _Noreturn void probe_main(struct spawn_ctx *c, int target_pidfd, unsigned
                 FAIL("fork the probe");
         if (child == 0) {
                 apply_limits(c);
-                drop_privileges(c, last_cap());
+                drop_privileges(c, c->cap_last);
                 if (chdir(s->cwd ? s->cwd : "/") < 0 && chdir("/") < 0)
                         FAIL("chdir");
                 int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -1138,7 +1157,8 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
                 set_error(err, -r, "create pipes");
                 return r;
         }
-        struct spawn_ctx c = {.p = params, .sync_read = sync_pipe[0], .error_write = error_pipe[1], .status_write = -1, .status_read = -1, .idmap_read = -1};
+        struct spawn_ctx c = {.p = params, .sync_read = sync_pipe[0], .error_write = error_pipe[1], .status_write = -1, .status_read = -1, .idmap_read = -1,
+                              .cap_last = last_cap()};
         struct clone_args_v0 args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) &pidfd, .exit_signal = SIGCHLD};
         pid_t pid = clone_with_pidfd(&args, &pidfd);
         if (pid < 0) {
