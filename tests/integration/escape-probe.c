@@ -369,6 +369,7 @@ static int attack_self(void) {
         print_status("self", "/proc/self/status");
         print_file("uid_map", "/proc/self/uid_map");
         print_file("gid_map", "/proc/self/gid_map");
+        print_file("cgroup", "/proc/self/cgroup");
         mode_t old = umask(0);
         umask(old);
         printf("INFO umask %04o\n", (unsigned) old);

@@ -136,6 +136,19 @@ grep -q '^ESCAPED environ' <<<"$OUT" && fail "agent environment" "$(grep '^ESCAP
 grep -q '^orbit-init' <<<"$(info pid1-cmdline)" && pass "pid 1 is the exec'd sandbox init" \
         || fail "pid 1 is the init" "cmdline: $(info pid1-cmdline)"
 
+# With a cgroup namespace, its root is the workload's own cgroup in every hierarchy: the
+# child unshares it only after the agent attached it (the attach runs while it mounts).
+spec cgns '["/opt/probe/escape-probe", "self"]' '' '"namespaces": ["user", "pid", "mount", "ipc", "uts", "net", "cgroup"]'
+r=$(ctl workload start "$D/specs/cgns.json" 2>&1) || fail "start cgns" "$r"
+wait_for 60 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show cgns --json | jq -e '.state == \"stopped\"' >/dev/null"
+OUT=$(logs cgns)
+cglines=$(sed -n 's/^INFO cgroup //p' <<<"$OUT")
+if [ -n "$cglines" ] && ! grep -qv ':/$' <<<"$cglines"; then
+        pass "in a cgroup namespace the workload's cgroup is its root ($(wc -l <<<"$cglines") hierarchies show /)"
+else
+        fail "cgroup namespace root" "$(tr '\n' ' ' <<<"${cglines:-no /proc/self/cgroup lines}")"
+fi
+
 # ---- 2. a forged exit status -----------------------------------------------------------
 attack forge forge
 expect_held forge-status "no descriptor of pid 1 can be written"
