@@ -113,6 +113,8 @@ struct update_manager {
 
         struct update_state state;
         struct bootenv *bootenv; /* NULL: no rootfs slots on this node */
+        char *boot_path;         /* its path, for messages from the worker: never m->cfg's,
+                                  * which a reload frees while the worker runs */
         char booted;             /* from the kernel command line; 0 unknown */
         char boot_error[256];
 
@@ -298,7 +300,7 @@ static int boot_update(struct update_manager *m, enum boot_op op, char slot, cha
                 r = bootenv_write(m->bootenv, &bs);
         pthread_mutex_unlock(&m->boot_lock);
         if (r < 0)
-                snprintf(msg, size, "boot environment %s: %s", m->cfg->update.bootloader_path,
+                snprintf(msg, size, "boot environment %s: %s", m->boot_path ? m->boot_path : "?",
                          strerror(-r));
         return r;
 }
@@ -2216,6 +2218,11 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
                         log_error_errno(r, "update: bootloader %s at %s", u->bootloader_kind, u->bootloader_path);
                         goto fail;
                 }
+                m->boot_path = strdup(u->bootloader_path ? u->bootloader_path : "");
+                if (!m->boot_path) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
                 r = bootenv_booted_slot(cfg->paths.kernel_cmdline, &m->booted);
                 if (r < 0) {
                         m->booted = 0;
@@ -2268,6 +2275,7 @@ void update_manager_free(struct update_manager *m) {
         bootenv_free(m->bootenv);
         pthread_mutex_destroy(&m->lock);
         pthread_mutex_destroy(&m->boot_lock);
+        free(m->boot_path);
         sd_event_unref(m->event);
         free(m);
 }
