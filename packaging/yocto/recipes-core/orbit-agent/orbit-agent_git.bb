@@ -17,7 +17,7 @@ LICENSE = "CLOSED"
 #   libarchive  libarchive >= 3.4         (openembedded-core)
 #   libseccomp  libseccomp >= 2.5         (openembedded-core)
 #   openssl     libcrypto: SHA-256 with the CPU's SHA instructions (lib/sha256.c)
-#   mbedtls     mbedTLS 2.28 LTS, headers and -lmbedtls -lmbedx509 -lmbedcrypto
+#   mbedtls     mbedTLS 2.28 LTS, headers and -lmbedx509 -lmbedcrypto
 #               (meta-networking; see PREFERRED_VERSION_mbedtls in conf/layer.conf)
 #   cmocka      cmocka >= 1.1             (meta-oe). Only the unit tests use it, but
 #               configure requires it today, so it is a build dependency; nothing of
