@@ -1,26 +1,44 @@
-/* Private to update/bootenv*.c: the file I/O of each backend, called by bootenv.c. */
+/*
+ * What a bootloader backend provides to update/bootenv.c: a struct bootenv_ops with
+ * its name, its variable names and its load/store. Backends include this header and
+ * update/bootenv-io.h, never bootenv.h: the dependencies run one way.
+ */
 #pragma once
 
-#include "bootenv.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-/* Largest grubenv / JSON file we read; anything bigger is refused. */
-#define BOOTENV_FILE_MAX (1024 * 1024)
+#include "boot-vars.h"
+#include "bootenv-vars.h"
 
-/* Read size bytes at offset after dropping cached pages, so a read-back after fsync
- * sees the medium rather than our own page cache. -ENODATA when the file is short. */
-int bootenv_read_region(const char *path, uint64_t offset, size_t size, uint8_t *buf);
+enum bootenv_kind {
+        BOOTENV_GRUB,  /* grubenv, ORBIT_* variables */
+        BOOTENV_UBOOT, /* U-Boot environment, BOOT_* variables (RAUC's names) */
+        BOOTENV_FILE,  /* JSON object of strings, ORBIT_* variables, for simulated nodes */
+};
 
-/* Read back a whole file just written: -EIO unless it holds exactly data. */
-int bootenv_verify_file(const char *path, const void *data, size_t len);
+struct bootenv_config {
+        enum bootenv_kind kind;
+        const char *path;           /* grubenv, JSON file, or the first U-Boot copy */
+        const char *path_redundant; /* uboot: the second copy, NULL for a single one */
+        uint64_t offset;            /* uboot: where the copy starts in path */
+        uint64_t offset_redundant;  /* uboot: where the copy starts in path_redundant */
+        size_t size;                /* uboot: bytes of one copy, header included */
+};
 
-/* grubenv at path: load (-ENOENT when missing) and store (durable, read back). */
-int bootenv_grub_load(const char *path, struct env_vars *ret);
-int bootenv_grub_store(const char *path, const struct env_vars *vars);
-
-/* U-Boot env, one or two copies as configured. */
-int bootenv_uboot_load(const struct bootenv_config *c, struct env_vars *ret);
-int bootenv_uboot_store(const struct bootenv_config *c, const struct env_vars *vars);
-
-/* JSON object of strings at path. */
-int bootenv_file_load(const char *path, struct env_vars *ret);
-int bootenv_file_store(const char *path, const struct env_vars *vars);
+struct bootenv_ops {
+        const char *name;                   /* "grub": the bootloader.kind config value */
+        const struct boot_var_names *names; /* where the boot state lives */
+        bool created_on_write;              /* a missing env is created by the first
+                                             * store; false when it must exist (U-Boot's
+                                             * also carries bootcmd, never ours to make) */
+        /* The config's fields this backend needs, checked before anything is read:
+         * -EINVAL or -ERANGE. config->path is set (bootenv_open checks it). */
+        int (*check)(const struct bootenv_config *config);
+        /* All variables. -ENOENT when the env does not exist (not logged: the caller
+         * decides); any other problem is logged naming the file and the cause. */
+        int (*load)(const struct bootenv_config *config, struct env_vars *ret);
+        /* Replace all variables durably and compare what the medium holds afterwards. */
+        int (*store)(const struct bootenv_config *config, const struct env_vars *vars);
+};

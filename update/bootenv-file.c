@@ -7,13 +7,20 @@
 
 #include <jansson.h>
 
-#include "bootenv-backend.h"
-#include "bootenv.h"
+#include "bootenv-file.h"
+#include "bootenv-io.h"
+#include "boot-vars.h"
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
 
-int bootenv_file_load(const char *path, struct env_vars *ret) {
+/* One file, no offset: the redundant-copy fields make no sense. */
+static int file_check(const struct bootenv_config *c) {
+        return c->path_redundant ? -EINVAL : 0;
+}
+
+static int file_load(const struct bootenv_config *c, struct env_vars *ret) {
+        const char *path = c->path;
         _cleanup_free_ char *data = NULL;
         size_t len;
         int r = read_file_bounded(path, BOOTENV_FILE_MAX, &data, &len);
@@ -52,7 +59,8 @@ int bootenv_file_load(const char *path, struct env_vars *ret) {
         return 0;
 }
 
-int bootenv_file_store(const char *path, const struct env_vars *vars) {
+static int file_store(const struct bootenv_config *c, const struct env_vars *vars) {
+        const char *path = c->path;
         json_auto_t *root = json_object();
         if (!root)
                 return -ENOMEM;
@@ -85,3 +93,12 @@ int bootenv_file_store(const char *path, const struct env_vars *vars) {
                 return log_error_errno(r, "boot env file %s: reading back failed", path);
         return 0;
 }
+
+const struct bootenv_ops bootenv_file_ops = {
+        .name = "file",
+        .names = &boot_var_names_orbit, /* the simulation runs the GRUB script's logic */
+        .created_on_write = true,
+        .check = file_check,
+        .load = file_load,
+        .store = file_store,
+};

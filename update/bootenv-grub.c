@@ -5,8 +5,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "bootenv-backend.h"
-#include "bootenv.h"
+#include "bootenv-grub.h"
+#include "bootenv-io.h"
+#include "boot-vars.h"
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
@@ -137,7 +138,13 @@ int grubenv_format(const struct env_vars *vars, char out[GRUBENV_SIZE]) {
         return 0;
 }
 
-int bootenv_grub_load(const char *path, struct env_vars *ret) {
+/* A grubenv has one copy and no offset: the redundant-copy fields make no sense. */
+static int grub_check(const struct bootenv_config *c) {
+        return c->path_redundant ? -EINVAL : 0;
+}
+
+static int grub_load(const struct bootenv_config *c, struct env_vars *ret) {
+        const char *path = c->path;
         _cleanup_free_ char *data = NULL;
         size_t len;
         int r = read_file_bounded(path, BOOTENV_FILE_MAX, &data, &len);
@@ -156,7 +163,8 @@ int bootenv_grub_load(const char *path, struct env_vars *ret) {
         return 0;
 }
 
-int bootenv_grub_store(const char *path, const struct env_vars *vars) {
+static int grub_store(const struct bootenv_config *c, const struct env_vars *vars) {
+        const char *path = c->path;
         char block[GRUBENV_SIZE];
         int r = grubenv_format(vars, block);
         if (r == -ENOSPC)
@@ -178,3 +186,12 @@ int bootenv_grub_store(const char *path, const struct env_vars *vars) {
                 return log_error_errno(r, "grubenv %s: reading back failed", path);
         return 0;
 }
+
+const struct bootenv_ops bootenv_grub_ops = {
+        .name = "grub",
+        .names = &boot_var_names_orbit,
+        .created_on_write = true, /* the grubenv is ours alone: load_env tolerates none */
+        .check = grub_check,
+        .load = grub_load,
+        .store = grub_store,
+};

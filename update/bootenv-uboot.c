@@ -9,8 +9,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bootenv-backend.h"
-#include "bootenv.h"
+#include "bootenv-io.h"
+#include "bootenv-uboot.h"
+#include "boot-vars.h"
 #include "crc32.h"
 #include "fileio.h"
 #include "log.h"
@@ -196,7 +197,13 @@ static void log_copy_problem(int level, const struct uboot_copy *copy, size_t si
                        copy->offset, size, copy->reason ? copy->reason : "bad");
 }
 
-int bootenv_uboot_load(const struct bootenv_config *c, struct env_vars *ret) {
+static int uboot_check(const struct bootenv_config *c) {
+        if (c->size < UBOOTENV_SIZE_MIN || c->size > UBOOTENV_SIZE_MAX)
+                return -ERANGE;
+        return 0;
+}
+
+static int uboot_load(const struct bootenv_config *c, struct env_vars *ret) {
         struct uboot_copy copies[2];
         int n = uboot_read_copies(c, copies);
         if (n < 0)
@@ -279,7 +286,7 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
         return 0;
 }
 
-int bootenv_uboot_store(const struct bootenv_config *c, const struct env_vars *vars) {
+static int uboot_store(const struct bootenv_config *c, const struct env_vars *vars) {
         struct uboot_copy copies[2];
         int n = uboot_read_copies(c, copies);
         if (n < 0)
@@ -320,3 +327,19 @@ int bootenv_uboot_store(const struct bootenv_config *c, const struct env_vars *v
                                        "the one in use", c->path, 2 - cur);
         return 0;
 }
+
+/* RAUC's names, so a board's existing U-Boot script (and RAUC's docs) apply as is. */
+static const struct boot_var_names uboot_names = {
+        .order = "BOOT_ORDER",
+        .ok = {"BOOT_A_OK", "BOOT_B_OK"},
+        .tries = {"BOOT_A_LEFT", "BOOT_B_LEFT"},
+};
+
+const struct bootenv_ops bootenv_uboot_ops = {
+        .name = "uboot",
+        .names = &uboot_names,
+        .created_on_write = false, /* the env also carries bootcmd: never ours to create */
+        .check = uboot_check,
+        .load = uboot_load,
+        .store = uboot_store,
+};

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bootenv.h"
+#include "boot-state.h"
 #include "manifest.h"
 #include "sha256.h"
 

@@ -1,5 +1,6 @@
 /* Unit tests for the boot environment: grubenv and U-Boot formats, redundant copies,
- * the A/B state machine, simulated boots, the kernel command line, and file I/O. */
+ * the boot state in each backend's variables, the kernel command line, and file I/O
+ * through the backends' ops (the state machine alone: test-boot-state.c). */
 #include "config.h"
 
 #include <setjmp.h>
@@ -296,95 +297,7 @@ static void test_ubootenv_select_copy(void **state) {
         assert_int_equal(ubootenv_select_copy(none, (uint8_t[]){1, 2}), -EBADMSG);
 }
 
-/* ---- boot state -------------------------------------------------------------------- */
-
-static void test_state_ops(void **state) {
-        struct boot_state s;
-        assert_int_equal(boot_state_init(&s, 'C'), -EINVAL);
-        assert_int_equal(boot_state_init(&s, 'A'), 0);
-        assert_int_equal(s.primary, 'A');
-        assert_true(s.slot[0].good);
-        assert_false(s.slot[1].good);
-        assert_int_equal(s.slot[1].tries_left, 0);
-
-        assert_int_equal(boot_state_try_slot(&s, 'B', 0), -ERANGE);
-        assert_int_equal(boot_state_try_slot(&s, 'B', BOOT_TRIES_MAX + 1), -ERANGE);
-        assert_int_equal(boot_state_try_slot(&s, 'x', 3), -EINVAL);
-        assert_int_equal(boot_state_try_slot(&s, 'B', 3), 0);
-        assert_int_equal(s.primary, 'B');
-        assert_false(s.slot[1].good);
-        assert_int_equal(s.slot[1].tries_left, 3);
-        assert_true(s.slot[0].good); /* the fallback stays good */
-
-        assert_int_equal(boot_state_mark_good(&s, 'B'), 0);
-        assert_true(s.slot[1].good);
-        assert_int_equal(s.primary, 'B');
-
-        assert_int_equal(boot_state_mark_bad(&s, 'B'), 0);
-        assert_false(s.slot[1].good);
-        assert_int_equal(s.primary, 'A');
-        assert_int_equal(boot_state_mark_bad(&s, 'B'), 0); /* idempotent */
-        assert_int_equal(s.primary, 'A');
-}
-
-static void test_simulate_trial_never_committed_falls_back(void **state) {
-        struct boot_state s;
-        enum boot_outcome o;
-        char slot;
-        assert_int_equal(boot_state_init(&s, 'A'), 0);
-        assert_int_equal(boot_state_try_slot(&s, 'B', 3), 0);
-        for (int i = 0; i < 3; i++) {
-                assert_int_equal(boot_state_simulate_boot(&s, &slot), 0);
-                assert_int_equal(slot, 'B');
-                assert_int_equal(s.slot[1].tries_left, 2 - i);
-                assert_int_equal(boot_state_outcome(&s, slot, &o), 0);
-                assert_int_equal(o, BOOT_OUTCOME_TRIAL);
-        }
-        for (int i = 0; i < 3; i++) {
-                assert_int_equal(boot_state_simulate_boot(&s, &slot), 0);
-                assert_int_equal(slot, 'A');
-                assert_int_equal(boot_state_outcome(&s, slot, &o), 0);
-                assert_int_equal(o, BOOT_OUTCOME_FALLBACK);
-        }
-        /* the agent on A abandons B: back to a plain good boot */
-        assert_int_equal(boot_state_mark_bad(&s, 'B'), 0);
-        assert_int_equal(boot_state_simulate_boot(&s, &slot), 0);
-        assert_int_equal(slot, 'A');
-        assert_int_equal(boot_state_outcome(&s, slot, &o), 0);
-        assert_int_equal(o, BOOT_OUTCOME_GOOD);
-}
-
-static void test_simulate_trial_committed_stays(void **state) {
-        struct boot_state s;
-        char slot;
-        assert_int_equal(boot_state_init(&s, 'A'), 0);
-        assert_int_equal(boot_state_try_slot(&s, 'B', 2), 0);
-        assert_int_equal(boot_state_simulate_boot(&s, &slot), 0);
-        assert_int_equal(slot, 'B');
-        assert_int_equal(boot_state_mark_good(&s, 'B'), 0);
-        for (int i = 0; i < 20; i++) {
-                assert_int_equal(boot_state_simulate_boot(&s, &slot), 0);
-                assert_int_equal(slot, 'B');
-        }
-        /* the next update goes to A, with B as the fallback */
-        assert_int_equal(boot_state_try_slot(&s, 'A', 1), 0);
-        assert_int_equal(boot_state_simulate_boot(&s, &slot), 0);
-        assert_int_equal(slot, 'A');
-        assert_int_equal(boot_state_simulate_boot(&s, &slot), 0);
-        assert_int_equal(slot, 'B');
-}
-
-static void test_simulate_nothing_bootable(void **state) {
-        struct boot_state s;
-        char slot = 0;
-        assert_int_equal(boot_state_init(&s, 'A'), 0);
-        assert_int_equal(boot_state_mark_bad(&s, 'A'), 0);
-        struct boot_state before = s;
-        assert_int_equal(boot_state_simulate_boot(&s, &slot), -ENOENT);
-        assert_memory_equal(&s, &before, sizeof(s));
-        s.primary = 'Q';
-        assert_int_equal(boot_state_simulate_boot(&s, &slot), -EINVAL);
-}
+/* ---- boot state <-> variables ------------------------------------------------- */
 
 static void test_state_vars_mapping(void **state) {
         struct boot_state s, back;
@@ -716,10 +629,6 @@ int main(void) {
                 cmocka_unit_test(test_ubootenv_truncated_and_malformed),
                 cmocka_unit_test(test_ubootenv_overflow),
                 cmocka_unit_test(test_ubootenv_select_copy),
-                cmocka_unit_test(test_state_ops),
-                cmocka_unit_test(test_simulate_trial_never_committed_falls_back),
-                cmocka_unit_test(test_simulate_trial_committed_stays),
-                cmocka_unit_test(test_simulate_nothing_bootable),
                 cmocka_unit_test(test_state_vars_mapping),
                 cmocka_unit_test(test_state_from_odd_vars),
                 cmocka_unit_test(test_kernel_cmdline),

@@ -17,7 +17,7 @@ LICENSE = "CLOSED"
 #   libarchive  libarchive >= 3.4         (openembedded-core)
 #   libseccomp  libseccomp >= 2.5         (openembedded-core)
 #   openssl     libcrypto: SHA-256 with the CPU's SHA instructions (lib/sha256.c)
-#   mbedtls     mbedTLS 2.28 LTS, headers and -lmbedtls -lmbedx509 -lmbedcrypto
+#   mbedtls     mbedTLS 2.28 LTS, headers and -lmbedx509 -lmbedcrypto
 #               (meta-networking; see PREFERRED_VERSION_mbedtls in conf/layer.conf)
 #   cmocka      cmocka >= 1.1             (meta-oe). Only the unit tests use it, but
 #               configure requires it today, so it is a build dependency; nothing of
@@ -26,6 +26,24 @@ LICENSE = "CLOSED"
 # the default FILES) is linked statically against the C library's libc.a, which the
 # recipe sysroot holds; configure stops with a message where it cannot link statically.
 DEPENDS = "systemd jansson curl libarchive libseccomp mbedtls openssl cmocka"
+
+# A flight image: libcurl and libarchive with only what the agent uses. The agent reads
+# bundles as plain tar (no compression filter, no xattr/ACL, no xar/zip: update/bundle.c)
+# and speaks HTTPS only (CURLOPT_PROTOCOLS_STR "https": agent/link.c). Measured on the
+# Debian 12 build (bench/agent-idle.sh, README "Agent footprint"): the libraries only
+# libarchive pulls in (libxml2 with libicu and libstdc++, liblzma, liblz4, libbz2,
+# libacl) are 1.9 MiB of the loaded agent's 14.8 MiB RSS, and those only libcurl pulls
+# in (GnuTLS via librtmp, Kerberos, LDAP, libssh2, nghttp2, libidn2, libpsl, brotli)
+# 3.3 MiB beside libcurl and libssl themselves. In local.conf or the distro config
+# (option names of openembedded-core's libarchive and curl recipes):
+#   PACKAGECONFIG:pn-libarchive = ""
+#       no zlib bz2 xz lzo lz4 zstd, no libxml2/expat (xar), no nettle/openssl/mbedtls
+#       (zip encryption, mtree digests), no acl xattr: tar reading is always built in
+#   PACKAGECONFIG:pn-curl = "openssl ipv6 threaded-resolver"
+#       HTTP(S) over the OpenSSL the agent already maps (libcrypto, lib/sha256.c); no
+#       gnutls/mbedtls second backend, no krb5/ldap/ldaps/libssh2/rtmpdump/nghttp2/
+#       libidn/brotli/zstd/zlib/proxy/verbose, none of dict gopher imap pop3 rtsp smb
+#       smtp telnet tftp mqtt; the curl tool itself stays out of the image
 
 # ExecReload= runs /bin/kill (Debian: procps). procps provides it through
 # update-alternatives; busybox's kill would do as well.

@@ -1,0 +1,35 @@
+/* The U-Boot backend: one or two copies of the environment (CRC32, flags byte when
+ * redundant), in files or on block devices, as U-Boot and fw_printenv read them. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bootenv-backend.h"
+#include "bootenv-vars.h"
+
+#define UBOOTENV_SIZE_MIN 16
+#define UBOOTENV_SIZE_MAX (1024 * 1024)
+
+/*
+ * Parse one copy of `size` bytes: a little-endian CRC32 of the data area, a flags byte
+ * when redundant, then "name=value\0" entries ended by an empty one. -EBADMSG for a
+ * CRC mismatch or a malformed entry, -ENODATA when len < size.
+ */
+int ubootenv_parse(const uint8_t *buf, size_t len, size_t size, bool redundant,
+                   struct env_vars *ret, uint8_t *ret_flags, const char **ret_reason);
+
+/* Format vars into out[size], zero padded, with the CRC and flags. -ENOSPC if too big. */
+int ubootenv_format(const struct env_vars *vars, size_t size, bool redundant, uint8_t flags,
+                    uint8_t *out);
+
+/*
+ * Which of two redundant copies U-Boot uses: 0 or 1, or -EBADMSG when neither is valid.
+ * Both valid: the one with the higher flags byte, except that 0 after 255 is newer
+ * (the flags counter wrapped). Equal flags: copy 0, as U-Boot does.
+ */
+int ubootenv_select_copy(const bool valid[2], const uint8_t flags[2]);
+
+/* "uboot": config->path (+ path_redundant), offsets and size; BOOT_* variables. */
+extern const struct bootenv_ops bootenv_uboot_ops;
