@@ -28,6 +28,28 @@ const char *control_error_to_string(enum control_error e) {
         return error_names[e];
 }
 
+enum control_error control_error_from_errno(int r) {
+        switch (r) {
+        case -EBADRQC:
+                return CONTROL_ERROR_UNKNOWN_METHOD;
+        case -ENOSYS:
+                return CONTROL_ERROR_NOT_IMPLEMENTED;
+        case -EINVAL:
+        case -ENOENT:
+        case -EEXIST:
+        case -EBUSY:
+        case -EBADMSG:
+        case -EPERM:
+        case -EOPNOTSUPP:
+        case -EKEYREJECTED:
+        case -EKEYEXPIRED:
+        case -ENOKEY:
+                return CONTROL_ERROR_INVALID_PARAMS;
+        default:
+                return CONTROL_ERROR_INTERNAL;
+        }
+}
+
 static bool method_name_is_valid(const char *s) {
         if (!*s)
                 return false;

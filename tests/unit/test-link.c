@@ -1,5 +1,5 @@
-/* Unit tests for the link's pure pieces: backoff with jitter, the contact plan, settable keys,
- * the controller's answer, the bound on what an answer costs to parse. */
+/* Unit tests for the link's pure pieces: backoff with jitter, the contact plan, the
+ * controller's answer, the bound on what an answer costs to parse. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -60,24 +60,6 @@ static void test_plan(void **state) {
         assert_int_equal(next, -1); /* nothing ahead: the caller probes rarely */
         json_decref(plan);
 }
-
-static void test_settable_keys(void **state) {
-        assert_true(link_config_key_is_settable("link.poll_interval_sec"));
-        assert_true(link_config_key_is_settable("health.report_interval_sec"));
-        assert_true(link_config_key_is_settable("update.gate_sec"));
-        /* never what decides what runs, what is trusted, or where state lives */
-        assert_false(link_config_key_is_settable("link.url"));
-        assert_false(link_config_key_is_settable("link.command_keyring_dir"));
-        assert_false(link_config_key_is_settable("update.keyring_dir"));
-        assert_false(link_config_key_is_settable("update.reboot_command"));
-        assert_false(link_config_key_is_settable("state_dir"));
-        assert_false(link_config_key_is_settable("paths.sysfs_root"));
-        assert_false(link_config_key_is_settable("runtime.enabled"));
-        assert_false(link_config_key_is_settable("link.poll_interval_sec.x"));
-        assert_false(link_config_key_is_settable(""));
-        assert_false(link_config_key_is_settable(NULL));
-}
-
 
 #define BOOT "0123456789abcdef0123456789abcdef"
 #define GOOD_ACKED "[{\"boot_epoch\":3,\"boot_id\":\"" BOOT "\",\"seq\":[15,16,17]}]"
@@ -254,7 +236,6 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backoff),
                 cmocka_unit_test(test_plan),
-                cmocka_unit_test(test_settable_keys),
                 cmocka_unit_test(test_answer_good),
                 cmocka_unit_test(test_answer_malformed),
                 cmocka_unit_test(test_json_scan),
