@@ -45,13 +45,12 @@ const char *control_error_to_string(enum control_error e);
 enum control_error control_error_from_errno(int r);
 
 /*
- * Parse one request line. On failure returns the error kind (negative: -1 - kind is not
- * used; see below) and writes a message naming what is wrong into msg.
- * Returns 0 on success, or (enum control_error + 1) on failure; *ret->id may still be
- * set so the error response can carry it.
+ * Parse one request line: 0, or -EINVAL with the wire code in *ret_code and
+ * *ret_message (caller frees) naming what is wrong; ret->id may still be set so that
+ * the error response can carry it. control_request_done(ret) either way.
  */
 int control_request_parse(const char *line, size_t len, struct control_request *ret,
-                          char *msg, size_t msg_size);
+                          enum control_error *ret_code, char **ret_message);
 void control_request_done(struct control_request *req);
 
 /* Build response lines (with the trailing newline). Caller frees. NULL on ENOMEM. */

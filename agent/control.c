@@ -119,18 +119,19 @@ static int client_queue(struct control_client *c, char *line) {
 static int client_handle_line(struct control_client *c, const char *line, size_t len) {
         struct control_server *s = c->server;
         struct control_request req;
-        char msg[512];
-        int kind = control_request_parse(line, len, &req, msg, sizeof(msg));
-        if (kind > 0) {
-                log_debug("control: bad request from pid %d: %s", (int) c->peer_pid, msg);
-                int r = client_queue(c, control_response_error(req.id, kind - 1, msg));
+        enum control_error code;
+        _cleanup_free_ char *message = NULL;
+        int r = control_request_parse(line, len, &req, &code, &message);
+        if (r < 0) {
+                const char *why = message ? message : strerror(-r);
+                log_debug("control: bad request from pid %d: %s", (int) c->peer_pid, why);
+                r = client_queue(c, control_response_error(req.id, code, why));
                 control_request_done(&req);
                 return r;
         }
 
         json_t *result = NULL;
-        _cleanup_free_ char *message = NULL;
-        int r = s->dispatch(s->userdata, req.method, req.params, &result, &message);
+        r = s->dispatch(s->userdata, req.method, req.params, &result, &message);
         char *response;
         if (r < 0)
                 response = control_response_error(req.id, control_error_from_errno(r),
