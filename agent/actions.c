@@ -93,7 +93,7 @@ static int act_health(struct agent *a, enum action_source from, json_t *params, 
 static int act_events(struct agent *a, enum action_source from, json_t *params, json_t **ret, char **ret_message) {
         json_int_t n = json_integer_value(json_object_get(params, "count"));
         const char *kind = json_string_value(json_object_get(params, "kind"));
-        json_t *events = event_queue_tail_json(a->events, n > 0 && n <= 10000 ? (size_t) n : 100, kind);
+        json_t *events = event_queue_tail_json(a->events, n > 0 ? (size_t) n : 100, kind);
         *ret = json_pack("{s:o,s:I,s:I,s:o}", "events", events, "queued", (json_int_t) event_queue_count(a->events),
                          "dropped", (json_int_t) event_queue_dropped(a->events),
                          "outbox", event_queue_stats_json(a->events));
@@ -187,7 +187,7 @@ static int act_workload_logs(struct agent *a, enum action_source from, json_t *p
                 return r;
         const char *name = json_string_value(json_object_get(params, "name"));
         json_int_t lines = json_integer_value(json_object_get(params, "lines"));
-        json_t *logs = runtime_workload_logs_json(a->runtime, name, lines > 0 && lines <= 1000 ? (size_t) lines : 50);
+        json_t *logs = runtime_workload_logs_json(a->runtime, name, lines > 0 ? (size_t) lines : 50);
         if (!logs)
                 return message_set(ret_message, -ENOENT, "no workload named \"%s\"", name);
         *ret = json_pack("{s:o}", "lines", logs);
@@ -354,7 +354,7 @@ static const struct action_param p_workload_start[] = {
 };
 static const struct action_param p_workload_logs[] = {
         {"name", ACTION_PARAM_WORKLOAD_NAME, .required = true},
-        {"lines", ACTION_PARAM_INTEGER, .min = 0, .max = 1000000}, /* over 1000: the default */
+        {"lines", ACTION_PARAM_INTEGER, .min = 1, .max = 1000}, /* default 50 */
         {},
 };
 static const struct action_param p_runtime_class[] = {
@@ -366,7 +366,7 @@ static const struct action_param p_runtime_class[] = {
         {},
 };
 static const struct action_param p_events[] = {
-        {"count", ACTION_PARAM_INTEGER, .min = 0, .max = 1000000}, /* over 10000: the default */
+        {"count", ACTION_PARAM_INTEGER, .min = 1, .max = 10000}, /* default 100 */
         {"kind", ACTION_PARAM_STRING},
         {},
 };

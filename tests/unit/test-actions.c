@@ -164,6 +164,10 @@ static void test_params(void **state) {
         expect_refused("runtime.class", ACTION_FROM_CONTROL, "{\"cpu_percent\": 5}",
                        "missing parameter \"priority\"");
 
+        expect_ok("events", ACTION_FROM_CONTROL, "{\"count\": 10000, \"kind\": \"workload.\"}");
+        expect_refused("events", ACTION_FROM_CONTROL, "{\"count\": 10001}", "\"count\" must be an integer in 1..10000");
+        expect_refused("workload.logs", ACTION_FROM_CONTROL, "{\"name\": \"a\", \"lines\": 0}",
+                       "\"lines\" must be an integer in 1..1000");
         expect_ok("link", ACTION_FROM_CONTROL, "{\"sync\": true}");
         expect_refused("link", ACTION_FROM_CONTROL, "{\"sync\": \"yes\"}", "\"sync\" must be true or false");
         expect_ok("config.set", ACTION_FROM_LINK, "{\"key\": \"log_level\", \"value\": \"debug\"}");
