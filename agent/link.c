@@ -176,6 +176,18 @@ void link_json_scan_feed(struct link_json_scan *s, const char *p, size_t n) {
         }
 }
 
+void link_result_reason(const char *why, char reason[static LINK_RESULT_REASON_MAX + 1]) {
+        snprintf(reason, LINK_RESULT_REASON_MAX + 1, "%s", why ? why : "");
+        size_t n = strlen(reason);
+        if (why && n < strlen(why) && ((unsigned char) why[n] & 0xC0) == 0x80) {
+                while (n > 0 && ((unsigned char) reason[n - 1] & 0xC0) == 0x80)
+                        n--;
+                if (n > 0)
+                        n--; /* the lead byte of the character cut */
+                reason[n] = '\0';
+        }
+}
+
 /* ---- persisted state -------------------------------------------------------------------- */
 
 static int state_save(struct link *l) {
@@ -229,9 +241,11 @@ static int state_load(struct link *l) {
  * high for envelopes that did not verify, so that a controller sending forgeries cannot
  * fill the outbox with records that are never dropped. */
 static void push_result_prio(struct link *l, enum event_priority prio, uint64_t seq, const char *action,
-                             const char *status, const char *reason) {
+                             const char *status, const char *why) {
+        char reason[LINK_RESULT_REASON_MAX + 1];
+        link_result_reason(why, reason);
         json_t *body = json_pack("{s:I, s:s, s:s*}", "seq", (json_int_t) seq, "status", status,
-                                 "reason", reason && reason[0] ? reason : NULL);
+                                 "reason", reason[0] ? reason : NULL);
         if (body)
                 (void) event_queue_push(l->h.events, prio, "command.result", body,
                                         now_real_usec(), now_mono(l));
@@ -242,7 +256,7 @@ static void push_result_prio(struct link *l, enum event_priority prio, uint64_t 
         else
                 l->commands_rejected++;
         log_notice("link: command %" PRIu64 " (%s): %s%s%s", seq, action ? action : "?", status,
-                   reason && reason[0] ? ": " : "", reason ? reason : "");
+                   reason[0] ? ": " : "", reason);
 }
 
 static void push_result(struct link *l, uint64_t seq, const char *action, const char *status,

@@ -75,3 +75,11 @@ struct link_json_scan {
         uint64_t values;
 };
 void link_json_scan_feed(struct link_json_scan *s, const char *p, size_t n);
+
+/*
+ * The reason a command.result carries: why, cut to the LINK_RESULT_REASON_MAX bytes the
+ * controller takes (controller/api.c), never inside a UTF-8 sequence (the record could
+ * not be encoded). NULL gives "".
+ */
+#define LINK_RESULT_REASON_MAX 1024
+void link_result_reason(const char *why, char reason[static LINK_RESULT_REASON_MAX + 1]);
