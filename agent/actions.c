@@ -21,24 +21,23 @@ const char *action_source_to_string(enum action_source from) {
 
 /* ---- what the subsystems need ------------------------------------------------------- */
 
-/* -ENOSYS: the control socket answers "not-implemented" for a subsystem left out. */
-static int need_runtime(struct agent *a, char **ret_message) {
-        if (a->runtime)
+/* The subsystem an action needs, when it is disabled: -ENOSYS, which the control socket
+ * answers "not-implemented". */
+static int need(struct agent *a, enum action_need n, char **ret_message) {
+        static const struct {
+                const char *what, *key;
+        } words[] = {
+                [ACTION_NEEDS_RUNTIME] = {"the workload runtime is", "runtime.enabled"},
+                [ACTION_NEEDS_UPDATE] = {"updates are", "update.enabled"},
+                [ACTION_NEEDS_HEALTH] = {"health monitoring is", "health.enabled"},
+                [ACTION_NEEDS_LINK] = {"the controller link is", "link.enabled"},
+        };
+        bool present = n == ACTION_NEEDS_NOTHING || (n == ACTION_NEEDS_RUNTIME && a->runtime) ||
+                       (n == ACTION_NEEDS_UPDATE && a->update) || (n == ACTION_NEEDS_HEALTH && a->health) ||
+                       (n == ACTION_NEEDS_LINK && a->link);
+        if (present)
                 return 0;
-        return message_set(ret_message, -ENOSYS, "the workload runtime is disabled on this node (runtime.enabled)");
-}
-
-static int need_update(struct agent *a, char **ret_message) {
-        if (a->update)
-                return 0;
-        return message_set(ret_message, -ENOSYS, "updates are disabled on this node (update.enabled)");
-}
-
-static int need_link(struct agent *a, char **ret_message) {
-        if (a->link)
-                return 0;
-        return message_set(ret_message, -ENOSYS,
-                           "the controller link is disabled on this node (link.enabled)");
+        return message_set(ret_message, -ENOSYS, "%s disabled on this node (%s)", words[n].what, words[n].key);
 }
 
 static uint64_t now_usec(struct agent *a) {
@@ -83,9 +82,6 @@ static int act_status(struct agent *a, enum action_source from, json_t *params, 
 }
 
 static int act_health(struct agent *a, enum action_source from, json_t *params, json_t **ret, char **ret_message) {
-        if (!a->health)
-                return message_set(ret_message, -ENOSYS,
-                                   "health monitoring is disabled on this node (health.enabled)");
         *ret = health_monitor_json(a->health);
         return *ret ? 0 : -ENOMEM;
 }
@@ -101,9 +97,6 @@ static int act_events(struct agent *a, enum action_source from, json_t *params, 
 }
 
 static int act_link(struct agent *a, enum action_source from, json_t *params, json_t **ret, char **ret_message) {
-        int r = need_link(a, ret_message);
-        if (r < 0)
-                return r;
         if (json_is_true(json_object_get(params, "sync")))
                 link_sync_now(a->link);
         *ret = link_status_json(a->link);
@@ -112,9 +105,6 @@ static int act_link(struct agent *a, enum action_source from, json_t *params, js
 
 static int act_status_send(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                            char **ret_message) {
-        int r = need_link(a, ret_message);
-        if (r < 0)
-                return r;
         link_send_status(a->link);
         return message_set(ret_message, 0, "status sent with the next sync");
 }
@@ -161,18 +151,12 @@ static int act_config_set(struct agent *a, enum action_source from, json_t *para
 
 static int act_workload_list(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                              char **ret_message) {
-        int r = need_runtime(a, ret_message);
-        if (r < 0)
-                return r;
         *ret = json_pack("{s:o}", "workloads", runtime_workloads_json(a->runtime));
         return *ret ? 0 : -ENOMEM;
 }
 
 static int act_workload_show(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                              char **ret_message) {
-        int r = need_runtime(a, ret_message);
-        if (r < 0)
-                return r;
         const char *name = json_string_value(json_object_get(params, "name"));
         *ret = runtime_workload_json(a->runtime, name);
         if (!*ret)
@@ -182,9 +166,6 @@ static int act_workload_show(struct agent *a, enum action_source from, json_t *p
 
 static int act_workload_logs(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                              char **ret_message) {
-        int r = need_runtime(a, ret_message);
-        if (r < 0)
-                return r;
         const char *name = json_string_value(json_object_get(params, "name"));
         json_int_t lines = json_integer_value(json_object_get(params, "lines"));
         json_t *logs = runtime_workload_logs_json(a->runtime, name, lines > 0 ? (size_t) lines : 50);
@@ -201,9 +182,6 @@ static enum runtime_origin origin_of(enum action_source from) {
 
 static int act_workload_start(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                               char **ret_message) {
-        int r = need_runtime(a, ret_message);
-        if (r < 0)
-                return r;
         json_t *text = json_object_get(params, "spec_text");
         const char *name = json_string_value(json_object_get(params, "name"));
         if (!text == !name)
@@ -219,17 +197,11 @@ static int act_workload_start(struct agent *a, enum action_source from, json_t *
 
 static int act_workload_stop(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                              char **ret_message) {
-        int r = need_runtime(a, ret_message);
-        if (r < 0)
-                return r;
         return runtime_workload_stop(a->runtime, json_string_value(json_object_get(params, "name")), ret_message);
 }
 
 static int act_workload_restart(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                                 char **ret_message) {
-        int r = need_runtime(a, ret_message);
-        if (r < 0)
-                return r;
         return runtime_workload_restart_from(a->runtime, json_string_value(json_object_get(params, "name")),
                                              origin_of(from), ret_message);
 }
@@ -237,10 +209,8 @@ static int act_workload_restart(struct agent *a, enum action_source from, json_t
 /* The levers the thermal policy will pull, open to operators and tests too. */
 static int act_runtime_class(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                              char **ret_message) {
-        int r = need_runtime(a, ret_message);
-        if (r < 0)
-                return r;
         struct runtime *rt = a->runtime;
+        int r = 0;
         const char *prio = json_string_value(json_object_get(params, "priority"));
         enum workload_priority p = 0;
         for (int i = 0; i < _WORKLOAD_PRIORITY_MAX; i++)
@@ -267,19 +237,13 @@ static int act_runtime_class(struct agent *a, enum action_source from, json_t *p
 /* The update manager writes its words into a buffer; hand them on as the message. */
 static int update_op(struct agent *a, json_t **ret, char **ret_message,
                      int (*fn)(struct update_manager *, json_t **, char *, size_t)) {
-        int r = need_update(a, ret_message);
-        if (r < 0)
-                return r;
         char msg[1024] = "";
-        r = fn(a->update, ret, msg, sizeof(msg));
+        int r = fn(a->update, ret, msg, sizeof(msg));
         return msg[0] ? message_set(ret_message, r, "%s", msg) : r;
 }
 
 static int act_update_status(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                              char **ret_message) {
-        int r = need_update(a, ret_message);
-        if (r < 0)
-                return r;
         *ret = update_manager_status_json(a->update);
         return *ret ? 0 : -ENOMEM;
 }
@@ -287,9 +251,6 @@ static int act_update_status(struct agent *a, enum action_source from, json_t *p
 /* A bundle file on the node (control socket), or one the controller serves (link). */
 static int act_update_install(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                               char **ret_message) {
-        int r = need_update(a, ret_message);
-        if (r < 0)
-                return r;
         const char *path = json_string_value(json_object_get(params, "bundle"));
         const char *id = json_string_value(json_object_get(params, "bundle_id"));
         const char *url = json_string_value(json_object_get(params, "url"));
@@ -298,6 +259,7 @@ static int act_update_install(struct agent *a, enum action_source from, json_t *
                                    from == ACTION_FROM_LINK ? "exactly one of \"bundle_id\" and \"url\""
                                                             : "{\"bundle\": \"/absolute/path.obundle\"}");
         char msg[1024] = "";
+        int r;
         if (path)
                 r = update_manager_install(a->update, path, ret, msg, sizeof(msg));
         else {
@@ -341,6 +303,11 @@ static int act_reboot(struct agent *a, enum action_source from, json_t *params, 
 
 #define CONTROL ACTION_FROM_CONTROL
 #define LINK ACTION_FROM_LINK
+#define NEEDS_NOTHING ACTION_NEEDS_NOTHING
+#define NEEDS_RUNTIME ACTION_NEEDS_RUNTIME
+#define NEEDS_UPDATE ACTION_NEEDS_UPDATE
+#define NEEDS_HEALTH ACTION_NEEDS_HEALTH
+#define NEEDS_LINK ACTION_NEEDS_LINK
 
 static const struct action_param p_name[] = {
         {"name", ACTION_PARAM_WORKLOAD_NAME, .required = true},
@@ -390,27 +357,27 @@ static const struct action_param p_config_set[] = {
  * when a command is built and when an envelope is verified): a name added here for LINK
  * needs its entry there. */
 static const struct action actions[] = {
-        {"ping", CONTROL, NULL, act_ping},
-        {"status", CONTROL, NULL, act_status},
-        {"health", CONTROL, NULL, act_health},
-        {"events", CONTROL, p_events, act_events},
-        {"link", CONTROL, p_link, act_link},
-        {"status.send", LINK, NULL, act_status_send},
-        {"config.set", LINK, p_config_set, act_config_set},
-        {"reboot", LINK, NULL, act_reboot},
-        {"workload.list", CONTROL, NULL, act_workload_list},
-        {"workload.show", CONTROL, p_name, act_workload_show},
-        {"workload.logs", CONTROL, p_workload_logs, act_workload_logs},
-        {"workload.start", CONTROL | LINK, p_workload_start, act_workload_start},
-        {"workload.stop", CONTROL | LINK, p_name, act_workload_stop},
-        {"workload.restart", CONTROL | LINK, p_name, act_workload_restart},
-        {"runtime.class", CONTROL, p_runtime_class, act_runtime_class},
-        {"update.status", CONTROL, NULL, act_update_status},
-        {"update.install", CONTROL | LINK, p_update_install, act_update_install},
-        {"update.mark-good", CONTROL | LINK, NULL, act_update_mark_good},
-        {"update.mark-bad", CONTROL, NULL, act_update_mark_bad},
-        {"update.rollback", CONTROL | LINK, NULL, act_update_rollback},
-        {"update.scrub", CONTROL, NULL, act_update_scrub},
+        {"ping", CONTROL, NEEDS_NOTHING, NULL, act_ping},
+        {"status", CONTROL, NEEDS_NOTHING, NULL, act_status},
+        {"health", CONTROL, NEEDS_HEALTH, NULL, act_health},
+        {"events", CONTROL, NEEDS_NOTHING, p_events, act_events},
+        {"link", CONTROL, NEEDS_LINK, p_link, act_link},
+        {"status.send", LINK, NEEDS_LINK, NULL, act_status_send},
+        {"config.set", LINK, NEEDS_NOTHING, p_config_set, act_config_set},
+        {"reboot", LINK, NEEDS_NOTHING, NULL, act_reboot},
+        {"workload.list", CONTROL, NEEDS_RUNTIME, NULL, act_workload_list},
+        {"workload.show", CONTROL, NEEDS_RUNTIME, p_name, act_workload_show},
+        {"workload.logs", CONTROL, NEEDS_RUNTIME, p_workload_logs, act_workload_logs},
+        {"workload.start", CONTROL | LINK, NEEDS_RUNTIME, p_workload_start, act_workload_start},
+        {"workload.stop", CONTROL | LINK, NEEDS_RUNTIME, p_name, act_workload_stop},
+        {"workload.restart", CONTROL | LINK, NEEDS_RUNTIME, p_name, act_workload_restart},
+        {"runtime.class", CONTROL, NEEDS_RUNTIME, p_runtime_class, act_runtime_class},
+        {"update.status", CONTROL, NEEDS_UPDATE, NULL, act_update_status},
+        {"update.install", CONTROL | LINK, NEEDS_UPDATE, p_update_install, act_update_install},
+        {"update.mark-good", CONTROL | LINK, NEEDS_UPDATE, NULL, act_update_mark_good},
+        {"update.mark-bad", CONTROL, NEEDS_UPDATE, NULL, act_update_mark_bad},
+        {"update.rollback", CONTROL | LINK, NEEDS_UPDATE, NULL, act_update_rollback},
+        {"update.scrub", CONTROL, NEEDS_UPDATE, NULL, act_update_scrub},
         {},
 };
 
@@ -507,7 +474,11 @@ int action_call(struct agent *a, enum action_source from, const char *name, json
         if (!action_allowed(ac, from))
                 return message_set(ret_message, -EBADRQC, "unknown %s \"%.64s\"",
                                    from == ACTION_FROM_LINK ? "action" : "method", name);
-        int r = action_params_check(ac, from, params, ret_message);
+        /* first what the node can do, then what was asked of it */
+        int r = need(a, ac->needs, ret_message);
+        if (r < 0)
+                return r;
+        r = action_params_check(ac, from, params, ret_message);
         if (r < 0)
                 return r;
         r = ac->fn(a, from, params, ret_result, ret_message);

@@ -44,8 +44,17 @@ struct action_param {
         long long min, max; /* ACTION_PARAM_INTEGER */
 };
 
+/* The subsystem an action cannot do without; disabled, the action fails with -ENOSYS. */
+enum action_need {
+        ACTION_NEEDS_NOTHING,
+        ACTION_NEEDS_RUNTIME,
+        ACTION_NEEDS_UPDATE,
+        ACTION_NEEDS_HEALTH,
+        ACTION_NEEDS_LINK,
+};
+
 /*
- * A handler: params are checked already. Returns 0 or -errno; *ret_result (a JSON result
+ * A handler: params are checked and the subsystem it needs is there. Returns 0 or -errno; *ret_result (a JSON result
  * for the control socket, may stay NULL: then {"done": true, "message": ...}) and
  * *ret_message (may stay NULL on success) belong to the caller.
  */
@@ -55,6 +64,7 @@ typedef int (*action_fn)(struct agent *a, enum action_source from, json_t *param
 struct action {
         const char *name;
         unsigned sources; /* enum action_source bits */
+        enum action_need needs;
         const struct action_param *params; /* ends with a NULL key; NULL: takes none */
         action_fn fn;
 };
@@ -82,7 +92,8 @@ bool action_config_key_is_settable(const char *key);
 json_t *agent_status_document(struct agent *a);
 
 /*
- * Look the action up, check that from may ask for it and its params, and run it.
+ * Look the action up, check that from may ask for it, its params and the subsystem it
+ * needs (-ENOSYS when disabled, naming the key that enables it), and run it.
  * -EBADRQC for an action that does not exist or that from may not ask for (the control
  * socket answers "unknown-method"); otherwise what the handler returned.
  */

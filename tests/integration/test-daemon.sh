@@ -563,7 +563,7 @@ mapfile -t R < <(raw seq "$A_SOCK" \
         '{"id": 10, "method": "config.set", "params": {"key": "log_level", "value": "debug"}}' \
         '{"id": 11, "method": "status", "params": {"verbose": true}}' \
         '{"id": 12, "method": "update.mark-good"}' \
-        '{"id": 13, "method": "link", "params": {"sync": "yes"}}' \
+        '{"id": 13, "method": "events", "params": {"count": "ten"}}' \
         '{"id": 14, "method": "workload.stop", "params": {"name": "../etc"}}' \
         '{"id": 15, "method": "ping"}')
 check_resp() { # index, jq condition, what
@@ -575,7 +575,7 @@ check_resp 1 '.id == 11 and .error.code == "invalid-params" and .error.message =
         "status with a parameter gets invalid-params, naming it"
 check_resp 2 '.id == 12 and .error.code == "not-implemented" and (.error.message | test("update.enabled"))' \
         "update.mark-good with updates disabled gets not-implemented, naming the key"
-check_resp 3 '.id == 13 and .error.code == "invalid-params" and (.error.message | test("\"sync\" must be true or false"))' \
+check_resp 3 '.id == 13 and .error.code == "invalid-params" and .error.message == "events: \"count\" must be an integer in 1..10000"' \
         "a parameter of the wrong type gets invalid-params, naming it"
 check_resp 4 '.id == 14 and .error.code == "invalid-params" and (.error.message | test("must be a workload name"))' \
         "workload.stop with a bad name is refused before the runtime sees it"

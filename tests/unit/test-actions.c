@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "actions.h"
+#include "agent.h"
 #include "command.h"
 #include "control-proto.h"
 #include "macro.h"
@@ -187,8 +188,41 @@ static void test_call_refusals(void **state) {
         free(m);
         assert_int_equal(action_call(NULL, ACTION_FROM_CONTROL, "reboot", params, &result, &m), -EBADRQC);
         free(m);
-        assert_int_equal(action_call(NULL, ACTION_FROM_CONTROL, "workload.show", params, &result, &m), -EINVAL);
-        assert_string_equal(m, "workload.show: missing parameter \"name\"");
+        json_object_set_new(params, "count", json_integer(0));
+        assert_int_equal(action_call(NULL, ACTION_FROM_CONTROL, "events", params, &result, &m), -EINVAL);
+        assert_string_equal(m, "events: \"count\" must be an integer in 1..10000");
+        assert_null(result);
+        free(m);
+        json_decref(params);
+}
+
+/* A node with every subsystem disabled: each action that needs one says which key. */
+static void test_disabled_subsystems(void **state) {
+        struct agent a = {};
+        struct {
+                const char *action, *params, *message;
+        } cases[] = {
+                {"workload.list", "{}", "the workload runtime is disabled on this node (runtime.enabled)"},
+                {"workload.stop", "{\"name\": \"../x\"}", "the workload runtime is disabled on this node (runtime.enabled)"},
+                {"update.mark-good", "{}", "updates are disabled on this node (update.enabled)"},
+                {"health", "{}", "health monitoring is disabled on this node (health.enabled)"},
+                {"link", "{\"sync\": true}", "the controller link is disabled on this node (link.enabled)"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_t *result = NULL, *params = json_loads(cases[i].params, 0, NULL);
+                char *m = NULL;
+                assert_int_equal(action_call(&a, ACTION_FROM_CONTROL, cases[i].action, params, &result, &m), -ENOSYS);
+                assert_string_equal(m, cases[i].message);
+                assert_null(result);
+                assert_int_equal(control_error_from_errno(-ENOSYS), CONTROL_ERROR_NOT_IMPLEMENTED);
+                free(m);
+                json_decref(params);
+        }
+        /* from the ground too: the command fails, saying why */
+        json_t *result = NULL, *params = json_pack("{s:s}", "name", "cam");
+        char *m = NULL;
+        assert_int_equal(action_call(&a, ACTION_FROM_LINK, "workload.start", params, &result, &m), -ENOSYS);
+        assert_non_null(strstr(m, "runtime is disabled"));
         free(m);
         json_decref(params);
 }
@@ -232,6 +266,7 @@ int main(void) {
                 cmocka_unit_test(test_link_actions_match_commands),
                 cmocka_unit_test(test_params),
                 cmocka_unit_test(test_call_refusals),
+                cmocka_unit_test(test_disabled_subsystems),
                 cmocka_unit_test(test_error_codes),
                 cmocka_unit_test(test_settable_keys),
         };
