@@ -234,12 +234,16 @@ static int act_runtime_class(struct agent *a, enum action_source from, json_t *p
 
 /* ---- updates ---------------------------------------------------------------------------- */
 
-/* The update manager writes its words into a buffer; hand them on as the message. */
+/* The update manager writes its words into a buffer: they become the message. */
+static int from_buffer(int r, const char *msg, char **ret_message) {
+        return msg[0] ? message_set(ret_message, r, "%s", msg) : r;
+}
+
 static int update_op(struct agent *a, json_t **ret, char **ret_message,
                      int (*fn)(struct update_manager *, json_t **, char *, size_t)) {
         char msg[1024] = "";
         int r = fn(a->update, ret, msg, sizeof(msg));
-        return msg[0] ? message_set(ret_message, r, "%s", msg) : r;
+        return from_buffer(r, msg, ret_message);
 }
 
 static int act_update_status(struct agent *a, enum action_source from, json_t *params, json_t **ret,
@@ -270,7 +274,7 @@ static int act_update_install(struct agent *a, enum action_source from, json_t *
                 if (r >= 0)
                         return message_set(ret_message, r, "install of %s started", id ? id : url);
         }
-        return msg[0] ? message_set(ret_message, r, "%s", msg) : r;
+        return from_buffer(r, msg, ret_message);
 }
 
 static int act_update_mark_good(struct agent *a, enum action_source from, json_t *params, json_t **ret,
@@ -296,7 +300,7 @@ static int act_update_scrub(struct agent *a, enum action_source from, json_t *pa
 static int act_reboot(struct agent *a, enum action_source from, json_t *params, json_t **ret, char **ret_message) {
         char msg[512] = "";
         int r = update_manager_request_reboot(a->update, msg, sizeof(msg)); /* NULL: none configured */
-        return msg[0] ? message_set(ret_message, r, "%s", msg) : r;
+        return from_buffer(r, msg, ret_message);
 }
 
 /* ---- the table -------------------------------------------------------------------------- */
