@@ -11,6 +11,7 @@
 
 #include "agent-config.h"
 #include "fileio.h"
+#include "message.h"
 
 bool node_id_is_valid(const char *s) {
         size_t n = s ? strlen(s) : 0;
@@ -683,6 +684,66 @@ int config_load_file(const char *path, struct agent_config *ret, char **ret_mess
         }
         free(problems);
         return r;
+}
+
+int config_file_set(const char *path, const char *key, json_t *value, char **ret_message) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = read_file_bounded(path, CONFIG_MAX_SIZE, &text, &len);
+        if (r < 0)
+                return message_set(ret_message, r, "config file %s: cannot read: %s", path, strerror(-r));
+        json_error_t err;
+        json_t *root = json_loadb(text, len, 0, &err);
+        if (!json_is_object(root)) {
+                json_decref(root);
+                return message_set(ret_message, -EBADMSG, "config file %s: not a JSON object: %s", path,
+                                   root ? "another value" : err.text);
+        }
+        /* walk "a.b.c", creating objects on the way */
+        _cleanup_free_ char *parts = strdup(key);
+        if (!parts) {
+                json_decref(root);
+                return -ENOMEM;
+        }
+        json_t *obj = root;
+        char *save = NULL;
+        for (char *part = strtok_r(parts, ".", &save), *next; part; part = next) {
+                next = strtok_r(NULL, ".", &save);
+                if (!next) {
+                        json_object_set(obj, part, value);
+                        break;
+                }
+                json_t *child = json_object_get(obj, part);
+                if (!json_is_object(child)) {
+                        child = json_object();
+                        json_object_set_new(obj, part, child);
+                }
+                obj = child;
+        }
+        _cleanup_free_ char *out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(root);
+        if (!out)
+                return -ENOMEM;
+        /* the agent's own strict parser decides, before the file changes */
+        struct json_problems *problems = calloc(1, sizeof(*problems));
+        if (!problems)
+                return -ENOMEM;
+        struct agent_config check;
+        r = config_parse(path, out, strlen(out), &check, problems);
+        if (r < 0) {
+                _cleanup_free_ char *why = problems->count ? json_problems_to_message(path, problems) : NULL;
+                free(problems);
+                return message_set(ret_message, -EINVAL, "config key %s: refused: %s", key,
+                                   why ? why : "invalid value");
+        }
+        free(problems);
+        config_free(&check);
+        size_t olen = strlen(out);
+        out[olen] = '\n';
+        r = write_file_durable(path, out, olen + 1, 0644);
+        if (r < 0)
+                return message_set(ret_message, r, "config file %s: cannot write: %s", path, strerror(-r));
+        return 0;
 }
 
 void config_free(struct agent_config *c) {

@@ -157,6 +157,14 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
  */
 int config_load_file(const char *path, struct agent_config *ret, char **ret_message);
 
+/*
+ * Set key ("a.b.c", objects created on the way) to value in the config file at path, if
+ * the agent's own parser takes the result; the file is replaced durably. The running
+ * agent reloads it separately. -EINVAL with *ret_message (caller frees) naming each
+ * problem when refused.
+ */
+int config_file_set(const char *path, const char *key, json_t *value, char **ret_message);
+
 void config_free(struct agent_config *c);
 
 /* Pure: is s a valid node id (1-64 of [A-Za-z0-9._-], not starting with '.' or '-')? */

@@ -9,6 +9,7 @@
 
 #include "control-proto.h"
 #include "macro.h"
+#include "message.h"
 
 static const char *const error_names[_CONTROL_ERROR_MAX] = {
         [CONTROL_ERROR_PARSE] = "parse-error",
@@ -28,6 +29,28 @@ const char *control_error_to_string(enum control_error e) {
         return error_names[e];
 }
 
+enum control_error control_error_from_errno(int r) {
+        switch (r) {
+        case -EBADRQC:
+                return CONTROL_ERROR_UNKNOWN_METHOD;
+        case -ENOSYS:
+                return CONTROL_ERROR_NOT_IMPLEMENTED;
+        case -EINVAL:
+        case -ENOENT:
+        case -EEXIST:
+        case -EBUSY:
+        case -EBADMSG:
+        case -EPERM:
+        case -EOPNOTSUPP:
+        case -EKEYREJECTED:
+        case -EKEYEXPIRED:
+        case -ENOKEY:
+                return CONTROL_ERROR_INVALID_PARAMS;
+        default:
+                return CONTROL_ERROR_INTERNAL;
+        }
+}
+
 static bool method_name_is_valid(const char *s) {
         if (!*s)
                 return false;
@@ -40,13 +63,14 @@ static bool method_name_is_valid(const char *s) {
 
 #define FAIL(kind, ...)                                                                  \
         do {                                                                             \
-                snprintf(msg, msg_size, __VA_ARGS__);                                    \
-                return (int) (kind) + 1;                                                 \
+                *ret_code = (kind);                                                      \
+                return message_set(ret_message, -EINVAL, __VA_ARGS__);                   \
         } while (0)
 
 int control_request_parse(const char *line, size_t len, struct control_request *ret,
-                          char *msg, size_t msg_size) {
+                          enum control_error *ret_code, char **ret_message) {
         memset(ret, 0, sizeof(*ret));
+        *ret_message = NULL;
         json_error_t err;
         json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
         if (!root)
@@ -89,7 +113,10 @@ int control_request_parse(const char *line, size_t len, struct control_request *
         if (!params) {
                 params = json_object();
                 if (!params || json_object_set_new(root, "params", params) < 0)
-                        FAIL(CONTROL_ERROR_INTERNAL, "out of memory");
+                {
+                        *ret_code = CONTROL_ERROR_INTERNAL;
+                        return -ENOMEM;
+                }
         }
         ret->params = params;
         return 0;

@@ -36,13 +36,21 @@ struct control_request {
 const char *control_error_to_string(enum control_error e);
 
 /*
- * Parse one request line. On failure returns the error kind (negative: -1 - kind is not
- * used; see below) and writes a message naming what is wrong into msg.
- * Returns 0 on success, or (enum control_error + 1) on failure; *ret->id may still be
- * set so the error response can carry it.
+ * The one mapping from what an action returned (agent/actions.h: a negative errno) to the
+ * wire code: -EBADRQC unknown-method (no such method, or not one the socket offers),
+ * -ENOSYS not-implemented (the subsystem is disabled on this node), -EINVAL, -ENOENT,
+ * -EEXIST, -EBUSY, -EBADMSG, -EPERM, -EOPNOTSUPP and the key errors invalid-params (the
+ * request cannot be carried out as asked), anything else internal.
+ */
+enum control_error control_error_from_errno(int r);
+
+/*
+ * Parse one request line: 0, or -EINVAL with the wire code in *ret_code and
+ * *ret_message (caller frees) naming what is wrong; ret->id may still be set so that
+ * the error response can carry it. control_request_done(ret) either way.
  */
 int control_request_parse(const char *line, size_t len, struct control_request *ret,
-                          char *msg, size_t msg_size);
+                          enum control_error *ret_code, char **ret_message);
 void control_request_done(struct control_request *req);
 
 /* Build response lines (with the trailing newline). Caller frees. NULL on ENOMEM. */

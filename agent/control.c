@@ -43,7 +43,7 @@ struct control_server {
         int fd;
         sd_event_source *listen_io;
         struct agent_control_config limits;
-        const struct control_method *methods;
+        control_dispatch_fn dispatch;
         void *userdata;
         struct control_client *clients;
         unsigned n_clients;
@@ -119,39 +119,26 @@ static int client_queue(struct control_client *c, char *line) {
 static int client_handle_line(struct control_client *c, const char *line, size_t len) {
         struct control_server *s = c->server;
         struct control_request req;
-        char msg[512];
-        int kind = control_request_parse(line, len, &req, msg, sizeof(msg));
-        if (kind > 0) {
-                log_debug("control: bad request from pid %d: %s", (int) c->peer_pid, msg);
-                int r = client_queue(c, control_response_error(req.id, kind - 1, msg));
+        enum control_error code;
+        _cleanup_free_ char *message = NULL;
+        int r = control_request_parse(line, len, &req, &code, &message);
+        if (r < 0) {
+                const char *why = message ? message : strerror(-r);
+                log_debug("control: bad request from pid %d: %s", (int) c->peer_pid, why);
+                r = client_queue(c, control_response_error(req.id, code, why));
                 control_request_done(&req);
                 return r;
         }
 
-        const struct control_method *m = NULL;
-        for (const struct control_method *i = s->methods; i->name; i++)
-                if (streq(i->name, req.method)) {
-                        m = i;
-                        break;
-                }
-
+        json_t *result = NULL;
+        r = s->dispatch(s->userdata, req.method, req.params, &result, &message);
         char *response;
-        if (!m) {
-                snprintf(msg, sizeof(msg), "unknown method \"%s\"", req.method);
-                response = control_response_error(req.id, CONTROL_ERROR_UNKNOWN_METHOD, msg);
-        } else {
-                json_t *result = NULL;
-                msg[0] = '\0';
-                int r = m->handler(s->userdata, req.params, &result, msg, sizeof(msg));
-                if (r > 0)
-                        response = control_response_error(req.id, r - 1, msg);
-                else if (r < 0) {
-                        snprintf(msg, sizeof(msg), "%s failed: %s", req.method, strerror(-r));
-                        response = control_response_error(req.id, CONTROL_ERROR_INTERNAL, msg);
-                } else
-                        response = control_response_ok(req.id, result);
-                json_decref(result);
-        }
+        if (r < 0)
+                response = control_response_error(req.id, control_error_from_errno(r),
+                                                   message ? message : strerror(-r));
+        else
+                response = control_response_ok(req.id, result);
+        json_decref(result);
         control_request_done(&req);
         return client_queue(c, response);
 }
@@ -378,7 +365,7 @@ static int server_accept(sd_event_source *source, int fd, uint32_t revents, void
 }
 
 int control_server_new(sd_event *event, const char *path, const struct agent_control_config *limits,
-                       const struct control_method *methods, void *userdata,
+                       control_dispatch_fn dispatch, void *userdata,
                        struct control_server **ret) {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         if (strlen(path) >= sizeof(sa.sun_path))
@@ -391,7 +378,7 @@ int control_server_new(sd_event *event, const char *path, const struct agent_con
         s->fd = -1;
         s->event = sd_event_ref(event);
         s->limits = *limits;
-        s->methods = methods;
+        s->dispatch = dispatch;
         s->userdata = userdata;
         s->path = strdup(path);
         int r;

@@ -7,26 +7,21 @@
 #include "control-proto.h"
 
 /*
- * A method handler. On success return 0 and set *ret_result (owned by the caller). On
- * failure return the error kind + 1 and write a message into msg.
+ * Carries out one request (agent/actions.h): 0 with *ret_result, or a negative errno;
+ * *ret_message (either way, may stay NULL) says what was done or why not. Both belong to
+ * the caller. The errno becomes the wire code through control_error_from_errno.
  */
-typedef int (*control_method_fn)(void *userdata, json_t *params, json_t **ret_result, char *msg,
-                                 size_t msg_size);
-
-struct control_method {
-        const char *name;
-        control_method_fn handler;
-};
+typedef int (*control_dispatch_fn)(void *userdata, const char *method, json_t *params, json_t **ret_result,
+                                   char **ret_message);
 
 struct control_server;
 
 /*
  * Listen at path (a stale socket there is replaced; the caller holds the state lock so
- * no other agent owns it). The socket is mode 0600. methods ends with a NULL name.
+ * no other agent owns it). The socket is mode 0600. Every request goes to dispatch.
  */
 int control_server_new(sd_event *event, const char *path, const struct agent_control_config *limits,
-                       const struct control_method *methods, void *userdata,
-                       struct control_server **ret);
+                       control_dispatch_fn dispatch, void *userdata, struct control_server **ret);
 
 /*
  * Peers are accepted only as host root in the agent's pid and user namespaces

@@ -16,7 +16,6 @@
 #include <curl/curl.h>
 
 #include "command.h"
-#include "fileio.h"
 #include "link-answer.h"
 #include "link.h"
 #include "log.h"
@@ -177,29 +176,16 @@ void link_json_scan_feed(struct link_json_scan *s, const char *p, size_t n) {
         }
 }
 
-/* What the ground may change without a visit: timings and verbosity, never paths, keys or
- * anything that decides what runs or what is trusted. */
-static const char *const settable_keys[] = {
-        "log_level",
-        "link.poll_interval_sec",
-        "link.max_records_per_sync",
-        "link.download_budget_mib",
-        "link.max_recv_bytes_per_sec",
-        "health.poll_interval_ms",
-        "health.report_interval_sec",
-        "health.min_dwell_sec",
-        "update.gate_sec",
-        "update.trial_timeout_sec",
-        "update.boot_tries",
-        /* the controller can forbid privileged specs on a node (and allow them back) */
-        "sandbox.allow_privileged",
-};
-
-bool link_config_key_is_settable(const char *key) {
-        for (size_t i = 0; i < ELEMENTSOF(settable_keys); i++)
-                if (key && streq(key, settable_keys[i]))
-                        return true;
-        return false;
+void link_result_reason(const char *why, char reason[static LINK_RESULT_REASON_MAX + 1]) {
+        snprintf(reason, LINK_RESULT_REASON_MAX + 1, "%s", why ? why : "");
+        size_t n = strlen(reason);
+        if (why && n < strlen(why) && ((unsigned char) why[n] & 0xC0) == 0x80) {
+                while (n > 0 && ((unsigned char) reason[n - 1] & 0xC0) == 0x80)
+                        n--;
+                if (n > 0)
+                        n--; /* the lead byte of the character cut */
+                reason[n] = '\0';
+        }
 }
 
 /* ---- persisted state -------------------------------------------------------------------- */
@@ -255,9 +241,11 @@ static int state_load(struct link *l) {
  * high for envelopes that did not verify, so that a controller sending forgeries cannot
  * fill the outbox with records that are never dropped. */
 static void push_result_prio(struct link *l, enum event_priority prio, uint64_t seq, const char *action,
-                             const char *status, const char *reason) {
+                             const char *status, const char *why) {
+        char reason[LINK_RESULT_REASON_MAX + 1];
+        link_result_reason(why, reason);
         json_t *body = json_pack("{s:I, s:s, s:s*}", "seq", (json_int_t) seq, "status", status,
-                                 "reason", reason && reason[0] ? reason : NULL);
+                                 "reason", reason[0] ? reason : NULL);
         if (body)
                 (void) event_queue_push(l->h.events, prio, "command.result", body,
                                         now_real_usec(), now_mono(l));
@@ -268,143 +256,12 @@ static void push_result_prio(struct link *l, enum event_priority prio, uint64_t 
         else
                 l->commands_rejected++;
         log_notice("link: command %" PRIu64 " (%s): %s%s%s", seq, action ? action : "?", status,
-                   reason && reason[0] ? ": " : "", reason ? reason : "");
+                   reason[0] ? ": " : "", reason);
 }
 
 static void push_result(struct link *l, uint64_t seq, const char *action, const char *status,
                         const char *reason) {
         push_result_prio(l, EVENT_CRITICAL, seq, action, status, reason);
-}
-
-/* config.set: change the file, check it with the agent's own strict parser, then reload. */
-static int apply_config_set(struct link *l, json_t *params, char *msg, size_t size) {
-        const char *key = json_string_value(json_object_get(params, "key"));
-        json_t *value = json_object_get(params, "value");
-        if (!link_config_key_is_settable(key)) {
-                snprintf(msg, size, "config key \"%s\" cannot be changed remotely", key ? key : "?");
-                return -EPERM;
-        }
-        const char *path = l->h.cfg->source;
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-        int r = read_file_bounded(path, CONFIG_MAX_SIZE, &text, &len);
-        if (r < 0) {
-                snprintf(msg, size, "%s: %s", path, strerror(-r));
-                return r;
-        }
-        json_error_t err;
-        json_t *root = json_loadb(text, len, 0, &err);
-        if (!root) {
-                snprintf(msg, size, "%s: %s", path, err.text);
-                return -EBADMSG;
-        }
-        /* walk "a.b.c", creating objects on the way */
-        char buf[COMMAND_CONFIG_KEY_MAX + 1];
-        snprintf(buf, sizeof(buf), "%s", key);
-        json_t *obj = root;
-        char *save = NULL;
-        for (char *part = strtok_r(buf, ".", &save), *next; part; part = next) {
-                next = strtok_r(NULL, ".", &save);
-                if (!next) {
-                        json_object_set(obj, part, value);
-                        break;
-                }
-                json_t *child = json_object_get(obj, part);
-                if (!json_is_object(child)) {
-                        child = json_object();
-                        json_object_set_new(obj, part, child);
-                }
-                obj = child;
-        }
-        _cleanup_free_ char *out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        json_decref(root);
-        if (!out)
-                return -ENOMEM;
-        struct agent_config check;
-        _cleanup_free_ char *problems = NULL;
-        struct json_problems *jp = calloc(1, sizeof(*jp));
-        if (!jp)
-                return -ENOMEM;
-        r = config_parse(path, out, strlen(out), &check, jp);
-        if (r < 0) {
-                problems = jp->count ? json_problems_to_message(path, jp) : NULL;
-                free(jp);
-                snprintf(msg, size, "refused: %s", problems ? problems : "invalid value");
-                return -EINVAL;
-        }
-        free(jp);
-        config_free(&check);
-        size_t olen = strlen(out);
-        out[olen] = '\n';
-        r = write_file_durable(path, out, olen + 1, 0644);
-        out[olen] = '\0';
-        if (r < 0) {
-                snprintf(msg, size, "%s: %s", path, strerror(-r));
-                return r;
-        }
-        if (l->h.reload)
-                l->h.reload(l->h.userdata);
-        snprintf(msg, size, "%s set; configuration reloaded", key);
-        return 0;
-}
-
-static int apply_command(struct link *l, const struct command *c, char *msg, size_t size) {
-        _cleanup_free_ char *m = NULL;
-        const char *name = json_string_value(json_object_get(c->params, "name"));
-        int r;
-        json_t *ret = NULL;
-        if (strncmp(c->action, "workload.", 9) == 0) {
-                if (!l->h.runtime) {
-                        snprintf(msg, size, "the workload runtime is disabled on this node");
-                        return -ENOTSUP;
-                }
-                /* The controller may not start a privileged workload unless the node allows it. */
-                if (streq(c->action, "workload.start"))
-                        r = runtime_workload_start_from(l->h.runtime, name, RUNTIME_ORIGIN_LINK, &m);
-                else if (streq(c->action, "workload.stop"))
-                        r = runtime_workload_stop(l->h.runtime, name, &m);
-                else
-                        r = runtime_workload_restart_from(l->h.runtime, name, RUNTIME_ORIGIN_LINK, &m);
-                snprintf(msg, size, "%s", m ? m : r < 0 ? strerror(-r) : "");
-                return r;
-        }
-        if (strncmp(c->action, "update.", 7) == 0) {
-                if (!l->h.update) {
-                        snprintf(msg, size, "updates are disabled on this node");
-                        return -ENOTSUP;
-                }
-                if (streq(c->action, "update.install")) {
-                        const char *id = json_string_value(json_object_get(c->params, "bundle_id"));
-                        const char *url = json_string_value(json_object_get(c->params, "url"));
-                        char built[2048];
-                        if (id) {
-                                snprintf(built, sizeof(built), "%s/v1/bundles/%s", l->h.cfg->link.url, id);
-                                url = built;
-                        }
-                        r = update_manager_install_remote(l->h.update, url, &ret, msg, size);
-                        if (r >= 0)
-                                snprintf(msg, size, "install of %s started", id ? id : url);
-                } else if (streq(c->action, "update.mark-good"))
-                        r = update_manager_mark_good(l->h.update, &ret, msg, size);
-                else
-                        r = update_manager_rollback(l->h.update, &ret, msg, size);
-                json_decref(ret);
-                return r;
-        }
-        if (streq(c->action, "reboot")) {
-                r = update_manager_request_reboot(l->h.update, msg, size);
-                return r;
-        }
-        if (streq(c->action, "config.set"))
-                return apply_config_set(l, c->params, msg, size);
-        if (streq(c->action, "status.send")) {
-                l->send_status = true;
-                l->sync_again = true;
-                snprintf(msg, size, "status sent with the next sync");
-                return 0;
-        }
-        snprintf(msg, size, "unknown action %s", c->action);
-        return -EOPNOTSUPP;
 }
 
 /* Returns whether a command.result was queued (a replay already answered queues none). */
@@ -478,9 +335,9 @@ static bool handle_command(struct link *l, json_t *envelope, struct signature_ke
                 command_done(&c);
                 return true;
         }
-        char msg[1024] = "";
-        r = apply_command(l, &c, msg, sizeof(msg));
-        push_result(l, c.seq, c.action, r >= 0 ? "done" : "failed", msg[0] ? msg : r < 0 ? strerror(-r) : "");
+        _cleanup_free_ char *message = NULL;
+        r = l->h.command(l->h.userdata, c.action, c.params, &message);
+        push_result(l, c.seq, c.action, r >= 0 ? "done" : "failed", message ? message : r < 0 ? strerror(-r) : "");
         command_done(&c);
         return true;
 }
@@ -910,6 +767,11 @@ static void schedule(struct link *l, uint64_t delay_usec) {
         l->next_sync_usec = now_mono(l) + delay_usec;
         (void) sd_event_source_set_time(l->sync_timer, l->next_sync_usec);
         (void) sd_event_source_set_enabled(l->sync_timer, SD_EVENT_ONESHOT);
+}
+
+void link_send_status(struct link *l) {
+        l->send_status = true;
+        link_sync_now(l);
 }
 
 void link_sync_now(struct link *l) {

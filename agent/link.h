@@ -19,7 +19,6 @@
 #include "agent-config.h"
 #include "events.h"
 #include "node-state.h"
-#include "runtime.h"
 #include "update-manager.h"
 
 struct link;
@@ -29,12 +28,12 @@ struct link_hooks {
         const struct agent_config *cfg; /* stays valid; replaced in place on reload */
         const struct node_state *node;
         struct event_queue *events;
-        struct runtime *runtime;       /* may be NULL */
-        struct update_manager *update; /* may be NULL */
+        struct update_manager *update; /* may be NULL: told when the link is up */
         /* the full status document for status.send (a new reference) */
         json_t *(*status)(void *userdata);
-        /* ask the agent to reload its configuration file (config.set) */
-        void (*reload)(void *userdata);
+        /* carry out a verified command (agent/actions.h): 0 or -errno, and *ret_message
+         * (caller frees, may stay NULL) goes up as the command.result's reason */
+        int (*command)(void *userdata, const char *action, json_t *params, char **ret_message);
         void *userdata;
 };
 
@@ -43,6 +42,9 @@ void link_free(struct link *l);
 
 /* Sync as soon as possible (new critical records, an operator asking). */
 void link_sync_now(struct link *l);
+
+/* Send the status document with the next sync, and sync soon (status.send). */
+void link_send_status(struct link *l);
 
 /* For orbitctl status and `orbitctl link`. */
 json_t *link_status_json(struct link *l);
@@ -74,5 +76,10 @@ struct link_json_scan {
 };
 void link_json_scan_feed(struct link_json_scan *s, const char *p, size_t n);
 
-/* Keys an operator may change through config.set, and a check of one. */
-bool link_config_key_is_settable(const char *key);
+/*
+ * The reason a command.result carries: why, cut to the LINK_RESULT_REASON_MAX bytes the
+ * controller takes (controller/api.c), never inside a UTF-8 sequence (the record could
+ * not be encoded). NULL gives "".
+ */
+#define LINK_RESULT_REASON_MAX 1024
+void link_result_reason(const char *why, char reason[static LINK_RESULT_REASON_MAX + 1]);

@@ -18,12 +18,12 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "actions.h"
 #include "agent.h"
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
 #include "statefile.h"
-#include "status.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/orbit-agent/agent.json"
 
@@ -49,313 +49,25 @@ static uint64_t now_usec(sd_event *e) {
         return t;
 }
 
-/* ---- control methods -------------------------------------------------------------- */
+/* ---- what the node can be asked: agent/actions.c -------------------------------------- */
 
-static int method_ping(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        *ret = json_pack("{s:b}", "pong", 1);
-        return *ret ? 0 : -ENOMEM;
+static int control_dispatch(void *userdata, const char *method, json_t *params, json_t **ret_result,
+                            char **ret_message) {
+        return action_call(userdata, ACTION_FROM_CONTROL, method, params, ret_result, ret_message);
 }
 
-static int method_status(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct agent *a = userdata;
-        if (json_object_size(params) > 0) {
-                snprintf(msg, size, "status takes no parameters");
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        }
-        struct agent_status_input in = {
-                .node = &a->node,
-                .config = &a->config,
-                .uptime_usec = now_usec(a->event) - a->started_usec,
-                .config_reloads = a->config_reloads,
-                .config_reload_failures = a->config_reload_failures,
-                .last_reload_error = a->last_reload_error,
-                .runtime = a->runtime ? runtime_status_json(a->runtime) : NULL,
-                .health = a->health ? health_monitor_status_json(a->health) : NULL,
-                .update = a->update ? update_manager_status_json(a->update) : NULL,
-                .link = a->link ? link_status_json(a->link) : NULL,
-                .loop = loop_stats_json(&a->loop),
-        };
-        *ret = agent_status_build(&in);
-        json_decref(in.loop);
-        json_decref(in.link);
-        json_decref(in.runtime);
-        json_decref(in.health);
-        json_decref(in.update);
-        return *ret ? 0 : -ENOMEM;
+/* A verified command from the controller: its result goes up as the command.result. */
+static int link_command(void *userdata, const char *action, json_t *params, char **ret_message) {
+        json_t *result = NULL;
+        int r = action_call(userdata, ACTION_FROM_LINK, action, params, &result, ret_message);
+        json_decref(result);
+        return r;
 }
 
-/* ---- workload methods: params {"name": ...} or {"spec_text": ..., "source": ...} ---- */
-
-static struct runtime *need_runtime(struct agent *a, char *msg, size_t size) {
-        if (!a->runtime)
-                snprintf(msg, size, "the workload runtime is disabled on this node (runtime.enabled)");
-        return a->runtime;
+/* For the link's status.send: the document orbitctl status prints. */
+static json_t *link_status_document(void *userdata) {
+        return agent_status_document(userdata);
 }
-
-static const char *param_name(json_t *params, char *msg, size_t size) {
-        const char *name = json_string_value(json_object_get(params, "name"));
-        if (!name || !workload_name_is_valid(name)) {
-                snprintf(msg, size, "\"name\" must be a workload name");
-                return NULL;
-        }
-        return name;
-}
-
-/* Turn a runtime result into a control result: done, or an error with the message. */
-static int runtime_result(int r, char *message, json_t **ret, char *msg, size_t size) {
-        if (r >= 0) {
-                *ret = json_pack("{s:b,s:s?}", "done", 1, "message", message);
-                free(message);
-                return *ret ? 0 : -ENOMEM;
-        }
-        snprintf(msg, size, "%s", message ? message : strerror(-r));
-        free(message);
-        return (r == -EINVAL || r == -ENOENT || r == -EEXIST ? CONTROL_ERROR_INVALID_PARAMS : CONTROL_ERROR_INTERNAL) + 1;
-}
-
-static int method_workload_list(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct runtime *rt = need_runtime(userdata, msg, size);
-        if (!rt)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        *ret = json_pack("{s:o}", "workloads", runtime_workloads_json(rt));
-        return *ret ? 0 : -ENOMEM;
-}
-
-static int method_workload_show(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct runtime *rt = need_runtime(userdata, msg, size);
-        if (!rt)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        const char *name = param_name(params, msg, size);
-        if (!name)
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        *ret = runtime_workload_json(rt, name);
-        if (!*ret) {
-                snprintf(msg, size, "no workload named \"%s\"", name);
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        }
-        return 0;
-}
-
-static int method_workload_logs(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct runtime *rt = need_runtime(userdata, msg, size);
-        if (!rt)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        const char *name = param_name(params, msg, size);
-        if (!name)
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        json_int_t lines = json_integer_value(json_object_get(params, "lines"));
-        json_t *logs = runtime_workload_logs_json(rt, name, lines > 0 && lines <= 1000 ? (size_t) lines : 50);
-        if (!logs) {
-                snprintf(msg, size, "no workload named \"%s\"", name);
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        }
-        *ret = json_pack("{s:o}", "lines", logs);
-        return *ret ? 0 : -ENOMEM;
-}
-
-/* Methods that take a workload name and call one runtime operation. */
-static int workload_name_method(void *userdata, json_t *params, json_t **ret, char *msg, size_t size,
-                                int (*op)(struct runtime *rt, const char *name, char **ret_message)) {
-        struct runtime *rt = need_runtime(userdata, msg, size);
-        if (!rt)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        const char *name = param_name(params, msg, size);
-        if (!name)
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        char *message = NULL;
-        /* op first: the order in which arguments are evaluated is unspecified */
-        int r = op(rt, name, &message);
-        return runtime_result(r, message, ret, msg, size);
-}
-
-static int method_workload_start(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct runtime *rt = need_runtime(userdata, msg, size);
-        if (!rt)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        json_t *text = json_object_get(params, "spec_text");
-        if (text) {
-                char *message = NULL;
-                const char *source = json_string_value(json_object_get(params, "source"));
-                if (!json_is_string(text)) {
-                        snprintf(msg, size, "\"spec_text\" must be a string");
-                        return CONTROL_ERROR_INVALID_PARAMS + 1;
-                }
-                int r = runtime_workload_submit(rt, source ? source : "<control>", json_string_value(text),
-                                                json_string_length(text), &message);
-                return runtime_result(r, message, ret, msg, size);
-        }
-        return workload_name_method(userdata, params, ret, msg, size, runtime_workload_start);
-}
-
-static int method_workload_stop(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        return workload_name_method(userdata, params, ret, msg, size, runtime_workload_stop);
-}
-
-static int method_workload_restart(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        return workload_name_method(userdata, params, ret, msg, size, runtime_workload_restart);
-}
-
-static int method_health(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct agent *a = userdata;
-        if (!a->health) {
-                snprintf(msg, size, "health monitoring is disabled on this node (health.enabled)");
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        }
-        *ret = health_monitor_json(a->health);
-        return *ret ? 0 : -ENOMEM;
-}
-
-static int method_events(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct agent *a = userdata;
-        json_int_t n = json_integer_value(json_object_get(params, "count"));
-        const char *kind = json_string_value(json_object_get(params, "kind"));
-        json_t *events = event_queue_tail_json(a->events, n > 0 && n <= 10000 ? (size_t) n : 100, kind);
-        *ret = json_pack("{s:o,s:I,s:I,s:o}", "events", events, "queued", (json_int_t) event_queue_count(a->events),
-                         "dropped", (json_int_t) event_queue_dropped(a->events),
-                         "outbox", event_queue_stats_json(a->events));
-        return *ret ? 0 : -ENOMEM;
-}
-
-/* The levers the thermal policy will pull, open to operators and tests too. */
-static int method_runtime_class(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct runtime *rt = need_runtime(userdata, msg, size);
-        if (!rt)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        const char *prio = json_string_value(json_object_get(params, "priority"));
-        int p = -1;
-        for (int i = 0; prio && i < _WORKLOAD_PRIORITY_MAX; i++)
-                if (streq(prio, workload_priority_to_string((enum workload_priority) i)))
-                        p = i;
-        if (p < 0) {
-                snprintf(msg, size, "\"priority\" must be critical, normal or best-effort");
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        }
-        json_t *v;
-        int r = 0;
-        if ((v = json_object_get(params, "cpu_percent"))) {
-                if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100) {
-                        snprintf(msg, size, "\"cpu_percent\" must be 0..100");
-                        return CONTROL_ERROR_INVALID_PARAMS + 1;
-                }
-                r = runtime_class_throttle(rt, (enum workload_priority) p, (unsigned) json_integer_value(v));
-        }
-        if (r >= 0 && (v = json_object_get(params, "frozen")))
-                r = runtime_class_freeze(rt, (enum workload_priority) p, json_is_true(v));
-        if (r >= 0 && (v = json_object_get(params, "stopped")))
-                r = runtime_class_stop(rt, (enum workload_priority) p, json_is_true(v));
-        if (r >= 0 && (v = json_object_get(params, "admit")) && p == WORKLOAD_PRIORITY_BEST_EFFORT)
-                runtime_best_effort_admission(rt, json_is_true(v));
-        if (r < 0) {
-                snprintf(msg, size, "runtime class %s: %s", prio, strerror(-r));
-                return CONTROL_ERROR_INTERNAL + 1;
-        }
-        *ret = runtime_status_json(rt);
-        return *ret ? 0 : -ENOMEM;
-}
-
-/* ---- update methods ------------------------------------------------------------------ */
-
-static struct update_manager *need_update(struct agent *a, char *msg, size_t size) {
-        if (!a->update)
-                snprintf(msg, size, "updates are disabled on this node (update.enabled)");
-        return a->update;
-}
-
-static int update_result(int r, json_t **ret, char *msg) {
-        if (r >= 0)
-                return 0;
-        return (r == -EINVAL || r == -ENOENT || r == -EBUSY || r == -EBADMSG || r == -EPERM ||
-                                r == -ENOTSUP || r == -EKEYREJECTED || r == -EKEYEXPIRED || r == -ENOKEY
-                        ? CONTROL_ERROR_INVALID_PARAMS
-                        : CONTROL_ERROR_INTERNAL) + 1;
-}
-
-static int method_update_status(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct update_manager *u = need_update(userdata, msg, size);
-        if (!u)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        *ret = update_manager_status_json(u);
-        return *ret ? 0 : -ENOMEM;
-}
-
-static int method_update_install(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct update_manager *u = need_update(userdata, msg, size);
-        if (!u)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        const char *path = json_string_value(json_object_get(params, "bundle"));
-        if (!path || path[0] != '/' || json_object_size(params) != 1) {
-                snprintf(msg, size, "install takes {\"bundle\": \"/absolute/path.obundle\"}");
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        }
-        return update_result(update_manager_install(u, path, ret, msg, size), ret, msg);
-}
-
-static int update_action(void *userdata, json_t *params, json_t **ret, char *msg, size_t size,
-                         int (*fn)(struct update_manager *, json_t **, char *, size_t)) {
-        struct update_manager *u = need_update(userdata, msg, size);
-        if (!u)
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        if (json_object_size(params) > 0) {
-                snprintf(msg, size, "this method takes no parameters");
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        }
-        return update_result(fn(u, ret, msg, size), ret, msg);
-}
-
-static int method_update_mark_good(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        return update_action(userdata, params, ret, msg, size, update_manager_mark_good);
-}
-
-static int method_update_mark_bad(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        return update_action(userdata, params, ret, msg, size, update_manager_mark_bad);
-}
-
-static int method_update_rollback(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        return update_action(userdata, params, ret, msg, size, update_manager_rollback);
-}
-
-static int method_update_scrub(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        return update_action(userdata, params, ret, msg, size, update_manager_scrub);
-}
-
-static int method_link(void *userdata, json_t *params, json_t **ret, char *msg, size_t size) {
-        struct agent *a = userdata;
-        if (!a->link) {
-                snprintf(msg, size, "the controller link is disabled on this node (link.enabled)");
-                return CONTROL_ERROR_NOT_IMPLEMENTED + 1;
-        }
-        json_t *sync = json_object_get(params, "sync");
-        if (json_object_size(params) > (sync ? 1u : 0u) || (sync && !json_is_boolean(sync))) {
-                snprintf(msg, size, "link takes {\"sync\": true|false}");
-                return CONTROL_ERROR_INVALID_PARAMS + 1;
-        }
-        if (json_is_true(sync))
-                link_sync_now(a->link);
-        *ret = link_status_json(a->link);
-        return *ret ? 0 : -ENOMEM;
-}
-
-static const struct control_method control_methods[] = {
-        {"ping", method_ping},
-        {"status", method_status},
-        {"workload.list", method_workload_list},
-        {"workload.show", method_workload_show},
-        {"workload.logs", method_workload_logs},
-        {"workload.start", method_workload_start},
-        {"workload.stop", method_workload_stop},
-        {"workload.restart", method_workload_restart},
-        {"runtime.class", method_runtime_class},
-        {"health", method_health},
-        {"events", method_events},
-        {"update.status", method_update_status},
-        {"update.install", method_update_install},
-        {"update.mark-good", method_update_mark_good},
-        {"update.mark-bad", method_update_mark_bad},
-        {"update.scrub", method_update_scrub},
-        {"update.rollback", method_update_rollback},
-        {"link", method_link},
-        {NULL, NULL},
-};
 
 /* ---- lifecycle -------------------------------------------------------------------- */
 
@@ -507,19 +219,6 @@ static void on_runtime_event(void *userdata, int priority, const char *kind, jso
         (void) event_queue_push(a->events, (enum event_priority) priority, kind, body,
                                 (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000,
                                 now_usec(a->event));
-}
-
-/* For the link: the whole status document (status.send), and a reload after config.set. */
-static json_t *link_status_document(void *userdata) {
-        json_t *ret = NULL, *params = json_object();
-        char msg[256];
-        int r = params ? method_status(userdata, params, &ret, msg, sizeof(msg)) : -ENOMEM;
-        json_decref(params);
-        return r == 0 ? ret : NULL;
-}
-
-static void link_reload(void *userdata) {
-        (void) kill(getpid(), SIGHUP); /* handled on the loop, like an operator's */
 }
 
 static int take_state_lock(struct agent *a) {
@@ -675,10 +374,9 @@ static int agent_start(struct agent *a) {
                         .cfg = &a->config,
                         .node = &a->node,
                         .events = a->events,
-                        .runtime = a->runtime,
                         .update = a->update,
                         .status = link_status_document,
-                        .reload = link_reload,
+                        .command = link_command,
                         .userdata = a,
                 };
                 r = link_new(a->event, &h, &a->link);
@@ -695,7 +393,7 @@ static int agent_start(struct agent *a) {
 
         char sock[PATH_MAX];
         snprintf(sock, sizeof(sock), "%s/control.sock", a->config.runtime_dir);
-        r = control_server_new(a->event, sock, &a->config.control, control_methods, a, &a->control);
+        r = control_server_new(a->event, sock, &a->config.control, control_dispatch, a, &a->control);
         if (r < 0)
                 return r;
         /* Workloads run below runtime.cgroup_parent: nothing there may use the socket. */

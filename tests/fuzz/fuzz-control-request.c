@@ -29,11 +29,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 memcpy(line, data, size);
 
         struct control_request req;
-        char msg[256];
-        msg[0] = '\0';
-        int r = control_request_parse(line, size, &req, msg, sizeof(msg));
-        FUZZ_CHECK(r >= 0 && r <= _CONTROL_ERROR_MAX);
+        enum control_error code = _CONTROL_ERROR_MAX;
+        char *msg = NULL;
+        int r = control_request_parse(line, size, &req, &code, &msg);
+        FUZZ_CHECK(r == 0 || r == -EINVAL || r == -ENOMEM);
         if (r == 0) {
+                FUZZ_CHECK(!msg);
                 FUZZ_CHECK(req.root && req.params && json_is_object(req.params));
                 FUZZ_CHECK(req.method[0] != '\0');
                 FUZZ_CHECK(strlen(req.method) <= CONTROL_METHOD_MAX);
@@ -41,11 +42,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 /* Echo the params back, as a handler that returns its input would. */
                 check_response_line(control_response_ok(req.id, req.params));
         } else {
-                FUZZ_CHECK(msg[0] != '\0');
+                FUZZ_CHECK(code < _CONTROL_ERROR_MAX);
+                FUZZ_CHECK(r == -ENOMEM || (msg && msg[0] != '\0'));
                 FUZZ_CHECK(!req.id || json_is_string(req.id) || json_is_integer(req.id));
-                check_response_line(
-                        control_response_error(req.id, (enum control_error) (r - 1), msg));
+                check_response_line(control_response_error(req.id, code, msg));
         }
+        free(msg);
         control_request_done(&req);
         free(line);
         return 0;

@@ -556,6 +556,31 @@ else
         fail "protocol: request without method gets invalid-request" "got: ${R[5]:-nothing}"
 fi
 
+# ---- the action table (agent/actions.c) behind the socket ------------------------------
+# One table serves the socket and the link: an action only the controller may send is no
+# method here; params are checked before anything runs; a disabled subsystem says so.
+mapfile -t R < <(raw seq "$A_SOCK" \
+        '{"id": 10, "method": "config.set", "params": {"key": "log_level", "value": "debug"}}' \
+        '{"id": 11, "method": "status", "params": {"verbose": true}}' \
+        '{"id": 12, "method": "update.mark-good"}' \
+        '{"id": 13, "method": "events", "params": {"count": "ten"}}' \
+        '{"id": 14, "method": "workload.stop", "params": {"name": "../etc"}}' \
+        '{"id": 15, "method": "ping"}')
+check_resp() { # index, jq condition, what
+        if resp_is "${R[$1]:-}" "$2"; then pass "actions: $3"; else fail "actions: $3" "got: ${R[$1]:-nothing}"; fi
+}
+check_resp 0 '.id == 10 and .error.code == "unknown-method" and .error.message == "unknown method \"config.set\""' \
+        "a link-only action (config.set) is no method on the socket"
+check_resp 1 '.id == 11 and .error.code == "invalid-params" and .error.message == "status takes no parameters"' \
+        "status with a parameter gets invalid-params, naming it"
+check_resp 2 '.id == 12 and .error.code == "not-implemented" and (.error.message | test("update.enabled"))' \
+        "update.mark-good with updates disabled gets not-implemented, naming the key"
+check_resp 3 '.id == 13 and .error.code == "invalid-params" and .error.message == "events: \"count\" must be an integer in 1..10000"' \
+        "a parameter of the wrong type gets invalid-params, naming it"
+check_resp 4 '.id == 14 and .error.code == "invalid-params" and (.error.message | test("must be a workload name"))' \
+        "workload.stop with a bad name is refused before the runtime sees it"
+check_resp 5 '.id == 15 and .ok == true and .result.pong == true' "the connection serves on after refusals"
+
 # ---- who may use the control socket: host root outside every workload ----------------
 # A peer in a child user and pid namespace (whose root maps to host root, so the socket's
 # 0600 lets it in), one in a child pid namespace only, and one placed in a workload

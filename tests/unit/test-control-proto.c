@@ -1,4 +1,5 @@
 /* Unit tests for the control protocol: request parsing, responses, line framing, status. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,36 +13,46 @@
 #include "linebuf.h"
 #include "status.h"
 
-static int parse(const char *line, struct control_request *req, char *msg) {
-        return control_request_parse(line, strlen(line), req, msg, 256);
+/* The wire code on failure, -1 on success; *msg (freed by the caller) says why. */
+static int parse(const char *line, struct control_request *req, char **msg) {
+        enum control_error code;
+        int r = control_request_parse(line, strlen(line), req, &code, msg);
+        if (r == 0) {
+                assert_null(*msg);
+                return -1;
+        }
+        assert_int_equal(r, -EINVAL);
+        assert_non_null(*msg);
+        return (int) code;
 }
 
 static void test_parse_valid_requests(void **state) {
         struct control_request req;
-        char msg[256];
-        assert_int_equal(parse("{\"method\": \"status\"}", &req, msg), 0);
+        char *msg = NULL;
+        assert_int_equal(parse("{\"method\": \"status\"}", &req, &msg), -1);
         assert_string_equal(req.method, "status");
         assert_null(req.id);
         assert_true(json_is_object(req.params));
         assert_int_equal(json_object_size(req.params), 0);
         control_request_done(&req);
 
-        assert_int_equal(parse("{\"id\": \"abc\", \"method\": \"workload.start\", \"params\": {\"x\": 1}}", &req, msg), 0);
+        assert_int_equal(parse("{\"id\": \"abc\", \"method\": \"workload.start\", \"params\": {\"x\": 1}}", &req, &msg), -1);
         assert_string_equal(json_string_value(req.id), "abc");
         assert_string_equal(req.method, "workload.start");
         assert_int_equal(json_integer_value(json_object_get(req.params, "x")), 1);
         control_request_done(&req);
 
-        assert_int_equal(parse("{\"id\": 7, \"method\": \"ping\"}", &req, msg), 0);
+        assert_int_equal(parse("{\"id\": 7, \"method\": \"ping\"}", &req, &msg), -1);
         assert_int_equal(json_integer_value(req.id), 7);
         control_request_done(&req);
 }
 
 static void expect_error(const char *line, enum control_error kind, const char *text) {
         struct control_request req;
-        char msg[256];
-        assert_int_equal(parse(line, &req, msg), (int) kind + 1);
+        char *msg = NULL;
+        assert_int_equal(parse(line, &req, &msg), (int) kind);
         assert_non_null(strstr(msg, text));
+        free(msg);
         control_request_done(&req);
 }
 
@@ -65,12 +76,13 @@ static void test_parse_invalid_requests(void **state) {
 
 static void test_id_is_kept_for_error_responses(void **state) {
         struct control_request req;
-        char msg[256];
-        assert_int_equal(parse("{\"id\": 42, \"method\": 1}", &req, msg), CONTROL_ERROR_INVALID + 1);
+        char *msg = NULL;
+        assert_int_equal(parse("{\"id\": 42, \"method\": 1}", &req, &msg), CONTROL_ERROR_INVALID);
         assert_int_equal(json_integer_value(req.id), 42);
         char *line = control_response_error(req.id, CONTROL_ERROR_INVALID, msg);
         assert_string_equal(line, "{\"id\":42,\"ok\":false,\"error\":{\"code\":\"invalid-request\",\"message\":\"\\\"method\\\" must be a string\"}}\n");
         free(line);
+        free(msg);
         control_request_done(&req);
 }
 

@@ -1,5 +1,5 @@
-/* Unit tests for the link's pure pieces: backoff with jitter, the contact plan, settable keys,
- * the controller's answer, the bound on what an answer costs to parse. */
+/* Unit tests for the link's pure pieces: backoff with jitter, the contact plan, the
+ * controller's answer, the bound on what an answer costs to parse. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -61,23 +61,34 @@ static void test_plan(void **state) {
         json_decref(plan);
 }
 
-static void test_settable_keys(void **state) {
-        assert_true(link_config_key_is_settable("link.poll_interval_sec"));
-        assert_true(link_config_key_is_settable("health.report_interval_sec"));
-        assert_true(link_config_key_is_settable("update.gate_sec"));
-        /* never what decides what runs, what is trusted, or where state lives */
-        assert_false(link_config_key_is_settable("link.url"));
-        assert_false(link_config_key_is_settable("link.command_keyring_dir"));
-        assert_false(link_config_key_is_settable("update.keyring_dir"));
-        assert_false(link_config_key_is_settable("update.reboot_command"));
-        assert_false(link_config_key_is_settable("state_dir"));
-        assert_false(link_config_key_is_settable("paths.sysfs_root"));
-        assert_false(link_config_key_is_settable("runtime.enabled"));
-        assert_false(link_config_key_is_settable("link.poll_interval_sec.x"));
-        assert_false(link_config_key_is_settable(""));
-        assert_false(link_config_key_is_settable(NULL));
-}
+static void test_result_reason(void **state) {
+        char reason[LINK_RESULT_REASON_MAX + 1];
+        link_result_reason(NULL, reason);
+        assert_string_equal(reason, "");
+        link_result_reason("slot A is not marked good", reason);
+        assert_string_equal(reason, "slot A is not marked good");
 
+        /* longer: cut to the limit, at a character boundary */
+        char why[3000];
+        memset(why, 'x', sizeof(why) - 1);
+        why[sizeof(why) - 1] = '\0';
+        link_result_reason(why, reason);
+        assert_int_equal(strlen(reason), LINK_RESULT_REASON_MAX);
+        for (size_t lead = LINK_RESULT_REASON_MAX - 3; lead <= LINK_RESULT_REASON_MAX; lead++) {
+                /* a 3-byte character (U+20AC) at each offset around the cut */
+                memset(why, 'x', sizeof(why) - 1);
+                memcpy(why + lead, "\xe2\x82\xac", 3);
+                link_result_reason(why, reason);
+                size_t n = strlen(reason);
+                if (lead + 3 <= LINK_RESULT_REASON_MAX)
+                        assert_int_equal(n, LINK_RESULT_REASON_MAX);
+                else
+                        assert_int_equal(n, lead); /* the whole character dropped */
+                json_t *s = json_string(reason); /* valid UTF-8: it encodes */
+                assert_non_null(s);
+                json_decref(s);
+        }
+}
 
 #define BOOT "0123456789abcdef0123456789abcdef"
 #define GOOD_ACKED "[{\"boot_epoch\":3,\"boot_id\":\"" BOOT "\",\"seq\":[15,16,17]}]"
@@ -253,8 +264,8 @@ static void test_json_scan(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backoff),
+                cmocka_unit_test(test_result_reason),
                 cmocka_unit_test(test_plan),
-                cmocka_unit_test(test_settable_keys),
                 cmocka_unit_test(test_answer_good),
                 cmocka_unit_test(test_answer_malformed),
                 cmocka_unit_test(test_json_scan),
