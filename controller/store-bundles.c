@@ -1,0 +1,87 @@
+/* Uploaded bundles in the store. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "log.h"
+#include "macro.h"
+#include "message.h"
+#include "rollout.h"
+#include "store-internal.h"
+#include "store-sql.h"
+#include "store.h"
+
+/* ---- bundles ------------------------------------------------------------------------ */
+
+int store_bundle_add(struct store *s, const struct store_bundle *b, const char *signer,
+                     bool verified, int64_t now) {
+        struct store_bundle old;
+        int r = store_bundle_get(s, b->id, &old);
+        if (r >= 0)
+                return streq(old.sha256, b->sha256) ? 0 : -EEXIST;
+        if (r != -ENOENT)
+                return r;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        r = store_query(s, &st,
+                        "INSERT INTO bundles (id, version, size, sha256, signer, verified, "
+                        "uploaded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "ttittdi", b->id, b->version, b->size, b->sha256, signer, verified, now);
+        if (r < 0)
+                return r;
+        return store_step_done(s, st);
+}
+
+int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query(s, &st, "SELECT id, version, size, sha256 FROM bundles WHERE id = ?",
+                            "t", id);
+        if (r < 0)
+                return r;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        if (rc != SQLITE_ROW)
+                return store_fail(s, rc, "read a bundle");
+        memset(ret, 0, sizeof(*ret));
+        snprintf(ret->id, sizeof(ret->id), "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(ret->version, sizeof(ret->version), "%s",
+                 (const char *)sqlite3_column_text(st, 1));
+        ret->size = sqlite3_column_int64(st, 2);
+        snprintf(ret->sha256, sizeof(ret->sha256), "%s", (const char *)sqlite3_column_text(st, 3));
+        return 0;
+}
+
+int store_bundles_list(struct store *s, json_t **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query(s, &st,
+                            "SELECT id, version, size, sha256, signer, verified, uploaded "
+                            "FROM bundles ORDER BY uploaded, id",
+                            "");
+        if (r < 0)
+                return r;
+        _cleanup_(json_decrefp) json_t *a = json_array();
+        if (!a)
+                return -ENOMEM;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:b,s:I}", "id",
+                                      (const char *)sqlite3_column_text(st, 0), "version",
+                                      (const char *)sqlite3_column_text(st, 1), "size",
+                                      (json_int_t)sqlite3_column_int64(st, 2), "sha256",
+                                      (const char *)sqlite3_column_text(st, 3), "signer",
+                                      store_col_string_or_null(st, 4), "verified",
+                                      sqlite3_column_int(st, 5), "uploaded",
+                                      (json_int_t)sqlite3_column_int64(st, 6));
+                if (!o || json_array_append_new(a, o) < 0)
+                        return -ENOMEM;
+        }
+        if (rc != SQLITE_DONE)
+                return store_fail(s, rc, "list bundles");
+        *ret = TAKE_PTR(a);
+        return 0;
+}

@@ -1,0 +1,71 @@
+/* Node groups in the store. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "log.h"
+#include "macro.h"
+#include "message.h"
+#include "rollout.h"
+#include "store-internal.h"
+#include "store-sql.h"
+#include "store.h"
+
+/* ---- groups ------------------------------------------------------------------------- */
+
+int store_node_group_add(struct store *s, const char *node, const char *group, int64_t now) {
+        int r = store_script(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        _cleanup_transaction_ struct store *guard = s;
+        r = store_node_ensure(s, node, now);
+        if (r < 0)
+                return r;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        r = store_query(s, &st,
+                        "INSERT OR IGNORE INTO node_groups (node, name, added) VALUES (?, ?, ?)",
+                        "tti", node, group, now);
+        if (r < 0)
+                return r;
+        r = store_step_done(s, st);
+        if (r < 0)
+                return r;
+        return commit(&guard);
+}
+
+int store_node_group_remove(struct store *s, const char *node, const char *group) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query(s, &st, "DELETE FROM node_groups WHERE node = ? AND name = ?", "tt",
+                            node, group);
+        if (r < 0)
+                return r;
+        r = store_step_done(s, st);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+}
+
+int store_node_groups(struct store *s, const char *node, json_t **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query(s, &st, "SELECT name FROM node_groups WHERE node = ? ORDER BY name",
+                            "t", node);
+        if (r < 0)
+                return r;
+        _cleanup_(json_decrefp) json_t *a = json_array();
+        if (!a)
+                return -ENOMEM;
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                if (json_array_append_new(
+                            a, json_string((const char *)sqlite3_column_text(st, 0))) < 0)
+                        return -ENOMEM;
+        if (rc != SQLITE_DONE)
+                return store_fail(s, rc, "list groups");
+        *ret = TAKE_PTR(a);
+        return 0;
+}
