@@ -48,11 +48,11 @@ int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret) 
         if (rc != SQLITE_ROW)
                 return store_fail(s, rc, "read a bundle");
         memset(ret, 0, sizeof(*ret));
-        snprintf(ret->id, sizeof(ret->id), "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(ret->id, sizeof(ret->id), "%s", (const char *) sqlite3_column_text(st, 0));
         snprintf(ret->version, sizeof(ret->version), "%s",
-                 (const char *)sqlite3_column_text(st, 1));
+                 (const char *) sqlite3_column_text(st, 1));
         ret->size = sqlite3_column_int64(st, 2);
-        snprintf(ret->sha256, sizeof(ret->sha256), "%s", (const char *)sqlite3_column_text(st, 3));
+        snprintf(ret->sha256, sizeof(ret->sha256), "%s", (const char *) sqlite3_column_text(st, 3));
         return 0;
 }
 
@@ -67,21 +67,20 @@ int store_bundles_list(struct store *s, json_t **ret) {
         _cleanup_(json_decrefp) json_t *a = json_array();
         if (!a)
                 return -ENOMEM;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((r = store_step(s, st)) > 0) {
                 json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:b,s:I}", "id",
-                                      (const char *)sqlite3_column_text(st, 0), "version",
-                                      (const char *)sqlite3_column_text(st, 1), "size",
-                                      (json_int_t)sqlite3_column_int64(st, 2), "sha256",
-                                      (const char *)sqlite3_column_text(st, 3), "signer",
+                                      (const char *) sqlite3_column_text(st, 0), "version",
+                                      (const char *) sqlite3_column_text(st, 1), "size",
+                                      (json_int_t) sqlite3_column_int64(st, 2), "sha256",
+                                      (const char *) sqlite3_column_text(st, 3), "signer",
                                       store_col_string_or_null(st, 4), "verified",
                                       sqlite3_column_int(st, 5), "uploaded",
-                                      (json_int_t)sqlite3_column_int64(st, 6));
+                                      (json_int_t) sqlite3_column_int64(st, 6));
                 if (!o || json_array_append_new(a, o) < 0)
                         return -ENOMEM;
         }
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, "list bundles");
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(a);
         return 0;
 }

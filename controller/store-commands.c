@@ -41,7 +41,7 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
                 return message_set(ret_reason, store_fail(s, rc, "read the next command seq"),
                                    "store error");
         struct command c = {
-                .seq = (uint64_t)sqlite3_column_int64(get, 0),
+                .seq = (uint64_t) sqlite3_column_int64(get, 0),
                 .not_before = now,
                 .expires = now + expires_in_sec,
                 .params = params,
@@ -61,7 +61,7 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
         r = store_query(s, &ins,
                         "INSERT INTO commands (node, seq, action, params, payload, signature, "
                         "created, not_before, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        "titjttiii", node, (int64_t)c.seq, action, params, payload, signature, now,
+                        "titjttiii", node, (int64_t) c.seq, action, params, payload, signature, now,
                         c.not_before, c.expires);
         if (r < 0)
                 return message_set(ret_reason, r, "store error");
@@ -71,13 +71,13 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
                                    (unsigned long long)c.seq);
         _cleanup_stmt_ sqlite3_stmt *bump = NULL;
         r = store_query(s, &bump, "UPDATE nodes SET next_command_seq = ? WHERE id = ?", "it",
-                        (int64_t)c.seq + 1, node);
+                        (int64_t) c.seq + 1, node);
         if (r < 0)
                 return message_set(ret_reason, r, "store error");
         r = store_step_done(s, bump);
         if (r < 0)
                 return message_set(ret_reason, r, "store error");
-        *ret_seq = (int64_t)c.seq;
+        *ret_seq = (int64_t) c.seq;
         if (ret_expires)
                 *ret_expires = c.expires;
         return 0;
@@ -101,8 +101,8 @@ int store_command_queue(struct store *s, const char *node, const char *action, j
                                    (unsigned long long)seq);
         if (ret) {
                 *ret = json_pack("{s:s,s:I,s:s,s:O,s:I,s:I,s:s}", "node", node, "seq",
-                                 (json_int_t)seq, "action", action, "params", params, "not_before",
-                                 (json_int_t)now, "expires", (json_int_t)expires, "state",
+                                 (json_int_t) seq, "action", action, "params", params, "not_before",
+                                 (json_int_t) now, "expires", (json_int_t) expires, "state",
                                  "queued");
                 if (!*ret)
                         return -ENOMEM;
@@ -127,24 +127,23 @@ int store_commands_list(struct store *s, const char *node, json_t **ret) {
         _cleanup_(json_decrefp) json_t *a = json_array();
         if (!a)
                 return -ENOMEM;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((r = store_step(s, st)) > 0) {
                 json_t *o = json_pack(
                         "{s:I,s:s,s:o,s:I,s:I,s:I,s:s,s:o,s:o,s:o,s:b}", "seq",
-                        (json_int_t)sqlite3_column_int64(st, 0), "action",
-                        (const char *)sqlite3_column_text(st, 1), "params", store_col_json(st, 2),
-                        "created", (json_int_t)sqlite3_column_int64(st, 3), "not_before",
-                        (json_int_t)sqlite3_column_int64(st, 4), "expires",
-                        (json_int_t)sqlite3_column_int64(st, 5), "state",
-                        (const char *)sqlite3_column_text(st, 6), "sent_time",
+                        (json_int_t) sqlite3_column_int64(st, 0), "action",
+                        (const char *) sqlite3_column_text(st, 1), "params", store_col_json(st, 2),
+                        "created", (json_int_t) sqlite3_column_int64(st, 3), "not_before",
+                        (json_int_t) sqlite3_column_int64(st, 4), "expires",
+                        (json_int_t) sqlite3_column_int64(st, 5), "state",
+                        (const char *) sqlite3_column_text(st, 6), "sent_time",
                         store_col_int_or_null(st, 7), "result_time", store_col_int_or_null(st, 8),
                         "result_reason", store_col_string_or_null(st, 9), "acked",
                         sqlite3_column_int(st, 10));
                 if (!o || json_array_append_new(a, o) < 0)
                         return -ENOMEM;
         }
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, "list commands");
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(a);
         return 0;
 }

@@ -59,13 +59,12 @@ int store_node_groups(struct store *s, const char *node, json_t **ret) {
         _cleanup_(json_decrefp) json_t *a = json_array();
         if (!a)
                 return -ENOMEM;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        while ((r = store_step(s, st)) > 0)
                 if (json_array_append_new(
-                            a, json_string((const char *)sqlite3_column_text(st, 0))) < 0)
+                            a, json_string((const char *) sqlite3_column_text(st, 0))) < 0)
                         return -ENOMEM;
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, "list groups");
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(a);
         return 0;
 }

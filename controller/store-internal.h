@@ -31,7 +31,7 @@ struct store {
 
 static inline void store_rollbackp(struct store **s) {
         if (*s)
-                (void)store_script(*s, "ROLLBACK");
+                (void) store_script(*s, "ROLLBACK");
 }
 /* A transaction rolled back unless committed with commit() (which clears the guard). */
 #define _cleanup_transaction_ _cleanup_(store_rollbackp)

@@ -42,14 +42,14 @@ static json_t *node_summary(json_t *status, json_t *health) {
 static json_t *node_row(sqlite3_stmt *st, bool full) {
         json_t *o = json_pack(
                 "{s:s,s:I,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:I}", "id",
-                (const char *)sqlite3_column_text(st, 0), "created",
-                (json_int_t)sqlite3_column_int64(st, 1), "last_sync", store_col_int_or_null(st, 2),
-                "syncs", (json_int_t)sqlite3_column_int64(st, 3), "boot_epoch",
+                (const char *) sqlite3_column_text(st, 0), "created",
+                (json_int_t) sqlite3_column_int64(st, 1), "last_sync", store_col_int_or_null(st, 2),
+                "syncs", (json_int_t) sqlite3_column_int64(st, 3), "boot_epoch",
                 store_col_int_or_null(st, 4), "boot_id", store_col_string_or_null(st, 5),
-                "last_command_seq", (json_int_t)sqlite3_column_int64(st, 6), "last_queued_seq",
-                (json_int_t)sqlite3_column_int64(st, 7), "records",
-                (json_int_t)sqlite3_column_int64(st, 15), "commands_pending",
-                (json_int_t)sqlite3_column_int64(st, 16));
+                "last_command_seq", (json_int_t) sqlite3_column_int64(st, 6), "last_queued_seq",
+                (json_int_t) sqlite3_column_int64(st, 7), "records",
+                (json_int_t) sqlite3_column_int64(st, 15), "commands_pending",
+                (json_int_t) sqlite3_column_int64(st, 16));
         if (!o)
                 return NULL;
         json_object_set_new(o, "update",
@@ -83,14 +83,13 @@ int store_nodes_list(struct store *s, json_t **ret) {
         _cleanup_(json_decrefp) json_t *a = json_array();
         if (!a)
                 return -ENOMEM;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((r = store_step(s, st)) > 0) {
                 json_t *o = node_row(st, false);
                 if (!o || json_array_append_new(a, o) < 0)
                         return -ENOMEM;
         }
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, "list nodes");
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(a);
         return 0;
 }
@@ -137,11 +136,11 @@ int store_node_show(struct store *s, const char *node, json_t **ret) {
         if (!by_kind)
                 return -ENOMEM;
         json_object_set_new(o, "records_by_kind", by_kind);
-        while ((rc = sqlite3_step(kinds)) == SQLITE_ROW)
-                json_object_set_new(by_kind, (const char *)sqlite3_column_text(kinds, 0),
+        while ((r = store_step(s, kinds)) > 0)
+                json_object_set_new(by_kind, (const char *) sqlite3_column_text(kinds, 0),
                                     json_integer(sqlite3_column_int64(kinds, 1)));
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, "count records");
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(o);
         return 0;
 }

@@ -36,18 +36,17 @@ int store_records_list(struct store *s, const char *node, const char *kind, size
                            "ORDER BY rowid"
                          : "SELECT record FROM (SELECT rowid, record FROM records WHERE node = ?1 "
                            "AND kind = ?2 ORDER BY rowid DESC LIMIT ?3) ORDER BY rowid",
-                "tTi", node, match, (int64_t)limit);
+                "tTi", node, match, (int64_t) limit);
         if (r < 0)
                 return r;
         _cleanup_(json_decrefp) json_t *a = json_array();
         if (!a)
                 return -ENOMEM;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        while ((r = store_step(s, st)) > 0)
                 if (json_array_append_new(a, store_col_json(st, 0)) < 0)
                         return -ENOMEM;
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, "list records");
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(a);
         return 0;
 }
@@ -71,7 +70,7 @@ int store_records_prune(struct store *s, int64_t before, size_t limit, int64_t *
                 "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records"
                 " WHERE received < ? AND priority != 'critical' AND kind NOT LIKE 'update.%'"
                 " ORDER BY received LIMIT ?)",
-                "ii", before, (int64_t)limit);
+                "ii", before, (int64_t) limit);
         if (r < 0)
                 return r;
         r = store_step_done(s, st);

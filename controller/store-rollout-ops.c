@@ -42,7 +42,7 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                 if (r < 0 || store_step(s, count) <= 0)
                         return message_set(ret_reason, r < 0 ? r : -EIO, "store error");
                 for (int64_t k = sqlite3_column_int64(count, 0) + 1;; k++) {
-                        snprintf(id, sizeof(id), "rollout-%lld", (long long)k);
+                        snprintf(id, sizeof(id), "rollout-%lld", (long long) k);
                         r = store_rollout_load(s, id, &existing);
                         if (r == -ENOENT)
                                 break;
@@ -75,8 +75,7 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
         char **ids = NULL;
         bool *blocked = NULL, *already = NULL;
         size_t n = 0, cap = 0, held = 0;
-        int rc;
-        while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        while ((r = store_step(s, sel)) > 0) {
                 if (sqlite3_column_int(sel, 1) > 0) {
                         held++;
                         continue;
@@ -108,8 +107,8 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                 }
                 n++;
         }
-        if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-                r = message_set(ret_reason, store_fail(s, rc, "select the target"), "store error");
+        if (r < 0) {
+                r = message_set(ret_reason, r, "store error");
                 goto out;
         }
         if (n == 0) {
@@ -139,7 +138,7 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                         "report_deadline, auto_revert) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         "tttttttiitd", id, o->bundle_id, o->target, stages, success, timeout,
-                        failures, now, o->min_healthy_time, deadline, (int)o->auto_revert);
+                        failures, now, o->min_healthy_time, deadline, (int) o->auto_revert);
                 if (r < 0)
                         goto out;
                 /* A node that already runs the bundle: committed, and held long ago. */
@@ -167,7 +166,7 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                         }
                         char key[17];
                         store_order_key_text(id, ids[i], key);
-                        r = store_rebind(s, mem, "ttdttiT", id, ids[i], (int)stage[i], state,
+                        r = store_rebind(s, mem, "ttdttiT", id, ids[i], (int) stage[i], state,
                                          reason, now, key);
                         if (r < 0)
                                 goto out;
@@ -181,7 +180,7 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                         int w = snprintf(sizes + used, sizeof(sizes) - used, "%s%zu", i ? ", " : "",
                                          per_stage[i]);
                         if (w > 0)
-                                used += (size_t)w;
+                                used += (size_t) w;
                 }
                 r = store_rollout_event(s, id, now, -1, "created",
                                         "bundle %s to %s: %zu nodes in stages %s%% (%s nodes)%s",
@@ -201,7 +200,7 @@ out:
         free(blocked);
         free(already);
         if (r < 0 && ret_reason && !*ret_reason)
-                (void)message_set(ret_reason, r, "cannot create the rollout: %s", strerror(-r));
+                (void) message_set(ret_reason, r, "cannot create the rollout: %s", strerror(-r));
         return r;
 }
 
@@ -223,7 +222,7 @@ int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_
                 return message_set(ret_reason, -EINVAL, "%s rollout %s: %s (it is %s)", verb, id,
                                    why, rollout_state_to_string(row.state));
         enum rollout_state from = row.state;
-        row.state = (enum rollout_state)to;
+        row.state = (enum rollout_state) to;
         if (streq(verb, "start")) {
                 row.started = now;
                 row.current_stage = 0;
@@ -236,7 +235,7 @@ int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_
                 store_counts_from_stage(&sc[0], &c);
                 r = store_rollout_event(s, id, now, 0, "stage started",
                                         "stage 1 (%u%%): %lld nodes", row.o.stages[0],
-                                        (long long)c.total);
+                                        (long long) c.total);
         } else if (streq(verb, "abort")) {
                 row.finished = now;
                 snprintf(row.reason, sizeof(row.reason), "aborted by the operator");
@@ -247,12 +246,12 @@ int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_
                 if (r < 0)
                         return r;
                 r = store_rollout_event(
-                        s, id, now, (int)row.current_stage, "aborted",
+                        s, id, now, (int) row.current_stage, "aborted",
                         "%d installs not yet sent cancelled; %d nodes will be told to "
                         "roll back at their next contact",
                         cancelled, marked);
         } else
-                r = store_rollout_event(s, id, now, (int)row.current_stage, verb, "%s -> %s",
+                r = store_rollout_event(s, id, now, (int) row.current_stage, verb, "%s -> %s",
                                         rollout_state_to_string(from),
                                         rollout_state_to_string(row.state));
         if (r < 0)
@@ -286,8 +285,8 @@ static json_t *rollout_row_json(const struct rollout_row *row) {
 }
 
 static json_t *counts_json(const struct member_counts *c) {
-        json_t *o = json_pack("{s:I,s:I,s:I}", "nodes", (json_int_t)c->total, "told_so_far",
-                              (json_int_t)c->told, "failures", (json_int_t)c->failures);
+        json_t *o = json_pack("{s:I,s:I,s:I}", "nodes", (json_int_t) c->total, "told_so_far",
+                              (json_int_t) c->told, "failures", (json_int_t) c->failures);
         for (int i = 0; o && i < _ROLLOUT_NODE_STATE_MAX; i++)
                 json_object_set_new(o, rollout_node_state_to_string(i),
                                     json_integer(c->by_state[i]));
@@ -316,7 +315,7 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
         json_t *progress = json_array();
         for (size_t i = 0; progress && i < row.o.n_stages; i++) {
                 struct member_counts c;
-                store_members_count(m, n, (int)i, &c);
+                store_members_count(m, n, (int) i, &c);
                 int64_t held = 0;
                 for (size_t k = 0; k < n; k++)
                         if (m[k].stage == i && rollout_member_held(&m[k], &row.o, now))
@@ -329,7 +328,7 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
                                              : rollout_state_to_string(row.state);
                 json_t *e = counts_json(&c);
                 if (e) {
-                        json_object_set_new(e, "stage", json_integer((json_int_t)i + 1));
+                        json_object_set_new(e, "stage", json_integer((json_int_t) i + 1));
                         json_object_set_new(e, "percent", json_integer(row.o.stages[i]));
                         json_object_set_new(e, "held", json_integer(held));
                         json_object_set_new(e, "status", json_string(status));
@@ -346,10 +345,9 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
         if (r < 0)
                 return r;
         json_t *events = json_array();
-        int rc;
-        while (events && (rc = sqlite3_step(ev)) == SQLITE_ROW)
+        while (events && (r = store_step(s, ev)) > 0)
                 json_array_append_new(events, json_pack("{s:I,s:o,s:s,s:s}", "time",
-                                                        (json_int_t)sqlite3_column_int64(ev, 0),
+                                                        (json_int_t) sqlite3_column_int64(ev, 0),
                                                         "stage", store_col_int_or_null(ev, 1),
                                                         "event", store_col_str(ev, 2), "detail",
                                                         store_col_str(ev, 3)));
@@ -365,18 +363,18 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
         if (r < 0)
                 return r;
         json_t *list = json_array();
-        while (list && (rc = sqlite3_step(nodes)) == SQLITE_ROW) {
+        while (list && (r = store_step(s, nodes)) > 0) {
                 json_t *e = json_pack("{s:s,s:I,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:I}", "node",
                                       store_col_str(nodes, 0), "stage",
-                                      (json_int_t)sqlite3_column_int(nodes, 1) + 1, "state",
+                                      (json_int_t) sqlite3_column_int(nodes, 1) + 1, "state",
                                       store_col_str(nodes, 2), "install_seq",
                                       store_col_int_or_null(nodes, 3), "told_time",
                                       store_col_int_or_null(nodes, 4), "committed_time",
                                       store_col_int_or_null(nodes, 5), "passes_since_commit",
-                                      (json_int_t)sqlite3_column_int64(nodes, 6), "rollback_seq",
+                                      (json_int_t) sqlite3_column_int64(nodes, 6), "rollback_seq",
                                       store_col_int_or_null(nodes, 7), "reason",
                                       store_col_string_or_null(nodes, 8), "updated",
-                                      (json_int_t)sqlite3_column_int64(nodes, 9));
+                                      (json_int_t) sqlite3_column_int64(nodes, 9));
                 if (e) {
                         json_object_set_new(e, "passes_since_told",
                                             json_integer(sqlite3_column_int64(nodes, 10)));
@@ -430,8 +428,7 @@ int store_rollouts_list(struct store *s, int64_t now, json_t **ret) {
         _cleanup_(json_decrefp) json_t *a = json_array();
         if (!a)
                 return -ENOMEM;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((r = store_step(s, st)) > 0) {
                 struct rollout_row row;
                 r = store_rollout_row_read(s, st, &row);
                 if (r < 0)
@@ -448,8 +445,8 @@ int store_rollouts_list(struct store *s, int64_t now, json_t **ret) {
                     json_array_append_new(a, o) < 0)
                         return -ENOMEM;
         }
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, "list rollouts");
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(a);
         return 0;
 }
@@ -457,7 +454,7 @@ int store_rollouts_list(struct store *s, int64_t now, json_t **ret) {
 int store_rollouts_tick(struct store *s, int64_t now) {
         /* One short transaction per rollout: a sync waits for one rollout's evaluation at
          * most, not for all of them. */
-        char(*ids)[ROLLOUT_ID_MAX + 1] = NULL;
+        char (*ids)[ROLLOUT_ID_MAX + 1] = NULL;
         size_t n = 0, cap = 0;
         int r;
         {
@@ -468,8 +465,7 @@ int store_rollouts_tick(struct store *s, int64_t now) {
                                 "");
                 if (r < 0)
                         return r;
-                int rc;
-                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                while ((r = store_step(s, st)) > 0) {
                         if (n == cap) {
                                 size_t c = cap ? cap * 2 : 16;
                                 void *p = realloc(ids, c * sizeof(*ids));
@@ -482,9 +478,9 @@ int store_rollouts_tick(struct store *s, int64_t now) {
                         }
                         snprintf(ids[n++], sizeof(ids[0]), "%s", store_col_str(st, 0));
                 }
-                if (rc != SQLITE_DONE) {
+                if (r < 0) {
                         free(ids);
-                        return store_fail(s, rc, "list running rollouts");
+                        return r;
                 }
         }
         for (size_t i = 0; i < n; i++) {
@@ -537,16 +533,16 @@ int store_rollout_counts_check(struct store *s, const char *id, int64_t now, cha
                                 return message_set(ret_reason, -EBADMSG,
                                                    "rollout %s stage %zu: %lld %s kept, %lld "
                                                    "counted",
-                                                   id, k + 1, (long long)kept[k].by_state[i],
+                                                   id, k + 1, (long long) kept[k].by_state[i],
                                                    rollout_node_state_to_string(i),
-                                                   (long long)recount[k].by_state[i]);
+                                                   (long long) recount[k].by_state[i]);
                 if (live && (kept[k].held != recount[k].held || kept[k].out != recount[k].out))
                         return message_set(ret_reason, -EBADMSG,
                                            "rollout %s stage %zu: held %lld, out %lld kept; "
                                            "held %lld, out %lld counted",
-                                           id, k + 1, (long long)kept[k].held,
-                                           (long long)kept[k].out, (long long)recount[k].held,
-                                           (long long)recount[k].out);
+                                           id, k + 1, (long long) kept[k].held,
+                                           (long long) kept[k].out, (long long) recount[k].held,
+                                           (long long) recount[k].out);
         }
         if (!live)
                 return 0;
@@ -558,7 +554,7 @@ int store_rollout_counts_check(struct store *s, const char *id, int64_t now, cha
                 return message_set(ret_reason, -EBADMSG,
                                    "rollout %s stage %u: decision %d from the members, %d from "
                                    "the counts",
-                                   id, row.current_stage + 1, (int)a, (int)b);
+                                   id, row.current_stage + 1, (int) a, (int) b);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         r = store_query(s, &st,
                         "SELECT count(*) FROM rollout_nodes WHERE rollout = ? AND due IS NOT NULL "
@@ -570,6 +566,6 @@ int store_rollout_counts_check(struct store *s, const char *id, int64_t now, cha
                 return message_set(ret_reason, -EIO, "rollout %s: store error", id);
         if (sqlite3_column_int64(st, 0) > 0)
                 return message_set(ret_reason, -EBADMSG, "rollout %s: %lld members left due", id,
-                                   (long long)sqlite3_column_int64(st, 0));
+                                   (long long) sqlite3_column_int64(st, 0));
         return 0;
 }

@@ -110,7 +110,7 @@ static int node_state_write(struct store *s, const char *rollout, const char *no
                 "needs_rollback = CASE WHEN ?4 THEN 1 ELSE needs_rollback END "
                 "WHERE rollout = ?5 AND node = ?6",
                 "tiTdtt", rollout_node_state_to_string(to), now,
-                reason && reason[0] ? reason : NULL, (int)rollback_wanted, rollout, node);
+                reason && reason[0] ? reason : NULL, (int) rollback_wanted, rollout, node);
         if (r < 0)
                 return r;
         return store_step_done(s, st);
@@ -141,8 +141,8 @@ int store_member_refresh(struct store *s, const struct rollout_row *row, const c
                 return store_fail(s, rc, "read a rollout member");
         int state = rollout_node_state_from_string(store_col_str(st, 1));
         struct rollout_member m = {
-                .stage = (unsigned)sqlite3_column_int(st, 0),
-                .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state)state,
+                .stage = (unsigned) sqlite3_column_int(st, 0),
+                .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state) state,
                 .committed_time = sqlite3_column_int64(st, 2),
                 .passes_since_commit = sqlite3_column_int64(st, 3),
                 .passes_since_told = sqlite3_column_int64(st, 4),
@@ -183,16 +183,16 @@ int store_member_refresh(struct store *s, const struct rollout_row *row, const c
                         snprintf(why, sizeof(why),
                                  "no report of the install in %lld passes "
                                  "(deadline %s)",
-                                 (long long)m.passes_unheard, deadline);
+                                 (long long) m.passes_unheard, deadline);
                 else
                         snprintf(why, sizeof(why),
                                  "no report of the install for %llds "
                                  "(deadline %s)",
-                                 (long long)(now - m.last_heard), deadline);
+                                 (long long) (now - m.last_heard), deadline);
                 r = node_state_write(s, row->o.id, node, ROLLOUT_NODE_OVERDUE, false, why, now);
                 if (r < 0)
                         return r;
-                r = store_rollout_event(s, row->o.id, now, (int)m.stage, "overdue", "node %s: %s",
+                r = store_rollout_event(s, row->o.id, now, (int) m.stage, "overdue", "node %s: %s",
                                         node, why);
                 if (r < 0)
                         return r;
@@ -247,11 +247,10 @@ int store_node_memberships_refresh(struct store *s, const char *node, int64_t no
                                     "t", node);
                 if (r < 0)
                         return r;
-                int rc;
-                while (n < ROWS_PER_NODE_MAX && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                while (n < ROWS_PER_NODE_MAX && (r = store_step(s, st)) > 0)
                         snprintf(ids[n++], sizeof(ids[0]), "%s", store_col_str(st, 0));
-                if (n < ROWS_PER_NODE_MAX && rc != SQLITE_DONE)
-                        return store_fail(s, rc, "read the node's memberships");
+                if (n < ROWS_PER_NODE_MAX && r < 0)
+                        return r;
         }
         for (size_t i = 0; i < n; i++) {
                 int r = store_member_refresh_by_id(s, ids[i], node, now);
@@ -264,22 +263,20 @@ int store_node_memberships_refresh(struct store *s, const char *node, int64_t no
 /* The rows (rollout, node state) a query with node (and maybe a second parameter) selects. */
 static int node_rows_collect(struct store *s, sqlite3_stmt *st, struct node_row_ref *rows,
                              size_t *n) {
-        int rc;
+        int r;
         *n = 0;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < ROWS_PER_NODE_MAX) {
+        while ((r = store_step(s, st)) > 0 && *n < ROWS_PER_NODE_MAX) {
                 int ns = rollout_node_state_from_string(store_col_str(st, 1));
                 int rs = rollout_state_from_string(store_col_str(st, 2));
                 if (ns < 0 || rs < 0)
                         continue;
                 struct node_row_ref *x = &rows[(*n)++];
                 snprintf(x->rollout, sizeof(x->rollout), "%s", store_col_str(st, 0));
-                x->state = (enum rollout_node_state)ns;
-                x->rollout_state = (enum rollout_state)rs;
+                x->state = (enum rollout_node_state) ns;
+                x->rollout_state = (enum rollout_state) rs;
                 x->auto_revert = sqlite3_column_int(st, 3) != 0;
         }
-        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-                return store_fail(s, rc, "read rollout nodes");
-        return 0;
+        return r < 0 ? r : 0;
 }
 
 /*
@@ -457,9 +454,10 @@ static int rollouts_evaluate_node(struct store *s, const char *node, int64_t now
                 return r;
         char ids[ROWS_PER_NODE_MAX][ROLLOUT_ID_MAX + 1];
         size_t n = 0;
-        int rc;
-        while (n < ROWS_PER_NODE_MAX && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        while (n < ROWS_PER_NODE_MAX && (r = store_step(s, st)) > 0)
                 snprintf(ids[n++], sizeof(ids[0]), "%s", store_col_str(st, 0));
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 struct rollout_row row;
                 r = store_rollout_load(s, ids[i], &row);
@@ -507,8 +505,7 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                 unsigned current_stage;
         } todo[ROWS_PER_NODE_MAX];
         size_t n = 0;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < ROWS_PER_NODE_MAX) {
+        while ((r = store_step(s, st)) > 0 && n < ROWS_PER_NODE_MAX) {
                 int ns = rollout_node_state_from_string(store_col_str(st, 2));
                 int rs = rollout_state_from_string(store_col_str(st, 4));
                 if (ns < 0 || rs < 0)
@@ -516,15 +513,15 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                 struct todo *t = &todo[n++];
                 snprintf(t->rollout, sizeof(t->rollout), "%s", store_col_str(st, 0));
                 snprintf(t->bundle, sizeof(t->bundle), "%s", store_col_str(st, 6));
-                t->m = (struct rollout_member){.stage = (unsigned)sqlite3_column_int(st, 1),
-                                               .state = (enum rollout_node_state)ns};
+                t->m = (struct rollout_member){.stage = (unsigned) sqlite3_column_int(st, 1),
+                                               .state = (enum rollout_node_state) ns};
                 t->needs_rollback = sqlite3_column_int(st, 3) != 0;
-                t->rollout_state = (enum rollout_state)rs;
-                t->current_stage = (unsigned)sqlite3_column_int(st, 5);
+                t->rollout_state = (enum rollout_state) rs;
+                t->current_stage = (unsigned) sqlite3_column_int(st, 5);
                 t->auto_revert = sqlite3_column_int(st, 7) != 0;
         }
-        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-                return store_fail(s, rc, "read the node's rollouts");
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 struct todo *t = &todo[i];
                 if (rollout_reverting(t->rollout_state, t->auto_revert) && t->needs_rollback) {
@@ -534,7 +531,7 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                                 r = store_rollout_node_set(s, t->rollout, node, t->m.state, false,
                                                            why, now);
                                 if (r >= 0)
-                                        r = store_rollout_event(s, t->rollout, now, (int)t->m.stage,
+                                        r = store_rollout_event(s, t->rollout, now, (int) t->m.stage,
                                                                 "rollback refused", "node %s: %s",
                                                                 node, why);
                                 if (r < 0)
@@ -572,7 +569,7 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                                 return r;
                         log_info("rollout %s (%s): node %s told to roll back (command %lld)",
                                  t->rollout, rollout_state_to_string(t->rollout_state), node,
-                                 (long long)seq);
+                                 (long long) seq);
                         continue;
                 }
                 if (t->m.state != ROLLOUT_NODE_PENDING)
@@ -614,7 +611,7 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                 if (r < 0)
                         return r;
                 log_info("rollout %s: node %s (stage %u) told to install %s (command %lld)",
-                         t->rollout, node, t->m.stage + 1, t->bundle, (long long)seq);
+                         t->rollout, node, t->m.stage + 1, t->bundle, (long long) seq);
         }
         return 0;
 }

@@ -45,10 +45,10 @@ int store_rollout_row_read(struct store *s, sqlite3_stmt *st, struct rollout_row
                 log_error("store: rollout %s: a stored field does not parse", ret->o.id);
                 return -EBADMSG;
         }
-        ret->state = (enum rollout_state)state;
-        ret->current_stage = (unsigned)sqlite3_column_int(st, 8);
+        ret->state = (enum rollout_state) state;
+        ret->current_stage = (unsigned) sqlite3_column_int(st, 8);
         if (ret->current_stage >= ret->o.n_stages)
-                ret->current_stage = (unsigned)ret->o.n_stages - 1;
+                ret->current_stage = (unsigned) ret->o.n_stages - 1;
         ret->stage_started = sqlite3_column_int64(st, 9);
         ret->o.min_healthy_time = sqlite3_column_int64(st, 10);
         ret->o.auto_revert = sqlite3_column_int(st, 16) != 0;
@@ -56,7 +56,7 @@ int store_rollout_row_read(struct store *s, sqlite3_stmt *st, struct rollout_row
         ret->started = sqlite3_column_int64(st, 12);
         ret->finished = sqlite3_column_int64(st, 13);
         snprintf(ret->reason, sizeof(ret->reason), "%s", store_col_str(st, 14));
-        (void)s;
+        (void) s;
         return 0;
 }
 
@@ -81,7 +81,7 @@ int store_rollout_save(struct store *s, const struct rollout_row *row) {
                             "UPDATE rollouts SET state = ?, current_stage = ?, stage_started = ?, "
                             "started = nullif(?, 0), finished = nullif(?, 0), "
                             "reason = nullif(?, '') WHERE id = ?",
-                            "tdiiitt", rollout_state_to_string(row->state), (int)row->current_stage,
+                            "tdiiitt", rollout_state_to_string(row->state), (int) row->current_stage,
                             row->stage_started, row->started, row->finished, row->reason,
                             row->o.id);
         if (r < 0)
@@ -144,8 +144,7 @@ int store_rollout_members_load(struct store *s, const char *id, int64_t now,
         _cleanup_free_ struct rollout_member *m = NULL;
         _cleanup_free_ member_id *ids = NULL;
         size_t n = 0, cap = 0;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((r = store_step(s, st)) > 0) {
                 if (n == cap) {
                         size_t c = cap ? cap * 2 : 64;
                         struct rollout_member *p = realloc(m, c * sizeof(*m));
@@ -164,8 +163,8 @@ int store_rollout_members_load(struct store *s, const char *id, int64_t now,
                 if (ret_ids)
                         snprintf(ids[n], sizeof(ids[n]), "%s", store_col_str(st, 7));
                 m[n++] = (struct rollout_member){
-                        .stage = (unsigned)sqlite3_column_int(st, 0),
-                        .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state)state,
+                        .stage = (unsigned) sqlite3_column_int(st, 0),
+                        .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state) state,
                         .committed_time = sqlite3_column_int64(st, 2),
                         .passes_since_commit = sqlite3_column_int64(st, 3),
                         .passes_since_told = sqlite3_column_int64(st, 4),
@@ -173,8 +172,8 @@ int store_rollout_members_load(struct store *s, const char *id, int64_t now,
                         .passes_unheard = sqlite3_column_int64(st, 6),
                 };
         }
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, "read rollout members");
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(m);
         if (ret_ids)
                 *ret_ids = TAKE_PTR(ids);
@@ -186,7 +185,7 @@ void store_members_count(const struct rollout_member *m, size_t n, int stage,
                          struct member_counts *c) {
         memset(c, 0, sizeof(*c));
         for (size_t i = 0; i < n; i++) {
-                if (stage >= 0 && m[i].stage != (unsigned)stage)
+                if (stage >= 0 && m[i].stage != (unsigned) stage)
                         continue;
                 c->total++;
                 c->by_state[m[i].state]++;
@@ -258,11 +257,10 @@ static int rollout_members_due(struct store *s, const struct rollout_row *row, i
                                             "ti", row->o.id, now);
                         if (r < 0)
                                 return r;
-                        int rc;
-                        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                        while ((r = store_step(s, st)) > 0)
                                 snprintf(ids[n++], sizeof(ids[0]), "%s", store_col_str(st, 0));
-                        if (rc != SQLITE_DONE)
-                                return store_fail(s, rc, "read the members due");
+                        if (r < 0)
+                                return r;
                 }
                 for (size_t i = 0; i < n; i++) {
                         int r = store_member_refresh(s, row, ids[i], now);
@@ -281,7 +279,7 @@ void store_counts_from_stage(const struct rollout_stage_counts *sc, struct membe
                 c->total += sc->by_state[i];
                 if (i != ROLLOUT_NODE_PENDING && i != ROLLOUT_NODE_SKIPPED)
                         c->told += sc->by_state[i];
-                if (rollout_node_state_is_failure((enum rollout_node_state)i))
+                if (rollout_node_state_is_failure((enum rollout_node_state) i))
                         c->failures += sc->by_state[i];
         }
 }
@@ -303,8 +301,7 @@ int store_rollout_stage_counts_load(struct store *s, const char *id,
         if (r < 0)
                 return r;
         struct rollout_stage_counts sum = {};
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((r = store_step(s, st)) > 0) {
                 int stage = sqlite3_column_int(st, 0);
                 if (stage < 0 || stage >= ROLLOUT_STAGES_MAX)
                         continue;
@@ -315,8 +312,8 @@ int store_rollout_stage_counts_load(struct store *s, const char *id,
                 c[stage].held = sqlite3_column_int64(st, 1 + _ROLLOUT_NODE_STATE_MAX);
                 c[stage].out = sqlite3_column_int64(st, 2 + _ROLLOUT_NODE_STATE_MAX);
         }
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, "read a rollout's counts");
+        if (r < 0)
+                return r;
         if (all)
                 store_counts_from_stage(&sum, all);
         return 0;
@@ -354,18 +351,18 @@ int store_rollout_evaluate(struct store *s, struct rollout_row *row, int64_t now
                         snprintf(row->reason, sizeof(row->reason),
                                  "%lld of %lld nodes told failed, rolled back or overdue, over "
                                  "the threshold of %s%s",
-                                 (long long)all.failures, (long long)all.told, t,
+                                 (long long) all.failures, (long long) all.told, t,
                                  row->o.auto_revert ? "; auto-revert: the nodes that got the "
                                                       "bundle are told to roll back"
                                                     : "");
                         log_warning("rollout %s halted in stage %u: %s", row->o.id,
                                     row->current_stage + 1, row->reason);
-                        r = store_rollout_event(s, row->o.id, now, (int)row->current_stage,
+                        r = store_rollout_event(s, row->o.id, now, (int) row->current_stage,
                                                 "halted", "%s; no further node is told to install",
                                                 row->reason);
                         if (r >= 0 && row->o.auto_revert)
                                 r = store_rollout_event(
-                                        s, row->o.id, now, (int)row->current_stage, "auto-revert",
+                                        s, row->o.id, now, (int) row->current_stage, "auto-revert",
                                         "%d installs not yet sent cancelled; %d nodes "
                                         "will be told to roll back at their next contact",
                                         cancelled, marked);
@@ -380,14 +377,14 @@ int store_rollout_evaluate(struct store *s, struct rollout_row *row, int64_t now
                 struct member_counts st;
                 store_counts_from_stage(&sc[row->current_stage], &st);
                 r = store_rollout_event(
-                        s, row->o.id, now, (int)row->current_stage,
+                        s, row->o.id, now, (int) row->current_stage,
                         d == ROLLOUT_STAGE_ADVANCE ? "stage passed" : "stage timed out",
                         "stage %u (%u%%): %lld nodes, %lld committed, %lld failed, "
                         "rolled back or overdue, %lld skipped, %lld still on their way",
                         row->current_stage + 1, row->o.stages[row->current_stage],
-                        (long long)st.total, (long long)st.by_state[ROLLOUT_NODE_COMMITTED],
-                        (long long)st.failures, (long long)st.by_state[ROLLOUT_NODE_SKIPPED],
-                        (long long)(st.by_state[ROLLOUT_NODE_PENDING] +
+                        (long long) st.total, (long long) st.by_state[ROLLOUT_NODE_COMMITTED],
+                        (long long) st.failures, (long long) st.by_state[ROLLOUT_NODE_SKIPPED],
+                        (long long) (st.by_state[ROLLOUT_NODE_PENDING] +
                                     st.by_state[ROLLOUT_NODE_TOLD] +
                                     st.by_state[ROLLOUT_NODE_INSTALLING]));
                 if (r < 0)
@@ -396,18 +393,18 @@ int store_rollout_evaluate(struct store *s, struct rollout_row *row, int64_t now
                         row->state = ROLLOUT_COMPLETED;
                         row->finished = now;
                         r = store_rollout_event(
-                                s, row->o.id, now, (int)row->current_stage, "completed",
+                                s, row->o.id, now, (int) row->current_stage, "completed",
                                 "%lld of %lld nodes committed, %lld failed or rolled back",
-                                (long long)all.by_state[ROLLOUT_NODE_COMMITTED],
-                                (long long)all.total, (long long)all.failures);
+                                (long long) all.by_state[ROLLOUT_NODE_COMMITTED],
+                                (long long) all.total, (long long) all.failures);
                         return r < 0 ? r : store_rollout_save(s, row);
                 }
                 row->current_stage++;
                 row->stage_started = now;
                 store_counts_from_stage(&sc[row->current_stage], &st);
-                r = store_rollout_event(s, row->o.id, now, (int)row->current_stage, "stage started",
+                r = store_rollout_event(s, row->o.id, now, (int) row->current_stage, "stage started",
                                         "stage %u (%u%%): %lld nodes", row->current_stage + 1,
-                                        row->o.stages[row->current_stage], (long long)st.total);
+                                        row->o.stages[row->current_stage], (long long) st.total);
                 if (r < 0)
                         return r;
                 r = store_rollout_save(s, row);
@@ -424,8 +421,7 @@ int store_rollouts_evaluate_all(struct store *s, int64_t now) {
                             "");
         if (r < 0)
                 return r;
-        int rc;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((r = store_step(s, st)) > 0) {
                 struct rollout_row row;
                 r = store_rollout_load(s, store_col_str(st, 0), &row);
                 if (r >= 0)
@@ -433,8 +429,8 @@ int store_rollouts_evaluate_all(struct store *s, int64_t now) {
                 if (r < 0)
                         return r;
         }
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, "list running rollouts");
+        if (r < 0)
+                return r;
         return 0;
 }
 

@@ -120,8 +120,8 @@ int store_query(struct store *s, sqlite3_stmt **ret, const char *sql, const char
 }
 
 int store_rebind(struct store *s, sqlite3_stmt *st, const char *fmt, ...) {
-        (void)sqlite3_reset(st);
-        (void)sqlite3_clear_bindings(st);
+        (void) sqlite3_reset(st);
+        (void) sqlite3_clear_bindings(st);
         va_list ap;
         va_start(ap, fmt);
         int r = bindv(s, st, fmt, ap);

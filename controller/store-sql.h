@@ -26,7 +26,7 @@ struct store;
 
 static inline void store_stmt_finalizep(sqlite3_stmt **st) {
         if (*st)
-                (void)sqlite3_finalize(*st);
+                (void) sqlite3_finalize(*st);
 }
 #define _cleanup_stmt_ _cleanup_(store_stmt_finalizep)
 
@@ -65,7 +65,7 @@ int64_t store_changes(struct store *s);
 
 /* Typed column getters. */
 static inline const char *store_col_text(sqlite3_stmt *st, int i) {
-        return (const char *)sqlite3_column_text(st, i);
+        return (const char *) sqlite3_column_text(st, i);
 }
 /* The text, or "" for NULL. */
 static inline const char *store_col_str(sqlite3_stmt *st, int i) {

@@ -34,13 +34,13 @@ static int apply_command_result(struct store *s, const char *node, json_t *body,
         int rc = sqlite3_step(get);
         if (rc == SQLITE_DONE) {
                 log_warning("store: node %s reports a result for unknown command %lld", node,
-                            (long long)res.seq);
+                            (long long) res.seq);
                 return 0;
         }
         if (rc != SQLITE_ROW)
                 return store_fail(s, rc, "read a command");
         const char *next =
-                command_state_after_result((const char *)sqlite3_column_text(get, 0), res.status);
+                command_state_after_result((const char *) sqlite3_column_text(get, 0), res.status);
         if (!next)
                 return 0;
         _cleanup_stmt_ sqlite3_stmt *set = NULL;
@@ -84,18 +84,17 @@ static int commands_due(struct store *s, const char *node, int64_t after_seq, in
                         "");
         if (r < 0)
                 return r;
-        int rc;
-        while (json_array_size(out) < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while (json_array_size(out) < max && (r = store_step(s, st)) > 0) {
                 int64_t seq = sqlite3_column_int64(st, 0);
-                const char *state = (const char *)sqlite3_column_text(st, 4);
+                const char *state = (const char *) sqlite3_column_text(st, 4);
                 bool open = streq(state, "queued") || streq(state, "sent");
                 if (!open)
                         continue; /* already finished (a result came in) or expired */
                 bool expired = sqlite3_column_int64(st, 3) <= now;
                 if (!expired) {
                         json_t *env = command_envelope_new(
-                                (uint64_t)seq, (const char *)sqlite3_column_text(st, 1),
-                                (const char *)sqlite3_column_text(st, 2));
+                                (uint64_t) seq, (const char *) sqlite3_column_text(st, 1),
+                                (const char *) sqlite3_column_text(st, 2));
                         if (!env || json_array_append_new(out, env) < 0)
                                 return -ENOMEM;
                 }
@@ -105,8 +104,8 @@ static int commands_due(struct store *s, const char *node, int64_t after_seq, in
                 if (r < 0)
                         return r;
         }
-        if (json_array_size(out) < max && rc != SQLITE_DONE)
-                return store_fail(s, rc, "read due commands");
+        if (json_array_size(out) < max && r < 0)
+                return r;
         return 0;
 }
 

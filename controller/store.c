@@ -290,8 +290,8 @@ int store_open(const char *path, struct store **ret, char **ret_reason) {
         if (rc != SQLITE_OK)
                 return message_set(ret_reason, store_errno(rc), "cannot open %s: %s", path,
                                    s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        (void)sqlite3_busy_timeout(s->db, 5000);
-        (void)sqlite3_extended_result_codes(s->db, 1);
+        (void) sqlite3_busy_timeout(s->db, 5000);
+        (void) sqlite3_extended_result_codes(s->db, 1);
         int r = store_script(s, "PRAGMA journal_mode=WAL");
         if (r >= 0)
                 r = store_script(s, "PRAGMA synchronous=NORMAL");
