@@ -17,7 +17,7 @@
 
 #include "command.h"
 #include "fileio.h"
-#include "link-answer.h"
+#include "sync-answer.h"
 #include "link.h"
 #include "log.h"
 #include "macro.h"
