@@ -26,27 +26,20 @@ int store_bundle_add(struct store *s, const struct store_bundle *b, const char *
                 return streq(old.sha256, b->sha256) ? 0 : -EEXIST;
         if (r != -ENOENT)
                 return r;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        r = store_query(s, &st,
-                        "INSERT INTO bundles (id, version, size, sha256, signer, verified, "
-                        "uploaded) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        "ttittdi", b->id, b->version, b->size, b->sha256, signer, verified, now);
-        if (r < 0)
-                return r;
-        return store_step_done(s, st);
+        return store_exec(s,
+                          "INSERT INTO bundles (id, version, size, sha256, signer, verified, "
+                          "uploaded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          "ttittdi", b->id, b->version, b->size, b->sha256, signer, verified, now);
 }
 
 int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st, "SELECT id, version, size, sha256 FROM bundles WHERE id = ?",
-                            "t", id);
+        int r = store_query_row(
+                s, &st, "SELECT id, version, size, sha256 FROM bundles WHERE id = ?", "t", id);
         if (r < 0)
                 return r;
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
+        if (r == 0)
                 return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return store_fail(s, rc, "read a bundle");
         memset(ret, 0, sizeof(*ret));
         snprintf(ret->id, sizeof(ret->id), "%s", (const char *) sqlite3_column_text(st, 0));
         snprintf(ret->version, sizeof(ret->version), "%s",

@@ -33,13 +33,9 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
                 return message_set(ret_reason, r, "cannot register node %s", node);
 
         _cleanup_stmt_ sqlite3_stmt *get = NULL;
-        r = store_query(s, &get, "SELECT next_command_seq FROM nodes WHERE id = ?", "t", node);
-        if (r < 0)
-                return message_set(ret_reason, r, "store error");
-        int rc = sqlite3_step(get);
-        if (rc != SQLITE_ROW)
-                return message_set(ret_reason, store_fail(s, rc, "read the next command seq"),
-                                   "store error");
+        r = store_query_row(s, &get, "SELECT next_command_seq FROM nodes WHERE id = ?", "t", node);
+        if (r <= 0)
+                return message_set(ret_reason, r < 0 ? r : -EIO, "store error");
         struct command c = {
                 .seq = (uint64_t) sqlite3_column_int64(get, 0),
                 .not_before = now,
@@ -57,24 +53,16 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
         if (r < 0)
                 return r;
 
-        _cleanup_stmt_ sqlite3_stmt *ins = NULL;
-        r = store_query(s, &ins,
-                        "INSERT INTO commands (node, seq, action, params, payload, signature, "
-                        "created, not_before, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        "titjttiii", node, (int64_t) c.seq, action, params, payload, signature, now,
-                        c.not_before, c.expires);
-        if (r < 0)
-                return message_set(ret_reason, r, "store error");
-        r = store_step_done(s, ins);
+        r = store_exec(s,
+                       "INSERT INTO commands (node, seq, action, params, payload, signature, "
+                       "created, not_before, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "titjttiii", node, (int64_t) c.seq, action, params, payload, signature, now,
+                       c.not_before, c.expires);
         if (r < 0)
                 return message_set(ret_reason, r, "cannot store command %llu",
-                                   (unsigned long long)c.seq);
-        _cleanup_stmt_ sqlite3_stmt *bump = NULL;
-        r = store_query(s, &bump, "UPDATE nodes SET next_command_seq = ? WHERE id = ?", "it",
-                        (int64_t) c.seq + 1, node);
-        if (r < 0)
-                return message_set(ret_reason, r, "store error");
-        r = store_step_done(s, bump);
+                                   (unsigned long long) c.seq);
+        r = store_exec(s, "UPDATE nodes SET next_command_seq = ? WHERE id = ?", "it",
+                       (int64_t) c.seq + 1, node);
         if (r < 0)
                 return message_set(ret_reason, r, "store error");
         *ret_seq = (int64_t) c.seq;
@@ -98,7 +86,7 @@ int store_command_queue(struct store *s, const char *node, const char *action, j
         r = commit(&guard);
         if (r < 0)
                 return message_set(ret_reason, r, "cannot commit command %llu",
-                                   (unsigned long long)seq);
+                                   (unsigned long long) seq);
         if (ret) {
                 *ret = json_pack("{s:s,s:I,s:s,s:O,s:I,s:I,s:s}", "node", node, "seq",
                                  (json_int_t) seq, "action", action, "params", params, "not_before",

@@ -26,28 +26,19 @@ int store_node_group_add(struct store *s, const char *node, const char *group, i
         r = store_node_ensure(s, node, now);
         if (r < 0)
                 return r;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        r = store_query(s, &st,
-                        "INSERT OR IGNORE INTO node_groups (node, name, added) VALUES (?, ?, ?)",
-                        "tti", node, group, now);
-        if (r < 0)
-                return r;
-        r = store_step_done(s, st);
+        r = store_exec(s, "INSERT OR IGNORE INTO node_groups (node, name, added) VALUES (?, ?, ?)",
+                       "tti", node, group, now);
         if (r < 0)
                 return r;
         return commit(&guard);
 }
 
 int store_node_group_remove(struct store *s, const char *node, const char *group) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st, "DELETE FROM node_groups WHERE node = ? AND name = ?", "tt",
-                            node, group);
+        int r = store_exec(s, "DELETE FROM node_groups WHERE node = ? AND name = ?", "tt", node,
+                           group);
         if (r < 0)
                 return r;
-        r = store_step_done(s, st);
-        if (r < 0)
-                return r;
-        return sqlite3_changes(s->db) > 0 ? 0 : -ENOENT;
+        return store_changes(s) > 0 ? 0 : -ENOENT;
 }
 
 int store_node_groups(struct store *s, const char *node, json_t **ret) {

@@ -83,6 +83,12 @@ int store_rollout_save(struct store *s, const struct rollout_row *row);
 _printf_(6, 7) int store_rollout_event(struct store *s, const char *id, int64_t now, int stage,
                                        const char *event, const char *fmt, ...);
 
+/*
+ * A member from the first seven columns of a row: stage, state, committed_time,
+ * passes_since_commit, passes_since_told, last_heard, passes_unheard.
+ */
+struct rollout_member store_member_read(sqlite3_stmt *st);
+
 int store_rollout_members_load(struct store *s, const char *id, int64_t now,
                                struct rollout_member **ret, member_id **ret_ids, size_t *ret_n);
 

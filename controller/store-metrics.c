@@ -99,12 +99,11 @@ int store_metrics_collect(struct store *s, int64_t now, json_t **ret) {
                                 "T", store_col_str(ro, 0));
                 if (r < 0)
                         return r;
-                int rc2;
-                while ((rc2 = sqlite3_step(c)) == SQLITE_ROW)
+                while ((r = store_step(s, c)) > 0)
                         json_object_set_new(json_object_get(e, "nodes"), store_col_str(c, 0),
                                             json_integer(sqlite3_column_int64(c, 1)));
-                if (rc2 != SQLITE_DONE)
-                        return store_fail(s, rc2, "collect rollout nodes");
+                if (r < 0)
+                        return r;
         }
         if (r < 0)
                 return r;

@@ -98,14 +98,11 @@ int store_node_show(struct store *s, const char *node, json_t **ret) {
         char sql[1024];
         snprintf(sql, sizeof(sql), "SELECT %s FROM nodes WHERE id = ?", node_columns);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st, sql, "t", node);
+        int r = store_query_row(s, &st, sql, "t", node);
         if (r < 0)
                 return r;
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
+        if (r == 0)
                 return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return store_fail(s, rc, "show a node");
         _cleanup_(json_decrefp) json_t *o = node_row(st, true);
         if (!o)
                 return -ENOMEM;
@@ -155,11 +152,7 @@ int store_contact_plan_set(struct store *s, const char *node, json_t *plan, int6
         r = store_node_ensure(s, node, now);
         if (r < 0)
                 return r;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        r = store_query(s, &st, "UPDATE nodes SET contact_plan = ? WHERE id = ?", "jt", plan, node);
-        if (r < 0)
-                return r;
-        r = store_step_done(s, st);
+        r = store_exec(s, "UPDATE nodes SET contact_plan = ? WHERE id = ?", "jt", plan, node);
         if (r < 0)
                 return r;
         /* its windows move the report deadlines of its memberships (their due times) */
@@ -171,13 +164,10 @@ int store_contact_plan_set(struct store *s, const char *node, json_t *plan, int6
 
 int store_contact_plan_get(struct store *s, const char *node, json_t **ret) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st, "SELECT contact_plan FROM nodes WHERE id = ?", "t", node);
+        int r = store_query_row(s, &st, "SELECT contact_plan FROM nodes WHERE id = ?", "t", node);
         if (r < 0)
                 return r;
-        int rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return store_fail(s, rc, "read a contact plan");
-        json_t *plan = rc == SQLITE_ROW ? store_col_json(st, 0) : json_null();
+        json_t *plan = r > 0 ? store_col_json(st, 0) : json_null();
         if (!json_is_object(plan)) {
                 json_decref(plan);
                 plan = json_pack("{s:[]}", "windows");

@@ -52,31 +52,20 @@ int store_records_list(struct store *s, const char *node, const char *kind, size
 }
 
 int store_records_count(struct store *s, const char *node, int64_t *ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st, "SELECT count(*) FROM records WHERE node = ?", "t", node);
-        if (r < 0)
-                return r;
-        int rc = sqlite3_step(st);
-        if (rc != SQLITE_ROW)
-                return store_fail(s, rc, "count records");
-        *ret = sqlite3_column_int64(st, 0);
-        return 0;
+        int r = store_get_int64(s, ret, "SELECT count(*) FROM records WHERE node = ?", "t", node);
+        return r < 0 ? r : 0;
 }
 
 int store_records_prune(struct store *s, int64_t before, size_t limit, int64_t *ret_deleted) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(
-                s, &st,
+        int r = store_exec(
+                s,
                 "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records"
                 " WHERE received < ? AND priority != 'critical' AND kind NOT LIKE 'update.%'"
                 " ORDER BY received LIMIT ?)",
                 "ii", before, (int64_t) limit);
         if (r < 0)
                 return r;
-        r = store_step_done(s, st);
-        if (r < 0)
-                return r;
         if (ret_deleted)
-                *ret_deleted = sqlite3_changes(s->db);
+                *ret_deleted = store_changes(s);
         return 0;
 }

@@ -555,17 +555,16 @@ int store_rollout_counts_check(struct store *s, const char *id, int64_t now, cha
                                    "rollout %s stage %u: decision %d from the members, %d from "
                                    "the counts",
                                    id, row.current_stage + 1, (int) a, (int) b);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        r = store_query(s, &st,
-                        "SELECT count(*) FROM rollout_nodes WHERE rollout = ? AND due IS NOT NULL "
-                        "AND due <= ?",
-                        "ti", id, now);
-        if (r < 0)
-                return message_set(ret_reason, r, "rollout %s: store error", id);
-        if (sqlite3_step(st) != SQLITE_ROW)
-                return message_set(ret_reason, -EIO, "rollout %s: store error", id);
-        if (sqlite3_column_int64(st, 0) > 0)
+        int64_t left = 0;
+        r = store_get_int64(
+                s, &left,
+                "SELECT count(*) FROM rollout_nodes WHERE rollout = ? AND due IS NOT NULL "
+                "AND due <= ?",
+                "ti", id, now);
+        if (r <= 0)
+                return message_set(ret_reason, r < 0 ? r : -EIO, "rollout %s: store error", id);
+        if (left > 0)
                 return message_set(ret_reason, -EBADMSG, "rollout %s: %lld members left due", id,
-                                   (long long) sqlite3_column_int64(st, 0));
+                                   (long long) left);
         return 0;
 }

@@ -16,48 +16,46 @@
 #include "store-sql.h"
 #include "store.h"
 
-int store_node_pass_count(struct store *s, const char *node, int64_t now, bool *ret_new) {
-        _cleanup_stmt_ sqlite3_stmt *get = NULL;
-        int r = store_query(s, &get,
-                            "SELECT coalesce(last_sync, 0), contact_plan FROM nodes WHERE id = ?",
-                            "t", node);
-        if (r < 0)
-                return r;
-        int rc = sqlite3_step(get);
-        if (rc != SQLITE_ROW)
-                return rc == SQLITE_DONE ? -ENOENT : store_fail(s, rc, "read a node's last sync");
-        int64_t last = sqlite3_column_int64(get, 0);
-        struct rollout_window w[CONTACT_PLAN_WINDOWS_MAX];
-        size_t n = 0;
-        json_auto_t *plan = store_col_json(get, 1);
-        size_t i;
+/* The windows of a stored contact plan (column i), at most CONTACT_PLAN_WINDOWS_MAX. */
+static size_t plan_windows(sqlite3_stmt *st, int i,
+                           struct rollout_window w[CONTACT_PLAN_WINDOWS_MAX]) {
+        json_auto_t *plan = store_col_json(st, i);
+        size_t n = 0, k;
         json_t *e;
-        json_array_foreach(json_object_get(plan, "windows"), i, e) {
+        json_array_foreach(json_object_get(plan, "windows"), k, e) {
                 if (n == CONTACT_PLAN_WINDOWS_MAX)
                         break;
                 w[n++] = (struct rollout_window){json_integer_value(json_object_get(e, "start")),
                                                  json_integer_value(json_object_get(e, "end"))};
         }
+        return n;
+}
+
+int store_node_pass_count(struct store *s, const char *node, int64_t now, bool *ret_new) {
+        _cleanup_stmt_ sqlite3_stmt *get = NULL;
+        int r = store_query_row(
+                s, &get, "SELECT coalesce(last_sync, 0), contact_plan FROM nodes WHERE id = ?", "t",
+                node);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+        int64_t last = sqlite3_column_int64(get, 0);
+        struct rollout_window w[CONTACT_PLAN_WINDOWS_MAX];
+        size_t n = plan_windows(get, 1, w);
         *ret_new = rollout_pass_is_new(last, now, s->pass_gap, w, n);
         if (!*ret_new)
                 return 0;
-        _cleanup_stmt_ sqlite3_stmt *a = NULL, *b = NULL;
-        r = store_query(s, &a, "UPDATE nodes SET passes = passes + 1 WHERE id = ?", "t", node);
+        r = store_exec(s, "UPDATE nodes SET passes = passes + 1 WHERE id = ?", "t", node);
         if (r < 0)
                 return r;
-        r = store_step_done(s, a);
-        if (r < 0)
-                return r;
-        r = store_query(s, &b,
-                        "UPDATE rollout_nodes SET "
-                        "contacts_since_commit = contacts_since_commit + (state = 'committed'), "
-                        "passes_since_told = passes_since_told + 1, "
-                        "passes_unheard = passes_unheard + (state IN ('told', 'installing')) "
-                        "WHERE node = ? AND state NOT IN ('pending', 'skipped')",
-                        "t", node);
-        if (r < 0)
-                return r;
-        r = store_step_done(s, b);
+        r = store_exec(s,
+                       "UPDATE rollout_nodes SET "
+                       "contacts_since_commit = contacts_since_commit + (state = 'committed'), "
+                       "passes_since_told = passes_since_told + 1, "
+                       "passes_unheard = passes_unheard + (state IN ('told', 'installing')) "
+                       "WHERE node = ? AND state NOT IN ('pending', 'skipped')",
+                       "t", node);
         if (r < 0)
                 return r;
         /* A committed member whose pass met success_after may end its stage; a member
@@ -68,14 +66,10 @@ int store_node_pass_count(struct store *s, const char *node, int64_t now, bool *
 
 /* A report of the install arrived from the node: it is heard from. */
 static int rollout_node_heard(struct store *s, const char *rollout, const char *node, int64_t now) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st,
-                            "UPDATE rollout_nodes SET last_heard = ?1, passes_unheard = 0 "
-                            "WHERE rollout = ?2 AND node = ?3",
-                            "itt", now, rollout, node);
-        if (r < 0)
-                return r;
-        r = store_step_done(s, st);
+        int r = store_exec(s,
+                           "UPDATE rollout_nodes SET last_heard = ?1, passes_unheard = 0 "
+                           "WHERE rollout = ?2 AND node = ?3",
+                           "itt", now, rollout, node);
         return r < 0 ? r : store_member_refresh_by_id(s, rollout, node, now); /* its due moved */
 }
 
@@ -97,9 +91,8 @@ static int node_state_write(struct store *s, const char *rollout, const char *no
                             enum rollout_node_state to, bool rollback_wanted, const char *reason,
                             int64_t now) {
         store_rollout_dirty(s, rollout);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(
-                s, &st,
+        return store_exec(
+                s,
                 "UPDATE rollout_nodes SET state = ?1, updated = ?2, "
                 "reason = coalesce(?3, reason), "
                 "committed_time = CASE WHEN ?1 = 'committed' THEN ?2 ELSE committed_time END, "
@@ -111,9 +104,6 @@ static int node_state_write(struct store *s, const char *rollout, const char *no
                 "WHERE rollout = ?5 AND node = ?6",
                 "tiTdtt", rollout_node_state_to_string(to), now,
                 reason && reason[0] ? reason : NULL, (int) rollback_wanted, rollout, node);
-        if (r < 0)
-                return r;
-        return store_step_done(s, st);
 }
 
 /*
@@ -124,47 +114,23 @@ static int node_state_write(struct store *s, const char *rollout, const char *no
 int store_member_refresh(struct store *s, const struct rollout_row *row, const char *node,
                          int64_t now) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st,
-                            "SELECT rn.stage, rn.state, coalesce(rn.committed_time, 0), "
-                            "rn.contacts_since_commit, rn.passes_since_told, "
-                            "coalesce(rn.last_heard, rn.told_time, 0), rn.passes_unheard, "
-                            "rn.held, rn.out, coalesce(rn.due, -1), n.contact_plan "
-                            "FROM rollout_nodes rn JOIN nodes n ON n.id = rn.node "
-                            "WHERE rn.rollout = ?1 AND rn.node = ?2",
-                            "tt", row->o.id, node);
+        int r = store_query_row(s, &st,
+                                "SELECT rn.stage, rn.state, coalesce(rn.committed_time, 0), "
+                                "rn.contacts_since_commit, rn.passes_since_told, "
+                                "coalesce(rn.last_heard, rn.told_time, 0), rn.passes_unheard, "
+                                "rn.held, rn.out, coalesce(rn.due, -1), n.contact_plan "
+                                "FROM rollout_nodes rn JOIN nodes n ON n.id = rn.node "
+                                "WHERE rn.rollout = ?1 AND rn.node = ?2",
+                                "tt", row->o.id, node);
         if (r < 0)
                 return r;
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
+        if (r == 0)
                 return 0;
-        if (rc != SQLITE_ROW)
-                return store_fail(s, rc, "read a rollout member");
-        int state = rollout_node_state_from_string(store_col_str(st, 1));
-        struct rollout_member m = {
-                .stage = (unsigned) sqlite3_column_int(st, 0),
-                .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state) state,
-                .committed_time = sqlite3_column_int64(st, 2),
-                .passes_since_commit = sqlite3_column_int64(st, 3),
-                .passes_since_told = sqlite3_column_int64(st, 4),
-                .last_heard = sqlite3_column_int64(st, 5),
-                .passes_unheard = sqlite3_column_int64(st, 6),
-        };
+        struct rollout_member m = store_member_read(st);
         bool was_held = sqlite3_column_int(st, 7) != 0, was_out = sqlite3_column_int(st, 8) != 0;
         int64_t was_due = sqlite3_column_int64(st, 9);
         struct rollout_window w[CONTACT_PLAN_WINDOWS_MAX];
-        size_t n_w = 0;
-        {
-                json_auto_t *plan = store_col_json(st, 10);
-                size_t i;
-                json_t *e;
-                json_array_foreach(json_object_get(plan, "windows"), i, e) {
-                        if (n_w == CONTACT_PLAN_WINDOWS_MAX)
-                                break;
-                        w[n_w++] = (struct rollout_window){
-                                json_integer_value(json_object_get(e, "start")),
-                                json_integer_value(json_object_get(e, "end"))};
-                }
-        }
+        size_t n_w = plan_windows(st, 10, w);
         sqlite3_reset(st);
         /* a silent node makes no passes of its own: its plan says which it missed */
         if (m.state == ROLLOUT_NODE_TOLD || m.state == ROLLOUT_NODE_INSTALLING) {
@@ -205,14 +171,10 @@ int store_member_refresh(struct store *s, const struct rollout_row *row, const c
                 return 0;
         if (held != was_held || out != was_out)
                 store_rollout_dirty(s, row->o.id);
-        _cleanup_stmt_ sqlite3_stmt *u = NULL;
-        r = store_query(s, &u,
-                        "UPDATE rollout_nodes SET held = ?1, out = ?2, due = nullif(?3, 0) "
-                        "WHERE rollout = ?4 AND node = ?5",
-                        "dditt", held, out, due, row->o.id, node);
-        if (r < 0)
-                return r;
-        return store_step_done(s, u);
+        return store_exec(s,
+                          "UPDATE rollout_nodes SET held = ?1, out = ?2, due = nullif(?3, 0) "
+                          "WHERE rollout = ?4 AND node = ?5",
+                          "dditt", held, out, due, row->o.id, node);
 }
 
 /* store_member_refresh, loading the rollout first. */
@@ -292,14 +254,10 @@ static int rollout_apply_update(struct store *s, const char *node, const char *k
                 return 0;
         if (streq(kind, "update.rolled-back")) {
                 /* Never again: the node is not told to install this bundle any more. */
-                _cleanup_stmt_ sqlite3_stmt *block = NULL;
-                r = store_query(s, &block,
-                                "INSERT OR IGNORE INTO node_bundle_blocks (node, bundle_id, "
-                                "time, reason) VALUES (?, ?, ?, ?)",
-                                "ttiT", node, bundle, now, reason ? reason : "");
-                if (r < 0)
-                        return r;
-                r = store_step_done(s, block);
+                r = store_exec(s,
+                               "INSERT OR IGNORE INTO node_bundle_blocks (node, bundle_id, "
+                               "time, reason) VALUES (?, ?, ?, ?)",
+                               "ttiT", node, bundle, now, reason ? reason : "");
                 if (r < 0)
                         return r;
         }
@@ -399,18 +357,9 @@ int store_rollout_apply_record(struct store *s, const struct sync_record *rec, i
 }
 
 static int node_blocked(struct store *s, const char *node, const char *bundle) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st,
-                            "SELECT 1 FROM node_bundle_blocks WHERE node = ? AND bundle_id = ?",
-                            "tt", node, bundle);
-        if (r < 0)
-                return r;
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                return 1;
-        if (rc == SQLITE_DONE)
-                return 0;
-        return store_fail(s, rc, "read bundle blocks");
+        return store_get_int64(s, NULL,
+                               "SELECT 1 FROM node_bundle_blocks WHERE node = ? AND bundle_id = ?",
+                               "tt", node, bundle);
 }
 
 /* Queue a rollout's command for a node inside the sync's transaction. */
@@ -536,14 +485,10 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                                                                 node, why);
                                 if (r < 0)
                                         return r;
-                                _cleanup_stmt_ sqlite3_stmt *clear = NULL;
-                                r = store_query(s, &clear,
-                                                "UPDATE rollout_nodes SET needs_rollback = 0 "
-                                                "WHERE rollout = ? AND node = ?",
-                                                "tt", t->rollout, node);
-                                if (r < 0)
-                                        return r;
-                                r = store_step_done(s, clear);
+                                r = store_exec(s,
+                                               "UPDATE rollout_nodes SET needs_rollback = 0 "
+                                               "WHERE rollout = ? AND node = ?",
+                                               "tt", t->rollout, node);
                                 if (r < 0)
                                         return r;
                                 continue;
@@ -556,15 +501,11 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                                           &seq);
                         if (r < 0)
                                 return r;
-                        _cleanup_stmt_ sqlite3_stmt *u = NULL;
-                        r = store_query(
-                                s, &u,
+                        r = store_exec(
+                                s,
                                 "UPDATE rollout_nodes SET needs_rollback = 0, "
                                 "rollback_seq = ?, updated = ? WHERE rollout = ? AND node = ?",
                                 "iitt", seq, now, t->rollout, node);
-                        if (r < 0)
-                                return r;
-                        r = store_step_done(s, u);
                         if (r < 0)
                                 return r;
                         log_info("rollout %s (%s): node %s told to roll back (command %lld)",
@@ -595,16 +536,12 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                 r = rollout_queue(s, t->rollout, node, "update.install", params, now, &seq);
                 if (r < 0)
                         return r;
-                _cleanup_stmt_ sqlite3_stmt *u = NULL;
-                r = store_query(s, &u,
-                                "UPDATE rollout_nodes SET state = 'told', install_seq = ?1, "
-                                "told_time = ?2, updated = ?2, last_heard = ?2, "
-                                "passes_since_told = 0, passes_unheard = 0, held = 0, out = 0 "
-                                "WHERE rollout = ?3 AND node = ?4",
-                                "iitt", seq, now, t->rollout, node);
-                if (r < 0)
-                        return r;
-                r = store_step_done(s, u);
+                r = store_exec(s,
+                               "UPDATE rollout_nodes SET state = 'told', install_seq = ?1, "
+                               "told_time = ?2, updated = ?2, last_heard = ?2, "
+                               "passes_since_told = 0, passes_unheard = 0, held = 0, out = 0 "
+                               "WHERE rollout = ?3 AND node = ?4",
+                               "iitt", seq, now, t->rollout, node);
                 if (r < 0)
                         return r;
                 r = store_member_refresh_by_id(s, t->rollout, node, now); /* its report deadline */
@@ -617,7 +554,7 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
 }
 
 void store_order_key_text(const char *rollout, const char *node, char buf[17]) {
-        snprintf(buf, 17, "%016llx", (unsigned long long)rollout_node_key(rollout, node));
+        snprintf(buf, 17, "%016llx", (unsigned long long) rollout_node_key(rollout, node));
 }
 
 /*
@@ -628,57 +565,48 @@ void store_order_key_text(const char *rollout, const char *node, char buf[17]) {
  */
 int store_rollouts_join_late(struct store *s, const char *node, int64_t now) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st,
-                            "SELECT r.id, r.bundle_id, (SELECT count(*) FROM node_bundle_blocks k "
-                            "WHERE k.node = ?1 AND k.bundle_id = r.bundle_id), "
-                            "(SELECT n.update_kind = 'update.committed' AND "
-                            "json_extract(n.update_body, '$.bundle_id') = r.bundle_id FROM nodes n "
-                            "WHERE n.id = ?1) FROM rollouts r "
-                            "WHERE r.state IN ('created', 'running', 'paused') AND "
-                            "(r.target = 'all' OR r.target IN (SELECT name FROM node_groups WHERE "
-                            "node = ?1)) AND NOT EXISTS (SELECT 1 FROM rollout_nodes rn JOIN "
-                            "rollouts h ON h.id = rn.rollout WHERE rn.node = ?1 AND h.state IN "
-                            "('created', 'running', 'paused')) "
-                            "ORDER BY r.created, r.id LIMIT 1",
-                            "t", node);
+        int r = store_query_row(
+                s, &st,
+                "SELECT r.id, r.bundle_id, (SELECT count(*) FROM node_bundle_blocks k "
+                "WHERE k.node = ?1 AND k.bundle_id = r.bundle_id), "
+                "(SELECT n.update_kind = 'update.committed' AND "
+                "json_extract(n.update_body, '$.bundle_id') = r.bundle_id FROM nodes n "
+                "WHERE n.id = ?1) FROM rollouts r "
+                "WHERE r.state IN ('created', 'running', 'paused') AND "
+                "(r.target = 'all' OR r.target IN (SELECT name FROM node_groups WHERE "
+                "node = ?1)) AND NOT EXISTS (SELECT 1 FROM rollout_nodes rn JOIN "
+                "rollouts h ON h.id = rn.rollout WHERE rn.node = ?1 AND h.state IN "
+                "('created', 'running', 'paused')) "
+                "ORDER BY r.created, r.id LIMIT 1",
+                "t", node);
         if (r < 0)
                 return r;
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
+        if (r == 0)
                 return 0;
-        if (rc != SQLITE_ROW)
-                return store_fail(s, rc, "look for rollouts to join");
         char id[ROLLOUT_ID_MAX + 1], key[17];
         snprintf(id, sizeof(id), "%s", store_col_str(st, 0));
         bool blocked = sqlite3_column_int(st, 2) > 0, already = sqlite3_column_int(st, 3) > 0;
         store_order_key_text(id, node, key);
-        _cleanup_stmt_ sqlite3_stmt *before = NULL;
-        r = store_query(s, &before,
-                        "SELECT stage FROM rollout_nodes WHERE rollout = ? AND order_key < ? "
-                        "ORDER BY order_key DESC LIMIT 1",
-                        "tt", id, key);
+        int64_t before = 0; /* the stage of the member before it in the order */
+        r = store_get_int64(s, &before,
+                            "SELECT stage FROM rollout_nodes WHERE rollout = ? AND order_key < ? "
+                            "ORDER BY order_key DESC LIMIT 1",
+                            "tt", id, key);
         if (r < 0)
                 return r;
-        rc = sqlite3_step(before);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-                return store_fail(s, rc, "find a late member's stage");
-        int stage = rc == SQLITE_ROW ? sqlite3_column_int(before, 0) : 0;
+        int stage = (int) before;
         const char *state = blocked ? "skipped" : already ? "committed" : "pending";
-        _cleanup_stmt_ sqlite3_stmt *ins = NULL;
-        r = store_query(s, &ins,
-                        "INSERT INTO rollout_nodes (rollout, node, stage, state, reason, "
-                        "committed_time, contacts_since_commit, updated, order_key, held) "
-                        "VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?4 = 'committed' THEN 0 END, "
-                        "CASE WHEN ?4 = 'committed' THEN 2147483647 ELSE 0 END, ?6, ?7, "
-                        "?4 = 'committed')",
-                        "ttdttit", id, node, stage, state,
-                        blocked   ? "joined late; rolled back from this bundle before"
-                        : already ? "joined late; already committed this bundle"
-                                  : "joined late",
-                        now, key);
-        if (r < 0)
-                return r;
-        r = store_step_done(s, ins);
+        r = store_exec(s,
+                       "INSERT INTO rollout_nodes (rollout, node, stage, state, reason, "
+                       "committed_time, contacts_since_commit, updated, order_key, held) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?4 = 'committed' THEN 0 END, "
+                       "CASE WHEN ?4 = 'committed' THEN 2147483647 ELSE 0 END, ?6, ?7, "
+                       "?4 = 'committed')",
+                       "ttdttit", id, node, stage, state,
+                       blocked   ? "joined late; rolled back from this bundle before"
+                       : already ? "joined late; already committed this bundle"
+                                 : "joined late",
+                       now, key);
         if (r < 0)
                 return r;
         store_rollout_dirty(s, id);

@@ -64,39 +64,27 @@ int store_rollout_load(struct store *s, const char *id, struct rollout_row *ret)
         char sql[512];
         snprintf(sql, sizeof(sql), "SELECT %s FROM rollouts WHERE id = ?", store_rollout_columns);
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st, sql, "t", id);
+        int r = store_query_row(s, &st, sql, "t", id);
         if (r < 0)
                 return r;
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
+        if (r == 0)
                 return -ENOENT;
-        if (rc != SQLITE_ROW)
-                return store_fail(s, rc, "read a rollout");
         return store_rollout_row_read(s, st, ret);
 }
 
 int store_rollout_save(struct store *s, const struct rollout_row *row) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st,
-                            "UPDATE rollouts SET state = ?, current_stage = ?, stage_started = ?, "
-                            "started = nullif(?, 0), finished = nullif(?, 0), "
-                            "reason = nullif(?, '') WHERE id = ?",
-                            "tdiiitt", rollout_state_to_string(row->state), (int) row->current_stage,
-                            row->stage_started, row->started, row->finished, row->reason,
-                            row->o.id);
-        if (r < 0)
-                return r;
-        r = store_step_done(s, st);
+        int r = store_exec(s,
+                           "UPDATE rollouts SET state = ?, current_stage = ?, stage_started = ?, "
+                           "started = nullif(?, 0), finished = nullif(?, 0), "
+                           "reason = nullif(?, '') WHERE id = ?",
+                           "tdiiitt", rollout_state_to_string(row->state), (int) row->current_stage,
+                           row->stage_started, row->started, row->finished, row->reason, row->o.id);
         if (r < 0 || row->state == ROLLOUT_RUNNING || row->state == ROLLOUT_PAUSED)
                 return r;
         /* Over: time changes nothing in its members any more (once per rollout). */
-        _cleanup_stmt_ sqlite3_stmt *clear = NULL;
-        r = store_query(s, &clear,
-                        "UPDATE rollout_nodes SET due = NULL WHERE rollout = ? AND due IS NOT NULL",
-                        "t", row->o.id);
-        if (r < 0)
-                return r;
-        return store_step_done(s, clear);
+        return store_exec(
+                s, "UPDATE rollout_nodes SET due = NULL WHERE rollout = ? AND due IS NOT NULL", "t",
+                row->o.id);
 }
 
 _printf_(6, 7) int store_rollout_event(struct store *s, const char *id, int64_t now, int stage,
@@ -107,14 +95,23 @@ _printf_(6, 7) int store_rollout_event(struct store *s, const char *id, int64_t 
         vsnprintf(detail, sizeof(detail), fmt, ap);
         va_end(ap);
         log_info("rollout %s: %s%s%s", id, event, detail[0] ? ": " : "", detail);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st,
-                            "INSERT INTO rollout_events (rollout, time, stage, event, detail) "
-                            "VALUES (?, ?, nullif(?, 0), ?, ?)",
-                            "tidtt", id, now, stage >= 0 ? stage + 1 : 0, event, detail);
-        if (r < 0)
-                return r;
-        return store_step_done(s, st);
+        return store_exec(s,
+                          "INSERT INTO rollout_events (rollout, time, stage, event, detail) "
+                          "VALUES (?, ?, nullif(?, 0), ?, ?)",
+                          "tidtt", id, now, stage >= 0 ? stage + 1 : 0, event, detail);
+}
+
+struct rollout_member store_member_read(sqlite3_stmt *st) {
+        int state = rollout_node_state_from_string(store_col_str(st, 1));
+        return (struct rollout_member){
+                .stage = (unsigned) sqlite3_column_int(st, 0),
+                .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state) state,
+                .committed_time = sqlite3_column_int64(st, 2),
+                .passes_since_commit = sqlite3_column_int64(st, 3),
+                .passes_since_told = sqlite3_column_int64(st, 4),
+                .last_heard = sqlite3_column_int64(st, 5),
+                .passes_unheard = sqlite3_column_int64(st, 6),
+        };
 }
 
 /*
@@ -159,18 +156,9 @@ int store_rollout_members_load(struct store *s, const char *id, int64_t now,
                         }
                         cap = c;
                 }
-                int state = rollout_node_state_from_string(store_col_str(st, 1));
                 if (ret_ids)
                         snprintf(ids[n], sizeof(ids[n]), "%s", store_col_str(st, 7));
-                m[n++] = (struct rollout_member){
-                        .stage = (unsigned) sqlite3_column_int(st, 0),
-                        .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state) state,
-                        .committed_time = sqlite3_column_int64(st, 2),
-                        .passes_since_commit = sqlite3_column_int64(st, 3),
-                        .passes_since_told = sqlite3_column_int64(st, 4),
-                        .last_heard = sqlite3_column_int64(st, 5),
-                        .passes_unheard = sqlite3_column_int64(st, 6),
-                };
+                m[n++] = store_member_read(st);
         }
         if (r < 0)
                 return r;
@@ -203,43 +191,33 @@ void store_members_count(const struct rollout_member *m, size_t n, int stage,
  */
 int store_rollout_take_back(struct store *s, const char *id, const char *why, int64_t now,
                             int *ret_cancelled, int *ret_marked) {
-        _cleanup_stmt_ sqlite3_stmt *cancel = NULL, *back = NULL, *mark = NULL;
-        int r = store_query(s, &cancel,
-                            "UPDATE commands SET state = 'cancelled', result_time = ?2, "
-                            "result_reason = 'cancelled: rollout ' || ?1 || ' ' || ?3 "
-                            "WHERE state = 'queued' AND action = 'update.install' AND "
-                            "(node, seq) IN (SELECT node, install_seq FROM rollout_nodes "
-                            "WHERE rollout = ?1 AND state IN ('told', 'overdue'))",
-                            "tit", id, now, why);
+        int r = store_exec(s,
+                           "UPDATE commands SET state = 'cancelled', result_time = ?2, "
+                           "result_reason = 'cancelled: rollout ' || ?1 || ' ' || ?3 "
+                           "WHERE state = 'queued' AND action = 'update.install' AND "
+                           "(node, seq) IN (SELECT node, install_seq FROM rollout_nodes "
+                           "WHERE rollout = ?1 AND state IN ('told', 'overdue'))",
+                           "tit", id, now, why);
         if (r < 0)
                 return r;
-        r = store_step_done(s, cancel);
+        *ret_cancelled = store_changes(s);
+        r = store_exec(s,
+                       "UPDATE rollout_nodes SET state = 'pending', updated = ?2, due = NULL, "
+                       "reason = 'install cancelled: the rollout ' || ?3 WHERE rollout = ?1 AND "
+                       "state IN ('told', 'overdue') AND EXISTS (SELECT 1 FROM commands c WHERE "
+                       "c.node = rollout_nodes.node AND c.seq = rollout_nodes.install_seq "
+                       "AND c.state = 'cancelled')",
+                       "tit", id, now, why);
         if (r < 0)
                 return r;
-        *ret_cancelled = sqlite3_changes(s->db);
-        r = store_query(s, &back,
-                        "UPDATE rollout_nodes SET state = 'pending', updated = ?2, due = NULL, "
-                        "reason = 'install cancelled: the rollout ' || ?3 WHERE rollout = ?1 AND "
-                        "state IN ('told', 'overdue') AND EXISTS (SELECT 1 FROM commands c WHERE "
-                        "c.node = rollout_nodes.node AND c.seq = rollout_nodes.install_seq "
-                        "AND c.state = 'cancelled')",
-                        "tit", id, now, why);
+        r = store_exec(s,
+                       "UPDATE rollout_nodes SET needs_rollback = 1, updated = ?2 "
+                       "WHERE rollout = ?1 AND state IN ('told', 'installing', 'committed', "
+                       "'overdue')",
+                       "ti", id, now);
         if (r < 0)
                 return r;
-        r = store_step_done(s, back);
-        if (r < 0)
-                return r;
-        r = store_query(s, &mark,
-                        "UPDATE rollout_nodes SET needs_rollback = 1, updated = ?2 "
-                        "WHERE rollout = ?1 AND state IN ('told', 'installing', 'committed', "
-                        "'overdue')",
-                        "ti", id, now);
-        if (r < 0)
-                return r;
-        r = store_step_done(s, mark);
-        if (r < 0)
-                return r;
-        *ret_marked = sqlite3_changes(s->db);
+        *ret_marked = store_changes(s);
         return 0;
 }
 

@@ -88,9 +88,7 @@ static int bindv(struct store *s, sqlite3_stmt *st, const char *fmt, va_list ap)
                         return -EINVAL;
                 }
                 if (rc != SQLITE_OK) {
-                        char what[96];
-                        snprintf(what, sizeof(what), "bind parameter %d", i);
-                        log_error("store: %s: %s: %s", sqlite3_sql(st), what,
+                        log_error("store: %s: parameter %d: %s", sqlite3_sql(st), i,
                                   sqlite3_errmsg(s->db));
                         return store_errno(rc);
                 }
@@ -117,6 +115,16 @@ int store_query(struct store *s, sqlite3_stmt **ret, const char *sql, const char
         int r = queryv(s, ret, sql, fmt, ap);
         va_end(ap);
         return r;
+}
+
+int store_query_row(struct store *s, sqlite3_stmt **ret, const char *sql, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = queryv(s, ret, sql, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return r;
+        return store_step(s, *ret);
 }
 
 int store_rebind(struct store *s, sqlite3_stmt *st, const char *fmt, ...) {
@@ -162,9 +170,8 @@ int store_get_int64(struct store *s, int64_t *ret, const char *sql, const char *
         va_start(ap, fmt);
         int r = queryv(s, &st, sql, fmt, ap);
         va_end(ap);
-        if (r < 0)
-                return r;
-        r = store_step(s, st);
+        if (r >= 0)
+                r = store_step(s, st);
         if (r > 0 && ret)
                 *ret = sqlite3_column_int64(st, 0);
         return r;

@@ -42,6 +42,12 @@ int store_script(struct store *s, const char *sql);
 /* Prepare sql and bind its parameters by fmt: *ret is the statement, ready to step. */
 int store_query(struct store *s, sqlite3_stmt **ret, const char *sql, const char *fmt, ...);
 
+/*
+ * store_query, then one step: 1 with the first row in *ret, 0 when there is none, -errno
+ * on failure. *ret is set in both the first cases (the caller's to finalize).
+ */
+int store_query_row(struct store *s, sqlite3_stmt **ret, const char *sql, const char *fmt, ...);
+
 /* Reset a prepared statement and bind new parameters by fmt (a statement run in a loop). */
 int store_rebind(struct store *s, sqlite3_stmt *st, const char *fmt, ...);
 

@@ -27,30 +27,23 @@ static int apply_command_result(struct store *s, const char *node, json_t *body,
                 return 0;
         }
         _cleanup_stmt_ sqlite3_stmt *get = NULL;
-        int r = store_query(s, &get, "SELECT state FROM commands WHERE node = ? AND seq = ?", "ti",
-                            node, res.seq);
+        int r = store_query_row(s, &get, "SELECT state FROM commands WHERE node = ? AND seq = ?",
+                                "ti", node, res.seq);
         if (r < 0)
                 return r;
-        int rc = sqlite3_step(get);
-        if (rc == SQLITE_DONE) {
+        if (r == 0) {
                 log_warning("store: node %s reports a result for unknown command %lld", node,
                             (long long) res.seq);
                 return 0;
         }
-        if (rc != SQLITE_ROW)
-                return store_fail(s, rc, "read a command");
         const char *next =
                 command_state_after_result((const char *) sqlite3_column_text(get, 0), res.status);
         if (!next)
                 return 0;
-        _cleanup_stmt_ sqlite3_stmt *set = NULL;
-        r = store_query(s, &set,
-                        "UPDATE commands SET state = ?, result_time = ?, result_reason = ? "
-                        "WHERE node = ? AND seq = ?",
-                        "tiTti", next, now, res.reason, node, res.seq);
-        if (r < 0)
-                return r;
-        return store_step_done(s, set);
+        return store_exec(s,
+                          "UPDATE commands SET state = ?, result_time = ?, result_reason = ? "
+                          "WHERE node = ? AND seq = ?",
+                          "tiTti", next, now, res.reason, node, res.seq);
 }
 
 static int apply_effect(struct store *s, const struct sync_record *rec, int64_t now) {
@@ -138,18 +131,14 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         if (r < 0)
                 return r;
 
-        _cleanup_stmt_ sqlite3_stmt *node_st = NULL;
-        r = store_query(s, &node_st,
-                        "UPDATE nodes SET last_sync = ?1, syncs = syncs + 1, boot_epoch = ?2, "
-                        "boot_id = ?3, last_command_seq = ?4, "
-                        "status = coalesce(?5, status), "
-                        "status_time = CASE WHEN ?5 IS NULL THEN status_time ELSE ?1 END "
-                        "WHERE id = ?6",
-                        "iitijt", now, req->boot_epoch, req->boot_id, req->last_command_seq,
-                        req->status, req->node);
-        if (r < 0)
-                return r;
-        r = store_step_done(s, node_st);
+        r = store_exec(s,
+                       "UPDATE nodes SET last_sync = ?1, syncs = syncs + 1, boot_epoch = ?2, "
+                       "boot_id = ?3, last_command_seq = ?4, "
+                       "status = coalesce(?5, status), "
+                       "status_time = CASE WHEN ?5 IS NULL THEN status_time ELSE ?1 END "
+                       "WHERE id = ?6",
+                       "iitijt", now, req->boot_epoch, req->boot_id, req->last_command_seq,
+                       req->status, req->node);
         if (r < 0)
                 return r;
 
@@ -170,7 +159,7 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
                 r = store_step_done(s, ins);
                 if (r < 0)
                         return r;
-                if (sqlite3_changes(s->db) == 0)
+                if (store_changes(s) == 0)
                         continue; /* already there: its effects were applied then */
                 stored++;
                 r = apply_effect(s, rec, now);

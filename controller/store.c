@@ -221,20 +221,12 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 };
 
 static int schema_version_read(struct store *s, int *ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st, "SELECT version FROM schema_version", "");
+        int64_t v = 0;
+        int r = store_get_int64(s, &v, "SELECT version FROM schema_version", "");
         if (r < 0)
                 return r;
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                *ret = sqlite3_column_int(st, 0);
-                return 0;
-        }
-        if (rc == SQLITE_DONE) {
-                *ret = 0;
-                return 0;
-        }
-        return store_fail(s, rc, "read the schema version");
+        *ret = (int) v;
+        return 0;
 }
 
 static int migrate(struct store *s, char **ret_reason) {
@@ -329,16 +321,7 @@ int store_node_ensure(struct store *s, const char *node, int64_t now) {
 }
 
 int store_node_exists(struct store *s, const char *node) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int r = store_query(s, &st, "SELECT 1 FROM nodes WHERE id = ?", "t", node);
-        if (r < 0)
-                return r;
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                return 1;
-        if (rc == SQLITE_DONE)
-                return 0;
-        return store_fail(s, rc, "look up a node");
+        return store_get_int64(s, NULL, "SELECT 1 FROM nodes WHERE id = ?", "t", node);
 }
 
 void store_set_pass_gap(struct store *s, int64_t gap_sec) {
