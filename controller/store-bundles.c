@@ -49,6 +49,14 @@ int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret) 
         return 0;
 }
 
+static json_t *bundle_json(sqlite3_stmt *st) {
+        return json_pack("{s:s,s:s,s:I,s:s,s:o,s:b,s:I}", "id", store_col_text(st, 0), "version",
+                         store_col_text(st, 1), "size", (json_int_t) sqlite3_column_int64(st, 2),
+                         "sha256", store_col_text(st, 3), "signer", store_col_string_or_null(st, 4),
+                         "verified", sqlite3_column_int(st, 5), "uploaded",
+                         (json_int_t) sqlite3_column_int64(st, 6));
+}
+
 int store_bundles_list(struct store *s, json_t **ret) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = store_query(s, &st,
@@ -57,23 +65,5 @@ int store_bundles_list(struct store *s, json_t **ret) {
                             "");
         if (r < 0)
                 return r;
-        _cleanup_(json_decrefp) json_t *a = json_array();
-        if (!a)
-                return -ENOMEM;
-        while ((r = store_step(s, st)) > 0) {
-                json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:o,s:b,s:I}", "id",
-                                      (const char *) sqlite3_column_text(st, 0), "version",
-                                      (const char *) sqlite3_column_text(st, 1), "size",
-                                      (json_int_t) sqlite3_column_int64(st, 2), "sha256",
-                                      (const char *) sqlite3_column_text(st, 3), "signer",
-                                      store_col_string_or_null(st, 4), "verified",
-                                      sqlite3_column_int(st, 5), "uploaded",
-                                      (json_int_t) sqlite3_column_int64(st, 6));
-                if (!o || json_array_append_new(a, o) < 0)
-                        return -ENOMEM;
-        }
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(a);
-        return 0;
+        return store_rows_json(s, st, bundle_json, ret);
 }

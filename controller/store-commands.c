@@ -98,6 +98,18 @@ int store_command_queue(struct store *s, const char *node, const char *action, j
         return 0;
 }
 
+static json_t *command_json(sqlite3_stmt *st) {
+        return json_pack("{s:I,s:s,s:o,s:I,s:I,s:I,s:s,s:o,s:o,s:o,s:b}", "seq",
+                         (json_int_t) sqlite3_column_int64(st, 0), "action", store_col_text(st, 1),
+                         "params", store_col_json(st, 2), "created",
+                         (json_int_t) sqlite3_column_int64(st, 3), "not_before",
+                         (json_int_t) sqlite3_column_int64(st, 4), "expires",
+                         (json_int_t) sqlite3_column_int64(st, 5), "state", store_col_text(st, 6),
+                         "sent_time", store_col_int_or_null(st, 7), "result_time",
+                         store_col_int_or_null(st, 8), "result_reason",
+                         store_col_string_or_null(st, 9), "acked", sqlite3_column_int(st, 10));
+}
+
 int store_commands_list(struct store *s, const char *node, json_t **ret) {
         int r = store_node_exists(s, node);
         if (r <= 0)
@@ -112,26 +124,5 @@ int store_commands_list(struct store *s, const char *node, json_t **ret) {
                         "t", node);
         if (r < 0)
                 return r;
-        _cleanup_(json_decrefp) json_t *a = json_array();
-        if (!a)
-                return -ENOMEM;
-        while ((r = store_step(s, st)) > 0) {
-                json_t *o = json_pack(
-                        "{s:I,s:s,s:o,s:I,s:I,s:I,s:s,s:o,s:o,s:o,s:b}", "seq",
-                        (json_int_t) sqlite3_column_int64(st, 0), "action",
-                        (const char *) sqlite3_column_text(st, 1), "params", store_col_json(st, 2),
-                        "created", (json_int_t) sqlite3_column_int64(st, 3), "not_before",
-                        (json_int_t) sqlite3_column_int64(st, 4), "expires",
-                        (json_int_t) sqlite3_column_int64(st, 5), "state",
-                        (const char *) sqlite3_column_text(st, 6), "sent_time",
-                        store_col_int_or_null(st, 7), "result_time", store_col_int_or_null(st, 8),
-                        "result_reason", store_col_string_or_null(st, 9), "acked",
-                        sqlite3_column_int(st, 10));
-                if (!o || json_array_append_new(a, o) < 0)
-                        return -ENOMEM;
-        }
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(a);
-        return 0;
+        return store_rows_json(s, st, command_json, ret);
 }

@@ -47,15 +47,5 @@ int store_node_groups(struct store *s, const char *node, json_t **ret) {
                             "t", node);
         if (r < 0)
                 return r;
-        _cleanup_(json_decrefp) json_t *a = json_array();
-        if (!a)
-                return -ENOMEM;
-        while ((r = store_step(s, st)) > 0)
-                if (json_array_append_new(
-                            a, json_string((const char *) sqlite3_column_text(st, 0))) < 0)
-                        return -ENOMEM;
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(a);
-        return 0;
+        return store_rows_json(s, st, store_col_string_or_null_0, ret);
 }

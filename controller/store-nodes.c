@@ -73,6 +73,10 @@ static json_t *node_row(sqlite3_stmt *st, bool full) {
         return o;
 }
 
+static json_t *node_summary_row(sqlite3_stmt *st) {
+        return node_row(st, false);
+}
+
 int store_nodes_list(struct store *s, json_t **ret) {
         char sql[1024];
         snprintf(sql, sizeof(sql), "SELECT %s FROM nodes ORDER BY id", node_columns);
@@ -80,18 +84,7 @@ int store_nodes_list(struct store *s, json_t **ret) {
         int r = store_query(s, &st, sql, "");
         if (r < 0)
                 return r;
-        _cleanup_(json_decrefp) json_t *a = json_array();
-        if (!a)
-                return -ENOMEM;
-        while ((r = store_step(s, st)) > 0) {
-                json_t *o = node_row(st, false);
-                if (!o || json_array_append_new(a, o) < 0)
-                        return -ENOMEM;
-        }
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(a);
-        return 0;
+        return store_rows_json(s, st, node_summary_row, ret);
 }
 
 int store_node_show(struct store *s, const char *node, json_t **ret) {

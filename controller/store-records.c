@@ -39,16 +39,7 @@ int store_records_list(struct store *s, const char *node, const char *kind, size
                 "tTi", node, match, (int64_t) limit);
         if (r < 0)
                 return r;
-        _cleanup_(json_decrefp) json_t *a = json_array();
-        if (!a)
-                return -ENOMEM;
-        while ((r = store_step(s, st)) > 0)
-                if (json_array_append_new(a, store_col_json(st, 0)) < 0)
-                        return -ENOMEM;
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(a);
-        return 0;
+        return store_rows_json(s, st, store_col_json_0, ret);
 }
 
 int store_records_count(struct store *s, const char *node, int64_t *ret) {

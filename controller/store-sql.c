@@ -177,6 +177,23 @@ int store_get_int64(struct store *s, int64_t *ret, const char *sql, const char *
         return r;
 }
 
+int store_rows_json(struct store *s, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *st),
+                    json_t **ret) {
+        _cleanup_(json_decrefp) json_t *a = json_array();
+        if (!a)
+                return -ENOMEM;
+        int r;
+        while ((r = store_step(s, st)) > 0) {
+                json_t *e = row(st);
+                if (!e || json_array_append_new(a, e) < 0)
+                        return -ENOMEM;
+        }
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
 int64_t store_changes(struct store *s) {
         return sqlite3_changes(s->db);
 }
@@ -198,4 +215,12 @@ json_t *store_col_int_or_null(sqlite3_stmt *st, int i) {
         if (store_col_is_null(st, i))
                 return json_null();
         return json_integer(sqlite3_column_int64(st, i));
+}
+
+json_t *store_col_json_0(sqlite3_stmt *st) {
+        return store_col_json(st, 0);
+}
+
+json_t *store_col_string_or_null_0(sqlite3_stmt *st) {
+        return store_col_string_or_null(st, 0);
 }

@@ -66,6 +66,13 @@ int store_exec(struct store *s, const char *sql, const char *fmt, ...);
  */
 int store_get_int64(struct store *s, int64_t *ret, const char *sql, const char *fmt, ...);
 
+/*
+ * Step every row of st into a new JSON array (*ret): row(st) makes each element, a new
+ * reference (NULL: -ENOMEM).
+ */
+int store_rows_json(struct store *s, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *st),
+                    json_t **ret);
+
 /* Number of rows the last INSERT, UPDATE or DELETE changed. */
 int64_t store_changes(struct store *s);
 
@@ -86,6 +93,9 @@ static inline bool store_col_is_null(sqlite3_stmt *st, int i) {
 }
 /* A stored JSON text as a value (null if absent or unparsable); a new reference. */
 json_t *store_col_json(sqlite3_stmt *st, int i);
+/* Column 0 as store_col_json, store_col_string_or_null: row functions for store_rows_json. */
+json_t *store_col_json_0(sqlite3_stmt *st);
+json_t *store_col_string_or_null_0(sqlite3_stmt *st);
 /* The text as a JSON string, or null; the integer as a JSON integer, or null. */
 json_t *store_col_string_or_null(sqlite3_stmt *st, int i);
 json_t *store_col_int_or_null(sqlite3_stmt *st, int i);
