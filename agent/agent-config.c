@@ -10,20 +10,12 @@
 #include <string.h>
 
 #include "agent-config.h"
+#include "ident.h"
 #include "fileio.h"
 #include "message.h"
 
 bool node_id_is_valid(const char *s) {
-        size_t n = s ? strlen(s) : 0;
-        if (n == 0 || n > NODE_ID_MAX || s[0] == '.' || s[0] == '-')
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '_' || c == '-'))
-                        return false;
-        }
-        return true;
+        return ident_is_valid(s, NODE_ID_MAX, 0);
 }
 
 static int dispatch_node_id(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {

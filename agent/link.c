@@ -16,7 +16,7 @@
 #include <curl/curl.h>
 
 #include "command.h"
-#include "link-answer.h"
+#include "sync-answer.h"
 #include "link.h"
 #include "log.h"
 #include "macro.h"

@@ -10,15 +10,9 @@
 
 #include <jansson.h>
 
-#define API_FORMAT 1
-#define API_ID_MAX 64             /* node ids */
+#include "sync-request.h"
+
 #define API_BUNDLE_ID_MAX 128     /* bundle ids (as the manifest allows) */
-#define SYNC_BODY_MAX (4 * 1024 * 1024)
-#define SYNC_RECORDS_MAX 1024
-#define SYNC_STATUS_MAX (64 * 1024) /* the status object, serialized */
-#define SYNC_COMMANDS_MAX 32        /* envelopes in one answer */
-#define RECORD_KIND_MAX 47
-#define RECORD_BODY_MAX (256 * 1024)
 #define OPERATOR_BODY_MAX (64 * 1024)
 #define CONTACT_PLAN_WINDOWS_MAX 256
 #define RECORDS_LIMIT_DEFAULT 100
@@ -79,53 +73,6 @@ bool api_role_allows(enum api_role role, enum api_route route, const char *metho
 
 /* Pure: the id rule shared by nodes and bundles (1-max of A-Z a-z 0-9 . _ -, not . or - first). */
 bool api_id_is_valid(const char *s, size_t max);
-
-/* One outbox record of a sync request (pointers borrow from the request's root). */
-struct sync_record {
-        char node[API_ID_MAX + 1];
-        int64_t boot_epoch;
-        char boot_id[33];
-        int64_t seq;
-        char priority[9];
-        char kind[RECORD_KIND_MAX + 1];
-        int64_t time_usec, monotonic_usec;
-        json_t *body; /* borrowed */
-        json_t *raw;  /* the whole record, borrowed */
-        int64_t format;
-};
-
-struct sync_request {
-        json_t *root; /* owned */
-        int64_t format;
-        char node[API_ID_MAX + 1];
-        int64_t boot_epoch;
-        char boot_id[33];
-        int64_t last_command_seq;
-        struct sync_record *records; /* owned array */
-        size_t n_records;
-        json_t *status; /* borrowed; NULL when absent */
-};
-
-void sync_request_done(struct sync_request *r);
-
-/*
- * Pure: parse a sync body strictly: unknown keys, wrong types, out-of-range numbers,
- * more than SYNC_RECORDS_MAX records, a status over SYNC_STATUS_MAX, and a node (of the
- * request or any record key) other than url_node are all refused. -EINVAL with
- * *ret_message (caller frees): every problem as "sync:line:column: path: message".
- */
-int sync_request_parse(const char *text, size_t len, const char *url_node,
-                       struct sync_request *ret, char **ret_message);
-
-/*
- * Pure: the "acked" list of the answer: one entry per (boot_epoch, boot_id) in order of
- * first appearance, its seqs without duplicates, in request order.
- */
-json_t *sync_acked_build(const struct sync_request *r);
-
-/* Pure: the whole answer (references to acked, commands, contact_plan are taken). */
-json_t *sync_response_new(json_t *acked, json_t *commands, json_t *contact_plan,
-                          int64_t next_sync_sec, int64_t server_time);
 
 enum record_effect {
         RECORD_EFFECT_NONE,           /* stored only */

@@ -35,8 +35,8 @@ int store_schema_version(struct store *s);
  * expired, oldest first, as envelopes (marked sent). *ret_commands is a new array;
  * *ret_stored (may be NULL) counts the records new to the store.
  */
-int store_sync(struct store *s, const struct sync_request *req, int64_t now,
-               size_t max_commands, json_t **ret_commands, size_t *ret_stored);
+int store_sync(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
+               json_t **ret_commands, size_t *ret_stored);
 
 /* Sign a payload: *ret_signature (caller frees) is the signature file text. */
 typedef int (*store_sign_fn)(void *userdata, const char *payload, char **ret_signature,
@@ -139,8 +139,8 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
  * the install commands not yet sent and marks the nodes that got one for update.rollback
  * (queued at their next sync).
  */
-int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_t now,
-                       json_t **ret, char **ret_reason);
+int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_t now, json_t **ret,
+                       char **ret_reason);
 
 /*
  * A rollout in full: options, state, stage by stage counts, failures and threshold, the

@@ -1,5 +1,6 @@
 /* Workload specs: strict parsing of the JSON that describes one sandboxed workload. */
 #include "config.h"
+#include "ident.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -20,16 +21,9 @@
 static const char *const reserved_names[] = {"tasks", "notify_on_release", "release_agent"};
 
 bool workload_name_is_valid(const char *name) {
-        size_t n = name ? strlen(name) : 0;
-        if (n == 0 || n > WORKLOAD_NAME_MAX || name[0] == '-')
-                return false;
         /* No '.': the name is also a cgroup (whose control files have dots) and a record. */
-        for (size_t i = 0; i < n; i++) {
-                char c = name[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '_'))
-                        return false;
-        }
+        if (!ident_is_valid(name, WORKLOAD_NAME_MAX, IDENT_NO_DOT))
+                return false;
         for (size_t i = 0; i < ELEMENTSOF(reserved_names); i++)
                 if (streq(name, reserved_names[i]))
                         return false;

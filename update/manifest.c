@@ -8,25 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ident.h"
 #include "manifest.h"
 #include "message.h"
 
 /* ---- names and versions ------------------------------------------------------------ */
 
-static bool is_name_char(char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '-' || c == '_' || c == '.';
-}
-
 /* 1-MANIFEST_NAME_MAX of A-Z a-z 0-9 . _ -, not starting with '.' or '-'. */
 static bool name_is_valid(const char *s) {
-        size_t n = s ? strlen(s) : 0;
-        if (n == 0 || n > MANIFEST_NAME_MAX || s[0] == '.' || s[0] == '-')
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!is_name_char(s[i]))
-                        return false;
-        return true;
+        return ident_is_valid(s, MANIFEST_NAME_MAX, 0);
 }
 
 bool manifest_file_name_is_valid(const char *s) {

@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "link-answer.h"
+#include "sync-answer.h"
 #include "linebuf.h"
 
 /*

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "link-answer.h"
+#include "sync-answer.h"
 #include "link.h"
 #include "macro.h"
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "command.h"
+#include "ident.h"
 #include "macro.h"
 #include "message.h"
 
@@ -18,16 +19,7 @@ void command_done(struct command *c) {
 }
 
 bool command_name_is_valid(const char *s, size_t max) {
-        size_t n = s ? strlen(s) : 0;
-        if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                char c = s[i];
-                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '_' || c == '-'))
-                        return false;
-        }
-        return true;
+        return ident_is_valid(s, max, 0);
 }
 
 /* Workload names as runtime/workload-spec.c accepts them: no dots (they are cgroups). */

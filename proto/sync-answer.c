@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "json-util.h"
-#include "link-answer.h"
+#include "sync-answer.h"
 #include "macro.h"
 #include "message.h"
 

@@ -1,0 +1,69 @@
+/* Uploaded bundles in the store. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "log.h"
+#include "macro.h"
+#include "message.h"
+#include "rollout.h"
+#include "store-internal.h"
+#include "store-sql.h"
+#include "store.h"
+
+/* ---- bundles ------------------------------------------------------------------------ */
+
+int store_bundle_add(struct store *s, const struct store_bundle *b, const char *signer,
+                     bool verified, int64_t now) {
+        struct store_bundle old;
+        int r = store_bundle_get(s, b->id, &old);
+        if (r >= 0)
+                return streq(old.sha256, b->sha256) ? 0 : -EEXIST;
+        if (r != -ENOENT)
+                return r;
+        return store_exec(s,
+                          "INSERT INTO bundles (id, version, size, sha256, signer, verified, "
+                          "uploaded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          "ttittdi", b->id, b->version, b->size, b->sha256, signer, verified, now);
+}
+
+int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query_row(
+                s, &st, "SELECT id, version, size, sha256 FROM bundles WHERE id = ?", "t", id);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+        memset(ret, 0, sizeof(*ret));
+        snprintf(ret->id, sizeof(ret->id), "%s", (const char *) sqlite3_column_text(st, 0));
+        snprintf(ret->version, sizeof(ret->version), "%s",
+                 (const char *) sqlite3_column_text(st, 1));
+        ret->size = sqlite3_column_int64(st, 2);
+        snprintf(ret->sha256, sizeof(ret->sha256), "%s", (const char *) sqlite3_column_text(st, 3));
+        return 0;
+}
+
+static json_t *bundle_json(sqlite3_stmt *st) {
+        return json_pack("{s:s,s:s,s:I,s:s,s:o,s:b,s:I}", "id", store_col_text(st, 0), "version",
+                         store_col_text(st, 1), "size", (json_int_t) sqlite3_column_int64(st, 2),
+                         "sha256", store_col_text(st, 3), "signer", store_col_string_or_null(st, 4),
+                         "verified", sqlite3_column_int(st, 5), "uploaded",
+                         (json_int_t) sqlite3_column_int64(st, 6));
+}
+
+int store_bundles_list(struct store *s, json_t **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query(s, &st,
+                            "SELECT id, version, size, sha256, signer, verified, uploaded "
+                            "FROM bundles ORDER BY uploaded, id",
+                            "");
+        if (r < 0)
+                return r;
+        return store_rows_json(s, st, bundle_json, ret);
+}

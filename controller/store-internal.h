@@ -1,0 +1,130 @@
+/*
+ * What the store's files share (controller/store*.c): the connection and its state, the
+ * transaction guard, the node rows and the rollout machinery a sync and the operator's
+ * verbs both drive. Not for use outside the store: store.h is its API.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "api.h"
+#include "rollout.h"
+#include "store-sql.h"
+#include "store.h"
+
+struct store {
+        sqlite3 *db;
+        int64_t pass_gap; /* syncs of a node at most this far apart are one pass */
+        /* The rollouts a sync changed something in (a member's state, a member now held):
+         * the only ones it evaluates, so a sync costs O(the node's memberships) unless it
+         * moved something. Time gates move at store_rollouts_tick. */
+        char dirty[16][ROLLOUT_ID_MAX + 1];
+        size_t n_dirty;
+        bool dirty_overflow;
+        store_sign_fn sign; /* for the commands rollouts queue; NULL: rollouts not driven */
+        void *sign_userdata;
+};
+
+static inline void store_rollbackp(struct store **s) {
+        if (*s)
+                (void) store_script(*s, "ROLLBACK");
+}
+/* A transaction rolled back unless committed with commit() (which clears the guard). */
+#define _cleanup_transaction_ _cleanup_(store_rollbackp)
+
+static inline int commit(struct store **guard) {
+        int r = store_script(*guard, "COMMIT");
+        if (r >= 0)
+                *guard = NULL;
+        return r;
+}
+
+/* Commands the rollouts queue expire after a week unless they are sent. */
+#define ROLLOUT_COMMAND_EXPIRES (7 * 24 * 3600)
+struct rollout_row {
+        struct rollout_options o;
+        enum rollout_state state;
+        unsigned current_stage;
+        int64_t stage_started, created, started, finished;
+        char reason[ROLLOUT_REASON_MAX];
+};
+typedef char member_id[API_ID_MAX + 1];
+
+struct member_counts {
+        int64_t total, told, failures;
+        int64_t by_state[_ROLLOUT_NODE_STATE_MAX];
+};
+
+int store_node_ensure(struct store *s, const char *node, int64_t now);
+
+int store_node_exists(struct store *s, const char *node);
+
+void store_rollout_dirty(struct store *s, const char *rollout);
+
+int store_member_refresh_by_id(struct store *s, const char *rollout, const char *node, int64_t now);
+
+int store_command_queue_locked(struct store *s, const char *node, const char *action,
+                               json_t *params, int64_t now, int64_t expires_in_sec,
+                               store_sign_fn sign, void *userdata, int64_t *ret_seq,
+                               int64_t *ret_expires, char **ret_reason);
+
+extern const char store_rollout_columns[];
+
+int store_rollout_row_read(struct store *s, sqlite3_stmt *st, struct rollout_row *ret);
+
+int store_rollout_load(struct store *s, const char *id, struct rollout_row *ret);
+
+int store_rollout_save(struct store *s, const struct rollout_row *row);
+
+_printf_(6, 7) int store_rollout_event(struct store *s, const char *id, int64_t now, int stage,
+                                       const char *event, const char *fmt, ...);
+
+/*
+ * A member from the first seven columns of a row: stage, state, committed_time,
+ * passes_since_commit, passes_since_told, last_heard, passes_unheard.
+ */
+struct rollout_member store_member_read(sqlite3_stmt *st);
+
+int store_rollout_members_load(struct store *s, const char *id, int64_t now,
+                               struct rollout_member **ret, member_id **ret_ids, size_t *ret_n);
+
+void store_members_count(const struct rollout_member *m, size_t n, int stage,
+                         struct member_counts *c);
+
+int store_rollout_node_set(struct store *s, const char *rollout, const char *node,
+                           enum rollout_node_state to, bool rollback_wanted, const char *reason,
+                           int64_t now);
+
+int store_rollout_take_back(struct store *s, const char *id, const char *why, int64_t now,
+                            int *ret_cancelled, int *ret_marked);
+
+int store_member_refresh(struct store *s, const struct rollout_row *row, const char *node,
+                         int64_t now);
+
+void store_counts_from_stage(const struct rollout_stage_counts *sc, struct member_counts *c);
+
+int store_rollout_stage_counts_load(struct store *s, const char *id,
+                                    struct rollout_stage_counts c[ROLLOUT_STAGES_MAX],
+                                    struct member_counts *all);
+
+int store_rollout_evaluate(struct store *s, struct rollout_row *row, int64_t now);
+
+int store_rollouts_evaluate_all(struct store *s, int64_t now);
+
+int store_node_pass_count(struct store *s, const char *node, int64_t now, bool *ret_new);
+
+int store_node_memberships_refresh(struct store *s, const char *node, int64_t now);
+
+int store_rollout_apply_status(struct store *s, const char *node, json_t *status, int64_t now);
+
+int store_rollout_apply_record(struct store *s, const struct sync_record *rec, int64_t now);
+
+int store_rollouts_drive_node(struct store *s, const char *node, int64_t now);
+
+void store_order_key_text(const char *rollout, const char *node, char buf[17]);
+
+int store_rollouts_join_late(struct store *s, const char *node, int64_t now);

@@ -1,0 +1,172 @@
+/* Nodes in the store: the operator's views and the contact plans. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "log.h"
+#include "macro.h"
+#include "message.h"
+#include "rollout.h"
+#include "store-internal.h"
+#include "store-sql.h"
+#include "store.h"
+
+/* ---- views -------------------------------------------------------------------------- */
+
+static const char node_columns[] =
+        "id, created, last_sync, syncs, boot_epoch, boot_id, last_command_seq, "
+        "next_command_seq - 1, status, status_time, health, health_time, update_kind, "
+        "update_body, update_time, "
+        "(SELECT count(*) FROM records r WHERE r.node = nodes.id), "
+        "(SELECT count(*) FROM commands c WHERE c.node = nodes.id AND c.state IN "
+        "('queued', 'sent')), passes ";
+
+/* What a fleet table shows of a node: booted slot and version (its status), level and
+ * power (its last health report). */
+static json_t *node_summary(json_t *status, json_t *health) {
+        json_t *u = json_object_get(json_object_get(status, "subsystems"), "update");
+        json_t *battery = json_object_get(
+                json_object_get(json_object_get(health, "metrics"), "battery.capacity_percent"),
+                "last");
+        return json_pack("{s:O?,s:O?,s:O?,s:O?,s:O?}", "slot", json_object_get(u, "booted_slot"),
+                         "version", json_object_get(u, "version"), "update_phase",
+                         json_object_get(u, "phase"), "level", json_object_get(health, "level"),
+                         "battery_percent", battery);
+}
+
+static json_t *node_row(sqlite3_stmt *st, bool full) {
+        json_t *o = json_pack(
+                "{s:s,s:I,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:I}", "id",
+                (const char *) sqlite3_column_text(st, 0), "created",
+                (json_int_t) sqlite3_column_int64(st, 1), "last_sync", store_col_int_or_null(st, 2),
+                "syncs", (json_int_t) sqlite3_column_int64(st, 3), "boot_epoch",
+                store_col_int_or_null(st, 4), "boot_id", store_col_string_or_null(st, 5),
+                "last_command_seq", (json_int_t) sqlite3_column_int64(st, 6), "last_queued_seq",
+                (json_int_t) sqlite3_column_int64(st, 7), "records",
+                (json_int_t) sqlite3_column_int64(st, 15), "commands_pending",
+                (json_int_t) sqlite3_column_int64(st, 16));
+        if (!o)
+                return NULL;
+        json_object_set_new(o, "update",
+                            sqlite3_column_type(st, 12) == SQLITE_NULL
+                                    ? json_null()
+                                    : json_pack("{s:o,s:o,s:o}", "kind",
+                                                store_col_string_or_null(st, 12), "body",
+                                                store_col_json(st, 13), "time",
+                                                store_col_int_or_null(st, 14)));
+        json_object_set_new(o, "health_time", store_col_int_or_null(st, 11));
+        json_object_set_new(o, "passes", json_integer(sqlite3_column_int64(st, 17)));
+        {
+                json_auto_t *status = store_col_json(st, 8), *health = store_col_json(st, 10);
+                json_object_set_new(o, "summary", node_summary(status, health));
+        }
+        if (full) {
+                json_object_set_new(o, "status", store_col_json(st, 8));
+                json_object_set_new(o, "status_time", store_col_int_or_null(st, 9));
+                json_object_set_new(o, "health", store_col_json(st, 10));
+        }
+        return o;
+}
+
+static json_t *node_summary_row(sqlite3_stmt *st) {
+        return node_row(st, false);
+}
+
+int store_nodes_list(struct store *s, json_t **ret) {
+        char sql[1024];
+        snprintf(sql, sizeof(sql), "SELECT %s FROM nodes ORDER BY id", node_columns);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query(s, &st, sql, "");
+        if (r < 0)
+                return r;
+        return store_rows_json(s, st, node_summary_row, ret);
+}
+
+int store_node_show(struct store *s, const char *node, json_t **ret) {
+        char sql[1024];
+        snprintf(sql, sizeof(sql), "SELECT %s FROM nodes WHERE id = ?", node_columns);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query_row(s, &st, sql, "t", node);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return -ENOENT;
+        _cleanup_(json_decrefp) json_t *o = node_row(st, true);
+        if (!o)
+                return -ENOMEM;
+        json_t *commands = NULL, *plan = NULL;
+        r = store_commands_list(s, node, &commands);
+        if (r < 0)
+                return r;
+        json_object_set_new(o, "commands", commands);
+        r = store_contact_plan_get(s, node, &plan);
+        if (r < 0)
+                return r;
+        json_object_set_new(o, "contact_plan", plan);
+        json_t *groups = NULL;
+        r = store_node_groups(s, node, &groups);
+        if (r < 0)
+                return r;
+        json_object_set_new(o, "groups", groups);
+
+        /* Records by kind, so an operator sees what the node has been saying. */
+        _cleanup_stmt_ sqlite3_stmt *kinds = NULL;
+        r = store_query(s, &kinds,
+                        "SELECT kind, count(*) FROM records WHERE node = ? GROUP BY kind "
+                        "ORDER BY kind",
+                        "t", node);
+        if (r < 0)
+                return r;
+        json_t *by_kind = json_object();
+        if (!by_kind)
+                return -ENOMEM;
+        json_object_set_new(o, "records_by_kind", by_kind);
+        while ((r = store_step(s, kinds)) > 0)
+                json_object_set_new(by_kind, (const char *) sqlite3_column_text(kinds, 0),
+                                    json_integer(sqlite3_column_int64(kinds, 1)));
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+/* ---- contact plans ------------------------------------------------------------------ */
+
+int store_contact_plan_set(struct store *s, const char *node, json_t *plan, int64_t now) {
+        int r = store_script(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        _cleanup_transaction_ struct store *guard = s;
+        r = store_node_ensure(s, node, now);
+        if (r < 0)
+                return r;
+        r = store_exec(s, "UPDATE nodes SET contact_plan = ? WHERE id = ?", "jt", plan, node);
+        if (r < 0)
+                return r;
+        /* its windows move the report deadlines of its memberships (their due times) */
+        r = store_node_memberships_refresh(s, node, now);
+        if (r < 0)
+                return r;
+        return commit(&guard);
+}
+
+int store_contact_plan_get(struct store *s, const char *node, json_t **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query_row(s, &st, "SELECT contact_plan FROM nodes WHERE id = ?", "t", node);
+        if (r < 0)
+                return r;
+        json_t *plan = r > 0 ? store_col_json(st, 0) : json_null();
+        if (!json_is_object(plan)) {
+                json_decref(plan);
+                plan = json_pack("{s:[]}", "windows");
+        }
+        if (!plan)
+                return -ENOMEM;
+        *ret = plan;
+        return 0;
+}

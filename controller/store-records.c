@@ -1,0 +1,62 @@
+/* Records in the store: listed, counted, pruned. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "log.h"
+#include "macro.h"
+#include "message.h"
+#include "rollout.h"
+#include "store-internal.h"
+#include "store-sql.h"
+#include "store.h"
+
+int store_records_list(struct store *s, const char *node, const char *kind, size_t limit,
+                       json_t **ret) {
+        int r = store_node_exists(s, node);
+        if (r <= 0)
+                return r < 0 ? r : -ENOENT;
+        bool prefix = kind && kind[0] && kind[strlen(kind) - 1] == '*';
+        _cleanup_free_ char *match = kind ? strndup(kind, strlen(kind) - (prefix ? 1 : 0)) : NULL;
+        if (kind && !match)
+                return -ENOMEM;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        /* The newest limit records, returned oldest first. */
+        r = store_query(
+                s, &st,
+                !kind    ? "SELECT record FROM (SELECT rowid, record FROM records WHERE node = ?1 "
+                           "ORDER BY rowid DESC LIMIT ?3) ORDER BY rowid"
+                : prefix ? "SELECT record FROM (SELECT rowid, record FROM records WHERE node = ?1 "
+                           "AND substr(kind, 1, length(?2)) = ?2 ORDER BY rowid DESC LIMIT ?3) "
+                           "ORDER BY rowid"
+                         : "SELECT record FROM (SELECT rowid, record FROM records WHERE node = ?1 "
+                           "AND kind = ?2 ORDER BY rowid DESC LIMIT ?3) ORDER BY rowid",
+                "tTi", node, match, (int64_t) limit);
+        if (r < 0)
+                return r;
+        return store_rows_json(s, st, store_col_json_0, ret);
+}
+
+int store_records_count(struct store *s, const char *node, int64_t *ret) {
+        int r = store_get_int64(s, ret, "SELECT count(*) FROM records WHERE node = ?", "t", node);
+        return r < 0 ? r : 0;
+}
+
+int store_records_prune(struct store *s, int64_t before, size_t limit, int64_t *ret_deleted) {
+        int r = store_exec(
+                s,
+                "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records"
+                " WHERE received < ? AND priority != 'critical' AND kind NOT LIKE 'update.%'"
+                " ORDER BY received LIMIT ?)",
+                "ii", before, (int64_t) limit);
+        if (r < 0)
+                return r;
+        if (ret_deleted)
+                *ret_deleted = store_changes(s);
+        return 0;
+}

@@ -1,0 +1,68 @@
+/*
+ * A node's sync request (docs/protocol.md): its outbox records, boot, last command and
+ * status, parsed strictly by the controller; the answer's "acked" list and the answer as
+ * the controller builds it (proto/sync-answer.h parses it on the node). Pure.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define API_FORMAT 1
+#define API_ID_MAX 64 /* node ids */
+#define SYNC_BODY_MAX (4 * 1024 * 1024)
+#define SYNC_RECORDS_MAX 1024
+#define SYNC_STATUS_MAX (64 * 1024) /* the status object, serialized */
+#define SYNC_COMMANDS_MAX 32        /* envelopes in one answer */
+#define RECORD_KIND_MAX 47
+#define RECORD_BODY_MAX (256 * 1024)
+
+/* One outbox record of a sync request (pointers borrow from the request's root). */
+struct sync_record {
+        char node[API_ID_MAX + 1];
+        int64_t boot_epoch;
+        char boot_id[33];
+        int64_t seq;
+        char priority[9];
+        char kind[RECORD_KIND_MAX + 1];
+        int64_t time_usec, monotonic_usec;
+        json_t *body; /* borrowed */
+        json_t *raw;  /* the whole record, borrowed */
+        int64_t format;
+};
+
+struct sync_request {
+        json_t *root; /* owned */
+        int64_t format;
+        char node[API_ID_MAX + 1];
+        int64_t boot_epoch;
+        char boot_id[33];
+        int64_t last_command_seq;
+        struct sync_record *records; /* owned array */
+        size_t n_records;
+        json_t *status; /* borrowed; NULL when absent */
+};
+
+void sync_request_done(struct sync_request *r);
+
+/*
+ * Pure: parse a sync body strictly: unknown keys, wrong types, out-of-range numbers,
+ * more than SYNC_RECORDS_MAX records, a status over SYNC_STATUS_MAX, and a node (of the
+ * request or any record key) other than url_node are all refused. -EINVAL with
+ * *ret_message (caller frees): every problem as "sync:line:column: path: message".
+ */
+int sync_request_parse(const char *text, size_t len, const char *url_node, struct sync_request *ret,
+                       char **ret_message);
+
+/*
+ * Pure: the "acked" list of the answer: one entry per (boot_epoch, boot_id) in order of
+ * first appearance, its seqs without duplicates, in request order.
+ */
+json_t *sync_acked_build(const struct sync_request *r);
+
+/* Pure: the whole answer (references to acked, commands, contact_plan are taken). */
+json_t *sync_response_new(json_t *acked, json_t *commands, json_t *contact_plan,
+                          int64_t next_sync_sec, int64_t server_time);
