@@ -8,12 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "actions.h"
-#include "agent.h"
-#include "command.h"
-#include "macro.h"
-#include "message.h"
-#include "status.h"
+#include "agent/actions.h"
+#include "agent/agent.h"
+#include "proto/command.h"
+#include "lib/macro.h"
+#include "lib/message.h"
+#include "agent/status.h"
 
 const char *action_source_to_string(enum action_source from) {
         return from == ACTION_FROM_LINK ? "link" : "control";

@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agent-config.h"
-#include "ident.h"
-#include "fileio.h"
-#include "message.h"
+#include "agent/agent-config.h"
+#include "lib/ident.h"
+#include "lib/fileio.h"
+#include "lib/message.h"
 
 bool node_id_is_valid(const char *s) {
         return ident_is_valid(s, NODE_ID_MAX, 0);

@@ -5,10 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "id-range.h"
-#include "json-util.h"
-#include "log.h"
-#include "workload-spec.h"
+#include "runtime/id-range.h"
+#include "lib/json-util.h"
+#include "lib/log.h"
+#include "runtime/workload-spec.h"
 
 #define CONFIG_VERSION 1
 #define CONFIG_MAX_SIZE (1024 * 1024)

@@ -5,15 +5,15 @@
 
 #include <systemd/sd-event.h>
 
-#include "agent-config.h"
-#include "control.h"
-#include "node-state.h"
-#include "events.h"
-#include "health-monitor.h"
-#include "runtime.h"
-#include "update-manager.h"
-#include "link.h"
-#include "loop.h"
+#include "agent/agent-config.h"
+#include "agent/control.h"
+#include "agent/node-state.h"
+#include "agent/events.h"
+#include "agent/health-monitor.h"
+#include "runtime/runtime.h"
+#include "agent/update-manager.h"
+#include "agent/link.h"
+#include "agent/loop.h"
 
 struct agent {
         sd_event *event;

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "control-peer.h"
-#include "macro.h"
+#include "agent/control-peer.h"
+#include "lib/macro.h"
 
 /* Is path (from a /proc/PID/cgroup line) the parent's group or below it? */
 static bool under_parent(const char *path, size_t len, const char *parent) {

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control-proto.h"
-#include "macro.h"
-#include "message.h"
+#include "agent/control-proto.h"
+#include "lib/macro.h"
+#include "lib/message.h"
 
 static const char *const error_names[_CONTROL_ERROR_MAX] = {
         [CONTROL_ERROR_PARSE] = "parse-error",

@@ -14,11 +14,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "control-peer.h"
-#include "control.h"
-#include "fileio.h"
-#include "linebuf.h"
-#include "log.h"
+#include "agent/control-peer.h"
+#include "agent/control.h"
+#include "lib/fileio.h"
+#include "lib/linebuf.h"
+#include "lib/log.h"
 
 #define CONTROL_MAX_OUTPUT (4u * 1024u * 1024u) /* a client that never reads is dropped */
 #define CONTROL_READ_CHUNK 4096

@@ -3,8 +3,8 @@
 
 #include <systemd/sd-event.h>
 
-#include "agent-config.h"
-#include "control-proto.h"
+#include "agent/agent-config.h"
+#include "agent/control-proto.h"
 
 /*
  * Carries out one request (agent/actions.h): 0 with *ret_result, or a negative errno;

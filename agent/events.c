@@ -13,11 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "events.h"
-#include "fileio.h"
-#include "log.h"
-#include "macro.h"
-#include "statefile.h"
+#include "agent/events.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "lib/statefile.h"
 
 #define RECORD_SUFFIX ".rec"
 #define TMP_SUFFIX ".tmp"

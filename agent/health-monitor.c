@@ -8,11 +8,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "collect.h"
-#include "health-monitor.h"
-#include "log.h"
-#include "summary.h"
-#include "thermal-policy.h"
+#include "health/collect.h"
+#include "agent/health-monitor.h"
+#include "lib/log.h"
+#include "health/summary.h"
+#include "health/thermal-policy.h"
 
 struct health_monitor {
         sd_event *event;

@@ -11,9 +11,9 @@
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
-#include "agent-config.h"
-#include "events.h"
-#include "runtime.h"
+#include "agent/agent-config.h"
+#include "agent/events.h"
+#include "runtime/runtime.h"
 
 struct health_monitor;
 

@@ -15,12 +15,12 @@
 
 #include <curl/curl.h>
 
-#include "command.h"
-#include "sync-answer.h"
-#include "link.h"
-#include "log.h"
-#include "macro.h"
-#include "statefile.h"
+#include "proto/command.h"
+#include "proto/sync-answer.h"
+#include "agent/link.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "lib/statefile.h"
 
 #define LINK_STATE_FILE "link"
 /* Envelopes that do not verify, reported per answer at most (the rest counted, logged). */

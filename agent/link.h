@@ -16,10 +16,10 @@
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
-#include "agent-config.h"
-#include "events.h"
-#include "node-state.h"
-#include "update-manager.h"
+#include "agent/agent-config.h"
+#include "agent/events.h"
+#include "agent/node-state.h"
+#include "agent/update-manager.h"
 
 struct link;
 

@@ -5,8 +5,8 @@
 #include <stdbool.h>
 #include <time.h>
 
-#include "log.h"
-#include "loop.h"
+#include "lib/log.h"
+#include "agent/loop.h"
 
 static uint64_t clock_usec(clockid_t id) {
         struct timespec ts;

@@ -18,12 +18,12 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
-#include "actions.h"
-#include "agent.h"
-#include "fileio.h"
-#include "log.h"
-#include "macro.h"
-#include "statefile.h"
+#include "agent/actions.h"
+#include "agent/agent.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "lib/statefile.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/orbit-agent/agent.json"
 

@@ -10,9 +10,9 @@
 
 #include <jansson.h>
 
-#include "log.h"
-#include "node-state.h"
-#include "statefile.h"
+#include "lib/log.h"
+#include "agent/node-state.h"
+#include "lib/statefile.h"
 
 #define IDENTITY_FILE "identity"
 #define BOOT_FILE "boot"

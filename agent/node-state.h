@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "agent-config.h"
+#include "agent/agent-config.h"
 
 struct node_state {
         char node_id[NODE_ID_MAX + 1];

@@ -1,7 +1,7 @@
 /* The node status document: node identity, uptime, and one section per subsystem. */
 #include "config.h"
 
-#include "status.h"
+#include "agent/status.h"
 
 /* What each subsystem can do in this build. Honest: what is not built says so. */
 static const struct {

@@ -5,8 +5,8 @@
 
 #include <jansson.h>
 
-#include "agent-config.h"
-#include "node-state.h"
+#include "agent/agent-config.h"
+#include "agent/node-state.h"
 
 struct agent_status_input {
         const struct node_state *node;

@@ -20,17 +20,17 @@
 
 #include <curl/curl.h>
 
-#include "bootenv.h"
-#include "bundle.h"
-#include "fileio.h"
-#include "install.h"
-#include "log.h"
-#include "macro.h"
-#include "message.h"
-#include "slot.h"
-#include "statefile.h"
-#include "update-manager.h"
-#include "update-state.h"
+#include "update/bootenv.h"
+#include "update/bundle.h"
+#include "lib/fileio.h"
+#include "update/install.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "lib/message.h"
+#include "update/slot.h"
+#include "lib/statefile.h"
+#include "agent/update-manager.h"
+#include "update/update-state.h"
 
 #define STATE_FILE "state"
 #define PROGRESS_FILE "progress"

@@ -13,11 +13,11 @@
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
-#include "agent-config.h"
-#include "events.h"
-#include "health-monitor.h"
-#include "node-state.h"
-#include "runtime.h"
+#include "agent/agent-config.h"
+#include "agent/events.h"
+#include "agent/health-monitor.h"
+#include "agent/node-state.h"
+#include "runtime/runtime.h"
 
 struct update_manager;
 

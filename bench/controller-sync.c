@@ -71,9 +71,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "log.h"
-#include "macro.h"
-#include "signature.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "update/signature.h"
 
 #define POLL_SEC 60 /* the agent's default poll: the goal is N / 60 syncs/s */
 #define WIRE_SYNCS 10

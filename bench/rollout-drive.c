@@ -20,8 +20,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
-#include "store.h"
+#include "lib/log.h"
+#include "controller/store.h"
 
 static int fake_sign(void *userdata, const char *payload, char **ret, char **reason) {
         (void) userdata;

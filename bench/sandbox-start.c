@@ -17,12 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "id-range.h"
-#include "log.h"
-#include "sandbox.h"
-#include "seccomp-policy.h"
-#include "workload-spec.h"
+#include "runtime/cgroup.h"
+#include "runtime/id-range.h"
+#include "lib/log.h"
+#include "runtime/sandbox.h"
+#include "runtime/seccomp-policy.h"
+#include "runtime/workload-spec.h"
 
 static const char spec_json[] =
         "{\"name\": \"bench\", \"exec\": [\"/bin/true\"],"

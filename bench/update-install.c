@@ -38,16 +38,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bundle.h"
-#include "fileio.h"
-#include "install.h"
-#include "log.h"
-#include "macro.h"
-#include "manifest.h"
-#include "sha256.h"
-#include "signature.h"
-#include "slot.h"
-#include "statefile.h"
+#include "update/bundle.h"
+#include "lib/fileio.h"
+#include "update/install.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "update/manifest.h"
+#include "lib/sha256.h"
+#include "update/signature.h"
+#include "update/slot.h"
+#include "lib/statefile.h"
 
 #define MIB (1024.0 * 1024.0)
 #define CHANGED_PERCENT 5

@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "sync-request.h"
+#include "proto/sync-request.h"
 
 #define API_BUNDLE_ID_MAX 128     /* bundle ids (as the manifest allows) */
 #define OPERATOR_BODY_MAX (64 * 1024)

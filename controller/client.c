@@ -13,10 +13,10 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "api.h"
-#include "client.h"
-#include "fileio.h"
-#include "macro.h"
+#include "controller/api.h"
+#include "controller/client.h"
+#include "lib/fileio.h"
+#include "lib/macro.h"
 
 #define RESPONSE_MAX (64 * 1024 * 1024)
 #define EXIT_FAILED 1

@@ -8,11 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "log.h"
-#include "macro.h"
-#include "rollout.h"
-#include "server.h"
+#include "controller/client.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "controller/rollout.h"
+#include "controller/server.h"
 
 #define EXIT_USAGE 2
 

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "macro.h"
-#include "metrics.h"
-#include "rollout.h"
+#include "lib/macro.h"
+#include "controller/metrics.h"
+#include "controller/rollout.h"
 
 struct out {
         FILE *f;

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "macro.h"
-#include "range.h"
+#include "lib/macro.h"
+#include "controller/range.h"
 
 /* Digits only, at least one, no overflow; *end after them. */
 static int parse_u64(const char *s, uint64_t *ret, const char **end) {

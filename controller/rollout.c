@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "json-util.h"
-#include "macro.h"
-#include "message.h"
-#include "rollout.h"
-#include "sha256.h"
+#include "controller/api.h"
+#include "lib/json-util.h"
+#include "lib/macro.h"
+#include "lib/message.h"
+#include "controller/rollout.h"
+#include "lib/sha256.h"
 
 /* ---- names -------------------------------------------------------------------------- */
 

@@ -24,20 +24,20 @@
 #include <gnutls/x509.h>
 #include <microhttpd.h>
 
-#include "api.h"
-#include "bundle.h"
-#include "command.h"
-#include "fileio.h"
-#include "log.h"
-#include "macro.h"
-#include "message.h"
-#include "metrics.h"
-#include "range.h"
-#include "rollout.h"
-#include "server.h"
-#include "sha256.h"
-#include "signature.h"
-#include "store.h"
+#include "controller/api.h"
+#include "update/bundle.h"
+#include "proto/command.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "lib/message.h"
+#include "controller/metrics.h"
+#include "controller/range.h"
+#include "controller/rollout.h"
+#include "controller/server.h"
+#include "lib/sha256.h"
+#include "update/signature.h"
+#include "controller/store.h"
 
 #define PEM_MAX (256 * 1024)
 #define PEER_CHAIN_MAX 8

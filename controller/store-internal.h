@@ -11,10 +11,10 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "api.h"
-#include "rollout.h"
-#include "store-sql.h"
-#include "store.h"
+#include "controller/api.h"
+#include "controller/rollout.h"
+#include "controller/store-sql.h"
+#include "controller/store.h"
 
 struct store {
         sqlite3 *db;

@@ -7,14 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "command.h"
-#include "log.h"
-#include "macro.h"
-#include "message.h"
-#include "rollout.h"
-#include "store-internal.h"
-#include "store-sql.h"
-#include "store.h"
+#include "proto/command.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "lib/message.h"
+#include "controller/rollout.h"
+#include "controller/store-internal.h"
+#include "controller/store-sql.h"
+#include "controller/store.h"
 
 /* ---- metrics ------------------------------------------------------------------------ */
 

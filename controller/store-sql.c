@@ -5,9 +5,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
-#include "log.h"
-#include "store-internal.h"
-#include "store-sql.h"
+#include "lib/log.h"
+#include "controller/store-internal.h"
+#include "controller/store-sql.h"
 
 int store_errno(int rc) {
         switch (rc & 0xff) {

@@ -20,7 +20,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "macro.h"
+#include "lib/macro.h"
 
 struct store;
 

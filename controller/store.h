@@ -10,8 +10,8 @@
 
 #include <jansson.h>
 
-#include "api.h"
-#include "rollout.h"
+#include "controller/api.h"
+#include "controller/rollout.h"
 
 #define STORE_SCHEMA_VERSION 5
 

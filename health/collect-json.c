@@ -6,8 +6,8 @@
 
 #include <jansson.h>
 
-#include "collect.h"
-#include "macro.h"
+#include "health/collect.h"
+#include "lib/macro.h"
 
 /*
  * Builders that never leak: json_object_set_new() takes its value even when it fails

@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "collect.h"
-#include "macro.h"
+#include "health/collect.h"
+#include "lib/macro.h"
 
 /* ---- number scanners ---------------------------------------------------------------- */
 

@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "collect.h"
-#include "log.h"
-#include "macro.h"
+#include "health/collect.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 /* Every sysfs value and every procfs line we use fits; /proc/stat's first line too. */
 #define HEALTH_READ_MAX 4096

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "macro.h"
-#include "summary.h"
+#include "lib/macro.h"
+#include "health/summary.h"
 
 void summary_add(struct summary_set *s, const char *name, double value) {
         if (isnan(value) || isinf(value))

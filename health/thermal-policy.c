@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "macro.h"
-#include "thermal-policy.h"
+#include "lib/macro.h"
+#include "health/thermal-policy.h"
 
 static const char *const level_names[_HEALTH_LEVEL_MAX] = {
         [HEALTH_NOMINAL] = "nominal",

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "ident.h"
+#include "lib/ident.h"
 
 bool ident_is_valid(const char *s, size_t max, unsigned flags) {
         size_t n = s ? strlen(s) : 0;

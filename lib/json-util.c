@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json-util.h"
+#include "lib/json-util.h"
 
 /* ---- locating keys in raw text ---------------------------------------------------- */
 

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "macro.h"
+#include "lib/macro.h"
 
 #define JSON_MAX_DEPTH 16
 #define JSON_MAX_PROBLEMS 32

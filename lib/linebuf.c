@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "linebuf.h"
+#include "lib/linebuf.h"
 
 void linebuf_init(struct linebuf *b, size_t max_line) {
         memset(b, 0, sizeof(*b));

@@ -11,7 +11,7 @@
 
 #include <systemd/sd-journal.h>
 
-#include "log.h"
+#include "lib/log.h"
 
 static const char *log_ident = "orbit-agent";
 static int log_max_level = LOG_INFO;

@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <syslog.h>
 
-#include "macro.h"
+#include "lib/macro.h"
 
 enum log_target {
         LOG_TARGET_AUTO,    /* journal if its socket exists, else stderr */

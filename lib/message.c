@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "message.h"
+#include "lib/message.h"
 
 int message_set(char **ret, int r, const char *fmt, ...) {
         if (!ret)

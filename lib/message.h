@@ -1,7 +1,7 @@
 /* Messages for callers: a formatted heap string handed back with an error code. */
 #pragma once
 
-#include "macro.h"
+#include "lib/macro.h"
 
 /*
  * If ret is not NULL, set *ret to a newly allocated formatted message (NULL when out of

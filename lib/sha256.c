@@ -12,7 +12,7 @@
 
 #include <openssl/evp.h>
 
-#include "sha256.h"
+#include "lib/sha256.h"
 
 void sha256_init(struct sha256_ctx *c) {
         c->evp = EVP_MD_CTX_new();

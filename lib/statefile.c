@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fileio.h"
-#include "log.h"
-#include "sha256.h"
-#include "statefile.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/sha256.h"
+#include "lib/statefile.h"
 
 #define STATEFILE_MAGIC "orbit-state 1 "
 #define STATEFILE_HEADER_MAX 128

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "command.h"
-#include "ident.h"
-#include "macro.h"
-#include "message.h"
+#include "proto/command.h"
+#include "lib/ident.h"
+#include "lib/macro.h"
+#include "lib/message.h"
 
 void command_done(struct command *c) {
         if (!c)

@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "signature.h"
+#include "update/signature.h"
 
 #define COMMAND_FORMAT 1
 #define COMMAND_NODE_MAX 64

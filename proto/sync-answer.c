@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json-util.h"
-#include "sync-answer.h"
-#include "macro.h"
-#include "message.h"
+#include "lib/json-util.h"
+#include "proto/sync-answer.h"
+#include "lib/macro.h"
+#include "lib/message.h"
 
 #define SOURCE "sync answer"
 

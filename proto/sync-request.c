@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ident.h"
-#include "json-util.h"
-#include "macro.h"
-#include "message.h"
-#include "sync-request.h"
+#include "lib/ident.h"
+#include "lib/json-util.h"
+#include "lib/macro.h"
+#include "lib/message.h"
+#include "proto/sync-request.h"
 
 /* ---- sync requests ------------------------------------------------------------------- */
 

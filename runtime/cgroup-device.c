@@ -15,9 +15,9 @@
 
 #include <linux/bpf.h>
 
-#include "cgroup-internal.h"
-#include "log.h"
-#include "macro.h"
+#include "runtime/cgroup-internal.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 const struct cgroup_device_rule cgroup_sandbox_devices[] = {
         {'c', 1, 3, CGROUP_DEVICE_READ | CGROUP_DEVICE_WRITE}, /* null */

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "cgroup.h"
+#include "runtime/cgroup.h"
 
 enum cgroup_controller {
         CGROUP_CONTROLLER_CPU,

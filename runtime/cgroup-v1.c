@@ -9,10 +9,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cgroup-internal.h"
-#include "fileio.h"
-#include "log.h"
-#include "macro.h"
+#include "runtime/cgroup-internal.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 /* What the kernel reads back from memory.limit_in_bytes when there is no limit. */
 #define V1_UNLIMITED UINT64_MAX

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cgroup-internal.h"
-#include "log.h"
-#include "macro.h"
+#include "runtime/cgroup-internal.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 /* The controllers we drive on v2; io is optional everywhere (best-effort weights). */
 static const enum cgroup_controller v2_wanted[] = {

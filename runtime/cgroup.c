@@ -14,10 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup-internal.h"
-#include "fileio.h"
-#include "log.h"
-#include "macro.h"
+#include "runtime/cgroup-internal.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 /* cgroup files are small; cgroup.procs of a big group is the largest we read. */
 #define CGROUP_FILE_MAX (4u * 1024 * 1024)

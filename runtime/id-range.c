@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "id-range.h"
+#include "runtime/id-range.h"
 
 int id_pool_check(const struct id_pool *p, char *msg, size_t size) {
         if (p->size == 0) {

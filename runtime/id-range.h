@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "workload-spec.h"
+#include "runtime/workload-spec.h"
 
 #define ID_RANGES_MAX 8
 #define ID_ALLOCATIONS_MAX 1024

@@ -16,16 +16,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "fileio.h"
-#include "log.h"
-#include "message.h"
-#include "runtime.h"
-#include "sandbox.h"
-#include "seccomp-policy.h"
-#include "statefile.h"
-#include "supervise-policy.h"
-#include "workload-log.h"
+#include "runtime/cgroup.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/message.h"
+#include "runtime/runtime.h"
+#include "runtime/sandbox.h"
+#include "runtime/seccomp-policy.h"
+#include "lib/statefile.h"
+#include "runtime/supervise-policy.h"
+#include "runtime/workload-log.h"
 
 #define RECORDS_SUBDIR "workloads"
 #define MAX_WORKLOADS 256

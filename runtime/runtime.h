@@ -12,8 +12,8 @@
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
-#include "id-range.h"
-#include "workload-spec.h"
+#include "runtime/id-range.h"
+#include "runtime/workload-spec.h"
 
 struct runtime_config {
         const char *cgroup_root;   /* e.g. /sys/fs/cgroup */

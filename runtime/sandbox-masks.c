@@ -1,8 +1,8 @@
 /* The /proc and /sys masks of a sandbox (see sandbox-masks.h). */
 #include "config.h"
 
-#include "macro.h"
-#include "sandbox-masks.h"
+#include "lib/macro.h"
+#include "runtime/sandbox-masks.h"
 
 const char *const sandbox_masked_paths[] = {
         /* crun's and runc's defaults */

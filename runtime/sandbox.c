@@ -39,10 +39,10 @@
 #include <linux/capability.h>
 #include <linux/seccomp.h>
 
-#include "log.h"
-#include "sandbox-init.h"
-#include "sandbox-masks.h"
-#include "sandbox.h"
+#include "lib/log.h"
+#include "runtime/sandbox-init.h"
+#include "runtime/sandbox-masks.h"
+#include "runtime/sandbox.h"
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000

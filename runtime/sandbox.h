@@ -11,8 +11,8 @@
 
 #include <linux/filter.h>
 
-#include "sandbox-init.h"
-#include "workload-spec.h"
+#include "runtime/sandbox-init.h"
+#include "runtime/workload-spec.h"
 
 /* Where `make install` puts the sandbox's init (runtime.sandbox_init in the config). */
 #define SANDBOX_INIT_PATH LIBEXECDIR "/orbit-agent/orbit-sandbox-init"

@@ -17,10 +17,10 @@
 #include <linux/seccomp.h>
 #include <seccomp.h>
 
-#include "fileio.h"
-#include "log.h"
-#include "message.h"
-#include "seccomp-policy.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/message.h"
+#include "runtime/seccomp-policy.h"
 
 /* ---- errno names ------------------------------------------------------------------- */
 

@@ -10,7 +10,7 @@
 
 #include <linux/filter.h>
 
-#include "json-util.h"
+#include "lib/json-util.h"
 
 /* Fixed bounds on what a policy file may hold. */
 #define SECCOMP_POLICY_FILE_MAX_SIZE (1024 * 1024)

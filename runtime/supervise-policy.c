@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "supervise-policy.h"
+#include "runtime/supervise-policy.h"
 
 void restart_tracker_note_start(struct restart_tracker *t, const struct workload_spec *s,
                                 uint64_t now_usec) {

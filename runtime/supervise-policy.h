@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "workload-spec.h"
+#include "runtime/workload-spec.h"
 
 #define RESTART_HISTORY_MAX 64
 

@@ -13,9 +13,9 @@
 
 #include <systemd/sd-journal.h>
 
-#include "fileio.h"
-#include "log.h"
-#include "workload-log.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "runtime/workload-log.h"
 
 #define READ_PER_WAKEUP (64u * 1024u) /* a flooding workload cannot hog the loop */
 

@@ -1,6 +1,6 @@
 /* Workload specs: strict parsing of the JSON that describes one sandboxed workload. */
 #include "config.h"
-#include "ident.h"
+#include "lib/ident.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,8 +12,8 @@
 
 #include <linux/capability.h>
 
-#include "fileio.h"
-#include "workload-spec.h"
+#include "lib/fileio.h"
+#include "runtime/workload-spec.h"
 
 /* ---- small pure helpers ----------------------------------------------------------- */
 

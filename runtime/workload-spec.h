@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "json-util.h"
+#include "lib/json-util.h"
 
 #define WORKLOAD_NAME_MAX 64
 #define WORKLOAD_MAX_ARGS 256

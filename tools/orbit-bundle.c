@@ -13,12 +13,12 @@
 
 #include <jansson.h>
 
-#include "bundle.h"
-#include "fileio.h"
-#include "macro.h"
-#include "manifest.h"
-#include "sha256.h"
-#include "signature.h"
+#include "update/bundle.h"
+#include "lib/fileio.h"
+#include "lib/macro.h"
+#include "update/manifest.h"
+#include "lib/sha256.h"
+#include "update/signature.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2

@@ -16,9 +16,9 @@
 
 #include <jansson.h>
 
-#include "fileio.h"
-#include "linebuf.h"
-#include "macro.h"
+#include "lib/fileio.h"
+#include "lib/linebuf.h"
+#include "lib/macro.h"
 
 #define DEFAULT_SOCKET "/run/orbit-agent/control.sock"
 #define MAX_RESPONSE (8 * 1024 * 1024)

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <stddef.h>
 
-#include "boot-state.h"
+#include "update/boot-state.h"
 
 int boot_slot_index(char slot) {
         if (slot == 'A')

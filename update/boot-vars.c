@@ -6,8 +6,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "boot-vars.h"
-#include "macro.h"
+#include "update/boot-vars.h"
+#include "lib/macro.h"
 
 const struct boot_var_names boot_var_names_orbit = {
         .order = "ORBIT_ORDER",

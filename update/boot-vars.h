@@ -2,8 +2,8 @@
  * uses is the backend's business (struct boot_var_names); the encoding is shared. */
 #pragma once
 
-#include "boot-state.h"
-#include "bootenv-vars.h"
+#include "update/boot-state.h"
+#include "update/bootenv-vars.h"
 
 struct boot_var_names {
         const char *order;    /* "B A": the primary first */

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "boot-vars.h"
-#include "bootenv-vars.h"
+#include "update/boot-vars.h"
+#include "update/bootenv-vars.h"
 
 enum bootenv_kind {
         BOOTENV_GRUB,  /* grubenv, ORBIT_* variables */

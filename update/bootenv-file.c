@@ -7,12 +7,12 @@
 
 #include <jansson.h>
 
-#include "bootenv-file.h"
-#include "bootenv-io.h"
-#include "boot-vars.h"
-#include "fileio.h"
-#include "log.h"
-#include "macro.h"
+#include "update/bootenv-file.h"
+#include "update/bootenv-io.h"
+#include "update/boot-vars.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 /* One file, no offset: the redundant-copy fields make no sense. */
 static int file_check(const struct bootenv_config *c) {

@@ -5,12 +5,12 @@
 #include <errno.h>
 #include <string.h>
 
-#include "bootenv-grub.h"
-#include "bootenv-io.h"
-#include "boot-vars.h"
-#include "fileio.h"
-#include "log.h"
-#include "macro.h"
+#include "update/bootenv-grub.h"
+#include "update/bootenv-io.h"
+#include "update/boot-vars.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 int grubenv_parse(const char *buf, size_t len, struct env_vars *ret, const char **ret_reason) {
         const char *reason;

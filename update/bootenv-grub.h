@@ -3,8 +3,8 @@
 
 #include <stddef.h>
 
-#include "bootenv-backend.h"
-#include "bootenv-vars.h"
+#include "update/bootenv-backend.h"
+#include "update/bootenv-vars.h"
 
 #define GRUBENV_SIZE 1024
 #define GRUBENV_HEADER "# GRUB Environment Block\n"

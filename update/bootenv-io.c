@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bootenv-io.h"
-#include "fileio.h"
-#include "macro.h"
+#include "update/bootenv-io.h"
+#include "lib/fileio.h"
+#include "lib/macro.h"
 
 /* Read `size` bytes at offset, uncached, so we see what is on the device. */
 int bootenv_read_region(const char *path, uint64_t offset, size_t size, uint8_t *buf) {

@@ -9,13 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bootenv-io.h"
-#include "bootenv-uboot.h"
-#include "boot-vars.h"
-#include "crc32.h"
-#include "fileio.h"
-#include "log.h"
-#include "macro.h"
+#include "update/bootenv-io.h"
+#include "update/bootenv-uboot.h"
+#include "update/boot-vars.h"
+#include "update/crc32.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 static size_t header_size(bool redundant) {
         return redundant ? 5 : 4; /* CRC32, then the flags byte of redundant copies */

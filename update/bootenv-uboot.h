@@ -6,8 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bootenv-backend.h"
-#include "bootenv-vars.h"
+#include "update/bootenv-backend.h"
+#include "update/bootenv-vars.h"
 
 #define UBOOTENV_SIZE_MIN 16
 #define UBOOTENV_SIZE_MAX (1024 * 1024)

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bootenv-vars.h"
-#include "macro.h"
+#include "update/bootenv-vars.h"
+#include "lib/macro.h"
 
 void env_vars_clear(struct env_vars *vars) {
         for (size_t i = 0; i < vars->count; i++) {

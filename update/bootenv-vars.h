@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "macro.h"
+#include "lib/macro.h"
 
 #define ENV_VARS_MAX 1024         /* entries; more is refused as -E2BIG */
 #define ENV_NAME_MAX 256          /* bytes of a name, without the NUL */

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bootenv.h"
-#include "log.h"
-#include "macro.h"
+#include "update/bootenv.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 static const struct bootenv_ops *const backends[] = {
         [BOOTENV_GRUB] = &bootenv_grub_ops,

@@ -12,15 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "boot-state.h"
-#include "boot-vars.h"
-#include "bootenv-backend.h"
-#include "bootenv-file.h"
-#include "bootenv-grub.h"
-#include "bootenv-uboot.h"
-#include "bootenv-vars.h"
-#include "kernel-cmdline.h"
-#include "macro.h"
+#include "update/boot-state.h"
+#include "update/boot-vars.h"
+#include "update/bootenv-backend.h"
+#include "update/bootenv-file.h"
+#include "update/bootenv-grub.h"
+#include "update/bootenv-uboot.h"
+#include "update/bootenv-vars.h"
+#include "update/kernel-cmdline.h"
+#include "lib/macro.h"
 
 /* "grub", "uboot", "file" (the backends' names); and back (-EINVAL when unknown). */
 const char *bootenv_kind_to_string(enum bootenv_kind kind);

@@ -15,9 +15,9 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#include "bundle.h"
-#include "message.h"
-#include "fileio.h"
+#include "update/bundle.h"
+#include "lib/message.h"
+#include "lib/fileio.h"
 
 
 /* ---- reading ----------------------------------------------------------------------- */

@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "manifest.h"
-#include "signature.h"
+#include "update/manifest.h"
+#include "update/signature.h"
 
 /* The bundle reader's read size; also the granularity at which compression is sniffed. */
 #define BUNDLE_READ_BLOCK (64 * 1024)

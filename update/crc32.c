@@ -2,7 +2,7 @@
  * no zlib dependency, fast enough for environments of a few hundred KiB. */
 #include "config.h"
 
-#include "crc32.h"
+#include "update/crc32.h"
 
 static const uint32_t crc32_nibble_table[16] = {
         0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,

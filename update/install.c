@@ -12,11 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fileio.h"
-#include "install.h"
-#include "macro.h"
-#include "message.h"
-#include "sha256.h"
+#include "lib/fileio.h"
+#include "update/install.h"
+#include "lib/macro.h"
+#include "lib/message.h"
+#include "lib/sha256.h"
 
 #define DEFAULT_CHECKPOINT_BYTES (8u * 1024u * 1024u)
 #define MAX_PASSES 3

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "manifest.h"
+#include "update/manifest.h"
 
 /* Where chunk bytes come from when the active slot does not have them. */
 struct install_source {

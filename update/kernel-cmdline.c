@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "boot-state.h"
-#include "fileio.h"
-#include "kernel-cmdline.h"
-#include "log.h"
-#include "macro.h"
+#include "update/boot-state.h"
+#include "lib/fileio.h"
+#include "update/kernel-cmdline.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 #define CMDLINE_KEY "orbit.slot"
 

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ident.h"
-#include "manifest.h"
-#include "message.h"
+#include "lib/ident.h"
+#include "update/manifest.h"
+#include "lib/message.h"
 
 /* ---- names and versions ------------------------------------------------------------ */
 

@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "json-util.h"
-#include "sha256.h"
+#include "lib/json-util.h"
+#include "lib/sha256.h"
 
 #define MANIFEST_FORMAT 1
 #define MANIFEST_MAX_SIZE (1024 * 1024)

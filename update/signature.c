@@ -19,11 +19,11 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
 
-#include "fileio.h"
-#include "json-util.h"
-#include "sha256.h"
-#include "signature.h"
-#include "message.h"
+#include "lib/fileio.h"
+#include "lib/json-util.h"
+#include "lib/sha256.h"
+#include "update/signature.h"
+#include "lib/message.h"
 
 /* An ECDSA P-256 signature in DER is at most 72 bytes; a certificate a few KiB. */
 #define SIGNATURE_DER_MAX 160

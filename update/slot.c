@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fileio.h"
-#include "macro.h"
-#include "message.h"
-#include "slot.h"
+#include "lib/fileio.h"
+#include "lib/macro.h"
+#include "lib/message.h"
+#include "update/slot.h"
 
 char slot_other(char slot) {
         return slot == 'A' ? 'B' : slot == 'B' ? 'A' : 0;

@@ -8,10 +8,10 @@
 
 #include <jansson.h>
 
-#include "macro.h"
-#include "message.h"
-#include "slot.h"
-#include "update-state.h"
+#include "lib/macro.h"
+#include "lib/message.h"
+#include "update/slot.h"
+#include "update/update-state.h"
 
 static const char *const phase_names[_UPDATE_PHASE_MAX] = {
         [UPDATE_IDLE] = "idle",

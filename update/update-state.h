@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "boot-state.h"
-#include "manifest.h"
-#include "sha256.h"
+#include "update/boot-state.h"
+#include "update/manifest.h"
+#include "lib/sha256.h"
 
 enum update_phase {
         UPDATE_IDLE,

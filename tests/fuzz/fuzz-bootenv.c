@@ -6,7 +6,7 @@
  */
 #include "config.h"
 
-#include "bootenv.h"
+#include "update/bootenv.h"
 #include "fuzz-util.h"
 
 static void check_same(const struct env_vars *a, const struct env_vars *b) {

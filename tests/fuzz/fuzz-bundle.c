@@ -12,7 +12,7 @@
 
 #include "fuzz-util.h"
 #include "fuzz-keys.h"
-#include "bundle.h"
+#include "update/bundle.h"
 
 /* Bundles are larger than the other inputs; more would only slow the runs down. */
 #define FUZZ_BUNDLE_MAX_INPUT (1024 * 1024)

@@ -11,7 +11,7 @@
 
 #include "fuzz-util.h"
 #include "fuzz-keys.h"
-#include "command.h"
+#include "proto/command.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > FUZZ_MAX_INPUT)

@@ -1,7 +1,7 @@
 /* Fuzz config_parse(): agent.json, read at start and at every reload. */
 #include "config.h"
 
-#include "agent-config.h"
+#include "agent/agent-config.h"
 #include "fuzz-util.h"
 
 /* A SIGHUP from the default config to this one: the restart keys are listed and kept. */

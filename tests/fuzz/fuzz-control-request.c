@@ -6,7 +6,7 @@
 
 #include <jansson.h>
 
-#include "control-proto.h"
+#include "agent/control-proto.h"
 #include "fuzz-util.h"
 
 static void check_response_line(char *line) {

@@ -7,7 +7,7 @@
 
 #include <math.h>
 
-#include "collect.h"
+#include "health/collect.h"
 #include "fuzz-util.h"
 
 static void check_psi(const struct psi_line *l) {

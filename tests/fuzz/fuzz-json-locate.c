@@ -7,7 +7,7 @@
 #include "config.h"
 
 #include "fuzz-util.h"
-#include "json-util.h"
+#include "lib/json-util.h"
 
 /* Keys that occur in the seed corpus, so that paths can match. */
 static const char *const keys[] = {

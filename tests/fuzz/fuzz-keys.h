@@ -17,7 +17,7 @@ static const char FUZZ_CA_PEM[] =
         "-----END CERTIFICATE-----\n"
         ;
 
-#include "signature.h"
+#include "update/signature.h"
 
 /* The keyring of FUZZ_CA_PEM; made once, aborts if the embedded certificate does not load. */
 static inline struct signature_keyring *fuzz_keyring(void) {

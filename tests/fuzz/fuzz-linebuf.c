@@ -8,7 +8,7 @@
 #include "config.h"
 
 #include "fuzz-util.h"
-#include "linebuf.h"
+#include "lib/linebuf.h"
 
 #define READ_CHUNK 4096 /* CONTROL_READ_CHUNK in agent/control.c */
 

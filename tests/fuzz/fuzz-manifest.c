@@ -6,7 +6,7 @@
 #include "config.h"
 
 #include "fuzz-util.h"
-#include "manifest.h"
+#include "update/manifest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > FUZZ_MAX_INPUT)

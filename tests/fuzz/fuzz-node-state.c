@@ -5,7 +5,7 @@
 #include "config.h"
 
 #include "fuzz-util.h"
-#include "node-state.h"
+#include "agent/node-state.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > FUZZ_MAX_INPUT)

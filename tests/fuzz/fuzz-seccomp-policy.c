@@ -6,7 +6,7 @@
 #include "config.h"
 
 #include "fuzz-util.h"
-#include "seccomp-policy.h"
+#include "runtime/seccomp-policy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > FUZZ_MAX_INPUT)

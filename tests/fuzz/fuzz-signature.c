@@ -8,7 +8,7 @@
 
 #include "fuzz-util.h"
 #include "fuzz-keys.h"
-#include "signature.h"
+#include "update/signature.h"
 
 #define FUZZ_SIGNED_DATA "orbit fuzz: the fixed data every fuzz-signature input signs\n"
 

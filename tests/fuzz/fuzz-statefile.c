@@ -6,7 +6,7 @@
 #include "config.h"
 
 #include "fuzz-util.h"
-#include "statefile.h"
+#include "lib/statefile.h"
 
 static void check_round_trip(const char *payload, size_t len) {
         char *encoded = NULL;

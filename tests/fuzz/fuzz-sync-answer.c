@@ -8,7 +8,7 @@
 #include "config.h"
 
 #include "fuzz-util.h"
-#include "sync-answer.h"
+#include "proto/sync-answer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > FUZZ_MAX_INPUT)

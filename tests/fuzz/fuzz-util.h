@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "lib/log.h"
 
 /* Far above any real input of these parsers' shapes, small enough to keep runs fast. */
 #define FUZZ_MAX_INPUT (64 * 1024)

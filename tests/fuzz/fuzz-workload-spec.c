@@ -2,7 +2,7 @@
 #include "config.h"
 
 #include "fuzz-util.h"
-#include "workload-spec.h"
+#include "runtime/workload-spec.h"
 
 static size_t strv_length(char **v) {
         size_t n = 0;

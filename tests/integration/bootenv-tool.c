@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bootenv.h"
-#include "fileio.h"
-#include "log.h"
-#include "macro.h"
+#include "update/bootenv.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 static void usage(FILE *f) {
         fputs("Usage: bootenv-tool --kind grub|uboot|file --path FILE [OPTIONS] COMMAND\n"

@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cgroup.h"
-#include "log.h"
-#include "macro.h"
+#include "runtime/cgroup.h"
+#include "lib/log.h"
+#include "lib/macro.h"
 
 #define MIB (1024ULL * 1024)
 

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "command.h"
-#include "macro.h"
+#include "proto/command.h"
+#include "lib/macro.h"
 
 int main(int argc, char *argv[]) {
         if (argc < 4 || argc > 5) {

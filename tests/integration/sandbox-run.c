@@ -9,11 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "id-range.h"
-#include "log.h"
-#include "sandbox.h"
-#include "seccomp-policy.h"
-#include "workload-spec.h"
+#include "runtime/id-range.h"
+#include "lib/log.h"
+#include "runtime/sandbox.h"
+#include "runtime/seccomp-policy.h"
+#include "runtime/workload-spec.h"
 
 int main(int argc, char *argv[]) {
         const char *leak = NULL;

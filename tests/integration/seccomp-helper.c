@@ -25,8 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "seccomp-policy.h"
+#include "lib/log.h"
+#include "runtime/seccomp-policy.h"
 
 /* Each probe is a call that, without a filter, fails harmlessly with some other errno
  * (bad pointers, bad flags) or does nothing lasting, even as root. */

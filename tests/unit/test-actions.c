@@ -12,11 +12,11 @@
 
 #include <cmocka.h>
 
-#include "actions.h"
-#include "agent.h"
-#include "command.h"
-#include "control-proto.h"
-#include "macro.h"
+#include "agent/actions.h"
+#include "agent/agent.h"
+#include "proto/command.h"
+#include "agent/control-proto.h"
+#include "lib/macro.h"
 
 /* Check params (JSON text) for action name from a source; the message is returned. */
 static int check(const char *name, enum action_source from, const char *params_text, char **ret_message) {

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "boot-state.h"
+#include "update/boot-state.h"
 
 /* ---- decisions and boots ---------------------------------------------------------- */
 

@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "bootenv.h"
-#include "crc32.h"
-#include "log.h"
+#include "update/bootenv.h"
+#include "update/crc32.h"
+#include "lib/log.h"
 #include "test-util.h"
 
 static void vars_set(struct env_vars *v, const char *name, const char *value) {

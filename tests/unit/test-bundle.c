@@ -17,8 +17,8 @@
 #include <archive_entry.h>
 #include <cmocka.h>
 
-#include "bundle.h"
-#include "fileio.h"
+#include "update/bundle.h"
+#include "lib/fileio.h"
 #include "test-util.h"
 
 #define ROOTFS_SIZE 100000 /* 25 chunks of 4096, the last one short */

@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "cgroup.h"
-#include "log.h"
+#include "runtime/cgroup.h"
+#include "lib/log.h"
 #include "test-util.h"
 
 /* ---- fake cgroupfs ------------------------------------------------------------------ */

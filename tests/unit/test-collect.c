@@ -8,9 +8,9 @@
 
 #include <cmocka.h>
 
-#include "collect.h"
-#include "fileio.h"
-#include "log.h"
+#include "health/collect.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
 #include "test-util.h"
 
 /* ---- fake trees --------------------------------------------------------------------- */

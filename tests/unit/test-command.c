@@ -15,9 +15,9 @@
 
 #include <cmocka.h>
 
-#include "command.h"
-#include "fileio.h"
-#include "macro.h"
+#include "proto/command.h"
+#include "lib/fileio.h"
+#include "lib/macro.h"
 #include "test-util.h"
 
 static char *dir;

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "agent-config.h"
+#include "agent/agent-config.h"
 #include "test-util.h"
 
 /* Parse text; on failure return the formatted problems joined by '\n' in buf. */

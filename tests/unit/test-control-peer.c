@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "control-peer.h"
+#include "agent/control-peer.h"
 
 static const char host_v1[] = "13:pids:/user.slice\n12:memory:/user.slice\n1:name=systemd:/user.slice/session-1.scope\n0::/\n";
 

@@ -9,9 +9,9 @@
 
 #include <cmocka.h>
 
-#include "control-proto.h"
-#include "linebuf.h"
-#include "status.h"
+#include "agent/control-proto.h"
+#include "lib/linebuf.h"
+#include "agent/status.h"
 
 /* The wire code on failure, -1 on success; *msg (freed by the caller) says why. */
 static int parse(const char *line, struct control_request *req, char **msg) {

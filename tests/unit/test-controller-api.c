@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "api.h"
-#include "metrics.h"
+#include "controller/api.h"
+#include "controller/metrics.h"
 
 #define BOOT "0123456789abcdef0123456789abcdef"
 

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "events.h"
-#include "statefile.h"
+#include "agent/events.h"
+#include "lib/statefile.h"
 #include "test-util.h"
 
 #define BOOT_A "0123456789abcdef0123456789abcdef"

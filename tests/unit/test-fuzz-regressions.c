@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "sync-answer.h"
-#include "linebuf.h"
+#include "proto/sync-answer.h"
+#include "lib/linebuf.h"
 
 /*
  * fuzz-linebuf: with a small max_line (control.max_request_bytes may be as low as 256),

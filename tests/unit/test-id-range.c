@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "id-range.h"
+#include "runtime/id-range.h"
 
 static void test_pool_check(void **state) {
         char msg[256];

@@ -15,11 +15,11 @@
 
 #include <ftw.h>
 
-#include "bundle.h"
-#include "fileio.h"
-#include "install.h"
-#include "manifest.h"
-#include "slot.h"
+#include "update/bundle.h"
+#include "lib/fileio.h"
+#include "update/install.h"
+#include "update/manifest.h"
+#include "update/slot.h"
 #include "test-util.h"
 
 #define CHUNK 4096

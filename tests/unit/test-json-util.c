@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "json-util.h"
+#include "lib/json-util.h"
 
 static void locate(const char *text, const struct json_path_segment *path, size_t depth,
                    unsigned *kl, unsigned *kc, unsigned *vl, unsigned *vc) {

@@ -13,9 +13,9 @@
 
 #include <cmocka.h>
 
-#include "sync-answer.h"
-#include "link.h"
-#include "macro.h"
+#include "proto/sync-answer.h"
+#include "agent/link.h"
+#include "lib/macro.h"
 
 #define S 1000000ULL
 

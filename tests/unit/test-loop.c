@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "loop.h"
+#include "agent/loop.h"
 
 static void test_stats_keep_the_slowest(void **state) {
         (void) state;

@@ -8,8 +8,8 @@
 
 #include <cmocka.h>
 
-#include "node-state.h"
-#include "statefile.h"
+#include "agent/node-state.h"
+#include "lib/statefile.h"
 #include "test-util.h"
 
 static void test_payload_formats(void **state) {

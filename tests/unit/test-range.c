@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "range.h"
+#include "controller/range.h"
 
 static void expect_range(const char *h, uint64_t size, uint64_t start, uint64_t length) {
         struct http_range r = {};

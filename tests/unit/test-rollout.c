@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "rollout.h"
+#include "controller/rollout.h"
 
 static void test_stages_parse(void **state) {
         unsigned st[ROLLOUT_STAGES_MAX];

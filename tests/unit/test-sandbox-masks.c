@@ -10,8 +10,8 @@
 
 #include <cmocka.h>
 
-#include "macro.h"
-#include "sandbox-masks.h"
+#include "lib/macro.h"
+#include "runtime/sandbox-masks.h"
 
 static bool listed(const char *const *list, size_t n, const char *path) {
         for (size_t i = 0; i < n; i++)

@@ -28,7 +28,7 @@
 #include <cmocka.h>
 #include <seccomp.h>
 
-#include "seccomp-policy.h"
+#include "runtime/seccomp-policy.h"
 #include "test-util.h"
 
 #define SOURCE "/etc/orbit-agent/seccomp/test.json"

@@ -10,9 +10,9 @@
 
 #include <cmocka.h>
 
-#include "log.h"
-#include "macro.h"
-#include "statefile.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "lib/statefile.h"
 #include "test-util.h"
 
 static void test_encode_decode_roundtrip(void **state) {

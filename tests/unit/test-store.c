@@ -13,9 +13,9 @@
 
 #include <cmocka.h>
 
-#include "log.h"
-#include "metrics.h"
-#include "store.h"
+#include "lib/log.h"
+#include "controller/metrics.h"
+#include "controller/store.h"
 #include "test-util.h"
 
 #define BOOT "0123456789abcdef0123456789abcdef"

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "summary.h"
+#include "health/summary.h"
 
 static void test_min_max_mean_last(void **state) {
         struct summary_set *s = calloc(1, sizeof(*s));

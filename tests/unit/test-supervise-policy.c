@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "supervise-policy.h"
+#include "runtime/supervise-policy.h"
 
 #define SEC 1000000ULL
 #define EXITED(code) ((code) << 8)

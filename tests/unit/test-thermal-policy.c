@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "thermal-policy.h"
+#include "health/thermal-policy.h"
 
 #define SEC 1000000ULL
 #define NONE INT64_MIN

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "update-state.h"
+#include "update/update-state.h"
 
 static void test_transitions(void **state) {
         /* the happy path */

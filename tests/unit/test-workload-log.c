@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "workload-log.h"
+#include "runtime/workload-log.h"
 #include "test-util.h"
 
 static void test_ratelimit(void **state) {

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "workload-spec.h"
+#include "runtime/workload-spec.h"
 
 static int parse(const char *text, struct workload_spec *s, char **msg) {
         struct json_problems ps = {0};
