@@ -286,7 +286,7 @@ int store_open(const char *path, struct store **ret, char **ret_reason) {
         (void) sqlite3_extended_result_codes(s->db, 1);
         int r = store_script(s, "PRAGMA journal_mode=WAL");
         if (r >= 0)
-                r = store_script(s, "PRAGMA synchronous=NORMAL");
+                r = store_script(s, "PRAGMA synchronous=FULL");
         if (r >= 0)
                 r = store_script(s, "PRAGMA foreign_keys=ON");
         if (r < 0)

@@ -16,6 +16,7 @@
 #include "lib/log.h"
 #include "controller/metrics.h"
 #include "controller/store.h"
+#include "controller/store-internal.h"
 #include "test-util.h"
 
 #define BOOT "0123456789abcdef0123456789abcdef"
@@ -81,6 +82,22 @@ static void make_sync(struct sync_request *req, int64_t last_command_seq, const 
         "{\"format\":1,\"key\":{\"node\":\"n1\",\"boot_epoch\":2,\"boot_id\":\"" BOOT        \
         "\",\"seq\":" #seq "},\"priority\":\"critical\",\"kind\":\"" kind "\",\"time_usec\":1,"  \
         "\"monotonic_usec\":2,\"body\":" body "}"
+
+/* An ack tells the node to delete its copy: the sync's commit must be on disk by then,
+ * power cut of the ground host included. WAL with synchronous=NORMAL is not. */
+static void test_commits_durable(void **state) {
+        struct store *s = open_store(*state);
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), 2); /* FULL */
+        sqlite3_finalize(st);
+        assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_string_equal((const char *) sqlite3_column_text(st, 0), "wal");
+        sqlite3_finalize(st);
+        store_close(s);
+}
 
 static void test_records_prune(void **state) {
         struct fixture *f = *state;
@@ -900,6 +917,7 @@ static void test_metrics_collect(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_commits_durable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_and_records_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_seqs_across_reopen, setup, teardown),
