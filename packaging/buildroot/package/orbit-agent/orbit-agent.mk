@@ -24,8 +24,7 @@ ORBIT_AGENT_AUTORECONF = YES
 
 # The same dependencies as configure.ac: libsystemd, jansson, libcurl, libarchive,
 # libseccomp, mbedTLS 2.28 (probed by header and library), OpenSSL libcrypto (fast
-# SHA-256), cmocka (required by
-# configure, used by the unit tests only).
+# SHA-256). cmocka is for `make check` only: the image build needs none.
 # The sandbox's init (/usr/libexec/orbit-agent/orbit-sandbox-init) is linked
 # statically: the toolchain's libc.a must be there (glibc and musl toolchains have it);
 # configure stops with a message otherwise.
@@ -37,8 +36,7 @@ ORBIT_AGENT_DEPENDENCIES = \
 	libarchive \
 	libseccomp \
 	mbedtls \
-	openssl \
-	cmocka
+	openssl
 
 # A flight image: libcurl and libarchive with only what the agent uses (bundles are
 # plain tar without a compression filter; the link is HTTPS only). Measured on the
