@@ -213,14 +213,20 @@ static int node_list(const struct client_options *o) {
         return 0;
 }
 
-static int node_show(const struct client_options *o, const char *node) {
+/* GET /v1/nodes/<node><suffix> into rep, the id checked first: 0, EXIT_USAGE or EXIT_FAILED. */
+static int node_get(const struct client_options *o, const char *node, const char *suffix, struct reply *rep) {
         if (check_id("node id", node, API_ID_MAX) < 0)
                 return EXIT_USAGE;
         char path[256];
-        snprintf(path, sizeof(path), "/v1/nodes/%s", node);
+        snprintf(path, sizeof(path), "/v1/nodes/%s%s", node, suffix);
+        return request(o, "GET", path, NULL, NULL, 0, rep) < 0 ? EXIT_FAILED : 0;
+}
+
+static int node_show(const struct client_options *o, const char *node) {
         struct reply rep;
-        if (request(o, "GET", path, NULL, NULL, 0, &rep) < 0)
-                return EXIT_FAILED;
+        int r = node_get(o, node, "", &rep);
+        if (r != 0)
+                return r;
         json_t *n = rep.json;
         if (o->json) {
                 print_json(n);
@@ -323,13 +329,10 @@ static int command_send(const struct client_options *o, const char *node, const 
 }
 
 static int command_list(const struct client_options *o, const char *node) {
-        if (check_id("node id", node, API_ID_MAX) < 0)
-                return EXIT_USAGE;
-        char path[256];
-        snprintf(path, sizeof(path), "/v1/nodes/%s/commands", node);
         struct reply rep;
-        if (request(o, "GET", path, NULL, NULL, 0, &rep) < 0)
-                return EXIT_FAILED;
+        int r = node_get(o, node, "/commands", &rep);
+        if (r != 0)
+                return r;
         json_t *cmds = json_object_get(rep.json, "commands");
         if (o->json)
                 print_json(cmds);
@@ -399,13 +402,10 @@ static int bundle_list(const struct client_options *o) {
 }
 
 static int health(const struct client_options *o, const char *node) {
-        if (check_id("node id", node, API_ID_MAX) < 0)
-                return EXIT_USAGE;
-        char path[256];
-        snprintf(path, sizeof(path), "/v1/nodes/%s", node);
         struct reply rep;
-        if (request(o, "GET", path, NULL, NULL, 0, &rep) < 0)
-                return EXIT_FAILED;
+        int r = node_get(o, node, "", &rep);
+        if (r != 0)
+                return r;
         json_t *h = json_object_get(rep.json, "health");
         int ret = 0;
         if (o->json)
