@@ -74,6 +74,7 @@
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "update/signature.h"
+#include "bench/bench-util.h"
 
 #define POLL_SEC 60 /* the agent's default poll: the goal is N / 60 syncs/s */
 #define WIRE_SYNCS 10
@@ -85,22 +86,9 @@ static char tmpdir[PATH_MAX];
 static const char *controller_bin;
 static volatile pid_t controller_pid; /* the one running: stopped on die() and signals */
 
-static double now_s(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static _printf_(1, 2) _Noreturn void die(const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        fputs("controller-sync: ", stderr);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
-        va_end(ap);
+static void stop_controller(void) {
         if (controller_pid > 0)
                 kill(controller_pid, SIGTERM);
-        exit(1);
 }
 
 static void *xmalloc(size_t n) {
@@ -120,24 +108,6 @@ static void write_text(const char *path, const char *text) {
         FILE *f = fopen(path, "we");
         if (!f || fputs(text, f) < 0 || fclose(f) != 0)
                 die("write %s: %m", path);
-}
-
-/* Run a program, stdout and stderr to /dev/null; die unless it exits 0. */
-static void run(char *const argv[]) {
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-        pid_t pid;
-        int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r != 0)
-                die("cannot run %s: %s", argv[0], strerror(r));
-        int status;
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        die("waitpid: %m");
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                die("%s failed (status 0x%x)", argv[0], (unsigned) status);
 }
 
 static void cleanup_tmpdir(void) {
@@ -744,11 +714,6 @@ struct load_result {
         double setup_s;                  /* --rollouts: registering, groups, rollouts */
 };
 
-static int cmp_double(const void *a, const void *b) {
-        double x = *(const double *) a, y = *(const double *) b;
-        return x < y ? -1 : x > y;
-}
-
 /* The operator's view after the run: how many nodes and records the controller holds. */
 static void count_nodes(const char *url, long *ret_nodes, long *ret_records) {
         struct slot s;
@@ -1042,6 +1007,8 @@ static void usage(void) {
 }
 
 int main(int argc, char *argv[]) {
+        bench_name = "controller-sync";
+        bench_on_die = stop_controller;
         unsigned long n = 1000, syncs = 20, concurrency = 64;
         bool record = true, do_keep = true, do_reconnect = true;
         const char *base = NULL;

@@ -48,6 +48,7 @@
 #include "update/signature.h"
 #include "update/slot.h"
 #include "lib/statefile.h"
+#include "bench/bench-util.h"
 
 #define MIB (1024.0 * 1024.0)
 #define CHANGED_PERCENT 5
@@ -60,22 +61,6 @@ static char tmpdir[PATH_MAX];
 static bool cache_drop; /* echo 3 > /proc/sys/vm/drop_caches works */
 
 /* ---- small helpers ------------------------------------------------------------------- */
-
-static double now_s(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
-
-static _printf_(1, 2) _Noreturn void die(const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        fputs("update-install: ", stderr);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
-        va_end(ap);
-        exit(1);
-}
 
 static void path_in(char *buf, const char *name) {
         int n = snprintf(buf, PATH_MAX, "%s/%s", tmpdir, name);
@@ -119,24 +104,6 @@ static void rng_fill(uint64_t *s, uint8_t *buf, size_t len) {
         }
         for (; i < len; i++)
                 buf[i] = (uint8_t) rng_next(s);
-}
-
-/* Run a real binary, stdout to /dev/null; die unless it exits 0. */
-static void run(char *const argv[]) {
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-        pid_t pid;
-        int r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r != 0)
-                die("cannot run %s: %s", argv[0], strerror(r));
-        int status;
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        die("waitpid: %m");
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                die("%s failed (status 0x%x)", argv[0], (unsigned) status);
 }
 
 static void fdatasync_path(const char *path) {
@@ -465,6 +432,7 @@ static void usage(void) {
 }
 
 int main(int argc, char *argv[]) {
+        bench_name = "update-install";
         uint64_t mib = 512, chunk_kib = MANIFEST_CHUNK_SIZE_DEFAULT / 1024;
         bool warm = false;
         const char *base = NULL;
