@@ -83,31 +83,24 @@ int cgroup_limits_validate(const struct cgroup_limits *l, unsigned ncpu) {
         return 0;
 }
 
-uint64_t cgroup_weight_to_shares(uint64_t weight) {
+/* A cgroup v2 weight (1-10000, 0: the default 100) onto a v1 scale whose default is
+ * at_default, clamped to [lo, hi], as systemd maps them. */
+static uint64_t weight_scaled(uint64_t weight, uint64_t at_default, uint64_t lo, uint64_t hi) {
         if (weight == 0)
                 weight = CGROUP_WEIGHT_DEFAULT;
         if (weight > CGROUP_WEIGHT_MAX)
                 weight = CGROUP_WEIGHT_MAX;
-        uint64_t shares = weight * 1024 / CGROUP_WEIGHT_DEFAULT;
-        if (shares < 2)
-                shares = 2;
-        if (shares > 262144)
-                shares = 262144;
-        return shares;
+        uint64_t v = weight * at_default / CGROUP_WEIGHT_DEFAULT;
+        return v < lo ? lo : v > hi ? hi : v;
 }
 
+uint64_t cgroup_weight_to_shares(uint64_t weight) {
+        return weight_scaled(weight, 1024, 2, 262144);
+}
+
+/* Default 100 <-> blkio default 500, clamped to blkio's 10-1000. */
 uint64_t cgroup_weight_to_blkio(uint64_t weight) {
-        if (weight == 0)
-                weight = CGROUP_WEIGHT_DEFAULT;
-        if (weight > CGROUP_WEIGHT_MAX)
-                weight = CGROUP_WEIGHT_MAX;
-        /* Same mapping as systemd: default 100 <-> blkio default 500, clamped. */
-        uint64_t blkio = weight * 500 / CGROUP_WEIGHT_DEFAULT;
-        if (blkio < 10)
-                blkio = 10;
-        if (blkio > 1000)
-                blkio = 1000;
-        return blkio;
+        return weight_scaled(weight, 500, 10, 1000);
 }
 
 uint64_t cgroup_cpu_quota_usec(uint64_t percent) {
