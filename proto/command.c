@@ -299,6 +299,16 @@ json_t *command_envelope_new(uint64_t seq, const char *payload, const char *sign
                          "signature", signature);
 }
 
+/* A command signed for this node and newer than the last applied, refused for its time or
+ * params: the caller learns its seq and action, so it can move past it (a replay of it is
+ * then a plain -ESTALE, reported once). */
+static int refuse_signed(struct command *c, struct command *ret, int r) {
+        ret->seq = c->seq;
+        memcpy(ret->action, c->action, sizeof(ret->action));
+        command_done(c);
+        return r;
+}
+
 int command_envelope_verify(json_t *envelope, const struct command_verify_options *o,
                             struct command *ret, char **ret_reason) {
         memset(ret, 0, sizeof(*ret));
@@ -379,8 +389,7 @@ int command_envelope_verify(json_t *envelope, const struct command_verify_option
                                         "command %llu expired at %lld (now %lld)",
                                         (unsigned long long) c.seq, (long long) c.expires,
                                         (long long) now);
-                        command_done(&c);
-                        return r;
+                        return refuse_signed(&c, ret, r);
                 }
         }
         _cleanup_free_ char *params_reason = NULL;
@@ -388,8 +397,7 @@ int command_envelope_verify(json_t *envelope, const struct command_verify_option
         if (r < 0) {
                 r = message_set(ret_reason, r, "command %llu: %s", (unsigned long long) c.seq,
                                 params_reason ? params_reason : "bad parameters");
-                command_done(&c);
-                return r;
+                return refuse_signed(&c, ret, r);
         }
         *ret = c;
         return 0;

@@ -81,7 +81,10 @@ struct command_verify_options {
  *     skipped when now is SIGNATURE_NOW_UNKNOWN);
  *  7. the action is known and its params check (-EOPNOTSUPP unknown action, -EINVAL).
  * Returns 0 with *ret filled (command_done it), or a negative errno with *ret_reason
- * (caller frees) saying why, suitable for the command.result record.
+ * (caller frees) saying why, suitable for the command.result record. On -ETIME,
+ * -EOPNOTSUPP and -EINVAL (steps 6 and 7: signed for this node, newer than the last
+ * applied) ret->seq and ret->action are set and nothing else, so the caller can move its
+ * last applied seq past a command it will never run.
  */
 int command_envelope_verify(json_t *envelope, const struct command_verify_options *o,
                             struct command *ret, char **ret_reason);

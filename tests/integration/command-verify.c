@@ -1,17 +1,43 @@
 /*
  * Verify a command envelope as the agent will: command-verify KEYRING_DIR NODE LAST_APPLIED
  * [ENVELOPE_FILE] (stdin when absent). Prints "ok SEQ ACTION PARAMS" or the reason; exit 0/1.
+ * Or make one with the controller's key, any times included (an expired command for the
+ * hostile-link test): command-verify --sign KEY CERT NODE SEQ NOT_BEFORE EXPIRES ACTION PARAMS.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
-#include "proto/command.h"
 #include "lib/macro.h"
+#include "proto/command.h"
+#include "update/signature.h"
+
+static int sign(char *argv[]) {
+        struct command c = {.seq = strtoull(argv[3], NULL, 10),
+                            .not_before = strtoll(argv[4], NULL, 10),
+                            .expires = strtoll(argv[5], NULL, 10),
+                            .params = json_loads(argv[7], 0, NULL)};
+        snprintf(c.node, sizeof(c.node), "%s", argv[2]);
+        snprintf(c.action, sizeof(c.action), "%s", argv[6]);
+        _cleanup_free_ char *payload = NULL, *sig = NULL, *reason = NULL;
+        size_t len;
+        if (command_payload_build(&c, &payload, &reason) < 0 ||
+            signature_sign(payload, strlen(payload), argv[0], argv[1], &sig, &len, &reason) < 0) {
+                fprintf(stderr, "command-verify --sign: %s\n", reason ? reason : "failed");
+                command_done(&c);
+                return 2;
+        }
+        command_done(&c);
+        json_auto_t *e = command_envelope_new(c.seq, payload, sig);
+        return e && json_dumpf(e, stdout, JSON_COMPACT) == 0 && putchar('\n') != EOF ? 0 : 2;
+}
 
 int main(int argc, char *argv[]) {
+        if (argc == 10 && streq(argv[1], "--sign"))
+                return sign(argv + 2);
         if (argc < 4 || argc > 5) {
                 fprintf(stderr, "usage: command-verify KEYRING_DIR NODE LAST_APPLIED [ENVELOPE]\n");
                 return 2;

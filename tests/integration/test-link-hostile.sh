@@ -19,6 +19,7 @@ AGENT=$top_builddir/orbit-agent
 CTL_BIN=$top_builddir/orbitctl
 OB=$top_builddir/orbit-bundle
 OC=$top_builddir/orbit-controller
+CMDV=$top_builddir/tests/integration/command-verify
 EVIL=$top_srcdir/tests/integration/evil-controller.py
 [ -x "$OC" ] || skip_all "orbit-controller not built (--disable-controller)"
 unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
@@ -387,6 +388,29 @@ if case_run forged-flood forged-flood "$D/envelope.json"; then
                 [ "$(lnk .commands_rejected)" -ge $((REJ2 + 64)) ] && [ "$(lnk .last_command_seq)" = 1 ] &&
                 pass "forged flood: $(( $(lnk .commands_rejected) - REJ2 )) refused, $reported reported at high priority (at most 8 of the 64 per answer), last_command_seq stays 1" ||
                 fail "forged flood" "results $got after $answers answers, rejected $REJ2 -> $(lnk .commands_rejected), seq $(lnk .last_command_seq)"
+fi
+
+# An expired command, signed with the real key for this node and newer than the last
+# applied: refused, and it moves the seq on, so a replay of it in every answer is
+# reported once as expired and once as a replay, and hurries no sync (it used to be a
+# critical record and an immediate sync per copy, for as long as it was replayed).
+now=$(date +%s)
+"$CMDV" --sign cmd.key cmd.pem sat-1 2 $((now - 7200)) $((now - 3600)) status.send '{}' >expired.json ||
+        bail "cannot sign an expired command"
+if case_run expired replay "$D/expired.json"; then
+        n0=$(evil_count '.mode == "replay" and .arg == "'"$D"'/expired.json" and .event == "request"')
+        sleep 3
+        n1=$(evil_count '.mode == "replay" and .arg == "'"$D"'/expired.json" and .event == "request"')
+        refresh
+        answers=$(evil_count '.mode == "replay" and .arg == "'"$D"'/expired.json" and .event == "answered"')
+        # (seq 2 was also the forged case's: its "bad signature" report is not this one's)
+        got=$(ctl events --json --lines 300 | jq -c '[.events[] | select(.kind == "command.result" and .body.seq == 2) | .body.reason | select(test("expired at|replayed"))]')
+        [ "$(lnk .last_command_seq)" = 2 ] && [ "$(jq '[.[] | select(test("expired at"))] | length' <<<"$got")" = 1 ] &&
+                [ "$(jq length <<<"$got")" -le 2 ] &&
+                pass "expired: refused, last_command_seq moved to 2, $(jq length <<<"$got") reports in $answers answers that carried it" ||
+                fail "expired replay" "last_command_seq $(lnk .last_command_seq), reports after $answers answers: $got"
+        [ $((n1 - n0)) -le 5 ] && pass "expired: the agent keeps its pace ($((n1 - n0)) syncs in 3 s)" ||
+                fail "expired replay: syncs back to back" "$((n1 - n0)) syncs in 3 s"
 fi
 
 # ---- the real controller: every record arrives -------------------------------------------------------

@@ -146,6 +146,30 @@ static void test_verify_refusals(void **state) {
         expect(e, "node-1", 9, T + 500, -ESTALE, "replayed");
         expect(e, "node-2", 0, T + 500, -EXDEV, "command 5 is for node \"node-1\", not \"node-2\"");
         expect(e, "node-1", 0, T + 1030, -ETIME, "command 5 expired at");
+        {
+                /* Expired but signed for us and new: the caller learns its seq and action,
+                 * to move past it (a replayed expired command must not be reported and
+                 * hurried forever). Refused before that point: nothing learnt. */
+                struct command_verify_options o = {.node = "node-1", .last_applied_seq = 0,
+                                                   .now = (time_t) T + 1030, .clock_skew_sec = 30,
+                                                   .keyring = keyring};
+                struct command c;
+                char *reason = NULL;
+                assert_int_equal(command_envelope_verify(e, &o, &c, &reason), -ETIME);
+                assert_int_equal(c.seq, 5);
+                assert_string_equal(c.action, "reboot");
+                assert_null(c.params);
+                free(reason);
+                o.node = "node-2";
+                assert_int_equal(command_envelope_verify(e, &o, &c, &reason), -EXDEV);
+                assert_int_equal(c.seq, 0);
+                free(reason);
+                o.node = "node-1";
+                o.last_applied_seq = 5;
+                assert_int_equal(command_envelope_verify(e, &o, &c, &reason), -ESTALE);
+                assert_int_equal(c.seq, 0);
+                free(reason);
+        }
         expect(e, "node-1", 0, T + 1029, 0, NULL); /* within the skew */
         expect(e, "node-1", 0, T - 31, -EAGAIN, "command 5 is not valid before");
         expect(e, "node-1", 0, T - 30, 0, NULL);
