@@ -39,7 +39,11 @@ def console_errors(d):
 
 def sign_in(d, url, token):
     d.get(url + "/ui/")
-    d.wait("return document.readyState === 'complete' && !!document.getElementById('login')", what="the page")
+    # Both the form and the sign-out button start hidden; the page shows one of them once
+    # it has tried the token kept in sessionStorage (a /v1/whoami round trip, slow under
+    # load). Deciding before that would race the page.
+    d.wait("return document.readyState === 'complete' && (!document.getElementById('login').hidden"
+           " || !document.getElementById('logout').hidden)", what="the page's sign-in state")
     if d.execute("return !document.getElementById('logout').hidden"):
         d.click("#logout")
     d.wait("return !document.getElementById('login').hidden", what="the sign-in form")
