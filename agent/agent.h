@@ -28,7 +28,8 @@ struct agent {
         struct update_manager *update; /* NULL when disabled */
         struct link *link;             /* NULL when disabled */
         sd_event_source *watchdog_timer;
-        sd_event_source *state_problems_timer;
+        sd_event_source *state_problems_source; /* state_problems_fd: statefile noted a problem */
+        int state_problems_fd;
         uint64_t watchdog_usec;
         bool watchdog_withheld;
         int lock_fd;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sysexits.h>
@@ -179,8 +180,6 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
  * state.corrupt records: one flip is a fault the agent survived, many across a fleet
  * are a trend in the radiation environment or a dying flash.
  */
-#define STATE_PROBLEMS_INTERVAL_USEC (5 * 1000000ULL)
-
 static uint64_t realtime_now_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -204,11 +203,11 @@ static void report_state_problems(struct agent *a) {
         }
 }
 
-static int on_state_problems_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_state_problems(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct agent *a = userdata;
+        uint64_t v;
+        (void) !read(fd, &v, sizeof(v));
         report_state_problems(a);
-        (void) sd_event_source_set_time(s, now_usec(a->event) + STATE_PROBLEMS_INTERVAL_USEC);
-        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
 }
 
@@ -385,11 +384,15 @@ static int agent_start(struct agent *a) {
         }
 
         /* what start-up found (the node state, the link, the update state...) and later on */
-        report_state_problems(a);
-        r = sd_event_add_time_relative(a->event, &a->state_problems_timer, CLOCK_MONOTONIC,
-                                       STATE_PROBLEMS_INTERVAL_USEC, 0, on_state_problems_timer, a);
+        a->state_problems_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (a->state_problems_fd < 0)
+                return log_error_errno(errno, "eventfd");
+        r = sd_event_add_io(a->event, &a->state_problems_source, a->state_problems_fd, EPOLLIN,
+                            on_state_problems, a);
         if (r < 0)
-                return log_error_errno(r, "cannot set up a timer");
+                return log_error_errno(r, "cannot watch for corrupt state files");
+        statefile_set_problem_fd(a->state_problems_fd);
+        report_state_problems(a); /* what start-up found; the fd tells of the rest */
 
         char sock[PATH_MAX];
         snprintf(sock, sizeof(sock), "%s/control.sock", a->config.runtime_dir);
@@ -426,7 +429,10 @@ static void agent_done(struct agent *a) {
         event_queue_free(a->events);
         a->events = NULL;
         a->watchdog_timer = sd_event_source_disable_unref(a->watchdog_timer);
-        a->state_problems_timer = sd_event_source_disable_unref(a->state_problems_timer);
+        statefile_set_problem_fd(-1);
+        a->state_problems_source = sd_event_source_disable_unref(a->state_problems_source);
+        if (a->state_problems_fd >= 0)
+                close(a->state_problems_fd);
         a->event = sd_event_unref(a->event);
         if (a->lock_fd >= 0)
                 close(a->lock_fd);
@@ -474,7 +480,7 @@ int main(int argc, char *argv[]) {
                 return EX_USAGE;
         }
 
-        struct agent a = {.lock_fd = -1};
+        struct agent a = {.lock_fd = -1, .state_problems_fd = -1};
         _cleanup_free_ char *message = NULL;
         int r = config_load_file(config_path, &a.config, &message);
         if (r < 0) {

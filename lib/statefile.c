@@ -200,6 +200,14 @@ static size_t n_problems, n_dropped;
 static char unusable[STATEFILE_PROBLEMS_MAX][PATH_MAX];
 static size_t n_unusable;
 
+static int problems_fd = -1; /* under problems_lock */
+
+void statefile_set_problem_fd(int fd) {
+        pthread_mutex_lock(&problems_lock);
+        problems_fd = fd;
+        pthread_mutex_unlock(&problems_lock);
+}
+
 static void problem_note(const char *path, const char *what, bool restored) {
         pthread_mutex_lock(&problems_lock);
         if (!restored) {
@@ -218,6 +226,10 @@ static void problem_note(const char *path, const char *what, bool restored) {
                 p->restored = restored;
         } else
                 n_dropped++;
+        if (problems_fd >= 0) {
+                uint64_t one = 1;
+                (void) !write(problems_fd, &one, sizeof(one));
+        }
         pthread_mutex_unlock(&problems_lock);
 }
 

@@ -60,3 +60,7 @@ struct statefile_problem {
         bool restored;                       /* the last good copy was used */
 };
 size_t statefile_take_problems(struct statefile_problem *out, size_t max, size_t *ret_dropped);
+
+/* An eventfd written (1) each time a problem is noted, from whatever thread noted it, so
+ * the agent reports it at once: a kill moments later must not lose it. -1: none. */
+void statefile_set_problem_fd(int fd);
