@@ -229,7 +229,7 @@ static void make_bundle(const char *out, const char *image, const char *version,
 /* ---- the engine, driven as the agent drives it ---------------------------------------- */
 
 struct source {
-        int fd;
+        const struct bundle_reader *reader; /* the bundle's, as the agent reads it */
         uint64_t offset; /* of the payload in the bundle */
         uint64_t chunk_size;
         uint64_t bytes, calls;
@@ -241,7 +241,7 @@ struct source {
 static int source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
         struct source *s = userdata;
         double t0 = now_s();
-        int r = pread_all(s->fd, buf, len, s->offset + offset);
+        int r = s->reader->pread(s->reader->userdata, s->offset + offset, buf, len);
         pthread_mutex_lock(&s->lock);
         s->seconds += now_s() - t0;
         if (r >= 0) {
@@ -348,7 +348,7 @@ static void engine_install(const char *bundle_path, const struct signature_keyri
         if (!read_map || !done)
                 die("out of memory");
         struct source src = {
-                .fd = bundle_fd(b), .offset = offsets[0], .chunk_size = img->chunk_size,
+                .reader = bundle_get_reader(b), .offset = offsets[0], .chunk_size = img->chunk_size,
                 .read_map = read_map,
                 .lock = PTHREAD_MUTEX_INITIALIZER,
         };

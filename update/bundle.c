@@ -23,8 +23,12 @@
 /* ---- reading ----------------------------------------------------------------------- */
 
 struct bundle {
-        int fd;
+        struct bundle_reader reader;
+        int fd; /* a file's, for its reader; -1 otherwise */
         bool own_fd;
+        const uint8_t *head; /* opened from a fetched head: the caller's, only while opening */
+        size_t head_len;
+        uint64_t pos; /* of the next byte libarchive gets */
         char *name;
         struct archive *archive;
         uint8_t *read_buf;
@@ -74,25 +78,35 @@ static const char *sniff_compression(const uint8_t *p, size_t n) {
 /* libarchive's read callback: our own, so compressed input is refused before any filter. */
 static la_ssize_t read_callback(struct archive *a, void *userdata, const void **buffer) {
         struct bundle *b = userdata;
-        ssize_t n;
-        do
-                n = read(b->fd, b->read_buf, BUNDLE_READ_BLOCK);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) {
-                b->read_errno = errno;
-                archive_set_error(a, errno, "read failed");
-                return -1;
+        size_t n;
+        if (b->head) {
+                /* Opening from a fetched head: it holds all that opening reads; past it is
+                 * the end, never a fetch on the caller's thread. */
+                n = b->pos < b->head_len ? b->head_len - (size_t) b->pos : 0;
+                if (n > BUNDLE_READ_BLOCK)
+                        n = BUNDLE_READ_BLOCK;
+                memcpy(b->read_buf, b->head + b->pos, n);
+        } else {
+                uint64_t left = b->reader.size > b->pos ? b->reader.size - b->pos : 0;
+                n = left < BUNDLE_READ_BLOCK ? (size_t) left : BUNDLE_READ_BLOCK;
+                int r = n ? b->reader.pread(b->reader.userdata, b->pos, b->read_buf, n) : 0;
+                if (r < 0) {
+                        b->read_errno = -r;
+                        archive_set_error(a, -r, "read failed");
+                        return -1;
+                }
         }
+        b->pos += n;
         if (!b->first_block_seen) {
                 b->first_block_seen = true;
-                b->compression = sniff_compression(b->read_buf, (size_t)n);
+                b->compression = sniff_compression(b->read_buf, n);
                 if (b->compression) {
                         archive_set_error(a, ENOTSUP, "compressed");
                         return -1;
                 }
         }
         *buffer = b->read_buf;
-        return n;
+        return (la_ssize_t) n;
 }
 
 /* Describe what libarchive says went wrong, distinguishing the cases we set ourselves. */
@@ -273,13 +287,17 @@ void bundle_close(struct bundle *b) {
 }
 
 /* Open the tar, read and return manifest.json and manifest.sig (nothing verified yet). */
-static int bundle_start(int fd, const char *name, struct bundle **ret, char **ret_manifest,
+static int bundle_start(const struct bundle_reader *reader, const void *head, size_t head_len,
+                        const char *name, struct bundle **ret, char **ret_manifest,
                         size_t *ret_manifest_len, char **ret_sig, size_t *ret_sig_len,
                         char **ret_reason) {
         struct bundle *b = calloc(1, sizeof(*b));
         if (!b)
                 return -ENOMEM;
-        b->fd = fd;
+        b->reader = *reader;
+        b->fd = -1;
+        b->head = head;
+        b->head_len = head_len;
         b->name = strdup(name);
         b->read_buf = malloc(BUNDLE_READ_BLOCK);
         b->archive = archive_read_new();
@@ -321,15 +339,17 @@ static int bundle_start(int fd, const char *name, struct bundle **ret, char **re
         return 0;
 }
 
-int bundle_open_fd(int fd, const char *name, const struct bundle_verify_options *o,
-                   struct bundle **ret, char **ret_reason) {
+int bundle_open_reader(const struct bundle_reader *reader, const char *name, const void *head,
+                       size_t head_len, const struct bundle_verify_options *o, struct bundle **ret,
+                       char **ret_reason) {
         struct bundle *b;
         _cleanup_free_ char *manifest_text = NULL, *sig = NULL, *message = NULL, *why = NULL;
         size_t manifest_len, sig_len;
-        int r = bundle_start(fd, name, &b, &manifest_text, &manifest_len, &sig, &sig_len,
-                             ret_reason);
+        int r = bundle_start(reader, head, head_len, name, &b, &manifest_text, &manifest_len, &sig,
+                             &sig_len, ret_reason);
         if (r < 0)
                 return r;
+        b->head = NULL; /* the caller's: not kept */
 
         r = signature_verify(manifest_text, manifest_len, sig, sig_len, o->keyring, o->now,
                              &b->signer, &why);
@@ -367,6 +387,37 @@ int bundle_open_fd(int fd, const char *name, const struct bundle_verify_options 
 fail:
         bundle_close(b);
         return r;
+}
+
+static int file_pread(void *userdata, uint64_t offset, void *buf, size_t len) {
+        return pread_all((int) (intptr_t) userdata, buf, len, offset); /* -ENODATA: the file shrank */
+}
+
+static int file_reader(int fd, const char *name, struct bundle_reader *ret, char **ret_reason) {
+        struct stat st;
+        if (fstat(fd, &st) < 0) {
+                int r = negative_errno();
+                return message_set(ret_reason, r, "%s: %s", name, strerror(-r));
+        }
+        if (!S_ISREG(st.st_mode))
+                return message_set(ret_reason, -ESPIPE, "%s: not a regular file", name);
+        *ret = (struct bundle_reader){.pread = file_pread, .userdata = (void *) (intptr_t) fd,
+                                      .size = (uint64_t) st.st_size, .concurrent = true};
+        return 0;
+}
+
+int bundle_open_fd(int fd, const char *name, const struct bundle_verify_options *o,
+                   struct bundle **ret, char **ret_reason) {
+        struct bundle_reader reader;
+        struct bundle *b;
+        int r = file_reader(fd, name, &reader, ret_reason);
+        if (r >= 0)
+                r = bundle_open_reader(&reader, name, NULL, 0, o, &b, ret_reason);
+        if (r < 0)
+                return r;
+        b->fd = fd;
+        *ret = b;
+        return 0;
 }
 
 int bundle_open(const char *path, const struct bundle_verify_options *o, struct bundle **ret,
@@ -407,8 +458,8 @@ const uint8_t *bundle_manifest_digest(const struct bundle *b) {
         return b->manifest_digest;
 }
 
-int bundle_fd(const struct bundle *b) {
-        return b->fd;
+const struct bundle_reader *bundle_get_reader(const struct bundle *b) {
+        return &b->reader;
 }
 
 /* ---- random access: where each payload starts in the file ---------------------------- */
@@ -530,27 +581,12 @@ static int tar_parse_pax(const char *data, size_t len, char *path, size_t path_s
         return 0;
 }
 
-static int read_from_fd(void *userdata, uint64_t offset, void *buf, size_t len) {
-        return pread_all(*(int *) userdata, buf, len, offset);
-}
-
+/* Walks the tar headers through the bundle's reader. A reader's own failure (a link down, a
+ * budget spent, a cancel) is passed on as it is, so the caller can wait and retry; only
+ * what the bytes say is -EBADMSG. */
 int bundle_locate_payloads(const struct bundle *b, uint64_t *ret_offsets, char **ret_reason) {
-        struct stat st;
-        if (fstat(b->fd, &st) < 0 || !S_ISREG(st.st_mode))
-                return message_set(ret_reason, -ESPIPE, "%s: not a regular file: no random access",
-                                   b->name);
-        int fd = b->fd;
-        return bundle_locate_payloads_with(b, (uint64_t) st.st_size, read_from_fd, &fd, ret_offsets,
-                                           ret_reason);
-}
-
-int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
-                                int (*read)(void *userdata, uint64_t offset, void *buf, size_t len),
-                                void *userdata, uint64_t *ret_offsets, char **ret_reason) {
+        const struct bundle_reader *rd = &b->reader;
         const struct manifest *m = &b->manifest;
-        struct {
-                uint64_t st_size;
-        } st = {file_size};
         uint64_t pos = 0;
         size_t next = 0; /* members seen: 0 manifest, 1 signature, 2.. images */
         char pax_path[256] = "";
@@ -558,9 +594,9 @@ int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
         bool have_pax_size = false;
         for (unsigned h = 0; h < TAR_MAX_HEADERS && next < 2 + m->n_images; h++) {
                 uint8_t hdr[TAR_BLOCK];
-                int r = read(userdata, pos, hdr, sizeof(hdr));
+                int r = rd->pread(rd->userdata, pos, hdr, sizeof(hdr));
                 if (r < 0)
-                        return message_set(ret_reason, -EBADMSG,
+                        return message_set(ret_reason, r == -ENODATA ? -EBADMSG : r,
                                            "%s: tar header at byte %" PRIu64 ": %s", b->name, pos,
                                            r == -ENODATA ? "file ends" : strerror(-r));
                 if (!tar_header_checksum_ok(hdr))
@@ -568,7 +604,7 @@ int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
                                            "%s: tar header at byte %" PRIu64 ": bad checksum",
                                            b->name, pos);
                 uint64_t size;
-                if (tar_number(hdr + 124, 12, &size) < 0 || size > (uint64_t) st.st_size)
+                if (tar_number(hdr + 124, 12, &size) < 0 || size > (uint64_t) rd->size)
                         return message_set(ret_reason, -EBADMSG,
                                            "%s: tar header at byte %" PRIu64 ": bad size", b->name,
                                            pos);
@@ -584,7 +620,11 @@ int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
                                 _cleanup_free_ char *pax = malloc(size + 1);
                                 if (!pax)
                                         return -ENOMEM;
-                                r = read(userdata, data, pax, size);
+                                r = rd->pread(rd->userdata, data, pax, size);
+                                if (r < 0 && r != -ENODATA)
+                                        return message_set(ret_reason, r,
+                                                           "%s: pax header at byte %" PRIu64 ": %s",
+                                                           b->name, pos, strerror(-r));
                                 if (r >= 0)
                                         r = tar_parse_pax(pax, size, pax_path, sizeof(pax_path),
                                                           &pax_size, &have_pax_size);
@@ -623,7 +663,7 @@ int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
                                                    "%s: member %s holds %" PRIu64
                                                    " bytes, the manifest says %" PRIu64,
                                                    b->name, name, size, img->size);
-                        if (data + size > (uint64_t) st.st_size)
+                        if (data + size > (uint64_t) rd->size)
                                 return message_set(ret_reason, -EBADMSG,
                                                    "%s: member %s: file ends early (truncated)",
                                                    b->name, name);
@@ -751,8 +791,11 @@ int bundle_read_unverified(const char *path, struct manifest *ret_manifest,
         struct bundle *b = NULL;
         _cleanup_free_ char *manifest_text = NULL, *sig = NULL, *message = NULL, *why = NULL;
         size_t manifest_len, sig_len;
-        int r = bundle_start(fd, path, &b, &manifest_text, &manifest_len, &sig, &sig_len,
-                             ret_reason);
+        struct bundle_reader reader;
+        int r = file_reader(fd, path, &reader, ret_reason);
+        if (r >= 0)
+                r = bundle_start(&reader, NULL, 0, path, &b, &manifest_text, &manifest_len, &sig,
+                                 &sig_len, ret_reason);
         if (r >= 0) {
                 r = manifest_parse_text(MANIFEST_MEMBER_NAME, manifest_text, manifest_len, 0,
                                         ret_manifest, &message);

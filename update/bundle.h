@@ -42,9 +42,34 @@ struct bundle;
 int bundle_open(const char *path, const struct bundle_verify_options *o, struct bundle **ret,
                 char **ret_reason);
 
-/* As bundle_open, reading from fd (a file, a pipe, a socket); fd stays the caller's. */
+/* As bundle_open, reading a regular file's fd from its start; fd stays the caller's. */
 int bundle_open_fd(int fd, const char *name, const struct bundle_verify_options *o,
                    struct bundle **ret, char **ret_reason);
+
+/*
+ * Random access to a bundle's bytes, wherever they are: a local file (pread) or a bundle
+ * fetched from the controller by ranges. One reader serves opening, locating the payloads
+ * and the install's chunk reads alike.
+ */
+struct bundle_reader {
+        /* Exactly len bytes at offset into buf: 0, or a negative errno (-ENODATA: the
+         * bundle is shorter than it said). */
+        int (*pread)(void *userdata, uint64_t offset, void *buf, size_t len);
+        void *userdata;
+        uint64_t size;   /* of the whole bundle, in bytes */
+        bool concurrent; /* pread may run on several threads at once */
+};
+
+/*
+ * As bundle_open, through a reader (*r is copied; its userdata must outlive the bundle).
+ * With head (the first head_len bytes, from bundle_head_length: a fetch by ranges), the
+ * manifest and signature are read from it and the reader is never called while opening,
+ * so a remote bundle is verified without a byte of I/O; its payloads are then read by
+ * offset only (bundle_locate_payloads), never streamed. Without head, from the reader.
+ */
+int bundle_open_reader(const struct bundle_reader *r, const char *name, const void *head,
+                       size_t head_len, const struct bundle_verify_options *o, struct bundle **ret,
+                       char **ret_reason);
 
 void bundle_close(struct bundle *b);
 static inline void bundle_closep(struct bundle **b) {
@@ -63,23 +88,18 @@ const struct signature_info *bundle_signer(const struct bundle *b);
 const char *bundle_manifest_text(const struct bundle *b, size_t *ret_len);
 const uint8_t *bundle_manifest_digest(const struct bundle *b);
 
-/* The descriptor the bundle reads (owned by the bundle when opened by path). */
-int bundle_fd(const struct bundle *b);
+/* The reader the bundle was opened with (for files: pread on its descriptor). */
+const struct bundle_reader *bundle_get_reader(const struct bundle *b);
 
 /*
- * Random access for installers: the byte offset in the file of each image's payload
+ * Random access for installers: the byte offset in the bundle of each image's payload
  * (ret_offsets has bundle_manifest(b)->n_images entries), found by walking the tar
- * headers with pread (ustar and pax). Checks names, order and sizes against the
- * manifest and that the file holds every payload. -ESPIPE when the bundle is not a
- * regular file. Chunks read at these offsets must still be verified (manifest_check_chunk):
- * the offsets are where to look, not a promise about what is there.
+ * headers through the bundle's reader (ustar and pax). Checks names, order and sizes
+ * against the manifest and that the bundle holds every payload. Chunks read at these
+ * offsets must still be verified (manifest_check_chunk): the offsets are where to look,
+ * not a promise about what is there.
  */
 int bundle_locate_payloads(const struct bundle *b, uint64_t *ret_offsets, char **ret_reason);
-
-/* The same over any reader (a bundle fetched by ranges): file_size is the whole bundle's. */
-int bundle_locate_payloads_with(const struct bundle *b, uint64_t file_size,
-                                int (*read)(void *userdata, uint64_t offset, void *buf, size_t len),
-                                void *userdata, uint64_t *ret_offsets, char **ret_reason);
 
 /*
  * For fetching a bundle by ranges: from its first len bytes, the length of the part that

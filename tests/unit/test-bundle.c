@@ -292,6 +292,26 @@ static void test_valid_bundle_streams_verified_chunks(void **state) {
 }
 
 /* Random access for installers: the payload offsets hold exactly the image bytes. */
+
+/* A bundle in memory behind a reader, counting its reads. */
+struct mem_reader {
+        const uint8_t *data;
+        size_t len;
+        unsigned calls;
+        int fail; /* < 0: every read fails so */
+};
+
+static int mem_pread(void *userdata, uint64_t offset, void *buf, size_t len) {
+        struct mem_reader *m = userdata;
+        m->calls++;
+        if (m->fail)
+                return m->fail;
+        if (offset > m->len || len > m->len - offset)
+                return -ENODATA;
+        memcpy(buf, m->data + offset, len);
+        return 0;
+}
+
 static void test_locate_payloads(void **state) {
         struct fixture *f = *state;
         struct bundle_verify_options o = options(f);
@@ -303,9 +323,11 @@ static void test_locate_payloads(void **state) {
         assert_int_equal(offsets[0] % 512, 0);
         assert_true(offsets[1] > offsets[0] + ROOTFS_SIZE);
         static uint8_t buf[ROOTFS_SIZE];
-        assert_int_equal(pread(bundle_fd(b), buf, ROOTFS_SIZE, (off_t) offsets[0]), ROOTFS_SIZE);
+        const struct bundle_reader *rd = bundle_get_reader(b);
+        assert_true(rd->concurrent);
+        assert_int_equal(rd->pread(rd->userdata, offsets[0], buf, ROOTFS_SIZE), 0);
         assert_memory_equal(buf, f->rootfs, ROOTFS_SIZE);
-        assert_int_equal(pread(bundle_fd(b), buf, MODEL_SIZE, (off_t) offsets[1]), MODEL_SIZE);
+        assert_int_equal(rd->pread(rd->userdata, offsets[1], buf, MODEL_SIZE), 0);
         assert_memory_equal(buf, f->model, MODEL_SIZE);
         /* the signed bytes and their digest are available to identify the bundle */
         size_t len;
@@ -335,6 +357,32 @@ static void test_locate_payloads(void **state) {
         assert_int_equal(bundle_head_length(all, (size_t) need - 1, &need), -EAGAIN);
         assert_int_equal(bundle_head_length(all, all_len, &need), 0);
         assert_int_equal(need, offsets[0] - 512);
+        /* Opened from that head through a reader: the signature and manifest are checked
+         * without one read, the payloads found through the reader, and a reader's own
+         * failure (a link down) is passed on as it is, not as a damaged bundle. */
+        struct mem_reader mr = {.data = (const uint8_t *) all, .len = all_len};
+        struct bundle_reader mrd = {.pread = mem_pread, .userdata = &mr, .size = all_len};
+        assert_int_equal(bundle_open_reader(&mrd, "remote", all, (size_t) need, &o, &b, &reason), 0);
+        assert_int_equal(mr.calls, 0);
+        assert_string_equal(bundle_manifest(b)->bundle_id, "test-bundle");
+        uint64_t remote_offsets[2];
+        assert_int_equal(bundle_locate_payloads(b, remote_offsets, &reason), 0);
+        assert_true(mr.calls > 0);
+        assert_memory_equal(remote_offsets, offsets, sizeof(offsets));
+        mr.fail = -ENOLINK;
+        assert_int_equal(bundle_locate_payloads(b, remote_offsets, &reason), -ENOLINK);
+        free(reason);
+        reason = NULL;
+        bundle_close(b);
+        /* a head cut inside the signature (its padding is at most 511 bytes) is refused,
+         * and still nothing is read past it */
+        mr.fail = 0;
+        mr.calls = 0;
+        assert_true(bundle_open_reader(&mrd, "remote", all, (size_t) need - 513, &o, &b, &reason) < 0);
+        assert_non_null(strstr(reason, "truncated"));
+        assert_int_equal(mr.calls, 0);
+        free(reason);
+        reason = NULL;
         all[148] ^= 1; /* the manifest header's checksum */
         assert_int_equal(bundle_head_length(all, all_len, &need), -EBADMSG);
         all[148] ^= 1;

@@ -1,0 +1,51 @@
+/*
+ * Fetching a bundle from the controller by HTTP ranges, on the update worker's thread:
+ * blocking, bounded (a byte budget per contact), retried, and stopped mid-transfer by a
+ * cancel. A bundle_reader over it serves bundle_locate_payloads and the install's chunk
+ * reads, exactly as a local file's does.
+ */
+#pragma once
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "update/bundle.h"
+
+/* The link's TLS settings, copied by value: a reload (SIGHUP) frees the configuration's
+ * strings while a transfer runs. "" = not set. */
+struct fetch_tls {
+        char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+        long connect_timeout_sec;
+        int64_t max_recv_bytes_per_sec; /* 0: unlimited */
+};
+
+struct fetcher;
+
+/* budget: bytes this contact may fetch (0: no limit); cancel is read during transfers. */
+int fetcher_new(const char *url, const struct fetch_tls *tls, uint64_t budget, const atomic_int *cancel,
+                struct fetcher **ret);
+void fetcher_free(struct fetcher *f);
+
+/*
+ * Bytes [offset, offset + len) of the remote bundle into out (all of them, or with
+ * ret_got what the server sent of them). -ENOLINK when the controller cannot be reached
+ * after retries, -EDQUOT over this contact's budget, -ESTALE when the file changed since
+ * the first fetch (If-Range), -ECANCELED, -ENOENT/-EACCES from the server, -EBADMSG for
+ * an answer that is not the range asked for.
+ */
+int fetcher_range(struct fetcher *f, uint64_t offset, size_t len, void *out, size_t *ret_got);
+
+/*
+ * The bundle's head: its manifest and signature members, learned from the first bytes
+ * (bundle_head_length), in one or two fetches; also learns the bundle's size and ETag.
+ * The caller frees *ret_head. Nothing is trusted: bundle_open_reader verifies it.
+ */
+int fetcher_head(struct fetcher *f, uint8_t **ret_head, size_t *ret_len, char **ret_reason);
+
+/* A reader over the remote bundle (its size known once fetcher_head succeeded); one
+ * transfer at a time. */
+struct bundle_reader fetcher_reader(struct fetcher *f);
+
+const char *fetcher_url(const struct fetcher *f);
