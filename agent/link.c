@@ -842,16 +842,24 @@ int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret)
                 r = sd_event_source_set_enabled(l->curl_timer, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_event_add_time(event, &l->sync_timer, CLOCK_MONOTONIC, 0, 0, on_sync_timer, l);
+        /* The two steppers run at idle priority: an enabled defer source stays pending
+         * with the iteration it was first enabled in, so at the default priority it is
+         * dispatched before every io and timer event that became pending since, for as
+         * long as it stays on. A flood of (forged) commands, each a signature check,
+         * would starve the control socket and the watchdog's timer. At idle, every other
+         * pending event runs between two steps. */
         if (r >= 0)
                 r = sd_event_add_defer(event, &l->command_defer, on_command_step, l);
+        if (r >= 0)
+                r = sd_event_source_set_priority(l->command_defer, SD_EVENT_PRIORITY_IDLE);
         if (r >= 0)
                 r = sd_event_source_set_enabled(l->command_defer, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_event_add_defer(event, &l->resume_defer, on_resume, l);
         if (r >= 0)
-                r = sd_event_source_set_enabled(l->resume_defer, SD_EVENT_OFF);
+                r = sd_event_source_set_priority(l->resume_defer, SD_EVENT_PRIORITY_IDLE);
         if (r >= 0)
-                r = sd_event_source_set_enabled(l->command_defer, SD_EVENT_OFF);
+                r = sd_event_source_set_enabled(l->resume_defer, SD_EVENT_OFF);
         if (r < 0)
                 goto fail;
         l->send_status = true; /* the first contact after a start says who we are */
