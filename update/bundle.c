@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -867,152 +869,269 @@ static void *whole_main(void *userdata) {
         return NULL;
 }
 
-int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_size,
-                      struct manifest_image *ret, char **ret_reason) {
-        if (!manifest_slot_class_is_valid(slot_class))
-                return message_set(ret_reason, -EINVAL,
-                                  "\"%s\" is not a slot class (rootfs, model:<name>)", slot_class);
+static int check_chunk_size(uint64_t chunk_size, char **ret_reason) {
         if (chunk_size < MANIFEST_CHUNK_SIZE_MIN || chunk_size > MANIFEST_CHUNK_SIZE_MAX ||
             chunk_size % MANIFEST_CHUNK_SIZE_MIN)
                 return message_set(ret_reason, -EINVAL,
                                   "chunk size must be a multiple of %d between %d and %d",
                                   MANIFEST_CHUNK_SIZE_MIN, MANIFEST_CHUNK_SIZE_MIN,
                                   MANIFEST_CHUNK_SIZE_MAX);
+        return 0;
+}
+
+/* An image to read: a regular file or a block device, and its size now. */
+static int open_image(const char *path, int *ret_fd, uint64_t *ret_size, char **ret_reason) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0) {
                 int r = negative_errno();
                 return message_set(ret_reason, r, "%s: %s", path, strerror(-r));
         }
-        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        uint64_t size = (uint64_t) st.st_size;
+        if (S_ISBLK(st.st_mode)) {
+                if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
+                        int r = negative_errno();
+                        return message_set(ret_reason, r, "%s: its size: %s", path, strerror(-r));
+                }
+        } else if (!S_ISREG(st.st_mode))
                 return message_set(ret_reason, -EINVAL, "%s: not a regular file or block device",
                                   path);
+        /* Read front to back, in large pieces: a wider read-ahead. */
+        (void) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+        *ret_fd = TAKE_FD(fd);
+        *ret_size = size;
+        return 0;
+}
 
-        struct manifest_image img = {.chunk_size = chunk_size};
-        int r = image_file_name(slot_class, &img.file);
-        if (r < 0)
-                return message_set(ret_reason, r, "\"%s\": cannot make a member name from it",
-                                  slot_class);
-        img.slot_class = strdup(slot_class);
-        /* Blocks of several chunks: the whole hash of a block on a second thread while
-         * this one hashes its chunks (two passes over each byte, on two CPUs). */
+struct read_job {
+        int fd;
+        uint8_t *buf;
+        size_t len;
+        ssize_t got;
+};
+
+static void *read_main(void *userdata) {
+        struct read_job *r = userdata;
+        r->got = read_full(r->fd, r->buf, r->len);
+        return NULL;
+}
+
+struct write_job {
+        int fd;
+        const uint8_t *buf;
+        size_t len;
+        uint64_t offset;
+        int result;
+};
+
+static void *write_main(void *userdata) {
+        struct write_job *w = userdata;
+        w->result = pwrite_all(w->fd, w->buf, w->len, w->offset);
+        if (w->result >= 0) /* to the medium now: the final fsync has little left */
+                (void) sync_file_range(w->fd, (off_t) w->offset, (off_t) w->len, SYNC_FILE_RANGE_WRITE);
+        return NULL;
+}
+
+/* Run fn on a thread, or here when no thread can be had. */
+static bool run_async(pthread_t *t, void *(*fn)(void *), void *arg) {
+        if (pthread_create(t, NULL, fn, arg) == 0)
+                return true;
+        fn(arg);
+        return false;
+}
+
+/*
+ * One pass over an image, pipelined by blocks of several chunks: while block k's chunks
+ * are hashed (this thread), its whole-image hash goes on (a thread) and, with out_fd >=
+ * 0, it is written at out_offset (a thread), block k + 1 is read (a thread). What is
+ * written is the very buffer that was hashed, so the bundle holds what its manifest
+ * says even if the image changes meanwhile. img->chunk_size set; fills size, n_chunks,
+ * chunks and sha256.
+ */
+static int hash_image_fd(int fd, const char *path, int out_fd, uint64_t out_offset, const char *out_name,
+                         struct manifest_image *img, char **ret_reason) {
+        uint64_t chunk_size = img->chunk_size;
         uint64_t per_block = chunk_size >= HASH_BLOCK ? 1 : HASH_BLOCK / chunk_size;
         size_t block = (size_t)(per_block * chunk_size);
-        _cleanup_free_ uint8_t *buf = malloc(block);
+        _cleanup_free_ uint8_t *buf0 = malloc(block), *buf1 = malloc(block);
+        uint8_t *bufs[2] = {buf0, buf1};
         size_t capacity = 0;
-        if (!img.slot_class || !buf) {
-                r = -ENOMEM;
-                goto fail;
-        }
+        int r = 0;
+        if (!buf0 || !buf1)
+                return -ENOMEM;
         struct whole_job whole = {};
         sha256_init(&whole.ctx);
-        for (bool more = true; more && r >= 0;) {
-                ssize_t n = read_full(fd, buf, block);
-                if (n < 0) {
-                        r = message_set(ret_reason, (int)n, "%s: %s", path, strerror((int)-n));
-                        break;
-                }
-                if (n == 0)
-                        break;
-                more = (size_t)n == block;
+        ssize_t n = read_full(fd, bufs[0], block);
+        for (unsigned cur = 0; n > 0 && r >= 0; cur ^= 1) {
+                uint8_t *buf = bufs[cur];
+                bool more = (size_t)n == block;
+                struct read_job next = {.fd = fd, .buf = bufs[cur ^ 1], .len = block};
+                struct write_job w = {.fd = out_fd, .buf = buf, .len = (size_t)n, .offset = out_offset + img->size};
+                pthread_t t_read, t_whole, t_write;
+                bool a_read = more && run_async(&t_read, read_main, &next);
                 whole.data = buf;
                 whole.len = (size_t)n;
-                pthread_t thread;
-                bool threaded = pthread_create(&thread, NULL, whole_main, &whole) == 0;
-                if (!threaded)
-                        whole_main(&whole);
+                bool a_whole = run_async(&t_whole, whole_main, &whole);
+                bool a_write = out_fd >= 0 && run_async(&t_write, write_main, &w);
                 for (size_t off = 0; off < (size_t)n; off += chunk_size) {
                         size_t len = (size_t)n - off < chunk_size ? (size_t)n - off : (size_t)chunk_size;
-                        if (img.n_chunks >= MANIFEST_MAX_CHUNKS) {
+                        if (img->n_chunks >= MANIFEST_MAX_CHUNKS) {
                                 r = message_set(ret_reason, -EFBIG,
                                                "%s: more than %d chunks; use a larger chunk size", path,
                                                MANIFEST_MAX_CHUNKS);
                                 break;
                         }
-                        if (img.n_chunks == capacity) {
+                        if (img->n_chunks == capacity) {
                                 size_t c = capacity ? capacity * 2 : 64;
-                                void *p = realloc(img.chunks, c * SHA256_DIGEST_SIZE);
+                                void *p = realloc(img->chunks, c * SHA256_DIGEST_SIZE);
                                 if (!p) {
                                         r = -ENOMEM;
                                         break;
                                 }
-                                img.chunks = p;
+                                img->chunks = p;
                                 capacity = c;
                         }
-                        sha256_buffer(buf + off, len, img.chunks[img.n_chunks++]);
-                        img.size += len;
+                        sha256_buffer(buf + off, len, img->chunks[img->n_chunks++]);
+                        img->size += len;
                 }
-                if (threaded)
-                        (void)pthread_join(thread, NULL);
+                if (a_whole)
+                        (void)pthread_join(t_whole, NULL);
+                if (a_write)
+                        (void)pthread_join(t_write, NULL);
+                if (a_read)
+                        (void)pthread_join(t_read, NULL);
+                if (r >= 0 && out_fd >= 0 && w.result < 0)
+                        r = message_set(ret_reason, w.result, "%s: %s", out_name, strerror(-w.result));
+                n = more ? next.got : 0;
         }
-        sha256_final(&whole.ctx, img.sha256);
-        if (r < 0)
-                goto fail;
-        *ret = img;
-        return 0;
-fail:
-        free(img.slot_class);
-        free(img.file);
-        free(img.chunks);
+        if (r >= 0 && n < 0)
+                r = message_set(ret_reason, (int)n, "%s: %s", path, strerror((int)-n));
+        sha256_final(&whole.ctx, img->sha256);
         return r;
 }
 
-static int write_member_header(struct archive *a, const char *name, uint64_t size) {
-        struct archive_entry *e = archive_entry_new();
-        if (!e)
-                return -ENOMEM;
-        archive_entry_set_pathname(e, name);
-        archive_entry_set_filetype(e, AE_IFREG);
-        archive_entry_set_perm(e, 0644);
-        archive_entry_set_size(e, (la_int64_t)size);
-        archive_entry_set_mtime(e, 0, 0); /* reproducible */
-        int r = archive_write_header(a, e);
-        archive_entry_free(e);
-        return r == ARCHIVE_OK ? 0 : -EIO;
-}
-
-static int write_data(struct archive *a, const void *data, size_t len) {
-        while (len > 0) {
-                la_ssize_t n = archive_write_data(a, data, len);
-                if (n <= 0)
-                        return -EIO;
-                data = (const uint8_t *)data + n;
-                len -= (size_t)n;
+int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_size,
+                      struct manifest_image *ret, char **ret_reason) {
+        if (!manifest_slot_class_is_valid(slot_class))
+                return message_set(ret_reason, -EINVAL,
+                                  "\"%s\" is not a slot class (rootfs, model:<name>)", slot_class);
+        int r = check_chunk_size(chunk_size, ret_reason);
+        if (r < 0)
+                return r;
+        _cleanup_close_ int fd = -1;
+        uint64_t size;
+        r = open_image(path, &fd, &size, ret_reason);
+        if (r < 0)
+                return r;
+        struct manifest_image img = {.chunk_size = chunk_size};
+        r = image_file_name(slot_class, &img.file);
+        if (r < 0)
+                return message_set(ret_reason, r, "\"%s\": cannot make a member name from it",
+                                  slot_class);
+        img.slot_class = strdup(slot_class);
+        r = img.slot_class ? hash_image_fd(fd, path, -1, 0, NULL, &img, ret_reason) : -ENOMEM;
+        if (r < 0) {
+                free(img.slot_class);
+                free(img.file);
+                free(img.chunks);
+                return r;
         }
+        *ret = img;
         return 0;
 }
 
-/* Copy an image into the archive, re-hashing: it must be what the manifest says. */
-static int write_image(struct archive *a, const struct manifest_image *img, const char *path,
-                       char **ret_reason) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                int r = negative_errno();
-                return message_set(ret_reason, r, "%s: %s", path, strerror(-r));
+/* ---- the tar a bundle is: written by hand, in one pass over each image ---------------- */
+
+#define TAR_ALIGN 4096        /* each image's data starts on a page */
+#define SIG_SLACK 256         /* room for a signature longer than the trial one */
+#define USTAR_SIZE_MAX 077777777777ULL
+
+static uint64_t pad512(uint64_t n) {
+        return (n + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+}
+
+/* A ustar header (reproducible: mode 0644, owner 0, mtime 0); sizes past ustar's octal
+ * field carry a pax size record instead (see pax_padding). */
+static void tar_header(uint8_t h[TAR_BLOCK], const char *name, uint64_t size, char type) {
+        memset(h, 0, TAR_BLOCK);
+        snprintf((char *) h, 100, "%s", name);
+        memcpy(h + 100, "0000644", 8);
+        memcpy(h + 108, "0000000", 8);
+        memcpy(h + 116, "0000000", 8);
+        snprintf((char *) h + 124, 12, "%011llo", (unsigned long long) (size <= USTAR_SIZE_MAX ? size : 0));
+        memcpy(h + 136, "00000000000", 12);
+        h[156] = (uint8_t) type;
+        memcpy(h + 257, "ustar", 6);
+        memcpy(h + 263, "00", 2);
+        memset(h + 148, ' ', 8);
+        unsigned sum = 0;
+        for (size_t i = 0; i < TAR_BLOCK; i++)
+                sum += h[i];
+        snprintf((char *) h + 148, 8, "%06o", sum);
+}
+
+static size_t decimal_digits(size_t n) {
+        size_t d = 1;
+        while (n >= 10) {
+                n /= 10;
+                d++;
         }
-        _cleanup_free_ uint8_t *buf = malloc(img->chunk_size);
-        if (!buf)
-                return -ENOMEM;
-        if (write_member_header(a, img->file, img->size) < 0)
-                return message_set(ret_reason, -EIO, "writing the header of %s: %s", img->file,
-                                  archive_error_string(a));
-        for (uint64_t i = 0; i < img->n_chunks; i++) {
-                size_t len = manifest_chunk_length(img, i);
-                ssize_t n = read_full(fd, buf, len);
-                if (n < 0)
-                        return message_set(ret_reason, (int)n, "%s: %s", path, strerror((int)-n));
-                if ((size_t)n != len || manifest_check_chunk(img, i, buf, len) < 0)
-                        return message_set(ret_reason, -EAGAIN,
-                                          "%s changed while the bundle was written", path);
-                if (write_data(a, buf, len) < 0)
-                        return message_set(ret_reason, -EIO, "writing %s: %s", img->file,
-                                          archive_error_string(a));
+        return d;
+}
+
+/* One pax record "<len> <key>=<value>\n", len counting itself. value NULL: a filler value
+ * ('0's) that makes the record exactly want_len bytes. Returns the length, 0 if too short. */
+static size_t pax_record(char *out, const char *key, const char *value, size_t want_len) {
+        size_t body = strlen(key) + 3 + (value ? strlen(value) : 0); /* ' ', '=', '\n' */
+        size_t len = want_len;
+        if (value)
+                for (len = body + 1; len != body + decimal_digits(len);)
+                        len = body + decimal_digits(len);
+        else if (len < body + decimal_digits(len))
+                return 0;
+        int n = sprintf(out, "%zu %s=", len, key);
+        if (value)
+                n += sprintf(out + n, "%s", value);
+        else {
+                memset(out + n, '0', len - (size_t) n - 1);
+                n = (int) len - 1;
         }
-        uint8_t extra;
-        if (read_full(fd, &extra, 1) != 0)
-                return message_set(ret_reason, -EAGAIN, "%s changed while the bundle was written",
-                                  path);
+        out[n] = '\n';
+        return len;
+}
+
+/*
+ * The pax extended header before an image member: it fills the space between the end of
+ * the member before and the image's page-aligned data (a comment, which readers ignore),
+ * and carries the name and size of an image too long for ustar's fields. data_len: a
+ * multiple of 512, at least 512.
+ */
+static int pax_padding(uint8_t *out, size_t data_len, const char *name, uint64_t image_size) {
+        char *p = (char *) out + TAR_BLOCK;
+        size_t used = 0;
+        if (strlen(name) > 99)
+                used += pax_record(p + used, "path", name, 0);
+        if (image_size > USTAR_SIZE_MAX) {
+                char v[32];
+                snprintf(v, sizeof(v), "%llu", (unsigned long long) image_size);
+                used += pax_record(p + used, "size", v, 0);
+        }
+        if (data_len < used + 16 || pax_record(p + used, "comment", NULL, data_len - used) != data_len - used)
+                return -EINVAL;
+        tar_header(out, "PaxHeader", data_len, 'x');
         return 0;
+}
+
+/* A member's header and data (padded) at offset off of fd. */
+static int write_member(int fd, uint64_t off, const char *name, const void *data, size_t len) {
+        uint8_t *b = calloc(1, TAR_BLOCK + pad512(len));
+        if (!b)
+                return -ENOMEM;
+        tar_header(b, name, len, '0');
+        memcpy(b + TAR_BLOCK, data, len);
+        int r = pwrite_all(fd, b, TAR_BLOCK + pad512(len), off);
+        free(b);
+        return r;
 }
 
 static int copy_template(const struct manifest *t, struct manifest *m) {
@@ -1035,15 +1154,21 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
                   const struct bundle_image_source *images, size_t n_images, uint64_t chunk_size,
                   const char *key_path, const char *cert_path, char **ret_reason) {
         struct manifest m = {0};
-        _cleanup_free_ char *text = NULL, *sig = NULL, *tmp = NULL;
-        size_t text_len = 0, sig_len = 0;
-        struct archive *a = NULL;
+        _cleanup_free_ char *text = NULL, *sig = NULL, *tmp = NULL, *trial_text = NULL, *trial_sig = NULL;
+        size_t text_len = 0, sig_len = 0, trial_len = 0, trial_sig_len = 0;
+        int fds[MANIFEST_MAX_IMAGES];
+        uint64_t data_off[MANIFEST_MAX_IMAGES], pax_off[MANIFEST_MAX_IMAGES];
         int fd = -1;
         int r;
 
+        for (size_t i = 0; i < MANIFEST_MAX_IMAGES; i++)
+                fds[i] = -1;
         if (n_images == 0 || n_images > MANIFEST_MAX_IMAGES)
                 return message_set(ret_reason, -EINVAL, "a bundle holds 1-%d images",
                                   MANIFEST_MAX_IMAGES);
+        r = check_chunk_size(chunk_size, ret_reason);
+        if (r < 0)
+                return r;
         r = copy_template(manifest_template, &m);
         if (r < 0)
                 goto done;
@@ -1052,18 +1177,88 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
                 r = -ENOMEM;
                 goto done;
         }
+        /* Each image's size now, and its manifest entry with placeholder hashes: the
+         * manifest's length does not depend on the hashes, so the layout is known before
+         * a byte is read, and each image is read once, hashed and written as it is read. */
         for (size_t i = 0; i < n_images; i++) {
+                struct manifest_image *img = &m.images[i];
                 for (size_t k = 0; k < i; k++)
                         if (streq(images[k].slot_class, images[i].slot_class)) {
                                 r = message_set(ret_reason, -EINVAL, "slot class %s given twice",
                                                images[i].slot_class);
                                 goto done;
                         }
-                r = bundle_hash_image(images[i].path, images[i].slot_class, chunk_size,
-                                      &m.images[i], ret_reason);
+                if (!manifest_slot_class_is_valid(images[i].slot_class)) {
+                        r = message_set(ret_reason, -EINVAL,
+                                        "\"%s\" is not a slot class (rootfs, model:<name>)",
+                                        images[i].slot_class);
+                        goto done;
+                }
+                uint64_t size;
+                r = open_image(images[i].path, &fds[i], &size, ret_reason);
                 if (r < 0)
                         goto done;
                 m.n_images++;
+                img->chunk_size = chunk_size;
+                img->size = size;
+                img->n_chunks = (size + chunk_size - 1) / chunk_size;
+                if (img->n_chunks > MANIFEST_MAX_CHUNKS) {
+                        r = message_set(ret_reason, -EFBIG, "%s: more than %d chunks; use a larger chunk size",
+                                        images[i].path, MANIFEST_MAX_CHUNKS);
+                        goto done;
+                }
+                img->slot_class = strdup(images[i].slot_class);
+                img->chunks = calloc(img->n_chunks ? img->n_chunks : 1, SHA256_DIGEST_SIZE);
+                r = image_file_name(images[i].slot_class, &img->file);
+                if (r < 0 || !img->slot_class || !img->chunks) {
+                        r = r < 0 ? message_set(ret_reason, r, "\"%s\": cannot make a member name from it",
+                                                images[i].slot_class) : -ENOMEM;
+                        goto done;
+                }
+        }
+        r = manifest_format(&m, &trial_text, &trial_len);
+        if (r < 0) {
+                r = message_set(ret_reason, r, "cannot render the manifest");
+                goto done;
+        }
+        /* the signature's length: a trial signature, and some room */
+        r = signature_sign(trial_text, trial_len, key_path, cert_path, &trial_sig, &trial_sig_len,
+                           ret_reason);
+        if (r < 0)
+                goto done;
+        uint64_t off = TAR_BLOCK + pad512(trial_len) + TAR_BLOCK + pad512(trial_sig_len + SIG_SLACK);
+        for (size_t i = 0; i < n_images; i++) {
+                /* a pax header and at least one block of its data (two: room for a long
+                 * name), then the image header */
+                uint64_t d = off + 4 * TAR_BLOCK;
+                data_off[i] = (d + TAR_ALIGN - 1) / TAR_ALIGN * TAR_ALIGN;
+                pax_off[i] = off; /* image 0's moves up to the signature's real end */
+                off = data_off[i] + pad512(m.images[i].size);
+        }
+
+        if (asprintf(&tmp, "%s.tmp", output) < 0) {
+                r = -ENOMEM;
+                goto done;
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+        if (fd < 0) {
+                r = negative_errno();
+                r = message_set(ret_reason, r, "%s: %s", tmp, strerror(-r));
+                goto done;
+        }
+        for (size_t i = 0; i < n_images; i++) {
+                struct manifest_image *img = &m.images[i];
+                uint64_t size = img->size;
+                img->size = img->n_chunks = 0;
+                r = hash_image_fd(fds[i], images[i].path, fd, data_off[i], tmp, img, ret_reason);
+                if (r < 0)
+                        goto done;
+                uint8_t extra;
+                if (img->size != size || read_full(fds[i], &extra, 1) != 0) {
+                        r = message_set(ret_reason, -EAGAIN, "%s changed while the bundle was written",
+                                        images[i].path);
+                        goto done;
+                }
         }
         r = manifest_format(&m, &text, &text_len);
         if (r < 0) {
@@ -1085,38 +1280,39 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
         r = signature_sign(text, text_len, key_path, cert_path, &sig, &sig_len, ret_reason);
         if (r < 0)
                 goto done;
-
-        if (asprintf(&tmp, "%s.tmp", output) < 0) {
-                r = -ENOMEM;
+        if (text_len != trial_len || sig_len > trial_sig_len + SIG_SLACK) {
+                r = message_set(ret_reason, -EIO, "the manifest (%zu bytes, %zu planned) or signature "
+                                "(%zu bytes, %zu planned) outgrew its place", text_len, trial_len,
+                                sig_len, trial_sig_len + SIG_SLACK);
                 goto done;
         }
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
-        if (fd < 0) {
-                r = negative_errno();
+        pax_off[0] = TAR_BLOCK + pad512(text_len) + TAR_BLOCK + pad512(sig_len);
+        r = write_member(fd, 0, MANIFEST_MEMBER_NAME, text, text_len);
+        if (r >= 0)
+                r = write_member(fd, TAR_BLOCK + pad512(text_len), SIGNATURE_MEMBER_NAME, sig, sig_len);
+        for (size_t i = 0; r >= 0 && i < n_images; i++) {
+                /* the pax header, its data, the image's header; then the data's padding */
+                size_t len = (size_t) (data_off[i] - pax_off[i]);
+                uint8_t *b = calloc(1, len);
+                if (!b) {
+                        r = -ENOMEM;
+                        break;
+                }
+                r = pax_padding(b, len - 2 * TAR_BLOCK, m.images[i].file, m.images[i].size);
+                if (r >= 0) {
+                        tar_header(b + len - TAR_BLOCK, m.images[i].file, m.images[i].size, '0');
+                        r = pwrite_all(fd, b, len, pax_off[i]);
+                }
+                free(b);
+                uint64_t end = data_off[i] + m.images[i].size, padded = data_off[i] + pad512(m.images[i].size);
+                static const uint8_t zeros[2 * TAR_BLOCK];
+                if (r >= 0 && padded > end)
+                        r = pwrite_all(fd, zeros, (size_t) (padded - end), end);
+                if (r >= 0 && i == n_images - 1) /* the end of the archive: two zero blocks */
+                        r = pwrite_all(fd, zeros, sizeof(zeros), padded);
+        }
+        if (r < 0) {
                 r = message_set(ret_reason, r, "%s: %s", tmp, strerror(-r));
-                goto done;
-        }
-        a = archive_write_new();
-        if (!a || archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-            archive_write_add_filter_none(a) != ARCHIVE_OK ||
-            archive_write_open_fd(a, fd) != ARCHIVE_OK) {
-                r = message_set(ret_reason, -EIO, "%s: cannot start the archive", tmp);
-                goto done;
-        }
-        if (write_member_header(a, MANIFEST_MEMBER_NAME, text_len) < 0 ||
-            write_data(a, text, text_len) < 0 ||
-            write_member_header(a, SIGNATURE_MEMBER_NAME, sig_len) < 0 ||
-            write_data(a, sig, sig_len) < 0) {
-                r = message_set(ret_reason, -EIO, "%s: %s", tmp, archive_error_string(a));
-                goto done;
-        }
-        for (size_t i = 0; i < n_images; i++) {
-                r = write_image(a, &m.images[i], images[i].path, ret_reason);
-                if (r < 0)
-                        goto done;
-        }
-        if (archive_write_close(a) != ARCHIVE_OK) {
-                r = message_set(ret_reason, -EIO, "%s: %s", tmp, archive_error_string(a));
                 goto done;
         }
         if (fsync(fd) < 0 || close(TAKE_FD(fd)) < 0) {
@@ -1132,8 +1328,9 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
         (void)fsync_parent_dir(output);
         r = 0;
 done:
-        if (a)
-                archive_write_free(a);
+        for (size_t i = 0; i < MANIFEST_MAX_IMAGES; i++)
+                if (fds[i] >= 0)
+                        (void)close(fds[i]);
         if (fd >= 0)
                 (void)close(fd);
         if (r < 0 && tmp)

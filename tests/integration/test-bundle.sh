@@ -125,9 +125,19 @@ expect_refused "template errors name file:line:column" "bad-template.json:1:31: 
 (cd work && tar xf ../good.obundle) || bail "cannot unpack good.obundle"
 MAN_SIZE=$(stat -c %s work/manifest.json)
 SIG_SIZE=$(stat -c %s work/manifest.sig)
-# Offsets in a ustar/pax archive with 512-byte headers and padded data.
+# Offsets in a ustar/pax archive with 512-byte headers and padded data: the manifest, the
+# signature, then the rootfs image's pax header (padding to a page: docs/bundle-format.md),
+# its data, the image's header, its data.
 pad() { echo $(((($1) + 511) / 512 * 512)); }
-ROOTFS_DATA=$((512 + $(pad "$MAN_SIZE") + 512 + $(pad "$SIG_SIZE") + 512))
+PAX=$((512 + $(pad "$MAN_SIZE") + 512 + $(pad "$SIG_SIZE")))
+[ "$(dd if=good.obundle bs=1 skip=$((PAX + 156)) count=1 2>/dev/null)" = x ] || bail "no pax header after the signature"
+PAX_SIZE=$((8#$(dd if=good.obundle bs=1 skip=$((PAX + 124)) count=11 2>/dev/null)))
+ROOTFS_DATA=$((PAX + 512 + $(pad "$PAX_SIZE") + 512))
+[ $((ROOTFS_DATA % 4096)) = 0 ] && pass "the image's data starts on a page" || fail "image data at $ROOTFS_DATA"
+tar tvf good.obundle >tar-list.txt 2>tar-list.err && [ ! -s tar-list.err ] &&
+        [ "$(awk '{print $6}' tar-list.txt | tr '\n' ' ')" = "manifest.json manifest.sig rootfs.img model-yolo.img " ] &&
+        pass "GNU tar lists the members, in order, without a warning" ||
+        fail "tar tvf" "$(cat tar-list.txt tar-list.err)"
 [ "$(dd if=good.obundle bs=1 skip=$ROOTFS_DATA count=16 2>/dev/null | od -An -tx1)" = \
   "$(head -c 16 rootfs.ext4 | od -An -tx1)" ] || bail "rootfs data not where expected (pax headers?)"
 
