@@ -18,6 +18,7 @@
 #include "proto/command.h"
 #include "proto/sync-answer.h"
 #include "agent/link.h"
+#include "agent/link-pace.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/statefile.h"
@@ -71,6 +72,8 @@ struct link {
         struct link_json_scan response_scan;
         size_t records_in_flight;
         size_t acked_this_sync;
+        bool batch_cut;          /* the batch in flight left records behind */
+        struct link_pace pace;   /* the upload goodput: how much the next batch carries */
         struct sent_key *sent; /* the keys of the records in flight, sorted */
         bool status_in_flight;
 
@@ -157,6 +160,20 @@ bool link_plan_is_open(json_t *plan, int64_t now, int64_t *ret_next_start) {
         if (ret_next_start)
                 *ret_next_start = next;
         return false;
+}
+
+/* Seconds until the contact window open now closes; -1: no plan, or no window open. */
+static int64_t plan_seconds_left(json_t *plan, int64_t now) {
+        json_t *windows = plan ? json_object_get(plan, "windows") : NULL;
+        size_t i;
+        json_t *w;
+        json_array_foreach(windows, i, w) {
+                int64_t start = json_integer_value(json_object_get(w, "start"));
+                int64_t end = json_integer_value(json_object_get(w, "end"));
+                if (start <= now && now < end)
+                        return end - now;
+        }
+        return -1;
 }
 
 void link_json_scan_feed(struct link_json_scan *s, const char *p, size_t n) {
@@ -407,13 +424,26 @@ static json_t *status_summary(struct link *l) {
         return NULL;
 }
 
+/* A window's last seconds that no batch starts in: an answer must come back before it closes. */
+#define LOS_MARGIN_USEC (5 * 1000000ULL)
+
+/* -EAGAIN: the contact window closes before the smallest batch could go. */
 static int sync_start(struct link *l) {
         const struct agent_link_config *c = &l->h.cfg->link;
+        int64_t left = plan_seconds_left(l->plan, time(NULL));
+        /* Sized to finish in a quarter of the timeout at the measured goodput, and before the
+         * window closes: a batch cut by the timeout is lost whole and sent again. */
+        size_t budget = link_pace_batch_bytes(&l->pace, (size_t) c->max_sync_kib * 1024 - 4096,
+                                              (uint64_t) c->timeout_sec * 1000000ULL / 4,
+                                              left >= 0 ? left * 1000000LL : -1, LOS_MARGIN_USEC);
+        if (budget == 0 && event_queue_count(l->h.events) > 0)
+                return -EAGAIN;
         json_t *records = event_queue_batch_json(l->h.events, (size_t) c->max_records_per_sync,
-                                                 (size_t) c->max_sync_kib * 1024 - 4096);
+                                                 budget ? budget : LINK_PACE_MIN_BYTES);
         if (!records)
                 return -ENOMEM;
         l->records_in_flight = json_array_size(records);
+        l->batch_cut = event_queue_count(l->h.events) > l->records_in_flight;
         l->sent = calloc(l->records_in_flight + 1, sizeof(*l->sent));
         if (!l->sent) {
                 json_decref(records);
@@ -612,6 +642,15 @@ static void sync_finished(struct link *l, CURLcode result) {
                 r = sync_answer(l, why, sizeof(why));
         bool ok = result == CURLE_OK && status == 200 && r >= 0;
         size_t sent = l->records_in_flight, acked = l->acked_this_sync;
+        if (ok) {
+                /* the upload's goodput: from the request's first byte to the answer's */
+                curl_off_t pre = 0, first = 0;
+                (void) curl_easy_getinfo(l->easy, CURLINFO_PRETRANSFER_TIME_T, &pre);
+                (void) curl_easy_getinfo(l->easy, CURLINFO_STARTTRANSFER_TIME_T, &first);
+                if (first > pre)
+                        link_pace_observe(&l->pace, (uint64_t) up, (uint64_t) (first - pre));
+        }
+        bool cut = l->batch_cut;
         sync_cleanup(l);
         if (ok) {
                 l->syncs_ok++;
@@ -624,7 +663,7 @@ static void sync_finished(struct link *l, CURLcode result) {
                  * take is not worth repeating at once (a controller that acks nothing would
                  * have the node sync back to back). */
                 if (acked > 0 && event_queue_count(l->h.events) > 0 &&
-                    sent >= (size_t) l->h.cfg->link.max_records_per_sync)
+                    (cut || sent >= (size_t) l->h.cfg->link.max_records_per_sync))
                         l->sync_again = true;
                 if (l->h.update)
                         update_manager_link_up(l->h.update);
@@ -644,6 +683,7 @@ static void sync_finished(struct link *l, CURLcode result) {
         }
         if (status_sent)
                 l->send_status = true; /* not delivered: with the next try */
+        link_pace_failed(&l->pace);
         l->syncs_failed++;
         l->failures++;
         snprintf(l->last_error, sizeof(l->last_error), "%s", why);
@@ -752,6 +792,14 @@ static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 return 0;
         }
         int r = sync_start(l);
+        if (r == -EAGAIN) {
+                /* The window closes before a batch could be answered: the next one. */
+                sync_cleanup(l);
+                uint64_t probe = (uint64_t) l->h.cfg->link.backoff_max_sec * 1000000ULL;
+                log_info("link: the contact window closes too soon for a batch; waiting for the next");
+                schedule(l, probe);
+                return 0;
+        }
         if (r < 0) {
                 snprintf(l->last_error, sizeof(l->last_error), "cannot start a sync: %s", strerror(-r));
                 log_error("link: %s", l->last_error);
