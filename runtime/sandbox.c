@@ -889,6 +889,27 @@ static int send_rw_binds(const struct sandbox_params *p, pid_t pid, int sock, st
         return 0;
 }
 
+/*
+ * One sync byte to the child. A child that failed while building its root (in parallel
+ * with the cgroup attach) has written its report and exited: its report, not "Broken
+ * pipe", says what went wrong.
+ */
+static int release_child(int sync_fd, int error_fd, struct sandbox_error *err) {
+        if (send(sync_fd, "x", 1, MSG_NOSIGNAL) == 1)
+                return 0;
+        int r = -errno;
+        struct sandbox_error child_err;
+        struct pollfd pfd = {.fd = error_fd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) == 1 && read(error_fd, &child_err, sizeof(child_err)) == (ssize_t) sizeof(child_err)) {
+                child_err.message[sizeof(child_err.message) - 1] = '\0';
+                if (err)
+                        *err = child_err;
+                return child_err.error > 0 ? -child_err.error : -EIO;
+        }
+        set_error(err, -r, "release the sandbox");
+        return r;
+}
+
 int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                   struct sandbox_error *err) {
         const struct workload_spec *s = p->spec;
@@ -933,7 +954,10 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                 set_error(err, -r, "create a socket pair");
                 return r;
         }
-        if (pipe2(sync_pipe, O_CLOEXEC) < 0 || pipe2(error_pipe, O_CLOEXEC) < 0 ||
+        /* The sync channel a socket pair: send(MSG_NOSIGNAL) to a child already gone is
+         * EPIPE, never a SIGPIPE in a caller that does not ignore it. */
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pipe) < 0 ||
+            pipe2(error_pipe, O_CLOEXEC) < 0 ||
             pipe2(status_pipe, O_CLOEXEC) < 0) {
                 r = -errno;
                 set_error(err, -r, "create pipes");
@@ -991,20 +1015,14 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                         goto fail_kill;
         }
         /* The ids are there: the child builds its root while we attach the cgroup. */
-        if (write(sync_pipe[1], "x", 1) != 1) {
-                r = -errno;
-                set_error(err, -r, "release the sandbox");
+        if ((r = release_child(sync_pipe[1], error_pipe[0], err)) < 0)
                 goto fail_kill;
-        }
         if (p->prestart && (r = p->prestart(pid, p->prestart_userdata)) < 0) {
                 set_error(err, -r, "prepare the sandbox of pid %d (cgroup)", (int) pid);
                 goto fail_kill;
         }
-        if (write(sync_pipe[1], "x", 1) != 1) {
-                r = -errno;
-                set_error(err, -r, "release the sandbox");
+        if ((r = release_child(sync_pipe[1], error_pipe[0], err)) < 0)
                 goto fail_kill;
-        }
         close(sync_pipe[1]);
         sync_pipe[1] = -1;
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,20 @@
 #include "runtime/seccomp-policy.h"
 #include "runtime/workload-spec.h"
 
+/* --prestart-wait-exit: the cgroup attach (the prestart) outlasts a child that fails while
+ * it builds its root: the release after the attach then meets a child already gone. */
+static int prestart_wait_exit(pid_t pid, void *userdata) {
+        (void) userdata;
+        siginfo_t si;
+        while (waitid(P_PID, (id_t) pid, &si, WEXITED | WNOWAIT) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         const char *leak = NULL;
+        bool wait_exit = false;
         /* The user namespace's host ids: the default pool's last slice unless told. */
         unsigned long id_base = ID_RANGE_DEFAULT_START + ID_RANGE_DEFAULT_COUNT - ID_RANGE_DEFAULT_SIZE;
         int i = 1;
@@ -25,13 +38,15 @@ int main(int argc, char *argv[]) {
                         leak = argv[++i];
                 else if (streq(argv[i], "--ids") && i + 1 < argc)
                         id_base = strtoul(argv[++i], NULL, 10);
+                else if (streq(argv[i], "--prestart-wait-exit"))
+                        wait_exit = true;
                 else {
-                        fprintf(stderr, "usage: sandbox-run [--leak-fd PATH] [--ids HOST_BASE] SPEC.json ROOT_DIR\n");
+                        fprintf(stderr, "usage: sandbox-run [--leak-fd PATH] [--ids HOST_BASE] [--prestart-wait-exit] SPEC.json ROOT_DIR\n");
                         return 2;
                 }
         }
         if (argc - i != 2) {
-                fprintf(stderr, "usage: sandbox-run [--leak-fd PATH] [--ids HOST_BASE] SPEC.json ROOT_DIR\n");
+                fprintf(stderr, "usage: sandbox-run [--leak-fd PATH] [--ids HOST_BASE] [--prestart-wait-exit] SPEC.json ROOT_DIR\n");
                 return 2;
         }
         log_setup("sandbox-run", LOG_TARGET_STDERR);
@@ -79,6 +94,7 @@ int main(int argc, char *argv[]) {
                 .stderr_read_fd = -1,
                 .host_id_base = (uint32_t) id_base,
                 .host_id_count = ID_RANGE_DEFAULT_SIZE,
+                .prestart = wait_exit ? prestart_wait_exit : NULL,
         };
         char emsg[256];
         if (sandbox_resolve_ids(&spec, &p.uid, &p.gid, emsg, sizeof(emsg)) < 0) {

@@ -332,6 +332,12 @@ expect_err "the error names the binary and the cause" "exec /opt/orbit/no-such-b
 run badbind '"sandbox": {"ro_binds": ["/usr", "/bin", "/lib", "/opt/orbit-missing"]}' 'true'
 [ "$RC" -eq 3 ] && pass "a missing bind source fails the start" || fail "missing bind" "rc=$RC"
 expect_err "the error names the bind" "bind /opt/orbit-missing to /opt/orbit-missing: cannot use the source: No such file or directory"
+# The same child failing while the cgroup attach still runs (a prestart that outlasts it):
+# its own report, not "Broken pipe", and no SIGPIPE for a caller that does not ignore it.
+RC=0; "$RUN" --prestart-wait-exit "$TESTDIR/badbind/spec.json" "$TESTDIR/badbind/root" 2>"$TESTDIR/badbind/err2" || RC=$?
+ERR=$(cat "$TESTDIR/badbind/err2")
+[ "$RC" -eq 3 ] && pass "a child that fails during the attach: the start fails (no SIGPIPE)" || fail "failure during the attach" "rc=$RC $ERR"
+expect_err "...with the child's own report" "bind /opt/orbit-missing to /opt/orbit-missing: cannot use the source: No such file or directory"
 
 run baduser '"user": "no-such-user-orbit"' 'true'
 expect_err "an unknown user is a clear error" 'user "no-such-user-orbit" does not exist on this node'
