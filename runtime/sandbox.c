@@ -85,7 +85,6 @@ struct spawn_ctx {
         int init_fd;        /* O_PATH descriptor of the init binary */
         char **init_argv;   /* SANDBOX_INIT_COMM, then the workload's argv */
         int idmap_read; /* one message per rw bind: an idmapped mount fd, or none (-1 if unused) */
-        int cap_last;   /* read by the agent: in the child, /proc/sys costs ~2 ms (a new netns) */
 };
 
 /* ---- errors from the child -------------------------------------------------------- */
@@ -505,23 +504,12 @@ static void loopback_up(struct spawn_ctx *c) {
 
 /* ---- credentials and capabilities ------------------------------------------------- */
 
-/* Read once per agent: the value is the kernel's, fixed until reboot. */
-static int last_cap(void) {
-        static int cached;
-        if (cached > 0)
-                return cached;
-        int last = 0;
-        FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
-        if (f) {
-                if (fscanf(f, "%d", &last) != 1)
-                        last = 0;
-                fclose(f);
-        }
-        cached = last > 0 && last < 64 ? last : 40;
-        return cached;
-}
+/* Capabilities are numbered below 64 (two 32-bit words); the kernel's last one is lower:
+ * a drop past it is EINVAL, cheaper than reading /proc/sys/kernel/cap_last_cap (~2 ms in
+ * a new network namespace). */
+#define CAP_NUMBER_MAX 63
 
-static void drop_privileges(struct spawn_ctx *c, int cap_last) {
+static void drop_privileges(struct spawn_ctx *c) {
         const struct workload_spec *s = c->p->spec;
         uint64_t keep = s->sandbox.capabilities;
         /* With a user namespace these are ids inside it (the agent mapped a whole slice). */
@@ -529,7 +517,7 @@ static void drop_privileges(struct spawn_ctx *c, int cap_last) {
         gid_t gid = c->p->gid;
 
         /* The bounding set first, while we still hold CAP_SETPCAP. */
-        for (int cap = 0; cap <= cap_last; cap++)
+        for (int cap = 0; cap <= CAP_NUMBER_MAX; cap++)
                 if (!(keep & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
                         FAIL("drop capability %d from the bounding set", cap);
 
@@ -549,7 +537,7 @@ static void drop_privileges(struct spawn_ctx *c, int cap_last) {
         if (syscall(SYS_capset, &hdr, data) < 0)
                 FAIL("set capabilities");
         /* Ambient capabilities carry the kept ones across exec for a non-root user. */
-        for (int cap = 0; cap <= cap_last; cap++)
+        for (int cap = 0; cap <= CAP_NUMBER_MAX; cap++)
                 if ((keep & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
                         FAIL("raise ambient capability %d", cap);
 }
@@ -632,7 +620,7 @@ static _Noreturn void child_main(struct spawn_ctx *c) {
         close(c->sync_read);
         if ((s->sandbox.namespaces & WORKLOAD_NS_CGROUP) && unshare(CLONE_NEWCGROUP) < 0)
                 FAIL("enter a new cgroup namespace");
-        drop_privileges(c, c->cap_last);
+        drop_privileges(c);
         if (chdir(s->cwd ? s->cwd : "/") < 0)
                 FAIL("chdir %s", s->cwd ? s->cwd : "/");
 
@@ -973,7 +961,6 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                 .init_fd = init_fd,
                 .init_argv = init_argv,
                 .idmap_read = idmap_pair[1],
-                .cap_last = last_cap(),
         };
         struct clone_args_v0 args = {
                 .flags = clone_flags(s->sandbox.namespaces) | CLONE_PIDFD,
@@ -1124,7 +1111,7 @@ static _Noreturn void probe_main(struct spawn_ctx *c, int target_pidfd, unsigned
                 FAIL("fork the probe");
         if (child == 0) {
                 apply_limits(c);
-                drop_privileges(c, c->cap_last);
+                drop_privileges(c);
                 if (chdir(s->cwd ? s->cwd : "/") < 0 && chdir("/") < 0)
                         FAIL("chdir");
                 int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -1175,8 +1162,7 @@ int sandbox_exec_in(const struct sandbox_process *target, const struct sandbox_p
                 set_error(err, -r, "create pipes");
                 return r;
         }
-        struct spawn_ctx c = {.p = params, .sync_read = sync_pipe[0], .error_write = error_pipe[1], .status_write = -1, .status_read = -1, .idmap_read = -1,
-                              .cap_last = last_cap()};
+        struct spawn_ctx c = {.p = params, .sync_read = sync_pipe[0], .error_write = error_pipe[1], .status_write = -1, .status_read = -1, .idmap_read = -1};
         struct clone_args_v0 args = {.flags = CLONE_PIDFD, .pidfd = (uint64_t) (uintptr_t) &pidfd, .exit_signal = SIGCHLD};
         pid_t pid = clone_with_pidfd(&args, &pidfd);
         if (pid < 0) {
