@@ -27,6 +27,7 @@
 /* Envelopes that do not verify, reported per answer at most (the rest counted, logged). */
 #define UNTRUSTED_REPORTS_PER_ANSWER 8
 #define RESPONSE_MAX (8 * 1024 * 1024)
+#define RESPONSE_STEP (256 * 1024) /* made writable at a time (pages) */
 /* The largest answer the protocol allows has about 6500: acks of 1024 records each of
  * another boot (5 each), 64 envelopes (4 each), 256 windows (4 each). */
 #define RESPONSE_VALUES_MAX 16384
@@ -66,6 +67,7 @@ struct link {
         size_t request_len;
         char *response;
         size_t response_len; /* in a mapping of RESPONSE_MAX + 1 bytes: never copied */
+        size_t response_writable; /* its first bytes made writable so far */
         bool response_too_big;
         size_t received_this_dispatch;
         sd_event_source *resume_defer; /* resumes a transfer paused for the budget above */
@@ -310,7 +312,9 @@ static bool handle_command(struct link *l, json_t *envelope, struct signature_ke
                  * whose signature did not verify never moves it: a forged seq must not
                  * block the real commands.
                  */
-                bool trusted = r == -ETIME || r == -EOPNOTSUPP || r == -EINVAL;
+                /* command_envelope_verify fills the seq only for such a command (after
+                 * its signature, node and seq checks), whatever errno it returns */
+                bool trusted = c.seq != 0;
                 if (trusted && c.seq > l->last_command_seq) {
                         l->last_command_seq = c.seq;
                         (void) state_save(l);
@@ -378,14 +382,27 @@ static size_t on_response_data(char *ptr, size_t size, size_t nmemb, void *userd
                 return 0; /* abort the transfer */
         }
         if (!l->response) {
-                /* One reservation of the largest answer: pages are touched as the answer
-                 * arrives, a dispatch's worth at a time. A growing heap buffer copied itself
-                 * (4 MiB, then 8 MiB) within one dispatch, over 100 ms of CPU in a slow build. */
-                void *p = mmap(NULL, RESPONSE_MAX + 1, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                /* One reservation of the largest answer's addresses, nothing behind them
+                 * yet: a growing heap buffer copied itself (4 MiB, then 8 MiB) within one
+                 * dispatch, over 100 ms of CPU in a slow build. PROT_NONE is not counted
+                 * against the commit limit (vm.overcommit_memory=2 on a flight image):
+                 * the part in use is made writable as the answer grows. */
+                void *p = mmap(NULL, RESPONSE_MAX + 1, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                               -1, 0);
                 if (p == MAP_FAILED)
                         return 0;
                 l->response = p;
+                l->response_writable = 0;
+        }
+        if (l->response_len + n + 1 > l->response_writable) {
+                size_t want = (l->response_len + n + 1 + RESPONSE_STEP - 1) / RESPONSE_STEP * RESPONSE_STEP;
+                if (want > RESPONSE_MAX + 1)
+                        want = RESPONSE_MAX + 1;
+                if (mprotect(l->response, want, PROT_READ | PROT_WRITE) < 0) {
+                        log_warning("link: no memory for the answer's next %zu bytes: %m", want - l->response_writable);
+                        return 0; /* abort the transfer: the sync fails, nothing is lost */
+                }
+                l->response_writable = want;
         }
         memcpy(l->response + l->response_len, ptr, n);
         l->response_len += n;
