@@ -234,16 +234,10 @@ static int act_runtime_class(struct agent *a, enum action_source from, json_t *p
 
 /* ---- updates ---------------------------------------------------------------------------- */
 
-/* The update manager writes its words into a buffer: they become the message. */
-static int from_buffer(int r, const char *msg, char **ret_message) {
-        return msg[0] ? message_set(ret_message, r, "%s", msg) : r;
-}
-
-static int update_op(struct agent *a, json_t **ret, char **ret_message,
-                     int (*fn)(struct update_manager *, json_t **, char *, size_t)) {
-        char msg[1024] = "";
-        int r = fn(a->update, ret, msg, sizeof(msg));
-        return from_buffer(r, msg, ret_message);
+/* Who asks, in the reason an update keeps and reports: the ground tells an operator's
+ * rollback from one its own rollout ordered (an auto-revert). */
+static const char *asked_by(enum action_source from) {
+        return from == ACTION_FROM_LINK ? "the controller" : "the operator";
 }
 
 static int act_update_status(struct agent *a, enum action_source from, json_t *params, json_t **ret,
@@ -262,45 +256,39 @@ static int act_update_install(struct agent *a, enum action_source from, json_t *
                 return message_set(ret_message, -EINVAL, "update.install takes %s",
                                    from == ACTION_FROM_LINK ? "exactly one of \"bundle_id\" and \"url\""
                                                             : "{\"bundle\": \"/absolute/path.obundle\"}");
-        char msg[1024] = "";
-        int r;
         if (path)
-                r = update_manager_install(a->update, path, ret, msg, sizeof(msg));
-        else {
-                _cleanup_free_ char *built = NULL;
-                if (id && asprintf(&built, "%s/v1/bundles/%s", a->config.link.url, id) < 0)
-                        return -ENOMEM;
-                r = update_manager_install_remote(a->update, id ? built : url, ret, msg, sizeof(msg));
-                if (r >= 0)
-                        return message_set(ret_message, r, "install of %s started", id ? id : url);
-        }
-        return from_buffer(r, msg, ret_message);
+                return update_manager_install(a->update, path, ret, ret_message);
+        _cleanup_free_ char *built = NULL;
+        if (id && asprintf(&built, "%s/v1/bundles/%s", a->config.link.url, id) < 0)
+                return -ENOMEM;
+        int r = update_manager_install_remote(a->update, id ? built : url, ret, ret_message);
+        if (r >= 0)
+                return message_set(ret_message, r, "install of %s started", id ? id : url);
+        return r;
 }
 
 static int act_update_mark_good(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                                 char **ret_message) {
-        return update_op(a, ret, ret_message, update_manager_mark_good);
+        return update_manager_mark_good(a->update, asked_by(from), ret, ret_message);
 }
 
 static int act_update_mark_bad(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                                char **ret_message) {
-        return update_op(a, ret, ret_message, update_manager_mark_bad);
+        return update_manager_mark_bad(a->update, asked_by(from), ret, ret_message);
 }
 
 static int act_update_rollback(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                                char **ret_message) {
-        return update_op(a, ret, ret_message, update_manager_rollback);
+        return update_manager_rollback(a->update, asked_by(from), ret, ret_message);
 }
 
 static int act_update_scrub(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                             char **ret_message) {
-        return update_op(a, ret, ret_message, update_manager_scrub);
+        return update_manager_scrub(a->update, ret, ret_message);
 }
 
 static int act_reboot(struct agent *a, enum action_source from, json_t *params, json_t **ret, char **ret_message) {
-        char msg[512] = "";
-        int r = update_manager_request_reboot(a->update, msg, sizeof(msg)); /* NULL: none configured */
-        return from_buffer(r, msg, ret_message);
+        return update_manager_request_reboot(a->update, ret_message); /* NULL: none configured */
 }
 
 /* ---- the table -------------------------------------------------------------------------- */

@@ -358,7 +358,7 @@ static int begin_install(struct update_manager *m, struct bundle *b, bool resume
                         /* Not begun: the phase stays as saved. A full disk is waited out
                          * (the space timer, the next contact) like any other. */
                         m->state = before;
-                        snprintf(msg, size, "cannot save the update state in %s: %s", j->work_dir,
+                        snprintf(msg, size, "cannot save the update state in %.512s: %s", j->work_dir,
                                  strerror(-r));
                         job_free(j);
                         if (update_decide_on_stop(r, false) == UPDATE_STOP_PAUSE_SPACE) {
@@ -564,18 +564,16 @@ static int on_worker_event(sd_event_source *s, int fd, uint32_t revents, void *u
 /* ---- starting an install -------------------------------------------------------------- */
 
 int update_manager_install(struct update_manager *m, const char *bundle_path, json_t **ret,
-                           char *msg, size_t size) {
-        if (!update_phase_is_final(m->state.phase)) {
-                snprintf(msg, size, "an update is in progress (%s %s, %s)", m->state.bundle_id,
-                         m->state.version, update_phase_to_string(m->state.phase));
-                return -EBUSY;
-        }
+                           char **ret_message) {
+        if (!update_phase_is_final(m->state.phase))
+                return message_set(ret_message, -EBUSY, "an update is in progress (%s %s, %s)",
+                                   m->state.bundle_id, m->state.version,
+                                   update_phase_to_string(m->state.phase));
         um_scrub_stop(m);
-        char abs[PATH_MAX];
+        char abs[PATH_MAX], msg[UPDATE_REASON_MAX] = "";
         if (!realpath(bundle_path, abs)) {
                 int r = negative_errno();
-                snprintf(msg, size, "%s: %s", bundle_path, strerror(-r));
-                return r;
+                return message_set(ret_message, r, "%s: %s", bundle_path, strerror(-r));
         }
         /* A new install: what the last one said no longer applies. */
         struct update_state before = m->state;
@@ -590,22 +588,21 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
                 /* Not begun (a full disk, say): the last update's state stands, so the
                  * next install is not refused as "in progress". */
                 m->state = before;
-                snprintf(msg, size, "cannot save the update state in %s: %s",
-                         m->cfg->update.work_dir, strerror(-r));
-                return r;
+                return message_set(ret_message, r, "cannot save the update state in %s: %s",
+                                   m->cfg->update.work_dir, strerror(-r));
         }
         struct bundle *b;
-        r = open_bundle(m, abs, NULL, &b, msg, size);
+        r = open_bundle(m, abs, NULL, &b, msg, sizeof(msg));
         if (r < 0)
-                return fail_now(m, r, msg);
+                return message_set(ret_message, fail_now(m, r, msg), "%s", msg);
         const struct manifest *mf = bundle_manifest(b);
         snprintf(m->state.bundle_id, sizeof(m->state.bundle_id), "%s", mf->bundle_id);
         snprintf(m->state.version, sizeof(m->state.version), "%s", mf->version);
         m->state.security_version = mf->security_version;
         sha256_to_hex(bundle_manifest_digest(b), m->state.manifest_sha256);
-        r = begin_install(m, b, false, NULL, msg, size);
+        r = begin_install(m, b, false, NULL, msg, sizeof(msg));
         if (r < 0)
-                return fail_now(m, r, msg);
+                return message_set(ret_message, fail_now(m, r, msg), "%s", msg);
         *ret = json_pack("{s:s, s:s, s:s, s:I}", "phase", update_phase_to_string(m->state.phase),
                          "bundle_id", m->state.bundle_id, "version", m->state.version,
                          "security_version", (json_int_t) m->state.security_version);
@@ -674,21 +671,16 @@ static int start_head_fetch(struct update_manager *m, const char *url) {
         return r;
 }
 
-int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret, char *msg,
-                                  size_t size) {
-        if (!m->cfg->link.enabled || !m->cfg->link.url) {
-                snprintf(msg, size, "the controller link is not configured (link.enabled)");
-                return -ENOTSUP;
-        }
-        if (!url || strncmp(url, "https://", 8) != 0 || strlen(url) >= sizeof(m->state.bundle_path)) {
-                snprintf(msg, size, "bundles are fetched over https only");
-                return -EINVAL;
-        }
-        if (!update_phase_is_final(m->state.phase)) {
-                snprintf(msg, size, "an update is in progress (%s %s, %s)", m->state.bundle_id,
-                         m->state.version, update_phase_to_string(m->state.phase));
-                return -EBUSY;
-        }
+int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret,
+                                  char **ret_message) {
+        if (!m->cfg->link.enabled || !m->cfg->link.url)
+                return message_set(ret_message, -ENOTSUP, "the controller link is not configured (link.enabled)");
+        if (!url || strncmp(url, "https://", 8) != 0 || strlen(url) >= sizeof(m->state.bundle_path))
+                return message_set(ret_message, -EINVAL, "bundles are fetched over https only");
+        if (!update_phase_is_final(m->state.phase))
+                return message_set(ret_message, -EBUSY, "an update is in progress (%s %s, %s)",
+                                   m->state.bundle_id, m->state.version,
+                                   update_phase_to_string(m->state.phase));
         um_scrub_stop(m);
         struct update_state before = m->state;
         m->paused_for_space = false;
@@ -700,14 +692,14 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
         int r = um_set_phase(m, UPDATE_FETCHING, "fetching the manifest from %s", url);
         if (r < 0) {
                 m->state = before; /* not begun: see update_manager_install */
-                snprintf(msg, size, "cannot save the update state in %s: %s",
-                         m->cfg->update.work_dir, strerror(-r));
-                return r;
+                return message_set(ret_message, r, "cannot save the update state in %s: %s",
+                                   m->cfg->update.work_dir, strerror(-r));
         }
         r = start_head_fetch(m, url);
         if (r < 0) {
-                snprintf(msg, size, "cannot start the download: %s", strerror(-r));
-                return fail_now(m, r, msg);
+                char msg[256];
+                snprintf(msg, sizeof(msg), "cannot start the download: %s", strerror(-r));
+                return message_set(ret_message, fail_now(m, r, msg), "%s", msg);
         }
         *ret = json_pack("{s:s, s:s}", "phase", update_phase_to_string(m->state.phase), "url", url);
         return *ret ? 0 : -ENOMEM;
@@ -720,73 +712,61 @@ void update_manager_link_up(struct update_manager *m) {
         (void) resume_install(m);
 }
 
-int update_manager_request_reboot(struct update_manager *m, char *msg, size_t size) {
-        if (!m || m->cfg->update.n_reboot_args == 0) {
-                snprintf(msg, size, "no reboot command is configured (update.reboot_command)");
-                return -ENOTSUP;
-        }
+int update_manager_request_reboot(struct update_manager *m, char **ret_message) {
+        if (!m || m->cfg->update.n_reboot_args == 0)
+                return message_set(ret_message, -ENOTSUP,
+                                   "no reboot command is configured (update.reboot_command)");
         um_request_reboot(m);
-        snprintf(msg, size, "rebooting with %s", m->cfg->update.reboot_command[0]);
-        return 0;
+        return message_set(ret_message, 0, "rebooting with %s", m->cfg->update.reboot_command[0]);
 }
 
-int update_manager_mark_good(struct update_manager *m, json_t **ret, char *msg, size_t size) {
-        if (m->state.phase != UPDATE_TRIAL) {
-                snprintf(msg, size, "nothing on trial (the update is %s)",
-                         update_phase_to_string(m->state.phase));
-                return -EINVAL;
-        }
-        int r = um_do_commit(m, "marked good by the operator", msg, size);
+int update_manager_mark_good(struct update_manager *m, const char *by, json_t **ret, char **ret_message) {
+        if (m->state.phase != UPDATE_TRIAL)
+                return message_set(ret_message, -EINVAL, "nothing on trial (the update is %s)",
+                                   update_phase_to_string(m->state.phase));
+        char why[128], msg[512] = "";
+        snprintf(why, sizeof(why), "marked good by %s", by);
+        int r = um_do_commit(m, why, msg, sizeof(msg));
         if (r < 0)
-                return r;
+                return message_set(ret_message, r, "%s", msg[0] ? msg : strerror(-r));
         *ret = json_pack("{s:s}", "phase", update_phase_to_string(m->state.phase));
         return *ret ? 0 : -ENOMEM;
 }
 
-int update_manager_mark_bad(struct update_manager *m, json_t **ret, char *msg, size_t size) {
-        um_scrub_stop(m);
-        if (m->state.phase != UPDATE_TRIAL && m->state.phase != UPDATE_READY) {
-                snprintf(msg, size, "nothing on trial or waiting for a reboot (the update is %s)",
-                         update_phase_to_string(m->state.phase));
-                return -EINVAL;
-        }
-        int r = um_do_rollback(m, true, "marked bad by the operator");
-        if (r < 0) {
-                snprintf(msg, size, "rollback incomplete: %s", strerror(-r));
-                return r;
-        }
+static int rolled_back(struct update_manager *m, int r, json_t **ret, char **ret_message) {
+        if (r < 0)
+                return message_set(ret_message, r, "rollback incomplete: %s", strerror(-r));
         *ret = json_pack("{s:s, s:b}", "phase", update_phase_to_string(m->state.phase),
                          "reboot_required", m->reboot_required);
         return *ret ? 0 : -ENOMEM;
 }
 
-int update_manager_rollback(struct update_manager *m, json_t **ret, char *msg, size_t size) {
+int update_manager_mark_bad(struct update_manager *m, const char *by, json_t **ret, char **ret_message) {
+        um_scrub_stop(m);
+        if (m->state.phase != UPDATE_TRIAL && m->state.phase != UPDATE_READY)
+                return message_set(ret_message, -EINVAL,
+                                   "nothing on trial or waiting for a reboot (the update is %s)",
+                                   update_phase_to_string(m->state.phase));
+        return rolled_back(m, um_do_rollback(m, true, "marked bad by %s", by), ret, ret_message);
+}
+
+int update_manager_rollback(struct update_manager *m, const char *by, json_t **ret, char **ret_message) {
         um_scrub_stop(m);
         if (m->state.phase == UPDATE_TRIAL || m->state.phase == UPDATE_READY)
-                return update_manager_mark_bad(m, ret, msg, size);
-        if (m->state.phase != UPDATE_COMMITTED) {
-                snprintf(msg, size, "no committed update to roll back (the update is %s)",
-                         update_phase_to_string(m->state.phase));
-                return -EINVAL;
-        }
+                return update_manager_mark_bad(m, by, ret, ret_message);
+        if (m->state.phase != UPDATE_COMMITTED)
+                return message_set(ret_message, -EINVAL, "no committed update to roll back (the update is %s)",
+                                   update_phase_to_string(m->state.phase));
         /* Going back is only safe to a slot that is still good and still holds the old image. */
         if (m->state.has_rootfs) {
                 struct boot_state bs;
                 int r = um_boot_read(m, &bs), p = boot_slot_index(m->state.rootfs_previous);
-                if (r < 0 || p < 0 || !bs.slot[p].good) {
-                        snprintf(msg, size, "slot %c is not marked good: nothing safe to roll back to",
-                                 m->state.rootfs_previous);
-                        return -ENOENT;
-                }
+                if (r < 0 || p < 0 || !bs.slot[p].good)
+                        return message_set(ret_message, -ENOENT,
+                                           "slot %c is not marked good: nothing safe to roll back to",
+                                           m->state.rootfs_previous);
         }
-        int r = um_do_rollback(m, true, "rolled back by the operator");
-        if (r < 0) {
-                snprintf(msg, size, "rollback incomplete: %s", strerror(-r));
-                return r;
-        }
-        *ret = json_pack("{s:s, s:b}", "phase", update_phase_to_string(m->state.phase),
-                         "reboot_required", m->reboot_required);
-        return *ret ? 0 : -ENOMEM;
+        return rolled_back(m, um_do_rollback(m, true, "rolled back by %s", by), ret, ret_message);
 }
 
 /* ---- status ------------------------------------------------------------------------------ */

@@ -40,26 +40,27 @@ json_t *update_manager_status_json(struct update_manager *m);
 
 /*
  * Operator actions. Each returns 0 with *ret (a JSON result) or a negative errno with
- * msg explaining, in words an operator can act on.
+ * *ret_message (caller frees; lib/message.h) explaining, in words an operator can act on.
  */
 int update_manager_install(struct update_manager *m, const char *bundle_path, json_t **ret,
-                           char *msg, size_t size);
+                           char **ret_message);
 /*
  * Install a bundle from the controller (https URL, the link's TLS identity): the manifest
  * and signature are fetched and verified first, then only the chunks the active slots do
  * not have, by HTTP Range, each verified before it is written. A lost link or a spent
  * per-contact budget pauses the install; update_manager_link_up resumes it.
  */
-int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret, char *msg,
-                                  size_t size);
+int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret,
+                                  char **ret_message);
 void update_manager_link_up(struct update_manager *m);
 
 /* Run update.reboot_command (after a second). -ENOTSUP without one. */
-int update_manager_request_reboot(struct update_manager *m, char *msg, size_t size);
+int update_manager_request_reboot(struct update_manager *m, char **ret_message);
 
-int update_manager_mark_good(struct update_manager *m, json_t **ret, char *msg, size_t size);
-int update_manager_mark_bad(struct update_manager *m, json_t **ret, char *msg, size_t size);
-int update_manager_rollback(struct update_manager *m, json_t **ret, char *msg, size_t size);
+/* by: who asks ("the operator", "the controller"), for the reason kept and reported. */
+int update_manager_mark_good(struct update_manager *m, const char *by, json_t **ret, char **ret_message);
+int update_manager_mark_bad(struct update_manager *m, const char *by, json_t **ret, char **ret_message);
+int update_manager_rollback(struct update_manager *m, const char *by, json_t **ret, char **ret_message);
 
 /*
  * Scrub now: read the inactive rootfs slot and the inactive member of each model back
@@ -69,4 +70,4 @@ int update_manager_rollback(struct update_manager *m, json_t **ret, char *msg, s
  * the boot choices and never trusted again). Also runs every update.scrub_interval_sec.
  * -EBUSY during an install or a trial; -ENOENT when no inactive slot has a record.
  */
-int update_manager_scrub(struct update_manager *m, json_t **ret, char *msg, size_t size);
+int update_manager_scrub(struct update_manager *m, json_t **ret, char **ret_message);

@@ -11,6 +11,7 @@
 
 #include "agent/update-internal.h"
 #include "lib/log.h"
+#include "lib/message.h"
 #include "lib/statefile.h"
 #include "update/slot.h"
 
@@ -283,10 +284,11 @@ int um_scrub_setup(struct update_manager *m) {
         return 0;
 }
 
-int update_manager_scrub(struct update_manager *m, json_t **ret, char *msg, size_t size) {
-        int r = um_scrub_start(m, msg, size);
+int update_manager_scrub(struct update_manager *m, json_t **ret, char **ret_message) {
+        char msg[512] = "";
+        int r = um_scrub_start(m, msg, sizeof(msg));
         if (r < 0)
-                return r;
+                return message_set(ret_message, r, "%s", msg[0] ? msg : strerror(-r));
         *ret = json_pack("{s:s, s:I}", "scrub", "started", "slots", (json_int_t) m->job->n_images);
         return *ret ? 0 : -ENOMEM;
 }

@@ -183,10 +183,11 @@ check "the silent canary halts the rollout (report deadline ${D}s)" wait_for $((
 rj fifth >fifth.json
 # The only member that failed on its own is the dark canary. Not .counts.failures: the
 # auto-revert may already have rolled members back (each a failure state) by the time
-# this snapshot is taken on a loaded machine; those say "rolled back by the operator".
+# this snapshot is taken on a loaded machine; the node says those were asked for "by the
+# controller" (its signed update.rollback), where an operator's say "by the operator".
 jq -e --arg n "$dark" '(.nodes[] | select(.node == $n) | .state == "overdue") and
         ([.nodes[] | select(.state == "overdue" or .state == "failed" or
-                (.state == "rolled-back" and ((.reason // "") | test("by the operator") | not)))
+                (.state == "rolled-back" and ((.reason // "") | test("by the controller") | not)))
           | .node] == [$n])' fifth.json >/dev/null &&
         pass "$dark is overdue, the only failure: $(jq -r --arg n "$dark" '.nodes[] | select(.node == $n) | .reason' fifth.json)" ||
         fail "dark canary state" "$(jq -c '[.nodes[] | {node, state, reason}]' fifth.json)"
