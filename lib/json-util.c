@@ -366,6 +366,17 @@ json_t *json_parse_object(struct json_ctx *ctx) {
 
 /* ---- dispatch --------------------------------------------------------------------- */
 
+int json_parse_dispatch(struct json_ctx *ctx, const struct json_field *fields, void *base,
+                        json_t **ret_root) {
+        *ret_root = json_parse_object(ctx);
+        if (!*ret_root)
+                return -EINVAL;
+        int r = json_dispatch_object(ctx, *ret_root, fields, base);
+        if (r < 0)
+                return r;
+        return ctx->problems->count > 0 ? -EINVAL : 0;
+}
+
 const char *json_type_name(const json_t *v) {
         switch (json_typeof(v)) {
         case JSON_OBJECT: return "an object";

@@ -173,19 +173,11 @@ int link_answer_parse(const char *text, size_t len, struct link_answer *ret, cha
                 {},
         };
 #undef OFF
-        int r;
-        ret->root = json_parse_object(&ctx);
-        if (!ret->root) {
-                r = -EBADMSG;
-                goto fail;
-        }
-        r = json_dispatch_object(&ctx, ret->root, fields, ret);
-        if (r == -ENOMEM)
-                goto fail;
-        if (r >= 0 && problems.count == 0)
+        int r = json_parse_dispatch(&ctx, fields, ret, &ret->root);
+        if (r >= 0)
                 return 0;
-        r = -EBADMSG;
-fail:
+        if (r != -ENOMEM)
+                r = -EBADMSG;
         if (ret_message) {
                 *ret_message = NULL;
                 if (r != -ENOMEM) {

@@ -196,13 +196,7 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                  SYNC_STATUS_MAX},
                 {},
         };
-        int r;
-        ret->root = json_parse_object(&ctx);
-        if (!ret->root) {
-                r = -EINVAL;
-                goto fail;
-        }
-        r = json_dispatch_object(&ctx, ret->root, fields, ret);
+        int r = json_parse_dispatch(&ctx, fields, ret, &ret->root);
         if (r == -ENOMEM)
                 goto fail;
         if (r >= 0 && !streq(ret->node, url_node)) {
