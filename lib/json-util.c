@@ -164,6 +164,18 @@ static int skip_value(struct scanner *s) {
         return s->pos > start ? 0 : -EINVAL;
 }
 
+/* Past the value at s and the comma after it, to the next member or element; -ENOENT
+ * when the container ends there or the text is not JSON. */
+static int skip_to_next(struct scanner *s) {
+        if (skip_value(s) < 0)
+                return -ENOENT;
+        skip_ws(s);
+        if (s->pos >= s->len || s->text[s->pos] != ',')
+                return -ENOENT;
+        s->pos++;
+        return 0;
+}
+
 int json_locate(const char *text, size_t len, const struct json_path_segment *path,
                 size_t depth, size_t *key_offset, size_t *value_offset) {
         struct scanner s = {.text = text, .len = len};
@@ -200,12 +212,8 @@ int json_locate(const char *text, size_t len, const struct json_path_segment *pa
                                         found = true;
                                         break;
                                 }
-                                if (skip_value(&s) < 0)
+                                if (skip_to_next(&s) < 0)
                                         return -ENOENT;
-                                skip_ws(&s);
-                                if (s.pos >= s.len || s.text[s.pos] != ',')
-                                        return -ENOENT;
-                                s.pos++;
                         }
                 } else {
                         if (s.text[s.pos] != '[')
@@ -220,12 +228,8 @@ int json_locate(const char *text, size_t len, const struct json_path_segment *pa
                                         found = true;
                                         break;
                                 }
-                                if (skip_value(&s) < 0)
+                                if (skip_to_next(&s) < 0)
                                         return -ENOENT;
-                                skip_ws(&s);
-                                if (s.pos >= s.len || s.text[s.pos] != ',')
-                                        return -ENOENT;
-                                s.pos++;
                         }
                 }
                 if (!found)
