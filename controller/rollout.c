@@ -33,10 +33,7 @@ const char *rollout_state_to_string(enum rollout_state s) {
 }
 
 int rollout_state_from_string(const char *s) {
-        for (int i = 0; s && i < _ROLLOUT_STATE_MAX; i++)
-                if (streq(s, state_names[i]))
-                        return i;
-        return -EINVAL;
+        return string_table_lookup(state_names, ELEMENTSOF(state_names), s);
 }
 
 const char *rollout_node_state_to_string(enum rollout_node_state s) {
@@ -44,10 +41,7 @@ const char *rollout_node_state_to_string(enum rollout_node_state s) {
 }
 
 int rollout_node_state_from_string(const char *s) {
-        for (int i = 0; s && i < _ROLLOUT_NODE_STATE_MAX; i++)
-                if (streq(s, node_state_names[i]))
-                        return i;
-        return -EINVAL;
+        return string_table_lookup(node_state_names, ELEMENTSOF(node_state_names), s);
 }
 
 bool rollout_state_is_live(enum rollout_state s) {
