@@ -443,6 +443,13 @@ static void test_metrics_render(void **state) {
                 "orbit_nodes{state=\"silent\"} 1\n",
                 "orbit_nodes{state=\"never\"} 1\n",
                 "orbit_node_last_seen_age_seconds{node=\"a\"} 10\n",
+                "# TYPE orbit_node_syncs_total counter\n",
+                "orbit_node_syncs_total{node=\"a\"} 5\n",
+                "orbit_node_syncs_total{node=\"c\"} 0\n",
+                "# HELP orbit_node_passes_total Passes of the node (its syncs closer than the pass "
+                "gap, or in one contact window, are one).\n",
+                "orbit_node_passes_total{node=\"a\"} 2\n",
+                "orbit_node_passes_total{node=\"b\"} 1\n",
                 "# TYPE orbit_controller_syncs_total counter\n",
                 "orbit_controller_syncs_total 12\n",
                 "orbit_controller_sync_received_bytes_total 3400\n",
