@@ -65,19 +65,33 @@ bool rollout_node_state_is_failure(enum rollout_node_state s) {
 
 /* ---- options ------------------------------------------------------------------------ */
 
+/* A decimal number at the start of p (no sign, no space) of at most max; *ret_end points
+ * after it. -EINVAL when p does not start with a digit, -ERANGE when the number is larger. */
+static int leading_number(const char *p, unsigned long long max, unsigned long long *ret,
+                          char **ret_end) {
+        if (*p < '0' || *p > '9')
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(p, ret_end, 10);
+        if (errno || v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
 int rollout_stages_parse(const char *text, unsigned *stages, size_t *n, char **ret_message) {
         *n = 0;
         const char *p = text ? text : "";
         unsigned previous = 0;
         for (;;) {
                 char *end;
-                errno = 0;
-                if (*p < '0' || *p > '9')
+                unsigned long long v;
+                int r = leading_number(p, 100, &v, &end);
+                if (r == -EINVAL)
                         return message_set(ret_message, -EINVAL,
                                            "stages: expected increasing percentages 1-100 "
                                            "separated by commas, ending with 100 (\"1,10,50,100\")");
-                unsigned long v = strtoul(p, &end, 10);
-                if (errno || v < 1 || v > 100 || v <= previous)
+                if (r < 0 || v < 1 || v <= previous)
                         return message_set(ret_message, -EINVAL,
                                            "stages: each percentage must be 1-100 and larger than "
                                            "the one before it");
@@ -103,11 +117,8 @@ int rollout_gate_parse(const char *what, const char *text, bool allow_zero,
                        struct rollout_gate *ret, char **ret_message) {
         const char *p = text ? text : "";
         char *end;
-        errno = 0;
-        if (*p < '0' || *p > '9')
-                goto bad;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (errno || v > 100000000ULL)
+        unsigned long long v;
+        if (leading_number(p, 100000000ULL, &v, &end) < 0)
                 goto bad;
         struct rollout_gate g = {.kind = ROLLOUT_GATE_CONTACTS, .value = (int64_t) v};
         if (*end) {
@@ -138,11 +149,8 @@ bad:
 int rollout_threshold_parse(const char *text, struct rollout_threshold *ret, char **ret_message) {
         const char *p = text ? text : "";
         char *end;
-        errno = 0;
-        if (*p < '0' || *p > '9')
-                goto bad;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (errno || v > ROLLOUT_NODES_MAX)
+        unsigned long long v;
+        if (leading_number(p, ROLLOUT_NODES_MAX, &v, &end) < 0)
                 goto bad;
         if (streq(end, "%")) {
                 if (v > 100)
