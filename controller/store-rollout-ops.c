@@ -455,34 +455,10 @@ int store_rollouts_tick(struct store *s, int64_t now) {
         /* One short transaction per rollout: a sync waits for one rollout's evaluation at
          * most, not for all of them. */
         char (*ids)[ROLLOUT_ID_MAX + 1] = NULL;
-        size_t n = 0, cap = 0;
-        int r;
-        {
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                r = store_query(s, &st,
-                                "SELECT id FROM rollouts WHERE state IN ('running', 'paused') "
-                                "ORDER BY created, id",
-                                "");
-                if (r < 0)
-                        return r;
-                while ((r = store_step(s, st)) > 0) {
-                        if (n == cap) {
-                                size_t c = cap ? cap * 2 : 16;
-                                void *p = realloc(ids, c * sizeof(*ids));
-                                if (!p) {
-                                        free(ids);
-                                        return -ENOMEM;
-                                }
-                                ids = p;
-                                cap = c;
-                        }
-                        snprintf(ids[n++], sizeof(ids[0]), "%s", store_col_str(st, 0));
-                }
-                if (r < 0) {
-                        free(ids);
-                        return r;
-                }
-        }
+        size_t n = 0;
+        int r = store_live_rollout_ids(s, &ids, &n);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 r = store_script(s, "BEGIN IMMEDIATE");
                 if (r < 0)
