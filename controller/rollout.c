@@ -230,14 +230,22 @@ static int dispatch_stages(struct json_ctx *ctx, json_t *v, void *dest, const st
         return 0;
 }
 
+/* An option given as a JSON number (3) or as the CLI's text ("10m", "10%"): the text the
+ * option's parser reads. false when v is neither, or the text is over 63 bytes. */
+static bool option_text(json_t *v, char text[static 64]) {
+        if (json_is_integer(v) && json_integer_value(v) >= 0)
+                snprintf(text, 64, "%lld", (long long) json_integer_value(v));
+        else if (json_is_string(v) && json_string_length(v) < 64)
+                snprintf(text, 64, "%s", json_string_value(v));
+        else
+                return false;
+        return true;
+}
+
 static int gate_from_json(struct json_ctx *ctx, json_t *v, const char *what, bool allow_zero,
                           struct rollout_gate *g) {
         char text[64];
-        if (json_is_integer(v) && json_integer_value(v) >= 0)
-                snprintf(text, sizeof(text), "%lld", (long long) json_integer_value(v));
-        else if (json_is_string(v) && json_string_length(v) < sizeof(text))
-                snprintf(text, sizeof(text), "%s", json_string_value(v));
-        else
+        if (!option_text(v, text))
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
                                         "expected contacts (3) or a duration (\"10m\")");
         _cleanup_free_ char *m = NULL;
@@ -281,11 +289,7 @@ static int dispatch_bool(struct json_ctx *ctx, json_t *v, void *dest, const stru
 static int dispatch_threshold(struct json_ctx *ctx, json_t *v, void *dest,
                               const struct json_field *f) {
         char text[64];
-        if (json_is_integer(v) && json_integer_value(v) >= 0)
-                snprintf(text, sizeof(text), "%lld", (long long) json_integer_value(v));
-        else if (json_is_string(v) && json_string_length(v) < sizeof(text))
-                snprintf(text, sizeof(text), "%s", json_string_value(v));
-        else
+        if (!option_text(v, text))
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "expected 2 or \"10%%\"");
         _cleanup_free_ char *m = NULL;
         if (rollout_threshold_parse(text, dest, &m) < 0)
