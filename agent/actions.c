@@ -336,7 +336,7 @@ static const struct action_param p_link[] = {
 static const struct action_param p_update_install[] = {
         {"bundle", ACTION_PARAM_ABSOLUTE_PATH, .sources = CONTROL},
         {"bundle_id", ACTION_PARAM_BUNDLE_ID, .sources = LINK},
-        {"url", ACTION_PARAM_STRING, .sources = LINK},
+        {"url", ACTION_PARAM_URL, .sources = LINK},
         {},
 };
 static const struct action_param p_config_set[] = {
@@ -345,9 +345,9 @@ static const struct action_param p_config_set[] = {
         {},
 };
 
-/* The link's actions are also the controller's (controller/command.c checks their params
- * when a command is built and when an envelope is verified): a name added here for LINK
- * needs its entry there. */
+/* The link's actions are also the controller's (proto/command.c checks their params
+ * when the controller queues a command and when the agent verifies an envelope): a name
+ * added here for LINK needs its entry there. */
 static const struct action actions[] = {
         {"ping", CONTROL, NEEDS_NOTHING, NULL, act_ping},
         {"status", CONTROL, NEEDS_NOTHING, NULL, act_status},
@@ -406,6 +406,8 @@ static bool priority_is_valid(const char *s) {
         return false;
 }
 
+_Static_assert(COMMAND_URL_MAX == 1024, "param_type_problem's message names the bound");
+
 /* NULL when v is a valid value of p, else what it must be. */
 static const char *param_type_problem(const struct action_param *p, json_t *v) {
         const char *s = json_string_value(v);
@@ -426,6 +428,9 @@ static const char *param_type_problem(const struct action_param *p, json_t *v) {
                 return s && s[0] == '/' ? NULL : "an absolute path";
         case ACTION_PARAM_BUNDLE_ID:
                 return s && command_name_is_valid(s, COMMAND_NAME_MAX) ? NULL : "a bundle id";
+        case ACTION_PARAM_URL:
+                return s && command_url_is_valid(s) ? NULL
+                                                    : "an https:// URL of at most 1024 printable characters";
         case ACTION_PARAM_PRIORITY:
                 return priority_is_valid(s) ? NULL : "critical, normal or best-effort";
         }

@@ -33,6 +33,7 @@ enum action_param_type {
         ACTION_PARAM_WORKLOAD_NAME, /* workload_name_is_valid */
         ACTION_PARAM_ABSOLUTE_PATH,
         ACTION_PARAM_BUNDLE_ID,     /* command_name_is_valid */
+        ACTION_PARAM_URL,           /* command_url_is_valid: an https:// bundle URL */
         ACTION_PARAM_PRIORITY,      /* critical, normal, best-effort */
 };
 

@@ -210,15 +210,11 @@ void link_result_reason(const char *why, char reason[static LINK_RESULT_REASON_M
 /* ---- persisted state -------------------------------------------------------------------- */
 
 static int state_save(struct link *l) {
-        json_t *o = json_pack("{s:i, s:I, s:O?}", "format", 1, "last_command_seq",
-                              (json_int_t) l->last_command_seq, "contact_plan", l->plan);
+        json_auto_t *o = json_pack("{s:i, s:I, s:O?}", "format", 1, "last_command_seq",
+                                   (json_int_t) l->last_command_seq, "contact_plan", l->plan);
         if (!o)
                 return -ENOMEM;
-        _cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        if (!text)
-                return -ENOMEM;
-        int r = statefile_save(l->h.cfg->state_dir, LINK_STATE_FILE, text, strlen(text));
+        int r = statefile_save_json(l->h.cfg->state_dir, LINK_STATE_FILE, o);
         if (r < 0)
                 log_error("link: cannot save %s/%s: %s", l->h.cfg->state_dir, LINK_STATE_FILE,
                           strerror(-r));

@@ -85,15 +85,11 @@ static int progress_save(struct job *j) {
                         return -ENOMEM;
                 }
         }
-        json_t *o = json_pack("{s:i, s:s, s:o}", "format", 1, "manifest_sha256", j->manifest_sha256,
-                              "images", images);
+        json_auto_t *o = json_pack("{s:i, s:s, s:o}", "format", 1, "manifest_sha256",
+                                   j->manifest_sha256, "images", images);
         if (!o)
                 return -ENOMEM;
-        _cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        if (!text)
-                return -ENOMEM;
-        return statefile_save(j->work_dir, UM_PROGRESS_FILE, text, strlen(text));
+        return statefile_save_json(j->work_dir, UM_PROGRESS_FILE, o);
 }
 
 /* Take the bitmaps of an earlier run of the same install; anything else starts from zero. */

@@ -98,6 +98,18 @@ static void *xmalloc(size_t n) {
         return p;
 }
 
+/* A binary of this build: beside the bench's own, in the build tree (bench/..). */
+static void build_binary_path(char path[static PATH_MAX], const char *name) {
+        ssize_t len = readlink("/proc/self/exe", path, PATH_MAX - 32);
+        if (len <= 0)
+                die("readlink /proc/self/exe: %m");
+        path[len] = '\0';
+        char *slash = strrchr(path, '/');
+        if (!slash)
+                die("odd path %s", path);
+        snprintf(slash, PATH_MAX - (size_t) (slash - path), "/../%s", name);
+}
+
 static void path_in(char *buf, const char *name) {
         int n = snprintf(buf, PATH_MAX, "%s/%s", tmpdir, name);
         if (n < 0 || n >= PATH_MAX)
@@ -873,15 +885,7 @@ static void make_bundle(void) {
         free(zeros);
         write_text(tmpl, "{\"bundle_id\": \"bench\", \"version\": \"9.0.0\", \"security_version\": 1, "
                          "\"compatible\": [\"bench-board\"]}\n");
-        /* orbit-bundle of this build: beside the bench's own binary, in the build tree */
-        ssize_t len = readlink("/proc/self/exe", tool, sizeof(tool) - 32);
-        if (len <= 0)
-                die("readlink /proc/self/exe: %m");
-        tool[len] = '\0';
-        char *slash = strrchr(tool, '/');
-        if (!slash)
-                die("odd path %s", tool);
-        strcpy(slash, "/../orbit-bundle");
+        build_binary_path(tool, "orbit-bundle");
         char image_arg[PATH_MAX + 16];
         snprintf(image_arg, sizeof(image_arg), "rootfs=%s", img);
         run((char *const[]){tool, "create", "--manifest-template", tmpl, "--image", image_arg,
@@ -1048,14 +1052,7 @@ int main(int argc, char *argv[]) {
                 base = "/tmp";
         static char self_dir[PATH_MAX];
         if (!controller_bin) { /* beside the build tree's bench/ */
-                ssize_t len = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 32);
-                if (len <= 0)
-                        die("readlink /proc/self/exe: %m");
-                self_dir[len] = '\0';
-                char *slash = strrchr(self_dir, '/');
-                if (!slash)
-                        die("odd path %s", self_dir);
-                strcpy(slash, "/../orbit-controller");
+                build_binary_path(self_dir, "orbit-controller");
                 controller_bin = self_dir;
         }
         if (access(controller_bin, X_OK) < 0)

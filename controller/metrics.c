@@ -78,6 +78,17 @@ static void counts_by(struct out *o, json_t *obj, const char *name, const char *
                 sample(o, name, (double) json_integer_value(v), label, k, NULL);
 }
 
+/* A counter family with one sample per node: the integer member key of each node. */
+static void node_counter(struct out *o, json_t *nodes, const char *name, const char *help,
+                         const char *key) {
+        size_t i;
+        json_t *n;
+        family(o, name, "counter", help);
+        json_array_foreach(nodes, i, n)
+                sample(o, name, (double) json_integer_value(json_object_get(n, key)), "node",
+                       json_string_value(json_object_get(n, "id")), NULL);
+}
+
 int metrics_render(json_t *snapshot, const struct metrics_counters *c, char **ret) {
         char *buf = NULL;
         size_t size = 0;
@@ -115,17 +126,12 @@ int metrics_render(json_t *snapshot, const struct metrics_counters *c, char **re
                                (double) (now - json_integer_value(ls)), "node",
                                json_string_value(json_object_get(n, "id")), NULL);
         }
-        family(&o, "orbit_node_syncs_total", "counter", "Syncs of the node the store has seen.");
-        json_array_foreach(nodes, i, n)
-                sample(&o, "orbit_node_syncs_total",
-                       (double) json_integer_value(json_object_get(n, "syncs")), "node",
-                       json_string_value(json_object_get(n, "id")), NULL);
-        family(&o, "orbit_node_passes_total", "counter",
-               "Passes of the node (its syncs closer than the pass gap, or in one contact window, are one).");
-        json_array_foreach(nodes, i, n)
-                sample(&o, "orbit_node_passes_total",
-                       (double) json_integer_value(json_object_get(n, "passes")), "node",
-                       json_string_value(json_object_get(n, "id")), NULL);
+        node_counter(&o, nodes, "orbit_node_syncs_total", "Syncs of the node the store has seen.",
+                     "syncs");
+        node_counter(&o, nodes, "orbit_node_passes_total",
+                     "Passes of the node (its syncs closer than the pass gap, or in one contact "
+                     "window, are one).",
+                     "passes");
 
         family(&o, "orbit_controller_syncs_total", "counter",
                "Syncs answered since the controller started.");

@@ -33,10 +33,7 @@ const char *rollout_state_to_string(enum rollout_state s) {
 }
 
 int rollout_state_from_string(const char *s) {
-        for (int i = 0; s && i < _ROLLOUT_STATE_MAX; i++)
-                if (streq(s, state_names[i]))
-                        return i;
-        return -EINVAL;
+        return string_table_lookup(state_names, ELEMENTSOF(state_names), s);
 }
 
 const char *rollout_node_state_to_string(enum rollout_node_state s) {
@@ -44,10 +41,7 @@ const char *rollout_node_state_to_string(enum rollout_node_state s) {
 }
 
 int rollout_node_state_from_string(const char *s) {
-        for (int i = 0; s && i < _ROLLOUT_NODE_STATE_MAX; i++)
-                if (streq(s, node_state_names[i]))
-                        return i;
-        return -EINVAL;
+        return string_table_lookup(node_state_names, ELEMENTSOF(node_state_names), s);
 }
 
 bool rollout_state_is_live(enum rollout_state s) {
@@ -71,19 +65,33 @@ bool rollout_node_state_is_failure(enum rollout_node_state s) {
 
 /* ---- options ------------------------------------------------------------------------ */
 
+/* A decimal number at the start of p (no sign, no space) of at most max; *ret_end points
+ * after it. -EINVAL when p does not start with a digit, -ERANGE when the number is larger. */
+static int leading_number(const char *p, unsigned long long max, unsigned long long *ret,
+                          char **ret_end) {
+        if (*p < '0' || *p > '9')
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(p, ret_end, 10);
+        if (errno || v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
 int rollout_stages_parse(const char *text, unsigned *stages, size_t *n, char **ret_message) {
         *n = 0;
         const char *p = text ? text : "";
         unsigned previous = 0;
         for (;;) {
                 char *end;
-                errno = 0;
-                if (*p < '0' || *p > '9')
+                unsigned long long v;
+                int r = leading_number(p, 100, &v, &end);
+                if (r == -EINVAL)
                         return message_set(ret_message, -EINVAL,
                                            "stages: expected increasing percentages 1-100 "
                                            "separated by commas, ending with 100 (\"1,10,50,100\")");
-                unsigned long v = strtoul(p, &end, 10);
-                if (errno || v < 1 || v > 100 || v <= previous)
+                if (r < 0 || v < 1 || v <= previous)
                         return message_set(ret_message, -EINVAL,
                                            "stages: each percentage must be 1-100 and larger than "
                                            "the one before it");
@@ -109,11 +117,8 @@ int rollout_gate_parse(const char *what, const char *text, bool allow_zero,
                        struct rollout_gate *ret, char **ret_message) {
         const char *p = text ? text : "";
         char *end;
-        errno = 0;
-        if (*p < '0' || *p > '9')
-                goto bad;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (errno || v > 100000000ULL)
+        unsigned long long v;
+        if (leading_number(p, 100000000ULL, &v, &end) < 0)
                 goto bad;
         struct rollout_gate g = {.kind = ROLLOUT_GATE_CONTACTS, .value = (int64_t) v};
         if (*end) {
@@ -144,11 +149,8 @@ bad:
 int rollout_threshold_parse(const char *text, struct rollout_threshold *ret, char **ret_message) {
         const char *p = text ? text : "";
         char *end;
-        errno = 0;
-        if (*p < '0' || *p > '9')
-                goto bad;
-        unsigned long long v = strtoull(p, &end, 10);
-        if (errno || v > ROLLOUT_NODES_MAX)
+        unsigned long long v;
+        if (leading_number(p, ROLLOUT_NODES_MAX, &v, &end) < 0)
                 goto bad;
         if (streq(end, "%")) {
                 if (v > 100)
@@ -228,14 +230,22 @@ static int dispatch_stages(struct json_ctx *ctx, json_t *v, void *dest, const st
         return 0;
 }
 
+/* An option given as a JSON number (3) or as the CLI's text ("10m", "10%"): the text the
+ * option's parser reads. false when v is neither, or the text is over 63 bytes. */
+static bool option_text(json_t *v, char text[static 64]) {
+        if (json_is_integer(v) && json_integer_value(v) >= 0)
+                snprintf(text, 64, "%lld", (long long) json_integer_value(v));
+        else if (json_is_string(v) && json_string_length(v) < 64)
+                snprintf(text, 64, "%s", json_string_value(v));
+        else
+                return false;
+        return true;
+}
+
 static int gate_from_json(struct json_ctx *ctx, json_t *v, const char *what, bool allow_zero,
                           struct rollout_gate *g) {
         char text[64];
-        if (json_is_integer(v) && json_integer_value(v) >= 0)
-                snprintf(text, sizeof(text), "%lld", (long long) json_integer_value(v));
-        else if (json_is_string(v) && json_string_length(v) < sizeof(text))
-                snprintf(text, sizeof(text), "%s", json_string_value(v));
-        else
+        if (!option_text(v, text))
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
                                         "expected contacts (3) or a duration (\"10m\")");
         _cleanup_free_ char *m = NULL;
@@ -279,11 +289,7 @@ static int dispatch_bool(struct json_ctx *ctx, json_t *v, void *dest, const stru
 static int dispatch_threshold(struct json_ctx *ctx, json_t *v, void *dest,
                               const struct json_field *f) {
         char text[64];
-        if (json_is_integer(v) && json_integer_value(v) >= 0)
-                snprintf(text, sizeof(text), "%lld", (long long) json_integer_value(v));
-        else if (json_is_string(v) && json_string_length(v) < sizeof(text))
-                snprintf(text, sizeof(text), "%s", json_string_value(v));
-        else
+        if (!option_text(v, text))
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "expected 2 or \"10%%\"");
         _cleanup_free_ char *m = NULL;
         if (rollout_threshold_parse(text, dest, &m) < 0)

@@ -113,6 +113,10 @@ int store_rollout_stage_counts_load(struct store *s, const char *id,
 
 int store_rollout_evaluate(struct store *s, struct rollout_row *row, int64_t now);
 
+/* The ids of the rollouts still driven (running or paused), oldest first; *ret_ids is the
+ * caller's to free (NULL when there are none). */
+int store_live_rollout_ids(struct store *s, char (**ret_ids)[ROLLOUT_ID_MAX + 1], size_t *ret_n);
+
 int store_rollouts_evaluate_all(struct store *s, int64_t now);
 
 int store_node_pass_count(struct store *s, const char *node, int64_t now, bool *ret_new);

@@ -293,6 +293,34 @@ static json_t *counts_json(const struct member_counts *c) {
         return o;
 }
 
+/* One row of rollout_events as the show lists it. */
+static json_t *event_row(sqlite3_stmt *ev) {
+        return json_pack("{s:I,s:o,s:s,s:s}", "time", (json_int_t) sqlite3_column_int64(ev, 0),
+                         "stage", store_col_int_or_null(ev, 1), "event", store_col_str(ev, 2),
+                         "detail", store_col_str(ev, 3));
+}
+
+/* One row of rollout_nodes as the show lists it. */
+static json_t *member_row(sqlite3_stmt *nodes) {
+        json_t *e = json_pack("{s:s,s:I,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:I}", "node",
+                              store_col_str(nodes, 0), "stage",
+                              (json_int_t) sqlite3_column_int(nodes, 1) + 1, "state",
+                              store_col_str(nodes, 2), "install_seq",
+                              store_col_int_or_null(nodes, 3), "told_time",
+                              store_col_int_or_null(nodes, 4), "committed_time",
+                              store_col_int_or_null(nodes, 5), "passes_since_commit",
+                              (json_int_t) sqlite3_column_int64(nodes, 6), "rollback_seq",
+                              store_col_int_or_null(nodes, 7), "reason",
+                              store_col_string_or_null(nodes, 8), "updated",
+                              (json_int_t) sqlite3_column_int64(nodes, 9));
+        if (e) {
+                json_object_set_new(e, "passes_since_told",
+                                    json_integer(sqlite3_column_int64(nodes, 10)));
+                json_object_set_new(e, "last_heard", store_col_int_or_null(nodes, 11));
+        }
+        return e;
+}
+
 static int rollout_show_locked(struct store *s, const char *id, int64_t now, json_t **ret) {
         struct rollout_row row;
         int r = store_rollout_load(s, id, &row);
@@ -344,13 +372,10 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
                         "t", id);
         if (r < 0)
                 return r;
-        json_t *events = json_array();
-        while (events && (r = store_step(s, ev)) > 0)
-                json_array_append_new(events, json_pack("{s:I,s:o,s:s,s:s}", "time",
-                                                        (json_int_t) sqlite3_column_int64(ev, 0),
-                                                        "stage", store_col_int_or_null(ev, 1),
-                                                        "event", store_col_str(ev, 2), "detail",
-                                                        store_col_str(ev, 3)));
+        json_t *events = NULL;
+        r = store_rows_json(s, ev, event_row, &events);
+        if (r < 0)
+                return r;
         json_object_set_new(o, "events", events);
 
         _cleanup_stmt_ sqlite3_stmt *nodes = NULL;
@@ -362,28 +387,12 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
                         "t", id);
         if (r < 0)
                 return r;
-        json_t *list = json_array();
-        while (list && (r = store_step(s, nodes)) > 0) {
-                json_t *e = json_pack("{s:s,s:I,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:I}", "node",
-                                      store_col_str(nodes, 0), "stage",
-                                      (json_int_t) sqlite3_column_int(nodes, 1) + 1, "state",
-                                      store_col_str(nodes, 2), "install_seq",
-                                      store_col_int_or_null(nodes, 3), "told_time",
-                                      store_col_int_or_null(nodes, 4), "committed_time",
-                                      store_col_int_or_null(nodes, 5), "passes_since_commit",
-                                      (json_int_t) sqlite3_column_int64(nodes, 6), "rollback_seq",
-                                      store_col_int_or_null(nodes, 7), "reason",
-                                      store_col_string_or_null(nodes, 8), "updated",
-                                      (json_int_t) sqlite3_column_int64(nodes, 9));
-                if (e) {
-                        json_object_set_new(e, "passes_since_told",
-                                            json_integer(sqlite3_column_int64(nodes, 10)));
-                        json_object_set_new(e, "last_heard", store_col_int_or_null(nodes, 11));
-                }
-                json_array_append_new(list, e);
-        }
+        json_t *list = NULL;
+        r = store_rows_json(s, nodes, member_row, &list);
+        if (r < 0)
+                return r;
         json_object_set_new(o, "nodes", list);
-        if (!events || !list || !progress)
+        if (!progress)
                 return -ENOMEM;
         *ret = TAKE_PTR(o);
         return 0;
@@ -455,34 +464,10 @@ int store_rollouts_tick(struct store *s, int64_t now) {
         /* One short transaction per rollout: a sync waits for one rollout's evaluation at
          * most, not for all of them. */
         char (*ids)[ROLLOUT_ID_MAX + 1] = NULL;
-        size_t n = 0, cap = 0;
-        int r;
-        {
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                r = store_query(s, &st,
-                                "SELECT id FROM rollouts WHERE state IN ('running', 'paused') "
-                                "ORDER BY created, id",
-                                "");
-                if (r < 0)
-                        return r;
-                while ((r = store_step(s, st)) > 0) {
-                        if (n == cap) {
-                                size_t c = cap ? cap * 2 : 16;
-                                void *p = realloc(ids, c * sizeof(*ids));
-                                if (!p) {
-                                        free(ids);
-                                        return -ENOMEM;
-                                }
-                                ids = p;
-                                cap = c;
-                        }
-                        snprintf(ids[n++], sizeof(ids[0]), "%s", store_col_str(st, 0));
-                }
-                if (r < 0) {
-                        free(ids);
-                        return r;
-                }
-        }
+        size_t n = 0;
+        int r = store_live_rollout_ids(s, &ids, &n);
+        if (r < 0)
+                return r;
         for (size_t i = 0; i < n; i++) {
                 r = store_script(s, "BEGIN IMMEDIATE");
                 if (r < 0)

@@ -222,9 +222,19 @@ int store_node_memberships_refresh(struct store *s, const char *node, int64_t no
         return 0;
 }
 
-/* The rows (rollout, node state) a query with node (and maybe a second parameter) selects. */
-static int node_rows_collect(struct store *s, sqlite3_stmt *st, struct node_row_ref *rows,
-                             size_t *n) {
+/* The columns node_rows_heard reads; the caller appends its WHERE on rn (rollout_nodes)
+ * and r (rollouts). */
+#define NODE_ROWS_SELECT                                                                        \
+        "SELECT rn.rollout, rn.state, r.state, r.auto_revert FROM rollout_nodes rn "           \
+        "JOIN rollouts r ON r.id = rn.rollout "
+
+/*
+ * The rows (rollout, node state) st (a NODE_ROWS_SELECT) selects for node, at most
+ * ROWS_PER_NODE_MAX; then node is marked heard in each of those rollouts, since what it
+ * said concerns them all. The states are those read before the marking.
+ */
+static int node_rows_heard(struct store *s, sqlite3_stmt *st, const char *node, int64_t now,
+                           struct node_row_ref *rows, size_t *n) {
         int r;
         *n = 0;
         while ((r = store_step(s, st)) > 0 && *n < ROWS_PER_NODE_MAX) {
@@ -238,7 +248,14 @@ static int node_rows_collect(struct store *s, sqlite3_stmt *st, struct node_row_
                 x->rollout_state = (enum rollout_state) rs;
                 x->auto_revert = sqlite3_column_int(st, 3) != 0;
         }
-        return r < 0 ? r : 0;
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < *n; i++) {
+                r = rollout_node_heard(s, rows[i].rollout, node, now);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /*
@@ -263,19 +280,15 @@ static int rollout_apply_update(struct store *s, const char *node, const char *k
         }
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         r = store_query(s, &st,
-                        "SELECT rn.rollout, rn.state, r.state, r.auto_revert FROM rollout_nodes rn "
-                        "JOIN rollouts r ON r.id = rn.rollout "
+                        NODE_ROWS_SELECT
                         "WHERE rn.node = ? AND r.bundle_id = ? AND r.state != 'created'",
                         "tt", node, bundle);
         if (r < 0)
                 return r;
-        r = node_rows_collect(s, st, rows, &n);
+        r = node_rows_heard(s, st, node, now, rows, &n);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                r = rollout_node_heard(s, rows[i].rollout, node, now);
-                if (r < 0)
-                        return r;
                 enum rollout_node_state to = rollout_node_after_update(rows[i].state, kind);
                 if (to == rows[i].state)
                         continue;
@@ -325,21 +338,15 @@ int store_rollout_apply_record(struct store *s, const struct sync_record *rec, i
                 if (command_result_parse(rec->body, &res) < 0)
                         return 0;
                 _cleanup_stmt_ sqlite3_stmt *st = NULL;
-                r = store_query(
-                        s, &st,
-                        "SELECT rn.rollout, rn.state, r.state, r.auto_revert FROM rollout_nodes rn "
-                        "JOIN rollouts r ON r.id = rn.rollout "
-                        "WHERE rn.node = ? AND rn.install_seq = ?",
-                        "ti", rec->node, res.seq);
+                r = store_query(s, &st,
+                                NODE_ROWS_SELECT "WHERE rn.node = ? AND rn.install_seq = ?",
+                                "ti", rec->node, res.seq);
                 if (r < 0)
                         return r;
-                r = node_rows_collect(s, st, rows, &n);
+                r = node_rows_heard(s, st, rec->node, now, rows, &n);
                 if (r < 0)
                         return r;
                 for (size_t i = 0; i < n; i++) {
-                        r = rollout_node_heard(s, rows[i].rollout, rec->node, now);
-                        if (r < 0)
-                                return r;
                         enum rollout_node_state to =
                                 rollout_node_after_install_result(rows[i].state, res.status);
                         if (to == rows[i].state)

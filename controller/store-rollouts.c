@@ -391,7 +391,9 @@ int store_rollout_evaluate(struct store *s, struct rollout_row *row, int64_t now
         }
 }
 
-int store_rollouts_evaluate_all(struct store *s, int64_t now) {
+int store_live_rollout_ids(struct store *s, char (**ret_ids)[ROLLOUT_ID_MAX + 1], size_t *ret_n) {
+        char (*ids)[ROLLOUT_ID_MAX + 1] = NULL;
+        size_t n = 0, cap = 0;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = store_query(s, &st,
                             "SELECT id FROM rollouts WHERE state IN ('running', 'paused') "
@@ -400,16 +402,41 @@ int store_rollouts_evaluate_all(struct store *s, int64_t now) {
         if (r < 0)
                 return r;
         while ((r = store_step(s, st)) > 0) {
-                struct rollout_row row;
-                r = store_rollout_load(s, store_col_str(st, 0), &row);
-                if (r >= 0)
-                        r = store_rollout_evaluate(s, &row, now);
-                if (r < 0)
-                        return r;
+                if (n == cap) {
+                        size_t c = cap ? cap * 2 : 16;
+                        void *p = realloc(ids, c * sizeof(*ids));
+                        if (!p) {
+                                free(ids);
+                                return -ENOMEM;
+                        }
+                        ids = p;
+                        cap = c;
+                }
+                snprintf(ids[n++], sizeof(ids[0]), "%s", store_col_str(st, 0));
         }
+        if (r < 0) {
+                free(ids);
+                return r;
+        }
+        *ret_ids = ids;
+        *ret_n = n;
+        return 0;
+}
+
+int store_rollouts_evaluate_all(struct store *s, int64_t now) {
+        char (*ids)[ROLLOUT_ID_MAX + 1] = NULL;
+        size_t n = 0;
+        int r = store_live_rollout_ids(s, &ids, &n);
         if (r < 0)
                 return r;
-        return 0;
+        for (size_t i = 0; i < n && r >= 0; i++) {
+                struct rollout_row row;
+                r = store_rollout_load(s, ids[i], &row);
+                if (r >= 0)
+                        r = store_rollout_evaluate(s, &row, now);
+        }
+        free(ids);
+        return r < 0 ? r : 0;
 }
 
 /*

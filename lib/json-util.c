@@ -164,6 +164,18 @@ static int skip_value(struct scanner *s) {
         return s->pos > start ? 0 : -EINVAL;
 }
 
+/* Past the value at s and the comma after it, to the next member or element; -ENOENT
+ * when the container ends there or the text is not JSON. */
+static int skip_to_next(struct scanner *s) {
+        if (skip_value(s) < 0)
+                return -ENOENT;
+        skip_ws(s);
+        if (s->pos >= s->len || s->text[s->pos] != ',')
+                return -ENOENT;
+        s->pos++;
+        return 0;
+}
+
 int json_locate(const char *text, size_t len, const struct json_path_segment *path,
                 size_t depth, size_t *key_offset, size_t *value_offset) {
         struct scanner s = {.text = text, .len = len};
@@ -200,12 +212,8 @@ int json_locate(const char *text, size_t len, const struct json_path_segment *pa
                                         found = true;
                                         break;
                                 }
-                                if (skip_value(&s) < 0)
+                                if (skip_to_next(&s) < 0)
                                         return -ENOENT;
-                                skip_ws(&s);
-                                if (s.pos >= s.len || s.text[s.pos] != ',')
-                                        return -ENOENT;
-                                s.pos++;
                         }
                 } else {
                         if (s.text[s.pos] != '[')
@@ -220,12 +228,8 @@ int json_locate(const char *text, size_t len, const struct json_path_segment *pa
                                         found = true;
                                         break;
                                 }
-                                if (skip_value(&s) < 0)
+                                if (skip_to_next(&s) < 0)
                                         return -ENOENT;
-                                skip_ws(&s);
-                                if (s.pos >= s.len || s.text[s.pos] != ',')
-                                        return -ENOENT;
-                                s.pos++;
                         }
                 }
                 if (!found)
@@ -365,6 +369,17 @@ json_t *json_parse_object(struct json_ctx *ctx) {
 }
 
 /* ---- dispatch --------------------------------------------------------------------- */
+
+int json_parse_dispatch(struct json_ctx *ctx, const struct json_field *fields, void *base,
+                        json_t **ret_root) {
+        *ret_root = json_parse_object(ctx);
+        if (!*ret_root)
+                return -EINVAL;
+        int r = json_dispatch_object(ctx, *ret_root, fields, base);
+        if (r < 0)
+                return r;
+        return ctx->problems->count > 0 ? -EINVAL : 0;
+}
 
 const char *json_type_name(const json_t *v) {
         switch (json_typeof(v)) {

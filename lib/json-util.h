@@ -115,6 +115,15 @@ struct json_field {
 int json_dispatch_object(struct json_ctx *ctx, json_t *obj, const struct json_field *fields,
                          void *base);
 
+/*
+ * Parse text (ctx->text) as one object and check it against fields: json_parse_object,
+ * then json_dispatch_object. *ret_root is the root (caller unrefs; NULL when the text is
+ * not a JSON object), kept even when fields have problems, since dispatchers may borrow
+ * from it. Returns 0, -ENOMEM, or -EINVAL when ctx->problems holds any problem.
+ */
+int json_parse_dispatch(struct json_ctx *ctx, const struct json_field *fields, void *base,
+                        json_t **ret_root);
+
 /* Standard dispatchers; dest is base + field->offset. */
 int json_dispatch_string(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f);
 int json_dispatch_absolute_path(struct json_ctx *ctx, json_t *v, void *dest,

@@ -56,3 +56,12 @@ static inline int negative_errno(void) {
 }
 
 #define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* The index of s in table (n names, indexed by an enum; NULL entries never match), or
+ * -EINVAL when s is NULL or not there: the inverse of an enum's names array. */
+static inline int string_table_lookup(const char *const *table, size_t n, const char *s) {
+        for (size_t i = 0; s && i < n; i++)
+                if (table[i] && streq(table[i], s))
+                        return (int) i;
+        return -EINVAL;
+}

@@ -151,6 +151,13 @@ static const char *describe(int r) {
         }
 }
 
+int statefile_save_json(const char *dir, const char *name, const json_t *doc) {
+        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT);
+        if (!text)
+                return -ENOMEM;
+        return statefile_save(dir, name, text, strlen(text));
+}
+
 int statefile_save(const char *dir, const char *name, const void *payload, size_t len) {
         char path[PATH_MAX], prev[PATH_MAX], prev_tmp[PATH_MAX];
         int r;

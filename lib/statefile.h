@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #define STATEFILE_MAX_PAYLOAD (4u * 1024u * 1024u)
 
 enum statefile_source {
@@ -37,6 +39,9 @@ int statefile_decode(const char *data, size_t len, const char **ret_payload, siz
  * name.prev first, so a bad new write can always fall back to the last good state.
  */
 int statefile_save(const char *dir, const char *name, const void *payload, size_t len);
+
+/* statefile_save of a JSON document, as compact text. -ENOMEM when it cannot be dumped. */
+int statefile_save_json(const char *dir, const char *name, const json_t *doc);
 
 /*
  * Load dir/name. A corrupt or missing current file is logged, and the .prev copy is

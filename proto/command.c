@@ -41,7 +41,7 @@ static bool config_key_ok(const char *s) {
         return true;
 }
 
-static bool url_ok(const char *s) {
+bool command_url_is_valid(const char *s) {
         size_t n = strlen(s);
         if (n <= strlen("https://") || n > COMMAND_URL_MAX || strncmp(s, "https://", 8) != 0)
                 return false;
@@ -163,7 +163,7 @@ int command_params_check(const char *action, json_t *params, char **ret_reason) 
                                                    action, COMMAND_NAME_MAX);
                 } else {
                         const char *url = string_param(params, "url");
-                        if (!url || !url_ok(url))
+                        if (!url || !command_url_is_valid(url))
                                 return message_set(ret_reason, -EINVAL,
                                                    "%s: \"url\" must be an https:// URL of at most "
                                                    "%d printable characters",

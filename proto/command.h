@@ -39,6 +39,10 @@ void command_done(struct command *c);
  * starting with . or -. max is the length bound. */
 bool command_name_is_valid(const char *s, size_t max);
 
+/* Pure: a bundle URL a command may carry: https://, at most COMMAND_URL_MAX bytes, only
+ * printable ASCII without spaces. */
+bool command_url_is_valid(const char *s);
+
 /* Pure: is action one we know? */
 bool command_action_is_known(const char *action);
 

@@ -7,6 +7,7 @@
 
 #include "lib/json-util.h"
 #include "proto/sync-answer.h"
+#include "proto/sync-request.h"
 #include "lib/macro.h"
 #include "lib/message.h"
 
@@ -20,11 +21,8 @@ static int dispatch_format(struct json_ctx *ctx, json_t *v, void *dest, const st
 }
 
 static int dispatch_boot_id(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
-        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-        bool ok = s && json_string_length(v) == 32;
-        for (size_t i = 0; ok && i < 32; i++)
-                ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
-        if (!ok)
+        const char *s = json_string_value(v);
+        if (!s || !sync_boot_id_is_valid(s, json_string_length(v)))
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
                                         "expected a boot id of 32 lower-case hex digits");
         return 0;
@@ -173,19 +171,11 @@ int link_answer_parse(const char *text, size_t len, struct link_answer *ret, cha
                 {},
         };
 #undef OFF
-        int r;
-        ret->root = json_parse_object(&ctx);
-        if (!ret->root) {
-                r = -EBADMSG;
-                goto fail;
-        }
-        r = json_dispatch_object(&ctx, ret->root, fields, ret);
-        if (r == -ENOMEM)
-                goto fail;
-        if (r >= 0 && problems.count == 0)
+        int r = json_parse_dispatch(&ctx, fields, ret, &ret->root);
+        if (r >= 0)
                 return 0;
-        r = -EBADMSG;
-fail:
+        if (r != -ENOMEM)
+                r = -EBADMSG;
         if (ret_message) {
                 *ret_message = NULL;
                 if (r != -ENOMEM) {

@@ -44,13 +44,19 @@ static int dispatch_node_id(struct json_ctx *ctx, json_t *v, void *dest,
         return 0;
 }
 
+bool sync_boot_id_is_valid(const char *s, size_t len) {
+        if (len != 32)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return true;
+}
+
 static int dispatch_boot_id(struct json_ctx *ctx, json_t *v, void *dest,
                             const struct json_field *f) {
-        const char *s = json_is_string(v) ? json_string_value(v) : NULL;
-        bool ok = s && json_string_length(v) == 32;
-        for (size_t i = 0; ok && i < 32; i++)
-                ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
-        if (!ok)
+        const char *s = json_string_value(v);
+        if (!s || !sync_boot_id_is_valid(s, json_string_length(v)))
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
                                         "expected a boot id of 32 lower-case hex digits");
         memcpy(dest, s, 33);
@@ -196,13 +202,7 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                  SYNC_STATUS_MAX},
                 {},
         };
-        int r;
-        ret->root = json_parse_object(&ctx);
-        if (!ret->root) {
-                r = -EINVAL;
-                goto fail;
-        }
-        r = json_dispatch_object(&ctx, ret->root, fields, ret);
+        int r = json_parse_dispatch(&ctx, fields, ret, &ret->root);
         if (r == -ENOMEM)
                 goto fail;
         if (r >= 0 && !streq(ret->node, url_node)) {

@@ -58,6 +58,12 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                        char **ret_message);
 
 /*
+ * Pure: a boot id as a sync carries it, in the records and in the answer's acks: 32
+ * lower-case hex digits. len is the JSON string's length (it may hold a NUL).
+ */
+bool sync_boot_id_is_valid(const char *s, size_t len);
+
+/*
  * Pure: the "acked" list of the answer: one entry per (boot_epoch, boot_id) in order of
  * first appearance, its seqs without duplicates, in request order.
  */

@@ -10,7 +10,6 @@
 #include "update/bootenv-file.h"
 #include "update/bootenv-io.h"
 #include "update/boot-vars.h"
-#include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 
@@ -23,11 +22,9 @@ static int file_load(const struct bootenv_config *c, struct env_vars *ret) {
         const char *path = c->path;
         _cleanup_free_ char *data = NULL;
         size_t len;
-        int r = read_file_bounded(path, BOOTENV_FILE_MAX, &data, &len);
-        if (r == -ENOENT)
-                return r; /* not created yet: the caller decides */
+        int r = bootenv_load_file("boot env file", path, &data, &len);
         if (r < 0)
-                return log_error_errno(r, "boot env file %s: cannot read it", path);
+                return r;
 
         json_error_t error;
         json_auto_t *root =
@@ -82,16 +79,7 @@ static int file_store(const struct bootenv_config *c, const struct env_vars *var
         memcpy(line, text, len);
         line[len] = '\n';
 
-        int r = write_file_durable(path, line, len + 1, 0644);
-        if (r < 0)
-                return log_error_errno(r, "boot env file %s: write failed", path);
-        r = bootenv_verify_file(path, line, len + 1);
-        if (r == -EIO)
-                return log_error_errno(r, "boot env file %s: read back differs from what "
-                                       "was written", path);
-        if (r < 0)
-                return log_error_errno(r, "boot env file %s: reading back failed", path);
-        return 0;
+        return bootenv_store_file("boot env file", path, line, len + 1);
 }
 
 const struct bootenv_ops bootenv_file_ops = {

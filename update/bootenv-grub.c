@@ -8,7 +8,6 @@
 #include "update/bootenv-grub.h"
 #include "update/bootenv-io.h"
 #include "update/boot-vars.h"
-#include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 
@@ -147,11 +146,9 @@ static int grub_load(const struct bootenv_config *c, struct env_vars *ret) {
         const char *path = c->path;
         _cleanup_free_ char *data = NULL;
         size_t len;
-        int r = read_file_bounded(path, BOOTENV_FILE_MAX, &data, &len);
-        if (r == -ENOENT)
-                return r; /* not created yet: the caller decides */
+        int r = bootenv_load_file("grubenv", path, &data, &len);
         if (r < 0)
-                return log_error_errno(r, "grubenv %s: cannot read it", path);
+                return r;
 
         const char *reason = NULL;
         r = grubenv_parse(data, len, ret, &reason);
@@ -173,18 +170,8 @@ static int grub_store(const struct bootenv_config *c, const struct env_vars *var
         if (r < 0)
                 return log_error_errno(r, "grubenv %s: cannot format the variables", path);
 
-        r = write_file_durable(path, block, sizeof(block), 0644);
-        if (r < 0)
-                return log_error_errno(r, "grubenv %s: write failed", path);
-
-        /* No checksum in the format: only a byte compare catches a bad write. */
-        r = bootenv_verify_file(path, block, sizeof(block));
-        if (r == -EIO)
-                return log_error_errno(r, "grubenv %s: read back differs from what was "
-                                       "written", path);
-        if (r < 0)
-                return log_error_errno(r, "grubenv %s: reading back failed", path);
-        return 0;
+        /* No checksum in the format: only the byte compare catches a bad write. */
+        return bootenv_store_file("grubenv", path, block, sizeof(block));
 }
 
 const struct bootenv_ops bootenv_grub_ops = {

@@ -10,6 +10,7 @@
 
 #include "update/bootenv-io.h"
 #include "lib/fileio.h"
+#include "lib/log.h"
 #include "lib/macro.h"
 
 /* Read `size` bytes at offset, uncached, so we see what is on the device. */
@@ -35,4 +36,26 @@ int bootenv_verify_file(const char *path, const void *data, size_t len) {
         if (r < 0)
                 return r;
         return memcmp(back, data, len) == 0 ? 0 : -EIO;
+}
+
+int bootenv_load_file(const char *what, const char *path, char **ret_data, size_t *ret_len) {
+        int r = read_file_bounded(path, BOOTENV_FILE_MAX, ret_data, ret_len);
+        if (r == -ENOENT)
+                return r; /* not created yet: the caller decides */
+        if (r < 0)
+                return log_error_errno(r, "%s %s: cannot read it", what, path);
+        return 0;
+}
+
+int bootenv_store_file(const char *what, const char *path, const void *data, size_t len) {
+        int r = write_file_durable(path, data, len, 0644);
+        if (r < 0)
+                return log_error_errno(r, "%s %s: write failed", what, path);
+        r = bootenv_verify_file(path, data, len);
+        if (r == -EIO)
+                return log_error_errno(r, "%s %s: read back differs from what was written",
+                                       what, path);
+        if (r < 0)
+                return log_error_errno(r, "%s %s: reading back failed", what, path);
+        return 0;
 }

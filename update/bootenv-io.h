@@ -14,3 +14,14 @@ int bootenv_read_region(const char *path, uint64_t offset, size_t size, uint8_t 
 
 /* Read back a whole file just written: -EIO unless it holds exactly data. */
 int bootenv_verify_file(const char *path, const void *data, size_t len);
+
+/*
+ * The whole-file backends (grubenv, JSON file): read the file, at most BOOTENV_FILE_MAX
+ * bytes. -ENOENT when it does not exist (not logged: the caller decides); any other
+ * failure is logged as "<what> <path>: ...". *ret_data is NUL-terminated, caller frees.
+ */
+int bootenv_load_file(const char *what, const char *path, char **ret_data, size_t *ret_len);
+
+/* Replace the file durably with data, then read it back and compare (-EIO on a
+ * mismatch); every failure is logged as "<what> <path>: ...". */
+int bootenv_store_file(const char *what, const char *path, const void *data, size_t len);

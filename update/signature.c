@@ -118,6 +118,17 @@ static int name_compare(const void *a, const void *b) {
         return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Read a key or certificate file of at most max bytes; a failure says "<what> <path>:
+ * <cause>" in *ret_reason. */
+static int pem_file_read(const char *what, const char *path, size_t max, char **ret_text,
+                         size_t *ret_len, char **ret_reason) {
+        int r = read_file_bounded(path, max, ret_text, ret_len);
+        if (r < 0)
+                return message_set(ret_reason, r, "%s %s: %s", what, path,
+                                   r == -EFBIG ? "file too large" : strerror(-r));
+        return 0;
+}
+
 int signature_keyring_load_dir(const char *dir, struct signature_keyring **ret, char **ret_reason) {
         DIR *d = opendir(dir);
         if (!d) {
@@ -158,12 +169,10 @@ int signature_keyring_load_dir(const char *dir, struct signature_keyring **ret, 
                         r = -ENOMEM;
                         break;
                 }
-                r = read_file_bounded(path, SIGNATURE_KEYRING_FILE_MAX_SIZE, &text, &len);
-                if (r < 0) {
-                        r = message_set(ret_reason, r, "keyring %s: %s", path,
-                                       r == -EFBIG ? "file too large" : strerror(-r));
+                r = pem_file_read("keyring", path, SIGNATURE_KEYRING_FILE_MAX_SIZE, &text, &len,
+                                  ret_reason);
+                if (r < 0)
                         break;
-                }
                 r = signature_keyring_add(kr, text, len, path, ret_reason);
         }
         for (size_t i = 0; i < n; i++)
@@ -550,10 +559,9 @@ static void rng_done(struct rng *g) {
 static int load_key(const char *path, mbedtls_pk_context *key, char **ret_reason) {
         _cleanup_free_ char *text = NULL;
         size_t len;
-        int r = read_file_bounded(path, SIGNATURE_KEY_FILE_MAX_SIZE, &text, &len);
+        int r = pem_file_read("key", path, SIGNATURE_KEY_FILE_MAX_SIZE, &text, &len, ret_reason);
         if (r < 0)
-                return message_set(ret_reason, r, "key %s: %s", path,
-                                  r == -EFBIG ? "file too large" : strerror(-r));
+                return r;
         /* PEM needs the terminating NUL counted; DER must not have it. */
         size_t parse_len = memmem(text, len, "-----BEGIN", 10) ? len + 1 : len;
         r = mbedtls_pk_parse_key(key, (const unsigned char *)text, parse_len, NULL, 0);
@@ -570,10 +578,10 @@ static int load_key(const char *path, mbedtls_pk_context *key, char **ret_reason
 static int load_certificates(const char *path, mbedtls_x509_crt *chain, char **ret_reason) {
         _cleanup_free_ char *text = NULL;
         size_t len;
-        int r = read_file_bounded(path, SIGNATURE_KEYRING_FILE_MAX_SIZE, &text, &len);
+        int r = pem_file_read("certificate", path, SIGNATURE_KEYRING_FILE_MAX_SIZE, &text, &len,
+                              ret_reason);
         if (r < 0)
-                return message_set(ret_reason, r, "certificate %s: %s", path,
-                                  r == -EFBIG ? "file too large" : strerror(-r));
+                return r;
         r = parse_certificates(chain, text, len);
         if (r == -ENOMEM)
                 return r;

@@ -94,7 +94,7 @@ static void test_sources(void **state) {
         assert_false(action_allowed(NULL, ACTION_FROM_CONTROL));
 }
 
-/* The node and the controller (controller/command.c) agree on what the link can carry. */
+/* The node and the controller (proto/command.c) agree on what the link can carry. */
 static void test_link_actions_match_commands(void **state) {
         size_t n = 0;
         for (const struct action *a = action_table(); a->name; a++) {
@@ -151,6 +151,17 @@ static void test_params(void **state) {
                        "unknown parameter \"bundle\" from this source");
         expect_refused("update.install", ACTION_FROM_LINK, "{\"bundle_id\": \"-x\"}",
                        "\"bundle_id\" must be a bundle id");
+        /* the URL is checked by the table too, not only by proto/command.c before it */
+        expect_ok("update.install", ACTION_FROM_LINK, "{\"url\": \"https://ground.example/b.obundle\"}");
+        expect_refused("update.install", ACTION_FROM_LINK, "{\"url\": \"http://ground.example/b.obundle\"}",
+                       "\"url\" must be an https:// URL");
+        expect_refused("update.install", ACTION_FROM_LINK, "{\"url\": \"https://\"}",
+                       "\"url\" must be an https:// URL");
+        expect_refused("update.install", ACTION_FROM_LINK, "{\"url\": \"https://g.example/a b\"}",
+                       "\"url\" must be an https:// URL");
+        expect_refused("update.install", ACTION_FROM_LINK, "{\"url\": 7}", "\"url\" must be an https:// URL");
+        expect_refused("update.install", ACTION_FROM_CONTROL, "{\"url\": \"https://ground.example/b.obundle\"}",
+                       "unknown parameter \"url\" from this source");
 
         expect_ok("runtime.class", ACTION_FROM_CONTROL, "{\"priority\": \"best-effort\", \"cpu_percent\": 0}");
         expect_ok("runtime.class", ACTION_FROM_CONTROL, "{\"priority\": \"critical\", \"frozen\": false}");

@@ -164,6 +164,11 @@ static void test_sync_strict(void **state) {
         expect_refused("{\"format\":1,\"node\":\"n1\",\"boot_epoch\":1,\"boot_id\":\"ABC\","
                        "\"last_command_seq\":0,\"records\":[]}",
                        "boot_id: expected a boot id of 32 lower-case hex digits");
+        /* the one boot id rule of both directions of the sync */
+        assert_true(sync_boot_id_is_valid(BOOT, 32));
+        assert_false(sync_boot_id_is_valid("0123456789ABCDEF0123456789abcdef", 32));
+        assert_false(sync_boot_id_is_valid("0123456789abcdef0123456789abcde", 31));
+        assert_false(sync_boot_id_is_valid("0123456789abcdef\0" "123456789abcdef", 32));
         expect_refused("[1]", "expected a JSON object");
         expect_refused("{\"format\":1,", "invalid JSON");
         expect_refused("{\"format\":1,\"format\":1}", "invalid JSON");
@@ -443,6 +448,13 @@ static void test_metrics_render(void **state) {
                 "orbit_nodes{state=\"silent\"} 1\n",
                 "orbit_nodes{state=\"never\"} 1\n",
                 "orbit_node_last_seen_age_seconds{node=\"a\"} 10\n",
+                "# TYPE orbit_node_syncs_total counter\n",
+                "orbit_node_syncs_total{node=\"a\"} 5\n",
+                "orbit_node_syncs_total{node=\"c\"} 0\n",
+                "# HELP orbit_node_passes_total Passes of the node (its syncs closer than the pass "
+                "gap, or in one contact window, are one).\n",
+                "orbit_node_passes_total{node=\"a\"} 2\n",
+                "orbit_node_passes_total{node=\"b\"} 1\n",
                 "# TYPE orbit_controller_syncs_total counter\n",
                 "orbit_controller_syncs_total 12\n",
                 "orbit_controller_sync_received_bytes_total 3400\n",

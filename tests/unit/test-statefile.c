@@ -357,6 +357,24 @@ static void test_problems_are_kept_for_the_report(void **state) {
         test_rmdir(dir);
 }
 
+/* A JSON document is saved as its compact text; loading gives that text back. */
+static void test_save_json_roundtrip(void **state) {
+        char *dir = test_mkdtemp();
+        assert_non_null(dir);
+        json_t *doc = json_pack("{s:i, s:[s, s]}", "format", 1, "names", "a", "b");
+        assert_non_null(doc);
+        assert_int_equal(statefile_save_json(dir, "doc", doc), 0);
+        json_decref(doc);
+
+        char *payload;
+        size_t len;
+        assert_int_equal(statefile_load(dir, "doc", &payload, &len, NULL), 0);
+        assert_string_equal(payload, "{\"format\":1,\"names\":[\"a\",\"b\"]}");
+        assert_int_equal(len, strlen(payload));
+        free(payload);
+        test_rmdir(dir);
+}
+
 int main(void) {
         log_set_max_level(LOG_CRIT); /* the recovery paths log errors on purpose */
         const struct CMUnitTest tests[] = {
@@ -367,6 +385,7 @@ int main(void) {
                 cmocka_unit_test(test_decode_truncated_at_every_length),
                 cmocka_unit_test(test_decode_rejects_trailing_garbage_and_bad_headers),
                 cmocka_unit_test(test_save_load_roundtrip),
+                cmocka_unit_test(test_save_json_roundtrip),
                 cmocka_unit_test(test_save_keeps_previous_good_copy),
                 cmocka_unit_test(test_load_recovers_from_corrupt_current),
                 cmocka_unit_test(test_load_recovers_from_truncated_current),
