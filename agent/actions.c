@@ -15,10 +15,6 @@
 #include "lib/message.h"
 #include "agent/status.h"
 
-const char *action_source_to_string(enum action_source from) {
-        return from == ACTION_FROM_LINK ? "link" : "control";
-}
-
 /* ---- what the subsystems need ------------------------------------------------------- */
 
 /* The subsystem an action needs, when it is disabled: -ENOSYS, which the control socket

@@ -23,8 +23,6 @@ enum action_source {
         ACTION_FROM_LINK = 1u << 1,    /* a command from the controller, signed and verified */
 };
 
-const char *action_source_to_string(enum action_source from);
-
 enum action_param_type {
         ACTION_PARAM_ANY,           /* any JSON value (config.set's value) */
         ACTION_PARAM_STRING,

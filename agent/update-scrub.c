@@ -226,8 +226,7 @@ void um_scrub_finished(struct update_manager *m, struct job *j) {
         if (doc) {
                 json_decref(m->scrub_last);
                 m->scrub_last = doc;
-                _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT);
-                if (text && statefile_save(m->cfg->update.work_dir, UM_SCRUB_FILE, text, strlen(text)) < 0)
+                if (statefile_save_json(m->cfg->update.work_dir, UM_SCRUB_FILE, doc) < 0)
                         log_warning("update: cannot save the scrub result in %s", m->cfg->update.work_dir);
                 (void) event_queue_push(m->events, prio, "update.scrub", json_incref(doc), um_realtime_usec(),
                                         um_monotonic_usec(m));

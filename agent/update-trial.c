@@ -148,9 +148,9 @@ static uint64_t trial_begin_usec(struct update_manager *m) {
         }
         json_t *o = json_pack("{s:i, s:s, s:s, s:I}", "format", 1, "kernel_boot_id", kboot, "manifest_sha256",
                               m->state.manifest_sha256, "started_monotonic_usec", (json_int_t) now);
-        _cleanup_free_ char *dump = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        int r = o ? statefile_save_json(m->cfg->update.work_dir, UM_TRIAL_FILE, o) : -ENOMEM;
         json_decref(o);
-        if (!dump || statefile_save(m->cfg->update.work_dir, UM_TRIAL_FILE, dump, strlen(dump)) < 0)
+        if (r < 0)
                 log_warning("update: cannot keep the trial's start: its timeout restarts with the agent");
         return now;
 }
