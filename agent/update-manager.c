@@ -563,6 +563,27 @@ static int on_worker_event(sd_event_source *s, int fd, uint32_t revents, void *u
 
 /* ---- starting an install -------------------------------------------------------------- */
 
+/* A new install of source (a file or a URL): what the last one said no longer applies. */
+static int begin_fetching(struct update_manager *m, const char *source, const char *doing,
+                          char **ret_message) {
+        struct update_state before = m->state;
+        m->paused_for_space = false;
+        snprintf(m->state.bundle_path, sizeof(m->state.bundle_path), "%s", source);
+        m->state.bundle_id[0] = m->state.version[0] = m->state.manifest_sha256[0] = '\0';
+        m->state.security_version = 0;
+        m->state.has_rootfs = false;
+        m->state.n_models = 0;
+        int r = um_set_phase(m, UPDATE_FETCHING, "%s %s", doing, source);
+        if (r < 0) {
+                /* Not begun (a full disk, say): the last update's state stands, so the
+                 * next install is not refused as "in progress". */
+                m->state = before;
+                return message_set(ret_message, r, "cannot save the update state in %s: %s",
+                                   m->cfg->update.work_dir, strerror(-r));
+        }
+        return 0;
+}
+
 int update_manager_install(struct update_manager *m, const char *bundle_path, json_t **ret,
                            char **ret_message) {
         if (!update_phase_is_final(m->state.phase))
@@ -575,22 +596,9 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
                 int r = negative_errno();
                 return message_set(ret_message, r, "%s: %s", bundle_path, strerror(-r));
         }
-        /* A new install: what the last one said no longer applies. */
-        struct update_state before = m->state;
-        m->paused_for_space = false;
-        snprintf(m->state.bundle_path, sizeof(m->state.bundle_path), "%s", abs);
-        m->state.bundle_id[0] = m->state.version[0] = m->state.manifest_sha256[0] = '\0';
-        m->state.security_version = 0;
-        m->state.has_rootfs = false;
-        m->state.n_models = 0;
-        int r = um_set_phase(m, UPDATE_FETCHING, "verifying %s", abs);
-        if (r < 0) {
-                /* Not begun (a full disk, say): the last update's state stands, so the
-                 * next install is not refused as "in progress". */
-                m->state = before;
-                return message_set(ret_message, r, "cannot save the update state in %s: %s",
-                                   m->cfg->update.work_dir, strerror(-r));
-        }
+        int r = begin_fetching(m, abs, "verifying", ret_message);
+        if (r < 0)
+                return r;
         struct bundle *b;
         r = open_bundle(m, abs, NULL, &b, msg, sizeof(msg));
         if (r < 0)
@@ -682,19 +690,9 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
                                    m->state.bundle_id, m->state.version,
                                    update_phase_to_string(m->state.phase));
         um_scrub_stop(m);
-        struct update_state before = m->state;
-        m->paused_for_space = false;
-        snprintf(m->state.bundle_path, sizeof(m->state.bundle_path), "%s", url);
-        m->state.bundle_id[0] = m->state.version[0] = m->state.manifest_sha256[0] = '\0';
-        m->state.security_version = 0;
-        m->state.has_rootfs = false;
-        m->state.n_models = 0;
-        int r = um_set_phase(m, UPDATE_FETCHING, "fetching the manifest from %s", url);
-        if (r < 0) {
-                m->state = before; /* not begun: see update_manager_install */
-                return message_set(ret_message, r, "cannot save the update state in %s: %s",
-                                   m->cfg->update.work_dir, strerror(-r));
-        }
+        int r = begin_fetching(m, url, "fetching the manifest from", ret_message);
+        if (r < 0)
+                return r;
         r = start_head_fetch(m, url);
         if (r < 0) {
                 char msg[256];
