@@ -5,9 +5,11 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -15,6 +17,7 @@
 
 #include <curl/curl.h>
 
+#include "proto/body-codec.h"
 #include "proto/command.h"
 #include "proto/sync-answer.h"
 #include "agent/link.h"
@@ -62,10 +65,27 @@ struct link {
         struct curl_slist *headers;
         char curl_error[CURL_ERROR_SIZE]; /* curl's own words on why the sync failed */
         char *request;
-        size_t request_len;
+        size_t request_len, request_plain_len;
         char *response;
         size_t response_len; /* in a mapping of RESPONSE_MAX + 1 bytes: never copied */
         bool response_too_big;
+        /* A zstd answer: its bytes as they came (in a mapping of RESPONSE_MAX), decoded into
+         * response as the dispatch budget allows; the transfer waits (paused, or its end
+         * held back in done_result) while some are left. */
+        struct body_decoder *decoder;
+        char *wire;
+        size_t wire_len, wire_decoded;
+        bool decode_pending, done_pending;
+        CURLcode done_result;
+        char *answer_problem; /* why the answer's coding was refused, or NULL */
+        /* the answer's headers */
+        enum body_coding answer_coding;
+        char answer_coding_name[32]; /* an unknown coding, for the message */
+        bool answer_coding_unknown, answer_headers, answer_accepts_zstd;
+        uint32_t answer_dictionary_id;
+        /* how this sync's request went */
+        bool request_zstd;
+        uint32_t request_dictionary_id;
         size_t received_this_dispatch;
         sd_event_source *resume_defer; /* resumes a transfer paused for the budget above */
         struct link_json_scan response_scan;
@@ -73,6 +93,17 @@ struct link {
         size_t acked_this_sync;
         struct sent_key *sent; /* the keys of the records in flight, sorted */
         bool status_in_flight;
+
+        /* zstd (docs/protocol.md, "Compression"): what the controller at peer_url said in
+         * the headers of its last answer, for this run only: every start begins plain. */
+        char *peer_url;
+        bool peer_zstd;
+        uint32_t peer_dictionary_id;
+        unsigned zstd_refusals; /* 415s in a row to compressed requests */
+        bool zstd_off;          /* two of them: plain to this controller for the run */
+        bool zstd_retrying;     /* this sync repeats one the controller refused for its coding */
+        struct body_dictionary *dictionary; /* link.zstd_dictionary, loaded */
+        char *dictionary_path;              /* ... from this path (reloads compare) */
 
         /* persisted */
         uint64_t last_command_seq;
@@ -104,6 +135,7 @@ struct link {
         uint64_t acks_ignored;
         uint64_t syncs_ok, syncs_failed, records_acked, commands_done, commands_failed,
                 commands_rejected, bytes_up, bytes_down;
+        uint64_t requests_zstd, answers_zstd, bytes_up_plain, bytes_down_plain;
         uint64_t last_ok_realtime_usec;
         char last_error[512];
 };
@@ -346,33 +378,142 @@ static bool handle_command(struct link *l, json_t *envelope, struct signature_ke
 
 static void schedule(struct link *l, uint64_t delay_usec);
 
+/* One reservation of an answer's largest size: pages are touched as the answer arrives, a
+ * dispatch's worth at a time. A growing heap buffer copied itself (4 MiB, then 8 MiB)
+ * within one dispatch, over 100 ms of CPU in a slow build. */
+static char *reserve(size_t size) {
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+}
+
+_printf_(2, 3) static void answer_refused(struct link *l, const char *fmt, ...) {
+        va_list ap;
+        free(l->answer_problem);
+        va_start(ap, fmt);
+        if (vasprintf(&l->answer_problem, fmt, ap) < 0)
+                l->answer_problem = NULL;
+        va_end(ap);
+}
+
+/*
+ * Decodes what waits of a zstd answer, at most the dispatch's budget of output (each
+ * byte is scanned like a plain answer's); what is left waits for on_resume. The decoder
+ * writes at most RESPONSE_MAX + 1 bytes into the mapping of that size, so a bomb is cut
+ * there. false: the answer is refused and the transfer is to end.
+ */
+static bool decode_step(struct link *l) {
+        while (l->received_this_dispatch < RESPONSE_BYTES_PER_DISPATCH) {
+                if (l->wire_decoded == l->wire_len && !body_decoder_has_output(l->decoder))
+                        break;
+                size_t used = 0, made = 0;
+                _cleanup_free_ char *why = NULL;
+                int r = body_decoder_feed(l->decoder, l->wire + l->wire_decoded, l->wire_len - l->wire_decoded,
+                                          &used, l->response + l->response_len,
+                                          RESPONSE_BYTES_PER_DISPATCH - l->received_this_dispatch, &made, &why);
+                link_json_scan_feed(&l->response_scan, l->response + l->response_len, made);
+                l->wire_decoded += used;
+                l->response_len += made;
+                l->received_this_dispatch += made;
+                if (r < 0) {
+                        l->decode_pending = false;
+                        l->response_too_big = r == -EFBIG;
+                        answer_refused(l, "%s: %s", r == -EFBIG ? "answer too big" : "malformed zstd answer",
+                                       why ? why : strerror(-r));
+                        return false;
+                }
+                if (l->response_scan.values > RESPONSE_VALUES_MAX) {
+                        l->decode_pending = false;
+                        l->response_too_big = true;
+                        return false;
+                }
+                if (used == 0 && made == 0)
+                        break;
+        }
+        l->response[l->response_len] = '\0'; /* the decoder stopped at RESPONSE_MAX */
+        l->decode_pending = l->wire_decoded < l->wire_len || body_decoder_has_output(l->decoder);
+        if (l->decode_pending)
+                (void) sd_event_source_set_enabled(l->resume_defer, SD_EVENT_ONESHOT);
+        return true;
+}
+
 static size_t on_response_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         struct link *l = userdata;
         size_t n = size * nmemb;
-        if (l->received_this_dispatch >= RESPONSE_BYTES_PER_DISPATCH) {
+        if (l->received_this_dispatch >= RESPONSE_BYTES_PER_DISPATCH || l->decode_pending) {
                 /* curl keeps this chunk and hands it over again after on_resume */
                 (void) sd_event_source_set_enabled(l->resume_defer, SD_EVENT_ONESHOT);
                 return CURL_WRITEFUNC_PAUSE;
         }
+        if (l->answer_coding_unknown) {
+                answer_refused(l, "malformed answer: in a content coding this node does not take (%s)",
+                               l->answer_coding_name);
+                return 0;
+        }
+        if (!l->response && !(l->response = reserve(RESPONSE_MAX + 1)))
+                return 0;
         l->received_this_dispatch += n;
+        if (l->answer_coding == BODY_CODING_ZSTD) {
+                if (l->wire_len + n > RESPONSE_MAX) {
+                        l->response_too_big = true;
+                        return 0;
+                }
+                if (!l->wire && !(l->wire = reserve(RESPONSE_MAX)))
+                        return 0;
+                if (!l->decoder && body_decoder_new(RESPONSE_MAX, l->dictionary, &l->decoder) < 0)
+                        return 0;
+                memcpy(l->wire + l->wire_len, ptr, n);
+                l->wire_len += n;
+                return decode_step(l) ? n : 0;
+        }
         link_json_scan_feed(&l->response_scan, ptr, n);
         if (l->response_len + n > RESPONSE_MAX || l->response_scan.values > RESPONSE_VALUES_MAX) {
                 l->response_too_big = true;
                 return 0; /* abort the transfer */
         }
-        if (!l->response) {
-                /* One reservation of the largest answer: pages are touched as the answer
-                 * arrives, a dispatch's worth at a time. A growing heap buffer copied itself
-                 * (4 MiB, then 8 MiB) within one dispatch, over 100 ms of CPU in a slow build. */
-                void *p = mmap(NULL, RESPONSE_MAX + 1, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-                if (p == MAP_FAILED)
-                        return 0;
-                l->response = p;
-        }
         memcpy(l->response + l->response_len, ptr, n);
         l->response_len += n;
         l->response[l->response_len] = '\0';
+        return n;
+}
+
+/* The answer's headers: its content coding, and what the controller takes (remembered
+ * when the sync ends). Each response after a 1xx starts again. */
+static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata) {
+        struct link *l = userdata;
+        size_t n = size * nitems;
+        char line[512];
+        if (n >= 5 && memcmp(buffer, "HTTP/", 5) == 0) {
+                l->answer_headers = true;
+                l->answer_coding = BODY_CODING_IDENTITY;
+                l->answer_coding_unknown = l->answer_accepts_zstd = false;
+                l->answer_coding_name[0] = '\0';
+                l->answer_dictionary_id = 0;
+                return n;
+        }
+        if (n >= sizeof(line))
+                return n; /* none of ours is that long */
+        memcpy(line, buffer, n);
+        line[n] = '\0';
+        line[strcspn(line, "\r\n")] = '\0';
+        char *value = strchr(line, ':');
+        if (!value)
+                return n;
+        *value++ = '\0';
+        if (strcasecmp(line, "Content-Encoding") == 0) {
+                /* one coding, said once: anything else is not for us to guess */
+                enum body_coding c;
+                if (l->answer_coding_name[0] || body_coding_parse(value, &c) < 0)
+                        l->answer_coding_unknown = true;
+                else
+                        l->answer_coding = c;
+                snprintf(l->answer_coding_name, sizeof(l->answer_coding_name), "%s", value);
+        } else if (strcasecmp(line, "Accept-Encoding") == 0)
+                l->answer_accepts_zstd = l->answer_accepts_zstd || body_codec_accepts_zstd(value);
+        else if (strcasecmp(line, BODY_CODEC_DICTIONARY_HEADER) == 0) {
+                uint32_t id;
+                if (body_dictionary_id_parse(value, &id) >= 0)
+                        l->answer_dictionary_id = id;
+        }
         return n;
 }
 
@@ -397,6 +538,21 @@ static void sync_cleanup(struct link *l) {
         l->response = NULL;
         l->response_len = 0;
         l->response_too_big = false;
+        body_decoder_free(l->decoder);
+        l->decoder = NULL;
+        if (l->wire)
+                (void) munmap(l->wire, RESPONSE_MAX);
+        l->wire = NULL;
+        l->wire_len = l->wire_decoded = 0;
+        l->decode_pending = l->done_pending = false;
+        free(l->answer_problem);
+        l->answer_problem = NULL;
+        l->answer_headers = l->answer_accepts_zstd = l->answer_coding_unknown = false;
+        l->answer_coding = BODY_CODING_IDENTITY;
+        l->answer_coding_name[0] = '\0';
+        l->answer_dictionary_id = 0;
+        l->request_zstd = false;
+        l->request_dictionary_id = 0;
         l->response_scan = (struct link_json_scan) {};
         l->status_in_flight = false;
 }
@@ -407,8 +563,61 @@ static json_t *status_summary(struct link *l) {
         return NULL;
 }
 
+/* link.zstd_dictionary, loaded when its path changes (at the first sync, after a reload);
+ * a dictionary that cannot be loaded leaves zstd without one, never the link down. */
+static void dictionary_update(struct link *l) {
+        const char *path = l->h.cfg->link.zstd_dictionary;
+        if ((!path && !l->dictionary_path) || (path && l->dictionary_path && streq(path, l->dictionary_path)))
+                return;
+        body_dictionary_free(l->dictionary);
+        l->dictionary = NULL;
+        free(l->dictionary_path);
+        l->dictionary_path = path ? strdup(path) : NULL;
+        if (!path)
+                return;
+        _cleanup_free_ char *why = NULL;
+        int r = body_dictionary_load(path, &l->dictionary, &why);
+        if (r < 0)
+                log_warning("link: %s; zstd goes on without a dictionary", why ? why : strerror(-r));
+        else
+                log_info("link: zstd dictionary %" PRIu32 " from %s", body_dictionary_id(l->dictionary), path);
+}
+
+/* The request body in zstd if the controller said it takes it, with the dictionary if it
+ * named ours; plain otherwise, or when that is no larger. */
+static int request_encode(struct link *l) {
+        if (!l->h.cfg->link.compress || !l->peer_zstd || l->zstd_off)
+                return 0;
+        const struct body_dictionary *dict =
+                l->dictionary && l->peer_dictionary_id == body_dictionary_id(l->dictionary) ? l->dictionary : NULL;
+        char *z = NULL;
+        size_t zlen = 0;
+        int r = body_compress(l->request, l->request_len, dict, BODY_CODEC_LEVEL, &z, &zlen);
+        if (r < 0)
+                return r;
+        if (zlen >= l->request_len) {
+                free(z);
+                return 0;
+        }
+        free(l->request);
+        l->request = z;
+        l->request_len = zlen;
+        l->request_zstd = true;
+        l->request_dictionary_id = body_dictionary_id(dict);
+        return 0;
+}
+
 static int sync_start(struct link *l) {
         const struct agent_link_config *c = &l->h.cfg->link;
+        if (!l->peer_url || !streq(l->peer_url, c->url)) {
+                /* another controller: plain until it says otherwise */
+                free(l->peer_url);
+                l->peer_url = strdup(c->url);
+                l->peer_zstd = l->zstd_off = false;
+                l->peer_dictionary_id = 0;
+                l->zstd_refusals = 0;
+        }
+        dictionary_update(l);
         json_t *records = event_queue_batch_json(l->h.events, (size_t) c->max_records_per_sync,
                                                  (size_t) c->max_sync_kib * 1024 - 4096);
         if (!records)
@@ -442,6 +651,10 @@ static int sync_start(struct link *l) {
         if (!l->request)
                 return -ENOMEM;
         l->request_len = strlen(l->request);
+        l->request_plain_len = l->request_len;
+        int r = request_encode(l);
+        if (r < 0)
+                return r;
 
         char url[2048];
         snprintf(url, sizeof(url), "%s/v1/nodes/%s/sync", c->url, l->h.node->node_id);
@@ -452,6 +665,17 @@ static int sync_start(struct link *l) {
         l->headers = curl_slist_append(NULL, "Content-Type: application/json");
         l->headers = curl_slist_append(l->headers, "Accept: application/json");
         l->headers = curl_slist_append(l->headers, "Expect:");
+        if (c->compress && l->headers) {
+                char h[64];
+                l->headers = curl_slist_append(l->headers, "Accept-Encoding: zstd");
+                if (l->dictionary && l->headers) {
+                        snprintf(h, sizeof(h), BODY_CODEC_DICTIONARY_HEADER ": %" PRIu32,
+                                 body_dictionary_id(l->dictionary));
+                        l->headers = curl_slist_append(l->headers, h);
+                }
+                if (l->request_zstd && l->headers)
+                        l->headers = curl_slist_append(l->headers, "Content-Encoding: zstd");
+        }
         if (!l->headers)
                 return -ENOMEM;
         CURL *e = l->easy;
@@ -471,6 +695,10 @@ static int sync_start(struct link *l) {
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response_data) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, l) != CURLE_OK ||
+            /* the answer's coding is ours to undo, bounded (on_response_data), never curl's */
+            curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HEADERDATA, l) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PRIVATE, l) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_ERRORBUFFER, l->curl_error) != CURLE_OK)
                 return -EINVAL;
@@ -583,6 +811,39 @@ static int on_command_step(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/*
+ * What the controller takes, from the headers of any HTTP answer (an old controller's
+ * says nothing: plain from then on). Returns whether a failed compressed request is worth
+ * repeating at once: a 415, or an answer that no longer takes what it was sent.
+ */
+static bool answer_learn(struct link *l, long status) {
+        if (status == 0 || !l->answer_headers)
+                return false; /* no HTTP answer: nothing learnt */
+        if (l->answer_coding == BODY_CODING_ZSTD && l->decoder)
+                l->answers_zstd++;
+        l->bytes_down_plain += l->response_len;
+        if (l->request_zstd)
+                l->requests_zstd++;
+        l->bytes_up_plain += l->request_plain_len;
+        bool changed = l->peer_zstd != l->answer_accepts_zstd || l->peer_dictionary_id != l->answer_dictionary_id;
+        if (changed)
+                log_info("link: the controller takes %s%s", l->answer_accepts_zstd ? "zstd" : "plain bodies only",
+                         l->answer_accepts_zstd && l->answer_dictionary_id ? " with a dictionary" : "");
+        l->peer_zstd = l->answer_accepts_zstd;
+        l->peer_dictionary_id = l->answer_dictionary_id;
+        if (!l->request_zstd || status == 200)
+                return false;
+        if (status == 415) {
+                if (++l->zstd_refusals >= 2 && !l->zstd_off) {
+                        l->zstd_off = true;
+                        log_warning("link: the controller refused zstd requests twice; plain to %s until the "
+                                    "agent restarts", l->peer_url);
+                }
+                return true;
+        }
+        return !l->peer_zstd || (l->request_dictionary_id && l->request_dictionary_id != l->peer_dictionary_id);
+}
+
 static void sync_finished(struct link *l, CURLcode result) {
         long status = 0;
         curl_off_t up = 0, down = 0;
@@ -597,7 +858,13 @@ static void sync_finished(struct link *l, CURLcode result) {
         bool status_sent = l->status_in_flight;
         if (status_sent)
                 l->send_status = false;
-        if (result != CURLE_OK && l->response_too_big)
+        _cleanup_free_ char *coding_problem = NULL;
+        if (result == CURLE_OK && l->decoder && body_decoder_finish(l->decoder, &coding_problem) < 0)
+                answer_refused(l, "malformed zstd answer: %s", coding_problem ? coding_problem : "incomplete");
+        bool zstd_retry = answer_learn(l, status);
+        if (l->answer_problem)
+                snprintf(why, sizeof(why), "%s", l->answer_problem);
+        else if (result != CURLE_OK && l->response_too_big)
                 snprintf(why, sizeof(why), "answer too big: over %d bytes or %d JSON values",
                          RESPONSE_MAX, RESPONSE_VALUES_MAX);
         else if (result != CURLE_OK)
@@ -610,9 +877,23 @@ static void sync_finished(struct link *l, CURLcode result) {
                 json_decref(e);
         } else
                 r = sync_answer(l, why, sizeof(why));
-        bool ok = result == CURLE_OK && status == 200 && r >= 0;
+        bool ok = result == CURLE_OK && status == 200 && r >= 0 && !why[0];
         size_t sent = l->records_in_flight, acked = l->acked_this_sync;
         sync_cleanup(l);
+        if (ok)
+                l->zstd_refusals = 0;
+        if (!ok && zstd_retry && !l->zstd_retrying) {
+                /* Not a link problem: the controller changed (restarted without zstd, or with
+                 * another dictionary) since it said what it takes. Once at once, as it now says. */
+                l->zstd_retrying = true;
+                l->syncs_failed++;
+                snprintf(l->last_error, sizeof(l->last_error), "%s", why);
+                log_info("link: the controller refused the zstd request (%s); again at once%s", why,
+                         l->zstd_off || !l->peer_zstd ? ", plain" : "");
+                schedule(l, 0);
+                return;
+        }
+        l->zstd_retrying = false;
         if (ok) {
                 l->syncs_ok++;
                 if (l->failures > 0)
@@ -660,8 +941,15 @@ static void check_done(struct link *l) {
         CURLMsg *msg;
         int left;
         while ((msg = curl_multi_info_read(l->multi, &left)))
-                if (msg->msg == CURLMSG_DONE && msg->easy_handle == l->easy)
-                        sync_finished(l, msg->data.result);
+                if (msg->msg == CURLMSG_DONE && msg->easy_handle == l->easy) {
+                        if (l->decode_pending && msg->data.result == CURLE_OK) {
+                                /* all of a zstd answer is here, not all of it decoded yet */
+                                l->done_pending = true;
+                                l->done_result = msg->data.result;
+                                (void) sd_event_source_set_enabled(l->resume_defer, SD_EVENT_ONESHOT);
+                        } else
+                                sync_finished(l, msg->data.result);
+                }
 }
 
 /* ---- curl on the event loop -------------------------------------------------------------- */
@@ -683,6 +971,19 @@ static int on_resume(sd_event_source *s, void *userdata) {
         if (!l->easy)
                 return 0;
         l->received_this_dispatch = 0;
+        if (l->decode_pending) {
+                if (!decode_step(l)) {
+                        sync_finished(l, CURLE_WRITE_ERROR);
+                        return 0;
+                }
+                if (l->decode_pending)
+                        return 0; /* decode_step comes back at the next dispatch */
+                if (l->done_pending) {
+                        l->done_pending = false;
+                        sync_finished(l, l->done_result);
+                        return 0;
+                }
+        }
         (void) curl_easy_pause(l->easy, CURLPAUSE_CONT);
         check_done(l);
         return 0;
@@ -792,7 +1093,7 @@ json_t *link_status_json(struct link *l) {
         snprintf(summary, sizeof(summary), "%s; %" PRIu64 " syncs ok, %" PRIu64 " failed%s%s",
                  l->failures ? "controller unreachable" : l->syncs_ok ? "in contact" : "not synced yet",
                  l->syncs_ok, l->syncs_failed, l->last_error[0] ? "; last error: " : "", l->last_error);
-        return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:s?, s:I, s:I}",
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:s?, s:I, s:I}",
                          "state", l->failures ? "unreachable" : "active", "summary", summary,
                          "url", l->h.cfg->link.url, "syncs_ok", (json_int_t) l->syncs_ok,
                          "syncs_failed", (json_int_t) l->syncs_failed,
@@ -810,6 +1111,22 @@ json_t *link_status_json(struct link *l) {
                          "last_error", l->last_error[0] ? l->last_error : NULL,
                          "bytes_down", (json_int_t) l->bytes_down,
                          "acks_ignored", (json_int_t) l->acks_ignored);
+        json_t *dict_id = l->dictionary ? json_integer(body_dictionary_id(l->dictionary)) : json_null();
+        json_t *peer_dict_id = l->peer_dictionary_id ? json_integer(l->peer_dictionary_id) : json_null();
+        if (o)
+                json_object_set_new(o, "compression",
+                                    json_pack("{s:b, s:b, s:o, s:o, s:I, s:I, s:I, s:I}", "enabled",
+                                              l->h.cfg->link.compress && !l->zstd_off, "controller_takes_zstd",
+                                              l->peer_zstd, "dictionary_id", dict_id, "controller_dictionary_id",
+                                              peer_dict_id, "requests_zstd", (json_int_t) l->requests_zstd,
+                                              "answers_zstd", (json_int_t) l->answers_zstd, "bytes_up_plain",
+                                              (json_int_t) l->bytes_up_plain, "bytes_down_plain",
+                                              (json_int_t) l->bytes_down_plain));
+        else {
+                json_decref(dict_id);
+                json_decref(peer_dict_id);
+        }
+        return o;
 }
 
 int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret) {
@@ -876,6 +1193,9 @@ void link_free(struct link *l) {
                 curl_multi_cleanup(l->multi);
         l->curl_timer = sd_event_source_disable_unref(l->curl_timer);
         json_decref(l->plan);
+        body_dictionary_free(l->dictionary);
+        free(l->dictionary_path);
+        free(l->peer_url);
         sd_event_unref(l->event);
         free(l);
 }
