@@ -499,6 +499,7 @@ static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata
         if (!value)
                 return n;
         *value++ = '\0';
+        value += strspn(value, " \t");
         if (strcasecmp(line, "Content-Encoding") == 0) {
                 /* one coding, said once: anything else is not for us to guess */
                 enum body_coding c;

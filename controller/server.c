@@ -152,6 +152,7 @@ static const char *error_code(unsigned status) {
         case 409: return "conflict";
         case 411: return "length-required";
         case 413: return "too-large";
+        case 415: return "unsupported-coding";
         case 416: return "range-not-satisfiable";
         case 422: return "unprocessable";
         case 503: return "unavailable";
