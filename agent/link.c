@@ -887,6 +887,8 @@ static void sync_finished(struct link *l, CURLcode result) {
                 /* Not a link problem: the controller changed (restarted without zstd, or with
                  * another dictionary) since it said what it takes. Once at once, as it now says. */
                 l->zstd_retrying = true;
+                if (status_sent)
+                        l->send_status = true; /* not delivered: with the repeat */
                 l->syncs_failed++;
                 snprintf(l->last_error, sizeof(l->last_error), "%s", why);
                 log_info("link: the controller refused the zstd request (%s); again at once%s", why,
