@@ -343,9 +343,22 @@ static enum MHD_Result sync_respond(struct server *srv, struct MHD_Connection *c
                                         id == body_dictionary_id(srv->dictionary)
                                 ? srv->dictionary
                                 : NULL;
-                char *z = NULL;
-                size_t zlen = 0, len = strlen(text);
-                if (body_compress(text, len, dict, BODY_CODEC_LEVEL, &z, &zlen) >= 0 && zlen < len) {
+                char *z = NULL, *zd = NULL;
+                size_t zlen = 0, zdlen = 0, len = strlen(text);
+                /* The dictionary is trained on records, what requests carry; an answer is
+                 * acks and commands, which it may make larger (250 acks: 639 bytes with
+                 * it, 329 without): the smaller of the two goes. */
+                if (body_compress(text, len, NULL, BODY_CODEC_LEVEL, &z, &zlen) < 0)
+                        z = NULL;
+                if (z && dict && body_compress(text, len, dict, BODY_CODEC_LEVEL, &zd, &zdlen) >= 0) {
+                        if (zdlen < zlen) {
+                                free(z);
+                                z = zd;
+                                zlen = zdlen;
+                        } else
+                                free(zd);
+                }
+                if (z && zlen < len) {
                         resp = MHD_create_response_from_buffer(zlen, z, MHD_RESPMEM_MUST_FREE);
                         if (!resp) {
                                 free(z);
