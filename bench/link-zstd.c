@@ -9,7 +9,8 @@
  * values drifting from one report to the next, the reals with the 12 digits sync_start
  * gives them. Figures, not a test.
  *
- * usage: link-zstd [DICT_SIZE]   (default 16384)
+ * usage: link-zstd [DICT_SIZE [DIR]]   (default 16384; DIR: the bodies and the dictionary
+ * are written there for bench/link-zstd-wire.sh, which measures them on the wire)
  */
 #include "config.h"
 
@@ -94,6 +95,33 @@ static char *sync_text(unsigned first_seq, unsigned n, unsigned workloads) {
         return text;
 }
 
+static void dump(const char *dir, const char *name, const void *data, size_t len) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        FILE *f = fopen(path, "we");
+        if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0) {
+                fprintf(stderr, "link-zstd: cannot write %s\n", path);
+                exit(1);
+        }
+}
+
+static void dump_bodies(const char *dir, const char *name, const char *text, const struct body_dictionary *dict) {
+        char file[256], *z = NULL;
+        size_t zlen = 0;
+        snprintf(file, sizeof(file), "%s.json", name);
+        dump(dir, file, text, strlen(text));
+        if (body_compress(text, strlen(text), NULL, BODY_CODEC_LEVEL, &z, &zlen) < 0)
+                exit(1);
+        snprintf(file, sizeof(file), "%s.zst", name);
+        dump(dir, file, z, zlen);
+        free(z);
+        if (body_compress(text, strlen(text), dict, BODY_CODEC_LEVEL, &z, &zlen) < 0)
+                exit(1);
+        snprintf(file, sizeof(file), "%s.dict.zst", name);
+        dump(dir, file, z, zlen);
+        free(z);
+}
+
 static double cpu_ms(void) {
         struct timespec ts;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -162,6 +190,11 @@ int main(int argc, char **argv) {
         char *backlog = sync_text(1000, 250, 5);
         measure("sync of one health.report", one, dict);
         measure("sync of 250 records of ~4 KB", backlog, dict);
+        if (argc > 2) {
+                dump(argv[2], "link.dict", dict_buf, n);
+                dump_bodies(argv[2], "one", one, dict);
+                dump_bodies(argv[2], "backlog", backlog, dict);
+        }
         free(one);
         free(backlog);
         free(samples);
