@@ -186,9 +186,13 @@ more_syncs() { # N: N more good syncs
         n=$(lnk .syncs_ok)
         wait_for 20 ok_at_least $((n + $1))
 }
-restart_controller() { # [OPTIONS...]
+restart_controller() { # [OPTIONS...]; REQ0 ANS0: the node's counts with no controller up
         kill -TERM "$CPID"
         wait_exit "$CPID" 20
+        # once a sync failed for want of a controller, none is left that had an answer
+        wait_for 15 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq -r .state)\" = unreachable ]" ||
+                fail "the link does not notice the controller is gone"
+        REQ0=$(zc requests_zstd) ANS0=$(zc answers_zstd)
         MARK=$(wc -l <"$LOG")
         AMARK=$(wc -l <"$N/agent.log")
         start_controller "$PORT" "$@"
@@ -204,7 +208,6 @@ reload_agent() { # JQ-FILTER on agent.json
 }
 # A controller of before zstd (simulated by --no-zstd): the node, which remembers that the
 # controller took zstd, sends one compressed sync, is refused (415), and goes plain at once.
-REQ0=$(zc requests_zstd) ANS0=$(zc answers_zstd)
 restart_controller --no-zstd
 check "an old controller: syncs go on" more_syncs 3
 ! since | grep -q "bytes zstd" && since | grep -q "bytes plain" && [ "$(zc answers_zstd)" = "$ANS0" ] &&
@@ -230,7 +233,6 @@ if command -v zstd >/dev/null 2>&1; then
         note "$(cat "$D/train.out")"
         reload_agent ".link.compress = true | .link.zstd_dictionary = \"$D/link.dict\"" || fail "reload with a dictionary"
         restart_controller --zstd-dictionary "$D/link.dict"
-        ANS0=$(zc answers_zstd)
         check "with a dictionary: syncs go on" more_syncs 3
         id=$(zc dictionary_id)
         [ "$id" != null ] && [ "$(zc controller_dictionary_id)" = "$id" ] &&
