@@ -97,10 +97,7 @@ struct link {
         /* zstd (docs/protocol.md, "Compression"): what the controller at peer_url said in
          * the headers of its last answer, for this run only: every start begins plain. */
         char *peer_url;
-        bool peer_zstd;
-        uint32_t peer_dictionary_id;
-        unsigned zstd_refusals; /* 415s in a row to compressed requests */
-        bool zstd_off;          /* two of them: plain to this controller for the run */
+        struct link_zstd_peer peer;
         bool zstd_retrying;     /* this sync repeats one the controller refused for its coding */
         struct body_dictionary *dictionary; /* link.zstd_dictionary, loaded */
         char *dictionary_path;              /* ... from this path (reloads compare) */
@@ -218,6 +215,28 @@ void link_result_reason(const char *why, char reason[static LINK_RESULT_REASON_M
                         n--; /* the lead byte of the character cut */
                 reason[n] = '\0';
         }
+}
+
+bool link_zstd_learn(struct link_zstd_peer *p, long status, bool takes_zstd, uint32_t dictionary_id,
+                     bool request_zstd, uint32_t request_dictionary_id) {
+        p->takes_zstd = takes_zstd;
+        p->dictionary_id = dictionary_id;
+        if (status == 200)
+                p->refusals = 0;
+        if (!request_zstd || status == 200)
+                return false;
+        if (status == 415) {
+                if (++p->refusals >= 2)
+                        p->off = true;
+                return true;
+        }
+        return !takes_zstd || (request_dictionary_id && request_dictionary_id != dictionary_id);
+}
+
+bool link_zstd_request(const struct link_zstd_peer *p, bool enabled, uint32_t our_dictionary_id,
+                       uint32_t *ret_dictionary_id) {
+        *ret_dictionary_id = our_dictionary_id && p->dictionary_id == our_dictionary_id ? our_dictionary_id : 0;
+        return enabled && p->takes_zstd && !p->off;
 }
 
 /* ---- persisted state -------------------------------------------------------------------- */
@@ -587,10 +606,10 @@ static void dictionary_update(struct link *l) {
 /* The request body in zstd if the controller said it takes it, with the dictionary if it
  * named ours; plain otherwise, or when that is no larger. */
 static int request_encode(struct link *l) {
-        if (!l->h.cfg->link.compress || !l->peer_zstd || l->zstd_off)
+        uint32_t dict_id;
+        if (!link_zstd_request(&l->peer, l->h.cfg->link.compress, body_dictionary_id(l->dictionary), &dict_id))
                 return 0;
-        const struct body_dictionary *dict =
-                l->dictionary && l->peer_dictionary_id == body_dictionary_id(l->dictionary) ? l->dictionary : NULL;
+        const struct body_dictionary *dict = dict_id ? l->dictionary : NULL;
         char *z = NULL;
         size_t zlen = 0;
         int r = body_compress(l->request, l->request_len, dict, BODY_CODEC_LEVEL, &z, &zlen);
@@ -614,9 +633,7 @@ static int sync_start(struct link *l) {
                 /* another controller: plain until it says otherwise */
                 free(l->peer_url);
                 l->peer_url = strdup(c->url);
-                l->peer_zstd = l->zstd_off = false;
-                l->peer_dictionary_id = 0;
-                l->zstd_refusals = 0;
+                l->peer = (struct link_zstd_peer) {};
         }
         dictionary_update(l);
         json_t *records = event_queue_batch_json(l->h.events, (size_t) c->max_records_per_sync,
@@ -826,23 +843,16 @@ static bool answer_learn(struct link *l, long status) {
         if (l->request_zstd)
                 l->requests_zstd++;
         l->bytes_up_plain += l->request_plain_len;
-        bool changed = l->peer_zstd != l->answer_accepts_zstd || l->peer_dictionary_id != l->answer_dictionary_id;
-        if (changed)
+        if (l->peer.takes_zstd != l->answer_accepts_zstd || l->peer.dictionary_id != l->answer_dictionary_id)
                 log_info("link: the controller takes %s%s", l->answer_accepts_zstd ? "zstd" : "plain bodies only",
                          l->answer_accepts_zstd && l->answer_dictionary_id ? " with a dictionary" : "");
-        l->peer_zstd = l->answer_accepts_zstd;
-        l->peer_dictionary_id = l->answer_dictionary_id;
-        if (!l->request_zstd || status == 200)
-                return false;
-        if (status == 415) {
-                if (++l->zstd_refusals >= 2 && !l->zstd_off) {
-                        l->zstd_off = true;
-                        log_warning("link: the controller refused zstd requests twice; plain to %s until the "
-                                    "agent restarts", l->peer_url);
-                }
-                return true;
-        }
-        return !l->peer_zstd || (l->request_dictionary_id && l->request_dictionary_id != l->peer_dictionary_id);
+        bool was_off = l->peer.off;
+        bool again = link_zstd_learn(&l->peer, status, l->answer_accepts_zstd, l->answer_dictionary_id,
+                                     l->request_zstd, l->request_dictionary_id);
+        if (l->peer.off && !was_off)
+                log_warning("link: the controller refused zstd requests twice; plain to %s until the agent restarts",
+                            l->peer_url);
+        return again;
 }
 
 static void sync_finished(struct link *l, CURLcode result) {
@@ -881,8 +891,6 @@ static void sync_finished(struct link *l, CURLcode result) {
         bool ok = result == CURLE_OK && status == 200 && r >= 0 && !why[0];
         size_t sent = l->records_in_flight, acked = l->acked_this_sync;
         sync_cleanup(l);
-        if (ok)
-                l->zstd_refusals = 0;
         if (!ok && zstd_retry && !l->zstd_retrying) {
                 /* Not a link problem: the controller changed (restarted without zstd, or with
                  * another dictionary) since it said what it takes. Once at once, as it now says. */
@@ -892,7 +900,7 @@ static void sync_finished(struct link *l, CURLcode result) {
                 l->syncs_failed++;
                 snprintf(l->last_error, sizeof(l->last_error), "%s", why);
                 log_info("link: the controller refused the zstd request (%s); again at once%s", why,
-                         l->zstd_off || !l->peer_zstd ? ", plain" : "");
+                         l->peer.off || !l->peer.takes_zstd ? ", plain" : "");
                 schedule(l, 0);
                 return;
         }
@@ -1115,12 +1123,12 @@ json_t *link_status_json(struct link *l) {
                          "bytes_down", (json_int_t) l->bytes_down,
                          "acks_ignored", (json_int_t) l->acks_ignored);
         json_t *dict_id = l->dictionary ? json_integer(body_dictionary_id(l->dictionary)) : json_null();
-        json_t *peer_dict_id = l->peer_dictionary_id ? json_integer(l->peer_dictionary_id) : json_null();
+        json_t *peer_dict_id = l->peer.dictionary_id ? json_integer(l->peer.dictionary_id) : json_null();
         if (o)
                 json_object_set_new(o, "compression",
                                     json_pack("{s:b, s:b, s:o, s:o, s:I, s:I, s:I, s:I}", "enabled",
-                                              l->h.cfg->link.compress && !l->zstd_off, "controller_takes_zstd",
-                                              l->peer_zstd, "dictionary_id", dict_id, "controller_dictionary_id",
+                                              l->h.cfg->link.compress && !l->peer.off, "controller_takes_zstd",
+                                              l->peer.takes_zstd, "dictionary_id", dict_id, "controller_dictionary_id",
                                               peer_dict_id, "requests_zstd", (json_int_t) l->requests_zstd,
                                               "answers_zstd", (json_int_t) l->answers_zstd, "bytes_up_plain",
                                               (json_int_t) l->bytes_up_plain, "bytes_down_plain",
