@@ -255,6 +255,28 @@ if command -v zstd >/dev/null 2>&1; then
                 pass "a node without the controller's dictionary: zstd without one" ||
                 fail "node without the dictionary" "$(zall); $(since | tail -3)"
         restart_controller
+        # Hostile bodies to the controller, posted as the node: 64 MiB of zeros in 2 KiB, with
+        # and without the size in the frame header: cut at the 4 MiB a sync may have (413),
+        # never decoded whole; a frame with a dictionary it has not, and gzip: 415.
+        head -c $((64 << 20)) /dev/zero | zstd -q -1 --no-check >bomb.zst &&
+                head -c $((64 << 20)) /dev/zero | zstd -q -1 --no-check --stream-size=$((64 << 20)) >said.zst &&
+                printf '{}' | zstd -q --no-check -D "$D/link.dict" >dict.zst || fail "making zstd bodies"
+        post() { # FILE CODING -> "STATUS BODY"
+                curl -s -o post.out -w '%{http_code}' --cacert server-ca.pem --cert sat-1.pem --key sat-1.key \
+                        -H "Content-Encoding: $2" -H 'Content-Type: application/json' --data-binary "@$1" \
+                        "$URL/v1/nodes/sat-1/sync"
+                printf ' %s' "$(jq -r .message post.out 2>/dev/null)"
+        }
+        for t in bomb.zst:zstd:'413 decompressed, the body is over the limit of 4194304 bytes' \
+                said.zst:zstd:'413 the zstd frame holds 67108864 bytes, over the limit of 4194304' \
+                dict.zst:zstd:'415 compressed with zstd dictionary [0-9]*, this end has no dictionary' \
+                dict.zst:gzip:'415 content coding "gzip" is not taken here: zstd or none'; do
+                f=${t%%:*} rest=${t#*:}
+                got=$(post "$f" "${rest%%:*}")
+                grep -qx "${rest#*:}" <<<"$got" && pass "the controller refuses $f as ${rest%%:*}: $got" ||
+                        fail "controller, $f as ${rest%%:*}" "$got"
+        done
+        check "the controller still serves the node" more_syncs 2
 else
         note "zstd not installed: no dictionary to train, the dictionary cases are not run"
 fi
