@@ -394,6 +394,8 @@ static const struct json_field link_fields[] = {
         {"max_recv_bytes_per_sec", json_dispatch_int64, LFIELD(max_recv_bytes_per_sec), 0, NULL, 0, INT64_MAX / 2},
         {"clock_skew_sec", json_dispatch_int64, LFIELD(clock_skew_sec), 0, NULL, 0, 86400},
         {"check_command_time", json_dispatch_bool, LFIELD(check_command_time), 0, NULL, 0, 0},
+        {"compress", json_dispatch_bool, LFIELD(compress), 0, NULL, 0, 0},
+        {"zstd_dictionary", json_dispatch_absolute_path, LFIELD(zstd_dictionary), 0, NULL, 0, 0},
         {},
 };
 
@@ -625,7 +627,7 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                 .link = {.poll_interval_sec = 60, .connect_timeout_sec = 20, .timeout_sec = 120,
                          .backoff_min_sec = 5, .backoff_max_sec = 600, .max_records_per_sync = 256,
                          .max_sync_kib = 1024, .download_budget_mib = 256, .clock_skew_sec = 300,
-                         .check_command_time = true},
+                         .check_command_time = true, .compress = true},
                 .outbox = {.max_records = 10000, .max_mib = 16},
                 /* Privileged specs are the board operator's to write (workloads.d, the control
                  * socket, both host root only); the controller may forbid them
@@ -772,6 +774,7 @@ void config_free(struct agent_config *c) {
         for (size_t i = 0; i < c->update.n_reboot_args; i++)
                 free(c->update.reboot_command[i]);
         free(c->link.url);
+        free(c->link.zstd_dictionary);
         free(c->link.ca);
         free(c->link.cert);
         free(c->link.key);

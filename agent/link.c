@@ -5,9 +5,11 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -15,6 +17,7 @@
 
 #include <curl/curl.h>
 
+#include "proto/body-codec.h"
 #include "proto/command.h"
 #include "proto/sync-answer.h"
 #include "agent/link.h"
@@ -64,20 +67,47 @@ struct link {
         struct curl_slist *headers;
         char curl_error[CURL_ERROR_SIZE]; /* curl's own words on why the sync failed */
         char *request;
-        size_t request_len;
+        size_t request_len, request_plain_len;
         char *response;
         size_t response_len; /* in a mapping of RESPONSE_MAX + 1 bytes: never copied */
         size_t response_writable; /* its first bytes made writable so far */
         bool response_too_big;
+        /* A zstd answer: its bytes as they came (in a mapping of RESPONSE_MAX), decoded into
+         * response as the dispatch budget allows; the transfer waits (paused, or its end
+         * held back in done_result) while some are left. */
+        struct body_decoder *decoder;
+        char *wire;
+        size_t wire_len, wire_decoded;
+        size_t wire_writable; /* as response_writable */
+        bool decode_pending, done_pending;
+        CURLcode done_result;
+        char *answer_problem; /* why the answer's coding was refused, or NULL */
+        /* the answer's headers */
+        enum body_coding answer_coding;
+        char answer_coding_name[32]; /* an unknown coding, for the message */
+        bool answer_coding_unknown, answer_headers, answer_accepts_zstd;
+        uint32_t answer_dictionary_id;
+        /* how this sync's request went */
+        bool request_zstd;
+        uint32_t request_dictionary_id;
         size_t received_this_dispatch;
         sd_event_source *resume_defer; /* resumes a transfer paused for the budget above */
         struct link_json_scan response_scan;
         size_t records_in_flight;
         size_t acked_this_sync;
         bool batch_cut;          /* the batch in flight left records behind */
+        double compress_ratio;   /* JSON bytes per wire byte of the last compressed request */
         struct link_pace pace;   /* the upload goodput: how much the next batch carries */
         struct sent_key *sent; /* the keys of the records in flight, sorted */
         bool status_in_flight;
+
+        /* zstd (docs/protocol.md, "Compression"): what the controller at peer_url said in
+         * the headers of its last answer, for this run only: every start begins plain. */
+        char *peer_url;
+        struct link_zstd_peer peer;
+        bool zstd_retrying;     /* this sync repeats one the controller refused for its coding */
+        struct body_dictionary *dictionary; /* link.zstd_dictionary, loaded */
+        char *dictionary_path;              /* ... from this path (reloads compare) */
 
         /* persisted */
         uint64_t last_command_seq;
@@ -109,6 +139,7 @@ struct link {
         uint64_t acks_ignored;
         uint64_t syncs_ok, syncs_failed, records_acked, commands_done, commands_failed,
                 commands_rejected, bytes_up, bytes_down;
+        uint64_t requests_zstd, answers_zstd, bytes_up_plain, bytes_down_plain;
         uint64_t last_ok_realtime_usec;
         char last_error[512];
 };
@@ -205,6 +236,28 @@ void link_result_reason(const char *why, char reason[static LINK_RESULT_REASON_M
                         n--; /* the lead byte of the character cut */
                 reason[n] = '\0';
         }
+}
+
+bool link_zstd_learn(struct link_zstd_peer *p, long status, bool takes_zstd, uint32_t dictionary_id,
+                     bool request_zstd, uint32_t request_dictionary_id) {
+        p->takes_zstd = takes_zstd;
+        p->dictionary_id = dictionary_id;
+        if (status == 200)
+                p->refusals = 0;
+        if (!request_zstd || status == 200)
+                return false;
+        if (status == 415) {
+                if (++p->refusals >= 2)
+                        p->off = true;
+                return true;
+        }
+        return !takes_zstd || (request_dictionary_id && request_dictionary_id != dictionary_id);
+}
+
+bool link_zstd_request(const struct link_zstd_peer *p, bool enabled, uint32_t our_dictionary_id,
+                       uint32_t *ret_dictionary_id) {
+        *ret_dictionary_id = our_dictionary_id && p->dictionary_id == our_dictionary_id ? our_dictionary_id : 0;
+        return enabled && p->takes_zstd && !p->off;
 }
 
 /* ---- persisted state -------------------------------------------------------------------- */
@@ -363,46 +416,177 @@ static bool handle_command(struct link *l, json_t *envelope, struct signature_ke
 
 static void schedule(struct link *l, uint64_t delay_usec);
 
+/*
+ * One reservation of an answer's largest size, nothing behind it yet: a growing heap
+ * buffer copied itself (4 MiB, then 8 MiB) within one dispatch, over 100 ms of CPU in a
+ * slow build. PROT_NONE is not counted against the commit limit (vm.overcommit_memory=2
+ * on a flight image): grow makes the part in use writable as the answer arrives.
+ */
+static char *reserve(size_t size) {
+        void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+}
+
+/* The first need bytes of a reservation of RESPONSE_MAX + 1 writable, in RESPONSE_STEP
+ * steps; false (logged) when the kernel has no memory for them. */
+static bool grow(char *base, size_t *writable, size_t need) {
+        if (need <= *writable)
+                return true;
+        size_t want = (need + RESPONSE_STEP - 1) / RESPONSE_STEP * RESPONSE_STEP;
+        if (want > RESPONSE_MAX + 1)
+                want = RESPONSE_MAX + 1;
+        if (mprotect(base, want, PROT_READ | PROT_WRITE) < 0) {
+                log_warning("link: no memory for the answer's next %zu bytes: %m", want - *writable);
+                return false;
+        }
+        *writable = want;
+        return true;
+}
+
+_printf_(2, 3) static void answer_refused(struct link *l, const char *fmt, ...) {
+        va_list ap;
+        free(l->answer_problem);
+        va_start(ap, fmt);
+        if (vasprintf(&l->answer_problem, fmt, ap) < 0)
+                l->answer_problem = NULL;
+        va_end(ap);
+}
+
+/*
+ * Decodes what waits of a zstd answer, at most the dispatch's budget of output (each
+ * byte is scanned like a plain answer's); what is left waits for on_resume. The decoder
+ * writes at most RESPONSE_MAX + 1 bytes into the mapping of that size, so a bomb is cut
+ * there. false: the answer is refused and the transfer is to end.
+ */
+static bool decode_step(struct link *l) {
+        while (l->received_this_dispatch < RESPONSE_BYTES_PER_DISPATCH) {
+                if (l->wire_decoded == l->wire_len && !body_decoder_has_output(l->decoder))
+                        break;
+                size_t used = 0, made = 0, room = RESPONSE_BYTES_PER_DISPATCH - l->received_this_dispatch;
+                _cleanup_free_ char *why = NULL;
+                size_t need = l->response_len + room + 1;
+                if (!grow(l->response, &l->response_writable, need < RESPONSE_MAX + 1 ? need : RESPONSE_MAX + 1)) {
+                        l->decode_pending = false;
+                        answer_refused(l, "no memory for the answer");
+                        return false;
+                }
+                int r = body_decoder_feed(l->decoder, l->wire + l->wire_decoded, l->wire_len - l->wire_decoded,
+                                          &used, l->response + l->response_len, room, &made, &why);
+                link_json_scan_feed(&l->response_scan, l->response + l->response_len, made);
+                l->wire_decoded += used;
+                l->response_len += made;
+                l->received_this_dispatch += made;
+                if (r < 0) {
+                        l->decode_pending = false;
+                        l->response_too_big = r == -EFBIG;
+                        answer_refused(l, "%s: %s", r == -EFBIG ? "answer too big" : "malformed zstd answer",
+                                       why ? why : strerror(-r));
+                        return false;
+                }
+                if (l->response_scan.values > RESPONSE_VALUES_MAX) {
+                        l->decode_pending = false;
+                        l->response_too_big = true;
+                        return false;
+                }
+                if (used == 0 && made == 0)
+                        break;
+        }
+        l->response[l->response_len] = '\0'; /* the decoder stopped at RESPONSE_MAX */
+        l->decode_pending = l->wire_decoded < l->wire_len || body_decoder_has_output(l->decoder);
+        if (l->decode_pending)
+                (void) sd_event_source_set_enabled(l->resume_defer, SD_EVENT_ONESHOT);
+        return true;
+}
+
 static size_t on_response_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         struct link *l = userdata;
         size_t n = size * nmemb;
-        if (l->received_this_dispatch >= RESPONSE_BYTES_PER_DISPATCH) {
+        if (l->received_this_dispatch >= RESPONSE_BYTES_PER_DISPATCH || l->decode_pending) {
                 /* curl keeps this chunk and hands it over again after on_resume */
                 (void) sd_event_source_set_enabled(l->resume_defer, SD_EVENT_ONESHOT);
                 return CURL_WRITEFUNC_PAUSE;
         }
+        if (l->answer_coding_unknown) {
+                answer_refused(l, "malformed answer: in a content coding this node does not take (%s)",
+                               l->answer_coding_name);
+                return 0;
+        }
+        if (!l->response) {
+                if (!(l->response = reserve(RESPONSE_MAX + 1)))
+                        return 0;
+                l->response_writable = 0;
+        }
         l->received_this_dispatch += n;
+        if (l->answer_coding == BODY_CODING_ZSTD) {
+                if (l->wire_len + n > RESPONSE_MAX) {
+                        l->response_too_big = true;
+                        return 0;
+                }
+                if (!l->wire) {
+                        if (!(l->wire = reserve(RESPONSE_MAX + 1)))
+                                return 0;
+                        l->wire_writable = 0;
+                }
+                if (!grow(l->wire, &l->wire_writable, l->wire_len + n))
+                        return 0;
+                if (!l->decoder && body_decoder_new(RESPONSE_MAX, l->dictionary, &l->decoder) < 0)
+                        return 0;
+                memcpy(l->wire + l->wire_len, ptr, n);
+                l->wire_len += n;
+                return decode_step(l) ? n : 0;
+        }
         link_json_scan_feed(&l->response_scan, ptr, n);
         if (l->response_len + n > RESPONSE_MAX || l->response_scan.values > RESPONSE_VALUES_MAX) {
                 l->response_too_big = true;
                 return 0; /* abort the transfer */
         }
-        if (!l->response) {
-                /* One reservation of the largest answer's addresses, nothing behind them
-                 * yet: a growing heap buffer copied itself (4 MiB, then 8 MiB) within one
-                 * dispatch, over 100 ms of CPU in a slow build. PROT_NONE is not counted
-                 * against the commit limit (vm.overcommit_memory=2 on a flight image):
-                 * the part in use is made writable as the answer grows. */
-                void *p = mmap(NULL, RESPONSE_MAX + 1, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                               -1, 0);
-                if (p == MAP_FAILED)
-                        return 0;
-                l->response = p;
-                l->response_writable = 0;
-        }
-        if (l->response_len + n + 1 > l->response_writable) {
-                size_t want = (l->response_len + n + 1 + RESPONSE_STEP - 1) / RESPONSE_STEP * RESPONSE_STEP;
-                if (want > RESPONSE_MAX + 1)
-                        want = RESPONSE_MAX + 1;
-                if (mprotect(l->response, want, PROT_READ | PROT_WRITE) < 0) {
-                        log_warning("link: no memory for the answer's next %zu bytes: %m", want - l->response_writable);
-                        return 0; /* abort the transfer: the sync fails, nothing is lost */
-                }
-                l->response_writable = want;
-        }
+        if (!grow(l->response, &l->response_writable, l->response_len + n + 1))
+                return 0; /* abort the transfer: the sync fails, nothing is lost */
         memcpy(l->response + l->response_len, ptr, n);
         l->response_len += n;
         l->response[l->response_len] = '\0';
+        return n;
+}
+
+/* The answer's headers: its content coding, and what the controller takes (remembered
+ * when the sync ends). Each response after a 1xx starts again. */
+static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata) {
+        struct link *l = userdata;
+        size_t n = size * nitems;
+        char line[512];
+        if (n >= 5 && memcmp(buffer, "HTTP/", 5) == 0) {
+                l->answer_headers = true;
+                l->answer_coding = BODY_CODING_IDENTITY;
+                l->answer_coding_unknown = l->answer_accepts_zstd = false;
+                l->answer_coding_name[0] = '\0';
+                l->answer_dictionary_id = 0;
+                return n;
+        }
+        if (n >= sizeof(line))
+                return n; /* none of ours is that long */
+        memcpy(line, buffer, n);
+        line[n] = '\0';
+        line[strcspn(line, "\r\n")] = '\0';
+        char *value = strchr(line, ':');
+        if (!value)
+                return n;
+        *value++ = '\0';
+        value += strspn(value, " \t");
+        if (strcasecmp(line, "Content-Encoding") == 0) {
+                /* one coding, said once: anything else is not for us to guess */
+                enum body_coding c;
+                if (l->answer_coding_name[0] || body_coding_parse(value, &c) < 0)
+                        l->answer_coding_unknown = true;
+                else
+                        l->answer_coding = c;
+                snprintf(l->answer_coding_name, sizeof(l->answer_coding_name), "%s", value);
+        } else if (strcasecmp(line, "Accept-Encoding") == 0)
+                l->answer_accepts_zstd = l->answer_accepts_zstd || body_codec_accepts_zstd(value);
+        else if (strcasecmp(line, BODY_CODEC_DICTIONARY_HEADER) == 0) {
+                uint32_t id;
+                if (body_dictionary_id_parse(value, &id) >= 0)
+                        l->answer_dictionary_id = id;
+        }
         return n;
 }
 
@@ -427,6 +611,21 @@ static void sync_cleanup(struct link *l) {
         l->response = NULL;
         l->response_len = 0;
         l->response_too_big = false;
+        body_decoder_free(l->decoder);
+        l->decoder = NULL;
+        if (l->wire)
+                (void) munmap(l->wire, RESPONSE_MAX + 1);
+        l->wire = NULL;
+        l->wire_len = l->wire_decoded = 0;
+        l->decode_pending = l->done_pending = false;
+        free(l->answer_problem);
+        l->answer_problem = NULL;
+        l->answer_headers = l->answer_accepts_zstd = l->answer_coding_unknown = false;
+        l->answer_coding = BODY_CODING_IDENTITY;
+        l->answer_coding_name[0] = '\0';
+        l->answer_dictionary_id = 0;
+        l->request_zstd = false;
+        l->request_dictionary_id = 0;
         l->response_scan = (struct link_json_scan) {};
         l->status_in_flight = false;
 }
@@ -437,18 +636,75 @@ static json_t *status_summary(struct link *l) {
         return NULL;
 }
 
+/* link.zstd_dictionary, loaded when its path changes (at the first sync, after a reload);
+ * a dictionary that cannot be loaded leaves zstd without one, never the link down. */
+static void dictionary_update(struct link *l) {
+        const char *path = l->h.cfg->link.zstd_dictionary;
+        if ((!path && !l->dictionary_path) || (path && l->dictionary_path && streq(path, l->dictionary_path)))
+                return;
+        body_dictionary_free(l->dictionary);
+        l->dictionary = NULL;
+        free(l->dictionary_path);
+        l->dictionary_path = path ? strdup(path) : NULL;
+        if (!path)
+                return;
+        _cleanup_free_ char *why = NULL;
+        int r = body_dictionary_load(path, &l->dictionary, &why);
+        if (r < 0)
+                log_warning("link: %s; zstd goes on without a dictionary", why ? why : strerror(-r));
+        else
+                log_info("link: zstd dictionary %" PRIu32 " from %s", body_dictionary_id(l->dictionary), path);
+}
+
+/* The request body in zstd if the controller said it takes it, with the dictionary if it
+ * named ours; plain otherwise, or when that is no larger. */
+static int request_encode(struct link *l) {
+        uint32_t dict_id;
+        l->compress_ratio = 1; /* sent as it is, unless compressed below */
+        if (!link_zstd_request(&l->peer, l->h.cfg->link.compress, body_dictionary_id(l->dictionary), &dict_id))
+                return 0;
+        const struct body_dictionary *dict = dict_id ? l->dictionary : NULL;
+        char *z = NULL;
+        size_t zlen = 0;
+        int r = body_compress(l->request, l->request_len, dict, BODY_CODEC_LEVEL, &z, &zlen);
+        if (r < 0)
+                return r;
+        if (zlen >= l->request_len) {
+                free(z);
+                return 0;
+        }
+        free(l->request);
+        l->request = z;
+        l->compress_ratio = (double) l->request_len / (double) zlen;
+        l->request_len = zlen;
+        l->request_zstd = true;
+        l->request_dictionary_id = body_dictionary_id(dict);
+        return 0;
+}
+
 /* A window's last seconds that no batch starts in: an answer must come back before it closes. */
 #define LOS_MARGIN_USEC (5 * 1000000ULL)
 
 /* -EAGAIN: the contact window closes before the smallest batch could go. */
 static int sync_start(struct link *l) {
         const struct agent_link_config *c = &l->h.cfg->link;
+        if (!l->peer_url || !streq(l->peer_url, c->url)) {
+                /* another controller: plain until it says otherwise */
+                free(l->peer_url);
+                l->peer_url = strdup(c->url);
+                l->peer = (struct link_zstd_peer) {};
+        }
+        dictionary_update(l);
         int64_t left = plan_seconds_left(l->plan, time(NULL));
         /* Sized to finish in a quarter of the timeout at the measured goodput, and before the
          * window closes: a batch cut by the timeout is lost whole and sent again. */
-        size_t budget = link_pace_batch_bytes(&l->pace, (size_t) c->max_sync_kib * 1024 - 4096,
-                                              (uint64_t) c->timeout_sec * 1000000ULL / 4,
+        size_t budget = link_pace_batch_bytes(&l->pace, SIZE_MAX / 64, (uint64_t) c->timeout_sec * 1000000ULL / 4,
                                               left >= 0 ? left * 1000000LL : -1, LOS_MARGIN_USEC);
+        /* the goodput is of bytes on the wire; the batch is cut in JSON bytes: zstd makes
+         * the same upload carry this many times more (the last request's ratio) */
+        double plain = (double) budget * (l->compress_ratio > 1 ? l->compress_ratio : 1);
+        size_t max_plain = (size_t) c->max_sync_kib * 1024 - 4096;
+        budget = plain > (double) max_plain ? max_plain : (size_t) plain;
         if (budget == 0 && event_queue_count(l->h.events) > 0)
                 return -EAGAIN;
         json_t *records = event_queue_batch_json(l->h.events, (size_t) c->max_records_per_sync,
@@ -485,6 +741,10 @@ static int sync_start(struct link *l) {
         if (!l->request)
                 return -ENOMEM;
         l->request_len = strlen(l->request);
+        l->request_plain_len = l->request_len;
+        int r = request_encode(l);
+        if (r < 0)
+                return r;
 
         char url[2048];
         snprintf(url, sizeof(url), "%s/v1/nodes/%s/sync", c->url, l->h.node->node_id);
@@ -495,6 +755,17 @@ static int sync_start(struct link *l) {
         l->headers = curl_slist_append(NULL, "Content-Type: application/json");
         l->headers = curl_slist_append(l->headers, "Accept: application/json");
         l->headers = curl_slist_append(l->headers, "Expect:");
+        if (c->compress && l->headers) {
+                char h[64];
+                l->headers = curl_slist_append(l->headers, "Accept-Encoding: zstd");
+                if (l->dictionary && l->headers) {
+                        snprintf(h, sizeof(h), BODY_CODEC_DICTIONARY_HEADER ": %" PRIu32,
+                                 body_dictionary_id(l->dictionary));
+                        l->headers = curl_slist_append(l->headers, h);
+                }
+                if (l->request_zstd && l->headers)
+                        l->headers = curl_slist_append(l->headers, "Content-Encoding: zstd");
+        }
         if (!l->headers)
                 return -ENOMEM;
         CURL *e = l->easy;
@@ -514,6 +785,10 @@ static int sync_start(struct link *l) {
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response_data) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_WRITEDATA, l) != CURLE_OK ||
+            /* the answer's coding is ours to undo, bounded (on_response_data), never curl's */
+            curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HEADERDATA, l) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PRIVATE, l) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_ERRORBUFFER, l->curl_error) != CURLE_OK)
                 return -EINVAL;
@@ -626,6 +901,32 @@ static int on_command_step(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/*
+ * What the controller takes, from the headers of any HTTP answer (an old controller's
+ * says nothing: plain from then on). Returns whether a failed compressed request is worth
+ * repeating at once: a 415, or an answer that no longer takes what it was sent.
+ */
+static bool answer_learn(struct link *l, long status) {
+        if (status == 0 || !l->answer_headers)
+                return false; /* no HTTP answer: nothing learnt */
+        if (l->answer_coding == BODY_CODING_ZSTD && l->decoder)
+                l->answers_zstd++;
+        l->bytes_down_plain += l->response_len;
+        if (l->request_zstd)
+                l->requests_zstd++;
+        l->bytes_up_plain += l->request_plain_len;
+        if (l->peer.takes_zstd != l->answer_accepts_zstd || l->peer.dictionary_id != l->answer_dictionary_id)
+                log_info("link: the controller takes %s%s", l->answer_accepts_zstd ? "zstd" : "plain bodies only",
+                         l->answer_accepts_zstd && l->answer_dictionary_id ? " with a dictionary" : "");
+        bool was_off = l->peer.off;
+        bool again = link_zstd_learn(&l->peer, status, l->answer_accepts_zstd, l->answer_dictionary_id,
+                                     l->request_zstd, l->request_dictionary_id);
+        if (l->peer.off && !was_off)
+                log_warning("link: the controller refused zstd requests twice; plain to %s until the agent restarts",
+                            l->peer_url);
+        return again;
+}
+
 static void sync_finished(struct link *l, CURLcode result) {
         long status = 0;
         curl_off_t up = 0, down = 0;
@@ -640,7 +941,13 @@ static void sync_finished(struct link *l, CURLcode result) {
         bool status_sent = l->status_in_flight;
         if (status_sent)
                 l->send_status = false;
-        if (result != CURLE_OK && l->response_too_big)
+        _cleanup_free_ char *coding_problem = NULL;
+        if (result == CURLE_OK && l->decoder && body_decoder_finish(l->decoder, &coding_problem) < 0)
+                answer_refused(l, "malformed zstd answer: %s", coding_problem ? coding_problem : "incomplete");
+        bool zstd_retry = answer_learn(l, status);
+        if (l->answer_problem)
+                snprintf(why, sizeof(why), "%s", l->answer_problem);
+        else if (result != CURLE_OK && l->response_too_big)
                 snprintf(why, sizeof(why), "answer too big: over %d bytes or %d JSON values",
                          RESPONSE_MAX, RESPONSE_VALUES_MAX);
         else if (result != CURLE_OK)
@@ -653,7 +960,7 @@ static void sync_finished(struct link *l, CURLcode result) {
                 json_decref(e);
         } else
                 r = sync_answer(l, why, sizeof(why));
-        bool ok = result == CURLE_OK && status == 200 && r >= 0;
+        bool ok = result == CURLE_OK && status == 200 && r >= 0 && !why[0];
         size_t sent = l->records_in_flight, acked = l->acked_this_sync;
         if (ok) {
                 /* the upload's goodput: from the request's first byte to the answer's */
@@ -665,6 +972,20 @@ static void sync_finished(struct link *l, CURLcode result) {
         }
         bool cut = l->batch_cut;
         sync_cleanup(l);
+        if (!ok && zstd_retry && !l->zstd_retrying) {
+                /* Not a link problem: the controller changed (restarted without zstd, or with
+                 * another dictionary) since it said what it takes. Once at once, as it now says. */
+                l->zstd_retrying = true;
+                if (status_sent)
+                        l->send_status = true; /* not delivered: with the repeat */
+                l->syncs_failed++;
+                snprintf(l->last_error, sizeof(l->last_error), "%s", why);
+                log_info("link: the controller refused the zstd request (%s); again at once%s", why,
+                         l->peer.off || !l->peer.takes_zstd ? ", plain" : "");
+                schedule(l, 0);
+                return;
+        }
+        l->zstd_retrying = false;
         if (ok) {
                 l->syncs_ok++;
                 if (l->failures > 0)
@@ -713,8 +1034,15 @@ static void check_done(struct link *l) {
         CURLMsg *msg;
         int left;
         while ((msg = curl_multi_info_read(l->multi, &left)))
-                if (msg->msg == CURLMSG_DONE && msg->easy_handle == l->easy)
-                        sync_finished(l, msg->data.result);
+                if (msg->msg == CURLMSG_DONE && msg->easy_handle == l->easy) {
+                        if (l->decode_pending && msg->data.result == CURLE_OK) {
+                                /* all of a zstd answer is here, not all of it decoded yet */
+                                l->done_pending = true;
+                                l->done_result = msg->data.result;
+                                (void) sd_event_source_set_enabled(l->resume_defer, SD_EVENT_ONESHOT);
+                        } else
+                                sync_finished(l, msg->data.result);
+                }
 }
 
 /* ---- curl on the event loop -------------------------------------------------------------- */
@@ -736,6 +1064,19 @@ static int on_resume(sd_event_source *s, void *userdata) {
         if (!l->easy)
                 return 0;
         l->received_this_dispatch = 0;
+        if (l->decode_pending) {
+                if (!decode_step(l)) {
+                        sync_finished(l, CURLE_WRITE_ERROR);
+                        return 0;
+                }
+                if (l->decode_pending)
+                        return 0; /* decode_step comes back at the next dispatch */
+                if (l->done_pending) {
+                        l->done_pending = false;
+                        sync_finished(l, l->done_result);
+                        return 0;
+                }
+        }
         (void) curl_easy_pause(l->easy, CURLPAUSE_CONT);
         check_done(l);
         return 0;
@@ -853,7 +1194,7 @@ json_t *link_status_json(struct link *l) {
         snprintf(summary, sizeof(summary), "%s; %" PRIu64 " syncs ok, %" PRIu64 " failed%s%s",
                  l->failures ? "controller unreachable" : l->syncs_ok ? "in contact" : "not synced yet",
                  l->syncs_ok, l->syncs_failed, l->last_error[0] ? "; last error: " : "", l->last_error);
-        return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:s?, s:I, s:I}",
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:s?, s:I, s:I}",
                          "state", l->failures ? "unreachable" : "active", "summary", summary,
                          "url", l->h.cfg->link.url, "syncs_ok", (json_int_t) l->syncs_ok,
                          "syncs_failed", (json_int_t) l->syncs_failed,
@@ -871,6 +1212,22 @@ json_t *link_status_json(struct link *l) {
                          "last_error", l->last_error[0] ? l->last_error : NULL,
                          "bytes_down", (json_int_t) l->bytes_down,
                          "acks_ignored", (json_int_t) l->acks_ignored);
+        json_t *dict_id = l->dictionary ? json_integer(body_dictionary_id(l->dictionary)) : json_null();
+        json_t *peer_dict_id = l->peer.dictionary_id ? json_integer(l->peer.dictionary_id) : json_null();
+        if (o)
+                json_object_set_new(o, "compression",
+                                    json_pack("{s:b, s:b, s:o, s:o, s:I, s:I, s:I, s:I}", "enabled",
+                                              l->h.cfg->link.compress && !l->peer.off, "controller_takes_zstd",
+                                              l->peer.takes_zstd, "dictionary_id", dict_id, "controller_dictionary_id",
+                                              peer_dict_id, "requests_zstd", (json_int_t) l->requests_zstd,
+                                              "answers_zstd", (json_int_t) l->answers_zstd, "bytes_up_plain",
+                                              (json_int_t) l->bytes_up_plain, "bytes_down_plain",
+                                              (json_int_t) l->bytes_down_plain));
+        else {
+                json_decref(dict_id);
+                json_decref(peer_dict_id);
+        }
+        return o;
 }
 
 int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret) {
@@ -945,6 +1302,9 @@ void link_free(struct link *l) {
                 curl_multi_cleanup(l->multi);
         l->curl_timer = sd_event_source_disable_unref(l->curl_timer);
         json_decref(l->plan);
+        body_dictionary_free(l->dictionary);
+        free(l->dictionary_path);
+        free(l->peer_url);
         sd_event_unref(l->event);
         free(l);
 }

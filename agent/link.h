@@ -83,3 +83,30 @@ void link_json_scan_feed(struct link_json_scan *s, const char *p, size_t n);
  */
 #define LINK_RESULT_REASON_MAX 1024
 void link_result_reason(const char *why, char reason[static LINK_RESULT_REASON_MAX + 1]);
+
+/*
+ * What a node knows of its controller's zstd (docs/protocol.md, "Compression"), learnt
+ * from the headers of each HTTP answer, for one controller URL and one run.
+ */
+struct link_zstd_peer {
+        bool takes_zstd;        /* it said Accept-Encoding: zstd */
+        uint32_t dictionary_id; /* the dictionary it named; 0: none */
+        unsigned refusals;      /* 415s in a row to requests in zstd */
+        bool off;               /* two of them: plain to it for the rest of the run */
+};
+
+/*
+ * After an HTTP answer (status, and what its headers said) to a request sent in zstd or
+ * not (with the dictionary request_dictionary_id, 0: none): the peer updated; returns
+ * whether to send again at once: a 415 to a request in zstd, or another failure of one
+ * whose answer no longer takes what it was sent (zstd, or that dictionary).
+ */
+bool link_zstd_learn(struct link_zstd_peer *p, long status, bool takes_zstd, uint32_t dictionary_id,
+                     bool request_zstd, uint32_t request_dictionary_id);
+
+/*
+ * Whether the next request goes in zstd (enabled: link.compress), and with which
+ * dictionary (*ret_dictionary_id: ours when the peer named the same, else 0).
+ */
+bool link_zstd_request(const struct link_zstd_peer *p, bool enabled, uint32_t our_dictionary_id,
+                       uint32_t *ret_dictionary_id);

@@ -28,6 +28,8 @@ static void help(void) {
                "        [--pass-gap DURATION]     syncs of a node closer than this are one pass (5m)\n"
                "        [--viewer-token-file FILE] a bearer token that may only read\n"
                "        [--web-dir DIR]           the dashboard's files (default " WEBDIR ")\n"
+               "        [--zstd-dictionary FILE]  the nodes' link.zstd_dictionary (scripts/zstd-dictionary.sh)\n"
+               "        [--no-zstd]               plain sync bodies only, as a controller before zstd\n"
                "\n"
                "  orbit-controller [--url URL] [--token-file FILE | --cert PEM --key PEM]\n"
                "        [--cacert PEM] [--json] COMMAND\n"
@@ -73,7 +75,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
                 ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_POLL,
                 ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_TIMEOUT, ARG_PORT_FILE, ARG_LOG_LEVEL, ARG_RETAIN,
-                ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR,
+                ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD, ARG_ZSTD_DICTIONARY,
         };
         static const struct option options[] = {
                 {"listen", required_argument, NULL, ARG_LISTEN},
@@ -96,6 +98,8 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"pass-gap", required_argument, NULL, ARG_PASS_GAP},
                 {"viewer-token-file", required_argument, NULL, ARG_VIEWER_TOKEN_FILE},
                 {"web-dir", required_argument, NULL, ARG_WEB_DIR},
+                {"no-zstd", no_argument, NULL, ARG_NO_ZSTD},
+                {"zstd-dictionary", required_argument, NULL, ARG_ZSTD_DICTIONARY},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -163,6 +167,8 @@ static int cmd_serve(int argc, char *argv[]) {
                 }
                 case ARG_VIEWER_TOKEN_FILE: c.viewer_token_file = optarg; break;
                 case ARG_WEB_DIR: c.web_dir = optarg; break;
+                case ARG_NO_ZSTD: c.no_zstd = true; break;
+                case ARG_ZSTD_DICTIONARY: c.zstd_dictionary = optarg; break;
                 case ARG_TIMEOUT:
                         if (parse_unsigned("--timeout", optarg, 1, 3600, &v) < 0)
                                 return EXIT_USAGE;

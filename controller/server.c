@@ -26,6 +26,7 @@
 
 #include "controller/api.h"
 #include "update/bundle.h"
+#include "proto/body-codec.h"
 #include "proto/command.h"
 #include "lib/fileio.h"
 #include "lib/log.h"
@@ -54,6 +55,7 @@ struct server {
         struct store *tick_store; /* the main thread's own connection, for the rollout tick */
         gnutls_x509_trust_list_t node_trust, operator_trust;
         struct signature_keyring *bundle_keyring;
+        struct body_dictionary *dictionary; /* --zstd-dictionary */
 };
 
 enum peer_kind {
@@ -90,15 +92,16 @@ static int64_t now_sec(void) {
 
 /* ---- responses ---------------------------------------------------------------------- */
 
-static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status, char *text) {
+/* A JSON text (taken) as a response, with a trailing newline. */
+static struct MHD_Response *text_response(char *text, size_t *ret_len) {
         if (!text)
-                return MHD_NO;
+                return NULL;
         size_t len = strlen(text);
         /* A trailing newline makes curl output readable; JSON parsers do not mind. */
         char *with_newline = realloc(text, len + 2);
         if (!with_newline) {
                 free(text);
-                return MHD_NO;
+                return NULL;
         }
         with_newline[len] = '\n';
         with_newline[len + 1] = '\0';
@@ -106,9 +109,18 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status, 
                                                                     MHD_RESPMEM_MUST_FREE);
         if (!resp) {
                 free(with_newline);
-                return MHD_NO;
+                return NULL;
         }
         (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        if (ret_len)
+                *ret_len = len + 1;
+        return resp;
+}
+
+static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status, char *text) {
+        struct MHD_Response *resp = text_response(text, NULL);
+        if (!resp)
+                return MHD_NO;
         enum MHD_Result ret = MHD_queue_response(conn, status, resp);
         MHD_destroy_response(resp);
         return ret;
@@ -140,6 +152,7 @@ static const char *error_code(unsigned status) {
         case 409: return "conflict";
         case 411: return "length-required";
         case 413: return "too-large";
+        case 415: return "unsupported-coding";
         case 416: return "range-not-satisfiable";
         case 422: return "unprocessable";
         case 503: return "unavailable";
@@ -309,17 +322,133 @@ static int authorize(struct server *srv, struct MHD_Connection *conn, struct req
 
 /* ---- handlers ----------------------------------------------------------------------- */
 
+/*
+ * An answer on the sync route (docs/protocol.md, "Compression"): it says what this
+ * controller takes (Accept-Encoding, and its dictionary's id), and a JSON text is sent in
+ * zstd when the request accepts it, with the dictionary when the node named the same one.
+ * *ret_len: the bytes of the body sent.
+ */
+static enum MHD_Result sync_respond(struct server *srv, struct MHD_Connection *conn, unsigned status,
+                                    char *text, size_t *ret_len) {
+        struct MHD_Response *resp = NULL;
+        if (!text)
+                return MHD_NO;
+        if (!srv->config->no_zstd &&
+            body_codec_accepts_zstd(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                MHD_HTTP_HEADER_ACCEPT_ENCODING))) {
+                uint32_t id = 0;
+                const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, BODY_CODEC_DICTIONARY_HEADER);
+                const struct body_dictionary *dict =
+                        srv->dictionary && body_dictionary_id_parse(h, &id) >= 0 &&
+                                        id == body_dictionary_id(srv->dictionary)
+                                ? srv->dictionary
+                                : NULL;
+                char *z = NULL, *zd = NULL;
+                size_t zlen = 0, zdlen = 0, len = strlen(text);
+                /* The dictionary is trained on records, what requests carry; an answer is
+                 * acks and commands, which it may make larger (250 acks: 639 bytes with
+                 * it, 329 without): the smaller of the two goes. */
+                if (body_compress(text, len, NULL, BODY_CODEC_LEVEL, &z, &zlen) < 0)
+                        z = NULL;
+                if (z && dict && body_compress(text, len, dict, BODY_CODEC_LEVEL, &zd, &zdlen) >= 0) {
+                        if (zdlen < zlen) {
+                                free(z);
+                                z = zd;
+                                zlen = zdlen;
+                        } else
+                                free(zd);
+                }
+                if (z && zlen < len) {
+                        resp = MHD_create_response_from_buffer(zlen, z, MHD_RESPMEM_MUST_FREE);
+                        if (!resp) {
+                                free(z);
+                                free(text);
+                                return MHD_NO;
+                        }
+                        free(text);
+                        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+                        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "zstd");
+                        if (ret_len)
+                                *ret_len = zlen;
+                } else
+                        free(z);
+        }
+        if (!resp && !(resp = text_response(text, ret_len)))
+                return MHD_NO;
+        if (!srv->config->no_zstd) {
+                /* what a node may send next time (RFC 9110, 12.5.3: in a response, the codings
+                 * preferred in requests) */
+                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_ENCODING, "zstd");
+                if (srv->dictionary) {
+                        char id[16];
+                        snprintf(id, sizeof(id), "%" PRIu32, body_dictionary_id(srv->dictionary));
+                        (void) MHD_add_response_header(resp, BODY_CODEC_DICTIONARY_HEADER, id);
+                }
+        }
+        enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
+_printf_(4, 5) static enum MHD_Result sync_respond_error(struct server *srv, struct MHD_Connection *conn,
+                                                         unsigned status, const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (status >= 500)
+                log_error("answer %u: %s", status, msg ? msg : "");
+        return sync_respond(srv, conn, status, api_error_body(error_code(status), msg ? msg : ""), NULL);
+}
+
+/* The request body as JSON: a zstd one decoded, never past SYNC_BODY_MAX. 0 with *ret
+ * NULL: the body is plain; else *ret (caller frees) holds the text. Errors answer. */
+static int sync_body_decode(struct server *srv, struct MHD_Connection *conn, struct request *req, char **ret,
+                            size_t *ret_len, enum MHD_Result *ret_answer) {
+        const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+        enum body_coding coding;
+        *ret = NULL;
+        if (body_coding_parse(ce, &coding) < 0 || (coding == BODY_CODING_ZSTD && srv->config->no_zstd)) {
+                log_info("sync from %s refused: content coding \"%.64s\"", req->match.id, ce);
+                *ret_answer = sync_respond_error(srv, conn, 415, "content coding \"%.64s\" is not taken here%s",
+                                                 ce, srv->config->no_zstd ? ": plain JSON only" : ": zstd or none");
+                return -EOPNOTSUPP;
+        }
+        if (coding == BODY_CODING_IDENTITY)
+                return 0;
+        _cleanup_free_ char *why = NULL;
+        int r = body_decompress(req->body ? req->body : "", req->body_len, SYNC_BODY_MAX, srv->dictionary, ret,
+                                ret_len, &why);
+        if (r == -ENOMEM)
+                *ret_answer = MHD_NO;
+        else if (r == -EFBIG)
+                *ret_answer = sync_respond_error(srv, conn, 413, "%s", why ? why : "body too large");
+        else if (r == -ENOKEY) /* the node names our old dictionary: it learns the new one from this */
+                *ret_answer = sync_respond_error(srv, conn, 415, "%s", why ? why : "another zstd dictionary");
+        else if (r < 0)
+                *ret_answer = sync_respond_error(srv, conn, 400, "sync: %s", why ? why : "malformed zstd body");
+        if (r < 0)
+                log_info("sync from %s refused: %s", req->match.id, why ? why : strerror(-r));
+        return r;
+}
+
 static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *conn,
                                    struct request *req) {
         struct sync_request sr;
-        _cleanup_free_ char *message = NULL;
-        int r = sync_request_parse(req->body ? req->body : "", req->body_len, req->match.id, &sr,
-                                   &message);
+        _cleanup_free_ char *message = NULL, *decoded = NULL;
+        size_t decoded_len = 0;
+        enum MHD_Result answer;
+        if (sync_body_decode(srv, conn, req, &decoded, &decoded_len, &answer) < 0)
+                return answer;
+        int r = sync_request_parse(decoded ? decoded : req->body ? req->body : "",
+                                   decoded ? decoded_len : req->body_len, req->match.id, &sr, &message);
         if (r == -ENOMEM)
                 return MHD_NO;
         if (r < 0) {
                 log_info("sync from %s refused: %s", req->match.id, message ? message : "");
-                return respond_error(conn, 400, "%s", message ? message : "invalid sync");
+                return sync_respond_error(srv, conn, 400, "%s", message ? message : "invalid sync");
         }
         int64_t now = now_sec();
         json_t *commands = NULL, *plan = NULL;
@@ -327,12 +456,20 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         r = store_sync(srv->store, &sr, now, SYNC_COMMANDS_MAX, &commands, &stored);
         if (r < 0) {
                 sync_request_done(&sr);
+                if (r == -EBUSY)
+                        return sync_respond_error(srv, conn, 503, "sync: the store is busy, retry");
                 return respond_errno(conn, r, "sync");
         }
         json_t *acked = sync_acked_build(&sr);
         r = store_contact_plan_get(srv->store, sr.node, &plan);
-        log_info("sync from %s: %zu records (%zu new), %zu commands sent, last applied %" PRId64,
-                 sr.node, sr.n_records, stored, json_array_size(commands), sr.last_command_seq);
+        char coding[64] = "plain";
+        if (decoded)
+                snprintf(coding, sizeof(coding), "zstd (dictionary %" PRIu32 "), %zu bytes plain",
+                         body_frame_dictionary_id(req->body, req->body_len), decoded_len);
+        log_info("sync from %s: %zu records (%zu new), %zu commands sent, last applied %" PRId64
+                 "; body %zu bytes %s",
+                 sr.node, sr.n_records, stored, json_array_size(commands), sr.last_command_seq, req->body_len,
+                 coding);
         sync_request_done(&sr);
         if (r < 0 || !acked) {
                 json_decref(commands);
@@ -340,10 +477,10 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                 return r < 0 ? respond_errno(conn, r, "contact plan") : MHD_NO;
         }
         size_t sent = 0;
-        enum MHD_Result ret = respond_json_len(
-                conn, 200,
-                sync_response_new(acked, commands, plan, srv->config->poll_interval_sec, now),
-                &sent);
+        json_t *answer_json = sync_response_new(acked, commands, plan, srv->config->poll_interval_sec, now);
+        char *text = answer_json ? json_dumps(answer_json, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(answer_json);
+        enum MHD_Result ret = sync_respond(srv, conn, 200, text, &sent);
         srv->counters.sync_requests++;
         srv->counters.sync_bytes_received += req->body_len;
         srv->counters.sync_bytes_sent += sent;
@@ -1068,6 +1205,7 @@ static void server_done(struct server *srv) {
         if (srv->operator_trust)
                 gnutls_x509_trust_list_deinit(srv->operator_trust, 1);
         signature_keyring_free(srv->bundle_keyring);
+        body_dictionary_free(srv->dictionary);
         if (srv->token)
                 explicit_bzero(srv->token, srv->token_len);
         free(srv->token);
@@ -1157,6 +1295,16 @@ int server_run(const struct server_config *c) {
             api_secret_equal(srv.token, srv.token_len, srv.viewer_token, srv.viewer_token_len)) {
                 r = log_error_errno(EINVAL, "the viewer token must differ from the operator token");
                 goto out;
+        }
+        if (c->zstd_dictionary && !c->no_zstd) {
+                _cleanup_free_ char *why = NULL;
+                r = body_dictionary_load(c->zstd_dictionary, &srv.dictionary, &why);
+                if (r < 0) {
+                        log_error_errno(r, "%s", why ? why : "cannot load the zstd dictionary");
+                        goto out;
+                }
+                log_info("zstd dictionary %" PRIu32 " from %s", body_dictionary_id(srv.dictionary),
+                         c->zstd_dictionary);
         }
         if (c->bundle_keyring) {
                 r = signature_keyring_load_dir(c->bundle_keyring, &srv.bundle_keyring, &reason);

@@ -1,6 +1,7 @@
 /* orbit-controller serve: the HTTPS API (libmicrohttpd + GnuTLS, mutual TLS) over the store. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct server_config {
@@ -21,6 +22,8 @@ struct server_config {
         int64_t pass_gap_sec;       /* a node's syncs closer than this are one pass */
         const char *viewer_token_file; /* optional: a bearer token that may only read */
         const char *web_dir;        /* the dashboard's static files */
+        bool no_zstd;               /* take and send plain sync bodies only, as before zstd */
+        const char *zstd_dictionary; /* optional: the nodes' link.zstd_dictionary file */
 };
 
 /* Serve until SIGTERM or SIGINT. Returns 0 after a clean stop, negative errno on failure. */

@@ -19,6 +19,7 @@
 #   forged-flood FILE  64 such envelopes in every answer, each with a seq never used before
 #   tls NAME           present DIR/NAME.pem instead of the server certificate, answer "ok"
 #   plain              no TLS at all: an HTTP answer on the raw socket
+#   zstd NAME          Content-Encoding: zstd, one of the frames of zstd_body() below
 import argparse
 import json
 import os
@@ -168,6 +169,54 @@ def bad_body(name, req):
     raise ValueError("unknown malformed answer " + name)
 
 
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+ZSTD_BLOCK_MAX = 128 * 1024
+
+
+def zstd_block(kind, size, last, payload):
+    """A block header (RFC 8878, 3.1.1.2): last bit, type (0 raw, 1 RLE), size."""
+    h = (size << 3) | (kind << 1) | (1 if last else 0)
+    return h.to_bytes(3, "little") + payload
+
+
+def zstd_frame(prefix, rle_bytes, content_size=None, dict_id=None):
+    """A zstd frame made by hand (no zstd module in the standard library): prefix in a raw
+    block, then rle_bytes spaces in RLE blocks of 128 KiB, 4 bytes each: 200 MiB in 6 KiB."""
+    descriptor = 0
+    extra = b""
+    if dict_id is not None:
+        descriptor |= 3
+        extra += dict_id.to_bytes(4, "little")
+    if content_size is not None:
+        descriptor |= 3 << 6
+        extra += content_size.to_bytes(8, "little")
+    window = bytes([(20 - 10) << 3])  # a window of 1 MiB
+    out = [ZSTD_MAGIC, bytes([descriptor]), window, extra]
+    out.append(zstd_block(0, len(prefix), rle_bytes == 0, prefix))
+    left = rle_bytes
+    while left > 0:
+        n = min(left, ZSTD_BLOCK_MAX)
+        left -= n
+        out.append(zstd_block(1, n, left == 0, b" "))
+    return b"".join(out)
+
+
+def zstd_body(name, req):
+    """Content-Encoding: zstd answers: (bytes, the Content-Encoding to say)."""
+    prefix = b'{"format":1,"acked":['
+    if name == "bomb":  # 200 MiB of JSON whitespace that does not say how much
+        return zstd_frame(prefix, HUGE), "zstd"
+    if name == "bomb-said":  # the same that says so in its header
+        return zstd_frame(prefix, HUGE, content_size=HUGE + len(prefix)), "zstd"
+    if name == "truncated":  # a good answer, cut
+        return zstd_frame(json.dumps(answer(acked=ack_all(req))).encode(), 0)[:-7], "zstd"
+    if name == "wrong-dict":  # made with a dictionary the node does not have
+        return zstd_frame(json.dumps(answer(acked=ack_all(req))).encode(), 0, dict_id=12345), "zstd"
+    if name == "gzip":  # a coding the node never asked for
+        return json.dumps(answer(acked=ack_all(req))).encode(), "gzip"
+    raise ValueError("unknown zstd answer " + name)
+
+
 class Handler(socketserver.BaseRequestHandler):
     def handle(self):
         args = self.server.args
@@ -237,6 +286,7 @@ class Handler(socketserver.BaseRequestHandler):
         keys = [[r["key"]["boot_epoch"], r["key"]["boot_id"], r["key"]["seq"]]
                 for r in req.get("records", []) if isinstance(r, dict) and "key" in r]
         log(args, event="request", mode=mode, arg=arg, request=line, cn=cn, body_bytes=len(body),
+            accept_encoding=headers.get("accept-encoding"), content_encoding=headers.get("content-encoding"),
             records=keys, has_status=req.get("status") is not None,
             last_command_seq=req.get("last_command_seq"), boot_epoch=req.get("boot_epoch"))
         sent = 0
@@ -257,6 +307,11 @@ class Handler(socketserver.BaseRequestHandler):
                 while sent < HUGE:
                     tls.sendall(block)
                     sent += CHUNK
+            elif mode == "zstd":
+                data, coding = zstd_body(arg, req)
+                self.head(tls, 200, len(data), {"Content-Encoding": coding})
+                tls.sendall(data)
+                sent = len(data)
             else:
                 if mode == "bad":
                     data = bad_body(arg, req)
@@ -294,10 +349,12 @@ class Handler(socketserver.BaseRequestHandler):
             log(args, event="peer-left", done=True, mode=mode, arg=arg, sent=sent, error=str(e))
 
     @staticmethod
-    def head(tls, status, length):
+    def head(tls, status, length, extra=None):
         h = "HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nConnection: close\r\n" % status
         if length is not None:
             h += "Content-Length: %d\r\n" % length
+        for k, v in (extra or {}).items():
+            h += "%s: %s\r\n" % (k, v)
         tls.sendall((h + "\r\n").encode())
 
 

@@ -303,6 +303,29 @@ else
         fail "dense: the event loop was held" "$(ctl status --json | jq -c .loop); $(grep 'held the loop' "$N/agent.log" | tail -3)"
 fi
 
+# ---- zstd answers: a bomb is cut at 8 MiB decoded, in pieces the loop never notices --------------
+# (the agent asks for zstd; this controller never said it takes it, so the agent sends plain)
+base=$(rss_kib VmRSS)
+for b in bomb:'answer too big: decompressed.*over the limit of 8388608' \
+        bomb-said:'answer too big: the zstd frame holds 209715221 bytes' \
+        truncated:'malformed zstd answer.*ends inside' wrong-dict:'dictionary 12345, this end has no dictionary' \
+        gzip:'content coding this node does not take \(gzip\)'; do
+        case_run "zstd ${b%%:*}" zstd "${b%%:*}" || continue
+        expect_refused "a zstd answer (${b%%:*})" "${b#*:}"
+done
+peak=$(rss_kib VmHWM)
+rss_bounded "zstd bomb" "$base" "$peak"
+n=$(evil_count '.event == "request" and .mode == "zstd" and .accept_encoding == "zstd" and .content_encoding == null')
+[ "$n" -ge 15 ] && pass "zstd: the agent asked for zstd, and sent plain to a controller that never said it takes it ($n syncs)" ||
+        fail "zstd: the agent's requests" "$(jq -c 'select(.event == "request" and .mode == "zstd") | [.accept_encoding, .content_encoding]' "$EVLOG" | sort | uniq -c)"
+if [ ${#AGENT_WRAPPER[@]} -gt 0 ]; then
+        note "zstd: under valgrind the loop's CPU times are valgrind's: not checked"
+elif [ "$(loop_held held_over_100ms)" = 0 ]; then
+        pass "zstd: no dispatch held the event loop for 100 ms of CPU (slowest so far $(loop_held slowest_cpu_ms) ms)"
+else
+        fail "zstd: the event loop was held" "$(ctl status --json | jq -c .loop)"
+fi
+
 # ---- malformed answers ----------------------------------------------------------------------------
 for b in not-json:'malformed' truncated:'malformed' empty:'malformed' array:'malformed' \
         wrong-types:'malformed' next-float:'malformed' duplicate-keys:'malformed|duplicate' \

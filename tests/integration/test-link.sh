@@ -44,12 +44,14 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 # ---- the controller ----------------------------------------------------------------------------
 LOG=$D/controller.log
 CPID=""
-start_controller() { # [PORT]
+start_controller() { # [PORT [OPTIONS...]]
         rm -f port
-        "$OC" serve --listen "127.0.0.1:${1:-0}" --port-file "$D/port" --data-dir "$D/data" \
+        local port=${1:-0}
+        [ $# -gt 0 ] && shift
+        "$OC" serve --listen "127.0.0.1:$port" --port-file "$D/port" --data-dir "$D/data" \
                 --cert server.pem --key server.key --node-ca node-ca.pem \
                 --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
-                --poll-interval 1 --timeout 10 >>"$LOG" 2>&1 &
+                --poll-interval 1 --timeout 10 "$@" >>"$LOG" 2>&1 &
         CPID=$!
         track_pid "$CPID"
         wait_for 20 test -s "$D/port" || bail "the controller did not start: $(tail -5 "$LOG")"
@@ -105,6 +107,13 @@ check "health reports arrive" wait_for 10 sh -c "$OC --url $URL --cacert $D/serv
 check "acknowledged records leave the outbox" wait_for 10 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .records_queued) -le 3 ]"
 oc node show sat-1 --json | jq -e '.status.node_id == "sat-1"' >/dev/null &&
         pass "the first contact carries the full status" || fail "status with the first sync" "$(oc node show sat-1 --json | jq -c .status)"
+# zstd both ways once the controller said it takes it; the first sync of the run went plain
+z=$(lnk .compression)
+grep -q "sync from sat-1: .*body [0-9]* bytes plain" "$LOG" &&
+        jq -e '.controller_takes_zstd and .requests_zstd >= 1 and .answers_zstd >= 1' <<<"$z" >/dev/null &&
+        grep -q "sync from sat-1: .*body [0-9]* bytes zstd (dictionary 0)" "$LOG" &&
+        pass "the first sync went plain, then zstd both ways: $(jq -c '{requests_zstd, answers_zstd}' <<<"$z")" ||
+        fail "zstd both ways" "$z; $(grep 'sync from sat-1' "$LOG" | head -3)"
 
 # ---- commands ------------------------------------------------------------------------------------
 cmd_state() { # SEQ -> state
@@ -167,6 +176,110 @@ n=$(grep -c "configuration reloaded from" "$N/agent.log")
 grep -q "rootfs into slot B: verified; 128 chunks: 0 resumed, 123 from the active slot, 5 from the bundle (327680 bytes)" "$N/agent.log" &&
         pass "only the 5 changed chunks came over the link" || fail "delta over the link" "$(grep 'into slot' "$N/agent.log")"
 check "the ground sees update.ready" wait_for 10 sh -c "$OC --url $URL --cacert $D/server-ca.pem --token-file $D/token records sat-1 --kind 'update.*' --json | jq -e '[.[].kind] | index(\"update.ready\") != null' >/dev/null"
+
+# ---- zstd with peers of before zstd, and a dictionary --------------------------------------------
+zc() { lnk ".compression.$1"; }
+zall() { ctl link --json | jq -c .compression; }
+ok_at_least() { [ "$(lnk .syncs_ok)" -ge "$1" ]; }
+more_syncs() { # N: N more good syncs
+        local n
+        n=$(lnk .syncs_ok)
+        wait_for 20 ok_at_least $((n + $1))
+}
+restart_controller() { # [OPTIONS...]; REQ0 ANS0: the node's counts with no controller up
+        kill -TERM "$CPID"
+        wait_exit "$CPID" 20
+        # once a sync failed for want of a controller, none is left that had an answer
+        wait_for 15 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq -r .state)\" = unreachable ]" ||
+                fail "the link does not notice the controller is gone"
+        REQ0=$(zc requests_zstd) ANS0=$(zc answers_zstd)
+        MARK=$(wc -l <"$LOG")
+        AMARK=$(wc -l <"$N/agent.log")
+        start_controller "$PORT" "$@"
+}
+since() { tail -n +$((MARK + 1)) "$LOG" | grep "sync from sat-1"; } # the syncs since the restart
+agent_since() { tail -n +$((AMARK + 1)) "$N/agent.log"; }
+reload_agent() { # JQ-FILTER on agent.json
+        local n
+        n=$(grep -c "configuration reloaded" "$N/agent.log")
+        jq "$1" "$N/etc/agent.json" >"$N/etc/agent.json.tmp" && mv "$N/etc/agent.json.tmp" "$N/etc/agent.json"
+        kill -HUP "$APID"
+        wait_for 10 sh -c "[ \$(grep -c 'configuration reloaded' '$N/agent.log') -gt $n ]"
+}
+# A controller of before zstd (simulated by --no-zstd): the node, which remembers that the
+# controller took zstd, sends one compressed sync, is refused (415), and goes plain at once.
+restart_controller --no-zstd
+check "an old controller: syncs go on" more_syncs 3
+! since | grep -q "bytes zstd" && since | grep -q "bytes plain" && [ "$(zc answers_zstd)" = "$ANS0" ] &&
+        [ "$(zc requests_zstd)" = $((REQ0 + 1)) ] && [ "$(zc controller_takes_zstd)" = false ] &&
+        agent_since | grep -q "refused the zstd request.*again at once, plain" &&
+        pass "an old controller: one zstd sync refused (415), plain both ways after it" ||
+        fail "old controller" "$(zall); $(since | tail -3)"
+# A node of before zstd (link.compress false) and a controller with it: plain both ways.
+restart_controller
+check "zstd again with a controller that takes it" more_syncs 2
+reload_agent '.link.compress = false' || fail "reload with link.compress false"
+more_syncs 2 # (a sync in flight when the reload came is still the old kind)
+REQ0=$(zc requests_zstd) ANS0=$(zc answers_zstd) MARK=$(wc -l <"$LOG")
+check "an old node: syncs go on" more_syncs 3
+! since | grep -q "bytes zstd" && [ "$(zc answers_zstd)" = "$ANS0" ] && [ "$(zc requests_zstd)" = "$REQ0" ] &&
+        pass "an old node: the controller answers it plain, and takes its plain syncs" ||
+        fail "old node" "$(zall); $(since | tail -3)"
+# A dictionary trained on the records so far, the same file at both ends.
+if command -v zstd >/dev/null 2>&1; then
+        ORBIT_CONTROLLER=$OC "$top_srcdir/scripts/zstd-dictionary.sh" --size 16384 "$D/link.dict" sat-1 -- \
+                --url "$URL" --cacert server-ca.pem --token-file token >"$D/train.out" 2>&1 ||
+                fail "training a dictionary" "$(cat "$D/train.out")"
+        note "$(cat "$D/train.out")"
+        reload_agent ".link.compress = true | .link.zstd_dictionary = \"$D/link.dict\"" || fail "reload with a dictionary"
+        restart_controller --zstd-dictionary "$D/link.dict"
+        check "with a dictionary: syncs go on" more_syncs 3
+        id=$(zc dictionary_id)
+        [ "$id" != null ] && [ "$(zc controller_dictionary_id)" = "$id" ] &&
+                since | grep -q "bytes zstd (dictionary $id)" && [ "$(zc answers_zstd)" -gt "$ANS0" ] &&
+                pass "zstd with dictionary $id both ways" ||
+                fail "dictionary" "$(zall); $(since | tail -3)"
+        # The controller restarted without it: the node's sync with it is refused (415),
+        # then zstd without a dictionary; never a failure for records.
+        restart_controller
+        check "a controller without the dictionary: syncs go on" more_syncs 3
+        ! since | grep -q "bytes zstd (dictionary $id)" && since | grep -q "bytes zstd (dictionary 0)" &&
+                agent_since | grep -q "refused the zstd request" &&
+                pass "a controller without the node's dictionary: zstd without one" ||
+                fail "controller without the dictionary" "$(zall); $(since | tail -3)"
+        # A node without it, the controller with it: zstd without one.
+        reload_agent 'del(.link.zstd_dictionary)' || fail "reload without the dictionary"
+        restart_controller --zstd-dictionary "$D/link.dict"
+        check "a node without the dictionary: syncs go on" more_syncs 3
+        ! since | grep -q "bytes zstd (dictionary $id)" && since | grep -q "bytes zstd (dictionary 0)" &&
+                pass "a node without the controller's dictionary: zstd without one" ||
+                fail "node without the dictionary" "$(zall); $(since | tail -3)"
+        restart_controller
+        # Hostile bodies to the controller, posted as the node: 64 MiB of zeros in 2 KiB, with
+        # and without the size in the frame header: cut at the 4 MiB a sync may have (413),
+        # never decoded whole; a frame with a dictionary it has not, and gzip: 415.
+        head -c $((64 << 20)) /dev/zero | zstd -q -1 --no-check >bomb.zst &&
+                head -c $((64 << 20)) /dev/zero | zstd -q -1 --no-check --stream-size=$((64 << 20)) >said.zst &&
+                printf '{}' | zstd -q --no-check -D "$D/link.dict" >dict.zst || fail "making zstd bodies"
+        post() { # FILE CODING -> "STATUS BODY"
+                curl -s -o post.out -w '%{http_code}' --cacert server-ca.pem --cert sat-1.pem --key sat-1.key \
+                        -H "Content-Encoding: $2" -H 'Content-Type: application/json' --data-binary "@$1" \
+                        "$URL/v1/nodes/sat-1/sync"
+                printf ' %s' "$(jq -r .message post.out 2>/dev/null)"
+        }
+        for t in bomb.zst:zstd:'413 decompressed, the body is over the limit of 4194304 bytes' \
+                said.zst:zstd:'413 the zstd frame holds 67108864 bytes, over the limit of 4194304' \
+                dict.zst:zstd:'415 compressed with zstd dictionary [0-9]*, this end has no dictionary' \
+                dict.zst:gzip:'415 content coding "gzip" is not taken here: zstd or none'; do
+                f=${t%%:*} rest=${t#*:}
+                got=$(post "$f" "${rest%%:*}")
+                grep -qx "${rest#*:}" <<<"$got" && pass "the controller refuses $f as ${rest%%:*}: $got" ||
+                        fail "controller, $f as ${rest%%:*}" "$got"
+        done
+        check "the controller still serves the node" more_syncs 2
+else
+        note "zstd not installed: no dictionary to train, the dictionary cases are not run"
+fi
 
 # ---- the controller goes away and comes back: nothing lost, nothing twice -------------------------
 kill -TERM "$CPID"; wait_exit "$CPID" 20

@@ -1,5 +1,5 @@
 /* Unit tests for the link's pure pieces: backoff with jitter, the contact plan, the
- * controller's answer, the bound on what an answer costs to parse. */
+ * controller's answer, the bound on what an answer costs to parse, the zstd negotiation. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -261,6 +261,50 @@ static void test_json_scan(void **state) {
         }
 }
 
+/* The zstd negotiation: plain until told, a dictionary only when both name it, a refusal
+ * repeated at once, twice refused: plain for the run. */
+static void test_zstd_negotiation(void **state) {
+        struct link_zstd_peer p = {};
+        uint32_t dict = 99;
+        /* a run starts plain, whatever this end can do */
+        assert_false(link_zstd_request(&p, true, 7, &dict));
+        assert_int_equal(dict, 0);
+        /* an answer that takes zstd, no dictionary */
+        assert_false(link_zstd_learn(&p, 200, true, 0, false, 0));
+        assert_true(link_zstd_request(&p, true, 7, &dict));
+        assert_int_equal(dict, 0);
+        assert_false(link_zstd_request(&p, false, 7, &dict)); /* link.compress false */
+        /* it names our dictionary: used; another one: not */
+        assert_false(link_zstd_learn(&p, 200, true, 7, true, 0));
+        assert_true(link_zstd_request(&p, true, 7, &dict));
+        assert_int_equal(dict, 7);
+        assert_false(link_zstd_learn(&p, 200, true, 8, true, 7));
+        assert_true(link_zstd_request(&p, true, 7, &dict));
+        assert_int_equal(dict, 0);
+        /* a controller of before zstd: 400 to a zstd body, no Accept-Encoding: again at once, plain */
+        assert_true(link_zstd_learn(&p, 400, false, 0, true, 0));
+        assert_false(link_zstd_request(&p, true, 7, &dict));
+        /* ... and a 400 to a plain body is a plain failure */
+        assert_false(link_zstd_learn(&p, 400, false, 0, false, 0));
+        /* a failure of a zstd body to a controller that still takes it: not the coding */
+        assert_false(link_zstd_learn(&p, 503, true, 0, true, 0));
+        /* a restart with another dictionary: the request with the old one fails (503 here,
+         * 415 from ours): again at once, without it */
+        assert_true(link_zstd_learn(&p, 503, true, 8, true, 7));
+        /* 415 twice in a row: plain for the run, the repeat still at once */
+        assert_true(link_zstd_learn(&p, 415, true, 0, true, 0));
+        assert_false(p.off);
+        assert_true(link_zstd_learn(&p, 415, true, 0, true, 0));
+        assert_true(p.off);
+        assert_false(link_zstd_request(&p, true, 0, &dict));
+        /* a good sync in between resets the count */
+        p = (struct link_zstd_peer) {};
+        assert_true(link_zstd_learn(&p, 415, true, 0, true, 0));
+        assert_false(link_zstd_learn(&p, 200, true, 0, true, 0));
+        assert_true(link_zstd_learn(&p, 415, true, 0, true, 0));
+        assert_false(p.off);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backoff),
@@ -269,6 +313,7 @@ int main(void) {
                 cmocka_unit_test(test_answer_good),
                 cmocka_unit_test(test_answer_malformed),
                 cmocka_unit_test(test_json_scan),
+                cmocka_unit_test(test_zstd_negotiation),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

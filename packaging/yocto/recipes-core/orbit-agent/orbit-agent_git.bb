@@ -19,11 +19,12 @@ LICENSE = "CLOSED"
 #   openssl     libcrypto: SHA-256 with the CPU's SHA instructions (lib/sha256.c)
 #   mbedtls     mbedTLS 2.28 LTS, headers and -lmbedx509 -lmbedcrypto
 #               (meta-networking; see PREFERRED_VERSION_mbedtls in conf/layer.conf)
+#   zstd        libzstd >= 1.4.0: the link's compressed bodies (openembedded-core)
 # cmocka is for `make check` only: configure warns without it, the image needs none.
 # The sandbox's init (${libexecdir}/orbit-agent/orbit-sandbox-init, in ${PN} through
 # the default FILES) is linked statically against the C library's libc.a, which the
 # recipe sysroot holds; configure stops with a message where it cannot link statically.
-DEPENDS = "systemd jansson curl libarchive libseccomp mbedtls openssl"
+DEPENDS = "systemd jansson curl libarchive libseccomp mbedtls openssl zstd"
 
 # A flight image: libcurl and libarchive with only what the agent uses. The agent reads
 # bundles as plain tar (no compression filter, no xattr/ACL, no xar/zip: update/bundle.c)
