@@ -107,6 +107,8 @@ struct agent_link_config {
         int64_t max_recv_bytes_per_sec; /* 0: no limit */
         int64_t clock_skew_sec;
         bool check_command_time; /* commands' not_before/expires against the clock */
+        /* TCP_CONGESTION of the link's sockets (agent/link-transport.h); "default": the kernel's */
+        char tcp_congestion[16];
 };
 
 /* The workloads' sandboxes as a security boundary (docs/config.md, "sandbox"). */
