@@ -1035,8 +1035,12 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 
 /*
  * MHD (0.9.75) has no option for session tickets, but it sets the GnuTLS session up before
- * it notifies a new connection and handshakes only after: tickets are enabled here, before
- * the ClientHello is read, so a ticket offered in it can be accepted.
+ * it notifies a new connection and handshakes only after: with --tls-tickets they are
+ * enabled here, before the ClientHello is read, so a ticket offered in it can be accepted.
+ * Off by default: GnuTLS 3.7 sends two tickets after every handshake, each ~680 bytes (the
+ * session state, the node's certificate included), and the node sends one back in its
+ * ClientHello; a resumed connection costs ~600 bytes more than a full handshake with
+ * P-256 certificates, and TLS 1.3 saves no round trip by it (docs/protocol.md).
  */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
@@ -1262,7 +1266,7 @@ int server_run(const struct server_config *c) {
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        if (gnutls_session_ticket_key_generate(&srv.ticket_key) < 0) {
+        if (c->tls_tickets && gnutls_session_ticket_key_generate(&srv.ticket_key) < 0) {
                 log_warning("cannot make a TLS session ticket key: nodes do full handshakes");
                 srv.ticket_key = (gnutls_datum_t) {};
         }
