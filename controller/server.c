@@ -1070,9 +1070,13 @@ static int listen_set_congestion(struct MHD_Daemon *d, const char *name) {
                 _cleanup_fclose_ FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_congestion_control", "re");
                 if (f && fgets(offered, sizeof(offered), f))
                         offered[strcspn(offered, "\n")] = '\0';
-                log_warning("--tcp-congestion %s: %s; the kernel offers: %s (modprobe tcp_%s?); "
-                            "keeping its default",
-                            name, strerror(-r), offered[0] ? offered : "unknown", name);
+                /* ENOENT: not loaded (only CAP_NET_ADMIN makes the kernel load it); EPERM:
+                 * not in net.ipv4.tcp_allowed_congestion_control (docs/protocol.md) */
+                log_warning("--tcp-congestion %s: %s%s; the kernel offers: %s; keeping its default",
+                            name, strerror(-r),
+                            r == -ENOENT ? " (not loaded: modprobe it at boot)" :
+                            r == -EPERM ? " (not in net.ipv4.tcp_allowed_congestion_control)" : "",
+                            offered[0] ? offered : "unknown");
                 return r;
         }
         log_info("connections use TCP congestion control %s", name);
