@@ -13,6 +13,7 @@
 #include "lib/ident.h"
 #include "lib/fileio.h"
 #include "lib/message.h"
+#include "agent/link-transport.h"
 
 bool node_id_is_valid(const char *s) {
         return ident_is_valid(s, NODE_ID_MAX, 0);
@@ -375,6 +376,19 @@ static int dispatch_https_url(struct json_ctx *ctx, json_t *v, void *dest, const
         return 0;
 }
 
+static int dispatch_tcp_congestion(struct json_ctx *ctx, json_t *v, void *dest,
+                                   const struct json_field *f) {
+        (void) f;
+        const char *name = json_string_value(v);
+        if (!link_tcp_congestion_name_is_valid(name))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "expected a TCP congestion control name of 1-%d characters "
+                                        "a-z 0-9 _ - (\"bbr\", \"cubic\") or \"%s\"",
+                                        LINK_TCP_CONGESTION_MAX, LINK_TCP_CONGESTION_KERNEL);
+        snprintf(dest, LINK_TCP_CONGESTION_MAX + 1, "%s", name);
+        return 0;
+}
+
 #define LFIELD(m) offsetof(struct agent_link_config, m)
 static const struct json_field link_fields[] = {
         {"enabled", json_dispatch_bool, LFIELD(enabled), 0, NULL, 0, 0},
@@ -396,6 +410,7 @@ static const struct json_field link_fields[] = {
         {"check_command_time", json_dispatch_bool, LFIELD(check_command_time), 0, NULL, 0, 0},
         {"compress", json_dispatch_bool, LFIELD(compress), 0, NULL, 0, 0},
         {"zstd_dictionary", json_dispatch_absolute_path, LFIELD(zstd_dictionary), 0, NULL, 0, 0},
+        {"tcp_congestion", dispatch_tcp_congestion, LFIELD(tcp_congestion), 0, NULL, 0, 0},
         {},
 };
 
@@ -627,7 +642,8 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                 .link = {.poll_interval_sec = 60, .connect_timeout_sec = 20, .timeout_sec = 120,
                          .backoff_min_sec = 5, .backoff_max_sec = 600, .max_records_per_sync = 256,
                          .max_sync_kib = 1024, .download_budget_mib = 256, .clock_skew_sec = 300,
-                         .check_command_time = true, .compress = true},
+                         .check_command_time = true, .compress = true,
+                         .tcp_congestion = LINK_TCP_CONGESTION_DEFAULT},
                 .outbox = {.max_records = 10000, .max_mib = 16},
                 /* Privileged specs are the board operator's to write (workloads.d, the control
                  * socket, both host root only); the controller may forbid them

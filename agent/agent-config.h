@@ -109,6 +109,8 @@ struct agent_link_config {
         bool check_command_time; /* commands' not_before/expires against the clock */
         bool compress;           /* zstd bodies with a controller that takes them */
         char *zstd_dictionary;   /* NULL: none; the controller's --zstd-dictionary file */
+        /* TCP_CONGESTION of the link's sockets (agent/link-transport.h); "default": the kernel's */
+        char tcp_congestion[16];
 };
 
 /* The workloads' sandboxes as a security boundary (docs/config.md, "sandbox"). */

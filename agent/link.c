@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,6 +25,7 @@
 #include "proto/sync-answer.h"
 #include "agent/link.h"
 #include "agent/link-pace.h"
+#include "agent/link-transport.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/statefile.h"
@@ -59,7 +63,8 @@ static int sent_key_compare(const void *a, const void *b) {
 struct link {
         sd_event *event;
         struct link_hooks h;
-        CURLM *multi;
+        CURLM *multi; /* its connection cache keeps the TLS connection between syncs */
+        CURLSH *share; /* TLS sessions, so a new connection (the next pass) resumes one */
         sd_event_source *curl_timer, *sync_timer;
 
         /* the sync in flight */
@@ -142,6 +147,9 @@ struct link {
         uint64_t requests_zstd, answers_zstd, bytes_up_plain, bytes_down_plain;
         uint64_t last_ok_realtime_usec;
         char last_error[512];
+        uint64_t connections_opened; /* TCP (and TLS) connections the syncs opened */
+        char tcp_congestion[LINK_TCP_CONGESTION_MAX + 1]; /* on the last one, as the kernel says */
+        char congestion_warned[LINK_TCP_CONGESTION_MAX + 1]; /* said once per name */
 };
 
 static uint64_t now_mono(struct link *l) {
@@ -682,6 +690,38 @@ static int request_encode(struct link *l) {
         return 0;
 }
 
+/*
+ * Each new connection's congestion control (link.tcp_congestion): what the node sends is
+ * most of a pass, and Reno or CUBIC at 10% loss carry a tenth of the link. A name the
+ * kernel does not offer leaves its default, said once with what it offers.
+ */
+static int on_socket_options(void *userdata, curl_socket_t fd, curlsocktype purpose) {
+        struct link *l = userdata;
+        const char *want = l->h.cfg->link.tcp_congestion;
+        if (purpose != CURLSOCKTYPE_IPCXN)
+                return CURL_SOCKOPT_OK;
+        if (want[0] && !streq(want, LINK_TCP_CONGESTION_KERNEL) &&
+            setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, want, (socklen_t) strlen(want)) < 0 &&
+            !streq(l->congestion_warned, want)) {
+                int e = errno;
+                char offered[256] = "";
+                _cleanup_fclose_ FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_congestion_control", "re");
+                if (f && fgets(offered, sizeof(offered), f))
+                        offered[strcspn(offered, "\n")] = '\0';
+                char hint[64] = "";
+                if (!link_tcp_congestion_offered(offered, want))
+                        snprintf(hint, sizeof(hint), " (not loaded: modprobe tcp_%s)", want);
+                log_warning("link: tcp_congestion \"%s\": %s%s; the kernel offers: %s; using its default",
+                            want, strerror(e), hint, offered[0] ? offered : "(unknown)");
+                snprintf(l->congestion_warned, sizeof(l->congestion_warned), "%s", want);
+        }
+        socklen_t len = sizeof(l->tcp_congestion) - 1;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, l->tcp_congestion, &len) < 0)
+                len = 0;
+        l->tcp_congestion[len] = '\0';
+        return CURL_SOCKOPT_OK;
+}
+
 /* A window's last seconds that no batch starts in: an answer must come back before it closes. */
 #define LOS_MARGIN_USEC (5 * 1000000ULL)
 
@@ -752,22 +792,33 @@ static int sync_start(struct link *l) {
         l->easy = curl_easy_init();
         if (!l->easy)
                 return -ENOMEM;
-        l->headers = curl_slist_append(NULL, "Content-Type: application/json");
-        l->headers = curl_slist_append(l->headers, "Accept: application/json");
-        l->headers = curl_slist_append(l->headers, "Expect:");
-        if (c->compress && l->headers) {
+        for (size_t i = 0; link_request_headers[i]; i++) {
+                struct curl_slist *h = curl_slist_append(l->headers, link_request_headers[i]);
+                if (!h)
+                        return -ENOMEM;
+                l->headers = h;
+        }
+        if (c->compress) {
                 char h[64];
-                l->headers = curl_slist_append(l->headers, "Accept-Encoding: zstd");
-                if (l->dictionary && l->headers) {
+                const char *zh[3] = {"Accept-Encoding: zstd", NULL, NULL};
+                if (l->dictionary) {
                         snprintf(h, sizeof(h), BODY_CODEC_DICTIONARY_HEADER ": %" PRIu32,
                                  body_dictionary_id(l->dictionary));
-                        l->headers = curl_slist_append(l->headers, h);
+                        zh[1] = h;
                 }
-                if (l->request_zstd && l->headers)
-                        l->headers = curl_slist_append(l->headers, "Content-Encoding: zstd");
+                for (size_t i = 0; i < 3 && zh[i]; i++) {
+                        struct curl_slist *n = curl_slist_append(l->headers, zh[i]);
+                        if (!n)
+                                return -ENOMEM;
+                        l->headers = n;
+                }
+                if (l->request_zstd) {
+                        struct curl_slist *n = curl_slist_append(l->headers, "Content-Encoding: zstd");
+                        if (!n)
+                                return -ENOMEM;
+                        l->headers = n;
+                }
         }
-        if (!l->headers)
-                return -ENOMEM;
         CURL *e = l->easy;
         if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
@@ -790,7 +841,10 @@ static int sync_start(struct link *l) {
             curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_HEADERDATA, l) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PRIVATE, l) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, l->curl_error) != CURLE_OK)
+            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, l->curl_error) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SHARE, l->share) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_socket_options) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, l) != CURLE_OK)
                 return -EINVAL;
         if (curl_multi_add_handle(l->multi, e) != CURLM_OK)
                 return -EIO;
@@ -930,6 +984,10 @@ static bool answer_learn(struct link *l, long status) {
 static void sync_finished(struct link *l, CURLcode result) {
         long status = 0;
         curl_off_t up = 0, down = 0;
+        long connects = 0;
+        (void) curl_easy_getinfo(l->easy, CURLINFO_NUM_CONNECTS, &connects);
+        if (connects > 0)
+                l->connections_opened += (uint64_t) connects;
         (void) curl_easy_getinfo(l->easy, CURLINFO_RESPONSE_CODE, &status);
         (void) curl_easy_getinfo(l->easy, CURLINFO_SIZE_UPLOAD_T, &up);
         (void) curl_easy_getinfo(l->easy, CURLINFO_SIZE_DOWNLOAD_T, &down);
@@ -1194,7 +1252,7 @@ json_t *link_status_json(struct link *l) {
         snprintf(summary, sizeof(summary), "%s; %" PRIu64 " syncs ok, %" PRIu64 " failed%s%s",
                  l->failures ? "controller unreachable" : l->syncs_ok ? "in contact" : "not synced yet",
                  l->syncs_ok, l->syncs_failed, l->last_error[0] ? "; last error: " : "", l->last_error);
-        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:s?, s:I, s:I}",
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:s?, s:I, s:I, s:I, s:s?}",
                          "state", l->failures ? "unreachable" : "active", "summary", summary,
                          "url", l->h.cfg->link.url, "syncs_ok", (json_int_t) l->syncs_ok,
                          "syncs_failed", (json_int_t) l->syncs_failed,
@@ -1211,7 +1269,9 @@ json_t *link_status_json(struct link *l) {
                          "window_open", open, "next_window_start", (json_int_t) next_start,
                          "last_error", l->last_error[0] ? l->last_error : NULL,
                          "bytes_down", (json_int_t) l->bytes_down,
-                         "acks_ignored", (json_int_t) l->acks_ignored);
+                         "acks_ignored", (json_int_t) l->acks_ignored,
+                         "connections_opened", (json_int_t) l->connections_opened,
+                         "tcp_congestion", l->tcp_congestion[0] ? l->tcp_congestion : NULL);
         json_t *dict_id = l->dictionary ? json_integer(body_dictionary_id(l->dictionary)) : json_null();
         json_t *peer_dict_id = l->peer.dictionary_id ? json_integer(l->peer.dictionary_id) : json_null();
         if (o)
@@ -1245,6 +1305,12 @@ int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret)
         }
         l->multi = curl_multi_init();
         if (!l->multi) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        /* One thread: the share needs no lock functions. */
+        l->share = curl_share_init();
+        if (!l->share || curl_share_setopt(l->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -1300,6 +1366,8 @@ void link_free(struct link *l) {
         l->sync_timer = sd_event_source_disable_unref(l->sync_timer);
         if (l->multi)
                 curl_multi_cleanup(l->multi);
+        if (l->share)
+                curl_share_cleanup(l->share); /* after every easy handle that used it */
         l->curl_timer = sd_event_source_disable_unref(l->curl_timer);
         json_decref(l->plan);
         body_dictionary_free(l->dictionary);

@@ -23,7 +23,11 @@ static void help(void) {
                "        --node-ca PEM [--operator-ca PEM] [--operator-token-file FILE]\n"
                "        --command-key KEY --command-cert PEM [--bundle-keyring DIR]\n"
                "        [--poll-interval SEC] [--max-bundle-size BYTES] [--max-connections N]\n"
-               "        [--timeout SEC] [--port-file FILE] [--log-level LEVEL]\n"
+               "        [--timeout SEC]           idle connections close after it (150); keep it\n"
+               "                                  above the nodes' poll interval: one TLS connection a pass\n"
+               "        [--tls-tickets]           TLS 1.3 session tickets (off: they cost bytes)\n"
+               "        [--tcp-congestion NAME]   e.g. bbr: what the controller sends (kernel default)\n"
+               "        [--port-file FILE] [--log-level LEVEL]\n"
                "        [--retain-records DURATION|0]   default 30d; critical and update.* kept\n"
                "        [--pass-gap DURATION]     syncs of a node closer than this are one pass (5m)\n"
                "        [--viewer-token-file FILE] a bearer token that may only read\n"
@@ -74,8 +78,9 @@ static int cmd_serve(int argc, char *argv[]) {
         enum {
                 ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
                 ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_POLL,
-                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_TIMEOUT, ARG_PORT_FILE, ARG_LOG_LEVEL, ARG_RETAIN,
-                ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD, ARG_ZSTD_DICTIONARY,
+                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_TIMEOUT, ARG_TCP_CONGESTION, ARG_TLS_TICKETS, ARG_PORT_FILE,
+                ARG_LOG_LEVEL, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
+                ARG_ZSTD_DICTIONARY,
         };
         static const struct option options[] = {
                 {"listen", required_argument, NULL, ARG_LISTEN},
@@ -92,6 +97,9 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"max-bundle-size", required_argument, NULL, ARG_MAX_BUNDLE},
                 {"max-connections", required_argument, NULL, ARG_MAX_CONN},
                 {"timeout", required_argument, NULL, ARG_TIMEOUT},
+                {"idle-timeout", required_argument, NULL, ARG_TIMEOUT},
+                {"tcp-congestion", required_argument, NULL, ARG_TCP_CONGESTION},
+                {"tls-tickets", no_argument, NULL, ARG_TLS_TICKETS},
                 {"port-file", required_argument, NULL, ARG_PORT_FILE},
                 {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
                 {"retain-records", required_argument, NULL, ARG_RETAIN},
@@ -107,7 +115,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 .poll_interval_sec = 60,
                 .max_bundle_size = 4ULL * 1024 * 1024 * 1024,
                 .max_connections = 64,
-                .timeout_sec = 30,
+                .timeout_sec = 150, /* above the agents' 60 s poll, with margin for a slow answer */
                 .retain_records_sec = 30 * 86400,
                 .pass_gap_sec = 300,
                 .web_dir = WEBDIR,
@@ -169,6 +177,16 @@ static int cmd_serve(int argc, char *argv[]) {
                 case ARG_WEB_DIR: c.web_dir = optarg; break;
                 case ARG_NO_ZSTD: c.no_zstd = true; break;
                 case ARG_ZSTD_DICTIONARY: c.zstd_dictionary = optarg; break;
+                case ARG_TLS_TICKETS: c.tls_tickets = true; break;
+                case ARG_TCP_CONGESTION:
+                        if (!*optarg || strlen(optarg) >= 16 ||
+                            optarg[strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789_-")]) {
+                                fprintf(stderr, "orbit-controller: --tcp-congestion: expected a "
+                                        "kernel congestion control name (\"bbr\"), got \"%s\"\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        c.tcp_congestion = optarg;
+                        break;
                 case ARG_TIMEOUT:
                         if (parse_unsigned("--timeout", optarg, 1, 3600, &v) < 0)
                                 return EXIT_USAGE;

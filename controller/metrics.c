@@ -143,6 +143,12 @@ int metrics_render(json_t *snapshot, const struct metrics_counters *c, char **re
         family(&o, "orbit_controller_sync_sent_bytes_total", "counter",
                "Bytes of sync answers since the controller started.");
         sample(&o, "orbit_controller_sync_sent_bytes_total", (double) c->sync_bytes_sent, NULL);
+        family(&o, "orbit_controller_connections_total", "counter",
+               "Connections accepted since the controller started (a node keeps one per pass).");
+        sample(&o, "orbit_controller_connections_total", (double) c->connections, NULL);
+        family(&o, "orbit_controller_tls_resumed_total", "counter",
+               "Of those, TLS sessions resumed from a session ticket (no certificate exchange).");
+        sample(&o, "orbit_controller_tls_resumed_total", (double) c->tls_resumed, NULL);
 
         family(&o, "orbit_records", "gauge", "Records stored, by kind.");
         counts_by(&o, json_object_get(snapshot, "records"), "orbit_records", "kind");

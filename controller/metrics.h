@@ -13,6 +13,8 @@ struct metrics_counters {
         uint64_t sync_requests;       /* syncs answered 200 */
         uint64_t sync_bytes_received; /* their request bodies */
         uint64_t sync_bytes_sent;     /* their answers */
+        uint64_t connections;         /* TCP connections accepted */
+        uint64_t tls_resumed;         /* of them, TLS sessions resumed from a ticket */
 };
 
 /*

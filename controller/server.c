@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -56,6 +58,9 @@ struct server {
         gnutls_x509_trust_list_t node_trust, operator_trust;
         struct signature_keyring *bundle_keyring;
         struct body_dictionary *dictionary; /* --zstd-dictionary */
+        /* Encrypts TLS 1.3 session tickets: a node resumes its session at the next pass
+         * without a certificate exchange. In memory only: a restart costs one full handshake. */
+        gnutls_datum_t ticket_key;
 };
 
 enum peer_kind {
@@ -1165,6 +1170,56 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
         return 0;
 }
 
+/*
+ * MHD (0.9.75) has no option for session tickets, but it sets the GnuTLS session up before
+ * it notifies a new connection and handshakes only after: with --tls-tickets they are
+ * enabled here, before the ClientHello is read, so a ticket offered in it can be accepted.
+ * Off by default: GnuTLS 3.7 sends two tickets after every handshake, each ~680 bytes (the
+ * session state, the node's certificate included), and the node sends one back in its
+ * ClientHello; a resumed connection costs ~600 bytes more than a full handshake with
+ * P-256 certificates, and TLS 1.3 saves no round trip by it (docs/protocol.md).
+ */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+        struct server *srv = cls;
+        (void) socket_context;
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        gnutls_session_t session = ci ? (gnutls_session_t) ci->tls_session : NULL;
+        if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+                srv->counters.connections++;
+                if (session && srv->ticket_key.data &&
+                    gnutls_session_ticket_enable_server(session, &srv->ticket_key) < 0)
+                        log_debug("cannot enable TLS session tickets on a connection");
+        } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && session &&
+                   gnutls_session_is_resumed(session))
+                srv->counters.tls_resumed++;
+}
+
+/* The listening socket's congestion control, inherited by every connection it accepts. */
+static int listen_set_congestion(struct MHD_Daemon *d, const char *name) {
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
+        if (!di)
+                return -EBADF;
+        if (setsockopt(di->listen_fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t) strlen(name)) < 0) {
+                int r = -errno;
+                char offered[256] = "";
+                _cleanup_fclose_ FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_congestion_control", "re");
+                if (f && fgets(offered, sizeof(offered), f))
+                        offered[strcspn(offered, "\n")] = '\0';
+                /* ENOENT: not loaded (only CAP_NET_ADMIN makes the kernel load it); EPERM:
+                 * not in net.ipv4.tcp_allowed_congestion_control (docs/protocol.md) */
+                log_warning("--tcp-congestion %s: %s%s; the kernel offers: %s; keeping its default",
+                            name, strerror(-r),
+                            r == -ENOENT ? " (not loaded: modprobe it at boot)" :
+                            r == -EPERM ? " (not in net.ipv4.tcp_allowed_congestion_control)" : "",
+                            offered[0] ? offered : "unknown");
+                return r;
+        }
+        log_info("connections use TCP congestion control %s", name);
+        return 0;
+}
+
 static int bound_port(struct MHD_Daemon *d) {
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
         if (!info)
@@ -1212,6 +1267,10 @@ static void server_done(struct server *srv) {
         if (srv->viewer_token)
                 explicit_bzero(srv->viewer_token, srv->viewer_token_len);
         free(srv->viewer_token);
+        if (srv->ticket_key.data) {
+                explicit_bzero(srv->ticket_key.data, srv->ticket_key.size);
+                gnutls_free(srv->ticket_key.data);
+        }
         store_close(srv->tick_store);
 }
 
@@ -1359,6 +1418,15 @@ int server_run(const struct server_config *c) {
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        if (c->tls_tickets && gnutls_session_ticket_key_generate(&srv.ticket_key) < 0) {
+                log_warning("cannot make a TLS session ticket key: nodes do full handshakes");
+                srv.ticket_key = (gnutls_datum_t) {};
+        }
+        if (c->timeout_sec <= c->poll_interval_sec)
+                log_warning("--timeout %u s is not above --poll-interval %u s: idle connections "
+                            "close between syncs, each sync costs a TCP and TLS handshake",
+                            c->timeout_sec, c->poll_interval_sec);
+
         unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
                          MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
         struct MHD_Daemon *d = MHD_start_daemon(
@@ -1370,7 +1438,8 @@ int server_run(const struct server_config *c) {
                 c->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
                 c->max_connections / 2 ? c->max_connections / 2 : 1,
                 MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_sec, MHD_OPTION_NOTIFY_COMPLETED,
-                on_completed, NULL, MHD_OPTION_END);
+                on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv,
+                MHD_OPTION_END);
         if (!d) {
                 r = log_error_errno(EADDRNOTAVAIL,
                                     "cannot start the HTTPS server on %s (address in use, or bad "
@@ -1378,6 +1447,8 @@ int server_run(const struct server_config *c) {
                                     c->listen);
                 goto out;
         }
+        if (c->tcp_congestion)
+                (void) listen_set_congestion(d, c->tcp_congestion); /* logged; the default stays */
         int port = bound_port(d);
         log_info("orbit-controller serving on %s (port %d), data in %s, poll interval %u s",
                  c->listen, port, c->data_dir, c->poll_interval_sec);

@@ -17,7 +17,12 @@ struct server_config {
         unsigned poll_interval_sec; /* next_sync_sec in sync answers */
         uint64_t max_bundle_size;   /* upload bound, bytes */
         unsigned max_connections;
-        unsigned timeout_sec;       /* idle connection timeout */
+        unsigned timeout_sec;       /* idle connection timeout: above the nodes' in-pass cadence
+                                     * (poll_interval_sec), so a pass is one TLS connection */
+        bool tls_tickets;           /* issue TLS 1.3 session tickets (docs/protocol.md: they
+                                     * cost more bytes than they save with GnuTLS 3.7) */
+        const char *tcp_congestion; /* optional: TCP_CONGESTION of the listening socket, which
+                                     * the accepted connections inherit (what we send) */
         int64_t retain_records_sec; /* records older than this are deleted (critical kept); 0: never */
         int64_t pass_gap_sec;       /* a node's syncs closer than this are one pass */
         const char *viewer_token_file; /* optional: a bearer token that may only read */

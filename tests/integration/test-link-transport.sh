@@ -1,0 +1,166 @@
+# Integration test of the link's transport (issue #17, items 2 and 7): a real controller and
+# a real agent over HTTPS with mutual TLS on loopback. Syncs inside a pass share one TLS
+# connection (the agent's connection count and the controller's stay at one); a new
+# connection after the controller closed an idle one resumes the TLS session from a ticket
+# and the node is still recognised by its certificate; the congestion control asked for is
+# the one on the sockets (ss -ti), and a name the kernel does not offer falls back to its
+# default with a log line naming what it offers.
+# shellcheck shell=bash
+set -u -o pipefail
+
+: "${top_builddir:?top_builddir must be set}"
+: "${top_srcdir:?top_srcdir must be set}"
+. "$top_srcdir/tests/integration/lib.sh"
+
+for t in openssl jq curl ss; do
+        command -v "$t" >/dev/null 2>&1 || skip_all "$t not installed"
+done
+AGENT=$top_builddir/orbit-agent
+CTL_BIN=$top_builddir/orbitctl
+OB=$top_builddir/orbit-bundle
+OC=$top_builddir/orbit-controller
+[ -x "$OC" ] || skip_all "orbit-controller not built (--disable-controller)"
+unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID
+setup_testdir
+D=$TESTDIR
+cd "$D" || bail "cd $D"
+
+# Two algorithms the kernel offers, neither its default, so that each end is told apart
+# from what it would use anyway; bbr for the node when there is one.
+OFFERED=$(cat /proc/sys/net/ipv4/tcp_available_congestion_control 2>/dev/null)
+KERNEL_CC=$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null)
+NODE_CC="" CTL_CC=""
+for a in bbr $OFFERED; do
+        [ "$a" = "$KERNEL_CC" ] && continue
+        if [ -z "$NODE_CC" ]; then NODE_CC=$a
+        elif [ -z "$CTL_CC" ] && [ "$a" != "$NODE_CC" ]; then CTL_CC=$a
+        fi
+done
+case " $OFFERED " in *" $NODE_CC "*) ;; *) NODE_CC="" ;; esac
+note "kernel offers: $OFFERED (default $KERNEL_CC); node: ${NODE_CC:-none}, controller: ${CTL_CC:-none}"
+
+mkca server-ca "/CN=ground TLS CA" && mkca node-ca "/CN=fleet node CA" &&
+        mkcert server 127.0.0.1 server-ca 'basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1' &&
+        mkcert sat-1 sat-1 node-ca 'basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificates"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
+"$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
+        "$OB" keygen --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
+                --key cmd.key --cert cmd.pem >/dev/null || bail "orbit-bundle keygen failed"
+
+LOG=$D/controller.log
+CPID=""
+start_controller() { # PORT POLL IDLE_TIMEOUT [--tcp-congestion NAME]
+        local port=$1 poll=$2 idle=$3
+        shift 3
+        rm -f port
+        "$OC" serve --listen "127.0.0.1:$port" --port-file "$D/port" --data-dir "$D/data" \
+                --cert server.pem --key server.key --node-ca node-ca.pem \
+                --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
+                --poll-interval "$poll" --timeout "$idle" "$@" >>"$LOG" 2>&1 &
+        CPID=$!
+        track_pid "$CPID"
+        wait_for 20 test -s "$D/port" || bail "the controller did not start: $(tail -5 "$LOG")"
+        PORT=$(cat "$D/port")
+}
+metric() { # NAME -> value
+        curl -s --cacert server-ca.pem -H "Authorization: Bearer $(cat token)" \
+                "https://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'
+}
+start_controller 0 1 30 ${CTL_CC:+--tcp-congestion "$CTL_CC"}
+URL=https://127.0.0.1:$PORT
+
+N=$D/node
+mkdir -p "$N/etc/keys/commands" "$N/sys/class/thermal/thermal_zone0"
+cp cmd-ca.pem "$N/etc/keys/commands/"
+echo cpu-thermal >"$N/sys/class/thermal/thermal_zone0/type"
+echo 45000 >"$N/sys/class/thermal/thermal_zone0/temp"
+write_config() { # TCP_CONGESTION
+        cat >"$N/etc/agent.json" <<JSON
+{"config_version": 1, "node_id": "sat-1", "state_dir": "$N/state", "runtime_dir": "$N/run",
+ "log_target": "stderr",
+ "paths": {"sysfs_root": "$N/sys"},
+ "runtime": {"enabled": false}, "update": {"enabled": false},
+ "health": {"poll_interval_ms": 200, "report_interval_sec": 60, "min_dwell_sec": 0,
+            "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
+ "link": {"enabled": true, "url": "$URL", "ca": "$D/server-ca.pem", "cert": "$D/sat-1.pem",
+          "key": "$D/sat-1.key", "poll_interval_sec": 1, "backoff_min_sec": 1, "backoff_max_sec": 2,
+          "tcp_congestion": "$1"}}
+JSON
+}
+FAIL_CONTEXT_LOG=$N/agent.log
+ctl() { "$CTL_BIN" --socket "$N/run/control.sock" "$@"; }
+lnk() { ctl link --json | jq -r "$1"; }
+APID=""
+start_agent() {
+        "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/etc/agent.json" >>"$N/agent.log" 2>&1 &
+        APID=$!
+        track_pid "$APID"
+        wait_for 20 ctl ping >/dev/null 2>&1 || bail "the agent did not answer"
+}
+write_config "${NODE_CC:-default}"
+start_agent
+
+# ---- one connection for a pass ------------------------------------------------------------------
+check "the agent syncs every second" wait_for 20 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .syncs_ok) -ge 5 ]"
+ok=$(lnk .syncs_ok) conns=$(lnk .connections_opened)
+[ "$conns" = 1 ] && pass "$ok syncs over one connection (the agent's count)" ||
+        fail "syncs in a pass reuse the connection" "$conns connections for $ok syncs"
+# this scrape is a connection of its own
+c=$(metric orbit_controller_connections_total)
+[ "$c" = 2 ] && pass "the controller accepted one connection from the node (and one for /metrics)" ||
+        fail "the controller's connection count" "$c"
+
+# ---- congestion control on both ends -------------------------------------------------------------
+if [ -n "$NODE_CC" ]; then
+        [ "$(lnk .tcp_congestion)" = "$NODE_CC" ] && pass "the agent reports $NODE_CC on its connection" ||
+                fail "the agent's congestion control" "$(lnk .tcp_congestion)"
+        ss -tin state established "( dport = :$PORT )" >ss-node.txt
+        grep -qw "$NODE_CC" ss-node.txt && pass "ss shows $NODE_CC on the node's socket" ||
+                fail "ss on the node's socket" "$(cat ss-node.txt)"
+else
+        note "no congestion control other than the kernel's default ($KERNEL_CC): node checks skipped"
+fi
+if [ -n "$CTL_CC" ]; then
+        ss -tin state established "( sport = :$PORT )" >ss-ctl.txt
+        grep -qw "$CTL_CC" ss-ctl.txt && pass "ss shows $CTL_CC on the controller's accepted sockets" ||
+                fail "ss on the controller's socket" "$(cat ss-ctl.txt)"
+        grep -q "connections use TCP congestion control $CTL_CC" "$LOG" &&
+                pass "the controller says which congestion control it set" || fail "controller log" "$(tail -3 "$LOG")"
+fi
+
+# ---- TLS resumption across connections; a name the kernel lacks ------------------------------------
+# The controller closes idle connections before the next sync (idle 2 s, poll 4 s): each sync
+# is a new connection, as at the next pass. Tickets are off by default (they cost bytes with
+# GnuTLS 3.7, docs/protocol.md); --tls-tickets turns them on. The agent is restarted with a
+# congestion control the kernel does not have: it says so and carries on with the default.
+kill -TERM "$APID"; wait_exit "$APID" 20
+kill -TERM "$CPID"; wait_exit "$CPID" 20
+start_controller "$PORT" 4 2 --tls-tickets
+check "the controller warns that its idle timeout is not above the poll interval" \
+        grep -q "is not above --poll-interval" "$LOG"
+write_config nosuchcc
+start_agent
+check "a few syncs on fresh connections" wait_for 30 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .syncs_ok) -ge 4 ]"
+ok=$(lnk .syncs_ok) conns=$(lnk .connections_opened) failed=$(lnk .syncs_failed)
+[ "$conns" -ge 3 ] && [ "$failed" = 0 ] && pass "$ok syncs on $conns connections, none failed" ||
+        fail "syncs on fresh connections" "$ok ok, $failed failed, $conns connections; $(lnk .last_error)"
+r=$(metric orbit_controller_tls_resumed_total)
+[ "${r:-0}" -ge 2 ] && pass "$r of them resumed the TLS session, the node still known by its certificate" ||
+        fail "TLS session resumption" "resumed: ${r:-none}"
+grep -q 'tcp_congestion "nosuchcc": .*the kernel offers: ' "$N/agent.log" &&
+        pass "an unknown congestion control is refused with what the kernel offers" ||
+        fail "the fallback's log line" "$(grep tcp_congestion "$N/agent.log")"
+[ "$(grep -c 'tcp_congestion "nosuchcc"' "$N/agent.log")" = 1 ] && pass "...once, not at every connection" ||
+        fail "the fallback is said once" "$(grep -c 'tcp_congestion "nosuchcc"' "$N/agent.log")"
+[ "$(lnk .tcp_congestion)" = "$KERNEL_CC" ] && pass "and the connection uses the kernel's default ($KERNEL_CC)" ||
+        fail "the fallback's congestion control" "$(lnk .tcp_congestion)"
+
+kill -TERM "$APID"; wait_exit "$APID" 20
+has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
+has_sanitizer_report "$LOG" && fail "sanitizer report in the controller log"
+finish
