@@ -205,6 +205,15 @@ static int open_bundle(struct update_manager *m, const char *path, struct job *r
         return r;
 }
 
+/* What identifies the bundle now being installed, into the state. */
+static void state_take_bundle(struct update_manager *m, const struct bundle *b) {
+        const struct manifest *mf = bundle_manifest(b);
+        snprintf(m->state.bundle_id, sizeof(m->state.bundle_id), "%s", mf->bundle_id);
+        snprintf(m->state.version, sizeof(m->state.version), "%s", mf->version);
+        m->state.security_version = mf->security_version;
+        sha256_to_hex(bundle_manifest_digest(b), m->state.manifest_sha256);
+}
+
 /* Fill j's images for its bundle, with targets from the state (resume) or chosen now. */
 static int job_prepare(struct update_manager *m, struct job *j, bool resume, char *msg, size_t size) {
         const struct agent_update_config *u = &m->cfg->update;
@@ -398,13 +407,8 @@ static void head_fetched(struct update_manager *m, struct job *j) {
                 (void) fail_now(m, -ESTALE, "the bundle on the controller changed since the install began");
                 return;
         }
-        if (!resume) {
-                const struct manifest *mf = bundle_manifest(b);
-                snprintf(m->state.bundle_id, sizeof(m->state.bundle_id), "%s", mf->bundle_id);
-                snprintf(m->state.version, sizeof(m->state.version), "%s", mf->version);
-                m->state.security_version = mf->security_version;
-                snprintf(m->state.manifest_sha256, sizeof(m->state.manifest_sha256), "%s", digest);
-        }
+        if (!resume)
+                state_take_bundle(m, b);
         r = begin_install(m, b, resume, j, msg, sizeof(msg));
         if (r < 0)
                 (void) fail_now(m, r, msg);
@@ -603,11 +607,7 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
         r = open_bundle(m, abs, NULL, &b, msg, sizeof(msg));
         if (r < 0)
                 return message_set(ret_message, fail_now(m, r, msg), "%s", msg);
-        const struct manifest *mf = bundle_manifest(b);
-        snprintf(m->state.bundle_id, sizeof(m->state.bundle_id), "%s", mf->bundle_id);
-        snprintf(m->state.version, sizeof(m->state.version), "%s", mf->version);
-        m->state.security_version = mf->security_version;
-        sha256_to_hex(bundle_manifest_digest(b), m->state.manifest_sha256);
+        state_take_bundle(m, b);
         r = begin_install(m, b, false, NULL, msg, sizeof(msg));
         if (r < 0)
                 return message_set(ret_message, fail_now(m, r, msg), "%s", msg);
@@ -641,11 +641,7 @@ static int resume_install(struct update_manager *m) {
         }
         if (m->state.phase == UPDATE_FETCHING) {
                 /* stopped between verifying and installing: start the install properly */
-                const struct manifest *mf = bundle_manifest(b);
-                snprintf(m->state.bundle_id, sizeof(m->state.bundle_id), "%s", mf->bundle_id);
-                snprintf(m->state.version, sizeof(m->state.version), "%s", mf->version);
-                m->state.security_version = mf->security_version;
-                snprintf(m->state.manifest_sha256, sizeof(m->state.manifest_sha256), "%s", digest);
+                state_take_bundle(m, b);
                 r = begin_install(m, b, false, NULL, msg, sizeof(msg));
         } else {
                 log_notice("update: resuming the install of %s %s", m->state.bundle_id, m->state.version);

@@ -165,17 +165,23 @@ static const char *error_code(unsigned status) {
         }
 }
 
-_printf_(3, 4) static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status,
-                                                   const char *fmt, ...) {
+/* The error body of an answer (logged when the fault is ours: 5xx). */
+static char *error_body(unsigned status, const char *fmt, va_list ap) {
         _cleanup_free_ char *msg = NULL;
-        va_list ap;
-        va_start(ap, fmt);
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
-        va_end(ap);
         if (status >= 500)
                 log_error("answer %u: %s", status, msg ? msg : "");
-        return queue_text(conn, status, api_error_body(error_code(status), msg ? msg : ""));
+        return api_error_body(error_code(status), msg ? msg : "");
+}
+
+_printf_(3, 4) static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned status,
+                                                   const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        char *body = error_body(status, fmt, ap);
+        va_end(ap);
+        return queue_text(conn, status, body);
 }
 
 static enum MHD_Result respond_errno(struct MHD_Connection *conn, int r, const char *what) {
@@ -397,15 +403,11 @@ static enum MHD_Result sync_respond(struct server *srv, struct MHD_Connection *c
 
 _printf_(4, 5) static enum MHD_Result sync_respond_error(struct server *srv, struct MHD_Connection *conn,
                                                          unsigned status, const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
         va_list ap;
         va_start(ap, fmt);
-        if (vasprintf(&msg, fmt, ap) < 0)
-                msg = NULL;
+        char *body = error_body(status, fmt, ap);
         va_end(ap);
-        if (status >= 500)
-                log_error("answer %u: %s", status, msg ? msg : "");
-        return sync_respond(srv, conn, status, api_error_body(error_code(status), msg ? msg : ""), NULL);
+        return sync_respond(srv, conn, status, body, NULL);
 }
 
 /* The request body as JSON: a zstd one decoded, never past SYNC_BODY_MAX. 0 with *ret
