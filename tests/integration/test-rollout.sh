@@ -116,9 +116,19 @@ for n in "${failing[@]}"; do
                 wait_for "$T" slot_b "$n" || fail "failing node $n" "$(jq -c --arg n "$n" '.nodes[] | select(.node == $n)' second.json) slot $(slot_of "$n")"
 done
 pass "the failing nodes rolled back to slot B"
-sleep 3 # more contacts: still nobody in stage 3 is told
+# More contacts after the halt, counted (not slept for): every node of stage 3 syncs
+# twice more; still none of them is told to install.
+stage3=$(rj second | jq -r '.nodes[] | select(.stage == 3) | .node')
+syncs_of() { fleet_oc node show "$1" --json | jq .syncs; }
+declare -A syncs0
+for n in $stage3; do syncs0[$n]=$(syncs_of "$n"); done
+synced_twice_more() {
+        local n
+        for n in $stage3; do [ "$(syncs_of "$n")" -ge $((${syncs0[$n]} + 2)) ] || return 1; done
+}
+check "every node of stage 3 synced twice more after the halt" wait_for "$T" synced_twice_more
 stage3_told=0
-for n in $(rj second | jq -r '.nodes[] | select(.stage == 3) | .node'); do
+for n in $stage3; do
         [ "$(installs_of "$n" fw-b)" = 0 ] || stage3_told=$((stage3_told + 1))
 done
 [ $stage3_told = 0 ] && pass "no node of stage 3 was told to install after the halt" || fail "stage 3 told" "$stage3_told"
