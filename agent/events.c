@@ -824,12 +824,20 @@ json_t *event_queue_tail_json(const struct event_queue *q, size_t n, const char 
         json_t *a = json_array();
         if (!a)
                 return NULL;
-        /* Walk back to find the newest n matching, then emit oldest first. */
-        size_t start = q->count, found = 0;
+        /* Walk back to find the newest n matching, then emit oldest first. At most about
+         * EVENT_TAIL_MAX_BYTES of them: the answer is built and sent in one dispatch of the
+         * agent's loop, which no request may hold for long (10,000 records of 4 KB took
+         * over 100 ms of CPU to dump). */
+        size_t start = q->count, found = 0, bytes = 0;
         while (start > 0 && found < n) {
-                start--;
-                if (kind_matches(q->records[start], kind_prefix))
+                const struct event_record *r = q->records[start - 1];
+                if (kind_matches(r, kind_prefix)) {
+                        if (found > 0 && bytes + r->wire_bytes > EVENT_TAIL_MAX_BYTES)
+                                break;
+                        bytes += r->wire_bytes;
                         found++;
+                }
+                start--;
         }
         for (size_t i = start; i < q->count; i++)
                 if (kind_matches(q->records[i], kind_prefix))

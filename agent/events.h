@@ -122,5 +122,7 @@ json_t *event_queue_stats_json(const struct event_queue *q);
 /* The record in its outbox form, with the record's own key (a JSON object; caller owns it). */
 json_t *event_record_to_json(const struct event_queue *q, const struct event_record *r);
 
-/* The newest n records, newest last, optionally only kinds starting with prefix. */
+/* The newest n records, newest last, optionally only kinds starting with prefix; no more
+ * than about EVENT_TAIL_MAX_BYTES of them (at least one). */
+#define EVENT_TAIL_MAX_BYTES (1024 * 1024)
 json_t *event_queue_tail_json(const struct event_queue *q, size_t n, const char *kind_prefix);

@@ -91,6 +91,30 @@ static void test_critical_records_never_dropped(void **state) {
         event_queue_free(q);
 }
 
+static void test_tail_is_bounded_in_bytes(void **state) {
+        struct event_queue *q;
+        assert_int_equal(event_queue_new(1000, "n", 1, "b", &q), 0);
+        /* 600 records of ~4 KB: 2.4 MB, over the 1 MiB an answer may carry */
+        char *big = malloc(4000);
+        assert_non_null(big);
+        memset(big, 'x', 3999);
+        big[3999] = '\0';
+        for (int i = 0; i < 600; i++)
+                assert_int_equal(event_queue_push(q, EVENT_NORMAL, "health.report",
+                                                  json_pack("{s:i, s:s}", "i", i, "pad", big), 0, 0), 1);
+        free(big);
+        json_t *t = event_queue_tail_json(q, 10000, NULL);
+        size_t n = json_array_size(t);
+        assert_true(n > 200 && n < 300);
+        /* the newest ones, newest last */
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(t, n - 1), "body"), "i")), 599);
+        char *text = json_dumps(t, JSON_COMPACT);
+        assert_true(strlen(text) <= EVENT_TAIL_MAX_BYTES + n);
+        free(text);
+        json_decref(t);
+        event_queue_free(q);
+}
+
 static void test_tail_filters_by_kind(void **state) {
         struct event_queue *q;
         assert_int_equal(event_queue_new(10, "n", 1, "b", &q), 0);
@@ -684,6 +708,7 @@ int main(void) {
                 cmocka_unit_test(test_oldest_lowest_priority_dropped_first),
                 cmocka_unit_test(test_critical_records_never_dropped),
                 cmocka_unit_test(test_tail_filters_by_kind),
+                cmocka_unit_test(test_tail_is_bounded_in_bytes),
                 cmocka_unit_test(test_persist_across_reopen),
                 cmocka_unit_test(test_same_boot_reopened_continues_seq),
                 cmocka_unit_test(test_corrupt_files_moved_aside),
