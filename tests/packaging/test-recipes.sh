@@ -132,6 +132,8 @@ config BR2_PACKAGE_CMOCKA
 	bool "cmocka"
 config BR2_PACKAGE_OPENSSL
 	bool "openssl"
+config BR2_PACKAGE_ZSTD
+	bool "zstd"
 menu "External options"
 source "$BR2_EXTERNAL_ORBIT_AGENT_PATH/Config.in"
 endmenu
@@ -161,7 +163,7 @@ check(sym.assignable == (0, 2), "selectable with systemd, wchar, headers 3.17, a
 sym.set_value(2)
 want = {"jansson": "JANSSON", "libcurl": "LIBCURL", "libarchive": "LIBARCHIVE",
         "mbedtls": "MBEDTLS", "libseccomp": "LIBSECCOMP", "cmocka": "CMOCKA", "libsystemd": None,
-        "libcrypto": "OPENSSL"}
+        "libcrypto": "OPENSSL", "libzstd": "ZSTD"}
 needed = os.environ["CONF_DEPS"].split()
 for dep in needed:
     if dep not in want:
@@ -228,7 +230,7 @@ qstrip = $(strip $(subst ",,$(1)))
 pkgdir = $(dir $(lastword $(MAKEFILE_LIST)))
 pkgname = $(lastword $(subst /, ,$(pkgdir)))
 UPPERCASE = $(shell echo $(1) | tr 'a-z-' 'A-Z_')
-KNOWN_PKGS := host-pkgconf systemd jansson libcurl libarchive libseccomp mbedtls cmocka openssl
+KNOWN_PKGS := host-pkgconf systemd jansson libcurl libarchive libseccomp mbedtls cmocka openssl zstd
 define autotools-package
 PKG := $(call UPPERCASE,$(pkgname))
 PKGNAME := $(pkgname)
@@ -280,7 +282,7 @@ check "buildroot make: LICENSE set, not redistributable until there is one" \
 check "buildroot make: only known Buildroot packages in DEPENDENCIES" test -z "$(brval UNKNOWN_DEPENDENCIES "$g")"
 br_deps=" $(brval DEPENDENCIES "$g") "
 declare -A BR_NAME=([libsystemd]=systemd [jansson]=jansson [libcurl]=libcurl [libarchive]=libarchive
-        [libseccomp]=libseccomp [mbedtls]=mbedtls [cmocka]=cmocka [libcrypto]=openssl)
+        [libseccomp]=libseccomp [mbedtls]=mbedtls [cmocka]=cmocka [libcrypto]=openssl [libzstd]=zstd)
 missing=""
 for d in $CONF_DEPS; do
         n=${BR_NAME[$d]:-"?$d"}
@@ -676,7 +678,7 @@ def main():
 
     names = {"libsystemd": "systemd", "jansson": "jansson", "libcurl": "curl", "libarchive": "libarchive",
              "libseccomp": "libseccomp", "mbedtls": "mbedtls", "cmocka": "cmocka",
-             "libcrypto": "openssl"}
+             "libcrypto": "openssl", "libzstd": "zstd"}
     want = os.environ["CONF_DEPS"].split()
     unknown = [w for w in want if w not in names]
     check(not unknown, "every configure.ac dependency has a recipe name", "unknown: " + " ".join(unknown))
