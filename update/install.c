@@ -216,6 +216,7 @@ struct pipeline {
         struct ring_entry ring[RING_SIZE];
         uint64_t n_read, n_written, n_hashed; /* entries past each stage, this pass */
         bool reader_done, writer_done, cancelled, stop;
+        bool source_failed; /* the error is the reader's: what came before it is good */
 
         const struct install_request *req;
         const struct manifest_image *img;
@@ -422,6 +423,7 @@ static void *reader_main(void *userdata) {
                         if (p->error == 0) {
                                 p->error = r;
                                 p->reason = reason;
+                                p->source_failed = true;
                         } else
                                 free(reason);
                         locked = true;
@@ -567,18 +569,21 @@ static int install_pass(const struct install_request *req, bool trust_source, st
                         req->progress(req->userdata, st);
         }
 
-        /* The last checkpoint, the syncer idle: after a cancel too, not after a failure. */
+        /* The last checkpoint, the syncer idle: after a cancel too, and after the source failed
+         * (a link lost, a pass's budget spent, a chunk that does not verify): every chunk
+         * written before it was checked, and a download that resumes must not fetch them
+         * again. Not after the slot or a checkpoint failed. */
         pthread_mutex_lock(&p.lock);
         p.writer_done = true;
         pthread_cond_broadcast(&p.changed);
         while ((p.sync_pending || p.sync_busy) && !p.stop)
                 pthread_cond_wait(&p.changed, &p.lock);
-        bool failed = p.error < 0;
-        if (failed)
+        bool keep = p.error == 0 || (p.source_failed && !p.stop);
+        if (!keep)
                 p.stop = true;
         pthread_cond_broadcast(&p.changed);
         pthread_mutex_unlock(&p.lock);
-        if (!failed) {
+        if (keep) {
                 /* the syncer has left (writer_done), or only waits to: this one is ours */
                 char *reason = NULL;
                 int k = checkpoint_run(&p, pending, pending_bytes, st, &reason);
