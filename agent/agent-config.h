@@ -103,7 +103,10 @@ struct agent_link_config {
         int64_t backoff_min_sec, backoff_max_sec;
         int64_t max_records_per_sync;
         int64_t max_sync_kib;
-        int64_t download_budget_mib; /* bundle bytes per contact */
+        int64_t download_budget_mib; /* bundle bytes per pass (agent/link-pass.h) */
+        int64_t upload_budget_kib;   /* bytes a pass's syncs may upload; 0: no limit */
+        int64_t pass_max_sec;        /* a learned pass (no contact plan) is at most this long */
+        int64_t min_sync_interval_sec; /* the floor under the controller's next_sync_sec */
         int64_t max_recv_bytes_per_sec; /* 0: no limit */
         int64_t clock_skew_sec;
         bool check_command_time; /* commands' not_before/expires against the clock */

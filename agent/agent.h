@@ -27,6 +27,7 @@ struct agent {
         struct health_monitor *health; /* NULL when disabled */
         struct update_manager *update; /* NULL when disabled */
         struct link *link;             /* NULL when disabled */
+        struct link_pass pass;         /* the contact now, its budgets: the link's and the update manager's */
         sd_event_source *watchdog_timer;
         sd_event_source *state_problems_source; /* state_problems_fd: statefile noted a problem */
         int state_problems_fd;

@@ -103,6 +103,9 @@ struct link {
         bool batch_cut;          /* the batch in flight left records behind */
         double compress_ratio;   /* JSON bytes per wire byte of the last compressed request */
         struct link_pace pace;   /* the upload goodput: how much the next batch carries */
+        struct link_pass *pass;  /* the contact now: h.pass, or own_pass without one */
+        struct link_pass own_pass;
+        bool upload_spent;       /* this pass's upload budget stopped records (logged once) */
         struct sent_key *sent; /* the keys of the records in flight, sorted */
         bool status_in_flight;
 
@@ -203,18 +206,37 @@ bool link_plan_is_open(json_t *plan, int64_t now, int64_t *ret_next_start) {
         return false;
 }
 
-/* Seconds until the contact window open now closes; -1: no plan, or no window open. */
-static int64_t plan_seconds_left(json_t *plan, int64_t now) {
+/* The contact window open now: its start (-1: no plan, or no window open) and end. */
+static int64_t plan_open_window(json_t *plan, int64_t now, int64_t *ret_end) {
         json_t *windows = plan ? json_object_get(plan, "windows") : NULL;
         size_t i;
         json_t *w;
+        *ret_end = -1;
         json_array_foreach(windows, i, w) {
                 int64_t start = json_integer_value(json_object_get(w, "start"));
                 int64_t end = json_integer_value(json_object_get(w, "end"));
-                if (start <= now && now < end)
-                        return end - now;
+                if (start <= now && now < end) {
+                        *ret_end = end;
+                        return start;
+                }
         }
         return -1;
+}
+
+/* Which pass this is (link-pass.h), with the budgets as configured now (a reload or a
+ * config.set changes them). A learned pass ends after a pause of two polls and a
+ * timeout without a good sync. */
+static void pass_track(struct link *l) {
+        const struct agent_link_config *c = &l->h.cfg->link;
+        l->pass->up_budget = (uint64_t) c->upload_budget_kib * 1024;
+        atomic_store(&l->pass->down_budget, (uint64_t) c->download_budget_mib * 1024 * 1024);
+        int64_t end, start = plan_open_window(l->plan, time(NULL), &end);
+        uint64_t gap = (uint64_t) (2 * c->poll_interval_sec + c->timeout_sec) * 1000000ULL;
+        if (link_pass_track(l->pass, start, end, now_mono(l), gap, (uint64_t) c->pass_max_sec * 1000000ULL)) {
+                l->upload_spent = false;
+                log_debug("link: pass %" PRIu64 " begins (%s)", (uint64_t) atomic_load(&l->pass->number),
+                          start >= 0 ? "a window of the contact plan" : "learned");
+        }
 }
 
 void link_json_scan_feed(struct link_json_scan *s, const char *p, size_t n) {
@@ -735,7 +757,8 @@ static int sync_start(struct link *l) {
                 l->peer = (struct link_zstd_peer) {};
         }
         dictionary_update(l);
-        int64_t left = plan_seconds_left(l->plan, time(NULL));
+        pass_track(l);
+        int64_t end, left = plan_open_window(l->plan, time(NULL), &end) >= 0 ? end - time(NULL) : -1;
         /* Sized to finish in a quarter of the timeout at the measured goodput, and before the
          * window closes: a batch cut by the timeout is lost whole and sent again. */
         size_t budget = link_pace_batch_bytes(&l->pace, SIZE_MAX / 64, (uint64_t) c->timeout_sec * 1000000ULL / 4,
@@ -747,8 +770,20 @@ static int sync_start(struct link *l) {
         budget = plain > (double) max_plain ? max_plain : (size_t) plain;
         if (budget == 0 && event_queue_count(l->h.events) > 0)
                 return -EAGAIN;
-        json_t *records = event_queue_batch_json(l->h.events, (size_t) c->max_records_per_sync,
-                                                 budget ? budget : LINK_PACE_MIN_BYTES);
+        /* what this pass may still upload: without room, a sync carries no records (it
+         * still brings the commands down and says the node lives) */
+        size_t room = link_pass_upload_room(l->pass);
+        bool no_room = room < LINK_PACE_MIN_BYTES;
+        if (no_room && !l->upload_spent && event_queue_count(l->h.events) > 0) {
+                l->upload_spent = true;
+                log_notice("link: this pass's upload budget is spent (link.upload_budget_kib = %" PRId64
+                           "): records wait for the next pass", c->upload_budget_kib);
+        }
+        if (room < budget)
+                budget = room;
+        json_t *records = no_room ? json_array()
+                                  : event_queue_batch_json(l->h.events, (size_t) c->max_records_per_sync,
+                                                           budget ? budget : LINK_PACE_MIN_BYTES);
         if (!records)
                 return -ENOMEM;
         l->records_in_flight = json_array_size(records);
@@ -1027,7 +1062,10 @@ static void sync_finished(struct link *l, CURLcode result) {
                 (void) curl_easy_getinfo(l->easy, CURLINFO_STARTTRANSFER_TIME_T, &first);
                 if (first > pre)
                         link_pace_observe(&l->pace, (uint64_t) up, (uint64_t) (first - pre));
-        }
+                link_pass_sync_ok(l->pass, now_mono(l), (uint64_t) up);
+                pass_track(l); /* a good sync is the pass's news: where a learned one stands */
+        } else
+                link_pass_sync_failed(l->pass, (uint64_t) up);
         bool cut = l->batch_cut;
         sync_cleanup(l);
         if (!ok && zstd_retry && !l->zstd_retrying) {
@@ -1059,8 +1097,12 @@ static void sync_finished(struct link *l, CURLcode result) {
                         l->sync_again = true;
                 if (l->h.update)
                         update_manager_link_up(l->h.update);
-                /* at most LINK_ANSWER_MAX_NEXT_SYNC_SEC: link_answer_parse refuses more */
+                /* at most LINK_ANSWER_MAX_NEXT_SYNC_SEC: link_answer_parse refuses more; at
+                 * least the configured floor: a controller cannot keep a node syncing back to
+                 * back (its own backlog can: sync_again) */
                 uint64_t next = (uint64_t) (l->next_sync_sec ? l->next_sync_sec : l->h.cfg->link.poll_interval_sec);
+                if (next < (uint64_t) l->h.cfg->link.min_sync_interval_sec)
+                        next = (uint64_t) l->h.cfg->link.min_sync_interval_sec;
                 if (l->pending_commands) {
                         /* the commands first (on_command_step), then the next sync */
                         l->after_commands_delay_usec = next * 1000000ULL;
@@ -1287,6 +1329,18 @@ json_t *link_status_json(struct link *l) {
                 json_decref(dict_id);
                 json_decref(peer_dict_id);
         }
+        struct link_pass *p = l->pass;
+        int64_t los = atomic_load(&p->los_usec);
+        if (o)
+                json_object_set_new(o, "pass",
+                                    json_pack("{s:I, s:s, s:o?, s:I, s:I, s:I, s:I, s:I}", "number",
+                                              (json_int_t) atomic_load(&p->number), "kind",
+                                              p->window_start >= 0 ? "window" : "learned", "ends",
+                                              los > 0 ? json_integer(los / 1000000) : NULL, "upload_bytes",
+                                              (json_int_t) p->up_used, "upload_budget", (json_int_t) p->up_budget,
+                                              "download_bytes", (json_int_t) atomic_load(&p->down_used),
+                                              "download_budget", (json_int_t) atomic_load(&p->down_budget),
+                                              "download_rate", (json_int_t) atomic_load(&p->down_rate)));
         return o;
 }
 
@@ -1296,6 +1350,8 @@ int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret)
                 return -ENOMEM;
         l->event = sd_event_ref(event);
         l->h = *hooks;
+        l->pass = hooks->pass ? hooks->pass : &l->own_pass;
+        link_pass_init(l->pass, 0, 0);
         int r = state_load(l);
         if (r < 0)
                 goto fail;

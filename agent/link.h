@@ -18,6 +18,7 @@
 
 #include "agent/agent-config.h"
 #include "agent/events.h"
+#include "agent/link-pass.h"
 #include "agent/node-state.h"
 #include "agent/update-manager.h"
 
@@ -29,6 +30,7 @@ struct link_hooks {
         const struct node_state *node;
         struct event_queue *events;
         struct update_manager *update; /* may be NULL: told when the link is up */
+        struct link_pass *pass;        /* the contact now: the link starts passes, both charge it */
         /* the full status document for status.send (a new reference) */
         json_t *(*status)(void *userdata);
         /* carry out a verified command (agent/actions.h): 0 or -errno, and *ret_message

@@ -374,6 +374,7 @@ static int agent_start(struct agent *a) {
                         .node = &a->node,
                         .events = a->events,
                         .update = a->update,
+                        .pass = &a->pass,
                         .status = link_status_document,
                         .command = link_command,
                         .userdata = a,
@@ -381,6 +382,8 @@ static int agent_start(struct agent *a) {
                 r = link_new(a->event, &h, &a->link);
                 if (r < 0)
                         return log_error_errno(r, "cannot start the controller link");
+                if (a->update)
+                        update_manager_set_pass(a->update, &a->pass);
         }
 
         /* what start-up found (the node state, the link, the update state...) and later on */

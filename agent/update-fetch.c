@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -25,12 +26,12 @@ struct fetcher {
         struct fetch_tls tls;
         char etag[160];      /* of the first answer: later ranges must come from the same file */
         uint64_t size;       /* of the whole bundle, from Content-Range */
-        uint64_t fetched, budget; /* bytes this contact */
+        struct link_pass *pass; /* this contact's budget and end; NULL: no limits */
         const atomic_int *cancel;
         CURL *curl;
 };
 
-int fetcher_new(const char *url, const struct fetch_tls *tls, uint64_t budget, const atomic_int *cancel,
+int fetcher_new(const char *url, const struct fetch_tls *tls, struct link_pass *pass, const atomic_int *cancel,
                 struct fetcher **ret) {
         if (strlen(url) >= sizeof(((struct fetcher *) NULL)->url))
                 return -ENAMETOOLONG;
@@ -39,7 +40,7 @@ int fetcher_new(const char *url, const struct fetch_tls *tls, uint64_t budget, c
                 return -ENOMEM;
         snprintf(f->url, sizeof(f->url), "%s", url);
         f->tls = *tls;
-        f->budget = budget;
+        f->pass = pass;
         f->cancel = cancel;
         *ret = f;
         return 0;
@@ -109,11 +110,14 @@ static size_t fetch_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 int fetcher_range(struct fetcher *j, uint64_t offset, size_t len, void *out, size_t *ret_got) {
         const struct fetch_tls *lc = &j->tls;
-        if (j->budget && j->fetched + len > j->budget)
-                return -EDQUOT;
+        struct timespec ts;
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        int r = link_pass_may_download(j->pass, len, (int64_t) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000);
+        if (r < 0)
+                return r;
         if (!j->curl && !(j->curl = curl_easy_init()))
                 return -ENOMEM;
-        int r = -ENOLINK;
+        r = -ENOLINK;
         for (unsigned attempt = 0; attempt < FETCH_ATTEMPTS; attempt++) {
                 if (atomic_load(j->cancel))
                         return -ECANCELED;
@@ -154,10 +158,11 @@ int fetcher_range(struct fetcher *j, uint64_t offset, size_t len, void *out, siz
                 CURLcode cr = curl_easy_perform(e);
                 curl_slist_free_all(hdrs);
                 long status = 0;
-                curl_off_t down = 0;
+                curl_off_t down = 0, took = 0;
                 (void) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
                 (void) curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &down);
-                j->fetched += (uint64_t) down;
+                (void) curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &took);
+                link_pass_downloaded(j->pass, (uint64_t) down, (uint64_t) took);
                 if (cr == CURLE_OK && status == 206) {
                         if (!j->etag[0])
                                 snprintf(j->etag, sizeof(j->etag), "%s", f.etag);

@@ -1,6 +1,6 @@
 /*
  * Fetching a bundle from the controller by HTTP ranges, on the update worker's thread:
- * blocking, bounded (a byte budget per contact), retried, and stopped mid-transfer by a
+ * blocking, bounded (a byte budget per pass, nothing started that loss of signal would cut), retried, and stopped mid-transfer by a
  * cancel. A bundle_reader over it serves bundle_locate_payloads and the install's chunk
  * reads, exactly as a local file's does.
  */
@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "agent/link-pass.h"
 #include "update/bundle.h"
 
 /* The link's TLS settings, copied by value: a reload (SIGHUP) frees the configuration's
@@ -23,15 +24,17 @@ struct fetch_tls {
 
 struct fetcher;
 
-/* budget: bytes this contact may fetch (0: no limit); cancel is read during transfers. */
-int fetcher_new(const char *url, const struct fetch_tls *tls, uint64_t budget, const atomic_int *cancel,
+/* pass: what this contact may still fetch and until when (NULL: no limits); cancel is read
+ * during transfers. */
+int fetcher_new(const char *url, const struct fetch_tls *tls, struct link_pass *pass, const atomic_int *cancel,
                 struct fetcher **ret);
 void fetcher_free(struct fetcher *f);
 
 /*
  * Bytes [offset, offset + len) of the remote bundle into out (all of them, or with
  * ret_got what the server sent of them). -ENOLINK when the controller cannot be reached
- * after retries, -EDQUOT over this contact's budget, -ESTALE when the file changed since
+ * after retries, -EDQUOT over this pass's budget, -ETIME when the range would not finish
+ * before loss of signal (link_pass_may_download), -ESTALE when the file changed since
  * the first fetch (If-Range), -ECANCELED, -ENOENT/-EACCES from the server, -EBADMSG for
  * an answer that is not the range asked for.
  */

@@ -119,6 +119,7 @@ struct update_manager {
         struct event_queue *events;
         struct runtime *runtime;
         struct health_monitor *health;
+        struct link_pass *pass; /* NULL: no link, downloads have no budget */
 
         struct update_state state;
         struct bootenv *bootenv; /* NULL: no rootfs slots on this node */

@@ -539,12 +539,15 @@ static void step_finished(struct update_manager *m, struct job *j) {
         } else if (stop == UPDATE_STOP_KEEP) {
                 /* stopping: resumed at the next start */
         } else if (stop == UPDATE_STOP_PAUSE_LINK) {
-                /* Out of contact or out of this contact's budget: wait for the next one. */
+                /* Out of contact, out of this pass's budget or of its time: the next one. */
                 m->paused_for_space = false;
                 m->paused = true;
+                if (j->result == -EDQUOT)
+                        reason = "this pass's download budget is spent (link.download_budget_mib)";
+                else if (j->result == -ETIME)
+                        reason = "the contact window closes before the next range could arrive";
                 snprintf(m->last_error, sizeof(m->last_error), "%s", reason);
-                log_notice("update: download paused (%s); it continues at the next contact",
-                           j->result == -EDQUOT ? "this contact's byte budget is spent" : m->last_error);
+                log_notice("update: download paused (%s); it continues at the next contact", m->last_error);
         } else {
                 m->paused_for_space = false;
                 (void) um_set_phase(m, UPDATE_FAILED, "%s", reason);
@@ -664,7 +667,7 @@ static int start_head_fetch(struct update_manager *m, const char *url) {
         struct job *j = job_new(m, JOB_FETCH_HEAD);
         if (!j)
                 return -ENOMEM;
-        int r = fetcher_new(url, &tls, (uint64_t) lc->download_budget_mib * 1024 * 1024, &m->cancel,
+        int r = fetcher_new(url, &tls, m->pass, &m->cancel,
                             &j->fetcher);
         if (r >= 0) {
                 m->paused = false;
@@ -699,8 +702,15 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
         return *ret ? 0 : -ENOMEM;
 }
 
+void update_manager_set_pass(struct update_manager *m, struct link_pass *pass) {
+        m->pass = pass;
+}
+
 void update_manager_link_up(struct update_manager *m) {
         if (!m || !m->paused || m->worker_running)
+                return;
+        /* the same pass, still spent or still closing: not another try each sync */
+        if (m->pass && link_pass_may_download(m->pass, LINK_PASS_RESUME_MIN_BYTES, (int64_t) um_realtime_usec()) < 0)
                 return;
         m->paused = false;
         (void) resume_install(m);

@@ -16,6 +16,7 @@
 #include "agent/agent-config.h"
 #include "agent/events.h"
 #include "agent/health-monitor.h"
+#include "agent/link-pass.h"
 #include "agent/node-state.h"
 #include "runtime/runtime.h"
 
@@ -47,12 +48,15 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
 /*
  * Install a bundle from the controller (https URL, the link's TLS identity): the manifest
  * and signature are fetched and verified first, then only the chunks the active slots do
- * not have, by HTTP Range, each verified before it is written. A lost link or a spent
- * per-contact budget pauses the install; update_manager_link_up resumes it.
+ * not have, by HTTP Range, each verified before it is written. A lost link, a pass's
+ * spent download budget or a pass about to end pauses the install;
+ * update_manager_link_up resumes it.
  */
 int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret,
                                   char **ret_message);
 void update_manager_link_up(struct update_manager *m);
+/* The link's passes (agent/link-pass.h): downloads are charged to them. */
+void update_manager_set_pass(struct update_manager *m, struct link_pass *pass);
 
 /* Run update.reboot_command (after a second). -ENOTSUP without one. */
 int update_manager_request_reboot(struct update_manager *m, char **ret_message);

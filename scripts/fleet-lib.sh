@@ -189,7 +189,7 @@ EOF
             "reboot_command": ["$N/reboot"]},
  "link": {"enabled": true, "url": "$FLEET_URL", "ca": "$K/server-ca.pem",
           "cert": "$N/node.pem", "key": "$N/node.key", "poll_interval_sec": $FLEET_POLL_SEC,
-          "backoff_min_sec": 1, "backoff_max_sec": 4}}
+          "backoff_min_sec": 1, "backoff_max_sec": 4, "min_sync_interval_sec": 1}}
 JSON
         "$FLEET_BIN/orbit-agent" --check-config --config "$N/etc/agent.json" >/dev/null 2>"$N/check.err" ||
                 { cat "$N/check.err" >&2; return 1; }

@@ -296,7 +296,7 @@ enum update_stop_action update_decide_on_stop(int r, bool remote) {
          * chunks stay as they are, so waiting loses nothing. */
         if (r == -ENOSPC)
                 return UPDATE_STOP_PAUSE_SPACE;
-        if (remote && (r == -ENOLINK || r == -EDQUOT || r == -ETIMEDOUT || r == -ECONNRESET))
+        if (remote && (r == -ENOLINK || r == -EDQUOT || r == -ETIME || r == -ETIMEDOUT || r == -ECONNRESET))
                 return UPDATE_STOP_PAUSE_LINK;
         return UPDATE_STOP_FAIL;
 }

@@ -114,6 +114,7 @@ enum update_stop_action {
 /*
  * Pure: decide from the worker's error r (< 0) and whether the bundle comes over the
  * link. Only -ENOSPC means a full filesystem; -EDQUOT is the download's own "this
- * contact's byte budget is spent" (a disk quota on a local install fails it).
+ * pass's byte budget is spent" (a disk quota on a local install fails it), -ETIME its
+ * "the pass ends before this range could".
  */
 enum update_stop_action update_decide_on_stop(int r, bool remote);

@@ -10,6 +10,7 @@
 # DIR holds NAME.pem and NAME.key; "server" is the default certificate. The mode file
 # holds one line: "MODE [ARG]", re-read for every connection:
 #   ok                 a well-behaved answer: acks every record it got
+#   quiet              a well-formed answer that acks nothing (the records stay for the ground)
 #   slow               200, Content-Length, then one byte per second (never complete)
 #   huge               200 with a 200 MiB Content-Length body, streamed until the peer quits
 #   huge-close         the same without Content-Length (body until close)
@@ -339,6 +340,8 @@ class Handler(socketserver.BaseRequestHandler):
                             cmds.append({"seq": seq, "payload": json.dumps(cmd, separators=(",", ":")),
                                          "signature": env["signature"]})
                     data = json.dumps(answer(commands=cmds)).encode()
+                elif mode == "quiet":
+                    data = json.dumps(answer()).encode()
                 else:
                     data = json.dumps(answer(acked=ack_all(req))).encode()
                 self.head(tls, 200, len(data))

@@ -121,7 +121,7 @@ echo 45000 >"$N/sys/class/thermal/thermal_zone0/temp"
 TIMEOUT_SEC=3
 [ ${#AGENT_WRAPPER[@]} -gt 0 ] && TIMEOUT_SEC=15
 CASE_WAIT=$((ORBIT_TEST_TIMEOUT + 3 * TIMEOUT_SEC)) # for the three syncs of a case
-write_config() { # LINK_URL
+write_config() { # LINK_URL [MIN_SYNC_INTERVAL_SEC]
         cat >"$N/etc/agent.json.tmp" <<JSON
 {"config_version": 1, "node_id": "sat-1", "state_dir": "$N/state", "runtime_dir": "$N/run",
  "log_target": "stderr",
@@ -131,7 +131,7 @@ write_config() { # LINK_URL
             "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
  "link": {"enabled": true, "url": "$1", "ca": "$D/server-ca.pem", "cert": "$D/sat-1.pem",
           "key": "$D/sat-1.key", "poll_interval_sec": 1, "backoff_min_sec": 1, "backoff_max_sec": 1,
-          "max_records_per_sync": 4,
+          "max_records_per_sync": 4, "min_sync_interval_sec": ${2:-1},
           "connect_timeout_sec": 2, "timeout_sec": $TIMEOUT_SEC}}
 JSON
         mv "$N/etc/agent.json.tmp" "$N/etc/agent.json"
@@ -449,6 +449,29 @@ if case_run expired replay "$D/expired.json"; then
 fi
 
 # ---- the real controller: every record arrives -------------------------------------------------------
+alive
+
+# ---- the floor under next_sync_sec: a controller asking for a sync every second gets one every
+# link.min_sync_interval_sec (3 here; 1 above, so that the cases above go quickly). The
+# answers ack nothing (the records are for the real controller below), so no backlog of the
+# node's own has it sync again at once.
+set_mode quiet
+reloads0=$(grep -c "configuration reloaded from" "$N/agent.log")
+write_config "$EVIL_URL" 3
+kill -HUP "$APID"
+reloaded() { [ "$(grep -c "configuration reloaded from" "$N/agent.log")" -gt "$reloads0" ]; }
+if wait_for 20 reloaded; then
+        # one sync may still be due on the old floor: pace from the second request on
+        n0=$(evil_count '.mode == "quiet" and .event == "request"')
+        more2() { [ "$(evil_count '.mode == "quiet" and .event == "request"')" -ge $((n0 + 2)) ]; }
+        wait_for 30 more2 || fail "floor: the agent stopped syncing"
+        pace '.mode == "quiet" and .event == "request"'
+        awk -v g="$PACE_GAP" 'BEGIN { exit !(g >= 2.9) }' &&
+                pass "floor: next_sync_sec 1 from the controller, syncs at least $PACE_GAP s apart (floor 3 s)" ||
+                fail "floor: next_sync_sec below link.min_sync_interval_sec" "4 syncs, the closest $PACE_GAP s apart"
+else
+        fail "floor: the configuration was not reloaded"
+fi
 alive
 write_config "$URL"
 kill -HUP "$APID"

@@ -165,7 +165,8 @@ cat >"$N/etc/agent.json" <<JSON
  "update": {"enabled": true, "hardware": "sim-board", "bootloader": {"kind": "file", "path": "$N/boot.json"},
             "rootfs": {"a": "$N/slots/a", "b": "$N/slots/b"}, "gate_sec": 1, "trial_timeout_sec": 5},
  "link": {"enabled": true, "url": "$URL", "ca": "$D/server-ca.pem", "cert": "$D/sat-1.pem",
-          "key": "$D/sat-1.key", "poll_interval_sec": $POLL, "backoff_min_sec": 1, "backoff_max_sec": 4}}
+          "key": "$D/sat-1.key", "poll_interval_sec": $POLL, "backoff_min_sec": 1, "backoff_max_sec": 4,
+          "min_sync_interval_sec": 1}}
 JSON
 FAIL_CONTEXT_LOG=$N/agent.log
 ctl() { "$CTL_BIN" --socket "$N/run/control.sock" "$@"; }

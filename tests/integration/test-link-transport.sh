@@ -89,7 +89,7 @@ write_config() { # TCP_CONGESTION
             "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
  "link": {"enabled": true, "url": "$URL", "ca": "$D/server-ca.pem", "cert": "$D/sat-1.pem",
           "key": "$D/sat-1.key", "poll_interval_sec": 1, "backoff_min_sec": 1, "backoff_max_sec": 2,
-          "tcp_congestion": "$1"}}
+          "min_sync_interval_sec": 1, "tcp_congestion": "$1"}}
 JSON
 }
 FAIL_CONTEXT_LOG=$N/agent.log

@@ -87,7 +87,8 @@ cat >"$N/etc/agent.json" <<JSON
  "update": {"enabled": true, "hardware": "sim-board", "bootloader": {"kind": "file", "path": "$N/boot.json"},
             "rootfs": {"a": "$N/slots/a", "b": "$N/slots/b"}, "gate_sec": 1, "trial_timeout_sec": 5},
  "link": {"enabled": true, "url": "$URL", "ca": "$D/server-ca.pem", "cert": "$D/sat-1.pem",
-          "key": "$D/sat-1.key", "poll_interval_sec": 1, "backoff_min_sec": 1, "backoff_max_sec": 2}}
+          "key": "$D/sat-1.key", "poll_interval_sec": 1, "backoff_min_sec": 1, "backoff_max_sec": 2,
+          "min_sync_interval_sec": 1}}
 JSON
 FAIL_CONTEXT_LOG=$N/agent.log
 ctl() { "$CTL_BIN" --socket "$N/run/control.sock" "$@"; }
@@ -297,6 +298,63 @@ dups=$(jq '[.[] | "\(.key.boot_epoch)-\(.key.seq)"] | group_by(.) | map(select(l
 gaps=$(jq '[.[] | select(.key.boot_epoch == 1) | .key.seq] | sort | . as $s | [range(0; length)] | map(select($s[.] != . + 1)) | length' recs.json)
 n=$(jq '[.[] | select(.key.boot_epoch == 1)] | length' recs.json)
 [ "$gaps" = 0 ] && [ "$n" -ge 10 ] && pass "all $n records of the boot arrived, seq 1..$n without a gap" || fail "gaps" "$gaps gaps in $n records"
+
+# ---- a download budget per pass, not per sync --------------------------------------------------------
+# A fresh node (its state gone, slot A v1, slot B empty), link.download_budget_mib 1 and a
+# contact plan of one open window: a 3 MiB delta must take three passes. Inside a pass, good
+# syncs (each tells the update manager the link is up) do not give the budget back; a new
+# window does. The windows start in the past so that only their start says "another pass".
+rm -rf "$N/state" && : >"$N/slots/b" && rm -f "$N/boot.json" &&
+        "$TOOL" --kind file --path "$N/boot.json" init-state A >/dev/null || bail "reset the node"
+jq '.link.download_budget_mib = 1' "$N/etc/agent.json" >"$N/etc/agent.json.tmp" && mv "$N/etc/agent.json.tmp" "$N/etc/agent.json"
+cp v1.img v3.img
+for c in $(seq 10 57); do # 48 chunks, 3 MiB
+        head -c $CHUNK /dev/urandom | dd of=v3.img bs=$CHUNK seek=$c conv=notrunc status=none
+done
+printf '{"bundle_id": "v3", "version": "3.0.0", "security_version": 3, "compatible": ["sim-board"]}\n' >t.json
+"$OB" create --manifest-template t.json --image rootfs=v3.img --chunk-size $CHUNK --key rel.key \
+        --cert rel.pem -o v3.obundle >/dev/null && oc bundle upload v3.obundle >/dev/null || bail "bundle v3"
+T0=$(( $(date +%s) - 300 ))
+window() { # I: the plan's one window starts at T0 + I and is open for two hours
+        printf '{"windows": [{"start": %d, "end": %d, "rate_bps": 250000}]}' $((T0 + $1)) $((T0 + 7500)) >plan.json
+        curl -sf --cacert server-ca.pem -H "Authorization: Bearer $(cat token)" -X PUT \
+                --data-binary @plan.json "$URL/v1/nodes/sat-1/contact-plan" >/dev/null
+}
+window 0 || fail "PUT the contact plan"
+start_agent
+pass_of() { ctl link --json | jq -r ".pass.$1"; }
+ustat() { ctl update status --json | jq -r "$1"; }
+paused_budget() { ustat '.paused_reason // ""' | grep -q "download budget is spent"; }
+s=$(oc command send sat-1 update.install bundle_id=v3 --json | seq_of)
+passes=0 over="" windows=0
+for i in 1 2 3 4 5 6; do
+        wait_for 60 sh -c "paused() { \"$CTL_BIN\" --socket \"$N/run/control.sock\" update status --json | jq -e '.phase == \"ready\" or ((.paused_reason // \"\") | test(\"download budget is spent\"))' >/dev/null; }; paused" ||
+                { fail "pass $i: the install neither paused for the budget nor finished" "$(ctl update status --json | jq -c '{phase, paused_reason}')"; break; }
+        [ "$(ustat .phase)" = ready ] && break
+        passes=$((passes + 1))
+        p=$(pass_of number) used=$(pass_of download_bytes)
+        [ "$used" -le $((1024 * 1024)) ] || over+=" pass $p: $used bytes"
+        if [ $i = 1 ]; then
+                # two good syncs later: the same pass, still paused, not a byte more
+                n=$(lnk .syncs_ok)
+                wait_for 20 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .syncs_ok) -ge $((n + 2)) ]" ||
+                        fail "budget: no good syncs in the pass"
+                [ "$(pass_of number)" = "$p" ] && paused_budget && [ "$(pass_of download_bytes)" = "$used" ] &&
+                        pass "budget: two good syncs in the same window give no budget back ($used bytes in pass $p)" ||
+                        fail "budget: a good sync restarted the budget" "pass $p -> $(pass_of number), $used -> $(pass_of download_bytes) bytes, $(ustat '.paused_reason // "not paused"')"
+        fi
+        windows=$((windows + 1))
+        window "$windows"
+        # the next sync brings the plan: a new pass, and the download goes on in it
+        wait_for 30 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .pass.number) -gt $p ]" ||
+                { fail "budget: a new window is no new pass" "$(ctl link --json | jq -c .pass)"; break; }
+done
+[ "$(ustat .phase)" = ready ] && cmp -s "$N/slots/b" v3.img &&
+        pass "budget: v3 (3 MiB of new chunks) installed in $((passes + 1)) windows, at most 1 MiB each" ||
+        fail "budget: the install did not finish" "$(ctl update status --json | jq -c '{phase, paused_reason}')"
+[ -z "$over" ] && [ "$passes" -ge 3 ] && pass "budget: no pass downloaded over 1 MiB ($passes paused for it)" ||
+        fail "budget: passes over budget or too few" "$passes pauses;$over"
+kill -TERM "$APID"; wait_exit "$APID" 20
 
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
 has_sanitizer_report "$LOG" && fail "sanitizer report in the controller log"

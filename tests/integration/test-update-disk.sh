@@ -232,7 +232,7 @@ extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificat
         # Retried by the timer only after an hour: what resumes it here is the next sync.
         new_node link "$D/node-link/slots/b" "$W" 3600 ", \"link\": {\"enabled\": true, \"url\": \"$URL\",
  \"ca\": \"$D/server-ca.pem\", \"cert\": \"$D/disk-link.pem\", \"key\": \"$D/disk-link.key\",
- \"poll_interval_sec\": 1, \"backoff_min_sec\": 1, \"backoff_max_sec\": 2}"
+ \"poll_interval_sec\": 1, \"backoff_min_sec\": 1, \"backoff_max_sec\": 2, \"min_sync_interval_sec\": 1}"
         mkdir -p "$N/etc/keys/commands" && cp cmd-ca.pem "$N/etc/keys/commands/"
         start_agent
         check "(c) the node syncs with the controller" wait_for 15 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .syncs_ok) -ge 1 ]"

@@ -213,6 +213,9 @@ static void test_decide_on_stop(void **state) {
         /* -EDQUOT is the download's budget over the link; a local install has none */
         assert_int_equal(update_decide_on_stop(-EDQUOT, true), UPDATE_STOP_PAUSE_LINK);
         assert_int_equal(update_decide_on_stop(-EDQUOT, false), UPDATE_STOP_FAIL);
+        /* -ETIME: the pass ends before the next range could (link_pass_may_download) */
+        assert_int_equal(update_decide_on_stop(-ETIME, true), UPDATE_STOP_PAUSE_LINK);
+        assert_int_equal(update_decide_on_stop(-ETIME, false), UPDATE_STOP_FAIL);
         assert_int_equal(update_decide_on_stop(-ENOLINK, true), UPDATE_STOP_PAUSE_LINK);
         assert_int_equal(update_decide_on_stop(-ETIMEDOUT, true), UPDATE_STOP_PAUSE_LINK);
         assert_int_equal(update_decide_on_stop(-ECONNRESET, true), UPDATE_STOP_PAUSE_LINK);

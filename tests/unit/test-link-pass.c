@@ -1,0 +1,119 @@
+/* Passes and their budgets: tests/unit for agent/link-pass.c. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "agent/link-pass.h"
+
+#define KIB 1024ULL
+#define MIB (1024 * 1024ULL)
+#define SEC 1000000ULL
+#define GAP (300 * SEC)
+#define MAX (1200 * SEC)
+
+static void test_window_is_one_pass(void **state) {
+        (void) state;
+        struct link_pass p;
+        link_pass_init(&p, 0, 10 * MIB);
+        /* the window [1000, 1600): every sync in it is the same pass, whatever the link did */
+        assert_true(link_pass_track(&p, 1000, 1600, 5 * SEC, GAP, MAX));
+        assert_int_equal(atomic_load(&p.number), 1);
+        assert_int_equal(atomic_load(&p.los_usec), 1600 * (int64_t) SEC);
+        link_pass_downloaded(&p, 6 * MIB, 60 * SEC);
+        link_pass_sync_failed(&p, 1000);
+        /* reconnecting within the window gives no new budget (was: every good sync did) */
+        assert_false(link_pass_track(&p, 1000, 1600, 500 * SEC, GAP, MAX));
+        assert_int_equal(atomic_load(&p.down_used), 6 * MIB);
+        assert_int_equal(link_pass_may_download(&p, 5 * MIB, 1100 * (int64_t) SEC), -EDQUOT);
+        assert_int_equal(link_pass_may_download(&p, 4 * MIB, 1100 * (int64_t) SEC), 0);
+        /* the next window: a new pass, the budget whole again */
+        assert_true(link_pass_track(&p, 7000, 7600, 6100 * SEC, GAP, MAX));
+        assert_int_equal(atomic_load(&p.number), 2);
+        assert_int_equal(atomic_load(&p.down_used), 0);
+        assert_int_equal(link_pass_may_download(&p, 10 * MIB, 7100 * (int64_t) SEC), 0);
+}
+
+static void test_learned_pass(void **state) {
+        (void) state;
+        struct link_pass p;
+        link_pass_init(&p, 64 * KIB, 0);
+        assert_true(link_pass_track(&p, -1, -1, 10 * SEC, GAP, MAX));
+        assert_int_equal(atomic_load(&p.los_usec), 0); /* no plan: the end is not known */
+        link_pass_sync_ok(&p, 20 * SEC, 40 * KIB);
+        assert_int_equal(link_pass_upload_room(&p), 24 * KIB);
+        /* good syncs a minute apart: one pass */
+        assert_false(link_pass_track(&p, -1, -1, 80 * SEC, GAP, MAX));
+        link_pass_sync_ok(&p, 90 * SEC, 30 * KIB);
+        assert_int_equal(link_pass_upload_room(&p), 0);
+        /* a failure, then the link back within the gap: the same pass, still spent */
+        link_pass_sync_failed(&p, 2 * KIB);
+        assert_false(link_pass_track(&p, -1, -1, 90 * SEC + GAP, GAP, MAX));
+        assert_int_equal(link_pass_upload_room(&p), 0);
+        /* silence longer than the gap: the ground went away, this is the next pass */
+        assert_true(link_pass_track(&p, -1, -1, 91 * SEC + GAP, GAP, MAX));
+        assert_int_equal(link_pass_upload_room(&p), 64 * KIB);
+        /* a link that never drops still gets a new pass after max (else one pass for ever,
+         * and a budget that is a lifetime cap) */
+        uint64_t t = 91 * SEC + GAP;
+        for (int i = 1; i * 60 * SEC <= MAX; i++) {
+                link_pass_sync_ok(&p, t + i * 60 * SEC, KIB);
+                assert_false(link_pass_track(&p, -1, -1, t + i * 60 * SEC, GAP, MAX));
+        }
+        assert_true(link_pass_track(&p, -1, -1, t + MAX + 61 * SEC, GAP, MAX));
+        /* no budget: no limit */
+        link_pass_init(&p, 0, 0);
+        assert_int_equal(link_pass_upload_room(&p), SIZE_MAX);
+}
+
+static void test_plan_ends_link_goes_on(void **state) {
+        (void) state;
+        struct link_pass p;
+        link_pass_init(&p, 0, MIB);
+        assert_true(link_pass_track(&p, 1000, 1600, 5 * SEC, GAP, MAX));
+        link_pass_downloaded(&p, MIB, 10 * SEC);
+        /* the plan is stale (no window open) but the link works: a learned pass, not the
+         * spent window's, and no end known */
+        assert_true(link_pass_track(&p, -1, -1, 700 * SEC, GAP, MAX));
+        assert_int_equal(atomic_load(&p.los_usec), 0);
+        assert_int_equal(link_pass_may_download(&p, MIB, 1700 * (int64_t) SEC), 0);
+}
+
+static void test_nothing_starts_that_los_would_cut(void **state) {
+        (void) state;
+        struct link_pass p;
+        link_pass_init(&p, 0, 0);
+        link_pass_track(&p, 1000, 1600, 5 * SEC, GAP, MAX);
+        /* rate unknown: the first range goes (it measures it) */
+        assert_int_equal(link_pass_may_download(&p, 4 * MIB, 1500 * (int64_t) SEC), 0);
+        /* 32 KB/s, the link */
+        link_pass_downloaded(&p, 320 * KIB, 10 * SEC);
+        assert_int_equal(atomic_load(&p.down_rate), 32 * KIB);
+        /* 100 s left less the margin: 1 MiB (32 s) goes, 4 MiB (128 s) does not */
+        assert_int_equal(link_pass_may_download(&p, MIB, 1500 * (int64_t) SEC), 0);
+        assert_int_equal(link_pass_may_download(&p, 4 * MIB, 1500 * (int64_t) SEC), -ETIME);
+        /* inside the margin nothing starts; after the end neither */
+        assert_int_equal(link_pass_may_download(&p, 1, 1596 * (int64_t) SEC), -ETIME);
+        assert_int_equal(link_pass_may_download(&p, 1, 1700 * (int64_t) SEC), -ETIME);
+        /* a small download says nothing of the rate */
+        link_pass_downloaded(&p, 2 * KIB, 10 * SEC);
+        assert_int_equal(atomic_load(&p.down_rate), 32 * KIB);
+        /* the newest counts half */
+        link_pass_downloaded(&p, 640 * KIB, 10 * SEC);
+        assert_int_equal(atomic_load(&p.down_rate), 48 * KIB);
+        /* no pass at all: no limits */
+        assert_int_equal(link_pass_may_download(NULL, 1ULL << 40, 0), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_window_is_one_pass),
+                cmocka_unit_test(test_learned_pass),
+                cmocka_unit_test(test_plan_ends_link_goes_on),
+                cmocka_unit_test(test_nothing_starts_that_los_would_cut),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
