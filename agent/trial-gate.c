@@ -25,9 +25,10 @@ struct trial_gate_decision trial_gate_decide(const struct trial_gate_input *in) 
                 d.health_held = true;
 
         if (in->controller_required) {
-                /* A pass is due when it overlaps the trial window: the node had its chance in it. */
-                if (in->has_window && in->window_start < health_deadline && in->window_end > in->started &&
-                    in->window_end >= in->window_start) {
+                /* A pass is due when it overlaps the trial window: the node had its chance in it.
+                 */
+                if (in->has_window && in->window_start < health_deadline &&
+                    in->window_end > in->started && in->window_end >= in->window_start) {
                         d.deadline_kind = TRIAL_GATE_DEADLINE_PASS;
                         d.controller_deadline = in->window_end + in->window_grace;
                 } else {

@@ -17,21 +17,21 @@
 struct trial_gate_input {
         uint64_t now, started; /* the trial began at started (now >= started) */
         uint64_t gate;         /* update.gate_sec: how long the health gate must hold */
-        uint64_t timeout;      /* update.trial_timeout_sec: it must have held by started + timeout */
+        uint64_t timeout; /* update.trial_timeout_sec: it must have held by started + timeout */
 
-        bool health_passing;         /* the health gate passes now ... */
-        uint64_t health_since;       /* ... without a break since then */
-        bool health_held;            /* it has held `gate` once in this trial (kept across restarts) */
+        bool health_passing;   /* the health gate passes now ... */
+        uint64_t health_since; /* ... without a break since then */
+        bool health_held;      /* it has held `gate` once in this trial (kept across restarts) */
 
-        bool controller_required;    /* link enabled, a rootfs trial, no commit_without_controller */
-        bool controller_reached;     /* a good sync since the trial began */
+        bool controller_required; /* link enabled, a rootfs trial, no commit_without_controller */
+        bool controller_reached;  /* a good sync since the trial began */
         /* The contact plan's pass that gives the trial its chance: the last window that opens
          * before started + timeout and closes after started (has_window false: none, or no
          * plan). */
         bool has_window;
         uint64_t window_start, window_end;
-        uint64_t window_grace;       /* after the pass closes, for a sync begun in it to end */
-        uint64_t controller_wait;    /* update.controller_wait_sec: the limit without a pass */
+        uint64_t window_grace;    /* after the pass closes, for a sync begun in it to end */
+        uint64_t controller_wait; /* update.controller_wait_sec: the limit without a pass */
 };
 
 enum trial_gate_verdict {
@@ -49,7 +49,7 @@ enum trial_gate_deadline_kind {
 
 struct trial_gate_decision {
         enum trial_gate_verdict verdict;
-        bool health_held;        /* the input's, or true from now on */
+        bool health_held;            /* the input's, or true from now on */
         bool waiting_for_controller; /* the health gate held, the controller is what is missing */
         enum trial_gate_deadline_kind deadline_kind;
         uint64_t controller_deadline; /* when DEADLINE_PASS or DEADLINE_LIMIT */
