@@ -259,15 +259,14 @@ static void report_gate(struct update_manager *m, const char *state, const char 
                                         um_monotonic_usec(m));
 }
 
-/* A monotonic time as unix seconds (the plan's clock), and back. */
+/* A monotonic time as unix seconds (the plan's clock), to the nearest second, and back. */
 static int64_t mono_to_unix(uint64_t mono, uint64_t now_mono) {
-        int64_t now_real = (int64_t) (um_realtime_usec() / 1000000);
-        return now_real + ((int64_t) mono - (int64_t) now_mono) / 1000000;
+        int64_t real = (int64_t) um_realtime_usec() + ((int64_t) mono - (int64_t) now_mono);
+        return (real + 500000) / 1000000;
 }
 
 static uint64_t unix_to_mono(int64_t t, uint64_t now_mono) {
-        int64_t now_real = (int64_t) (um_realtime_usec() / 1000000);
-        int64_t m = (int64_t) now_mono + (t - now_real) * 1000000;
+        int64_t m = (int64_t) now_mono + t * 1000000 - (int64_t) um_realtime_usec();
         return m > 0 ? (uint64_t) m : 0;
 }
 
