@@ -379,6 +379,41 @@ start_agent
 check "gate: still rolled back on B" phase_is rolled-back
 check "gate: from B, the ground learns of the rollback and its reason" wait_for 20 ground_update update.rolled-back \
         '.body.bundle_id == "v3" and (.body.reason | startswith("the controller was not reached from slot A within 3 s"))'
+
+# (c) The same broken image, with a contact pass planned in the trial window: the deadline
+# is the end of the pass (plus link.timeout_sec), not controller_wait_sec (10 minutes here).
+PLAN_END=$(($(date +%s) + 30))
+code=$(curl -s -o plan.out -w '%{http_code}' --cacert server-ca.pem -H "Authorization: Bearer $(cat token)" -X PUT \
+        --data "{\"windows\":[{\"start\":$(($(date +%s) - 5)),\"end\":$PLAN_END,\"rate_bps\":250000}]}" \
+        "$URL/v1/nodes/sat-1/contact-plan")
+[ "$code" = 200 ] || fail "gate: contact plan set" "HTTP $code: $(cat plan.out)"
+check "gate: the node has the plan" wait_for 15 grep -q "link: new contact plan: 1 windows" "$N/agent.log"
+cp v2.img v4.img
+head -c $CHUNK /dev/urandom | dd of=v4.img bs=$CHUNK seek=11 conv=notrunc status=none
+printf '{"bundle_id": "v4", "version": "4.0.0", "security_version": 4, "compatible": ["sim-board"]}\n' >t4.json
+"$OB" create --manifest-template t4.json --image rootfs=v4.img --chunk-size $CHUNK --key rel.key \
+        --cert rel.pem -o v4.obundle >/dev/null || bail "bundle v4"
+check "gate: v4 installs into A" ctl update install "$D/v4.obundle"
+kill -TERM "$APID"; wait_exit "$APID" 20
+set_config ".link.url = \"https://127.0.0.1:$closed\" | .link.timeout_sec = 2 | .update.controller_wait_sec = 600"
+reboot_node; [ "$BOOTED" = A ] && pass "gate: the bootloader picks A (v4, broken link)" || fail "gate: reboot into A (v4)" "$BOOTED"
+start_agent
+pass_due() {
+        ctl update status --json | jq -e --argjson plan_end "$PLAN_END" '.phase == "trial" and .trial.controller.waits_for == "contact-pass"
+                and .trial.controller.waits_until == $plan_end + 2' >/dev/null
+}
+wait_for 20 pass_due && pass "gate: the trial waits for the controller until the planned pass is over" ||
+        fail "gate: waiting for the planned pass" "$(ctl update status --json | jq -c '{phase, trial}') (pass ends at $PLAN_END)"
+check "gate: the broken image rolls back by itself when the pass is over" wait_for 60 phase_is rolled-back
+ust .reason | grep -qx "the controller was not reached from slot A within [0-9]* s (the contact pass planned in the trial window is over)" &&
+        [ "$(date +%s)" -ge $((PLAN_END + 2)) ] &&
+        pass "gate: the rollback names the reason: $(ust .reason)" || fail "gate: rollback reason (plan)" "$(ust .reason)"
+kill -TERM "$APID"; wait_exit "$APID" 20
+set_config ".link.url = \"$GOOD_URL\" | del(.link.timeout_sec)"
+reboot_node; [ "$BOOTED" = B ] && pass "gate: back on B after v4" || fail "gate: back on B (v4)" "$BOOTED"
+start_agent
+check "gate: from B, the ground learns of v4's rollback" wait_for 30 ground_update update.rolled-back \
+        '.body.bundle_id == "v4" and (.body.reason | endswith("(the contact pass planned in the trial window is over)"))'
 kill -TERM "$APID"; wait_exit "$APID" 20
 
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
