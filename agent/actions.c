@@ -122,6 +122,7 @@ static const char *const settable_keys[] = {
         "health.min_dwell_sec",
         "update.gate_sec",
         "update.trial_timeout_sec",
+        "update.controller_wait_sec", /* but not commit_without_controller: that one is trust */
         "update.boot_tries",
         /* the controller can forbid privileged specs on a node (and allow them back) */
         "sandbox.allow_privileged",

@@ -80,6 +80,10 @@ struct agent_update_config {
         int64_t boot_tries;        /* boots a new rootfs slot gets before the bootloader gives up */
         int64_t gate_sec;          /* the health gate must hold this long to commit */
         int64_t trial_timeout_sec; /* a trial that has not passed the gate by then rolls back */
+        /* with the link enabled, a rootfs trial also waits for a good sync from the new slot:
+         * this long when no contact pass is planned in the trial window (agent/trial-gate.h) */
+        int64_t controller_wait_sec;
+        bool commit_without_controller; /* the old gate (boards with no link to the ground) */
         int64_t scrub_interval_sec; /* re-read the inactive slots this often; 0: never */
         int64_t scrub_mib_per_sec;  /* pace of a scrub's reads; 0: unpaced */
         char *reboot_command[UPDATE_CONFIG_MAX_ARGS + 1]; /* argv, NULL-terminated; none: wait */

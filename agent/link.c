@@ -206,6 +206,31 @@ bool link_plan_is_open(json_t *plan, int64_t now, int64_t *ret_next_start) {
         return false;
 }
 
+bool link_plan_window_within(json_t *plan, int64_t from, int64_t until, int64_t *ret_start, int64_t *ret_end) {
+        json_t *windows = plan ? json_object_get(plan, "windows") : NULL;
+        bool found = false;
+        int64_t best_start = 0, best_end = 0;
+        size_t i;
+        json_t *w;
+        json_array_foreach(windows, i, w) {
+                int64_t start = json_integer_value(json_object_get(w, "start"));
+                int64_t end = json_integer_value(json_object_get(w, "end"));
+                if (start >= until || end <= from || end <= start)
+                        continue;
+                if (!found || end > best_end) {
+                        best_start = start;
+                        best_end = end;
+                        found = true;
+                }
+        }
+        if (ret_start)
+                *ret_start = best_start;
+        if (ret_end)
+                *ret_end = best_end;
+        return found;
+}
+
+
 /* The contact window open now: its start (-1: no plan, or no window open) and end. */
 static int64_t plan_open_window(json_t *plan, int64_t now, int64_t *ret_end) {
         json_t *windows = plan ? json_object_get(plan, "windows") : NULL;
@@ -1095,8 +1120,8 @@ static void sync_finished(struct link *l, CURLcode result) {
                 if (acked > 0 && event_queue_count(l->h.events) > 0 &&
                     (cut || sent >= (size_t) l->h.cfg->link.max_records_per_sync))
                         l->sync_again = true;
-                if (l->h.update)
-                        update_manager_link_up(l->h.update);
+                if (l->h.synced)
+                        l->h.synced(l->h.userdata);
                 /* at most LINK_ANSWER_MAX_NEXT_SYNC_SEC: link_answer_parse refuses more; at
                  * least the configured floor: a controller cannot keep a node syncing back to
                  * back (its own backlog can: sync_again) */
@@ -1284,6 +1309,10 @@ void link_sync_now(struct link *l) {
                 return;
         }
         schedule(l, 0);
+}
+
+bool link_contact_window(struct link *l, int64_t from, int64_t until, int64_t *ret_start, int64_t *ret_end) {
+        return link_plan_window_within(l ? l->plan : NULL, from, until, ret_start, ret_end);
 }
 
 json_t *link_status_json(struct link *l) {

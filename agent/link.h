@@ -20,7 +20,6 @@
 #include "agent/events.h"
 #include "agent/link-pass.h"
 #include "agent/node-state.h"
-#include "agent/update-manager.h"
 
 struct link;
 
@@ -29,8 +28,11 @@ struct link_hooks {
         const struct agent_config *cfg; /* stays valid; replaced in place on reload */
         const struct node_state *node;
         struct event_queue *events;
-        struct update_manager *update; /* may be NULL: told when the link is up */
-        struct link_pass *pass;        /* the contact now: the link starts passes, both charge it */
+        /* after every good sync (an answer parsed and accepted); may be NULL. The agent tells
+         * the update manager (a paused install resumes; a trial learns the controller was
+         * reached from this slot). */
+        void (*synced)(void *userdata);
+        struct link_pass *pass; /* the contact now: the link starts passes, both charge it */
         /* the full status document for status.send (a new reference) */
         json_t *(*status)(void *userdata);
         /* carry out a verified command (agent/actions.h): 0 or -errno, and *ret_message
@@ -51,6 +53,9 @@ void link_send_status(struct link *l);
 /* For orbitctl status and `orbitctl link`. */
 json_t *link_status_json(struct link *l);
 
+/* The window of the contact plan the link follows now that link_plan_window_within finds. */
+bool link_contact_window(struct link *l, int64_t from, int64_t until, int64_t *ret_start, int64_t *ret_end);
+
 /* ---- pure pieces, unit-tested --------------------------------------------------------- */
 
 /*
@@ -65,6 +70,13 @@ uint64_t link_backoff_usec(unsigned failures, uint64_t min_usec, uint64_t max_us
  * until the next one opens (-1: no window ahead).
  */
 bool link_plan_is_open(json_t *plan, int64_t now, int64_t *ret_next_start);
+
+/*
+ * Of the plan's windows that overlap [from, until) (unix seconds), the one that closes
+ * last: *ret_start and *ret_end. false when none does, or there is no plan (an empty or
+ * missing plan is "always open", which is no planned pass).
+ */
+bool link_plan_window_within(json_t *plan, int64_t from, int64_t until, int64_t *ret_start, int64_t *ret_end);
 
 /*
  * What parsing an answer will cost, counted as its text arrives: the places where one more

@@ -70,6 +70,22 @@ static json_t *link_status_document(void *userdata) {
         return agent_status_document(userdata);
 }
 
+/* A good sync: a paused install resumes, a trial learns the controller was reached. */
+static void link_synced(void *userdata) {
+        struct agent *a = userdata;
+        if (!a->update)
+                return;
+        update_manager_link_up(a->update);
+        update_manager_controller_reached(a->update);
+}
+
+/* For the trial's commit gate: the pass of the link's contact plan in a trial window. */
+static bool trial_contact_window(void *userdata, int64_t from, int64_t until, int64_t *ret_start,
+                                 int64_t *ret_end) {
+        struct agent *a = userdata;
+        return a->link && link_contact_window(a->link, from, until, ret_start, ret_end);
+}
+
 /* ---- lifecycle -------------------------------------------------------------------- */
 
 static void notify_status(const char *fmt, ...) _printf_(1, 2);
@@ -373,7 +389,7 @@ static int agent_start(struct agent *a) {
                         .cfg = &a->config,
                         .node = &a->node,
                         .events = a->events,
-                        .update = a->update,
+                        .synced = link_synced,
                         .pass = &a->pass,
                         .status = link_status_document,
                         .command = link_command,
@@ -382,8 +398,10 @@ static int agent_start(struct agent *a) {
                 r = link_new(a->event, &h, &a->link);
                 if (r < 0)
                         return log_error_errno(r, "cannot start the controller link");
-                if (a->update)
+                if (a->update) {
+                        update_manager_set_contact_window(a->update, trial_contact_window, a);
                         update_manager_set_pass(a->update, &a->pass);
+                }
         }
 
         /* what start-up found (the node state, the link, the update state...) and later on */

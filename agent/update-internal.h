@@ -23,6 +23,7 @@
 #include <systemd/sd-event.h>
 
 #include "agent/update-fetch.h"
+#include "agent/trial-gate.h"
 #include "agent/update-manager.h"
 #include "lib/macro.h"
 #include "update/bootenv.h"
@@ -137,10 +138,18 @@ struct update_manager {
          * this much of it is durable, until cancelled, so a test can kill it exactly there. */
         double stall_percent;
 
-        /* the trial */
+        /* the trial (kept in UM_TRIAL_FILE: its start, the health gate held, the controller
+         * reached, so a restarted agent goes on from there) */
         sd_event_source *gate_timer;
         uint64_t trial_started_usec, gate_ok_since_usec;
         char gate_why[256];
+        char trial_kernel_boot_id[64]; /* "": unknown (the trial restarts with the agent) */
+        bool health_held;        /* the health gate held gate_sec once in this trial */
+        uint64_t controller_reached_usec; /* the first good sync of the trial; 0: none yet */
+        bool waiting_for_controller; /* the last tick: the health gate held, no sync yet */
+        struct trial_gate_decision last_decision;
+        update_contact_window_fn contact_window;
+        void *contact_window_userdata;
 
         sd_event_source *reboot_timer;
         sd_event_source *scrub_timer;
@@ -196,4 +205,5 @@ int um_begin_trial(struct update_manager *m);
 int um_do_commit(struct update_manager *m, const char *why, char *msg, size_t size);
 int um_do_rollback(struct update_manager *m, bool reboot, const char *fmt, ...) _printf_(3, 4);
 void um_stop_gate(struct update_manager *m);
+void um_trial_controller_reached(struct update_manager *m);
 json_t *um_trial_status_json(struct update_manager *m);

@@ -716,6 +716,18 @@ void update_manager_link_up(struct update_manager *m) {
         (void) resume_install(m);
 }
 
+void update_manager_controller_reached(struct update_manager *m) {
+        if (m)
+                um_trial_controller_reached(m);
+}
+
+void update_manager_set_contact_window(struct update_manager *m, update_contact_window_fn fn, void *userdata) {
+        if (!m)
+                return;
+        m->contact_window = fn;
+        m->contact_window_userdata = userdata;
+}
+
 int update_manager_request_reboot(struct update_manager *m, char **ret_message) {
         if (!m || m->cfg->update.n_reboot_args == 0)
                 return message_set(ret_message, -ENOTSUP,

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <systemd/sd-event.h>
@@ -57,6 +58,18 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
 void update_manager_link_up(struct update_manager *m);
 /* The link's passes (agent/link-pass.h): downloads are charged to them. */
 void update_manager_set_pass(struct update_manager *m, struct link_pass *pass);
+
+/*
+ * The commit gate's view of the controller (docs/update.md, "The commit gate"): with the
+ * link enabled, a rootfs trial commits only once the controller was reached from the new
+ * slot. controller_reached: a good sync just now (the link calls it after every one).
+ * The window callback gives the contact plan's pass that overlaps [from, until) (unix
+ * seconds), the one that closes last; false: none planned. Without one, no pass is known.
+ */
+void update_manager_controller_reached(struct update_manager *m);
+typedef bool (*update_contact_window_fn)(void *userdata, int64_t from, int64_t until, int64_t *ret_start,
+                                         int64_t *ret_end);
+void update_manager_set_contact_window(struct update_manager *m, update_contact_window_fn fn, void *userdata);
 
 /* Run update.reboot_command (after a second). -ENOTSUP without one. */
 int update_manager_request_reboot(struct update_manager *m, char **ret_message);

@@ -530,6 +530,8 @@ static void print_update(json_t *r) {
                        (long long) json_integer_value(json_object_get(t, "gate_ok_for_sec")),
                        (long long) json_integer_value(json_object_get(t, "gate_sec")),
                        *ustr(t, "gate_failing") ? "; failing: " : "", ustr(t, "gate_failing"));
+        if (t && *ustr(t, "controller_summary"))
+                printf("Controller:    %s\n", ustr(t, "controller_summary"));
         if (json_is_true(json_object_get(r, "reboot_required")))
                 printf("A reboot is needed to continue.\n");
 }

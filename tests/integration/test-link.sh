@@ -2,7 +2,9 @@
 # HTTPS with mutual TLS on loopback. Records go up exactly once and leave the outbox when
 # acknowledged; signed commands come down and are answered (done, failed, rejected);
 # config.set changes only safe keys; a bundle installs by id over HTTP Range, fetching only
-# the chunks the active slot lacks; the controller going away and coming back loses nothing.
+# the chunks the active slot lacks; the controller going away and coming back loses nothing;
+# a trial commits only once the controller was reached from the new slot, and an image
+# with a broken link configuration rolls back by itself.
 # shellcheck shell=bash
 set -u -o pipefail
 
@@ -299,21 +301,138 @@ gaps=$(jq '[.[] | select(.key.boot_epoch == 1) | .key.seq] | sort | . as $s | [r
 n=$(jq '[.[] | select(.key.boot_epoch == 1)] | length' recs.json)
 [ "$gaps" = 0 ] && [ "$n" -ge 10 ] && pass "all $n records of the boot arrived, seq 1..$n without a gap" || fail "gaps" "$gaps gaps in $n records"
 
+# ---- the commit gate: the controller reached from the new slot -----------------------------------
+# B holds v2 and is armed since update.ready. A rootfs trial on a node with a link commits
+# only once a sync from the new slot went through (docs/update.md, "The commit gate").
+ust() { ctl update status --json | jq -r "$1"; }
+phase_is() { [ "$(ust .phase)" = "$1" ]; }
+boot_tool() { "$TOOL" --kind file --path "$N/boot.json" "$@"; }
+reboot_node() { # what the bootloader does at power-on; sets BOOTED
+        BOOTED=$(boot_tool simulate-boot "$N/cmdline") || bail "no bootable slot"
+        note "rebooted into slot $BOOTED"
+}
+set_config() { # JQ-FILTER on agent.json, read at the next start
+        jq "$1" "$N/etc/agent.json" >"$N/etc/agent.json.tmp" && mv "$N/etc/agent.json.tmp" "$N/etc/agent.json"
+}
+ground_update() { # KIND [JQ-CONDITION]: the ground has an update record of this kind (and condition)
+        oc records sat-1 --kind "$1" --limit 1000 --json | jq -e "[.[] | select(${2:-true})] | length >= 1" >/dev/null
+}
+# (a) The controller is down when B boots: the health gate holds (1 s) and the trial waits.
+kill -TERM "$CPID"; wait_exit "$CPID" 20
+set_config '.update.gate_sec = 1 | .update.trial_timeout_sec = 5 | .update.controller_wait_sec = 600'
+reboot_node; [ "$BOOTED" = B ] && pass "gate: the bootloader picks B (v2)" || fail "gate: reboot into B" "$BOOTED"
+start_agent
+waiting() {
+        ctl update status --json | jq -e '.phase == "trial" and .trial.health_held and .trial.waiting_for == "controller"
+                and .trial.controller.required and (.trial.controller.reached | not)
+                and .trial.controller.waits_for == "controller-wait-limit" and .trial.controller.waits_sec > 0' >/dev/null
+}
+check "gate: the health gate held, the trial waits for the controller" wait_for 20 waiting
+# past the 5 s trial timeout with the health gate held: still on trial, not committed, not rolled back
+past_timeout() { [ "$(ust '.trial.elapsed_sec')" -ge 6 ]; }
+wait_for 20 past_timeout && waiting && pass "gate: past trial_timeout_sec, the trial still waits for the controller" ||
+        fail "gate: waiting past the trial timeout" "$(ctl update status --json | jq -c '{phase, reason, trial}')"
+ctl update status | grep -q "^Controller:    not reached yet; waits [0-9]* s more (update.controller_wait_sec), then rolls back" &&
+        pass "gate: orbitctl update status says the controller is awaited" ||
+        fail "gate: orbitctl update status" "$(ctl update status)"
+EPOCH=$(ctl status --json | jq .boot_epoch)
+start_controller "$PORT"
+check "gate: a good sync from B commits v2" wait_for 30 phase_is committed
+[ "$(ust .reason)" = "the health gate held for 1 s and the controller was reached from slot B" ] &&
+        pass "gate: the commit says why: $(ust .reason)" || fail "gate: commit reason" "$(ust .reason)"
+check "gate: the ground has the commit" wait_for 15 ground_update update.committed ".key.boot_epoch == $EPOCH"
+oc records sat-1 --kind 'update.*' --limit 1000 --json >gate.json
+order=$(jq -r --argjson e "$EPOCH" '[.[] | select(.key.boot_epoch == $e)
+        | select(.kind == "update.trial" or .kind == "update.gate" or .kind == "update.committed") | {seq: .key.seq, what: (if .kind == "update.gate" then .body.state else .kind end)}] | sort_by(.seq) | map(.what) | join(" ")' gate.json)
+[ "$order" = "update.trial waiting-for-controller controller-reached update.committed" ] &&
+        pass "gate: records of B's run in order: $order" || fail "gate: record order" "$order"
+check "gate: B is good in the boot environment, A still the fallback" test "$(boot_tool state | tr '\n' ' ' | sed 's/ $//')" = "primary=B A_good=1 A_tries_left=0 B_good=1 B_tries_left=0"
+
+# (b) v3 into A, whose link configuration is broken (the controller's URL points at a closed
+# port): the health gate holds, the controller is never reached, and the trial rolls back
+# by itself after update.controller_wait_sec (3 s here), with no operator and no ground.
+cp v2.img v3.img
+for c in 7 64; do
+        head -c $CHUNK /dev/urandom | dd of=v3.img bs=$CHUNK seek=$c conv=notrunc status=none
+done
+printf '{"bundle_id": "v3", "version": "3.0.0", "security_version": 3, "compatible": ["sim-board"]}\n' >t3.json
+"$OB" create --manifest-template t3.json --image rootfs=v3.img --chunk-size $CHUNK --key rel.key \
+        --cert rel.pem -o v3.obundle >/dev/null || bail "bundle v3"
+check "gate: v3 installs into A" ctl update install "$D/v3.obundle"
+kill -TERM "$APID"; wait_exit "$APID" 20
+GOOD_URL=$(jq -r .link.url "$N/etc/agent.json")
+closed=$( (python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') 2>/dev/null) || closed=1
+set_config ".link.url = \"https://127.0.0.1:$closed\" | .update.controller_wait_sec = 3"
+reboot_node; [ "$BOOTED" = A ] && pass "gate: the bootloader picks A (v3, broken link)" || fail "gate: reboot into A" "$BOOTED"
+MARK=$(wc -l <"$LOG")
+start_agent
+check "gate: the broken image rolls back by itself" wait_for 30 phase_is rolled-back
+[ "$(ust .reason)" = "the controller was not reached from slot A within 3 s (no contact pass planned in the trial window: update.controller_wait_sec)" ] &&
+        pass "gate: the rollback names the reason: $(ust .reason)" || fail "gate: rollback reason" "$(ust .reason)"
+[ "$(lnk .syncs_ok)" = 0 ] && [ "$(tail -n +$((MARK + 1)) "$LOG" | grep -c 'sync from sat-1')" = 0 ] &&
+        pass "gate: no sync came from A" || fail "gate: syncs from A" "$(lnk .syncs_ok)"
+check "gate: A is abandoned, B is primary again" test "$(boot_tool state | tr '\n' ' ' | sed 's/ $//')" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0"
+check "gate: the agent asks for the reboot back" test "$(ust .reboot_required)" = true
+kill -TERM "$APID"; wait_exit "$APID" 20
+set_config ".link.url = \"$GOOD_URL\""
+reboot_node; [ "$BOOTED" = B ] && pass "gate: back on B" || fail "gate: back on B" "$BOOTED"
+start_agent
+check "gate: still rolled back on B" phase_is rolled-back
+check "gate: from B, the ground learns of the rollback and its reason" wait_for 20 ground_update update.rolled-back \
+        '.body.bundle_id == "v3" and (.body.reason | startswith("the controller was not reached from slot A within 3 s"))'
+
+# (c) The same broken image, with a contact pass planned in the trial window: the deadline
+# is the end of the pass (plus link.timeout_sec), not controller_wait_sec (10 minutes here).
+PLAN_END=$(($(date +%s) + 30))
+code=$(curl -s -o plan.out -w '%{http_code}' --cacert server-ca.pem -H "Authorization: Bearer $(cat token)" -X PUT \
+        --data "{\"windows\":[{\"start\":$(($(date +%s) - 5)),\"end\":$PLAN_END,\"rate_bps\":250000}]}" \
+        "$URL/v1/nodes/sat-1/contact-plan")
+[ "$code" = 200 ] || fail "gate: contact plan set" "HTTP $code: $(cat plan.out)"
+check "gate: the node has the plan" wait_for 15 grep -q "link: new contact plan: 1 windows" "$N/agent.log"
+cp v2.img v4.img
+head -c $CHUNK /dev/urandom | dd of=v4.img bs=$CHUNK seek=11 conv=notrunc status=none
+printf '{"bundle_id": "v4", "version": "4.0.0", "security_version": 4, "compatible": ["sim-board"]}\n' >t4.json
+"$OB" create --manifest-template t4.json --image rootfs=v4.img --chunk-size $CHUNK --key rel.key \
+        --cert rel.pem -o v4.obundle >/dev/null || bail "bundle v4"
+check "gate: v4 installs into A" ctl update install "$D/v4.obundle"
+kill -TERM "$APID"; wait_exit "$APID" 20
+set_config ".link.url = \"https://127.0.0.1:$closed\" | .link.timeout_sec = 2 | .update.controller_wait_sec = 600"
+reboot_node; [ "$BOOTED" = A ] && pass "gate: the bootloader picks A (v4, broken link)" || fail "gate: reboot into A (v4)" "$BOOTED"
+start_agent
+pass_due() {
+        ctl update status --json | jq -e --argjson plan_end "$PLAN_END" '.phase == "trial" and .trial.controller.waits_for == "contact-pass"
+                and .trial.controller.waits_until == $plan_end + 2' >/dev/null
+}
+wait_for 20 pass_due && pass "gate: the trial waits for the controller until the planned pass is over" ||
+        fail "gate: waiting for the planned pass" "$(ctl update status --json | jq -c '{phase, trial}') (pass ends at $PLAN_END)"
+check "gate: the broken image rolls back by itself when the pass is over" wait_for 60 phase_is rolled-back
+ust .reason | grep -qx "the controller was not reached from slot A within [0-9]* s (the contact pass planned in the trial window is over)" &&
+        [ "$(date +%s)" -ge $((PLAN_END + 2)) ] &&
+        pass "gate: the rollback names the reason: $(ust .reason)" || fail "gate: rollback reason (plan)" "$(ust .reason)"
+kill -TERM "$APID"; wait_exit "$APID" 20
+set_config ".link.url = \"$GOOD_URL\" | del(.link.timeout_sec)"
+reboot_node; [ "$BOOTED" = B ] && pass "gate: back on B after v4" || fail "gate: back on B (v4)" "$BOOTED"
+start_agent
+check "gate: from B, the ground learns of v4's rollback" wait_for 30 ground_update update.rolled-back \
+        '.body.bundle_id == "v4" and (.body.reason | endswith("(the contact pass planned in the trial window is over)"))'
+kill -TERM "$APID"; wait_exit "$APID" 20
+
 # ---- a download budget per pass, not per sync --------------------------------------------------------
 # A fresh node (its state gone, slot A v1, slot B empty), link.download_budget_mib 1 and a
 # contact plan of one open window: a 3 MiB delta must take three passes. Inside a pass, good
 # syncs (each tells the update manager the link is up) do not give the budget back; a new
 # window does. The windows start in the past so that only their start says "another pass".
-rm -rf "$N/state" && : >"$N/slots/b" && rm -f "$N/boot.json" &&
+rm -rf "$N/state" && cp v1.img "$N/slots/a" && : >"$N/slots/b" && rm -f "$N/boot.json" &&
+        echo "orbit.slot=A" >"$N/cmdline" &&
         "$TOOL" --kind file --path "$N/boot.json" init-state A >/dev/null || bail "reset the node"
 jq '.link.download_budget_mib = 1' "$N/etc/agent.json" >"$N/etc/agent.json.tmp" && mv "$N/etc/agent.json.tmp" "$N/etc/agent.json"
-cp v1.img v3.img
+cp v1.img v9.img
 for c in $(seq 10 57); do # 48 chunks, 3 MiB
-        head -c $CHUNK /dev/urandom | dd of=v3.img bs=$CHUNK seek=$c conv=notrunc status=none
+        head -c $CHUNK /dev/urandom | dd of=v9.img bs=$CHUNK seek=$c conv=notrunc status=none
 done
-printf '{"bundle_id": "v3", "version": "3.0.0", "security_version": 3, "compatible": ["sim-board"]}\n' >t.json
-"$OB" create --manifest-template t.json --image rootfs=v3.img --chunk-size $CHUNK --key rel.key \
-        --cert rel.pem -o v3.obundle >/dev/null && oc bundle upload v3.obundle >/dev/null || bail "bundle v3"
+printf '{"bundle_id": "v9", "version": "9.0.0", "security_version": 9, "compatible": ["sim-board"]}\n' >t.json
+"$OB" create --manifest-template t.json --image rootfs=v9.img --chunk-size $CHUNK --key rel.key \
+        --cert rel.pem -o v9.obundle >/dev/null && oc bundle upload v9.obundle >/dev/null || bail "bundle v9"
 T0=$(( $(date +%s) - 300 ))
 window() { # I: the plan's one window starts at T0 + I and is open for two hours
         printf '{"windows": [{"start": %d, "end": %d, "rate_bps": 250000}]}' $((T0 + $1)) $((T0 + 7500)) >plan.json
@@ -325,7 +444,7 @@ start_agent
 pass_of() { ctl link --json | jq -r ".pass.$1"; }
 ustat() { ctl update status --json | jq -r "$1"; }
 paused_budget() { ustat '.paused_reason // ""' | grep -q "download budget is spent"; }
-s=$(oc command send sat-1 update.install bundle_id=v3 --json | seq_of)
+s=$(oc command send sat-1 update.install bundle_id=v9 --json | seq_of)
 passes=0 over="" windows=0
 for i in 1 2 3 4 5 6; do
         wait_for 60 sh -c "paused() { \"$CTL_BIN\" --socket \"$N/run/control.sock\" update status --json | jq -e '.phase == \"ready\" or ((.paused_reason // \"\") | test(\"download budget is spent\"))' >/dev/null; }; paused" ||
@@ -349,8 +468,8 @@ for i in 1 2 3 4 5 6; do
         wait_for 30 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .pass.number) -gt $p ]" ||
                 { fail "budget: a new window is no new pass" "$(ctl link --json | jq -c .pass)"; break; }
 done
-[ "$(ustat .phase)" = ready ] && cmp -s "$N/slots/b" v3.img &&
-        pass "budget: v3 (3 MiB of new chunks) installed in $((passes + 1)) windows, at most 1 MiB each" ||
+[ "$(ustat .phase)" = ready ] && cmp -s "$N/slots/b" v9.img &&
+        pass "budget: v9 (3 MiB of new chunks) installed in $((passes + 1)) windows, at most 1 MiB each" ||
         fail "budget: the install did not finish" "$(ctl update status --json | jq -c '{phase, paused_reason}')"
 [ -z "$over" ] && [ "$passes" -ge 3 ] && pass "budget: no pass downloaded over 1 MiB ($passes paused for it)" ||
         fail "budget: passes over budget or too few" "$passes pauses;$over"

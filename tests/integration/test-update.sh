@@ -203,6 +203,11 @@ check "file: B committed in the boot environment" \
 check "file: anti-rollback floor raised to 2" test "$(ust .min_security_version)" = 2
 boot_events | jq -e '[.[] | select(.kind == "update.committed")] | length == 1' >/dev/null &&
         pass "file: the commit is reported" || fail "file: commit event"
+# No link on this node: the old gate, and the log says so (docs/update.md, "The commit gate").
+grep -q "the controller is not waited for: the link is disabled (link.enabled)" "$N/agent.log" &&
+        [ "$(ust .reason)" = "the health gate held for 1 s" ] &&
+        pass "file: no link: the health gate alone commits, and the log says the controller is not waited for" ||
+        fail "file: the gate without a link" "$(ust .reason); $(grep 'trial of' "$N/agent.log" | tail -1)"
 
 out=$(install v1.obundle 2>&1) && fail "rollback to v1 refused" "$out" || {
         grep -q "security_version 1 .*below" <<<"$out" && pass "anti-rollback: security_version 1 < floor 2 refused" ||

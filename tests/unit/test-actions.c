@@ -256,6 +256,9 @@ static void test_settable_keys(void **state) {
         assert_true(action_config_key_is_settable("link.poll_interval_sec"));
         assert_true(action_config_key_is_settable("health.report_interval_sec"));
         assert_true(action_config_key_is_settable("update.gate_sec"));
+        assert_true(action_config_key_is_settable("update.controller_wait_sec"));
+        /* the ground cannot let a node commit without hearing from it */
+        assert_false(action_config_key_is_settable("update.commit_without_controller"));
         /* never what decides what runs, what is trusted, or where state lives */
         assert_false(action_config_key_is_settable("link.url"));
         assert_false(action_config_key_is_settable("link.command_keyring_dir"));

@@ -284,11 +284,17 @@ static void test_update_section(void **state) {
         assert_string_equal(c.update.keyring_dir, "/etc/orbit-agent/keys/bundles");
         assert_true(c.update.delta_scan);
         assert_int_equal(c.update.space_retry_sec, 60);
+        /* a rootfs trial waits for the controller, a day by default, never commits blind */
+        assert_int_equal(c.update.controller_wait_sec, 86400);
+        assert_false(c.update.commit_without_controller);
         config_free(&c);
-        r = parse("{\"config_version\": 1, \"update\": {\"space_retry_sec\": 5}}", &c, err,
-                  sizeof(err));
+        r = parse("{\"config_version\": 1, \"update\": {\"space_retry_sec\": 5, \"controller_wait_sec\": 3,"
+                  " \"commit_without_controller\": true}}",
+                  &c, err, sizeof(err));
         assert_int_equal(r, 0);
         assert_int_equal(c.update.space_retry_sec, 5);
+        assert_int_equal(c.update.controller_wait_sec, 3);
+        assert_true(c.update.commit_without_controller);
         config_free(&c);
 
         expect_error("{\"config_version\": 1, \"update\": {\"enabled\": true}}",
@@ -309,6 +315,10 @@ static void test_update_section(void **state) {
                      "/etc/orbit-agent/agent.json:1:48: update.boot_tries: 12 is out of range [1, 9]");
         expect_error("{\"config_version\": 1, \"update\": {\"space_retry_sec\": 0}}",
                      "/etc/orbit-agent/agent.json:1:53: update.space_retry_sec: 0 is out of range [1, 86400]");
+        expect_error("{\"config_version\": 1, \"update\": {\"controller_wait_sec\": 0}}",
+                     "/etc/orbit-agent/agent.json:1:57: update.controller_wait_sec: 0 is out of range [1, 2592000]");
+        expect_error("{\"config_version\": 1, \"update\": {\"commit_without_controller\": 1}}",
+                     "/etc/orbit-agent/agent.json:1:63: update.commit_without_controller: expected true or false, got an integer");
         expect_error("{\"config_version\": 1, \"update\": {\"bootlader\": {}}}",
                      "/etc/orbit-agent/agent.json:1:34: update.bootlader: unknown key (did you mean \"bootloader\"?)");
 }

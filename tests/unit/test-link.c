@@ -61,6 +61,26 @@ static void test_plan(void **state) {
         json_decref(plan);
 }
 
+/* The pass a trial's commit gate waits for: the plan's window in [from, until) that ends last. */
+static void test_plan_window_within(void **state) {
+        int64_t start = -1, end = -1;
+        assert_false(link_plan_window_within(NULL, 0, 1000, &start, &end)); /* no plan: no pass known */
+        json_t *empty = json_pack("{s:[]}", "windows");
+        assert_false(link_plan_window_within(empty, 0, 1000, &start, &end));
+        json_decref(empty);
+        json_t *plan = json_pack("{s:[{s:i,s:i},{s:i,s:i},{s:i,s:i}]}", "windows", "start", 500, "end", 600,
+                                 "start", 100, "end", 200, "start", 2000, "end", 2100);
+        assert_true(link_plan_window_within(plan, 0, 1000, &start, &end));
+        assert_int_equal(start, 500); /* the later of the two passes in the trial window */
+        assert_int_equal(end, 600);
+        assert_true(link_plan_window_within(plan, 150, 450, &start, &end)); /* open at from */
+        assert_int_equal(start, 100);
+        assert_int_equal(end, 200);
+        assert_false(link_plan_window_within(plan, 200, 500, &start, &end)); /* end and until are outside */
+        assert_false(link_plan_window_within(plan, 2100, 9000, &start, &end));
+        json_decref(plan);
+}
+
 static void test_result_reason(void **state) {
         char reason[LINK_RESULT_REASON_MAX + 1];
         link_result_reason(NULL, reason);
@@ -310,6 +330,7 @@ int main(void) {
                 cmocka_unit_test(test_backoff),
                 cmocka_unit_test(test_result_reason),
                 cmocka_unit_test(test_plan),
+                cmocka_unit_test(test_plan_window_within),
                 cmocka_unit_test(test_answer_good),
                 cmocka_unit_test(test_answer_malformed),
                 cmocka_unit_test(test_json_scan),
