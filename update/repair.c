@@ -20,7 +20,7 @@ int repair_plan(const struct manifest_image *img, const uint8_t *bad, uint64_t m
             (img->size + img->chunk_size - 1) / img->chunk_size != img->n_chunks)
                 return -EINVAL;
         /* Bits past the last chunk in the bitmap's last byte: a bitmap of another image. */
-        for (uint64_t i = img->n_chunks; i < (uint64_t) install_bitmap_size(img->n_chunks) * 8; i++)
+        for (uint64_t i = img->n_chunks; i < (uint64_t)install_bitmap_size(img->n_chunks) * 8; i++)
                 if (install_bitmap_get(bad, i))
                         return -EINVAL;
         if (max_length == 0)
@@ -51,14 +51,14 @@ int repair_plan(const struct manifest_image *img, const uint8_t *bad, uint64_t m
         }
         if (ret_more)
                 *ret_more = more;
-        return (int) n;
+        return (int)n;
 }
 
 /* Chunk i as the medium holds it (cached pages dropped first), checked. */
 static int read_back(int fd, const struct manifest_image *img, uint64_t i, uint8_t *buf) {
         size_t len = manifest_chunk_length(img, i);
         uint64_t offset = i * img->chunk_size;
-        (void) posix_fadvise(fd, (off_t) offset, (off_t) len, POSIX_FADV_DONTNEED);
+        (void)posix_fadvise(fd, (off_t)offset, (off_t)len, POSIX_FADV_DONTNEED);
         int r = pread_all(fd, buf, len, offset);
         if (r < 0)
                 return r;
@@ -73,19 +73,23 @@ int repair_chunks(const struct install_request *req, const uint8_t *bad, uint64_
         if (stats)
                 *stats = st;
         if (img->chunk_size == 0 || img->chunk_size > MANIFEST_CHUNK_SIZE_MAX)
-                return message_set(ret_reason, -EINVAL, "image %s: bad chunk size", img->slot_class);
+                return message_set(ret_reason, -EINVAL, "image %s: bad chunk size",
+                                   img->slot_class);
         if (!req->source.read)
-                return message_set(ret_reason, -ENOENT, "image %s: no source to repair from", img->slot_class);
+                return message_set(ret_reason, -ENOENT, "image %s: no source to repair from",
+                                   img->slot_class);
         if (max_range == 0)
                 max_range = REPAIR_RANGE_DEFAULT;
         if (max_range > MANIFEST_CHUNK_SIZE_MAX)
                 max_range = MANIFEST_CHUNK_SIZE_MAX;
         _cleanup_free_ struct repair_range *ranges = calloc(REPAIR_RANGES_MAX, sizeof(*ranges));
-        _cleanup_free_ uint8_t *buf = malloc(max_range > img->chunk_size ? max_range : img->chunk_size);
+        _cleanup_free_ uint8_t *buf =
+                malloc(max_range > img->chunk_size ? max_range : img->chunk_size);
         _cleanup_free_ uint8_t *check = malloc(img->chunk_size);
         _cleanup_free_ uint8_t *written = calloc(1, install_bitmap_size(img->n_chunks));
         if (!ranges || !buf || !check || !written)
-                return message_set(ret_reason, -ENOMEM, "image %s: no memory for a repair", img->slot_class);
+                return message_set(ret_reason, -ENOMEM, "image %s: no memory for a repair",
+                                   img->slot_class);
         int n = repair_plan(img, bad, max_range, ranges, REPAIR_RANGES_MAX, NULL);
         if (n < 0)
                 return message_set(ret_reason, n, "image %s: the bad chunks do not fit the image",
@@ -94,13 +98,16 @@ int repair_chunks(const struct install_request *req, const uint8_t *bad, uint64_
         for (int k = 0; k < n; k++) {
                 const struct repair_range *rg = &ranges[k];
                 if (req->cancel && atomic_load(req->cancel)) {
-                        r = message_set(ret_reason, -ECANCELED, "repair of %s cancelled", img->slot_class);
+                        r = message_set(ret_reason, -ECANCELED, "repair of %s cancelled",
+                                        img->slot_class);
                         break;
                 }
-                r = req->source.read(req->source.userdata, rg->offset, buf, (size_t) rg->length);
+                r = req->source.read(req->source.userdata, rg->offset, buf, (size_t)rg->length);
                 if (r < 0) {
-                        r = message_set(ret_reason, r, "image %s: chunks %" PRIu64 "-%" PRIu64 ": %s",
-                                        img->slot_class, rg->first, rg->first + rg->count - 1, strerror(-r));
+                        r = message_set(ret_reason, r,
+                                        "image %s: chunks %" PRIu64 "-%" PRIu64 ": %s",
+                                        img->slot_class, rg->first, rg->first + rg->count - 1,
+                                        strerror(-r));
                         break;
                 }
                 st.ranges++;
@@ -113,14 +120,16 @@ int repair_chunks(const struct install_request *req, const uint8_t *bad, uint64_
                                 /* Not the bytes the kept manifest names: never written. */
                                 st.chunks_refused++;
                                 if (st.first_refused < 0)
-                                        st.first_refused = (int64_t) i;
+                                        st.first_refused = (int64_t)i;
                                 continue;
                         }
                         st.chunks_fetched++;
                         r = pwrite_all(req->slot_fd, chunk, len, i * img->chunk_size);
                         if (r < 0) {
-                                r = message_set(ret_reason, r, "image %s: writing chunk %" PRIu64 " to %s: %s",
-                                                img->slot_class, i, req->slot_path ? req->slot_path : "the slot",
+                                r = message_set(ret_reason, r,
+                                                "image %s: writing chunk %" PRIu64 " to %s: %s",
+                                                img->slot_class, i,
+                                                req->slot_path ? req->slot_path : "the slot",
                                                 strerror(-r));
                                 goto out;
                         }
@@ -128,13 +137,15 @@ int repair_chunks(const struct install_request *req, const uint8_t *bad, uint64_
                         wrote = true;
                 }
                 if (wrote && fdatasync(req->slot_fd) < 0) {
-                        r = message_set(ret_reason, -errno, "image %s: syncing %s: %m", img->slot_class,
+                        r = message_set(ret_reason, -errno, "image %s: syncing %s: %m",
+                                        img->slot_class,
                                         req->slot_path ? req->slot_path : "the slot");
                         break;
                 }
                 /* Trust the medium only after reading it back. */
                 for (uint64_t i = rg->first; wrote && i < rg->first + rg->count; i++)
-                        if (install_bitmap_get(written, i) && read_back(req->slot_fd, img, i, check) >= 0)
+                        if (install_bitmap_get(written, i) &&
+                            read_back(req->slot_fd, img, i, check) >= 0)
                                 st.chunks_written++;
         }
 out:

@@ -133,9 +133,9 @@ static int source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
         }
         f->reads++;
         memcpy(buf, f->image + offset, len);
-        if (f->corrupt_chunk >= 0 && (uint64_t) f->corrupt_chunk * CHUNK >= offset &&
-            (uint64_t) f->corrupt_chunk * CHUNK < offset + len)
-                ((uint8_t *) buf)[(uint64_t) f->corrupt_chunk * CHUNK - offset + 7] ^= 0x20;
+        if (f->corrupt_chunk >= 0 && (uint64_t)f->corrupt_chunk * CHUNK >= offset &&
+            (uint64_t)f->corrupt_chunk * CHUNK < offset + len)
+                ((uint8_t *)buf)[(uint64_t)f->corrupt_chunk * CHUNK - offset + 7] ^= 0x20;
         return 0;
 }
 
@@ -148,7 +148,7 @@ static int setup(void **state) {
         unsigned seed = 7;
         for (size_t i = 0; i < SIZE; i++) {
                 seed = seed * 1103515245u + 12345u;
-                f->image[i] = (uint8_t) (seed >> 16);
+                f->image[i] = (uint8_t)(seed >> 16);
         }
         assert_int_equal(write_file_durable(f->image_path, f->image, SIZE, 0644), 0);
         assert_int_equal(write_file_durable(f->slot_path, f->image, SIZE, 0644), 0);
@@ -162,9 +162,9 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
         struct fixture *f = *state;
-        (void) unlink(f->image_path);
-        (void) unlink(f->slot_path);
-        (void) rmdir(f->dir);
+        (void)unlink(f->image_path);
+        (void)unlink(f->slot_path);
+        (void)rmdir(f->dir);
         free(f->dir);
         free(f->img.slot_class);
         free(f->img.file);
@@ -178,9 +178,9 @@ static void damage(struct fixture *f, uint64_t i) {
         int fd = open(f->slot_path, O_RDWR | O_CLOEXEC);
         assert_true(fd >= 0);
         uint8_t b;
-        assert_int_equal(pread(fd, &b, 1, (off_t) (i * CHUNK + 3)), 1);
+        assert_int_equal(pread(fd, &b, 1, (off_t)(i * CHUNK + 3)), 1);
         b ^= 0x01;
-        assert_int_equal(pwrite(fd, &b, 1, (off_t) (i * CHUNK + 3)), 1);
+        assert_int_equal(pwrite(fd, &b, 1, (off_t)(i * CHUNK + 3)), 1);
         close(fd);
 }
 
@@ -315,7 +315,8 @@ int main(void) {
                 cmocka_unit_test(test_plan_merges_adjacent),
                 cmocka_unit_test(test_plan_bounds),
                 cmocka_unit_test(test_plan_refuses_foreign_bitmap),
-                cmocka_unit_test_setup_teardown(test_repair_fetches_only_bad_chunks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_repair_fetches_only_bad_chunks, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_repair_refuses_wrong_bytes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_repair_source_fails, setup, teardown),
         };
