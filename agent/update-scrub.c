@@ -129,6 +129,7 @@ static int scrub_add(struct job *j, const char *slot_class, char target, const c
         if (r < 0) {
                 log_warning("update: scrub: the record of slot %s %c: %s; tried again next time",
                             slot_class, target, strerror(-r));
+                r = r == -ENOMEM ? r : 0;
                 goto drop;
         }
         struct manifest *mf = calloc(1, sizeof(*mf));
