@@ -354,6 +354,18 @@ extendedKeyUsage=clientAuth' || bail "openssl could not make the node certificat
         check "(d) the ground has the scrub (critical) saying the bundle is gone" wait_for 15 ground_scrub \
                 '[.[] | select(.priority == "critical" and (.body.slots[0].ground | test("the bundle that installed slot rootfs B is gone from the controller")))] | length == 1'
         mv "$D/v2.obundle.away" "$BUNDLE_FILE"
+        out=$(ctl update scrub) &&
+                grep -qF "rootfs slot B: repaired; 128 chunks, 1 bad, 1 repaired; trusted again, a good fallback again; repaired from the ground: 1 chunks" <<<"$out" &&
+                pass "(d) the bundle back: the next scrub repairs B from it: $out" || fail "(d) repair after gone" "$out"
+        check "(d) B is v2 again" cmp -s "$N/slots/b" v2.img
+
+        # a record from before source records: damaged, no source, as an older agent left it
+        rm -f "$W/slot-rootfs-B.source" "$W/slot-rootfs-B.source.prev"
+        flipbyte "$N/slots/b" $((40 * CHUNK + 9))
+        out=$(ctl update scrub) && fail "(d) no source: exit 1" "$out" ||
+                { grep -qF "rootfs slot B: damaged; 128 chunks, 1 bad, 0 repaired; taken out of the boot choices, its record removed; damaged, no source to repair from (the slot's record does not say where its bundle came from)" <<<"$out" &&
+                        pass "(d) a record without a source: said, nothing fetched: $out" || fail "(d) no source" "$out"; }
+        check "(d) no source: nothing kept of B" sh -c "[ ! -e '$W/slot-rootfs-B.manifest' ] && [ ! -e '$W/slot-rootfs-B.damaged' ]"
         slot_a_is_v3() { cmp -s "$N/slots/a" v3.img; }
         check "(d) the active slot A untouched throughout" slot_a_is_v3
         kill -TERM "$AGENT_PID"; wait_exit "$AGENT_PID" 20 || fail "(d) the agent did not stop"
