@@ -58,6 +58,17 @@ const char *fetcher_url(const struct fetcher *f) {
         return f->url;
 }
 
+const char *fetcher_etag(const struct fetcher *f) {
+        return f->etag;
+}
+
+int fetcher_pin(struct fetcher *f, const char *etag) {
+        if (!etag || strlen(etag) >= sizeof(f->etag))
+                return -EINVAL;
+        snprintf(f->etag, sizeof(f->etag), "%s", etag);
+        return 0;
+}
+
 struct fetch {
         uint8_t *out;
         size_t want, got;
@@ -178,8 +189,10 @@ int fetcher_range(struct fetcher *j, uint64_t offset, size_t len, void *out, siz
                 }
                 if (cr == CURLE_OK && status == 200 && j->etag[0])
                         return -ESTALE; /* If-Range did not match: the bundle was replaced */
-                if (cr == CURLE_OK && (status == 404 || status == 403 || status == 416 || status == 200))
-                        return status == 404 ? -ENOENT : status == 403 ? -EACCES : -EBADMSG;
+                /* 410: the controller kept the bundle's id but no longer has its file. */
+                if (cr == CURLE_OK && (status == 404 || status == 410 || status == 403 || status == 416 ||
+                                       status == 200))
+                        return status == 404 || status == 410 ? -ENOENT : status == 403 ? -EACCES : -EBADMSG;
                 if (cr == CURLE_WRITE_ERROR && f.overflow)
                         return -EBADMSG;
                 if (cr == CURLE_ABORTED_BY_CALLBACK)

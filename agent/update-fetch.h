@@ -35,8 +35,9 @@ void fetcher_free(struct fetcher *f);
  * ret_got what the server sent of them). -ENOLINK when the controller cannot be reached
  * after retries, -EDQUOT over this pass's budget, -ETIME when the range would not finish
  * before loss of signal (link_pass_may_download), -ESTALE when the file changed since
- * the first fetch (If-Range), -ECANCELED, -ENOENT/-EACCES from the server, -EBADMSG for
- * an answer that is not the range asked for.
+ * the first fetch (If-Range), -ECANCELED, -ENOENT when the controller has no such bundle
+ * (404) or no longer has it (410), -EACCES (403), -EBADMSG for an answer that is not the
+ * range asked for.
  */
 int fetcher_range(struct fetcher *f, uint64_t offset, size_t len, void *out, size_t *ret_got);
 
@@ -52,3 +53,9 @@ int fetcher_head(struct fetcher *f, uint8_t **ret_head, size_t *ret_len, char **
 struct bundle_reader fetcher_reader(struct fetcher *f);
 
 const char *fetcher_url(const struct fetcher *f);
+/* The ETag of the bundle served by the first fetch ("" before one). */
+const char *fetcher_etag(const struct fetcher *f);
+/* Fetch from the bundle with this ETag only (If-Range from the first range on): a repair
+ * long after the install reads the very file the slot was installed from, or gets -ESTALE.
+ * -EINVAL when the tag is too long to be one the controller sent. */
+int fetcher_pin(struct fetcher *f, const char *etag);

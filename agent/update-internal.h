@@ -29,12 +29,17 @@
 #include "update/bootenv.h"
 #include "update/bundle.h"
 #include "update/install.h"
+#include "update/repair.h"
 #include "update/update-state.h"
 
 #define UM_STATE_FILE "state"
 #define UM_PROGRESS_FILE "progress"
 #define UM_SCRUB_FILE "scrub"
 #define UM_TRIAL_FILE "trial"
+/* Per slot, beside its record (slot-<class>-<slot>.manifest, the manifest it holds): */
+#define UM_SLOT_RECORD "manifest" /* trusted: what the slot holds, checked */
+#define UM_SLOT_SOURCE "source"   /* where its bundle came from (docs/state-files.md) */
+#define UM_SLOT_DAMAGED "damaged" /* a scrub found it damaged: its manifest kept for a repair */
 
 /* One image of a job: owned by the worker while a step runs. */
 struct job_image {
@@ -62,6 +67,28 @@ enum job_step {
         JOB_CHECK,      /* find the payloads, index the active slots, verify before writing */
         JOB_WRITE,      /* every image into its slot, checkpointed */
         JOB_SCRUB,      /* read the inactive slots back, repair from the active ones */
+        JOB_REPAIR,     /* what a scrub left bad, from the bundle on the controller */
+};
+
+/* A slot a scrub looks at: what it holds, where that came from, and what the repair did. */
+struct job_scrub_slot {
+        char *manifest_text; /* the kept manifest, to record again once repaired */
+        size_t manifest_len;
+        bool was_damaged; /* its record was already set aside by an earlier scrub */
+        bool boot_good;   /* rootfs: a good fallback before it was found damaged */
+        uint8_t *left_bad; /* the chunks the scrub could not repair on the node */
+        /* the bundle that installed it: url "" when there is none (why says so) */
+        char url[2048];
+        char etag[160];
+        uint64_t payload_offset;
+        char no_source[160];
+        /* the repair from the ground */
+        bool repair;
+        int repair_result;
+        char repair_error[256];
+        struct repair_stats repair_stats;
+        bool verified; /* read back whole after the repair, every chunk matching */
+        char ground[384]; /* what the scrub's report says of it */
 };
 
 /*
@@ -110,7 +137,13 @@ struct job {
         struct manifest *scrub_manifests[MANIFEST_MAX_IMAGES];
         struct install_scrub_stats scrub_stats[MANIFEST_MAX_IMAGES];
         char scrub_errors[MANIFEST_MAX_IMAGES][256];
+        struct job_scrub_slot scrub_slots[MANIFEST_MAX_IMAGES];
+        char scrub_actions[MANIFEST_MAX_IMAGES][256]; /* what the loop did with each slot */
         uint64_t scrub_started_usec;
+        /* a repair fetches like an install: the link's TLS settings (copied) and its pass
+         * (the agent's, it outlives every job) */
+        struct fetch_tls tls;
+        struct link_pass *pass;
 };
 
 struct update_manager {
@@ -168,7 +201,13 @@ uint64_t um_monotonic_usec(struct update_manager *m);
 const char *um_slot_str(char s);
 int um_set_phase(struct update_manager *m, enum update_phase to, const char *fmt, ...) _printf_(3, 4);
 void um_record_name(const char *slot_class, char slot, char *buf, size_t size);
+/* The file beside a slot's record: kind is UM_SLOT_RECORD, UM_SLOT_SOURCE or UM_SLOT_DAMAGED. */
+void um_slot_file_name(const char *slot_class, char slot, const char *kind, char *buf, size_t size);
 void um_record_remove(const char *work_dir, const char *name);
+/* Everything kept about a slot (record, source, damaged record): before its content changes. */
+void um_slot_forget(const char *work_dir, const char *slot_class, char slot);
+/* The link's TLS settings for a fetch, copied from the configuration. */
+void um_fetch_tls(struct update_manager *m, struct fetch_tls *ret);
 enum um_boot_op {
         UM_BOOT_TRY,    /* arm slot for a trial of the configured boots */
         UM_BOOT_GOOD,   /* commit slot */
@@ -195,7 +234,8 @@ void job_progress_get(struct job *j, struct install_stats *ret, uint64_t *ret_do
 int um_scrub_setup(struct update_manager *m);
 int um_scrub_start(struct update_manager *m, char *msg, size_t size);
 void um_scrub_stop(struct update_manager *m);
-void um_scrub_finished(struct update_manager *m, struct job *j);
+/* A scrub or repair step ended; true when it went on with j (a repair from the ground). */
+bool um_scrub_finished(struct update_manager *m, struct job *j);
 void um_scrub_free(struct update_manager *m);
 json_t *um_scrub_status_json(struct update_manager *m, bool running);
 

@@ -105,11 +105,15 @@ int um_set_phase(struct update_manager *m, enum update_phase to, const char *fmt
 }
 
 /* The record of what a slot holds: the manifest of the bundle installed there. */
-void um_record_name(const char *slot_class, char slot, char *buf, size_t size) {
-        snprintf(buf, size, "slot-%s-%c.manifest", slot_class, slot);
+void um_slot_file_name(const char *slot_class, char slot, const char *kind, char *buf, size_t size) {
+        snprintf(buf, size, "slot-%s-%c.%s", slot_class, slot, kind);
         for (char *p = buf; *p; p++)
                 if (*p == ':' || *p == '/')
                         *p = '_';
+}
+
+void um_record_name(const char *slot_class, char slot, char *buf, size_t size) {
+        um_slot_file_name(slot_class, slot, UM_SLOT_RECORD, buf, size);
 }
 
 /* The last good copy first: a power cut in between must not leave a .prev that a load
@@ -121,6 +125,50 @@ void um_record_remove(const char *work_dir, const char *name) {
         snprintf(path, sizeof(path), "%s/%s", work_dir, name);
         if (unlink(path) >= 0)
                 (void) fsync_parent_dir(path);
+}
+
+void um_slot_forget(const char *work_dir, const char *slot_class, char slot) {
+        static const char *const kinds[] = {UM_SLOT_RECORD, UM_SLOT_DAMAGED, UM_SLOT_SOURCE};
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+                char name[PATH_MAX];
+                um_slot_file_name(slot_class, slot, kinds[i], name, sizeof(name));
+                um_record_remove(work_dir, name);
+        }
+}
+
+/*
+ * Where a slot's bundle came from, kept beside its record: a damaged chunk that no copy on
+ * the node can replace is fetched from there again (update-scrub.c). The digest ties it to
+ * the record it was written with; a local bundle has no url.
+ */
+static void slot_source_save(struct job *j, const struct job_image *ji, const char *mtext, size_t mlen) {
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        char hex[SHA256_HEX_SIZE], name[PATH_MAX];
+        sha256_buffer(mtext, mlen, digest);
+        sha256_to_hex(digest, hex);
+        um_slot_file_name(ji->image->slot_class, ji->target, UM_SLOT_SOURCE, name, sizeof(name));
+        const struct manifest *mf = bundle_manifest(j->bundle);
+        json_auto_t *o = json_pack("{s:i, s:s, s:s, s:I}", "format", 1, "record_sha256", hex, "bundle_id",
+                                   mf->bundle_id, "payload_offset", (json_int_t) ji->bundle_offset);
+        if (o && j->fetcher)
+                (void) json_object_set_new(o, "url", json_string(fetcher_url(j->fetcher)));
+        if (o && j->fetcher && fetcher_etag(j->fetcher)[0])
+                (void) json_object_set_new(o, "etag", json_string(fetcher_etag(j->fetcher)));
+        int r = o ? statefile_save_json(j->work_dir, name, o) : -ENOMEM;
+        if (r < 0)
+                log_warning("update: cannot record where the content of slot %c came from (a damaged "
+                            "chunk cannot be fetched again): %s", ji->target, strerror(-r));
+}
+
+void um_fetch_tls(struct update_manager *m, struct fetch_tls *ret) {
+        const struct agent_link_config *lc = &m->cfg->link;
+        *ret = (struct fetch_tls){
+                .connect_timeout_sec = (long) lc->connect_timeout_sec,
+                .max_recv_bytes_per_sec = lc->max_recv_bytes_per_sec,
+        };
+        snprintf(ret->ca, sizeof(ret->ca), "%s", lc->ca ? lc->ca : "");
+        snprintf(ret->cert, sizeof(ret->cert), "%s", lc->cert ? lc->cert : "");
+        snprintf(ret->key, sizeof(ret->key), "%s", lc->key ? lc->key : "");
 }
 
 /* ---- the boot environment (on the loop only) ----------------------------------------- */
@@ -430,7 +478,7 @@ static void check_finished(struct update_manager *m, struct job *j) {
                 return;
         }
         for (size_t i = 0; i < j->n_images; i++)
-                um_record_remove(j->work_dir, j->images[i].record);
+                um_slot_forget(j->work_dir, j->images[i].image->slot_class, j->images[i].target);
         j->step = JOB_WRITE;
         r = worker_start(m, j);
         if (r < 0) {
@@ -450,6 +498,8 @@ static void write_finished(struct update_manager *m, struct job *j) {
                 if (r < 0)
                         log_warning("update: cannot record the content of slot %c: %s",
                                     j->images[i].target, strerror(-r));
+                else
+                        slot_source_save(j, &j->images[i], mtext, mlen);
         }
         um_record_remove(j->work_dir, UM_PROGRESS_FILE);
         job_free(j);
@@ -511,9 +561,9 @@ static void pause_for_space(struct update_manager *m, const char *reason) {
 
 /* A step ended: what the result means, and the next step. Takes j. */
 static void step_finished(struct update_manager *m, struct job *j) {
-        if (j->step == JOB_SCRUB) {
-                um_scrub_finished(m, j);
-                job_free(j);
+        if (j->step == JOB_SCRUB || j->step == JOB_REPAIR) {
+                if (!um_scrub_finished(m, j))
+                        job_free(j);
                 return;
         }
         if (j->result >= 0) {
@@ -529,6 +579,7 @@ static void step_finished(struct update_manager *m, struct job *j) {
                         write_finished(m, j);
                         return;
                 case JOB_SCRUB:
+                case JOB_REPAIR:
                         break;
                 }
         }
@@ -656,19 +707,12 @@ static int resume_install(struct update_manager *m) {
 }
 
 static int start_head_fetch(struct update_manager *m, const char *url) {
-        const struct agent_link_config *lc = &m->cfg->link;
-        struct fetch_tls tls = {
-                .connect_timeout_sec = (long) lc->connect_timeout_sec,
-                .max_recv_bytes_per_sec = lc->max_recv_bytes_per_sec,
-        };
-        snprintf(tls.ca, sizeof(tls.ca), "%s", lc->ca ? lc->ca : "");
-        snprintf(tls.cert, sizeof(tls.cert), "%s", lc->cert ? lc->cert : "");
-        snprintf(tls.key, sizeof(tls.key), "%s", lc->key ? lc->key : "");
+        struct fetch_tls tls;
+        um_fetch_tls(m, &tls);
         struct job *j = job_new(m, JOB_FETCH_HEAD);
         if (!j)
                 return -ENOMEM;
-        int r = fetcher_new(url, &tls, m->pass, &m->cancel,
-                            &j->fetcher);
+        int r = fetcher_new(url, &tls, m->pass, &m->cancel, &j->fetcher);
         if (r >= 0) {
                 m->paused = false;
                 r = worker_start(m, j);
@@ -801,6 +845,12 @@ static json_t *slot_records_json(struct update_manager *m, const char *slot_clas
                         v = json_pack("{s:s, s:s, s:I}", "bundle_id", mf.bundle_id, "version",
                                       mf.version, "security_version", (json_int_t) mf.security_version);
                         manifest_free(&mf);
+                } else {
+                        /* set aside by a scrub, waiting for a repair from the ground */
+                        _cleanup_free_ char *damaged = NULL;
+                        um_slot_file_name(slot_class, s, UM_SLOT_DAMAGED, name, sizeof(name));
+                        if (statefile_load(m->cfg->update.work_dir, name, &damaged, &len, NULL) >= 0)
+                                v = json_pack("{s:b}", "damaged", true);
                 }
                 json_object_set_new(o, um_slot_str(s), v);
         }
@@ -826,7 +876,8 @@ json_t *update_manager_status_json(struct update_manager *m) {
                  s->bundle_id[0] ? " " : "", s->bundle_id, s->version[0] ? " " : "", s->version,
                  !m->paused ? "" : m->paused_for_space ? " (paused: no space)" : " (paused: link)",
                  m->booted ? um_slot_str(m->booted) : "unknown", m->reboot_required ? "; reboot required" : "");
-        bool scrubbing = m->worker_running && m->job && m->job->step == JOB_SCRUB;
+        bool scrubbing = m->worker_running && m->job &&
+                         (m->job->step == JOB_SCRUB || m->job->step == JOB_REPAIR);
         json_object_set_new(o, "state", json_string(scrubbing ? "scrubbing" : m->worker_running ? "installing" : "active"));
         json_object_set_new(o, "scrub", um_scrub_status_json(m, scrubbing));
         json_object_set_new(o, "paused", json_boolean(m->paused));
@@ -1018,7 +1069,7 @@ void update_manager_free(struct update_manager *m) {
                 atomic_store(&m->cancel, 1);
                 worker_join(m);
                 if (m->job) {
-                        if (m->job->step != JOB_SCRUB)
+                        if (m->job->step != JOB_SCRUB && m->job->step != JOB_REPAIR)
                                 log_notice("update: install stopped; progress saved, it resumes at the next start");
                         job_free(m->job);
                         m->job = NULL;

@@ -12,6 +12,7 @@
 #include "agent/update-internal.h"
 #include "lib/log.h"
 #include "lib/message.h"
+#include "lib/sha256.h"
 #include "lib/statefile.h"
 #include "update/slot.h"
 
@@ -24,42 +25,135 @@ static void scrub_schedule(struct update_manager *m, uint64_t delay_usec) {
         (void) sd_event_source_set_enabled(m->scrub_timer, SD_EVENT_ONESHOT);
 }
 
-/* One slot to check: what its record says it holds. No record: nothing to check against. */
+/* Where the slot's bundle came from: its source record, when it was written with this
+ * manifest. Otherwise ss->no_source says why there is none. */
+static void scrub_load_source(struct job *j, struct job_scrub_slot *ss, const char *slot_class, char target) {
+        char name[PATH_MAX];
+        um_slot_file_name(slot_class, target, UM_SLOT_SOURCE, name, sizeof(name));
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = statefile_load(j->work_dir, name, &text, &len, NULL);
+        if (r < 0) {
+                snprintf(ss->no_source, sizeof(ss->no_source), "no source to repair from (%s)",
+                         r == -ENOENT ? "the slot's record does not say where its bundle came from"
+                                      : "the record of where its bundle came from does not verify");
+                return;
+        }
+        json_auto_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+        const char *digest = NULL, *url = NULL, *etag = NULL;
+        json_int_t offset = -1;
+        int format = 0;
+        /* Not strict: a later agent may add keys. */
+        if (!o || json_unpack(o, "{s:i, s:s, s?s, s?s, s:I}", "format", &format, "record_sha256", &digest,
+                              "url", &url, "etag", &etag, "payload_offset", &offset) < 0 ||
+            format != 1 || offset < 0) {
+                snprintf(ss->no_source, sizeof(ss->no_source),
+                         "no source to repair from (the record of where its bundle came from is malformed)");
+                return;
+        }
+        uint8_t d[SHA256_DIGEST_SIZE];
+        char hex[SHA256_HEX_SIZE];
+        sha256_buffer(ss->manifest_text, ss->manifest_len, d);
+        sha256_to_hex(d, hex);
+        if (!streq(hex, digest)) {
+                snprintf(ss->no_source, sizeof(ss->no_source),
+                         "no source to repair from (the record of where its bundle came from is another install's)");
+                return;
+        }
+        if (!url || strncmp(url, "https://", 8) != 0 || strlen(url) >= sizeof(ss->url) ||
+            (etag && strlen(etag) >= sizeof(ss->etag))) {
+                snprintf(ss->no_source, sizeof(ss->no_source),
+                         "no source to repair from (%s)", url ? "the bundle's address is not usable" :
+                         "the slot was installed from a local file");
+                return;
+        }
+        snprintf(ss->url, sizeof(ss->url), "%s", url);
+        snprintf(ss->etag, sizeof(ss->etag), "%s", etag ? etag : "");
+        ss->payload_offset = (uint64_t) offset;
+}
+
+/*
+ * A damaged slot's kept manifest: {"format": 1, "boot_good": B, "manifest": TEXT}, where
+ * boot_good says whether it was a good fallback before (what a repair gives back).
+ */
+static int scrub_load_damaged(struct job *j, const char *slot_class, char target, struct job_scrub_slot *ss) {
+        char name[PATH_MAX];
+        um_slot_file_name(slot_class, target, UM_SLOT_DAMAGED, name, sizeof(name));
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = statefile_load(j->work_dir, name, &text, &len, NULL);
+        if (r < 0)
+                return r;
+        json_auto_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+        const char *manifest;
+        int format = 0, good = 0;
+        if (!o || json_unpack(o, "{s:i, s:b, s:s}", "format", &format, "boot_good", &good, "manifest", &manifest) < 0 ||
+            format != 1) {
+                log_warning("update: scrub: the kept manifest of damaged slot %s %c is malformed: removed",
+                            slot_class, target);
+                um_slot_forget(j->work_dir, slot_class, target);
+                return -ENOENT;
+        }
+        ss->manifest_text = strdup(manifest);
+        if (!ss->manifest_text)
+                return -ENOMEM;
+        ss->manifest_len = strlen(manifest);
+        ss->was_damaged = true;
+        ss->boot_good = good;
+        return 0;
+}
+
+/* One slot to check: what its record says it holds (or, for a slot an earlier scrub found
+ * damaged, the manifest kept for its repair). No record: nothing to check against. */
 static int scrub_add(struct job *j, const char *slot_class, char target, const char *slot_path,
                      char active, const char *active_path) {
         if (j->n_images >= MANIFEST_MAX_IMAGES)
                 return 0;
         struct job_image *ji = &j->images[j->n_images];
+        struct job_scrub_slot *ss = &j->scrub_slots[j->n_images];
         char record[PATH_MAX];
         um_record_name(slot_class, target, record, sizeof(record));
-        _cleanup_free_ char *text = NULL, *why = NULL;
-        size_t len;
-        int r = statefile_load(j->work_dir, record, &text, &len, NULL);
-        if (r == -ENOENT)
-                return 0;
+        _cleanup_free_ char *why = NULL;
+        int r = statefile_load(j->work_dir, record, &ss->manifest_text, &ss->manifest_len, NULL);
+        if (r == -ENOENT) {
+                r = scrub_load_damaged(j, slot_class, target, ss);
+                if (r == -ENOENT)
+                        return 0;
+        }
         if (r == -EBADMSG || r == -ENODATA) {
                 log_warning("update: scrub: no copy of the record of slot %s %c verifies: removed, the "
                             "slot's content is no longer trusted", slot_class, target);
-                um_record_remove(j->work_dir, record);
+                um_slot_forget(j->work_dir, slot_class, target);
                 return 0;
         }
         if (r < 0) {
                 log_warning("update: scrub: the record of slot %s %c: %s; tried again next time",
                             slot_class, target, strerror(-r));
-                return 0;
+                r = r == -ENOMEM ? r : 0;
+                goto drop;
         }
         struct manifest *mf = calloc(1, sizeof(*mf));
-        if (!mf)
-                return -ENOMEM;
+        if (!mf) {
+                r = -ENOMEM;
+                goto drop;
+        }
         const struct manifest_image *img = NULL;
-        if (manifest_parse_text(record, text, len, 0, mf, &why) >= 0)
+        if (manifest_parse_text(record, ss->manifest_text, ss->manifest_len, 0, mf, &why) >= 0)
                 img = manifest_find_image(mf, slot_class);
         if (!img) {
                 log_warning("update: scrub: the record of slot %s %c does not describe it (%s)", slot_class,
                             target, why ? why : "no such image");
                 manifest_free(mf);
                 free(mf);
-                return 0;
+                r = 0;
+                goto drop;
+        }
+        ss->left_bad = calloc(1, install_bitmap_size(img->n_chunks) + 1);
+        if (!ss->left_bad) {
+                manifest_free(mf);
+                free(mf);
+                r = -ENOMEM;
+                goto drop;
         }
         *ji = (struct job_image){.image = img, .target = target, .slot_fd = -1, .active_fd = -1};
         j->scrub_manifests[j->n_images] = mf;
@@ -69,8 +163,13 @@ static int scrub_add(struct job *j, const char *slot_class, char target, const c
                 snprintf(ji->active_path, sizeof(ji->active_path), "%s", active_path);
                 um_record_name(slot_class, active, ji->active_record, sizeof(ji->active_record));
         }
+        scrub_load_source(j, ss, slot_class, target);
         j->n_images++;
         return 0;
+drop:
+        free(ss->manifest_text);
+        *ss = (struct job_scrub_slot){};
+        return r;
 }
 
 /* The inactive rootfs slot and the inactive member of every model that has one. */
@@ -114,7 +213,9 @@ static int scrub_prepare(struct update_manager *m, struct job **ret) {
 
 int um_scrub_start(struct update_manager *m, char *msg, size_t size) {
         if (m->worker_running) {
-                snprintf(msg, size, "%s is running", m->job && m->job->step == JOB_SCRUB ? "a scrub" : "an install");
+                snprintf(msg, size, "%s is running",
+                         m->job && (m->job->step == JOB_SCRUB || m->job->step == JOB_REPAIR) ? "a scrub"
+                                                                                              : "an install");
                 return -EBUSY;
         }
         if (!update_phase_is_final(m->state.phase)) {
@@ -144,65 +245,217 @@ int um_scrub_start(struct update_manager *m, char *msg, size_t size) {
         return 0;
 }
 
-/* An install, a rollback or a stop needs the worker: a scrub gives way at once. */
+static void scrub_report(struct update_manager *m, struct job *j, char actions[][256]);
+
+/* An install, a rollback or a stop needs the worker: a scrub (or its repair) gives way at once. */
 void um_scrub_stop(struct update_manager *m) {
-        if (!m->worker_running || !m->job || m->job->step != JOB_SCRUB)
+        if (!m->worker_running || !m->job || (m->job->step != JOB_SCRUB && m->job->step != JOB_REPAIR))
                 return;
         atomic_store(&m->cancel, 1);
         worker_join(m);
-        job_free(m->job);
-        m->job = NULL;
+        struct job *j = TAKE_PTR(m->job);
+        if (j->step == JOB_REPAIR) {
+                /* The damage was found and set aside: the ground still learns of it. */
+                for (size_t i = 0; i < j->n_images; i++)
+                        if (j->scrub_slots[i].repair && !j->scrub_slots[i].verified)
+                                snprintf(j->scrub_slots[i].ground, sizeof(j->scrub_slots[i].ground),
+                                         "damaged: the repair from the ground gave way to an update; "
+                                         "tried again at the next scrub");
+                for (size_t i = 0; i < j->n_images; i++)
+                        j->scrub_slots[i].verified = false;
+                scrub_report(m, j, j->scrub_actions);
+        }
+        job_free(j);
         log_info("update: scrub stopped (the slots are needed)");
         scrub_schedule(m, SCRUB_RETRY_USEC);
 }
 
-void um_scrub_finished(struct update_manager *m, struct job *j) {
-        if (j->result == -ECANCELED)
+/*
+ * A slot with chunks no copy on the node could replace: never trusted again as it is (not
+ * as a delta source, not as a fallback). With a source to repair from, its manifest is
+ * kept aside (UM_SLOT_DAMAGED) for the repair; else everything kept of it goes and the next
+ * install rewrites it whole. The record goes first: a power cut in between loses the
+ * chance of a repair, never trusts a damaged slot.
+ */
+static void scrub_set_aside(struct update_manager *m, struct job *j, size_t i, bool keep, char *action,
+                            size_t size) {
+        struct job_image *ji = &j->images[i];
+        struct job_scrub_slot *ss = &j->scrub_slots[i];
+        bool rootfs = streq(ji->image->slot_class, "rootfs");
+        struct boot_state bs;
+        bool have_boot = rootfs && um_boot_read(m, &bs) >= 0;
+        int k = boot_slot_index(ji->target);
+        ss->boot_good = have_boot && k >= 0 && bs.slot[k].good;
+        um_record_remove(j->work_dir, ji->record);
+        const char *kept = "its record removed";
+        if (keep) {
+                char name[PATH_MAX];
+                um_slot_file_name(ji->image->slot_class, ji->target, UM_SLOT_DAMAGED, name, sizeof(name));
+                json_auto_t *o = json_pack("{s:i, s:b, s:s%}", "format", 1, "boot_good", ss->boot_good,
+                                           "manifest", ss->manifest_text, ss->manifest_len);
+                int r = o ? statefile_save_json(j->work_dir, name, o) : -ENOMEM;
+                if (r >= 0)
+                        kept = "its manifest kept for a repair from the ground";
+                else
+                        log_warning("update: cannot keep the manifest of damaged slot %s %c in %s: %s",
+                                    ji->image->slot_class, ji->target, j->work_dir, strerror(-r));
+        } else
+                um_slot_forget(j->work_dir, ji->image->slot_class, ji->target);
+        snprintf(action, size, "%s", kept);
+        if (have_boot && bs.primary == ji->target) {
+                /* what the bootloader boots next: never taken away here */
+                snprintf(action, size, "%s; the bootloader's primary, so left in the boot choices", kept);
+        } else if (rootfs) {
+                char why[256];
+                int r = um_boot_update(m, UM_BOOT_FORGET, ji->target, why, sizeof(why));
+                if (r < 0)
+                        snprintf(action, size, "%.64s; %.180s", kept, why);
+                else
+                        snprintf(action, size, "taken out of the boot choices, %s", kept);
+        }
+}
+
+/* A damaged slot that reads back whole again: recorded as trusted, a fallback again if it
+ * was one. The same state a clean scrub leaves. */
+static void scrub_trust_again(struct update_manager *m, struct job *j, size_t i, char *action, size_t size) {
+        struct job_image *ji = &j->images[i];
+        struct job_scrub_slot *ss = &j->scrub_slots[i];
+        int r = statefile_save(j->work_dir, ji->record, ss->manifest_text, ss->manifest_len);
+        if (r < 0) {
+                snprintf(action, size, "cannot record it again in %.128s: %.64s; still not trusted", j->work_dir,
+                         strerror(-r));
                 return;
+        }
+        char name[PATH_MAX];
+        um_slot_file_name(ji->image->slot_class, ji->target, UM_SLOT_DAMAGED, name, sizeof(name));
+        um_record_remove(j->work_dir, name);
+        ss->was_damaged = false;
+        snprintf(action, size, "trusted again");
+        if (streq(ji->image->slot_class, "rootfs") && ss->boot_good) {
+                char why[256];
+                if (um_boot_update(m, UM_BOOT_GOOD, ji->target, why, sizeof(why)) < 0)
+                        snprintf(action, size, "trusted again; %.200s", why);
+                else
+                        snprintf(action, size, "trusted again, a good fallback again");
+        }
+}
+
+/* What the scrub found, per slot: set aside what stays damaged, trust again what a copy on
+ * the node repaired, and say which slots the ground can repair. True when one can. */
+static bool scrub_judge(struct update_manager *m, struct job *j, char actions[][256]) {
+        bool link = m->cfg->link.enabled && m->cfg->link.url;
+        bool any = false;
+        for (size_t i = 0; i < j->n_images; i++) {
+                struct job_scrub_slot *ss = &j->scrub_slots[i];
+                const struct install_scrub_stats *st = &j->scrub_stats[i];
+                uint64_t unrepaired = st->chunks_bad - st->chunks_repaired;
+                if (j->scrub_errors[i][0])
+                        continue; /* not looked at: tried again next time */
+                if (!unrepaired) {
+                        if (ss->was_damaged)
+                                scrub_trust_again(m, j, i, actions[i], sizeof(actions[i]));
+                        continue;
+                }
+                if (ss->url[0] && !link)
+                        snprintf(ss->no_source, sizeof(ss->no_source),
+                                 "no source to repair from (the controller link is not configured)");
+                bool ground = ss->url[0] && link;
+                if (!ss->was_damaged)
+                        scrub_set_aside(m, j, i, ground, actions[i], sizeof(actions[i]));
+                if (ground) {
+                        ss->repair = true;
+                        any = true;
+                } else
+                        snprintf(ss->ground, sizeof(ss->ground), "damaged, %s", ss->no_source);
+        }
+        return any;
+}
+
+/* What the repair from the ground did, per slot it tried. */
+static void repair_judge(struct update_manager *m, struct job *j, char actions[][256]) {
+        for (size_t i = 0; i < j->n_images; i++) {
+                struct job_image *ji = &j->images[i];
+                struct job_scrub_slot *ss = &j->scrub_slots[i];
+                const struct repair_stats *rs = &ss->repair_stats;
+                if (!ss->repair)
+                        continue;
+                if (ss->verified) {
+                        snprintf(ss->ground, sizeof(ss->ground), "repaired from the ground: %" PRIu64 " chunks",
+                                 rs->chunks_written);
+                        scrub_trust_again(m, j, i, actions[i], sizeof(actions[i]));
+                        log_notice("update: slot %s %c repaired from the ground: %" PRIu64 " chunks (%" PRIu64
+                                   " bytes in %" PRIu64 " ranges of %s), verified whole",
+                                   ji->image->slot_class, ji->target, rs->chunks_written, rs->bytes_fetched,
+                                   rs->ranges, ss->url);
+                        continue;
+                }
+                if (ss->repair_result == -ENOENT)
+                        snprintf(ss->ground, sizeof(ss->ground),
+                                 "damaged: the bundle that installed slot %s %c is gone from the controller "
+                                 "(%.200s); tried again at the next scrub",
+                                 ji->image->slot_class, ji->target, ss->url);
+                else if (rs->chunks_refused)
+                        snprintf(ss->ground, sizeof(ss->ground),
+                                 "damaged: %" PRIu64 " chunks from the ground refused, they do not match the "
+                                 "slot's manifest (first: chunk %" PRId64 "); %" PRIu64 " written",
+                                 rs->chunks_refused, rs->first_refused, rs->chunks_written);
+                else if (ss->repair_result == -ENOLINK)
+                        snprintf(ss->ground, sizeof(ss->ground),
+                                 "damaged: the controller cannot be reached; tried again at the next scrub");
+                else if (ss->repair_result == -EDQUOT)
+                        snprintf(ss->ground, sizeof(ss->ground),
+                                 "damaged: the repair is over this pass's download budget "
+                                 "(link.download_budget_mib); tried again at the next scrub");
+                else if (ss->repair_result == -ETIME)
+                        snprintf(ss->ground, sizeof(ss->ground),
+                                 "damaged: the contact window closes before the repair could finish; "
+                                 "tried again at the next scrub");
+                else if (ss->repair_result == -ESTALE)
+                        snprintf(ss->ground, sizeof(ss->ground),
+                                 "damaged: the bundle on the controller is no longer the one that installed "
+                                 "slot %s %c", ji->image->slot_class, ji->target);
+                else
+                        snprintf(ss->ground, sizeof(ss->ground), "damaged: the repair from the ground failed: %s",
+                                 ss->repair_error[0] ? ss->repair_error : strerror(-ss->repair_result));
+                log_error("update: slot %s %c: %s", ji->image->slot_class, ji->target, ss->ground);
+        }
+}
+
+/* The result of a scrub (and of the repair that followed it): status, log, one record. */
+static void scrub_report(struct update_manager *m, struct job *j, char actions[][256]) {
         json_t *slots = json_array();
         enum event_priority prio = EVENT_LOW;
         uint64_t bad_total = 0;
         for (size_t i = 0; slots && i < j->n_images; i++) {
                 struct job_image *ji = &j->images[i];
                 const struct install_scrub_stats *st = &j->scrub_stats[i];
-                uint64_t unrepaired = st->chunks_bad - st->chunks_repaired;
+                const struct job_scrub_slot *ss = &j->scrub_slots[i];
+                uint64_t from_ground = ss->verified ? ss->repair_stats.chunks_written : 0;
+                uint64_t unrepaired = st->chunks_bad - st->chunks_repaired - from_ground;
                 const char *result = j->scrub_errors[i][0] ? "error" : unrepaired ? "damaged" :
                                      st->chunks_bad ? "repaired" : "clean";
-                char action[256] = "";
+                const char *action = actions[i];
                 bad_total += st->chunks_bad;
-                if (unrepaired) {
-                        /* Never trusted again: not as a delta source, not as a fallback. A new
-                         * install into it rewrites it whole. */
-                        um_record_remove(j->work_dir, ji->record);
-                        snprintf(action, sizeof(action), "its record removed");
-                        struct boot_state bs;
-                        if (streq(ji->image->slot_class, "rootfs") && um_boot_read(m, &bs) >= 0 &&
-                            bs.primary == ji->target) {
-                                /* what the bootloader boots next: never taken away here */
-                                snprintf(action, sizeof(action), "its record removed; the bootloader's "
-                                         "primary, so left in the boot choices");
-                        } else if (streq(ji->image->slot_class, "rootfs")) {
-                                char why[256];
-                                int r = um_boot_update(m, UM_BOOT_FORGET, ji->target, why, sizeof(why));
-                                snprintf(action, sizeof(action), "%s",
-                                         r < 0 ? why : "taken out of the boot choices, its record removed");
-                        }
+                if (unrepaired)
                         prio = EVENT_CRITICAL;
-                } else if ((st->chunks_bad || j->scrub_errors[i][0]) && prio < EVENT_HIGH)
+                else if ((st->chunks_bad || j->scrub_errors[i][0]) && prio < EVENT_HIGH)
                         prio = EVENT_HIGH; /* an error: reported, tried again next time */
                 json_t *first = json_array();
                 for (size_t k = 0; first && k < st->n_listed; k++)
                         json_array_append_new(first, json_integer((json_int_t) st->bad[k]));
                 json_array_append_new(slots,
-                        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o*, s:s*, s:s*}",
+                        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o*, s:s*, s:s*, s:s*}",
                                   "slot_class", ji->image->slot_class, "slot", um_slot_str(ji->target),
                                   "path", ji->slot_path, "result", result,
                                   "chunks", (json_int_t) st->chunks_total, "bad", (json_int_t) st->chunks_bad,
-                                  "repaired", (json_int_t) st->chunks_repaired,
+                                  "repaired", (json_int_t) (st->chunks_repaired + from_ground),
                                   "repaired_from_active", (json_int_t) st->chunks_from_active,
+                                  "repaired_from_ground", (json_int_t) from_ground,
+                                  "refused_from_ground", (json_int_t) ss->repair_stats.chunks_refused,
                                   "unrepaired", (json_int_t) unrepaired, "first_bad", first,
                                   "error", j->scrub_errors[i][0] ? j->scrub_errors[i] : NULL,
-                                  "action", action[0] ? action : NULL));
+                                  "action", action[0] ? action : NULL,
+                                  "ground", ss->ground[0] ? ss->ground : NULL));
                 if (j->scrub_errors[i][0])
                         log_error("update: scrub of slot %s %c: %s; %s", ji->image->slot_class, ji->target,
                                   j->scrub_errors[i], action);
@@ -210,13 +463,14 @@ void um_scrub_finished(struct update_manager *m, struct job *j) {
                         log_full(unrepaired ? LOG_ERR : LOG_WARNING,
                                  "update: scrub of slot %s %c (%s): %" PRIu64 " of %" PRIu64
                                  " chunks changed on the medium, %" PRIu64 " repaired (%" PRIu64
-                                 " from the active slot), %" PRIu64 " without a good copy on the node%s%s",
+                                 " from the active slot), %" PRIu64 " without a good copy on the node%s%s%s%s",
                                  ji->image->slot_class, ji->target, ji->slot_path, st->chunks_bad,
-                                 st->chunks_total, st->chunks_repaired, st->chunks_from_active, unrepaired,
-                                 action[0] ? ": " : "", action);
+                                 st->chunks_total, st->chunks_repaired, st->chunks_from_active,
+                                 st->chunks_bad - st->chunks_repaired, action[0] ? ": " : "", action,
+                                 ss->ground[0] ? "; " : "", ss->ground);
                 else
-                        log_info("update: scrub of slot %s %c: %" PRIu64 " chunks, all good",
-                                 ji->image->slot_class, ji->target, st->chunks_total);
+                        log_info("update: scrub of slot %s %c: %" PRIu64 " chunks, all good%s%s",
+                                 ji->image->slot_class, ji->target, st->chunks_total, action[0] ? "; " : "", action);
         }
         json_t *doc = slots ? json_pack("{s:i, s:I, s:f, s:o}", "format", 1, "um_realtime_usec",
                                         (json_int_t) um_realtime_usec(), "duration_sec",
@@ -235,6 +489,35 @@ void um_scrub_finished(struct update_manager *m, struct job *j) {
                 log_debug("update: scrub clean");
         if (m->cfg->update.scrub_interval_sec > 0)
                 scrub_schedule(m, (uint64_t) m->cfg->update.scrub_interval_sec * 1000000ULL);
+}
+
+bool um_scrub_finished(struct update_manager *m, struct job *j) {
+        if (j->result == -ECANCELED)
+                return false;
+        /* the actions taken, per slot, kept in the job across the repair */
+        char (*actions)[256] = j->scrub_actions;
+        if (j->step == JOB_SCRUB) {
+                if (scrub_judge(m, j, actions)) {
+                        /* The repair runs on the worker like the scrub, and gives way like it. */
+                        j->step = JOB_REPAIR;
+                        um_fetch_tls(m, &j->tls);
+                        j->pass = m->pass;
+                        int r = worker_start(m, j);
+                        if (r >= 0) {
+                                log_info("update: fetching the damaged chunks from the ground");
+                                return true;
+                        }
+                        for (size_t i = 0; i < j->n_images; i++)
+                                if (j->scrub_slots[i].repair) {
+                                        j->scrub_slots[i].repair = false;
+                                        snprintf(j->scrub_slots[i].ground, sizeof(j->scrub_slots[i].ground),
+                                                 "damaged: cannot start the repair thread: %s", strerror(-r));
+                                }
+                }
+        } else
+                repair_judge(m, j, actions);
+        scrub_report(m, j, actions);
+        return false;
 }
 
 static int on_scrub_timer(sd_event_source *s, uint64_t usec, void *userdata) {

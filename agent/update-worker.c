@@ -56,6 +56,10 @@ void job_free(struct job *j) {
                 if (j->images[i].active_fd >= 0)
                         close(j->images[i].active_fd);
         }
+        for (size_t i = 0; i < MANIFEST_MAX_IMAGES; i++) {
+                free(j->scrub_slots[i].manifest_text);
+                free(j->scrub_slots[i].left_bad);
+        }
         for (size_t i = 0; i < MANIFEST_MAX_IMAGES; i++)
                 if (j->scrub_manifests[i]) {
                         manifest_free(j->scrub_manifests[i]);
@@ -309,6 +313,7 @@ static int job_scrub(struct job *j) {
                         .active_fd = ji->index ? ji->active_fd : -1,
                         .active = ji->index,
                         .source = {.read = NULL, .userdata = &src},
+                        .left_bad = j->scrub_slots[i].left_bad,
                         .cancel = j->cancel,
                 };
                 _cleanup_free_ char *why = NULL;
@@ -318,6 +323,80 @@ static int job_scrub(struct job *j) {
                 if (r < 0)
                         snprintf(j->scrub_errors[i], sizeof(j->scrub_errors[i]), "%s",
                                  why ? why : strerror(-r));
+        }
+        return 0;
+}
+
+/* A payload in a bundle on the controller, by ranges of its own fetcher. */
+struct remote_payload {
+        struct fetcher *fetcher;
+        uint64_t offset;
+};
+
+static int remote_payload_read(void *userdata, uint64_t offset, void *buf, size_t len) {
+        struct remote_payload *p = userdata;
+        return fetcher_range(p->fetcher, p->offset + offset, len, buf, NULL);
+}
+
+/*
+ * The chunks a scrub left bad, from the bundle that installed the slot: by ranges of that
+ * very file (pinned by its ETag), each checked against the slot's kept manifest before it
+ * is written; then the whole slot read back. Each slot on its own: one slot's trouble
+ * (a bundle gone, a wrong chunk) does not stop another's repair.
+ */
+static int job_repair(struct job *j) {
+        for (size_t i = 0; i < j->n_images; i++) {
+                struct job_image *ji = &j->images[i];
+                struct job_scrub_slot *ss = &j->scrub_slots[i];
+                if (!ss->repair)
+                        continue;
+                if (atomic_load(j->cancel))
+                        return -ECANCELED;
+                _cleanup_free_ char *why = NULL;
+                struct fetcher *f = NULL;
+                int r = fetcher_new(ss->url, &j->tls, j->pass, j->cancel, &f);
+                if (r >= 0 && ss->etag[0])
+                        r = fetcher_pin(f, ss->etag);
+                if (r < 0) {
+                        fetcher_free(f);
+                        ss->repair_result = r;
+                        snprintf(ss->repair_error, sizeof(ss->repair_error), "%s", strerror(-r));
+                        continue;
+                }
+                struct remote_payload src = {.fetcher = f, .offset = ss->payload_offset};
+                struct install_request req = {
+                        .image = ji->image,
+                        .slot_fd = ji->slot_fd,
+                        .active_fd = -1,
+                        .source = {.read = remote_payload_read, .userdata = &src},
+                        .cancel = j->cancel,
+                        .slot_path = ji->slot_path,
+                };
+                r = repair_chunks(&req, ss->left_bad, 0, &ss->repair_stats, &why);
+                fetcher_free(f);
+                if (r == -ECANCELED)
+                        return r;
+                ss->repair_result = r;
+                if (r < 0) {
+                        snprintf(ss->repair_error, sizeof(ss->repair_error), "%s", why ? why : strerror(-r));
+                        continue;
+                }
+                if (ss->repair_stats.chunks_written != ss->repair_stats.chunks_wanted)
+                        continue; /* still damaged: nothing to verify */
+                /* Trusted again only when the whole slot reads back as its manifest says. */
+                struct install_scrub_stats st;
+                free(why);
+                why = NULL;
+                req.source.read = NULL;
+                r = install_scrub(&req, false, j->scrub_bytes_per_sec, &st, &why);
+                if (r == -ECANCELED)
+                        return r;
+                ss->verified = r >= 0 && st.chunks_bad == 0;
+                if (r < 0)
+                        snprintf(ss->repair_error, sizeof(ss->repair_error), "%s", why ? why : strerror(-r));
+                else if (st.chunks_bad)
+                        snprintf(ss->repair_error, sizeof(ss->repair_error),
+                                 "%" PRIu64 " chunks bad when read back after the repair", st.chunks_bad);
         }
         return 0;
 }
@@ -376,6 +455,8 @@ static int job_run(struct job *j) {
                 return job_write(j);
         case JOB_SCRUB:
                 return job_scrub(j);
+        case JOB_REPAIR:
+                return job_repair(j);
         }
         return -EINVAL;
 }

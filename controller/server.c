@@ -155,6 +155,7 @@ static const char *error_code(unsigned status) {
         case 404: return "not-found";
         case 405: return "method-not-allowed";
         case 409: return "conflict";
+        case 410: return "gone";
         case 411: return "length-required";
         case 413: return "too-large";
         case 415: return "unsupported-coding";
@@ -670,6 +671,11 @@ static enum MHD_Result handle_bundle_download(struct server *srv, struct MHD_Con
         char path[4400];
         bundle_path(srv, b.id, path, sizeof(path));
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* Uploaded once, its file since removed from the data dir: gone for good (a node
+         * repairing a slot from it stops asking until its next scrub), not a server fault. */
+        if (fd < 0 && errno == ENOENT)
+                return respond_error(conn, 410, "bundle \"%s\" was uploaded but its file is gone from the "
+                                     "controller", b.id);
         if (fd < 0)
                 return respond_error(conn, 500, "bundle %s: cannot open %s: %m", b.id, path);
         struct stat st;

@@ -663,12 +663,12 @@ static int print_scrub_result(json_t *last) {
         json_t *sl;
         json_array_foreach(json_object_get(last, "slots"), i, sl) {
                 const char *result = ustr(sl, "result");
-                printf("%s slot %s: %s; %lld chunks, %lld bad, %lld repaired%s%s%s%s\n", ustr(sl, "slot_class"),
+                printf("%s slot %s: %s; %lld chunks, %lld bad, %lld repaired%s%s%s%s%s%s\n", ustr(sl, "slot_class"),
                        ustr(sl, "slot"), result, (long long) json_integer_value(json_object_get(sl, "chunks")),
                        (long long) json_integer_value(json_object_get(sl, "bad")),
                        (long long) json_integer_value(json_object_get(sl, "repaired")),
                        *ustr(sl, "error") ? "; " : "", ustr(sl, "error"), *ustr(sl, "action") ? "; " : "",
-                       ustr(sl, "action"));
+                       ustr(sl, "action"), *ustr(sl, "ground") ? "; " : "", ustr(sl, "ground"));
                 if (streq(result, "damaged") || streq(result, "error"))
                         ret = 1;
         }

@@ -851,6 +851,8 @@ int install_scrub(const struct install_request *req, bool repair, uint64_t max_b
         _cleanup_free_ uint8_t *buf = malloc(img->chunk_size);
         if (!buf)
                 return message_set(ret_reason, -ENOMEM, "image %s: no memory for a chunk", img->slot_class);
+        if (req->left_bad)
+                memset(req->left_bad, 0, install_bitmap_size(img->n_chunks));
         uint64_t start = now_usec(CLOCK_MONOTONIC);
         int r = 0;
         for (uint64_t i = 0; i < img->n_chunks; i++) {
@@ -868,13 +870,18 @@ int install_scrub(const struct install_request *req, bool repair, uint64_t max_b
                 if (st.n_listed < INSTALL_SCRUB_LISTED)
                         st.bad[st.n_listed++] = i;
                 st.chunks_bad++;
+                if (req->left_bad)
+                        install_bitmap_set(req->left_bad, i, true);
                 if (!repair || scrub_good_copy(req, i, buf, &st) < 0)
                         continue;
                 if (pwrite_all(req->slot_fd, buf, len, i * img->chunk_size) < 0 || fdatasync(req->slot_fd) < 0)
                         continue; /* the medium refuses: stays damaged */
                 /* Trust the medium only after reading it back. */
-                if (scrub_read_check(req->slot_fd, img, i, buf) >= 0)
+                if (scrub_read_check(req->slot_fd, img, i, buf) >= 0) {
                         st.chunks_repaired++;
+                        if (req->left_bad)
+                                install_bitmap_set(req->left_bad, i, false);
+                }
         }
         if (stats)
                 *stats = st;

@@ -89,6 +89,9 @@ struct install_request {
         const struct install_index *active; /* its chunks; NULL: no delta */
         struct install_source source;
         uint8_t *done; /* in/out: install_bitmap_size(image->n_chunks) bytes */
+        /* install_scrub only, may be NULL: out, a bitmap like done with a bit set for each
+         * chunk the scrub left bad (not repaired), for a repair from elsewhere (repair.h). */
+        uint8_t *left_bad;
         /*
          * Called after the slot was synced, with every chunk set in done durable on it.
          * A failure stops the install (the bitmap could not be kept).

@@ -303,6 +303,14 @@ code=$(as_node node-1 "${HDR[@]}" -I "$BURL")
         fail "HEAD" "HTTP $code $(cat headers)"
 code=$(as_node node-1 "$URL/v1/bundles/none")
 [ "$code" = 404 ] && pass "unknown bundle: 404" || fail "unknown bundle" "HTTP $code"
+# Uploaded, then its file removed by hand: gone (a node repairing a slot stops asking), not a fault.
+mv data/bundles/fleet-2024.06.obundle fleet-away.obundle
+code=$(as_node node-1 -H "Range: bytes=0-9" "$BURL")
+[ "$code" = 410 ] && jq -e '.error == "gone"' body >/dev/null && pass "a bundle whose file is gone: 410 gone" ||
+        fail "bundle gone" "HTTP $code $(cat body)"
+mv fleet-away.obundle data/bundles/fleet-2024.06.obundle
+code=$(as_node node-1 -H "Range: bytes=0-9" "$BURL")
+[ "$code" = 206 ] && pass "its file back: served again" || fail "bundle back" "HTTP $code"
 opcli command send node-1 update.install bundle_id=fleet-2024.06 >out 2>err &&
         grep -q '^queued command 3' out && pass "update.install of an uploaded bundle" || fail "update.install" "$(cat err)"
 

@@ -3,7 +3,9 @@
 # the install saves its progress, with a kill -9 during the pause; (c) the head file of a
 # ranged download from a real controller in a full work_dir. Each install pauses with the
 # reason (status, log, one update.paused event), never fails, never touches the active
-# slot, and completes once space returns, keeping the chunks it had saved.
+# slot, and completes once space returns, keeping the chunks it had saved. (d) with the
+# same controller: a scrub repairs chunks no copy on the node holds from the bundle that
+# installed the slot; a wrong chunk from the ground is refused; a bundle gone is said.
 # shellcheck shell=bash
 set -u -o pipefail
 
@@ -256,6 +258,117 @@ extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificat
         check "(c) still one update.paused record on the ground" ground_paused
         slot_a_untouched "(c) after"
         kill -TERM "$AGENT_PID"; wait_exit "$AGENT_PID" 20 || fail "(c) the agent did not stop"
+
+        # ---- (d) a damaged chunk no copy on the node holds: repaired from the ground -----------
+        # B gets v2 from the controller, then A gets v3 (its first half new), so the inactive
+        # B holds chunks nothing on the node has. Damaged there, they come back from the bundle
+        # that installed B, by ranges, checked against B's kept manifest.
+        mkcert disk-ground disk-ground node-ca 'basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth' || bail "openssl could not make the node certificate"
+        cp v2.img v3.img
+        head -c $((64 * CHUNK)) /dev/urandom | dd of=v3.img conv=notrunc status=none
+        printf '{"bundle_id": "v3", "version": "1.3.0", "security_version": 3, "compatible": ["sim-board"]}\n' >t3.json
+        "$OB" create --manifest-template t3.json --image rootfs=v3.img --chunk-size $CHUNK --key "$K/signer.key" \
+                --cert "$K/signer.pem" -o v3.obundle >/dev/null 2>ob.err || bail "bundle v3: $(cat ob.err)"
+        oc bundle upload v3.obundle >/dev/null || bail "bundle upload v3"
+        new_node ground "$D/node-ground/slots/b" "$D/node-ground/state/update" 60 ", \"link\": {\"enabled\": true, \"url\": \"$URL\",
+ \"ca\": \"$D/server-ca.pem\", \"cert\": \"$D/disk-ground.pem\", \"key\": \"$D/disk-ground.key\",
+ \"poll_interval_sec\": 1, \"backoff_min_sec\": 1, \"backoff_max_sec\": 2}"
+        mkdir -p "$N/etc/keys/commands" && cp cmd-ca.pem "$N/etc/keys/commands/"
+        W=$N/state/update
+        reboot_into() { # SLOT: what the bootloader does at power-on, then the agent again
+                kill -TERM "$AGENT_PID"; wait_exit "$AGENT_PID" 20 || fail "(d) the agent did not stop"
+                local booted
+                booted=$("$TOOL" --kind file --path "$N/boot.json" simulate-boot "$N/cmdline") || bail "(d) no bootable slot"
+                [ "$booted" = "$1" ] || fail "(d) the bootloader booted $booted, not $1"
+                start_agent
+        }
+        start_agent
+        oc command send disk-ground update.install bundle_id=v2 >/dev/null || fail "(d) send update.install v2"
+        check "(d) v2 from the controller into B" wait_for 30 phase_is ready
+        jq -e --arg u "$URL/v1/bundles/v2" '.url == $u and .bundle_id == "v2" and (.etag | startswith("\"sha256:")) and .payload_offset > 0' \
+                <(sed 1d "$W/slot-rootfs-B.source") >/dev/null &&
+                pass "(d) B's record keeps where its bundle came from (url, etag, payload offset)" ||
+                fail "(d) source record" "$(cat "$W/slot-rootfs-B.source")"
+        reboot_into B
+        check "(d) v2 committed on B" wait_for 15 phase_is committed
+        oc command send disk-ground update.install bundle_id=v3 >/dev/null || fail "(d) send update.install v3"
+        check "(d) v3 from the controller into A" wait_for 30 phase_is ready
+        reboot_into A
+        check "(d) v3 committed on A" wait_for 15 phase_is committed
+        check "(d) B (v2) is the good fallback" test "$(boot_state)" = "primary=A A_good=1 A_tries_left=0 B_good=1 B_tries_left=0"
+        flipbyte() { # FILE OFFSET
+                local b
+                b=$(od -An -tu1 -j "$2" -N 1 "$1" | tr -d ' ')
+                printf "$(printf '\\%03o' $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+        }
+        ground_scrub() { # JQ over the ground's update.scrub records of disk-ground
+                oc records disk-ground --kind update.scrub --json | jq -e "$1" >/dev/null
+        }
+
+        # chunks 10 and 11 only v2 has (one range), chunk 100 the active A has too
+        flipbyte "$N/slots/b" $((10 * CHUNK + 17))
+        flipbyte "$N/slots/b" $((11 * CHUNK + 4000))
+        flipbyte "$N/slots/b" $((100 * CHUNK + 1))
+        out=$(ctl update scrub) &&
+                grep -qF "rootfs slot B: repaired; 128 chunks, 3 bad, 3 repaired; trusted again, a good fallback again; repaired from the ground: 2 chunks" <<<"$out" &&
+                pass "(d) scrub: 1 chunk from the active slot, 2 from the ground: $out" || fail "(d) scrub from the ground" "$out"
+        check "(d) B is v2 again, byte for byte" cmp -s "$N/slots/b" v2.img
+        grep -qF "slot rootfs B repaired from the ground: 2 chunks ($((2 * CHUNK)) bytes in 1 ranges of $URL/v1/bundles/v2), verified whole" "$N/agent.log" &&
+                pass "(d) only the two damaged chunks were fetched, as one range" || fail "(d) ranges" "$(grep 'from the ground' "$N/agent.log")"
+        check "(d) B still the good fallback, its record kept" sh -c "[ \"$(boot_state)\" = 'primary=A A_good=1 A_tries_left=0 B_good=1 B_tries_left=0' ] && [ -e '$W/slot-rootfs-B.manifest' ] && [ ! -e '$W/slot-rootfs-B.damaged' ]"
+        check "(d) the ground has the scrub (high): 2 chunks repaired from the ground" wait_for 15 ground_scrub \
+                '[.[] | select(.priority == "high" and .body.slots[0].repaired_from_ground == 2 and .body.slots[0].result == "repaired")] | length == 1'
+
+        # the controller serves wrong bytes for chunk 20: refused, nothing written
+        BUNDLE_FILE=$D/data/bundles/v2.obundle
+        PAYLOAD=$(sed 1d "$W/slot-rootfs-B.source" | jq .payload_offset)
+        flipbyte "$N/slots/b" $((20 * CHUNK + 9))
+        cp "$N/slots/b" b.damaged
+        flipbyte "$BUNDLE_FILE" $((PAYLOAD + 20 * CHUNK + 300))
+        out=$(ctl update scrub) && fail "(d) a slot left damaged: exit 1" "$out" ||
+                { grep -qF "rootfs slot B: damaged; 128 chunks, 1 bad, 0 repaired; taken out of the boot choices, its manifest kept for a repair from the ground; damaged: 1 chunks from the ground refused, they do not match the slot's manifest (first: chunk 20); 0 written" <<<"$out" &&
+                        pass "(d) a wrong chunk from the ground is refused: $out" || fail "(d) tampered" "$out"; }
+        check "(d) tampered: nothing written to B" cmp -s "$N/slots/b" b.damaged
+        check "(d) tampered: B not bootable, its manifest set aside" sh -c "[ \"$(boot_state)\" = 'primary=A A_good=1 A_tries_left=0 B_good=0 B_tries_left=0' ] && [ ! -e '$W/slot-rootfs-B.manifest' ] && [ -e '$W/slot-rootfs-B.damaged' ]"
+        check "(d) tampered: status lists B as damaged" test "$(ust .rootfs_slots.B.damaged)" = true
+        check "(d) the ground has the scrub (critical) with the refused chunk" wait_for 15 ground_scrub \
+                '[.[] | select(.priority == "critical" and .body.slots[0].refused_from_ground == 1 and .body.slots[0].unrepaired == 1)] | length == 1'
+        flipbyte "$BUNDLE_FILE" $((PAYLOAD + 20 * CHUNK + 300)) # the controller's copy is right again
+        out=$(ctl update scrub) &&
+                grep -qF "rootfs slot B: repaired; 128 chunks, 1 bad, 1 repaired; trusted again, a good fallback again; repaired from the ground: 1 chunks" <<<"$out" &&
+                pass "(d) the next scrub repairs it from the ground: $out" || fail "(d) repair after a refusal" "$out"
+        check "(d) B is v2 again and the good fallback again" sh -c "cmp -s '$N/slots/b' v2.img && [ \"$(boot_state)\" = 'primary=A A_good=1 A_tries_left=0 B_good=1 B_tries_left=0' ]"
+
+        # the bundle's file gone from the controller: 410, said once, tried at the next scrub
+        mv "$BUNDLE_FILE" "$D/v2.obundle.away"
+        log_before=$(wc -l <"$N/agent.log")
+        flipbyte "$N/slots/b" $((30 * CHUNK + 9))
+        out=$(ctl update scrub) && fail "(d) bundle gone: exit 1" "$out" ||
+                { grep -qF "damaged: the bundle that installed slot rootfs B is gone from the controller ($URL/v1/bundles/v2); tried again at the next scrub" <<<"$out" &&
+                        pass "(d) the bundle gone from the controller is said: $out" || fail "(d) gone" "$out"; }
+        [ "$(tail -n +"$((log_before + 1))" "$N/agent.log" | grep -c "fetching bytes .* of $URL/v1/bundles/v2")" = 0 ] &&
+                pass "(d) gone: asked once, no retries" || fail "(d) gone: retried" "$(grep 'fetching bytes' "$N/agent.log" | tail -3)"
+        check "(d) gone: the next try is the next scrub (a day away)" sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" update status --json | jq '.scrub.next_in_sec > 86000') = true ]"
+        check "(d) the ground has the scrub (critical) saying the bundle is gone" wait_for 15 ground_scrub \
+                '[.[] | select(.priority == "critical" and (.body.slots[0].ground | test("the bundle that installed slot rootfs B is gone from the controller")))] | length == 1'
+        mv "$D/v2.obundle.away" "$BUNDLE_FILE"
+        out=$(ctl update scrub) &&
+                grep -qF "rootfs slot B: repaired; 128 chunks, 1 bad, 1 repaired; trusted again, a good fallback again; repaired from the ground: 1 chunks" <<<"$out" &&
+                pass "(d) the bundle back: the next scrub repairs B from it: $out" || fail "(d) repair after gone" "$out"
+        check "(d) B is v2 again" cmp -s "$N/slots/b" v2.img
+
+        # a record from before source records: damaged, no source, as an older agent left it
+        rm -f "$W/slot-rootfs-B.source" "$W/slot-rootfs-B.source.prev"
+        flipbyte "$N/slots/b" $((40 * CHUNK + 9))
+        out=$(ctl update scrub) && fail "(d) no source: exit 1" "$out" ||
+                { grep -qF "rootfs slot B: damaged; 128 chunks, 1 bad, 0 repaired; taken out of the boot choices, its record removed; damaged, no source to repair from (the slot's record does not say where its bundle came from)" <<<"$out" &&
+                        pass "(d) a record without a source: said, nothing fetched: $out" || fail "(d) no source" "$out"; }
+        check "(d) no source: nothing kept of B" sh -c "[ ! -e '$W/slot-rootfs-B.manifest' ] && [ ! -e '$W/slot-rootfs-B.damaged' ]"
+        slot_a_is_v3() { cmp -s "$N/slots/a" v3.img; }
+        check "(d) the active slot A untouched throughout" slot_a_is_v3
+        kill -TERM "$AGENT_PID"; wait_exit "$AGENT_PID" 20 || fail "(d) the agent did not stop"
         has_sanitizer_report "$D/controller.log" && fail "sanitizer report in the controller log"
 fi
 

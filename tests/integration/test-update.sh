@@ -320,7 +320,9 @@ flipbyte "$N/slots/a" $((10 * CHUNK + 99)) # chunk 10: only v4 has it: no good c
 flipbyte "$N/slots/a" $((20 * CHUNK + 5))
 out=$(ctl update scrub) && fail "scrub of a damaged slot exits 1" "$out" ||
         { grep -q "rootfs slot A: damaged; 64 chunks, 2 bad, 1 repaired; taken out of the boot choices, its record removed" <<<"$out" &&
-                pass "scrub: chunk 10 has no good copy: $out" || fail "scrub damaged" "$out"; }
+                pass "scrub: chunk 10 has no good copy: $out" || fail "scrub damaged" "$out"
+        grep -qF "its record removed; damaged, no source to repair from (the slot was installed from a local file)" <<<"$out" &&
+                pass "scrub: a slot installed from a local file has no source on the ground: said" || fail "scrub no source" "$out"; }
 check "scrub: the chunk with a copy was still repaired" cmp -s -i $((20 * CHUNK)):$((20 * CHUNK)) -n $CHUNK "$N/slots/a" v4.img
 check "scrub: the damaged slot's record is gone (never a delta source or trusted again)" test ! -e "$N/state/update/slot-rootfs-A.manifest"
 check "scrub: A not bootable" test "$(boot_state)" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0"

@@ -501,10 +501,18 @@ static void test_scrub(void **state) {
         req.active_fd = afd;
         req.active = ix;
         req.source.read = NULL;
+        uint8_t left_bad[(N_CHUNKS + 7) / 8];
+        memset(left_bad, 0xff, sizeof(left_bad));
+        req.left_bad = left_bad;
         assert_int_equal(install_scrub(&req, true, 0, &st, &reason), 0);
         assert_int_equal(st.chunks_bad, 3);
         assert_int_equal(st.chunks_repaired, 1);
         assert_int_equal(st.chunks_from_active, 1);
+        /* what is left for a repair from elsewhere: exactly the two without a copy */
+        assert_int_equal(install_bitmap_count(left_bad, N_CHUNKS), 2);
+        assert_true(install_bitmap_get(left_bad, 3));
+        assert_true(install_bitmap_get(left_bad, N_CHUNKS - 1));
+        req.left_bad = NULL;
         /* again: only the two unrepaired remain */
         assert_int_equal(install_scrub(&req, true, 0, &st, &reason), 0);
         assert_int_equal(st.chunks_bad, 2);
