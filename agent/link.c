@@ -230,22 +230,14 @@ bool link_plan_window_within(json_t *plan, int64_t from, int64_t until, int64_t 
         return found;
 }
 
-
 /* The contact window open now: its start (-1: no plan, or no window open) and end. */
 static int64_t plan_open_window(json_t *plan, int64_t now, int64_t *ret_end) {
-        json_t *windows = plan ? json_object_get(plan, "windows") : NULL;
-        size_t i;
-        json_t *w;
-        *ret_end = -1;
-        json_array_foreach(windows, i, w) {
-                int64_t start = json_integer_value(json_object_get(w, "start"));
-                int64_t end = json_integer_value(json_object_get(w, "end"));
-                if (start <= now && now < end) {
-                        *ret_end = end;
-                        return start;
-                }
+        int64_t start;
+        if (!link_plan_window_within(plan, now, now + 1, &start, ret_end)) {
+                *ret_end = -1;
+                return -1;
         }
-        return -1;
+        return start;
 }
 
 /* Which pass this is (link-pass.h), with the budgets as configured now (a reload or a
