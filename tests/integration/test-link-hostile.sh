@@ -423,7 +423,7 @@ if case_run forged-flood forged-flood "$D/envelope.json"; then
                 fail "forged flood: ${PACE_WHY:+too slow to measure its pace}${PACE_WHY:-syncs back to back}" "${PACE_WHY:-4 syncs, the closest $PACE_GAP s apart}"
         # the results first, then the answers sent so far: the server logs an answer before
         # the agent reads it, so this count covers every result seen
-        got=$(ctl events --json --lines 300 | jq -c '[.events[] | select(.kind == "command.result" and .body.seq >= 1000)] | [length, (map(.priority) | unique)]')
+        got=$(ctl events --json --lines 300 --kind command.result | jq -c '[.events[] | select(.kind == "command.result" and .body.seq >= 1000)] | [length, (map(.priority) | unique)]')
         answers=$(evil_count '.mode == "forged-flood" and .event == "answered"')
         reported=$(jq '.[0]' <<<"$got")
         [ "$(jq -c '.[1]' <<<"$got")" = '["high"]' ] && [ "$reported" -le $((8 * answers)) ] &&
@@ -444,7 +444,7 @@ if case_run expired replay "$D/expired.json"; then
         refresh
         answers=$(evil_count '.mode == "replay" and .arg == "'"$D"'/expired.json" and .event == "answered"')
         # (seq 2 was also the forged case's: its "bad signature" report is not this one's)
-        got=$(ctl events --json --lines 300 | jq -c '[.events[] | select(.kind == "command.result" and .body.seq == 2) | .body.reason | select(test("expired at|replayed"))]')
+        got=$(ctl events --json --lines 300 --kind command.result | jq -c '[.events[] | select(.kind == "command.result" and .body.seq == 2) | .body.reason | select(test("expired at|replayed"))]')
         [ "$(lnk .last_command_seq)" = 2 ] && [ "$(jq '[.[] | select(test("expired at"))] | length' <<<"$got")" = 1 ] &&
                 [ "$(jq length <<<"$got")" -le 2 ] &&
                 pass "expired: refused, last_command_seq moved to 2, $(jq length <<<"$got") reports in $answers answers that carried it" ||
