@@ -786,8 +786,10 @@ static int sync_start(struct link *l) {
         int64_t end, left = plan_open_window(l->plan, time(NULL), &end) >= 0 ? end - time(NULL) : -1;
         /* Sized to finish in a quarter of the timeout at the measured goodput, and before the
          * window closes: a batch cut by the timeout is lost whole and sent again. */
+        /* (a plan kept from before its times were bounded may end too far to count in µs) */
+        int64_t left_usec = left < 0 ? -1 : left > INT64_MAX / 1000000 ? INT64_MAX : left * 1000000LL;
         size_t budget = link_pace_batch_bytes(&l->pace, SIZE_MAX / 64, (uint64_t) c->timeout_sec * 1000000ULL / 4,
-                                              left >= 0 ? left * 1000000LL : -1, LOS_MARGIN_USEC);
+                                              left_usec, LOS_MARGIN_USEC);
         /* the goodput is of bytes on the wire; the batch is cut in JSON bytes: zstd makes
          * the same upload carry this many times more (the last request's ratio) */
         double plain = (double) budget * (l->compress_ratio > 1 ? l->compress_ratio : 1);

@@ -108,12 +108,28 @@ static void test_nothing_starts_that_los_would_cut(void **state) {
         assert_int_equal(link_pass_may_download(NULL, 1ULL << 40, 0), 0);
 }
 
+static void test_a_window_closing_in_a_far_future(void **state) {
+        (void) state;
+        struct link_pass p;
+        link_pass_init(&p, 0, 10 * MIB);
+        /* A window that a controller says closes in 584,000 years: its end in µs does not fit
+         * an int64 (it wrapped to 0.45 s after 1970, and every range was "too late" for a
+         * window that is open). The end is not known then, as without a plan. */
+        const int64_t end = 18446744073710LL;
+        assert_true(link_pass_track(&p, 1000, end, 5 * SEC, GAP, MAX));
+        assert_int_equal(link_pass_may_download(&p, MIB, 1100 * (int64_t) SEC), 0);
+        link_pass_downloaded(&p, MIB, 10 * SEC);
+        assert_int_equal(link_pass_may_download(&p, MIB, 1200 * (int64_t) SEC), 0);
+        assert_true(atomic_load(&p.los_usec) == 0 || atomic_load(&p.los_usec) > 1200 * (int64_t) SEC);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_window_is_one_pass),
                 cmocka_unit_test(test_learned_pass),
                 cmocka_unit_test(test_plan_ends_link_goes_on),
                 cmocka_unit_test(test_nothing_starts_that_los_would_cut),
+                cmocka_unit_test(test_a_window_closing_in_a_far_future),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
