@@ -31,8 +31,11 @@ bool link_pass_track(struct link_pass *p, int64_t window_start, int64_t window_e
                      uint64_t gap_usec, uint64_t max_usec) {
         bool new_pass;
         if (window_start >= 0)
-                /* the plan says which contact this is */
-                new_pass = atomic_load(&p->number) == 0 || p->window_start != window_start;
+                /* the plan says which contact this is; a window longer than max_usec (a plan
+                 * that says "always in contact") is several passes, else its budgets would be
+                 * spent once and never whole again */
+                new_pass = atomic_load(&p->number) == 0 || p->window_start != window_start ||
+                           now_usec - p->started_usec > max_usec;
         else if (atomic_load(&p->number) == 0 || p->window_start >= 0)
                 /* the first contact, or the plan's window is over and the link still works */
                 new_pass = true;

@@ -1,8 +1,9 @@
 /*
  * A pass: one contact with the ground, and what it may move (pure but for the atomics:
  * tests/unit/test-link-pass). The link decides where passes begin: a window of the
- * contact plan is one pass; without a plan (or outside every window while the link
- * works), a learned pass lasts while good syncs follow each other and at most max_usec.
+ * contact plan is one pass (a window longer than max_usec several); without a plan (or
+ * outside every window while the link works), a learned pass lasts while good syncs
+ * follow each other and at most max_usec.
  * Byte budgets count per pass, not per sync: a node whose link comes and goes inside one
  * pass does not get its budget back each time it reconnects.
  *
@@ -43,8 +44,8 @@ void link_pass_init(struct link_pass *p, uint64_t up_budget, uint64_t down_budge
 /*
  * Before a sync, and after a good one: begins a new pass when this is not the same
  * contact. window_start: the start of the plan's window open now, -1 when none is; end:
- * its end (CLOCK_REALTIME s). A learned pass ends when no good sync came for gap_usec,
- * or when it began max_usec ago. Returns true when a new pass began (the budgets are
+ * its end (CLOCK_REALTIME s). A learned pass ends when no good sync came for gap_usec;
+ * any pass when it began more than max_usec ago. Returns true when a new pass began (the budgets are
  * whole again).
  */
 bool link_pass_track(struct link_pass *p, int64_t window_start, int64_t window_end, uint64_t now_usec,

@@ -123,6 +123,28 @@ static void test_a_window_closing_in_a_far_future(void **state) {
         assert_true(atomic_load(&p.los_usec) == 0 || atomic_load(&p.los_usec) > 1200 * (int64_t) SEC);
 }
 
+static void test_a_long_window_is_several_passes(void **state) {
+        (void) state;
+        struct link_pass p;
+        link_pass_init(&p, 64 * KIB, MIB);
+        /* a window of ten days (a plan that says "always in contact"): a pass lasts at most
+         * max in it too, else its budgets are spent once and never whole again */
+        const int64_t start = 1000, end = 1000 + 10 * 86400;
+        assert_true(link_pass_track(&p, start, end, 5 * SEC, GAP, MAX));
+        link_pass_downloaded(&p, MIB, 60 * SEC);
+        link_pass_sync_ok(&p, 10 * SEC, 64 * KIB);
+        assert_int_equal(link_pass_may_download(&p, 64 * KIB, 1100 * (int64_t) SEC), -EDQUOT);
+        assert_int_equal(link_pass_upload_room(&p), 0);
+        assert_false(link_pass_track(&p, start, end, 5 * SEC + MAX, GAP, MAX));
+        assert_true(link_pass_track(&p, start, end, 6 * SEC + MAX, GAP, MAX));
+        assert_int_equal(atomic_load(&p.number), 2);
+        assert_int_equal(link_pass_may_download(&p, 64 * KIB, 2300 * (int64_t) SEC), 0);
+        assert_int_equal(link_pass_upload_room(&p), 64 * KIB);
+        /* still the window's pass: its end is the loss of signal */
+        assert_int_equal(atomic_load(&p.los_usec), end * (int64_t) SEC);
+        assert_false(link_pass_track(&p, start, end, 7 * SEC + MAX, GAP, MAX));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_window_is_one_pass),
@@ -130,6 +152,7 @@ int main(void) {
                 cmocka_unit_test(test_plan_ends_link_goes_on),
                 cmocka_unit_test(test_nothing_starts_that_los_would_cut),
                 cmocka_unit_test(test_a_window_closing_in_a_far_future),
+                cmocka_unit_test(test_a_long_window_is_several_passes),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
