@@ -70,8 +70,11 @@ size_t link_pass_upload_room(const struct link_pass *p) {
 int link_pass_may_download(struct link_pass *p, uint64_t len, int64_t now_usec) {
         if (!p)
                 return 0;
-        uint64_t budget = atomic_load(&p->down_budget);
-        if (budget && atomic_load(&p->down_used) + len > budget)
+        uint64_t budget = atomic_load(&p->down_budget), used = atomic_load(&p->down_used);
+        /* A range of more than half the budget may not fit next to a resumed download's
+         * head in any pass: one such range may cross the budget while it is not spent, else
+         * a bundle whose chunks are as big as the budget would never move. */
+        if (budget && used + len > budget && (used >= budget || len <= budget / 2))
                 return -EDQUOT;
         int64_t los = atomic_load(&p->los_usec);
         uint64_t rate = atomic_load(&p->down_rate);

@@ -62,7 +62,8 @@ size_t link_pass_upload_room(const struct link_pass *p);
 
 /*
  * May the update worker download len bytes now (now_usec: CLOCK_REALTIME µs)? 0: yes;
- * -EDQUOT: over this pass's budget; -ETIME: at the measured rate the range would not
+ * -EDQUOT: over this pass's budget (a range of more than half the budget may cross it
+ * while it is not spent: a chunk as big as the budget moves one a pass); -ETIME: at the measured rate the range would not
  * finish before loss of signal (less LINK_PASS_LOS_MARGIN_USEC). Both wait for the next
  * contact. A NULL pass has no limits.
  */

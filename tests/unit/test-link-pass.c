@@ -145,6 +145,35 @@ static void test_a_long_window_is_several_passes(void **state) {
         assert_false(link_pass_track(&p, start, end, 7 * SEC + MAX, GAP, MAX));
 }
 
+static void test_a_chunk_as_big_as_the_budget(void **state) {
+        (void) state;
+        struct link_pass p;
+        /* link.download_budget_mib 1 and a bundle of 1 MiB chunks (the default): each pass
+         * resumes with the bundle's head (64 KiB), and then the chunk did not fit what was
+         * left: refused in every pass, the download never moved again */
+        link_pass_init(&p, 0, MIB);
+        for (int pass = 0; pass < 3; pass++) {
+                assert_true(link_pass_track(&p, 1000 + 1000 * pass, 1600 + 1000 * pass, (uint64_t) (5 + 1000 * pass) * SEC,
+                                            GAP, MAX));
+                int64_t now = (1100 + 1000 * pass) * (int64_t) SEC;
+                assert_int_equal(link_pass_may_download(&p, 64 * KIB, now), 0);
+                link_pass_downloaded(&p, 64 * KIB, SEC / 10);
+                /* one range that no pass could hold next to the head goes ... */
+                assert_int_equal(link_pass_may_download(&p, MIB, now), 0);
+                link_pass_downloaded(&p, MIB, SEC);
+                /* ... and then the pass is spent */
+                assert_int_equal(link_pass_may_download(&p, MIB, now), -EDQUOT);
+                assert_int_equal(link_pass_may_download(&p, 64 * KIB, now), -EDQUOT);
+        }
+        /* a chunk larger than the whole budget (16 MiB chunks, 4 MiB a pass) as well */
+        link_pass_init(&p, 0, 4 * MIB);
+        assert_true(link_pass_track(&p, -1, -1, 5 * SEC, GAP, MAX));
+        link_pass_downloaded(&p, 64 * KIB, SEC / 10);
+        assert_int_equal(link_pass_may_download(&p, 16 * MIB, 0), 0);
+        link_pass_downloaded(&p, 16 * MIB, 10 * SEC);
+        assert_int_equal(link_pass_may_download(&p, 16 * MIB, 0), -EDQUOT);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_window_is_one_pass),
@@ -153,6 +182,7 @@ int main(void) {
                 cmocka_unit_test(test_nothing_starts_that_los_would_cut),
                 cmocka_unit_test(test_a_window_closing_in_a_far_future),
                 cmocka_unit_test(test_a_long_window_is_several_passes),
+                cmocka_unit_test(test_a_chunk_as_big_as_the_budget),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
