@@ -88,6 +88,14 @@ int link_pass_may_download(struct link_pass *p, uint64_t len, int64_t now_usec) 
         return 0;
 }
 
+bool link_pass_may_resume(struct link_pass *p, uint64_t paused_in, int64_t now_usec) {
+        if (!p)
+                return true;
+        if (paused_in && atomic_load(&p->number) == paused_in)
+                return false;
+        return link_pass_may_download(p, LINK_PASS_RESUME_MIN_BYTES, now_usec) == 0;
+}
+
 void link_pass_downloaded(struct link_pass *p, uint64_t bytes, uint64_t usec) {
         if (!p)
                 return;

@@ -69,5 +69,13 @@ size_t link_pass_upload_room(const struct link_pass *p);
  */
 int link_pass_may_download(struct link_pass *p, uint64_t len, int64_t now_usec);
 
+/*
+ * After a download paused: may it resume now (now_usec: CLOCK_REALTIME µs)? paused_in: the
+ * pass it paused in for this pass's budget or time (-EDQUOT, -ETIME), 0 when it paused
+ * for the link. Not in the same pass (its next range would be refused again, after the
+ * bundle's head was fetched once more), nor when a resume's head would not fit.
+ */
+bool link_pass_may_resume(struct link_pass *p, uint64_t paused_in, int64_t now_usec);
+
 /* The worker downloaded bytes in usec. */
 void link_pass_downloaded(struct link_pass *p, uint64_t bytes, uint64_t usec);

@@ -174,6 +174,30 @@ static void test_a_chunk_as_big_as_the_budget(void **state) {
         assert_int_equal(link_pass_may_download(&p, 16 * MIB, 0), -EDQUOT);
 }
 
+static void test_no_resume_in_the_pass_that_paused(void **state) {
+        (void) state;
+        struct link_pass p;
+        /* 10 MiB a pass, 1 MiB chunks: paused at 9.5 MiB, the next chunk over the budget */
+        link_pass_init(&p, 0, 10 * MIB);
+        assert_true(link_pass_track(&p, 1000, 9000, 5 * SEC, GAP, MAX));
+        link_pass_downloaded(&p, 9 * MIB + 512 * KIB, 100 * SEC);
+        int64_t now = 1200 * (int64_t) SEC;
+        assert_int_equal(link_pass_may_download(&p, MIB, now), -EDQUOT);
+        uint64_t paused_in = atomic_load(&p.number);
+        /* a good sync in the same pass: a resume would fetch the head (it fits) and be
+         * refused at the chunk again, at every sync (a 64 KiB probe said "go") */
+        assert_int_equal(link_pass_may_download(&p, LINK_PASS_RESUME_MIN_BYTES, now), 0);
+        assert_false(link_pass_may_resume(&p, paused_in, now));
+        /* paused for the link (0): the link is back, go on */
+        assert_true(link_pass_may_resume(&p, 0, now));
+        /* the next pass */
+        assert_true(link_pass_track(&p, 10000, 11000, 9100 * SEC, GAP, MAX));
+        assert_true(link_pass_may_resume(&p, paused_in, 10100 * (int64_t) SEC));
+        /* but not in its last seconds */
+        assert_false(link_pass_may_resume(&p, paused_in, 10998 * (int64_t) SEC));
+        assert_true(link_pass_may_resume(NULL, 1, 0));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_window_is_one_pass),
@@ -183,6 +207,7 @@ int main(void) {
                 cmocka_unit_test(test_a_window_closing_in_a_far_future),
                 cmocka_unit_test(test_a_long_window_is_several_passes),
                 cmocka_unit_test(test_a_chunk_as_big_as_the_budget),
+                cmocka_unit_test(test_no_resume_in_the_pass_that_paused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
