@@ -19,8 +19,9 @@ void link_pass_init(struct link_pass *p, uint64_t up_budget, uint64_t down_budge
 }
 
 static void begin(struct link_pass *p, int64_t window_start, uint64_t now_usec) {
-        atomic_fetch_add(&p->number, 1);
-        atomic_store(&p->down_used, 0);
+        /* what a download resumed at start took before the first sync is the first pass's */
+        if (atomic_fetch_add(&p->number, 1) > 0)
+                atomic_store(&p->down_used, 0);
         p->up_used = 0;
         p->window_start = window_start;
         p->started_usec = now_usec;

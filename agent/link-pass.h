@@ -5,7 +5,8 @@
  * outside every window while the link works), a learned pass lasts while good syncs
  * follow each other and at most max_usec.
  * Byte budgets count per pass, not per sync: a node whose link comes and goes inside one
- * pass does not get its budget back each time it reconnects.
+ * pass does not get its budget back each time it reconnects. What the worker downloads
+ * before the first pass began (a download resumed at start) counts in the first pass.
  *
  * The update worker's thread reads and charges the download side while the loop's
  * thread starts passes, so those fields are atomics; a pass that begins while a range

@@ -1381,8 +1381,10 @@ int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret)
                 return -ENOMEM;
         l->event = sd_event_ref(event);
         l->h = *hooks;
+        /* a pass given is the caller's to set up (the update worker may charge it already) */
         l->pass = hooks->pass ? hooks->pass : &l->own_pass;
-        link_pass_init(l->pass, 0, 0);
+        if (!hooks->pass)
+                link_pass_init(l->pass, 0, 0);
         int r = state_load(l);
         if (r < 0)
                 goto fail;

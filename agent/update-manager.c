@@ -751,10 +751,6 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
         return *ret ? 0 : -ENOMEM;
 }
 
-void update_manager_set_pass(struct update_manager *m, struct link_pass *pass) {
-        m->pass = pass;
-}
-
 void update_manager_link_up(struct update_manager *m) {
         if (!m || !m->paused || m->worker_running)
                 return;
@@ -997,12 +993,13 @@ static int start_action(struct update_manager *m) {
 int update_manager_new(sd_event *event, const struct agent_config *cfg,
                        const struct node_state *node, struct event_queue *events,
                        struct runtime *runtime, struct health_monitor *health,
-                       struct update_manager **ret) {
+                       struct link_pass *pass, struct update_manager **ret) {
         struct update_manager *m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
         m->event = sd_event_ref(event);
         m->cfg = cfg;
+        m->pass = pass; /* before start_action: a download resumed now is charged too */
         const char *stall = getenv("ORBIT_FAILPOINT_INSTALL_STALL_PERCENT");
         if (stall && *stall)
                 m->stall_percent = strtod(stall, NULL);

@@ -198,6 +198,23 @@ static void test_no_resume_in_the_pass_that_paused(void **state) {
         assert_true(link_pass_may_resume(NULL, 1, 0));
 }
 
+static void test_downloads_before_the_first_pass(void **state) {
+        (void) state;
+        struct link_pass p;
+        /* the agent started and resumed a download before the link's first sync: those
+         * bytes are charged, and the first pass does not give them back */
+        link_pass_init(&p, 0, MIB);
+        assert_int_equal(link_pass_may_download(&p, 512 * KIB, 0), 0);
+        link_pass_downloaded(&p, 900 * KIB, 10 * SEC);
+        assert_int_equal(link_pass_may_download(&p, 256 * KIB, 0), -EDQUOT);
+        assert_true(link_pass_track(&p, 1000, 1600, 15 * SEC, GAP, MAX));
+        assert_int_equal(atomic_load(&p.down_used), 900 * KIB);
+        assert_int_equal(link_pass_may_download(&p, 256 * KIB, 1100 * (int64_t) SEC), -EDQUOT);
+        /* the next pass is whole */
+        assert_true(link_pass_track(&p, 2000, 2600, 1015 * SEC, GAP, MAX));
+        assert_int_equal(atomic_load(&p.down_used), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_window_is_one_pass),
@@ -208,6 +225,7 @@ int main(void) {
                 cmocka_unit_test(test_a_long_window_is_several_passes),
                 cmocka_unit_test(test_a_chunk_as_big_as_the_budget),
                 cmocka_unit_test(test_no_resume_in_the_pass_that_paused),
+                cmocka_unit_test(test_downloads_before_the_first_pass),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
