@@ -793,7 +793,12 @@ static int sync_start(struct link *l) {
         /* the goodput is of bytes on the wire; the batch is cut in JSON bytes: zstd makes
          * the same upload carry this many times more (the last request's ratio) */
         double plain = (double) budget * (l->compress_ratio > 1 ? l->compress_ratio : 1);
+        /* room for the rest of the request, but never less than one batch: with
+         * link.max_sync_kib 4 (the least it takes) a batch of 0 bytes read as "the window
+         * closes too soon", and the node never synced while it had records */
         size_t max_plain = (size_t) c->max_sync_kib * 1024 - 4096;
+        if (max_plain < LINK_PACE_MIN_BYTES)
+                max_plain = LINK_PACE_MIN_BYTES;
         budget = plain > (double) max_plain ? max_plain : (size_t) plain;
         if (budget == 0 && event_queue_count(l->h.events) > 0)
                 return -EAGAIN;
