@@ -249,14 +249,18 @@ static int64_t plan_open_window(json_t *plan, int64_t now, int64_t *ret_end) {
 }
 
 /* Which pass this is (link-pass.h), with the budgets as configured now (a reload or a
- * config.set changes them). A learned pass ends after a pause of two polls and a
- * timeout without a good sync. */
+ * config.set changes them). A learned pass ends after a pause of two sync intervals (the
+ * controller's next_sync_sec, else poll_interval_sec) and a timeout without a good sync:
+ * syncs at the pace the controller asked for are one contact, not a pass each. */
 static void pass_track(struct link *l) {
         const struct agent_link_config *c = &l->h.cfg->link;
         l->pass->up_budget = (uint64_t) c->upload_budget_kib * 1024;
         atomic_store(&l->pass->down_budget, (uint64_t) c->download_budget_mib * 1024 * 1024);
         int64_t end, start = plan_open_window(l->plan, time(NULL), &end);
-        uint64_t gap = (uint64_t) (2 * c->poll_interval_sec + c->timeout_sec) * 1000000ULL;
+        int64_t interval = l->next_sync_sec ? l->next_sync_sec : c->poll_interval_sec;
+        if (interval < c->min_sync_interval_sec)
+                interval = c->min_sync_interval_sec;
+        uint64_t gap = (uint64_t) (2 * interval + c->timeout_sec) * 1000000ULL;
         if (link_pass_track(l->pass, start, end, now_mono(l), gap, (uint64_t) c->pass_max_sec * 1000000ULL)) {
                 l->upload_spent = false;
                 log_debug("link: pass %" PRIu64 " begins (%s)", (uint64_t) atomic_load(&l->pass->number),

@@ -478,6 +478,27 @@ else
         fail "floor: the configuration was not reloaded"
 fi
 alive
+
+# ---- a learned pass keeps the controller's pace: syncs next_sync_sec apart (longer than two
+# poll_interval_sec and a timeout_sec) are one contact, not a new pass (with its budgets
+# whole again) at every sync
+SPACED=$((2 * TIMEOUT_SEC + 4))
+set_mode spaced "$SPACED"
+spaced_n() { evil_count '.mode == "spaced" and .event == "answered"'; }
+spaced_at_least() { [ "$(spaced_n)" -ge "$1" ]; }
+if wait_for $((CASE_WAIT + 10)) spaced_at_least 1; then
+        sleep 0.5
+        refresh
+        p0=$(lnk .pass.number)
+        wait_for $((3 * SPACED + CASE_WAIT)) spaced_at_least 3 || fail "spaced: fewer than 3 syncs"
+        refresh
+        [ "$(lnk .pass.number)" = "$p0" ] && [ "$(lnk .pass.kind)" = learned ] &&
+                pass "spaced: syncs $SPACED s apart, as the controller asks, stay one pass ($p0)" ||
+                fail "spaced: every sync a new pass" "pass $p0 -> $(lnk .pass.number)"
+else
+        fail "spaced: the agent did not sync"
+fi
+alive
 # the smallest request the configuration takes (link.max_sync_kib 4): records still go up
 # (4 KiB less 4 KiB of room for the rest of the request was a batch of 0 bytes, taken for
 # "the contact window closes too soon": the node never synced while it had records)
