@@ -48,7 +48,8 @@ bool link_pass_track(struct link_pass *p, int64_t window_start, int64_t window_e
         if (new_pass)
                 begin(p, window_start, now_usec);
         /* an end too far to count in µs is as good as not known (it must not wrap) */
-        bool known = window_start >= 0 && window_end > window_start && window_end <= INT64_MAX / 1000000;
+        bool known =
+                window_start >= 0 && window_end > window_start && window_end <= INT64_MAX / 1000000;
         atomic_store(&p->los_usec, known ? window_end * 1000000LL : 0);
         return new_pass;
 }

@@ -46,8 +46,8 @@ void link_pass_init(struct link_pass *p, uint64_t up_budget, uint64_t down_budge
  * Before a sync, and after a good one: begins a new pass when this is not the same
  * contact. window_start: the start of the plan's window open now, -1 when none is; end:
  * its end (CLOCK_REALTIME s). A learned pass ends when no good sync came for gap_usec;
- * any pass when it began more than max_usec ago. Returns true when a new pass began (the budgets are
- * whole again).
+ * any pass when it began more than max_usec ago. Returns true when a new pass began (the budgets
+ * are whole again).
  */
 bool link_pass_track(struct link_pass *p, int64_t window_start, int64_t window_end, uint64_t now_usec,
                      uint64_t gap_usec, uint64_t max_usec);
@@ -64,9 +64,9 @@ size_t link_pass_upload_room(const struct link_pass *p);
 /*
  * May the update worker download len bytes now (now_usec: CLOCK_REALTIME µs)? 0: yes;
  * -EDQUOT: over this pass's budget (a range of more than half the budget may cross it
- * while it is not spent: a chunk as big as the budget moves one a pass); -ETIME: at the measured rate the range would not
- * finish before loss of signal (less LINK_PASS_LOS_MARGIN_USEC). Both wait for the next
- * contact. A NULL pass has no limits.
+ * while it is not spent: a chunk as big as the budget moves one a pass); -ETIME: at the measured
+ * rate the range would not finish before loss of signal (less LINK_PASS_LOS_MARGIN_USEC). Both wait
+ * for the next contact. A NULL pass has no limits.
  */
 int link_pass_may_download(struct link_pass *p, uint64_t len, int64_t now_usec);
 

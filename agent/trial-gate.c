@@ -32,9 +32,11 @@ struct trial_gate_decision trial_gate_decide(const struct trial_gate_input *in) 
                         /* The pass counts for at most controller_wait once it opens (or
                          * once the trial began, when it was open then): a plan whose window
                          * never closes must not keep a broken image on trial for ever. */
-                        uint64_t opens = in->window_start > in->started ? in->window_start : in->started;
-                        uint64_t end = in->window_end - opens > in->controller_wait ? opens + in->controller_wait
-                                                                                    : in->window_end;
+                        uint64_t opens =
+                                in->window_start > in->started ? in->window_start : in->started;
+                        uint64_t end = in->window_end - opens > in->controller_wait
+                                               ? opens + in->controller_wait
+                                               : in->window_end;
                         d.deadline_kind = TRIAL_GATE_DEADLINE_PASS;
                         d.controller_deadline = end + in->window_grace;
                 } else {
