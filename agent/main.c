@@ -378,9 +378,14 @@ static int agent_start(struct agent *a) {
                 if (r < 0)
                         return log_error_errno(r, "cannot start the health monitor");
         }
+        /* The pass is the link's, with its budgets from the start: the update manager may
+         * resume a download before the link's first sync (it was: with no pass at all,
+         * so a download resumed at start had no budget and no loss of signal). */
+        link_pass_init(&a->pass, (uint64_t) a->config.link.upload_budget_kib * 1024,
+                       (uint64_t) a->config.link.download_budget_mib * 1024 * 1024);
         if (a->config.update.enabled) {
                 r = update_manager_new(a->event, &a->config, &a->node, a->events, a->runtime,
-                                       a->health, &a->update);
+                                       a->health, a->config.link.enabled ? &a->pass : NULL, &a->update);
                 if (r < 0)
                         return log_error_errno(r, "cannot start the update manager");
         }
@@ -398,10 +403,8 @@ static int agent_start(struct agent *a) {
                 r = link_new(a->event, &h, &a->link);
                 if (r < 0)
                         return log_error_errno(r, "cannot start the controller link");
-                if (a->update) {
+                if (a->update)
                         update_manager_set_contact_window(a->update, trial_contact_window, a);
-                        update_manager_set_pass(a->update, &a->pass);
-                }
         }
 
         /* what start-up found (the node state, the link, the update state...) and later on */
