@@ -255,19 +255,29 @@ check "(a) the node has a backlog of at least 20 records" wait_for $T queued_at_
 A1=$(lnk .records_acked)
 acked_at_least() { [ "$(lnk .records_acked)" -ge "$1" ]; }
 check "(a) the backlog uploads, one record a sync" wait_for $T acked_at_least $((A1 + 2))
-# The cut comes while a sync carrying a record is in flight, less than 300 ms after it
-# began: its answer cannot be back yet (a round trip is 600 ms), so the cut lands on it.
+# The cut comes while a sync carrying a record is in flight, less than 250 ms after it
+# began, and the agent says after the cut that it began less than 600 ms before: its answer
+# cannot be back yet (a round trip is 600 ms), so the cut lands on it. A cut that came later
+# (a slow test machine) is undone and tried again at the next sync.
 fresh_sync() {
         ctl link --json >"$D/link.json" &&
-                jq -e '.sync_in_flight.records > 0 and .sync_in_flight.age_sec < 0.3' "$D/link.json" >/dev/null
+                jq -e '.sync_in_flight.records > 0 and .sync_in_flight.age_sec < 0.25' "$D/link.json" >/dev/null
 }
-wait_for $T fresh_sync || bail "no sync with records in flight while the backlog uploads"
-cut_link || bail "cannot cut the link"
-ctl link --json >"$D/link-cut.json"
+again() { grep -c 'sync from sat-1: 1 records (0 new)' "$LOG"; }
+AGAIN0=$(again)
+for try in 1 2 3 4 5; do
+        wait_for $T fresh_sync || bail "no sync with records in flight while the backlog uploads"
+        cut_link || bail "cannot cut the link"
+        ctl link --json >"$D/link-cut.json"
+        jq -e '.sync_in_flight.records > 0 and .sync_in_flight.age_sec < 0.6' "$D/link-cut.json" >/dev/null && break
+        note "(a) the cut came too late for that sync ($(jq -c .sync_in_flight "$D/link-cut.json")): again"
+        restore_link || bail "cannot restore the link"
+done
 note "(a) cut under a sync: $(jq -c '{sync_in_flight, records_acked, records_queued, syncs_failed}' "$D/link-cut.json")"
 A_CUT=$(jq .records_acked "$D/link-cut.json") Q_CUT=$(jq .records_queued "$D/link-cut.json")
 F_CUT=$(jq .syncs_failed "$D/link-cut.json")
-[ "$(jq '.sync_in_flight.records' "$D/link-cut.json")" -ge 1 ] && pass "(a) the link is cut under a sync carrying records" ||
+jq -e '.sync_in_flight.records > 0 and .sync_in_flight.age_sec < 0.6' "$D/link-cut.json" >/dev/null &&
+        pass "(a) the link is cut under a sync carrying records, before its answer could be back" ||
         fail "(a) cut under a sync" "$(cat "$D/link-cut.json")"
 failed_since() { [ "$(lnk .syncs_failed)" -gt "$1" ]; }
 check "(a) the sync cut by the link fails (link.timeout_sec 10 s)" wait_for 30 failed_since "$F_CUT"
@@ -278,7 +288,9 @@ ctl link --json >"$D/link-failed.json"
         fail "(a) the outbox over the cut" "at the cut: acked $A_CUT, queued $Q_CUT; after: $(jq -c '{records_acked, records_queued}' "$D/link-failed.json")"
 restore_link || bail "cannot restore the link"
 check "(a) the link back, the upload resumes" wait_for $T acked_at_least $((A_CUT + 2))
-note "(a) $((SECONDS - U0)) s; controller: $(grep -c 'sync from sat-1: 1 records (0 new)' "$LOG") syncs carried a record it had already stored"
+# Where the request had reached the controller before the cut, the record comes again and is
+# stored once (the comparison below); where it had not, it simply comes.
+note "(a) $((SECONDS - U0)) s; since the cut, $(($(again) - AGAIN0)) syncs carried a record the controller had already stored"
 
 # (c) A contact plan whose first window closes in 12 s while at least 16 records wait: at one
 # a sync (at least 600 ms each, one health report a second coming in) the backlog outlasts
