@@ -13,9 +13,9 @@
 # Sizing (measured on the 2-core CI machine, link-emu): with the cuts, the node gets about
 # 16 KB/s of chunks while the link is up (4 s per 64 KiB chunk: one Range request each over
 # 600 ms of round trip and 10% loss); CHANGED=32 (2 MiB) plus 3 cuts of 15 s make about a
-# 2.5-minute download; the cut upload and the window's end add about 40 s (a backlog of
-# BACKLOG=36 command results, link.timeout_sec 10 s for the cut sync, a 12 s window):
-# about 3.5 minutes in all.
+# 2.5-minute download and a 3-minute test; the cut upload and the window's end add about a
+# minute (24 s and 14 s themselves: a backlog of BACKLOG=36 command results, link.timeout_sec
+# 10 s for the cut sync, a 12 s window; then a longer drain): about 4 minutes in all.
 # shellcheck shell=bash
 set -u -o pipefail
 
