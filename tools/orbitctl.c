@@ -773,7 +773,7 @@ static int run(int argc, char **argv) {
         if (streq(command, "link"))
                 return link_command(argc - 1, argv + 1);
         if (streq(command, "events") && argc == 1)
-                return call_and_print("events", json_pack("{s:i,s:s?}", "count", arg_lines, "kind", arg_kind),
+                return call_and_print("events", json_pack("{s:i,s:s*}", "count", arg_lines, "kind", arg_kind),
                                       print_events);
         fprintf(stderr, "orbitctl: unknown command '%s'. Try 'orbitctl --help'.\n", command);
         return 2;
