@@ -142,6 +142,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                                     changed);
                         config_keep_restart_keys(&next, &a->config);
                 }
+                /* A new controller: the old one's next_sync_sec says nothing about it. */
+                bool new_controller = !streq_ptr(a->config.link.url, next.link.url);
                 config_free(&a->config);
                 a->config = next;
                 a->config_reloads++;
@@ -157,6 +159,11 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                         runtime_set_policy(a->runtime, &policy);
                 }
                 log_notice("configuration reloaded from %s", a->config_path);
+                if (new_controller && a->link) {
+                        log_notice("link: the controller is now %s: syncing with it now",
+                                   a->config.link.url ? a->config.link.url : "(none)");
+                        link_sync_now(a->link);
+                }
         }
         (void) sd_notify(false, "READY=1");
         notify_status("Serving: node %s, boot epoch %llu%s", a->node.node_id,

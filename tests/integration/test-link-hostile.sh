@@ -506,8 +506,8 @@ write_config "$URL" 1 4
 kill -HUP "$APID"
 acked_some() { refresh; [ "$(lnk .records_acked)" -gt 0 ]; }
 drained() { refresh; [ "$(lnk .records_queued)" -le 3 ]; }
-check "the real controller acknowledges records" wait_for 20 acked_some
-check "the outbox drains" wait_for 20 drained
+check "the real controller acknowledges records" wait_for "$CASE_WAIT" acked_some
+check "the outbox drains" wait_for "$CASE_WAIT" drained
 alive
 kill -TERM "$APID"
 wait_exit "$APID" 20 && [ "$WAIT_RC" = 0 ] && pass "the agent, alive all along, stops cleanly" ||
