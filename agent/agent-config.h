@@ -114,6 +114,7 @@ struct agent_link_config {
         int64_t max_recv_bytes_per_sec; /* 0: no limit */
         int64_t clock_skew_sec;
         bool check_command_time; /* commands' not_before/expires against the clock */
+        int64_t max_rtc_ahead_days; /* the RTC is believed up to this far above the time floor */
         bool compress;           /* zstd bodies with a controller that takes them */
         char *zstd_dictionary;   /* NULL: none; the controller's --zstd-dictionary file */
         /* TCP_CONGESTION of the link's sockets (agent/link-transport.h); "default": the kernel's */

@@ -26,6 +26,8 @@
 #include "agent/link.h"
 #include "agent/link-pace.h"
 #include "agent/link-transport.h"
+#include "agent/tls-time.h"
+#include "agent/trusted-time.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/statefile.h"
@@ -248,7 +250,7 @@ static void pass_track(struct link *l) {
         const struct agent_link_config *c = &l->h.cfg->link;
         l->pass->up_budget = (uint64_t) c->upload_budget_kib * 1024;
         atomic_store(&l->pass->down_budget, (uint64_t) c->download_budget_mib * 1024 * 1024);
-        int64_t end, start = plan_open_window(l->plan, time(NULL), &end);
+        int64_t end, start = plan_open_window(l->plan, trusted_clock_now(NULL), &end);
         int64_t interval = l->next_sync_sec ? l->next_sync_sec : c->poll_interval_sec;
         if (interval < c->min_sync_interval_sec)
                 interval = c->min_sync_interval_sec;
@@ -400,7 +402,7 @@ static bool handle_command(struct link *l, json_t *envelope, struct signature_ke
         struct command_verify_options o = {
                 .node = l->h.node->node_id,
                 .last_applied_seq = l->last_command_seq,
-                .now = l->h.cfg->link.check_command_time ? time(NULL) : SIGNATURE_NOW_UNKNOWN,
+                .now = l->h.cfg->link.check_command_time ? trusted_clock_now(NULL) : SIGNATURE_NOW_UNKNOWN,
                 .clock_skew_sec = l->h.cfg->link.clock_skew_sec,
                 .keyring = kr,
         };
@@ -779,7 +781,7 @@ static int sync_start(struct link *l) {
         }
         dictionary_update(l);
         pass_track(l);
-        int64_t end, left = plan_open_window(l->plan, time(NULL), &end) >= 0 ? end - time(NULL) : -1;
+        int64_t end, now = trusted_clock_now(NULL), left = plan_open_window(l->plan, now, &end) >= 0 ? end - now : -1;
         /* Sized to finish in a quarter of the timeout at the measured goodput, and before the
          * window closes: a batch cut by the timeout is lost whole and sent again. */
         /* (a plan kept from before its times were bounded may end too far to count in µs) */
@@ -894,6 +896,7 @@ static int sync_start(struct link *l) {
             curl_easy_setopt(e, CURLOPT_SSLKEY, c->key) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+            tls_time_setup(e) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long) c->connect_timeout_sec) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TIMEOUT, (long) c->timeout_sec) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
@@ -967,6 +970,9 @@ static int sync_answer(struct link *l, char *why, size_t size) {
                 log_info("link: new contact plan: %zu windows", json_array_size(json_object_get(a.plan, "windows")));
         }
         l->next_sync_sec = a.next_sync_sec;
+        /* The controller's time, over TLS with its certificate verified: the node's trusted
+         * time from now on (agent/trusted-time.h), before its commands are judged by it. */
+        trusted_clock_told(a.server_time);
         /* Their results go up at once; a replay already answered asks for nothing (else a
          * controller repeating one would have the node sync back to back). They are
          * handled one per dispatch (commands_step), after this answer is done with. */
@@ -1263,7 +1269,7 @@ static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (l->easy || l->pending_commands)
                 return 0; /* one sync at a time; the running one (or its commands) reschedules */
         int64_t next_start;
-        time_t now = time(NULL);
+        int64_t now = trusted_clock_now(NULL);
         if (!link_plan_is_open(l->plan, now, &next_start) && l->failures > 0) {
                 /* Outside every window and the link was down: wait for the next window
                  * (or probe rarely, in case the plan is stale). */
@@ -1321,7 +1327,7 @@ bool link_contact_window(struct link *l, int64_t from, int64_t until, int64_t *r
 json_t *link_status_json(struct link *l) {
         uint64_t now = now_mono(l);
         int64_t next_start;
-        bool open = link_plan_is_open(l->plan, time(NULL), &next_start);
+        bool open = link_plan_is_open(l->plan, trusted_clock_now(NULL), &next_start);
         char summary[768];
         snprintf(summary, sizeof(summary), "%s; %" PRIu64 " syncs ok, %" PRIu64 " failed%s%s",
                  l->failures ? "controller unreachable" : l->syncs_ok ? "in contact" : "not synced yet",

@@ -21,6 +21,7 @@
 
 #include "agent/actions.h"
 #include "agent/agent.h"
+#include "agent/trusted-time.h"
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
@@ -154,6 +155,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                                        (uint64_t) a->config.outbox.max_mib << 20);
                 if (a->health)
                         health_monitor_reconfigure(a->health, &a->config);
+                trusted_clock_set_max_rtc_ahead(a->config.link.max_rtc_ahead_days * 86400);
                 if (a->runtime) {
                         struct runtime_policy policy = agent_runtime_policy(&a->config);
                         runtime_set_policy(a->runtime, &policy);
@@ -277,6 +279,8 @@ static int agent_start(struct agent *a) {
         r = node_state_start(&a->config, &a->node);
         if (r < 0)
                 return r;
+        /* before anything judges a certificate or a command by the time */
+        (void) trusted_clock_init(a->config.state_dir, a->config.link.max_rtc_ahead_days * 86400);
 
         r = sd_event_default(&a->event);
         if (r < 0)
@@ -445,6 +449,7 @@ static int agent_start(struct agent *a) {
 }
 
 static void agent_done(struct agent *a) {
+        (void) trusted_clock_save();
         control_server_free(a->control);
         a->control = NULL;
         link_free(a->link);

@@ -3,6 +3,8 @@
 
 #include "agent/status.h"
 
+#include "agent/trusted-time.h"
+
 /* What each subsystem can do in this build. Honest: what is not built says so. */
 static const struct {
         const char *name;
@@ -50,7 +52,7 @@ json_t *agent_status_build(const struct agent_status_input *in) {
                 return NULL;
         }
 
-        return json_pack("{s:s,s:b,s:I,s:s,s:b,s:b,s:f,s:s,s:s,s:s,s:s,s:o,s:o,s:O?}",
+        return json_pack("{s:s,s:b,s:I,s:s,s:b,s:b,s:f,s:s,s:s,s:s,s:s,s:o,s:o,s:O?,s:o?}",
                          "node_id", in->node->node_id,
                          "node_id_from_config", in->node->node_id_from_config,
                          "boot_epoch", (json_int_t) in->node->boot_epoch,
@@ -64,5 +66,6 @@ json_t *agent_status_build(const struct agent_status_input *in) {
                          "config_file", in->config->source ? in->config->source : "",
                          "config_reload", reload,
                          "subsystems", subs,
-                         "loop", in->loop);
+                         "loop", in->loop,
+                         "time", trusted_clock_status_json());
 }

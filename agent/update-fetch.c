@@ -13,6 +13,8 @@
 #include <curl/curl.h>
 
 #include "agent/update-fetch.h"
+#include "agent/tls-time.h"
+#include "agent/trusted-time.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/message.h"
@@ -121,9 +123,7 @@ static size_t fetch_header(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 int fetcher_range(struct fetcher *j, uint64_t offset, size_t len, void *out, size_t *ret_got) {
         const struct fetch_tls *lc = &j->tls;
-        struct timespec ts;
-        (void) clock_gettime(CLOCK_REALTIME, &ts);
-        int r = link_pass_may_download(j->pass, len, (int64_t) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000);
+        int r = link_pass_may_download(j->pass, len, trusted_clock_now_usec());
         if (r < 0)
                 return r;
         if (!j->curl && !(j->curl = curl_easy_init()))
@@ -152,6 +152,7 @@ int fetcher_range(struct fetcher *j, uint64_t offset, size_t len, void *out, siz
                 (void) curl_easy_setopt(e, CURLOPT_CAINFO, lc->ca[0] ? lc->ca : NULL);
                 (void) curl_easy_setopt(e, CURLOPT_SSLCERT, lc->cert[0] ? lc->cert : NULL);
                 (void) curl_easy_setopt(e, CURLOPT_SSLKEY, lc->key[0] ? lc->key : NULL);
+                (void) tls_time_setup(e);
                 (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, lc->connect_timeout_sec);
                 (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
                 (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);

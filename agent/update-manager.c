@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "agent/update-internal.h"
+#include "agent/trusted-time.h"
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/message.h"
@@ -241,7 +242,7 @@ static int open_bundle(struct update_manager *m, const char *path, struct job *r
                 .keyring = kr,
                 .hardware = u->hardware,
                 .min_security_version = m->state.min_security_version,
-                .now = u->check_certificate_time ? time(NULL) : SIGNATURE_NOW_UNKNOWN,
+                .now = u->check_certificate_time ? trusted_clock_now(NULL) : SIGNATURE_NOW_UNKNOWN,
         };
         if (remote) {
                 struct bundle_reader reader = fetcher_reader(remote->fetcher);
@@ -755,7 +756,7 @@ void update_manager_link_up(struct update_manager *m) {
         if (!m || !m->paused || m->worker_running)
                 return;
         /* the same pass, still spent or still closing: not another try each sync */
-        if (m->pass && !link_pass_may_resume(m->pass, m->paused_in_pass, (int64_t) um_realtime_usec()))
+        if (m->pass && !link_pass_may_resume(m->pass, m->paused_in_pass, trusted_clock_now_usec()))
                 return;
         m->paused = false;
         m->paused_in_pass = 0;

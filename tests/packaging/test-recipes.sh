@@ -163,7 +163,7 @@ check(sym.assignable == (0, 2), "selectable with systemd, wchar, headers 3.17, a
 sym.set_value(2)
 want = {"jansson": "JANSSON", "libcurl": "LIBCURL", "libarchive": "LIBARCHIVE",
         "mbedtls": "MBEDTLS", "libseccomp": "LIBSECCOMP", "cmocka": "CMOCKA", "libsystemd": None,
-        "libcrypto": "OPENSSL", "libzstd": "ZSTD"}
+        "libcrypto": "OPENSSL", "libssl": "OPENSSL", "libzstd": "ZSTD"}
 needed = os.environ["CONF_DEPS"].split()
 for dep in needed:
     if dep not in want:
@@ -282,7 +282,7 @@ check "buildroot make: LICENSE set, not redistributable until there is one" \
 check "buildroot make: only known Buildroot packages in DEPENDENCIES" test -z "$(brval UNKNOWN_DEPENDENCIES "$g")"
 br_deps=" $(brval DEPENDENCIES "$g") "
 declare -A BR_NAME=([libsystemd]=systemd [jansson]=jansson [libcurl]=libcurl [libarchive]=libarchive
-        [libseccomp]=libseccomp [mbedtls]=mbedtls [cmocka]=cmocka [libcrypto]=openssl [libzstd]=zstd)
+        [libseccomp]=libseccomp [mbedtls]=mbedtls [cmocka]=cmocka [libcrypto]=openssl [libssl]=openssl [libzstd]=zstd)
 missing=""
 for d in $CONF_DEPS; do
         n=${BR_NAME[$d]:-"?$d"}
@@ -678,7 +678,7 @@ def main():
 
     names = {"libsystemd": "systemd", "jansson": "jansson", "libcurl": "curl", "libarchive": "libarchive",
              "libseccomp": "libseccomp", "mbedtls": "mbedtls", "cmocka": "cmocka",
-             "libcrypto": "openssl", "libzstd": "zstd"}
+             "libcrypto": "openssl", "libssl": "openssl", "libzstd": "zstd"}
     want = os.environ["CONF_DEPS"].split()
     unknown = [w for w in want if w not in names]
     check(not unknown, "every configure.ac dependency has a recipe name", "unknown: " + " ".join(unknown))

@@ -24,7 +24,8 @@ ORBIT_AGENT_AUTORECONF = YES
 
 # The same dependencies as configure.ac: libsystemd, jansson, libcurl, libarchive,
 # libseccomp, mbedTLS 2.28 (probed by header and library), OpenSSL libcrypto (fast
-# SHA-256), zstd (the link's compressed bodies). cmocka is for `make check` only: the image build needs none.
+# SHA-256) and libssl (certificates at trusted time), zstd (the link's compressed bodies).
+# cmocka is for `make check` only: the image build needs none.
 # The sandbox's init (/usr/libexec/orbit-agent/orbit-sandbox-init) is linked
 # statically: the toolchain's libc.a must be there (glibc and musl toolchains have it);
 # configure stops with a message otherwise.

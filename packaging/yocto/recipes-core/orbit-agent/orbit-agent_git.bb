@@ -16,7 +16,8 @@ LICENSE = "CLOSED"
 #   curl        libcurl >= 7.74           (openembedded-core)
 #   libarchive  libarchive >= 3.4         (openembedded-core)
 #   libseccomp  libseccomp >= 2.5         (openembedded-core)
-#   openssl     libcrypto: SHA-256 with the CPU's SHA instructions (lib/sha256.c)
+#   openssl     libcrypto: SHA-256 with the CPU's SHA instructions (lib/sha256.c); libssl:
+#               the TLS context of curl's OpenSSL checks certificates at trusted time
 #   mbedtls     mbedTLS 2.28 LTS, headers and -lmbedx509 -lmbedcrypto
 #               (meta-networking; see PREFERRED_VERSION_mbedtls in conf/layer.conf)
 #   zstd        libzstd >= 1.4.0: the link's compressed bodies (openembedded-core)
