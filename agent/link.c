@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sys/random.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -121,6 +122,7 @@ struct link {
 
         /* persisted */
         uint64_t last_command_seq;
+        char link_epoch[COMMAND_LINK_EPOCH_MAX + 1]; /* this link state's id (proto/command.h) */
         json_t *plan;
 
         /* scheduling */
@@ -316,8 +318,9 @@ bool link_zstd_request(const struct link_zstd_peer *p, bool enabled, uint32_t ou
 /* ---- persisted state -------------------------------------------------------------------- */
 
 static int state_save(struct link *l) {
-        json_auto_t *o = json_pack("{s:i, s:I, s:O?}", "format", 1, "last_command_seq",
-                                   (json_int_t) l->last_command_seq, "contact_plan", l->plan);
+        json_auto_t *o = json_pack("{s:i, s:I, s:s, s:O?}", "format", 1, "last_command_seq",
+                                   (json_int_t) l->last_command_seq, "link_epoch", l->link_epoch,
+                                   "contact_plan", l->plan);
         if (!o)
                 return -ENOMEM;
         int r = statefile_save_json(l->h.cfg->state_dir, LINK_STATE_FILE, o);
@@ -327,32 +330,71 @@ static int state_save(struct link *l) {
         return r;
 }
 
+/* A new link epoch: commands signed for the old one are refused from now on, whatever
+ * their seq, so losing last_command_seq can no longer let a captured command run twice. */
+static int epoch_new(struct link *l, const char *why) {
+        uint8_t b[COMMAND_LINK_EPOCH_MAX / 2];
+        size_t done = 0;
+        while (done < sizeof(b)) {
+                ssize_t n = getrandom(b + done, sizeof(b) - done, 0);
+                if (n < 0 && errno != EINTR)
+                        return log_error_errno(errno, "link: getrandom");
+                done += n > 0 ? (size_t) n : 0;
+        }
+        for (size_t i = 0; i < sizeof(b); i++)
+                snprintf(l->link_epoch + 2 * i, 3, "%02x", b[i]);
+        if (why)
+                log_warning("link: %s: starting link epoch %s with command sequence %" PRIu64
+                            "; the controller re-signs what it has not sent for it, and commands "
+                            "signed for the old epoch are refused",
+                            why, l->link_epoch, l->last_command_seq);
+        else
+                log_info("link: link epoch %s", l->link_epoch);
+        return state_save(l);
+}
+
 static int state_load(struct link *l) {
         _cleanup_free_ char *text = NULL;
         size_t len;
-        int r = statefile_load(l->h.cfg->state_dir, LINK_STATE_FILE, &text, &len, NULL);
+        enum statefile_source source = STATEFILE_SOURCE_CURRENT;
+        int r = statefile_load(l->h.cfg->state_dir, LINK_STATE_FILE, &text, &len, &source);
         if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                /* Without the last applied seq a replayed command could run twice: refuse to start. */
-                return log_error_errno(r, "link: %s/%s: no copy verifies; the last applied command "
-                                       "is unknown, refusing to take commands",
-                                       l->h.cfg->state_dir, LINK_STATE_FILE);
+                return epoch_new(l, NULL);
+        char why[PATH_MAX + 128];
+        if (r < 0) {
+                /* The last applied seq is unknown: safe with a new epoch (it was a refusal to
+                 * start, which cut the node off for good). */
+                snprintf(why, sizeof(why), "%s/%s: no copy verifies (%s), the last applied command is unknown",
+                         l->h.cfg->state_dir, LINK_STATE_FILE, strerror(-r));
+                return epoch_new(l, why);
+        }
         json_error_t err;
         json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err), *plan = NULL;
         int format;
         json_int_t seq;
-        if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:i, s:I, s?o}", "format", &format,
-                                 "last_command_seq", &seq, "contact_plan", &plan) < 0 ||
-            format != 1 || seq < 0) {
+        const char *epoch = NULL;
+        if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:i, s:I, s?s, s?o}", "format", &format,
+                                 "last_command_seq", &seq, "link_epoch", &epoch, "contact_plan", &plan) < 0 ||
+            format != 1 || seq < 0 || (epoch && !command_link_epoch_is_valid(epoch))) {
                 json_decref(o);
-                return log_error_errno(EBADMSG, "link: %s/%s: malformed: %s", l->h.cfg->state_dir,
-                                       LINK_STATE_FILE, err.text);
+                snprintf(why, sizeof(why), "%s/%s: malformed (%s), the last applied command is unknown",
+                         l->h.cfg->state_dir, LINK_STATE_FILE, o ? err.text : "not JSON");
+                return epoch_new(l, why);
         }
         l->last_command_seq = (uint64_t) seq;
         if (plan && json_is_object(plan))
                 l->plan = json_incref(plan);
+        if (epoch)
+                snprintf(l->link_epoch, sizeof(l->link_epoch), "%s", epoch);
         json_decref(o);
+        if (!epoch)
+                return epoch_new(l, NULL); /* a state from before epochs: its seq holds */
+        if (source == STATEFILE_SOURCE_PREVIOUS) {
+                /* The last good copy may be one command behind the one that was lost. */
+                snprintf(why, sizeof(why), "%s/%s was restored from its previous copy, which may miss "
+                         "the last applied command", l->h.cfg->state_dir, LINK_STATE_FILE);
+                return epoch_new(l, why);
+        }
         return 0;
 }
 
@@ -402,6 +444,7 @@ static bool handle_command(struct link *l, json_t *envelope, struct signature_ke
         struct command_verify_options o = {
                 .node = l->h.node->node_id,
                 .last_applied_seq = l->last_command_seq,
+                .link_epoch = l->link_epoch,
                 .now = l->h.cfg->link.check_command_time ? trusted_clock_now(NULL) : SIGNATURE_NOW_UNKNOWN,
                 .clock_skew_sec = l->h.cfg->link.clock_skew_sec,
                 .keyring = kr,
@@ -835,10 +878,11 @@ static int sync_start(struct link *l) {
         qsort(l->sent, l->records_in_flight, sizeof(*l->sent), sent_key_compare);
         json_t *status = status_summary(l);
         l->status_in_flight = status != NULL;
-        json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:I, s:o, s:o?}", "format", 1, "node",
+        json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:I, s:s, s:o, s:o?}", "format", 1, "node",
                               l->h.node->node_id, "boot_epoch", (json_int_t) l->h.node->boot_epoch,
                               "boot_id", l->h.node->boot_id, "last_command_seq",
-                              (json_int_t) l->last_command_seq, "records", records, "status", status);
+                              (json_int_t) l->last_command_seq, "link_epoch", l->link_epoch, "records",
+                              records, "status", status);
         if (!o)
                 return -ENOMEM;
         l->request = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(12));
@@ -1332,7 +1376,7 @@ json_t *link_status_json(struct link *l) {
         snprintf(summary, sizeof(summary), "%s; %" PRIu64 " syncs ok, %" PRIu64 " failed%s%s",
                  l->failures ? "controller unreachable" : l->syncs_ok ? "in contact" : "not synced yet",
                  l->syncs_ok, l->syncs_failed, l->last_error[0] ? "; last error: " : "", l->last_error);
-        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:s?, s:I, s:I, s:I, s:s?}",
+        json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:f, s:b, s:I, s:s?, s:I, s:I, s:I, s:s?}",
                          "state", l->failures ? "unreachable" : "active", "summary", summary,
                          "url", l->h.cfg->link.url, "syncs_ok", (json_int_t) l->syncs_ok,
                          "syncs_failed", (json_int_t) l->syncs_failed,
@@ -1343,6 +1387,7 @@ json_t *link_status_json(struct link *l) {
                          "commands_failed", (json_int_t) l->commands_failed,
                          "commands_rejected", (json_int_t) l->commands_rejected,
                          "last_command_seq", (json_int_t) l->last_command_seq,
+                         "link_epoch", l->link_epoch,
                          "bytes_up", (json_int_t) l->bytes_up,
                          "next_sync_in_sec",
                          l->next_sync_usec > now ? (double) (l->next_sync_usec - now) / 1e6 : 0.0,

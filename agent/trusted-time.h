@@ -6,7 +6,7 @@
  * clock, so one bad RTC cut the node off or used up every command as "expired". Now:
  *
  *  - The floor: the node knows the time is at least this. It starts at the agent's build
- *    time, is kept in state_dir/time.json, rises with the monotonic clock while the agent
+ *    time, is kept in state_dir/time, rises with the monotonic clock while the agent
  *    runs, and with every time the controller tells (the server_time of each sync answer,
  *    authenticated by the TLS session with the controller's verified certificate). It never
  *    goes down, and the RTC never raises it.
@@ -28,7 +28,7 @@
 
 #include <jansson.h>
 
-#define TRUSTED_TIME_FILE "time.json"
+#define TRUSTED_TIME_FILE "time"
 /* Persist the floor when it rose by this much since it was last saved (flash wear). */
 #define TRUSTED_TIME_SAVE_STEP_SEC 3600
 /* The RTC is believed up to this far above the floor (a node can be out of contact long). */
@@ -47,7 +47,7 @@ struct trusted_time {
         int64_t told_sec;
         uint64_t told_mono_usec;
         int64_t max_rtc_ahead_sec;
-        int64_t saved_floor_sec; /* what time.json holds */
+        int64_t saved_floor_sec; /* what time holds */
 };
 
 /* A floor of at least min_floor_sec (the build time) or loaded_floor_sec (from disk), at mono. */
@@ -75,7 +75,7 @@ const char *trusted_time_source_name(enum trusted_time_source s);
 
 /* ---- the agent's instance ------------------------------------------------------------ */
 
-/* Load state_dir/time.json (a missing or corrupt file: the build time is the floor). */
+/* Load state_dir/time (a missing or corrupt file: the build time is the floor). */
 int trusted_clock_init(const char *state_dir, int64_t max_rtc_ahead_sec);
 void trusted_clock_set_max_rtc_ahead(int64_t max_rtc_ahead_sec);
 /* Write the floor (at exit, and when tt_should_save says so). */

@@ -211,7 +211,9 @@ int command_result_parse(json_t *body, struct command_result *ret) {
 const char *command_state_after_result(const char *current, const char *result_status) {
         if (!current || !result_status)
                 return NULL;
-        if (!streq(current, "queued") && !streq(current, "sent"))
+        /* lost: the controller gave up on hearing of it (the node lost its link state, or
+         * the controller its own); a result that comes in after all still says what happened */
+        if (!streq(current, "queued") && !streq(current, "sent") && !streq(current, "lost"))
                 return NULL; /* already final: the first result wins */
         if (streq(result_status, "done"))
                 return "done";

@@ -33,7 +33,7 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
                 return message_set(ret_reason, r, "cannot register node %s", node);
 
         _cleanup_stmt_ sqlite3_stmt *get = NULL;
-        r = store_query_row(s, &get, "SELECT next_command_seq FROM nodes WHERE id = ?", "t", node);
+        r = store_query_row(s, &get, "SELECT next_command_seq, link_epoch FROM nodes WHERE id = ?", "t", node);
         if (r <= 0)
                 return message_set(ret_reason, r < 0 ? r : -EIO, "store error");
         struct command c = {
@@ -44,6 +44,10 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
         };
         snprintf(c.node, sizeof(c.node), "%s", node);
         snprintf(c.action, sizeof(c.action), "%s", action);
+        /* for the node's link state as last reported: a captured envelope dies with it */
+        const char *epoch = (const char *) sqlite3_column_text(get, 1);
+        if (epoch)
+                snprintf(c.link_epoch, sizeof(c.link_epoch), "%s", epoch);
 
         _cleanup_free_ char *payload = NULL, *signature = NULL;
         r = command_payload_build(&c, &payload, ret_reason);

@@ -24,7 +24,7 @@ static const char node_columns[] =
         "update_body, update_time, "
         "(SELECT count(*) FROM records r WHERE r.node = nodes.id), "
         "(SELECT count(*) FROM commands c WHERE c.node = nodes.id AND c.state IN "
-        "('queued', 'sent')), passes ";
+        "('queued', 'sent')), passes, link_epoch, link_resets ";
 
 /* What a fleet table shows of a node: booted slot and version (its status), level and
  * power (its last health report). */
@@ -61,6 +61,9 @@ static json_t *node_row(sqlite3_stmt *st, bool full) {
                                                 store_col_int_or_null(st, 14)));
         json_object_set_new(o, "health_time", store_col_int_or_null(st, 11));
         json_object_set_new(o, "passes", json_integer(sqlite3_column_int64(st, 17)));
+        /* a new link epoch: the node lost its link state (controller/store-sync.c) */
+        json_object_set_new(o, "link_epoch", store_col_string_or_null(st, 18));
+        json_object_set_new(o, "link_resets", json_integer(sqlite3_column_int64(st, 19)));
         {
                 json_auto_t *status = store_col_json(st, 8), *health = store_col_json(st, 10);
                 json_object_set_new(o, "summary", node_summary(status, health));

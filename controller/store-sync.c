@@ -102,6 +102,110 @@ static int commands_due(struct store *s, const char *node, int64_t after_seq, in
         return 0;
 }
 
+/* Sign a queued command again for the node's new link epoch (its seq and times kept). */
+static int command_resign(struct store *s, const char *node, int64_t seq, const char *payload,
+                          const char *epoch) {
+        struct command c;
+        _cleanup_free_ char *why = NULL, *text = NULL, *signature = NULL;
+        int r = command_payload_parse(payload, strlen(payload), &c, &why);
+        if (r < 0)
+                return log_error_errno(r, "store: node %s: command %lld: its stored payload: %s", node,
+                                       (long long) seq, why ? why : "malformed");
+        snprintf(c.link_epoch, sizeof(c.link_epoch), "%s", epoch);
+        r = command_payload_build(&c, &text, &why);
+        if (r >= 0)
+                r = s->sign(s->sign_userdata, text, &signature, &why);
+        command_done(&c);
+        if (r < 0)
+                return log_error_errno(r, "store: node %s: command %lld: cannot sign it again: %s", node,
+                                       (long long) seq, why ? why : strerror(-r));
+        return store_exec(s, "UPDATE commands SET payload = ?, signature = ? WHERE node = ? AND seq = ?",
+                          "ttti", text, signature, node, seq);
+}
+
+/*
+ * The node's link epoch and last applied seq against what the store knows (#18 item 5):
+ *  - a new epoch for a node that had one: it lost its link state, so it cannot say which of
+ *    the commands sent without a result it ran; they become "lost" (never sent again), and
+ *    queued ones are signed again for the new epoch (commands signed for the old one are
+ *    refused by the node). The first epoch a node reports (or one after an upgrade) just
+ *    signs the queued commands for it.
+ *  - a last applied seq at or past next_command_seq: the store was restored from a backup;
+ *    new commands must start after it (or the node refuses them as replays, for ever), and
+ *    the open ones up to it were applied or refused by the node: "lost" as well.
+ */
+static int sync_link_state(struct store *s, const struct sync_request *req, int64_t now) {
+        _cleanup_stmt_ sqlite3_stmt *get = NULL;
+        int r = store_query_row(s, &get, "SELECT link_epoch, last_command_seq, next_command_seq FROM nodes WHERE id = ?",
+                                "t", req->node);
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        const char *old_epoch = (const char *) sqlite3_column_text(get, 0);
+        int64_t old_last = sqlite3_column_int64(get, 1), next = sqlite3_column_int64(get, 2);
+        if (req->link_epoch[0] && (!old_epoch || !streq(old_epoch, req->link_epoch))) {
+                if (old_epoch) {
+                        r = store_exec(s,
+                                       "UPDATE commands SET state = 'lost', result_time = ?, result_reason = "
+                                       "'the node lost its link state before this command''s result came in: "
+                                       "not sent again (it may have run)' WHERE node = ? AND state = 'sent'",
+                                       "it", now, req->node);
+                        if (r < 0)
+                                return r;
+                        log_warning("store: node %s lost its link state (epoch %s -> %s, last applied command "
+                                    "%lld -> %lld): %lld commands sent without a result are marked lost, "
+                                    "never sent again",
+                                    req->node, old_epoch, req->link_epoch, (long long) old_last,
+                                    (long long) req->last_command_seq, (long long) store_changes(s));
+                        r = store_exec(s, "UPDATE nodes SET link_resets = link_resets + 1 WHERE id = ?", "t",
+                                       req->node);
+                        if (r < 0)
+                                return r;
+                }
+                if (s->sign) {
+                        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+                        r = store_query(s, &q, "SELECT seq, payload FROM commands WHERE node = ? AND state = 'queued'",
+                                        "t", req->node);
+                        if (r < 0)
+                                return r;
+                        while ((r = store_step(s, q)) > 0) {
+                                r = command_resign(s, req->node, sqlite3_column_int64(q, 0),
+                                                   (const char *) sqlite3_column_text(q, 1), req->link_epoch);
+                                if (r < 0)
+                                        return r;
+                        }
+                        if (r < 0)
+                                return r;
+                } else
+                        log_warning("store: node %s: no command signer: its queued commands keep their old "
+                                    "signatures (the node refuses those signed for another epoch)",
+                                    req->node);
+                r = store_exec(s, "UPDATE nodes SET link_epoch = ? WHERE id = ?", "tt", req->link_epoch,
+                               req->node);
+                if (r < 0)
+                        return r;
+        }
+        if (req->last_command_seq >= next) {
+                r = store_exec(s,
+                               "UPDATE commands SET state = 'lost', result_time = ?, result_reason = "
+                               "'the node had applied commands past it when this controller''s store "
+                               "was older than the node: not sent again' "
+                               "WHERE node = ? AND seq <= ? AND state IN ('queued', 'sent')",
+                               "iti", now, req->node, req->last_command_seq);
+                if (r < 0)
+                        return r;
+                log_warning("store: node %s has applied commands up to %lld, at or past this controller's "
+                            "next seq %lld (was the store restored from a backup?): new commands start at "
+                            "%lld; %lld open commands up to it are marked lost",
+                            req->node, (long long) req->last_command_seq, (long long) next,
+                            (long long) req->last_command_seq + 1, (long long) store_changes(s));
+                r = store_exec(s, "UPDATE nodes SET next_command_seq = ? WHERE id = ?", "it",
+                               req->last_command_seq + 1, req->node);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Note that this sync changed something in a rollout (see struct store). */
 void store_rollout_dirty(struct store *s, const char *rollout) {
         for (size_t i = 0; i < s->n_dirty; i++)
@@ -125,6 +229,9 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
                 return r;
         s->n_dirty = 0;
         s->dirty_overflow = false;
+        r = sync_link_state(s, req, now);
+        if (r < 0)
+                return r;
         /* Before last_sync moves: the pass is decided against the previous sync. */
         bool new_pass = false;
         r = store_node_pass_count(s, req->node, now, &new_pass);

@@ -218,6 +218,9 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
                                                                     "AND rollout IN (SELECT id "
                                                                     "FROM rollouts WHERE state IN "
                                                                     "('running', 'paused'));",
+        /* 6: a node's link epoch (#18 item 5): a new one means it lost its link state */
+        "ALTER TABLE nodes ADD COLUMN link_epoch TEXT;"
+        "ALTER TABLE nodes ADD COLUMN link_resets INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int schema_version_read(struct store *s, int *ret) {

@@ -13,7 +13,7 @@
 #include "controller/api.h"
 #include "controller/rollout.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 struct store;
 

@@ -191,9 +191,21 @@ int command_params_check(const char *action, json_t *params, char **ret_reason) 
         return -EINVAL;
 }
 
+bool command_link_epoch_is_valid(const char *s) {
+        size_t n = s ? strlen(s) : 0;
+        if (n == 0 || n > COMMAND_LINK_EPOCH_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+                        return false;
+        return true;
+}
+
 int command_payload_build(const struct command *c, char **ret_text, char **ret_reason) {
         if (!command_name_is_valid(c->node, COMMAND_NODE_MAX))
                 return message_set(ret_reason, -EINVAL, "invalid node id \"%.64s\"", c->node);
+        if (c->link_epoch[0] && !command_link_epoch_is_valid(c->link_epoch))
+                return message_set(ret_reason, -EINVAL, "invalid link epoch \"%.40s\"", c->link_epoch);
         if (c->seq == 0 || c->seq > (uint64_t) INT64_MAX)
                 return message_set(ret_reason, -EINVAL, "seq must be at least 1");
         if (c->not_before < 0 || c->expires <= c->not_before)
@@ -201,11 +213,13 @@ int command_payload_build(const struct command *c, char **ret_text, char **ret_r
         int r = command_params_check(c->action, c->params, ret_reason);
         if (r < 0)
                 return r;
-        _cleanup_(json_decrefp) json_t *o = json_pack(
-                "{s:i,s:s,s:I,s:I,s:I,s:s,s:O}", "format", COMMAND_FORMAT, "node", c->node, "seq",
-                (json_int_t) c->seq, "not_before", (json_int_t) c->not_before, "expires",
-                (json_int_t) c->expires, "action", c->action, "params", c->params);
-        if (!o)
+        _cleanup_(json_decrefp) json_t *o = json_pack("{s:i,s:s}", "format", COMMAND_FORMAT, "node", c->node);
+        if (!o || (c->link_epoch[0] && json_object_set_new(o, "link_epoch", json_string(c->link_epoch)) < 0) ||
+            json_object_set_new(o, "seq", json_integer((json_int_t) c->seq)) < 0 ||
+            json_object_set_new(o, "not_before", json_integer((json_int_t) c->not_before)) < 0 ||
+            json_object_set_new(o, "expires", json_integer((json_int_t) c->expires)) < 0 ||
+            json_object_set_new(o, "action", json_string(c->action)) < 0 ||
+            json_object_set(o, "params", c->params) < 0)
                 return -ENOMEM;
         char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (!text)
@@ -255,7 +269,7 @@ int command_payload_parse(const char *text, size_t len, struct command *ret, cha
                 return message_set(ret_reason, -EBADMSG, "payload is not valid JSON: %s", err.text);
         if (!json_is_object(o))
                 return message_set(ret_reason, -EBADMSG, "payload is not a JSON object");
-        static const char *const keys[] = {"format", "node", "seq", "not_before",
+        static const char *const keys[] = {"format", "node", "link_epoch", "seq", "not_before",
                                            "expires", "action", "params"};
         const char *key;
         json_t *v;
@@ -284,6 +298,10 @@ int command_payload_parse(const char *text, size_t len, struct command *ret, cha
         ret->seq = (uint64_t) seq;
         if (!command_name_is_valid(ret->node, COMMAND_NODE_MAX))
                 return message_set(ret_reason, -EBADMSG, "payload: invalid node id");
+        if (json_object_get(o, "link_epoch") &&
+            ((r = get_string(o, "link_epoch", ret->link_epoch, sizeof(ret->link_epoch), ret_reason)) < 0 ||
+             !command_link_epoch_is_valid(ret->link_epoch)))
+                return r < 0 ? r : message_set(ret_reason, -EBADMSG, "payload: invalid link_epoch");
         if (ret->expires <= ret->not_before)
                 return message_set(ret_reason, -EBADMSG,
                                    "payload: expires must come after not_before");
@@ -363,6 +381,15 @@ int command_envelope_verify(json_t *envelope, const struct command_verify_option
         if (!o->node || !streq(c.node, o->node)) {
                 r = message_set(ret_reason, -EXDEV, "command %llu is for node \"%s\", not \"%s\"",
                                 (unsigned long long) c.seq, c.node, o->node ? o->node : "");
+                command_done(&c);
+                return r;
+        }
+        if (c.link_epoch[0] && (!o->link_epoch || !streq(c.link_epoch, o->link_epoch))) {
+                r = message_set(ret_reason, -ESTALE,
+                                "command %llu was signed for link epoch %s, this node is at %s "
+                                "(its link state was lost and started again)",
+                                (unsigned long long) c.seq, c.link_epoch,
+                                o->link_epoch ? o->link_epoch : "none");
                 command_done(&c);
                 return r;
         }

@@ -23,10 +23,15 @@
 #define COMMAND_CONFIG_KEY_MAX 128
 #define COMMAND_URL_MAX 1024
 #define COMMAND_NAME_MAX 128
+#define COMMAND_LINK_EPOCH_MAX 32 /* lowercase hex: a random 128-bit id */
 
 /* A command as signed. params is owned (json_decref through command_done). */
 struct command {
         char node[COMMAND_NODE_MAX + 1];
+        /* The node's link state this command was signed for ("": none, from a controller
+         * that predates epochs). A node that lost its link state starts a new epoch, so what
+         * was signed for the old one (and captured) cannot run again when its seq restarts. */
+        char link_epoch[COMMAND_LINK_EPOCH_MAX + 1];
         uint64_t seq;
         int64_t not_before, expires; /* unix seconds */
         char action[COMMAND_ACTION_MAX + 1];
@@ -42,6 +47,9 @@ bool command_name_is_valid(const char *s, size_t max);
 /* Pure: a bundle URL a command may carry: https://, at most COMMAND_URL_MAX bytes, only
  * printable ASCII without spaces. */
 bool command_url_is_valid(const char *s);
+
+/* Pure: a link epoch as nodes make them: 1-32 characters of 0-9 a-f. */
+bool command_link_epoch_is_valid(const char *s);
 
 /* Pure: is action one we know? */
 bool command_action_is_known(const char *action);
@@ -66,6 +74,7 @@ json_t *command_envelope_new(uint64_t seq, const char *payload, const char *sign
 
 struct command_verify_options {
         const char *node;                        /* this node's id */
+        const char *link_epoch;                  /* this node's link epoch (NULL: none) */
         uint64_t last_applied_seq;               /* the highest seq acted on (0: none) */
         time_t now;                              /* or SIGNATURE_NOW_UNKNOWN */
         int64_t clock_skew_sec;                  /* tolerance on not_before and expires */
@@ -79,7 +88,8 @@ struct command_verify_options {
  *     (-EBADMSG bad signature, -EKEYREJECTED untrusted signer, -EKEYEXPIRED);
  *  3. only then the payload is parsed strictly, and its seq equals the envelope's
  *     (-EBADMSG);
- *  4. the command is for this node (-EXDEV);
+ *  4. the command is for this node (-EXDEV), and for its link epoch when the payload
+ *     names one (-ESTALE: signed before the node lost its link state);
  *  5. seq > last_applied_seq (-ESTALE: a replay);
  *  6. not_before - skew <= now < expires + skew (-EAGAIN not yet valid, -ETIME expired;
  *     skipped when now is SIGNATURE_NOW_UNKNOWN);

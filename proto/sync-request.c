@@ -10,6 +10,7 @@
 #include "lib/json-util.h"
 #include "lib/macro.h"
 #include "lib/message.h"
+#include "proto/command.h"
 #include "proto/sync-request.h"
 
 /* ---- sync requests ------------------------------------------------------------------- */
@@ -60,6 +61,15 @@ static int dispatch_boot_id(struct json_ctx *ctx, json_t *v, void *dest,
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
                                         "expected a boot id of 32 lower-case hex digits");
         memcpy(dest, s, 33);
+        return 0;
+}
+
+static int dispatch_link_epoch(struct json_ctx *ctx, json_t *v, void *dest,
+                               const struct json_field *f) {
+        const char *s = json_string_value(v);
+        if (!s || strlen(s) != json_string_length(v) || !command_link_epoch_is_valid(s))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a link epoch of 1-32 lower-case hex digits");
+        snprintf(dest, COMMAND_LINK_EPOCH_MAX + 1, "%s", s);
         return 0;
 }
 
@@ -197,6 +207,7 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                 {"boot_id", dispatch_boot_id, REQ_OFF(boot_id), JSON_REQUIRED, NULL, 0, 0},
                 {"last_command_seq", json_dispatch_int64, REQ_OFF(last_command_seq), JSON_REQUIRED,
                  NULL, 0, INT64_MAX},
+                {"link_epoch", dispatch_link_epoch, REQ_OFF(link_epoch), 0, NULL, 0, 0},
                 {"records", dispatch_records, 0, JSON_REQUIRED, &walk, 0, 0},
                 {"status", dispatch_object_borrow, REQ_OFF(status), JSON_NULLABLE, NULL, 0,
                  SYNC_STATUS_MAX},

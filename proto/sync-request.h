@@ -41,6 +41,7 @@ struct sync_request {
         int64_t boot_epoch;
         char boot_id[33];
         int64_t last_command_seq;
+        char link_epoch[33]; /* the node's link state ("": a node that predates epochs) */
         struct sync_record *records; /* owned array */
         size_t n_records;
         json_t *status; /* borrowed; NULL when absent */

@@ -162,8 +162,8 @@ t=$(ctl status --json | jq -c .time)
         pass "restarted at 1970 with no controller: the floor kept from the last contact ($t)" ||
         fail "the floor after a restart" "$t, the controller said $told"
 stop_agent
-sed 1d "$N/state/time.json" | jq -e ".floor >= $told" >/dev/null && pass "state/time.json holds the floor" ||
-        fail "time.json" "$(cat "$N/state/time.json")"
+sed 1d "$N/state/time" | jq -e ".floor >= $told" >/dev/null && pass "state/time holds the floor" ||
+        fail "the floor in state/time" "$(cat "$N/state/time")"
 
 # ---- the RTC three years ahead -------------------------------------------------------------------
 write_config "$URL"

@@ -493,6 +493,28 @@ wait_for 60 paused_or_ready && [ "$(ustat .phase)" != ready ] &&
         fail "budget: the download resumed at start had no budget" "$(ctl update status --json | jq -c '{phase, paused_reason}') $(ctl link --json | jq -c .pass)"
 kill -TERM "$APID"; wait_exit "$APID" 20
 
+# ---- a node that lost its link state (#18 item 5): a new link epoch. The command queued
+# while it was away (signed for the old epoch) is signed again for the new one and runs;
+# the controller counts the reset.
+e1=$(oc node show sat-1 --json | jq -r .link_epoch)
+r1=$(oc node show sat-1 --json | jq -r .link_resets)
+rm -f "$N/state/link" "$N/state/link.prev"
+[ -e "$N/state/boot" ] || bail "link epoch: the state dir is not where this test thinks"
+s=$(oc command send sat-1 status.send --json | seq_of)
+[ "$(oc command list sat-1 --json | jq -r ".[] | select(.seq == $s) | .state")" = queued ] ||
+        fail "link epoch: the command is not queued"
+start_agent
+cmd_done() { [ "$(cmd_state "$s")" = "done" ]; }
+check "link epoch: a node that lost its link state runs the command queued for it (signed again for its new state)" \
+        wait_for 30 cmd_done
+e2=$(lnk .link_epoch)
+node=$(oc node show sat-1 --json | jq -c '{link_epoch, link_resets}')
+[ -n "$e1" ] && [ "$e1" != null ] && [ "$e2" != "$e1" ] && [ "$(jq -r .link_epoch <<<"$node")" = "$e2" ] &&
+        [ "$(jq -r .link_resets <<<"$node")" -gt "$r1" ] &&
+        pass "link epoch: the controller saw the node's new link state ($e1 -> $e2) and counted it: $node" ||
+        fail "link epoch" "node $e1 -> $e2, controller $node"
+kill -TERM "$APID"; wait_exit "$APID" 20
+
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
 has_sanitizer_report "$LOG" && fail "sanitizer report in the controller log"
 finish

@@ -309,8 +309,75 @@ static void test_params(void **state) {
         command_done(&c);
 }
 
+/* Link epochs (#18 item 5): an envelope signed for the node's link state before it was lost
+ * is refused whatever its seq, and never moves the node's last applied seq. */
+static void test_link_epoch(void **state) {
+        (void) state;
+        struct command cmd = {.seq = 1, .not_before = T, .expires = T + 1000, .params = json_object()};
+        snprintf(cmd.node, sizeof(cmd.node), "node-1");
+        snprintf(cmd.action, sizeof(cmd.action), "reboot");
+        snprintf(cmd.link_epoch, sizeof(cmd.link_epoch), "0123456789abcdef0123456789abcdef");
+        char *payload = NULL, *sig = NULL, *reason = NULL;
+        size_t len;
+        assert_int_equal(command_payload_build(&cmd, &payload, &reason), 0);
+        char want[512];
+        snprintf(want, sizeof(want),
+                 "{\"format\":1,\"node\":\"node-1\",\"link_epoch\":\"0123456789abcdef0123456789abcdef\","
+                 "\"seq\":1,\"not_before\":%lld,\"expires\":%lld,\"action\":\"reboot\",\"params\":{}}",
+                 (long long) T, (long long) T + 1000);
+        assert_string_equal(payload, want);
+        assert_int_equal(signature_sign(payload, strlen(payload), key, cert, &sig, &len, &reason), 0);
+        json_t *e = command_envelope_new(1, payload, sig);
+
+        struct command_verify_options o = {.node = "node-1", .link_epoch = "0123456789abcdef0123456789abcdef",
+                                           .now = (time_t) T + 10, .keyring = keyring};
+        struct command c;
+        assert_int_equal(command_envelope_verify(e, &o, &c, &reason), 0);
+        assert_string_equal(c.link_epoch, "0123456789abcdef0123456789abcdef");
+        command_done(&c);
+        /* the node lost its link state: a new epoch, seq back at 0; the old envelope is dead */
+        o.link_epoch = "fedcba9876543210fedcba9876543210";
+        memset(&c, 0, sizeof(c));
+        assert_int_equal(command_envelope_verify(e, &o, &c, &reason), -ESTALE);
+        assert_non_null(strstr(reason, "signed for link epoch 0123456789abcdef0123456789abcdef, this node is at fedcba"));
+        assert_int_equal(c.seq, 0); /* not trusted to move the last applied seq */
+        free(reason);
+        reason = NULL;
+        o.link_epoch = NULL;
+        assert_int_equal(command_envelope_verify(e, &o, &c, &reason), -ESTALE);
+        free(reason);
+        reason = NULL;
+        json_decref(e);
+        free(sig);
+        free(payload);
+
+        /* a payload without an epoch (a controller from before epochs) still verifies */
+        e = envelope("node-1", 2, T, T + 1000, "reboot", "{}", key, cert, NULL);
+        o.link_epoch = "fedcba9876543210fedcba9876543210";
+        assert_int_equal(command_envelope_verify(e, &o, &c, &reason), 0);
+        assert_string_equal(c.link_epoch, "");
+        command_done(&c);
+        json_decref(e);
+
+        /* epochs are lower-case hex, 1-32 characters: built and parsed alike */
+        snprintf(cmd.link_epoch, sizeof(cmd.link_epoch), "ABC");
+        assert_int_equal(command_payload_build(&cmd, &payload, &reason), -EINVAL);
+        free(reason);
+        reason = NULL;
+        assert_false(command_link_epoch_is_valid(""));
+        assert_false(command_link_epoch_is_valid("0123456789abcdef0123456789abcdef0"));
+        assert_true(command_link_epoch_is_valid("0"));
+        const char *bad = "{\"format\":1,\"node\":\"n\",\"link_epoch\":\"x y\",\"seq\":1,\"not_before\":1,"
+                          "\"expires\":2,\"action\":\"reboot\",\"params\":{}}";
+        assert_int_equal(command_payload_parse(bad, strlen(bad), &c, &reason), -EBADMSG);
+        command_done(&c);
+        free(reason);
+        command_done(&cmd);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_link_epoch),
                 cmocka_unit_test(test_payload_exact_bytes),
                 cmocka_unit_test(test_verify_refusals),
                 cmocka_unit_test(test_signed_but_bad_payload),

@@ -73,6 +73,20 @@ static void make_sync(struct sync_request *req, int64_t last_command_seq, const 
         free(text);
 }
 
+/* The same with the node's link epoch. */
+static void make_sync_epoch(struct sync_request *req, int64_t last_command_seq, const char *epoch) {
+        char *text;
+        assert_true(asprintf(&text,
+                             "{\"format\":1,\"node\":\"n1\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
+                             "\",\"last_command_seq\":%lld,\"link_epoch\":\"%s\",\"records\":[]}",
+                             (long long) last_command_seq, epoch) > 0);
+        char *msg = NULL;
+        int r = sync_request_parse(text, strlen(text), "n1", req, &msg);
+        if (r < 0)
+                fail_msg("%s", msg);
+        free(text);
+}
+
 #define REC(seq, kind, body)                                                                 \
         "{\"format\":1,\"key\":{\"node\":\"n1\",\"boot_epoch\":2,\"boot_id\":\"" BOOT        \
         "\",\"seq\":" #seq "},\"priority\":\"normal\",\"kind\":\"" kind "\",\"time_usec\":1,"  \
@@ -305,6 +319,133 @@ static void test_expired_commands_not_sent(void **state) {
         assert_int_equal(store_commands_list(s, "n1", &list), 0);
         assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "state")), "expired");
         json_decref(list);
+        store_close(s);
+}
+
+static const char *command_field(json_t *list, int64_t seq, const char *key) {
+        size_t i;
+        json_t *c;
+        json_array_foreach(list, i, c)
+                if (json_integer_value(json_object_get(c, "seq")) == seq)
+                        return json_string_value(json_object_get(c, key));
+        return NULL;
+}
+
+static char *stored_payload(struct store *s, int64_t seq) {
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_prepare_v2(s->db, "SELECT payload FROM commands WHERE node = 'n1' AND seq = ?", -1,
+                                            &st, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int64(st, 1, seq);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        char *p = strdup((const char *) sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        return p;
+}
+
+/* #18 item 5: a node that lost its link state reports a new epoch; what was sent to it
+ * without a result is never sent again, what is queued is signed for the new epoch. */
+static void test_link_epoch_lost_state(void **state) {
+        struct fixture *f = *state;
+        json_auto_t *empty = json_object();
+        struct store *s = open_store(f);
+        int calls = 0;
+        store_set_command_signer(s, fake_sign, &calls);
+        char *reason = NULL;
+        struct sync_request req;
+        json_t *cmds = NULL, *list = NULL;
+        const char *e1 = "11111111111111111111111111111111", *e2 = "22222222222222222222222222222222";
+        /* queued before the node ever synced: no epoch yet */
+        assert_int_equal(store_command_queue(s, "n1", "status.send", empty, 1000, 600, fake_sign, &calls, NULL,
+                                             &reason),
+                         0);
+        char *p = stored_payload(s, 1);
+        assert_null(strstr(p, "link_epoch"));
+        free(p);
+        /* the first sync with an epoch: the queued command is signed for it, and sent */
+        make_sync_epoch(&req, 0, e1);
+        assert_int_equal(store_sync(s, &req, 1001, 32, &cmds, NULL), 0);
+        assert_int_equal(json_array_size(cmds), 1);
+        assert_non_null(strstr(json_string_value(json_object_get(json_array_get(cmds, 0), "payload")), e1));
+        json_decref(cmds);
+        sync_request_done(&req);
+        /* 1 is sent (its result never comes); 2 queued now carries the epoch */
+        assert_int_equal(store_command_queue(s, "n1", "reboot", empty, 1002, 600, fake_sign, &calls, NULL, &reason),
+                         0);
+        p = stored_payload(s, 2);
+        assert_non_null(strstr(p, e1));
+        free(p);
+        /* the node lost its link state: epoch e2, nothing applied */
+        make_sync_epoch(&req, 0, e2);
+        assert_int_equal(store_sync(s, &req, 1003, 32, &cmds, NULL), 0);
+        /* 1 is not sent again (the node may have run it); 2 is, signed for e2 */
+        assert_int_equal(json_array_size(cmds), 1);
+        json_t *c = json_array_get(cmds, 0);
+        assert_int_equal(json_integer_value(json_object_get(c, "seq")), 2);
+        assert_non_null(strstr(json_string_value(json_object_get(c, "payload")), e2));
+        assert_null(strstr(json_string_value(json_object_get(c, "payload")), e1));
+        json_decref(cmds);
+        sync_request_done(&req);
+        assert_int_equal(store_commands_list(s, "n1", &list), 0);
+        assert_string_equal(command_field(list, 1, "state"), "lost");
+        assert_non_null(strstr(command_field(list, 1, "result_reason"), "lost its link state"));
+        assert_string_equal(command_field(list, 2, "state"), "sent");
+        json_decref(list);
+        json_t *node = NULL;
+        assert_int_equal(store_node_show(s, "n1", &node), 0);
+        assert_string_equal(json_string_value(json_object_get(node, "link_epoch")), e2);
+        assert_int_equal(json_integer_value(json_object_get(node, "link_resets")), 1);
+        json_decref(node);
+        /* a result for the lost command that comes in after all still counts */
+        char *text;
+        assert_true(asprintf(&text,
+                             "{\"format\":1,\"node\":\"n1\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
+                             "\",\"last_command_seq\":2,\"link_epoch\":\"%s\",\"records\":[" REC(
+                                     9, "command.result", "{\"seq\":1,\"status\":\"done\",\"reason\":\"\"}") "]}",
+                             e2) > 0);
+        assert_int_equal(sync_request_parse(text, strlen(text), "n1", &req, &reason), 0);
+        free(text);
+        assert_int_equal(store_sync(s, &req, 1004, 32, &cmds, NULL), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+        assert_int_equal(store_commands_list(s, "n1", &list), 0);
+        assert_string_equal(command_field(list, 1, "state"), "done");
+        json_decref(list);
+        store_close(s);
+}
+
+/* #18 item 5: a store restored from a backup, behind the node: new commands start after the
+ * node's last applied seq (else the node refuses them as replays, for ever). */
+static void test_store_behind_the_node(void **state) {
+        struct fixture *f = *state;
+        json_auto_t *empty = json_object();
+        struct store *s = open_store(f);
+        int calls = 0;
+        char *reason = NULL;
+        struct sync_request req;
+        json_t *cmds = NULL, *list = NULL;
+        const char *e1 = "11111111111111111111111111111111";
+        assert_int_equal(store_command_queue(s, "n1", "status.send", empty, 1000, 600, fake_sign, &calls, NULL,
+                                             &reason),
+                         0);
+        /* the node applied up to 7 (commands of a store that was lost) */
+        make_sync_epoch(&req, 7, e1);
+        assert_int_equal(store_sync(s, &req, 1001, 32, &cmds, NULL), 0);
+        assert_int_equal(json_array_size(cmds), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+        assert_int_equal(store_command_queue(s, "n1", "reboot", empty, 1002, 600, fake_sign, &calls, NULL, &reason),
+                         0);
+        assert_int_equal(store_commands_list(s, "n1", &list), 0);
+        assert_string_equal(command_field(list, 1, "state"), "lost");
+        assert_string_equal(command_field(list, 8, "state"), "queued");
+        json_decref(list);
+        make_sync_epoch(&req, 7, e1);
+        assert_int_equal(store_sync(s, &req, 1003, 32, &cmds, NULL), 0);
+        assert_int_equal(json_array_size(cmds), 1);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(cmds, 0), "seq")), 8);
+        json_decref(cmds);
+        sync_request_done(&req);
         store_close(s);
 }
 
@@ -922,6 +1063,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_records_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_seqs_across_reopen, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_expired_commands_not_sent, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_link_epoch_lost_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_store_behind_the_node, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bundles_and_plans, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollouts, setup, teardown),

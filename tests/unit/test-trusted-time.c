@@ -111,7 +111,7 @@ static void test_saves_once_per_step(void **state) {
         assert_true(tt_should_save(&t, 0));
 }
 
-/* The agent's instance keeps its floor in state_dir/time.json across restarts. */
+/* The agent's instance keeps its floor in state_dir/time across restarts. */
 static void test_the_floor_survives_a_restart(void **state) {
         (void) state;
         char dir[] = "/tmp/test-trusted-time.XXXXXX";
