@@ -13,6 +13,7 @@
 #include "lib/macro.h"
 #include "controller/rollout.h"
 #include "controller/server.h"
+#include "controller/store.h"
 
 #define EXIT_USAGE 2
 
@@ -29,6 +30,7 @@ static void help(void) {
                "        [--tcp-congestion NAME]   e.g. bbr: what the controller sends (kernel default)\n"
                "        [--port-file FILE] [--log-level LEVEL]\n"
                "        [--retain-records DURATION|0]   default 30d; critical and update.* kept\n"
+               "        [--max-records-per-node N] records kept per node (100000; 0: no bound)\n"
                "        [--pass-gap DURATION]     syncs of a node closer than this are one pass (5m)\n"
                "        [--viewer-token-file FILE] a bearer token that may only read\n"
                "        [--web-dir DIR]           the dashboard's files (default " WEBDIR ")\n"
@@ -78,7 +80,7 @@ static int cmd_serve(int argc, char *argv[]) {
         enum {
                 ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
                 ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_POLL,
-                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_TIMEOUT, ARG_TCP_CONGESTION, ARG_TLS_TICKETS, ARG_PORT_FILE,
+                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION, ARG_TLS_TICKETS, ARG_PORT_FILE,
                 ARG_LOG_LEVEL, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
                 ARG_ZSTD_DICTIONARY,
         };
@@ -96,6 +98,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"poll-interval", required_argument, NULL, ARG_POLL},
                 {"max-bundle-size", required_argument, NULL, ARG_MAX_BUNDLE},
                 {"max-connections", required_argument, NULL, ARG_MAX_CONN},
+                {"max-records-per-node", required_argument, NULL, ARG_MAX_RECORDS},
                 {"timeout", required_argument, NULL, ARG_TIMEOUT},
                 {"idle-timeout", required_argument, NULL, ARG_TIMEOUT},
                 {"tcp-congestion", required_argument, NULL, ARG_TCP_CONGESTION},
@@ -117,6 +120,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 .max_connections = 64,
                 .timeout_sec = 150, /* above the agents' 60 s poll, with margin for a slow answer */
                 .retain_records_sec = 30 * 86400,
+                .max_records_per_node = STORE_RECORD_QUOTA_DEFAULT,
                 .pass_gap_sec = 300,
                 .web_dir = WEBDIR,
         };
@@ -150,6 +154,11 @@ static int cmd_serve(int argc, char *argv[]) {
                         if (parse_unsigned("--max-connections", optarg, 1, 4096, &v) < 0)
                                 return EXIT_USAGE;
                         c.max_connections = (unsigned) v;
+                        break;
+                case ARG_MAX_RECORDS:
+                        if (parse_unsigned("--max-records-per-node", optarg, 0, 1ULL << 40, &v) < 0)
+                                return EXIT_USAGE;
+                        c.max_records_per_node = (int64_t) v;
                         break;
                 case ARG_RETAIN: {
                         struct rollout_gate g;

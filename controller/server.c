@@ -668,6 +668,19 @@ static enum MHD_Result handle_bundle_download(struct server *srv, struct MHD_Con
                 return respond_error(conn, 404, "no bundle \"%s\"", req->match.id);
         if (r < 0)
                 return respond_errno(conn, r, "bundle");
+        if (req->peer == PEER_NODE) {
+                r = store_node_may_fetch_bundle(srv->store, req->peer_cn, b.id);
+                if (r < 0)
+                        return respond_errno(conn, r, "bundle");
+                if (r == 0) {
+                        log_warning("node %s asked for bundle %s, which no command nor rollout sent it: refused",
+                                    req->peer_cn, b.id);
+                        return respond_error(conn, 403,
+                                             "bundle \"%s\" was never sent to node \"%s\" (no update.install "
+                                             "command nor rollout names it for this node)",
+                                             b.id, req->peer_cn);
+                }
+        }
         char path[4400];
         bundle_path(srv, b.id, path, sizeof(path));
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1400,6 +1413,7 @@ int server_run(const struct server_config *c) {
         }
         /* Rollouts queue signed commands at syncs, in the sync's transaction. */
         store_set_command_signer(srv.store, sign_payload, &srv);
+        store_set_record_quota(srv.store, c->max_records_per_node);
         store_set_pass_gap(srv.store, c->pass_gap_sec);
         free(reason);
         reason = NULL;

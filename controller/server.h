@@ -24,6 +24,7 @@ struct server_config {
         const char *tcp_congestion; /* optional: TCP_CONGESTION of the listening socket, which
                                      * the accepted connections inherit (what we send) */
         int64_t retain_records_sec; /* records older than this are deleted (critical kept); 0: never */
+        int64_t max_records_per_node; /* records kept per node, oldest droppable ones go first; 0: no bound */
         int64_t pass_gap_sec;       /* a node's syncs closer than this are one pass */
         const char *viewer_token_file; /* optional: a bearer token that may only read */
         const char *web_dir;        /* the dashboard's static files */

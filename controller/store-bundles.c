@@ -32,6 +32,19 @@ int store_bundle_add(struct store *s, const struct store_bundle *b, const char *
                           "ttittdi", b->id, b->version, b->size, b->sha256, signer, verified, now);
 }
 
+int store_node_may_fetch_bundle(struct store *s, const char *node, const char *bundle) {
+        int64_t v = 0;
+        int r = store_get_int64(
+                s, &v,
+                "SELECT EXISTS (SELECT 1 FROM commands WHERE node = ?1 AND action = 'update.install' AND "
+                "(json_extract(params, '$.bundle_id') = ?2 OR "
+                "substr(json_extract(params, '$.url'), -length('/v1/bundles/' || ?2)) = '/v1/bundles/' || ?2)) "
+                "OR EXISTS (SELECT 1 FROM rollout_nodes rn JOIN rollouts ro ON ro.id = rn.rollout "
+                "WHERE rn.node = ?1 AND ro.bundle_id = ?2)",
+                "tt", node, bundle);
+        return r < 0 ? r : v != 0;
+}
+
 int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret) {
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = store_query_row(

@@ -19,6 +19,7 @@
 struct store {
         sqlite3 *db;
         int64_t pass_gap; /* syncs of a node at most this far apart are one pass */
+        int64_t record_quota; /* records kept per node; past it the oldest go (0: no bound) */
         /* The rollouts a sync changed something in (a member's state, a member now held):
          * the only ones it evaluates, so a sync costs O(the node's memberships) unless it
          * moved something. Time gates move at store_rollouts_tick. */

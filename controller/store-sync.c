@@ -206,6 +206,35 @@ static int sync_link_state(struct store *s, const struct sync_request *req, int6
         return 0;
 }
 
+const char *store_record_priority(const char *kind, const char *priority) {
+        if (!streq(priority, "critical"))
+                return priority;
+        return streq(kind, "command.result") || strncmp(kind, "update.", 7) == 0 ? "critical" : "high";
+}
+
+void store_set_record_quota(struct store *s, int64_t quota) {
+        s->record_quota = quota > 0 ? quota : 0;
+}
+
+/* The node's records past the quota: its droppable ones first, oldest first. */
+static int records_enforce_quota(struct store *s, const char *node) {
+        if (s->record_quota <= 0)
+                return 0;
+        int64_t count = 0;
+        int r = store_get_int64(s, &count, "SELECT count(*) FROM records WHERE node = ?", "t", node);
+        if (r < 0 || count <= s->record_quota)
+                return r < 0 ? r : 0;
+        r = store_exec(s,
+                       "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE node = ? "
+                       "ORDER BY (priority = 'critical' OR kind LIKE 'update.%'), received, seq LIMIT ?)",
+                       "ti", node, count - s->record_quota);
+        if (r < 0)
+                return r;
+        log_warning("store: node %s has %lld records, over its quota of %lld: the oldest %lld deleted", node,
+                    (long long) count, (long long) s->record_quota, (long long) (count - s->record_quota));
+        return 0;
+}
+
 /* Note that this sync changed something in a rollout (see struct store). */
 void store_rollout_dirty(struct store *s, const char *rollout) {
         for (size_t i = 0; i < s->n_dirty; i++)
@@ -260,7 +289,8 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         for (size_t i = 0; i < req->n_records; i++) {
                 const struct sync_record *rec = &req->records[i];
                 r = store_rebind(s, ins, "titittiij", rec->node, rec->boot_epoch, rec->boot_id,
-                                 rec->seq, rec->kind, rec->priority, rec->time_usec, now, rec->raw);
+                                 rec->seq, rec->kind, store_record_priority(rec->kind, rec->priority),
+                                 rec->time_usec, now, rec->raw);
                 if (r < 0)
                         return r;
                 r = store_step_done(s, ins);
@@ -273,6 +303,11 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
                 if (r < 0)
                         return r;
                 r = store_rollout_apply_record(s, rec, now);
+                if (r < 0)
+                        return r;
+        }
+        if (stored > 0) {
+                r = records_enforce_quota(s, req->node);
                 if (r < 0)
                         return r;
         }

@@ -279,6 +279,7 @@ int store_open(const char *path, struct store **ret, char **ret_reason) {
         if (!s)
                 return -ENOMEM;
         _cleanup_store_ struct store *owned = s;
+        s->record_quota = STORE_RECORD_QUOTA_DEFAULT;
         int rc = sqlite3_open_v2(path, &s->db,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                  NULL);

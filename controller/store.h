@@ -35,6 +35,19 @@ int store_schema_version(struct store *s);
  * expired, oldest first, as envelopes (marked sent). *ret_commands is a new array;
  * *ret_stored (may be NULL) counts the records new to the store.
  */
+/*
+ * Records kept per node (default STORE_RECORD_QUOTA_DEFAULT; 0: no bound): past it, a sync
+ * that stored records deletes that node's oldest, droppable ones first (then the oldest
+ * critical and update.* ones), so one node cannot fill the ground's disk (#18 item 7).
+ */
+#define STORE_RECORD_QUOTA_DEFAULT 100000
+void store_set_record_quota(struct store *s, int64_t quota);
+
+/* Pure: the priority a record of kind is stored with, when the node asked for priority:
+ * only command.result and update.* records may be critical (never pruned by age); the
+ * node's other "critical" ones are stored as "high". */
+const char *store_record_priority(const char *kind, const char *priority);
+
 int store_sync(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
                json_t **ret_commands, size_t *ret_stored);
 
@@ -85,6 +98,13 @@ struct store_bundle {
 int store_bundle_add(struct store *s, const struct store_bundle *b, const char *signer,
                      bool verified, int64_t now);
 int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret);
+/*
+ * Whether the ground ever sent node a bundle to fetch: an update.install command for it
+ * (by bundle_id, or by a URL of this controller's /v1/bundles/{id}), in any state (a node
+ * repairs a slot from the bundle that installed it, long after), or a rollout of it that
+ * includes the node. 1 yes, 0 no, or -errno. Any node may not download any bundle (#18).
+ */
+int store_node_may_fetch_bundle(struct store *s, const char *node, const char *bundle);
 int store_bundles_list(struct store *s, json_t **ret);
 
 /* ---- groups and staged rollouts (docs/rollouts.md) ----------------------------------- */

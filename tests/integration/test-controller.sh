@@ -268,6 +268,14 @@ opcli bundle list >out && grep -q "^fleet-2024.06 .* $SIZE  $SHA" out && pass "b
 BURL=$URL/v1/bundles/fleet-2024.06
 HDR=(-D "$D/headers")
 etag() { tr -d '\r' <"$D/headers" | sed -n 's/^[Ee][Tt][Aa][Gg]: //p'; }
+# A node may fetch only a bundle the ground sent it (#18): none yet for node-1.
+code=$(as_node node-1 "$BURL")
+[ "$code" = 403 ] && jq -r .message body | grep -q 'was never sent to node "node-1"' &&
+        pass "a node may not download a bundle no command nor rollout sent it: 403" ||
+        fail "bundle download without a command" "HTTP $code $(cat body)"
+opcli command send node-1 update.install bundle_id=fleet-2024.06 --expires-in 600 >out 2>err &&
+        grep -q "^queued command 3" out ||
+        fail "command send update.install" "$(cat out err)"
 code=$(as_node node-1 "${HDR[@]}" "$BURL")
 cp body full.bin
 E1=$(etag)
@@ -312,7 +320,7 @@ mv fleet-away.obundle data/bundles/fleet-2024.06.obundle
 code=$(as_node node-1 -H "Range: bytes=0-9" "$BURL")
 [ "$code" = 206 ] && pass "its file back: served again" || fail "bundle back" "HTTP $code"
 opcli command send node-1 update.install bundle_id=fleet-2024.06 >out 2>err &&
-        grep -q '^queued command 3' out && pass "update.install of an uploaded bundle" || fail "update.install" "$(cat err)"
+        grep -q '^queued command 4' out && pass "update.install of an uploaded bundle" || fail "update.install" "$(cat err)"
 
 # ---- record retention -----------------------------------------------------------------------
 out=$("$OC" serve --retain-records 5 2>&1); rc=$?

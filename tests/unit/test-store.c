@@ -17,6 +17,7 @@
 #include "controller/metrics.h"
 #include "controller/store.h"
 #include "controller/store-internal.h"
+#include "controller/store-sql.h"
 #include "test-util.h"
 
 #define BOOT "0123456789abcdef0123456789abcdef"
@@ -446,6 +447,54 @@ static void test_store_behind_the_node(void **state) {
         assert_int_equal(json_integer_value(json_object_get(json_array_get(cmds, 0), "seq")), 8);
         json_decref(cmds);
         sync_request_done(&req);
+        store_close(s);
+}
+
+/* #18 item 7: a node cannot keep what it likes for ever: only command results and update
+ * records may be critical, and past its quota its oldest records go, droppable ones first. */
+static void test_record_priority_and_quota(void **state) {
+        assert_string_equal(store_record_priority("command.result", "critical"), "critical");
+        assert_string_equal(store_record_priority("update.committed", "critical"), "critical");
+        assert_string_equal(store_record_priority("health.report", "critical"), "high");
+        assert_string_equal(store_record_priority("updatex", "critical"), "high");
+        assert_string_equal(store_record_priority("health.report", "low"), "low");
+
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        store_set_record_quota(s, 4);
+        struct sync_request req;
+        json_t *cmds = NULL;
+        int64_t count = 0;
+        /* a hostile node marks its reports critical: stored as high, so retention prunes them */
+        make_sync(&req, 0, REC_CRITICAL(1, "health.report", "{}") "," REC_CRITICAL(2, "update.committed", "{}") ","
+                                   REC(3, "health.report", "{}"));
+        assert_int_equal(store_sync(s, &req, 100, 32, &cmds, NULL), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+        int64_t deleted = 0;
+        assert_int_equal(store_records_prune(s, 150, 100, &deleted), 0);
+        assert_int_equal(deleted, 2); /* seq 1 (capped to high) and 3 */
+        /* over the quota of 4: the oldest droppable ones go first, the update outcome stays */
+        make_sync(&req, 0, REC(4, "health.report", "{}") "," REC(5, "health.report", "{}") ","
+                                   REC(6, "health.report", "{}") "," REC(7, "health.report", "{}") ","
+                                   REC(8, "health.report", "{}"));
+        assert_int_equal(store_sync(s, &req, 200, 32, &cmds, NULL), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+        assert_int_equal(store_records_count(s, "n1", &count), 0);
+        assert_int_equal(count, 4);
+        assert_int_equal(store_get_int64(s, &count, "SELECT count(*) FROM records WHERE seq IN (2, 6, 7, 8)", ""), 1);
+        assert_int_equal(count, 4);
+        /* only protected ones past the quota: the oldest of them go too */
+        make_sync(&req, 0, REC_CRITICAL(9, "update.installing", "{}") "," REC_CRITICAL(10, "update.x", "{}") ","
+                                   REC_CRITICAL(11, "update.y", "{}") "," REC_CRITICAL(12, "update.z", "{}"));
+        assert_int_equal(store_sync(s, &req, 300, 32, &cmds, NULL), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+        assert_int_equal(store_get_int64(s, &count, "SELECT count(*) FROM records WHERE seq IN (9, 10, 11, 12)", ""), 1);
+        assert_int_equal(count, 4);
+        assert_int_equal(store_records_count(s, "n1", &count), 0);
+        assert_int_equal(count, 4);
         store_close(s);
 }
 
@@ -1065,6 +1114,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_expired_commands_not_sent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_link_epoch_lost_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_store_behind_the_node, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_record_priority_and_quota, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bundles_and_plans, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollouts, setup, teardown),
