@@ -23,7 +23,9 @@ static void help(void) {
                "  orbit-controller serve --listen ADDR:PORT --data-dir DIR --cert PEM --key PEM\n"
                "        --node-ca PEM [--operator-ca PEM] [--operator-token-file FILE]\n"
                "        --command-key KEY --command-cert PEM [--bundle-keyring DIR]\n"
-               "        [--poll-interval SEC] [--max-bundle-size BYTES] [--max-connections N]\n"
+               "        [--poll-interval SEC] [--max-bundle-size BYTES]\n"
+               "        [--max-connections N]     at once (1024): idle or trickling peers cannot take them all\n"
+               "        [--max-connections-per-ip N]  from one address (64; a ground station may NAT many nodes)\n"
                "        [--timeout SEC]           idle connections close after it (150); keep it\n"
                "                                  above the nodes' poll interval: one TLS connection a pass\n"
                "        [--tls-tickets]           TLS 1.3 session tickets (off: they cost bytes)\n"
@@ -80,7 +82,7 @@ static int cmd_serve(int argc, char *argv[]) {
         enum {
                 ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
                 ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_POLL,
-                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION, ARG_TLS_TICKETS, ARG_PORT_FILE,
+                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION, ARG_TLS_TICKETS, ARG_PORT_FILE,
                 ARG_LOG_LEVEL, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
                 ARG_ZSTD_DICTIONARY,
         };
@@ -98,6 +100,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"poll-interval", required_argument, NULL, ARG_POLL},
                 {"max-bundle-size", required_argument, NULL, ARG_MAX_BUNDLE},
                 {"max-connections", required_argument, NULL, ARG_MAX_CONN},
+                {"max-connections-per-ip", required_argument, NULL, ARG_MAX_CONN_IP},
                 {"max-records-per-node", required_argument, NULL, ARG_MAX_RECORDS},
                 {"timeout", required_argument, NULL, ARG_TIMEOUT},
                 {"idle-timeout", required_argument, NULL, ARG_TIMEOUT},
@@ -117,7 +120,8 @@ static int cmd_serve(int argc, char *argv[]) {
         struct server_config c = {
                 .poll_interval_sec = 60,
                 .max_bundle_size = 4ULL * 1024 * 1024 * 1024,
-                .max_connections = 64,
+                .max_connections = 1024,
+                .max_connections_per_ip = 64,
                 .timeout_sec = 150, /* above the agents' 60 s poll, with margin for a slow answer */
                 .retain_records_sec = 30 * 86400,
                 .max_records_per_node = STORE_RECORD_QUOTA_DEFAULT,
@@ -151,9 +155,14 @@ static int cmd_serve(int argc, char *argv[]) {
                         c.max_bundle_size = v;
                         break;
                 case ARG_MAX_CONN:
-                        if (parse_unsigned("--max-connections", optarg, 1, 4096, &v) < 0)
+                        if (parse_unsigned("--max-connections", optarg, 1, 65536, &v) < 0)
                                 return EXIT_USAGE;
                         c.max_connections = (unsigned) v;
+                        break;
+                case ARG_MAX_CONN_IP:
+                        if (parse_unsigned("--max-connections-per-ip", optarg, 1, 65536, &v) < 0)
+                                return EXIT_USAGE;
+                        c.max_connections_per_ip = (unsigned) v;
                         break;
                 case ARG_MAX_RECORDS:
                         if (parse_unsigned("--max-records-per-node", optarg, 0, 1ULL << 40, &v) < 0)

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -1449,6 +1450,25 @@ int server_run(const struct server_config *c) {
                             "close between syncs, each sync costs a TCP and TLS handshake",
                             c->timeout_sec, c->poll_interval_sec);
 
+        /* Hold --max-connections (and the store, the bundles, the logs): idle or trickling
+         * peers must not be able to take every descriptor (#18 item 7). */
+        unsigned max_conn = c->max_connections;
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+                rlim_t want = (rlim_t) max_conn + 128;
+                if (nofile.rlim_cur < want) {
+                        nofile.rlim_cur = want < nofile.rlim_max ? want : nofile.rlim_max;
+                        (void) setrlimit(RLIMIT_NOFILE, &nofile);
+                        (void) getrlimit(RLIMIT_NOFILE, &nofile);
+                }
+                if (nofile.rlim_cur < want) {
+                        max_conn = nofile.rlim_cur > 256 ? (unsigned) (nofile.rlim_cur - 128) : 128;
+                        log_warning("--max-connections %u: the open-files limit is %llu: serving %u at once",
+                                    c->max_connections, (unsigned long long) nofile.rlim_cur, max_conn);
+                }
+        }
+        unsigned max_per_ip = c->max_connections_per_ip < max_conn ? c->max_connections_per_ip : max_conn;
+
         unsigned flags = MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
                          MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
         struct MHD_Daemon *d = MHD_start_daemon(
@@ -1457,8 +1477,7 @@ int server_run(const struct server_config *c) {
                 (struct sockaddr *) &ss, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT,
                 cert, MHD_OPTION_HTTPS_MEM_TRUST, trust, MHD_OPTION_HTTPS_PRIORITIES,
                 "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_CONNECTION_LIMIT,
-                c->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                c->max_connections / 2 ? c->max_connections / 2 : 1,
+                max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_per_ip,
                 MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_sec, MHD_OPTION_NOTIFY_COMPLETED,
                 on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv,
                 MHD_OPTION_END);

@@ -16,7 +16,8 @@ struct server_config {
         const char *port_file;      /* optional: the bound port is written there */
         unsigned poll_interval_sec; /* next_sync_sec in sync answers */
         uint64_t max_bundle_size;   /* upload bound, bytes */
-        unsigned max_connections;
+        unsigned max_connections;        /* at once (the open-files limit is raised to hold them) */
+        unsigned max_connections_per_ip; /* from one client address */
         unsigned timeout_sec;       /* idle connection timeout: above the nodes' in-pass cadence
                                      * (poll_interval_sec), so a pass is one TLS connection */
         bool tls_tickets;           /* issue TLS 1.3 session tickets (docs/protocol.md: they
