@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent/events.h"
+#include "agent/trusted-time.h"
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
@@ -707,15 +708,14 @@ int event_queue_open(const struct event_queue_config *c, struct event_queue **re
         log_info("outbox: %s: %zu records (%" PRIu64 " bytes) waiting from earlier boots%s", q->dir, q->count,
                  q->bytes_on_disk, q->corrupt > 0 ? "; some files were not trusted" : "");
         if (q->corrupt > 0) {
-                struct timespec rt, mono;
-                clock_gettime(CLOCK_REALTIME, &rt);
+                struct timespec mono;
                 clock_gettime(CLOCK_MONOTONIC, &mono);
                 char cdir[PATH_MAX];
                 (void) dir_path(q, CORRUPT_DIR, cdir, sizeof(cdir));
                 (void) event_queue_push(q, EVENT_HIGH, "outbox.corrupt",
                                         json_pack("{s:I,s:s,s:O}", "count", (json_int_t) q->corrupt,
                                                   "moved_to", cdir, "files", listed),
-                                        (uint64_t) rt.tv_sec * 1000000u + (uint64_t) rt.tv_nsec / 1000u,
+                                        (uint64_t) trusted_clock_now_usec(),
                                         (uint64_t) mono.tv_sec * 1000000u + (uint64_t) mono.tv_nsec / 1000u);
         }
         *ret = q;

@@ -10,6 +10,7 @@
 
 #include "health/collect.h"
 #include "agent/health-monitor.h"
+#include "agent/trusted-time.h"
 #include "lib/log.h"
 #include "health/summary.h"
 #include "health/thermal-policy.h"
@@ -35,17 +36,11 @@ struct health_monitor {
         uint64_t prev_usage_usec;
 };
 
-static uint64_t realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static void push_event(struct health_monitor *m, enum event_priority p, const char *kind, json_t *body) {
         uint64_t mono = 0;
         (void) sd_event_now(m->event, CLOCK_MONOTONIC, &mono);
         if (m->events)
-                (void) event_queue_push(m->events, p, kind, body, realtime_usec(), mono);
+                (void) event_queue_push(m->events, p, kind, body, (uint64_t) trusted_clock_now_usec(), mono);
         else
                 json_decref(body);
 }

@@ -165,10 +165,9 @@ static uint64_t now_mono(struct link *l) {
         return t;
 }
 
+/* The time of the link's records (agent/trusted-time.h). */
 static uint64_t now_real_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+        return (uint64_t) trusted_clock_now_usec();
 }
 
 /* ---- pure pieces ----------------------------------------------------------------------- */

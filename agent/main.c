@@ -205,12 +205,6 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
  * state.corrupt records: one flip is a fault the agent survived, many across a fleet
  * are a trend in the radiation environment or a dying flash.
  */
-static uint64_t realtime_now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
-}
-
 static void report_state_problems(struct agent *a) {
         struct statefile_problem ps[8];
         size_t n, dropped = 0;
@@ -219,11 +213,11 @@ static void report_state_problems(struct agent *a) {
                         (void) event_queue_push(a->events, EVENT_HIGH, "state.corrupt",
                                                 json_pack("{s:s, s:s, s:b}", "path", ps[i].path, "problem",
                                                           ps[i].problem, "restored", ps[i].restored),
-                                                realtime_now_usec(), now_usec(a->event));
+                                                (uint64_t) trusted_clock_now_usec(), now_usec(a->event));
                 if (dropped > 0)
                         (void) event_queue_push(a->events, EVENT_HIGH, "state.corrupt",
                                                 json_pack("{s:I}", "more", (json_int_t) dropped),
-                                                realtime_now_usec(), now_usec(a->event));
+                                                (uint64_t) trusted_clock_now_usec(), now_usec(a->event));
                 dropped = 0;
         }
 }
@@ -238,11 +232,8 @@ static int on_state_problems(sd_event_source *s, int fd, uint32_t revents, void 
 
 static void on_runtime_event(void *userdata, int priority, const char *kind, json_t *body) {
         struct agent *a = userdata;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
         (void) event_queue_push(a->events, (enum event_priority) priority, kind, body,
-                                (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000,
-                                now_usec(a->event));
+                                (uint64_t) trusted_clock_now_usec(), now_usec(a->event));
 }
 
 static int take_state_lock(struct agent *a) {

@@ -17,8 +17,12 @@
 
 /* ---- pure ------------------------------------------------------------------------------- */
 
+static int64_t elapsed_usec(uint64_t from_usec, uint64_t to_usec) {
+        return to_usec > from_usec ? (int64_t) (to_usec - from_usec) : 0;
+}
+
 static int64_t elapsed_sec(uint64_t from_usec, uint64_t to_usec) {
-        return to_usec > from_usec ? (int64_t) ((to_usec - from_usec) / 1000000ULL) : 0;
+        return elapsed_usec(from_usec, to_usec) / 1000000LL;
 }
 
 void tt_init(struct trusted_time *t, int64_t min_floor_sec, int64_t loaded_floor_sec, uint64_t mono_usec,
@@ -35,22 +39,30 @@ int64_t tt_floor(const struct trusted_time *t, uint64_t mono_usec) {
         return t->floor_sec + elapsed_sec(t->floor_mono_usec, mono_usec);
 }
 
-int64_t tt_now(const struct trusted_time *t, int64_t rtc_sec, uint64_t mono_usec,
-               enum trusted_time_source *ret_source) {
-        int64_t floor = tt_floor(t, mono_usec), now = floor;
+int64_t tt_now_usec(const struct trusted_time *t, int64_t rtc_usec, uint64_t mono_usec,
+                    enum trusted_time_source *ret_source) {
+        int64_t floor = t->floor_sec * 1000000LL + elapsed_usec(t->floor_mono_usec, mono_usec), now = floor;
         enum trusted_time_source source = TRUSTED_TIME_FLOOR;
         if (t->told) {
-                /* never below the floor: the controller's clock may have gone back */
-                int64_t told = t->told_sec + elapsed_sec(t->told_mono_usec, mono_usec);
-                now = told > floor ? told : floor;
+                int64_t told = t->told_sec * 1000000LL + elapsed_usec(t->told_mono_usec, mono_usec);
+                int64_t d = rtc_usec - told;
+                now = d >= -TRUSTED_TIME_AGREE_USEC && d <= TRUSTED_TIME_AGREE_USEC ? rtc_usec : told;
                 source = TRUSTED_TIME_CONTROLLER;
-        } else if (rtc_sec >= floor && rtc_sec - floor <= t->max_rtc_ahead_sec) {
-                now = rtc_sec;
+        } else if (rtc_usec >= floor && rtc_usec - floor <= t->max_rtc_ahead_sec * 1000000LL) {
+                now = rtc_usec;
                 source = TRUSTED_TIME_RTC;
         }
+        if (now < floor) /* the controller's clock may have gone back; the floor never does */
+                now = floor;
         if (ret_source)
                 *ret_source = source;
         return now;
+}
+
+int64_t tt_now(const struct trusted_time *t, int64_t rtc_sec, uint64_t mono_usec,
+               enum trusted_time_source *ret_source) {
+        int64_t usec = tt_now_usec(t, rtc_sec * 1000000LL, mono_usec, ret_source);
+        return usec >= 0 ? usec / 1000000LL : -((-usec + 999999) / 1000000LL);
 }
 
 int64_t tt_told(struct trusted_time *t, int64_t server_sec, int64_t rtc_sec, uint64_t mono_usec) {
@@ -94,6 +106,12 @@ static uint64_t mono_usec(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
+static int64_t rtc_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t) ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
 int64_t trusted_clock_build_epoch(void) {
@@ -166,7 +184,7 @@ int64_t trusted_clock_now(enum trusted_time_source *ret_source) {
         pthread_mutex_lock(&clock_lock);
         int64_t now;
         if (clock_ready)
-                now = tt_now(&clock_state, (int64_t) time(NULL), mono_usec(), ret_source);
+                now = tt_now_usec(&clock_state, rtc_usec(), mono_usec(), ret_source) / 1000000LL;
         else {
                 /* tools and tests that never set it up: the clock as it is */
                 now = (int64_t) time(NULL);
@@ -178,9 +196,10 @@ int64_t trusted_clock_now(enum trusted_time_source *ret_source) {
 }
 
 int64_t trusted_clock_now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return trusted_clock_now(NULL) * 1000000LL + ts.tv_nsec / 1000;
+        pthread_mutex_lock(&clock_lock);
+        int64_t now = clock_ready ? tt_now_usec(&clock_state, rtc_usec(), mono_usec(), NULL) : rtc_usec();
+        pthread_mutex_unlock(&clock_lock);
+        return now;
 }
 
 void trusted_clock_told(int64_t server_sec) {

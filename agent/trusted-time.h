@@ -57,7 +57,20 @@ void tt_init(struct trusted_time *t, int64_t min_floor_sec, int64_t loaded_floor
 /* The floor now: floor_sec carried on by the monotonic time since it was set. */
 int64_t tt_floor(const struct trusted_time *t, uint64_t mono_usec);
 
-/* The time now, and where it came from. */
+/* The RTC agreeing with the controller's time within this is taken as it is (the controller
+ * tells whole seconds; the RTC is finer): a good board's timestamps stay its own. */
+#define TRUSTED_TIME_AGREE_USEC (2 * 1000000LL)
+
+/*
+ * The time now (µs), and where it came from: once a controller told the time, its time
+ * carried on by the monotonic clock, or the RTC when they agree within
+ * TRUSTED_TIME_AGREE_USEC (source "controller" either way: confirmed by it); before that,
+ * the RTC when it lies between the floor and the floor plus max_rtc_ahead_sec ("rtc"),
+ * else the floor ("floor"). Never below the floor. Monotonic within one source.
+ */
+int64_t tt_now_usec(const struct trusted_time *t, int64_t rtc_usec, uint64_t mono_usec,
+                    enum trusted_time_source *ret_source);
+/* The same in seconds, from the RTC's seconds. */
 int64_t tt_now(const struct trusted_time *t, int64_t rtc_sec, uint64_t mono_usec,
                enum trusted_time_source *ret_source);
 
@@ -82,7 +95,7 @@ void trusted_clock_set_max_rtc_ahead(int64_t max_rtc_ahead_sec);
 int trusted_clock_save(void);
 
 int64_t trusted_clock_now(enum trusted_time_source *ret_source);
-/* The same in µs (the sub-second part from the RTC), for loss-of-signal arithmetic. */
+/* The same in µs: loss-of-signal arithmetic, and the time of the node's records. */
 int64_t trusted_clock_now_usec(void);
 /* A sync answer's server_time; saves the floor when it rose by TRUSTED_TIME_SAVE_STEP_SEC. */
 void trusted_clock_told(int64_t server_sec);

@@ -25,10 +25,10 @@
 /* An older agent kept a fetched head here, as a sparse file the bundle's size. */
 #define OLD_DOWNLOAD_FILE "download.obundle"
 
+/* The time of the update's records and state changes: trusted time (agent/trusted-time.h),
+ * not an RTC that may say 1970. */
 uint64_t um_realtime_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
+        return (uint64_t) trusted_clock_now_usec();
 }
 
 uint64_t um_monotonic_usec(struct update_manager *m) {

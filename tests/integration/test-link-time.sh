@@ -135,6 +135,10 @@ grep -q "the controller's time is [0-9]* s ahead of the board's clock" "$N/agent
         pass "the log says the board's clock is behind" || fail "no log line on the clock's offset"
 s=$(oc command send sat-1 status.send --json | seq_of)
 check "a command runs (its expiry judged by the controller's time, not 1970)" wait_for 30 cmd_is "$s" "done"
+# the node's records carry trusted time: the last health report's is now, not 1970
+last_report_usec() { oc records sat-1 --kind health.report --limit 1000 --json | jq -r 'map(.time_usec) | max // 0'; }
+report_now() { near_now $(($(last_report_usec) / 1000000)); }
+check "the node's records carry the trusted time, not 1970" wait_for 30 report_now
 # an expired controller certificate is refused at the floor too
 write_config "$OLD_URL"
 f0=$(lnk .syncs_failed)

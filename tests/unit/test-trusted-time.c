@@ -84,6 +84,24 @@ static void test_the_controller_tells_the_time(void **state) {
         assert_int_equal(s, TRUSTED_TIME_CONTROLLER);
 }
 
+/* A good board: its RTC agrees with the controller (which tells whole seconds), so its
+ * finer timestamps stay as they are; they are the controller's again once they drift apart. */
+static void test_an_rtc_that_agrees_is_kept(void **state) {
+        (void) state;
+        struct trusted_time t;
+        enum trusted_time_source s;
+        tt_init(&t, BUILD, 0, 0, AHEAD);
+        int64_t told = BUILD + 1000;
+        tt_told(&t, told, told, 0);
+        int64_t rtc = told * (int64_t) SEC + 700000; /* 0.7 s into the controller's second */
+        assert_int_equal(tt_now_usec(&t, rtc, 0, &s), rtc);
+        assert_int_equal(s, TRUSTED_TIME_CONTROLLER);
+        assert_int_equal(tt_now_usec(&t, rtc + 5 * (int64_t) SEC, 5 * SEC, &s), rtc + 5 * (int64_t) SEC);
+        /* the RTC drifted 3 s off: the controller's time, carried on by the monotonic clock */
+        assert_int_equal(tt_now_usec(&t, rtc + 8 * (int64_t) SEC, 5 * SEC, &s), (told + 5) * (int64_t) SEC);
+        assert_int_equal(tt_now(&t, told + 8, 5 * SEC, &s), told + 5);
+}
+
 static void test_a_controller_behind_the_floor_never_lowers_it(void **state) {
         (void) state;
         struct trusted_time t;
@@ -151,6 +169,7 @@ int main(void) {
                 cmocka_unit_test(test_rtc_years_ahead_gives_the_floor),
                 cmocka_unit_test(test_a_plausible_rtc_is_believed),
                 cmocka_unit_test(test_the_controller_tells_the_time),
+                cmocka_unit_test(test_an_rtc_that_agrees_is_kept),
                 cmocka_unit_test(test_a_controller_behind_the_floor_never_lowers_it),
                 cmocka_unit_test(test_saves_once_per_step),
                 cmocka_unit_test(test_the_floor_survives_a_restart),
