@@ -75,6 +75,10 @@ int api_route_match(const char *method, const char *path, struct api_match *ret)
                 ret->route = API_ROUTE_WHOAMI;
                 return read ? 0 : -EOPNOTSUPP;
         }
+        if (path && streq(path, "/v1/audit")) {
+                ret->route = API_ROUTE_AUDIT;
+                return read ? 0 : -EOPNOTSUPP;
+        }
         if (!path || strncmp(path, "/v1/", 4) != 0 || strlen(path) > 512)
                 return -ENOENT;
         char seg[PATH_SEGMENTS_MAX][API_BUNDLE_ID_MAX + 2];

@@ -36,6 +36,7 @@ enum api_route {
         API_ROUTE_ROLLOUT,            /* GET /v1/rollouts/{id} */
         API_ROUTE_ROLLOUT_VERB,       /* POST /v1/rollouts/{id}/{start|pause|resume|abort} */
         API_ROUTE_WHOAMI,             /* GET /v1/whoami                      operator or viewer */
+        API_ROUTE_AUDIT,              /* GET /v1/audit: who asked what       operator or viewer */
         API_ROUTE_METRICS,            /* GET /metrics (Prometheus text)      operator or viewer */
         API_ROUTE_WEB,                /* GET / and /ui/{file}: the dashboard's static files, open */
         _API_ROUTE_MAX,

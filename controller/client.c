@@ -679,6 +679,29 @@ static int rollout_list(const struct client_options *o) {
         return 0;
 }
 
+/* The audit log: who asked the operator API for which change (#18 item 6). */
+static int audit_list(const struct client_options *o) {
+        struct reply rep;
+        if (request(o, "GET", "/v1/audit?limit=1000", NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        json_t *entries = json_object_get(rep.json, "audit");
+        if (o->json)
+                print_json(entries);
+        else {
+                printf("%-21s %-28s %-9s %-7s %s\n", "TIME", "WHO", "ROLE", "METHOD", "PATH");
+                size_t i;
+                json_t *e;
+                json_array_foreach(entries, i, e) {
+                        char t[32];
+                        format_time(json_object_get(e, "time"), t, sizeof(t));
+                        printf("%-21s %-28s %-9s %-7s %s\n", t, str(e, "who", "?"), str(e, "role", "?"),
+                               str(e, "method", "?"), str(e, "path", "?"));
+                }
+        }
+        reply_done(&rep);
+        return 0;
+}
+
 static int usage(const char *what) {
         fprintf(stderr, "orbit-controller: %s (see orbit-controller --help)\n", what);
         return EXIT_USAGE;
@@ -688,12 +711,14 @@ int client_main(const struct client_options *o, int n, char **a) {
         if (n < 2)
                 return usage("expected GROUP VERB: node list|show|group|ungroup, command "
                              "send|list, bundle upload|list, health NODE, records NODE, rollout "
-                             "create|start|pause|resume|abort|status|list");
+                             "create|start|pause|resume|abort|status|list, audit list");
         const char *group = a[0], *verb = a[1];
         int r = EXIT_USAGE;
         curl_global_init(CURL_GLOBAL_DEFAULT);
         if (streq(group, "node") && streq(verb, "list") && n == 2)
                 r = node_list(o);
+        else if (streq(group, "audit") && streq(verb, "list") && n == 2)
+                r = audit_list(o);
         else if (streq(group, "node") && streq(verb, "show") && n == 3)
                 r = node_show(o, a[2]);
         else if (streq(group, "command") && streq(verb, "send") && n >= 4)

@@ -42,6 +42,7 @@ static void help(void) {
                "  orbit-controller [--url URL] [--token-file FILE | --cert PEM --key PEM]\n"
                "        [--cacert PEM] [--json] COMMAND\n"
                "    node list                      nodes, last sync, records, pending commands\n"
+               "    audit list                     who asked for which change (newest first)\n"
                "    node show NODE                 one node in detail\n"
                "    command send NODE ACTION [KEY=VALUE|KEY:=JSON...] [--expires-in SEC]\n"
                "    command list NODE\n"

@@ -90,6 +90,7 @@ struct request {
         enum peer_kind peer;
         enum api_role role;
         const char *method; /* MHD's, valid for the request's life */
+        const char *url;    /* the same */
 };
 
 static int64_t now_sec(void) {
@@ -906,11 +907,44 @@ static enum MHD_Result handle_rollout_verb(struct server *srv, struct MHD_Connec
         return respond_json(conn, 200, v);
 }
 
+/* Who asked for a change through the operator API, for the audit log (#18 item 6): an
+ * operator certificate names a person; the bearer token names only its role. */
+static void audit(struct server *srv, struct request *req, const char *method) {
+        if (req->peer == PEER_NODE || streq(method, "GET") || streq(method, "HEAD") ||
+            req->match.route == API_ROUTE_WEB)
+                return;
+        char who[API_ID_MAX + 16];
+        if (req->peer == PEER_OPERATOR)
+                snprintf(who, sizeof(who), "cert:%s", req->peer_cn);
+        else
+                snprintf(who, sizeof(who), "token");
+        int r = store_audit_add(srv->store, now_sec(), who, api_role_to_string(req->role), method,
+                                req->url ? req->url : "?");
+        if (r < 0)
+                log_warning("cannot record %s %s by %s in the audit log: %s", method, req->url ? req->url : "?", who,
+                            strerror(-r));
+        log_info("operator %s (%s): %s %s", who, api_role_to_string(req->role), method, req->url ? req->url : "?");
+}
+
+static enum MHD_Result handle_audit(struct server *srv, struct MHD_Connection *conn) {
+        const char *limit_text = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+        char *end = NULL;
+        long long limit = limit_text ? strtoll(limit_text, &end, 10) : 100;
+        if (limit_text && (!*limit_text || *end || limit < 1 || limit > 10000))
+                return respond_error(conn, 400, "limit must be an integer from 1 to 10000");
+        json_t *v = NULL;
+        int r = store_audit_list(srv->store, limit, &v);
+        if (r < 0)
+                return respond_errno(conn, r, "audit");
+        return respond_json(conn, 200, json_pack("{s:o}", "audit", v));
+}
+
 static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
                                 struct request *req, const char *method) {
         const char *id = req->match.id;
         json_t *v = NULL;
         int r;
+        audit(srv, req, method);
         switch (req->match.route) {
         case API_ROUTE_SYNC:
                 return handle_sync(srv, conn, req);
@@ -978,6 +1012,8 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
                                               "poll_interval",
                                               (json_int_t) srv->config->poll_interval_sec,
                                               "server_time", (json_int_t) now_sec()));
+        case API_ROUTE_AUDIT:
+                return handle_audit(srv, conn);
         case API_ROUTE_METRICS:
                 return handle_metrics(srv, conn);
         case API_ROUTE_WEB:
@@ -1039,6 +1075,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         return MHD_NO;
                 req->upload_fd = -1;
                 req->method = method;
+                req->url = url;
                 *con_cls = req;
                 req->route_r = api_route_match(method, url, &req->match);
                 if (req->route_r == -ENOENT)

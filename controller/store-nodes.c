@@ -173,3 +173,27 @@ int store_contact_plan_get(struct store *s, const char *node, json_t **ret) {
         *ret = plan;
         return 0;
 }
+
+/* ---- the audit log ------------------------------------------------------------------- */
+
+int store_audit_add(struct store *s, int64_t now, const char *who, const char *role, const char *method,
+                    const char *path) {
+        return store_exec(s, "INSERT INTO audit (time, who, role, method, path) VALUES (?, ?, ?, ?, ?)", "itttt",
+                          now, who, role, method, path);
+}
+
+static json_t *audit_row(sqlite3_stmt *st) {
+        return json_pack("{s:I, s:s, s:s, s:s, s:s}", "time", (json_int_t) sqlite3_column_int64(st, 0), "who",
+                         (const char *) sqlite3_column_text(st, 1), "role", (const char *) sqlite3_column_text(st, 2),
+                         "method", (const char *) sqlite3_column_text(st, 3), "path",
+                         (const char *) sqlite3_column_text(st, 4));
+}
+
+int store_audit_list(struct store *s, int64_t limit, json_t **ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query(s, &st, "SELECT time, who, role, method, path FROM audit ORDER BY id DESC LIMIT ?", "i",
+                            limit);
+        if (r < 0)
+                return r;
+        return store_rows_json(s, st, audit_row, ret);
+}

@@ -221,6 +221,14 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         /* 6: a node's link epoch (#18 item 5): a new one means it lost its link state */
         "ALTER TABLE nodes ADD COLUMN link_epoch TEXT;"
         "ALTER TABLE nodes ADD COLUMN link_resets INTEGER NOT NULL DEFAULT 0;",
+        /* 7: the audit log: every change an operator asked for, and who asked */
+        "CREATE TABLE audit ("
+        " id INTEGER PRIMARY KEY,"
+        " time INTEGER NOT NULL,"
+        " who TEXT NOT NULL,"
+        " role TEXT NOT NULL,"
+        " method TEXT NOT NULL,"
+        " path TEXT NOT NULL);",
 };
 
 static int schema_version_read(struct store *s, int *ret) {

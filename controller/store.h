@@ -13,7 +13,7 @@
 #include "controller/api.h"
 #include "controller/rollout.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 struct store;
 
@@ -47,6 +47,12 @@ void store_set_record_quota(struct store *s, int64_t quota);
  * only command.result and update.* records may be critical (never pruned by age); the
  * node's other "critical" ones are stored as "high". */
 const char *store_record_priority(const char *kind, const char *priority);
+
+/* The audit log (#18 item 6): who asked the operator API to change what. */
+int store_audit_add(struct store *s, int64_t now, const char *who, const char *role, const char *method,
+                    const char *path);
+/* The newest limit entries, newest first: [{time, who, role, method, path}]. */
+int store_audit_list(struct store *s, int64_t limit, json_t **ret);
 
 int store_sync(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
                json_t **ret_commands, size_t *ret_stored);

@@ -350,6 +350,23 @@ code=$(as_op "$URL/v1/nodes/node-1")
 [ "$code" = 200 ] && [ "$(jq -c '[.health.temp_c, .update.kind]' body)" = '[44,"update.committed"]' ] &&
         pass "retention: the node's last health and update state are not records: kept" || fail "node after retention" "$(cat body)"
 
+# ---- the audit log (#18 item 6): every change asked through the operator API, and who asked
+code=$("${CURL[@]}" --cert operator.pem --key operator.key -X PUT --data '{"windows":[]}' \
+        "$URL/v1/nodes/node-1/contact-plan")
+[ "$code" = 200 ] || fail "a contact plan from an operator certificate" "HTTP $code $(cat body)"
+opcli audit list --json >audit.json || fail "audit list" "$(cat audit.json)"
+jq -e '.[0] | .who == "cert:alice" and .role == "operator" and .method == "PUT" and .path == "/v1/nodes/node-1/contact-plan"' \
+        audit.json >/dev/null && pass "audit: the last change names the operator certificate's holder (alice)" ||
+        fail "audit: the certificate's change" "$(jq -c '.[0]' audit.json)"
+jq -e 'any(.[]; .who == "token" and .method == "POST" and .path == "/v1/nodes/node-1/commands") and
+       any(.[]; .method == "POST" and .path == "/v1/bundles")' audit.json >/dev/null &&
+        pass "audit: the token's command sends and bundle uploads are there ($(jq length audit.json) entries)" ||
+        fail "audit: the token's changes" "$(jq -c . audit.json | head -c 600)"
+jq -e 'all(.[]; .method != "GET" and .method != "HEAD")' audit.json >/dev/null && pass "audit: reads are not changes" ||
+        fail "audit: reads recorded"
+opcli audit list | grep -q "cert:alice .* PUT .*/v1/nodes/node-1/contact-plan" && pass "audit list: a table" ||
+        fail "audit list table" "$(opcli audit list | head -3)"
+
 stop_controller
 has_sanitizer_report "$LOG" && fail "no sanitizer report" "$(grep -A5 -E 'ERROR: AddressSanitizer|runtime error' "$LOG" | head -20)" ||
         pass "no sanitizer report in the controller log"
