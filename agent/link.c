@@ -111,6 +111,7 @@ struct link {
         bool upload_spent;       /* this pass's upload budget stopped records (logged once) */
         struct sent_key *sent; /* the keys of the records in flight, sorted */
         bool status_in_flight;
+        uint64_t sync_started_usec; /* monotonic: when the sync in flight began */
 
         /* zstd (docs/protocol.md, "Compression"): what the controller at peer_url said in
          * the headers of its last answer, for this run only: every start begins plain. */
@@ -957,6 +958,7 @@ static int sync_start(struct link *l) {
                 return -EINVAL;
         if (curl_multi_add_handle(l->multi, e) != CURLM_OK)
                 return -EIO;
+        l->sync_started_usec = now_mono(l);
         return 0;
 }
 
@@ -1411,6 +1413,14 @@ json_t *link_status_json(struct link *l) {
                 json_decref(dict_id);
                 json_decref(peer_dict_id);
         }
+        /* the sync in flight: a test cuts the link under it, an operator sees a slow one */
+        if (o && l->easy) {
+                uint64_t age = now > l->sync_started_usec ? now - l->sync_started_usec : 0;
+                json_object_set_new(o, "sync_in_flight",
+                                    json_pack("{s:I, s:I, s:f}", "records", (json_int_t) l->records_in_flight,
+                                              "bytes", (json_int_t) l->request_len, "age_sec", (double) age / 1e6));
+        } else if (o)
+                json_object_set_new(o, "sync_in_flight", json_null());
         struct link_pass *p = l->pass;
         int64_t los = atomic_load(&p->los_usec);
         if (o)
