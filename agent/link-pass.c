@@ -56,7 +56,13 @@ bool link_pass_track(struct link_pass *p, int64_t window_start, int64_t window_e
 
 void link_pass_sync_ok(struct link_pass *p, uint64_t now_usec, uint64_t up_bytes) {
         p->last_ok_usec = now_usec;
+        atomic_store(&p->sync_ok_usec, now_usec);
         p->up_used += up_bytes;
+}
+
+bool link_pass_range_silent(const struct link_pass *p, uint64_t last_byte_usec, uint64_t now_usec) {
+        uint64_t ok = p ? atomic_load(&p->sync_ok_usec) : 0;
+        return ok && ok >= last_byte_usec + LINK_PASS_SILENT_GRACE_USEC && now_usec >= ok + LINK_PASS_SILENT_USEC;
 }
 
 void link_pass_sync_failed(struct link_pass *p, uint64_t up_bytes) {

@@ -33,6 +33,7 @@ struct link_pass {
         _Atomic uint64_t down_budget; /* bytes a pass may download; 0: no limit */
         _Atomic uint64_t down_used;
         _Atomic uint64_t down_rate; /* bytes per second of downloads, smoothed; 0: not measured */
+        _Atomic uint64_t sync_ok_usec; /* the last good sync, CLOCK_MONOTONIC (any pass); 0: none */
         /* the loop's only */
         uint64_t up_budget, up_used; /* bytes of upload a pass may carry (0: no limit), carried */
         int64_t window_start;        /* the plan's window this pass is; -1: a learned pass */
@@ -54,6 +55,16 @@ bool link_pass_track(struct link_pass *p, int64_t window_start, int64_t window_e
 
 /* A good sync at now_usec (CLOCK_MONOTONIC) that carried up_bytes on the wire. */
 void link_pass_sync_ok(struct link_pass *p, uint64_t now_usec, uint64_t up_bytes);
+
+/* A range whose bytes stopped at last_byte_usec (CLOCK_MONOTONIC; its start when none came)
+ * while the link works again: a good sync came LINK_PASS_SILENT_GRACE_USEC or more after
+ * its last byte, and nothing since for LINK_PASS_SILENT_USEC. A range cut by a lost link
+ * keeps its connection, whose retransmissions backed off during the cut: it stays silent
+ * for ~20 s after the link is back, until curl's 30 s without a byte gives it up. Given up
+ * at once instead, it is fetched again on a new connection. */
+#define LINK_PASS_SILENT_GRACE_USEC (2 * 1000000ULL)
+#define LINK_PASS_SILENT_USEC (3 * 1000000ULL)
+bool link_pass_range_silent(const struct link_pass *p, uint64_t last_byte_usec, uint64_t now_usec);
 
 /* A sync that failed after sending up_bytes: they count against the budget as well. */
 void link_pass_sync_failed(struct link_pass *p, uint64_t up_bytes);

@@ -78,14 +78,36 @@ struct fetch {
         char etag[160];
         uint64_t total;
         const atomic_int *cancel;
+        struct link_pass *pass;
+        curl_off_t seen;          /* bytes at the last call */
+        uint64_t last_byte_usec;  /* CLOCK_MONOTONIC */
+        bool silent;              /* given up: silent while the link works (link_pass_range_silent) */
 };
 
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000ULL;
+}
+
 /* Called by libcurl during a transfer (also while it waits for bytes, about once a
- * second): a cancel stops the transfer there, not after it. */
+ * second): a cancel stops the transfer there, not after it; so does a range left silent
+ * by a cut once syncs go through again. */
 static int fetch_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                           curl_off_t ulnow) {
-        const struct fetch *f = userdata;
-        return atomic_load_explicit(f->cancel, memory_order_relaxed) ? 1 : 0;
+        struct fetch *f = userdata;
+        if (atomic_load_explicit(f->cancel, memory_order_relaxed))
+                return 1;
+        uint64_t now = mono_usec();
+        if (dlnow > f->seen) {
+                f->seen = dlnow;
+                f->last_byte_usec = now;
+        }
+        if (link_pass_range_silent(f->pass, f->last_byte_usec, now)) {
+                f->silent = true;
+                return 1;
+        }
+        return 0;
 }
 
 static size_t fetch_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
@@ -129,13 +151,19 @@ int fetcher_range(struct fetcher *j, uint64_t offset, size_t len, void *out, siz
         if (!j->curl && !(j->curl = curl_easy_init()))
                 return -ENOMEM;
         r = -ENOLINK;
+        bool retry_now = false;
         for (unsigned attempt = 0; attempt < FETCH_ATTEMPTS; attempt++) {
                 if (atomic_load(j->cancel))
                         return -ECANCELED;
-                /* the pause before a retry, cut short by a cancel */
-                for (unsigned ms = 0; attempt > 0 && ms < (1000u << (attempt - 1)) && !atomic_load(j->cancel); ms += 50)
+                /* the pause before a retry, cut short by a cancel; none after a silent range:
+                 * the link is known to work */
+                for (unsigned ms = 0; attempt > 0 && !retry_now && ms < (1000u << (attempt - 1)) &&
+                                      !atomic_load(j->cancel);
+                     ms += 50)
                         usleep(50 * 1000);
-                struct fetch f = {.out = out, .want = len, .cancel = j->cancel};
+                retry_now = false;
+                struct fetch f = {.out = out, .want = len, .cancel = j->cancel, .pass = j->pass,
+                                  .last_byte_usec = mono_usec()};
                 char range[64], if_range[200];
                 snprintf(range, sizeof(range), "%" PRIu64 "-%" PRIu64, offset, offset + len - 1);
                 struct curl_slist *hdrs = NULL;
@@ -196,6 +224,17 @@ int fetcher_range(struct fetcher *j, uint64_t offset, size_t len, void *out, siz
                         return status == 404 || status == 410 ? -ENOENT : status == 403 ? -EACCES : -EBADMSG;
                 if (cr == CURLE_WRITE_ERROR && f.overflow)
                         return -EBADMSG;
+                if (cr == CURLE_ABORTED_BY_CALLBACK && f.silent) {
+                        log_info("update: fetching bytes %s of %s: silent since the link came back (a good sync "
+                                 "%.1f s after its last byte): given up, fetched again now (attempt %u, %" PRIu64
+                                 " bytes thrown away)",
+                                 range, j->url,
+                                 (double) (atomic_load(&j->pass->sync_ok_usec) - f.last_byte_usec) / 1e6,
+                                 attempt + 1, (uint64_t) down);
+                        retry_now = true;
+                        r = -ENOLINK;
+                        continue;
+                }
                 if (cr == CURLE_ABORTED_BY_CALLBACK)
                         return -ECANCELED;
                 r = -ENOLINK;

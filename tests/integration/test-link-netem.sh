@@ -282,7 +282,7 @@ fresh_sync() {
 }
 again() { grep -c 'sync from sat-1: 1 records (0 new)' "$LOG"; }
 AGAIN0=$(again)
-for try in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
         wait_for $T fresh_sync || bail "no sync with records in flight while the backlog uploads"
         cut_link || bail "cannot cut the link"
         ctl link --json >"$D/link-cut.json"

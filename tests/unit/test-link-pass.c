@@ -215,6 +215,25 @@ static void test_downloads_before_the_first_pass(void **state) {
         assert_int_equal(atomic_load(&p.down_used), 0);
 }
 
+/* A range cut by a lost link stays silent on its old connection after the link is back:
+ * given up once a good sync came well after its last byte and nothing followed. */
+static void test_a_silent_range_once_the_link_is_back(void **state) {
+        (void) state;
+        struct link_pass p;
+        link_pass_init(&p, 0, 0);
+        /* no good sync yet: never */
+        assert_false(link_pass_range_silent(&p, 100 * SEC, 200 * SEC));
+        assert_false(link_pass_range_silent(NULL, 100 * SEC, 200 * SEC));
+        /* last byte at 100 s, the cut; a good sync at 130 s */
+        link_pass_sync_ok(&p, 130 * SEC, 0);
+        assert_false(link_pass_range_silent(&p, 100 * SEC, 131 * SEC)); /* give it 3 s */
+        assert_true(link_pass_range_silent(&p, 100 * SEC, 133 * SEC));
+        /* a range that got bytes since the sync (or just before it) is moving: left alone */
+        assert_false(link_pass_range_silent(&p, 131 * SEC, 140 * SEC));
+        assert_false(link_pass_range_silent(&p, 129 * SEC, 140 * SEC));
+        assert_true(link_pass_range_silent(&p, 128 * SEC, 140 * SEC));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_window_is_one_pass),
@@ -226,6 +245,7 @@ int main(void) {
                 cmocka_unit_test(test_a_chunk_as_big_as_the_budget),
                 cmocka_unit_test(test_no_resume_in_the_pass_that_paused),
                 cmocka_unit_test(test_downloads_before_the_first_pass),
+                cmocka_unit_test(test_a_silent_range_once_the_link_is_back),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
