@@ -204,7 +204,8 @@ wait_for $T sh -c "grep -q 'fetched the manifest' '$N/agent.log'" || fail "the m
 moved_on() { [ "$(node_rx)" -ge "$1" ] || [ "$(phase)" = ready ]; }
 # The range a cut stops does not always come back with the link: its connection may stay
 # silent (TCP's retransmissions backed off during the cut), and the fetch gives a range up
-# only after 30 s without a byte, then asks for it again (docs/protocol.md). So after each
+# once a good sync shows the link works (or after 30 s without a byte), then asks for it
+# again (docs/protocol.md). So after each
 # restore the test waits for that range to be over (an event of the agent's: a chunk from
 # the bundle written since the cut, a try given up in its log, or the install done), and
 # only then for the download to move on before the next cut.
