@@ -162,6 +162,9 @@ int fetcher_range(struct fetcher *j, uint64_t offset, size_t len, void *out, siz
                      ms += 50)
                         usleep(50 * 1000);
                 retry_now = false;
+                /* each try charges the pass: a retried range must not overshoot its budget */
+                if (attempt > 0 && (r = link_pass_may_download(j->pass, len, trusted_clock_now_usec())) < 0)
+                        return r;
                 struct fetch f = {.out = out, .want = len, .cancel = j->cancel, .pass = j->pass,
                                   .last_byte_usec = mono_usec()};
                 char range[64], if_range[200];
