@@ -210,7 +210,16 @@ int64_t trusted_clock_now_usec(void) {
         return now;
 }
 
-void trusted_clock_told(int64_t server_sec) {
+void trusted_clock_told(int64_t server_sec, int64_t peer_not_after) {
+        if (peer_not_after > 0 && server_sec > peer_not_after) {
+                /* Its certificate expired by its own clock: that clock is wrong (or the time is
+                 * a lie). Taken, it would become a floor that never goes down, at which this very
+                 * certificate is expired: the node cut off for good. */
+                log_warning("trusted time: the controller says %" PRId64 ", after its own certificate "
+                            "expired (%" PRId64 "): its clock is wrong; ignored",
+                            server_sec, peer_not_after);
+                return;
+        }
         pthread_mutex_lock(&clock_lock);
         if (!clock_ready || server_sec <= 0 || server_sec > TRUSTED_TIME_MAX_SEC) {
                 pthread_mutex_unlock(&clock_lock);

@@ -100,8 +100,14 @@ int trusted_clock_save(void);
 int64_t trusted_clock_now(enum trusted_time_source *ret_source);
 /* The same in µs: loss-of-signal arithmetic, and the time of the node's records. */
 int64_t trusted_clock_now_usec(void);
-/* A sync answer's server_time; saves the floor when it rose by TRUSTED_TIME_SAVE_STEP_SEC. */
-void trusted_clock_told(int64_t server_sec);
+/*
+ * A sync answer's server_time; saves the floor when it rose by TRUSTED_TIME_SAVE_STEP_SEC.
+ * peer_not_after (0: not known) is the notAfter of the controller's certificate that carried
+ * it (tls_time_setup): a time past it is ignored, since as a floor it would have the node
+ * judge that certificate expired for good (a controller whose clock ran ahead, or was set
+ * ahead: an operator's slip, a forged NTP answer on the ground).
+ */
+void trusted_clock_told(int64_t server_sec, int64_t peer_not_after);
 
 /* {"now", "source", "floor", "rtc", "controller_offset_sec"} for orbitctl status. */
 json_t *trusted_clock_status_json(void);

@@ -133,7 +133,7 @@ static void test_saves_once_per_step(void **state) {
  * the floor's arithmetic never overflows (it went negative: every certificate "not yet
  * valid", and a floor of INT64_MAX kept in state_dir/time). */
 static void test_a_time_past_year_9999_is_ignored(void **state) {
-        (void)state;
+        (void) state;
         struct trusted_time t;
         enum trusted_time_source s;
         tt_init(&t, BUILD, 0, 0, AHEAD);
@@ -153,10 +153,10 @@ static void test_a_time_past_year_9999_is_ignored(void **state) {
 
 /* The agent's instance: a state_dir/time that says INT64_MAX is not believed. */
 static void test_a_huge_floor_on_disk_is_ignored(void **state) {
-        (void)state;
+        (void) state;
         char dir[] = "/tmp/test-trusted-time.XXXXXX";
         assert_non_null(mkdtemp(dir));
-        json_t *o = json_pack("{s:I}", "floor", (json_int_t)INT64_MAX);
+        json_t *o = json_pack("{s:I}", "floor", (json_int_t) INT64_MAX);
         assert_int_equal(statefile_save_json(dir, TRUSTED_TIME_FILE, o), 0);
         json_decref(o);
         assert_int_equal(trusted_clock_init(dir, AHEAD), 0);
@@ -164,7 +164,7 @@ static void test_a_huge_floor_on_disk_is_ignored(void **state) {
         int64_t now = trusted_clock_now(&s);
         assert_true(now >= trusted_clock_build_epoch() && now <= TRUSTED_TIME_MAX_SEC);
         /* the controller says INT64_MAX: ignored too */
-        trusted_clock_told(INT64_MAX);
+        trusted_clock_told(INT64_MAX, 0);
         now = trusted_clock_now(&s);
         assert_true(now >= trusted_clock_build_epoch() && now <= TRUSTED_TIME_MAX_SEC);
         assert_int_not_equal(s, TRUSTED_TIME_CONTROLLER);
@@ -180,7 +180,7 @@ static void test_the_floor_survives_a_restart(void **state) {
         assert_non_null(mkdtemp(dir));
         assert_int_equal(trusted_clock_init(dir, AHEAD), 0);
         int64_t far = trusted_clock_build_epoch() + 10 * 365 * DAY;
-        trusted_clock_told(far); /* more than a save step above the build time: saved now */
+        trusted_clock_told(far, 0); /* more than a save step above the build time: saved now */
         enum trusted_time_source s;
         assert_true(trusted_clock_now(&s) >= far);
         assert_int_equal(s, TRUSTED_TIME_CONTROLLER);
