@@ -173,6 +173,27 @@ static void test_a_huge_floor_on_disk_is_ignored(void **state) {
         assert_int_equal(system(cmd), 0);
 }
 
+/* The agent's instance: a controller's time past the notAfter of its own certificate is not
+ * taken (it would be a floor at which that certificate is expired, for good). */
+static void test_a_time_past_the_controller_certificate_is_ignored(void **state) {
+        (void) state;
+        char dir[] = "/tmp/test-trusted-time.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(trusted_clock_init(dir, AHEAD), 0);
+        int64_t build = trusted_clock_build_epoch(), far = build + 10 * 365 * DAY;
+        enum trusted_time_source s;
+        trusted_clock_told(far, far - 1);
+        assert_true(trusted_clock_now(&s) < far);
+        assert_int_not_equal(s, TRUSTED_TIME_CONTROLLER);
+        /* up to the last second of the certificate it is taken */
+        trusted_clock_told(far, far);
+        assert_true(trusted_clock_now(&s) >= far);
+        assert_int_equal(s, TRUSTED_TIME_CONTROLLER);
+        char cmd[sizeof(dir) + 16];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 /* The agent's instance keeps its floor in state_dir/time across restarts. */
 static void test_the_floor_survives_a_restart(void **state) {
         (void) state;
@@ -219,6 +240,7 @@ int main(void) {
                 cmocka_unit_test(test_the_floor_survives_a_restart),
                 cmocka_unit_test(test_a_time_past_year_9999_is_ignored),
                 cmocka_unit_test(test_a_huge_floor_on_disk_is_ignored),
+                cmocka_unit_test(test_a_time_past_the_controller_certificate_is_ignored),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
