@@ -154,6 +154,7 @@ struct link {
                 commands_rejected, bytes_up, bytes_down;
         uint64_t requests_zstd, answers_zstd, bytes_up_plain, bytes_down_plain;
         uint64_t last_ok_realtime_usec;
+        int64_t peer_not_after; /* notAfter of the controller's certificate (tls-time.h) */
         char last_error[512];
         uint64_t connections_opened; /* TCP (and TLS) connections the syncs opened */
         char tcp_congestion[LINK_TCP_CONGESTION_MAX + 1]; /* on the last one, as the kernel says */
@@ -940,7 +941,7 @@ static int sync_start(struct link *l) {
             curl_easy_setopt(e, CURLOPT_SSLKEY, c->key) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
-            tls_time_setup(e) != CURLE_OK ||
+            tls_time_setup(e, &l->peer_not_after) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long) c->connect_timeout_sec) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TIMEOUT, (long) c->timeout_sec) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
@@ -1017,7 +1018,7 @@ static int sync_answer(struct link *l, char *why, size_t size) {
         l->next_sync_sec = a.next_sync_sec;
         /* The controller's time, over TLS with its certificate verified: the node's trusted
          * time from now on (agent/trusted-time.h), before its commands are judged by it. */
-        trusted_clock_told(a.server_time);
+        trusted_clock_told(a.server_time, l->peer_not_after);
         /* Their results go up at once; a replay already answered asks for nothing (else a
          * controller repeating one would have the node sync back to back). They are
          * handled one per dispatch (commands_step), after this answer is done with. */

@@ -9,7 +9,13 @@
  */
 #pragma once
 
+#include <stdint.h>
+
 #include <curl/curl.h>
 
-/* On an easy handle that speaks HTTPS: CURLE_OK, or curl's error (the handle is unusable). */
-CURLcode tls_time_setup(CURL *e);
+/*
+ * On an easy handle that speaks HTTPS: CURLE_OK, or curl's error (the handle is unusable).
+ * ret_peer_not_after (or NULL): where each verified handshake puts the server certificate's
+ * notAfter (unix seconds), for trusted_clock_told; it must outlive the handle's connections.
+ */
+CURLcode tls_time_setup(CURL *e, int64_t *ret_peer_not_after);

@@ -21,12 +21,10 @@ static int64_t elapsed_usec(uint64_t from_usec, uint64_t to_usec) {
         return to_usec > from_usec ? (int64_t) (to_usec - from_usec) : 0;
 }
 
-static int64_t elapsed_sec(uint64_t from_usec, uint64_t to_usec) {
-        return elapsed_usec(from_usec, to_usec) / 1000000LL;
-}
-
 void tt_init(struct trusted_time *t, int64_t min_floor_sec, int64_t loaded_floor_sec, uint64_t mono_usec,
              int64_t max_rtc_ahead_sec) {
+        if (loaded_floor_sec > TRUSTED_TIME_MAX_SEC)
+                loaded_floor_sec = 0; /* nonsense (see TRUSTED_TIME_MAX_SEC) */
         *t = (struct trusted_time){
                 .floor_sec = loaded_floor_sec > min_floor_sec ? loaded_floor_sec : min_floor_sec,
                 .floor_mono_usec = mono_usec,
@@ -35,16 +33,25 @@ void tt_init(struct trusted_time *t, int64_t min_floor_sec, int64_t loaded_floor
         };
 }
 
+/* from_sec (>= 0) + the time since from_usec, in µs, never past TRUSTED_TIME_MAX_SEC (nor
+ * overflowing) */
+static int64_t carried_usec(int64_t from_sec, uint64_t from_usec, uint64_t to_usec) {
+        const int64_t max = TRUSTED_TIME_MAX_SEC * 1000000LL;
+        int64_t e = elapsed_usec(from_usec, to_usec);
+        int64_t from = from_sec >= TRUSTED_TIME_MAX_SEC ? max : from_sec * 1000000LL;
+        return e > max - from ? max : from + e;
+}
+
 int64_t tt_floor(const struct trusted_time *t, uint64_t mono_usec) {
-        return t->floor_sec + elapsed_sec(t->floor_mono_usec, mono_usec);
+        return carried_usec(t->floor_sec, t->floor_mono_usec, mono_usec) / 1000000LL;
 }
 
 int64_t tt_now_usec(const struct trusted_time *t, int64_t rtc_usec, uint64_t mono_usec,
                     enum trusted_time_source *ret_source) {
-        int64_t floor = t->floor_sec * 1000000LL + elapsed_usec(t->floor_mono_usec, mono_usec), now = floor;
+        int64_t floor = carried_usec(t->floor_sec, t->floor_mono_usec, mono_usec), now = floor;
         enum trusted_time_source source = TRUSTED_TIME_FLOOR;
         if (t->told) {
-                int64_t told = t->told_sec * 1000000LL + elapsed_usec(t->told_mono_usec, mono_usec);
+                int64_t told = carried_usec(t->told_sec, t->told_mono_usec, mono_usec);
                 int64_t d = rtc_usec - told;
                 now = d >= -TRUSTED_TIME_AGREE_USEC && d <= TRUSTED_TIME_AGREE_USEC ? rtc_usec : told;
                 source = TRUSTED_TIME_CONTROLLER;
@@ -66,7 +73,7 @@ int64_t tt_now(const struct trusted_time *t, int64_t rtc_sec, uint64_t mono_usec
 }
 
 int64_t tt_told(struct trusted_time *t, int64_t server_sec, int64_t rtc_sec, uint64_t mono_usec) {
-        if (server_sec <= 0)
+        if (server_sec <= 0 || server_sec > TRUSTED_TIME_MAX_SEC)
                 return 0;
         t->told = true;
         t->told_sec = server_sec;
@@ -126,7 +133,8 @@ int trusted_clock_init(const char *state_dir, int64_t max_rtc_ahead_sec) {
                 json_error_t e;
                 json_t *o = json_loads(text, 0, &e);
                 json_t *f = o ? json_object_get(o, "floor") : NULL;
-                if (json_is_integer(f) && json_integer_value(f) > 0)
+                if (json_is_integer(f) && json_integer_value(f) > 0 &&
+                    json_integer_value(f) <= TRUSTED_TIME_MAX_SEC)
                         loaded = (int64_t) json_integer_value(f);
                 else
                         log_warning("trusted time: %s/%s has no valid \"floor\": starting from the build time",
@@ -202,10 +210,23 @@ int64_t trusted_clock_now_usec(void) {
         return now;
 }
 
-void trusted_clock_told(int64_t server_sec) {
+void trusted_clock_told(int64_t server_sec, int64_t peer_not_after) {
+        if (peer_not_after > 0 && server_sec > peer_not_after) {
+                /* Its certificate expired by its own clock: that clock is wrong (or the time is
+                 * a lie). Taken, it would become a floor that never goes down, at which this very
+                 * certificate is expired: the node cut off for good. */
+                log_warning("trusted time: the controller says %" PRId64 ", after its own certificate "
+                            "expired (%" PRId64 "): its clock is wrong; ignored",
+                            server_sec, peer_not_after);
+                return;
+        }
         pthread_mutex_lock(&clock_lock);
-        if (!clock_ready || server_sec <= 0) {
+        if (!clock_ready || server_sec <= 0 || server_sec > TRUSTED_TIME_MAX_SEC) {
                 pthread_mutex_unlock(&clock_lock);
+                if (server_sec > TRUSTED_TIME_MAX_SEC)
+                        log_warning("trusted time: the controller says %" PRId64
+                                    ", past the year 9999: ignored",
+                                    server_sec);
                 return;
         }
         bool first = !clock_state.told;

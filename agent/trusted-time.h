@@ -33,6 +33,9 @@
 #define TRUSTED_TIME_SAVE_STEP_SEC 3600
 /* The RTC is believed up to this far above the floor (a node can be out of contact long). */
 #define TRUSTED_TIME_MAX_RTC_AHEAD_SEC_DEFAULT (30 * 86400)
+/* The last second of year 9999 (as far as X.509 and contact plans go): a time told or a
+ * floor loaded past it is nonsense and ignored, and the floor never runs past it. */
+#define TRUSTED_TIME_MAX_SEC INT64_C(253402300799)
 
 enum trusted_time_source {
         TRUSTED_TIME_FLOOR,      /* no better source: the least the time can be */
@@ -77,7 +80,7 @@ int64_t tt_now(const struct trusted_time *t, int64_t rtc_sec, uint64_t mono_usec
 /*
  * The controller said server_sec at mono_usec. It becomes now's source and raises the floor
  * (never lowers it). Returns the controller's offset from the RTC (server - rtc), which the
- * caller may report. server_sec <= 0 is ignored (returns 0).
+ * caller may report. server_sec <= 0 or past TRUSTED_TIME_MAX_SEC is ignored (returns 0).
  */
 int64_t tt_told(struct trusted_time *t, int64_t server_sec, int64_t rtc_sec, uint64_t mono_usec);
 
@@ -97,8 +100,14 @@ int trusted_clock_save(void);
 int64_t trusted_clock_now(enum trusted_time_source *ret_source);
 /* The same in µs: loss-of-signal arithmetic, and the time of the node's records. */
 int64_t trusted_clock_now_usec(void);
-/* A sync answer's server_time; saves the floor when it rose by TRUSTED_TIME_SAVE_STEP_SEC. */
-void trusted_clock_told(int64_t server_sec);
+/*
+ * A sync answer's server_time; saves the floor when it rose by TRUSTED_TIME_SAVE_STEP_SEC.
+ * peer_not_after (0: not known) is the notAfter of the controller's certificate that carried
+ * it (tls_time_setup): a time past it is ignored, since as a floor it would have the node
+ * judge that certificate expired for good (a controller whose clock ran ahead, or was set
+ * ahead: an operator's slip, a forged NTP answer on the ground).
+ */
+void trusted_clock_told(int64_t server_sec, int64_t peer_not_after);
 
 /* {"now", "source", "floor", "rtc", "controller_offset_sec"} for orbitctl status. */
 json_t *trusted_clock_status_json(void);

@@ -183,7 +183,7 @@ int fetcher_range(struct fetcher *j, uint64_t offset, size_t len, void *out, siz
                 (void) curl_easy_setopt(e, CURLOPT_CAINFO, lc->ca[0] ? lc->ca : NULL);
                 (void) curl_easy_setopt(e, CURLOPT_SSLCERT, lc->cert[0] ? lc->cert : NULL);
                 (void) curl_easy_setopt(e, CURLOPT_SSLKEY, lc->key[0] ? lc->key : NULL);
-                (void) tls_time_setup(e);
+                (void) tls_time_setup(e, NULL);
                 (void) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, lc->connect_timeout_sec);
                 (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
                 (void) curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 30L);

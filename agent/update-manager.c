@@ -238,11 +238,16 @@ static int open_bundle(struct update_manager *m, const char *path, struct job *r
                 snprintf(msg, size, "bundle keyring %s: %s", u->keyring_dir, why ? why : strerror(-r));
                 return r;
         }
+        /* Before the controller told the time, now is a floor or the RTC: a signer issued after
+         * it may be valid (a local install, or one resumed at boot, before any sync). */
+        enum trusted_time_source source;
+        time_t now = trusted_clock_now(&source);
         struct bundle_verify_options o = {
                 .keyring = kr,
                 .hardware = u->hardware,
                 .min_security_version = m->state.min_security_version,
-                .now = u->check_certificate_time ? trusted_clock_now(NULL) : SIGNATURE_NOW_UNKNOWN,
+                .now = u->check_certificate_time ? now : SIGNATURE_NOW_UNKNOWN,
+                .now_is_lower_bound = source != TRUSTED_TIME_CONTROLLER,
         };
         if (remote) {
                 struct bundle_reader reader = fetcher_reader(remote->fetcher);

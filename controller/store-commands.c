@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,9 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
         r = store_query_row(s, &get, "SELECT next_command_seq, link_epoch FROM nodes WHERE id = ?", "t", node);
         if (r <= 0)
                 return message_set(ret_reason, r < 0 ? r : -EIO, "store error");
+        if (sqlite3_column_int64(get, 0) < 1 || sqlite3_column_int64(get, 0) >= INT64_MAX)
+                return message_set(ret_reason, -ERANGE, "node %s: no command seq left (next %lld)", node,
+                                   (long long) sqlite3_column_int64(get, 0));
         struct command c = {
                 .seq = (uint64_t) sqlite3_column_int64(get, 0),
                 .not_before = now,

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,7 +185,13 @@ static int sync_link_state(struct store *s, const struct sync_request *req, int6
                 if (r < 0)
                         return r;
         }
-        if (req->last_command_seq >= next) {
+        if (req->last_command_seq >= next && req->last_command_seq >= INT64_MAX - 1) {
+                /* No controller issues it (the next seq would overflow): a hostile node or a
+                 * broken link state. The next seq stays; the node refuses what comes as replays. */
+                log_warning("store: node %s reports applied commands up to %lld, which no controller "
+                            "issues: its next seq stays %lld",
+                            req->node, (long long) req->last_command_seq, (long long) next);
+        } else if (req->last_command_seq >= next) {
                 r = store_exec(s,
                                "UPDATE commands SET state = 'lost', result_time = ?, result_reason = "
                                "'the node had applied commands past it when this controller''s store "

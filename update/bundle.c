@@ -353,8 +353,8 @@ int bundle_open_reader(const struct bundle_reader *reader, const char *name, con
                 return r;
         b->head = NULL; /* the caller's: not kept */
 
-        r = signature_verify(manifest_text, manifest_len, sig, sig_len, o->keyring, o->now,
-                             &b->signer, &why);
+        r = (o->now_is_lower_bound ? signature_verify_at_least : signature_verify)(
+                manifest_text, manifest_len, sig, sig_len, o->keyring, o->now, &b->signer, &why);
         if (r < 0) {
                 r = message_set(ret_reason, r, "%s: signature: %s", name, why ? why : "refused");
                 goto fail;

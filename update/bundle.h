@@ -18,6 +18,7 @@ struct bundle_verify_options {
         const char *hardware; /* this node's hardware name; NULL: not checked (ground tools) */
         uint64_t min_security_version; /* bundles below it are refused (anti-rollback) */
         time_t now;                    /* for certificate validity, or SIGNATURE_NOW_UNKNOWN */
+        bool now_is_lower_bound;       /* now only bounds the time: "not yet valid" not judged */
 };
 
 /* An open bundle whose manifest is verified; its payloads are verified as they are read. */

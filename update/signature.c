@@ -384,6 +384,7 @@ struct verify_state {
         int depth;
         char subject[256];
         time_t when;
+        bool now_is_lower_bound; /* "not yet valid" is not judged */
 };
 
 static int verify_callback(void *userdata, mbedtls_x509_crt *crt, int depth, uint32_t *flags) {
@@ -396,7 +397,7 @@ static int verify_callback(void *userdata, mbedtls_x509_crt *crt, int depth, uin
         uint32_t bad = 0;
         if (st->now > to)
                 bad = MBEDTLS_X509_BADCERT_EXPIRED;
-        else if (st->now < from)
+        else if (st->now < from && !st->now_is_lower_bound)
                 bad = MBEDTLS_X509_BADCERT_FUTURE;
         if (bad) {
                 *flags |= bad;
@@ -443,9 +444,9 @@ int signature_describe(const char *sig_text, size_t sig_len, struct signature_in
         return 0;
 }
 
-int signature_verify(const void *data, size_t len, const char *sig_text, size_t sig_len,
-                     const struct signature_keyring *kr, time_t now,
-                     struct signature_info *ret_info, char **ret_reason) {
+static int verify(const void *data, size_t len, const char *sig_text, size_t sig_len,
+                  const struct signature_keyring *kr, time_t now, bool now_is_lower_bound,
+                  struct signature_info *ret_info, char **ret_reason) {
         struct parsed_signature p;
         int r = parse_signature_file(sig_text, sig_len, &p, ret_reason);
         if (r < 0)
@@ -479,7 +480,7 @@ int signature_verify(const void *data, size_t len, const char *sig_text, size_t 
                 goto done;
         }
 
-        struct verify_state st = {.now = now};
+        struct verify_state st = {.now = now, .now_is_lower_bound = now_is_lower_bound};
         uint32_t flags = 0;
         /* mbedtls does not modify the anchors; its API just is not const. */
         int vr = mbedtls_x509_crt_verify_with_profile(signer, (mbedtls_x509_crt *)&kr->anchors,
@@ -531,6 +532,18 @@ int signature_verify(const void *data, size_t len, const char *sig_text, size_t 
 done:
         parsed_signature_done(&p);
         return r;
+}
+
+int signature_verify(const void *data, size_t len, const char *sig_text, size_t sig_len,
+                     const struct signature_keyring *kr, time_t now,
+                     struct signature_info *ret_info, char **ret_reason) {
+        return verify(data, len, sig_text, sig_len, kr, now, false, ret_info, ret_reason);
+}
+
+int signature_verify_at_least(const void *data, size_t len, const char *sig_text, size_t sig_len,
+                              const struct signature_keyring *kr, time_t now,
+                              struct signature_info *ret_info, char **ret_reason) {
+        return verify(data, len, sig_text, sig_len, kr, now, true, ret_info, ret_reason);
 }
 
 /* ---- signing and keys -------------------------------------------------------------- */

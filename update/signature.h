@@ -70,6 +70,15 @@ int signature_verify(const void *data, size_t len, const char *sig_text, size_t 
                      const struct signature_keyring *kr, time_t now,
                      struct signature_info *ret_info, char **ret_reason);
 
+/*
+ * As signature_verify, when now only bounds the time from below (the agent's trusted time
+ * from a floor or the RTC, before the controller told it: agent/trusted-time.h): expiry is
+ * judged at now, "not yet valid" is not, since a certificate issued after now may be valid.
+ */
+int signature_verify_at_least(const void *data, size_t len, const char *sig_text, size_t sig_len,
+                              const struct signature_keyring *kr, time_t now,
+                              struct signature_info *ret_info, char **ret_reason);
+
 /* Pure: parse a signature file and describe its signer without verifying anything. */
 int signature_describe(const char *sig_text, size_t sig_len, struct signature_info *ret_info,
                        char **ret_reason);

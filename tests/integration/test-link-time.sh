@@ -71,7 +71,8 @@ mkdir -p "$N/etc/keys/commands" "$N/sys/class/thermal/thermal_zone0"
 cp cmd-ca.pem "$N/etc/keys/commands/"
 echo cpu-thermal >"$N/sys/class/thermal/thermal_zone0/type"
 echo 45000 >"$N/sys/class/thermal/thermal_zone0/temp"
-write_config() { # URL
+write_config() { # URL [CERT: the node's certificate and key, sat-1 by default]
+        local cert=${2:-sat-1}
         cat >"$N/etc/agent.json.tmp" <<JSON
 {"config_version": 1, "node_id": "sat-1", "state_dir": "$N/state", "runtime_dir": "$N/run",
  "log_target": "stderr",
@@ -79,8 +80,8 @@ write_config() { # URL
  "runtime": {"enabled": false},
  "health": {"poll_interval_ms": 500, "report_interval_sec": 5, "min_dwell_sec": 0,
             "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
- "link": {"enabled": true, "url": "$1", "ca": "$D/server-ca.pem", "cert": "$D/sat-1.pem",
-          "key": "$D/sat-1.key", "poll_interval_sec": 1, "backoff_min_sec": 1, "backoff_max_sec": 1,
+ "link": {"enabled": true, "url": "$1", "ca": "$D/server-ca.pem", "cert": "$D/$cert.pem",
+          "key": "$D/$cert.key", "poll_interval_sec": 1, "backoff_min_sec": 1, "backoff_max_sec": 1,
           "min_sync_interval_sec": 1}}
 JSON
         mv "$N/etc/agent.json.tmp" "$N/etc/agent.json"
@@ -191,8 +192,43 @@ t=$(ctl status --json | jq -c .time)
 [ "$(jq -r .source <<<"$t")" = controller ] && near_now "$(jq -r .now <<<"$t")" &&
         pass "and the node's time is the controller's: $t" || fail "time three years ahead" "$t"
 stop_agent
+
+# ---- a controller whose clock ran ahead, past its own certificate ------------------------------
+# Its server_time would be a floor that never goes down, at which every certificate of the
+# ground (its own, 10 days) is expired: the node cut off for good. The node ignores a time
+# past the notAfter of the certificate that carried it. (A node certificate of 25 days, so the
+# controller, 15 days ahead, still takes it.)
+openssl ecparam -name prime256v1 -genkey -noout -out sat-1-long.key 2>/dev/null &&
+        openssl req -new -key sat-1-long.key -subj "/CN=sat-1" -out sat-1-long.csr 2>/dev/null &&
+        openssl x509 -req -in sat-1-long.csr -CA node-ca.pem -CAkey node-ca.key -CAcreateserial -days 25 \
+                -extfile sat-1.ext -out sat-1-long.pem 2>/dev/null || bail "openssl: the 25-day node certificate"
+AHEAD_SEC=$((15 * 86400))
+env LD_PRELOAD="$FAKE_RTC" ORBIT_FAKE_RTC=+$AHEAD_SEC \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+        "$OC" serve --listen "127.0.0.1:0" --port-file "$D/ahead.port" --data-dir "$D/ahead.data" \
+        --cert server.pem --key server.key --node-ca node-ca.pem \
+        --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
+        --poll-interval 1 --timeout 10 >>"$D/ahead.log" 2>&1 &
+track_pid "$!"
+wait_for 20 test -s "$D/ahead.port" || bail "the controller ahead did not start: $(tail -5 "$D/ahead.log")"
+write_config "https://127.0.0.1:$(cat ahead.port)" sat-1-long
+start_agent +0
+check "the node syncs with a controller 15 days ahead" wait_for 30 synced 2
+t=$(ctl status --json | jq -c .time)
+[ "$(jq -r .source <<<"$t")" != controller ] && [ "$(jq -r .floor <<<"$t")" -lt $(($(date +%s) + 86400)) ] &&
+        pass "its time, past its own certificate's end, is not taken, nor the floor raised to it: $t" ||
+        fail "the time of a controller past its own certificate" "$t"
+grep -q "after its own certificate expired ([0-9]*): its clock is wrong; ignored" "$N/agent.log" &&
+        pass "the log says why" || fail "no log line on the controller's clock"
+stop_agent
+write_config "$URL"
+start_agent +0
+ok0=$(lnk .syncs_ok)
+check "after it, the node still syncs with the good controller (its certificate not judged expired)" \
+        wait_for 30 synced $((ok0 + 1))
+stop_agent
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
-for c in good old; do
+for c in good old ahead; do
         has_sanitizer_report "$D/$c.log" && fail "sanitizer report in the $c controller's log"
 done
 finish

@@ -383,6 +383,8 @@ check "gate: from B, the ground learns of the rollback and its reason" wait_for 
 
 # (c) The same broken image, with a contact pass planned in the trial window: the deadline
 # is the end of the pass (plus link.timeout_sec), not controller_wait_sec (10 minutes here).
+# The board's clock is three years ahead (tests/integration/fake-rtc.so): the plan is judged
+# by trusted time (here the floor the agent saved), as the link judges it.
 PLAN_END=$(($(date +%s) + 30))
 code=$(curl -s -o plan.out -w '%{http_code}' --cacert server-ca.pem -H "Authorization: Bearer $(cat token)" -X PUT \
         --data "{\"windows\":[{\"start\":$(($(date +%s) - 5)),\"end\":$PLAN_END,\"rate_bps\":250000}]}" \
@@ -398,7 +400,15 @@ check "gate: v4 installs into A" ctl update install "$D/v4.obundle"
 kill -TERM "$APID"; wait_exit "$APID" 20
 set_config ".link.url = \"https://127.0.0.1:$closed\" | .link.timeout_sec = 2 | .update.controller_wait_sec = 600"
 reboot_node; [ "$BOOTED" = A ] && pass "gate: the bootloader picks A (v4, broken link)" || fail "gate: reboot into A (v4)" "$BOOTED"
+FAKE_RTC=$top_builddir/tests/integration/fake-rtc.so
+[ -e "$FAKE_RTC" ] || bail "$FAKE_RTC not built (make check builds it)"
+saved_wrapper=("${AGENT_WRAPPER[@]}")
+AGENT_WRAPPER=(env LD_PRELOAD="$FAKE_RTC" ORBIT_FAKE_RTC=+$((1095 * 86400))
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" "${AGENT_WRAPPER[@]}")
 start_agent
+AGENT_WRAPPER=("${saved_wrapper[@]}")
+[ "$(ctl status --json | jq -r .time.rtc)" -gt $(($(date +%s) + 1000 * 86400)) ] ||
+        bail "fake-rtc.so did not set the agent's clock"
 pass_due() {
         ctl update status --json | jq -e --argjson plan_end "$PLAN_END" '.phase == "trial" and .trial.controller.waits_for == "contact-pass"
                 and .trial.controller.waits_until == $plan_end + 2' >/dev/null

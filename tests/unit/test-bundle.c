@@ -498,6 +498,18 @@ static void test_expired_signer(void **state) {
         o = options(f);
         o.now = 1577836800;
         expect_refused(f->path[GOOD], &o, -EKEYEXPIRED, "is not valid before");
+        /* ... unless now only bounds the time from below (the agent's floor or RTC before the
+         * controller told the time: agent/trusted-time.h), where a signer issued after it may
+         * well be valid; expiry is judged all the same. */
+        o.now_is_lower_bound = true;
+        struct bundle *b = NULL;
+        assert_int_equal(bundle_open(f->path[GOOD], &o, &b, &reason), 0);
+        bundle_close(b);
+        o = options(f);
+        o.now_is_lower_bound = true;
+        expect_refused(
+                file(f, "expired.obundle"), &o, -EKEYEXPIRED,
+                "signer certificate \"CN=expired signer\" expired on 2020-01-31 00:00:00 UTC");
 }
 
 static void test_policy(void **state) {

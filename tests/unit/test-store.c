@@ -450,6 +450,33 @@ static void test_store_behind_the_node(void **state) {
         store_close(s);
 }
 
+/* A node (hostile, or with a broken link state) reporting the last seq there is: the store's
+ * next seq once overflowed (INT64_MAX + 1, undefined; in practice negative, after which no
+ * command for the node could be built again). The sync goes on; the next seq stays sane. */
+static void test_node_reports_the_last_seq_there_is(void **state) {
+        struct fixture *f = *state;
+        json_auto_t *empty = json_object();
+        struct store *s = open_store(f);
+        int calls = 0;
+        char *reason = NULL;
+        struct sync_request req;
+        json_t *cmds = NULL;
+        int64_t next = 0;
+        make_sync_epoch(&req, INT64_MAX, "11111111111111111111111111111111");
+        assert_int_equal(store_sync(s, &req, 1001, 32, &cmds, NULL), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+        assert_int_equal(store_get_int64(s, &next, "SELECT next_command_seq FROM nodes WHERE id = 'n1'", ""), 1);
+        assert_true(next >= 1);
+        json_t *queued = NULL;
+        assert_int_equal(store_command_queue(s, "n1", "reboot", empty, 1002, 600, fake_sign, &calls, &queued,
+                                             &reason),
+                         0);
+        assert_true(json_integer_value(json_object_get(queued, "seq")) >= 1);
+        json_decref(queued);
+        store_close(s);
+}
+
 /* #18 item 7: a node cannot keep what it likes for ever: only command results and update
  * records may be critical, and past its quota its oldest records go, droppable ones first. */
 static void test_record_priority_and_quota(void **state) {
@@ -1114,6 +1141,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_expired_commands_not_sent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_link_epoch_lost_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_store_behind_the_node, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_node_reports_the_last_seq_there_is, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_record_priority_and_quota, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bundles_and_plans, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),

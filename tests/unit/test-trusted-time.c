@@ -129,6 +129,71 @@ static void test_saves_once_per_step(void **state) {
         assert_true(tt_should_save(&t, 0));
 }
 
+/* A time past the end of year 9999 (what no certificate can say) is nonsense: ignored, and
+ * the floor's arithmetic never overflows (it went negative: every certificate "not yet
+ * valid", and a floor of INT64_MAX kept in state_dir/time). */
+static void test_a_time_past_year_9999_is_ignored(void **state) {
+        (void) state;
+        struct trusted_time t;
+        enum trusted_time_source s;
+        tt_init(&t, BUILD, 0, 0, AHEAD);
+        assert_int_equal(tt_told(&t, INT64_MAX, BUILD, 0), 0);
+        assert_int_equal(tt_told(&t, TRUSTED_TIME_MAX_SEC + 1, BUILD, 0), 0);
+        assert_int_equal(tt_floor(&t, 10 * SEC), BUILD + 10);
+        assert_int_equal(tt_now(&t, BUILD + 10, 10 * SEC, &s), BUILD + 10);
+        assert_int_equal(s, TRUSTED_TIME_RTC);
+        /* the last second of 9999 is a time (a floor that high can only be told) */
+        assert_int_equal(tt_told(&t, TRUSTED_TIME_MAX_SEC, BUILD, 0), TRUSTED_TIME_MAX_SEC - BUILD);
+        assert_int_equal(tt_floor(&t, 100ULL * 365 * DAY * SEC), TRUSTED_TIME_MAX_SEC);
+        assert_int_equal(tt_now(&t, BUILD, 100ULL * 365 * DAY * SEC, &s), TRUSTED_TIME_MAX_SEC);
+        /* a loaded floor past it is ignored */
+        tt_init(&t, BUILD, INT64_MAX, 0, AHEAD);
+        assert_int_equal(tt_floor(&t, 10 * SEC), BUILD + 10);
+}
+
+/* The agent's instance: a state_dir/time that says INT64_MAX is not believed. */
+static void test_a_huge_floor_on_disk_is_ignored(void **state) {
+        (void) state;
+        char dir[] = "/tmp/test-trusted-time.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        json_t *o = json_pack("{s:I}", "floor", (json_int_t) INT64_MAX);
+        assert_int_equal(statefile_save_json(dir, TRUSTED_TIME_FILE, o), 0);
+        json_decref(o);
+        assert_int_equal(trusted_clock_init(dir, AHEAD), 0);
+        enum trusted_time_source s;
+        int64_t now = trusted_clock_now(&s);
+        assert_true(now >= trusted_clock_build_epoch() && now <= TRUSTED_TIME_MAX_SEC);
+        /* the controller says INT64_MAX: ignored too */
+        trusted_clock_told(INT64_MAX, 0);
+        now = trusted_clock_now(&s);
+        assert_true(now >= trusted_clock_build_epoch() && now <= TRUSTED_TIME_MAX_SEC);
+        assert_int_not_equal(s, TRUSTED_TIME_CONTROLLER);
+        char cmd[sizeof(dir) + 16];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
+/* The agent's instance: a controller's time past the notAfter of its own certificate is not
+ * taken (it would be a floor at which that certificate is expired, for good). */
+static void test_a_time_past_the_controller_certificate_is_ignored(void **state) {
+        (void) state;
+        char dir[] = "/tmp/test-trusted-time.XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(trusted_clock_init(dir, AHEAD), 0);
+        int64_t build = trusted_clock_build_epoch(), far = build + 10 * 365 * DAY;
+        enum trusted_time_source s;
+        trusted_clock_told(far, far - 1);
+        assert_true(trusted_clock_now(&s) < far);
+        assert_int_not_equal(s, TRUSTED_TIME_CONTROLLER);
+        /* up to the last second of the certificate it is taken */
+        trusted_clock_told(far, far);
+        assert_true(trusted_clock_now(&s) >= far);
+        assert_int_equal(s, TRUSTED_TIME_CONTROLLER);
+        char cmd[sizeof(dir) + 16];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        assert_int_equal(system(cmd), 0);
+}
+
 /* The agent's instance keeps its floor in state_dir/time across restarts. */
 static void test_the_floor_survives_a_restart(void **state) {
         (void) state;
@@ -136,7 +201,7 @@ static void test_the_floor_survives_a_restart(void **state) {
         assert_non_null(mkdtemp(dir));
         assert_int_equal(trusted_clock_init(dir, AHEAD), 0);
         int64_t far = trusted_clock_build_epoch() + 10 * 365 * DAY;
-        trusted_clock_told(far); /* more than a save step above the build time: saved now */
+        trusted_clock_told(far, 0); /* more than a save step above the build time: saved now */
         enum trusted_time_source s;
         assert_true(trusted_clock_now(&s) >= far);
         assert_int_equal(s, TRUSTED_TIME_CONTROLLER);
@@ -173,6 +238,9 @@ int main(void) {
                 cmocka_unit_test(test_a_controller_behind_the_floor_never_lowers_it),
                 cmocka_unit_test(test_saves_once_per_step),
                 cmocka_unit_test(test_the_floor_survives_a_restart),
+                cmocka_unit_test(test_a_time_past_year_9999_is_ignored),
+                cmocka_unit_test(test_a_huge_floor_on_disk_is_ignored),
+                cmocka_unit_test(test_a_time_past_the_controller_certificate_is_ignored),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
