@@ -124,6 +124,10 @@ struct link {
         /* persisted */
         uint64_t last_command_seq;
         char link_epoch[COMMAND_LINK_EPOCH_MAX + 1]; /* this link state's id (proto/command.h) */
+        /* Payloads without an epoch are taken only by a link state that predates epochs (an
+         * upgraded node, until its first command signed for its epoch): one made anew cannot
+         * tell them from envelopes signed before it lost its state. */
+        bool unepoched_ok;
         json_t *plan;
 
         /* scheduling */
@@ -319,9 +323,9 @@ bool link_zstd_request(const struct link_zstd_peer *p, bool enabled, uint32_t ou
 /* ---- persisted state -------------------------------------------------------------------- */
 
 static int state_save(struct link *l) {
-        json_auto_t *o = json_pack("{s:i, s:I, s:s, s:O?}", "format", 1, "last_command_seq",
+        json_auto_t *o = json_pack("{s:i, s:I, s:s, s:b, s:O?}", "format", 1, "last_command_seq",
                                    (json_int_t) l->last_command_seq, "link_epoch", l->link_epoch,
-                                   "contact_plan", l->plan);
+                                   "unepoched_ok", l->unepoched_ok, "contact_plan", l->plan);
         if (!o)
                 return -ENOMEM;
         int r = statefile_save_json(l->h.cfg->state_dir, LINK_STATE_FILE, o);
@@ -374,8 +378,10 @@ static int state_load(struct link *l) {
         int format;
         json_int_t seq;
         const char *epoch = NULL;
-        if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:i, s:I, s?s, s?o}", "format", &format,
-                                 "last_command_seq", &seq, "link_epoch", &epoch, "contact_plan", &plan) < 0 ||
+        int unepoched_ok = 0;
+        if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:i, s:I, s?s, s?b, s?o}", "format", &format,
+                                 "last_command_seq", &seq, "link_epoch", &epoch, "unepoched_ok", &unepoched_ok,
+                                 "contact_plan", &plan) < 0 ||
             format != 1 || seq < 0 || (epoch && !command_link_epoch_is_valid(epoch))) {
                 json_decref(o);
                 snprintf(why, sizeof(why), "%s/%s: malformed (%s), the last applied command is unknown",
@@ -387,11 +393,17 @@ static int state_load(struct link *l) {
                 l->plan = json_incref(plan);
         if (epoch)
                 snprintf(l->link_epoch, sizeof(l->link_epoch), "%s", epoch);
+        l->unepoched_ok = unepoched_ok;
         json_decref(o);
-        if (!epoch)
-                return epoch_new(l, NULL); /* a state from before epochs: its seq holds */
+        if (!epoch) {
+                /* a state from before epochs: its seq holds, so the commands of a controller
+                 * from before epochs too, until one signed for the new epoch comes */
+                l->unepoched_ok = true;
+                return epoch_new(l, NULL);
+        }
         if (source == STATEFILE_SOURCE_PREVIOUS) {
                 /* The last good copy may be one command behind the one that was lost. */
+                l->unepoched_ok = false;
                 snprintf(why, sizeof(why), "%s/%s was restored from its previous copy, which may miss "
                          "the last applied command", l->h.cfg->state_dir, LINK_STATE_FILE);
                 return epoch_new(l, why);
@@ -446,6 +458,7 @@ static bool handle_command(struct link *l, json_t *envelope, struct signature_ke
                 .node = l->h.node->node_id,
                 .last_applied_seq = l->last_command_seq,
                 .link_epoch = l->link_epoch,
+                .require_epoch = !l->unepoched_ok,
                 .now = l->h.cfg->link.check_command_time ? trusted_clock_now(NULL) : SIGNATURE_NOW_UNKNOWN,
                 .clock_skew_sec = l->h.cfg->link.clock_skew_sec,
                 .keyring = kr,
@@ -496,6 +509,8 @@ static bool handle_command(struct link *l, json_t *envelope, struct signature_ke
         /* Persist before acting: a crash now loses the command, never runs it twice. */
         uint64_t previous = l->last_command_seq;
         l->last_command_seq = c.seq;
+        if (c.link_epoch[0])
+                l->unepoched_ok = false; /* the controller signs for epochs: no more without */
         if (state_save(l) < 0) {
                 l->last_command_seq = previous;
                 push_result(l, c.seq, c.action, "failed", "cannot persist the command sequence");

@@ -393,6 +393,15 @@ int command_envelope_verify(json_t *envelope, const struct command_verify_option
                 command_done(&c);
                 return r;
         }
+        if (!c.link_epoch[0] && o->require_epoch) {
+                r = message_set(ret_reason, -ESTALE,
+                                "command %llu names no link epoch, and this node's link state was made anew "
+                                "(epoch %s): it takes only commands signed for it (a controller that "
+                                "predates link epochs must be upgraded)",
+                                (unsigned long long) c.seq, o->link_epoch ? o->link_epoch : "none");
+                command_done(&c);
+                return r;
+        }
         if (c.seq <= o->last_applied_seq) {
                 r = message_set(ret_reason, -ESTALE,
                                 "command %llu replayed: commands up to %llu were already applied",

@@ -75,6 +75,7 @@ json_t *command_envelope_new(uint64_t seq, const char *payload, const char *sign
 struct command_verify_options {
         const char *node;                        /* this node's id */
         const char *link_epoch;                  /* this node's link epoch (NULL: none) */
+        bool require_epoch;                      /* refuse payloads without one (below) */
         uint64_t last_applied_seq;               /* the highest seq acted on (0: none) */
         time_t now;                              /* or SIGNATURE_NOW_UNKNOWN */
         int64_t clock_skew_sec;                  /* tolerance on not_before and expires */
@@ -89,7 +90,9 @@ struct command_verify_options {
  *  3. only then the payload is parsed strictly, and its seq equals the envelope's
  *     (-EBADMSG);
  *  4. the command is for this node (-EXDEV), and for its link epoch when the payload
- *     names one (-ESTALE: signed before the node lost its link state);
+ *     names one (-ESTALE: signed before the node lost its link state); a payload without
+ *     one is refused as well when require_epoch (-ESTALE: a node whose link state was made
+ *     anew cannot tell it from one signed before the loss);
  *  5. seq > last_applied_seq (-ESTALE: a replay);
  *  6. not_before - skew <= now < expires + skew (-EAGAIN not yet valid, -ETIME expired;
  *     skipped when now is SIGNATURE_NOW_UNKNOWN);

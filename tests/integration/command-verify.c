@@ -2,7 +2,8 @@
  * Verify a command envelope as the agent will: command-verify KEYRING_DIR NODE LAST_APPLIED
  * [ENVELOPE_FILE] (stdin when absent). Prints "ok SEQ ACTION PARAMS" or the reason; exit 0/1.
  * Or make one with the controller's key, any times included (an expired command for the
- * hostile-link test): command-verify --sign KEY CERT NODE SEQ NOT_BEFORE EXPIRES ACTION PARAMS.
+ * hostile-link test): command-verify --sign KEY CERT NODE[@LINK_EPOCH] SEQ NOT_BEFORE EXPIRES
+ * ACTION PARAMS.
  */
 #include "config.h"
 
@@ -21,6 +22,11 @@ static int sign(char *argv[]) {
                             .expires = strtoll(argv[5], NULL, 10),
                             .params = json_loads(argv[7], 0, NULL)};
         snprintf(c.node, sizeof(c.node), "%s", argv[2]);
+        char *at = strchr(c.node, '@');
+        if (at) {
+                *at = '\0';
+                snprintf(c.link_epoch, sizeof(c.link_epoch), "%s", strchr(argv[2], '@') + 1);
+        }
         snprintf(c.action, sizeof(c.action), "%s", argv[6]);
         _cleanup_free_ char *payload = NULL, *sig = NULL, *reason = NULL;
         size_t len;

@@ -86,18 +86,6 @@ wait_for 20 test -s "$D/port" || bail "the controller did not start: $(tail -5 "
 URL=https://127.0.0.1:$(cat "$D/port")
 oc() { "$OC" --url "$URL" --cacert server-ca.pem --token-file token "$@"; }
 [ "$(oc command send sat-1 status.send --json | jq .seq)" = 1 ] || bail "cannot queue a command"
-# Sync once as the node (no records) to get the command's envelope as the controller sends it.
-python3 - "$URL/v1/nodes/sat-1/sync" >answer.json <<'EOF' || bail "cannot fetch a signed command"
-import json, ssl, sys, urllib.request
-ctx = ssl.create_default_context(cafile="server-ca.pem")
-ctx.load_cert_chain("sat-1.pem", "sat-1.key")
-body = json.dumps({"format": 1, "node": "sat-1", "boot_epoch": 0, "boot_id": "0" * 32,
-                   "last_command_seq": 0, "records": []}).encode()
-req = urllib.request.Request(sys.argv[1], data=body, headers={"Content-Type": "application/json"})
-print(urllib.request.urlopen(req, context=ctx, timeout=10).read().decode())
-EOF
-jq -e '.commands | length == 1' answer.json >/dev/null && jq '.commands[0]' answer.json >envelope.json ||
-        bail "no command in the controller's answer: $(cat answer.json)"
 
 # ---- the evil controller --------------------------------------------------------------------------
 EVLOG=$D/evil.log
@@ -150,6 +138,21 @@ APID=$!
 track_pid "$APID"
 wait_for 20 ctl ping >/dev/null 2>&1 || bail "the agent did not answer"
 alive() { pid_alive "$APID" || bail "the agent died: $(tail -5 "$N/agent.log")"; }
+# Sync once as the node (no records, its link epoch) to get the command's envelope as the
+# controller sends it: signed for the node's link state, which the node made at its start.
+EPOCH=$(ctl link --json | jq -r .link_epoch)
+[ -n "$EPOCH" ] && [ "$EPOCH" != null ] || bail "no link epoch from the agent"
+python3 - "$URL/v1/nodes/sat-1/sync" "$EPOCH" >answer.json <<'EOF' || bail "cannot fetch a signed command"
+import json, ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile="server-ca.pem")
+ctx.load_cert_chain("sat-1.pem", "sat-1.key")
+body = json.dumps({"format": 1, "node": "sat-1", "boot_epoch": 0, "boot_id": "0" * 32,
+                   "last_command_seq": 0, "link_epoch": sys.argv[2], "records": []}).encode()
+req = urllib.request.Request(sys.argv[1], data=body, headers={"Content-Type": "application/json"})
+print(urllib.request.urlopen(req, context=ctx, timeout=10).read().decode())
+EOF
+jq -e '.commands | length == 1' answer.json >/dev/null && jq '.commands[0]' answer.json >envelope.json ||
+        bail "no command in the controller's answer: $(cat answer.json)"
 rss_kib() { awk "/^$1:/ {print \$2}" "/proc/$APID/status"; }
 
 # evil_count FILTER: the evil controller's log entries that match the jq FILTER.
@@ -437,7 +440,7 @@ fi
 # reported once as expired and once as a replay, and hurries no sync (it used to be a
 # critical record and an immediate sync per copy, for as long as it was replayed).
 now=$(date +%s)
-"$CMDV" --sign cmd.key cmd.pem sat-1 2 $((now - 7200)) $((now - 3600)) status.send '{}' >expired.json ||
+"$CMDV" --sign cmd.key cmd.pem "sat-1@$EPOCH" 2 $((now - 7200)) $((now - 3600)) status.send '{}' >expired.json ||
         bail "cannot sign an expired command"
 if case_run expired replay "$D/expired.json"; then
         pace '.mode == "replay" and .arg == "'"$D"'/expired.json" and .event == "request"'
@@ -451,6 +454,21 @@ if case_run expired replay "$D/expired.json"; then
                 fail "expired replay" "last_command_seq $(lnk .last_command_seq), reports after $answers answers: $got"
         paced && pass "expired: the agent keeps its pace (4 syncs, at least $PACE_GAP s apart)" ||
                 fail "expired replay: ${PACE_WHY:+too slow to measure its pace}${PACE_WHY:-syncs back to back}" "${PACE_WHY:-4 syncs, the closest $PACE_GAP s apart}"
+fi
+
+# A valid command signed with the real key but for no link epoch (as a controller from
+# before epochs signs, or as one was captured then): this node's link state was made anew
+# at its start, so it cannot tell it from one signed before a loss: refused, the seq stays.
+"$CMDV" --sign cmd.key cmd.pem sat-1 3 $((now - 60)) $((now + 3600)) status.send '{}' >unepoched.json ||
+        bail "cannot sign a command without an epoch"
+if case_run unepoched replay "$D/unepoched.json"; then
+        reason_of3() { ctl events --json --lines 300 --kind command.result | jq -r '[.events[] | select(.body.seq == 3) | .body.reason][0] // ""'; }
+        has_reason3() { [ -n "$(reason_of3)" ]; }
+        wait_for "$CASE_WAIT" has_reason3
+        refresh
+        reason_of3 | grep -q "names no link epoch" && [ "$(lnk .last_command_seq)" = 2 ] &&
+                pass "a command without a link epoch is refused by a node whose link state was made anew; the seq stays 2" ||
+                fail "a command without a link epoch" "seq $(lnk .last_command_seq): $(reason_of3)"
 fi
 
 # ---- the real controller: every record arrives -------------------------------------------------------

@@ -351,12 +351,20 @@ static void test_link_epoch(void **state) {
         free(sig);
         free(payload);
 
-        /* a payload without an epoch (a controller from before epochs) still verifies */
+        /* a payload without an epoch (a controller from before epochs) verifies on a node
+         * whose link state predates epochs, and not on one whose state was made anew */
         e = envelope("node-1", 2, T, T + 1000, "reboot", "{}", key, cert, NULL);
         o.link_epoch = "fedcba9876543210fedcba9876543210";
         assert_int_equal(command_envelope_verify(e, &o, &c, &reason), 0);
         assert_string_equal(c.link_epoch, "");
         command_done(&c);
+        o.require_epoch = true;
+        memset(&c, 0, sizeof(c));
+        assert_int_equal(command_envelope_verify(e, &o, &c, &reason), -ESTALE);
+        assert_non_null(strstr(reason, "names no link epoch"));
+        assert_int_equal(c.seq, 0);
+        free(reason);
+        reason = NULL;
         json_decref(e);
 
         /* epochs are lower-case hex, 1-32 characters: built and parsed alike */
