@@ -102,7 +102,7 @@ sync_body 0 "$(record 1 health.report '{"temp_c":41}')" "$(record 2 workload.exi
         "$(record 3 update.installed '{"bundle_id":"b-1","slot":"B"}')" >sync1.json
 
 # ---- mutual TLS ---------------------------------------------------------------------------
-code=$(as_node node-1 -X POST --data-binary @sync1.json "$URL/v1/nodes/node-1/sync")
+code=$(as_node node-1 -D sync.headers -X POST --data-binary @sync1.json "$URL/v1/nodes/node-1/sync")
 if [ "$code" = 200 ] && [ "$(jq -c '.acked' body)" = "[{\"boot_epoch\":3,\"boot_id\":\"$BOOT\",\"seq\":[1,2,3]}]" ]; then
         pass "sync with the node's certificate: 200, records acked"
 else
@@ -111,6 +111,10 @@ fi
 [ "$(jq -c '[.format, .commands, .contact_plan, .next_sync_sec, (.server_time > 0)]' body)" = \
   '[1,[],{"windows":[]},90,true]' ] && pass "answer: no commands, open contact plan, next_sync_sec" ||
         fail "answer fields" "$(cat body)"
+# Bytes on a slow link: no Date, and no Content-Type on the sync route (always JSON).
+grep -qi '^content-length: ' sync.headers && ! grep -qi '^date:\|^content-type:' sync.headers &&
+        pass "the sync answer has neither Date nor Content-Type: $(tr -d '\r' <sync.headers | sed 1d | tr '\n' ' ')" ||
+        fail "sync answer headers" "$(cat sync.headers)"
 code=$(as_node node-2 -X POST --data-binary @sync1.json "$URL/v1/nodes/node-1/sync")
 [ "$code" = 403 ] && grep -q 'for node \\"node-2\\", not \\"node-1\\"' body &&
         pass "certificate of another node (CN node-2): 403" || fail "wrong CN refused" "HTTP $code: $(cat body)"
