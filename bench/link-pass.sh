@@ -84,7 +84,6 @@ for t in openssl jq ip ss curl python3 sysctl; do
         command -v "$t" >/dev/null 2>&1 || { echo "link-pass: $t not found" >&2; exit 1; }
 done
 B=$(cd "$B" && pwd)
-SRC=$(cd "$(dirname "$0")/.." && pwd)
 [ -x "$B/orbit-controller" ] && [ -x "$B/orbit-agent" ] || { echo "link-pass: no orbit-controller and orbit-agent in $B" >&2; exit 1; }
 make -s -C "$B" bench/link-zstd tests/integration/link-emu >/dev/null
 EMU=$B/tests/integration/link-emu
@@ -199,8 +198,7 @@ run_mode() {
                 "${copts[@]}" --log-level notice >"$M/controller.log" 2>&1 &
         local CPID=$!
         echo "$CPID" >"$M/controller.pid"
-        local i
-        for i in $(seq 100); do [ -s "$M/port" ] && break; sleep 0.1; done
+        for _ in $(seq 100); do [ -s "$M/port" ] && break; sleep 0.1; done
         [ -s "$M/port" ] || { echo "link-pass: $mode: the controller did not start: $(tail -3 "$M/controller.log")" >&2; return 1; }
         local PORT URL
         PORT=$(cat "$M/port")
@@ -239,13 +237,13 @@ JSON
                 ip netns exec "$NS_N" "$B/orbit-agent" --config "$N/etc/agent.json" >>"$N/agent.log" 2>&1 &
                 APID=$!
                 echo "$APID" >"$M/agent.pid"
-                for i in $(seq 100); do ctl ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+                for _ in $(seq 100); do ctl ping >/dev/null 2>&1 && return 0; sleep 0.1; done
                 echo "link-pass: $mode: the agent did not answer: $(tail -3 "$N/agent.log")" >&2
                 return 1
         }
         stop_agent() {
                 kill -TERM "$APID" 2>/dev/null
-                for i in $(seq 200); do kill -0 "$APID" 2>/dev/null || break; sleep 0.1; done
+                for _ in $(seq 200); do kill -0 "$APID" 2>/dev/null || break; sleep 0.1; done
                 wait "$APID" 2>/dev/null || true
         }
         vstat() { inn cat "/sys/class/net/$IF_N/statistics/$1"; }
@@ -316,7 +314,7 @@ JSON
         start_agent || return 1
         okc() { ctl link --json | jq .syncs_ok; }
         wait_sync() { # N: wait until syncs_ok reaches N
-                for i in $(seq 1200); do [ "$(okc)" -ge "$1" ] && return 0; sleep 0.1; done
+                for _ in $(seq 1200); do [ "$(okc)" -ge "$1" ] && return 0; sleep 0.1; done
                 return 1
         }
         conn() { # the established connection to the controller: "lport sent retrans received"
@@ -346,16 +344,15 @@ JSON
         }
         wait_sync 1 || { echo "link-pass: $mode: no sync after the pass" >&2; return 1; }
         sync_now >/dev/null # the second request learns zstd from the first answer
-        local j
-        for j in 1 2 3 4 5; do sync_now >>"$M/idle" || return 1; done
+        for _ in 1 2 3 4 5; do sync_now >>"$M/idle" || return 1; done
         # one health.report: the report interval 1 s for one report, then back
         jq '.health.report_interval_sec = 1' "$N/etc/agent.json" >"$N/etc/a.json" && cp "$N/etc/a.json" "$N/etc/one.json"
         jq '.health.report_interval_sec = 86400' "$N/etc/agent.json" >"$N/etc/back.json"
-        for j in 1 2 3; do
+        for _ in 1 2 3; do
                 local p0
                 p0=$(lnk .compression.bytes_up_plain)
                 cp "$N/etc/one.json" "$N/etc/agent.json" && kill -HUP "$APID"
-                for i in $(seq 300); do [ "$(lnk .records_queued)" -ge 1 ] && break; sleep 0.05; done
+                for _ in $(seq 300); do [ "$(lnk .records_queued)" -ge 1 ] && break; sleep 0.05; done
                 cp "$N/etc/back.json" "$N/etc/agent.json" && kill -HUP "$APID"
                 sleep 1.5
                 local nrec
@@ -363,7 +360,7 @@ JSON
                 echo "$(sync_now) $nrec $(($(lnk .compression.bytes_up_plain) - p0))" >>"$M/report" || return 1
         done
         # a new connection: the controller closes the idle one after its --timeout (30 s)
-        for i in $(seq 900); do [ -z "$(conn)" ] && break; sleep 0.1; done
+        for _ in $(seq 900); do [ -z "$(conn)" ] && break; sleep 0.1; done
         local r0
         r0=$(inc curl -sS --cacert "$D/server-ca.pem" -H "Authorization: Bearer $(cat "$D/token")" "$URL/metrics" |
                 awk '/^orbit_controller_tls_resumed_total/ {print $2}')
@@ -371,7 +368,7 @@ JSON
         stop_agent
         # the controller counts a resumed session when its connection closes (within 10 s)
         local r1=""
-        for i in $(seq 50); do
+        for _ in $(seq 50); do
                 r1=$(inc curl -sS --cacert "$D/server-ca.pem" -H "Authorization: Bearer $(cat "$D/token")" "$URL/metrics" |
                         awk '/^orbit_controller_tls_resumed_total/ {print $2}')
                 [ "${r1:-0}" -gt "${r0:-0}" ] && break
