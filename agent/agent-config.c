@@ -429,6 +429,10 @@ static int dispatch_link(struct json_ctx *ctx, json_t *v, void *dest, const stru
                                         "an enabled link needs \"url\", \"ca\", \"cert\" and \"key\"");
         if (l->backoff_min_sec > l->backoff_max_sec)
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "backoff_min_sec must not exceed backoff_max_sec");
+        /* a sync carries records only with room for one batch (LINK_PACE_MIN_BYTES) */
+        if (l->upload_budget_kib > 0 && l->upload_budget_kib < 4)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "upload_budget_kib must be 0 (no budget) or at least 4 (one batch of records)");
         return 0;
 }
 

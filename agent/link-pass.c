@@ -19,8 +19,9 @@ void link_pass_init(struct link_pass *p, uint64_t up_budget, uint64_t down_budge
 }
 
 static void begin(struct link_pass *p, int64_t window_start, uint64_t now_usec) {
-        atomic_fetch_add(&p->number, 1);
-        atomic_store(&p->down_used, 0);
+        /* what a download resumed at start took before the first sync is the first pass's */
+        if (atomic_fetch_add(&p->number, 1) > 0)
+                atomic_store(&p->down_used, 0);
         p->up_used = 0;
         p->window_start = window_start;
         p->started_usec = now_usec;
@@ -31,8 +32,11 @@ bool link_pass_track(struct link_pass *p, int64_t window_start, int64_t window_e
                      uint64_t gap_usec, uint64_t max_usec) {
         bool new_pass;
         if (window_start >= 0)
-                /* the plan says which contact this is */
-                new_pass = atomic_load(&p->number) == 0 || p->window_start != window_start;
+                /* the plan says which contact this is; a window longer than max_usec (a plan
+                 * that says "always in contact") is several passes, else its budgets would be
+                 * spent once and never whole again */
+                new_pass = atomic_load(&p->number) == 0 || p->window_start != window_start ||
+                           now_usec - p->started_usec > max_usec;
         else if (atomic_load(&p->number) == 0 || p->window_start >= 0)
                 /* the first contact, or the plan's window is over and the link still works */
                 new_pass = true;
@@ -43,7 +47,10 @@ bool link_pass_track(struct link_pass *p, int64_t window_start, int64_t window_e
         }
         if (new_pass)
                 begin(p, window_start, now_usec);
-        atomic_store(&p->los_usec, window_start >= 0 && window_end > window_start ? window_end * 1000000LL : 0);
+        /* an end too far to count in µs is as good as not known (it must not wrap) */
+        bool known =
+                window_start >= 0 && window_end > window_start && window_end <= INT64_MAX / 1000000;
+        atomic_store(&p->los_usec, known ? window_end * 1000000LL : 0);
         return new_pass;
 }
 
@@ -65,8 +72,11 @@ size_t link_pass_upload_room(const struct link_pass *p) {
 int link_pass_may_download(struct link_pass *p, uint64_t len, int64_t now_usec) {
         if (!p)
                 return 0;
-        uint64_t budget = atomic_load(&p->down_budget);
-        if (budget && atomic_load(&p->down_used) + len > budget)
+        uint64_t budget = atomic_load(&p->down_budget), used = atomic_load(&p->down_used);
+        /* A range of more than half the budget may not fit next to a resumed download's
+         * head in any pass: one such range may cross the budget while it is not spent, else
+         * a bundle whose chunks are as big as the budget would never move. */
+        if (budget && used + len > budget && (used >= budget || len <= budget / 2))
                 return -EDQUOT;
         int64_t los = atomic_load(&p->los_usec);
         uint64_t rate = atomic_load(&p->down_rate);
@@ -78,6 +88,14 @@ int link_pass_may_download(struct link_pass *p, uint64_t len, int64_t now_usec) 
                         return -ETIME;
         }
         return 0;
+}
+
+bool link_pass_may_resume(struct link_pass *p, uint64_t paused_in, int64_t now_usec) {
+        if (!p)
+                return true;
+        if (paused_in && atomic_load(&p->number) == paused_in)
+                return false;
+        return link_pass_may_download(p, LINK_PASS_RESUME_MIN_BYTES, now_usec) == 0;
 }
 
 void link_pass_downloaded(struct link_pass *p, uint64_t bytes, uint64_t usec) {

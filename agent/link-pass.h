@@ -1,10 +1,12 @@
 /*
  * A pass: one contact with the ground, and what it may move (pure but for the atomics:
  * tests/unit/test-link-pass). The link decides where passes begin: a window of the
- * contact plan is one pass; without a plan (or outside every window while the link
- * works), a learned pass lasts while good syncs follow each other and at most max_usec.
+ * contact plan is one pass (a window longer than max_usec several); without a plan (or
+ * outside every window while the link works), a learned pass lasts while good syncs
+ * follow each other and at most max_usec.
  * Byte budgets count per pass, not per sync: a node whose link comes and goes inside one
- * pass does not get its budget back each time it reconnects.
+ * pass does not get its budget back each time it reconnects. What the worker downloads
+ * before the first pass began (a download resumed at start) counts in the first pass.
  *
  * The update worker's thread reads and charges the download side while the loop's
  * thread starts passes, so those fields are atomics; a pass that begins while a range
@@ -43,9 +45,9 @@ void link_pass_init(struct link_pass *p, uint64_t up_budget, uint64_t down_budge
 /*
  * Before a sync, and after a good one: begins a new pass when this is not the same
  * contact. window_start: the start of the plan's window open now, -1 when none is; end:
- * its end (CLOCK_REALTIME s). A learned pass ends when no good sync came for gap_usec,
- * or when it began max_usec ago. Returns true when a new pass began (the budgets are
- * whole again).
+ * its end (CLOCK_REALTIME s). A learned pass ends when no good sync came for gap_usec;
+ * any pass when it began more than max_usec ago. Returns true when a new pass began (the budgets
+ * are whole again).
  */
 bool link_pass_track(struct link_pass *p, int64_t window_start, int64_t window_end, uint64_t now_usec,
                      uint64_t gap_usec, uint64_t max_usec);
@@ -61,11 +63,20 @@ size_t link_pass_upload_room(const struct link_pass *p);
 
 /*
  * May the update worker download len bytes now (now_usec: CLOCK_REALTIME µs)? 0: yes;
- * -EDQUOT: over this pass's budget; -ETIME: at the measured rate the range would not
- * finish before loss of signal (less LINK_PASS_LOS_MARGIN_USEC). Both wait for the next
- * contact. A NULL pass has no limits.
+ * -EDQUOT: over this pass's budget (a range of more than half the budget may cross it
+ * while it is not spent: a chunk as big as the budget moves one a pass); -ETIME: at the measured
+ * rate the range would not finish before loss of signal (less LINK_PASS_LOS_MARGIN_USEC). Both wait
+ * for the next contact. A NULL pass has no limits.
  */
 int link_pass_may_download(struct link_pass *p, uint64_t len, int64_t now_usec);
+
+/*
+ * After a download paused: may it resume now (now_usec: CLOCK_REALTIME µs)? paused_in: the
+ * pass it paused in for this pass's budget or time (-EDQUOT, -ETIME), 0 when it paused
+ * for the link. Not in the same pass (its next range would be refused again, after the
+ * bundle's head was fetched once more), nor when a resume's head would not fit.
+ */
+bool link_pass_may_resume(struct link_pass *p, uint64_t paused_in, int64_t now_usec);
 
 /* The worker downloaded bytes in usec. */
 void link_pass_downloaded(struct link_pass *p, uint64_t bytes, uint64_t usec);

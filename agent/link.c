@@ -230,33 +230,29 @@ bool link_plan_window_within(json_t *plan, int64_t from, int64_t until, int64_t 
         return found;
 }
 
-
 /* The contact window open now: its start (-1: no plan, or no window open) and end. */
 static int64_t plan_open_window(json_t *plan, int64_t now, int64_t *ret_end) {
-        json_t *windows = plan ? json_object_get(plan, "windows") : NULL;
-        size_t i;
-        json_t *w;
-        *ret_end = -1;
-        json_array_foreach(windows, i, w) {
-                int64_t start = json_integer_value(json_object_get(w, "start"));
-                int64_t end = json_integer_value(json_object_get(w, "end"));
-                if (start <= now && now < end) {
-                        *ret_end = end;
-                        return start;
-                }
+        int64_t start;
+        if (!link_plan_window_within(plan, now, now + 1, &start, ret_end)) {
+                *ret_end = -1;
+                return -1;
         }
-        return -1;
+        return start;
 }
 
 /* Which pass this is (link-pass.h), with the budgets as configured now (a reload or a
- * config.set changes them). A learned pass ends after a pause of two polls and a
- * timeout without a good sync. */
+ * config.set changes them). A learned pass ends after a pause of two sync intervals (the
+ * controller's next_sync_sec, else poll_interval_sec) and a timeout without a good sync:
+ * syncs at the pace the controller asked for are one contact, not a pass each. */
 static void pass_track(struct link *l) {
         const struct agent_link_config *c = &l->h.cfg->link;
         l->pass->up_budget = (uint64_t) c->upload_budget_kib * 1024;
         atomic_store(&l->pass->down_budget, (uint64_t) c->download_budget_mib * 1024 * 1024);
         int64_t end, start = plan_open_window(l->plan, time(NULL), &end);
-        uint64_t gap = (uint64_t) (2 * c->poll_interval_sec + c->timeout_sec) * 1000000ULL;
+        int64_t interval = l->next_sync_sec ? l->next_sync_sec : c->poll_interval_sec;
+        if (interval < c->min_sync_interval_sec)
+                interval = c->min_sync_interval_sec;
+        uint64_t gap = (uint64_t) (2 * interval + c->timeout_sec) * 1000000ULL;
         if (link_pass_track(l->pass, start, end, now_mono(l), gap, (uint64_t) c->pass_max_sec * 1000000ULL)) {
                 l->upload_spent = false;
                 log_debug("link: pass %" PRIu64 " begins (%s)", (uint64_t) atomic_load(&l->pass->number),
@@ -786,12 +782,19 @@ static int sync_start(struct link *l) {
         int64_t end, left = plan_open_window(l->plan, time(NULL), &end) >= 0 ? end - time(NULL) : -1;
         /* Sized to finish in a quarter of the timeout at the measured goodput, and before the
          * window closes: a batch cut by the timeout is lost whole and sent again. */
+        /* (a plan kept from before its times were bounded may end too far to count in µs) */
+        int64_t left_usec = left < 0 ? -1 : left > INT64_MAX / 1000000 ? INT64_MAX : left * 1000000LL;
         size_t budget = link_pace_batch_bytes(&l->pace, SIZE_MAX / 64, (uint64_t) c->timeout_sec * 1000000ULL / 4,
-                                              left >= 0 ? left * 1000000LL : -1, LOS_MARGIN_USEC);
+                                              left_usec, LOS_MARGIN_USEC);
         /* the goodput is of bytes on the wire; the batch is cut in JSON bytes: zstd makes
          * the same upload carry this many times more (the last request's ratio) */
         double plain = (double) budget * (l->compress_ratio > 1 ? l->compress_ratio : 1);
+        /* room for the rest of the request, but never less than one batch: with
+         * link.max_sync_kib 4 (the least it takes) a batch of 0 bytes read as "the window
+         * closes too soon", and the node never synced while it had records */
         size_t max_plain = (size_t) c->max_sync_kib * 1024 - 4096;
+        if (max_plain < LINK_PACE_MIN_BYTES)
+                max_plain = LINK_PACE_MIN_BYTES;
         budget = plain > (double) max_plain ? max_plain : (size_t) plain;
         if (budget == 0 && event_queue_count(l->h.events) > 0)
                 return -EAGAIN;
@@ -1379,8 +1382,10 @@ int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret)
                 return -ENOMEM;
         l->event = sd_event_ref(event);
         l->h = *hooks;
+        /* a pass given is the caller's to set up (the update worker may charge it already) */
         l->pass = hooks->pass ? hooks->pass : &l->own_pass;
-        link_pass_init(l->pass, 0, 0);
+        if (!hooks->pass)
+                link_pass_init(l->pass, 0, 0);
         int r = state_load(l);
         if (r < 0)
                 goto fail;

@@ -32,7 +32,8 @@ struct link_hooks {
          * the update manager (a paused install resumes; a trial learns the controller was
          * reached from this slot). */
         void (*synced)(void *userdata);
-        struct link_pass *pass; /* the contact now: the link starts passes, both charge it */
+        struct link_pass *pass; /* the contact now: the link starts passes, both charge it;
+                                 * initialised by the caller (NULL: the link's own) */
         /* the full status document for status.send (a new reference) */
         json_t *(*status)(void *userdata);
         /* carry out a verified command (agent/actions.h): 0 or -errno, and *ret_message

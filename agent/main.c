@@ -142,6 +142,8 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                                     changed);
                         config_keep_restart_keys(&next, &a->config);
                 }
+                /* A new controller: the old one's next_sync_sec says nothing about it. */
+                bool new_controller = !streq_ptr(a->config.link.url, next.link.url);
                 config_free(&a->config);
                 a->config = next;
                 a->config_reloads++;
@@ -157,6 +159,11 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                         runtime_set_policy(a->runtime, &policy);
                 }
                 log_notice("configuration reloaded from %s", a->config_path);
+                if (new_controller && a->link) {
+                        log_notice("link: the controller is now %s: syncing with it now",
+                                   a->config.link.url ? a->config.link.url : "(none)");
+                        link_sync_now(a->link);
+                }
         }
         (void) sd_notify(false, "READY=1");
         notify_status("Serving: node %s, boot epoch %llu%s", a->node.node_id,
@@ -378,9 +385,14 @@ static int agent_start(struct agent *a) {
                 if (r < 0)
                         return log_error_errno(r, "cannot start the health monitor");
         }
+        /* The pass is the link's, with its budgets from the start: the update manager may
+         * resume a download before the link's first sync (it was: with no pass at all,
+         * so a download resumed at start had no budget and no loss of signal). */
+        link_pass_init(&a->pass, (uint64_t) a->config.link.upload_budget_kib * 1024,
+                       (uint64_t) a->config.link.download_budget_mib * 1024 * 1024);
         if (a->config.update.enabled) {
                 r = update_manager_new(a->event, &a->config, &a->node, a->events, a->runtime,
-                                       a->health, &a->update);
+                                       a->health, a->config.link.enabled ? &a->pass : NULL, &a->update);
                 if (r < 0)
                         return log_error_errno(r, "cannot start the update manager");
         }
@@ -398,10 +410,8 @@ static int agent_start(struct agent *a) {
                 r = link_new(a->event, &h, &a->link);
                 if (r < 0)
                         return log_error_errno(r, "cannot start the controller link");
-                if (a->update) {
+                if (a->update)
                         update_manager_set_contact_window(a->update, trial_contact_window, a);
-                        update_manager_set_pass(a->update, &a->pass);
-                }
         }
 
         /* what start-up found (the node state, the link, the update state...) and later on */

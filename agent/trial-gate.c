@@ -29,8 +29,16 @@ struct trial_gate_decision trial_gate_decide(const struct trial_gate_input *in) 
                  */
                 if (in->has_window && in->window_start < health_deadline &&
                     in->window_end > in->started && in->window_end >= in->window_start) {
+                        /* The pass counts for at most controller_wait once it opens (or
+                         * once the trial began, when it was open then): a plan whose window
+                         * never closes must not keep a broken image on trial for ever. */
+                        uint64_t opens =
+                                in->window_start > in->started ? in->window_start : in->started;
+                        uint64_t end = in->window_end - opens > in->controller_wait
+                                               ? opens + in->controller_wait
+                                               : in->window_end;
                         d.deadline_kind = TRIAL_GATE_DEADLINE_PASS;
-                        d.controller_deadline = in->window_end + in->window_grace;
+                        d.controller_deadline = end + in->window_grace;
                 } else {
                         d.deadline_kind = TRIAL_GATE_DEADLINE_LIMIT;
                         d.controller_deadline = in->started + in->controller_wait;

@@ -31,7 +31,8 @@ struct trial_gate_input {
         bool has_window;
         uint64_t window_start, window_end;
         uint64_t window_grace;    /* after the pass closes, for a sync begun in it to end */
-        uint64_t controller_wait; /* update.controller_wait_sec: the limit without a pass */
+        uint64_t controller_wait; /* update.controller_wait_sec: the limit without a pass, and
+                                   * how long a pass counts once it opens */
 };
 
 enum trial_gate_verdict {
@@ -63,6 +64,7 @@ struct trial_gate_decision {
  *   passing at the last deadline (the later of that and the controller's);
  * - ROLLBACK_CONTROLLER when the controller is required, was not reached, and its deadline
  *   passed: the end of the planned pass (plus grace) when one is due in the trial window,
+ *   but at most controller_wait after it opened (or after started, when it was open then),
  *   else started + controller_wait;
  * - else WAIT.
  */

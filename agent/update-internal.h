@@ -189,6 +189,7 @@ struct update_manager {
         json_t *scrub_last; /* the last scrub's result (persisted in UM_SCRUB_FILE) */
         bool paused;           /* an install waits: a remote one for the link, any for space */
         bool paused_for_space; /* this pause (or the retry running now) is for lack of space */
+        uint64_t paused_in_pass; /* the pass (link-pass.h) it paused in for its budget or time; 0: other */
         sd_event_source *space_timer; /* retries an install paused for space */
         bool reboot_required;
         pid_t reboot_pid;

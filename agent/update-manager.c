@@ -540,6 +540,7 @@ static void pause_for_space(struct update_manager *m, const char *reason) {
         int64_t every = m->cfg->update.space_retry_sec;
         m->paused = true;
         m->paused_for_space = true;
+        m->paused_in_pass = 0;
         snprintf(m->last_error, sizeof(m->last_error), "%s", reason);
         if (!again) {
                 log_warning("update: install%s%s paused: %s; retried every %" PRId64
@@ -593,6 +594,10 @@ static void step_finished(struct update_manager *m, struct job *j) {
                 /* Out of contact, out of this pass's budget or of its time: the next one. */
                 m->paused_for_space = false;
                 m->paused = true;
+                /* for the pass's budget or time: not again before the next pass */
+                m->paused_in_pass = m->pass && (j->result == -EDQUOT || j->result == -ETIME)
+                                            ? atomic_load(&m->pass->number)
+                                            : 0;
                 if (j->result == -EDQUOT)
                         reason = "this pass's download budget is spent (link.download_budget_mib)";
                 else if (j->result == -ETIME)
@@ -746,17 +751,14 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
         return *ret ? 0 : -ENOMEM;
 }
 
-void update_manager_set_pass(struct update_manager *m, struct link_pass *pass) {
-        m->pass = pass;
-}
-
 void update_manager_link_up(struct update_manager *m) {
         if (!m || !m->paused || m->worker_running)
                 return;
         /* the same pass, still spent or still closing: not another try each sync */
-        if (m->pass && link_pass_may_download(m->pass, LINK_PASS_RESUME_MIN_BYTES, (int64_t) um_realtime_usec()) < 0)
+        if (m->pass && !link_pass_may_resume(m->pass, m->paused_in_pass, (int64_t) um_realtime_usec()))
                 return;
         m->paused = false;
+        m->paused_in_pass = 0;
         (void) resume_install(m);
 }
 
@@ -991,12 +993,13 @@ static int start_action(struct update_manager *m) {
 int update_manager_new(sd_event *event, const struct agent_config *cfg,
                        const struct node_state *node, struct event_queue *events,
                        struct runtime *runtime, struct health_monitor *health,
-                       struct update_manager **ret) {
+                       struct link_pass *pass, struct update_manager **ret) {
         struct update_manager *m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
         m->event = sd_event_ref(event);
         m->cfg = cfg;
+        m->pass = pass; /* before start_action: a download resumed now is charged too */
         const char *stall = getenv("ORBIT_FAILPOINT_INSTALL_STALL_PERCENT");
         if (stall && *stall)
                 m->stall_percent = strtod(stall, NULL);

@@ -27,12 +27,13 @@ struct update_manager;
  * Load the update state, open the boot environment, read the booted slot, and do what
  * the state says at this start: resume an install, start a trial, record a commit or a
  * rollback. cfg must stay valid (the agent's config is replaced in place on reload).
- * runtime and health may be NULL.
+ * runtime and health may be NULL. pass: the link's (downloads are charged to it, from the
+ * install this start resumes on), NULL without a link.
  */
 int update_manager_new(sd_event *event, const struct agent_config *cfg,
                        const struct node_state *node, struct event_queue *events,
                        struct runtime *runtime, struct health_monitor *health,
-                       struct update_manager **ret);
+                       struct link_pass *pass, struct update_manager **ret);
 
 /* Stop the worker (its progress is saved first) and free everything. */
 void update_manager_free(struct update_manager *m);
@@ -56,8 +57,6 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
 int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret,
                                   char **ret_message);
 void update_manager_link_up(struct update_manager *m);
-/* The link's passes (agent/link-pass.h): downloads are charged to them. */
-void update_manager_set_pass(struct update_manager *m, struct link_pass *pass);
 
 /*
  * The commit gate's view of the controller (docs/update.md, "The commit gate"): with the

@@ -270,12 +270,33 @@ void um_scrub_stop(struct update_manager *m) {
         scrub_schedule(m, SCRUB_RETRY_USEC);
 }
 
+/* Whether an earlier set-aside of this very content (its .damaged record, same manifest)
+ * found the slot a good fallback: a power cut after it took the slot out of the boot
+ * choices, before its record went, must not lose that. */
+static bool scrub_damaged_was_good(const char *work_dir, const char *slot_class, char target,
+                                   const struct job_scrub_slot *ss) {
+        char name[PATH_MAX];
+        um_slot_file_name(slot_class, target, UM_SLOT_DAMAGED, name, sizeof(name));
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        if (statefile_load(work_dir, name, &text, &len, NULL) < 0)
+                return false;
+        json_auto_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+        const char *manifest = NULL;
+        int good = 0;
+        if (!o || json_unpack(o, "{s:b, s:s}", "boot_good", &good, "manifest", &manifest) < 0)
+                return false;
+        return good && strlen(manifest) == ss->manifest_len && memcmp(manifest, ss->manifest_text, ss->manifest_len) == 0;
+}
+
 /*
  * A slot with chunks no copy on the node could replace: never trusted again as it is (not
  * as a delta source, not as a fallback). With a source to repair from, its manifest is
  * kept aside (UM_SLOT_DAMAGED) for the repair; else everything kept of it goes and the next
- * install rewrites it whole. The record goes first: a power cut in between loses the
- * chance of a repair, never trusts a damaged slot.
+ * install rewrites it whole. Out of the boot choices first, its record last: a power cut
+ * (or a boot environment that cannot be written) in between leaves the record, and the
+ * next scrub finds the damage again; never a damaged slot left a fallback with nothing
+ * kept that would make a scrub look at it again.
  */
 static void scrub_set_aside(struct update_manager *m, struct job *j, size_t i, bool keep, char *action,
                             size_t size) {
@@ -285,9 +306,9 @@ static void scrub_set_aside(struct update_manager *m, struct job *j, size_t i, b
         struct boot_state bs;
         bool have_boot = rootfs && um_boot_read(m, &bs) >= 0;
         int k = boot_slot_index(ji->target);
-        ss->boot_good = have_boot && k >= 0 && bs.slot[k].good;
-        um_record_remove(j->work_dir, ji->record);
-        const char *kept = "its record removed";
+        ss->boot_good = (have_boot && k >= 0 && bs.slot[k].good) ||
+                        (rootfs && scrub_damaged_was_good(j->work_dir, ji->image->slot_class, ji->target, ss));
+        bool kept = false;
         if (keep) {
                 char name[PATH_MAX];
                 um_slot_file_name(ji->image->slot_class, ji->target, UM_SLOT_DAMAGED, name, sizeof(name));
@@ -295,24 +316,29 @@ static void scrub_set_aside(struct update_manager *m, struct job *j, size_t i, b
                                            "manifest", ss->manifest_text, ss->manifest_len);
                 int r = o ? statefile_save_json(j->work_dir, name, o) : -ENOMEM;
                 if (r >= 0)
-                        kept = "its manifest kept for a repair from the ground";
+                        kept = true;
                 else
                         log_warning("update: cannot keep the manifest of damaged slot %s %c in %s: %s",
                                     ji->image->slot_class, ji->target, j->work_dir, strerror(-r));
-        } else
-                um_slot_forget(j->work_dir, ji->image->slot_class, ji->target);
-        snprintf(action, size, "%s", kept);
-        if (have_boot && bs.primary == ji->target) {
-                /* what the bootloader boots next: never taken away here */
-                snprintf(action, size, "%s; the bootloader's primary, so left in the boot choices", kept);
-        } else if (rootfs) {
-                char why[256];
-                int r = um_boot_update(m, UM_BOOT_FORGET, ji->target, why, sizeof(why));
-                if (r < 0)
-                        snprintf(action, size, "%.64s; %.180s", kept, why);
-                else
-                        snprintf(action, size, "taken out of the boot choices, %s", kept);
         }
+        const char *what = kept ? "its manifest kept for a repair from the ground" : "its record removed";
+        if (have_boot && bs.primary == ji->target)
+                /* what the bootloader boots next: never taken away here */
+                snprintf(action, size, "%s; the bootloader's primary, so left in the boot choices", what);
+        else if (rootfs) {
+                char why[200];
+                int r = um_boot_update(m, UM_BOOT_FORGET, ji->target, why, sizeof(why));
+                if (r < 0) {
+                        /* still bootable: the record stays, the next scrub finds the damage again */
+                        snprintf(action, size, "not taken out of the boot choices (%s); its record kept", why);
+                        return;
+                }
+                snprintf(action, size, "taken out of the boot choices, %s", what);
+        } else
+                snprintf(action, size, "%s", what);
+        um_record_remove(j->work_dir, ji->record);
+        if (!keep)
+                um_slot_forget(j->work_dir, ji->image->slot_class, ji->target);
 }
 
 /* A damaged slot that reads back whole again: recorded as trusted, a fallback again if it

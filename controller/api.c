@@ -11,6 +11,7 @@
 #include "lib/json-util.h"
 #include "lib/macro.h"
 #include "lib/message.h"
+#include "proto/sync-answer.h"
 
 /* ---- routes ------------------------------------------------------------------------ */
 
@@ -270,10 +271,11 @@ int contact_plan_parse(const char *text, size_t len, json_t **ret, char **ret_me
                 json_ctx_pop(&ctx);
         } else {
                 static const struct json_field fields[] = {
+                        /* what a node takes (sync-answer.h) */
                         {"start", json_dispatch_int64, offsetof(struct window, start),
-                         JSON_REQUIRED, NULL, 0, INT64_MAX},
+                         JSON_REQUIRED, NULL, 0, LINK_ANSWER_MAX_PLAN_TIME},
                         {"end", json_dispatch_int64, offsetof(struct window, end), JSON_REQUIRED,
-                         NULL, 0, INT64_MAX},
+                         NULL, 0, LINK_ANSWER_MAX_PLAN_TIME},
                         {"rate_bps", json_dispatch_int64, offsetof(struct window, rate_bps),
                          JSON_REQUIRED, NULL, 0, INT64_C(1000000000000)},
                         {},

@@ -106,8 +106,10 @@ struct window {
 };
 
 static const struct json_field window_fields[] = {
-        {"start", json_dispatch_int64, offsetof(struct window, start), JSON_REQUIRED, NULL, 0, INT64_MAX},
-        {"end", json_dispatch_int64, offsetof(struct window, end), JSON_REQUIRED, NULL, 0, INT64_MAX},
+        {"start", json_dispatch_int64, offsetof(struct window, start), JSON_REQUIRED, NULL, 0,
+         LINK_ANSWER_MAX_PLAN_TIME},
+        {"end", json_dispatch_int64, offsetof(struct window, end), JSON_REQUIRED, NULL, 0,
+         LINK_ANSWER_MAX_PLAN_TIME},
         {"rate_bps", json_dispatch_int64, offsetof(struct window, rate_bps), JSON_REQUIRED, NULL, 0,
          INT64_C(1000000000000)},
         {},

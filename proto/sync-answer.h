@@ -22,6 +22,10 @@
 /* The controller's own --poll-interval bound: a node told to wait longer could never be
  * reached again (nothing listens on the node). */
 #define LINK_ANSWER_MAX_NEXT_SYNC_SEC (7 * 86400)
+/* A contact window's start and end (unix seconds) are at most the last second of year 9999:
+ * the agent turns them into microseconds on both clocks, which a larger time overflows
+ * (a window "open until" 2^64 µs wrapped to 1970 and stopped every sync and download). */
+#define LINK_ANSWER_MAX_PLAN_TIME INT64_C(253402300799)
 
 struct link_answer {
         json_t *root;     /* owns everything below */

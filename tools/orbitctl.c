@@ -27,6 +27,7 @@ static const char *arg_socket = DEFAULT_SOCKET;
 static int arg_timeout_ms = 10000;
 static bool arg_json = false;
 static int arg_lines = 50;
+static const char *arg_kind = NULL; /* events --kind: a kind or a prefix ending in '.' */
 static int arg_count = 0;
 static bool arg_no_wait = false;
 
@@ -45,7 +46,8 @@ static void help(void) {
                "  workload logs NAME          its recent output (--lines N, default 50)\n"
                "  health                      thermal/power level, zones, actions in force, events\n"
                "  health watch                the same, refreshed every second (--count N to stop)\n"
-               "  events                      queued events and reports (--lines N, default 50)\n"
+               "  events                      queued events and reports (--lines N, default 50;\n"
+               "                              --kind K: only the kinds that begin with K)\n"
                "  update status               the update phase, slots, boot state, progress, trial\n"
                "  update install FILE.obundle verify and install a bundle; follows the progress\n"
                "                              until the install ends (--no-wait to return at once)\n"
@@ -771,7 +773,8 @@ static int run(int argc, char **argv) {
         if (streq(command, "link"))
                 return link_command(argc - 1, argv + 1);
         if (streq(command, "events") && argc == 1)
-                return call_and_print("events", json_pack("{s:i}", "count", arg_lines), print_events);
+                return call_and_print("events", json_pack("{s:i,s:s*}", "count", arg_lines, "kind", arg_kind),
+                                      print_events);
         fprintf(stderr, "orbitctl: unknown command '%s'. Try 'orbitctl --help'.\n", command);
         return 2;
 }
@@ -784,6 +787,7 @@ int main(int argc, char *argv[]) {
                 {"lines", required_argument, NULL, 'n'},
                 {"count", required_argument, NULL, 'c'},
                 {"no-wait", no_argument, NULL, 'W'},
+                {"kind", required_argument, NULL, 'k'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -811,6 +815,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'W':
                         arg_no_wait = true;
+                        break;
+                case 'k':
+                        arg_kind = optarg;
                         break;
                 case 'c': {
                         char *end;

@@ -793,8 +793,7 @@ static uint64_t now_usec(clockid_t clock) {
         return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
-/* Read chunk i from fd as the medium holds it (cached pages dropped first), and check it. */
-static int scrub_read_check(int fd, const struct manifest_image *img, uint64_t i, uint8_t *buf) {
+int install_read_back_chunk(int fd, const struct manifest_image *img, uint64_t i, uint8_t *buf) {
         size_t len = manifest_chunk_length(img, i);
         uint64_t offset = i * img->chunk_size;
         (void) posix_fadvise(fd, (off_t) offset, (off_t) len, POSIX_FADV_DONTNEED);
@@ -862,7 +861,7 @@ int install_scrub(const struct install_request *req, bool repair, uint64_t max_b
                 }
                 size_t len = manifest_chunk_length(img, i);
                 st.bytes_read += len;
-                int k = scrub_read_check(req->slot_fd, img, i, buf);
+                int k = install_read_back_chunk(req->slot_fd, img, i, buf);
                 scrub_pace(start, st.bytes_read, max_bytes_per_sec, req->cancel);
                 if (k >= 0)
                         continue;
@@ -877,7 +876,7 @@ int install_scrub(const struct install_request *req, bool repair, uint64_t max_b
                 if (pwrite_all(req->slot_fd, buf, len, i * img->chunk_size) < 0 || fdatasync(req->slot_fd) < 0)
                         continue; /* the medium refuses: stays damaged */
                 /* Trust the medium only after reading it back. */
-                if (scrub_read_check(req->slot_fd, img, i, buf) >= 0) {
+                if (install_read_back_chunk(req->slot_fd, img, i, buf) >= 0) {
                         st.chunks_repaired++;
                         if (req->left_bad)
                                 install_bitmap_set(req->left_bad, i, false);

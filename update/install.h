@@ -155,6 +155,11 @@ int install_image(const struct install_request *req, struct install_stats *stats
  * on a board short of power. Returns 0 when every chunk was looked at (the stats say
  * how many were bad and how many repaired), -ECANCELED (req->cancel), -ENOMEM.
  */
+/* Chunk i of img as the medium holds it (its cached pages dropped first) into buf (at
+ * least the chunk's length), checked: 0, -EBADMSG when it does not hash right, or the
+ * read's error. What a scrub and a repair's read-back trust. */
+int install_read_back_chunk(int fd, const struct manifest_image *img, uint64_t i, uint8_t *buf);
+
 #define INSTALL_SCRUB_LISTED 16
 struct install_scrub_stats {
         uint64_t chunks_total, chunks_bad, chunks_repaired;

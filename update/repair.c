@@ -54,17 +54,6 @@ int repair_plan(const struct manifest_image *img, const uint8_t *bad, uint64_t m
         return (int)n;
 }
 
-/* Chunk i as the medium holds it (cached pages dropped first), checked. */
-static int read_back(int fd, const struct manifest_image *img, uint64_t i, uint8_t *buf) {
-        size_t len = manifest_chunk_length(img, i);
-        uint64_t offset = i * img->chunk_size;
-        (void)posix_fadvise(fd, (off_t)offset, (off_t)len, POSIX_FADV_DONTNEED);
-        int r = pread_all(fd, buf, len, offset);
-        if (r < 0)
-                return r;
-        return manifest_check_chunk(img, i, buf, len);
-}
-
 int repair_chunks(const struct install_request *req, const uint8_t *bad, uint64_t max_range,
                   struct repair_stats *stats, char **ret_reason) {
         const struct manifest_image *img = req->image;
@@ -145,7 +134,7 @@ int repair_chunks(const struct install_request *req, const uint8_t *bad, uint64_
                 /* Trust the medium only after reading it back. */
                 for (uint64_t i = rg->first; wrote && i < rg->first + rg->count; i++)
                         if (install_bitmap_get(written, i) &&
-                            read_back(req->slot_fd, img, i, check) >= 0)
+                            install_read_back_chunk(req->slot_fd, img, i, check) >= 0)
                                 st.chunks_written++;
         }
 out:

@@ -342,6 +342,9 @@ class Handler(socketserver.BaseRequestHandler):
                     data = json.dumps(answer(commands=cmds)).encode()
                 elif mode == "quiet":
                     data = json.dumps(answer()).encode()
+                elif mode == "spaced":
+                    # acks nothing, and asks for the next sync in ARG seconds
+                    data = json.dumps(answer(next_sync=int(arg))).encode()
                 else:
                     data = json.dumps(answer(acked=ack_all(req))).encode()
                 self.head(tls, 200, len(data))

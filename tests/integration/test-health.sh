@@ -129,7 +129,15 @@ check "normal and best-effort workloads stopped" wait_for 10 sh -c "[ \"\$(\"$CT
 
 # ---- cooling: one step per dwell, in reverse ------------------------------------------
 settemp 50000
-check "then hot" wait_for 5 level_is hot
+# Cooling steps down once per dwell (2 s): a poll of the live level can miss a step that
+# lasted 2 s on a loaded machine, so the steps are read from the health.level events.
+# The time (usec) of the first level change FROM -> TO, or nothing.
+level_change_usec() {
+        ctl events --kind health.level --json -n 1000 |
+                jq -er --arg f "$1" --arg t "$2" '[.events[] | select(.body.from == $f and .body.to == $t)][0].time_usec // empty'
+}
+level_changed() { [ -n "$(level_change_usec "$1" "$2")" ]; }
+check "then hot" wait_for 20 level_changed critical hot
 # The dwell, from the events' own times: the step down came no sooner than min_dwell_sec
 # (2 s) after the step up to critical, however fast this machine polls.
 dwell_ms=$(ctl events --json -n 1000 | jq -r '[.events[] | select(.kind == "health.level")] as $e
@@ -137,8 +145,24 @@ dwell_ms=$(ctl events --json -n 1000 | jq -r '[.events[] | select(.kind == "heal
          - ($e | map(select(.body.from == "hot" and .body.to == "critical"))[0].time_usec)) / 1000 | floor')
 [ "${dwell_ms:-0}" -ge 2000 ] && pass "no instant recovery: critical was held ${dwell_ms} ms, the dwell is 2 s" || fail "dwell" "held ${dwell_ms:-?} ms"
 check "stopped workloads start again at hot" wait_for 10 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show nap --json | jq -r .state)\" = running ]"
-check "a best-effort workload restarted at hot starts frozen" wait_for 5 frozen spin
-check "then warm" wait_for 5 level_is warm
+# Started frozen: the runtime notes it in the workload's log, after the step up to critical
+# (which stopped it) and before the step down to warm (which thaws it). (The step down to
+# hot is stamped after the restarts it causes, so it cannot be the lower bound.)
+frozen_at_start_usec() {
+        ctl workload logs spin --json | jq -er '[.lines[] | select(.line | test("frozen at start"))][0].time // empty'
+}
+started_frozen() { [ -n "$(frozen_at_start_usec)" ]; }
+check "then warm" wait_for 20 level_changed hot warm
+if wait_for 10 started_frozen; then
+        f=$(frozen_at_start_usec)
+        c=$(level_change_usec hot critical)
+        w=$(level_change_usec hot warm)
+        [ "$f" -gt "$c" ] && [ "$f" -lt "$w" ] &&
+                pass "a best-effort workload restarted at hot starts frozen ($(((w - f) / 1000)) ms before the step to warm)" ||
+                fail "started frozen, but not while hot" "frozen at $f, critical at $c, warm at $w"
+else
+        fail "a best-effort workload restarted at hot starts frozen" "$(ctl workload logs spin)"
+fi
 check "best-effort thawed at warm" wait_for 5 sh -c "! { [ -d /sys/fs/cgroup/freezer/$PARENT ] && [ \"\$(cat /sys/fs/cgroup/freezer/$PARENT/spin/freezer.state)\" = FROZEN ]; }"
 probe_runs() { wstate probed .probe.runs; }
 probe_runs_past() { [ "$(probe_runs)" -gt "$1" ]; }

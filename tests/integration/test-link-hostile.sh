@@ -121,7 +121,7 @@ echo 45000 >"$N/sys/class/thermal/thermal_zone0/temp"
 TIMEOUT_SEC=3
 [ ${#AGENT_WRAPPER[@]} -gt 0 ] && TIMEOUT_SEC=15
 CASE_WAIT=$((ORBIT_TEST_TIMEOUT + 3 * TIMEOUT_SEC)) # for the three syncs of a case
-write_config() { # LINK_URL [MIN_SYNC_INTERVAL_SEC]
+write_config() { # LINK_URL [MIN_SYNC_INTERVAL_SEC [MAX_SYNC_KIB]]
         cat >"$N/etc/agent.json.tmp" <<JSON
 {"config_version": 1, "node_id": "sat-1", "state_dir": "$N/state", "runtime_dir": "$N/run",
  "log_target": "stderr",
@@ -131,7 +131,7 @@ write_config() { # LINK_URL [MIN_SYNC_INTERVAL_SEC]
             "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
  "link": {"enabled": true, "url": "$1", "ca": "$D/server-ca.pem", "cert": "$D/sat-1.pem",
           "key": "$D/sat-1.key", "poll_interval_sec": 1, "backoff_min_sec": 1, "backoff_max_sec": 1,
-          "max_records_per_sync": 4, "min_sync_interval_sec": ${2:-1},
+          "max_records_per_sync": 4, "min_sync_interval_sec": ${2:-1}, "max_sync_kib": ${3:-1024},
           "connect_timeout_sec": 2, "timeout_sec": $TIMEOUT_SEC}}
 JSON
         mv "$N/etc/agent.json.tmp" "$N/etc/agent.json"
@@ -423,7 +423,7 @@ if case_run forged-flood forged-flood "$D/envelope.json"; then
                 fail "forged flood: ${PACE_WHY:+too slow to measure its pace}${PACE_WHY:-syncs back to back}" "${PACE_WHY:-4 syncs, the closest $PACE_GAP s apart}"
         # the results first, then the answers sent so far: the server logs an answer before
         # the agent reads it, so this count covers every result seen
-        got=$(ctl events --json --lines 300 | jq -c '[.events[] | select(.kind == "command.result" and .body.seq >= 1000)] | [length, (map(.priority) | unique)]')
+        got=$(ctl events --json --lines 300 --kind command.result | jq -c '[.events[] | select(.kind == "command.result" and .body.seq >= 1000)] | [length, (map(.priority) | unique)]')
         answers=$(evil_count '.mode == "forged-flood" and .event == "answered"')
         reported=$(jq '.[0]' <<<"$got")
         [ "$(jq -c '.[1]' <<<"$got")" = '["high"]' ] && [ "$reported" -le $((8 * answers)) ] &&
@@ -444,7 +444,7 @@ if case_run expired replay "$D/expired.json"; then
         refresh
         answers=$(evil_count '.mode == "replay" and .arg == "'"$D"'/expired.json" and .event == "answered"')
         # (seq 2 was also the forged case's: its "bad signature" report is not this one's)
-        got=$(ctl events --json --lines 300 | jq -c '[.events[] | select(.kind == "command.result" and .body.seq == 2) | .body.reason | select(test("expired at|replayed"))]')
+        got=$(ctl events --json --lines 300 --kind command.result | jq -c '[.events[] | select(.kind == "command.result" and .body.seq == 2) | .body.reason | select(test("expired at|replayed"))]')
         [ "$(lnk .last_command_seq)" = 2 ] && [ "$(jq '[.[] | select(test("expired at"))] | length' <<<"$got")" = 1 ] &&
                 [ "$(jq length <<<"$got")" -le 2 ] &&
                 pass "expired: refused, last_command_seq moved to 2, $(jq length <<<"$got") reports in $answers answers that carried it" ||
@@ -478,12 +478,36 @@ else
         fail "floor: the configuration was not reloaded"
 fi
 alive
-write_config "$URL"
+
+# ---- a learned pass keeps the controller's pace: syncs next_sync_sec apart (longer than two
+# poll_interval_sec and a timeout_sec) are one contact, not a new pass (with its budgets
+# whole again) at every sync
+SPACED=$((2 * TIMEOUT_SEC + 4))
+set_mode spaced "$SPACED"
+spaced_n() { evil_count '.mode == "spaced" and .event == "answered"'; }
+spaced_at_least() { [ "$(spaced_n)" -ge "$1" ]; }
+if wait_for $((CASE_WAIT + 10)) spaced_at_least 1; then
+        sleep 0.5
+        refresh
+        p0=$(lnk .pass.number)
+        wait_for $((3 * SPACED + CASE_WAIT)) spaced_at_least 3 || fail "spaced: fewer than 3 syncs"
+        refresh
+        [ "$(lnk .pass.number)" = "$p0" ] && [ "$(lnk .pass.kind)" = learned ] &&
+                pass "spaced: syncs $SPACED s apart, as the controller asks, stay one pass ($p0)" ||
+                fail "spaced: every sync a new pass" "pass $p0 -> $(lnk .pass.number)"
+else
+        fail "spaced: the agent did not sync"
+fi
+alive
+# the smallest request the configuration takes (link.max_sync_kib 4): records still go up
+# (4 KiB less 4 KiB of room for the rest of the request was a batch of 0 bytes, taken for
+# "the contact window closes too soon": the node never synced while it had records)
+write_config "$URL" 1 4
 kill -HUP "$APID"
 acked_some() { refresh; [ "$(lnk .records_acked)" -gt 0 ]; }
 drained() { refresh; [ "$(lnk .records_queued)" -le 3 ]; }
-check "the real controller acknowledges records" wait_for 20 acked_some
-check "the outbox drains" wait_for 20 drained
+check "the real controller acknowledges records" wait_for "$CASE_WAIT" acked_some
+check "the outbox drains" wait_for "$CASE_WAIT" drained
 alive
 kill -TERM "$APID"
 wait_exit "$APID" 20 && [ "$WAIT_RC" = 0 ] && pass "the agent, alive all along, stops cleanly" ||

@@ -475,6 +475,24 @@ done
         fail "budget: passes over budget or too few" "$passes pauses;$over"
 kill -TERM "$APID"; wait_exit "$APID" 20
 
+# The agent restarts while the install waits for the next pass (a power cut, a watchdog):
+# the install resumes at once, before the link's first sync, and what it downloads then is
+# charged to the pass as well (it had no pass at all: the rest came down at once).
+rm -rf "$N/state" && cp v1.img "$N/slots/a" && : >"$N/slots/b" && rm -f "$N/boot.json" &&
+        echo "orbit.slot=A" >"$N/cmdline" &&
+        "$TOOL" --kind file --path "$N/boot.json" init-state A >/dev/null || bail "reset the node"
+start_agent
+oc command send sat-1 update.install bundle_id=v9 >/dev/null || fail "budget: send update.install v9 again"
+check "budget: the install pauses for the budget" wait_for 60 paused_budget
+kill -TERM "$APID"; wait_exit "$APID" 20
+start_agent
+paused_or_ready() { [ "$(ustat .phase)" = ready ] || paused_budget; }
+wait_for 60 paused_or_ready && [ "$(ustat .phase)" != ready ] &&
+        [ "$(pass_of download_bytes)" -le $((1024 * 1024)) ] && [ "$(pass_of download_bytes)" -gt 0 ] &&
+        pass "budget: a download resumed at start is charged to the pass ($(pass_of download_bytes) bytes), paused again" ||
+        fail "budget: the download resumed at start had no budget" "$(ctl update status --json | jq -c '{phase, paused_reason}') $(ctl link --json | jq -c .pass)"
+kill -TERM "$APID"; wait_exit "$APID" 20
+
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
 has_sanitizer_report "$LOG" && fail "sanitizer report in the controller log"
 finish

@@ -362,6 +362,16 @@ extendedKeyUsage=clientAuth' || bail "openssl could not make the node certificat
         # a record from before source records: damaged, no source, as an older agent left it
         rm -f "$W/slot-rootfs-B.source" "$W/slot-rootfs-B.source.prev"
         flipbyte "$N/slots/b" $((40 * CHUNK + 9))
+        # ... found while the boot environment cannot be written (a power cut between the two
+        # steps leaves the same): B is still a fallback, so its record stays and the next
+        # scrub finds the damage again (it was removed first: B stayed a good fallback, with
+        # nothing left that would make a scrub look at it again)
+        mkdir "$N/boot.json.tmp"
+        out=$(ctl update scrub) && fail "(d) boot env unwritable: exit 1" "$out" ||
+                { grep -qF "rootfs slot B: damaged; 128 chunks, 1 bad, 0 repaired; not taken out of the boot choices (boot environment" <<<"$out" &&
+                        pass "(d) the boot environment cannot be written: said: $out" || fail "(d) boot env unwritable" "$out"; }
+        rmdir "$N/boot.json.tmp"
+        check "(d) boot env unwritable: B's record kept for the next scrub" test -e "$W/slot-rootfs-B.manifest"
         out=$(ctl update scrub) && fail "(d) no source: exit 1" "$out" ||
                 { grep -qF "rootfs slot B: damaged; 128 chunks, 1 bad, 0 repaired; taken out of the boot choices, its record removed; damaged, no source to repair from (the slot's record does not say where its bundle came from)" <<<"$out" &&
                         pass "(d) a record without a source: said, nothing fetched: $out" || fail "(d) no source" "$out"; }

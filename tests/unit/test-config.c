@@ -348,6 +348,10 @@ static void test_link_section(void **state) {
                      "/etc/orbit-agent/agent.json:1:39: link.url: \"http://g:1\" is not an https:// URL (the link is HTTPS only)");
         expect_error("{\"config_version\": 1, \"link\": {\"backoff_min_sec\": 50, \"backoff_max_sec\": 10}}",
                      "/etc/orbit-agent/agent.json:1:31: link: backoff_min_sec must not exceed backoff_max_sec");
+        /* a pass's upload budget below one batch (4 KiB) let no record up, ever */
+        expect_error("{\"config_version\": 1, \"link\": {\"upload_budget_kib\": 3}}",
+                     "/etc/orbit-agent/agent.json:1:31: link: upload_budget_kib must be 0 (no budget) or at least 4 "
+                     "(one batch of records)");
 }
 
 static void test_outbox_section(void **state) {

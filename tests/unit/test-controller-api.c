@@ -284,6 +284,8 @@ static void test_contact_plan(void **state) {
                  "windows[1]: windows must be sorted by start and not overlap"},
                 {"{\"windows\":[{\"start\":10,\"end\":20}]}", "missing required key \"rate_bps\""},
                 {"{\"windows\":[{\"start\":10,\"end\":20,\"rate_bps\":1,\"x\":2}]}", "windows[0].x: unknown key"},
+                /* past year 9999: what no node takes (its µs would overflow) */
+                {"{\"windows\":[{\"start\":10,\"end\":253402300800,\"rate_bps\":1}]}", "windows[0].end"},
                 {"{\"window\":[]}", "window: unknown key"},
                 {"{\"windows\":{}}", "expected an array"},
                 {"nope", "invalid JSON"},

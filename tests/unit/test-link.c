@@ -215,6 +215,16 @@ static void test_answer_malformed(void **state) {
                    "60");
         assert_refused(t, "contact_plan.windows[1]");
         free(t);
+        /* a window that ends after year 9999: in µs it would not fit an int64 */
+        t = answer("[]", "[]", "{\"windows\":[{\"start\":100,\"end\":18446744073710,\"rate_bps\":1}]}", "60");
+        assert_refused(t, "contact_plan.windows[0].end");
+        free(t);
+        t = answer("[]", "[]", "{\"windows\":[{\"start\":100,\"end\":253402300799,\"rate_bps\":1}]}", "60");
+        struct link_answer far;
+        _cleanup_free_ char *far_msg = NULL;
+        assert_int_equal(link_answer_parse(t, strlen(t), &far, &far_msg), 0);
+        link_answer_done(&far);
+        free(t);
         t = answer("[]", "[]", "{}", "60");
         assert_refused(t, "windows");
         free(t);

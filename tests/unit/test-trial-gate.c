@@ -180,6 +180,37 @@ static void test_a_gate_of_zero(void **state) {
         assert_int_equal(trial_gate_decide(&in).verdict, TRIAL_GATE_COMMIT);
 }
 
+static void test_a_pass_without_end_is_bounded(void **state) {
+        (void) state;
+        /* A plan whose window opens in the trial window and closes in a year (or in the
+         * year 9999): the broken image waited for its end, on trial all that time. The pass
+         * counts for at most controller_wait after it opens. */
+        struct trial_gate_input in = base(T0 + 100 * SEC);
+        in.health_held = true;
+        in.has_window = true;
+        in.window_start = T0 + 300 * SEC;
+        in.window_end = T0 + 365 * 86400 * SEC;
+        struct trial_gate_decision d = trial_gate_decide(&in);
+        assert_int_equal(d.deadline_kind, TRIAL_GATE_DEADLINE_PASS);
+        assert_int_equal(d.controller_deadline, T0 + (300 + 86400 + 120) * SEC);
+        in.now = T0 + (300 + 86400 + 120) * SEC;
+        assert_int_equal(trial_gate_decide(&in).verdict, TRIAL_GATE_ROLLBACK_CONTROLLER);
+        /* open since before the trial: from the trial's start */
+        in.window_start = T0 - 600 * SEC;
+        in.window_end = UINT64_MAX - 1;
+        d = trial_gate_decide(&in);
+        assert_int_equal(d.controller_deadline, T0 + (86400 + 120) * SEC);
+        /* a wait shorter than the pass: from its opening, not from the trial's start (a good
+         * image is not rolled back before the ground could be in view) */
+        in.controller_wait = 30 * SEC;
+        in.window_start = T0 + 300 * SEC;
+        in.window_end = T0 + 900 * SEC;
+        in.now = T0 + 100 * SEC;
+        d = trial_gate_decide(&in);
+        assert_int_equal(d.verdict, TRIAL_GATE_WAIT);
+        assert_int_equal(d.controller_deadline, T0 + (330 + 120) * SEC);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_without_controller_is_the_old_gate),
@@ -192,6 +223,7 @@ int main(void) {
                 cmocka_unit_test(test_a_pass_outside_the_trial_window_is_not_due),
                 cmocka_unit_test(test_health_must_pass_at_the_commit),
                 cmocka_unit_test(test_a_gate_of_zero),
+                cmocka_unit_test(test_a_pass_without_end_is_bounded),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
