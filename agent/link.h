@@ -108,6 +108,9 @@ struct link_zstd_peer {
         uint32_t dictionary_id; /* the dictionary it named; 0: none */
         unsigned refusals;      /* 415s in a row to requests in zstd */
         bool off;               /* two of them: plain to it for the rest of the run */
+        /* the sync format it said it takes (Orbit-Sync): 2 for the compact syncs of
+         * docs/protocol.md, "Format 2"; 0 or 1: format 1 only */
+        unsigned sync_format;
 };
 
 /*
@@ -118,6 +121,14 @@ struct link_zstd_peer {
  */
 bool link_zstd_learn(struct link_zstd_peer *p, long status, bool takes_zstd, uint32_t dictionary_id,
                      bool request_zstd, uint32_t request_dictionary_id);
+
+/*
+ * After an HTTP answer whose headers said what the controller takes (said_format: its
+ * Orbit-Sync, 0 when absent) to a request of format 2 (request_compact) or 1: the peer's
+ * sync format updated; returns whether to send again at once, in format 1: a failed
+ * request of format 2 to a controller that no longer takes it (downgraded, or another).
+ */
+bool link_sync_format_learn(struct link_zstd_peer *p, long status, unsigned said_format, bool request_compact);
 
 /*
  * Whether the next request goes in zstd (enabled: link.compress), and with which

@@ -335,24 +335,49 @@ static int authorize(struct server *srv, struct MHD_Connection *conn, struct req
 /* ---- handlers ----------------------------------------------------------------------- */
 
 /*
- * An answer on the sync route (docs/protocol.md, "Compression"): it says what this
- * controller takes (Accept-Encoding, and its dictionary's id), and a JSON text is sent in
- * zstd when the request accepts it, with the dictionary when the node named the same one.
- * *ret_len: the bytes of the body sent.
+ * What the node on a connection said it takes, in the headers of a request on it (docs/protocol.md,
+ * "Format 2"): a node of format 2 says it once per connection, on its first request, an
+ * older one in every request. Kept from MHD_CONNECTION_NOTIFY_STARTED to _CLOSED.
+ */
+struct connection_state {
+        bool takes_zstd;
+        uint32_t dictionary_id;
+};
+
+static struct connection_state *connection_state(struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
+/*
+ * An answer on the sync route (docs/protocol.md, "Compression" and "Format 2"): a JSON text
+ * sent in zstd when the node takes it (said in this request, or earlier on this connection)
+ * and that is smaller with the header it needs, with the dictionary when the node named the
+ * same one; text NULL with 204: no body. What this controller takes (Accept-Encoding, its
+ * dictionary's id, the sync formats) is said in answer to a request that said what it
+ * takes, and in every error. *ret_len: the bytes of the body sent.
  */
 static enum MHD_Result sync_respond(struct server *srv, struct MHD_Connection *conn, unsigned status,
                                     char *text, size_t *ret_len) {
         struct MHD_Response *resp = NULL;
-        if (!text)
+        if (!text && status != MHD_HTTP_NO_CONTENT)
                 return MHD_NO;
-        if (!srv->config->no_zstd &&
-            body_codec_accepts_zstd(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                                MHD_HTTP_HEADER_ACCEPT_ENCODING))) {
-                uint32_t id = 0;
-                const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, BODY_CODEC_DICTIONARY_HEADER);
+        const char *ae = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+        const char *dh = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, BODY_CODEC_DICTIONARY_HEADER);
+        bool said = ae || MHD_lookup_connection_value(conn, MHD_HEADER_KIND, SYNC_FORMAT_HEADER);
+        struct connection_state *cs = connection_state(conn);
+        struct connection_state takes = {};
+        if (said) {
+                takes.takes_zstd = body_codec_accepts_zstd(ae);
+                if (body_dictionary_id_parse(dh, &takes.dictionary_id) < 0)
+                        takes.dictionary_id = 0;
+                if (cs)
+                        *cs = takes;
+        } else if (cs)
+                takes = *cs;
+        if (text && !srv->config->no_zstd && takes.takes_zstd) {
                 const struct body_dictionary *dict =
-                        srv->dictionary && body_dictionary_id_parse(h, &id) >= 0 &&
-                                        id == body_dictionary_id(srv->dictionary)
+                        srv->dictionary && takes.dictionary_id == body_dictionary_id(srv->dictionary)
                                 ? srv->dictionary
                                 : NULL;
                 char *z = NULL, *zd = NULL;
@@ -370,7 +395,9 @@ static enum MHD_Result sync_respond(struct server *srv, struct MHD_Connection *c
                         } else
                                 free(zd);
                 }
-                if (z && zlen < len) {
+                /* in zstd only when that saves more than its Content-Encoding header costs:
+                 * a small answer goes plain */
+                if (z && zlen + BODY_CODEC_HEADER_COST < len) {
                         resp = MHD_create_response_from_buffer(zlen, z, MHD_RESPMEM_MUST_FREE);
                         if (!resp) {
                                 free(z);
@@ -384,22 +411,32 @@ static enum MHD_Result sync_respond(struct server *srv, struct MHD_Connection *c
                 } else
                         free(z);
         }
-        if (!resp) {
+        if (!resp && !text) {
+                if (!(resp = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT)))
+                        return MHD_NO;
+                if (ret_len)
+                        *ret_len = 0;
+        } else if (!resp) {
                 if (!(resp = text_response(text, ret_len)))
                         return MHD_NO;
                 /* The sync route's bodies are JSON, always: on an idle sync over a slow link the
                  * 32 bytes of a Content-Type are a tenth of the answer (docs/protocol.md). */
                 (void) MHD_del_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         }
-        if (!srv->config->no_zstd) {
-                /* what a node may send next time (RFC 9110, 12.5.3: in a response, the codings
-                 * preferred in requests) */
-                (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_ENCODING, "zstd");
-                if (srv->dictionary) {
-                        char id[16];
-                        snprintf(id, sizeof(id), "%" PRIu32, body_dictionary_id(srv->dictionary));
-                        (void) MHD_add_response_header(resp, BODY_CODEC_DICTIONARY_HEADER, id);
+        if (said || status >= 300) {
+                if (!srv->config->no_zstd) {
+                        /* what a node may send (RFC 9110, 12.5.3: in a response, the codings
+                         * preferred in requests) */
+                        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_ENCODING, "zstd");
+                        if (srv->dictionary) {
+                                char id[16];
+                                snprintf(id, sizeof(id), "%" PRIu32, body_dictionary_id(srv->dictionary));
+                                (void) MHD_add_response_header(resp, BODY_CODEC_DICTIONARY_HEADER, id);
+                        }
                 }
+                char formats[8];
+                snprintf(formats, sizeof(formats), "%d", SYNC_FORMAT_COMPACT);
+                (void) MHD_add_response_header(resp, SYNC_FORMAT_HEADER, formats);
         }
         enum MHD_Result ret = MHD_queue_response(conn, status, resp);
         MHD_destroy_response(resp);
@@ -482,14 +519,29 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                  "; body %zu bytes %s",
                  sr.node, sr.n_records, stored, json_array_size(commands), sr.last_command_seq, req->body_len,
                  coding);
+        bool compact = sr.format == SYNC_FORMAT_COMPACT;
+        char known[SYNC_TAG_LEN + 1];
+        snprintf(known, sizeof(known), "%s", sr.known);
         sync_request_done(&sr);
         if (r < 0 || !acked) {
                 json_decref(commands);
                 json_decref(acked);
+                json_decref(plan);
                 return r < 0 ? respond_errno(conn, r, "contact plan") : MHD_NO;
         }
         size_t sent = 0;
-        json_t *answer_json = sync_response_new(acked, commands, plan, srv->config->poll_interval_sec, now);
+        json_t *answer_json = NULL;
+        if (!compact)
+                answer_json = sync_response_new(acked, commands, plan, srv->config->poll_interval_sec, now);
+        else if (sync_response_compact(acked, commands, plan, srv->config->poll_interval_sec, now, known,
+                                       &answer_json) >= 0 &&
+                 !answer_json) {
+                /* format 2 and nothing the node does not have: no body at all */
+                enum MHD_Result ret = sync_respond(srv, conn, MHD_HTTP_NO_CONTENT, NULL, &sent);
+                srv->counters.sync_requests++;
+                srv->counters.sync_bytes_received += req->body_len;
+                return ret;
+        }
         char *text = answer_json ? json_dumps(answer_json, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(answer_json);
         enum MHD_Result ret = sync_respond(srv, conn, 200, text, &sent);
@@ -1194,18 +1246,21 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
         struct server *srv = cls;
-        (void) socket_context;
         const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
         gnutls_session_t session = ci ? (gnutls_session_t) ci->tls_session : NULL;
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
                 srv->counters.connections++;
+                *socket_context = calloc(1, sizeof(struct connection_state)); /* NULL: said per request */
                 if (session && srv->ticket_key.data &&
                     gnutls_session_ticket_enable_server(session, &srv->ticket_key) < 0)
                         log_debug("cannot enable TLS session tickets on a connection");
-        } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && session &&
-                   gnutls_session_is_resumed(session))
-                srv->counters.tls_resumed++;
+        } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+                if (session && gnutls_session_is_resumed(session))
+                        srv->counters.tls_resumed++;
+                free(*socket_context);
+                *socket_context = NULL;
+        }
 }
 
 /* The listening socket's congestion control, inherited by every connection it accepts. */

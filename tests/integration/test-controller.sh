@@ -140,6 +140,33 @@ if [ "$code" = 200 ] && [ "$(jq -c '[.records, .syncs, .boot_epoch, .status.stat
 else
         fail "records stored once" "HTTP $code: $(cat body)"
 fi
+
+# ---- format 2: only what changed, both ways (docs/protocol.md, "Format 2") --------------------
+# A request that says what the node takes hears what the controller takes, the sync format with it.
+printf '{"format":2,"last_command_seq":0}' >sync-f2.json
+code=$(as_node node-1 -D said.headers -H 'Orbit-Sync: 2' -X POST --data-binary @sync-f2.json "$URL/v1/nodes/node-1/sync")
+if [ "$code" = 200 ] && grep -qi '^orbit-sync: 2' said.headers && grep -qi '^accept-encoding: zstd' said.headers &&
+   [ "$(jq -c '[.format, .contact_plan, .next_sync_sec, (.tag | test("^[0-9a-f]{16}$")), has("acked"), has("commands")]' body)" = \
+     '[2,{"windows":[]},90,true,false,false]' ]; then
+        pass "format 2 without boot, records or tag: the plan, the pace and their tag; said what it takes"
+else
+        fail "format 2 first sync" "HTTP $code: $(cat body) $(tr -d '\r' <said.headers)"
+fi
+TAG=$(jq -r .tag body)
+printf '{"format":2,"last_command_seq":0,"known":"%s"}' "$TAG" >sync-f2-known.json
+code=$(as_node node-1 -D quiet.headers -X POST --data-binary @sync-f2-known.json "$URL/v1/nodes/node-1/sync")
+if [ "$code" = 204 ] && ! grep -qi '^orbit-sync\|^accept-encoding\|^content-length: [1-9]' quiet.headers; then
+        pass "format 2 that knows the tag, nothing new: 204, no body, nothing said: $(tr -d '\r' <quiet.headers | head -1)"
+else
+        fail "format 2 idle" "HTTP $code: $(tr -d '\r' <quiet.headers)"
+fi
+code=$(as_op "$URL/v1/nodes/node-1")
+[ "$code" = 200 ] && [ "$(jq -c '[.boot_epoch, .boot_id, .syncs]' body)" = "[3,\"$BOOT\",4]" ] &&
+        pass "a sync without its boot keeps the boot the node said last" || fail "boot kept" "HTTP $code: $(cat body)"
+printf '{"format":2,"last_command_seq":0,"boot_epoch":3}' >sync-f2-half.json
+code=$(as_node node-1 -X POST --data-binary @sync-f2-half.json "$URL/v1/nodes/node-1/sync")
+[ "$code" = 400 ] && grep -q 'boot_epoch and boot_id go together' body && pass "format 2: a boot is whole: 400" ||
+        fail "format 2 half a boot" "HTTP $code: $(cat body)"
 sed 's/"format":1,"node"/"format":1,"nodee":"x","node"/' sync1.json >bad.json
 code=$(as_node node-1 -X POST --data-binary @bad.json "$URL/v1/nodes/node-1/sync")
 [ "$code" = 400 ] && jq -r .message body | grep -q '^sync:1:13: nodee: unknown key (did you mean "node"?)' &&
