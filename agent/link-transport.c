@@ -32,10 +32,3 @@ bool link_tcp_congestion_offered(const char *offered, const char *name) {
         }
         return false;
 }
-
-void link_header_show(char *entry, size_t len, bool show) {
-        char *colon = entry ? memchr(entry, ':', len) : NULL;
-        /* only "Name: value" as made, of len bytes: a removal ("Name:") has no value to show */
-        if (colon && (size_t) (colon - entry) + 2 < len && (colon[1] == ' ' || colon[1] == '\0'))
-                colon[1] = show ? ' ' : '\0';
-}

@@ -37,12 +37,3 @@ bool link_tcp_congestion_name_is_valid(const char *name);
  * /proc/sys/net/ipv4/tcp_available_congestion_control (names separated by blanks).
  */
 bool link_tcp_congestion_offered(const char *offered, const char *name);
-
-/*
- * Pure: show or hide a header in place, entry being a curl_slist entry "Name: value" of len
- * bytes (as made, whether hidden now or not) made by the link: hidden, it reads "Name:", which curl does not send (a header without a
- * value only takes away one curl would add, and curl adds none of ours). The headers that
- * say what the node takes go on the first request of a connection only (docs/protocol.md,
- * "Format 2"), and curl decides whether a request opens a connection after it was set up.
- */
-void link_header_show(char *entry, size_t len, bool show);

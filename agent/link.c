@@ -97,11 +97,7 @@ struct link {
         /* how this sync's request went */
         bool request_compact; /* in format 2 */
         bool request_boot;    /* with the boot */
-        /* The headers that say what the node takes, in the list above: sent on the first
-         * request of a connection only (on_socket_options shows them), docs/protocol.md,
-         * "Format 2". */
-        char *said_headers[4];
-        size_t said_lengths[4];
+        bool request_said;    /* with what the node takes (docs/protocol.md, "Format 2") */
         bool request_zstd;
         uint32_t request_dictionary_id;
         size_t received_this_dispatch;
@@ -320,6 +316,25 @@ bool link_zstd_learn(struct link_zstd_peer *p, long status, bool takes_zstd, uin
 bool link_sync_format_learn(struct link_zstd_peer *p, long status, unsigned said_format, bool request_compact) {
         p->sync_format = said_format;
         return request_compact && status >= 300 && said_format < SYNC_FORMAT_COMPACT;
+}
+
+bool link_request_says(const struct link_zstd_peer *p, bool zstd, uint32_t dictionary_id) {
+        return p->sync_format < SYNC_FORMAT_COMPACT || !p->knows_us || p->said_zstd != zstd ||
+               p->said_dictionary_id != dictionary_id;
+}
+
+void link_request_said(struct link_zstd_peer *p, long status, bool request_said, bool zstd,
+                       uint32_t dictionary_id, bool answer_said) {
+        if (!request_said) {
+                if (answer_said) /* it does not know us (restarted): say it again */
+                        p->knows_us = false;
+                return;
+        }
+        if (status >= 200 && status < 300 && p->sync_format >= SYNC_FORMAT_COMPACT) {
+                p->knows_us = true;
+                p->said_zstd = zstd;
+                p->said_dictionary_id = dictionary_id;
+        }
 }
 
 bool link_zstd_request(const struct link_zstd_peer *p, bool enabled, uint32_t our_dictionary_id,
@@ -675,7 +690,6 @@ static void sync_cleanup(struct link *l) {
         }
         curl_slist_free_all(l->headers);
         l->headers = NULL;
-        memset(l->said_headers, 0, sizeof(l->said_headers));
         free(l->request);
         l->request = NULL;
         free(l->sent);
@@ -701,7 +715,7 @@ static void sync_cleanup(struct link *l) {
         l->answer_dictionary_id = 0;
         l->answer_said = false;
         l->answer_sync_format = 0;
-        l->request_compact = l->request_boot = false;
+        l->request_compact = l->request_boot = l->request_said = false;
         l->request_zstd = false;
         l->request_dictionary_id = 0;
         l->response_scan = (struct link_json_scan) {};
@@ -775,10 +789,6 @@ static int on_socket_options(void *userdata, curl_socket_t fd, curlsocktype purp
         const char *want = l->h.cfg->link.tcp_congestion;
         if (purpose != CURLSOCKTYPE_IPCXN)
                 return CURL_SOCKOPT_OK;
-        /* A new connection: its first request says what the node takes (curl builds the
-         * request's head after it connected). */
-        for (size_t i = 0; i < ELEMENTSOF(l->said_headers) && l->said_headers[i]; i++)
-                link_header_show(l->said_headers[i], l->said_lengths[i], true);
         if (want[0] && !streq(want, LINK_TCP_CONGESTION_KERNEL) &&
             setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, want, (socklen_t) strlen(want)) < 0 &&
             !streq(l->congestion_warned, want)) {
@@ -922,29 +932,24 @@ static int sync_start(struct link *l) {
                 l->headers = h;
         }
         {
-                /* What the node takes, said on a connection's first request only: hidden
-                 * here, shown by on_socket_options when curl opens a connection for it. */
+                /* What the node takes, said until the controller keeps it (format 2: once) */
+                uint32_t dict_id = c->compress ? body_dictionary_id(l->dictionary) : 0;
+                l->request_said = link_request_says(&l->peer, c->compress, dict_id);
                 char h[64];
                 const char *said[4] = {SYNC_FORMAT_HEADER ": 2", NULL, NULL, NULL};
                 size_t n_said = 1;
                 if (c->compress) {
                         said[n_said++] = "Accept-Encoding: zstd";
-                        if (l->dictionary) {
-                                snprintf(h, sizeof(h), BODY_CODEC_DICTIONARY_HEADER ": %" PRIu32,
-                                         body_dictionary_id(l->dictionary));
+                        if (dict_id) {
+                                snprintf(h, sizeof(h), BODY_CODEC_DICTIONARY_HEADER ": %" PRIu32, dict_id);
                                 said[n_said++] = h;
                         }
                 }
-                for (size_t i = 0; i < n_said; i++) {
+                for (size_t i = 0; l->request_said && i < n_said; i++) {
                         struct curl_slist *n = curl_slist_append(l->headers, said[i]);
                         if (!n)
                                 return -ENOMEM;
                         l->headers = n;
-                        while (n->next)
-                                n = n->next;
-                        l->said_headers[i] = n->data;
-                        l->said_lengths[i] = strlen(n->data);
-                        link_header_show(n->data, l->said_lengths[i], false);
                 }
                 if (l->request_zstd) {
                         struct curl_slist *n = curl_slist_append(l->headers, "Content-Encoding: zstd");
@@ -1128,6 +1133,8 @@ static bool answer_learn(struct link *l, long status) {
          * an answer that says nothing leaves it as it was. */
         if (!l->answer_said && status < 300) {
                 l->peer.refusals = 0;
+                link_request_said(&l->peer, status, l->request_said, l->h.cfg->link.compress,
+                                  l->h.cfg->link.compress ? body_dictionary_id(l->dictionary) : 0, false);
                 return false;
         }
         if (l->peer.takes_zstd != l->answer_accepts_zstd || l->peer.dictionary_id != l->answer_dictionary_id ||
@@ -1141,6 +1148,8 @@ static bool answer_learn(struct link *l, long status) {
                                      l->request_zstd, l->request_dictionary_id);
         if (link_sync_format_learn(&l->peer, status, l->answer_sync_format, l->request_compact))
                 again = true;
+        link_request_said(&l->peer, status, l->request_said, l->h.cfg->link.compress,
+                          l->h.cfg->link.compress ? body_dictionary_id(l->dictionary) : 0, true);
         if (l->peer.off && !was_off)
                 log_warning("link: the controller refused zstd requests twice; plain to %s until the agent restarts",
                             l->peer_url);

@@ -111,6 +111,10 @@ struct link_zstd_peer {
         /* the sync format it said it takes (Orbit-Sync): 2 for the compact syncs of
          * docs/protocol.md, "Format 2"; 0 or 1: format 1 only */
         unsigned sync_format;
+        /* it keeps what this node takes (said to it once, docs/protocol.md, "Format 2") */
+        bool knows_us;
+        bool said_zstd;        /* what the node said: Accept-Encoding: zstd */
+        uint32_t said_dictionary_id; /* ... and its dictionary */
 };
 
 /*
@@ -129,6 +133,23 @@ bool link_zstd_learn(struct link_zstd_peer *p, long status, bool takes_zstd, uin
  * request of format 2 to a controller that no longer takes it (downgraded, or another).
  */
 bool link_sync_format_learn(struct link_zstd_peer *p, long status, unsigned said_format, bool request_compact);
+
+/*
+ * Whether the next request says what the node takes (Orbit-Sync, Accept-Encoding, its
+ * dictionary; zstd: link.compress, dictionary_id: ours, 0 none): always to a controller of
+ * before format 2 (it goes by each request's headers), else when it does not know it yet,
+ * forgot it (it said what it takes to a request that did not), or the node takes
+ * something else since (a reload).
+ */
+bool link_request_says(const struct link_zstd_peer *p, bool zstd, uint32_t dictionary_id);
+
+/*
+ * After an answer (status; said: its headers said what the controller takes) to a request
+ * that said what the node takes (zstd, dictionary_id) or not: whether the controller now
+ * keeps it. Call after the sync format was learnt.
+ */
+void link_request_said(struct link_zstd_peer *p, long status, bool request_said, bool zstd,
+                       uint32_t dictionary_id, bool answer_said);
 
 /*
  * Whether the next request goes in zstd (enabled: link.compress), and with which

@@ -38,6 +38,7 @@
 #include "controller/range.h"
 #include "controller/rollout.h"
 #include "controller/server.h"
+#include "controller/node-takes.h"
 #include "lib/sha256.h"
 #include "update/signature.h"
 #include "controller/store.h"
@@ -61,6 +62,9 @@ struct server {
         /* Encrypts TLS 1.3 session tickets: a node resumes its session at the next pass
          * without a certificate exchange. In memory only: a restart costs one full handshake. */
         gnutls_datum_t ticket_key;
+        /* what each node said it takes (docs/protocol.md, "Format 2") */
+        struct node_takes_table node_takes;
+        pthread_mutex_t node_takes_lock;
 };
 
 enum peer_kind {
@@ -335,47 +339,41 @@ static int authorize(struct server *srv, struct MHD_Connection *conn, struct req
 /* ---- handlers ----------------------------------------------------------------------- */
 
 /*
- * What the node on a connection said it takes, in the headers of a request on it (docs/protocol.md,
- * "Format 2"): a node of format 2 says it once per connection, on its first request, an
- * older one in every request. Kept from MHD_CONNECTION_NOTIFY_STARTED to _CLOSED.
- */
-struct connection_state {
-        bool takes_zstd;
-        uint32_t dictionary_id;
-};
-
-static struct connection_state *connection_state(struct MHD_Connection *conn) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        return ci ? ci->socket_context : NULL;
-}
-
-/*
  * An answer on the sync route (docs/protocol.md, "Compression" and "Format 2"): a JSON text
- * sent in zstd when the node takes it (said in this request, or earlier on this connection)
- * and that is smaller with the header it needs, with the dictionary when the node named the
- * same one; text NULL with 204: no body. What this controller takes (Accept-Encoding, its
- * dictionary's id, the sync formats) is said in answer to a request that said what it
- * takes, and in every error. *ret_len: the bytes of the body sent.
+ * sent in zstd when the node takes it (said in this request, or kept from the last one
+ * that said) and that is smaller with the header it needs, with the dictionary when the
+ * node named the same one; text NULL with 204: no body. What this controller takes
+ * (Accept-Encoding, its dictionary's id, the sync formats) is said in answer to a request
+ * that said what the node takes, to a node it keeps nothing of (it says it again), and in
+ * every error. *ret_len: the bytes of the body sent.
  */
-static enum MHD_Result sync_respond(struct server *srv, struct MHD_Connection *conn, unsigned status,
-                                    char *text, size_t *ret_len) {
+static enum MHD_Result sync_respond(struct server *srv, struct MHD_Connection *conn, const char *node,
+                                    unsigned status, char *text, size_t *ret_len) {
         struct MHD_Response *resp = NULL;
         if (!text && status != MHD_HTTP_NO_CONTENT)
                 return MHD_NO;
         const char *ae = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
         const char *dh = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, BODY_CODEC_DICTIONARY_HEADER);
         bool said = ae || MHD_lookup_connection_value(conn, MHD_HEADER_KIND, SYNC_FORMAT_HEADER);
-        struct connection_state *cs = connection_state(conn);
-        struct connection_state takes = {};
+        struct node_takes takes = {};
+        bool known = said;
         if (said) {
-                takes.takes_zstd = body_codec_accepts_zstd(ae);
+                takes.zstd = body_codec_accepts_zstd(ae);
                 if (body_dictionary_id_parse(dh, &takes.dictionary_id) < 0)
                         takes.dictionary_id = 0;
-                if (cs)
-                        *cs = takes;
-        } else if (cs)
-                takes = *cs;
-        if (text && !srv->config->no_zstd && takes.takes_zstd) {
+        }
+        pthread_mutex_lock(&srv->node_takes_lock);
+        if (said)
+                (void) node_takes_set(&srv->node_takes, node, takes.zstd, takes.dictionary_id, now_sec());
+        else {
+                const struct node_takes *kept = node_takes_get(&srv->node_takes, node, now_sec());
+                if (kept) {
+                        takes = *kept;
+                        known = true;
+                }
+        }
+        pthread_mutex_unlock(&srv->node_takes_lock);
+        if (text && !srv->config->no_zstd && takes.zstd) {
                 const struct body_dictionary *dict =
                         srv->dictionary && takes.dictionary_id == body_dictionary_id(srv->dictionary)
                                 ? srv->dictionary
@@ -423,7 +421,7 @@ static enum MHD_Result sync_respond(struct server *srv, struct MHD_Connection *c
                  * 32 bytes of a Content-Type are a tenth of the answer (docs/protocol.md). */
                 (void) MHD_del_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         }
-        if (said || status >= 300) {
+        if (said || !known || status >= 300) {
                 if (!srv->config->no_zstd) {
                         /* what a node may send (RFC 9110, 12.5.3: in a response, the codings
                          * preferred in requests) */
@@ -443,13 +441,13 @@ static enum MHD_Result sync_respond(struct server *srv, struct MHD_Connection *c
         return ret;
 }
 
-_printf_(4, 5) static enum MHD_Result sync_respond_error(struct server *srv, struct MHD_Connection *conn,
-                                                         unsigned status, const char *fmt, ...) {
+_printf_(5, 6) static enum MHD_Result sync_respond_error(struct server *srv, struct MHD_Connection *conn,
+                                                         const char *node, unsigned status, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         char *body = error_body(status, fmt, ap);
         va_end(ap);
-        return sync_respond(srv, conn, status, body, NULL);
+        return sync_respond(srv, conn, node, status, body, NULL);
 }
 
 /* The request body as JSON: a zstd one decoded, never past SYNC_BODY_MAX. 0 with *ret
@@ -461,7 +459,7 @@ static int sync_body_decode(struct server *srv, struct MHD_Connection *conn, str
         *ret = NULL;
         if (body_coding_parse(ce, &coding) < 0 || (coding == BODY_CODING_ZSTD && srv->config->no_zstd)) {
                 log_info("sync from %s refused: content coding \"%.64s\"", req->match.id, ce);
-                *ret_answer = sync_respond_error(srv, conn, 415, "content coding \"%.64s\" is not taken here%s",
+                *ret_answer = sync_respond_error(srv, conn, req->match.id, 415, "content coding \"%.64s\" is not taken here%s",
                                                  ce, srv->config->no_zstd ? ": plain JSON only" : ": zstd or none");
                 return -EOPNOTSUPP;
         }
@@ -473,11 +471,11 @@ static int sync_body_decode(struct server *srv, struct MHD_Connection *conn, str
         if (r == -ENOMEM)
                 *ret_answer = MHD_NO;
         else if (r == -EFBIG)
-                *ret_answer = sync_respond_error(srv, conn, 413, "%s", why ? why : "body too large");
+                *ret_answer = sync_respond_error(srv, conn, req->match.id, 413, "%s", why ? why : "body too large");
         else if (r == -ENOKEY) /* the node names our old dictionary: it learns the new one from this */
-                *ret_answer = sync_respond_error(srv, conn, 415, "%s", why ? why : "another zstd dictionary");
+                *ret_answer = sync_respond_error(srv, conn, req->match.id, 415, "%s", why ? why : "another zstd dictionary");
         else if (r < 0)
-                *ret_answer = sync_respond_error(srv, conn, 400, "sync: %s", why ? why : "malformed zstd body");
+                *ret_answer = sync_respond_error(srv, conn, req->match.id, 400, "sync: %s", why ? why : "malformed zstd body");
         if (r < 0)
                 log_info("sync from %s refused: %s", req->match.id, why ? why : strerror(-r));
         return r;
@@ -497,7 +495,7 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                 return MHD_NO;
         if (r < 0) {
                 log_info("sync from %s refused: %s", req->match.id, message ? message : "");
-                return sync_respond_error(srv, conn, 400, "%s", message ? message : "invalid sync");
+                return sync_respond_error(srv, conn, req->match.id, 400, "%s", message ? message : "invalid sync");
         }
         int64_t now = now_sec();
         json_t *commands = NULL, *plan = NULL;
@@ -506,7 +504,7 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         if (r < 0) {
                 sync_request_done(&sr);
                 if (r == -EBUSY)
-                        return sync_respond_error(srv, conn, 503, "sync: the store is busy, retry");
+                        return sync_respond_error(srv, conn, req->match.id, 503, "sync: the store is busy, retry");
                 return respond_errno(conn, r, "sync");
         }
         json_t *acked = sync_acked_build(&sr);
@@ -537,14 +535,14 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                                        &answer_json) >= 0 &&
                  !answer_json) {
                 /* format 2 and nothing the node does not have: no body at all */
-                enum MHD_Result ret = sync_respond(srv, conn, MHD_HTTP_NO_CONTENT, NULL, &sent);
+                enum MHD_Result ret = sync_respond(srv, conn, req->match.id, MHD_HTTP_NO_CONTENT, NULL, &sent);
                 srv->counters.sync_requests++;
                 srv->counters.sync_bytes_received += req->body_len;
                 return ret;
         }
         char *text = answer_json ? json_dumps(answer_json, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(answer_json);
-        enum MHD_Result ret = sync_respond(srv, conn, 200, text, &sent);
+        enum MHD_Result ret = sync_respond(srv, conn, req->match.id, 200, text, &sent);
         srv->counters.sync_requests++;
         srv->counters.sync_bytes_received += req->body_len;
         srv->counters.sync_bytes_sent += sent;
@@ -1246,20 +1244,18 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
         struct server *srv = cls;
+        (void) socket_context;
         const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
         gnutls_session_t session = ci ? (gnutls_session_t) ci->tls_session : NULL;
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
                 srv->counters.connections++;
-                *socket_context = calloc(1, sizeof(struct connection_state)); /* NULL: said per request */
                 if (session && srv->ticket_key.data &&
                     gnutls_session_ticket_enable_server(session, &srv->ticket_key) < 0)
                         log_debug("cannot enable TLS session tickets on a connection");
         } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
                 if (session && gnutls_session_is_resumed(session))
                         srv->counters.tls_resumed++;
-                free(*socket_context);
-                *socket_context = NULL;
         }
 }
 
@@ -1334,6 +1330,7 @@ static void server_done(struct server *srv) {
         if (srv->viewer_token)
                 explicit_bzero(srv->viewer_token, srv->viewer_token_len);
         free(srv->viewer_token);
+        node_takes_done(&srv->node_takes);
         if (srv->ticket_key.data) {
                 explicit_bzero(srv->ticket_key.data, srv->ticket_key.size);
                 gnutls_free(srv->ticket_key.data);
@@ -1382,7 +1379,7 @@ static void retention_run(const char *db_path, int64_t retain_sec) {
 }
 
 int server_run(const struct server_config *c) {
-        struct server srv = {.config = c};
+        struct server srv = {.config = c, .node_takes_lock = PTHREAD_MUTEX_INITIALIZER};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *node_pem = NULL,
                             *operator_pem = NULL, *reason = NULL;
         char db_path[4200];
@@ -1485,6 +1482,10 @@ int server_run(const struct server_config *c) {
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        if (node_takes_init(&srv.node_takes, NODE_TAKES_MAX) < 0) {
+                r = log_error_errno(ENOMEM, "cannot make the table of what nodes take");
+                goto out;
+        }
         if (c->tls_tickets && gnutls_session_ticket_key_generate(&srv.ticket_key) < 0) {
                 log_warning("cannot make a TLS session ticket key: nodes do full handshakes");
                 srv.ticket_key = (gnutls_datum_t) {};

@@ -163,6 +163,11 @@ fi
 code=$(as_op "$URL/v1/nodes/node-1")
 [ "$code" = 200 ] && [ "$(jq -c '[.boot_epoch, .boot_id, .syncs]' body)" = "[3,\"$BOOT\",4]" ] &&
         pass "a sync without its boot keeps the boot the node said last" || fail "boot kept" "HTTP $code: $(cat body)"
+# A node the controller keeps nothing of (never said, or a restart since) is told what it takes.
+code=$(as_node node-2 -D untold.headers -X POST --data-binary @sync-f2.json "$URL/v1/nodes/node-2/sync")
+[ "$code" = 200 ] && grep -qi '^orbit-sync: 2' untold.headers &&
+        pass "format 2 from a node that never said what it takes: told what the controller takes" ||
+        fail "format 2 untold node" "HTTP $code: $(tr -d '\r' <untold.headers)"
 printf '{"format":2,"last_command_seq":0,"boot_epoch":3}' >sync-f2-half.json
 code=$(as_node node-1 -X POST --data-binary @sync-f2-half.json "$URL/v1/nodes/node-1/sync")
 [ "$code" = 400 ] && grep -q 'boot_epoch and boot_id go together' body && pass "format 2: a boot is whole: 400" ||

@@ -63,36 +63,11 @@ static void test_offered(void **state) {
         assert_true(link_tcp_congestion_offered("cubic\treno", "reno"));
 }
 
-/* A header said on a connection's first request only: hidden as "Name:" (curl sends none). */
-static void test_header_show(void **state) {
-        (void) state;
-        char h[] = "Accept-Encoding: zstd";
-        size_t len = strlen(h);
-        link_header_show(h, len, false);
-        assert_string_equal(h, "Accept-Encoding:");
-        link_header_show(h, len, false);
-        assert_string_equal(h, "Accept-Encoding:");
-        link_header_show(h, len, true);
-        assert_string_equal(h, "Accept-Encoding: zstd");
-        link_header_show(h, len, true);
-        assert_string_equal(h, "Accept-Encoding: zstd");
-        char removal[] = "Expect:"; /* nothing to show: stays a removal, and in bounds */
-        link_header_show(removal, strlen(removal), true);
-        assert_string_equal(removal, "Expect:");
-        link_header_show(removal, strlen(removal), false);
-        assert_string_equal(removal, "Expect:");
-        char odd[] = "X:y"; /* not made by the link: left alone */
-        link_header_show(odd, strlen(odd), false);
-        assert_string_equal(odd, "X:y");
-        link_header_show(NULL, 0, true);
-}
-
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_headers),
                 cmocka_unit_test(test_name),
                 cmocka_unit_test(test_offered),
-                cmocka_unit_test(test_header_show),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -205,6 +205,35 @@ static void test_sync_format(void **state) {
         assert_false(link_sync_format_learn(&p, 400, 0, false)); /* format 1 refused: not ours to repeat */
 }
 
+/* What the node takes is said until a controller of format 2 keeps it, and again when it
+ * forgot or the node takes something else. */
+static void test_request_says(void **state) {
+        struct link_zstd_peer p = {};
+        assert_true(link_request_says(&p, true, 7)); /* the first request of a run */
+        /* a controller of before format 2: said in every request, as before */
+        assert_false(link_sync_format_learn(&p, 200, 0, false));
+        link_request_said(&p, 200, true, true, 7, true);
+        assert_true(link_request_says(&p, true, 7));
+        /* one of format 2 keeps it: said once */
+        assert_false(link_sync_format_learn(&p, 200, 2, false));
+        link_request_said(&p, 200, true, true, 7, true);
+        assert_false(link_request_says(&p, true, 7));
+        link_request_said(&p, 204, false, true, 7, false); /* a quiet answer changes nothing */
+        assert_false(link_request_says(&p, true, 7));
+        /* another dictionary, or none, or no zstd after a reload: said again */
+        assert_true(link_request_says(&p, true, 8));
+        assert_true(link_request_says(&p, true, 0));
+        assert_true(link_request_says(&p, false, 0));
+        /* it said what it takes to a request that did not: it forgot us (a restart) */
+        link_request_said(&p, 204, false, true, 7, true);
+        assert_true(link_request_says(&p, true, 7));
+        /* a refused request that said: not kept */
+        link_request_said(&p, 503, true, true, 7, true);
+        assert_true(link_request_says(&p, true, 7));
+        link_request_said(&p, 200, true, true, 7, true);
+        assert_false(link_request_says(&p, true, 7));
+}
+
 static void test_answer_malformed(void **state) {
         char *t;
         assert_refused("", "sync answer");
@@ -403,6 +432,7 @@ int main(void) {
                 cmocka_unit_test(test_answer_malformed),
                 cmocka_unit_test(test_answer_compact),
                 cmocka_unit_test(test_sync_format),
+                cmocka_unit_test(test_request_says),
                 cmocka_unit_test(test_json_scan),
                 cmocka_unit_test(test_zstd_negotiation),
         };
