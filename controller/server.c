@@ -38,6 +38,7 @@
 #include "controller/range.h"
 #include "controller/rollout.h"
 #include "controller/server.h"
+#include "controller/tls-cache.h"
 #include "controller/node-takes.h"
 #include "lib/sha256.h"
 #include "update/signature.h"
@@ -62,6 +63,10 @@ struct server {
         /* Encrypts TLS 1.3 session tickets: a node resumes its session at the next pass
          * without a certificate exchange. In memory only: a restart costs one full handshake. */
         gnutls_datum_t ticket_key;
+        /* --tls-session-cache: TLS 1.2 sessions by id, for the server's thread and the
+         * main one (it is freed there) */
+        struct tls_cache tls_cache;
+        pthread_mutex_t tls_cache_lock;
         /* what each node said it takes (docs/protocol.md, "Format 2") */
         struct node_takes_table node_takes;
         pthread_mutex_t node_takes_lock;
@@ -1241,6 +1246,42 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
  * ClientHello; a resumed connection costs ~600 bytes more than a full handshake with
  * P-256 certificates, and TLS 1.3 saves no round trip by it (docs/protocol.md).
  */
+/*
+ * --tls-session-cache: GnuTLS keeps each TLS 1.2 session it makes here, under its id, and
+ * a node that offers the id resumes it: 32 bytes in its ClientHello, no certificates, no
+ * ticket (a ticket of GnuTLS 3.7 holds the node's certificate: ~700 bytes each way).
+ * GnuTLS 3.7 resumes TLS 1.3 with tickets only: a node gets this by capping its
+ * connections at TLS 1.2 (link.tls_max).
+ */
+static int tls_cache_store_cb(void *ptr, gnutls_datum_t key, gnutls_datum_t data) {
+        struct server *srv = ptr;
+        pthread_mutex_lock(&srv->tls_cache_lock);
+        int r = tls_cache_store(&srv->tls_cache, key.data, key.size, data.data, data.size, now_sec());
+        pthread_mutex_unlock(&srv->tls_cache_lock);
+        return r < 0 ? -1 : 0;
+}
+
+static gnutls_datum_t tls_cache_fetch_cb(void *ptr, gnutls_datum_t key) {
+        struct server *srv = ptr;
+        gnutls_datum_t out = {};
+        pthread_mutex_lock(&srv->tls_cache_lock);
+        const struct tls_cache_entry *e = tls_cache_fetch(&srv->tls_cache, key.data, key.size, now_sec());
+        if (e && (out.data = gnutls_malloc(e->data_len))) {
+                memcpy(out.data, e->data, e->data_len);
+                out.size = (unsigned) e->data_len;
+        }
+        pthread_mutex_unlock(&srv->tls_cache_lock);
+        return out;
+}
+
+static int tls_cache_remove_cb(void *ptr, gnutls_datum_t key) {
+        struct server *srv = ptr;
+        pthread_mutex_lock(&srv->tls_cache_lock);
+        int r = tls_cache_remove(&srv->tls_cache, key.data, key.size);
+        pthread_mutex_unlock(&srv->tls_cache_lock);
+        return r < 0 ? -1 : 0;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
         struct server *srv = cls;
@@ -1253,6 +1294,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 if (session && srv->ticket_key.data &&
                     gnutls_session_ticket_enable_server(session, &srv->ticket_key) < 0)
                         log_debug("cannot enable TLS session tickets on a connection");
+                if (session && srv->tls_cache.entries) {
+                        gnutls_db_set_ptr(session, srv);
+                        gnutls_db_set_store_function(session, tls_cache_store_cb);
+                        gnutls_db_set_retrieve_function(session, tls_cache_fetch_cb);
+                        gnutls_db_set_remove_function(session, tls_cache_remove_cb);
+                        gnutls_db_set_cache_expiration(session, TLS_CACHE_LIFETIME_SEC);
+                }
         } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
                 if (session && gnutls_session_is_resumed(session))
                         srv->counters.tls_resumed++;
@@ -1330,6 +1378,7 @@ static void server_done(struct server *srv) {
         if (srv->viewer_token)
                 explicit_bzero(srv->viewer_token, srv->viewer_token_len);
         free(srv->viewer_token);
+        tls_cache_done(&srv->tls_cache);
         node_takes_done(&srv->node_takes);
         if (srv->ticket_key.data) {
                 explicit_bzero(srv->ticket_key.data, srv->ticket_key.size);
@@ -1379,7 +1428,8 @@ static void retention_run(const char *db_path, int64_t retain_sec) {
 }
 
 int server_run(const struct server_config *c) {
-        struct server srv = {.config = c, .node_takes_lock = PTHREAD_MUTEX_INITIALIZER};
+        struct server srv = {.config = c, .tls_cache_lock = PTHREAD_MUTEX_INITIALIZER,
+                             .node_takes_lock = PTHREAD_MUTEX_INITIALIZER};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *node_pem = NULL,
                             *operator_pem = NULL, *reason = NULL;
         char db_path[4200];
@@ -1486,6 +1536,8 @@ int server_run(const struct server_config *c) {
                 r = log_error_errno(ENOMEM, "cannot make the table of what nodes take");
                 goto out;
         }
+        if (c->tls_session_cache && tls_cache_init(&srv.tls_cache, TLS_CACHE_ENTRIES, TLS_CACHE_LIFETIME_SEC) < 0)
+                log_warning("cannot make the TLS session cache: nodes do full handshakes");
         if (c->tls_tickets && gnutls_session_ticket_key_generate(&srv.ticket_key) < 0) {
                 log_warning("cannot make a TLS session ticket key: nodes do full handshakes");
                 srv.ticket_key = (gnutls_datum_t) {};
