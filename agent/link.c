@@ -970,6 +970,12 @@ static int sync_start(struct link *l) {
             curl_easy_setopt(e, CURLOPT_SSLKEY, c->key) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+            /* HTTP/1.1 is all the controller speaks: no ALPN list in every ClientHello */
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSL_ENABLE_ALPN, 0L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSLVERSION,
+                             c->tls_max_minor == 2 ? (long) (CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2)
+                                                   : (long) CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long) c->connect_timeout_sec) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TIMEOUT, (long) c->timeout_sec) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
