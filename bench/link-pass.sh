@@ -17,16 +17,18 @@
 #
 #   "on"  = the defaults of this tree: link.compress true with link.zstd_dictionary (the
 #           dictionary bench/link-zstd trains, also the controller's --zstd-dictionary),
-#           link.tcp_congestion "bbr", and the controller with --tcp-congestion bbr and
-#           --tls-tickets;
+#           link.tcp_congestion "bbr", and the controller with --tcp-congestion bbr; and the
+#           resumption this tree offers for a slow link: link.tls_max "1.2" and the
+#           controller's --tls-session-cache (a session resumed by its id);
 #   "off" = the old behaviour as far as the configuration allows: link.compress false
 #           and a controller with --no-zstd (plain JSON both ways), link.tcp_congestion
-#           "default" (Reno here) and a controller without --tcp-congestion (Reno), no
-#           --tls-tickets (every new connection is a full handshake), link.max_sync_kib 1024
-#           (the default, as before). What "off" cannot turn off (no setting for it): the
-#           batch sized by the measured goodput and the window's time left, the next sync
-#           at once after a batch cut by bytes, the agent keeping its connection, the
-#           minimal headers without Expect: 100-continue.
+#           "default" (Reno here) and a controller without --tcp-congestion (Reno), TLS 1.3
+#           without resumption (every new connection is a full handshake), link.max_sync_kib
+#           1024 (the default, as before). What "off" cannot turn off (no setting for it):
+#           the batch sized by the measured goodput and the window's time left, the next
+#           sync at once after a batch cut by bytes, the agent keeping its connection, the
+#           minimal headers without Expect: 100-continue, sync format 2 (the controller
+#           takes it whatever its zstd; docs/protocol.md, "Format 2").
 #   Both: link.timeout_sec 120, backoff 5..600 s (the defaults); the controller's
 #           --poll-interval 600 (so no sync of the node's own pace interferes with those
 #           the bench asks for) and --timeout 30 (the old controller's idle timeout; it
@@ -188,7 +190,7 @@ run_mode() {
 
         local copts=(--poll-interval 600 --timeout 30)
         if [ "$mode" = on ]; then
-                copts+=(--tcp-congestion bbr --tls-tickets --zstd-dictionary "$D/gen/link.dict")
+                copts+=(--tcp-congestion bbr --tls-session-cache --zstd-dictionary "$D/gen/link.dict")
         else
                 copts+=(--no-zstd)
         fi
@@ -216,7 +218,7 @@ run_mode() {
         echo "orbit.slot=A" >"$N/cmdline"
         local link
         if [ "$mode" = on ]; then
-                link='"compress": true, "zstd_dictionary": "'$D/gen/link.dict'", "tcp_congestion": "bbr"'
+                link='"compress": true, "zstd_dictionary": "'$D/gen/link.dict'", "tcp_congestion": "bbr", "tls_max": "1.2"'
         else
                 link='"compress": false, "tcp_congestion": "default"'
         fi
