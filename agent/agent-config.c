@@ -391,6 +391,15 @@ static int dispatch_tcp_congestion(struct json_ctx *ctx, json_t *v, void *dest,
         return 0;
 }
 
+static int dispatch_tls_max(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        (void) f;
+        const char *s = json_string_value(v);
+        if (!s || (!streq(s, "1.2") && !streq(s, "1.3")))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected \"1.2\" or \"1.3\"");
+        *(int64_t *) dest = s[2] - '0';
+        return 0;
+}
+
 #define LFIELD(m) offsetof(struct agent_link_config, m)
 static const struct json_field link_fields[] = {
         {"enabled", json_dispatch_bool, LFIELD(enabled), 0, NULL, 0, 0},
@@ -417,6 +426,7 @@ static const struct json_field link_fields[] = {
         {"compress", json_dispatch_bool, LFIELD(compress), 0, NULL, 0, 0},
         {"zstd_dictionary", json_dispatch_absolute_path, LFIELD(zstd_dictionary), 0, NULL, 0, 0},
         {"tcp_congestion", dispatch_tcp_congestion, LFIELD(tcp_congestion), 0, NULL, 0, 0},
+        {"tls_max", dispatch_tls_max, LFIELD(tls_max_minor), 0, NULL, 0, 0},
         {},
 };
 
@@ -655,7 +665,7 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                          .max_rtc_ahead_days = 30,
                          .pass_max_sec = 1200, .min_sync_interval_sec = 5,
                          .check_command_time = true, .compress = true,
-                         .tcp_congestion = LINK_TCP_CONGESTION_DEFAULT},
+                         .tcp_congestion = LINK_TCP_CONGESTION_DEFAULT, .tls_max_minor = 3},
                 .outbox = {.max_records = 10000, .max_mib = 16},
                 /* Privileged specs are the board operator's to write (workloads.d, the control
                  * socket, both host root only); the controller may forbid them

@@ -119,6 +119,9 @@ struct agent_link_config {
         char *zstd_dictionary;   /* NULL: none; the controller's --zstd-dictionary file */
         /* TCP_CONGESTION of the link's sockets (agent/link-transport.h); "default": the kernel's */
         char tcp_congestion[16];
+        /* the highest TLS version offered, 2 (1.2) or 3 (1.3): with 1.2 a controller with
+         * --tls-session-cache resumes the session by its id (docs/protocol.md) */
+        int64_t tls_max_minor;
 };
 
 /* The workloads' sandboxes as a security boundary (docs/config.md, "sandbox"). */

@@ -6,7 +6,7 @@
 #include "agent/link-transport.h"
 
 const char *const link_request_headers[] = {
-        "Content-Type: application/json",
+        "Content-Type:", /* curl's form type removed: the controller takes the body as JSON */
         "Accept:", /* curl's "Accept" of any type removed: the answer is JSON whatever is asked */
         "Expect:", /* no 100-continue: its round trip is 1.5 s in orbit */
         NULL,

@@ -95,7 +95,12 @@ struct link {
         char answer_coding_name[32]; /* an unknown coding, for the message */
         bool answer_coding_unknown, answer_headers, answer_accepts_zstd;
         uint32_t answer_dictionary_id;
+        bool answer_said;           /* it said what the controller takes */
+        unsigned answer_sync_format; /* its Orbit-Sync */
         /* how this sync's request went */
+        bool request_compact; /* in format 2 */
+        bool request_boot;    /* with the boot */
+        bool request_said;    /* with what the node takes (docs/protocol.md, "Format 2") */
         bool request_zstd;
         uint32_t request_dictionary_id;
         size_t received_this_dispatch;
@@ -118,6 +123,8 @@ struct link {
         char *peer_url;
         struct link_zstd_peer peer;
         bool zstd_retrying;     /* this sync repeats one the controller refused for its coding */
+        bool boot_told;         /* a good sync told peer_url this boot (format 2 leaves it out) */
+        char tag[SYNC_TAG_LEN + 1]; /* of the standing part of its last answer with one; "" none */
         struct body_dictionary *dictionary; /* link.zstd_dictionary, loaded */
         char *dictionary_path;              /* ... from this path (reloads compare) */
 
@@ -302,9 +309,10 @@ bool link_zstd_learn(struct link_zstd_peer *p, long status, bool takes_zstd, uin
                      bool request_zstd, uint32_t request_dictionary_id) {
         p->takes_zstd = takes_zstd;
         p->dictionary_id = dictionary_id;
-        if (status == 200)
+        bool good = status == 200 || status == 204;
+        if (good)
                 p->refusals = 0;
-        if (!request_zstd || status == 200)
+        if (!request_zstd || good)
                 return false;
         if (status == 415) {
                 if (++p->refusals >= 2)
@@ -312,6 +320,30 @@ bool link_zstd_learn(struct link_zstd_peer *p, long status, bool takes_zstd, uin
                 return true;
         }
         return !takes_zstd || (request_dictionary_id && request_dictionary_id != dictionary_id);
+}
+
+bool link_sync_format_learn(struct link_zstd_peer *p, long status, unsigned said_format, bool request_compact) {
+        p->sync_format = said_format;
+        return request_compact && status >= 300 && said_format < SYNC_FORMAT_COMPACT;
+}
+
+bool link_request_says(const struct link_zstd_peer *p, bool zstd, uint32_t dictionary_id) {
+        return p->sync_format < SYNC_FORMAT_COMPACT || !p->knows_us || p->said_zstd != zstd ||
+               p->said_dictionary_id != dictionary_id;
+}
+
+void link_request_said(struct link_zstd_peer *p, long status, bool request_said, bool zstd,
+                       uint32_t dictionary_id, bool answer_said) {
+        if (!request_said) {
+                if (answer_said) /* it does not know us (restarted): say it again */
+                        p->knows_us = false;
+                return;
+        }
+        if (status >= 200 && status < 300 && p->sync_format >= SYNC_FORMAT_COMPACT) {
+                p->knows_us = true;
+                p->said_zstd = zstd;
+                p->said_dictionary_id = dictionary_id;
+        }
 }
 
 bool link_zstd_request(const struct link_zstd_peer *p, bool enabled, uint32_t our_dictionary_id,
@@ -669,9 +701,10 @@ static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata
         if (n >= 5 && memcmp(buffer, "HTTP/", 5) == 0) {
                 l->answer_headers = true;
                 l->answer_coding = BODY_CODING_IDENTITY;
-                l->answer_coding_unknown = l->answer_accepts_zstd = false;
+                l->answer_coding_unknown = l->answer_accepts_zstd = l->answer_said = false;
                 l->answer_coding_name[0] = '\0';
                 l->answer_dictionary_id = 0;
+                l->answer_sync_format = 0;
                 return n;
         }
         if (n >= sizeof(line))
@@ -692,12 +725,17 @@ static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata
                 else
                         l->answer_coding = c;
                 snprintf(l->answer_coding_name, sizeof(l->answer_coding_name), "%s", value);
-        } else if (strcasecmp(line, "Accept-Encoding") == 0)
+        } else if (strcasecmp(line, "Accept-Encoding") == 0) {
                 l->answer_accepts_zstd = l->answer_accepts_zstd || body_codec_accepts_zstd(value);
-        else if (strcasecmp(line, BODY_CODEC_DICTIONARY_HEADER) == 0) {
+                l->answer_said = true;
+        } else if (strcasecmp(line, BODY_CODEC_DICTIONARY_HEADER) == 0) {
                 uint32_t id;
                 if (body_dictionary_id_parse(value, &id) >= 0)
                         l->answer_dictionary_id = id;
+                l->answer_said = true;
+        } else if (strcasecmp(line, SYNC_FORMAT_HEADER) == 0) {
+                l->answer_sync_format = streq(value, "2") ? SYNC_FORMAT_COMPACT : 1;
+                l->answer_said = true;
         }
         return n;
 }
@@ -736,10 +774,18 @@ static void sync_cleanup(struct link *l) {
         l->answer_coding = BODY_CODING_IDENTITY;
         l->answer_coding_name[0] = '\0';
         l->answer_dictionary_id = 0;
+        l->answer_said = false;
+        l->answer_sync_format = 0;
+        l->request_compact = l->request_boot = l->request_said = false;
         l->request_zstd = false;
         l->request_dictionary_id = 0;
         l->response_scan = (struct link_json_scan) {};
         l->status_in_flight = false;
+}
+
+static json_t *json_decref_null(json_t *v) {
+        json_decref(v);
+        return NULL;
 }
 
 static json_t *status_summary(struct link *l) {
@@ -781,7 +827,7 @@ static int request_encode(struct link *l) {
         int r = body_compress(l->request, l->request_len, dict, BODY_CODEC_LEVEL, &z, &zlen);
         if (r < 0)
                 return r;
-        if (zlen >= l->request_len) {
+        if (zlen + BODY_CODEC_HEADER_COST >= l->request_len) { /* a tiny body goes plain */
                 free(z);
                 return 0;
         }
@@ -837,6 +883,8 @@ static int sync_start(struct link *l) {
                 free(l->peer_url);
                 l->peer_url = strdup(c->url);
                 l->peer = (struct link_zstd_peer) {};
+                l->boot_told = false;
+                l->tag[0] = '\0';
         }
         dictionary_update(l);
         pass_track(l);
@@ -894,11 +942,34 @@ static int sync_start(struct link *l) {
         qsort(l->sent, l->records_in_flight, sizeof(*l->sent), sent_key_compare);
         json_t *status = status_summary(l);
         l->status_in_flight = status != NULL;
-        json_t *o = json_pack("{s:i, s:s, s:I, s:s, s:I, s:s, s:o, s:o?}", "format", 1, "node",
-                              l->h.node->node_id, "boot_epoch", (json_int_t) l->h.node->boot_epoch,
-                              "boot_id", l->h.node->boot_id, "last_command_seq",
-                              (json_int_t) l->last_command_seq, "link_epoch", l->link_epoch, "records",
-                              records, "status", status);
+        json_t *o;
+        l->request_compact = l->peer.sync_format >= SYNC_FORMAT_COMPACT;
+        if (l->request_compact) {
+                /* format 2: only what the controller does not have (docs/protocol.md) */
+                l->request_boot = !l->boot_told;
+                o = json_pack("{s:i, s:I}", "format", SYNC_FORMAT_COMPACT, "last_command_seq",
+                              (json_int_t) l->last_command_seq);
+                /* the link epoch goes with the boot: it changes only when the agent starts */
+                if (o && l->request_boot &&
+                    (json_object_set_new(o, "boot_epoch", json_integer((json_int_t) l->h.node->boot_epoch)) < 0 ||
+                     json_object_set_new(o, "boot_id", json_string(l->h.node->boot_id)) < 0 ||
+                     json_object_set_new(o, "link_epoch", json_string(l->link_epoch)) < 0))
+                        o = json_decref_null(o);
+                if (o && json_array_size(records) > 0 && json_object_set(o, "records", records) < 0)
+                        o = json_decref_null(o);
+                if (o && status && json_object_set(o, "status", status) < 0)
+                        o = json_decref_null(o);
+                if (o && l->tag[0] && json_object_set_new(o, "known", json_string(l->tag)) < 0)
+                        o = json_decref_null(o);
+                json_decref(records);
+                json_decref(status);
+        } else {
+                l->request_boot = true;
+                o = json_pack("{s:i, s:s, s:I, s:s, s:I, s:s, s:o, s:o?}", "format", 1, "node", l->h.node->node_id,
+                              "boot_epoch", (json_int_t) l->h.node->boot_epoch, "boot_id", l->h.node->boot_id,
+                              "last_command_seq", (json_int_t) l->last_command_seq, "link_epoch", l->link_epoch,
+                              "records", records, "status", status);
+        }
         if (!o)
                 return -ENOMEM;
         l->request = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(12));
@@ -923,16 +994,22 @@ static int sync_start(struct link *l) {
                         return -ENOMEM;
                 l->headers = h;
         }
-        if (c->compress) {
+        {
+                /* What the node takes, said until the controller keeps it (format 2: once) */
+                uint32_t dict_id = c->compress ? body_dictionary_id(l->dictionary) : 0;
+                l->request_said = link_request_says(&l->peer, c->compress, dict_id);
                 char h[64];
-                const char *zh[3] = {"Accept-Encoding: zstd", NULL, NULL};
-                if (l->dictionary) {
-                        snprintf(h, sizeof(h), BODY_CODEC_DICTIONARY_HEADER ": %" PRIu32,
-                                 body_dictionary_id(l->dictionary));
-                        zh[1] = h;
+                const char *said[4] = {SYNC_FORMAT_HEADER ": 2", NULL, NULL, NULL};
+                size_t n_said = 1;
+                if (c->compress) {
+                        said[n_said++] = "Accept-Encoding: zstd";
+                        if (dict_id) {
+                                snprintf(h, sizeof(h), BODY_CODEC_DICTIONARY_HEADER ": %" PRIu32, dict_id);
+                                said[n_said++] = h;
+                        }
                 }
-                for (size_t i = 0; i < 3 && zh[i]; i++) {
-                        struct curl_slist *n = curl_slist_append(l->headers, zh[i]);
+                for (size_t i = 0; l->request_said && i < n_said; i++) {
+                        struct curl_slist *n = curl_slist_append(l->headers, said[i]);
                         if (!n)
                                 return -ENOMEM;
                         l->headers = n;
@@ -957,6 +1034,12 @@ static int sync_start(struct link *l) {
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
             tls_time_setup(e, &l->peer_not_after) != CURLE_OK ||
+            /* HTTP/1.1 is all the controller speaks: no ALPN list in every ClientHello */
+            curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSL_ENABLE_ALPN, 0L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSLVERSION,
+                             c->tls_max_minor == 2 ? (long) (CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2)
+                                                   : (long) CURL_SSLVERSION_TLSv1_2) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long) c->connect_timeout_sec) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TIMEOUT, (long) c->timeout_sec) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
@@ -979,10 +1062,26 @@ static int sync_start(struct link *l) {
 }
 
 /* The answer is checked whole (link-answer.c) before anything acts on it. */
-static int sync_answer(struct link *l, char *why, size_t size) {
+static int sync_answer(struct link *l, long status, char *why, size_t size) {
         struct link_answer a;
         _cleanup_free_ char *problem = NULL;
+        if (status == 204) {
+                /* format 2: nothing the node does not have (204 to format 1 is not an answer) */
+                if (!l->request_compact) {
+                        snprintf(why, size, "malformed answer: 204 to a sync of format 1");
+                        return -EBADMSG;
+                }
+                if (l->request_boot)
+                        l->boot_told = true;
+                return 0;
+        }
         int r = link_answer_parse(l->response ? l->response : "", l->response_len, &a, &problem);
+        if (r >= 0 && a.format != (l->request_compact ? SYNC_FORMAT_COMPACT : API_FORMAT)) {
+                snprintf(why, size, "malformed answer: format %" PRId64 " to a sync of format %d", a.format,
+                         l->request_compact ? SYNC_FORMAT_COMPACT : API_FORMAT);
+                link_answer_done(&a);
+                return -EBADMSG;
+        }
         if (r < 0) {
                 /* The first problem is enough for the status line; the log has them all, once
                  * per run of failures (a broken controller answers the same at every retry). */
@@ -1024,16 +1123,24 @@ static int sync_answer(struct link *l, char *why, size_t size) {
                 l->acks_ignored += foreign;
                 log_warning("link: the controller acknowledged %zu records this sync did not carry: ignored", foreign);
         }
-        if (!json_equal(a.plan, l->plan)) {
+        if (l->request_boot)
+                l->boot_told = true;
+        if (a.standing && !json_equal(a.plan, l->plan)) {
                 json_decref(l->plan);
                 l->plan = json_incref(a.plan);
                 (void) state_save(l);
                 log_info("link: new contact plan: %zu windows", json_array_size(json_object_get(a.plan, "windows")));
         }
-        l->next_sync_sec = a.next_sync_sec;
+        if (a.standing) {
+                l->next_sync_sec = a.next_sync_sec;
+                snprintf(l->tag, sizeof(l->tag), "%s", a.tag); /* "" in format 1 */
+        }
         /* The controller's time, over TLS with its certificate verified: the node's trusted
-         * time from now on (agent/trusted-time.h), before its commands are judged by it. */
-        trusted_clock_told(a.server_time, l->peer_not_after);
+         * time from now on (agent/trusted-time.h), before its commands are judged by it.
+         * (An answer without a body, 204, tells none: the last one carries on.) */
+        if (a.server_time > 0)
+                trusted_clock_told(a.server_time, l->peer_not_after);
+        trusted_clock_maybe_save();
         /* Their results go up at once; a replay already answered asks for nothing (else a
          * controller repeating one would have the node sync back to back). They are
          * handled one per dispatch (commands_step), after this answer is done with. */
@@ -1099,12 +1206,27 @@ static bool answer_learn(struct link *l, long status) {
         if (l->request_zstd)
                 l->requests_zstd++;
         l->bytes_up_plain += l->request_plain_len;
-        if (l->peer.takes_zstd != l->answer_accepts_zstd || l->peer.dictionary_id != l->answer_dictionary_id)
-                log_info("link: the controller takes %s%s", l->answer_accepts_zstd ? "zstd" : "plain bodies only",
-                         l->answer_accepts_zstd && l->answer_dictionary_id ? " with a dictionary" : "");
+        /* A controller of format 2 says what it takes once a connection (and in errors):
+         * an answer that says nothing leaves it as it was. */
+        if (!l->answer_said && status < 300) {
+                l->peer.refusals = 0;
+                link_request_said(&l->peer, status, l->request_said, l->h.cfg->link.compress,
+                                  l->h.cfg->link.compress ? body_dictionary_id(l->dictionary) : 0, false);
+                return false;
+        }
+        if (l->peer.takes_zstd != l->answer_accepts_zstd || l->peer.dictionary_id != l->answer_dictionary_id ||
+            l->peer.sync_format != l->answer_sync_format)
+                log_info("link: the controller takes %s%s, sync format %u",
+                         l->answer_accepts_zstd ? "zstd" : "plain bodies only",
+                         l->answer_accepts_zstd && l->answer_dictionary_id ? " with a dictionary" : "",
+                         l->answer_sync_format ? l->answer_sync_format : 1);
         bool was_off = l->peer.off;
         bool again = link_zstd_learn(&l->peer, status, l->answer_accepts_zstd, l->answer_dictionary_id,
                                      l->request_zstd, l->request_dictionary_id);
+        if (link_sync_format_learn(&l->peer, status, l->answer_sync_format, l->request_compact))
+                again = true;
+        link_request_said(&l->peer, status, l->request_said, l->h.cfg->link.compress,
+                          l->h.cfg->link.compress ? body_dictionary_id(l->dictionary) : 0, true);
         if (l->peer.off && !was_off)
                 log_warning("link: the controller refused zstd requests twice; plain to %s until the agent restarts",
                             l->peer_url);
@@ -1141,14 +1263,14 @@ static void sync_finished(struct link *l, CURLcode result) {
         else if (result != CURLE_OK)
                 snprintf(why, sizeof(why), "%s%s%s", curl_easy_strerror(result),
                          l->curl_error[0] ? ": " : "", l->curl_error);
-        else if (status != 200) {
+        else if (status != 200 && status != 204) {
                 json_t *e = json_loadb(l->response ? l->response : "", l->response_len, 0, NULL);
                 snprintf(why, sizeof(why), "HTTP %ld: %s", status,
                          json_string_value(json_object_get(e, "message")) ?: "no message");
                 json_decref(e);
         } else
-                r = sync_answer(l, why, sizeof(why));
-        bool ok = result == CURLE_OK && status == 200 && r >= 0 && !why[0];
+                r = sync_answer(l, status, why, sizeof(why));
+        bool ok = result == CURLE_OK && (status == 200 || status == 204) && r >= 0 && !why[0];
         size_t sent = l->records_in_flight, acked = l->acked_this_sync;
         if (ok) {
                 /* the upload's goodput: from the request's first byte to the answer's */
@@ -1414,6 +1536,8 @@ json_t *link_status_json(struct link *l) {
                          "acks_ignored", (json_int_t) l->acks_ignored,
                          "connections_opened", (json_int_t) l->connections_opened,
                          "tcp_congestion", l->tcp_congestion[0] ? l->tcp_congestion : NULL);
+        if (o) /* the controller's sync format, as it said (1 until it says 2) */
+                json_object_set_new(o, "sync_format", json_integer(l->peer.sync_format ? l->peer.sync_format : 1));
         json_t *dict_id = l->dictionary ? json_integer(body_dictionary_id(l->dictionary)) : json_null();
         json_t *peer_dict_id = l->peer.dictionary_id ? json_integer(l->peer.dictionary_id) : json_null();
         if (o)

@@ -108,6 +108,13 @@ struct link_zstd_peer {
         uint32_t dictionary_id; /* the dictionary it named; 0: none */
         unsigned refusals;      /* 415s in a row to requests in zstd */
         bool off;               /* two of them: plain to it for the rest of the run */
+        /* the sync format it said it takes (Orbit-Sync): 2 for the compact syncs of
+         * docs/protocol.md, "Format 2"; 0 or 1: format 1 only */
+        unsigned sync_format;
+        /* it keeps what this node takes (said to it once, docs/protocol.md, "Format 2") */
+        bool knows_us;
+        bool said_zstd;        /* what the node said: Accept-Encoding: zstd */
+        uint32_t said_dictionary_id; /* ... and its dictionary */
 };
 
 /*
@@ -118,6 +125,31 @@ struct link_zstd_peer {
  */
 bool link_zstd_learn(struct link_zstd_peer *p, long status, bool takes_zstd, uint32_t dictionary_id,
                      bool request_zstd, uint32_t request_dictionary_id);
+
+/*
+ * After an HTTP answer whose headers said what the controller takes (said_format: its
+ * Orbit-Sync, 0 when absent) to a request of format 2 (request_compact) or 1: the peer's
+ * sync format updated; returns whether to send again at once, in format 1: a failed
+ * request of format 2 to a controller that no longer takes it (downgraded, or another).
+ */
+bool link_sync_format_learn(struct link_zstd_peer *p, long status, unsigned said_format, bool request_compact);
+
+/*
+ * Whether the next request says what the node takes (Orbit-Sync, Accept-Encoding, its
+ * dictionary; zstd: link.compress, dictionary_id: ours, 0 none): always to a controller of
+ * before format 2 (it goes by each request's headers), else when it does not know it yet,
+ * forgot it (it said what it takes to a request that did not), or the node takes
+ * something else since (a reload).
+ */
+bool link_request_says(const struct link_zstd_peer *p, bool zstd, uint32_t dictionary_id);
+
+/*
+ * After an answer (status; said: its headers said what the controller takes) to a request
+ * that said what the node takes (zstd, dictionary_id) or not: whether the controller now
+ * keeps it. Call after the sync format was learnt.
+ */
+void link_request_said(struct link_zstd_peer *p, long status, bool request_said, bool zstd,
+                       uint32_t dictionary_id, bool answer_said);
 
 /*
  * Whether the next request goes in zstd (enabled: link.compress), and with which

@@ -246,6 +246,14 @@ void trusted_clock_told(int64_t server_sec, int64_t peer_not_after) {
                 (void) trusted_clock_save();
 }
 
+void trusted_clock_maybe_save(void) {
+        pthread_mutex_lock(&clock_lock);
+        bool save = clock_ready && tt_should_save(&clock_state, mono_usec());
+        pthread_mutex_unlock(&clock_lock);
+        if (save)
+                (void) trusted_clock_save();
+}
+
 json_t *trusted_clock_status_json(void) {
         enum trusted_time_source s;
         int64_t now = trusted_clock_now(&s);

@@ -109,6 +109,11 @@ int64_t trusted_clock_now_usec(void);
  */
 void trusted_clock_told(int64_t server_sec, int64_t peer_not_after);
 
+/* Save the floor when it rose by TRUSTED_TIME_SAVE_STEP_SEC since it was saved (the link
+ * calls it after each good sync: a format 2 answer tells the time only when its standing
+ * part changed, and a crash must not lose a day of floor). */
+void trusted_clock_maybe_save(void);
+
 /* {"now", "source", "floor", "rtc", "controller_offset_sec"} for orbitctl status. */
 json_t *trusted_clock_status_json(void);
 

@@ -86,7 +86,7 @@ def sync(body, headers):
     flush()
     hs = dict(n)
     head = ("POST /v1/nodes/sat-017/sync HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-            "Content-Type: application/json\r\nAccept: application/json\r\n%sContent-Length: %d\r\n\r\n"
+            "%sContent-Length: %d\r\n\r\n"
             % (port, "".join("%s: %s\r\n" % h for h in headers), len(body)))
     tls.write(head.encode() + body)
     flush()

@@ -9,8 +9,9 @@
  * values drifting from one report to the next, the reals with the 12 digits sync_start
  * gives them. Figures, not a test.
  *
- * usage: link-zstd [DICT_SIZE [DIR]]   (default 16384; DIR: the bodies and the dictionary
- * are written there for bench/link-zstd-wire.sh, which measures them on the wire)
+ * usage: link-zstd [DICT_SIZE [DIR [RECORDS]]]   (default 16384; DIR: the bodies and the
+ * dictionary are written there for bench/link-zstd-wire.sh, which measures them on the wire,
+ * and bench/link-pass.sh, which asks for RECORDS records in the backlog: default 250)
  */
 #include "config.h"
 
@@ -187,9 +188,15 @@ int main(int argc, char **argv) {
         printf("dictionary: %zu bytes, id %u, trained on %d reports (%zu bytes)\n\n", n, body_dictionary_id(dict),
                SAMPLES, total);
         char *one = sync_text(1, 1, 2);
-        char *backlog = sync_text(1000, 250, 5);
+        unsigned records = argc > 3 ? (unsigned) strtoul(argv[3], NULL, 10) : 250;
+        if (records < 1 || records > 1024) {
+                fprintf(stderr, "link-zstd: RECORDS: 1..1024\n");
+                return 1;
+        }
+        char *backlog = sync_text(1000, records, 5), what[64];
+        snprintf(what, sizeof(what), "sync of %u records of ~4 KB", records);
         measure("sync of one health.report", one, dict);
-        measure("sync of 250 records of ~4 KB", backlog, dict);
+        measure(what, backlog, dict);
         if (argc > 2) {
                 dump(argv[2], "link.dict", dict_buf, n);
                 dump_bodies(argv[2], "one", one, dict);

@@ -29,6 +29,7 @@ static void help(void) {
                "        [--timeout SEC]           idle connections close after it (150); keep it\n"
                "                                  above the nodes' poll interval: one TLS connection a pass\n"
                "        [--tls-tickets]           TLS 1.3 session tickets (off: they cost bytes)\n"
+               "        [--tls-session-cache]     resume TLS 1.2 sessions by id (nodes with link.tls_max 1.2)\n"
                "        [--tcp-congestion NAME]   e.g. bbr: what the controller sends (kernel default)\n"
                "        [--port-file FILE] [--log-level LEVEL]\n"
                "        [--retain-records DURATION|0]   default 30d; critical and update.* kept\n"
@@ -83,7 +84,8 @@ static int cmd_serve(int argc, char *argv[]) {
         enum {
                 ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
                 ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_POLL,
-                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION, ARG_TLS_TICKETS, ARG_PORT_FILE,
+                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION,
+                ARG_TLS_TICKETS, ARG_TLS_SESSION_CACHE, ARG_PORT_FILE,
                 ARG_LOG_LEVEL, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
                 ARG_ZSTD_DICTIONARY,
         };
@@ -107,6 +109,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"idle-timeout", required_argument, NULL, ARG_TIMEOUT},
                 {"tcp-congestion", required_argument, NULL, ARG_TCP_CONGESTION},
                 {"tls-tickets", no_argument, NULL, ARG_TLS_TICKETS},
+                {"tls-session-cache", no_argument, NULL, ARG_TLS_SESSION_CACHE},
                 {"port-file", required_argument, NULL, ARG_PORT_FILE},
                 {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
                 {"retain-records", required_argument, NULL, ARG_RETAIN},
@@ -197,6 +200,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 case ARG_NO_ZSTD: c.no_zstd = true; break;
                 case ARG_ZSTD_DICTIONARY: c.zstd_dictionary = optarg; break;
                 case ARG_TLS_TICKETS: c.tls_tickets = true; break;
+                case ARG_TLS_SESSION_CACHE: c.tls_session_cache = true; break;
                 case ARG_TCP_CONGESTION:
                         if (!*optarg || strlen(optarg) >= 16 ||
                             optarg[strspn(optarg, "abcdefghijklmnopqrstuvwxyz0123456789_-")]) {

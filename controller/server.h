@@ -22,6 +22,8 @@ struct server_config {
                                      * (poll_interval_sec), so a pass is one TLS connection */
         bool tls_tickets;           /* issue TLS 1.3 session tickets (docs/protocol.md: they
                                      * cost more bytes than they save with GnuTLS 3.7) */
+        bool tls_session_cache;     /* resume TLS 1.2 sessions by their id from a cache in
+                                     * memory (docs/protocol.md, "One connection a pass") */
         const char *tcp_congestion; /* optional: TCP_CONGESTION of the listening socket, which
                                      * the accepted connections inherit (what we send) */
         int64_t retain_records_sec; /* records older than this are deleted (critical kept); 0: never */

@@ -275,12 +275,14 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
                 return r;
 
         r = store_exec(s,
-                       "UPDATE nodes SET last_sync = ?1, syncs = syncs + 1, boot_epoch = ?2, "
-                       "boot_id = ?3, last_command_seq = ?4, "
+                       /* a format 2 sync without its boot keeps the one the node said last */
+                       "UPDATE nodes SET last_sync = ?1, syncs = syncs + 1, "
+                       "boot_epoch = CASE WHEN ?3 IS NULL THEN boot_epoch ELSE ?2 END, "
+                       "boot_id = coalesce(?3, boot_id), last_command_seq = ?4, "
                        "status = coalesce(?5, status), "
                        "status_time = CASE WHEN ?5 IS NULL THEN status_time ELSE ?1 END "
                        "WHERE id = ?6",
-                       "iitijt", now, req->boot_epoch, req->boot_id, req->last_command_seq,
+                       "iitijt", now, req->boot_epoch, req->has_boot ? req->boot_id : NULL, req->last_command_seq,
                        req->status, req->node);
         if (r < 0)
                 return r;

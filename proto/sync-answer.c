@@ -14,9 +14,23 @@
 #define SOURCE "sync answer"
 
 static int dispatch_format(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
-        if (!json_is_integer(v) || json_integer_value(v) != 1)
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected format 1, got %s",
-                                        json_is_integer(v) ? "another" : json_type_name(v));
+        if (!json_is_integer(v) ||
+            (json_integer_value(v) != API_FORMAT && json_integer_value(v) != SYNC_FORMAT_COMPACT))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected format %d or %d, got %s", API_FORMAT,
+                                        SYNC_FORMAT_COMPACT, json_is_integer(v) ? "another" : json_type_name(v));
+        *(int64_t *) dest = json_integer_value(v);
+        return 0;
+}
+
+static int dispatch_tag(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        const char *s = json_string_value(v);
+        bool ok = s && json_string_length(v) == SYNC_TAG_LEN;
+        for (size_t i = 0; ok && i < SYNC_TAG_LEN; i++)
+                ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
+        if (!ok)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a tag of %d lower-case hex digits",
+                                        SYNC_TAG_LEN);
+        memcpy(dest, s, SYNC_TAG_LEN + 1);
         return 0;
 }
 
@@ -163,7 +177,7 @@ int link_answer_parse(const char *text, size_t len, struct link_answer *ret, cha
         struct json_ctx ctx = {.source = SOURCE, .text = text, .text_len = len, .problems = &problems};
 #define OFF(x) offsetof(struct link_answer, x)
         const struct json_field fields[] = {
-                {"format", dispatch_format, 0, JSON_REQUIRED, NULL, 0, 0},
+                {"format", dispatch_format, OFF(format), JSON_REQUIRED, NULL, 0, 0},
                 {"acked", dispatch_acked, 0, JSON_REQUIRED, ret, 0, 0},
                 {"commands", dispatch_commands, OFF(commands), JSON_REQUIRED, NULL, 0, 0},
                 {"contact_plan", dispatch_plan, OFF(plan), JSON_REQUIRED, NULL, 0, 0},
@@ -172,8 +186,33 @@ int link_answer_parse(const char *text, size_t len, struct link_answer *ret, cha
                 {"server_time", json_dispatch_int64, OFF(server_time), JSON_REQUIRED, NULL, 0, INT64_MAX},
                 {},
         };
+        /* Format 2 says only what changed: the rest stays as the last answer left it. */
+        const struct json_field fields_compact[] = {
+                {"format", dispatch_format, OFF(format), JSON_REQUIRED, NULL, 0, 0},
+                {"acked", dispatch_acked, 0, 0, ret, 0, 0},
+                {"commands", dispatch_commands, OFF(commands), 0, NULL, 0, 0},
+                {"contact_plan", dispatch_plan, OFF(plan), 0, NULL, 0, 0},
+                {"next_sync_sec", json_dispatch_int64, OFF(next_sync_sec), 0, NULL, 0,
+                 LINK_ANSWER_MAX_NEXT_SYNC_SEC},
+                {"tag", dispatch_tag, OFF(tag), 0, NULL, 0, 0},
+                {"server_time", json_dispatch_int64, OFF(server_time), 0, NULL, 0, INT64_MAX},
+                {},
+        };
 #undef OFF
-        int r = json_parse_dispatch(&ctx, fields, ret, &ret->root);
+        int r = -EINVAL;
+        ret->root = json_parse_object(&ctx);
+        if (ret->root) {
+                json_t *format = json_object_get(ret->root, "format");
+                bool compact = json_is_integer(format) && json_integer_value(format) == SYNC_FORMAT_COMPACT;
+                r = json_dispatch_object(&ctx, ret->root, compact ? fields_compact : fields, ret);
+                int standing = !!ret->plan + !!json_object_get(ret->root, "next_sync_sec") + !!ret->tag[0];
+                if (r >= 0 && compact && standing != 0 && standing != 3)
+                        r = json_ctx_problem(&ctx, JSON_AT_VALUE,
+                                             "contact_plan, next_sync_sec and tag go together");
+                ret->standing = !compact || standing == 3;
+                if (r >= 0 && problems.count > 0)
+                        r = -EINVAL;
+        }
         if (r >= 0)
                 return 0;
         if (r != -ENOMEM)

@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 
+#include "proto/sync-request.h"
+
 #define LINK_ANSWER_MAX_COMMANDS 64
 #define LINK_ANSWER_MAX_ACK_GROUPS 1024
 #define LINK_ANSWER_MAX_ACKED_SEQS 100000
@@ -29,16 +31,21 @@
 
 struct link_answer {
         json_t *root;     /* owns everything below */
+        int64_t format;   /* 1, or 2 (SYNC_FORMAT_COMPACT): what is absent did not change */
         json_t *acked;    /* [{"boot_epoch":N, "boot_id":"<32 hex>", "seq":[N, ...]}], checked */
         json_t *commands; /* envelopes (objects), verified later one by one */
         json_t *plan;     /* {"windows":[{"start","end","rate_bps"}]}, sorted, checked */
         int64_t next_sync_sec;
         int64_t server_time;
         size_t n_acked_seqs;
+        /* plan and next_sync_sec are there (always in format 1); in format 2 with their tag */
+        bool standing;
+        char tag[SYNC_TAG_LEN + 1];
 };
 
 /*
- * Parse an answer body. 0, or -EBADMSG with *ret_message naming where and what ("sync
+ * Parse an answer body, of format 1 (every key there) or 2 (acked and commands when not
+ * empty; contact_plan, next_sync_sec and tag together or not at all). 0, or -EBADMSG with *ret_message naming where and what ("sync
  * answer:1:57: acked[0].seq[2]: expected an integer in 1..., got a string"; a caller's
  * to free), or -ENOMEM. On success the caller owns *ret and frees it with
  * link_answer_done().

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,27 @@ static int dispatch_records(struct json_ctx *ctx, json_t *v, void *dest,
         return r;
 }
 
+static int dispatch_request_format(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (!json_is_integer(v) ||
+            (json_integer_value(v) != API_FORMAT && json_integer_value(v) != SYNC_FORMAT_COMPACT))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected format %d or %d, got %s", API_FORMAT,
+                                        SYNC_FORMAT_COMPACT, json_is_integer(v) ? "another" : json_type_name(v));
+        *(int64_t *) dest = json_integer_value(v);
+        return 0;
+}
+
+static int dispatch_tag(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        const char *s = json_string_value(v);
+        bool ok = s && json_string_length(v) == SYNC_TAG_LEN;
+        for (size_t i = 0; ok && i < SYNC_TAG_LEN; i++)
+                ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
+        if (!ok)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a tag of %d lower-case hex digits",
+                                        SYNC_TAG_LEN);
+        memcpy(dest, s, SYNC_TAG_LEN + 1);
+        return 0;
+}
+
 int sync_request_parse(const char *text, size_t len, const char *url_node, struct sync_request *ret,
                        char **ret_message) {
         memset(ret, 0, sizeof(*ret));
@@ -198,9 +220,11 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                 .source = "sync", .text = text, .text_len = len, .problems = &problems};
         struct records_walk walk = {.req = ret, .url_node = url_node};
 
+        /* Format 1 names everything in every request; format 2 leaves out what the
+         * controller has (docs/protocol.md, "Format 2"). */
 #define REQ_OFF(x) offsetof(struct sync_request, x)
         const struct json_field fields[] = {
-                {"format", dispatch_format, REQ_OFF(format), JSON_REQUIRED, NULL, 0, 0},
+                {"format", dispatch_request_format, REQ_OFF(format), JSON_REQUIRED, NULL, 0, 0},
                 {"node", dispatch_node_id, REQ_OFF(node), JSON_REQUIRED, NULL, 0, 0},
                 {"boot_epoch", json_dispatch_int64, REQ_OFF(boot_epoch), JSON_REQUIRED, NULL, 0,
                  INT64_MAX},
@@ -213,7 +237,35 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                  SYNC_STATUS_MAX},
                 {},
         };
-        int r = json_parse_dispatch(&ctx, fields, ret, &ret->root);
+        const struct json_field fields_compact[] = {
+                {"format", dispatch_request_format, REQ_OFF(format), JSON_REQUIRED, NULL, 0, 0},
+                {"node", dispatch_node_id, REQ_OFF(node), 0, NULL, 0, 0},
+                {"boot_epoch", json_dispatch_int64, REQ_OFF(boot_epoch), 0, NULL, 0, INT64_MAX},
+                {"boot_id", dispatch_boot_id, REQ_OFF(boot_id), 0, NULL, 0, 0},
+                {"last_command_seq", json_dispatch_int64, REQ_OFF(last_command_seq), JSON_REQUIRED,
+                 NULL, 0, INT64_MAX},
+                {"records", dispatch_records, 0, 0, &walk, 0, 0},
+                {"status", dispatch_object_borrow, REQ_OFF(status), JSON_NULLABLE, NULL, 0,
+                 SYNC_STATUS_MAX},
+                {"known", dispatch_tag, REQ_OFF(known), 0, NULL, 0, 0},
+                {},
+        };
+#undef REQ_OFF
+        int r = -EINVAL;
+        ret->root = json_parse_object(&ctx);
+        if (ret->root) {
+                json_t *format = json_object_get(ret->root, "format");
+                bool compact = json_is_integer(format) && json_integer_value(format) == SYNC_FORMAT_COMPACT;
+                r = json_dispatch_object(&ctx, ret->root, compact ? fields_compact : fields, ret);
+                if (r >= 0 && compact && !json_object_get(ret->root, "node"))
+                        snprintf(ret->node, sizeof(ret->node), "%s", url_node);
+                ret->has_boot = json_object_get(ret->root, "boot_id") != NULL;
+                if (r >= 0 && compact && ret->has_boot != (json_object_get(ret->root, "boot_epoch") != NULL)) {
+                        json_ctx_push_key(&ctx, ret->has_boot ? "boot_id" : "boot_epoch");
+                        json_ctx_problem(&ctx, JSON_AT_KEY, "boot_epoch and boot_id go together");
+                        json_ctx_pop(&ctx);
+                }
+        }
         if (r == -ENOMEM)
                 goto fail;
         if (r >= 0 && !streq(ret->node, url_node)) {
@@ -280,4 +332,40 @@ json_t *sync_response_new(json_t *acked, json_t *commands, json_t *contact_plan,
         return json_pack("{s:i,s:o,s:o,s:o,s:I,s:I}", "format", API_FORMAT, "acked", acked,
                          "commands", commands, "contact_plan", contact_plan, "next_sync_sec",
                          (json_int_t) next_sync_sec, "server_time", (json_int_t) server_time);
+}
+
+void sync_answer_tag(const json_t *contact_plan, int64_t next_sync_sec, char ret[static SYNC_TAG_LEN + 1]) {
+        uint64_t h = UINT64_C(14695981039346656037);
+        _cleanup_free_ char *text = contact_plan ? json_dumps(contact_plan, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        char n[32];
+        snprintf(n, sizeof(n), "/%" PRId64, next_sync_sec);
+        for (const char *p = text ? text : "null"; *p; p++)
+                h = (h ^ (unsigned char) *p) * UINT64_C(1099511628211);
+        for (const char *p = n; *p; p++)
+                h = (h ^ (unsigned char) *p) * UINT64_C(1099511628211);
+        snprintf(ret, SYNC_TAG_LEN + 1, "%016" PRIx64, h);
+}
+
+int sync_response_compact(json_t *acked, json_t *commands, json_t *contact_plan, int64_t next_sync_sec,
+                          int64_t server_time, const char *known, json_t **ret) {
+        _cleanup_(json_decrefp) json_t *a = acked, *c = commands, *p = contact_plan;
+        char tag[SYNC_TAG_LEN + 1];
+        *ret = NULL;
+        sync_answer_tag(p, next_sync_sec, tag);
+        bool standing = !known || !streq(known, tag);
+        if (json_array_size(a) == 0 && json_array_size(c) == 0 && !standing)
+                return 0; /* 204 */
+        _cleanup_(json_decrefp) json_t *o = json_pack("{s:i}", "format", SYNC_FORMAT_COMPACT);
+        if (!o)
+                return -ENOMEM;
+        if ((json_array_size(a) > 0 && json_object_set(o, "acked", a) < 0) ||
+            (json_array_size(c) > 0 && json_object_set(o, "commands", c) < 0))
+                return -ENOMEM;
+        if (standing && (json_object_set(o, "contact_plan", p) < 0 ||
+                         json_object_set_new(o, "next_sync_sec", json_integer(next_sync_sec)) < 0 ||
+                         json_object_set_new(o, "tag", json_string(tag)) < 0 ||
+                         json_object_set_new(o, "server_time", json_integer(server_time)) < 0))
+                return -ENOMEM;
+        *ret = TAKE_PTR(o);
+        return 0;
 }

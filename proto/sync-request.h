@@ -12,6 +12,11 @@
 #include <jansson.h>
 
 #define API_FORMAT 1
+/* The compact sync of format 2 (docs/protocol.md, "Format 2"): a node sends it only to a
+ * controller that announced it (SYNC_FORMAT_HEADER), and gets a format 2 answer or 204. */
+#define SYNC_FORMAT_COMPACT 2
+#define SYNC_FORMAT_HEADER "Orbit-Sync"
+#define SYNC_TAG_LEN 16 /* hex digits of the tag of an answer's standing part */
 #define API_ID_MAX 64 /* node ids */
 #define SYNC_BODY_MAX (4 * 1024 * 1024)
 #define SYNC_RECORDS_MAX 1024
@@ -45,14 +50,18 @@ struct sync_request {
         struct sync_record *records; /* owned array */
         size_t n_records;
         json_t *status; /* borrowed; NULL when absent */
+        bool has_boot;  /* boot_epoch and boot_id were sent (format 2 may leave them out) */
+        char known[SYNC_TAG_LEN + 1]; /* format 2: the tag the node holds; "" none */
 };
 
 void sync_request_done(struct sync_request *r);
 
 /*
- * Pure: parse a sync body strictly: unknown keys, wrong types, out-of-range numbers,
+ * Pure: parse a sync body strictly, of format 1 or 2 (its "format" says): unknown keys, wrong types, out-of-range numbers,
  * more than SYNC_RECORDS_MAX records, a status over SYNC_STATUS_MAX, and a node (of the
- * request or any record key) other than url_node are all refused. -EINVAL with
+ * request or any record key) other than url_node are all refused. Format 2 may leave out
+ * node (url_node), boot_epoch with boot_id (has_boot false), records (none) and carries
+ * known. -EINVAL with
  * *ret_message (caller frees): every problem as "sync:line:column: path: message".
  */
 int sync_request_parse(const char *text, size_t len, const char *url_node, struct sync_request *ret,
@@ -73,3 +82,20 @@ json_t *sync_acked_build(const struct sync_request *r);
 /* Pure: the whole answer (references to acked, commands, contact_plan are taken). */
 json_t *sync_response_new(json_t *acked, json_t *commands, json_t *contact_plan,
                           int64_t next_sync_sec, int64_t server_time);
+
+/*
+ * Pure: the tag of an answer's standing part, what stays the same from sync to sync (the
+ * contact plan and next_sync_sec): 16 lower-case hex digits of FNV-1a 64 over the plan's
+ * compact JSON with sorted keys and the decimal next_sync_sec. A format 2 answer carries
+ * the standing part, with its tag, only when the node's "known" is another.
+ */
+void sync_answer_tag(const json_t *contact_plan, int64_t next_sync_sec, char ret[static SYNC_TAG_LEN + 1]);
+
+/*
+ * Pure: a format 2 answer to a request that knows the tag known ("" none): only what the
+ * node does not have: acked and commands when not empty, the standing part with its tag
+ * and server_time when the tag changed. *ret NULL: nothing to say (the answer is 204).
+ * References to acked, commands, contact_plan are taken. 0 or -ENOMEM.
+ */
+int sync_response_compact(json_t *acked, json_t *commands, json_t *contact_plan, int64_t next_sync_sec,
+                          int64_t server_time, const char *known, json_t **ret);

@@ -38,3 +38,6 @@ echo
 echo "==> rollout driving per sync in the store: 10 rollouts of 1,000 nodes (baseline) vs 10 of 10,000: O(memberships) makes them alike"
 "$build/bench/rollout-drive" --rollouts 10 --members 1000 --syncs "${DRIVE_SYNCS:-1000}"
 "$build/bench/rollout-drive" --rollouts 10 --members 10000 --syncs "${DRIVE_SYNCS:-1000}"
+echo
+echo "==> one contact pass over link-emu (256 kbit/s, RTT 1.5 s, 10% loss, Reno): the link improvements on and off"
+bench/link-pass.sh --pass-sec "${LINK_PASS_SEC:-600}" "$build"

@@ -102,7 +102,7 @@ sync_body 0 "$(record 1 health.report '{"temp_c":41}')" "$(record 2 workload.exi
         "$(record 3 update.installed '{"bundle_id":"b-1","slot":"B"}')" >sync1.json
 
 # ---- mutual TLS ---------------------------------------------------------------------------
-code=$(as_node node-1 -X POST --data-binary @sync1.json "$URL/v1/nodes/node-1/sync")
+code=$(as_node node-1 -D sync.headers -X POST --data-binary @sync1.json "$URL/v1/nodes/node-1/sync")
 if [ "$code" = 200 ] && [ "$(jq -c '.acked' body)" = "[{\"boot_epoch\":3,\"boot_id\":\"$BOOT\",\"seq\":[1,2,3]}]" ]; then
         pass "sync with the node's certificate: 200, records acked"
 else
@@ -111,6 +111,10 @@ fi
 [ "$(jq -c '[.format, .commands, .contact_plan, .next_sync_sec, (.server_time > 0)]' body)" = \
   '[1,[],{"windows":[]},90,true]' ] && pass "answer: no commands, open contact plan, next_sync_sec" ||
         fail "answer fields" "$(cat body)"
+# Bytes on a slow link: no Date, and no Content-Type on the sync route (always JSON).
+grep -qi '^content-length: ' sync.headers && ! grep -qi '^date:\|^content-type:' sync.headers &&
+        pass "the sync answer has neither Date nor Content-Type: $(tr -d '\r' <sync.headers | sed 1d | tr '\n' ' ')" ||
+        fail "sync answer headers" "$(cat sync.headers)"
 code=$(as_node node-2 -X POST --data-binary @sync1.json "$URL/v1/nodes/node-1/sync")
 [ "$code" = 403 ] && grep -q 'for node \\"node-2\\", not \\"node-1\\"' body &&
         pass "certificate of another node (CN node-2): 403" || fail "wrong CN refused" "HTTP $code: $(cat body)"
@@ -136,6 +140,38 @@ if [ "$code" = 200 ] && [ "$(jq -c '[.records, .syncs, .boot_epoch, .status.stat
 else
         fail "records stored once" "HTTP $code: $(cat body)"
 fi
+
+# ---- format 2: only what changed, both ways (docs/protocol.md, "Format 2") --------------------
+# A request that says what the node takes hears what the controller takes, the sync format with it.
+printf '{"format":2,"last_command_seq":0}' >sync-f2.json
+code=$(as_node node-1 -D said.headers -H 'Orbit-Sync: 2' -X POST --data-binary @sync-f2.json "$URL/v1/nodes/node-1/sync")
+if [ "$code" = 200 ] && grep -qi '^orbit-sync: 2' said.headers && grep -qi '^accept-encoding: zstd' said.headers &&
+   [ "$(jq -c '[.format, .contact_plan, .next_sync_sec, (.tag | test("^[0-9a-f]{16}$")), has("acked"), has("commands")]' body)" = \
+     '[2,{"windows":[]},90,true,false,false]' ]; then
+        pass "format 2 without boot, records or tag: the plan, the pace and their tag; said what it takes"
+else
+        fail "format 2 first sync" "HTTP $code: $(cat body) $(tr -d '\r' <said.headers)"
+fi
+TAG=$(jq -r .tag body)
+printf '{"format":2,"last_command_seq":0,"known":"%s"}' "$TAG" >sync-f2-known.json
+code=$(as_node node-1 -D quiet.headers -X POST --data-binary @sync-f2-known.json "$URL/v1/nodes/node-1/sync")
+if [ "$code" = 204 ] && ! grep -qi '^orbit-sync\|^accept-encoding\|^content-length: [1-9]' quiet.headers; then
+        pass "format 2 that knows the tag, nothing new: 204, no body, nothing said: $(tr -d '\r' <quiet.headers | head -1)"
+else
+        fail "format 2 idle" "HTTP $code: $(tr -d '\r' <quiet.headers)"
+fi
+code=$(as_op "$URL/v1/nodes/node-1")
+[ "$code" = 200 ] && [ "$(jq -c '[.boot_epoch, .boot_id, .syncs]' body)" = "[3,\"$BOOT\",4]" ] &&
+        pass "a sync without its boot keeps the boot the node said last" || fail "boot kept" "HTTP $code: $(cat body)"
+# A node the controller keeps nothing of (never said, or a restart since) is told what it takes.
+code=$(as_node node-2 -D untold.headers -X POST --data-binary @sync-f2.json "$URL/v1/nodes/node-2/sync")
+[ "$code" = 200 ] && grep -qi '^orbit-sync: 2' untold.headers &&
+        pass "format 2 from a node that never said what it takes: told what the controller takes" ||
+        fail "format 2 untold node" "HTTP $code: $(tr -d '\r' <untold.headers)"
+printf '{"format":2,"last_command_seq":0,"boot_epoch":3}' >sync-f2-half.json
+code=$(as_node node-1 -X POST --data-binary @sync-f2-half.json "$URL/v1/nodes/node-1/sync")
+[ "$code" = 400 ] && grep -q 'boot_epoch and boot_id go together' body && pass "format 2: a boot is whole: 400" ||
+        fail "format 2 half a boot" "HTTP $code: $(cat body)"
 sed 's/"format":1,"node"/"format":1,"nodee":"x","node"/' sync1.json >bad.json
 code=$(as_node node-1 -X POST --data-binary @bad.json "$URL/v1/nodes/node-1/sync")
 [ "$code" = 400 ] && jq -r .message body | grep -q '^sync:1:13: nodee: unknown key (did you mean "node"?)' &&

@@ -340,7 +340,14 @@ static void test_link_section(void **state) {
         assert_int_equal(c.link.poll_interval_sec, 60);
         assert_int_equal(c.link.clock_skew_sec, 300);
         assert_true(c.link.check_command_time);
+        assert_int_equal(c.link.tls_max_minor, 3);
         config_free(&c);
+        r = parse("{\"config_version\": 1, \"link\": {\"tls_max\": \"1.2\"}}", &c, err, sizeof(err));
+        assert_int_equal(r, 0);
+        assert_int_equal(c.link.tls_max_minor, 2);
+        config_free(&c);
+        expect_error("{\"config_version\": 1, \"link\": {\"tls_max\": \"1.1\"}}",
+                     "/etc/orbit-agent/agent.json:1:43: link.tls_max: expected \"1.2\" or \"1.3\"");
 
         expect_error("{\"config_version\": 1, \"link\": {\"enabled\": true, \"url\": \"https://g:1\"}}",
                      "/etc/orbit-agent/agent.json:1:31: link: an enabled link needs \"url\", \"ca\", \"cert\" and \"key\"");

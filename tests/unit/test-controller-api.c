@@ -146,6 +146,86 @@ static void expect_refused(const char *text, const char *want) {
         free(msg);
 }
 
+/* Format 2: only what the controller does not have goes up, only what the node does not
+ * have comes down (docs/protocol.md, "Format 2"). */
+static void test_sync_compact(void **state) {
+        struct sync_request req;
+        char *msg = NULL;
+        const char *idle = "{\"format\":2,\"last_command_seq\":4,\"known\":\"0123456789abcdef\"}";
+        assert_int_equal(sync_request_parse(idle, strlen(idle), "n1", &req, &msg), 0);
+        assert_int_equal(req.format, 2);
+        assert_string_equal(req.node, "n1"); /* the URL's */
+        assert_false(req.has_boot);
+        assert_int_equal(req.n_records, 0);
+        assert_null(req.status);
+        assert_string_equal(req.known, "0123456789abcdef");
+        assert_int_equal(req.last_command_seq, 4);
+        sync_request_done(&req);
+
+        const char *booted = "{\"format\":2,\"node\":\"n1\",\"boot_epoch\":3,\"boot_id\":\"" BOOT
+                             "\",\"last_command_seq\":0}";
+        assert_int_equal(sync_request_parse(booted, strlen(booted), "n1", &req, &msg), 0);
+        assert_true(req.has_boot);
+        assert_int_equal(req.boot_epoch, 3);
+        assert_string_equal(req.boot_id, BOOT);
+        assert_string_equal(req.known, "");
+        sync_request_done(&req);
+
+        /* strict all the same */
+        expect_refused("{\"format\":2}", "missing required key \"last_command_seq\"");
+        expect_refused("{\"format\":2,\"last_command_seq\":0,\"boot_epoch\":3}", "go together");
+        expect_refused("{\"format\":2,\"last_command_seq\":0,\"boot_id\":\"" BOOT "\"}", "go together");
+        expect_refused("{\"format\":2,\"last_command_seq\":0,\"known\":\"0123\"}", "known");
+        expect_refused("{\"format\":2,\"last_command_seq\":0,\"known\":\"0123456789ABCDEF\"}", "known");
+        expect_refused("{\"format\":2,\"node\":\"n2\",\"last_command_seq\":0}", "not the node of the URL");
+        expect_refused("{\"format\":2,\"last_command_seq\":0,\"extra\":1}", "extra");
+
+        /* the tag: stable, and another for another plan or pace */
+        json_t *plan = json_pack("{s:[{s:i,s:i,s:i}]}", "windows", "start", 100, "end", 200, "rate_bps", 1000);
+        json_t *plan_same = json_pack("{s:[{s:i,s:i,s:i}]}", "windows", "rate_bps", 1000, "end", 200, "start", 100);
+        char t1[SYNC_TAG_LEN + 1], t2[SYNC_TAG_LEN + 1], t3[SYNC_TAG_LEN + 1], t4[SYNC_TAG_LEN + 1];
+        sync_answer_tag(plan, 60, t1);
+        sync_answer_tag(plan_same, 60, t2);
+        sync_answer_tag(plan, 61, t3);
+        json_t *empty = json_pack("{s:[]}", "windows");
+        sync_answer_tag(empty, 60, t4);
+        assert_int_equal(strlen(t1), SYNC_TAG_LEN);
+        assert_string_equal(t1, t2); /* the order of keys does not matter */
+        assert_string_not_equal(t1, t3);
+        assert_string_not_equal(t1, t4);
+
+        /* the answer: nothing new is no answer (204) */
+        json_t *ans = NULL;
+        assert_int_equal(sync_response_compact(json_array(), json_array(), json_incref(plan), 60, 1000, t1, &ans), 0);
+        assert_null(ans);
+        /* a plan the node does not know: the standing part and its tag */
+        assert_int_equal(sync_response_compact(json_array(), json_array(), json_incref(plan), 60, 1000, "", &ans), 0);
+        char *a = json_dumps(ans, JSON_COMPACT | JSON_SORT_KEYS);
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "{\"contact_plan\":{\"windows\":[{\"end\":200,\"rate_bps\":1000,\"start\":100}]},"
+                 "\"format\":2,\"next_sync_sec\":60,\"server_time\":1000,\"tag\":\"%s\"}", t1);
+        assert_string_equal(a, want);
+        free(a);
+        json_decref(ans);
+        /* acks only */
+        json_t *acked = json_pack("[{s:i,s:s,s:[i]}]", "boot_epoch", 3, "boot_id", BOOT, "seq", 5);
+        assert_int_equal(sync_response_compact(acked, json_array(), json_incref(plan), 60, 1000, t1, &ans), 0);
+        a = json_dumps(ans, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_string_equal(a, "{\"acked\":[{\"boot_epoch\":3,\"boot_id\":\"" BOOT "\",\"seq\":[5]}],\"format\":2}");
+        free(a);
+        json_decref(ans);
+        /* commands only */
+        assert_int_equal(sync_response_compact(json_array(), json_pack("[{}]"), json_incref(plan), 60, 1000, t1, &ans), 0);
+        a = json_dumps(ans, JSON_COMPACT | JSON_SORT_KEYS);
+        assert_string_equal(a, "{\"commands\":[{}],\"format\":2}");
+        free(a);
+        json_decref(ans);
+        json_decref(plan);
+        json_decref(plan_same);
+        json_decref(empty);
+}
+
 static void test_sync_strict(void **state) {
         char *t = sync_json("n1", "", ",\"extra\":1");
         expect_refused(t, "sync:1:");
@@ -155,9 +235,15 @@ static void test_sync_strict(void **state) {
         expect_refused(t, "node: \"n2\" is not the node of the URL (\"n1\")");
         free(t);
         expect_refused("{\"format\":1}", "missing required key \"node\"");
-        expect_refused("{\"format\":2,\"node\":\"n1\",\"boot_epoch\":1,\"boot_id\":\"" BOOT
+        expect_refused("{\"format\":3,\"node\":\"n1\",\"boot_epoch\":1,\"boot_id\":\"" BOOT
                        "\",\"last_command_seq\":0,\"records\":[]}",
-                       "format: expected format 1");
+                       "format: expected format 1 or 2");
+        /* format 1 still needs every key format 2 may leave out */
+        expect_refused("{\"format\":1,\"node\":\"n1\",\"last_command_seq\":0,\"records\":[]}",
+                       "missing required key \"boot_epoch\"");
+        expect_refused("{\"format\":1,\"node\":\"n1\",\"boot_epoch\":1,\"boot_id\":\"" BOOT
+                       "\",\"last_command_seq\":0,\"records\":[],\"known\":\"0123456789abcdef\"}",
+                       "known");
         expect_refused("{\"format\":1,\"node\":\"n1\",\"boot_epoch\":-1,\"boot_id\":\"" BOOT
                        "\",\"last_command_seq\":0,\"records\":[]}",
                        "boot_epoch: -1 is out of range");
@@ -491,6 +577,7 @@ int main(void) {
                 cmocka_unit_test(test_rollout_routes),
                 cmocka_unit_test(test_sync_good),
                 cmocka_unit_test(test_sync_strict),
+                cmocka_unit_test(test_sync_compact),
                 cmocka_unit_test(test_decisions),
                 cmocka_unit_test(test_contact_plan),
                 cmocka_unit_test(test_command_request),

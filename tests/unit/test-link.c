@@ -157,6 +157,83 @@ static void test_answer_good(void **state) {
         link_answer_done(&a);
 }
 
+/* Format 2 says what changed, nothing more. */
+static void test_answer_compact(void **state) {
+        struct link_answer a;
+        char *msg = NULL;
+        const char *acks = "{\"format\":2,\"acked\":" GOOD_ACKED "}";
+        assert_int_equal(link_answer_parse(acks, strlen(acks), &a, &msg), 0);
+        assert_int_equal(a.format, 2);
+        assert_false(a.standing);
+        assert_null(a.plan);
+        assert_null(a.commands);
+        assert_int_equal(json_array_size(a.acked), 1);
+        link_answer_done(&a);
+        const char *standing = "{\"format\":2,\"contact_plan\":" GOOD_PLAN ",\"next_sync_sec\":30,"
+                               "\"tag\":\"0123456789abcdef\",\"server_time\":5}";
+        assert_int_equal(link_answer_parse(standing, strlen(standing), &a, &msg), 0);
+        assert_true(a.standing);
+        assert_non_null(a.plan);
+        assert_int_equal(a.next_sync_sec, 30);
+        assert_string_equal(a.tag, "0123456789abcdef");
+        assert_null(a.acked);
+        link_answer_done(&a);
+        const char *bare = "{\"format\":2}";
+        assert_int_equal(link_answer_parse(bare, strlen(bare), &a, &msg), 0);
+        assert_false(a.standing);
+        link_answer_done(&a);
+        /* format 1 is whole, as before */
+        char *t = answer(GOOD_ACKED, "[]", GOOD_PLAN, "60");
+        assert_int_equal(link_answer_parse(t, strlen(t), &a, &msg), 0);
+        assert_int_equal(a.format, 1);
+        assert_true(a.standing);
+        assert_string_equal(a.tag, "");
+        link_answer_done(&a);
+        free(t);
+}
+
+/* The sync format is learnt from answers that say it; a compact request refused by a
+ * controller that no longer takes it goes again at once, in format 1. */
+static void test_sync_format(void **state) {
+        struct link_zstd_peer p = {};
+        assert_false(link_sync_format_learn(&p, 200, 2, false));
+        assert_int_equal(p.sync_format, 2);
+        assert_false(link_sync_format_learn(&p, 503, 2, true)); /* busy, not a downgrade */
+        assert_int_equal(p.sync_format, 2);
+        assert_true(link_sync_format_learn(&p, 400, 0, true)); /* a controller of format 1 */
+        assert_int_equal(p.sync_format, 0);
+        assert_false(link_sync_format_learn(&p, 400, 0, false)); /* format 1 refused: not ours to repeat */
+}
+
+/* What the node takes is said until a controller of format 2 keeps it, and again when it
+ * forgot or the node takes something else. */
+static void test_request_says(void **state) {
+        struct link_zstd_peer p = {};
+        assert_true(link_request_says(&p, true, 7)); /* the first request of a run */
+        /* a controller of before format 2: said in every request, as before */
+        assert_false(link_sync_format_learn(&p, 200, 0, false));
+        link_request_said(&p, 200, true, true, 7, true);
+        assert_true(link_request_says(&p, true, 7));
+        /* one of format 2 keeps it: said once */
+        assert_false(link_sync_format_learn(&p, 200, 2, false));
+        link_request_said(&p, 200, true, true, 7, true);
+        assert_false(link_request_says(&p, true, 7));
+        link_request_said(&p, 204, false, true, 7, false); /* a quiet answer changes nothing */
+        assert_false(link_request_says(&p, true, 7));
+        /* another dictionary, or none, or no zstd after a reload: said again */
+        assert_true(link_request_says(&p, true, 8));
+        assert_true(link_request_says(&p, true, 0));
+        assert_true(link_request_says(&p, false, 0));
+        /* it said what it takes to a request that did not: it forgot us (a restart) */
+        link_request_said(&p, 204, false, true, 7, true);
+        assert_true(link_request_says(&p, true, 7));
+        /* a refused request that said: not kept */
+        link_request_said(&p, 503, true, true, 7, true);
+        assert_true(link_request_says(&p, true, 7));
+        link_request_said(&p, 200, true, true, 7, true);
+        assert_false(link_request_says(&p, true, 7));
+}
+
 static void test_answer_malformed(void **state) {
         char *t;
         assert_refused("", "sync answer");
@@ -173,9 +250,19 @@ static void test_answer_malformed(void **state) {
         free(extra);
         free(t);
         /* the format */
-        const char *f2 = "{\"format\":2,\"acked\":[],\"commands\":[],\"contact_plan\":{\"windows\":[]},"
+        const char *f3 = "{\"format\":3,\"acked\":[],\"commands\":[],\"contact_plan\":{\"windows\":[]},"
                          "\"next_sync_sec\":1,\"server_time\":1}";
-        assert_refused(f2, "format");
+        assert_refused(f3, "format");
+        /* format 2: the standing part whole or not at all, nothing unknown */
+        assert_refused("{\"format\":2,\"contact_plan\":{\"windows\":[]},\"next_sync_sec\":1}", "go together");
+        assert_refused("{\"format\":2,\"tag\":\"0123456789abcdef\"}", "go together");
+        assert_refused("{\"format\":2,\"contact_plan\":{\"windows\":[]},\"next_sync_sec\":1,\"tag\":\"01\"}",
+                       "tag");
+        assert_refused("{\"format\":2,\"acked\":{}}", "acked");
+        assert_refused("{\"format\":2,\"surprise\":1}", "surprise");
+        assert_refused("{\"format\":2,\"next_sync_sec\":604801,\"contact_plan\":{\"windows\":[]},"
+                       "\"tag\":\"0123456789abcdef\"}",
+                       "next_sync_sec");
         /* acked: shape of every group and seq */
         t = answer("{}", "[]", GOOD_PLAN, "60");
         assert_refused(t, "acked");
@@ -343,6 +430,9 @@ int main(void) {
                 cmocka_unit_test(test_plan_window_within),
                 cmocka_unit_test(test_answer_good),
                 cmocka_unit_test(test_answer_malformed),
+                cmocka_unit_test(test_answer_compact),
+                cmocka_unit_test(test_sync_format),
+                cmocka_unit_test(test_request_says),
                 cmocka_unit_test(test_json_scan),
                 cmocka_unit_test(test_zstd_negotiation),
         };
