@@ -13,27 +13,6 @@
 
 #define SOURCE "sync answer"
 
-static int dispatch_format(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
-        if (!json_is_integer(v) ||
-            (json_integer_value(v) != API_FORMAT && json_integer_value(v) != SYNC_FORMAT_COMPACT))
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected format %d or %d, got %s", API_FORMAT,
-                                        SYNC_FORMAT_COMPACT, json_is_integer(v) ? "another" : json_type_name(v));
-        *(int64_t *) dest = json_integer_value(v);
-        return 0;
-}
-
-static int dispatch_tag(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
-        const char *s = json_string_value(v);
-        bool ok = s && json_string_length(v) == SYNC_TAG_LEN;
-        for (size_t i = 0; ok && i < SYNC_TAG_LEN; i++)
-                ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
-        if (!ok)
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a tag of %d lower-case hex digits",
-                                        SYNC_TAG_LEN);
-        memcpy(dest, s, SYNC_TAG_LEN + 1);
-        return 0;
-}
-
 static int dispatch_boot_id(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
         const char *s = json_string_value(v);
         if (!s || !sync_boot_id_is_valid(s, json_string_length(v)))
@@ -177,7 +156,7 @@ int link_answer_parse(const char *text, size_t len, struct link_answer *ret, cha
         struct json_ctx ctx = {.source = SOURCE, .text = text, .text_len = len, .problems = &problems};
 #define OFF(x) offsetof(struct link_answer, x)
         const struct json_field fields[] = {
-                {"format", dispatch_format, OFF(format), JSON_REQUIRED, NULL, 0, 0},
+                {"format", sync_dispatch_format, OFF(format), JSON_REQUIRED, NULL, 0, 0},
                 {"acked", dispatch_acked, 0, JSON_REQUIRED, ret, 0, 0},
                 {"commands", dispatch_commands, OFF(commands), JSON_REQUIRED, NULL, 0, 0},
                 {"contact_plan", dispatch_plan, OFF(plan), JSON_REQUIRED, NULL, 0, 0},
@@ -188,13 +167,13 @@ int link_answer_parse(const char *text, size_t len, struct link_answer *ret, cha
         };
         /* Format 2 says only what changed: the rest stays as the last answer left it. */
         const struct json_field fields_compact[] = {
-                {"format", dispatch_format, OFF(format), JSON_REQUIRED, NULL, 0, 0},
+                {"format", sync_dispatch_format, OFF(format), JSON_REQUIRED, NULL, 0, 0},
                 {"acked", dispatch_acked, 0, 0, ret, 0, 0},
                 {"commands", dispatch_commands, OFF(commands), 0, NULL, 0, 0},
                 {"contact_plan", dispatch_plan, OFF(plan), 0, NULL, 0, 0},
                 {"next_sync_sec", json_dispatch_int64, OFF(next_sync_sec), 0, NULL, 0,
                  LINK_ANSWER_MAX_NEXT_SYNC_SEC},
-                {"tag", dispatch_tag, OFF(tag), 0, NULL, 0, 0},
+                {"tag", sync_dispatch_tag, OFF(tag), 0, NULL, 0, 0},
                 {"server_time", json_dispatch_int64, OFF(server_time), 0, NULL, 0, INT64_MAX},
                 {},
         };

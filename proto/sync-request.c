@@ -188,7 +188,7 @@ static int dispatch_records(struct json_ctx *ctx, json_t *v, void *dest,
         return r;
 }
 
-static int dispatch_request_format(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+int sync_dispatch_format(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
         if (!json_is_integer(v) ||
             (json_integer_value(v) != API_FORMAT && json_integer_value(v) != SYNC_FORMAT_COMPACT))
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "expected format %d or %d, got %s", API_FORMAT,
@@ -197,7 +197,7 @@ static int dispatch_request_format(struct json_ctx *ctx, json_t *v, void *dest, 
         return 0;
 }
 
-static int dispatch_tag(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+int sync_dispatch_tag(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
         const char *s = json_string_value(v);
         bool ok = s && json_string_length(v) == SYNC_TAG_LEN;
         for (size_t i = 0; ok && i < SYNC_TAG_LEN; i++)
@@ -224,7 +224,7 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
          * controller has (docs/protocol.md, "Format 2"). */
 #define REQ_OFF(x) offsetof(struct sync_request, x)
         const struct json_field fields[] = {
-                {"format", dispatch_request_format, REQ_OFF(format), JSON_REQUIRED, NULL, 0, 0},
+                {"format", sync_dispatch_format, REQ_OFF(format), JSON_REQUIRED, NULL, 0, 0},
                 {"node", dispatch_node_id, REQ_OFF(node), JSON_REQUIRED, NULL, 0, 0},
                 {"boot_epoch", json_dispatch_int64, REQ_OFF(boot_epoch), JSON_REQUIRED, NULL, 0,
                  INT64_MAX},
@@ -238,7 +238,7 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                 {},
         };
         const struct json_field fields_compact[] = {
-                {"format", dispatch_request_format, REQ_OFF(format), JSON_REQUIRED, NULL, 0, 0},
+                {"format", sync_dispatch_format, REQ_OFF(format), JSON_REQUIRED, NULL, 0, 0},
                 {"node", dispatch_node_id, REQ_OFF(node), 0, NULL, 0, 0},
                 {"boot_epoch", json_dispatch_int64, REQ_OFF(boot_epoch), 0, NULL, 0, INT64_MAX},
                 {"boot_id", dispatch_boot_id, REQ_OFF(boot_id), 0, NULL, 0, 0},
@@ -247,7 +247,7 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                 {"records", dispatch_records, 0, 0, &walk, 0, 0},
                 {"status", dispatch_object_borrow, REQ_OFF(status), JSON_NULLABLE, NULL, 0,
                  SYNC_STATUS_MAX},
-                {"known", dispatch_tag, REQ_OFF(known), 0, NULL, 0, 0},
+                {"known", sync_dispatch_tag, REQ_OFF(known), 0, NULL, 0, 0},
                 {},
         };
 #undef REQ_OFF

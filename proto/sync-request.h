@@ -79,6 +79,14 @@ bool sync_boot_id_is_valid(const char *s, size_t len);
  */
 json_t *sync_acked_build(const struct sync_request *r);
 
+/* json_parse_dispatch field handlers both ends share (lib/json-util.h): a sync "format"
+ * (1 or 2) into an int64_t, and a tag of SYNC_TAG_LEN lower-case hex digits into a char
+ * array of SYNC_TAG_LEN + 1. */
+struct json_ctx;
+struct json_field;
+int sync_dispatch_format(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f);
+int sync_dispatch_tag(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f);
+
 /* Pure: the whole answer (references to acked, commands, contact_plan are taken). */
 json_t *sync_response_new(json_t *acked, json_t *commands, json_t *contact_plan,
                           int64_t next_sync_sec, int64_t server_time);
