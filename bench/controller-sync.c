@@ -281,7 +281,8 @@ static void make_pki(unsigned n) {
         path_in(cert, "cmd.pem");
         const struct signature_keygen_options ca = {.subject = "CN=bench command CA", .ca = true, .days = 2};
         const struct signature_keygen_options signer = {
-                .subject = "CN=bench command signer", .issuer_key_path = ca_key,
+                .subject = "CN=bench command signer", .role = SIGNATURE_ROLE_COMMAND,
+                .issuer_key_path = ca_key,
                 .issuer_cert_path = ca_cert, .days = 2};
         char *reason = NULL;
         if (signature_keygen(&ca, ca_key, ca_cert, &reason) < 0 ||

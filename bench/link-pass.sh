@@ -130,7 +130,7 @@ subjectAltName=${NETS#,}" &&
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth' || { echo "link-pass: openssl could not make the certificates" >&2; exit 1; }
 "$B/orbit-bundle" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null
-"$B/orbit-bundle" keygen --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
+"$B/orbit-bundle" keygen --role command --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
         --key cmd.key --cert cmd.pem >/dev/null
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 mkdir gen seed

@@ -40,7 +40,7 @@ subjectAltName=IP:127.0.0.1' &&
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth'
 "$B/orbit-bundle" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null
-"$B/orbit-bundle" keygen --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
+"$B/orbit-bundle" keygen --role command --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
         --key cmd.key --cert cmd.pem >/dev/null
 "$B/bench/link-zstd" 16384 "$D" >/dev/null
 "$B/orbit-controller" serve --listen 127.0.0.1:0 --port-file port --data-dir data --cert server.pem \

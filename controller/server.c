@@ -631,7 +631,7 @@ static int sign_payload(void *userdata, const char *payload, char **ret_signatur
                         char **ret_reason) {
         struct server *srv = userdata;
         size_t len;
-        return signature_sign(payload, strlen(payload), srv->config->command_key,
+        return signature_sign(SIGNATURE_FOR_COMMAND, payload, strlen(payload), srv->config->command_key,
                               srv->config->command_cert, ret_signature, &len, ret_reason);
 }
 
@@ -1542,7 +1542,7 @@ int server_run(const struct server_config *c) {
         {
                 _cleanup_free_ char *sig = NULL, *why = NULL;
                 size_t len;
-                r = signature_sign("probe", 5, c->command_key, c->command_cert, &sig, &len, &why);
+                r = signature_sign(SIGNATURE_FOR_COMMAND, "probe", 5, c->command_key, c->command_cert, &sig, &len, &why);
                 if (r < 0) {
                         log_error_errno(r, "the command signer (%s, %s) does not work: %s",
                                         c->command_key, c->command_cert, why ? why : "");

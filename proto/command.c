@@ -356,7 +356,7 @@ int command_envelope_verify(json_t *envelope, const struct command_verify_option
 
         /* The signature first: unsigned JSON is never parsed. */
         _cleanup_free_ char *sig_reason = NULL;
-        int r = signature_verify(json_string_value(payload), json_string_length(payload),
+        int r = signature_verify(SIGNATURE_FOR_COMMAND, json_string_value(payload), json_string_length(payload),
                                  json_string_value(signature), json_string_length(signature),
                                  o->keyring, o->now, NULL, &sig_reason);
         if (r < 0)

@@ -54,12 +54,12 @@ fleet_keys() {
                 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
                 "$FLEET_BIN/orbit-bundle" keygen --ca --subject "CN=command CA" --key cmd-ca.key \
                         --cert cmd-ca.pem >/dev/null &&
-                        "$FLEET_BIN/orbit-bundle" keygen --subject "CN=command signer" \
+                        "$FLEET_BIN/orbit-bundle" keygen --role command --subject "CN=command signer" \
                                 --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem --key cmd.key \
                                 --cert cmd.pem >/dev/null &&
                         "$FLEET_BIN/orbit-bundle" keygen --ca --subject "CN=release CA" \
                                 --key rel-ca.key --cert rel-ca.pem >/dev/null &&
-                        "$FLEET_BIN/orbit-bundle" keygen --subject "CN=release" --issuer-key rel-ca.key \
+                        "$FLEET_BIN/orbit-bundle" keygen --role release --subject "CN=release" --issuer-key rel-ca.key \
                                 --issuer-cert rel-ca.pem --key rel.key --cert rel.pem >/dev/null &&
                         mkdir -p release-keyring && cp rel-ca.pem release-keyring/
         )

@@ -27,11 +27,13 @@ static void help(void) {
         printf("Usage: orbit-bundle COMMAND [OPTIONS]\n"
                "\n"
                "Commands:\n"
-               "  keygen --key FILE --cert FILE [--ca] [--subject DN]\n"
+               "  keygen --key FILE --cert FILE (--ca | --role ROLE) [--subject DN]\n"
                "         [--issuer-key FILE --issuer-cert FILE] [--days N] [--not-before TIME]\n"
                "      make a P-256 key and a certificate: a self-signed CA with --ca, else a "
                "signer\n"
-               "      (issued by --issuer-key/--issuer-cert, or self-signed without them)\n"
+               "      in one ROLE: release (bundles), command (commands) or root (trust "
+               "documents),\n"
+               "      issued by --issuer-key/--issuer-cert, or self-signed without them\n"
                "  create --manifest-template FILE --image CLASS=FILE... --key FILE --cert FILE\n"
                "         [--chunk-size BYTES] -o BUNDLE\n"
                "      hash the images, write and sign the manifest, write the bundle\n"
@@ -99,6 +101,7 @@ static int cmd_keygen(int argc, char *argv[]) {
                 {"key", required_argument, NULL, 'k'},
                 {"cert", required_argument, NULL, 'c'},
                 {"ca", no_argument, NULL, 'A'},
+                {"role", required_argument, NULL, 'r'},
                 {"subject", required_argument, NULL, 's'},
                 {"issuer-key", required_argument, NULL, 'K'},
                 {"issuer-cert", required_argument, NULL, 'C'},
@@ -120,6 +123,13 @@ static int cmd_keygen(int argc, char *argv[]) {
                         break;
                 case 'A':
                         o.ca = true;
+                        break;
+                case 'r':
+                        o.role = signature_role_from_name(optarg);
+                        if (o.role == SIGNATURE_ROLE_NONE)
+                                return usage_error("--role takes release, command or root, not "
+                                                   "'%s'",
+                                                   optarg);
                         break;
                 case 's':
                         o.subject = optarg;
@@ -151,6 +161,9 @@ static int cmd_keygen(int argc, char *argv[]) {
                 return usage_error("keygen needs --key and --cert");
         if (!!o.issuer_key_path != !!o.issuer_cert_path)
                 return usage_error("keygen: --issuer-key and --issuer-cert go together");
+        if (o.ca == (o.role != SIGNATURE_ROLE_NONE))
+                return usage_error("keygen needs --ca or --role (release, command or root), not "
+                                   "both");
         if (!o.subject)
                 o.subject = o.ca ? "CN=orbit bundle CA,O=orbit" : "CN=orbit bundle signer,O=orbit";
         if (!o.days)
@@ -160,7 +173,8 @@ static int cmd_keygen(int argc, char *argv[]) {
                 fprintf(stderr, "orbit-bundle: keygen: %s\n", reason ? reason : "failed");
                 return EXIT_REFUSED;
         }
-        printf("%s: P-256 key\n%s: %s certificate for \"%s\"\n", key, cert,
+        printf("%s: P-256 key\n%s: %s%s%s certificate for \"%s\"\n", key, cert,
+               o.ca ? "" : signature_role_name(o.role), o.ca ? "" : " ",
                o.ca                ? "CA"
                : o.issuer_key_path ? "signer"
                                    : "self-signed signer",

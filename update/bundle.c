@@ -354,7 +354,7 @@ int bundle_open_reader(const struct bundle_reader *reader, const char *name, con
         b->head = NULL; /* the caller's: not kept */
 
         r = (o->now_is_lower_bound ? signature_verify_at_least : signature_verify)(
-                manifest_text, manifest_len, sig, sig_len, o->keyring, o->now, &b->signer, &why);
+                SIGNATURE_FOR_BUNDLE, manifest_text, manifest_len, sig, sig_len, o->keyring, o->now, &b->signer, &why);
         if (r < 0) {
                 r = message_set(ret_reason, r, "%s: signature: %s", name, why ? why : "refused");
                 goto fail;
@@ -1222,7 +1222,7 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
                 goto done;
         }
         /* the signature's length: a trial signature, and some room */
-        r = signature_sign(trial_text, trial_len, key_path, cert_path, &trial_sig, &trial_sig_len,
+        r = signature_sign(SIGNATURE_FOR_BUNDLE, trial_text, trial_len, key_path, cert_path, &trial_sig, &trial_sig_len,
                            ret_reason);
         if (r < 0)
                 goto done;
@@ -1277,7 +1277,7 @@ int bundle_create(const char *output, const struct manifest *manifest_template,
                 }
                 manifest_free(&check);
         }
-        r = signature_sign(text, text_len, key_path, cert_path, &sig, &sig_len, ret_reason);
+        r = signature_sign(SIGNATURE_FOR_BUNDLE, text, text_len, key_path, cert_path, &sig, &sig_len, ret_reason);
         if (r < 0)
                 goto done;
         if (text_len != trial_len || sig_len > trial_sig_len + SIG_SLACK) {

@@ -15,6 +15,7 @@
 #include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/md.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/x509_crt.h>
@@ -35,12 +36,144 @@ static const char *mbedtls_reason(int err, char *buf, size_t size) {
         return buf;
 }
 
+/* ---- roles and purposes ------------------------------------------------------------ */
+
+/* DER contents of the role OIDs SIGNATURE_OID_ARC.1-3 (20 bytes each, the last is the role). */
+#define ROLE_OID_ARC_DER "\x69\x88\xbb\x82\xe9\xae\xeb\xa2\xa4\xe3\xb0\xb8\xd4\x96\x8e\x92\x98\xab\x4c"
+#define ROLE_OID_LEN 20
+
+static const char *const role_names[_SIGNATURE_ROLE_MAX] = {
+        [SIGNATURE_ROLE_NONE] = "none",
+        [SIGNATURE_ROLE_RELEASE] = "release",
+        [SIGNATURE_ROLE_COMMAND] = "command",
+        [SIGNATURE_ROLE_ROOT] = "root",
+};
+
+static const struct {
+        const char *context;
+        enum signature_role role;
+} purposes[_SIGNATURE_FOR_MAX] = {
+        [SIGNATURE_FOR_BUNDLE] = {"orbit bundle manifest", SIGNATURE_ROLE_RELEASE},
+        [SIGNATURE_FOR_COMMAND] = {"orbit command", SIGNATURE_ROLE_COMMAND},
+        [SIGNATURE_FOR_TRUST] = {"orbit trust document", SIGNATURE_ROLE_ROOT},
+        [SIGNATURE_FOR_ROLLBACK] = {"orbit rollback authorization", SIGNATURE_ROLE_RELEASE},
+};
+
+const char *signature_role_name(enum signature_role role) {
+        return role >= 0 && role < _SIGNATURE_ROLE_MAX ? role_names[role] : "?";
+}
+
+enum signature_role signature_role_from_name(const char *name) {
+        for (int i = SIGNATURE_ROLE_RELEASE; i < _SIGNATURE_ROLE_MAX; i++)
+                if (name && streq(name, role_names[i]))
+                        return (enum signature_role)i;
+        return SIGNATURE_ROLE_NONE;
+}
+
+const char *signature_purpose_context(enum signature_purpose p) {
+        return p >= 0 && p < _SIGNATURE_FOR_MAX ? purposes[p].context : "?";
+}
+
+enum signature_role signature_purpose_role(enum signature_purpose p) {
+        return p >= 0 && p < _SIGNATURE_FOR_MAX ? purposes[p].role : SIGNATURE_ROLE_NONE;
+}
+
+/* What a certificate's extended key usage says of its role. */
+struct cert_roles {
+        enum signature_role role; /* the last orbit role found */
+        unsigned n_roles;         /* how many orbit roles */
+        bool tls_or_any;          /* serverAuth, clientAuth or anyExtendedKeyUsage */
+};
+
+static struct cert_roles cert_roles(const mbedtls_x509_crt *c) {
+        struct cert_roles cr = {0};
+        if (!(c->ext_types & MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE))
+                return cr;
+        for (const mbedtls_x509_sequence *s = &c->ext_key_usage; s && s->buf.p; s = s->next) {
+                if (s->buf.len == ROLE_OID_LEN &&
+                    memcmp(s->buf.p, ROLE_OID_ARC_DER, ROLE_OID_LEN - 1) == 0 &&
+                    s->buf.p[ROLE_OID_LEN - 1] >= SIGNATURE_ROLE_RELEASE &&
+                    s->buf.p[ROLE_OID_LEN - 1] < _SIGNATURE_ROLE_MAX) {
+                        cr.role = (enum signature_role)s->buf.p[ROLE_OID_LEN - 1];
+                        cr.n_roles++;
+                } else if (MBEDTLS_OID_CMP(MBEDTLS_OID_SERVER_AUTH, &s->buf) == 0 ||
+                           MBEDTLS_OID_CMP(MBEDTLS_OID_CLIENT_AUTH, &s->buf) == 0 ||
+                           MBEDTLS_OID_CMP(MBEDTLS_OID_ANY_EXTENDED_KEY_USAGE, &s->buf) == 0)
+                        cr.tls_or_any = true;
+        }
+        return cr;
+}
+
+/* 0, or -EKEYREJECTED with a reason when the certificate may not sign for purpose. */
+static int check_role(const mbedtls_x509_crt *c, const char *who, enum signature_purpose purpose,
+                      char **ret_reason) {
+        struct cert_roles cr = cert_roles(c);
+        enum signature_role want = signature_purpose_role(purpose);
+        if (cr.n_roles > 1)
+                return message_set(ret_reason, -EKEYREJECTED,
+                                   "signer \"%s\" holds %u roles: one key, one role", who,
+                                   cr.n_roles);
+        if (cr.tls_or_any)
+                return message_set(ret_reason, -EKEYREJECTED,
+                                   "signer \"%s\" is also a TLS (or any-purpose) key: one key, "
+                                   "one role",
+                                   who);
+        if (cr.role != want)
+                return message_set(
+                        ret_reason, -EKEYREJECTED,
+                        "signer \"%s\" is %s%s, not a %s signer (extended key usage %s.%d): "
+                        "it may not sign an %s",
+                        who, cr.role ? "a " : "", cr.role ? signature_role_name(cr.role) : "in no role",
+                        signature_role_name(want), SIGNATURE_OID_ARC, (int)want,
+                        signature_purpose_context(purpose));
+        return 0;
+}
+
+/* SHA-256 over "orbit-signature" NUL context NUL data. */
+static void signed_digest(enum signature_purpose purpose, const void *data, size_t len,
+                          uint8_t out[SHA256_DIGEST_SIZE]) {
+        static const char prefix[] = "orbit-signature"; /* with its NUL */
+        const char *context = signature_purpose_context(purpose);
+        struct sha256_ctx c;
+        sha256_init(&c);
+        sha256_update(&c, prefix, sizeof(prefix));
+        sha256_update(&c, context, strlen(context) + 1);
+        sha256_update(&c, data, len);
+        sha256_final(&c, out);
+}
+
 /* ---- keyring ----------------------------------------------------------------------- */
 
 struct signature_keyring {
         mbedtls_x509_crt anchors;
         size_t count;
+        uint8_t (*revoked)[32];
+        size_t n_revoked;
 };
+
+int signature_keyring_revoke(struct signature_keyring *kr, const uint8_t key_sha256[32]) {
+        uint8_t (*n)[32] = realloc(kr->revoked, (kr->n_revoked + 1) * sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        memcpy(n[kr->n_revoked++], key_sha256, 32);
+        kr->revoked = n;
+        return 0;
+}
+
+size_t signature_keyring_revoked_count(const struct signature_keyring *kr) {
+        return kr ? kr->n_revoked : 0;
+}
+
+static bool keyring_revokes(const struct signature_keyring *kr, const mbedtls_x509_crt *c) {
+        if (!kr || kr->n_revoked == 0)
+                return false;
+        uint8_t d[SHA256_DIGEST_SIZE];
+        sha256_buffer(c->pk_raw.p, c->pk_raw.len, d);
+        for (size_t i = 0; i < kr->n_revoked; i++)
+                if (memcmp(kr->revoked[i], d, sizeof(d)) == 0)
+                        return true;
+        return false;
+}
 
 struct signature_keyring *signature_keyring_new(void) {
         struct signature_keyring *kr = calloc(1, sizeof(*kr));
@@ -53,6 +186,7 @@ void signature_keyring_free(struct signature_keyring *kr) {
         if (!kr)
                 return;
         mbedtls_x509_crt_free(&kr->anchors);
+        free(kr->revoked);
         free(kr);
 }
 
@@ -78,6 +212,52 @@ static int parse_certificates(mbedtls_x509_crt *chain, const void *data, size_t 
                 return mbedtls_x509_crt_parse(chain, (const unsigned char *)copy, len + 1);
         }
         return mbedtls_x509_crt_parse_der(chain, data, len);
+}
+
+static bool key_is_p256(const mbedtls_pk_context *pk);
+
+/* Whether the certificate's signature is made by its own key. */
+static bool signed_by_own_key(const mbedtls_x509_crt *c) {
+        const mbedtls_md_info_t *md = mbedtls_md_info_from_type(c->sig_md);
+        unsigned char hash[MBEDTLS_MD_MAX_SIZE];
+        if (!md || mbedtls_md(md, c->tbs.p, c->tbs.len, hash) != 0)
+                return false;
+        return mbedtls_pk_verify_ext(c->sig_pk, c->sig_opts, (mbedtls_pk_context *)&c->pk,
+                                     c->sig_md, hash, mbedtls_md_get_size(md), c->sig.p,
+                                     c->sig.len) == 0;
+}
+
+int signature_cert_info(const void *data, size_t len, struct signature_cert_info *ret,
+                        char **ret_reason) {
+        mbedtls_x509_crt c;
+        mbedtls_x509_crt_init(&c);
+        int r = parse_certificates(&c, data, len);
+        if (r == -ENOMEM)
+                return r;
+        if (r != 0 || !c.raw.p) {
+                mbedtls_x509_crt_free(&c);
+                return message_set(ret_reason, -EINVAL, "not an X.509 certificate (PEM or DER)");
+        }
+        memset(ret, 0, sizeof(*ret));
+        sha256_buffer(c.pk_raw.p, c.pk_raw.len, ret->key_sha256);
+        struct cert_roles cr = cert_roles(&c);
+        ret->role = cr.n_roles == 1 && !cr.tls_or_any ? cr.role : SIGNATURE_ROLE_NONE;
+        ret->p256 = key_is_p256(&c.pk);
+        ret->self_signed = c.issuer_raw.len == c.subject_raw.len &&
+                           memcmp(c.issuer_raw.p, c.subject_raw.p, c.subject_raw.len) == 0 &&
+                           signed_by_own_key(&c);
+        if (mbedtls_x509_dn_gets(ret->subject, sizeof(ret->subject), &c.subject) < 0)
+                snprintf(ret->subject, sizeof(ret->subject), "?");
+        mbedtls_x509_crt_free(&c);
+        return 0;
+}
+
+int signature_key_fingerprint(const void *data, size_t len, uint8_t out[32], char **ret_reason) {
+        struct signature_cert_info info;
+        int r = signature_cert_info(data, len, &info, ret_reason);
+        if (r >= 0)
+                memcpy(out, info.key_sha256, 32);
+        return r;
 }
 
 int signature_keyring_add(struct signature_keyring *kr, const void *data, size_t len,
@@ -193,12 +373,14 @@ int signature_keyring_load_dir(const char *dir, struct signature_keyring **ret, 
 struct signature_file {
         int64_t format;
         char *algorithm;
+        char *context;
         char *signature;     /* base64 */
         char **certificates; /* base64 DER, NULL-terminated */
 };
 
 static void signature_file_free(struct signature_file *f) {
         free(f->algorithm);
+        free(f->context);
         free(f->signature);
         if (f->certificates)
                 for (size_t i = 0; f->certificates[i]; i++)
@@ -208,6 +390,11 @@ static void signature_file_free(struct signature_file *f) {
 
 static int dispatch_format(struct json_ctx *ctx, json_t *v, void *dest,
                            const struct json_field *f) {
+        if (json_is_integer(v) && json_integer_value(v) == 1)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "signature format 1 names no purpose and is no longer "
+                                        "accepted: sign again (format %d, docs/security.md)",
+                                        SIGNATURE_FORMAT);
         if (!json_is_integer(v) || json_integer_value(v) != SIGNATURE_FORMAT)
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
                                         "unsupported signature format (expected %d)",
@@ -268,6 +455,7 @@ static int dispatch_certificates(struct json_ctx *ctx, json_t *v, void *dest,
 static const struct json_field signature_fields[] = {
         {"format", dispatch_format, SOFF(format), JSON_REQUIRED, NULL, 0, 0},
         {"algorithm", dispatch_algorithm, SOFF(algorithm), JSON_REQUIRED, NULL, 0, 0},
+        {"context", json_dispatch_string, SOFF(context), JSON_REQUIRED, NULL, 1, 63},
         {"signature", json_dispatch_string, SOFF(signature), JSON_REQUIRED, NULL, 1, 1024},
         {"certificates", dispatch_certificates, SOFF(certificates), JSON_REQUIRED, NULL, 0, 0},
         {},
@@ -275,6 +463,7 @@ static const struct json_field signature_fields[] = {
 
 /* What a parsed signature file holds, decoded. */
 struct parsed_signature {
+        char context[64];
         unsigned char der[SIGNATURE_DER_MAX];
         size_t der_len;
         mbedtls_x509_crt chain; /* the signer first */
@@ -316,6 +505,7 @@ static int parse_signature_file(const char *text, size_t len, struct parsed_sign
                                   msg ? msg : "?");
         }
         free(ps);
+        snprintf(ret->context, sizeof(ret->context), "%s", f.context);
 
         if (mbedtls_base64_decode(ret->der, sizeof(ret->der), &ret->der_len,
                                   (const unsigned char *)f.signature, strlen(f.signature)) != 0) {
@@ -374,6 +564,9 @@ static void fill_info(const mbedtls_x509_crt *signer, struct signature_info *inf
         info->not_before = x509_time_to_epoch(&signer->valid_from);
         info->not_after = x509_time_to_epoch(&signer->valid_to);
         info->n_certificates = chain_length(signer);
+        struct cert_roles cr = cert_roles(signer);
+        info->role = cr.n_roles == 1 ? cr.role : SIGNATURE_ROLE_NONE;
+        sha256_buffer(signer->pk_raw.p, signer->pk_raw.len, info->key_sha256);
 }
 
 struct verify_state {
@@ -385,12 +578,23 @@ struct verify_state {
         char subject[256];
         time_t when;
         bool now_is_lower_bound; /* "not yet valid" is not judged */
+        const struct signature_keyring *kr;
+        bool revoked; /* a certificate on the path holds a revoked key */
+        char revoked_subject[256];
 };
 
 static int verify_callback(void *userdata, mbedtls_x509_crt *crt, int depth, uint32_t *flags) {
         struct verify_state *st = userdata;
         /* mbedtls checks validity against the system clock; we check against "now". */
         *flags &= ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE);
+        if (keyring_revokes(st->kr, crt)) {
+                *flags |= MBEDTLS_X509_BADCERT_REVOKED;
+                if (!st->revoked &&
+                    mbedtls_x509_dn_gets(st->revoked_subject, sizeof(st->revoked_subject),
+                                         &crt->subject) < 0)
+                        snprintf(st->revoked_subject, sizeof(st->revoked_subject), "?");
+                st->revoked = true;
+        }
         if (st->now == SIGNATURE_NOW_UNKNOWN)
                 return 0;
         time_t from = x509_time_to_epoch(&crt->valid_from), to = x509_time_to_epoch(&crt->valid_to);
@@ -440,11 +644,12 @@ int signature_describe(const char *sig_text, size_t sig_len, struct signature_in
         if (r < 0)
                 return r;
         fill_info(&p.chain, ret_info);
+        snprintf(ret_info->context, sizeof(ret_info->context), "%s", p.context);
         parsed_signature_done(&p);
         return 0;
 }
 
-static int verify(const void *data, size_t len, const char *sig_text, size_t sig_len,
+static int verify(enum signature_purpose purpose, const void *data, size_t len, const char *sig_text, size_t sig_len,
                   const struct signature_keyring *kr, time_t now, bool now_is_lower_bound,
                   struct signature_info *ret_info, char **ret_reason) {
         struct parsed_signature p;
@@ -454,6 +659,15 @@ static int verify(const void *data, size_t len, const char *sig_text, size_t sig
         mbedtls_x509_crt *signer = &p.chain;
         struct signature_info info;
         fill_info(signer, &info);
+        snprintf(info.context, sizeof(info.context), "%s", p.context);
+
+        if (!streq(p.context, signature_purpose_context(purpose))) {
+                r = message_set(ret_reason, -EKEYREJECTED,
+                                "signed as \"%s\", not as \"%s\": a signature is good for one "
+                                "purpose only",
+                                p.context, signature_purpose_context(purpose));
+                goto done;
+        }
 
         if (!key_is_p256(&signer->pk)) {
                 r = message_set(ret_reason, -EKEYREJECTED,
@@ -466,21 +680,16 @@ static int verify(const void *data, size_t len, const char *sig_text, size_t sig
                                info.signer);
                 goto done;
         }
-        if (mbedtls_x509_crt_check_extended_key_usage(signer, MBEDTLS_OID_CODE_SIGNING,
-                                                      MBEDTLS_OID_SIZE(MBEDTLS_OID_CODE_SIGNING)) !=
-            0) {
-                r = message_set(ret_reason, -EKEYREJECTED,
-                               "signer \"%s\": extended key usage does not allow codeSigning",
-                               info.signer);
+        r = check_role(signer, info.signer, purpose, ret_reason);
+        if (r < 0)
                 goto done;
-        }
         if (!kr || kr->count == 0) {
                 r = message_set(ret_reason, -EKEYREJECTED,
                                "no trust anchors to verify \"%s\" against", info.signer);
                 goto done;
         }
 
-        struct verify_state st = {.now = now, .now_is_lower_bound = now_is_lower_bound};
+        struct verify_state st = {.now = now, .now_is_lower_bound = now_is_lower_bound, .kr = kr};
         uint32_t flags = 0;
         /* mbedtls does not modify the anchors; its API just is not const. */
         int vr = mbedtls_x509_crt_verify_with_profile(signer, (mbedtls_x509_crt *)&kr->anchors,
@@ -489,7 +698,13 @@ static int verify(const void *data, size_t len, const char *sig_text, size_t sig
         if (vr != 0 || flags != 0) {
                 char when[64];
                 format_time(st.when, when, sizeof(when));
-                if (st.time_bad && !(flags & ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED |
+                if (st.revoked)
+                        r = message_set(ret_reason, -EKEYREVOKED,
+                                        "%s certificate \"%s\" holds a revoked key (trust "
+                                        "document)",
+                                        streq(st.revoked_subject, info.signer) ? "signer" : "chain",
+                                        st.revoked_subject);
+                else if (st.time_bad && !(flags & ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED |
                                                          MBEDTLS_X509_BADCERT_FUTURE)))
                         r = message_set(ret_reason, -EKEYEXPIRED, "%s certificate \"%s\" %s %s",
                                        st.depth == 0 ? "signer" : "chain", st.subject,
@@ -517,13 +732,14 @@ static int verify(const void *data, size_t len, const char *sig_text, size_t sig
         }
 
         uint8_t digest[SHA256_DIGEST_SIZE];
-        sha256_buffer(data, len, digest);
+        signed_digest(purpose, data, len, digest);
         if (mbedtls_pk_verify(&signer->pk, MBEDTLS_MD_SHA256, digest, sizeof(digest), p.der,
                               p.der_len) != 0) {
-                r = message_set(
-                        ret_reason, -EBADMSG,
-                        "bad signature: the manifest was not signed by \"%s\" (tampered with?)",
-                        info.signer);
+                r = message_set(ret_reason, -EBADMSG,
+                                "bad signature: the %s was not signed by \"%s\" (tampered with?)",
+                                purpose == SIGNATURE_FOR_BUNDLE ? "manifest"
+                                                                : signature_purpose_context(purpose),
+                                info.signer);
                 goto done;
         }
         if (ret_info)
@@ -534,16 +750,17 @@ done:
         return r;
 }
 
-int signature_verify(const void *data, size_t len, const char *sig_text, size_t sig_len,
-                     const struct signature_keyring *kr, time_t now,
-                     struct signature_info *ret_info, char **ret_reason) {
-        return verify(data, len, sig_text, sig_len, kr, now, false, ret_info, ret_reason);
+int signature_verify(enum signature_purpose purpose, const void *data, size_t len,
+                     const char *sig_text, size_t sig_len, const struct signature_keyring *kr,
+                     time_t now, struct signature_info *ret_info, char **ret_reason) {
+        return verify(purpose, data, len, sig_text, sig_len, kr, now, false, ret_info, ret_reason);
 }
 
-int signature_verify_at_least(const void *data, size_t len, const char *sig_text, size_t sig_len,
+int signature_verify_at_least(enum signature_purpose purpose, const void *data, size_t len,
+                              const char *sig_text, size_t sig_len,
                               const struct signature_keyring *kr, time_t now,
                               struct signature_info *ret_info, char **ret_reason) {
-        return verify(data, len, sig_text, sig_len, kr, now, true, ret_info, ret_reason);
+        return verify(purpose, data, len, sig_text, sig_len, kr, now, true, ret_info, ret_reason);
 }
 
 /* ---- signing and keys -------------------------------------------------------------- */
@@ -630,8 +847,9 @@ static char *base64_encode(const unsigned char *data, size_t len) {
         return out;
 }
 
-int signature_sign(const void *data, size_t len, const char *key_path, const char *cert_path,
-                   char **ret_text, size_t *ret_len, char **ret_reason) {
+int signature_sign(enum signature_purpose purpose, const void *data, size_t len,
+                   const char *key_path, const char *cert_path, char **ret_text, size_t *ret_len,
+                   char **ret_reason) {
         struct rng g;
         mbedtls_pk_context key;
         mbedtls_x509_crt chain;
@@ -669,8 +887,13 @@ int signature_sign(const void *data, size_t len, const char *key_path, const cha
                                cert_path);
                 goto done;
         }
+        r = check_role(&chain, cert_path, purpose, ret_reason);
+        if (r < 0) {
+                r = -EINVAL;
+                goto done;
+        }
 
-        sha256_buffer(data, len, digest);
+        signed_digest(purpose, data, len, digest);
         if (mbedtls_pk_sign(&key, MBEDTLS_MD_SHA256, digest, sizeof(digest), der, &der_len,
                             mbedtls_ctr_drbg_random, &g.drbg) != 0) {
                 r = message_set(ret_reason, -EIO, "signing with %s failed", key_path);
@@ -685,8 +908,9 @@ int signature_sign(const void *data, size_t len, const char *key_path, const cha
         for (mbedtls_x509_crt *c = &chain; c && c->raw.p; c = c->next)
                 if (json_array_append_new(certs, base64_string(c->raw.p, c->raw.len)) < 0)
                         goto done;
-        root = json_pack("{s:i, s:s, s:s, s:O}", "format", SIGNATURE_FORMAT, "algorithm",
-                         SIGNATURE_ALGORITHM, "signature", sig_b64, "certificates", certs);
+        root = json_pack("{s:i, s:s, s:s, s:s, s:O}", "format", SIGNATURE_FORMAT, "algorithm",
+                         SIGNATURE_ALGORITHM, "context", signature_purpose_context(purpose),
+                         "signature", sig_b64, "certificates", certs);
         if (!root)
                 goto done;
         char *text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -704,6 +928,16 @@ done:
         mbedtls_pk_free(&key);
         rng_done(&g);
         return r;
+}
+
+/* The extended key usage extension holding one role OID: SEQUENCE { OID }. */
+static int set_role(mbedtls_x509write_cert *w, enum signature_role role) {
+        unsigned char eku[4 + ROLE_OID_LEN] = {0x30, 2 + ROLE_OID_LEN, 0x06, ROLE_OID_LEN};
+        memcpy(eku + 4, ROLE_OID_ARC_DER, ROLE_OID_LEN - 1);
+        eku[4 + ROLE_OID_LEN - 1] = (unsigned char)role;
+        return mbedtls_x509write_crt_set_extension(w, MBEDTLS_OID_EXTENDED_KEY_USAGE,
+                                                   MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+                                                   0, eku, sizeof(eku));
 }
 
 static int format_x509_time(time_t t, char out[16]) {
@@ -740,6 +974,13 @@ int signature_keygen(const struct signature_keygen_options *o, const char *key_p
                 r = message_set(ret_reason, -EINVAL,
                                "keygen: need a subject, 1-36600 days, and issuer key and "
                                "certificate together");
+                goto init_failed;
+        }
+        if (o->ca ? o->role != SIGNATURE_ROLE_NONE
+                  : (o->role <= SIGNATURE_ROLE_NONE || o->role >= _SIGNATURE_ROLE_MAX)) {
+                r = message_set(ret_reason, -EINVAL,
+                                o->ca ? "keygen: a CA holds no role (its signers do)"
+                                      : "keygen: a signer needs a role: release, command or root");
                 goto init_failed;
         }
         r = rng_init(&g);
@@ -806,7 +1047,8 @@ int signature_keygen(const struct signature_keygen_options *o, const char *key_p
             mbedtls_x509write_crt_set_basic_constraints(&w, o->ca ? 1 : 0, o->ca ? 1 : -1) != 0 ||
             mbedtls_x509write_crt_set_subject_key_identifier(&w) != 0 ||
             mbedtls_x509write_crt_set_authority_key_identifier(&w) != 0 ||
-            mbedtls_x509write_crt_set_key_usage(&w, usage) != 0) {
+            mbedtls_x509write_crt_set_key_usage(&w, usage) != 0 ||
+            (!o->ca && set_role(&w, o->role) != 0)) {
                 r = message_set(ret_reason, -EINVAL, "keygen: cannot set the certificate fields");
                 goto done;
         }

@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(reason);
 
         reason = NULL;
-        int r = signature_verify(FUZZ_SIGNED_DATA, strlen(FUZZ_SIGNED_DATA), text, size, kr,
+        int r = signature_verify(SIGNATURE_FOR_BUNDLE, FUZZ_SIGNED_DATA, strlen(FUZZ_SIGNED_DATA), text, size, kr,
                                  SIGNATURE_NOW_UNKNOWN, &info, &reason);
         if (r == 0)
                 /* What verifies also parses. */
@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         /* The same signature over other data never verifies. */
         reason = NULL;
-        FUZZ_CHECK(signature_verify("other data", 10, text, size, kr, SIGNATURE_NOW_UNKNOWN, NULL,
+        FUZZ_CHECK(signature_verify(SIGNATURE_FOR_BUNDLE, "other data", 10, text, size, kr, SIGNATURE_NOW_UNKNOWN, NULL,
                                     &reason) < 0);
         free(reason);
         free(text);

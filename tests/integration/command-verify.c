@@ -31,7 +31,7 @@ static int sign(char *argv[]) {
         _cleanup_free_ char *payload = NULL, *sig = NULL, *reason = NULL;
         size_t len;
         if (command_payload_build(&c, &payload, &reason) < 0 ||
-            signature_sign(payload, strlen(payload), argv[0], argv[1], &sig, &len, &reason) < 0) {
+            signature_sign(SIGNATURE_FOR_COMMAND, payload, strlen(payload), argv[0], argv[1], &sig, &len, &reason) < 0) {
                 fprintf(stderr, "command-verify --sign: %s\n", reason ? reason : "failed");
                 command_done(&c);
                 return 2;

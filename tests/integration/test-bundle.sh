@@ -54,9 +54,9 @@ expect_refused() {
 # ---- keys and a valid bundle ------------------------------------------------------------
 mkdir -p keyring other-keyring work
 expect_ok "keygen CA" "$OB" keygen --ca --subject "CN=fleet CA,O=orbit" --key ca.key --cert ca.pem
-expect_ok "keygen signer issued by the CA" "$OB" keygen --subject "CN=release signer" \
+expect_ok "keygen signer issued by the CA" "$OB" keygen --role release --subject "CN=release signer" \
         --issuer-key ca.key --issuer-cert ca.pem --key signer.key --cert signer.pem
-expect_ok "keygen expired signer" "$OB" keygen --subject "CN=old signer" --issuer-key ca.key \
+expect_ok "keygen expired signer" "$OB" keygen --role release --subject "CN=old signer" --issuer-key ca.key \
         --issuer-cert ca.pem --not-before 2020-01-01 --days 30 --key old.key --cert old.pem
 expect_ok "keygen unrelated CA" "$OB" keygen --ca --subject "CN=other CA" --key other.key --cert other.pem
 cp ca.pem keyring/ && cp other.pem other-keyring/
@@ -197,9 +197,10 @@ expect_refused "info refuses the bomb too" 'compressed (gzip)' "$OB" info bomb.o
 # ---- keys made by openssl ---------------------------------------------------------------
 if command -v openssl >/dev/null 2>&1; then
         mkdir -p ossl-keyring
-        printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >signer.ext
-        printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' >tls.ext
-        printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyAgreement\n' >ka.ext
+        printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning,2.25.5623372019225234889473442596077835724.1\n' >signer.ext
+        printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,2.25.5623372019225234889473442596077835724.1\n' >tls.ext
+        printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=2.25.5623372019225234889473442596077835724.2\n' >cmd.ext
+        printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyAgreement\nextendedKeyUsage=2.25.5623372019225234889473442596077835724.1\n' >ka.ext
         if openssl ecparam -name prime256v1 -genkey -noout -out ossl-ca.key 2>"$D/err" &&
            openssl req -x509 -new -key ossl-ca.key -subj "/CN=openssl CA" -days 30 -out ossl-ca.pem \
                    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>>"$D/err" &&
@@ -209,6 +210,8 @@ if command -v openssl >/dev/null 2>&1; then
                    -extfile signer.ext -out ossl-signer.pem 2>>"$D/err" &&
            openssl x509 -req -in ossl-signer.csr -CA ossl-ca.pem -CAkey ossl-ca.key -CAcreateserial -days 10 \
                    -extfile tls.ext -out ossl-tls.pem 2>>"$D/err" &&
+           openssl x509 -req -in ossl-signer.csr -CA ossl-ca.pem -CAkey ossl-ca.key -CAcreateserial -days 10 \
+                   -extfile cmd.ext -out ossl-cmd.pem 2>>"$D/err" &&
            openssl x509 -req -in ossl-signer.csr -CA ossl-ca.pem -CAkey ossl-ca.key -CAcreateserial -days 10 \
                    -extfile ka.ext -out ossl-ka.pem 2>>"$D/err"; then
                 pass "openssl made a CA (SEC1 key) and a signer (PKCS#8 key)"
@@ -220,10 +223,10 @@ if command -v openssl >/dev/null 2>&1; then
                         "$OB" verify --keyring keyring ossl.obundle
                 expect_refused "openssl signer checked after its 10 days" 'signer certificate "CN=openssl signer" expired on' \
                         "$OB" verify --keyring ossl-keyring --now "@$(($(date +%s) + 20 * 86400))" ossl.obundle
-                expect_ok "create with a TLS server certificate" "$OB" create "${CREATE[@]}" \
-                        --key ossl-signer.key --cert ossl-tls.pem -o tls.obundle
-                expect_refused "signer certificate not for code signing" "extended key usage does not allow codeSigning" \
-                        "$OB" verify --keyring ossl-keyring tls.obundle
+                expect_refused "a release key that is also a TLS key signs nothing" "one key, one role" \
+                        "$OB" create "${CREATE[@]}" --key ossl-signer.key --cert ossl-tls.pem -o tls.obundle
+                expect_refused "a command signer does not sign bundles" "is a command, not a release signer" \
+                        "$OB" create "${CREATE[@]}" --key ossl-signer.key --cert ossl-cmd.pem -o cmd.obundle
                 expect_ok "create with a key-agreement certificate" "$OB" create "${CREATE[@]}" \
                         --key ossl-signer.key --cert ossl-ka.pem -o ka.obundle
                 expect_refused "signer certificate not for signatures" "key usage does not allow digitalSignature" \

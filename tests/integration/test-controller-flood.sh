@@ -31,7 +31,7 @@ keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificates"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 "$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
-        "$OB" keygen --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
+        "$OB" keygen --role command --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
                 --key cmd.key --cert cmd.pem >/dev/null || bail "orbit-bundle keygen failed"
 
 CPID=""

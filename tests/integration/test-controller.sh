@@ -42,10 +42,10 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 echo "wrong-token-0123456789" >bad-token
 mkdir -p command-keyring bundle-keyring
 "$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
-        "$OB" keygen --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
+        "$OB" keygen --role command --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
                 --key cmd.key --cert cmd.pem >/dev/null &&
         "$OB" keygen --ca --subject "CN=release CA" --key rel-ca.key --cert rel-ca.pem >/dev/null &&
-        "$OB" keygen --subject "CN=release signer" --issuer-key rel-ca.key --issuer-cert rel-ca.pem \
+        "$OB" keygen --role release --subject "CN=release signer" --issuer-key rel-ca.key --issuer-cert rel-ca.pem \
                 --key rel.key --cert rel.pem >/dev/null || bail "orbit-bundle keygen failed"
 cp cmd-ca.pem command-keyring/ && cp rel-ca.pem bundle-keyring/
 pass "certificates, token and signing keys made"

@@ -71,7 +71,7 @@ mkdir certs && cp server.pem server.key expired.pem expired.key wrong-host.pem w
         cp other-ca-cert.pem certs/other-ca.pem && cp other-ca-cert.key certs/other-ca.key || bail "certs"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 "$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
-        "$OB" keygen --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
+        "$OB" keygen --role command --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
                 --key cmd.key --cert cmd.pem >/dev/null || bail "orbit-bundle keygen failed"
 
 # ---- the real controller: it signs the command the evil one will replay, and takes the records at the end

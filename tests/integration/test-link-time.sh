@@ -47,7 +47,7 @@ openssl ecparam -name prime256v1 -genkey -noout -out old.key 2>/dev/null &&
         bail "openssl could not make an expired certificate"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 "$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
-        "$OB" keygen --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
+        "$OB" keygen --role command --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
                 --key cmd.key --cert cmd.pem >/dev/null || bail "orbit-bundle keygen failed"
 
 # ---- the controllers: a good one, and one with the expired certificate --------------------------

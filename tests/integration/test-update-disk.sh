@@ -57,7 +57,7 @@ fill_leaving() { # DIR KIB
 K=$D/keys
 mkdir -p "$K"
 "$OB" keygen --ca --subject "CN=test fleet CA" --key "$K/ca.key" --cert "$K/ca.pem" >/dev/null &&
-        "$OB" keygen --subject "CN=release" --issuer-key "$K/ca.key" --issuer-cert "$K/ca.pem" \
+        "$OB" keygen --role release --subject "CN=release" --issuer-key "$K/ca.key" --issuer-cert "$K/ca.pem" \
                 --key "$K/signer.key" --cert "$K/signer.pem" >/dev/null || bail "keygen"
 CHUNK=65536
 SIZE=$((128 * CHUNK)) # 8 MiB
@@ -217,7 +217,7 @@ keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificates"
         head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
         "$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
-                "$OB" keygen --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
+                "$OB" keygen --role command --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \
                         --key cmd.key --cert cmd.pem >/dev/null || bail "command keys"
         "$OC" serve --listen 127.0.0.1:0 --port-file "$D/port" --data-dir "$D/data" \
                 --cert server.pem --key server.key --node-ca node-ca.pem \

@@ -33,7 +33,7 @@ flipbyte() { # FILE OFFSET: invert one byte in place, as radiation would
         printf "\\$(printf '%03o' $((b ^ 0xff)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
 }
 "$OB" keygen --ca --subject "CN=test fleet CA" --key "$K/ca.key" --cert "$K/ca.pem" >/dev/null &&
-        "$OB" keygen --subject "CN=release" --issuer-key "$K/ca.key" --issuer-cert "$K/ca.pem" \
+        "$OB" keygen --role release --subject "CN=release" --issuer-key "$K/ca.key" --issuer-cert "$K/ca.pem" \
                 --key "$K/signer.key" --cert "$K/signer.pem" >/dev/null &&
         "$OB" keygen --ca --subject "CN=intruder" --key "$K/evil.key" --cert "$K/evil.pem" >/dev/null ||
         bail "keygen"

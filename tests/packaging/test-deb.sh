@@ -407,7 +407,7 @@ ground() {
                         head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$E/operator-token" && chmod 600 "$E/operator-token" &&
                         in_root orbit-bundle keygen --ca --subject "CN=command CA" --key /tmp/cmd-ca.key --cert /tmp/cmd-ca.pem \
                                 >"$TESTDIR/keygen.log" 2>&1 &&
-                        in_root orbit-bundle keygen --subject "CN=command signer" --issuer-key /tmp/cmd-ca.key \
+                        in_root orbit-bundle keygen --role command --subject "CN=command signer" --issuer-key /tmp/cmd-ca.key \
                                 --issuer-cert /tmp/cmd-ca.pem --key /etc/orbit-controller/command.key \
                                 --cert /etc/orbit-controller/command.pem >>"$TESTDIR/keygen.log" 2>&1
                 check "controller provisioned (PKI, token, command signer by orbit-bundle keygen)" test $? -eq 0

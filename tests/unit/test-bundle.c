@@ -57,6 +57,7 @@ static void keygen(const char *subject, bool ca, const char *issuer_key, const c
                    time_t not_before, unsigned days, const char *key, const char *cert) {
         struct signature_keygen_options o = {.subject = subject,
                                              .ca = ca,
+                                             .role = ca ? SIGNATURE_ROLE_NONE : SIGNATURE_ROLE_RELEASE,
                                              .issuer_key_path = issuer_key,
                                              .issuer_cert_path = issuer_cert,
                                              .not_before = not_before,

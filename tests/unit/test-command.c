@@ -28,7 +28,7 @@ static int64_t T; /* now, when the test keys were made */
 
 static void keygen(const char *subject, bool ca, const char *ik, const char *ic, const char *k,
                    const char *c) {
-        struct signature_keygen_options o = {.subject = subject, .ca = ca, .issuer_key_path = ik,
+        struct signature_keygen_options o = {.subject = subject, .ca = ca, .role = ca ? SIGNATURE_ROLE_NONE : SIGNATURE_ROLE_COMMAND, .issuer_key_path = ik,
                                              .issuer_cert_path = ic, .days = 30,
                                              .not_before = time(NULL) - 86400};
         char *reason = NULL;
@@ -77,7 +77,7 @@ static json_t *envelope(const char *node, uint64_t seq, int64_t not_before, int6
         char *payload = NULL, *sig = NULL, *reason = NULL;
         size_t len;
         assert_int_equal(command_payload_build(&cmd, &payload, &reason), 0);
-        assert_int_equal(signature_sign(payload, strlen(payload), k, c, &sig, &len, &reason), 0);
+        assert_int_equal(signature_sign(SIGNATURE_FOR_COMMAND, payload, strlen(payload), k, c, &sig, &len, &reason), 0);
         json_t *e = command_envelope_new(seq, payload, sig);
         command_done(&cmd);
         free(sig);
@@ -232,7 +232,7 @@ static void test_signed_but_bad_payload(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 char *sig = NULL, *reason = NULL;
                 size_t len;
-                assert_int_equal(signature_sign(cases[i].payload, strlen(cases[i].payload), key,
+                assert_int_equal(signature_sign(SIGNATURE_FOR_COMMAND, cases[i].payload, strlen(cases[i].payload), key,
                                                 cert, &sig, &len, &reason), 0);
                 json_t *e = command_envelope_new(5, cases[i].payload, sig);
                 char *why;
@@ -326,7 +326,7 @@ static void test_link_epoch(void **state) {
                  "\"seq\":1,\"not_before\":%lld,\"expires\":%lld,\"action\":\"reboot\",\"params\":{}}",
                  (long long) T, (long long) T + 1000);
         assert_string_equal(payload, want);
-        assert_int_equal(signature_sign(payload, strlen(payload), key, cert, &sig, &len, &reason), 0);
+        assert_int_equal(signature_sign(SIGNATURE_FOR_COMMAND, payload, strlen(payload), key, cert, &sig, &len, &reason), 0);
         json_t *e = command_envelope_new(1, payload, sig);
 
         struct command_verify_options o = {.node = "node-1", .link_epoch = "0123456789abcdef0123456789abcdef",
