@@ -408,6 +408,7 @@ static const struct json_field link_fields[] = {
         {"cert", json_dispatch_absolute_path, LFIELD(cert), 0, NULL, 0, 0},
         {"key", json_dispatch_absolute_path, LFIELD(key), 0, NULL, 0, 0},
         {"command_keyring_dir", json_dispatch_absolute_path, LFIELD(command_keyring_dir), 0, NULL, 0, 0},
+        {"trust_document", json_dispatch_absolute_path, LFIELD(trust_document), 0, NULL, 0, 0},
         {"poll_interval_sec", json_dispatch_int64, LFIELD(poll_interval_sec), 0, NULL, 1, 86400},
         {"connect_timeout_sec", json_dispatch_int64, LFIELD(connect_timeout_sec), 0, NULL, 1, 600},
         {"timeout_sec", json_dispatch_int64, LFIELD(timeout_sec), 0, NULL, 1, 3600},
@@ -642,6 +643,11 @@ static int config_apply_defaults(struct agent_config *c) {
                 c->link.command_keyring_dir = NULL;
                 return -ENOMEM;
         }
+        if (!c->link.trust_document &&
+            asprintf(&c->link.trust_document, "%s/keys/trust.json", c->config_dir) < 0) {
+                c->link.trust_document = NULL;
+                return -ENOMEM;
+        }
         c->log_level = log_level_from_string(c->log_level_name);
         (void) log_target_from_string(c->log_target_name, &c->log_target);
         return 0;
@@ -817,6 +823,7 @@ void config_free(struct agent_config *c) {
         free(c->link.cert);
         free(c->link.key);
         free(c->link.command_keyring_dir);
+        free(c->link.trust_document);
         memset(c, 0, sizeof(*c));
 }
 
@@ -849,6 +856,7 @@ static const struct {
         {"update.rootfs.a", offsetof(struct agent_config, update.rootfs_a)},
         {"update.rootfs.b", offsetof(struct agent_config, update.rootfs_b)},
         {"update.models_dir", offsetof(struct agent_config, update.models_dir)},
+        {"link.trust_document", offsetof(struct agent_config, link.trust_document)},
 };
 
 #define KEY_PTR(c, i) ((char **) ((char *) (c) + restart_keys[i].offset))

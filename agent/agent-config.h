@@ -102,6 +102,7 @@ struct agent_link_config {
         char *ca;           /* the ground CA that issued the controller's certificate */
         char *cert, *key;   /* this node's client certificate (CN = node id) and key */
         char *command_keyring_dir; /* trust anchors of command signers; default <config_dir>/keys/commands */
+        char *trust_document;      /* the image's trust document; default <config_dir>/keys/trust.json */
         int64_t poll_interval_sec; /* until the controller says otherwise */
         int64_t connect_timeout_sec, timeout_sec;
         int64_t backoff_min_sec, backoff_max_sec;

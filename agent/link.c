@@ -29,6 +29,8 @@
 #include "agent/link-transport.h"
 #include "agent/tls-time.h"
 #include "agent/trusted-time.h"
+#include "agent/trust-store.h"
+#include "update/trust.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/statefile.h"
@@ -124,6 +126,12 @@ struct link {
         struct link_zstd_peer peer;
         bool zstd_retrying;     /* this sync repeats one the controller refused for its coding */
         bool boot_told;         /* a good sync told peer_url this boot (format 2 leaves it out) */
+        /* the trust document (#18 item 2): the id of the one refused last ("" none), and what
+         * a good sync told peer_url (version -1: nothing yet); format 2 says them when they change */
+        char trust_refused[TRUST_ID_LEN + 1], trust_told_refused[TRUST_ID_LEN + 1];
+        int64_t trust_told_version;
+        int64_t request_trust_version; /* what this sync says, -1 nothing */
+        char request_trust_refused[TRUST_ID_LEN + 1];
         char tag[SYNC_TAG_LEN + 1]; /* of the standing part of its last answer with one; "" none */
         struct body_dictionary *dictionary; /* link.zstd_dictionary, loaded */
         char *dictionary_path;              /* ... from this path (reloads compare) */
@@ -876,6 +884,51 @@ static int on_socket_options(void *userdata, curl_socket_t fd, curlsocktype purp
 #define LOS_MARGIN_USEC (5 * 1000000ULL)
 
 /* -EAGAIN: the contact window closes before the smallest batch could go. */
+/* What a good answer to this sync means the controller now knows. */
+static void request_told(struct link *l) {
+        if (l->request_boot)
+                l->boot_told = true;
+        if (l->request_trust_version >= 0) {
+                l->trust_told_version = l->request_trust_version;
+                snprintf(l->trust_told_refused, sizeof(l->trust_told_refused), "%s", l->request_trust_refused);
+        }
+}
+
+/* A trust document a sync answer carried: applied, or refused once per version (a record
+ * either way; the controller hears the refusal in the next sync and stops sending it). */
+static void trust_offered(struct link *l, const char *text, size_t len) {
+        _cleanup_free_ char *why = NULL;
+        int64_t version = -1, previous = trust_store_version();
+        int r = trust_store_offer(text, len, &version, &why);
+        if (r == 0)
+                return;
+        json_t *body;
+        if (r > 0) {
+                body = json_pack("{s:I, s:I}", "version", (json_int_t) version, "previous", (json_int_t) previous);
+                if (body)
+                        (void) event_queue_push(l->h.events, EVENT_CRITICAL, "trust.updated", body, now_real_usec(),
+                                                now_mono(l));
+                /* the next answer's commands: with the new anchors */
+                signature_keyring_free(l->answer_keyring);
+                l->answer_keyring = NULL;
+                free(l->answer_keyring_error);
+                l->answer_keyring_error = NULL;
+                return;
+        }
+        log_warning("link: trust document v%" PRId64 " refused: %s", version, why ? why : strerror(-r));
+        char id[TRUST_ID_LEN + 1];
+        trust_text_id(text, len, id);
+        if (streq(id, l->trust_refused))
+                return;
+        snprintf(l->trust_refused, sizeof(l->trust_refused), "%s", id);
+        char reason[LINK_RESULT_REASON_MAX + 1];
+        link_result_reason(why ? why : strerror(-r), reason);
+        body = json_pack("{s:I, s:s, s:I, s:s}", "version", (json_int_t) version, "id", id, "in_force",
+                         (json_int_t) previous, "reason", reason);
+        if (body)
+                (void) event_queue_push(l->h.events, EVENT_HIGH, "trust.refused", body, now_real_usec(), now_mono(l));
+}
+
 static int sync_start(struct link *l) {
         const struct agent_link_config *c = &l->h.cfg->link;
         if (!l->peer_url || !streq(l->peer_url, c->url)) {
@@ -884,6 +937,8 @@ static int sync_start(struct link *l) {
                 l->peer_url = strdup(c->url);
                 l->peer = (struct link_zstd_peer) {};
                 l->boot_told = false;
+                l->trust_told_version = -1;
+                l->trust_told_refused[0] = '\0';
                 l->tag[0] = '\0';
         }
         dictionary_update(l);
@@ -947,6 +1002,12 @@ static int sync_start(struct link *l) {
         if (l->request_compact) {
                 /* format 2: only what the controller does not have (docs/protocol.md) */
                 l->request_boot = !l->boot_told;
+                int64_t tv = trust_store_version();
+                bool trust = l->request_boot || tv != l->trust_told_version ||
+                             !streq(l->trust_refused, l->trust_told_refused);
+                l->request_trust_version = trust ? tv : -1;
+                snprintf(l->request_trust_refused, sizeof(l->request_trust_refused), "%s",
+                         trust ? l->trust_refused : "");
                 o = json_pack("{s:i, s:I}", "format", SYNC_FORMAT_COMPACT, "last_command_seq",
                               (json_int_t) l->last_command_seq);
                 /* the link epoch goes with the boot: it changes only when the agent starts */
@@ -961,14 +1022,26 @@ static int sync_start(struct link *l) {
                         o = json_decref_null(o);
                 if (o && l->tag[0] && json_object_set_new(o, "known", json_string(l->tag)) < 0)
                         o = json_decref_null(o);
+                if (o && l->request_trust_version >= 0 &&
+                    json_object_set_new(o, "trust_version", json_integer(l->request_trust_version)) < 0)
+                        o = json_decref_null(o);
+                if (o && l->request_trust_refused[0] &&
+                    json_object_set_new(o, "trust_refused", json_string(l->request_trust_refused)) < 0)
+                        o = json_decref_null(o);
                 json_decref(records);
                 json_decref(status);
         } else {
                 l->request_boot = true;
-                o = json_pack("{s:i, s:s, s:I, s:s, s:I, s:s, s:o, s:o?}", "format", 1, "node", l->h.node->node_id,
-                              "boot_epoch", (json_int_t) l->h.node->boot_epoch, "boot_id", l->h.node->boot_id,
-                              "last_command_seq", (json_int_t) l->last_command_seq, "link_epoch", l->link_epoch,
-                              "records", records, "status", status);
+                l->request_trust_version = trust_store_version();
+                snprintf(l->request_trust_refused, sizeof(l->request_trust_refused), "%s", l->trust_refused);
+                o = json_pack("{s:i, s:s, s:I, s:s, s:I, s:s, s:I, s:o, s:o?}", "format", 1, "node",
+                              l->h.node->node_id, "boot_epoch", (json_int_t) l->h.node->boot_epoch, "boot_id",
+                              l->h.node->boot_id, "last_command_seq", (json_int_t) l->last_command_seq,
+                              "link_epoch", l->link_epoch, "trust_version",
+                              (json_int_t) l->request_trust_version, "records", records, "status", status);
+                if (o && l->trust_refused[0] &&
+                    json_object_set_new(o, "trust_refused", json_string(l->trust_refused)) < 0)
+                        o = json_decref_null(o);
         }
         if (!o)
                 return -ENOMEM;
@@ -1071,8 +1144,7 @@ static int sync_answer(struct link *l, long status, char *why, size_t size) {
                         snprintf(why, size, "malformed answer: 204 to a sync of format 1");
                         return -EBADMSG;
                 }
-                if (l->request_boot)
-                        l->boot_told = true;
+                request_told(l);
                 return 0;
         }
         int r = link_answer_parse(l->response ? l->response : "", l->response_len, &a, &problem);
@@ -1123,8 +1195,7 @@ static int sync_answer(struct link *l, long status, char *why, size_t size) {
                 l->acks_ignored += foreign;
                 log_warning("link: the controller acknowledged %zu records this sync did not carry: ignored", foreign);
         }
-        if (l->request_boot)
-                l->boot_told = true;
+        request_told(l);
         if (a.standing && !json_equal(a.plan, l->plan)) {
                 json_decref(l->plan);
                 l->plan = json_incref(a.plan);
@@ -1141,6 +1212,10 @@ static int sync_answer(struct link *l, long status, char *why, size_t size) {
         if (a.server_time > 0)
                 trusted_clock_told(a.server_time, l->peer_not_after);
         trusted_clock_maybe_save();
+        /* A newer trust document: applied before this answer's commands, which may be signed
+         * by a key it brings (a rotation), and which its revocations may refuse. */
+        if (a.trust)
+                trust_offered(l, json_string_value(a.trust), json_string_length(a.trust));
         /* Their results go up at once; a replay already answered asks for nothing (else a
          * controller repeating one would have the node sync back to back). They are
          * handled one per dispatch (commands_step), after this answer is done with. */
@@ -1175,8 +1250,8 @@ static int on_command_step(sd_event_source *s, void *userdata) {
         }
         if (l->pending_next == 0 && !l->answer_keyring && !l->answer_keyring_error) {
                 /* The keyring once per answer: it is files and X.509 parsing. */
-                int r = signature_keyring_load_dir(l->h.cfg->link.command_keyring_dir, &l->answer_keyring,
-                                                   &l->answer_keyring_error);
+                int r = trust_store_command_keyring(l->h.cfg->link.command_keyring_dir, &l->answer_keyring,
+                                                    &l->answer_keyring_error);
                 if (r < 0 && !l->answer_keyring_error)
                         l->answer_keyring_error = strdup(strerror(-r));
                 return 0; /* the first command at the next dispatch */

@@ -22,6 +22,7 @@
 #include "agent/actions.h"
 #include "agent/agent.h"
 #include "agent/trusted-time.h"
+#include "agent/trust-store.h"
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
@@ -272,6 +273,7 @@ static int agent_start(struct agent *a) {
                 return r;
         /* before anything judges a certificate or a command by the time */
         (void) trusted_clock_init(a->config.state_dir, a->config.link.max_rtc_ahead_days * 86400);
+        (void) trust_store_init(a->config.state_dir, a->config.link.trust_document);
 
         r = sd_event_default(&a->event);
         if (r < 0)
@@ -441,6 +443,7 @@ static int agent_start(struct agent *a) {
 
 static void agent_done(struct agent *a) {
         (void) trusted_clock_save();
+        trust_store_done();
         control_server_free(a->control);
         a->control = NULL;
         link_free(a->link);

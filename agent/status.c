@@ -4,6 +4,7 @@
 #include "agent/status.h"
 
 #include "agent/trusted-time.h"
+#include "agent/trust-store.h"
 
 /* What each subsystem can do in this build. Honest: what is not built says so. */
 static const struct {
@@ -52,7 +53,7 @@ json_t *agent_status_build(const struct agent_status_input *in) {
                 return NULL;
         }
 
-        return json_pack("{s:s,s:b,s:I,s:s,s:b,s:b,s:f,s:s,s:s,s:s,s:s,s:o,s:o,s:O?,s:o?}",
+        return json_pack("{s:s,s:b,s:I,s:s,s:b,s:b,s:f,s:s,s:s,s:s,s:s,s:o,s:o,s:O?,s:o?,s:o?}",
                          "node_id", in->node->node_id,
                          "node_id_from_config", in->node->node_id_from_config,
                          "boot_epoch", (json_int_t) in->node->boot_epoch,
@@ -67,5 +68,5 @@ json_t *agent_status_build(const struct agent_status_input *in) {
                          "config_reload", reload,
                          "subsystems", subs,
                          "loop", in->loop,
-                         "time", trusted_clock_status_json());
+                         "time", trusted_clock_status_json(), "trust", trust_store_status_json());
 }

@@ -246,6 +246,33 @@ void trusted_clock_told(int64_t server_sec, int64_t peer_not_after) {
                 (void) trusted_clock_save();
 }
 
+bool tt_reset_floor(struct trusted_time *t, int64_t reset_sec, uint64_t mono_usec) {
+        bool changed = false;
+        if (reset_sec <= 0)
+                return false;
+        if (tt_floor(t, mono_usec) > reset_sec) {
+                t->floor_sec = reset_sec;
+                t->floor_mono_usec = mono_usec;
+                t->saved_floor_sec = 0; /* written at once */
+                changed = true;
+        }
+        if (t->told && carried_usec(t->told_sec, t->told_mono_usec, mono_usec) / 1000000LL > reset_sec) {
+                t->told = false; /* the next sync tells it again */
+                changed = true;
+        }
+        return changed;
+}
+
+void trusted_clock_reset_floor(int64_t reset_sec) {
+        pthread_mutex_lock(&clock_lock);
+        bool changed = clock_ready && tt_reset_floor(&clock_state, reset_sec, mono_usec());
+        pthread_mutex_unlock(&clock_lock);
+        if (!changed)
+                return;
+        log_warning("trusted time: the trust document resets the floor to %" PRId64, reset_sec);
+        (void) trusted_clock_save();
+}
+
 void trusted_clock_maybe_save(void) {
         pthread_mutex_lock(&clock_lock);
         bool save = clock_ready && tt_should_save(&clock_state, mono_usec());

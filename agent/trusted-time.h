@@ -84,6 +84,13 @@ int64_t tt_now(const struct trusted_time *t, int64_t rtc_sec, uint64_t mono_usec
  */
 int64_t tt_told(struct trusted_time *t, int64_t server_sec, int64_t rtc_sec, uint64_t mono_usec);
 
+/*
+ * A root-signed trust document's floor reset (#18 item 2): a floor (or a controller time)
+ * above reset_sec is taken down to it, since a holder of the controller's TLS key could have
+ * pushed it into the future. Returns whether anything changed.
+ */
+bool tt_reset_floor(struct trusted_time *t, int64_t reset_sec, uint64_t mono_usec);
+
 /* Whether the floor rose far enough above what was saved to be worth a write. */
 bool tt_should_save(const struct trusted_time *t, uint64_t mono_usec);
 
@@ -108,6 +115,9 @@ int64_t trusted_clock_now_usec(void);
  * ahead: an operator's slip, a forged NTP answer on the ground).
  */
 void trusted_clock_told(int64_t server_sec, int64_t peer_not_after);
+
+/* tt_reset_floor on the agent's instance, saved at once when it changed. */
+void trusted_clock_reset_floor(int64_t reset_sec);
 
 /* Save the floor when it rose by TRUSTED_TIME_SAVE_STEP_SEC since it was saved (the link
  * calls it after each good sync: a format 2 answer tells the time only when its standing

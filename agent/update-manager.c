@@ -16,6 +16,7 @@
 
 #include "agent/update-internal.h"
 #include "agent/trusted-time.h"
+#include "agent/trust-store.h"
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/message.h"
@@ -233,7 +234,7 @@ static int open_bundle(struct update_manager *m, const char *path, struct job *r
         const struct agent_update_config *u = &m->cfg->update;
         _cleanup_keyring_ struct signature_keyring *kr = NULL;
         _cleanup_free_ char *why = NULL;
-        int r = signature_keyring_load_dir(u->keyring_dir, &kr, &why);
+        int r = trust_store_release_keyring(u->keyring_dir, &kr, &why);
         if (r < 0) {
                 snprintf(msg, size, "bundle keyring %s: %s", u->keyring_dir, why ? why : strerror(-r));
                 return r;

@@ -23,6 +23,7 @@ static void help(void) {
                "  orbit-controller serve --listen ADDR:PORT --data-dir DIR --cert PEM --key PEM\n"
                "        --node-ca PEM [--operator-ca PEM] [--operator-token-file FILE]\n"
                "        --command-key KEY --command-cert PEM [--bundle-keyring DIR]\n"
+               "        [--trust-document FILE]   the fleet's trust document, sent to nodes with an older one\n"
                "        [--poll-interval SEC] [--max-bundle-size BYTES]\n"
                "        [--max-connections N]     at once (1024): idle or trickling peers cannot take them all\n"
                "        [--max-connections-per-ip N]  from one address (64; a ground station may NAT many nodes)\n"
@@ -83,7 +84,7 @@ static int parse_unsigned(const char *opt, const char *s, unsigned long long min
 static int cmd_serve(int argc, char *argv[]) {
         enum {
                 ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
-                ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_POLL,
+                ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_TRUST_DOCUMENT, ARG_POLL,
                 ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION,
                 ARG_TLS_TICKETS, ARG_TLS_SESSION_CACHE, ARG_PORT_FILE,
                 ARG_LOG_LEVEL, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
@@ -100,6 +101,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"command-key", required_argument, NULL, ARG_COMMAND_KEY},
                 {"command-cert", required_argument, NULL, ARG_COMMAND_CERT},
                 {"bundle-keyring", required_argument, NULL, ARG_KEYRING},
+                {"trust-document", required_argument, NULL, ARG_TRUST_DOCUMENT},
                 {"poll-interval", required_argument, NULL, ARG_POLL},
                 {"max-bundle-size", required_argument, NULL, ARG_MAX_BUNDLE},
                 {"max-connections", required_argument, NULL, ARG_MAX_CONN},
@@ -147,6 +149,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 case ARG_COMMAND_KEY: c.command_key = optarg; break;
                 case ARG_COMMAND_CERT: c.command_cert = optarg; break;
                 case ARG_KEYRING: c.bundle_keyring = optarg; break;
+                case ARG_TRUST_DOCUMENT: c.trust_document = optarg; break;
                 case ARG_PORT_FILE: c.port_file = optarg; break;
                 case ARG_POLL:
                         if (parse_unsigned("--poll-interval", optarg, 1, 7 * 86400, &v) < 0)

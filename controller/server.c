@@ -43,6 +43,7 @@
 #include "controller/node-takes.h"
 #include "lib/sha256.h"
 #include "update/signature.h"
+#include "update/trust.h"
 #include "controller/store.h"
 
 #define PEM_MAX (256 * 1024)
@@ -60,6 +61,7 @@ struct server {
         struct store *tick_store; /* the main thread's own connection, for the rollout tick */
         gnutls_x509_trust_list_t node_trust, operator_trust;
         struct signature_keyring *bundle_keyring;
+        struct trust *trust; /* --trust-document, checked at start */
         struct body_dictionary *dictionary; /* --zstd-dictionary */
         /* Encrypts TLS 1.3 session tickets: a node resumes its session at the next pass
          * without a certificate exchange. In memory only: a restart costs one full handshake. */
@@ -524,6 +526,18 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                  "; body %zu bytes %s",
                  sr.node, sr.n_records, stored, json_array_size(commands), sr.last_command_seq, req->body_len,
                  coding);
+        /* A node with an older trust document gets this one, until it has it or refused it. */
+        bool send_trust = false;
+        if (srv->trust) {
+                int64_t has = -1;
+                char refused[TRUST_ID_LEN + 1] = "", id[TRUST_ID_LEN + 1];
+                trust_text_id(srv->trust->text, srv->trust->text_len, id);
+                if (store_node_trust(srv->store, sr.node, sr.trust_version, sr.trust_refused, &has, refused) >= 0)
+                        send_trust = has >= 0 && has < srv->trust->version && !streq(refused, id);
+                if (streq(sr.trust_refused, id))
+                        log_warning("node %s refused trust document v%" PRId64 " (%s; its records say why)", sr.node,
+                                    srv->trust->version, id);
+        }
         bool compact = sr.format == SYNC_FORMAT_COMPACT;
         char known[SYNC_TAG_LEN + 1];
         snprintf(known, sizeof(known), "%s", sr.known);
@@ -541,12 +555,24 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         else if (sync_response_compact(acked, commands, plan, srv->config->poll_interval_sec, now, known,
                                        &answer_json) >= 0 &&
                  !answer_json) {
-                /* format 2 and nothing the node does not have: no body at all */
-                enum MHD_Result ret = sync_respond(srv, conn, req->match.id, MHD_HTTP_NO_CONTENT, NULL, &sent);
-                srv->counters.sync_requests++;
-                srv->counters.sync_bytes_received += req->body_len;
-                return ret;
+                if (send_trust)
+                        answer_json = json_pack("{s:i}", "format", SYNC_FORMAT_COMPACT); /* it alone */
+                else {
+                        /* format 2 and nothing the node does not have: no body at all */
+                        enum MHD_Result ret = sync_respond(srv, conn, req->match.id, MHD_HTTP_NO_CONTENT, NULL,
+                                                          &sent);
+                        srv->counters.sync_requests++;
+                        srv->counters.sync_bytes_received += req->body_len;
+                        return ret;
+                }
         }
+        if (answer_json && send_trust &&
+            json_object_set_new(answer_json, "trust", json_stringn(srv->trust->text, srv->trust->text_len)) < 0) {
+                json_decref(answer_json);
+                answer_json = NULL;
+        }
+        if (send_trust)
+                log_info("sync from %s: trust document v%" PRId64 " sent", req->match.id, srv->trust->version);
         char *text = answer_json ? json_dumps(answer_json, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(answer_json);
         enum MHD_Result ret = sync_respond(srv, conn, req->match.id, 200, text, &sent);
@@ -1422,6 +1448,7 @@ static void server_done(struct server *srv) {
         if (srv->operator_trust)
                 gnutls_x509_trust_list_deinit(srv->operator_trust, 1);
         signature_keyring_free(srv->bundle_keyring);
+        trust_free(srv->trust);
         body_dictionary_free(srv->dictionary);
         if (srv->token)
                 explicit_bzero(srv->token, srv->token_len);
@@ -1538,7 +1565,32 @@ int server_run(const struct server_config *c) {
                         goto out;
                 }
         }
-        /* The signer must work before any operator relies on it. */
+        if (c->trust_document) {
+                _cleanup_free_ char *text = NULL, *why = NULL;
+                size_t len;
+                r = read_file_bounded(c->trust_document, TRUST_MAX_SIZE, &text, &len);
+                if (r >= 0)
+                        r = trust_parse(text, len, TRUST_CHECK_SELF, NULL, (time_t) now_sec(), &srv.trust, &why);
+                if (r < 0) {
+                        log_error_errno(r, "--trust-document %s: %s", c->trust_document,
+                                        why ? why : strerror(-r));
+                        goto out;
+                }
+                if (srv.trust->expires < now_sec())
+                        log_warning("--trust-document %s: v%" PRId64 " has expired: nodes will refuse it",
+                                    c->trust_document, srv.trust->version);
+                log_info("trust document v%" PRId64 " from %s: sent to nodes that have an older one",
+                         srv.trust->version, c->trust_document);
+                if (!srv.bundle_keyring) {
+                        r = trust_release_keyring(srv.trust, &srv.bundle_keyring);
+                        if (r < 0) {
+                                log_error_errno(r, "--trust-document %s: its release anchors do not load",
+                                                c->trust_document);
+                                goto out;
+                        }
+                }
+        }
+        /* The signer must work before any operator relies on it, and be one the nodes take. */
         {
                 _cleanup_free_ char *sig = NULL, *why = NULL;
                 size_t len;
@@ -1546,6 +1598,16 @@ int server_run(const struct server_config *c) {
                 if (r < 0) {
                         log_error_errno(r, "the command signer (%s, %s) does not work: %s",
                                         c->command_key, c->command_cert, why ? why : "");
+                        goto out;
+                }
+                _cleanup_keyring_ struct signature_keyring *kr = NULL;
+                if (srv.trust && (r = trust_command_keyring(srv.trust, &kr)) >= 0)
+                        r = signature_verify(SIGNATURE_FOR_COMMAND, "probe", 5, sig, len, kr, (time_t) now_sec(),
+                                             NULL, &why);
+                if (r < 0) {
+                        log_error_errno(r, "the command signer %s is not one the trust document v%" PRId64
+                                        " names: nodes would refuse its commands: %s",
+                                        c->command_cert, srv.trust->version, why ? why : "");
                         goto out;
                 }
         }

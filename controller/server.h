@@ -13,6 +13,8 @@ struct server_config {
         const char *operator_token_file; /* optional: the operators' bearer token */
         const char *command_key, *command_cert; /* command signer, separate from TLS */
         const char *bundle_keyring; /* optional: uploads must verify against it */
+        const char *trust_document; /* optional: the fleet's trust document, sent to nodes that
+                                     * have an older one (#18 item 2, docs/security.md) */
         const char *port_file;      /* optional: the bound port is written there */
         unsigned poll_interval_sec; /* next_sync_sec in sync answers */
         uint64_t max_bundle_size;   /* upload bound, bytes */

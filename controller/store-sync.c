@@ -254,6 +254,25 @@ void store_rollout_dirty(struct store *s, const char *rollout) {
         snprintf(s->dirty[s->n_dirty++], sizeof(s->dirty[0]), "%s", rollout);
 }
 
+int store_node_trust(struct store *s, const char *node, int64_t told_version, const char *told_refused,
+                     int64_t *ret_version, char *ret_refused) {
+        int r;
+        if (told_version >= 0) {
+                r = store_exec(s, "UPDATE nodes SET trust_version = ?, trust_refused = ? WHERE id = ?", "itt",
+                               told_version, told_refused[0] ? told_refused : NULL, node);
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        r = store_query_row(s, &q, "SELECT trust_version, trust_refused FROM nodes WHERE id = ?", "t", node);
+        if (r < 0)
+                return r;
+        *ret_version = r > 0 && sqlite3_column_type(q, 0) != SQLITE_NULL ? sqlite3_column_int64(q, 0) : -1;
+        const char *refused = r > 0 ? (const char *) sqlite3_column_text(q, 1) : NULL;
+        snprintf(ret_refused, 17, "%s", refused ? refused : "");
+        return 0;
+}
+
 int store_sync(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
                json_t **ret_commands, size_t *ret_stored) {
         int r = store_script(s, "BEGIN IMMEDIATE");

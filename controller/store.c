@@ -229,6 +229,9 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         " role TEXT NOT NULL,"
         " method TEXT NOT NULL,"
         " path TEXT NOT NULL);",
+        /* 8: the trust document each node has (#18 item 2): NULL until it says */
+        "ALTER TABLE nodes ADD COLUMN trust_version INTEGER;"
+        "ALTER TABLE nodes ADD COLUMN trust_refused TEXT;",
 };
 
 static int schema_version_read(struct store *s, int *ret) {

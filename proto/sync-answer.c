@@ -8,6 +8,7 @@
 #include "lib/json-util.h"
 #include "proto/sync-answer.h"
 #include "proto/sync-request.h"
+#include "update/trust.h"
 #include "lib/macro.h"
 #include "lib/message.h"
 
@@ -92,6 +93,15 @@ static int dispatch_commands(struct json_ctx *ctx, json_t *v, void *dest, const 
         return r;
 }
 
+/* A trust document: its text, checked by the agent's trust store (update/trust.h). */
+static int dispatch_trust(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > TRUST_MAX_SIZE)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a trust envelope's text of 1-%d bytes",
+                                        TRUST_MAX_SIZE);
+        *(json_t **) dest = v;
+        return 0;
+}
+
 /* ---- contact plan --------------------------------------------------------------------------- */
 
 struct window {
@@ -163,6 +173,7 @@ int link_answer_parse(const char *text, size_t len, struct link_answer *ret, cha
                 {"next_sync_sec", json_dispatch_int64, OFF(next_sync_sec), JSON_REQUIRED, NULL, 0,
                  LINK_ANSWER_MAX_NEXT_SYNC_SEC},
                 {"server_time", json_dispatch_int64, OFF(server_time), JSON_REQUIRED, NULL, 0, INT64_MAX},
+                {"trust", dispatch_trust, OFF(trust), 0, NULL, 0, 0},
                 {},
         };
         /* Format 2 says only what changed: the rest stays as the last answer left it. */
@@ -175,6 +186,7 @@ int link_answer_parse(const char *text, size_t len, struct link_answer *ret, cha
                  LINK_ANSWER_MAX_NEXT_SYNC_SEC},
                 {"tag", sync_dispatch_tag, OFF(tag), 0, NULL, 0, 0},
                 {"server_time", json_dispatch_int64, OFF(server_time), 0, NULL, 0, INT64_MAX},
+                {"trust", dispatch_trust, OFF(trust), 0, NULL, 0, 0},
                 {},
         };
 #undef OFF

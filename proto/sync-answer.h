@@ -40,6 +40,7 @@ struct link_answer {
         size_t n_acked_seqs;
         /* plan and next_sync_sec are there (always in format 1); in format 2 with their tag */
         bool standing;
+        json_t *trust; /* a newer trust document's envelope (a string), checked by the node; or NULL */
         char tag[SYNC_TAG_LEN + 1];
 };
 

@@ -65,6 +65,15 @@ static int dispatch_boot_id(struct json_ctx *ctx, json_t *v, void *dest,
         return 0;
 }
 
+/* The id of a trust document (update/trust.h): 16 lower-case hex digits. */
+static int dispatch_trust_id(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        const char *s = json_string_value(v);
+        if (!s || json_string_length(v) != 16 || strspn(s, "0123456789abcdef") != 16)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected 16 lower-case hex digits");
+        memcpy(dest, s, 17);
+        return 0;
+}
+
 static int dispatch_link_epoch(struct json_ctx *ctx, json_t *v, void *dest,
                                const struct json_field *f) {
         const char *s = json_string_value(v);
@@ -212,6 +221,7 @@ int sync_dispatch_tag(struct json_ctx *ctx, json_t *v, void *dest, const struct 
 int sync_request_parse(const char *text, size_t len, const char *url_node, struct sync_request *ret,
                        char **ret_message) {
         memset(ret, 0, sizeof(*ret));
+        ret->trust_version = -1;
         if (len > SYNC_BODY_MAX)
                 return message_set(ret_message, -EFBIG, "sync body larger than %d bytes",
                                    SYNC_BODY_MAX);
@@ -232,6 +242,8 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                 {"last_command_seq", json_dispatch_int64, REQ_OFF(last_command_seq), JSON_REQUIRED,
                  NULL, 0, INT64_MAX},
                 {"link_epoch", dispatch_link_epoch, REQ_OFF(link_epoch), 0, NULL, 0, 0},
+                {"trust_version", json_dispatch_int64, REQ_OFF(trust_version), 0, NULL, 0, INT64_MAX},
+                {"trust_refused", dispatch_trust_id, REQ_OFF(trust_refused), 0, NULL, 0, 0},
                 {"records", dispatch_records, 0, JSON_REQUIRED, &walk, 0, 0},
                 {"status", dispatch_object_borrow, REQ_OFF(status), JSON_NULLABLE, NULL, 0,
                  SYNC_STATUS_MAX},
@@ -248,6 +260,8 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                 {"status", dispatch_object_borrow, REQ_OFF(status), JSON_NULLABLE, NULL, 0,
                  SYNC_STATUS_MAX},
                 {"known", sync_dispatch_tag, REQ_OFF(known), 0, NULL, 0, 0},
+                {"trust_version", json_dispatch_int64, REQ_OFF(trust_version), 0, NULL, 0, INT64_MAX},
+                {"trust_refused", dispatch_trust_id, REQ_OFF(trust_refused), 0, NULL, 0, 0},
                 {},
         };
 #undef REQ_OFF

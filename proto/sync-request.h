@@ -52,6 +52,10 @@ struct sync_request {
         json_t *status; /* borrowed; NULL when absent */
         bool has_boot;  /* boot_epoch and boot_id were sent (format 2 may leave them out) */
         char known[SYNC_TAG_LEN + 1]; /* format 2: the tag the node holds; "" none */
+        /* the node's trust document in force (0: none; -1: not said: format 2 says it when it
+         * changes) and the id of the last one it refused (update/trust.h; "" none) */
+        int64_t trust_version;
+        char trust_refused[17];
 };
 
 void sync_request_done(struct sync_request *r);

@@ -19,6 +19,7 @@
 #include "update/manifest.h"
 #include "lib/sha256.h"
 #include "update/signature.h"
+#include "update/trust.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -43,6 +44,18 @@ static void help(void) {
                "refused\n"
                "  info [--json] BUNDLE\n"
                "      show the manifest summary (NOT verified)\n"
+               "  fingerprint CERT...\n"
+               "      the key fingerprint of each certificate (what a trust document revokes)\n"
+               "  trust-create --version N --expires TIME --threshold K --root CERT... "
+               "--release CERT...\n"
+               "         --command CERT... [--revoke CERT|HEX]... [--time-floor-reset TIME] -o "
+               "FILE\n"
+               "      write an unsigned trust document (docs/security.md)\n"
+               "  trust-sign --key FILE --cert FILE DOCUMENT\n"
+               "      add a root's signature to a trust document, in place\n"
+               "  trust-verify [--in-force DOCUMENT] [--now TIME] DOCUMENT\n"
+               "      check a trust document as a node would: alone (its own roots), or as an\n"
+               "      update of the one in force; exit 0 if accepted, 1 if refused\n"
                "\n"
                "CLASS is rootfs or model:<name>. TIME is @EPOCH, YYYYMMDDhhmmss or YYYY-MM-DD "
                "(UTC).\n"
@@ -425,6 +438,274 @@ static int cmd_info(int argc, char *argv[]) {
         return 0;
 }
 
+/* ---- trust documents ------------------------------------------------------------- */
+
+static int cmd_fingerprint(int argc, char *argv[]) {
+        if (argc < 2)
+                return usage_error("fingerprint takes one or more certificates");
+        for (int i = 1; i < argc; i++) {
+                _cleanup_free_ char *text = NULL, *why = NULL;
+                size_t len;
+                uint8_t key[32];
+                char hex[SHA256_HEX_SIZE];
+                int r = read_file_bounded(argv[i], TRUST_CERT_MAX_SIZE, &text, &len);
+                if (r < 0) {
+                        fprintf(stderr, "orbit-bundle: %s: %s\n", argv[i], strerror(-r));
+                        return EXIT_REFUSED;
+                }
+                if (signature_key_fingerprint(text, len, key, &why) < 0) {
+                        fprintf(stderr, "orbit-bundle: %s: %s\n", argv[i], why ? why : "?");
+                        return EXIT_REFUSED;
+                }
+                sha256_to_hex(key, hex);
+                printf("%s  %s\n", hex, argv[i]);
+        }
+        return 0;
+}
+
+/* A growing NULL-terminated list of heap strings. */
+struct strv {
+        char **v;
+        size_t n;
+};
+
+static int strv_push(struct strv *l, char *s) {
+        char **n = realloc(l->v, (l->n + 2) * sizeof(char *));
+        if (!n) {
+                free(s);
+                return -ENOMEM;
+        }
+        l->v = n;
+        l->v[l->n++] = s;
+        l->v[l->n] = NULL;
+        return 0;
+}
+
+static void strv_free(struct strv *l) {
+        for (size_t i = 0; i < l->n; i++)
+                free(l->v[i]);
+        free(l->v);
+}
+
+static int push_file(struct strv *l, const char *path) {
+        char *text = NULL;
+        size_t len;
+        int r = read_file_bounded(path, TRUST_CERT_MAX_SIZE, &text, &len);
+        if (r < 0) {
+                fprintf(stderr, "orbit-bundle: %s: %s\n", path, strerror(-r));
+                return r;
+        }
+        return strv_push(l, text);
+}
+
+static int cmd_trust_create(int argc, char *argv[]) {
+        static const struct option options[] = {
+                {"version", required_argument, NULL, 'v'},
+                {"expires", required_argument, NULL, 'e'},
+                {"threshold", required_argument, NULL, 't'},
+                {"root", required_argument, NULL, 'R'},
+                {"release", required_argument, NULL, 'r'},
+                {"command", required_argument, NULL, 'c'},
+                {"revoke", required_argument, NULL, 'x'},
+                {"time-floor-reset", required_argument, NULL, 'f'},
+                {"output", required_argument, NULL, 'o'},
+                {},
+        };
+        struct strv roots = {0}, release = {0}, command = {0}, revoked = {0};
+        struct trust_document_spec d = {0};
+        const char *out = NULL;
+        uint64_t u;
+        time_t t;
+        int c, r = 0;
+        while (r >= 0 && (c = getopt_long(argc, argv, "o:", options, NULL)) >= 0) {
+                switch (c) {
+                case 'v':
+                case 't':
+                        if (parse_u64(optarg, c == 'v' ? INT64_MAX : TRUST_MAX_ROOTS, &u) < 0 || u == 0) {
+                                r = usage_error("--%s takes a positive integer, not '%s'",
+                                                c == 'v' ? "version" : "threshold", optarg);
+                                goto done;
+                        }
+                        *(c == 'v' ? &d.version : &d.threshold) = (int64_t)u;
+                        break;
+                case 'e':
+                case 'f':
+                        if (parse_time(optarg, &t) < 0) {
+                                r = usage_error("--%s takes @EPOCH, YYYYMMDDhhmmss or YYYY-MM-DD, "
+                                                "not '%s'",
+                                                c == 'e' ? "expires" : "time-floor-reset", optarg);
+                                goto done;
+                        }
+                        *(c == 'e' ? &d.expires : &d.time_floor_reset) = (int64_t)t;
+                        break;
+                case 'R':
+                        r = push_file(&roots, optarg);
+                        break;
+                case 'r':
+                        r = push_file(&release, optarg);
+                        break;
+                case 'c':
+                        r = push_file(&command, optarg);
+                        break;
+                case 'x': {
+                        uint8_t key[32];
+                        char *hex = malloc(SHA256_HEX_SIZE);
+                        if (!hex) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        if (strlen(optarg) == 64 && sha256_from_hex(optarg, key) == 0) {
+                                snprintf(hex, SHA256_HEX_SIZE, "%s", optarg);
+                        } else {
+                                _cleanup_free_ char *text = NULL, *why = NULL;
+                                size_t len;
+                                if (read_file_bounded(optarg, TRUST_CERT_MAX_SIZE, &text, &len) < 0 ||
+                                    signature_key_fingerprint(text, len, key, &why) < 0) {
+                                        free(hex);
+                                        r = usage_error("--revoke takes a certificate or 64 hex "
+                                                        "digits, not '%s'",
+                                                        optarg);
+                                        goto done;
+                                }
+                                sha256_to_hex(key, hex);
+                        }
+                        r = strv_push(&revoked, hex);
+                        break;
+                }
+                case 'o':
+                        out = optarg;
+                        break;
+                default:
+                        r = EXIT_USAGE;
+                        goto done;
+                }
+        }
+        if (r < 0) {
+                r = EXIT_REFUSED;
+                goto done;
+        }
+        if (optind != argc || !out || !d.version || !d.expires || !d.threshold) {
+                r = usage_error("trust-create needs --version, --expires, --threshold, the "
+                                "certificates and -o FILE");
+                goto done;
+        }
+        static const char *const none[] = {NULL};
+        d.roots = roots.v ? (const char *const *)roots.v : none;
+        d.release = release.v ? (const char *const *)release.v : none;
+        d.command = command.v ? (const char *const *)command.v : none;
+        d.revoked = revoked.v ? (const char *const *)revoked.v : none;
+        _cleanup_free_ char *env = NULL, *why = NULL;
+        if (trust_envelope_new(&d, &env, &why) < 0) {
+                fprintf(stderr, "orbit-bundle: trust-create: %s\n", why ? why : "failed");
+                r = EXIT_REFUSED;
+                goto done;
+        }
+        if ((r = write_file_durable(out, env, strlen(env), 0644)) < 0) {
+                fprintf(stderr, "orbit-bundle: %s: %s\n", out, strerror(-r));
+                r = EXIT_REFUSED;
+                goto done;
+        }
+        printf("%s: trust document v%" PRId64 ", %zu root%s (threshold %" PRId64
+               "), unsigned\n",
+               out, d.version, roots.n, roots.n == 1 ? "" : "s", d.threshold);
+        r = 0;
+done:
+        strv_free(&roots);
+        strv_free(&release);
+        strv_free(&command);
+        strv_free(&revoked);
+        return r;
+}
+
+static int cmd_trust_sign(int argc, char *argv[]) {
+        static const struct option options[] = {
+                {"key", required_argument, NULL, 'k'},
+                {"cert", required_argument, NULL, 'c'},
+                {},
+        };
+        const char *key = NULL, *cert = NULL;
+        int c;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+                if (c == 'k')
+                        key = optarg;
+                else if (c == 'c')
+                        cert = optarg;
+                else
+                        return EXIT_USAGE;
+        }
+        if (!key || !cert || optind + 1 != argc)
+                return usage_error("trust-sign needs --key, --cert and one document");
+        const char *path = argv[optind];
+        _cleanup_free_ char *env = NULL, *text = NULL, *sig = NULL, *next = NULL, *why = NULL;
+        size_t len, text_len, sig_len;
+        int r = read_file_bounded(path, TRUST_MAX_SIZE, &env, &len);
+        if (r < 0) {
+                fprintf(stderr, "orbit-bundle: %s: %s\n", path, strerror(-r));
+                return EXIT_REFUSED;
+        }
+        if (trust_envelope_signed_text(env, len, &text, &text_len, &why) < 0 ||
+            signature_sign(SIGNATURE_FOR_TRUST, text, text_len, key, cert, &sig, &sig_len, &why) < 0 ||
+            trust_envelope_add_signature(env, len, sig, sig_len, &next, &why) < 0) {
+                fprintf(stderr, "orbit-bundle: trust-sign: %s\n", why ? why : "failed");
+                return EXIT_REFUSED;
+        }
+        if ((r = write_file_durable(path, next, strlen(next), 0644)) < 0) {
+                fprintf(stderr, "orbit-bundle: %s: %s\n", path, strerror(-r));
+                return EXIT_REFUSED;
+        }
+        printf("%s: signed with %s\n", path, cert);
+        return 0;
+}
+
+static int load_trust(const char *path, enum trust_check check, const struct trust *cur,
+                      time_t now, struct trust **ret) {
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        size_t len;
+        int r = read_file_bounded(path, TRUST_MAX_SIZE, &text, &len);
+        if (r < 0) {
+                fprintf(stderr, "orbit-bundle: %s: %s\n", path, strerror(-r));
+                return r;
+        }
+        r = trust_parse(text, len, check, cur, now, ret, &why);
+        if (r < 0)
+                fprintf(stderr, "orbit-bundle: refused: %s: %s\n", path, why ? why : "?");
+        return r;
+}
+
+static int cmd_trust_verify(int argc, char *argv[]) {
+        static const struct option options[] = {
+                {"in-force", required_argument, NULL, 'i'},
+                {"now", required_argument, NULL, 'n'},
+                {},
+        };
+        const char *in_force = NULL;
+        time_t now = time(NULL);
+        int c;
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
+                if (c == 'i')
+                        in_force = optarg;
+                else if (c == 'n') {
+                        if (parse_time(optarg, &now) < 0)
+                                return usage_error("--now takes @EPOCH, YYYYMMDDhhmmss or "
+                                                   "YYYY-MM-DD, not '%s'",
+                                                   optarg);
+                } else
+                        return EXIT_USAGE;
+        }
+        if (optind + 1 != argc)
+                return usage_error("trust-verify takes one document");
+        _cleanup_trust_ struct trust *cur = NULL, *t = NULL;
+        if (in_force && load_trust(in_force, TRUST_CHECK_SELF, NULL, now, &cur) < 0)
+                return EXIT_REFUSED;
+        if (load_trust(argv[optind], cur ? TRUST_CHECK_UPDATE : TRUST_CHECK_SELF, cur, now, &t) < 0)
+                return EXIT_REFUSED;
+        printf("%s: valid: trust document v%" PRId64 ", %zu roots (threshold %" PRId64
+               "), %zu release and %zu command anchor%s, %zu revoked key%s\n",
+               argv[optind], t->version, t->n_roots, t->threshold, t->n_release, t->n_command,
+               t->n_command == 1 ? "" : "s", t->n_revoked, t->n_revoked == 1 ? "" : "s");
+        return 0;
+}
+
 int main(int argc, char *argv[]) {
         if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h") ||
             streq(argv[1], "help")) {
@@ -439,6 +720,10 @@ int main(int argc, char *argv[]) {
                 {"create", cmd_create},
                 {"verify", cmd_verify},
                 {"info", cmd_info},
+                {"fingerprint", cmd_fingerprint},
+                {"trust-create", cmd_trust_create},
+                {"trust-sign", cmd_trust_sign},
+                {"trust-verify", cmd_trust_verify},
         };
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (streq(argv[1], commands[i].name))

@@ -446,6 +446,25 @@ int trust_envelope_new(const struct trust_document_spec *d, char **ret, char **r
         return *ret ? 0 : -ENOMEM;
 }
 
+void trust_text_id(const char *text, size_t len, char out[static TRUST_ID_LEN + 1]) {
+        uint8_t d[SHA256_DIGEST_SIZE];
+        char hex[SHA256_HEX_SIZE];
+        sha256_buffer(text, len, d);
+        sha256_to_hex(d, hex);
+        memcpy(out, hex, TRUST_ID_LEN);
+        out[TRUST_ID_LEN] = '\0';
+}
+
+int64_t trust_peek_version(const char *text, size_t len) {
+        json_auto_t *root = NULL;
+        if (parse_envelope(text, len, &root, NULL) < 0)
+                return -1;
+        json_t *s = json_object_get(root, "signed");
+        json_auto_t *doc = json_loadb(json_string_value(s), json_string_length(s), 0, NULL);
+        json_t *v = json_object_get(doc, "version");
+        return json_is_integer(v) && json_integer_value(v) > 0 ? json_integer_value(v) : -1;
+}
+
 int trust_envelope_signed_text(const char *text, size_t len, char **ret, size_t *ret_len,
                                char **ret_reason) {
         json_auto_t *root = NULL;

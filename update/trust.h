@@ -27,7 +27,7 @@
 #include "update/signature.h"
 
 #define TRUST_FORMAT 1
-#define TRUST_MAX_SIZE (512 * 1024)
+#define TRUST_MAX_SIZE (128 * 1024)
 #define TRUST_MAX_ROOTS 16
 #define TRUST_MAX_ANCHORS 32
 #define TRUST_MAX_REVOKED 1024
@@ -98,6 +98,14 @@ struct trust_document_spec {
 int trust_envelope_new(const struct trust_document_spec *d, char **ret, char **ret_reason);
 int trust_envelope_add_signature(const char *text, size_t len, const char *sig, size_t sig_len,
                                  char **ret, char **ret_reason);
+/* Pure: what names one envelope's text (a node says which one it refused): 16 lower-case hex
+ * digits of its SHA-256. */
+#define TRUST_ID_LEN 16
+void trust_text_id(const char *text, size_t len, char out[static TRUST_ID_LEN + 1]);
+
+/* Pure: the version an envelope's document names, without checking anything (-1: none). */
+int64_t trust_peek_version(const char *text, size_t len);
+
 /* The "signed" text of an envelope, borrowed into *ret (caller frees). */
 int trust_envelope_signed_text(const char *text, size_t len, char **ret, size_t *ret_len,
                                char **ret_reason);

@@ -282,8 +282,13 @@ JSON
 head -c 300000 /dev/urandom >rootfs.ext4
 "$OB" create --manifest-template template.json --image rootfs=rootfs.ext4 --chunk-size 65536 \
         --key rel.key --cert rel.pem -o good.obundle >/dev/null || bail "orbit-bundle create failed"
+"$OB" keygen --role release --subject "CN=outsider" --key outsider.key --cert outsider.pem >/dev/null &&
+        "$OB" create --manifest-template template.json --image rootfs=rootfs.ext4 --chunk-size 65536 \
+                --key outsider.key --cert outsider.pem -o untrusted.obundle >/dev/null || bail "orbit-bundle create failed"
 "$OB" create --manifest-template template.json --image rootfs=rootfs.ext4 --chunk-size 65536 \
-        --key cmd.key --cert cmd.pem -o untrusted.obundle >/dev/null || bail "orbit-bundle create failed"
+        --key cmd.key --cert cmd.pem -o cmd-signed.obundle >/dev/null 2>err &&
+        fail "the command signer signs a bundle" || { grep -q "is a command, not a release signer" err &&
+                pass "the command signer cannot sign a bundle: $(cat err)" || fail "a command signer's bundle" "$(cat err)"; }
 SIZE=$(stat -c %s good.obundle)
 SHA=$(sha256sum good.obundle | cut -d' ' -f1)
 opcli bundle upload untrusted.obundle >out 2>err

@@ -35,7 +35,7 @@ flipbyte() { # FILE OFFSET: invert one byte in place, as radiation would
 "$OB" keygen --ca --subject "CN=test fleet CA" --key "$K/ca.key" --cert "$K/ca.pem" >/dev/null &&
         "$OB" keygen --role release --subject "CN=release" --issuer-key "$K/ca.key" --issuer-cert "$K/ca.pem" \
                 --key "$K/signer.key" --cert "$K/signer.pem" >/dev/null &&
-        "$OB" keygen --ca --subject "CN=intruder" --key "$K/evil.key" --cert "$K/evil.pem" >/dev/null ||
+        "$OB" keygen --role release --subject "CN=intruder" --key "$K/evil.key" --cert "$K/evil.pem" >/dev/null ||
         bail "keygen"
 cp "$K/ca.pem" "$K/keyring/"
 

@@ -118,6 +118,27 @@ static void test_a_controller_behind_the_floor_never_lowers_it(void **state) {
         assert_int_equal(tt_floor(&t, 0), BUILD + 1000);
 }
 
+/* A controller key holder pushed the floor a year ahead; a trust document's reset takes it
+ * (and the controller's time) down, and only down. */
+static void test_a_trust_document_resets_a_floor_pushed_ahead(void **state) {
+        (void) state;
+        struct trusted_time t;
+        enum trusted_time_source s;
+        tt_init(&t, BUILD, BUILD, 0, AHEAD);
+        tt_told(&t, BUILD + 365 * DAY, BUILD, 0);
+        assert_int_equal(tt_floor(&t, 0), BUILD + 365 * DAY);
+        assert_false(tt_reset_floor(&t, BUILD + 400 * DAY, 0)); /* above it: nothing to lower */
+        assert_int_equal(tt_floor(&t, 0), BUILD + 365 * DAY);
+        assert_true(tt_reset_floor(&t, BUILD + DAY, 5 * SEC));
+        assert_int_equal(tt_floor(&t, 5 * SEC), BUILD + DAY);
+        assert_int_equal(tt_floor(&t, 65 * SEC), BUILD + DAY + 60); /* it runs on */
+        /* the controller's pushed time is forgotten: the RTC (plausible again) is now */
+        assert_int_equal(tt_now(&t, BUILD + DAY + 100, 65 * SEC, &s), BUILD + DAY + 100);
+        assert_int_equal(s, TRUSTED_TIME_RTC);
+        assert_true(tt_should_save(&t, 65 * SEC));
+        assert_false(tt_reset_floor(&t, 0, 65 * SEC));
+}
+
 static void test_saves_once_per_step(void **state) {
         (void) state;
         struct trusted_time t;
@@ -237,6 +258,7 @@ int main(void) {
                 cmocka_unit_test(test_an_rtc_that_agrees_is_kept),
                 cmocka_unit_test(test_a_controller_behind_the_floor_never_lowers_it),
                 cmocka_unit_test(test_saves_once_per_step),
+                cmocka_unit_test(test_a_trust_document_resets_a_floor_pushed_ahead),
                 cmocka_unit_test(test_the_floor_survives_a_restart),
                 cmocka_unit_test(test_a_time_past_year_9999_is_ignored),
                 cmocka_unit_test(test_a_huge_floor_on_disk_is_ignored),

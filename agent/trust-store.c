@@ -1,0 +1,166 @@
+/* The node's trust document in force: agent/trust-store.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/trust-store.h"
+#include "agent/trusted-time.h"
+#include "lib/fileio.h"
+#include "lib/log.h"
+#include "lib/macro.h"
+#include "lib/message.h"
+#include "lib/statefile.h"
+#include "update/trust.h"
+
+static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct trust *in_force;
+static char store_dir[4096];
+static const char *in_force_source = "none";
+
+static int load_image(const char *path, struct trust **ret) {
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        size_t len;
+        int r = read_file_bounded(path, TRUST_MAX_SIZE, &text, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "trust: cannot read %s", path);
+        r = trust_parse(text, len, TRUST_CHECK_SELF, NULL, SIGNATURE_NOW_UNKNOWN, ret, &why);
+        if (r < 0)
+                return log_error_errno(r, "trust: %s: refused: %s", path, why ? why : "?");
+        return 1;
+}
+
+static int load_saved(const char *dir, struct trust **ret) {
+        _cleanup_free_ char *text = NULL, *why = NULL;
+        size_t len;
+        int r = statefile_load(dir, TRUST_STORE_FILE, &text, &len, NULL);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "trust: cannot load %s/%s", dir, TRUST_STORE_FILE);
+        /* It was checked against the document then in force when it came; now it must still
+         * hold its own roots' signatures (a bit flip past the checksum is refused here). */
+        r = trust_parse(text, len, TRUST_CHECK_SELF, NULL, SIGNATURE_NOW_UNKNOWN, ret, &why);
+        if (r < 0)
+                return log_error_errno(r, "trust: %s/%s: refused: %s", dir, TRUST_STORE_FILE,
+                                       why ? why : "?");
+        return 1;
+}
+
+int trust_store_init(const char *state_dir, const char *image_path) {
+        struct trust *image = NULL, *saved = NULL;
+        (void) load_image(image_path, &image);
+        (void) load_saved(state_dir, &saved);
+        pthread_mutex_lock(&store_lock);
+        snprintf(store_dir, sizeof(store_dir), "%s", state_dir);
+        trust_free(in_force);
+        if (saved && (!image || saved->version >= image->version)) {
+                in_force = saved;
+                in_force_source = "link";
+                trust_free(image);
+        } else {
+                /* an image newer than what the link brought: a release shipped it */
+                in_force = image;
+                in_force_source = image ? "image" : "none";
+                trust_free(saved);
+        }
+        int64_t v = in_force ? in_force->version : 0;
+        pthread_mutex_unlock(&store_lock);
+        if (v > 0)
+                log_info("trust: document v%" PRId64 " in force (from the %s)", v, in_force_source);
+        else
+                log_info("trust: no trust document: the keyring directories are the anchors");
+        return 0;
+}
+
+void trust_store_done(void) {
+        pthread_mutex_lock(&store_lock);
+        trust_free(in_force);
+        in_force = NULL;
+        pthread_mutex_unlock(&store_lock);
+}
+
+int64_t trust_store_version(void) {
+        pthread_mutex_lock(&store_lock);
+        int64_t v = in_force ? in_force->version : 0;
+        pthread_mutex_unlock(&store_lock);
+        return v;
+}
+
+int trust_store_offer(const char *text, size_t len, int64_t *ret_version, char **ret_reason) {
+        *ret_version = trust_peek_version(text, len);
+        pthread_mutex_lock(&store_lock);
+        if (in_force && in_force->text_len == len && memcmp(in_force->text, text, len) == 0) {
+                pthread_mutex_unlock(&store_lock);
+                return 0;
+        }
+        struct trust *t = NULL;
+        /* the trusted time as a lower bound: a document that expired before it is refused */
+        time_t now = (time_t) trusted_clock_now(NULL);
+        int r = in_force ? trust_parse(text, len, TRUST_CHECK_UPDATE, in_force, now, &t, ret_reason)
+                         : message_set(ret_reason, -EKEYREJECTED,
+                                       "this node has no trust document (no roots) to check it against");
+        if (r >= 0) {
+                r = statefile_save(store_dir, TRUST_STORE_FILE, text, len);
+                if (r < 0) {
+                        r = message_set(ret_reason, r, "cannot save it in %s/%s: %s", store_dir,
+                                        TRUST_STORE_FILE, strerror(-r));
+                        trust_free(t);
+                }
+        }
+        int64_t previous = in_force ? in_force->version : 0, reset = 0;
+        if (r >= 0) {
+                trust_free(in_force);
+                in_force = t;
+                in_force_source = "link";
+                reset = t->time_floor_reset;
+        }
+        pthread_mutex_unlock(&store_lock);
+        if (r < 0)
+                return r;
+        log_notice("trust: document v%" PRId64 " applied (was v%" PRId64 ")", *ret_version, previous);
+        if (reset)
+                trusted_clock_reset_floor(reset);
+        return 1;
+}
+
+static int keyring(bool command, const char *dir, struct signature_keyring **ret, char **ret_reason) {
+        pthread_mutex_lock(&store_lock);
+        int r;
+        if (in_force) {
+                r = command ? trust_command_keyring(in_force, ret) : trust_release_keyring(in_force, ret);
+                if (r < 0 && r != -ENOMEM)
+                        r = message_set(ret_reason, r, "trust document v%" PRId64 ": its %s anchors do not load",
+                                        in_force->version, command ? "command" : "release");
+        } else
+                r = 1;
+        pthread_mutex_unlock(&store_lock);
+        if (r <= 0)
+                return r;
+        return signature_keyring_load_dir(dir, ret, ret_reason);
+}
+
+int trust_store_command_keyring(const char *dir, struct signature_keyring **ret, char **ret_reason) {
+        return keyring(true, dir, ret, ret_reason);
+}
+
+int trust_store_release_keyring(const char *dir, struct signature_keyring **ret, char **ret_reason) {
+        return keyring(false, dir, ret, ret_reason);
+}
+
+json_t *trust_store_status_json(void) {
+        pthread_mutex_lock(&store_lock);
+        json_t *o = in_force ? json_pack("{s:I, s:I, s:I, s:I, s:I, s:s}", "version", (json_int_t) in_force->version,
+                                         "expires", (json_int_t) in_force->expires, "roots",
+                                         (json_int_t) in_force->n_roots, "threshold", (json_int_t) in_force->threshold,
+                                         "revoked", (json_int_t) in_force->n_revoked, "source", in_force_source)
+                             : json_pack("{s:i}", "version", 0);
+        pthread_mutex_unlock(&store_lock);
+        return o;
+}
