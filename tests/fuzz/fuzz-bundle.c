@@ -1,9 +1,9 @@
 /*
  * Fuzz the bundle reader: bundles arrive from the ground, fetched over links anyone may
  * tamper with. The input is the bundle file (a memfd), opened and verified as the agent
- * does (keyring tests/fuzz/keys/ca.pem: the signed seeds pass the signature, so the
- * mutations reach the payloads), read chunk by chunk to the end, located for random
- * access, and read unverified as "orbit-bundle info" does.
+ * does (keyring tests/fuzz/keys/ca.pem: the seeds signed by its release signer pass the
+ * signature, so the mutations reach the payloads), read chunk by chunk to the end, located
+ * for random access, and read unverified as "orbit-bundle info" does.
  */
 #include "config.h"
 

@@ -2,8 +2,9 @@
  * Fuzz signed command verification: envelopes come from the controller (and whoever sits
  * between). The input is parsed as JSON and verified as the agent does
  * (command_envelope_verify, keyring tests/fuzz/keys/ca.pem, now unknown so the run is
- * deterministic); the raw input also goes to command_payload_parse, the strict parser
- * that otherwise only sees signed text.
+ * deterministic; the seeds are signed by its command signer, tests/fuzz/keys/command.key);
+ * the raw input also goes to command_payload_parse, the strict parser that otherwise only
+ * sees signed text.
  */
 #include "config.h"
 

@@ -1,8 +1,9 @@
 /*
  * Fuzz the signature file parser and verifier: manifest.sig comes from the ground inside
  * bundles and signs every command. The input is the signature file's text; the signed
- * data is fixed (the seeds in corpus/fuzz-signature sign exactly FUZZ_SIGNED_DATA with
- * tests/fuzz/keys/signer.key), the keyring is tests/fuzz/keys/ca.pem.
+ * data is fixed (the seeds in corpus/fuzz-signature sign exactly FUZZ_SIGNED_DATA for a
+ * bundle with the release signer tests/fuzz/keys/release.key, made by make-seeds.sh), the
+ * keyring is tests/fuzz/keys/ca.pem.
  */
 #include "config.h"
 
