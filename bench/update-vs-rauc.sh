@@ -58,6 +58,11 @@ openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=bench 
 printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n' >"$K/ext"
 openssl x509 -req -in "$K/signer.csr" -CA "$K/ca.pem" -CAkey "$K/ca.key" -CAcreateserial -days 30 \
         -extfile "$K/ext" -out "$K/signer.pem" 2>/dev/null
+# orbit's signer: the same key, its certificate in the release role (docs/security.md, "Key
+# roles"); RAUC keeps the plain one
+printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=2.25.5623372019225234889473442596077835724.1\n' >"$K/ext-orbit"
+openssl x509 -req -in "$K/signer.csr" -CA "$K/ca.pem" -CAkey "$K/ca.key" -CAcreateserial -days 30 \
+        -extfile "$K/ext-orbit" -out "$K/signer-orbit.pem" 2>/dev/null
 
 # ---- RAUC: a private system bus, its service, a no-op bootloader --------------------------
 cat >"$D/bus.conf" <<EOF
@@ -170,7 +175,7 @@ for mib in $SIZES; do
         rm -rf "$D/rauc-in"
         # orbit's bundle (timed against sha256sum below)
         "$OB" create --manifest-template "$D/template.json" --image rootfs="$D/image.img" \
-                --key "$K/signer.key" --cert "$K/signer.pem" -o "$D/bench.obundle" >/dev/null
+                --key "$K/signer.key" --cert "$K/signer-orbit.pem" -o "$D/bench.obundle" >/dev/null
 
         : >"$D/t.floor"; : >"$D/t.rauc"; : >"$D/t.rauc-sync"; : >"$D/t.orbit"
         : >"$D/t.sum"; : >"$D/t.create"; : >"$D/t.verify"
@@ -207,7 +212,7 @@ for mib in $SIZES; do
                 echo "$t1 - $t0" | bc >>"$D/t.sum"
                 rm -f "$D/again.obundle"; drop; t0=$(now)
                 "$OB" create --manifest-template "$D/template.json" --image rootfs="$D/image.img" \
-                        --key "$K/signer.key" --cert "$K/signer.pem" -o "$D/again.obundle" >/dev/null
+                        --key "$K/signer.key" --cert "$K/signer-orbit.pem" -o "$D/again.obundle" >/dev/null
                 t1=$(now)
                 echo "$t1 - $t0" | bc >>"$D/t.create"
                 drop; t0=$(now); "$OB" verify --keyring "$N/etc/keys/bundles" "$D/again.obundle" >/dev/null; t1=$(now)
