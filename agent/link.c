@@ -1317,7 +1317,10 @@ static void renew_finished(struct link *l, CURLcode result) {
                 int r = read_file_bounded(key_path, LINK_CERT_PEM_MAX, &key, &len);
                 if (r < 0)
                         snprintf(why, sizeof(why), "%.300s: %s", key_path, strerror(-r));
-                else if ((r = link_cert_check(pem, key, l->h.node->node_id, l->cert.known ? l->cert.info.issuer : NULL,
+                /* The issuer is not held to the last one's: a controller may sign with a
+                 * renewal CA of its own under the node CA (docs/security.md). One the
+                 * controller does not take is dropped at its first sync (cert_drop_trial). */
+                else if ((r = link_cert_check(pem, key, l->h.node->node_id, NULL,
                                               trusted_clock_now(NULL), l->h.cfg->link.clock_skew_sec, &info,
                                               &problem)) < 0)
                         snprintf(why, sizeof(why), "the certificate returned is refused: %s",

@@ -299,7 +299,7 @@ static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *c
                         kind = PEER_NODE_EXPIRED;
                 gnutls_datum_t out = {};
                 if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) >= 0) {
-                        log_info("client certificate%s%s refused: %s", cn[0] ? " of " : "", cn, out.data);
+                        log_info("client certificate refused: %s (CN \"%s\")", out.data, cn);
                         gnutls_free(out.data);
                 }
                 goto out;

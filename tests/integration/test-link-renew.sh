@@ -178,7 +178,7 @@ st=$(post_csr sat-9 other.csr)
 
 # ---- a node whose certificate expired ------------------------------------------------------------
 start_node sat-2
-check "sat-2's expired certificate: its syncs are refused" wait_for 30 logged "client certificate of sat-2 refused"
+check "sat-2's expired certificate: its syncs are refused" wait_for 30 logged 'client certificate refused: .*expired.*(CN "sat-2")'
 check "its renewal too, without an operator's leave" wait_for 30 logged "certificate request from sat-2 refused: its certificate"
 [ "$(lnk .certificate.renewal)" = expired ] && [ "$(lnk .syncs_ok)" = 0 ] &&
         pass "the agent knows it expired: $(lnk .certificate.renewal_error)" ||
