@@ -484,7 +484,7 @@ static void cert_choose(struct link *l) {
         l->cert_cfg_seen = c->cert ? strdup(c->cert) : NULL;
         if (streq(was.cert, l->cert.cert) && streq(was.info.serial, l->cert.info.serial))
                 return;
-        if (was.cert[0])
+        if (was.cert[0] && !streq(was.info.serial, l->cert.info.serial))
                 l->cert_fresh = true; /* not a session of the last one: the controller would see it */
         char when[32];
         format_utc(l->cert.info.not_after, when);
@@ -530,6 +530,11 @@ static void cert_promote(struct link *l) {
                 log_warning("link: cannot rename %s to %s: %m; it is tried again", next, cur);
                 return;
         }
+        /* a key left by a power cut before it was unlinked is this certificate's: the next
+         * renewal makes a new one */
+        char key_next[PATH_MAX];
+        cert_state_path(l, LINK_CERT_NEXT_KEY_FILE, key_next, sizeof(key_next));
+        (void) unlink(key_next);
         (void) fsync_parent_dir(cur);
         struct link_cert_info info = l->cert.info;
         format_utc(info.not_after, when);

@@ -159,6 +159,31 @@ stop_node
 [ "$(grep -c "issued to sat-1," "$CLOG")" = 1 ] && pass "one certificate was issued to sat-1" ||
         fail "certificates issued to sat-1" "$(grep "issued to sat-1" "$CLOG")"
 
+# ---- cut short: the agent killed as its new certificate comes, files left half-way --------------
+nodecert sat-4 8 10 || bail "openssl: sat-4's certificate"
+start_node sat-4
+check "sat-4 (due) is issued a new certificate" wait_for 30 logged "issued to sat-4,"
+kill -KILL "$APID"
+wait_exit "$APID" 10
+# a broken certificate not yet tried is removed, and the old one works on
+printf 'junk\n' >"$N/state/link-next.pem.tmp"
+[ -e "$N/state/link-next.pem" ] || printf -- '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' >"$N/state/link-next.pem"
+had_next=$(sed -n 's/.*-----BEGIN \(EC PRIVATE KEY\)-----.*/\1/p' "$N/state/link-next.pem" | head -1)
+start_node sat-4
+sat4_renewed() { [ "$(lnk .certificate.renewed)" = true ] && [ "$(lnk .certificate.trial)" = false ] &&
+        [ "$(lnk .syncs_ok)" -ge 1 ]; }
+check "restarted, sat-4 ends with a renewed certificate in use and syncs" wait_for 60 sat4_renewed
+if [ -n "$had_next" ]; then
+        pass "the certificate written before the kill was tried and kept ($(lnk .certificate.serial))"
+else
+        grep -q "the renewed certificate not yet tried is not good" "$N/agent.log" &&
+                pass "a broken one not yet tried was removed, the old one used, a new one asked for" ||
+                fail "a broken link-next.pem" "$(grep 'link:' "$N/agent.log" | tail -5)"
+fi
+logged "node sat-4 syncs with certificate serial $(lnk .certificate.serial)," &&
+        pass "the controller sees the certificate the agent says it uses" || fail "sat-4's certificate at the controller"
+stop_node
+
 # ---- CSRs that are not the node's own ------------------------------------------------------------
 openssl ecparam -name prime256v1 -genkey -noout -out other.key 2>/dev/null &&
         openssl req -new -key other.key -subj "/CN=sat-9" -out other.csr 2>/dev/null || bail "openssl: a CSR"
