@@ -1177,7 +1177,9 @@ static int easy_common(struct link *l, CURL *e, const char *url) {
             curl_easy_setopt(e, CURLOPT_SSLCERT, l->cert.cert) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSLKEY, l->cert.key) != CURLE_OK ||
             /* another certificate than the connection's (or the session's) was made with:
-             * a new connection and a full handshake, so the controller sees the new one */
+             * a new connection and a full handshake, so the controller sees the new one.
+             * (curl 7.88 already matches connections and sessions by the certificate's
+             * path, and a renewed one is always at another path; not every curl did.) */
             curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, l->cert_fresh ? 1L : 0L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, l->cert_fresh ? 0L : 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||

@@ -129,6 +129,8 @@ check "sat-1 syncs with the new certificate (serial $NEW1)" wait_for 30 logged "
 cert_is_new() { [ "$(lnk .certificate.serial)" = "$NEW1" ] && [ "$(lnk .certificate.renewed)" = true ] &&
         [ "$(lnk .certificate.trial)" = false ]; }
 check "the agent uses it as its own (renewed, no longer on trial)" wait_for 20 cert_is_new
+ctl link | grep -q "^Certificate: *serial $NEW1, not after .*, valid$" && pass "orbitctl link shows it: $(ctl link | grep Certificate:)" ||
+        fail "orbitctl link" "$(ctl link)"
 [ "$(lnk .certificate.renewal)" = valid ] && pass "and finds it valid: no renewal due" ||
         fail "renewal state after" "$(ctl link --json | jq -c .certificate)"
 [ -f "$N/state/link-cert.pem" ] && [ "$(stat -c %a "$N/state/link-cert.pem")" = 600 ] &&
