@@ -428,6 +428,7 @@ static const struct json_field link_fields[] = {
         {"zstd_dictionary", json_dispatch_absolute_path, LFIELD(zstd_dictionary), 0, NULL, 0, 0},
         {"tcp_congestion", dispatch_tcp_congestion, LFIELD(tcp_congestion), 0, NULL, 0, 0},
         {"tls_max", dispatch_tls_max, LFIELD(tls_max_minor), 0, NULL, 0, 0},
+        {"renew_before_days", json_dispatch_int64, LFIELD(renew_before_days), 0, NULL, 0, 3650},
         {},
 };
 
@@ -668,7 +669,7 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                 .link = {.poll_interval_sec = 60, .connect_timeout_sec = 20, .timeout_sec = 120,
                          .backoff_min_sec = 5, .backoff_max_sec = 600, .max_records_per_sync = 256,
                          .max_sync_kib = 1024, .download_budget_mib = 256, .clock_skew_sec = 300,
-                         .max_rtc_ahead_days = 30,
+                         .max_rtc_ahead_days = 30, .renew_before_days = 30,
                          .pass_max_sec = 1200, .min_sync_interval_sec = 5,
                          .check_command_time = true, .compress = true,
                          .tcp_congestion = LINK_TCP_CONGESTION_DEFAULT, .tls_max_minor = 3},

@@ -123,6 +123,9 @@ struct agent_link_config {
         /* the highest TLS version offered, 2 (1.2) or 3 (1.3): with 1.2 a controller with
          * --tls-session-cache resumes the session by its id (docs/protocol.md) */
         int64_t tls_max_minor;
+        /* renew the client certificate over the link this many days before it expires
+         * (agent/link-cert.h); 0: not ahead (an expired one is still recovered) */
+        int64_t renew_before_days;
 };
 
 /* The workloads' sandboxes as a security boundary (docs/config.md, "sandbox"). */

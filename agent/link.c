@@ -25,14 +25,17 @@
 #include "proto/command.h"
 #include "proto/sync-answer.h"
 #include "agent/link.h"
+#include "agent/link-cert.h"
 #include "agent/link-pace.h"
 #include "agent/link-transport.h"
 #include "agent/tls-time.h"
 #include "agent/trusted-time.h"
 #include "agent/trust-store.h"
 #include "update/trust.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
+#include "lib/message.h"
 #include "lib/statefile.h"
 
 #define LINK_STATE_FILE "link"
@@ -47,6 +50,10 @@
  * is paused and resumed at the next one, so a controller sending fast never holds the
  * loop (each byte is scanned and copied: tens of ms per MiB in a sanitizer build). */
 #define RESPONSE_BYTES_PER_DISPATCH (256 * 1024)
+/* After a renewal in the window failed with an answer (a controller that does not renew,
+ * or refused): the next try (agent/link-cert.h). */
+#define RENEW_RETRY_USEC (3600ULL * 1000000ULL)
+#define RENEW_ANSWER_MAX (64 * 1024)
 
 /* A record in flight: only those can be acknowledged by the answer. */
 struct sent_key {
@@ -178,6 +185,19 @@ struct link {
         uint64_t connections_opened; /* TCP (and TLS) connections the syncs opened */
         char tcp_congestion[LINK_TCP_CONGESTION_MAX + 1]; /* on the last one, as the kernel says */
         char congestion_warned[LINK_TCP_CONGESTION_MAX + 1]; /* said once per name */
+
+        /* The client certificate (agent/link-cert.h, docs/security.md "Node certificates") */
+        struct link_cert_choice cert; /* in use */
+        char *cert_cfg_seen;          /* link.cert when it was chosen: a reload may change it */
+        bool cert_fresh;              /* another certificate: a new connection, no session resumed */
+        bool cert_expired_said;       /* the controller answered "certificate-expired" */
+        bool renewing;                /* the request in flight asks for a certificate */
+        bool renew_skip_once;         /* a renewal of an expired one failed: a sync, then again */
+        uint64_t renew_not_before_usec; /* monotonic: after a refused renewal in the window */
+        char *renew_answer;
+        size_t renew_answer_len;
+        char renew_error[256];        /* why the last renewal failed, "" none */
+        char renewed_from[LINK_CERT_SERIAL_MAX + 1]; /* the serial a trial replaces */
 };
 
 static uint64_t now_mono(struct link *l) {
@@ -451,6 +471,108 @@ static int state_load(struct link *l) {
         return 0;
 }
 
+/* ---- the client certificate (agent/link-cert.h) ------------------------------------------ */
+
+static void cert_state_path(struct link *l, const char *name, char *buf, size_t size) {
+        snprintf(buf, size, "%s/%s", l->h.cfg->state_dir, name);
+}
+
+static void format_utc(int64_t t, char buf[static 32]) {
+        struct tm tm;
+        time_t tt = (time_t) t;
+        if (!gmtime_r(&tt, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, 32, "%lld", (long long) t);
+}
+
+static void cert_choose(struct link *l) {
+        const struct agent_link_config *c = &l->h.cfg->link;
+        struct link_cert_choice was = l->cert;
+        link_cert_choose(l->h.cfg->state_dir, c->cert, c->key, l->h.node->node_id, true, &l->cert);
+        free(l->cert_cfg_seen);
+        l->cert_cfg_seen = c->cert ? strdup(c->cert) : NULL;
+        if (streq(was.cert, l->cert.cert) && streq(was.info.serial, l->cert.info.serial))
+                return;
+        if (was.cert[0] && !streq(was.info.serial, l->cert.info.serial))
+                l->cert_fresh = true; /* not a session of the last one: the controller would see it */
+        char when[32];
+        format_utc(l->cert.info.not_after, when);
+        if (l->cert.known)
+                log_info("link: client certificate %s: serial %s, not after %s%s", l->cert.cert, l->cert.info.serial,
+                         when, l->cert.trial ? " (renewed, not yet used)" : "");
+}
+
+/* The certificate in use, by trusted time and what the controller said. */
+static enum link_cert_renewal cert_renewal(struct link *l) {
+        if (l->cert_expired_said)
+                return LINK_CERT_EXPIRED;
+        if (!l->cert.known)
+                return LINK_CERT_VALID; /* nothing to judge: curl says what is wrong */
+        return link_cert_renewal_at(trusted_clock_now(NULL), l->cert.info.not_before, l->cert.info.not_after,
+                                    l->h.cfg->link.renew_before_days * 86400);
+}
+
+static bool renew_wanted(struct link *l) {
+        const char *cfg = l->h.cfg->link.cert;
+        if (!cfg != !l->cert_cfg_seen || (cfg && !streq(cfg, l->cert_cfg_seen)))
+                cert_choose(l); /* a reload changed link.cert */
+        if (l->cert.trial)
+                return false; /* the renewed one is tried first */
+        enum link_cert_renewal r = cert_renewal(l);
+        /* in the window, only once the certificate in use synced this run: a link that does
+         * not work is not the certificate's fault, and renewing cannot mend it */
+        if (r == LINK_CERT_VALID || (r == LINK_CERT_DUE && l->syncs_ok == 0))
+                return false;
+        if (l->renew_skip_once) {
+                l->renew_skip_once = false;
+                return false;
+        }
+        return now_mono(l) >= l->renew_not_before_usec;
+}
+
+/* A sync with the renewed certificate was good: it is the one in use from now on. */
+static void cert_promote(struct link *l) {
+        char next[PATH_MAX], cur[PATH_MAX], when[32];
+        cert_state_path(l, LINK_CERT_NEXT_FILE, next, sizeof(next));
+        cert_state_path(l, LINK_CERT_FILE, cur, sizeof(cur));
+        if (rename(next, cur) < 0) {
+                log_warning("link: cannot rename %s to %s: %m; it is tried again", next, cur);
+                return;
+        }
+        /* a key left by a power cut before it was unlinked is this certificate's: the next
+         * renewal makes a new one */
+        char key_next[PATH_MAX];
+        cert_state_path(l, LINK_CERT_NEXT_KEY_FILE, key_next, sizeof(key_next));
+        (void) unlink(key_next);
+        (void) fsync_parent_dir(cur);
+        struct link_cert_info info = l->cert.info;
+        format_utc(info.not_after, when);
+        log_notice("link: client certificate serial %s (not after %s) in use%s%s", info.serial, when,
+                   l->renewed_from[0] ? "; it replaces serial " : "", l->renewed_from);
+        json_t *body = json_pack("{s:s, s:I, s:s?}", "serial", info.serial, "not_after", (json_int_t) info.not_after,
+                                 "replaces", l->renewed_from[0] ? l->renewed_from : NULL);
+        if (body)
+                (void) event_queue_push(l->h.events, EVENT_HIGH, "link.cert_renewed", body, now_real_usec(),
+                                        now_mono(l));
+        l->renewed_from[0] = '\0';
+        cert_choose(l);
+}
+
+/* The controller refused the renewed certificate: back to the one that works. */
+static void cert_drop_trial(struct link *l, const char *why) {
+        char next[PATH_MAX];
+        cert_state_path(l, LINK_CERT_NEXT_FILE, next, sizeof(next));
+        log_warning("link: the controller refused the renewed certificate serial %s (%s): removed; the last one "
+                    "is used", l->cert.info.serial, why);
+        json_t *body = json_pack("{s:s, s:s}", "serial", l->cert.info.serial, "reason", why);
+        if (body)
+                (void) event_queue_push(l->h.events, EVENT_HIGH, "link.cert_refused", body, now_real_usec(),
+                                        now_mono(l));
+        (void) unlink(next);
+        (void) fsync_parent_dir(next);
+        l->renew_not_before_usec = now_mono(l) + RENEW_RETRY_USEC;
+        cert_choose(l);
+}
+
 /* ---- commands ----------------------------------------------------------------------------- */
 
 /* The result of a command: critical (never dropped) for what a signer we trust sent;
@@ -567,6 +689,7 @@ static bool handle_command(struct link *l, json_t *envelope, struct signature_ke
 /* ---- the sync ------------------------------------------------------------------------------ */
 
 static void schedule(struct link *l, uint64_t delay_usec);
+static int easy_common(struct link *l, CURL *e, const char *url);
 
 /*
  * One reservation of an answer's largest size, nothing behind it yet: a growing heap
@@ -789,6 +912,10 @@ static void sync_cleanup(struct link *l) {
         l->request_dictionary_id = 0;
         l->response_scan = (struct link_json_scan) {};
         l->status_in_flight = false;
+        free(l->renew_answer);
+        l->renew_answer = NULL;
+        l->renew_answer_len = 0;
+        l->renewing = false;
 }
 
 static json_t *json_decref_null(json_t *v) {
@@ -1095,15 +1222,39 @@ static int sync_start(struct link *l) {
                 }
         }
         CURL *e = l->easy;
+        if (easy_common(l, e, url) < 0 ||
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, l->headers) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response_data) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEDATA, l) != CURLE_OK ||
+            /* the answer's coding is ours to undo, bounded (on_response_data), never curl's */
+            curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HEADERDATA, l) != CURLE_OK)
+                return -EINVAL;
+        if (curl_multi_add_handle(l->multi, e) != CURLM_OK)
+                return -EIO;
+        l->sync_started_usec = now_mono(l);
+        return 0;
+}
+
+/* What a sync and a certificate request share: the POST of l->request to url over the
+ * link's TLS, with the client certificate in use. */
+static int easy_common(struct link *l, CURL *e, const char *url) {
+        const struct agent_link_config *c = &l->h.cfg->link;
         if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, l->request) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) l->request_len) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_HTTPHEADER, l->headers) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_CAINFO, c->ca) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_SSLCERT, c->cert) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_SSLKEY, c->key) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSLCERT, l->cert.cert) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSLKEY, l->cert.key) != CURLE_OK ||
+            /* another certificate than the connection's (or the session's) was made with:
+             * a new connection and a full handshake, so the controller sees the new one.
+             * (curl 7.88 already matches connections and sessions by the certificate's
+             * path, and a renewed one is always at another path; not every curl did.) */
+            curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, l->cert_fresh ? 1L : 0L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, l->cert_fresh ? 0L : 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
             tls_time_setup(e, &l->peer_not_after) != CURLE_OK ||
@@ -1116,22 +1267,203 @@ static int sync_start(struct link *l) {
             curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, (long) c->connect_timeout_sec) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_TIMEOUT, (long) c->timeout_sec) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_response_data) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_WRITEDATA, l) != CURLE_OK ||
-            /* the answer's coding is ours to undo, bounded (on_response_data), never curl's */
-            curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_HEADERDATA, l) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_PRIVATE, l) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_ERRORBUFFER, l->curl_error) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SHARE, l->share) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, on_socket_options) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, l) != CURLE_OK)
                 return -EINVAL;
-        if (curl_multi_add_handle(l->multi, e) != CURLM_OK)
-                return -EIO;
-        l->sync_started_usec = now_mono(l);
         return 0;
+}
+
+/* ---- certificate renewal (docs/protocol.md, "Certificate renewal") ------------------------- */
+
+static size_t on_renew_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        struct link *l = userdata;
+        size_t n = size * nmemb;
+        if (l->renew_answer_len + n > RENEW_ANSWER_MAX)
+                return 0;
+        char *b = realloc(l->renew_answer, l->renew_answer_len + n + 1);
+        if (!b)
+                return 0;
+        memcpy(b + l->renew_answer_len, ptr, n);
+        l->renew_answer = b;
+        l->renew_answer_len += n;
+        b[l->renew_answer_len] = '\0';
+        return n;
+}
+
+/* The key of the renewal: the one made for it before (a power cut, a lost answer), or a
+ * new P-256 key, on disk (0600, durably) before its CSR leaves. */
+static int renew_key(struct link *l, char **ret, char **ret_reason) {
+        char path[PATH_MAX], tmp[PATH_MAX + 8];
+        cert_state_path(l, LINK_CERT_NEXT_KEY_FILE, path, sizeof(path));
+        size_t len;
+        _cleanup_free_ char *key = NULL;
+        if (read_file_bounded(path, LINK_CERT_PEM_MAX, &key, &len) >= 0) {
+                _cleanup_free_ char *csr = NULL;
+                if (link_cert_csr(key, l->h.node->node_id, &csr, NULL) >= 0) {
+                        *ret = TAKE_PTR(key);
+                        return 0;
+                }
+                log_warning("link: %s is not a good key: a new one", path);
+        }
+        free(key);
+        key = NULL;
+        int r = link_cert_keygen(&key, ret_reason);
+        if (r < 0)
+                return r;
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        (void) unlink(tmp); /* made anew with the mode below */
+        r = write_file_durable(path, key, strlen(key), 0600);
+        if (r < 0) {
+                explicit_bzero(key, strlen(key));
+                return message_set(ret_reason, r, "cannot write %s: %s", path, strerror(-r));
+        }
+        log_info("link: a new key for the renewal of the client certificate: %s", path);
+        *ret = TAKE_PTR(key);
+        return 0;
+}
+
+static int renew_start(struct link *l) {
+        _cleanup_free_ char *key = NULL, *csr = NULL, *why = NULL;
+        int r = renew_key(l, &key, &why);
+        if (r >= 0)
+                r = link_cert_csr(key, l->h.node->node_id, &csr, &why);
+        if (key)
+                explicit_bzero(key, strlen(key));
+        if (r < 0) {
+                snprintf(l->renew_error, sizeof(l->renew_error), "%s", why ? why : strerror(-r));
+                log_warning("link: cannot ask for a new client certificate: %s", l->renew_error);
+                return r;
+        }
+        json_t *o = json_pack("{s:i, s:s}", "format", 1, "csr", csr);
+        l->request = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!l->request)
+                return -ENOMEM;
+        l->request_len = l->request_plain_len = strlen(l->request);
+        char url[2048];
+        snprintf(url, sizeof(url), "%s/v1/nodes/%s/certificate", l->h.cfg->link.url, l->h.node->node_id);
+        l->curl_error[0] = '\0';
+        l->easy = curl_easy_init();
+        if (!l->easy)
+                return -ENOMEM;
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        if (!h)
+                return -ENOMEM;
+        l->headers = h;
+        if (easy_common(l, l->easy, url) < 0 ||
+            curl_easy_setopt(l->easy, CURLOPT_HTTPHEADER, l->headers) != CURLE_OK ||
+            curl_easy_setopt(l->easy, CURLOPT_WRITEFUNCTION, on_renew_data) != CURLE_OK ||
+            curl_easy_setopt(l->easy, CURLOPT_WRITEDATA, l) != CURLE_OK)
+                return -EINVAL;
+        if (curl_multi_add_handle(l->multi, l->easy) != CURLM_OK)
+                return -EIO;
+        l->renewing = true;
+        l->sync_started_usec = now_mono(l);
+        char when[32];
+        format_utc(l->cert.info.not_after, when);
+        log_notice("link: asking the controller for a new client certificate (serial %s %s %s)",
+                   l->cert.info.serial, cert_renewal(l) == LINK_CERT_EXPIRED ? "expired at" : "expires at", when);
+        return 0;
+}
+
+/* The controller's answer to a certificate request: a certificate checked and stored for
+ * the next sync to try, or why not. */
+static void renew_finished(struct link *l, CURLcode result) {
+        long status = 0, connects = 0;
+        (void) curl_easy_getinfo(l->easy, CURLINFO_RESPONSE_CODE, &status);
+        (void) curl_easy_getinfo(l->easy, CURLINFO_NUM_CONNECTS, &connects);
+        if (connects > 0)
+                l->connections_opened += (uint64_t) connects;
+        char why[512] = "";
+        json_t *a = l->renew_answer ? json_loadb(l->renew_answer, l->renew_answer_len, 0, NULL) : NULL;
+        bool ok = false;
+        if (result != CURLE_OK)
+                snprintf(why, sizeof(why), "%s%s%s", curl_easy_strerror(result), l->curl_error[0] ? ": " : "",
+                         l->curl_error);
+        else if (status != 200) {
+                snprintf(why, sizeof(why), "HTTP %ld: %s", status,
+                         json_string_value(json_object_get(a, "message")) ?: "no message");
+        } else {
+                char key_path[PATH_MAX], next[PATH_MAX];
+                cert_state_path(l, LINK_CERT_NEXT_KEY_FILE, key_path, sizeof(key_path));
+                cert_state_path(l, LINK_CERT_NEXT_FILE, next, sizeof(next));
+                const char *pem = json_string_value(json_object_get(a, "certificate"));
+                _cleanup_free_ char *key = NULL, *problem = NULL, *both = NULL;
+                size_t len;
+                struct link_cert_info info;
+                int r = read_file_bounded(key_path, LINK_CERT_PEM_MAX, &key, &len);
+                if (r < 0)
+                        snprintf(why, sizeof(why), "%.300s: %s", key_path, strerror(-r));
+                /* The issuer is not held to the last one's: a controller may sign with a
+                 * renewal CA of its own under the node CA (docs/security.md). One the
+                 * controller does not take is dropped at its first sync (cert_drop_trial). */
+                else if ((r = link_cert_check(pem, key, l->h.node->node_id, NULL,
+                                              trusted_clock_now(NULL), l->h.cfg->link.clock_skew_sec, &info,
+                                              &problem)) < 0)
+                        snprintf(why, sizeof(why), "the certificate returned is refused: %s",
+                                 problem ? problem : strerror(-r));
+                else if (asprintf(&both, "%s%s%s", pem, pem[strlen(pem) - 1] == '\n' ? "" : "\n", key) < 0)
+                        snprintf(why, sizeof(why), "out of memory");
+                else {
+                        char tmp[PATH_MAX + 8];
+                        snprintf(tmp, sizeof(tmp), "%s.tmp", next);
+                        (void) unlink(tmp);
+                        r = write_file_durable(next, both, strlen(both), 0600);
+                        explicit_bzero(both, strlen(both));
+                        if (r < 0)
+                                snprintf(why, sizeof(why), "cannot write %.300s: %s", next, strerror(-r));
+                        else {
+                                /* the pair is whole in one file: the key alone is of no more use */
+                                (void) unlink(key_path);
+                                (void) fsync_parent_dir(key_path);
+                                ok = true;
+                                char when[32];
+                                format_utc(info.not_after, when);
+                                log_notice("link: the controller issued client certificate serial %s (not after %s); "
+                                           "the next sync uses it", info.serial, when);
+                        }
+                }
+                if (key)
+                        explicit_bzero(key, strlen(key));
+        }
+        bool expired_answer = status == 403 &&
+                              streq(json_string_value(json_object_get(a, "error")) ?: "", "certificate-expired");
+        json_decref(a);
+        free(l->renew_answer);
+        l->renew_answer = NULL;
+        l->renew_answer_len = 0;
+        l->renewing = false;
+        if (status != 0)
+                l->cert_fresh = false; /* that connection was made with the certificate in use */
+        sync_cleanup(l);
+        if (ok) {
+                l->renew_error[0] = '\0';
+                snprintf(l->renewed_from, sizeof(l->renewed_from), "%s", l->cert.info.serial);
+                cert_choose(l);
+                schedule(l, 0);
+                return;
+        }
+        snprintf(l->renew_error, sizeof(l->renew_error), "%s", why);
+        log_info("link: certificate renewal failed (%s)", why);
+        if (expired_answer)
+                l->cert_expired_said = true;
+        if (cert_renewal(l) == LINK_CERT_EXPIRED) {
+                /* nothing else works: a sync (which may say more), then the renewal again */
+                l->renew_skip_once = true;
+                l->failures++;
+                l->syncs_failed++;
+                snprintf(l->last_error, sizeof(l->last_error), "certificate renewal: %s", why);
+                schedule(l, link_backoff_usec(l->failures, (uint64_t) l->h.cfg->link.backoff_min_sec * 1000000ULL,
+                                              (uint64_t) l->h.cfg->link.backoff_max_sec * 1000000ULL,
+                                              (double) random() / ((double) RAND_MAX + 1.0)));
+                return;
+        }
+        /* in the window: the certificate still works; syncs go on, the renewal is tried later */
+        l->renew_not_before_usec = now_mono(l) + RENEW_RETRY_USEC;
+        schedule(l, 0);
 }
 
 /* The answer is checked whole (link-answer.c) before anything acts on it. */
@@ -1342,6 +1674,13 @@ static void sync_finished(struct link *l, CURLcode result) {
                 json_t *e = json_loadb(l->response ? l->response : "", l->response_len, 0, NULL);
                 snprintf(why, sizeof(why), "HTTP %ld: %s", status,
                          json_string_value(json_object_get(e, "message")) ?: "no message");
+                /* the client certificate expired (by the controller's clock): only its
+                 * renewal can help now (docs/security.md, "Node certificates") */
+                if (status == 403 && streq(json_string_value(json_object_get(e, "error")) ?: "", "certificate-expired") &&
+                    !l->cert_expired_said) {
+                        l->cert_expired_said = true;
+                        log_warning("link: the controller says the client certificate expired: it asks for a new one");
+                }
                 json_decref(e);
         } else
                 r = sync_answer(l, status, why, sizeof(why));
@@ -1359,6 +1698,14 @@ static void sync_finished(struct link *l, CURLcode result) {
         } else
                 link_pass_sync_failed(l->pass, (uint64_t) up);
         bool cut = l->batch_cut;
+        if (status != 0)
+                l->cert_fresh = false; /* that connection was made with the certificate in use */
+        if (ok) {
+                l->cert_expired_said = false;
+                if (l->cert.trial)
+                        cert_promote(l);
+        } else if (l->cert.trial && (status == 401 || status == 403 || result == CURLE_SSL_CERTPROBLEM))
+                cert_drop_trial(l, why);
         sync_cleanup(l);
         if (!ok && zstd_retry && !l->zstd_retrying) {
                 /* Not a link problem: the controller changed (restarted without zstd, or with
@@ -1427,7 +1774,9 @@ static void check_done(struct link *l) {
         int left;
         while ((msg = curl_multi_info_read(l->multi, &left)))
                 if (msg->msg == CURLMSG_DONE && msg->easy_handle == l->easy) {
-                        if (l->decode_pending && msg->data.result == CURLE_OK) {
+                        if (l->renewing)
+                                renew_finished(l, msg->data.result);
+                        else if (l->decode_pending && msg->data.result == CURLE_OK) {
                                 /* all of a zstd answer is here, not all of it decoded yet */
                                 l->done_pending = true;
                                 l->done_result = msg->data.result;
@@ -1537,6 +1886,15 @@ static int on_sync_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 l->failures = 0; /* a missed contact is not a failure */
                 return 0;
         }
+        if (renew_wanted(l)) {
+                int rr = renew_start(l);
+                if (rr >= 0)
+                        return 0;
+                sync_cleanup(l);
+                l->renewing = false;
+                l->renew_not_before_usec = now_mono(l) + RENEW_RETRY_USEC;
+                snprintf(l->renew_error, sizeof(l->renew_error), "cannot start: %s", strerror(-rr));
+        }
         int r = sync_start(l);
         if (r == -EAGAIN) {
                 /* The window closes before a batch could be answered: the next one. */
@@ -1636,6 +1994,15 @@ json_t *link_status_json(struct link *l) {
                                               "bytes", (json_int_t) l->request_len, "age_sec", (double) age / 1e6));
         } else if (o)
                 json_object_set_new(o, "sync_in_flight", json_null());
+        if (o)
+                json_object_set_new(o, "certificate",
+                                    json_pack("{s:s, s:o, s:o, s:s, s:b, s:b, s:s?}", "path", l->cert.cert, "serial",
+                                              l->cert.known ? json_string(l->cert.info.serial) : json_null(),
+                                              "not_after",
+                                              l->cert.known ? json_integer(l->cert.info.not_after) : json_null(),
+                                              "renewal", link_cert_renewal_to_string(cert_renewal(l)), "trial",
+                                              l->cert.trial, "renewed", l->cert.renewed, "renewal_error",
+                                              l->renew_error[0] ? l->renew_error : NULL));
         struct link_pass *p = l->pass;
         int64_t los = atomic_load(&p->los_usec);
         if (o)
@@ -1664,6 +2031,7 @@ int link_new(sd_event *event, const struct link_hooks *hooks, struct link **ret)
         int r = state_load(l);
         if (r < 0)
                 goto fail;
+        cert_choose(l);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 r = -EIO;
                 goto fail;
@@ -1738,6 +2106,7 @@ void link_free(struct link *l) {
         body_dictionary_free(l->dictionary);
         free(l->dictionary_path);
         free(l->peer_url);
+        free(l->cert_cfg_seen);
         sd_event_unref(l->event);
         free(l);
 }

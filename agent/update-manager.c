@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/link-cert.h"
 #include "agent/update-internal.h"
 #include "agent/trusted-time.h"
 #include "agent/trust-store.h"
@@ -169,8 +170,12 @@ void um_fetch_tls(struct update_manager *m, struct fetch_tls *ret) {
                 .max_recv_bytes_per_sec = lc->max_recv_bytes_per_sec,
         };
         snprintf(ret->ca, sizeof(ret->ca), "%s", lc->ca ? lc->ca : "");
-        snprintf(ret->cert, sizeof(ret->cert), "%s", lc->cert ? lc->cert : "");
-        snprintf(ret->key, sizeof(ret->key), "%s", lc->key ? lc->key : "");
+        /* the client certificate the link syncs with: a renewed one once it was used in a
+         * good sync (agent/link-cert.h) */
+        struct link_cert_choice cc;
+        link_cert_choose(m->cfg->state_dir, lc->cert, lc->key, m->cfg->node_id, false, &cc);
+        snprintf(ret->cert, sizeof(ret->cert), "%s", cc.cert);
+        snprintf(ret->key, sizeof(ret->key), "%s", cc.key);
 }
 
 /* ---- the boot environment (on the loop only) ----------------------------------------- */

@@ -20,7 +20,7 @@ bool api_id_is_valid(const char *s, size_t max) {
 }
 
 bool api_route_is_node(enum api_route r) {
-        return r == API_ROUTE_SYNC || r == API_ROUTE_BUNDLE_DOWNLOAD;
+        return r == API_ROUTE_SYNC || r == API_ROUTE_BUNDLE_DOWNLOAD || r == API_ROUTE_NODE_CERTIFICATE;
 }
 
 const char *api_role_to_string(enum api_role r) {
@@ -158,6 +158,8 @@ int api_route_match(const char *method, const char *path, struct api_match *ret)
                 {"records", API_ROUTE_NODE_RECORDS, true, false, false},
                 {"contact-plan", API_ROUTE_NODE_CONTACT_PLAN, true, false, true},
                 {"groups", API_ROUTE_NODE_GROUPS, true, true, false},
+                {"certificate", API_ROUTE_NODE_CERTIFICATE, false, true, false},
+                {"allow-renew", API_ROUTE_NODE_ALLOW_RENEW, false, true, false},
         };
         for (size_t i = 0; i < ELEMENTSOF(subs); i++) {
                 if (!streq(seg[2], subs[i].name))
@@ -448,4 +450,37 @@ char *api_error_body(const char *code, const char *message) {
         _cleanup_(json_decrefp) json_t *o = json_pack("{s:s,s:s}", "error", code, "message",
                                                       message ? message : "");
         return o ? json_dumps(o, JSON_COMPACT) : NULL;
+}
+
+/* ---- certificates ----------------------------------------------------------------------- */
+
+int certificate_request_parse(json_t *body, const char **ret_csr, char **ret_message) {
+        json_t *format = json_object_get(body, "format"), *csr = json_object_get(body, "csr");
+        if (!json_is_object(body))
+                return message_set(ret_message, -EINVAL, "certificate request: not a JSON object");
+        const char *key;
+        json_t *v;
+        json_object_foreach(body, key, v)
+                if (!streq(key, "format") && !streq(key, "csr"))
+                        return message_set(ret_message, -EINVAL, "certificate request: unknown field \"%.64s\"", key);
+        if (!json_is_integer(format) || json_integer_value(format) != 1)
+                return message_set(ret_message, -EINVAL, "certificate request: format must be 1");
+        if (!json_is_string(csr) || json_string_length(csr) == 0)
+                return message_set(ret_message, -EINVAL, "certificate request: csr must be a PEM text");
+        *ret_csr = json_string_value(csr);
+        return 0;
+}
+
+int renew_allow_parse(const char *text, size_t len, int64_t now, int64_t *ret_until, char **ret_message) {
+        json_error_t err;
+        json_auto_t *o = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES, &err);
+        json_int_t until = 0;
+        if (!o || json_unpack_ex(o, &err, JSON_STRICT, "{s:I}", "until", &until) < 0)
+                return message_set(ret_message, -EINVAL, "expected {\"until\": unix seconds}: %s",
+                                   o ? err.text : "not JSON");
+        if (until <= now || until - now > RENEW_ALLOW_MAX_SEC)
+                return message_set(ret_message, -EINVAL, "until must be after now and at most %d days ahead",
+                                   RENEW_ALLOW_MAX_SEC / 86400);
+        *ret_until = until;
+        return 0;
 }

@@ -32,6 +32,8 @@ enum api_route {
         API_ROUTE_NODE_CONTACT_PLAN,  /* GET|PUT /v1/nodes/{id}/contact-plan */
         API_ROUTE_BUNDLES,            /* GET|POST /v1/bundles */
         API_ROUTE_NODE_GROUPS,        /* GET|POST|DELETE /v1/nodes/{id}/groups   operator */
+        API_ROUTE_NODE_CERTIFICATE,   /* POST /v1/nodes/{id}/certificate: a CSR     node */
+        API_ROUTE_NODE_ALLOW_RENEW,   /* POST /v1/nodes/{id}/allow-renew      operator */
         API_ROUTE_ROLLOUTS,           /* GET|POST /v1/rollouts */
         API_ROUTE_ROLLOUT,            /* GET /v1/rollouts/{id} */
         API_ROUTE_ROLLOUT_VERB,       /* POST /v1/rollouts/{id}/{start|pause|resume|abort} */
@@ -126,6 +128,17 @@ int records_query_check(const char *kind, const char *limit, size_t *ret_limit,
 /* Pure: a group request {"group": G} (G a name like a node id, not "all"). */
 int group_request_parse(const char *text, size_t len, char *ret_group, size_t size,
                         char **ret_message);
+
+/*
+ * Pure: a node's certificate request {"format": 1, "csr": PEM} (docs/protocol.md,
+ * "Certificate renewal"): *ret_csr points into body (alive while it is).
+ */
+int certificate_request_parse(json_t *body, const char **ret_csr, char **ret_message);
+
+/* The longest leave an operator may give an expired certificate to be renewed. */
+#define RENEW_ALLOW_MAX_SEC (30 * 86400)
+/* Pure: an operator's {"until": unix seconds}: after now, at most RENEW_ALLOW_MAX_SEC ahead. */
+int renew_allow_parse(const char *text, size_t len, int64_t now, int64_t *ret_until, char **ret_message);
 
 /* Pure: "Bearer <token>" -> the token (pointer into header), or NULL. */
 const char *api_bearer_token(const char *authorization);

@@ -15,6 +15,7 @@
 
 #include "controller/api.h"
 #include "controller/client.h"
+#include "controller/rollout.h"
 #include "lib/fileio.h"
 #include "lib/macro.h"
 
@@ -258,6 +259,15 @@ static int node_show(const struct client_options *o, const char *node) {
                 printf("update:            none reported\n");
         format_time(json_object_get(n, "health_time"), t, sizeof(t));
         printf("last health:       %s\n", json_is_object(json_object_get(n, "health")) ? t : "none");
+        json_t *cert = json_object_get(n, "certificate");
+        if (json_is_string(json_object_get(cert, "serial"))) {
+                format_time(json_object_get(cert, "not_after"), t, sizeof(t));
+                printf("certificate:       serial %s, not after %s\n", str(cert, "serial", "?"), t);
+        }
+        if (json_is_integer(json_object_get(cert, "renew_expired_until"))) {
+                format_time(json_object_get(cert, "renew_expired_until"), t, sizeof(t));
+                printf("renewal allowed:   an expired certificate, until %s\n", t);
+        }
         size_t nw = json_array_size(json_object_get(json_object_get(n, "contact_plan"), "windows"));
         if (nw == 0)
                 printf("contact plan:      none (always open)\n");
@@ -462,6 +472,46 @@ static int records(const struct client_options *o, const char *node) {
                         printf("%lld/%lld %s %-8s %-20s %s\n", num(key, "boot_epoch"), num(key, "seq"),
                                t, str(r, "priority", "?"), str(r, "kind", "?"), body ? body : "");
                 }
+        }
+        reply_done(&rep);
+        return 0;
+}
+
+/* ---- node certificates (docs/security.md, "Node certificates") ----------------------------- */
+
+/* An operator's leave for a node whose certificate expired to have it renewed. */
+static int node_allow_renew(const struct client_options *o, const char *node) {
+        if (check_id("node id", node, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        int64_t now = (int64_t) time(NULL), until;
+        const char *u = o->until ? o->until : "1d";
+        struct tm tm = {};
+        const char *end = strchr(u, 'T') ? strptime(u, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+        if (end && !*end)
+                until = (int64_t) timegm(&tm);
+        else {
+                struct rollout_gate g;
+                if (strchr(u, 'T') || rollout_gate_parse("--until", u, true, &g, NULL) < 0 ||
+                    g.kind != ROLLOUT_GATE_SECONDS || g.value <= 0) {
+                        fprintf(stderr, "orbit-controller: --until: expected a duration (\"2h\", \"1d\") or a UTC "
+                                        "time (\"2026-12-31T23:00:00Z\"), got \"%s\"\n", u);
+                        return EXIT_USAGE;
+                }
+                until = now + g.value;
+        }
+        json_auto_t *body = json_pack("{s:I}", "until", (json_int_t) until);
+        _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/nodes/%s/allow-renew", node);
+        struct reply rep;
+        if (!text || request(o, "POST", path, text, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(rep.json);
+        else {
+                char t[32];
+                format_time(json_object_get(rep.json, "renew_expired_until"), t, sizeof(t));
+                printf("%s may renew its expired certificate until %s\n", node, t);
         }
         reply_done(&rep);
         return 0;
@@ -709,7 +759,7 @@ static int usage(const char *what) {
 
 int client_main(const struct client_options *o, int n, char **a) {
         if (n < 2)
-                return usage("expected GROUP VERB: node list|show|group|ungroup, command "
+                return usage("expected GROUP VERB: node list|show|group|ungroup|allow-renew, command "
                              "send|list, bundle upload|list, health NODE, records NODE, rollout "
                              "create|start|pause|resume|abort|status|list, audit list");
         const char *group = a[0], *verb = a[1];
@@ -733,6 +783,8 @@ int client_main(const struct client_options *o, int n, char **a) {
                 r = health(o, a[1]);
         else if (streq(group, "records") && n == 2)
                 r = records(o, a[1]);
+        else if (streq(group, "node") && streq(verb, "allow-renew") && n == 3)
+                r = node_allow_renew(o, a[2]);
         else if (streq(group, "node") && (streq(verb, "group") || streq(verb, "ungroup")) &&
                  n == 4)
                 r = node_group(o, a[2], a[3], streq(verb, "group"));

@@ -15,6 +15,7 @@ struct client_options {
                 *max_failures, *min_healthy_time, *report_deadline;
         int auto_revert;        /* rollout create --auto-revert */
         int watch;              /* rollout status --watch */
+        const char *until;      /* node allow-renew --until: a duration or a UTC time */
 };
 
 /* Run "node list", "command send NODE ACTION K=V...", ...: args[0] is the group. Returns an

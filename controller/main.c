@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "controller/client.h"
+#include "controller/node-cert.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "controller/rollout.h"
@@ -22,6 +23,9 @@ static void help(void) {
                "\n"
                "  orbit-controller serve --listen ADDR:PORT --data-dir DIR --cert PEM --key PEM\n"
                "        --node-ca PEM [--operator-ca PEM] [--operator-token-file FILE]\n"
+               "        [--node-ca-key PEM]       the node CA's key: nodes renew their certificates over\n"
+               "                                  the link (docs/security.md); without it renewal is off\n"
+               "        [--node-cert-days N]      the validity of the certificates it issues (90)\n"
                "        --command-key KEY --command-cert PEM [--bundle-keyring DIR]\n"
                "        [--trust-document FILE]   the fleet's trust document, sent to nodes with an older one\n"
                "        [--poll-interval SEC] [--max-bundle-size BYTES]\n"
@@ -53,6 +57,9 @@ static void help(void) {
                "    health NODE                    the latest health report\n"
                "    records NODE [--kind K] [--limit N]\n"
                "    node group NODE GROUP          put a node in a group (node ungroup NODE GROUP)\n"
+               "    node allow-renew NODE [--until DURATION|YYYY-MM-DDTHH:MM:SSZ]\n"
+               "                                   let a node whose certificate expired renew it (1d;\n"
+               "                                   at most 30d): docs/security.md, \"Node certificates\"\n"
                "    rollout create --bundle ID [--target GROUP|all] [--stages 1,10,50,100]\n"
                "        [--success-after N|DURATION] [--max-failures N|P%%] [--stage-timeout N|DURATION]\n"
                "        [--min-healthy-time DURATION] [--report-deadline N|DURATION] [--auto-revert]\n"
@@ -88,7 +95,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION,
                 ARG_TLS_TICKETS, ARG_TLS_SESSION_CACHE, ARG_PORT_FILE,
                 ARG_LOG_LEVEL, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
-                ARG_ZSTD_DICTIONARY,
+                ARG_ZSTD_DICTIONARY, ARG_NODE_CA_KEY, ARG_NODE_CERT_DAYS,
         };
         static const struct option options[] = {
                 {"listen", required_argument, NULL, ARG_LISTEN},
@@ -96,6 +103,8 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"cert", required_argument, NULL, ARG_CERT},
                 {"key", required_argument, NULL, ARG_KEY},
                 {"node-ca", required_argument, NULL, ARG_NODE_CA},
+                {"node-ca-key", required_argument, NULL, ARG_NODE_CA_KEY},
+                {"node-cert-days", required_argument, NULL, ARG_NODE_CERT_DAYS},
                 {"operator-ca", required_argument, NULL, ARG_OPERATOR_CA},
                 {"operator-token-file", required_argument, NULL, ARG_TOKEN_FILE},
                 {"command-key", required_argument, NULL, ARG_COMMAND_KEY},
@@ -133,6 +142,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 .max_records_per_node = STORE_RECORD_QUOTA_DEFAULT,
                 .pass_gap_sec = 300,
                 .web_dir = WEBDIR,
+                .node_cert_days = NODE_CERT_DAYS_DEFAULT,
         };
         unsigned long long v;
         int opt;
@@ -144,6 +154,12 @@ static int cmd_serve(int argc, char *argv[]) {
                 case ARG_CERT: c.cert = optarg; break;
                 case ARG_KEY: c.key = optarg; break;
                 case ARG_NODE_CA: c.node_ca = optarg; break;
+                case ARG_NODE_CA_KEY: c.node_ca_key = optarg; break;
+                case ARG_NODE_CERT_DAYS:
+                        if (parse_unsigned("--node-cert-days", optarg, 1, 3650, &v) < 0)
+                                return EXIT_USAGE;
+                        c.node_cert_days = (unsigned) v;
+                        break;
                 case ARG_OPERATOR_CA: c.operator_ca = optarg; break;
                 case ARG_TOKEN_FILE: c.operator_token_file = optarg; break;
                 case ARG_COMMAND_KEY: c.command_key = optarg; break;
@@ -260,7 +276,7 @@ static int cmd_client(int argc, char *argv[]) {
         enum { ARG_URL = 0x100, ARG_TOKEN_FILE, ARG_CERT, ARG_KEY, ARG_CACERT, ARG_KIND,
                ARG_LIMIT, ARG_EXPIRES, ARG_JSON, ARG_ID, ARG_BUNDLE, ARG_TARGET, ARG_STAGES,
                ARG_SUCCESS_AFTER, ARG_STAGE_TIMEOUT, ARG_MAX_FAILURES, ARG_WATCH,
-               ARG_MIN_HEALTHY, ARG_REPORT_DEADLINE, ARG_AUTO_REVERT };
+               ARG_MIN_HEALTHY, ARG_REPORT_DEADLINE, ARG_AUTO_REVERT, ARG_UNTIL };
         static const struct option options[] = {
                 {"url", required_argument, NULL, ARG_URL},
                 {"token-file", required_argument, NULL, ARG_TOKEN_FILE},
@@ -282,6 +298,7 @@ static int cmd_client(int argc, char *argv[]) {
                 {"min-healthy-time", required_argument, NULL, ARG_MIN_HEALTHY},
                 {"report-deadline", required_argument, NULL, ARG_REPORT_DEADLINE},
                 {"auto-revert", no_argument, NULL, ARG_AUTO_REVERT},
+                {"until", required_argument, NULL, ARG_UNTIL},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -313,6 +330,7 @@ static int cmd_client(int argc, char *argv[]) {
                 case ARG_MIN_HEALTHY: o.min_healthy_time = optarg; break;
                 case ARG_REPORT_DEADLINE: o.report_deadline = optarg; break;
                 case ARG_AUTO_REVERT: o.auto_revert = 1; break;
+                case ARG_UNTIL: o.until = optarg; break;
                 case ARG_EXPIRES:
                         if (parse_unsigned("--expires-in", optarg, 60, 30 * 86400, &v) < 0)
                                 return EXIT_USAGE;

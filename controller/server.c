@@ -41,6 +41,7 @@
 #include "controller/server.h"
 #include "controller/tls-cache.h"
 #include "controller/node-takes.h"
+#include "controller/node-cert.h"
 #include "lib/sha256.h"
 #include "update/signature.h"
 #include "update/trust.h"
@@ -62,6 +63,7 @@ struct server {
         gnutls_x509_trust_list_t node_trust, operator_trust;
         struct signature_keyring *bundle_keyring;
         struct trust *trust; /* --trust-document, checked at start */
+        struct node_ca *node_ca; /* --node-ca-key: renews node certificates; NULL: off */
         struct body_dictionary *dictionary; /* --zstd-dictionary */
         /* Encrypts TLS 1.3 session tickets: a node resumes its session at the next pass
          * without a certificate exchange. In memory only: a restart costs one full handshake. */
@@ -80,6 +82,9 @@ enum peer_kind {
         PEER_UNTRUSTED, /* a certificate that does not verify */
         PEER_NODE,
         PEER_OPERATOR,
+        /* a node certificate whose only fault is its expiry: the certificate route alone
+         * takes it, for a node an operator gave leave to (docs/security.md) */
+        PEER_NODE_EXPIRED,
 };
 
 struct request {
@@ -98,6 +103,8 @@ struct request {
         bool sha_started; /* live until finalized or freed */
         int upload_error;
         char peer_cn[API_ID_MAX + 1];
+        char peer_serial[NODE_CERT_SERIAL_MAX + 1]; /* of the client certificate, hex */
+        int64_t peer_not_after;
         enum peer_kind peer;
         enum api_role role;
         const char *method; /* MHD's, valid for the request's life */
@@ -106,6 +113,13 @@ struct request {
 
 static int64_t now_sec(void) {
         return (int64_t) time(NULL);
+}
+
+static void format_utc(int64_t t, char buf[static 32]) {
+        struct tm tm;
+        time_t tt = (time_t) t;
+        if (!gmtime_r(&tt, &tm) || strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, 32, "%lld", (long long) t);
 }
 
 /* ---- responses ---------------------------------------------------------------------- */
@@ -174,6 +188,7 @@ static const char *error_code(unsigned status) {
         case 415: return "unsupported-coding";
         case 416: return "range-not-satisfiable";
         case 422: return "unprocessable";
+        case 429: return "too-many-requests";
         case 503: return "unavailable";
         default: return "internal";
         }
@@ -216,14 +231,28 @@ static bool chain_verifies(gnutls_x509_trust_list_t tl, gnutls_x509_crt_t *chain
         return r == 0 && status == 0;
 }
 
+/* The chain verifies against tl but for the times: a node certificate that expired. */
+static bool chain_verifies_but_expiry(gnutls_x509_trust_list_t tl, gnutls_x509_crt_t *chain, unsigned n) {
+        if (!tl || n == 0)
+                return false;
+        unsigned status = 0;
+        int r = gnutls_x509_trust_list_verify_crt(tl, chain, n, GNUTLS_VERIFY_DISABLE_TIME_CHECKS, &status, NULL);
+        return r == 0 && status == 0;
+}
+
 /*
  * Who is on the other end: a node or an operator by the CA that verifies its chain
  * (gnutls_certificate_verify_peers2 first, against every CA we trust; then each CA on
- * its own to tell the roles apart), and the subject CN.
+ * its own to tell the roles apart), and the subject CN; the leaf's serial and notAfter
+ * into req. A chain of the node CA refused only because its leaf expired (before now) is
+ * PEER_NODE_EXPIRED.
  */
-static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *conn, char *cn,
-                                    size_t cn_size) {
+static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *conn, struct request *req) {
+        char *cn = req->peer_cn;
+        size_t cn_size = sizeof(req->peer_cn);
         cn[0] = '\0';
+        req->peer_serial[0] = '\0';
+        req->peer_not_after = 0;
         const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
         if (!ci || !ci->tls_session)
@@ -236,15 +265,7 @@ static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *c
         if (n > PEER_CHAIN_MAX)
                 return PEER_UNTRUSTED;
         unsigned status = 0;
-        if (gnutls_certificate_verify_peers2(session, &status) < 0 || status != 0) {
-                gnutls_datum_t out = {};
-                if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out,
-                                                                 0) >= 0) {
-                        log_info("client certificate refused: %s", out.data);
-                        gnutls_free(out.data);
-                }
-                return PEER_UNTRUSTED;
-        }
+        bool verified = gnutls_certificate_verify_peers2(session, &status) >= 0 && status == 0;
         gnutls_x509_crt_t chain[PEER_CHAIN_MAX] = {};
         unsigned imported = 0;
         enum peer_kind kind = PEER_UNTRUSTED;
@@ -262,6 +283,29 @@ static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *c
                                           &size) < 0 ||
             strlen(cn) != size)
                 cn[0] = '\0';
+        unsigned char serial[32];
+        size = sizeof(serial);
+        if (gnutls_x509_crt_get_serial(chain[0], serial, &size) >= 0 && size * 2 <= NODE_CERT_SERIAL_MAX) {
+                /* as openssl prints it: no leading zero bytes */
+                size_t skip = 0;
+                while (skip + 1 < size && serial[skip] == 0)
+                        skip++;
+                for (size_t i = skip; i < size; i++)
+                        snprintf(req->peer_serial + 2 * (i - skip), 3, "%02x", serial[i]);
+        }
+        req->peer_not_after = (int64_t) gnutls_x509_crt_get_expiration_time(chain[0]);
+        if (!verified) {
+                if ((status & GNUTLS_CERT_EXPIRED) && req->peer_not_after < now_sec() &&
+                    !(status & ~(GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED)) &&
+                    chain_verifies_but_expiry(srv->node_trust, chain, n))
+                        kind = PEER_NODE_EXPIRED;
+                gnutls_datum_t out = {};
+                if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) >= 0) {
+                        log_info("client certificate refused: %s (CN \"%s\")", out.data, cn);
+                        gnutls_free(out.data);
+                }
+                goto out;
+        }
         if (chain_verifies(srv->node_trust, chain, n))
                 kind = PEER_NODE;
         else if (chain_verifies(srv->operator_trust, chain, n))
@@ -279,22 +323,39 @@ out:
  */
 static int authorize(struct server *srv, struct MHD_Connection *conn, struct request *req,
                      enum MHD_Result *ret) {
-        req->peer = peer_identify(srv, conn, req->peer_cn, sizeof(req->peer_cn));
+        req->peer = peer_identify(srv, conn, req);
         enum api_route route = req->match.route;
 
+        if (req->peer == PEER_NODE_EXPIRED) {
+                /* the certificate route only, for this node's own id: the leave an operator
+                 * gave is checked there (handle_certificate) */
+                if (route == API_ROUTE_NODE_CERTIFICATE && streq(req->peer_cn, req->match.id))
+                        return 0;
+                char when[32];
+                format_utc(req->peer_not_after, when);
+                _cleanup_free_ char *msg = NULL;
+                if (asprintf(&msg, "the client certificate of node \"%s\" expired at %s; it can be renewed "
+                             "(POST /v1/nodes/%s/certificate) once an operator allows it: "
+                             "orbit-controller node allow-renew %s", req->peer_cn, when, req->peer_cn,
+                             req->peer_cn) < 0)
+                        msg = NULL;
+                *ret = queue_text(conn, 403, api_error_body("certificate-expired", msg ? msg : "expired"));
+                return 1;
+        }
         if (req->peer == PEER_UNTRUSTED) {
                 *ret = respond_error(conn, 403,
                                      "the client certificate does not verify against the node "
                                      "or operator CA");
                 return 1;
         }
-        if (route == API_ROUTE_SYNC) {
+        if (route == API_ROUTE_SYNC || route == API_ROUTE_NODE_CERTIFICATE) {
                 if (req->peer == PEER_NONE) {
                         *ret = respond_error(conn, 401, "a node client certificate is required");
                         return 1;
                 }
                 if (req->peer != PEER_NODE) {
-                        *ret = respond_error(conn, 403, "only nodes may sync");
+                        *ret = respond_error(conn, 403, route == API_ROUTE_SYNC ? "only nodes may sync"
+                                                        : "only nodes may ask for a certificate");
                         return 1;
                 }
                 if (!streq(req->peer_cn, req->match.id)) {
@@ -516,6 +577,17 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                         return sync_respond_error(srv, conn, req->match.id, 503, "sync: the store is busy, retry");
                 return respond_errno(conn, r, "sync");
         }
+        if (req->peer_serial[0]) {
+                /* the certificate in use: a new one said once (and an operator's leave for
+                 * its renewal, if any, ends) */
+                int seen = store_node_cert_seen(srv->store, sr.node, req->peer_serial, req->peer_not_after);
+                if (seen > 0) {
+                        char when[32];
+                        format_utc(req->peer_not_after, when);
+                        log_notice("node %s syncs with certificate serial %s, not after %s", sr.node,
+                                   req->peer_serial, when);
+                }
+        }
         json_t *acked = sync_acked_build(&sr);
         r = store_contact_plan_get(srv->store, sr.node, &plan);
         char coding[64] = "plain";
@@ -580,6 +652,94 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         srv->counters.sync_bytes_received += req->body_len;
         srv->counters.sync_bytes_sent += sent;
         return ret;
+}
+
+/* ---- node certificates (controller/node-cert.h, docs/security.md) ----------------------- */
+
+/* Certificates one node may be issued a day: a node renews every few weeks at most. */
+#define NODE_CERTS_PER_DAY 10
+
+static enum MHD_Result handle_certificate(struct server *srv, struct MHD_Connection *conn, struct request *req) {
+        const char *node = req->match.id;
+        int64_t now = now_sec();
+        bool expired = req->peer == PEER_NODE_EXPIRED;
+        char when[32];
+        int r;
+        if (!srv->node_ca) {
+                log_info("certificate request from %s refused: renewal is off (no --node-ca-key)", node);
+                return respond_error(conn, 503, "this controller does not issue node certificates "
+                                     "(it runs without --node-ca-key)");
+        }
+        if (expired) {
+                int64_t until = 0;
+                r = store_node_renew_allowed(srv->store, node, now, &until);
+                if (r < 0)
+                        return respond_errno(conn, r, "certificate");
+                format_utc(req->peer_not_after, when);
+                if (r == 0) {
+                        log_notice("certificate request from %s refused: its certificate (serial %s) expired at %s "
+                                   "and no operator allowed its renewal (orbit-controller node allow-renew)",
+                                   node, req->peer_serial, when);
+                        _cleanup_free_ char *msg = NULL;
+                        if (asprintf(&msg, "the client certificate of node \"%s\" expired at %s and no operator "
+                                     "allowed its renewal%s: orbit-controller node allow-renew %s", node, when,
+                                     until ? " (a leave ended)" : "", node) < 0)
+                                msg = NULL;
+                        return queue_text(conn, 403, api_error_body("certificate-expired", msg ? msg : "expired"));
+                }
+        }
+        int64_t recent = 0;
+        r = store_node_certs_since(srv->store, node, now - 86400, &recent);
+        if (r < 0)
+                return respond_errno(conn, r, "certificate");
+        if (recent >= NODE_CERTS_PER_DAY) {
+                log_notice("certificate request from %s refused: %" PRId64 " issued to it in the last day", node, recent);
+                return respond_error(conn, 429, "%" PRId64 " certificates were issued to node \"%s\" in the last "
+                                     "day: no more until tomorrow", recent, node);
+        }
+        json_error_t err;
+        json_auto_t *body = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &err);
+        const char *csr = NULL;
+        _cleanup_free_ char *message = NULL;
+        if (certificate_request_parse(body, &csr, &message) < 0) {
+                log_info("certificate request from %s refused: %s", node, message ? message : "");
+                return respond_error(conn, 400, "%s", message ? message : "invalid certificate request");
+        }
+        struct node_cert_issued c;
+        r = node_cert_issue(srv->node_ca, csr, node, now, srv->config->node_cert_days, &c, &message);
+        if (r < 0) {
+                log_notice("certificate request from %s refused: %s", node, message ? message : strerror(-r));
+                return respond_error(conn, r == -EINVAL ? 422 : 500, "%s", message ? message : strerror(-r));
+        }
+        r = store_node_cert_issued(srv->store, node, c.serial, c.not_after, now, expired);
+        if (r < 0) {
+                node_cert_issued_done(&c);
+                return respond_errno(conn, r, "certificate");
+        }
+        format_utc(c.not_after, when);
+        log_notice("certificate serial %s issued to %s, not after %s%s; it asked with serial %s%s", c.serial, node,
+                   when, c.capped ? " (the node CA's own end)" : "", req->peer_serial,
+                   expired ? ", expired, by an operator's leave" : "");
+        json_t *v = json_pack("{s:i, s:s, s:s, s:I, s:I}", "format", 1, "certificate", c.pem, "serial", c.serial,
+                              "not_before", (json_int_t) c.not_before, "not_after", (json_int_t) c.not_after);
+        node_cert_issued_done(&c);
+        return respond_json(conn, 200, v);
+}
+
+static enum MHD_Result handle_allow_renew(struct server *srv, struct MHD_Connection *conn, struct request *req) {
+        int64_t now = now_sec(), until = 0;
+        _cleanup_free_ char *message = NULL;
+        if (renew_allow_parse(req->body, req->body_len, now, &until, &message) < 0)
+                return respond_error(conn, 400, "%s", message ? message : "invalid request");
+        int r = store_node_renew_allow(srv->store, req->match.id, until, now);
+        if (r < 0)
+                return respond_errno(conn, r, "allow-renew");
+        char when[32];
+        format_utc(until, when);
+        log_notice("node %s may renew an expired certificate until %s (%s)", req->match.id, when,
+                   req->peer == PEER_OPERATOR ? req->peer_cn : "operator token");
+        return respond_json(conn, 200, json_pack("{s:s, s:I}", "node", req->match.id, "renew_expired_until",
+                                                 (json_int_t) until));
 }
 
 static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection *conn) {
@@ -995,7 +1155,7 @@ static enum MHD_Result handle_rollout_verb(struct server *srv, struct MHD_Connec
 /* Who asked for a change through the operator API, for the audit log (#18 item 6): an
  * operator certificate names a person; the bearer token names only its role. */
 static void audit(struct server *srv, struct request *req, const char *method) {
-        if (req->peer == PEER_NODE || streq(method, "GET") || streq(method, "HEAD") ||
+        if (req->peer == PEER_NODE || req->peer == PEER_NODE_EXPIRED || streq(method, "GET") || streq(method, "HEAD") ||
             req->match.route == API_ROUTE_WEB)
                 return;
         char who[API_ID_MAX + 16];
@@ -1003,8 +1163,15 @@ static void audit(struct server *srv, struct request *req, const char *method) {
                 snprintf(who, sizeof(who), "cert:%s", req->peer_cn);
         else
                 snprintf(who, sizeof(who), "token");
-        int r = store_audit_add(srv->store, now_sec(), who, api_role_to_string(req->role), method,
-                                req->url ? req->url : "?");
+        /* what an operator's leave for an expired node certificate lasts is part of it */
+        char path[700];
+        int64_t until = 0;
+        if (req->match.route == API_ROUTE_NODE_ALLOW_RENEW &&
+            renew_allow_parse(req->body, req->body_len, now_sec(), &until, NULL) >= 0)
+                snprintf(path, sizeof(path), "%.600s?until=%" PRId64, req->url ? req->url : "?", until);
+        else
+                snprintf(path, sizeof(path), "%.600s", req->url ? req->url : "?");
+        int r = store_audit_add(srv->store, now_sec(), who, api_role_to_string(req->role), method, path);
         if (r < 0)
                 log_warning("cannot record %s %s by %s in the audit log: %s", method, req->url ? req->url : "?", who,
                             strerror(-r));
@@ -1074,6 +1241,10 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
                 return respond_json(conn, 200, json_pack("{s:o}", "bundles", v));
         case API_ROUTE_NODE_GROUPS:
                 return handle_groups(srv, conn, req, method);
+        case API_ROUTE_NODE_CERTIFICATE:
+                return handle_certificate(srv, conn, req);
+        case API_ROUTE_NODE_ALLOW_RENEW:
+                return handle_allow_renew(srv, conn, req);
         case API_ROUTE_ROLLOUTS:
                 if (streq(method, "POST"))
                         return handle_rollout_create(srv, conn, req);
@@ -1449,6 +1620,7 @@ static void server_done(struct server *srv) {
                 gnutls_x509_trust_list_deinit(srv->operator_trust, 1);
         signature_keyring_free(srv->bundle_keyring);
         trust_free(srv->trust);
+        node_ca_free(srv->node_ca);
         body_dictionary_free(srv->dictionary);
         if (srv->token)
                 explicit_bzero(srv->token, srv->token_len);
@@ -1536,6 +1708,18 @@ int server_run(const struct server_config *c) {
             (c->operator_ca &&
              (r = trust_list_load("operator CA", c->operator_ca, &srv.operator_trust)) < 0))
                 goto out;
+        if (c->node_ca_key) {
+                r = node_ca_load(c->node_ca, c->node_ca_key, &srv.node_ca, &reason);
+                if (r < 0) {
+                        log_error_errno(r, "%s", reason ? reason : "cannot load the node CA key");
+                        goto out;
+                }
+                char when[32];
+                format_utc(node_ca_not_after(srv.node_ca), when);
+                log_info("node certificates are renewed over the link: %u days, signed by the node CA "
+                         "(not after %s)", c->node_cert_days, when);
+        } else
+                log_info("node certificate renewal is off: no --node-ca-key");
         if (c->operator_token_file &&
             (r = load_token(c->operator_token_file, &srv.token, &srv.token_len)) < 0)
                 goto out;

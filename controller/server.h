@@ -9,6 +9,8 @@ struct server_config {
         const char *data_dir;      /* controller.db and bundles/ */
         const char *cert, *key;    /* the server's TLS certificate and key (PEM) */
         const char *node_ca;       /* issues node client certificates (CN = node id) */
+        const char *node_ca_key;   /* optional: its key, to renew them (controller/node-cert.h) */
+        unsigned node_cert_days;   /* the validity of the certificates it issues */
         const char *operator_ca;   /* optional: issues operator client certificates */
         const char *operator_token_file; /* optional: the operators' bearer token */
         const char *command_key, *command_cert; /* command signer, separate from TLS */

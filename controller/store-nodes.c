@@ -24,7 +24,8 @@ static const char node_columns[] =
         "update_body, update_time, "
         "(SELECT count(*) FROM records r WHERE r.node = nodes.id), "
         "(SELECT count(*) FROM commands c WHERE c.node = nodes.id AND c.state IN "
-        "('queued', 'sent')), passes, link_epoch, link_resets ";
+        "('queued', 'sent')), passes, link_epoch, link_resets, cert_serial, cert_not_after, "
+        "renew_expired_until ";
 
 /* What a fleet table shows of a node: booted slot and version (its status), level and
  * power (its last health report). */
@@ -64,6 +65,12 @@ static json_t *node_row(sqlite3_stmt *st, bool full) {
         /* a new link epoch: the node lost its link state (controller/store-sync.c) */
         json_object_set_new(o, "link_epoch", store_col_string_or_null(st, 18));
         json_object_set_new(o, "link_resets", json_integer(sqlite3_column_int64(st, 19)));
+        /* the client certificate of its last sync, and an operator's leave to renew an
+         * expired one (controller/node-cert.h) */
+        json_object_set_new(o, "certificate",
+                            json_pack("{s:o, s:o, s:o}", "serial", store_col_string_or_null(st, 20), "not_after",
+                                      store_col_int_or_null(st, 21), "renew_expired_until",
+                                      store_col_int_or_null(st, 22)));
         {
                 json_auto_t *status = store_col_json(st, 8), *health = store_col_json(st, 10);
                 json_object_set_new(o, "summary", node_summary(status, health));
@@ -172,6 +179,56 @@ int store_contact_plan_get(struct store *s, const char *node, json_t **ret) {
                 return -ENOMEM;
         *ret = plan;
         return 0;
+}
+
+/* ---- certificates ------------------------------------------------------------------- */
+
+int store_node_renew_allow(struct store *s, const char *node, int64_t until, int64_t now) {
+        int r = store_script(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        _cleanup_transaction_ struct store *guard = s;
+        r = store_node_ensure(s, node, now);
+        if (r < 0)
+                return r;
+        r = store_exec(s, "UPDATE nodes SET renew_expired_until = ? WHERE id = ?", "it", until, node);
+        if (r < 0)
+                return r;
+        return commit(&guard);
+}
+
+int store_node_renew_allowed(struct store *s, const char *node, int64_t now, int64_t *ret_until) {
+        int64_t until = 0;
+        int r = store_get_int64(s, &until, "SELECT renew_expired_until FROM nodes WHERE id = ? AND "
+                                "renew_expired_until IS NOT NULL", "t", node);
+        if (r < 0)
+                return r;
+        if (ret_until)
+                *ret_until = r > 0 ? until : 0;
+        return r > 0 && until > now;
+}
+
+int store_node_cert_issued(struct store *s, const char *node, const char *serial, int64_t not_after,
+                           int64_t now, bool expired_renewal) {
+        return store_exec(s, "INSERT INTO node_certs (node, serial, issued, not_after, expired_renewal) "
+                          "VALUES (?, ?, ?, ?, ?)", "ttiii", node, serial, now, not_after,
+                          (int64_t) expired_renewal);
+}
+
+int store_node_certs_since(struct store *s, const char *node, int64_t since, int64_t *ret) {
+        *ret = 0;
+        int r = store_get_int64(s, ret, "SELECT count(*) FROM node_certs WHERE node = ? AND issued > ?", "ti", node,
+                                since);
+        return r < 0 ? r : 0;
+}
+
+int store_node_cert_seen(struct store *s, const char *node, const char *serial, int64_t not_after) {
+        /* one indexed statement a sync that changes nothing, mostly */
+        int r = store_exec(s, "UPDATE nodes SET cert_serial = ?1, cert_not_after = ?2, renew_expired_until = NULL "
+                           "WHERE id = ?3 AND cert_serial IS NOT ?1", "tit", serial, not_after, node);
+        if (r < 0)
+                return r;
+        return store_changes(s) > 0;
 }
 
 /* ---- the audit log ------------------------------------------------------------------- */

@@ -229,7 +229,20 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         " role TEXT NOT NULL,"
         " method TEXT NOT NULL,"
         " path TEXT NOT NULL);",
-        /* 8: the trust document each node has (#18 item 2): NULL until it says */
+        /* 8: node certificates (#18 item 3): the one a node syncs with, those issued to it,
+         * and an operator's leave for an expired one to be renewed */
+        "ALTER TABLE nodes ADD COLUMN cert_serial TEXT;"
+        "ALTER TABLE nodes ADD COLUMN cert_not_after INTEGER;"
+        "ALTER TABLE nodes ADD COLUMN renew_expired_until INTEGER;"
+        "CREATE TABLE node_certs ("
+        " id INTEGER PRIMARY KEY,"
+        " node TEXT NOT NULL,"
+        " serial TEXT NOT NULL,"
+        " issued INTEGER NOT NULL,"
+        " not_after INTEGER NOT NULL,"
+        " expired_renewal INTEGER NOT NULL DEFAULT 0);"
+        "CREATE INDEX node_certs_by_node ON node_certs(node);",
+        /* 9: the trust document each node has (#18 item 2): NULL until it says */
         "ALTER TABLE nodes ADD COLUMN trust_version INTEGER;"
         "ALTER TABLE nodes ADD COLUMN trust_refused TEXT;",
 };

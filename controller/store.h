@@ -13,7 +13,7 @@
 #include "controller/api.h"
 #include "controller/rollout.h"
 
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 9
 
 struct store;
 
@@ -53,6 +53,21 @@ int store_audit_add(struct store *s, int64_t now, const char *who, const char *r
                     const char *path);
 /* The newest limit entries, newest first: [{time, who, role, method, path}]. */
 int store_audit_list(struct store *s, int64_t limit, json_t **ret);
+
+/*
+ * Node certificates (#18 item 3, docs/security.md). An operator's leave for the node whose
+ * certificate expired to have it renewed until `until` (the node row is made if need be);
+ * whether it holds at now (*ret_until, may be NULL: the time it ends); a certificate issued
+ * (kept with its serial); the certificate a node synced with: 1 when it is another than
+ * the last (its leave, if any, ends: the new certificate is in use), else 0.
+ */
+int store_node_renew_allow(struct store *s, const char *node, int64_t until, int64_t now);
+int store_node_renew_allowed(struct store *s, const char *node, int64_t now, int64_t *ret_until);
+int store_node_cert_issued(struct store *s, const char *node, const char *serial, int64_t not_after,
+                           int64_t now, bool expired_renewal);
+/* How many certificates were issued to node after since. */
+int store_node_certs_since(struct store *s, const char *node, int64_t since, int64_t *ret);
+int store_node_cert_seen(struct store *s, const char *node, const char *serial, int64_t not_after);
 
 int store_sync(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
                json_t **ret_commands, size_t *ret_stored);

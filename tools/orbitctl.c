@@ -706,6 +706,17 @@ static void print_link(json_t *r) {
         printf("Next sync in:  %.1f s (contact window %s)\n",
                json_real_value(json_object_get(r, "next_sync_in_sec")),
                json_is_true(json_object_get(r, "window_open")) ? "open" : "closed");
+        json_t *c = json_object_get(r, "certificate");
+        if (json_is_string(json_object_get(c, "serial"))) {
+                time_t t = (time_t) json_integer_value(json_object_get(c, "not_after"));
+                struct tm tm;
+                char when[32] = "?";
+                if (gmtime_r(&t, &tm))
+                        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", &tm);
+                printf("Certificate:   serial %s, not after %s, %s%s%s%s\n", ustr(c, "serial"), when,
+                       ustr(c, "renewal"), json_is_true(json_object_get(c, "trial")) ? ", a renewed one on trial" : "",
+                       *ustr(c, "renewal_error") ? "; last renewal: " : "", ustr(c, "renewal_error"));
+        }
 }
 
 static int link_command(int argc, char **argv) {

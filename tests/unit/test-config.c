@@ -341,6 +341,11 @@ static void test_link_section(void **state) {
         assert_int_equal(c.link.clock_skew_sec, 300);
         assert_true(c.link.check_command_time);
         assert_int_equal(c.link.tls_max_minor, 3);
+        assert_int_equal(c.link.renew_before_days, 30);
+        config_free(&c);
+        r = parse("{\"config_version\": 1, \"link\": {\"renew_before_days\": 0}}", &c, err, sizeof(err));
+        assert_int_equal(r, 0);
+        assert_int_equal(c.link.renew_before_days, 0);
         config_free(&c);
         r = parse("{\"config_version\": 1, \"link\": {\"tls_max\": \"1.2\"}}", &c, err, sizeof(err));
         assert_int_equal(r, 0);

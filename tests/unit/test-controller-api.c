@@ -386,6 +386,54 @@ static void test_contact_plan(void **state) {
         }
 }
 
+/* Node certificates (#18 item 3): the routes, a node's request, an operator's leave. */
+static void test_certificate_requests(void **state) {
+        (void) state;
+        struct api_match m;
+        assert_int_equal(api_route_match("POST", "/v1/nodes/sat-1/certificate", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_NODE_CERTIFICATE);
+        assert_string_equal(m.id, "sat-1");
+        assert_true(api_route_is_node(m.route));
+        assert_int_equal(api_route_match("GET", "/v1/nodes/sat-1/certificate", &m), -EOPNOTSUPP);
+        assert_int_equal(api_route_match("POST", "/v1/nodes/sat-1/allow-renew", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_NODE_ALLOW_RENEW);
+        assert_false(api_route_is_node(m.route));
+        assert_false(api_role_allows(API_ROLE_VIEWER, API_ROUTE_NODE_ALLOW_RENEW, "POST"));
+
+        const char *csr = NULL;
+        char *msg = NULL;
+        json_t *b = json_pack("{s:i, s:s}", "format", 1, "csr", "PEM");
+        assert_int_equal(certificate_request_parse(b, &csr, &msg), 0);
+        assert_string_equal(csr, "PEM");
+        json_decref(b);
+        const char *bad[] = {"{\"format\": 2, \"csr\": \"PEM\"}", "{\"format\": 1}", "{\"format\": 1, \"csr\": \"\"}",
+                             "{\"format\": 1, \"csr\": \"PEM\", \"node\": \"x\"}", "[]"};
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                b = json_loads(bad[i], JSON_DECODE_ANY, NULL);
+                assert_int_equal(certificate_request_parse(b, &csr, &msg), -EINVAL);
+                assert_non_null(msg);
+                free(msg);
+                msg = NULL;
+                json_decref(b);
+        }
+        assert_int_equal(certificate_request_parse(NULL, &csr, &msg), -EINVAL);
+        free(msg);
+        msg = NULL;
+
+        int64_t until = 0;
+        const char *ok = "{\"until\": 5000}";
+        assert_int_equal(renew_allow_parse(ok, strlen(ok), 1000, &until, &msg), 0);
+        assert_int_equal(until, 5000);
+        const char *refused[] = {"{\"until\": 1000}", "{\"until\": 900}", "{\"until\": 99999999}", "{}",
+                                 "{\"until\": 5000, \"x\": 1}", "nope"};
+        for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+                assert_int_equal(renew_allow_parse(refused[i], strlen(refused[i]), 1000, &until, &msg), -EINVAL);
+                assert_non_null(msg);
+                free(msg);
+                msg = NULL;
+        }
+}
+
 static void test_command_request(void **state) {
         struct command_request cr;
         char *msg = NULL;
@@ -581,6 +629,7 @@ int main(void) {
                 cmocka_unit_test(test_decisions),
                 cmocka_unit_test(test_contact_plan),
                 cmocka_unit_test(test_command_request),
+                cmocka_unit_test(test_certificate_requests),
                 cmocka_unit_test(test_query_and_auth),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -562,6 +562,45 @@ static void test_bundles_and_plans(void **state) {
         store_close(s);
 }
 
+/* Node certificates (#18 item 3): an operator's leave to renew an expired one, the
+ * certificates issued, the one in use (a new one ends the leave). */
+static void test_node_certificates(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        int64_t until = -1, n = -1;
+        assert_int_equal(store_node_renew_allowed(s, "n1", 1000, &until), 0);
+        assert_int_equal(until, 0);
+        assert_int_equal(store_node_renew_allow(s, "n1", 5000, 1000), 0);
+        assert_int_equal(store_node_renew_allowed(s, "n1", 1000, &until), 1);
+        assert_int_equal(until, 5000);
+        assert_int_equal(store_node_renew_allowed(s, "n1", 5000, NULL), 0); /* ended */
+        assert_int_equal(store_node_renew_allowed(s, "n2", 1000, NULL), 0);
+        /* issued */
+        assert_int_equal(store_node_certs_since(s, "n1", 0, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(store_node_cert_issued(s, "n1", "aa01", 9000, 1100, true), 0);
+        assert_int_equal(store_node_cert_issued(s, "n1", "aa02", 9000, 1200, false), 0);
+        assert_int_equal(store_node_certs_since(s, "n1", 1100, &n), 0);
+        assert_int_equal(n, 1);
+        /* in use: the first sync with one says so, the next does not */
+        assert_int_equal(store_node_cert_seen(s, "n1", "0f", 3000), 1);
+        assert_int_equal(store_node_cert_seen(s, "n1", "0f", 3000), 0);
+        /* the leave holds until another certificate is used */
+        assert_int_equal(store_node_renew_allow(s, "n1", 5000, 1000), 0);
+        assert_int_equal(store_node_cert_seen(s, "n1", "0f", 3000), 0);
+        assert_int_equal(store_node_renew_allowed(s, "n1", 1000, NULL), 1);
+        assert_int_equal(store_node_cert_seen(s, "n1", "aa01", 9000), 1);
+        assert_int_equal(store_node_renew_allowed(s, "n1", 1000, &until), 0);
+        json_t *node = NULL;
+        assert_int_equal(store_node_show(s, "n1", &node), 0);
+        json_t *cert = json_object_get(node, "certificate");
+        assert_string_equal(json_string_value(json_object_get(cert, "serial")), "aa01");
+        assert_int_equal(json_integer_value(json_object_get(cert, "not_after")), 9000);
+        assert_true(json_is_null(json_object_get(cert, "renew_expired_until")));
+        json_decref(node);
+        store_close(s);
+}
+
 static void test_refuses_newer_schema(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
@@ -1145,6 +1184,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_record_priority_and_quota, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bundles_and_plans, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_node_certificates, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollouts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_passes, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_counts_follow_changes, setup,
