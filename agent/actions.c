@@ -280,7 +280,7 @@ static int act_update_mark_bad(struct agent *a, enum action_source from, json_t 
 
 static int act_update_rollback(struct agent *a, enum action_source from, json_t *params, json_t **ret,
                                char **ret_message) {
-        return update_manager_rollback(a->update, asked_by(from), ret, ret_message);
+        return update_manager_rollback(a->update, asked_by(from), from == ACTION_FROM_LINK, ret, ret_message);
 }
 
 static int act_update_scrub(struct agent *a, enum action_source from, json_t *params, json_t **ret,

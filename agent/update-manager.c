@@ -824,7 +824,62 @@ int update_manager_mark_bad(struct update_manager *m, const char *by, json_t **r
         return rolled_back(m, um_do_rollback(m, true, "marked bad by %s", by), ret, ret_message);
 }
 
-int update_manager_rollback(struct update_manager *m, const char *by, json_t **ret, char **ret_message) {
+/* The manifest a slot's content record holds (what was installed there), or -errno. */
+static int slot_manifest(struct update_manager *m, const char *slot_class, char slot, struct manifest *ret) {
+        char name[PATH_MAX];
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        if (!slot)
+                return -ENOENT;
+        um_record_name(slot_class, slot, name, sizeof(name));
+        int r = statefile_load(m->cfg->update.work_dir, name, &text, &len, NULL);
+        if (r < 0)
+                return r;
+        return manifest_parse_text(name, text, len, 0, ret, NULL);
+}
+
+/*
+ * A rollback the controller asks for (#18 item 6) goes no lower than the committed release
+ * allows: its signed manifest's rollback_floor (its own security_version without one). The
+ * controller's command key is online; the release key that signed the manifest is not.
+ * 0, or -EPERM with the reason.
+ */
+static int rollback_allowed_by_release(struct update_manager *m, char **ret_message) {
+        const struct update_state *s = &m->state;
+        const char *cls = s->has_rootfs ? "rootfs" : NULL;
+        char model_class[MANIFEST_NAME_MAX + 16];
+        char now_slot = s->has_rootfs ? s->rootfs_target : 0, back_slot = s->has_rootfs ? s->rootfs_previous : 0;
+        if (!s->has_rootfs && s->n_models > 0) {
+                snprintf(model_class, sizeof(model_class), "model:%s", s->models[0].name);
+                cls = model_class;
+                now_slot = s->models[0].target;
+                back_slot = s->models[0].previous;
+        }
+        if (!cls)
+                return 0;
+        struct manifest now = {}, back = {};
+        uint64_t floor = s->security_version, target = 0;
+        if (slot_manifest(m, cls, now_slot, &now) >= 0) {
+                floor = now.has_rollback_floor ? now.rollback_floor : now.security_version;
+                manifest_free(&now);
+        }
+        bool known = slot_manifest(m, cls, back_slot, &back) >= 0;
+        if (known) {
+                target = back.security_version;
+                manifest_free(&back);
+        }
+        if (target >= floor)
+                return 0;
+        return message_set(ret_message, -EPERM,
+                           "rollback refused: it would take the node to security_version %" PRIu64 "%s, below "
+                           "%" PRIu64 ", the lowest the committed release (%s %s, signed) allows going back to; "
+                           "a release with a lower rollback_floor, or an operator on the node, can",
+                           target, known ? "" : " (an image without a record: taken as 0)", floor, s->bundle_id,
+                           s->version);
+}
+
+int update_manager_rollback(struct update_manager *m, const char *by, bool on_controller_word, json_t **ret,
+                            char **ret_message) {
         um_scrub_stop(m);
         if (m->state.phase == UPDATE_TRIAL || m->state.phase == UPDATE_READY)
                 return update_manager_mark_bad(m, by, ret, ret_message);
@@ -839,6 +894,11 @@ int update_manager_rollback(struct update_manager *m, const char *by, json_t **r
                         return message_set(ret_message, -ENOENT,
                                            "slot %c is not marked good: nothing safe to roll back to",
                                            m->state.rootfs_previous);
+        }
+        if (on_controller_word) {
+                int r = rollback_allowed_by_release(m, ret_message);
+                if (r < 0)
+                        return r;
         }
         return rolled_back(m, um_do_rollback(m, true, "rolled back by %s", by), ret, ret_message);
 }
@@ -858,6 +918,8 @@ static json_t *slot_records_json(struct update_manager *m, const char *slot_clas
                     manifest_parse_text(name, text, len, 0, &mf, NULL) >= 0) {
                         v = json_pack("{s:s, s:s, s:I}", "bundle_id", mf.bundle_id, "version",
                                       mf.version, "security_version", (json_int_t) mf.security_version);
+                        if (v && mf.has_rollback_floor)
+                                json_object_set_new(v, "rollback_floor", json_integer((json_int_t) mf.rollback_floor));
                         manifest_free(&mf);
                 } else {
                         /* set aside by a scrub, waiting for a repair from the ground */

@@ -76,7 +76,10 @@ int update_manager_request_reboot(struct update_manager *m, char **ret_message);
 /* by: who asks ("the operator", "the controller"), for the reason kept and reported. */
 int update_manager_mark_good(struct update_manager *m, const char *by, json_t **ret, char **ret_message);
 int update_manager_mark_bad(struct update_manager *m, const char *by, json_t **ret, char **ret_message);
-int update_manager_rollback(struct update_manager *m, const char *by, json_t **ret, char **ret_message);
+/* on_controller_word: a command from the link, which may not go below the committed release's
+ * rollback_floor (#18 item 6; -EPERM); an operator on the node may. */
+int update_manager_rollback(struct update_manager *m, const char *by, bool on_controller_word, json_t **ret,
+                            char **ret_message);
 
 /*
  * Scrub now: read the inactive rootfs slot and the inactive member of each model back

@@ -503,6 +503,17 @@ bool rollout_revert_allowed(json_t *update_status, char *ret_why, size_t size) {
         json_t *sv = json_object_get(json_object_get(slots, other ? other : ""), "security_version");
         if (!json_is_integer(sv))
                 return true;
+        /* the running release's signed word on going back, as the node itself judges it */
+        json_t *rf = json_object_get(json_object_get(slots, booted), "rollback_floor");
+        if (json_is_integer(rf) && json_integer_value(rf) < json_integer_value(floor_v)) {
+                if (json_integer_value(sv) >= json_integer_value(rf))
+                        return true;
+                snprintf(ret_why, size,
+                         "not told to roll back: slot %s holds security_version %lld, below %lld, the "
+                         "rollback_floor of the release in slot %s",
+                         other, (long long) json_integer_value(sv), (long long) json_integer_value(rf), booted);
+                return false;
+        }
         if (json_integer_value(sv) >= json_integer_value(floor_v))
                 return true;
         snprintf(ret_why, size,

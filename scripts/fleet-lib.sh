@@ -116,10 +116,13 @@ fleet_images() { # BUNDLE_ID
         fleet_bundle "$1" "$I/v2.img"
 }
 
-fleet_bundle() { # BUNDLE_ID IMAGE [VERSION [SECURITY_VERSION]]
+# ROLLBACK_FLOOR: the lowest security_version the controller may roll a node back to from
+# this release (docs/security.md, #18 item 6); 0 by default: the simulated releases carry no
+# security fix, and the fleet's rollouts may take nodes back to the factory image.
+fleet_bundle() { # BUNDLE_ID IMAGE [VERSION [SECURITY_VERSION [ROLLBACK_FLOOR]]]
         local I=$FLEET_DIR/images K=$FLEET_DIR/keys
-        printf '{"bundle_id": "%s", "version": "%s", "security_version": %s, "compatible": ["sim-board"]}\n' \
-                "$1" "${3:-2.0.0}" "${4:-2}" >"$I/$1.json"
+        printf '{"bundle_id": "%s", "version": "%s", "security_version": %s, "rollback_floor": %s, "compatible": ["sim-board"]}\n' \
+                "$1" "${3:-2.0.0}" "${4:-2}" "${5:-0}" >"$I/$1.json"
         "$FLEET_BIN/orbit-bundle" create --manifest-template "$I/$1.json" --image "rootfs=$2" \
                 --chunk-size "$FLEET_CHUNK" --key "$K/rel.key" --cert "$K/rel.pem" \
                 -o "$I/$1.obundle" >/dev/null

@@ -1135,7 +1135,8 @@ static int write_member(int fd, uint64_t off, const char *name, const void *data
 }
 
 static int copy_template(const struct manifest *t, struct manifest *m) {
-        *m = (struct manifest){.format = MANIFEST_FORMAT, .security_version = t->security_version};
+        *m = (struct manifest){.format = MANIFEST_FORMAT, .security_version = t->security_version,
+                            .rollback_floor = t->rollback_floor, .has_rollback_floor = t->has_rollback_floor};
         m->bundle_id = strdup(t->bundle_id);
         m->version = strdup(t->version);
         m->description = t->description ? strdup(t->description) : NULL;

@@ -290,6 +290,16 @@ static int dispatch_uint64(struct json_ctx *ctx, json_t *v, void *dest,
         return 0;
 }
 
+/* Checked against security_version after the whole object (the order of keys is free). */
+static int dispatch_rollback_floor(struct json_ctx *ctx, json_t *v, void *dest,
+                                   const struct json_field *f) {
+        int r = dispatch_uint64(ctx, v, dest, f);
+        if (r >= 0)
+                ((struct manifest *)((char *)dest - offsetof(struct manifest, rollback_floor)))
+                        ->has_rollback_floor = true;
+        return r;
+}
+
 static int dispatch_chunk_size(struct json_ctx *ctx, json_t *v, void *dest,
                                const struct json_field *f) {
         int r = dispatch_uint64(ctx, v, dest, f);
@@ -504,6 +514,7 @@ static const struct json_field manifest_fields[] = {
         {"bundle_id", dispatch_name, OFF(bundle_id), JSON_REQUIRED, NULL, 0, 0},
         {"version", dispatch_version, OFF(version), JSON_REQUIRED, NULL, 0, 0},
         {"security_version", dispatch_uint64, OFF(security_version), JSON_REQUIRED, NULL, 0, 0},
+        {"rollback_floor", dispatch_rollback_floor, OFF(rollback_floor), 0, NULL, 0, 0},
         {"description", dispatch_description, OFF(description), 0, NULL, 0, 0},
         {"compatible", dispatch_compatible, 0, JSON_REQUIRED, NULL, 0, 0},
         {"images", dispatch_images, 0, JSON_REQUIRED, NULL, 0, 0},
@@ -516,6 +527,7 @@ static const struct json_field template_fields[] = {
         {"bundle_id", dispatch_name, OFF(bundle_id), JSON_REQUIRED, NULL, 0, 0},
         {"version", dispatch_version, OFF(version), JSON_REQUIRED, NULL, 0, 0},
         {"security_version", dispatch_uint64, OFF(security_version), JSON_REQUIRED, NULL, 0, 0},
+        {"rollback_floor", dispatch_rollback_floor, OFF(rollback_floor), 0, NULL, 0, 0},
         {"description", dispatch_description, OFF(description), 0, NULL, 0, 0},
         {"compatible", dispatch_compatible, 0, JSON_REQUIRED, NULL, 0, 0},
         {},
@@ -540,6 +552,14 @@ int manifest_parse(const char *source, const char *text, size_t len, unsigned fl
         const struct json_field *fields =
                 (flags & MANIFEST_PARSE_TEMPLATE) ? template_fields : manifest_fields;
         int r = json_dispatch_object(&ctx, root, fields, &m);
+        if (r >= 0 && m.has_rollback_floor && m.rollback_floor > m.security_version) {
+                json_ctx_push_key(&ctx, "rollback_floor");
+                r = json_ctx_problem(&ctx, JSON_AT_VALUE,
+                                     "%" PRIu64 " is above security_version %" PRIu64
+                                     ": a floor for going back cannot be higher than the release",
+                                     m.rollback_floor, m.security_version);
+                json_ctx_pop(&ctx);
+        }
         json_decref(root);
         if (r < 0) {
                 manifest_free(&m);
@@ -615,6 +635,9 @@ int manifest_format(const struct manifest *m, char **ret_text, size_t *ret_len) 
         if (!root)
                 return -ENOMEM;
         int r = 0;
+        if (m->has_rollback_floor &&
+            json_object_set_new(root, "rollback_floor", json_integer((json_int_t)m->rollback_floor)) < 0)
+                r = -ENOMEM;
         if (m->description &&
             json_object_set_new(root, "description", json_string(m->description)) < 0)
                 r = -ENOMEM;

@@ -38,6 +38,12 @@ struct manifest {
         char *bundle_id;
         char *version; /* semantic version, "1.4.0-rc.1+build.7" */
         uint64_t security_version;
+        /* The release's word on going back (#18 item 6): a node that committed this bundle
+         * may be rolled back on the controller's command to an image of at least this
+         * security_version. Optional, <= security_version; absent: security_version (the
+         * controller alone cannot take the node below it). has_rollback_floor says which. */
+        uint64_t rollback_floor;
+        bool has_rollback_floor;
         char *description; /* optional, NULL when absent */
         char **compatible; /* NULL-terminated hardware names */
         size_t n_compatible;

@@ -194,6 +194,19 @@ expect_refused "gzip decompression bomb" 'compressed (gzip) bundle refused witho
 [ $((SECONDS - START)) -le 2 ] && pass "bomb refused at once" || fail "bomb refused at once" "$((SECONDS - START)) s"
 expect_refused "info refuses the bomb too" 'compressed (gzip)' "$OB" info bomb.obundle
 
+# the release's floor for going back (#18 item 6) travels from the template into the signed manifest
+jq '. + {"rollback_floor": 5}' template.json >template-rf.json
+expect_ok "create a bundle with a rollback_floor" "$OB" create --manifest-template template-rf.json \
+        --image rootfs=rootfs.ext4 --chunk-size 65536 --key signer.key --cert signer.pem -o rf.obundle
+[ "$(tar -xOf rf.obundle manifest.json | jq .rollback_floor)" = 5 ] &&
+        [ "$(tar -xOf good.obundle manifest.json | jq .rollback_floor)" = null ] &&
+        pass "the signed manifest carries rollback_floor 5 (none when the template has none)" ||
+        fail "rollback_floor in the manifest" "$(tar -xOf rf.obundle manifest.json | head -c 300)"
+jq '. + {"rollback_floor": 8}' template.json >template-rf8.json
+expect_refused "a rollback_floor above security_version" "rollback_floor: 8 is above security_version 7" \
+        "$OB" create --manifest-template template-rf8.json --image rootfs=rootfs.ext4 --key signer.key \
+        --cert signer.pem -o rf8.obundle
+
 # ---- keys made by openssl ---------------------------------------------------------------
 if command -v openssl >/dev/null 2>&1; then
         mkdir -p ossl-keyring

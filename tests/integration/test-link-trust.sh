@@ -238,6 +238,31 @@ out=$(ctl update install "$D/by-rel2.obundle" 2>&1) && pass "a bundle by release
         fail "by-rel2" "$out"
 check "slot B holds it" cmp -s "$N/slots/b" v2.img
 
+# ---- a rollback below what the release allows needs the release's word (#18 item 6) ------------
+# by-rel2 (security_version 2, no rollback_floor) is committed; the factory image in A has no
+# record (taken as 0). The controller's signed command cannot take the node back; the
+# operator on the node can.
+stop_agent
+BOOTED=$("$TOOL" --kind file --path "$N/boot.json" simulate-boot "$N/cmdline") && [ "$BOOTED" = B ] ||
+        bail "the simulated boot did not pick slot B: $BOOTED"
+start_agent
+ust() { ctl update status --json | jq -r "$1"; }
+phase_is() { [ "$(ust .phase)" = "$1" ]; }
+check "on trial in slot B" wait_for "$T" phase_is trial
+ctl update mark-good >/dev/null || fail "mark-good"
+[ "$(ust .phase)" = committed ] && [ "$(ust .min_security_version)" = 2 ] &&
+        pass "committed, the anti-rollback floor is 2" || fail "commit" "$(ust '.phase + " " + (.min_security_version | tostring)')"
+s=$(oc command send sat-1 update.rollback --json | jq -r .seq)
+wait_for "$T" cmd_settled "$s"
+[ "$(cmd_state "$s")" = failed ] || [ "$(cmd_state "$s")" = rejected ]
+st=$?
+cmd_reason "$s" | grep -q "below 2, the lowest the committed release (by-rel2 1.2.0, signed) allows" && [ $st = 0 ] &&
+        pass "the controller's update.rollback is refused: $(cmd_reason "$s")" ||
+        fail "the controller's rollback below the release's floor" "$(cmd_state "$s"): $(cmd_reason "$s")"
+[ "$(ust .phase)" = committed ] && pass "the node stays committed in slot B" || fail "after the refused rollback" "$(ust .phase)"
+out=$(ctl update rollback 2>&1) && [ "$(ust .phase)" = rolled-back ] &&
+        pass "the operator on the node may roll back: $(ust .reason)" || fail "the operator's rollback" "$out $(ust .phase)"
+
 # ---- a restart keeps v3 ----------------------------------------------------------------------
 stop_agent
 [ -s "$N/state/trust" ] && pass "state/trust holds the document" || fail "no state/trust"

@@ -22,7 +22,8 @@ fleet_keys || bail "keys"
 fleet_images fw-a || bail "images"
 cp images/v2.img images/v3.img
 head -c 65536 /dev/urandom | dd of=images/v3.img bs=65536 seek=7 conv=notrunc status=none
-fleet_bundle fw-b images/v3.img 3.0.0 3 || bail "bundle fw-b"
+# fw-b's release allows going back to fw-a's security_version (2), not below (#18 item 6)
+fleet_bundle fw-b images/v3.img 3.0.0 3 2 || bail "bundle fw-b"
 fleet_start_controller || bail "the controller did not start"
 track_pid "$FLEET_CONTROLLER_PID"
 fleet_write_starter

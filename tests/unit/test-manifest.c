@@ -190,6 +190,37 @@ static void test_template(void **state) {
         free(msg);
 }
 
+/* The release's floor for going back (#18 item 6): optional, at most security_version, kept
+ * through a template and a round trip. */
+static void test_rollback_floor(void **state) {
+        struct manifest m, again;
+        char *msg, *text;
+        const char *t = "{\"bundle_id\": \"b1\", \"version\": \"2.0.0\", \"security_version\": 3, "
+                        "\"rollback_floor\": 2, \"compatible\": [\"hw\"]}";
+        assert_int_equal(parse(t, MANIFEST_PARSE_TEMPLATE, &m, &msg), 0);
+        free(msg);
+        assert_true(m.has_rollback_floor);
+        assert_int_equal(m.rollback_floor, 2);
+        manifest_free(&m);
+        assert_int_equal(parse(valid_manifest, 0, &m, &msg), 0);
+        free(msg);
+        assert_false(m.has_rollback_floor);
+        m.has_rollback_floor = true;
+        m.rollback_floor = 0;
+        assert_int_equal(manifest_format(&m, &text, NULL), 0);
+        assert_non_null(strstr(text, "\"rollback_floor\": 0"));
+        assert_int_equal(manifest_parse_text("again", text, strlen(text), 0, &again, &msg), 0);
+        assert_true(again.has_rollback_floor);
+        assert_int_equal(again.rollback_floor, 0);
+        free(text);
+        manifest_free(&again);
+        manifest_free(&m);
+        expect_bad("\"security_version\": 12,", "\"security_version\": 12, \"rollback_floor\": 13,",
+                   "rollback_floor: 13 is above security_version 12");
+        expect_bad("\"security_version\": 12,", "\"security_version\": 12, \"rollback_floor\": -1,",
+                   "rollback_floor: expected a non-negative integer");
+}
+
 static void test_format_round_trip(void **state) {
         struct manifest m, again;
         char *msg, *text;
@@ -325,6 +356,7 @@ int main(void) {
                 cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_template),
                 cmocka_unit_test(test_format_round_trip),
+                cmocka_unit_test(test_rollback_floor),
                 cmocka_unit_test(test_chunks),
                 cmocka_unit_test(test_versions),
                 cmocka_unit_test(test_policy),

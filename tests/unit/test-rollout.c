@@ -423,6 +423,15 @@ static void test_revert_allowed(void **state) {
         assert_false(rollout_revert_allowed(u, why, sizeof(why)));
         assert_non_null(strstr(why, "security_version 4"));
         assert_non_null(strstr(why, "floor 5"));
+        /* the running release allows going back to 4 (its signed rollback_floor), not to 3 */
+        json_t *b = json_object_get(json_object_get(u, "rootfs_slots"), "B");
+        json_object_set_new(b, "rollback_floor", json_integer(4));
+        assert_true(rollout_revert_allowed(u, why, sizeof(why)));
+        json_object_set_new(json_object_get(json_object_get(u, "rootfs_slots"), "A"),
+                            "security_version", json_integer(3));
+        assert_false(rollout_revert_allowed(u, why, sizeof(why)));
+        assert_non_null(strstr(why, "below 4, the rollback_floor of the release in slot B"));
+        json_object_del(b, "rollback_floor");
         json_object_set_new(json_object_get(json_object_get(u, "rootfs_slots"), "A"),
                             "security_version", json_integer(5));
         assert_true(rollout_revert_allowed(u, why, sizeof(why)));
