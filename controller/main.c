@@ -31,6 +31,8 @@ static void help(void) {
                "        [--poll-interval SEC] [--max-bundle-size BYTES]\n"
                "        [--max-connections N]     at once (1024): idle or trickling peers cannot take them all\n"
                "        [--max-connections-per-ip N]  from one address (64; a ground station may NAT many nodes)\n"
+               "        [--max-syncs-per-minute N] per node, on average (600; 0: no bound), at once up to\n"
+               "        [--sync-burst N]          (60): past them a node's sync is answered 429 and Retry-After\n"
                "        [--timeout SEC]           idle connections close after it (150); keep it\n"
                "                                  above the nodes' poll interval: one TLS connection a pass\n"
                "        [--tls-tickets]           TLS 1.3 session tickets (off: they cost bytes)\n"
@@ -92,7 +94,7 @@ static int cmd_serve(int argc, char *argv[]) {
         enum {
                 ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
                 ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_TRUST_DOCUMENT, ARG_POLL,
-                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION,
+                ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_SYNCS, ARG_SYNC_BURST, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION,
                 ARG_TLS_TICKETS, ARG_TLS_SESSION_CACHE, ARG_PORT_FILE,
                 ARG_LOG_LEVEL, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
                 ARG_ZSTD_DICTIONARY, ARG_NODE_CA_KEY, ARG_NODE_CERT_DAYS,
@@ -115,6 +117,8 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"max-bundle-size", required_argument, NULL, ARG_MAX_BUNDLE},
                 {"max-connections", required_argument, NULL, ARG_MAX_CONN},
                 {"max-connections-per-ip", required_argument, NULL, ARG_MAX_CONN_IP},
+                {"max-syncs-per-minute", required_argument, NULL, ARG_MAX_SYNCS},
+                {"sync-burst", required_argument, NULL, ARG_SYNC_BURST},
                 {"max-records-per-node", required_argument, NULL, ARG_MAX_RECORDS},
                 {"timeout", required_argument, NULL, ARG_TIMEOUT},
                 {"idle-timeout", required_argument, NULL, ARG_TIMEOUT},
@@ -137,6 +141,8 @@ static int cmd_serve(int argc, char *argv[]) {
                 .max_bundle_size = 4ULL * 1024 * 1024 * 1024,
                 .max_connections = 1024,
                 .max_connections_per_ip = 64,
+                .max_syncs_per_minute = 600,
+                .sync_burst = 60,
                 .timeout_sec = 150, /* above the agents' 60 s poll, with margin for a slow answer */
                 .retain_records_sec = 30 * 86400,
                 .max_records_per_node = STORE_RECORD_QUOTA_DEFAULT,
@@ -186,6 +192,16 @@ static int cmd_serve(int argc, char *argv[]) {
                         if (parse_unsigned("--max-connections-per-ip", optarg, 1, 65536, &v) < 0)
                                 return EXIT_USAGE;
                         c.max_connections_per_ip = (unsigned) v;
+                        break;
+                case ARG_MAX_SYNCS:
+                        if (parse_unsigned("--max-syncs-per-minute", optarg, 0, 1000000, &v) < 0)
+                                return EXIT_USAGE;
+                        c.max_syncs_per_minute = (unsigned) v;
+                        break;
+                case ARG_SYNC_BURST:
+                        if (parse_unsigned("--sync-burst", optarg, 1, 1000000, &v) < 0)
+                                return EXIT_USAGE;
+                        c.sync_burst = (unsigned) v;
                         break;
                 case ARG_MAX_RECORDS:
                         if (parse_unsigned("--max-records-per-node", optarg, 0, 1ULL << 40, &v) < 0)

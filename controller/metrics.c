@@ -143,6 +143,9 @@ int metrics_render(json_t *snapshot, const struct metrics_counters *c, char **re
         family(&o, "orbit_controller_sync_sent_bytes_total", "counter",
                "Bytes of sync answers since the controller started.");
         sample(&o, "orbit_controller_sync_sent_bytes_total", (double) c->sync_bytes_sent, NULL);
+        family(&o, "orbit_controller_syncs_limited_total", "counter",
+               "Syncs answered 429 since the controller started: a node synced more often than --max-syncs-per-minute.");
+        sample(&o, "orbit_controller_syncs_limited_total", (double) c->syncs_limited, NULL);
         family(&o, "orbit_controller_connections_total", "counter",
                "Connections accepted since the controller started (a node keeps one per pass).");
         sample(&o, "orbit_controller_connections_total", (double) c->connections, NULL);

@@ -15,6 +15,7 @@ struct metrics_counters {
         uint64_t sync_bytes_sent;     /* their answers */
         uint64_t connections;         /* TCP connections accepted */
         uint64_t tls_resumed;         /* of them, TLS sessions resumed from a ticket */
+        uint64_t syncs_limited;       /* syncs answered 429: the node synced too often */
 };
 
 /*

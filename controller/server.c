@@ -40,6 +40,7 @@
 #include "controller/rollout.h"
 #include "controller/server.h"
 #include "controller/tls-cache.h"
+#include "controller/node-rate.h"
 #include "controller/node-takes.h"
 #include "controller/node-cert.h"
 #include "lib/sha256.h"
@@ -63,6 +64,7 @@ struct server {
         gnutls_x509_trust_list_t node_trust, operator_trust;
         struct signature_keyring *bundle_keyring;
         struct trust *trust; /* --trust-document, checked at start */
+        struct node_rate node_rate; /* syncs per node: touched by the server's thread only */
         struct node_ca *node_ca; /* --node-ca-key: renews node certificates; NULL: off */
         struct body_dictionary *dictionary; /* --zstd-dictionary */
         /* Encrypts TLS 1.3 session tickets: a node resumes its session at the next pass
@@ -551,8 +553,33 @@ static int sync_body_decode(struct server *srv, struct MHD_Connection *conn, str
         return r;
 }
 
+/* 429 with Retry-After: a node syncing faster than --max-syncs-per-minute (#18 item 7). */
+static enum MHD_Result sync_too_often(struct server *srv, struct MHD_Connection *conn, const char *node,
+                                      int64_t retry_sec) {
+        srv->counters.syncs_limited++;
+        if (srv->counters.syncs_limited % 100 == 1) /* a node in a loop must not fill the log */
+                log_warning("sync from %s refused: more than %u syncs a minute (%" PRIu64 " refused in all)", node,
+                            srv->config->max_syncs_per_minute, srv->counters.syncs_limited);
+        char *body = api_error_body(error_code(429), "too many syncs: try again later");
+        struct MHD_Response *resp = text_response(body, NULL);
+        if (!resp)
+                return MHD_NO;
+        char retry[32];
+        snprintf(retry, sizeof(retry), "%" PRId64, retry_sec);
+        (void) MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+        enum MHD_Result ret = MHD_queue_response(conn, 429, resp);
+        MHD_destroy_response(resp);
+        return ret;
+}
+
 static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *conn,
                                    struct request *req) {
+        int64_t retry_sec = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (!node_rate_take(&srv->node_rate, req->match.id, (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+                            &retry_sec))
+                return sync_too_often(srv, conn, req->match.id, retry_sec);
         struct sync_request sr;
         _cleanup_free_ char *message = NULL, *decoded = NULL;
         size_t decoded_len = 0;
@@ -1620,6 +1647,7 @@ static void server_done(struct server *srv) {
                 gnutls_x509_trust_list_deinit(srv->operator_trust, 1);
         signature_keyring_free(srv->bundle_keyring);
         trust_free(srv->trust);
+        node_rate_done(&srv->node_rate);
         node_ca_free(srv->node_ca);
         body_dictionary_free(srv->dictionary);
         if (srv->token)
@@ -1830,6 +1858,10 @@ int server_run(const struct server_config *c) {
         pthread_sigmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        if (node_rate_init(&srv.node_rate, c->max_syncs_per_minute, c->sync_burst) < 0) {
+                r = log_error_errno(ENOMEM, "cannot make the table of the nodes' sync rates");
+                goto out;
+        }
         if (node_takes_init(&srv.node_takes, NODE_TAKES_MAX) < 0) {
                 r = log_error_errno(ENOMEM, "cannot make the table of what nodes take");
                 goto out;

@@ -22,6 +22,8 @@ struct server_config {
         uint64_t max_bundle_size;   /* upload bound, bytes */
         unsigned max_connections;        /* at once (the open-files limit is raised to hold them) */
         unsigned max_connections_per_ip; /* from one client address */
+        unsigned max_syncs_per_minute;   /* per node, on average (0: no bound) ... */
+        unsigned sync_burst;             /* ... and at once: past them, 429 (#18 item 7) */
         unsigned timeout_sec;       /* idle connection timeout: above the nodes' in-pass cadence
                                      * (poll_interval_sec), so a pass is one TLS connection */
         bool tls_tickets;           /* issue TLS 1.3 session tickets (docs/protocol.md: they

@@ -131,5 +131,26 @@ else
 fi
 flood_stop
 stop_controller
+
+# ---- a node syncing in a loop: 429 past its rate ------------------------------------------------
+# One sync a minute on average, three at once: the fourth in a row is refused, whatever the
+# machine's speed (a token comes back only after 20 s of the minute).
+start_controller --max-syncs-per-minute 1 --sync-burst 3
+codes=""
+for i in 1 2 3 4; do
+        codes="$codes$(curl -sS -o sync.out -D headers.out -w '%{http_code}' --max-time 20 --cacert server-ca.pem \
+                --cert sat-1.pem --key sat-1.key -H 'Content-Type: application/json' --data-binary "$sync_body" \
+                "$URL/v1/nodes/sat-1/sync" 2>sync.err) "
+done
+retry=$(sed -n 's/^Retry-After: *\([0-9]*\).*/\1/ip' headers.out | head -1)
+[ "$codes" = "200 200 200 429 " ] && [ -n "$retry" ] && [ "$retry" -ge 1 ] && [ "$retry" -le 60 ] &&
+        jq -e '.error == "too-many-requests"' sync.out >/dev/null &&
+        pass "a node past its rate: syncs answered $codes, the last with Retry-After: $retry" ||
+        fail "the sync rate" "codes $codes, Retry-After '$retry', body $(cat sync.out)"
+metrics() { curl -sS --max-time 20 --cacert server-ca.pem -H "Authorization: Bearer $(cat token)" "$URL/metrics"; }
+metrics | grep -q '^orbit_controller_syncs_limited_total 1$' && pass "the refusal is counted in the metrics" ||
+        fail "syncs_limited metric" "$(metrics 2>&1 | grep limited)"
+grep -q "sync from sat-1 refused: more than 1 syncs a minute" controller.log && pass "and logged" || fail "no log line"
+stop_controller
 has_sanitizer_report "$D/controller.log" && fail "sanitizer report in the controller log"
 finish

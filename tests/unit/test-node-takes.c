@@ -1,13 +1,16 @@
-/* Unit tests for what the controller keeps of what each node said it takes. */
+/* Unit tests for what the controller keeps of each node in memory: what it said it takes
+ * (node-takes), and its sync rate (node-rate). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "controller/node-rate.h"
 #include "controller/node-takes.h"
 
 static void test_set_get(void **state) {
@@ -49,8 +52,66 @@ static void test_bounded(void **state) {
         node_takes_done(&t);
 }
 
+#define SEC 1000000LL
+
+/* 60 a minute, 5 at once: the burst, then one a second; nodes apart; no bound with 0. */
+static void test_rate(void **state) {
+        (void) state;
+        struct node_rate r;
+        int64_t retry = 0;
+        assert_int_equal(node_rate_init(&r, 60, 5), 0);
+        for (int i = 0; i < 5; i++)
+                assert_true(node_rate_take(&r, "sat-1", 100 * SEC, &retry));
+        assert_false(node_rate_take(&r, "sat-1", 100 * SEC, &retry));
+        assert_int_equal(retry, 1);
+        assert_true(node_rate_take(&r, "sat-2", 100 * SEC, &retry)); /* its own bucket */
+        assert_false(node_rate_take(&r, "sat-1", 100 * SEC + SEC / 2, &retry));
+        assert_true(node_rate_take(&r, "sat-1", 101 * SEC, &retry)); /* one back a second */
+        assert_false(node_rate_take(&r, "sat-1", 101 * SEC, &retry));
+        /* a long silence fills the bucket, no more than the burst */
+        for (int i = 0; i < 5; i++)
+                assert_true(node_rate_take(&r, "sat-1", 1000 * SEC, &retry));
+        assert_false(node_rate_take(&r, "sat-1", 1000 * SEC, &retry));
+        /* a clock that goes back gives nothing */
+        assert_false(node_rate_take(&r, "sat-1", 10 * SEC, &retry));
+        node_rate_done(&r);
+
+        /* a slow rate: the retry says when */
+        assert_int_equal(node_rate_init(&r, 6, 1), 0);
+        assert_true(node_rate_take(&r, "sat-1", 0, &retry));
+        assert_false(node_rate_take(&r, "sat-1", 0, &retry));
+        assert_int_equal(retry, 10);
+        assert_false(node_rate_take(&r, "sat-1", 4 * SEC, &retry));
+        assert_int_equal(retry, 6);
+        node_rate_done(&r);
+
+        assert_int_equal(node_rate_init(&r, 0, 0), 0);
+        for (int i = 0; i < 1000; i++)
+                assert_true(node_rate_take(&r, "sat-1", 0, &retry));
+        node_rate_done(&r);
+}
+
+/* More nodes than the table holds: each still gets its bucket (the one heard from longest
+ * ago on a full probe starts again full), and no lookup runs past its probe. */
+static void test_rate_many_nodes(void **state) {
+        (void) state;
+        struct node_rate r;
+        int64_t retry;
+        char name[32];
+        assert_int_equal(node_rate_init(&r, 60, 1), 0);
+        for (int i = 0; i < 3 * NODE_RATE_SLOTS; i++) {
+                snprintf(name, sizeof(name), "node-%d", i);
+                assert_true(node_rate_take(&r, name, (int64_t) i, &retry));
+        }
+        /* the last one is kept: its bucket is empty */
+        assert_false(node_rate_take(&r, name, 3 * NODE_RATE_SLOTS, &retry));
+        node_rate_done(&r);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_rate),
+                cmocka_unit_test(test_rate_many_nodes),
                 cmocka_unit_test(test_set_get),
                 cmocka_unit_test(test_bounded),
         };
