@@ -93,8 +93,8 @@ static int get_certs(json_t *doc, const char *key, size_t max, enum signature_ro
                 if (!memmem(s, l, "-----BEGIN CERTIFICATE-----", 27) ||
                     signature_cert_info(s, l, &info, &why) < 0)
                         return message_set(ret_reason, -EBADMSG,
-                                           "trust document: \"%s\"[%zu]: not a PEM certificate",
-                                           key, i);
+                                           "trust document: \"%s\"[%zu]: not a PEM certificate%s%s",
+                                           key, i, why ? ": " : "", why ? why : "");
                 if (roots && (info.role != role || !info.self_signed || !info.p256))
                         return message_set(ret_reason, -EBADMSG,
                                            "trust document: \"%s\"[%zu] (\"%s\"): a root must be "
