@@ -251,13 +251,14 @@ static bool has_key(uint8_t (*keys)[32], size_t n, const uint8_t key[32]) {
 }
 
 /*
- * How many distinct roots of set (keys + keyring), not revoked by doc, made a good signature
- * over signed_text. The first bad signature's reason goes to *why.
+ * How many distinct roots of set (keys + keyring), not revoked by doc nor by in_force (the
+ * document in force, or NULL), made a good signature over signed_text. The first bad
+ * signature's reason goes to *why.
  */
 static int count_signers(json_t *sigs, const char *signed_text, size_t signed_len,
                          const char *roots_pem, size_t roots_pem_len, uint8_t (*keys)[32],
-                         size_t n_keys, const struct trust *doc, time_t now, size_t *ret_count,
-                         char **why) {
+                         size_t n_keys, const struct trust *doc, const struct trust *in_force,
+                         time_t now, size_t *ret_count, char **why) {
         _cleanup_keyring_ struct signature_keyring *kr = signature_keyring_new();
         if (!kr)
                 return -ENOMEM;
@@ -277,7 +278,8 @@ static int count_signers(json_t *sigs, const char *signed_text, size_t signed_le
                         r = -EKEYREJECTED;
                         free(reason);
                         reason = strdup("signed by a certificate that is not itself a root");
-                } else if (r >= 0 && trust_revokes(doc, info.key_sha256)) {
+                } else if (r >= 0 && (trust_revokes(doc, info.key_sha256) ||
+                                      trust_revokes(in_force, info.key_sha256))) {
                         r = -EKEYREVOKED;
                         free(reason);
                         reason = strdup("signed by a revoked root key");
@@ -332,7 +334,7 @@ int trust_parse(const char *text, size_t len, enum trust_check check, const stru
         size_t n_new = 0, n_old = 0;
         _cleanup_free_ char *why_new = NULL, *why_old = NULL;
         r = count_signers(sigs, signed_text, signed_len, t->roots_pem, t->roots_pem_len,
-                          t->root_keys, t->n_roots, t, at, &n_new, &why_new);
+                          t->root_keys, t->n_roots, t, NULL, at, &n_new, &why_new);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
@@ -347,7 +349,7 @@ int trust_parse(const char *text, size_t len, enum trust_check check, const stru
         if (check == TRUST_CHECK_UPDATE) {
                 r = count_signers(sigs, signed_text, signed_len, current->roots_pem,
                                   current->roots_pem_len, current->root_keys, current->n_roots, t,
-                                  at, &n_old, &why_old);
+                                  current, at, &n_old, &why_old);
                 if (r == -ENOMEM)
                         return r;
                 if (r >= 0 && (int64_t)n_old < current->threshold)

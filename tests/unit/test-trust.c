@@ -667,6 +667,29 @@ static void test_malformed_documents(void **state) {
         refuse("[1]", TRUST_CHECK_SELF, NULL, T, -EBADMSG, "not a JSON object");
 }
 
+/* A root the document in force revokes does not count for the next one, even if that one
+ * stops revoking it: else a holder of the revoked (leaked) key needs one root fewer. */
+static void test_revoked_root_in_force_does_not_count(void **state) {
+        (void)state;
+        struct doc d = {.version = 1, .threshold = 2, .roots = ROOTS12,
+                        .release = {"rel-ca.pem"}, .command = {"cmd-ca.pem"}};
+        _cleanup_free_ char *v1 = make(&d, SIGNERS("root1", "root2"));
+        _cleanup_trust_ struct trust *t1 = accept(v1, TRUST_CHECK_SELF, NULL, T);
+        d.version = 2;
+        d.revoked[0] = "root2.pem";
+        _cleanup_free_ char *v2 = make(&d, SIGNERS("root1", "root3"));
+        _cleanup_trust_ struct trust *t2 = accept(v2, TRUST_CHECK_UPDATE, t1, T);
+        /* v3 drops the revocation; root2's holder and one other root sign it */
+        d.version = 3;
+        d.revoked[0] = NULL;
+        _cleanup_free_ char *v3 = make(&d, SIGNERS("root1", "root2"));
+        refuse(v3, TRUST_CHECK_UPDATE, t2, T, -EKEYREJECTED,
+               "1 good signature of the roots in force (v2), 2 needed");
+        _cleanup_free_ char *v3b = make(&d, SIGNERS("root1", "root3"));
+        _cleanup_trust_ struct trust *t3 = accept(v3b, TRUST_CHECK_UPDATE, t2, T);
+        assert_int_equal(t3->n_revoked, 0);
+}
+
 /*
  * A certificate whose RSA key has a huge public exponent: each use of its key is a modular
  * exponentiation as long as the exponent (8192 bits: over half a second on a PC). A hostile
@@ -785,6 +808,7 @@ int main(void) {
                 cmocka_unit_test(test_revocation_through_document),
                 cmocka_unit_test(test_malformed_documents),
                 cmocka_unit_test(test_costly_keys_refused),
+                cmocka_unit_test(test_revoked_root_in_force_does_not_count),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
