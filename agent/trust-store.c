@@ -53,6 +53,36 @@ static int load_saved(const char *dir, struct trust **ret) {
         return 1;
 }
 
+/* Whether <dir>/trust.prev is a good copy of exactly text. */
+static bool prev_holds(const char *dir, const char *text, size_t len) {
+        char p[4200];
+        if (snprintf(p, sizeof(p), "%s/%s.prev", dir, TRUST_STORE_FILE) >= (int) sizeof(p))
+                return false;
+        _cleanup_free_ char *raw = NULL;
+        size_t raw_len;
+        const char *payload;
+        size_t payload_len;
+        return read_file_bounded(p, statefile_encoded_size(TRUST_MAX_SIZE), &raw, &raw_len) >= 0 &&
+               statefile_decode(raw, raw_len, &payload, &payload_len) >= 0 && payload_len == len &&
+               memcmp(payload, text, len) == 0;
+}
+
+/*
+ * Save a document so that the file and its last good copy both hold it. The state file's
+ * last good copy is otherwise the document before it: a bit flip in the file would bring
+ * that one back at the next start, with the anchors this one revoked (a downgrade no root
+ * signed). The first save is what counts: after it the document is the saved one.
+ */
+static int save_both(const char *dir, const char *text, size_t len) {
+        int r = statefile_save(dir, TRUST_STORE_FILE, text, len);
+        if (r < 0)
+                return r;
+        if (!prev_holds(dir, text, len) && statefile_save(dir, TRUST_STORE_FILE, text, len) < 0)
+                log_warning("trust: %s/%s: its last good copy still holds an older document",
+                            dir, TRUST_STORE_FILE);
+        return 0;
+}
+
 int trust_store_init(const char *state_dir, const char *image_path) {
         struct trust *image = NULL, *saved = NULL;
         (void) load_image(image_path, &image);
@@ -61,6 +91,9 @@ int trust_store_init(const char *state_dir, const char *image_path) {
         snprintf(store_dir, sizeof(store_dir), "%s", state_dir);
         trust_free(in_force);
         if (saved && (!image || saved->version >= image->version)) {
+                /* a power cut between the two saves of save_both left the older one there */
+                if (!prev_holds(state_dir, saved->text, saved->text_len))
+                        (void) save_both(state_dir, saved->text, saved->text_len);
                 in_force = saved;
                 in_force_source = "link";
                 trust_free(image);
@@ -107,7 +140,7 @@ int trust_store_offer(const char *text, size_t len, int64_t *ret_version, char *
                          : message_set(ret_reason, -EKEYREJECTED,
                                        "this node has no trust document (no roots) to check it against");
         if (r >= 0) {
-                r = statefile_save(store_dir, TRUST_STORE_FILE, text, len);
+                r = save_both(store_dir, text, len);
                 if (r < 0) {
                         r = message_set(ret_reason, r, "cannot save it in %s/%s: %s", store_dir,
                                         TRUST_STORE_FILE, strerror(-r));
