@@ -139,6 +139,11 @@ int trust_store_offer(const char *text, size_t len, int64_t *ret_version, char *
         int r = in_force ? trust_parse(text, len, TRUST_CHECK_UPDATE, in_force, now, &t, ret_reason)
                          : message_set(ret_reason, -EKEYREJECTED,
                                        "this node has no trust document (no roots) to check it against");
+        /* Its floor reset first: a power cut between the save and the reset would lose the
+         * reset for good (the document in force at the next start is not offered again). A
+         * cut before the save repeats it with the document: the same value, harmless. */
+        if (r >= 0 && t->time_floor_reset)
+                trusted_clock_reset_floor(t->time_floor_reset);
         if (r >= 0) {
                 r = save_both(store_dir, text, len);
                 if (r < 0) {
@@ -147,19 +152,16 @@ int trust_store_offer(const char *text, size_t len, int64_t *ret_version, char *
                         trust_free(t);
                 }
         }
-        int64_t previous = in_force ? in_force->version : 0, reset = 0;
+        int64_t previous = in_force ? in_force->version : 0;
         if (r >= 0) {
                 trust_free(in_force);
                 in_force = t;
                 in_force_source = "link";
-                reset = t->time_floor_reset;
         }
         pthread_mutex_unlock(&store_lock);
         if (r < 0)
                 return r;
         log_notice("trust: document v%" PRId64 " applied (was v%" PRId64 ")", *ret_version, previous);
-        if (reset)
-                trusted_clock_reset_floor(reset);
         return 1;
 }
 

@@ -166,9 +166,40 @@ static void test_bit_flip_does_not_bring_back_an_older_document(void **state) {
         unlink(path("image.json"));
 }
 
+/*
+ * A floor reset is applied before its document is saved. The other way round, a power cut
+ * after the save lost it for good: at the next start the document is in force, the
+ * controller stops sending it, and the floor a hostile controller pushed ahead stays. A
+ * save that fails stands for the cut here.
+ */
+static void test_floor_reset_not_lost_to_a_cut_after_the_save(void **state) {
+        (void) state;
+        json_t *floor = json_pack("{s:I}", "floor", (json_int_t) (T + 365 * 86400));
+        assert_int_equal(statefile_save_json(dir, TRUSTED_TIME_FILE, floor), 0);
+        json_decref(floor);
+        assert_int_equal(trusted_clock_init(dir, 30 * 86400), 0);
+        assert_true(trusted_clock_now(NULL) >= T + 365 * 86400);
+        _cleanup_free_ char *v1 = make(1, 0), *v2 = make(2, T - 60);
+        assert_int_equal(write_file_durable(path("image.json"), v1, strlen(v1), 0644), 0);
+        restart();
+        assert_int_equal(trust_store_version(), 1);
+        assert_int_equal(mkdir(path("trust.tmp"), 0700), 0); /* the save fails */
+        offer(v2, -EISDIR);
+        assert_int_equal(trust_store_version(), 1);
+        assert_true(trusted_clock_now(NULL) < T + 86400);
+        assert_int_equal(rmdir(path("trust.tmp")), 0);
+        offer(v2, 1);
+        assert_int_equal(trust_store_version(), 2);
+        assert_true(trusted_clock_now(NULL) < T + 86400);
+        unlink(path("trust"));
+        unlink(path("trust.prev"));
+        unlink(path("image.json"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bit_flip_does_not_bring_back_an_older_document),
+                cmocka_unit_test(test_floor_reset_not_lost_to_a_cut_after_the_save),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
