@@ -747,6 +747,42 @@ static char *costly_rsa_cert(unsigned bits, unsigned exponent_bits) {
         return (char *)buf;
 }
 
+/* A self-signed certificate (signed by its own key) on curve id. */
+static char *ec_cert(mbedtls_ecp_group_id id) {
+        mbedtls_pk_context pk;
+        mbedtls_x509write_cert w;
+        mbedtls_entropy_context ent;
+        mbedtls_ctr_drbg_context drbg;
+        mbedtls_mpi serial;
+        mbedtls_pk_init(&pk);
+        mbedtls_x509write_crt_init(&w);
+        mbedtls_entropy_init(&ent);
+        mbedtls_ctr_drbg_init(&drbg);
+        mbedtls_mpi_init(&serial);
+        assert_int_equal(mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent, NULL, 0), 0);
+        assert_int_equal(mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
+        assert_int_equal(mbedtls_ecp_gen_key(id, mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random, &drbg), 0);
+        mbedtls_x509write_crt_set_version(&w, MBEDTLS_X509_CRT_VERSION_3);
+        mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256);
+        mbedtls_x509write_crt_set_subject_key(&w, &pk);
+        mbedtls_x509write_crt_set_issuer_key(&w, &pk);
+        mbedtls_mpi_lset(&serial, 11);
+        assert_int_equal(mbedtls_x509write_crt_set_serial(&w, &serial), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_validity(&w, "20200101000000", "20991231000000"), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_subject_name(&w, "CN=slow curve"), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_issuer_name(&w, "CN=slow curve"), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_basic_constraints(&w, 1, -1), 0);
+        unsigned char *buf = malloc(8192);
+        assert_non_null(buf);
+        assert_int_equal(mbedtls_x509write_crt_pem(&w, buf, 8192, mbedtls_ctr_drbg_random, &drbg), 0);
+        mbedtls_mpi_free(&serial);
+        mbedtls_ctr_drbg_free(&drbg);
+        mbedtls_entropy_free(&ent);
+        mbedtls_x509write_crt_free(&w);
+        mbedtls_pk_free(&pk);
+        return (char *)buf;
+}
+
 static void test_costly_keys_refused(void **state) {
         (void)state;
         _cleanup_free_ char *costly = costly_rsa_cert(4096, 4000);
@@ -793,6 +829,16 @@ static void test_costly_keys_refused(void **state) {
                          -EBADMSG);
         assert_non_null(strstr(why3, "malformed signature file: certificate \"CN=costly\": an RSA "
                                      "public exponent"));
+        /* slow curves: refused on sight; P-384 (a CA may hold one) is not */
+        _cleanup_free_ char *bp = ec_cert(MBEDTLS_ECP_DP_BP512R1), *p521 = ec_cert(MBEDTLS_ECP_DP_SECP521R1);
+        _cleanup_free_ char *p384 = ec_cert(MBEDTLS_ECP_DP_SECP384R1);
+        _cleanup_free_ char *why4 = NULL, *why5 = NULL;
+        assert_int_equal(signature_cert_info(bp, strlen(bp), &info, &why4), -EINVAL);
+        assert_non_null(strstr(why4, "an EC key on a curve other than P-256 and P-384"));
+        assert_int_equal(signature_keyring_add(kr, p521, strlen(p521), "p521", &why5), -EINVAL);
+        assert_non_null(strstr(why5, "curve other than"));
+        assert_int_equal(signature_cert_info(p384, strlen(p384), &info, NULL), 0);
+        assert_true(info.self_signed);
 }
 
 int main(void) {
