@@ -83,13 +83,17 @@ static int get_certs(json_t *doc, const char *key, size_t max, enum signature_ro
         _cleanup_free_ uint8_t(*keys)[32] = calloc(n, sizeof(*keys));
         if (!pem || !keys)
                 return -ENOMEM;
+        /* every anchor must load as mbedtls will load it for verification, one per entry */
+        _cleanup_keyring_ struct signature_keyring *kr = signature_keyring_new();
+        if (!kr)
+                return -ENOMEM;
         size_t off = 0;
         for (size_t i = 0; i < n; i++) {
                 json_t *e = json_array_get(a, i);
                 const char *s = json_string_value(e);
                 size_t l = json_string_length(e);
                 struct signature_cert_info info;
-                _cleanup_free_ char *why = NULL;
+                _cleanup_free_ char *why = NULL, *why_load = NULL;
                 if (!memmem(s, l, "-----BEGIN CERTIFICATE-----", 27) ||
                     signature_cert_info(s, l, &info, &why) < 0)
                         return message_set(ret_reason, -EBADMSG,
@@ -106,20 +110,24 @@ static int get_certs(json_t *doc, const char *key, size_t max, enum signature_ro
                                                    "trust document: \"%s\"[%zu] repeats the key "
                                                    "of \"%s\"[%zu]",
                                                    key, i, key, k);
+                size_t before = signature_keyring_count(kr);
+                int r = signature_keyring_add(kr, s, l, key, &why_load);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return message_set(ret_reason, -EBADMSG, "trust document: \"%s\"[%zu]: %s",
+                                           key, i, why_load ? why_load : "does not load");
+                if (signature_keyring_count(kr) - before != 1)
+                        return message_set(ret_reason, -EBADMSG,
+                                           "trust document: \"%s\"[%zu]: holds %zu certificates, "
+                                           "not one",
+                                           key, i, signature_keyring_count(kr) - before);
                 memcpy(keys[i], info.key_sha256, 32);
                 memcpy(pem + off, s, l);
                 off += l;
                 pem[off++] = '\n';
         }
         pem[off] = '\0';
-        /* every anchor must load as mbedtls will load it for verification */
-        _cleanup_keyring_ struct signature_keyring *kr = signature_keyring_new();
-        _cleanup_free_ char *why = NULL;
-        if (!kr)
-                return -ENOMEM;
-        if (signature_keyring_add(kr, pem, off, key, &why) < 0)
-                return message_set(ret_reason, -EBADMSG, "trust document: \"%s\": %s", key,
-                                   why ? why : "does not load");
         *ret_pem = TAKE_PTR(pem);
         *ret_len = off;
         *ret_n = n;

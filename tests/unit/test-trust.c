@@ -690,6 +690,32 @@ static void test_revoked_root_in_force_does_not_count(void **state) {
         assert_int_equal(t3->n_revoked, 0);
 }
 
+/* Each entry of roots, release and command is one certificate: a second one in an entry
+ * would be an anchor no count and no check saw (a root's entry smuggling in a CA). */
+static void test_one_certificate_per_entry(void **state) {
+        (void)state;
+        _cleanup_free_ char *root = pem("root1.pem"), *ca = pem("cmd-ca.pem"), *rel = pem("rel-ca.pem");
+        char two[16384];
+        snprintf(two, sizeof(two), "%s%s", root, ca);
+        const char *keys[] = {"roots", "command"};
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                struct trust_document_spec s = {
+                        .version = 1, .expires = T + 86400, .threshold = 1,
+                        .roots = (const char *const[]){i == 0 ? two : root, NULL},
+                        .release = (const char *const[]){rel, NULL},
+                        .command = (const char *const[]){i == 1 ? two : ca, NULL},
+                        .revoked = (const char *const[]){NULL}};
+                char *env = NULL, *why = NULL;
+                assert_int_equal(trust_envelope_new(&s, &env, &why), -EBADMSG);
+                char want[128];
+                snprintf(want, sizeof(want), "\"%s\"[0]: holds 2 certificates, not one", keys[i]);
+                if (!strstr(why, want))
+                        fail_msg("expected \"%s\", got \"%s\"", want, why);
+                free(why);
+                free(env);
+        }
+}
+
 /*
  * A certificate whose RSA key has a huge public exponent: each use of its key is a modular
  * exponentiation as long as the exponent (8192 bits: over half a second on a PC). A hostile
@@ -855,6 +881,7 @@ int main(void) {
                 cmocka_unit_test(test_malformed_documents),
                 cmocka_unit_test(test_costly_keys_refused),
                 cmocka_unit_test(test_revoked_root_in_force_does_not_count),
+                cmocka_unit_test(test_one_certificate_per_entry),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
