@@ -247,4 +247,19 @@ start_agent
 stop_agent
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
 stop_controller
+
+# ---- radiation: a bit flipped in state/trust brings back v3, not v2 ----------------------------
+# (no controller now: it would send v3 again and hide a downgrade)
+cmp -s "$N/state/trust" "$N/state/trust.prev" && pass "state/trust.prev holds v3 too, not v2" ||
+        fail "state/trust.prev is not a copy of state/trust"
+f=$N/state/trust
+off=$(($(stat -c %s "$f") - 3))
+b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
+printf "\\$(printf '%03o' $((b ^ 4)))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+cmp -s "$f" "$N/state/trust.prev" && fail "the bit flip did not change state/trust"
+start_agent
+[ "$(trust .version)" = 3 ] && pass "after a bit flip in state/trust, v3 is still in force" ||
+        fail "trust after a bit flip in state/trust" "$(ctl status --json | jq -c .trust)"
+stop_agent
+has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
 finish
