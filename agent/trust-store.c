@@ -95,10 +95,20 @@ int trust_store_init(const char *state_dir, const char *image_path) {
                 if (!prev_holds(state_dir, saved->text, saved->text_len))
                         (void) save_both(state_dir, saved->text, saved->text_len);
                 in_force = saved;
-                in_force_source = "link";
+                /* the image's own, saved by an earlier start (below) */
+                bool same = image && image->text_len == saved->text_len &&
+                            memcmp(image->text, saved->text, saved->text_len) == 0;
+                in_force_source = same ? "image" : "link";
                 trust_free(image);
         } else {
-                /* an image newer than what the link brought: a release shipped it */
+                /* An image newer than what the link brought: a release shipped it. Saved, so
+                 * that a rollback to the previous slot (an older image, an older document or
+                 * none) does not take the node back to the older saved one, whose anchors
+                 * this one may revoke. */
+                if (image && save_both(state_dir, image->text, image->text_len) < 0)
+                        log_error("trust: cannot save the image's document v%" PRId64 " in %s/%s: a "
+                                  "rollback to an older image would bring back an older one",
+                                  image->version, state_dir, TRUST_STORE_FILE);
                 in_force = image;
                 in_force_source = image ? "image" : "none";
                 trust_free(saved);

@@ -197,10 +197,35 @@ static void test_floor_reset_not_lost_to_a_cut_after_the_save(void **state) {
         unlink(path("image.json"));
 }
 
+/*
+ * A release's image brought v5 (newer than the v3 the link brought): it is in force. The
+ * update then rolls back to the previous slot, whose image has v1: v5 must stay in force,
+ * not the saved v3 (whose anchors v5 may revoke).
+ */
+static void test_rollback_to_an_older_image_keeps_its_document(void **state) {
+        (void) state;
+        _cleanup_free_ char *v1 = make(1, 0), *v2 = make(2, 0), *v3 = make(3, 0), *v5 = make(5, 0);
+        assert_int_equal(write_file_durable(path("image.json"), v1, strlen(v1), 0644), 0);
+        restart();
+        offer(v2, 1);
+        offer(v3, 1);
+        assert_int_equal(write_file_durable(path("image.json"), v5, strlen(v5), 0644), 0);
+        restart();
+        assert_int_equal(trust_store_version(), 5);
+        assert_int_equal(write_file_durable(path("image.json"), v1, strlen(v1), 0644), 0);
+        restart();
+        assert_int_equal(trust_store_version(), 5);
+        offer(v3, -ESTALE);
+        unlink(path("trust"));
+        unlink(path("trust.prev"));
+        unlink(path("image.json"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bit_flip_does_not_bring_back_an_older_document),
                 cmocka_unit_test(test_floor_reset_not_lost_to_a_cut_after_the_save),
+                cmocka_unit_test(test_rollback_to_an_older_image_keeps_its_document),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
