@@ -152,8 +152,10 @@ int trust_store_offer(const char *text, size_t len, int64_t *ret_version, char *
         /* Its floor reset first: a power cut between the save and the reset would lose the
          * reset for good (the document in force at the next start is not offered again). A
          * cut before the save repeats it with the document: the same value, harmless. */
-        if (r >= 0 && t->time_floor_reset)
-                trusted_clock_reset_floor(t->time_floor_reset);
+        if (r >= 0 && t->time_floor_reset && (r = trusted_clock_reset_floor(t->time_floor_reset)) < 0) {
+                r = message_set(ret_reason, r, "cannot save its trusted-time floor reset: %s", strerror(-r));
+                trust_free(t);
+        }
         if (r >= 0) {
                 r = save_both(store_dir, text, len);
                 if (r < 0) {

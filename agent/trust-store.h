@@ -26,7 +26,8 @@ int64_t trust_store_version(void);
 
 /*
  * A document a sync answer carried. Returns 1 when it was applied (a floor reset it
- * carries first, even if the save then fails; then saved; then in force), 0 when it is
+ * carries first, saved, even if the document's save then fails: a reset that cannot be
+ * saved refuses the document; then saved; then in force), 0 when it is
  * the one in force already, or -errno with
  * *ret_reason (caller frees) when refused; *ret_version is the version it names (-1 if it
  * cannot be read).

@@ -129,6 +129,7 @@ static int teardown(void **state) {
         (void) state;
         trust_store_done();
         (void) rmdir(path("trust.tmp")); /* a failed test_floor_reset_... */
+        (void) rmdir(path("time.tmp"));
         test_rmdir(dir);
         return 0;
 }
@@ -221,11 +222,40 @@ static void test_rollback_to_an_older_image_keeps_its_document(void **state) {
         unlink(path("image.json"));
 }
 
+/*
+ * The lowered floor is what the time file and its last good copy hold: a bit flip in the
+ * file must not bring back the floor from before the reset (the last good copy of a
+ * single save). And a reset that cannot be saved refuses its document, which comes again.
+ */
+static void test_floor_reset_survives_a_bit_flip(void **state) {
+        (void) state;
+        json_t *floor = json_pack("{s:I}", "floor", (json_int_t) (T + 365 * 86400));
+        assert_int_equal(statefile_save_json(dir, TRUSTED_TIME_FILE, floor), 0);
+        json_decref(floor);
+        assert_int_equal(trusted_clock_init(dir, 30 * 86400), 0);
+        _cleanup_free_ char *v1 = make(1, 0), *v2 = make(2, T - 60);
+        assert_int_equal(write_file_durable(path("image.json"), v1, strlen(v1), 0644), 0);
+        restart();
+        assert_int_equal(mkdir(path("time.tmp"), 0700), 0); /* the floor cannot be saved */
+        offer(v2, -EISDIR);
+        assert_int_equal(trust_store_version(), 1);
+        assert_int_equal(rmdir(path("time.tmp")), 0);
+        offer(v2, 1);
+        assert_true(trusted_clock_now(NULL) < T + 86400);
+        flip(TRUSTED_TIME_FILE);
+        assert_int_equal(trusted_clock_init(dir, 30 * 86400), 0);
+        assert_true(trusted_clock_now(NULL) < T + 86400);
+        unlink(path("trust"));
+        unlink(path("trust.prev"));
+        unlink(path("image.json"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_bit_flip_does_not_bring_back_an_older_document),
                 cmocka_unit_test(test_floor_reset_not_lost_to_a_cut_after_the_save),
                 cmocka_unit_test(test_rollback_to_an_older_image_keeps_its_document),
+                cmocka_unit_test(test_floor_reset_survives_a_bit_flip),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
