@@ -180,7 +180,14 @@ else
                 pass "a controller whose command signer v2 revokes refuses to start" ||
                 fail "the controller's refusal" "$(tail -3 "$D/bad.log")"
 fi
+# a node that cannot save a document (a full or read-only disk) does not tell the controller it
+# refused it: the document comes again, and is applied once the node can save it
+mkdir "$N/state/trust.tmp" || bail "mkdir $N/state/trust.tmp"
 start_controller v2.json cmd2
+check "a v2 the node cannot save is refused, and the ground hears why" wait_for "$T" has_record trust.refused 2
+reason=$(records_of trust.refused | jq -r '[.[] | select(.body.version == 2)][0].body.reason')
+grep -q "cannot save" <<<"$reason" && pass "the reason: $reason" || fail "v2's refusal" "$reason"
+rmdir "$N/state/trust.tmp"
 ok0=$(lnk .syncs_ok)
 applied() { [ "$(trust .version)" = "$1" ]; }
 check "the node takes v2 over the link" wait_for "$T" applied 2
