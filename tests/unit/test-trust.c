@@ -714,6 +714,18 @@ static void test_one_certificate_per_entry(void **state) {
                 free(why);
                 free(env);
         }
+        /* an anchor that does not parse, though it looks like PEM */
+        const char *junk = "-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n";
+        struct trust_document_spec s = {.version = 1, .expires = T + 86400, .threshold = 1,
+                                        .roots = (const char *const[]){root, NULL},
+                                        .release = (const char *const[]){junk, NULL},
+                                        .command = (const char *const[]){ca, NULL},
+                                        .revoked = (const char *const[]){NULL}};
+        char *env = NULL, *why = NULL;
+        assert_int_equal(trust_envelope_new(&s, &env, &why), -EBADMSG);
+        if (!strstr(why, "\"release\"[0]: not a certificate"))
+                fail_msg("junk anchor: \"%s\"", why);
+        free(why);
 }
 
 /*
@@ -833,7 +845,7 @@ static void test_costly_keys_refused(void **state) {
         char *text = json_dumps(doc, 0);
         json_object_set_new(e, "signed", json_string(text));
         char *bad = json_dumps(e, 0);
-        refuse(bad, TRUST_CHECK_SELF, NULL, T, -EBADMSG, "\"release\"[0]: not a PEM certificate: "
+        refuse(bad, TRUST_CHECK_SELF, NULL, T, -EBADMSG, "\"release\"[0]: "
                "certificate \"CN=costly\": an RSA public exponent of 4000 bits");
         free(bad), free(text), json_decref(doc), json_decref(e);
         /* in a signature file's chain, before path validation uses it */
