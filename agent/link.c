@@ -136,6 +136,7 @@ struct link {
         /* the trust document (#18 item 2): the id of the one refused last ("" none), and what
          * a good sync told peer_url (version -1: nothing yet); format 2 says them when they change */
         char trust_refused[TRUST_ID_LEN + 1], trust_told_refused[TRUST_ID_LEN + 1];
+        char trust_failed[TRUST_ID_LEN + 1]; /* the last one this node could not save (told once) */
         int64_t trust_told_version;
         int64_t request_trust_version; /* what this sync says, -1 nothing */
         char request_trust_refused[TRUST_ID_LEN + 1];
@@ -1045,9 +1046,15 @@ static void trust_offered(struct link *l, const char *text, size_t len) {
         log_warning("link: trust document v%" PRId64 " refused: %s", version, why ? why : strerror(-r));
         char id[TRUST_ID_LEN + 1];
         trust_text_id(text, len, id);
-        if (streq(id, l->trust_refused))
+        /* What the document earned is said to the controller (its id), which stops sending it.
+         * What this node failed to do (save it, or its floor reset: a full or read-only disk)
+         * is not: the document comes again, and is applied once the node can save it. */
+        bool earned = r == -EBADMSG || r == -ESTALE || r == -EKEYREJECTED || r == -EKEYEXPIRED ||
+                      r == -EKEYREVOKED;
+        char *seen = earned ? l->trust_refused : l->trust_failed;
+        if (streq(id, seen))
                 return;
-        snprintf(l->trust_refused, sizeof(l->trust_refused), "%s", id);
+        snprintf(seen, TRUST_ID_LEN + 1, "%s", id);
         char reason[LINK_RESULT_REASON_MAX + 1];
         link_result_reason(why ? why : strerror(-r), reason);
         body = json_pack("{s:I, s:s, s:I, s:s}", "version", (json_int_t) version, "id", id, "in_force",

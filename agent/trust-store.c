@@ -53,6 +53,36 @@ static int load_saved(const char *dir, struct trust **ret) {
         return 1;
 }
 
+/* Whether <dir>/trust.prev is a good copy of exactly text. */
+static bool prev_holds(const char *dir, const char *text, size_t len) {
+        char p[4200];
+        if (snprintf(p, sizeof(p), "%s/%s.prev", dir, TRUST_STORE_FILE) >= (int) sizeof(p))
+                return false;
+        _cleanup_free_ char *raw = NULL;
+        size_t raw_len;
+        const char *payload;
+        size_t payload_len;
+        return read_file_bounded(p, statefile_encoded_size(TRUST_MAX_SIZE), &raw, &raw_len) >= 0 &&
+               statefile_decode(raw, raw_len, &payload, &payload_len) >= 0 && payload_len == len &&
+               memcmp(payload, text, len) == 0;
+}
+
+/*
+ * Save a document so that the file and its last good copy both hold it. The state file's
+ * last good copy is otherwise the document before it: a bit flip in the file would bring
+ * that one back at the next start, with the anchors this one revoked (a downgrade no root
+ * signed). The first save is what counts: after it the document is the saved one.
+ */
+static int save_both(const char *dir, const char *text, size_t len) {
+        int r = statefile_save(dir, TRUST_STORE_FILE, text, len);
+        if (r < 0)
+                return r;
+        if (!prev_holds(dir, text, len) && statefile_save(dir, TRUST_STORE_FILE, text, len) < 0)
+                log_warning("trust: %s/%s: its last good copy still holds an older document",
+                            dir, TRUST_STORE_FILE);
+        return 0;
+}
+
 int trust_store_init(const char *state_dir, const char *image_path) {
         struct trust *image = NULL, *saved = NULL;
         (void) load_image(image_path, &image);
@@ -61,11 +91,24 @@ int trust_store_init(const char *state_dir, const char *image_path) {
         snprintf(store_dir, sizeof(store_dir), "%s", state_dir);
         trust_free(in_force);
         if (saved && (!image || saved->version >= image->version)) {
+                /* a power cut between the two saves of save_both left the older one there */
+                if (!prev_holds(state_dir, saved->text, saved->text_len))
+                        (void) save_both(state_dir, saved->text, saved->text_len);
                 in_force = saved;
-                in_force_source = "link";
+                /* the image's own, saved by an earlier start (below) */
+                bool same = image && image->text_len == saved->text_len &&
+                            memcmp(image->text, saved->text, saved->text_len) == 0;
+                in_force_source = same ? "image" : "link";
                 trust_free(image);
         } else {
-                /* an image newer than what the link brought: a release shipped it */
+                /* An image newer than what the link brought: a release shipped it. Saved, so
+                 * that a rollback to the previous slot (an older image, an older document or
+                 * none) does not take the node back to the older saved one, whose anchors
+                 * this one may revoke. */
+                if (image && save_both(state_dir, image->text, image->text_len) < 0)
+                        log_error("trust: cannot save the image's document v%" PRId64 " in %s/%s: a "
+                                  "rollback to an older image would bring back an older one",
+                                  image->version, state_dir, TRUST_STORE_FILE);
                 in_force = image;
                 in_force_source = image ? "image" : "none";
                 trust_free(saved);
@@ -106,27 +149,31 @@ int trust_store_offer(const char *text, size_t len, int64_t *ret_version, char *
         int r = in_force ? trust_parse(text, len, TRUST_CHECK_UPDATE, in_force, now, &t, ret_reason)
                          : message_set(ret_reason, -EKEYREJECTED,
                                        "this node has no trust document (no roots) to check it against");
+        /* Its floor reset first: a power cut between the save and the reset would lose the
+         * reset for good (the document in force at the next start is not offered again). A
+         * cut before the save repeats it with the document: the same value, harmless. */
+        if (r >= 0 && t->time_floor_reset && (r = trusted_clock_reset_floor(t->time_floor_reset)) < 0) {
+                r = message_set(ret_reason, r, "cannot save its trusted-time floor reset: %s", strerror(-r));
+                trust_free(t);
+        }
         if (r >= 0) {
-                r = statefile_save(store_dir, TRUST_STORE_FILE, text, len);
+                r = save_both(store_dir, text, len);
                 if (r < 0) {
                         r = message_set(ret_reason, r, "cannot save it in %s/%s: %s", store_dir,
                                         TRUST_STORE_FILE, strerror(-r));
                         trust_free(t);
                 }
         }
-        int64_t previous = in_force ? in_force->version : 0, reset = 0;
+        int64_t previous = in_force ? in_force->version : 0;
         if (r >= 0) {
                 trust_free(in_force);
                 in_force = t;
                 in_force_source = "link";
-                reset = t->time_floor_reset;
         }
         pthread_mutex_unlock(&store_lock);
         if (r < 0)
                 return r;
         log_notice("trust: document v%" PRId64 " applied (was v%" PRId64 ")", *ret_version, previous);
-        if (reset)
-                trusted_clock_reset_floor(reset);
         return 1;
 }
 

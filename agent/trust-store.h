@@ -25,8 +25,10 @@ void trust_store_done(void);
 int64_t trust_store_version(void);
 
 /*
- * A document a sync answer carried. Returns 1 when it was applied (saved first; a floor
- * reset it carries applied), 0 when it is the one in force already, or -errno with
+ * A document a sync answer carried. Returns 1 when it was applied (a floor reset it
+ * carries first, saved, even if the document's save then fails: a reset that cannot be
+ * saved refuses the document; then saved; then in force), 0 when it is
+ * the one in force already, or -errno with
  * *ret_reason (caller frees) when refused; *ret_version is the version it names (-1 if it
  * cannot be read).
  */

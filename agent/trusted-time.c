@@ -263,14 +263,19 @@ bool tt_reset_floor(struct trusted_time *t, int64_t reset_sec, uint64_t mono_use
         return changed;
 }
 
-void trusted_clock_reset_floor(int64_t reset_sec) {
+int trusted_clock_reset_floor(int64_t reset_sec) {
         pthread_mutex_lock(&clock_lock);
         bool changed = clock_ready && tt_reset_floor(&clock_state, reset_sec, mono_usec());
         pthread_mutex_unlock(&clock_lock);
-        if (!changed)
-                return;
-        log_warning("trusted time: the trust document resets the floor to %" PRId64, reset_sec);
-        (void) trusted_clock_save();
+        if (changed)
+                log_warning("trusted time: the trust document resets the floor to %" PRId64, reset_sec);
+        /* Saved twice, changed or not (an earlier try may have lowered it and failed to save):
+         * the file's last good copy must not be the floor from before the reset, which a bit
+         * flip in the file would bring back. */
+        int r = trusted_clock_save();
+        if (r >= 0)
+                r = trusted_clock_save();
+        return r;
 }
 
 void trusted_clock_maybe_save(void) {

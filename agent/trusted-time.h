@@ -116,8 +116,9 @@ int64_t trusted_clock_now_usec(void);
  */
 void trusted_clock_told(int64_t server_sec, int64_t peer_not_after);
 
-/* tt_reset_floor on the agent's instance, saved at once when it changed. */
-void trusted_clock_reset_floor(int64_t reset_sec);
+/* tt_reset_floor on the agent's instance, saved at once (the file and its last good copy
+ * both): 0, or -errno when it could not be saved. */
+int trusted_clock_reset_floor(int64_t reset_sec);
 
 /* Save the floor when it rose by TRUSTED_TIME_SAVE_STEP_SEC since it was saved (the link
  * calls it after each good sync: a format 2 answer tells the time only when its standing

@@ -216,6 +216,42 @@ static int parse_certificates(mbedtls_x509_crt *chain, const void *data, size_t 
 
 static bool key_is_p256(const mbedtls_pk_context *pk);
 
+/*
+ * 0, or -EINVAL with a reason, when using a certificate's key could hold the CPU. An RSA
+ * public operation costs time in the exponent's length, and mbedtls takes any odd exponent
+ * below the modulus (8192 bits: over half a second per operation on a PC, far more on a
+ * board); an ECDSA verification on brainpoolP512r1 takes 19 ms on a PC, twenty times
+ * P-256's. Certificates a controller sends (in a trust document, in a signature file's
+ * chain) are used before any signature over them is known good (self-signatures, mbedTLS
+ * path validation, which checks a parent's signature before it refuses the parent's key by
+ * the profile), so such keys are refused on sight. EC keys: the curves verify_profile
+ * allows on a chain (no chain through another curve ever verified).
+ */
+#define RSA_MAX_EXPONENT_BITS 32
+static int check_key_cost(const mbedtls_x509_crt *c, char **ret_reason) {
+        const char *what = NULL;
+        size_t bits = 0;
+        if (mbedtls_pk_get_type(&c->pk) == MBEDTLS_PK_RSA) {
+                bits = mbedtls_mpi_bitlen(&mbedtls_pk_rsa(c->pk)->E);
+                if (bits > RSA_MAX_EXPONENT_BITS)
+                        what = "an RSA public exponent";
+        } else if (mbedtls_pk_can_do(&c->pk, MBEDTLS_PK_ECKEY)) {
+                mbedtls_ecp_group_id id = mbedtls_pk_ec(c->pk)->grp.id;
+                if (id != MBEDTLS_ECP_DP_SECP256R1 && id != MBEDTLS_ECP_DP_SECP384R1)
+                        what = "an EC key on a curve other than P-256 and P-384";
+        }
+        if (!what)
+                return 0;
+        char subject[256];
+        if (mbedtls_x509_dn_gets(subject, sizeof(subject), &c->subject) < 0)
+                snprintf(subject, sizeof(subject), "?");
+        if (bits)
+                return message_set(ret_reason, -EINVAL,
+                                   "certificate \"%s\": %s of %zu bits (at most %d)", subject,
+                                   what, bits, RSA_MAX_EXPONENT_BITS);
+        return message_set(ret_reason, -EINVAL, "certificate \"%s\": %s", subject, what);
+}
+
 /* Whether the certificate's signature is made by its own key. */
 static bool signed_by_own_key(const mbedtls_x509_crt *c) {
         const mbedtls_md_info_t *md = mbedtls_md_info_from_type(c->sig_md);
@@ -237,6 +273,11 @@ int signature_cert_info(const void *data, size_t len, struct signature_cert_info
         if (r != 0 || !c.raw.p) {
                 mbedtls_x509_crt_free(&c);
                 return message_set(ret_reason, -EINVAL, "not an X.509 certificate (PEM or DER)");
+        }
+        r = check_key_cost(&c, ret_reason);
+        if (r < 0) {
+                mbedtls_x509_crt_free(&c);
+                return r;
         }
         memset(ret, 0, sizeof(*ret));
         sha256_buffer(c.pk_raw.p, c.pk_raw.len, ret->key_sha256);
@@ -274,6 +315,14 @@ int signature_keyring_add(struct signature_keyring *kr, const void *data, size_t
                                   "%s: not a certificate (or not all of it parses): %s", source,
                                   r < 0 ? mbedtls_reason(r, buf, sizeof(buf))
                                         : "some blocks are bad");
+        }
+        for (mbedtls_x509_crt *c = &parsed; c && c->raw.p; c = c->next) {
+                _cleanup_free_ char *why = NULL;
+                r = check_key_cost(c, &why);
+                if (r < 0) {
+                        mbedtls_x509_crt_free(&parsed);
+                        return message_set(ret_reason, r, "%s: %s", source, why ? why : "refused");
+                }
         }
         /* Re-add each DER into the keyring's own list, so parsed can be freed as one. */
         for (mbedtls_x509_crt *c = &parsed; c && c->raw.p; c = c->next) {
@@ -532,6 +581,15 @@ static int parse_signature_file(const char *text, size_t len, struct parsed_sign
                 }
         }
         signature_file_free(&f);
+        /* before anything uses their keys (mbedTLS path validation) */
+        for (const mbedtls_x509_crt *c = &ret->chain; c && c->raw.p; c = c->next) {
+                _cleanup_free_ char *why = NULL;
+                if (check_key_cost(c, &why) < 0) {
+                        mbedtls_x509_crt_free(&ret->chain);
+                        return message_set(ret_reason, -EBADMSG, "malformed signature file: %s",
+                                           why ? why : "a certificate's key is refused");
+                }
+        }
         return 0;
 }
 

@@ -123,6 +123,10 @@ int signature_cert_info(const void *data, size_t len, struct signature_cert_info
  *  - the signer certificate (the first) holds an EC P-256 key, allows digitalSignature
  *    when it has a key usage extension, and holds the purpose's role and no other role,
  *    serverAuth, clientAuth or anyExtendedKeyUsage;
+ *  - no certificate of the file holds a key whose use costs unbounded time (an RSA
+ *    public exponent over 32 bits, an EC curve other than P-256 and P-384): -EBADMSG,
+ *    before anything uses it (signature_keyring_add and signature_cert_info refuse such
+ *    certificates too, -EINVAL);
  *  - the chain reaches a certificate of the keyring (mbedTLS path validation: CA
  *    constraints, signatures, SHA-256 or better, P-256/P-384 or RSA >= 2048 above the
  *    signer);

@@ -83,18 +83,25 @@ static int get_certs(json_t *doc, const char *key, size_t max, enum signature_ro
         _cleanup_free_ uint8_t(*keys)[32] = calloc(n, sizeof(*keys));
         if (!pem || !keys)
                 return -ENOMEM;
+        /* every anchor must load as mbedtls will load it for verification, one per entry */
+        _cleanup_keyring_ struct signature_keyring *kr = signature_keyring_new();
+        if (!kr)
+                return -ENOMEM;
         size_t off = 0;
         for (size_t i = 0; i < n; i++) {
                 json_t *e = json_array_get(a, i);
                 const char *s = json_string_value(e);
                 size_t l = json_string_length(e);
                 struct signature_cert_info info;
-                _cleanup_free_ char *why = NULL;
+                _cleanup_free_ char *why = NULL, *why_load = NULL;
+                /* A root's role, key and self-signature are checked; an anchor (a CA, a
+                 * signer) only loads: its self-signature, if any, is nobody's business, and
+                 * checking it is an ECDSA verification an unsigned document could ask 64 of. */
                 if (!memmem(s, l, "-----BEGIN CERTIFICATE-----", 27) ||
-                    signature_cert_info(s, l, &info, &why) < 0)
+                    (roots && signature_cert_info(s, l, &info, &why) < 0))
                         return message_set(ret_reason, -EBADMSG,
-                                           "trust document: \"%s\"[%zu]: not a PEM certificate",
-                                           key, i);
+                                           "trust document: \"%s\"[%zu]: not a PEM certificate%s%s",
+                                           key, i, why ? ": " : "", why ? why : "");
                 if (roots && (info.role != role || !info.self_signed || !info.p256))
                         return message_set(ret_reason, -EBADMSG,
                                            "trust document: \"%s\"[%zu] (\"%s\"): a root must be "
@@ -106,20 +113,27 @@ static int get_certs(json_t *doc, const char *key, size_t max, enum signature_ro
                                                    "trust document: \"%s\"[%zu] repeats the key "
                                                    "of \"%s\"[%zu]",
                                                    key, i, key, k);
-                memcpy(keys[i], info.key_sha256, 32);
+                size_t before = signature_keyring_count(kr);
+                char source[64];
+                snprintf(source, sizeof(source), "\"%s\"[%zu]", key, i);
+                int r = signature_keyring_add(kr, s, l, source, &why_load);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return message_set(ret_reason, -EBADMSG, "trust document: %s",
+                                           why_load ? why_load : source);
+                if (signature_keyring_count(kr) - before != 1)
+                        return message_set(ret_reason, -EBADMSG,
+                                           "trust document: \"%s\"[%zu]: holds %zu certificates, "
+                                           "not one",
+                                           key, i, signature_keyring_count(kr) - before);
+                if (roots)
+                        memcpy(keys[i], info.key_sha256, 32);
                 memcpy(pem + off, s, l);
                 off += l;
                 pem[off++] = '\n';
         }
         pem[off] = '\0';
-        /* every anchor must load as mbedtls will load it for verification */
-        _cleanup_keyring_ struct signature_keyring *kr = signature_keyring_new();
-        _cleanup_free_ char *why = NULL;
-        if (!kr)
-                return -ENOMEM;
-        if (signature_keyring_add(kr, pem, off, key, &why) < 0)
-                return message_set(ret_reason, -EBADMSG, "trust document: \"%s\": %s", key,
-                                   why ? why : "does not load");
         *ret_pem = TAKE_PTR(pem);
         *ret_len = off;
         *ret_n = n;
@@ -251,13 +265,14 @@ static bool has_key(uint8_t (*keys)[32], size_t n, const uint8_t key[32]) {
 }
 
 /*
- * How many distinct roots of set (keys + keyring), not revoked by doc, made a good signature
- * over signed_text. The first bad signature's reason goes to *why.
+ * How many distinct roots of set (keys + keyring), not revoked by doc nor by in_force (the
+ * document in force, or NULL), made a good signature over signed_text. The first bad
+ * signature's reason goes to *why.
  */
 static int count_signers(json_t *sigs, const char *signed_text, size_t signed_len,
                          const char *roots_pem, size_t roots_pem_len, uint8_t (*keys)[32],
-                         size_t n_keys, const struct trust *doc, time_t now, size_t *ret_count,
-                         char **why) {
+                         size_t n_keys, const struct trust *doc, const struct trust *in_force,
+                         time_t now, size_t *ret_count, char **why) {
         _cleanup_keyring_ struct signature_keyring *kr = signature_keyring_new();
         if (!kr)
                 return -ENOMEM;
@@ -277,7 +292,8 @@ static int count_signers(json_t *sigs, const char *signed_text, size_t signed_le
                         r = -EKEYREJECTED;
                         free(reason);
                         reason = strdup("signed by a certificate that is not itself a root");
-                } else if (r >= 0 && trust_revokes(doc, info.key_sha256)) {
+                } else if (r >= 0 && (trust_revokes(doc, info.key_sha256) ||
+                                      trust_revokes(in_force, info.key_sha256))) {
                         r = -EKEYREVOKED;
                         free(reason);
                         reason = strdup("signed by a revoked root key");
@@ -332,7 +348,7 @@ int trust_parse(const char *text, size_t len, enum trust_check check, const stru
         size_t n_new = 0, n_old = 0;
         _cleanup_free_ char *why_new = NULL, *why_old = NULL;
         r = count_signers(sigs, signed_text, signed_len, t->roots_pem, t->roots_pem_len,
-                          t->root_keys, t->n_roots, t, at, &n_new, &why_new);
+                          t->root_keys, t->n_roots, t, NULL, at, &n_new, &why_new);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
@@ -347,7 +363,7 @@ int trust_parse(const char *text, size_t len, enum trust_check check, const stru
         if (check == TRUST_CHECK_UPDATE) {
                 r = count_signers(sigs, signed_text, signed_len, current->roots_pem,
                                   current->roots_pem_len, current->root_keys, current->n_roots, t,
-                                  at, &n_old, &why_old);
+                                  current, at, &n_old, &why_old);
                 if (r == -ENOMEM)
                         return r;
                 if (r >= 0 && (int64_t)n_old < current->threshold)

@@ -180,7 +180,14 @@ else
                 pass "a controller whose command signer v2 revokes refuses to start" ||
                 fail "the controller's refusal" "$(tail -3 "$D/bad.log")"
 fi
+# a node that cannot save a document (a full or read-only disk) does not tell the controller it
+# refused it: the document comes again, and is applied once the node can save it
+mkdir "$N/state/trust.tmp" || bail "mkdir $N/state/trust.tmp"
 start_controller v2.json cmd2
+check "a v2 the node cannot save is refused, and the ground hears why" wait_for "$T" has_record trust.refused 2
+reason=$(records_of trust.refused | jq -r '[.[] | select(.body.version == 2)][0].body.reason')
+grep -q "cannot save" <<<"$reason" && pass "the reason: $reason" || fail "v2's refusal" "$reason"
+rmdir "$N/state/trust.tmp"
 ok0=$(lnk .syncs_ok)
 applied() { [ "$(trust .version)" = "$1" ]; }
 check "the node takes v2 over the link" wait_for "$T" applied 2
@@ -272,4 +279,19 @@ start_agent
 stop_agent
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
 stop_controller
+
+# ---- radiation: a bit flipped in state/trust brings back v3, not v2 ----------------------------
+# (no controller now: it would send v3 again and hide a downgrade)
+cmp -s "$N/state/trust" "$N/state/trust.prev" && pass "state/trust.prev holds v3 too, not v2" ||
+        fail "state/trust.prev is not a copy of state/trust"
+f=$N/state/trust
+off=$(($(stat -c %s "$f") - 3))
+b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
+printf "\\$(printf '%03o' $((b ^ 4)))" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+cmp -s "$f" "$N/state/trust.prev" && fail "the bit flip did not change state/trust"
+start_agent
+[ "$(trust .version)" = 3 ] && pass "after a bit flip in state/trust, v3 is still in force" ||
+        fail "trust after a bit flip in state/trust" "$(ctl status --json | jq -c .trust)"
+stop_agent
+has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
 finish

@@ -667,6 +667,218 @@ static void test_malformed_documents(void **state) {
         refuse("[1]", TRUST_CHECK_SELF, NULL, T, -EBADMSG, "not a JSON object");
 }
 
+/* A root the document in force revokes does not count for the next one, even if that one
+ * stops revoking it: else a holder of the revoked (leaked) key needs one root fewer. */
+static void test_revoked_root_in_force_does_not_count(void **state) {
+        (void)state;
+        struct doc d = {.version = 1, .threshold = 2, .roots = ROOTS12,
+                        .release = {"rel-ca.pem"}, .command = {"cmd-ca.pem"}};
+        _cleanup_free_ char *v1 = make(&d, SIGNERS("root1", "root2"));
+        _cleanup_trust_ struct trust *t1 = accept(v1, TRUST_CHECK_SELF, NULL, T);
+        d.version = 2;
+        d.revoked[0] = "root2.pem";
+        _cleanup_free_ char *v2 = make(&d, SIGNERS("root1", "root3"));
+        _cleanup_trust_ struct trust *t2 = accept(v2, TRUST_CHECK_UPDATE, t1, T);
+        /* v3 drops the revocation; root2's holder and one other root sign it */
+        d.version = 3;
+        d.revoked[0] = NULL;
+        _cleanup_free_ char *v3 = make(&d, SIGNERS("root1", "root2"));
+        refuse(v3, TRUST_CHECK_UPDATE, t2, T, -EKEYREJECTED,
+               "1 good signature of the roots in force (v2), 2 needed");
+        _cleanup_free_ char *v3b = make(&d, SIGNERS("root1", "root3"));
+        _cleanup_trust_ struct trust *t3 = accept(v3b, TRUST_CHECK_UPDATE, t2, T);
+        assert_int_equal(t3->n_revoked, 0);
+}
+
+/* Each entry of roots, release and command is one certificate: a second one in an entry
+ * would be an anchor no count and no check saw (a root's entry smuggling in a CA). */
+static void test_one_certificate_per_entry(void **state) {
+        (void)state;
+        _cleanup_free_ char *root = pem("root1.pem"), *ca = pem("cmd-ca.pem"), *rel = pem("rel-ca.pem");
+        char two[16384];
+        snprintf(two, sizeof(two), "%s%s", root, ca);
+        const char *keys[] = {"roots", "command"};
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                struct trust_document_spec s = {
+                        .version = 1, .expires = T + 86400, .threshold = 1,
+                        .roots = (const char *const[]){i == 0 ? two : root, NULL},
+                        .release = (const char *const[]){rel, NULL},
+                        .command = (const char *const[]){i == 1 ? two : ca, NULL},
+                        .revoked = (const char *const[]){NULL}};
+                char *env = NULL, *why = NULL;
+                assert_int_equal(trust_envelope_new(&s, &env, &why), -EBADMSG);
+                char want[128];
+                snprintf(want, sizeof(want), "\"%s\"[0]: holds 2 certificates, not one", keys[i]);
+                if (!strstr(why, want))
+                        fail_msg("expected \"%s\", got \"%s\"", want, why);
+                free(why);
+                free(env);
+        }
+        /* an anchor that does not parse, though it looks like PEM */
+        const char *junk = "-----BEGIN CERTIFICATE-----\nMIIBAAAA\n-----END CERTIFICATE-----\n";
+        struct trust_document_spec s = {.version = 1, .expires = T + 86400, .threshold = 1,
+                                        .roots = (const char *const[]){root, NULL},
+                                        .release = (const char *const[]){junk, NULL},
+                                        .command = (const char *const[]){ca, NULL},
+                                        .revoked = (const char *const[]){NULL}};
+        char *env = NULL, *why = NULL;
+        assert_int_equal(trust_envelope_new(&s, &env, &why), -EBADMSG);
+        if (!strstr(why, "\"release\"[0]: not a certificate"))
+                fail_msg("junk anchor: \"%s\"", why);
+        free(why);
+}
+
+/*
+ * A certificate whose RSA key has a huge public exponent: each use of its key is a modular
+ * exponentiation as long as the exponent (8192 bits: over half a second on a PC). A hostile
+ * controller could fill a trust document's anchors (checked before any signature) or a
+ * signature file's chain with them and hold the node's loop for minutes at every sync.
+ * Issued (self-issued: the same name both sides) by root1's P-256 key, so it parses.
+ */
+static char *costly_rsa_cert(unsigned bits, unsigned exponent_bits) {
+        mbedtls_pk_context rsa, issuer;
+        mbedtls_x509write_cert w;
+        mbedtls_entropy_context ent;
+        mbedtls_ctr_drbg_context drbg;
+        mbedtls_mpi serial, N, E;
+        mbedtls_pk_init(&rsa);
+        mbedtls_pk_init(&issuer);
+        mbedtls_x509write_crt_init(&w);
+        mbedtls_entropy_init(&ent);
+        mbedtls_ctr_drbg_init(&drbg);
+        mbedtls_mpi_init(&serial);
+        mbedtls_mpi_init(&N);
+        mbedtls_mpi_init(&E);
+        assert_int_equal(mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent, NULL, 0), 0);
+        /* any odd modulus and odd exponent below it: nothing checks they make a key pair */
+        assert_int_equal(mbedtls_mpi_fill_random(&N, bits / 8, mbedtls_ctr_drbg_random, &drbg), 0);
+        assert_int_equal(mbedtls_mpi_set_bit(&N, bits - 1, 1), 0);
+        assert_int_equal(mbedtls_mpi_set_bit(&N, 0, 1), 0);
+        assert_int_equal(mbedtls_mpi_fill_random(&E, exponent_bits / 8, mbedtls_ctr_drbg_random, &drbg), 0);
+        assert_int_equal(mbedtls_mpi_set_bit(&E, exponent_bits - 1, 1), 0);
+        assert_int_equal(mbedtls_mpi_set_bit(&E, 0, 1), 0);
+        assert_int_equal(mbedtls_pk_setup(&rsa, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)), 0);
+        assert_int_equal(mbedtls_rsa_import(mbedtls_pk_rsa(rsa), &N, NULL, NULL, NULL, &E), 0);
+        assert_int_equal(mbedtls_rsa_complete(mbedtls_pk_rsa(rsa)), 0);
+        assert_int_equal(mbedtls_pk_parse_keyfile(&issuer, path("root1.key"), NULL), 0);
+        mbedtls_x509write_crt_set_version(&w, MBEDTLS_X509_CRT_VERSION_3);
+        mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256);
+        mbedtls_x509write_crt_set_subject_key(&w, &rsa);
+        mbedtls_x509write_crt_set_issuer_key(&w, &issuer);
+        mbedtls_mpi_lset(&serial, 9);
+        assert_int_equal(mbedtls_x509write_crt_set_serial(&w, &serial), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_validity(&w, "20200101000000", "20991231000000"), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_subject_name(&w, "CN=costly"), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_issuer_name(&w, "CN=costly"), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_basic_constraints(&w, 1, -1), 0);
+        unsigned char *buf = malloc(16384);
+        assert_non_null(buf);
+        assert_int_equal(mbedtls_x509write_crt_pem(&w, buf, 16384, mbedtls_ctr_drbg_random, &drbg), 0);
+        mbedtls_mpi_free(&E);
+        mbedtls_mpi_free(&N);
+        mbedtls_mpi_free(&serial);
+        mbedtls_ctr_drbg_free(&drbg);
+        mbedtls_entropy_free(&ent);
+        mbedtls_x509write_crt_free(&w);
+        mbedtls_pk_free(&issuer);
+        mbedtls_pk_free(&rsa);
+        return (char *)buf;
+}
+
+/* A self-signed certificate (signed by its own key) on curve id. */
+static char *ec_cert(mbedtls_ecp_group_id id) {
+        mbedtls_pk_context pk;
+        mbedtls_x509write_cert w;
+        mbedtls_entropy_context ent;
+        mbedtls_ctr_drbg_context drbg;
+        mbedtls_mpi serial;
+        mbedtls_pk_init(&pk);
+        mbedtls_x509write_crt_init(&w);
+        mbedtls_entropy_init(&ent);
+        mbedtls_ctr_drbg_init(&drbg);
+        mbedtls_mpi_init(&serial);
+        assert_int_equal(mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent, NULL, 0), 0);
+        assert_int_equal(mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), 0);
+        assert_int_equal(mbedtls_ecp_gen_key(id, mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random, &drbg), 0);
+        mbedtls_x509write_crt_set_version(&w, MBEDTLS_X509_CRT_VERSION_3);
+        mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256);
+        mbedtls_x509write_crt_set_subject_key(&w, &pk);
+        mbedtls_x509write_crt_set_issuer_key(&w, &pk);
+        mbedtls_mpi_lset(&serial, 11);
+        assert_int_equal(mbedtls_x509write_crt_set_serial(&w, &serial), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_validity(&w, "20200101000000", "20991231000000"), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_subject_name(&w, "CN=slow curve"), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_issuer_name(&w, "CN=slow curve"), 0);
+        assert_int_equal(mbedtls_x509write_crt_set_basic_constraints(&w, 1, -1), 0);
+        unsigned char *buf = malloc(8192);
+        assert_non_null(buf);
+        assert_int_equal(mbedtls_x509write_crt_pem(&w, buf, 8192, mbedtls_ctr_drbg_random, &drbg), 0);
+        mbedtls_mpi_free(&serial);
+        mbedtls_ctr_drbg_free(&drbg);
+        mbedtls_entropy_free(&ent);
+        mbedtls_x509write_crt_free(&w);
+        mbedtls_pk_free(&pk);
+        return (char *)buf;
+}
+
+static void test_costly_keys_refused(void **state) {
+        (void)state;
+        _cleanup_free_ char *costly = costly_rsa_cert(4096, 4000);
+        _cleanup_free_ char *fine = costly_rsa_cert(2048, 17);
+        struct signature_cert_info info;
+        _cleanup_free_ char *why = NULL, *why2 = NULL, *why3 = NULL;
+        assert_int_equal(signature_cert_info(fine, strlen(fine), &info, NULL), 0);
+        assert_int_equal(signature_cert_info(costly, strlen(costly), &info, &why), -EINVAL);
+        assert_non_null(strstr(why, "RSA public exponent of 4000 bits"));
+        /* as an anchor */
+        _cleanup_keyring_ struct signature_keyring *kr = signature_keyring_new();
+        assert_int_equal(signature_keyring_add(kr, costly, strlen(costly), "costly", &why2), -EINVAL);
+        assert_non_null(strstr(why2, "exponent"));
+        assert_int_equal(signature_keyring_count(kr), 0);
+        /* in a trust document's anchors, before any signature is checked */
+        struct doc good = {.version = 1, .threshold = 1, .roots = {"root1.pem"},
+                           .release = {"rel-ca.pem"}, .command = {"cmd-ca.pem"}};
+        _cleanup_free_ char *env = make(&good, SIGNERS("root1"));
+        json_t *e = json_loads(env, 0, NULL);
+        json_t *doc = json_loads(json_string_value(json_object_get(e, "signed")), 0, NULL);
+        json_object_set_new(doc, "release", json_pack("[s]", costly));
+        char *text = json_dumps(doc, 0);
+        json_object_set_new(e, "signed", json_string(text));
+        char *bad = json_dumps(e, 0);
+        refuse(bad, TRUST_CHECK_SELF, NULL, T, -EBADMSG, "\"release\"[0]: "
+               "certificate \"CN=costly\": an RSA public exponent of 4000 bits");
+        free(bad), free(text), json_decref(doc), json_decref(e);
+        /* in a signature file's chain, before path validation uses it */
+        _cleanup_free_ char *sig = sign(SIGNATURE_FOR_COMMAND, "x", "cmd");
+        json_t *j = json_loads(sig, 0, NULL);
+        mbedtls_x509_crt c;
+        mbedtls_x509_crt_init(&c);
+        assert_int_equal(mbedtls_x509_crt_parse(&c, (unsigned char *)costly, strlen(costly) + 1), 0);
+        unsigned char b64[8192];
+        size_t b64_len;
+        assert_int_equal(mbedtls_base64_encode(b64, sizeof(b64), &b64_len, c.raw.p, c.raw.len), 0);
+        mbedtls_x509_crt_free(&c);
+        json_array_append_new(json_object_get(j, "certificates"), json_stringn((char *)b64, b64_len));
+        _cleanup_free_ char *sig2 = json_dumps(j, 0);
+        json_decref(j);
+        _cleanup_keyring_ struct signature_keyring *ok = keyring_of("cmd-ca.pem");
+        assert_int_equal(signature_verify(SIGNATURE_FOR_COMMAND, "x", 1, sig2, strlen(sig2), ok, T,
+                                          NULL, &why3),
+                         -EBADMSG);
+        assert_non_null(strstr(why3, "malformed signature file: certificate \"CN=costly\": an RSA "
+                                     "public exponent"));
+        /* slow curves: refused on sight; P-384 (a CA may hold one) is not */
+        _cleanup_free_ char *bp = ec_cert(MBEDTLS_ECP_DP_BP512R1), *p521 = ec_cert(MBEDTLS_ECP_DP_SECP521R1);
+        _cleanup_free_ char *p384 = ec_cert(MBEDTLS_ECP_DP_SECP384R1);
+        _cleanup_free_ char *why4 = NULL, *why5 = NULL;
+        assert_int_equal(signature_cert_info(bp, strlen(bp), &info, &why4), -EINVAL);
+        assert_non_null(strstr(why4, "an EC key on a curve other than P-256 and P-384"));
+        assert_int_equal(signature_keyring_add(kr, p521, strlen(p521), "p521", &why5), -EINVAL);
+        assert_non_null(strstr(why5, "curve other than"));
+        assert_int_equal(signature_cert_info(p384, strlen(p384), &info, NULL), 0);
+        assert_true(info.self_signed);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_keygen_needs_a_role),
@@ -679,6 +891,9 @@ int main(void) {
                 cmocka_unit_test(test_expiry_and_floor_reset),
                 cmocka_unit_test(test_revocation_through_document),
                 cmocka_unit_test(test_malformed_documents),
+                cmocka_unit_test(test_costly_keys_refused),
+                cmocka_unit_test(test_revoked_root_in_force_does_not_count),
+                cmocka_unit_test(test_one_certificate_per_entry),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
