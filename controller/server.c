@@ -631,9 +631,11 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                 int64_t has = -1;
                 char refused[TRUST_ID_LEN + 1] = "", id[TRUST_ID_LEN + 1];
                 trust_text_id(srv->trust->text, srv->trust->text_len, id);
-                if (store_node_trust(srv->store, sr.node, sr.trust_version, sr.trust_refused, &has, refused) >= 0)
+                bool newly = false;
+                if (store_node_trust(srv->store, sr.node, sr.trust_version, sr.trust_refused, &has, refused,
+                                     &newly) >= 0)
                         send_trust = has >= 0 && has < srv->trust->version && !streq(refused, id);
-                if (streq(sr.trust_refused, id))
+                if (newly && streq(sr.trust_refused, id)) /* once, not at every sync that repeats it */
                         log_warning("node %s refused trust document v%" PRId64 " (%s; its records say why)", sr.node,
                                     srv->trust->version, id);
         }

@@ -255,21 +255,27 @@ void store_rollout_dirty(struct store *s, const char *rollout) {
 }
 
 int store_node_trust(struct store *s, const char *node, int64_t told_version, const char *told_refused,
-                     int64_t *ret_version, char *ret_refused) {
-        int r;
+                     int64_t *ret_version, char *ret_refused, bool *ret_newly_refused) {
+        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        int r = store_query_row(s, &q, "SELECT trust_version, trust_refused FROM nodes WHERE id = ?", "t", node);
+        if (r < 0)
+                return r;
+        int64_t version = r > 0 && sqlite3_column_type(q, 0) != SQLITE_NULL ? sqlite3_column_int64(q, 0) : -1;
+        const char *refused = r > 0 ? (const char *) sqlite3_column_text(q, 1) : NULL;
+        char before[17];
+        snprintf(before, sizeof(before), "%s", refused ? refused : "");
+        *ret_newly_refused = false;
         if (told_version >= 0) {
                 r = store_exec(s, "UPDATE nodes SET trust_version = ?, trust_refused = ? WHERE id = ?", "itt",
                                told_version, told_refused[0] ? told_refused : NULL, node);
                 if (r < 0)
                         return r;
+                *ret_newly_refused = told_refused[0] && !streq(told_refused, before);
+                version = told_version;
+                snprintf(before, sizeof(before), "%s", told_refused);
         }
-        _cleanup_stmt_ sqlite3_stmt *q = NULL;
-        r = store_query_row(s, &q, "SELECT trust_version, trust_refused FROM nodes WHERE id = ?", "t", node);
-        if (r < 0)
-                return r;
-        *ret_version = r > 0 && sqlite3_column_type(q, 0) != SQLITE_NULL ? sqlite3_column_int64(q, 0) : -1;
-        const char *refused = r > 0 ? (const char *) sqlite3_column_text(q, 1) : NULL;
-        snprintf(ret_refused, 17, "%s", refused ? refused : "");
+        *ret_version = version;
+        memcpy(ret_refused, before, sizeof(before));
         return 0;
 }
 

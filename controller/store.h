@@ -76,10 +76,10 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
  * The trust document a node has (#18 item 2): what its sync said (told_version -1: nothing;
  * told_refused: the id of the one it refused last, "" none), kept, and what is known now:
  * *ret_version (-1: the node never said: it predates trust documents), ret_refused (17 bytes,
- * "" none).
+ * "" none), and whether this sync said a refusal not said before (*ret_newly_refused).
  */
 int store_node_trust(struct store *s, const char *node, int64_t told_version, const char *told_refused,
-                     int64_t *ret_version, char *ret_refused);
+                     int64_t *ret_version, char *ret_refused, bool *ret_newly_refused);
 
 /* Sign a payload: *ret_signature (caller frees) is the signature file text. */
 typedef int (*store_sign_fn)(void *userdata, const char *payload, char **ret_signature,
