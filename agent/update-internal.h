@@ -119,6 +119,7 @@ struct job {
         bool delta_scan;
         bool verify_first;
         double stall_percent; /* tests only: see update_manager.stall_percent */
+        char stall_file[PATH_MAX]; /* tests only: see update_manager.stall_file */
 
         /* a bundle fetched from the controller by ranges */
         struct fetcher *fetcher; /* NULL: a local file */
@@ -170,6 +171,9 @@ struct update_manager {
         /* Tests only (ORBIT_FAILPOINT_INSTALL_STALL_PERCENT): an install stops going on once
          * this much of it is durable, until cancelled, so a test can kill it exactly there. */
         double stall_percent;
+        /* Tests only (ORBIT_FAILPOINT_INSTALL_STALL_FILE): an install stops going on while
+         * this file exists, and goes on when the test removes it ("" none). */
+        char stall_file[PATH_MAX];
 
         /* the trial (kept in UM_TRIAL_FILE: its start, the health gate held, the controller
          * reached, so a restarted agent goes on from there) */

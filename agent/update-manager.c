@@ -501,8 +501,34 @@ static void check_finished(struct update_manager *m, struct job *j) {
 }
 
 /* Every image verified in its slot: record what each slot now holds, arm the new slot. */
+/*
+ * The bundle's signature checked again against the anchors in force now: a trust document
+ * that came while the install ran may have revoked its signer, and a revoked signer's
+ * image must not be armed (the check at open time is not enough). 0 or -errno with msg.
+ */
+static int signer_still_trusted(struct update_manager *m, struct job *j, char *msg, size_t size) {
+        const struct agent_update_config *u = &m->cfg->update;
+        _cleanup_keyring_ struct signature_keyring *kr = NULL;
+        _cleanup_free_ char *why = NULL;
+        int r = trust_store_release_keyring(u->keyring_dir, &kr, &why);
+        if (r >= 0) {
+                enum trusted_time_source source;
+                time_t now = trusted_clock_now(&source);
+                r = bundle_recheck_signature(j->bundle, kr, u->check_certificate_time ? now : SIGNATURE_NOW_UNKNOWN,
+                                             source != TRUSTED_TIME_CONTROLLER, &why);
+        }
+        if (r < 0)
+                snprintf(msg, size, "not armed: checked again before arming, %s", why ? why : strerror(-r));
+        return r;
+}
+
 static void write_finished(struct update_manager *m, struct job *j) {
         char msg[512] = "";
+        if (signer_still_trusted(m, j, msg, sizeof(msg)) < 0) {
+                job_free(j);
+                (void) um_set_phase(m, UPDATE_FAILED, "%s", msg);
+                return;
+        }
         size_t mlen;
         const char *mtext = bundle_manifest_text(j->bundle, &mlen);
         for (size_t i = 0; i < j->n_images; i++) {
@@ -1077,6 +1103,9 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
         const char *stall = getenv("ORBIT_FAILPOINT_INSTALL_STALL_PERCENT");
         if (stall && *stall)
                 m->stall_percent = strtod(stall, NULL);
+        const char *stall_file = getenv("ORBIT_FAILPOINT_INSTALL_STALL_FILE");
+        if (stall_file && *stall_file)
+                snprintf(m->stall_file, sizeof(m->stall_file), "%s", stall_file);
         m->node = node;
         m->events = events;
         m->runtime = runtime;

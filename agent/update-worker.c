@@ -42,6 +42,7 @@ struct job *job_new(struct update_manager *m, enum job_step step) {
         j->delta_scan = u->delta_scan;
         j->verify_first = u->verify_before_write;
         j->stall_percent = m->stall_percent;
+        snprintf(j->stall_file, sizeof(j->stall_file), "%s", m->stall_file);
         return j;
 }
 
@@ -179,6 +180,13 @@ static void job_progress(void *userdata, const struct install_stats *st) {
                 j->stall_logged = true;
                 while (!atomic_load(j->cancel))
                         usleep(10 * 1000);
+        }
+        if (j->stall_file[0] && access(j->stall_file, F_OK) == 0) {
+                log_notice("update: failpoint: install stalled while %s exists (%" PRIu64 " of %" PRIu64
+                           " bytes durable)", j->stall_file, done, total);
+                while (!atomic_load(j->cancel) && access(j->stall_file, F_OK) == 0)
+                        usleep(10 * 1000);
+                log_notice("update: failpoint: install goes on");
         }
 }
 

@@ -42,6 +42,8 @@ struct bundle {
         struct signature_info signer;
         char *manifest_text; /* the exact signed bytes, NUL-terminated */
         size_t manifest_len;
+        char *sig_text; /* manifest.sig as read: checked again before a slot is armed */
+        size_t sig_len;
         uint8_t manifest_digest[SHA256_DIGEST_SIZE];
 
         /* streaming state */
@@ -282,6 +284,7 @@ void bundle_close(struct bundle *b) {
                 sha256_discard(&b->image_hash);
         manifest_free(&b->manifest);
         free(b->manifest_text);
+        free(b->sig_text);
         free(b->read_buf);
         free(b->chunk_buf);
         free(b->name);
@@ -375,6 +378,8 @@ int bundle_open_reader(const struct bundle_reader *reader, const char *name, con
         sha256_buffer(manifest_text, manifest_len, b->manifest_digest);
         b->manifest_len = manifest_len;
         b->manifest_text = TAKE_PTR(manifest_text);
+        b->sig_len = sig_len;
+        b->sig_text = TAKE_PTR(sig);
         uint64_t max_chunk = 0;
         for (size_t i = 0; i < b->manifest.n_images; i++)
                 if (b->manifest.images[i].chunk_size > max_chunk)
@@ -448,6 +453,19 @@ const struct manifest *bundle_manifest(const struct bundle *b) {
 
 const struct signature_info *bundle_signer(const struct bundle *b) {
         return &b->signer;
+}
+
+int bundle_recheck_signature(const struct bundle *b, const struct signature_keyring *kr, time_t now,
+                             bool now_is_lower_bound, char **ret_reason) {
+        _cleanup_free_ char *why = NULL;
+        if (!b->sig_text)
+                return message_set(ret_reason, -EINVAL, "%s: no signature kept", b->name);
+        int r = (now_is_lower_bound ? signature_verify_at_least : signature_verify)(
+                SIGNATURE_FOR_BUNDLE, b->manifest_text, b->manifest_len, b->sig_text, b->sig_len, kr, now, NULL,
+                &why);
+        if (r < 0)
+                return message_set(ret_reason, r, "%s: signature: %s", b->name, why ? why : "refused");
+        return 0;
 }
 
 const char *bundle_manifest_text(const struct bundle *b, size_t *ret_len) {

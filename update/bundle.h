@@ -84,6 +84,14 @@ const struct manifest *bundle_manifest(const struct bundle *b);
 /* Who signed it (verified). */
 const struct signature_info *bundle_signer(const struct bundle *b);
 
+/*
+ * Pure: verify the bundle's signature again, against kr at now (a trust document may have
+ * revoked its signer since it was opened: the update manager asks before it arms a slot).
+ * 0, or the error signature_verify gives, with *ret_reason.
+ */
+int bundle_recheck_signature(const struct bundle *b, const struct signature_keyring *kr, time_t now,
+                             bool now_is_lower_bound, char **ret_reason);
+
 /* The exact manifest bytes that were signed (NUL-terminated), and their SHA-256: what
  * identifies a bundle across restarts (the same id could be signed twice). */
 const char *bundle_manifest_text(const struct bundle *b, size_t *ret_len);

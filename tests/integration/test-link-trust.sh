@@ -142,8 +142,10 @@ ctl() { "$CTL_BIN" --socket "$N/run/control.sock" "$@"; }
 lnk() { ctl link --json | jq -r "$1"; }
 trust() { ctl status --json | jq -r ".trust$1"; }
 APID=""
+# ORBIT_FAILPOINT_INSTALL_STALL_FILE: an install waits while $D/stall exists
 start_agent() {
-        "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/etc/agent.json" >>"$N/agent.log" 2>&1 &
+        ORBIT_FAILPOINT_INSTALL_STALL_FILE=$D/stall "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/etc/agent.json" \
+                >>"$N/agent.log" 2>&1 &
         APID=$!
         track_pid "$APID"
         wait_for 20 ctl ping >/dev/null 2>&1 || bail "the agent did not answer"
@@ -233,14 +235,29 @@ check "more syncs" wait_for "$T" synced $((ok1 + 3))
         pass "the controller does not send a refused document again ($n1 times in all)" ||
         fail "v3-weak sent again" "$(grep -c "trust document v3 sent" "$D/controller.log") times, $n1 before"
 
-# ---- v3: release signer 1 revoked -------------------------------------------------------------
+# ---- v3 (release signer 1 revoked) comes while a bundle signer 1 made installs -----------------
+ust() { ctl update status --json | jq -r "$1"; }
+touch "$D/stall"
+ctl update install "$D/by-rel1.obundle" >"$D/install.out" 2>&1 &
+IPID=$!
+stalled() { grep -q "failpoint: install stalled while $D/stall exists" "$N/agent.log"; }
+check "a bundle by release signer 1 (v2 trusts it) is being installed" wait_for "$T" stalled
 stop_controller
 start_controller v3.json cmd2
-check "the node takes v3 (2 of 3 roots)" wait_for "$T" applied 3
+check "the node takes v3 (2 of 3 roots) meanwhile" wait_for "$T" applied 3
+rm -f "$D/stall"
+wait "$IPID"
+rc=$?
+[ "$rc" != 0 ] && grep -q "not armed: checked again before arming.*revoked key" "$D/install.out" &&
+        pass "the install is not armed: its signer was revoked while it ran: $(head -c 300 "$D/install.out")" ||
+        fail "an install whose signer was revoked meanwhile" "exit $rc: $(cat "$D/install.out")"
+[ "$(ust .phase)" = failed ] && pass "the update failed" || fail "the phase" "$(ust .phase)"
+"$TOOL" --kind file --path "$N/boot.json" state | grep -q "B_tries_left=0" &&
+        pass "slot B is not bootable: $("$TOOL" --kind file --path "$N/boot.json" state | tr '\n' ' ')" ||
+        fail "slot B after the refusal" "$("$TOOL" --kind file --path "$N/boot.json" state | tr '\n' ' ')"
 out=$(ctl update install "$D/by-rel1.obundle" 2>&1) && fail "a bundle by the revoked release signer 1" "$out" || {
         grep -q "revoked key" <<<"$out" && pass "a bundle by the revoked release signer 1 is refused: ${out%%$'\n'*}" ||
                 fail "by-rel1's refusal" "$out"; }
-check "slot B untouched" test ! -s "$N/slots/b"
 out=$(ctl update install "$D/by-rel2.obundle" 2>&1) && pass "a bundle by release signer 2 (same CA) installs" ||
         fail "by-rel2" "$out"
 check "slot B holds it" cmp -s "$N/slots/b" v2.img
@@ -253,7 +270,6 @@ stop_agent
 BOOTED=$("$TOOL" --kind file --path "$N/boot.json" simulate-boot "$N/cmdline") && [ "$BOOTED" = B ] ||
         bail "the simulated boot did not pick slot B: $BOOTED"
 start_agent
-ust() { ctl update status --json | jq -r "$1"; }
 phase_is() { [ "$(ust .phase)" = "$1" ]; }
 check "on trial in slot B" wait_for "$T" phase_is trial
 ctl update mark-good >/dev/null || fail "mark-good"

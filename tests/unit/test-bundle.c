@@ -513,6 +513,31 @@ static void test_expired_signer(void **state) {
                 "signer certificate \"CN=expired signer\" expired on 2020-01-31 00:00:00 UTC");
 }
 
+/* An open bundle is checked again before a slot is armed: a signer revoked since is refused. */
+static void test_recheck_after_revocation(void **state) {
+        struct fixture *f = *state;
+        struct bundle_verify_options o = options(f);
+        struct bundle *b = NULL;
+        char *reason = NULL, *text = NULL;
+        size_t len;
+        assert_int_equal(bundle_open(f->path[GOOD], &o, &b, &reason), 0);
+        assert_int_equal(bundle_recheck_signature(b, f->keyring, o.now, false, &reason), 0);
+        assert_int_equal(read_file_bounded(f->path[SIGNER_CERT], 65536, &text, &len), 0);
+        uint8_t key[32];
+        assert_int_equal(signature_key_fingerprint(text, len, key, NULL), 0);
+        free(text);
+        struct signature_keyring *kr = keyring_of(f->path[CA_CERT]);
+        assert_int_equal(signature_keyring_revoke(kr, key), 0);
+        assert_int_equal(bundle_recheck_signature(b, kr, o.now, false, &reason), -EKEYREVOKED);
+        assert_non_null(strstr(reason, "holds a revoked key"));
+        free(reason);
+        reason = NULL;
+        assert_int_equal(bundle_recheck_signature(b, f->other_keyring, o.now, false, &reason), -EKEYREJECTED);
+        free(reason);
+        signature_keyring_free(kr);
+        bundle_close(b);
+}
+
 static void test_policy(void **state) {
         struct fixture *f = *state;
         struct bundle_verify_options o = options(f);
@@ -713,6 +738,7 @@ int main(void) {
                 cmocka_unit_test(test_tampered_manifest),
                 cmocka_unit_test(test_wrong_key),
                 cmocka_unit_test(test_expired_signer),
+                cmocka_unit_test(test_recheck_after_revocation),
                 cmocka_unit_test(test_policy),
                 cmocka_unit_test(test_hostile_structure),
                 cmocka_unit_test(test_truncated),
