@@ -285,9 +285,22 @@ static int count_signers(json_t *sigs, const char *signed_text, size_t signed_le
                 json_t *s = json_array_get(sigs, i);
                 struct signature_info info;
                 _cleanup_free_ char *reason = NULL;
-                r = signature_verify_at_least(SIGNATURE_FOR_TRUST, signed_text, signed_len,
-                                              json_string_value(s), json_string_length(s), kr,
-                                              now, &info, &reason);
+                /* Who signed, read before anything is verified: a signer that is no root of
+                 * the set costs a parse, not a chain check and an ECDSA verification (a
+                 * hostile controller's document full of signatures holds the loop less). */
+                r = signature_describe(json_string_value(s), json_string_length(s), &info, &reason);
+                if (r >= 0 && !has_key(keys, n_keys, info.key_sha256)) {
+                        r = -EKEYREJECTED;
+                        free(reason);
+                        reason = NULL;
+                        if (message_set(&reason, r, "signed by \"%s\", which is not a root of this set",
+                                        info.signer) == -ENOMEM)
+                                return -ENOMEM;
+                }
+                if (r >= 0)
+                        r = signature_verify_at_least(SIGNATURE_FOR_TRUST, signed_text, signed_len,
+                                                      json_string_value(s), json_string_length(s), kr,
+                                                      now, &info, &reason);
                 if (r >= 0 && !has_key(keys, n_keys, info.key_sha256)) {
                         r = -EKEYREJECTED;
                         free(reason);
@@ -325,6 +338,26 @@ int trust_parse(const char *text, size_t len, enum trust_check check, const stru
         const char *signed_text = json_string_value(signed_v);
         size_t signed_len = json_string_length(signed_v);
         json_t *sigs = json_object_get(root, "signatures");
+
+        /* An update must carry the threshold of the roots in force: counted first, before the
+         * document's certificates are parsed (what a hostile controller can make cost most),
+         * validity not judged yet (a floor reset in the document may change the time). */
+        if (check == TRUST_CHECK_UPDATE) {
+                size_t n = 0;
+                _cleanup_free_ char *why = NULL;
+                r = count_signers(sigs, signed_text, signed_len, current->roots_pem, current->roots_pem_len,
+                                  current->root_keys, current->n_roots, NULL, current, SIGNATURE_NOW_UNKNOWN,
+                                  &n, &why);
+                if (r == -ENOMEM)
+                        return r;
+                if (r >= 0 && (int64_t)n < current->threshold)
+                        return message_set(ret_reason, -EKEYREJECTED,
+                                           "trust document v%" PRId64 ": %zu good signature%s of "
+                                           "the roots in force (v%" PRId64 "), %" PRId64 " needed%s%s",
+                                           trust_peek_version(text, len), n, n == 1 ? "" : "s",
+                                           current->version, current->threshold, why ? "; " : "",
+                                           why ? why : "");
+        }
 
         struct trust *t = calloc(1, sizeof(*t));
         if (!t)

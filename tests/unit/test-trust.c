@@ -497,7 +497,7 @@ static void test_threshold(void **state) {
         refuse(same_twice, TRUST_CHECK_SELF, NULL, T, -EKEYREJECTED,
                "1 good signature of its own roots, 2 needed");
         refuse(outsider, TRUST_CHECK_SELF, NULL, T, -EKEYREJECTED,
-               "signature 1: signer \"CN=root 4\"");
+               "signature 1: signed by \"CN=root 4\", which is not a root of this set");
         refuse(none, TRUST_CHECK_SELF, NULL, T, -EKEYREJECTED, "0 good signatures");
         /* a signature over other bytes does not count */
         json_t *j = json_loads(two, 0, NULL);
