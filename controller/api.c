@@ -23,16 +23,52 @@ bool api_route_is_node(enum api_route r) {
         return r == API_ROUTE_SYNC || r == API_ROUTE_BUNDLE_DOWNLOAD || r == API_ROUTE_NODE_CERTIFICATE;
 }
 
+static const char *const role_names[] = {
+        [API_ROLE_NONE] = "none",
+        [API_ROLE_VIEWER] = "viewer",
+        [API_ROLE_OPERATOR] = "operator",
+        [API_ROLE_RELEASE_MANAGER] = "release-manager",
+};
+
 const char *api_role_to_string(enum api_role r) {
-        return r == API_ROLE_OPERATOR ? "operator" : r == API_ROLE_VIEWER ? "viewer" : "none";
+        return (size_t) r < ELEMENTSOF(role_names) ? role_names[r] : "none";
 }
 
-bool api_role_allows(enum api_role role, enum api_route route, const char *method) {
-        if (route == API_ROUTE_WEB)
-                return true;
-        if (role == API_ROLE_OPERATOR)
-                return true;
-        return role == API_ROLE_VIEWER && (streq(method, "GET") || streq(method, "HEAD"));
+enum api_role api_role_from_string(const char *s) {
+        for (size_t i = API_ROLE_VIEWER; s && i < ELEMENTSOF(role_names); i++)
+                if (streq(s, role_names[i]))
+                        return (enum api_role) i;
+        return API_ROLE_NONE;
+}
+
+enum api_role api_role_needed(const struct api_match *m, const char *method) {
+        if (m->route == API_ROUTE_WEB)
+                return API_ROLE_NONE;
+        if (streq(method, "GET") || streq(method, "HEAD"))
+                return API_ROLE_VIEWER;
+        switch (m->route) {
+        case API_ROUTE_BUNDLES: /* upload: what nodes may install */
+        case API_ROUTE_ROLLOUTS: /* create: which nodes install it, in what order */
+                return API_ROLE_RELEASE_MANAGER;
+        case API_ROUTE_ROLLOUT_VERB:
+                /* start sets a release going; pause, resume and abort steer one under way */
+                return streq(m->verb, "start") ? API_ROLE_RELEASE_MANAGER : API_ROLE_OPERATOR;
+        default:
+                /* commands: the action is in the body (api_role_needed_for_action) */
+                return API_ROLE_OPERATOR;
+        }
+}
+
+enum api_role api_role_needed_for_action(const char *action) {
+        /* what a node installs or commits is a release's; a rollback is bounded by the
+         * release's rollback_floor on the node, so an operator may ask for it */
+        if (action && (streq(action, "update.install") || streq(action, "update.mark-good")))
+                return API_ROLE_RELEASE_MANAGER;
+        return API_ROLE_OPERATOR;
+}
+
+bool api_role_allows(enum api_role role, const struct api_match *m, const char *method) {
+        return role >= api_role_needed(m, method);
 }
 
 /* A dashboard file name: [a-z0-9-] words joined by single dots, no slash, no leading dot. */

@@ -60,19 +60,33 @@ int api_route_match(const char *method, const char *path, struct api_match *ret)
 bool api_route_is_node(enum api_route r);
 
 /*
- * Roles on the operator API: an operator (the operator CA's client certificate, or the
- * operator bearer token) may do everything; a viewer (the viewer bearer token) may only
- * read: GET and HEAD requests. The dashboard's static files need no role: they hold no
- * data, every request they make carries the role's token.
+ * Roles on the operator API (docs/security.md, "Operators"), each holding the one before:
+ * - a viewer may only read: GET and HEAD requests;
+ * - an operator may also change how the fleet runs: commands to nodes, contact plans,
+ *   groups, renewal leave, and a rollout's pause, resume and abort (an abort's rollbacks stay
+ *   above the floor the release key signed);
+ * - a release manager may also put software on the fleet: upload bundles, create and start
+ *   rollouts, and send update.install and update.mark-good.
+ * Bearer tokens get their role from the option that names their file; operator CA client
+ * certificates from their subject's organizational unit (OU=viewer, operator or
+ * release-manager; none of these: operator). The dashboard's static files need no role:
+ * they hold no data, every request they make carries the role's credential.
  */
 enum api_role {
         API_ROLE_NONE,
         API_ROLE_VIEWER,
         API_ROLE_OPERATOR,
+        API_ROLE_RELEASE_MANAGER,
 };
 const char *api_role_to_string(enum api_role r);
-/* Pure: may this role make this request (method on a matched operator route)? */
-bool api_role_allows(enum api_role role, enum api_route route, const char *method);
+/* Pure: the role an OU names, API_ROLE_NONE for any other text. */
+enum api_role api_role_from_string(const char *s);
+/* Pure: the least role that may make this request (method on a matched operator route). */
+enum api_role api_role_needed(const struct api_match *m, const char *method);
+/* Pure: the least role that may send this command action to a node. */
+enum api_role api_role_needed_for_action(const char *action);
+/* Pure: may this role make this request? */
+bool api_role_allows(enum api_role role, const struct api_match *m, const char *method);
 
 /* Pure: the id rule shared by nodes and bundles (1-max of A-Z a-z 0-9 . _ -, not . or - first). */
 bool api_id_is_valid(const char *s, size_t max);

@@ -33,6 +33,8 @@ static void help(void) {
                "        [--max-connections-per-ip N]  from one address (64; a ground station may NAT many nodes)\n"
                "        [--max-syncs-per-minute N] per node, on average (600; 0: no bound), at once up to\n"
                "        [--sync-burst N]          (60): past them a node's sync is answered 429 and Retry-After\n"
+               "        [--request-deadline SEC]  a connection with no authorized request by then\n"
+               "                                  closes (60; 0: never)\n"
                "        [--timeout SEC]           idle connections close after it (150); keep it\n"
                "                                  above the nodes' poll interval: one TLS connection a pass\n"
                "        [--tls-tickets]           TLS 1.3 session tickets (off: they cost bytes)\n"
@@ -43,6 +45,8 @@ static void help(void) {
                "        [--max-records-per-node N] records kept per node (100000; 0: no bound)\n"
                "        [--pass-gap DURATION]     syncs of a node closer than this are one pass (5m)\n"
                "        [--viewer-token-file FILE] a bearer token that may only read\n"
+               "        [--release-token-file FILE] a bearer token that may also upload bundles and\n"
+               "                                  start rollouts (the operator token may not)\n"
                "        [--web-dir DIR]           the dashboard's files (default " WEBDIR ")\n"
                "        [--zstd-dictionary FILE]  the nodes' link.zstd_dictionary (scripts/zstd-dictionary.sh)\n"
                "        [--no-zstd]               plain sync bodies only, as a controller before zstd\n"
@@ -97,7 +101,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_SYNCS, ARG_SYNC_BURST, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION,
                 ARG_TLS_TICKETS, ARG_TLS_SESSION_CACHE, ARG_PORT_FILE,
                 ARG_LOG_LEVEL, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
-                ARG_ZSTD_DICTIONARY, ARG_NODE_CA_KEY, ARG_NODE_CERT_DAYS,
+                ARG_ZSTD_DICTIONARY, ARG_NODE_CA_KEY, ARG_NODE_CERT_DAYS, ARG_RELEASE_TOKEN_FILE, ARG_REQUEST_DEADLINE,
         };
         static const struct option options[] = {
                 {"listen", required_argument, NULL, ARG_LISTEN},
@@ -121,6 +125,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"sync-burst", required_argument, NULL, ARG_SYNC_BURST},
                 {"max-records-per-node", required_argument, NULL, ARG_MAX_RECORDS},
                 {"timeout", required_argument, NULL, ARG_TIMEOUT},
+                {"request-deadline", required_argument, NULL, ARG_REQUEST_DEADLINE},
                 {"idle-timeout", required_argument, NULL, ARG_TIMEOUT},
                 {"tcp-congestion", required_argument, NULL, ARG_TCP_CONGESTION},
                 {"tls-tickets", no_argument, NULL, ARG_TLS_TICKETS},
@@ -130,6 +135,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"retain-records", required_argument, NULL, ARG_RETAIN},
                 {"pass-gap", required_argument, NULL, ARG_PASS_GAP},
                 {"viewer-token-file", required_argument, NULL, ARG_VIEWER_TOKEN_FILE},
+                {"release-token-file", required_argument, NULL, ARG_RELEASE_TOKEN_FILE},
                 {"web-dir", required_argument, NULL, ARG_WEB_DIR},
                 {"no-zstd", no_argument, NULL, ARG_NO_ZSTD},
                 {"zstd-dictionary", required_argument, NULL, ARG_ZSTD_DICTIONARY},
@@ -143,6 +149,8 @@ static int cmd_serve(int argc, char *argv[]) {
                 .max_connections_per_ip = 64,
                 .max_syncs_per_minute = 600,
                 .sync_burst = 60,
+                .request_deadline_sec = 60, /* a TLS handshake and a request's headers on the
+                                             * slowest link (docs/protocol.md), with margin */
                 .timeout_sec = 150, /* above the agents' 60 s poll, with margin for a slow answer */
                 .retain_records_sec = 30 * 86400,
                 .max_records_per_node = STORE_RECORD_QUOTA_DEFAULT,
@@ -231,6 +239,7 @@ static int cmd_serve(int argc, char *argv[]) {
                         break;
                 }
                 case ARG_VIEWER_TOKEN_FILE: c.viewer_token_file = optarg; break;
+                case ARG_RELEASE_TOKEN_FILE: c.release_token_file = optarg; break;
                 case ARG_WEB_DIR: c.web_dir = optarg; break;
                 case ARG_NO_ZSTD: c.no_zstd = true; break;
                 case ARG_ZSTD_DICTIONARY: c.zstd_dictionary = optarg; break;
@@ -244,6 +253,11 @@ static int cmd_serve(int argc, char *argv[]) {
                                 return EXIT_USAGE;
                         }
                         c.tcp_congestion = optarg;
+                        break;
+                case ARG_REQUEST_DEADLINE:
+                        if (parse_unsigned("--request-deadline", optarg, 0, 3600, &v) < 0)
+                                return EXIT_USAGE;
+                        c.request_deadline_sec = (unsigned) v;
                         break;
                 case ARG_TIMEOUT:
                         if (parse_unsigned("--timeout", optarg, 1, 3600, &v) < 0)

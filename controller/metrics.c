@@ -149,6 +149,11 @@ int metrics_render(json_t *snapshot, const struct metrics_counters *c, char **re
         family(&o, "orbit_controller_connections_total", "counter",
                "Connections accepted since the controller started (a node keeps one per pass).");
         sample(&o, "orbit_controller_connections_total", (double) c->connections, NULL);
+        family(&o, "orbit_controller_connections_shed_total", "counter",
+               "Connections closed before any authorized request on them: to make room for a newcomer "
+               "(full), or past --request-deadline (deadline).");
+        sample(&o, "orbit_controller_connections_shed_total", (double) c->shed_full, "reason", "full", NULL);
+        sample(&o, "orbit_controller_connections_shed_total", (double) c->shed_deadline, "reason", "deadline", NULL);
         family(&o, "orbit_controller_tls_resumed_total", "counter",
                "Of those, TLS sessions resumed from a session ticket (no certificate exchange).");
         sample(&o, "orbit_controller_tls_resumed_total", (double) c->tls_resumed, NULL);

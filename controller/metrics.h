@@ -16,6 +16,8 @@ struct metrics_counters {
         uint64_t connections;         /* TCP connections accepted */
         uint64_t tls_resumed;         /* of them, TLS sessions resumed from a ticket */
         uint64_t syncs_limited;       /* syncs answered 429: the node synced too often */
+        uint64_t shed_full;           /* connections closed unauthenticated to make room */
+        uint64_t shed_deadline;       /* ... past the request deadline */
 };
 
 /*

@@ -41,6 +41,7 @@
 #include "controller/server.h"
 #include "controller/tls-cache.h"
 #include "controller/node-rate.h"
+#include "controller/conn-guard.h"
 #include "controller/node-takes.h"
 #include "controller/node-cert.h"
 #include "lib/sha256.h"
@@ -55,10 +56,11 @@ struct server {
         const struct server_config *config;
         struct store *store;
         char bundles_dir[4096];
-        char *token; /* NULL: no token auth */
-        size_t token_len;
-        char *viewer_token; /* NULL: no viewer role */
-        size_t viewer_token_len;
+        /* the bearer tokens, by the role each gives; text NULL: none for that role */
+        struct {
+                char *text;
+                size_t len;
+        } tokens[API_ROLE_RELEASE_MANAGER + 1];
         struct metrics_counters counters;
         struct store *tick_store; /* the main thread's own connection, for the rollout tick */
         gnutls_x509_trust_list_t node_trust, operator_trust;
@@ -77,6 +79,10 @@ struct server {
         /* what each node said it takes (docs/protocol.md, "Format 2") */
         struct node_takes_table node_takes;
         pthread_mutex_t node_takes_lock;
+        /* the open connections, for shedding unauthenticated ones (conn-guard.h): the server's
+         * thread adds, trusts and removes; the main thread closes those past the deadline */
+        struct conn_guard conn_guard;
+        pthread_mutex_t conn_guard_lock;
 };
 
 enum peer_kind {
@@ -108,10 +114,17 @@ struct request {
         char peer_serial[NODE_CERT_SERIAL_MAX + 1]; /* of the client certificate, hex */
         int64_t peer_not_after;
         enum peer_kind peer;
+        enum api_role peer_cert_role; /* what an operator certificate's OU names */
         enum api_role role;
         const char *method; /* MHD's, valid for the request's life */
         const char *url;    /* the same */
 };
+
+static int64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int64_t now_sec(void) {
         return (int64_t) time(NULL);
@@ -249,6 +262,31 @@ static bool chain_verifies_but_expiry(gnutls_x509_trust_list_t tl, gnutls_x509_c
  * into req. A chain of the node CA refused only because its leaf expired (before now) is
  * PEER_NODE_EXPIRED.
  */
+/*
+ * The role an operator certificate's subject names in its OU (api.h): API_ROLE_OPERATOR
+ * when no OU names one, API_ROLE_NONE when two OUs name different roles.
+ */
+static enum api_role cert_role(gnutls_x509_crt_t crt) {
+        enum api_role role = API_ROLE_NONE;
+        for (unsigned i = 0; i < 16; i++) {
+                char ou[64];
+                size_t size = sizeof(ou);
+                int r = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_ORGANIZATIONAL_UNIT_NAME, i, 0, ou,
+                                                      &size);
+                if (r == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+                        break;
+                if (r < 0 || strlen(ou) != size)
+                        continue; /* too long for a role name, or with a NUL in it */
+                enum api_role named = api_role_from_string(ou);
+                if (named == API_ROLE_NONE)
+                        continue; /* a team's name, say */
+                if (role != API_ROLE_NONE && role != named)
+                        return API_ROLE_NONE;
+                role = named;
+        }
+        return role == API_ROLE_NONE ? API_ROLE_OPERATOR : role;
+}
+
 static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *conn, struct request *req) {
         char *cn = req->peer_cn;
         size_t cn_size = sizeof(req->peer_cn);
@@ -296,6 +334,7 @@ static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *c
                         snprintf(req->peer_serial + 2 * (i - skip), 3, "%02x", serial[i]);
         }
         req->peer_not_after = (int64_t) gnutls_x509_crt_get_expiration_time(chain[0]);
+        req->peer_cert_role = cert_role(chain[0]);
         if (!verified) {
                 if ((status & GNUTLS_CERT_EXPIRED) && req->peer_not_after < now_sec() &&
                     !(status & ~(GNUTLS_CERT_INVALID | GNUTLS_CERT_EXPIRED)) &&
@@ -317,6 +356,40 @@ out:
                 if (chain[i])
                         gnutls_x509_crt_deinit(chain[i]);
         return kind;
+}
+
+
+static enum MHD_Result refuse_role(struct MHD_Connection *conn, const struct request *req, enum api_role needed,
+                                   const char *what) {
+        return respond_error(conn, 403, "%s needs the %s role; %s has the %s role", what,
+                             api_role_to_string(needed),
+                             req->peer == PEER_OPERATOR ? "this certificate" : "this token",
+                             api_role_to_string(req->role));
+}
+
+/* The bearer token's role into req->role: 0, or the refusal queued (as authorize). */
+static int token_role(struct server *srv, struct MHD_Connection *conn, struct request *req,
+                      enum MHD_Result *ret) {
+        const char *token =
+                api_bearer_token(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_AUTHORIZATION));
+        if (!token) {
+                *ret = respond_error(conn, 401,
+                                     "operator credentials required: a bearer token or an "
+                                     "operator client certificate");
+                return 1;
+        }
+        size_t len = strnlen(token, API_TOKEN_MAX + 1);
+        /* All compared, whichever matches: the time says nothing about which role it is. */
+        req->role = API_ROLE_NONE;
+        for (size_t i = 0; i < ELEMENTSOF(srv->tokens); i++)
+                if (srv->tokens[i].text && api_secret_equal(token, len, srv->tokens[i].text, srv->tokens[i].len))
+                        req->role = (enum api_role) i;
+        if (req->role == API_ROLE_NONE) {
+                *ret = respond_error(conn, 403, "the bearer token is not valid");
+                return 1;
+        }
+        return 0;
 }
 
 /*
@@ -379,34 +452,28 @@ static int authorize(struct server *srv, struct MHD_Connection *conn, struct req
                 return 1;
         }
         if (req->peer == PEER_OPERATOR) {
-                req->role = API_ROLE_OPERATOR;
-                return 0;
+                req->role = req->peer_cert_role;
+                if (req->role == API_ROLE_NONE) {
+                        *ret = respond_error(conn, 403,
+                                             "the operator certificate of \"%s\" names two roles in its OU",
+                                             req->peer_cn);
+                        return 1;
+                }
+        } else {
+                int r = token_role(srv, conn, req, ret);
+                if (r != 0)
+                        return r;
         }
-        const char *token =
-                api_bearer_token(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                             MHD_HTTP_HEADER_AUTHORIZATION));
-        if (!token) {
-                *ret = respond_error(conn, 401,
-                                     "operator credentials required: a bearer token or an "
-                                     "operator client certificate");
-                return 1;
-        }
-        size_t len = strnlen(token, API_TOKEN_MAX + 1);
-        /* Both compared, whichever matches: the time says nothing about which role it is. */
-        bool is_operator = srv->token && api_secret_equal(token, len, srv->token, srv->token_len);
-        bool is_viewer = srv->viewer_token && api_secret_equal(token, len, srv->viewer_token,
-                                                               srv->viewer_token_len);
-        if (!is_operator && !is_viewer) {
-                *ret = respond_error(conn, 403, "the bearer token is not valid");
-                return 1;
-        }
-        req->role = is_operator ? API_ROLE_OPERATOR : API_ROLE_VIEWER;
-        if (!api_role_allows(req->role, route, req->method)) {
-                *ret = respond_error(conn, 403, "the viewer role may only read (GET)");
+        enum api_role needed = api_role_needed(&req->match, req->method);
+        if (req->role < needed) {
+                char what[600];
+                snprintf(what, sizeof(what), "%s %.500s", req->method, req->url ? req->url : "?");
+                *ret = refuse_role(conn, req, needed, what);
                 return 1;
         }
         return 0;
 }
+
 
 /* ---- handlers ----------------------------------------------------------------------- */
 
@@ -859,6 +926,12 @@ static enum MHD_Result handle_command_post(struct server *srv, struct MHD_Connec
                 return MHD_NO;
         if (r < 0)
                 return respond_error(conn, 400, "%s", message ? message : "invalid command");
+        enum api_role needed = api_role_needed_for_action(cr.action);
+        if (req->role < needed) {
+                enum MHD_Result ret = refuse_role(conn, req, needed, cr.action);
+                command_request_done(&cr);
+                return ret;
+        }
         if (streq(cr.action, "update.install") && json_is_string(json_object_get(cr.params, "bundle_id"))) {
                 struct store_bundle b;
                 const char *id = json_string_value(json_object_get(cr.params, "bundle_id"));
@@ -1347,6 +1420,65 @@ static int upload_start(struct server *srv, struct request *req) {
         return 0;
 }
 
+/*
+ * Shedding closes a connection by shutting its socket down, under the guard's lock: the
+ * server's thread sees the end and closes it as any other, and the descriptor cannot be
+ * another connection's yet, since the close notification (guard_remove) takes the lock
+ * before libmicrohttpd closes the descriptor.
+ */
+static void guard_add(struct server *srv, struct MHD_Connection *conn, void **socket_context) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn_track *t = ci ? calloc(1, sizeof(*t)) : NULL;
+        if (!t)
+                return; /* untracked: only the idle timeout and the hard limit bound it */
+        t->fd = ci->connect_fd;
+        t->started_usec = now_usec();
+        pthread_mutex_lock(&srv->conn_guard_lock);
+        int victim = conn_guard_add(&srv->conn_guard, t);
+        if (victim >= 0) {
+                (void) shutdown(victim, SHUT_RDWR);
+                srv->counters.shed_full++;
+        }
+        pthread_mutex_unlock(&srv->conn_guard_lock);
+        *socket_context = t;
+}
+
+static void guard_remove(struct server *srv, void **socket_context) {
+        struct conn_track *t = *socket_context;
+        if (!t)
+                return;
+        pthread_mutex_lock(&srv->conn_guard_lock);
+        conn_guard_remove(&srv->conn_guard, t);
+        pthread_mutex_unlock(&srv->conn_guard_lock);
+        free(t);
+        *socket_context = NULL;
+}
+
+/* A request on conn was authorized: only the idle timeout closes it from now on. */
+static void guard_trust(struct server *srv, struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct conn_track *t = ci ? ci->socket_context : NULL;
+        if (!t || t->trusted)
+                return;
+        pthread_mutex_lock(&srv->conn_guard_lock);
+        conn_guard_trust(&srv->conn_guard, t);
+        pthread_mutex_unlock(&srv->conn_guard_lock);
+}
+
+/* From the main thread: close the connections past --request-deadline. */
+static void guard_expire(struct server *srv) {
+        int fds[256];
+        size_t n;
+        do {
+                pthread_mutex_lock(&srv->conn_guard_lock);
+                n = conn_guard_expired(&srv->conn_guard, now_usec(), fds, ELEMENTSOF(fds));
+                for (size_t i = 0; i < n; i++)
+                        (void) shutdown(fds[i], SHUT_RDWR);
+                pthread_mutex_unlock(&srv->conn_guard_lock);
+                __atomic_fetch_add(&srv->counters.shed_deadline, n, __ATOMIC_RELAXED);
+        } while (n == ELEMENTSOF(fds));
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -1372,6 +1504,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 enum MHD_Result ret;
                 if (authorize(srv, conn, req, &ret))
                         return ret;
+                if (req->match.route != API_ROUTE_WEB)
+                        guard_trust(srv, conn);
 
                 bool upload = is_upload(req, method);
                 req->body_max = req->match.route == API_ROUTE_SYNC ? SYNC_BODY_MAX
@@ -1568,6 +1702,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         gnutls_session_t session = ci ? (gnutls_session_t) ci->tls_session : NULL;
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
                 srv->counters.connections++;
+                guard_add(srv, conn, socket_context);
                 if (session && srv->ticket_key.data &&
                     gnutls_session_ticket_enable_server(session, &srv->ticket_key) < 0)
                         log_debug("cannot enable TLS session tickets on a connection");
@@ -1581,6 +1716,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
                 if (session && gnutls_session_is_resumed(session))
                         srv->counters.tls_resumed++;
+                guard_remove(srv, socket_context);
         }
 }
 
@@ -1652,12 +1788,11 @@ static void server_done(struct server *srv) {
         node_rate_done(&srv->node_rate);
         node_ca_free(srv->node_ca);
         body_dictionary_free(srv->dictionary);
-        if (srv->token)
-                explicit_bzero(srv->token, srv->token_len);
-        free(srv->token);
-        if (srv->viewer_token)
-                explicit_bzero(srv->viewer_token, srv->viewer_token_len);
-        free(srv->viewer_token);
+        for (size_t i = 0; i < ELEMENTSOF(srv->tokens); i++) {
+                if (srv->tokens[i].text)
+                        explicit_bzero(srv->tokens[i].text, srv->tokens[i].len);
+                free(srv->tokens[i].text);
+        }
         tls_cache_done(&srv->tls_cache);
         node_takes_done(&srv->node_takes);
         if (srv->ticket_key.data) {
@@ -1709,7 +1844,8 @@ static void retention_run(const char *db_path, int64_t retain_sec) {
 
 int server_run(const struct server_config *c) {
         struct server srv = {.config = c, .tls_cache_lock = PTHREAD_MUTEX_INITIALIZER,
-                             .node_takes_lock = PTHREAD_MUTEX_INITIALIZER};
+                             .node_takes_lock = PTHREAD_MUTEX_INITIALIZER,
+                             .conn_guard_lock = PTHREAD_MUTEX_INITIALIZER};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *node_pem = NULL,
                             *operator_pem = NULL, *reason = NULL;
         char db_path[4200];
@@ -1750,16 +1886,25 @@ int server_run(const struct server_config *c) {
                          "(not after %s)", c->node_cert_days, when);
         } else
                 log_info("node certificate renewal is off: no --node-ca-key");
-        if (c->operator_token_file &&
-            (r = load_token(c->operator_token_file, &srv.token, &srv.token_len)) < 0)
-                goto out;
-        if (c->viewer_token_file &&
-            (r = load_token(c->viewer_token_file, &srv.viewer_token, &srv.viewer_token_len)) < 0)
-                goto out;
-        if (srv.token && srv.viewer_token &&
-            api_secret_equal(srv.token, srv.token_len, srv.viewer_token, srv.viewer_token_len)) {
-                r = log_error_errno(EINVAL, "the viewer token must differ from the operator token");
-                goto out;
+        {
+                const char *files[ELEMENTSOF(srv.tokens)] = {
+                        [API_ROLE_VIEWER] = c->viewer_token_file,
+                        [API_ROLE_OPERATOR] = c->operator_token_file,
+                        [API_ROLE_RELEASE_MANAGER] = c->release_token_file,
+                };
+                for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                        if (files[i] && (r = load_token(files[i], &srv.tokens[i].text, &srv.tokens[i].len)) < 0)
+                                goto out;
+                        for (size_t j = 0; files[i] && j < i; j++)
+                                if (srv.tokens[j].text && api_secret_equal(srv.tokens[i].text, srv.tokens[i].len,
+                                                                           srv.tokens[j].text, srv.tokens[j].len)) {
+                                        r = log_error_errno(EINVAL, "the %s token (%s) is the %s token (%s): "
+                                                            "one token, one role",
+                                                            api_role_to_string((enum api_role) i), files[i],
+                                                            api_role_to_string((enum api_role) j), files[j]);
+                                        goto out;
+                                }
+                }
         }
         if (c->zstd_dictionary && !c->no_zstd) {
                 _cleanup_free_ char *why = NULL;
@@ -1897,6 +2042,17 @@ int server_run(const struct server_config *c) {
                 }
         }
         unsigned max_per_ip = c->max_connections_per_ip < max_conn ? c->max_connections_per_ip : max_conn;
+        /* a sixteenth of the house kept free: a newcomer finds room while unauthenticated
+         * connections are shed to make it (conn-guard.h) */
+        unsigned soft_limit = max_conn - max_conn / 16;
+        conn_guard_init(&srv.conn_guard, soft_limit, (int64_t) c->request_deadline_sec * 1000000);
+        if (c->request_deadline_sec)
+                log_info("connections: %u at once, %u per address; unauthenticated ones shed past %u, "
+                         "and closed %u s after they opened unless a request on them was authorized",
+                         max_conn, max_per_ip, soft_limit, c->request_deadline_sec);
+        else
+                log_info("connections: %u at once, %u per address; unauthenticated ones shed past %u "
+                         "(no request deadline)", max_conn, max_per_ip, soft_limit);
 
         /* No Date header: 37 bytes of every answer, which no node reads (server_time is in
          * the sync answer's body); RFC 9110 6.6.1 makes it optional. */
@@ -1938,16 +2094,22 @@ int server_run(const struct server_config *c) {
         if (c->retain_records_sec > 0)
                 log_info("records are kept %" PRId64 " s (critical and update.* ones for ever)", c->retain_records_sec);
         time_t next_retention = time(NULL) + retention_interval(c->retain_records_sec);
+        int64_t next_tick = now_usec() + ROLLOUT_TICK_SEC * 1000000LL;
         for (;;) {
                 /* Between signals, on connections of their own: the rollout tick moves time
                  * gates of rollouts no member of which syncs; retention deletes in short
-                 * batches, so a sync waits at most one batch for the database. */
-                struct timespec wait = {.tv_sec = ROLLOUT_TICK_SEC};
+                 * batches, so a sync waits at most one batch for the database. Every second,
+                 * connections past the request deadline are closed. */
+                struct timespec wait = {.tv_sec = 1};
                 sig = sigtimedwait(&mask, NULL, &wait);
                 if (sig > 0)
                         break;
                 if (sig < 0 && errno != EAGAIN && errno != EINTR)
                         continue;
+                guard_expire(&srv);
+                if (now_usec() < next_tick)
+                        continue;
+                next_tick = now_usec() + ROLLOUT_TICK_SEC * 1000000LL;
                 r = store_rollouts_tick(srv.tick_store, now_sec());
                 if (r < 0)
                         log_warning("rollout tick: %s", strerror(-r));

@@ -24,6 +24,8 @@ struct server_config {
         unsigned max_connections_per_ip; /* from one client address */
         unsigned max_syncs_per_minute;   /* per node, on average (0: no bound) ... */
         unsigned sync_burst;             /* ... and at once: past them, 429 (#18 item 7) */
+        unsigned request_deadline_sec; /* a connection with no authorized request is closed this
+                                        * long after it opened (conn-guard.h); 0: never */
         unsigned timeout_sec;       /* idle connection timeout: above the nodes' in-pass cadence
                                      * (poll_interval_sec), so a pass is one TLS connection */
         bool tls_tickets;           /* issue TLS 1.3 session tickets (docs/protocol.md: they
@@ -36,6 +38,7 @@ struct server_config {
         int64_t max_records_per_node; /* records kept per node, oldest droppable ones go first; 0: no bound */
         int64_t pass_gap_sec;       /* a node's syncs closer than this are one pass */
         const char *viewer_token_file; /* optional: a bearer token that may only read */
+        const char *release_token_file; /* optional: the release manager's bearer token (api.h) */
         const char *web_dir;        /* the dashboard's static files */
         bool no_zstd;               /* take and send plain sync bodies only, as before zstd */
         const char *zstd_dictionary; /* optional: the nodes' link.zstd_dictionary file */

@@ -72,7 +72,7 @@ fleet_start_controller() { # [PORT]
         "$FLEET_BIN/orbit-controller" serve --listen "127.0.0.1:${1:-0}" \
                 --port-file "$FLEET_DIR/port" --data-dir "$FLEET_DIR/controller" \
                 --cert "$K/server.pem" --key "$K/server.key" --node-ca "$K/node-ca.pem" \
-                --operator-token-file "$K/token" --command-key "$K/cmd.key" \
+                --release-token-file "$K/token" --command-key "$K/cmd.key" \
                 --command-cert "$K/cmd.pem" --bundle-keyring "$FLEET_DIR/keys/release-keyring" \
                 --poll-interval "$FLEET_POLL_SEC" --timeout 10 --max-connections 256 \
                 --pass-gap "${FLEET_PASS_GAP:-0}" ${FLEET_CONTROLLER_ARGS:-} \

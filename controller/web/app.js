@@ -280,7 +280,7 @@ async function verb(id, v) {
 }
 
 function rolloutActions(r) {
-  if (!state.me || state.me.role !== "operator")
+  if (!state.me || !["operator", "release-manager"].includes(state.me.role))
     return el("p", { class: "muted", id: "actions" }, "Viewers see rollouts; operators may pause, resume and abort them.");
   const live = ["created", "running", "paused", "halted"].includes(r.state);
   const box = el("div", { class: "actions", id: "actions" },

@@ -36,9 +36,14 @@ keyUsage=critical,digitalSignature
 extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1' &&
         mkcert node-1 node-1 node-ca "$CLIENT_EXT" && mkcert node-2 node-2 node-ca "$CLIENT_EXT" &&
-        mkcert rogue-1 node-1 rogue-ca "$CLIENT_EXT" && mkcert operator alice op-ca "$CLIENT_EXT" ||
+        mkcert rogue-1 node-1 rogue-ca "$CLIENT_EXT" && mkcert operator alice op-ca "$CLIENT_EXT" &&
+        mkcert releaser "bob/OU=release-manager" op-ca "$CLIENT_EXT" &&
+        mkcert watcher "carol/OU=ground team/OU=viewer" op-ca "$CLIENT_EXT" &&
+        mkcert twofold "dave/OU=viewer/OU=release-manager" op-ca "$CLIENT_EXT" ||
         bail "openssl could not make the test certificates"
+# token: the release manager's (it uploads and installs below); op-token: an operator's
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >op-token
 echo "wrong-token-0123456789" >bad-token
 mkdir -p command-keyring bundle-keyring
 "$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
@@ -58,8 +63,9 @@ start_controller() {
         rm -f port
         "$OC" serve --listen 127.0.0.1:0 --port-file "$D/port" --data-dir "$D/data" \
                 --cert server.pem --key server.key --node-ca node-ca.pem --operator-ca op-ca.pem \
-                --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
-                --bundle-keyring bundle-keyring --poll-interval 90 --timeout 10 "$@" >>"$LOG" 2>&1 &
+                --release-token-file token --operator-token-file op-token --command-key cmd.key \
+                --command-cert cmd.pem --bundle-keyring bundle-keyring --poll-interval 90 --timeout 10 "$@" \
+                >>"$LOG" 2>&1 &
         PID=$!
         track_pid "$PID"
         wait_for "$ORBIT_TEST_TIMEOUT" test -s "$D/port" || bail "the controller did not start: $(tail -5 "$LOG")"
@@ -391,6 +397,58 @@ code=$(as_op "$URL/v1/nodes/node-1")
 [ "$code" = 200 ] && [ "$(jq -c '[.health.temp_c, .update.kind]' body)" = '[44,"update.committed"]' ] &&
         pass "retention: the node's last health and update state are not records: kept" || fail "node after retention" "$(cat body)"
 
+# ---- roles (#18 item 6): viewer < operator < release manager -----------------------------------
+as_operator() { "${CURL[@]}" -H "Authorization: Bearer $(cat op-token)" "$@"; }
+as_cert() { local who=$1; shift; "${CURL[@]}" --cert "$who.pem" --key "$who.key" "$@"; }
+code=$(as_operator -X POST --data-binary @/dev/null "$URL/v1/bundles")
+[ "$code" = 403 ] && grep -q 'needs the release-manager role; this token has the operator role' body &&
+        pass "roles: the operator token may not upload a bundle (403, both roles named)" ||
+        fail "roles: operator upload refused" "HTTP $code $(cat body)"
+code=$(as_operator -X POST --data '{"id":"r-op","bundle":"fleet-2024.06","target":"all"}' "$URL/v1/rollouts")
+[ "$code" = 403 ] && pass "roles: nor create a rollout" || fail "roles: operator rollout create refused" "HTTP $code $(cat body)"
+code=$(as_operator -X POST "$URL/v1/rollouts/r-none/start")
+[ "$code" = 403 ] && pass "roles: nor start one" || fail "roles: operator rollout start refused" "HTTP $code $(cat body)"
+code=$(as_operator -X POST "$URL/v1/rollouts/r-none/pause")
+[ "$code" = 404 ] && pass "roles: but may pause one (404 here: there is none)" || fail "roles: operator pause" "HTTP $code $(cat body)"
+for a in update.install update.mark-good; do
+        code=$(as_operator -X POST --data "{\"action\":\"$a\",\"params\":{\"bundle_id\":\"fleet-2024.06\"}}" \
+                "$URL/v1/nodes/node-1/commands")
+        [ "$code" = 403 ] && grep -q "$a needs the release-manager role" body &&
+                pass "roles: the operator token may not send $a" || fail "roles: operator $a refused" "HTTP $code $(cat body)"
+done
+code=$(as_operator -X POST --data '{"action":"update.rollback"}' "$URL/v1/nodes/node-1/commands")
+[ "$code" = 201 ] && pass "roles: it may send update.rollback (the release's floor bounds it on the node)" ||
+        fail "roles: operator rollback" "HTTP $code $(cat body)"
+code=$(as_operator -X PUT --data '{"windows":[]}' "$URL/v1/nodes/node-2/contact-plan")
+[ "$code" = 200 ] && pass "roles: and set a contact plan" || fail "roles: operator contact plan" "HTTP $code $(cat body)"
+code=$(as_cert operator -X POST --data '{}' "$URL/v1/rollouts")
+[ "$code" = 403 ] && grep -q 'this certificate has the operator role' body &&
+        pass "roles: a certificate with no role in its OU is an operator's (alice: 403 on a rollout)" ||
+        fail "roles: alice's certificate" "HTTP $code $(cat body)"
+code=$(as_cert releaser -X POST --data '{}' "$URL/v1/rollouts")
+[ "$code" = 400 ] && pass "roles: OU=release-manager may create a rollout (bob: past the role check, 400 on the body)" ||
+        fail "roles: bob's certificate" "HTTP $code $(cat body)"
+code=$(as_cert releaser "$URL/v1/whoami")
+[ "$code" = 200 ] && [ "$(jq -c '[.role, .name]' body)" = '["release-manager","bob"]' ] &&
+        pass "roles: whoami names bob's role" || fail "roles: whoami" "HTTP $code $(cat body)"
+code=$(as_cert watcher "$URL/v1/nodes/node-1")
+code2=$(as_cert watcher -X PUT --data '{"windows":[]}' "$URL/v1/nodes/node-1/contact-plan")
+[ "$code" = 200 ] && [ "$code2" = 403 ] && grep -q 'needs the operator role; this certificate has the viewer role' body &&
+        pass "roles: OU=viewer beside a team's OU reads and may not change (carol)" ||
+        fail "roles: carol's certificate" "HTTP $code/$code2 $(cat body)"
+code=$(as_cert twofold "$URL/v1/nodes")
+[ "$code" = 403 ] && grep -q 'names two roles' body && pass "roles: a certificate naming two roles is refused (dave)" ||
+        fail "roles: dave's certificate" "HTTP $code $(cat body)"
+if "$OC" serve --listen 127.0.0.1:0 --data-dir "$D/twice" --cert server.pem --key server.key --node-ca node-ca.pem \
+        --release-token-file token --viewer-token-file token --command-key cmd.key --command-cert cmd.pem \
+        >twice.log 2>&1; then
+        fail "roles: one token for two roles refused" "it ran"
+else
+        grep -q 'the release-manager token (token) is the viewer token (token): one token, one role' twice.log &&
+                pass "roles: one token given for two roles: the controller does not start" ||
+                fail "roles: one token for two roles" "$(cat twice.log)"
+fi
+
 # ---- the audit log (#18 item 6): every change asked through the operator API, and who asked
 code=$("${CURL[@]}" --cert operator.pem --key operator.key -X PUT --data '{"windows":[]}' \
         "$URL/v1/nodes/node-1/contact-plan")
@@ -399,7 +457,8 @@ opcli audit list --json >audit.json || fail "audit list" "$(cat audit.json)"
 jq -e '.[0] | .who == "cert:alice" and .role == "operator" and .method == "PUT" and .path == "/v1/nodes/node-1/contact-plan"' \
         audit.json >/dev/null && pass "audit: the last change names the operator certificate's holder (alice)" ||
         fail "audit: the certificate's change" "$(jq -c '.[0]' audit.json)"
-jq -e 'any(.[]; .who == "token" and .method == "POST" and .path == "/v1/nodes/node-1/commands") and
+jq -e 'any(.[]; .who == "token" and .role == "release-manager" and .method == "POST" and .path == "/v1/nodes/node-1/commands") and
+       any(.[]; .who == "token" and .role == "operator" and .method == "PUT" and .path == "/v1/nodes/node-2/contact-plan") and
        any(.[]; .method == "POST" and .path == "/v1/bundles")' audit.json >/dev/null &&
         pass "audit: the token's command sends and bundle uploads are there ($(jq length audit.json) entries)" ||
         fail "audit: the token's changes" "$(jq -c . audit.json | head -c 600)"

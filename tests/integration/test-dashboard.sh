@@ -20,8 +20,11 @@ FLEET_REPORT_SEC=2
 fleet_test_setup
 
 fleet_keys || bail "keys"
+# keys/token is the fleet's release manager's (it uploads and starts); the page is driven by a
+# viewer and by an operator, who steers a rollout under way
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >keys/viewer-token
-FLEET_CONTROLLER_ARGS="--viewer-token-file $FLEET_DIR/keys/viewer-token --web-dir $top_srcdir/controller/web"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >keys/operator-token
+FLEET_CONTROLLER_ARGS="--viewer-token-file $FLEET_DIR/keys/viewer-token --operator-token-file $FLEET_DIR/keys/operator-token --web-dir $top_srcdir/controller/web"
 fleet_images fw-a || bail "images"
 fleet_start_controller || bail "the controller did not start"
 track_pid "$FLEET_CONTROLLER_PID"
@@ -94,7 +97,7 @@ shots=${ORBIT_SCREENSHOT_DIR:-$FLEET_DIR/shots}
 mkdir -p "$shots" chromium-tmp
 python3 "$top_srcdir/tests/integration/dashboard-check.py" --url "$FLEET_URL" \
         --cacert keys/server-ca.pem --viewer-token-file keys/viewer-token \
-        --operator-token-file keys/token --node dash-1 --rollout watch \
+        --operator-token-file keys/operator-token --node dash-1 --rollout watch \
         --chromedriver "$(command -v chromedriver)" --chromium "$CHROMIUM" \
         --tmp "$FLEET_DIR/chromium-tmp" --out-dir "$shots" --timeout "$T" >browser.out 2>browser.err
 rc=$?

@@ -134,7 +134,7 @@ POLL=3
 
 ip netns exec "$NS_C" "$OC" serve --listen "$CIP:0" --port-file "$D/port" --data-dir "$D/data" \
         --cert server.pem --key server.key --node-ca node-ca.pem \
-        --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
+        --release-token-file token --command-key cmd.key --command-cert cmd.pem \
         --poll-interval $POLL --timeout 30 >>"$LOG" 2>&1 &
 CPID=$!
 track_pid "$CPID"

@@ -52,7 +52,7 @@ start_controller() { # [PORT [OPTIONS...]]
         [ $# -gt 0 ] && shift
         "$OC" serve --listen "127.0.0.1:$port" --port-file "$D/port" --data-dir "$D/data" \
                 --cert server.pem --key server.key --node-ca node-ca.pem \
-                --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
+                --release-token-file token --command-key cmd.key --command-cert cmd.pem \
                 --poll-interval 1 --timeout 10 "$@" >>"$LOG" 2>&1 &
         CPID=$!
         track_pid "$CPID"

@@ -221,7 +221,7 @@ extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificat
                         --key cmd.key --cert cmd.pem >/dev/null || bail "command keys"
         "$OC" serve --listen 127.0.0.1:0 --port-file "$D/port" --data-dir "$D/data" \
                 --cert server.pem --key server.key --node-ca node-ca.pem \
-                --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
+                --release-token-file token --command-key cmd.key --command-cert cmd.pem \
                 --poll-interval 1 --timeout 10 >>"$D/controller.log" 2>&1 &
         track_pid $!
         wait_for 20 test -s "$D/port" || bail "the controller did not start: $(tail -5 "$D/controller.log")"

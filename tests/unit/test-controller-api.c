@@ -11,9 +11,17 @@
 #include <cmocka.h>
 
 #include "controller/api.h"
+#include "lib/macro.h"
 #include "controller/metrics.h"
 
 #define BOOT "0123456789abcdef0123456789abcdef"
+
+/* May this role make this request? (the route matched as the server does first) */
+static bool allows(enum api_role role, const char *method, const char *path) {
+        struct api_match m;
+        assert_int_equal(api_route_match(method, path, &m), 0);
+        return api_role_allows(role, &m, method);
+}
 
 static void test_routes(void **state) {
         struct api_match m;
@@ -398,7 +406,8 @@ static void test_certificate_requests(void **state) {
         assert_int_equal(api_route_match("POST", "/v1/nodes/sat-1/allow-renew", &m), 0);
         assert_int_equal(m.route, API_ROUTE_NODE_ALLOW_RENEW);
         assert_false(api_route_is_node(m.route));
-        assert_false(api_role_allows(API_ROLE_VIEWER, API_ROUTE_NODE_ALLOW_RENEW, "POST"));
+        assert_false(allows(API_ROLE_VIEWER, "POST", "/v1/nodes/sat-1/allow-renew"));
+        assert_true(allows(API_ROLE_OPERATOR, "POST", "/v1/nodes/sat-1/allow-renew"));
 
         const char *csr = NULL;
         char *msg = NULL;
@@ -548,16 +557,47 @@ static void test_ops_routes_and_roles(void **state) {
         assert_int_equal(api_route_match("GET", "/ui/a/b.js", &m), -ENOENT);
         assert_int_equal(api_route_match("GET", "/ui/a..js", &m), -ENOENT);
         assert_int_equal(api_route_match("GET", "/ui/App.js", &m), -ENOENT);
-        /* roles: a viewer reads, an operator does everything, the web files are open */
-        assert_true(api_role_allows(API_ROLE_VIEWER, API_ROUTE_ROLLOUT, "GET"));
-        assert_true(api_role_allows(API_ROLE_VIEWER, API_ROUTE_METRICS, "GET"));
-        assert_false(api_role_allows(API_ROLE_VIEWER, API_ROUTE_ROLLOUT_VERB, "POST"));
-        assert_false(api_role_allows(API_ROLE_VIEWER, API_ROUTE_NODE_COMMANDS, "POST"));
-        assert_false(api_role_allows(API_ROLE_VIEWER, API_ROUTE_NODE_CONTACT_PLAN, "PUT"));
-        assert_false(api_role_allows(API_ROLE_VIEWER, API_ROUTE_NODE_GROUPS, "DELETE"));
-        assert_true(api_role_allows(API_ROLE_OPERATOR, API_ROUTE_ROLLOUT_VERB, "POST"));
-        assert_true(api_role_allows(API_ROLE_NONE, API_ROUTE_WEB, "GET"));
-        assert_false(api_role_allows(API_ROLE_NONE, API_ROUTE_NODES, "GET"));
+        /* roles: a viewer reads, an operator steers, a release manager releases; the web
+         * files are open */
+        assert_true(allows(API_ROLE_VIEWER, "GET", "/v1/rollouts/r-1"));
+        assert_true(allows(API_ROLE_VIEWER, "GET", "/metrics"));
+        assert_true(allows(API_ROLE_VIEWER, "HEAD", "/v1/bundles/b-1"));
+        assert_true(allows(API_ROLE_VIEWER, "GET", "/v1/bundles"));
+        assert_false(allows(API_ROLE_VIEWER, "POST", "/v1/rollouts/r-1/pause"));
+        assert_false(allows(API_ROLE_VIEWER, "POST", "/v1/nodes/n-1/commands"));
+        assert_false(allows(API_ROLE_VIEWER, "PUT", "/v1/nodes/n-1/contact-plan"));
+        assert_false(allows(API_ROLE_VIEWER, "DELETE", "/v1/nodes/n-1/groups"));
+        const char *steer[] = {"/v1/rollouts/r-1/pause", "/v1/rollouts/r-1/resume", "/v1/rollouts/r-1/abort",
+                               "/v1/nodes/n-1/commands", "/v1/nodes/n-1/groups"};
+        for (size_t i = 0; i < ELEMENTSOF(steer); i++) {
+                assert_true(allows(API_ROLE_OPERATOR, "POST", steer[i]));
+                assert_true(allows(API_ROLE_RELEASE_MANAGER, "POST", steer[i]));
+        }
+        assert_true(allows(API_ROLE_OPERATOR, "PUT", "/v1/nodes/n-1/contact-plan"));
+        const char *release[] = {"/v1/bundles", "/v1/rollouts", "/v1/rollouts/r-1/start"};
+        for (size_t i = 0; i < ELEMENTSOF(release); i++) {
+                assert_false(allows(API_ROLE_VIEWER, "POST", release[i]));
+                assert_false(allows(API_ROLE_OPERATOR, "POST", release[i]));
+                assert_true(allows(API_ROLE_RELEASE_MANAGER, "POST", release[i]));
+        }
+        assert_true(allows(API_ROLE_NONE, "GET", "/"));
+        assert_false(allows(API_ROLE_NONE, "GET", "/v1/nodes"));
+        /* what a node installs or commits is the release manager's; a rollback (bounded by
+         * the release's floor on the node) and everything else the operator's */
+        assert_int_equal(api_role_needed_for_action("update.install"), API_ROLE_RELEASE_MANAGER);
+        assert_int_equal(api_role_needed_for_action("update.mark-good"), API_ROLE_RELEASE_MANAGER);
+        assert_int_equal(api_role_needed_for_action("update.rollback"), API_ROLE_OPERATOR);
+        assert_int_equal(api_role_needed_for_action("workload.restart"), API_ROLE_OPERATOR);
+        assert_int_equal(api_role_needed_for_action("config.set"), API_ROLE_OPERATOR);
+        /* the names an operator certificate's OU may carry */
+        assert_int_equal(api_role_from_string("viewer"), API_ROLE_VIEWER);
+        assert_int_equal(api_role_from_string("operator"), API_ROLE_OPERATOR);
+        assert_int_equal(api_role_from_string("release-manager"), API_ROLE_RELEASE_MANAGER);
+        assert_int_equal(api_role_from_string("none"), API_ROLE_NONE);
+        assert_int_equal(api_role_from_string("Release-Manager"), API_ROLE_NONE);
+        assert_int_equal(api_role_from_string("ground team"), API_ROLE_NONE);
+        assert_int_equal(api_role_from_string(NULL), API_ROLE_NONE);
+        assert_string_equal(api_role_to_string(API_ROLE_RELEASE_MANAGER), "release-manager");
 }
 
 static void test_metrics_render(void **state) {
