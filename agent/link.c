@@ -106,6 +106,7 @@ struct link {
         uint32_t answer_dictionary_id;
         bool answer_said;           /* it said what the controller takes */
         unsigned answer_sync_format; /* its Orbit-Sync */
+        uint64_t answer_retry_after_sec; /* its Retry-After, 0: none */
         /* how this sync's request went */
         bool request_compact; /* in format 2 */
         bool request_boot;    /* with the boot */
@@ -223,6 +224,26 @@ uint64_t link_backoff_usec(unsigned failures, uint64_t min_usec, uint64_t max_us
         if (random01 < 0 || random01 >= 1)
                 random01 = 0.5;
         return (uint64_t) ((double) d * (0.5 + random01));
+}
+
+int link_retry_after_parse(const char *value, uint64_t *ret_sec) {
+        if (!value || *value < '0' || *value > '9')
+                return -EINVAL;
+        uint64_t v = 0;
+        for (; *value >= '0' && *value <= '9'; value++)
+                v = v > 86400 ? v : v * 10 + (uint64_t) (*value - '0');
+        value += strspn(value, " \t");
+        if (*value)
+                return -EINVAL;
+        *ret_sec = v > 86400 ? 86400 : v;
+        return 0;
+}
+
+uint64_t link_retry_wait_usec(uint64_t backoff_usec, uint64_t retry_after_sec, uint64_t max_usec) {
+        uint64_t d = backoff_usec;
+        if (retry_after_sec > 0 && retry_after_sec * 1000000ULL > d)
+                d = retry_after_sec * 1000000ULL;
+        return d > max_usec ? max_usec : d;
 }
 
 bool link_plan_is_open(json_t *plan, int64_t now, int64_t *ret_next_start) {
@@ -837,6 +858,7 @@ static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata
                 l->answer_coding_name[0] = '\0';
                 l->answer_dictionary_id = 0;
                 l->answer_sync_format = 0;
+                l->answer_retry_after_sec = 0;
                 return n;
         }
         if (n >= sizeof(line))
@@ -868,6 +890,10 @@ static size_t on_header(char *buffer, size_t size, size_t nitems, void *userdata
         } else if (strcasecmp(line, SYNC_FORMAT_HEADER) == 0) {
                 l->answer_sync_format = streq(value, "2") ? SYNC_FORMAT_COMPACT : 1;
                 l->answer_said = true;
+        } else if (strcasecmp(line, "Retry-After") == 0) {
+                uint64_t sec;
+                if (link_retry_after_parse(value, &sec) >= 0)
+                        l->answer_retry_after_sec = sec;
         }
         return n;
 }
@@ -1767,12 +1793,16 @@ static void sync_finished(struct link *l, CURLcode result) {
         l->syncs_failed++;
         l->failures++;
         snprintf(l->last_error, sizeof(l->last_error), "%s", why);
-        uint64_t d = link_backoff_usec(l->failures, (uint64_t) l->h.cfg->link.backoff_min_sec * 1000000ULL,
-                                       (uint64_t) l->h.cfg->link.backoff_max_sec * 1000000ULL,
+        uint64_t max_usec = (uint64_t) l->h.cfg->link.backoff_max_sec * 1000000ULL;
+        uint64_t d = link_backoff_usec(l->failures, (uint64_t) l->h.cfg->link.backoff_min_sec * 1000000ULL, max_usec,
                                        (double) random() / ((double) RAND_MAX + 1.0));
+        /* 429 or 503 with Retry-After: the controller says when it can take the node again */
+        uint64_t retry_after = (status == 429 || status == 503) ? l->answer_retry_after_sec : 0;
+        d = link_retry_wait_usec(d, retry_after, max_usec);
         /* Being out of contact is the normal state of a satellite: not an error. */
-        if (l->failures == 1 || l->failures % 10 == 0)
-                log_info("link: sync failed (%s); next try in %.1f s", why, (double) d / 1e6);
+        if (l->failures == 1 || l->failures % 10 == 0 || retry_after)
+                log_info("link: sync failed (%s); next try in %.1f s%s", why, (double) d / 1e6,
+                         retry_after ? " (the controller's Retry-After)" : "");
         schedule(l, d);
 }
 

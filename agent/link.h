@@ -66,6 +66,20 @@ bool link_contact_window(struct link *l, int64_t from, int64_t until, int64_t *r
 uint64_t link_backoff_usec(unsigned failures, uint64_t min_usec, uint64_t max_usec, double random01);
 
 /*
+ * Pure: a Retry-After header's value in seconds (RFC 9110 10.2.3, the delay-seconds form:
+ * what the controller sends with 429 and 503); -EINVAL for anything else (an HTTP date, a
+ * sign, junk). Values above a day are cut to a day.
+ */
+int link_retry_after_parse(const char *value, uint64_t *ret_sec);
+
+/*
+ * Pure: the wait after a failed sync: the backoff, or the controller's Retry-After when
+ * longer (0: none said), never above max_usec (a controller cannot silence a node for longer
+ * than its own backoff bound allows).
+ */
+uint64_t link_retry_wait_usec(uint64_t backoff_usec, uint64_t retry_after_sec, uint64_t max_usec);
+
+/*
  * From a contact plan {"windows":[{"start","end","rate_bps"}]} (unix seconds; empty or
  * NULL: always open) and the time now, whether a window is open and, if not, the seconds
  * until the next one opens (-1: no window ahead).

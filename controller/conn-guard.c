@@ -3,8 +3,8 @@
 
 #include "controller/conn-guard.h"
 
-void conn_guard_init(struct conn_guard *g, unsigned soft_limit, int64_t deadline_usec) {
-        *g = (struct conn_guard){.soft_limit = soft_limit, .deadline_usec = deadline_usec};
+void conn_guard_init(struct conn_guard *g, unsigned soft_limit, unsigned hard_limit, int64_t deadline_usec) {
+        *g = (struct conn_guard){.soft_limit = soft_limit, .hard_limit = hard_limit, .deadline_usec = deadline_usec};
 }
 
 /* The oldest connection not trusted and not yet shed: the list is in arrival order. */
@@ -28,8 +28,10 @@ int conn_guard_add(struct conn_guard *g, struct conn_track *t) {
         if (g->soft_limit == 0 || g->open <= g->soft_limit)
                 return -1;
         struct conn_track *victim = oldest_untrusted(g, t);
+        if (!victim && g->hard_limit && g->open > g->hard_limit)
+                victim = t;
         if (!victim)
-                return -1; /* all trusted: the hard limit decides */
+                return -1;
         victim->shed = true;
         g->open--;
         return victim->fd;

@@ -10,6 +10,8 @@
  *   connections than the soft limit arrive during it);
  * - a connection that has made no authorized request within the request deadline goes,
  *   however busy it keeps itself.
+ * - past the hard limit, when every other connection is trusted, the newcomer goes (what
+ *   libmicrohttpd's own limit would do; with a thread pool its limit is per thread).
  * A connection is trusted once a request on it is authorized (a node, an operator, a role's
  * token); from then on only the idle timeout closes it.
  * Pure (the time is passed in), not locked: the caller locks.
@@ -32,14 +34,16 @@ struct conn_guard {
         struct conn_track *head, *tail; /* oldest first */
         unsigned open;                  /* tracked connections not yet shed */
         unsigned soft_limit;            /* 0: no shedding by number */
+        unsigned hard_limit;            /* past it a newcomer is shed when nobody else can be; 0: none */
         int64_t deadline_usec;          /* 0: no request deadline */
 };
 
-void conn_guard_init(struct conn_guard *g, unsigned soft_limit, int64_t deadline_usec);
+void conn_guard_init(struct conn_guard *g, unsigned soft_limit, unsigned hard_limit, int64_t deadline_usec);
 
 /*
  * A new connection t (fd, started_usec set by the caller; kept until conn_guard_remove).
- * Returns the fd to shed to make room (t itself never), or -1.
+ * Returns the fd to shed to make room, or -1: past the soft limit the oldest untrusted one
+ * but t; when there is none and the hard limit is passed, t itself.
  */
 int conn_guard_add(struct conn_guard *g, struct conn_track *t);
 /* A request on t was authorized. */

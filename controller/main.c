@@ -33,6 +33,7 @@ static void help(void) {
                "        [--max-connections-per-ip N]  from one address (64; a ground station may NAT many nodes)\n"
                "        [--max-syncs-per-minute N] per node, on average (600; 0: no bound), at once up to\n"
                "        [--sync-burst N]          (60): past them a node's sync is answered 429 and Retry-After\n"
+               "        [--threads N]             server threads (the CPUs online, at most 8)\n"
                "        [--request-deadline SEC]  a connection with no authorized request by then\n"
                "                                  closes (60; 0: never)\n"
                "        [--timeout SEC]           idle connections close after it (150); keep it\n"
@@ -101,7 +102,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_SYNCS, ARG_SYNC_BURST, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION,
                 ARG_TLS_TICKETS, ARG_TLS_SESSION_CACHE, ARG_PORT_FILE,
                 ARG_LOG_LEVEL, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
-                ARG_ZSTD_DICTIONARY, ARG_NODE_CA_KEY, ARG_NODE_CERT_DAYS, ARG_RELEASE_TOKEN_FILE, ARG_REQUEST_DEADLINE,
+                ARG_ZSTD_DICTIONARY, ARG_NODE_CA_KEY, ARG_NODE_CERT_DAYS, ARG_RELEASE_TOKEN_FILE, ARG_REQUEST_DEADLINE, ARG_THREADS,
         };
         static const struct option options[] = {
                 {"listen", required_argument, NULL, ARG_LISTEN},
@@ -126,6 +127,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"max-records-per-node", required_argument, NULL, ARG_MAX_RECORDS},
                 {"timeout", required_argument, NULL, ARG_TIMEOUT},
                 {"request-deadline", required_argument, NULL, ARG_REQUEST_DEADLINE},
+                {"threads", required_argument, NULL, ARG_THREADS},
                 {"idle-timeout", required_argument, NULL, ARG_TIMEOUT},
                 {"tcp-congestion", required_argument, NULL, ARG_TCP_CONGESTION},
                 {"tls-tickets", no_argument, NULL, ARG_TLS_TICKETS},
@@ -253,6 +255,11 @@ static int cmd_serve(int argc, char *argv[]) {
                                 return EXIT_USAGE;
                         }
                         c.tcp_congestion = optarg;
+                        break;
+                case ARG_THREADS:
+                        if (parse_unsigned("--threads", optarg, 1, 64, &v) < 0)
+                                return EXIT_USAGE;
+                        c.threads = (unsigned) v;
                         break;
                 case ARG_REQUEST_DEADLINE:
                         if (parse_unsigned("--request-deadline", optarg, 0, 3600, &v) < 0)

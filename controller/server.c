@@ -54,7 +54,8 @@
 
 struct server {
         const struct server_config *config;
-        struct store *store;
+        char db_path[4200];
+        /* each server thread has its own store connection (thread_store) */
         char bundles_dir[4096];
         /* the bearer tokens, by the role each gives; text NULL: none for that role */
         struct {
@@ -66,8 +67,10 @@ struct server {
         gnutls_x509_trust_list_t node_trust, operator_trust;
         struct signature_keyring *bundle_keyring;
         struct trust *trust; /* --trust-document, checked at start */
-        struct node_rate node_rate; /* syncs per node: touched by the server's thread only */
+        struct node_rate node_rate; /* syncs per node */
+        pthread_mutex_t node_rate_lock;
         struct node_ca *node_ca; /* --node-ca-key: renews node certificates; NULL: off */
+        pthread_mutex_t node_ca_lock; /* one issue at a time: the key, and the day's count */
         struct body_dictionary *dictionary; /* --zstd-dictionary */
         /* Encrypts TLS 1.3 session tickets: a node resumes its session at the next pass
          * without a certificate exchange. In memory only: a restart costs one full handshake. */
@@ -83,6 +86,8 @@ struct server {
          * thread adds, trusts and removes; the main thread closes those past the deadline */
         struct conn_guard conn_guard;
         pthread_mutex_t conn_guard_lock;
+        bool thread_store_key_made;
+        const char *failpoint_sync_stall; /* tests only: failpoint_sync_stall */
 };
 
 enum peer_kind {
@@ -119,6 +124,43 @@ struct request {
         const char *method; /* MHD's, valid for the request's life */
         const char *url;    /* the same */
 };
+
+static pthread_key_t thread_store_key;
+
+static int sign_payload(void *userdata, const char *payload, char **ret_signature, char **ret_reason);
+
+/*
+ * The calling server thread's own store connection, opened at its first request and closed
+ * when the thread ends (each SQLite connection belongs to one thread: docs/architecture.md);
+ * NULL, logged, when it cannot be opened.
+ */
+static struct store *thread_store(struct server *srv) {
+        struct store *st = pthread_getspecific(thread_store_key);
+        if (st)
+                return st;
+        _cleanup_free_ char *reason = NULL;
+        int r = store_open(srv->db_path, &st, &reason);
+        if (r < 0) {
+                log_error_errno(r, "a server thread cannot open the store: %s", reason ? reason : strerror(-r));
+                return NULL;
+        }
+        /* rollouts queue signed commands at syncs, in the sync's transaction */
+        store_set_command_signer(st, sign_payload, srv);
+        store_set_record_quota(st, srv->config->max_records_per_node);
+        store_set_pass_gap(st, srv->config->pass_gap_sec);
+        if (pthread_setspecific(thread_store_key, st) != 0) {
+                store_close(st);
+                return NULL;
+        }
+        return st;
+}
+
+static void thread_store_close(void *st) {
+        store_close(st);
+}
+
+/* The counters are counted by every server thread and the main one: the new value. */
+#define COUNT(srv, field, n) __atomic_add_fetch(&(srv)->counters.field, (uint64_t) (n), __ATOMIC_RELAXED)
 
 static int64_t now_usec(void) {
         struct timespec ts;
@@ -620,13 +662,31 @@ static int sync_body_decode(struct server *srv, struct MHD_Connection *conn, str
         return r;
 }
 
+/*
+ * Tests only (ORBIT_FAILPOINT_SYNC_STALL_FILE=F): while F exists and holds this node's id, its
+ * sync stops after the parse, as a slow parse or transaction would hold its thread.
+ */
+static void failpoint_sync_stall(struct server *srv, const char *node) {
+        const char *f = srv->failpoint_sync_stall;
+        char who[API_ID_MAX + 2];
+        if (!f)
+                return;
+        _cleanup_fclose_ FILE *in = fopen(f, "re");
+        if (!in || !fgets(who, sizeof(who), in) || (who[strcspn(who, "\n")] = '\0', !streq(who, node)))
+                return;
+        log_notice("failpoint: the sync of %s stalls while %s exists", node, f);
+        while (access(f, F_OK) == 0)
+                usleep(20000);
+        log_notice("failpoint: the sync of %s goes on", node);
+}
+
 /* 429 with Retry-After: a node syncing faster than --max-syncs-per-minute (#18 item 7). */
 static enum MHD_Result sync_too_often(struct server *srv, struct MHD_Connection *conn, const char *node,
                                       int64_t retry_sec) {
-        srv->counters.syncs_limited++;
-        if (srv->counters.syncs_limited % 100 == 1) /* a node in a loop must not fill the log */
+        uint64_t limited = COUNT(srv, syncs_limited, 1);
+        if (limited % 100 == 1) /* a node in a loop must not fill the log */
                 log_warning("sync from %s refused: more than %u syncs a minute (%" PRIu64 " refused in all)", node,
-                            srv->config->max_syncs_per_minute, srv->counters.syncs_limited);
+                            srv->config->max_syncs_per_minute, limited);
         char *body = api_error_body(error_code(429), "too many syncs: try again later");
         struct MHD_Response *resp = text_response(body, NULL);
         if (!resp)
@@ -644,8 +704,11 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         int64_t retry_sec = 0;
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        if (!node_rate_take(&srv->node_rate, req->match.id, (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
-                            &retry_sec))
+        pthread_mutex_lock(&srv->node_rate_lock);
+        bool may = node_rate_take(&srv->node_rate, req->match.id, (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+                                  &retry_sec);
+        pthread_mutex_unlock(&srv->node_rate_lock);
+        if (!may)
                 return sync_too_often(srv, conn, req->match.id, retry_sec);
         struct sync_request sr;
         _cleanup_free_ char *message = NULL, *decoded = NULL;
@@ -655,6 +718,7 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                 return answer;
         int r = sync_request_parse(decoded ? decoded : req->body ? req->body : "",
                                    decoded ? decoded_len : req->body_len, req->match.id, &sr, &message);
+        failpoint_sync_stall(srv, req->match.id);
         if (r == -ENOMEM)
                 return MHD_NO;
         if (r < 0) {
@@ -664,7 +728,7 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         int64_t now = now_sec();
         json_t *commands = NULL, *plan = NULL;
         size_t stored = 0;
-        r = store_sync(srv->store, &sr, now, SYNC_COMMANDS_MAX, &commands, &stored);
+        r = store_sync(thread_store(srv), &sr, now, SYNC_COMMANDS_MAX, &commands, &stored);
         if (r < 0) {
                 sync_request_done(&sr);
                 if (r == -EBUSY)
@@ -674,7 +738,7 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         if (req->peer_serial[0]) {
                 /* the certificate in use: a new one said once (and an operator's leave for
                  * its renewal, if any, ends) */
-                int seen = store_node_cert_seen(srv->store, sr.node, req->peer_serial, req->peer_not_after);
+                int seen = store_node_cert_seen(thread_store(srv), sr.node, req->peer_serial, req->peer_not_after);
                 if (seen > 0) {
                         char when[32];
                         format_utc(req->peer_not_after, when);
@@ -683,7 +747,7 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                 }
         }
         json_t *acked = sync_acked_build(&sr);
-        r = store_contact_plan_get(srv->store, sr.node, &plan);
+        r = store_contact_plan_get(thread_store(srv), sr.node, &plan);
         char coding[64] = "plain";
         if (decoded)
                 snprintf(coding, sizeof(coding), "zstd (dictionary %" PRIu32 "), %zu bytes plain",
@@ -699,7 +763,7 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                 char refused[TRUST_ID_LEN + 1] = "", id[TRUST_ID_LEN + 1];
                 trust_text_id(srv->trust->text, srv->trust->text_len, id);
                 bool newly = false;
-                if (store_node_trust(srv->store, sr.node, sr.trust_version, sr.trust_refused, &has, refused,
+                if (store_node_trust(thread_store(srv), sr.node, sr.trust_version, sr.trust_refused, &has, refused,
                                      &newly) >= 0)
                         send_trust = has >= 0 && has < srv->trust->version && !streq(refused, id);
                 if (newly && streq(sr.trust_refused, id)) /* once, not at every sync that repeats it */
@@ -729,8 +793,8 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                         /* format 2 and nothing the node does not have: no body at all */
                         enum MHD_Result ret = sync_respond(srv, conn, req->match.id, MHD_HTTP_NO_CONTENT, NULL,
                                                           &sent);
-                        srv->counters.sync_requests++;
-                        srv->counters.sync_bytes_received += req->body_len;
+                        COUNT(srv, sync_requests, 1);
+                        COUNT(srv, sync_bytes_received, req->body_len);
                         return ret;
                 }
         }
@@ -744,9 +808,9 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         char *text = answer_json ? json_dumps(answer_json, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(answer_json);
         enum MHD_Result ret = sync_respond(srv, conn, req->match.id, 200, text, &sent);
-        srv->counters.sync_requests++;
-        srv->counters.sync_bytes_received += req->body_len;
-        srv->counters.sync_bytes_sent += sent;
+        COUNT(srv, sync_requests, 1);
+        COUNT(srv, sync_bytes_received, req->body_len);
+        COUNT(srv, sync_bytes_sent, sent);
         return ret;
 }
 
@@ -768,7 +832,7 @@ static enum MHD_Result handle_certificate(struct server *srv, struct MHD_Connect
         }
         if (expired) {
                 int64_t until = 0;
-                r = store_node_renew_allowed(srv->store, node, now, &until);
+                r = store_node_renew_allowed(thread_store(srv), node, now, &until);
                 if (r < 0)
                         return respond_errno(conn, r, "certificate");
                 format_utc(req->peer_not_after, when);
@@ -785,7 +849,7 @@ static enum MHD_Result handle_certificate(struct server *srv, struct MHD_Connect
                 }
         }
         int64_t recent = 0;
-        r = store_node_certs_since(srv->store, node, now - 86400, &recent);
+        r = store_node_certs_since(thread_store(srv), node, now - 86400, &recent);
         if (r < 0)
                 return respond_errno(conn, r, "certificate");
         if (recent >= NODE_CERTS_PER_DAY) {
@@ -807,7 +871,7 @@ static enum MHD_Result handle_certificate(struct server *srv, struct MHD_Connect
                 log_notice("certificate request from %s refused: %s", node, message ? message : strerror(-r));
                 return respond_error(conn, r == -EINVAL ? 422 : 500, "%s", message ? message : strerror(-r));
         }
-        r = store_node_cert_issued(srv->store, node, c.serial, c.not_after, now, expired);
+        r = store_node_cert_issued(thread_store(srv), node, c.serial, c.not_after, now, expired);
         if (r < 0) {
                 node_cert_issued_done(&c);
                 return respond_errno(conn, r, "certificate");
@@ -827,7 +891,7 @@ static enum MHD_Result handle_allow_renew(struct server *srv, struct MHD_Connect
         _cleanup_free_ char *message = NULL;
         if (renew_allow_parse(req->body, req->body_len, now, &until, &message) < 0)
                 return respond_error(conn, 400, "%s", message ? message : "invalid request");
-        int r = store_node_renew_allow(srv->store, req->match.id, until, now);
+        int r = store_node_renew_allow(thread_store(srv), req->match.id, until, now);
         if (r < 0)
                 return respond_errno(conn, r, "allow-renew");
         char when[32];
@@ -840,12 +904,17 @@ static enum MHD_Result handle_allow_renew(struct server *srv, struct MHD_Connect
 
 static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection *conn) {
         json_t *snap = NULL;
-        int r = store_metrics_collect(srv->store, now_sec(), &snap);
+        int r = store_metrics_collect(thread_store(srv), now_sec(), &snap);
         if (r < 0)
                 return respond_errno(conn, r, "metrics");
         json_object_set_new(snap, "poll_interval", json_integer(srv->config->poll_interval_sec));
         char *text = NULL;
-        r = metrics_render(snap, &srv->counters, &text);
+#define LOAD(f) .f = __atomic_load_n(&srv->counters.f, __ATOMIC_RELAXED)
+        struct metrics_counters counters = {LOAD(sync_requests), LOAD(sync_bytes_received), LOAD(sync_bytes_sent),
+                                            LOAD(connections),   LOAD(tls_resumed),         LOAD(syncs_limited),
+                                            LOAD(shed_full),     LOAD(shed_deadline)};
+#undef LOAD
+        r = metrics_render(snap, &counters, &text);
         json_decref(snap);
         if (r < 0)
                 return MHD_NO;
@@ -935,7 +1004,7 @@ static enum MHD_Result handle_command_post(struct server *srv, struct MHD_Connec
         if (streq(cr.action, "update.install") && json_is_string(json_object_get(cr.params, "bundle_id"))) {
                 struct store_bundle b;
                 const char *id = json_string_value(json_object_get(cr.params, "bundle_id"));
-                r = api_id_is_valid(id, API_BUNDLE_ID_MAX) ? store_bundle_get(srv->store, id, &b)
+                r = api_id_is_valid(id, API_BUNDLE_ID_MAX) ? store_bundle_get(thread_store(srv), id, &b)
                                                            : -EINVAL;
                 if (r == -ENOENT || r == -EINVAL) {
                         enum MHD_Result ret = respond_error(
@@ -951,7 +1020,7 @@ static enum MHD_Result handle_command_post(struct server *srv, struct MHD_Connec
         json_t *queued = NULL;
         free(message);
         message = NULL;
-        r = store_command_queue(srv->store, req->match.id, cr.action, cr.params, now_sec(),
+        r = store_command_queue(thread_store(srv), req->match.id, cr.action, cr.params, now_sec(),
                                 cr.expires_in_sec, sign_payload, srv, &queued, &message);
         command_request_done(&cr);
         if (r == -EINVAL || r == -EOPNOTSUPP)
@@ -977,7 +1046,7 @@ static enum MHD_Result handle_records(struct server *srv, struct MHD_Connection 
         if (r < 0)
                 return respond_error(conn, 400, "%s", message ? message : "bad query");
         json_t *records;
-        r = store_records_list(srv->store, req->match.id, kind, limit, &records);
+        r = store_records_list(thread_store(srv), req->match.id, kind, limit, &records);
         if (r == -ENOENT)
                 return respond_error(conn, 404, "unknown node \"%s\"", req->match.id);
         if (r < 0)
@@ -995,7 +1064,7 @@ static enum MHD_Result handle_contact_plan_put(struct server *srv, struct MHD_Co
                 return MHD_NO;
         if (r < 0)
                 return respond_error(conn, 400, "%s", message ? message : "invalid contact plan");
-        r = store_contact_plan_set(srv->store, req->match.id, plan, now_sec());
+        r = store_contact_plan_set(thread_store(srv), req->match.id, plan, now_sec());
         if (r < 0) {
                 json_decref(plan);
                 return respond_errno(conn, r, "contact plan");
@@ -1012,22 +1081,26 @@ static void bundle_path(struct server *srv, const char *id, char *buf, size_t si
 static enum MHD_Result handle_bundle_download(struct server *srv, struct MHD_Connection *conn,
                                               struct request *req) {
         struct store_bundle b;
-        int r = store_bundle_get(srv->store, req->match.id, &b);
-        if (r == -ENOENT)
-                return respond_error(conn, 404, "no bundle \"%s\"", req->match.id);
+        bool node = req->peer == PEER_NODE;
+        int r = store_bundle_get(thread_store(srv), req->match.id, &b);
+        /* A node is told the same for a bundle that is not there and one not sent to it: what
+         * else the ground holds is not for it to learn by probing ids (the log says which). */
+        if (r == -ENOENT) {
+                if (node)
+                        log_notice("node %s asked for bundle %s, which is not here", req->peer_cn, req->match.id);
+                return node ? respond_error(conn, 404, "no bundle \"%s\" for node \"%s\"", req->match.id, req->peer_cn)
+                            : respond_error(conn, 404, "no bundle \"%s\"", req->match.id);
+        }
         if (r < 0)
                 return respond_errno(conn, r, "bundle");
-        if (req->peer == PEER_NODE) {
-                r = store_node_may_fetch_bundle(srv->store, req->peer_cn, b.id);
+        if (node) {
+                r = store_node_may_fetch_bundle(thread_store(srv), req->peer_cn, b.id);
                 if (r < 0)
                         return respond_errno(conn, r, "bundle");
                 if (r == 0) {
-                        log_warning("node %s asked for bundle %s, which no command nor rollout sent it: refused",
-                                    req->peer_cn, b.id);
-                        return respond_error(conn, 403,
-                                             "bundle \"%s\" was never sent to node \"%s\" (no update.install "
-                                             "command nor rollout names it for this node)",
-                                             b.id, req->peer_cn);
+                        log_warning("node %s asked for bundle %s, which no command nor rollout sent it: refused "
+                                    "(answered as if there were none)", req->peer_cn, b.id);
+                        return respond_error(conn, 404, "no bundle \"%s\" for node \"%s\"", b.id, req->peer_cn);
                 }
         }
         char path[4400];
@@ -1152,7 +1225,7 @@ static enum MHD_Result handle_bundle_upload(struct server *srv, struct MHD_Conne
                                              reason ? reason : strerror(-r));
         }
         struct store_bundle old;
-        r = store_bundle_get(srv->store, b.id, &old);
+        r = store_bundle_get(thread_store(srv), b.id, &old);
         if (r >= 0 && !streq(old.sha256, b.sha256))
                 return respond_error(conn, 409,
                                      "bundle %s is already uploaded with another content (sha256 "
@@ -1168,7 +1241,7 @@ static enum MHD_Result handle_bundle_upload(struct server *srv, struct MHD_Conne
         r = fsync_parent_dir(path);
         if (r < 0)
                 return respond_error(conn, 500, "cannot store bundle %s: %s", b.id, strerror(-r));
-        r = store_bundle_add(srv->store, &b, signer.signer, srv->bundle_keyring != NULL, now_sec());
+        r = store_bundle_add(thread_store(srv), &b, signer.signer, srv->bundle_keyring != NULL, now_sec());
         if (r < 0)
                 return respond_errno(conn, r, "bundle");
         log_info("bundle %s %s uploaded: %" PRId64 " bytes, sha256 %s%s", b.id, b.version, b.size,
@@ -1193,7 +1266,7 @@ static enum MHD_Result handle_groups(struct server *srv, struct MHD_Connection *
                                         sizeof(group), &message);
                 if (r < 0)
                         return respond_error(conn, 400, "%s", message ? message : "bad group");
-                r = store_node_group_add(srv->store, node, group, now_sec());
+                r = store_node_group_add(thread_store(srv), node, group, now_sec());
                 if (r < 0)
                         return respond_errno(conn, r, "group");
                 log_info("node %s is in group %s", node, group);
@@ -1201,14 +1274,14 @@ static enum MHD_Result handle_groups(struct server *srv, struct MHD_Connection *
                 const char *g = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "group");
                 if (!g || !api_id_is_valid(g, API_ID_MAX))
                         return respond_error(conn, 400, "DELETE needs ?group=NAME");
-                r = store_node_group_remove(srv->store, node, g);
+                r = store_node_group_remove(thread_store(srv), node, g);
                 if (r == -ENOENT)
                         return respond_error(conn, 404, "node %s is not in group %s", node, g);
                 if (r < 0)
                         return respond_errno(conn, r, "group");
         }
         json_t *groups = NULL;
-        r = store_node_groups(srv->store, node, &groups);
+        r = store_node_groups(thread_store(srv), node, &groups);
         if (r < 0)
                 return respond_errno(conn, r, "groups");
         return respond_json(conn, 200, json_pack("{s:s,s:o}", "node", node, "groups", groups));
@@ -1226,7 +1299,7 @@ static enum MHD_Result handle_rollout_create(struct server *srv, struct MHD_Conn
         json_t *v = NULL;
         free(message);
         message = NULL;
-        r = store_rollout_create(srv->store, &o, now_sec(), &v, &message);
+        r = store_rollout_create(thread_store(srv), &o, now_sec(), &v, &message);
         if (r == -ENOENT || r == -ENODATA)
                 return respond_error(conn, r == -ENOENT ? 400 : 422, "%s", message ? message : "");
         if (r == -EEXIST)
@@ -1241,7 +1314,7 @@ static enum MHD_Result handle_rollout_verb(struct server *srv, struct MHD_Connec
                                            struct request *req) {
         json_t *v = NULL;
         _cleanup_free_ char *message = NULL;
-        int r = store_rollout_verb(srv->store, req->match.id, req->match.verb, now_sec(), &v,
+        int r = store_rollout_verb(thread_store(srv), req->match.id, req->match.verb, now_sec(), &v,
                                    &message);
         if (r == -ENOENT)
                 return respond_error(conn, 404, "%s", message ? message : "no such rollout");
@@ -1273,7 +1346,7 @@ static void audit(struct server *srv, struct request *req, const char *method) {
                 snprintf(path, sizeof(path), "%.600s?until=%" PRId64, req->url ? req->url : "?", until);
         else
                 snprintf(path, sizeof(path), "%.600s", req->url ? req->url : "?");
-        int r = store_audit_add(srv->store, now_sec(), who, api_role_to_string(req->role), method, path);
+        int r = store_audit_add(thread_store(srv), now_sec(), who, api_role_to_string(req->role), method, path);
         if (r < 0)
                 log_warning("cannot record %s %s by %s in the audit log: %s", method, req->url ? req->url : "?", who,
                             strerror(-r));
@@ -1287,7 +1360,7 @@ static enum MHD_Result handle_audit(struct server *srv, struct MHD_Connection *c
         if (limit_text && (!*limit_text || *end || limit < 1 || limit > 10000))
                 return respond_error(conn, 400, "limit must be an integer from 1 to 10000");
         json_t *v = NULL;
-        int r = store_audit_list(srv->store, limit, &v);
+        int r = store_audit_list(thread_store(srv), limit, &v);
         if (r < 0)
                 return respond_errno(conn, r, "audit");
         return respond_json(conn, 200, json_pack("{s:o}", "audit", v));
@@ -1305,12 +1378,12 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
         case API_ROUTE_BUNDLE_DOWNLOAD:
                 return handle_bundle_download(srv, conn, req);
         case API_ROUTE_NODES:
-                r = store_nodes_list(srv->store, &v);
+                r = store_nodes_list(thread_store(srv), &v);
                 if (r < 0)
                         return respond_errno(conn, r, "nodes");
                 return respond_json(conn, 200, json_pack("{s:o}", "nodes", v));
         case API_ROUTE_NODE:
-                r = store_node_show(srv->store, id, &v);
+                r = store_node_show(thread_store(srv), id, &v);
                 if (r == -ENOENT)
                         return respond_error(conn, 404, "unknown node \"%s\"", id);
                 if (r < 0)
@@ -1319,7 +1392,7 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
         case API_ROUTE_NODE_COMMANDS:
                 if (streq(method, "POST"))
                         return handle_command_post(srv, conn, req);
-                r = store_commands_list(srv->store, id, &v);
+                r = store_commands_list(thread_store(srv), id, &v);
                 if (r == -ENOENT)
                         return respond_error(conn, 404, "unknown node \"%s\"", id);
                 if (r < 0)
@@ -1330,32 +1403,36 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
         case API_ROUTE_NODE_CONTACT_PLAN:
                 if (streq(method, "PUT"))
                         return handle_contact_plan_put(srv, conn, req);
-                r = store_contact_plan_get(srv->store, id, &v);
+                r = store_contact_plan_get(thread_store(srv), id, &v);
                 if (r < 0)
                         return respond_errno(conn, r, "contact plan");
                 return respond_json(conn, 200, v);
         case API_ROUTE_BUNDLES:
                 if (streq(method, "POST"))
                         return handle_bundle_upload(srv, conn, req);
-                r = store_bundles_list(srv->store, &v);
+                r = store_bundles_list(thread_store(srv), &v);
                 if (r < 0)
                         return respond_errno(conn, r, "bundles");
                 return respond_json(conn, 200, json_pack("{s:o}", "bundles", v));
         case API_ROUTE_NODE_GROUPS:
                 return handle_groups(srv, conn, req, method);
-        case API_ROUTE_NODE_CERTIFICATE:
-                return handle_certificate(srv, conn, req);
+        case API_ROUTE_NODE_CERTIFICATE: {
+                pthread_mutex_lock(&srv->node_ca_lock);
+                enum MHD_Result ret = handle_certificate(srv, conn, req);
+                pthread_mutex_unlock(&srv->node_ca_lock);
+                return ret;
+        }
         case API_ROUTE_NODE_ALLOW_RENEW:
                 return handle_allow_renew(srv, conn, req);
         case API_ROUTE_ROLLOUTS:
                 if (streq(method, "POST"))
                         return handle_rollout_create(srv, conn, req);
-                r = store_rollouts_list(srv->store, now_sec(), &v);
+                r = store_rollouts_list(thread_store(srv), now_sec(), &v);
                 if (r < 0)
                         return respond_errno(conn, r, "rollouts");
                 return respond_json(conn, 200, json_pack("{s:o}", "rollouts", v));
         case API_ROUTE_ROLLOUT:
-                r = store_rollout_show(srv->store, id, now_sec(), &v);
+                r = store_rollout_show(thread_store(srv), id, now_sec(), &v);
                 if (r == -ENOENT)
                         return respond_error(conn, 404, "no rollout \"%s\"", id);
                 if (r < 0)
@@ -1437,7 +1514,7 @@ static void guard_add(struct server *srv, struct MHD_Connection *conn, void **so
         int victim = conn_guard_add(&srv->conn_guard, t);
         if (victim >= 0) {
                 (void) shutdown(victim, SHUT_RDWR);
-                srv->counters.shed_full++;
+                COUNT(srv, shed_full, 1);
         }
         pthread_mutex_unlock(&srv->conn_guard_lock);
         *socket_context = t;
@@ -1475,7 +1552,7 @@ static void guard_expire(struct server *srv) {
                 for (size_t i = 0; i < n; i++)
                         (void) shutdown(fds[i], SHUT_RDWR);
                 pthread_mutex_unlock(&srv->conn_guard_lock);
-                __atomic_fetch_add(&srv->counters.shed_deadline, n, __ATOMIC_RELAXED);
+                COUNT(srv, shed_deadline, n);
         } while (n == ELEMENTSOF(fds));
 }
 
@@ -1504,6 +1581,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 enum MHD_Result ret;
                 if (authorize(srv, conn, req, &ret))
                         return ret;
+                if (req->match.route != API_ROUTE_WEB && !thread_store(srv))
+                        return respond_error(conn, 503, "the controller cannot open its database: see its log");
                 if (req->match.route != API_ROUTE_WEB)
                         guard_trust(srv, conn);
 
@@ -1701,7 +1780,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
         gnutls_session_t session = ci ? (gnutls_session_t) ci->tls_session : NULL;
         if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-                srv->counters.connections++;
+                COUNT(srv, connections, 1);
                 guard_add(srv, conn, socket_context);
                 if (session && srv->ticket_key.data &&
                     gnutls_session_ticket_enable_server(session, &srv->ticket_key) < 0)
@@ -1715,7 +1794,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 }
         } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
                 if (session && gnutls_session_is_resumed(session))
-                        srv->counters.tls_resumed++;
+                        COUNT(srv, tls_resumed, 1);
                 guard_remove(srv, socket_context);
         }
 }
@@ -1778,7 +1857,8 @@ static int load_token(const char *path, char **ret, size_t *ret_len) {
 }
 
 static void server_done(struct server *srv) {
-        store_close(srv->store);
+        if (srv->thread_store_key_made)
+                (void) pthread_key_delete(thread_store_key); /* the threads are gone, their stores closed */
         if (srv->node_trust)
                 gnutls_x509_trust_list_deinit(srv->node_trust, 1);
         if (srv->operator_trust)
@@ -1845,10 +1925,11 @@ static void retention_run(const char *db_path, int64_t retain_sec) {
 int server_run(const struct server_config *c) {
         struct server srv = {.config = c, .tls_cache_lock = PTHREAD_MUTEX_INITIALIZER,
                              .node_takes_lock = PTHREAD_MUTEX_INITIALIZER,
-                             .conn_guard_lock = PTHREAD_MUTEX_INITIALIZER};
+                             .conn_guard_lock = PTHREAD_MUTEX_INITIALIZER,
+                             .node_rate_lock = PTHREAD_MUTEX_INITIALIZER,
+                             .node_ca_lock = PTHREAD_MUTEX_INITIALIZER};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *node_pem = NULL,
                             *operator_pem = NULL, *reason = NULL;
-        char db_path[4200];
         int r;
 
         if (!c->operator_token_file && !c->operator_ca)
@@ -1970,19 +2051,9 @@ int server_run(const struct server_config *c) {
                         goto out;
                 }
         }
-        snprintf(db_path, sizeof(db_path), "%s/controller.db", c->data_dir);
-        r = store_open(db_path, &srv.store, &reason);
-        if (r < 0) {
-                log_error_errno(r, "%s", reason ? reason : "cannot open the store");
-                goto out;
-        }
-        /* Rollouts queue signed commands at syncs, in the sync's transaction. */
-        store_set_command_signer(srv.store, sign_payload, &srv);
-        store_set_record_quota(srv.store, c->max_records_per_node);
-        store_set_pass_gap(srv.store, c->pass_gap_sec);
-        free(reason);
-        reason = NULL;
-        r = store_open(db_path, &srv.tick_store, &reason);
+        snprintf(srv.db_path, sizeof(srv.db_path), "%s/controller.db", c->data_dir);
+        /* created or migrated here, before any server thread opens a connection of its own */
+        r = store_open(srv.db_path, &srv.tick_store, &reason);
         if (r < 0) {
                 log_error_errno(r, "%s", reason ? reason : "cannot open the store");
                 goto out;
@@ -2045,7 +2116,7 @@ int server_run(const struct server_config *c) {
         /* a sixteenth of the house kept free: a newcomer finds room while unauthenticated
          * connections are shed to make it (conn-guard.h) */
         unsigned soft_limit = max_conn - max_conn / 16;
-        conn_guard_init(&srv.conn_guard, soft_limit, (int64_t) c->request_deadline_sec * 1000000);
+        conn_guard_init(&srv.conn_guard, soft_limit, max_conn, (int64_t) c->request_deadline_sec * 1000000);
         if (c->request_deadline_sec)
                 log_info("connections: %u at once, %u per address; unauthenticated ones shed past %u, "
                          "and closed %u s after they opened unless a request on them was authorized",
@@ -2053,6 +2124,22 @@ int server_run(const struct server_config *c) {
         else
                 log_info("connections: %u at once, %u per address; unauthenticated ones shed past %u "
                          "(no request deadline)", max_conn, max_per_ip, soft_limit);
+        int e = pthread_key_create(&thread_store_key, thread_store_close);
+        if (e != 0) {
+                r = log_error_errno(e, "cannot make the server threads' store key");
+                goto out;
+        }
+        srv.thread_store_key_made = true;
+        srv.failpoint_sync_stall = getenv("ORBIT_FAILPOINT_SYNC_STALL_FILE");
+        if (srv.failpoint_sync_stall && !*srv.failpoint_sync_stall)
+                srv.failpoint_sync_stall = NULL;
+        /* A pool: a sync's parse and transaction, an upload's verification, a TLS handshake
+         * hold one thread's connections, not all. libmicrohttpd divides its connection limit
+         * among the threads, which need not get equal shares: each may hold them all, and the
+         * guard holds the sum to --max-connections. */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        unsigned threads = c->threads ? c->threads : cpus < 1 ? 1 : cpus > 8 ? 8 : (unsigned) cpus;
+        log_info("%u server thread%s", threads, threads == 1 ? "" : "s");
 
         /* No Date header: 37 bytes of every answer, which no node reads (server_time is in
          * the sync answer's body); RFC 9110 6.6.1 makes it optional. */
@@ -2064,7 +2151,8 @@ int server_run(const struct server_config *c) {
                 (struct sockaddr *) &ss, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT,
                 cert, MHD_OPTION_HTTPS_MEM_TRUST, trust, MHD_OPTION_HTTPS_PRIORITIES,
                 "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_CONNECTION_LIMIT,
-                max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_per_ip,
+                max_conn * threads, MHD_OPTION_PER_IP_CONNECTION_LIMIT, max_per_ip, MHD_OPTION_THREAD_POOL_SIZE,
+                threads,
                 MHD_OPTION_CONNECTION_TIMEOUT, c->timeout_sec, MHD_OPTION_NOTIFY_COMPLETED,
                 on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv,
                 MHD_OPTION_END);
@@ -2114,7 +2202,7 @@ int server_run(const struct server_config *c) {
                 if (r < 0)
                         log_warning("rollout tick: %s", strerror(-r));
                 if (c->retain_records_sec > 0 && time(NULL) >= next_retention) {
-                        retention_run(db_path, c->retain_records_sec);
+                        retention_run(srv.db_path, c->retain_records_sec);
                         next_retention = time(NULL) + retention_interval(c->retain_records_sec);
                 }
         }

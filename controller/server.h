@@ -24,6 +24,7 @@ struct server_config {
         unsigned max_connections_per_ip; /* from one client address */
         unsigned max_syncs_per_minute;   /* per node, on average (0: no bound) ... */
         unsigned sync_burst;             /* ... and at once: past them, 429 (#18 item 7) */
+        unsigned threads;           /* server threads (a libmicrohttpd pool); 0: the CPUs online, at most 8 */
         unsigned request_deadline_sec; /* a connection with no authorized request is closed this
                                         * long after it opened (conn-guard.h); 0: never */
         unsigned timeout_sec;       /* idle connection timeout: above the nodes' in-pass cadence

@@ -308,6 +308,12 @@ class Handler(socketserver.BaseRequestHandler):
                 while sent < HUGE:
                     tls.sendall(block)
                     sent += CHUNK
+            elif mode == "busy":
+                # a controller past a node's sync rate: 429, come back in ARG seconds
+                data = json.dumps({"error": "too-many-requests", "message": "busy"}).encode()
+                self.head(tls, 429, len(data), {"Retry-After": arg})
+                tls.sendall(data)
+                sent = len(data)
             elif mode == "zstd":
                 data, coding = zstd_body(arg, req)
                 self.head(tls, 200, len(data), {"Content-Encoding": coding})

@@ -34,6 +34,8 @@ extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1' &&
         mkcert sat-1 sat-1 node-ca 'basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth' && mkcert sat-2 sat-2 node-ca 'basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificates"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 "$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
@@ -223,6 +225,34 @@ code=$(node_sync)
 grep -q 'unauthenticated ones shed past 960, and closed 5 s after they opened' controller.log &&
         pass "the bounds are logged at the start" || fail "bounds log line" "$(grep connections: controller.log)"
 flood_stop
+stop_controller
+
+# ---- a sync held on one server thread does not hold the others ----------------------------------
+# The failpoint stops sat-1's sync after its parse, as a slow parse or transaction would, until
+# the file goes: meanwhile sat-2 is answered on another thread.
+echo sat-1 >stall
+ORBIT_FAILPOINT_SYNC_STALL_FILE=$D/stall start_controller --threads 2
+grep 'server thread' controller.log | tail -1 | grep -q ' 2 server threads$' && pass "--threads 2: two server threads" || fail "threads log" "$(grep thread controller.log)"
+curl -sS -o sync1.out -w '%{http_code}' --max-time 120 --cacert server-ca.pem --cert sat-1.pem --key sat-1.key \
+        -H 'Content-Type: application/json' --data-binary "$sync_body" "$URL/v1/nodes/sat-1/sync" >sync1.code 2>&1 &
+S1=$!
+track_pid "$S1"
+if wait_for 60 grep -q 'failpoint: the sync of sat-1 stalls' controller.log; then
+        body2=${sync_body//sat-1/sat-2}
+        code=$(curl -sS -o sync2.out -w '%{http_code}' --max-time 60 --cacert server-ca.pem --cert sat-2.pem \
+                --key sat-2.key -H 'Content-Type: application/json' --data-binary "$body2" "$URL/v1/nodes/sat-2/sync" 2>&1)
+        if [ "$code" = 200 ] && kill -0 "$S1" 2>/dev/null && [ -e stall ] &&
+                ! grep -q 'failpoint: the sync of sat-1 goes on' controller.log; then
+                pass "sat-2 is answered (HTTP 200) while sat-1's sync is held on the other thread"
+        else
+                fail "a second sync beside a held one" "HTTP $code; sat-1 still held: $(kill -0 "$S1" 2>/dev/null && echo yes || echo no)"
+        fi
+else
+        fail "the failpoint did not hold sat-1's sync" "$(tail -3 controller.log)"
+fi
+rm -f stall
+wait "$S1"
+[ "$(cat sync1.code)" = 200 ] && pass "released, sat-1's sync is answered too (HTTP 200)" || fail "sat-1 after the release" "$(cat sync1.code)"
 stop_controller
 
 # ---- a node syncing in a loop: 429 past its rate ------------------------------------------------

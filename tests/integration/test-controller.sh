@@ -316,10 +316,16 @@ BURL=$URL/v1/bundles/fleet-2024.06
 HDR=(-D "$D/headers")
 etag() { tr -d '\r' <"$D/headers" | sed -n 's/^[Ee][Tt][Aa][Gg]: //p'; }
 # A node may fetch only a bundle the ground sent it (#18): none yet for node-1.
+# It is told what it would be told of a bundle that is not there: no probing for ids.
 code=$(as_node node-1 "$BURL")
-[ "$code" = 403 ] && jq -r .message body | grep -q 'was never sent to node "node-1"' &&
-        pass "a node may not download a bundle no command nor rollout sent it: 403" ||
+[ "$code" = 404 ] && [ "$(jq -r .message body)" = 'no bundle "fleet-2024.06" for node "node-1"' ] &&
+        pass "a node may not download a bundle no command nor rollout sent it: 404, as for none" ||
         fail "bundle download without a command" "HTTP $code $(cat body)"
+grep -q 'node node-1 asked for bundle fleet-2024.06, which no command nor rollout sent it: refused' "$LOG" &&
+        pass "the controller's log says why" || fail "the refusal's log line"
+code=$(as_node node-1 "$URL/v1/bundles/fleet-2024.07")
+[ "$code" = 404 ] && [ "$(jq -r .message body)" = 'no bundle "fleet-2024.07" for node "node-1"' ] &&
+        pass "a bundle that is not there: the same answer" || fail "unknown bundle to a node" "HTTP $code $(cat body)"
 opcli command send node-1 update.install bundle_id=fleet-2024.06 --expires-in 600 >out 2>err &&
         grep -q "^queued command 3" out ||
         fail "command send update.install" "$(cat out err)"

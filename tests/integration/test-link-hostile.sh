@@ -485,6 +485,17 @@ fi
 # ---- the real controller: every record arrives -------------------------------------------------------
 alive
 
+# ---- 429 with Retry-After: the agent waits as the controller says, within its own backoff
+# bound (link.backoff_max_sec, 1 s here: a controller cannot silence a node for longer)
+set_mode busy 3600
+if wait_for "$CASE_WAIT" seen 1 '.mode == "busy" and .event == "answered"' &&
+        wait_for 30 grep -q "sync failed (HTTP 429: busy); next try in 1.0 s (the controller's Retry-After)" "$N/agent.log"; then
+        pass "busy: a 429 with Retry-After 3600 is honoured up to link.backoff_max_sec (next try in 1.0 s)"
+else
+        fail "busy: Retry-After" "$(grep 'HTTP 429' "$N/agent.log" | tail -2)"
+fi
+alive
+
 # ---- the floor under next_sync_sec: a controller asking for a sync every second gets one every
 # link.min_sync_interval_sec (3 here; 1 above, so that the cases above go quickly). The
 # answers ack nothing (the records are for the real controller below), so no backlog of the

@@ -24,7 +24,7 @@ static struct conn_track *track(struct conn_track *t, int fd, int64_t started) {
 static void test_shed_when_full(void **state) {
         struct conn_guard g;
         struct conn_track t[8];
-        conn_guard_init(&g, 4, 0);
+        conn_guard_init(&g, 4, 0, 0);
         for (int i = 0; i < 4; i++)
                 assert_int_equal(conn_guard_add(&g, track(&t[i], 100 + i, i * SEC)), -1);
         assert_int_equal(g.open, 4);
@@ -42,12 +42,34 @@ static void test_shed_when_full(void **state) {
         assert_int_equal(g.open, 3);
         assert_int_equal(conn_guard_add(&g, track(&t[6], 106, 6 * SEC)), -1);
         assert_int_equal(g.open, 4);
-        /* all trusted but the newcomer: nobody to shed, the hard limit decides */
+        /* all trusted but the newcomer: nobody to shed, and no hard limit */
         conn_guard_trust(&g, &t[4]);
         conn_guard_trust(&g, &t[5]);
         conn_guard_trust(&g, &t[6]);
         assert_int_equal(conn_guard_add(&g, track(&t[7], 107, 7 * SEC)), -1);
         assert_int_equal(g.open, 5);
+}
+
+/* Past the hard limit with everybody else trusted, the newcomer itself goes, and is not
+ * counted again when it closes. */
+static void test_hard_limit(void **state) {
+        struct conn_guard g;
+        struct conn_track t[5];
+        conn_guard_init(&g, 2, 3, 0);
+        for (int i = 0; i < 3; i++) {
+                conn_guard_add(&g, track(&t[i], i, i));
+                conn_guard_trust(&g, &t[i]);
+        }
+        assert_int_equal(g.open, 3); /* past the soft limit, but nobody to shed */
+        assert_int_equal(conn_guard_add(&g, track(&t[3], 3, 3)), 3);
+        assert_true(t[3].shed);
+        assert_int_equal(g.open, 3);
+        conn_guard_remove(&g, &t[3]);
+        assert_int_equal(g.open, 3);
+        /* one that is not trusted goes first when there is one */
+        t[1].trusted = false;
+        assert_int_equal(conn_guard_add(&g, track(&t[4], 4, 4)), 1);
+        assert_int_equal(g.open, 3);
 }
 
 /* The deadline closes unauthenticated connections however busy, oldest first, each once;
@@ -56,7 +78,7 @@ static void test_deadline(void **state) {
         struct conn_guard g;
         struct conn_track t[5];
         int fds[8];
-        conn_guard_init(&g, 0, 10 * SEC);
+        conn_guard_init(&g, 0, 0, 10 * SEC);
         for (int i = 0; i < 5; i++)
                 assert_int_equal(conn_guard_add(&g, track(&t[i], 10 + i, i * SEC)), -1);
         conn_guard_trust(&g, &t[1]);
@@ -78,7 +100,7 @@ static void test_deadline(void **state) {
         assert_null(g.head);
         assert_null(g.tail);
 
-        conn_guard_init(&g, 0, 0);
+        conn_guard_init(&g, 0, 0, 0);
         assert_int_equal(conn_guard_add(&g, track(&t[0], 10, 0)), -1);
         assert_int_equal(conn_guard_expired(&g, 1000 * SEC, fds, ELEMENTSOF(fds)), 0);
 }
@@ -87,7 +109,7 @@ static void test_deadline(void **state) {
 static void test_list(void **state) {
         struct conn_guard g;
         struct conn_track t[3];
-        conn_guard_init(&g, 0, 0);
+        conn_guard_init(&g, 0, 0, 0);
         for (int i = 0; i < 3; i++)
                 conn_guard_add(&g, track(&t[i], i, i));
         conn_guard_remove(&g, &t[1]);
@@ -106,6 +128,7 @@ static void test_list(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_shed_when_full),
+                cmocka_unit_test(test_hard_limit),
                 cmocka_unit_test(test_deadline),
                 cmocka_unit_test(test_list),
         };

@@ -38,6 +38,31 @@ static void test_backoff(void **state) {
         assert_int_equal(link_backoff_usec(0, 5 * S, 600 * S, 0.5), 5 * S);
 }
 
+/* Retry-After in seconds only, cut to a day; the wait is the longer of it and the backoff, and
+ * never above the backoff's bound. */
+static void test_retry_after(void **state) {
+        uint64_t v = 7;
+        assert_int_equal(link_retry_after_parse("60", &v), 0);
+        assert_int_equal(v, 60);
+        assert_int_equal(link_retry_after_parse("0", &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(link_retry_after_parse("120 ", &v), 0);
+        assert_int_equal(v, 120);
+        assert_int_equal(link_retry_after_parse("99999999999999999999999999", &v), 0);
+        assert_int_equal(v, 86400);
+        const char *bad[] = {"", " 5", "-5", "+5", "5s", "5.0", "Wed, 21 Oct 2026 07:28:00 GMT", "0x10"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                v = 7;
+                assert_int_equal(link_retry_after_parse(bad[i], &v), -EINVAL);
+                assert_int_equal(v, 7);
+        }
+        assert_int_equal(link_retry_after_parse(NULL, &v), -EINVAL);
+        assert_int_equal(link_retry_wait_usec(5 * S, 0, 600 * S), 5 * S);
+        assert_int_equal(link_retry_wait_usec(5 * S, 60, 600 * S), 60 * S);
+        assert_int_equal(link_retry_wait_usec(90 * S, 60, 600 * S), 90 * S);
+        assert_int_equal(link_retry_wait_usec(5 * S, 86400, 600 * S), 600 * S);
+}
+
 static void test_plan(void **state) {
         int64_t next;
         /* no plan, an empty plan: always open */
@@ -425,6 +450,7 @@ static void test_zstd_negotiation(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_backoff),
+                cmocka_unit_test(test_retry_after),
                 cmocka_unit_test(test_result_reason),
                 cmocka_unit_test(test_plan),
                 cmocka_unit_test(test_plan_window_within),
