@@ -232,7 +232,7 @@ stop_controller
 # the file goes: meanwhile sat-2 is answered on another thread.
 echo sat-1 >stall
 ORBIT_FAILPOINT_SYNC_STALL_FILE=$D/stall start_controller --threads 2
-grep 'server thread' controller.log | tail -1 | grep -q ' 2 server threads$' && pass "--threads 2: two server threads" || fail "threads log" "$(grep thread controller.log)"
+grep 'server thread' controller.log | tail -1 | grepq ' 2 server threads$' && pass "--threads 2: two server threads" || fail "threads log" "$(grep thread controller.log)"
 curl -sS -o sync1.out -w '%{http_code}' --max-time 120 --cacert server-ca.pem --cert sat-1.pem --key sat-1.key \
         -H 'Content-Type: application/json' --data-binary "$sync_body" "$URL/v1/nodes/sat-1/sync" >sync1.code 2>&1 &
 S1=$!
@@ -270,7 +270,7 @@ retry=$(sed -n 's/^Retry-After: *\([0-9]*\).*/\1/ip' headers.out | head -1)
         jq -e '.error == "too-many-requests"' sync.out >/dev/null &&
         pass "a node past its rate: syncs answered $codes, the last with Retry-After: $retry" ||
         fail "the sync rate" "codes $codes, Retry-After '$retry', body $(cat sync.out)"
-metrics | grep -q '^orbit_controller_syncs_limited_total 1$' && pass "the refusal is counted in the metrics" ||
+metrics | grepq '^orbit_controller_syncs_limited_total 1$' && pass "the refusal is counted in the metrics" ||
         fail "syncs_limited metric" "$(metrics 2>&1 | grep limited)"
 grep -q "sync from sat-1 refused: more than 1 syncs a minute" controller.log && pass "and logged" || fail "no log line"
 stop_controller

@@ -180,11 +180,11 @@ code=$(as_node node-1 -X POST --data-binary @sync-f2-half.json "$URL/v1/nodes/no
         fail "format 2 half a boot" "HTTP $code: $(cat body)"
 sed 's/"format":1,"node"/"format":1,"nodee":"x","node"/' sync1.json >bad.json
 code=$(as_node node-1 -X POST --data-binary @bad.json "$URL/v1/nodes/node-1/sync")
-[ "$code" = 400 ] && jq -r .message body | grep -q '^sync:1:13: nodee: unknown key (did you mean "node"?)' &&
+[ "$code" = 400 ] && jq -r .message body | grepq '^sync:1:13: nodee: unknown key (did you mean "node"?)' &&
         pass "unknown key refused: 400 naming it with line:column" || fail "unknown key refused" "HTTP $code: $(cat body)"
 sed 's/"seq":2}/"seq":0}/' sync1.json >bad.json
 code=$(as_node node-1 -X POST --data-binary @bad.json "$URL/v1/nodes/node-1/sync")
-[ "$code" = 400 ] && jq -r .message body | grep -q 'records\[1\].key.seq: 0 is out of range' &&
+[ "$code" = 400 ] && jq -r .message body | grepq 'records\[1\].key.seq: 0 is out of range' &&
         pass "bad record seq refused, record and key named" || fail "bad record refused" "HTTP $code: $(cat body)"
 { printf '{"format":1,"node":"node-1","boot_epoch":3,"boot_id":"%s","last_command_seq":0,"records":[],"status":{"pad":"' "$BOOT"
   head -c $((5 * 1024 * 1024)) /dev/zero | tr '\0' a
@@ -235,14 +235,14 @@ out=$("$VERIFY" command-keyring node-1 0 envelope.json)
 [ "$out" = 'ok 1 workload.start {"name":"camera"}' ] && pass "the envelope verifies (agent's verifier)" ||
         fail "envelope verifies" "$out"
 out=$("$VERIFY" command-keyring node-1 1 envelope.json)
-echo "$out" | grep -q 'replayed' && pass "verifier: replayed seq refused" || fail "replay refused" "$out"
+echo "$out" | grepq 'replayed' && pass "verifier: replayed seq refused" || fail "replay refused" "$out"
 out=$("$VERIFY" command-keyring node-2 0 envelope.json)
-echo "$out" | grep -q 'is for node "node-1", not "node-2"' && pass "verifier: wrong node refused" || fail "wrong node" "$out"
+echo "$out" | grepq 'is for node "node-1", not "node-2"' && pass "verifier: wrong node refused" || fail "wrong node" "$out"
 out=$("$VERIFY" bundle-keyring node-1 0 envelope.json)
-echo "$out" | grep -q 'refused' && pass "verifier: untrusted signer refused" || fail "untrusted signer" "$out"
+echo "$out" | grepq 'refused' && pass "verifier: untrusted signer refused" || fail "untrusted signer" "$out"
 jq '.payload |= sub("camera"; "camerb")' envelope.json >tampered.json
 out=$("$VERIFY" command-keyring node-1 0 tampered.json)
-echo "$out" | grep -q 'refused' && pass "verifier: tampered payload refused" || fail "tampered payload" "$out"
+echo "$out" | grepq 'refused' && pass "verifier: tampered payload refused" || fail "tampered payload" "$out"
 
 # The node applied it and reports the result.
 sync_body 1 "$(record 4 command.result '{"seq":1,"status":"done","reason":""}')" >sync2.json
@@ -470,7 +470,7 @@ jq -e 'any(.[]; .who == "token" and .role == "release-manager" and .method == "P
         fail "audit: the token's changes" "$(jq -c . audit.json | head -c 600)"
 jq -e 'all(.[]; .method != "GET" and .method != "HEAD")' audit.json >/dev/null && pass "audit: reads are not changes" ||
         fail "audit: reads recorded"
-opcli audit list | grep -q "cert:alice .* PUT .*/v1/nodes/node-1/contact-plan" && pass "audit list: a table" ||
+opcli audit list | grepq "cert:alice .* PUT .*/v1/nodes/node-1/contact-plan" && pass "audit list: a table" ||
         fail "audit list table" "$(opcli audit list | head -3)"
 
 stop_controller

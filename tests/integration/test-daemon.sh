@@ -272,7 +272,7 @@ fi
 
 out=$("$AGENT" --help 2>&1)
 rc=$?
-if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -qi 'usage' && printf '%s\n' "$out" | grep -q -- '--config'; then
+if [ $rc -eq 0 ] && printf '%s\n' "$out" | grepq -i 'usage' && printf '%s\n' "$out" | grepq -- '--config'; then
         pass "--help prints usage"
 else
         fail "--help prints usage" "exit $rc, output: $out"
@@ -368,8 +368,8 @@ printf '{\n  "config_version": 1,\n  "log_levle": "debug",\n  "log_target": 5\n}
 err=$("$AGENT" --check-config --config "$f" 2>&1 >/dev/null)
 rc=$?
 if [ $rc -eq 78 ] &&
-        printf '%s\n' "$err" | grep -qF "$f:3:3: log_levle: unknown key (did you mean \"log_level\"?)" &&
-        printf '%s\n' "$err" | grep -qF "$f:4:17: log_target: " &&
+        printf '%s\n' "$err" | grepq -F "$f:3:3: log_levle: unknown key (did you mean \"log_level\"?)" &&
+        printf '%s\n' "$err" | grepq -F "$f:4:17: log_target: " &&
         [ "$(printf '%s\n' "$err" | grep -c .)" -eq 2 ]; then
         pass "--check-config reports every problem, one line each"
 else
@@ -498,17 +498,17 @@ rc=$?
 human_ok=1
 human_why=""
 for pat in 'Node id:' 'Boot epoch:' 'Uptime:' 'Agent version:'; do
-        printf '%s\n' "$out" | grep -qF "$pat" || { human_ok=0; human_why+=" no '$pat';"; }
+        printf '%s\n' "$out" | grepq -F "$pat" || { human_ok=0; human_why+=" no '$pat';"; }
 done
-printf '%s\n' "$out" | grep -F 'Node id:' | grep -qF "$NODE_ID" || { human_ok=0; human_why+=" node id not shown;"; }
-printf '%s\n' "$out" | grep -F 'Agent version:' | grep -qF '0.1.0' || { human_ok=0; human_why+=" version not 0.1.0;"; }
+printf '%s\n' "$out" | grep -F 'Node id:' | grepq -F "$NODE_ID" || { human_ok=0; human_why+=" node id not shown;"; }
+printf '%s\n' "$out" | grep -F 'Agent version:' | grepq -F '0.1.0' || { human_ok=0; human_why+=" version not 0.1.0;"; }
 for sub in update link; do
-        printf '%s\n' "$out" | grep -w "$sub" | grep -qF 'disabled' ||
+        printf '%s\n' "$out" | grep -w "$sub" | grepq -F 'disabled' ||
                 { human_ok=0; human_why+=" no '$sub disabled' line;"; }
 done
-printf '%s\n' "$out" | grep -iw runtime | grep -qE 'active|unavailable' ||
+printf '%s\n' "$out" | grep -iw runtime | grepq -E 'active|unavailable' ||
         { human_ok=0; human_why+=" no runtime line;"; }
-printf '%s\n' "$out" | grep -iw health | grep -qE 'active' ||
+printf '%s\n' "$out" | grep -iw health | grepq -E 'active' ||
         { human_ok=0; human_why+=" no health line;"; }
 if [ $rc -eq 0 ] && [ $human_ok -eq 1 ]; then
         pass "orbitctl status (human) shows node, epoch, uptime, version, subsystems"
@@ -672,7 +672,7 @@ if wait_for "$T" log_has "$A_LOG" 'keeping the old configuration'; then
 else
         fail "SIGHUP with an invalid config logs 'keeping the old configuration'"
 fi
-if grep -F 'keeping the old configuration' "$A_LOG" | grep -qF "$A_CFG:8:3: stat_dir"; then
+if grep -F 'keeping the old configuration' "$A_LOG" | grepq -F "$A_CFG:8:3: stat_dir"; then
         pass "the reload error names $A_CFG:8:3: stat_dir on the same log line"
 else
         fail "the reload error names file:line:column" "no '$A_CFG:8:3: stat_dir' in the log"

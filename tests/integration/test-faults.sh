@@ -76,7 +76,7 @@ done
 [ "$bad" = 0 ] && pass "40 power cuts at random moments: every restart loads its state and the epoch only grows (now $last)" \
         || fail "power cuts" "$bad bad runs"
 grep -q "corrupt" "$D/agent.log" && note "some kills hit a write: the last good copy was used"
-ls "$STATE" | grep -q '\.tmp$' && note "a .tmp from a killed write is left; it is overwritten by the next write"
+ls "$STATE" | grepq '\.tmp$' && note "a .tmp from a killed write is left; it is overwritten by the next write"
 
 # ---- bit flips in every state file -----------------------------------------------------
 for f in boot identity; do

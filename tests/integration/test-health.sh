@@ -125,7 +125,7 @@ settemp 95000
 check "95 C: critical" wait_for 5 level_is critical
 check "normal and best-effort workloads stopped" wait_for 10 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show nap --json | jq -r .state)\" = stopped ] && [ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show spin --json | jq -r .state)\" = stopped ]"
 [ "$(wstate life .state)" = running ] && pass "the critical workload keeps running" || fail "critical runs"
-[ "$(health | jq -r .gate.pass)" = false ] && health | jq -r .gate.why | grep -q "critical" && pass "the health gate fails at critical" || fail "gate" "$(health | jq .gate)"
+[ "$(health | jq -r .gate.pass)" = false ] && health | jq -r .gate.why | grepq "critical" && pass "the health gate fails at critical" || fail "gate" "$(health | jq .gate)"
 
 # ---- cooling: one step per dwell, in reverse ------------------------------------------
 settemp 50000
@@ -181,7 +181,7 @@ seq=$(ctl events --json -n 1000 | jq -r '[.events[] | select(.kind == "health.le
 # ---- eclipse sheds load the same way --------------------------------------------------
 battery Discharging 25 0
 check "eclipse at 25% battery: hot" wait_for 5 level_is hot
-health | jq -r .driver | grep -q "battery at 25% in eclipse" && pass "the driver says eclipse" || fail "driver" "$(health | jq -r .driver)"
+health | jq -r .driver | grepq "battery at 25% in eclipse" && pass "the driver says eclipse" || fail "driver" "$(health | jq -r .driver)"
 battery Charging 25 1
 check "sunlight: back to nominal step by step" wait_for 10 level_is nominal
 
@@ -189,7 +189,7 @@ check "sunlight: back to nominal step by step" wait_for 10 level_is nominal
 settemp 85000
 check "hot again" wait_for 5 level_is hot
 echo garbage >"$Z/temp"
-garbage_seen() { health | jq -r '.readings.problems[]' 2>/dev/null | grep -q thermal_zone0; }
+garbage_seen() { health | jq -r '.readings.problems[]' 2>/dev/null | grepq thermal_zone0; }
 check "garbage from the sensor is reported as a problem" wait_for 10 garbage_seen
 [ "$(health | jq -r .level)" = hot ] && pass "and keeps the level (read, not trusted)" || fail "garbage level" "$(health | jq -r .level)"
 health | jq -e '.zones[0].valid == false' >/dev/null && pass "the zone shows as invalid" || fail "invalid zone"

@@ -477,7 +477,7 @@ if case_run unepoched replay "$D/unepoched.json"; then
         has_reason3() { [ -n "$(reason_of3)" ]; }
         wait_for "$CASE_WAIT" has_reason3
         refresh
-        reason_of3 | grep -q "names no link epoch" && [ "$(lnk .last_command_seq)" = 2 ] &&
+        reason_of3 | grepq "names no link epoch" && [ "$(lnk .last_command_seq)" = 2 ] &&
                 pass "a command without a link epoch is refused by a node whose link state was made anew; the seq stays 2" ||
                 fail "a command without a link epoch" "seq $(lnk .last_command_seq): $(reason_of3)"
 fi

@@ -129,7 +129,7 @@ check "sat-1 syncs with the new certificate (serial $NEW1)" wait_for 30 logged "
 cert_is_new() { [ "$(lnk .certificate.serial)" = "$NEW1" ] && [ "$(lnk .certificate.renewed)" = true ] &&
         [ "$(lnk .certificate.trial)" = false ]; }
 check "the agent uses it as its own (renewed, no longer on trial)" wait_for 20 cert_is_new
-ctl link | grep -q "^Certificate: *serial $NEW1, not after .*, valid$" && pass "orbitctl link shows it: $(ctl link | grep Certificate:)" ||
+ctl link | grepq "^Certificate: *serial $NEW1, not after .*, valid$" && pass "orbitctl link shows it: $(ctl link | grep Certificate:)" ||
         fail "orbitctl link" "$(ctl link)"
 [ "$(lnk .certificate.renewal)" = valid ] && pass "and finds it valid: no renewal due" ||
         fail "renewal state after" "$(ctl link --json | jq -c .certificate)"
@@ -195,7 +195,7 @@ post_csr() { # NODE_IN_PATH CSR_FILE: the HTTP status, with sat-1's certificate
                         -H 'Content-Type: application/json' --data-binary @- "$URL/v1/nodes/$1/certificate"
 }
 st=$(post_csr sat-1 other.csr)
-[ "$st" = 422 ] && jq -r .message answer.json | grep -q 'not "CN=sat-1"' &&
+[ "$st" = 422 ] && jq -r .message answer.json | grepq 'not "CN=sat-1"' &&
         pass "a CSR for another node (CN=sat-9) from sat-1 is refused: $(jq -r .message answer.json)" ||
         fail "a CSR for another node" "HTTP $st: $(cat answer.json)"
 st=$(post_csr sat-9 other.csr)

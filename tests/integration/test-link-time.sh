@@ -146,7 +146,7 @@ f0=$(lnk .syncs_failed)
 kill -HUP "$APID"
 failed_more() { [ "$(lnk .syncs_failed)" -gt "$f0" ]; }
 if wait_for 30 failed_more; then
-        lnk .last_error | grep -qi "expired" &&
+        lnk .last_error | grepq -i "expired" &&
                 pass "a controller certificate that expired before the floor is refused: $(lnk .last_error)" ||
                 fail "expired certificate: refused, but why?" "$(lnk .last_error)"
 else

@@ -213,7 +213,7 @@ stop_controller
 start_controller v1.json cmd1
 s=$(send)
 wait_for "$T" cmd_settled "$s"
-[ "$(cmd_state "$s")" = rejected ] && cmd_reason "$s" | grep -q "revoked key" &&
+[ "$(cmd_state "$s")" = rejected ] && cmd_reason "$s" | grepq "revoked key" &&
         pass "a command by the revoked signer 1 is refused: $(cmd_reason "$s")" ||
         fail "the revoked key's command" "$(cmd_state "$s"): $(cmd_reason "$s")"
 [ "$(trust .version)" = 2 ] && pass "an older document (v1) is not taken back" || fail "version after v1's controller" "$(trust .version)"
@@ -252,7 +252,7 @@ rc=$?
         pass "the install is not armed: its signer was revoked while it ran: $(head -c 300 "$D/install.out")" ||
         fail "an install whose signer was revoked meanwhile" "exit $rc: $(cat "$D/install.out")"
 [ "$(ust .phase)" = failed ] && pass "the update failed" || fail "the phase" "$(ust .phase)"
-"$TOOL" --kind file --path "$N/boot.json" state | grep -q "B_tries_left=0" &&
+"$TOOL" --kind file --path "$N/boot.json" state | grepq "B_tries_left=0" &&
         pass "slot B is not bootable: $("$TOOL" --kind file --path "$N/boot.json" state | tr '\n' ' ')" ||
         fail "slot B after the refusal" "$("$TOOL" --kind file --path "$N/boot.json" state | tr '\n' ' ')"
 out=$(ctl update install "$D/by-rel1.obundle" 2>&1) && fail "a bundle by the revoked release signer 1" "$out" || {
@@ -279,7 +279,7 @@ s=$(oc command send sat-1 update.rollback --json | jq -r .seq)
 wait_for "$T" cmd_settled "$s"
 [ "$(cmd_state "$s")" = failed ] || [ "$(cmd_state "$s")" = rejected ]
 st=$?
-cmd_reason "$s" | grep -q "below 2, the lowest the committed release (by-rel2 1.2.0, signed) allows" && [ $st = 0 ] &&
+cmd_reason "$s" | grepq "below 2, the lowest the committed release (by-rel2 1.2.0, signed) allows" && [ $st = 0 ] &&
         pass "the controller's update.rollback is refused: $(cmd_reason "$s")" ||
         fail "the controller's rollback below the release's floor" "$(cmd_state "$s"): $(cmd_reason "$s")"
 [ "$(ust .phase)" = committed ] && pass "the node stays committed in slot B" || fail "after the refused rollback" "$(ust .phase)"

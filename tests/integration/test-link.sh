@@ -128,7 +128,7 @@ s=$(oc command send sat-1 status.send --json | seq_of)
 check "status.send is done" wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = done ]"
 s=$(oc command send sat-1 workload.start name=camera --json | seq_of)
 wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = failed ]" &&
-        cmd_reason "$s" | grep -q "runtime is disabled" && pass "a command the node cannot do fails, saying why" ||
+        cmd_reason "$s" | grepq "runtime is disabled" && pass "a command the node cannot do fails, saying why" ||
         fail "workload.start on a node without runtime" "$(cmd_state "$s"): $(cmd_reason "$s")"
 s=$(oc command send sat-1 config.set key=link.poll_interval_sec value:=2 --json | seq_of)
 check "config.set of a safe key is done" wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = done ]"
@@ -140,11 +140,11 @@ check "config.set sandbox.allow_privileged false is done" wait_for 10 sh -c "[ \
 check "...and lands in the node's config" test "$(jq .sandbox.allow_privileged "$N/etc/agent.json")" = false
 s=$(oc command send sat-1 config.set key=sandbox.allow_privileged_from_link value:=true --json | seq_of)
 wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = failed ]" &&
-        cmd_reason "$s" | grep -q "cannot be changed remotely" && pass "the controller cannot allow itself to start privileged workloads" ||
+        cmd_reason "$s" | grepq "cannot be changed remotely" && pass "the controller cannot allow itself to start privileged workloads" ||
         fail "config.set allow_privileged_from_link" "$(cmd_state "$s"): $(cmd_reason "$s")"
 s=$(oc command send sat-1 config.set key=paths.sysfs_root value=/tmp --json | seq_of)
 wait_for 10 sh -c "[ \"\$($OC --url $URL --cacert $D/server-ca.pem --token-file $D/token command list sat-1 --json | jq -r '.[] | select(.seq == $s) | .state')\" = failed ]" &&
-        cmd_reason "$s" | grep -q "cannot be changed remotely" && pass "config.set refuses a key that is not safe" ||
+        cmd_reason "$s" | grepq "cannot be changed remotely" && pass "config.set refuses a key that is not safe" ||
         fail "config.set paths" "$(cmd_state "$s"): $(cmd_reason "$s")"
 check "the refused key was not written" test "$(jq -r .paths.sysfs_root "$N/etc/agent.json")" = "$N/sys"
 last=$(lnk .last_command_seq)
@@ -213,9 +213,9 @@ reload_agent() { # JQ-FILTER on agent.json
 # controller took zstd, sends one compressed sync, is refused (415), and goes plain at once.
 restart_controller --no-zstd
 check "an old controller: syncs go on" more_syncs 3
-! since | grep -q "bytes zstd" && since | grep -q "bytes plain" && [ "$(zc answers_zstd)" = "$ANS0" ] &&
+! since | grepq "bytes zstd" && since | grepq "bytes plain" && [ "$(zc answers_zstd)" = "$ANS0" ] &&
         [ "$(zc requests_zstd)" = $((REQ0 + 1)) ] && [ "$(zc controller_takes_zstd)" = false ] &&
-        agent_since | grep -q "refused the zstd request.*again at once, plain" &&
+        agent_since | grepq "refused the zstd request.*again at once, plain" &&
         pass "an old controller: one zstd sync refused (415), plain both ways after it" ||
         fail "old controller" "$(zall); $(since | tail -3)"
 # A node of before zstd (link.compress false) and a controller with it: plain both ways.
@@ -225,7 +225,7 @@ reload_agent '.link.compress = false' || fail "reload with link.compress false"
 more_syncs 2 # (a sync in flight when the reload came is still the old kind)
 REQ0=$(zc requests_zstd) ANS0=$(zc answers_zstd) MARK=$(wc -l <"$LOG")
 check "an old node: syncs go on" more_syncs 3
-! since | grep -q "bytes zstd" && [ "$(zc answers_zstd)" = "$ANS0" ] && [ "$(zc requests_zstd)" = "$REQ0" ] &&
+! since | grepq "bytes zstd" && [ "$(zc answers_zstd)" = "$ANS0" ] && [ "$(zc requests_zstd)" = "$REQ0" ] &&
         pass "an old node: the controller answers it plain, and takes its plain syncs" ||
         fail "old node" "$(zall); $(since | tail -3)"
 # A dictionary trained on the records so far, the same file at both ends.
@@ -239,22 +239,22 @@ if command -v zstd >/dev/null 2>&1; then
         check "with a dictionary: syncs go on" more_syncs 3
         id=$(zc dictionary_id)
         [ "$id" != null ] && [ "$(zc controller_dictionary_id)" = "$id" ] &&
-                since | grep -q "bytes zstd (dictionary $id)" && [ "$(zc answers_zstd)" -gt "$ANS0" ] &&
+                since | grepq "bytes zstd (dictionary $id)" && [ "$(zc answers_zstd)" -gt "$ANS0" ] &&
                 pass "zstd with dictionary $id both ways" ||
                 fail "dictionary" "$(zall); $(since | tail -3)"
         # The controller restarted without it: the node's sync with it is refused (415),
         # then zstd without a dictionary; never a failure for records.
         restart_controller
         check "a controller without the dictionary: syncs go on" more_syncs 3
-        ! since | grep -q "bytes zstd (dictionary $id)" && since | grep -q "bytes zstd (dictionary 0)" &&
-                agent_since | grep -q "refused the zstd request" &&
+        ! since | grepq "bytes zstd (dictionary $id)" && since | grepq "bytes zstd (dictionary 0)" &&
+                agent_since | grepq "refused the zstd request" &&
                 pass "a controller without the node's dictionary: zstd without one" ||
                 fail "controller without the dictionary" "$(zall); $(since | tail -3)"
         # A node without it, the controller with it: zstd without one.
         reload_agent 'del(.link.zstd_dictionary)' || fail "reload without the dictionary"
         restart_controller --zstd-dictionary "$D/link.dict"
         check "a node without the dictionary: syncs go on" more_syncs 3
-        ! since | grep -q "bytes zstd (dictionary $id)" && since | grep -q "bytes zstd (dictionary 0)" &&
+        ! since | grepq "bytes zstd (dictionary $id)" && since | grepq "bytes zstd (dictionary 0)" &&
                 pass "a node without the controller's dictionary: zstd without one" ||
                 fail "node without the dictionary" "$(zall); $(since | tail -3)"
         restart_controller
@@ -332,7 +332,7 @@ check "gate: the health gate held, the trial waits for the controller" wait_for 
 past_timeout() { [ "$(ust '.trial.elapsed_sec')" -ge 6 ]; }
 wait_for 20 past_timeout && waiting && pass "gate: past trial_timeout_sec, the trial still waits for the controller" ||
         fail "gate: waiting past the trial timeout" "$(ctl update status --json | jq -c '{phase, reason, trial}')"
-ctl update status | grep -q "^Controller:    not reached yet; waits [0-9]* s more (update.controller_wait_sec), then rolls back" &&
+ctl update status | grepq "^Controller:    not reached yet; waits [0-9]* s more (update.controller_wait_sec), then rolls back" &&
         pass "gate: orbitctl update status says the controller is awaited" ||
         fail "gate: orbitctl update status" "$(ctl update status)"
 EPOCH=$(ctl status --json | jq .boot_epoch)
@@ -416,7 +416,7 @@ pass_due() {
 wait_for 20 pass_due && pass "gate: the trial waits for the controller until the planned pass is over" ||
         fail "gate: waiting for the planned pass" "$(ctl update status --json | jq -c '{phase, trial}') (pass ends at $PLAN_END)"
 check "gate: the broken image rolls back by itself when the pass is over" wait_for 60 phase_is rolled-back
-ust .reason | grep -qx "the controller was not reached from slot A within [0-9]* s (the contact pass planned in the trial window is over)" &&
+ust .reason | grepq -x "the controller was not reached from slot A within [0-9]* s (the contact pass planned in the trial window is over)" &&
         [ "$(date +%s)" -ge $((PLAN_END + 2)) ] &&
         pass "gate: the rollback names the reason: $(ust .reason)" || fail "gate: rollback reason (plan)" "$(ust .reason)"
 kill -TERM "$APID"; wait_exit "$APID" 20
@@ -453,7 +453,7 @@ window 0 || fail "PUT the contact plan"
 start_agent
 pass_of() { ctl link --json | jq -r ".pass.$1"; }
 ustat() { ctl update status --json | jq -r "$1"; }
-paused_budget() { ustat '.paused_reason // ""' | grep -q "download budget is spent"; }
+paused_budget() { ustat '.paused_reason // ""' | grepq "download budget is spent"; }
 s=$(oc command send sat-1 update.install bundle_id=v9 --json | seq_of)
 passes=0 over="" windows=0
 for i in 1 2 3 4 5 6; do

@@ -113,7 +113,7 @@ if [ -z "$bad" ]; then
 else
         fail "unit sets nothing that would break workloads or slot devices" "$bad"
 fi
-grep -E '^CapabilityBoundingSet=' "$UNIT" | grep -qwE 'CAP_SYS_MODULE|CAP_SYS_TIME|CAP_SYS_PTRACE|CAP_DAC_READ_SEARCH' &&
+grep -E '^CapabilityBoundingSet=' "$UNIT" | grepq -wE 'CAP_SYS_MODULE|CAP_SYS_TIME|CAP_SYS_PTRACE|CAP_DAC_READ_SEARCH' &&
         fail "capability bounding set leaves out module, clock, ptrace, open_by_handle" ||
         pass "capability bounding set leaves out module, clock, ptrace, open_by_handle"
 

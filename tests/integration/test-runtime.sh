@@ -89,7 +89,7 @@ spec "$D/specs/crasher.json" '{"name": "crasher", "exec": ["/bin/sh", "-c", "ech
 out=$(ctl workload start "$D/specs/crasher.json" 2>&1) && pass "orbitctl workload start SPEC.json" || fail "start crasher" "$out"
 check "a crash loop stops at the cap" wait_for 15 state_is crasher failed
 [ "$(field crasher .restarts)" = 3 ] && pass "exactly 3 restarts before giving up" || fail "restarts" "$(field crasher .restarts)"
-field crasher .last_error | grep -q "crash loop: 3 restarts within 60 s" && pass "the crash loop is reported" || fail "crash loop message"
+field crasher .last_error | grepq "crash loop: 3 restarts within 60 s" && pass "the crash loop is reported" || fail "crash loop message"
 grep -q "workload crasher: restarting in 0.1 s" "$AGENT_LOG" && grep -q "workload crasher: restarting in 0.2 s" "$AGENT_LOG" \
         && grep -q "workload crasher: restarting in 0.4 s" "$AGENT_LOG" \
         && pass "backoff doubles: 0.1 s, 0.2 s, 0.4 s" || fail "backoff" "$(grep restarting "$AGENT_LOG")"
@@ -115,8 +115,8 @@ cg_file() { cat /sys/fs/cgroup/"$1"/"$PARENT"/"$2" 2>/dev/null || cat /sys/fs/cg
 [ "$(cg_file pids idb/pids.max)" = 256 ] && pass "default pids.max 256" || fail "pids.max" "$(cg_file pids idb/pids.max)"
 mem=$(cat /sys/fs/cgroup/memory/"$PARENT"/idb/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/"$PARENT"/idb/memory.max)
 [ "$mem" = 268435456 ] && pass "default memory limit 256 MiB" || fail "memory default" "$mem"
-ctl workload logs idb | grep -q "stdout nofile 1024" && pass "default RLIMIT_NOFILE 1024" || fail "nofile" "$(ctl workload logs idb)"
-ctl workload logs idb | grep -q "stdout umask 0022" && pass "default umask 022" || fail "umask" "$(ctl workload logs idb)"
+ctl workload logs idb | grepq "stdout nofile 1024" && pass "default RLIMIT_NOFILE 1024" || fail "nofile" "$(ctl workload logs idb)"
+ctl workload logs idb | grepq "stdout umask 0022" && pass "default umask 022" || fail "umask" "$(ctl workload logs idb)"
 [ "$(cg_file pids ticker/pids.max)" = 16 ] && pass "a spec's own pids_max wins over the default" || fail "spec pids"
 ctl workload stop idb >/dev/null
 
@@ -166,7 +166,7 @@ spec "$D/specs/hog.json" '{"name": "hog", "exec": ["/usr/bin/python3", "-c", "b 
  "restart": {"policy": "no"}, "resources": {"memory_max": "32M"}, "sandbox": {'"$BINDS"'}}'
 ctl workload start "$D/specs/hog.json" >/dev/null 2>&1
 check "a workload over memory_max ends" wait_for 15 state_is hog stopped
-field hog .last_exit | grep -q "killed by the OOM killer" && pass "...and is reported as OOM-killed" || fail "oom report" "$(field hog .last_exit)"
+field hog .last_exit | grepq "killed by the OOM killer" && pass "...and is reported as OOM-killed" || fail "oom report" "$(field hog .last_exit)"
 [ "$(field hog .usage.oom_kills)" -ge 1 ] && pass "the cgroup counted the OOM kill" || fail "oom counter"
 
 # ---- pids max ------------------------------------------------------------------------
@@ -237,7 +237,7 @@ raw '{"method": "runtime.class", "params": {"priority": "best-effort", "admit": 
 
 raw '{"method": "runtime.class", "params": {"priority": "best-effort", "stopped": true}}' >/dev/null
 check "stopping the best-effort class stops its workloads" wait_for 10 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show spin --json | jq -r .state)\" = stopped ] && [ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show ticker --json | jq -r .state)\" = stopped ]"
-ctl workload logs ticker | grep -q "got TERM" && pass "they got SIGTERM first (the ticker's trap ran)" || fail "sigterm first"
+ctl workload logs ticker | grepq "got TERM" && pass "they got SIGTERM first (the ticker's trap ran)" || fail "sigterm first"
 raw '{"method": "runtime.class", "params": {"priority": "best-effort", "stopped": false}}' >/dev/null
 check "lifting the stop restarts them" wait_for 10 state_is ticker running
 
@@ -250,7 +250,7 @@ spec "$D/specs/probed.json" '{"name": "probed", "exec": ["/bin/sh", "-c", "touch
 ctl workload start "$D/specs/probed.json" >/dev/null
 check "a passing probe (run inside the workload's namespaces) marks it healthy" wait_for 10 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show probed --json | jq -r .health)\" = healthy ]"
 check "a probe failing twice restarts the workload" wait_for 15 sh -c "[ \"\$(\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show probed --json | jq -r .restarts)\" -ge 1 ]"
-field probed .last_exit | grep -q "stopped after failing its health probe" && pass "the exit says why" || fail "probe exit" "$(field probed .last_exit)"
+field probed .last_exit | grepq "stopped after failing its health probe" && pass "the exit says why" || fail "probe exit" "$(field probed .last_exit)"
 grep -q "workload probed: health probe failed (2 of 2): probe exited with code 1" "$AGENT_LOG" && pass "each probe failure is logged" || fail "probe log"
 ctl workload stop probed >/dev/null
 
@@ -325,7 +325,7 @@ ctl workload start "$D/specs/stubborn.json" >/dev/null
 wait_for 10 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload logs stubborn | grep -q ignoring"
 ctl workload stop stubborn >/dev/null
 check "a workload ignoring SIGTERM is killed after stop_timeout_sec" wait_for 10 state_is stubborn stopped
-field stubborn .last_exit | grep -q "signal 9" && pass "...with SIGKILL" || fail "sigkill" "$(field stubborn .last_exit)"
+field stubborn .last_exit | grepq "signal 9" && pass "...with SIGKILL" || fail "sigkill" "$(field stubborn .last_exit)"
 
 # ---- clear errors, others unaffected -------------------------------------------------
 spec "$D/specs/typo.json" '{"name": "typo",
@@ -363,7 +363,7 @@ more_ticks() { [ "$(ctl workload logs ticker -n 1000 | grep -c tick)" -gt "$1" ]
 check "output is captured again after adoption" wait_for 10 more_ticks "$n0"
 ctl workload stop ticker >/dev/null
 check "an adopted workload stops" wait_for 10 state_is ticker stopped
-field ticker .last_exit | grep -q "exited with code 0" && pass "...and its exit status still arrives (through the init)" || fail "adopted exit" "$(field ticker .last_exit)"
+field ticker .last_exit | grepq "exited with code 0" && pass "...and its exit status still arrives (through the init)" || fail "adopted exit" "$(field ticker .last_exit)"
 
 # ---- stopped stays stopped across a restart; stop_workloads_on_exit ------------------
 stop_agent
@@ -372,7 +372,7 @@ start_agent
 [ "$(field ticker .state)" = stopped ] && pass "a stopped workload stays stopped across an agent restart" || fail "stays stopped"
 SPIN_PID=$(field spin .pid)
 stop_agent
-gone_or_zombie() { [ ! -e /proc/"$1" ] || grep -q '^State:[[:space:]]*Z' /proc/"$1"/status; }
+gone_or_zombie() { [ ! -e /proc/"$1" ] || grepq '^State:[[:space:]]*Z' /proc/"$1"/status; }
 check "stop_workloads_on_exit ends the workloads with the agent" wait_for 5 gone_or_zombie "$SPIN_PID"
 [ ! -d /sys/fs/cgroup/memory/"$PARENT"/spin ] && [ ! -d /sys/fs/cgroup/"$PARENT"/spin ] && pass "and removes their cgroups" || fail "cgroups removed"
 

@@ -199,7 +199,7 @@ except OSError as e:
     print(\"outside:\", e.errno)
 "'
 expect_out "the only interface is lo" '^lo$'
-if grep -vE '^(lo|loopback ping|outside: [0-9]+)$' <<<"$OUT" | grep -q .; then fail "no other interface" "$OUT"; else pass "no interface but lo"; fi
+if grep -vE '^(lo|loopback ping|outside: [0-9]+)$' <<<"$OUT" | grepq .; then fail "no other interface" "$OUT"; else pass "no interface but lo"; fi
 expect_out "loopback is up and carries traffic" '^loopback ping$'
 expect_out "no route out of the sandbox (ENETUNREACH)" '^outside: 101$'
 

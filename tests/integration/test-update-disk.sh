@@ -145,7 +145,7 @@ slot_a_untouched "(a)"
 st=$(boot_state)
 [ "$st" = "primary=A A_good=1 A_tries_left=0 B_good=0 B_tries_left=0" ] &&
         pass "(a) B is not bootable, A still the good one" || fail "(a) boot state" "$st"
-status_text_paused() { ctl update status | grep -qF "Paused:        $REASON_A (waiting for space, retried)"; }
+status_text_paused() { ctl update status | grepq -F "Paused:        $REASON_A (waiting for space, retried)"; }
 wait_for 5 status_text_paused && pass "(a) orbitctl update status shows the pause" || fail "(a) status text" "$(ctl update status)"
 rm -f "$SLOTFS/filler"
 t0=$SECONDS

@@ -272,7 +272,7 @@ settemp 95000
 start_agent
 check "file: v3 on trial" wait_for 10 trial_began
 check "file: critical temperature: the gate fails and v3 rolls back" wait_for 10 phase_is rolled-back
-ust .reason | grep -q "health gate did not hold" && pass "file: the rollback says why: $(ust .reason)" || fail "rollback reason" "$(ust .reason)"
+ust .reason | grepq "health gate did not hold" && pass "file: the rollback says why: $(ust .reason)" || fail "rollback reason" "$(ust .reason)"
 check "file: A abandoned, B primary again" \
         test "$(boot_state)" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0"
 check "file: the agent asks for the reboot back" test "$(ust .reboot_required)" = true
@@ -292,7 +292,7 @@ done
 reboot_node; [ "$BOOTED" = B ] && pass "file: the counter ran out: the bootloader falls back to B" || fail "fallback"
 start_agent
 check "file: the agent reports the rollback" wait_for 5 phase_is rolled-back
-ust .reason | grep -q "ran out" && pass "file: reason: $(ust .reason)" || fail "counter reason" "$(ust .reason)"
+ust .reason | grepq "ran out" && pass "file: reason: $(ust .reason)" || fail "counter reason" "$(ust .reason)"
 boot_events | jq -e '[.[] | select(.kind == "update.rolled-back" and .priority == "critical")] | length == 1' >/dev/null &&
         pass "file: the rollback is a critical event" || fail "rollback event"
 
@@ -356,7 +356,7 @@ done
 [ "$p" = rolled-back ] && pass "file: killed $restarts times during the trial: rolled back once the $TRIAL s timeout had passed in all" ||
         fail "file: a crash-looping trial must roll back" "phase $p after $restarts restarts"
 [ "$restarts" -ge 2 ] && pass "file: the trial went on across $restarts restarts before that" || fail "file: trial restarts" "$restarts"
-ust .reason | grep -q "did not hold for $GATE s within $TRIAL s" && pass "file: reason: $(ust .reason)" || fail "file: crash-loop reason" "$(ust .reason)"
+ust .reason | grepq "did not hold for $GATE s within $TRIAL s" && pass "file: reason: $(ust .reason)" || fail "file: crash-loop reason" "$(ust .reason)"
 grep -q "the trial began [0-9.]* s ago, before the agent restarted" "$N/agent.log" &&
         pass "file: each restart continued the trial's clock" || fail "file: trial clock" "$(grep -i trial "$N/agent.log" | tail -3)"
 check "file: A abandoned, B primary and good" test "$(boot_state)" = "primary=B A_good=0 A_tries_left=0 B_good=1 B_tries_left=0"
@@ -407,17 +407,17 @@ stop_agent
 new_node grub
 start_agent
 check "grub: install v2" install v2.obundle
-grub-editenv "$N/grubenv" list | grep -qx ORBIT_B_TRIES=2 && grub-editenv "$N/grubenv" list | grep -qx 'ORBIT_ORDER=B A' &&
+grub-editenv "$N/grubenv" list | grepq -x ORBIT_B_TRIES=2 && grub-editenv "$N/grubenv" list | grepq -x 'ORBIT_ORDER=B A' &&
         pass "grub: grub-editenv reads B armed first" || fail "grub env" "$(grub-editenv "$N/grubenv" list)"
 reboot_node; [ "$BOOTED" = B ] || fail "grub: reboot into B"
 start_agent
 check "grub: trial" wait_for 5 phase_is trial
 check "grub: operator mark-good" ctl update mark-good
 check "grub: committed at once" phase_is committed
-grub-editenv "$N/grubenv" list | grep -qx ORBIT_B_OK=1 && pass "grub: grub-editenv reads B committed" || fail "grub commit" "$(grub-editenv "$N/grubenv" list)"
+grub-editenv "$N/grubenv" list | grepq -x ORBIT_B_OK=1 && pass "grub: grub-editenv reads B committed" || fail "grub commit" "$(grub-editenv "$N/grubenv" list)"
 check "grub: operator rollback" ctl update rollback
 check "grub: rolled back" phase_is rolled-back
-grub-editenv "$N/grubenv" list | grep -q '^ORBIT_ORDER=A' && pass "grub: A first again" || fail "grub rollback" "$(grub-editenv "$N/grubenv" list)"
+grub-editenv "$N/grubenv" list | grepq '^ORBIT_ORDER=A' && pass "grub: A first again" || fail "grub rollback" "$(grub-editenv "$N/grubenv" list)"
 check "grub: model pointed back (a new model: no current)" test ! -e "$N/models/yolo/current"
 reboot_node; [ "$BOOTED" = A ] && pass "grub: back on A" || fail "grub: back on A"
 
@@ -425,18 +425,18 @@ reboot_node; [ "$BOOTED" = A ] && pass "grub: back on A" || fail "grub: back on 
 new_node uboot
 start_agent
 check "uboot: install v2" install v2.obundle
-fw_printenv -c "$N/fw_env.config" BOOT_ORDER | grep -qx 'BOOT_ORDER=B A' && pass "uboot: fw_printenv reads B first" ||
+fw_printenv -c "$N/fw_env.config" BOOT_ORDER | grepq -x 'BOOT_ORDER=B A' && pass "uboot: fw_printenv reads B first" ||
         fail "uboot env" "$(fw_printenv -c "$N/fw_env.config" 2>&1)"
-fw_printenv -c "$N/fw_env.config" BOOT_B_LEFT | grep -qx 'BOOT_B_LEFT=2' && pass "uboot: fw_printenv reads 2 tries for B" ||
+fw_printenv -c "$N/fw_env.config" BOOT_B_LEFT | grepq -x 'BOOT_B_LEFT=2' && pass "uboot: fw_printenv reads 2 tries for B" ||
         fail "uboot tries" "$(fw_printenv -c "$N/fw_env.config" 2>&1)"
 reboot_node; [ "$BOOTED" = B ] || fail "uboot: reboot into B"
-fw_printenv -c "$N/fw_env.config" BOOT_B_LEFT | grep -qx 'BOOT_B_LEFT=1' && pass "uboot: the boot used one try" ||
+fw_printenv -c "$N/fw_env.config" BOOT_B_LEFT | grepq -x 'BOOT_B_LEFT=1' && pass "uboot: the boot used one try" ||
         fail "uboot tries after boot" "$(fw_printenv -c "$N/fw_env.config" 2>&1)"
 start_agent
 check "uboot: trial" wait_for 5 phase_is trial
 check "uboot: operator mark-bad" ctl update mark-bad
 check "uboot: rolled back" phase_is rolled-back
-fw_printenv -c "$N/fw_env.config" BOOT_ORDER | grep -q '^BOOT_ORDER=A' && pass "uboot: fw_printenv reads A first again" ||
+fw_printenv -c "$N/fw_env.config" BOOT_ORDER | grepq '^BOOT_ORDER=A' && pass "uboot: fw_printenv reads A first again" ||
         fail "uboot rollback" "$(fw_printenv -c "$N/fw_env.config" 2>&1)"
 stop_agent
 

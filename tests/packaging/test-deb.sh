@@ -39,7 +39,7 @@ done
 for tool in dpkg-deb dpkg-buildpackage; do
         command -v "$tool" >/dev/null 2>&1 || skip_all "$tool missing (apt-get install dpkg-dev debhelper)"
 done
-[ -n "$debs_dir" ] || dpkg-query -W -f='${Status}' debhelper 2>/dev/null | grep -q 'install ok installed' ||
+[ -n "$debs_dir" ] || dpkg-query -W -f='${Status}' debhelper 2>/dev/null | grepq 'install ok installed' ||
         skip_all "debhelper missing (apt-get install debhelper)"
 
 T=$ORBIT_TEST_TIMEOUT
