@@ -196,6 +196,7 @@ int api_route_match(const char *method, const char *path, struct api_match *ret)
                 {"groups", API_ROUTE_NODE_GROUPS, true, true, false},
                 {"certificate", API_ROUTE_NODE_CERTIFICATE, false, true, false},
                 {"allow-renew", API_ROUTE_NODE_ALLOW_RENEW, false, true, false},
+                {"revoke-certificates", API_ROUTE_NODE_REVOKE_CERTS, false, true, false},
         };
         for (size_t i = 0; i < ELEMENTSOF(subs); i++) {
                 if (!streq(seg[2], subs[i].name))

@@ -517,6 +517,26 @@ static int node_allow_renew(const struct client_options *o, const char *node) {
         return 0;
 }
 
+/* Every certificate of the node made until now refused from now on: a stolen node key. */
+static int node_revoke_certs(const struct client_options *o, const char *node) {
+        if (check_id("node id", node, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/nodes/%s/revoke-certificates", node);
+        struct reply rep;
+        if (request(o, "POST", path, "{}", NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(rep.json);
+        else {
+                char t[32];
+                format_time(json_object_get(rep.json, "certs_revoked_before"), t, sizeof(t));
+                printf("%s: its certificates made until %s are refused\n", node, t);
+        }
+        reply_done(&rep);
+        return 0;
+}
+
 /* ---- groups and rollouts (docs/rollouts.md) ------------------------------------------ */
 
 static int node_group(const struct client_options *o, const char *node, const char *group,
@@ -759,7 +779,7 @@ static int usage(const char *what) {
 
 int client_main(const struct client_options *o, int n, char **a) {
         if (n < 2)
-                return usage("expected GROUP VERB: node list|show|group|ungroup|allow-renew, command "
+                return usage("expected GROUP VERB: node list|show|group|ungroup|allow-renew|revoke-certs, command "
                              "send|list, bundle upload|list, health NODE, records NODE, rollout "
                              "create|start|pause|resume|abort|status|list, audit list");
         const char *group = a[0], *verb = a[1];
@@ -785,6 +805,8 @@ int client_main(const struct client_options *o, int n, char **a) {
                 r = records(o, a[1]);
         else if (streq(group, "node") && streq(verb, "allow-renew") && n == 3)
                 r = node_allow_renew(o, a[2]);
+        else if (streq(group, "node") && streq(verb, "revoke-certs") && n == 3)
+                r = node_revoke_certs(o, a[2]);
         else if (streq(group, "node") && (streq(verb, "group") || streq(verb, "ungroup")) &&
                  n == 4)
                 r = node_group(o, a[2], a[3], streq(verb, "group"));

@@ -67,6 +67,7 @@ static void help(void) {
                "    node allow-renew NODE [--until DURATION|YYYY-MM-DDTHH:MM:SSZ]\n"
                "                                   let a node whose certificate expired renew it (1d;\n"
                "                                   at most 30d): docs/security.md, \"Node certificates\"\n"
+               "    node revoke-certs NODE         refuse every certificate of the node made until now\n"
                "    rollout create --bundle ID [--target GROUP|all] [--stages 1,10,50,100]\n"
                "        [--success-after N|DURATION] [--max-failures N|P%%] [--stage-timeout N|DURATION]\n"
                "        [--min-healthy-time DURATION] [--report-deadline N|DURATION] [--auto-revert]\n"

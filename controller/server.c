@@ -117,7 +117,7 @@ struct request {
         int upload_error;
         char peer_cn[API_ID_MAX + 1];
         char peer_serial[NODE_CERT_SERIAL_MAX + 1]; /* of the client certificate, hex */
-        int64_t peer_not_after;
+        int64_t peer_not_after, peer_not_before;
         enum peer_kind peer;
         enum api_role peer_cert_role; /* what an operator certificate's OU names */
         enum api_role role;
@@ -376,6 +376,7 @@ static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *c
                         snprintf(req->peer_serial + 2 * (i - skip), 3, "%02x", serial[i]);
         }
         req->peer_not_after = (int64_t) gnutls_x509_crt_get_expiration_time(chain[0]);
+        req->peer_not_before = (int64_t) gnutls_x509_crt_get_activation_time(chain[0]);
         req->peer_cert_role = cert_role(chain[0]);
         if (!verified) {
                 if ((status & GNUTLS_CERT_EXPIRED) && req->peer_not_after < now_sec() &&
@@ -407,6 +408,32 @@ static enum MHD_Result refuse_role(struct MHD_Connection *conn, const struct req
                              api_role_to_string(needed),
                              req->peer == PEER_OPERATOR ? "this certificate" : "this token",
                              api_role_to_string(req->role));
+}
+
+/*
+ * A node certificate made at or before its node's revocation time (an operator's
+ * `orbit-controller node revoke-certs`): true with the 403 queued, whatever the route.
+ */
+static bool cert_revoked(struct server *srv, struct MHD_Connection *conn, struct request *req, enum MHD_Result *ret) {
+        struct store *st = thread_store(srv);
+        int64_t before = 0;
+        if (!st || store_node_certs_revoked_before(st, req->peer_cn, &before) < 0) {
+                *ret = respond_error(conn, 503, "the controller cannot read its database: see its log");
+                return true;
+        }
+        if (before == 0 || req->peer_not_before > before)
+                return false;
+        char made[32], when[32];
+        format_utc(req->peer_not_before, made);
+        format_utc(before, when);
+        log_notice("node %s refused: its certificate (serial %s, made %s) is revoked (all made until %s are)",
+                   req->peer_cn, req->peer_serial, made, when);
+        _cleanup_free_ char *msg = NULL;
+        if (asprintf(&msg, "the client certificate of node \"%s\" (serial %s) is revoked: an operator revoked "
+                     "the node's certificates made until %s", req->peer_cn, req->peer_serial, when) < 0)
+                msg = NULL;
+        *ret = queue_text(conn, 403, api_error_body("certificate-revoked", msg ? msg : "revoked"));
+        return true;
 }
 
 /* The bearer token's role into req->role: 0, or the refusal queued (as authorize). */
@@ -443,6 +470,8 @@ static int authorize(struct server *srv, struct MHD_Connection *conn, struct req
         req->peer = peer_identify(srv, conn, req);
         enum api_route route = req->match.route;
 
+        if ((req->peer == PEER_NODE || req->peer == PEER_NODE_EXPIRED) && cert_revoked(srv, conn, req, ret))
+                return 1;
         if (req->peer == PEER_NODE_EXPIRED) {
                 /* the certificate route only, for this node's own id: the leave an operator
                  * gave is checked there (handle_certificate) */
@@ -900,6 +929,22 @@ static enum MHD_Result handle_allow_renew(struct server *srv, struct MHD_Connect
                    req->peer == PEER_OPERATOR ? req->peer_cn : "operator token");
         return respond_json(conn, 200, json_pack("{s:s, s:I}", "node", req->match.id, "renew_expired_until",
                                                  (json_int_t) until));
+}
+
+/* Every certificate of the node made until now is refused from now on (docs/security.md). */
+static enum MHD_Result handle_revoke_certs(struct server *srv, struct MHD_Connection *conn, struct request *req) {
+        int64_t now = now_sec(), before = 0;
+        int r = store_node_certs_revoke(thread_store(srv), req->match.id, now, now);
+        if (r >= 0)
+                r = store_node_certs_revoked_before(thread_store(srv), req->match.id, &before);
+        if (r < 0)
+                return respond_errno(conn, r, "revoke-certificates");
+        char when[32];
+        format_utc(before, when);
+        log_notice("node %s: its certificates made until %s are revoked (%s)", req->match.id, when,
+                   req->peer == PEER_OPERATOR ? req->peer_cn : "operator token");
+        return respond_json(conn, 200, json_pack("{s:s, s:I}", "node", req->match.id, "certs_revoked_before",
+                                                 (json_int_t) before));
 }
 
 static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection *conn) {
@@ -1424,6 +1469,8 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
         }
         case API_ROUTE_NODE_ALLOW_RENEW:
                 return handle_allow_renew(srv, conn, req);
+        case API_ROUTE_NODE_REVOKE_CERTS:
+                return handle_revoke_certs(srv, conn, req);
         case API_ROUTE_ROLLOUTS:
                 if (streq(method, "POST"))
                         return handle_rollout_create(srv, conn, req);

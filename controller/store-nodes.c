@@ -183,7 +183,8 @@ int store_contact_plan_get(struct store *s, const char *node, json_t **ret) {
 
 /* ---- certificates ------------------------------------------------------------------- */
 
-int store_node_renew_allow(struct store *s, const char *node, int64_t until, int64_t now) {
+/* In one transaction, the node made if new, then sql run with (value, node). */
+static int node_update(struct store *s, const char *node, int64_t now, const char *sql, int64_t value) {
         int r = store_script(s, "BEGIN IMMEDIATE");
         if (r < 0)
                 return r;
@@ -191,10 +192,27 @@ int store_node_renew_allow(struct store *s, const char *node, int64_t until, int
         r = store_node_ensure(s, node, now);
         if (r < 0)
                 return r;
-        r = store_exec(s, "UPDATE nodes SET renew_expired_until = ? WHERE id = ?", "it", until, node);
+        r = store_exec(s, sql, "it", value, node);
         if (r < 0)
                 return r;
         return commit(&guard);
+}
+
+int store_node_renew_allow(struct store *s, const char *node, int64_t until, int64_t now) {
+        return node_update(s, node, now, "UPDATE nodes SET renew_expired_until = ? WHERE id = ?", until);
+}
+
+int store_node_certs_revoke(struct store *s, const char *node, int64_t before, int64_t now) {
+        return node_update(s, node, now,
+                           "UPDATE nodes SET certs_revoked_before = max(?1, coalesce(certs_revoked_before, 0)) "
+                           "WHERE id = ?2",
+                           before);
+}
+
+int store_node_certs_revoked_before(struct store *s, const char *node, int64_t *ret) {
+        *ret = 0;
+        int r = store_get_int64(s, ret, "SELECT coalesce(certs_revoked_before, 0) FROM nodes WHERE id = ?", "t", node);
+        return r < 0 ? r : 0;
 }
 
 int store_node_renew_allowed(struct store *s, const char *node, int64_t now, int64_t *ret_until) {

@@ -245,6 +245,8 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         /* 9: the trust document each node has (#18 item 2): NULL until it says */
         "ALTER TABLE nodes ADD COLUMN trust_version INTEGER;"
         "ALTER TABLE nodes ADD COLUMN trust_refused TEXT;",
+        /* 10: a node's certificates made up to this time are refused (#18 item 3) */
+        "ALTER TABLE nodes ADD COLUMN certs_revoked_before INTEGER;",
 };
 
 static int schema_version_read(struct store *s, int *ret) {

@@ -13,7 +13,7 @@
 #include "controller/api.h"
 #include "controller/rollout.h"
 
-#define STORE_SCHEMA_VERSION 9
+#define STORE_SCHEMA_VERSION 10
 
 struct store;
 
@@ -63,6 +63,13 @@ int store_audit_list(struct store *s, int64_t limit, json_t **ret);
  */
 int store_node_renew_allow(struct store *s, const char *node, int64_t until, int64_t now);
 int store_node_renew_allowed(struct store *s, const char *node, int64_t now, int64_t *ret_until);
+/*
+ * Revoke every certificate of node made (notBefore) at or before `before` (#18 item 3): a
+ * stolen key stops at the next request, whatever its serial. The time only moves forward.
+ */
+int store_node_certs_revoke(struct store *s, const char *node, int64_t before, int64_t now);
+/* The node's revocation time into *ret (0: none). */
+int store_node_certs_revoked_before(struct store *s, const char *node, int64_t *ret);
 int store_node_cert_issued(struct store *s, const char *node, const char *serial, int64_t not_after,
                            int64_t now, bool expired_renewal);
 /* How many certificates were issued to node after since. */

@@ -455,6 +455,30 @@ else
                 fail "roles: one token for two roles" "$(cat twice.log)"
 fi
 
+# ---- revoking a node's certificates (#18 item 3): a stolen node key ---------------------------------
+sed 's/"node-1"/"node-2"/g' sync1.json >sync-n2.json
+code=$(as_node node-2 -X POST --data-binary @sync-n2.json "$URL/v1/nodes/node-2/sync")
+[ "$code" = 200 ] || fail "node-2 syncs before its revocation" "HTTP $code $(cat body)"
+opcli node revoke-certs node-2 >revoke.out 2>&1 && grep -q '^node-2: its certificates made until .* are refused$' revoke.out &&
+        pass "node revoke-certs node-2: $(cat revoke.out)" || fail "node revoke-certs" "$(cat revoke.out)"
+code=$(as_node node-2 -X POST --data-binary @sync-n2.json "$URL/v1/nodes/node-2/sync")
+[ "$code" = 403 ] && [ "$(jq -r .error body)" = certificate-revoked ] && jq -r .message body | grepq 'node "node-2" .* is revoked' &&
+        pass "its certificate is refused at once: 403 certificate-revoked" || fail "revoked node-2 sync" "HTTP $code $(cat body)"
+code=$(as_node node-2 -X POST --data '{"csr":"x"}' "$URL/v1/nodes/node-2/certificate")
+[ "$code" = 403 ] && [ "$(jq -r .error body)" = certificate-revoked ] &&
+        pass "nor may it renew itself" || fail "revoked node-2 renewal" "HTTP $code $(cat body)"
+code=$(as_node node-1 -X POST --data-binary @sync1.json "$URL/v1/nodes/node-1/sync")
+[ "$code" = 200 ] && pass "another node is not touched" || fail "node-1 after node-2's revocation" "HTTP $code"
+grep -q 'node node-2 refused: its certificate (serial [0-9a-f]*, made .*) is revoked' "$LOG" &&
+        pass "the refusal is logged with the serial" || fail "revocation log line"
+# a certificate the node CA makes after the revocation (a node provisioned again) works
+T=$(sqlite3 data/controller.db "SELECT certs_revoked_before FROM nodes WHERE id = 'node-2'")
+clock_past() { [ "$(date +%s)" -gt "$T" ]; }
+wait_for 10 clock_past && mkcert node-2b node-2 node-ca "$CLIENT_EXT" || bail "a new node-2 certificate"
+code=$(as_node node-2b -X POST --data-binary @sync-n2.json "$URL/v1/nodes/node-2/sync")
+[ "$code" = 200 ] && pass "a certificate made after the revocation is taken (HTTP 200)" ||
+        fail "node-2's new certificate" "HTTP $code $(cat body)"
+
 # ---- the audit log (#18 item 6): every change asked through the operator API, and who asked
 code=$("${CURL[@]}" --cert operator.pem --key operator.key -X PUT --data '{"windows":[]}' \
         "$URL/v1/nodes/node-1/contact-plan")
@@ -465,6 +489,7 @@ jq -e '.[0] | .who == "cert:alice" and .role == "operator" and .method == "PUT" 
         fail "audit: the certificate's change" "$(jq -c '.[0]' audit.json)"
 jq -e 'any(.[]; .who == "token" and .role == "release-manager" and .method == "POST" and .path == "/v1/nodes/node-1/commands") and
        any(.[]; .who == "token" and .role == "operator" and .method == "PUT" and .path == "/v1/nodes/node-2/contact-plan") and
+       any(.[]; .method == "POST" and .path == "/v1/nodes/node-2/revoke-certificates") and
        any(.[]; .method == "POST" and .path == "/v1/bundles")' audit.json >/dev/null &&
         pass "audit: the token's command sends and bundle uploads are there ($(jq length audit.json) entries)" ||
         fail "audit: the token's changes" "$(jq -c . audit.json | head -c 600)"

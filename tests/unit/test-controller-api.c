@@ -408,6 +408,12 @@ static void test_certificate_requests(void **state) {
         assert_false(api_route_is_node(m.route));
         assert_false(allows(API_ROLE_VIEWER, "POST", "/v1/nodes/sat-1/allow-renew"));
         assert_true(allows(API_ROLE_OPERATOR, "POST", "/v1/nodes/sat-1/allow-renew"));
+        assert_int_equal(api_route_match("POST", "/v1/nodes/sat-1/revoke-certificates", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_NODE_REVOKE_CERTS);
+        assert_false(api_route_is_node(m.route));
+        assert_int_equal(api_route_match("GET", "/v1/nodes/sat-1/revoke-certificates", &m), -EOPNOTSUPP);
+        assert_false(allows(API_ROLE_VIEWER, "POST", "/v1/nodes/sat-1/revoke-certificates"));
+        assert_true(allows(API_ROLE_OPERATOR, "POST", "/v1/nodes/sat-1/revoke-certificates"));
 
         const char *csr = NULL;
         char *msg = NULL;

@@ -575,6 +575,24 @@ static void test_node_certificates(void **state) {
         assert_int_equal(until, 5000);
         assert_int_equal(store_node_renew_allowed(s, "n1", 5000, NULL), 0); /* ended */
         assert_int_equal(store_node_renew_allowed(s, "n2", 1000, NULL), 0);
+        /* revoked: none at first (nor for a node never seen), then up to a time that only
+         * moves forward */
+        int64_t before = -1;
+        assert_int_equal(store_node_certs_revoked_before(s, "n1", &before), 0);
+        assert_int_equal(before, 0);
+        assert_int_equal(store_node_certs_revoked_before(s, "never-seen", &before), 0);
+        assert_int_equal(before, 0);
+        assert_int_equal(store_node_certs_revoke(s, "n1", 4000, 4000), 0);
+        assert_int_equal(store_node_certs_revoked_before(s, "n1", &before), 0);
+        assert_int_equal(before, 4000);
+        assert_int_equal(store_node_certs_revoke(s, "n1", 3000, 4100), 0);
+        assert_int_equal(store_node_certs_revoked_before(s, "n1", &before), 0);
+        assert_int_equal(before, 4000);
+        assert_int_equal(store_node_certs_revoked_before(s, "n2", &before), 0);
+        assert_int_equal(before, 0);
+        assert_int_equal(store_node_certs_revoke(s, "n3", 4200, 4200), 0); /* a node not seen yet */
+        assert_int_equal(store_node_certs_revoked_before(s, "n3", &before), 0);
+        assert_int_equal(before, 4200);
         /* issued */
         assert_int_equal(store_node_certs_since(s, "n1", 0, &n), 0);
         assert_int_equal(n, 0);
