@@ -184,23 +184,26 @@ seen() {
         return 1
 }
 
-# case_run NAME MODE [ARG]: switch the evil controller to MODE and wait for three connections
-# in it. The agent syncs one at a time, so when one comes the sync before it is counted:
+# case_run NAME MODE [ARG]: switch the evil controller to MODE and wait for three more
+# connections in it (counted from now: the first mode is also the one the evil controller
+# starts in, and a loaded machine may have the agent try it several times before the case
+# runs). The agent syncs one at a time, so when one comes the sync before it is counted:
 # OK0 FAILED0 QUEUED0 are the link's counters when the first came (after the syncs
 # of the modes before), OK1 FAILED1 ACKED1 QUEUED1 ERR when the third came (after at least
 # one sync in this mode).
 case_run() {
-        local name=$1 sel
+        local name=$1 sel n0
         shift
         set_mode "$@"
         sel=".event == \"connection\" and .mode == \"$1\" and (.arg // \"\") == \"${2:-}\""
-        if ! wait_for "$CASE_WAIT" seen 1 "$sel"; then
+        n0=$(evil_count "$sel")
+        if ! wait_for "$CASE_WAIT" seen $((n0 + 1)) "$sel"; then
                 fail "$name: the agent did not connect"
                 return 1
         fi
         refresh
         OK0=$(lnk .syncs_ok) FAILED0=$(lnk .syncs_failed) QUEUED0=$(lnk .records_queued)
-        wait_for "$CASE_WAIT" seen 3 "$sel" || fail "$name: the agent did not try again"
+        wait_for "$CASE_WAIT" seen $((n0 + 3)) "$sel" || fail "$name: the agent did not try again"
         refresh
         OK1=$(lnk .syncs_ok) FAILED1=$(lnk .syncs_failed) ACKED1=$(lnk .records_acked) QUEUED1=$(lnk .records_queued)
         ERR=$(lnk '.last_error // ""')
