@@ -71,6 +71,7 @@ struct server {
         pthread_mutex_t node_rate_lock;
         struct node_ca *node_ca; /* --node-ca-key: renews node certificates; NULL: off */
         pthread_mutex_t node_ca_lock; /* one issue at a time: the key, and the day's count */
+        pthread_mutex_t bundle_lock;  /* an upload's check, file and row (bundle_store) */
         struct body_dictionary *dictionary; /* --zstd-dictionary */
         /* Encrypts TLS 1.3 session tickets: a node resumes its session at the next pass
          * without a certificate exchange. In memory only: a restart costs one full handshake. */
@@ -1223,6 +1224,45 @@ static enum MHD_Result handle_bundle_download(struct server *srv, struct MHD_Con
         return ret;
 }
 
+/*
+ * An upload that verified, kept under its id: 0, or 1 with the refusal queued into *ret.
+ * Under bundle_lock.
+ */
+static int bundle_store(struct server *srv, struct MHD_Connection *conn, struct request *req,
+                        const struct store_bundle *b, const char *signer, enum MHD_Result *ret) {
+        struct store_bundle old;
+        int r = store_bundle_get(thread_store(srv), b->id, &old);
+        if (r >= 0 && !streq(old.sha256, b->sha256)) {
+                *ret = respond_error(conn, 409,
+                                     "bundle %s is already uploaded with another content (sha256 "
+                                     "%s); bundle ids are immutable",
+                                     b->id, old.sha256);
+                return 1;
+        }
+        if (r < 0 && r != -ENOENT) {
+                *ret = respond_errno(conn, r, "bundle lookup");
+                return 1;
+        }
+        char path[4400];
+        bundle_path(srv, b->id, path, sizeof(path));
+        if (rename(req->upload_path, path) < 0) {
+                *ret = respond_error(conn, 500, "cannot store bundle %s: %m", b->id);
+                return 1;
+        }
+        req->upload_path[0] = '\0';
+        r = fsync_parent_dir(path);
+        if (r < 0) {
+                *ret = respond_error(conn, 500, "cannot store bundle %s: %s", b->id, strerror(-r));
+                return 1;
+        }
+        r = store_bundle_add(thread_store(srv), b, signer, srv->bundle_keyring != NULL, now_sec());
+        if (r < 0) {
+                *ret = respond_errno(conn, r, "bundle");
+                return 1;
+        }
+        return 0;
+}
+
 static enum MHD_Result handle_bundle_upload(struct server *srv, struct MHD_Connection *conn,
                                             struct request *req) {
         if (req->upload_error)
@@ -1269,26 +1309,14 @@ static enum MHD_Result handle_bundle_upload(struct server *srv, struct MHD_Conne
                         return respond_error(conn, 422, "bundle %s does not verify: %s", b.id,
                                              reason ? reason : strerror(-r));
         }
-        struct store_bundle old;
-        r = store_bundle_get(thread_store(srv), b.id, &old);
-        if (r >= 0 && !streq(old.sha256, b.sha256))
-                return respond_error(conn, 409,
-                                     "bundle %s is already uploaded with another content (sha256 "
-                                     "%s); bundle ids are immutable",
-                                     b.id, old.sha256);
-        if (r < 0 && r != -ENOENT)
-                return respond_errno(conn, r, "bundle lookup");
-        char path[4400];
-        bundle_path(srv, b.id, path, sizeof(path));
-        if (rename(req->upload_path, path) < 0)
-                return respond_error(conn, 500, "cannot store bundle %s: %m", b.id);
-        req->upload_path[0] = '\0';
-        r = fsync_parent_dir(path);
-        if (r < 0)
-                return respond_error(conn, 500, "cannot store bundle %s: %s", b.id, strerror(-r));
-        r = store_bundle_add(thread_store(srv), &b, signer.signer, srv->bundle_keyring != NULL, now_sec());
-        if (r < 0)
-                return respond_errno(conn, r, "bundle");
+        /* The check, the file and the row in one step: two uploads of one id on two server
+         * threads must not leave the file of one beside the row of the other. */
+        enum MHD_Result ret;
+        pthread_mutex_lock(&srv->bundle_lock);
+        r = bundle_store(srv, conn, req, &b, signer.signer, &ret);
+        pthread_mutex_unlock(&srv->bundle_lock);
+        if (r != 0)
+                return ret;
         log_info("bundle %s %s uploaded: %" PRId64 " bytes, sha256 %s%s", b.id, b.version, b.size,
                  b.sha256, srv->bundle_keyring ? ", verified" : "");
         return respond_json(conn, 201,
@@ -1974,7 +2002,8 @@ int server_run(const struct server_config *c) {
                              .node_takes_lock = PTHREAD_MUTEX_INITIALIZER,
                              .conn_guard_lock = PTHREAD_MUTEX_INITIALIZER,
                              .node_rate_lock = PTHREAD_MUTEX_INITIALIZER,
-                             .node_ca_lock = PTHREAD_MUTEX_INITIALIZER};
+                             .node_ca_lock = PTHREAD_MUTEX_INITIALIZER,
+                             .bundle_lock = PTHREAD_MUTEX_INITIALIZER};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *node_pem = NULL,
                             *operator_pem = NULL, *reason = NULL;
         int r;

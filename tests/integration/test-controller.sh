@@ -308,6 +308,14 @@ else
 fi
 opcli bundle upload good.obundle >out 2>err && pass "the same upload again is fine" ||
         fail "re-upload" "$(cat err)"
+# The same id with another content: refused, and the file kept is the first one's.
+head -c 300000 /dev/urandom >rootfs2.ext4
+"$OB" create --manifest-template template.json --image rootfs=rootfs2.ext4 --chunk-size 65536 \
+        --key rel.key --cert rel.pem -o other.obundle >/dev/null || bail "orbit-bundle create failed"
+opcli bundle upload other.obundle >out 2>err
+[ $? -eq 1 ] && grep -q "HTTP 409: bundle fleet-2024.06 is already uploaded with another content (sha256 $SHA)" err &&
+        cmp -s good.obundle data/bundles/fleet-2024.06.obundle &&
+        pass "another bundle under the same id: 409, the first one's file kept" || fail "same id, other content" "$(cat err)"
 [ "$(ls data/bundles)" = fleet-2024.06.obundle ] && pass "stored as bundles/<id>.obundle, no temp left" ||
         fail "bundle file" "$(ls -a data/bundles)"
 opcli bundle list >out && grep -q "^fleet-2024.06 .* $SIZE  $SHA" out && pass "bundle list" ||
