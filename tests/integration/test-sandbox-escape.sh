@@ -240,7 +240,7 @@ esc=$(grep '^ESCAPED memory' <<<"$OUT")
 last=$(field balloon .last_exit)
 touched=$(sed -n 's/^INFO memory touched \([0-9]*\) MiB/\1/p' <<<"$OUT" | tail -1)
 st=$(field balloon .state)
-if [ -z "$esc" ] && [ "$st" != running ] && { grep -q '^HELD memory' <<<"$OUT" || grepq 'OOM' <<<"$last"; }; then
+if [ -z "$esc" ] && [ "$st" != running ] && { grep -q '^HELD memory' <<<"$OUT" || grep -q 'OOM' <<<"$last"; }; then
         pass "a memory balloon stops at the default memory limit (${touched:-0} MiB; $last)"
 else
         fail "default memory limit" "state $st, touched ${touched:-0} MiB: $esc $last"

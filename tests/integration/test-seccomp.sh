@@ -57,7 +57,7 @@ run "default: sh with coreutils" 0 default sh -c '
         set -e
         d=$(mktemp -d "'"$TESTDIR"'/sh.XXXXXX")
         printf "hello\nworld\n" >"$d/f"
-        cat "$d/f" | tr a-z A-Z | sort -r | grepq WORLD
+        cat "$d/f" | tr a-z A-Z | sort -r | grep -q WORLD
         ls -l "$d" >/dev/null
         cp "$d/f" "$d/g" && mv "$d/g" "$d/h" && chmod 600 "$d/h"
         [ "$(wc -l <"$d/h")" -eq 2 ]
