@@ -479,6 +479,28 @@ static int records(const struct client_options *o, const char *node) {
 
 /* ---- node certificates (docs/security.md, "Node certificates") ----------------------------- */
 
+/*
+ * POST body to /v1/nodes/{node}/{what} and print the answer: as JSON, or as one line, the
+ * node, middle, the time the answer holds in `field`, and tail.
+ */
+static int node_post_time(const struct client_options *o, const char *node, const char *what, const char *body,
+                          const char *field, const char *middle, const char *tail) {
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/nodes/%s/%s", node, what);
+        struct reply rep;
+        if (request(o, "POST", path, body, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(rep.json);
+        else {
+                char t[32];
+                format_time(json_object_get(rep.json, field), t, sizeof(t));
+                printf("%s%s%s%s\n", node, middle, t, tail);
+        }
+        reply_done(&rep);
+        return 0;
+}
+
 /* An operator's leave for a node whose certificate expired to have it renewed. */
 static int node_allow_renew(const struct client_options *o, const char *node) {
         if (check_id("node id", node, API_ID_MAX) < 0)
@@ -501,40 +523,18 @@ static int node_allow_renew(const struct client_options *o, const char *node) {
         }
         json_auto_t *body = json_pack("{s:I}", "until", (json_int_t) until);
         _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        char path[256];
-        snprintf(path, sizeof(path), "/v1/nodes/%s/allow-renew", node);
-        struct reply rep;
-        if (!text || request(o, "POST", path, text, NULL, 0, &rep) < 0)
+        if (!text)
                 return EXIT_FAILED;
-        if (o->json)
-                print_json(rep.json);
-        else {
-                char t[32];
-                format_time(json_object_get(rep.json, "renew_expired_until"), t, sizeof(t));
-                printf("%s may renew its expired certificate until %s\n", node, t);
-        }
-        reply_done(&rep);
-        return 0;
+        return node_post_time(o, node, "allow-renew", text, "renew_expired_until",
+                              " may renew its expired certificate until ", "");
 }
 
 /* Every certificate of the node made until now refused from now on: a stolen node key. */
 static int node_revoke_certs(const struct client_options *o, const char *node) {
         if (check_id("node id", node, API_ID_MAX) < 0)
                 return EXIT_USAGE;
-        char path[256];
-        snprintf(path, sizeof(path), "/v1/nodes/%s/revoke-certificates", node);
-        struct reply rep;
-        if (request(o, "POST", path, "{}", NULL, 0, &rep) < 0)
-                return EXIT_FAILED;
-        if (o->json)
-                print_json(rep.json);
-        else {
-                char t[32];
-                format_time(json_object_get(rep.json, "certs_revoked_before"), t, sizeof(t));
-                printf("%s: its certificates made until %s are refused\n", node, t);
-        }
-        reply_done(&rep);
-        return 0;
+        return node_post_time(o, node, "revoke-certificates", "{}", "certs_revoked_before",
+                              ": its certificates made until ", " are refused");
 }
 
 /* ---- groups and rollouts (docs/rollouts.md) ------------------------------------------ */
