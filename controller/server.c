@@ -732,11 +732,8 @@ static enum MHD_Result sync_too_often(struct server *srv, struct MHD_Connection 
 static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *conn,
                                    struct request *req) {
         int64_t retry_sec = 0;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
         pthread_mutex_lock(&srv->node_rate_lock);
-        bool may = node_rate_take(&srv->node_rate, req->match.id, (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
-                                  &retry_sec);
+        bool may = node_rate_take(&srv->node_rate, req->match.id, now_usec(), &retry_sec);
         pthread_mutex_unlock(&srv->node_rate_lock);
         if (!may)
                 return sync_too_often(srv, conn, req->match.id, retry_sec);
