@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -182,4 +183,51 @@ int pwrite_all(int fd, const void *buf, size_t len, uint64_t offset) {
                 done += (size_t) n;
         }
         return 0;
+}
+
+#define RM_TREE_DEPTH_MAX 512
+
+static int rm_tree_inner(int parent, const char *name, unsigned depth) {
+        if (unlinkat(parent, name, 0) >= 0)
+                return 0;
+        if (errno == ENOENT)
+                return 0;
+        if (errno != EISDIR && errno != EPERM)
+                return negative_errno();
+        if (depth >= RM_TREE_DEPTH_MAX)
+                return -ELOOP;
+        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                int r = negative_errno();
+                close(fd);
+                return r;
+        }
+        int r = 0;
+        for (;;) {
+                errno = 0;
+                struct dirent *de = readdir(d);
+                if (!de) {
+                        if (errno)
+                                r = negative_errno();
+                        break;
+                }
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                r = rm_tree_inner(dirfd(d), de->d_name, depth + 1);
+                if (r < 0)
+                        break;
+        }
+        closedir(d);
+        if (r < 0)
+                return r;
+        if (unlinkat(parent, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return negative_errno();
+        return 0;
+}
+
+int rm_tree_at(int dirfd, const char *name) {
+        return rm_tree_inner(dirfd, name, 0);
 }

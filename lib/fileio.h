@@ -31,3 +31,10 @@ int write_file_durable(const char *path, const void *data, size_t len, mode_t mo
 
 /* mkdir -p with the given mode for the directories it creates. */
 int mkdir_parents(const char *path, mode_t mode);
+
+/*
+ * Remove name (a file, a symbolic link or a whole directory tree) under the directory
+ * dirfd, never following a symbolic link: what a link points to is left alone. 0 when
+ * name did not exist. Trees deeper than 512 levels fail with -ELOOP.
+ */
+int rm_tree_at(int dirfd, const char *name);
