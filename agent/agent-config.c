@@ -332,6 +332,7 @@ static const struct json_field update_fields[] = {
         {"bootloader", dispatch_bootloader, 0, 0, NULL, 0, 0},
         {"rootfs", dispatch_rootfs, 0, 0, NULL, 0, 0},
         {"models_dir", json_dispatch_absolute_path, UFIELD(models_dir), 0, NULL, 0, 0},
+        {"apps_dir", json_dispatch_absolute_path, UFIELD(apps_dir), 0, NULL, 0, 0},
         {"boot_tries", json_dispatch_int64, UFIELD(boot_tries), 0, NULL, 1, 9},
         {"gate_sec", json_dispatch_int64, UFIELD(gate_sec), 0, NULL, 0, 86400},
         {"trial_timeout_sec", json_dispatch_int64, UFIELD(trial_timeout_sec), 0, NULL, 1, 7 * 86400},
@@ -608,6 +609,10 @@ static int config_apply_defaults(struct agent_config *c) {
                 c->update.models_dir = NULL;
                 return -ENOMEM;
         }
+        if (!c->update.apps_dir && asprintf(&c->update.apps_dir, "%s/apps", c->state_dir) < 0) {
+                c->update.apps_dir = NULL;
+                return -ENOMEM;
+        }
         if (!c->runtime.log_dir && asprintf(&c->runtime.log_dir, "%s/logs", c->state_dir) < 0) {
                 c->runtime.log_dir = NULL;
                 return -ENOMEM;
@@ -816,6 +821,7 @@ void config_free(struct agent_config *c) {
         free(c->update.rootfs_a);
         free(c->update.rootfs_b);
         free(c->update.models_dir);
+        free(c->update.apps_dir);
         for (size_t i = 0; i < c->update.n_reboot_args; i++)
                 free(c->update.reboot_command[i]);
         free(c->link.url);
@@ -857,6 +863,7 @@ static const struct {
         {"update.rootfs.a", offsetof(struct agent_config, update.rootfs_a)},
         {"update.rootfs.b", offsetof(struct agent_config, update.rootfs_b)},
         {"update.models_dir", offsetof(struct agent_config, update.models_dir)},
+        {"update.apps_dir", offsetof(struct agent_config, update.apps_dir)},
         {"link.trust_document", offsetof(struct agent_config, link.trust_document)},
 };
 

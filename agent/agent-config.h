@@ -76,6 +76,7 @@ struct agent_update_config {
         /* slots */
         char *rootfs_a, *rootfs_b; /* NULL: this node takes no rootfs images */
         char *models_dir;          /* default <state_dir>/models */
+        char *apps_dir;            /* app slots (#19), default <state_dir>/apps */
         /* commit */
         int64_t boot_tries;        /* boots a new rootfs slot gets before the bootloader gives up */
         int64_t gate_sec;          /* the health gate must hold this long to commit */

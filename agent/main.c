@@ -339,7 +339,7 @@ static int agent_start(struct agent *a) {
                 snprintf(workloads_dir, sizeof(workloads_dir), "%s/workloads.d", a->config.config_dir);
                 struct runtime_policy policy = agent_runtime_policy(&a->config);
                 /* Binds never reach the agent's own files (the runtime adds runtime_dir,
-                 * state_dir, /proc, /sys and /dev); the models live in the state dir. */
+                 * state_dir, /proc, /sys and /dev); the models and apps live in the state dir. */
                 const struct workload_protected_path protected_paths[] = {
                         {a->config.config_dir, "the agent's config dir"},
                         {a->config.update.keyring_dir, "the bundle keyring"},
@@ -358,7 +358,7 @@ static int agent_start(struct agent *a) {
                         if (protected_paths[i].path)
                                 present[n_present++] = protected_paths[i];
                 present[n_present] = (struct workload_protected_path){NULL, NULL};
-                const char *const bind_allowed[] = {a->config.update.models_dir, NULL};
+                const char *const bind_allowed[] = {a->config.update.models_dir, a->config.update.apps_dir, NULL};
                 struct runtime_config rc = {
                         .policy = &policy,
                         .protected_paths = present,
@@ -371,6 +371,7 @@ static int agent_start(struct agent *a) {
                         .log_dir = log_get_target() == LOG_TARGET_JOURNAL ? NULL : a->config.runtime.log_dir,
                         .journal = log_get_target() == LOG_TARGET_JOURNAL,
                         .sandbox_init = a->config.runtime.sandbox_init,
+                        .apps_dir = a->config.update.apps_dir,
                 };
                 r = runtime_new(a->event, &rc, &a->runtime);
                 if (r < 0)

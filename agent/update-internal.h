@@ -113,6 +113,7 @@ struct job {
         /* the configuration, copied */
         char work_dir[PATH_MAX];
         char models_dir[PATH_MAX];
+        char apps_dir[PATH_MAX];
         char progress_path[PATH_MAX + 16]; /* for messages */
         uint64_t scrub_bytes_per_sec;
         uint64_t checkpoint_bytes;

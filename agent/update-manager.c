@@ -292,7 +292,10 @@ static int job_prepare(struct update_manager *m, struct job *j, bool resume, cha
         for (size_t i = 0; i < mf->n_images; i++) {
                 const struct manifest_image *img = &mf->images[i];
                 struct job_image *ji = &j->images[j->n_images];
-                const char *model = slot_class_model_name(img->slot_class);
+                const char *app = slot_class_app_name(img->slot_class);
+                const char *model = app ? app : slot_class_model_name(img->slot_class);
+                const char *base = app ? u->apps_dir : u->models_dir;
+                const char *kind = app ? "app" : "model";
                 ji->image = img;
                 ji->slot_fd = ji->active_fd = -1;
                 if (streq(img->slot_class, "rootfs")) {
@@ -329,34 +332,45 @@ static int job_prepare(struct update_manager *m, struct job *j, bool resume, cha
                 } else if (model) {
                         struct update_model_target *t = NULL;
                         for (size_t k = 0; k < next.n_models; k++)
-                                if (streq(next.models[k].name, model))
+                                if (streq(next.models[k].name, model) && next.models[k].app == (app != NULL))
                                         t = &next.models[k];
                         if (!t) {
                                 if (resume) {
                                         r = -EBADMSG;
-                                        snprintf(msg, size, "model %s is not in the saved install state", model);
+                                        snprintf(msg, size, "%s %s is not in the saved install state", kind, model);
                                         goto fail;
                                 }
                                 t = &next.models[next.n_models++];
                                 snprintf(t->name, sizeof(t->name), "%s", model);
+                                t->app = app != NULL;
                                 char cur = 0;
-                                r = model_slot_current(u->models_dir, model, &cur);
+                                r = model_slot_current(base, model, &cur);
                                 if (r < 0 && r != -ENOENT) {
-                                        snprintf(msg, size, "model %s: its current link is broken: %s",
+                                        snprintf(msg, size, "%s %s: its current link is broken: %s", kind,
                                                  model, strerror(-r));
                                         goto fail;
                                 }
                                 t->previous = r >= 0 ? cur : 0;
                                 t->target = r >= 0 ? slot_other(cur) : 'A';
                         }
+                        /* An app member a workload pinned to its version runs from is not
+                         * written under it (its files would change as it runs). */
+                        const char *user = app && m->runtime ? runtime_app_member_user(m->runtime, app, t->target)
+                                                             : NULL;
+                        if (user) {
+                                r = -EBUSY;
+                                snprintf(msg, size, "app %s: slot %c holds the version workload %s runs; stop "
+                                         "it or move it to another version first", app, t->target, user);
+                                goto fail;
+                        }
                         ji->target = t->target;
-                        r = model_slot_image(u->models_dir, model, t->target, ji->slot_path,
+                        r = model_slot_image(base, model, t->target, ji->slot_path,
                                              sizeof(ji->slot_path));
                         if (r >= 0 && t->previous)
-                                r = model_slot_image(u->models_dir, model, t->previous, ji->active_path,
+                                r = model_slot_image(base, model, t->previous, ji->active_path,
                                                      sizeof(ji->active_path));
                         if (r < 0) {
-                                snprintf(msg, size, "model %s: path too long", model);
+                                snprintf(msg, size, "%s %s: path too long", kind, model);
                                 goto fail;
                         }
                         if (t->previous)
@@ -364,7 +378,7 @@ static int job_prepare(struct update_manager *m, struct job *j, bool resume, cha
                                             sizeof(ji->active_record));
                 } else {
                         r = -ENOTSUP;
-                        snprintf(msg, size, "image %s: this agent installs rootfs and model:<name> images only",
+                        snprintf(msg, size, "image %s: this agent installs rootfs, model:<name> and app:<name> images only",
                                  img->slot_class);
                         goto fail;
                 }
@@ -995,11 +1009,13 @@ json_t *update_manager_status_json(struct update_manager *m) {
         json_t *models = json_array();
         for (size_t i = 0; models && i < s->n_models; i++) {
                 char cur = 0;
-                bool have = model_slot_current(m->cfg->update.models_dir, s->models[i].name, &cur) >= 0;
-                json_array_append_new(models, json_pack("{s:s, s:s, s:s?, s:s?}", "name", s->models[i].name,
+                bool have = model_slot_current(s->models[i].app ? m->cfg->update.apps_dir : m->cfg->update.models_dir,
+                                               s->models[i].name, &cur) >= 0;
+                json_array_append_new(models, json_pack("{s:s, s:s, s:s?, s:s?, s:s}", "name", s->models[i].name,
                                                         "target", um_slot_str(s->models[i].target),
                                                         "previous", um_slot_str(s->models[i].previous),
-                                                        "current", have ? um_slot_str(cur) : NULL));
+                                                        "current", have ? um_slot_str(cur) : NULL, "kind",
+                                                        s->models[i].app ? "app" : "model"));
         }
         json_object_set_new(o, "models", models);
         if (m->bootenv) {

@@ -172,7 +172,7 @@ drop:
         return r;
 }
 
-/* The inactive rootfs slot and the inactive member of every model that has one. */
+/* The inactive rootfs slot and the inactive member of every model and app that has one. */
 static int scrub_prepare(struct update_manager *m, struct job **ret) {
         const struct agent_update_config *u = &m->cfg->update;
         struct job *j = job_new(m, JOB_SCRUB);
@@ -188,21 +188,26 @@ static int scrub_prepare(struct update_manager *m, struct job **ret) {
                 r = scrub_add(j, "rootfs", inactive, inactive == 'A' ? u->rootfs_a : u->rootfs_b, m->booted,
                               m->booted == 'A' ? u->rootfs_a : u->rootfs_b);
         }
-        DIR *d = r >= 0 ? opendir(u->models_dir) : NULL;
-        struct dirent *de;
-        while (r >= 0 && d && (de = readdir(d))) {
-                char cur, cls[sizeof(SLOT_MODEL_PREFIX) + sizeof(de->d_name)], slot_path[PATH_MAX],
-                        active_path[PATH_MAX];
-                if (de->d_name[0] == '.' || model_slot_current(u->models_dir, de->d_name, &cur) < 0)
-                        continue;
-                if (model_slot_image(u->models_dir, de->d_name, slot_other(cur), slot_path, sizeof(slot_path)) < 0 ||
-                    model_slot_image(u->models_dir, de->d_name, cur, active_path, sizeof(active_path)) < 0)
-                        continue;
-                snprintf(cls, sizeof(cls), "%s%s", SLOT_MODEL_PREFIX, de->d_name);
-                r = scrub_add(j, cls, slot_other(cur), slot_path, cur, active_path);
+        /* Models, then apps (#19: their images; the trees unpacked from them are not read). */
+        for (int kind = 0; kind < 2 && r >= 0; kind++) {
+                const char *base = kind ? u->apps_dir : u->models_dir;
+                const char *prefix = kind ? SLOT_APP_PREFIX : SLOT_MODEL_PREFIX;
+                DIR *d = base ? opendir(base) : NULL;
+                struct dirent *de;
+                while (r >= 0 && d && (de = readdir(d))) {
+                        char cur, cls[sizeof(SLOT_MODEL_PREFIX) + sizeof(de->d_name)], slot_path[PATH_MAX],
+                                active_path[PATH_MAX];
+                        if (de->d_name[0] == '.' || model_slot_current(base, de->d_name, &cur) < 0)
+                                continue;
+                        if (model_slot_image(base, de->d_name, slot_other(cur), slot_path, sizeof(slot_path)) < 0 ||
+                            model_slot_image(base, de->d_name, cur, active_path, sizeof(active_path)) < 0)
+                                continue;
+                        snprintf(cls, sizeof(cls), "%s%s", prefix, de->d_name);
+                        r = scrub_add(j, cls, slot_other(cur), slot_path, cur, active_path);
+                }
+                if (d)
+                        closedir(d);
         }
-        if (d)
-                closedir(d);
         if (r < 0 || j->n_images == 0) {
                 job_free(j);
                 return r < 0 ? r : -ENOENT;

@@ -66,14 +66,16 @@ void um_request_reboot(struct update_manager *m) {
 
 /* ---- models --------------------------------------------------------------------------- */
 
-static void restart_model_users(struct update_manager *m, const char *name) {
+static void restart_model_users(struct update_manager *m, const struct update_model_target *t) {
         if (!m->runtime)
                 return;
         char dir[PATH_MAX], names[512];
-        snprintf(dir, sizeof(dir), "%s/%s", m->cfg->update.models_dir, name);
-        int n = runtime_restart_using_path(m->runtime, dir, names, sizeof(names));
+        snprintf(dir, sizeof(dir), "%s/%s", t->app ? m->cfg->update.apps_dir : m->cfg->update.models_dir, t->name);
+        /* An app's workloads that follow its current member; a model's, by their binds. */
+        int n = t->app ? runtime_restart_app_users(m->runtime, t->name, names, sizeof(names))
+                       : runtime_restart_using_path(m->runtime, dir, names, sizeof(names));
         if (n > 0)
-                log_notice("update: model %s switched; restarted %s", name, names);
+                log_notice("update: %s %s switched; restarted %s", t->app ? "app" : "model", t->name, names);
 }
 
 /* Point every model of the update at target (forward) or back at previous. */
@@ -81,28 +83,28 @@ static int models_switch(struct update_manager *m, bool forward, char *msg, size
         int result = 0;
         for (size_t i = 0; i < m->state.n_models; i++) {
                 const struct update_model_target *t = &m->state.models[i];
+                const char *base = t->app ? m->cfg->update.apps_dir : m->cfg->update.models_dir;
                 char want = forward ? t->target : t->previous, now = 0;
-                int r = model_slot_current(m->cfg->update.models_dir, t->name, &now);
+                int r = model_slot_current(base, t->name, &now);
                 if (r >= 0 && now == want)
                         continue;
                 if (want)
-                        r = model_slot_switch(m->cfg->update.models_dir, t->name, want);
+                        r = model_slot_switch(base, t->name, want);
                 else {
                         /* a new model rolled back: no previous version to return to */
                         char link[PATH_MAX * 2];
-                        snprintf(link, sizeof(link), "%s/%s/%s", m->cfg->update.models_dir, t->name,
-                                 SLOT_MODEL_CURRENT);
+                        snprintf(link, sizeof(link), "%s/%s/%s", base, t->name, SLOT_MODEL_CURRENT);
                         r = unlink(link) < 0 && errno != ENOENT ? negative_errno() : 0;
                         if (r >= 0)
                                 r = fsync_parent_dir(link);
                 }
                 if (r < 0) {
-                        snprintf(msg, size, "model %s: cannot switch to %s: %s", t->name,
+                        snprintf(msg, size, "%s %s: cannot switch to %s: %s", t->app ? "app" : "model", t->name,
                                  want ? um_slot_str(want) : "none", strerror(-r));
                         result = r;
                         continue;
                 }
-                restart_model_users(m, t->name);
+                restart_model_users(m, t);
         }
         return result;
 }
@@ -218,6 +220,11 @@ int um_do_rollback(struct update_manager *m, bool reboot, const char *fmt, ...) 
 }
 
 static bool gate_ok(struct update_manager *m, char *why, size_t size) {
+        /* An app's trial also holds its own workloads to it: each one following the new
+         * member runs and passes its probe, or the app goes back. */
+        for (size_t i = 0; m->runtime && i < m->state.n_models; i++)
+                if (m->state.models[i].app && !runtime_app_users_ok(m->runtime, m->state.models[i].name, why, size))
+                        return false;
         if (m->health)
                 return health_monitor_gate(m->health, why, size);
         if (m->runtime)

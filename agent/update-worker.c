@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "lib/log.h"
 #include "lib/message.h"
 #include "lib/statefile.h"
+#include "update/app-tree.h"
 #include "update/slot.h"
 
 /* Tell the loop the step is over. */
@@ -36,6 +38,7 @@ struct job *job_new(struct update_manager *m, enum job_step step) {
         pthread_mutex_init(&j->lock, NULL);
         snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
         snprintf(j->models_dir, sizeof(j->models_dir), "%s", u->models_dir ? u->models_dir : "");
+        snprintf(j->apps_dir, sizeof(j->apps_dir), "%s", u->apps_dir ? u->apps_dir : "");
         snprintf(j->progress_path, sizeof(j->progress_path), "%s/%s", u->work_dir, UM_PROGRESS_FILE);
         j->scrub_bytes_per_sec = (uint64_t) u->scrub_mib_per_sec * 1024 * 1024;
         j->checkpoint_bytes = (uint64_t) u->checkpoint_mib * 1024 * 1024;
@@ -275,15 +278,76 @@ static int job_open_active(struct job *j, struct job_image *ji) {
         return 0;
 }
 
+/*
+ * An app member's tree (#19), once its image is verified: unpacked into "root.new", then
+ * renamed over "root", then "version" written: a member with a version file holds a whole
+ * tree of that version (the runtime starts nothing from one without). Done again on a
+ * resumed install, so a cut anywhere here ends in a whole tree or none.
+ */
+static int job_unpack_app(struct job *j, struct job_image *ji, const char *app) {
+        char dir[PATH_MAX], fresh[PATH_MAX + 16];
+        int r = model_slot_dir(j->apps_dir, app, ji->target, dir, sizeof(dir));
+        if (r < 0)
+                return message_set(&j->reason, r, "app %s: slot path too long", app);
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return message_set(&j->reason, negative_errno(), "app %s: %s: %m", app, dir);
+        if ((r = rm_tree_at(dfd, SLOT_APP_ROOT ".new")) < 0)
+                return message_set(&j->reason, r, "app %s: cannot clear %s/%s.new: %s", app, dir, SLOT_APP_ROOT,
+                                   strerror(-r));
+        snprintf(fresh, sizeof(fresh), "%s/%s.new", dir, SLOT_APP_ROOT);
+        struct app_tree_stats st;
+        _cleanup_free_ char *why = NULL;
+        r = app_tree_extract(ji->slot_fd, fresh, &st, &why);
+        if (r < 0) {
+                (void) rm_tree_at(dfd, SLOT_APP_ROOT ".new");
+                return message_set(&j->reason, r, "app %s: the image is not a tree an app can have: %s", app,
+                                   why ? why : strerror(-r));
+        }
+        if ((r = rm_tree_at(dfd, SLOT_APP_ROOT)) < 0)
+                return message_set(&j->reason, r, "app %s: cannot remove the old tree in %s: %s", app, dir,
+                                   strerror(-r));
+        if (renameat(dfd, SLOT_APP_ROOT ".new", dfd, SLOT_APP_ROOT) < 0 || fsync(dfd) < 0)
+                return message_set(&j->reason, negative_errno(), "app %s: cannot put the new tree in place in %s: %m",
+                                   app, dir);
+        char version[PATH_MAX + 16], text[MANIFEST_NAME_MAX + 2];
+        snprintf(version, sizeof(version), "%s/%s", dir, SLOT_APP_VERSION);
+        int n = snprintf(text, sizeof(text), "%s\n", bundle_manifest(j->bundle)->version);
+        r = write_file_durable(version, text, (size_t) n, 0644);
+        if (r < 0)
+                return message_set(&j->reason, r, "app %s: cannot write %s: %s", app, version, strerror(-r));
+        log_info("update: app %s: slot %c holds %s: %" PRIu64 " files, %" PRIu64 " directories, %" PRIu64
+                 " links, %" PRIu64 " bytes",
+                 app, ji->target, bundle_manifest(j->bundle)->version, st.files, st.dirs, st.links, st.bytes);
+        return 0;
+}
+
 static int job_install_image(struct job *j, struct job_image *ji) {
-        const char *model = slot_class_model_name(ji->image->slot_class);
+        const char *app = slot_class_app_name(ji->image->slot_class);
+        const char *model = app ? app : slot_class_model_name(ji->image->slot_class);
+        const char *base = app ? j->apps_dir : j->models_dir;
         int r;
         if (model) {
-                r = model_slot_prepare(j->models_dir, model, ji->target);
+                r = model_slot_prepare(base, model, ji->target);
                 if (r < 0)
                         return message_set(&j->reason, r,
-                                           "model %s: cannot create slot %c in %s: %s", model,
-                                           ji->target, j->models_dir, strerror(-r));
+                                           "%s %s: cannot create slot %c in %s: %s", app ? "app" : "model", model,
+                                           ji->target, base, strerror(-r));
+        }
+        if (app) {
+                /* The member no longer holds a whole version from the first byte written. */
+                char version[PATH_MAX];
+                r = model_slot_dir(base, app, ji->target, version, sizeof(version));
+                if (r >= 0 && strlen(version) + sizeof("/" SLOT_APP_VERSION) <= sizeof(version)) {
+                        strcat(version, "/" SLOT_APP_VERSION);
+                        if (unlink(version) >= 0)
+                                r = fsync_parent_dir(version);
+                        else if (errno != ENOENT)
+                                r = negative_errno();
+                }
+                if (r < 0)
+                        return message_set(&j->reason, r, "app %s: cannot clear slot %c's version: %s", app,
+                                           ji->target, strerror(-r));
         }
         r = slot_open_write(ji->slot_path, ji->image->size, &ji->slot_fd, &j->reason);
         if (r < 0)
@@ -298,6 +362,8 @@ static int job_install_image(struct job *j, struct job_image *ji) {
                  ji->image->slot_class, ji->target, r < 0 ? "stopped" : "verified", st.chunks_total,
                  st.chunks_resumed, st.chunks_from_active, st.chunks_from_source,
                  st.bytes_from_source, st.chunks_repaired);
+        if (r >= 0 && app)
+                r = job_unpack_app(j, ji, app);
         return r;
 }
 

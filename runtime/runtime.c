@@ -81,6 +81,9 @@ struct workload {
         char last_probe[640];
         char last_exit[160];
         char last_error[512];
+        /* the app slot member this run binds ('A'/'B', 0: no app) and its version */
+        char app_member;
+        char app_version[129];
 };
 
 struct runtime {
@@ -577,6 +580,82 @@ static int workload_host_ids(struct workload *w, uint32_t *ret_base) {
         return 0;
 }
 
+/* The version an app slot member holds: written last by the update manager, so a member
+ * without it holds no complete tree. */
+static int app_member_version(const char *apps_dir, const char *name, char member, char *buf, size_t size) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s/%c/version", apps_dir, name, member == 'A' ? 'a' : 'b');
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = read_file_bounded(path, 256, &text, &len);
+        if (r < 0)
+                return r;
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+                text[--len] = '\0';
+        if (len == 0 || len >= size)
+                return -EBADMSG;
+        memcpy(buf, text, len + 1);
+        return 0;
+}
+
+/*
+ * Point the spec's app mount at the member to run: the one holding the spec's version,
+ * or without a version the one "current" names. Done at every start, so a restart after
+ * the update manager switched the app picks the new tree. -ENOENT with msg when there is
+ * none (not installed, or not that version).
+ */
+static int resolve_app(struct workload *w, char *msg, size_t size) {
+        struct runtime *rt = w->rt;
+        const char *name = w->spec.app.name;
+        w->app_member = 0;
+        w->app_version[0] = '\0';
+        if (!rt->cfg.apps_dir) {
+                snprintf(msg, size, "app %s: this node has no app slots", name);
+                return -EOPNOTSUPP;
+        }
+        char versions[2][129] = {"", ""};
+        char member = 0;
+        for (int i = 0; i < 2; i++)
+                if (app_member_version(rt->cfg.apps_dir, name, "AB"[i], versions[i], sizeof(versions[i])) < 0)
+                        versions[i][0] = '\0';
+        if (w->spec.app.version) {
+                for (int i = 0; i < 2 && !member; i++)
+                        if (streq(versions[i], w->spec.app.version))
+                                member = "AB"[i];
+        } else {
+                char link[PATH_MAX], target[8];
+                snprintf(link, sizeof(link), "%s/%s/current", rt->cfg.apps_dir, name);
+                ssize_t n = readlink(link, target, sizeof(target) - 1);
+                if (n == 1 && (target[0] == 'a' || target[0] == 'b') && versions[target[0] == 'b'][0])
+                        member = target[0] == 'a' ? 'A' : 'B';
+        }
+        if (!member) {
+                const char *a = versions[0][0] ? versions[0] : "nothing", *b = versions[1][0] ? versions[1] : "nothing";
+                if (w->spec.app.version)
+                        snprintf(msg, size, "app %s %s is not installed here (its slots hold %s and %s)", name,
+                                 w->spec.app.version, a, b);
+                else
+                        snprintf(msg, size, "app %s is not installed here (no complete current member in %s/%s)",
+                                 name, rt->cfg.apps_dir, name);
+                return -ENOENT;
+        }
+        char root[PATH_MAX];
+        snprintf(root, sizeof(root), "%s/%s/%c/root", rt->cfg.apps_dir, name, member == 'A' ? 'a' : 'b');
+        for (size_t i = 0; i < w->spec.sandbox.n_mounts; i++) {
+                struct workload_mount *m = &w->spec.sandbox.mounts[i];
+                if (!m->app)
+                        continue;
+                char *s = strdup(root);
+                if (!s)
+                        return -ENOMEM;
+                free(m->source);
+                m->source = s;
+        }
+        w->app_member = member;
+        snprintf(w->app_version, sizeof(w->app_version), "%s", versions[member == 'B']);
+        return 0;
+}
+
 static int workload_start(struct workload *w, char **ret_message) {
         struct runtime *rt = w->rt;
         int r;
@@ -597,6 +676,12 @@ static int workload_start(struct workload *w, char **ret_message) {
         if (!workload_privilege_allowed(w->spec.privileged, false, rt->policy.allow_privileged,
                                         rt->policy.allow_privileged_from_link, refusal, sizeof(refusal)))
                 return start_failed(w, ret_message, true, -EPERM, "%s", refusal);
+        if (w->spec.app.name) {
+                char why[512];
+                r = resolve_app(w, why, sizeof(why));
+                if (r < 0)
+                        return start_failed(w, ret_message, true, r, "%s", why);
+        }
         /* Again at every start: a symlink on a bind's way may have changed since the spec
          * was loaded (one planted by a workload in a dir it can write). */
         _cleanup_free_ char *bind_problem = NULL;
@@ -806,7 +891,11 @@ static bool adopt(struct workload *w) {
                         log_warning("workload %s: cannot watch adopted pid %d", w->spec.name, (int) pids[i]);
                 w->state = WORKLOAD_RUNNING;
                 w->adopted = true;
-                char msg[256];
+                char msg[512];
+                /* The member it runs from, as its start chose it (for the update manager's
+                 * "in use" check); nothing is started, so a failure only leaves it unknown. */
+                if (w->spec.app.name && resolve_app(w, msg, sizeof(msg)) < 0)
+                        log_warning("workload %s: %s", w->spec.name, msg);
                 if (sandbox_resolve_ids(&w->spec, &w->uid, &w->gid, msg, sizeof(msg)) >= 0 && !w->seccomp) {
                         struct seccomp_policy *policy = NULL;
                         char *pmsg = NULL;
@@ -1058,6 +1147,7 @@ int runtime_new(sd_event *event, const struct runtime_config *cfg, struct runtim
         rt->cfg.state_dir = strdup(cfg->state_dir);
         rt->cfg.workloads_dir = cfg->workloads_dir ? strdup(cfg->workloads_dir) : NULL;
         rt->cfg.log_dir = cfg->log_dir ? strdup(cfg->log_dir) : NULL;
+        rt->cfg.apps_dir = cfg->apps_dir ? strdup(cfg->apps_dir) : NULL;
         rt->cfg.journal = cfg->journal;
         rt->cfg.sandbox_init = strdup(cfg->sandbox_init ? cfg->sandbox_init : SANDBOX_INIT_PATH);
         if (!rt->cfg.cgroup_root || !rt->cfg.cgroup_parent || !rt->cfg.runtime_dir || !rt->cfg.state_dir ||
@@ -1166,6 +1256,7 @@ void runtime_free(struct runtime *rt) {
         free((char *) rt->cfg.state_dir);
         free((char *) rt->cfg.workloads_dir);
         free((char *) rt->cfg.log_dir);
+        free((char *) rt->cfg.apps_dir);
         free((char *) rt->cfg.sandbox_init);
         free(rt);
 }
@@ -1365,6 +1456,11 @@ static json_t *workload_json(struct workload *w, bool detail) {
             id_allocations_find(w->rt->ids, w->spec.name, &base) >= 0)
                 json_object_set_new(extra, "host_ids", json_pack("{s:I,s:I}", "first", (json_int_t) base, "count",
                                                                 (json_int_t) w->rt->policy.ids.size));
+        if (extra && w->spec.app.name)
+                json_object_set_new(extra, "app", json_pack("{s:s,s:s*,s:s*,s:s*}", "name", w->spec.app.name,
+                                                            "wants", w->spec.app.version, "version",
+                                                            w->app_member ? w->app_version : NULL, "member",
+                                                            w->app_member == 'A' ? "A" : w->app_member == 'B' ? "B" : NULL));
         if (extra && w->spec.probe.enabled)
                 json_object_set_new(extra, "probe", json_pack("{s:I,s:I,s:s?}", "runs", (json_int_t) w->probes_run,
                                                               "failed", (json_int_t) w->probes_failed, "last",
@@ -1431,6 +1527,62 @@ size_t runtime_usage(struct runtime *rt, struct workload_usage *out, size_t max)
                 u->oom_kills = st.oom_kills;
         }
         return n;
+}
+
+int runtime_restart_app_users(struct runtime *rt, const char *app, char *names, size_t size) {
+        int count = 0;
+        size_t used = 0;
+        if (size > 0)
+                names[0] = '\0';
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                /* a spec pinned to a version keeps the member holding it */
+                if (!w->spec.app.name || !streq(w->spec.app.name, app) || w->spec.app.version || !w->want_running)
+                        continue;
+                _cleanup_free_ char *msg = NULL;
+                int r = runtime_workload_restart(rt, w->spec.name, &msg);
+                if (r < 0) {
+                        log_warning("workload %s: restart for app %s: %s", w->spec.name, app, msg ? msg : strerror(-r));
+                        continue;
+                }
+                if (used < size) {
+                        int n = snprintf(names + used, size - used, "%s%s", count ? "," : "", w->spec.name);
+                        if (n > 0)
+                                used += (size_t) n;
+                }
+                count++;
+        }
+        return count;
+}
+
+const char *runtime_app_member_user(struct runtime *rt, const char *app, char member) {
+        for (struct workload *w = rt->workloads; w; w = w->next)
+                if (w->have_proc && w->spec.app.name && streq(w->spec.app.name, app) && w->app_member == member)
+                        return w->spec.name;
+        return NULL;
+}
+
+bool runtime_app_users_ok(struct runtime *rt, const char *app, char *why, size_t size) {
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                if (!w->spec.app.name || !streq(w->spec.app.name, app) || w->spec.app.version || !w->want_running)
+                        continue;
+                if (w->state != WORKLOAD_RUNNING) {
+                        snprintf(why, size, "workload %s of app %s is %s%s%s", w->spec.name, app, state_names[w->state],
+                                 w->last_error[0] ? ": " : "", w->last_error);
+                        return false;
+                }
+                if (w->spec.probe.enabled && w->health != 1) {
+                        /* a probe that fails is named as such before "failures" in a row
+                         * make the workload unhealthy */
+                        if (w->health == 0 || w->probe_failures > 0)
+                                snprintf(why, size, "workload %s of app %s fails its health probe (%u in a row: %s)",
+                                         w->spec.name, app, w->probe_failures, w->last_probe);
+                        else
+                                snprintf(why, size, "workload %s of app %s is not yet probed healthy", w->spec.name,
+                                         app);
+                        return false;
+                }
+        }
+        return true;
 }
 
 bool runtime_critical_workloads_ok(struct runtime *rt, char *why, size_t size) {

@@ -24,6 +24,9 @@ struct runtime_config {
         const char *log_dir;       /* per-workload log files when there is no journal; NULL: none */
         bool journal;              /* workload output to the journal */
         const char *sandbox_init;  /* orbit-sandbox-init; NULL: SANDBOX_INIT_PATH */
+        /* app slots (#19): <apps_dir>/<name>/{a,b}/{root,version} and current -> a|b;
+         * NULL: specs with an "app" cannot start here */
+        const char *apps_dir;
         /* The sandbox policy (the agent's "sandbox" configuration); see runtime_policy. */
         const struct runtime_policy *policy; /* NULL: RUNTIME_POLICY_DEFAULT */
         /*
@@ -126,6 +129,19 @@ size_t runtime_usage(struct runtime *rt, struct workload_usage *out, size_t max)
 
 /* For the health gate: every critical workload that should run, runs and is not unhealthy. */
 bool runtime_critical_workloads_ok(struct runtime *rt, char *why, size_t size);
+
+/*
+ * An app was switched (#19): restart every workload that should run with this app and no
+ * version of its own (it follows the slot's "current"), so it runs the new tree. Returns
+ * how many; their names, comma-separated, in names.
+ */
+int runtime_restart_app_users(struct runtime *rt, const char *app, char *names, size_t size);
+
+/* The name of a running workload whose tree is member ('A'/'B') of app, or NULL. */
+const char *runtime_app_member_user(struct runtime *rt, const char *app, char member);
+
+/* For an app's trial: every such workload runs, and passed its probe when it has one. */
+bool runtime_app_users_ok(struct runtime *rt, const char *app, char *why, size_t size);
 
 /* ---- levers for the thermal and power policy -------------------------------------- */
 

@@ -685,6 +685,64 @@ static int dispatch_probe(struct json_ctx *ctx, json_t *v, void *dest, const str
         return json_dispatch_object(ctx, v, probe_fields, p);
 }
 
+/* Like a bundle's version: 1-128 of 0-9 A-Z a-z . + - (the exact semver check is the
+ * bundle's; the runtime only compares it with what an app slot holds). */
+static int dispatch_app_version(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        const char *s = json_string_value(v);
+        size_t n = s ? strlen(s) : 0;
+        bool ok = n > 0 && n <= 128;
+        for (size_t i = 0; ok && i < n; i++)
+                ok = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+                     (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '.' || s[i] == '+' || s[i] == '-';
+        if (!ok)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a version such as \"1.4.0\"");
+        return json_dispatch_string(ctx, v, dest, f);
+}
+
+static int dispatch_app_name(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (!json_is_string(v) || !model_name_is_valid(json_string_value(v)))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "expected an app name: 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -");
+        return json_dispatch_string(ctx, v, dest, f);
+}
+
+static const struct json_field app_fields[] = {
+        {"name", dispatch_app_name, offsetof(struct workload_spec, app.name) - offsetof(struct workload_spec, app),
+         JSON_REQUIRED, NULL, 0, 0},
+        {"version", dispatch_app_version,
+         offsetof(struct workload_spec, app.version) - offsetof(struct workload_spec, app), 0, NULL, 0, 0},
+        {"target", dispatch_clean_path, offsetof(struct workload_spec, app.target) - offsetof(struct workload_spec, app),
+         0, NULL, 0, 0},
+        {},
+};
+
+/* The app's tree is one more read-only mount, so the checks on mounts (twice the same
+ * target, over the root) and the parents-first order hold for it too. */
+static int dispatch_app(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        struct workload_spec *s = dest;
+        int r = json_dispatch_object(ctx, v, app_fields, &s->app);
+        if (r < 0 || !s->app.name)
+                return r;
+        if (!s->app.target && !(s->app.target = strdup("/app")))
+                return -ENOMEM;
+        if (streq(s->app.target, "/"))
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "app.target: cannot mount over the sandbox root");
+        if (s->sandbox.n_mounts >= WORKLOAD_MAX_MOUNTS)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %d mounts", WORKLOAD_MAX_MOUNTS);
+        for (size_t i = 0; i < s->sandbox.n_mounts; i++)
+                if (streq(s->sandbox.mounts[i].target, s->app.target))
+                        return json_ctx_problem(ctx, JSON_AT_VALUE, "\"%s\" is mounted twice", s->app.target);
+        struct workload_mount *m = &s->sandbox.mounts[s->sandbox.n_mounts];
+        *m = (struct workload_mount){.kind = WORKLOAD_MOUNT_RO_BIND, .app = true};
+        size_t key_at, value_at;
+        if (ctx->text && json_locate(ctx->text, ctx->text_len, ctx->path, ctx->depth, &key_at, &value_at) >= 0)
+                json_offset_to_line_column(ctx->text, ctx->text_len, value_at, &m->line, &m->column);
+        snprintf(m->where, sizeof(m->where), "app");
+        m->target = strdup(s->app.target);
+        s->sandbox.n_mounts++;
+        return m->target ? 0 : -ENOMEM;
+}
+
 static const struct json_field spec_fields[] = {
         {"name", dispatch_name, OFF(name), JSON_REQUIRED, NULL, 1, WORKLOAD_NAME_MAX},
         {"exec", dispatch_exec, OFF(exec), JSON_REQUIRED, NULL, 0, 0},
@@ -700,6 +758,7 @@ static const struct json_field spec_fields[] = {
         {"stop_timeout_sec", json_dispatch_int64, OFF(stop_timeout_sec), 0, NULL, 1, 3600},
         {"health_probe", dispatch_probe, OFF(probe), 0, NULL, 0, 0},
         {"models", dispatch_models, OFF(models), 0, NULL, 0, 0},
+        {"app", dispatch_app, 0, 0, NULL, 0, 0},
         {},
 };
 
@@ -829,6 +888,9 @@ void workload_spec_free(struct workload_spec *s) {
         free(s->sandbox.hostname);
         strv_free(s->probe.exec);
         strv_free(s->models);
+        free(s->app.name);
+        free(s->app.version);
+        free(s->app.target);
         memset(s, 0, sizeof(*s));
 }
 

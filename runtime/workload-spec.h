@@ -71,6 +71,9 @@ struct workload_mount {
         char *source; /* host path; NULL for tmpfs */
         char *target; /* path inside the sandbox */
         bool optional; /* a missing source is skipped instead of failing the start */
+        /* The spec's "app" (#19): a read-only bind whose source the runtime sets at each
+         * start to the app slot member's tree (NULL until then). */
+        bool app;
         uint64_t size; /* tmpfs size in bytes, 0 = default */
         /* Where the spec wrote it, for messages about it after parsing. */
         unsigned line, column;
@@ -131,6 +134,13 @@ struct workload_spec {
         int64_t stop_timeout_sec;
         struct workload_probe probe;
         char **models; /* NULL-terminated model names */
+        /* "app": {"name", "version", "target"} (#19): the workload's files come from an
+         * app slot, bound read-only at target (default /app). name NULL: no app. */
+        struct {
+                char *name;
+                char *version; /* NULL: whatever the slot's current member holds */
+                char *target;
+        } app;
 };
 
 /*

@@ -57,8 +57,8 @@ static void help(void) {
                "      check a trust document as a node would: alone (its own roots), or as an\n"
                "      update of the one in force; exit 0 if accepted, 1 if refused\n"
                "\n"
-               "CLASS is rootfs or model:<name>. TIME is @EPOCH, YYYYMMDDhhmmss or YYYY-MM-DD "
-               "(UTC).\n"
+               "CLASS is rootfs, model:<name> or app:<name> (an uncompressed tar of the app's\n"
+               "files). TIME is @EPOCH, YYYYMMDDhhmmss or YYYY-MM-DD (UTC).\n"
                "Keys and certificates made by openssl (EC P-256, PEM) work as well.\n");
 }
 
@@ -243,7 +243,7 @@ static int cmd_create(int argc, char *argv[]) {
                         *eq = '\0';
                         if (!manifest_slot_class_is_valid(optarg))
                                 return usage_error(
-                                        "'%s' is not a slot class (rootfs, model:<name>)", optarg);
+                                        "'%s' is not a slot class (rootfs, model:<name>, app:<name>)", optarg);
                         images[n_images++] =
                                 (struct bundle_image_source){.slot_class = optarg, .path = eq + 1};
                         break;

@@ -845,6 +845,9 @@ static int image_file_name(const char *slot_class, char **ret) {
         else if (strncmp(slot_class, "model:", 6) == 0) {
                 if (asprintf(&name, "model-%s.img", slot_class + 6) < 0)
                         name = NULL;
+        } else if (strncmp(slot_class, "app:", 4) == 0) {
+                if (asprintf(&name, "app-%s.tar", slot_class + 4) < 0)
+                        name = NULL;
         } else
                 return -EINVAL;
         if (!name)
@@ -1032,7 +1035,7 @@ int bundle_hash_image(const char *path, const char *slot_class, uint64_t chunk_s
                       struct manifest_image *ret, char **ret_reason) {
         if (!manifest_slot_class_is_valid(slot_class))
                 return message_set(ret_reason, -EINVAL,
-                                  "\"%s\" is not a slot class (rootfs, model:<name>)", slot_class);
+                                  "\"%s\" is not a slot class (rootfs, model:<name>, app:<name>)", slot_class);
         int r = check_chunk_size(chunk_size, ret_reason);
         if (r < 0)
                 return r;

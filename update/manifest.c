@@ -33,6 +33,8 @@ bool manifest_slot_class_is_valid(const char *s) {
                 return true;
         if (strncmp(s, "model:", 6) == 0)
                 return name_is_valid(s + 6);
+        if (strncmp(s, "app:", 4) == 0)
+                return name_is_valid(s + 4);
         return false;
 }
 
@@ -327,7 +329,7 @@ static int dispatch_slot_class(struct json_ctx *ctx, json_t *v, void *dest,
                                const struct json_field *f) {
         if (!json_is_string(v) || !manifest_slot_class_is_valid(json_string_value(v)))
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
-                                        "expected a slot class: \"rootfs\" or \"model:<name>\"");
+                                        "expected a slot class: \"rootfs\", \"model:<name>\" or \"app:<name>\"");
         return json_dispatch_string(ctx, v, dest, f);
 }
 

@@ -24,7 +24,7 @@
 #define SIGNATURE_MEMBER_NAME "manifest.sig"
 
 struct manifest_image {
-        char *slot_class; /* "rootfs" or "model:<name>" */
+        char *slot_class; /* "rootfs", "model:<name>" or "app:<name>" */
         char *file;       /* tar member name of the payload: a plain file name */
         uint64_t size;    /* bytes */
         uint8_t sha256[SHA256_DIGEST_SIZE];
@@ -111,7 +111,7 @@ bool manifest_version_is_valid(const char *s);
  */
 int manifest_version_compare(const char *a, const char *b, int *ret);
 
-/* Pure: is s a valid slot class ("rootfs", "model:<name>")? */
+/* Pure: is s a valid slot class ("rootfs", "model:<name>", "app:<name>")? */
 bool manifest_slot_class_is_valid(const char *s);
 
 /* Pure: is s a valid payload member name (1-128 of A-Z a-z 0-9 . _ -, not starting with . or -)? */

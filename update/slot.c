@@ -28,6 +28,13 @@ const char *slot_class_model_name(const char *slot_class) {
         return slot_class + n;
 }
 
+const char *slot_class_app_name(const char *slot_class) {
+        size_t n = strlen(SLOT_APP_PREFIX);
+        if (!slot_class || strncmp(slot_class, SLOT_APP_PREFIX, n) != 0 || !slot_class[n])
+                return NULL;
+        return slot_class + n;
+}
+
 int model_slot_dir(const char *models_dir, const char *name, char slot, char *buf, size_t size) {
         if (slot != 'A' && slot != 'B')
                 return -EINVAL;

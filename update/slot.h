@@ -5,6 +5,9 @@
  *  - "model:<name>": two directories <models_dir>/<name>/{a,b}, each holding the image
  *    as a file named "image", and a "current" symbolic link naming the active one,
  *    swapped atomically (rename) so a reader sees the old model or the new, never a mix.
+ *  - "app:<name>" (#19): the same two directories and link under <apps_dir>/<name>; the
+ *    image is an uncompressed tar, unpacked beside it into "root" (app-tree.h), and the
+ *    bundle's version is written to "version" once the tree is complete.
  */
 #pragma once
 
@@ -15,12 +18,18 @@
 #define SLOT_MODEL_PREFIX "model:"
 #define SLOT_MODEL_IMAGE "image"
 #define SLOT_MODEL_CURRENT "current"
+#define SLOT_APP_PREFIX "app:"
+#define SLOT_APP_ROOT "root"
+#define SLOT_APP_VERSION "version"
 
 /* Pure: 'A' -> 'B' and back; 0 for anything else. */
 char slot_other(char slot);
 
 /* Pure: the model name of "model:<name>", or NULL for any other class. */
 const char *slot_class_model_name(const char *slot_class);
+
+/* Pure: the app name of "app:<name>", or NULL for any other class. */
+const char *slot_class_app_name(const char *slot_class);
 
 /* Pure: "<models_dir>/<name>/<a|b>" and "<models_dir>/<name>/<a|b>/image" into buf. */
 int model_slot_dir(const char *models_dir, const char *name, char slot, char *buf, size_t size);

@@ -90,11 +90,13 @@ int update_state_format(const struct update_state *s, char **ret) {
                 return -ENOMEM;
         for (size_t i = 0; i < s->n_models; i++) {
                 const struct update_model_target *m = &s->models[i];
-                if (json_array_append_new(models, json_pack("{s:s, s:s, s:o}", "name", m->name,
+                /* "kind" only for apps: a state file of an agent before #19 reads the same. */
+                if (json_array_append_new(models, json_pack("{s:s, s:s, s:o, s:s*}", "name", m->name,
                                                             "target", slot_string(m->target),
                                                             "previous",
                                                             m->previous ? json_string(slot_string(m->previous))
-                                                                        : json_null())) < 0) {
+                                                                        : json_null(),
+                                                            "kind", m->app ? "app" : NULL)) < 0) {
                         json_decref(models);
                         return -ENOMEM;
                 }
@@ -204,10 +206,11 @@ int update_state_parse(const char *text, size_t len, struct update_state *ret, c
         json_t *m;
         json_array_foreach(models, i, m) {
                 struct update_model_target *t = &s.models[s.n_models];
-                const char *name, *target;
+                const char *name, *target, *kind = NULL;
                 json_t *previous;
-                if (json_unpack_ex(m, &err, JSON_STRICT, "{s:s, s:s, s:o}", "name", &name,
-                                   "target", &target, "previous", &previous) < 0 ||
+                if (json_unpack_ex(m, &err, JSON_STRICT, "{s:s, s:s, s:o, s?s}", "name", &name,
+                                   "target", &target, "previous", &previous, "kind", &kind) < 0 ||
+                    (kind && !streq(kind, "app")) ||
                     copy_string(t->name, sizeof(t->name), name) < 0 ||
                     parse_slot(target, &t->target) < 0 ||
                     (!json_is_null(previous) &&
@@ -215,6 +218,7 @@ int update_state_parse(const char *text, size_t len, struct update_state *ret, c
                         r = message_set(ret_reason, -EBADMSG, "models[%zu]: malformed", i);
                         goto out;
                 }
+                t->app = kind != NULL;
                 s.n_models++;
         }
         *ret = s;

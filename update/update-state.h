@@ -47,6 +47,7 @@ struct update_model_target {
         char name[MANIFEST_NAME_MAX + 1];
         char target;   /* 'A' or 'B': the member being installed */
         char previous; /* the member that was current, or 0 when the model is new */
+        bool app;      /* an "app:<name>" slot (under apps_dir) rather than a model */
 };
 
 struct update_state {

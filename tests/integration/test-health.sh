@@ -196,7 +196,7 @@ health | jq -e '.zones[0].valid == false' >/dev/null && pass "the zone shows as 
 settemp 40000
 
 # ---- reports and orbitctl -------------------------------------------------------------
-check "periodic reports summarise the metrics" wait_for 5 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" events --json -n 1000 | jq -e '[.events[] | select(.kind == \"health.report\")][0].body.metrics[\"zone.thermal_zone0.temp_c\"] | .min and .max and .mean and .last' >/dev/null"
+check "periodic reports summarise the metrics" wait_for 5 bash -o pipefail -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" events --json -n 1000 | jq -e '[.events[] | select(.kind == \"health.report\")][0].body.metrics[\"zone.thermal_zone0.temp_c\"] | .min and .max and .mean and .last' >/dev/null"
 ctl events --json -n 1000 | jq -e '[.events[] | select(.kind == "health.report")] | map(.body.metrics["workload.life.memory_mib"] and .body.metrics["workload.life.pids"]) | any' >/dev/null \
         && pass "reports carry each workload's cgroup memory and tasks" || fail "workload metrics"
 ctl events --json -n 1000 | jq -e '[.events[] | select(.kind == "health.report")] | map(.body.metrics["workload.spin.cpu_percent"].max > 10) | any' >/dev/null \

@@ -77,7 +77,7 @@ attack() {
         spec "$name" "[${argv%,}]"
         local r
         r=$(ctl workload start "$D/specs/$name.json" 2>&1) || { fail "start $name" "$r"; OUT=""; return 1; }
-        wait_for 60 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show $name --json | jq -e '.state == \"stopped\" or .state == \"failed\"' >/dev/null" \
+        wait_for 60 bash -o pipefail -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show $name --json | jq -e '.state == \"stopped\" or .state == \"failed\"' >/dev/null" \
                 || fail "$name ends" "state $(field "$name" .state)"
         OUT=$(logs "$name")
 }
@@ -140,7 +140,7 @@ grep -q '^orbit-init' <<<"$(info pid1-cmdline)" && pass "pid 1 is the exec'd san
 # child unshares it only after the agent attached it (the attach runs while it mounts).
 spec cgns '["/opt/probe/escape-probe", "self"]' '' '"namespaces": ["user", "pid", "mount", "ipc", "uts", "net", "cgroup"]'
 r=$(ctl workload start "$D/specs/cgns.json" 2>&1) || fail "start cgns" "$r"
-wait_for 60 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show cgns --json | jq -e '.state == \"stopped\"' >/dev/null"
+wait_for 60 bash -o pipefail -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show cgns --json | jq -e '.state == \"stopped\"' >/dev/null"
 OUT=$(logs cgns)
 cglines=$(sed -n 's/^INFO cgroup //p' <<<"$OUT")
 if [ -n "$cglines" ] && ! grep -qv ':/$' <<<"$cglines"; then
@@ -163,7 +163,7 @@ chmod 0755 "$D/sock"
 spec ctl '["/opt/probe/escape-probe", "control", "/ctl/control.sock", "{\"id\": 1, \"method\": \"status\", \"params\": {}}"]' \
         '' '"rw_binds": [{"source": "'"$D"'/sock", "target": "/ctl"}]'
 r=$(ctl workload start "$D/specs/ctl.json" 2>&1) || fail "start ctl" "$r"
-wait_for 60 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show ctl --json | jq -e '.state == \"stopped\"' >/dev/null"
+wait_for 60 bash -o pipefail -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show ctl --json | jq -e '.state == \"stopped\"' >/dev/null"
 OUT=$(logs ctl)
 expect_held control "a workload that reaches the control socket is refused"
 grep -q 'control socket: peer pid [0-9]* (uid [0-9]*) refused' "$AGENT_LOG" && pass "the agent logs the refused peer" || fail "refusal logged"
@@ -197,7 +197,7 @@ writable=$(sed -n 's/^INFO mount \(\S*\) \(\S*\)$/\1 \2/p' <<<"$OUT" | awk '$2 !
 # A workload that keeps CAP_MKNOD still cannot make a node.
 spec mknodcap '["/opt/probe/escape-probe", "devices"]' '' '"capabilities": ["CAP_MKNOD"]'
 ctl workload start "$D/specs/mknodcap.json" >/dev/null 2>&1
-wait_for 60 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show mknodcap --json | jq -e '.state == \"stopped\"' >/dev/null"
+wait_for 60 bash -o pipefail -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" workload show mknodcap --json | jq -e '.state == \"stopped\"' >/dev/null"
 OUT=$(logs mknodcap)
 expect_held mknod "mknod is denied even with CAP_MKNOD kept"
 

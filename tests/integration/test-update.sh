@@ -467,7 +467,7 @@ elif [ "$(id -u)" -eq 0 ] && { [ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/
              {"source": "$N/models/yolo", "target": "/models"}]}}
 JSON
         start_agent
-        check "models: the workload runs" wait_for 10 sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" workload show infer --json | jq -e '.state == \"running\"' >/dev/null"
+        check "models: the workload runs" wait_for 10 bash -o pipefail -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" workload show infer --json | jq -e '.state == \"running\"' >/dev/null"
         check "models: a model-only bundle commits without a reboot" install m1.obundle
         check "models: committed after the gate" wait_for 10 phase_is committed
         check "models: current is a" test "$(readlink "$N/models/yolo/current")" = a

@@ -211,9 +211,10 @@ static void test_restart_keys_changed(void **state) {
         assert_string_equal(changed, "");
         config_free(&b);
         assert_int_equal(parse("{\"config_version\": 1, \"state_dir\": \"/new\", \"node_id\": \"n\"}", &b, err, sizeof(err)), 0);
-        /* The log, update and model dirs follow the state dir by default, so they change with it. */
-        assert_int_equal(config_restart_keys_changed(&a, &b, changed, sizeof(changed)), 5);
-        assert_string_equal(changed, "node_id, state_dir, runtime.log_dir, update.work_dir, update.models_dir");
+        /* The log, update, model and app dirs follow the state dir by default, so they change with it. */
+        assert_int_equal(config_restart_keys_changed(&a, &b, changed, sizeof(changed)), 6);
+        assert_string_equal(changed, "node_id, state_dir, runtime.log_dir, update.work_dir, update.models_dir, "
+                                     "update.apps_dir");
         config_free(&a);
         config_free(&b);
 }

@@ -75,6 +75,11 @@ static void sample(struct update_state *s) {
         strcpy(s->models[1].name, "fresh");
         s->models[1].target = 'A';
         s->models[1].previous = 0;
+        s->n_models = 3;
+        strcpy(s->models[2].name, "resnet"); /* an app may share a model's name */
+        s->models[2].target = 'B';
+        s->models[2].previous = 'A';
+        s->models[2].app = true;
         strcpy(s->reason, "booted slot B");
         s->min_security_version = 6;
         s->installs = 3;
@@ -97,8 +102,15 @@ static void test_roundtrip(void **state) {
         assert_true(back.has_rootfs);
         assert_int_equal(back.rootfs_target, 'B');
         assert_int_equal(back.rootfs_previous, 'A');
-        assert_int_equal(back.n_models, 2);
+        assert_int_equal(back.n_models, 3);
         assert_string_equal(back.models[1].name, "fresh");
+        assert_false(back.models[0].app);
+        assert_false(back.models[1].app);
+        assert_true(back.models[2].app);
+        assert_int_equal(back.models[2].target, 'B');
+        /* a model is written as before #19 (no "kind"): an older agent reads it */
+        assert_null(strstr(text, "\"kind\": \"model\""));
+        assert_non_null(strstr(text, "\"kind\": \"app\""));
         assert_int_equal(back.models[0].previous, 'B');
         assert_int_equal(back.models[1].previous, 0);
         assert_int_equal(back.installs, 3);

@@ -191,6 +191,56 @@ static void test_errors_name_key_and_place(void **state) {
         expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"image\": \"x\"}", "w.json:1:35: image: unknown key");
 }
 
+/* "app" (#19): one more read-only mount whose source the runtime sets at each start. */
+static void test_app(void **state) {
+        (void) state;
+        struct workload_spec s = {0};
+        char *msg = NULL;
+        assert_int_equal(parse("{\"name\": \"det\", \"exec\": [\"/app/bin/serve\"], \"app\": {\"name\": \"detector\"},"
+                               " \"sandbox\": {\"ro_binds\": [\"/usr\"], \"tmpfs\": [\"/app/tmp\"]}}",
+                               &s, &msg),
+                         0);
+        assert_string_equal(s.app.name, "detector");
+        assert_null(s.app.version);
+        assert_string_equal(s.app.target, "/app");
+        assert_int_equal(s.sandbox.n_mounts, 3);
+        /* parents first: /app before /app/tmp, whatever the order written */
+        size_t app_at = 9, tmp_at = 9;
+        for (size_t i = 0; i < s.sandbox.n_mounts; i++) {
+                if (s.sandbox.mounts[i].app) {
+                        app_at = i;
+                        assert_null(s.sandbox.mounts[i].source);
+                        assert_int_equal(s.sandbox.mounts[i].kind, WORKLOAD_MOUNT_RO_BIND);
+                        assert_string_equal(s.sandbox.mounts[i].where, "app");
+                }
+                if (streq(s.sandbox.mounts[i].target, "/app/tmp"))
+                        tmp_at = i;
+        }
+        assert_true(app_at < tmp_at && tmp_at < 3);
+        workload_spec_free(&s);
+        assert_int_equal(parse("{\"name\": \"det\", \"exec\": [\"/opt/d/serve\"], \"app\": {\"name\": \"detector\","
+                               " \"version\": \"1.2.0-rc.1+b7\", \"target\": \"/opt/d\"}}", &s, &msg),
+                         0);
+        assert_string_equal(s.app.version, "1.2.0-rc.1+b7");
+        assert_string_equal(s.app.target, "/opt/d");
+        workload_spec_free(&s);
+
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"app\": {\"version\": \"1.0.0\"}}",
+               "w.json:1:42: app: missing required key \"name\"");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"app\": {\"name\": \"../x\"}}",
+               "w.json:1:51: app.name: expected an app name: 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"app\": {\"name\": \"d\", \"version\": \"1.0/x\"}}",
+               "w.json:1:67: app.version: expected a version such as \"1.4.0\"");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"app\": {\"name\": \"d\", \"target\": \"app\"}}",
+               "w.json:1:66: app.target: \"app\" is not an absolute path without . or .. parts");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"ro_binds\": [\"/app\"]}, \"app\": {\"name\": \"d\"}}",
+               "w.json:1:77: app: \"/app\" is mounted twice");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"app\": {\"name\": \"d\"}, \"sandbox\": {\"tmpfs\": [\"/app\"]}}",
+               "w.json:1:79: sandbox.tmpfs[0]: \"/app\" is mounted twice");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"app\": {\"name\": \"d\", \"from\": \"x\"}}",
+               "w.json:1:56: app.from: unknown key");
+}
+
 static void test_sizes_and_capabilities(void **state) {
         uint64_t v;
         assert_int_equal(parse_size("100", &v), 0);
@@ -375,6 +425,7 @@ int main(void) {
                 cmocka_unit_test(test_privileged_and_mandatory_namespaces),
                 cmocka_unit_test(test_limit_defaults),
                 cmocka_unit_test(test_bind_refusals),
+                cmocka_unit_test(test_app),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
