@@ -202,6 +202,16 @@ static void poll_once(struct health_monitor *m, uint64_t now) {
         };
         struct policy_decision d;
         health_policy_step(&m->policy, &in, &d);
+        /* run_when "sunlit" work goes first, before any class is throttled, and comes back
+         * only in sunlight below warm (#19 item 4). */
+        if (m->runtime) {
+                char wait[64] = "";
+                if (s->on_battery)
+                        snprintf(wait, sizeof(wait), "in eclipse");
+                else if (m->policy.level >= HEALTH_WARM)
+                        snprintf(wait, sizeof(wait), "level %s", health_level_to_string(m->policy.level));
+                runtime_set_sunlit(m->runtime, wait);
+        }
         if (d.changed) {
                 struct health_actions want = health_level_actions(&m->policy.config, d.to);
                 log_notice("health: level %s", d.reason);

@@ -372,6 +372,7 @@ static int agent_start(struct agent *a) {
                         .journal = log_get_target() == LOG_TARGET_JOURNAL,
                         .sandbox_init = a->config.runtime.sandbox_init,
                         .apps_dir = a->config.update.apps_dir,
+                        .sunlit_needs_reading = a->config.health.enabled,
                 };
                 r = runtime_new(a->event, &rc, &a->runtime);
                 if (r < 0)

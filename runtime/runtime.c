@@ -96,6 +96,8 @@ struct runtime {
         unsigned ncpu;
         struct class_control classes[_WORKLOAD_PRIORITY_MAX];
         bool best_effort_closed;
+        /* run_when "sunlit" workloads wait while this says why ("" : they may run) */
+        char sunlit_wait[128];
         runtime_event_fn event_fn;
         void *event_userdata;
         struct runtime_policy policy;
@@ -664,6 +666,13 @@ static int workload_start(struct workload *w, char **ret_message) {
                 return 0; /* already running */
         if (rt->unavailable[0])
                 return start_failed(w, ret_message, true, -EOPNOTSUPP, "%s", rt->unavailable);
+        if (w->spec.sunlit_only && rt->sunlit_wait[0]) {
+                w->state = WORKLOAD_STOPPED;
+                snprintf(w->last_error, sizeof(w->last_error), "run_when sunlit: waiting (%s)", rt->sunlit_wait);
+                workload_event(w, LOG_INFO, "not started: %s", w->last_error);
+                message_set(ret_message, 0, "workload %s not started: %s", w->spec.name, w->last_error);
+                return -EBUSY;
+        }
         if (rt->classes[w->spec.priority].stopped) {
                 w->state = WORKLOAD_STOPPED;
                 snprintf(w->last_error, sizeof(w->last_error), "%s workloads are stopped by the thermal/power policy",
@@ -695,6 +704,14 @@ static int workload_start(struct workload *w, char **ret_message) {
                 (void) cgroup_kill_all(w->cg, SIGKILL);
                 (void) cgroup_wait_empty(w->cg, 2000000);
         }
+        /* A group frozen while its last process was exiting stays frozen, empty (v1: its
+         * freezer.state; v2: cgroup.freeze): the new run's first process would freeze
+         * before it execs, and the start would never finish. Thawed here; a class that is
+         * frozen freezes the new run once it has started (below). */
+        struct cgroup_stats cs;
+        if (cgroup_get_stats(w->cg, &cs) >= 0 && cs.frozen && (r = cgroup_set_frozen(w->cg, false)) < 0)
+                return start_failed(w, ret_message, false, r, "cannot thaw its cgroup %s: %s", cgroup_path(w->cg),
+                                    strerror(-r));
         struct cgroup_limits limits = workload_limits(w);
         if (limits.cpu_max_percent > (uint64_t) rt->ncpu * 100)
                 return start_failed(w, ret_message, true, -EINVAL,
@@ -1148,6 +1165,8 @@ int runtime_new(sd_event *event, const struct runtime_config *cfg, struct runtim
         rt->cfg.workloads_dir = cfg->workloads_dir ? strdup(cfg->workloads_dir) : NULL;
         rt->cfg.log_dir = cfg->log_dir ? strdup(cfg->log_dir) : NULL;
         rt->cfg.apps_dir = cfg->apps_dir ? strdup(cfg->apps_dir) : NULL;
+        if (cfg->sunlit_needs_reading)
+                snprintf(rt->sunlit_wait, sizeof(rt->sunlit_wait), "no power reading yet");
         rt->cfg.journal = cfg->journal;
         rt->cfg.sandbox_init = strdup(cfg->sandbox_init ? cfg->sandbox_init : SANDBOX_INIT_PATH);
         if (!rt->cfg.cgroup_root || !rt->cfg.cgroup_parent || !rt->cfg.runtime_dir || !rt->cfg.state_dir ||
@@ -1630,13 +1649,14 @@ int runtime_class_freeze(struct runtime *rt, enum workload_priority p, bool froz
                         }
         int result = 0;
         for (struct workload *w = rt->workloads; w; w = w->next) {
-                if (w->spec.priority != p || !w->cg || !w->have_proc)
+                /* Thawed even without a process: one may have exited while frozen. */
+                if (w->spec.priority != p || !w->cg || (frozen && !w->have_proc))
                         continue;
                 int r = cgroup_set_frozen(w->cg, frozen);
                 if (r < 0) {
                         log_error_errno(r, "workload %s: cannot %s", w->spec.name, frozen ? "freeze" : "thaw");
                         result = r;
-                } else
+                } else if (w->have_proc)
                         workload_event(w, LOG_NOTICE, "%s by the runtime policy", frozen ? "frozen" : "thawed");
         }
         return result;
@@ -1659,6 +1679,37 @@ int runtime_class_stop(struct runtime *rt, enum workload_priority p, bool stoppe
                 }
         }
         return 0;
+}
+
+void runtime_set_sunlit(struct runtime *rt, const char *wait_reason) {
+        const char *why = wait_reason ? wait_reason : "";
+        bool was_waiting = rt->sunlit_wait[0] != '\0', waiting = why[0] != '\0';
+        snprintf(rt->sunlit_wait, sizeof(rt->sunlit_wait), "%s", why);
+        if (was_waiting == waiting)
+                return;
+        unsigned n = 0;
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                if (!w->spec.sunlit_only)
+                        continue;
+                n++;
+                if (waiting) {
+                        w->restart_after_stop = false;
+                        if (w->have_proc)
+                                workload_event(w, LOG_NOTICE, "stopping: run_when sunlit (%s)", why);
+                        (void) workload_request_stop(w);
+                        snprintf(w->last_error, sizeof(w->last_error), "run_when sunlit: waiting (%s)", why);
+                } else if (w->want_running && w->state == WORKLOAD_STOPPING) {
+                        w->restart_after_stop = true;
+                } else if (w->want_running && !w->have_proc) {
+                        char *msg = NULL;
+                        (void) workload_start(w, &msg);
+                        free(msg);
+                }
+        }
+        if (n)
+                log_notice("runtime: %u run_when sunlit workload%s %s", n, n == 1 ? "" : "s",
+                           waiting ? "stopped" : "may run again");
+        emit(rt, 1, "runtime.sunlit", json_pack("{s:b,s:s}", "may_run", !waiting, "reason", waiting ? why : "sunlit"));
 }
 
 void runtime_best_effort_admission(struct runtime *rt, bool open) {

@@ -27,6 +27,9 @@ struct runtime_config {
         /* app slots (#19): <apps_dir>/<name>/{a,b}/{root,version} and current -> a|b;
          * NULL: specs with an "app" cannot start here */
         const char *apps_dir;
+        /* run_when "sunlit" workloads wait for the first runtime_set_sunlit (the health
+         * monitor's first reading) instead of starting before anyone looked at the power */
+        bool sunlit_needs_reading;
         /* The sandbox policy (the agent's "sandbox" configuration); see runtime_policy. */
         const struct runtime_policy *policy; /* NULL: RUNTIME_POLICY_DEFAULT */
         /*
@@ -144,6 +147,14 @@ const char *runtime_app_member_user(struct runtime *rt, const char *app, char me
 bool runtime_app_users_ok(struct runtime *rt, const char *app, char *why, size_t size);
 
 /* ---- levers for the thermal and power policy -------------------------------------- */
+
+/*
+ * run_when "sunlit" workloads (#19 item 4): wait_reason NULL or "" lets them run (they
+ * start again where they should run), anything else stops them first and holds their
+ * starts with the reason ("in eclipse", "level warm"). The health monitor calls this at
+ * every evaluation; only a change acts.
+ */
+void runtime_set_sunlit(struct runtime *rt, const char *wait_reason);
 
 /* Limit every workload of a class to percent of its normal cpu (0 or 100: no limit). */
 int runtime_class_throttle(struct runtime *rt, enum workload_priority p, unsigned percent);

@@ -1057,7 +1057,21 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
 
 fail_kill:
         kill(pid, SIGKILL);
-        (void) waitpid(pid, NULL, 0);
+        /* Bounded: a child in a frozen cgroup does not die until the group thaws, and the
+         * loop must not wait for that (the runtime kills the group's leftovers, thawing it,
+         * before the next start). Not reaped then: a zombie until the agent exits. */
+        {
+                struct pollfd dead = {.fd = pidfd, .events = POLLIN};
+                int q;
+                do
+                        q = pidfd >= 0 ? poll(&dead, 1, 2000) : 0;
+                while (q < 0 && errno == EINTR);
+                if (pidfd < 0 || q > 0)
+                        (void) waitpid(pid, NULL, pidfd < 0 ? 0 : WNOHANG);
+                else
+                        log_warning("sandbox: pid %d did not die within 2 s of SIGKILL (a frozen cgroup?); "
+                                    "left to be reaped later", (int) pid);
+        }
 fail:
         for (int i = 0; i < 2; i++) {
                 if (sync_pipe[i] >= 0)

@@ -353,6 +353,14 @@ static int dispatch_priority(struct json_ctx *ctx, json_t *v, void *dest, const 
                                 "expected \"critical\", \"normal\" or \"best-effort\"");
 }
 
+static int dispatch_run_when(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (json_is_string(v) && (streq(json_string_value(v), "always") || streq(json_string_value(v), "sunlit"))) {
+                *(bool *) dest = streq(json_string_value(v), "sunlit");
+                return 0;
+        }
+        return json_ctx_problem(ctx, JSON_AT_VALUE, "expected \"always\" or \"sunlit\"");
+}
+
 static int dispatch_restart_policy(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
         if (json_is_string(v))
                 for (size_t i = 0; i < ELEMENTSOF(restart_names); i++)
@@ -751,6 +759,7 @@ static const struct json_field spec_fields[] = {
         {"user", dispatch_user, OFF(user), 0, NULL, 0, 0},
         {"group", dispatch_user, OFF(group), 0, NULL, 0, 0},
         {"priority", dispatch_priority, OFF(priority), 0, NULL, 0, 0},
+        {"run_when", dispatch_run_when, OFF(sunlit_only), 0, NULL, 0, 0},
         {"privileged", json_dispatch_bool, OFF(privileged), 0, NULL, 0, 0},
         {"resources", json_dispatch_nested, OFF(resources), 0, resources_fields, 0, 0},
         {"sandbox", dispatch_sandbox, 0, 0, NULL, 0, 0},

@@ -132,6 +132,9 @@ struct workload_spec {
         } restart;
 
         int64_t stop_timeout_sec;
+        /* "run_when": "sunlit" (#19 item 4): run only outside eclipse and below the warm
+         * level; stopped first when either comes, started again when both are gone. */
+        bool sunlit_only;
         struct workload_probe probe;
         char **models; /* NULL-terminated model names */
         /* "app": {"name", "version", "target"} (#19): the workload's files come from an

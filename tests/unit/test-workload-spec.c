@@ -237,6 +237,14 @@ static void test_app(void **state) {
                "w.json:1:77: app: \"/app\" is mounted twice");
         expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"app\": {\"name\": \"d\"}, \"sandbox\": {\"tmpfs\": [\"/app\"]}}",
                "w.json:1:79: sandbox.tmpfs[0]: \"/app\" is mounted twice");
+        expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"run_when\": \"daytime\"}",
+               "w.json:1:47: run_when: expected \"always\" or \"sunlit\"");
+        assert_int_equal(parse("{\"name\": \"b\", \"exec\": [\"/bin/x\"], \"run_when\": \"sunlit\"}", &s, &msg), 0);
+        assert_true(s.sunlit_only);
+        workload_spec_free(&s);
+        assert_int_equal(parse("{\"name\": \"b\", \"exec\": [\"/bin/x\"], \"run_when\": \"always\"}", &s, &msg), 0);
+        assert_false(s.sunlit_only);
+        workload_spec_free(&s);
         expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"app\": {\"name\": \"d\", \"from\": \"x\"}}",
                "w.json:1:56: app.from: unknown key");
 }
