@@ -200,6 +200,7 @@ static void test_app(void **state) {
                                " \"sandbox\": {\"ro_binds\": [\"/usr\"], \"tmpfs\": [\"/app/tmp\"]}}",
                                &s, &msg),
                          0);
+        free(msg);
         assert_string_equal(s.app.name, "detector");
         assert_null(s.app.version);
         assert_string_equal(s.app.target, "/app");
@@ -221,6 +222,7 @@ static void test_app(void **state) {
         assert_int_equal(parse("{\"name\": \"det\", \"exec\": [\"/opt/d/serve\"], \"app\": {\"name\": \"detector\","
                                " \"version\": \"1.2.0-rc.1+b7\", \"target\": \"/opt/d\"}}", &s, &msg),
                          0);
+        free(msg);
         assert_string_equal(s.app.version, "1.2.0-rc.1+b7");
         assert_string_equal(s.app.target, "/opt/d");
         workload_spec_free(&s);
@@ -240,9 +242,11 @@ static void test_app(void **state) {
         expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"run_when\": \"daytime\"}",
                "w.json:1:47: run_when: expected \"always\" or \"sunlit\"");
         assert_int_equal(parse("{\"name\": \"b\", \"exec\": [\"/bin/x\"], \"run_when\": \"sunlit\"}", &s, &msg), 0);
+        free(msg);
         assert_true(s.sunlit_only);
         workload_spec_free(&s);
         assert_int_equal(parse("{\"name\": \"b\", \"exec\": [\"/bin/x\"], \"run_when\": \"always\"}", &s, &msg), 0);
+        free(msg);
         assert_false(s.sunlit_only);
         workload_spec_free(&s);
         expect("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"app\": {\"name\": \"d\", \"from\": \"x\"}}",
