@@ -982,9 +982,11 @@ int workload_spec_check_binds(const char *source, const struct workload_spec *s,
                         continue;
                 const char *real = resolved && resolved[i] ? resolved[i] : NULL;
                 const char *hit = NULL;
-                const char *what = bind_refusal(m->source, protected_paths, n_protected, allowed, n_allowed, &hit);
+                /* The allowed paths (models, apps) are signed content: read-only binds only. */
+                size_t n_ok = m->kind == WORKLOAD_MOUNT_RO_BIND ? n_allowed : 0;
+                const char *what = bind_refusal(m->source, protected_paths, n_protected, allowed, n_ok, &hit);
                 if (!what && real)
-                        what = bind_refusal(real, protected_paths, n_protected, allowed, n_allowed, &hit);
+                        what = bind_refusal(real, protected_paths, n_protected, allowed, n_ok, &hit);
                 if (!what)
                         continue;
                 const char *via = real && !streq(real, m->source) ? real : NULL;

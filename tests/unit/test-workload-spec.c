@@ -422,6 +422,20 @@ static void test_bind_refusals(void **state) {
         assert_null(msg);
         workload_spec_free(&s);
 
+        /* ...read-only: a writable bind into the models (or apps) would let one workload
+         * change what others run */
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"rw_binds\": "
+                               "[{\"source\": \"/var/lib/orbit-agent/models/yolo\", \"target\": \"/m\"}]}}", &s, &msg),
+                         0);
+        free(msg);
+        msg = NULL;
+        assert_int_equal(workload_spec_check_binds("w.json", &s, NULL, pp, ELEMENTSOF(pp), allowed,
+                                                   ELEMENTSOF(allowed), &msg), -EPERM);
+        assert_string_equal(msg, "w.json:1:60: sandbox.rw_binds[0]: bind of /var/lib/orbit-agent/models/yolo lies inside "
+                                 "/var/lib/orbit-agent (the agent's state dir); binds never expose the agent or the host");
+        free(msg);
+        workload_spec_free(&s);
+
         assert_true(workload_path_is_under("/a/b", "/a"));
         assert_true(workload_path_is_under("/a", "/a/"));
         assert_false(workload_path_is_under("/ab", "/a"));
