@@ -57,6 +57,7 @@ static const struct {
         [SIGNATURE_FOR_COMMAND] = {"orbit command", SIGNATURE_ROLE_COMMAND},
         [SIGNATURE_FOR_TRUST] = {"orbit trust document", SIGNATURE_ROLE_ROOT},
         [SIGNATURE_FOR_ROLLBACK] = {"orbit rollback authorization", SIGNATURE_ROLE_RELEASE},
+        [SIGNATURE_FOR_DESIRED] = {"orbit desired state", SIGNATURE_ROLE_COMMAND},
 };
 
 const char *signature_role_name(enum signature_role role) {

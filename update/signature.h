@@ -45,6 +45,7 @@ enum signature_purpose {
         SIGNATURE_FOR_COMMAND,  /* "orbit command": command */
         SIGNATURE_FOR_TRUST,    /* "orbit trust document": root */
         SIGNATURE_FOR_ROLLBACK, /* "orbit rollback authorization": release */
+        SIGNATURE_FOR_DESIRED,  /* "orbit desired state": command (#19) */
         _SIGNATURE_FOR_MAX,
 };
 

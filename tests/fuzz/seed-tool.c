@@ -63,6 +63,7 @@ int main(int argc, char *argv[]) {
                         [SIGNATURE_FOR_COMMAND] = "command",
                         [SIGNATURE_FOR_TRUST] = "trust",
                         [SIGNATURE_FOR_ROLLBACK] = "rollback",
+                        [SIGNATURE_FOR_DESIRED] = "desired",
                 };
                 int p = -1;
                 for (size_t i = 0; i < ELEMENTSOF(purposes); i++)
