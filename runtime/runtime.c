@@ -1555,9 +1555,14 @@ int runtime_restart_app_users(struct runtime *rt, const char *app, char *names, 
 }
 
 const char *runtime_app_member_user(struct runtime *rt, const char *app, char member) {
-        for (struct workload *w = rt->workloads; w; w = w->next)
-                if (w->have_proc && w->spec.app.name && streq(w->spec.app.name, app) && w->app_member == member)
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                if (!w->spec.app.name || !streq(w->spec.app.name, app) || w->app_member != member)
+                        continue;
+                /* running from it, or pinned to it and waiting out a restart's delay: its
+                 * next start would pick the same member */
+                if (w->have_proc || (w->state == WORKLOAD_BACKOFF && w->spec.app.version))
                         return w->spec.name;
+        }
         return NULL;
 }
 

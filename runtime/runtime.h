@@ -137,7 +137,8 @@ bool runtime_critical_workloads_ok(struct runtime *rt, char *why, size_t size);
  */
 int runtime_restart_app_users(struct runtime *rt, const char *app, char *names, size_t size);
 
-/* The name of a running workload whose tree is member ('A'/'B') of app, or NULL. */
+/* The name of a workload whose tree is member ('A'/'B') of app, or NULL: one running from
+ * it, or one pinned to its version waiting to be restarted (backoff). */
 const char *runtime_app_member_user(struct runtime *rt, const char *app, char member);
 
 /* For an app's trial: every such workload runs, and passed its probe when it has one. */

@@ -192,8 +192,23 @@ out=$(ctl update install "$D/app-3.obundle" 2>&1) && fail "v3: refused while mem
 check "v3: A untouched" test "$(cat "$N/apps/hello/a/version")" = 1.1.0
 check "v3: the pinned workload still runs" test "$(running_pid pin)" = "$pin1"
 
-# ---- v3 whose probe fails: the trial holds it to its users, then rolls back -------------
+# ---- v3 while a pinned one waits out a restart's delay: still refused --------------------
 check "v3: the pinned workload stops" ctl workload stop pin
+# pinned to A's version, its process gone, its next start (from A) due in 10 minutes: the
+# install must not rewrite A under it
+spec pinc 1.1.0 | jq '.exec = ["/bin/false"] | .restart.initial_delay_ms = 600000 | .restart.max_delay_ms = 600000' \
+        >"$D/pinc.json" && mkdir -p "$N/data/pinc" || bail "pinc spec"
+check "backoff: a pinned workload that exits at once starts" ctl workload start "$D/pinc.json"
+check "backoff: it waits out its restart delay" wait_for 20 wl_is pinc .state backoff
+check "backoff: it ran from member A" wl_is pinc .app.member A
+out=$(ctl update install "$D/app-3.obundle" 2>&1) && fail "backoff: v3 refused" "$out" || {
+        grepq "app hello: slot A holds the version workload pinc runs" <<<"$out" &&
+                pass "backoff: v3 refused while the pinned workload waits to restart from A" ||
+                fail "backoff: reason" "$out"; }
+check "backoff: A still holds 1.1.0" test "$(cat "$N/apps/hello/a/version")" = 1.1.0
+check "backoff: the pinned workload stops" ctl workload stop pinc
+
+# ---- v3 whose probe fails: the trial holds it to its users, then rolls back -------------
 det2=$(running_pid det)
 check "v3: installs into A" ctl update install "$D/app-3.obundle"
 check "v3: the follower runs the bad version" wait_for 30 data_is det bad
