@@ -171,6 +171,14 @@ spec pin 1.1.0 >"$D/pin.json"
 check "pinned: a workload pinned to 1.1.0 starts" ctl workload start "$D/pin.json"
 check "pinned: it runs v1" wait_for 20 data_is pin v1
 
+# a spec reaches an app's tree through "app" only: not by binding a member's path (it would
+# run from a tree no version names, rewritten under it by the next install)
+printf '{"name": "sneak", "exec": ["/bin/true"], "sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true}, {"source": "%s", "target": "/other"}]}}\n' \
+        "$N/apps/hello/a/root" >"$D/sneak.json"
+out=$(ctl workload start "$D/sneak.json" 2>&1) && fail "a bind of an app member's tree: refused" "$out" || {
+        grepq "bind of $N/apps/hello/a/root lies inside $N/apps (the app slots, bound through \"app\" only)" <<<"$out" &&
+                pass "a bind of an app member's tree is refused, naming the app slots" || fail "sneak: reason" "$out"; }
+
 # ---- v2: switched, the follower restarted, the pinned one left alone --------------------
 det1=$(running_pid det)
 pin1=$(running_pid pin)
