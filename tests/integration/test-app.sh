@@ -227,6 +227,29 @@ check "v3: the follower is back on v2" wait_for 20 data_is det v2
 check "v3: and healthy" wait_for 20 wl_is det .health healthy
 [ "$(running_pid det)" != "$det2" ] && pass "v3: restarted twice (onto v3, back onto v2)" || fail "v3: pid"
 
+# ---- v4 whose service ends "for good" (exit 0, restart on-failure): still held -------------
+# a follower restarted onto v4 that exits 0 at once is not restarted and no longer "wants to
+# run", yet the trial must not commit a version its user cannot run on (det, restarted
+# "always", is stopped meanwhile: its crash loop would fail the gate by itself)
+app_tar app-4.tar quit && sed -i 's/^exec sleep 100000$/exit 0/' "$D/src/bin/serve" &&
+        tar --format=pax --owner=0 --group=0 -cf app-4.tar -C "$D/src" . &&
+        bundle app-4.obundle 1.6.0 --image app:hello=app-4.tar || bail "app-4"
+spec once "" | jq '.restart.policy = "on-failure"' >"$D/once.json" && mkdir -p "$N/data/once" || bail "once spec"
+check "v4: the follower det stops" ctl workload stop det
+check "v4: a follower restarted on-failure starts" ctl workload start "$D/once.json"
+check "v4: it runs v2" wait_for 20 data_is once v2
+once1=$(running_pid once)
+check "v4: installs" ctl update install "$D/app-4.obundle"
+check "v4: the follower ran v4 and ended" wait_for 30 data_is once quit
+check "v4: rolled back when the trial times out" wait_for 60 phase_is rolled-back
+check "v4: the reason names the follower that ended" grepq "workload once of app hello is stopped: exited with code 0" <<<"$(ust .reason)"
+check "v4: current is b again" test "$(readlink "$N/apps/hello/current")" = b
+check "v4: the follower is started again on v2" wait_for 20 data_is once v2
+check "v4: and runs" wait_for 20 restarted_from once "$once1"
+check "v4: it stops" ctl workload stop once
+check "v4: det starts again" ctl workload start det
+check "v4: det runs v2" wait_for 20 wl_is det '.app.member + " " + .state' "B running"
+
 # ---- tampered and hostile bundles: refused, nothing switched -----------------------------
 det3=$(running_pid det)
 out=$(ctl update install "$D/tampered.obundle" 2>&1) && fail "tampered: refused" "$out" || {
