@@ -200,6 +200,8 @@ static void test_app(void **state) {
                                " \"sandbox\": {\"ro_binds\": [\"/usr\"], \"tmpfs\": [\"/app/tmp\"]}}",
                                &s, &msg),
                          0);
+        free(msg); /* the warnings, if any */
+        msg = NULL;
         assert_string_equal(s.app.name, "detector");
         assert_null(s.app.version);
         assert_string_equal(s.app.target, "/app");
@@ -221,6 +223,7 @@ static void test_app(void **state) {
         assert_int_equal(parse("{\"name\": \"det\", \"exec\": [\"/opt/d/serve\"], \"app\": {\"name\": \"detector\","
                                " \"version\": \"1.2.0-rc.1+b7\", \"target\": \"/opt/d\"}}", &s, &msg),
                          0);
+        free(msg);
         assert_string_equal(s.app.version, "1.2.0-rc.1+b7");
         assert_string_equal(s.app.target, "/opt/d");
         workload_spec_free(&s);
