@@ -1118,9 +1118,9 @@ static int runtime_protect_paths(struct runtime *rt, const struct runtime_config
         snprintf(sock, sizeof(sock), "%s/control.sock", cfg->runtime_dir);
         if ((r = protect(rt, cfg->runtime_dir, "the agent's runtime dir")) < 0 ||
             (r = protect(rt, sock, "the agent's control socket")) < 0 ||
-            /* before the state dir it lies in by default, so that a refusal names it */
-            (r = protect(rt, cfg->apps_dir, "the app slots, bound through \"app\" only")) < 0 ||
             (r = protect(rt, cfg->state_dir, "the agent's state dir")) < 0 ||
+            /* wherever it is (a bind inside the default one is named by the state dir) */
+            (r = protect(rt, cfg->apps_dir, "the app slots, bound through \"app\" only")) < 0 ||
             (r = protect(rt, "/proc", "the host's /proc")) < 0 || (r = protect(rt, "/sys", "the host's /sys")) < 0 ||
             (r = protect(rt, "/dev", "the host's /dev")) < 0)
                 return r;
