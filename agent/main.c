@@ -358,7 +358,8 @@ static int agent_start(struct agent *a) {
                         if (protected_paths[i].path)
                                 present[n_present++] = protected_paths[i];
                 present[n_present] = (struct workload_protected_path){NULL, NULL};
-                const char *const bind_allowed[] = {a->config.update.models_dir, a->config.update.apps_dir, NULL};
+                /* not the apps dir: an app's tree is bound through a spec's "app" only */
+                const char *const bind_allowed[] = {a->config.update.models_dir, NULL};
                 struct runtime_config rc = {
                         .policy = &policy,
                         .protected_paths = present,

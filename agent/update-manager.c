@@ -505,6 +505,28 @@ static void check_finished(struct update_manager *m, struct job *j) {
         }
         for (size_t i = 0; i < j->n_images; i++)
                 um_slot_forget(j->work_dir, j->images[i].image->slot_class, j->images[i].target);
+        /* An app member: checked again for a workload that runs from it (one may have
+         * started, or been waiting to restart, since the install was prepared), and its
+         * version removed here, on the loop, so that none starts from it from now on. */
+        for (size_t i = 0; i < j->n_images; i++) {
+                const char *app = slot_class_app_name(j->images[i].image->slot_class);
+                if (!app)
+                        continue;
+                char target = j->images[i].target;
+                const char *user = m->runtime ? runtime_app_member_user(m->runtime, app, target) : NULL;
+                if (user) {
+                        snprintf(msg, sizeof(msg), "app %s: slot %c holds the version workload %s runs; stop it "
+                                 "or move it to another version first", app, target, user);
+                        r = -EBUSY;
+                } else if ((r = app_slot_clear_version(m->cfg->update.apps_dir, app, target)) < 0)
+                        snprintf(msg, sizeof(msg), "app %s: cannot clear slot %c's version: %s", app, target,
+                                 strerror(-r));
+                if (r < 0) {
+                        job_free(j);
+                        (void) fail_now(m, r, msg);
+                        return;
+                }
+        }
         j->step = JOB_WRITE;
         r = worker_start(m, j);
         if (r < 0) {

@@ -335,16 +335,9 @@ static int job_install_image(struct job *j, struct job_image *ji) {
                                            ji->target, base, strerror(-r));
         }
         if (app) {
-                /* The member no longer holds a whole version from the first byte written. */
-                char version[PATH_MAX];
-                r = model_slot_dir(base, app, ji->target, version, sizeof(version));
-                if (r >= 0 && strlen(version) + sizeof("/" SLOT_APP_VERSION) <= sizeof(version)) {
-                        strcat(version, "/" SLOT_APP_VERSION);
-                        if (unlink(version) >= 0)
-                                r = fsync_parent_dir(version);
-                        else if (errno != ENOENT)
-                                r = negative_errno();
-                }
+                /* The member no longer holds a whole version from the first byte written
+                 * (check_finished cleared it already, on the loop; again for certain). */
+                r = app_slot_clear_version(base, app, ji->target);
                 if (r < 0)
                         return message_set(&j->reason, r, "app %s: cannot clear slot %c's version: %s", app,
                                            ji->target, strerror(-r));

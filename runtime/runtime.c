@@ -84,6 +84,9 @@ struct workload {
         /* the app slot member this run binds ('A'/'B', 0: no app) and its version */
         char app_member;
         char app_version[129];
+        /* restarted by its app's last switch: its trial holds it to running even when it
+         * ends "for good" (exit 0 under on-failure, any exit under "no") */
+        bool app_held;
 };
 
 struct runtime {
@@ -1133,6 +1136,8 @@ static int runtime_protect_paths(struct runtime *rt, const struct runtime_config
         if ((r = protect(rt, cfg->runtime_dir, "the agent's runtime dir")) < 0 ||
             (r = protect(rt, sock, "the agent's control socket")) < 0 ||
             (r = protect(rt, cfg->state_dir, "the agent's state dir")) < 0 ||
+            /* wherever it is (a bind inside the default one is named by the state dir) */
+            (r = protect(rt, cfg->apps_dir, "the app slots, bound through \"app\" only")) < 0 ||
             (r = protect(rt, "/proc", "the host's /proc")) < 0 || (r = protect(rt, "/sys", "the host's /sys")) < 0 ||
             (r = protect(rt, "/dev", "the host's /dev")) < 0)
                 return r;
@@ -1382,6 +1387,7 @@ int runtime_workload_stop(struct runtime *rt, const char *name, char **ret_messa
                 return message_set(ret_message, 0, "no workload named \"%s\"", name), -ENOENT;
         w->want_running = false;
         w->restart_after_stop = false;
+        w->app_held = false; /* stopped on purpose: no trial waits for it */
         (void) workload_save(w);
         return workload_request_stop(w);
 }
@@ -1555,7 +1561,13 @@ int runtime_restart_app_users(struct runtime *rt, const char *app, char *names, 
                 names[0] = '\0';
         for (struct workload *w = rt->workloads; w; w = w->next) {
                 /* a spec pinned to a version keeps the member holding it */
-                if (!w->spec.app.name || !streq(w->spec.app.name, app) || w->spec.app.version || !w->want_running)
+                if (!w->spec.app.name || !streq(w->spec.app.name, app) || w->spec.app.version)
+                        continue;
+                /* one the last switch restarted and that then ended by itself (a rollback
+                 * starts it again on the tree it left) */
+                bool was_held = w->app_held;
+                w->app_held = false;
+                if (!w->want_running && !was_held)
                         continue;
                 _cleanup_free_ char *msg = NULL;
                 int r = runtime_workload_restart(rt, w->spec.name, &msg);
@@ -1563,6 +1575,7 @@ int runtime_restart_app_users(struct runtime *rt, const char *app, char *names, 
                         log_warning("workload %s: restart for app %s: %s", w->spec.name, app, msg ? msg : strerror(-r));
                         continue;
                 }
+                w->app_held = true;
                 if (used < size) {
                         int n = snprintf(names + used, size - used, "%s%s", count ? "," : "", w->spec.name);
                         if (n > 0)
@@ -1574,19 +1587,26 @@ int runtime_restart_app_users(struct runtime *rt, const char *app, char *names, 
 }
 
 const char *runtime_app_member_user(struct runtime *rt, const char *app, char member) {
-        for (struct workload *w = rt->workloads; w; w = w->next)
-                if (w->have_proc && w->spec.app.name && streq(w->spec.app.name, app) && w->app_member == member)
+        for (struct workload *w = rt->workloads; w; w = w->next) {
+                if (!w->spec.app.name || !streq(w->spec.app.name, app) || w->app_member != member)
+                        continue;
+                /* running from it, or pinned to it and waiting out a restart's delay: its
+                 * next start would pick the same member */
+                if (w->have_proc || (w->state == WORKLOAD_BACKOFF && w->spec.app.version))
                         return w->spec.name;
+        }
         return NULL;
 }
 
 bool runtime_app_users_ok(struct runtime *rt, const char *app, char *why, size_t size) {
         for (struct workload *w = rt->workloads; w; w = w->next) {
-                if (!w->spec.app.name || !streq(w->spec.app.name, app) || w->spec.app.version || !w->want_running)
+                if (!w->spec.app.name || !streq(w->spec.app.name, app) || w->spec.app.version ||
+                    (!w->want_running && !w->app_held))
                         continue;
                 if (w->state != WORKLOAD_RUNNING) {
+                        const char *detail = w->last_error[0] ? w->last_error : w->last_exit;
                         snprintf(why, size, "workload %s of app %s is %s%s%s", w->spec.name, app, state_names[w->state],
-                                 w->last_error[0] ? ": " : "", w->last_error);
+                                 detail[0] ? ": " : "", detail);
                         return false;
                 }
                 if (w->spec.probe.enabled && w->health != 1) {

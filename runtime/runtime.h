@@ -135,15 +135,18 @@ bool runtime_critical_workloads_ok(struct runtime *rt, char *why, size_t size);
 
 /*
  * An app was switched (#19): restart every workload that should run with this app and no
- * version of its own (it follows the slot's "current"), so it runs the new tree. Returns
- * how many; their names, comma-separated, in names.
+ * version of its own (it follows the slot's "current"), so it runs the new tree, and
+ * those the previous switch restarted that ended by themselves since. Returns how many;
+ * their names, comma-separated, in names.
  */
 int runtime_restart_app_users(struct runtime *rt, const char *app, char *names, size_t size);
 
-/* The name of a running workload whose tree is member ('A'/'B') of app, or NULL. */
+/* The name of a workload whose tree is member ('A'/'B') of app, or NULL: one running from
+ * it, or one pinned to its version waiting to be restarted (backoff). */
 const char *runtime_app_member_user(struct runtime *rt, const char *app, char member);
 
-/* For an app's trial: every such workload runs, and passed its probe when it has one. */
+/* For an app's trial: every such workload runs, and passed its probe when it has one; one
+ * the switch restarted too, even when it ended "for good" since (until stopped on purpose). */
 bool runtime_app_users_ok(struct runtime *rt, const char *app, char *why, size_t size);
 
 /* ---- levers for the thermal and power policy -------------------------------------- */

@@ -978,7 +978,8 @@ int workload_spec_check_binds(const char *source, const struct workload_spec *s,
         for (size_t k = 0; k < s->sandbox.n_mounts; k++) {
                 size_t i = order[k];
                 const struct workload_mount *m = &s->sandbox.mounts[i];
-                if (m->kind == WORKLOAD_MOUNT_TMPFS || !m->source)
+                /* the app mount: its source is the runtime's own choice of a member */
+                if (m->kind == WORKLOAD_MOUNT_TMPFS || !m->source || m->app)
                         continue;
                 const char *real = resolved && resolved[i] ? resolved[i] : NULL;
                 const char *hit = NULL;

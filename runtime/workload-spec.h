@@ -192,7 +192,8 @@ struct workload_protected_path {
  * Pure: refuse binds that would expose the agent or the host. A bind is refused when its
  * source (as written, or resolved[i] for mount i when not NULL: the real path) covers a
  * protected path ("/" covers everything) or lies inside one, unless it lies inside one
- * of the allowed paths (the models dir inside the state dir). Every refused bind becomes
+ * of the allowed paths (the models dir inside the state dir). The spec's app mount is not
+ * checked (its source is the member the runtime picked). Every refused bind becomes
  * one line "source:line:column: sandbox.ro_binds[i]: ..." in *ret_message (caller
  * frees). Returns 0, -EPERM when a bind is refused, or -ENOMEM.
  */

@@ -3,6 +3,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -74,6 +75,45 @@ static int join(char *buf, size_t size, const char *dir, const char *name) {
                 name += 2;
         int n = snprintf(buf, size, "%s/%s", dir, name);
         return n < 0 || (size_t) n >= size ? -ENAMETOOLONG : 0;
+}
+
+/* Every directory of the tree 0755, never through a link; takes fd. */
+static int dirs_0755(int fd, unsigned depth) {
+        if (fchmod(fd, 0755) < 0) {
+                int r = negative_errno();
+                close(fd);
+                return r;
+        }
+        if (depth > APP_TREE_MAX_DEPTH) {
+                close(fd);
+                return -ELOOP;
+        }
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                int r = negative_errno();
+                close(fd);
+                return r;
+        }
+        int r = 0;
+        struct dirent *de;
+        while ((errno = 0, de = readdir(d))) {
+                if (streq(de->d_name, ".") || streq(de->d_name, "..") ||
+                    (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+                        continue;
+                int c = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (c < 0) {
+                        if (errno == ENOTDIR || errno == ELOOP)
+                                continue;
+                        r = negative_errno();
+                        break;
+                }
+                if ((r = dirs_0755(c, depth + 1)) < 0)
+                        break;
+        }
+        if (r >= 0 && errno != 0)
+                r = negative_errno();
+        closedir(d);
+        return r;
 }
 
 int app_tree_extract(int image_fd, const char *dest_dir, struct app_tree_stats *ret_stats,
@@ -169,6 +209,14 @@ int app_tree_extract(int image_fd, const char *dest_dir, struct app_tree_stats *
                                                 "unpacked before it", shown, hardlink);
                                 goto done;
                         }
+                        /* pax lets a hard link carry a body: libarchive would then truncate
+                         * the file linked to and apply the entry's mode (setuid) to it */
+                        if (archive_entry_size_is_set(e) && archive_entry_size(e) != 0) {
+                                r = message_set(ret_reason, -EPERM, "entry '%s': a hard link to '%.128s' "
+                                                "with data of its own", shown, hardlink);
+                                goto done;
+                        }
+                        perm = t.st_mode & 07777; /* the file's, already normalized */
                         archive_entry_set_hardlink(e, target);
                         st.links++;
                 } else if (type == AE_IFDIR) {
@@ -239,6 +287,19 @@ int app_tree_extract(int image_fd, const char *dest_dir, struct app_tree_stats *
         }
         if (archive_write_close(out) != ARCHIVE_OK) {
                 r = archive_problem(out, NULL, ret_reason, "cannot finish the tree");
+                goto done;
+        }
+        /* Directories the tar names only as parents were made with the agent's umask,
+         * and an entry for one that exists already leaves its mode alone. */
+        int top = open(dest_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (top < 0) {
+                r = message_set(ret_reason, negative_errno(), "cannot open %s: %m", dest_dir);
+                goto done;
+        }
+        r = dirs_0755(top, 0);
+        if (r < 0) {
+                r = message_set(ret_reason, r, "cannot set the modes of the directories in %s: %s", dest_dir,
+                                strerror(-r));
                 goto done;
         }
         /* The tree is on disk before the slot can be switched to it. */

@@ -68,6 +68,19 @@ int model_slot_current(const char *models_dir, const char *name, char *ret_slot)
         return 0;
 }
 
+int app_slot_clear_version(const char *apps_dir, const char *name, char slot) {
+        char path[PATH_MAX];
+        int r = model_slot_dir(apps_dir, name, slot, path, sizeof(path));
+        if (r < 0)
+                return r;
+        if (strlen(path) + sizeof("/" SLOT_APP_VERSION) > sizeof(path))
+                return -ENAMETOOLONG;
+        strcat(path, "/" SLOT_APP_VERSION);
+        if (unlink(path) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        return fsync_parent_dir(path);
+}
+
 int model_slot_prepare(const char *models_dir, const char *name, char slot) {
         char dir[PATH_MAX];
         int r = model_slot_dir(models_dir, name, slot, dir, sizeof(dir));

@@ -33,6 +33,9 @@ const char *slot_class_app_name(const char *slot_class);
 
 /* Pure: "<models_dir>/<name>/<a|b>" and "<models_dir>/<name>/<a|b>/image" into buf. */
 int model_slot_dir(const char *models_dir, const char *name, char slot, char *buf, size_t size);
+/* Remove an app member's version file, durably (the member then holds no whole version and
+ * no workload starts from it); 0 when there was none. */
+int app_slot_clear_version(const char *apps_dir, const char *name, char slot);
 int model_slot_image(const char *models_dir, const char *name, char slot, char *buf, size_t size);
 
 /*

@@ -171,6 +171,14 @@ spec pin 1.1.0 >"$D/pin.json"
 check "pinned: a workload pinned to 1.1.0 starts" ctl workload start "$D/pin.json"
 check "pinned: it runs v1" wait_for 20 data_is pin v1
 
+# a spec reaches an app's tree through "app" only: not by binding a member's path (it would
+# run from a tree no version names, rewritten under it by the next install)
+printf '{"name": "sneak", "exec": ["/bin/true"], "sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true}, {"source": "%s", "target": "/other"}]}}\n' \
+        "$N/apps/hello/a/root" >"$D/sneak.json"
+out=$(ctl workload start "$D/sneak.json" 2>&1) && fail "a bind of an app member's tree: refused" "$out" || {
+        grepq "bind of $N/apps/hello/a/root lies inside $N/apps (the app slots, bound through \"app\" only)" <<<"$out" &&
+                pass "a bind of an app member's tree is refused, naming the app slots" || fail "sneak: reason" "$out"; }
+
 # ---- v2: switched, the follower restarted, the pinned one left alone --------------------
 det1=$(running_pid det)
 pin1=$(running_pid pin)
@@ -192,8 +200,23 @@ out=$(ctl update install "$D/app-3.obundle" 2>&1) && fail "v3: refused while mem
 check "v3: A untouched" test "$(cat "$N/apps/hello/a/version")" = 1.1.0
 check "v3: the pinned workload still runs" test "$(running_pid pin)" = "$pin1"
 
-# ---- v3 whose probe fails: the trial holds it to its users, then rolls back -------------
+# ---- v3 while a pinned one waits out a restart's delay: still refused --------------------
 check "v3: the pinned workload stops" ctl workload stop pin
+# pinned to A's version, its process gone, its next start (from A) due in 10 minutes: the
+# install must not rewrite A under it
+spec pinc 1.1.0 | jq '.exec = ["/bin/false"] | .restart.initial_delay_ms = 600000 | .restart.max_delay_ms = 600000' \
+        >"$D/pinc.json" && mkdir -p "$N/data/pinc" || bail "pinc spec"
+check "backoff: a pinned workload that exits at once starts" ctl workload start "$D/pinc.json"
+check "backoff: it waits out its restart delay" wait_for 20 wl_is pinc .state backoff
+check "backoff: it ran from member A" wl_is pinc .app.member A
+out=$(ctl update install "$D/app-3.obundle" 2>&1) && fail "backoff: v3 refused" "$out" || {
+        grepq "app hello: slot A holds the version workload pinc runs" <<<"$out" &&
+                pass "backoff: v3 refused while the pinned workload waits to restart from A" ||
+                fail "backoff: reason" "$out"; }
+check "backoff: A still holds 1.1.0" test "$(cat "$N/apps/hello/a/version")" = 1.1.0
+check "backoff: the pinned workload stops" ctl workload stop pinc
+
+# ---- v3 whose probe fails: the trial holds it to its users, then rolls back -------------
 det2=$(running_pid det)
 check "v3: installs into A" ctl update install "$D/app-3.obundle"
 check "v3: the follower runs the bad version" wait_for 30 data_is det bad
@@ -203,6 +226,29 @@ check "v3: current is b again" test "$(readlink "$N/apps/hello/current")" = b
 check "v3: the follower is back on v2" wait_for 20 data_is det v2
 check "v3: and healthy" wait_for 20 wl_is det .health healthy
 [ "$(running_pid det)" != "$det2" ] && pass "v3: restarted twice (onto v3, back onto v2)" || fail "v3: pid"
+
+# ---- v4 whose service ends "for good" (exit 0, restart on-failure): still held -------------
+# a follower restarted onto v4 that exits 0 at once is not restarted and no longer "wants to
+# run", yet the trial must not commit a version its user cannot run on (det, restarted
+# "always", is stopped meanwhile: its crash loop would fail the gate by itself)
+app_tar app-4.tar quit && sed -i 's/^exec sleep 100000$/exit 0/' "$D/src/bin/serve" &&
+        tar --format=pax --owner=0 --group=0 -cf app-4.tar -C "$D/src" . &&
+        bundle app-4.obundle 1.6.0 --image app:hello=app-4.tar || bail "app-4"
+spec once "" | jq '.restart.policy = "on-failure"' >"$D/once.json" && mkdir -p "$N/data/once" || bail "once spec"
+check "v4: the follower det stops" ctl workload stop det
+check "v4: a follower restarted on-failure starts" ctl workload start "$D/once.json"
+check "v4: it runs v2" wait_for 20 data_is once v2
+once1=$(running_pid once)
+check "v4: installs" ctl update install "$D/app-4.obundle"
+check "v4: the follower ran v4 and ended" wait_for 30 data_is once quit
+check "v4: rolled back when the trial times out" wait_for 60 phase_is rolled-back
+check "v4: the reason names the follower that ended" grepq "workload once of app hello is stopped: exited with code 0" <<<"$(ust .reason)"
+check "v4: current is b again" test "$(readlink "$N/apps/hello/current")" = b
+check "v4: the follower is started again on v2" wait_for 20 data_is once v2
+check "v4: and runs" wait_for 20 restarted_from once "$once1"
+check "v4: it stops" ctl workload stop once
+check "v4: det starts again" ctl workload start det
+check "v4: det runs v2" wait_for 20 wl_is det '.app.member + " " + .state' "B running"
 
 # ---- tampered and hostile bundles: refused, nothing switched -----------------------------
 det3=$(running_pid det)

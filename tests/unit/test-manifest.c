@@ -341,6 +341,14 @@ static void test_names(void **state) {
         assert_false(manifest_slot_class_is_valid("model:../x"));
         assert_false(manifest_slot_class_is_valid("model:a/b"));
         assert_false(manifest_slot_class_is_valid("rootfs2"));
+        /* an app's name is a directory under apps_dir: never one that leaves it */
+        assert_true(manifest_slot_class_is_valid("app:detector"));
+        assert_false(manifest_slot_class_is_valid("app:"));
+        assert_false(manifest_slot_class_is_valid("app:.."));
+        assert_false(manifest_slot_class_is_valid("app:../x"));
+        assert_false(manifest_slot_class_is_valid("app:a/b"));
+        assert_false(manifest_slot_class_is_valid("app:.hidden"));
+        assert_false(manifest_slot_class_is_valid("app"));
         assert_true(manifest_file_name_is_valid("rootfs.img"));
         assert_false(manifest_file_name_is_valid(".hidden"));
         assert_false(manifest_file_name_is_valid(".."));

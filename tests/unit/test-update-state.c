@@ -160,6 +160,19 @@ static void test_parse_strict(void **state) {
         p[11] = 'C';
         expect_refused(bad, "rootfs");
         free(bad);
+        /* a model entry of a kind that does not exist (a typo, a newer agent's kind): not
+         * taken for a model (its slots would be looked for in the wrong dir) */
+        bad = strdup(text);
+        p = strstr(bad, "\"kind\": \"app\"");
+        assert_non_null(p);
+        memcpy(p + 9, "bog", 3);
+        expect_refused(bad, "malformed");
+        free(bad);
+        bad = strdup(text);
+        p = strstr(bad, "\"kind\": \"app\"");
+        memcpy(p + 8, "null ", 5);
+        expect_refused(bad, "malformed");
+        free(bad);
         free(text);
         expect_refused("{", NULL);
         expect_refused("[]", NULL);

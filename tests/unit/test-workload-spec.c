@@ -201,6 +201,7 @@ static void test_app(void **state) {
                                &s, &msg),
                          0);
         free(msg);
+        msg = NULL;
         assert_string_equal(s.app.name, "detector");
         assert_null(s.app.version);
         assert_string_equal(s.app.target, "/app");
@@ -433,6 +434,32 @@ static void test_bind_refusals(void **state) {
                                                    ELEMENTSOF(allowed), &msg), -EPERM);
         assert_string_equal(msg, "w.json:1:60: sandbox.rw_binds[0]: bind of /var/lib/orbit-agent/models/yolo lies inside "
                                  "/var/lib/orbit-agent (the agent's state dir); binds never expose the agent or the host");
+        free(msg);
+        workload_spec_free(&s);
+
+        /* The app slots are reached through "app" only (the member it picks is whole and is
+         * not overwritten while it runs): a bind into them, or covering them, is refused,
+         * wherever apps_dir is; the spec's own app mount (its source set by the runtime at
+         * each start) passes. */
+        static const struct workload_protected_path pp_apps[] = {
+                {"/data/apps", "the app slots, bound through \"app\" only"},
+                {"/var/lib/orbit-agent", "the agent's state dir"},
+        };
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/app/x\"], \"app\": {\"name\": \"det\"},\n"
+                               " \"sandbox\": {\"ro_binds\": [{\"source\": \"/data/apps/other/b/root\", \"target\": \"/o\"}],\n"
+                               " \"rw_binds\": [{\"source\": \"/data\", \"target\": \"/d\"}, \"/data/models\"]}}", &s, &msg), 0);
+        free(msg);
+        for (size_t i = 0; i < s.sandbox.n_mounts; i++)
+                if (s.sandbox.mounts[i].app) {
+                        free(s.sandbox.mounts[i].source);
+                        s.sandbox.mounts[i].source = strdup("/data/apps/det/a/root");
+                }
+        msg = NULL;
+        assert_int_equal(workload_spec_check_binds("w.json", &s, NULL, pp_apps, ELEMENTSOF(pp_apps), NULL, 0, &msg),
+                         -EPERM);
+        assert_string_equal(msg,
+                "w.json:2:27: sandbox.ro_binds[0]: bind of /data/apps/other/b/root lies inside /data/apps (the app slots, bound through \"app\" only); binds never expose the agent or the host\n"
+                "w.json:3:15: sandbox.rw_binds[0]: bind of /data covers /data/apps (the app slots, bound through \"app\" only); binds never expose the agent or the host");
         free(msg);
         workload_spec_free(&s);
 
