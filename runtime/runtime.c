@@ -1411,6 +1411,15 @@ static bool path_is_under(const char *path, const char *dir) {
         return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
+/* "a,b,c" in names (size bytes, used so far in *used), truncated when it does not fit. */
+static void names_append(char *names, size_t size, size_t *used, int count, const char *name) {
+        if (*used >= size)
+                return;
+        int n = snprintf(names + *used, size - *used, "%s%s", count ? "," : "", name);
+        if (n > 0)
+                *used += (size_t) n;
+}
+
 int runtime_restart_using_path(struct runtime *rt, const char *dir, char *names, size_t size) {
         int count = 0;
         size_t used = 0;
@@ -1431,13 +1440,7 @@ int runtime_restart_using_path(struct runtime *rt, const char *dir, char *names,
                                     msg ? msg : strerror(-r));
                         continue;
                 }
-                if (used < size) {
-                        int n = snprintf(names + used, size - used, "%s%s", count ? "," : "",
-                                         w->spec.name);
-                        if (n > 0)
-                                used += (size_t) n;
-                }
-                count++;
+                names_append(names, size, &used, count++, w->spec.name);
         }
         return count;
 }
@@ -1576,12 +1579,7 @@ int runtime_restart_app_users(struct runtime *rt, const char *app, char *names, 
                         continue;
                 }
                 w->app_held = true;
-                if (used < size) {
-                        int n = snprintf(names + used, size - used, "%s%s", count ? "," : "", w->spec.name);
-                        if (n > 0)
-                                used += (size_t) n;
-                }
-                count++;
+                names_append(names, size, &used, count++, w->spec.name);
         }
         return count;
 }

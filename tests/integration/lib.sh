@@ -211,6 +211,26 @@ has_sanitizer_report() {
         grep -qE 'ERROR: AddressSanitizer|LeakSanitizer|runtime error:' "$1"
 }
 
+# cleanup_cgroup_tree PARENT: what a test's agents left under the cgroup PARENT (in every
+# v1 hierarchy, the v2 root and the hybrid's unified tree) thawed, killed and removed.
+# Frozen groups first: a frozen process does not die (v1) until its group thaws.
+cleanup_cgroup_tree() {
+        local parent=$1 d i
+        [ -n "$parent" ] || return 0
+        for d in /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent"; do
+                [ -d "$d" ] || continue
+                find "$d" -name freezer.state -exec sh -c 'echo THAWED >"$1"' _ {} \; 2>/dev/null
+                find "$d" -name cgroup.freeze -exec sh -c 'echo 0 >"$1"' _ {} \; 2>/dev/null
+                find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
+                # the killed leave their groups as the kernel reaps them: retried, bounded
+                for i in $(seq 50); do
+                        find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+                        [ -d "$d" ] || break
+                        sleep 0.1
+                done
+        done
+}
+
 # Test PKI with openssl, in the current directory: mkca NAME SUBJECT makes NAME.key and a
 # self-signed CA NAME.pem; mkcert NAME CN CA EXT makes NAME.key and NAME.pem issued by CA
 # with the extensions EXT (one per line).

@@ -27,15 +27,7 @@ PARENT="orbit-it-app-$$"
 mkdir -p "$K" "$N/etc/keys/bundles" "$N/etc/workloads.d" "$N/sys/class/thermal/thermal_zone0" "$N/slots" \
         "$N/data/det" "$N/data/pin" "$D/outside"
 cd "$D" || bail "cd"
-cleanup_cgroups() {
-        local d
-        for d in /sys/fs/cgroup/*/"$PARENT" /sys/fs/cgroup/"$PARENT" /sys/fs/cgroup/unified/"$PARENT"; do
-                [ -d "$d" ] || continue
-                find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
-                sleep 0.2
-                find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-        done
-}
+cleanup_cgroups() { cleanup_cgroup_tree "$PARENT"; }
 trap 'cleanup; cleanup_cgroups' EXIT
 
 # ---- keys, app trees, bundles --------------------------------------------------------

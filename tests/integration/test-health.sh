@@ -48,16 +48,7 @@ frozen() {
         fi
 }
 
-cleanup_cgroups() {
-        local d
-        for d in /sys/fs/cgroup/*/"$PARENT" /sys/fs/cgroup/"$PARENT"; do
-                [ -d "$d" ] || continue
-                [ -f "$d/../freezer.state" ] && for f in "$d"/*/freezer.state; do echo THAWED >"$f"; done 2>/dev/null
-                find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
-                sleep 0.2
-                find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-        done
-}
+cleanup_cgroups() { cleanup_cgroup_tree "$PARENT"; }
 trap 'cleanup; cleanup_cgroups' EXIT
 
 # ---- a fake board: one cpu zone, a battery and a solar array -------------------------

@@ -48,16 +48,7 @@ stop_agent() {
         wait_exit "$AGENT_PID" "$ORBIT_TEST_TIMEOUT" || { kill -KILL "$AGENT_PID"; fail "agent stops on SIGTERM"; }
 }
 
-cleanup_cgroups() {
-        local d
-        for d in /sys/fs/cgroup/*/"$PARENT" /sys/fs/cgroup/"$PARENT"; do
-                [ -d "$d" ] || continue
-                find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
-                [ -f "$d/../freezer.state" ] || true
-                sleep 0.2
-                find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-        done
-}
+cleanup_cgroups() { cleanup_cgroup_tree "$PARENT"; }
 trap 'cleanup_cgroups; cleanup' EXIT
 
 spec() { # FILE JSON-BODY

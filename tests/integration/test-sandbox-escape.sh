@@ -45,14 +45,7 @@ cat >"$D/etc/agent.json" <<JSON
  "sandbox": {"allow_privileged": false}}
 JSON
 
-cleanup_cgroups() {
-        local d
-        for d in /sys/fs/cgroup/*/"$PARENT" /sys/fs/cgroup/"$PARENT" /sys/fs/cgroup/unified/"$PARENT"; do
-                [ -d "$d" ] || continue
-                find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
-                find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-        done
-}
+cleanup_cgroups() { cleanup_cgroup_tree "$PARENT"; }
 trap 'cleanup_cgroups; cleanup' EXIT
 
 env "$SECRET" "$AGENT" --config "$D/etc/agent.json" >>"$AGENT_LOG" 2>&1 &

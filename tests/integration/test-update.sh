@@ -445,15 +445,7 @@ if [ -n "${ORBIT_VALGRIND:-}" ]; then
         note "models with workloads skipped under valgrind: it cannot create the sandbox's namespaces"
 elif [ "$(id -u)" -eq 0 ] && { [ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/cgroup.controllers ]; }; then
         PARENT="orbit-it-update-$$"
-        cleanup_cgroups() {
-                local d
-                for d in /sys/fs/cgroup/*/"$PARENT" /sys/fs/cgroup/"$PARENT"; do
-                        [ -d "$d" ] || continue
-                        find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
-                        sleep 0.2
-                        find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
-                done
-        }
+        cleanup_cgroups() { cleanup_cgroup_tree "$PARENT"; }
         trap 'cleanup; cleanup_cgroups' EXIT
         new_node models
         head -c 300000 /dev/urandom >yolo-2.bin
