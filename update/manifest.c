@@ -33,8 +33,9 @@ bool manifest_slot_class_is_valid(const char *s) {
                 return true;
         if (strncmp(s, "model:", 6) == 0)
                 return name_is_valid(s + 6);
+        /* an app's name is also what a workload spec names (at most 64 characters there) */
         if (strncmp(s, "app:", 4) == 0)
-                return name_is_valid(s + 4);
+                return ident_is_valid(s + 4, MANIFEST_APP_NAME_MAX, 0);
         return false;
 }
 

@@ -13,6 +13,7 @@
 #define MANIFEST_MAX_IMAGES 16
 #define MANIFEST_MAX_COMPATIBLE 64
 #define MANIFEST_NAME_MAX 128
+#define MANIFEST_APP_NAME_MAX 64 /* "app:<name>": the name a workload spec's "app" gives */
 #define MANIFEST_CHUNK_SIZE_MIN 4096
 #define MANIFEST_CHUNK_SIZE_MAX (16 * 1024 * 1024)
 #define MANIFEST_CHUNK_SIZE_DEFAULT (1024 * 1024)

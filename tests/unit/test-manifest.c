@@ -348,6 +348,14 @@ static void test_names(void **state) {
         assert_false(manifest_slot_class_is_valid("app:../x"));
         assert_false(manifest_slot_class_is_valid("app:a/b"));
         assert_false(manifest_slot_class_is_valid("app:.hidden"));
+        /* no longer than a spec's app name may be: an app no spec could name */
+        char name[4 + 66] = "app:";
+        memset(name + 4, 'a', 64);
+        name[68] = '\0';
+        assert_true(manifest_slot_class_is_valid(name));
+        name[68] = 'a';
+        name[69] = '\0';
+        assert_false(manifest_slot_class_is_valid(name));
         assert_false(manifest_slot_class_is_valid("app"));
         assert_true(manifest_file_name_is_valid("rootfs.img"));
         assert_false(manifest_file_name_is_valid(".hidden"));
