@@ -184,7 +184,10 @@ double health_cpu_busy_between(const struct cpu_times *a, const struct cpu_times
         uint64_t total = total_b - total_a, idle = idle_b - idle_a;
         if (idle > total)
                 return 0;
-        return 100.0 * (double) (total - idle) / (double) total;
+        /* The ratio first: 100.0 * x / x rounds to 100.00000000000001 for some huge x
+         * (a fuzzer's find); a fraction of at most 1 times 100 stays in range. */
+        double busy = 100.0 * ((double) (total - idle) / (double) total);
+        return busy > 100.0 ? 100.0 : busy;
 }
 
 /* ---- memory and load ---------------------------------------------------------------- */

@@ -234,6 +234,11 @@ static void test_cpu_busy_between(void **state) {
         b.iowait -= 10;
         assert_true(health_cpu_busy_between(&a, &b) < 0);
         assert_true(health_cpu_busy_between(NULL, &b) < 0);
+        /* Huge counters all busy: 100, not 100.00000000000001 (fuzz-health-parse) */
+        a = (struct cpu_times){.user = 1013215696, .nice = 308, .system = 2, .idle = 3};
+        b = a;
+        b.user = 101324682856615696ULL;
+        assert_true(health_cpu_busy_between(&a, &b) == 100.0);
 }
 
 static void test_parse_meminfo(void **state) {
