@@ -370,7 +370,6 @@ int control_server_new(sd_event *event, const char *path, const struct agent_con
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         if (strlen(path) >= sizeof(sa.sun_path))
                 return log_error_errno(ENAMETOOLONG, "control socket path %s is too long", path);
-        strcpy(sa.sun_path, path);
 
         struct control_server *s = calloc(1, sizeof(*s));
         if (!s)
@@ -396,17 +395,31 @@ int control_server_new(sd_event *event, const char *path, const struct agent_con
                 r = log_error_errno(errno, "control: cannot remove stale socket %s", path);
                 goto fail;
         }
-        /* Bind with a tight umask so the socket is never reachable by others, even briefly. */
-        mode_t old_umask = umask(0177);
-        r = bind(s->fd, (struct sockaddr *) &sa, sizeof(sa));
-        int saved = errno;
-        umask(old_umask);
-        if (r < 0) {
-                r = log_error_errno(saved, "control: cannot bind %s", path);
+        /* Bound in a private directory (mkdtemp: 0700), made 0600 there, then renamed into
+         * place: never reachable by others, even briefly, and without touching the
+         * process umask, which the update worker's threads share (libarchive reads it by
+         * setting it). */
+        char dir[sizeof(sa.sun_path)];
+        const char *slash = strrchr(path, '/');
+        int n = snprintf(dir, sizeof(dir), "%.*s/.control-XXXXXX", slash ? (int) (slash - path) : 1,
+                         slash ? path : ".");
+        struct sockaddr_un tmp = {.sun_family = AF_UNIX};
+        if (n < 0 || (size_t) n + 3 > sizeof(tmp.sun_path) || !mkdtemp(dir)) {
+                r = log_error_errno(n < 0 || (size_t) n + 3 > sizeof(tmp.sun_path) ? ENAMETOOLONG : errno,
+                                    "control: cannot make a private directory beside %s", path);
                 goto fail;
         }
-        if (chmod(path, 0600) < 0) {
-                r = log_error_errno(errno, "control: cannot set mode of %s", path);
+        memcpy(tmp.sun_path, dir, (size_t) n); /* n + 3 <= sizeof(sun_path): checked above */
+        memcpy(tmp.sun_path + n, "/s", 3);
+        r = bind(s->fd, (struct sockaddr *) &tmp, sizeof(tmp)) < 0 ? -errno : 0;
+        if (r >= 0 && chmod(tmp.sun_path, 0600) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp.sun_path, path) < 0)
+                r = -errno;
+        (void) unlink(tmp.sun_path);
+        (void) rmdir(dir);
+        if (r < 0) {
+                r = log_error_errno(-r, "control: cannot bind %s", path);
                 goto fail;
         }
         if (listen(s->fd, 16) < 0) {
