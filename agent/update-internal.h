@@ -97,6 +97,14 @@ struct job_scrub_slot {
  * back to the manager. Shared with the loop: cancel (atomic), progress (under lock), and
  * finished, set before the eventfd wakes the loop at the end of a step.
  */
+/* Where a model or an app (#19) has its two members, and which it is, for messages. */
+static inline const char *um_slots_dir(const struct agent_update_config *u, bool app) {
+        return app ? u->apps_dir : u->models_dir;
+}
+static inline const char *um_slots_kind(bool app) {
+        return app ? "app" : "model";
+}
+
 struct job {
         enum job_step step;
         const atomic_int *cancel;

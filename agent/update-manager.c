@@ -275,6 +275,17 @@ static void state_take_bundle(struct update_manager *m, const struct bundle *b) 
 }
 
 /* Fill j's images for its bundle, with targets from the state (resume) or chosen now. */
+/* An app member a workload runs from (or, pinned to its version, waits to restart from)
+ * is not written under it: its files would change as it runs. -EBUSY with msg. */
+static int app_member_busy(struct update_manager *m, const char *app, char member, char *msg, size_t size) {
+        const char *user = m->runtime ? runtime_app_member_user(m->runtime, app, member) : NULL;
+        if (!user)
+                return 0;
+        snprintf(msg, size, "app %s: slot %c holds the version workload %s runs; stop it or move it to another "
+                 "version first", app, member, user);
+        return -EBUSY;
+}
+
 static int job_prepare(struct update_manager *m, struct job *j, bool resume, char *msg, size_t size) {
         const struct agent_update_config *u = &m->cfg->update;
         const struct manifest *mf = bundle_manifest(j->bundle);
@@ -294,8 +305,8 @@ static int job_prepare(struct update_manager *m, struct job *j, bool resume, cha
                 struct job_image *ji = &j->images[j->n_images];
                 const char *app = slot_class_app_name(img->slot_class);
                 const char *model = app ? app : slot_class_model_name(img->slot_class);
-                const char *base = app ? u->apps_dir : u->models_dir;
-                const char *kind = app ? "app" : "model";
+                const char *base = um_slots_dir(u, app != NULL);
+                const char *kind = um_slots_kind(app != NULL);
                 ji->image = img;
                 ji->slot_fd = ji->active_fd = -1;
                 if (streq(img->slot_class, "rootfs")) {
@@ -353,16 +364,8 @@ static int job_prepare(struct update_manager *m, struct job *j, bool resume, cha
                                 t->previous = r >= 0 ? cur : 0;
                                 t->target = r >= 0 ? slot_other(cur) : 'A';
                         }
-                        /* An app member a workload pinned to its version runs from is not
-                         * written under it (its files would change as it runs). */
-                        const char *user = app && m->runtime ? runtime_app_member_user(m->runtime, app, t->target)
-                                                             : NULL;
-                        if (user) {
-                                r = -EBUSY;
-                                snprintf(msg, size, "app %s: slot %c holds the version workload %s runs; stop "
-                                         "it or move it to another version first", app, t->target, user);
+                        if (app && (r = app_member_busy(m, app, t->target, msg, size)) < 0)
                                 goto fail;
-                        }
                         ji->target = t->target;
                         r = model_slot_image(base, model, t->target, ji->slot_path,
                                              sizeof(ji->slot_path));
@@ -513,12 +516,8 @@ static void check_finished(struct update_manager *m, struct job *j) {
                 if (!app)
                         continue;
                 char target = j->images[i].target;
-                const char *user = m->runtime ? runtime_app_member_user(m->runtime, app, target) : NULL;
-                if (user) {
-                        snprintf(msg, sizeof(msg), "app %s: slot %c holds the version workload %s runs; stop it "
-                                 "or move it to another version first", app, target, user);
-                        r = -EBUSY;
-                } else if ((r = app_slot_clear_version(m->cfg->update.apps_dir, app, target)) < 0)
+                r = app_member_busy(m, app, target, msg, sizeof(msg));
+                if (r >= 0 && (r = app_slot_clear_version(m->cfg->update.apps_dir, app, target)) < 0)
                         snprintf(msg, sizeof(msg), "app %s: cannot clear slot %c's version: %s", app, target,
                                  strerror(-r));
                 if (r < 0) {
@@ -1031,13 +1030,13 @@ json_t *update_manager_status_json(struct update_manager *m) {
         json_t *models = json_array();
         for (size_t i = 0; models && i < s->n_models; i++) {
                 char cur = 0;
-                bool have = model_slot_current(s->models[i].app ? m->cfg->update.apps_dir : m->cfg->update.models_dir,
-                                               s->models[i].name, &cur) >= 0;
+                bool have = model_slot_current(um_slots_dir(&m->cfg->update, s->models[i].app), s->models[i].name,
+                                               &cur) >= 0;
                 json_array_append_new(models, json_pack("{s:s, s:s, s:s?, s:s?, s:s}", "name", s->models[i].name,
                                                         "target", um_slot_str(s->models[i].target),
                                                         "previous", um_slot_str(s->models[i].previous),
                                                         "current", have ? um_slot_str(cur) : NULL, "kind",
-                                                        s->models[i].app ? "app" : "model"));
+                                                        um_slots_kind(s->models[i].app)));
         }
         json_object_set_new(o, "models", models);
         if (m->bootenv) {

@@ -70,12 +70,12 @@ static void restart_model_users(struct update_manager *m, const struct update_mo
         if (!m->runtime)
                 return;
         char dir[PATH_MAX], names[512];
-        snprintf(dir, sizeof(dir), "%s/%s", t->app ? m->cfg->update.apps_dir : m->cfg->update.models_dir, t->name);
+        snprintf(dir, sizeof(dir), "%s/%s", um_slots_dir(&m->cfg->update, t->app), t->name);
         /* An app's workloads that follow its current member; a model's, by their binds. */
         int n = t->app ? runtime_restart_app_users(m->runtime, t->name, names, sizeof(names))
                        : runtime_restart_using_path(m->runtime, dir, names, sizeof(names));
         if (n > 0)
-                log_notice("update: %s %s switched; restarted %s", t->app ? "app" : "model", t->name, names);
+                log_notice("update: %s %s switched; restarted %s", um_slots_kind(t->app), t->name, names);
 }
 
 /* Point every model of the update at target (forward) or back at previous. */
@@ -83,7 +83,7 @@ static int models_switch(struct update_manager *m, bool forward, char *msg, size
         int result = 0;
         for (size_t i = 0; i < m->state.n_models; i++) {
                 const struct update_model_target *t = &m->state.models[i];
-                const char *base = t->app ? m->cfg->update.apps_dir : m->cfg->update.models_dir;
+                const char *base = um_slots_dir(&m->cfg->update, t->app);
                 char want = forward ? t->target : t->previous, now = 0;
                 int r = model_slot_current(base, t->name, &now);
                 if (r >= 0 && now == want)
@@ -99,7 +99,7 @@ static int models_switch(struct update_manager *m, bool forward, char *msg, size
                                 r = fsync_parent_dir(link);
                 }
                 if (r < 0) {
-                        snprintf(msg, size, "%s %s: cannot switch to %s: %s", t->app ? "app" : "model", t->name,
+                        snprintf(msg, size, "%s %s: cannot switch to %s: %s", um_slots_kind(t->app), t->name,
                                  want ? um_slot_str(want) : "none", strerror(-r));
                         result = r;
                         continue;

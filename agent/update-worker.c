@@ -334,14 +334,8 @@ static int job_install_image(struct job *j, struct job_image *ji) {
                                            "%s %s: cannot create slot %c in %s: %s", app ? "app" : "model", model,
                                            ji->target, base, strerror(-r));
         }
-        if (app) {
-                /* The member no longer holds a whole version from the first byte written
-                 * (check_finished cleared it already, on the loop; again for certain). */
-                r = app_slot_clear_version(base, app, ji->target);
-                if (r < 0)
-                        return message_set(&j->reason, r, "app %s: cannot clear slot %c's version: %s", app,
-                                           ji->target, strerror(-r));
-        }
+        /* An app member's version is already gone: check_finished removed it on the loop,
+         * and every write job passes there before the first byte is written. */
         r = slot_open_write(ji->slot_path, ji->image->size, &ji->slot_fd, &j->reason);
         if (r < 0)
                 return r;

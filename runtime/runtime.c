@@ -1680,22 +1680,26 @@ int runtime_class_freeze(struct runtime *rt, enum workload_priority p, bool froz
         return result;
 }
 
+/* A policy lever on one workload (its class stopped, sunlit work in eclipse): stopped
+ * without losing that it should run, or started again once the lever is lifted. */
+static void policy_stop(struct workload *w, bool stop) {
+        if (stop) {
+                w->restart_after_stop = false;
+                (void) workload_request_stop(w);
+        } else if (w->want_running && w->state == WORKLOAD_STOPPING) {
+                w->restart_after_stop = true; /* lifted before it finished stopping */
+        } else if (w->want_running && !w->have_proc) {
+                char *msg = NULL;
+                (void) workload_start(w, &msg);
+                free(msg);
+        }
+}
+
 int runtime_class_stop(struct runtime *rt, enum workload_priority p, bool stopped) {
         rt->classes[p].stopped = stopped;
-        for (struct workload *w = rt->workloads; w; w = w->next) {
-                if (w->spec.priority != p)
-                        continue;
-                if (stopped) {
-                        w->restart_after_stop = false;
-                        (void) workload_request_stop(w);
-                } else if (w->want_running && w->state == WORKLOAD_STOPPING) {
-                        w->restart_after_stop = true; /* lifted before it finished stopping */
-                } else if (w->want_running && !w->have_proc) {
-                        char *msg = NULL;
-                        (void) workload_start(w, &msg);
-                        free(msg);
-                }
-        }
+        for (struct workload *w = rt->workloads; w; w = w->next)
+                if (w->spec.priority == p)
+                        policy_stop(w, stopped);
         return 0;
 }
 
@@ -1710,19 +1714,11 @@ void runtime_set_sunlit(struct runtime *rt, const char *wait_reason) {
                 if (!w->spec.sunlit_only)
                         continue;
                 n++;
-                if (waiting) {
-                        w->restart_after_stop = false;
-                        if (w->have_proc)
-                                workload_event(w, LOG_NOTICE, "stopping: run_when sunlit (%s)", why);
-                        (void) workload_request_stop(w);
+                if (waiting && w->have_proc)
+                        workload_event(w, LOG_NOTICE, "stopping: run_when sunlit (%s)", why);
+                policy_stop(w, waiting);
+                if (waiting)
                         snprintf(w->last_error, sizeof(w->last_error), "run_when sunlit: waiting (%s)", why);
-                } else if (w->want_running && w->state == WORKLOAD_STOPPING) {
-                        w->restart_after_stop = true;
-                } else if (w->want_running && !w->have_proc) {
-                        char *msg = NULL;
-                        (void) workload_start(w, &msg);
-                        free(msg);
-                }
         }
         if (n)
                 log_notice("runtime: %u run_when sunlit workload%s %s", n, n == 1 ? "" : "s",
