@@ -64,6 +64,8 @@ json_t *agent_status_document(struct agent *a) {
                 .loop = loop_stats_json(&a->loop),
         };
         json_t *doc = agent_status_build(&in);
+        if (doc && a->desired)
+                (void) json_object_set_new(doc, "desired", desired_status_json(a->desired));
         json_decref(in.loop);
         json_decref(in.link);
         json_decref(in.runtime);

@@ -13,6 +13,7 @@
 #include "runtime/runtime.h"
 #include "agent/update-manager.h"
 #include "agent/link.h"
+#include "agent/desired.h"
 #include "agent/loop.h"
 
 struct agent {
@@ -27,6 +28,7 @@ struct agent {
         struct health_monitor *health; /* NULL when disabled */
         struct update_manager *update; /* NULL when disabled */
         struct link *link;             /* NULL when disabled */
+        struct desired *desired;       /* NULL without a link or a runtime */
         struct link_pass pass;         /* the contact now, its budgets: the link's and the update manager's */
         sd_event_source *watchdog_timer;
         sd_event_source *state_problems_source; /* state_problems_fd: statefile noted a problem */

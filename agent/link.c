@@ -140,6 +140,10 @@ struct link {
         char trust_failed[TRUST_ID_LEN + 1]; /* the last one this node could not save (told once) */
         int64_t trust_told_version;
         int64_t request_trust_version; /* what this sync says, -1 nothing */
+        /* the desired state (#19 item 3): what the controller was told, what this sync says
+         * (-1: nothing) */
+        int64_t desired_told_version, desired_told_refused;
+        int64_t request_desired_version, request_desired_refused;
         char request_trust_refused[TRUST_ID_LEN + 1];
         char tag[SYNC_TAG_LEN + 1]; /* of the standing part of its last answer with one; "" none */
         struct body_dictionary *dictionary; /* link.zstd_dictionary, loaded */
@@ -1046,6 +1050,32 @@ static void request_told(struct link *l) {
                 l->trust_told_version = l->request_trust_version;
                 snprintf(l->trust_told_refused, sizeof(l->trust_told_refused), "%s", l->request_trust_refused);
         }
+        if (l->request_desired_version >= 0) {
+                l->desired_told_version = l->request_desired_version;
+                l->desired_told_refused = l->request_desired_refused;
+        }
+}
+
+/* What this sync says of the desired state: format 1 always, format 2 when it changed. */
+static void request_desired(struct link *l, bool compact) {
+        int64_t v = -1, refused = 0;
+        l->request_desired_version = -1;
+        l->request_desired_refused = 0;
+        if (!l->h.desired_said || !l->h.desired_said(l->h.userdata, &v, &refused))
+                return;
+        if (compact && !l->request_boot && v == l->desired_told_version && refused == l->desired_told_refused)
+                return;
+        l->request_desired_version = v;
+        l->request_desired_refused = refused;
+}
+
+static json_t *request_desired_add(struct link *l, json_t *o) {
+        if (o && l->request_desired_version >= 0 &&
+            (json_object_set_new(o, "desired_version", json_integer(l->request_desired_version)) < 0 ||
+             (l->request_desired_refused > 0 &&
+              json_object_set_new(o, "desired_refused", json_integer(l->request_desired_refused)) < 0)))
+                return json_decref_null(o);
+        return o;
 }
 
 /* A trust document a sync answer carried: applied, or refused once per version (a record
@@ -1099,6 +1129,7 @@ static int sync_start(struct link *l) {
                 l->boot_told = false;
                 l->trust_told_version = -1;
                 l->trust_told_refused[0] = '\0';
+                l->desired_told_version = -1;
                 l->tag[0] = '\0';
         }
         dictionary_update(l);
@@ -1188,6 +1219,8 @@ static int sync_start(struct link *l) {
                 if (o && l->request_trust_refused[0] &&
                     json_object_set_new(o, "trust_refused", json_string(l->request_trust_refused)) < 0)
                         o = json_decref_null(o);
+                request_desired(l, true);
+                o = request_desired_add(l, o);
                 json_decref(records);
                 json_decref(status);
         } else {
@@ -1202,6 +1235,8 @@ static int sync_start(struct link *l) {
                 if (o && l->trust_refused[0] &&
                     json_object_set_new(o, "trust_refused", json_string(l->trust_refused)) < 0)
                         o = json_decref_null(o);
+                request_desired(l, false);
+                o = request_desired_add(l, o);
         }
         if (!o)
                 return -ENOMEM;
@@ -1581,6 +1616,10 @@ static int sync_answer(struct link *l, long status, char *why, size_t size) {
          * by a key it brings (a rotation), and which its revocations may refuse. */
         if (a.trust)
                 trust_offered(l, json_string_value(a.trust), json_string_length(a.trust));
+        /* A newer desired state: verified and kept by its owner (agent/desired.h), after the
+         * trust document, whose keys may be the ones that signed it. */
+        if (a.desired && l->h.desired_offer)
+                l->h.desired_offer(l->h.userdata, a.desired);
         /* Their results go up at once; a replay already answered asks for nothing (else a
          * controller repeating one would have the node sync back to back). They are
          * handled one per dispatch (commands_step), after this answer is done with. */

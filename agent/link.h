@@ -39,6 +39,10 @@ struct link_hooks {
         /* carry out a verified command (agent/actions.h): 0 or -errno, and *ret_message
          * (caller frees, may stay NULL) goes up as the command.result's reason */
         int (*command)(void *userdata, const char *action, json_t *params, char **ret_message);
+        /* the desired state (#19 item 3; may be NULL): an envelope an answer carried (borrowed),
+         * and what the syncs say: the version in force and the last refused (false: nothing) */
+        void (*desired_offer)(void *userdata, json_t *envelope);
+        bool (*desired_said)(void *userdata, int64_t *ret_version, int64_t *ret_refused);
         void *userdata;
 };
 

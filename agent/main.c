@@ -52,6 +52,18 @@ static uint64_t now_usec(sd_event *e) {
         return t;
 }
 
+/* dir holds path: make dir searchable by others (o+x), the way to what a sandbox binds. */
+static void searchable_parent_of(const char *dir, const char *path) {
+        size_t n = dir ? strlen(dir) : 0;
+        struct stat st;
+        if (!path || n == 0 || strncmp(path, dir, n) != 0 || path[n] != '/' || stat(dir, &st) < 0 ||
+            (st.st_mode & 0111) == 0111)
+                return;
+        if (chmod(dir, (st.st_mode & 07777) | 0111) < 0)
+                log_warning_errno(errno, "cannot make %s searchable: workloads in a user namespace cannot reach %s",
+                                  dir, path);
+}
+
 /* ---- what the node can be asked: agent/actions.c -------------------------------------- */
 
 static int control_dispatch(void *userdata, const char *method, json_t *params, json_t **ret_result,
@@ -70,6 +82,20 @@ static int link_command(void *userdata, const char *action, json_t *params, char
 /* For the link's status.send: the document orbitctl status prints. */
 static json_t *link_status_document(void *userdata) {
         return agent_status_document(userdata);
+}
+
+/* The desired state an answer carried, and what the syncs say of it (agent/desired.h). */
+static void link_desired_offer(void *userdata, json_t *envelope) {
+        struct agent *a = userdata;
+        desired_offer(a->desired, envelope);
+}
+
+static bool link_desired_said(void *userdata, int64_t *ret_version, int64_t *ret_refused) {
+        struct agent *a = userdata;
+        if (!a->desired)
+                return false;
+        desired_said(a->desired, ret_version, ret_refused);
+        return true;
 }
 
 /* A good sync: a paused install resumes, a trial learns the controller was reached. */
@@ -358,6 +384,12 @@ static int agent_start(struct agent *a) {
                         if (protected_paths[i].path)
                                 present[n_present++] = protected_paths[i];
                 present[n_present] = (struct workload_protected_path){NULL, NULL};
+                /* A workload in a user namespace is not host root: the app and model trees
+                 * bound into it must be reachable. When they live in the state dir (the
+                 * default), it becomes searchable, never listable; what is in it keeps its
+                 * own modes (state files 0600, subdirectories 0700). */
+                searchable_parent_of(a->config.state_dir, a->config.update.apps_dir);
+                searchable_parent_of(a->config.state_dir, a->config.update.models_dir);
                 /* not the apps dir: an app's tree is bound through a spec's "app" only */
                 const char *const bind_allowed[] = {a->config.update.models_dir, NULL};
                 struct runtime_config rc = {
@@ -396,6 +428,14 @@ static int agent_start(struct agent *a) {
                 if (r < 0)
                         return log_error_errno(r, "cannot start the update manager");
         }
+        if (a->config.link.enabled && a->runtime) {
+                struct desired_hooks dh = {
+                        .cfg = &a->config, .node = &a->node, .events = a->events, .runtime = a->runtime,
+                        .update = a->update};
+                r = desired_new(a->event, &dh, &a->desired);
+                if (r < 0)
+                        return log_error_errno(r, "cannot start the desired-state reconciler");
+        }
         if (a->config.link.enabled) {
                 struct link_hooks h = {
                         .cfg = &a->config,
@@ -405,6 +445,8 @@ static int agent_start(struct agent *a) {
                         .pass = &a->pass,
                         .status = link_status_document,
                         .command = link_command,
+                        .desired_offer = a->desired ? link_desired_offer : NULL,
+                        .desired_said = a->desired ? link_desired_said : NULL,
                         .userdata = a,
                 };
                 r = link_new(a->event, &h, &a->link);
@@ -451,6 +493,8 @@ static void agent_done(struct agent *a) {
         a->control = NULL;
         link_free(a->link);
         a->link = NULL;
+        desired_free(a->desired);
+        a->desired = NULL;
         update_manager_free(a->update);
         a->update = NULL;
         if (a->runtime && a->config.runtime.stop_workloads_on_exit)

@@ -304,6 +304,12 @@ static int job_prepare(struct update_manager *m, struct job *j, bool resume, cha
                 const struct manifest_image *img = &mf->images[i];
                 struct job_image *ji = &j->images[j->n_images];
                 const char *app = slot_class_app_name(img->slot_class);
+                if (m->state.only_app[0] && (!app || !streq(app, m->state.only_app))) {
+                        r = -EPERM;
+                        snprintf(msg, size, "the bundle holds an image of class %s: this install (for the desired "
+                                 "state) takes app:%s only", img->slot_class, m->state.only_app);
+                        goto fail;
+                }
                 const char *model = app ? app : slot_class_model_name(img->slot_class);
                 const char *base = um_slots_dir(u, app != NULL);
                 const char *kind = um_slots_kind(app != NULL);
@@ -363,6 +369,15 @@ static int job_prepare(struct update_manager *m, struct job *j, bool resume, cha
                                 }
                                 t->previous = r >= 0 ? cur : 0;
                                 t->target = r >= 0 ? slot_other(cur) : 'A';
+                                /* An app whose other member a pinned workload runs while nothing
+                                 * runs the current one (a desired state went back a version): the
+                                 * new version goes over the current member, and the one in use is
+                                 * where the trial would go back to. */
+                                if (app && r >= 0 && m->runtime && runtime_app_member_user(m->runtime, app, t->target) &&
+                                    !runtime_app_member_user(m->runtime, app, cur)) {
+                                        t->previous = t->target;
+                                        t->target = cur;
+                                }
                         }
                         if (app && (r = app_member_busy(m, app, t->target, msg, size)) < 0)
                                 goto fail;
@@ -700,10 +715,11 @@ static int on_worker_event(sd_event_source *s, int fd, uint32_t revents, void *u
 /* ---- starting an install -------------------------------------------------------------- */
 
 /* A new install of source (a file or a URL): what the last one said no longer applies. */
-static int begin_fetching(struct update_manager *m, const char *source, const char *doing,
+static int begin_fetching(struct update_manager *m, const char *source, const char *doing, const char *only_app,
                           char **ret_message) {
         struct update_state before = m->state;
         m->paused_for_space = false;
+        snprintf(m->state.only_app, sizeof(m->state.only_app), "%s", only_app ? only_app : "");
         snprintf(m->state.bundle_path, sizeof(m->state.bundle_path), "%s", source);
         m->state.bundle_id[0] = m->state.version[0] = m->state.manifest_sha256[0] = '\0';
         m->state.security_version = 0;
@@ -732,7 +748,7 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
                 int r = negative_errno();
                 return message_set(ret_message, r, "%s: %s", bundle_path, strerror(-r));
         }
-        int r = begin_fetching(m, abs, "verifying", ret_message);
+        int r = begin_fetching(m, abs, "verifying", NULL, ret_message);
         if (r < 0)
                 return r;
         struct bundle *b;
@@ -800,8 +816,8 @@ static int start_head_fetch(struct update_manager *m, const char *url) {
         return r;
 }
 
-int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret,
-                                  char **ret_message) {
+static int install_remote(struct update_manager *m, const char *url, const char *only_app, json_t **ret,
+                          char **ret_message) {
         if (!m->cfg->link.enabled || !m->cfg->link.url)
                 return message_set(ret_message, -ENOTSUP, "the controller link is not configured (link.enabled)");
         if (!url || strncmp(url, "https://", 8) != 0 || strlen(url) >= sizeof(m->state.bundle_path))
@@ -811,7 +827,7 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
                                    m->state.bundle_id, m->state.version,
                                    update_phase_to_string(m->state.phase));
         um_scrub_stop(m);
-        int r = begin_fetching(m, url, "fetching the manifest from", ret_message);
+        int r = begin_fetching(m, url, "fetching the manifest from", only_app, ret_message);
         if (r < 0)
                 return r;
         r = start_head_fetch(m, url);
@@ -822,6 +838,18 @@ int update_manager_install_remote(struct update_manager *m, const char *url, jso
         }
         *ret = json_pack("{s:s, s:s}", "phase", update_phase_to_string(m->state.phase), "url", url);
         return *ret ? 0 : -ENOMEM;
+}
+
+int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret,
+                                  char **ret_message) {
+        return install_remote(m, url, NULL, ret, ret_message);
+}
+
+int update_manager_install_app_remote(struct update_manager *m, const char *url, const char *app, json_t **ret,
+                                      char **ret_message) {
+        if (!app || !*app)
+                return message_set(ret_message, -EINVAL, "no app named");
+        return install_remote(m, url, app, ret, ret_message);
 }
 
 void update_manager_link_up(struct update_manager *m) {
@@ -992,6 +1020,16 @@ static json_t *slot_records_json(struct update_manager *m, const char *slot_clas
                 json_object_set_new(o, um_slot_str(s), v);
         }
         return o;
+}
+
+void update_manager_view(struct update_manager *m, struct update_view *ret) {
+        *ret = (struct update_view){
+                .phase = m->state.phase,
+                .bundle_id = m->state.bundle_id,
+                .reason = m->state.reason,
+                .busy = m->worker_running || !update_phase_is_final(m->state.phase),
+                .installs = m->state.installs,
+        };
 }
 
 json_t *update_manager_status_json(struct update_manager *m) {

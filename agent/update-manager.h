@@ -20,6 +20,7 @@
 #include "agent/link-pass.h"
 #include "agent/node-state.h"
 #include "runtime/runtime.h"
+#include "update/update-state.h"
 
 struct update_manager;
 
@@ -41,6 +42,16 @@ void update_manager_free(struct update_manager *m);
 /* For orbitctl update status and the status section. */
 json_t *update_manager_status_json(struct update_manager *m);
 
+/* Where the manager stands, for the desired-state reconciler (borrowed until the next dispatch). */
+struct update_view {
+        enum update_phase phase;
+        const char *bundle_id; /* of the install now or last, "" none */
+        const char *reason;    /* why it ended so (a failure's, a rollback's) */
+        bool busy;             /* an install, a trial or a scrub is under way */
+        uint64_t installs;     /* installs begun, ever: tells one install from the next */
+};
+void update_manager_view(struct update_manager *m, struct update_view *ret);
+
 /*
  * Operator actions. Each returns 0 with *ret (a JSON result) or a negative errno with
  * *ret_message (caller frees; lib/message.h) explaining, in words an operator can act on.
@@ -56,6 +67,10 @@ int update_manager_install(struct update_manager *m, const char *bundle_path, js
  */
 int update_manager_install_remote(struct update_manager *m, const char *url, json_t **ret,
                                   char **ret_message);
+/* The same for the desired state (#19): a bundle holding anything but app:<app> images is
+ * refused before a byte is written. */
+int update_manager_install_app_remote(struct update_manager *m, const char *url, const char *app, json_t **ret,
+                                      char **ret_message);
 void update_manager_link_up(struct update_manager *m);
 
 /*

@@ -49,6 +49,7 @@ enum api_role api_role_needed(const struct api_match *m, const char *method) {
         switch (m->route) {
         case API_ROUTE_BUNDLES: /* upload: what nodes may install */
         case API_ROUTE_ROLLOUTS: /* create: which nodes install it, in what order */
+        case API_ROUTE_NODE_DESIRED: /* what a node runs, and the artifacts it installs for it */
                 return API_ROLE_RELEASE_MANAGER;
         case API_ROUTE_ROLLOUT_VERB:
                 /* start sets a release going; pause, resume and abort steer one under way */
@@ -197,6 +198,7 @@ int api_route_match(const char *method, const char *path, struct api_match *ret)
                 {"certificate", API_ROUTE_NODE_CERTIFICATE, false, true, false},
                 {"allow-renew", API_ROUTE_NODE_ALLOW_RENEW, false, true, false},
                 {"revoke-certificates", API_ROUTE_NODE_REVOKE_CERTS, false, true, false},
+                {"desired", API_ROUTE_NODE_DESIRED, true, false, true},
         };
         for (size_t i = 0; i < ELEMENTSOF(subs); i++) {
                 if (!streq(seg[2], subs[i].name))

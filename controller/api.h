@@ -35,6 +35,7 @@ enum api_route {
         API_ROUTE_NODE_CERTIFICATE,   /* POST /v1/nodes/{id}/certificate: a CSR     node */
         API_ROUTE_NODE_ALLOW_RENEW,   /* POST /v1/nodes/{id}/allow-renew      operator */
         API_ROUTE_NODE_REVOKE_CERTS,  /* POST /v1/nodes/{id}/revoke-certificates  operator */
+        API_ROUTE_NODE_DESIRED,       /* GET|PUT /v1/nodes/{id}/desired: its desired state (#19) */
         API_ROUTE_ROLLOUTS,           /* GET|POST /v1/rollouts */
         API_ROUTE_ROLLOUT,            /* GET /v1/rollouts/{id} */
         API_ROUTE_ROLLOUT_VERB,       /* POST /v1/rollouts/{id}/{start|pause|resume|abort} */

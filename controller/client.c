@@ -537,6 +537,81 @@ static int node_revoke_certs(const struct client_options *o, const char *node) {
                               ": its certificates made until ", " are refused");
 }
 
+/* ---- desired states (docs/deployments.md) ------------------------------------------------ */
+
+/* FILE: {"workloads": [...], "if_version"?: N}, or the workloads' array alone. */
+static int desired_set(const struct client_options *o, const char *node, const char *file) {
+        if (check_id("node id", node, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = read_file_bounded(file, OPERATOR_BODY_MAX, &text, &len);
+        if (r < 0) {
+                fprintf(stderr, "orbit-controller: %s: %s\n", file, strerror(-r));
+                return EXIT_USAGE;
+        }
+        json_error_t err;
+        json_auto_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+        if (!v || (!json_is_array(v) && !json_is_object(v))) {
+                fprintf(stderr, "orbit-controller: %s:%d:%d: %s\n", file, v ? 1 : err.line, v ? 1 : err.column,
+                        v ? "expected {\"workloads\": [...]} or an array of workload entries" : err.text);
+                return EXIT_USAGE;
+        }
+        json_auto_t *body = json_is_array(v) ? json_pack("{s:O}", "workloads", v) : json_incref(v);
+        _cleanup_free_ char *out = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/nodes/%s/desired", node);
+        struct reply rep;
+        if (!out || request(o, "PUT", path, out, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(rep.json);
+        else
+                printf("desired state v%lld of %s: %lld workloads\n", num(rep.json, "version"), node,
+                       num(rep.json, "workloads"));
+        reply_done(&rep);
+        return 0;
+}
+
+static int desired_show(const struct client_options *o, const char *node) {
+        if (check_id("node id", node, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/nodes/%s/desired", node);
+        struct reply rep;
+        if (request(o, "GET", path, NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        if (o->json) {
+                print_json(rep.json);
+                reply_done(&rep);
+                return 0;
+        }
+        json_t *nv = json_object_get(rep.json, "node_version"), *report = json_object_get(rep.json, "report");
+        printf("%s: desired state v%lld; the node has ", node, num(rep.json, "version"));
+        if (json_is_integer(nv))
+                printf("v%lld", (long long) json_integer_value(nv));
+        else
+                printf("said nothing yet");
+        if (num(rep.json, "node_refused") > 0)
+                printf(", refused v%lld", num(rep.json, "node_refused"));
+        printf("\n");
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(json_object_get(rep.json, "document"), "workloads"), i, w) {
+                json_t *app = json_object_get(json_object_get(w, "spec"), "app");
+                printf("  %-20s %s%s%s%s\n", str(w, "name", "?"), app ? str(app, "name", "") : "-", app ? " " : "",
+                       app ? str(app, "version", "(following)") : "", "");
+        }
+        if (json_is_object(report)) {
+                printf("last report: v%lld %s\n", num(report, "version"),
+                       json_is_true(json_object_get(report, "reached")) ? "reached" : "not reached");
+                json_array_foreach(json_object_get(report, "workloads"), i, w)
+                        printf("  %-20s %-10s %s\n", str(w, "name", "?"), str(w, "state", "?"), str(w, "reason", ""));
+        }
+        reply_done(&rep);
+        return 0;
+}
+
 /* ---- groups and rollouts (docs/rollouts.md) ------------------------------------------ */
 
 static int node_group(const struct client_options *o, const char *node, const char *group,
@@ -780,7 +855,7 @@ static int usage(const char *what) {
 int client_main(const struct client_options *o, int n, char **a) {
         if (n < 2)
                 return usage("expected GROUP VERB: node list|show|group|ungroup|allow-renew|revoke-certs, command "
-                             "send|list, bundle upload|list, health NODE, records NODE, rollout "
+                             "send|list, bundle upload|list, desired set|show, health NODE, records NODE, rollout "
                              "create|start|pause|resume|abort|status|list, audit list");
         const char *group = a[0], *verb = a[1];
         int r = EXIT_USAGE;
@@ -810,6 +885,10 @@ int client_main(const struct client_options *o, int n, char **a) {
         else if (streq(group, "node") && (streq(verb, "group") || streq(verb, "ungroup")) &&
                  n == 4)
                 r = node_group(o, a[2], a[3], streq(verb, "group"));
+        else if (streq(group, "desired") && streq(verb, "set") && n == 4)
+                r = desired_set(o, a[2], a[3]);
+        else if (streq(group, "desired") && streq(verb, "show") && n == 3)
+                r = desired_show(o, a[2]);
         else if (streq(group, "rollout") && streq(verb, "create") && n == 2)
                 r = rollout_create(o);
         else if (streq(group, "rollout") && streq(verb, "list") && n == 2)

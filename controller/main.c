@@ -61,6 +61,8 @@ static void help(void) {
                "    command list NODE\n"
                "    bundle upload FILE\n"
                "    bundle list\n"
+               "    desired set NODE FILE          a new desired state: FILE holds {\"workloads\": [...]}\n"
+               "    desired show NODE              the desired state, and what the node last reported\n"
                "    health NODE                    the latest health report\n"
                "    records NODE [--kind K] [--limit N]\n"
                "    node group NODE GROUP          put a node in a group (node ungroup NODE GROUP)\n"

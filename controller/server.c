@@ -797,6 +797,15 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                         log_warning("node %s refused trust document v%" PRId64 " (%s; its records say why)", sr.node,
                                     srv->trust->version, id);
         }
+        /* A node with an older desired state gets the newest, until it has it or refused it. */
+        json_t *desired = NULL;
+        int64_t desired_refused = 0;
+        bool desired_newly = false;
+        if (store_node_desired(thread_store(srv), sr.node, sr.desired_version, sr.desired_refused, &desired,
+                               &desired_refused, &desired_newly) >= 0 &&
+            desired_newly)
+                log_warning("node %s refused desired state v%" PRId64 " (its desired.refused record says why)", sr.node,
+                            desired_refused);
         bool compact = sr.format == SYNC_FORMAT_COMPACT;
         char known[SYNC_TAG_LEN + 1];
         snprintf(known, sizeof(known), "%s", sr.known);
@@ -805,6 +814,7 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                 json_decref(commands);
                 json_decref(acked);
                 json_decref(plan);
+                json_decref(desired);
                 return r < 0 ? respond_errno(conn, r, "contact plan") : MHD_NO;
         }
         size_t sent = 0;
@@ -814,7 +824,7 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         else if (sync_response_compact(acked, commands, plan, srv->config->poll_interval_sec, now, known,
                                        &answer_json) >= 0 &&
                  !answer_json) {
-                if (send_trust)
+                if (send_trust || desired)
                         answer_json = json_pack("{s:i}", "format", SYNC_FORMAT_COMPACT); /* it alone */
                 else {
                         /* format 2 and nothing the node does not have: no body at all */
@@ -832,6 +842,13 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         }
         if (send_trust)
                 log_info("sync from %s: trust document v%" PRId64 " sent", req->match.id, srv->trust->version);
+        if (answer_json && desired && json_object_set(answer_json, "desired", desired) < 0) {
+                json_decref(answer_json);
+                answer_json = NULL;
+        }
+        if (desired)
+                log_info("sync from %s: desired state sent", req->match.id);
+        json_decref(desired);
         char *text = answer_json ? json_dumps(answer_json, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
         json_decref(answer_json);
         enum MHD_Result ret = sync_respond(srv, conn, req->match.id, 200, text, &sent);
@@ -1027,6 +1044,52 @@ static int sign_payload(void *userdata, const char *payload, char **ret_signatur
         size_t len;
         return signature_sign(SIGNATURE_FOR_COMMAND, payload, strlen(payload), srv->config->command_key,
                               srv->config->command_cert, ret_signature, &len, ret_reason);
+}
+
+/* A desired state is signed by the command signer under its own purpose (#19 item 3). */
+static int sign_desired(void *userdata, const char *payload, char **ret_signature, char **ret_reason) {
+        struct server *srv = userdata;
+        size_t len;
+        return signature_sign(SIGNATURE_FOR_DESIRED, payload, strlen(payload), srv->config->command_key,
+                              srv->config->command_cert, ret_signature, &len, ret_reason);
+}
+
+/* PUT /v1/nodes/{id}/desired: {"workloads": [...], "if_version"?: N} (docs/deployments.md). */
+static enum MHD_Result handle_desired_put(struct server *srv, struct MHD_Connection *conn, struct request *req) {
+        json_error_t err;
+        json_auto_t *body = json_loadb(req->body ? req->body : "", req->body_len, JSON_REJECT_DUPLICATES, &err);
+        if (!body)
+                return respond_error(conn, 400, "desired:%d:%d: %s", err.line, err.column, err.text);
+        json_t *workloads = json_object_get(body, "workloads"), *ifv = json_object_get(body, "if_version");
+        const char *key;
+        json_t *v;
+        json_object_foreach(body, key, v)
+                if (!streq(key, "workloads") && !streq(key, "if_version"))
+                        return respond_error(conn, 400, "desired: %.64s: unknown key (workloads, if_version)", key);
+        if (!json_is_array(workloads))
+                return respond_error(conn, 400, "desired: workloads: expected an array of workload entries");
+        if (ifv && (!json_is_integer(ifv) || json_integer_value(ifv) < 0))
+                return respond_error(conn, 400, "desired: if_version: expected an integer >= 0");
+        char who[API_ID_MAX + 16];
+        snprintf(who, sizeof(who), req->peer == PEER_OPERATOR ? "cert:%s" : "token", req->peer_cn);
+        json_t *done = NULL;
+        _cleanup_free_ char *message = NULL;
+        int r = store_desired_set(thread_store(srv), req->match.id, workloads, ifv ? json_integer_value(ifv) : -1,
+                                  now_sec(), who, sign_desired, srv, &done, &message);
+        if (r == -EINVAL)
+                return respond_error(conn, 422, "desired state of %s: %s", req->match.id, message ? message : "invalid");
+        if (r == -ESTALE)
+                return respond_error(conn, 409, "%s", message ? message : "the desired state moved on");
+        if (r < 0) {
+                if (message)
+                        return respond_error(conn, r == -EBUSY ? 503 : 500, "desired state of %s: %s", req->match.id,
+                                             message);
+                return respond_errno(conn, r, "desired state");
+        }
+        log_info("desired state v%" PRId64 " of %s: %zu workloads, by %s",
+                 (int64_t) json_integer_value(json_object_get(done, "version")), req->match.id,
+                 json_array_size(workloads), who);
+        return respond_json(conn, 201, done);
 }
 
 static enum MHD_Result handle_command_post(struct server *srv, struct MHD_Connection *conn,
@@ -1486,6 +1549,15 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
                 return respond_json(conn, 200, json_pack("{s:o}", "bundles", v));
         case API_ROUTE_NODE_GROUPS:
                 return handle_groups(srv, conn, req, method);
+        case API_ROUTE_NODE_DESIRED:
+                if (streq(method, "PUT"))
+                        return handle_desired_put(srv, conn, req);
+                r = store_desired_get(thread_store(srv), id, &v);
+                if (r == -ENOENT)
+                        return respond_error(conn, 404, "unknown node \"%s\"", id);
+                if (r < 0)
+                        return respond_errno(conn, r, "desired state");
+                return respond_json(conn, 200, v);
         case API_ROUTE_NODE_CERTIFICATE: {
                 pthread_mutex_lock(&srv->node_ca_lock);
                 enum MHD_Result ret = handle_certificate(srv, conn, req);

@@ -40,7 +40,9 @@ int store_node_may_fetch_bundle(struct store *s, const char *node, const char *b
                 "(json_extract(params, '$.bundle_id') = ?2 OR "
                 "substr(json_extract(params, '$.url'), -length('/v1/bundles/' || ?2)) = '/v1/bundles/' || ?2)) "
                 "OR EXISTS (SELECT 1 FROM rollout_nodes rn JOIN rollouts ro ON ro.id = rn.rollout "
-                "WHERE rn.node = ?1 AND ro.bundle_id = ?2)",
+                "WHERE rn.node = ?1 AND ro.bundle_id = ?2) "
+                "OR EXISTS (SELECT 1 FROM desired_states d, json_each(d.document, '$.workloads') w "
+                "WHERE d.node = ?1 AND json_extract(w.value, '$.bundle') = ?2)",
                 "tt", node, bundle);
         return r < 0 ? r : v != 0;
 }

@@ -247,6 +247,18 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         "ALTER TABLE nodes ADD COLUMN trust_refused TEXT;",
         /* 10: a node's certificates made up to this time are refused (#18 item 3) */
         "ALTER TABLE nodes ADD COLUMN certs_revoked_before INTEGER;",
+        /* 11: desired states (#19 item 3): every version signed for a node, and what the
+         * node said it has in force and refused last (NULL until it says) */
+        "CREATE TABLE desired_states ("
+        " node TEXT NOT NULL REFERENCES nodes(id),"
+        " version INTEGER NOT NULL,"
+        " document TEXT NOT NULL,"
+        " signature TEXT NOT NULL,"
+        " created INTEGER NOT NULL,"
+        " by TEXT,"
+        " PRIMARY KEY (node, version));"
+        "ALTER TABLE nodes ADD COLUMN desired_version INTEGER;"
+        "ALTER TABLE nodes ADD COLUMN desired_refused INTEGER;",
 };
 
 static int schema_version_read(struct store *s, int *ret) {

@@ -13,7 +13,7 @@
 #include "controller/api.h"
 #include "controller/rollout.h"
 
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 
 struct store;
 
@@ -101,6 +101,36 @@ int store_command_queue(struct store *s, const char *node, const char *action, j
                         int64_t now, int64_t expires_in_sec, store_sign_fn sign, void *userdata,
                         json_t **ret, char **ret_reason);
 
+/* ---- desired states (#19 item 3, docs/deployments.md) --------------------------------- */
+
+/*
+ * A new desired state for node: the next version (1, 2, ...), built from workloads (an array
+ * of {"name", "spec", "deployment"?, "bundle"?}, borrowed) and checked as a node would
+ * (proto/desired-state.h), each bundle named there on this controller and of the version
+ * its spec pins, signed by sign (the desired state's purpose) and kept, in one IMMEDIATE
+ * transaction. if_version >= 0: only over that version (-ESTALE otherwise, a lost race
+ * between two operators). -EINVAL or -ENOENT with *ret_reason naming where. *ret (may be
+ * NULL): {"node", "version", "workloads"}.
+ */
+int store_desired_set(struct store *s, const char *node, json_t *workloads, int64_t if_version, int64_t now,
+                      const char *by, store_sign_fn sign, void *userdata, json_t **ret, char **ret_reason);
+
+/*
+ * The operator's view of a node's desired state: {"node", "version" (0: none), "document",
+ * "created", "by", "node_version" (what the node said it has in force, null until it said),
+ * "node_refused" (the last version it refused, 0 none), "report" (its last desired.state
+ * record's body, or null)}. -ENOENT for an unknown node.
+ */
+int store_desired_get(struct store *s, const char *node, json_t **ret);
+
+/*
+ * At a sync: keep what the node said (told_version -1: nothing), and give the envelope to
+ * send (*ret_envelope, a new reference, NULL when none is due: the node has the newest, or
+ * refused it). *ret_newly_refused: this sync said a refusal not said before.
+ */
+int store_node_desired(struct store *s, const char *node, int64_t told_version, int64_t told_refused,
+                       json_t **ret_envelope, int64_t *ret_refused, bool *ret_newly_refused);
+
 /* Operator views (new references). -ENOENT for an unknown node. */
 int store_nodes_list(struct store *s, json_t **ret);
 int store_node_show(struct store *s, const char *node, json_t **ret);
@@ -138,8 +168,8 @@ int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret);
 /*
  * Whether the ground ever sent node a bundle to fetch: an update.install command for it
  * (by bundle_id, or by a URL of this controller's /v1/bundles/{id}), in any state (a node
- * repairs a slot from the bundle that installed it, long after), or a rollout of it that
- * includes the node. 1 yes, 0 no, or -errno. Any node may not download any bundle (#18).
+ * repairs a slot from the bundle that installed it, long after), a rollout of it that
+ * includes the node, or a desired state of the node that names it. 1 yes, 0 no, or -errno. Any node may not download any bundle (#18).
  */
 int store_node_may_fetch_bundle(struct store *s, const char *node, const char *bundle);
 int store_bundles_list(struct store *s, json_t **ret);

@@ -173,3 +173,24 @@ int desired_envelope_verify(json_t *envelope, const struct desired_verify_option
         *ret = d;
         return 0;
 }
+
+int desired_document_build(const char *node, uint64_t version, json_t *workloads, char **ret_text,
+                           char **ret_reason) {
+        if (version > INT64_MAX)
+                return message_set(ret_reason, -EINVAL, "desired state: version out of range");
+        json_auto_t *doc = json_pack("{s:i, s:s, s:I, s:O}", "format", DESIRED_FORMAT, "node", node ? node : "",
+                                     "version", (json_int_t) version, "workloads", workloads ? workloads : json_null());
+        if (!doc)
+                return message_set(ret_reason, -EINVAL, "desired state: the node id or the workloads are not JSON");
+        _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+        if (!text)
+                return -ENOMEM;
+        /* What a node would refuse is never signed: the same parser judges it here. */
+        struct desired_state d;
+        int r = desired_state_parse(text, strlen(text), &d, ret_reason);
+        if (r < 0)
+                return r == -EBADMSG ? -EINVAL : r;
+        desired_state_done(&d);
+        *ret_text = TAKE_PTR(text);
+        return 0;
+}

@@ -45,6 +45,15 @@ int desired_state_parse(const char *text, size_t len, struct desired_state *ret,
 
 void desired_state_done(struct desired_state *d);
 
+/*
+ * Pure: the document the controller signs for node at version, from an array of workload
+ * entries ({"name", "spec", "deployment"?, "bundle"?}); judged by desired_state_parse, so a
+ * document a node would refuse is never made. 0 with *ret_text (caller frees), or -EINVAL
+ * with *ret_reason naming where ("workloads[1].spec.name: ...").
+ */
+int desired_document_build(const char *node, uint64_t version, json_t *workloads, char **ret_text,
+                           char **ret_reason);
+
 /* Pure: the envelope {"document": text, "signature": sig} (a new reference). */
 json_t *desired_envelope_new(const char *text, const char *signature);
 

@@ -8,6 +8,7 @@
 #include "lib/json-util.h"
 #include "proto/sync-answer.h"
 #include "proto/sync-request.h"
+#include "proto/desired-state.h"
 #include "update/trust.h"
 #include "lib/macro.h"
 #include "lib/message.h"
@@ -102,6 +103,19 @@ static int dispatch_trust(struct json_ctx *ctx, json_t *v, void *dest, const str
         return 0;
 }
 
+/* A desired state's envelope (proto/desired-state.h): an object of two strings, within the
+ * document's bound; its signature and document are checked by the node before any use. */
+static int dispatch_desired(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        json_t *doc = json_object_get(v, "document"), *sig = json_object_get(v, "signature");
+        if (!json_is_object(v) || json_object_size(v) != 2 || !json_is_string(doc) || !json_is_string(sig) ||
+            json_string_length(doc) > DESIRED_TEXT_MAX || json_string_length(sig) > DESIRED_TEXT_MAX)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "expected a desired state's envelope {\"document\", \"signature\"} of at most "
+                                        "%d bytes each", DESIRED_TEXT_MAX);
+        *(json_t **) dest = v;
+        return 0;
+}
+
 /* ---- contact plan --------------------------------------------------------------------------- */
 
 struct window {
@@ -174,6 +188,7 @@ int link_answer_parse(const char *text, size_t len, struct link_answer *ret, cha
                  LINK_ANSWER_MAX_NEXT_SYNC_SEC},
                 {"server_time", json_dispatch_int64, OFF(server_time), JSON_REQUIRED, NULL, 0, INT64_MAX},
                 {"trust", dispatch_trust, OFF(trust), 0, NULL, 0, 0},
+                {"desired", dispatch_desired, OFF(desired), 0, NULL, 0, 0},
                 {},
         };
         /* Format 2 says only what changed: the rest stays as the last answer left it. */
@@ -187,6 +202,7 @@ int link_answer_parse(const char *text, size_t len, struct link_answer *ret, cha
                 {"tag", sync_dispatch_tag, OFF(tag), 0, NULL, 0, 0},
                 {"server_time", json_dispatch_int64, OFF(server_time), 0, NULL, 0, INT64_MAX},
                 {"trust", dispatch_trust, OFF(trust), 0, NULL, 0, 0},
+                {"desired", dispatch_desired, OFF(desired), 0, NULL, 0, 0},
                 {},
         };
 #undef OFF

@@ -41,6 +41,7 @@ struct link_answer {
         /* plan and next_sync_sec are there (always in format 1); in format 2 with their tag */
         bool standing;
         json_t *trust; /* a newer trust document's envelope (a string), checked by the node; or NULL */
+        json_t *desired; /* a newer desired state's envelope (an object), verified by the node; or NULL */
         char tag[SYNC_TAG_LEN + 1];
 };
 

@@ -222,6 +222,7 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                        char **ret_message) {
         memset(ret, 0, sizeof(*ret));
         ret->trust_version = -1;
+        ret->desired_version = -1;
         if (len > SYNC_BODY_MAX)
                 return message_set(ret_message, -EFBIG, "sync body larger than %d bytes",
                                    SYNC_BODY_MAX);
@@ -244,6 +245,8 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                 {"link_epoch", dispatch_link_epoch, REQ_OFF(link_epoch), 0, NULL, 0, 0},
                 {"trust_version", json_dispatch_int64, REQ_OFF(trust_version), 0, NULL, 0, INT64_MAX},
                 {"trust_refused", dispatch_trust_id, REQ_OFF(trust_refused), 0, NULL, 0, 0},
+                {"desired_version", json_dispatch_int64, REQ_OFF(desired_version), 0, NULL, 0, INT64_MAX},
+                {"desired_refused", json_dispatch_int64, REQ_OFF(desired_refused), 0, NULL, 0, INT64_MAX},
                 {"records", dispatch_records, 0, JSON_REQUIRED, &walk, 0, 0},
                 {"status", dispatch_object_borrow, REQ_OFF(status), JSON_NULLABLE, NULL, 0,
                  SYNC_STATUS_MAX},
@@ -262,6 +265,8 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                 {"known", sync_dispatch_tag, REQ_OFF(known), 0, NULL, 0, 0},
                 {"trust_version", json_dispatch_int64, REQ_OFF(trust_version), 0, NULL, 0, INT64_MAX},
                 {"trust_refused", dispatch_trust_id, REQ_OFF(trust_refused), 0, NULL, 0, 0},
+                {"desired_version", json_dispatch_int64, REQ_OFF(desired_version), 0, NULL, 0, INT64_MAX},
+                {"desired_refused", json_dispatch_int64, REQ_OFF(desired_refused), 0, NULL, 0, INT64_MAX},
                 {},
         };
 #undef REQ_OFF

@@ -56,6 +56,10 @@ struct sync_request {
          * changes) and the id of the last one it refused (update/trust.h; "" none) */
         int64_t trust_version;
         char trust_refused[17];
+        /* the node's desired state (#19 item 3, proto/desired-state.h): the version in force
+         * (0: none; -1: not said, as trust_version) and the last version it refused (0 none) */
+        int64_t desired_version;
+        int64_t desired_refused;
 };
 
 void sync_request_done(struct sync_request *r);

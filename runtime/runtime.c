@@ -1336,6 +1336,74 @@ int runtime_workload_submit(struct runtime *rt, const char *source, const char *
         return r;
 }
 
+int runtime_workload_submit_from(struct runtime *rt, enum runtime_origin origin, const char *source, const char *text,
+                                 size_t len, char **ret_message) {
+        if (origin == RUNTIME_ORIGIN_LINK) {
+                struct workload_spec spec;
+                int r = workload_spec_parse_text(source, text, len, &spec, ret_message);
+                if (r < 0)
+                        return r;
+                char why[160];
+                bool ok = workload_privilege_allowed(spec.privileged, true, rt->policy.allow_privileged,
+                                                     rt->policy.allow_privileged_from_link, why, sizeof(why));
+                if (!ok)
+                        message_set(ret_message, 0, "workload %s is privileged; %s", spec.name, why);
+                workload_spec_free(&spec);
+                if (!ok)
+                        return -EPERM;
+        }
+        return runtime_workload_submit(rt, source, text, len, ret_message);
+}
+
+int runtime_workload_remove(struct runtime *rt, const char *name, char **ret_message) {
+        struct workload *w = find(rt, name);
+        if (!w)
+                return message_set(ret_message, 0, "no workload named \"%s\"", name), -ENOENT;
+        if (w->have_proc || w->state == WORKLOAD_STOPPING)
+                return message_set(ret_message, 0, "workload %s is running: stop it before removing it", name), -EBUSY;
+        if (w->cg && cgroup_destroy(w->cg) < 0)
+                log_warning("workload %s: its cgroup stays (not empty?)", name);
+        char dir[PATH_MAX], path[PATH_MAX + 8];
+        if (records_dir(rt, dir, sizeof(dir)) >= 0) {
+                snprintf(path, sizeof(path), "%s/%s", dir, name);
+                if (unlink(path) < 0 && errno != ENOENT)
+                        log_warning_errno(errno, "workload %s: cannot remove %s", name, path);
+                snprintf(path, sizeof(path), "%s/%s.prev", dir, name);
+                (void) unlink(path);
+        }
+        if (id_allocations_release(rt->ids, name) >= 0)
+                (void) save_id_allocations(rt);
+        log_info("workload %s: removed", name);
+        workload_unlink(w);
+        workload_free(w);
+        return 0;
+}
+
+bool runtime_app_has_version(struct runtime *rt, const char *app, const char *version) {
+        char v[129];
+        for (int i = 0; rt->cfg.apps_dir && i < 2; i++)
+                if (app_member_version(rt->cfg.apps_dir, app, "AB"[i], v, sizeof(v)) >= 0 && streq(v, version))
+                        return true;
+        return false;
+}
+
+bool runtime_workload_info(struct runtime *rt, const char *name, struct runtime_workload_info *ret) {
+        struct workload *w = find(rt, name);
+        if (!w)
+                return false;
+        *ret = (struct runtime_workload_info){
+                .source = w->source,
+                .spec_text = w->spec_text,
+                .state = state_names[w->state],
+                .want_running = w->want_running,
+                .busy = w->have_proc || w->state == WORKLOAD_STOPPING,
+                .running = w->state == WORKLOAD_RUNNING,
+                .health = !w->spec.probe.enabled ? 1 : w->health,
+                .last_error = w->last_error[0] ? w->last_error : w->last_exit[0] ? w->last_exit : NULL,
+        };
+        return true;
+}
+
 int runtime_workload_start(struct runtime *rt, const char *name, char **ret_message) {
         struct workload *w = find(rt, name);
         if (!w)

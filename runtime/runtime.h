@@ -92,6 +92,31 @@ int runtime_workload_start_from(struct runtime *rt, const char *name, enum runti
 int runtime_workload_restart_from(struct runtime *rt, const char *name, enum runtime_origin origin,
                                   char **ret_message);
 
+/* runtime_workload_submit for a spec that came from origin: the link's may not be privileged
+ * unless the policy says allow_privileged_from_link (-EPERM). */
+int runtime_workload_submit_from(struct runtime *rt, enum runtime_origin origin, const char *source, const char *text,
+                                 size_t len, char **ret_message);
+
+/* Forget a stopped workload: its record, its cgroup, its ids. -EBUSY while it runs or stops. */
+int runtime_workload_remove(struct runtime *rt, const char *name, char **ret_message);
+
+/* What the desired-state reconciler reads of a workload (borrowed, valid until the next
+ * change to it). false: no such workload. */
+struct runtime_workload_info {
+        const char *source;    /* who made it: a workloads.d path, a submit's source */
+        const char *spec_text; /* the spec as given */
+        const char *state;     /* "running", "stopped", ... */
+        bool want_running;
+        bool busy;    /* has a process, or is stopping */
+        bool running; /* state running */
+        int health;   /* 1 healthy or no probe, 0 unhealthy, -1 not known yet */
+        const char *last_error; /* NULL none */
+};
+bool runtime_workload_info(struct runtime *rt, const char *name, struct runtime_workload_info *ret);
+
+/* Does a member of the app hold a whole tree of this version (its version file says so)? */
+bool runtime_app_has_version(struct runtime *rt, const char *app, const char *version);
+
 /* A new policy (configuration reload): id pool, defaults for specs loaded from now on,
  * and the privileged rules, which apply to the next start. */
 void runtime_set_policy(struct runtime *rt, const struct runtime_policy *policy);

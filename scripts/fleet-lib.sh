@@ -178,11 +178,15 @@ echo "\$(date +%T) rebooted into slot \$slot (thermal zone at \$temp)"
 rm -f "\$N/reboot.pid"
 EOF
         chmod +x "$N/reboot"
+        # FLEET_RUNTIME_PREFIX: the nodes run workloads, each node in cgroups of its own
+        local runtime='{"enabled": false}'
+        [ -n "${FLEET_RUNTIME_PREFIX:-}" ] &&
+                runtime="{\"cgroup_parent\": \"$FLEET_RUNTIME_PREFIX-$name\", \"stop_workloads_on_exit\": true, \"sandbox_init\": \"$FLEET_BIN/orbit-sandbox-init\"}"
         cat >"$N/etc/agent.json" <<JSON
 {"config_version": 1, "node_id": "$name", "state_dir": "$N/state", "runtime_dir": "$N/run",
  "config_dir": "$N/etc", "log_target": "stderr", "log_level": "${FLEET_AGENT_LOG_LEVEL:-info}",
  "paths": {"sysfs_root": "$N/sys", "kernel_cmdline": "$N/cmdline"},
- "runtime": {"enabled": false},
+ "runtime": $runtime,
  "health": {"poll_interval_ms": 1000, "report_interval_sec": ${FLEET_REPORT_SEC:-60}, "min_dwell_sec": 0,
             "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
  "update": {"enabled": true, "hardware": "sim-board",

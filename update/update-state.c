@@ -104,7 +104,7 @@ int update_state_format(const struct update_state *s, char **ret) {
         json_t *rootfs = s->has_rootfs ? json_pack("{s:s, s:s}", "target", slot_string(s->rootfs_target),
                                                    "previous", slot_string(s->rootfs_previous))
                                        : json_null();
-        json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:o, s:o, s:s, s:I, s:I, s:I}",
+        json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:o, s:o, s:s, s:I, s:I, s:I, s:s*}",
                               "format", 1, "phase", update_phase_to_string(s->phase),
                               "bundle_path", s->bundle_path, "bundle_id", s->bundle_id,
                               "version", s->version,
@@ -113,7 +113,8 @@ int update_state_format(const struct update_state *s, char **ret) {
                               "models", models, "reason", s->reason,
                               "min_security_version", (json_int_t) s->min_security_version,
                               "installs", (json_int_t) s->installs,
-                              "changed_realtime_usec", (json_int_t) s->changed_realtime_usec);
+                              "changed_realtime_usec", (json_int_t) s->changed_realtime_usec,
+                              "only_app", s->only_app[0] ? s->only_app : NULL);
         if (!o)
                 return -ENOMEM;
         char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -147,17 +148,17 @@ int update_state_parse(const char *text, size_t len, struct update_state *ret, c
         struct update_state s;
         update_state_init(&s);
         int format;
-        const char *phase, *path, *id, *version, *digest, *reason;
+        const char *phase, *path, *id, *version, *digest, *reason, *only_app = NULL;
         json_int_t sv, min_sv, installs, changed;
         json_t *rootfs, *models;
         int r = 0;
         if (json_unpack_ex(root, &err, JSON_STRICT,
-                           "{s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:o, s:o, s:s, s:I, s:I, s:I}",
+                           "{s:i, s:s, s:s, s:s, s:s, s:I, s:s, s:o, s:o, s:s, s:I, s:I, s:I, s?s}",
                            "format", &format, "phase", &phase, "bundle_path", &path, "bundle_id",
                            &id, "version", &version, "security_version", &sv, "manifest_sha256",
                            &digest, "rootfs", &rootfs, "models", &models, "reason", &reason,
                            "min_security_version", &min_sv, "installs", &installs,
-                           "changed_realtime_usec", &changed) < 0) {
+                           "changed_realtime_usec", &changed, "only_app", &only_app) < 0) {
                 r = message_set(ret_reason, -EBADMSG, "%s", err.text);
                 goto out;
         }
@@ -177,7 +178,8 @@ int update_state_parse(const char *text, size_t len, struct update_state *ret, c
             copy_string(s.bundle_id, sizeof(s.bundle_id), id) < 0 ||
             copy_string(s.version, sizeof(s.version), version) < 0 ||
             copy_string(s.manifest_sha256, sizeof(s.manifest_sha256), digest) < 0 ||
-            copy_string(s.reason, sizeof(s.reason), reason) < 0) {
+            copy_string(s.reason, sizeof(s.reason), reason) < 0 ||
+            (only_app && copy_string(s.only_app, sizeof(s.only_app), only_app) < 0)) {
                 r = message_set(ret_reason, -EBADMSG, "a string is too long");
                 goto out;
         }

@@ -63,6 +63,9 @@ struct update_state {
         struct update_model_target models[UPDATE_MAX_MODELS];
         size_t n_models;
         char reason[UPDATE_REASON_MAX]; /* why the last transition happened */
+        /* the install may only hold images of class "app:<only_app>" ("" any): one the desired
+         * state asked for (#19), which must never bring a rootfs or a model */
+        char only_app[MANIFEST_NAME_MAX + 1];
         uint64_t min_security_version;  /* anti-rollback floor, raised on commit */
         uint64_t installs;              /* installs started, ever */
         uint64_t changed_realtime_usec; /* when the phase last changed */

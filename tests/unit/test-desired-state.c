@@ -220,10 +220,56 @@ static void test_verify(void **state) {
         signature_keyring_free(kr);
 }
 
+/* The controller's side: the document it signs is the one a node parses, and what a node
+ * would refuse is never built. */
+static void test_build(void **state) {
+        (void) state;
+        json_t *w = json_loads("[{\"name\": \"det\", \"bundle\": \"hello-1\", \"spec\": {\"name\": \"det\", "
+                               "\"exec\": [\"/app/bin/serve\"], \"app\": {\"name\": \"hello\", \"version\": \"1.0.0\"}}}]",
+                               0, NULL);
+        assert_non_null(w);
+        char *text = NULL, *why = NULL;
+        assert_int_equal(desired_document_build("sat-7", 4, w, &text, &why), 0);
+        assert_null(why);
+        struct desired_state d;
+        assert_int_equal(desired_state_parse(text, strlen(text), &d, &why), 0);
+        assert_string_equal(d.node, "sat-7");
+        assert_int_equal(d.version, 4);
+        assert_int_equal(d.n_workloads, 1);
+        assert_string_equal(d.workloads[0].bundle, "hello-1");
+        desired_state_done(&d);
+        /* the same input, the same bytes: what the node keeps compares equal */
+        char *again = NULL;
+        assert_int_equal(desired_document_build("sat-7", 4, w, &again, &why), 0);
+        assert_string_equal(text, again);
+        free(again);
+        free(text);
+        json_decref(w);
+
+        w = json_loads("[{\"name\": \"det\", \"spec\": {\"name\": \"other\"}}]", 0, NULL);
+        assert_int_equal(desired_document_build("sat-7", 1, w, &text, &why), -EINVAL);
+        assert_non_null(strstr(why, "workloads[0].spec.name"));
+        free(why);
+        why = NULL;
+        json_decref(w);
+        w = json_loads("[{\"name\": \"det\", \"bundle\": \"b\", \"spec\": {\"name\": \"det\"}}]", 0, NULL);
+        assert_int_equal(desired_document_build("sat-7", 1, w, &text, &why), -EINVAL);
+        assert_non_null(strstr(why, "spec.app.version"));
+        free(why);
+        why = NULL;
+        json_decref(w);
+        w = json_array();
+        assert_int_equal(desired_document_build("bad/node", 1, w, &text, &why), -EINVAL);
+        assert_non_null(strstr(why, "node"));
+        free(why);
+        json_decref(w);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse),
                 cmocka_unit_test(test_verify),
+                cmocka_unit_test(test_build),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

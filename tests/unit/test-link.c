@@ -186,6 +186,15 @@ static void test_answer_good(void **state) {
 static void test_answer_compact(void **state) {
         struct link_answer a;
         char *msg = NULL;
+        /* a desired state's envelope: its shape here, its signature on the node */
+        const char *desired = "{\"format\":2,\"desired\":{\"document\":\"{}\",\"signature\":\"s\"}}";
+        assert_int_equal(link_answer_parse(desired, strlen(desired), &a, &msg), 0);
+        assert_true(json_is_object(a.desired));
+        link_answer_done(&a);
+        assert_refused("{\"format\":2,\"desired\":\"text\"}", "desired");
+        assert_refused("{\"format\":2,\"desired\":{\"document\":\"{}\"}}", "desired");
+        assert_refused("{\"format\":2,\"desired\":{\"document\":\"{}\",\"signature\":\"s\",\"x\":1}}",
+                       "desired");
         const char *acks = "{\"format\":2,\"acked\":" GOOD_ACKED "}";
         assert_int_equal(link_answer_parse(acks, strlen(acks), &a, &msg), 0);
         assert_int_equal(a.format, 2);

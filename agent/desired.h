@@ -1,0 +1,51 @@
+/*
+ * The node's desired state (#19 item 3, docs/deployments.md): the signed document the
+ * controller delivers in sync answers, verified, kept in <state_dir>/desired-state and
+ * verified again at every start, and reconciled on the agent's loop, a step at a time
+ * (agent/desired-plan.h), between passes and across reboots: a missing app version
+ * installed from the controller, each listed workload made or replaced and started, what
+ * an earlier document made and this one no longer lists stopped and removed. Workloads of
+ * the node's own (workloads.d, an operator's) are never touched. What it reached goes up
+ * as desired.state records; the syncs say the version in force and the last refused.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "agent/agent-config.h"
+#include "agent/events.h"
+#include "agent/node-state.h"
+#include "agent/update-manager.h"
+#include "runtime/runtime.h"
+
+struct desired;
+
+struct desired_hooks {
+        const struct agent_config *cfg; /* stays valid; replaced in place on reload */
+        const struct node_state *node;
+        struct event_queue *events;
+        struct runtime *runtime;       /* required */
+        struct update_manager *update; /* NULL: app versions that are missing cannot be fetched */
+};
+
+/* Load and verify the kept document (one that no longer verifies is not acted on, and the
+ * node reports version 0, so the controller sends its newest) and start reconciling. */
+int desired_new(sd_event *event, const struct desired_hooks *hooks, struct desired **ret);
+void desired_free(struct desired *d);
+
+/* An envelope from a sync answer (borrowed): verified, kept and reconciled, or refused
+ * with a desired.refused record. */
+void desired_offer(struct desired *d, json_t *envelope);
+
+/* For the sync: the version in force (0 none) and the last version refused (0 none). */
+void desired_said(struct desired *d, int64_t *ret_version, int64_t *ret_refused);
+
+/* Reconcile now (an install ended, a workload stopped): one step at the next dispatch. */
+void desired_kick(struct desired *d);
+
+/* For the status document: {"version", "reached", "refused", "workloads": [...]}. */
+json_t *desired_status_json(struct desired *d);
