@@ -377,10 +377,13 @@ static bool step(struct desired *d) {
         json_t *list = json_array();
         for (size_t i = 0; list && i < n; i++) {
                 reached = reached && states[i] == DESIRED_ENTRY_DONE;
-                json_t *o = json_pack("{s:s, s:s, s:s*, s:s*}", "name", entries[i].name, "state",
+                bool done = states[i] == DESIRED_ENTRY_DONE && have[i];
+                json_t *o = json_pack("{s:s, s:s, s:s*, s:s*, s:s*}", "name", entries[i].name, "state",
                                       desired_entry_state_to_string(states[i]), "workload",
-                                      states[i] == DESIRED_ENTRY_DONE && have[i] ? infos[i].state : NULL, "reason",
-                                      refusals[i]);
+                                      done ? infos[i].state : NULL, "health",
+                                      !done ? NULL : infos[i].health > 0 ? "healthy" : infos[i].health == 0 ? "unhealthy"
+                                                                                                            : "unknown",
+                                      "reason", refusals[i]);
                 if (o)
                         json_array_append_new(list, o);
         }

@@ -50,6 +50,8 @@ enum api_role api_role_needed(const struct api_match *m, const char *method) {
         case API_ROUTE_BUNDLES: /* upload: what nodes may install */
         case API_ROUTE_ROLLOUTS: /* create: which nodes install it, in what order */
         case API_ROUTE_NODE_DESIRED: /* what a node runs, and the artifacts it installs for it */
+        case API_ROUTE_DEPLOYMENTS:  /* create: what runs where */
+        case API_ROUTE_DEPLOYMENT:   /* delete: its workload leaves its nodes */
                 return API_ROLE_RELEASE_MANAGER;
         case API_ROUTE_ROLLOUT_VERB:
                 /* start sets a release going; pause, resume and abort steer one under way */
@@ -168,6 +170,27 @@ int api_route_match(const char *method, const char *path, struct api_match *ret)
                         if (streq(seg[2], verbs[i])) {
                                 ret->route = API_ROUTE_ROLLOUT_VERB;
                                 snprintf(ret->verb, sizeof(ret->verb), "%s", verbs[i]);
+                                return post ? 0 : -EOPNOTSUPP;
+                        }
+                return -ENOENT;
+        }
+        if (n >= 1 && streq(seg[0], "deployments")) {
+                if (n == 1) {
+                        ret->route = API_ROUTE_DEPLOYMENTS;
+                        return get || post ? 0 : -EOPNOTSUPP;
+                }
+                if (!api_id_is_valid(seg[1], API_ID_MAX))
+                        return -EINVAL;
+                memcpy(ret->id, seg[1], strlen(seg[1]) + 1);
+                if (n == 2) {
+                        ret->route = API_ROUTE_DEPLOYMENT;
+                        return get || streq(method, "DELETE") ? 0 : -EOPNOTSUPP;
+                }
+                static const char *const dverbs[] = {"pause", "resume"};
+                for (size_t i = 0; n == 3 && i < ELEMENTSOF(dverbs); i++)
+                        if (streq(seg[2], dverbs[i])) {
+                                ret->route = API_ROUTE_DEPLOYMENT_VERB;
+                                snprintf(ret->verb, sizeof(ret->verb), "%s", dverbs[i]);
                                 return post ? 0 : -EOPNOTSUPP;
                         }
                 return -ENOENT;

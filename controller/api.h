@@ -39,6 +39,9 @@ enum api_route {
         API_ROUTE_ROLLOUTS,           /* GET|POST /v1/rollouts */
         API_ROUTE_ROLLOUT,            /* GET /v1/rollouts/{id} */
         API_ROUTE_ROLLOUT_VERB,       /* POST /v1/rollouts/{id}/{start|pause|resume|abort} */
+        API_ROUTE_DEPLOYMENTS,        /* GET|POST /v1/deployments (#19) */
+        API_ROUTE_DEPLOYMENT,         /* GET|DELETE /v1/deployments/{id} */
+        API_ROUTE_DEPLOYMENT_VERB,    /* POST /v1/deployments/{id}/{pause|resume} */
         API_ROUTE_WHOAMI,             /* GET /v1/whoami                      operator or viewer */
         API_ROUTE_AUDIT,              /* GET /v1/audit: who asked what       operator or viewer */
         API_ROUTE_METRICS,            /* GET /metrics (Prometheus text)      operator or viewer */

@@ -612,6 +612,133 @@ static int desired_show(const struct client_options *o, const char *node) {
         return 0;
 }
 
+/* ---- deployments (docs/deployments.md) ----------------------------------------------------- */
+
+static int number_option(const char *name, const char *text, json_t *into, const char *key) {
+        char *end = NULL;
+        long long v = text ? strtoll(text, &end, 10) : 0;
+        if (!text)
+                return 0;
+        if (!*text || *end || v < 0) {
+                fprintf(stderr, "orbit-controller: %s: expected a number >= 0, got \"%s\"\n", name, text);
+                return -EINVAL;
+        }
+        return json_object_set_new(into, key, json_integer(v)) < 0 ? -ENOMEM : 0;
+}
+
+static void deployment_print(json_t *d) {
+        printf("deployment %s: workload %s, bundle %s, %s, stage %lld of %zu", str(d, "id", "?"), str(d, "workload", "?"),
+               str(d, "bundle_id", "?"), str(d, "state", "?"), num(d, "stage"),
+               json_array_size(json_object_get(d, "stages")));
+        if (json_is_string(json_object_get(d, "reason")))
+                printf(" (%s)", str(d, "reason", ""));
+        printf("\n");
+        size_t i;
+        json_t *m;
+        json_array_foreach(json_object_get(d, "nodes"), i, m) {
+                printf("  %-20s stage %lld  %-12s", str(m, "node", "?"), num(m, "stage"), str(m, "state", "?"));
+                if (json_is_string(json_object_get(m, "reason")))
+                        printf(" %s", str(m, "reason", ""));
+                printf("\n");
+        }
+}
+
+static int deployment_create(const struct client_options *o) {
+        if (!o->bundle || !o->spec_file) {
+                fprintf(stderr, "orbit-controller: deployment create needs --bundle ID and --spec FILE\n");
+                return EXIT_USAGE;
+        }
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = read_file_bounded(o->spec_file, OPERATOR_BODY_MAX, &text, &len);
+        if (r < 0) {
+                fprintf(stderr, "orbit-controller: %s: %s\n", o->spec_file, strerror(-r));
+                return EXIT_USAGE;
+        }
+        json_error_t err;
+        json_auto_t *spec = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+        if (!json_is_object(spec)) {
+                fprintf(stderr, "orbit-controller: %s:%d:%d: %s\n", o->spec_file, spec ? 1 : err.line,
+                        spec ? 1 : err.column, spec ? "expected a workload spec (an object)" : err.text);
+                return EXIT_USAGE;
+        }
+        json_auto_t *body = json_pack("{s:s, s:O}", "bundle_id", o->bundle, "spec", spec);
+        json_t *k = json_object();
+        if (!body || !k)
+                return EXIT_FAILED;
+        const struct {
+                const char *key, *value;
+        } opts[] = {
+                {"id", o->rollout_id},
+                {"target", o->target},
+                {"stages", o->stages},
+                {"success_after", o->success_after},
+                {"stage_timeout", o->stage_timeout},
+                {"max_failures", o->max_failures},
+                {"min_healthy_time", o->min_healthy_time},
+                {"report_deadline", o->report_deadline},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(opts); i++)
+                if (opts[i].value)
+                        json_object_set_new(body, opts[i].key, json_string(opts[i].value));
+        if (o->auto_revert)
+                json_object_set_new(body, "auto_revert", json_true());
+        if (number_option("--count", o->count, body, "count") < 0 ||
+            number_option("--min-free-mib", o->min_free_mib, k, "min_free_mib") < 0 ||
+            number_option("--min-battery", o->min_battery, k, "min_battery_percent") < 0) {
+                json_decref(k);
+                return EXIT_USAGE;
+        }
+        if (o->max_level)
+                json_object_set_new(k, "max_level", json_string(o->max_level));
+        json_object_set_new(body, "constraints", k);
+        _cleanup_free_ char *out = json_dumps(body, JSON_COMPACT);
+        struct reply rep;
+        if (!out || request(o, "POST", "/v1/deployments", out, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(rep.json);
+        else
+                deployment_print(rep.json);
+        reply_done(&rep);
+        return 0;
+}
+
+static int deployment_other(const struct client_options *o, const char *verb, const char *id) {
+        if (id && check_id("deployment id", id, API_ID_MAX) < 0)
+                return EXIT_USAGE;
+        char path[256];
+        const char *method = "GET";
+        if (!id)
+                snprintf(path, sizeof(path), "/v1/deployments");
+        else if (streq(verb, "status"))
+                snprintf(path, sizeof(path), "/v1/deployments/%s", id);
+        else if (streq(verb, "delete")) {
+                snprintf(path, sizeof(path), "/v1/deployments/%s", id);
+                method = "DELETE";
+        } else {
+                snprintf(path, sizeof(path), "/v1/deployments/%s/%s", id, verb);
+                method = "POST";
+        }
+        struct reply rep;
+        if (request(o, method, path, streq(method, "POST") ? "{}" : NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        if (o->json)
+                print_json(id ? rep.json : json_object_get(rep.json, "deployments"));
+        else if (id)
+                deployment_print(rep.json);
+        else {
+                size_t i;
+                json_t *d;
+                json_array_foreach(json_object_get(rep.json, "deployments"), i, d)
+                        printf("%-20s %-16s %-10s stage %lld  %lld of %lld nodes running\n", str(d, "id", "?"),
+                               str(d, "workload", "?"), str(d, "state", "?"), num(d, "stage"), num(d, "running"),
+                               num(d, "nodes"));
+        }
+        reply_done(&rep);
+        return 0;
+}
+
 /* ---- groups and rollouts (docs/rollouts.md) ------------------------------------------ */
 
 static int node_group(const struct client_options *o, const char *node, const char *group,
@@ -855,7 +982,7 @@ static int usage(const char *what) {
 int client_main(const struct client_options *o, int n, char **a) {
         if (n < 2)
                 return usage("expected GROUP VERB: node list|show|group|ungroup|allow-renew|revoke-certs, command "
-                             "send|list, bundle upload|list, desired set|show, health NODE, records NODE, rollout "
+                             "send|list, bundle upload|list, desired set|show, deployment create|status|list|pause|resume|delete, health NODE, records NODE, rollout "
                              "create|start|pause|resume|abort|status|list, audit list");
         const char *group = a[0], *verb = a[1];
         int r = EXIT_USAGE;
@@ -889,6 +1016,14 @@ int client_main(const struct client_options *o, int n, char **a) {
                 r = desired_set(o, a[2], a[3]);
         else if (streq(group, "desired") && streq(verb, "show") && n == 3)
                 r = desired_show(o, a[2]);
+        else if (streq(group, "deployment") && streq(verb, "create") && n == 2)
+                r = deployment_create(o);
+        else if (streq(group, "deployment") && streq(verb, "list") && n == 2)
+                r = deployment_other(o, verb, NULL);
+        else if (streq(group, "deployment") &&
+                 (streq(verb, "status") || streq(verb, "pause") || streq(verb, "resume") || streq(verb, "delete")) &&
+                 n == 3)
+                r = deployment_other(o, verb, a[2]);
         else if (streq(group, "rollout") && streq(verb, "create") && n == 2)
                 r = rollout_create(o);
         else if (streq(group, "rollout") && streq(verb, "list") && n == 2)

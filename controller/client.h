@@ -16,6 +16,8 @@ struct client_options {
         int auto_revert;        /* rollout create --auto-revert */
         int watch;              /* rollout status --watch */
         const char *until;      /* node allow-renew --until: a duration or a UTC time */
+        /* deployment create (with the rollout's strategy options above) */
+        const char *spec_file, *count, *min_free_mib, *max_level, *min_battery;
 };
 
 /* Run "node list", "command send NODE ACTION K=V...", ...: args[0] is the group. Returns an

@@ -75,6 +75,10 @@ static void help(void) {
                "        [--min-healthy-time DURATION] [--report-deadline N|DURATION] [--auto-revert]\n"
                "        [--id ID]                  N: the node's own passes; DURATION: 30s, 10m, 2h, 1d\n"
                "    rollout start|pause|resume|abort ID\n"
+               "    deployment create --bundle ID --spec FILE [--id ID] [--target GROUP|all] [--count N]\n"
+               "        [--min-free-mib N] [--max-level nominal|warm|hot] [--min-battery P] and the rollout's\n"
+               "        strategy options (--stages, --success-after, --max-failures, --report-deadline, ...)\n"
+               "    deployment status|pause|resume|delete ID, deployment list\n"
                "    rollout status ID [--watch]    stage by stage; --watch redraws every second\n"
                "    rollout list\n"
                "\n"
@@ -316,7 +320,8 @@ static int cmd_client(int argc, char *argv[]) {
         enum { ARG_URL = 0x100, ARG_TOKEN_FILE, ARG_CERT, ARG_KEY, ARG_CACERT, ARG_KIND,
                ARG_LIMIT, ARG_EXPIRES, ARG_JSON, ARG_ID, ARG_BUNDLE, ARG_TARGET, ARG_STAGES,
                ARG_SUCCESS_AFTER, ARG_STAGE_TIMEOUT, ARG_MAX_FAILURES, ARG_WATCH,
-               ARG_MIN_HEALTHY, ARG_REPORT_DEADLINE, ARG_AUTO_REVERT, ARG_UNTIL };
+               ARG_MIN_HEALTHY, ARG_REPORT_DEADLINE, ARG_AUTO_REVERT, ARG_UNTIL, ARG_SPEC, ARG_COUNT,
+               ARG_MIN_FREE, ARG_MAX_LEVEL, ARG_MIN_BATTERY };
         static const struct option options[] = {
                 {"url", required_argument, NULL, ARG_URL},
                 {"token-file", required_argument, NULL, ARG_TOKEN_FILE},
@@ -339,6 +344,11 @@ static int cmd_client(int argc, char *argv[]) {
                 {"report-deadline", required_argument, NULL, ARG_REPORT_DEADLINE},
                 {"auto-revert", no_argument, NULL, ARG_AUTO_REVERT},
                 {"until", required_argument, NULL, ARG_UNTIL},
+                {"spec", required_argument, NULL, ARG_SPEC},
+                {"count", required_argument, NULL, ARG_COUNT},
+                {"min-free-mib", required_argument, NULL, ARG_MIN_FREE},
+                {"max-level", required_argument, NULL, ARG_MAX_LEVEL},
+                {"min-battery", required_argument, NULL, ARG_MIN_BATTERY},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -371,6 +381,11 @@ static int cmd_client(int argc, char *argv[]) {
                 case ARG_REPORT_DEADLINE: o.report_deadline = optarg; break;
                 case ARG_AUTO_REVERT: o.auto_revert = 1; break;
                 case ARG_UNTIL: o.until = optarg; break;
+                case ARG_SPEC: o.spec_file = optarg; break;
+                case ARG_COUNT: o.count = optarg; break;
+                case ARG_MIN_FREE: o.min_free_mib = optarg; break;
+                case ARG_MAX_LEVEL: o.max_level = optarg; break;
+                case ARG_MIN_BATTERY: o.min_battery = optarg; break;
                 case ARG_EXPIRES:
                         if (parse_unsigned("--expires-in", optarg, 60, 30 * 86400, &v) < 0)
                                 return EXIT_USAGE;

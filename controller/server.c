@@ -129,6 +129,7 @@ struct request {
 static pthread_key_t thread_store_key;
 
 static int sign_payload(void *userdata, const char *payload, char **ret_signature, char **ret_reason);
+static int sign_desired(void *userdata, const char *payload, char **ret_signature, char **ret_reason);
 
 /*
  * The calling server thread's own store connection, opened at its first request and closed
@@ -147,6 +148,7 @@ static struct store *thread_store(struct server *srv) {
         }
         /* rollouts queue signed commands at syncs, in the sync's transaction */
         store_set_command_signer(st, sign_payload, srv);
+        store_set_desired_signer(st, sign_desired, srv);
         store_set_record_quota(st, srv->config->max_records_per_node);
         store_set_pass_gap(st, srv->config->pass_gap_sec);
         if (pthread_setspecific(thread_store_key, st) != 0) {
@@ -773,6 +775,12 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                                    req->peer_serial, when);
                 }
         }
+        /* deployments follow their members' desired.state reports */
+        for (size_t i = 0; i < sr.n_records; i++)
+                if (streq(sr.records[i].kind, "desired.state")) {
+                        (void) store_deployments_drive(thread_store(srv), now);
+                        break;
+                }
         json_t *acked = sync_acked_build(&sr);
         r = store_contact_plan_get(thread_store(srv), sr.node, &plan);
         char coding[64] = "plain";
@@ -1460,6 +1468,66 @@ static enum MHD_Result handle_rollout_verb(struct server *srv, struct MHD_Connec
         return respond_json(conn, 200, v);
 }
 
+/* ---- deployments (#19 item 2, docs/deployments.md) ------------------------------------ */
+
+static void who_asks(struct request *req, char *buf, size_t size) {
+        if (req->peer == PEER_OPERATOR)
+                snprintf(buf, size, "cert:%s", req->peer_cn);
+        else
+                snprintf(buf, size, "token");
+}
+
+static enum MHD_Result deployment_answer(struct MHD_Connection *conn, int r, const char *message, unsigned ok,
+                                         json_t *v) {
+        if (r >= 0)
+                return respond_json(conn, ok, v);
+        if (r == -ENOENT)
+                return respond_error(conn, 404, "%s", message ? message : "no such deployment");
+        if (r == -EINVAL)
+                return respond_error(conn, 422, "%s", message ? message : "invalid deployment");
+        if (r == -EEXIST)
+                return respond_error(conn, 409, "%s", message ? message : "exists");
+        return respond_error(conn, r == -EBUSY ? 503 : 500, "%s", message ? message : strerror(-r));
+}
+
+static enum MHD_Result handle_deployments(struct server *srv, struct MHD_Connection *conn, struct request *req,
+                                          const char *method) {
+        json_t *v = NULL;
+        _cleanup_free_ char *message = NULL;
+        int r;
+        char who[API_ID_MAX + 16];
+        who_asks(req, who, sizeof(who));
+        switch (req->match.route) {
+        case API_ROUTE_DEPLOYMENTS:
+                if (streq(method, "GET")) {
+                        r = store_deployments_list(thread_store(srv), &v);
+                        return r < 0 ? respond_errno(conn, r, "deployments")
+                                     : respond_json(conn, 200, json_pack("{s:o}", "deployments", v));
+                }
+                r = store_deployment_create(thread_store(srv), req->body ? req->body : "", req->body_len, now_sec(), who,
+                                            &v, &message);
+                if (r >= 0)
+                        log_info("deployment %s created by %s", json_string_value(json_object_get(v, "id")), who);
+                return deployment_answer(conn, r, message, 201, v);
+        case API_ROUTE_DEPLOYMENT:
+                if (streq(method, "DELETE")) {
+                        r = store_deployment_verb(thread_store(srv), req->match.id, "delete", now_sec(), &v, &message);
+                        if (r >= 0)
+                                log_info("deployment %s deleted by %s", req->match.id, who);
+                        return deployment_answer(conn, r, message, 200, v);
+                }
+                r = store_deployment_get(thread_store(srv), req->match.id, &v);
+                return deployment_answer(conn, r, r == -ENOENT ? "no such deployment" : NULL, 200, v);
+        default:
+                r = store_deployment_verb(thread_store(srv), req->match.id, req->match.verb, now_sec(), &v, &message);
+                if (r == -EINVAL)
+                        return respond_error(conn, 409, "%s", message ? message : "not now");
+                if (r >= 0)
+                        log_info("deployment %s: %s by %s", req->match.id, req->match.verb, who);
+                return deployment_answer(conn, r, message, 200, v);
+        }
+}
+
 /* Who asked for a change through the operator API, for the audit log (#18 item 6): an
  * operator certificate names a person; the bearer token names only its role. */
 static void audit(struct server *srv, struct request *req, const char *method) {
@@ -1584,6 +1652,10 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
                 return respond_json(conn, 200, v);
         case API_ROUTE_ROLLOUT_VERB:
                 return handle_rollout_verb(srv, conn, req);
+        case API_ROUTE_DEPLOYMENTS:
+        case API_ROUTE_DEPLOYMENT:
+        case API_ROUTE_DEPLOYMENT_VERB:
+                return handle_deployments(srv, conn, req, method);
         case API_ROUTE_WHOAMI:
                 return respond_json(conn, 200,
                                     json_pack("{s:s,s:s,s:I,s:I}", "role",
@@ -2204,6 +2276,7 @@ int server_run(const struct server_config *c) {
                 goto out;
         }
         store_set_pass_gap(srv.tick_store, c->pass_gap_sec);
+        store_set_desired_signer(srv.tick_store, sign_desired, &srv);
 
         struct sockaddr_storage ss;
         socklen_t ss_len;
@@ -2346,6 +2419,9 @@ int server_run(const struct server_config *c) {
                 r = store_rollouts_tick(srv.tick_store, now_sec());
                 if (r < 0)
                         log_warning("rollout tick: %s", strerror(-r));
+                r = store_deployments_drive(srv.tick_store, now_sec());
+                if (r < 0 && r != -EBUSY)
+                        log_warning("deployments: %s", strerror(-r));
                 if (c->retain_records_sec > 0 && time(NULL) >= next_retention) {
                         retention_run(srv.db_path, c->retain_records_sec);
                         next_retention = time(NULL) + retention_interval(c->retain_records_sec);

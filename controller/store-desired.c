@@ -40,15 +40,12 @@ static int bundles_check(struct store *s, json_t *workloads, char **ret_reason) 
         return 0;
 }
 
-int store_desired_set(struct store *s, const char *node, json_t *workloads, int64_t if_version, int64_t now,
-                      const char *by, store_sign_fn sign, void *userdata, json_t **ret, char **ret_reason) {
+int store_desired_set_locked(struct store *s, const char *node, json_t *workloads, int64_t if_version, int64_t now,
+                             const char *by, store_sign_fn sign, void *userdata, int64_t *ret_version,
+                             char **ret_reason) {
         if (!sign)
                 return message_set(ret_reason, -ENOKEY, "this controller signs nothing (it runs without --command-key)");
-        int r = store_script(s, "BEGIN IMMEDIATE");
-        if (r < 0)
-                return r;
-        _cleanup_transaction_ struct store *guard = s;
-        r = store_node_ensure(s, node, now);
+        int r = store_node_ensure(s, node, now);
         if (r < 0)
                 return r;
         int64_t current = 0;
@@ -76,17 +73,56 @@ int store_desired_set(struct store *s, const char *node, json_t *workloads, int6
                        "tittit", node, current + 1, text, signature, now, by);
         if (r < 0)
                 return r;
+        *ret_version = current + 1;
+        return 0;
+}
+
+int store_desired_set(struct store *s, const char *node, json_t *workloads, int64_t if_version, int64_t now,
+                      const char *by, store_sign_fn sign, void *userdata, json_t **ret, char **ret_reason) {
+        int r = store_script(s, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        _cleanup_transaction_ struct store *guard = s;
+        int64_t version = 0;
+        r = store_desired_set_locked(s, node, workloads, if_version, now, by, sign, userdata, &version, ret_reason);
+        if (r < 0)
+                return r;
         r = commit(&guard);
         if (r < 0)
                 return r;
         if (ret)
-                *ret = json_pack("{s:s, s:I, s:I}", "node", node, "version", (json_int_t) (current + 1), "workloads",
+                *ret = json_pack("{s:s, s:I, s:I}", "node", node, "version", (json_int_t) version, "workloads",
                                  (json_int_t) json_array_size(workloads));
         return 0;
 }
 
+int store_desired_workloads(struct store *s, const char *node, json_t **ret) {
+        _cleanup_stmt_ sqlite3_stmt *d = NULL;
+        int r = store_query_row(s, &d, "SELECT document FROM desired_states WHERE node = ? ORDER BY version DESC LIMIT 1",
+                                "t", node);
+        if (r < 0)
+                return r;
+        json_t *doc = r > 0 ? json_loads(store_col_str(d, 0), 0, NULL) : NULL;
+        json_t *w = json_object_get(doc, "workloads");
+        *ret = json_is_array(w) ? json_deep_copy(w) : json_array();
+        json_decref(doc);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int store_desired_report(struct store *s, const char *node, json_t **ret) {
+        _cleanup_stmt_ sqlite3_stmt *rec = NULL;
+        int r = store_query_row(s, &rec,
+                                "SELECT json_extract(record, '$.body') FROM records WHERE node = ? AND "
+                                "kind = 'desired.state' ORDER BY boot_epoch DESC, seq DESC LIMIT 1",
+                                "t", node);
+        if (r < 0)
+                return r;
+        *ret = r > 0 ? store_col_json(rec, 0) : NULL;
+        return 0;
+}
+
 int store_desired_get(struct store *s, const char *node, json_t **ret) {
-        _cleanup_stmt_ sqlite3_stmt *n = NULL, *d = NULL, *rec = NULL;
+        _cleanup_stmt_ sqlite3_stmt *n = NULL, *d = NULL;
         int r = store_query_row(s, &n, "SELECT desired_version, desired_refused FROM nodes WHERE id = ?", "t", node);
         if (r < 0)
                 return r;
@@ -108,13 +144,11 @@ int store_desired_get(struct store *s, const char *node, json_t **ret) {
             json_object_set_new(o, "created", r > 0 ? json_integer(store_col_int64(d, 2)) : json_null()) < 0 ||
             json_object_set_new(o, "by", r > 0 ? store_col_string_or_null(d, 3) : json_null()) < 0)
                 return -ENOMEM;
-        r = store_query_row(s, &rec,
-                            "SELECT json_extract(record, '$.body') FROM records WHERE node = ? AND kind = 'desired.state' "
-                            "ORDER BY boot_epoch DESC, seq DESC LIMIT 1",
-                            "t", node);
+        json_t *report = NULL;
+        r = store_desired_report(s, node, &report);
         if (r < 0)
                 return r;
-        if (json_object_set_new(o, "report", r > 0 ? store_col_json(rec, 0) : json_null()) < 0)
+        if (json_object_set_new(o, "report", report ? report : json_null()) < 0)
                 return -ENOMEM;
         *ret = json_incref(o);
         return 0;

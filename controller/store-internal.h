@@ -28,6 +28,8 @@ struct store {
         bool dirty_overflow;
         store_sign_fn sign; /* for the commands rollouts queue; NULL: rollouts not driven */
         void *sign_userdata;
+        store_sign_fn sign_desired; /* for the desired states deployments make; NULL: not driven */
+        void *sign_desired_userdata;
 };
 
 static inline void store_rollbackp(struct store **s) {
@@ -61,6 +63,15 @@ struct member_counts {
 };
 
 int store_node_ensure(struct store *s, const char *node, int64_t now);
+
+/* store_desired_set within the caller's transaction; *ret_version the new version. */
+int store_desired_set_locked(struct store *s, const char *node, json_t *workloads, int64_t if_version, int64_t now,
+                             const char *by, store_sign_fn sign, void *userdata, int64_t *ret_version,
+                             char **ret_reason);
+/* The workloads of the node's newest desired state (a new array; empty when none). */
+int store_desired_workloads(struct store *s, const char *node, json_t **ret);
+/* The body of the node's last desired.state record (a new reference), or NULL. */
+int store_desired_report(struct store *s, const char *node, json_t **ret);
 
 int store_node_exists(struct store *s, const char *node);
 

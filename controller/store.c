@@ -259,6 +259,28 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         " PRIMARY KEY (node, version));"
         "ALTER TABLE nodes ADD COLUMN desired_version INTEGER;"
         "ALTER TABLE nodes ADD COLUMN desired_refused INTEGER;",
+        /* 12: deployments (#19 item 2): the request as made, and each member's way */
+        "CREATE TABLE deployments ("
+        " id TEXT PRIMARY KEY NOT NULL,"
+        " workload TEXT NOT NULL,"
+        " request TEXT NOT NULL,"
+        " state TEXT NOT NULL,"
+        " current_stage INTEGER NOT NULL DEFAULT 0,"
+        " stage_started INTEGER,"
+        " created INTEGER NOT NULL,"
+        " finished INTEGER,"
+        " by TEXT,"
+        " reason TEXT);"
+        "CREATE TABLE deployment_nodes ("
+        " deployment TEXT NOT NULL REFERENCES deployments(id),"
+        " node TEXT NOT NULL REFERENCES nodes(id),"
+        " stage INTEGER NOT NULL,"
+        " state TEXT NOT NULL DEFAULT 'pending',"
+        " told_version INTEGER, told_time INTEGER, told_passes INTEGER,"
+        " committed_time INTEGER, committed_passes INTEGER,"
+        " previous TEXT,"
+        " reason TEXT,"
+        " PRIMARY KEY (deployment, node));",
 };
 
 static int schema_version_read(struct store *s, int *ret) {

@@ -13,7 +13,7 @@
 #include "controller/api.h"
 #include "controller/rollout.h"
 
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 
 struct store;
 
@@ -130,6 +130,35 @@ int store_desired_get(struct store *s, const char *node, json_t **ret);
  */
 int store_node_desired(struct store *s, const char *node, int64_t told_version, int64_t told_refused,
                        json_t **ret_envelope, int64_t *ret_refused, bool *ret_newly_refused);
+
+/* ---- deployments (#19 item 2, docs/deployments.md) ------------------------------------- */
+
+/* The signer of the desired states deployments make; without one they are not driven. */
+void store_set_desired_signer(struct store *s, store_sign_fn sign, void *userdata);
+
+/*
+ * Create a deployment from the operator's request (controller/deployment.h), place it on
+ * nodes of its target that meet its constraints and assign their stages, in one
+ * transaction; then drive it. -EINVAL (422) with *ret_reason, -EEXIST (409): the id, or a
+ * live deployment of the same workload. *ret (may be NULL): store_deployment_get's view.
+ */
+int store_deployment_create(struct store *s, const char *text, size_t len, int64_t now, const char *by, json_t **ret,
+                            char **ret_reason);
+/* Its options, state, stage, counts by member state, and members. -ENOENT. */
+int store_deployment_get(struct store *s, const char *id, json_t **ret);
+int store_deployments_list(struct store *s, json_t **ret);
+/* "pause", "resume", "delete" (its workload taken off its nodes, what a later deployment put
+ * there kept). -EINVAL with *ret_reason when the verb does not apply. */
+int store_deployment_verb(struct store *s, const char *id, const char *verb, int64_t now, json_t **ret,
+                          char **ret_reason);
+/*
+ * Move every live deployment: members follow their nodes' desired.state reports (committed
+ * when the workload runs healthy at the version told, failed when refused, failed or
+ * unhealthy, overdue past the report deadline); the failure threshold halts (and with
+ * auto_revert puts back each member's previous entry); a stage that passed lets the next
+ * be told (each member's desired state gets the deployment's entry). At syncs and ticks.
+ */
+int store_deployments_drive(struct store *s, int64_t now);
 
 /* Operator views (new references). -ENOENT for an unknown node. */
 int store_nodes_list(struct store *s, json_t **ret);
