@@ -250,5 +250,17 @@ fleet_stop_all() {
         fleet_stop_controller
 }
 
+# The cgroups of the nodes' workloads (FLEET_RUNTIME_PREFIX-<node>), after the agents stopped.
+fleet_cleanup_cgroups() { # PREFIX
+        local d
+        [ -n "$1" ] || return 0
+        for d in /sys/fs/cgroup/*/"$1"-* /sys/fs/cgroup/"$1"-*; do
+                [ -d "$d" ] || continue
+                find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
+                find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+        done
+        return 0
+}
+
 # The rollout as JSON, and small views of it.
 fleet_rollout_json() { fleet_oc rollout status "$1" --json; }

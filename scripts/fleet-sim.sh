@@ -11,21 +11,25 @@
 # are taken from stage 3, so the rollout passes stages 1 and 2 and halts in stage 3 with
 # the default threshold (M = K - 1 failures tolerated). --fail 0: the rollout completes.
 # Every fifth node has a contact plan (15 s windows every 20 s) and is unreachable
-# (stopped) between its windows. --keep keeps the directory (logs, states) afterwards.
-# Exit status 0 when the rollout ended as expected (halted in the failing nodes' stage
-# with no later node told, or completed with --fail 0).
+# (stopped) between its windows. Then (as root, with cgroups; --no-deploy: not) a
+# deployment puts a new workload from a signed app bundle on every node through their
+# desired states, a canary stage first (docs/deployments.md). --keep keeps the directory
+# (logs, states) afterwards. Exit status 0 when the rollout ended as expected (halted in
+# the failing nodes' stage with no later node told, or completed with --fail 0) and the
+# deployment completed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
-n=50 fail=3 keep=0 max_failures="" stages="1,10,50,100"
+n=50 fail=3 keep=0 max_failures="" stages="1,10,50,100" deploy=1
 while [ $# -gt 0 ]; do
         case $1 in
+        --no-deploy) deploy=0 ;;
         --fail) fail=$2; shift ;;
         --max-failures) max_failures=$2; shift ;;
         --stages) stages=$2; shift ;;
         --keep) keep=1 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         [0-9]*) n=$1 ;;
         *) echo "fleet-sim: unknown argument $1" >&2; exit 2 ;;
         esac
@@ -55,6 +59,14 @@ FLEET_TOOL=$build/tests/integration/bootenv-tool
 FLEET_DIR=$(mktemp -d "${TMPDIR:-/tmp}/orbit-fleet.XXXXXX")
 FLEET_TRIAL_SEC=12
 FLEET_AGENT_LOG_LEVEL=notice
+# The deployment needs workloads: root and cgroups (docs/workload-spec.md).
+if [ $deploy = 1 ] && { [ "$(id -u)" != 0 ] || { [ ! -d /sys/fs/cgroup/cpu ] && [ ! -f /sys/fs/cgroup/cgroup.controllers ]; }; }; then
+        echo "fleet-sim: not root or no cgroups: no deployment (the nodes cannot run workloads)"
+        deploy=0
+fi
+[ $deploy = 1 ] && FLEET_RUNTIME_PREFIX="orbit-fleet-$$"
+# a workload in its user namespace is not host root: it must reach the app trees below here
+chmod 711 "$FLEET_DIR"
 # shellcheck source=scripts/fleet-lib.sh
 . "$top/scripts/fleet-lib.sh"
 
@@ -95,6 +107,7 @@ cleanup() {
                 wait "$window_driver" 2>/dev/null || true
         fi
         fleet_stop_all
+        [ -n "${FLEET_RUNTIME_PREFIX:-}" ] && fleet_cleanup_cgroups "$FLEET_RUNTIME_PREFIX"
         acct_done
         local left=0 f
         for f in "$FLEET_DIR"/nodes/*/agent.pid; do
@@ -294,4 +307,52 @@ if [ -n "$acct" ] && [ "$rollout_secs" -gt 0 ]; then
                 "$((used / rollout_secs / 10))% of one core ($((used / rollout_secs / 10 / $(nproc)))% of the machine)"
 fi
 echo "CPU of the whole machine during the rollout (other work included): $((total > 0 ? busy * 100 / total : 0))% of $(nproc) cores"
+
+# ---- a deployment next to the rollout: a new workload on every node, from the ground -----------
+if [ $deploy = 1 ]; then
+        echo
+        echo "==> a deployment: workload 'det' from a signed app bundle on every node of 'fleet', a canary stage first"
+        A=$FLEET_DIR/app
+        mkdir -p "$A/bin"
+        printf '#!/bin/sh\necho "det 1.0.0 serving"\nexec sleep 100000\n' >"$A/bin/serve"
+        printf '#!/bin/sh\ntrue\n' >"$A/bin/probe"
+        chmod 0755 "$A/bin/serve" "$A/bin/probe"
+        tar --format=pax --owner=0 --group=0 -cf "$FLEET_DIR/images/det.tar" -C "$A" .
+        # the node's anti-rollback floor is one counter for all its slots: the rollout's
+        # release raised it to 2 on the nodes that committed it (docs/deployments.md)
+        printf '{"bundle_id": "det-1.0", "version": "1.0.0", "security_version": 2, "compatible": ["sim-board"]}\n' \
+                >"$FLEET_DIR/images/det.json"
+        "$FLEET_BIN/orbit-bundle" create --manifest-template "$FLEET_DIR/images/det.json" \
+                --image "app:det=$FLEET_DIR/images/det.tar" --chunk-size "$FLEET_CHUNK" \
+                --key "$FLEET_DIR/keys/rel.key" --cert "$FLEET_DIR/keys/rel.pem" -o "$FLEET_DIR/images/det-1.0.obundle" >/dev/null
+        fleet_oc bundle upload "$FLEET_DIR/images/det-1.0.obundle"
+        jq -n '{name: "det", exec: ["/app/bin/serve"], app: {name: "det", version: "1.0.0"},
+                health_probe: {exec: ["/app/bin/probe"], interval_sec: 2, timeout_sec: 5, failures: 3},
+                sandbox: {ro_binds: ["/usr", "/bin", "/lib", {source: "/lib64", optional: true}]}}' >"$FLEET_DIR/det.json"
+        fleet_oc deployment create --id det-1 --bundle det-1.0 --spec "$FLEET_DIR/det.json" --target fleet \
+                --stages 10,100 --success-after 1 --max-failures 2 --report-deadline 5m | head -1
+        deploy_t0=$SECONDS last_line="" dstate=running
+        while :; do
+                d=$(fleet_oc deployment status det-1 --json 2>/dev/null) || { sleep 1; continue; }
+                dstate=$(jq -r .state <<<"$d")
+                line=$(jq -r '"\(.state) stage \(.stage)/\(.stages | length): \(.counts.committed // 0) of \(.counts.nodes) nodes run it healthy, \((.counts.told // 0) + (.counts.installing // 0)) on their way, \((.counts.failed // 0) + (.counts.overdue // 0)) failed"' <<<"$d")
+                if [ "$line" != "$last_line" ]; then
+                        echo "$(elapsed) $line"
+                        last_line=$line
+                fi
+                case $dstate in completed|halted|aborted) break ;; esac
+                [ $((SECONDS - deploy_t0)) -lt 600 ] || { echo "fleet-sim: the deployment did not end in 10 minutes" >&2; break; }
+                sleep 1
+        done
+        running=$("$FLEET_BIN/orbitctl" --socket "$FLEET_DIR/nodes/${names[0]}/run/control.sock" workload show det --json |
+                jq -r '"\(.state), app \(.app.name) \(.app.version) from member \(.app.member), pid \(.pid)"')
+        echo "on ${names[0]}: det $running"
+        if [ "$dstate" = completed ]; then
+                echo "RESULT: the deployment completed in $((SECONDS - deploy_t0))s: det runs healthy on $(jq .counts.committed <<<"$d") of $n nodes"
+        else
+                jq -r '.nodes[] | select(.state == "failed" or .state == "overdue") | "  \(.node) (stage \(.stage)): \(.state): \(.reason // "")"' <<<"$d"
+                echo "RESULT: the deployment ended $dstate: $(jq -r .reason <<<"$d")"
+                rc=1
+        fi
+fi
 exit $rc
