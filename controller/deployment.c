@@ -73,7 +73,7 @@ static int constraints_parse(json_t *v, struct deployment_constraints *k, char *
 
 int deployment_request_parse(const char *text, size_t len, struct deployment_options *ret, char **ret_message) {
         *ret = (struct deployment_options){.constraints = {.max_level = -1}};
-        _cleanup_free_ char *rest = NULL;
+        _cleanup_free_ char *rest = NULL, *why = NULL;
         if (len > OPERATOR_BODY_MAX)
                 return message_set(ret_message, -EFBIG, "deployment: body larger than %d bytes", OPERATOR_BODY_MAX);
         json_error_t err;
@@ -116,7 +116,6 @@ int deployment_request_parse(const char *text, size_t len, struct deployment_opt
                 r = -ENOMEM;
                 goto fail;
         }
-        _cleanup_free_ char *why = NULL;
         r = rollout_request_parse(rest, strlen(rest), &ret->strategy, &why);
         if (r < 0) {
                 /* the same problems, said of a deployment */
