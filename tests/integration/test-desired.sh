@@ -188,6 +188,22 @@ grepq "desired state: v6 in force" "$N1/agent.log" && pass "the restarted agent 
         fail "v6 kept across the restart" "$(grep 'desired state' "$N1/agent.log" | tail -5)"
 check "the node's own workload runs again" wait_for "$T" wl_running own
 
+# ---- v7, v8: det stopped for a replacement (v7) that a newer version refuses (v8): det runs again --
+holds() { [ "$(grep -c "failpoint: the desired state holds after stopping det" "$N1/agent.log")" -ge "$1" ]; }
+node_has() { [ "$(dshow d-1 | jq .node_version)" = "$1" ]; }
+: >"$FLEET_DIR/hold"
+check "v7 set (det back to 1.0.0)" desired d-1 "$(entry det 1.0.0 hello-1)"
+check "the reconciler stopped det for v7 and holds (failpoint)" wait_for $((T * 3)) holds 2
+check "v8 set (det 1.0.0 with more memory than the node has)" desired d-1 \
+        "$(entry det 1.0.0 hello-1 '{"resources": {"memory_max": 1099511627776}}')"
+check "d-1 took v8 while det is stopped" wait_for $((T * 3)) node_has 8
+rm -f "$FLEET_DIR/hold"
+v8_refused() { reported d-1 8 false && wl_state_is d-1 det refused; }
+check "d-1 reports det refused in v8" wait_for $((T * 3)) v8_refused
+check "det, stopped for v7, runs again (hello 1.1.0, its v6 spec)" wait_for "$T" runs_version det 1.1.0
+grepq "workload det started again: its replacement was refused" "$N1/agent.log" &&
+        pass "the agent logged det started again" || fail "det started again log"
+
 # ---- d-2: offline through it all, converges when it comes back ------------------------------------
 check "d-2's desired state set while it has never synced" desired d-2 "$(entry det 1.1.0 hello-2)"
 fleet_node_start d-2
@@ -208,7 +224,10 @@ says "the reason: an install for the desired state takes app:hello only" "takes 
 check "d-2's rootfs slot b was not written" test ! -s "$N2/slots/b"
 check "d-2 still runs det 1.1.0" runs2 1.1.0
 
+# stopped as an operator stops them, so a leak at exit shows in the logs
+fleet_stop_all
 for n in d-1 d-2; do
         if has_sanitizer_report "$FLEET_DIR/nodes/$n/agent.log"; then fail "sanitizer report in $n's log"; fi
 done
+if has_sanitizer_report "$FLEET_DIR/controller.log"; then fail "sanitizer report in the controller's log"; fi
 finish
