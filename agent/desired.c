@@ -181,8 +181,9 @@ static int64_t mem_available(void) {
 }
 
 /*
- * What would refuse the entry before anything is stopped for it: a spec the runtime
- * refuses, a privileged one from the ground, a memory limit the node cannot give. reason
+ * What would refuse the entry before anything is stopped for it: what the runtime's submit
+ * would refuse (syntax, binds, a privileged spec from the ground), a memory limit the node
+ * cannot give (not judged again once the old one was stopped for this very spec). reason
  * gets it ("" none).
  */
 static void check_entry(struct desired *d, size_t i, const struct runtime_workload_info *old, bool stopped_for_it,
@@ -192,12 +193,13 @@ static void check_entry(struct desired *d, size_t i, const struct runtime_worklo
         _cleanup_free_ char *why = NULL;
         char source[64];
         snprintf(source, sizeof(source), "workloads[%zu].spec", i);
-        if (workload_spec_parse_text(source, d->texts[i], strlen(d->texts[i]), &spec, &why) < 0) {
+        /* what the runtime's submit would refuse (binds, privileged), refused before the stop */
+        if (runtime_workload_check(d->h.runtime, RUNTIME_ORIGIN_LINK, source, d->texts[i], strlen(d->texts[i]),
+                                   &why) < 0 ||
+            workload_spec_parse_text(source, d->texts[i], strlen(d->texts[i]), &spec, NULL) < 0) {
                 snprintf(reason, size, "%s", why ? why : "an invalid spec");
                 return;
         }
-        if (spec.privileged && !d->h.cfg->sandbox.allow_privileged_from_link)
-                snprintf(reason, size, "its spec is privileged, and sandbox.allow_privileged_from_link is off");
         int64_t need = spec.resources.memory_max, avail = mem_available();
         /* Judged before the stop, with what the old one held: once it is stopped for this
          * entry, what it held is no longer told apart from what the node has. */

@@ -204,6 +204,16 @@ check "det, stopped for v7, runs again (hello 1.1.0, its v6 spec)" wait_for "$T"
 grepq "workload det started again: its replacement was refused" "$N1/agent.log" &&
         pass "the agent logged det started again" || fail "det started again log"
 
+# ---- v9: a spec the runtime refuses (a bind into the agent's state dir, another app's tree) is
+# refused before det is stopped: the same process runs on
+pid8=$(wl det .pid)
+check "v9 set (det binds the node's apps dir)" desired d-1 "$(entry det 1.1.0 hello-2 "$(jq -nc --arg p "$N1/state/apps" \
+        '{sandbox: {ro_binds: ["/usr", "/bin", "/lib", {source: "/lib64", optional: true}, $p]}}')")"
+v9_refused() { reported d-1 9 false && wl_state_is d-1 det refused; }
+check "d-1 reports det refused in v9" wait_for $((T * 3)) v9_refused
+says "the reason is the runtime's" "binds never expose" reason_of d-1 det
+check "det was never stopped for it: the same process" same_pid det "$pid8"
+
 # ---- d-2: offline through it all, converges when it comes back ------------------------------------
 check "d-2's desired state set while it has never synced" desired d-2 "$(entry det 1.1.0 hello-2)"
 fleet_node_start d-2
