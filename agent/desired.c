@@ -208,8 +208,10 @@ static void check_entry(struct desired *d, size_t i, const struct runtime_worklo
                 json_auto_t *w = old ? runtime_workload_json(d->h.runtime, d->doc.workloads[i].name) : NULL;
                 held = json_integer_value(json_object_get(json_object_get(w, "usage"), "memory_bytes"));
                 if (need > avail + held)
-                        snprintf(reason, size, "not enough memory: its memory_max is %" PRId64 " MiB, %" PRId64
-                                 " MiB are available", need >> 20, (avail + held) >> 20);
+                        /* not what is available: the reason goes up in a record whenever
+                         * it changes, and that figure changes at every look */
+                        snprintf(reason, size, "not enough memory: its memory_max is %" PRId64
+                                 " MiB, more than the node has available", need >> 20);
         }
         workload_spec_free(&spec);
 }

@@ -169,6 +169,9 @@ check "v5 set" desired d-1 "$(entry det 1.0.0 hello-1)" \
 check "d-1 reports v5 (not reached)" wait_for $((T * 3)) reported d-1 5 false
 check "big refused: not enough memory" wait_for "$T" wl_state_is d-1 big refused
 says "its reason says memory" "not enough memory" reason_of d-1 big
+# the reason is the same at every look (a record goes up when it changes): no figure of the moment
+check "the reason names no figure of the moment" test "$(reason_of d-1 big)" = \
+        "not enough memory: its memory_max is 1048576 MiB, more than the node has available"
 check "own refused: the node's own name" wl_state_is d-1 own refused
 check "det is done, and was not restarted (same spec as v3)" same_pid det "$pid3"
 check "the node's own workload still runs" wl_running own
