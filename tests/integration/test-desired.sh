@@ -12,7 +12,7 @@ set -u -o pipefail
 : "${top_srcdir:?top_srcdir must be set}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-for t in openssl jq setsid tar; do
+for t in openssl jq setsid tar sqlite3; do
         command -v "$t" >/dev/null 2>&1 || skip_all "$t not installed"
 done
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (cgroups, namespaces)"
@@ -225,6 +225,13 @@ check "d-2 reports v1 reached" wait_for $((T * 3)) reported d-2 1 true
 ctl2() { "$FLEET_BIN/orbitctl" --socket "$N2/run/control.sock" "$@"; }
 runs2() { ctl2 workload show det --json | jq -e --arg v "$1" '.state == "running" and .pid > 0 and .app.version == $v' >/dev/null; }
 check "d-2 runs det 1.1.0" runs2 1.1.0
+
+# ---- the controller's record of what d-2 has goes back (a restored database): d-2 says it again
+# (its compact syncs said it only when it changed: the controller sent v1 at every sync)
+sqlite3 "$FLEET_DIR/controller/controller.db" "UPDATE nodes SET desired_version = 0 WHERE id = 'd-2'" ||
+        bail "sqlite3"
+node2_has() { [ "$(dshow d-2 | jq .node_version)" = "$1" ]; }
+check "d-2 says again that it has v1" wait_for $((T * 3)) node2_has 1
 
 # ---- a firmware bundle is never installed for a desired state --------------------------------------
 # (the controller checks the version against the spec; a release manager could still name a
