@@ -42,7 +42,7 @@ struct desired {
          * by that spec, kept before the stop, so that what is stopped either gets its
          * replacement or runs again, across a restart too */
         json_t *replacing;
-        char installing[DESIRED_ID_MAX + 1]; /* the bundle being installed for it, "" none */
+        char installing[DESIRED_BUNDLE_ID_MAX + 1]; /* the bundle being installed for it, "" none */
         char *texts[DESIRED_MAX_WORKLOADS];  /* each entry's spec as the runtime keeps it */
         char *refusals[DESIRED_MAX_WORKLOADS]; /* a start refused for this document */
         json_t *reported;           /* the last desired.state body queued */
