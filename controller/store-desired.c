@@ -59,10 +59,22 @@ int store_desired_set(struct store *s, const char *node, json_t *workloads, int6
         if (if_version >= 0 && if_version != current)
                 return message_set(ret_reason, -ESTALE, "the desired state of %s is at v%" PRId64 ", not v%" PRId64,
                                    node, current, if_version);
+        /* The next version is above what the node says it has in force too: after a restore
+         * of an older database, a version the node has already would be dropped by it as
+         * "already in force", its content never acted on, and an older one refused. */
+        int64_t said = 0;
+        r = store_get_int64(s, &said, "SELECT coalesce(desired_version, 0) FROM nodes WHERE id = ?", "t", node);
+        if (r < 0)
+                return r;
+        int64_t next = (said > current ? said : current);
+        if (next >= INT64_MAX)
+                return message_set(ret_reason, -EINVAL, "the desired state of %s: no version after v%" PRId64, node,
+                                   next);
+        next++;
         if (!json_is_array(workloads))
                 return message_set(ret_reason, -EINVAL, "workloads: expected an array");
         _cleanup_free_ char *text = NULL, *signature = NULL;
-        r = desired_document_build(node, (uint64_t) current + 1, workloads, &text, ret_reason);
+        r = desired_document_build(node, (uint64_t) next, workloads, &text, ret_reason);
         if (r < 0)
                 return r;
         r = bundles_check(s, workloads, ret_reason);
@@ -73,14 +85,14 @@ int store_desired_set(struct store *s, const char *node, json_t *workloads, int6
                 return r;
         r = store_exec(s, "INSERT INTO desired_states (node, version, document, signature, created, by) "
                           "VALUES (?, ?, ?, ?, ?, ?)",
-                       "tittit", node, current + 1, text, signature, now, by);
+                       "tittit", node, next, text, signature, now, by);
         if (r < 0)
                 return r;
         r = commit(&guard);
         if (r < 0)
                 return r;
         if (ret)
-                *ret = json_pack("{s:s, s:I, s:I}", "node", node, "version", (json_int_t) (current + 1), "workloads",
+                *ret = json_pack("{s:s, s:I, s:I}", "node", node, "version", (json_int_t) next, "workloads",
                                  (json_int_t) json_array_size(workloads));
         return 0;
 }
