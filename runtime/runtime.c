@@ -1348,6 +1348,8 @@ int runtime_workload_check(struct runtime *rt, enum runtime_origin origin, const
             !workload_privilege_allowed(spec.privileged, true, rt->policy.allow_privileged,
                                         rt->policy.allow_privileged_from_link, why, sizeof(why)))
                 r = message_set(ret_message, -EPERM, "workload %s is privileged; %s", spec.name, why);
+        if (r >= 0)
+                r = admit(rt, spec.priority, spec.name, ret_message);
         workload_spec_free(&spec);
         return r;
 }

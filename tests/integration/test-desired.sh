@@ -217,6 +217,39 @@ check "d-1 reports det refused in v9" wait_for $((T * 3)) v9_refused
 says "the reason is the runtime's" "binds never expose" reason_of d-1 det
 check "det was never stopped for it: the same process" same_pid det "$pid8"
 
+# ---- v10, v11: a best-effort workload while the board sheds load (admission closed): its
+# replacement is not admitted, so it is never stopped for it; it goes ahead when admission opens
+raw1() { python3 - "$N1/run/control.sock" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode() + b"\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk: break
+    buf += chunk
+sys.stdout.write(buf.decode())
+PY
+}
+be_entry() { # ARG
+        jq -nc --arg a "$1" '{name: "be", spec: {name: "be", exec: ["/bin/sleep", $a], priority: "best-effort",
+                sandbox: {ro_binds: ["/usr", "/bin", "/lib", {source: "/lib64", optional: true}]}}}'
+}
+check "v10 set (det as in v6, be)" desired d-1 "$(entry det 1.1.0 hello-2)" "$(be_entry 100000)"
+check "d-1 reports v10 reached" wait_for $((T * 3)) reported d-1 10 true
+pid_be=$(wl be .pid)
+raw1 '{"method": "runtime.class", "params": {"priority": "best-effort", "admit": false}}' | jq -e .ok >/dev/null ||
+        fail "best-effort admission closed"
+check "v11 set (be's spec changes)" desired d-1 "$(entry det 1.1.0 hello-2)" "$(be_entry 100001)"
+v11_refused() { reported d-1 11 false && wl_state_is d-1 be refused; }
+check "d-1 reports be refused in v11 (not admitted)" wait_for $((T * 3)) v11_refused
+says "the reason is the admission's" "not admitted" reason_of d-1 be
+check "be was never stopped for it: the same process" same_pid be "$pid_be"
+raw1 '{"method": "runtime.class", "params": {"priority": "best-effort", "admit": true}}' | jq -e .ok >/dev/null ||
+        fail "best-effort admission open"
+check "admission open: d-1 reports v11 reached" wait_for $((T * 3)) reported d-1 11 true
+be_replaced() { wl_running be && ! same_pid be "$pid_be"; }
+check "be runs again, replaced (another process)" wait_for "$T" be_replaced
+
 # ---- d-2: offline through it all, converges when it comes back ------------------------------------
 check "d-2's desired state set while it has never synced" desired d-2 "$(entry det 1.1.0 hello-2)"
 fleet_node_start d-2
