@@ -424,14 +424,15 @@ static bool step(struct desired *d) {
         const char *refusals[DESIRED_MAX_WORKLOADS];
         struct desired_step s;
         desired_plan(&v, &s, states, refusals);
-        /* a mark outlives nothing it was for: a name done, gone, not listed or no longer ours */
+        /* a mark outlives nothing it was for: a name done, gone, not listed, no longer ours,
+         * or running (started again by someone: a stop for it sets the mark again) */
         const char *key;
         json_t *value, *tmp;
         json_object_foreach_safe(d->replacing, tmp, key, value) {
                 bool keep = false;
                 for (size_t i = 0; i < n && !keep; i++)
                         keep = streq(d->doc.workloads[i].name, key) && entries[i].exists && entries[i].ours &&
-                               !entries[i].same_spec;
+                               !entries[i].same_spec && !(entries[i].busy && !entries[i].stopping);
                 if (!keep)
                         replacing_set(d, key, NULL);
         }
