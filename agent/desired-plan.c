@@ -34,8 +34,16 @@ void desired_plan(const struct desired_view *v, struct desired_step *ret, enum d
                 const struct desired_entry_view *e = &v->entries[i];
                 if (refusals)
                         refusals[i] = e->refusal;
+                /* stopped by this reconciler to be replaced, and the replacement does not follow
+                 * at once: what ran starts again (a refusal never leaves a name without its
+                 * workload; a download may take many passes) */
+                bool restore = e->replacing && e->exists && e->ours && !e->same_spec;
                 if (e->refusal) {
                         states[i] = DESIRED_ENTRY_REFUSED;
+                        if (restore && e->stopping)
+                                take(ret, DESIRED_STEP_WAIT, i, false);
+                        else if (restore && !e->busy)
+                                take(ret, DESIRED_STEP_RESTORE, i, false);
                         continue;
                 }
                 if (e->exists && !e->ours) {
@@ -55,8 +63,13 @@ void desired_plan(const struct desired_view *v, struct desired_step *ret, enum d
                                 states[i] = DESIRED_ENTRY_REFUSED;
                                 if (refusals)
                                         refusals[i] = "its app version is not on the node and no bundle is named";
+                        }
+                        if (restore && !e->busy) {
+                                take(ret, DESIRED_STEP_RESTORE, i, false);
                                 continue;
                         }
+                        if (states[i] == DESIRED_ENTRY_REFUSED)
+                                continue;
                         if (v->installing || v->update_busy) {
                                 if (ret->kind == DESIRED_STEP_NONE)
                                         ret->kind = DESIRED_STEP_WAIT;

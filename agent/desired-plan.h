@@ -18,6 +18,7 @@ struct desired_entry_view {
         bool busy;          /* it has a process, or is stopping */
         bool stopping;      /* a stop was asked and is under way */
         bool app_missing;   /* the spec pins an app version no member of the app holds */
+        bool replacing;     /* the reconciler stopped it to replace it (kept across restarts) */
         const char *bundle; /* the bundle that brings it, "" none */
         const char *refusal; /* why it cannot be met (a check, a failed install or start); NULL none */
 };
@@ -44,6 +45,9 @@ enum desired_step_kind {
         DESIRED_STEP_STOP,    /* entries[index] (to replace it) or extras[index] (extra) */
         DESIRED_STEP_SUBMIT,  /* entries[index]: create or replace it, and start it */
         DESIRED_STEP_REMOVE,  /* extras[index]: stopped, forget it */
+        DESIRED_STEP_RESTORE, /* entries[index]: stopped to be replaced, and the replacement cannot
+                               * follow now (refused, or its app version to fetch first): start
+                               * what ran again */
 };
 
 enum desired_entry_state {
@@ -63,7 +67,10 @@ struct desired_step {
  * The next step: first what is no longer listed goes (stopped, then removed), which frees
  * what the new may need; then each entry in the document's order: a missing app version
  * installed (one install at a time), the old workload stopped, the new one submitted. A
- * refused entry is skipped, so one that cannot be met never stops what runs under its name.
+ * refused entry is skipped, so one that cannot be met never stops what runs under its name;
+ * and what was stopped for a replacement that can no longer follow at once (the entry refused
+ * since, by a newer document or a check, or its app version to be fetched first) is started
+ * again.
  * states (n_entries) gets each entry's state; refusals[i] (n_entries, may be NULL) the
  * reason of those the plan refuses.
  */

@@ -17,6 +17,7 @@
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/message.h"
+#include "lib/sha256.h"
 #include "lib/statefile.h"
 #include "proto/desired-state.h"
 #include "runtime/workload-spec.h"
@@ -37,7 +38,11 @@ struct desired {
         bool unverified;            /* one was kept but no longer verifies: nothing is done */
         int64_t refused;            /* the last version refused, 0 none */
         json_t *failed;             /* {"<bundle>": "why"}: installs that failed for this document */
-        char installing[DESIRED_ID_MAX + 1]; /* the bundle being installed for it, "" none */
+        /* {"<name>": "<sha256 of the spec>"}: workloads this reconciler stopped to replace them
+         * by that spec, kept before the stop, so that what is stopped either gets its
+         * replacement or runs again, across a restart too */
+        json_t *replacing;
+        char installing[DESIRED_BUNDLE_ID_MAX + 1]; /* the bundle being installed for it, "" none */
         char *texts[DESIRED_MAX_WORKLOADS];  /* each entry's spec as the runtime keeps it */
         char *refusals[DESIRED_MAX_WORKLOADS]; /* a start refused for this document */
         json_t *reported;           /* the last desired.state body queued */
@@ -62,8 +67,9 @@ static void push(struct desired *d, enum event_priority p, const char *kind, jso
 /* ---- the kept state ---------------------------------------------------------------------- */
 
 static int save(struct desired *d) {
-        json_auto_t *o = json_pack("{s:i, s:O?, s:I, s:O, s:s}", "format", 1, "envelope", d->envelope, "refused",
-                                   (json_int_t) d->refused, "failed", d->failed, "installing", d->installing);
+        json_auto_t *o = json_pack("{s:i, s:O?, s:I, s:O, s:s, s:O}", "format", 1, "envelope", d->envelope, "refused",
+                                   (json_int_t) d->refused, "failed", d->failed, "installing", d->installing,
+                                   "replacing", d->replacing);
         if (!o)
                 return -ENOMEM;
         int r = statefile_save_json(d->h.cfg->state_dir, STATE_NAME, o);
@@ -132,6 +138,11 @@ static void load(struct desired *d) {
         json_decref(d->failed);
         d->failed = json_incref(failed);
         snprintf(d->installing, sizeof(d->installing), "%s", installing);
+        json_t *replacing = json_object_get(o, "replacing"); /* absent in a record of before */
+        if (json_is_object(replacing)) {
+                json_decref(d->replacing);
+                d->replacing = json_incref(replacing);
+        }
         if (!json_is_object(envelope))
                 return;
         /* Verified again: a bit flipped on the medium, or a signer revoked since, is never
@@ -170,31 +181,37 @@ static int64_t mem_available(void) {
 }
 
 /*
- * What would refuse the entry before anything is stopped for it: a spec the runtime
- * refuses, a privileged one from the ground, a memory limit the node cannot give. reason
+ * What would refuse the entry before anything is stopped for it: what the runtime's submit
+ * would refuse (syntax, binds, a privileged spec from the ground), a memory limit the node
+ * cannot give (not judged again once the old one was stopped for this very spec). reason
  * gets it ("" none).
  */
-static void check_entry(struct desired *d, size_t i, const struct runtime_workload_info *old, char *reason,
-                        size_t size) {
+static void check_entry(struct desired *d, size_t i, const struct runtime_workload_info *old, bool stopped_for_it,
+                        char *reason, size_t size) {
         reason[0] = '\0';
         struct workload_spec spec;
         _cleanup_free_ char *why = NULL;
         char source[64];
         snprintf(source, sizeof(source), "workloads[%zu].spec", i);
-        if (workload_spec_parse_text(source, d->texts[i], strlen(d->texts[i]), &spec, &why) < 0) {
+        /* what the runtime's submit would refuse (binds, privileged), refused before the stop */
+        if (runtime_workload_check(d->h.runtime, RUNTIME_ORIGIN_LINK, source, d->texts[i], strlen(d->texts[i]),
+                                   &why) < 0 ||
+            workload_spec_parse_text(source, d->texts[i], strlen(d->texts[i]), &spec, NULL) < 0) {
                 snprintf(reason, size, "%s", why ? why : "an invalid spec");
                 return;
         }
-        if (spec.privileged && !d->h.cfg->sandbox.allow_privileged_from_link)
-                snprintf(reason, size, "its spec is privileged, and sandbox.allow_privileged_from_link is off");
         int64_t need = spec.resources.memory_max, avail = mem_available();
-        if (!reason[0] && need > 0 && need != WORKLOAD_LIMIT_MAX && avail >= 0) {
+        /* Judged before the stop, with what the old one held: once it is stopped for this
+         * entry, what it held is no longer told apart from what the node has. */
+        if (!reason[0] && !stopped_for_it && need > 0 && need != WORKLOAD_LIMIT_MAX && avail >= 0) {
                 int64_t held = 0;
                 json_auto_t *w = old ? runtime_workload_json(d->h.runtime, d->doc.workloads[i].name) : NULL;
                 held = json_integer_value(json_object_get(json_object_get(w, "usage"), "memory_bytes"));
                 if (need > avail + held)
-                        snprintf(reason, size, "not enough memory: its memory_max is %" PRId64 " MiB, %" PRId64
-                                 " MiB are available", need >> 20, (avail + held) >> 20);
+                        /* not what is available: the reason goes up in a record whenever
+                         * it changes, and that figure changes at every look */
+                        snprintf(reason, size, "not enough memory: its memory_max is %" PRId64
+                                 " MiB, more than the node has available", need >> 20);
         }
         workload_spec_free(&spec);
 }
@@ -240,6 +257,37 @@ static void entry_refused(struct desired *d, size_t i, const char *why) {
         log_warning("desired state v%" PRIu64 ": workload %s refused: %s", d->doc.version, d->doc.workloads[i].name, why);
 }
 
+/* Mark name as stopped by this reconciler to replace it by spec text (NULL: forget the
+ * mark): saved before the stop. */
+static void replacing_set(struct desired *d, const char *name, const char *text) {
+        char hex[SHA256_HEX_SIZE] = "";
+        if (text) {
+                uint8_t digest[SHA256_DIGEST_SIZE];
+                sha256_buffer(text, strlen(text), digest);
+                sha256_to_hex(digest, hex);
+        }
+        const char *now = json_string_value(json_object_get(d->replacing, name));
+        if (text ? now && streq(now, hex) : !now)
+                return;
+        if (text)
+                (void) json_object_set_new(d->replacing, name, json_string(hex));
+        else
+                (void) json_object_del(d->replacing, name);
+        (void) save(d);
+}
+
+/* Was name stopped by this reconciler for exactly this spec text (its checks passed then)? */
+static bool replacing_for(struct desired *d, const char *name, const char *text) {
+        const char *was = json_string_value(json_object_get(d->replacing, name));
+        if (!was)
+                return false;
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        char hex[SHA256_HEX_SIZE];
+        sha256_buffer(text, strlen(text), digest);
+        sha256_to_hex(digest, hex);
+        return streq(was, hex);
+}
+
 static void do_submit(struct desired *d, size_t i, const struct runtime_workload_info *old) {
         const struct desired_workload *w = &d->doc.workloads[i];
         char source[64];
@@ -248,6 +296,7 @@ static void do_submit(struct desired *d, size_t i, const struct runtime_workload
         _cleanup_free_ char *why = NULL;
         int r = runtime_workload_submit_from(d->h.runtime, RUNTIME_ORIGIN_LINK, source, d->texts[i],
                                              strlen(d->texts[i]), &why);
+        replacing_set(d, w->name, NULL);
         if (r >= 0) {
                 log_info("desired state v%" PRIu64 ": workload %s %s", d->doc.version, w->name,
                          old ? "replaced and started" : "made and started");
@@ -260,7 +309,8 @@ static void do_submit(struct desired *d, size_t i, const struct runtime_workload
                 /* What ran before runs again: a replacement that cannot start never leaves the
                  * name without its workload. */
                 _cleanup_free_ char *again = NULL;
-                if (runtime_workload_submit(d->h.runtime, old_source, old_text, strlen(old_text), &again) < 0)
+                if (runtime_workload_submit_from(d->h.runtime, RUNTIME_ORIGIN_LINK, old_source, old_text,
+                                                 strlen(old_text), &again) < 0)
                         log_error("desired state: workload %s: the previous spec could not start again either: %s",
                                   w->name, again ? again : "?");
         }
@@ -345,11 +395,14 @@ static bool step(struct desired *d) {
                         .app_missing = app && version && !runtime_app_has_version(d->h.runtime, app, version),
                         .bundle = w->bundle,
                         .refusal = d->refusals[i],
+                        .replacing = json_object_get(d->replacing, w->name) != NULL,
                 };
                 if (!e->refusal && w->bundle[0])
                         e->refusal = json_string_value(json_object_get(d->failed, w->bundle));
                 if (!e->refusal && !(e->ours && e->same_spec)) {
-                        check_entry(d, i, have[i] ? &infos[i] : NULL, checks[i], sizeof(checks[i]));
+                        check_entry(d, i, have[i] ? &infos[i] : NULL,
+                                    !e->busy && replacing_for(d, w->name, d->texts[i]), checks[i],
+                                    sizeof(checks[i]));
                         if (checks[i][0])
                                 e->refusal = checks[i];
                 }
@@ -371,6 +424,18 @@ static bool step(struct desired *d) {
         const char *refusals[DESIRED_MAX_WORKLOADS];
         struct desired_step s;
         desired_plan(&v, &s, states, refusals);
+        /* a mark outlives nothing it was for: a name done, gone, not listed, no longer ours,
+         * or running (started again by someone: a stop for it sets the mark again) */
+        const char *key;
+        json_t *value, *tmp;
+        json_object_foreach_safe(d->replacing, tmp, key, value) {
+                bool keep = false;
+                for (size_t i = 0; i < n && !keep; i++)
+                        keep = streq(d->doc.workloads[i].name, key) && entries[i].exists && entries[i].ours &&
+                               !entries[i].same_spec && !(entries[i].busy && !entries[i].stopping);
+                if (!keep)
+                        replacing_set(d, key, NULL);
+        }
 
         /* what the node reached, and each workload's state: a record when it changes */
         bool reached = s.kind == DESIRED_STEP_NONE;
@@ -414,6 +479,8 @@ static bool step(struct desired *d) {
         case DESIRED_STEP_STOP:
                 log_info("desired state v%" PRIu64 ": stopping workload %s (%s)", d->doc.version,
                          s.extra ? xs[s.index].name : w->name, s.extra ? "no longer listed" : "to replace it");
+                if (!s.extra)
+                        replacing_set(d, w->name, d->texts[s.index]);
                 (void) runtime_workload_stop(d->h.runtime, s.extra ? xs[s.index].name : w->name, &why);
                 if (d->hold_file && access(d->hold_file, F_OK) == 0) {
                         d->held = true;
@@ -423,6 +490,18 @@ static bool step(struct desired *d) {
                 break;
         case DESIRED_STEP_SUBMIT:
                 do_submit(d, s.index, have[s.index] ? &infos[s.index] : NULL);
+                break;
+        case DESIRED_STEP_RESTORE:
+                /* stopped for a replacement that cannot follow now: what ran runs again */
+                if (runtime_workload_start_from(d->h.runtime, w->name, RUNTIME_ORIGIN_LINK, &why) < 0)
+                        log_error("desired state: workload %s: stopped to be replaced, and cannot start again: %s",
+                                  w->name, why ? why : "?");
+                else
+                        log_notice("desired state v%" PRIu64 ": workload %s started again: its replacement %s",
+                                   d->doc.version, w->name,
+                                   states[s.index] == DESIRED_ENTRY_REFUSED ? "was refused"
+                                                                           : "waits for its app version");
+                replacing_set(d, w->name, NULL);
                 break;
         case DESIRED_STEP_REMOVE:
                 if (runtime_workload_remove(d->h.runtime, xs[s.index].name, &why) < 0)
@@ -525,10 +604,11 @@ int desired_new(sd_event *event, const struct desired_hooks *hooks, struct desir
         d->event = sd_event_ref(event);
         d->h = *hooks;
         d->failed = json_object();
+        d->replacing = json_object();
         const char *hold = getenv("ORBIT_FAILPOINT_DESIRED_HOLD_FILE");
         if (hold && *hold)
                 d->hold_file = strdup(hold);
-        if (!d->failed) {
+        if (!d->failed || !d->replacing) {
                 desired_free(d);
                 return -ENOMEM;
         }
@@ -549,6 +629,7 @@ void desired_free(struct desired *d) {
         sd_event_source_disable_unref(d->timer);
         doc_clear(d);
         json_decref(d->failed);
+        json_decref(d->replacing);
         json_decref(d->reported);
         json_decref(d->status);
         free(d->hold_file);

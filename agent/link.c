@@ -1618,8 +1618,13 @@ static int sync_answer(struct link *l, long status, char *why, size_t size) {
                 trust_offered(l, json_string_value(a.trust), json_string_length(a.trust));
         /* A newer desired state: verified and kept by its owner (agent/desired.h), after the
          * trust document, whose keys may be the ones that signed it. */
-        if (a.desired && l->h.desired_offer)
+        if (a.desired && l->h.desired_offer) {
                 l->h.desired_offer(l->h.userdata, a.desired);
+                /* The controller believes this node behind: the next sync says again what it
+                 * has (a compact one says it only when it changed, and the controller's record
+                 * of it may be older: else it would send the one in force at every sync). */
+                l->desired_told_version = -1;
+        }
         /* Their results go up at once; a replay already answered asks for nothing (else a
          * controller repeating one would have the node sync back to back). They are
          * handled one per dispatch (commands_step), after this answer is done with. */

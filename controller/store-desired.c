@@ -56,10 +56,22 @@ int store_desired_set_locked(struct store *s, const char *node, json_t *workload
         if (if_version >= 0 && if_version != current)
                 return message_set(ret_reason, -ESTALE, "the desired state of %s is at v%" PRId64 ", not v%" PRId64,
                                    node, current, if_version);
+        /* The next version is above what the node says it has in force too: after a restore
+         * of an older database, a version the node has already would be dropped by it as
+         * "already in force", its content never acted on, and an older one refused. */
+        int64_t said = 0;
+        r = store_get_int64(s, &said, "SELECT coalesce(desired_version, 0) FROM nodes WHERE id = ?", "t", node);
+        if (r < 0)
+                return r;
+        int64_t next = (said > current ? said : current);
+        if (next >= INT64_MAX)
+                return message_set(ret_reason, -EINVAL, "the desired state of %s: no version after v%" PRId64, node,
+                                   next);
+        next++;
         if (!json_is_array(workloads))
                 return message_set(ret_reason, -EINVAL, "workloads: expected an array");
         _cleanup_free_ char *text = NULL, *signature = NULL;
-        r = desired_document_build(node, (uint64_t) current + 1, workloads, &text, ret_reason);
+        r = desired_document_build(node, (uint64_t) next, workloads, &text, ret_reason);
         if (r < 0)
                 return r;
         r = bundles_check(s, workloads, ret_reason);
@@ -70,10 +82,10 @@ int store_desired_set_locked(struct store *s, const char *node, json_t *workload
                 return r;
         r = store_exec(s, "INSERT INTO desired_states (node, version, document, signature, created, by) "
                           "VALUES (?, ?, ?, ?, ?, ?)",
-                       "tittit", node, current + 1, text, signature, now, by);
+                       "tittit", node, next, text, signature, now, by);
         if (r < 0)
                 return r;
-        *ret_version = current + 1;
+        *ret_version = next;
         return 0;
 }
 

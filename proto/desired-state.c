@@ -20,7 +20,7 @@ void desired_state_done(struct desired_state *d) {
 }
 
 static int copy_id(const char *s, char *buf, size_t size, unsigned flags) {
-        if (!s || !ident_is_valid(s, DESIRED_ID_MAX, flags))
+        if (!s || strlen(s) >= size || !ident_is_valid(s, size - 1, flags))
                 return -EINVAL;
         snprintf(buf, size, "%s", s);
         return 0;
@@ -57,7 +57,9 @@ static int parse_workload(json_t *w, size_t i, struct desired_workload *ret, cha
                 return message_set(ret_reason, -EBADMSG, "workloads[%zu].deployment: expected an id", i);
         v = json_object_get(w, "bundle");
         if (v && copy_id(json_string_value(v), ret->bundle, sizeof(ret->bundle), 0) < 0)
-                return message_set(ret_reason, -EBADMSG, "workloads[%zu].bundle: expected a bundle id", i);
+                return message_set(ret_reason, -EBADMSG,
+                                   "workloads[%zu].bundle: expected a bundle id (1-%d of A-Z a-z 0-9 . _ -)", i,
+                                   DESIRED_BUNDLE_ID_MAX);
         json_t *spec = json_object_get(w, "spec");
         if (!json_is_object(spec))
                 return message_set(ret_reason, -EBADMSG, "workloads[%zu].spec: expected a workload spec (an object)", i);

@@ -18,12 +18,13 @@
 #define DESIRED_FORMAT 1
 #define DESIRED_MAX_WORKLOADS 32
 #define DESIRED_TEXT_MAX (256 * 1024) /* the signed document */
-#define DESIRED_ID_MAX 64             /* node, workload, deployment and bundle ids */
+#define DESIRED_ID_MAX 64             /* node, workload and deployment ids */
+#define DESIRED_BUNDLE_ID_MAX 128     /* any bundle id a manifest may have (MANIFEST_NAME_MAX) */
 
 struct desired_workload {
         char name[DESIRED_ID_MAX + 1];
         char deployment[DESIRED_ID_MAX + 1]; /* "" when none */
-        char bundle[DESIRED_ID_MAX + 1];     /* the bundle carrying its app, "" when none */
+        char bundle[DESIRED_BUNDLE_ID_MAX + 1]; /* the bundle carrying its app, "" when none */
         json_t *spec;                        /* the workload spec (an object), owned by root */
 };
 

@@ -1336,21 +1336,30 @@ int runtime_workload_submit(struct runtime *rt, const char *source, const char *
         return r;
 }
 
+int runtime_workload_check(struct runtime *rt, enum runtime_origin origin, const char *source, const char *text,
+                           size_t len, char **ret_message) {
+        struct workload_spec spec;
+        int r = workload_spec_parse_text(source, text, len, &spec, ret_message);
+        if (r < 0)
+                return r;
+        r = check_spec(rt, source, &spec, ret_message);
+        char why[160];
+        if (r >= 0 && origin == RUNTIME_ORIGIN_LINK &&
+            !workload_privilege_allowed(spec.privileged, true, rt->policy.allow_privileged,
+                                        rt->policy.allow_privileged_from_link, why, sizeof(why)))
+                r = message_set(ret_message, -EPERM, "workload %s is privileged; %s", spec.name, why);
+        if (r >= 0)
+                r = admit(rt, spec.priority, spec.name, ret_message);
+        workload_spec_free(&spec);
+        return r;
+}
+
 int runtime_workload_submit_from(struct runtime *rt, enum runtime_origin origin, const char *source, const char *text,
                                  size_t len, char **ret_message) {
         if (origin == RUNTIME_ORIGIN_LINK) {
-                struct workload_spec spec;
-                int r = workload_spec_parse_text(source, text, len, &spec, ret_message);
+                int r = runtime_workload_check(rt, origin, source, text, len, ret_message);
                 if (r < 0)
                         return r;
-                char why[160];
-                bool ok = workload_privilege_allowed(spec.privileged, true, rt->policy.allow_privileged,
-                                                     rt->policy.allow_privileged_from_link, why, sizeof(why));
-                if (!ok)
-                        message_set(ret_message, 0, "workload %s is privileged; %s", spec.name, why);
-                workload_spec_free(&spec);
-                if (!ok)
-                        return -EPERM;
         }
         return runtime_workload_submit(rt, source, text, len, ret_message);
 }

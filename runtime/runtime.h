@@ -92,6 +92,13 @@ int runtime_workload_start_from(struct runtime *rt, const char *name, enum runti
 int runtime_workload_restart_from(struct runtime *rt, const char *name, enum runtime_origin origin,
                                   char **ret_message);
 
+/* The checks a submit makes of a spec before anything changes: its syntax, this node's
+ * rules (privileged, binds against the agent's own paths), from the link
+ * sandbox.allow_privileged_from_link, and its class's admission now (-EBUSY: the thermal or
+ * power policy holds it). 0, or -errno with *ret_message naming what. */
+int runtime_workload_check(struct runtime *rt, enum runtime_origin origin, const char *source, const char *text,
+                           size_t len, char **ret_message);
+
 /* runtime_workload_submit for a spec that came from origin: the link's may not be privileged
  * unless the policy says allow_privileged_from_link (-EPERM). */
 int runtime_workload_submit_from(struct runtime *rt, enum runtime_origin origin, const char *source, const char *text,

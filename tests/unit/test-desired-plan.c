@@ -120,6 +120,46 @@ static void test_refused_never_stops(void **state) {
         assert_non_null(strstr(why[2], "no bundle"));
 }
 
+/* What the reconciler stopped to replace and can no longer replace (the entry refused since,
+ * by a newer document or a check, or its app version to be fetched first) runs again: a
+ * refused or pending entry never leaves its name without the workload it had. */
+static void test_stopped_for_a_replacement_runs_again(void **state) {
+        struct desired_entry_view e[] = {
+                {.name = "det", .exists = true, .ours = true, .replacing = true, .bundle = "",
+                 .refusal = "not enough memory: its memory_max is 1048576 MiB"},
+        };
+        enum desired_entry_state st[1];
+        const char *why[1];
+        struct desired_step s = plan(e, 1, NULL, 0, false, NULL, st, why);
+        assert_int_equal(s.kind, DESIRED_STEP_RESTORE);
+        assert_int_equal(s.index, 0);
+        assert_false(s.extra);
+        assert_int_equal(st[0], DESIRED_ENTRY_REFUSED);
+        assert_string_equal(why[0], e[0].refusal);
+        /* still stopping: waited for, then started again */
+        e[0].busy = e[0].stopping = true;
+        s = plan(e, 1, NULL, 0, false, NULL, st, why);
+        assert_int_equal(s.kind, DESIRED_STEP_WAIT);
+        /* its app version must come first (a long download): it runs meanwhile */
+        e[0] = (struct desired_entry_view){.name = "det", .exists = true, .ours = true, .replacing = true,
+                                           .app_missing = true, .bundle = "app-4"};
+        s = plan(e, 1, NULL, 0, false, NULL, st, why);
+        assert_int_equal(s.kind, DESIRED_STEP_RESTORE);
+        assert_int_equal(st[0], DESIRED_ENTRY_PENDING);
+        s = plan(e, 1, NULL, 0, true, "app-4", st, why);
+        assert_int_equal(s.kind, DESIRED_STEP_RESTORE);
+        /* the replacement can go ahead: submitted, not restored */
+        e[0].app_missing = false;
+        s = plan(e, 1, NULL, 0, false, NULL, st, why);
+        assert_int_equal(s.kind, DESIRED_STEP_SUBMIT);
+        /* the node's own now (an operator's spec took the name): never touched */
+        e[0] = (struct desired_entry_view){.name = "det", .exists = true, .ours = false, .replacing = true,
+                                           .bundle = ""};
+        s = plan(e, 1, NULL, 0, false, NULL, st, why);
+        assert_int_equal(s.kind, DESIRED_STEP_NONE);
+        assert_int_equal(st[0], DESIRED_ENTRY_REFUSED);
+}
+
 static void test_order_is_the_documents(void **state) {
         struct desired_entry_view e[] = {
                 {.name = "a", .exists = true, .ours = true, .same_spec = true},
@@ -148,6 +188,7 @@ int main(void) {
                 cmocka_unit_test(test_replacement_stops_first),
                 cmocka_unit_test(test_missing_app_installed_one_at_a_time),
                 cmocka_unit_test(test_refused_never_stops),
+                cmocka_unit_test(test_stopped_for_a_replacement_runs_again),
                 cmocka_unit_test(test_order_is_the_documents),
                 cmocka_unit_test(test_state_names),
         };

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -12,6 +13,7 @@
 #include "lib/fileio.h"
 #include "lib/macro.h"
 #include "proto/desired-state.h"
+#include "update/manifest.h"
 #include "test-util.h"
 
 static char *dir;
@@ -265,11 +267,40 @@ static void test_build(void **state) {
         json_decref(w);
 }
 
+/* Any bundle the controller takes (a manifest's bundle_id: up to MANIFEST_NAME_MAX) can be
+ * named; one longer is refused where it is. */
+static void test_long_bundle_id(void **state) {
+        (void) state;
+        char id[MANIFEST_NAME_MAX + 2];
+        memset(id, 'b', MANIFEST_NAME_MAX);
+        id[MANIFEST_NAME_MAX] = '\0';
+        json_t *w = json_pack("[{s:s, s:s, s:{s:s, s:[s], s:{s:s, s:s}}}]", "name", "det", "bundle", id, "spec",
+                              "name", "det", "exec", "/app/bin/serve", "app", "name", "hello", "version", "1.0.0");
+        assert_non_null(w);
+        char *text = NULL, *why = NULL;
+        assert_int_equal(desired_document_build("sat-7", 1, w, &text, &why), 0);
+        struct desired_state d;
+        assert_int_equal(desired_state_parse(text, strlen(text), &d, &why), 0);
+        assert_string_equal(d.workloads[0].bundle, id);
+        desired_state_done(&d);
+        free(text);
+        json_decref(w);
+        id[MANIFEST_NAME_MAX] = 'b';
+        id[MANIFEST_NAME_MAX + 1] = '\0';
+        w = json_pack("[{s:s, s:s, s:{s:s, s:[s], s:{s:s, s:s}}}]", "name", "det", "bundle", id, "spec", "name",
+                      "det", "exec", "/app/bin/serve", "app", "name", "hello", "version", "1.0.0");
+        assert_int_equal(desired_document_build("sat-7", 1, w, &text, &why), -EINVAL);
+        assert_non_null(strstr(why, "workloads[0].bundle"));
+        free(why);
+        json_decref(w);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse),
                 cmocka_unit_test(test_verify),
                 cmocka_unit_test(test_build),
+                cmocka_unit_test(test_long_bundle_id),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -450,6 +450,53 @@ static void test_store_behind_the_node(void **state) {
         store_close(s);
 }
 
+/* Desired states (#19 item 3): sent while the node is behind; and a store behind the node (a
+ * database restored from before) never makes a version the node has already, which it
+ * would drop as "already in force" without acting on its content. */
+static void test_desired_behind_the_node(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        int calls = 0;
+        char *reason = NULL;
+        json_t *w = json_loads("[{\"name\": \"det\", \"spec\": {\"name\": \"det\", \"exec\": [\"/bin/true\"]}}]",
+                               0, NULL);
+        json_t *done = NULL, *env = NULL;
+        int64_t refused = 0;
+        bool newly = false;
+        assert_non_null(w);
+        assert_int_equal(store_desired_set(s, "n1", w, -1, 1000, "test", fake_sign, &calls, &done, &reason), 0);
+        assert_int_equal(json_integer_value(json_object_get(done, "version")), 1);
+        json_decref(done);
+        /* the node has none: v1 goes to it; it has v1: nothing */
+        assert_int_equal(store_node_desired(s, "n1", 0, 0, &env, &refused, &newly), 1);
+        assert_non_null(env);
+        json_decref(env);
+        assert_int_equal(store_node_desired(s, "n1", 1, 0, &env, &refused, &newly), 0);
+        assert_null(env);
+        /* the store restored from before: the node has v5 in force */
+        assert_int_equal(store_node_desired(s, "n1", 5, 0, &env, &refused, &newly), 0);
+        assert_null(env);
+        assert_int_equal(store_desired_set(s, "n1", w, -1, 1001, "test", fake_sign, &calls, &done, &reason), 0);
+        assert_int_equal(json_integer_value(json_object_get(done, "version")), 6);
+        json_decref(done);
+        assert_int_equal(store_node_desired(s, "n1", -1, 0, &env, &refused, &newly), 1);
+        json_t *doc = json_loads(json_string_value(json_object_get(env, "document")), 0, NULL);
+        assert_int_equal(json_integer_value(json_object_get(doc, "version")), 6);
+        json_decref(doc);
+        json_decref(env);
+        /* if_version is the store's own newest */
+        assert_int_equal(store_desired_set(s, "n1", w, 1, 1002, "test", fake_sign, &calls, &done, &reason), -ESTALE);
+        free(reason);
+        reason = NULL;
+        /* a node saying the last version there is: no next one (never an overflow) */
+        assert_int_equal(store_node_desired(s, "n1", INT64_MAX, 0, &env, &refused, &newly), 0);
+        assert_int_equal(store_desired_set(s, "n1", w, -1, 1003, "test", fake_sign, &calls, &done, &reason), -EINVAL);
+        assert_non_null(reason);
+        free(reason);
+        json_decref(w);
+        store_close(s);
+}
+
 /* A node (hostile, or with a broken link state) reporting the last seq there is: the store's
  * next seq once overflowed (INT64_MAX + 1, undefined; in practice negative, after which no
  * command for the node could be built again). The sync goes on; the next seq stays sane. */
@@ -1198,6 +1245,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_expired_commands_not_sent, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_link_epoch_lost_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_store_behind_the_node, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_desired_behind_the_node, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_node_reports_the_last_seq_there_is, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_record_priority_and_quota, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bundles_and_plans, setup, teardown),
