@@ -612,6 +612,27 @@ static int desired_show(const struct client_options *o, const char *node) {
         return 0;
 }
 
+/* The id, target and strategy options a rollout and a deployment share, into body. */
+static void strategy_options_put(const struct client_options *o, json_t *body) {
+        const struct {
+                const char *key, *value;
+        } opts[] = {
+                {"id", o->rollout_id},
+                {"target", o->target},
+                {"stages", o->stages},
+                {"success_after", o->success_after},
+                {"stage_timeout", o->stage_timeout},
+                {"max_failures", o->max_failures},
+                {"min_healthy_time", o->min_healthy_time},
+                {"report_deadline", o->report_deadline},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(opts); i++)
+                if (opts[i].value)
+                        json_object_set_new(body, opts[i].key, json_string(opts[i].value));
+        if (o->auto_revert)
+                json_object_set_new(body, "auto_revert", json_true());
+}
+
 /* ---- deployments (docs/deployments.md) ----------------------------------------------------- */
 
 static int number_option(const char *name, const char *text, json_t *into, const char *key) {
@@ -666,23 +687,7 @@ static int deployment_create(const struct client_options *o) {
         json_t *k = json_object();
         if (!body || !k)
                 return EXIT_FAILED;
-        const struct {
-                const char *key, *value;
-        } opts[] = {
-                {"id", o->rollout_id},
-                {"target", o->target},
-                {"stages", o->stages},
-                {"success_after", o->success_after},
-                {"stage_timeout", o->stage_timeout},
-                {"max_failures", o->max_failures},
-                {"min_healthy_time", o->min_healthy_time},
-                {"report_deadline", o->report_deadline},
-        };
-        for (size_t i = 0; i < ELEMENTSOF(opts); i++)
-                if (opts[i].value)
-                        json_object_set_new(body, opts[i].key, json_string(opts[i].value));
-        if (o->auto_revert)
-                json_object_set_new(body, "auto_revert", json_true());
+        strategy_options_put(o, body);
         if (number_option("--count", o->count, body, "count") < 0 ||
             number_option("--min-free-mib", o->min_free_mib, k, "min_free_mib") < 0 ||
             number_option("--min-battery", o->min_battery, k, "min_battery_percent") < 0) {
@@ -781,23 +786,7 @@ static int rollout_create(const struct client_options *o) {
         json_auto_t *body = json_pack("{s:s}", "bundle_id", o->bundle);
         if (!body)
                 return EXIT_FAILED;
-        const struct {
-                const char *key, *value;
-        } opts[] = {
-                {"id", o->rollout_id},
-                {"target", o->target},
-                {"stages", o->stages},
-                {"success_after", o->success_after},
-                {"stage_timeout", o->stage_timeout},
-                {"max_failures", o->max_failures},
-                {"min_healthy_time", o->min_healthy_time},
-                {"report_deadline", o->report_deadline},
-        };
-        for (size_t i = 0; i < ELEMENTSOF(opts); i++)
-                if (opts[i].value)
-                        json_object_set_new(body, opts[i].key, json_string(opts[i].value));
-        if (o->auto_revert)
-                json_object_set_new(body, "auto_revert", json_true());
+        strategy_options_put(o, body);
         _cleanup_free_ char *text = json_dumps(body, JSON_COMPACT);
         struct reply rep;
         if (!text || request(o, "POST", "/v1/rollouts", text, NULL, 0, &rep) < 0)

@@ -7,6 +7,13 @@ SANDBOX_INIT=${top_builddir:-.}/orbit-sandbox-init
 
 # Seconds any single wait may take; raise it for slow (sanitizer) builds.
 : "${ORBIT_TEST_TIMEOUT:=20}"
+# Every bounded wait (wait_for) is this many times longer on a slow run: the agent under
+# valgrind runs ~20 times slower, and a loaded machine slower still (a wait_for only bounds
+# the wait for something to happen; it returns as soon as it does).
+if [ -z "${ORBIT_TEST_SLOW:-}" ]; then
+        ORBIT_TEST_SLOW=1
+        [ -n "${ORBIT_VALGRIND:-}" ] && ORBIT_TEST_SLOW=4
+fi
 
 PASSED=0
 FAILED=0
@@ -87,9 +94,9 @@ finish() {
 }
 
 # wait_for TIMEOUT COMMAND...: poll COMMAND every 50 ms until it succeeds (0) or the
-# timeout in seconds elapses (1).
+# timeout in seconds (times ORBIT_TEST_SLOW) elapses (1).
 wait_for() {
-        local timeout=$1
+        local timeout=$(($1 * ORBIT_TEST_SLOW))
         shift
         local deadline=$((SECONDS + timeout))
         while true; do
@@ -214,6 +221,37 @@ has_sanitizer_report() {
 # cleanup_cgroup_tree PARENT: what a test's agents left under the cgroup PARENT (in every
 # v1 hierarchy, the v2 root and the hybrid's unified tree) thawed, killed and removed.
 # Frozen groups first: a frozen process does not die (v1) until its group thaws.
+# Tests whose agents run workloads in real sandboxes: root, cgroups, and no valgrind (it
+# cannot create the sandbox's namespaces).
+require_sandboxes() {
+        [ "$(id -u)" -eq 0 ] || skip_all "needs root (cgroups, namespaces)"
+        [ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || skip_all "no cgroups"
+        [ -z "${ORBIT_VALGRIND:-}" ] || skip_all "valgrind cannot create the sandbox's namespaces"
+}
+
+# The tools a fleet test needs (scripts/fleet-lib.sh), or skip.
+require_fleet_tools() {
+        local t
+        for t in openssl jq setsid tar; do
+                command -v "$t" >/dev/null 2>&1 || skip_all "$t not installed"
+        done
+}
+
+# control_raw SOCKET REQUEST: one JSON line to an agent's control socket, its answer line on
+# stdout (what orbitctl has no verb for).
+control_raw() {
+        python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode() + b"\n")
+buf = b""
+while not buf.endswith(b"\n"):
+    chunk = s.recv(65536)
+    if not chunk: break
+    buf += chunk
+print(buf.decode().strip())
+PY
+}
+
 cleanup_cgroup_tree() {
         local parent=$1 d i
         [ -n "$parent" ] || return 0

@@ -10,9 +10,7 @@ set -u -o pipefail
 : "${top_srcdir:?top_srcdir must be set}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-for t in openssl jq setsid tar; do
-        command -v "$t" >/dev/null 2>&1 || skip_all "$t not installed"
-done
+require_fleet_tools
 FLEET_IMAGE_KIB=256
 fleet_test_setup
 

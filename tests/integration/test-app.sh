@@ -11,9 +11,7 @@ set -u -o pipefail
 . "$top_srcdir/tests/integration/lib.sh"
 
 command -v jq >/dev/null 2>&1 || skip_all "jq not installed"
-[ "$(id -u)" -eq 0 ] || skip_all "needs root (cgroups, namespaces)"
-[ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || skip_all "no cgroups"
-[ -n "${ORBIT_VALGRIND:-}" ] && skip_all "valgrind cannot create the sandbox's namespaces"
+require_sandboxes
 
 AGENT=$top_builddir/orbit-agent
 CTL_BIN=$top_builddir/orbitctl

@@ -11,12 +11,8 @@ set -u -o pipefail
 : "${top_srcdir:?top_srcdir must be set}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-for t in openssl jq setsid tar; do
-        command -v "$t" >/dev/null 2>&1 || skip_all "$t not installed"
-done
-[ "$(id -u)" -eq 0 ] || skip_all "needs root (cgroups, namespaces)"
-[ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || skip_all "no cgroups"
-[ -n "${ORBIT_VALGRIND:-}" ] && skip_all "valgrind cannot create the sandbox's namespaces"
+require_fleet_tools
+require_sandboxes
 FLEET_IMAGE_KIB=256
 FLEET_REPORT_SEC=2 # health reports often: placement reads them
 FLEET_RUNTIME_PREFIX="orbit-it-deploy-$$"

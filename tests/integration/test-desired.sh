@@ -12,12 +12,9 @@ set -u -o pipefail
 : "${top_srcdir:?top_srcdir must be set}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-for t in openssl jq setsid tar sqlite3; do
-        command -v "$t" >/dev/null 2>&1 || skip_all "$t not installed"
-done
-[ "$(id -u)" -eq 0 ] || skip_all "needs root (cgroups, namespaces)"
-[ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || skip_all "no cgroups"
-[ -n "${ORBIT_VALGRIND:-}" ] && skip_all "valgrind cannot create the sandbox's namespaces"
+require_fleet_tools
+command -v sqlite3 >/dev/null 2>&1 || skip_all "sqlite3 not installed"
+require_sandboxes
 FLEET_IMAGE_KIB=256
 FLEET_RUNTIME_PREFIX="orbit-it-desired-$$"
 fleet_test_setup
@@ -219,17 +216,7 @@ check "det was never stopped for it: the same process" same_pid det "$pid8"
 
 # ---- v10, v11: a best-effort workload while the board sheds load (admission closed): its
 # replacement is not admitted, so it is never stopped for it; it goes ahead when admission opens
-raw1() { python3 - "$N1/run/control.sock" "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = s.recv(65536)
-    if not chunk: break
-    buf += chunk
-sys.stdout.write(buf.decode())
-PY
-}
+raw1() { control_raw "$N1/run/control.sock" "$1"; }
 be_entry() { # ARG
         jq -nc --arg a "$1" '{name: "be", spec: {name: "be", exec: ["/bin/sleep", $a], priority: "best-effort",
                 sandbox: {ro_binds: ["/usr", "/bin", "/lib", {source: "/lib64", optional: true}]}}}'

@@ -188,17 +188,7 @@ used_more_than() { [ "$(field "$1" .usage.cpu_usec)" -gt "$2" ]; }
 check "the throttled loop still makes progress" wait_for 10 used_more_than spin 10000
 
 # ---- thermal levers: throttle, freeze, thaw, stop a class, admission -----------------
-raw() { python3 - "$D/run/control.sock" "$1" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.argv[2].encode() + b"\n")
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = s.recv(65536)
-    if not chunk: break
-    buf += chunk
-print(buf.decode().strip())
-PY
-}
+raw() { control_raw "$D/run/control.sock" "$1"; }
 raw '{"method": "runtime.class", "params": {"priority": "best-effort", "cpu_percent": 50}}' | jq -e '.ok' >/dev/null \
         && pass "throttle the best-effort class to 50%" || fail "throttle"
 quota=$(cat /sys/fs/cgroup/cpu/"$PARENT"/spin/cpu.cfs_quota_us 2>/dev/null || awk '{print $1}' /sys/fs/cgroup/"$PARENT"/spin/cpu.max)

@@ -138,7 +138,7 @@ REASON_A="slot $SLOTFS/b: cannot reserve $SIZE bytes: No space left on device"
 [ "$rc" = 75 ] && grep -qxF "installing, paused: $REASON_A" <<<"$out" &&
         pass "(a) orbitctl update install stops at the pause (exit 75) with the reason" || fail "(a) orbitctl" "rc $rc: $out"
 check_paused "(a)" installing "$REASON_A"
-check "(a) retried every space_retry_sec (1 s)" wait_for 5 sh -c "[ \$(grep -c 'resuming the install of v2' \"$N/agent.log\") -ge 2 ]"
+check "(a) retried every space_retry_sec (1 s): two resumes" wait_for "$ORBIT_TEST_TIMEOUT" sh -c "[ \$(grep -c 'resuming the install of v2' \"$N/agent.log\") -ge 2 ]"
 paused_events | jq -e 'length == 1' >/dev/null && pass "(a) the retries are the same pause: still one event" ||
         fail "(a) events after retries" "$(paused_events | jq -c '[.[].body.reason]')"
 slot_a_untouched "(a)"
