@@ -52,18 +52,6 @@ static uint64_t now_usec(sd_event *e) {
         return t;
 }
 
-/* dir holds path: make dir searchable by others (o+x), the way to what a sandbox binds. */
-static void searchable_parent_of(const char *dir, const char *path) {
-        size_t n = dir ? strlen(dir) : 0;
-        struct stat st;
-        if (!path || n == 0 || strncmp(path, dir, n) != 0 || path[n] != '/' || stat(dir, &st) < 0 ||
-            (st.st_mode & 0111) == 0111)
-                return;
-        if (chmod(dir, (st.st_mode & 07777) | 0111) < 0)
-                log_warning_errno(errno, "cannot make %s searchable: workloads in a user namespace cannot reach %s",
-                                  dir, path);
-}
-
 /* ---- what the node can be asked: agent/actions.c -------------------------------------- */
 
 static int control_dispatch(void *userdata, const char *method, json_t *params, json_t **ret_result,
@@ -384,12 +372,9 @@ static int agent_start(struct agent *a) {
                         if (protected_paths[i].path)
                                 present[n_present++] = protected_paths[i];
                 present[n_present] = (struct workload_protected_path){NULL, NULL};
-                /* A workload in a user namespace is not host root: the app and model trees
-                 * bound into it must be reachable. When they live in the state dir (the
-                 * default), it becomes searchable, never listable; what is in it keeps its
-                 * own modes (state files 0600, subdirectories 0700). */
-                searchable_parent_of(a->config.state_dir, a->config.update.apps_dir);
-                searchable_parent_of(a->config.state_dir, a->config.update.models_dir);
+                /* The app and model trees live in the 0700 state dir by default: the runtime
+                 * hands them to a workload in a user namespace as trees it opened
+                 * (sandbox_params.handed), so the state dir stays closed to others. */
                 /* not the apps dir: an app's tree is bound through a spec's "app" only */
                 const char *const bind_allowed[] = {a->config.update.models_dir, NULL};
                 struct runtime_config rc = {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -339,6 +340,12 @@ static int job_install_image(struct job *j, struct job_image *ji) {
         r = slot_open_write(ji->slot_path, ji->image->size, &ji->slot_fd, &j->reason);
         if (r < 0)
                 return r;
+        /* A model is read by the workloads it is bound into, each its own user in a user
+         * namespace: readable by all (it is signed content, never a secret). An app's image
+         * stays the agent's: workloads see its unpacked tree only. */
+        if (model && !app && fchmod(ji->slot_fd, 0644) < 0)
+                return message_set(&j->reason, negative_errno(), "model %s: slot %c: cannot make %s readable: %m",
+                                   model, ji->target, ji->slot_path);
         struct bundle_source src;
         struct install_request req = job_request(j, ji, &src);
         struct install_stats st;

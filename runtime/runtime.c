@@ -107,7 +107,7 @@ struct runtime {
         struct id_allocations *ids; /* persisted in <state_dir>/id-ranges */
         struct workload_protected_path protected_paths[PROTECTED_MAX]; /* paths and labels owned */
         size_t n_protected;
-        char *bind_allowed[BIND_ALLOWED_MAX];
+        char *bind_allowed[BIND_ALLOWED_MAX + 1]; /* NULL-ended */
         size_t n_bind_allowed;
 };
 
@@ -756,6 +756,7 @@ static int workload_start(struct workload *w, char **ret_message) {
                 .prestart = attach_to_cgroup,
                 .prestart_userdata = w,
                 .init_path = rt->cfg.sandbox_init,
+                .handed = (const char *const *) rt->bind_allowed,
         };
         char msg[256];
         r = sandbox_resolve_ids(&w->spec, &p.uid, &p.gid, msg, sizeof(msg));

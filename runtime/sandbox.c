@@ -84,7 +84,7 @@ struct spawn_ctx {
         int status_read;
         int init_fd;        /* O_PATH descriptor of the init binary */
         char **init_argv;   /* SANDBOX_INIT_COMM, then the workload's argv */
-        int idmap_read; /* one message per rw bind: an idmapped mount fd, or none (-1 if unused) */
+        int idmap_read; /* one message per bind: a mount fd from the agent, or none (-1 if unused) */
 };
 
 /* ---- errors from the child -------------------------------------------------------- */
@@ -252,8 +252,8 @@ static int restrict_mount(int fd, bool read_only) {
         return mount(NULL, p, NULL, flags, NULL) < 0 ? -errno : 0;
 }
 
-/* The agent's word on the next rw bind: an idmapped mount of it (an fd), or -1: bind it plainly. */
-static int receive_idmapped(struct spawn_ctx *c) {
+/* The agent's word on the next bind: a detached mount of it (an fd), or -1: bind it plainly. */
+static int receive_tree(struct spawn_ctx *c) {
         char byte;
         union {
                 struct cmsghdr h;
@@ -267,7 +267,7 @@ static int receive_idmapped(struct spawn_ctx *c) {
                 n = recvmsg(c->idmap_read, &mh, MSG_CMSG_CLOEXEC);
         while (n < 0 && errno == EINTR);
         if (n != 1)
-                FAIL("receive the idmapped mounts from the agent");
+                FAIL("receive the bind mounts from the agent");
         struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
         if (byte != 'I' || !cm || cm->cmsg_type != SCM_RIGHTS)
                 return -1;
@@ -277,11 +277,13 @@ static int receive_idmapped(struct spawn_ctx *c) {
 }
 
 static void mount_bind(struct spawn_ctx *c, const struct workload_mount *m, int root_fd) {
-        int idmapped = -1;
-        if (m->kind == WORKLOAD_MOUNT_RW_BIND && c->idmap_read >= 0)
-                idmapped = receive_idmapped(c);
+        int tree = -1;
+        if (c->idmap_read >= 0)
+                tree = receive_tree(c);
         struct stat st;
-        if (lstat(m->source, &st) < 0) {
+        /* A tree from the agent is used through its fd: the path may be one this process,
+         * a user namespace's root, cannot reach (the agent's own 0700 state dir). */
+        if (tree >= 0 ? fstat(tree, &st) < 0 : lstat(m->source, &st) < 0) {
                 if (errno == ENOENT && m->optional)
                         return;
                 FAIL("bind %s to %s: cannot use the source%s", m->source, m->target,
@@ -316,11 +318,11 @@ static void mount_bind(struct spawn_ctx *c, const struct workload_mount *m, int 
         }
         char p[64];
         fd_path(mp, p, sizeof(p));
-        if (idmapped >= 0) {
-                /* Made by the agent (an idmapping needs host privilege): attach it here. */
-                if (syscall(SYS_move_mount, idmapped, "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
-                        FAIL("bind %s to %s (attach the idmapped mount)", m->source, m->target);
-                close(idmapped);
+        if (tree >= 0) {
+                /* Made by the agent (an idmapping, or a path only host root reaches): attach it. */
+                if (syscall(SYS_move_mount, tree, "", mp, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+                        FAIL("bind %s to %s (attach the mount the agent made)", m->source, m->target);
+                close(tree);
         } else if (mount(m->source, p, NULL, MS_BIND | MS_REC, NULL) < 0)
                 FAIL("bind %s to %s", m->source, m->target);
         close(mp);
@@ -800,9 +802,48 @@ static bool dir_is_empty(int dir_fd) {
         return empty;
 }
 
+/* A detached copy of the tree at source, as it is (no idmapping): for a path only host root reaches. */
+static int plain_tree(const char *source) {
+        int fd = (int) syscall(SYS_open_tree, AT_FDCWD, source,
+                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+        return fd < 0 ? -errno : fd;
+}
+
+/* path is dir or below it (both absolute, no trailing '/'). */
+static bool path_under(const char *path, const char *dir) {
+        size_t n = strlen(dir);
+        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || streq(dir, "/"));
+}
+
 /*
- * The ownership rule for rw binds of a workload with a user namespace (docs/workload-spec.md),
- * one message per rw bind, in the order the child mounts them:
+ * The agent hands this bind over as a tree it opened: the app's tree, or a path in
+ * params->handed. Returns the resolved path to open (free it), or NULL: the child binds it.
+ */
+static char *bind_handed(const struct sandbox_params *p, const struct workload_mount *m) {
+        if (!m->source)
+                return NULL;
+        char *real = realpath(m->source, NULL);
+        if (!real)
+                return NULL;
+        if (m->app)
+                return real;
+        for (const char *const *h = p->handed; h && *h; h++)
+                if (path_under(real, *h))
+                        return real;
+        free(real);
+        return NULL;
+}
+
+/*
+ * One message per bind of a workload with a user namespace, in the order the child mounts
+ * them: a detached mount fd ('I') the child attaches, or none ('P'): it binds the path.
+ *
+ * Read-only binds: the app's tree and paths in params->handed (the agent's models dir)
+ * live in the agent's state dir, which stays 0700: the agent opens them as host root and
+ * hands the tree over. Any other path is bound by the child, and must be reachable by the
+ * workload's user: a spec cannot reach through a host directory closed to it.
+ *
+ * The ownership rule for rw binds (docs/workload-spec.md):
  *  - a directory already owned by one of the workload's host ids: a plain bind; what the
  *    workload writes there is owned by its own host ids, kept across restarts;
  *  - an empty directory owned by host root (made for this workload): given to the
@@ -811,7 +852,7 @@ static bool dir_is_empty(int dir_fd) {
  *    where the kernel and the filesystem have them, so host ids 0..count-1 show as the
  *    workload's own; else a plain bind, where the workload is "nobody" to those files.
  */
-static int send_rw_binds(const struct sandbox_params *p, pid_t pid, int sock, struct sandbox_error *err) {
+static int send_binds(const struct sandbox_params *p, pid_t pid, int sock, struct sandbox_error *err) {
         const struct workload_spec *s = p->spec;
         if (sock < 0)
                 return 0;
@@ -820,31 +861,43 @@ static int send_rw_binds(const struct sandbox_params *p, pid_t pid, int sock, st
         int userns_fd = -1;
         for (size_t i = 0; i < s->sandbox.n_mounts; i++) {
                 const struct workload_mount *m = &s->sandbox.mounts[i];
-                if (m->kind != WORKLOAD_MOUNT_RW_BIND)
+                if (m->kind == WORKLOAD_MOUNT_TMPFS)
                         continue;
                 int tree = -1;
-                int dir = open(m->source, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                struct stat st;
-                if (dir >= 0 && fstat(dir, &st) == 0) {
-                        bool own = st.st_uid >= p->host_id_base && st.st_uid - p->host_id_base < p->host_id_count;
-                        if (!own && st.st_uid == 0 && dir_is_empty(dir)) {
-                                if (fchown(dir, p->host_id_base + p->uid, p->host_id_base + p->gid) < 0)
-                                        log_warning_errno(errno, "sandbox: cannot give %s to host uid %u", m->source,
-                                                          p->host_id_base + p->uid);
-                                else
-                                        own = true;
+                if (m->kind == WORKLOAD_MOUNT_RW_BIND) {
+                        int dir = open(m->source, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        struct stat st;
+                        if (dir >= 0 && fstat(dir, &st) == 0) {
+                                bool own = st.st_uid >= p->host_id_base &&
+                                           st.st_uid - p->host_id_base < p->host_id_count;
+                                if (!own && st.st_uid == 0 && dir_is_empty(dir)) {
+                                        if (fchown(dir, p->host_id_base + p->uid, p->host_id_base + p->gid) < 0)
+                                                log_warning_errno(errno, "sandbox: cannot give %s to host uid %u",
+                                                                  m->source, p->host_id_base + p->uid);
+                                        else
+                                                own = true;
+                                }
+                                if (!own) {
+                                        if (userns_fd < 0)
+                                                userns_fd = open(path, O_RDONLY | O_CLOEXEC);
+                                        tree = userns_fd >= 0 ? idmapped_tree(m->source, userns_fd) : -errno;
+                                        if (tree < 0)
+                                                log_info("sandbox: %s: no idmapped mount (%s); a plain bind, where "
+                                                         "the workload owns nothing", m->source, strerror(-tree));
+                                }
                         }
-                        if (!own) {
-                                if (userns_fd < 0)
-                                        userns_fd = open(path, O_RDONLY | O_CLOEXEC);
-                                tree = userns_fd >= 0 ? idmapped_tree(m->source, userns_fd) : -errno;
-                                if (tree < 0)
-                                        log_info("sandbox: %s: no idmapped mount (%s); a plain bind, where the "
-                                                 "workload owns nothing", m->source, strerror(-tree));
-                        }
+                        if (dir >= 0)
+                                close(dir);
                 }
-                if (dir >= 0)
-                        close(dir);
+                struct stat st;
+                /* A symlink stays the child's: it copies the link, never mounts it. */
+                _cleanup_free_ char *handed = NULL;
+                if (tree < 0 && m->source && lstat(m->source, &st) == 0 && !S_ISLNK(st.st_mode) && (handed = bind_handed(p, m))) {
+                        tree = plain_tree(handed);
+                        if (tree < 0)
+                                log_warning_errno(-tree, "sandbox: cannot open the tree of %s for the workload",
+                                                  handed);
+                }
                 char byte = tree >= 0 ? 'I' : 'P';
                 union {
                         struct cmsghdr h;
@@ -998,7 +1051,7 @@ int sandbox_spawn(const struct sandbox_params *p, struct sandbox_process *ret,
                                   (int) pid, p->host_id_base, p->host_id_base + p->host_id_count - 1);
                         goto fail_kill;
                 }
-                if ((r = send_rw_binds(p, pid, idmap_pair[0], err)) < 0)
+                if ((r = send_binds(p, pid, idmap_pair[0], err)) < 0)
                         goto fail_kill;
         }
         /* The ids are there: the child builds its root while we attach the cgroup. */

@@ -56,6 +56,13 @@ struct sandbox_params {
          * sandbox_exec_in().
          */
         const char *init_path;
+        /*
+         * With a user namespace: read-only binds of paths at or below these (NULL-ended)
+         * are opened by the agent as host root and handed to the child as detached trees,
+         * as the spec's app tree always is; so they may live in a directory closed to the
+         * workload's user (the agent's 0700 state dir). NULL for none.
+         */
+        const char *const *handed;
 };
 
 struct sandbox_process {

@@ -945,12 +945,15 @@ static const char *bind_refusal(const char *src, const struct workload_protected
         for (size_t a = 0; a < n_allowed; a++)
                 if (allowed[a] && workload_path_is_under(src, allowed[a]))
                         return NULL;
+        /* The deepest protected path it lies in names it best (the app slots in the state dir). */
+        const struct workload_protected_path *best = NULL;
         for (size_t k = 0; k < n_protected; k++)
-                if (workload_path_is_under(src, pp[k].path)) {
-                        *ret_path = pp[k].path;
-                        return pp[k].what;
-                }
-        return NULL;
+                if (workload_path_is_under(src, pp[k].path) && (!best || strlen(pp[k].path) > strlen(best->path)))
+                        best = &pp[k];
+        if (!best)
+                return NULL;
+        *ret_path = best->path;
+        return best->what;
 }
 
 static bool mount_written_after(const struct workload_mount *a, const struct workload_mount *b) {

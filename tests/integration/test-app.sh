@@ -110,7 +110,7 @@ cat >"$N/agent.json" <<JSON
  "health": {"poll_interval_ms": 200, "min_dwell_sec": 0,
             "zones": [{"match": "cpu-*", "warm_c": 70, "hot_c": 80, "critical_c": 90}]},
  "update": {"enabled": true, "hardware": "sim-board", "bootloader": {"kind": "file", "path": "$N/boot.json"},
-            "rootfs": {"a": "$N/slots/a", "b": "$N/slots/b"}, "apps_dir": "$N/apps",
+            "rootfs": {"a": "$N/slots/a", "b": "$N/slots/b"},
             "gate_sec": 1, "trial_timeout_sec": 40}}
 JSON
 FAIL_CONTEXT_LOG=$N/agent.log
@@ -149,13 +149,17 @@ check "not installed: the workload fails with the reason" wait_for 10 not_instal
 # ---- v1: installed, unpacked, the workload runs from it --------------------------------
 check "v1: an app-only bundle installs" ctl update install "$D/app-1.obundle"
 check "v1: committed once the gate holds" wait_for 30 phase_is committed
-check "v1: current is a" test "$(readlink "$N/apps/hello/current")" = a
-check "v1: a holds 1.1.0" test "$(cat "$N/apps/hello/a/version")" = 1.1.0
-check "v1: the tree is unpacked with normalized modes" test "$(stat -c %a "$N/apps/hello/a/root/bin/serve")" = 755
-check "v1: the tree's link is kept" test "$(readlink "$N/apps/hello/a/root/bin/run")" = serve
-check "v1: the image is kept beside it for deltas and scrubs" cmp -s "$N/apps/hello/a/image" app-1.tar
+check "v1: current is a" test "$(readlink "$N/state/apps/hello/current")" = a
+check "v1: a holds 1.1.0" test "$(cat "$N/state/apps/hello/a/version")" = 1.1.0
+check "v1: the tree is unpacked with normalized modes" test "$(stat -c %a "$N/state/apps/hello/a/root/bin/serve")" = 755
+check "v1: the tree's link is kept" test "$(readlink "$N/state/apps/hello/a/root/bin/run")" = serve
+check "v1: the image is kept beside it for deltas and scrubs" cmp -s "$N/state/apps/hello/a/image" app-1.tar
 check "v1: the workload starts" ctl workload start det
 check "v1: it runs the app's v1" wait_for 20 data_is det v1
+# the apps dir is the default one, in the state dir: the runtime hands the app's tree to a
+# workload in a user namespace, and the state dir stays closed to others
+check "v1: the workload has a user namespace" test "$(readlink "/proc/$(running_pid det)/ns/user")" != "$(readlink /proc/self/ns/user)"
+check "v1: the state dir stays 0700" test "$(stat -c %a "$N/state")" = 700
 check "v1: show names the app, member A and 1.1.0" test "$(ctl workload show det --json | jq -cS .app)" = '{"member":"A","name":"hello","version":"1.1.0"}'
 spec pin 1.1.0 >"$D/pin.json"
 check "pinned: a workload pinned to 1.1.0 starts" ctl workload start "$D/pin.json"
@@ -164,9 +168,9 @@ check "pinned: it runs v1" wait_for 20 data_is pin v1
 # a spec reaches an app's tree through "app" only: not by binding a member's path (it would
 # run from a tree no version names, rewritten under it by the next install)
 printf '{"name": "sneak", "exec": ["/bin/true"], "sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true}, {"source": "%s", "target": "/other"}]}}\n' \
-        "$N/apps/hello/a/root" >"$D/sneak.json"
+        "$N/state/apps/hello/a/root" >"$D/sneak.json"
 out=$(ctl workload start "$D/sneak.json" 2>&1) && fail "a bind of an app member's tree: refused" "$out" || {
-        grepq "bind of $N/apps/hello/a/root lies inside $N/apps (the app slots, bound through \"app\" only)" <<<"$out" &&
+        grepq "bind of $N/state/apps/hello/a/root lies inside $N/state/apps (the app slots, bound through \"app\" only)" <<<"$out" &&
                 pass "a bind of an app member's tree is refused, naming the app slots" || fail "sneak: reason" "$out"; }
 
 # ---- v2: switched, the follower restarted, the pinned one left alone --------------------
@@ -174,7 +178,7 @@ det1=$(running_pid det)
 pin1=$(running_pid pin)
 check "v2: installs" ctl update install "$D/app-2.obundle"
 check "v2: committed" wait_for 30 phase_is committed
-check "v2: current is b" test "$(readlink "$N/apps/hello/current")" = b
+check "v2: current is b" test "$(readlink "$N/state/apps/hello/current")" = b
 check "v2: the follower was restarted onto v2" wait_for 20 data_is det v2
 check "v2: the follower runs from member B" wl_is det '.app.member + " " + .app.version' "B 1.2.0"
 check "v2: the pinned workload was not restarted" test "$(running_pid pin)" = "$pin1"
@@ -187,7 +191,7 @@ grepq "app hello switched; restarted det$" "$N/agent.log" && pass "v2: the switc
 out=$(ctl update install "$D/app-3.obundle" 2>&1) && fail "v3: refused while member A is in use" "$out" || {
         grepq "app hello: slot A holds the version workload pin runs" <<<"$out" &&
                 pass "v3: refused while the pinned workload runs from member A" || fail "v3: reason" "$out"; }
-check "v3: A untouched" test "$(cat "$N/apps/hello/a/version")" = 1.1.0
+check "v3: A untouched" test "$(cat "$N/state/apps/hello/a/version")" = 1.1.0
 check "v3: the pinned workload still runs" test "$(running_pid pin)" = "$pin1"
 
 # ---- v3 while a pinned one waits out a restart's delay: still refused --------------------
@@ -203,7 +207,7 @@ out=$(ctl update install "$D/app-3.obundle" 2>&1) && fail "backoff: v3 refused" 
         grepq "app hello: slot A holds the version workload pinc runs" <<<"$out" &&
                 pass "backoff: v3 refused while the pinned workload waits to restart from A" ||
                 fail "backoff: reason" "$out"; }
-check "backoff: A still holds 1.1.0" test "$(cat "$N/apps/hello/a/version")" = 1.1.0
+check "backoff: A still holds 1.1.0" test "$(cat "$N/state/apps/hello/a/version")" = 1.1.0
 check "backoff: the pinned workload stops" ctl workload stop pinc
 
 # ---- v3 whose probe fails: the trial holds it to its users, then rolls back -------------
@@ -212,7 +216,7 @@ check "v3: installs into A" ctl update install "$D/app-3.obundle"
 check "v3: the follower runs the bad version" wait_for 30 data_is det bad
 check "v3: rolled back when the trial times out" wait_for 60 phase_is rolled-back
 check "v3: the reason names the workload and its probe" grepq "workload det of app hello fails its health probe ([0-9]* in a row: probe exited with code 1)" <<<"$(ust .reason)"
-check "v3: current is b again" test "$(readlink "$N/apps/hello/current")" = b
+check "v3: current is b again" test "$(readlink "$N/state/apps/hello/current")" = b
 check "v3: the follower is back on v2" wait_for 20 data_is det v2
 check "v3: and healthy" wait_for 20 wl_is det .health healthy
 [ "$(running_pid det)" != "$det2" ] && pass "v3: restarted twice (onto v3, back onto v2)" || fail "v3: pid"
@@ -233,7 +237,7 @@ check "v4: installs" ctl update install "$D/app-4.obundle"
 check "v4: the follower ran v4 and ended" wait_for 30 data_is once quit
 check "v4: rolled back when the trial times out" wait_for 60 phase_is rolled-back
 check "v4: the reason names the follower that ended" grepq "workload once of app hello is stopped: exited with code 0" <<<"$(ust .reason)"
-check "v4: current is b again" test "$(readlink "$N/apps/hello/current")" = b
+check "v4: current is b again" test "$(readlink "$N/state/apps/hello/current")" = b
 check "v4: the follower is started again on v2" wait_for 20 data_is once v2
 check "v4: and runs" wait_for 20 restarted_from once "$once1"
 check "v4: it stops" ctl workload stop once
@@ -252,11 +256,11 @@ check "hostile: nothing written through the link" test ! -e "$D/outside/pwned"
 out=$(ctl update install "$D/updir.obundle" 2>&1) && fail "updir: refused" "$out" || {
         grepq "entry '../../../outside-up': a \"..\" component" <<<"$out" &&
                 pass "updir: a name that leaves the tree is refused" || fail "updir: reason" "$out"; }
-check "updir: nothing written above the slot" test ! -e "$N/apps/outside-up" -a ! -e "$N/outside-up" -a ! -e "$D/outside-up"
-check "refusals: current is still b" test "$(readlink "$N/apps/hello/current")" = b
-check "refusals: b still holds 1.2.0" test "$(cat "$N/apps/hello/b/version")" = 1.2.0
-check "refusals: a holds no complete version (its install was cut)" test ! -e "$N/apps/hello/a/version"
-check "refusals: no half tree left" test ! -e "$N/apps/hello/a/root.new"
+check "updir: nothing written above the slot" test ! -e "$N/state/apps/outside-up" -a ! -e "$N/outside-up" -a ! -e "$D/outside-up"
+check "refusals: current is still b" test "$(readlink "$N/state/apps/hello/current")" = b
+check "refusals: b still holds 1.2.0" test "$(cat "$N/state/apps/hello/b/version")" = 1.2.0
+check "refusals: a holds no complete version (its install was cut)" test ! -e "$N/state/apps/hello/a/version"
+check "refusals: no half tree left" test ! -e "$N/state/apps/hello/a/root.new"
 check "refusals: the follower was never restarted" test "$(running_pid det)" = "$det3"
 out=$(ctl workload start "$D/pin.json" 2>&1) && fail "pinned to a version no slot holds: refused" "$out" || {
         grepq "app hello 1.1.0 is not installed here (its slots hold nothing and 1.2.0)" <<<"$out" &&

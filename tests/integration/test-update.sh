@@ -465,29 +465,37 @@ elif [ "$(id -u)" -eq 0 ] && { [ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/
         head -c 300000 /dev/urandom >yolo-2.bin
         bundle m1.obundle 1 "$K/signer.key" "$K/signer.pem" --image model:yolo=yolo-1.bin
         bundle m2.obundle 2 "$K/signer.key" "$K/signer.pem" --image model:yolo=yolo-2.bin
-        mkdir -p "$N/etc/workloads.d" "$N/models/yolo"
+        # the default models dir, in the 0700 state dir: the runtime hands the model's tree
+        # to the workload in its user namespace (sandbox_params.handed)
+        M=$N/state/models
+        sed -i "s|, \"models_dir\": \"$N/models\"||" "$N/agent.json"
+        mkdir -m 700 "$N/state" && mkdir -p "$N/etc/workloads.d" "$M/yolo"
         sed -i "s|\"runtime\": {\"enabled\": false}|\"runtime\": {\"cgroup_parent\": \"$PARENT\", \"stop_workloads_on_exit\": true, \"sandbox_init\": \"$SANDBOX_INIT\"}|" "$N/agent.json"
         cat >"$N/etc/workloads.d/infer.json" <<JSON
 {"name": "infer", "priority": "critical", "exec": ["/bin/sh", "-c", "while :; do sleep 0.2; done"],
  "sandbox": {"ro_binds": ["/usr", "/bin", "/lib", {"source": "/lib64", "optional": true},
-             {"source": "$N/models/yolo", "target": "/models"}]}}
+             {"source": "$M/yolo", "target": "/models"}]},
+ "health_probe": {"exec": ["/bin/sh", "-c", "test -r /models/current/image"], "interval_sec": 1, "timeout_sec": 5,
+                  "failures": 100}}
 JSON
         start_agent
         check "models: the workload runs" wait_for 10 bash -o pipefail -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" workload show infer --json | jq -e '.state == \"running\"' >/dev/null"
         check "models: a model-only bundle commits without a reboot" install m1.obundle
         check "models: committed after the gate" wait_for 10 phase_is committed
-        check "models: current is a" test "$(readlink "$N/models/yolo/current")" = a
+        check "models: current is a" test "$(readlink "$M/yolo/current")" = a
+        check "models: the workload reads the model through the handed tree" wait_for 20 sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" workload show infer --json | jq -e '.health == \"healthy\"' >/dev/null"
+        check "models: the state dir stays 0700" test "$(stat -c %a "$N/state")" = 700
         pid1=$(ctl workload show infer --json | jq -r .pid)
         check "models: install the next model version" install m2.obundle
         check "models: committed" wait_for 10 phase_is committed
-        check "models: current switched to b" test "$(readlink "$N/models/yolo/current")" = b
-        check "models: b holds the new model" cmp -s "$N/models/yolo/b/image" yolo-2.bin
-        check "models: a still holds the previous one" cmp -s "$N/models/yolo/a/image" yolo-1.bin
+        check "models: current switched to b" test "$(readlink "$M/yolo/current")" = b
+        check "models: b holds the new model" cmp -s "$M/yolo/b/image" yolo-2.bin
+        check "models: a still holds the previous one" cmp -s "$M/yolo/a/image" yolo-1.bin
         check "models: the workload using the model was restarted" wait_for 10 sh -c "p=\$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" workload show infer --json | jq -r 'select(.state == \"running\") | .pid'); [ -n \"\$p\" ] && [ \"\$p\" != $pid1 ]"
         grep -q "model yolo switched; restarted infer" "$N/agent.log" && pass "models: the switch names the restarted workload" || fail "models: restart log"
-        check "models: operator rollback points current back at a" sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" update rollback >/dev/null && [ \"\$(readlink \"$N/models/yolo/current\")\" = a ]"
+        check "models: operator rollback points current back at a" sh -c "\"$CTL_BIN\" --socket \"$N/run/control.sock\" update rollback >/dev/null && [ \"\$(readlink \"$M/yolo/current\")\" = a ]"
         # the inactive model b (yolo-2, its record kept) damaged: no other copy on the node
-        flipbyte "$N/models/yolo/b/image" 4242
+        flipbyte "$M/yolo/b/image" 4242
         out=$(ctl update scrub) && fail "models: scrub of a damaged model exits 1" "$out" ||
                 { grep -q "model:yolo slot B: damaged; 5 chunks, 1 bad, 0 repaired; its record removed" <<<"$out" &&
                         pass "models: the inactive model is scrubbed: $out" || fail "models: scrub" "$out"; }

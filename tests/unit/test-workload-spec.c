@@ -463,6 +463,25 @@ static void test_bind_refusals(void **state) {
         free(msg);
         workload_spec_free(&s);
 
+        /* The default layout: the app slots inside the state dir, which is protected first;
+         * the deepest protected path names the refusal. */
+        static const struct workload_protected_path pp_nested[] = {
+                {"/var/lib/orbit-agent", "the agent's state dir"},
+                {"/var/lib/orbit-agent/apps", "the app slots, bound through \"app\" only"},
+        };
+        assert_int_equal(parse("{\"name\": \"a\", \"exec\": [\"/bin/x\"], \"sandbox\": {\"ro_binds\": "
+                               "[{\"source\": \"/var/lib/orbit-agent/apps/o/a/root\", \"target\": \"/o\"}, "
+                               "{\"source\": \"/var/lib/orbit-agent/id-ranges\", \"target\": \"/i\"}]}}", &s, &msg), 0);
+        free(msg);
+        msg = NULL;
+        assert_int_equal(workload_spec_check_binds("w.json", &s, NULL, pp_nested, ELEMENTSOF(pp_nested), NULL, 0, &msg),
+                         -EPERM);
+        assert_string_equal(msg,
+                "w.json:1:60: sandbox.ro_binds[0]: bind of /var/lib/orbit-agent/apps/o/a/root lies inside /var/lib/orbit-agent/apps (the app slots, bound through \"app\" only); binds never expose the agent or the host\n"
+                "w.json:1:126: sandbox.ro_binds[1]: bind of /var/lib/orbit-agent/id-ranges lies inside /var/lib/orbit-agent (the agent's state dir); binds never expose the agent or the host");
+        free(msg);
+        workload_spec_free(&s);
+
         assert_true(workload_path_is_under("/a/b", "/a"));
         assert_true(workload_path_is_under("/a", "/a/"));
         assert_false(workload_path_is_under("/ab", "/a"));
