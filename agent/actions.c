@@ -14,6 +14,7 @@
 #include "lib/macro.h"
 #include "lib/message.h"
 #include "agent/status.h"
+#include "agent/usage.h"
 
 /* ---- what the subsystems need ------------------------------------------------------- */
 
@@ -66,6 +67,8 @@ json_t *agent_status_document(struct agent *a) {
         json_t *doc = agent_status_build(&in);
         if (doc && a->desired)
                 (void) json_object_set_new(doc, "desired", desired_status_json(a->desired));
+        if (doc && a->usage)
+                (void) json_object_set_new(doc, "usage", usage_status_json(a->usage));
         json_decref(in.loop);
         json_decref(in.link);
         json_decref(in.runtime);

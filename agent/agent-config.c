@@ -456,6 +456,34 @@ static const struct json_field outbox_fields[] = {
         {},
 };
 
+/* ---- usage ------------------------------------------------------------------------ */
+
+static int dispatch_hwmon_name(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        const char *t = json_is_string(v) ? json_string_value(v) : NULL;
+        bool ok = t && t[0] && strlen(t) < 48;
+        for (const char *p = t; ok && *p; p++)
+                ok = *p > ' ' && *p < 0x7f && *p != '/';
+        if (!ok)
+                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected a hwmon name: 1-47 printable characters, no /");
+        return json_dispatch_string(ctx, v, dest, f);
+}
+
+#define UFIELD_(m) offsetof(struct agent_usage_config, m)
+static const struct json_field board_power_fields[] = {
+        {"chip", dispatch_hwmon_name, UFIELD_(board_power_chip), JSON_REQUIRED, NULL, 0, 0},
+        {"label", dispatch_hwmon_name, UFIELD_(board_power_label), 0, NULL, 0, 0},
+        {},
+};
+
+static const struct json_field usage_fields[] = {
+        {"enabled", json_dispatch_bool, UFIELD_(enabled), 0, NULL, 0, 0},
+        {"sample_sec", json_dispatch_int64, UFIELD_(sample_sec), 0, NULL, 1, 3600},
+        {"report_sec", json_dispatch_int64, UFIELD_(report_sec), 0, NULL, 1, 86400},
+        /* offsets in the same struct: the object only groups the two */
+        {"board_power", json_dispatch_nested, 0, 0, board_power_fields, 0, 0},
+        {},
+};
+
 /* ---- sandbox ---------------------------------------------------------------------- */
 
 struct id_range_tmp {
@@ -578,6 +606,7 @@ static const struct json_field top_fields[] = {
         {"link", dispatch_link, FIELD(struct agent_config, link), 0, NULL, 0, 0},
         {"outbox", json_dispatch_nested, FIELD(struct agent_config, outbox), 0, outbox_fields, 0, 0},
         {"sandbox", dispatch_sandbox, FIELD(struct agent_config, sandbox), 0, NULL, 0, 0},
+        {"usage", json_dispatch_nested, FIELD(struct agent_config, usage), 0, usage_fields, 0, 0},
         {},
 };
 
@@ -679,6 +708,7 @@ int config_parse(const char *source, const char *text, size_t len, struct agent_
                          .check_command_time = true, .compress = true,
                          .tcp_congestion = LINK_TCP_CONGESTION_DEFAULT, .tls_max_minor = 3},
                 .outbox = {.max_records = 10000, .max_mib = 16},
+                .usage = {.enabled = true, .sample_sec = 30, .report_sec = 300},
                 /* Privileged specs are the board operator's to write (workloads.d, the control
                  * socket, both host root only); the controller may forbid them
                  * (allow_privileged is settable over the link) but not start them. */
@@ -810,6 +840,8 @@ void config_free(struct agent_config *c) {
         for (size_t i = 0; i < c->health.n_zones; i++)
                 free(c->health.zones[i].match);
         free(c->health.default_zone.match);
+        free(c->usage.board_power_chip);
+        free(c->usage.board_power_label);
         for (size_t i = 0; i < c->health.n_disks; i++)
                 free(c->health.disks[i]);
         free(c->update.hardware);

@@ -143,6 +143,17 @@ struct agent_outbox_config {
         int64_t max_mib; /* bytes of record files on disk */
 };
 
+/* The usage meter (#19 item 5, docs/usage.md). */
+struct agent_usage_config {
+        bool enabled;
+        int64_t sample_sec; /* how often each workload's cgroup is read (and the state file written) */
+        int64_t report_sec; /* how often a usage.report record carries the totals */
+        /* The hwmon sensor(s) measuring the board's power: chip name ("ina226"), and label
+         * ("vin", or "power1" for one without a label; NULL: every sensor of the chip).
+         * NULL chip: no energy figures. */
+        char *board_power_chip, *board_power_label;
+};
+
 struct agent_config {
         char *source; /* the file it came from */
         int64_t config_version;
@@ -162,6 +173,7 @@ struct agent_config {
         struct agent_link_config link;
         struct agent_outbox_config outbox;
         struct agent_sandbox_config sandbox;
+        struct agent_usage_config usage;
 };
 
 /*

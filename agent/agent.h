@@ -29,6 +29,7 @@ struct agent {
         struct update_manager *update; /* NULL when disabled */
         struct link *link;             /* NULL when disabled */
         struct desired *desired;       /* NULL without a link or a runtime */
+        struct usage *usage;           /* NULL without a runtime or with usage.enabled false */
         struct link_pass pass;         /* the contact now, its budgets: the link's and the update manager's */
         sd_event_source *watchdog_timer;
         sd_event_source *state_problems_source; /* state_problems_fd: statefile noted a problem */

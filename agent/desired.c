@@ -636,3 +636,23 @@ void desired_free(struct desired *d) {
         sd_event_unref(d->event);
         free(d);
 }
+
+void desired_usage_labels(struct desired *d, const char *workload, const char *app, char *deployment,
+                          size_t dsize, char *tenant, size_t tsize) {
+        if (dsize > 0)
+                deployment[0] = '\0';
+        if (tsize > 0)
+                tenant[0] = '\0';
+        if (!d || !d->envelope || d->unverified)
+                return;
+        for (size_t i = 0; i < d->doc.n_workloads; i++) {
+                const struct desired_workload *w = &d->doc.workloads[i];
+                const char *wapp = json_string_value(json_object_get(json_object_get(w->spec, "app"), "name"));
+                if (workload ? !streq(w->name, workload) : !(app && wapp && streq(wapp, app)))
+                        continue;
+                const char *t = json_string_value(json_object_get(w->spec, "tenant"));
+                snprintf(deployment, dsize, "%s", w->deployment);
+                snprintf(tenant, tsize, "%s", t ? t : "");
+                return;
+        }
+}

@@ -49,3 +49,11 @@ void desired_kick(struct desired *d);
 
 /* For the status document: {"version", "reached", "refused", "workloads": [...]}. */
 json_t *desired_status_json(struct desired *d);
+
+/*
+ * For the usage meter: the deployment of the document's workload of this name, or of its
+ * first workload whose spec uses this app (name NULL), and that spec's tenant; "" each
+ * when the document in force has none. d may be NULL.
+ */
+void desired_usage_labels(struct desired *d, const char *workload, const char *app, char *deployment,
+                          size_t dsize, char *tenant, size_t tsize);

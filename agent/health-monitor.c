@@ -397,3 +397,7 @@ json_t *health_monitor_json(struct health_monitor *m) {
                          "readings", health_snapshot_to_json(m->snapshot),
                          "events", events);
 }
+
+const struct health_snapshot *health_monitor_snapshot(const struct health_monitor *m) {
+        return m && m->polls > 0 ? m->snapshot : NULL;
+}

@@ -16,6 +16,7 @@
 #include "runtime/runtime.h"
 
 struct health_monitor;
+struct health_snapshot;
 
 /* rt may be NULL (runtime disabled): levels are still computed and reported. */
 int health_monitor_new(sd_event *event, const struct agent_config *cfg, struct runtime *rt,
@@ -36,6 +37,10 @@ bool health_monitor_gate(struct health_monitor *m, char *why, size_t size);
 
 /* For orbitctl health: levels, zones, actions in force, readings and recent events. */
 json_t *health_monitor_json(struct health_monitor *m);
+
+/* The latest snapshot (for the usage meter: /proc/stat, the power sensors); NULL before the
+ * first poll. Valid until the next poll. */
+const struct health_snapshot *health_monitor_snapshot(const struct health_monitor *m);
 
 /* The health section of `orbitctl status`. */
 json_t *health_monitor_status_json(struct health_monitor *m);

@@ -23,6 +23,7 @@
 #include "agent/agent.h"
 #include "agent/trusted-time.h"
 #include "agent/trust-store.h"
+#include "agent/usage.h"
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
@@ -170,6 +171,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
                                        (uint64_t) a->config.outbox.max_mib << 20);
                 if (a->health)
                         health_monitor_reconfigure(a->health, &a->config);
+                usage_reconfigure(a->usage);
                 trusted_clock_set_max_rtc_ahead(a->config.link.max_rtc_ahead_days * 86400);
                 if (a->runtime) {
                         struct runtime_policy policy = agent_runtime_policy(&a->config);
@@ -421,6 +423,13 @@ static int agent_start(struct agent *a) {
                 if (r < 0)
                         return log_error_errno(r, "cannot start the desired-state reconciler");
         }
+        if (a->runtime && a->config.usage.enabled) {
+                struct usage_hooks uh = {.cfg = &a->config, .events = a->events, .runtime = a->runtime,
+                                         .health = a->health, .update = a->update, .desired = a->desired};
+                r = usage_new(a->event, &uh, &a->usage);
+                if (r < 0)
+                        return log_error_errno(r, "cannot start the usage meter");
+        }
         if (a->config.link.enabled) {
                 struct link_hooks h = {
                         .cfg = &a->config,
@@ -478,6 +487,9 @@ static void agent_done(struct agent *a) {
         a->control = NULL;
         link_free(a->link);
         a->link = NULL;
+        /* its last sample reads the runtime, the update manager and the desired state */
+        usage_free(a->usage);
+        a->usage = NULL;
         desired_free(a->desired);
         a->desired = NULL;
         update_manager_free(a->update);

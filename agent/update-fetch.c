@@ -30,8 +30,13 @@ struct fetcher {
         uint64_t size;       /* of the whole bundle, from Content-Range */
         struct link_pass *pass; /* this contact's budget and end; NULL: no limits */
         const atomic_int *cancel;
+        _Atomic uint64_t *counter; /* the usage meter's count of what was fetched for an app; NULL none */
         CURL *curl;
 };
+
+void fetcher_count_into(struct fetcher *f, _Atomic uint64_t *counter) {
+        f->counter = counter;
+}
 
 int fetcher_new(const char *url, const struct fetch_tls *tls, struct link_pass *pass, const atomic_int *cancel,
                 struct fetcher **ret) {
@@ -206,6 +211,8 @@ int fetcher_range(struct fetcher *j, uint64_t offset, size_t len, void *out, siz
                 (void) curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &down);
                 (void) curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &took);
                 link_pass_downloaded(j->pass, (uint64_t) down, (uint64_t) took);
+                if (j->counter && down > 0)
+                        atomic_fetch_add(j->counter, (uint64_t) down);
                 if (cr == CURLE_OK && status == 206) {
                         if (!j->etag[0])
                                 snprintf(j->etag, sizeof(j->etag), "%s", f.etag);

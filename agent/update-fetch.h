@@ -52,6 +52,9 @@ int fetcher_head(struct fetcher *f, uint8_t **ret_head, size_t *ret_len, char **
  * transfer at a time. */
 struct bundle_reader fetcher_reader(struct fetcher *f);
 
+/* Every byte this fetcher downloads is added to *counter too (NULL: none); set before use. */
+void fetcher_count_into(struct fetcher *f, _Atomic uint64_t *counter);
+
 const char *fetcher_url(const struct fetcher *f);
 /* The ETag of the bundle served by the first fetch ("" before one). */
 const char *fetcher_etag(const struct fetcher *f);

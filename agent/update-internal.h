@@ -196,6 +196,11 @@ struct update_manager {
         struct trial_gate_decision last_decision;
         update_contact_window_fn contact_window;
         void *contact_window_userdata;
+        /* For the usage meter: bytes fetched by the install in progress, for fetched_app */
+        _Atomic uint64_t fetched;
+        char fetched_app[MANIFEST_NAME_MAX + 1]; /* its only_app, "" when not for one app */
+        update_fetch_starting_fn fetch_starting;
+        void *fetch_starting_userdata;
 
         sd_event_source *reboot_timer;
         sd_event_source *scrub_timer;

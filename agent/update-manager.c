@@ -808,6 +808,11 @@ static int start_head_fetch(struct update_manager *m, const char *url) {
                 return -ENOMEM;
         int r = fetcher_new(url, &tls, m->pass, &m->cancel, &j->fetcher);
         if (r >= 0) {
+                if (m->fetch_starting)
+                        m->fetch_starting(m->fetch_starting_userdata);
+                (void) atomic_exchange(&m->fetched, 0); /* left untaken: nobody asks */
+                snprintf(m->fetched_app, sizeof(m->fetched_app), "%s", m->state.only_app);
+                fetcher_count_into(j->fetcher, &m->fetched);
                 m->paused = false;
                 r = worker_start(m, j);
         }
@@ -1266,4 +1271,15 @@ void update_manager_free(struct update_manager *m) {
         bootenv_free(m->bootenv);
         sd_event_unref(m->event);
         free(m);
+}
+
+uint64_t update_manager_take_fetched(struct update_manager *m, char *app, size_t size) {
+        if (size > 0)
+                snprintf(app, size, "%s", m ? m->fetched_app : "");
+        return m ? atomic_exchange(&m->fetched, 0) : 0;
+}
+
+void update_manager_set_fetch_starting(struct update_manager *m, update_fetch_starting_fn fn, void *userdata) {
+        m->fetch_starting = fn;
+        m->fetch_starting_userdata = userdata;
 }

@@ -85,6 +85,16 @@ typedef bool (*update_contact_window_fn)(void *userdata, int64_t from, int64_t u
                                          int64_t *ret_end);
 void update_manager_set_contact_window(struct update_manager *m, update_contact_window_fn fn, void *userdata);
 
+/*
+ * For the usage meter (#19 item 5): the bytes downloaded since the last take by the
+ * install in progress (or the last one), and the app it installs (only_app; "" when the
+ * bundle is not for one app: the node's own). fn is called just before a new download
+ * begins, so what the last one left is taken under its own app.
+ */
+uint64_t update_manager_take_fetched(struct update_manager *m, char *app, size_t size);
+typedef void (*update_fetch_starting_fn)(void *userdata);
+void update_manager_set_fetch_starting(struct update_manager *m, update_fetch_starting_fn fn, void *userdata);
+
 /* Run update.reboot_command (after a second). -ENOTSUP without one. */
 int update_manager_request_reboot(struct update_manager *m, char **ret_message);
 

@@ -85,6 +85,24 @@ static const char *next_line(const char *p) {
 
 /* ---- temperatures ------------------------------------------------------------------- */
 
+int health_parse_microwatts(const char *text, uint64_t *ret) {
+        if (!text || !ret)
+                return -EINVAL;
+        const char *p = text;
+        uint64_t v;
+        int r = scan_u64(&p, &v);
+        if (r < 0)
+                return r;
+        if (*p == '\n')
+                p++;
+        if (*p != '\0')
+                return -EINVAL;
+        if (v > HEALTH_POWER_MAX_UW)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
 int health_parse_millicelsius(const char *text, int64_t *ret) {
         if (!text || !ret)
                 return -EINVAL;

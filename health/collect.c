@@ -375,6 +375,34 @@ static void collect_hwmon_chip(struct health_snapshot *s, const char *class_dir,
                         continue;
                 t->valid = read_temperature(s, path, what, 0, &t->temp_mc) >= 0;
         }
+
+        /* Power sensors: the board's measured power, for the usage meter's energy. */
+        unsigned powers[HEALTH_MAX_POWER];
+        size_t np = 0, power_ignored = 0;
+        r = list_numbered(base, "power", "_input", powers, HEALTH_MAX_POWER - s->n_powers, &np, &power_ignored);
+        if (r < 0)
+                return;
+        if (power_ignored > 0)
+                problem(s, "%s: %zu power sensors beyond %d ignored", device, power_ignored, HEALTH_MAX_POWER);
+        for (size_t i = 0; i < np; i++) {
+                struct hwmon_power *w = &s->powers[s->n_powers++];
+                *w = (struct hwmon_power){0};
+                memcpy(w->device, device, sizeof(w->device));
+                memcpy(w->chip, chip, sizeof(w->chip));
+                if (path_format(path, sizeof(path), "%s/power%u_label", base, powers[i]) < 0 ||
+                    read_attribute(path, w->label, sizeof(w->label)) < 0 || !w->label[0])
+                        snprintf(w->label, sizeof(w->label), "power%u", powers[i]);
+                char buf[HEALTH_READ_MAX];
+                if (path_format(path, sizeof(path), "%s/power%u_input", base, powers[i]) < 0)
+                        continue;
+                r = read_text(path, buf, sizeof(buf));
+                if (r < 0)
+                        problem(s, "%s/power%u_input: unreadable: %s", device, powers[i], strerror(-r));
+                else if (health_parse_microwatts(buf, &w->power_uw) < 0)
+                        problem(s, "%s/power%u_input: not a power in microwatts", device, powers[i]);
+                else
+                        w->valid = true;
+        }
 }
 
 static void collect_hwmon(struct health_collector *c, struct health_snapshot *s) {
@@ -510,6 +538,8 @@ static void collect_cpu(struct health_collector *c, struct health_snapshot *s) {
                 problem(s, "/proc/stat: no cpu line");
                 return;
         }
+        s->cpu = now;
+        s->cpu_valid = true;
         if (c->has_prev_cpu)
                 s->cpu_busy_percent = health_cpu_busy_between(&c->prev_cpu, &now);
         c->prev_cpu = now;

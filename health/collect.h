@@ -11,6 +11,8 @@
 #define HEALTH_MAX_ZONES 64
 #define HEALTH_MAX_TRIPS 16
 #define HEALTH_MAX_HWMON 64
+#define HEALTH_MAX_POWER 16
+#define HEALTH_POWER_MAX_UW 10000000000ULL /* 10 kW: anything above is not a board */
 #define HEALTH_MAX_SUPPLIES 16
 #define HEALTH_MAX_DISKS 8
 #define HEALTH_MAX_PROBLEMS 32
@@ -56,6 +58,15 @@ struct hwmon_temp {
         bool valid;
 };
 
+/* A hwmon power sensor, powerN_input in microwatts (INA219/INA226 and the like). */
+struct hwmon_power {
+        char device[16]; /* "hwmon3" */
+        char chip[48];   /* contents of "name": "ina226" */
+        char label[48];  /* powerN_label, or "powerN" when there is none */
+        uint64_t power_uw;
+        bool valid;
+};
+
 struct power_supply {
         char name[48];     /* "BAT0", "AC", "solar" */
         char type[16];     /* "Battery", "Mains", "USB", "UPS"... */
@@ -98,12 +109,16 @@ struct health_snapshot {
         size_t n_zones;
         struct hwmon_temp hwmon[HEALTH_MAX_HWMON];
         size_t n_hwmon;
+        struct hwmon_power powers[HEALTH_MAX_POWER]; /* hwmon power sensors, in device order */
+        size_t n_powers;
         struct power_supply supplies[HEALTH_MAX_SUPPLIES]; /* sorted by name */
         size_t n_supplies;
         bool on_battery;      /* eclipse: see health_supplies_on_battery() */
         int battery_capacity; /* lowest capacity of the node's batteries, -1 none */
 
         double cpu_busy_percent; /* since the previous snapshot; -1 unknown (first) */
+        bool cpu_valid;
+        struct cpu_times cpu; /* /proc/stat's "cpu" line now (for the usage meter) */
         bool mem_valid;
         uint64_t mem_total, mem_available; /* bytes */
         bool load_valid;
@@ -161,6 +176,9 @@ json_t *health_snapshot_to_json(const struct health_snapshot *s);
  * Plausibility is a separate question: health_temp_is_plausible().
  */
 int health_parse_millicelsius(const char *text, int64_t *ret);
+
+/* A power in microwatts (hwmon powerN_input), at most HEALTH_POWER_MAX_UW. */
+int health_parse_microwatts(const char *text, uint64_t *ret);
 
 /* Within HEALTH_TEMP_MIN_MC..HEALTH_TEMP_MAX_MC. Negative values are fine: space is cold. */
 bool health_temp_is_plausible(int64_t temp_mc);

@@ -1626,6 +1626,10 @@ size_t runtime_usage(struct runtime *rt, struct workload_usage *out, size_t max)
                         continue;
                 struct workload_usage *u = &out[n++];
                 snprintf(u->name, sizeof(u->name), "%s", w->spec.name);
+                snprintf(u->tenant, sizeof(u->tenant), "%s", w->spec.tenant ? w->spec.tenant : "");
+                snprintf(u->app, sizeof(u->app), "%s", w->spec.app.name ? w->spec.app.name : "");
+                struct stat cst;
+                u->instance = stat(cgroup_path(w->cg), &cst) == 0 ? (uint64_t) cst.st_ino : 0;
                 u->running = w->have_proc;
                 u->cpu_usec = st.cpu_usage_usec;
                 u->memory_bytes = st.memory_current;

@@ -155,8 +155,11 @@ void runtime_set_event_handler(struct runtime *rt, runtime_event_fn fn, void *us
 /* Per-workload cgroup counters, for health reports. */
 struct workload_usage {
         char name[WORKLOAD_NAME_MAX + 1];
+        char tenant[WORKLOAD_NAME_MAX + 1]; /* the spec's "tenant", "" none */
+        char app[WORKLOAD_NAME_MAX + 1];    /* the spec's app name, "" none */
         bool running;
         uint64_t cpu_usec, memory_bytes, pids, oom_kills;
+        uint64_t instance; /* which cgroup (the inode of its directory): a new one counts from zero */
 };
 
 /* Fill up to max entries; returns how many. */

@@ -714,6 +714,14 @@ static int dispatch_app_name(struct json_ctx *ctx, json_t *v, void *dest, const 
         return json_dispatch_string(ctx, v, dest, f);
 }
 
+/* "tenant" (#19 item 5): who the workload's usage is metered for; the names app names have. */
+static int dispatch_tenant(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+        if (!json_is_string(v) || !model_name_is_valid(json_string_value(v)))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "expected a tenant name: 1-64 of A-Z a-z 0-9 . _ -, not starting with . or -");
+        return json_dispatch_string(ctx, v, dest, f);
+}
+
 static const struct json_field app_fields[] = {
         {"name", dispatch_app_name, offsetof(struct workload_spec, app.name) - offsetof(struct workload_spec, app),
          JSON_REQUIRED, NULL, 0, 0},
@@ -759,6 +767,7 @@ static const struct json_field spec_fields[] = {
         {"user", dispatch_user, OFF(user), 0, NULL, 0, 0},
         {"group", dispatch_user, OFF(group), 0, NULL, 0, 0},
         {"priority", dispatch_priority, OFF(priority), 0, NULL, 0, 0},
+        {"tenant", dispatch_tenant, OFF(tenant), 0, NULL, 0, 0},
         {"run_when", dispatch_run_when, OFF(sunlit_only), 0, NULL, 0, 0},
         {"privileged", json_dispatch_bool, OFF(privileged), 0, NULL, 0, 0},
         {"resources", json_dispatch_nested, OFF(resources), 0, resources_fields, 0, 0},
@@ -898,6 +907,7 @@ void workload_spec_free(struct workload_spec *s) {
         strv_free(s->probe.exec);
         strv_free(s->models);
         free(s->app.name);
+        free(s->tenant);
         free(s->app.version);
         free(s->app.target);
         memset(s, 0, sizeof(*s));

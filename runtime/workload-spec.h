@@ -98,6 +98,7 @@ struct workload_spec {
         char *cwd;
         char *user, *group; /* names or numeric ids inside the user namespace; NULL = root */
         enum workload_priority priority;
+        char *tenant; /* whose usage it is (#19 item 5), NULL: none */
         /* Host ids (no user namespace unless listed) and optional namespaces: see docs. */
         bool privileged;
 

@@ -1,0 +1,112 @@
+/*
+ * The usage meter (#19 item 5, docs/usage.md): per workload, CPU seconds, memory
+ * byte-seconds and an energy estimate; per app, the bytes its bundles took over the link.
+ * Totals are cumulative since the meter began (its "meter" id); every report carries
+ * them all, so a report lost or received twice changes nothing: the controller keeps the
+ * latest of each. Pure: the agent (agent/usage.c) samples, keeps the state file, reports.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "health/collect.h"
+
+#define USAGE_MAX_ENTRIES 64
+#define USAGE_NAME_MAX 64 /* workload, tenant, deployment and app names */
+#define USAGE_METER_ID_LEN 32 /* lowercase hex */
+#define USAGE_BOOT_ID_MAX 36
+
+struct usage_totals {
+        double cpu_sec;
+        double memory_byte_sec;
+        double energy_j;
+        uint64_t link_bytes;
+};
+
+/* One workload ("workload" set) or one app's downloads ("workload" empty, "app" set). */
+struct usage_entry {
+        char workload[USAGE_NAME_MAX + 1];
+        char tenant[USAGE_NAME_MAX + 1];     /* "" none */
+        char deployment[USAGE_NAME_MAX + 1]; /* "" none */
+        char app[USAGE_NAME_MAX + 1];        /* "" none */
+        struct usage_totals total;
+        /* its cgroup at the last sample: the counters, and which cgroup (its inode) */
+        bool have_last;
+        uint64_t last_cpu_usec, last_memory_bytes, last_instance;
+};
+
+struct usage_meter {
+        char meter[USAGE_METER_ID_LEN + 1];
+        uint64_t reports;          /* the last report's number, 0 none yet */
+        int64_t started;           /* realtime seconds when the meter began */
+        int64_t last_report;       /* realtime seconds of the last report (started before one) */
+        char boot_id[USAGE_BOOT_ID_MAX + 1]; /* of the last sample: its monotonic time counts in that boot */
+        bool have_last;
+        uint64_t last_mono_usec;
+        bool have_cpu;
+        struct cpu_times last_cpu;
+        bool have_power;
+        double last_power_w;
+        double board_energy_j;
+        struct usage_entry entries[USAGE_MAX_ENTRIES];
+        size_t n_entries;
+};
+
+/* A running workload's cgroup now. */
+struct usage_workload_sample {
+        const char *workload, *tenant, *deployment, *app; /* NULL or "" for none */
+        uint64_t cpu_usec, memory_bytes;
+        uint64_t instance; /* which cgroup: a new one counts from zero */
+};
+
+struct usage_sample {
+        uint64_t mono_usec;  /* CLOCK_MONOTONIC */
+        const char *boot_id; /* this boot's id: across a reboot monotonic time and counters restart */
+        bool cpu_valid;
+        struct cpu_times cpu; /* /proc/stat "cpu", in ticks */
+        long clk_tck;         /* ticks per second */
+        bool power_valid;
+        double power_w; /* the board's measured power now */
+        const struct usage_workload_sample *workloads;
+        size_t n_workloads;
+};
+
+/* A new meter with this id (32 lowercase hex) begun at realtime seconds now. */
+void usage_meter_init(struct usage_meter *m, const char *meter_id, int64_t now);
+
+/*
+ * Add what happened since the last sample. CPU: the cgroup counter's growth (all of it for
+ * a cgroup the meter has not seen, or after a reboot). Memory: the mean of the last and
+ * this reading times the time between. Energy: the board's mean power times that time,
+ * shared by each workload's part of the CPU time the node used. -ENOSPC when a workload
+ * would need an entry beyond USAGE_MAX_ENTRIES (nothing changed: start a new meter with
+ * usage_meter_rotate and sample again); -EINVAL for a name that is not one.
+ */
+int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s);
+
+/* Bytes downloaded for an app's bundle (its entry, made when needed). -ENOSPC, -EINVAL as above. */
+int usage_meter_add_link_bytes(struct usage_meter *m, const char *app, const char *tenant, const char *deployment,
+                               uint64_t bytes);
+
+/* A new meter (new id) keeping what the samples need: each workload's last cgroup
+ * reading, the last CPU and power, so nothing is counted in both meters. Totals restart. */
+void usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now);
+
+/*
+ * The body of the next usage.report record (a new reference; NULL on ENOMEM): the
+ * cumulative totals, numbered m->reports + 1, which it becomes. now: realtime seconds.
+ */
+json_t *usage_meter_report(struct usage_meter *m, int64_t now, double interval_sec);
+
+/* The state file's JSON, and back (strict: a state that does not parse is refused with where). */
+json_t *usage_meter_to_json(const struct usage_meter *m);
+int usage_meter_from_json(json_t *j, struct usage_meter *m, char **ret_reason);
+
+/* 32 lowercase hex characters? */
+bool usage_meter_id_is_valid(const char *id);
+/* A workload, tenant, deployment or app name a record may carry: 1-64 of A-Z a-z 0-9 . _ -. */
+bool usage_name_is_valid(const char *s);
