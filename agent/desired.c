@@ -13,6 +13,7 @@
 #include "agent/desired.h"
 #include "agent/trust-store.h"
 #include "agent/trusted-time.h"
+#include "health/collect.h"
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
@@ -170,14 +171,15 @@ static bool ours(const struct runtime_workload_info *info) {
         return info->source && strncmp(info->source, SOURCE_PREFIX, strlen(SOURCE_PREFIX)) == 0;
 }
 
-static int64_t mem_available(void) {
+/* MemAvailable in bytes, from <procfs_root>/meminfo by the health collector's parser; -1 unknown. */
+static int64_t mem_available(struct desired *d) {
         _cleanup_free_ char *text = NULL;
-        size_t len;
-        if (read_file_bounded("/proc/meminfo", 64 * 1024, &text, &len) < 0)
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/meminfo", d->h.cfg->paths.procfs_root);
+        uint64_t total, avail;
+        if (read_file_bounded(path, 64 * 1024, &text, NULL) < 0 || health_parse_meminfo(text, &total, &avail) < 0)
                 return -1;
-        const char *p = strstr(text, "MemAvailable:");
-        long long kib;
-        return p && sscanf(p, "MemAvailable: %lld kB", &kib) == 1 ? (int64_t) kib * 1024 : -1;
+        return avail > INT64_MAX ? INT64_MAX : (int64_t) avail;
 }
 
 /*
@@ -200,7 +202,7 @@ static void check_entry(struct desired *d, size_t i, const struct runtime_worklo
                 snprintf(reason, size, "%s", why ? why : "an invalid spec");
                 return;
         }
-        int64_t need = spec.resources.memory_max, avail = mem_available();
+        int64_t need = spec.resources.memory_max, avail = mem_available(d);
         /* Judged before the stop, with what the old one held: once it is stopped for this
          * entry, what it held is no longer told apart from what the node has. */
         if (!reason[0] && !stopped_for_it && need > 0 && need != WORKLOAD_LIMIT_MAX && avail >= 0) {
