@@ -1,0 +1,80 @@
+/*
+ * Usage metering (#19 item 5, docs/deployments.md): the body of a node's "usage.interval"
+ * record, what one interval of one meter on the node measured per workload and tenant (CPU
+ * seconds, memory byte-seconds, bytes moved over the link, an energy estimate). Both ends
+ * link it: the node to check what it builds, the controller to take what it sums. Pure:
+ * parse and validate only, no I/O, no allocation but the error message.
+ *
+ *   {"meter": "<32 lower-case hex>", "interval": 7, "start": 1764930000, "end": 1764930300,
+ *    "duration_sec": 300.0, "board_energy_j": 4500.0,
+ *    "entries": [{"workload": "det", "tenant": "acme", "deployment": "dep-a", "app": "hello",
+ *                 "cpu_sec": 12.5, "memory_byte_sec": 3.1e9, "energy_j": 180.2, "link_bytes": 0},
+ *                {"app": "hello", "link_bytes": 123456}]}
+ *
+ * (meter, interval) names the interval for good: the same one may arrive twice (under
+ * another record key, after a crash of the node between its outbox write and its meter
+ * state's), and is counted once.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define USAGE_RECORD_KIND "usage.interval"
+#define USAGE_METER_LEN 32     /* lower-case hex digits of a meter id */
+#define USAGE_ENTRIES_MAX 64   /* entries in one interval */
+#define USAGE_NAME_MAX 64      /* workload, tenant, deployment and app names */
+/* An entry's key: its workload, or "app:<app>" for bytes of an app no workload uses yet. */
+#define USAGE_ENTRY_KEY_MAX (4 + USAGE_NAME_MAX)
+#define USAGE_TIME_MAX INT64_C(253402300799) /* start, end: up to 9999-12-31 */
+#define USAGE_DURATION_MAX 1e9               /* seconds (31 years) */
+#define USAGE_AMOUNT_MAX 1e20                /* cpu_sec, memory_byte_sec, energy_j, board_energy_j */
+#define USAGE_LINK_BYTES_MAX (INT64_C(1) << 53) /* exact in a double and in any JSON reader */
+
+/* Which optional amounts an entry carries (an absent one is not a zero: it is unknown). */
+enum {
+        USAGE_HAS_CPU = 1 << 0,
+        USAGE_HAS_MEMORY = 1 << 1,
+        USAGE_HAS_ENERGY = 1 << 2,
+        USAGE_HAS_LINK = 1 << 3,
+};
+
+struct usage_entry {
+        char workload[USAGE_NAME_MAX + 1];   /* "" when none */
+        char tenant[USAGE_NAME_MAX + 1];     /* "" when none: the node's word, see below */
+        char deployment[USAGE_NAME_MAX + 1]; /* "" when none */
+        char app[USAGE_NAME_MAX + 1];        /* "" when none */
+        char key[USAGE_ENTRY_KEY_MAX + 1];   /* workload, or "app:<app>"; unique in a record */
+        unsigned has;                        /* USAGE_HAS_* */
+        double cpu_sec, memory_byte_sec, energy_j; /* 0 when absent */
+        int64_t link_bytes;                        /* 0 when absent */
+};
+
+struct usage_record {
+        char meter[USAGE_METER_LEN + 1];
+        int64_t interval; /* 1, 2, ... per meter */
+        int64_t start, end; /* the node's realtime clock: informative only */
+        double duration_sec; /* the node's monotonic clock */
+        bool has_board_energy;
+        double board_energy_j; /* 0 when absent (no board power sensor) */
+        struct usage_entry entries[USAGE_ENTRIES_MAX];
+        size_t n_entries;
+};
+
+/*
+ * Pure: a name as an entry carries it: 1-USAGE_NAME_MAX of A-Z a-z 0-9 . _ -.
+ */
+bool usage_name_is_valid(const char *s);
+
+/*
+ * Pure: parse a usage.interval body strictly: unknown keys, wrong types, a meter that is not
+ * 32 lower-case hex digits, an interval < 1, times or amounts out of bounds (negative, not
+ * finite, over the maxima above), a bad name, more than USAGE_ENTRIES_MAX entries, an entry
+ * with neither workload nor app, two entries of the same key. 0 with *ret filled, or
+ * -EBADMSG with *ret_reason (caller frees; may be NULL) naming where
+ * ("usage.interval: entries[2].cpu_sec: expected a finite number from 0 to 1e+20").
+ */
+int usage_record_parse(json_t *body, struct usage_record *ret, char **ret_reason);
