@@ -281,6 +281,38 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         " previous TEXT,"
         " reason TEXT,"
         " PRIMARY KEY (deployment, node));",
+        /* 13: usage metering (#19 item 5, docs/deployments.md): each interval of a node's
+         * meter once, its entries once each (never pruned with the records that brought
+         * them), and per node what was counted and what was refused */
+        "CREATE TABLE usage_intervals ("
+        " node TEXT NOT NULL REFERENCES nodes(id),"
+        " meter TEXT NOT NULL,"
+        " interval INTEGER NOT NULL,"
+        " start_time INTEGER NOT NULL,"
+        " end_time INTEGER NOT NULL,"
+        " duration_sec REAL NOT NULL,"
+        " board_energy_j REAL,"
+        " entries INTEGER NOT NULL,"
+        " received INTEGER NOT NULL,"
+        " record_boot_epoch INTEGER NOT NULL, record_boot_id TEXT NOT NULL, record_seq INTEGER NOT NULL,"
+        " PRIMARY KEY (node, meter, interval));"
+        "CREATE TABLE usage ("
+        " node TEXT NOT NULL REFERENCES nodes(id),"
+        " meter TEXT NOT NULL,"
+        " interval INTEGER NOT NULL,"
+        " entry TEXT NOT NULL,"
+        " workload TEXT, tenant TEXT, deployment TEXT, app TEXT,"
+        " tenant_from TEXT,"
+        " cpu_sec REAL, memory_byte_sec REAL, energy_j REAL, link_bytes INTEGER,"
+        " start_time INTEGER NOT NULL,"
+        " end_time INTEGER NOT NULL,"
+        " received INTEGER NOT NULL,"
+        " PRIMARY KEY (node, meter, interval, entry));"
+        "CREATE INDEX usage_by_received ON usage(received);"
+        "CREATE INDEX usage_by_tenant ON usage(tenant, received);"
+        "CREATE INDEX usage_by_deployment ON usage(deployment, received);"
+        "ALTER TABLE nodes ADD COLUMN usage_intervals INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE nodes ADD COLUMN usage_refused INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int schema_version_read(struct store *s, int *ret) {
