@@ -658,6 +658,7 @@ static void test_metrics_render(void **state) {
         json_t *snap = json_loads(
                 "{\"now\":1000,\"poll_interval\":60,"
                 "\"nodes\":[{\"id\":\"a\",\"last_sync\":990,\"syncs\":5,\"passes\":2,"
+                "\"usage_intervals\":4,\"usage_refused\":1,"
                 "\"health\":{\"level\":\"hot\",\"metrics\":{\"zone.cpu\\\"x.temp_c\":"
                 "{\"last\":71.5},\"battery.capacity_percent\":{\"last\":40}}}},"
                 "{\"id\":\"b\",\"last_sync\":100,\"syncs\":1,\"passes\":1,\"health\":null},"
@@ -699,6 +700,10 @@ static void test_metrics_render(void **state) {
                 "orbit_node_temperature_celsius{node=\"a\",sensor=\"zone.cpu\\\"x\"} 71.5\n",
                 "orbit_node_battery_capacity_percent{node=\"a\"} 40\n",
                 "orbit_node_health_level{node=\"a\"} 2\n",
+                "# TYPE orbit_usage_records_total counter\n",
+                "orbit_usage_records_total{node=\"a\",result=\"counted\"} 4\n",
+                "orbit_usage_records_total{node=\"a\",result=\"refused\"} 1\n",
+                "orbit_usage_records_total{node=\"b\",result=\"counted\"} 0\n",
         };
         for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
                 if (!strstr(text, want[i]))

@@ -1346,6 +1346,12 @@ static void test_usage_counted_once(void **state) {
         assert_int_equal(usage_count(s, "SELECT usage_refused FROM nodes WHERE id = 'n1'"), 1);
         assert_int_equal(usage_count(s, "SELECT usage_intervals FROM nodes WHERE id = 'n1'"), 2);
         assert_int_equal(usage_count(s, "SELECT count(*) FROM usage_intervals WHERE interval = 3"), 0);
+        json_t *snap = NULL;
+        assert_int_equal(store_metrics_collect(s, 110, &snap), 0);
+        json_t *n1 = json_array_get(json_object_get(snap, "nodes"), 0);
+        assert_int_equal(json_integer_value(json_object_get(n1, "usage_intervals")), 2);
+        assert_int_equal(json_integer_value(json_object_get(n1, "usage_refused")), 1);
+        json_decref(snap);
         assert_true(usage_count(s, "SELECT board_energy_j FROM usage_intervals WHERE interval = 1") == 4500);
         assert_int_equal(usage_count(s, "SELECT count(*) FROM usage_intervals WHERE interval = 2 AND "
                                         "board_energy_j IS NULL"),
