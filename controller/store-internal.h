@@ -147,3 +147,5 @@ int store_rollouts_join_late(struct store *s, const char *node, int64_t now);
 
 /* Count a usage.interval record stored now (store-usage.c; see store_usage_sum). */
 int store_usage_apply_record(struct store *s, const struct sync_record *rec, int64_t now);
+/* Count the usage.interval records stored before schema 13 (in the migration's transaction). */
+int store_usage_backfill(struct store *s);

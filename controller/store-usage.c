@@ -110,6 +110,36 @@ int store_usage_apply_record(struct store *s, const struct sync_record *rec, int
         return store_exec(s, "UPDATE nodes SET usage_intervals = usage_intervals + 1 WHERE id = ?", "t", rec->node);
 }
 
+int store_usage_backfill(struct store *s) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_query(s, &st,
+                            "SELECT node, boot_epoch, boot_id, seq, received, record FROM records "
+                            "WHERE kind = '" USAGE_RECORD_KIND "' ORDER BY received, rowid",
+                            "");
+        if (r < 0)
+                return r;
+        int64_t n = 0;
+        while ((r = store_step(s, st)) > 0) {
+                struct sync_record rec = {.boot_epoch = store_col_int64(st, 1), .seq = store_col_int64(st, 3)};
+                snprintf(rec.node, sizeof(rec.node), "%s", store_col_str(st, 0));
+                snprintf(rec.boot_id, sizeof(rec.boot_id), "%s", store_col_str(st, 2));
+                snprintf(rec.kind, sizeof(rec.kind), "%s", USAGE_RECORD_KIND);
+                json_t *raw = store_col_json(st, 5);
+                rec.raw = raw;
+                rec.body = json_object_get(raw, "body");
+                r = store_usage_apply_record(s, &rec, store_col_int64(st, 4));
+                json_decref(raw);
+                if (r < 0)
+                        return r;
+                n++;
+        }
+        if (r < 0)
+                return r;
+        if (n > 0)
+                log_info("store: %" PRId64 " usage records stored before usage metering are counted", n);
+        return 0;
+}
+
 /* ---- sums ---------------------------------------------------------------------------------- */
 
 /* A byte count summed as a real (total() never fails on overflow, unlike sum()): an integer

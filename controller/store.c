@@ -349,6 +349,10 @@ static int migrate(struct store *s, char **ret_reason) {
                 if (r < 0)
                         return message_set(ret_reason, r, "migration to schema version %d failed",
                                            version + 1);
+                /* usage.interval records a controller of before kept as records only */
+                if (version + 1 == 13 && (r = store_usage_backfill(s)) < 0)
+                        return message_set(ret_reason, r, "migration to schema version 13: cannot count "
+                                                          "the usage records already stored");
                 char sql[128];
                 snprintf(sql, sizeof(sql),
                          "DELETE FROM schema_version; "

@@ -185,6 +185,10 @@ code=$(as_viewer "$URL/metrics")
         grepq '^orbit_usage_records_total{node="node-2",result="counted"} 1$' body &&
         pass "/metrics: orbit_usage_records_total counted 2 and refused 1 for node-1, 1 for node-2" ||
         fail "usage metrics" "$(grep usage body)"
+if command -v promtool >/dev/null 2>&1; then
+        promtool check metrics <body >promtool.out 2>&1 && pass "promtool check metrics: the exposition is valid" ||
+                fail "promtool check metrics" "$(head -5 promtool.out)"
+fi
 
 # ---- kept through a restart; an interval sent once more under a new key ---------------------
 stop_controller

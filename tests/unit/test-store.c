@@ -1396,6 +1396,35 @@ static void test_usage_counted_once(void **state) {
         store_close(s);
 }
 
+/* A controller of before metering kept usage.interval records as records only: the
+ * migration to schema 13 counts them. */
+static void test_usage_backfill(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        const char *i1 = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1,\"end\":2,\"duration_sec\":1,"
+                         "\"entries\":[{\"workload\":\"det\",\"tenant\":\"acme\",\"cpu_sec\":2}]}";
+        char *r1 = usage_rec(1, i1), *r2 = usage_rec(2, i1), *bad = usage_rec(3, "{}"), *all;
+        assert_true(asprintf(&all, "%s,%s,%s", r1, r2, bad) > 0);
+        assert_int_equal(usage_sync(s, all, 100), 3);
+        /* back to schema 12, as if the records came to a controller of before */
+        assert_int_equal(store_script(s, "DROP TABLE usage; DROP TABLE usage_intervals; "
+                                         "ALTER TABLE nodes DROP COLUMN usage_intervals; "
+                                         "ALTER TABLE nodes DROP COLUMN usage_refused; "
+                                         "UPDATE schema_version SET version = 12"),
+                         0);
+        store_close(s);
+        s = open_store(f);
+        assert_int_equal(store_schema_version(s), 13);
+        json_t *rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 100, 101);
+        assert_int_equal(json_array_size(rows), 1);
+        assert_true(real(usage_row(rows, "tenant", "acme"), "cpu_sec") == 2.0);
+        json_decref(rows);
+        assert_int_equal(usage_count(s, "SELECT usage_refused FROM nodes WHERE id = 'n1'"), 1);
+        assert_int_equal(usage_count(s, "SELECT usage_intervals FROM nodes WHERE id = 'n1'"), 1);
+        free(r1), free(r2), free(bad), free(all);
+        store_close(s);
+}
+
 /* A deployment this controller knows bills its tenant, not the one the node says. */
 static void test_usage_deployment_tenant(void **state) {
         struct fixture *f = *state;
@@ -1459,6 +1488,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_metrics_collect, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_counted_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_deployment_tenant, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_usage_backfill, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_deadline_and_auto_revert, setup,
                                                 teardown),
         };
