@@ -20,17 +20,6 @@ bool usage_meter_id_is_valid(const char *id) {
         return true;
 }
 
-bool usage_name_is_valid(const char *s) {
-        size_t n = s ? strlen(s) : 0;
-        if (n == 0 || n > USAGE_NAME_MAX)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-                      s[i] == '.' || s[i] == '_' || s[i] == '-'))
-                        return false;
-        return true;
-}
-
 static const char *or_empty(const char *s) {
         return s ? s : "";
 }
@@ -45,10 +34,10 @@ void usage_meter_init(struct usage_meter *m, const char *meter_id, int64_t now) 
         snprintf(m->meter, sizeof(m->meter), "%s", meter_id);
 }
 
-static struct usage_entry *find_entry(struct usage_meter *m, const char *workload, const char *tenant,
+static struct usage_meter_entry *find_entry(struct usage_meter *m, const char *workload, const char *tenant,
                                       const char *deployment, const char *app) {
         for (size_t i = 0; i < m->n_entries; i++) {
-                struct usage_entry *e = &m->entries[i];
+                struct usage_meter_entry *e = &m->entries[i];
                 if (streq(e->workload, or_empty(workload)) && streq(e->tenant, or_empty(tenant)) &&
                     streq(e->deployment, or_empty(deployment)) && streq(e->app, or_empty(app)))
                         return e;
@@ -57,17 +46,17 @@ static struct usage_entry *find_entry(struct usage_meter *m, const char *workloa
 }
 
 /* The entry holding this workload's cgroup baseline, whatever its tenant now. */
-static struct usage_entry *find_baseline(struct usage_meter *m, const char *workload) {
+static struct usage_meter_entry *find_baseline(struct usage_meter *m, const char *workload) {
         for (size_t i = 0; i < m->n_entries; i++)
                 if (m->entries[i].have_last && streq(m->entries[i].workload, workload))
                         return &m->entries[i];
         return NULL;
 }
 
-static struct usage_entry *add_entry(struct usage_meter *m, const char *workload, const char *tenant,
+static struct usage_meter_entry *add_entry(struct usage_meter *m, const char *workload, const char *tenant,
                                      const char *deployment, const char *app) {
-        struct usage_entry *e = &m->entries[m->n_entries++];
-        *e = (struct usage_entry){0};
+        struct usage_meter_entry *e = &m->entries[m->n_entries++];
+        *e = (struct usage_meter_entry){0};
         snprintf(e->workload, sizeof(e->workload), "%s", or_empty(workload));
         snprintf(e->tenant, sizeof(e->tenant), "%s", or_empty(tenant));
         snprintf(e->deployment, sizeof(e->deployment), "%s", or_empty(deployment));
@@ -118,12 +107,12 @@ int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s) {
 
         /* Each workload's CPU since the last sample, then the energy shares. */
         double cpu_d[USAGE_MAX_ENTRIES] = {0}, cpu_sum = 0;
-        struct usage_entry *ent[USAGE_MAX_ENTRIES] = {0};
+        struct usage_meter_entry *ent[USAGE_MAX_ENTRIES] = {0};
         size_t n = s->n_workloads < USAGE_MAX_ENTRIES ? s->n_workloads : USAGE_MAX_ENTRIES;
         for (size_t i = 0; i < n; i++) {
                 const struct usage_workload_sample *w = &s->workloads[i];
-                struct usage_entry *base = find_baseline(m, w->workload);
-                struct usage_entry *e = find_entry(m, w->workload, w->tenant, w->deployment, w->app);
+                struct usage_meter_entry *base = find_baseline(m, w->workload);
+                struct usage_meter_entry *e = find_entry(m, w->workload, w->tenant, w->deployment, w->app);
                 if (!e)
                         e = add_entry(m, w->workload, w->tenant, w->deployment, w->app);
                 double mem_avg;
@@ -172,7 +161,7 @@ int usage_meter_add_link_bytes(struct usage_meter *m, const char *app, const cha
                                uint64_t bytes) {
         if (!m || !usage_name_is_valid(app) || !optional_name_ok(tenant) || !optional_name_ok(deployment))
                 return -EINVAL;
-        struct usage_entry *e = find_entry(m, NULL, tenant, deployment, app);
+        struct usage_meter_entry *e = find_entry(m, NULL, tenant, deployment, app);
         if (!e) {
                 if (m->n_entries >= USAGE_MAX_ENTRIES)
                         return -ENOSPC;
@@ -194,10 +183,10 @@ void usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now) 
         m->last_power_w = old.last_power_w;
         /* only the baselines go on: one entry per workload cgroup the old meter knew */
         for (size_t i = 0; i < old.n_entries; i++) {
-                const struct usage_entry *o = &old.entries[i];
+                const struct usage_meter_entry *o = &old.entries[i];
                 if (!o->have_last)
                         continue;
-                struct usage_entry *e = add_entry(m, o->workload, o->tenant, o->deployment, o->app);
+                struct usage_meter_entry *e = add_entry(m, o->workload, o->tenant, o->deployment, o->app);
                 e->have_last = true;
                 e->last_cpu_usec = o->last_cpu_usec;
                 e->last_memory_bytes = o->last_memory_bytes;
@@ -214,7 +203,7 @@ json_t *usage_meter_report(struct usage_meter *m, int64_t now, double interval_s
         if (!entries)
                 return NULL;
         for (size_t i = 0; i < m->n_entries; i++) {
-                const struct usage_entry *e = &m->entries[i];
+                const struct usage_meter_entry *e = &m->entries[i];
                 json_t *o = json_object();
                 int r = o ? 0 : -1;
                 if (r == 0)
@@ -251,7 +240,7 @@ json_t *usage_meter_report(struct usage_meter *m, int64_t now, double interval_s
 json_t *usage_meter_to_json(const struct usage_meter *m) {
         json_t *entries = json_array();
         for (size_t i = 0; entries && i < m->n_entries; i++) {
-                const struct usage_entry *e = &m->entries[i];
+                const struct usage_meter_entry *e = &m->entries[i];
                 json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:f,s:I,s:b,s:I,s:I,s:I}", "workload", e->workload,
                                       "tenant", e->tenant, "deployment", e->deployment, "app", e->app, "cpu_sec",
                                       e->total.cpu_sec, "memory_byte_sec", e->total.memory_byte_sec, "energy_j",
@@ -351,7 +340,7 @@ int usage_meter_from_json(json_t *j, struct usage_meter *m, char **ret_reason) {
         size_t i;
         json_t *o;
         json_array_foreach(entries, i, o) {
-                struct usage_entry *e = &t.entries[t.n_entries++];
+                struct usage_meter_entry *e = &t.entries[t.n_entries++];
                 if (!json_is_object(o) || !get_str(o, "workload", e->workload, sizeof(e->workload), true) ||
                     !get_str(o, "tenant", e->tenant, sizeof(e->tenant), true) ||
                     !get_str(o, "deployment", e->deployment, sizeof(e->deployment), true) ||

@@ -14,10 +14,10 @@
 #include <jansson.h>
 
 #include "health/collect.h"
+#include "proto/usage-record.h"
 
 #define USAGE_MAX_ENTRIES 64
-#define USAGE_NAME_MAX 64 /* workload, tenant, deployment and app names */
-#define USAGE_METER_ID_LEN 32 /* lowercase hex */
+#define USAGE_METER_ID_LEN USAGE_METER_LEN /* lowercase hex */
 #define USAGE_BOOT_ID_MAX 36
 
 struct usage_totals {
@@ -28,7 +28,7 @@ struct usage_totals {
 };
 
 /* One workload ("workload" set) or one app's downloads ("workload" empty, "app" set). */
-struct usage_entry {
+struct usage_meter_entry {
         char workload[USAGE_NAME_MAX + 1];
         char tenant[USAGE_NAME_MAX + 1];     /* "" none */
         char deployment[USAGE_NAME_MAX + 1]; /* "" none */
@@ -52,7 +52,7 @@ struct usage_meter {
         bool have_power;
         double last_power_w;
         double board_energy_j;
-        struct usage_entry entries[USAGE_MAX_ENTRIES];
+        struct usage_meter_entry entries[USAGE_MAX_ENTRIES];
         size_t n_entries;
 };
 
@@ -108,5 +108,4 @@ int usage_meter_from_json(json_t *j, struct usage_meter *m, char **ret_reason);
 
 /* 32 lowercase hex characters? */
 bool usage_meter_id_is_valid(const char *id);
-/* A workload, tenant, deployment or app name a record may carry: 1-64 of A-Z a-z 0-9 . _ -. */
-bool usage_name_is_valid(const char *s);
+/* Names: usage_name_is_valid() (proto/usage-record.h), as the controller judges them. */

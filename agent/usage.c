@@ -276,7 +276,7 @@ void usage_reconfigure(struct usage *u) {
 json_t *usage_status_json(struct usage *u) {
         json_t *entries = json_array();
         for (size_t i = 0; entries && i < u->meter.n_entries; i++) {
-                const struct usage_entry *e = &u->meter.entries[i];
+                const struct usage_meter_entry *e = &u->meter.entries[i];
                 json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:f,s:I}", "workload", e->workload, "tenant", e->tenant,
                                       "deployment", e->deployment, "app", e->app, "cpu_sec", e->total.cpu_sec,
                                       "memory_byte_sec", e->total.memory_byte_sec, "energy_j", e->total.energy_j,

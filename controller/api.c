@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "lib/macro.h"
 #include "lib/message.h"
 #include "proto/sync-answer.h"
+#include "proto/usage-record.h"
 
 /* ---- routes ------------------------------------------------------------------------ */
 
@@ -116,6 +118,10 @@ int api_route_match(const char *method, const char *path, struct api_match *ret)
         }
         if (path && streq(path, "/v1/audit")) {
                 ret->route = API_ROUTE_AUDIT;
+                return read ? 0 : -EOPNOTSUPP;
+        }
+        if (path && streq(path, "/v1/usage")) {
+                ret->route = API_ROUTE_USAGE;
                 return read ? 0 : -EOPNOTSUPP;
         }
         if (!path || strncmp(path, "/v1/", 4) != 0 || strlen(path) > 512)
@@ -245,6 +251,8 @@ enum record_effect record_effect_of(const char *kind) {
                 return RECORD_EFFECT_UPDATE;
         if (streq(kind, "health.report"))
                 return RECORD_EFFECT_HEALTH;
+        if (streq(kind, USAGE_RECORD_KIND))
+                return RECORD_EFFECT_USAGE;
         return RECORD_EFFECT_NONE;
 }
 
@@ -465,6 +473,69 @@ int records_query_check(const char *kind, const char *limit, size_t *ret_limit,
                                            RECORDS_LIMIT_MAX);
                 *ret_limit = v;
         }
+        return 0;
+}
+
+/* ---- usage ---------------------------------------------------------------------------------- */
+
+static const char *const usage_by_names[_USAGE_BY_MAX] = {
+        [USAGE_BY_TENANT] = "tenant",
+        [USAGE_BY_DEPLOYMENT] = "deployment",
+        [USAGE_BY_NODE] = "node",
+        [USAGE_BY_WORKLOAD] = "workload",
+};
+
+const char *usage_by_to_string(enum usage_by by) {
+        return (size_t) by < ELEMENTSOF(usage_by_names) ? usage_by_names[by] : "?";
+}
+
+static int usage_time_parse(const char *what, const char *text, int64_t *ret, char **ret_message) {
+        char *end = NULL;
+        errno = 0;
+        long long v = text ? strtoll(text, &end, 10) : 0;
+        if (!text)
+                return 0;
+        if (text[0] < '0' || text[0] > '9' || *end || errno || v < 1 || v > USAGE_TIME_MAX)
+                return message_set(ret_message, -EINVAL, "%s: expected unix seconds from 1 to %" PRId64, what,
+                                   USAGE_TIME_MAX);
+        *ret = (int64_t) v;
+        return 0;
+}
+
+int usage_query_parse(const char *by, const char *tenant, const char *deployment, const char *node,
+                      const char *since, const char *until, struct usage_query *ret, char **ret_message) {
+        *ret = (struct usage_query){.by = USAGE_BY_TENANT};
+        if (by) {
+                int i = string_table_lookup(usage_by_names, ELEMENTSOF(usage_by_names), by);
+                if (i < 0)
+                        return message_set(ret_message, -EINVAL,
+                                           "by: expected tenant, deployment, node or workload");
+                ret->by = (enum usage_by) i;
+        }
+        const struct {
+                const char *what, *value;
+                char *dest;
+                size_t size;
+        } names[] = {
+                {"tenant", tenant, ret->tenant, sizeof(ret->tenant)},
+                {"deployment", deployment, ret->deployment, sizeof(ret->deployment)},
+                {"node", node, ret->node, sizeof(ret->node)},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                if (!names[i].value)
+                        continue;
+                if (!usage_name_is_valid(names[i].value) || strlen(names[i].value) >= names[i].size)
+                        return message_set(ret_message, -EINVAL, "%s: expected 1-%d of A-Z a-z 0-9 . _ -",
+                                           names[i].what, USAGE_NAME_MAX);
+                memcpy(names[i].dest, names[i].value, strlen(names[i].value) + 1);
+        }
+        int r = usage_time_parse("since", since, &ret->since, ret_message);
+        if (r >= 0)
+                r = usage_time_parse("until", until, &ret->until, ret_message);
+        if (r < 0)
+                return r;
+        if (ret->since && ret->until && ret->since >= ret->until)
+                return message_set(ret_message, -EINVAL, "since must come before until");
         return 0;
 }
 

@@ -42,6 +42,7 @@ enum api_route {
         API_ROUTE_DEPLOYMENTS,        /* GET|POST /v1/deployments (#19) */
         API_ROUTE_DEPLOYMENT,         /* GET|DELETE /v1/deployments/{id} */
         API_ROUTE_DEPLOYMENT_VERB,    /* POST /v1/deployments/{id}/{pause|resume} */
+        API_ROUTE_USAGE,              /* GET /v1/usage: metered usage summed (#19)  operator or viewer */
         API_ROUTE_WHOAMI,             /* GET /v1/whoami                      operator or viewer */
         API_ROUTE_AUDIT,              /* GET /v1/audit: who asked what       operator or viewer */
         API_ROUTE_METRICS,            /* GET /metrics (Prometheus text)      operator or viewer */
@@ -101,6 +102,7 @@ enum record_effect {
         RECORD_EFFECT_COMMAND_RESULT, /* "command.result": the command's outcome */
         RECORD_EFFECT_UPDATE,         /* "update.*": the node's update state */
         RECORD_EFFECT_HEALTH,         /* "health.report": the node's last health */
+        RECORD_EFFECT_USAGE,          /* "usage.report": metered usage, counted once */
 };
 
 /* Pure: what a record of this kind changes in the node's view, besides being stored. */
@@ -143,6 +145,33 @@ void command_request_done(struct command_request *r);
  * prefix when it ends with '*' ("update.*"). -EINVAL with a message on bad input. */
 int records_query_check(const char *kind, const char *limit, size_t *ret_limit,
                         char **ret_message);
+
+/* ---- usage metering (#19 item 5, docs/deployments.md) ------------------------------------ */
+
+/* What usage is summed by: one row per tenant, deployment, node or workload (an entry's
+ * key: the workload's name, or "app:<app>" for an app's downloads no workload used yet). */
+enum usage_by {
+        USAGE_BY_TENANT,
+        USAGE_BY_DEPLOYMENT,
+        USAGE_BY_NODE,
+        USAGE_BY_WORKLOAD,
+        _USAGE_BY_MAX,
+};
+const char *usage_by_to_string(enum usage_by by);
+
+struct usage_query {
+        enum usage_by by;
+        char tenant[65], deployment[65], node[API_ID_MAX + 1]; /* "" any */
+        int64_t since, until; /* the controller's receipt time in [since, until); 0: open */
+};
+
+/*
+ * Pure: the usage query (?by=tenant|deployment|node|workload&tenant=T&deployment=D&node=N
+ * &since=S&until=U, each may be NULL): by defaults to tenant; names as a usage.report
+ * record carries them; since and until unix seconds, since < until. -EINVAL with a message.
+ */
+int usage_query_parse(const char *by, const char *tenant, const char *deployment, const char *node,
+                      const char *since, const char *until, struct usage_query *ret, char **ret_message);
 
 /* Pure: a group request {"group": G} (G a name like a node id, not "all"). */
 int group_request_parse(const char *text, size_t len, char *ret_group, size_t size,

@@ -16,6 +16,7 @@
 #include "controller/api.h"
 #include "controller/client.h"
 #include "controller/rollout.h"
+#include "proto/usage-record.h"
 #include "lib/fileio.h"
 #include "lib/macro.h"
 
@@ -963,20 +964,137 @@ static int audit_list(const struct client_options *o) {
         return 0;
 }
 
+/* A time for --since/--until: a UTC time ("2026-12-01T00:00:00Z") or a duration ago ("7d"). */
+static int time_arg(const char *opt, const char *text, int64_t now, int64_t *ret) {
+        struct tm tm = {};
+        const char *end = strchr(text, 'T') ? strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+        if (end && !*end) {
+                *ret = (int64_t) timegm(&tm);
+                return 0;
+        }
+        struct rollout_gate g;
+        if (strchr(text, 'T') || rollout_gate_parse(opt, text, true, &g, NULL) < 0 || g.kind != ROLLOUT_GATE_SECONDS ||
+            g.value <= 0 || g.value >= now) {
+                fprintf(stderr, "orbit-controller: %s: expected a duration ago (\"2h\", \"7d\") or a UTC time "
+                                "(\"2026-12-01T00:00:00Z\"), got \"%s\"\n", opt, text);
+                return -EINVAL;
+        }
+        *ret = now - g.value;
+        return 0;
+}
+
+/* A query parameter "&key=value" when value is set (our names need no escaping: checked). */
+static int query_add(char **q, const char *key, const char *value) {
+        if (!value)
+                return 0;
+        if (!usage_name_is_valid(value)) {
+                fprintf(stderr, "orbit-controller: --%s: expected 1-%d of A-Z a-z 0-9 . _ -, got \"%s\"\n", key,
+                        USAGE_NAME_MAX, value);
+                return -EINVAL;
+        }
+        char *n;
+        if (asprintf(&n, "%s&%s=%s", *q, key, value) < 0)
+                return -ENOMEM;
+        free(*q);
+        *q = n;
+        return 0;
+}
+
+static void print_amount(double v, int width) {
+        if (v != 0 && v < 0.01)
+                printf(" %*.3g", width, v);
+        else
+                printf(" %*.2f", width, v);
+}
+
+/* Metered usage summed (#19 item 5): a table, or the rows as the server gives them. */
+static int usage_show(const struct client_options *o) {
+        const char *by = o->usage_by ? o->usage_by : "tenant";
+        if (!streq(by, "tenant") && !streq(by, "deployment") && !streq(by, "node") && !streq(by, "workload")) {
+                fprintf(stderr, "orbit-controller: --by: expected tenant, deployment, node or workload\n");
+                return EXIT_USAGE;
+        }
+        int64_t now = (int64_t) time(NULL), since = 0, until = 0;
+        if ((o->since && time_arg("--since", o->since, now, &since) < 0) ||
+            (o->until && time_arg("--until", o->until, now, &until) < 0))
+                return EXIT_USAGE;
+        _cleanup_free_ char *q = NULL;
+        if (asprintf(&q, "/v1/usage?by=%s", by) < 0)
+                return EXIT_FAILED;
+        if (query_add(&q, "tenant", o->tenant) < 0 || query_add(&q, "deployment", o->deployment) < 0 ||
+            query_add(&q, "node", o->node) < 0)
+                return EXIT_USAGE;
+        char since_text[32] = "", until_text[32] = "";
+        if (since)
+                snprintf(since_text, sizeof(since_text), "&since=%" PRId64, since);
+        if (until)
+                snprintf(until_text, sizeof(until_text), "&until=%" PRId64, until);
+        _cleanup_free_ char *path = NULL;
+        if (asprintf(&path, "%s%s%s", q, since_text, until_text) < 0)
+                return EXIT_FAILED;
+        struct reply rep;
+        if (request(o, "GET", path, NULL, NULL, 0, &rep) < 0)
+                return EXIT_FAILED;
+        json_t *rows = json_object_get(rep.json, "usage");
+        if (o->json) {
+                print_json(rows);
+                reply_done(&rep);
+                return 0;
+        }
+        char head[16];
+        snprintf(head, sizeof(head), "%s", by);
+        for (char *c = head; *c; c++)
+                *c = (char) (*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+        printf("%-24s %12s %14s %12s %16s %9s %5s\n", head, "CPU S", "MEMORY GIB*H", "ENERGY WH", "LINK BYTES",
+               "METERS", "NODES");
+        double cpu = 0, mem = 0, wh = 0, link = 0;
+        size_t i;
+        json_t *r;
+        json_array_foreach(rows, i, r) {
+                /* names are checked by the controller (usage records, deployments): no escapes */
+                const char *name = json_string_value(json_object_get(r, by));
+                printf("%-24s", name ? name : "(none)");
+                double c = json_number_value(json_object_get(r, "cpu_sec")),
+                       m = json_number_value(json_object_get(r, "memory_gib_hours")),
+                       e = json_number_value(json_object_get(r, "energy_wh")),
+                       l = json_number_value(json_object_get(r, "link_bytes"));
+                print_amount(c, 12);
+                print_amount(m, 14);
+                print_amount(e, 12);
+                printf(" %16.0f %9lld %5lld\n", l, num(r, "meters"), num(r, "nodes"));
+                cpu += c, mem += m, wh += e, link += l;
+        }
+        if (json_array_size(rows) > 1) {
+                printf("%-24s", "total");
+                print_amount(cpu, 12);
+                print_amount(mem, 14);
+                print_amount(wh, 12);
+                printf(" %16.0f\n", link);
+        }
+        if (json_array_size(rows) == 0)
+                printf("(no usage counted%s)\n", o->tenant || o->deployment || o->node || since || until
+                                                           ? " for this selection"
+                                                           : "");
+        reply_done(&rep);
+        return 0;
+}
+
 static int usage(const char *what) {
         fprintf(stderr, "orbit-controller: %s (see orbit-controller --help)\n", what);
         return EXIT_USAGE;
 }
 
 int client_main(const struct client_options *o, int n, char **a) {
-        if (n < 2)
+        if (n < 2 && !(n == 1 && streq(a[0], "usage")))
                 return usage("expected GROUP VERB: node list|show|group|ungroup|allow-renew|revoke-certs, command "
                              "send|list, bundle upload|list, desired set|show, deployment create|status|list|pause|resume|delete, health NODE, records NODE, rollout "
-                             "create|start|pause|resume|abort|status|list, audit list");
-        const char *group = a[0], *verb = a[1];
+                             "create|start|pause|resume|abort|status|list, audit list, usage");
+        const char *group = a[0], *verb = n > 1 ? a[1] : "";
         int r = EXIT_USAGE;
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        if (streq(group, "node") && streq(verb, "list") && n == 2)
+        if (streq(group, "usage") && n == 1)
+                r = usage_show(o);
+        else if (streq(group, "node") && streq(verb, "list") && n == 2)
                 r = node_list(o);
         else if (streq(group, "audit") && streq(verb, "list") && n == 2)
                 r = audit_list(o);

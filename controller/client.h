@@ -18,6 +18,8 @@ struct client_options {
         const char *until;      /* node allow-renew --until: a duration or a UTC time */
         /* deployment create (with the rollout's strategy options above) */
         const char *spec_file, *count, *min_free_mib, *max_level, *min_battery;
+        /* usage: --by, --tenant, --deployment, --node, --since (and --until) */
+        const char *usage_by, *tenant, *deployment, *node, *since;
 };
 
 /* Run "node list", "command send NODE ACTION K=V...", ...: args[0] is the group. Returns an

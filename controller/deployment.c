@@ -9,6 +9,7 @@
 
 #include "controller/api.h"
 #include "controller/deployment.h"
+#include "proto/usage-record.h"
 #include "lib/ident.h"
 #include "lib/macro.h"
 #include "lib/message.h"
@@ -108,6 +109,13 @@ int deployment_request_parse(const char *text, size_t len, struct deployment_opt
         }
         if (!json_is_object(app) || !json_is_string(json_object_get(app, "version"))) {
                 r = bad(ret_message, "the spec must name its app with a version (spec.app.version)", "spec.app");
+                goto fail;
+        }
+        /* whom its usage is billed to (#19 item 5): the controller's word over the node's */
+        json_t *tenant = json_object_get(spec, "tenant");
+        if (tenant && (!json_is_string(tenant) || strlen(json_string_value(tenant)) != json_string_length(tenant) ||
+                       !usage_name_is_valid(json_string_value(tenant)))) {
+                r = bad(ret_message, "expected a tenant name (1-64 of A-Z a-z 0-9 . _ -)", "spec.tenant");
                 goto fail;
         }
         snprintf(ret->workload, sizeof(ret->workload), "%s", name);

@@ -81,6 +81,10 @@ static void help(void) {
                "    deployment status|pause|resume|delete ID, deployment list\n"
                "    rollout status ID [--watch]    stage by stage; --watch redraws every second\n"
                "    rollout list\n"
+               "    usage [--by tenant|deployment|node|workload] [--tenant T] [--deployment D] [--node N]\n"
+               "        [--since DURATION|TIME] [--until DURATION|TIME]\n"
+               "                                   metered usage summed (CPU s, memory GiB-hours, energy Wh,\n"
+               "                                   link bytes): docs/deployments.md, \"Usage metering\"\n"
                "\n"
                "  --url defaults to $ORBIT_CONTROLLER_URL, --token-file to $ORBIT_CONTROLLER_TOKEN_FILE.\n"
                "  Actions: workload.start|stop|restart name=W, update.install bundle_id=B (or url=),\n"
@@ -321,7 +325,8 @@ static int cmd_client(int argc, char *argv[]) {
                ARG_LIMIT, ARG_EXPIRES, ARG_JSON, ARG_ID, ARG_BUNDLE, ARG_TARGET, ARG_STAGES,
                ARG_SUCCESS_AFTER, ARG_STAGE_TIMEOUT, ARG_MAX_FAILURES, ARG_WATCH,
                ARG_MIN_HEALTHY, ARG_REPORT_DEADLINE, ARG_AUTO_REVERT, ARG_UNTIL, ARG_SPEC, ARG_COUNT,
-               ARG_MIN_FREE, ARG_MAX_LEVEL, ARG_MIN_BATTERY };
+               ARG_MIN_FREE, ARG_MAX_LEVEL, ARG_MIN_BATTERY, ARG_BY, ARG_TENANT, ARG_DEPLOYMENT, ARG_NODE,
+               ARG_SINCE };
         static const struct option options[] = {
                 {"url", required_argument, NULL, ARG_URL},
                 {"token-file", required_argument, NULL, ARG_TOKEN_FILE},
@@ -349,6 +354,11 @@ static int cmd_client(int argc, char *argv[]) {
                 {"min-free-mib", required_argument, NULL, ARG_MIN_FREE},
                 {"max-level", required_argument, NULL, ARG_MAX_LEVEL},
                 {"min-battery", required_argument, NULL, ARG_MIN_BATTERY},
+                {"by", required_argument, NULL, ARG_BY},
+                {"tenant", required_argument, NULL, ARG_TENANT},
+                {"deployment", required_argument, NULL, ARG_DEPLOYMENT},
+                {"node", required_argument, NULL, ARG_NODE},
+                {"since", required_argument, NULL, ARG_SINCE},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -386,6 +396,11 @@ static int cmd_client(int argc, char *argv[]) {
                 case ARG_MIN_FREE: o.min_free_mib = optarg; break;
                 case ARG_MAX_LEVEL: o.max_level = optarg; break;
                 case ARG_MIN_BATTERY: o.min_battery = optarg; break;
+                case ARG_BY: o.usage_by = optarg; break;
+                case ARG_TENANT: o.tenant = optarg; break;
+                case ARG_DEPLOYMENT: o.deployment = optarg; break;
+                case ARG_NODE: o.node = optarg; break;
+                case ARG_SINCE: o.since = optarg; break;
                 case ARG_EXPIRES:
                         if (parse_unsigned("--expires-in", optarg, 60, 30 * 86400, &v) < 0)
                                 return EXIT_USAGE;

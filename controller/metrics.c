@@ -158,6 +158,17 @@ int metrics_render(json_t *snapshot, const struct metrics_counters *c, char **re
                "Of those, TLS sessions resumed from a session ticket (no certificate exchange).");
         sample(&o, "orbit_controller_tls_resumed_total", (double) c->tls_resumed, NULL);
 
+        /* usage metering (#19 item 5): intervals counted (each once), bodies refused */
+        family(&o, "orbit_usage_records_total", "counter",
+               "usage.report records of the node: counted (a new interval), refused (a body that does not parse).");
+        json_array_foreach(nodes, i, n) {
+                const char *id = json_string_value(json_object_get(n, "id"));
+                sample(&o, "orbit_usage_records_total", (double) json_integer_value(json_object_get(n, "usage_reports")),
+                       "node", id, "result", "counted", NULL);
+                sample(&o, "orbit_usage_records_total", (double) json_integer_value(json_object_get(n, "usage_refused")),
+                       "node", id, "result", "refused", NULL);
+        }
+
         family(&o, "orbit_records", "gauge", "Records stored, by kind.");
         counts_by(&o, json_object_get(snapshot, "records"), "orbit_records", "kind");
         const char *k;

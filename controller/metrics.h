@@ -23,7 +23,8 @@ struct metrics_counters {
 /*
  * Pure: the exposition text (caller frees) of a snapshot
  * {"now", "poll_interval", "nodes": [{"id", "last_sync"|null, "syncs", "passes",
- *  "health": <last health.report body>|null, "update_kind"|null}],
+ *  "health": <last health.report body>|null, "update_kind"|null, "usage_reports",
+ *  "usage_refused"}],
  *  "records": {kind: count}, "record_lag": {kind: {"mean", "max", "n"}},
  *  "commands": {state: count},
  *  "rollouts": [{"id", "state", "current_stage", "nodes": {state: count}}]}.

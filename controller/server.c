@@ -1567,6 +1567,28 @@ static enum MHD_Result handle_audit(struct server *srv, struct MHD_Connection *c
         return respond_json(conn, 200, json_pack("{s:o}", "audit", v));
 }
 
+/* GET /v1/usage (#19 item 5): metered usage summed by tenant, deployment, node or workload. */
+static enum MHD_Result handle_usage(struct server *srv, struct MHD_Connection *conn) {
+#define ARG(name) MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name)
+        struct usage_query q;
+        _cleanup_free_ char *message = NULL;
+        int r = usage_query_parse(ARG("by"), ARG("tenant"), ARG("deployment"), ARG("node"), ARG("since"),
+                                  ARG("until"), &q, &message);
+#undef ARG
+        if (r < 0)
+                return respond_error(conn, 400, "%s", message ? message : "bad query");
+        json_t *rows = NULL;
+        r = store_usage_sum(thread_store(srv), &q, &rows);
+        if (r < 0)
+                return respond_errno(conn, r, "usage");
+        return respond_json(conn, 200,
+                            json_pack("{s:s, s:o, s:o, s:o, s:I, s:I, s:o}", "by", usage_by_to_string(q.by), "tenant",
+                                      q.tenant[0] ? json_string(q.tenant) : json_null(), "deployment",
+                                      q.deployment[0] ? json_string(q.deployment) : json_null(), "node",
+                                      q.node[0] ? json_string(q.node) : json_null(), "since", (json_int_t) q.since,
+                                      "until", (json_int_t) q.until, "usage", rows));
+}
+
 static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
                                 struct request *req, const char *method) {
         const char *id = req->match.id;
@@ -1665,6 +1687,8 @@ static enum MHD_Result dispatch(struct server *srv, struct MHD_Connection *conn,
                                               "server_time", (json_int_t) now_sec()));
         case API_ROUTE_AUDIT:
                 return handle_audit(srv, conn);
+        case API_ROUTE_USAGE:
+                return handle_usage(srv, conn);
         case API_ROUTE_METRICS:
                 return handle_metrics(srv, conn);
         case API_ROUTE_WEB:

@@ -144,3 +144,8 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now);
 void store_order_key_text(const char *rollout, const char *node, char buf[17]);
 
 int store_rollouts_join_late(struct store *s, const char *node, int64_t now);
+
+/* Count a usage.report record stored now (store-usage.c; see store_usage_sum). */
+int store_usage_apply_record(struct store *s, const struct sync_record *rec, int64_t now);
+/* Count the usage.report records stored before schema 13 (in the migration's transaction). */
+int store_usage_backfill(struct store *s);

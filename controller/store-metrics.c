@@ -39,8 +39,8 @@ int store_metrics_collect(struct store *s, int64_t now, json_t **ret) {
                 return -ENOMEM;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         int r = store_query(s, &st,
-                            "SELECT id, last_sync, syncs, passes, health, update_kind FROM nodes "
-                            "ORDER BY id",
+                            "SELECT id, last_sync, syncs, passes, health, update_kind, usage_reports, "
+                            "usage_refused FROM nodes ORDER BY id",
                             "");
         if (r < 0)
                 return r;
@@ -48,12 +48,14 @@ int store_metrics_collect(struct store *s, int64_t now, json_t **ret) {
         while ((r = store_step(s, st)) > 0)
                 if (json_array_append_new(
                             nodes,
-                            json_pack("{s:s,s:o,s:I,s:I,s:o,s:o}", "id", store_col_str(st, 0),
+                            json_pack("{s:s,s:o,s:I,s:I,s:o,s:o,s:I,s:I}", "id", store_col_str(st, 0),
                                       "last_sync", store_col_int_or_null(st, 1), "syncs",
                                       (json_int_t) sqlite3_column_int64(st, 2), "passes",
                                       (json_int_t) sqlite3_column_int64(st, 3), "health",
                                       store_col_json(st, 4), "update_kind",
-                                      store_col_string_or_null(st, 5))) < 0)
+                                      store_col_string_or_null(st, 5), "usage_reports",
+                                      (json_int_t) sqlite3_column_int64(st, 6), "usage_refused",
+                                      (json_int_t) sqlite3_column_int64(st, 7))) < 0)
                         return -ENOMEM;
         if (r < 0)
                 return r;

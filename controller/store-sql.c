@@ -70,6 +70,9 @@ static int bindv(struct store *s, sqlite3_stmt *st, const char *fmt, va_list ap)
                 case 'd':
                         rc = sqlite3_bind_int(st, i, va_arg(ap, int));
                         break;
+                case 'f':
+                        rc = sqlite3_bind_double(st, i, va_arg(ap, double));
+                        break;
                 case 'j': {
                         json_t *v = va_arg(ap, json_t *);
                         if (!v) {

@@ -7,6 +7,7 @@
  *   T  const char *  text, copied (NULL binds SQL NULL)
  *   i  int64_t       an integer; cast any other integer type (the arguments are varargs)
  *   d  int           an integer (bools and enums are ints)
+ *   f  double        a real
  *   j  json_t *      JSON, stored as its compact text (NULL binds SQL NULL)
  *
  * Every failure is logged naming the statement and SQLite's message, and returned as

@@ -53,6 +53,8 @@ static int apply_effect(struct store *s, const struct sync_record *rec, int64_t 
                 return apply_command_result(s, rec->node, rec->body, now);
         if (e == RECORD_EFFECT_NONE)
                 return 0;
+        if (e == RECORD_EFFECT_USAGE)
+                return store_usage_apply_record(s, rec, now);
         if (e == RECORD_EFFECT_HEALTH)
                 return store_exec(s, "UPDATE nodes SET health = ?1, health_time = ?2 WHERE id = ?3",
                                   "jit", rec->body, now, rec->node);

@@ -281,6 +281,39 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         " previous TEXT,"
         " reason TEXT,"
         " PRIMARY KEY (deployment, node));",
+        /* 13: usage metering (#19 item 5, docs/deployments.md): each interval of a node's
+         * meter once, its entries once each (never pruned with the records that brought
+         * them), and per node what was counted and what was refused */
+        "CREATE TABLE usage_reports ("
+        " node TEXT NOT NULL REFERENCES nodes(id),"
+        " meter TEXT NOT NULL,"
+        " interval INTEGER NOT NULL,"
+        " start_time INTEGER NOT NULL,"
+        " end_time INTEGER NOT NULL,"
+        " duration_sec REAL NOT NULL,"
+        " board_energy_j REAL,"
+        " entries INTEGER NOT NULL,"
+        " received INTEGER NOT NULL,"
+        " record_boot_epoch INTEGER NOT NULL, record_boot_id TEXT NOT NULL, record_seq INTEGER NOT NULL,"
+        " PRIMARY KEY (node, meter, interval));"
+        "CREATE TABLE usage ("
+        " node TEXT NOT NULL REFERENCES nodes(id),"
+        " meter TEXT NOT NULL,"
+        " interval INTEGER NOT NULL,"
+        " entry TEXT NOT NULL,"
+        " workload TEXT, tenant TEXT, deployment TEXT, app TEXT,"
+        " tenant_from TEXT,"
+        " cpu_sec REAL, memory_byte_sec REAL, energy_j REAL, link_bytes INTEGER,"
+        " start_time INTEGER NOT NULL,"
+        " end_time INTEGER NOT NULL,"
+        " received INTEGER NOT NULL,"
+        " PRIMARY KEY (node, meter, interval, entry));"
+        "CREATE INDEX usage_by_entry ON usage(node, meter, entry, interval);"
+        "CREATE INDEX usage_by_received ON usage(received);"
+        "CREATE INDEX usage_by_tenant ON usage(tenant, received);"
+        "CREATE INDEX usage_by_deployment ON usage(deployment, received);"
+        "ALTER TABLE nodes ADD COLUMN usage_reports INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE nodes ADD COLUMN usage_refused INTEGER NOT NULL DEFAULT 0;",
 };
 
 static int schema_version_read(struct store *s, int *ret) {
@@ -317,6 +350,10 @@ static int migrate(struct store *s, char **ret_reason) {
                 if (r < 0)
                         return message_set(ret_reason, r, "migration to schema version %d failed",
                                            version + 1);
+                /* usage.report records a controller of before kept as records only */
+                if (version + 1 == 13 && (r = store_usage_backfill(s)) < 0)
+                        return message_set(ret_reason, r, "migration to schema version 13: cannot count "
+                                                          "the usage records already stored");
                 char sql[128];
                 snprintf(sql, sizeof(sql),
                          "DELETE FROM schema_version; "

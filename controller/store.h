@@ -13,7 +13,7 @@
 #include "controller/api.h"
 #include "controller/rollout.h"
 
-#define STORE_SCHEMA_VERSION 12
+#define STORE_SCHEMA_VERSION 13
 
 struct store;
 
@@ -159,6 +159,24 @@ int store_deployment_verb(struct store *s, const char *id, const char *verb, int
  * be told (each member's desired state gets the deployment's entry). At syncs and ticks.
  */
 int store_deployments_drive(struct store *s, int64_t now);
+
+/* ---- usage metering (#19 item 5, docs/deployments.md) ------------------------------------ */
+
+/*
+ * A sync's usage.report records are counted in its transaction (store_sync): each
+ * (node, meter, interval) once, whatever record key brought it, each entry under its key
+ * (workload, or "app:<app>"); an entry naming a deployment this controller knows is billed
+ * to that deployment's spec "tenant" (none if it has none), any other to the tenant the node
+ * said. A body that does not parse is stored as a record, counted as refused for the node,
+ * and sums nothing. What is counted is never pruned with the records.
+ *
+ * Sum what was counted by q->by, filtered by q's tenant, deployment and node, received in
+ * [since, until): *ret is a new array, one object per group, ordered by it:
+ * {"<by>": name|null, "cpu_sec", "memory_byte_sec", "memory_gib_hours", "energy_j",
+ *  "energy_wh", "link_bytes", "entries", "intervals", "nodes"}, an amount an entry did not
+ * carry counting 0 ("entries": rows summed, "intervals": distinct (node, meter, interval)).
+ */
+int store_usage_sum(struct store *s, const struct usage_query *q, json_t **ret);
 
 /* Operator views (new references). -ENOENT for an unknown node. */
 int store_nodes_list(struct store *s, json_t **ret);

@@ -12,6 +12,7 @@
 
 #include "controller/api.h"
 #include "lib/macro.h"
+#include "lib/macro.h"
 #include "controller/metrics.h"
 
 #define BOOT "0123456789abcdef0123456789abcdef"
@@ -475,6 +476,53 @@ static void test_command_request(void **state) {
         free(msg);
 }
 
+/* GET /v1/usage (#19 item 5): a viewer reads it; the query refused with what is wrong. */
+static void test_usage_query(void **state) {
+        struct api_match m;
+        assert_int_equal(api_route_match("GET", "/v1/usage", &m), 0);
+        assert_int_equal(m.route, API_ROUTE_USAGE);
+        assert_int_equal(api_route_match("POST", "/v1/usage", &m), -EOPNOTSUPP);
+        assert_true(api_role_allows(API_ROLE_VIEWER, &m, "GET"));
+        assert_false(api_role_allows(API_ROLE_NONE, &m, "GET"));
+        assert_false(api_route_is_node(API_ROUTE_USAGE));
+        assert_int_equal(record_effect_of("usage.report"), RECORD_EFFECT_USAGE);
+
+        struct usage_query q;
+        char *msg = NULL;
+        assert_int_equal(usage_query_parse(NULL, NULL, NULL, NULL, NULL, NULL, &q, &msg), 0);
+        assert_int_equal(q.by, USAGE_BY_TENANT);
+        assert_string_equal(q.tenant, "");
+        assert_int_equal(q.since, 0);
+        assert_int_equal(usage_query_parse("workload", "acme", "dep-a", "n1", "100", "200", &q, &msg), 0);
+        assert_int_equal(q.by, USAGE_BY_WORKLOAD);
+        assert_string_equal(q.tenant, "acme");
+        assert_string_equal(q.deployment, "dep-a");
+        assert_string_equal(q.node, "n1");
+        assert_int_equal(q.since, 100);
+        assert_int_equal(q.until, 200);
+        assert_string_equal(usage_by_to_string(USAGE_BY_DEPLOYMENT), "deployment");
+        static const struct {
+                const char *by, *tenant, *since, *until, *message;
+        } bad[] = {
+                {"app", NULL, NULL, NULL, "by: expected tenant, deployment, node or workload"},
+                {NULL, "a b", NULL, NULL, "tenant: expected 1-64 of A-Z a-z 0-9 . _ -"},
+                {NULL, "", NULL, NULL, "tenant:"},
+                {NULL, NULL, "-5", NULL, "since: expected unix seconds"},
+                {NULL, NULL, "1x", NULL, "since:"},
+                {NULL, NULL, NULL, "", "until:"},
+                {NULL, NULL, "200", "100", "since must come before until"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                msg = NULL;
+                assert_int_equal(usage_query_parse(bad[i].by, bad[i].tenant, NULL, NULL, bad[i].since, bad[i].until, &q,
+                                                   &msg),
+                                 -EINVAL);
+                if (!msg || strncmp(msg, bad[i].message, strlen(bad[i].message)) != 0)
+                        fail_msg("case %zu: \"%s\"", i, msg ? msg : "(none)");
+                free(msg);
+        }
+}
+
 static void test_query_and_auth(void **state) {
         size_t limit;
         char *msg = NULL;
@@ -610,6 +658,7 @@ static void test_metrics_render(void **state) {
         json_t *snap = json_loads(
                 "{\"now\":1000,\"poll_interval\":60,"
                 "\"nodes\":[{\"id\":\"a\",\"last_sync\":990,\"syncs\":5,\"passes\":2,"
+                "\"usage_reports\":4,\"usage_refused\":1,"
                 "\"health\":{\"level\":\"hot\",\"metrics\":{\"zone.cpu\\\"x.temp_c\":"
                 "{\"last\":71.5},\"battery.capacity_percent\":{\"last\":40}}}},"
                 "{\"id\":\"b\",\"last_sync\":100,\"syncs\":1,\"passes\":1,\"health\":null},"
@@ -651,6 +700,10 @@ static void test_metrics_render(void **state) {
                 "orbit_node_temperature_celsius{node=\"a\",sensor=\"zone.cpu\\\"x\"} 71.5\n",
                 "orbit_node_battery_capacity_percent{node=\"a\"} 40\n",
                 "orbit_node_health_level{node=\"a\"} 2\n",
+                "# TYPE orbit_usage_records_total counter\n",
+                "orbit_usage_records_total{node=\"a\",result=\"counted\"} 4\n",
+                "orbit_usage_records_total{node=\"a\",result=\"refused\"} 1\n",
+                "orbit_usage_records_total{node=\"b\",result=\"counted\"} 0\n",
         };
         for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
                 if (!strstr(text, want[i]))
@@ -677,6 +730,7 @@ int main(void) {
                 cmocka_unit_test(test_command_request),
                 cmocka_unit_test(test_certificate_requests),
                 cmocka_unit_test(test_query_and_auth),
+                cmocka_unit_test(test_usage_query),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

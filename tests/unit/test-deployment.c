@@ -68,6 +68,17 @@ static void test_parse(void **state) {
         /* the strategy's own checks, said of a deployment */
         expect_bad("{\"bundle_id\": \"b\", " SPEC ", \"stages\": \"50,10\"}", "stages");
         expect_bad("{" SPEC "}", "bundle_id");
+        /* whom its usage is billed to (#19 item 5): a name as usage records carry them */
+        expect_bad("{\"bundle_id\": \"b\", \"spec\": {\"name\": \"det\", \"tenant\": \"a b\", "
+                   "\"app\": {\"version\": \"1\"}}}",
+                   "spec.tenant: expected a tenant name");
+        expect_bad("{\"bundle_id\": \"b\", \"spec\": {\"name\": \"det\", \"tenant\": 7, "
+                   "\"app\": {\"version\": \"1\"}}}",
+                   "spec.tenant");
+        const char *tenant = "{\"bundle_id\": \"b\", \"spec\": {\"name\": \"det\", \"tenant\": \"acme\", "
+                             "\"app\": {\"version\": \"1\"}}}";
+        assert_int_equal(deployment_request_parse(tenant, strlen(tenant), &o, NULL), 0);
+        deployment_options_done(&o);
 }
 
 static void test_place(void **state) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 
 #include <cmocka.h>
 
@@ -1236,6 +1237,253 @@ static void test_metrics_collect(void **state) {
         store_close(s);
 }
 
+/* ---- usage metering (#19 item 5) ---------------------------------------------------------- */
+
+#define METER "00112233445566778899aabbccddeeff"
+
+/* A usage.report record of node n1 at seq, boot epoch 2 (critical, as the node sends it). */
+static char *usage_rec(int seq, const char *body) {
+        char *t;
+        assert_true(asprintf(&t,
+                             "{\"format\":1,\"key\":{\"node\":\"n1\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
+                             "\",\"seq\":%d},\"priority\":\"critical\",\"kind\":\"usage.report\","
+                             "\"time_usec\":1,\"monotonic_usec\":2,\"body\":%s}",
+                             seq, body) > 0);
+        return t;
+}
+
+/* One sync of n1 carrying the records (a comma-separated list) at now; how many were new. */
+static size_t usage_sync(struct store *s, const char *records, int64_t now) {
+        struct sync_request req;
+        make_sync(&req, 0, records);
+        json_t *cmds = NULL;
+        size_t stored = 0;
+        assert_int_equal(store_sync(s, &req, now, 32, &cmds, &stored), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+        return stored;
+}
+
+static json_t *usage_sum(struct store *s, enum usage_by by, const char *tenant, const char *deployment,
+                         int64_t since, int64_t until) {
+        struct usage_query q = {.by = by, .since = since, .until = until};
+        snprintf(q.tenant, sizeof(q.tenant), "%s", tenant ? tenant : "");
+        snprintf(q.deployment, sizeof(q.deployment), "%s", deployment ? deployment : "");
+        json_t *rows = NULL;
+        assert_int_equal(store_usage_sum(s, &q, &rows), 0);
+        return rows;
+}
+
+/* The row of a sum whose key (by) is name (NULL: the row without one). */
+static json_t *usage_row(json_t *rows, const char *by, const char *name) {
+        size_t i;
+        json_t *r;
+        json_array_foreach(rows, i, r) {
+                const char *k = json_string_value(json_object_get(r, by));
+                if (name ? k && strcmp(k, name) == 0 : !k)
+                        return r;
+        }
+        fail_msg("no usage row for %s %s", by, name ? name : "(none)");
+        return NULL;
+}
+
+static double real(json_t *o, const char *key) {
+        return json_number_value(json_object_get(o, key));
+}
+
+static int64_t usage_count(struct store *s, const char *sql) {
+        int64_t v = -1;
+        assert_int_equal(store_get_int64(s, &v, sql, ""), 1);
+        return v;
+}
+
+/* Reports are cumulative: the latest of each meter's entry is what counts, a report under
+ * two record keys, again after the records' pruning and a reopen of the store, changes
+ * nothing; a body that does not parse is kept as a record and counts nothing. */
+static void test_usage_counted_once(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        const char *i1 = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1000,\"end\":1300,\"duration_sec\":300,"
+                         "\"board_energy_j\":4500.0,\"entries\":["
+                         "{\"workload\":\"det\",\"tenant\":\"acme\",\"app\":\"hello\",\"cpu_sec\":10.5,"
+                         "\"memory_byte_sec\":3.0e9,\"energy_j\":100,\"link_bytes\":0},"
+                         "{\"app\":\"hello\",\"link_bytes\":123456}]}";
+        /* report 2: det's totals grew (CPU only); the app's entry is not repeated */
+        const char *i2 = "{\"meter\":\"" METER "\",\"interval\":2,\"start\":1000,\"end\":1600,\"duration_sec\":300,"
+                         "\"entries\":[{\"workload\":\"det\",\"tenant\":\"acme\",\"app\":\"hello\",\"cpu_sec\":15,"
+                         "\"memory_byte_sec\":3.0e9,\"energy_j\":100,\"link_bytes\":0}]}";
+        char *r1 = usage_rec(1, i1), *r2 = usage_rec(2, i1), *r3 = usage_rec(3, i2),
+             *bad = usage_rec(4, "{\"meter\":\"" METER "\",\"interval\":3,\"start\":1,\"end\":2,\"duration_sec\":1,"
+                                 "\"entries\":[{\"workload\":\"det\",\"cpu_sec\":-1}]}");
+        char *all;
+        /* report 1 under seq 1 and again under seq 2 (sent again under another key), report
+         * 2, and a body that does not parse */
+        assert_true(asprintf(&all, "%s,%s,%s,%s", r1, r2, r3, bad) > 0);
+        assert_int_equal(usage_sync(s, all, 100), 4);
+        assert_int_equal(usage_sync(s, all, 101), 0); /* the same sync again (its ack was lost) */
+
+        json_t *rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 0, 0);
+        assert_int_equal(json_array_size(rows), 2);
+        json_t *acme = usage_row(rows, "tenant", "acme");
+        assert_true(real(acme, "cpu_sec") == 15.0);
+        assert_true(real(acme, "memory_byte_sec") == 3.0e9);
+        assert_true(real(acme, "energy_j") == 100.0);
+        assert_true(fabs(real(acme, "energy_wh") - 100.0 / 3600.0) < 1e-12);
+        assert_int_equal(json_integer_value(json_object_get(acme, "link_bytes")), 0);
+        assert_int_equal(json_integer_value(json_object_get(acme, "meters")), 1);
+        assert_int_equal(json_integer_value(json_object_get(acme, "entries")), 1);
+        assert_int_equal(json_integer_value(json_object_get(acme, "nodes")), 1);
+        json_t *none = usage_row(rows, "tenant", NULL); /* the app's download: no tenant */
+        assert_int_equal(json_integer_value(json_object_get(none, "link_bytes")), 123456);
+        assert_true(real(none, "cpu_sec") == 0.0);
+        json_decref(rows);
+        rows = usage_sum(s, USAGE_BY_WORKLOAD, NULL, NULL, 0, 0);
+        assert_int_equal(json_array_size(rows), 2);
+        assert_true(real(usage_row(rows, "workload", "det"), "cpu_sec") == 15.0);
+        assert_int_equal(json_integer_value(json_object_get(usage_row(rows, "workload", "app:hello"), "link_bytes")),
+                         123456);
+        json_decref(rows);
+
+        /* the refused body: its record is there, it is counted as refused, nothing summed */
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM records WHERE kind = 'usage.report'"), 4);
+        assert_int_equal(usage_count(s, "SELECT usage_refused FROM nodes WHERE id = 'n1'"), 1);
+        assert_int_equal(usage_count(s, "SELECT usage_reports FROM nodes WHERE id = 'n1'"), 2);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage_reports WHERE interval = 3"), 0);
+        json_t *snap = NULL;
+        assert_int_equal(store_metrics_collect(s, 110, &snap), 0);
+        json_t *n1 = json_array_get(json_object_get(snap, "nodes"), 0);
+        assert_int_equal(json_integer_value(json_object_get(n1, "usage_reports")), 2);
+        assert_int_equal(json_integer_value(json_object_get(n1, "usage_refused")), 1);
+        json_decref(snap);
+        assert_true(usage_count(s, "SELECT board_energy_j FROM usage_reports WHERE interval = 1") == 4500);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage_reports WHERE interval = 2 AND "
+                                        "board_energy_j IS NULL"),
+                         1);
+
+        /* the records pruned (retention), the store reopened, the interval sent again under
+         * a new key: still counted once */
+        int64_t deleted = 0;
+        assert_int_equal(store_records_prune(s, 1000, 1000, &deleted), 0);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM records WHERE kind = 'usage.report'"), 0);
+        store_close(s);
+        s = open_store(f);
+        char *r9 = usage_rec(9, i1);
+        assert_int_equal(usage_sync(s, r9, 200), 1);
+        assert_int_equal(usage_sync(s, r1, 200), 1); /* its first key, pruned, arrives again */
+        rows = usage_sum(s, USAGE_BY_TENANT, "acme", NULL, 0, 0);
+        assert_int_equal(json_array_size(rows), 1);
+        assert_true(real(json_array_get(rows, 0), "cpu_sec") == 15.0);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "meters")), 1);
+        json_decref(rows);
+        /* a new meter (the node lost its meter state): its totals add to the first meter's */
+        char *other = strdup(i2), *m = strstr(other, METER);
+        memcpy(m, "ffeeddccbbaa99887766554433221100", 32);
+        char *r10 = usage_rec(10, other);
+        assert_int_equal(usage_sync(s, r10, 300), 1);
+        rows = usage_sum(s, USAGE_BY_TENANT, "acme", NULL, 0, 0);
+        assert_true(real(json_array_get(rows, 0), "cpu_sec") == 30.0);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "meters")), 2);
+        json_decref(rows);
+        /* by the controller's receipt time [since, until): the latest total before until,
+         * less the latest before since */
+        rows = usage_sum(s, USAGE_BY_TENANT, "acme", NULL, 100, 300);
+        assert_true(real(json_array_get(rows, 0), "cpu_sec") == 15.0);
+        json_decref(rows);
+        rows = usage_sum(s, USAGE_BY_TENANT, "acme", NULL, 300, 0); /* the new meter's only */
+        assert_true(real(json_array_get(rows, 0), "cpu_sec") == 15.0);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(rows, 0), "meters")), 1);
+        json_decref(rows);
+        /* report 3 of the first meter, received at 400: the window [300, 500) has its growth */
+        char *i3 = strdup(i2), *n = strstr(i3, "\"interval\":2"), *c = strstr(i3, "\"cpu_sec\":15");
+        n[11] = '3';
+        memcpy(c, "\"cpu_sec\":17", 12);
+        char *r11 = usage_rec(11, i3);
+        assert_int_equal(usage_sync(s, r11, 400), 1);
+        rows = usage_sum(s, USAGE_BY_TENANT, "acme", NULL, 300, 500);
+        assert_true(real(json_array_get(rows, 0), "cpu_sec") == 2.0 + 15.0);
+        json_decref(rows);
+        rows = usage_sum(s, USAGE_BY_TENANT, "acme", NULL, 0, 0);
+        assert_true(real(json_array_get(rows, 0), "cpu_sec") == 17.0 + 15.0);
+        json_decref(rows);
+        free(i3), free(r11);
+        rows = usage_sum(s, USAGE_BY_TENANT, "nobody", NULL, 0, 0);
+        assert_int_equal(json_array_size(rows), 0);
+        json_decref(rows);
+        free(other);
+        free(r1), free(r2), free(r3), free(bad), free(all), free(r9), free(r10);
+        store_close(s);
+}
+
+/* A controller of before metering kept usage.report records as records only: the
+ * migration to schema 13 counts them. */
+static void test_usage_backfill(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        const char *i1 = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1,\"end\":2,\"duration_sec\":1,"
+                         "\"entries\":[{\"workload\":\"det\",\"tenant\":\"acme\",\"cpu_sec\":2}]}";
+        char *r1 = usage_rec(1, i1), *r2 = usage_rec(2, i1), *bad = usage_rec(3, "{}"), *all;
+        assert_true(asprintf(&all, "%s,%s,%s", r1, r2, bad) > 0);
+        assert_int_equal(usage_sync(s, all, 100), 3);
+        /* back to schema 12, as if the records came to a controller of before */
+        assert_int_equal(store_script(s, "DROP TABLE usage; DROP TABLE usage_reports; "
+                                         "ALTER TABLE nodes DROP COLUMN usage_reports; "
+                                         "ALTER TABLE nodes DROP COLUMN usage_refused; "
+                                         "UPDATE schema_version SET version = 12"),
+                         0);
+        store_close(s);
+        s = open_store(f);
+        assert_int_equal(store_schema_version(s), 13);
+        json_t *rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 100, 101);
+        assert_int_equal(json_array_size(rows), 1);
+        assert_true(real(usage_row(rows, "tenant", "acme"), "cpu_sec") == 2.0);
+        json_decref(rows);
+        assert_int_equal(usage_count(s, "SELECT usage_refused FROM nodes WHERE id = 'n1'"), 1);
+        assert_int_equal(usage_count(s, "SELECT usage_reports FROM nodes WHERE id = 'n1'"), 1);
+        free(r1), free(r2), free(bad), free(all);
+        store_close(s);
+}
+
+/* A deployment this controller knows bills its tenant, not the one the node says. */
+static void test_usage_deployment_tenant(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        assert_int_equal(store_exec(s,
+                                    "INSERT INTO deployments (id, workload, request, state, created) VALUES "
+                                    "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"globex\"}}', 'running', 0), "
+                                    "('dep-b', 'cam', '{\"spec\":{\"name\":\"cam\"}}', 'running', 0)",
+                                    ""),
+                         0);
+        const char *body = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1,\"end\":2,\"duration_sec\":1,"
+                           "\"entries\":["
+                           "{\"workload\":\"det\",\"tenant\":\"acme\",\"deployment\":\"dep-a\",\"cpu_sec\":1},"
+                           "{\"workload\":\"cam\",\"tenant\":\"acme\",\"deployment\":\"dep-b\",\"cpu_sec\":2},"
+                           "{\"workload\":\"own\",\"tenant\":\"acme\",\"deployment\":\"dep-x\",\"cpu_sec\":4},"
+                           "{\"workload\":\"loc\",\"cpu_sec\":8}]}";
+        char *r1 = usage_rec(1, body);
+        assert_int_equal(usage_sync(s, r1, 100), 1);
+        json_t *rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 0, 0);
+        assert_int_equal(json_array_size(rows), 3);
+        assert_true(real(usage_row(rows, "tenant", "globex"), "cpu_sec") == 1.0);
+        /* dep-x is not this controller's: the node's word */
+        assert_true(real(usage_row(rows, "tenant", "acme"), "cpu_sec") == 4.0);
+        /* dep-b has no tenant: none, whatever the node says; loc said none */
+        assert_true(real(usage_row(rows, "tenant", NULL), "cpu_sec") == 10.0);
+        json_decref(rows);
+        rows = usage_sum(s, USAGE_BY_DEPLOYMENT, NULL, NULL, 0, 0);
+        assert_int_equal(json_array_size(rows), 4);
+        assert_true(real(usage_row(rows, "deployment", "dep-a"), "cpu_sec") == 1.0);
+        assert_true(real(usage_row(rows, "deployment", "dep-b"), "cpu_sec") == 2.0);
+        assert_true(real(usage_row(rows, "deployment", NULL), "cpu_sec") == 8.0);
+        json_decref(rows);
+        rows = usage_sum(s, USAGE_BY_NODE, "globex", "dep-a", 0, 0);
+        assert_int_equal(json_array_size(rows), 1);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "node")), "n1");
+        json_decref(rows);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE tenant_from = 'deployment'"), 2);
+        free(r1);
+        store_close(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_commits_durable, setup, teardown),
@@ -1256,6 +1504,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_rollout_counts_follow_changes, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_metrics_collect, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_usage_counted_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_usage_deployment_tenant, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_usage_backfill, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_deadline_and_auto_revert, setup,
                                                 teardown),
         };

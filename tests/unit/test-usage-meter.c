@@ -29,7 +29,7 @@ static struct cpu_times busy(uint64_t ticks) {
         return (struct cpu_times){.user = ticks, .idle = 1000000};
 }
 
-static struct usage_entry *entry(struct usage_meter *m, const char *workload, const char *app) {
+static struct usage_meter_entry *entry(struct usage_meter *m, const char *workload, const char *app) {
         for (size_t i = 0; i < m->n_entries; i++)
                 if (strcmp(m->entries[i].workload, workload ? workload : "") == 0 &&
                     strcmp(m->entries[i].app, app ? app : "") == 0)
@@ -66,7 +66,7 @@ static void test_counts(void **state) {
         w[0].memory_bytes = 3000;
         w[1].cpu_usec += 2 * SEC;
         assert_int_equal(sample(&m, 110 * SEC, "boot1", 11000, 20.0, w, 2), 0);
-        struct usage_entry *det = entry(&m, "det", "hello"), *batch = entry(&m, "batch", NULL);
+        struct usage_meter_entry *det = entry(&m, "det", "hello"), *batch = entry(&m, "batch", NULL);
         assert_near(det->total.cpu_sec, 6);
         assert_near(batch->total.cpu_sec, 2);
         assert_near(det->total.memory_byte_sec, 2000.0 * 10);
@@ -193,6 +193,15 @@ static void test_report(void **state) {
         assert_null(json_object_get(a, "cpu_sec"));
         assert_string_equal(json_string_value(json_object_get(a, "app")), "hello");
         assert_int_equal(json_integer_value(json_object_get(a, "link_bytes")), 4196);
+        /* what the node sends is what the controller takes (proto/usage-record.h) */
+        struct usage_record *parsed = malloc(sizeof(*parsed));
+        char *why = NULL;
+        assert_int_equal(usage_record_parse(r1, parsed, &why), 0);
+        assert_int_equal(parsed->interval, 1);
+        assert_int_equal(parsed->n_entries, 2);
+        assert_true(parsed->has_board_energy);
+        assert_int_equal(parsed->entries[1].link_bytes, 4196);
+        free(parsed);
         json_decref(r1);
         /* the next one carries the same totals (nothing new): numbered 2 */
         json_t *r2 = usage_meter_report(&m, 1600, 300.0);
