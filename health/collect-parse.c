@@ -85,18 +85,28 @@ static const char *next_line(const char *p) {
 
 /* ---- temperatures ------------------------------------------------------------------- */
 
-int health_parse_microwatts(const char *text, uint64_t *ret) {
-        if (!text || !ret)
-                return -EINVAL;
+/* "[-]digits[\n]" and nothing else, as sysfs writes one value. */
+static int scan_sysfs_integer(const char *text, bool allow_negative, bool *ret_negative, uint64_t *ret_magnitude) {
         const char *p = text;
-        uint64_t v;
-        int r = scan_u64(&p, &v);
+        *ret_negative = allow_negative && *p == '-';
+        if (*ret_negative)
+                p++;
+        int r = scan_u64(&p, ret_magnitude);
         if (r < 0)
                 return r;
         if (*p == '\n')
                 p++;
-        if (*p != '\0')
+        return *p == '\0' ? 0 : -EINVAL;
+}
+
+int health_parse_microwatts(const char *text, uint64_t *ret) {
+        if (!text || !ret)
                 return -EINVAL;
+        bool negative;
+        uint64_t v;
+        int r = scan_sysfs_integer(text, false, &negative, &v);
+        if (r < 0)
+                return r;
         if (v > HEALTH_POWER_MAX_UW)
                 return -ERANGE;
         *ret = v;
@@ -106,20 +116,11 @@ int health_parse_microwatts(const char *text, uint64_t *ret) {
 int health_parse_millicelsius(const char *text, int64_t *ret) {
         if (!text || !ret)
                 return -EINVAL;
-        const char *p = text;
-        bool negative = false;
-        if (*p == '-') {
-                negative = true;
-                p++;
-        }
+        bool negative;
         uint64_t magnitude;
-        int r = scan_u64(&p, &magnitude);
+        int r = scan_sysfs_integer(text, true, &negative, &magnitude);
         if (r < 0)
                 return r;
-        if (*p == '\n')
-                p++;
-        if (*p != '\0')
-                return -EINVAL;
         if (negative) {
                 if (magnitude > (uint64_t) INT64_MAX + 1)
                         return -ERANGE;

@@ -574,3 +574,16 @@ int json_dispatch_int64(struct json_ctx *ctx, json_t *v, void *dest, const struc
 int json_dispatch_nested(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
         return json_dispatch_object(ctx, v, f->arg, dest);
 }
+
+const char *json_first_unknown_key(json_t *o, const char *const *keys) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(o, key, v) {
+                bool known = false;
+                for (const char *const *k = keys; *k && !known; k++)
+                        known = strcmp(key, *k) == 0;
+                if (!known)
+                        return key;
+        }
+        return NULL;
+}

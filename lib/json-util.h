@@ -146,3 +146,6 @@ int json_dispatch_array(struct json_ctx *ctx, json_t *v, const char *what, size_
 
 /* Pure: edit distance, for "did you mean" hints. */
 size_t json_edit_distance(const char *a, const char *b);
+
+/* The first member of o whose key is not in keys (NULL-ended), or NULL when all are known. */
+const char *json_first_unknown_key(json_t *o, const char *const *keys);

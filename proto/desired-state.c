@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/ident.h"
+#include "lib/json-util.h"
 #include "lib/macro.h"
 #include "lib/message.h"
 #include "proto/desired-state.h"
@@ -27,18 +28,8 @@ static int copy_id(const char *s, char *buf, size_t size, unsigned flags) {
 }
 
 static bool only_keys(json_t *o, const char *const *keys, const char **ret_unknown) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(o, key, v) {
-                bool known = false;
-                for (const char *const *k = keys; *k && !known; k++)
-                        known = streq(key, *k);
-                if (!known) {
-                        *ret_unknown = key;
-                        return false;
-                }
-        }
-        return true;
+        *ret_unknown = json_first_unknown_key(o, keys);
+        return !*ret_unknown;
 }
 
 static int parse_workload(json_t *w, size_t i, struct desired_workload *ret, char **ret_reason) {

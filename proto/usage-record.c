@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/json-util.h"
 #include "lib/macro.h"
 #include "lib/message.h"
 #include "proto/usage-record.h"
@@ -37,19 +38,6 @@ static bool meter_is_valid(json_t *v) {
         return true;
 }
 
-/* The first key of o not in keys, or NULL. */
-static const char *unknown_key(json_t *o, const char *const *keys) {
-        const char *key;
-        json_t *v;
-        json_object_foreach(o, key, v) {
-                bool known = false;
-                for (const char *const *k = keys; *k && !known; k++)
-                        known = streq(key, *k);
-                if (!known)
-                        return key;
-        }
-        return NULL;
-}
 
 /* A finite number in [0, max] (JSON integer or real). */
 static bool amount(json_t *v, double max, double *ret) {
@@ -94,7 +82,7 @@ static int parse_entry(json_t *e, size_t i, struct usage_entry *ret, char **ret_
         *ret = (struct usage_entry){0};
         if (!json_is_object(e))
                 return message_set(ret_reason, -EBADMSG, WHERE "entries[%zu]: expected an object", i);
-        const char *unknown = unknown_key(e, keys);
+        const char *unknown = json_first_unknown_key(e, keys);
         if (unknown)
                 return message_set(ret_reason, -EBADMSG, WHERE "entries[%zu].%.64s: unknown key", i, unknown);
         int r = name(e, "workload", i, ret->workload, ret_reason);
@@ -150,7 +138,7 @@ int usage_record_parse(json_t *body, struct usage_record *ret, char **ret_reason
         memset(ret, 0, sizeof(*ret));
         if (!json_is_object(body))
                 return message_set(ret_reason, -EBADMSG, WHERE "expected an object");
-        const char *unknown = unknown_key(body, keys);
+        const char *unknown = json_first_unknown_key(body, keys);
         if (unknown)
                 return message_set(ret_reason, -EBADMSG, WHERE "%.64s: unknown key", unknown);
         json_t *meter = json_object_get(body, "meter"), *entries = json_object_get(body, "entries"),

@@ -121,6 +121,11 @@ static void fake_sys(const char *sys) {
         /* An old driver: attributes in the device directory; temp3 without a label. */
         tree_write(sys, "class/hwmon/hwmon1/device/name", "lm75\n");
         tree_write(sys, "class/hwmon/hwmon1/device/temp3_input", "-5000\n");
+        /* A power monitor (INA226): the board's input, and a rail without a label. */
+        tree_write(sys, "class/hwmon/hwmon2/name", "ina226\n");
+        tree_write(sys, "class/hwmon/hwmon2/power1_input", "6500000\n");
+        tree_write(sys, "class/hwmon/hwmon2/power1_label", "vin\n");
+        tree_write(sys, "class/hwmon/hwmon2/power2_input", "1250000\n");
 
         tree_write(sys, "class/power_supply/BAT0/type", "Battery\n");
         tree_write(sys, "class/power_supply/BAT0/status", "Discharging\n");
@@ -177,6 +182,20 @@ static void test_parse_millicelsius(void **state) {
         for (const char **b = bad; *b; b++)
                 assert_int_equal(health_parse_millicelsius(*b, &v), -EINVAL);
         assert_int_equal(health_parse_millicelsius(NULL, &v), -EINVAL);
+}
+
+static void test_parse_microwatts(void **state) {
+        uint64_t v;
+        assert_int_equal(health_parse_microwatts("6500000\n", &v), 0);
+        assert_int_equal(v, 6500000);
+        assert_int_equal(health_parse_microwatts("0", &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(health_parse_microwatts("10000000000", &v), 0); /* 10 kW */
+        assert_int_equal(health_parse_microwatts("10000000001", &v), -ERANGE);
+        const char *bad[] = {"", "-5", "6.5", " 1", "1 ", "1\n\n", "+1", "1x", NULL};
+        for (const char **b = bad; *b; b++)
+                assert_int_equal(health_parse_microwatts(*b, &v), -EINVAL);
+        assert_int_equal(health_parse_microwatts(NULL, &v), -EINVAL);
 }
 
 static void test_temp_plausible(void **state) {
@@ -427,6 +446,15 @@ static void test_collect_fake_tree(void **state) {
         assert_string_equal(s->hwmon[2].label, "temp3");
         assert_true(s->hwmon[2].valid);
         assert_int_equal(s->hwmon[2].temp_mc, -5000);
+        assert_int_equal(s->n_powers, 2);
+        assert_string_equal(s->powers[0].device, "hwmon2");
+        assert_string_equal(s->powers[0].chip, "ina226");
+        assert_string_equal(s->powers[0].label, "vin");
+        assert_true(s->powers[0].valid);
+        assert_int_equal(s->powers[0].power_uw, 6500000);
+        assert_string_equal(s->powers[1].label, "power2");
+        assert_int_equal(s->powers[1].power_uw, 1250000);
+        assert_true(s->cpu_valid);
 
         assert_int_equal(s->n_supplies, 3);
         assert_string_equal(s->supplies[0].name, "BAT0");
@@ -526,6 +554,7 @@ static void test_collect_odd_values(void **state) {
         tree_write(t->sys, "class/thermal/thermal_zone1/type", "no-temp\n");
         tree_write(t->sys, "class/hwmon/hwmon0/name", "lm75\n");
         tree_write(t->sys, "class/hwmon/hwmon0/temp1_input", "-274000\n");
+        tree_write(t->sys, "class/hwmon/hwmon0/power1_input", "-5\n");
         tree_write(t->sys, "class/power_supply/BAT0/type", "Battery\n");
         tree_write(t->sys, "class/power_supply/BAT0/status", "Discharging\n");
         tree_write(t->sys, "class/power_supply/BAT0/capacity", "150\n");
@@ -559,10 +588,13 @@ static void test_collect_odd_values(void **state) {
         assert_true(has_problem(s, "thermal_zone0/trip_point_2_hyst: negative hysteresis"));
         assert_true(has_problem(s, "thermal_zone1/temp: missing"));
         assert_true(has_problem(s, "hwmon0/temp1_input: implausible temperature"));
+        assert_int_equal(s->n_powers, 1);
+        assert_false(s->powers[0].valid);
+        assert_true(has_problem(s, "hwmon0/power1_input: not a power in microwatts"));
         assert_true(has_problem(s, "power_supply/BAT0/capacity: not a number in 0..100"));
         assert_true(has_problem(s, "power_supply/BAT0: battery without a capacity"));
         assert_true(has_problem(s, "power_supply/AC/online: not a number in 0..1"));
-        assert_int_equal(s->n_problems, 8);
+        assert_int_equal(s->n_problems, 9); /* the 8 above, and the power sensor */
 
         /* Whatever the tree holds, the JSON is valid (UTF-8 included). */
         json_t *j = health_snapshot_to_json(s);
@@ -790,6 +822,7 @@ int main(void) {
         log_set_max_level(LOG_CRIT); /* problems are logged on purpose */
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_millicelsius),
+                cmocka_unit_test(test_parse_microwatts),
                 cmocka_unit_test(test_temp_plausible),
                 cmocka_unit_test(test_parse_proc_stat_cpu),
                 cmocka_unit_test(test_cpu_busy_between),
