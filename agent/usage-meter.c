@@ -171,19 +171,23 @@ int usage_meter_add_link_bytes(struct usage_meter *m, const char *app, const cha
         return 0;
 }
 
-void usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now) {
-        struct usage_meter old = *m;
+int usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now) {
+        /* about 170 KiB: not on the stack */
+        _cleanup_free_ struct usage_meter *old = malloc(sizeof(*old));
+        if (!old)
+                return -ENOMEM;
+        *old = *m;
         usage_meter_init(m, new_id, now);
-        snprintf(m->boot_id, sizeof(m->boot_id), "%s", old.boot_id);
-        m->have_last = old.have_last;
-        m->last_mono_usec = old.last_mono_usec;
-        m->have_cpu = old.have_cpu;
-        m->last_cpu = old.last_cpu;
-        m->have_power = old.have_power;
-        m->last_power_w = old.last_power_w;
+        snprintf(m->boot_id, sizeof(m->boot_id), "%s", old->boot_id);
+        m->have_last = old->have_last;
+        m->last_mono_usec = old->last_mono_usec;
+        m->have_cpu = old->have_cpu;
+        m->last_cpu = old->last_cpu;
+        m->have_power = old->have_power;
+        m->last_power_w = old->last_power_w;
         /* only the baselines go on: one entry per workload cgroup the old meter knew */
-        for (size_t i = 0; i < old.n_entries; i++) {
-                const struct usage_meter_entry *o = &old.entries[i];
+        for (size_t i = 0; i < old->n_entries; i++) {
+                const struct usage_meter_entry *o = &old->entries[i];
                 if (!o->have_last)
                         continue;
                 struct usage_meter_entry *e = add_entry(m, o->workload, o->tenant, o->deployment, o->app);
@@ -192,6 +196,7 @@ void usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now) 
                 e->last_memory_bytes = o->last_memory_bytes;
                 e->last_instance = o->last_instance;
         }
+        return 0;
 }
 
 static int set_name(json_t *o, const char *key, const char *v) {
@@ -304,26 +309,30 @@ static bool get_str(json_t *o, const char *key, char *buf, size_t size, bool nam
 }
 
 int usage_meter_from_json(json_t *j, struct usage_meter *m, char **ret_reason) {
-        struct usage_meter t = {0};
+        /* about 170 KiB: not on the stack */
+        _cleanup_free_ struct usage_meter *tp = calloc(1, sizeof(*tp));
+        if (!tp)
+                return -ENOMEM;
+        struct usage_meter *t = tp;
         uint64_t u;
         json_t *fmt = json_object_get(j, "format");
         if (!json_is_object(j) || !json_is_integer(fmt) || json_integer_value(fmt) != 1)
                 return message_set(ret_reason, -EBADMSG, "not a usage meter state of format 1");
-        if (!get_str(j, "meter", t.meter, sizeof(t.meter), false) || !usage_meter_id_is_valid(t.meter))
+        if (!get_str(j, "meter", t->meter, sizeof(t->meter), false) || !usage_meter_id_is_valid(t->meter))
                 return message_set(ret_reason, -EBADMSG, "meter: expected 32 lowercase hex characters");
-        if (!get_u64(j, "reports", &t.reports))
+        if (!get_u64(j, "reports", &t->reports))
                 return message_set(ret_reason, -EBADMSG, "reports: expected a count");
-        if (!get_u64(j, "started", &u) || (t.started = (int64_t) u, !get_u64(j, "last_report", &u)))
+        if (!get_u64(j, "started", &u) || (t->started = (int64_t) u, !get_u64(j, "last_report", &u)))
                 return message_set(ret_reason, -EBADMSG, "started, last_report: expected times in seconds");
-        t.last_report = (int64_t) u;
-        if (!get_str(j, "boot_id", t.boot_id, sizeof(t.boot_id), false))
+        t->last_report = (int64_t) u;
+        if (!get_str(j, "boot_id", t->boot_id, sizeof(t->boot_id), false))
                 return message_set(ret_reason, -EBADMSG, "boot_id: expected a boot id");
-        if (!get_bool(j, "have_last", &t.have_last) || !get_u64(j, "last_mono_usec", &t.last_mono_usec))
+        if (!get_bool(j, "have_last", &t->have_last) || !get_u64(j, "last_mono_usec", &t->last_mono_usec))
                 return message_set(ret_reason, -EBADMSG, "have_last, last_mono_usec: missing or wrong");
         json_t *c = json_object_get(j, "last_cpu");
-        uint64_t *cf[] = {&t.last_cpu.user, &t.last_cpu.nice,    &t.last_cpu.system,  &t.last_cpu.idle,
-                          &t.last_cpu.iowait, &t.last_cpu.irq, &t.last_cpu.softirq, &t.last_cpu.steal};
-        if (!get_bool(j, "have_cpu", &t.have_cpu) || !json_is_array(c) || json_array_size(c) != ELEMENTSOF(cf))
+        uint64_t *cf[] = {&t->last_cpu.user, &t->last_cpu.nice,    &t->last_cpu.system,  &t->last_cpu.idle,
+                          &t->last_cpu.iowait, &t->last_cpu.irq, &t->last_cpu.softirq, &t->last_cpu.steal};
+        if (!get_bool(j, "have_cpu", &t->have_cpu) || !json_is_array(c) || json_array_size(c) != ELEMENTSOF(cf))
                 return message_set(ret_reason, -EBADMSG, "have_cpu, last_cpu: missing or wrong");
         for (size_t i = 0; i < ELEMENTSOF(cf); i++) {
                 json_t *v = json_array_get(c, i);
@@ -331,8 +340,8 @@ int usage_meter_from_json(json_t *j, struct usage_meter *m, char **ret_reason) {
                         return message_set(ret_reason, -EBADMSG, "last_cpu[%zu]: expected a tick count", i);
                 *cf[i] = (uint64_t) json_integer_value(v);
         }
-        if (!get_bool(j, "have_power", &t.have_power) || !get_double(j, "last_power_w", &t.last_power_w) ||
-            !get_double(j, "board_energy_j", &t.board_energy_j))
+        if (!get_bool(j, "have_power", &t->have_power) || !get_double(j, "last_power_w", &t->last_power_w) ||
+            !get_double(j, "board_energy_j", &t->board_energy_j))
                 return message_set(ret_reason, -EBADMSG, "have_power, last_power_w, board_energy_j: missing or wrong");
         json_t *entries = json_object_get(j, "entries");
         if (!json_is_array(entries) || json_array_size(entries) > USAGE_MAX_ENTRIES)
@@ -340,7 +349,7 @@ int usage_meter_from_json(json_t *j, struct usage_meter *m, char **ret_reason) {
         size_t i;
         json_t *o;
         json_array_foreach(entries, i, o) {
-                struct usage_meter_entry *e = &t.entries[t.n_entries++];
+                struct usage_meter_entry *e = &t->entries[t->n_entries++];
                 if (!json_is_object(o) || !get_str(o, "workload", e->workload, sizeof(e->workload), true) ||
                     !get_str(o, "tenant", e->tenant, sizeof(e->tenant), true) ||
                     !get_str(o, "deployment", e->deployment, sizeof(e->deployment), true) ||
@@ -354,11 +363,11 @@ int usage_meter_from_json(json_t *j, struct usage_meter *m, char **ret_reason) {
                     !get_u64(o, "last_memory_bytes", &e->last_memory_bytes) ||
                     !get_u64(o, "last_instance", &e->last_instance))
                         return message_set(ret_reason, -EBADMSG, "entries[%zu]: its last sample is missing or wrong", i);
-                for (size_t k = 0; k + 1 < t.n_entries; k++)
-                        if (streq(t.entries[k].workload, e->workload) && streq(t.entries[k].tenant, e->tenant) &&
-                            streq(t.entries[k].deployment, e->deployment) && streq(t.entries[k].app, e->app))
+                for (size_t k = 0; k + 1 < t->n_entries; k++)
+                        if (streq(t->entries[k].workload, e->workload) && streq(t->entries[k].tenant, e->tenant) &&
+                            streq(t->entries[k].deployment, e->deployment) && streq(t->entries[k].app, e->app))
                                 return message_set(ret_reason, -EBADMSG, "entries[%zu]: the same as entries[%zu]", i, k);
         }
-        *m = t;
+        *m = *t;
         return 0;
 }

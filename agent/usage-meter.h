@@ -16,7 +16,7 @@
 #include "health/collect.h"
 #include "proto/usage-record.h"
 
-#define USAGE_MAX_ENTRIES 64
+#define USAGE_MAX_ENTRIES USAGE_ENTRIES_MAX /* every workload the runtime can hold (256), twice */
 #define USAGE_METER_ID_LEN USAGE_METER_LEN /* lowercase hex */
 #define USAGE_BOOT_ID_MAX 36
 
@@ -94,7 +94,7 @@ int usage_meter_add_link_bytes(struct usage_meter *m, const char *app, const cha
 
 /* A new meter (new id) keeping what the samples need: each workload's last cgroup
  * reading, the last CPU and power, so nothing is counted in both meters. Totals restart. */
-void usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now);
+int usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now);
 
 /*
  * The body of the next usage.report record (a new reference; NULL on ENOMEM): the

@@ -125,8 +125,7 @@ static int rotate(struct usage *u) {
                 return log_error_errno(r, "usage: cannot make a meter id");
         report(u, EVENT_CRITICAL);
         log_notice("usage: meter %s is full (%d entries): meter %s goes on", u->meter.meter, USAGE_MAX_ENTRIES, id);
-        usage_meter_rotate(&u->meter, id, now_sec());
-        return 0;
+        return usage_meter_rotate(&u->meter, id, now_sec());
 }
 
 static void take_link_bytes(struct usage *u) {
@@ -148,11 +147,23 @@ static void fetch_starting(void *userdata) {
         take_link_bytes(u);
 }
 
-static void sample(struct usage *u) {
+/* What one sample reads: on the heap, not the stack (about 200 KiB). */
+struct sample_buffers {
         struct workload_usage w[USAGE_MAX_ENTRIES];
-        size_t n = runtime_usage(u->h.runtime, w, ELEMENTSOF(w));
         struct usage_workload_sample ws[USAGE_MAX_ENTRIES];
         char deployments[USAGE_MAX_ENTRIES][USAGE_NAME_MAX + 1];
+};
+
+static void sample(struct usage *u) {
+        _cleanup_free_ struct sample_buffers *b = malloc(sizeof(*b));
+        if (!b) {
+                log_error("usage: no memory for a sample");
+                return;
+        }
+        struct workload_usage *w = b->w;
+        struct usage_workload_sample *ws = b->ws;
+        char (*deployments)[USAGE_NAME_MAX + 1] = b->deployments;
+        size_t n = runtime_usage(u->h.runtime, w, USAGE_MAX_ENTRIES);
         for (size_t i = 0; i < n; i++) {
                 char tenant[USAGE_NAME_MAX + 1];
                 desired_usage_labels(u->h.desired, w[i].name, NULL, deployments[i], sizeof(deployments[i]), tenant,

@@ -26,7 +26,7 @@
 
 #define USAGE_RECORD_KIND "usage.report"
 #define USAGE_METER_LEN 32     /* lower-case hex digits of a meter id */
-#define USAGE_ENTRIES_MAX 64   /* entries in one interval */
+#define USAGE_ENTRIES_MAX 512  /* entries in one report: twice the runtime's 256 workloads */
 #define USAGE_NAME_MAX 64      /* workload, tenant, deployment and app names */
 /* An entry's key: its workload (or "app:<app>" for an app's downloads), then "|tenant|deployment|app":
  * one workload may have had entries under two tenants or deployments in one meter. */

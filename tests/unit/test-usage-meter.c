@@ -151,7 +151,7 @@ static void test_tenant_change_and_rotation(void **state) {
         many[0].cpu_usec = 16 * SEC;
         assert_int_equal(sample(&m, 4 * SEC, "b", 0, -1, many, USAGE_MAX_ENTRIES), -ENOSPC);
         assert_int_equal(m.n_entries, 2);
-        usage_meter_rotate(&m, ID2, 2000);
+        assert_int_equal(usage_meter_rotate(&m, ID2, 2000), 0);
         assert_string_equal(m.meter, ID2);
         assert_int_equal(m.n_entries, 1);
         assert_int_equal(m.reports, 0);

@@ -192,7 +192,7 @@ static void test_entries_bound(void **state) {
         struct usage_record *u = malloc(sizeof(*u));
         char *why = NULL;
         assert_int_equal(usage_record_parse(b, u, &why), -EBADMSG);
-        assert_non_null(strstr(why, "entries: expected an array of at most 64 entries"));
+        assert_non_null(strstr(why, "entries: expected an array of at most 512 entries"));
         free(why);
         /* exactly the bound parses */
         json_array_remove(entries, USAGE_ENTRIES_MAX);
