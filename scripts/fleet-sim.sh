@@ -149,6 +149,11 @@ done
 echo "==> making $n nodes (config checked with orbit-agent --check-config)"
 for name in "${names[@]}"; do
         fleet_node_make "$name"
+        # with workloads: their usage reported every 10 s, so the summary below has some
+        if [ $deploy = 1 ]; then
+                c=$FLEET_DIR/nodes/$name/etc/agent.json
+                jq '.usage = {sample_sec: 2, report_sec: 10}' "$c" >"$c.new" && mv "$c.new" "$c"
+        fi
 done
 echo "==> starting $n agents"
 for name in "${names[@]}"; do
@@ -326,7 +331,7 @@ if [ $deploy = 1 ]; then
                 --image "app:det=$FLEET_DIR/images/det.tar" --chunk-size "$FLEET_CHUNK" \
                 --key "$FLEET_DIR/keys/rel.key" --cert "$FLEET_DIR/keys/rel.pem" -o "$FLEET_DIR/images/det-1.0.obundle" >/dev/null
         fleet_oc bundle upload "$FLEET_DIR/images/det-1.0.obundle"
-        jq -n '{name: "det", exec: ["/app/bin/serve"], app: {name: "det", version: "1.0.0"},
+        jq -n '{name: "det", tenant: "acme", exec: ["/app/bin/serve"], app: {name: "det", version: "1.0.0"},
                 health_probe: {exec: ["/app/bin/probe"], interval_sec: 2, timeout_sec: 5, failures: 3},
                 sandbox: {ro_binds: ["/usr", "/bin", "/lib", {source: "/lib64", optional: true}]}}' >"$FLEET_DIR/det.json"
         fleet_oc deployment create --id det-1 --bundle det-1.0 --spec "$FLEET_DIR/det.json" --target fleet \
@@ -348,6 +353,13 @@ if [ $deploy = 1 ]; then
                 jq -r '"\(.state), app \(.app.name) \(.app.version) from member \(.app.member), pid \(.pid)"')
         echo "on ${names[0]}: det $running"
         if [ "$dstate" = completed ]; then
+                # the usage the nodes metered, as the controller sums it (docs/usage.md)
+                for _ in $(seq 30); do
+                        [ "$(fleet_oc usage --by deployment --json 2>/dev/null | jq '[.[] | select(.deployment == "det-1")] | length')" = 1 ] && break
+                        sleep 1
+                done
+                echo "usage metered by the nodes and summed by the controller (orbit-controller usage --by deployment):"
+                fleet_oc usage --by deployment | sed 's/^/    /'
                 echo "RESULT: the deployment completed in $((SECONDS - deploy_t0))s: det runs healthy on $(jq .counts.committed <<<"$d") of $n nodes"
         else
                 jq -r '.nodes[] | select(.state == "failed" or .state == "overdue") | "  \(.node) (stage \(.stage)): \(.state): \(.reason // "")"' <<<"$d"
