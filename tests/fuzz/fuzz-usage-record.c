@@ -42,11 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         FUZZ_CHECK(e->workload[0] || e->app[0]);
                         FUZZ_CHECK(name_ok(e->workload) && name_ok(e->tenant) && name_ok(e->deployment) &&
                                    name_ok(e->app));
-                        /* the key: the workload, else "app:<app>" */
-                        if (e->workload[0])
-                                FUZZ_CHECK(strcmp(e->key, e->workload) == 0);
-                        else
-                                FUZZ_CHECK(strncmp(e->key, "app:", 4) == 0 && strcmp(e->key + 4, e->app) == 0);
+                        /* the key: the workload (else "app:<app>"), then |tenant|deployment|app */
+                        char key[USAGE_ENTRY_KEY_MAX + 1];
+                        snprintf(key, sizeof(key), "%s%s|%s|%s|%s", e->workload[0] ? "" : "app:",
+                                 e->workload[0] ? e->workload : e->app, e->tenant, e->deployment, e->app);
+                        FUZZ_CHECK(strcmp(e->key, key) == 0);
                         FUZZ_CHECK(amount_ok(e->cpu_sec, USAGE_AMOUNT_MAX) &&
                                    amount_ok(e->memory_byte_sec, USAGE_AMOUNT_MAX) &&
                                    amount_ok(e->energy_j, USAGE_AMOUNT_MAX));
