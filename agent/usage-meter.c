@@ -91,19 +91,20 @@ int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s) {
         double dt = !counting ? 0.0
                     : same_boot ? (s->mono_usec > m->last_mono_usec ? (double) (s->mono_usec - m->last_mono_usec) / 1e6 : 0.0)
                                 : (double) s->mono_usec / 1e6;
+        /* Energy only between two good readings of one boot: the power sensor's, and
+         * /proc/stat's for the shares. A gap (an agent restart before the first health poll,
+         * a sensor gone) is not guessed: the board's energy over it is unknown. */
+        bool have_power = counting && same_boot && s->power_valid && m->have_power;
+        double power = have_power ? (s->power_w + m->last_power_w) / 2 : 0.0;
+        if (have_power)
+                m->board_energy_j += power * dt;
         double node_busy_usec = 0;
-        if (counting && s->cpu_valid && s->clk_tck > 0) {
-                uint64_t now = cpu_busy_ticks(&s->cpu);
-                uint64_t before = same_boot && m->have_cpu ? cpu_busy_ticks(&m->last_cpu) : 0;
+        bool shares = have_power && s->cpu_valid && m->have_cpu && s->clk_tck > 0;
+        if (shares) {
+                uint64_t now = cpu_busy_ticks(&s->cpu), before = cpu_busy_ticks(&m->last_cpu);
                 if (now >= before)
                         node_busy_usec = (double) (now - before) * 1e6 / (double) s->clk_tck;
         }
-        bool have_power = counting && (s->power_valid || m->have_power);
-        double power = s->power_valid && m->have_power ? (s->power_w + m->last_power_w) / 2
-                       : s->power_valid                 ? s->power_w
-                                                        : m->last_power_w;
-        if (have_power)
-                m->board_energy_j += power * dt;
 
         /* Each workload's CPU since the last sample, then the energy shares. */
         double cpu_d[USAGE_MAX_ENTRIES] = {0}, cpu_sum = 0;
@@ -138,22 +139,29 @@ int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s) {
                 ent[i] = e;
         }
         double denom = node_busy_usec > cpu_sum ? node_busy_usec : cpu_sum;
-        if (have_power && denom > 0)
+        if (shares && denom > 0)
                 for (size_t i = 0; i < n; i++)
                         ent[i]->total.energy_j += power * dt * cpu_d[i] / denom;
+        /* After a reboot no cgroup of before exists: the baselines of workloads not seen
+         * now go (a rotation would carry them on forever otherwise). */
+        if (!same_boot)
+                for (size_t k = 0; k < m->n_entries; k++) {
+                        bool seen = false;
+                        for (size_t i = 0; i < n && !seen; i++)
+                                seen = ent[i] == &m->entries[k];
+                        if (!seen)
+                                m->entries[k].have_last = false;
+                }
 
         m->have_last = true;
         m->last_mono_usec = s->mono_usec;
         snprintf(m->boot_id, sizeof(m->boot_id), "%s", or_empty(s->boot_id));
-        if (s->cpu_valid) {
-                m->have_cpu = true;
+        m->have_cpu = s->cpu_valid;
+        if (s->cpu_valid)
                 m->last_cpu = s->cpu;
-        } else if (!same_boot)
-                m->have_cpu = false;
-        if (s->power_valid) {
-                m->have_power = true;
+        m->have_power = s->power_valid;
+        if (s->power_valid)
                 m->last_power_w = s->power_w;
-        }
         return 0;
 }
 
@@ -171,7 +179,16 @@ int usage_meter_add_link_bytes(struct usage_meter *m, const char *app, const cha
         return 0;
 }
 
-int usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now) {
+static bool present_in(const struct usage_sample *present, const char *workload) {
+        if (!present)
+                return true;
+        for (size_t i = 0; i < present->n_workloads; i++)
+                if (streq(present->workloads[i].workload, workload))
+                        return true;
+        return false;
+}
+
+int usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now, const struct usage_sample *present) {
         /* about 170 KiB: not on the stack */
         _cleanup_free_ struct usage_meter *old = malloc(sizeof(*old));
         if (!old)
@@ -188,7 +205,7 @@ int usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now) {
         /* only the baselines go on: one entry per workload cgroup the old meter knew */
         for (size_t i = 0; i < old->n_entries; i++) {
                 const struct usage_meter_entry *o = &old->entries[i];
-                if (!o->have_last)
+                if (!o->have_last || !present_in(present, o->workload))
                         continue;
                 struct usage_meter_entry *e = add_entry(m, o->workload, o->tenant, o->deployment, o->app);
                 e->have_last = true;

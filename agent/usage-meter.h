@@ -92,9 +92,10 @@ int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s);
 int usage_meter_add_link_bytes(struct usage_meter *m, const char *app, const char *tenant, const char *deployment,
                                uint64_t bytes);
 
-/* A new meter (new id) keeping what the samples need: each workload's last cgroup
- * reading, the last CPU and power, so nothing is counted in both meters. Totals restart. */
-int usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now);
+/* A new meter (new id) keeping what the samples need: the last cgroup reading of each
+ * workload in present (NULL: of every workload the meter has one of), the last CPU and
+ * power, so nothing is counted in both meters. Totals restart. -ENOMEM. */
+int usage_meter_rotate(struct usage_meter *m, const char *new_id, int64_t now, const struct usage_sample *present);
 
 /*
  * The body of the next usage.report record (a new reference; NULL on ENOMEM): the

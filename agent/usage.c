@@ -117,15 +117,19 @@ static void report(struct usage *u, enum event_priority p) {
                                   u->meter.meter);
 }
 
-/* A new meter when the entries are full: the old one's last totals go up first, critical. */
-static int rotate(struct usage *u) {
+/* A new meter when the entries are full: the old one's last totals go up first, critical;
+ * the new one keeps the baselines of the workloads in present (NULL: all it has). */
+static int rotate(struct usage *u, const struct usage_sample *present) {
         char id[USAGE_METER_ID_LEN + 1];
         int r = new_meter_id(id);
         if (r < 0)
                 return log_error_errno(r, "usage: cannot make a meter id");
         report(u, EVENT_CRITICAL);
         log_notice("usage: meter %s is full (%d entries): meter %s goes on", u->meter.meter, USAGE_MAX_ENTRIES, id);
-        return usage_meter_rotate(&u->meter, id, now_sec());
+        r = usage_meter_rotate(&u->meter, id, now_sec(), present);
+        if (r >= 0)
+                save(u);
+        return r;
 }
 
 static void take_link_bytes(struct usage *u) {
@@ -136,7 +140,7 @@ static void take_link_bytes(struct usage *u) {
         char deployment[USAGE_NAME_MAX + 1], tenant[USAGE_NAME_MAX + 1];
         desired_usage_labels(u->h.desired, NULL, app, deployment, sizeof(deployment), tenant, sizeof(tenant));
         int r = usage_meter_add_link_bytes(&u->meter, app, tenant, deployment, bytes);
-        if (r == -ENOSPC && rotate(u) >= 0)
+        if (r == -ENOSPC && rotate(u, NULL) >= 0)
                 r = usage_meter_add_link_bytes(&u->meter, app, tenant, deployment, bytes);
         if (r < 0)
                 log_warning_errno(r, "usage: %" PRIu64 " bytes fetched for app %s not counted", bytes, app);
@@ -182,7 +186,7 @@ static void sample(struct usage *u) {
         }
         s.power_valid = board_power(u, snap, &s.power_w);
         int r = usage_meter_sample(&u->meter, &s);
-        if (r == -ENOSPC && rotate(u) >= 0)
+        if (r == -ENOSPC && rotate(u, &s) >= 0)
                 r = usage_meter_sample(&u->meter, &s);
         if (r < 0 && !u->full_warned) {
                 log_warning_errno(r, "usage: a sample of %zu workloads not taken", n);
@@ -190,7 +194,9 @@ static void sample(struct usage *u) {
         } else if (r >= 0)
                 u->full_warned = false;
         take_link_bytes(u);
-        save(u);
+        /* Not kept here: at each report (and at exit). Totals and baselines are kept
+         * together, so an older state counts again from its older baselines, never twice;
+         * a power cut loses at most report_sec. Flash is spared a write every sample. */
 }
 
 static int arm(struct usage *u);
@@ -270,8 +276,10 @@ int usage_new(sd_event *event, const struct usage_hooks *hooks, struct usage **r
 void usage_free(struct usage *u) {
         if (!u)
                 return;
-        if (u->timer)
+        if (u->timer) {
                 sample(u);
+                save(u);
+        }
         if (u->h.update)
                 update_manager_set_fetch_starting(u->h.update, NULL, NULL);
         sd_event_source_disable_unref(u->timer);

@@ -1,8 +1,8 @@
 /*
  * The usage meter on the agent's loop (#19 item 5, docs/usage.md): every usage.sample_sec
  * each workload's cgroup, /proc/stat and the board's power sensor are read into the
- * meter (agent/usage-meter.h) and the state file <state_dir>/usage is written; every
- * usage.report_sec a usage.report record carries the cumulative totals to the ground.
+ * meter (agent/usage-meter.h); every usage.report_sec the state file <state_dir>/usage is
+ * written and a usage.report record carries the cumulative totals to the ground.
  */
 #pragma once
 

@@ -151,7 +151,7 @@ static void test_tenant_change_and_rotation(void **state) {
         many[0].cpu_usec = 16 * SEC;
         assert_int_equal(sample(&m, 4 * SEC, "b", 0, -1, many, USAGE_MAX_ENTRIES), -ENOSPC);
         assert_int_equal(m.n_entries, 2);
-        assert_int_equal(usage_meter_rotate(&m, ID2, 2000), 0);
+        assert_int_equal(usage_meter_rotate(&m, ID2, 2000, NULL), 0);
         assert_string_equal(m.meter, ID2);
         assert_int_equal(m.n_entries, 1);
         assert_int_equal(m.reports, 0);
@@ -263,6 +263,59 @@ static void test_bad_state(void **state) {
         assert_int_equal(m.n_entries, n);
 }
 
+/* Found by an attack review: dead workloads' baselines went on through every rotation and
+ * reboot until the meter could hold nothing; energy was guessed across gaps. */
+static void test_dead_baselines_and_gaps(void **state) {
+        (void) state;
+        struct usage_meter m;
+        usage_meter_init(&m, ID1, 1000);
+        struct usage_workload_sample w[2] = {{.workload = "a", .cpu_usec = SEC, .instance = 1},
+                                             {.workload = "b", .cpu_usec = SEC, .instance = 2}};
+        assert_int_equal(sample(&m, 1 * SEC, "b1", 100, 10.0, w, 2), 0);
+        assert_int_equal(sample(&m, 2 * SEC, "b1", 200, 10.0, w, 2), 0);
+        /* a rotation keeps the baselines of the workloads present only */
+        struct usage_sample only_a = {.workloads = w, .n_workloads = 1};
+        assert_int_equal(usage_meter_rotate(&m, ID2, 2000, &only_a), 0);
+        assert_int_equal(m.n_entries, 1);
+        assert_string_equal(m.entries[0].workload, "a");
+        /* a reboot: a baseline of a workload not seen in the new boot goes */
+        assert_int_equal(sample(&m, 3 * SEC, "b1", 300, 10.0, w, 2), 0);
+        assert_int_equal(m.n_entries, 2);
+        assert_int_equal(sample(&m, 1 * SEC, "b2", 10, 10.0, w, 1), 0);
+        assert_true(entry(&m, "a", NULL)->have_last);
+        assert_false(entry(&m, "b", NULL)->have_last);
+
+        /* energy: nothing across a sample without power, nor right after one */
+        struct usage_meter e;
+        usage_meter_init(&e, ID1, 1000);
+        struct usage_workload_sample x = {.workload = "x", .cpu_usec = 0, .instance = 1};
+        assert_int_equal(sample(&e, 1 * SEC, "b", 0, 10.0, &x, 1), 0);
+        x.cpu_usec = SEC;
+        assert_int_equal(sample(&e, 2 * SEC, "b", 100, -1, &x, 1), 0); /* the sensor is gone */
+        assert_false(e.have_power);
+        x.cpu_usec = 2 * SEC;
+        assert_int_equal(sample(&e, 3 * SEC, "b", 200, 10.0, &x, 1), 0); /* back: a first reading */
+        assert_near(e.board_energy_j, 0);
+        assert_near(entry(&e, "x", NULL)->total.energy_j, 0);
+        x.cpu_usec = 3 * SEC;
+        assert_int_equal(sample(&e, 4 * SEC, "b", 300, 10.0, &x, 1), 0);
+        assert_near(e.board_energy_j, 10);
+        assert_near(entry(&e, "x", NULL)->total.energy_j, 10);
+        /* a sample without /proc/stat (an agent started before the health poll): the
+         * board's energy counts, no share is guessed, and none for the interval after it */
+        struct usage_sample nocpu = {.mono_usec = 5 * SEC, .boot_id = "b", .power_valid = true, .power_w = 10.0,
+                                     .workloads = &x, .n_workloads = 1};
+        x.cpu_usec = 4 * SEC;
+        assert_int_equal(usage_meter_sample(&e, &nocpu), 0);
+        assert_near(e.board_energy_j, 20);
+        assert_near(entry(&e, "x", NULL)->total.energy_j, 10);
+        x.cpu_usec = 5 * SEC;
+        assert_int_equal(sample(&e, 6 * SEC, "b", 500, 10.0, &x, 1), 0);
+        assert_near(e.board_energy_j, 30);
+        assert_near(entry(&e, "x", NULL)->total.energy_j, 10);
+        assert_near(entry(&e, "x", NULL)->total.cpu_sec, 5);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_counts),
@@ -270,6 +323,7 @@ int main(void) {
                 cmocka_unit_test(test_tenant_change_and_rotation),
                 cmocka_unit_test(test_report),
                 cmocka_unit_test(test_bad_state),
+                cmocka_unit_test(test_dead_baselines_and_gaps),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
