@@ -143,16 +143,13 @@ static void trial_load(struct update_manager *m) {
         m->health_held = false;
         m->controller_reached_usec = 0;
         m->trial_kernel_boot_id[0] = '\0';
-        char path[PATH_MAX];
-        snprintf(path, sizeof(path), "%s/sys/kernel/random/boot_id", m->cfg->paths.procfs_root);
-        _cleanup_free_ char *id = NULL;
-        size_t n;
-        if (read_file_bounded(path, sizeof(m->trial_kernel_boot_id) - 1, &id, &n) < 0 || n < 8) {
-                log_warning("update: %s unreadable: the trial timeout restarts with the agent", path);
+        if (read_kernel_boot_id(m->cfg->paths.procfs_root, m->trial_kernel_boot_id,
+                                sizeof(m->trial_kernel_boot_id)) < 0) {
+                m->trial_kernel_boot_id[0] = '\0';
+                log_warning("update: %s/sys/kernel/random/boot_id unreadable: the trial timeout restarts with the agent",
+                            m->cfg->paths.procfs_root);
                 return;
         }
-        snprintf(m->trial_kernel_boot_id, sizeof(m->trial_kernel_boot_id), "%.*s", (int) strcspn(id, "\n"),
-                 id);
         _cleanup_free_ char *text = NULL;
         size_t len;
         if (statefile_load(m->cfg->update.work_dir, UM_TRIAL_FILE, &text, &len, NULL) >= 0) {

@@ -62,15 +62,11 @@ static int new_meter_id(char id[USAGE_METER_ID_LEN + 1]) {
 
 /* The kernel's boot id: the monotonic clock, /proc/stat and the cgroups began with it. */
 static void read_boot_id(struct usage *u) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof(path), "%s/sys/kernel/random/boot_id", u->h.cfg->paths.procfs_root);
-        _cleanup_free_ char *text = NULL;
-        if (read_file_bounded(path, 128, &text, NULL) < 0 || !text) {
-                log_warning("usage: cannot read %s: a reboot is told from an agent restart by the clock only", path);
-                return;
+        if (read_kernel_boot_id(u->h.cfg->paths.procfs_root, u->boot_id, sizeof(u->boot_id)) < 0) {
+                u->boot_id[0] = '\0';
+                log_warning("usage: cannot read %s/sys/kernel/random/boot_id: a reboot is told from an agent restart "
+                            "by the clock only", u->h.cfg->paths.procfs_root);
         }
-        text[strcspn(text, "\n")] = '\0';
-        snprintf(u->boot_id, sizeof(u->boot_id), "%s", text);
 }
 
 static void save(struct usage *u) {

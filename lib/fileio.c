@@ -231,3 +231,20 @@ static int rm_tree_inner(int parent, const char *name, unsigned depth) {
 int rm_tree_at(int dirfd, const char *name) {
         return rm_tree_inner(dirfd, name, 0);
 }
+
+int read_kernel_boot_id(const char *procfs_root, char *buf, size_t size) {
+        char path[PATH_MAX];
+        if (snprintf(path, sizeof(path), "%s/sys/kernel/random/boot_id", procfs_root) >= (int) sizeof(path))
+                return -ENAMETOOLONG;
+        _cleanup_free_ char *id = NULL;
+        size_t n;
+        int r = read_file_bounded(path, 128, &id, &n); /* 36 characters and a newline */
+        if (r < 0)
+                return r;
+        size_t len = strcspn(id, "\n");
+        if (len < 8 || len >= size)
+                return -EBADMSG;
+        memcpy(buf, id, len);
+        buf[len] = '\0';
+        return 0;
+}

@@ -20,6 +20,10 @@ int pwrite_all(int fd, const void *buf, size_t len, uint64_t offset);
  */
 int read_file_bounded(const char *path, size_t max_size, char **ret_data, size_t *ret_len);
 
+/* The kernel's boot id (<procfs_root>/sys/kernel/random/boot_id, its newline dropped) into
+ * buf; -EBADMSG when it is shorter than 8 characters or does not fit, or the read's error. */
+int read_kernel_boot_id(const char *procfs_root, char *buf, size_t size);
+
 /* fsync the directory that holds path, so a rename inside it is on disk. */
 int fsync_parent_dir(const char *path);
 

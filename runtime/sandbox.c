@@ -771,12 +771,18 @@ static void set_error(struct sandbox_error *err, int error, const char *fmt, ...
         va_end(ap);
 }
 
-/* A detached copy of the tree at source whose ids go through the user namespace at userns_fd. */
-static int idmapped_tree(const char *source, int userns_fd) {
+/* A detached copy of the tree at source, as it is (no idmapping): for a path only host root reaches. */
+static int plain_tree(const char *source) {
         int fd = (int) syscall(SYS_open_tree, AT_FDCWD, source,
                                OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
+        return fd < 0 ? -errno : fd;
+}
+
+/* A detached copy of the tree at source whose ids go through the user namespace at userns_fd. */
+static int idmapped_tree(const char *source, int userns_fd) {
+        int fd = plain_tree(source);
         if (fd < 0)
-                return -errno;
+                return fd;
         struct mount_attr_v0 attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t) userns_fd};
         if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
                 int r = -errno;
@@ -802,19 +808,6 @@ static bool dir_is_empty(int dir_fd) {
         return empty;
 }
 
-/* A detached copy of the tree at source, as it is (no idmapping): for a path only host root reaches. */
-static int plain_tree(const char *source) {
-        int fd = (int) syscall(SYS_open_tree, AT_FDCWD, source,
-                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW);
-        return fd < 0 ? -errno : fd;
-}
-
-/* path is dir or below it (both absolute, no trailing '/'). */
-static bool path_under(const char *path, const char *dir) {
-        size_t n = strlen(dir);
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || streq(dir, "/"));
-}
-
 /*
  * The agent hands this bind over as a tree it opened: the app's tree, or a path in
  * params->handed. Returns the resolved path to open (free it), or NULL: the child binds it.
@@ -828,7 +821,7 @@ static char *bind_handed(const struct sandbox_params *p, const struct workload_m
         if (m->app)
                 return real;
         for (const char *const *h = p->handed; h && *h; h++)
-                if (path_under(real, *h))
+                if (workload_path_is_under(real, *h))
                         return real;
         free(real);
         return NULL;
