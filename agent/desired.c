@@ -639,8 +639,8 @@ void desired_free(struct desired *d) {
         free(d);
 }
 
-void desired_usage_labels(struct desired *d, const char *workload, const char *app, char *deployment,
-                          size_t dsize, char *tenant, size_t tsize) {
+void desired_usage_labels(struct desired *d, const char *workload, char *deployment, size_t dsize, char *tenant,
+                          size_t tsize) {
         if (dsize > 0)
                 deployment[0] = '\0';
         if (tsize > 0)
@@ -649,12 +649,33 @@ void desired_usage_labels(struct desired *d, const char *workload, const char *a
                 return;
         for (size_t i = 0; i < d->doc.n_workloads; i++) {
                 const struct desired_workload *w = &d->doc.workloads[i];
-                const char *wapp = json_string_value(json_object_get(json_object_get(w->spec, "app"), "name"));
-                if (workload ? !streq(w->name, workload) : !(app && wapp && streq(wapp, app)))
+                if (!streq(w->name, workload))
                         continue;
                 const char *t = json_string_value(json_object_get(w->spec, "tenant"));
                 snprintf(deployment, dsize, "%s", w->deployment);
                 snprintf(tenant, tsize, "%s", t ? t : "");
                 return;
         }
+}
+
+size_t desired_usage_app_labels(struct desired *d, const char *app, struct desired_usage_label *out, size_t max) {
+        size_t n = 0;
+        if (!d || !d->envelope || d->unverified || !app)
+                return 0;
+        for (size_t i = 0; i < d->doc.n_workloads && n < max; i++) {
+                const struct desired_workload *w = &d->doc.workloads[i];
+                const char *wapp = json_string_value(json_object_get(json_object_get(w->spec, "app"), "name"));
+                if (!wapp || !streq(wapp, app))
+                        continue;
+                const char *t = json_string_value(json_object_get(w->spec, "tenant"));
+                struct desired_usage_label l = {0};
+                snprintf(l.deployment, sizeof(l.deployment), "%s", w->deployment);
+                snprintf(l.tenant, sizeof(l.tenant), "%s", t ? t : "");
+                bool seen = false;
+                for (size_t k = 0; k < n && !seen; k++)
+                        seen = streq(out[k].deployment, l.deployment) && streq(out[k].tenant, l.tenant);
+                if (!seen)
+                        out[n++] = l;
+        }
+        return n;
 }

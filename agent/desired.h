@@ -20,6 +20,7 @@
 #include "agent/events.h"
 #include "agent/node-state.h"
 #include "agent/update-manager.h"
+#include "proto/desired-state.h"
 #include "runtime/runtime.h"
 
 struct desired;
@@ -51,9 +52,16 @@ void desired_kick(struct desired *d);
 json_t *desired_status_json(struct desired *d);
 
 /*
- * For the usage meter: the deployment of the document's workload of this name, or of its
- * first workload whose spec uses this app (name NULL), and that spec's tenant; "" each
- * when the document in force has none. d may be NULL.
+ * For the usage meter: the deployment of the document's workload of this name and that
+ * spec's tenant; "" each when the document in force has none. d may be NULL.
  */
-void desired_usage_labels(struct desired *d, const char *workload, const char *app, char *deployment,
-                          size_t dsize, char *tenant, size_t tsize);
+void desired_usage_labels(struct desired *d, const char *workload, char *deployment, size_t dsize, char *tenant,
+                          size_t tsize);
+
+/* The distinct (deployment, tenant) pairs of the document's workloads whose spec uses this
+ * app, at most max of them into out: how many. An app's downloads are shared by them. */
+struct desired_usage_label {
+        char deployment[DESIRED_ID_MAX + 1];
+        char tenant[DESIRED_ID_MAX + 1];
+};
+size_t desired_usage_app_labels(struct desired *d, const char *app, struct desired_usage_label *out, size_t max);

@@ -68,6 +68,46 @@ static uint64_t cpu_busy_ticks(const struct cpu_times *c) {
         return c->user + c->nice + c->system + c->irq + c->softirq + c->steal;
 }
 
+static bool power_is_plausible(double w) {
+        return isfinite(w) && w >= 0 && w <= USAGE_POWER_MAX_W;
+}
+
+static uint64_t clamp_memory(const struct usage_sample *s, uint64_t bytes) {
+        return s->mem_total_bytes > 0 && bytes > s->mem_total_bytes ? s->mem_total_bytes : bytes;
+}
+
+/* The most one sample can add, against the bounds: would a total pass its share of one? */
+static bool amount_near_bound(double total, double add) {
+        /* a meter with nothing counted yet takes the sample whatever it adds (held to the
+         * bound below): rotating it again would not help */
+        return total > 0 && total + add >= USAGE_AMOUNT_MAX * USAGE_TOTAL_ROTATE;
+}
+
+static void add_amount(double *total, double add) {
+        *total = fmin(*total + add, USAGE_AMOUNT_MAX);
+}
+
+static bool would_pass_bound(const struct usage_meter *m, const struct usage_sample *s) {
+        /* what the sample can add at most: the bounds it is held to, over the longest time
+         * it can count (since the boot, after a reboot) */
+        double dt_max = (double) s->mono_usec / 1e6;
+        if (m->have_last && s->mono_usec > m->last_mono_usec && streq(m->boot_id, or_empty(s->boot_id)))
+                dt_max = (double) (s->mono_usec - m->last_mono_usec) / 1e6;
+        /* a bound not known: what the totals are now is all that can be judged */
+        double cpu_max = s->n_cpus > 0 ? dt_max * s->n_cpus : 0;
+        double mem_max = s->mem_total_bytes > 0 ? (double) s->mem_total_bytes * dt_max : 0;
+        double energy_max = USAGE_POWER_MAX_W * dt_max;
+        if (amount_near_bound(m->board_energy_j, energy_max))
+                return true;
+        for (size_t i = 0; i < m->n_entries; i++) {
+                const struct usage_totals *t = &m->entries[i].total;
+                if (amount_near_bound(t->cpu_sec, cpu_max) || amount_near_bound(t->memory_byte_sec, mem_max) ||
+                    amount_near_bound(t->energy_j, energy_max))
+                        return true;
+        }
+        return false;
+}
+
 int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s) {
         if (!m || !s || (s->n_workloads > 0 && !s->workloads))
                 return -EINVAL;
@@ -83,6 +123,8 @@ int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s) {
         }
         if (m->n_entries + needed > USAGE_MAX_ENTRIES)
                 return -ENOSPC;
+        if (would_pass_bound(m, s))
+                return -ENOSPC;
 
         bool same_boot = m->have_last && streq(m->boot_id, or_empty(s->boot_id));
         /* A new meter counts nothing it did not see begin: its first sample takes baselines. */
@@ -94,10 +136,11 @@ int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s) {
         /* Energy only between two good readings of one boot: the power sensor's, and
          * /proc/stat's for the shares. A gap (an agent restart before the first health poll,
          * a sensor gone) is not guessed: the board's energy over it is unknown. */
-        bool have_power = counting && same_boot && s->power_valid && m->have_power;
+        bool power_valid = s->power_valid && power_is_plausible(s->power_w);
+        bool have_power = counting && same_boot && power_valid && m->have_power;
         double power = have_power ? (s->power_w + m->last_power_w) / 2 : 0.0;
         if (have_power)
-                m->board_energy_j += power * dt;
+                add_amount(&m->board_energy_j, power * dt);
         double node_busy_usec = 0;
         bool shares = have_power && s->cpu_valid && m->have_cpu && s->clk_tck > 0;
         if (shares) {
@@ -117,31 +160,35 @@ int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s) {
                 if (!e)
                         e = add_entry(m, w->workload, w->tenant, w->deployment, w->app);
                 double mem_avg;
+                uint64_t mem_now = clamp_memory(s, w->memory_bytes);
                 if (base && same_boot && base->last_instance == w->instance && w->cpu_usec >= base->last_cpu_usec) {
                         cpu_d[i] = (double) (w->cpu_usec - base->last_cpu_usec);
-                        mem_avg = ((double) base->last_memory_bytes + (double) w->memory_bytes) / 2;
+                        mem_avg = ((double) clamp_memory(s, base->last_memory_bytes) + (double) mem_now) / 2;
                 } else {
                         /* a cgroup the meter has not seen (new, or after a reboot): all of it */
                         cpu_d[i] = (double) w->cpu_usec;
-                        mem_avg = (double) w->memory_bytes / 2;
+                        mem_avg = (double) mem_now / 2;
                 }
                 if (!counting)
                         cpu_d[i] = 0;
+                /* at most every CPU of the node for the whole time: more is not a reading */
+                if (s->n_cpus > 0 && cpu_d[i] > dt * 1e6 * s->n_cpus)
+                        cpu_d[i] = dt * 1e6 * s->n_cpus;
                 if (base && base != e)
                         base->have_last = false; /* the baseline moves to its entry now */
                 e->have_last = true;
                 e->last_cpu_usec = w->cpu_usec;
                 e->last_memory_bytes = w->memory_bytes;
                 e->last_instance = w->instance;
-                e->total.cpu_sec += cpu_d[i] / 1e6;
-                e->total.memory_byte_sec += mem_avg * dt;
+                add_amount(&e->total.cpu_sec, cpu_d[i] / 1e6);
+                add_amount(&e->total.memory_byte_sec, mem_avg * dt);
                 cpu_sum += cpu_d[i];
                 ent[i] = e;
         }
         double denom = node_busy_usec > cpu_sum ? node_busy_usec : cpu_sum;
         if (shares && denom > 0)
                 for (size_t i = 0; i < n; i++)
-                        ent[i]->total.energy_j += power * dt * cpu_d[i] / denom;
+                        add_amount(&ent[i]->total.energy_j, power * dt * cpu_d[i] / denom);
         /* After a reboot no cgroup of before exists: the baselines of workloads not seen
          * now go (a rotation would carry them on forever otherwise). */
         if (!same_boot)
@@ -159,8 +206,8 @@ int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s) {
         m->have_cpu = s->cpu_valid;
         if (s->cpu_valid)
                 m->last_cpu = s->cpu;
-        m->have_power = s->power_valid;
-        if (s->power_valid)
+        m->have_power = power_valid;
+        if (power_valid)
                 m->last_power_w = s->power_w;
         return 0;
 }
@@ -175,6 +222,8 @@ int usage_meter_add_link_bytes(struct usage_meter *m, const char *app, const cha
                         return -ENOSPC;
                 e = add_entry(m, NULL, tenant, deployment, app);
         }
+        if (bytes > (uint64_t) ((double) USAGE_LINK_BYTES_MAX * USAGE_TOTAL_ROTATE) - e->total.link_bytes)
+                return -ENOSPC; /* a new meter: this one's reports would be refused */
         e->total.link_bytes += bytes;
         return 0;
 }
@@ -358,7 +407,7 @@ int usage_meter_from_json(json_t *j, struct usage_meter *m, char **ret_reason) {
                 *cf[i] = (uint64_t) json_integer_value(v);
         }
         if (!get_bool(j, "have_power", &t->have_power) || !get_double(j, "last_power_w", &t->last_power_w) ||
-            !get_double(j, "board_energy_j", &t->board_energy_j))
+            !get_double(j, "board_energy_j", &t->board_energy_j) || t->board_energy_j > USAGE_AMOUNT_MAX)
                 return message_set(ret_reason, -EBADMSG, "have_power, last_power_w, board_energy_j: missing or wrong");
         json_t *entries = json_object_get(j, "entries");
         if (!json_is_array(entries) || json_array_size(entries) > USAGE_MAX_ENTRIES)
@@ -374,7 +423,9 @@ int usage_meter_from_json(json_t *j, struct usage_meter *m, char **ret_reason) {
                         return message_set(ret_reason, -EBADMSG, "entries[%zu]: its names are missing or wrong", i);
                 if (!get_double(o, "cpu_sec", &e->total.cpu_sec) ||
                     !get_double(o, "memory_byte_sec", &e->total.memory_byte_sec) ||
-                    !get_double(o, "energy_j", &e->total.energy_j) || !get_u64(o, "link_bytes", &e->total.link_bytes))
+                    !get_double(o, "energy_j", &e->total.energy_j) || !get_u64(o, "link_bytes", &e->total.link_bytes) ||
+                    e->total.cpu_sec > USAGE_AMOUNT_MAX || e->total.memory_byte_sec > USAGE_AMOUNT_MAX ||
+                    e->total.energy_j > USAGE_AMOUNT_MAX || e->total.link_bytes > (uint64_t) USAGE_LINK_BYTES_MAX)
                         return message_set(ret_reason, -EBADMSG, "entries[%zu]: its totals are missing or wrong", i);
                 if (!get_bool(o, "have_last", &e->have_last) || !get_u64(o, "last_cpu_usec", &e->last_cpu_usec) ||
                     !get_u64(o, "last_memory_bytes", &e->last_memory_bytes) ||

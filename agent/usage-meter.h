@@ -19,6 +19,12 @@
 #define USAGE_MAX_ENTRIES USAGE_ENTRIES_MAX /* every workload the runtime can hold (256), twice */
 #define USAGE_METER_ID_LEN USAGE_METER_LEN /* lowercase hex */
 #define USAGE_BOOT_ID_MAX 36
+/* A meter is rotated before any total passes this part of the parser's bound
+ * (USAGE_AMOUNT_MAX, USAGE_LINK_BYTES_MAX): its reports are never refused for a total. */
+#define USAGE_TOTAL_ROTATE 0.5
+/* A board power reading above this is not a reading (a bit flip, a sensor's garbage):
+ * the board's energy is not counted over it. */
+#define USAGE_POWER_MAX_W 100000.0
 
 struct usage_totals {
         double cpu_sec;
@@ -69,6 +75,12 @@ struct usage_sample {
         bool cpu_valid;
         struct cpu_times cpu; /* /proc/stat "cpu", in ticks */
         long clk_tck;         /* ticks per second */
+        /* What a reading can be, so a bogus one (a bit flipped in a counter, a sensor gone
+         * mad) cannot make a total the controller's parser refuses: a workload's CPU grows by
+         * at most n_cpus times the time between two samples, its memory is at most
+         * mem_total_bytes. 0: that bound is not known (not applied). */
+        unsigned n_cpus;
+        uint64_t mem_total_bytes;
         bool power_valid;
         double power_w; /* the board's measured power now */
         const struct usage_workload_sample *workloads;
@@ -80,15 +92,18 @@ void usage_meter_init(struct usage_meter *m, const char *meter_id, int64_t now);
 
 /*
  * Add what happened since the last sample. CPU: the cgroup counter's growth (all of it for
- * a cgroup the meter has not seen, or after a reboot). Memory: the mean of the last and
- * this reading times the time between. Energy: the board's mean power times that time,
- * shared by each workload's part of the CPU time the node used. -ENOSPC when a workload
- * would need an entry beyond USAGE_MAX_ENTRIES (nothing changed: start a new meter with
- * usage_meter_rotate and sample again); -EINVAL for a name that is not one.
+ * a cgroup the meter has not seen, or after a reboot), at most n_cpus times the time
+ * between. Memory: the mean of the last and this reading (each at most mem_total_bytes)
+ * times the time between. Energy: the board's mean power (at most USAGE_POWER_MAX_W)
+ * times that time, shared by each workload's part of the CPU time the node used. -ENOSPC
+ * when a workload would need an entry beyond USAGE_MAX_ENTRIES, or a total would pass
+ * USAGE_TOTAL_ROTATE of what the controller's parser takes (nothing changed: start a new
+ * meter with usage_meter_rotate and sample again); -EINVAL for a name that is not one.
  */
 int usage_meter_sample(struct usage_meter *m, const struct usage_sample *s);
 
-/* Bytes downloaded for an app's bundle (its entry, made when needed). -ENOSPC, -EINVAL as above. */
+/* Bytes downloaded for an app's bundle (its entry, made when needed). -ENOSPC, -EINVAL as
+ * above (-ENOSPC also when the entry's total would pass USAGE_TOTAL_ROTATE of its bound). */
 int usage_meter_add_link_bytes(struct usage_meter *m, const char *app, const char *tenant, const char *deployment,
                                uint64_t bytes);
 

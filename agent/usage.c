@@ -128,18 +128,32 @@ static int rotate(struct usage *u, const struct usage_sample *present) {
         return r;
 }
 
+static void add_link_bytes(struct usage *u, const char *app, const char *tenant, const char *deployment,
+                           uint64_t bytes) {
+        int r = usage_meter_add_link_bytes(&u->meter, app, tenant, deployment, bytes);
+        if (r == -ENOSPC && rotate(u, NULL) >= 0)
+                r = usage_meter_add_link_bytes(&u->meter, app, tenant, deployment, bytes);
+        if (r < 0)
+                log_warning_errno(r, "usage: %" PRIu64 " bytes fetched for app %s (tenant \"%s\", deployment \"%s\") "
+                                  "not counted", bytes, app, tenant, deployment);
+}
+
+/* An app's downloads are shared evenly by the deployments and tenants whose workloads use
+ * it (the first takes what does not divide): one bundle serves them all. */
 static void take_link_bytes(struct usage *u) {
         char app[MANIFEST_NAME_MAX + 1];
         uint64_t bytes = update_manager_take_fetched(u->h.update, app, sizeof(app));
         if (bytes == 0 || !app[0])
                 return; /* the node's own (firmware, an operator's bundle): not metered */
-        char deployment[USAGE_NAME_MAX + 1], tenant[USAGE_NAME_MAX + 1];
-        desired_usage_labels(u->h.desired, NULL, app, deployment, sizeof(deployment), tenant, sizeof(tenant));
-        int r = usage_meter_add_link_bytes(&u->meter, app, tenant, deployment, bytes);
-        if (r == -ENOSPC && rotate(u, NULL) >= 0)
-                r = usage_meter_add_link_bytes(&u->meter, app, tenant, deployment, bytes);
-        if (r < 0)
-                log_warning_errno(r, "usage: %" PRIu64 " bytes fetched for app %s not counted", bytes, app);
+        struct desired_usage_label labels[DESIRED_MAX_WORKLOADS];
+        size_t n = desired_usage_app_labels(u->h.desired, app, labels, ELEMENTSOF(labels));
+        if (n == 0) {
+                add_link_bytes(u, app, "", "", bytes);
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                add_link_bytes(u, app, labels[i].tenant, labels[i].deployment,
+                               bytes / n + (i == 0 ? bytes % n : 0));
 }
 
 static void fetch_starting(void *userdata) {
@@ -166,7 +180,7 @@ static void sample(struct usage *u) {
         size_t n = runtime_usage(u->h.runtime, w, USAGE_MAX_ENTRIES);
         for (size_t i = 0; i < n; i++) {
                 char tenant[USAGE_NAME_MAX + 1];
-                desired_usage_labels(u->h.desired, w[i].name, NULL, deployments[i], sizeof(deployments[i]), tenant,
+                desired_usage_labels(u->h.desired, w[i].name, deployments[i], sizeof(deployments[i]), tenant,
                                      sizeof(tenant));
                 ws[i] = (struct usage_workload_sample){.workload = w[i].name, .tenant = w[i].tenant,
                                                        .deployment = deployments[i], .app = w[i].app,
@@ -180,6 +194,11 @@ static void sample(struct usage *u) {
                 s.cpu_valid = true;
                 s.cpu = snap->cpu;
         }
+        /* the bounds a reading is held to (usage_meter_sample) */
+        long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+        s.n_cpus = ncpu > 0 ? (unsigned) ncpu : 0;
+        if (snap && snap->mem_valid)
+                s.mem_total_bytes = snap->mem_total;
         s.power_valid = board_power(u, snap, &s.power_w);
         int r = usage_meter_sample(&u->meter, &s);
         if (r == -ENOSPC && rotate(u, &s) >= 0)
@@ -193,6 +212,14 @@ static void sample(struct usage *u) {
         /* Not kept here: at each report (and at exit). Totals and baselines are kept
          * together, so an older state counts again from its older baselines, never twice;
          * a power cut loses at most report_sec. Flash is spared a write every sample. */
+}
+
+/* A workload is about to be forgotten with its cgroup: what it used since the last sample
+ * is read now, or it would be lost. */
+static void workload_removing(void *userdata, const char *name) {
+        struct usage *u = userdata;
+        log_debug("usage: workload %s is removed: a last sample of its cgroup", name);
+        sample(u);
 }
 
 static int arm(struct usage *u);
@@ -257,6 +284,8 @@ int usage_new(sd_event *event, const struct usage_hooks *hooks, struct usage **r
         }
         if (u->h.update)
                 update_manager_set_fetch_starting(u->h.update, fetch_starting, u);
+        if (u->h.runtime)
+                runtime_set_removing_handler(u->h.runtime, workload_removing, u);
         u->last_report_usec = now_mono(u);
         u->next_report_usec = u->last_report_usec + (uint64_t) u->h.cfg->usage.report_sec * 1000000ULL;
         /* the first sample at once: after a restart the gap is counted now */
@@ -278,6 +307,8 @@ void usage_free(struct usage *u) {
         }
         if (u->h.update)
                 update_manager_set_fetch_starting(u->h.update, NULL, NULL);
+        if (u->h.runtime)
+                runtime_set_removing_handler(u->h.runtime, NULL, NULL);
         sd_event_source_disable_unref(u->timer);
         sd_event_unref(u->event);
         free(u);

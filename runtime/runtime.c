@@ -103,6 +103,8 @@ struct runtime {
         char sunlit_wait[128];
         runtime_event_fn event_fn;
         void *event_userdata;
+        runtime_removing_fn removing_fn;
+        void *removing_userdata;
         struct runtime_policy policy;
         struct id_allocations *ids; /* persisted in <state_dir>/id-ranges */
         struct workload_protected_path protected_paths[PROTECTED_MAX]; /* paths and labels owned */
@@ -114,6 +116,11 @@ struct runtime {
 void runtime_set_event_handler(struct runtime *rt, runtime_event_fn fn, void *userdata) {
         rt->event_fn = fn;
         rt->event_userdata = userdata;
+}
+
+void runtime_set_removing_handler(struct runtime *rt, runtime_removing_fn fn, void *userdata) {
+        rt->removing_fn = fn;
+        rt->removing_userdata = userdata;
 }
 
 static void emit(struct runtime *rt, int priority, const char *kind, json_t *body) {
@@ -1371,6 +1378,8 @@ int runtime_workload_remove(struct runtime *rt, const char *name, char **ret_mes
                 return message_set(ret_message, 0, "no workload named \"%s\"", name), -ENOENT;
         if (w->have_proc || w->state == WORKLOAD_STOPPING)
                 return message_set(ret_message, 0, "workload %s is running: stop it before removing it", name), -EBUSY;
+        if (rt->removing_fn)
+                rt->removing_fn(rt->removing_userdata, name);
         if (w->cg && cgroup_destroy(w->cg) < 0)
                 log_warning("workload %s: its cgroup stays (not empty?)", name);
         char dir[PATH_MAX], path[PATH_MAX + 8];

@@ -152,6 +152,11 @@ json_t *runtime_status_json(struct runtime *rt);
 typedef void (*runtime_event_fn)(void *userdata, int priority, const char *kind, json_t *body);
 void runtime_set_event_handler(struct runtime *rt, runtime_event_fn fn, void *userdata);
 
+/* Called once a workload is about to be forgotten (runtime_workload_remove), while its
+ * cgroup and its counters are still there: the usage meter takes its last reading. */
+typedef void (*runtime_removing_fn)(void *userdata, const char *name);
+void runtime_set_removing_handler(struct runtime *rt, runtime_removing_fn fn, void *userdata);
+
 /* Per-workload cgroup counters, for health reports. */
 struct workload_usage {
         char name[WORKLOAD_NAME_MAX + 1];

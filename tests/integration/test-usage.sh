@@ -2,7 +2,8 @@
 # agent that runs a workload of a deployment: the node meters the workload's CPU (equal to
 # what its cgroup counted), memory and energy (the board's hwmon power sensor shared by
 # CPU), and the bytes its app took over the link; the totals survive an agent killed -9
-# and are not counted twice; the controller sums them per tenant and deployment.
+# and are not counted twice; the controller sums them per tenant and deployment; a workload
+# removed between two samples has its last use read before its cgroup goes.
 # shellcheck shell=bash
 set -u -o pipefail
 
@@ -74,10 +75,11 @@ cg=$(ctl workload show det --json | jq -r .cgroup)
 # the cgroup's own count of CPU, read from the kernel's files (v2: cpu.stat in µs; v1: the
 # same group in the cpuacct hierarchy, in ns), in seconds
 cg_cpu() {
-        if [ -r "$cg/cpu.stat" ] && grep -q usage_usec "$cg/cpu.stat"; then
-                awk '/^usage_usec/ {printf "%.6f\n", $2 / 1e6}' "$cg/cpu.stat"
+        local g=${1:-$cg}
+        if [ -r "$g/cpu.stat" ] && grep -q usage_usec "$g/cpu.stat"; then
+                awk '/^usage_usec/ {printf "%.6f\n", $2 / 1e6}' "$g/cpu.stat"
         else
-                awk '{printf "%.6f\n", $1 / 1e9}' "/sys/fs/cgroup/cpuacct/${cg#/sys/fs/cgroup/*/}/cpuacct.usage"
+                awk '{printf "%.6f\n", $1 / 1e9}' "/sys/fs/cgroup/cpuacct/${g#/sys/fs/cgroup/*/}/cpuacct.usage"
         fi
 }
 note "det's cgroup: $cg"
@@ -85,15 +87,16 @@ check "the cgroup's CPU count is readable" cg_cpu
 # the burn is over when the CPU count stands still across two samples
 burn_over() {
         local a b
-        a=$(cg_cpu) && sleep 1.5 && b=$(cg_cpu) && [ "$a" = "$b" ] && awk -v a="$a" 'BEGIN {exit !(a > 0.05)}'
+        a=$(cg_cpu "$@") && sleep 1.5 && b=$(cg_cpu "$@") && [ "$a" = "$b" ] && awk -v a="$a" 'BEGIN {exit !(a > 0.05)}'
 }
 check "det burned its CPU and went idle" wait_for $((T * 3)) burn_over
 # equal within 10 ms: the meter's sum of the cgroup's growth is the cgroup's count
-metered_is_cgroup() {
-        local m c
-        m=$(entry det | jq -r .cpu_sec) && c=$(cg_cpu) && [ -n "$m" ] &&
-                awk -v m="$m" -v c="$c" 'BEGIN {d = m - c; if (d < 0) d = -d; exit !(d < 0.01)}'
+metered_is() { # workload cpu_sec
+        local m
+        m=$(entry "$1" | jq -r .cpu_sec) && [ -n "$m" ] &&
+                awk -v m="$m" -v c="$2" 'BEGIN {d = m - c; if (d < 0) d = -d; exit !(d < 0.01)}'
 }
+metered_is_cgroup() { local c; c=$(cg_cpu) && metered_is det "$c"; }
 check "det's metered CPU equals its cgroup's count" wait_for "$T" metered_is_cgroup
 e=$(entry det)
 note "det: $e"
@@ -140,6 +143,28 @@ check "the controller sums the deployment's link bytes" \
         "$(app_entry hello | jq -r .link_bytes)"
 out=$(fleet_oc usage --by tenant)
 grepq "acme" <<<"$out" && pass "the table names tenant acme" || fail "usage table" "$out"
+
+# ---- a workload removed between two samples: its last use is read before its cgroup goes ------
+# Samples now an hour apart: the only reading of burst's cgroup is the one its removal takes.
+jq '.usage.sample_sec = 3600 | .usage.report_sec = 3600' "$N/etc/agent.json" >"$N/etc/agent.json.new" &&
+        mv "$N/etc/agent.json.new" "$N/etc/agent.json"
+kill -HUP "$(fleet_node_pid u-1)"
+reloaded() { grepq 'configuration reloaded' "$N/agent.log"; }
+check "the agent took samples an hour apart" wait_for "$T" reloaded
+jq '.name = "burst" | .tenant = "globex"' det.json >burst.json
+check "deployment dep-burst created" fleet_oc deployment create --id dep-burst --bundle hello-1 --spec burst.json
+burst_running() { ctl workload show burst --json 2>/dev/null | jq -e '.state == "running"' >/dev/null; }
+check "burst runs" wait_for $((T * 3)) burst_running
+bcg=$(ctl workload show burst --json | jq -r .cgroup)
+check "burst burned its CPU and went idle" wait_for $((T * 3)) burn_over "$bcg"
+burst_cpu=$(cg_cpu "$bcg")
+note "burst's cgroup counted ${burst_cpu} s of CPU; no sample has read it: $(entry burst)"
+check "deployment dep-burst deleted" fleet_oc deployment delete dep-burst
+burst_gone() { ! ctl workload show burst --json >/dev/null 2>&1; }
+check "burst was removed from the node" wait_for $((T * 3)) burst_gone
+check "its cgroup is gone" test ! -e "$bcg"
+check "burst's metered CPU is its cgroup's last count (read before the cgroup went)" metered_is burst "$burst_cpu"
+check "burst is billed to tenant globex" test "$(entry burst | jq -r .tenant)" = globex
 
 grepq "sanitizer" "$N/agent.log" && fail "sanitizer report in the agent log" || pass "no sanitizer report"
 finish

@@ -316,6 +316,71 @@ static void test_dead_baselines_and_gaps(void **state) {
         assert_near(entry(&e, "x", NULL)->total.cpu_sec, 5);
 }
 
+/* Bogus readings (a bit flipped in a counter, a sensor's garbage) are held to what can be,
+ * and a meter is rotated before any total passes what the controller's parser takes. */
+static void test_bounds(void **state) {
+        (void) state;
+        struct usage_meter m;
+        usage_meter_init(&m, ID1, 1000);
+        struct usage_workload_sample w = {.workload = "det", .cpu_usec = 1 * SEC, .memory_bytes = 1000, .instance = 7};
+        struct usage_sample s = {.mono_usec = 100 * SEC, .boot_id = "boot1", .cpu_valid = true, .cpu = busy(10000),
+                                 .clk_tck = 100, .power_valid = true, .power_w = 10.0, .workloads = &w,
+                                 .n_workloads = 1, .n_cpus = 2, .mem_total_bytes = 1 << 20};
+        assert_int_equal(usage_meter_sample(&m, &s), 0);
+        /* 10 s later the counter jumped by 2^62 us and memory reads 2^60 bytes: at most 2 CPUs
+         * for 10 s, at most the node's memory */
+        w.cpu_usec += UINT64_C(1) << 62;
+        w.memory_bytes = UINT64_C(1) << 60;
+        s.mono_usec = 110 * SEC;
+        s.cpu = busy(11000);
+        assert_int_equal(usage_meter_sample(&m, &s), 0);
+        struct usage_meter_entry *det = entry(&m, "det", NULL);
+        assert_near(det->total.cpu_sec, 20);
+        assert_near(det->total.memory_byte_sec, (1000.0 + (1 << 20)) / 2 * 10);
+        /* a power reading of 1e30 W is not one: no board energy over it, nor over the next gap */
+        double energy = m.board_energy_j;
+        s.power_w = 1e30;
+        s.mono_usec = 120 * SEC;
+        s.cpu = busy(12000);
+        assert_int_equal(usage_meter_sample(&m, &s), 0);
+        assert_near(m.board_energy_j, energy);
+        assert_false(m.have_power);
+        s.power_w = 10.0;
+        s.mono_usec = 130 * SEC;
+        s.cpu = busy(13000);
+        assert_int_equal(usage_meter_sample(&m, &s), 0);
+        assert_near(m.board_energy_j, energy);
+        assert_true(m.have_power);
+
+        /* a total near the parser's bound (a state kept for ages, or restored): -ENOSPC, nothing
+         * changed, and a new meter takes the sample; its reports always parse */
+        det->total.cpu_sec = USAGE_AMOUNT_MAX * USAGE_TOTAL_ROTATE;
+        w.cpu_usec += 5 * SEC;
+        s.mono_usec = 140 * SEC;
+        s.cpu = busy(14000);
+        assert_int_equal(usage_meter_sample(&m, &s), -ENOSPC);
+        assert_near(det->total.cpu_sec, USAGE_AMOUNT_MAX * USAGE_TOTAL_ROTATE);
+        assert_int_equal(usage_meter_rotate(&m, ID2, 2000, &s), 0);
+        assert_int_equal(usage_meter_sample(&m, &s), 0);
+        assert_near(entry(&m, "det", NULL)->total.cpu_sec, 5);
+        /* the same for an app's link bytes */
+        assert_int_equal(usage_meter_add_link_bytes(&m, "hello", "acme", "", 1000), 0);
+        entry(&m, NULL, "hello")->total.link_bytes = (uint64_t) USAGE_LINK_BYTES_MAX / 2 - 10;
+        assert_int_equal(usage_meter_add_link_bytes(&m, "hello", "acme", "", 11), -ENOSPC);
+        assert_int_equal(entry(&m, NULL, "hello")->total.link_bytes, (uint64_t) USAGE_LINK_BYTES_MAX / 2 - 10);
+        assert_int_equal(usage_meter_add_link_bytes(&m, "hello", "acme", "", 10), 0);
+
+        /* a state file with a total past the bound is refused, saying where */
+        entry(&m, "det", NULL)->total.energy_j = 2 * USAGE_AMOUNT_MAX;
+        json_t *j = usage_meter_to_json(&m);
+        struct usage_meter back;
+        char *why = NULL;
+        assert_int_equal(usage_meter_from_json(j, &back, &why), -EBADMSG);
+        assert_non_null(strstr(why, "totals"));
+        free(why);
+        json_decref(j);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_counts),
@@ -324,6 +389,7 @@ int main(void) {
                 cmocka_unit_test(test_report),
                 cmocka_unit_test(test_bad_state),
                 cmocka_unit_test(test_dead_baselines_and_gaps),
+                cmocka_unit_test(test_bounds),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
