@@ -1054,7 +1054,7 @@ static int usage_show(const struct client_options *o) {
                 /* names are checked by the controller (usage records, deployments): no escapes */
                 const char *name = json_string_value(json_object_get(r, by)),
                            *claimed = json_string_value(json_object_get(r, "claimed_tenant"));
-                /* usage a node claimed for a tenant the controller did not bill: never in its total */
+                /* usage a node claimed for a tenant the controller did not bill: a row of its own */
                 char label[96];
                 if (!name && claimed)
                         snprintf(label, sizeof(label), "(unverified: %s)", claimed);
