@@ -179,8 +179,9 @@ int store_deployments_drive(struct store *s, int64_t now);
  * by it: {"<by>": name|null, "cpu_sec", "memory_byte_sec", "memory_gib_hours", "energy_j",
  *  "energy_wh", "link_bytes", "entries", "meters", "nodes"}, an amount an entry did not
  * carry counting 0 ("entries": entries summed, "meters": distinct (node, meter)); by
- * tenant, also "claimed_tenant": the tenant nodes claimed for usage billed to none (a row
- * of its own per claimed tenant, "tenant" null), null otherwise.
+ * tenant, also "claimed_tenant": the tenant nodes claimed for usage billed to none and not
+ * by a deployment of the node's (a row of its own per claimed tenant, "tenant" null), null
+ * otherwise.
  */
 int store_usage_sum(struct store *s, const struct usage_query *q, json_t **ret);
 
