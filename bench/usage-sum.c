@@ -11,8 +11,8 @@
  * (the index dropped again): the totals of both are compared, so a figure is only printed
  * for an answer that is the same.
  *
- * Figures, not a test: the exit status is 0 unless the benchmark could not run or the two
- * answers differ.
+ * Figures, not a test: the exit status is 0 unless the benchmark could not run (1) or the two
+ * answers differ (1).
  *
  * usage: usage-sum [--nodes N] [--entries E] [--reports R] [--runs K] [DIR]
  */
@@ -23,9 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench/bench-util.h"
 #include "lib/log.h"
 #include "controller/api.h"
 #include "controller/store-internal.h"
@@ -34,17 +34,6 @@
 
 #define T0 1760000000LL
 #define REPORT_SEC 300
-
-static double now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double) ts.tv_sec * 1e6 + (double) ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-        double x = *(const double *) a, y = *(const double *) b;
-        return x < y ? -1 : x > y;
-}
 
 /* The sum of schema 13 (controller/store-usage.c before it): two scans of every row. */
 static int old_sum(struct store *s, const struct usage_query *q, double *ret_cpu, size_t *ret_rows) {
@@ -108,25 +97,21 @@ struct bench_query {
         size_t old_rows, new_rows;
 };
 
-static int time_query(struct store *s, struct bench_query *b, bool old, int runs) {
+static void time_query(struct store *s, struct bench_query *b, bool old, int runs) {
         double t[64], cpu = 0;
         size_t rows = 0;
         for (int i = 0; i < runs; i++) {
-                double t0 = now_usec();
+                double t0 = now_s();
                 int r = old ? old_sum(s, &b->q, &cpu, &rows) : new_sum(s, &b->q, &cpu, &rows);
-                t[i] = (now_usec() - t0) / 1e3;
-                if (r < 0) {
-                        fprintf(stderr, "usage-sum: %s (%s): %s\n", b->what, old ? "schema 13" : "store_usage_sum",
-                                strerror(-r));
-                        return r;
-                }
+                t[i] = (now_s() - t0) * 1e3;
+                if (r < 0)
+                        die("%s (%s): %s", b->what, old ? "schema 13" : "store_usage_sum", strerror(-r));
         }
         qsort(t, (size_t) runs, sizeof(*t), cmp_double);
         if (old)
                 b->old_ms = t[runs / 2], b->old_cpu = cpu, b->old_rows = rows;
         else
                 b->new_ms = t[runs / 2], b->new_cpu = cpu, b->new_rows = rows;
-        return 0;
 }
 
 int main(int argc, char *argv[]) {
@@ -150,23 +135,20 @@ int main(int argc, char *argv[]) {
         }
         if (nodes < 1 || entries < 1 || reports < 2 || runs < 1 || runs > 64)
                 return 2;
+        bench_name = "usage-sum";
         char tmpl[] = "/tmp/usage-sum.XXXXXX", db[4200];
         bool own_dir = !dir;
-        if (!dir && !(dir = mkdtemp(tmpl))) {
-                perror("usage-sum: mkdtemp");
-                return 1;
-        }
+        if (!dir && !(dir = mkdtemp(tmpl)))
+                die("mkdtemp: %s", strerror(errno));
         snprintf(db, sizeof(db), "%s/controller.db", dir);
         log_setup("usage-sum", LOG_TARGET_STDERR);
         log_set_max_level(LOG_WARNING);
         struct store *s = NULL;
         char *reason = NULL;
-        if (store_open(db, &s, &reason) < 0) {
-                fprintf(stderr, "usage-sum: %s\n", reason ? reason : "store_open");
-                return 1;
-        }
+        if (store_open(db, &s, &reason) < 0)
+                die("%s", reason ? reason : "store_open");
         long rows = nodes * entries * reports;
-        double t0 = now_usec();
+        double t0 = now_s();
         char sql[4096];
         /* row i: node i / (E R), report k = (i / E) % R (interval k + 1), entry i % E */
         snprintf(sql, sizeof(sql),
@@ -194,13 +176,11 @@ int main(int argc, char *argv[]) {
                  "COMMIT; ANALYZE;",
                  nodes, entries, reports, T0, REPORT_SEC, rows);
         int r = store_script(s, sql);
-        if (r < 0) {
-                fprintf(stderr, "usage-sum: filling the store: %s\n", strerror(-r));
-                return 1;
-        }
+        if (r < 0)
+                die("filling the store: %s", strerror(-r));
         printf("usage-sum: %ld nodes x %ld entries x %ld reports = %ld usage rows, filled in %.1f s; "
                "medians of %ld runs\n",
-               nodes, entries, reports, rows, (now_usec() - t0) / 1e6, runs);
+               nodes, entries, reports, rows, now_s() - t0, runs);
         int64_t end = T0 + (int64_t) REPORT_SEC * (reports + 1) + nodes, mid = T0 + (int64_t) REPORT_SEC * reports / 2,
                 quarter = T0 + (int64_t) REPORT_SEC * reports / 4;
         struct bench_query qs[] = {
@@ -214,19 +194,16 @@ int main(int argc, char *argv[]) {
                  .q = {.by = USAGE_BY_NODE, .tenant = "t3", .until = end - REPORT_SEC * 10}},
         };
         /* the baseline: schema 13's query, with schema 13's index */
-        t0 = now_usec();
+        t0 = now_s();
         if (store_script(s, "CREATE INDEX usage_by_entry ON usage(node, meter, entry, interval); ANALYZE") < 0)
-                return 1;
-        printf("usage-sum: schema 13's index usage_by_entry made for the baseline in %.1f s\n",
-               (now_usec() - t0) / 1e6);
+                die("cannot make schema 13's index");
+        printf("usage-sum: schema 13's index usage_by_entry made for the baseline in %.1f s\n", now_s() - t0);
         for (size_t i = 0; i < ELEMENTSOF(qs); i++)
-                if (time_query(s, &qs[i], true, (int) runs) < 0)
-                        return 1;
+                time_query(s, &qs[i], true, (int) runs);
         if (store_script(s, "DROP INDEX usage_by_entry; ANALYZE") < 0)
-                return 1;
+                die("cannot drop schema 13's index");
         for (size_t i = 0; i < ELEMENTSOF(qs); i++)
-                if (time_query(s, &qs[i], false, (int) runs) < 0)
-                        return 1;
+                time_query(s, &qs[i], false, (int) runs);
         int status = 0;
         printf("%-42s %14s %16s %8s  %s\n", "query", "schema 13 ms", "store_usage_sum ms", "x", "same answer");
         for (size_t i = 0; i < ELEMENTSOF(qs); i++) {
@@ -239,11 +216,11 @@ int main(int argc, char *argv[]) {
         }
         /* what thinning 35 days back does to this store (reports 300 s apart) */
         int64_t deleted = 0;
-        t0 = now_usec();
+        t0 = now_s();
         if (store_usage_thin(s, end + 36 * 86400, STORE_USAGE_EXACT_DAYS_DEFAULT, 0, &deleted) < 0)
-                return 1;
+                die("store_usage_thin failed");
         printf("usage-sum: store_usage_thin as of %d days after the last report: %lld rows thinned in %.1f s\n", 36,
-               (long long) deleted, (now_usec() - t0) / 1e6);
+               (long long) deleted, now_s() - t0);
         store_close(s);
         if (own_dir) { /* the temporary directory this run made, and only its files */
                 static const char *const suffixes[] = {"", "-wal", "-shm"};

@@ -122,11 +122,13 @@ int store_usage_apply_record(struct store *s, const struct sync_record *rec, int
                         return r;
                 if (r > 0 && store_col_int64(seen, 0) >= u->interval)
                         continue;
+                bool first = r == 0;
                 const char *who = NULL, *from = NULL;
                 r = entry_tenant(s, tenant, rec->node, e, &who, &from);
                 if (r < 0)
                         return r;
-                if (e->tenant[0] && !streq_ptr(who, e->tenant))
+                /* once per entry of a meter, not at every report */
+                if (first && e->tenant[0] && !streq_ptr(who, e->tenant))
                         log_info("store: node %s: usage of %s is billed to %s (%s), not to %s as the node says",
                                  rec->node, e->key, who ? who : "no tenant", from, e->tenant);
                 /* "T": the tenant may live in the lookup statement, rebound at the next entry */
@@ -158,9 +160,9 @@ int store_usage_backfill(struct store *s) {
                 return 0;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
         r = store_query(s, &st,
-                            "SELECT node, boot_epoch, boot_id, seq, received, record FROM records "
-                            "WHERE kind = '" USAGE_RECORD_KIND "' ORDER BY received, rowid",
-                            "");
+                        "SELECT node, boot_epoch, boot_id, seq, received, record FROM records "
+                        "WHERE kind = '" USAGE_RECORD_KIND "' ORDER BY received, rowid",
+                        "");
         if (r < 0)
                 return r;
         int64_t n = 0;
@@ -313,38 +315,26 @@ static int thin_days(struct store *s, const char *node, int64_t from, int64_t be
 int store_usage_thin(struct store *s, int64_t now, int64_t exact_days, int64_t max_rows_per_node,
                      int64_t *ret_deleted) {
         *ret_deleted = 0;
-        json_t *list = NULL;
-        {
-                _cleanup_stmt_ sqlite3_stmt *nodes = NULL;
-                int r = store_query(s, &nodes,
-                                    "SELECT n.id, coalesce(n.usage_thinned_before, 0) FROM nodes n "
-                                    "WHERE EXISTS (SELECT 1 FROM usage_latest l WHERE l.node = n.id) ORDER BY n.id",
-                                    "");
-                if (r < 0)
-                        return r;
-                list = json_array();
-                if (!list)
-                        return -ENOMEM;
-                while ((r = store_step(s, nodes)) > 0)
-                        if (json_array_append_new(list, json_pack("[s, I]", store_col_str(nodes, 0),
-                                                                  (json_int_t) store_col_int64(nodes, 1))) < 0)
-                                r = -ENOMEM;
-                if (r < 0) {
-                        json_decref(list);
-                        return r;
-                }
-        }
-        _cleanup_(json_decrefp) json_t *owned = list;
         int64_t today = now / DAY_SEC * DAY_SEC, cutoff = today - exact_days * DAY_SEC;
-        size_t i;
-        json_t *x;
-        json_array_foreach(list, i, x) {
+        char node[256] = "";
+        for (;;) {
+                /* the next node with usage, each in a transaction of its own (the lookup
+                 * finished before it starts) */
+                int64_t from = 0, n = 0, count = -1;
                 int r;
-                char node[256];
-                snprintf(node, sizeof(node), "%s", json_string_value(json_array_get(x, 0)));
-                int64_t from = json_integer_value(json_array_get(x, 1)), n = 0, count = -1;
-                /* each node in a transaction of its own: a sync waits for one node's at most */
-                r = store_script(s, "BEGIN IMMEDIATE");
+                {
+                        _cleanup_stmt_ sqlite3_stmt *next = NULL;
+                        r = store_query_row(s, &next,
+                                            "SELECT n.id, coalesce(n.usage_thinned_before, 0) FROM nodes n "
+                                            "WHERE n.id > ? AND EXISTS (SELECT 1 FROM usage_latest l "
+                                            "WHERE l.node = n.id) ORDER BY n.id LIMIT 1",
+                                            "t", node);
+                        if (r <= 0)
+                                return r;
+                        snprintf(node, sizeof(node), "%s", store_col_str(next, 0));
+                        from = store_col_int64(next, 1);
+                }
+                r = store_script(s, "BEGIN IMMEDIATE"); /* a sync waits for one node's at most */
                 if (r < 0)
                         return r;
                 _cleanup_transaction_ struct store *guard = s;
@@ -385,5 +375,4 @@ int store_usage_thin(struct store *s, int64_t now, int64_t exact_days, int64_t m
                 if (r < 0)
                         return r;
         }
-        return 0;
 }

@@ -1305,10 +1305,10 @@ static void test_usage_counted_once(void **state) {
         struct store *s = open_store(f);
         /* det is a deployment's of acme, n1 a member: billed to acme on the controller's word */
         assert_int_equal(store_script(s,
-                                    "INSERT INTO nodes (id, created) VALUES ('n1', 0); "
-                                    "INSERT INTO deployments (id, workload, request, state, created) VALUES "
-                                    "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"acme\"}}', 'running', 0); "
-                                    "INSERT INTO deployment_nodes (deployment, node, stage) VALUES ('dep-a', 'n1', 0)"),
+                                      "INSERT INTO nodes (id, created) VALUES ('n1', 0); "
+                                      "INSERT INTO deployments (id, workload, request, state, created) VALUES "
+                                      "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"acme\"}}', 'running', 0); "
+                                      "INSERT INTO deployment_nodes (deployment, node, stage) VALUES ('dep-a', 'n1', 0)"),
                          0);
         const char *i1 = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1000,\"end\":1300,\"duration_sec\":300,"
                          "\"board_energy_j\":4500.0,\"entries\":["
@@ -1461,12 +1461,12 @@ static void test_usage_deployment_tenant(void **state) {
         struct store *s = open_store(f);
         assert_int_equal(store_exec(s, "INSERT INTO nodes (id, created) VALUES ('n1', 0), ('n2', 0)", ""), 0);
         assert_int_equal(store_script(s,
-                                    "INSERT INTO deployments (id, workload, request, state, created) VALUES "
-                                    "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"globex\"}}', 'running', 0), "
-                                    "('dep-b', 'cam', '{\"spec\":{\"name\":\"cam\"}}', 'running', 0), "
-                                    "('dep-c', 'oth', '{\"spec\":{\"name\":\"oth\",\"tenant\":\"globex\"}}', 'running', 0); "
-                                    "INSERT INTO deployment_nodes (deployment, node, stage) VALUES "
-                                    "('dep-a', 'n1', 0), ('dep-b', 'n1', 0), ('dep-c', 'n2', 0)"),
+                                      "INSERT INTO deployments (id, workload, request, state, created) VALUES "
+                                      "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"globex\"}}', 'running', 0), "
+                                      "('dep-b', 'cam', '{\"spec\":{\"name\":\"cam\"}}', 'running', 0), "
+                                      "('dep-c', 'oth', '{\"spec\":{\"name\":\"oth\",\"tenant\":\"globex\"}}', 'running', 0); "
+                                      "INSERT INTO deployment_nodes (deployment, node, stage) VALUES "
+                                      "('dep-a', 'n1', 0), ('dep-b', 'n1', 0), ('dep-c', 'n2', 0)"),
                          0);
         const char *body = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1,\"end\":2,\"duration_sec\":1,"
                            "\"entries\":["
@@ -1635,10 +1635,10 @@ static void test_usage_migration_14(void **state) {
         struct store *s = open_store(f);
         assert_int_equal(store_exec(s, "INSERT INTO nodes (id, created) VALUES ('n1', 0)", ""), 0);
         assert_int_equal(store_script(s,
-                                    "INSERT INTO deployments (id, workload, request, state, created) VALUES "
-                                    "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"globex\"}}', 'running', 0), "
-                                    "('dep-c', 'oth', '{\"spec\":{\"name\":\"oth\",\"tenant\":\"globex\"}}', 'running', 0); "
-                                    "INSERT INTO deployment_nodes (deployment, node, stage) VALUES ('dep-a', 'n1', 0)"),
+                                      "INSERT INTO deployments (id, workload, request, state, created) VALUES "
+                                      "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"globex\"}}', 'running', 0), "
+                                      "('dep-c', 'oth', '{\"spec\":{\"name\":\"oth\",\"tenant\":\"globex\"}}', 'running', 0); "
+                                      "INSERT INTO deployment_nodes (deployment, node, stage) VALUES ('dep-a', 'n1', 0)"),
                          0);
         for (int k = 1; k <= 3; k++) {
                 char *body;
