@@ -1052,8 +1052,15 @@ static int usage_show(const struct client_options *o) {
         json_t *r;
         json_array_foreach(rows, i, r) {
                 /* names are checked by the controller (usage records, deployments): no escapes */
-                const char *name = json_string_value(json_object_get(r, by));
-                printf("%-24s", name ? name : "(none)");
+                const char *name = json_string_value(json_object_get(r, by)),
+                           *claimed = json_string_value(json_object_get(r, "claimed_tenant"));
+                /* usage a node claimed for a tenant the controller did not bill: a row of its own */
+                char label[96];
+                if (!name && claimed)
+                        snprintf(label, sizeof(label), "(unverified: %s)", claimed);
+                else
+                        snprintf(label, sizeof(label), "%s", name ? name : "(none)");
+                printf("%-24s", label);
                 double c = json_number_value(json_object_get(r, "cpu_sec")),
                        m = json_number_value(json_object_get(r, "memory_gib_hours")),
                        e = json_number_value(json_object_get(r, "energy_wh")),

@@ -44,6 +44,8 @@ static void help(void) {
                "        [--port-file FILE] [--log-level LEVEL]\n"
                "        [--retain-records DURATION|0]   default 30d; critical and update.* kept\n"
                "        [--max-records-per-node N] records kept per node (100000; 0: no bound)\n"
+               "        [--usage-exact-days N] usage reports kept whole this many days (35)\n"
+               "        [--max-usage-reports-per-node N] usage entry reports per node (200000; 0: no bound)\n"
                "        [--pass-gap DURATION]     syncs of a node closer than this are one pass (5m)\n"
                "        [--viewer-token-file FILE] a bearer token that may only read\n"
                "        [--release-token-file FILE] a bearer token that may also upload bundles and\n"
@@ -112,7 +114,7 @@ static int cmd_serve(int argc, char *argv[]) {
                 ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_TRUST_DOCUMENT, ARG_POLL,
                 ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_SYNCS, ARG_SYNC_BURST, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION,
                 ARG_TLS_TICKETS, ARG_TLS_SESSION_CACHE, ARG_PORT_FILE,
-                ARG_LOG_LEVEL, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
+                ARG_LOG_LEVEL, ARG_USAGE_EXACT_DAYS, ARG_MAX_USAGE_REPORTS, ARG_RETAIN, ARG_PASS_GAP, ARG_VIEWER_TOKEN_FILE, ARG_WEB_DIR, ARG_NO_ZSTD,
                 ARG_ZSTD_DICTIONARY, ARG_NODE_CA_KEY, ARG_NODE_CERT_DAYS, ARG_RELEASE_TOKEN_FILE, ARG_REQUEST_DEADLINE, ARG_THREADS,
         };
         static const struct option options[] = {
@@ -146,6 +148,8 @@ static int cmd_serve(int argc, char *argv[]) {
                 {"port-file", required_argument, NULL, ARG_PORT_FILE},
                 {"log-level", required_argument, NULL, ARG_LOG_LEVEL},
                 {"retain-records", required_argument, NULL, ARG_RETAIN},
+                {"usage-exact-days", required_argument, NULL, ARG_USAGE_EXACT_DAYS},
+                {"max-usage-reports-per-node", required_argument, NULL, ARG_MAX_USAGE_REPORTS},
                 {"pass-gap", required_argument, NULL, ARG_PASS_GAP},
                 {"viewer-token-file", required_argument, NULL, ARG_VIEWER_TOKEN_FILE},
                 {"release-token-file", required_argument, NULL, ARG_RELEASE_TOKEN_FILE},
@@ -167,6 +171,8 @@ static int cmd_serve(int argc, char *argv[]) {
                 .timeout_sec = 150, /* above the agents' 60 s poll, with margin for a slow answer */
                 .retain_records_sec = 30 * 86400,
                 .max_records_per_node = STORE_RECORD_QUOTA_DEFAULT,
+                .usage_exact_days = STORE_USAGE_EXACT_DAYS_DEFAULT,
+                .max_usage_reports_per_node = STORE_USAGE_ROWS_PER_NODE_DEFAULT,
                 .pass_gap_sec = 300,
                 .web_dir = WEBDIR,
                 .node_cert_days = NODE_CERT_DAYS_DEFAULT,
@@ -228,6 +234,16 @@ static int cmd_serve(int argc, char *argv[]) {
                         if (parse_unsigned("--max-records-per-node", optarg, 0, 1ULL << 40, &v) < 0)
                                 return EXIT_USAGE;
                         c.max_records_per_node = (int64_t) v;
+                        break;
+                case ARG_USAGE_EXACT_DAYS:
+                        if (parse_unsigned("--usage-exact-days", optarg, 0, 36500, &v) < 0)
+                                return EXIT_USAGE;
+                        c.usage_exact_days = (int64_t) v;
+                        break;
+                case ARG_MAX_USAGE_REPORTS:
+                        if (parse_unsigned("--max-usage-reports-per-node", optarg, 0, 1ULL << 40, &v) < 0)
+                                return EXIT_USAGE;
+                        c.max_usage_reports_per_node = (int64_t) v;
                         break;
                 case ARG_RETAIN: {
                         struct rollout_gate g;

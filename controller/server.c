@@ -2162,6 +2162,23 @@ static void retention_run(const char *db_path, int64_t retain_sec) {
                          total, retain_sec);
 }
 
+/* Usage reports thinned (docs/usage.md), every USAGE_THIN_SEC: one transaction per node. */
+#define USAGE_THIN_SEC 600
+static void usage_thin_run(const char *db_path, const struct server_config *c) {
+        _cleanup_store_ struct store *s = NULL;
+        _cleanup_free_ char *reason = NULL;
+        if (store_open(db_path, &s, &reason) < 0) {
+                log_warning("usage thinning: %s", reason ? reason : "cannot open the store");
+                return;
+        }
+        int64_t n = 0;
+        int r = store_usage_thin(s, (int64_t) time(NULL), c->usage_exact_days, c->max_usage_reports_per_node, &n);
+        if (r < 0)
+                log_warning("usage thinning: %s", strerror(-r));
+        if (n > 0)
+                log_info("usage thinning: %" PRId64 " usage entry reports thinned to one per entry per day", n);
+}
+
 int server_run(const struct server_config *c) {
         struct server srv = {.config = c, .tls_cache_lock = PTHREAD_MUTEX_INITIALIZER,
                              .node_takes_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -2424,6 +2441,7 @@ int server_run(const struct server_config *c) {
         if (c->retain_records_sec > 0)
                 log_info("records are kept %" PRId64 " s (critical and update.* ones for ever)", c->retain_records_sec);
         time_t next_retention = time(NULL) + retention_interval(c->retain_records_sec);
+        time_t next_usage_thin = time(NULL) + 60;
         int64_t next_tick = now_usec() + ROLLOUT_TICK_SEC * 1000000LL;
         for (;;) {
                 /* Between signals, on connections of their own: the rollout tick moves time
@@ -2449,6 +2467,10 @@ int server_run(const struct server_config *c) {
                 if (c->retain_records_sec > 0 && time(NULL) >= next_retention) {
                         retention_run(srv.db_path, c->retain_records_sec);
                         next_retention = time(NULL) + retention_interval(c->retain_records_sec);
+                }
+                if (time(NULL) >= next_usage_thin) {
+                        usage_thin_run(srv.db_path, c);
+                        next_usage_thin = time(NULL) + USAGE_THIN_SEC;
                 }
         }
         log_info("signal %d: stopping", sig);

@@ -37,6 +37,8 @@ struct server_config {
                                      * the accepted connections inherit (what we send) */
         int64_t retain_records_sec; /* records older than this are deleted (critical kept); 0: never */
         int64_t max_records_per_node; /* records kept per node, oldest droppable ones go first; 0: no bound */
+        int64_t usage_exact_days;     /* usage reports kept whole this many days, then one a day */
+        int64_t max_usage_reports_per_node; /* usage entry reports per node, thinned oldest first; 0: no bound */
         int64_t pass_gap_sec;       /* a node's syncs closer than this are one pass */
         const char *viewer_token_file; /* optional: a bearer token that may only read */
         const char *release_token_file; /* optional: the release manager's bearer token (api.h) */

@@ -147,5 +147,6 @@ int store_rollouts_join_late(struct store *s, const char *node, int64_t now);
 
 /* Count a usage.report record stored now (store-usage.c; see store_usage_sum). */
 int store_usage_apply_record(struct store *s, const struct sync_record *rec, int64_t now);
-/* Count the usage.report records stored before schema 13 (in the migration's transaction). */
+/* Count the usage.report records stored before schema 13 (in the transaction of the migration
+ * to 14; nothing if the store counted usage already). */
 int store_usage_backfill(struct store *s);

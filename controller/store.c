@@ -314,6 +314,33 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         "CREATE INDEX usage_by_deployment ON usage(deployment, received);"
         "ALTER TABLE nodes ADD COLUMN usage_reports INTEGER NOT NULL DEFAULT 0;"
         "ALTER TABLE nodes ADD COLUMN usage_refused INTEGER NOT NULL DEFAULT 0;",
+        /* 14: usage (docs/usage.md): a tenant only on the controller's own knowledge (the
+         * node's word kept as claimed_tenant; rows of 13 billed on a node's word, or to a
+         * deployment the node is no member of, bill no tenant now); the latest report of
+         * each entry, kept on insert; a covering index for windows; how far each node's
+         * reports are thinned */
+        "ALTER TABLE usage ADD COLUMN claimed_tenant TEXT;"
+        "UPDATE usage SET claimed_tenant = tenant, tenant = NULL, tenant_from = CASE "
+        " WHEN deployment IS NOT NULL THEN 'unknown-deployment' WHEN tenant IS NOT NULL THEN "
+        " 'unverified-node-claim' ELSE 'none' END WHERE tenant_from = 'node';"
+        "UPDATE usage SET tenant = NULL, tenant_from = 'deployment-not-on-node' WHERE tenant_from = 'deployment' "
+        " AND NOT EXISTS (SELECT 1 FROM deployment_nodes dn WHERE dn.deployment = usage.deployment "
+        " AND dn.node = usage.node);"
+        "CREATE TABLE usage_latest ("
+        " node TEXT NOT NULL,"
+        " meter TEXT NOT NULL,"
+        " entry TEXT NOT NULL,"
+        " interval INTEGER NOT NULL,"
+        " received INTEGER NOT NULL,"
+        " PRIMARY KEY (node, meter, entry)) WITHOUT ROWID;"
+        /* max() makes the bare column (received) the one of the row of the greatest interval */
+        "INSERT INTO usage_latest (node, meter, entry, interval, received) "
+        " SELECT node, meter, entry, max(interval), received FROM usage GROUP BY node, meter, entry;"
+        "DROP INDEX usage_by_entry;"
+        "DROP INDEX usage_by_tenant;"
+        "DROP INDEX usage_by_deployment;"
+        "CREATE INDEX usage_window ON usage(node, meter, entry, received, interval);"
+        "ALTER TABLE nodes ADD COLUMN usage_thinned_before INTEGER;",
 };
 
 static int schema_version_read(struct store *s, int *ret) {
@@ -350,9 +377,10 @@ static int migrate(struct store *s, char **ret_reason) {
                 if (r < 0)
                         return message_set(ret_reason, r, "migration to schema version %d failed",
                                            version + 1);
-                /* usage.report records a controller of before kept as records only */
-                if (version + 1 == 13 && (r = store_usage_backfill(s)) < 0)
-                        return message_set(ret_reason, r, "migration to schema version 13: cannot count "
+                /* usage.report records a controller of before 13 kept as records only
+                 * (counted with the schema of now: a store that counted none yet) */
+                if (version + 1 == 14 && (r = store_usage_backfill(s)) < 0)
+                        return message_set(ret_reason, r, "migration to schema version 14: cannot count "
                                                           "the usage records already stored");
                 char sql[128];
                 snprintf(sql, sizeof(sql),

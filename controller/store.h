@@ -13,7 +13,7 @@
 #include "controller/api.h"
 #include "controller/rollout.h"
 
-#define STORE_SCHEMA_VERSION 13
+#define STORE_SCHEMA_VERSION 14
 
 struct store;
 
@@ -165,18 +165,37 @@ int store_deployments_drive(struct store *s, int64_t now);
 /*
  * A sync's usage.report records are counted in its transaction (store_sync): each
  * (node, meter, interval) once, whatever record key brought it, each entry under its key
- * (workload, or "app:<app>"); an entry naming a deployment this controller knows is billed
- * to that deployment's spec "tenant" (none if it has none), any other to the tenant the node
- * said. A body that does not parse is stored as a record, counted as refused for the node,
- * and sums nothing. What is counted is never pruned with the records.
+ * (workload, or "app:<app>") unless a report of a later interval of it is kept already
+ * (totals are cumulative); the latest of each entry is kept in usage_latest. An entry is
+ * billed to a tenant only on this controller's knowledge: one naming a deployment it knows
+ * that has the node as a member, to that deployment's spec "tenant" (none if it has none);
+ * any other to no tenant, the node's word kept as its claimed tenant and tenant_from saying
+ * why (docs/usage.md). A body that does not parse is stored as a record, counted as refused
+ * for the node, and sums nothing. What is counted is never pruned with the records
+ * (store_usage_thin thins it).
  *
- * Sum what was counted by q->by, filtered by q's tenant, deployment and node, received in
- * [since, until): *ret is a new array, one object per group, ordered by it:
- * {"<by>": name|null, "cpu_sec", "memory_byte_sec", "memory_gib_hours", "energy_j",
- *  "energy_wh", "link_bytes", "entries", "intervals", "nodes"}, an amount an entry did not
- * carry counting 0 ("entries": rows summed, "intervals": distinct (node, meter, interval)).
+ * Sum what was counted by q->by, filtered by q's tenant (billed, never claimed), deployment
+ * and node, received in [since, until): *ret is a new array, one object per group, ordered
+ * by it: {"<by>": name|null, "cpu_sec", "memory_byte_sec", "memory_gib_hours", "energy_j",
+ *  "energy_wh", "link_bytes", "entries", "meters", "nodes"}, an amount an entry did not
+ * carry counting 0 ("entries": entries summed, "meters": distinct (node, meter)); by
+ * tenant, also "claimed_tenant": the tenant nodes claimed for usage billed to none and not
+ * by a deployment of the node's (a row of its own per claimed tenant, "tenant" null), null
+ * otherwise.
  */
 int store_usage_sum(struct store *s, const struct usage_query *q, json_t **ret);
+
+/*
+ * Thin each node's usage reports (docs/usage.md): those received before 00:00 UTC
+ * exact_days days before now's day, and then, while a node keeps more than
+ * max_rows_per_node (0: no cap) entry reports, its oldest days one at a time up to today,
+ * to the last report of each entry each UTC day. Sums over windows whose edges are each at
+ * 00:00 UTC, or after the node's thinned part, stay exact. One transaction per node.
+ */
+#define STORE_USAGE_EXACT_DAYS_DEFAULT 35
+#define STORE_USAGE_ROWS_PER_NODE_DEFAULT 200000
+int store_usage_thin(struct store *s, int64_t now, int64_t exact_days, int64_t max_rows_per_node,
+                     int64_t *ret_deleted);
 
 /* Operator views (new references). -ENOENT for an unknown node. */
 int store_nodes_list(struct store *s, json_t **ret);

@@ -12,7 +12,7 @@ if [ ! -f "$build/Makefile" ]; then
         (cd "$build" && "$top/configure" -q)
 fi
 make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" orbit-agent orbitctl bench/sandbox-start bench/update-install \
-        orbit-controller orbit-bundle bench/controller-sync bench/rollout-drive
+        orbit-controller orbit-bundle bench/controller-sync bench/rollout-drive bench/usage-sum
 echo "==> sandbox start latency (orbit-agent vs bubblewrap, interleaved)"
 "$build/bench/sandbox-start" "${RUNS:-200}"
 echo
@@ -38,6 +38,9 @@ echo
 echo "==> rollout driving per sync in the store: 10 rollouts of 1,000 nodes (baseline) vs 10 of 10,000: O(memberships) makes them alike"
 "$build/bench/rollout-drive" --rollouts 10 --members 1000 --syncs "${DRIVE_SYNCS:-1000}"
 "$build/bench/rollout-drive" --rollouts 10 --members 10000 --syncs "${DRIVE_SYNCS:-1000}"
+echo
+echo "==> GET /v1/usage in the store over a million usage rows: schema 13's query (baseline) vs store_usage_sum"
+"$build/bench/usage-sum" --runs "${USAGE_RUNS:-3}" ${BENCH_DIR:+"$BENCH_DIR"}
 echo
 echo "==> one contact pass over link-emu (256 kbit/s, RTT 1.5 s, 10% loss, Reno): the link improvements on and off"
 bench/link-pass.sh --pass-sec "${LINK_PASS_SEC:-600}" "$build"

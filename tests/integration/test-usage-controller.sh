@@ -1,7 +1,9 @@
 # Integration test of usage metering on the controller (#19 item 5): usage.report records
 # synced over mutual TLS by two nodes (curl stands in for the agents), each interval counted
 # once under any record key and across a restart, a body that does not parse kept as a record
-# and counted as refused, a deployment's tenant over the node's word, and the sums through
+# and counted as refused, a tenant only on the controller's knowledge (a deployment it knows
+# with the node as a member; a node's claim for any other entry shown apart, never in the
+# tenant's total), and the sums through
 # GET /v1/usage, `orbit-controller usage` and /metrics. Loopback only; no agent, no root.
 # shellcheck shell=bash
 set -u -o pipefail
@@ -109,13 +111,20 @@ relcli bundle upload det.obundle >out 2>&1 || bail "bundle upload: $(cat out)"
 jq -n '{name: "det", exec: ["/app/bin/serve"], app: {name: "det", version: "1.0.0"}, tenant: "globex"}' >det-spec.json
 relcli deployment create --id det-prod --bundle det-1.0 --spec det-spec.json --target all >out 2>&1 &&
         pass "deployment det-prod (spec tenant globex) created" || fail "deployment create" "$(cat out)"
+# cam-n2: tenant acme, node-2 its only member
+relcli node group node-2 only-n2 >out 2>&1 || bail "node group: $(cat out)"
+jq -n '{name: "cam", exec: ["/app/bin/serve"], app: {name: "det", version: "1.0.0"}, tenant: "acme"}' >cam-spec.json
+relcli deployment create --id cam-n2 --bundle det-1.0 --spec cam-spec.json --target only-n2 >out 2>&1 &&
+        pass "deployment cam-n2 (spec tenant acme) of node-2 only created" || fail "deployment cam-n2" "$(cat out)"
 jq -n '{name: "det", exec: ["/app/bin/serve"], app: {name: "det", version: "1.0.0"}, tenant: "bad tenant!"}' >bad-spec.json
 relcli deployment create --id det-bad --bundle det-1.0 --spec bad-spec.json --target all >out 2>&1
 grepq 'spec.tenant: expected a tenant name' out && pass "a deployment whose tenant is no name is refused" ||
         fail "a bad spec tenant refused" "$(cat out)"
 
 # ---- usage records ------------------------------------------------------------------------
-I1=$(interval $METER1 1 '{"workload":"det","tenant":"acme","deployment":"det-prod","app":"det","cpu_sec":10.0,"memory_byte_sec":3865470566400,"energy_j":3600.0,"link_bytes":0},{"workload":"loc","tenant":"acme","cpu_sec":5.0},{"app":"det","link_bytes":1000}')
+I1=$(interval $METER1 1 '{"workload":"det","tenant":"acme","deployment":"det-prod","app":"det","cpu_sec":10.0,"memory_byte_sec":3865470566400,"energy_j":3600.0,"link_bytes":0},{"workload":"loc","tenant":"acme","cpu_sec":5.0},{"app":"det","link_bytes":1000},{"workload":"cam","tenant":"acme","deployment":"cam-n2","cpu_sec":3.0},{"workload":"ghost","tenant":"acme","deployment":"no-such","cpu_sec":1.0}')
+# (node-1's loc is its own workload it says is acme's; cam names cam-n2, a deployment of
+# node-2 only; ghost a deployment no one made: acme is only node-1's word for the three)
 # report 2 of meter 1: the totals since the meter began (det's CPU grew by 2.5 s)
 I2=$(interval $METER1 2 '{"workload":"det","tenant":"acme","deployment":"det-prod","app":"det","cpu_sec":12.5,"memory_byte_sec":3865470566400,"energy_j":3600.0,"link_bytes":0},{"workload":"loc","tenant":"acme","cpu_sec":5.0},{"app":"det","link_bytes":1000}')
 BAD=$(interval $METER1 3 '{"workload":"det","cpu_sec":-1}')
@@ -145,19 +154,33 @@ code=$(as_viewer "$URL/v1/usage?by=tenant")
 cp body by-tenant.json
 jq -e '.by == "tenant" and (.usage | length) == 3' by-tenant.json >/dev/null &&
         pass "GET /v1/usage?by=tenant: a viewer reads 3 rows" || fail "by tenant" "$(cat by-tenant.json)"
+jq -e '[.usage[] | select(.tenant == "acme")] | length == 0' by-tenant.json >/dev/null &&
+        pass "acme is billed nothing: node-1's claims for it are not the controller's knowledge" ||
+        fail "no acme row" "$(jq -c '.usage' by-tenant.json)"
 # globex: det on node-1 (12.5, its latest report) and on node-2 (7): the deployment's word,
 # not "acme" (node-1's) nor none (node-2's)
 jq -e '.usage[] | select(.tenant == "globex") | .cpu_sec == 19.5 and .meters == 2 and .nodes == 2 and
        .energy_j == 5400 and .energy_wh == 1.5 and .memory_gib_hours == 1' by-tenant.json >/dev/null &&
         pass "globex: 19.5 CPU s, 1 GiB-hour, 1.5 Wh from 2 meters of 2 nodes (the deployment's tenant)" ||
         fail "globex row" "$(jq -c '.usage' by-tenant.json)"
-jq -e '.usage[] | select(.tenant == "acme") | .cpu_sec == 5 and .meters == 1' by-tenant.json >/dev/null &&
-        pass "acme: only node-1's own workload (5 CPU s)" || fail "acme row" "$(jq -c '.usage' by-tenant.json)"
-jq -e '.usage[] | select(.tenant == null) | .link_bytes == 1000 and .cpu_sec == 0' by-tenant.json >/dev/null &&
+jq -e '.usage[] | select(.tenant == null and .claimed_tenant == "acme") | .cpu_sec == 9 and .entries == 3 and
+       .meters == 1 and .nodes == 1' by-tenant.json >/dev/null &&
+        pass "claimed acme, unverified: node-1's loc, cam (cam-n2 is not on node-1) and ghost (no such deployment): 9 CPU s" ||
+        fail "unverified acme row" "$(jq -c '.usage' by-tenant.json)"
+jq -e '.usage[] | select(.tenant == null and .claimed_tenant == null) | .link_bytes == 1000 and .cpu_sec == 0' by-tenant.json >/dev/null &&
         pass "no tenant: the app's download (1000 bytes)" || fail "no-tenant row" "$(jq -c '.usage' by-tenant.json)"
 [ "$(as_viewer "$URL/v1/usage?by=workload&node=node-1")" = 200 ] &&
-        jq -e '[.usage[] | .workload] == ["app:det", "det", "loc"]' body >/dev/null &&
-        pass "by workload on node-1: app:det, det, loc" || fail "by workload" "$(cat body)"
+        jq -e '[.usage[] | .workload] == ["app:det", "cam", "det", "ghost", "loc"]' body >/dev/null &&
+        pass "by workload on node-1: app:det, cam, det, ghost, loc" || fail "by workload" "$(cat body)"
+[ "$(as_viewer "$URL/v1/usage?by=tenant&tenant=acme")" = 200 ] && jq -e '.usage == []' body >/dev/null &&
+        pass "?tenant=acme: nothing (claims are never a tenant's)" || fail "tenant=acme" "$(cat body)"
+[ "$(as_viewer "$URL/v1/usage?by=deployment&deployment=cam-n2")" = 200 ] &&
+        jq -e '.usage[0].cpu_sec == 3 and (.usage | length) == 1' body >/dev/null &&
+        pass "?deployment=cam-n2: node-1's claim is still seen by deployment (3 CPU s)" || fail "cam-n2" "$(cat body)"
+grepq 'node node-1: usage of cam.* is billed to no tenant (deployment-not-on-node), not to acme as the node says' "$LOG" &&
+        grepq 'node node-1: usage of ghost.* is billed to no tenant (unknown-deployment), not to acme' "$LOG" &&
+        grepq 'node node-1: usage of loc.* is billed to no tenant (unverified-node-claim), not to acme' "$LOG" &&
+        pass "each claim not believed is logged with why" || fail "claims logged" "$(grep 'billed to' "$LOG" | head)"
 [ "$(as_viewer "$URL/v1/usage?by=app")" = 400 ] && grepq 'by: expected tenant, deployment, node or workload' body &&
         pass "a bad ?by= is refused (400)" || fail "bad by" "$(cat body)"
 [ "$("${CURL[@]}" "$URL/v1/usage")" = 401 ] && pass "no credential: 401" || fail "usage without credential" "$(cat body)"
@@ -166,8 +189,10 @@ jq -e '.usage[] | select(.tenant == null) | .link_bytes == 1000 and .cpu_sec == 
 
 viewcli usage >table.txt 2>&1 || fail "orbit-controller usage" "$(cat table.txt)"
 grepq '^TENANT ' table.txt && grepq '^globex  *19.50  *1.00  *1.50  *0  *2  *2$' table.txt &&
-        grepq '^(none)  .* 1000 ' table.txt && grepq '^total  *24.50 ' table.txt &&
-        pass "orbit-controller usage: a table by tenant with a total" || fail "usage table" "$(cat table.txt)"
+        grepq '^(none)  .* 1000 ' table.txt && grepq '^(unverified: acme)  *9.00 ' table.txt &&
+        grepq '^total  *28.50 ' table.txt &&
+        pass "orbit-controller usage: a table by tenant, the unverified claim on a row of its own" ||
+        fail "usage table" "$(cat table.txt)"
 viewcli usage --by deployment --tenant globex --json >dep.json 2>&1 &&
         jq -e 'length == 1 and .[0].deployment == "det-prod" and .[0].cpu_sec == 19.5' dep.json >/dev/null &&
         pass "usage --by deployment --tenant globex --json: det-prod" || fail "usage by deployment" "$(cat dep.json)"

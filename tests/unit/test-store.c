@@ -1303,14 +1303,21 @@ static int64_t usage_count(struct store *s, const char *sql) {
 static void test_usage_counted_once(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
+        /* det is a deployment's of acme, n1 a member: billed to acme on the controller's word */
+        assert_int_equal(store_script(s,
+                                      "INSERT INTO nodes (id, created) VALUES ('n1', 0); "
+                                      "INSERT INTO deployments (id, workload, request, state, created) VALUES "
+                                      "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"acme\"}}', 'running', 0); "
+                                      "INSERT INTO deployment_nodes (deployment, node, stage) VALUES ('dep-a', 'n1', 0)"),
+                         0);
         const char *i1 = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1000,\"end\":1300,\"duration_sec\":300,"
                          "\"board_energy_j\":4500.0,\"entries\":["
-                         "{\"workload\":\"det\",\"tenant\":\"acme\",\"app\":\"hello\",\"cpu_sec\":10.5,"
+                         "{\"workload\":\"det\",\"tenant\":\"acme\",\"deployment\":\"dep-a\",\"app\":\"hello\",\"cpu_sec\":10.5,"
                          "\"memory_byte_sec\":3.0e9,\"energy_j\":100,\"link_bytes\":0},"
                          "{\"app\":\"hello\",\"link_bytes\":123456}]}";
         /* report 2: det's totals grew (CPU only); the app's entry is not repeated */
         const char *i2 = "{\"meter\":\"" METER "\",\"interval\":2,\"start\":1000,\"end\":1600,\"duration_sec\":300,"
-                         "\"entries\":[{\"workload\":\"det\",\"tenant\":\"acme\",\"app\":\"hello\",\"cpu_sec\":15,"
+                         "\"entries\":[{\"workload\":\"det\",\"tenant\":\"acme\",\"deployment\":\"dep-a\",\"app\":\"hello\",\"cpu_sec\":15,"
                          "\"memory_byte_sec\":3.0e9,\"energy_j\":100,\"link_bytes\":0}]}";
         char *r1 = usage_rec(1, i1), *r2 = usage_rec(2, i1), *r3 = usage_rec(3, i2),
              *bad = usage_rec(4, "{\"meter\":\"" METER "\",\"interval\":3,\"start\":1,\"end\":2,\"duration_sec\":1,"
@@ -1425,17 +1432,20 @@ static void test_usage_backfill(void **state) {
         assert_true(asprintf(&all, "%s,%s,%s", r1, r2, bad) > 0);
         assert_int_equal(usage_sync(s, all, 100), 3);
         /* back to schema 12, as if the records came to a controller of before */
-        assert_int_equal(store_script(s, "DROP TABLE usage; DROP TABLE usage_reports; "
+        assert_int_equal(store_script(s, "DROP TABLE usage; DROP TABLE usage_reports; DROP TABLE usage_latest; "
+                                         "ALTER TABLE nodes DROP COLUMN usage_thinned_before; "
                                          "ALTER TABLE nodes DROP COLUMN usage_reports; "
                                          "ALTER TABLE nodes DROP COLUMN usage_refused; "
                                          "UPDATE schema_version SET version = 12"),
                          0);
         store_close(s);
         s = open_store(f);
-        assert_int_equal(store_schema_version(s), 13);
+        assert_int_equal(store_schema_version(s), 14);
         json_t *rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 100, 101);
-        assert_int_equal(json_array_size(rows), 1);
-        assert_true(real(usage_row(rows, "tenant", "acme"), "cpu_sec") == 2.0);
+        assert_int_equal(json_array_size(rows), 1); /* acme is only n1's word */
+        assert_true(json_is_null(json_object_get(json_array_get(rows, 0), "tenant")));
+        assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "claimed_tenant")), "acme");
+        assert_true(real(json_array_get(rows, 0), "cpu_sec") == 2.0);
         json_decref(rows);
         assert_int_equal(usage_count(s, "SELECT usage_refused FROM nodes WHERE id = 'n1'"), 1);
         assert_int_equal(usage_count(s, "SELECT usage_reports FROM nodes WHERE id = 'n1'"), 1);
@@ -1443,44 +1453,241 @@ static void test_usage_backfill(void **state) {
         store_close(s);
 }
 
-/* A deployment this controller knows bills its tenant, not the one the node says. */
+/* A tenant only on the controller's own knowledge: a deployment it knows, of which the node
+ * is a member, bills its spec's tenant; anything else bills none, the node's claim kept
+ * apart (its own row by tenant, never in the tenant's total). */
 static void test_usage_deployment_tenant(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
-        assert_int_equal(store_exec(s,
-                                    "INSERT INTO deployments (id, workload, request, state, created) VALUES "
-                                    "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"globex\"}}', 'running', 0), "
-                                    "('dep-b', 'cam', '{\"spec\":{\"name\":\"cam\"}}', 'running', 0)",
-                                    ""),
+        assert_int_equal(store_exec(s, "INSERT INTO nodes (id, created) VALUES ('n1', 0), ('n2', 0)", ""), 0);
+        assert_int_equal(store_script(s,
+                                      "INSERT INTO deployments (id, workload, request, state, created) VALUES "
+                                      "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"globex\"}}', 'running', 0), "
+                                      "('dep-b', 'cam', '{\"spec\":{\"name\":\"cam\"}}', 'running', 0), "
+                                      "('dep-c', 'oth', '{\"spec\":{\"name\":\"oth\",\"tenant\":\"globex\"}}', 'running', 0); "
+                                      "INSERT INTO deployment_nodes (deployment, node, stage) VALUES "
+                                      "('dep-a', 'n1', 0), ('dep-b', 'n1', 0), ('dep-c', 'n2', 0)"),
                          0);
         const char *body = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1,\"end\":2,\"duration_sec\":1,"
                            "\"entries\":["
                            "{\"workload\":\"det\",\"tenant\":\"acme\",\"deployment\":\"dep-a\",\"cpu_sec\":1},"
                            "{\"workload\":\"cam\",\"tenant\":\"acme\",\"deployment\":\"dep-b\",\"cpu_sec\":2},"
+                           "{\"workload\":\"oth\",\"tenant\":\"acme\",\"deployment\":\"dep-c\",\"cpu_sec\":16},"
                            "{\"workload\":\"own\",\"tenant\":\"acme\",\"deployment\":\"dep-x\",\"cpu_sec\":4},"
+                           "{\"workload\":\"mine\",\"tenant\":\"acme\",\"cpu_sec\":32},"
                            "{\"workload\":\"loc\",\"cpu_sec\":8}]}";
         char *r1 = usage_rec(1, body);
         assert_int_equal(usage_sync(s, r1, 100), 1);
         json_t *rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 0, 0);
         assert_int_equal(json_array_size(rows), 3);
-        assert_true(real(usage_row(rows, "tenant", "globex"), "cpu_sec") == 1.0);
-        /* dep-x is not this controller's: the node's word */
-        assert_true(real(usage_row(rows, "tenant", "acme"), "cpu_sec") == 4.0);
-        /* dep-b has no tenant: none, whatever the node says; loc said none */
-        assert_true(real(usage_row(rows, "tenant", NULL), "cpu_sec") == 10.0);
+        json_t *g = usage_row(rows, "tenant", "globex");
+        assert_true(real(g, "cpu_sec") == 1.0);
+        assert_true(json_is_null(json_object_get(g, "claimed_tenant")));
+        /* no row bills acme: what n1 claimed for it (dep-c of n2 only, dep-x unknown, its
+         * own workload) is a row of its own */
+        size_t i;
+        json_t *x, *claimed = NULL, *none = NULL;
+        json_array_foreach(rows, i, x) {
+                assert_true(json_is_null(json_object_get(x, "tenant")) || x == g);
+                const char *c = json_string_value(json_object_get(x, "claimed_tenant"));
+                if (json_is_null(json_object_get(x, "tenant")) && c && strcmp(c, "acme") == 0)
+                        claimed = x;
+                else if (json_is_null(json_object_get(x, "tenant")) && !c)
+                        none = x;
+        }
+        assert_non_null(claimed);
+        assert_true(real(claimed, "cpu_sec") == 16.0 + 4.0 + 32.0);
+        assert_int_equal(json_integer_value(json_object_get(claimed, "entries")), 3);
+        /* dep-b has no tenant: none, whatever the node says (this controller knows it has
+         * none: no claim to show); loc said none */
+        assert_non_null(none);
+        assert_true(real(none, "cpu_sec") == 2.0 + 8.0);
+        json_decref(rows);
+        rows = usage_sum(s, USAGE_BY_TENANT, "acme", NULL, 0, 0);
+        assert_int_equal(json_array_size(rows), 0);
         json_decref(rows);
         rows = usage_sum(s, USAGE_BY_DEPLOYMENT, NULL, NULL, 0, 0);
-        assert_int_equal(json_array_size(rows), 4);
+        assert_int_equal(json_array_size(rows), 5);
         assert_true(real(usage_row(rows, "deployment", "dep-a"), "cpu_sec") == 1.0);
         assert_true(real(usage_row(rows, "deployment", "dep-b"), "cpu_sec") == 2.0);
-        assert_true(real(usage_row(rows, "deployment", NULL), "cpu_sec") == 8.0);
+        assert_true(real(usage_row(rows, "deployment", "dep-c"), "cpu_sec") == 16.0);
+        assert_true(real(usage_row(rows, "deployment", NULL), "cpu_sec") == 40.0);
+        assert_false(json_object_get(json_array_get(rows, 0), "claimed_tenant")); /* by tenant only */
         json_decref(rows);
         rows = usage_sum(s, USAGE_BY_NODE, "globex", "dep-a", 0, 0);
         assert_int_equal(json_array_size(rows), 1);
         assert_string_equal(json_string_value(json_object_get(json_array_get(rows, 0), "node")), "n1");
         json_decref(rows);
         assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE tenant_from = 'deployment'"), 2);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'oth' AND tenant IS NULL AND "
+                                        "tenant_from = 'deployment-not-on-node' AND claimed_tenant = 'acme'"),
+                         1);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'own' AND tenant IS NULL AND "
+                                        "tenant_from = 'unknown-deployment' AND claimed_tenant = 'acme'"),
+                         1);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'mine' AND tenant IS NULL AND "
+                                        "tenant_from = 'unverified-node-claim' AND claimed_tenant = 'acme'"),
+                         1);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'loc' AND tenant IS NULL AND "
+                                        "tenant_from = 'none' AND claimed_tenant IS NULL"),
+                         1);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'det' AND tenant = 'globex' AND "
+                                        "claimed_tenant = 'acme'"),
+                         1);
         free(r1);
+        store_close(s);
+}
+
+/* A report of det (of n1's meter) at interval k with cpu_sec = k. */
+static char *thin_rec(int seq, int k) {
+        char *body, *r;
+        assert_true(asprintf(&body,
+                             "{\"meter\":\"" METER "\",\"interval\":%d,\"start\":1,\"end\":2,\"duration_sec\":1,"
+                             "\"entries\":[{\"workload\":\"det\",\"cpu_sec\":%d}]}",
+                             k, k) > 0);
+        r = usage_rec(seq, body);
+        free(body);
+        return r;
+}
+
+static double thin_cpu(struct store *s, int64_t since, int64_t until) {
+        json_t *rows = usage_sum(s, USAGE_BY_NODE, NULL, NULL, since, until);
+        double v = json_array_size(rows) ? real(json_array_get(rows, 0), "cpu_sec") : 0;
+        json_decref(rows);
+        return v;
+}
+
+/* The latest report of each entry kept on insert; thinning keeps one report per entry per
+ * UTC day before the exact days, and more days while over the cap: sums with edges at 00:00
+ * UTC (or after the thinned part) are what they were; a report thinned, sent again, changes
+ * nothing. */
+static void test_usage_thinning(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        const int64_t D = 86400;
+        int seq = 1, k = 1;
+        /* days 0 to 3, and 8 and 9: four reports a day, at 01:00, 07:00, 13:00, 19:00 */
+        static const int days[] = {0, 1, 2, 3, 8, 9};
+        for (size_t d = 0; d < ELEMENTSOF(days); d++)
+                for (int h = 1; h < 24; h += 6) {
+                        char *r = thin_rec(seq++, k++);
+                        assert_int_equal(usage_sync(s, r, days[d] * D + h * 3600), 1);
+                        free(r);
+                }
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage"), 24);
+        assert_int_equal(usage_count(s, "SELECT max(interval) FROM usage_latest"), 24);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage_latest"), 1);
+        /* an interval received out of order (older than the latest) is not kept */
+        char *late = thin_rec(seq++, 3);
+        assert_int_equal(usage_sync(s, late, 9 * D + 23 * 3600), 1);
+        free(late);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage"), 24);
+        static const int64_t edges[][2] = {{0, 0}, {D, 3 * D}, {2 * D, 0}, {0, 2 * D}, {4 * D, 9 * D}, {9 * D, 0},
+                                           {8 * D + 2 * 3600, 9 * D + 8 * 3600}};
+        double before[ELEMENTSOF(edges)];
+        for (size_t i = 0; i < ELEMENTSOF(edges); i++)
+                before[i] = thin_cpu(s, edges[i][0], edges[i][1]);
+        assert_true(before[0] == 24.0);
+        assert_true(before[1] == 8.0);                /* intervals 5 to 12 */
+        assert_true(before[6] == 22.0 - 17.0);        /* 01:00 day 8 (17) -> 07:00 day 9 (22) */
+
+        /* now day 10 noon, 5 exact days: days 0 to 4 thinned, one report each day */
+        int64_t deleted = 0;
+        assert_int_equal(store_usage_thin(s, 10 * D + 12 * 3600, 5, 0, &deleted), 0);
+        assert_int_equal(deleted, 12);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage"), 12);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage_reports"), 12);
+        assert_int_equal(usage_count(s, "SELECT usage_thinned_before FROM nodes WHERE id = 'n1'"), 5 * D);
+        for (size_t i = 0; i < ELEMENTSOF(edges); i++)
+                assert_true(thin_cpu(s, edges[i][0], edges[i][1]) == before[i]);
+        /* again: nothing more to do */
+        assert_int_equal(store_usage_thin(s, 10 * D + 12 * 3600, 5, 0, &deleted), 0);
+        assert_int_equal(deleted, 0);
+
+        /* a cap of 10: the oldest day not thinned yet (day 8) is, then it fits (4 + 1 + 4) */
+        assert_int_equal(store_usage_thin(s, 10 * D + 12 * 3600, 5, 10, &deleted), 0);
+        assert_int_equal(deleted, 3);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage"), 9);
+        assert_int_equal(usage_count(s, "SELECT usage_thinned_before FROM nodes WHERE id = 'n1'"), 9 * D);
+        for (size_t i = 0; i < 6; i++) /* edges at 00:00 UTC or after day 8 */
+                assert_true(thin_cpu(s, edges[i][0], edges[i][1]) == before[i]);
+        /* a cap below one a day: down to today, never coarser, the latest kept */
+        assert_int_equal(store_usage_thin(s, 10 * D + 12 * 3600, 5, 1, &deleted), 0);
+        assert_int_equal(deleted, 3);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage"), 6);
+        assert_int_equal(usage_count(s, "SELECT max(interval) FROM usage"), 24);
+        for (size_t i = 0; i < 6; i++)
+                assert_true(thin_cpu(s, edges[i][0], edges[i][1]) == before[i]);
+
+        /* a thinned report sent again (a new record key): kept once, nothing changes */
+        char *again = thin_rec(seq++, 2);
+        assert_int_equal(usage_sync(s, again, 11 * D), 1);
+        free(again);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage"), 6);
+        assert_true(thin_cpu(s, 0, 0) == 24.0);
+        store_close(s);
+}
+
+/* A store of schema 13: rows billed on the node's word bill no tenant after the migration to
+ * 14, the claim kept; the latest table is filled from the rows there are. */
+static void test_usage_migration_14(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        assert_int_equal(store_exec(s, "INSERT INTO nodes (id, created) VALUES ('n1', 0)", ""), 0);
+        assert_int_equal(store_script(s,
+                                      "INSERT INTO deployments (id, workload, request, state, created) VALUES "
+                                      "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"globex\"}}', 'running', 0), "
+                                      "('dep-c', 'oth', '{\"spec\":{\"name\":\"oth\",\"tenant\":\"globex\"}}', 'running', 0); "
+                                      "INSERT INTO deployment_nodes (deployment, node, stage) VALUES ('dep-a', 'n1', 0)"),
+                         0);
+        for (int k = 1; k <= 3; k++) {
+                char *body;
+                assert_true(asprintf(&body,
+                                     "{\"meter\":\"" METER "\",\"interval\":%d,\"start\":1,\"end\":2,\"duration_sec\":1,"
+                                     "\"entries\":[{\"workload\":\"det\",\"deployment\":\"dep-a\",\"cpu_sec\":%d},"
+                                     "{\"workload\":\"oth\",\"deployment\":\"dep-c\",\"cpu_sec\":%d},"
+                                     "{\"workload\":\"mine\",\"tenant\":\"acme\",\"cpu_sec\":%d}]}",
+                                     k, k, 10 * k, 100 * k) > 0);
+                char *r = usage_rec(k, body);
+                assert_int_equal(usage_sync(s, r, 100 * k), 1);
+                free(r), free(body);
+        }
+        /* back to schema 13 as a controller of 13 kept it: billed on the node's word */
+        assert_int_equal(store_script(s, "DROP TABLE usage_latest; DROP INDEX usage_window; "
+                                         "CREATE INDEX usage_by_entry ON usage(node, meter, entry, interval); "
+                                         "CREATE INDEX usage_by_tenant ON usage(tenant, received); "
+                                         "CREATE INDEX usage_by_deployment ON usage(deployment, received); "
+                                         "UPDATE usage SET tenant = claimed_tenant, tenant_from = 'node' "
+                                         " WHERE workload = 'mine'; "
+                                         "UPDATE usage SET tenant = 'globex', tenant_from = 'deployment' "
+                                         " WHERE workload IN ('det', 'oth'); "
+                                         "ALTER TABLE usage DROP COLUMN claimed_tenant; "
+                                         "ALTER TABLE nodes DROP COLUMN usage_thinned_before; "
+                                         "UPDATE schema_version SET version = 13"),
+                         0);
+        store_close(s);
+        s = open_store(f);
+        assert_int_equal(store_schema_version(s), 14);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage_latest"), 3);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage_latest WHERE interval = 3 AND received = 300"), 3);
+        json_t *rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 0, 0);
+        assert_int_equal(json_array_size(rows), 3);
+        assert_true(real(usage_row(rows, "tenant", "globex"), "cpu_sec") == 3.0);
+        json_decref(rows);
+        rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 150, 0); /* intervals 1 -> 3 */
+        assert_true(real(usage_row(rows, "tenant", "globex"), "cpu_sec") == 2.0);
+        json_decref(rows);
+        rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 150, 250); /* 1 -> 2 */
+        assert_true(real(usage_row(rows, "tenant", "globex"), "cpu_sec") == 1.0);
+        json_decref(rows);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'mine' AND tenant IS NULL "
+                                        "AND claimed_tenant = 'acme' AND tenant_from = 'unverified-node-claim'"),
+                         3);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'oth' AND tenant IS NULL "
+                                        "AND tenant_from = 'deployment-not-on-node'"),
+                         3);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'det' AND tenant = 'globex'"),
+                         3);
         store_close(s);
 }
 
@@ -1507,6 +1714,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_usage_counted_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_deployment_tenant, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_backfill, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_usage_thinning, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_usage_migration_14, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_deadline_and_auto_revert, setup,
                                                 teardown),
         };
