@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -45,7 +46,28 @@ static uint64_t now_usec(struct agent *a) {
 
 /* ---- node ------------------------------------------------------------------------------- */
 
+/* Tests only: ORBIT_FAILPOINT_PING_BURN_MS makes a ping hold the loop for that much CPU time
+ * (the event loop's slow-dispatch report is checked with it). noinline: the report's stack
+ * names this function. */
+__attribute__((noinline)) static void failpoint_ping_burn(void) {
+        const char *v = getenv("ORBIT_FAILPOINT_PING_BURN_MS");
+        long ms = v ? strtol(v, NULL, 10) : 0;
+        if (ms <= 0 || ms > 10000)
+                return;
+        struct timespec t0, t;
+        if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0) < 0)
+                return;
+        volatile uint64_t spin = 0;
+        do {
+                for (int i = 0; i < 100000; i++)
+                        spin += (uint64_t) i;
+                if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) < 0)
+                        return;
+        } while ((t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L < ms);
+}
+
 static int act_ping(struct agent *a, enum action_source from, json_t *params, json_t **ret, char **ret_message) {
+        failpoint_ping_burn();
         *ret = json_pack("{s:b}", "pong", 1);
         return *ret ? 0 : -ENOMEM;
 }

@@ -214,6 +214,18 @@ check_valgrind_logs() {
 }
 
 # Does a sanitizer report appear in FILE?
+# held_where BINARY LOG: the functions of the agent's slow-dispatch warnings in LOG (their
+# "orbit-agent+0xOFFSET" frames resolved by addr2line), one warning per line.
+held_where() {
+        local line offs
+        grep 'held the loop' "$2" | while IFS= read -r line; do
+                mapfile -t offs < <(grep -o 'orbit-agent+0x[0-9a-f]*' <<<"$line" | sed 's/.*+//')
+                [ ${#offs[@]} -gt 0 ] || { echo "(no stack)"; continue; }
+                addr2line -f -e "$1" "${offs[@]}" | sed -n '1~2p' | tr '\n' ' '
+                echo
+        done
+}
+
 has_sanitizer_report() {
         grep -qE 'ERROR: AddressSanitizer|LeakSanitizer|runtime error:' "$1"
 }

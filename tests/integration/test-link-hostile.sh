@@ -338,7 +338,7 @@ if [ ${#AGENT_WRAPPER[@]} -gt 0 ]; then
 elif [ "$(loop_held held_over_100ms)" = 0 ]; then
         pass "dense: no dispatch held the event loop for 100 ms of CPU (slowest so far $(loop_held slowest_cpu_ms) ms)"
 else
-        fail "dense: the event loop was held" "$(ctl status --json | jq -c .loop); $(grep 'held the loop' "$N/agent.log" | tail -3)"
+        fail "dense: the event loop was held" "$(ctl status --json | jq -c .loop); $(grep 'held the loop' "$N/agent.log" | tail -3); where: $(held_where "$AGENT" "$N/agent.log" | tail -3)"
 fi
 
 # ---- zstd answers: a bomb is cut at 8 MiB decoded, in pieces the loop never notices --------------
@@ -597,7 +597,7 @@ has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
 if [ ${#AGENT_WRAPPER[@]} -gt 0 ]; then
         note "under valgrind the loop's CPU times are valgrind's: not checked ($(grep -c 'held the loop' "$N/agent.log") dispatches over 100 ms)"
 elif grep -q 'held the loop' "$N/agent.log"; then
-        fail "no input held the event loop for 100 ms of CPU" "$(grep 'held the loop' "$N/agent.log" | head -5)"
+        fail "no input held the event loop for 100 ms of CPU" "$(grep 'held the loop' "$N/agent.log" | head -5); where: $(held_where "$AGENT" "$N/agent.log" | head -5)"
 else
         pass "no input of this test held the event loop for 100 ms of CPU"
 fi
