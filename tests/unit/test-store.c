@@ -1484,6 +1484,53 @@ static void test_usage_deployment_tenant(void **state) {
         store_close(s);
 }
 
+/* A completed deployment follows a member that was overdue (its node offline through it):
+ * committed once the node reports the workload running healthy at the version told. */
+static void test_completed_deployment_follows_overdue(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        int calls = 0;
+        store_set_desired_signer(s, fake_sign, &calls);
+        assert_int_equal(usage_sync(s, "", 100), 0); /* n1 known */
+        assert_int_equal(store_exec(s,
+                                    "INSERT INTO deployments (id, workload, request, state, created, reason) VALUES "
+                                    "('det-2', 'det', '{\"id\": \"det-2\", \"bundle_id\": \"det-2.0\", "
+                                    "\"spec\": {\"name\": \"det\", \"app\": {\"version\": \"2\"}}, "
+                                    "\"report_deadline\": \"20s\", \"max_failures\": \"1\"}', 'completed', 0, "
+                                    "'every stage passed (1 failures)')",
+                                    ""),
+                         0);
+        assert_int_equal(store_exec(s,
+                                    "INSERT INTO deployment_nodes (deployment, node, stage, state, told_version, told_time, "
+                                    "reason) VALUES ('det-2', 'n1', 0, 'overdue', 2, 10, 'its workload did not run "
+                                    "healthy within the report deadline')",
+                                    ""),
+                         0);
+        const char *member = "SELECT count(*) FROM deployment_nodes WHERE node = 'n1' AND state = ";
+        char q[160];
+        /* the node back, still at v1: overdue still */
+        assert_int_equal(usage_sync(s, REC(1, "desired.state", "{\"version\": 1, \"reached\": true, \"workloads\": "
+                                                                "[{\"name\": \"det\", \"state\": \"done\", "
+                                                                "\"workload\": \"running\", \"health\": \"healthy\"}]}"),
+                                    200),
+                         1);
+        assert_int_equal(store_deployments_drive(s, 200), 0);
+        snprintf(q, sizeof(q), "%s'overdue'", member);
+        assert_int_equal(usage_count(s, q), 1);
+        /* v2 reached, det running healthy: committed; the deployment stays completed */
+        assert_int_equal(usage_sync(s, REC(2, "desired.state", "{\"version\": 2, \"reached\": true, \"workloads\": "
+                                                                "[{\"name\": \"det\", \"state\": \"done\", "
+                                                                "\"workload\": \"running\", \"health\": \"healthy\"}]}"),
+                                    300),
+                         1);
+        assert_int_equal(store_deployments_drive(s, 300), 0);
+        snprintf(q, sizeof(q), "%s'committed'", member);
+        assert_int_equal(usage_count(s, q), 1);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM deployments WHERE id = 'det-2' AND state = 'completed'"), 1);
+        assert_int_equal(calls, 0); /* nothing told */
+        store_close(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_commits_durable, setup, teardown),
@@ -1507,6 +1554,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_usage_counted_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_deployment_tenant, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_backfill, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_completed_deployment_follows_overdue, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_deadline_and_auto_revert, setup,
                                                 teardown),
         };
