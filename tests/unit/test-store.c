@@ -1484,6 +1484,29 @@ static void test_usage_deployment_tenant(void **state) {
         store_close(s);
 }
 
+/* n1 reports desired state VERSION reached, det running healthy (record SEQ), and the
+ * deployments are driven at NOW: the state of n1's member of det-2. */
+static const char *member_after_report(struct store *s, int seq, int version, int64_t now) {
+        static char state[32];
+        char body[256], *rec = NULL;
+        snprintf(body, sizeof(body),
+                 "{\"version\": %d, \"reached\": true, \"workloads\": [{\"name\": \"det\", \"state\": "
+                 "\"done\", \"workload\": \"running\", \"health\": \"healthy\"}]}",
+                 version);
+        assert_true(asprintf(&rec,
+                             "{\"format\":1,\"key\":{\"node\":\"n1\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
+                             "\",\"seq\":%d},\"priority\":\"normal\",\"kind\":\"desired.state\",\"time_usec\":1,"
+                             "\"monotonic_usec\":2,\"body\":%s}",
+                             seq, body) > 0);
+        assert_int_equal(usage_sync(s, rec, now), 1);
+        free(rec);
+        assert_int_equal(store_deployments_drive(s, now), 0);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        assert_int_equal(store_query_row(s, &st, "SELECT state FROM deployment_nodes WHERE node = 'n1'", ""), 1);
+        snprintf(state, sizeof(state), "%s", store_col_str(st, 0));
+        return state;
+}
+
 /* A completed deployment follows a member that was overdue (its node offline through it):
  * committed once the node reports the workload running healthy at the version told. */
 static void test_completed_deployment_follows_overdue(void **state) {
@@ -1506,26 +1529,10 @@ static void test_completed_deployment_follows_overdue(void **state) {
                                     "healthy within the report deadline')",
                                     ""),
                          0);
-        const char *member = "SELECT count(*) FROM deployment_nodes WHERE node = 'n1' AND state = ";
-        char q[160];
         /* the node back, still at v1: overdue still */
-        assert_int_equal(usage_sync(s, REC(1, "desired.state", "{\"version\": 1, \"reached\": true, \"workloads\": "
-                                                                "[{\"name\": \"det\", \"state\": \"done\", "
-                                                                "\"workload\": \"running\", \"health\": \"healthy\"}]}"),
-                                    200),
-                         1);
-        assert_int_equal(store_deployments_drive(s, 200), 0);
-        snprintf(q, sizeof(q), "%s'overdue'", member);
-        assert_int_equal(usage_count(s, q), 1);
+        assert_string_equal(member_after_report(s, 1, 1, 200), "overdue");
         /* v2 reached, det running healthy: committed; the deployment stays completed */
-        assert_int_equal(usage_sync(s, REC(2, "desired.state", "{\"version\": 2, \"reached\": true, \"workloads\": "
-                                                                "[{\"name\": \"det\", \"state\": \"done\", "
-                                                                "\"workload\": \"running\", \"health\": \"healthy\"}]}"),
-                                    300),
-                         1);
-        assert_int_equal(store_deployments_drive(s, 300), 0);
-        snprintf(q, sizeof(q), "%s'committed'", member);
-        assert_int_equal(usage_count(s, q), 1);
+        assert_string_equal(member_after_report(s, 2, 2, 300), "committed");
         assert_int_equal(usage_count(s, "SELECT count(*) FROM deployments WHERE id = 'det-2' AND state = 'completed'"), 1);
         assert_int_equal(calls, 0); /* nothing told */
         store_close(s);
