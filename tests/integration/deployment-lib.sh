@@ -1,7 +1,28 @@
 # Helpers of the deployment tests (test-deployment.sh, test-deployment-fleet.sh): an app
 # bundle of the "det" app, its workload spec, and views of a deployment and of a node's
-# workloads. Sourced after fleet_test_setup (tests/integration/lib.sh), in the fleet's dir.
+# workloads. Sourced after tests/integration/lib.sh.
 # shellcheck shell=bash
+
+# deploy_fleet_setup NAME NODE...: a fleet test (lib.sh's fleet_test_setup, with FLEET_*
+# settings of the caller's) whose nodes NODE... run workloads in cgroups orbit-it-NAME-<pid>-<node>,
+# removed at exit; its keys and images made, the working directory the fleet's. Skips
+# without root, cgroups or the fleet's tools.
+deploy_fleet_setup() {
+        local name=$1
+        shift
+        require_fleet_tools
+        require_sandboxes
+        FLEET_RUNTIME_PREFIX="orbit-it-$name-$$"
+        fleet_test_setup
+        NODES=("$@")
+        trap 'fleet_cleanup; deploy_cleanup_groups' EXIT
+        fleet_keys || bail "keys"
+        fleet_images fw-unused || bail "images"
+}
+deploy_cleanup_groups() {
+        local n
+        for n in "${NODES[@]}"; do cleanup_cgroup_tree "$FLEET_RUNTIME_PREFIX-$n"; done
+}
 
 # deploy_app_bundle ID VERSION WORD: images/ID.obundle, a signed bundle of app "det":
 # bin/serve runs; bin/probe passes unless WORD is "bad". With DEPLOY_APP_BLOB_KIB, a file

@@ -13,20 +13,10 @@ set -u -o pipefail
 : "${top_srcdir:?top_srcdir must be set}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-require_fleet_tools
-require_sandboxes
+. "$top_srcdir/tests/integration/deployment-lib.sh"
 FLEET_IMAGE_KIB=64
 FLEET_REPORT_SEC=30 # no placement by health here: few reports from 20 nodes
-FLEET_RUNTIME_PREFIX="orbit-it-dfleet-$$"
-fleet_test_setup
-NODES=()
-for i in $(seq -w 1 20); do NODES+=("fl-$i"); done
-cleanup_groups() { local n; for n in "${NODES[@]}"; do cleanup_cgroup_tree "$FLEET_RUNTIME_PREFIX-$n"; done; }
-trap 'fleet_cleanup; cleanup_groups' EXIT
-
-fleet_keys || bail "keys"
-fleet_images fw-unused || bail "images"
-. "$top_srcdir/tests/integration/deployment-lib.sh"
+deploy_fleet_setup dfleet $(seq -f 'fl-%02g' 1 20)
 DEPLOY_APP_BLOB_KIB=192 # 4 chunks: the byte changed in v4 is in one the nodes fetch
 deploy_app_bundle det-1.0 1.0.0 good
 deploy_app_bundle det-2.0 2.0.0 good

@@ -11,19 +11,10 @@ set -u -o pipefail
 : "${top_srcdir:?top_srcdir must be set}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-require_fleet_tools
-require_sandboxes
+. "$top_srcdir/tests/integration/deployment-lib.sh"
 FLEET_IMAGE_KIB=256
 FLEET_REPORT_SEC=2 # health reports often: placement reads them
-FLEET_RUNTIME_PREFIX="orbit-it-deploy-$$"
-fleet_test_setup
-NODES=(dp-1 dp-2 dp-3 dp-4 dp-5 dp-6)
-cleanup_groups() { local n; for n in "${NODES[@]}"; do cleanup_cgroup_tree "$FLEET_RUNTIME_PREFIX-$n"; done; }
-trap 'fleet_cleanup; cleanup_groups' EXIT
-
-fleet_keys || bail "keys"
-fleet_images fw-unused || bail "images"
-. "$top_srcdir/tests/integration/deployment-lib.sh"
+deploy_fleet_setup deploy dp-1 dp-2 dp-3 dp-4 dp-5 dp-6
 deploy_app_bundle det-1.0 1.0.0 good
 deploy_app_bundle det-2.0 2.0.0 bad
 deploy_spec 1.0.0 det-1.json
