@@ -378,6 +378,7 @@ static bool step(struct desired *d) {
         }
         install_ended(d);
         size_t n = d->doc.n_workloads;
+        bool settling = false;
         struct desired_entry_view entries[DESIRED_MAX_WORKLOADS];
         struct runtime_workload_info infos[DESIRED_MAX_WORKLOADS];
         bool have[DESIRED_MAX_WORKLOADS];
@@ -445,6 +446,9 @@ static bool step(struct desired *d) {
         for (size_t i = 0; list && i < n; i++) {
                 reached = reached && states[i] == DESIRED_ENTRY_DONE;
                 bool done = states[i] == DESIRED_ENTRY_DONE && have[i];
+                /* running, its first probe still to come: looked at every second, so its report
+                 * (a deployment's stage waits for it) says healthy as soon as it is */
+                settling = settling || (done && infos[i].health < 0 && streq(infos[i].state, "running"));
                 json_t *o = json_pack("{s:s, s:s, s:s*, s:s*, s:s*}", "name", entries[i].name, "state",
                                       desired_entry_state_to_string(states[i]), "workload",
                                       done ? infos[i].state : NULL, "health",
@@ -510,7 +514,7 @@ static bool step(struct desired *d) {
                         log_warning("desired state: workload %s: %s", xs[s.index].name, why ? why : "cannot remove");
                 break;
         }
-        return s.kind != DESIRED_STEP_NONE;
+        return s.kind != DESIRED_STEP_NONE || settling;
 }
 
 static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {

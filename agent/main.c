@@ -249,6 +249,9 @@ static int on_state_problems(sd_event_source *s, int fd, uint32_t revents, void 
 
 static void on_runtime_event(void *userdata, int priority, const char *kind, json_t *body) {
         struct agent *a = userdata;
+        /* a workload started, exited or turned unhealthy, sunlit work stopped or may run: the
+         * desired state's report says so at the next dispatch, not at its 30 s idle look */
+        desired_kick(a->desired);
         (void) event_queue_push(a->events, (enum event_priority) priority, kind, body,
                                 (uint64_t) trusted_clock_now_usec(), now_usec(a->event));
 }

@@ -793,13 +793,14 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                  coding);
         /* A node with an older trust document gets this one, until it has it or refused it. */
         bool send_trust = false;
+        int said = 0; /* what the node said of its trust and desired state, kept (< 0: not) */
         if (srv->trust) {
                 int64_t has = -1;
                 char refused[TRUST_ID_LEN + 1] = "", id[TRUST_ID_LEN + 1];
                 trust_text_id(srv->trust->text, srv->trust->text_len, id);
                 bool newly = false;
-                if (store_node_trust(thread_store(srv), sr.node, sr.trust_version, sr.trust_refused, &has, refused,
-                                     &newly) >= 0)
+                if ((said = store_node_trust(thread_store(srv), sr.node, sr.trust_version, sr.trust_refused, &has,
+                                             refused, &newly)) >= 0)
                         send_trust = has >= 0 && has < srv->trust->version && !streq(refused, id);
                 if (newly && streq(sr.trust_refused, id)) /* once, not at every sync that repeats it */
                         log_warning("node %s refused trust document v%" PRId64 " (%s; its records say why)", sr.node,
@@ -809,20 +810,29 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         json_t *desired = NULL;
         int64_t desired_refused = 0;
         bool desired_newly = false;
-        if (store_node_desired(thread_store(srv), sr.node, sr.desired_version, sr.desired_refused, &desired,
-                               &desired_refused, &desired_newly) >= 0 &&
-            desired_newly)
+        int dr = store_node_desired(thread_store(srv), sr.node, sr.desired_version, sr.desired_refused, &desired,
+                                    &desired_refused, &desired_newly);
+        if (dr >= 0 && desired_newly)
                 log_warning("node %s refused desired state v%" PRId64 " (its desired.refused record says why)", sr.node,
                             desired_refused);
+        if (said >= 0)
+                said = dr;
         bool compact = sr.format == SYNC_FORMAT_COMPACT;
         char known[SYNC_TAG_LEN + 1];
         snprintf(known, sizeof(known), "%s", sr.known);
         sync_request_done(&sr);
-        if (r < 0 || !acked) {
+        if (r < 0 || !acked || said < 0) {
                 json_decref(commands);
                 json_decref(acked);
                 json_decref(plan);
                 json_decref(desired);
+                /* A node says its trust and desired versions once, and not again after a good
+                 * answer: one it said that was not kept (the store busy) fails the sync, which
+                 * the node repeats. Else it never gets its desired state. */
+                if (r >= 0 && acked && said < 0)
+                        return sync_respond_error(srv, conn, req->match.id, 503,
+                                                  "sync: what the node said of its state was not kept (%s), retry",
+                                                  strerror(-said));
                 return r < 0 ? respond_errno(conn, r, "contact plan") : MHD_NO;
         }
         size_t sent = 0;

@@ -450,8 +450,11 @@ static int drive_one(struct store *s, const char *id, int64_t now) {
         struct member_row *x = NULL;
         size_t n = 0;
         r = members_load(s, id, &x, &n);
+        /* a completed deployment still follows the members that had not committed (a node
+         * offline through it, overdue): one that converges later is committed */
         for (size_t i = 0; r >= 0 && i < n; i++)
-                member_follow(s, &d, &x[i], now);
+                if (d.state != ROLLOUT_COMPLETED || x[i].m.state != ROLLOUT_NODE_COMMITTED)
+                        member_follow(s, &d, &x[i], now);
         int64_t told = 0, failures = 0;
         for (size_t i = 0; i < n; i++) {
                 told += x[i].m.state != ROLLOUT_NODE_PENDING;
@@ -522,7 +525,11 @@ int store_deployments_drive(struct store *s, int64_t now) {
                 return r;
         _cleanup_transaction_ struct store *guard = s;
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        r = store_query(s, &st, "SELECT id FROM deployments WHERE state IN ('running', 'paused') ORDER BY created", "");
+        r = store_query(s, &st,
+                        "SELECT id FROM deployments WHERE state IN ('running', 'paused') OR (state = 'completed' "
+                        "AND id IN (SELECT deployment FROM deployment_nodes WHERE state IN ('told', 'installing', "
+                        "'overdue'))) ORDER BY created",
+                        "");
         if (r < 0)
                 return r;
         char ids[64][DEPLOYMENT_ID_MAX + 1];

@@ -156,7 +156,9 @@ int store_deployment_verb(struct store *s, const char *id, const char *verb, int
  * when the workload runs healthy at the version told, failed when refused, failed or
  * unhealthy, overdue past the report deadline); the failure threshold halts (and with
  * auto_revert puts back each member's previous entry); a stage that passed lets the next
- * be told (each member's desired state gets the deployment's entry). At syncs and ticks.
+ * be told (each member's desired state gets the deployment's entry). A completed deployment
+ * still follows its members that had not committed (told, installing, overdue), so a node
+ * offline through it is committed once it converges. At syncs and ticks.
  */
 int store_deployments_drive(struct store *s, int64_t now);
 

@@ -259,6 +259,8 @@ int sync_request_parse(const char *text, size_t len, const char *url_node, struc
                 {"boot_id", dispatch_boot_id, REQ_OFF(boot_id), 0, NULL, 0, 0},
                 {"last_command_seq", json_dispatch_int64, REQ_OFF(last_command_seq), JSON_REQUIRED,
                  NULL, 0, INT64_MAX},
+                /* with the boot (a run's first good sync in format 2: its format 1 one failed) */
+                {"link_epoch", dispatch_link_epoch, REQ_OFF(link_epoch), 0, NULL, 0, 0},
                 {"records", dispatch_records, 0, 0, &walk, 0, 0},
                 {"status", dispatch_object_borrow, REQ_OFF(status), JSON_NULLABLE, NULL, 0,
                  SYNC_STATUS_MAX},

@@ -1334,7 +1334,11 @@ int runtime_workload_submit(struct runtime *rt, const char *source, const char *
         if (r < 0)
                 return r;
         r = workload_start(w, ret_message);
-        if (r == -EBUSY) {
+        if (r == -EBUSY && w->spec.sunlit_only && rt->sunlit_wait[0]) {
+                /* run_when sunlit, out of sunlight: kept, waiting; it starts in sunlight (as one
+                 * from workloads.d does). A desired state that lists it has it, not a refusal. */
+                r = 0;
+        } else if (r == -EBUSY) {
                 /* Not admitted: the operator asks again later; nothing is kept. */
                 workload_unlink(w);
                 workload_free(w);

@@ -11,40 +11,14 @@ set -u -o pipefail
 : "${top_srcdir:?top_srcdir must be set}"
 . "$top_srcdir/tests/integration/lib.sh"
 
-require_fleet_tools
-require_sandboxes
+. "$top_srcdir/tests/integration/deployment-lib.sh"
 FLEET_IMAGE_KIB=256
 FLEET_REPORT_SEC=2 # health reports often: placement reads them
-FLEET_RUNTIME_PREFIX="orbit-it-deploy-$$"
-fleet_test_setup
-NODES=(dp-1 dp-2 dp-3 dp-4 dp-5 dp-6)
-cleanup_groups() { local n; for n in "${NODES[@]}"; do cleanup_cgroup_tree "$FLEET_RUNTIME_PREFIX-$n"; done; }
-trap 'fleet_cleanup; cleanup_groups' EXIT
-
-fleet_keys || bail "keys"
-fleet_images fw-unused || bail "images"
-# The app: bin/serve runs; bin/probe passes unless the version is "bad".
-app_bundle() { # ID VERSION WORD
-        rm -rf src && mkdir -p src/bin
-        printf '#!/bin/sh\necho "serving %s"\nexec sleep 100000\n' "$3" >src/bin/serve
-        printf '#!/bin/sh\n[ "%s" != bad ]\n' "$3" >src/bin/probe
-        chmod 0755 src/bin/serve src/bin/probe
-        tar --format=pax --owner=0 --group=0 -cf "images/$1.tar" -C src . || bail "tar $1"
-        printf '{"bundle_id": "%s", "version": "%s", "security_version": 1, "compatible": ["sim-board"]}\n' \
-                "$1" "$2" >"images/$1.json"
-        "$FLEET_BIN/orbit-bundle" create --manifest-template "images/$1.json" --image "app:det=images/$1.tar" \
-                --chunk-size 65536 --key keys/rel.key --cert keys/rel.pem -o "images/$1.obundle" >/dev/null ||
-                bail "bundle $1"
-}
-app_bundle det-1.0 1.0.0 good
-app_bundle det-2.0 2.0.0 bad
-spec() { # VERSION FILE
-        jq -n --arg v "$1" '{name: "det", exec: ["/app/bin/serve"], app: {name: "det", version: $v},
-                health_probe: {exec: ["/app/bin/probe"], interval_sec: 1, timeout_sec: 5, failures: 2},
-                sandbox: {ro_binds: ["/usr", "/bin", "/lib", {source: "/lib64", optional: true}]}}' >"$2"
-}
-spec 1.0.0 det-1.json
-spec 2.0.0 det-2.json
+deploy_fleet_setup deploy dp-1 dp-2 dp-3 dp-4 dp-5 dp-6
+deploy_app_bundle det-1.0 1.0.0 good
+deploy_app_bundle det-2.0 2.0.0 bad
+deploy_spec 1.0.0 det-1.json
+deploy_spec 2.0.0 det-2.json
 jq -n '{name: "batch", exec: ["/app/bin/serve"], app: {name: "det", version: "1.0.0"},
         sandbox: {ro_binds: ["/usr", "/bin", "/lib", {source: "/lib64", optional: true}]}}' >batch.json
 
@@ -59,19 +33,6 @@ reporting() { [ "$(fleet_oc node list --json | jq '[.[] | select(.health_time !=
 check "all 6 nodes in contact, with health reports" wait_for $((T * 2)) reporting
 check "bundle det-1.0 uploaded" fleet_oc bundle upload images/det-1.0.obundle
 check "bundle det-2.0 uploaded" fleet_oc bundle upload images/det-2.0.obundle
-
-dstatus() { fleet_oc deployment status "$1" --json; }
-dstate_is() { [ "$(dstatus "$1" | jq -r .state)" = "$2" ]; }
-runs_on() { # NODE VERSION: det runs healthy from that version
-        "$FLEET_BIN/orbitctl" --socket "$FLEET_DIR/nodes/$1/run/control.sock" workload show "${3:-det}" --json 2>/dev/null |
-                jq -e --arg v "$2" '.state == "running" and .pid > 0 and .app.version == $v' >/dev/null
-}
-says() { # NAME PATTERN COMMAND...
-        local name=$1 pattern=$2 out
-        shift 2
-        out=$("$@" 2>&1)
-        if grep -q -- "$pattern" <<<"$out"; then pass "$name"; else fail "$name" "expected \"$pattern\" in: $out"; fi
-}
 
 # ---- refused at create --------------------------------------------------------------------
 says "a spec of another version than the bundle is refused" "holds version 1.0.0" \

@@ -179,6 +179,13 @@ static void test_sync_compact(void **state) {
         assert_string_equal(req.boot_id, BOOT);
         assert_string_equal(req.known, "");
         sync_request_done(&req);
+        /* the agent's link epoch goes with its boot, in format 2 too (its first sync failed
+         * after the controller said it takes format 2) */
+        const char *epoch = "{\"format\":2,\"boot_epoch\":3,\"boot_id\":\"" BOOT
+                            "\",\"link_epoch\":\"6a13030d812b3e62398f873473c84e34\",\"last_command_seq\":0}";
+        assert_int_equal(sync_request_parse(epoch, strlen(epoch), "n1", &req, &msg), 0);
+        assert_string_equal(req.link_epoch, "6a13030d812b3e62398f873473c84e34");
+        sync_request_done(&req);
 
         /* strict all the same */
         expect_refused("{\"format\":2}", "missing required key \"last_command_seq\"");

@@ -1691,6 +1691,60 @@ static void test_usage_migration_14(void **state) {
         store_close(s);
 }
 
+/* n1 reports desired state VERSION reached, det running healthy (record SEQ), and the
+ * deployments are driven at NOW: the state of n1's member of det-2. */
+static const char *member_after_report(struct store *s, int seq, int version, int64_t now) {
+        static char state[32];
+        char body[256], *rec = NULL;
+        snprintf(body, sizeof(body),
+                 "{\"version\": %d, \"reached\": true, \"workloads\": [{\"name\": \"det\", \"state\": "
+                 "\"done\", \"workload\": \"running\", \"health\": \"healthy\"}]}",
+                 version);
+        assert_true(asprintf(&rec,
+                             "{\"format\":1,\"key\":{\"node\":\"n1\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
+                             "\",\"seq\":%d},\"priority\":\"normal\",\"kind\":\"desired.state\",\"time_usec\":1,"
+                             "\"monotonic_usec\":2,\"body\":%s}",
+                             seq, body) > 0);
+        assert_int_equal(usage_sync(s, rec, now), 1);
+        free(rec);
+        assert_int_equal(store_deployments_drive(s, now), 0);
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        assert_int_equal(store_query_row(s, &st, "SELECT state FROM deployment_nodes WHERE node = 'n1'", ""), 1);
+        snprintf(state, sizeof(state), "%s", store_col_str(st, 0));
+        return state;
+}
+
+/* A completed deployment follows a member that was overdue (its node offline through it):
+ * committed once the node reports the workload running healthy at the version told. */
+static void test_completed_deployment_follows_overdue(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        int calls = 0;
+        store_set_desired_signer(s, fake_sign, &calls);
+        assert_int_equal(usage_sync(s, "", 100), 0); /* n1 known */
+        assert_int_equal(store_exec(s,
+                                    "INSERT INTO deployments (id, workload, request, state, created, reason) VALUES "
+                                    "('det-2', 'det', '{\"id\": \"det-2\", \"bundle_id\": \"det-2.0\", "
+                                    "\"spec\": {\"name\": \"det\", \"app\": {\"version\": \"2\"}}, "
+                                    "\"report_deadline\": \"20s\", \"max_failures\": \"1\"}', 'completed', 0, "
+                                    "'every stage passed (1 failures)')",
+                                    ""),
+                         0);
+        assert_int_equal(store_exec(s,
+                                    "INSERT INTO deployment_nodes (deployment, node, stage, state, told_version, told_time, "
+                                    "reason) VALUES ('det-2', 'n1', 0, 'overdue', 2, 10, 'its workload did not run "
+                                    "healthy within the report deadline')",
+                                    ""),
+                         0);
+        /* the node back, still at v1: overdue still */
+        assert_string_equal(member_after_report(s, 1, 1, 200), "overdue");
+        /* v2 reached, det running healthy: committed; the deployment stays completed */
+        assert_string_equal(member_after_report(s, 2, 2, 300), "committed");
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM deployments WHERE id = 'det-2' AND state = 'completed'"), 1);
+        assert_int_equal(calls, 0); /* nothing told */
+        store_close(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_commits_durable, setup, teardown),
@@ -1716,6 +1770,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_usage_backfill, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_thinning, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_migration_14, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_completed_deployment_follows_overdue, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_deadline_and_auto_revert, setup,
                                                 teardown),
         };
