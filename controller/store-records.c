@@ -25,7 +25,7 @@ int store_records_list(struct store *s, const char *node, const char *kind, size
         _cleanup_free_ char *match = kind ? strndup(kind, strlen(kind) - (prefix ? 1 : 0)) : NULL;
         if (kind && !match)
                 return -ENOMEM;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         /* The newest limit records, returned oldest first. */
         r = store_query(
                 s, &st,

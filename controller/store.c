@@ -1,4 +1,4 @@
-/* The controller's SQLite store, its core: the schema and its migrations, open and close,
+/* The controller's store, its core: the schema and its migrations, open and close,
  * the settings, the node rows every concern shares. */
 #include "config.h"
 
@@ -13,6 +13,8 @@
 #include "lib/macro.h"
 #include "lib/message.h"
 #include "controller/rollout.h"
+#include "controller/store-address.h"
+#include "controller/store-backend.h"
 #include "controller/store-internal.h"
 #include "controller/store-sql.h"
 #include "controller/store.h"
@@ -358,7 +360,7 @@ static int migrate(struct store *s, char **ret_reason) {
         if (r < 0)
                 return message_set(ret_reason, r, "cannot create the schema_version table");
         for (;;) {
-                r = store_script(s, "BEGIN IMMEDIATE");
+                r = store_begin(s);
                 if (r < 0)
                         return message_set(ret_reason, r, "cannot start a migration");
                 _cleanup_transaction_ struct store *guard = s;
@@ -399,28 +401,23 @@ static int migrate(struct store *s, char **ret_reason) {
         }
 }
 
-int store_open(const char *path, struct store **ret, char **ret_reason) {
+int store_open(const char *address, struct store **ret, char **ret_reason) {
+        struct store_address where;
+        int r = store_address_parse(address, &where, ret_reason);
+        if (r < 0)
+                return r;
+        if (where.kind != STORE_SQLITE)
+                return message_set(ret_reason, -EPROTONOSUPPORT,
+                                   "a postgresql:// database: this orbit-controller was built without PostgreSQL");
         struct store *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         _cleanup_store_ struct store *owned = s;
         s->record_quota = STORE_RECORD_QUOTA_DEFAULT;
-        int rc = sqlite3_open_v2(path, &s->db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 NULL);
-        if (rc != SQLITE_OK)
-                return message_set(ret_reason, store_errno(rc), "cannot open %s: %s", path,
-                                   s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        (void) sqlite3_busy_timeout(s->db, 5000);
-        (void) sqlite3_extended_result_codes(s->db, 1);
-        int r = store_script(s, "PRAGMA journal_mode=WAL");
-        if (r >= 0)
-                r = store_script(s, "PRAGMA synchronous=FULL");
-        if (r >= 0)
-                r = store_script(s, "PRAGMA foreign_keys=ON");
+        s->backend = &store_backend_sqlite;
+        r = s->backend->open(s, where.target, ret_reason);
         if (r < 0)
-                return message_set(ret_reason, r, "cannot set up %s: %s", path,
-                                   sqlite3_errmsg(s->db));
+                return r;
         r = migrate(s, ret_reason);
         if (r < 0)
                 return r;
@@ -431,8 +428,8 @@ int store_open(const char *path, struct store **ret, char **ret_reason) {
 void store_close(struct store *s) {
         if (!s)
                 return;
-        if (s->db && sqlite3_close(s->db) != SQLITE_OK)
-                log_warning("store: close: %s", sqlite3_errmsg(s->db));
+        if (s->backend)
+                s->backend->close(s);
         free(s);
 }
 
