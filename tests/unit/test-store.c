@@ -1726,22 +1726,28 @@ static void test_address(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(pg); i++)
                 assert_address(pg[i], STORE_POSTGRESQL, pg[i]);
 
-        assert_address_refused("", "no database given", NULL);
-        assert_address_refused(NULL, "no database given", NULL);
-        assert_address_refused("sqlite:", "names no file", NULL);
-        assert_address_refused("sqlite:///var/x.db", "not a URL", NULL);
-        assert_address_refused("mysql://db/orbit", "unknown database kind \"mysql\"", NULL);
-        assert_address_refused("postgresq://db/orbit", "unknown database kind \"postgresq\"", NULL);
-        assert_address_refused("postgresql:db", "expected postgresql://", NULL);
-        assert_address_refused("postgresql://u:s3cret@db:99999/orbit", "the port \"99999\"", "s3cret");
-        assert_address_refused("postgresql://u:s3cret@db:/orbit", "the port \"\"", "s3cret");
-        assert_address_refused("postgresql://db:54x2/orbit", "the port \"54x2\"", NULL);
-        assert_address_refused("postgresql://db1:5432,db2:0/orbit", "the port \"0\"", NULL);
-        assert_address_refused("postgresql://[2001:db8::1/orbit", "does not close", NULL);
-        assert_address_refused("postgresql://[::1]x/orbit", "only :PORT", NULL);
-        assert_address_refused("postgresql://db/orb/it", "the database name \"orb/it\"", NULL);
-        assert_address_refused("postgresql://u:s3cret@db/orbit?sslmode", "the parameter \"sslmode\"", "s3cret");
-        assert_address_refused("postgresql://u:s3 cret@db/orbit", "offset 17", "s3");
+        const struct {
+                const char *address, *says, *secret;
+        } refused[] = {
+                {"", "no database given", NULL},
+                {NULL, "no database given", NULL},
+                {"sqlite:", "names no file", NULL},
+                {"sqlite:///var/x.db", "not a URL", NULL},
+                {"mysql://db/orbit", "unknown database kind \"mysql\"", NULL},
+                {"postgresq://db/orbit", "unknown database kind \"postgresq\"", NULL},
+                {"postgresql:db", "expected postgresql://", NULL},
+                {"postgresql://u:s3cret@db:99999/orbit", "the port \"99999\"", "s3cret"},
+                {"postgresql://u:s3cret@db:/orbit", "the port \"\"", "s3cret"},
+                {"postgresql://db:54x2/orbit", "the port \"54x2\"", NULL},
+                {"postgresql://db1:5432,db2:0/orbit", "the port \"0\"", NULL},
+                {"postgresql://[2001:db8::1/orbit", "does not close", NULL},
+                {"postgresql://[::1]x/orbit", "only :PORT", NULL},
+                {"postgresql://db/orb/it", "the database name \"orb/it\"", NULL},
+                {"postgresql://u:s3cret@db/orbit?sslmode", "the parameter \"sslmode\"", "s3cret"},
+                {"postgresql://u:s3 cret@db/orbit", "offset 17", "s3"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++)
+                assert_address_refused(refused[i].address, refused[i].says, refused[i].secret);
 }
 
 static void test_open_unbuilt_backend(void **state) {
