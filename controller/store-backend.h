@@ -24,6 +24,9 @@ struct store_backend {
         void (*close)(struct store *s);
         /* SQL that starts a transaction that writes: taken at once, never upgraded. */
         const char *begin;
+        /* The whole schema at STORE_SCHEMA_VERSION, for an empty database; NULL: SQLite's
+         * migrations from version 0 (store.c). */
+        const char *schema;
         /* Run SQL text without parameters or rows, one or more statements. */
         int (*script)(struct store *s, const char *sql);
         int (*prepare)(struct store *s, const char *sql, struct store_stmt **ret);
@@ -54,3 +57,7 @@ struct store_backend {
 };
 
 extern const struct store_backend store_backend_sqlite;
+#if HAVE_LIBPQ
+extern const struct store_backend store_backend_postgresql;
+extern const char store_schema_postgresql[];
+#endif

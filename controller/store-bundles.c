@@ -38,7 +38,10 @@ int store_node_may_fetch_bundle(struct store *s, const char *node, const char *b
                 s, &v,
                 "SELECT EXISTS (SELECT 1 FROM commands WHERE node = ?1 AND action = 'update.install' AND "
                 "(json_extract(params, '$.bundle_id') = ?2 OR "
-                "substr(json_extract(params, '$.url'), -length('/v1/bundles/' || ?2)) = '/v1/bundles/' || ?2)) "
+                /* the url's end; a positive start: PostgreSQL's substr counts a negative one
+                 * otherwise than SQLite's */
+                "substr(json_extract(params, '$.url'), length(json_extract(params, '$.url')) - "
+                "length('/v1/bundles/' || ?2) + 1) = '/v1/bundles/' || ?2)) "
                 "OR EXISTS (SELECT 1 FROM rollout_nodes rn JOIN rollouts ro ON ro.id = rn.rollout "
                 "WHERE rn.node = ?1 AND ro.bundle_id = ?2) "
                 "OR EXISTS (SELECT 1 FROM desired_states d, json_each(d.document, '$.workloads') w "

@@ -149,7 +149,7 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                         "committed_time, contacts_since_commit, updated, order_key, held) "
                         "VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?4 = 'committed' THEN 0 END, "
                         "CASE WHEN ?4 = 'committed' THEN 2147483647 ELSE 0 END, ?6, ?7, "
-                        "?4 = 'committed')",
+                        "CASE WHEN ?4 = 'committed' THEN 1 ELSE 0 END)",
                         "");
                 if (r < 0)
                         goto out;

@@ -100,7 +100,7 @@ static int node_state_write(struct store *s, const char *rollout, const char *no
                 "ELSE contacts_since_commit END, "
                 "passes_unheard = CASE WHEN ?1 = 'overdue' THEN passes_unheard "
                 "ELSE 0 END, "
-                "needs_rollback = CASE WHEN ?4 THEN 1 ELSE needs_rollback END "
+                "needs_rollback = CASE WHEN ?4 <> 0 THEN 1 ELSE needs_rollback END "
                 "WHERE rollout = ?5 AND node = ?6",
                 "tiTdtt", rollout_node_state_to_string(to), now,
                 reason && reason[0] ? reason : NULL, (int) rollback_wanted, rollout, node);
@@ -608,7 +608,7 @@ int store_rollouts_join_late(struct store *s, const char *node, int64_t now) {
                        "committed_time, contacts_since_commit, updated, order_key, held) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?4 = 'committed' THEN 0 END, "
                        "CASE WHEN ?4 = 'committed' THEN 2147483647 ELSE 0 END, ?6, ?7, "
-                       "?4 = 'committed')",
+                       "CASE WHEN ?4 = 'committed' THEN 1 ELSE 0 END)",
                        "ttdttit", id, node, stage, state,
                        blocked   ? "joined late; rolled back from this bundle before"
                        : already ? "joined late; already committed this bundle"

@@ -132,8 +132,8 @@ int store_rollout_members_load(struct store *s, const char *id, int64_t now,
                 "CASE WHEN rn.state IN ('told', 'installing') THEN max(rn.passes_unheard, "
                 "(SELECT count(*) FROM nodes n, json_each(n.contact_plan, '$.windows') w "
                 "WHERE n.id = rn.node AND json_valid(n.contact_plan) AND "
-                "json_extract(w.value, '$.end') > coalesce(rn.last_heard, rn.told_time, 0) "
-                "AND json_extract(w.value, '$.end') <= ?2)) ELSE rn.passes_unheard END, "
+                "CAST(json_extract(w.value, '$.end') AS BIGINT) > coalesce(rn.last_heard, rn.told_time, 0) "
+                "AND CAST(json_extract(w.value, '$.end') AS BIGINT) <= ?2)) ELSE rn.passes_unheard END, "
                 "rn.node FROM rollout_nodes rn WHERE rn.rollout = ?1",
                 "ti", id, now);
         if (r < 0)
@@ -222,7 +222,7 @@ int store_rollout_take_back(struct store *s, const char *id, const char *why, in
 }
 
 /* Members of the rollout whose due time has passed: refreshed. Through the index on due
- * ("+rollout": not the primary key's, which would walk every member of the rollout). */
+ * ("rollout || ''": not the primary key's, which would walk every member of the rollout). */
 static int rollout_members_due(struct store *s, const struct rollout_row *row, int64_t now) {
         member_id ids[256];
         for (;;) {
@@ -231,7 +231,7 @@ static int rollout_members_due(struct store *s, const struct rollout_row *row, i
                         _cleanup_stmt_ struct store_stmt *st = NULL;
                         int r = store_query(s, &st,
                                             "SELECT node FROM rollout_nodes WHERE due IS NOT NULL "
-                                            "AND due <= ?2 AND +rollout = ?1 LIMIT 256",
+                                            "AND due <= ?2 AND rollout || '' = ?1 LIMIT 256",
                                             "ti", row->o.id, now);
                         if (r < 0)
                                 return r;

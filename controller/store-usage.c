@@ -74,7 +74,7 @@ int store_usage_apply_record(struct store *s, const struct sync_record *rec, int
         r = store_exec(s,
                        "INSERT OR IGNORE INTO usage_reports (node, meter, interval, start_time, end_time, "
                        "duration_sec, board_energy_j, entries, received, record_boot_epoch, record_boot_id, "
-                       "record_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 THEN ?8 END, ?9, ?10, ?11, ?12, ?13)",
+                       "record_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 <> 0 THEN ?8 END, ?9, ?10, ?11, ?12, ?13)",
                        "ttiiifdfiiiti", rec->node, u->meter, u->interval, u->start, u->end, u->duration_sec,
                        (int) u->has_board_energy, u->board_energy_j, (int64_t) u->n_entries, now, rec->boot_epoch,
                        rec->boot_id, rec->seq);
@@ -105,8 +105,8 @@ int store_usage_apply_record(struct store *s, const struct sync_record *rec, int
                                 "INSERT OR IGNORE INTO usage (node, meter, interval, entry, workload, tenant, "
                                 "deployment, app, tenant_from, cpu_sec, memory_byte_sec, energy_j, link_bytes, "
                                 "start_time, end_time, received, claimed_tenant) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                                "?8, ?9, CASE WHEN ?10 THEN ?11 END, CASE WHEN ?12 THEN ?13 END, "
-                                "CASE WHEN ?14 THEN ?15 END, CASE WHEN ?16 THEN ?17 END, ?18, ?19, ?20, ?21)",
+                                "?8, ?9, CASE WHEN ?10 <> 0 THEN ?11 END, CASE WHEN ?12 <> 0 THEN ?13 END, "
+                                "CASE WHEN ?14 <> 0 THEN ?15 END, CASE WHEN ?16 <> 0 THEN ?17 END, ?18, ?19, ?20, ?21)",
                                 "");
         if (r < 0)
                 return r;

@@ -375,13 +375,18 @@ static int migrate(struct store *s, char **ret_reason) {
                                            version, STORE_SCHEMA_VERSION);
                 if (version == STORE_SCHEMA_VERSION)
                         return commit(&guard);
-                r = store_script(s, migrations[version]);
+                /* a backend with a schema of its own (PostgreSQL) makes an empty database the
+                 * current version in one step */
+                const char *schema = version == 0 && s->backend->schema ? s->backend->schema : NULL;
+                r = store_script(s, schema ? schema : migrations[version]);
                 if (r < 0)
                         return message_set(ret_reason, r, "migration to schema version %d failed",
                                            version + 1);
+                if (schema)
+                        version = STORE_SCHEMA_VERSION - 1;
                 /* usage.report records a controller of before 13 kept as records only
                  * (counted with the schema of now: a store that counted none yet) */
-                if (version + 1 == 14 && (r = store_usage_backfill(s)) < 0)
+                else if (version + 1 == 14 && (r = store_usage_backfill(s)) < 0)
                         return message_set(ret_reason, r, "migration to schema version 14: cannot count "
                                                           "the usage records already stored");
                 char sql[128];
@@ -406,15 +411,21 @@ int store_open(const char *address, struct store **ret, char **ret_reason) {
         int r = store_address_parse(address, &where, ret_reason);
         if (r < 0)
                 return r;
+#if HAVE_LIBPQ
+        const struct store_backend *backend =
+                where.kind == STORE_POSTGRESQL ? &store_backend_postgresql : &store_backend_sqlite;
+#else
         if (where.kind != STORE_SQLITE)
                 return message_set(ret_reason, -EPROTONOSUPPORT,
                                    "a postgresql:// database: this orbit-controller was built without PostgreSQL");
+        const struct store_backend *backend = &store_backend_sqlite;
+#endif
         struct store *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         _cleanup_store_ struct store *owned = s;
         s->record_quota = STORE_RECORD_QUOTA_DEFAULT;
-        s->backend = &store_backend_sqlite;
+        s->backend = backend;
         r = s->backend->open(s, where.target, ret_reason);
         if (r < 0)
                 return r;

@@ -13,11 +13,15 @@
 #include <math.h>
 
 #include <cmocka.h>
+#if HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
 #include "lib/log.h"
 #include "controller/metrics.h"
 #include "controller/store.h"
 #include "controller/store-address.h"
+#include "controller/store-dialect.h"
 #include "controller/store-internal.h"
 #include "controller/store-sql.h"
 #include "test-util.h"
@@ -29,11 +33,43 @@ struct fixture {
         char db[PATH_MAX];
 };
 
+/*
+ * The store under test: SQLite in a temporary directory, or the database ORBIT_TEST_DATABASE
+ * names (postgresql://..., tests/unit/test-store-postgresql.sh), emptied before each test.
+ */
+static const char *test_database(void) {
+        const char *d = getenv("ORBIT_TEST_DATABASE");
+        return d && d[0] ? d : NULL;
+}
+
+static bool on_sqlite(void) {
+        return !test_database();
+}
+
+static void database_empty(const char *address) {
+#if HAVE_LIBPQ
+        PGconn *c = PQconnectdb(address);
+        if (PQstatus(c) != CONNECTION_OK)
+                fail_msg("%s: %s", address, PQerrorMessage(c));
+        PGresult *res = PQexec(c, "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                fail_msg("emptying %s: %s", address, PQresultErrorMessage(res));
+        PQclear(res);
+        PQfinish(c);
+#else
+        fail_msg("ORBIT_TEST_DATABASE=%s: built without PostgreSQL", address);
+#endif
+}
+
 static int setup(void **state) {
         struct fixture *f = calloc(1, sizeof(*f));
         f->dir = test_mkdtemp();
         assert_non_null(f->dir);
         test_path(f->db, sizeof(f->db), f->dir, "controller.db");
+        if (test_database()) {
+                snprintf(f->db, sizeof(f->db), "%s", test_database());
+                database_empty(f->db);
+        }
         log_setup("test-store", LOG_TARGET_STDERR);
         log_set_max_level(LOG_WARNING);
         *state = f;
@@ -103,6 +139,8 @@ static void make_sync_epoch(struct sync_request *req, int64_t last_command_seq, 
 /* An ack tells the node to delete its copy: the sync's commit must be on disk by then,
  * power cut of the ground host included. WAL with synchronous=NORMAL is not. */
 static void test_commits_durable(void **state) {
+        if (!on_sqlite())
+                skip(); /* PostgreSQL's own (fsync, synchronous_commit): its operator's */
         struct store *s = open_store(*state);
         struct store_stmt *st = NULL;
         assert_int_equal(store_query_row(s, &st, "PRAGMA synchronous", ""), 1);
@@ -567,6 +605,30 @@ static void test_record_priority_and_quota(void **state) {
         assert_int_equal(count, 4);
         assert_int_equal(store_records_count(s, "n1", &count), 0);
         assert_int_equal(count, 4);
+        store_close(s);
+}
+
+/* A node may fetch the bundles its commands, rollouts and desired states name: an
+ * update.install by id, or by a url ending in /v1/bundles/ID (that id only). */
+static void test_node_may_fetch_bundle(void **state) {
+        struct store *s = open_store(*state);
+        int calls = 0;
+        char *reason = NULL;
+        json_t *by_url = json_pack("{s:s}", "url", "https://ground:8443/v1/bundles/fleet-1");
+        json_t *by_id = json_pack("{s:s}", "bundle_id", "cam-2");
+        assert_int_equal(store_command_queue(s, "n1", "update.install", by_url, 1000, 600, fake_sign, &calls, NULL,
+                                             &reason),
+                         0);
+        assert_int_equal(store_command_queue(s, "n1", "update.install", by_id, 1000, 600, fake_sign, &calls, NULL,
+                                             &reason),
+                         0);
+        assert_int_equal(store_node_may_fetch_bundle(s, "n1", "fleet-1"), 1);
+        assert_int_equal(store_node_may_fetch_bundle(s, "n1", "cam-2"), 1);
+        assert_int_equal(store_node_may_fetch_bundle(s, "n1", "1"), 0); /* a suffix of the url, not its id */
+        assert_int_equal(store_node_may_fetch_bundle(s, "n1", "fleet-2"), 0);
+        assert_int_equal(store_node_may_fetch_bundle(s, "n2", "fleet-1"), 0);
+        json_decref(by_url);
+        json_decref(by_id);
         store_close(s);
 }
 
@@ -1418,6 +1480,8 @@ static void test_usage_counted_once(void **state) {
 /* A controller of before metering kept usage.report records as records only: the
  * migration to schema 13 counts them. */
 static void test_usage_backfill(void **state) {
+        if (!on_sqlite())
+                skip(); /* SQLite's migrations: PostgreSQL's schema starts at 14 */
         struct fixture *f = *state;
         struct store *s = open_store(f);
         const char *i1 = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1,\"end\":2,\"duration_sec\":1,"
@@ -1625,6 +1689,8 @@ static void test_usage_thinning(void **state) {
 /* A store of schema 13: rows billed on the node's word bill no tenant after the migration to
  * 14, the claim kept; the latest table is filled from the rows there are. */
 static void test_usage_migration_14(void **state) {
+        if (!on_sqlite())
+                skip(); /* SQLite's migrations: PostgreSQL's schema starts at 14 */
         struct fixture *f = *state;
         struct store *s = open_store(f);
         assert_int_equal(store_exec(s, "INSERT INTO nodes (id, created) VALUES ('n1', 0)", ""), 0);
@@ -1750,12 +1816,47 @@ static void test_address(void **state) {
                 assert_address_refused(refused[i].address, refused[i].says, refused[i].secret);
 }
 
-static void test_open_unbuilt_backend(void **state) {
+static void assert_dialect(const char *sql, const char *want, int want_params) {
+        char *got = NULL;
+        int n = -1;
+        assert_int_equal(store_sql_postgresql(sql, &got, &n), 0);
+        assert_string_equal(got, want);
+        assert_int_equal(n, want_params);
+        free(got);
+}
+
+/* The PostgreSQL dialect of the store's statements: placeholders, INSERT OR IGNORE, IS NOT;
+ * literals and quoted names as they are, keywords only as whole words. */
+static void test_dialect(void **state) {
+        (void) state;
+        assert_dialect("SELECT 1", "SELECT 1", 0);
+        assert_dialect("SELECT a FROM t WHERE b = ? AND c = ?", "SELECT a FROM t WHERE b = $1 AND c = $2", 2);
+        assert_dialect("UPDATE t SET a = ?3 WHERE b = ?1 OR b = ?12", "UPDATE t SET a = $3 WHERE b = $1 OR b = $12",
+                       12);
+        assert_dialect("insert or ignore  into t (a) VALUES (?)", "INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING",
+                       1);
+        assert_dialect("SELECT 1 WHERE a IS NOT ?1 AND b IS NOT NULL AND c is not\n d",
+                       "SELECT 1 WHERE a IS DISTINCT FROM $1 AND b IS NOT NULL AND c IS DISTINCT FROM\n d", 1);
+        assert_dialect("SELECT '?', 'it''s ?1 IS NOT x', \"IS NOT\" FROM t WHERE x = ?",
+                       "SELECT '?', 'it''s ?1 IS NOT x', \"IS NOT\" FROM t WHERE x = $1", 1);
+        assert_dialect("SELECT this_is_not_a FROM insert_or_ignore_into", "SELECT this_is_not_a FROM insert_or_ignore_into",
+                       0);
+}
+
+/* A postgresql:// address this build cannot serve, or a server not there: refused, saying
+ * which, the password never in the message. */
+static void test_open_postgresql_refused(void **state) {
         (void) state;
         struct store *s = NULL;
         char *reason = NULL;
+#if HAVE_LIBPQ
+        assert_int_equal(store_open("postgresql://u:s3cret@127.0.0.1:1/orbit?connect_timeout=5", &s, &reason),
+                         -ECONNREFUSED);
+        assert_non_null(strstr(reason, "cannot connect to PostgreSQL"));
+#else
         assert_int_equal(store_open("postgresql://u:s3cret@db/orbit", &s, &reason), -EPROTONOSUPPORT);
         assert_non_null(strstr(reason, "built without PostgreSQL"));
+#endif
         assert_null(strstr(reason, "s3cret"));
         free(reason);
         assert_int_equal(store_open("nosuch://x", &s, &reason), -EINVAL);
@@ -1765,7 +1866,8 @@ static void test_open_unbuilt_backend(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_address),
-                cmocka_unit_test(test_open_unbuilt_backend),
+                cmocka_unit_test(test_open_postgresql_refused),
+                cmocka_unit_test(test_dialect),
                 cmocka_unit_test_setup_teardown(test_commits_durable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_and_records_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_prune, setup, teardown),
@@ -1776,6 +1878,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_desired_behind_the_node, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_node_reports_the_last_seq_there_is, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_record_priority_and_quota, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_node_may_fetch_bundle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bundles_and_plans, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_node_certificates, setup, teardown),
