@@ -63,7 +63,7 @@ static int old_sum(struct store *s, const struct usage_query *q, double *ret_cpu
                  "AND (?3 IS NULL OR a.node = ?3) AND (b.interval IS NULL OR b.interval < a.interval) "
                  "GROUP BY k ORDER BY k",
                  columns[q->by]);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st, sql, "tttii", q->tenant[0] ? q->tenant : NULL,
                             q->deployment[0] ? q->deployment : NULL, q->node[0] ? q->node : NULL, q->since, q->until);
         if (r < 0)
@@ -71,7 +71,7 @@ static int old_sum(struct store *s, const struct usage_query *q, double *ret_cpu
         double cpu = 0;
         size_t n = 0;
         while ((r = store_step(s, st)) > 0)
-                cpu += sqlite3_column_double(st, 1), n++;
+                cpu += store_col_double(st, 1), n++;
         *ret_cpu = cpu, *ret_rows = n;
         return r;
 }

@@ -15,6 +15,7 @@
 #include "controller/rollout.h"
 #include "controller/server.h"
 #include "controller/store.h"
+#include "controller/store-address.h"
 
 #define EXIT_USAGE 2
 
@@ -23,6 +24,8 @@ static void help(void) {
                "\n"
                "  orbit-controller serve --listen ADDR:PORT --data-dir DIR --cert PEM --key PEM\n"
                "        --node-ca PEM [--operator-ca PEM] [--operator-token-file FILE]\n"
+               "        [--database sqlite:PATH|postgresql://...]  where the state is (docs/storage.md;\n"
+               "                                  default sqlite:DIR/controller.db)\n"
                "        [--node-ca-key PEM]       the node CA's key: nodes renew their certificates over\n"
                "                                  the link (docs/security.md); without it renewal is off\n"
                "        [--node-cert-days N]      the validity of the certificates it issues (90)\n"
@@ -110,7 +113,7 @@ static int parse_unsigned(const char *opt, const char *s, unsigned long long min
 
 static int cmd_serve(int argc, char *argv[]) {
         enum {
-                ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
+                ARG_LISTEN = 0x100, ARG_DATA_DIR, ARG_DATABASE, ARG_CERT, ARG_KEY, ARG_NODE_CA, ARG_OPERATOR_CA,
                 ARG_TOKEN_FILE, ARG_COMMAND_KEY, ARG_COMMAND_CERT, ARG_KEYRING, ARG_TRUST_DOCUMENT, ARG_POLL,
                 ARG_MAX_BUNDLE, ARG_MAX_CONN, ARG_MAX_CONN_IP, ARG_MAX_SYNCS, ARG_SYNC_BURST, ARG_MAX_RECORDS, ARG_TIMEOUT, ARG_TCP_CONGESTION,
                 ARG_TLS_TICKETS, ARG_TLS_SESSION_CACHE, ARG_PORT_FILE,
@@ -120,6 +123,7 @@ static int cmd_serve(int argc, char *argv[]) {
         static const struct option options[] = {
                 {"listen", required_argument, NULL, ARG_LISTEN},
                 {"data-dir", required_argument, NULL, ARG_DATA_DIR},
+                {"database", required_argument, NULL, ARG_DATABASE},
                 {"cert", required_argument, NULL, ARG_CERT},
                 {"key", required_argument, NULL, ARG_KEY},
                 {"node-ca", required_argument, NULL, ARG_NODE_CA},
@@ -184,6 +188,16 @@ static int cmd_serve(int argc, char *argv[]) {
                 switch (opt) {
                 case ARG_LISTEN: c.listen = optarg; break;
                 case ARG_DATA_DIR: c.data_dir = optarg; break;
+                case ARG_DATABASE: {
+                        struct store_address a;
+                        _cleanup_free_ char *why = NULL;
+                        if (store_address_parse(optarg, &a, &why) < 0) {
+                                fprintf(stderr, "orbit-controller: --database: %s\n", why);
+                                return EXIT_USAGE;
+                        }
+                        c.database = optarg;
+                        break;
+                }
                 case ARG_CERT: c.cert = optarg; break;
                 case ARG_KEY: c.key = optarg; break;
                 case ARG_NODE_CA: c.node_ca = optarg; break;

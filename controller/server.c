@@ -54,7 +54,8 @@
 
 struct server {
         const struct server_config *config;
-        char db_path[4200];
+        char db_path[4200]; /* the default: DATA_DIR/controller.db */
+        const char *database; /* what the store opens: --database, or db_path */
         /* each server thread has its own store connection (thread_store) */
         char bundles_dir[4096];
         /* the bearer tokens, by the role each gives; text NULL: none for that role */
@@ -141,7 +142,7 @@ static struct store *thread_store(struct server *srv) {
         if (st)
                 return st;
         _cleanup_free_ char *reason = NULL;
-        int r = store_open(srv->db_path, &st, &reason);
+        int r = store_open(srv->database, &st, &reason);
         if (r < 0) {
                 log_error_errno(r, "a server thread cannot open the store: %s", reason ? reason : strerror(-r));
                 return NULL;
@@ -2145,10 +2146,10 @@ static time_t retention_interval(int64_t retain_sec) {
         return (time_t) (t < 1 ? 1 : t > 600 ? 600 : t);
 }
 
-static void retention_run(const char *db_path, int64_t retain_sec) {
+static void retention_run(const char *database, int64_t retain_sec) {
         _cleanup_store_ struct store *s = NULL;
         _cleanup_free_ char *reason = NULL;
-        if (store_open(db_path, &s, &reason) < 0) {
+        if (store_open(database, &s, &reason) < 0) {
                 log_warning("retention: %s", reason ? reason : "cannot open the store");
                 return;
         }
@@ -2174,10 +2175,10 @@ static void retention_run(const char *db_path, int64_t retain_sec) {
 
 /* Usage reports thinned (docs/usage.md), every USAGE_THIN_SEC: one transaction per node. */
 #define USAGE_THIN_SEC 600
-static void usage_thin_run(const char *db_path, const struct server_config *c) {
+static void usage_thin_run(const char *database, const struct server_config *c) {
         _cleanup_store_ struct store *s = NULL;
         _cleanup_free_ char *reason = NULL;
-        if (store_open(db_path, &s, &reason) < 0) {
+        if (store_open(database, &s, &reason) < 0) {
                 log_warning("usage thinning: %s", reason ? reason : "cannot open the store");
                 return;
         }
@@ -2320,8 +2321,9 @@ int server_run(const struct server_config *c) {
                 }
         }
         snprintf(srv.db_path, sizeof(srv.db_path), "%s/controller.db", c->data_dir);
+        srv.database = c->database ? c->database : srv.db_path;
         /* created or migrated here, before any server thread opens a connection of its own */
-        r = store_open(srv.db_path, &srv.tick_store, &reason);
+        r = store_open(srv.database, &srv.tick_store, &reason);
         if (r < 0) {
                 log_error_errno(r, "%s", reason ? reason : "cannot open the store");
                 goto out;
@@ -2475,11 +2477,11 @@ int server_run(const struct server_config *c) {
                 if (r < 0 && r != -EBUSY)
                         log_warning("deployments: %s", strerror(-r));
                 if (c->retain_records_sec > 0 && time(NULL) >= next_retention) {
-                        retention_run(srv.db_path, c->retain_records_sec);
+                        retention_run(srv.database, c->retain_records_sec);
                         next_retention = time(NULL) + retention_interval(c->retain_records_sec);
                 }
                 if (time(NULL) >= next_usage_thin) {
-                        usage_thin_run(srv.db_path, c);
+                        usage_thin_run(srv.database, c);
                         next_usage_thin = time(NULL) + USAGE_THIN_SEC;
                 }
         }

@@ -6,7 +6,8 @@
 
 struct server_config {
         const char *listen;        /* "ADDR:PORT", "[v6]:PORT"; port 0 picks a free one */
-        const char *data_dir;      /* controller.db and bundles/ */
+        const char *data_dir;      /* bundles/, and controller.db unless database is set */
+        const char *database;      /* NULL, sqlite:PATH or postgresql://... (store-address.h) */
         const char *cert, *key;    /* the server's TLS certificate and key (PEM) */
         const char *node_ca;       /* issues node client certificates (CN = node id) */
         const char *node_ca_key;   /* optional: its key, to renew them (controller/node-cert.h) */

@@ -38,7 +38,10 @@ int store_node_may_fetch_bundle(struct store *s, const char *node, const char *b
                 s, &v,
                 "SELECT EXISTS (SELECT 1 FROM commands WHERE node = ?1 AND action = 'update.install' AND "
                 "(json_extract(params, '$.bundle_id') = ?2 OR "
-                "substr(json_extract(params, '$.url'), -length('/v1/bundles/' || ?2)) = '/v1/bundles/' || ?2)) "
+                /* the url's end; a positive start: PostgreSQL's substr counts a negative one
+                 * otherwise than SQLite's */
+                "substr(json_extract(params, '$.url'), length(json_extract(params, '$.url')) - "
+                "length('/v1/bundles/' || ?2) + 1) = '/v1/bundles/' || ?2)) "
                 "OR EXISTS (SELECT 1 FROM rollout_nodes rn JOIN rollouts ro ON ro.id = rn.rollout "
                 "WHERE rn.node = ?1 AND ro.bundle_id = ?2) "
                 "OR EXISTS (SELECT 1 FROM desired_states d, json_each(d.document, '$.workloads') w "
@@ -48,7 +51,7 @@ int store_node_may_fetch_bundle(struct store *s, const char *node, const char *b
 }
 
 int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query_row(
                 s, &st, "SELECT id, version, size, sha256 FROM bundles WHERE id = ?", "t", id);
         if (r < 0)
@@ -56,24 +59,24 @@ int store_bundle_get(struct store *s, const char *id, struct store_bundle *ret) 
         if (r == 0)
                 return -ENOENT;
         memset(ret, 0, sizeof(*ret));
-        snprintf(ret->id, sizeof(ret->id), "%s", (const char *) sqlite3_column_text(st, 0));
+        snprintf(ret->id, sizeof(ret->id), "%s", store_col_text(st, 0));
         snprintf(ret->version, sizeof(ret->version), "%s",
-                 (const char *) sqlite3_column_text(st, 1));
-        ret->size = sqlite3_column_int64(st, 2);
-        snprintf(ret->sha256, sizeof(ret->sha256), "%s", (const char *) sqlite3_column_text(st, 3));
+                 store_col_text(st, 1));
+        ret->size = store_col_int64(st, 2);
+        snprintf(ret->sha256, sizeof(ret->sha256), "%s", store_col_text(st, 3));
         return 0;
 }
 
-static json_t *bundle_json(sqlite3_stmt *st) {
+static json_t *bundle_json(struct store_stmt *st) {
         return json_pack("{s:s,s:s,s:I,s:s,s:o,s:b,s:I}", "id", store_col_text(st, 0), "version",
-                         store_col_text(st, 1), "size", (json_int_t) sqlite3_column_int64(st, 2),
+                         store_col_text(st, 1), "size", (json_int_t) store_col_int64(st, 2),
                          "sha256", store_col_text(st, 3), "signer", store_col_string_or_null(st, 4),
-                         "verified", sqlite3_column_int(st, 5), "uploaded",
-                         (json_int_t) sqlite3_column_int64(st, 6));
+                         "verified", store_col_int(st, 5), "uploaded",
+                         (json_int_t) store_col_int64(st, 6));
 }
 
 int store_bundles_list(struct store *s, json_t **ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st,
                             "SELECT id, version, size, sha256, signer, verified, uploaded "
                             "FROM bundles ORDER BY uploaded, id",

@@ -33,15 +33,15 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
         if (r < 0)
                 return message_set(ret_reason, r, "cannot register node %s", node);
 
-        _cleanup_stmt_ sqlite3_stmt *get = NULL;
+        _cleanup_stmt_ struct store_stmt *get = NULL;
         r = store_query_row(s, &get, "SELECT next_command_seq, link_epoch FROM nodes WHERE id = ?", "t", node);
         if (r <= 0)
                 return message_set(ret_reason, r < 0 ? r : -EIO, "store error");
-        if (sqlite3_column_int64(get, 0) < 1 || sqlite3_column_int64(get, 0) >= INT64_MAX)
+        if (store_col_int64(get, 0) < 1 || store_col_int64(get, 0) >= INT64_MAX)
                 return message_set(ret_reason, -ERANGE, "node %s: no command seq left (next %lld)", node,
-                                   (long long) sqlite3_column_int64(get, 0));
+                                   (long long) store_col_int64(get, 0));
         struct command c = {
-                .seq = (uint64_t) sqlite3_column_int64(get, 0),
+                .seq = (uint64_t) store_col_int64(get, 0),
                 .not_before = now,
                 .expires = now + expires_in_sec,
                 .params = params,
@@ -49,7 +49,7 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
         snprintf(c.node, sizeof(c.node), "%s", node);
         snprintf(c.action, sizeof(c.action), "%s", action);
         /* for the node's link state as last reported: a captured envelope dies with it */
-        const char *epoch = (const char *) sqlite3_column_text(get, 1);
+        const char *epoch = store_col_text(get, 1);
         if (epoch)
                 snprintf(c.link_epoch, sizeof(c.link_epoch), "%s", epoch);
 
@@ -82,7 +82,7 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
 int store_command_queue(struct store *s, const char *node, const char *action, json_t *params,
                         int64_t now, int64_t expires_in_sec, store_sign_fn sign, void *userdata,
                         json_t **ret, char **ret_reason) {
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return message_set(ret_reason, r, "cannot start a transaction");
         _cleanup_transaction_ struct store *guard = s;
@@ -106,23 +106,23 @@ int store_command_queue(struct store *s, const char *node, const char *action, j
         return 0;
 }
 
-static json_t *command_json(sqlite3_stmt *st) {
+static json_t *command_json(struct store_stmt *st) {
         return json_pack("{s:I,s:s,s:o,s:I,s:I,s:I,s:s,s:o,s:o,s:o,s:b}", "seq",
-                         (json_int_t) sqlite3_column_int64(st, 0), "action", store_col_text(st, 1),
+                         (json_int_t) store_col_int64(st, 0), "action", store_col_text(st, 1),
                          "params", store_col_json(st, 2), "created",
-                         (json_int_t) sqlite3_column_int64(st, 3), "not_before",
-                         (json_int_t) sqlite3_column_int64(st, 4), "expires",
-                         (json_int_t) sqlite3_column_int64(st, 5), "state", store_col_text(st, 6),
+                         (json_int_t) store_col_int64(st, 3), "not_before",
+                         (json_int_t) store_col_int64(st, 4), "expires",
+                         (json_int_t) store_col_int64(st, 5), "state", store_col_text(st, 6),
                          "sent_time", store_col_int_or_null(st, 7), "result_time",
                          store_col_int_or_null(st, 8), "result_reason",
-                         store_col_string_or_null(st, 9), "acked", sqlite3_column_int(st, 10));
+                         store_col_string_or_null(st, 9), "acked", store_col_int(st, 10));
 }
 
 int store_commands_list(struct store *s, const char *node, json_t **ret) {
         int r = store_node_exists(s, node);
         if (r <= 0)
                 return r < 0 ? r : -ENOENT;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         r = store_query(s, &st,
                         "SELECT c.seq, c.action, c.params, c.created, c.not_before, c.expires, "
                         "c.state, c.sent_time, c.result_time, c.result_reason, "

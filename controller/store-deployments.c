@@ -39,7 +39,7 @@ static void row_done(struct deployment_row *d) {
 }
 
 static int row_load(struct store *s, const char *id, struct deployment_row *ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query_row(s, &st,
                                 "SELECT request, state, current_stage, stage_started, reason FROM deployments WHERE id = ?",
                                 "t", id);
@@ -108,7 +108,7 @@ static json_t *entry_new(const struct deployment_options *o) {
 
 static int candidates_load(struct store *s, const char *deployment, const char *workload, const char *target,
                            struct deployment_candidate **ret, char ***ret_names, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = streq(target, "all")
                         ? store_query(s, &st, "SELECT id, health FROM nodes ORDER BY id", "")
                         : store_query(s, &st,
@@ -179,7 +179,7 @@ int store_deployment_create(struct store *s, const char *text, size_t len, int64
         int r = deployment_request_parse(text, len, &o, ret_reason);
         if (r < 0)
                 return r;
-        r = store_script(s, "BEGIN IMMEDIATE");
+        r = store_begin(s);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
@@ -194,7 +194,7 @@ int store_deployment_create(struct store *s, const char *text, size_t len, int64
                 return message_set(ret_reason, -EEXIST, "deployment \"%s\" exists", o.strategy.id);
         _cleanup_free_ char *live = NULL;
         {
-                _cleanup_stmt_ sqlite3_stmt *q = NULL;
+                _cleanup_stmt_ struct store_stmt *q = NULL;
                 r = store_query_row(s, &q,
                                     "SELECT id FROM deployments WHERE workload = ? AND state IN ('created', 'running', "
                                     "'paused') LIMIT 1",
@@ -290,7 +290,7 @@ struct member_row {
 };
 
 static int members_load(struct store *s, const char *id, struct member_row **ret, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st,
                             "SELECT dn.node, dn.stage, dn.state, dn.told_version, dn.told_time, dn.told_passes, "
                             "dn.committed_time, dn.committed_passes, n.passes, coalesce(dn.reason, '') "
@@ -397,7 +397,7 @@ static int member_tell(struct store *s, const struct deployment_row *d, struct m
 /* Back to what the node ran before: the entry kept at tell time, or none. */
 static int member_revert(struct store *s, const struct deployment_row *d, struct member_row *x, int64_t now,
                          bool remove) {
-        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        _cleanup_stmt_ struct store_stmt *q = NULL;
         int r = store_query_row(s, &q, "SELECT previous FROM deployment_nodes WHERE deployment = ? AND node = ?", "tt",
                                 d->o.strategy.id, x->node);
         if (r < 0)
@@ -520,11 +520,11 @@ static int drive_one(struct store *s, const char *id, int64_t now) {
 int store_deployments_drive(struct store *s, int64_t now) {
         if (!s->sign_desired)
                 return 0;
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         r = store_query(s, &st,
                         "SELECT id FROM deployments WHERE state IN ('running', 'paused') OR (state = 'completed' "
                         "AND id IN (SELECT deployment FROM deployment_nodes WHERE state IN ('told', 'installing', "
@@ -550,14 +550,14 @@ int store_deployments_drive(struct store *s, int64_t now) {
 
 /* ---- views and verbs ---------------------------------------------------------------------------- */
 
-static json_t *member_json(sqlite3_stmt *st) {
+static json_t *member_json(struct store_stmt *st) {
         return json_pack("{s:s, s:I, s:s, s:o, s:o}", "node", store_col_str(st, 0), "stage",
                          (json_int_t) store_col_int64(st, 1) + 1, "state", store_col_str(st, 2), "told_version",
                          store_col_int_or_null(st, 3), "reason", store_col_string_or_null(st, 4));
 }
 
 int store_deployment_get(struct store *s, const char *id, json_t **ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query_row(s, &st,
                                 "SELECT request, state, current_stage, reason, created, finished, by FROM deployments "
                                 "WHERE id = ?",
@@ -573,7 +573,7 @@ int store_deployment_get(struct store *s, const char *id, json_t **ret) {
         json_auto_t *j = deployment_options_to_json(&o);
         if (!j)
                 return -ENOMEM;
-        _cleanup_stmt_ sqlite3_stmt *m = NULL;
+        _cleanup_stmt_ struct store_stmt *m = NULL;
         r = store_query(s, &m,
                         "SELECT node, stage, state, told_version, reason FROM deployment_nodes WHERE deployment = ? "
                         "ORDER BY stage, node",
@@ -603,7 +603,7 @@ int store_deployment_get(struct store *s, const char *id, json_t **ret) {
         return 0;
 }
 
-static json_t *list_json(sqlite3_stmt *st) {
+static json_t *list_json(struct store_stmt *st) {
         return json_pack("{s:s, s:s, s:s, s:I, s:o, s:I, s:I}", "id", store_col_str(st, 0), "workload",
                          store_col_str(st, 1), "state", store_col_str(st, 2), "stage",
                          (json_int_t) store_col_int64(st, 3) + 1, "reason", store_col_string_or_null(st, 4), "nodes",
@@ -611,7 +611,7 @@ static json_t *list_json(sqlite3_stmt *st) {
 }
 
 int store_deployments_list(struct store *s, json_t **ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st,
                             "SELECT d.id, d.workload, d.state, d.current_stage, d.reason, "
                             "(SELECT count(*) FROM deployment_nodes WHERE deployment = d.id), "
@@ -625,7 +625,7 @@ int store_deployments_list(struct store *s, json_t **ret) {
 
 int store_deployment_verb(struct store *s, const char *id, const char *verb, int64_t now, json_t **ret,
                           char **ret_reason) {
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;

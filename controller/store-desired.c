@@ -91,7 +91,7 @@ int store_desired_set_locked(struct store *s, const char *node, json_t *workload
 
 int store_desired_set(struct store *s, const char *node, json_t *workloads, int64_t if_version, int64_t now,
                       const char *by, store_sign_fn sign, void *userdata, json_t **ret, char **ret_reason) {
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
@@ -109,7 +109,7 @@ int store_desired_set(struct store *s, const char *node, json_t *workloads, int6
 }
 
 int store_desired_workloads(struct store *s, const char *node, json_t **ret) {
-        _cleanup_stmt_ sqlite3_stmt *d = NULL;
+        _cleanup_stmt_ struct store_stmt *d = NULL;
         int r = store_query_row(s, &d, "SELECT document FROM desired_states WHERE node = ? ORDER BY version DESC LIMIT 1",
                                 "t", node);
         if (r < 0)
@@ -122,7 +122,7 @@ int store_desired_workloads(struct store *s, const char *node, json_t **ret) {
 }
 
 int store_desired_report(struct store *s, const char *node, json_t **ret) {
-        _cleanup_stmt_ sqlite3_stmt *rec = NULL;
+        _cleanup_stmt_ struct store_stmt *rec = NULL;
         int r = store_query_row(s, &rec,
                                 "SELECT json_extract(record, '$.body') FROM records WHERE node = ? AND "
                                 "kind = 'desired.state' ORDER BY boot_epoch DESC, seq DESC LIMIT 1",
@@ -134,7 +134,7 @@ int store_desired_report(struct store *s, const char *node, json_t **ret) {
 }
 
 int store_desired_get(struct store *s, const char *node, json_t **ret) {
-        _cleanup_stmt_ sqlite3_stmt *n = NULL, *d = NULL;
+        _cleanup_stmt_ struct store_stmt *n = NULL, *d = NULL;
         int r = store_query_row(s, &n, "SELECT desired_version, desired_refused FROM nodes WHERE id = ?", "t", node);
         if (r < 0)
                 return r;
@@ -170,7 +170,7 @@ int store_node_desired(struct store *s, const char *node, int64_t told_version, 
                        json_t **ret_envelope, int64_t *ret_refused, bool *ret_newly_refused) {
         *ret_envelope = NULL;
         *ret_newly_refused = false;
-        _cleanup_stmt_ sqlite3_stmt *n = NULL, *d = NULL;
+        _cleanup_stmt_ struct store_stmt *n = NULL, *d = NULL;
         int r = store_query_row(s, &n, "SELECT desired_version, desired_refused FROM nodes WHERE id = ?", "t", node);
         if (r <= 0)
                 return r;

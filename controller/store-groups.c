@@ -19,7 +19,7 @@
 /* ---- groups ------------------------------------------------------------------------- */
 
 int store_node_group_add(struct store *s, const char *node, const char *group, int64_t now) {
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
@@ -42,7 +42,7 @@ int store_node_group_remove(struct store *s, const char *node, const char *group
 }
 
 int store_node_groups(struct store *s, const char *node, json_t **ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st, "SELECT name FROM node_groups WHERE node = ? ORDER BY name",
                             "t", node);
         if (r < 0)

@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "controller/api.h"
 #include "controller/rollout.h"
@@ -17,7 +16,8 @@
 #include "controller/store.h"
 
 struct store {
-        sqlite3 *db;
+        const struct store_backend *backend;
+        void *conn; /* the backend's connection */
         int64_t pass_gap; /* syncs of a node at most this far apart are one pass */
         int64_t record_quota; /* records kept per node; past it the oldest go (0: no bound) */
         /* The rollouts a sync changed something in (a member's state, a member now held):
@@ -86,7 +86,7 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
 
 extern const char store_rollout_columns[];
 
-int store_rollout_row_read(struct store *s, sqlite3_stmt *st, struct rollout_row *ret);
+int store_rollout_row_read(struct store *s, struct store_stmt *st, struct rollout_row *ret);
 
 int store_rollout_load(struct store *s, const char *id, struct rollout_row *ret);
 
@@ -99,7 +99,7 @@ _printf_(6, 7) int store_rollout_event(struct store *s, const char *id, int64_t 
  * A member from the first seven columns of a row: stage, state, committed_time,
  * passes_since_commit, passes_since_told, last_heard, passes_unheard.
  */
-struct rollout_member store_member_read(sqlite3_stmt *st);
+struct rollout_member store_member_read(struct store_stmt *st);
 
 int store_rollout_members_load(struct store *s, const char *id, int64_t now,
                                struct rollout_member **ret, member_id **ret_ids, size_t *ret_n);

@@ -40,31 +40,31 @@ static json_t *node_summary(json_t *status, json_t *health) {
                          "battery_percent", battery);
 }
 
-static json_t *node_row(sqlite3_stmt *st, bool full) {
+static json_t *node_row(struct store_stmt *st, bool full) {
         json_t *o = json_pack(
                 "{s:s,s:I,s:o,s:I,s:o,s:o,s:I,s:I,s:I,s:I}", "id",
-                (const char *) sqlite3_column_text(st, 0), "created",
-                (json_int_t) sqlite3_column_int64(st, 1), "last_sync", store_col_int_or_null(st, 2),
-                "syncs", (json_int_t) sqlite3_column_int64(st, 3), "boot_epoch",
+                store_col_text(st, 0), "created",
+                (json_int_t) store_col_int64(st, 1), "last_sync", store_col_int_or_null(st, 2),
+                "syncs", (json_int_t) store_col_int64(st, 3), "boot_epoch",
                 store_col_int_or_null(st, 4), "boot_id", store_col_string_or_null(st, 5),
-                "last_command_seq", (json_int_t) sqlite3_column_int64(st, 6), "last_queued_seq",
-                (json_int_t) sqlite3_column_int64(st, 7), "records",
-                (json_int_t) sqlite3_column_int64(st, 15), "commands_pending",
-                (json_int_t) sqlite3_column_int64(st, 16));
+                "last_command_seq", (json_int_t) store_col_int64(st, 6), "last_queued_seq",
+                (json_int_t) store_col_int64(st, 7), "records",
+                (json_int_t) store_col_int64(st, 15), "commands_pending",
+                (json_int_t) store_col_int64(st, 16));
         if (!o)
                 return NULL;
         json_object_set_new(o, "update",
-                            sqlite3_column_type(st, 12) == SQLITE_NULL
+                            store_col_is_null(st, 12)
                                     ? json_null()
                                     : json_pack("{s:o,s:o,s:o}", "kind",
                                                 store_col_string_or_null(st, 12), "body",
                                                 store_col_json(st, 13), "time",
                                                 store_col_int_or_null(st, 14)));
         json_object_set_new(o, "health_time", store_col_int_or_null(st, 11));
-        json_object_set_new(o, "passes", json_integer(sqlite3_column_int64(st, 17)));
+        json_object_set_new(o, "passes", json_integer(store_col_int64(st, 17)));
         /* a new link epoch: the node lost its link state (controller/store-sync.c) */
         json_object_set_new(o, "link_epoch", store_col_string_or_null(st, 18));
-        json_object_set_new(o, "link_resets", json_integer(sqlite3_column_int64(st, 19)));
+        json_object_set_new(o, "link_resets", json_integer(store_col_int64(st, 19)));
         /* the client certificate of its last sync, and an operator's leave to renew an
          * expired one (controller/node-cert.h) */
         json_object_set_new(o, "certificate",
@@ -83,14 +83,14 @@ static json_t *node_row(sqlite3_stmt *st, bool full) {
         return o;
 }
 
-static json_t *node_summary_row(sqlite3_stmt *st) {
+static json_t *node_summary_row(struct store_stmt *st) {
         return node_row(st, false);
 }
 
 int store_nodes_list(struct store *s, json_t **ret) {
         char sql[1024];
         snprintf(sql, sizeof(sql), "SELECT %s FROM nodes ORDER BY id", node_columns);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st, sql, "");
         if (r < 0)
                 return r;
@@ -100,7 +100,7 @@ int store_nodes_list(struct store *s, json_t **ret) {
 int store_node_show(struct store *s, const char *node, json_t **ret) {
         char sql[1024];
         snprintf(sql, sizeof(sql), "SELECT %s FROM nodes WHERE id = ?", node_columns);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query_row(s, &st, sql, "t", node);
         if (r < 0)
                 return r;
@@ -125,7 +125,7 @@ int store_node_show(struct store *s, const char *node, json_t **ret) {
         json_object_set_new(o, "groups", groups);
 
         /* Records by kind, so an operator sees what the node has been saying. */
-        _cleanup_stmt_ sqlite3_stmt *kinds = NULL;
+        _cleanup_stmt_ struct store_stmt *kinds = NULL;
         r = store_query(s, &kinds,
                         "SELECT kind, count(*) FROM records WHERE node = ? GROUP BY kind "
                         "ORDER BY kind",
@@ -137,8 +137,8 @@ int store_node_show(struct store *s, const char *node, json_t **ret) {
                 return -ENOMEM;
         json_object_set_new(o, "records_by_kind", by_kind);
         while ((r = store_step(s, kinds)) > 0)
-                json_object_set_new(by_kind, (const char *) sqlite3_column_text(kinds, 0),
-                                    json_integer(sqlite3_column_int64(kinds, 1)));
+                json_object_set_new(by_kind, store_col_text(kinds, 0),
+                                    json_integer(store_col_int64(kinds, 1)));
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(o);
@@ -148,7 +148,7 @@ int store_node_show(struct store *s, const char *node, json_t **ret) {
 /* ---- contact plans ------------------------------------------------------------------ */
 
 int store_contact_plan_set(struct store *s, const char *node, json_t *plan, int64_t now) {
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
@@ -166,7 +166,7 @@ int store_contact_plan_set(struct store *s, const char *node, json_t *plan, int6
 }
 
 int store_contact_plan_get(struct store *s, const char *node, json_t **ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query_row(s, &st, "SELECT contact_plan FROM nodes WHERE id = ?", "t", node);
         if (r < 0)
                 return r;
@@ -185,7 +185,7 @@ int store_contact_plan_get(struct store *s, const char *node, json_t **ret) {
 
 /* In one transaction, the node made if new, then sql run with (value, node). */
 static int node_update(struct store *s, const char *node, int64_t now, const char *sql, int64_t value) {
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
@@ -257,15 +257,15 @@ int store_audit_add(struct store *s, int64_t now, const char *who, const char *r
                           now, who, role, method, path);
 }
 
-static json_t *audit_row(sqlite3_stmt *st) {
-        return json_pack("{s:I, s:s, s:s, s:s, s:s}", "time", (json_int_t) sqlite3_column_int64(st, 0), "who",
-                         (const char *) sqlite3_column_text(st, 1), "role", (const char *) sqlite3_column_text(st, 2),
-                         "method", (const char *) sqlite3_column_text(st, 3), "path",
-                         (const char *) sqlite3_column_text(st, 4));
+static json_t *audit_row(struct store_stmt *st) {
+        return json_pack("{s:I, s:s, s:s, s:s, s:s}", "time", (json_int_t) store_col_int64(st, 0), "who",
+                         store_col_text(st, 1), "role", store_col_text(st, 2),
+                         "method", store_col_text(st, 3), "path",
+                         store_col_text(st, 4));
 }
 
 int store_audit_list(struct store *s, int64_t limit, json_t **ret) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st, "SELECT time, who, role, method, path FROM audit ORDER BY id DESC LIMIT ?", "i",
                             limit);
         if (r < 0)

@@ -25,17 +25,17 @@ int store_records_list(struct store *s, const char *node, const char *kind, size
         _cleanup_free_ char *match = kind ? strndup(kind, strlen(kind) - (prefix ? 1 : 0)) : NULL;
         if (kind && !match)
                 return -ENOMEM;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         /* The newest limit records, returned oldest first. */
         r = store_query(
                 s, &st,
                 !kind    ? "SELECT record FROM (SELECT rowid, record FROM records WHERE node = ?1 "
-                           "ORDER BY rowid DESC LIMIT ?3) ORDER BY rowid"
+                           "ORDER BY rowid DESC LIMIT ?3) AS r ORDER BY rowid"
                 : prefix ? "SELECT record FROM (SELECT rowid, record FROM records WHERE node = ?1 "
-                           "AND substr(kind, 1, length(?2)) = ?2 ORDER BY rowid DESC LIMIT ?3) "
+                           "AND substr(kind, 1, length(?2)) = ?2 ORDER BY rowid DESC LIMIT ?3) AS r "
                            "ORDER BY rowid"
                          : "SELECT record FROM (SELECT rowid, record FROM records WHERE node = ?1 "
-                           "AND kind = ?2 ORDER BY rowid DESC LIMIT ?3) ORDER BY rowid",
+                           "AND kind = ?2 ORDER BY rowid DESC LIMIT ?3) AS r ORDER BY rowid",
                 "tTi", node, match, (int64_t) limit);
         if (r < 0)
                 return r;

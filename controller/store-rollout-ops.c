@@ -28,7 +28,7 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                 return message_set(ret_reason, r, "no bundle \"%s\" was uploaded", o->bundle_id);
         if (r < 0)
                 return message_set(ret_reason, r, "cannot read bundle %s", o->bundle_id);
-        r = store_script(s, "BEGIN IMMEDIATE");
+        r = store_begin(s);
         if (r < 0)
                 return message_set(ret_reason, r, "cannot start a transaction");
         _cleanup_transaction_ struct store *guard = s;
@@ -37,11 +37,11 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
         snprintf(id, sizeof(id), "%s", o->id);
         struct rollout_row existing;
         if (!id[0]) {
-                _cleanup_stmt_ sqlite3_stmt *count = NULL;
+                _cleanup_stmt_ struct store_stmt *count = NULL;
                 r = store_query(s, &count, "SELECT count(*) FROM rollouts", "");
                 if (r < 0 || store_step(s, count) <= 0)
                         return message_set(ret_reason, r < 0 ? r : -EIO, "store error");
-                for (int64_t k = sqlite3_column_int64(count, 0) + 1;; k++) {
+                for (int64_t k = store_col_int64(count, 0) + 1;; k++) {
                         snprintf(id, sizeof(id), "rollout-%lld", (long long) k);
                         r = store_rollout_load(s, id, &existing);
                         if (r == -ENOENT)
@@ -58,7 +58,7 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
         }
 
         /* The target's nodes that no other created, running or paused rollout holds. */
-        _cleanup_stmt_ sqlite3_stmt *sel = NULL;
+        _cleanup_stmt_ struct store_stmt *sel = NULL;
         r = store_query(s, &sel,
                         "SELECT n.id, (SELECT count(*) FROM rollout_nodes rn JOIN rollouts r ON "
                         "r.id = rn.rollout WHERE rn.node = n.id AND r.state IN ('created', "
@@ -76,7 +76,7 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
         bool *blocked = NULL, *already = NULL;
         size_t n = 0, cap = 0, held = 0;
         while ((r = store_step(s, sel)) > 0) {
-                if (sqlite3_column_int(sel, 1) > 0) {
+                if (store_col_int(sel, 1) > 0) {
                         held++;
                         continue;
                 }
@@ -99,8 +99,8 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                         }
                 }
                 ids[n] = strdup(store_col_str(sel, 0));
-                blocked[n] = sqlite3_column_int(sel, 2) > 0;
-                already[n] = sqlite3_column_int(sel, 3) > 0;
+                blocked[n] = store_col_int(sel, 2) > 0;
+                already[n] = store_col_int(sel, 3) > 0;
                 if (!ids[n]) {
                         r = -ENOMEM;
                         goto out;
@@ -142,14 +142,14 @@ int store_rollout_create(struct store *s, const struct rollout_options *o, int64
                 if (r < 0)
                         goto out;
                 /* A node that already runs the bundle: committed, and held long ago. */
-                _cleanup_stmt_ sqlite3_stmt *mem = NULL;
+                _cleanup_stmt_ struct store_stmt *mem = NULL;
                 r = store_query(
                         s, &mem,
                         "INSERT INTO rollout_nodes (rollout, node, stage, state, reason, "
                         "committed_time, contacts_since_commit, updated, order_key, held) "
                         "VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?4 = 'committed' THEN 0 END, "
                         "CASE WHEN ?4 = 'committed' THEN 2147483647 ELSE 0 END, ?6, ?7, "
-                        "?4 = 'committed')",
+                        "CASE WHEN ?4 = 'committed' THEN 1 ELSE 0 END)",
                         "");
                 if (r < 0)
                         goto out;
@@ -206,7 +206,7 @@ out:
 
 int store_rollout_verb(struct store *s, const char *id, const char *verb, int64_t now, json_t **ret,
                        char **ret_reason) {
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return message_set(ret_reason, r, "cannot start a transaction");
         _cleanup_transaction_ struct store *guard = s;
@@ -294,28 +294,28 @@ static json_t *counts_json(const struct member_counts *c) {
 }
 
 /* One row of rollout_events as the show lists it. */
-static json_t *event_row(sqlite3_stmt *ev) {
-        return json_pack("{s:I,s:o,s:s,s:s}", "time", (json_int_t) sqlite3_column_int64(ev, 0),
+static json_t *event_row(struct store_stmt *ev) {
+        return json_pack("{s:I,s:o,s:s,s:s}", "time", (json_int_t) store_col_int64(ev, 0),
                          "stage", store_col_int_or_null(ev, 1), "event", store_col_str(ev, 2),
                          "detail", store_col_str(ev, 3));
 }
 
 /* One row of rollout_nodes as the show lists it. */
-static json_t *member_row(sqlite3_stmt *nodes) {
+static json_t *member_row(struct store_stmt *nodes) {
         json_t *e = json_pack("{s:s,s:I,s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:I}", "node",
                               store_col_str(nodes, 0), "stage",
-                              (json_int_t) sqlite3_column_int(nodes, 1) + 1, "state",
+                              (json_int_t) store_col_int(nodes, 1) + 1, "state",
                               store_col_str(nodes, 2), "install_seq",
                               store_col_int_or_null(nodes, 3), "told_time",
                               store_col_int_or_null(nodes, 4), "committed_time",
                               store_col_int_or_null(nodes, 5), "passes_since_commit",
-                              (json_int_t) sqlite3_column_int64(nodes, 6), "rollback_seq",
+                              (json_int_t) store_col_int64(nodes, 6), "rollback_seq",
                               store_col_int_or_null(nodes, 7), "reason",
                               store_col_string_or_null(nodes, 8), "updated",
-                              (json_int_t) sqlite3_column_int64(nodes, 9));
+                              (json_int_t) store_col_int64(nodes, 9));
         if (e) {
                 json_object_set_new(e, "passes_since_told",
-                                    json_integer(sqlite3_column_int64(nodes, 10)));
+                                    json_integer(store_col_int64(nodes, 10)));
                 json_object_set_new(e, "last_heard", store_col_int_or_null(nodes, 11));
         }
         return e;
@@ -365,7 +365,7 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
         }
         json_object_set_new(o, "stage_progress", progress);
 
-        _cleanup_stmt_ sqlite3_stmt *ev = NULL;
+        _cleanup_stmt_ struct store_stmt *ev = NULL;
         r = store_query(s, &ev,
                         "SELECT time, stage, event, detail FROM rollout_events WHERE rollout = ? "
                         "ORDER BY rowid",
@@ -378,7 +378,7 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
                 return r;
         json_object_set_new(o, "events", events);
 
-        _cleanup_stmt_ sqlite3_stmt *nodes = NULL;
+        _cleanup_stmt_ struct store_stmt *nodes = NULL;
         r = store_query(s, &nodes,
                         "SELECT node, stage, state, install_seq, told_time, committed_time, "
                         "contacts_since_commit, rollback_seq, reason, updated, passes_since_told, "
@@ -399,7 +399,7 @@ static int rollout_show_locked(struct store *s, const char *id, int64_t now, jso
 }
 
 int store_rollout_show(struct store *s, const char *id, int64_t now, json_t **ret) {
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
@@ -417,7 +417,7 @@ int store_rollout_show(struct store *s, const char *id, int64_t now, json_t **re
 }
 
 int store_rollouts_list(struct store *s, int64_t now, json_t **ret) {
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
@@ -430,7 +430,7 @@ int store_rollouts_list(struct store *s, int64_t now, json_t **ret) {
         char sql[512];
         snprintf(sql, sizeof(sql), "SELECT %s FROM rollouts ORDER BY created, id",
                  store_rollout_columns);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         r = store_query(s, &st, sql, "");
         if (r < 0)
                 return r;
@@ -469,7 +469,7 @@ int store_rollouts_tick(struct store *s, int64_t now) {
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                r = store_script(s, "BEGIN IMMEDIATE");
+                r = store_begin(s);
                 if (r < 0)
                         break;
                 _cleanup_transaction_ struct store *guard = s;

@@ -17,7 +17,7 @@
 #include "controller/store.h"
 
 /* The windows of a stored contact plan (column i), at most CONTACT_PLAN_WINDOWS_MAX. */
-static size_t plan_windows(sqlite3_stmt *st, int i,
+static size_t plan_windows(struct store_stmt *st, int i,
                            struct rollout_window w[CONTACT_PLAN_WINDOWS_MAX]) {
         json_auto_t *plan = store_col_json(st, i);
         size_t n = 0, k;
@@ -32,7 +32,7 @@ static size_t plan_windows(sqlite3_stmt *st, int i,
 }
 
 int store_node_pass_count(struct store *s, const char *node, int64_t now, bool *ret_new) {
-        _cleanup_stmt_ sqlite3_stmt *get = NULL;
+        _cleanup_stmt_ struct store_stmt *get = NULL;
         int r = store_query_row(
                 s, &get, "SELECT coalesce(last_sync, 0), contact_plan FROM nodes WHERE id = ?", "t",
                 node);
@@ -40,7 +40,7 @@ int store_node_pass_count(struct store *s, const char *node, int64_t now, bool *
                 return r;
         if (r == 0)
                 return -ENOENT;
-        int64_t last = sqlite3_column_int64(get, 0);
+        int64_t last = store_col_int64(get, 0);
         struct rollout_window w[CONTACT_PLAN_WINDOWS_MAX];
         size_t n = plan_windows(get, 1, w);
         *ret_new = rollout_pass_is_new(last, now, s->pass_gap, w, n);
@@ -100,7 +100,7 @@ static int node_state_write(struct store *s, const char *rollout, const char *no
                 "ELSE contacts_since_commit END, "
                 "passes_unheard = CASE WHEN ?1 = 'overdue' THEN passes_unheard "
                 "ELSE 0 END, "
-                "needs_rollback = CASE WHEN ?4 THEN 1 ELSE needs_rollback END "
+                "needs_rollback = CASE WHEN ?4 <> 0 THEN 1 ELSE needs_rollback END "
                 "WHERE rollout = ?5 AND node = ?6",
                 "tiTdtt", rollout_node_state_to_string(to), now,
                 reason && reason[0] ? reason : NULL, (int) rollback_wanted, rollout, node);
@@ -113,7 +113,7 @@ static int node_state_write(struct store *s, const char *rollout, const char *no
  */
 int store_member_refresh(struct store *s, const struct rollout_row *row, const char *node,
                          int64_t now) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query_row(s, &st,
                                 "SELECT rn.stage, rn.state, coalesce(rn.committed_time, 0), "
                                 "rn.contacts_since_commit, rn.passes_since_told, "
@@ -127,11 +127,11 @@ int store_member_refresh(struct store *s, const struct rollout_row *row, const c
         if (r == 0)
                 return 0;
         struct rollout_member m = store_member_read(st);
-        bool was_held = sqlite3_column_int(st, 7) != 0, was_out = sqlite3_column_int(st, 8) != 0;
-        int64_t was_due = sqlite3_column_int64(st, 9);
+        bool was_held = store_col_int(st, 7) != 0, was_out = store_col_int(st, 8) != 0;
+        int64_t was_due = store_col_int64(st, 9);
         struct rollout_window w[CONTACT_PLAN_WINDOWS_MAX];
         size_t n_w = plan_windows(st, 10, w);
-        sqlite3_reset(st);
+        store_reset(st);
         /* a silent node makes no passes of its own: its plan says which it missed */
         if (m.state == ROLLOUT_NODE_TOLD || m.state == ROLLOUT_NODE_INSTALLING) {
                 int64_t missed = 0;
@@ -200,7 +200,7 @@ int store_node_memberships_refresh(struct store *s, const char *node, int64_t no
         char ids[ROWS_PER_NODE_MAX][ROLLOUT_ID_MAX + 1];
         size_t n = 0;
         {
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                _cleanup_stmt_ struct store_stmt *st = NULL;
                 int r = store_query(s, &st,
                                     "SELECT rn.rollout FROM rollout_nodes rn "
                                     "JOIN rollouts r ON r.id = rn.rollout "
@@ -233,7 +233,7 @@ int store_node_memberships_refresh(struct store *s, const char *node, int64_t no
  * ROWS_PER_NODE_MAX; then node is marked heard in each of those rollouts, since what it
  * said concerns them all. The states are those read before the marking.
  */
-static int node_rows_heard(struct store *s, sqlite3_stmt *st, const char *node, int64_t now,
+static int node_rows_heard(struct store *s, struct store_stmt *st, const char *node, int64_t now,
                            struct node_row_ref *rows, size_t *n) {
         int r;
         *n = 0;
@@ -246,7 +246,7 @@ static int node_rows_heard(struct store *s, sqlite3_stmt *st, const char *node, 
                 snprintf(x->rollout, sizeof(x->rollout), "%s", store_col_str(st, 0));
                 x->state = (enum rollout_node_state) ns;
                 x->rollout_state = (enum rollout_state) rs;
-                x->auto_revert = sqlite3_column_int(st, 3) != 0;
+                x->auto_revert = store_col_int(st, 3) != 0;
         }
         if (r < 0)
                 return r;
@@ -278,7 +278,7 @@ static int rollout_apply_update(struct store *s, const char *node, const char *k
                 if (r < 0)
                         return r;
         }
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         r = store_query(s, &st,
                         NODE_ROWS_SELECT
                         "WHERE rn.node = ? AND r.bundle_id = ? AND r.state != 'created'",
@@ -337,7 +337,7 @@ int store_rollout_apply_record(struct store *s, const struct sync_record *rec, i
                 struct command_result res;
                 if (command_result_parse(rec->body, &res) < 0)
                         return 0;
-                _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                _cleanup_stmt_ struct store_stmt *st = NULL;
                 r = store_query(s, &st,
                                 NODE_ROWS_SELECT "WHERE rn.node = ? AND rn.install_seq = ?",
                                 "ti", rec->node, res.seq);
@@ -399,7 +399,7 @@ static int rollouts_evaluate_node(struct store *s, const char *node, int64_t now
                 }
                 return 0;
         }
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(
                 s, &st,
                 "SELECT r.id FROM rollout_nodes rn JOIN rollouts r ON r.id = rn.rollout "
@@ -427,7 +427,7 @@ static int rollouts_evaluate_node(struct store *s, const char *node, int64_t now
 
 /* The update subsystem of the node's last status document (a new reference, or NULL). */
 static json_t *node_update_status(struct store *s, const char *node) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         if (store_query(s, &st, "SELECT status FROM nodes WHERE id = ?", "t", node) < 0)
                 return NULL;
         if (store_step(s, st) <= 0)
@@ -443,7 +443,7 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                 return r;
         if (!s->sign)
                 return 0;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         r = store_query(s, &st,
                         "SELECT rn.rollout, rn.stage, rn.state, rn.needs_rollback, r.state, "
                         "r.current_stage, r.bundle_id, r.auto_revert FROM rollout_nodes rn "
@@ -469,12 +469,12 @@ int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
                 struct todo *t = &todo[n++];
                 snprintf(t->rollout, sizeof(t->rollout), "%s", store_col_str(st, 0));
                 snprintf(t->bundle, sizeof(t->bundle), "%s", store_col_str(st, 6));
-                t->m = (struct rollout_member){.stage = (unsigned) sqlite3_column_int(st, 1),
+                t->m = (struct rollout_member){.stage = (unsigned) store_col_int(st, 1),
                                                .state = (enum rollout_node_state) ns};
-                t->needs_rollback = sqlite3_column_int(st, 3) != 0;
+                t->needs_rollback = store_col_int(st, 3) != 0;
                 t->rollout_state = (enum rollout_state) rs;
-                t->current_stage = (unsigned) sqlite3_column_int(st, 5);
-                t->auto_revert = sqlite3_column_int(st, 7) != 0;
+                t->current_stage = (unsigned) store_col_int(st, 5);
+                t->auto_revert = store_col_int(st, 7) != 0;
         }
         if (r < 0)
                 return r;
@@ -571,7 +571,7 @@ void store_order_key_text(const char *rollout, const char *node, char buf[17]) {
  * when it rolled back from the bundle, committed when it runs the bundle already.
  */
 int store_rollouts_join_late(struct store *s, const char *node, int64_t now) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query_row(
                 s, &st,
                 "SELECT r.id, r.bundle_id, (SELECT count(*) FROM node_bundle_blocks k "
@@ -592,7 +592,7 @@ int store_rollouts_join_late(struct store *s, const char *node, int64_t now) {
                 return 0;
         char id[ROLLOUT_ID_MAX + 1], key[17];
         snprintf(id, sizeof(id), "%s", store_col_str(st, 0));
-        bool blocked = sqlite3_column_int(st, 2) > 0, already = sqlite3_column_int(st, 3) > 0;
+        bool blocked = store_col_int(st, 2) > 0, already = store_col_int(st, 3) > 0;
         store_order_key_text(id, node, key);
         int64_t before = 0; /* the stage of the member before it in the order */
         r = store_get_int64(s, &before,
@@ -608,7 +608,7 @@ int store_rollouts_join_late(struct store *s, const char *node, int64_t now) {
                        "committed_time, contacts_since_commit, updated, order_key, held) "
                        "VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?4 = 'committed' THEN 0 END, "
                        "CASE WHEN ?4 = 'committed' THEN 2147483647 ELSE 0 END, ?6, ?7, "
-                       "?4 = 'committed')",
+                       "CASE WHEN ?4 = 'committed' THEN 1 ELSE 0 END)",
                        "ttdttit", id, node, stage, state,
                        blocked   ? "joined late; rolled back from this bundle before"
                        : already ? "joined late; already committed this bundle"

@@ -27,7 +27,7 @@ const char store_rollout_columns[] =
         "auto_revert";
 
 /* A row of store_rollout_columns. What the store wrote parses; anything else is corruption. */
-int store_rollout_row_read(struct store *s, sqlite3_stmt *st, struct rollout_row *ret) {
+int store_rollout_row_read(struct store *s, struct store_stmt *st, struct rollout_row *ret) {
         memset(ret, 0, sizeof(*ret));
         snprintf(ret->o.id, sizeof(ret->o.id), "%s", store_col_str(st, 0));
         snprintf(ret->o.bundle_id, sizeof(ret->o.bundle_id), "%s", store_col_str(st, 1));
@@ -46,15 +46,15 @@ int store_rollout_row_read(struct store *s, sqlite3_stmt *st, struct rollout_row
                 return -EBADMSG;
         }
         ret->state = (enum rollout_state) state;
-        ret->current_stage = (unsigned) sqlite3_column_int(st, 8);
+        ret->current_stage = (unsigned) store_col_int(st, 8);
         if (ret->current_stage >= ret->o.n_stages)
                 ret->current_stage = (unsigned) ret->o.n_stages - 1;
-        ret->stage_started = sqlite3_column_int64(st, 9);
-        ret->o.min_healthy_time = sqlite3_column_int64(st, 10);
-        ret->o.auto_revert = sqlite3_column_int(st, 16) != 0;
-        ret->created = sqlite3_column_int64(st, 11);
-        ret->started = sqlite3_column_int64(st, 12);
-        ret->finished = sqlite3_column_int64(st, 13);
+        ret->stage_started = store_col_int64(st, 9);
+        ret->o.min_healthy_time = store_col_int64(st, 10);
+        ret->o.auto_revert = store_col_int(st, 16) != 0;
+        ret->created = store_col_int64(st, 11);
+        ret->started = store_col_int64(st, 12);
+        ret->finished = store_col_int64(st, 13);
         snprintf(ret->reason, sizeof(ret->reason), "%s", store_col_str(st, 14));
         (void) s;
         return 0;
@@ -63,7 +63,7 @@ int store_rollout_row_read(struct store *s, sqlite3_stmt *st, struct rollout_row
 int store_rollout_load(struct store *s, const char *id, struct rollout_row *ret) {
         char sql[512];
         snprintf(sql, sizeof(sql), "SELECT %s FROM rollouts WHERE id = ?", store_rollout_columns);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query_row(s, &st, sql, "t", id);
         if (r < 0)
                 return r;
@@ -101,16 +101,16 @@ _printf_(6, 7) int store_rollout_event(struct store *s, const char *id, int64_t 
                           "tidtt", id, now, stage >= 0 ? stage + 1 : 0, event, detail);
 }
 
-struct rollout_member store_member_read(sqlite3_stmt *st) {
+struct rollout_member store_member_read(struct store_stmt *st) {
         int state = rollout_node_state_from_string(store_col_str(st, 1));
         return (struct rollout_member){
-                .stage = (unsigned) sqlite3_column_int(st, 0),
+                .stage = (unsigned) store_col_int(st, 0),
                 .state = state < 0 ? ROLLOUT_NODE_PENDING : (enum rollout_node_state) state,
-                .committed_time = sqlite3_column_int64(st, 2),
-                .passes_since_commit = sqlite3_column_int64(st, 3),
-                .passes_since_told = sqlite3_column_int64(st, 4),
-                .last_heard = sqlite3_column_int64(st, 5),
-                .passes_unheard = sqlite3_column_int64(st, 6),
+                .committed_time = store_col_int64(st, 2),
+                .passes_since_commit = store_col_int64(st, 3),
+                .passes_since_told = store_col_int64(st, 4),
+                .last_heard = store_col_int64(st, 5),
+                .passes_unheard = store_col_int64(st, 6),
         };
 }
 
@@ -123,7 +123,7 @@ struct rollout_member store_member_read(sqlite3_stmt *st) {
  */
 int store_rollout_members_load(struct store *s, const char *id, int64_t now,
                                struct rollout_member **ret, member_id **ret_ids, size_t *ret_n) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(
                 s, &st,
                 "SELECT rn.stage, rn.state, coalesce(rn.committed_time, 0), "
@@ -132,8 +132,8 @@ int store_rollout_members_load(struct store *s, const char *id, int64_t now,
                 "CASE WHEN rn.state IN ('told', 'installing') THEN max(rn.passes_unheard, "
                 "(SELECT count(*) FROM nodes n, json_each(n.contact_plan, '$.windows') w "
                 "WHERE n.id = rn.node AND json_valid(n.contact_plan) AND "
-                "json_extract(w.value, '$.end') > coalesce(rn.last_heard, rn.told_time, 0) "
-                "AND json_extract(w.value, '$.end') <= ?2)) ELSE rn.passes_unheard END, "
+                "CAST(json_extract(w.value, '$.end') AS BIGINT) > coalesce(rn.last_heard, rn.told_time, 0) "
+                "AND CAST(json_extract(w.value, '$.end') AS BIGINT) <= ?2)) ELSE rn.passes_unheard END, "
                 "rn.node FROM rollout_nodes rn WHERE rn.rollout = ?1",
                 "ti", id, now);
         if (r < 0)
@@ -222,16 +222,16 @@ int store_rollout_take_back(struct store *s, const char *id, const char *why, in
 }
 
 /* Members of the rollout whose due time has passed: refreshed. Through the index on due
- * ("+rollout": not the primary key's, which would walk every member of the rollout). */
+ * ("rollout || ''": not the primary key's, which would walk every member of the rollout). */
 static int rollout_members_due(struct store *s, const struct rollout_row *row, int64_t now) {
         member_id ids[256];
         for (;;) {
                 size_t n = 0;
                 {
-                        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+                        _cleanup_stmt_ struct store_stmt *st = NULL;
                         int r = store_query(s, &st,
                                             "SELECT node FROM rollout_nodes WHERE due IS NOT NULL "
-                                            "AND due <= ?2 AND +rollout = ?1 LIMIT 256",
+                                            "AND due <= ?2 AND rollout || '' = ?1 LIMIT 256",
                                             "ti", row->o.id, now);
                         if (r < 0)
                                 return r;
@@ -274,21 +274,21 @@ int store_rollout_stage_counts_load(struct store *s, const char *id,
         char sql[256];
         snprintf(sql, sizeof(sql), "SELECT %s FROM rollout_stage_counts WHERE rollout = ?",
                  stage_count_columns);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st, sql, "t", id);
         if (r < 0)
                 return r;
         struct rollout_stage_counts sum = {};
         while ((r = store_step(s, st)) > 0) {
-                int stage = sqlite3_column_int(st, 0);
+                int stage = store_col_int(st, 0);
                 if (stage < 0 || stage >= ROLLOUT_STAGES_MAX)
                         continue;
                 for (int i = 0; i < _ROLLOUT_NODE_STATE_MAX; i++) {
-                        c[stage].by_state[i] = sqlite3_column_int64(st, 1 + i);
+                        c[stage].by_state[i] = store_col_int64(st, 1 + i);
                         sum.by_state[i] += c[stage].by_state[i];
                 }
-                c[stage].held = sqlite3_column_int64(st, 1 + _ROLLOUT_NODE_STATE_MAX);
-                c[stage].out = sqlite3_column_int64(st, 2 + _ROLLOUT_NODE_STATE_MAX);
+                c[stage].held = store_col_int64(st, 1 + _ROLLOUT_NODE_STATE_MAX);
+                c[stage].out = store_col_int64(st, 2 + _ROLLOUT_NODE_STATE_MAX);
         }
         if (r < 0)
                 return r;
@@ -394,7 +394,7 @@ int store_rollout_evaluate(struct store *s, struct rollout_row *row, int64_t now
 int store_live_rollout_ids(struct store *s, char (**ret_ids)[ROLLOUT_ID_MAX + 1], size_t *ret_n) {
         char (*ids)[ROLLOUT_ID_MAX + 1] = NULL;
         size_t n = 0, cap = 0;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st,
                             "SELECT id FROM rollouts WHERE state IN ('running', 'paused') "
                             "ORDER BY created, id",

@@ -6,113 +6,88 @@
 #include <stdlib.h>
 
 #include "lib/log.h"
+#include "controller/store-backend.h"
 #include "controller/store-internal.h"
 #include "controller/store-sql.h"
 
-int store_errno(int rc) {
-        switch (rc & 0xff) {
-        case SQLITE_BUSY:
-        case SQLITE_LOCKED:
-                return -EBUSY;
-        case SQLITE_NOMEM:
-                return -ENOMEM;
-        case SQLITE_FULL:
-                return -ENOSPC;
-        case SQLITE_CONSTRAINT:
-                return -EEXIST;
-        case SQLITE_READONLY:
-        case SQLITE_PERM:
-        case SQLITE_AUTH:
-                return -EACCES;
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-                return -EBADMSG;
-        default:
-                return -EIO;
-        }
-}
-
-int store_fail(struct store *s, int rc, const char *what) {
-        log_error("store: %s: %s", what, sqlite3_errmsg(s->db));
-        return store_errno(rc);
+/* Log "store: <what>: <the database's message>" and return r. */
+static int store_fail(struct store *s, int r, const char *what) {
+        log_error("store: %s: %s", what, s->backend->errmsg(s));
+        return r;
 }
 
 int store_script(struct store *s, const char *sql) {
-        char *err = NULL;
-        int rc = sqlite3_exec(s->db, sql, NULL, NULL, &err);
-        if (rc != SQLITE_OK) {
-                log_error("store: %s: %s", sql, err ? err : sqlite3_errstr(rc));
-                sqlite3_free(err);
-                return store_errno(rc);
-        }
-        return 0;
+        int r = s->backend->script(s, sql);
+        return r < 0 ? store_fail(s, r, sql) : 0;
 }
 
-static int bind_text(sqlite3_stmt *st, int i, const char *text, sqlite3_destructor_type how) {
-        return text ? sqlite3_bind_text(st, i, text, -1, how) : sqlite3_bind_null(st, i);
+int store_begin(struct store *s) {
+        return store_script(s, s->backend->begin);
 }
 
-static int bindv(struct store *s, sqlite3_stmt *st, const char *fmt, va_list ap) {
+void store_stmt_finalize(struct store_stmt *st) {
+        st->backend->finalize(st);
+}
+
+static int bindv(struct store *s, struct store_stmt *st, const char *fmt, va_list ap) {
+        const struct store_backend *b = st->backend;
         int i = 0;
         for (const char *f = fmt; *f; f++) {
-                int rc;
+                int r;
                 i++;
                 switch (*f) {
                 case 't':
-                        rc = bind_text(st, i, va_arg(ap, const char *), SQLITE_STATIC);
+                        r = b->bind_text(st, i, va_arg(ap, const char *), false);
                         break;
                 case 'T':
-                        rc = bind_text(st, i, va_arg(ap, const char *), SQLITE_TRANSIENT);
+                        r = b->bind_text(st, i, va_arg(ap, const char *), true);
                         break;
                 case 'i':
-                        rc = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+                        r = b->bind_int64(st, i, va_arg(ap, int64_t));
                         break;
                 case 'd':
-                        rc = sqlite3_bind_int(st, i, va_arg(ap, int));
+                        r = b->bind_int64(st, i, va_arg(ap, int));
                         break;
                 case 'f':
-                        rc = sqlite3_bind_double(st, i, va_arg(ap, double));
+                        r = b->bind_double(st, i, va_arg(ap, double));
                         break;
                 case 'j': {
                         json_t *v = va_arg(ap, json_t *);
-                        if (!v) {
-                                rc = sqlite3_bind_null(st, i);
-                                break;
-                        }
-                        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-                        if (!text)
+                        _cleanup_free_ char *text =
+                                v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+                        if (v && !text)
                                 return -ENOMEM;
-                        rc = sqlite3_bind_text(st, i, text, -1, free);
+                        r = b->bind_text(st, i, text, true);
                         break;
                 }
                 default:
-                        log_error("store: %s: bad parameter format '%c' in \"%s\"", sqlite3_sql(st),
-                                  *f, fmt);
+                        log_error("store: %s: bad parameter format '%c' in \"%s\"", b->sql(st), *f,
+                                  fmt);
                         return -EINVAL;
                 }
-                if (rc != SQLITE_OK) {
-                        log_error("store: %s: parameter %d: %s", sqlite3_sql(st), i,
-                                  sqlite3_errmsg(s->db));
-                        return store_errno(rc);
+                if (r < 0) {
+                        log_error("store: %s: parameter %d: %s", b->sql(st), i,
+                                  s->backend->errmsg(s));
+                        return r;
                 }
         }
         return 0;
 }
 
-static int queryv(struct store *s, sqlite3_stmt **ret, const char *sql, const char *fmt,
+static int queryv(struct store *s, struct store_stmt **ret, const char *sql, const char *fmt,
                   va_list ap) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return store_fail(s, rc, sql);
-        int r = bindv(s, st, fmt, ap);
+        _cleanup_stmt_ struct store_stmt *st = NULL;
+        int r = s->backend->prepare(s, sql, &st);
+        if (r < 0)
+                return store_fail(s, r, sql);
+        r = bindv(s, st, fmt, ap);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(st);
         return 0;
 }
 
-int store_query(struct store *s, sqlite3_stmt **ret, const char *sql, const char *fmt, ...) {
+int store_query(struct store *s, struct store_stmt **ret, const char *sql, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         int r = queryv(s, ret, sql, fmt, ap);
@@ -120,7 +95,8 @@ int store_query(struct store *s, sqlite3_stmt **ret, const char *sql, const char
         return r;
 }
 
-int store_query_row(struct store *s, sqlite3_stmt **ret, const char *sql, const char *fmt, ...) {
+int store_query_row(struct store *s, struct store_stmt **ret, const char *sql, const char *fmt,
+                    ...) {
         va_list ap;
         va_start(ap, fmt);
         int r = queryv(s, ret, sql, fmt, ap);
@@ -130,9 +106,9 @@ int store_query_row(struct store *s, sqlite3_stmt **ret, const char *sql, const 
         return store_step(s, *ret);
 }
 
-int store_rebind(struct store *s, sqlite3_stmt *st, const char *fmt, ...) {
-        (void) sqlite3_reset(st);
-        (void) sqlite3_clear_bindings(st);
+int store_rebind(struct store *s, struct store_stmt *st, const char *fmt, ...) {
+        st->backend->reset(st);
+        st->backend->clear(st);
         va_list ap;
         va_start(ap, fmt);
         int r = bindv(s, st, fmt, ap);
@@ -140,24 +116,26 @@ int store_rebind(struct store *s, sqlite3_stmt *st, const char *fmt, ...) {
         return r;
 }
 
-int store_step(struct store *s, sqlite3_stmt *st) {
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW)
-                return 1;
-        if (rc == SQLITE_DONE)
-                return 0;
-        return store_fail(s, rc, sqlite3_sql(st));
+void store_reset(struct store_stmt *st) {
+        st->backend->reset(st);
 }
 
-int store_step_done(struct store *s, sqlite3_stmt *st) {
-        int rc = sqlite3_step(st);
-        if (rc != SQLITE_DONE)
-                return store_fail(s, rc, sqlite3_sql(st));
-        return 0;
+int store_step(struct store *s, struct store_stmt *st) {
+        int r = st->backend->step(st);
+        return r < 0 ? store_fail(s, r, st->backend->sql(st)) : r;
+}
+
+int store_step_done(struct store *s, struct store_stmt *st) {
+        int r = store_step(s, st);
+        if (r > 0) {
+                log_error("store: %s: returned a row", st->backend->sql(st));
+                return -EIO;
+        }
+        return r;
 }
 
 int store_exec(struct store *s, const char *sql, const char *fmt, ...) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         va_list ap;
         va_start(ap, fmt);
         int r = queryv(s, &st, sql, fmt, ap);
@@ -168,7 +146,7 @@ int store_exec(struct store *s, const char *sql, const char *fmt, ...) {
 }
 
 int store_get_int64(struct store *s, int64_t *ret, const char *sql, const char *fmt, ...) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         va_list ap;
         va_start(ap, fmt);
         int r = queryv(s, &st, sql, fmt, ap);
@@ -176,11 +154,11 @@ int store_get_int64(struct store *s, int64_t *ret, const char *sql, const char *
         if (r >= 0)
                 r = store_step(s, st);
         if (r > 0 && ret)
-                *ret = sqlite3_column_int64(st, 0);
+                *ret = store_col_int64(st, 0);
         return r;
 }
 
-int store_rows_json(struct store *s, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *st),
+int store_rows_json(struct store *s, struct store_stmt *st, json_t *(*row)(struct store_stmt *st),
                     json_t **ret) {
         _cleanup_(json_decrefp) json_t *a = json_array();
         if (!a)
@@ -198,10 +176,30 @@ int store_rows_json(struct store *s, sqlite3_stmt *st, json_t *(*row)(sqlite3_st
 }
 
 int64_t store_changes(struct store *s) {
-        return sqlite3_changes(s->db);
+        return s->backend->changes(s);
 }
 
-json_t *store_col_json(sqlite3_stmt *st, int i) {
+const char *store_col_text(struct store_stmt *st, int i) {
+        return st->backend->col_text(st, i);
+}
+
+int64_t store_col_int64(struct store_stmt *st, int i) {
+        return st->backend->col_int64(st, i);
+}
+
+double store_col_double(struct store_stmt *st, int i) {
+        return st->backend->col_double(st, i);
+}
+
+bool store_col_is_null(struct store_stmt *st, int i) {
+        return st->backend->col_is_null(st, i);
+}
+
+bool store_col_is_text(struct store_stmt *st, int i) {
+        return st->backend->col_is_text(st, i);
+}
+
+json_t *store_col_json(struct store_stmt *st, int i) {
         const char *text = store_col_text(st, i);
         if (!text)
                 return json_null();
@@ -209,21 +207,21 @@ json_t *store_col_json(sqlite3_stmt *st, int i) {
         return v ? v : json_null();
 }
 
-json_t *store_col_string_or_null(sqlite3_stmt *st, int i) {
+json_t *store_col_string_or_null(struct store_stmt *st, int i) {
         const char *text = store_col_text(st, i);
         return text ? json_string(text) : json_null();
 }
 
-json_t *store_col_int_or_null(sqlite3_stmt *st, int i) {
+json_t *store_col_int_or_null(struct store_stmt *st, int i) {
         if (store_col_is_null(st, i))
                 return json_null();
-        return json_integer(sqlite3_column_int64(st, i));
+        return json_integer(store_col_int64(st, i));
 }
 
-json_t *store_col_json_0(sqlite3_stmt *st) {
+json_t *store_col_json_0(struct store_stmt *st) {
         return store_col_json(st, 0);
 }
 
-json_t *store_col_string_or_null_0(sqlite3_stmt *st) {
+json_t *store_col_string_or_null_0(struct store_stmt *st) {
         return store_col_string_or_null(st, 0);
 }

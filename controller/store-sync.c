@@ -27,7 +27,7 @@ static int apply_command_result(struct store *s, const char *node, json_t *body,
                             node);
                 return 0;
         }
-        _cleanup_stmt_ sqlite3_stmt *get = NULL;
+        _cleanup_stmt_ struct store_stmt *get = NULL;
         int r = store_query_row(s, &get, "SELECT state FROM commands WHERE node = ? AND seq = ?",
                                 "ti", node, res.seq);
         if (r < 0)
@@ -38,7 +38,7 @@ static int apply_command_result(struct store *s, const char *node, json_t *body,
                 return 0;
         }
         const char *next =
-                command_state_after_result((const char *) sqlite3_column_text(get, 0), res.status);
+                command_state_after_result(store_col_text(get, 0), res.status);
         if (!next)
                 return 0;
         return store_exec(s,
@@ -66,14 +66,14 @@ static int apply_effect(struct store *s, const struct sync_record *rec, int64_t 
 
 static int commands_due(struct store *s, const char *node, int64_t after_seq, int64_t now,
                         size_t max, json_t *out) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st,
                             "SELECT seq, payload, signature, expires, state FROM commands "
                             "WHERE node = ? AND seq > ? ORDER BY seq",
                             "ti", node, after_seq);
         if (r < 0)
                 return r;
-        _cleanup_stmt_ sqlite3_stmt *mark = NULL;
+        _cleanup_stmt_ struct store_stmt *mark = NULL;
         r = store_query(s, &mark,
                         "UPDATE commands SET state = ?, sent_time = coalesce(sent_time, ?) "
                         "WHERE node = ? AND seq = ?",
@@ -81,16 +81,16 @@ static int commands_due(struct store *s, const char *node, int64_t after_seq, in
         if (r < 0)
                 return r;
         while (json_array_size(out) < max && (r = store_step(s, st)) > 0) {
-                int64_t seq = sqlite3_column_int64(st, 0);
-                const char *state = (const char *) sqlite3_column_text(st, 4);
+                int64_t seq = store_col_int64(st, 0);
+                const char *state = store_col_text(st, 4);
                 bool open = streq(state, "queued") || streq(state, "sent");
                 if (!open)
                         continue; /* already finished (a result came in) or expired */
-                bool expired = sqlite3_column_int64(st, 3) <= now;
+                bool expired = store_col_int64(st, 3) <= now;
                 if (!expired) {
                         json_t *env = command_envelope_new(
-                                (uint64_t) seq, (const char *) sqlite3_column_text(st, 1),
-                                (const char *) sqlite3_column_text(st, 2));
+                                (uint64_t) seq, store_col_text(st, 1),
+                                store_col_text(st, 2));
                         if (!env || json_array_append_new(out, env) < 0)
                                 return -ENOMEM;
                 }
@@ -138,13 +138,13 @@ static int command_resign(struct store *s, const char *node, int64_t seq, const 
  *    the open ones up to it were applied or refused by the node: "lost" as well.
  */
 static int sync_link_state(struct store *s, const struct sync_request *req, int64_t now) {
-        _cleanup_stmt_ sqlite3_stmt *get = NULL;
+        _cleanup_stmt_ struct store_stmt *get = NULL;
         int r = store_query_row(s, &get, "SELECT link_epoch, last_command_seq, next_command_seq FROM nodes WHERE id = ?",
                                 "t", req->node);
         if (r <= 0)
                 return r < 0 ? r : -EIO;
-        const char *old_epoch = (const char *) sqlite3_column_text(get, 0);
-        int64_t old_last = sqlite3_column_int64(get, 1), next = sqlite3_column_int64(get, 2);
+        const char *old_epoch = store_col_text(get, 0);
+        int64_t old_last = store_col_int64(get, 1), next = store_col_int64(get, 2);
         if (req->link_epoch[0] && (!old_epoch || !streq(old_epoch, req->link_epoch))) {
                 if (old_epoch) {
                         r = store_exec(s,
@@ -165,14 +165,14 @@ static int sync_link_state(struct store *s, const struct sync_request *req, int6
                                 return r;
                 }
                 if (s->sign) {
-                        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+                        _cleanup_stmt_ struct store_stmt *q = NULL;
                         r = store_query(s, &q, "SELECT seq, payload FROM commands WHERE node = ? AND state = 'queued'",
                                         "t", req->node);
                         if (r < 0)
                                 return r;
                         while ((r = store_step(s, q)) > 0) {
-                                r = command_resign(s, req->node, sqlite3_column_int64(q, 0),
-                                                   (const char *) sqlite3_column_text(q, 1), req->link_epoch);
+                                r = command_resign(s, req->node, store_col_int64(q, 0),
+                                                   store_col_text(q, 1), req->link_epoch);
                                 if (r < 0)
                                         return r;
                         }
@@ -258,12 +258,12 @@ void store_rollout_dirty(struct store *s, const char *rollout) {
 
 int store_node_trust(struct store *s, const char *node, int64_t told_version, const char *told_refused,
                      int64_t *ret_version, char *ret_refused, bool *ret_newly_refused) {
-        _cleanup_stmt_ sqlite3_stmt *q = NULL;
+        _cleanup_stmt_ struct store_stmt *q = NULL;
         int r = store_query_row(s, &q, "SELECT trust_version, trust_refused FROM nodes WHERE id = ?", "t", node);
         if (r < 0)
                 return r;
-        int64_t version = r > 0 && sqlite3_column_type(q, 0) != SQLITE_NULL ? sqlite3_column_int64(q, 0) : -1;
-        const char *refused = r > 0 ? (const char *) sqlite3_column_text(q, 1) : NULL;
+        int64_t version = r > 0 && !store_col_is_null(q, 0) ? store_col_int64(q, 0) : -1;
+        const char *refused = r > 0 ? store_col_text(q, 1) : NULL;
         char before[17];
         snprintf(before, sizeof(before), "%s", refused ? refused : "");
         *ret_newly_refused = false;
@@ -283,7 +283,7 @@ int store_node_trust(struct store *s, const char *node, int64_t told_version, co
 
 int store_sync(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
                json_t **ret_commands, size_t *ret_stored) {
-        int r = store_script(s, "BEGIN IMMEDIATE");
+        int r = store_begin(s);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
@@ -314,7 +314,7 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         if (r < 0)
                 return r;
 
-        _cleanup_stmt_ sqlite3_stmt *ins = NULL;
+        _cleanup_stmt_ struct store_stmt *ins = NULL;
         r = store_query(s, &ins,
                         "INSERT OR IGNORE INTO records (node, boot_epoch, boot_id, seq, kind, "
                         "priority, time_usec, received, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

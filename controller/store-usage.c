@@ -25,7 +25,7 @@
  * no tenant. *ret_from: why (docs/usage.md): "deployment", "deployment-not-on-node",
  * "unknown-deployment", "unverified-node-claim" or "none".
  */
-static int entry_tenant(struct store *s, sqlite3_stmt *st, const char *node, const struct usage_entry *e,
+static int entry_tenant(struct store *s, struct store_stmt *st, const char *node, const struct usage_entry *e,
                         const char **ret_tenant, const char **ret_from) {
         *ret_tenant = NULL;
         if (!e->deployment[0]) {
@@ -41,7 +41,7 @@ static int entry_tenant(struct store *s, sqlite3_stmt *st, const char *node, con
                 *ret_from = "unknown-deployment";
                 return 0;
         }
-        if (sqlite3_column_int(st, 1) == 0) {
+        if (store_col_int(st, 1) == 0) {
                 *ret_from = "deployment-not-on-node";
                 return 0;
         }
@@ -49,7 +49,7 @@ static int entry_tenant(struct store *s, sqlite3_stmt *st, const char *node, con
         const char *t = store_col_text(st, 0);
         /* deployment_request_parse refuses a tenant of another shape: one older than it
          * bills no one rather than a name the sums cannot show */
-        *ret_tenant = sqlite3_column_type(st, 0) == SQLITE_TEXT && usage_name_is_valid(t) ? t : NULL;
+        *ret_tenant = store_col_is_text(st, 0) && usage_name_is_valid(t) ? t : NULL;
         return 0;
 }
 
@@ -74,7 +74,7 @@ int store_usage_apply_record(struct store *s, const struct sync_record *rec, int
         r = store_exec(s,
                        "INSERT OR IGNORE INTO usage_reports (node, meter, interval, start_time, end_time, "
                        "duration_sec, board_energy_j, entries, received, record_boot_epoch, record_boot_id, "
-                       "record_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 THEN ?8 END, ?9, ?10, ?11, ?12, ?13)",
+                       "record_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?7 <> 0 THEN ?8 END, ?9, ?10, ?11, ?12, ?13)",
                        "ttiiifdfiiiti", rec->node, u->meter, u->interval, u->start, u->end, u->duration_sec,
                        (int) u->has_board_energy, u->board_energy_j, (int64_t) u->n_entries, now, rec->boot_epoch,
                        rec->boot_id, rec->seq);
@@ -86,7 +86,7 @@ int store_usage_apply_record(struct store *s, const struct sync_record *rec, int
                          rec->node, u->interval, u->meter, rec->boot_epoch, rec->boot_id, rec->seq);
                 return 0;
         }
-        _cleanup_stmt_ sqlite3_stmt *tenant = NULL, *ins = NULL, *latest = NULL, *seen = NULL;
+        _cleanup_stmt_ struct store_stmt *tenant = NULL, *ins = NULL, *latest = NULL, *seen = NULL;
         r = store_query(s, &tenant,
                         "SELECT json_extract(d.request, '$.spec.tenant'), EXISTS (SELECT 1 FROM deployment_nodes dn "
                         "WHERE dn.deployment = d.id AND dn.node = ?2) FROM deployments d WHERE d.id = ?1",
@@ -105,8 +105,8 @@ int store_usage_apply_record(struct store *s, const struct sync_record *rec, int
                                 "INSERT OR IGNORE INTO usage (node, meter, interval, entry, workload, tenant, "
                                 "deployment, app, tenant_from, cpu_sec, memory_byte_sec, energy_j, link_bytes, "
                                 "start_time, end_time, received, claimed_tenant) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                                "?8, ?9, CASE WHEN ?10 THEN ?11 END, CASE WHEN ?12 THEN ?13 END, "
-                                "CASE WHEN ?14 THEN ?15 END, CASE WHEN ?16 THEN ?17 END, ?18, ?19, ?20, ?21)",
+                                "?8, ?9, CASE WHEN ?10 <> 0 THEN ?11 END, CASE WHEN ?12 <> 0 THEN ?13 END, "
+                                "CASE WHEN ?14 <> 0 THEN ?15 END, CASE WHEN ?16 <> 0 THEN ?17 END, ?18, ?19, ?20, ?21)",
                                 "");
         if (r < 0)
                 return r;
@@ -158,7 +158,7 @@ int store_usage_backfill(struct store *s) {
                 return r;
         if (counted > 0)
                 return 0;
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         r = store_query(s, &st,
                         "SELECT node, boot_epoch, boot_id, seq, received, record FROM records "
                         "WHERE kind = '" USAGE_RECORD_KIND "' ORDER BY received, rowid",
@@ -195,15 +195,15 @@ static json_t *bytes_json(double v) {
         return v < 9007199254740992.0 ? json_integer((json_int_t) v) : json_real(v);
 }
 
-static json_t *sum_row(sqlite3_stmt *st, const char *by) {
-        double mem = sqlite3_column_double(st, 2), energy = sqlite3_column_double(st, 3);
+static json_t *sum_row(struct store_stmt *st, const char *by) {
+        double mem = store_col_double(st, 2), energy = store_col_double(st, 3);
         json_t *o = json_pack("{s:o, s:f, s:f, s:f, s:f, s:f, s:o, s:I, s:I, s:I}", by, store_col_string_or_null(st, 0),
-                              "cpu_sec", sqlite3_column_double(st, 1), "memory_byte_sec", mem, "memory_gib_hours",
+                              "cpu_sec", store_col_double(st, 1), "memory_byte_sec", mem, "memory_gib_hours",
                               mem / (1024.0 * 1024.0 * 1024.0) / 3600.0, "energy_j", energy, "energy_wh",
-                              energy / 3600.0, "link_bytes", bytes_json(sqlite3_column_double(st, 4)), "entries",
-                              (json_int_t) sqlite3_column_int64(st, 5), "meters",
-                              (json_int_t) sqlite3_column_int64(st, 6), "nodes",
-                              (json_int_t) sqlite3_column_int64(st, 7));
+                              energy / 3600.0, "link_bytes", bytes_json(store_col_double(st, 4)), "entries",
+                              (json_int_t) store_col_int64(st, 5), "meters",
+                              (json_int_t) store_col_int64(st, 6), "nodes",
+                              (json_int_t) store_col_int64(st, 7));
         /* by tenant: a tenant only nodes claim, never billed to it, is a row of its own */
         if (o && streq(by, "tenant") &&
             json_object_set_new(o, "claimed_tenant", store_col_string_or_null(st, 8)) < 0) {
@@ -261,7 +261,7 @@ int store_usage_sum(struct store *s, const struct usage_query *q, json_t **ret) 
                  "AND (b.interval IS NULL OR b.interval < a.interval) "
                  "GROUP BY k, k2 ORDER BY k, k2",
                  columns[q->by], q->by == USAGE_BY_TENANT ? "CASE WHEN a.tenant_from != 'deployment' THEN a.claimed_tenant END" : "NULL");
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query(s, &st, sql, "tttii", q->tenant[0] ? q->tenant : NULL,
                             q->deployment[0] ? q->deployment : NULL, q->node[0] ? q->node : NULL, q->since, q->until);
         if (r < 0)
@@ -323,7 +323,7 @@ int store_usage_thin(struct store *s, int64_t now, int64_t exact_days, int64_t m
                 int64_t from = 0, n = 0, count = -1;
                 int r;
                 {
-                        _cleanup_stmt_ sqlite3_stmt *next = NULL;
+                        _cleanup_stmt_ struct store_stmt *next = NULL;
                         r = store_query_row(s, &next,
                                             "SELECT n.id, coalesce(n.usage_thinned_before, 0) FROM nodes n "
                                             "WHERE n.id > ? AND EXISTS (SELECT 1 FROM usage_latest l "
@@ -334,7 +334,7 @@ int store_usage_thin(struct store *s, int64_t now, int64_t exact_days, int64_t m
                         snprintf(node, sizeof(node), "%s", store_col_str(next, 0));
                         from = store_col_int64(next, 1);
                 }
-                r = store_script(s, "BEGIN IMMEDIATE"); /* a sync waits for one node's at most */
+                r = store_begin(s); /* a sync waits for one node's at most */
                 if (r < 0)
                         return r;
                 _cleanup_transaction_ struct store *guard = s;

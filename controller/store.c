@@ -1,4 +1,4 @@
-/* The controller's SQLite store, its core: the schema and its migrations, open and close,
+/* The controller's store, its core: the schema and its migrations, open and close,
  * the settings, the node rows every concern shares. */
 #include "config.h"
 
@@ -13,6 +13,8 @@
 #include "lib/macro.h"
 #include "lib/message.h"
 #include "controller/rollout.h"
+#include "controller/store-address.h"
+#include "controller/store-backend.h"
 #include "controller/store-internal.h"
 #include "controller/store-sql.h"
 #include "controller/store.h"
@@ -358,7 +360,7 @@ static int migrate(struct store *s, char **ret_reason) {
         if (r < 0)
                 return message_set(ret_reason, r, "cannot create the schema_version table");
         for (;;) {
-                r = store_script(s, "BEGIN IMMEDIATE");
+                r = store_begin(s);
                 if (r < 0)
                         return message_set(ret_reason, r, "cannot start a migration");
                 _cleanup_transaction_ struct store *guard = s;
@@ -373,13 +375,18 @@ static int migrate(struct store *s, char **ret_reason) {
                                            version, STORE_SCHEMA_VERSION);
                 if (version == STORE_SCHEMA_VERSION)
                         return commit(&guard);
-                r = store_script(s, migrations[version]);
+                /* a backend with a schema of its own (PostgreSQL) makes an empty database the
+                 * current version in one step */
+                const char *schema = version == 0 && s->backend->schema ? s->backend->schema : NULL;
+                r = store_script(s, schema ? schema : migrations[version]);
                 if (r < 0)
                         return message_set(ret_reason, r, "migration to schema version %d failed",
                                            version + 1);
+                if (schema)
+                        version = STORE_SCHEMA_VERSION - 1;
                 /* usage.report records a controller of before 13 kept as records only
                  * (counted with the schema of now: a store that counted none yet) */
-                if (version + 1 == 14 && (r = store_usage_backfill(s)) < 0)
+                else if (version + 1 == 14 && (r = store_usage_backfill(s)) < 0)
                         return message_set(ret_reason, r, "migration to schema version 14: cannot count "
                                                           "the usage records already stored");
                 char sql[128];
@@ -399,28 +406,29 @@ static int migrate(struct store *s, char **ret_reason) {
         }
 }
 
-int store_open(const char *path, struct store **ret, char **ret_reason) {
+int store_open(const char *address, struct store **ret, char **ret_reason) {
+        struct store_address where;
+        int r = store_address_parse(address, &where, ret_reason);
+        if (r < 0)
+                return r;
+#if HAVE_LIBPQ
+        const struct store_backend *backend =
+                where.kind == STORE_POSTGRESQL ? &store_backend_postgresql : &store_backend_sqlite;
+#else
+        if (where.kind != STORE_SQLITE)
+                return message_set(ret_reason, -EPROTONOSUPPORT,
+                                   "a postgresql:// database: this orbit-controller was built without PostgreSQL");
+        const struct store_backend *backend = &store_backend_sqlite;
+#endif
         struct store *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         _cleanup_store_ struct store *owned = s;
         s->record_quota = STORE_RECORD_QUOTA_DEFAULT;
-        int rc = sqlite3_open_v2(path, &s->db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 NULL);
-        if (rc != SQLITE_OK)
-                return message_set(ret_reason, store_errno(rc), "cannot open %s: %s", path,
-                                   s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
-        (void) sqlite3_busy_timeout(s->db, 5000);
-        (void) sqlite3_extended_result_codes(s->db, 1);
-        int r = store_script(s, "PRAGMA journal_mode=WAL");
-        if (r >= 0)
-                r = store_script(s, "PRAGMA synchronous=FULL");
-        if (r >= 0)
-                r = store_script(s, "PRAGMA foreign_keys=ON");
+        s->backend = backend;
+        r = s->backend->open(s, where.target, ret_reason);
         if (r < 0)
-                return message_set(ret_reason, r, "cannot set up %s: %s", path,
-                                   sqlite3_errmsg(s->db));
+                return r;
         r = migrate(s, ret_reason);
         if (r < 0)
                 return r;
@@ -431,8 +439,8 @@ int store_open(const char *path, struct store **ret, char **ret_reason) {
 void store_close(struct store *s) {
         if (!s)
                 return;
-        if (s->db && sqlite3_close(s->db) != SQLITE_OK)
-                log_warning("store: close: %s", sqlite3_errmsg(s->db));
+        if (s->backend)
+                s->backend->close(s);
         free(s);
 }
 

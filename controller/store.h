@@ -1,6 +1,7 @@
 /*
- * The controller's state in SQLite (WAL): nodes, their outbox records, command queues,
- * contact plans and uploaded bundles. One connection, used from one thread at a time.
+ * The controller's state in SQL (SQLite in WAL, the default; PostgreSQL: docs/storage.md):
+ * nodes, their outbox records, command queues, contact plans and uploaded bundles. One
+ * connection, used from one thread at a time.
  * The decisions it applies (what a record changes, command states) are pure, in api.c.
  */
 #pragma once
@@ -17,8 +18,9 @@
 
 struct store;
 
-/* Open (creating, migrating) the database at path. *ret_reason (caller frees) on failure. */
-int store_open(const char *path, struct store **ret, char **ret_reason);
+/* Open (creating, migrating) the database at address (store-address.h: sqlite:PATH, a
+ * path alone, postgresql://...). *ret_reason (caller frees) on failure. */
+int store_open(const char *address, struct store **ret, char **ret_reason);
 void store_close(struct store *s);
 static inline void store_closep(struct store **s) {
         store_close(*s);

@@ -253,9 +253,17 @@ opcli command list node-1 --json >out 2>err
 [ "$(jq -c '[.[0].seq, .[0].state, .[0].acked]' out)" = '[1,"done",true]' ] && pass "command.result marks it done" ||
         fail "command result stored" "$(cat out err)"
 
-# ---- restart: state kept, seqs go on ----------------------------------------------------------
+# ---- restart: state kept, seqs go on (the database named as --database sqlite:PATH) ------------
 stop_controller
-start_controller
+if "$OC" serve --listen 127.0.0.1:0 --data-dir "$D/data" --database 'postgresql://orbit:s3cret@db:99999/orbit' \
+        >bad-db.log 2>&1; then
+        fail "--database with a bad port refused" "it ran"
+else
+        [ $? = 2 ] && grep -q 'the port "99999" is not a port' bad-db.log && ! grep -q s3cret bad-db.log &&
+                pass "--database: a bad URL refused, the port named, the password not: $(cat bad-db.log)" ||
+                fail "--database with a bad port" "$(cat bad-db.log)"
+fi
+start_controller --database "sqlite:$D/data/controller.db"
 if opcli command send node-1 reboot >out 2>err && grep -q '^queued command 2 for node-1: reboot' out; then
         pass "command seq continues after a restart (2)"
 else

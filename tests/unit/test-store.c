@@ -13,10 +13,15 @@
 #include <math.h>
 
 #include <cmocka.h>
+#if HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
 #include "lib/log.h"
 #include "controller/metrics.h"
 #include "controller/store.h"
+#include "controller/store-address.h"
+#include "controller/store-dialect.h"
 #include "controller/store-internal.h"
 #include "controller/store-sql.h"
 #include "test-util.h"
@@ -28,11 +33,43 @@ struct fixture {
         char db[PATH_MAX];
 };
 
+/*
+ * The store under test: SQLite in a temporary directory, or the database ORBIT_TEST_DATABASE
+ * names (postgresql://..., tests/unit/test-store-postgresql.sh), emptied before each test.
+ */
+static const char *test_database(void) {
+        const char *d = getenv("ORBIT_TEST_DATABASE");
+        return d && d[0] ? d : NULL;
+}
+
+static bool on_sqlite(void) {
+        return !test_database();
+}
+
+static void database_empty(const char *address) {
+#if HAVE_LIBPQ
+        PGconn *c = PQconnectdb(address);
+        if (PQstatus(c) != CONNECTION_OK)
+                fail_msg("%s: %s", address, PQerrorMessage(c));
+        PGresult *res = PQexec(c, "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                fail_msg("emptying %s: %s", address, PQresultErrorMessage(res));
+        PQclear(res);
+        PQfinish(c);
+#else
+        fail_msg("ORBIT_TEST_DATABASE=%s: built without PostgreSQL", address);
+#endif
+}
+
 static int setup(void **state) {
         struct fixture *f = calloc(1, sizeof(*f));
         f->dir = test_mkdtemp();
         assert_non_null(f->dir);
         test_path(f->db, sizeof(f->db), f->dir, "controller.db");
+        if (test_database()) {
+                snprintf(f->db, sizeof(f->db), "%s", test_database());
+                database_empty(f->db);
+        }
         log_setup("test-store", LOG_TARGET_STDERR);
         log_set_max_level(LOG_WARNING);
         *state = f;
@@ -102,16 +139,16 @@ static void make_sync_epoch(struct sync_request *req, int64_t last_command_seq, 
 /* An ack tells the node to delete its copy: the sync's commit must be on disk by then,
  * power cut of the ground host included. WAL with synchronous=NORMAL is not. */
 static void test_commits_durable(void **state) {
+        if (!on_sqlite())
+                skip(); /* PostgreSQL's own (fsync, synchronous_commit): its operator's */
         struct store *s = open_store(*state);
-        sqlite3_stmt *st = NULL;
-        assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &st, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), 2); /* FULL */
-        sqlite3_finalize(st);
-        assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_string_equal((const char *) sqlite3_column_text(st, 0), "wal");
-        sqlite3_finalize(st);
+        struct store_stmt *st = NULL;
+        assert_int_equal(store_query_row(s, &st, "PRAGMA synchronous", ""), 1);
+        assert_int_equal(store_col_int(st, 0), 2); /* FULL */
+        store_stmt_finalize(st);
+        assert_int_equal(store_query_row(s, &st, "PRAGMA journal_mode", ""), 1);
+        assert_string_equal(store_col_text(st, 0), "wal");
+        store_stmt_finalize(st);
         store_close(s);
 }
 
@@ -334,14 +371,12 @@ static const char *command_field(json_t *list, int64_t seq, const char *key) {
 }
 
 static char *stored_payload(struct store *s, int64_t seq) {
-        sqlite3_stmt *st = NULL;
-        assert_int_equal(sqlite3_prepare_v2(s->db, "SELECT payload FROM commands WHERE node = 'n1' AND seq = ?", -1,
-                                            &st, NULL),
-                         SQLITE_OK);
-        sqlite3_bind_int64(st, 1, seq);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        char *p = strdup((const char *) sqlite3_column_text(st, 0));
-        sqlite3_finalize(st);
+        struct store_stmt *st = NULL;
+        assert_int_equal(store_query_row(s, &st, "SELECT payload FROM commands WHERE node = 'n1' AND seq = ?", "i",
+                                         seq),
+                         1);
+        char *p = strdup(store_col_text(st, 0));
+        store_stmt_finalize(st);
         return p;
 }
 
@@ -573,6 +608,30 @@ static void test_record_priority_and_quota(void **state) {
         store_close(s);
 }
 
+/* A node may fetch the bundles its commands, rollouts and desired states name: an
+ * update.install by id, or by a url ending in /v1/bundles/ID (that id only). */
+static void test_node_may_fetch_bundle(void **state) {
+        struct store *s = open_store(*state);
+        int calls = 0;
+        char *reason = NULL;
+        json_t *by_url = json_pack("{s:s}", "url", "https://ground:8443/v1/bundles/fleet-1");
+        json_t *by_id = json_pack("{s:s}", "bundle_id", "cam-2");
+        assert_int_equal(store_command_queue(s, "n1", "update.install", by_url, 1000, 600, fake_sign, &calls, NULL,
+                                             &reason),
+                         0);
+        assert_int_equal(store_command_queue(s, "n1", "update.install", by_id, 1000, 600, fake_sign, &calls, NULL,
+                                             &reason),
+                         0);
+        assert_int_equal(store_node_may_fetch_bundle(s, "n1", "fleet-1"), 1);
+        assert_int_equal(store_node_may_fetch_bundle(s, "n1", "cam-2"), 1);
+        assert_int_equal(store_node_may_fetch_bundle(s, "n1", "1"), 0); /* a suffix of the url, not its id */
+        assert_int_equal(store_node_may_fetch_bundle(s, "n1", "fleet-2"), 0);
+        assert_int_equal(store_node_may_fetch_bundle(s, "n2", "fleet-1"), 0);
+        json_decref(by_url);
+        json_decref(by_id);
+        store_close(s);
+}
+
 static void test_bundles_and_plans(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
@@ -670,12 +729,9 @@ static void test_node_certificates(void **state) {
 static void test_refuses_newer_schema(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
-        store_close(s);
         /* A newer controller wrote version 99: this one must not touch it. */
-        char cmd[PATH_MAX + 100];
-        snprintf(cmd, sizeof(cmd), "sqlite3 '%s' 'UPDATE schema_version SET version = 99' 2>/dev/null", f->db);
-        if (system(cmd) != 0)
-                skip();
+        assert_int_equal(store_exec(s, "UPDATE schema_version SET version = 99", ""), 0);
+        store_close(s);
         char *reason = NULL;
         assert_int_equal(store_open(f->db, &s, &reason), -EPROTO);
         assert_non_null(strstr(reason, "schema version 99"));
@@ -1424,6 +1480,8 @@ static void test_usage_counted_once(void **state) {
 /* A controller of before metering kept usage.report records as records only: the
  * migration to schema 13 counts them. */
 static void test_usage_backfill(void **state) {
+        if (!on_sqlite())
+                skip(); /* SQLite's migrations: PostgreSQL's schema starts at 14 */
         struct fixture *f = *state;
         struct store *s = open_store(f);
         const char *i1 = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1,\"end\":2,\"duration_sec\":1,"
@@ -1631,6 +1689,8 @@ static void test_usage_thinning(void **state) {
 /* A store of schema 13: rows billed on the node's word bill no tenant after the migration to
  * 14, the claim kept; the latest table is filled from the rows there are. */
 static void test_usage_migration_14(void **state) {
+        if (!on_sqlite())
+                skip(); /* SQLite's migrations: PostgreSQL's schema starts at 14 */
         struct fixture *f = *state;
         struct store *s = open_store(f);
         assert_int_equal(store_exec(s, "INSERT INTO nodes (id, created) VALUES ('n1', 0)", ""), 0);
@@ -1708,7 +1768,7 @@ static const char *member_after_report(struct store *s, int seq, int version, in
         assert_int_equal(usage_sync(s, rec, now), 1);
         free(rec);
         assert_int_equal(store_deployments_drive(s, now), 0);
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ struct store_stmt *st = NULL;
         assert_int_equal(store_query_row(s, &st, "SELECT state FROM deployment_nodes WHERE node = 'n1'", ""), 1);
         snprintf(state, sizeof(state), "%s", store_col_str(st, 0));
         return state;
@@ -1745,8 +1805,123 @@ static void test_completed_deployment_follows_overdue(void **state) {
         store_close(s);
 }
 
+/* ---- the database's address (--database) -------------------------------------------- */
+
+static void assert_address(const char *address, enum store_kind kind, const char *target) {
+        struct store_address a;
+        char *reason = NULL;
+        int r = store_address_parse(address, &a, &reason);
+        if (r < 0)
+                fail_msg("%s: %s", address, reason);
+        assert_int_equal(a.kind, kind);
+        assert_string_equal(a.target, target);
+}
+
+static void assert_address_refused(const char *address, const char *says, const char *secret) {
+        struct store_address a;
+        char *reason = NULL;
+        assert_int_equal(store_address_parse(address, &a, &reason), -EINVAL);
+        assert_non_null(reason);
+        if (!strstr(reason, says))
+                fail_msg("%s: \"%s\" does not say \"%s\"", address, reason, says);
+        if (secret)
+                assert_null(strstr(reason, secret));
+        free(reason);
+}
+
+static void test_address(void **state) {
+        (void) state;
+        assert_address("sqlite:/var/lib/orbit/controller.db", STORE_SQLITE, "/var/lib/orbit/controller.db");
+        assert_address("sqlite:controller.db", STORE_SQLITE, "controller.db");
+        assert_address("/tmp/x:y/controller.db", STORE_SQLITE, "/tmp/x:y/controller.db");
+        assert_address("./controller.db", STORE_SQLITE, "./controller.db");
+        const char *pg[] = {
+                "postgresql://",
+                "postgresql:///orbit",
+                "postgres://db.example/orbit",
+                "postgresql://orbit:s3cret@db1:5432,db2:5433/orbit?sslmode=verify-full&connect_timeout=5",
+                "postgresql://[2001:db8::1]:5432/orbit",
+                "postgresql://%2Ftmp%2Fpg:5999/orbit",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(pg); i++)
+                assert_address(pg[i], STORE_POSTGRESQL, pg[i]);
+
+        const struct {
+                const char *address, *says, *secret;
+        } refused[] = {
+                {"", "no database given", NULL},
+                {NULL, "no database given", NULL},
+                {"sqlite:", "names no file", NULL},
+                {"sqlite:///var/x.db", "not a URL", NULL},
+                {"mysql://db/orbit", "unknown database kind \"mysql\"", NULL},
+                {"postgresq://db/orbit", "unknown database kind \"postgresq\"", NULL},
+                {"postgresql:db", "expected postgresql://", NULL},
+                {"postgresql://u:s3cret@db:99999/orbit", "the port \"99999\"", "s3cret"},
+                {"postgresql://u:s3cret@db:/orbit", "the port \"\"", "s3cret"},
+                {"postgresql://db:54x2/orbit", "the port \"54x2\"", NULL},
+                {"postgresql://db1:5432,db2:0/orbit", "the port \"0\"", NULL},
+                {"postgresql://[2001:db8::1/orbit", "does not close", NULL},
+                {"postgresql://[::1]x/orbit", "only :PORT", NULL},
+                {"postgresql://db/orb/it", "the database name \"orb/it\"", NULL},
+                {"postgresql://u:s3cret@db/orbit?sslmode", "the parameter \"sslmode\"", "s3cret"},
+                {"postgresql://u:s3 cret@db/orbit", "offset 17", "s3"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++)
+                assert_address_refused(refused[i].address, refused[i].says, refused[i].secret);
+}
+
+static void assert_dialect(const char *sql, const char *want, int want_params) {
+        char *got = NULL;
+        int n = -1;
+        assert_int_equal(store_sql_postgresql(sql, &got, &n), 0);
+        assert_string_equal(got, want);
+        assert_int_equal(n, want_params);
+        free(got);
+}
+
+/* The PostgreSQL dialect of the store's statements: placeholders, INSERT OR IGNORE, IS NOT;
+ * literals and quoted names as they are, keywords only as whole words. */
+static void test_dialect(void **state) {
+        (void) state;
+        assert_dialect("SELECT 1", "SELECT 1", 0);
+        assert_dialect("SELECT a FROM t WHERE b = ? AND c = ?", "SELECT a FROM t WHERE b = $1 AND c = $2", 2);
+        assert_dialect("UPDATE t SET a = ?3 WHERE b = ?1 OR b = ?12", "UPDATE t SET a = $3 WHERE b = $1 OR b = $12",
+                       12);
+        assert_dialect("insert or ignore  into t (a) VALUES (?)", "INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING",
+                       1);
+        assert_dialect("SELECT 1 WHERE a IS NOT ?1 AND b IS NOT NULL AND c is not\n d",
+                       "SELECT 1 WHERE a IS DISTINCT FROM $1 AND b IS NOT NULL AND c IS DISTINCT FROM\n d", 1);
+        assert_dialect("SELECT '?', 'it''s ?1 IS NOT x', \"IS NOT\" FROM t WHERE x = ?",
+                       "SELECT '?', 'it''s ?1 IS NOT x', \"IS NOT\" FROM t WHERE x = $1", 1);
+        assert_dialect("SELECT this_is_not_a FROM insert_or_ignore_into", "SELECT this_is_not_a FROM insert_or_ignore_into",
+                       0);
+}
+
+/* A postgresql:// address this build cannot serve, or a server not there: refused, saying
+ * which, the password never in the message. */
+static void test_open_postgresql_refused(void **state) {
+        (void) state;
+        struct store *s = NULL;
+        char *reason = NULL;
+#if HAVE_LIBPQ
+        assert_int_equal(store_open("postgresql://u:s3cret@127.0.0.1:1/orbit?connect_timeout=5", &s, &reason),
+                         -ECONNREFUSED);
+        assert_non_null(strstr(reason, "cannot connect to PostgreSQL"));
+#else
+        assert_int_equal(store_open("postgresql://u:s3cret@db/orbit", &s, &reason), -EPROTONOSUPPORT);
+        assert_non_null(strstr(reason, "built without PostgreSQL"));
+#endif
+        assert_null(strstr(reason, "s3cret"));
+        free(reason);
+        assert_int_equal(store_open("nosuch://x", &s, &reason), -EINVAL);
+        free(reason);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_address),
+                cmocka_unit_test(test_open_postgresql_refused),
+                cmocka_unit_test(test_dialect),
                 cmocka_unit_test_setup_teardown(test_commits_durable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_and_records_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_prune, setup, teardown),
@@ -1757,6 +1932,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_desired_behind_the_node, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_node_reports_the_last_seq_there_is, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_record_priority_and_quota, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_node_may_fetch_bundle, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bundles_and_plans, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_node_certificates, setup, teardown),

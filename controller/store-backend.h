@@ -1,0 +1,63 @@
+/*
+ * The store's database backends (docs/storage.md): the binder (store-sql.c) drives one
+ * through this table of operations, the concern files never see it. Every operation that
+ * can fail returns -errno; the binder logs the failure with errmsg(), naming the statement.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct store;
+
+/* A prepared statement. A backend allocates its own, this header first. */
+struct store_stmt {
+        const struct store_backend *backend;
+        struct store *s;
+};
+
+struct store_backend {
+        const char *name;
+        /* Connect to target (what follows the scheme of the database's address) and set
+         * s->conn; on failure a message naming target and the cause. */
+        int (*open)(struct store *s, const char *target, char **ret_reason);
+        void (*close)(struct store *s);
+        /* SQL that starts a transaction that writes: taken at once, never upgraded. */
+        const char *begin;
+        /* The whole schema at STORE_SCHEMA_VERSION, for an empty database; NULL: SQLite's
+         * migrations from version 0 (store.c). */
+        const char *schema;
+        /* Run SQL text without parameters or rows, one or more statements. */
+        int (*script)(struct store *s, const char *sql);
+        int (*prepare)(struct store *s, const char *sql, struct store_stmt **ret);
+        void (*finalize)(struct store_stmt *st);
+        /* The statement's SQL text, for messages. */
+        const char *(*sql)(struct store_stmt *st);
+        /* Parameters, numbered from 1. bind_text copies text when copy is set, else
+         * borrows it until the statement is reset or finalized; NULL binds SQL NULL. */
+        int (*bind_text)(struct store_stmt *st, int i, const char *text, bool copy);
+        int (*bind_int64)(struct store_stmt *st, int i, int64_t v);
+        int (*bind_double)(struct store_stmt *st, int i, double v);
+        /* 1 with a row, 0 when done. */
+        int (*step)(struct store_stmt *st);
+        /* Back to before the first step, the parameters kept. */
+        void (*reset)(struct store_stmt *st);
+        /* Every parameter back to NULL. */
+        void (*clear)(struct store_stmt *st);
+        /* Columns of the current row, numbered from 0. */
+        const char *(*col_text)(struct store_stmt *st, int i);
+        int64_t (*col_int64)(struct store_stmt *st, int i);
+        double (*col_double)(struct store_stmt *st, int i);
+        bool (*col_is_null)(struct store_stmt *st, int i);
+        bool (*col_is_text)(struct store_stmt *st, int i);
+        /* Rows the last INSERT, UPDATE or DELETE changed. */
+        int64_t (*changes)(struct store *s);
+        /* The connection's message for its last failure. */
+        const char *(*errmsg)(struct store *s);
+};
+
+extern const struct store_backend store_backend_sqlite;
+#if HAVE_LIBPQ
+extern const struct store_backend store_backend_postgresql;
+extern const char store_schema_postgresql[];
+#endif
