@@ -246,12 +246,63 @@ static void reject_busy(int fd, unsigned max) {
         close(fd);
 }
 
+/* The text of /proc/<who>/<name>, at most 4 KiB; NULL when it cannot be read. */
+static char *proc_text(const char *who, const char *name) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%s/%s", who, name);
+        char *text = NULL;
+        size_t len;
+        return read_file_bounded(path, 4096, &text, &len) < 0 ? NULL : text;
+}
+
+static bool same_proc_text(const char *pid, const char *name) {
+        _cleanup_free_ char *theirs = proc_text(pid, name), *mine = proc_text("self", name);
+        return theirs && mine && streq(theirs, mine);
+}
+
+/* How many pid namespaces deep, from this /proc's, the process is: its NSpid line's pids. */
+static int pid_depth(const char *who) {
+        _cleanup_free_ char *status = proc_text(who, "status");
+        const char *l = status ? strstr(status, "\nNSpid:") : NULL;
+        if (!l)
+                return -1;
+        int n = 0;
+        for (l += strlen("\nNSpid:"); *l && *l != '\n';) {
+                while (*l == ' ' || *l == '\t')
+                        l++;
+                if (*l < '0' || *l > '9')
+                        break;
+                n++;
+                while (*l >= '0' && *l <= '9')
+                        l++;
+        }
+        return n;
+}
+
+/*
+ * Is the peer in the agent's own user (pid) namespace? Its /proc/PID/ns link tells, when
+ * the kernel lets the agent see it. It does not when the peer holds capabilities the agent
+ * lacks (an operator's root shell, the agent under its unit's capability bounding set,
+ * which leaves out CAP_SYS_PTRACE): then what any process may read tells instead. A user
+ * namespace shows its id maps, the same text as the agent's own only in the agent's
+ * namespace (a child namespace with the whole identity map needs CAP_SETUID where the
+ * agent is: host root, never a workload); a pid namespace shows in NSpid, one pid per
+ * level below this /proc's.
+ */
 static bool same_namespace(pid_t pid, const char *kind) {
         char path[64];
         struct stat mine, theirs;
         snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int) pid, kind);
-        if (stat(path, &theirs) < 0)
-                return false;
+        if (stat(path, &theirs) < 0) {
+                if (errno != EACCES && errno != EPERM)
+                        return false;
+                char who[16];
+                snprintf(who, sizeof(who), "%d", (int) pid);
+                if (streq(kind, "user"))
+                        return same_proc_text(who, "uid_map") && same_proc_text(who, "gid_map");
+                int depth = pid_depth(who);
+                return depth > 0 && depth == pid_depth("self");
+        }
         snprintf(path, sizeof(path), "/proc/self/ns/%s", kind);
         if (stat(path, &mine) < 0)
                 return false;

@@ -910,6 +910,28 @@ else
 fi
 stop_agent TERM
 
+# ---- the unit's capability set: an operator's root shell is still let in ---------------
+# Under its unit the agent has no CAP_SYS_PTRACE, so the kernel does not let it see the
+# /proc/PID/ns links of a peer with more capabilities than its own (a root shell): the
+# peer's namespaces are told from its id maps and NSpid instead (agent/control.c).
+
+SAVED_WRAPPER=("${AGENT_WRAPPER[@]}")
+AGENT_WRAPPER=(setpriv --bounding-set -sys_ptrace "${SAVED_WRAPPER[@]}")
+start_agent b
+AGENT_WRAPPER=("${SAVED_WRAPPER[@]}")
+if wait_serving b "$AGENT_PID"; then
+        eff=$(awk '/^CapEff:/ {print $2}' "/proc/$AGENT_PID/status")
+        if [ -n "$eff" ] && (((0x$eff >> 19) & 1)); then
+                fail "the agent under setpriv still has CAP_SYS_PTRACE" "$(grep Cap "/proc/$AGENT_PID/status")"
+        else
+                pass "orbitctl from a root shell is served by an agent without CAP_SYS_PTRACE (CapEff $eff)"
+        fi
+else
+        fail "orbitctl from a root shell is served by an agent without CAP_SYS_PTRACE" \
+                "$(grep 'refused' "$AGENT_LOG" | tail -2)"
+fi
+stop_agent TERM
+
 # ---- sanitizers ----------------------------------------------------------------------
 
 FAIL_CONTEXT_LOG=""
