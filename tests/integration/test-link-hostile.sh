@@ -191,9 +191,35 @@ seen() {
 # OK0 FAILED0 QUEUED0 are the link's counters when the first came (after the syncs
 # of the modes before), OK1 FAILED1 ACKED1 QUEUED1 ERR when the third came (after at least
 # one sync in this mode).
+#
+# Each case also checks that its input did not hold the agent's event loop: no dispatch of
+# more than 100 ms of the loop thread's CPU time (agent/loop.c counts and logs them, with
+# the stack they were in). An input's cost comes with the input, at each of the (at least
+# two whole) times the case sends it, so two such dispatches in a case fail it. One alone
+# is noted with its stack, not failed: this VM reports no steal time, so a thread's CPU
+# time also counts the time the host took the virtual CPU away, and under load one
+# dispatch in thousands is charged a stall that is no input's (seen: 103 ms of "CPU" in
+# SSL_read's AES decryption of at most 256 KiB, 528 ms wall clock; the same dispatches
+# take under 6 ms). Under valgrind the CPU times are valgrind's: not checked.
+HELD_STRAYS=0 HELD_CASES_FAILED=0
+held_count() { ctl status --json | jq -r '.loop.held_over_100ms // 0'; }
+case_held_check() { # NAME HELD_BEFORE
+        [ ${#AGENT_WRAPPER[@]} -eq 0 ] || return 0
+        local d
+        d=$(($(held_count) - $2))
+        if [ "$d" -ge 2 ]; then
+                HELD_CASES_FAILED=$((HELD_CASES_FAILED + 1))
+                fail "$1: $d dispatches held the event loop for 100 ms of CPU while its answer came" \
+                        "$(grep 'held the loop' "$N/agent.log" | tail -"$d"); where: $(held_where "$AGENT" "$N/agent.log" | tail -"$d")"
+        elif [ "$d" = 1 ]; then
+                HELD_STRAYS=$((HELD_STRAYS + 1))
+                note "$1: one dispatch held the loop once, not again when the answer came again: $(grep 'held the loop' "$N/agent.log" | tail -1 | sed 's/.*held the loop for //'); where: $(held_where "$AGENT" "$N/agent.log" | tail -1)"
+        fi
+}
 case_run() {
-        local name=$1 sel n0
+        local name=$1 sel n0 h0
         shift
+        h0=$(held_count)
         set_mode "$@"
         sel=".event == \"connection\" and .mode == \"$1\" and (.arg // \"\") == \"${2:-}\""
         n0=$(evil_count "$sel")
@@ -208,6 +234,7 @@ case_run() {
         OK1=$(lnk .syncs_ok) FAILED1=$(lnk .syncs_failed) ACKED1=$(lnk .records_acked) QUEUED1=$(lnk .records_queued)
         ERR=$(lnk '.last_error // ""')
         alive
+        case_held_check "$name" "$h0"
 }
 # expect_refused NAME PATTERN: the case's answers failed the sync with PATTERN in last_error,
 # and nothing left the outbox.
@@ -335,10 +362,8 @@ note "dense: the slowest ping took $worst ms (wall clock, this machine's load in
 loop_held() { ctl status --json | jq -r ".loop.$1"; }
 if [ ${#AGENT_WRAPPER[@]} -gt 0 ]; then
         note "dense: under valgrind the loop's CPU times are valgrind's: $(ctl status --json | jq -c .loop)"
-elif [ "$(loop_held held_over_100ms)" = 0 ]; then
-        pass "dense: no dispatch held the event loop for 100 ms of CPU (slowest so far $(loop_held slowest_cpu_ms) ms)"
-else
-        fail "dense: the event loop was held" "$(ctl status --json | jq -c .loop); $(grep 'held the loop' "$N/agent.log" | tail -3); where: $(held_where "$AGENT" "$N/agent.log" | tail -3)"
+elif [ "$HELD_CASES_FAILED" = 0 ]; then
+        pass "dense: no input held the event loop for 100 ms of CPU twice (slowest dispatch so far $(loop_held slowest_cpu_ms) ms, $HELD_STRAYS held once)"
 fi
 
 # ---- zstd answers: a bomb is cut at 8 MiB decoded, in pieces the loop never notices --------------
@@ -358,10 +383,8 @@ n=$(evil_count '.event == "request" and .mode == "zstd" and .accept_encoding == 
         fail "zstd: the agent's requests" "$(jq -c 'select(.event == "request" and .mode == "zstd") | [.accept_encoding, .content_encoding]' "$EVLOG" | sort | uniq -c)"
 if [ ${#AGENT_WRAPPER[@]} -gt 0 ]; then
         note "zstd: under valgrind the loop's CPU times are valgrind's: not checked"
-elif [ "$(loop_held held_over_100ms)" = 0 ]; then
-        pass "zstd: no dispatch held the event loop for 100 ms of CPU (slowest so far $(loop_held slowest_cpu_ms) ms)"
-else
-        fail "zstd: the event loop was held" "$(ctl status --json | jq -c .loop)"
+elif [ "$HELD_CASES_FAILED" = 0 ]; then
+        pass "zstd: no input held the event loop for 100 ms of CPU twice (slowest dispatch so far $(loop_held slowest_cpu_ms) ms, $HELD_STRAYS held once)"
 fi
 
 # ---- malformed answers ----------------------------------------------------------------------------
@@ -571,6 +594,7 @@ drain_wait() {
 check "the real controller acknowledges records" wait_for "$CASE_WAIT" acked_some
 check "the outbox drains (while it shrinks)" drain_wait "$CASE_WAIT"
 alive
+SLOWEST_CPU_MS=$(loop_held slowest_cpu_ms)
 kill -TERM "$APID"
 wait_exit "$APID" 20 && [ "$WAIT_RC" = 0 ] && pass "the agent, alive all along, stops cleanly" ||
         fail "agent exit" "status $WAIT_RC"
@@ -593,13 +617,16 @@ reason=$(jq -r '.[] | select(.kind == "command.result" and .body.seq == 1 and .b
         pass "the ground sees command 1 done" || fail "command 1 state"
 
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
-# Every hostile answer of this test, parsed on the loop or cut: none held it for 100 ms.
+# Every hostile answer of this test, parsed on the loop or cut: none held it for 100 ms
+# (each case checked its own, see case_run); every dispatch that did is listed here.
 if [ ${#AGENT_WRAPPER[@]} -gt 0 ]; then
         note "under valgrind the loop's CPU times are valgrind's: not checked ($(grep -c 'held the loop' "$N/agent.log") dispatches over 100 ms)"
-elif grep -q 'held the loop' "$N/agent.log"; then
-        fail "no input held the event loop for 100 ms of CPU" "$(grep 'held the loop' "$N/agent.log" | head -5); where: $(held_where "$AGENT" "$N/agent.log" | head -5)"
 else
-        pass "no input of this test held the event loop for 100 ms of CPU"
+        held_total=$(grep -c 'held the loop' "$N/agent.log")
+        [ "$held_total" = 0 ] || note "dispatches over 100 ms of CPU in this test: $held_total ($HELD_STRAYS once in a case, none again; where: $(held_where "$AGENT" "$N/agent.log" | sort | uniq -c | tr '\n' ';'))"
+        [ "$HELD_CASES_FAILED" = 0 ] &&
+                pass "no input of this test held the event loop for 100 ms of CPU when it came again (slowest dispatch ${SLOWEST_CPU_MS:-?} ms)" ||
+                fail "$HELD_CASES_FAILED inputs held the event loop for 100 ms of CPU each time they came"
 fi
 has_sanitizer_report "$LOG" && fail "sanitizer report in the controller log"
 finish
