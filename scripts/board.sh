@@ -215,6 +215,8 @@ while [ ! -e "$port" ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
         echo "BOARD cmdline $(cat /proc/cmdline)"
         echo "BOARD uptime $(cut -d' ' -f1 /proc/uptime)"
         echo "BOARD agent $(systemctl is-active orbit-agent.service)"
+        echo "BOARD unit $(systemctl show -P Type orbit-agent.service) $(systemctl show -P WatchdogUSec orbit-agent.service)"
+        echo "BOARD journal $(journalctl -b -u orbit-agent.service -o cat --no-pager 2>/dev/null | grep -c .)"
         echo "BOARD cgroupfs $(stat -fc %T /sys/fs/cgroup)"
         echo "BOARD root $(findmnt -no SOURCE /)"
         echo "BOARD data $(findmnt -no SOURCE /var/lib/orbit-agent)"
@@ -511,6 +513,10 @@ check_boot() { # $1: name, $2: the slot GRUB should have booted
         expect "$name: GRUB put orbit.slot on the kernel command line" "$slot" "$want"
         expect "$name: orbit-agent active (Type=notify: READY=1 reached systemd)" "$(report_value agent)" active
         expect "$name: the agent's booted slot is the command line's" "$booted" "$want"
+        expect "$name: the unit: Type, WatchdogSec" "$(report_value unit)" "notify 30s"
+        local lines; lines=$(report_value journal)
+        if [ "${lines:-0}" -gt 0 ] 2>/dev/null; then ok "$name: the agent's log in the journal ($lines lines)"
+        else not_ok "$name: the agent's log in the journal: ${lines:-nothing}"; fi
         expect "$name: root on the slot's partition" "$(report_value root)" "/dev/vda$([ "$want" = A ] && echo 2 || echo 3)"
         expect "$name: agent state on the data partition" "$(report_value data)" /dev/vda4
         expect "$name: pure cgroup v2" "$(report_value cgroupfs)" cgroup2fs
