@@ -14,6 +14,9 @@ fuzz_pkgs=(clang libclang-rt-dev)
 run_pkgs=(procps openssl jq curl util-linux)
 bench_pkgs=(bubblewrap bc rauc squashfs-tools dbus openssl)
 valgrind_pkgs=(valgrind)
+# scripts/board.sh: the virtual board (QEMU TCG, OVMF + GRUB, an image made without mounts)
+board_pkgs=(qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-common mtools dosfstools
+            fdisk e2fsprogs debootstrap python3 debhelper dpkg-dev fakeroot)
 
 want=()
 for what in "$@"; do
@@ -25,7 +28,8 @@ for what in "$@"; do
         packaging) want+=("${packaging_pkgs[@]}") ;;
         fuzz) want+=("${fuzz_pkgs[@]}") ;;
         valgrind) want+=("${valgrind_pkgs[@]}") ;;
-        *) echo "deps.sh: unknown set '$what' (build, test, run, bench, packaging, fuzz, valgrind)" >&2; exit 2 ;;
+        board) want+=("${board_pkgs[@]}") ;;
+        *) echo "deps.sh: unknown set '$what' (build, test, run, bench, packaging, fuzz, valgrind, board)" >&2; exit 2 ;;
         esac
 done
 

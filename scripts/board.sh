@@ -1,0 +1,613 @@
+#!/usr/bin/env bash
+# A virtual board (issue #20): a bootable disk image from Debian packages with the
+# project's own .deb, booted under QEMU (OVMF + GRUB on x86_64). docs/board.md explains.
+#
+# Usage: scripts/board.sh build|boot|test [options]
+#   build             build (or find in the cache) the disk image; prints its path
+#   boot              build, then boot a copy of it with the serial console on this terminal
+#   test              build, boot it headless, check what the guest reports (slot, agent)
+# Options:
+#   --debs DIR        take orbit-agent_*.deb and orbitctl_*.deb from DIR (default: build them
+#                     with dpkg-buildpackage -b, nocheck, from a copy of this tree)
+#   --arch ARCH       x86_64 (the only one so far; aarch64/U-Boot is issue #20 item 3)
+#   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
+# Environment: ORBIT_BOARD_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/orbit-board),
+# ORBIT_DEB_MIRROR (default: the mirror of this machine's apt sources), ORBIT_BOARD_TIMEOUT
+# (seconds to wait for the guest's report, default 1800: QEMU without KVM is slow).
+# Needs root (debootstrap, chroot), qemu-system-x86, ovmf, grub-efi-amd64-bin, mtools,
+# dosfstools, fdisk, e2fsprogs, debootstrap: scripts/deps.sh board.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top_srcdir=$(cd "$here/.." && pwd)
+self_hash=$(sha256sum "$0" | cut -c1-16)
+CACHE=${ORBIT_BOARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orbit-board}
+TIMEOUT=${ORBIT_BOARD_TIMEOUT:-1800}
+NICE=(nice -n 15)
+
+log() { printf 'board: %s\n' "$*" >&2; }
+die() { printf 'board: %s\n' "$*" >&2; exit 1; }
+# Minutes (one decimal) since $1 (a $SECONDS value).
+mins() { awk -v s=$((SECONDS - $1)) 'BEGIN { printf "%.1f", s / 60 }'; }
+
+# ---- the base: debootstrap minbase + kernel + systemd, cached as a tarball ------------
+suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+# Kept small: QEMU without KVM pays for every unit and every module at boot.
+base_pkgs=(systemd systemd-sysv udev kmod linux-image-amd64 initramfs-tools iproute2 procps)
+
+# The mirror this machine's apt uses for its own release (nothing hard-wired).
+host_mirror() {
+        local suite=$1 f
+        for f in /etc/apt/sources.list.d/*.sources; do
+                [ -f "$f" ] || continue
+                awk -v s="$suite" '
+                        /^[[:space:]]*$/ { if (t ~ /deb( |$)/ && (" " su " ") ~ (" " s " ") && u != "") { print u; exit } t = su = u = ""; next }
+                        /^Types:/ { t = $0; sub(/^Types:[[:space:]]*/, "", t) }
+                        /^Suites:/ { su = $0; sub(/^Suites:[[:space:]]*/, "", su) }
+                        /^URIs:/ { u = $2 }
+                        END { if (t ~ /deb( |$)/ && (" " su " ") ~ (" " s " ") && u != "") print u }' "$f"
+        done | head -1 | grep . && return 0
+        awk -v s="$suite" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } if ($(i + 1) == s) { print $i; exit } }' \
+                /etc/apt/sources.list 2>/dev/null
+}
+
+base_tarball() { # prints the path of the cached base, building it when missing
+        local arch=$1 key tarball stage mirror
+        key=$(printf '%s\n' base-1 "$suite" "$arch" "${base_pkgs[@]}" | sha256sum | cut -c1-16)
+        tarball=$CACHE/base-$suite-$arch-$key.tar
+        if [ -f "$tarball" ]; then
+                echo "$tarball"
+                return 0
+        fi
+        mirror=${ORBIT_DEB_MIRROR:-$(host_mirror "$suite")}
+        [ -n "$mirror" ] || die "no Debian mirror for $suite in this machine's apt sources (set ORBIT_DEB_MIRROR)"
+        stage=$CACHE/tmp-base-$$
+        rm -rf --one-file-system "$stage"
+        mkdir -p "$stage"
+        local t=$SECONDS
+        log "debootstrap --variant=minbase $suite (+ ${base_pkgs[*]}); log: $CACHE/base.log"
+        if ! "${NICE[@]}" debootstrap --variant=minbase --arch="$(deb_arch "$arch")" \
+                --include="$(IFS=,; echo "${base_pkgs[*]}")" "$suite" "$stage" "$mirror" >"$CACHE/base.log" 2>&1; then
+                tail -n 20 "$CACHE/base.log" >&2
+                umount_under "$stage"
+                die "debootstrap failed (log: $CACHE/base.log)"
+        fi
+        umount_under "$stage"
+        tar -C "$stage" --numeric-owner -cf "$tarball.tmp" . && mv -f "$tarball.tmp" "$tarball"
+        find "$CACHE" -maxdepth 1 -name "base-$suite-$arch-*.tar" ! -name "${tarball##*/}" -delete
+        rm -rf --one-file-system "$stage"
+        log "base built in $(mins $t) min: $tarball"
+        echo "$tarball"
+}
+
+deb_arch() { case "$1" in x86_64) echo amd64 ;; aarch64) echo arm64 ;; *) die "unknown arch $1" ;; esac; }
+
+umount_under() { # whatever a chroot step left mounted below $1, deepest first
+        local m
+        for m in $(awk -v r="$1" 'index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r); do
+                umount "$m" 2>/dev/null || umount -l "$m"
+        done
+}
+
+# ---- the project's .debs -------------------------------------------------------------
+find_debs() { # sets AGENT_DEB and CTL_DEB, building them when --debs was not given
+        local dir=$1
+        if [ -z "$dir" ]; then
+                dir=$CACHE/debs-$(git -C "$top_srcdir" ls-files -co --exclude-standard -z |
+                        (cd "$top_srcdir" && xargs -0 sha256sum 2>/dev/null) | sha256sum | cut -c1-16)
+                if ! ls "$dir"/orbit-agent_*.deb >/dev/null 2>&1; then
+                        command -v dpkg-buildpackage >/dev/null || die "dpkg-buildpackage missing: scripts/deps.sh packaging"
+                        local t=$SECONDS src=$dir/src/orbit-agent
+                        rm -rf "$dir" && mkdir -p "$src"
+                        (cd "$top_srcdir" && git ls-files -co --exclude-standard -z | tar --null -T - -cf -) | tar -C "$src" -xf -
+                        log "dpkg-buildpackage -b (nocheck) from a copy of this tree; log: $dir/build.log"
+                        (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=2 ${DEB_BUILD_OPTIONS:-}" \
+                                "${NICE[@]}" dpkg-buildpackage -us -uc -b) >"$dir/build.log" 2>&1 ||
+                                { tail -n 20 "$dir/build.log" >&2; die "dpkg-buildpackage failed (log: $dir/build.log)"; }
+                        mv "$dir"/src/*.deb "$dir"/ && rm -rf "$dir/src"
+                        find "$CACHE" -maxdepth 1 -name 'debs-*' ! -name "${dir##*/}" -exec rm -rf {} +
+                        log "debs built in $(mins $t) min"
+                fi
+        fi
+        AGENT_DEB=$(ls "$dir"/orbit-agent_*.deb 2>/dev/null | tail -1)
+        CTL_DEB=$(ls "$dir"/orbitctl_*.deb 2>/dev/null | tail -1)
+        [ -f "$AGENT_DEB" ] && [ -f "$CTL_DEB" ] || die "no orbit-agent_*.deb and orbitctl_*.deb in $dir"
+}
+
+# ---- the image -----------------------------------------------------------------------
+# GPT, 1 MiB aligned. Partition labels are what the kernel command line, fstab and the
+# agent's config name; GRUB finds the slots by number on the disk it booted from.
+ESP_MIB=64 ROOTFS_MIB=1024 DATA_MIB=256
+
+# GRUB as one EFI binary with every module it needs built in: the ESP holds no module
+# directory. The prefix /grub is on the partition GRUB was loaded from (the ESP), so
+# normal reads /grub/grub.cfg and load_env/save_env use /grub/grubenv there.
+GRUB_MODULES=(part_gpt fat ext2 normal linux configfile loadenv test echo regexp search
+              search_fs_uuid search_label halt reboot serial terminal efi_gop all_video)
+
+write_grub_cfg() { # the boot counting script of docs/bootloader.md, slots by partition number
+        cat <<'GRUB'
+# orbit board: A/B selection with boot counting (docs/bootloader.md, docs/board.md).
+serial --unit=0 --speed=115200
+terminal_input console serial
+terminal_output console serial
+set timeout=0
+load_env ORBIT_ORDER ORBIT_A_OK ORBIT_A_TRIES ORBIT_B_OK ORBIT_B_TRIES
+if [ -z "$ORBIT_ORDER" ]; then
+        # Never initialised: the factory image in A.
+        set ORBIT_ORDER="A B"
+        set ORBIT_A_OK=1
+fi
+set orbit_slot=
+for s in $ORBIT_ORDER; do
+        if [ "$s" = A ]; then
+                set ok="$ORBIT_A_OK"
+                set tries="$ORBIT_A_TRIES"
+        else
+                set ok="$ORBIT_B_OK"
+                set tries="$ORBIT_B_TRIES"
+        fi
+        if [ "$ok" = 1 ]; then
+                set orbit_slot="$s"
+                break
+        fi
+        # No arithmetic in GRUB: count down in literal steps.
+        set left=
+        if [ "$tries" = 9 ]; then set left=8
+        elif [ "$tries" = 8 ]; then set left=7
+        elif [ "$tries" = 7 ]; then set left=6
+        elif [ "$tries" = 6 ]; then set left=5
+        elif [ "$tries" = 5 ]; then set left=4
+        elif [ "$tries" = 4 ]; then set left=3
+        elif [ "$tries" = 3 ]; then set left=2
+        elif [ "$tries" = 2 ]; then set left=1
+        elif [ "$tries" = 1 ]; then set left=0
+        fi
+        if [ -n "$left" ]; then
+                if [ "$s" = A ]; then
+                        set ORBIT_A_TRIES="$left"
+                else
+                        set ORBIT_B_TRIES="$left"
+                fi
+                save_env ORBIT_A_TRIES ORBIT_B_TRIES
+                set orbit_slot="$s"
+                break
+        fi
+done
+if [ -z "$orbit_slot" ]; then
+        # Nothing bootable (both slots abandoned): boot the primary anyway, so the
+        # agent can report; it finds no bootable slot in its state.
+        for s in $ORBIT_ORDER; do
+                set orbit_slot="$s"
+                break
+        done
+fi
+# The slots are partitions 2 (A) and 3 (B) of the disk GRUB booted from.
+regexp --set=1:orbit_disk '^([^,]+),' "$root"
+if [ "$orbit_slot" = B ]; then
+        set orbit_part=gpt3
+        set orbit_root=PARTLABEL=rootfs_b
+else
+        set orbit_slot=A
+        set orbit_part=gpt2
+        set orbit_root=PARTLABEL=rootfs_a
+fi
+echo "orbit: booting slot $orbit_slot from ($orbit_disk,$orbit_part)"
+menuentry "orbit slot $orbit_slot" {
+        linux ($orbit_disk,$orbit_part)/vmlinuz root=$orbit_root rw rootwait orbit.slot=$orbit_slot console=ttyS0,115200 net.ifnames=0 systemd.show_status=1
+        initrd ($orbit_disk,$orbit_part)/initrd.img
+}
+GRUB
+}
+
+# What runs in the guest after orbit-agent is up: one report on the virtio-serial port
+# org.orbit.board.0 (the host reads it from a file; docs/board.md says why not the console).
+write_report_script() {
+        cat <<'SH'
+#!/bin/sh
+# orbit board: report this boot to the host over virtio-serial (scripts/board.sh).
+port=/dev/virtio-ports/org.orbit.board.0
+i=0
+while [ ! -e "$port" ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
+[ -e "$port" ] || { echo "orbit-board-report: no $port" >&2; exit 1; }
+{
+        echo "BOARD begin"
+        echo "BOARD cmdline $(cat /proc/cmdline)"
+        echo "BOARD uptime $(cut -d' ' -f1 /proc/uptime)"
+        echo "BOARD agent $(systemctl is-active orbit-agent.service)"
+        echo "BOARD unit $(systemctl show -P Type orbit-agent.service) $(systemctl show -P WatchdogUSec orbit-agent.service)"
+        echo "BOARD journal $(journalctl -b -u orbit-agent.service -o cat --no-pager 2>/dev/null | grep -c .)"
+        echo "BOARD cgroupfs $(stat -fc %T /sys/fs/cgroup)"
+        echo "BOARD root $(findmnt -no SOURCE /)"
+        echo "BOARD data $(findmnt -no SOURCE /var/lib/orbit-agent)"
+        # orbitctl with every capability (a root shell) and with the agent unit's
+        # bounding set: the agent (no CAP_SYS_PTRACE) cannot look at the namespaces of
+        # a peer holding capabilities it lacks (docs/board.md).
+        if orbitctl ping >/dev/null 2>&1; then echo "BOARD rootshell-ping ok"
+        else echo "BOARD rootshell-ping $(orbitctl ping 2>&1 | head -1)"; fi
+        caps=$(systemctl show -P CapabilityBoundingSet orbit-agent.service | sed -e 's/cap_//g' -e 's/ /,+/g')
+        ctl() { setpriv --inh-caps=-all --bounding-set="-all,+$caps" orbitctl "$@"; }
+        ctl update status 2>&1 | sed 's/^/BOARD update | /'
+        ctl status 2>&1 | sed 's/^/BOARD status | /'
+        echo "BOARD end"
+} >"$port"
+# Asked by the host (scripts/board.sh test): power off once reported. There is no
+# logind (no D-Bus in the image), so nothing would act on an ACPI power button.
+modprobe qemu_fw_cfg 2>/dev/null
+if [ "$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/poweroff/raw 2>/dev/null)" = 1 ]; then
+        systemctl poweroff --no-block
+fi
+SH
+}
+
+agent_config() {
+        cat <<'JSON'
+{
+  "config_version": 1,
+  "node_id": null,
+  "log_level": "info",
+  "log_target": "auto",
+  "update": {
+    "enabled": true,
+    "hardware": "orbit-board-x86_64",
+    "bootloader": {"kind": "grub", "path": "/boot/efi/grub/grubenv"},
+    "rootfs": {"a": "/dev/disk/by-partlabel/rootfs_a", "b": "/dev/disk/by-partlabel/rootfs_b"},
+    "boot_tries": 3,
+    "reboot_command": ["/usr/bin/systemctl", "reboot"]
+  }
+}
+JSON
+}
+
+# The rootfs tree: the base, the .debs (apt resolves their dependencies from the same
+# archive), the board's config. Runs in a chroot (root).
+make_rootfs() {
+        local tree=$1 base=$2
+        mkdir -p "$tree"
+        tar -C "$tree" --numeric-owner -xpf "$base"
+        cp "$AGENT_DEB" "$CTL_DEB" "$tree/tmp/"
+        cp /etc/resolv.conf "$tree/etc/resolv.conf" 2>/dev/null || true
+        mount -t proc proc "$tree/proc"
+        local rc=0
+        "${NICE[@]}" chroot "$tree" sh -ec "export DEBIAN_FRONTEND=noninteractive
+                apt-get update -qq
+                apt-get install -y -qq --no-install-recommends /tmp/${AGENT_DEB##*/} /tmp/${CTL_DEB##*/}
+                apt-get clean
+                rm -rf /var/lib/apt/lists/* /tmp/*.deb" >>"$LOG" 2>&1 || rc=$?
+        [ $rc -eq 0 ] || { umount_under "$tree"; tail -n 20 "$LOG" >&2; die "installing the .debs failed (log: $LOG)"; }
+
+        echo orbit-board >"$tree/etc/hostname"
+        printf '127.0.1.1 orbit-board\n' >>"$tree/etc/hosts"
+        : >"$tree/etc/resolv.conf"
+        cat >"$tree/etc/fstab" <<'FSTAB'
+# orbit board (scripts/board.sh): the root is the slot on the kernel command line.
+PARTLABEL=esp   /boot/efi           vfat  umask=0077,nofail  0 2
+PARTLABEL=data  /var/lib/orbit-agent ext4  defaults          0 2
+FSTAB
+        mkdir -p "$tree/boot/efi" "$tree/var/lib/orbit-agent"
+        agent_config >"$tree/etc/orbit-agent/agent.json"
+        chroot "$tree" orbit-agent --check-config >>"$LOG" 2>&1 ||
+                { umount_under "$tree"; tail -n 5 "$LOG" >&2; die "the board's agent.json is refused (log: $LOG)"; }
+        mkdir -p "$tree/etc/systemd/system/orbit-agent.service.d"
+        cat >"$tree/etc/systemd/system/orbit-agent.service.d/board.conf" <<'UNIT'
+# orbit board: the grubenv is on the ESP (docs/board.md).
+[Unit]
+RequiresMountsFor=/boot/efi /var/lib/orbit-agent
+[Service]
+ReadWritePaths=/boot/efi/grub
+UNIT
+        write_report_script >"$tree/usr/local/sbin/orbit-board-report"
+        chmod 755 "$tree/usr/local/sbin/orbit-board-report"
+        cat >"$tree/etc/systemd/system/orbit-board-report.service" <<'UNIT'
+[Unit]
+Description=orbit board: report this boot to the host (virtio-serial)
+After=orbit-agent.service
+Wants=orbit-agent.service
+ConditionPathExists=/sys/bus/virtio
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/orbit-board-report
+[Install]
+WantedBy=multi-user.target
+UNIT
+        ln -sf /etc/systemd/system/orbit-board-report.service \
+                "$tree/etc/systemd/system/multi-user.target.wants/orbit-board-report.service"
+        # Login-less: no getty on the console (the host watches the console and the report).
+        ln -sf /dev/null "$tree/etc/systemd/system/serial-getty@ttyS0.service"
+        ln -sf /dev/null "$tree/etc/systemd/system/getty@tty1.service"
+        ln -sf /dev/null "$tree/etc/systemd/system/getty-static.service"
+        # A small initrd: the modules to find the root on virtio, not every driver.
+        sed -i 's/^MODULES=.*/MODULES=list/' "$tree/etc/initramfs-tools/initramfs.conf"
+        printf '%s\n' virtio_pci virtio_blk virtio_scsi ext4 >"$tree/etc/initramfs-tools/modules"
+        "${NICE[@]}" chroot "$tree" update-initramfs -u -k all >>"$LOG" 2>&1 || rc=$?
+        umount_under "$tree"
+        [ $rc -eq 0 ] || { tail -n 20 "$LOG" >&2; die "update-initramfs failed (log: $LOG)"; }
+        [ -e "$tree/vmlinuz" ] && [ -e "$tree/initrd.img" ] || die "no /vmlinuz or /initrd.img in the rootfs"
+        rm -f "$tree/etc/machine-id" && : >"$tree/etc/machine-id" # a fresh one per node at first boot
+}
+
+build_x86_64() { # $1: output dir (the cache entry)
+        local out=$1 base tree t
+        base=$(base_tarball x86_64)
+        tree=$out.tmp/rootfs
+        t=$SECONDS
+        make_rootfs "$tree" "$base"
+        log "rootfs tree ready in $(mins $t) min ($(du -sm "$tree" | cut -f1) MiB)"
+
+        local d=$out.tmp
+        # Root file systems: made from the tree, no mount, no loop device.
+        "${NICE[@]}" mkfs.ext4 -q -F -L rootfs_a -d "$tree" "$d/rootfs_a.img" "${ROOTFS_MIB}M" >>"$LOG" 2>&1
+        cp --sparse=always "$d/rootfs_a.img" "$d/rootfs_b.img"
+        tune2fs -L rootfs_b -U random "$d/rootfs_b.img" >>"$LOG" 2>&1
+        mkdir -p "$d/empty"
+        mkfs.ext4 -q -F -L data -d "$d/empty" "$d/data.img" "${DATA_MIB}M" >>"$LOG" 2>&1
+        rm -rf --one-file-system "$tree"
+
+        # The ESP: GRUB, grub.cfg and a fresh grubenv (the agent initialises it at its
+        # first start; until then grub.cfg boots A).
+        grub-mkimage -O x86_64-efi -p /grub -o "$d/BOOTX64.EFI" "${GRUB_MODULES[@]}" >>"$LOG" 2>&1
+        write_grub_cfg >"$d/grub.cfg"
+        grub-script-check "$d/grub.cfg"
+        grub-editenv "$d/grubenv" create
+        rm -f "$d/esp.img"
+        mkfs.vfat -C -F 32 -n ORBIT_ESP "$d/esp.img" $((ESP_MIB * 1024)) >>"$LOG" 2>&1
+        mmd -i "$d/esp.img" ::/EFI ::/EFI/BOOT ::/grub
+        mcopy -i "$d/esp.img" "$d/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+        mcopy -i "$d/esp.img" "$d/grub.cfg" "$d/grubenv" ::/grub/
+
+        # The disk.
+        local total=$((1 + ESP_MIB + 2 * ROOTFS_MIB + DATA_MIB + 1))
+        truncate -s "${total}M" "$d/disk.img"
+        sfdisk -q "$d/disk.img" >>"$LOG" 2>&1 <<SFDISK
+label: gpt
+start=1MiB, size=${ESP_MIB}MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp
+size=${ROOTFS_MIB}MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=rootfs_a
+size=${ROOTFS_MIB}MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=rootfs_b
+size=${DATA_MIB}MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=data
+SFDISK
+        local off=1 p
+        for p in esp:$ESP_MIB rootfs_a:$ROOTFS_MIB rootfs_b:$ROOTFS_MIB data:$DATA_MIB; do
+                dd if="$d/${p%%:*}.img" of="$d/disk.img" bs=1M seek=$off conv=notrunc,sparse status=none
+                off=$((off + ${p##*:}))
+        done
+        mv "$d/disk.img" "$d/grub.cfg" "$out/"
+        printf 'esp_offset=%s\n' $((1024 * 1024)) >"$out/layout"
+        rm -rf --one-file-system "$d"
+}
+
+# The cache entry for this script, these .debs and the base's package list.
+image_dir() {
+        local arch=$1 key
+        key=$(printf '%s\n' image-1 "$arch" "$suite" "${base_pkgs[@]}" "$self_hash" \
+                "$(sha256sum "$AGENT_DEB" "$CTL_DEB" | cut -d' ' -f1)" | sha256sum | cut -c1-16)
+        echo "$CACHE/image-$arch-$key"
+}
+
+cmd_build() {
+        [ "$(id -u)" -eq 0 ] || die "build needs root (debootstrap, chroot)"
+        local t=$SECONDS
+        mkdir -p "$CACHE"
+        find_debs "$DEBS"
+        IMAGE=$(image_dir "$ARCH")
+        if [ -f "$IMAGE/disk.img" ]; then
+                log "cached: $IMAGE/disk.img ($(mins $t) min)"
+                return 0
+        fi
+        rm -rf --one-file-system "$IMAGE" "$IMAGE.tmp"
+        mkdir -p "$IMAGE" "$IMAGE.tmp"
+        LOG=$IMAGE.log
+        : >"$LOG"
+        "build_$ARCH" "$IMAGE" || { rm -rf --one-file-system "$IMAGE"; die "build failed (log: $LOG)"; }
+        mv "$LOG" "$IMAGE/build.log"
+        # Older images of this arch (another script, other .debs) are of no further use.
+        find "$CACHE" -maxdepth 1 -name "image-$ARCH-*" ! -name "${IMAGE##*/}" -exec rm -rf --one-file-system {} +
+        log "built $IMAGE/disk.img in $(mins $t) min"
+}
+
+# ---- boot ----------------------------------------------------------------------------
+OVMF_CODE=${ORBIT_OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
+OVMF_VARS=${ORBIT_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
+
+# A node of its own: a copy of the cached disk and of the firmware's variable store in
+# $WORK, so the cache stays as built and two boards never share a disk.
+prepare_node() {
+        [ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || die "no OVMF firmware ($OVMF_CODE): scripts/deps.sh board"
+        [ -n "$WORK" ] || WORK=$(mktemp -d "${TMPDIR:-/tmp}/orbit-board.XXXXXXXX")
+        mkdir -p "$WORK"
+        [ -f "$WORK/disk.img" ] || cp --sparse=always "$IMAGE/disk.img" "$WORK/disk.img"
+        [ -f "$WORK/OVMF_VARS.fd" ] || cp "$OVMF_VARS" "$WORK/OVMF_VARS.fd"
+        : >"$WORK/report"
+}
+
+# QEMU without KVM (TCG): q35, 1 GiB, the disk on virtio-blk, no network yet (item 4 of
+# issue #20 adds a user-mode link with netem in the guest), the virtio-serial report port.
+# shellcheck disable=SC2054 # QEMU's own option syntax has commas
+qemu_args() {
+        local accel=tcg
+        [ -w /dev/kvm ] && accel=kvm
+        QEMU=(qemu-system-x86_64 -machine q35 -accel "$accel" -m 1024 -smp 2
+              -drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
+              -drive "if=pflash,format=raw,file=$WORK/OVMF_VARS.fd"
+              -drive "file=$WORK/disk.img,format=raw,if=virtio,cache=unsafe"
+              -device virtio-serial-pci
+              -chardev "file,id=report,path=$WORK/report"
+              -device virtserialport,chardev=report,name=org.orbit.board.0
+              -nic none -no-reboot)
+}
+
+cmd_boot() {
+        cmd_build
+        prepare_node
+        qemu_args
+        log "booting $WORK/disk.img (serial console here; Ctrl-a x quits; report: $WORK/report)"
+        "${NICE[@]}" "${QEMU[@]}" -nographic -serial mon:stdio
+}
+
+# The ESP's grubenv of the node's disk, read without mounting (mtools at the offset).
+node_grubenv() {
+        local out=$1
+        mcopy -o -i "$WORK/disk.img@@1M" ::/grub/grubenv "$out"
+}
+
+report_value() { sed -n "s/^BOARD $1 //p" "$WORK/report" | tr -d '\r' | head -1; }
+
+# One boot, headless: wait for the report; the guest then powers off (quit after 5 min).
+boot_once() { # $1: a name for the logs
+        local name=$1 t=$SECONDS pid
+        : >"$WORK/report"
+        "${NICE[@]}" "${QEMU[@]}" -display none -serial "file:$WORK/console-$name.log" \
+                -fw_cfg name=opt/org.orbit.board/poweroff,string=1 \
+                -monitor "unix:$WORK/monitor.sock,server,nowait" &
+        pid=$!
+        local deadline=$((SECONDS + TIMEOUT))
+        while ! grep -q '^BOARD end' "$WORK/report" 2>/dev/null; do
+                if ! kill -0 "$pid" 2>/dev/null; then
+                        log "QEMU exited before the report; console: $WORK/console-$name.log"
+                        return 1
+                fi
+                if [ $SECONDS -ge $deadline ]; then
+                        log "no report in ${TIMEOUT}s; console: $WORK/console-$name.log"
+                        kill "$pid"; wait "$pid" 2>/dev/null
+                        return 1
+                fi
+                sleep 2
+        done
+        BOOT_MIN=$(mins $t)
+        cp "$WORK/report" "$WORK/report-$name"
+        # The guest powers itself off after its report (fw_cfg above).
+        deadline=$((SECONDS + 300))
+        while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 2; done
+        if kill -0 "$pid" 2>/dev/null; then
+                log "no clean power-off in 300 s: quitting QEMU"
+                monitor quit
+                wait "$pid" 2>/dev/null
+        fi
+        wait "$pid" 2>/dev/null || true
+        log "$name: report after $BOOT_MIN min, off after $(mins $t) min"
+}
+
+monitor() { # one command to the QEMU monitor of boot_once
+        python3 - "$WORK/monitor.sock" "$*" <<'PY' >/dev/null 2>&1 || true
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+time.sleep(1)
+s.close()
+PY
+}
+
+# ---- test ----------------------------------------------------------------------------
+FAILS=0
+ok() { printf 'ok - %s\n' "$*"; }
+not_ok() { printf 'not ok - %s\n' "$*"; FAILS=$((FAILS + 1)); }
+expect() { # name, got, want
+        if [ "$2" = "$3" ]; then ok "$1 ($2)"; else not_ok "$1: got '$2', want '$3'"; fi
+}
+
+check_boot() { # $1: name, $2: the slot GRUB should have booted
+        local name=$1 want=$2 cmdline slot booted
+        cmdline=$(report_value cmdline)
+        slot=$(printf '%s\n' "$cmdline" | tr ' ' '\n' | sed -n 's/^orbit.slot=//p')
+        booted=$(sed -n 's/^BOARD update | Booted slot: *//p' "$WORK/report" | tr -d '\r')
+        expect "$name: GRUB put orbit.slot on the kernel command line" "$slot" "$want"
+        expect "$name: orbit-agent active (Type=notify: READY=1 reached systemd)" "$(report_value agent)" active
+        expect "$name: the agent's booted slot is the command line's" "$booted" "$want"
+        expect "$name: the unit: Type, WatchdogSec" "$(report_value unit)" "notify 30s"
+        local lines; lines=$(report_value journal)
+        if [ "${lines:-0}" -gt 0 ] 2>/dev/null; then ok "$name: the agent's log in the journal ($lines lines)"
+        else not_ok "$name: the agent's log in the journal: ${lines:-nothing}"; fi
+        expect "$name: root on the slot's partition" "$(report_value root)" "/dev/vda$([ "$want" = A ] && echo 2 || echo 3)"
+        expect "$name: agent state on the data partition" "$(report_value data)" /dev/vda4
+        expect "$name: pure cgroup v2" "$(report_value cgroupfs)" cgroup2fs
+        echo "# $name: orbitctl from a root shell (all capabilities): $(report_value rootshell-ping)"
+}
+
+boot_line() { sed -n 's/^BOARD update | Boot (grub): *//p' "$WORK/report" | tr -d '\r'; }
+grubenv_value() { grub-editenv "$WORK/grubenv" list | sed -n "s/^$1=//p"; }
+
+# The agent's own grub backend on the host: bootenv-tool (tests/integration), built with
+# the agent's update/bootenv-grub.c.
+find_bootenv_tool() {
+        local c
+        for c in "${ORBIT_BOOTENV_TOOL:-}" "$top_srcdir"/_build/*/tests/integration/bootenv-tool \
+                "$top_srcdir"/tests/integration/bootenv-tool; do
+                [ -n "$c" ] && [ -x "$c" ] && { echo "$c"; return 0; }
+        done
+        return 1
+}
+
+cmd_test() {
+        local t0=$SECONDS
+        cmd_build
+        local build_min; build_min=$(mins $t0)
+        prepare_node
+        qemu_args
+        log "node: $WORK"
+        echo "# build (or cache): $build_min min"
+
+        # 1. First boot: a fresh grubenv, GRUB boots A.
+        boot_once first || { not_ok "first boot reported"; return 1; }
+        echo "# first boot: report after $BOOT_MIN min"
+        check_boot first A
+        # A never-written grubenv: GRUB boots A, and the agent reads it as "only ever
+        # booted what runs now" (A good, B not bootable) without writing it (no wear).
+        node_grubenv "$WORK/grubenv"
+        expect "first: the grubenv is still unwritten (ORBIT_ORDER)" "$(grubenv_value ORBIT_ORDER)" ""
+        expect "first: the agent's boot state" "$(boot_line)" "primary A; A good; B not bootable"
+
+        # 2. A trial of B with one try, written by the agent's grub backend on the host
+        #    (what the agent writes after installing into B: its state, then the trial):
+        #    GRUB boots B and counts the try down; 3. then falls back to A.
+        local tool
+        if ! tool=$(find_bootenv_tool); then
+                echo "# SKIP boot counting: no bootenv-tool (build the tree: make tests/integration/bootenv-tool)"
+        else
+                "$tool" --kind grub --path "$WORK/grubenv" init-state A >/dev/null &&
+                        "$tool" --kind grub --path "$WORK/grubenv" try B 1 >/dev/null ||
+                        { not_ok "bootenv-tool init-state A, try B 1 on the ESP's grubenv"; return 1; }
+                expect "host: grub-editenv reads the agent backend's trial" \
+                        "$(grubenv_value ORBIT_ORDER)/$(grubenv_value ORBIT_B_OK)/$(grubenv_value ORBIT_B_TRIES)" "B A/0/1"
+                mcopy -o -i "$WORK/disk.img@@1M" "$WORK/grubenv" ::/grub/grubenv
+                boot_once trial || { not_ok "trial boot reported"; return 1; }
+                echo "# trial boot: report after $BOOT_MIN min"
+                check_boot trial B
+                node_grubenv "$WORK/grubenv"
+                expect "trial: GRUB counted B's try down (ORBIT_B_TRIES)" "$(grubenv_value ORBIT_B_TRIES)" 0
+                expect "trial: B not committed (ORBIT_B_OK)" "$(grubenv_value ORBIT_B_OK)" 0
+                echo "# trial: the agent's boot state: $(boot_line)"
+                boot_once fallback || { not_ok "fallback boot reported"; return 1; }
+                echo "# fallback boot: report after $BOOT_MIN min"
+                check_boot fallback A
+                node_grubenv "$WORK/grubenv"
+                echo "# fallback: grubenv after: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
+                sed -n 's/^BOARD update | //p' "$WORK/report" | sed 's/^/#   /'
+        fi
+        echo "# total: $(mins $t0) min; node kept in $WORK"
+        [ "$FAILS" -eq 0 ]
+}
+
+usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+DEBS="" ARCH=x86_64 WORK=""
+while [ $# -gt 0 ]; do
+        case "$1" in
+        --debs) DEBS=$(cd "${2:?--debs needs a directory}" && pwd); shift ;;
+        --arch) ARCH=${2:?--arch needs x86_64}; shift ;;
+        --work) WORK=${2:?--work needs a directory}; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown option '$1' (try --help)" ;;
+        esac
+        shift
+done
+[ "$ARCH" = x86_64 ] || die "only x86_64 so far (aarch64 with U-Boot is issue #20 item 3)"
+case "$cmd" in
+build) cmd_build; echo "$IMAGE/disk.img" ;;
+boot) cmd_boot ;;
+test) cmd_test ;;
+base) base_tarball "$ARCH" ;; # the debootstrap step alone (cached)
+-h|--help|help) usage ;;
+*) usage >&2; exit 2 ;;
+esac
