@@ -35,21 +35,7 @@ suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 # Kept small: QEMU without KVM pays for every unit and every module at boot.
 base_pkgs=(systemd systemd-sysv udev kmod linux-image-amd64 initramfs-tools iproute2 procps)
 
-# The mirror this machine's apt uses for its own release (nothing hard-wired).
-host_mirror() {
-        local suite=$1 f
-        for f in /etc/apt/sources.list.d/*.sources; do
-                [ -f "$f" ] || continue
-                awk -v s="$suite" '
-                        /^[[:space:]]*$/ { if (t ~ /deb( |$)/ && (" " su " ") ~ (" " s " ") && u != "") { print u; exit } t = su = u = ""; next }
-                        /^Types:/ { t = $0; sub(/^Types:[[:space:]]*/, "", t) }
-                        /^Suites:/ { su = $0; sub(/^Suites:[[:space:]]*/, "", su) }
-                        /^URIs:/ { u = $2 }
-                        END { if (t ~ /deb( |$)/ && (" " su " ") ~ (" " s " ") && u != "") print u }' "$f"
-        done | head -1 | grep . && return 0
-        awk -v s="$suite" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } if ($(i + 1) == s) { print $i; exit } }' \
-                /etc/apt/sources.list 2>/dev/null
-}
+. "$top_srcdir/scripts/apt-mirror.sh" # host_mirror
 
 base_tarball() { # prints the path of the cached base, building it when missing
         local arch=$1 key tarball stage mirror

@@ -193,21 +193,7 @@ deb_depends() {
                 grep -v -e '^$' -e '^orbit-agent$' -e '^orbitctl$' -e '^orbit-bundle$' -e '^orbit-controller$' | sort -u
 }
 
-# The mirror this machine's apt uses for its own release, so nothing is hard-wired.
-host_mirror() {
-        local suite=$1 f
-        for f in /etc/apt/sources.list.d/*.sources; do
-                [ -f "$f" ] || continue
-                awk -v s="$suite" '
-                        /^[[:space:]]*$/ { if (t ~ /deb( |$)/ && (" " su " ") ~ (" " s " ") && u != "") { print u; exit } t = su = u = ""; next }
-                        /^Types:/ { t = $0; sub(/^Types:[[:space:]]*/, "", t) }
-                        /^Suites:/ { su = $0; sub(/^Suites:[[:space:]]*/, "", su) }
-                        /^URIs:/ { u = $2 }
-                        END { if (t ~ /deb( |$)/ && (" " su " ") ~ (" " s " ") && u != "") print u }' "$f"
-        done | head -1 | grep . && return 0
-        cat /etc/apt/sources.list 2>/dev/null |
-                awk -v s="$suite" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ } if ($(i + 1) == s) { print $i; exit } }'
-}
+. "$top_srcdir/scripts/apt-mirror.sh"
 
 suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 arch=$(dpkg --print-architecture)
