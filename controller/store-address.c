@@ -77,6 +77,12 @@ static int parse_postgresql(const char *uri, const char *rest, char **ret_reason
                 if (*c == '@')
                         hosts = c + 1;
         const char *end = rest + n_auth;
+        /* An '@' past the authority, none in it: a password holding a '/' or '?' unencoded.
+         * Said without quoting a byte of the address (any of it may be the password). */
+        if (hosts == rest && strchr(end, '@'))
+                return message_set(ret_reason, -EINVAL,
+                                   "postgresql://: an '@' after the host part: a user or password holding '/' "
+                                   "or '?' must percent-encode them (%%2F, %%3F)");
         for (const char *h = hosts; h <= end;) {
                 const char *comma = memchr(h, ',', (size_t)(end - h));
                 const char *e = comma ? comma : end;

@@ -46,6 +46,7 @@ int store_sql_postgresql(const char *sql, char **ret, int *ret_params) {
                 return -ENOMEM;
         int bare = 0, highest = 0;
         bool ignore = false;
+        long returning_at = -1; /* where RETURNING begins in the output, if it does */
         for (const char *p = sql; *p;) {
                 size_t n;
                 if (*p == '\'' || *p == '"') {
@@ -57,9 +58,12 @@ int store_sql_postgresql(const char *sql, char **ret, int *ret_params) {
                         fwrite(p, 1, (size_t)(e - p), out);
                         p = e;
                 } else if (*p == '?') {
-                        char *end;
-                        long v = strtol(p + 1, &end, 10);
-                        if (end == p + 1)
+                        /* ?NNN: digits only (strtol would take a sign or spaces: "? -1") */
+                        char *end = (char *)p + 1;
+                        long v = 0;
+                        if (*end >= '0' && *end <= '9')
+                                v = strtol(p + 1, &end, 10);
+                        else
                                 v = ++bare;
                         if (v > highest)
                                 highest = (int)v;
@@ -69,8 +73,15 @@ int store_sql_postgresql(const char *sql, char **ret, int *ret_params) {
                         fputs("INSERT INTO", out);
                         ignore = true;
                         p += n;
-                } else if ((n = match_words(sql, p, "IS NOT")) &&
-                           !match_words(sql, p, "IS NOT NULL")) {
+                } else if ((n = match_words(sql, p, "RETURNING")) && ignore && returning_at < 0) {
+                        /* ON CONFLICT comes before RETURNING */
+                        (void) fflush(out);
+                        returning_at = (long)size;
+                        fwrite(p, 1, n, out);
+                        p += n;
+                } else if ((n = match_words(sql, p, "IS NOT")) && !match_words(sql, p, "IS NOT NULL") &&
+                           !match_words(sql, p, "IS NOT DISTINCT") && !match_words(sql, p, "IS NOT TRUE") &&
+                           !match_words(sql, p, "IS NOT FALSE") && !match_words(sql, p, "IS NOT UNKNOWN")) {
                         fputs("IS DISTINCT FROM", out);
                         p += n;
                 } else {
@@ -83,10 +94,17 @@ int store_sql_postgresql(const char *sql, char **ret, int *ret_params) {
                         p = e;
                 }
         }
-        if (ignore)
+        if (ignore && returning_at < 0)
                 fputs(" ON CONFLICT DO NOTHING", out);
         if (fclose(out) != 0)
                 return -ENOMEM;
+        if (ignore && returning_at >= 0) {
+                char *spliced = NULL;
+                if (asprintf(&spliced, "%.*sON CONFLICT DO NOTHING %s", (int)returning_at, buf, buf + returning_at) < 0)
+                        return -ENOMEM;
+                free(buf);
+                buf = spliced;
+        }
         *ret = TAKE_PTR(buf);
         *ret_params = highest;
         return 0;

@@ -27,7 +27,15 @@ struct pg_conn {
         PGconn *conn;
         char *error; /* the last failure's message, when libpq's is not it */
         int64_t changes;
+        bool in_transaction; /* a BEGIN went through, no COMMIT or ROLLBACK since */
 };
+
+/* Bounds on every wait, set on each session (a writer holding the lock, a statement that
+ * never ends, a client gone in the middle of a transaction): a sync fails and is tried
+ * again, as with SQLite's busy timeout, instead of piling up the server's threads. */
+#define PG_SESSION_SETUP                                                                                \
+        "SET client_min_messages = warning; SET lock_timeout = '10s'; SET statement_timeout = '60s'; " \
+        "SET idle_in_transaction_session_timeout = '60s'"
 
 struct pg_stmt {
         struct store_stmt head;
@@ -81,23 +89,89 @@ static int result_errno(struct store *s, PGresult *res) {
         return -EIO;
 }
 
+/* libpq's message without a password it may quote (its URI parser quotes a token it
+ * cannot decode): every occurrence of the address's password, as written, replaced. */
+static char *redacted(const char *message, const char *uri) {
+        char *m = strdup(message);
+        if (!m)
+                return NULL;
+        size_t n = strlen(m);
+        if (n && m[n - 1] == '\n')
+                m[n - 1] = 0;
+        const char *at_scheme = strstr(uri, "://");
+        const char *start = at_scheme ? at_scheme + 3 : uri;
+        const char *at = strrchr(start, '@');
+        const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+        if (!colon || colon + 1 >= at)
+                return m;
+        size_t plen = (size_t)(at - colon - 1);
+        for (char *p = m; (p = memmem(p, strlen(p), colon + 1, plen));)
+                memset(p, '*', plen);
+        return m;
+}
+
+static int session_setup(struct pg_conn *c) {
+        PGresult *res = PQexec(c->conn, PG_SESSION_SETUP);
+        int r = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -EIO;
+        PQclear(res);
+        return r;
+}
+
 static int pg_open(struct store *s, const char *uri, char **ret_reason) {
         struct pg_conn *c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
         s->conn = c;
-        c->conn = PQconnectdb(uri);
+        /* defaults first: what the address says overrides them (expand_dbname) */
+        const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+                                    "keepalives_count", "dbname", NULL};
+        const char *const values[] = {"10", "1", "30", "10", "3", uri, NULL};
+        c->conn = PQconnectdbParams(keys, values, 1);
         if (!c->conn)
                 return -ENOMEM;
         if (PQstatus(c->conn) != CONNECTION_OK) {
-                /* libpq's message names the host, never the password */
-                char *m = PQerrorMessage(c->conn);
-                size_t n = strlen(m);
-                return message_set(ret_reason, -ECONNREFUSED, "cannot connect to PostgreSQL: %.*s",
-                                   (int)(n && m[n - 1] == '\n' ? n - 1 : n), m);
+                _cleanup_free_ char *m = redacted(PQerrorMessage(c->conn), uri);
+                return message_set(ret_reason, -ECONNREFUSED, "cannot connect to PostgreSQL: %s",
+                                   m ? m : "(no memory for the message)");
         }
-        PGresult *res = PQexec(c->conn, "SET client_min_messages = warning");
-        PQclear(res);
+        if (session_setup(c) < 0)
+                return message_set(ret_reason, -EIO, "PostgreSQL: cannot set the session's timeouts: %s",
+                                   PQerrorMessage(c->conn));
+        return 0;
+}
+
+/*
+ * A connection lost (the server restarted, the network cut) is made again before the next
+ * statement, never inside a transaction: a statement of a transaction whose connection is
+ * gone fails (its caller rolls back), and the ROLLBACK or COMMIT that ends it finds the
+ * connection again, so nothing of a half transaction is ever run on its own.
+ */
+static bool is_end(const char *sql) {
+        return strncmp(sql, "COMMIT", 6) == 0 || strncmp(sql, "ROLLBACK", 8) == 0;
+}
+
+/* The statement just failed because the connection is gone, and no transaction had its
+ * earlier statements on it: the statement may run again on a new one. */
+static bool lost_outside_transaction(const struct pg_conn *c) {
+        return PQstatus(c->conn) == CONNECTION_BAD && !c->in_transaction;
+}
+
+static int connection_check(struct store *s, const char *sql) {
+        struct pg_conn *c = pg(s);
+        bool end = is_end(sql);
+        if (PQstatus(c->conn) == CONNECTION_OK)
+                return 0;
+        if (c->in_transaction && !end) {
+                set_error(s, "the connection to PostgreSQL was lost in a transaction");
+                return -EIO;
+        }
+        c->in_transaction = false;
+        PQreset(c->conn);
+        if (PQstatus(c->conn) != CONNECTION_OK || session_setup(c) < 0) {
+                set_error(s, "the connection to PostgreSQL was lost and cannot be made again: %s",
+                          PQerrorMessage(c->conn));
+                return -EIO;
+        }
         return 0;
 }
 
@@ -112,10 +186,31 @@ static void pg_close(struct store *s) {
 }
 
 static int pg_script(struct store *s, const char *sql) {
-        PGresult *res = PQexec(pg(s)->conn, sql);
+        struct pg_conn *c = pg(s);
+        bool end = is_end(sql);
+        int r = connection_check(s, sql);
+        if (r < 0)
+                return r;
+        if (end && !c->in_transaction && PQtransactionStatus(c->conn) == PQTRANS_IDLE)
+                return 0; /* a connection made again: the transaction went with the old one */
+        PGresult *res = PQexec(c->conn, sql);
         ExecStatusType t = PQresultStatus(res);
-        int r = t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK ? 0 : result_errno(s, res);
+        if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK && lost_outside_transaction(c) && !end) {
+                /* the server went away since the last statement: libpq learns it now */
+                PQclear(res);
+                if ((r = connection_check(s, sql)) < 0)
+                        return r;
+                res = PQexec(c->conn, sql);
+                t = PQresultStatus(res);
+        }
+        r = t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK ? 0 : result_errno(s, res);
         PQclear(res);
+        if (end)
+                c->in_transaction = false;
+        else if (r >= 0 && strncmp(sql, "BEGIN", 5) == 0)
+                c->in_transaction = true;
+        else if (strncmp(sql, "BEGIN", 5) == 0)
+                c->in_transaction = PQtransactionStatus(c->conn) != PQTRANS_IDLE;
         return r;
 }
 
@@ -206,11 +301,24 @@ static int pg_step(struct store_stmt *h) {
         struct pg_stmt *st = stmt(h);
         struct pg_conn *c = pg(h->s);
         if (!st->result) {
+                int r = connection_check(h->s, st->sql);
+                if (r < 0)
+                        return r;
                 st->result = PQexecParams(c->conn, st->sql, st->n_params, st->types,
                                           (const char *const *)st->values, NULL, NULL, 0);
                 ExecStatusType t = PQresultStatus(st->result);
+                if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK && lost_outside_transaction(c)) {
+                        /* the server went away since the last statement: once more, anew */
+                        PQclear(st->result);
+                        st->result = NULL;
+                        if ((r = connection_check(h->s, st->sql)) < 0)
+                                return r;
+                        st->result = PQexecParams(c->conn, st->sql, st->n_params, st->types,
+                                                  (const char *const *)st->values, NULL, NULL, 0);
+                        t = PQresultStatus(st->result);
+                }
                 if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK) {
-                        int r = result_errno(h->s, st->result);
+                        r = result_errno(h->s, st->result);
                         PQclear(st->result);
                         st->result = NULL;
                         return r;
@@ -295,7 +403,7 @@ const struct store_backend store_backend_postgresql = {
         .close = pg_close,
         /* SQLite's one writer at a time, across every connection and controller: a
          * transaction-scoped advisory lock (docs/storage.md) */
-        .begin = "BEGIN; SELECT pg_advisory_xact_lock(7420001)",
+        .begin = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(7420001)",
         .schema = store_schema_postgresql,
         .script = pg_script,
         .prepare = pg_prepare,

@@ -76,6 +76,11 @@ const char store_schema_postgresql[] =
         " record TEXT NOT NULL,"
         " PRIMARY KEY (node, boot_epoch, boot_id, seq));"
         "CREATE INDEX records_by_kind ON records(node, kind);"
+        /* SQLite's rowid is the table's own key; here an identity column needs its index:
+         * the quota's and pruning's DELETE ... WHERE rowid IN (...), and a node's latest
+         * records by rowid, would scan the table otherwise (with the writers' lock held) */
+        "CREATE UNIQUE INDEX records_rowid ON records(rowid);"
+        "CREATE INDEX records_by_node_rowid ON records(node, rowid);"
         "CREATE TABLE commands ("
         " node TEXT NOT NULL REFERENCES nodes(id),"
         " seq BIGINT NOT NULL,"
@@ -153,7 +158,7 @@ const char store_schema_postgresql[] =
         " stage BIGINT,"
         " event TEXT NOT NULL,"
         " detail TEXT NOT NULL);"
-        "CREATE INDEX rollout_events_by_rollout ON rollout_events(rollout);"
+        "CREATE INDEX rollout_events_by_rollout ON rollout_events(rollout, rowid);"
         "CREATE TABLE node_bundle_blocks ("
         " node TEXT NOT NULL REFERENCES nodes(id),"
         " bundle_id TEXT NOT NULL,"

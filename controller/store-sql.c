@@ -22,7 +22,13 @@ int store_script(struct store *s, const char *sql) {
 }
 
 int store_begin(struct store *s) {
-        return store_script(s, s->backend->begin);
+        int r = store_script(s, s->backend->begin);
+        /* A begin of several statements (PostgreSQL's takes a lock after BEGIN) may fail
+         * half way, the transaction open: closed here, or the connection would refuse every
+         * later statement (a caller's guard exists only once the begin succeeded). */
+        if (r < 0)
+                (void) store_script(s, "ROLLBACK");
+        return r;
 }
 
 void store_stmt_finalize(struct store_stmt *st) {

@@ -136,6 +136,42 @@ static void make_sync_epoch(struct sync_request *req, int64_t last_command_seq, 
         "\",\"seq\":" #seq "},\"priority\":\"critical\",\"kind\":\"" kind "\",\"time_usec\":1,"  \
         "\"monotonic_usec\":2,\"body\":" body "}"
 
+/* PostgreSQL restarted or the connection cut: the store makes it again before the next
+ * statement outside a transaction; a transaction whose connection went fails whole. */
+static void test_connection_lost(void **state) {
+        if (on_sqlite())
+                skip(); /* one file, no connection to lose */
+        struct store *s = open_store(*state), *killer = open_store(*state);
+        struct store_stmt *st = NULL;
+        assert_int_equal(store_query_row(s, &st, "SELECT pg_backend_pid()", ""), 1);
+        int64_t pid = store_col_int(st, 0);
+        store_stmt_finalize(st);
+        st = NULL;
+        /* outside a transaction: the next statement runs on a new connection */
+        assert_int_equal(store_query_row(killer, &st, "SELECT pg_terminate_backend(CAST(?1 AS integer))", "i", pid), 1);
+        store_stmt_finalize(st);
+        st = NULL;
+        assert_int_equal(store_query_row(s, &st, "SELECT pg_backend_pid()", ""), 1);
+        int64_t again = store_col_int(st, 0);
+        store_stmt_finalize(st);
+        st = NULL;
+        assert_true(again != pid);
+        /* inside one: its next statement fails, the rollback ends it, then all goes on */
+        assert_int_equal(store_begin(s), 0);
+        assert_int_equal(store_exec(s, "INSERT INTO nodes (id, created) VALUES ('lost', 1)", ""), 0);
+        assert_int_equal(store_query_row(killer, &st, "SELECT pg_terminate_backend(CAST(?1 AS integer))", "i", again), 1);
+        store_stmt_finalize(st);
+        st = NULL;
+        assert_true(store_exec(s, "INSERT INTO nodes (id, created) VALUES ('lost2', 1)", "") < 0);
+        assert_true(store_exec(s, "INSERT INTO nodes (id, created) VALUES ('lost3', 1)", "") < 0);
+        assert_int_equal(store_script(s, "ROLLBACK"), 0);
+        assert_int_equal(store_query_row(s, &st, "SELECT count(*) FROM nodes WHERE id LIKE 'lost%'", ""), 1);
+        assert_int_equal(store_col_int(st, 0), 0); /* nothing of the half transaction */
+        store_stmt_finalize(st);
+        store_close(killer);
+        store_close(s);
+}
+
 /* An ack tells the node to delete its copy: the sync's commit must be on disk by then,
  * power cut of the ground host included. WAL with synchronous=NORMAL is not. */
 static void test_commits_durable(void **state) {
@@ -1864,6 +1900,7 @@ static void test_address(void **state) {
                 {"postgresql://[::1]x/orbit", "only :PORT", NULL},
                 {"postgresql://db/orb/it", "the database name \"orb/it\"", NULL},
                 {"postgresql://u:s3cret@db/orbit?sslmode", "the parameter \"sslmode\"", "s3cret"},
+                {"postgresql://orbit:pw9/xq@db/orbit", "an '@' after the host part", "pw9"},
                 {"postgresql://u:s3 cret@db/orbit", "offset 17", "s3"},
         };
         for (size_t i = 0; i < ELEMENTSOF(refused); i++)
@@ -1895,6 +1932,12 @@ static void test_dialect(void **state) {
                        "SELECT '?', 'it''s ?1 IS NOT x', \"IS NOT\" FROM t WHERE x = $1", 1);
         assert_dialect("SELECT this_is_not_a FROM insert_or_ignore_into", "SELECT this_is_not_a FROM insert_or_ignore_into",
                        0);
+        /* found by a review: a sign or a space after '?', IS NOT DISTINCT FROM, RETURNING */
+        assert_dialect("SELECT a FROM t WHERE b = ? -1", "SELECT a FROM t WHERE b = $1 -1", 1);
+        assert_dialect("SELECT a IS NOT DISTINCT FROM ?1, b IS NOT TRUE", "SELECT a IS NOT DISTINCT FROM $1, b IS NOT TRUE",
+                       1);
+        assert_dialect("INSERT OR IGNORE INTO t (a) VALUES (?) RETURNING a",
+                       "INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING RETURNING a", 1);
 }
 
 /* A postgresql:// address this build cannot serve, or a server not there: refused, saying
@@ -1913,6 +1956,12 @@ static void test_open_postgresql_refused(void **state) {
 #endif
         assert_null(strstr(reason, "s3cret"));
         free(reason);
+#if HAVE_LIBPQ
+        /* libpq quotes a token it cannot decode: the password is starred out of it */
+        assert_true(store_open("postgresql://u:s3cr%t@127.0.0.1:1/orbit", &s, &reason) < 0);
+        assert_null(strstr(reason, "s3cr"));
+        free(reason);
+#endif
         assert_int_equal(store_open("nosuch://x", &s, &reason), -EINVAL);
         free(reason);
 }
@@ -1923,6 +1972,7 @@ int main(void) {
                 cmocka_unit_test(test_open_postgresql_refused),
                 cmocka_unit_test(test_dialect),
                 cmocka_unit_test_setup_teardown(test_commits_durable, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_connection_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_and_records_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_seqs_across_reopen, setup, teardown),
