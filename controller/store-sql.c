@@ -26,7 +26,7 @@ int store_begin(struct store *s) {
         /* A begin of several statements (PostgreSQL's takes a lock after BEGIN) may fail
          * half way, the transaction open: closed here, or the connection would refuse every
          * later statement (a caller's guard exists only once the begin succeeded). */
-        if (r < 0)
+        if (r < 0 && strchr(s->backend->begin, ';'))
                 (void) store_script(s, "ROLLBACK");
         return r;
 }
