@@ -41,8 +41,15 @@ static int entry_tenant(struct store *s, struct store_stmt *st, const char *node
                 *ret_from = "unknown-deployment";
                 return 0;
         }
+        /* a member told of it (not one still pending, nor skipped): the node ran it */
         if (store_col_int(st, 1) == 0) {
                 *ret_from = "deployment-not-on-node";
+                return 0;
+        }
+        /* and of what the deployment runs: its workload, or its app's downloads */
+        const char *w = store_col_text(st, 2), *app = store_col_text(st, 3);
+        if (e->workload[0] ? !streq_ptr(w, e->workload) : !streq_ptr(app, e->app)) {
+                *ret_from = "deployment-other-workload";
                 return 0;
         }
         *ret_from = "deployment";
@@ -89,7 +96,8 @@ int store_usage_apply_record(struct store *s, const struct sync_record *rec, int
         _cleanup_stmt_ struct store_stmt *tenant = NULL, *ins = NULL, *latest = NULL, *seen = NULL;
         r = store_query(s, &tenant,
                         "SELECT json_extract(d.request, '$.spec.tenant'), EXISTS (SELECT 1 FROM deployment_nodes dn "
-                        "WHERE dn.deployment = d.id AND dn.node = ?2) FROM deployments d WHERE d.id = ?1",
+                        "WHERE dn.deployment = d.id AND dn.node = ?2 AND dn.state NOT IN ('pending', 'skipped')), "
+                        "d.workload, json_extract(d.request, '$.spec.app.name') FROM deployments d WHERE d.id = ?1",
                         "");
         if (r >= 0)
                 r = store_query(s, &seen,

@@ -109,12 +109,13 @@ interval() { # METER N ENTRIES
 [ "$(sync_node node-1)" = 200 ] && [ "$(sync_node node-2)" = 200 ] || bail "first syncs: $(cat body)"
 relcli bundle upload det.obundle >out 2>&1 || bail "bundle upload: $(cat out)"
 jq -n '{name: "det", exec: ["/app/bin/serve"], app: {name: "det", version: "1.0.0"}, tenant: "globex"}' >det-spec.json
-relcli deployment create --id det-prod --bundle det-1.0 --spec det-spec.json --target all >out 2>&1 &&
+# one stage: both nodes told at once (a member still pending, never told, is billed nothing)
+relcli deployment create --id det-prod --bundle det-1.0 --spec det-spec.json --target all --stages 100 >out 2>&1 &&
         pass "deployment det-prod (spec tenant globex) created" || fail "deployment create" "$(cat out)"
 # cam-n2: tenant acme, node-2 its only member
 relcli node group node-2 only-n2 >out 2>&1 || bail "node group: $(cat out)"
 jq -n '{name: "cam", exec: ["/app/bin/serve"], app: {name: "det", version: "1.0.0"}, tenant: "acme"}' >cam-spec.json
-relcli deployment create --id cam-n2 --bundle det-1.0 --spec cam-spec.json --target only-n2 >out 2>&1 &&
+relcli deployment create --id cam-n2 --bundle det-1.0 --spec cam-spec.json --target only-n2 --stages 100 >out 2>&1 &&
         pass "deployment cam-n2 (spec tenant acme) of node-2 only created" || fail "deployment cam-n2" "$(cat out)"
 jq -n '{name: "det", exec: ["/app/bin/serve"], app: {name: "det", version: "1.0.0"}, tenant: "bad tenant!"}' >bad-spec.json
 relcli deployment create --id det-bad --bundle det-1.0 --spec bad-spec.json --target all >out 2>&1

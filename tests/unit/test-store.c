@@ -1400,7 +1400,7 @@ static void test_usage_counted_once(void **state) {
                                       "INSERT INTO nodes (id, created) VALUES ('n1', 0); "
                                       "INSERT INTO deployments (id, workload, request, state, created) VALUES "
                                       "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"acme\"}}', 'running', 0); "
-                                      "INSERT INTO deployment_nodes (deployment, node, stage) VALUES ('dep-a', 'n1', 0)"),
+                                      "INSERT INTO deployment_nodes (deployment, node, stage, state) VALUES ('dep-a', 'n1', 0, 'told')"),
                          0);
         const char *i1 = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1000,\"end\":1300,\"duration_sec\":300,"
                          "\"board_energy_j\":4500.0,\"entries\":["
@@ -1558,9 +1558,11 @@ static void test_usage_deployment_tenant(void **state) {
                                       "INSERT INTO deployments (id, workload, request, state, created) VALUES "
                                       "('dep-a', 'det', '{\"spec\":{\"name\":\"det\",\"tenant\":\"globex\"}}', 'running', 0), "
                                       "('dep-b', 'cam', '{\"spec\":{\"name\":\"cam\"}}', 'running', 0), "
-                                      "('dep-c', 'oth', '{\"spec\":{\"name\":\"oth\",\"tenant\":\"globex\"}}', 'running', 0); "
-                                      "INSERT INTO deployment_nodes (deployment, node, stage) VALUES "
-                                      "('dep-a', 'n1', 0), ('dep-b', 'n1', 0), ('dep-c', 'n2', 0)"),
+                                      "('dep-c', 'oth', '{\"spec\":{\"name\":\"oth\",\"tenant\":\"globex\"}}', 'running', 0), "
+                                      "('dep-d', 'pnd', '{\"spec\":{\"name\":\"pnd\",\"tenant\":\"globex\"}}', 'running', 0); "
+                                      "INSERT INTO deployment_nodes (deployment, node, stage, state) VALUES "
+                                      "('dep-a', 'n1', 0, 'committed'), ('dep-b', 'n1', 0, 'told'), ('dep-c', 'n2', 0, 'told'), "
+                                      "('dep-d', 'n1', 1, 'pending')"),
                          0);
         const char *body = "{\"meter\":\"" METER "\",\"interval\":1,\"start\":1,\"end\":2,\"duration_sec\":1,"
                            "\"entries\":["
@@ -1569,7 +1571,11 @@ static void test_usage_deployment_tenant(void **state) {
                            "{\"workload\":\"oth\",\"tenant\":\"acme\",\"deployment\":\"dep-c\",\"cpu_sec\":16},"
                            "{\"workload\":\"own\",\"tenant\":\"acme\",\"deployment\":\"dep-x\",\"cpu_sec\":4},"
                            "{\"workload\":\"mine\",\"tenant\":\"acme\",\"cpu_sec\":32},"
-                           "{\"workload\":\"loc\",\"cpu_sec\":8}]}";
+                           "{\"workload\":\"loc\",\"cpu_sec\":8},"
+                           /* a member never told (its stage to come), and another workload than
+                            * the deployment's: the node's word, not billed */
+                           "{\"workload\":\"pnd\",\"tenant\":\"acme\",\"deployment\":\"dep-d\",\"cpu_sec\":64},"
+                           "{\"workload\":\"wrong\",\"tenant\":\"acme\",\"deployment\":\"dep-a\",\"cpu_sec\":128}]}";
         char *r1 = usage_rec(1, body);
         assert_int_equal(usage_sync(s, r1, 100), 1);
         json_t *rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 0, 0);
@@ -1590,8 +1596,8 @@ static void test_usage_deployment_tenant(void **state) {
                         none = x;
         }
         assert_non_null(claimed);
-        assert_true(real(claimed, "cpu_sec") == 16.0 + 4.0 + 32.0);
-        assert_int_equal(json_integer_value(json_object_get(claimed, "entries")), 3);
+        assert_true(real(claimed, "cpu_sec") == 16.0 + 4.0 + 32.0 + 64.0 + 128.0);
+        assert_int_equal(json_integer_value(json_object_get(claimed, "entries")), 5);
         /* dep-b has no tenant: none, whatever the node says (this controller knows it has
          * none: no claim to show); loc said none */
         assert_non_null(none);
@@ -1601,8 +1607,8 @@ static void test_usage_deployment_tenant(void **state) {
         assert_int_equal(json_array_size(rows), 0);
         json_decref(rows);
         rows = usage_sum(s, USAGE_BY_DEPLOYMENT, NULL, NULL, 0, 0);
-        assert_int_equal(json_array_size(rows), 5);
-        assert_true(real(usage_row(rows, "deployment", "dep-a"), "cpu_sec") == 1.0);
+        assert_int_equal(json_array_size(rows), 6);
+        assert_true(real(usage_row(rows, "deployment", "dep-a"), "cpu_sec") == 1.0 + 128.0);
         assert_true(real(usage_row(rows, "deployment", "dep-b"), "cpu_sec") == 2.0);
         assert_true(real(usage_row(rows, "deployment", "dep-c"), "cpu_sec") == 16.0);
         assert_true(real(usage_row(rows, "deployment", NULL), "cpu_sec") == 40.0);
@@ -1621,6 +1627,12 @@ static void test_usage_deployment_tenant(void **state) {
                          1);
         assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'mine' AND tenant IS NULL AND "
                                         "tenant_from = 'unverified-node-claim' AND claimed_tenant = 'acme'"),
+                         1);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'pnd' AND tenant IS NULL AND "
+                                        "tenant_from = 'deployment-not-on-node' AND claimed_tenant = 'acme'"),
+                         1);
+        assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'wrong' AND tenant IS NULL AND "
+                                        "tenant_from = 'deployment-other-workload' AND claimed_tenant = 'acme'"),
                          1);
         assert_int_equal(usage_count(s, "SELECT count(*) FROM usage WHERE workload = 'loc' AND tenant IS NULL AND "
                                         "tenant_from = 'none' AND claimed_tenant IS NULL"),
