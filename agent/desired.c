@@ -52,6 +52,10 @@ struct desired {
         char *hold_file;
         bool held;
         json_t *status;             /* the last look, for the status document */
+        /* {"<name>": "<deployment>"}: workloads of a deployment an earlier document listed and
+         * the one in force does not, until they are removed: their usage until then is still
+         * that deployment's (the usage meter asks; not kept across a restart) */
+        json_t *leaving;
 };
 
 static uint64_t now_mono(struct desired *d) {
@@ -92,6 +96,18 @@ static void doc_clear(struct desired *d) {
 
 /* Take a verified document: the spec texts the runtime will keep, byte for byte. */
 static int doc_take(struct desired *d, json_t *envelope, struct desired_state *doc) {
+        if (!d->leaving)
+                d->leaving = json_object();
+        for (size_t i = 0; d->leaving && i < d->doc.n_workloads; i++) {
+                const struct desired_workload *w = &d->doc.workloads[i];
+                bool kept = false;
+                for (size_t k = 0; k < doc->n_workloads && !kept; k++)
+                        kept = streq(doc->workloads[k].name, w->name);
+                if (!kept && w->deployment[0])
+                        (void) json_object_set_new(d->leaving, w->name, json_string(w->deployment));
+        }
+        for (size_t k = 0; d->leaving && k < doc->n_workloads; k++)
+                (void) json_object_del(d->leaving, doc->workloads[k].name);
         doc_clear(d);
         d->doc = *doc;
         *doc = (struct desired_state){0};
@@ -512,6 +528,8 @@ static bool step(struct desired *d) {
         case DESIRED_STEP_REMOVE:
                 if (runtime_workload_remove(d->h.runtime, xs[s.index].name, &why) < 0)
                         log_warning("desired state: workload %s: %s", xs[s.index].name, why ? why : "cannot remove");
+                else if (d->leaving)
+                        (void) json_object_del(d->leaving, xs[s.index].name); /* after its last sample */
                 break;
         }
         return s.kind != DESIRED_STEP_NONE || settling;
@@ -638,6 +656,7 @@ void desired_free(struct desired *d) {
         json_decref(d->replacing);
         json_decref(d->reported);
         json_decref(d->status);
+        json_decref(d->leaving);
         free(d->hold_file);
         sd_event_unref(d->event);
         free(d);
@@ -660,6 +679,10 @@ void desired_usage_labels(struct desired *d, const char *workload, char *deploym
                 snprintf(tenant, tsize, "%s", t ? t : "");
                 return;
         }
+        /* being taken off: its deployment's until it is removed (the tenant is its spec's) */
+        const char *leaving = json_string_value(json_object_get(d->leaving, workload));
+        if (leaving)
+                snprintf(deployment, dsize, "%s", leaving);
 }
 
 size_t desired_usage_app_labels(struct desired *d, const char *app, struct desired_usage_label *out, size_t max) {

@@ -53,7 +53,10 @@ json_t *desired_status_json(struct desired *d);
 
 /*
  * For the usage meter: the deployment of the document's workload of this name and that
- * spec's tenant; "" each when the document in force has none. d may be NULL.
+ * spec's tenant; "" each when the document in force has none. A workload an earlier
+ * document's deployment put there, which the one in force no longer lists, keeps that
+ * deployment until it is removed (its last sample, at the removal, is still billed to it).
+ * d may be NULL.
  */
 void desired_usage_labels(struct desired *d, const char *workload, char *deployment, size_t dsize, char *tenant,
                           size_t tsize);

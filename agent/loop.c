@@ -62,6 +62,8 @@ static uint64_t system_usec(void) {
 static void *sample_frames[SAMPLE_FRAMES];
 static volatile sig_atomic_t sample_depth;
 
+/* backtrace() is safe here once loaded (sampler_init calls it first): glibc >= 2.35 with
+ * libgcc >= 12, as on Debian 12, unwinds without taking the loader's lock. */
 static void on_sample(int sig) {
         (void) sig;
         int saved = errno;
@@ -102,7 +104,8 @@ static void sampler_set(struct sampler *sp, uint64_t usec) {
 static void sampler_free(struct sampler *sp) {
         if (sp->armed)
                 (void) timer_delete(sp->timer);
-        signal(SIGPROF, SIG_DFL);
+        /* ignored, not the default (which ends the process): a signal still on its way */
+        signal(SIGPROF, SIG_IGN);
 }
 
 /* The stack the sample took, as "symbol+0xoff" or "module+0xoff" frames (the first two are

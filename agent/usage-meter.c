@@ -222,7 +222,8 @@ int usage_meter_add_link_bytes(struct usage_meter *m, const char *app, const cha
                         return -ENOSPC;
                 e = add_entry(m, NULL, tenant, deployment, app);
         }
-        if (bytes > (uint64_t) ((double) USAGE_LINK_BYTES_MAX * USAGE_TOTAL_ROTATE) - e->total.link_bytes)
+        uint64_t limit = (uint64_t) ((double) USAGE_LINK_BYTES_MAX * USAGE_TOTAL_ROTATE);
+        if (e->total.link_bytes >= limit || bytes > limit - e->total.link_bytes)
                 return -ENOSPC; /* a new meter: this one's reports would be refused */
         e->total.link_bytes += bytes;
         return 0;

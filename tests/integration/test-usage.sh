@@ -165,6 +165,10 @@ check "burst was removed from the node" wait_for $((T * 3)) burst_gone
 check "its cgroup is gone" test ! -e "$bcg"
 check "burst's metered CPU is its cgroup's last count (read before the cgroup went)" metered_is burst "$burst_cpu"
 check "burst is billed to tenant globex" test "$(entry burst | jq -r .tenant)" = globex
+# its deployment left the desired state before it was stopped and removed: what it used
+# until its cgroup went is still the deployment's, in one entry
+check "burst's use stays in one entry, its deployment's" \
+        test "$(entry burst | jq -r .deployment | tr '\n' ' ')" = "dep-burst "
 
 grepq "sanitizer" "$N/agent.log" && fail "sanitizer report in the agent log" || pass "no sanitizer report"
 finish

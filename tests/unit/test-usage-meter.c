@@ -369,6 +369,10 @@ static void test_bounds(void **state) {
         assert_int_equal(usage_meter_add_link_bytes(&m, "hello", "acme", "", 11), -ENOSPC);
         assert_int_equal(entry(&m, NULL, "hello")->total.link_bytes, (uint64_t) USAGE_LINK_BYTES_MAX / 2 - 10);
         assert_int_equal(usage_meter_add_link_bytes(&m, "hello", "acme", "", 10), 0);
+        /* a total already past the rotation point (a state restored from an older build):
+         * no wrap of the room left, a new meter */
+        entry(&m, NULL, "hello")->total.link_bytes = (uint64_t) USAGE_LINK_BYTES_MAX - 1;
+        assert_int_equal(usage_meter_add_link_bytes(&m, "hello", "acme", "", 1), -ENOSPC);
 
         /* a state file with a total past the bound is refused, saying where */
         entry(&m, "det", NULL)->total.energy_j = 2 * USAGE_AMOUNT_MAX;
