@@ -240,6 +240,11 @@ static const char *app_version(json_t *spec, const char **ret_name) {
         return json_string_value(json_object_get(app, "version"));
 }
 
+/* The spec's "tenant", NULL none. */
+static const char *spec_tenant(json_t *spec) {
+        return json_string_value(json_object_get(spec, "tenant"));
+}
+
 /* An install this reconciler asked for has ended: the version is there, or it failed. */
 static void install_ended(struct desired *d) {
         if (!d->installing[0] || !d->h.update)
@@ -674,7 +679,7 @@ void desired_usage_labels(struct desired *d, const char *workload, char *deploym
                 const struct desired_workload *w = &d->doc.workloads[i];
                 if (!streq(w->name, workload))
                         continue;
-                const char *t = json_string_value(json_object_get(w->spec, "tenant"));
+                const char *t = spec_tenant(w->spec);
                 snprintf(deployment, dsize, "%s", w->deployment);
                 snprintf(tenant, tsize, "%s", t ? t : "");
                 return;
@@ -691,10 +696,11 @@ size_t desired_usage_app_labels(struct desired *d, const char *app, struct desir
                 return 0;
         for (size_t i = 0; i < d->doc.n_workloads && n < max; i++) {
                 const struct desired_workload *w = &d->doc.workloads[i];
-                const char *wapp = json_string_value(json_object_get(json_object_get(w->spec, "app"), "name"));
+                const char *wapp;
+                (void) app_version(w->spec, &wapp);
                 if (!wapp || !streq(wapp, app))
                         continue;
-                const char *t = json_string_value(json_object_get(w->spec, "tenant"));
+                const char *t = spec_tenant(w->spec);
                 struct desired_usage_label l = {0};
                 snprintf(l.deployment, sizeof(l.deployment), "%s", w->deployment);
                 snprintf(l.tenant, sizeof(l.tenant), "%s", t ? t : "");
