@@ -385,7 +385,8 @@ json_t *health_monitor_json(struct health_monitor *m) {
         bool gate = health_monitor_gate(m, why, sizeof(why));
         struct health_actions a = m->applied;
         json_t *events = m->events ? event_queue_tail_json(m->events, 20, NULL) : json_array();
-        return json_pack("{s:s,s:f,s:s,s:o,s:o,s:{s:b,s:i,s:s},s:{s:b,s:s},s:o,s:o}",
+        const char *sun = m->runtime ? runtime_sunlit_wait(m->runtime) : "";
+        return json_pack("{s:s,s:f,s:s,s:o,s:o,s:{s:b,s:i,s:s},s:{s:b,s:s?},s:{s:b,s:s},s:o,s:o}",
                          "level", health_level_to_string(m->policy.level),
                          "level_since_sec", (double) (now - m->policy.level_since_usec) / 1e6,
                          "driver", m->policy.driver,
@@ -393,6 +394,7 @@ json_t *health_monitor_json(struct health_monitor *m) {
                          "zones", zones,
                          "power", "on_battery", m->snapshot->on_battery, "battery_percent", m->snapshot->battery_capacity,
                          "level", health_level_to_string(m->policy.power_level),
+                         "sunlit", "may_run", sun[0] == '\0', "waiting", sun[0] ? sun : NULL,
                          "gate", "pass", gate, "why", why,
                          "readings", health_snapshot_to_json(m->snapshot),
                          "events", events);

@@ -1821,6 +1821,10 @@ void runtime_set_sunlit(struct runtime *rt, const char *wait_reason) {
         emit(rt, 1, "runtime.sunlit", json_pack("{s:b,s:s}", "may_run", !waiting, "reason", waiting ? why : "sunlit"));
 }
 
+const char *runtime_sunlit_wait(const struct runtime *rt) {
+        return rt->sunlit_wait;
+}
+
 void runtime_best_effort_admission(struct runtime *rt, bool open) {
         rt->best_effort_closed = !open;
 }

@@ -198,6 +198,9 @@ bool runtime_app_users_ok(struct runtime *rt, const char *app, char *why, size_t
  * every evaluation; only a change acts.
  */
 void runtime_set_sunlit(struct runtime *rt, const char *wait_reason);
+/* Why run_when "sunlit" work waits now ("in eclipse", "level warm", "no power reading
+ * yet"), or "" when it may run. */
+const char *runtime_sunlit_wait(const struct runtime *rt);
 
 /* Limit every workload of a class to percent of its normal cpu (0 or 100: no limit). */
 int runtime_class_throttle(struct runtime *rt, enum workload_priority p, unsigned percent);

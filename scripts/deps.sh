@@ -6,9 +6,11 @@ build_pkgs=(build-essential autoconf automake libtool pkg-config
             libsystemd-dev libcurl4-openssl-dev libjansson-dev libarchive-dev
             libmbedtls-dev libcmocka-dev libseccomp-dev libssl-dev libzstd-dev
             libmicrohttpd-dev libsqlite3-dev libgnutls28-dev
+            libpq-dev # orbit-controller's PostgreSQL store (docs/storage.md)
             musl-tools) # musl-gcc: the static sandbox init starts 3x faster than with glibc
 test_pkgs=(jq python3 procps systemd grub-common libubootenv-tool openssl tar gzip curl sqlite3 zstd
-           prometheus chromium chromium-driver) # promtool; the dashboard test's headless browser
+           prometheus chromium chromium-driver # promtool; the dashboard test's headless browser
+           postgresql) # test-store-postgresql.sh: a real server, started by the test
 packaging_pkgs=(debhelper dpkg-dev debootstrap lintian fakeroot)
 fuzz_pkgs=(clang libclang-rt-dev)
 run_pkgs=(procps openssl jq curl util-linux)

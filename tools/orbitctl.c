@@ -350,6 +350,11 @@ static void print_health(json_t *h) {
         printf("Power:     %s, battery %lld%%, level %s\n",
                json_is_true(json_object_get(p, "on_battery")) ? "on battery (eclipse)" : "not on battery",
                (long long) json_integer_value(json_object_get(p, "battery_percent")), str(p, "level"));
+        json_t *sun = json_object_get(h, "sunlit");
+        if (json_is_false(json_object_get(sun, "may_run")))
+                printf("Sunlit:    run_when sunlit work waits (%s)\n", str(sun, "waiting"));
+        else if (sun)
+                printf("Sunlit:    run_when sunlit work may run\n");
         printf("Zones:\n");
         size_t i;
         json_t *z;

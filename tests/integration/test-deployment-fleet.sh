@@ -161,8 +161,10 @@ solar_waits() { # NODE: solar there, stopped, waiting for sunlight
                 wl_field "$1" solar .last_error | grepq "run_when sunlit: waiting (in eclipse)"
 }
 power "$ECLIPSED" Discharging 0
-eclipse_seen() { node_ctl "$1" events --json -n 1000 | jq -e '[.events[] | select(.kind == "runtime.sunlit") | .body.may_run] | last == false' >/dev/null; }
-check "$ECLIPSED in eclipse (its runtime.sunlit event)" wait_for "$T" eclipse_seen "$ECLIPSED"
+# The runtime's own state, not its runtime.sunlit event: the node may have sent that event
+# to the controller, which acknowledged it, before a look at its outbox (so it failed once).
+eclipse_seen() { node_ctl "$1" health --json | jq -e '.sunlit.may_run == false and .sunlit.waiting == "in eclipse"' >/dev/null; }
+check "$ECLIPSED in eclipse (the runtime's run_when sunlit wait)" wait_for "$T" eclipse_seen "$ECLIPSED"
 check "solar-1 created (a run_when sunlit batch)" fleet_oc deployment create --id solar-1 --bundle det-2.0 \
         --spec solar.json --stages 100 --success-after 1 --max-failures 0
 check "solar-1: 19 committed" wait_for $((T * 3)) count_is solar-1 committed 19

@@ -108,6 +108,9 @@ solar_waits() { solar_is stopped && wstate solar .last_error | grepq "run_when s
 battery Discharging 90 0
 check "sunlit: eclipse at 90% stops the sunlit workload" wait_for 10 solar_waits "in eclipse"
 check "sunlit: the level stays nominal (90% is above warm_percent)" level_is nominal
+sun=$(health | jq -c '.sunlit')
+[ "$sun" = '{"may_run":false,"waiting":"in eclipse"}' ] && pass "sunlit: orbitctl health shows why sunlit work waits" ||
+        fail "sunlit: health" "$sun"
 [ "$(wstate spin .state)" = running ] && [ "$(wstate nap .state)" = running ] &&
         pass "sunlit: the other workloads keep running" || fail "sunlit: others" "$(ctl workload list)"
 out=$(ctl workload restart solar 2>&1) && fail "sunlit: no start in eclipse" "$out" ||
@@ -115,6 +118,8 @@ out=$(ctl workload restart solar 2>&1) && fail "sunlit: no start in eclipse" "$o
                 fail "sunlit: start in eclipse" "$out"; }
 battery Charging 90 1
 check "sunlit: in sunlight it runs again" wait_for 10 solar_is running
+sun=$(health | jq -c '.sunlit')
+[ "$sun" = '{"may_run":true,"waiting":null}' ] && pass "sunlit: orbitctl health shows it may run" || fail "sunlit: health" "$sun"
 sun_events=$(ctl events --json -n 1000 | jq -c '[.events[] | select(.kind == "runtime.sunlit") | .body.may_run]')
 [ "$sun_events" = "[true,false,true]" ] && pass "sunlit: each change is an event" || fail "sunlit: events" "$sun_events"
 [ "$(quota spin)" = -1 ] || [ "$(quota spin)" = max ] && pass "no throttle at nominal" || fail "nominal quota" "$(quota spin)"
