@@ -36,12 +36,23 @@
  * connection, or one per connection), a node told to install reporting update.committed
  * in its next sync: what driving rollouts adds to a sync, measured over HTTPS.
  *
+ * With --database postgresql://..., the controllers keep their store in PostgreSQL (issue
+ * #22 item 5): each phase gets a fresh database of its own on that server (CREATE DATABASE
+ * through psql, dropped at the end), and --instances K starts K controllers on it (one per
+ * ground station), the syncs of a node going to them in turn: a keep-alive job's connection
+ * to instance (job mod K), a new connection's sync to (job + round) mod K. The database
+ * server's CPU time (the postmaster and its backends, found through its data_directory) is
+ * printed per sync beside the controllers', and its size after the run. bench/
+ * controller-sync-pg.sh runs SQLite, PostgreSQL with one and with two instances in one go.
+ *
  * usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] [--records 0|1]
  *                        [--mode both|keepalive|reconnect] [--rollouts R]
- *                        [--rollout-syncs T] [--controller PATH] [DIR]
+ *                        [--rollout-syncs T] [--controller PATH]
+ *                        [--database postgresql://...] [--instances K] [DIR]
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -82,13 +93,21 @@
 
 extern char **environ;
 
+#define MAX_INSTANCES 8
+
 static char tmpdir[PATH_MAX];
 static const char *controller_bin;
-static volatile pid_t controller_pid; /* the one running: stopped on die() and signals */
+/* the ones running: stopped on die() and signals */
+static volatile pid_t controller_pids[MAX_INSTANCES];
+static const char *database;   /* --database: a PostgreSQL server's address; NULL: SQLite */
+static unsigned n_instances = 1;
+static char databases[16][64]; /* the databases made on it, dropped at exit */
+static unsigned n_databases;
 
 static void stop_controller(void) {
-        if (controller_pid > 0)
-                kill(controller_pid, SIGTERM);
+        for (unsigned k = 0; k < MAX_INSTANCES; k++)
+                if (controller_pids[k] > 0)
+                        kill(controller_pids[k], SIGTERM);
 }
 
 static void *xmalloc(size_t n) {
@@ -255,7 +274,9 @@ static void make_pki(unsigned n) {
         for (unsigned i = 0; i < n; i++) {
                 struct node *nd = &nodes[i];
                 snprintf(nd->id, sizeof(nd->id), "node-%05u", i);
-                snprintf(nd->src, sizeof(nd->src), "host!127.1.%u.%u", i / 250, i % 250 + 1);
+                /* 127.1.0.1 up: 62,500 addresses per second octet */
+                snprintf(nd->src, sizeof(nd->src), "host!127.%u.%u.%u", 1 + i / 62500, i % 62500 / 250,
+                         i % 250 + 1);
                 EVP_PKEY *k = ec_key();
                 X509 *x = make_cert(nd->id, k, nca, nca_key, CERT_CLIENT, 1000 + (long) i);
                 nd->cert = cert_pem(x);
@@ -293,25 +314,186 @@ static void make_pki(unsigned n) {
         write_text(token_path, "bench-operator-token-0123456789abcdef\n");
 }
 
+/* ---- PostgreSQL (--database) -------------------------------------------------------------- */
+
+/* The address with its database name replaced by name:
+ * postgresql://user@host:port/DB?params -> postgresql://user@host:port/NAME?params. */
+static void database_address(const char *name, char *buf, size_t size) {
+        const char *auth = strstr(database, "://");
+        if (!auth)
+                die("--database %s: not a postgresql://... address", database);
+        auth += 3;
+        size_t auth_len = strcspn(auth, "/?");
+        const char *rest = auth + auth_len;
+        if (*rest == '/')
+                rest += strcspn(rest, "?");
+        int n = snprintf(buf, size, "%.*s/%s%s", (int) (auth + auth_len - database), database, name, rest);
+        if (n < 0 || (size_t) n >= size)
+                die("--database: address too long");
+}
+
+/* psql's output (tuples only, unaligned) of one statement on database name. */
+static char *psql(const char *name, const char *sql) {
+        char addr[1024], out[PATH_MAX];
+        database_address(name, addr, sizeof(addr));
+        path_in(out, "psql.out");
+        pid_t pid;
+        posix_spawn_file_actions_t fa;
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        char *argv[] = {"psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", addr, "-c", (char *) sql, NULL};
+        int r = posix_spawnp(&pid, "psql", &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0)
+                die("cannot run psql (Debian: postgresql-client): %s", strerror(r));
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        die("waitpid: %m");
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                die("psql on %s failed: %s", name, sql);
+        FILE *f = fopen(out, "re");
+        char *text = xmalloc(4096);
+        size_t n = f ? fread(text, 1, 4095, f) : 0;
+        if (f)
+                fclose(f);
+        text[n] = '\0';
+        text[strcspn(text, "\n")] = '\0';
+        return text;
+}
+
+/* The name of the server's maintenance database the address names ("postgres" if none). */
+static void base_database(char *buf, size_t size) {
+        const char *auth = strstr(database, "://");
+        const char *slash = auth ? strchr(auth + 3, '/') : NULL;
+        const char *q = auth ? strchr(auth + 3, '?') : NULL;
+        if (!slash || (q && slash > q) || slash[1] == '?' || !slash[1])
+                snprintf(buf, size, "postgres");
+        else
+                snprintf(buf, size, "%.*s", (int) strcspn(slash + 1, "?"), slash + 1);
+}
+
+/* A fresh database for one phase; its address in buf. */
+static void database_make(const char *phase, char *buf, size_t size) {
+        if (n_databases >= ELEMENTSOF(databases))
+                die("too many phases");
+        char base[64], sql[160];
+        base_database(base, sizeof(base));
+        snprintf(databases[n_databases], sizeof(databases[0]), "orbit_bench_%d_%s", (int) getpid(), phase);
+        for (char *c = databases[n_databases]; *c; c++)
+                if (*c == '-')
+                        *c = '_';
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", databases[n_databases]);
+        free(psql(base, sql));
+        database_address(databases[n_databases], buf, size);
+        n_databases++;
+}
+
+static void databases_drop(void) {
+        char base[64], sql[160];
+        if (!database || getenv("BENCH_KEEP"))
+                return;
+        base_database(base, sizeof(base));
+        for (unsigned i = 0; i < n_databases; i++) {
+                snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", databases[i]);
+                free(psql(base, sql));
+        }
+        n_databases = 0;
+}
+
+static uint64_t database_bytes(const char *name) {
+        char *t = psql(name, "SELECT pg_database_size(current_database())");
+        uint64_t v = strtoull(t, NULL, 10);
+        free(t);
+        return v;
+}
+
+static double proc_cpu_s(pid_t pid);
+
+/* The server's postmaster, from postmaster.pid in its data directory (0: not readable
+ * here, e.g. another machine: no database CPU then). */
+static pid_t postmaster_pid(void) {
+        char base[64];
+        base_database(base, sizeof(base));
+        char *dir = psql(base, "SHOW data_directory");
+        char p[PATH_MAX];
+        snprintf(p, sizeof(p), "%s/postmaster.pid", dir);
+        free(dir);
+        FILE *f = fopen(p, "re");
+        int pid = 0;
+        if (f) {
+                if (fscanf(f, "%d", &pid) != 1)
+                        pid = 0;
+                fclose(f);
+        }
+        return (pid_t) pid;
+}
+
+/* CPU seconds of the postmaster, its children that ended (cutime, cstime) and those alive. */
+static double database_cpu_s(pid_t pm) {
+        if (pm <= 0)
+                return 0;
+        char p[64], buf[1024];
+        snprintf(p, sizeof(p), "/proc/%d/stat", (int) pm);
+        FILE *f = fopen(p, "re");
+        if (!f)
+                return 0;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *s = strrchr(buf, ')');
+        unsigned long ut = 0, st = 0;
+        long cut = 0, cst = 0;
+        if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &ut, &st,
+                         &cut, &cst) != 4)
+                return 0;
+        double total = (double) (ut + st + (unsigned long) cut + (unsigned long) cst) / (double) sysconf(_SC_CLK_TCK);
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+                if (de->d_name[0] < '1' || de->d_name[0] > '9')
+                        continue;
+                snprintf(p, sizeof(p), "/proc/%.20s/stat", de->d_name);
+                f = fopen(p, "re");
+                if (!f)
+                        continue;
+                n = fread(buf, 1, sizeof(buf) - 1, f);
+                fclose(f);
+                buf[n] = '\0';
+                s = strrchr(buf, ')');
+                int ppid = 0;
+                if (s && sscanf(s + 2, "%*c %d", &ppid) == 1 && ppid == (int) pm)
+                        total += proc_cpu_s((pid_t) atoi(de->d_name));
+        }
+        if (d)
+                closedir(d);
+        return total;
+}
+
 /* ---- the controller ------------------------------------------------------------------- */
 
 static void on_signal(int sig) {
         /* Interrupted: stop the controller, wait for it, clean up (a bench, not a daemon). */
-        if (controller_pid > 0) {
-                kill(controller_pid, SIGTERM);
-                while (waitpid(controller_pid, NULL, 0) < 0 && errno == EINTR)
-                        ;
-        }
+        for (unsigned k = 0; k < MAX_INSTANCES; k++)
+                if (controller_pids[k] > 0) {
+                        kill(controller_pids[k], SIGTERM);
+                        while (waitpid(controller_pids[k], NULL, 0) < 0 && errno == EINTR)
+                                ;
+                }
         exit(128 + sig);
 }
 
 struct controller {
         pid_t pid;
+        unsigned index; /* in controller_pids */
         char data[PATH_MAX];
         char url[64];
+        char database[1024]; /* --database: this phase's; "" for SQLite */
 };
 
-static void controller_start(struct controller *c, const char *name, unsigned max_connections) {
+/* Instance index of a phase: data dir name, on the database db ("": SQLite in the dir). */
+static void controller_start(struct controller *c, const char *name, unsigned index, const char *db,
+                             unsigned max_connections) {
         char port_file[PATH_MAX], log_file[PATH_MAX], cert[PATH_MAX], key[PATH_MAX],
                 nca[PATH_MAX], ckey[PATH_MAX], ccert[PATH_MAX], maxc[16], pf_name[64], lf_name[64];
         snprintf(pf_name, sizeof(pf_name), "%s.port", name);
@@ -325,11 +507,15 @@ static void controller_start(struct controller *c, const char *name, unsigned ma
         path_in(ckey, "cmd.key");
         path_in(ccert, "cmd.pem");
         snprintf(maxc, sizeof(maxc), "%u", max_connections);
+        c->index = index;
+        snprintf(c->database, sizeof(c->database), "%s", db ? db : "");
+        if (mkdir(c->data, 0700) < 0 && errno != EEXIST)
+                die("mkdir %s: %m", c->data);
         char *argv[] = {(char *) controller_bin, "serve", "--listen", "127.0.0.1:0", "--port-file",
                         port_file, "--data-dir", c->data, "--cert", cert, "--key", key,
                         "--node-ca", nca, "--command-key", ckey, "--command-cert", ccert,
                         "--operator-token-file", token_path, "--max-connections", maxc,
-                        "--log-level", "warning", NULL};
+                        "--log-level", "warning", c->database[0] ? "--database" : NULL, c->database, NULL};
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -338,7 +524,7 @@ static void controller_start(struct controller *c, const char *name, unsigned ma
         posix_spawn_file_actions_destroy(&fa);
         if (r != 0)
                 die("cannot run %s: %s", controller_bin, strerror(r));
-        controller_pid = c->pid;
+        controller_pids[index] = c->pid;
         for (int i = 0; i < 1000; i++) {
                 FILE *f = fopen(port_file, "re");
                 unsigned port = 0;
@@ -364,7 +550,7 @@ static void controller_stop(struct controller *c) {
         while (waitpid(c->pid, &status, 0) < 0)
                 if (errno != EINTR)
                         die("waitpid: %m");
-        controller_pid = 0;
+        controller_pids[c->index] = 0;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 die("the controller did not stop cleanly (status 0x%x)", (unsigned) status);
 }
@@ -719,7 +905,7 @@ enum mode { MODE_KEEPALIVE, MODE_RECONNECT };
 
 struct load_result {
         unsigned long syncs, errors;
-        double wall_s, server_cpu_s, client_cpu_s;
+        double wall_s, server_cpu_s, client_cpu_s, db_cpu_s; /* db: --database's server */
         double p50_ms, p90_ms, p99_ms, max_ms;
         uint64_t db_bytes;
         long nodes_seen, records_seen, records_want;
@@ -770,8 +956,14 @@ static long job_node(unsigned long k, bool spread) {
  * jobs jobs, CONCURRENCY at a time: keepalive, a job is a node's syncs back to back on one
  * connection; reconnect, one sync on a new connection. Latencies into lat (may be NULL).
  */
-static void sync_loop(const char *url, enum mode mode, unsigned long jobs, unsigned syncs,
-                      unsigned concurrency, bool record, bool spread, double *lat,
+/* The station job k talks to: in turn per job, and for a new connection per sync also per
+ * round over the fleet, so that a node's passes land on each station in turn. */
+static const char *job_url(const struct controller *ctls, unsigned n_ctls, unsigned long k) {
+        return ctls[(k + k / n_nodes) % n_ctls].url;
+}
+
+static void sync_loop(const struct controller *ctls, unsigned n_ctls, enum mode mode, unsigned long jobs,
+                      unsigned syncs, unsigned concurrency, bool record, bool spread, double *lat,
                       unsigned long *ret_ok, unsigned long *ret_errors) {
         CURLM *multi = curl_multi_init();
         if (!multi)
@@ -787,7 +979,7 @@ static void sync_loop(const char *url, enum mode mode, unsigned long jobs, unsig
         int running = 0;
         for (unsigned k = 0; k < concurrency && next_job < jobs; k++, next_job++) {
                 struct slot *s = &slots[k];
-                slot_node(s, url, job_node(next_job, spread));
+                slot_node(s, job_url(ctls, n_ctls, next_job), job_node(next_job, spread));
                 s->round = 0;
                 slot_request(s, record, mode == MODE_RECONNECT || per_job == 1);
                 curl_multi_add_handle(multi, s->easy);
@@ -819,7 +1011,7 @@ static void sync_loop(const char *url, enum mode mode, unsigned long jobs, unsig
                                 slot_request(s, record, s->round + 1 == per_job);
                                 curl_multi_add_handle(multi, s->easy);
                         } else if (next_job < jobs) {
-                                slot_node(s, url, job_node(next_job, spread));
+                                slot_node(s, job_url(ctls, n_ctls, next_job), job_node(next_job, spread));
                                 next_job++;
                                 s->round = 0;
                                 slot_request(s, record, mode == MODE_RECONNECT || per_job == 1);
@@ -933,19 +1125,25 @@ static void load_run(enum mode mode, unsigned syncs, unsigned concurrency, bool 
         memset(res, 0, sizeof(*res));
         for (unsigned i = 0; i < n_nodes; i++)
                 nodes[i].seq = 0, nodes[i].told = nodes[i].commit_next = false;
-        struct controller ctl;
-        controller_start(&ctl, mode == MODE_KEEPALIVE ? "data-keepalive" : "data-reconnect",
-                         concurrency * 2 > 64 ? concurrency * 2 : 64);
+        const char *phase = mode == MODE_KEEPALIVE ? "keepalive" : "reconnect";
+        char db[1024] = "", name[64];
+        if (database)
+                database_make(phase, db, sizeof(db));
+        struct controller ctls[MAX_INSTANCES];
+        for (unsigned k = 0; k < n_instances; k++) {
+                snprintf(name, sizeof(name), "data-%s-%u", phase, k);
+                controller_start(&ctls[k], name, k, db, concurrency * 2 > 64 ? concurrency * 2 : 64);
+        }
         unsigned long jobs = mode == MODE_KEEPALIVE ? n_nodes : (unsigned long) n_nodes * syncs;
         if (n_rollouts > 0) {
                 /* every node known (one untimed sync each), then the rollouts started */
                 unsigned long ok = 0, errors = 0;
                 double r0 = now_s();
-                sync_loop(ctl.url, MODE_KEEPALIVE, n_nodes, 1, concurrency, false, false, NULL,
+                sync_loop(ctls, n_instances, MODE_KEEPALIVE, n_nodes, 1, concurrency, false, false, NULL,
                           &ok, &errors);
                 if (errors)
                         die("%lu syncs failed while registering the fleet", errors);
-                rollouts_setup(ctl.url);
+                rollouts_setup(ctls[0].url);
                 res->setup_s = now_s() - r0;
                 jobs = mode == MODE_KEEPALIVE ? (rollout_syncs + syncs - 1) / syncs : rollout_syncs;
                 installs_seen = commits_sent = 0;
@@ -954,11 +1152,17 @@ static void load_run(enum mode mode, unsigned syncs, unsigned concurrency, bool 
         double *lat = calloc(total + 1, sizeof(double));
         if (!lat)
                 die("out of memory");
-        double cpu0 = proc_cpu_s(ctl.pid), self0 = self_cpu_s(), t0 = now_s();
-        sync_loop(ctl.url, mode, jobs, syncs, concurrency, record, n_rollouts > 0, lat,
+        pid_t pm = database ? postmaster_pid() : 0;
+        double cpu0 = 0, db0 = database_cpu_s(pm), self0 = self_cpu_s(), t0 = now_s();
+        for (unsigned k = 0; k < n_instances; k++)
+                cpu0 += proc_cpu_s(ctls[k].pid);
+        sync_loop(ctls, n_instances, mode, jobs, syncs, concurrency, record, n_rollouts > 0, lat,
                   &res->syncs, &res->errors);
         res->wall_s = now_s() - t0;
-        res->server_cpu_s = proc_cpu_s(ctl.pid) - cpu0;
+        for (unsigned k = 0; k < n_instances; k++)
+                res->server_cpu_s += proc_cpu_s(ctls[k].pid);
+        res->server_cpu_s -= cpu0;
+        res->db_cpu_s = database_cpu_s(pm) - db0;
         res->client_cpu_s = self_cpu_s() - self0;
         res->installs = installs_seen;
         res->commits = commits_sent;
@@ -973,12 +1177,18 @@ static void load_run(enum mode mode, unsigned syncs, unsigned concurrency, bool 
                 res->max_ms = 1000 * lat[res->syncs - 1];
         }
         free(lat);
-        count_nodes(ctl.url, &res->nodes_seen, &res->records_seen);
-        controller_stop(&ctl);
+        /* asked of the last station: with several, it sees what the others stored */
+        count_nodes(ctls[n_instances - 1].url, &res->nodes_seen, &res->records_seen);
+        for (unsigned k = 0; k < n_instances; k++)
+                controller_stop(&ctls[k]);
+        if (database) {
+                res->db_bytes = database_bytes(databases[n_databases - 1]);
+                return;
+        }
         char p[PATH_MAX + 32];
-        snprintf(p, sizeof(p), "%s/controller.db", ctl.data);
+        snprintf(p, sizeof(p), "%s/controller.db", ctls[0].data);
         res->db_bytes = file_size(p);
-        snprintf(p, sizeof(p), "%s/controller.db-wal", ctl.data);
+        snprintf(p, sizeof(p), "%s/controller.db-wal", ctls[0].data);
         res->db_bytes += file_size(p);
 }
 
@@ -994,20 +1204,32 @@ static void wire_row(const char *what, const struct wire_result *w) {
 }
 
 static void load_row(const char *what, const struct load_result *r, bool record) {
-        printf("  %-10s %8.0f %8.2f %8.2f %8.2f %8.1f %6lu %8.3f %8.3f  %.1f MiB",
+        double per = (double) (r->syncs + r->errors);
+        printf("  %-10s %8.0f %8.2f %8.2f %8.2f %8.1f %6lu %8.3f %8.3f %8.3f  %.1f MiB",
                what, (double) r->syncs / r->wall_s, r->p50_ms, r->p90_ms, r->p99_ms, r->max_ms,
-               r->errors, 1000 * r->server_cpu_s / (double) (r->syncs + r->errors),
-               1000 * r->client_cpu_s / (double) (r->syncs + r->errors),
-               (double) r->db_bytes / (1024.0 * 1024.0));
+               r->errors, 1000 * r->server_cpu_s / per, 1000 * r->db_cpu_s / per,
+               1000 * r->client_cpu_s / per, (double) r->db_bytes / (1024.0 * 1024.0));
         if (record && r->records_seen > 0)
                 printf(" (%.0f B/record)", (double) r->db_bytes / (double) r->records_seen);
         printf("\n");
 }
 
+/* One line per phase for scripts (bench/controller-sync-pg.sh). */
+static void result_line(const char *what, const struct load_result *r) {
+        double per = (double) (r->syncs + r->errors);
+        printf("RESULT store=%s instances=%u mode=%s nodes=%u syncs=%lu errors=%lu syncs_per_s=%.1f "
+               "p50_ms=%.2f p99_ms=%.2f ctl_ms=%.3f db_ms=%.3f db_bytes=%" PRIu64 " records=%ld "
+               "records_want=%ld nodes_seen=%ld\n",
+               database ? "postgresql" : "sqlite", n_instances, what, n_nodes, r->syncs, r->errors,
+               (double) r->syncs / r->wall_s, r->p50_ms, r->p99_ms, 1000 * r->server_cpu_s / per,
+               1000 * r->db_cpu_s / per, r->db_bytes, r->records_seen, r->records_want, r->nodes_seen);
+}
+
 static void usage(void) {
         fprintf(stderr, "usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] "
                         "[--records 0|1] [--mode both|keepalive|reconnect] [--rollouts R] "
-                        "[--rollout-syncs T] [--controller PATH] [DIR]\n");
+                        "[--rollout-syncs T] [--controller PATH] [--database postgresql://...] "
+                        "[--instances K (with --database)] [DIR]\n");
         exit(2);
 }
 
@@ -1032,6 +1254,10 @@ int main(int argc, char *argv[]) {
                         rollout_syncs = strtoul(argv[++i], NULL, 10);
                 else if (strcmp(argv[i], "--controller") == 0 && i + 1 < argc)
                         controller_bin = argv[++i];
+                else if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
+                        database = argv[++i];
+                else if (strcmp(argv[i], "--instances") == 0 && i + 1 < argc)
+                        n_instances = (unsigned) strtoul(argv[++i], NULL, 10);
                 else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
                         const char *m = argv[++i];
                         do_keep = strcmp(m, "both") == 0 || strcmp(m, "keepalive") == 0;
@@ -1043,9 +1269,10 @@ int main(int argc, char *argv[]) {
                 else
                         base = argv[i];
         }
-        if (n < 2 || n > 62500 || syncs < 1 || syncs > 100000 || concurrency < 1 ||
+        if (n < 2 || n > 250000 || syncs < 1 || syncs > 100000 || concurrency < 1 ||
             concurrency > 1024 || n_rollouts > 1000 || (n_rollouts > 0 && n_rollouts > n) ||
-            rollout_syncs < 1)
+            rollout_syncs < 1 || n_instances < 1 || n_instances > MAX_INSTANCES ||
+            (n_instances > 1 && !database) || (database && strncmp(database, "postgresql://", 13) != 0))
                 usage();
         if (!base)
                 base = getenv("TMPDIR");
@@ -1077,6 +1304,7 @@ int main(int argc, char *argv[]) {
                 die("mkdtemp in %s: %m", base);
         }
         atexit(cleanup_tmpdir);
+        atexit(databases_drop); /* first: psql writes in the tmpdir */
 
         double t0 = now_s();
         make_pki((unsigned) n);
@@ -1084,6 +1312,8 @@ int main(int argc, char *argv[]) {
         make_report_body();
 
         printf("controller sync benchmark: %lu nodes, %s, in %s\n", n, controller_bin, tmpdir);
+        printf("store: %s; %u controller instance%s%s\n", database ? "PostgreSQL (a fresh database per phase)" : "SQLite",
+               n_instances, n_instances == 1 ? "" : "s", n_instances > 1 ? ", a node's syncs going to each in turn" : "");
         printf("PKI (libcrypto, in-process): %lu node keys and client certificates (ECDSA P-256, "
                "CN = node id, %zu bytes DER each), server and CAs: %.2f s\n",
                n, node_cert_der_size, pki_s);
@@ -1093,7 +1323,10 @@ int main(int argc, char *argv[]) {
 
         /* a. Bytes on the wire. */
         struct controller ctl;
-        controller_start(&ctl, "data-wire", 64);
+        char wire_db[1024] = "";
+        if (database)
+                database_make("wire", wire_db, sizeof(wire_db));
+        controller_start(&ctl, "data-wire", 0, wire_db, 64);
         struct wire_result w[4];
         wire_case(ctl.url, 0, false, false, &w[0]);
         wire_case(ctl.url, 1, true, false, &w[1]);
@@ -1128,13 +1361,19 @@ int main(int argc, char *argv[]) {
                 load_run(MODE_KEEPALIVE, (unsigned) syncs, (unsigned) concurrency, record, &keep);
         if (do_reconnect)
                 load_run(MODE_RECONNECT, (unsigned) syncs, (unsigned) concurrency, record, &rec);
-        printf("  %-10s %8s %8s %8s %8s %8s %6s %8s %8s  %s\n", "mode", "syncs/s", "p50 ms",
-               "p90 ms", "p99 ms", "max ms", "errors", "ctl ms", "gen ms", "DB after");
+        printf("  %-10s %8s %8s %8s %8s %8s %6s %8s %8s %8s  %s\n", "mode", "syncs/s", "p50 ms",
+               "p90 ms", "p99 ms", "max ms", "errors", "ctl ms", "db ms", "gen ms", "DB after");
         if (do_keep)
                 load_row("keepalive", &keep, record);
         if (do_reconnect)
                 load_row("reconnect", &rec, record);
-        printf("  (ctl ms / gen ms: CPU time per sync of the controller / of this generator)\n");
+        printf("  (ctl ms / db ms / gen ms: CPU time per sync of the controller%s / of the database "
+               "server%s / of this generator)\n",
+               n_instances > 1 ? "s, summed" : "", database ? "" : " (none: SQLite is in the controller)");
+        if (do_keep)
+                result_line("keepalive", &keep);
+        if (do_reconnect)
+                result_line("reconnect", &rec);
         for (size_t k = 0; n_rollouts > 0 && k < 2; k++) {
                 const struct load_result *r = k ? (do_reconnect ? &rec : NULL)
                                                 : (do_keep ? &keep : NULL);

@@ -31,6 +31,9 @@ for n in ${SYNC_NODES:-1000 10000}; do
                 ${BENCH_DIR:+"$BENCH_DIR"}
         echo
 done
+echo "==> controller sync: SQLite (one instance) beside PostgreSQL with one and two instances on one database"
+bench/controller-sync-pg.sh "$build" ${PG_SYNC_NODES:-10000}
+echo
 echo "==> controller sync with 10 rollouts covering 10,000 nodes (over HTTPS, what driving rollouts adds to a sync)"
 "$build/bench/controller-sync" --nodes 10000 --syncs 4 --rollouts 10 --rollout-syncs "${ROLLOUT_SYNCS:-2000}" \
         --mode keepalive --concurrency 16 ${BENCH_DIR:+"$BENCH_DIR"}

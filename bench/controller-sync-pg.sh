@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# orbit-controller on SQLite (one instance) beside PostgreSQL with one and with two instances
+# (ground stations) on one database, the same simulated fleet, in one run (issue #22 item 5).
+#
+# A PostgreSQL cluster of its own: initdb in a temporary directory, run as nobody when
+# root, a Unix socket only, a random port, Debian's defaults otherwise (fsync and
+# synchronous_commit on: what a station would run), shared_buffers 256MB, max_connections
+# 200. bench/controller-sync makes a fresh database on it per phase.
+#
+# usage: controller-sync-pg.sh BUILD_DIR [NODES...]   (default NODES: 10000)
+# env: SYNCS (per node, default 4), CONCURRENCY (default 64), MODE (keepalive|reconnect|both,
+# default keepalive), INSTANCES (the PostgreSQL runs, default "1 2"), SQLITE=0 (skip it),
+# BENCH_DIR (temporary files; default $TMPDIR or /tmp)
+set -euo pipefail
+build=${1:?usage: controller-sync-pg.sh BUILD_DIR [NODES...]}
+shift
+nodes_list=${*:-10000}
+bench="$build/bench/controller-sync"
+[ -x "$bench" ] || { echo "controller-sync-pg: $bench: not built (make bench/controller-sync)" >&2; exit 2; }
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+[ -n "$PGBIN" ] && [ -x "$PGBIN/initdb" ] ||
+        { echo "controller-sync-pg: no PostgreSQL server (Debian: postgresql)" >&2; exit 2; }
+
+T=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/orbit-bench-pg.XXXXXX")
+as_owner() { "$@"; }
+if [ "$(id -u)" = 0 ]; then
+        chown nobody: "$T"
+        as_owner() { runuser -u nobody -- "$@"; }
+fi
+cleanup() {
+        [ -f "$T/data/postmaster.pid" ] && as_owner "$PGBIN/pg_ctl" -D "$T/data" -m fast -w -t 60 stop >/dev/null 2>&1
+        rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+as_owner "$PGBIN/initdb" -D "$T/data" -U orbit -A trust -E UTF8 >"$T/initdb.log" 2>&1 ||
+        { cat "$T/initdb.log"; exit 1; }
+PORT=$((20000 + RANDOM % 40000))
+as_owner "$PGBIN/pg_ctl" -D "$T/data" -l "$T/server.log" -w -t 60 \
+        -o "-k $T -p $PORT -c listen_addresses='' -c shared_buffers=256MB -c max_connections=200" start >/dev/null ||
+        { cat "$T/server.log"; exit 1; }
+DB="postgresql://orbit@/postgres?host=$T&port=$PORT"
+echo "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') at $T (fsync on, synchronous_commit on)"
+
+results=$T/results
+: >"$results"
+run() { # LABEL ARGS...
+        local label=$1
+        shift
+        echo "==> $label"
+        "$bench" --syncs "${SYNCS:-4}" --concurrency "${CONCURRENCY:-64}" --mode "${MODE:-keepalive}" "$@" \
+                ${BENCH_DIR:+"$BENCH_DIR"} | tee "$T/out" | sed -n '/^throughput/,/^goals/p' | grep -v '^RESULT\|^goals'
+        grep '^RESULT' "$T/out" >>"$results"
+        grep -E '^  (PASS|MISS)' "$T/out" || true
+        echo
+}
+for n in $nodes_list; do
+        [ "${SQLITE:-1}" = 0 ] || run "$n nodes: SQLite, one instance" --nodes "$n"
+        for k in ${INSTANCES:-1 2}; do
+                run "$n nodes: PostgreSQL, $k instance(s)" --nodes "$n" --database "$DB" --instances "$k"
+        done
+done
+
+echo "==> side by side (keep-alive connections unless MODE says otherwise)"
+printf '  %-7s %-11s %-3s %-10s %9s %8s %8s %8s %8s %10s %7s\n' nodes store ins mode syncs/s "p99 ms" \
+        "ctl ms" "db ms" "B/rec" "records" errors
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+while read -r line; do
+        printf '  %-7s %-11s %-3s %-10s %9s %8s %8s %8s %8.0f %10s %7s\n' "$(field nodes "$line")" \
+                "$(field store "$line")" "$(field instances "$line")" "$(field mode "$line")" \
+                "$(field syncs_per_s "$line")" "$(field p99_ms "$line")" "$(field ctl_ms "$line")" \
+                "$(field db_ms "$line")" \
+                "$(awk -v b="$(field db_bytes "$line")" -v r="$(field records "$line")" 'BEGIN { print (r > 0 ? b / r : 0) }')" \
+                "$(field records "$line")/$(field records_want "$line")" "$(field errors "$line")"
+done <"$results"
+echo "  (ctl ms, db ms: CPU per sync of the controllers, summed, and of the PostgreSQL server;"
+echo "   B/rec: the database's size after the run over the records it holds, indexes included)"
+
+echo
+echo "goals (issue #22 item 5)"
+for n in $nodes_list; do
+        for mode in keepalive reconnect; do
+                sq=$(grep " store=sqlite instances=1 mode=$mode nodes=$n " "$results" || true)
+                pg2=$(grep " store=postgresql instances=2 mode=$mode nodes=$n " "$results" || true)
+                [ -n "$sq" ] && [ -n "$pg2" ] || continue
+                a=$(field syncs_per_s "$sq")
+                b=$(field syncs_per_s "$pg2")
+                p99=$(field p99_ms "$pg2")
+                verdict=$(awk -v a="$a" -v b="$b" -v p="$p99" 'BEGIN { print (b >= a && p < 250) ? "PASS" : "MISS" }')
+                echo "  $verdict $n nodes, $mode: two instances on PostgreSQL $b syncs/s (p99 $p99 ms) vs one on SQLite $a syncs/s (want >=, p99 < 250 ms)"
+        done
+done
