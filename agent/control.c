@@ -19,6 +19,7 @@
 #include "lib/fileio.h"
 #include "lib/linebuf.h"
 #include "lib/log.h"
+#include "lib/procfs.h"
 
 #define CONTROL_MAX_OUTPUT (4u * 1024u * 1024u) /* a client that never reads is dropped */
 #define CONTROL_READ_CHUNK 4096
@@ -262,21 +263,7 @@ static bool same_proc_text(const char *pid, const char *name) {
 
 /* How many pid namespaces deep, from this /proc's, the process is: its NSpid line's pids. */
 static int pid_depth(const char *who) {
-        _cleanup_free_ char *status = proc_text(who, "status");
-        const char *l = status ? strstr(status, "\nNSpid:") : NULL;
-        if (!l)
-                return -1;
-        int n = 0;
-        for (l += strlen("\nNSpid:"); *l && *l != '\n';) {
-                while (*l == ' ' || *l == '\t')
-                        l++;
-                if (*l < '0' || *l > '9')
-                        break;
-                n++;
-                while (*l >= '0' && *l <= '9')
-                        l++;
-        }
-        return n;
+        return procfs_nspid(who, NULL, 0);
 }
 
 /*

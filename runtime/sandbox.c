@@ -40,6 +40,7 @@
 #include <linux/seccomp.h>
 
 #include "lib/log.h"
+#include "lib/procfs.h"
 #include "runtime/sandbox-init.h"
 #include "runtime/sandbox-masks.h"
 #include "runtime/sandbox.h"
@@ -1294,21 +1295,11 @@ int sandbox_collect_status(struct sandbox_process *p, int init_status) {
 
 /* The last NSpid of pid: its pid in its own pid namespace; -1 if unknown. */
 static long own_ns_pid(pid_t pid) {
-        char path[64], line[256];
-        snprintf(path, sizeof(path), "/proc/%d/status", (int) pid);
-        FILE *f = fopen(path, "re");
-        long last = -1;
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, "NSpid:", 6) == 0) {
-                        char *save = NULL;
-                        for (char *t = strtok_r(line + 6, " \t\n", &save); t; t = strtok_r(NULL, " \t\n", &save))
-                                last = strtol(t, NULL, 10);
-                        break;
-                }
-        fclose(f);
-        return last;
+        char who[24];
+        long pids[32];
+        snprintf(who, sizeof(who), "%d", (int) pid);
+        int n = procfs_nspid(who, pids, ELEMENTSOF(pids));
+        return n > 0 && (size_t) n <= ELEMENTSOF(pids) ? pids[n - 1] : -1;
 }
 
 int sandbox_adopt(pid_t pid, bool own_pid_namespace, struct sandbox_process *ret,
