@@ -412,9 +412,10 @@ static int cmd_migrate(int argc, char *argv[]) {
                         reason ? reason : strerror(-r));
                 return EXIT_FAILURE;
         }
-        if (json)
-                json_dumpf(report, stdout, JSON_INDENT(2)), putchar('\n');
-        else
+        if (json) {
+                json_dumpf(report, stdout, JSON_INDENT(2));
+                putchar('\n');
+        } else
                 migrate_print(report);
         json_decref(report);
         return 0;

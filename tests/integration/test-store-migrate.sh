@@ -62,7 +62,7 @@ pgdb() { printf 'postgresql://orbit@/%s?host=%s&port=%s' "$1" "$PG" "$PGPORT"; }
 psqlq() { # DB SQL: one value
         "$PGBIN/psql" -X -q -t -A -v ON_ERROR_STOP=1 "$(pgdb "$1")" -c "$2"
 }
-for db in main json failed; do
+for db in main json failed edges; do
         psqlq postgres "CREATE DATABASE $db" >/dev/null || bail "CREATE DATABASE $db"
 done
 TABLES="nodes bundles node_groups commands records rollouts rollout_nodes rollout_events rollout_stage_counts
@@ -75,7 +75,7 @@ pg_rows() { # DB: the rows of every store table, summed (no store made yet: 0)
         done
         psqlq "$1" "SELECT $sql"
 }
-pass "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on port $PGPORT, databases main, json, failed"
+pass "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on port $PGPORT, databases main, json, failed, edges"
 
 # ---- keys, certificates, tokens, bundles ------------------------------------------------------
 CLIENT_EXT='basicConstraints=critical,CA:FALSE
@@ -148,6 +148,16 @@ sync_node() { # NODE LAST_COMMAND_SEQ RECORDS...: one sync; HTTP code on stdout,
         as_node "$node" -X POST --data-binary @"sync-$node.json" "$URL/v1/nodes/$node/sync"
 }
 
+# orbit-controller migrate, its stderr kept for the sanitizer check at the end as well
+migrate() {
+        local rc
+        "$OC" migrate "$@" 2>"$D/migrate.stderr"
+        rc=$?
+        cat "$D/migrate.stderr" >>"$D/migrate-all.stderr"
+        cat "$D/migrate.stderr" >&2
+        return $rc
+}
+
 # ---- a store with real content, on SQLite ----------------------------------------------------
 start_controller
 [ "$(sync_node node-1 0)" = 200 ] && [ "$(sync_node node-2 0)" = 200 ] || bail "first syncs: $(cat body)"
@@ -202,17 +212,20 @@ snapshot() { # DIR: what the operator sees, as JSON
 snapshot before 2>snapshot.err || bail "snapshot on SQLite: $(cat snapshot.err)"
 
 # ---- refused: the source still open ----------------------------------------------------------
-"$OC" migrate --from "sqlite:$D/data/controller.db" --to "$(pgdb main)" >out 2>&1
+migrate --from "sqlite:$D/data/controller.db" --to "$(pgdb main)" >out 2>&1
 rc=$?
 [ "$rc" = 1 ] && grepq "is open in process $PID (a controller?): stop it first" out && [ "$(pg_rows main)" = 0 ] &&
         pass "a store the controller has open is refused, naming its process (exit 1): $(cat out)" ||
         fail "a source in use refused" "exit $rc: $(cat out)"
 stop_controller
-"$OC" migrate --from "sqlite:$D/data/controller.db" >out 2>&1
+migrate --from "sqlite:$D/data/controller.db" >out 2>&1
 [ $? = 2 ] && grepq 'usage: migrate --from' out && pass "migrate without --to: usage (exit 2)" ||
         fail "migrate usage" "$(cat out)"
-"$OC" migrate --from "$(pgdb main)" --to "$(pgdb json)" >out 2>&1
+migrate --from "$(pgdb main)" --to "$(pgdb json)" >out 2>&1
 [ $? = 1 ] && grepq -- '--from: expected sqlite:PATH' out && pass "--from must be SQLite" || fail "--from kind" "$(cat out)"
+migrate --from "sqlite:$D/no-such.db" --to "$(pgdb json)" >out 2>&1
+[ $? = 1 ] && grepq -- "--from: $D/no-such.db: No such file or directory" out && [ ! -e "$D/no-such.db" ] &&
+        pass "a --from that does not exist is refused, not made" || fail "--from missing" "$(cat out)"
 
 # ---- a row that does not convert, a failure before the commit: nothing lands -----------------
 for t in $TABLES; do
@@ -225,24 +238,37 @@ cp data/controller.db bad.db || bail "cp"
 # audit is copied late: the tables before it are in the transaction when it fails
 BAD_ID=$(sqlite3 bad.db "SELECT max(id) FROM audit")
 sqlite3 bad.db "UPDATE audit SET path = CAST(X'2f6e6f646573ff' AS TEXT) WHERE id = $BAD_ID" || bail "sqlite3 update"
-"$OC" migrate --from "sqlite:bad.db" --to "$(pgdb failed)" >out 2>&1
+migrate --from "sqlite:bad.db" --to "$(pgdb failed)" >out 2>&1
 rc=$?
 [ "$rc" = 1 ] &&
         grepq "table audit, row id=$BAD_ID, column path: text of 7 bytes with bytes that are not UTF-8 at byte 6" out &&
         grepq 'nothing was copied' out && [ "$(pg_rows failed)" = 0 ] &&
         pass "a value that is not UTF-8 fails the migration naming table, row and column; the target is empty" ||
         fail "an unconvertible row" "exit $rc, $(pg_rows failed) rows: $(cat out)"
-ORBIT_MIGRATE_FAIL_BEFORE_COMMIT=1 "$OC" migrate --from "sqlite:$D/data/controller.db" --to "$(pgdb failed)" >out 2>&1
+ORBIT_MIGRATE_FAIL_BEFORE_COMMIT=1 migrate --from "sqlite:$D/data/controller.db" --to "$(pgdb failed)" >out 2>&1
 rc=$?
 [ "$rc" = 1 ] && grepq 'ORBIT_MIGRATE_FAIL_BEFORE_COMMIT' out && [ "$(pg_rows failed)" = 0 ] &&
-        [ "$(psqlq failed "SELECT last_value FROM pg_sequences WHERE sequencename LIKE 'records%'")" != "" ] &&
         [ "$(psqlq failed "SELECT tgenabled FROM pg_trigger WHERE tgname = 'rollout_nodes_count_insert'")" = O ] &&
         pass "a failure after every table was copied: nothing lands, the triggers stay on (a failed target is taken again)" ||
         fail "a failure before the commit" "exit $rc, $(pg_rows failed) rows: $(cat out)"
 
+# ---- values at the edges of their types ------------------------------------------------------
+cp data/controller.db edges.db || bail "cp"
+sqlite3 edges.db "UPDATE nodes SET usage_thinned_before = 9223372036854775807, certs_revoked_before = -9223372036854775808,
+        contact_plan = CAST(X'7b2277223a22c3a9e282acf09f9bb0227d' AS BLOB) WHERE id = 'node-1';
+        UPDATE usage SET cpu_sec = 1e308, memory_byte_sec = 4.9406564584124654e-324, energy_j = -1.5, link_bytes = NULL;
+        UPDATE usage_reports SET board_energy_j = 0.1;" || bail "sqlite3 update edges.db"
+migrate --from "sqlite:edges.db" --to "$(pgdb edges)" >out 2>&1 || fail "migrate edges.db" "$(cat out)"
+[ "$(psqlq edges "SELECT usage_thinned_before, certs_revoked_before, contact_plan FROM nodes WHERE id = 'node-1'")" = \
+  "9223372036854775807|-9223372036854775808|{\"w\":\"é€🛰\"}" ] &&
+        [ "$(psqlq edges "SELECT cpu_sec = 1e308, memory_byte_sec = 4.9406564584124654e-324, energy_j::text, link_bytes IS NULL FROM usage")" = "t|t|-1.5|t" ] &&
+        [ "$(psqlq edges "SELECT board_energy_j = 0.1 FROM usage_reports")" = t ] &&
+        pass "int64 and double edges, NULL, and UTF-8 text SQLite held as a blob, copied exactly" ||
+        fail "edge values" "$(cat out; psqlq edges "SELECT usage_thinned_before, certs_revoked_before, contact_plan FROM nodes"; psqlq edges "SELECT cpu_sec, memory_byte_sec, energy_j, link_bytes FROM usage")"
+
 # ---- the migration ---------------------------------------------------------------------------
 START=$SECONDS
-"$OC" migrate --from "sqlite:$D/data/controller.db" --to "$(pgdb main)" >migrate.txt 2>migrate.err
+migrate --from "sqlite:$D/data/controller.db" --to "$(pgdb main)" >migrate.txt 2>migrate.err
 rc=$?
 note "migrated in $((SECONDS - START)) s:"
 sed 's/^/#   /' migrate.txt
@@ -255,7 +281,7 @@ while read -r t n; do
         grepq "^$t  *$n  *$n  *[0-9a-f]\{16\}\$" migrate.txt && [ "$(psqlq main "SELECT count(*) FROM $t")" = "$n" ] ||
                 fail "table $t: $n rows on both sides" "$(grep "^$t " migrate.txt)"
 done <sqlite-counts.txt
-"$OC" migrate --json --from "sqlite:$D/data/controller.db" --to "$(pgdb json)" >migrate.json 2>migrate.err
+migrate --json --from "sqlite:$D/data/controller.db" --to "$(pgdb json)" >migrate.json 2>migrate.err
 jq -e --argjson total "$TOTAL" '.schema == 14 and .rows == $total and (.tables | length) == 18 and
         all(.tables[]; .sqlite_rows == .postgresql_rows and .match)' migrate.json >/dev/null &&
         diff <(jq -r '.tables[] | "\(.table) \(.sqlite_rows)"' migrate.json | sort) <(sort sqlite-counts.txt) >/dev/null &&
@@ -263,7 +289,7 @@ jq -e --argjson total "$TOTAL" '.schema == 14 and .rows == $total and (.tables |
 # the digests do not depend on the database a copy went into
 [ "$(jq -r '.tables[] | "\(.table) \(.digest)"' migrate.json)" = "$(awk 'NR > 1 && $1 != "total" && $1 != "migrated:" {print $1, $4}' migrate.txt)" ] &&
         pass "the same digests for both copies" || fail "digests" "$(cat migrate.json)"
-"$OC" migrate --from "sqlite:$D/data/controller.db" --to "$(pgdb main)" >out 2>&1
+migrate --from "sqlite:$D/data/controller.db" --to "$(pgdb main)" >out 2>&1
 rc=$?
 [ "$rc" = 1 ] && grepq 'the PostgreSQL database is not empty (table nodes has rows)' out &&
         [ "$(pg_rows main)" = "$TOTAL" ] && pass "a non-empty target is refused (exit 1), left as it was: $(cat out)" ||
@@ -313,6 +339,9 @@ cli audit list --json >audit.json 2>&1
         pass "rollout_stage_counts agree with the members after syncs on PostgreSQL" ||
         fail "stage counts" "$(psqlq main 'SELECT * FROM rollout_stage_counts')"
 stop_controller
+has_sanitizer_report "$D/migrate-all.stderr" &&
+        fail "no sanitizer report from migrate" "$(grep -A5 -E 'Sanitizer|runtime error' migrate-all.stderr | head -20)" ||
+        pass "no sanitizer report from the $(grep -c . migrate-all.stderr) lines migrate wrote to stderr"
 has_sanitizer_report "$LOG" && fail "no sanitizer report" "$(grep -A5 -E 'ERROR: AddressSanitizer|runtime error' "$LOG" | head -20)" ||
         pass "no sanitizer report in the controller log"
 finish
