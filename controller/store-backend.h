@@ -6,9 +6,27 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct store;
+
+/* A column's value as the database holds it (the migration reads them, docs/storage.md). */
+enum store_value_kind {
+        STORE_VALUE_NULL,
+        STORE_VALUE_INTEGER,
+        STORE_VALUE_FLOAT,
+        STORE_VALUE_TEXT,
+        STORE_VALUE_BLOB,
+};
+
+struct store_value {
+        enum store_value_kind kind;
+        int64_t i;         /* INTEGER */
+        double f;          /* FLOAT */
+        const char *bytes; /* TEXT, BLOB: len bytes (not NUL-terminated for a BLOB), the statement's */
+        size_t len;
+};
 
 /* A prepared statement. A backend allocates its own, this header first. */
 struct store_stmt {
@@ -50,6 +68,9 @@ struct store_backend {
         double (*col_double)(struct store_stmt *st, int i);
         bool (*col_is_null)(struct store_stmt *st, int i);
         bool (*col_is_text)(struct store_stmt *st, int i);
+        /* The value with its storage class and length (SQLite: as stored; PostgreSQL: NULL or
+         * the text form), valid until the next step. */
+        void (*col_value)(struct store_stmt *st, int i, struct store_value *ret);
         /* Rows the last INSERT, UPDATE or DELETE changed. */
         int64_t (*changes)(struct store *s);
         /* The connection's message for its last failure. */

@@ -387,6 +387,16 @@ static bool pg_col_is_text(struct store_stmt *h, int i) {
         return t == PG_TEXT_OID || t == PG_VARCHAR_OID;
 }
 
+static void pg_col_value(struct store_stmt *h, int i, struct store_value *ret) {
+        struct pg_stmt *st = stmt(h);
+        *ret = (struct store_value){.kind = STORE_VALUE_NULL};
+        if (!has_value(st, i))
+                return;
+        ret->kind = STORE_VALUE_TEXT;
+        ret->bytes = PQgetvalue(st->result, st->row, i);
+        ret->len = (size_t)PQgetlength(st->result, st->row, i);
+}
+
 static int64_t pg_changes(struct store *s) {
         return pg(s)->changes;
 }
@@ -420,6 +430,7 @@ const struct store_backend store_backend_postgresql = {
         .col_double = pg_col_double,
         .col_is_null = pg_col_is_null,
         .col_is_text = pg_col_is_text,
+        .col_value = pg_col_value,
         .changes = pg_changes,
         .errmsg = pg_errmsg,
 };

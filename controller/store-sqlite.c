@@ -157,6 +157,30 @@ static bool sqlite_col_is_text(struct store_stmt *st, int i) {
         return sqlite3_column_type(stmt(st), i) == SQLITE_TEXT;
 }
 
+static void sqlite_col_value(struct store_stmt *st, int i, struct store_value *ret) {
+        *ret = (struct store_value){.kind = STORE_VALUE_NULL};
+        switch (sqlite3_column_type(stmt(st), i)) {
+        case SQLITE_INTEGER:
+                ret->kind = STORE_VALUE_INTEGER;
+                ret->i = sqlite3_column_int64(stmt(st), i);
+                break;
+        case SQLITE_FLOAT:
+                ret->kind = STORE_VALUE_FLOAT;
+                ret->f = sqlite3_column_double(stmt(st), i);
+                break;
+        case SQLITE_TEXT:
+                ret->kind = STORE_VALUE_TEXT;
+                ret->bytes = (const char *)sqlite3_column_text(stmt(st), i);
+                ret->len = (size_t)sqlite3_column_bytes(stmt(st), i);
+                break;
+        case SQLITE_BLOB:
+                ret->kind = STORE_VALUE_BLOB;
+                ret->bytes = sqlite3_column_blob(stmt(st), i);
+                ret->len = (size_t)sqlite3_column_bytes(stmt(st), i);
+                break;
+        }
+}
+
 static int64_t sqlite_changes(struct store *s) {
         return sqlite3_changes(db(s));
 }
@@ -185,6 +209,7 @@ const struct store_backend store_backend_sqlite = {
         .col_double = sqlite_col_double,
         .col_is_null = sqlite_col_is_null,
         .col_is_text = sqlite_col_is_text,
+        .col_value = sqlite_col_value,
         .changes = sqlite_changes,
         .errmsg = sqlite_errmsg,
 };

@@ -30,6 +30,17 @@ static inline void store_closep(struct store **s) {
 int store_schema_version(struct store *s);
 
 /*
+ * Copy the SQLite store at from (sqlite:PATH, brought to the current schema first) into the
+ * empty PostgreSQL store at to (postgresql://..., its schema made if the database is empty),
+ * in one transaction, each table read back and compared before the commit (docs/storage.md,
+ * "Moving from SQLite to PostgreSQL"). *ret_report: {"schema", "tables": [{"table",
+ * "sqlite_rows", "postgresql_rows", "digest", "match"}], "rows"}. -EBUSY: from is open in
+ * another process; -ENOTEMPTY: to has rows; -EINVAL: a value does not convert (the message
+ * names table, row and column). Nothing is left in to on failure.
+ */
+int store_migrate(const char *from, const char *to, json_t **ret_report, char **ret_reason);
+
+/*
  * Apply a parsed sync in one transaction: the node row (last sync, boot, last applied
  * command, status), every record once (INSERT OR IGNORE on (node, boot_epoch, boot_id,
  * seq)) and its effects for records stored now (command results, update state, last
