@@ -65,6 +65,7 @@ struct server {
         } tokens[API_ROLE_RELEASE_MANAGER + 1];
         struct metrics_counters counters;
         struct store *tick_store; /* the main thread's own connection, for the rollout tick */
+        bool leading;             /* tick_store leads the periodic jobs (store_lead) */
         gnutls_x509_trust_list_t node_trust, operator_trust;
         struct signature_keyring *bundle_keyring;
         struct trust *trust; /* --trust-document, checked at start */
@@ -2190,6 +2191,25 @@ static void usage_thin_run(const char *database, const struct server_config *c) 
                 log_info("usage thinning: %" PRId64 " usage entry reports thinned to one per entry per day", n);
 }
 
+/*
+ * Several controllers on one database: the periodic jobs run on the one that leads
+ * (store_lead), the others stand by and take over within a tick of its connection's end.
+ * Each job is right run twice as well (docs/storage.md): the lead saves the work.
+ */
+static bool periodic_lead(struct server *srv) {
+        int r = store_lead(srv->tick_store);
+        bool lead = r > 0;
+        if (r < 0)
+                log_warning("cannot tell whether this controller leads the periodic jobs: %s", strerror(-r));
+        else if (lead != srv->leading)
+                log_notice("%s", lead ? "this controller leads the periodic jobs (rollout tick, deployments, "
+                                        "retention, usage thinning)"
+                                      : "another controller on the database leads the periodic jobs");
+        if (r >= 0)
+                srv->leading = lead;
+        return lead;
+}
+
 int server_run(const struct server_config *c) {
         struct server srv = {.config = c, .tls_cache_lock = PTHREAD_MUTEX_INITIALIZER,
                              .node_takes_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -2470,6 +2490,8 @@ int server_run(const struct server_config *c) {
                 if (now_usec() < next_tick)
                         continue;
                 next_tick = now_usec() + ROLLOUT_TICK_SEC * 1000000LL;
+                if (!periodic_lead(&srv))
+                        continue;
                 r = store_rollouts_tick(srv.tick_store, now_sec());
                 if (r < 0)
                         log_warning("rollout tick: %s", strerror(-r));

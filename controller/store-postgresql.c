@@ -404,6 +404,14 @@ const struct store_backend store_backend_postgresql = {
         /* SQLite's one writer at a time, across every connection and controller: a
          * transaction-scoped advisory lock (docs/storage.md) */
         .begin = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(7420001)",
+        /* The lead of the periodic jobs: a session lock of another key, kept while the
+         * connection lives (a controller killed, its connection cut: the server ends the
+         * session and the next to ask takes it). Asked again every tick: held already by
+         * this session (pg_locks), else tried, so that it is never taken twice over (a
+         * session lock is counted) and is taken again on a connection made again. */
+        .lead = "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid() AND granted AND classid = 0 AND objid = 7420002 "
+                "AND objsubid = 1) THEN true ELSE pg_try_advisory_lock(7420002) END",
         .schema = store_schema_postgresql,
         .script = pg_script,
         .prepare = pg_prepare,

@@ -30,6 +30,17 @@ static inline void store_closep(struct store **s) {
 int store_schema_version(struct store *s);
 
 /*
+ * Several controllers on one database (docs/storage.md, "Several controllers"): does this
+ * connection lead the periodic jobs (the rollout tick, the deployments' drive, retention,
+ * usage thinning)? 1: it does (taking the lead when no connection has it), 0: another
+ * connection has it, -errno. The lead lasts as long as the connection: one that ends
+ * (its controller killed) leaves it to the next to ask. On SQLite always 1. The jobs are
+ * safe to run twice (each is a transaction under the store's one lock): the lead saves
+ * the work, it is not what keeps them right.
+ */
+int store_lead(struct store *s);
+
+/*
  * Apply a parsed sync in one transaction: the node row (last sync, boot, last applied
  * command, status), every record once (INSERT OR IGNORE on (node, boot_epoch, boot_id,
  * seq)) and its effects for records stored now (command results, update state, last
