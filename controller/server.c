@@ -935,7 +935,17 @@ static enum MHD_Result handle_certificate(struct server *srv, struct MHD_Connect
                 log_notice("certificate request from %s refused: %s", node, message ? message : strerror(-r));
                 return respond_error(conn, r == -EINVAL ? 422 : 500, "%s", message ? message : strerror(-r));
         }
-        r = store_node_cert_issued(thread_store(srv), node, c.serial, c.not_after, now, expired);
+        /* Counted again with the row, in one transaction: another controller on the
+         * database may have issued one since the count above. */
+        r = store_node_cert_issued(thread_store(srv), node, c.serial, c.not_after, now, expired,
+                                   NODE_CERTS_PER_DAY);
+        if (r == -EDQUOT) {
+                node_cert_issued_done(&c);
+                log_notice("certificate request from %s refused: %d issued to it in the last day", node,
+                           NODE_CERTS_PER_DAY);
+                return respond_error(conn, 429, "%d certificates were issued to node \"%s\" in the last "
+                                     "day: no more until tomorrow", NODE_CERTS_PER_DAY, node);
+        }
         if (r < 0) {
                 node_cert_issued_done(&c);
                 return respond_errno(conn, r, "certificate");

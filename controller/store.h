@@ -83,8 +83,13 @@ int store_node_renew_allowed(struct store *s, const char *node, int64_t now, int
 int store_node_certs_revoke(struct store *s, const char *node, int64_t before, int64_t now);
 /* The node's revocation time into *ret (0: none). */
 int store_node_certs_revoked_before(struct store *s, const char *node, int64_t *ret);
+/*
+ * A certificate issued to node, kept unless max_per_day (0: no bound) were issued to it
+ * in the day before now: -EDQUOT then, and the certificate must not be handed out. The
+ * count and the row in one transaction: the bound holds with several controllers.
+ */
 int store_node_cert_issued(struct store *s, const char *node, const char *serial, int64_t not_after,
-                           int64_t now, bool expired_renewal);
+                           int64_t now, bool expired_renewal, int64_t max_per_day);
 /* How many certificates were issued to node after since. */
 int store_node_certs_since(struct store *s, const char *node, int64_t since, int64_t *ret);
 int store_node_cert_seen(struct store *s, const char *node, const char *serial, int64_t not_after);

@@ -741,10 +741,15 @@ static void test_node_certificates(void **state) {
         /* issued */
         assert_int_equal(store_node_certs_since(s, "n1", 0, &n), 0);
         assert_int_equal(n, 0);
-        assert_int_equal(store_node_cert_issued(s, "n1", "aa01", 9000, 1100, true), 0);
-        assert_int_equal(store_node_cert_issued(s, "n1", "aa02", 9000, 1200, false), 0);
+        assert_int_equal(store_node_cert_issued(s, "n1", "aa01", 9000, 1100, true, 2), 0);
+        assert_int_equal(store_node_cert_issued(s, "n1", "aa02", 9000, 1200, false, 2), 0);
         assert_int_equal(store_node_certs_since(s, "n1", 1100, &n), 0);
         assert_int_equal(n, 1);
+        /* a third within the day: over the bound, not kept; a day after the first: kept */
+        assert_int_equal(store_node_cert_issued(s, "n1", "aa03", 9000, 1300, false, 2), -EDQUOT);
+        assert_int_equal(store_node_certs_since(s, "n1", 0, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(store_node_cert_issued(s, "n1", "aa04", 99000, 1100 + 86400, false, 2), 0);
         /* in use: the first sync with one says so, the next does not */
         assert_int_equal(store_node_cert_seen(s, "n1", "0f", 3000), 1);
         assert_int_equal(store_node_cert_seen(s, "n1", "0f", 3000), 0);
