@@ -32,10 +32,14 @@ struct pg_conn {
 
 /* Bounds on every wait, set on each session (a writer holding the lock, a statement that
  * never ends, a client gone in the middle of a transaction): a sync fails and is tried
- * again, as with SQLite's busy timeout, instead of piling up the server's threads. */
+ * again, as with SQLite's busy timeout, instead of piling up the server's threads. The
+ * server's own keepalives (ignored on a Unix socket): a controller cut off is found gone
+ * within about a minute, not the system's two hours, and its session ended, with the
+ * lead of the periodic jobs it may hold (store_lead). */
 #define PG_SESSION_SETUP                                                                                \
         "SET client_min_messages = warning; SET lock_timeout = '10s'; SET statement_timeout = '60s'; " \
-        "SET idle_in_transaction_session_timeout = '60s'"
+        "SET idle_in_transaction_session_timeout = '60s'; SET tcp_keepalives_idle = 30; "               \
+        "SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 
 struct pg_stmt {
         struct store_stmt head;
