@@ -2005,30 +2005,39 @@ static void *open_at_once(void *userdata) {
         return NULL;
 }
 
-/* Controllers started at once on an empty database: each opens it, one schema is made. */
+/*
+ * Controllers started at once on an empty database: each opens it, one schema is made.
+ * Several rounds on PostgreSQL, the database emptied before each: the race this guards
+ * against (the schema_version table made outside the lock) was lost in one round of five.
+ */
 static void test_open_at_once(void **state) {
         struct fixture *f = *state;
         enum { N = 4 };
-        pthread_barrier_t start;
-        assert_int_equal(pthread_barrier_init(&start, NULL, N), 0);
-        struct opener o[N];
-        pthread_t t[N];
-        for (size_t i = 0; i < N; i++) {
-                o[i] = (struct opener){.db = f->db, .start = &start};
-                assert_int_equal(pthread_create(&t[i], NULL, open_at_once, &o[i]), 0);
+        for (int round = 0; round < (on_sqlite() ? 1 : 10); round++) {
+                if (round > 0)
+                        database_empty(f->db);
+                pthread_barrier_t start;
+                assert_int_equal(pthread_barrier_init(&start, NULL, N), 0);
+                struct opener o[N];
+                pthread_t t[N];
+                for (size_t i = 0; i < N; i++) {
+                        o[i] = (struct opener){.db = f->db, .start = &start};
+                        assert_int_equal(pthread_create(&t[i], NULL, open_at_once, &o[i]), 0);
+                }
+                for (size_t i = 0; i < N; i++) {
+                        assert_int_equal(pthread_join(t[i], NULL), 0);
+                        if (o[i].r < 0)
+                                fail_msg("round %d, controller %zu: %s", round, i,
+                                         o[i].reason ? o[i].reason : strerror(-o[i].r));
+                        assert_int_equal(o[i].version, STORE_SCHEMA_VERSION);
+                }
+                pthread_barrier_destroy(&start);
+                struct store *s = open_store(f);
+                int64_t rows = 0;
+                assert_int_equal(store_get_int64(s, &rows, "SELECT count(*) FROM schema_version", ""), 1);
+                assert_int_equal(rows, 1);
+                store_close(s);
         }
-        for (size_t i = 0; i < N; i++) {
-                assert_int_equal(pthread_join(t[i], NULL), 0);
-                if (o[i].r < 0)
-                        fail_msg("controller %zu: %s", i, o[i].reason ? o[i].reason : strerror(-o[i].r));
-                assert_int_equal(o[i].version, STORE_SCHEMA_VERSION);
-        }
-        pthread_barrier_destroy(&start);
-        struct store *s = open_store(f);
-        int64_t rows = 0;
-        assert_int_equal(store_get_int64(s, &rows, "SELECT count(*) FROM schema_version", ""), 1);
-        assert_int_equal(rows, 1);
-        store_close(s);
 }
 
 struct queuer {
