@@ -122,7 +122,10 @@ wait_for "$T" told_in_stage2
 pid_var=PID_$LEADER
 kill -KILL "${!pid_var}"
 wait "${!pid_var}" 2>/dev/null
-note "station $LEADER killed (SIGKILL) in stage $(rj first | jq .current_stage), $(rj first | jq .counts.committed) committed"
+rj first >killed.json
+jq -e '.state == "running" and .counts.committed < 10' killed.json >/dev/null &&
+        pass "station $LEADER killed (SIGKILL) mid-rollout: stage $(jq .current_stage killed.json), $(jq .counts.committed killed.json) of 10 committed" ||
+        fail "killed mid-rollout" "$(jq -c '{state, current_stage, counts}' killed.json)"
 check "station $OTHER takes the lead" wait_for "$T" leads "$OTHER"
 state_is() { [ "$(rj "$1" | jq -r .state)" = "$2" ]; }
 check "the rollout completes on station $OTHER" wait_for $((T * 4)) state_is first completed
