@@ -65,7 +65,7 @@ struct server {
         } tokens[API_ROLE_RELEASE_MANAGER + 1];
         struct metrics_counters counters;
         struct store *tick_store; /* the main thread's own connection, for the rollout tick */
-        bool leading;             /* tick_store leads the periodic jobs (store_lead) */
+        int leading;              /* tick_store leads the periodic jobs (store_lead); -1: not asked yet */
         gnutls_x509_trust_list_t node_trust, operator_trust;
         struct signature_keyring *bundle_keyring;
         struct trust *trust; /* --trust-document, checked at start */
@@ -2211,12 +2211,12 @@ static bool periodic_lead(struct server *srv) {
         bool lead = r > 0;
         if (r < 0)
                 log_warning("cannot tell whether this controller leads the periodic jobs: %s", strerror(-r));
-        else if (lead != srv->leading)
+        else if ((int) lead != srv->leading)
                 log_notice("%s", lead ? "this controller leads the periodic jobs (rollout tick, deployments, "
                                         "retention, usage thinning)"
                                       : "another controller on the database leads the periodic jobs");
         if (r >= 0)
-                srv->leading = lead;
+                srv->leading = (int) lead;
         return lead;
 }
 
@@ -2226,7 +2226,8 @@ int server_run(const struct server_config *c) {
                              .conn_guard_lock = PTHREAD_MUTEX_INITIALIZER,
                              .node_rate_lock = PTHREAD_MUTEX_INITIALIZER,
                              .node_ca_lock = PTHREAD_MUTEX_INITIALIZER,
-                             .bundle_lock = PTHREAD_MUTEX_INITIALIZER};
+                             .bundle_lock = PTHREAD_MUTEX_INITIALIZER,
+                             .leading = -1};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *node_pem = NULL,
                             *operator_pem = NULL, *reason = NULL;
         int r;

@@ -70,6 +70,8 @@ one_leads() { leads a || leads b; }
 check "one station leads the periodic jobs" wait_for "$T" one_leads
 if leads a; then LEADER=a OTHER=b; else LEADER=b OTHER=a; fi
 leads "$OTHER" && fail "both stations lead"
+stands_by() { grepq "another controller on the database leads the periodic jobs" "$FLEET_DIR/st-$1/controller.log"; }
+check "station $OTHER says it stands by" wait_for "$T" stands_by "$OTHER"
 note "station $LEADER (port $(station_port $LEADER)) leads; $OTHER (port $(station_port $OTHER)) stands by"
 
 python3 "$top_srcdir/tests/integration/station-switch.py" "$FLEET_DIR/switch.port" "$FLEET_DIR/switch.log" \
