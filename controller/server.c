@@ -65,6 +65,7 @@ struct server {
         } tokens[API_ROLE_RELEASE_MANAGER + 1];
         struct metrics_counters counters;
         struct store *tick_store; /* the main thread's own connection, for the rollout tick */
+        int leading;              /* tick_store leads the periodic jobs (store_lead); -1: not asked yet */
         gnutls_x509_trust_list_t node_trust, operator_trust;
         struct signature_keyring *bundle_keyring;
         struct trust *trust; /* --trust-document, checked at start */
@@ -934,7 +935,17 @@ static enum MHD_Result handle_certificate(struct server *srv, struct MHD_Connect
                 log_notice("certificate request from %s refused: %s", node, message ? message : strerror(-r));
                 return respond_error(conn, r == -EINVAL ? 422 : 500, "%s", message ? message : strerror(-r));
         }
-        r = store_node_cert_issued(thread_store(srv), node, c.serial, c.not_after, now, expired);
+        /* Counted again with the row, in one transaction: another controller on the
+         * database may have issued one since the count above. */
+        r = store_node_cert_issued(thread_store(srv), node, c.serial, c.not_after, now, expired,
+                                   NODE_CERTS_PER_DAY);
+        if (r == -EDQUOT) {
+                node_cert_issued_done(&c);
+                log_notice("certificate request from %s refused: %d issued to it in the last day", node,
+                           NODE_CERTS_PER_DAY);
+                return respond_error(conn, 429, "%d certificates were issued to node \"%s\" in the last "
+                                     "day: no more until tomorrow", NODE_CERTS_PER_DAY, node);
+        }
         if (r < 0) {
                 node_cert_issued_done(&c);
                 return respond_errno(conn, r, "certificate");
@@ -2190,13 +2201,33 @@ static void usage_thin_run(const char *database, const struct server_config *c) 
                 log_info("usage thinning: %" PRId64 " usage entry reports thinned to one per entry per day", n);
 }
 
+/*
+ * Several controllers on one database: the periodic jobs run on the one that leads
+ * (store_lead), the others stand by and take over within a tick of its connection's end.
+ * Each job is right run twice as well (docs/storage.md): the lead saves the work.
+ */
+static bool periodic_lead(struct server *srv) {
+        int r = store_lead(srv->tick_store);
+        bool lead = r > 0;
+        if (r < 0)
+                log_warning("cannot tell whether this controller leads the periodic jobs: %s", strerror(-r));
+        else if ((int) lead != srv->leading)
+                log_notice("%s", lead ? "this controller leads the periodic jobs (rollout tick, deployments, "
+                                        "retention, usage thinning)"
+                                      : "another controller on the database leads the periodic jobs");
+        if (r >= 0)
+                srv->leading = (int) lead;
+        return lead;
+}
+
 int server_run(const struct server_config *c) {
         struct server srv = {.config = c, .tls_cache_lock = PTHREAD_MUTEX_INITIALIZER,
                              .node_takes_lock = PTHREAD_MUTEX_INITIALIZER,
                              .conn_guard_lock = PTHREAD_MUTEX_INITIALIZER,
                              .node_rate_lock = PTHREAD_MUTEX_INITIALIZER,
                              .node_ca_lock = PTHREAD_MUTEX_INITIALIZER,
-                             .bundle_lock = PTHREAD_MUTEX_INITIALIZER};
+                             .bundle_lock = PTHREAD_MUTEX_INITIALIZER,
+                             .leading = -1};
         _cleanup_free_ char *cert = NULL, *key = NULL, *trust = NULL, *node_pem = NULL,
                             *operator_pem = NULL, *reason = NULL;
         int r;
@@ -2470,6 +2501,8 @@ int server_run(const struct server_config *c) {
                 if (now_usec() < next_tick)
                         continue;
                 next_tick = now_usec() + ROLLOUT_TICK_SEC * 1000000LL;
+                if (!periodic_lead(&srv))
+                        continue;
                 r = store_rollouts_tick(srv.tick_store, now_sec());
                 if (r < 0)
                         log_warning("rollout tick: %s", strerror(-r));

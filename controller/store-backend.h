@@ -42,6 +42,10 @@ struct store_backend {
         void (*close)(struct store *s);
         /* SQL that starts a transaction that writes: taken at once, never upgraded. */
         const char *begin;
+        /* SQL of one row and one boolean column: true when this connection leads the
+         * controllers on the database (docs/storage.md, "Several controllers"), taking the
+         * lead when nobody has it; held until the connection ends. NULL: always leads. */
+        const char *lead;
         /* The whole schema at STORE_SCHEMA_VERSION, for an empty database; NULL: SQLite's
          * migrations from version 0 (store.c). */
         const char *schema;

@@ -20,16 +20,19 @@
 
 int store_bundle_add(struct store *s, const struct store_bundle *b, const char *signer,
                      bool verified, int64_t now) {
+        /* One statement, then the check: the same bundle uploaded to two controllers of
+         * one database at once is one row, and both uploads succeed. */
+        int r = store_exec(s,
+                           "INSERT OR IGNORE INTO bundles (id, version, size, sha256, signer, verified, "
+                           "uploaded) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           "ttittdi", b->id, b->version, b->size, b->sha256, signer, verified, now);
+        if (r < 0 || store_changes(s) > 0)
+                return r < 0 ? r : 0;
         struct store_bundle old;
-        int r = store_bundle_get(s, b->id, &old);
-        if (r >= 0)
-                return streq(old.sha256, b->sha256) ? 0 : -EEXIST;
-        if (r != -ENOENT)
+        r = store_bundle_get(s, b->id, &old);
+        if (r < 0)
                 return r;
-        return store_exec(s,
-                          "INSERT INTO bundles (id, version, size, sha256, signer, verified, "
-                          "uploaded) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          "ttittdi", b->id, b->version, b->size, b->sha256, signer, verified, now);
+        return streq(old.sha256, b->sha256) ? 0 : -EEXIST;
 }
 
 int store_node_may_fetch_bundle(struct store *s, const char *node, const char *bundle) {

@@ -227,10 +227,22 @@ int store_node_renew_allowed(struct store *s, const char *node, int64_t now, int
 }
 
 int store_node_cert_issued(struct store *s, const char *node, const char *serial, int64_t not_after,
-                           int64_t now, bool expired_renewal) {
-        return store_exec(s, "INSERT INTO node_certs (node, serial, issued, not_after, expired_renewal) "
-                          "VALUES (?, ?, ?, ?, ?)", "ttiii", node, serial, now, not_after,
-                          (int64_t) expired_renewal);
+                           int64_t now, bool expired_renewal, int64_t max_per_day) {
+        int r = store_begin(s);
+        if (r < 0)
+                return r;
+        _cleanup_transaction_ struct store *guard = s;
+        int64_t recent = 0;
+        if (max_per_day > 0 && (r = store_node_certs_since(s, node, now - 86400, &recent)) < 0)
+                return r;
+        if (max_per_day > 0 && recent >= max_per_day)
+                return -EDQUOT;
+        r = store_exec(s, "INSERT INTO node_certs (node, serial, issued, not_after, expired_renewal) "
+                       "VALUES (?, ?, ?, ?, ?)", "ttiii", node, serial, now, not_after,
+                       (int64_t) expired_renewal);
+        if (r < 0)
+                return r;
+        return commit(&guard);
 }
 
 int store_node_certs_since(struct store *s, const char *node, int64_t since, int64_t *ret) {

@@ -32,10 +32,14 @@ struct pg_conn {
 
 /* Bounds on every wait, set on each session (a writer holding the lock, a statement that
  * never ends, a client gone in the middle of a transaction): a sync fails and is tried
- * again, as with SQLite's busy timeout, instead of piling up the server's threads. */
+ * again, as with SQLite's busy timeout, instead of piling up the server's threads. The
+ * server's own keepalives (ignored on a Unix socket): a controller cut off is found gone
+ * within about a minute, not the system's two hours, and its session ended, with the
+ * lead of the periodic jobs it may hold (store_lead). */
 #define PG_SESSION_SETUP                                                                                \
         "SET client_min_messages = warning; SET lock_timeout = '10s'; SET statement_timeout = '60s'; " \
-        "SET idle_in_transaction_session_timeout = '60s'"
+        "SET idle_in_transaction_session_timeout = '60s'; SET tcp_keepalives_idle = 30; "               \
+        "SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 
 struct pg_stmt {
         struct store_stmt head;
@@ -414,6 +418,14 @@ const struct store_backend store_backend_postgresql = {
         /* SQLite's one writer at a time, across every connection and controller: a
          * transaction-scoped advisory lock (docs/storage.md) */
         .begin = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(7420001)",
+        /* The lead of the periodic jobs: a session lock of another key, kept while the
+         * connection lives (a controller killed, its connection cut: the server ends the
+         * session and the next to ask takes it). Asked again every tick: held already by
+         * this session (pg_locks), else tried, so that it is never taken twice over (a
+         * session lock is counted) and is taken again on a connection made again. */
+        .lead = "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                "AND pid = pg_backend_pid() AND granted AND classid = 0 AND objid = 7420002 "
+                "AND objsubid = 1) THEN true ELSE pg_try_advisory_lock(7420002) END",
         .schema = store_schema_postgresql,
         .script = pg_script,
         .prepare = pg_prepare,

@@ -355,15 +355,17 @@ static int schema_version_read(struct store *s, int *ret) {
 }
 
 static int migrate(struct store *s, char **ret_reason) {
-        int r = store_script(
-                s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-        if (r < 0)
-                return message_set(ret_reason, r, "cannot create the schema_version table");
         for (;;) {
-                r = store_begin(s);
+                int r = store_begin(s);
                 if (r < 0)
                         return message_set(ret_reason, r, "cannot start a migration");
                 _cleanup_transaction_ struct store *guard = s;
+                /* In the transaction, under its lock: controllers started at once on an
+                 * empty database make the table (and the schema) one after the other, never
+                 * side by side (PostgreSQL's CREATE TABLE IF NOT EXISTS is not safe so). */
+                r = store_script(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+                if (r < 0)
+                        return message_set(ret_reason, r, "cannot create the schema_version table");
                 int version;
                 r = schema_version_read(s, &version);
                 if (r < 0)
@@ -442,6 +444,16 @@ void store_close(struct store *s) {
         if (s->backend)
                 s->backend->close(s);
         free(s);
+}
+
+int store_lead(struct store *s) {
+        if (!s->backend->lead)
+                return 1;
+        int64_t v = 0;
+        int r = store_get_int64(s, &v, s->backend->lead, "");
+        if (r < 0)
+                return r;
+        return r > 0 && v != 0;
 }
 
 int store_schema_version(struct store *s) {

@@ -41,6 +41,17 @@ int store_schema_version(struct store *s);
 int store_migrate(const char *from, const char *to, json_t **ret_report, char **ret_reason);
 
 /*
+ * Several controllers on one database (docs/storage.md, "Several controllers"): does this
+ * connection lead the periodic jobs (the rollout tick, the deployments' drive, retention,
+ * usage thinning)? 1: it does (taking the lead when no connection has it), 0: another
+ * connection has it, -errno. The lead lasts as long as the connection: one that ends
+ * (its controller killed) leaves it to the next to ask. On SQLite always 1. The jobs are
+ * safe to run twice (each is a transaction under the store's one lock): the lead saves
+ * the work, it is not what keeps them right.
+ */
+int store_lead(struct store *s);
+
+/*
  * Apply a parsed sync in one transaction: the node row (last sync, boot, last applied
  * command, status), every record once (INSERT OR IGNORE on (node, boot_epoch, boot_id,
  * seq)) and its effects for records stored now (command results, update state, last
@@ -83,8 +94,13 @@ int store_node_renew_allowed(struct store *s, const char *node, int64_t now, int
 int store_node_certs_revoke(struct store *s, const char *node, int64_t before, int64_t now);
 /* The node's revocation time into *ret (0: none). */
 int store_node_certs_revoked_before(struct store *s, const char *node, int64_t *ret);
+/*
+ * A certificate issued to node, kept unless max_per_day (0: no bound) were issued to it
+ * in the day before now: -EDQUOT then, and the certificate must not be handed out. The
+ * count and the row in one transaction: the bound holds with several controllers.
+ */
 int store_node_cert_issued(struct store *s, const char *node, const char *serial, int64_t not_after,
-                           int64_t now, bool expired_renewal);
+                           int64_t now, bool expired_renewal, int64_t max_per_day);
 /* How many certificates were issued to node after since. */
 int store_node_certs_since(struct store *s, const char *node, int64_t since, int64_t *ret);
 int store_node_cert_seen(struct store *s, const char *node, const char *serial, int64_t not_after);

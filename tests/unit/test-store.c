@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #if HAVE_LIBPQ
@@ -739,10 +741,15 @@ static void test_node_certificates(void **state) {
         /* issued */
         assert_int_equal(store_node_certs_since(s, "n1", 0, &n), 0);
         assert_int_equal(n, 0);
-        assert_int_equal(store_node_cert_issued(s, "n1", "aa01", 9000, 1100, true), 0);
-        assert_int_equal(store_node_cert_issued(s, "n1", "aa02", 9000, 1200, false), 0);
+        assert_int_equal(store_node_cert_issued(s, "n1", "aa01", 9000, 1100, true, 2), 0);
+        assert_int_equal(store_node_cert_issued(s, "n1", "aa02", 9000, 1200, false, 2), 0);
         assert_int_equal(store_node_certs_since(s, "n1", 1100, &n), 0);
         assert_int_equal(n, 1);
+        /* a third within the day: over the bound, not kept; a day after the first: kept */
+        assert_int_equal(store_node_cert_issued(s, "n1", "aa03", 9000, 1300, false, 2), -EDQUOT);
+        assert_int_equal(store_node_certs_since(s, "n1", 0, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(store_node_cert_issued(s, "n1", "aa04", 99000, 1100 + 86400, false, 2), 0);
         /* in use: the first sync with one says so, the next does not */
         assert_int_equal(store_node_cert_seen(s, "n1", "0f", 3000), 1);
         assert_int_equal(store_node_cert_seen(s, "n1", "0f", 3000), 0);
@@ -1978,6 +1985,218 @@ static void test_open_postgresql_refused(void **state) {
         free(reason);
 }
 
+/* ---- several controllers on one database (docs/storage.md, "Several controllers") ---- */
+
+struct opener {
+        const char *db;
+        pthread_barrier_t *start;
+        int r;
+        int version;
+        char *reason;
+};
+
+static void *open_at_once(void *userdata) {
+        struct opener *o = userdata;
+        struct store *s = NULL;
+        pthread_barrier_wait(o->start);
+        o->r = store_open(o->db, &s, &o->reason);
+        o->version = o->r < 0 ? -1 : store_schema_version(s);
+        store_close(s);
+        return NULL;
+}
+
+/*
+ * Controllers started at once on an empty database: each opens it, one schema is made.
+ * Several rounds on PostgreSQL, the database emptied before each: the race this guards
+ * against (the schema_version table made outside the lock) was lost in one round of five.
+ */
+static void test_open_at_once(void **state) {
+        struct fixture *f = *state;
+        enum { N = 4 };
+        for (int round = 0; round < (on_sqlite() ? 1 : 10); round++) {
+                if (round > 0)
+                        database_empty(f->db);
+                pthread_barrier_t start;
+                assert_int_equal(pthread_barrier_init(&start, NULL, N), 0);
+                struct opener o[N];
+                pthread_t t[N];
+                for (size_t i = 0; i < N; i++) {
+                        o[i] = (struct opener){.db = f->db, .start = &start};
+                        assert_int_equal(pthread_create(&t[i], NULL, open_at_once, &o[i]), 0);
+                }
+                for (size_t i = 0; i < N; i++) {
+                        assert_int_equal(pthread_join(t[i], NULL), 0);
+                        if (o[i].r < 0)
+                                fail_msg("round %d, controller %zu: %s", round, i,
+                                         o[i].reason ? o[i].reason : strerror(-o[i].r));
+                        assert_int_equal(o[i].version, STORE_SCHEMA_VERSION);
+                }
+                pthread_barrier_destroy(&start);
+                struct store *s = open_store(f);
+                int64_t rows = 0;
+                assert_int_equal(store_get_int64(s, &rows, "SELECT count(*) FROM schema_version", ""), 1);
+                assert_int_equal(rows, 1);
+                store_close(s);
+        }
+}
+
+struct queuer {
+        const char *db;
+        pthread_barrier_t *start;
+        int64_t seqs[25];
+        int r;
+};
+
+static void *queue_many(void *userdata) {
+        struct queuer *q = userdata;
+        struct store *s = NULL;
+        char *reason = NULL;
+        q->r = store_open(q->db, &s, &reason);
+        free(reason);
+        pthread_barrier_wait(q->start);
+        json_t *empty = json_object();
+        int calls = 0;
+        for (size_t i = 0; q->r >= 0 && i < ELEMENTSOF(q->seqs); i++) {
+                json_t *queued = NULL;
+                reason = NULL;
+                q->r = store_command_queue(s, "n1", "reboot", empty, 1000, 600, fake_sign, &calls, &queued,
+                                           &reason);
+                free(reason);
+                q->seqs[i] = json_integer_value(json_object_get(queued, "seq"));
+                json_decref(queued);
+        }
+        json_decref(empty);
+        store_close(s);
+        return NULL;
+}
+
+/*
+ * One node served by two controllers, pass after pass: its records stored once whichever
+ * one a record reaches (a record sent again to the other after a lost answer), commands
+ * queued on both numbered in one sequence and delivered and answered once across them,
+ * and commands queued on both at the same time never given one seq twice.
+ */
+static void test_two_controllers(void **state) {
+        struct fixture *f = *state;
+        struct store *a = open_store(f), *b = open_store(f);
+        json_auto_t *empty = json_object();
+        int calls = 0;
+        char *reason = NULL;
+        json_t *queued = NULL;
+
+        struct sync_request req;
+        json_t *cmds = NULL;
+        size_t stored = 0;
+        make_sync(&req, 0, REC(1, "health.report", "{\"t\":40}") "," REC(2, "workload.exit", "{}"));
+        assert_int_equal(store_sync(a, &req, 100, 32, &cmds, &stored), 0);
+        assert_int_equal(stored, 2);
+        json_decref(cmds);
+        sync_request_done(&req);
+        /* a queues seq 1; the node's next pass reaches b: 2 again (its answer was lost), 3 new */
+        assert_int_equal(store_command_queue(a, "n1", "reboot", empty, 100, 600, fake_sign, &calls, &queued,
+                                             &reason), 0);
+        assert_int_equal(json_integer_value(json_object_get(queued, "seq")), 1);
+        json_decref(queued);
+        make_sync(&req, 0, REC(2, "workload.exit", "{}") "," REC(3, "workload.exit", "{}"));
+        assert_int_equal(store_sync(b, &req, 110, 32, &cmds, &stored), 0);
+        assert_int_equal(stored, 1);
+        assert_int_equal(json_array_size(cmds), 1);
+        json_decref(cmds);
+        sync_request_done(&req);
+        /* b queues the next seq, 2; the result of 1 reaches a, which sends 2 only */
+        assert_int_equal(store_command_queue(b, "n1", "status.send", empty, 110, 600, fake_sign, &calls,
+                                             &queued, &reason), 0);
+        assert_int_equal(json_integer_value(json_object_get(queued, "seq")), 2);
+        json_decref(queued);
+        make_sync(&req, 1, REC(4, "command.result", "{\"seq\":1,\"status\":\"done\"}"));
+        assert_int_equal(store_sync(a, &req, 120, 32, &cmds, &stored), 0);
+        assert_int_equal(stored, 1);
+        assert_int_equal(json_array_size(cmds), 1);
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(cmds, 0), "seq")), 2);
+        json_decref(cmds);
+        sync_request_done(&req);
+        /* the same result again, at b: stored already, the command stays done */
+        make_sync(&req, 2, REC(4, "command.result", "{\"seq\":1,\"status\":\"done\"}"));
+        assert_int_equal(store_sync(b, &req, 130, 32, &cmds, &stored), 0);
+        assert_int_equal(stored, 0);
+        assert_int_equal(json_array_size(cmds), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+
+        int64_t count = 0;
+        assert_int_equal(store_records_count(b, "n1", &count), 0);
+        assert_int_equal(count, 4);
+        json_t *list = NULL;
+        assert_int_equal(store_commands_list(a, "n1", &list), 0);
+        assert_int_equal(json_array_size(list), 2);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0), "state")), "done");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(list, 1), "state")), "sent");
+        json_decref(list);
+        json_t *node = NULL;
+        assert_int_equal(store_node_show(a, "n1", &node), 0);
+        assert_int_equal(json_integer_value(json_object_get(node, "syncs")), 4);
+        json_decref(node);
+        store_close(a);
+        store_close(b);
+
+        /* two controllers queueing for the node at once: 50 seqs, each once, in order */
+        pthread_barrier_t start;
+        assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+        struct queuer q[2] = {{.db = f->db, .start = &start}, {.db = f->db, .start = &start}};
+        pthread_t t[2];
+        for (size_t i = 0; i < 2; i++)
+                assert_int_equal(pthread_create(&t[i], NULL, queue_many, &q[i]), 0);
+        bool seen[2 + 2 * ELEMENTSOF(q[0].seqs) + 1] = {};
+        for (size_t i = 0; i < 2; i++) {
+                assert_int_equal(pthread_join(t[i], NULL), 0);
+                assert_int_equal(q[i].r, 0);
+                for (size_t k = 0; k < ELEMENTSOF(q[i].seqs); k++) {
+                        int64_t seq = q[i].seqs[k];
+                        assert_in_range(seq, 3, 2 + 2 * ELEMENTSOF(q[i].seqs));
+                        assert_false(seen[seq]);
+                        seen[seq] = true;
+                        if (k > 0)
+                                assert_true(seq > q[i].seqs[k - 1]);
+                }
+        }
+        pthread_barrier_destroy(&start);
+}
+
+/* One controller leads the periodic jobs; when its connection ends another takes over. */
+static void test_lead(void **state) {
+        struct fixture *f = *state;
+        struct store *a = open_store(f), *b = open_store(f);
+        assert_int_equal(store_lead(a), 1);
+        if (on_sqlite()) {
+                /* one controller per SQLite file: it leads */
+                assert_int_equal(store_lead(b), 1);
+                store_close(a);
+                store_close(b);
+                return;
+        }
+        assert_int_equal(store_lead(b), 0);
+        /* asked again and again (every tick), a keeps it and b does not get it */
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(store_lead(a), 1);
+                assert_int_equal(store_lead(b), 0);
+        }
+        /* the lead outlives a's transactions, rolled back or committed */
+        assert_int_equal(store_begin(a), 0);
+        assert_int_equal(store_script(a, "ROLLBACK"), 0);
+        assert_int_equal(store_lead(b), 0);
+        /* a's connection ends (its controller stopped or killed): b takes over once the
+         * server has ended a's session */
+        store_close(a);
+        int lead = 0;
+        for (int i = 0; i < 200 && (lead = store_lead(b)) == 0; i++)
+                usleep(50 * 1000);
+        assert_int_equal(lead, 1);
+        struct store *c = open_store(f);
+        assert_int_equal(store_lead(c), 0);
+        store_close(c);
+        store_close(b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_address),
@@ -1986,6 +2205,9 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_commits_durable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_connection_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_and_records_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_open_at_once, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_two_controllers, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_lead, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_seqs_across_reopen, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_expired_commands_not_sent, setup, teardown),

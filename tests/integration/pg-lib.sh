@@ -1,0 +1,52 @@
+# A PostgreSQL server of a test's own (docs/storage.md, "Tests"): a cluster made in a
+# temporary directory by initdb, owned by an unprivileged user (nobody, when run as root),
+# listening on a Unix socket only (in that directory, on a random port number), stopped
+# and removed by pg_cleanup. Sourced by test-store-postgresql.sh and test-stations.sh.
+# shellcheck shell=bash
+
+# pg_find: PGBIN, the newest server's binaries; 1 when there are none.
+pg_find() {
+        PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+        [ -n "$PGBIN" ] && [ -x "$PGBIN/initdb" ] && [ -x "$PGBIN/pg_ctl" ]
+}
+
+pg_as_owner() { "$@"; }
+
+# pg_start: PG_DIR (a new temporary directory), the server started there, PG_URL the
+# address of its database "postgres" as role orbit; 1 (the logs shown) on failure.
+pg_start() {
+        PG_DIR=$(mktemp -d /tmp/orbit-test-pg.XXXXXX) || return 1
+        if [ "$(id -u)" = 0 ]; then
+                chown nobody: "$PG_DIR" || return 1
+                pg_as_owner() { runuser -u nobody -- "$@"; }
+        fi
+        pg_as_owner "$PGBIN/initdb" -D "$PG_DIR/data" -U orbit -A trust -E UTF8 --no-sync \
+                >"$PG_DIR/initdb.log" 2>&1 || {
+                cat "$PG_DIR/initdb.log" >&2
+                return 1
+        }
+        PG_PORT=$((20000 + RANDOM % 40000))
+        pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+                -o "-k $PG_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c full_page_writes=off" \
+                start >/dev/null || {
+                cat "$PG_DIR/server.log" >&2
+                return 1
+        }
+        PG_URL="postgresql://orbit@/postgres?host=$PG_DIR&port=$PG_PORT"
+        printf '# PostgreSQL %s at %s, port %s\n' "$("$PGBIN/postgres" --version | awk '{print $3}')" \
+                "$PG_DIR" "$PG_PORT"
+}
+
+# pg_sql SQL: its rows, unaligned, fields split by |.
+pg_sql() {
+        "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$PG_URL" -c "$1"
+}
+
+# pg_cleanup: the server stopped (immediately) and its directory removed; any time.
+pg_cleanup() {
+        [ -n "${PG_DIR:-}" ] && [ -d "$PG_DIR" ] || return 0
+        if [ -f "$PG_DIR/data/postmaster.pid" ]; then
+                pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w -t 30 stop >/dev/null 2>&1
+        fi
+        rm -rf "$PG_DIR"
+}
