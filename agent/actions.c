@@ -12,6 +12,7 @@
 #include "agent/actions.h"
 #include "agent/agent.h"
 #include "proto/command.h"
+#include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/message.h"
 #include "agent/status.h"
@@ -66,8 +67,25 @@ __attribute__((noinline)) static void failpoint_ping_burn(void) {
         } while ((t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L < ms);
 }
 
+/* Tests only: with ORBIT_FAILPOINT_PING_HANG_FILE=F in the agent's environment, a ping holds
+ * the loop while F exists: a hung agent, for the systemd watchdog test of the virtual board
+ * (docs/board.md), which expects SIGABRT from systemd and never sees this return. Two keys
+ * so neither alone hangs a node: the variable comes only from a unit drop-in, and the file
+ * only from whoever arms it; F gone, the ping answers. */
+static void failpoint_ping_hang(void) {
+        const char *f = getenv("ORBIT_FAILPOINT_PING_HANG_FILE");
+        if (!f || !*f || access(f, F_OK) < 0)
+                return;
+        log_notice("failpoint: a ping holds the event loop while %s exists", f);
+        const struct timespec step = {.tv_nsec = 100 * 1000 * 1000};
+        while (access(f, F_OK) == 0)
+                (void) nanosleep(&step, NULL);
+        log_notice("failpoint: the ping lets the event loop go on");
+}
+
 static int act_ping(struct agent *a, enum action_source from, json_t *params, json_t **ret, char **ret_message) {
         failpoint_ping_burn();
+        failpoint_ping_hang();
         *ret = json_pack("{s:b}", "pong", 1);
         return *ret ? 0 : -ENOMEM;
 }

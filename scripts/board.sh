@@ -6,14 +6,19 @@
 #   build             build (or find in the cache) the disk image; prints its path
 #   boot              build, then boot a copy of it with the serial console on this terminal
 #   test              build, boot it headless, check what the guest reports (slot, agent)
+#   test-guest        build, boot once with a tests disk: systemd checks of the unit and
+#                     the runtime's integration tests, run inside the guest (slow)
 # Options:
 #   --debs DIR        take orbit-agent_*.deb and orbitctl_*.deb from DIR (default: build them
 #                     with dpkg-buildpackage -b, nocheck, from a copy of this tree)
 #   --arch ARCH       x86_64 (the only one so far; aarch64/U-Boot is issue #20 item 3)
 #   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
+#   --suites LIST     test-guest: "systemd runtime" (default), or one of them
 # Environment: ORBIT_BOARD_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/orbit-board),
 # ORBIT_DEB_MIRROR (default: the mirror of this machine's apt sources), ORBIT_BOARD_TIMEOUT
-# (seconds to wait for the guest's report, default 1800: QEMU without KVM is slow).
+# (seconds to wait for the guest's report, default 1800, test-guest 3600: QEMU without KVM is
+# slow), ORBIT_BOARD_BUILDDIR (test-guest: the build of this tree with the test helpers,
+# default _build/plain).
 # Needs root (debootstrap, chroot), qemu-system-x86, ovmf, grub-efi-amd64-bin, mtools,
 # dosfstools, fdisk, e2fsprogs, debootstrap: scripts/deps.sh board.
 set -euo pipefail
@@ -33,7 +38,8 @@ mins() { awk -v s=$((SECONDS - $1)) 'BEGIN { printf "%.1f", s / 60 }'; }
 # ---- the base: debootstrap minbase + kernel + systemd, cached as a tarball ------------
 suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 # Kept small: QEMU without KVM pays for every unit and every module at boot.
-base_pkgs=(systemd systemd-sysv udev kmod linux-image-amd64 initramfs-tools iproute2 procps)
+base_pkgs=(systemd systemd-sysv udev kmod linux-image-amd64 initramfs-tools iproute2 procps
+           jq python3) # the runtime tests run in the guest (board.sh test-runtime): their workloads are python3
 
 . "$top_srcdir/scripts/apt-mirror.sh" # host_mirror
 
@@ -196,6 +202,9 @@ port=/dev/virtio-ports/org.orbit.board.0
 i=0
 while [ ! -e "$port" ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
 [ -e "$port" ] || { echo "orbit-board-report: no $port" >&2; exit 1; }
+# What the host asks of this boot comes as fw_cfg items (scripts/board.sh).
+modprobe qemu_fw_cfg 2>/dev/null
+fw_cfg() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/$1/raw" 2>/dev/null; }
 {
         echo "BOARD begin"
         echo "BOARD cmdline $(cat /proc/cmdline)"
@@ -215,12 +224,25 @@ while [ ! -e "$port" ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
         ctl() { setpriv --inh-caps=-all --bounding-set="-all,+$caps" orbitctl "$@"; }
         ctl update status 2>&1 | sed 's/^/BOARD update | /'
         ctl status 2>&1 | sed 's/^/BOARD status | /'
+        # board.sh test-guest: the tests disk (label orbit-tests) and the suites to run
+        # from it (scripts/board-guest.sh, docs/board.md).
+        suites=$(fw_cfg tests)
+        if [ -n "$suites" ]; then
+                mkdir -p /run/orbit-tests
+                i=0
+                while [ ! -e /dev/disk/by-label/orbit-tests ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
+                if mount -o ro /dev/disk/by-label/orbit-tests /run/orbit-tests; then
+                        /run/orbit-tests/src/scripts/board-guest.sh $suites 2>&1 | sed -u 's/^/BOARD t | /'
+                        umount /run/orbit-tests
+                else
+                        echo "BOARD t | not ok - mount the tests disk (label orbit-tests)"
+                fi
+        fi
         echo "BOARD end"
 } >"$port"
 # Asked by the host (scripts/board.sh test): power off once reported. There is no
 # logind (no D-Bus in the image), so nothing would act on an ACPI power button.
-modprobe qemu_fw_cfg 2>/dev/null
-if [ "$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/poweroff/raw 2>/dev/null)" = 1 ]; then
+if [ "$(fw_cfg poweroff)" = 1 ]; then
         systemctl poweroff --no-block
 fi
 SH
@@ -292,6 +314,8 @@ Wants=orbit-agent.service
 ConditionPathExists=/sys/bus/virtio
 [Service]
 Type=oneshot
+# The tests of board.sh test-guest run in here, for many minutes under TCG.
+TimeoutStartSec=infinity
 ExecStart=/usr/local/sbin/orbit-board-report
 [Install]
 WantedBy=multi-user.target
@@ -438,10 +462,11 @@ node_grubenv() {
 report_value() { sed -n "s/^BOARD $1 //p" "$WORK/report" | tr -d '\r' | head -1; }
 
 # One boot, headless: wait for the report; the guest then powers off (quit after 5 min).
+QEMU_EXTRA=() # more QEMU arguments for this boot (test-guest: the tests disk, fw_cfg)
 boot_once() { # $1: a name for the logs
         local name=$1 t=$SECONDS pid
         : >"$WORK/report"
-        "${NICE[@]}" "${QEMU[@]}" -display none -serial "file:$WORK/console-$name.log" \
+        "${NICE[@]}" "${QEMU[@]}" "${QEMU_EXTRA[@]}" -display none -serial "file:$WORK/console-$name.log" \
                 -fw_cfg name=opt/org.orbit.board/poweroff,string=1 \
                 -monitor "unix:$WORK/monitor.sock,server,nowait" &
         pid=$!
@@ -484,8 +509,8 @@ PY
 }
 
 # ---- test ----------------------------------------------------------------------------
-FAILS=0
-ok() { printf 'ok - %s\n' "$*"; }
+FAILS=0 PASSES=0
+ok() { printf 'ok - %s\n' "$*"; PASSES=$((PASSES + 1)); }
 not_ok() { printf 'not ok - %s\n' "$*"; FAILS=$((FAILS + 1)); }
 expect() { # name, got, want
         if [ "$2" = "$3" ]; then ok "$1 ($2)"; else not_ok "$1: got '$2', want '$3'"; fi
@@ -570,19 +595,95 @@ cmd_test() {
                 sed -n 's/^BOARD update | //p' "$WORK/report" | sed 's/^/#   /'
         fi
         echo "# total: $(mins $t0) min; node kept in $WORK"
+        echo "$PASSES passed, $FAILS failed"
         [ "$FAILS" -eq 0 ]
 }
 
-usage() { sed -n '2,20s/^# \{0,1\}//p' "$0"; }
+# ---- test-guest: tests run inside the guest (issue #20 items 6 and 7) --------------------
+# The test helpers of a build of this tree (the guest has no compiler); the guest's
+# orbit-agent, orbitctl and sandbox init are the installed package's.
+GUEST_HELPERS=(cgroup-check sandbox-run escape-probe seccomp-helper)
+
+find_builddir() {
+        local d
+        for d in "${ORBIT_BOARD_BUILDDIR:-}" "$top_srcdir/_build/plain"; do
+                [ -n "$d" ] && [ -f "$d/Makefile" ] && { echo "$d"; return 0; }
+        done
+        return 1
+}
+
+# The tests disk: an ext4 file system (made from a directory, no mount) with src/ (the
+# test scripts, scripts/board-guest.sh) and build/ (the helpers, links to the package's
+# binaries). Made at every run: it is small, and the image stays as built.
+make_tests_disk() { # $1: the disk file
+        local out=$1 bdir stage h
+        bdir=$(find_builddir) || die "no build of this tree for the test helpers: configure and build in _build/plain, or set ORBIT_BOARD_BUILDDIR"
+        grep -q -- '--enable-sanitizers' "$bdir/config.status" 2>/dev/null &&
+                die "$bdir is a sanitizer build: the guest has no libasan (use a plain build)"
+        # Current with this tree (make does nothing when they are).
+        "${NICE[@]}" make -s -C "$bdir" "${GUEST_HELPERS[@]/#/tests/integration/}" >&2 ||
+                die "building the test helpers in $bdir failed"
+        stage=$WORK/tests-stage
+        rm -rf "$stage"
+        mkdir -p "$stage/src/scripts" "$stage/src/tests/integration" "$stage/build/tests/integration"
+        cp "$top_srcdir/scripts/board-guest.sh" "$stage/src/scripts/"
+        cp "$top_srcdir"/tests/integration/*.sh "$top_srcdir"/tests/integration/*.py "$stage/src/tests/integration/"
+        for h in "${GUEST_HELPERS[@]}"; do
+                cp "$bdir/tests/integration/$h" "$stage/build/tests/integration/"
+        done
+        ln -s /usr/sbin/orbit-agent "$stage/build/orbit-agent"
+        ln -s /usr/bin/orbitctl "$stage/build/orbitctl"
+        ln -s /usr/libexec/orbit-agent/orbit-sandbox-init "$stage/build/orbit-sandbox-init"
+        # Workloads run as other users: every directory searchable.
+        find "$stage" -type d -exec chmod 755 {} +
+        rm -f "$out"
+        mkfs.ext4 -q -F -L orbit-tests -d "$stage" "$out" 64M >/dev/null
+        rm -rf "$stage"
+}
+
+cmd_test_guest() {
+        local t0=$SECONDS
+        cmd_build
+        local build_min; build_min=$(mins $t0)
+        prepare_node
+        qemu_args
+        log "node: $WORK; suites: $SUITES"
+        echo "# build (or cache): $build_min min"
+        make_tests_disk "$WORK/tests.img"
+        QEMU_EXTRA=(-drive "file=$WORK/tests.img,format=raw,if=virtio,readonly=on"
+                    -fw_cfg "name=opt/org.orbit.board/tests,string=$SUITES")
+        # The tests take many minutes under TCG: a longer wait for the report.
+        TIMEOUT=${ORBIT_BOARD_TIMEOUT:-3600}
+        boot_once guest || { not_ok "guest boot reported"; echo "$PASSES passed, $FAILS failed"; return 1; }
+        echo "# guest boot: report after $BOOT_MIN min"
+        check_boot guest A
+        # The guest's own checks: its "ok"/"not ok" lines count here, its notes as notes.
+        local line
+        while IFS= read -r line; do
+                case "$line" in
+                "ok - "*) ok "guest: ${line#ok - }" ;;
+                "not ok - "*) not_ok "guest: ${line#not ok - }" ;;
+                "suite "*) echo "# ${line}" ;;
+                *) echo "#   $line" ;;
+                esac
+        done < <(sed -n 's/^BOARD t | //p' "$WORK/report" | tr -d '\r')
+        grep -q '^BOARD t | suite ' "$WORK/report" || not_ok "the guest ran no suite (console: $WORK/console-guest.log)"
+        echo "# total: $(mins $t0) min; node kept in $WORK"
+        echo "$PASSES passed, $FAILS failed"
+        [ "$FAILS" -eq 0 ]
+}
+
+usage() { sed -n '2,23s/^# \{0,1\}//p' "$0"; }
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
-DEBS="" ARCH=x86_64 WORK=""
+DEBS="" ARCH=x86_64 WORK="" SUITES="systemd runtime"
 while [ $# -gt 0 ]; do
         case "$1" in
         --debs) DEBS=$(cd "${2:?--debs needs a directory}" && pwd); shift ;;
         --arch) ARCH=${2:?--arch needs x86_64}; shift ;;
         --work) WORK=${2:?--work needs a directory}; shift ;;
+        --suites) SUITES=${2:?--suites needs a list: systemd runtime}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option '$1' (try --help)" ;;
         esac
@@ -593,6 +694,7 @@ case "$cmd" in
 build) cmd_build; echo "$IMAGE/disk.img" ;;
 boot) cmd_boot ;;
 test) cmd_test ;;
+test-guest) cmd_test_guest ;;
 base) base_tarball "$ARCH" ;; # the debootstrap step alone (cached)
 -h|--help|help) usage ;;
 *) usage >&2; exit 2 ;;

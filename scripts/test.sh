@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian 12 machine: dependencies, build, make check,
 # the same suite under ASan+UBSan, and make distcheck.
+# --long: also the virtual board (scripts/board.sh test and test-guest, QEMU without KVM:
+# tens of minutes; docs/board.md has the figures), as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+long=0
+for arg in "$@"; do
+        case "$arg" in
+        --long) long=1 ;;
+        *) echo "usage: scripts/test.sh [--long]" >&2; exit 2 ;;
+        esac
+done
 top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
@@ -134,6 +143,29 @@ if [ "${ORBIT_SKIP_PACKAGING:-0}" != 1 ]; then
                 if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
                         grep -E '^(not ok|Bail out)' "$top/_build/packaging.out" | head -20
                         echo "==> $t FAILED (exit $rc)"
+                        status=1
+                        [ "${f:-0}" = 0 ] && failed=$((failed + 1))
+                fi
+        done
+fi
+
+# The virtual board: slow (QEMU TCG), so only with --long. It takes the plain build's
+# test helpers for the tests it runs inside the guest.
+if [ $long -eq 1 ]; then
+        scripts/deps.sh board
+        for sub in test test-guest; do
+                echo "==> scripts/board.sh $sub"
+                rc=0
+                ORBIT_BOARD_BUILDDIR="$top/_build/plain" scripts/board.sh "$sub" >"$top/_build/board-$sub.out" 2>&1 || rc=$?
+                grep -E '^# .*min' "$top/_build/board-$sub.out" || true
+                p=$(sed -n 's/^\([0-9]*\) passed, [0-9]* failed$/\1/p' "$top/_build/board-$sub.out" | tail -1)
+                f=$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p' "$top/_build/board-$sub.out" | tail -1)
+                passed=$((passed + ${p:-0}))
+                failed=$((failed + ${f:-0}))
+                echo "    ${p:-0} passed, ${f:-0} failed"
+                if [ $rc -ne 0 ]; then
+                        grep -E '^(not ok|board:)' "$top/_build/board-$sub.out" | head -40
+                        echo "==> scripts/board.sh $sub FAILED (exit $rc)"
                         status=1
                         [ "${f:-0}" = 0 ] && failed=$((failed + 1))
                 fi

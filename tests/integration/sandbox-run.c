@@ -27,6 +27,11 @@ static int prestart_wait_exit(pid_t pid, void *userdata) {
         return 0;
 }
 
+static const char *init_path(void) {
+        const char *p = getenv("ORBIT_SANDBOX_INIT");
+        return p && *p ? p : SANDBOX_INIT_BUILD_PATH;
+}
+
 int main(int argc, char *argv[]) {
         const char *leak = NULL;
         bool wait_exit = false;
@@ -87,7 +92,9 @@ int main(int argc, char *argv[]) {
                 .seccomp = prog ? &prog->prog : NULL,
                 .spec = &spec,
                 .root_dir = argv[i + 1],
-                .init_path = SANDBOX_INIT_BUILD_PATH, /* the build tree's, not the installed one */
+                /* the build tree's, not the installed one; the virtual board runs this
+                 * binary against the installed one (ORBIT_SANDBOX_INIT, docs/board.md) */
+                .init_path = init_path(),
                 .stdout_fd = 1,
                 .stderr_fd = 2,
                 .stdout_read_fd = -1,

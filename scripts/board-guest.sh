@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# Runs inside the virtual board's guest (scripts/board.sh test-guest), as root, from the
+# tests disk: the packaged unit under real systemd (issue #20 item 7) and the runtime's
+# integration tests on pure cgroup v2 (item 6). docs/board.md lists what is checked.
+#
+# Usage: board-guest.sh [systemd] [runtime]
+# Layout of the tests disk: src/ (top_srcdir: scripts/, tests/integration/) and build/
+# (top_builddir: the test helpers built on the host; orbit-agent, orbitctl and
+# orbit-sandbox-init are links to the installed package's). Output: "ok - " and
+# "not ok - " lines, "# " notes, and "suite NAME seconds S" lines; the host counts them.
+set -u -o pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+T=${here%/src/scripts}
+UNIT=orbit-agent.service
+FAILS=0
+ok() { printf 'ok - %s\n' "$*"; }
+not_ok() { printf 'not ok - %s\n' "$*"; FAILS=$((FAILS + 1)); }
+note() { printf '# %s\n' "$*"; }
+expect() { # name, got, want
+        if [ "$2" = "$3" ]; then ok "$1 ($2)"; else not_ok "$1: got '$2', want '$3'"; fi
+}
+# wait_until SECONDS COMMAND...: poll every 0.2 s until COMMAND succeeds.
+wait_until() {
+        local deadline=$((SECONDS + $1))
+        shift
+        until "$@"; do
+                [ $SECONDS -lt $deadline ] || { "$@"; return; }
+                sleep 0.2
+        done
+}
+prop() { systemctl show -P "$1" "$UNIT"; }
+
+# orbitctl with the agent unit's capability bounding set: the agent refuses a root shell's
+# peer it cannot inspect (docs/board.md, "Found by the board"). A command, for timeout(1).
+CTL=(setpriv --inh-caps=-all
+     --bounding-set="-all,+$(prop CapabilityBoundingSet | sed -e 's/cap_//g' -e 's/ /,+/g')" orbitctl)
+
+# The capabilities by number (linux/capability.h), to read /proc/PID/status masks.
+CAPS=(chown dac_override dac_read_search fowner fsetid kill setgid setuid setpcap
+      linux_immutable net_bind_service net_broadcast net_admin net_raw ipc_lock ipc_owner
+      sys_module sys_rawio sys_chroot sys_ptrace sys_pacct sys_admin sys_boot sys_nice
+      sys_resource sys_time sys_tty_config mknod lease audit_write audit_control setfcap
+      mac_override mac_admin syslog wake_alarm block_suspend audit_read perfmon bpf
+      checkpoint_restore)
+cap_names() { # a hex mask: the names of its capabilities, sorted, one line
+        local mask=$((16#$1)) i out=()
+        for i in "${!CAPS[@]}"; do
+                (( (mask >> i) & 1 )) && out+=("cap_${CAPS[$i]}")
+        done
+        printf '%s\n' "${out[@]}" | sort | tr '\n' ' ' | sed 's/ $//'
+}
+status_field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
+in_ns() { nsenter -t "$PID" -m -- "$@"; } # in the agent's mount namespace
+mode_in_ns() { in_ns stat -c %a "$1" 2>/dev/null || echo missing; }
+writable_in_ns() { # can a directory be made in DIR in the agent's namespace (as root)?
+        local f=$1/.orbit-board-probe # a directory: cgroupfs makes no files, only groups
+        in_ns sh -c "mkdir '$f' 2>/dev/null && rmdir '$f'"
+}
+
+# ---- item 7: systemd --------------------------------------------------------------------
+suite_systemd() {
+        # READY: a Type=notify unit is active only after READY=1.
+        expect "unit Type=notify, NotifyAccess=main" "$(prop Type)/$(prop NotifyAccess)" notify/main
+        expect "active after READY=1" "$(prop ActiveState)/$(prop SubState)" active/running
+        local status; status=$(prop StatusText)
+        case "$status" in
+        "Serving: node "*) ok "STATUS= from sd_notify ($status)" ;;
+        *) not_ok "STATUS= from sd_notify: '$status'" ;;
+        esac
+        PID=$(prop MainPID)
+        [ "${PID:-0}" -gt 0 ] || { not_ok "MainPID: '$PID'"; return; }
+
+        # The journal: the agent's lines, each with its priority.
+        local prios
+        prios=$(journalctl -b -u "$UNIT" -o json --no-pager _PID="$PID" |
+                jq -r 'select(.SYSLOG_IDENTIFIER == "orbit-agent") | .PRIORITY' | sort -u | tr '\n' ' ')
+        case " $prios" in
+        *" 6 "*) ok "journalctl -u orbit-agent: the agent's lines with priorities (PRIORITY= $prios)" ;;
+        *) not_ok "journalctl -u orbit-agent: no info (6) line from the agent; priorities: '$prios'" ;;
+        esac
+        if journalctl -b -u "$UNIT" -p info -o cat --no-pager | grep -q 'watchdog enabled, interval 30000 ms'; then
+                ok "journal: the agent's own line (watchdog enabled, interval 30000 ms) at priority info"
+        else
+                not_ok "journal: no 'watchdog enabled, interval 30000 ms' line at priority info or above"
+        fi
+
+        # tmpfiles: the dirs exist with what the packaged tmpfiles.d file says.
+        local conf=/usr/lib/tmpfiles.d/orbit-agent.conf type path mode user group rest n=0
+        if systemd-tmpfiles --cat-config 2>/dev/null | grep -q "^# $conf\$"; then
+                ok "systemd-tmpfiles reads $conf"
+        else
+                not_ok "systemd-tmpfiles --cat-config does not list $conf"
+        fi
+        while read -r type path mode user group rest; do
+                case "$type" in d|D) ;; *) continue ;; esac
+                n=$((n + 1))
+                expect "tmpfiles: $path" "$(stat -c '%a %U %G' "$path" 2>/dev/null)" "${mode#0} $user $group"
+        done < <(grep -v '^#' "$conf")
+        [ $n -gt 0 ] || not_ok "no d line in $conf"
+        # ... and tmpfiles puts a changed mode back (what it does at every boot).
+        chmod 0777 /run/orbit-agent
+        systemd-tmpfiles --create "$conf"
+        expect "systemd-tmpfiles --create restores /run/orbit-agent" "$(stat -c %a /run/orbit-agent)" 755
+
+        # Hardening directives of the unit, each where it can be seen.
+        local want got
+        want=$(prop CapabilityBoundingSet | tr ' ' '\n' | sort | tr '\n' ' ' | sed 's/ $//')
+        got=$(cap_names "$(status_field "$PID" CapBnd)")
+        expect "CapabilityBoundingSet= is the agent's CapBnd" "$got" "$want"
+        case " $got " in
+        *" cap_sys_ptrace "*|*" cap_mknod "*|*" cap_sys_module "*|*" cap_sys_time "*) not_ok "CapBnd holds a capability the unit leaves out: $got" ;;
+        *) ok "CapBnd without cap_sys_ptrace, cap_mknod, cap_sys_module, cap_sys_time" ;;
+        esac
+        # No NoNewPrivileges= on purpose (the unit says why); the seccomp filters of
+        # RestrictRealtime=, LockPersonality=, RestrictSUIDSGID=, SystemCallArchitectures=.
+        expect "NoNewPrivs (the unit leaves it to the workloads)" "$(status_field "$PID" NoNewPrivs)" 0
+        expect "Seccomp: filter mode (RestrictRealtime=, LockPersonality=, ...)" "$(status_field "$PID" Seccomp)" 2
+        got=$(status_field "$PID" Seccomp_filters)
+        if [ "${got:-0}" -ge 1 ] 2>/dev/null; then ok "Seccomp_filters $got"; else not_ok "Seccomp_filters '$got'"; fi
+        expect "OOMScoreAdjust=-900" "$(cat "/proc/$PID/oom_score_adj")" -900
+        # ProtectSystem=strict with the unit's and the board's ReadWritePaths=.
+        local d
+        for d in /usr /etc /boot; do
+                if writable_in_ns "$d"; then not_ok "ProtectSystem=strict: $d writable by the agent"
+                else ok "ProtectSystem=strict: $d read-only to the agent"; fi
+        done
+        for d in /var/lib/orbit-agent /run/orbit-agent /sys/fs/cgroup /boot/efi/grub; do
+                if writable_in_ns "$d"; then ok "ReadWritePaths=: $d writable by the agent"
+                else not_ok "ReadWritePaths=: $d not writable by the agent"; fi
+        done
+        # ProtectHome=yes, ProtectKernelModules=yes, ProtectKernelLogs=yes: inaccessible
+        # (mode 000) or absent in the agent's namespace; PrivateTmp=yes: its own /tmp.
+        for d in /home /root /usr/lib/modules /proc/kmsg; do
+                got=$(mode_in_ns "$d")
+                case "$got" in
+                0|missing) ok "inaccessible to the agent: $d ($got)" ;;
+                *) not_ok "$d in the agent's namespace: mode $got, want 0" ;;
+                esac
+        done
+        touch /tmp/orbit-board-tmp-probe
+        if in_ns test -e /tmp/orbit-board-tmp-probe; then not_ok "PrivateTmp=: the agent sees the host's /tmp"
+        else ok "PrivateTmp=: the agent has a /tmp of its own"; fi
+        rm -f /tmp/orbit-board-tmp-probe
+
+        suite_watchdog
+}
+
+# WatchdogSec: a hung agent is killed with SIGABRT and restarted. A runtime drop-in (gone
+# at the next boot) shortens the watchdog and arms the ping hang failpoint
+# (agent/actions.c); the hang starts only when the file exists and a ping comes.
+suite_watchdog() {
+        local dropin=/run/systemd/system/$UNIT.d/zz-board-watchdog.conf hang=/run/orbit-board-hang
+        mkdir -p "${dropin%/*}"
+        printf '[Service]\nWatchdogSec=5s\nEnvironment=ORBIT_FAILPOINT_PING_HANG_FILE=%s\n' "$hang" >"$dropin"
+        systemctl daemon-reload
+        systemctl restart "$UNIT"
+        expect "drop-in: WatchdogSec=5s, active again" "$(prop WatchdogUSec)/$(prop ActiveState)" 5s/active
+        local n0 p0 cursor
+        n0=$(prop NRestarts)
+        p0=$(prop MainPID)
+        cursor=$(journalctl -n 1 -o json --no-pager | jq -r .__CURSOR)
+        if timeout 20 "${CTL[@]}" ping >/dev/null 2>&1; then ok "a ping before the hang is answered"
+        else not_ok "a ping before the hang is answered"; fi
+        local t=$SECONDS
+        touch "$hang"
+        timeout 120 "${CTL[@]}" ping >/dev/null 2>&1 &
+        local ping=$!
+        restarted() {
+                local n p
+                n=$(prop NRestarts) p=$(prop MainPID)
+                [ "$n" -gt "$n0" ] && [ "${p:-0}" -gt 0 ] && [ "$p" != "$p0" ] &&
+                        [ "$(prop ActiveState)" = active ]
+        }
+        if wait_until 120 restarted; then
+                ok "hung agent (pid $p0) restarted in $((SECONDS - t)) s: NRestarts $n0 -> $(prop NRestarts), MainPID $(prop MainPID), active (READY=1 again)"
+        else
+                not_ok "no restart of the hung agent in 120 s: NRestarts $(prop NRestarts), MainPID $(prop MainPID), $(prop ActiveState)"
+        fi
+        rm -f "$hang"
+        wait "$ping" 2>/dev/null
+        local log
+        log=$(journalctl -u "$UNIT" --after-cursor="$cursor" -o cat --no-pager)
+        printf '%s\n' "$log" | grep -E 'failpoint|[Ww]atchdog|SIGABRT|ABRT|restart|Started|Stopped' | sed 's/^/#   /'
+        local what
+        for what in "failpoint: a ping holds the event loop" "Watchdog timeout" \
+                "Killing process $p0 (orbit-agent) with signal SIGABRT" "status=6/ABRT" \
+                "Failed with result 'watchdog'" "Scheduled restart job"; do
+                if printf '%s\n' "$log" | grep -qF "$what"; then ok "journal: $what"
+                else not_ok "journal: no '$what'"; fi
+        done
+        case "$(prop StatusText)" in
+        "Serving: node "*) ok "STATUS= again after the restart" ;;
+        *) not_ok "STATUS= after the restart: '$(prop StatusText)'" ;;
+        esac
+        if timeout 60 "${CTL[@]}" ping >/dev/null 2>&1; then ok "the restarted agent answers a ping"
+        else not_ok "the restarted agent does not answer a ping"; fi
+        rm -f "$dropin"
+        systemctl daemon-reload
+        systemctl restart "$UNIT"
+        expect "drop-in gone: WatchdogSec back, active" "$(prop WatchdogUSec)/$(prop ActiveState)" 30s/active
+}
+
+# ---- item 6: the runtime's tests on pure cgroup v2 -----------------------------------------
+RUNTIME_TESTS=(test-cgroup.sh test-runtime.sh test-sandbox.sh test-sandbox-escape.sh test-seccomp.sh)
+
+suite_runtime() {
+        expect "pure cgroup v2 at /sys/fs/cgroup" "$(stat -fc %T /sys/fs/cgroup)" cgroup2fs
+        local c have; have=" $(cat /sys/fs/cgroup/cgroup.controllers) "
+        for c in cpu memory pids io; do
+                case "$have" in *" $c "*) ok "controller $c" ;; *) not_ok "no controller $c in '$have'" ;; esac
+        done
+        local probe=/sys/fs/cgroup/orbit-board-probe f
+        mkdir -p "$probe"
+        for f in cgroup.freeze cgroup.kill; do
+                if [ -e "$probe/$f" ]; then ok "$f"; else not_ok "no $f"; fi
+        done
+        rmdir "$probe"
+        expect "no cgroup v1 hierarchy" "$(awk '$3 == "cgroup"' /proc/self/mounts | wc -l)" 0
+
+        # The helpers are the host's build; they need the libraries the package pulled in.
+        local b missing
+        for b in "$T"/build/tests/integration/*; do
+                missing=$(ldd "$b" 2>&1 | grep 'not found')
+                [ -z "$missing" ] || not_ok "$b: $missing"
+        done
+        export top_builddir=$T/build top_srcdir=$T/src
+        export ORBIT_SANDBOX_INIT=$T/build/orbit-sandbox-init
+        # TCG runs everything several times slower: every bounded wait of the tests, longer.
+        export ORBIT_TEST_SLOW=${ORBIT_TEST_SLOW:-4}
+        local t rc s out p fl
+        for t in "${RUNTIME_TESTS[@]}"; do
+                s=$SECONDS
+                out=$(mktemp)
+                (cd /tmp && bash "$T/src/tests/integration/$t") >"$out" 2>&1
+                rc=$?
+                sed -E "s/^(ok|not ok) - /\1 - $t: /" "$out" | grep -E '^(ok|not ok|#|Bail out)'
+                p=$(sed -n 's/^\([0-9]*\) passed, [0-9]* failed$/\1/p' "$out" | tail -1)
+                fl=$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p' "$out" | tail -1)
+                FAILS=$((FAILS + ${fl:-0}))
+                case $rc in
+                0) ;;
+                77) not_ok "$t skipped on the board: $(grep -m1 SKIP "$out")" ;;
+                *) [ "${fl:-0}" -gt 0 ] || not_ok "$t exited $rc"; tail -n 15 "$out" | sed 's/^/#   /' ;;
+                esac
+                if [ "$t" = test-cgroup.sh ] && grep -q 'io_weight skipped' "$out"; then
+                        not_ok "test-cgroup.sh: io.weight was not applied (io controller)"
+                fi
+                echo "suite $t seconds $((SECONDS - s)) passed ${p:-0} failed ${fl:-0} rc $rc"
+                rm -f "$out"
+        done
+}
+
+for s in "${@:-systemd runtime}"; do
+        for s1 in $s; do
+                start=$SECONDS
+                case "$s1" in
+                systemd) suite_systemd ;;
+                runtime) suite_runtime ;;
+                *) not_ok "unknown suite $s1" ;;
+                esac
+                echo "suite $s1 seconds $((SECONDS - start))"
+        done
+done
+[ "$FAILS" -eq 0 ]
