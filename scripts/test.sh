@@ -127,6 +127,21 @@ if [ $status -eq 0 ] && [ "${ORBIT_SKIP_DISTCHECK:-0}" != 1 ]; then
         [ $status -eq 0 ] && echo "==> make distcheck: ok, and the tarball holds every tracked file"
 fi
 
+# The node side built for arm64 with Debian's cross toolchain, its unit tests under
+# qemu-user (about a minute once the packages are in; scripts/cross-test.sh, docs/board.md).
+if [ "${ORBIT_SKIP_CROSS:-0}" != 1 ]; then
+        echo "==> arm64: cross build and unit tests under qemu-user"
+        rc=0
+        scripts/cross-test.sh "$top/_build/arm64" >"$top/_build/cross.out" 2>&1 || rc=$?
+        grep -E '^(==>|    )' "$top/_build/cross.out" || true
+        count_results "$top/_build/arm64"
+        if [ $rc -ne 0 ]; then
+                tail -n 60 "$top/_build/cross.out"
+                echo "==> arm64 FAILED (exit $rc)"
+                status=1
+        fi
+fi
+
 # Packaging: the .debs installed into a debootstrap chroot, and the image-builder recipes.
 if [ "${ORBIT_SKIP_PACKAGING:-0}" != 1 ]; then
         scripts/deps.sh packaging
