@@ -314,6 +314,40 @@ static void make_pki(unsigned n) {
         write_text(token_path, "bench-operator-token-0123456789abcdef\n");
 }
 
+/* /proc/PID/stat of pid (a number, as text): its parent, its user + system CPU seconds and
+ * those of its children that ended and were waited for. false: gone or unreadable. */
+static bool proc_stat(const char *pid, int *ret_ppid, double *ret_cpu_s, double *ret_children_s) {
+        char p[64], buf[1024];
+        snprintf(p, sizeof(p), "/proc/%.20s/stat", pid);
+        FILE *f = fopen(p, "re");
+        if (!f)
+                return false;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        char *s = strrchr(buf, ')');
+        int ppid = 0;
+        unsigned long ut = 0, st = 0;
+        long cut = 0, cst = 0;
+        if (!s || sscanf(s + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &ppid, &ut, &st,
+                         &cut, &cst) != 5)
+                return false;
+        double tck = (double) sysconf(_SC_CLK_TCK);
+        *ret_ppid = ppid;
+        *ret_cpu_s = (double) (ut + st) / tck;
+        *ret_children_s = (double) (cut + cst) / tck;
+        return true;
+}
+
+/* user + system CPU seconds of a process. */
+static double proc_cpu_s(pid_t pid) {
+        char who[24];
+        int ppid;
+        double cpu = 0, children;
+        snprintf(who, sizeof(who), "%d", (int) pid);
+        return proc_stat(who, &ppid, &cpu, &children) ? cpu : 0;
+}
+
 /* ---- PostgreSQL (--database) -------------------------------------------------------------- */
 
 /* The address with its database name replaced by name:
@@ -408,8 +442,6 @@ static uint64_t database_bytes(const char *name) {
         return v;
 }
 
-static double proc_cpu_s(pid_t pid);
-
 /* The server's postmaster, from postmaster.pid in its data directory (0: not readable
  * here, e.g. another machine: no database CPU then). */
 static pid_t postmaster_pid(void) {
@@ -431,40 +463,19 @@ static pid_t postmaster_pid(void) {
 
 /* CPU seconds of the postmaster, its children that ended (cutime, cstime) and those alive. */
 static double database_cpu_s(pid_t pm) {
-        if (pm <= 0)
+        char who[24];
+        int ppid;
+        double cpu, children;
+        snprintf(who, sizeof(who), "%d", (int) pm);
+        if (pm <= 0 || !proc_stat(who, &ppid, &cpu, &children))
                 return 0;
-        char p[64], buf[1024];
-        snprintf(p, sizeof(p), "/proc/%d/stat", (int) pm);
-        FILE *f = fopen(p, "re");
-        if (!f)
-                return 0;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *s = strrchr(buf, ')');
-        unsigned long ut = 0, st = 0;
-        long cut = 0, cst = 0;
-        if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &ut, &st,
-                         &cut, &cst) != 4)
-                return 0;
-        double total = (double) (ut + st + (unsigned long) cut + (unsigned long) cst) / (double) sysconf(_SC_CLK_TCK);
+        double total = cpu + children;
         DIR *d = opendir("/proc");
         struct dirent *de;
-        while (d && (de = readdir(d))) {
-                if (de->d_name[0] < '1' || de->d_name[0] > '9')
-                        continue;
-                snprintf(p, sizeof(p), "/proc/%.20s/stat", de->d_name);
-                f = fopen(p, "re");
-                if (!f)
-                        continue;
-                n = fread(buf, 1, sizeof(buf) - 1, f);
-                fclose(f);
-                buf[n] = '\0';
-                s = strrchr(buf, ')');
-                int ppid = 0;
-                if (s && sscanf(s + 2, "%*c %d", &ppid) == 1 && ppid == (int) pm)
-                        total += proc_cpu_s((pid_t) atoi(de->d_name));
-        }
+        while (d && (de = readdir(d)))
+                if (de->d_name[0] >= '1' && de->d_name[0] <= '9' && proc_stat(de->d_name, &ppid, &cpu, &children) &&
+                    ppid == (int) pm)
+                        total += cpu;
         if (d)
                 closedir(d);
         return total;
@@ -553,23 +564,6 @@ static void controller_stop(struct controller *c) {
         controller_pids[c->index] = 0;
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 die("the controller did not stop cleanly (status 0x%x)", (unsigned) status);
-}
-
-/* user + system CPU seconds of a process. */
-static double proc_cpu_s(pid_t pid) {
-        char p[64], buf[1024];
-        snprintf(p, sizeof(p), "/proc/%d/stat", (int) pid);
-        FILE *f = fopen(p, "re");
-        if (!f)
-                return 0;
-        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *s = strrchr(buf, ')');
-        unsigned long ut = 0, st = 0;
-        if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-                return 0;
-        return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
 }
 
 static double self_cpu_s(void) {

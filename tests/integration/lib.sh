@@ -297,6 +297,24 @@ mkcert() { # NAME CN CA EXT
                         -extfile "$1.ext" -out "$1.pem" 2>/dev/null
 }
 
+# The ground's TLS in the current directory: server-ca and node-ca, the server's certificate
+# for IP (default 127.0.0.1, also its subjectAltName) and one client certificate per NODE
+# (NODE.pem and NODE.key, CN = NODE) from node-ca, as the controller demands of a node.
+TLS_SERVER_EXT='basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth'
+TLS_CLIENT_EXT='basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth'
+ground_pki() { # [--ip IP] NODE...
+        local ip=127.0.0.1 n
+        [ "${1:-}" = --ip ] && { ip=$2; shift 2; }
+        mkca server-ca "/CN=ground TLS CA" && mkca node-ca "/CN=fleet node CA" &&
+                mkcert server "$ip" server-ca "$TLS_SERVER_EXT
+subjectAltName=IP:$ip" || return 1
+        for n; do mkcert "$n" "$n" node-ca "$TLS_CLIENT_EXT" || return 1; done
+}
+
 # fleet_test_setup: a test dir holding a fleet (scripts/fleet-lib.sh) of the build's agents
 # and controller, its cleanup stopping the fleet first (agents are not children of this
 # shell), T for slow builds' waits, and the working directory in the fleet's dir. Set

@@ -111,14 +111,7 @@ node_rx() { inn cat "/sys/class/net/$IF_N/statistics/rx_bytes"; }
 node_tx() { inn cat "/sys/class/net/$IF_N/statistics/tx_bytes"; }
 
 # ---- keys: TLS (server, node), commands, bundles --------------------------------------------
-mkca server-ca "/CN=ground TLS CA" && mkca node-ca "/CN=fleet node CA" &&
-        mkcert server "$CIP" server-ca "basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
-subjectAltName=IP:$CIP" &&
-        mkcert sat-1 sat-1 node-ca 'basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificates"
+ground_pki --ip "$CIP" sat-1 || bail "openssl could not make the test certificates"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 "$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
         "$OB" keygen --role command --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \

@@ -39,14 +39,7 @@ done
 case " $OFFERED " in *" $NODE_CC "*) ;; *) NODE_CC="" ;; esac
 note "kernel offers: $OFFERED (default $KERNEL_CC); node: ${NODE_CC:-none}, controller: ${CTL_CC:-none}"
 
-mkca server-ca "/CN=ground TLS CA" && mkca node-ca "/CN=fleet node CA" &&
-        mkcert server 127.0.0.1 server-ca 'basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1' &&
-        mkcert sat-1 sat-1 node-ca 'basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificates"
+ground_pki sat-1 || bail "openssl could not make the test certificates"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 "$OB" keygen --ca --subject "CN=command CA" --key cmd-ca.key --cert cmd-ca.pem >/dev/null &&
         "$OB" keygen --role command --subject "CN=command signer" --issuer-key cmd-ca.key --issuer-cert cmd-ca.pem \

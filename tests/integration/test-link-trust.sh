@@ -28,14 +28,7 @@ cd "$D" || bail "cd $D"
 T=$((ORBIT_TEST_TIMEOUT * 3))
 
 # ---- keys: TLS by openssl, the signing roles by orbit-bundle keygen --------------------------
-mkca server-ca "/CN=ground TLS CA" && mkca node-ca "/CN=fleet node CA" &&
-        mkcert server 127.0.0.1 server-ca 'basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1' &&
-        mkcert sat-1 sat-1 node-ca 'basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=clientAuth' || bail "openssl could not make the test certificates"
+ground_pki sat-1 || bail "openssl could not make the test certificates"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >token
 kg() { "$OB" keygen "$@" >/dev/null 2>>"$D/keygen.err" || bail "keygen $*: $(cat "$D/keygen.err")"; }
 for i in 1 2 3; do kg --role root --subject "CN=root $i" --days 3650 --key r$i.key --cert r$i.pem; done

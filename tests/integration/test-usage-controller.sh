@@ -28,16 +28,7 @@ D=$TESTDIR
 cd "$D" || bail "cd $D"
 
 # ---- keys, certificates, tokens, an app bundle ------------------------------------------------
-CLIENT_EXT='basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=clientAuth'
-mkca server-ca "/CN=ground TLS CA" && mkca node-ca "/CN=fleet node CA" &&
-        mkcert server 127.0.0.1 server-ca 'basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1' &&
-        mkcert node-1 node-1 node-ca "$CLIENT_EXT" && mkcert node-2 node-2 node-ca "$CLIENT_EXT" ||
-        bail "openssl could not make the test certificates"
+ground_pki node-1 node-2 || bail "openssl could not make the test certificates"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >release-token
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >viewer-token
 mkdir -p bundle-keyring
