@@ -190,7 +190,8 @@ setup_testdir() {
                 command -v valgrind >/dev/null 2>&1 || bail "ORBIT_VALGRIND set but valgrind is not installed"
                 AGENT_WRAPPER=(valgrind --quiet --tool=memcheck --leak-check=full
                                --show-leak-kinds=definite --errors-for-leak-kinds=definite
-                               --track-fds=no --log-file="$TESTDIR/valgrind.%p.log")
+                               --track-fds=no --log-file="$TESTDIR/valgrind.%p.log"
+                               --vgdb=no) # an agent killed -9 left its vgdb pipes in /tmp
         fi
 }
 
