@@ -10,7 +10,9 @@
 # usage: controller-sync-pg.sh BUILD_DIR [NODES...]   (default NODES: 10000)
 # env: SYNCS (per node, default 4), CONCURRENCY (default 64), MODE (keepalive|reconnect|both,
 # default keepalive), INSTANCES (the PostgreSQL runs, default "1 2"), SQLITE=0 (skip it),
-# BENCH_DIR (temporary files; default $TMPDIR or /tmp)
+# BENCH_DIR (temporary files; default $TMPDIR or /tmp), STATEMENTS=1 (after each PostgreSQL
+# run, the statements the controllers sent, per sync: calls, server time, rows; through
+# pg_stat_statements, which then costs a little of the figures)
 set -euo pipefail
 build=${1:?usage: controller-sync-pg.sh BUILD_DIR [NODES...]}
 shift
@@ -37,10 +39,29 @@ as_owner "$PGBIN/initdb" -D "$T/data" -U orbit -A trust -E UTF8 >"$T/initdb.log"
         { cat "$T/initdb.log"; exit 1; }
 PORT=$((20000 + RANDOM % 40000))
 as_owner "$PGBIN/pg_ctl" -D "$T/data" -l "$T/server.log" -w -t 60 \
-        -o "-k $T -p $PORT -c listen_addresses='' -c shared_buffers=256MB -c max_connections=200" start >/dev/null ||
+        -o "-k $T -p $PORT -c listen_addresses='' -c shared_buffers=256MB -c max_connections=200 \
+            ${STATEMENTS:+-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all}" \
+        start >/dev/null ||
         { cat "$T/server.log"; exit 1; }
 DB="postgresql://orbit@/postgres?host=$T&port=$PORT"
 echo "PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') at $T (fsync on, synchronous_commit on)"
+
+psql_q() { "$PGBIN/psql" -X -q -A -F ' | ' -d "$DB" -c "$1"; }
+[ -z "${STATEMENTS:-}" ] || psql_q "CREATE EXTENSION pg_stat_statements" >/dev/null
+statements() { # the statements of the run just done, by server time, per sync
+        local syncs
+        syncs=$(sed -n 's/.* syncs=\([0-9]*\).*/\1/p' "$T/out" | tail -n 1)
+        echo "  statements per sync ($syncs syncs): calls, server ms, rows, the statement"
+        psql_q "SELECT round(calls::numeric / $syncs, 2), round((total_exec_time / $syncs)::numeric, 3),
+                       round(rows::numeric / $syncs, 2), left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+                FROM pg_stat_statements WHERE dbid <> (SELECT oid FROM pg_database WHERE datname = 'postgres')
+                ORDER BY total_exec_time DESC LIMIT 30" | tail -n +2 | sed 's/^/    /'
+        psql_q "SELECT 'all: ' || round(sum(calls)::numeric / $syncs, 1) || ' statements, ' ||
+                       round((sum(total_exec_time) / $syncs)::numeric, 3) || ' server ms per sync'
+                FROM pg_stat_statements WHERE dbid <> (SELECT oid FROM pg_database WHERE datname = 'postgres')" |
+                tail -n +2 | sed 's/^/  /'
+        psql_q "SELECT pg_stat_statements_reset()" >/dev/null
+}
 
 results=$T/results
 : >"$results"
@@ -58,6 +79,7 @@ for n in $nodes_list; do
         [ "${SQLITE:-1}" = 0 ] || run "$n nodes: SQLite, one instance" --nodes "$n"
         for k in ${INSTANCES:-1 2}; do
                 run "$n nodes: PostgreSQL, $k instance(s)" --nodes "$n" --database "$DB" --instances "$k"
+                [ -z "${STATEMENTS:-}" ] || statements
         done
 done
 
