@@ -42,6 +42,11 @@ struct store_backend {
         void (*close)(struct store *s);
         /* SQL that starts a transaction that writes: taken at once, never upgraded. */
         const char *begin;
+        /* A node's sync, beside other nodes' syncs (docs/storage.md, "Several controllers"):
+         * begin_node starts the transaction with the writers' lock shared, lock_node ($1:
+         * the node's id) then takes the node's own lock, and lock_rollouts the one lock of
+         * the rollouts, for a sync that may move one. NULL: begin (one writer at a time). */
+        const char *begin_node, *lock_node, *lock_rollouts;
         /* SQL of one row and one boolean column: true when this connection leads the
          * controllers on the database (docs/storage.md, "Several controllers"), taking the
          * lead when nobody has it; held until the connection ends. NULL: always leads. */

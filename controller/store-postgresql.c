@@ -418,6 +418,13 @@ const struct store_backend store_backend_postgresql = {
         /* SQLite's one writer at a time, across every connection and controller: a
          * transaction-scoped advisory lock (docs/storage.md) */
         .begin = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(7420001)",
+        /* A sync takes that lock shared: syncs of different nodes run side by side, every
+         * other writer waits for them and they for it. The node's key (two int4 keys, so
+         * apart from the one-bigint keys above) keeps two syncs of one node apart; a hash
+         * collision only makes two nodes wait for each other. */
+        .begin_node = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared(7420001)",
+        .lock_node = "SELECT pg_advisory_xact_lock(7420004, hashtext(?))",
+        .lock_rollouts = "SELECT pg_advisory_xact_lock(7420003)",
         /* The lead of the periodic jobs: a session lock of another key, kept while the
          * connection lives (a controller killed, its connection cut: the server ends the
          * session and the next to ask takes it). Asked again every tick: held already by

@@ -31,6 +31,42 @@ int store_begin(struct store *s) {
         return r;
 }
 
+int store_begin_node(struct store *s, const char *node) {
+        const struct store_backend *b = s->backend;
+        if (!b->begin_node)
+                return store_begin(s);
+        int r = store_script(s, b->begin_node);
+        if (r >= 0)
+                r = store_get_int64(s, NULL, b->lock_node, "t", node); /* a row of void */
+        if (r < 0) {
+                (void) store_script(s, "ROLLBACK");
+                return r;
+        }
+        return 0;
+}
+
+int store_lock_rollouts(struct store *s, const char *node) {
+        const struct store_backend *b = s->backend;
+        if (!b->lock_rollouts)
+                return 0;
+        /* Stable while the sync holds the writers' lock shared: rollouts are created,
+         * started, ended and given members by writers that take it whole, and other nodes'
+         * syncs move only rollouts this node is not in (they take this lock for theirs). */
+        int64_t involved = 0;
+        int r = store_get_int64(
+                s, &involved,
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM rollout_nodes rn JOIN rollouts r ON r.id = rn.rollout "
+                "WHERE rn.node = ?1 AND r.state IN ('created', 'running', 'paused', 'aborted', 'halted')) "
+                "OR EXISTS (SELECT 1 FROM rollouts r WHERE r.state IN ('created', 'running', 'paused') AND "
+                "(r.target = 'all' OR r.target IN (SELECT name FROM node_groups WHERE node = ?1))) "
+                "THEN 1 ELSE 0 END",
+                "t", node);
+        if (r < 0 || !involved)
+                return r < 0 ? r : 0;
+        r = store_get_int64(s, NULL, b->lock_rollouts, "");
+        return r < 0 ? r : 0;
+}
+
 void store_stmt_finalize(struct store_stmt *st) {
         st->backend->finalize(st);
 }

@@ -38,6 +38,17 @@ int store_script(struct store *s, const char *sql);
 /* Start a transaction that writes, its lock taken at once (SQLite: BEGIN IMMEDIATE). */
 int store_begin(struct store *s);
 
+/*
+ * Start a node's sync: with SQLite, store_begin; with PostgreSQL, beside the syncs of other
+ * nodes (every other writer still waits for it). Before it reads or writes a rollout, the
+ * sync calls store_lock_rollouts.
+ */
+int store_begin_node(struct store *s, const char *node);
+
+/* In a sync begun by store_begin_node: take the rollouts' lock if this node's sync may move
+ * a rollout (it is a member of one not ended, or may join one). */
+int store_lock_rollouts(struct store *s, const char *node);
+
 /* Prepare sql and bind its parameters by fmt: *ret is the statement, ready to step. */
 int store_query(struct store *s, struct store_stmt **ret, const char *sql, const char *fmt, ...);
 

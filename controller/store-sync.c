@@ -283,11 +283,14 @@ int store_node_trust(struct store *s, const char *node, int64_t told_version, co
 
 int store_sync(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
                json_t **ret_commands, size_t *ret_stored) {
-        int r = store_begin(s);
+        int r = store_begin_node(s, req->node);
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
         r = store_node_ensure(s, req->node, now);
+        if (r < 0)
+                return r;
+        r = store_lock_rollouts(s, req->node);
         if (r < 0)
                 return r;
         s->n_dirty = 0;

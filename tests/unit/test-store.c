@@ -2197,6 +2197,73 @@ static void test_lead(void **state) {
         store_close(b);
 }
 
+/* How many advisory locks of key k (classid 0, objid k: a one-bigint key or the first of
+ * two int4 keys) are granted, seen from connection s. */
+static int64_t advisory_held(struct store *s, int64_t k) {
+        int64_t n = -1;
+        assert_int_equal(store_get_int64(s, &n,
+                                         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                         "AND granted AND classid = 0 AND objid = ?",
+                                         "i", k),
+                         1);
+        return n;
+}
+
+/* Syncs of different nodes run side by side on PostgreSQL; two of one node, or a sync and
+ * any other writer, do not; a sync takes the rollouts' lock only when it may move one. */
+static void test_sync_locks(void **state) {
+        struct fixture *f = *state;
+        struct store *a = open_store(f), *b = open_store(f), *c = open_store(f);
+        int calls = 0;
+        char *msg = NULL;
+        if (on_sqlite()) {
+                /* one writer at a time: store_begin_node is store_begin, no rollouts lock */
+                assert_int_equal(store_begin_node(a, "x"), 0);
+                assert_int_equal(store_lock_rollouts(a, "x"), 0);
+                assert_int_equal(store_script(a, "ROLLBACK"), 0);
+                goto out;
+        }
+        store_set_command_signer(c, fake_sign, &calls);
+        json_decref(node_sync(c, "x", 0, "", 100));
+        json_decref(node_sync(c, "y", 0, "", 100));
+        /* the waits below end with the lock timeout's error, not with a clock here */
+        assert_int_equal(store_script(c, "SET lock_timeout = '300ms'"), 0);
+
+        assert_int_equal(store_begin_node(a, "x"), 0);
+        assert_int_equal(store_begin_node(b, "y"), 0); /* beside a: no wait */
+        assert_int_equal(store_lock_rollouts(a, "x"), 0);
+        assert_int_equal(advisory_held(c, 7420003), 0); /* no rollout: not taken */
+        assert_int_equal(store_begin_node(c, "x"), -EBUSY); /* x's second sync waits */
+        assert_int_equal(store_begin(c), -EBUSY);           /* so does every other writer */
+        assert_int_equal(store_script(b, "COMMIT"), 0);
+        assert_int_equal(store_script(a, "COMMIT"), 0);
+
+        /* a rollout targeting every node: a sync may move it, so it takes the lock */
+        struct store_bundle bu = {.id = "b1", .version = "2.0.0", .size = 10, .sha256 = "ab"};
+        assert_int_equal(store_bundle_add(c, &bu, "signer", true, 100), 0);
+        json_decref(rollout_make(c, "{\"id\":\"p\",\"bundle_id\":\"b1\",\"stages\":[100]}", 101));
+        assert_int_equal(store_rollout_verb(c, "p", "start", 102, NULL, &msg), 0);
+        assert_int_equal(store_begin_node(a, "x"), 0);
+        assert_int_equal(store_lock_rollouts(a, "x"), 0);
+        assert_int_equal(advisory_held(c, 7420003), 1);
+        assert_int_equal(store_begin_node(b, "y"), 0);
+        assert_int_equal(store_script(b, "SET LOCAL lock_timeout = '300ms'"), 0);
+        assert_int_equal(store_lock_rollouts(b, "y"), -EBUSY);
+        assert_int_equal(store_script(b, "ROLLBACK"), 0);
+        assert_int_equal(store_script(a, "COMMIT"), 0);
+        /* and the syncs themselves still work, each node told once */
+        json_t *cx = node_sync(c, "x", 0, "", 1000), *cy = node_sync(c, "y", 0, "", 1000);
+        assert_int_equal(json_array_size(cx), 1);
+        assert_int_equal(json_array_size(cy), 1);
+        json_decref(cx);
+        json_decref(cy);
+out:
+        free(msg);
+        store_close(a);
+        store_close(b);
+        store_close(c);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_address),
@@ -2208,6 +2275,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_open_at_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_controllers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lead, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sync_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_seqs_across_reopen, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_expired_commands_not_sent, setup, teardown),
