@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libpq-fe.h>
 
@@ -23,11 +24,31 @@
 #define PG_FLOAT8_OID 701
 #define PG_VARCHAR_OID 1043
 
+/*
+ * The statements this session has prepared on the server, by text and parameter types: a
+ * statement run again is neither parsed nor analysed again, and after a few runs the
+ * server plans it once (its generic plan) instead of at each run. A sync is some twenty
+ * small statements, so that is most of the server's CPU per sync (issue #22 item 5).
+ * Prepared statements live as long as the session (not rolled back with a transaction);
+ * a connection made again starts with none. Full: the rest run unprepared.
+ */
+#define PG_CACHE_SLOTS 1024
+#define PG_CACHE_MAX 768
+
+struct pg_cached {
+        char *sql; /* NULL: a free slot */
+        unsigned *types;
+        int n_params;
+        unsigned name;
+};
+
 struct pg_conn {
         PGconn *conn;
         char *error; /* the last failure's message, when libpq's is not it */
         int64_t changes;
         bool in_transaction; /* a BEGIN went through, no COMMIT or ROLLBACK since */
+        unsigned n_cached, next_name;
+        struct pg_cached cache[PG_CACHE_SLOTS];
 };
 
 /* Bounds on every wait, set on each session (a writer holding the lock, a statement that
@@ -160,6 +181,15 @@ static bool lost_outside_transaction(const struct pg_conn *c) {
         return PQstatus(c->conn) == CONNECTION_BAD && !c->in_transaction;
 }
 
+static void cache_clear(struct pg_conn *c) {
+        for (size_t i = 0; i < PG_CACHE_SLOTS; i++) {
+                free(c->cache[i].sql);
+                free(c->cache[i].types);
+                c->cache[i] = (struct pg_cached){0};
+        }
+        c->n_cached = 0;
+}
+
 static int connection_check(struct store *s, const char *sql) {
         struct pg_conn *c = pg(s);
         bool end = is_end(sql);
@@ -170,6 +200,7 @@ static int connection_check(struct store *s, const char *sql) {
                 return -EIO;
         }
         c->in_transaction = false;
+        cache_clear(c); /* the server's prepared statements went with the session */
         PQreset(c->conn);
         if (PQstatus(c->conn) != CONNECTION_OK || session_setup(c) < 0) {
                 set_error(s, "the connection to PostgreSQL was lost and cannot be made again: %s",
@@ -184,6 +215,7 @@ static void pg_close(struct store *s) {
         if (!c)
                 return;
         PQfinish(c->conn);
+        cache_clear(c);
         free(c->error);
         free(c);
         s->conn = NULL;
@@ -301,6 +333,66 @@ static int pg_bind_double(struct store_stmt *st, int i, double v) {
         return param_set(st, i, PG_FLOAT8_OID, t);
 }
 
+/* Only what reads or writes rows is kept: a statement that changes the schema may change
+ * the result of one prepared before it, which the server then refuses to run. */
+static bool cacheable(const char *sql) {
+        static const char *const verbs[] = {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"};
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strncasecmp(sql, verbs[i], strlen(verbs[i])) == 0)
+                        return true;
+        return false;
+}
+
+static struct pg_cached *cache_slot(struct pg_conn *c, const struct pg_stmt *st) {
+        uint32_t h = 2166136261u; /* FNV-1a over the text and the types */
+        for (const char *p = st->sql; *p; p++)
+                h = (h ^ (uint8_t) *p) * 16777619u;
+        for (int i = 0; i < st->n_params; i++)
+                h = (h ^ st->types[i]) * 16777619u;
+        for (size_t i = 0; i < PG_CACHE_SLOTS; i++) {
+                struct pg_cached *e = &c->cache[(h + i) % PG_CACHE_SLOTS];
+                if (!e->sql || (e->n_params == st->n_params && streq(e->sql, st->sql) &&
+                                (st->n_params == 0 ||
+                                 memcmp(e->types, st->types, sizeof(unsigned) * (size_t) st->n_params) == 0)))
+                        return e;
+        }
+        return NULL;
+}
+
+/* Run the statement: prepared on the server the first time, by its name after. */
+static PGresult *exec_stmt(struct pg_conn *c, struct pg_stmt *st) {
+        const char *const *values = (const char *const *) st->values;
+        struct pg_cached *e = cacheable(st->sql) ? cache_slot(c, st) : NULL;
+        if (!e || (!e->sql && c->n_cached >= PG_CACHE_MAX))
+                return PQexecParams(c->conn, st->sql, st->n_params, st->types, values, NULL, NULL, 0);
+        char name[16];
+        if (!e->sql) {
+                snprintf(name, sizeof(name), "o%u", c->next_name);
+                PGresult *res = PQprepare(c->conn, name, st->sql, st->n_params, st->types);
+                if (PQresultStatus(res) != PGRES_COMMAND_OK)
+                        return res; /* its error is the statement's */
+                PQclear(res);
+                e->sql = strdup(st->sql);
+                e->types = st->n_params ? malloc(sizeof(unsigned) * (size_t) st->n_params) : NULL;
+                if (!e->sql || (st->n_params && !e->types)) {
+                        free(e->sql);
+                        free(e->types);
+                        *e = (struct pg_cached){0};
+                        /* prepared, but not remembered: named again next time */
+                        c->next_name++;
+                        return PQexecParams(c->conn, st->sql, st->n_params, st->types, values, NULL,
+                                            NULL, 0);
+                }
+                if (st->n_params)
+                        memcpy(e->types, st->types, sizeof(unsigned) * (size_t) st->n_params);
+                e->n_params = st->n_params;
+                e->name = c->next_name++;
+                c->n_cached++;
+        }
+        snprintf(name, sizeof(name), "o%u", e->name);
+        return PQexecPrepared(c->conn, name, st->n_params, values, NULL, NULL, 0);
+}
+
 static int pg_step(struct store_stmt *h) {
         struct pg_stmt *st = stmt(h);
         struct pg_conn *c = pg(h->s);
@@ -308,8 +400,7 @@ static int pg_step(struct store_stmt *h) {
                 int r = connection_check(h->s, st->sql);
                 if (r < 0)
                         return r;
-                st->result = PQexecParams(c->conn, st->sql, st->n_params, st->types,
-                                          (const char *const *)st->values, NULL, NULL, 0);
+                st->result = exec_stmt(c, st);
                 ExecStatusType t = PQresultStatus(st->result);
                 if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK && lost_outside_transaction(c)) {
                         /* the server went away since the last statement: once more, anew */
@@ -317,8 +408,7 @@ static int pg_step(struct store_stmt *h) {
                         st->result = NULL;
                         if ((r = connection_check(h->s, st->sql)) < 0)
                                 return r;
-                        st->result = PQexecParams(c->conn, st->sql, st->n_params, st->types,
-                                                  (const char *const *)st->values, NULL, NULL, 0);
+                        st->result = exec_stmt(c, st);
                         t = PQresultStatus(st->result);
                 }
                 if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK) {
