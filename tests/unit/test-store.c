@@ -2264,6 +2264,36 @@ out:
         store_close(c);
 }
 
+/* On PostgreSQL a session prepares each statement once and runs it by name after: a
+ * second sync prepares nothing new, a rollback keeps them, a connection made again
+ * prepares anew. */
+static void test_statements_prepared(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        if (on_sqlite()) {
+                store_close(s);
+                return;
+        }
+        int calls = 0;
+        store_set_command_signer(s, fake_sign, &calls);
+        const char *count = "SELECT count(*) FROM pg_prepared_statements";
+        json_decref(node_sync(s, "x", 0, "1|health.report|{}", 100));
+        int64_t first = 0, again = 0;
+        assert_int_equal(store_get_int64(s, &first, count, ""), 1);
+        assert_true(first >= 5);
+        json_decref(node_sync(s, "x", 0, "2|health.report|{}", 200));
+        assert_int_equal(store_begin(s), 0);
+        assert_int_equal(store_exec(s, "INSERT INTO nosuch VALUES (1)", ""), -EIO);
+        assert_int_equal(store_script(s, "ROLLBACK"), 0);
+        json_decref(node_sync(s, "x", 0, "3|health.report|{}", 300));
+        assert_int_equal(store_get_int64(s, &again, count, ""), 1);
+        assert_int_equal(again, first); /* the count was prepared before its first run */
+        int64_t n = 0;
+        assert_int_equal(store_get_int64(s, &n, "SELECT count(*) FROM records WHERE node = 'x'", ""), 1);
+        assert_int_equal(n, 3);
+        store_close(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_address),
@@ -2276,6 +2306,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_two_controllers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lead, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_locks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_statements_prepared, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_seqs_across_reopen, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_expired_commands_not_sent, setup, teardown),
