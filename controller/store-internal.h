@@ -131,7 +131,10 @@ int store_live_rollout_ids(struct store *s, char (**ret_ids)[ROLLOUT_ID_MAX + 1]
 
 int store_rollouts_evaluate_all(struct store *s, int64_t now);
 
-int store_node_pass_count(struct store *s, const char *node, int64_t now, bool *ret_new);
+/* Count the node's pass if this sync begins one: row's columns col and col + 1 hold its
+ * last_sync (before this sync) and contact_plan. */
+int store_node_pass_count(struct store *s, const char *node, struct store_stmt *row, int col, int64_t now,
+                          bool *ret_new);
 
 int store_node_memberships_refresh(struct store *s, const char *node, int64_t now);
 
@@ -139,7 +142,8 @@ int store_rollout_apply_status(struct store *s, const char *node, json_t *status
 
 int store_rollout_apply_record(struct store *s, const struct sync_record *rec, int64_t now);
 
-int store_rollouts_drive_node(struct store *s, const char *node, int64_t now);
+/* member: the node may be in a rollout that tells it something (store_lock_rollouts) */
+int store_rollouts_drive_node(struct store *s, const char *node, bool member, int64_t now);
 
 void store_order_key_text(const char *rollout, const char *node, char buf[17]);
 

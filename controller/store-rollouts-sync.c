@@ -31,22 +31,15 @@ static size_t plan_windows(struct store_stmt *st, int i,
         return n;
 }
 
-int store_node_pass_count(struct store *s, const char *node, int64_t now, bool *ret_new) {
-        _cleanup_stmt_ struct store_stmt *get = NULL;
-        int r = store_query_row(
-                s, &get, "SELECT coalesce(last_sync, 0), contact_plan FROM nodes WHERE id = ?", "t",
-                node);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                return -ENOENT;
-        int64_t last = store_col_int64(get, 0);
+int store_node_pass_count(struct store *s, const char *node, struct store_stmt *row, int col, int64_t now,
+                          bool *ret_new) {
+        int64_t last = store_col_is_null(row, col) ? 0 : store_col_int64(row, col);
         struct rollout_window w[CONTACT_PLAN_WINDOWS_MAX];
-        size_t n = plan_windows(get, 1, w);
+        size_t n = plan_windows(row, col + 1, w);
         *ret_new = rollout_pass_is_new(last, now, s->pass_gap, w, n);
         if (!*ret_new)
                 return 0;
-        r = store_exec(s, "UPDATE nodes SET passes = passes + 1 WHERE id = ?", "t", node);
+        int r = store_exec(s, "UPDATE nodes SET passes = passes + 1 WHERE id = ?", "t", node);
         if (r < 0)
                 return r;
         r = store_exec(s,
@@ -437,11 +430,11 @@ static json_t *node_update_status(struct store *s, const char *node) {
 }
 
 /* At a node's sync: move its rollouts on, then tell this node what its rollouts need. */
-int store_rollouts_drive_node(struct store *s, const char *node, int64_t now) {
+int store_rollouts_drive_node(struct store *s, const char *node, bool member, int64_t now) {
         int r = rollouts_evaluate_node(s, node, now);
         if (r < 0)
                 return r;
-        if (!s->sign)
+        if (!s->sign || !member)
                 return 0;
         _cleanup_stmt_ struct store_stmt *st = NULL;
         r = store_query(s, &st,

@@ -45,8 +45,9 @@ int store_begin_node(struct store *s, const char *node) {
         return 0;
 }
 
-int store_lock_rollouts(struct store *s, const char *node) {
+int store_lock_rollouts(struct store *s, const char *node, bool *ret_may) {
         const struct store_backend *b = s->backend;
+        *ret_may = true;
         if (!b->lock_rollouts)
                 return 0;
         /* Stable while the sync holds the writers' lock shared: rollouts are created,
@@ -61,8 +62,11 @@ int store_lock_rollouts(struct store *s, const char *node) {
                 "(r.target = 'all' OR r.target IN (SELECT name FROM node_groups WHERE node = ?1))) "
                 "THEN 1 ELSE 0 END",
                 "t", node);
-        if (r < 0 || !involved)
-                return r < 0 ? r : 0;
+        if (r < 0)
+                return r;
+        *ret_may = involved != 0;
+        if (!involved)
+                return 0;
         r = store_get_int64(s, NULL, b->lock_rollouts, "");
         return r < 0 ? r : 0;
 }

@@ -46,8 +46,9 @@ int store_begin(struct store *s);
 int store_begin_node(struct store *s, const char *node);
 
 /* In a sync begun by store_begin_node: take the rollouts' lock if this node's sync may move
- * a rollout (it is a member of one not ended, or may join one). */
-int store_lock_rollouts(struct store *s, const char *node);
+ * a rollout (it is a member of one not ended, or may join one); *ret_may says whether it
+ * may (always true on SQLite, which does not ask). */
+int store_lock_rollouts(struct store *s, const char *node, bool *ret_may);
 
 /* Prepare sql and bind its parameters by fmt: *ret is the statement, ready to step. */
 int store_query(struct store *s, struct store_stmt **ret, const char *sql, const char *fmt, ...);

@@ -137,12 +137,9 @@ static int command_resign(struct store *s, const char *node, int64_t seq, const 
  *    new commands must start after it (or the node refuses them as replays, for ever), and
  *    the open ones up to it were applied or refused by the node: "lost" as well.
  */
-static int sync_link_state(struct store *s, const struct sync_request *req, int64_t now) {
-        _cleanup_stmt_ struct store_stmt *get = NULL;
-        int r = store_query_row(s, &get, "SELECT link_epoch, last_command_seq, next_command_seq FROM nodes WHERE id = ?",
-                                "t", req->node);
-        if (r <= 0)
-                return r < 0 ? r : -EIO;
+static int sync_link_state(struct store *s, const struct sync_request *req, struct store_stmt *get,
+                           int64_t now) {
+        int r;
         const char *old_epoch = store_col_text(get, 0);
         int64_t old_last = store_col_int64(get, 1), next = store_col_int64(get, 2);
         if (req->link_epoch[0] && (!old_epoch || !streq(old_epoch, req->link_epoch))) {
@@ -287,20 +284,32 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         if (r < 0)
                 return r;
         _cleanup_transaction_ struct store *guard = s;
-        r = store_node_ensure(s, req->node, now);
-        if (r < 0)
-                return r;
-        r = store_lock_rollouts(s, req->node);
+        /* The node's row as the sync found it, read once (link state, then its pass); made
+         * at the node's first sync */
+        _cleanup_stmt_ struct store_stmt *row = NULL;
+        const char *row_sql = "SELECT link_epoch, last_command_seq, next_command_seq, last_sync, contact_plan "
+                              "FROM nodes WHERE id = ?";
+        r = store_query_row(s, &row, row_sql, "t", req->node);
+        if (r == 0) {
+                store_stmt_finalize(TAKE_PTR(row));
+                r = store_node_ensure(s, req->node, now);
+                if (r >= 0)
+                        r = store_query_row(s, &row, row_sql, "t", req->node);
+        }
+        if (r <= 0)
+                return r < 0 ? r : -EIO;
+        bool rollouts = true;
+        r = store_lock_rollouts(s, req->node, &rollouts);
         if (r < 0)
                 return r;
         s->n_dirty = 0;
         s->dirty_overflow = false;
-        r = sync_link_state(s, req, now);
+        r = sync_link_state(s, req, row, now);
         if (r < 0)
                 return r;
         /* Before last_sync moves: the pass is decided against the previous sync. */
         bool new_pass = false;
-        r = store_node_pass_count(s, req->node, now, &new_pass);
+        r = store_node_pass_count(s, req->node, row, 3, now, &new_pass);
         if (r < 0)
                 return r;
 
@@ -355,10 +364,12 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
                 if (r < 0)
                         return r;
         }
-        r = store_rollouts_join_late(s, req->node, now);
+        /* A node in no rollout not ended, and targeted by none running, has none to join
+         * or to be told of: two statements spared at most syncs. */
+        r = rollouts ? store_rollouts_join_late(s, req->node, now) : 0;
         if (r < 0)
                 return r;
-        r = store_rollouts_drive_node(s, req->node, now);
+        r = store_rollouts_drive_node(s, req->node, rollouts, now);
         if (r < 0)
                 return r;
 

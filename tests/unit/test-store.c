@@ -2216,10 +2216,12 @@ static void test_sync_locks(void **state) {
         struct store *a = open_store(f), *b = open_store(f), *c = open_store(f);
         int calls = 0;
         char *msg = NULL;
+        bool may = false;
         if (on_sqlite()) {
                 /* one writer at a time: store_begin_node is store_begin, no rollouts lock */
                 assert_int_equal(store_begin_node(a, "x"), 0);
-                assert_int_equal(store_lock_rollouts(a, "x"), 0);
+                assert_int_equal(store_lock_rollouts(a, "x", &may), 0);
+                assert_true(may); /* not asked: every sync looks at its rollouts */
                 assert_int_equal(store_script(a, "ROLLBACK"), 0);
                 goto out;
         }
@@ -2231,7 +2233,8 @@ static void test_sync_locks(void **state) {
 
         assert_int_equal(store_begin_node(a, "x"), 0);
         assert_int_equal(store_begin_node(b, "y"), 0); /* beside a: no wait */
-        assert_int_equal(store_lock_rollouts(a, "x"), 0);
+        assert_int_equal(store_lock_rollouts(a, "x", &may), 0);
+        assert_false(may);
         assert_int_equal(advisory_held(c, 7420003), 0); /* no rollout: not taken */
         assert_int_equal(store_begin_node(c, "x"), -EBUSY); /* x's second sync waits */
         assert_int_equal(store_begin(c), -EBUSY);           /* so does every other writer */
@@ -2244,11 +2247,12 @@ static void test_sync_locks(void **state) {
         json_decref(rollout_make(c, "{\"id\":\"p\",\"bundle_id\":\"b1\",\"stages\":[100]}", 101));
         assert_int_equal(store_rollout_verb(c, "p", "start", 102, NULL, &msg), 0);
         assert_int_equal(store_begin_node(a, "x"), 0);
-        assert_int_equal(store_lock_rollouts(a, "x"), 0);
+        assert_int_equal(store_lock_rollouts(a, "x", &may), 0);
+        assert_true(may);
         assert_int_equal(advisory_held(c, 7420003), 1);
         assert_int_equal(store_begin_node(b, "y"), 0);
         assert_int_equal(store_script(b, "SET LOCAL lock_timeout = '300ms'"), 0);
-        assert_int_equal(store_lock_rollouts(b, "y"), -EBUSY);
+        assert_int_equal(store_lock_rollouts(b, "y", &may), -EBUSY);
         assert_int_equal(store_script(b, "ROLLBACK"), 0);
         assert_int_equal(store_script(a, "COMMIT"), 0);
         /* and the syncs themselves still work, each node told once */
