@@ -14,6 +14,7 @@ pg_as_owner() { "$@"; }
 
 # pg_start: PG_DIR (a new temporary directory), the server started there, PG_URL the
 # address of its database "postgres" as role orbit; 1 (the logs shown) on failure.
+# PG_OPTS: more server options (-c name=value ...), given on its command line only.
 pg_start() {
         PG_DIR=$(mktemp -d /tmp/orbit-test-pg.XXXXXX) || return 1
         if [ "$(id -u)" = 0 ]; then
@@ -27,7 +28,7 @@ pg_start() {
         }
         PG_PORT=$((20000 + RANDOM % 40000))
         pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-                -o "-k $PG_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c full_page_writes=off" \
+                -o "-k $PG_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c full_page_writes=off ${PG_OPTS:-}" \
                 start >/dev/null || {
                 cat "$PG_DIR/server.log" >&2
                 return 1
@@ -35,6 +36,29 @@ pg_start() {
         PG_URL="postgresql://orbit@/postgres?host=$PG_DIR&port=$PG_PORT"
         printf '# PostgreSQL %s at %s, port %s\n' "$("$PGBIN/postgres" --version | awk '{print $3}')" \
                 "$PG_DIR" "$PG_PORT"
+}
+
+# pg_standby_start: a streaming standby of the server of pg_start (pg_basebackup -R), in
+# $PG_DIR/standby on port PG_PORT2 (the same socket directory); PG_URL2 its address,
+# PG_URL_BOTH the address of both that finds the one that writes (libpq's host list and
+# target_session_attrs=read-write, as a station's docs/operations.md says). Its options
+# are not the primary's PG_OPTS (a synchronous_standby_names there would make the standby,
+# once promoted, wait for a standby of its own).
+pg_standby_start() {
+        pg_as_owner "$PGBIN/pg_basebackup" -D "$PG_DIR/standby" -R -X stream --no-sync \
+                -d "host=$PG_DIR port=$PG_PORT user=orbit" >"$PG_DIR/basebackup.log" 2>&1 || {
+                cat "$PG_DIR/basebackup.log" >&2
+                return 1
+        }
+        PG_PORT2=$((PG_PORT + 1))
+        pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/standby" -l "$PG_DIR/standby.log" -w -t 60 \
+                -o "-k $PG_DIR -p $PG_PORT2 -c listen_addresses='' -c fsync=off -c full_page_writes=off" \
+                start >/dev/null || {
+                cat "$PG_DIR/standby.log" >&2
+                return 1
+        }
+        PG_URL2="postgresql://orbit@/postgres?host=$PG_DIR&port=$PG_PORT2"
+        PG_URL_BOTH="postgresql://orbit@/postgres?host=$PG_DIR,$PG_DIR&port=$PG_PORT,$PG_PORT2&target_session_attrs=read-write"
 }
 
 # pg_sql SQL: its rows, unaligned, fields split by |.
@@ -45,8 +69,9 @@ pg_sql() {
 # pg_cleanup: the server stopped (immediately) and its directory removed; any time.
 pg_cleanup() {
         [ -n "${PG_DIR:-}" ] && [ -d "$PG_DIR" ] || return 0
-        if [ -f "$PG_DIR/data/postmaster.pid" ]; then
-                pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w -t 30 stop >/dev/null 2>&1
-        fi
+        local d
+        for d in "$PG_DIR/data" "$PG_DIR/standby"; do
+                [ -f "$d/postmaster.pid" ] && pg_as_owner "$PGBIN/pg_ctl" -D "$d" -m immediate -w -t 30 stop >/dev/null 2>&1
+        done
         rm -rf "$PG_DIR"
 }

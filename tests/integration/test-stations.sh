@@ -6,7 +6,10 @@
 # through the ground network (station-switch.py: each pass a new connection, handed to the
 # stations in turn, one that is down skipped). A rollout runs over both stations; the
 # station that leads the periodic jobs is killed (SIGKILL) in the middle and its nodes
-# finish on the other, which takes the lead. Checked in the database: every record of
+# finish on the other, which takes the lead. Then the database's primary is lost (stopped
+# at once) and its synchronous standby promoted: the station finds the new primary by its
+# address (both hosts, target_session_attrs=read-write) and the nodes go on syncing.
+# Checked in the database (the promoted standby): every record of
 # every boot of every node stored exactly once, each install told and answered once, the
 # rollout's stages started and passed once each, in order.
 # shellcheck shell=bash
@@ -27,7 +30,12 @@ pg_find || skip_all "no PostgreSQL server (Debian: postgresql)"
 FLEET_IMAGE_KIB=${FLEET_IMAGE_KIB:-1024}
 fleet_test_setup
 trap 'fleet_cleanup; pg_cleanup' EXIT
+# a synchronous standby: an answered sync is on both servers (docs/operations.md)
+PG_OPTS="-c synchronous_standby_names='*'"
 pg_start || bail "PostgreSQL did not start"
+pg_standby_start || bail "the standby did not start"
+sync_standby() { [ "$(pg_sql "SELECT sync_state FROM pg_stat_replication")" = sync ]; }
+check "the standby streams, synchronous" wait_for "$T" sync_standby
 
 fleet_keys || bail "keys"
 fleet_images fw-a || bail "images"
@@ -39,7 +47,7 @@ station_start() {
         mkdir -p "$S"
         rm -f "$S/port"
         "$FLEET_BIN/orbit-controller" serve --listen 127.0.0.1:0 --port-file "$S/port" \
-                --database "$PG_URL" --data-dir "$S/data" \
+                --database "$PG_URL_BOTH" --data-dir "$S/data" \
                 --cert "$K/server.pem" --key "$K/server.key" --node-ca "$K/node-ca.pem" \
                 --release-token-file "$K/token" --command-key "$K/cmd.key" \
                 --command-cert "$K/cmd.pem" --bundle-keyring "$K/release-keyring" \
@@ -140,6 +148,22 @@ jq -e '.counts.committed == 10' first.json >/dev/null && pass "all 10 nodes comm
 order=$(jq -c '[.events[] | select(.event == "stage passed" or .event == "stage started") | "\(.event) \(.stage)"]' first.json)
 [ "$order" = '["stage started 1","stage passed 1","stage started 2","stage passed 2","stage started 3","stage passed 3"]' ] &&
         pass "each stage started and passed once, in order" || fail "stage order" "$order"
+
+# ---- 3b. the database's primary lost, its standby promoted ----------------------------------
+oc_at "$OTHER" node list --json | jq -c 'map({(.id): .syncs}) | add' >before-failover.json
+pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w -t 30 stop >/dev/null &&
+        pass "the primary stopped at once (pg_ctl -m immediate)" || fail "stop the primary"
+pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/standby" -w -t 60 promote >/dev/null &&
+        pass "the standby promoted" || fail "promote the standby" "$(tail -5 "$PG_DIR/standby.log")"
+PG_URL=$PG_URL2
+[ "$(pg_sql "SELECT pg_is_in_recovery()")" = f ] && pass "the promoted standby writes" || fail "promoted"
+synced_again() {
+        oc_at "$OTHER" node list --json | jq -e --slurpfile b before-failover.json \
+                'length == 10 and all(.[]; .syncs >= $b[0][.id] + 3)' >/dev/null
+}
+check "every node synced 3 more times through station $OTHER on the promoted standby" wait_for $((T * 2)) synced_again
+[ "$(pg_sql "SELECT count(*) FROM bundles")" = 1 ] && pass "what the primary had is on the standby (the bundle row)" ||
+        fail "bundle row after promotion"
 
 # ---- 4. in the database: commands and records, each once ----------------------------------
 # every node told to install once, the command answered (done) once
