@@ -12,6 +12,24 @@ pg_find() {
 
 pg_as_owner() { "$@"; }
 
+# pg_logged LOG CMD...: CMD run as the cluster's owner, its output in LOG, shown on failure.
+pg_logged() {
+        local log=$1
+        shift
+        pg_as_owner "$@" >"$log" 2>&1 || {
+                cat "$log" >&2
+                return 1
+        }
+}
+
+# pg_server DATADIR PORT [OPTIONS]: a server of DATADIR started on PORT, its socket in
+# PG_DIR, its log in DATADIR.log.
+pg_server() {
+        pg_logged "$1.ctl.log" "$PGBIN/pg_ctl" -D "$1" -l "$1.log" -w -t 60 \
+                -o "-k $PG_DIR -p $2 -c listen_addresses='' -c fsync=off -c full_page_writes=off ${3:-}" start ||
+                { cat "$1.log" >&2; return 1; }
+}
+
 # pg_start: PG_DIR (a new temporary directory), the server started there, PG_URL the
 # address of its database "postgres" as role orbit; 1 (the logs shown) on failure.
 # PG_OPTS: more server options (-c name=value ...), given on its command line only.
@@ -21,18 +39,10 @@ pg_start() {
                 chown nobody: "$PG_DIR" || return 1
                 pg_as_owner() { runuser -u nobody -- "$@"; }
         fi
-        pg_as_owner "$PGBIN/initdb" -D "$PG_DIR/data" -U orbit -A trust -E UTF8 --no-sync \
-                >"$PG_DIR/initdb.log" 2>&1 || {
-                cat "$PG_DIR/initdb.log" >&2
+        pg_logged "$PG_DIR/initdb.log" "$PGBIN/initdb" -D "$PG_DIR/data" -U orbit -A trust -E UTF8 --no-sync ||
                 return 1
-        }
         PG_PORT=$((20000 + RANDOM % 40000))
-        pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-                -o "-k $PG_DIR -p $PG_PORT -c listen_addresses='' -c fsync=off -c full_page_writes=off ${PG_OPTS:-}" \
-                start >/dev/null || {
-                cat "$PG_DIR/server.log" >&2
-                return 1
-        }
+        pg_server "$PG_DIR/data" "$PG_PORT" "${PG_OPTS:-}" || return 1
         PG_URL="postgresql://orbit@/postgres?host=$PG_DIR&port=$PG_PORT"
         printf '# PostgreSQL %s at %s, port %s\n' "$("$PGBIN/postgres" --version | awk '{print $3}')" \
                 "$PG_DIR" "$PG_PORT"
@@ -45,18 +55,10 @@ pg_start() {
 # are not the primary's PG_OPTS (a synchronous_standby_names there would make the standby,
 # once promoted, wait for a standby of its own).
 pg_standby_start() {
-        pg_as_owner "$PGBIN/pg_basebackup" -D "$PG_DIR/standby" -R -X stream --no-sync \
-                -d "host=$PG_DIR port=$PG_PORT user=orbit" >"$PG_DIR/basebackup.log" 2>&1 || {
-                cat "$PG_DIR/basebackup.log" >&2
-                return 1
-        }
+        pg_logged "$PG_DIR/basebackup.log" "$PGBIN/pg_basebackup" -D "$PG_DIR/standby" -R -X stream \
+                --no-sync -d "host=$PG_DIR port=$PG_PORT user=orbit" || return 1
         PG_PORT2=$((PG_PORT + 1))
-        pg_as_owner "$PGBIN/pg_ctl" -D "$PG_DIR/standby" -l "$PG_DIR/standby.log" -w -t 60 \
-                -o "-k $PG_DIR -p $PG_PORT2 -c listen_addresses='' -c fsync=off -c full_page_writes=off" \
-                start >/dev/null || {
-                cat "$PG_DIR/standby.log" >&2
-                return 1
-        }
+        pg_server "$PG_DIR/standby" "$PG_PORT2" || return 1
         PG_URL2="postgresql://orbit@/postgres?host=$PG_DIR&port=$PG_PORT2"
         PG_URL_BOTH="postgresql://orbit@/postgres?host=$PG_DIR,$PG_DIR&port=$PG_PORT,$PG_PORT2&target_session_attrs=read-write"
 }

@@ -22,5 +22,5 @@ trap 'exit 99' INT TERM
 pg_start || exit 99
 ORBIT_TEST_DATABASE=$PG_URL "$TEST_STORE"
 rc=$?
-[ "$rc" = 0 ] || tail -n 20 "$PG_DIR/server.log"
+[ "$rc" = 0 ] || tail -n 20 "$PG_DIR/data.log"
 exit "$rc"
