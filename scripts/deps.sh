@@ -14,7 +14,7 @@ test_pkgs=(jq python3 procps systemd grub-common libubootenv-tool openssl tar gz
 packaging_pkgs=(debhelper dpkg-dev debootstrap lintian fakeroot)
 fuzz_pkgs=(clang libclang-rt-dev)
 run_pkgs=(procps openssl jq curl util-linux)
-bench_pkgs=(bubblewrap bc rauc squashfs-tools dbus openssl)
+bench_pkgs=(bubblewrap bc rauc squashfs-tools dbus openssl stress-ng)
 valgrind_pkgs=(valgrind)
 # scripts/board.sh: the virtual board (QEMU TCG, OVMF + GRUB, an image made without mounts)
 board_pkgs=(qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-common mtools dosfstools
