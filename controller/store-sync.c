@@ -14,6 +14,7 @@
 #include "lib/message.h"
 #include "controller/rollout.h"
 #include "controller/store-internal.h"
+#include "controller/store-record-form.h"
 #include "controller/store-sql.h"
 #include "controller/store.h"
 
@@ -324,9 +325,14 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         size_t stored = 0;
         for (size_t i = 0; i < req->n_records; i++) {
                 const struct sync_record *rec = &req->records[i];
-                r = store_rebind(s, ins, "titittiij", rec->node, rec->boot_epoch, rec->boot_id,
+                _cleanup_free_ char *form = NULL;
+                size_t form_len = 0;
+                r = record_form_pack(rec->raw, &form, &form_len);
+                if (r < 0)
+                        return r;
+                r = store_rebind(s, ins, "titittiib", rec->node, rec->boot_epoch, rec->boot_id,
                                  rec->seq, rec->kind, store_record_priority(rec->kind, rec->priority),
-                                 rec->time_usec, now, rec->raw);
+                                 rec->time_usec, now, form, form_len);
                 if (r < 0)
                         return r;
                 r = store_step_done(s, ins);
