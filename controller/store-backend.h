@@ -64,7 +64,7 @@ struct store_backend {
         int (*bind_text)(struct store_stmt *st, int i, const char *text, bool copy);
         int (*bind_int64)(struct store_stmt *st, int i, int64_t v);
         int (*bind_double)(struct store_stmt *st, int i, double v);
-        /* len bytes as a blob (PostgreSQL: bytea), copied. */
+        /* len bytes as a blob (PostgreSQL: bytea), copied; NULL binds SQL NULL. */
         int (*bind_blob)(struct store_stmt *st, int i, const void *data, size_t len);
         /* 1 with a row, 0 when done. */
         int (*step)(struct store_stmt *st);

@@ -305,6 +305,8 @@ static int pg_bind_double(struct store_stmt *st, int i, double v) {
 /* In bytea's hex input form ("\\x" and two digits a byte): text parameters stay text. */
 static int pg_bind_blob(struct store_stmt *st, int i, const void *data, size_t len) {
         static const char digits[] = "0123456789abcdef";
+        if (!data)
+                return param_set(st, i, PG_BYTEA_OID, NULL);
         char *t = malloc(2 * len + 3);
         if (!t)
                 return -ENOMEM;

@@ -14,6 +14,10 @@
 static const unsigned char zstd_magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
 
 int record_form_pack(const json_t *raw, char **ret, size_t *ret_len) {
+        *ret = NULL;
+        *ret_len = 0;
+        if (!raw)
+                return 0;
         _cleanup_free_ char *text = json_dumps(raw, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!text)
                 return -ENOMEM;
@@ -46,7 +50,7 @@ int record_form_unpack(const void *data, size_t len, json_t **ret) {
                 data = text;
         }
         json_error_t e;
-        json_t *v = json_loadb(data, len, 0, &e);
+        json_t *v = json_loadb(data, len, JSON_DECODE_ANY, &e);
         if (!v) {
                 log_error("store: a stored record is not JSON: %s (byte %d)", e.text, e.position);
                 return -EBADMSG;

@@ -12,7 +12,8 @@
 /* A stored record's text is at most this once unpacked (a sync body is at most 4 MiB). */
 #define RECORD_FORM_TEXT_MAX (8 * 1024 * 1024)
 
-/* The stored form of the record raw: *ret (caller frees) of *ret_len bytes. */
+/* The stored form of the record raw (or of any JSON value): *ret (caller frees) of
+ * *ret_len bytes; NULL for NULL (binds SQL NULL). */
 int record_form_pack(const json_t *raw, char **ret, size_t *ret_len);
 
 /*

@@ -30,13 +30,17 @@ int store_col_record(struct store_stmt *st, int i, json_t **ret) {
         return record_form_unpack(data, len, ret);
 }
 
-/* A record that does not read back is listed as null, as unparsable text always was. */
-static json_t *record_col_0(struct store_stmt *st) {
+json_t *store_col_packed(struct store_stmt *st, int i) {
         json_t *v = NULL;
-        int r = store_col_record(st, 0, &v);
+        int r = store_col_record(st, i, &v);
         if (r == -ENOMEM)
                 return NULL;
         return v ? v : json_null();
+}
+
+/* A record that does not read back is listed as null, as unparsable text always was. */
+static json_t *record_col_0(struct store_stmt *st) {
+        return store_col_packed(st, 0);
 }
 
 int store_records_list(struct store *s, const char *node, const char *kind, size_t limit,

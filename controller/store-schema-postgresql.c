@@ -46,7 +46,7 @@ const char store_schema_postgresql[] =
         " next_command_seq BIGINT NOT NULL DEFAULT 1,"
         " status TEXT,"
         " status_time BIGINT,"
-        " health TEXT,"
+        " health BYTEA,"
         " health_time BIGINT,"
         " update_kind TEXT,"
         " update_body TEXT,"
@@ -312,7 +312,9 @@ const char store_schema_postgresql[] =
 
 /* From schema 14, PostgreSQL's first. */
 const char *const store_migrations_postgresql[STORE_SCHEMA_VERSION - 14] = {
-        /* 15: a record packed (store-record-form.h): the text of those stored before kept
-         * as its bytes, read as text (the table is rewritten, under its lock, once) */
-        "ALTER TABLE records ALTER COLUMN record TYPE bytea USING convert_to(record, 'UTF8');",
+        /* 15: a record, and a node's last health report, packed (store-record-form.h): the
+         * text of those stored before kept as its bytes, read as text (each table is
+         * rewritten, under its lock, once) */
+        "ALTER TABLE records ALTER COLUMN record TYPE bytea USING convert_to(record, 'UTF8');"
+        "ALTER TABLE nodes ALTER COLUMN health TYPE bytea USING convert_to(health, 'UTF8');",
 };

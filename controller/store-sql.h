@@ -10,6 +10,7 @@
  *   f  double        a real
  *   j  json_t *      JSON, stored as its compact text (NULL binds SQL NULL)
  *   b  const void *, size_t   a blob (PostgreSQL: bytea) of that many bytes, copied
+ *                    (NULL binds SQL NULL)
  *
  * Every failure is logged naming the statement and the database's message, and returned
  * as -errno. The statement runs on the store's backend (store-backend.h, docs/storage.md).

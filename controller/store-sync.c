@@ -56,9 +56,16 @@ static int apply_effect(struct store *s, const struct sync_record *rec, int64_t 
                 return 0;
         if (e == RECORD_EFFECT_USAGE)
                 return store_usage_apply_record(s, rec, now);
-        if (e == RECORD_EFFECT_HEALTH)
+        if (e == RECORD_EFFECT_HEALTH) {
+                /* packed as the record it came in: one report is most of a node's row */
+                _cleanup_free_ char *form = NULL;
+                size_t form_len = 0;
+                int r = record_form_pack(rec->body, &form, &form_len);
+                if (r < 0)
+                        return r;
                 return store_exec(s, "UPDATE nodes SET health = ?1, health_time = ?2 WHERE id = ?3",
-                                  "jit", rec->body, now, rec->node);
+                                  "bit", form, form_len, now, rec->node);
+        }
         return store_exec(s,
                           "UPDATE nodes SET update_body = ?1, update_time = ?2, "
                           "update_kind = ?4 WHERE id = ?3",

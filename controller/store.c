@@ -344,9 +344,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         "CREATE INDEX usage_window ON usage(node, meter, entry, received, interval);"
         "ALTER TABLE nodes ADD COLUMN usage_thinned_before INTEGER;",
         /* 15: a record is stored packed (store-record-form.h, docs/storage.md "A record as
-         * stored"), a blob in records.record: SQLite keeps a blob in a column declared
-         * TEXT as it is, so the table stays; the records stored before stay text, read as
-         * they are, until retention takes them. The version alone keeps a controller that
+         * stored"), a blob in records.record, and so is a node's last health report
+         * (nodes.health): SQLite keeps a blob in a column declared TEXT as it is, so the
+         * tables stay; what was stored before stays text, read as it is (records until
+         * retention takes them, a node's health until its next report). The version alone keeps a controller that
          * would read a blob as text off the store. */
         "SELECT 1;",
 };

@@ -1831,9 +1831,9 @@ static const char *member_after_report(struct store *s, int seq, int version, in
 
 /* A completed deployment follows a member that was overdue (its node offline through it):
  * committed once the node reports the workload running healthy at the version told. */
-/* A record packed (store-record-form.h): smaller than its text, read back the same by the
- * listing; a store of schema 14 keeps its text records, read as they are beside the packed
- * ones, by the listing, the desired state's report and retention alike. */
+/* A record packed (store-record-form.h), and a node's last health report: smaller than
+ * their text, read back the same; a store of schema 14 keeps its text, read as it is beside
+ * the packed values, by the listing, the desired state's report, retention, the node. */
 #define METRIC(name) "\"" name "\":{\"min\":41.25,\"max\":47.5,\"mean\":43.817,\"last\":44.125,\"n\":60}"
 #define HEALTH_BODY                                                                                  \
         "{\"level\":\"nominal\",\"metrics\":{" METRIC("zone.thermal_zone0.temp_c") ","               \
@@ -1847,8 +1847,11 @@ static void test_records_packed_from_schema_14(void **state) {
         /* back to schema 14: the record a text column (PostgreSQL), two records as stored then */
         if (!on_sqlite())
                 assert_int_equal(store_script(s, "ALTER TABLE records ALTER COLUMN record TYPE text "
-                                                 "USING convert_from(record, 'UTF8')"),
+                                                 "USING convert_from(record, 'UTF8');"
+                                                 "ALTER TABLE nodes ALTER COLUMN health TYPE text "
+                                                 "USING convert_from(health, 'UTF8')"),
                                  0);
+        assert_int_equal(store_exec(s, "UPDATE nodes SET health = '{\"level\":\"old\"}'", ""), 0);
         assert_int_equal(store_exec(s,
                                     "INSERT INTO records (node, boot_epoch, boot_id, seq, kind, priority, "
                                     "time_usec, received, record) VALUES ('n1', 2, ?1, 1, 'health.report', "
@@ -1860,6 +1863,10 @@ static void test_records_packed_from_schema_14(void **state) {
         store_close(s);
         s = open_store(f);
         assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
+        json_t *node = NULL;
+        assert_int_equal(store_node_show(s, "n1", &node), 0);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(node, "health"), "level")), "old");
+        json_decref(node);
 
         const char *text = REC(3, "health.report", HEALTH_BODY);
         assert_int_equal(usage_sync(s, text, 100), 1);
@@ -1867,6 +1874,13 @@ static void test_records_packed_from_schema_14(void **state) {
         int64_t n = 0;
         assert_int_equal(store_get_int64(s, &n, "SELECT length(record) FROM records WHERE seq = 3", ""), 1);
         assert_true(n > 0 && n < (int64_t) strlen(text) / 2);
+        assert_int_equal(store_get_int64(s, &n, "SELECT length(health) FROM nodes", ""), 1);
+        assert_true(n > 0 && n < (int64_t) strlen(HEALTH_BODY) / 2);
+        assert_int_equal(store_node_show(s, "n1", &node), 0);
+        json_t *body = json_loads(HEALTH_BODY, 0, NULL);
+        assert_true(json_equal(json_object_get(node, "health"), body));
+        json_decref(body);
+        json_decref(node);
 
         json_t *recs = NULL;
         assert_int_equal(store_records_list(s, "n1", NULL, 10, &recs), 0);
