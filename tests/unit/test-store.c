@@ -25,6 +25,7 @@
 #include "controller/store-address.h"
 #include "controller/store-dialect.h"
 #include "controller/store-internal.h"
+#include "controller/store-record-form.h"
 #include "controller/store-sql.h"
 #include "test-util.h"
 
@@ -1905,6 +1906,38 @@ static void test_records_packed_from_schema_14(void **state) {
         store_close(s);
 }
 
+/* The stored form alone: a small value as its text, a large one in a zstd frame, both
+ * read back equal; a frame cut short or text that is not JSON refused. */
+static void test_record_form(void **state) {
+        (void) state;
+        char *form = NULL;
+        size_t len = 0;
+        json_t *small = json_pack("{s:i}", "a", 1), *back = NULL;
+        assert_int_equal(record_form_pack(small, &form, &len), 0);
+        assert_int_equal(len, strlen("{\"a\":1}"));
+        assert_memory_equal(form, "{\"a\":1}", len);
+        assert_int_equal(record_form_unpack(form, len, &back), 0);
+        assert_true(json_equal(back, small));
+        json_decref(back);
+        free(form);
+        json_t *big = json_loads(HEALTH_BODY, 0, NULL);
+        assert_int_equal(record_form_pack(big, &form, &len), 0);
+        assert_true(len < strlen(HEALTH_BODY) / 2);
+        assert_memory_equal(form, "\x28\xb5\x2f\xfd", 4);
+        assert_int_equal(record_form_unpack(form, len, &back), 0);
+        assert_true(json_equal(back, big));
+        json_decref(back);
+        back = NULL;
+        assert_int_equal(record_form_unpack(form, len / 2 + 1, &back), -EBADMSG); /* cut short */
+        assert_null(back);
+        free(form);
+        assert_int_equal(record_form_unpack("{\"a\":", 5, &back), -EBADMSG);
+        assert_int_equal(record_form_pack(NULL, &form, &len), 0);
+        assert_null(form);
+        json_decref(small);
+        json_decref(big);
+}
+
 static void test_completed_deployment_follows_overdue(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
@@ -2305,6 +2338,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_usage_thinning, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_migration_14, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_packed_from_schema_14, setup, teardown),
+                cmocka_unit_test(test_record_form),
                 cmocka_unit_test_setup_teardown(test_completed_deployment_follows_overdue, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_deadline_and_auto_revert, setup,
                                                 teardown),
