@@ -54,6 +54,10 @@ struct store_backend {
         /* The whole schema at STORE_SCHEMA_VERSION, for an empty database; NULL: SQLite's
          * migrations from version 0 (store.c). */
         const char *schema;
+        /* Migration i brings a store of this backend from version migrations_from + i to
+         * the next; below migrations_from (or NULL), SQLite's migrations run (store.c). */
+        const char *const *migrations;
+        int migrations_from;
         /* Run SQL text without parameters or rows, one or more statements. */
         int (*script)(struct store *s, const char *sql);
         int (*prepare)(struct store *s, const char *sql, struct store_stmt **ret);
@@ -65,6 +69,8 @@ struct store_backend {
         int (*bind_text)(struct store_stmt *st, int i, const char *text, bool copy);
         int (*bind_int64)(struct store_stmt *st, int i, int64_t v);
         int (*bind_double)(struct store_stmt *st, int i, double v);
+        /* len bytes as a blob (PostgreSQL: bytea), copied; NULL binds SQL NULL. */
+        int (*bind_blob)(struct store_stmt *st, int i, const void *data, size_t len);
         /* 1 with a row, 0 when done. */
         int (*step)(struct store_stmt *st);
         /* Back to before the first step, the parameters kept. */
@@ -80,6 +86,9 @@ struct store_backend {
         /* The value with its storage class and length (SQLite: as stored; PostgreSQL: NULL or
          * the text form), valid until the next step. */
         void (*col_value)(struct store_stmt *st, int i, struct store_value *ret);
+        /* The bytes of a blob (PostgreSQL: bytea) or text column, a heap copy with a NUL
+         * after them (caller frees); NULL and 0 for SQL NULL. */
+        int (*col_blob)(struct store_stmt *st, int i, char **ret, size_t *ret_len);
         /* Rows the last INSERT, UPDATE or DELETE changed. */
         int64_t (*changes)(struct store *s);
         /* The connection's message for its last failure. */
@@ -90,4 +99,5 @@ extern const struct store_backend store_backend_sqlite;
 #if HAVE_LIBPQ
 extern const struct store_backend store_backend_postgresql;
 extern const char store_schema_postgresql[];
+extern const char *const store_migrations_postgresql[];
 #endif

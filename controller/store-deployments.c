@@ -135,7 +135,7 @@ static int candidates_load(struct store *s, const char *deployment, const char *
                         }
                 }
                 names[n] = strdup(store_col_str(st, 0));
-                json_auto_t *h = json_loads(store_col_str(st, 1), 0, NULL);
+                json_auto_t *h = store_col_packed(st, 1);
                 json_t *metrics = json_object_get(h, "metrics");
                 json_t *mem = json_object_get(json_object_get(metrics, "mem.available_mib"), "last");
                 json_t *bat = json_object_get(json_object_get(metrics, "battery.capacity_percent"), "last");

@@ -124,12 +124,18 @@ int store_desired_workloads(struct store *s, const char *node, json_t **ret) {
 int store_desired_report(struct store *s, const char *node, json_t **ret) {
         _cleanup_stmt_ struct store_stmt *rec = NULL;
         int r = store_query_row(s, &rec,
-                                "SELECT json_extract(record, '$.body') FROM records WHERE node = ? AND "
+                                "SELECT record FROM records WHERE node = ? AND "
                                 "kind = 'desired.state' ORDER BY boot_epoch DESC, seq DESC LIMIT 1",
                                 "t", node);
         if (r < 0)
                 return r;
-        *ret = r > 0 ? store_col_json(rec, 0) : NULL;
+        json_t *raw = NULL;
+        if (r > 0 && store_col_record(rec, 0, &raw) == -ENOMEM)
+                return -ENOMEM;
+        /* a record that does not read back says nothing, as one without a body */
+        json_t *body = json_object_get(raw, "body");
+        *ret = body ? json_incref(body) : NULL;
+        json_decref(raw);
         return 0;
 }
 

@@ -154,3 +154,9 @@ int store_usage_apply_record(struct store *s, const struct sync_record *rec, int
 /* Count the usage.report records stored before schema 13 (in the transaction of the migration
  * to 14; nothing if the store counted usage already). */
 int store_usage_backfill(struct store *s);
+/* Column i of st, a record as stored (store-record-form.h), as its JSON: *ret NULL for SQL
+ * NULL; -EBADMSG for one that does not read back (logged). */
+int store_col_record(struct store_stmt *st, int i, json_t **ret);
+/* The same for a JSON value kept packed (a node's last health report): null for SQL NULL
+ * or one that does not read back, as store_col_json; NULL only without memory. */
+json_t *store_col_packed(struct store_stmt *st, int i);

@@ -52,7 +52,7 @@ int store_metrics_collect(struct store *s, int64_t now, json_t **ret) {
                                       "last_sync", store_col_int_or_null(st, 1), "syncs",
                                       (json_int_t) store_col_int64(st, 2), "passes",
                                       (json_int_t) store_col_int64(st, 3), "health",
-                                      store_col_json(st, 4), "update_kind",
+                                      store_col_packed(st, 4), "update_kind",
                                       store_col_string_or_null(st, 5), "usage_reports",
                                       (json_int_t) store_col_int64(st, 6), "usage_refused",
                                       (json_int_t) store_col_int64(st, 7))) < 0)

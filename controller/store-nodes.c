@@ -72,13 +72,13 @@ static json_t *node_row(struct store_stmt *st, bool full) {
                                       store_col_int_or_null(st, 21), "renew_expired_until",
                                       store_col_int_or_null(st, 22)));
         {
-                json_auto_t *status = store_col_json(st, 8), *health = store_col_json(st, 10);
+                json_auto_t *status = store_col_json(st, 8), *health = store_col_packed(st, 10);
                 json_object_set_new(o, "summary", node_summary(status, health));
         }
         if (full) {
                 json_object_set_new(o, "status", store_col_json(st, 8));
                 json_object_set_new(o, "status_time", store_col_int_or_null(st, 9));
-                json_object_set_new(o, "health", store_col_json(st, 10));
+                json_object_set_new(o, "health", store_col_packed(st, 10));
         }
         return o;
 }

@@ -23,6 +23,7 @@
 #define PG_INT8_OID 20
 #define PG_FLOAT8_OID 701
 #define PG_VARCHAR_OID 1043
+#define PG_BYTEA_OID 17
 
 /*
  * The statements this session has prepared on the server, by text and parameter types: a
@@ -333,6 +334,25 @@ static int pg_bind_double(struct store_stmt *st, int i, double v) {
         return param_set(st, i, PG_FLOAT8_OID, t);
 }
 
+/* In bytea's hex input form ("\\x" and two digits a byte): text parameters stay text. */
+static int pg_bind_blob(struct store_stmt *st, int i, const void *data, size_t len) {
+        static const char digits[] = "0123456789abcdef";
+        if (!data)
+                return param_set(st, i, PG_BYTEA_OID, NULL);
+        char *t = malloc(2 * len + 3);
+        if (!t)
+                return -ENOMEM;
+        const unsigned char *p = data;
+        t[0] = '\\';
+        t[1] = 'x';
+        for (size_t k = 0; k < len; k++) {
+                t[2 + 2 * k] = digits[p[k] >> 4];
+                t[3 + 2 * k] = digits[p[k] & 15];
+        }
+        t[2 + 2 * len] = 0;
+        return param_set(st, i, PG_BYTEA_OID, t);
+}
+
 /* Only what reads or writes rows is kept: a statement that changes the schema may change
  * the result of one prepared before it, which the server then refuses to run. */
 static bool cacheable(const char *sql) {
@@ -491,6 +511,48 @@ static void pg_col_value(struct store_stmt *h, int i, struct store_value *ret) {
         ret->len = (size_t)PQgetlength(st->result, st->row, i);
 }
 
+static int hex_digit(char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A bytea column comes in its hex output form (bytea_output's default, "\\x..."); any
+ * other column as its text. */
+static int pg_col_blob(struct store_stmt *h, int i, char **ret, size_t *ret_len) {
+        struct pg_stmt *st = stmt(h);
+        *ret = NULL;
+        *ret_len = 0;
+        if (!has_value(st, i))
+                return 0;
+        const char *t = PQgetvalue(st->result, st->row, i);
+        size_t n = (size_t)PQgetlength(st->result, st->row, i);
+        bool hex = PQftype(st->result, i) == PG_BYTEA_OID;
+        if (hex && (n < 2 || t[0] != '\\' || t[1] != 'x' || n % 2 != 0)) {
+                set_error(h->s, "column %d: bytea not in the hex form (bytea_output = escape?)", i);
+                return -EBADMSG;
+        }
+        size_t len = hex ? (n - 2) / 2 : n;
+        char *copy = malloc(len + 1);
+        if (!copy)
+                return -ENOMEM;
+        for (size_t k = 0; k < len; k++) {
+                if (!hex) {
+                        copy[k] = t[k];
+                        continue;
+                }
+                int a = hex_digit(t[2 + 2 * k]), b = hex_digit(t[3 + 2 * k]);
+                if (a < 0 || b < 0) {
+                        free(copy);
+                        set_error(h->s, "column %d: a bytea with a bad hex digit", i);
+                        return -EBADMSG;
+                }
+                copy[k] = (char)(a << 4 | b);
+        }
+        copy[len] = 0;
+        *ret = copy;
+        *ret_len = len;
+        return 0;
+}
+
 static int64_t pg_changes(struct store *s) {
         return pg(s)->changes;
 }
@@ -524,6 +586,8 @@ const struct store_backend store_backend_postgresql = {
                 "AND pid = pg_backend_pid() AND granted AND classid = 0 AND objid = 7420002 "
                 "AND objsubid = 1) THEN true ELSE pg_try_advisory_lock(7420002) END",
         .schema = store_schema_postgresql,
+        .migrations = store_migrations_postgresql,
+        .migrations_from = 14,
         .script = pg_script,
         .prepare = pg_prepare,
         .finalize = pg_finalize,
@@ -531,6 +595,7 @@ const struct store_backend store_backend_postgresql = {
         .bind_text = pg_bind_text,
         .bind_int64 = pg_bind_int64,
         .bind_double = pg_bind_double,
+        .bind_blob = pg_bind_blob,
         .step = pg_step,
         .reset = pg_reset,
         .clear = pg_clear,
@@ -540,6 +605,7 @@ const struct store_backend store_backend_postgresql = {
         .col_is_null = pg_col_is_null,
         .col_is_text = pg_col_is_text,
         .col_value = pg_col_value,
+        .col_blob = pg_col_blob,
         .changes = pg_changes,
         .errmsg = pg_errmsg,
 };

@@ -13,8 +13,35 @@
 #include "lib/message.h"
 #include "controller/rollout.h"
 #include "controller/store-internal.h"
+#include "controller/store-record-form.h"
 #include "controller/store-sql.h"
 #include "controller/store.h"
+
+int store_col_record(struct store_stmt *st, int i, json_t **ret) {
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        int r = store_col_blob(st, i, &data, &len);
+        if (r < 0)
+                return r;
+        if (!data) {
+                *ret = NULL;
+                return 0;
+        }
+        return record_form_unpack(data, len, ret);
+}
+
+json_t *store_col_packed(struct store_stmt *st, int i) {
+        json_t *v = NULL;
+        int r = store_col_record(st, i, &v);
+        if (r == -ENOMEM)
+                return NULL;
+        return v ? v : json_null();
+}
+
+/* A record that does not read back is listed as null, as unparsable text always was. */
+static json_t *record_col_0(struct store_stmt *st) {
+        return store_col_packed(st, 0);
+}
 
 int store_records_list(struct store *s, const char *node, const char *kind, size_t limit,
                        json_t **ret) {
@@ -39,7 +66,7 @@ int store_records_list(struct store *s, const char *node, const char *kind, size
                 "tTi", node, match, (int64_t) limit);
         if (r < 0)
                 return r;
-        return store_rows_json(s, st, store_col_json_0, ret);
+        return store_rows_json(s, st, record_col_0, ret);
 }
 
 int store_records_count(struct store *s, const char *node, int64_t *ret) {

@@ -1,7 +1,9 @@
 /*
  * The store's schema for PostgreSQL (docs/storage.md): the tables and columns of SQLite's
- * migrations 1-14, written at once at version 14 (store.h's STORE_SCHEMA_VERSION). SQLite's
- * INTEGER is BIGINT, REAL DOUBLE PRECISION; JSON stays TEXT. The tables the store orders by
+ * migrations 1-15, written at once at store.h's STORE_SCHEMA_VERSION; a store made at 14
+ * (the first PostgreSQL schema) is brought forward by the migrations below. SQLite's
+ * INTEGER is BIGINT, REAL DOUBLE PRECISION; JSON stays TEXT, a record (packed,
+ * store-record-form.h) is BYTEA. The tables the store orders by
  * insertion (records, rollout_events) have an identity column named rowid, as SQLite's; the
  * stage counts of schema 5 are kept by PL/pgSQL triggers; a few functions give the SQLite
  * spellings the statements use (scalar max/min, total, json_extract, json_each, json_valid, a boolean
@@ -10,6 +12,7 @@
 #include "config.h"
 
 #include "controller/store-backend.h"
+#include "controller/store.h"
 
 const char store_schema_postgresql[] =
         /* SQLite's functions the statements use */
@@ -43,7 +46,7 @@ const char store_schema_postgresql[] =
         " next_command_seq BIGINT NOT NULL DEFAULT 1,"
         " status TEXT,"
         " status_time BIGINT,"
-        " health TEXT,"
+        " health BYTEA,"
         " health_time BIGINT,"
         " update_kind TEXT,"
         " update_body TEXT,"
@@ -73,7 +76,7 @@ const char store_schema_postgresql[] =
         " priority TEXT NOT NULL,"
         " time_usec BIGINT NOT NULL,"
         " received BIGINT NOT NULL,"
-        " record TEXT NOT NULL,"
+        " record BYTEA NOT NULL,"
         " PRIMARY KEY (node, boot_epoch, boot_id, seq));"
         "CREATE INDEX records_by_kind ON records(node, kind);"
         /* SQLite's rowid is the table's own key; here an identity column needs its index:
@@ -306,3 +309,12 @@ const char store_schema_postgresql[] =
         "CREATE TRIGGER rollout_nodes_count_delete AFTER DELETE ON rollout_nodes "
         " FOR EACH ROW EXECUTE FUNCTION rollout_nodes_count(); "
         ;
+
+/* From schema 14, PostgreSQL's first. */
+const char *const store_migrations_postgresql[STORE_SCHEMA_VERSION - 14] = {
+        /* 15: a record, and a node's last health report, packed (store-record-form.h): the
+         * text of those stored before kept as its bytes, read as text (each table is
+         * rewritten, under its lock, once) */
+        "ALTER TABLE records ALTER COLUMN record TYPE bytea USING convert_to(record, 'UTF8');"
+        "ALTER TABLE nodes ALTER COLUMN health TYPE bytea USING convert_to(health, 'UTF8');",
+};

@@ -97,6 +97,11 @@ static int bindv(struct store *s, struct store_stmt *st, const char *fmt, va_lis
                 case 'f':
                         r = b->bind_double(st, i, va_arg(ap, double));
                         break;
+                case 'b': {
+                        const void *data = va_arg(ap, const void *);
+                        r = b->bind_blob(st, i, data, va_arg(ap, size_t));
+                        break;
+                }
                 case 'j': {
                         json_t *v = va_arg(ap, json_t *);
                         _cleanup_free_ char *text =
@@ -251,6 +256,10 @@ json_t *store_col_json(struct store_stmt *st, int i) {
                 return json_null();
         json_t *v = json_loads(text, 0, NULL);
         return v ? v : json_null();
+}
+
+int store_col_blob(struct store_stmt *st, int i, char **ret, size_t *ret_len) {
+        return st->backend->col_blob(st, i, ret, ret_len);
 }
 
 json_t *store_col_string_or_null(struct store_stmt *st, int i) {

@@ -9,6 +9,8 @@
  *   d  int           an integer (bools and enums are ints)
  *   f  double        a real
  *   j  json_t *      JSON, stored as its compact text (NULL binds SQL NULL)
+ *   b  const void *, size_t   a blob (PostgreSQL: bytea) of that many bytes, copied
+ *                    (NULL binds SQL NULL)
  *
  * Every failure is logged naming the statement and the database's message, and returned
  * as -errno. The statement runs on the store's backend (store-backend.h, docs/storage.md).
@@ -16,6 +18,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -107,6 +110,9 @@ bool store_col_is_null(struct store_stmt *st, int i);
 bool store_col_is_text(struct store_stmt *st, int i);
 /* A stored JSON text as a value (null if absent or unparsable); a new reference. */
 json_t *store_col_json(struct store_stmt *st, int i);
+/* A blob's (or text's) bytes, a heap copy with a NUL after them (caller frees); NULL for
+ * SQL NULL. */
+int store_col_blob(struct store_stmt *st, int i, char **ret, size_t *ret_len);
 /* Column 0 as store_col_json, store_col_string_or_null: row functions for store_rows_json. */
 json_t *store_col_json_0(struct store_stmt *st);
 json_t *store_col_string_or_null_0(struct store_stmt *st);

@@ -120,6 +120,10 @@ static int sqlite_bind_double(struct store_stmt *st, int i, double v) {
         return ok(sqlite3_bind_double(stmt(st), i, v));
 }
 
+static int sqlite_bind_blob(struct store_stmt *st, int i, const void *data, size_t len) {
+        return ok(sqlite3_bind_blob64(stmt(st), i, data, len, SQLITE_TRANSIENT));
+}
+
 static int sqlite_step(struct store_stmt *st) {
         int rc = sqlite3_step(stmt(st));
         if (rc == SQLITE_ROW)
@@ -181,6 +185,24 @@ static void sqlite_col_value(struct store_stmt *st, int i, struct store_value *r
         }
 }
 
+static int sqlite_col_blob(struct store_stmt *st, int i, char **ret, size_t *ret_len) {
+        *ret = NULL;
+        *ret_len = 0;
+        if (sqlite3_column_type(stmt(st), i) == SQLITE_NULL)
+                return 0;
+        const void *p = sqlite3_column_blob(stmt(st), i);
+        size_t len = (size_t)sqlite3_column_bytes(stmt(st), i);
+        char *copy = malloc(len + 1);
+        if (!copy)
+                return -ENOMEM;
+        if (len > 0)
+                memcpy(copy, p, len);
+        copy[len] = 0;
+        *ret = copy;
+        *ret_len = len;
+        return 0;
+}
+
 static int64_t sqlite_changes(struct store *s) {
         return sqlite3_changes(db(s));
 }
@@ -201,6 +223,7 @@ const struct store_backend store_backend_sqlite = {
         .bind_text = sqlite_bind_text,
         .bind_int64 = sqlite_bind_int64,
         .bind_double = sqlite_bind_double,
+        .bind_blob = sqlite_bind_blob,
         .step = sqlite_step,
         .reset = sqlite_reset,
         .clear = sqlite_clear,
@@ -210,6 +233,7 @@ const struct store_backend store_backend_sqlite = {
         .col_is_null = sqlite_col_is_null,
         .col_is_text = sqlite_col_is_text,
         .col_value = sqlite_col_value,
+        .col_blob = sqlite_col_blob,
         .changes = sqlite_changes,
         .errmsg = sqlite_errmsg,
 };

@@ -14,6 +14,7 @@
 #include "lib/message.h"
 #include "controller/rollout.h"
 #include "controller/store-internal.h"
+#include "controller/store-record-form.h"
 #include "controller/store-sql.h"
 #include "controller/store.h"
 
@@ -55,9 +56,16 @@ static int apply_effect(struct store *s, const struct sync_record *rec, int64_t 
                 return 0;
         if (e == RECORD_EFFECT_USAGE)
                 return store_usage_apply_record(s, rec, now);
-        if (e == RECORD_EFFECT_HEALTH)
+        if (e == RECORD_EFFECT_HEALTH) {
+                /* packed as the record it came in: one report is most of a node's row */
+                _cleanup_free_ char *form = NULL;
+                size_t form_len = 0;
+                int r = record_form_pack(rec->body, &form, &form_len);
+                if (r < 0)
+                        return r;
                 return store_exec(s, "UPDATE nodes SET health = ?1, health_time = ?2 WHERE id = ?3",
-                                  "jit", rec->body, now, rec->node);
+                                  "bit", form, form_len, now, rec->node);
+        }
         return store_exec(s,
                           "UPDATE nodes SET update_body = ?1, update_time = ?2, "
                           "update_kind = ?4 WHERE id = ?3",
@@ -336,9 +344,14 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         size_t stored = 0;
         for (size_t i = 0; i < req->n_records; i++) {
                 const struct sync_record *rec = &req->records[i];
-                r = store_rebind(s, ins, "titittiij", rec->node, rec->boot_epoch, rec->boot_id,
+                _cleanup_free_ char *form = NULL;
+                size_t form_len = 0;
+                r = record_form_pack(rec->raw, &form, &form_len);
+                if (r < 0)
+                        return r;
+                r = store_rebind(s, ins, "titittiib", rec->node, rec->boot_epoch, rec->boot_id,
                                  rec->seq, rec->kind, store_record_priority(rec->kind, rec->priority),
-                                 rec->time_usec, now, rec->raw);
+                                 rec->time_usec, now, form, form_len);
                 if (r < 0)
                         return r;
                 r = store_step_done(s, ins);

@@ -179,8 +179,11 @@ int store_usage_backfill(struct store *s) {
                 snprintf(rec.node, sizeof(rec.node), "%s", store_col_str(st, 0));
                 snprintf(rec.boot_id, sizeof(rec.boot_id), "%s", store_col_str(st, 2));
                 snprintf(rec.kind, sizeof(rec.kind), "%s", USAGE_RECORD_KIND);
-                json_t *raw = store_col_json(st, 5);
-                rec.raw = raw;
+                json_t *raw = NULL;
+                r = store_col_record(st, 5, &raw);
+                if (r == -ENOMEM)
+                        return r;
+                rec.raw = raw; /* one that does not read back counts as refused, as before */
                 rec.body = json_object_get(raw, "body");
                 r = store_usage_apply_record(s, &rec, store_col_int64(st, 4));
                 json_decref(raw);

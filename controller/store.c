@@ -343,6 +343,13 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
         "DROP INDEX usage_by_deployment;"
         "CREATE INDEX usage_window ON usage(node, meter, entry, received, interval);"
         "ALTER TABLE nodes ADD COLUMN usage_thinned_before INTEGER;",
+        /* 15: a record is stored packed (store-record-form.h, docs/storage.md "A record as
+         * stored"), a blob in records.record, and so is a node's last health report
+         * (nodes.health): SQLite keeps a blob in a column declared TEXT as it is, so the
+         * tables stay; what was stored before stays text, read as it is (records until
+         * retention takes them, a node's health until its next report). The version alone keeps a controller that
+         * would read a blob as text off the store. */
+        "SELECT 1;",
 };
 
 static int schema_version_read(struct store *s, int *ret) {
@@ -380,7 +387,11 @@ static int migrate(struct store *s, char **ret_reason) {
                 /* a backend with a schema of its own (PostgreSQL) makes an empty database the
                  * current version in one step */
                 const char *schema = version == 0 && s->backend->schema ? s->backend->schema : NULL;
-                r = store_script(s, schema ? schema : migrations[version]);
+                /* and its own migrations from the version its schema started at */
+                const char *step = migrations[version];
+                if (s->backend->migrations && version >= s->backend->migrations_from)
+                        step = s->backend->migrations[version - s->backend->migrations_from];
+                r = store_script(s, schema ? schema : step);
                 if (r < 0)
                         return message_set(ret_reason, r, "migration to schema version %d failed",
                                            version + 1);

@@ -14,7 +14,7 @@
 #include "controller/api.h"
 #include "controller/rollout.h"
 
-#define STORE_SCHEMA_VERSION 14
+#define STORE_SCHEMA_VERSION 15
 
 struct store;
 

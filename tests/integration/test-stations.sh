@@ -71,7 +71,7 @@ station_start a
 station_start b
 check "station a is up" wait_for "$T" station_up a
 check "station b is up" wait_for "$T" station_up b
-[ "$(pg_sql "SELECT version FROM schema_version")" = 14 ] && pass "one schema, version 14, made by the first" ||
+[ "$(pg_sql "SELECT version FROM schema_version")" = 15 ] && pass "one schema, version 15, made by the first" ||
         fail "schema version" "$(pg_sql "SELECT * FROM schema_version" 2>&1)"
 FAIL_CONTEXT_LOG=$FLEET_DIR/st-a/controller.log
 one_leads() { leads a || leads b; }

@@ -248,13 +248,19 @@ cp data/controller.db edges.db || bail "cp"
 sqlite3 edges.db "UPDATE nodes SET usage_thinned_before = 9223372036854775807, certs_revoked_before = -9223372036854775808,
         contact_plan = CAST(X'7b2277223a22c3a9e282acf09f9bb0227d' AS BLOB) WHERE id = 'node-1';
         UPDATE usage SET cpu_sec = 1e308, memory_byte_sec = 4.9406564584124654e-324, energy_j = -1.5, link_bytes = NULL;
-        UPDATE usage_reports SET board_energy_j = 0.1;" || bail "sqlite3 update edges.db"
+        UPDATE usage_reports SET board_energy_j = 0.1;
+        UPDATE records SET record = '{\"stored\":\"as text, before schema 15\"}' WHERE rowid = (SELECT min(rowid) FROM records);" ||
+        bail "sqlite3 update edges.db"
 migrate --from "sqlite:edges.db" --to "$(pgdb edges)" >out 2>&1 || fail "migrate edges.db" "$(cat out)"
 [ "$(psqlq edges "SELECT usage_thinned_before, certs_revoked_before, contact_plan FROM nodes WHERE id = 'node-1'")" = \
   "9223372036854775807|-9223372036854775808|{\"w\":\"é€🛰\"}" ] &&
         [ "$(psqlq edges "SELECT cpu_sec = 1e308, memory_byte_sec = 4.9406564584124654e-324, energy_j::text, link_bytes IS NULL FROM usage")" = "t|t|-1.5|t" ] &&
         [ "$(psqlq edges "SELECT board_energy_j = 0.1 FROM usage_reports")" = t ] &&
-        pass "int64 and double edges, NULL, and UTF-8 text SQLite held as a blob, copied exactly" ||
+        [ "$(psqlq edges "SELECT convert_from(record, 'UTF8') FROM records ORDER BY rowid LIMIT 1")" = \
+          '{"stored":"as text, before schema 15"}' ] &&
+        [ "$(psqlq edges "SELECT upper(encode(record, 'hex')) FROM records ORDER BY rowid DESC LIMIT 1")" = \
+          "$(sqlite3 edges.db "SELECT hex(record) FROM records ORDER BY rowid DESC LIMIT 1")" ] &&
+        pass "int64 and double edges, NULL, UTF-8 text SQLite held as a blob, a record packed and one stored as text before schema 15, copied exactly" ||
         fail "edge values" "$(cat out; psqlq edges "SELECT usage_thinned_before, certs_revoked_before, contact_plan FROM nodes"; psqlq edges "SELECT cpu_sec, memory_byte_sec, energy_j, link_bytes FROM usage")"
 
 # ---- the migration ---------------------------------------------------------------------------
@@ -264,7 +270,7 @@ rc=$?
 note "migrated in $((SECONDS - START)) s:"
 sed 's/^/#   /' migrate.txt
 TOTAL=$(awk '{s += $2} END {print s}' sqlite-counts.txt)
-[ "$rc" = 0 ] && grepq "^total  *$TOTAL  *$TOTAL\$" migrate.txt && grepq "^migrated: $TOTAL rows at schema 14" migrate.txt &&
+[ "$rc" = 0 ] && grepq "^total  *$TOTAL  *$TOTAL\$" migrate.txt && grepq "^migrated: $TOTAL rows at schema 15" migrate.txt &&
         [ "$(grep -c DIFFERS migrate.txt)" = 0 ] && [ "$(pg_rows main)" = "$TOTAL" ] &&
         pass "migrate: $TOTAL rows, a table of counts and digests printed, every table equal" ||
         fail "migrate" "exit $rc: $(cat migrate.txt migrate.err)"
@@ -273,7 +279,7 @@ while read -r t n; do
                 fail "table $t: $n rows on both sides" "$(grep "^$t " migrate.txt)"
 done <sqlite-counts.txt
 migrate --json --from "sqlite:$D/data/controller.db" --to "$(pgdb json)" >migrate.json 2>migrate.err
-jq -e --argjson total "$TOTAL" '.schema == 14 and .rows == $total and (.tables | length) == 18 and
+jq -e --argjson total "$TOTAL" '.schema == 15 and .rows == $total and (.tables | length) == 18 and
         all(.tables[]; .sqlite_rows == .postgresql_rows and .match)' migrate.json >/dev/null &&
         diff <(jq -r '.tables[] | "\(.table) \(.sqlite_rows)"' migrate.json | sort) <(sort sqlite-counts.txt) >/dev/null &&
         pass "migrate --json: 18 tables, rows equal to SQLite's count(*) of each" || fail "migrate --json" "$(cat migrate.json)"

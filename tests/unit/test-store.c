@@ -25,6 +25,7 @@
 #include "controller/store-address.h"
 #include "controller/store-dialect.h"
 #include "controller/store-internal.h"
+#include "controller/store-record-form.h"
 #include "controller/store-sql.h"
 #include "test-util.h"
 
@@ -1541,7 +1542,7 @@ static void test_usage_backfill(void **state) {
                          0);
         store_close(s);
         s = open_store(f);
-        assert_int_equal(store_schema_version(s), 14);
+        assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
         json_t *rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 100, 101);
         assert_int_equal(json_array_size(rows), 1); /* acme is only n1's word */
         assert_true(json_is_null(json_object_get(json_array_get(rows, 0), "tenant")));
@@ -1782,7 +1783,7 @@ static void test_usage_migration_14(void **state) {
                          0);
         store_close(s);
         s = open_store(f);
-        assert_int_equal(store_schema_version(s), 14);
+        assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
         assert_int_equal(usage_count(s, "SELECT count(*) FROM usage_latest"), 3);
         assert_int_equal(usage_count(s, "SELECT count(*) FROM usage_latest WHERE interval = 3 AND received = 300"), 3);
         json_t *rows = usage_sum(s, USAGE_BY_TENANT, NULL, NULL, 0, 0);
@@ -1831,6 +1832,112 @@ static const char *member_after_report(struct store *s, int seq, int version, in
 
 /* A completed deployment follows a member that was overdue (its node offline through it):
  * committed once the node reports the workload running healthy at the version told. */
+/* A record packed (store-record-form.h), and a node's last health report: smaller than
+ * their text, read back the same; a store of schema 14 keeps its text, read as it is beside
+ * the packed values, by the listing, the desired state's report, retention, the node. */
+#define METRIC(name) "\"" name "\":{\"min\":41.25,\"max\":47.5,\"mean\":43.817,\"last\":44.125,\"n\":60}"
+#define HEALTH_BODY                                                                                  \
+        "{\"level\":\"nominal\",\"metrics\":{" METRIC("zone.thermal_zone0.temp_c") ","               \
+        METRIC("zone.thermal_zone1.temp_c") "," METRIC("cpu.busy_percent") "," METRIC("load1") "," \
+        METRIC("mem.available_mib") "," METRIC("agent.rss_kib") "}}"
+
+static void test_records_packed_from_schema_14(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        assert_int_equal(usage_sync(s, "", 50), 0); /* n1 known */
+        /* back to schema 14: the record a text column (PostgreSQL), two records as stored then */
+        if (!on_sqlite())
+                assert_int_equal(store_script(s, "ALTER TABLE records ALTER COLUMN record TYPE text "
+                                                 "USING convert_from(record, 'UTF8');"
+                                                 "ALTER TABLE nodes ALTER COLUMN health TYPE text "
+                                                 "USING convert_from(health, 'UTF8')"),
+                                 0);
+        assert_int_equal(store_exec(s, "UPDATE nodes SET health = '{\"level\":\"old\"}'", ""), 0);
+        assert_int_equal(store_exec(s,
+                                    "INSERT INTO records (node, boot_epoch, boot_id, seq, kind, priority, "
+                                    "time_usec, received, record) VALUES ('n1', 2, ?1, 1, 'health.report', "
+                                    "'normal', 1, 60, ?2), ('n1', 2, ?1, 2, 'desired.state', 'normal', 1, 60, ?3)",
+                                    "ttt", BOOT, REC(1, "health.report", "{\"old\":true}"),
+                                    REC(2, "desired.state", "{\"version\":7,\"workloads\":[]}")),
+                         0);
+        assert_int_equal(store_exec(s, "UPDATE schema_version SET version = 14", ""), 0);
+        store_close(s);
+        s = open_store(f);
+        assert_int_equal(store_schema_version(s), STORE_SCHEMA_VERSION);
+        json_t *node = NULL;
+        assert_int_equal(store_node_show(s, "n1", &node), 0);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(node, "health"), "level")), "old");
+        json_decref(node);
+
+        const char *text = REC(3, "health.report", HEALTH_BODY);
+        assert_int_equal(usage_sync(s, text, 100), 1);
+        assert_int_equal(usage_sync(s, text, 101), 0); /* once, packed or not */
+        int64_t n = 0;
+        assert_int_equal(store_get_int64(s, &n, "SELECT length(record) FROM records WHERE seq = 3", ""), 1);
+        assert_true(n > 0 && n < (int64_t) strlen(text) / 2);
+        assert_int_equal(store_get_int64(s, &n, "SELECT length(health) FROM nodes", ""), 1);
+        assert_true(n > 0 && n < (int64_t) strlen(HEALTH_BODY) / 2);
+        assert_int_equal(store_node_show(s, "n1", &node), 0);
+        json_t *body = json_loads(HEALTH_BODY, 0, NULL);
+        assert_true(json_equal(json_object_get(node, "health"), body));
+        json_decref(body);
+        json_decref(node);
+
+        json_t *recs = NULL;
+        assert_int_equal(store_records_list(s, "n1", NULL, 10, &recs), 0);
+        assert_int_equal(json_array_size(recs), 3);
+        assert_true(json_is_true(json_object_get(json_object_get(json_array_get(recs, 0), "body"), "old")));
+        json_t *sent = json_loads(text, 0, NULL);
+        assert_true(json_equal(json_array_get(recs, 2), sent));
+        json_decref(sent);
+        json_decref(recs);
+        assert_int_equal(store_records_list(s, "n1", "health.*", 10, &recs), 0);
+        assert_int_equal(json_array_size(recs), 2);
+        json_decref(recs);
+
+        json_t *desired = NULL;
+        assert_int_equal(store_desired_get(s, "n1", &desired), 0);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(desired, "report"), "version")), 7);
+        json_decref(desired);
+
+        int64_t deleted = 0;
+        assert_int_equal(store_records_prune(s, 1000, 100, &deleted), 0);
+        assert_int_equal(deleted, 3);
+        store_close(s);
+}
+
+/* The stored form alone: a small value as its text, a large one in a zstd frame, both
+ * read back equal; a frame cut short or text that is not JSON refused. */
+static void test_record_form(void **state) {
+        (void) state;
+        char *form = NULL;
+        size_t len = 0;
+        json_t *small = json_pack("{s:i}", "a", 1), *back = NULL;
+        assert_int_equal(record_form_pack(small, &form, &len), 0);
+        assert_int_equal(len, strlen("{\"a\":1}"));
+        assert_memory_equal(form, "{\"a\":1}", len);
+        assert_int_equal(record_form_unpack(form, len, &back), 0);
+        assert_true(json_equal(back, small));
+        json_decref(back);
+        free(form);
+        json_t *big = json_loads(HEALTH_BODY, 0, NULL);
+        assert_int_equal(record_form_pack(big, &form, &len), 0);
+        assert_true(len < strlen(HEALTH_BODY) / 2);
+        assert_memory_equal(form, "\x28\xb5\x2f\xfd", 4);
+        assert_int_equal(record_form_unpack(form, len, &back), 0);
+        assert_true(json_equal(back, big));
+        json_decref(back);
+        back = NULL;
+        assert_int_equal(record_form_unpack(form, len / 2 + 1, &back), -EBADMSG); /* cut short */
+        assert_null(back);
+        free(form);
+        assert_int_equal(record_form_unpack("{\"a\":", 5, &back), -EBADMSG);
+        assert_int_equal(record_form_pack(NULL, &form, &len), 0);
+        assert_null(form);
+        json_decref(small);
+        json_decref(big);
+}
+
 static void test_completed_deployment_follows_overdue(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
@@ -2333,6 +2440,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_usage_backfill, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_thinning, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_usage_migration_14, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_records_packed_from_schema_14, setup, teardown),
+                cmocka_unit_test(test_record_form),
                 cmocka_unit_test_setup_teardown(test_completed_deployment_follows_overdue, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rollout_deadline_and_auto_revert, setup,
                                                 teardown),
