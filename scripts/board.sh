@@ -245,6 +245,10 @@ fw_cfg() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/$1/raw" 2>
                         echo "BOARD t | not ok - mount the tests disk (label orbit-tests)"
                 fi
         fi
+        # What the agent wrote before this report is on the disk when the host reads it
+        # (test-rollout reads the ESP's grubenv after quitting QEMU): on the FAT ESP a
+        # renamed grubenv's directory entry is written only by writeback (docs/board.md).
+        sync
         echo "BOARD end"
 } >"$port"
 # Asked by the host (scripts/board.sh test): power off once reported. There is no
@@ -749,7 +753,8 @@ cmd_test_guest() {
 # ---- test-rollout: a controller on the host, netem in the guest (issue #20 items 4, 5) --------
 ROLL_NODE=board-1
 ROLL_CHUNK=262144                                 # the bundles' chunk size (256 KiB)
-ROLL_NETEM="rate 256kbit delay 1500ms loss 10%"   # the guest's egress (tc-netem(8))
+# The guest's egress (tc-netem(8)); ORBIT_BOARD_NETEM for a quick look at the flow only.
+ROLL_NETEM=${ORBIT_BOARD_NETEM:-"rate 256kbit delay 1500ms loss 10%"}
 ROLL_TRIES=2                                      # update.boot_tries of this run's config
 QEMU_PID="" ROLL_TMPWORK=""
 
