@@ -13,12 +13,16 @@
 #                     with dpkg-buildpackage -b, nocheck, from a copy of this tree)
 #   --arch ARCH       x86_64 (the only one so far; aarch64/U-Boot is issue #20 item 3)
 #   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
+#   test-rollout      build, boot with a user-mode NIC shaped by netem in the guest and a
+#                     controller on the host: a rollout into the other slot, a real reboot,
+#                     the commit; then an image whose kernel panics, GRUB's fallback, the
+#                     rollback reported (docs/board.md)
 #   --suites LIST     test-guest: "systemd runtime" (default), or one of them
 # Environment: ORBIT_BOARD_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/orbit-board),
 # ORBIT_DEB_MIRROR (default: the mirror of this machine's apt sources), ORBIT_BOARD_TIMEOUT
 # (seconds to wait for the guest's report, default 1800, test-guest 3600: QEMU without KVM is
 # slow), ORBIT_BOARD_BUILDDIR (test-guest: the build of this tree with the test helpers,
-# default _build/plain).
+# default _build/plain), ORBIT_BOARD_NICE (the niceness of QEMU and the builds, default 15).
 # Needs root (debootstrap, chroot), qemu-system-x86, ovmf, grub-efi-amd64-bin, mtools,
 # dosfstools, fdisk, e2fsprogs, debootstrap: scripts/deps.sh board.
 set -euo pipefail
@@ -28,7 +32,7 @@ top_srcdir=$(cd "$here/.." && pwd)
 self_hash=$(sha256sum "$0" | cut -c1-16)
 CACHE=${ORBIT_BOARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/orbit-board}
 TIMEOUT=${ORBIT_BOARD_TIMEOUT:-1800}
-NICE=(nice -n 15)
+NICE=(nice -n "${ORBIT_BOARD_NICE:-15}") # adds to the caller's niceness (docs/board.md)
 
 log() { printf 'board: %s\n' "$*" >&2; }
 die() { printf 'board: %s\n' "$*" >&2; exit 1; }
@@ -186,7 +190,7 @@ else
 fi
 echo "orbit: booting slot $orbit_slot from ($orbit_disk,$orbit_part)"
 menuentry "orbit slot $orbit_slot" {
-        linux ($orbit_disk,$orbit_part)/vmlinuz root=$orbit_root rw rootwait orbit.slot=$orbit_slot console=ttyS0,115200 net.ifnames=0 systemd.show_status=1
+        linux ($orbit_disk,$orbit_part)/vmlinuz root=$orbit_root rw rootwait orbit.slot=$orbit_slot console=ttyS0,115200 net.ifnames=0 systemd.show_status=1 panic=10
         initrd ($orbit_disk,$orbit_part)/initrd.img
 }
 GRUB
@@ -215,6 +219,9 @@ fw_cfg() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/$1/raw" 2>
         echo "BOARD cgroupfs $(stat -fc %T /sys/fs/cgroup)"
         echo "BOARD root $(findmnt -no SOURCE /)"
         echo "BOARD data $(findmnt -no SOURCE /var/lib/orbit-agent)"
+        # board.sh test-rollout: which image this is, and the link's shaping (netem).
+        echo "BOARD version $(cat /etc/orbit-board-version 2>/dev/null || echo factory)"
+        echo "BOARD qdisc $(tc qdisc show dev eth0 2>/dev/null | grep -m1 netem || echo none)"
         # orbitctl with every capability (a root shell) and with the agent unit's
         # bounding set: the agent (no CAP_SYS_PTRACE) cannot look at the namespaces of
         # a peer holding capabilities it lacks (docs/board.md).
@@ -238,6 +245,10 @@ fw_cfg() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/$1/raw" 2>
                         echo "BOARD t | not ok - mount the tests disk (label orbit-tests)"
                 fi
         fi
+        # What the agent wrote before this report is on the disk when the host reads it
+        # (test-rollout reads the ESP's grubenv after quitting QEMU): on the FAT ESP a
+        # renamed grubenv's directory entry is written only by writeback (docs/board.md).
+        sync
         echo "BOARD end"
 } >"$port"
 # Asked by the host (scripts/board.sh test): power off once reported. There is no
@@ -245,6 +256,43 @@ fw_cfg() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/$1/raw" 2>
 if [ "$(fw_cfg poweroff)" = 1 ]; then
         systemctl poweroff --no-block
 fi
+SH
+}
+
+# What a run gives the node (board.sh test-rollout): a small disk labelled orbit-config with
+# the agent's config, its keys and the link's settings, applied at every boot of either
+# slot before the agent starts. The image itself holds no run's keys or addresses.
+write_config_script() {
+        cat <<'SH'
+#!/bin/sh
+# orbit board: this run's agent config, keys and link (scripts/board.sh test-rollout).
+# start: apply the config disk when the host gave one; stop: the link's byte counts.
+port=/dev/virtio-ports/org.orbit.board.0
+if [ "${1:-}" = stop ]; then
+        [ -e /sys/class/net/eth0 ] && [ -e "$port" ] || exit 0
+        echo "BOARD linkbytes $(cat /sys/class/net/eth0/statistics/rx_bytes) $(cat /sys/class/net/eth0/statistics/tx_bytes) $(cat /proc/sys/kernel/random/boot_id)" >"$port"
+        exit 0
+fi
+modprobe qemu_fw_cfg 2>/dev/null
+[ "$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/config/raw 2>/dev/null)" = 1 ] || exit 0
+i=0
+while [ ! -e /dev/disk/by-label/orbit-config ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
+mkdir -p /run/orbit-config
+mount -o ro /dev/disk/by-label/orbit-config /run/orbit-config || exit 1
+set -e
+install -m 0644 /run/orbit-config/agent.json /etc/orbit-agent/agent.json
+rm -rf /etc/orbit-agent/keys
+cp -r /run/orbit-config/keys /etc/orbit-agent/keys
+chmod 0600 /etc/orbit-agent/keys/link/node.key
+. /run/orbit-config/net.env # ADDR GW NETEM
+umount /run/orbit-config
+i=0
+while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
+ip link set eth0 up
+ip addr add "$ADDR" dev eth0
+ip route add default via "$GW"
+# The kernel's netem on the guest's egress (sch_netem loads on demand).
+tc qdisc replace dev eth0 root netem $NETEM
 SH
 }
 
@@ -304,6 +352,28 @@ RequiresMountsFor=/boot/efi /var/lib/orbit-agent
 [Service]
 ReadWritePaths=/boot/efi/grub
 UNIT
+        write_config_script >"$tree/usr/local/sbin/orbit-board-config"
+        chmod 755 "$tree/usr/local/sbin/orbit-board-config"
+        cat >"$tree/etc/systemd/system/orbit-board-config.service" <<'UNIT'
+[Unit]
+Description=orbit board: this run's agent config and link (board.sh test-rollout)
+Before=orbit-agent.service
+After=systemd-udevd.service
+DefaultDependencies=no
+After=local-fs.target
+Before=shutdown.target
+Conflicts=shutdown.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/orbit-board-config
+# Stopped after the agent (the reverse of Before=): the link's byte counts of this boot.
+ExecStop=/usr/local/sbin/orbit-board-config stop
+[Install]
+WantedBy=multi-user.target
+UNIT
+        ln -sf /etc/systemd/system/orbit-board-config.service \
+                "$tree/etc/systemd/system/multi-user.target.wants/orbit-board-config.service"
         write_report_script >"$tree/usr/local/sbin/orbit-board-report"
         chmod 755 "$tree/usr/local/sbin/orbit-board-report"
         cat >"$tree/etc/systemd/system/orbit-board-report.service" <<'UNIT'
@@ -441,8 +511,14 @@ qemu_args() {
               -drive "file=$WORK/disk.img,format=raw,if=virtio,cache=unsafe"
               -device virtio-serial-pci
               -chardev "file,id=report,path=$WORK/report"
-              -device virtserialport,chardev=report,name=org.orbit.board.0
-              -nic none -no-reboot)
+              -device virtserialport,chardev=report,name=org.orbit.board.0)
+        if [ "$NET" = 1 ]; then
+                # test-rollout: a user-mode NIC (the host's loopback is 10.0.2.2 in the
+                # guest), and the guest's reboots reboot it in place.
+                QEMU+=(-netdev user,id=n0,net=10.0.2.0/24 -device virtio-net-pci,netdev=n0)
+        else
+                QEMU+=(-nic none -no-reboot)
+        fi
 }
 
 cmd_boot() {
@@ -459,7 +535,8 @@ node_grubenv() {
         mcopy -o -i "$WORK/disk.img@@1M" ::/grub/grubenv "$out"
 }
 
-report_value() { sed -n "s/^BOARD $1 //p" "$WORK/report" | tr -d '\r' | head -1; }
+RFILE="" # the report check_boot reads (default $WORK/report; test-rollout: one boot's part)
+report_value() { sed -n "s/^BOARD $1 //p" "${RFILE:-$WORK/report}" | tr -d '\r' | head -1; }
 
 # One boot, headless: wait for the report; the guest then powers off (quit after 5 min).
 QEMU_EXTRA=() # more QEMU arguments for this boot (test-guest: the tests disk, fw_cfg)
@@ -520,7 +597,7 @@ check_boot() { # $1: name, $2: the slot GRUB should have booted
         local name=$1 want=$2 cmdline slot booted
         cmdline=$(report_value cmdline)
         slot=$(printf '%s\n' "$cmdline" | tr ' ' '\n' | sed -n 's/^orbit.slot=//p')
-        booted=$(sed -n 's/^BOARD update | Booted slot: *//p' "$WORK/report" | tr -d '\r')
+        booted=$(sed -n 's/^BOARD update | Booted slot: *//p' "${RFILE:-$WORK/report}" | tr -d '\r')
         expect "$name: GRUB put orbit.slot on the kernel command line" "$slot" "$want"
         expect "$name: orbit-agent active (Type=notify: READY=1 reached systemd)" "$(report_value agent)" active
         expect "$name: the agent's booted slot is the command line's" "$booted" "$want"
@@ -534,7 +611,7 @@ check_boot() { # $1: name, $2: the slot GRUB should have booted
         echo "# $name: orbitctl from a root shell (all capabilities): $(report_value rootshell-ping)"
 }
 
-boot_line() { sed -n 's/^BOARD update | Boot (grub): *//p' "$WORK/report" | tr -d '\r'; }
+boot_line() { sed -n 's/^BOARD update | Boot (grub): *//p' "${RFILE:-$WORK/report}" | tr -d '\r'; }
 grubenv_value() { grub-editenv "$WORK/grubenv" list | sed -n "s/^$1=//p"; }
 
 # The agent's own grub backend on the host: bootenv-tool (tests/integration), built with
@@ -673,11 +750,305 @@ cmd_test_guest() {
         [ "$FAILS" -eq 0 ]
 }
 
-usage() { sed -n '2,23s/^# \{0,1\}//p' "$0"; }
+# ---- test-rollout: a controller on the host, netem in the guest (issue #20 items 4, 5) --------
+ROLL_NODE=board-1
+ROLL_CHUNK=262144                                 # the bundles' chunk size (256 KiB)
+# The guest's egress (tc-netem(8)); ORBIT_BOARD_NETEM for a quick look at the flow only.
+ROLL_NETEM=${ORBIT_BOARD_NETEM:-"rate 256kbit delay 1500ms loss 10%"}
+ROLL_TRIES=2                                      # update.boot_tries of this run's config
+QEMU_PID="" ROLL_TMPWORK=""
+
+rollout_cleanup() {
+        local rc=$?
+        if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+                kill "$QEMU_PID" 2>/dev/null
+                wait "$QEMU_PID" 2>/dev/null
+        fi
+        fleet_stop_controller 2>/dev/null || true
+        [ -n "$ROLL_TMPWORK" ] && rm -rf --one-file-system "$ROLL_TMPWORK"
+        return $rc
+}
+
+# orbit-controller and orbit-bundle for the host, from the same .debs (this host's release).
+host_tools() {
+        local dir=${AGENT_DEB%/*} p f
+        mkdir -p "$WORK/host"
+        for p in orbit-controller orbit-bundle; do
+                f=$(ls "$dir/${p}"_*.deb 2>/dev/null | tail -1)
+                [ -f "$f" ] || die "no ${p}_*.deb in $dir (test-rollout runs the controller from it)"
+                dpkg-deb -x "$f" "$WORK/host"
+        done
+        FLEET_BIN=$WORK/host/usr/bin
+}
+
+# The ground's keys (scripts/fleet-lib.sh), the server's certificate for both names of the
+# host (127.0.0.1 for the operator CLI, 10.0.2.2 for the guest), the node's certificate.
+rollout_keys() {
+        local K=$FLEET_DIR/keys
+        fleet_keys || return 1
+        (
+                cd "$K" || exit 1
+                printf '%s\n' 'basicConstraints=critical,CA:FALSE' 'keyUsage=critical,digitalSignature' \
+                        'extendedKeyUsage=serverAuth' 'subjectAltName=IP:127.0.0.1,IP:10.0.2.2' >server.ext &&
+                        openssl x509 -req -in server.csr -CA server-ca.pem -CAkey server-ca.key \
+                                -CAcreateserial -days 10 -extfile server.ext -out server.pem 2>/dev/null &&
+                        openssl ecparam -name prime256v1 -genkey -noout -out node.key 2>/dev/null &&
+                        openssl req -new -key node.key -subj "/CN=$ROLL_NODE" -out node.csr 2>/dev/null &&
+                        openssl x509 -req -in node.csr -CA node-ca.pem -CAkey node-ca.key \
+                                -CAcreateserial -days 10 -extfile node.ext -out node.pem 2>/dev/null
+        )
+}
+
+# The config disk (orbit-board-config in the guest applies it at every boot of either slot).
+make_config_disk() { # $1: the disk file
+        local out=$1 K=$FLEET_DIR/keys stage=$WORK/config-stage
+        rm -rf "$stage"
+        mkdir -p "$stage/keys/commands" "$stage/keys/bundles" "$stage/keys/link"
+        cp "$K/cmd-ca.pem" "$stage/keys/commands/"
+        cp "$K/rel-ca.pem" "$stage/keys/bundles/"
+        cp "$K/server-ca.pem" "$stage/keys/link/ca.pem"
+        cp "$K/node.pem" "$K/node.key" "$stage/keys/link/"
+        printf 'ADDR=10.0.2.15/24\nGW=10.0.2.2\nNETEM="%s"\n' "$ROLL_NETEM" >"$stage/net.env"
+        # The slow link: generous timeouts; a short gate (the board's test, not a fleet's).
+        cat >"$stage/agent.json" <<JSON
+{
+  "config_version": 1,
+  "node_id": "$ROLL_NODE",
+  "log_level": "info",
+  "log_target": "auto",
+  "update": {
+    "enabled": true,
+    "hardware": "orbit-board-x86_64",
+    "bootloader": {"kind": "grub", "path": "/boot/efi/grub/grubenv"},
+    "rootfs": {"a": "/dev/disk/by-partlabel/rootfs_a", "b": "/dev/disk/by-partlabel/rootfs_b"},
+    "boot_tries": $ROLL_TRIES,
+    "gate_sec": 20,
+    "trial_timeout_sec": 3600,
+    "reboot_command": ["/usr/bin/systemctl", "reboot"]
+  },
+  "link": {
+    "enabled": true,
+    "url": "https://10.0.2.2:$FLEET_PORT",
+    "ca": "/etc/orbit-agent/keys/link/ca.pem",
+    "cert": "/etc/orbit-agent/keys/link/node.pem",
+    "key": "/etc/orbit-agent/keys/link/node.key",
+    "poll_interval_sec": 10,
+    "connect_timeout_sec": 60,
+    "timeout_sec": 600,
+    "backoff_min_sec": 2,
+    "backoff_max_sec": 20,
+    "min_sync_interval_sec": 5
+  }
+}
+JSON
+        rm -f "$out"
+        mkfs.ext4 -q -F -L orbit-config -d "$stage" "$out" 8M >/dev/null
+        rm -rf "$stage"
+}
+
+# A newc cpio whose /init is no executable: the kernel fails it, finds no other init and
+# panics ("No working init found"); panic=10 on GRUB's command line reboots.
+write_panic_initrd() { # $1: output
+        python3 - "$1" <<'PY'
+import sys
+def entry(name, mode, data, ino):
+    name = name.encode() + b"\0"
+    hdr = "070701" + "".join("%08X" % v for v in (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name), 0))
+    out = hdr.encode() + name
+    out += b"\0" * (-len(out) % 4) + data
+    return out + b"\0" * (-len(out) % 4)
+blob = entry("init", 0o100755, b"orbit board: not an executable\n", 1) + entry("TRAILER!!!", 0, b"", 0)
+open(sys.argv[1], "wb").write(blob + b"\0" * (-len(blob) % 512))
+PY
+}
+
+# The rootfs images of the rollouts, derived from the cached image's slot A (no mount):
+# v2 = slot A's file system with a version marker; v3 = v2 whose initrd panics.
+rollout_images() {
+        local R=$WORK/images img=$IMAGE/disk.img initrd err
+        mkdir -p "$R"
+        dd if="$img" of="$R/v2.img" bs=1M skip=$((1 + ESP_MIB)) count=$ROOTFS_MIB conv=sparse status=none
+        echo board-v2 >"$R/v2.marker"
+        err=$(debugfs -w -R "write $R/v2.marker /etc/orbit-board-version" "$R/v2.img" 2>&1 >/dev/null | grep -v '^debugfs ')
+        [ -z "$err" ] || { log "debugfs: $err"; return 1; }
+        cp --sparse=always "$R/v2.img" "$R/v3.img"
+        initrd=$(debugfs -R "ls -p /boot" "$R/v3.img" 2>/dev/null | awk -F/ '$6 ~ /^initrd\.img-/ { print $6 }' | head -1)
+        [ -n "$initrd" ] || { log "no /boot/initrd.img-* in slot A"; return 1; }
+        echo board-v3-panics >"$R/v3.marker"
+        write_panic_initrd "$R/panic.cpio"
+        err=$(printf '%s\n' "rm /etc/orbit-board-version" "write $R/v3.marker /etc/orbit-board-version" \
+                "rm /boot/$initrd" "write $R/panic.cpio /boot/$initrd" |
+                debugfs -w -f - "$R/v3.img" 2>&1 >/dev/null | grep -v '^debugfs ')
+        [ -z "$err" ] || { log "debugfs: $err"; return 1; }
+        [ "$(debugfs -R "cat /etc/orbit-board-version" "$R/v2.img" 2>/dev/null)" = board-v2 ] &&
+                [ "$(debugfs -R "cat /etc/orbit-board-version" "$R/v3.img" 2>/dev/null)" = board-v3-panics ] ||
+                { log "the version markers did not land"; return 1; }
+        e2fsck -fn "$R/v2.img" >/dev/null 2>&1 && e2fsck -fn "$R/v3.img" >/dev/null 2>&1 ||
+                { log "e2fsck finds the derived images damaged"; return 1; }
+}
+
+rollout_bundle() { # ID IMAGE VERSION
+        local R=$WORK/images K=$FLEET_DIR/keys
+        printf '{"bundle_id": "%s", "version": "%s", "security_version": 1, "rollback_floor": 0, "compatible": ["orbit-board-x86_64"]}\n' \
+                "$1" "$3" >"$R/$1.json"
+        "${NICE[@]}" "$FLEET_BIN/orbit-bundle" create --manifest-template "$R/$1.json" --image "rootfs=$2" \
+                --chunk-size "$ROLL_CHUNK" --key "$K/rel.key" --cert "$K/rel.pem" -o "$R/$1.obundle" >/dev/null
+}
+
+# Boot N's report (the part between its "BOARD begin" and "BOARD end") in $WORK/report-N.
+reports_done() { grep -c '^BOARD end' "$WORK/report" 2>/dev/null || true; }
+report_part() { # N
+        tr -d '\r' <"$WORK/report" | awk -v n="$1" '/^BOARD begin/ { i++ } i == n { print } i == n && /^BOARD end/ { exit }' \
+                >"$WORK/report-$1"
+}
+
+# Wait up to $1 seconds for a command to succeed; fails at once when QEMU is gone.
+wait_until() { # SECONDS CMD...
+        local deadline=$((SECONDS + $1))
+        shift
+        until "$@"; do
+                kill -0 "$QEMU_PID" 2>/dev/null || { log "QEMU exited (console: $WORK/console.log)"; return 1; }
+                [ $SECONDS -lt $deadline ] || return 1
+                sleep 5
+        done
+}
+have_reports() { [ "$(reports_done)" -ge "$1" ]; }
+node_synced() {
+        local n; n=$(fleet_oc node show "$ROLL_NODE" --json 2>/dev/null | jq -r '.syncs // 0')
+        [ "${n:-0}" -ge 1 ] 2>/dev/null
+}
+node_state() { fleet_oc rollout status "$1" --json 2>/dev/null | jq -r --arg n "$ROLL_NODE" '.nodes[] | select(.node == $n) | .state'; }
+node_state_is() { [ "$(node_state "$1")" = "$2" ]; }
+rollout_state_is() { [ "$(fleet_oc rollout status "$1" --json 2>/dev/null | jq -r .state)" = "$2" ]; }
+link_rx() { # the guest's received bytes, summed over the boots that ended (BOARD linkbytes)
+        tr -d '\r' <"$WORK/report" | awk '/^BOARD linkbytes/ { rx += $3; tx += $4 } END { printf "%d %d\n", rx, tx }'
+}
+records_of() { fleet_oc records "$ROLL_NODE" --kind "$1" --json 2>/dev/null; }
+
+cmd_test_rollout() {
+        local t0=$SECONDS
+        cmd_build
+        local build_min; build_min=$(mins $t0)
+        [ -n "$WORK" ] || { WORK=$(mktemp -d "${TMPDIR:-/tmp}/orbit-board.XXXXXXXX"); ROLL_TMPWORK=$WORK; }
+        prepare_node
+        qemu_args
+        command -v jq >/dev/null && command -v debugfs >/dev/null || die "test-rollout needs jq and debugfs (e2fsprogs)"
+        trap rollout_cleanup EXIT
+        echo "# build (or cache): $build_min min"
+        log "node: $WORK"
+
+        # The ground: keys, the controller on 127.0.0.1 (10.0.2.2 from the guest).
+        host_tools
+        FLEET_DIR=$WORK/ground
+        # shellcheck disable=SC2034 # read by fleet_start_controller
+        FLEET_POLL_SEC=10 # the controller's next_sync_sec
+        mkdir -p "$FLEET_DIR"
+        # shellcheck source=scripts/fleet-lib.sh
+        . "$top_srcdir/scripts/fleet-lib.sh"
+        rollout_keys || die "making the keys failed"
+        fleet_start_controller || die "the controller did not start ($FLEET_DIR/controller.log)"
+        local t=$SECONDS
+        rollout_images || die "deriving the rollout images from slot A failed"
+        rollout_bundle board-v2 "$WORK/images/v2.img" 2.0.0 && rollout_bundle board-v3 "$WORK/images/v3.img" 3.0.0 ||
+                die "orbit-bundle create failed"
+        echo "# images and bundles (1 GiB each, chunks of $((ROLL_CHUNK / 1024)) KiB): $(mins $t) min"
+        fleet_oc bundle upload "$WORK/images/board-v2.obundle" >/dev/null && fleet_oc bundle upload "$WORK/images/board-v3.obundle" >/dev/null ||
+                die "bundle upload failed"
+        rm -f "$WORK"/images/*.img
+        make_config_disk "$WORK/config.img"
+
+        # 1. Boot A with the link up, shaped by netem; the agent syncs with the controller.
+        : >"$WORK/report"
+        t=$SECONDS
+        "${NICE[@]}" "${QEMU[@]}" -display none -serial "file:$WORK/console.log" \
+                -drive "file=$WORK/config.img,format=raw,if=virtio,readonly=on" \
+                -fw_cfg name=opt/org.orbit.board/config,string=1 \
+                -monitor "unix:$WORK/monitor.sock,server,nowait" &
+        QEMU_PID=$!
+        wait_until "$TIMEOUT" have_reports 1 || { not_ok "first boot reported"; echo "$PASSES passed, $FAILS failed"; return 1; }
+        echo "# first boot: report after $(mins $t) min"
+        report_part 1
+        RFILE=$WORK/report-1
+        check_boot first A
+        local qd; qd=$(report_value qdisc)
+        case "$qd" in
+        *netem*) ok "first: netem on the guest's eth0 ($qd)" ;;
+        *) not_ok "first: no netem qdisc on eth0: $qd" ;;
+        esac
+        expect "first: the factory image (no version marker)" "$(report_value version)" factory
+        if wait_until 600 node_synced; then ok "the node synced with the controller over the shaped link"
+        else not_ok "the node never synced (console: $WORK/console.log)"; echo "$PASSES passed, $FAILS failed"; return 1; fi
+
+        # 2. A rollout of v2 (slot A's file system and a marker): a delta install into B
+        #    over the link, the agent reboots, GRUB boots B, the gate holds, the commit.
+        fleet_oc rollout create --id r1 --bundle board-v2 --target all --stages 100 --max-failures 0 >/dev/null &&
+                fleet_oc rollout start r1 >/dev/null || { not_ok "rollout r1 created and started"; return 1; }
+        t=$SECONDS
+        if wait_until 3600 sh -c "grep -q '^BOARD linkbytes' '$WORK/report'"; then
+                ok "r1: the agent installed and rebooted the guest ($(mins $t) min after the start)"
+        else
+                not_ok "r1: no reboot after the install (node state $(node_state r1))"
+        fi
+        local install_min; install_min=$(mins $t)
+        local rx1 tx1; read -r rx1 tx1 < <(link_rx)
+        echo "# r1: start to reboot $install_min min; the link in boot 1: $rx1 bytes to the guest, $tx1 from it"
+        if wait_until 3600 node_state_is r1 committed; then ok "r1: the controller sees the commit ($(mins $t) min after the start)"
+        else not_ok "r1: node state $(node_state r1), not committed"; fi
+        wait_until 600 have_reports 2 || not_ok "second boot reported"
+        report_part 2
+        RFILE=$WORK/report-2
+        check_boot r1 B
+        expect "r1: slot B runs the new image" "$(report_value version)" board-v2
+        case "$(report_value qdisc)" in *netem*) ok "r1: netem on eth0 in slot B" ;; *) not_ok "r1: no netem in slot B" ;; esac
+        sed -n 's/^BOARD update | //p' "$RFILE" | sed 's/^/#   /'
+        local n; n=$(records_of update.committed | jq 'length')
+        [ "${n:-0}" -ge 1 ] && ok "r1: update.committed on the controller" || not_ok "r1: no update.committed record"
+
+        # 3. v3, whose initrd panics: installed into A, the agent reboots, the kernel panics
+        #    (panic=10 reboots) until GRUB has spent ROLL_TRIES tries and falls back to B;
+        #    the agent on B records the rollback and reports it.
+        # The node is r1's until r1 completes (one more pass after the commit); a second
+        # rollout to it is refused before.
+        if wait_until 1800 rollout_state_is r1 completed; then ok "r1: the rollout completed"
+        else not_ok "r1: rollout state $(fleet_oc rollout status r1 --json 2>/dev/null | jq -r .state), not completed"; fi
+        local panics0; panics0=$(grep -c 'Kernel panic - not syncing' "$WORK/console.log" || true)
+        fleet_oc rollout create --id r2 --bundle board-v3 --target all --stages 100 --max-failures 0 >/dev/null &&
+                fleet_oc rollout start r2 >/dev/null || { not_ok "rollout r2 created and started"; return 1; }
+        t=$SECONDS
+        if wait_until 3600 node_state_is r2 rolled-back; then ok "r2: the controller sees the rollback ($(mins $t) min after the start)"
+        else not_ok "r2: node state $(node_state r2), not rolled-back"; fi
+        wait_until 600 have_reports 3 || not_ok "third boot reported"
+        report_part 3
+        RFILE=$WORK/report-3
+        check_boot r2 B
+        expect "r2: slot B still runs v2" "$(report_value version)" board-v2
+        local panics; panics=$(($(grep -c 'Kernel panic - not syncing' "$WORK/console.log" || true) - panics0))
+        expect "r2: the new slot's kernel panicked once per try (boot_tries $ROLL_TRIES)" "$panics" "$ROLL_TRIES"
+        local reason; reason=$(records_of update.rolled-back | jq -r '[.[] | .body.reason // .reason // empty] | last // empty')
+        case "$reason" in
+        *"boot counter ran out"*) ok "r2: update.rolled-back on the controller: $reason" ;;
+        *) not_ok "r2: update.rolled-back reason: '$reason' ($(records_of update.rolled-back | jq -c . | head -c 400))" ;;
+        esac
+        read -r rx1 tx1 < <(link_rx)
+        echo "# the link over both rollouts (boots that ended): $rx1 bytes to the guest, $tx1 from it"
+
+        monitor quit
+        wait "$QEMU_PID" 2>/dev/null || true
+        QEMU_PID=""
+        node_grubenv "$WORK/grubenv"
+        expect "end: grubenv: B good, A not good with no tries left (B_OK/A_OK/A_TRIES)" \
+                "$(grubenv_value ORBIT_B_OK)/$(grubenv_value ORBIT_A_OK)/$(grubenv_value ORBIT_A_TRIES)" "1/0/0"
+        echo "# end: grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
+        echo "# total: $(mins $t0) min"
+        echo "$PASSES passed, $FAILS failed"
+        [ "$FAILS" -eq 0 ]
+}
+
+usage() { sed -n '2,27s/^# \{0,1\}//p' "$0"; }
 
 cmd=${1:-}
 [ $# -gt 0 ] && shift
-DEBS="" ARCH=x86_64 WORK="" SUITES="systemd runtime"
+DEBS="" ARCH=x86_64 WORK="" SUITES="systemd runtime" NET=0
 while [ $# -gt 0 ]; do
         case "$1" in
         --debs) DEBS=$(cd "${2:?--debs needs a directory}" && pwd); shift ;;
@@ -695,6 +1066,7 @@ build) cmd_build; echo "$IMAGE/disk.img" ;;
 boot) cmd_boot ;;
 test) cmd_test ;;
 test-guest) cmd_test_guest ;;
+test-rollout) NET=1; cmd_test_rollout ;;
 base) base_tarball "$ARCH" ;; # the debootstrap step alone (cached)
 -h|--help|help) usage ;;
 *) usage >&2; exit 2 ;;

@@ -18,7 +18,7 @@ bench_pkgs=(bubblewrap bc rauc squashfs-tools dbus openssl stress-ng)
 valgrind_pkgs=(valgrind)
 # scripts/board.sh: the virtual board (QEMU TCG, OVMF + GRUB, an image made without mounts)
 board_pkgs=(qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-common mtools dosfstools
-            fdisk e2fsprogs debootstrap python3 debhelper dpkg-dev fakeroot)
+            fdisk e2fsprogs debootstrap python3 debhelper dpkg-dev fakeroot jq) # jq: test-rollout
 
 want=()
 for what in "$@"; do
