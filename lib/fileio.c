@@ -116,17 +116,26 @@ int write_file_durable(const char *path, const void *data, size_t len, mode_t mo
         int r = write_all(fd, data, len);
         if (r >= 0 && fsync(fd) < 0)
                 r = negative_errno();
-        if (r >= 0) {
-                int cfd = TAKE_FD(fd);
-                if (close(cfd) < 0)
-                        r = negative_errno();
-        }
         if (r >= 0 && rename(tmp, path) < 0)
                 r = negative_errno();
         if (r < 0) {
                 (void) unlink(tmp);
                 return r;
         }
+        /*
+         * The file once more, after the rename. On FAT (a grubenv on the EFI system
+         * partition) a file's directory entry is its inode: renaming over a file moves the
+         * new inode into the old entry, which is written with the inode, not with the
+         * directory; the directory's fsync below writes the FAT, where the old file's
+         * clusters are now free. Without this fsync a power cut left the entry pointing at
+         * a freed cluster: an unreadable grubenv, so GRUB booted the factory slot
+         * (scripts/board.sh test-rollout, docs/board.md). On ext4 nothing is left to write.
+         */
+        if (fsync(fd) < 0)
+                return negative_errno();
+        int cfd = TAKE_FD(fd);
+        if (close(cfd) < 0)
+                return negative_errno();
         return fsync_parent_dir(path);
 }
 
