@@ -416,6 +416,14 @@ UNIT
         with_binfmt "$ARCH" "${NICE[@]}" chroot "$tree" update-initramfs -u -k all >>"$LOG" 2>&1 || rc=$?
         umount_under "$tree"
         [ $rc -eq 0 ] || { tail -n 20 "$LOG" >&2; die "update-initramfs failed (log: $LOG)"; }
+        # The bootloaders load /vmlinuz and /initrd.img of the slot (links Debian makes
+        # unless its kernel-img.conf puts them in /boot).
+        local f k
+        for f in vmlinuz initrd.img; do
+                [ -e "$tree/$f" ] && continue
+                k=$(cd "$tree/boot" && ls -1 "$f"-* 2>/dev/null | sort -V | tail -1)
+                [ -n "$k" ] && ln -sf "boot/$k" "$tree/$f"
+        done
         [ -e "$tree/vmlinuz" ] && [ -e "$tree/initrd.img" ] || die "no /vmlinuz or /initrd.img in the rootfs"
         rm -f "$tree/etc/machine-id" && : >"$tree/etc/machine-id" # a fresh one per node at first boot
 }
@@ -628,8 +636,10 @@ qemu_args_aarch64() {
         QEMU=(qemu-system-aarch64 -machine virt -accel "$accel" -cpu "$cpu" -m 1024 -smp 2
               -bios "$UBOOT_BIN"
               -drive "if=pflash,unit=1,format=raw,file=$WORK/flash-env.img,file.locking=off"
-              -drive "file=$WORK/disk.img,format=raw,if=virtio,cache=unsafe"
-              -drive "file=$WORK/flash-env.img,format=raw,if=virtio,serial=orbit-env,file.locking=off"
+              -drive "if=none,id=disk,file=$WORK/disk.img,format=raw,cache=unsafe"
+              -device virtio-blk-pci,drive=disk
+              -drive "if=none,id=envflash,file=$WORK/flash-env.img,format=raw,file.locking=off"
+              -device virtio-blk-pci,drive=envflash,serial=orbit-env
               -device virtio-serial-pci
               -chardev "file,id=report,path=$WORK/report"
               -device virtserialport,chardev=report,name=org.orbit.board.0
