@@ -19,6 +19,10 @@ valgrind_pkgs=(valgrind)
 # scripts/board.sh: the virtual board (QEMU TCG, OVMF + GRUB, an image made without mounts)
 board_pkgs=(qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-common mtools dosfstools
             fdisk e2fsprogs debootstrap python3 debhelper dpkg-dev fakeroot jq) # jq: test-rollout
+# board.sh --arch aarch64: U-Boot, its environment tools, a chroot of arm64 binaries run by
+# qemu-user (the arm64 cross toolchain and libraries: scripts/cross-test.sh)
+board_aarch64_pkgs=(qemu-system-arm u-boot-qemu u-boot-tools libubootenv-tool qemu-user-static
+                    binfmt-support)
 
 want=()
 for what in "$@"; do
@@ -31,7 +35,8 @@ for what in "$@"; do
         fuzz) want+=("${fuzz_pkgs[@]}") ;;
         valgrind) want+=("${valgrind_pkgs[@]}") ;;
         board) want+=("${board_pkgs[@]}") ;;
-        *) echo "deps.sh: unknown set '$what' (build, test, run, bench, packaging, fuzz, valgrind, board)" >&2; exit 2 ;;
+        board-aarch64) want+=("${board_pkgs[@]}" "${board_aarch64_pkgs[@]}") ;;
+        *) echo "deps.sh: unknown set '$what' (build, test, run, bench, packaging, fuzz, valgrind, board, board-aarch64)" >&2; exit 2 ;;
         esac
 done
 
