@@ -658,13 +658,25 @@ OVMF_VARS=${ORBIT_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 
 # A node of its own: a copy of the cached disk and of the firmware's variable store in
 # $WORK, so the cache stays as built and two boards never share a disk.
+WORK_TEMP=0
+# work_done T0: the run's minutes; the node's directory removed when this run made it (no
+# --work) and every check passed, else kept for a look (a boot's disk is over a GiB).
+work_done() {
+        if [ "$WORK_TEMP" = 1 ] && [ "$FAILS" -eq 0 ]; then
+                rm -rf "$WORK"
+                echo "# total: $(mins "$1") min"
+        else
+                echo "# total: $(mins "$1") min; node kept in $WORK"
+        fi
+}
+
 prepare_node() {
         if [ "$ARCH" = x86_64 ]; then
                 [ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || die "no OVMF firmware ($OVMF_CODE): scripts/deps.sh board"
         else
                 [ -f "$UBOOT_BIN" ] || die "no U-Boot for qemu_arm64 ($UBOOT_BIN): u-boot-qemu"
         fi
-        [ -n "$WORK" ] || WORK=$(mktemp -d "${TMPDIR:-/tmp}/orbit-board.XXXXXXXX")
+        [ -n "$WORK" ] || { WORK=$(mktemp -d "${TMPDIR:-/tmp}/orbit-board.XXXXXXXX"); WORK_TEMP=1; }
         mkdir -p "$WORK"
         [ -f "$WORK/disk.img" ] || cp --sparse=always "$IMAGE/disk.img" "$WORK/disk.img"
         if [ "$ARCH" = x86_64 ]; then
@@ -892,7 +904,7 @@ cmd_test_aarch64() {
                 echo "# fallback: the environment after: $(uboot_env_state)"
                 sed -n 's/^BOARD update | //p' "$WORK/report" | sed 's/^/#   /'
         fi
-        echo "# total: $(mins $t0) min; node kept in $WORK"
+        work_done "$t0"
         echo "$PASSES passed, $FAILS failed"
         [ "$FAILS" -eq 0 ]
 }
@@ -944,7 +956,7 @@ cmd_test() {
                 echo "# fallback: grubenv after: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
                 sed -n 's/^BOARD update | //p' "$WORK/report" | sed 's/^/#   /'
         fi
-        echo "# total: $(mins $t0) min; node kept in $WORK"
+        work_done "$t0"
         echo "$PASSES passed, $FAILS failed"
         [ "$FAILS" -eq 0 ]
 }
@@ -1018,7 +1030,7 @@ cmd_test_guest() {
                 esac
         done < <(sed -n 's/^BOARD t | //p' "$WORK/report" | tr -d '\r')
         grep -q '^BOARD t | suite ' "$WORK/report" || not_ok "the guest ran no suite (console: $WORK/console-guest.log)"
-        echo "# total: $(mins $t0) min; node kept in $WORK"
+        work_done "$t0"
         echo "$PASSES passed, $FAILS failed"
         [ "$FAILS" -eq 0 ]
 }
