@@ -530,17 +530,20 @@ SFDISK
         done
 }
 
-build_x86_64() { # $1: output dir (the cache entry)
-        local out=$1 base tree t
-        base=$(base_tarball x86_64)
-        tree=$out.tmp/rootfs
-        t=$SECONDS
+# slot_filesystems ARCH OUT: the rootfs tree made from ARCH's base in OUT.tmp, and the
+# file systems of the slots and the data partition made from it there (the tree removed).
+slot_filesystems() {
+        local base tree=$2.tmp/rootfs t=$SECONDS
+        base=$(base_tarball "$1")
         make_rootfs "$tree" "$base"
         log "rootfs tree ready in $(mins $t) min ($(du -sm "$tree" | cut -f1) MiB)"
-
-        local d=$out.tmp
-        make_filesystems "$tree" "$d"
+        make_filesystems "$tree" "$2.tmp"
         rm -rf --one-file-system "$tree"
+}
+
+build_x86_64() { # $1: output dir (the cache entry)
+        local out=$1 d=$1.tmp
+        slot_filesystems x86_64 "$out"
 
         # The ESP: GRUB, grub.cfg and a fresh grubenv (the agent initialises it at its
         # first start; until then grub.cfg boots A).
@@ -594,17 +597,10 @@ ENV
 }
 
 build_aarch64() { # $1: output dir (the cache entry)
-        local out=$1 base tree t
+        local out=$1 d=$1.tmp
         command -v mkenvimage >/dev/null || die "mkenvimage missing (u-boot-tools)"
         [ -f "$UBOOT_BIN" ] || die "no U-Boot for qemu_arm64 ($UBOOT_BIN): u-boot-qemu"
-        base=$(base_tarball aarch64)
-        tree=$out.tmp/rootfs
-        t=$SECONDS
-        make_rootfs "$tree" "$base"
-        log "rootfs tree ready in $(mins $t) min ($(du -sm "$tree" | cut -f1) MiB)"
-        local d=$out.tmp
-        make_filesystems "$tree" "$d"
-        rm -rf --one-file-system "$tree"
+        slot_filesystems aarch64 "$out"
 
         # The environment: one copy at the start of the second flash bank. Its text is
         # kept under 3 KiB: orbit_pflash_finish relies on saveenv's first 4 KiB (below).
