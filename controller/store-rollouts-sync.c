@@ -216,7 +216,10 @@ int store_node_memberships_refresh(struct store *s, const char *node, int64_t no
 }
 
 /* The columns node_rows_heard reads; the caller appends its WHERE on rn (rollout_nodes)
- * and r (rollouts). */
+ * and r (rollouts), and ORDER BY rn.rollout: a sync that does not hold the rollouts' lock
+ * (its node is in no rollout that moves) may still change its member row in an ended one,
+ * whose trigger updates that rollout's count rows; taken in one order, two such syncs
+ * cannot wait for each other. */
 #define NODE_ROWS_SELECT                                                                        \
         "SELECT rn.rollout, rn.state, r.state, r.auto_revert FROM rollout_nodes rn "           \
         "JOIN rollouts r ON r.id = rn.rollout "
@@ -274,7 +277,7 @@ static int rollout_apply_update(struct store *s, const char *node, const char *k
         _cleanup_stmt_ struct store_stmt *st = NULL;
         r = store_query(s, &st,
                         NODE_ROWS_SELECT
-                        "WHERE rn.node = ? AND r.bundle_id = ? AND r.state != 'created'",
+                        "WHERE rn.node = ? AND r.bundle_id = ? AND r.state != 'created' ORDER BY rn.rollout",
                         "tt", node, bundle);
         if (r < 0)
                 return r;
@@ -332,7 +335,7 @@ int store_rollout_apply_record(struct store *s, const struct sync_record *rec, i
                         return 0;
                 _cleanup_stmt_ struct store_stmt *st = NULL;
                 r = store_query(s, &st,
-                                NODE_ROWS_SELECT "WHERE rn.node = ? AND rn.install_seq = ?",
+                                NODE_ROWS_SELECT "WHERE rn.node = ? AND rn.install_seq = ? ORDER BY rn.rollout",
                                 "ti", rec->node, res.seq);
                 if (r < 0)
                         return r;

@@ -50,14 +50,18 @@ int store_lock_rollouts(struct store *s, const char *node, bool *ret_may) {
         *ret_may = true;
         if (!b->lock_rollouts)
                 return 0;
-        /* Stable while the sync holds the writers' lock shared: rollouts are created,
+        /* An aborted or halted rollout never moves again; its member's sync has to tell the
+         * node to roll back at most (needs_rollback), else it writes only its own rows: a
+         * rollout ended that way does not hold every later sync of its members to the lock.
+         * Stable while the sync holds the writers' lock shared: rollouts are created,
          * started, ended and given members by writers that take it whole, and other nodes'
          * syncs move only rollouts this node is not in (they take this lock for theirs). */
         int64_t involved = 0;
         int r = store_get_int64(
                 s, &involved,
                 "SELECT CASE WHEN EXISTS (SELECT 1 FROM rollout_nodes rn JOIN rollouts r ON r.id = rn.rollout "
-                "WHERE rn.node = ?1 AND r.state IN ('created', 'running', 'paused', 'aborted', 'halted')) "
+                "WHERE rn.node = ?1 AND (r.state IN ('created', 'running', 'paused') OR "
+                "(r.state IN ('aborted', 'halted') AND rn.needs_rollback <> 0))) "
                 "OR EXISTS (SELECT 1 FROM rollouts r WHERE r.state IN ('created', 'running', 'paused') AND "
                 "(r.target = 'all' OR r.target IN (SELECT name FROM node_groups WHERE node = ?1))) "
                 "THEN 1 ELSE 0 END",

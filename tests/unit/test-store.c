@@ -2335,6 +2335,7 @@ static void test_sync_locks(void **state) {
         store_set_command_signer(c, fake_sign, &calls);
         json_decref(node_sync(c, "x", 0, "", 100));
         json_decref(node_sync(c, "y", 0, "", 100));
+        json_decref(node_sync(c, "z", 0, "", 100)); /* a member never told (below) */
         /* the waits below end with the lock timeout's error, not with a clock here */
         assert_int_equal(store_script(c, "SET lock_timeout = '300ms'"), 0);
 
@@ -2368,6 +2369,22 @@ static void test_sync_locks(void **state) {
         assert_int_equal(json_array_size(cy), 1);
         json_decref(cx);
         json_decref(cy);
+        /* aborted, the rollout never moves again: a member's sync takes the lock only to
+         * tell its node to roll back */
+        assert_int_equal(store_rollout_verb(c, "p", "abort", 1100, NULL, &msg), 0);
+        assert_int_equal(store_begin_node(a, "z"), 0);
+        assert_int_equal(store_lock_rollouts(a, "z", &may), 0);
+        assert_false(may);
+        assert_int_equal(advisory_held(c, 7420003), 0);
+        assert_int_equal(store_script(a, "ROLLBACK"), 0);
+        int64_t told_back = -1;
+        assert_int_equal(store_get_int64(c, &told_back,
+                                         "SELECT needs_rollback FROM rollout_nodes WHERE node = 'x'", ""),
+                         1);
+        assert_int_equal(store_begin_node(a, "x"), 0);
+        assert_int_equal(store_lock_rollouts(a, "x", &may), 0);
+        assert_int_equal(may, told_back != 0);
+        assert_int_equal(store_script(a, "ROLLBACK"), 0);
 out:
         free(msg);
         store_close(a);
