@@ -379,18 +379,42 @@ static struct pg_cached *cache_slot(struct pg_conn *c, const struct pg_stmt *st)
         return NULL;
 }
 
-/* Run the statement: prepared on the server the first time, by its name after. */
+/* The server no longer has what this session prepared as it was: a statement dropped
+ * (DEALLOCATE, a pooler's other session: 26000, 42P05), or one whose result changed with
+ * the schema (another controller's migration: 0A000, "cached plan must not change result
+ * type"). */
+static bool stale(const PGresult *res) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        return state && (streq(state, "0A000") || streq(state, "26000") || streq(state, "42P05"));
+}
+
+static PGresult *exec_unprepared(struct pg_conn *c, struct pg_stmt *st) {
+        return PQexecParams(c->conn, st->sql, st->n_params, st->types, (const char *const *) st->values, NULL,
+                            NULL, 0);
+}
+
+/*
+ * Run the statement: prepared on the server the first time, by its name after. A stale
+ * one empties the cache (everything is prepared again, under new names) and, outside a
+ * transaction, runs once more unprepared; in one, the transaction has failed anyway and
+ * its caller tries again.
+ */
 static PGresult *exec_stmt(struct pg_conn *c, struct pg_stmt *st) {
         const char *const *values = (const char *const *) st->values;
         struct pg_cached *e = cacheable(st->sql) ? cache_slot(c, st) : NULL;
         if (!e || (!e->sql && c->n_cached >= PG_CACHE_MAX))
-                return PQexecParams(c->conn, st->sql, st->n_params, st->types, values, NULL, NULL, 0);
+                return exec_unprepared(c, st);
         char name[16];
         if (!e->sql) {
-                snprintf(name, sizeof(name), "o%u", c->next_name);
+                unsigned id = c->next_name++; /* a name is never tried twice */
+                snprintf(name, sizeof(name), "o%u", id);
                 PGresult *res = PQprepare(c->conn, name, st->sql, st->n_params, st->types);
-                if (PQresultStatus(res) != PGRES_COMMAND_OK)
-                        return res; /* its error is the statement's */
+                if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+                        if (!stale(res) || c->in_transaction)
+                                return res; /* its error is the statement's */
+                        PQclear(res);
+                        return exec_unprepared(c, st);
+                }
                 PQclear(res);
                 e->sql = strdup(st->sql);
                 e->types = st->n_params ? malloc(sizeof(unsigned) * (size_t) st->n_params) : NULL;
@@ -398,19 +422,27 @@ static PGresult *exec_stmt(struct pg_conn *c, struct pg_stmt *st) {
                         free(e->sql);
                         free(e->types);
                         *e = (struct pg_cached){0};
-                        /* prepared, but not remembered: named again next time */
-                        c->next_name++;
-                        return PQexecParams(c->conn, st->sql, st->n_params, st->types, values, NULL,
-                                            NULL, 0);
+                        return exec_unprepared(c, st); /* prepared, but not remembered */
                 }
                 if (st->n_params)
                         memcpy(e->types, st->types, sizeof(unsigned) * (size_t) st->n_params);
                 e->n_params = st->n_params;
-                e->name = c->next_name++;
+                e->name = id;
                 c->n_cached++;
         }
         snprintf(name, sizeof(name), "o%u", e->name);
-        return PQexecPrepared(c->conn, name, st->n_params, values, NULL, NULL, 0);
+        PGresult *res = PQexecPrepared(c->conn, name, st->n_params, values, NULL, NULL, 0);
+        ExecStatusType t = PQresultStatus(res);
+        if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK || !stale(res))
+                return res;
+        log_warning("store: PostgreSQL: this session's prepared statement %s is stale (%s): every "
+                    "statement is prepared again",
+                    name, PQresultErrorField(res, PG_DIAG_SQLSTATE));
+        cache_clear(c);
+        if (c->in_transaction)
+                return res;
+        PQclear(res);
+        return exec_unprepared(c, st);
 }
 
 static int pg_step(struct store_stmt *h) {

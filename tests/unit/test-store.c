@@ -2419,6 +2419,15 @@ static void test_statements_prepared(void **state) {
         int64_t n = 0;
         assert_int_equal(store_get_int64(s, &n, "SELECT count(*) FROM records WHERE node = 'x'", ""), 1);
         assert_int_equal(n, 3);
+        /* The server drops them (DEALLOCATE, as a pooler's other session or a restart of
+         * the session would): a statement outside a transaction runs on unprepared, the
+         * cache starts again, and the next sync prepares anew. */
+        assert_int_equal(store_script(s, "DEALLOCATE ALL"), 0);
+        assert_int_equal(store_get_int64(s, &again, count, ""), 1);
+        assert_int_equal(again, 0);
+        json_decref(node_sync(s, "x", 0, "4|health.report|{}", 400));
+        assert_int_equal(store_get_int64(s, &again, count, ""), 1);
+        assert_true(again >= 5);
         store_close(s);
 }
 
