@@ -1183,6 +1183,15 @@ report_part() { # N
                 >"$WORK/report-$1"
 }
 
+# boot_checked N NAME SLOT: the guest's Nth boot reported (waited for), its part of the
+# report the one check_boot reads, and checked as booting SLOT.
+boot_checked() {
+        wait_until 600 have_reports "$1" || not_ok "$2: boot $1 reported"
+        report_part "$1"
+        RFILE=$WORK/report-$1
+        check_boot "$2" "$3"
+}
+
 # Wait up to $1 seconds for a command to succeed; fails at once when QEMU is gone.
 wait_until() { # SECONDS CMD...
         local deadline=$((SECONDS + $1))
@@ -1275,10 +1284,7 @@ cmd_test_rollout() {
         echo "# r1: start to reboot $install_min min; the link in boot 1: $rx1 bytes to the guest, $tx1 from it"
         if wait_until 3600 node_state_is r1 committed; then ok "r1: the controller sees the commit ($(mins $t) min after the start)"
         else not_ok "r1: node state $(node_state r1), not committed"; fi
-        wait_until 600 have_reports 2 || not_ok "second boot reported"
-        report_part 2
-        RFILE=$WORK/report-2
-        check_boot r1 B
+        boot_checked 2 r1 B
         expect "r1: slot B runs the new image" "$(report_value version)" board-v2
         case "$(report_value qdisc)" in *netem*) ok "r1: netem on eth0 in slot B" ;; *) not_ok "r1: no netem in slot B" ;; esac
         sed -n 's/^BOARD update | //p' "$RFILE" | sed 's/^/#   /'
@@ -1298,10 +1304,7 @@ cmd_test_rollout() {
         t=$SECONDS
         if wait_until 3600 node_state_is r2 rolled-back; then ok "r2: the controller sees the rollback ($(mins $t) min after the start)"
         else not_ok "r2: node state $(node_state r2), not rolled-back"; fi
-        wait_until 600 have_reports 3 || not_ok "third boot reported"
-        report_part 3
-        RFILE=$WORK/report-3
-        check_boot r2 B
+        boot_checked 3 r2 B
         expect "r2: slot B still runs v2" "$(report_value version)" board-v2
         local panics; panics=$(($(grep -c 'Kernel panic - not syncing' "$WORK/console.log" || true) - panics0))
         expect "r2: the new slot's kernel panicked once per try (boot_tries $ROLL_TRIES)" "$panics" "$ROLL_TRIES"
