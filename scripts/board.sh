@@ -1031,7 +1031,7 @@ cmd_test_guest() {
         [ "$FAILS" -eq 0 ]
 }
 
-# ---- test-rollout: a controller on the host, netem in the guest (issue #20 items 4, 5) --------
+# ---- test-rollout: a controller on the host, netem in the guest (issue #20 item 4) ---------------
 ROLL_NODE=board-1
 ROLL_CHUNK=262144                                 # the bundles' chunk size (256 KiB)
 # The guest's egress (tc-netem(8)); ORBIT_BOARD_NETEM for a quick look at the flow only.
