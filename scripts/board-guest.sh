@@ -3,7 +3,7 @@
 # tests disk: the packaged unit under real systemd (issue #20 item 7) and the runtime's
 # integration tests on pure cgroup v2 (item 6). docs/board.md lists what is checked.
 #
-# Usage: board-guest.sh [systemd] [runtime]
+# Usage: board-guest.sh [systemd] [runtime] [esp]
 # Layout of the tests disk: src/ (top_srcdir: scripts/, tests/integration/) and build/
 # (top_builddir: the test helpers built on the host; orbit-agent, orbitctl and
 # orbit-sandbox-init are links to the installed package's). Output: "ok - " and
@@ -251,12 +251,58 @@ suite_runtime() {
         done
 }
 
-for s in "${@:-systemd runtime}"; do
+# esp: a bootloader file on the EFI system partition (vfat) is on the disk as soon as the
+# agent's write returns (docs/board.md, "A commit lost to a power cut"). The agent's grub
+# backend (bootenv-tool: the same write_file_durable) replaces a grubenv there; the
+# partition is then copied past every cache (O_DIRECT) and the copy mounted: what a power
+# cut at that moment would leave. The same replacement without the fsync after the rename
+# (a python3 stand-in for the old code) shows that the check can see the loss.
+suite_esp() {
+        local tool=$T/build/tests/integration/bootenv-tool dir=/boot/efi/orbit-esp-test dev
+        local copy=/run/esp-copy.img mnt=/run/esp-copy
+        dev=$(findmnt -n -o SOURCE /boot/efi) || { not_ok "esp: /boot/efi is not mounted"; return; }
+        note "esp: $dev ($(findmnt -n -o FSTYPE /boot/efi))"
+        mkdir -p "$dir" "$mnt"
+        on_disk() { # FILE (under $dir): its text as a power cut now would leave it
+                dd if="$dev" of="$copy" bs=1M iflag=direct status=none &&
+                        mount -o loop,ro "$copy" "$mnt" || return 1
+                cat "$mnt/orbit-esp-test/$1" 2>/dev/null
+                umount "$mnt"
+                rm -f "$copy"
+        }
+        "$tool" --kind grub --path "$dir/grubenv" init-state A >/dev/null || not_ok "esp: bootenv-tool init-state A"
+        sync
+        "$tool" --kind grub --path "$dir/grubenv" try B 1 >/dev/null || not_ok "esp: bootenv-tool try B 1"
+        case "$(on_disk grubenv)" in
+        *"ORBIT_ORDER=B A"*) ok "esp: the agent's grubenv write is on the disk when it returns (the trial of B)" ;;
+        *) not_ok "esp: a power cut right after the agent's write would lose it: $(on_disk grubenv | head -c 120)" ;;
+        esac
+        printf 'old\n' >"$dir/plain" && sync
+        python3 - "$dir/plain" <<'PY'
+import os, sys
+p = sys.argv[1]
+fd = os.open(p + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b"new\n"); os.fsync(fd); os.close(fd)
+os.rename(p + ".tmp", p)
+d = os.open(os.path.dirname(p), os.O_RDONLY); os.fsync(d); os.close(d)
+PY
+        local old; old=$(on_disk plain)
+        if [ "$old" = new ]; then
+                note "esp: the old sequence (no fsync after the rename) was on the disk this time (written back meanwhile)"
+        else
+                ok "esp: the old sequence (no fsync after the rename) is not on the disk yet: this check sees the loss (read: '${old:-nothing}')"
+        fi
+        rm -rf "$dir"
+        sync
+}
+
+for s in "${@:-systemd runtime esp}"; do
         for s1 in $s; do
                 start=$SECONDS
                 case "$s1" in
                 systemd) suite_systemd ;;
                 runtime) suite_runtime ;;
+                esp) suite_esp ;;
                 *) not_ok "unknown suite $s1" ;;
                 esac
                 echo "suite $s1 seconds $((SECONDS - start))"

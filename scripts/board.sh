@@ -18,7 +18,7 @@
 #   --arch ARCH       x86_64 (OVMF + GRUB, the default) or aarch64 (U-Boot, its environment in
 #                     pflash; the .debs cross-built; build, boot and test)
 #   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
-#   --suites LIST     test-guest: "systemd runtime" (default), or one of them
+#   --suites LIST     test-guest: "systemd runtime esp" (default), or some of them
 # Environment: ORBIT_BOARD_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/orbit-board),
 # ORBIT_DEB_MIRROR (default: the mirror of this machine's apt sources), ORBIT_BOARD_TIMEOUT
 # (seconds to wait for the guest's report, default 1800, test-guest 3600: QEMU without KVM is
@@ -960,7 +960,7 @@ cmd_test() {
 # ---- test-guest: tests run inside the guest (issue #20 items 6 and 7) --------------------
 # The test helpers of a build of this tree (the guest has no compiler); the guest's
 # orbit-agent, orbitctl and sandbox init are the installed package's.
-GUEST_HELPERS=(cgroup-check sandbox-run escape-probe seccomp-helper)
+GUEST_HELPERS=(cgroup-check sandbox-run escape-probe seccomp-helper bootenv-tool)
 
 find_builddir() {
         local d
@@ -1336,13 +1336,13 @@ usage() { sed -n '2,31s/^# \{0,1\}//p' "$0"; }
 main() {
         cmd=${1:-}
         [ $# -gt 0 ] && shift
-        DEBS="" ARCH=x86_64 WORK="" SUITES="systemd runtime" NET=0
+        DEBS="" ARCH=x86_64 WORK="" SUITES="systemd runtime esp" NET=0
         while [ $# -gt 0 ]; do
                 case "$1" in
                 --debs) DEBS=$(cd "${2:?--debs needs a directory}" && pwd); shift ;;
                 --arch) ARCH=${2:?--arch needs x86_64 or aarch64}; shift ;;
                 --work) WORK=${2:?--work needs a directory}; shift ;;
-                --suites) SUITES=${2:?--suites needs a list: systemd runtime}; shift ;;
+                --suites) SUITES=${2:?--suites needs a list: systemd runtime esp}; shift ;;
                 -h|--help) usage; exit 0 ;;
                 *) die "unknown option '$1' (try --help)" ;;
                 esac
