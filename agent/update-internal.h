@@ -26,6 +26,7 @@
 #include "agent/trial-gate.h"
 #include "agent/update-manager.h"
 #include "lib/macro.h"
+#include "lib/statefile.h"
 #include "update/bootenv.h"
 #include "update/bundle.h"
 #include "update/install.h"
@@ -123,6 +124,7 @@ struct job {
         char models_dir[PATH_MAX];
         char apps_dir[PATH_MAX];
         char progress_path[PATH_MAX + 16]; /* for messages */
+        struct statefile_pair progress_file; /* saved by the worker at each checkpoint */
         uint64_t scrub_bytes_per_sec;
         uint64_t checkpoint_bytes;
         bool delta_scan;

@@ -37,6 +37,7 @@ struct job *job_new(struct update_manager *m, enum job_step step) {
         j->cancel = &m->cancel;
         j->wake_fd = m->efd;
         pthread_mutex_init(&j->lock, NULL);
+        j->progress_file = (struct statefile_pair) STATEFILE_PAIR_INIT;
         snprintf(j->work_dir, sizeof(j->work_dir), "%s", u->work_dir);
         snprintf(j->models_dir, sizeof(j->models_dir), "%s", u->models_dir ? u->models_dir : "");
         snprintf(j->apps_dir, sizeof(j->apps_dir), "%s", u->apps_dir ? u->apps_dir : "");
@@ -74,11 +75,12 @@ void job_free(struct job *j) {
         fetcher_free(j->fetcher);
         free(j->head);
         free(j->reason);
+        statefile_pair_close(&j->progress_file);
         pthread_mutex_destroy(&j->lock);
         free(j);
 }
 
-static int progress_save(struct job *j) {
+static int progress_save(struct job *j, bool flush) {
         json_t *images = json_array();
         if (!images)
                 return -ENOMEM;
@@ -98,14 +100,18 @@ static int progress_save(struct job *j) {
                                    j->manifest_sha256, "images", images);
         if (!o)
                 return -ENOMEM;
-        return statefile_save_json(j->work_dir, UM_PROGRESS_FILE, o);
+        _cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
+        if (!text)
+                return -ENOMEM;
+        /* in place, and flushed with the slot's next sync when on its disk (lib/statefile.h) */
+        return statefile_pair_save(&j->progress_file, j->work_dir, UM_PROGRESS_FILE, text, strlen(text), flush);
 }
 
 /* Take the bitmaps of an earlier run of the same install; anything else starts from zero. */
 void job_progress_load(struct job *j) {
         _cleanup_free_ char *text = NULL;
         size_t len;
-        int r = statefile_load(j->work_dir, UM_PROGRESS_FILE, &text, &len, NULL);
+        int r = statefile_pair_load(j->work_dir, UM_PROGRESS_FILE, &text, &len);
         if (r < 0) {
                 if (r != -ENOENT)
                         log_warning("update: install progress unreadable (%s): starting over",
@@ -157,7 +163,7 @@ void job_progress_load(struct job *j) {
         json_decref(o);
 }
 
-static int job_checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st) {
+static int job_checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st, bool flush) {
         struct job *j = userdata;
         if (st->chunks_repaired > j->repaired_logged) {
                 log_warning("update: %s: %" PRIu64 " chunks written to slot %c before changed on the medium "
@@ -166,7 +172,7 @@ static int job_checkpoint(void *userdata, const uint8_t *done, const struct inst
                             j->images[j->current].target);
                 j->repaired_logged = st->chunks_repaired;
         }
-        return progress_save(j);
+        return progress_save(j, flush);
 }
 
 /* The worker's progress, kept in the job for the status to read (the loop has nothing
@@ -254,6 +260,7 @@ static struct install_request job_request(struct job *j, struct job_image *ji, s
                 .userdata = j,
                 .checkpoint_bytes = j->checkpoint_bytes,
                 .checkpoint_coalesce = true,
+                .checkpoint_on_slot_disk = same_disk(ji->slot_fd, j->work_dir, "/sys"),
                 /* the bundle's chunks, checked by install_verify_source in the CHECK step */
                 .source_verified = j->verify_first,
                 .cancel = j->cancel,
@@ -497,6 +504,13 @@ static int job_check(struct job *j) {
 }
 
 static int job_write(struct job *j) {
+        /* The progress file written anew now, before the slot streams: the checkpoints then
+         * save in place. A new file during the install waits for a journal commit, and on
+         * ext4 that waits for the slot's data written so far (lib/statefile.h). */
+        int r = j->n_images ? progress_save(j, true) : 0;
+        if (r < 0)
+                return message_set(&j->reason, r, "image %s: saving the install progress to %s: %s",
+                                   j->images[0].image->slot_class, j->progress_path, strerror(-r));
         uint64_t before = 0;
         for (size_t i = 0; i < j->n_images; i++) {
                 pthread_mutex_lock(&j->lock);
@@ -505,7 +519,7 @@ static int job_write(struct job *j) {
                 j->progress_before = before;
                 memset(&j->progress, 0, sizeof(j->progress));
                 pthread_mutex_unlock(&j->lock);
-                int r = job_install_image(j, &j->images[i]);
+                r = job_install_image(j, &j->images[i]);
                 if (r < 0)
                         return r;
                 before += j->images[i].image->size;

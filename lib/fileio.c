@@ -10,6 +10,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "lib/fileio.h"
@@ -137,6 +138,40 @@ int write_file_durable(const char *path, const void *data, size_t len, mode_t mo
         if (close(cfd) < 0)
                 return negative_errno();
         return fsync_parent_dir(path);
+}
+
+/* The whole disk behind a block device number: its sysfs directory, with a partition's
+ * parent taken for the partition. */
+static int whole_disk(dev_t dev, const char *sysfs_root, char buf[static PATH_MAX]) {
+        char link[PATH_MAX], part[PATH_MAX + 16];
+        if (snprintf(link, sizeof(link), "%s/dev/block/%u:%u", sysfs_root, major(dev), minor(dev)) >=
+            (int) sizeof(link))
+                return -ENAMETOOLONG;
+        if (!realpath(link, buf))
+                return negative_errno();
+        snprintf(part, sizeof(part), "%s/partition", buf);
+        if (access(part, F_OK) == 0) {
+                char *slash = strrchr(buf, '/');
+                if (!slash || slash == buf)
+                        return -EINVAL;
+                *slash = '\0';
+        }
+        return 0;
+}
+
+bool same_disk(int fd, const char *path, const char *sysfs_root) {
+        struct stat a, b;
+        if (fstat(fd, &a) < 0 || stat(path, &b) < 0)
+                return false;
+        dev_t da = S_ISBLK(a.st_mode) ? a.st_rdev : a.st_dev;
+        if (!S_ISBLK(a.st_mode) && da == b.st_dev)
+                return true; /* one filesystem: one flush, whatever lies under it */
+        char pa[PATH_MAX], pb[PATH_MAX];
+        if (major(da) == 0 || major(b.st_dev) == 0) /* tmpfs, overlay, btrfs subvolumes...: no disk to name */
+                return false;
+        if (whole_disk(da, sysfs_root, pa) < 0 || whole_disk(b.st_dev, sysfs_root, pb) < 0)
+                return false;
+        return streq(pa, pb);
 }
 
 int mkdir_parents(const char *path, mode_t mode) {

@@ -1,6 +1,7 @@
 /* File I/O that does not lose data: full reads and writes, durable replacement. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -32,6 +33,14 @@ int fsync_parent_dir(const char *path);
  * the directory. After a power cut the file holds either the old or the new content.
  */
 int write_file_durable(const char *path, const void *data, size_t len, mode_t mode);
+
+/*
+ * Whether a cache flush of the disk behind fd (a block device, or a file's filesystem)
+ * also flushes the disk that holds path's filesystem: the same filesystem, or partitions
+ * of one disk (sysfs_root "/sys" on a board: its dev/block links). false when it cannot
+ * tell (a virtual filesystem, a device mapper stack): then each must be flushed on its own.
+ */
+bool same_disk(int fd, const char *path, const char *sysfs_root);
 
 /* mkdir -p with the given mode for the directories it creates. */
 int mkdir_parents(const char *path, mode_t mode);

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -312,5 +313,226 @@ int statefile_load(const char *dir, const char *name, char **ret_payload, size_t
                 *ret_len = len;
         if (ret_source)
                 *ret_source = STATEFILE_SOURCE_PREVIOUS;
+        return 0;
+}
+
+/* ---- two copies in one file, overwritten in place -------------------------------------- */
+
+#define PAIR_MAGIC "orbit-pair 1 "
+
+size_t statefile_pair_block_size(size_t len) {
+        size_t need = STATEFILE_HEADER_MAX + len;
+        return (need + STATEFILE_PAIR_ALIGN - 1) / STATEFILE_PAIR_ALIGN * STATEFILE_PAIR_ALIGN;
+}
+
+static void pair_digest(uint64_t seq, const void *payload, size_t len, uint8_t out[SHA256_DIGEST_SIZE]) {
+        char covered[48];
+        int n = snprintf(covered, sizeof(covered), "%" PRIu64 " %zu\n", seq, len);
+        struct sha256_ctx c;
+        sha256_init(&c);
+        sha256_update(&c, covered, (size_t) n);
+        sha256_update(&c, payload, len);
+        sha256_final(&c, out);
+}
+
+int statefile_pair_encode(uint64_t seq, const void *payload, size_t len, char *out, size_t block) {
+        if (len > STATEFILE_MAX_PAYLOAD || block < statefile_pair_block_size(len))
+                return -EFBIG;
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        char hex[SHA256_HEX_SIZE];
+        pair_digest(seq, payload, len, digest);
+        sha256_to_hex(digest, hex);
+        int hlen = snprintf(out, STATEFILE_HEADER_MAX, PAIR_MAGIC "%" PRIu64 " %zu %s\n", seq, len, hex);
+        if (hlen < 0 || hlen >= STATEFILE_HEADER_MAX)
+                return -EINVAL;
+        if (len > 0)
+                memcpy(out + hlen, payload, len);
+        memset(out + hlen + len, 0, block - (size_t) hlen - len);
+        return 0;
+}
+
+/* Decimal digits up to a space; at most max_digits, no leading zero but "0". */
+static const char *parse_decimal(const char *p, const char *end, size_t max_digits, uint64_t *ret) {
+        uint64_t v = 0;
+        size_t digits = 0;
+        while (p < end && *p >= '0' && *p <= '9') {
+                if (digits == max_digits || (digits == 1 && v == 0))
+                        return NULL;
+                uint64_t d = (uint64_t) (*p - '0');
+                if (v > (UINT64_MAX - d) / 10)
+                        return NULL;
+                v = v * 10 + d;
+                p++;
+                digits++;
+        }
+        if (digits == 0 || p >= end || *p != ' ')
+                return NULL;
+        *ret = v;
+        return p + 1;
+}
+
+int statefile_pair_decode(const char *blk, size_t block, uint64_t *ret_seq, const char **ret_payload,
+                          size_t *ret_len) {
+        bool zero = true;
+        for (size_t i = 0; i < block && zero; i++)
+                zero = blk[i] == 0;
+        if (zero)
+                return -ENODATA;
+        size_t magic_len = strlen(PAIR_MAGIC);
+        if (block < STATEFILE_HEADER_MAX || memcmp(blk, PAIR_MAGIC, magic_len) != 0)
+                return -EBADMSG;
+        const char *nl = memchr(blk, '\n', STATEFILE_HEADER_MAX);
+        if (!nl)
+                return -EBADMSG;
+        uint64_t seq, len;
+        const char *p = parse_decimal(blk + magic_len, nl, 20, &seq);
+        if (!p || !(p = parse_decimal(p, nl, 10, &len)) || nl - p != SHA256_DIGEST_SIZE * 2)
+                return -EBADMSG;
+        for (const char *h = p; h < nl; h++)
+                if (!((*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f')))
+                        return -EBADMSG;
+        const char *payload = nl + 1;
+        if (len > STATEFILE_MAX_PAYLOAD || len > block - (size_t) (payload - blk))
+                return -EBADMSG;
+        for (const char *z = payload + len; z < blk + block; z++)
+                if (*z != 0)
+                        return -EBADMSG;
+        char hex[SHA256_HEX_SIZE];
+        memcpy(hex, p, SHA256_DIGEST_SIZE * 2);
+        hex[SHA256_DIGEST_SIZE * 2] = '\0';
+        uint8_t expected[SHA256_DIGEST_SIZE], actual[SHA256_DIGEST_SIZE];
+        if (sha256_from_hex(hex, expected) < 0)
+                return -EBADMSG;
+        pair_digest(seq, payload, (size_t) len, actual);
+        if (memcmp(actual, expected, SHA256_DIGEST_SIZE) != 0)
+                return -EBADMSG;
+        *ret_seq = seq;
+        *ret_payload = payload;
+        *ret_len = (size_t) len;
+        return 0;
+}
+
+void statefile_pair_close(struct statefile_pair *p) {
+        if (p->fd >= 0)
+                (void) close(p->fd);
+        p->fd = -1;
+}
+
+/* The whole file anew: the copy in its block, the other block zeros; then opened for the
+ * next saves. */
+static int pair_create(struct statefile_pair *p, const char *path, const void *payload, size_t len) {
+        size_t block = statefile_pair_block_size(len);
+        uint64_t seq = p->seq + 1;
+        _cleanup_free_ char *buf = calloc(2, block);
+        if (!buf)
+                return -ENOMEM;
+        int r = statefile_pair_encode(seq, payload, len, buf + (seq % 2) * block, block);
+        if (r < 0)
+                return r;
+        if ((r = write_file_durable(path, buf, 2 * block, 0600)) < 0)
+                return r;
+        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return negative_errno();
+        p->fd = fd;
+        p->block = block;
+        p->seq = seq;
+        return 0;
+}
+
+int statefile_pair_save(struct statefile_pair *p, const char *dir, const char *name, const void *payload,
+                        size_t len, bool flush) {
+        char path[PATH_MAX];
+        int r = build_path(path, sizeof(path), dir, name, "");
+        if (r < 0)
+                return r;
+        if (len > STATEFILE_MAX_PAYLOAD)
+                return -EFBIG;
+        if (p->fd < 0 || statefile_pair_block_size(len) > p->block) {
+                statefile_pair_close(p);
+                return pair_create(p, path, payload, len);
+        }
+        uint64_t seq = p->seq + 1;
+        _cleanup_free_ char *buf = malloc(p->block);
+        if (!buf)
+                return -ENOMEM;
+        if ((r = statefile_pair_encode(seq, payload, len, buf, p->block)) < 0)
+                return r;
+        off_t at = (off_t) ((seq % 2) * p->block);
+        r = pwrite_all(p->fd, buf, p->block, (uint64_t) at);
+        if (r >= 0 && flush && fdatasync(p->fd) < 0)
+                r = negative_errno();
+        /* written through to the disk, not flushed from its cache: the caller's next flush of
+         * that disk makes it durable (lib/statefile.h) */
+        if (r >= 0 && !flush &&
+            sync_file_range(p->fd, at, (off_t) p->block,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                /* what that block holds now is unknown: the next save starts a file anew */
+                statefile_pair_close(p);
+                return r;
+        }
+        p->seq = seq;
+        return 0;
+}
+
+int statefile_pair_load(const char *dir, const char *name, char **ret_payload, size_t *ret_len) {
+        char path[PATH_MAX];
+        int r = build_path(path, sizeof(path), dir, name, "");
+        if (r < 0)
+                return r;
+        size_t max_block = statefile_pair_block_size(STATEFILE_MAX_PAYLOAD);
+        _cleanup_free_ char *raw = NULL;
+        size_t raw_len = 0;
+        if ((r = read_file_bounded(path, 2 * max_block, &raw, &raw_len)) < 0) {
+                if (r == -ENOENT)
+                        return r;
+                if (r != -EFBIG)
+                        return log_error_errno(r, "state %s: cannot read", path);
+                raw_len = 0; /* larger than any: noted below */
+        }
+        if (raw_len >= strlen(STATEFILE_MAGIC) && memcmp(raw, STATEFILE_MAGIC, strlen(STATEFILE_MAGIC)) == 0)
+                return statefile_load(dir, name, ret_payload, ret_len, NULL);
+
+        size_t block = raw_len / 2;
+        if (raw_len == 0 || raw_len % 2 || block % STATEFILE_PAIR_ALIGN) {
+                log_error("state %s: unusable (%zu bytes: not two copies)", path, raw_len);
+                problem_note(path, "not two copies", false);
+                return -EBADMSG;
+        }
+        uint64_t seq[2];
+        const char *payload[2];
+        size_t len[2];
+        int got[2];
+        for (int k = 0; k < 2; k++)
+                got[k] = statefile_pair_decode(raw + (size_t) k * block, block, &seq[k], &payload[k], &len[k]);
+        /* a good copy in the wrong block is no copy of this format */
+        for (int k = 0; k < 2; k++)
+                if (got[k] >= 0 && seq[k] % 2 != (uint64_t) k)
+                        got[k] = -EBADMSG;
+        int newest = got[0] >= 0 && (got[1] < 0 || seq[0] > seq[1]) ? 0 : got[1] >= 0 ? 1 : -1;
+        for (int k = 0; k < 2; k++)
+                if (got[k] == -EBADMSG) {
+                        char what[STATEFILE_PROBLEM_MAX];
+                        snprintf(what, sizeof(what), "copy %d: %s", k, describe(got[k]));
+                        if (newest >= 0)
+                                log_error("state %s: copy %d corrupt (%s), not trusted; using copy %d", path, k,
+                                          describe(got[k]), newest);
+                        else
+                                log_error("state %s: copy %d corrupt (%s), and no good copy", path, k,
+                                          describe(got[k]));
+                        problem_note(path, what, newest >= 0);
+                }
+        if (newest < 0)
+                return got[0] == -ENODATA && got[1] == -ENODATA ? -ENOENT : -EBADMSG;
+        char *copy = malloc(len[newest] + 1);
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, payload[newest], len[newest]);
+        copy[len[newest]] = '\0';
+        *ret_payload = copy;
+        if (ret_len)
+                *ret_len = len[newest];
         return 0;
 }

@@ -52,6 +52,64 @@ int statefile_load(const char *dir, const char *name, char **ret_payload, size_t
                    enum statefile_source *ret_source);
 
 /*
+ * Two copies in one file, overwritten in place: for a record saved often, such as an
+ * install's progress at every checkpoint. statefile_save's way (a last good copy linked
+ * aside, a temp file, renames, three fsyncs) commits the filesystem's journal each time,
+ * and on ext4 a commit waits for the data other files wrote meanwhile: the slot the install
+ * is writing. A copy written in place over bytes already allocated needs one fdatasync and
+ * no journal commit.
+ *
+ * The file is two blocks of the same size (a multiple of 4096 bytes, so a torn write of one
+ * never reaches the other). A block holds
+ *     "orbit-pair 1 <seq> <payload-length> <sha256-hex>\n" <payload> <zeros to its end>
+ * where the digest covers "<seq> <payload-length>\n" and the payload, and the zeros are
+ * checked: a flipped bit anywhere in a block that was written is found. A block of zeros
+ * was never written. Copy seq lives in block seq % 2, so a save overwrites the older copy
+ * and a cut during it leaves the newer one. The first save through a handle writes the
+ * whole file anew (temp file and rename: durable, whatever was there), the next ones in
+ * place. A handle does not read back: a copy damaged on the medium after it was written
+ * is found at the next load, which a job does before it saves through a new handle.
+ */
+#define STATEFILE_PAIR_ALIGN 4096u
+
+struct statefile_pair {
+        int fd;       /* -1 until the first save */
+        size_t block; /* bytes per copy */
+        uint64_t seq; /* of the newest copy */
+};
+#define STATEFILE_PAIR_INIT {.fd = -1}
+
+/* Pure: the block size for a payload of len bytes. */
+size_t statefile_pair_block_size(size_t len);
+
+/* Pure: copy seq of payload into out, block bytes (at least statefile_pair_block_size(len)). */
+int statefile_pair_encode(uint64_t seq, const void *payload, size_t len, char *out, size_t block);
+
+/* Pure: check one block. -ENODATA: all zeros (never written); -EBADMSG: anything else wrong. */
+int statefile_pair_decode(const char *blk, size_t block, uint64_t *ret_seq, const char **ret_payload,
+                          size_t *ret_len);
+
+/*
+ * Save payload as the newest copy of dir/name, through p (see above). With flush the copy
+ * is durable on return (fdatasync). Without, it is written through to the disk and waited
+ * for, but left in the disk's volatile cache: for a caller that flushes that same disk
+ * before it relies on the copy (an install: the slot's next sync). A flush costs most when
+ * the disk is busy, which is when checkpoints come. The first save of a handle is always
+ * durable. On an error the handle writes the whole file anew at its next save.
+ */
+int statefile_pair_save(struct statefile_pair *p, const char *dir, const char *name, const void *payload,
+                        size_t len, bool flush);
+void statefile_pair_close(struct statefile_pair *p);
+
+/*
+ * Load the newest good copy of dir/name; a file in statefile_save's format (an older
+ * agent's) is read by statefile_load. A block that is neither good nor empty is noted as a
+ * problem (restored when the other copy is good). -ENOENT: no file or nothing ever
+ * written; -EBADMSG: no good copy. The payload is NUL-terminated; the caller frees it.
+ */
+int statefile_pair_load(const char *dir, const char *name, char **ret_payload, size_t *ret_len);
+
+/*
  * Every state file that statefile_load found corrupt (or missing beside a good last
  * copy), from any thread, kept until taken: the agent reports them to the ground, where
  * bit flips across a fleet are worth counting. Up to STATEFILE_PROBLEMS_MAX wait; more

@@ -270,7 +270,7 @@ static int checkpoint_failed(const struct install_request *req, int r, char **re
 /* Make the chunks in map durable and record them: fdatasync, then the caller's checkpoint.
  * Only one runs at a time (the syncer's, or the writer's last with the syncer idle). */
 static int checkpoint_run(struct pipeline *p, uint8_t *map, uint64_t bytes, struct install_stats *st,
-                          char **ret_reason) {
+                          bool last, char **ret_reason) {
         const struct install_request *req = p->req;
         if (bytes > 0) {
                 if (fdatasync(req->slot_fd) < 0) {
@@ -293,7 +293,7 @@ static int checkpoint_run(struct pipeline *p, uint8_t *map, uint64_t bytes, stru
                 pthread_mutex_unlock(&p->lock);
         }
         if (req->checkpoint) {
-                int r = req->checkpoint(req->userdata, req->done, st);
+                int r = req->checkpoint(req->userdata, req->done, st, last || !req->checkpoint_on_slot_disk);
                 if (r < 0)
                         return checkpoint_failed(req, r, ret_reason);
         }
@@ -314,7 +314,7 @@ static void *syncer_main(void *userdata) {
                 struct install_stats st = p->sync_stats;
                 pthread_mutex_unlock(&p->lock);
                 char *reason = NULL;
-                int r = checkpoint_run(p, p->sync_map, bytes, &st, &reason);
+                int r = checkpoint_run(p, p->sync_map, bytes, &st, false, &reason);
                 pthread_mutex_lock(&p->lock);
                 p->sync_busy = false;
                 if (r < 0)
@@ -554,6 +554,11 @@ static int install_pass(const struct install_request *req, bool trust_source, st
                                 pipeline_fail(&p, r, reason);
                                 break;
                         }
+                        /* Start writing these pages back now: the disk streams while the
+                         * next chunks come, and the checkpoint's fdatasync finds most of them
+                         * written (a whole image then synced at once waits for all of it). */
+                        (void) sync_file_range(req->slot_fd, (off_t) (e->index * img->chunk_size),
+                                               (off_t) e->len, SYNC_FILE_RANGE_WRITE);
                         st->bytes_written += e->len;
                         install_bitmap_set(pending, e->index, true);
                         pending_bytes += e->len;
@@ -586,7 +591,7 @@ static int install_pass(const struct install_request *req, bool trust_source, st
         if (keep) {
                 /* the syncer has left (writer_done), or only waits to: this one is ours */
                 char *reason = NULL;
-                int k = checkpoint_run(&p, pending, pending_bytes, st, &reason);
+                int k = checkpoint_run(&p, pending, pending_bytes, st, true, &reason);
                 if (k < 0)
                         pipeline_fail(&p, k, reason);
         }
@@ -775,7 +780,7 @@ int install_image(const struct install_request *req, struct install_stats *stats
                         install_bitmap_set(req->done, bad[k], false);
                 st.chunks_repaired += n_bad;
                 st.bytes_done = done_bytes(img, req->done);
-                if (req->checkpoint && (r = req->checkpoint(req->userdata, req->done, &st)) < 0)
+                if (req->checkpoint && (r = req->checkpoint(req->userdata, req->done, &st, true)) < 0)
                         r = checkpoint_failed(req, r, ret_reason);
         }
         for (size_t k = 0; k < RING_SIZE; k++)

@@ -94,9 +94,12 @@ struct install_request {
         uint8_t *left_bad;
         /*
          * Called after the slot was synced, with every chunk set in done durable on it.
-         * A failure stops the install (the bitmap could not be kept).
+         * A failure stops the install (the bitmap could not be kept). With flush, what it
+         * records must be durable when it returns. Without (checkpoint_on_slot_disk, and not
+         * a pass's last checkpoint), it may leave its record in the disk's cache: the next
+         * checkpoint's sync of the slot flushes that disk before anything relies on it.
          */
-        int (*checkpoint)(void *userdata, const uint8_t *done, const struct install_stats *st);
+        int (*checkpoint)(void *userdata, const uint8_t *done, const struct install_stats *st, bool flush);
         /* Called after each chunk (no I/O expected): progress for status. May be NULL.
          * It may run while checkpoint runs (on another thread). */
         void (*progress)(void *userdata, const struct install_stats *st);
@@ -110,6 +113,12 @@ struct install_request {
          * checkpoint_bytes exactly.
          */
         bool checkpoint_coalesce;
+        /*
+         * checkpoint records on the disk the slot is on (one cache flush serves both): only
+         * a pass's last checkpoint is asked to flush. A flush while the slot streams waits
+         * for every write queued before it; one per checkpoint instead of two.
+         */
+        bool checkpoint_on_slot_disk;
         /*
          * install_verify_source checked every chunk this install takes from the source, just
          * before: they are not hashed again as they are written. The whole hash still covers

@@ -1,6 +1,6 @@
 # Integration test: installs on full filesystems (root: small tmpfs mounts). (a) the file
-# slot's filesystem too small until a file is removed; (b) update.work_dir filled while
-# the install saves its progress, with a kill -9 during the pause; (c) the head file of a
+# slot's filesystem too small until a file is removed; (b) update.work_dir filled during an
+# install, the agent killed (-9) and started again, and killed during the pause; (c) the head file of a
 # ranged download from a real controller in a full work_dir. Each install pauses with the
 # reason (status, log, one update.paused event), never fails, never touches the active
 # slot, and completes once space returns, keeping the chunks it had saved. (d) with the
@@ -101,8 +101,8 @@ new_node() { # NAME SLOT_B WORK_DIR SPACE_RETRY_SEC [EXTRA_CONFIG]
 JSON
         FAIL_CONTEXT_LOG=$N/agent.log
 }
-start_agent() {
-        "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
+start_agent() { # STALL_AT: a percent of the install where it stops going on (the agent's failpoint)
+        ORBIT_FAILPOINT_INSTALL_STALL_PERCENT=${STALL_AT:-} "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
         AGENT_PID=$!
         track_pid "$AGENT_PID"
         wait_for 20 ctl ping >/dev/null 2>&1 || bail "$N: the agent did not answer"
@@ -159,11 +159,12 @@ st=$(boot_state)
 slot_a_untouched "(a) after"
 kill -TERM "$AGENT_PID"; wait_exit "$AGENT_PID" 20 || fail "(a) the agent did not stop"
 
-# ---- (b) the work dir fills up while the install saves its progress ----------------------------
-# The progress file is a state file: saved as a new file, the old one kept as .prev. Once
-# both exist, each save frees a copy as it writes one, so a full disk stops the saves that
-# need a new block: here the second one. Pages: state (1), state again (+1), progress (+1),
-# then the second progress save finds no page.
+# ---- (b) the work dir fills up during an install ---------------------------------------------
+# The progress file (two copies in one file, lib/statefile.h) is written anew when an install
+# begins, or begins again, and then saved in place at every checkpoint: an install under way
+# needs no new block in the work dir. A work dir that filled meanwhile stops the next
+# beginning: here the agent's restart after a kill -9 at 40%, with one 4 KiB page left (a
+# state file's save frees a page as it takes one; the new progress file needs two).
 small_fs "$WORKFS" 256k
 W=$WORKFS/update
 new_node work "$D/node-work/slots/b" "$W" 1
@@ -173,11 +174,18 @@ out=$(ctl update install "$D/v2.obundle" 2>&1) && fail "(b) install on a full wo
         grep -qF "cannot save the update state in $W: No space left on device" <<<"$out" &&
                 pass "(b) an install on a full work dir is refused: $out" || fail "(b) refusal" "$out"; }
 check "(b) refused: the phase stays idle (no install 'in progress')" phase_is idle
-fill_leaving "$WORKFS" 12
-out=$(ctl update install "$D/v2.obundle" 2>&1)
-rc=$?
+rm -f "$WORKFS/filler"
+kill -TERM "$AGENT_PID"; wait_exit "$AGENT_PID" 20 || fail "(b) the agent did not stop"
+STALL_AT=40 start_agent
+ctl update install --no-wait "$D/v2.obundle" >/dev/null || fail "(b) install start"
+wait_for 20 grep -q "failpoint: install stalled" "$N/agent.log" && pass "(b) the install stands at 40%" ||
+        fail "(b) stall" "$(ctl update status --json | jq -c '{phase, progress}')"
+fill_leaving "$WORKFS" 4
+kill -KILL "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null
+note "(b) kill -9 at 40% with the work dir full; $W holds: $(cd "$W" && ls | tr '\n' ' ')"
+cp "$N/agent.log" "$N/agent.log.before"
+start_agent
 REASON_B="image rootfs: saving the install progress to $W/progress: No space left on device"
-[ "$rc" = 75 ] && pass "(b) the install pauses (exit 75)" || fail "(b) orbitctl" "rc $rc: $out"
 check_paused "(b)" installing "$REASON_B"
 slot_a_untouched "(b)"
 kill -KILL "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null

@@ -36,6 +36,8 @@ struct fixture {
         int fail_source_at; /* -1: never */
         bool corrupt_source_chunk_7;
         unsigned checkpoints;
+        unsigned checkpoints_flushed; /* asked to be durable on return */
+        bool last_flushed;            /* the latest checkpoint was */
         int checkpoint_error;
         unsigned checkpoints_before_error; /* that succeed before checkpoint_error applies */
         uint8_t saved[(N_CHUNKS + 7) / 8]; /* the bitmap of the last checkpoint that succeeded */
@@ -58,9 +60,11 @@ static int source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
         return 0;
 }
 
-static int checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st) {
+static int checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st, bool flush) {
         struct fixture *f = userdata;
         f->checkpoints++;
+        f->checkpoints_flushed += flush;
+        f->last_flushed = flush;
         if (f->checkpoint_error && f->checkpoints > f->checkpoints_before_error)
                 return f->checkpoint_error;
         memcpy(f->saved, done, sizeof(f->saved));
@@ -162,6 +166,36 @@ static void test_fresh_install(void **state) {
         assert_int_equal(install_bitmap_count(done, N_CHUNKS), N_CHUNKS);
         assert_true(f->checkpoints >= N_CHUNKS / 5);
         assert_slot_is_image(f);
+}
+
+/* A record on the slot's disk rides the next sync's flush: only a pass's last checkpoint
+ * must flush on its own (after a source that failed too). Elsewhere every one must. */
+static void test_checkpoint_flush(void **state) {
+        struct fixture *f = *state;
+        for (int on_slot_disk = 0; on_slot_disk < 2; on_slot_disk++) {
+                for (int fail = 0; fail < 2; fail++) {
+                        int fd;
+                        char *reason = NULL;
+                        (void) unlink(f->slot_path);
+                        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+                        uint8_t done[install_bitmap_size(N_CHUNKS)];
+                        memset(done, 0, sizeof(done));
+                        f->checkpoints = f->checkpoints_flushed = 0;
+                        f->fail_source_at = fail ? 23 : -1;
+                        struct install_request req = request(f, fd, done);
+                        req.checkpoint_on_slot_disk = on_slot_disk;
+                        struct install_stats st;
+                        int r = install_image(&req, &st, &reason);
+                        close(fd);
+                        assert_int_equal(r, fail ? -EIO : 0);
+                        free(reason);
+                        assert_true(f->checkpoints >= (fail ? 4u : N_CHUNKS / 5));
+                        assert_true(f->last_flushed);
+                        assert_int_equal(f->checkpoints_flushed, on_slot_disk ? 1 : f->checkpoints);
+                        /* what the last one recorded: every chunk written, up to the failure */
+                        assert_int_equal(install_bitmap_count(f->saved, N_CHUNKS), fail ? 23 : N_CHUNKS);
+                }
+        }
 }
 
 static void test_delta_from_active(void **state) {
@@ -651,6 +685,7 @@ static void test_verify_source(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_fresh_install, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_checkpoint_flush, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_delta_from_active, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_resume_and_repair, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_forged_source_refused, setup, teardown),

@@ -7,9 +7,12 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 #include "lib/statefile.h"
@@ -357,6 +360,180 @@ static void test_problems_are_kept_for_the_report(void **state) {
         test_rmdir(dir);
 }
 
+/* ---- two copies in one file -------------------------------------------------------------- */
+
+static void flip_at(const char *path, off_t at) {
+        int fd = open(path, O_RDWR);
+        assert_true(fd >= 0);
+        uint8_t b;
+        assert_int_equal(pread(fd, &b, 1, at), 1);
+        b ^= 0x08;
+        assert_int_equal(pwrite(fd, &b, 1, at), 1);
+        close(fd);
+}
+
+/* Every bit of a written block matters, its zeros too; a block of zeros is "never written". */
+static void test_pair_block_every_bit_flip(void **state) {
+        const char payload[] = "{\"format\":1,\"done\":\"ff0f\"}";
+        size_t block = statefile_pair_block_size(strlen(payload));
+        assert_int_equal(block, STATEFILE_PAIR_ALIGN);
+        char *blk = malloc(block);
+        assert_int_equal(statefile_pair_encode(1234567, payload, strlen(payload), blk, block), 0);
+        uint64_t seq;
+        const char *out;
+        size_t len;
+        assert_int_equal(statefile_pair_decode(blk, block, &seq, &out, &len), 0);
+        assert_int_equal(seq, 1234567);
+        assert_int_equal(len, strlen(payload));
+        assert_memory_equal(out, payload, len);
+        for (size_t i = 0; i < block * 8; i++) {
+                blk[i / 8] ^= (char) (1 << (i % 8));
+                if (statefile_pair_decode(blk, block, &seq, &out, &len) != -EBADMSG)
+                        fail_msg("bit %zu flipped: not caught", i);
+                blk[i / 8] ^= (char) (1 << (i % 8));
+        }
+        /* too small a block for the payload */
+        assert_int_equal(statefile_pair_encode(1, payload, strlen(payload), blk, 64), -EFBIG);
+        memset(blk, 0, block);
+        assert_int_equal(statefile_pair_decode(blk, block, &seq, &out, &len), -ENODATA);
+        free(blk);
+}
+
+/* Saves alternate between the blocks in place (one file, its size fixed); the newest is
+ * loaded, through the same handle or after it is gone. */
+static void test_pair_save_load(void **state) {
+        char *dir = test_mkdtemp(), path[PATH_MAX], *payload = NULL;
+        test_path(path, sizeof(path), dir, "progress");
+        size_t len;
+        assert_int_equal(statefile_pair_load(dir, "progress", &payload, &len), -ENOENT);
+        struct statefile_pair p = STATEFILE_PAIR_INIT;
+        struct stat st0, st;
+        for (int i = 0; i < 6; i++) {
+                char text[32];
+                snprintf(text, sizeof(text), "save %d", i);
+                assert_int_equal(statefile_pair_save(&p, dir, "progress", text, strlen(text), i % 2), 0);
+                assert_int_equal(stat(path, &st), 0);
+                if (i == 0)
+                        st0 = st;
+                assert_int_equal(st.st_ino, st0.st_ino); /* in place after the first */
+                assert_int_equal(st.st_size, 2 * STATEFILE_PAIR_ALIGN);
+                assert_int_equal(st.st_mode & 0777, 0600);
+                assert_int_equal(statefile_pair_load(dir, "progress", &payload, &len), 0);
+                assert_string_equal(payload, text);
+                free(payload);
+        }
+        statefile_pair_close(&p);
+        /* a new handle writes the file anew, whatever it held, then goes on in place */
+        struct statefile_pair q = STATEFILE_PAIR_INIT;
+        assert_int_equal(statefile_pair_save(&q, dir, "progress", "again", 5, false), 0);
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(st.st_ino != st0.st_ino);
+        assert_int_equal(statefile_pair_load(dir, "progress", &payload, &len), 0);
+        assert_string_equal(payload, "again");
+        free(payload);
+        /* a payload larger than the block: the file anew, with larger blocks */
+        char big[6000];
+        memset(big, 'x', sizeof(big));
+        assert_int_equal(statefile_pair_save(&q, dir, "progress", big, sizeof(big), false), 0);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_size, 2 * statefile_pair_block_size(sizeof(big)));
+        assert_int_equal(statefile_pair_save(&q, dir, "progress", "small", 5, false), 0);
+        assert_int_equal(statefile_pair_load(dir, "progress", &payload, &len), 0);
+        assert_string_equal(payload, "small");
+        free(payload);
+        statefile_pair_close(&q);
+        test_rmdir(dir);
+}
+
+/* A flipped bit (or a torn write) in the newest copy: the other is used and the problem
+ * noted as restored; in both: no good copy, noted once; the older agent's format read. */
+static void test_pair_damage(void **state) {
+        struct statefile_problem ps[STATEFILE_PROBLEMS_MAX];
+        size_t dropped;
+        (void) statefile_take_problems(ps, ELEMENTSOF(ps), &dropped); /* earlier tests' */
+        char *dir = test_mkdtemp(), path[PATH_MAX], *payload = NULL;
+        test_path(path, sizeof(path), dir, "progress");
+        struct statefile_pair p = STATEFILE_PAIR_INIT;
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", "older", 5, true), 0);
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", "newer", 5, true), 0);
+        off_t newest = (off_t) ((p.seq % 2) * p.block), other = (off_t) (((p.seq + 1) % 2) * p.block);
+        /* a bit in the newest's zeros */
+        flip_at(path, newest + 2000);
+        assert_int_equal(statefile_pair_load(dir, "progress", &payload, NULL), 0);
+        assert_string_equal(payload, "older");
+        free(payload);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), 1);
+        assert_string_equal(ps[0].path, path);
+        assert_true(ps[0].restored);
+        assert_non_null(strstr(ps[0].problem, "bad header or checksum"));
+        /* a job loads, then saves through its own handle: the whole file anew, good again */
+        statefile_pair_close(&p);
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", "newer", 5, true), 0);
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", "newest", 6, false), 0);
+        assert_int_equal(statefile_pair_load(dir, "progress", &payload, NULL), 0);
+        assert_string_equal(payload, "newest");
+        free(payload);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), 0);
+        /* a torn write: the first half of the newest block from another copy */
+        newest = (off_t) ((p.seq % 2) * p.block);
+        other = (off_t) (((p.seq + 1) % 2) * p.block);
+        {
+                int fd = open(path, O_RDWR);
+                char half[STATEFILE_PAIR_ALIGN / 2];
+                assert_int_equal(pread(fd, half, sizeof(half), other), (ssize_t) sizeof(half));
+                assert_int_equal(pwrite(fd, half, sizeof(half), newest), (ssize_t) sizeof(half));
+                close(fd);
+        }
+        assert_int_equal(statefile_pair_load(dir, "progress", &payload, NULL), 0);
+        assert_string_equal(payload, "newer");
+        free(payload);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), 1);
+        assert_true(ps[0].restored);
+        /* both bad: no good copy, noted once however often it is loaded */
+        flip_at(path, other + 20);
+        for (int i = 0; i < 3; i++)
+                assert_int_equal(statefile_pair_load(dir, "progress", &payload, NULL), -EBADMSG);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), 1);
+        assert_false(ps[0].restored);
+        /* ...and the handle's next save starts a good file anyway */
+        statefile_pair_close(&p);
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", "fresh", 5, false), 0);
+        assert_int_equal(statefile_pair_load(dir, "progress", &payload, NULL), 0);
+        assert_string_equal(payload, "fresh");
+        free(payload);
+        statefile_pair_close(&p);
+        /* not two blocks: refused (another file: this one was noted unusable above) */
+        char junk[PATH_MAX];
+        test_path(junk, sizeof(junk), dir, "junk");
+        assert_int_equal(test_write(junk, "junk", 4), 0);
+        assert_int_equal(statefile_pair_load(dir, "junk", &payload, NULL), -EBADMSG);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), 1);
+        assert_string_equal(ps[0].problem, "not two copies");
+        /* an older agent's progress (statefile_save's format) is read */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(statefile_save(dir, "progress", "old format", 10), 0);
+        assert_int_equal(statefile_pair_load(dir, "progress", &payload, NULL), 0);
+        assert_string_equal(payload, "old format");
+        free(payload);
+        test_rmdir(dir);
+}
+
+/* A file and the directory it is in share their disk; a virtual filesystem has none. */
+static void test_same_disk(void **state) {
+        char *dir = test_mkdtemp(), path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "slot");
+        assert_int_equal(test_write(path, "x", 1), 0);
+        int fd = open(path, O_RDONLY);
+        assert_true(fd >= 0);
+        assert_true(same_disk(fd, dir, "/sys"));
+        assert_false(same_disk(fd, "/proc", "/sys"));
+        close(fd);
+        fd = open("/proc/self/status", O_RDONLY);
+        assert_false(same_disk(fd, dir, "/sys"));
+        close(fd);
+        test_rmdir(dir);
+}
+
 /* A JSON document is saved as its compact text; loading gives that text back. */
 static void test_save_json_roundtrip(void **state) {
         char *dir = test_mkdtemp();
@@ -395,6 +572,10 @@ int main(void) {
                 cmocka_unit_test(test_oversized_payload_refused),
                 cmocka_unit_test(test_failed_write_keeps_the_saved_state),
                 cmocka_unit_test(test_save_into_missing_dir_fails_cleanly),
+                cmocka_unit_test(test_pair_block_every_bit_flip),
+                cmocka_unit_test(test_pair_save_load),
+                cmocka_unit_test(test_pair_damage),
+                cmocka_unit_test(test_same_disk),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
