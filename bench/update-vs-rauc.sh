@@ -2,16 +2,18 @@
 # orbit-agent's update install against RAUC's, side by side in one run, and the floor.
 #
 # For each image size (SIZES, MiB; default "256 512") one random image is made and, RUNS
-# times (default 3), the page cache is dropped before each of:
-#   floor:  cp --reflink=never IMAGE SLOT + fdatasync of SLOT (the same bytes, no checks);
+# times (default 3), the page cache is dropped before each of, in this order:
 #   RAUC:   `rauc install` of a plain bundle into a raw slot (a file), through its service
 #           on a private D-Bus system bus this script starts, a no-op custom bootloader
 #           backend; timed until the CLI returns, then the slot's fdatasync (0 when RAUC
 #           synced it) is timed apart and added, so both systems are timed to durable bytes;
+#   floor:  cp --reflink=never IMAGE SLOT + fdatasync of SLOT (the same bytes, no checks);
 #   orbit:  `orbitctl update install` into an inactive file slot (file bootloader, the
 #           agent's defaults: verify before write, 8 MiB checkpoints) until phase ready.
 # Every slot is a fresh sparse file of the image's size. Medians are printed, with
-# orbit/RAUC and orbit/floor. Then `orbit-bundle create` and `verify` against `sha256sum`
+# orbit/RAUC and orbit/floor, and the median (and range) of each run's orbit over the floor
+# measured just before it: a virtual disk's speed can wander more between runs than the
+# ratio sought. Then `orbit-bundle create` and `verify` against `sha256sum`
 # of the same image (cache dropped before each, medians).
 #
 # KEEP=1 keeps the work directory (logs: agent.log, rauc.log) and prints its path.
@@ -157,8 +159,8 @@ printf '{"bundle_id": "bench", "version": "1.0.0", "security_version": 1, "compa
         >"$D/template.json"
 echo "update-vs-rauc: $(rauc --version), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $RUNS runs, cache dropped before each"
 echo
-echo "| image | cp + fdatasync | RAUC | orbit-agent | orbit / RAUC | orbit / floor |"
-echo "|---|---|---|---|---|---|"
+echo "| image | cp + fdatasync | RAUC | orbit-agent | orbit / RAUC | orbit / floor | orbit / floor, paired |"
+echo "|---|---|---|---|---|---|---|"
 declare -A BUNDLE_ROWS
 for mib in $SIZES; do
         bytes=$((mib * 1024 * 1024))
@@ -180,11 +182,6 @@ for mib in $SIZES; do
         : >"$D/t.floor"; : >"$D/t.rauc"; : >"$D/t.rauc-sync"; : >"$D/t.orbit"
         : >"$D/t.sum"; : >"$D/t.create"; : >"$D/t.verify"
         for run in $(seq "$RUNS"); do
-                fresh_slot "$D/floor-slot" 0; drop
-                t0=$(now); cp --reflink=never "$D/image.img" "$D/floor-slot"; fdatasync_file "$D/floor-slot"; t1=$(now)
-                echo "$t1 - $t0" | bc >>"$D/t.floor"
-                rm -f "$D/floor-slot"
-
                 fresh_slot "$D/rauc-slots/b" "$bytes"; drop
                 t0=$(now)
                 rauc install "$D/bench.raucb" >"$D/rauc-install.log" 2>&1 ||
@@ -194,6 +191,12 @@ for mib in $SIZES; do
                 echo "$t2 - $t1" | bc >>"$D/t.rauc-sync"
                 cmp -s "$D/image.img" "$D/rauc-slots/b" || { echo "update-vs-rauc: RAUC's slot differs" >&2; exit 1; }
                 rm -f "$D/rauc-slots/b"
+
+                # the floor just before orbit's run: the pair shares the disk's mood of the moment
+                fresh_slot "$D/floor-slot" 0; drop
+                t0=$(now); cp --reflink=never "$D/image.img" "$D/floor-slot"; fdatasync_file "$D/floor-slot"; t1=$(now)
+                echo "$t1 - $t0" | bc >>"$D/t.floor"
+                rm -f "$D/floor-slot"
 
                 fresh_slot "$N/slots/b" "$bytes"
                 start_agent; drop
@@ -220,7 +223,11 @@ for mib in $SIZES; do
         done
         floor=$(median <"$D/t.floor") rauc_t=$(median <"$D/t.rauc") orbit=$(median <"$D/t.orbit")
         rsync_t=$(median <"$D/t.rauc-sync")
-        echo "| $mib MiB | $(fmt "$floor") | $(fmt "$rauc_t") (sync after: $(fmt "$rsync_t")) | $(fmt "$orbit") | $(ratio "$orbit" "$rauc_t") | $(ratio "$orbit" "$floor") |"
+        # each run's orbit over the floor measured just before it, then their median and range:
+        # this disk's speed wanders by a third between runs, more than the ratio sought
+        paired=$(paste "$D/t.orbit" "$D/t.floor" | awk '{print $1 / $2}' | median)
+        range=$(paste "$D/t.orbit" "$D/t.floor" | awk '{r = $1 / $2} NR == 1 || r < lo {lo = r} NR == 1 || r > hi {hi = r} END {printf "%.2f-%.2f", lo, hi}')
+        echo "| $mib MiB | $(fmt "$floor") | $(fmt "$rauc_t") (sync after: $(fmt "$rsync_t")) | $(fmt "$orbit") | $(ratio "$orbit" "$rauc_t") | $(ratio "$orbit" "$floor") | $(awk -v p="$paired" 'BEGIN {printf "%.2fx", p}') ($range) |"
         s=$(median <"$D/t.sum") c=$(median <"$D/t.create") v=$(median <"$D/t.verify")
         BUNDLE_ROWS[$mib]="| $mib MiB | $(fmt "$s") | $(fmt "$c") ($(ratio "$c" "$s")) | $(fmt "$v") ($(ratio "$v" "$s")) |"
 done

@@ -553,21 +553,24 @@ static void print_started(json_t *r) {
 }
 
 /*
- * Poll update.status every interval_ms and hand each result to step, until step returns
- * an exit code (>= 0); -1 means go on. 1 when the agent cannot be asked.
+ * Poll update.status and hand each result to step, until step returns an exit code (>= 0);
+ * -1 means go on, after interval_ms, or after *next_ms when step set it (nonzero). 1 when
+ * the agent cannot be asked.
  */
 static int follow_update_status(int (*step)(json_t *status, void *userdata), void *userdata,
-                                unsigned interval_ms) {
+                                unsigned interval_ms, unsigned *next_ms) {
         for (;;) {
                 json_t *resp = NULL;
                 if (call("update.status", NULL, &resp) < 0)
                         return 1;
                 json_t *r = response_result(resp);
+                if (next_ms)
+                        *next_ms = 0;
                 int ret = r ? step(r, userdata) : 1;
                 json_decref(resp);
                 if (ret >= 0)
                         return ret;
-                usleep(interval_ms * 1000);
+                usleep((next_ms && *next_ms ? *next_ms : interval_ms) * 1000);
         }
 }
 
@@ -577,7 +580,31 @@ struct install_follow {
         int last_pct; /* for the lines printed when stdout is no terminal */
         uint64_t start_usec, start_bytes;
         uint64_t total; /* bytes, as last seen */
+        uint64_t seen_usec, seen_bytes; /* the poll before: the rate now */
+        unsigned next_ms;               /* the next poll's wait; 0: the usual */
 };
+
+static uint64_t mono_usec(void);
+
+/* The wait before the next poll: the usual 50 ms, shorter as the end nears (half the
+ * time the bytes left take at the rate now, at least 5 ms), so the command returns soon
+ * after the install does without asking the agent often over a long one. */
+static unsigned install_next_poll(struct install_follow *f, uint64_t done, uint64_t total) {
+        enum { USUAL_MS = 50, LEAST_MS = 5 };
+        uint64_t now = mono_usec();
+        unsigned ms = USUAL_MS;
+        if (total > 0 && done >= total)
+                ms = LEAST_MS; /* all durable: the slot is being armed */
+        else if (f->seen_usec && done > f->seen_bytes && total > done) {
+                double rate = (double) (done - f->seen_bytes) / (double) (now - f->seen_usec); /* bytes/us */
+                double left_ms = (double) (total - done) / rate / 1000.0;
+                if (left_ms / 2 < USUAL_MS)
+                        ms = left_ms / 2 < LEAST_MS ? LEAST_MS : (unsigned) (left_ms / 2);
+        }
+        f->seen_usec = now;
+        f->seen_bytes = done;
+        return ms;
+}
 
 static uint64_t mono_usec(void) {
         struct timespec ts;
@@ -641,6 +668,9 @@ static int install_step(json_t *r, void *userdata) {
                         printf("%s, paused: %s\n", phase, ustr(r, "paused_reason"));
                 return 75;
         }
+        if (p)
+                f->next_ms = install_next_poll(f, (uint64_t) json_integer_value(json_object_get(p, "bytes_done")),
+                                               (uint64_t) json_integer_value(json_object_get(p, "bytes_total")));
         if (arg_json)
                 return -1;
         if (f->bar) {
@@ -657,10 +687,11 @@ static int install_step(json_t *r, void *userdata) {
         return -1;
 }
 
-/* Every 50 ms: the wait adds little to the install it follows. */
+/* Every 50 ms, faster near the end (install_next_poll): the wait adds little to the
+ * install it follows. */
 static int follow_install(void) {
         struct install_follow f = {.bar = isatty(STDOUT_FILENO) == 1, .last_pct = -1};
-        return follow_update_status(install_step, &f, 50);
+        return follow_update_status(install_step, &f, 50, &f.next_ms);
 }
 
 /* One line per slot of a scrub result; exit 1 when a slot stays damaged. */
@@ -694,7 +725,7 @@ static int scrub_step(json_t *r, void *userdata) {
 }
 
 static int follow_scrub(void) {
-        return follow_update_status(scrub_step, NULL, 200);
+        return follow_update_status(scrub_step, NULL, 200, NULL);
 }
 
 static void print_link(json_t *r) {
