@@ -12,7 +12,9 @@
 # default keepalive), INSTANCES (the PostgreSQL runs, default "1 2"), SQLITE=0 (skip it),
 # BENCH_DIR (temporary files; default $TMPDIR or /tmp), STATEMENTS=1 (after each PostgreSQL
 # run, the statements the controllers sent, per sync: calls, server time, rows; through
-# pg_stat_statements, which then costs a little of the figures)
+# pg_stat_statements, which then costs a little of the figures), OPEN=0 (skip the open-loop
+# run: two instances offered SQLite's rate, --rate, for the p99 a fleet sees at that load;
+# a closed loop's p99 is its queue, CONCURRENCY over the rate)
 set -euo pipefail
 build=${1:?usage: controller-sync-pg.sh BUILD_DIR [NODES...]}
 shift
@@ -83,32 +85,54 @@ for n in $nodes_list; do
         done
 done
 
-echo "==> side by side (keep-alive connections unless MODE says otherwise)"
-printf '  %-7s %-11s %-3s %-10s %9s %8s %8s %8s %8s %10s %7s\n' nodes store ins mode syncs/s "p99 ms" \
-        "ctl ms" "db ms" "B/rec" "records" errors
+# The goal's p99: two instances offered the syncs/s one instance reached on SQLite.
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+if [ "${OPEN:-1}" != 0 ]; then
+        for n in $nodes_list; do
+                for mode in keepalive reconnect; do
+                        sq=$(grep " store=sqlite instances=1 mode=$mode nodes=$n rate=0 " "$results" || true)
+                        [ -n "$sq" ] && grep -q " store=postgresql instances=2 mode=$mode nodes=$n rate=0 " "$results" || continue
+                        rate=$(field syncs_per_s "$sq")
+                        run "$n nodes: PostgreSQL, 2 instances, offered $rate syncs/s (SQLite's), $mode" --nodes "$n" \
+                                --database "$DB" --instances 2 --mode "$mode" --rate "$rate"
+                done
+        done
+fi
+
+echo "==> side by side (keep-alive connections unless MODE says otherwise)"
+printf '  %-7s %-11s %-3s %-10s %7s %9s %8s %8s %8s %8s %10s %7s\n' nodes store ins mode offered syncs/s "p99 ms" \
+        "ctl ms" "db ms" "B/rec" "records" errors
 while read -r line; do
-        printf '  %-7s %-11s %-3s %-10s %9s %8s %8s %8s %8.0f %10s %7s\n' "$(field nodes "$line")" \
+        printf '  %-7s %-11s %-3s %-10s %7s %9s %8s %8s %8s %8.0f %10s %7s\n' "$(field nodes "$line")" \
                 "$(field store "$line")" "$(field instances "$line")" "$(field mode "$line")" \
+                "$(field rate "$line" | sed 's/^0$/max/')" \
                 "$(field syncs_per_s "$line")" "$(field p99_ms "$line")" "$(field ctl_ms "$line")" \
                 "$(field db_ms "$line")" \
                 "$(awk -v b="$(field db_bytes "$line")" -v r="$(field records "$line")" 'BEGIN { print (r > 0 ? b / r : 0) }')" \
                 "$(field records "$line")/$(field records_want "$line")" "$(field errors "$line")"
 done <"$results"
-echo "  (ctl ms, db ms: CPU per sync of the controllers, summed, and of the PostgreSQL server;"
+echo "  (offered: syncs/s offered in an open loop, max: a closed loop, as fast as the stations answer;"
+echo "   ctl ms, db ms: CPU per sync of the controllers, summed, and of the PostgreSQL server;"
 echo "   B/rec: the database's size after the run over the records it holds, indexes included)"
 
 echo
 echo "goals (issue #22 item 5)"
 for n in $nodes_list; do
         for mode in keepalive reconnect; do
-                sq=$(grep " store=sqlite instances=1 mode=$mode nodes=$n " "$results" || true)
-                pg2=$(grep " store=postgresql instances=2 mode=$mode nodes=$n " "$results" || true)
+                sq=$(grep " store=sqlite instances=1 mode=$mode nodes=$n rate=0 " "$results" || true)
+                pg2=$(grep " store=postgresql instances=2 mode=$mode nodes=$n rate=0 " "$results" || true)
                 [ -n "$sq" ] && [ -n "$pg2" ] || continue
                 a=$(field syncs_per_s "$sq")
                 b=$(field syncs_per_s "$pg2")
-                p99=$(field p99_ms "$pg2")
+                open=$(grep " store=postgresql instances=2 mode=$mode nodes=$n rate=[1-9]" "$results" | tail -n 1 || true)
+                if [ -n "$open" ]; then
+                        p99=$(field p99_ms "$open")
+                        at="offered $(field rate "$open") syncs/s"
+                else
+                        p99=$(field p99_ms "$pg2")
+                        at="closed loop: its queue"
+                fi
                 verdict=$(awk -v a="$a" -v b="$b" -v p="$p99" 'BEGIN { print (b >= a && p < 250) ? "PASS" : "MISS" }')
-                echo "  $verdict $n nodes, $mode: two instances on PostgreSQL $b syncs/s (p99 $p99 ms) vs one on SQLite $a syncs/s (want >=, p99 < 250 ms)"
+                echo "  $verdict $n nodes, $mode: two instances on PostgreSQL $b syncs/s vs one on SQLite $a syncs/s (want >=); p99 $p99 ms at $at (want < 250 ms)"
         done
 done

@@ -45,7 +45,12 @@
  * printed per sync beside the controllers', and its size after the run. bench/
  * controller-sync-pg.sh runs SQLite, PostgreSQL with one and with two instances in one go.
  *
- * usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] [--records 0|1]
+ * --rate R offers the measured phase's syncs at R per second (open loop, at most C in
+ * flight), each latency counted from when its sync was due: the p99 a fleet sees at that
+ * load, where the closed loop (the default) measures the most the stations take, with
+ * every slot queueing (its mean latency is C over the rate, by Little's law).
+ *
+ * usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] [--rate R] [--records 0|1]
  *                        [--mode both|keepalive|reconnect] [--rollouts R]
  *                        [--rollout-syncs T] [--controller PATH]
  *                        [--database postgresql://...] [--instances K] [DIR]
@@ -956,6 +961,48 @@ static const char *job_url(const struct controller *ctls, unsigned n_ctls, unsig
         return ctls[(k + k / n_nodes) % n_ctls].url;
 }
 
+/*
+ * Open loop (--rate R): request i is due at R per second from the start; a slot free before
+ * then waits for it, first come first served. Its latency counts from when the request was
+ * due, not from when a slot was free to send it (the stations' p99 at a given load, without
+ * coordinated omission). 0: closed loop, each slot sends again at once.
+ */
+static double offered_rate, bench_rate; /* the measured phase's, and --rate's */
+
+struct due_queue {
+        struct slot **v;
+        unsigned head, n, size; /* a ring of slots ready to send */
+        double start;
+        unsigned long issued;
+};
+
+static void launch(CURLM *multi, struct due_queue *q, struct slot *s) {
+        if (offered_rate <= 0) {
+                curl_multi_add_handle(multi, s->easy);
+                return;
+        }
+        q->v[(q->head + q->n++) % q->size] = s;
+}
+
+/* Send what is due; the milliseconds until the next is due (100 at most). */
+static long release_due(CURLM *multi, struct due_queue *q) {
+        if (offered_rate <= 0)
+                return 100;
+        double now = now_s();
+        while (q->n > 0) {
+                double due = q->start + (double) q->issued / offered_rate;
+                if (due > now)
+                        return (long) ((due - now) * 1000) + 1 < 100 ? (long) ((due - now) * 1000) + 1 : 100;
+                struct slot *s = q->v[q->head];
+                q->head = (q->head + 1) % q->size;
+                q->n--;
+                q->issued++;
+                s->t0 = due;
+                curl_multi_add_handle(multi, s->easy);
+        }
+        return 100;
+}
+
 static void sync_loop(const struct controller *ctls, unsigned n_ctls, enum mode mode, unsigned long jobs,
                       unsigned syncs, unsigned concurrency, bool record, bool spread, double *lat,
                       unsigned long *ret_ok, unsigned long *ret_errors) {
@@ -970,15 +1017,20 @@ static void sync_loop(const struct controller *ctls, unsigned n_ctls, enum mode 
         unsigned long total = jobs * per_job, next_job = 0, ok = 0, errors = 0;
         for (unsigned k = 0; k < concurrency; k++)
                 slot_init(&slots[k], false);
+        struct due_queue q = {.v = calloc(concurrency, sizeof(struct slot *)), .size = concurrency,
+                              .start = now_s()};
+        if (!q.v)
+                die("out of memory");
         int running = 0;
         for (unsigned k = 0; k < concurrency && next_job < jobs; k++, next_job++) {
                 struct slot *s = &slots[k];
                 slot_node(s, job_url(ctls, n_ctls, next_job), job_node(next_job, spread));
                 s->round = 0;
                 slot_request(s, record, mode == MODE_RECONNECT || per_job == 1);
-                curl_multi_add_handle(multi, s->easy);
+                launch(multi, &q, s);
         }
         while (ok + errors < total) {
+                long wait_ms = release_due(multi, &q);
                 CURLMcode mc = curl_multi_perform(multi, &running);
                 if (mc != CURLM_OK)
                         die("curl_multi_perform: %s", curl_multi_strerror(mc));
@@ -1003,17 +1055,17 @@ static void sync_loop(const struct controller *ctls, unsigned n_ctls, enum mode 
                         s->round++;
                         if (s->round < per_job) {
                                 slot_request(s, record, s->round + 1 == per_job);
-                                curl_multi_add_handle(multi, s->easy);
+                                launch(multi, &q, s);
                         } else if (next_job < jobs) {
                                 slot_node(s, job_url(ctls, n_ctls, next_job), job_node(next_job, spread));
                                 next_job++;
                                 s->round = 0;
                                 slot_request(s, record, mode == MODE_RECONNECT || per_job == 1);
-                                curl_multi_add_handle(multi, s->easy);
+                                launch(multi, &q, s);
                         }
                 }
                 if (!any && ok + errors < total) {
-                        mc = curl_multi_poll(multi, NULL, 0, 100, NULL);
+                        mc = curl_multi_poll(multi, NULL, 0, (int) wait_ms, NULL);
                         if (mc != CURLM_OK)
                                 die("curl_multi_poll: %s", curl_multi_strerror(mc));
                 }
@@ -1021,6 +1073,7 @@ static void sync_loop(const struct controller *ctls, unsigned n_ctls, enum mode 
         for (unsigned k = 0; k < concurrency; k++)
                 slot_done(&slots[k]);
         curl_multi_cleanup(multi);
+        free(q.v);
         free(slots);
         *ret_ok = ok;
         *ret_errors = errors;
@@ -1150,8 +1203,10 @@ static void load_run(enum mode mode, unsigned syncs, unsigned concurrency, bool 
         double cpu0 = 0, db0 = database_cpu_s(pm), self0 = self_cpu_s(), t0 = now_s();
         for (unsigned k = 0; k < n_instances; k++)
                 cpu0 += proc_cpu_s(ctls[k].pid);
+        offered_rate = bench_rate; /* the measured phase only: the fleet's registration runs free */
         sync_loop(ctls, n_instances, mode, jobs, syncs, concurrency, record, n_rollouts > 0, lat,
                   &res->syncs, &res->errors);
+        offered_rate = 0;
         res->wall_s = now_s() - t0;
         for (unsigned k = 0; k < n_instances; k++)
                 res->server_cpu_s += proc_cpu_s(ctls[k].pid);
@@ -1211,16 +1266,16 @@ static void load_row(const char *what, const struct load_result *r, bool record)
 /* One line per phase for scripts (bench/controller-sync-pg.sh). */
 static void result_line(const char *what, const struct load_result *r) {
         double per = (double) (r->syncs + r->errors);
-        printf("RESULT store=%s instances=%u mode=%s nodes=%u syncs=%lu errors=%lu syncs_per_s=%.1f "
+        printf("RESULT store=%s instances=%u mode=%s nodes=%u rate=%.0f syncs=%lu errors=%lu syncs_per_s=%.1f "
                "p50_ms=%.2f p99_ms=%.2f ctl_ms=%.3f db_ms=%.3f db_bytes=%" PRIu64 " records=%ld "
                "records_want=%ld nodes_seen=%ld\n",
-               database ? "postgresql" : "sqlite", n_instances, what, n_nodes, r->syncs, r->errors,
+               database ? "postgresql" : "sqlite", n_instances, what, n_nodes, bench_rate, r->syncs, r->errors,
                (double) r->syncs / r->wall_s, r->p50_ms, r->p99_ms, 1000 * r->server_cpu_s / per,
                1000 * r->db_cpu_s / per, r->db_bytes, r->records_seen, r->records_want, r->nodes_seen);
 }
 
 static void usage(void) {
-        fprintf(stderr, "usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] "
+        fprintf(stderr, "usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] [--rate R] "
                         "[--records 0|1] [--mode both|keepalive|reconnect] [--rollouts R] "
                         "[--rollout-syncs T] [--controller PATH] [--database postgresql://...] "
                         "[--instances K (with --database)] [DIR]\n");
@@ -1240,6 +1295,8 @@ int main(int argc, char *argv[]) {
                         syncs = strtoul(argv[++i], NULL, 10);
                 else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc)
                         concurrency = strtoul(argv[++i], NULL, 10);
+                else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
+                        bench_rate = strtod(argv[++i], NULL);
                 else if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
                         record = strcmp(argv[++i], "0") != 0;
                 else if (strcmp(argv[i], "--rollouts") == 0 && i + 1 < argc)
@@ -1264,7 +1321,7 @@ int main(int argc, char *argv[]) {
                         base = argv[i];
         }
         if (n < 2 || n > 250000 || syncs < 1 || syncs > 100000 || concurrency < 1 ||
-            concurrency > 1024 || n_rollouts > 1000 || (n_rollouts > 0 && n_rollouts > n) ||
+            concurrency > 1024 || bench_rate < 0 || n_rollouts > 1000 || (n_rollouts > 0 && n_rollouts > n) ||
             rollout_syncs < 1 || n_instances < 1 || n_instances > MAX_INSTANCES ||
             (n_instances > 1 && !database) || (database && strncmp(database, "postgresql://", 13) != 0))
                 usage();
