@@ -15,6 +15,7 @@
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
+#include "lib/sha256.h"
 #include "lib/statefile.h"
 #include "test-util.h"
 
@@ -518,6 +519,116 @@ static void test_pair_damage(void **state) {
         test_rmdir(dir);
 }
 
+/* A block written by hand: the header's fields as given, the digest over them as written
+ * (as a writer of another format would make it). */
+static void pair_craft(char *blk, size_t block, const char *seq, const char *len, const char *payload,
+                       size_t payload_len) {
+        char covered[64], hex[SHA256_HEX_SIZE];
+        snprintf(covered, sizeof(covered), "%s %s\n", seq, len);
+        struct sha256_ctx c;
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        sha256_init(&c);
+        sha256_update(&c, covered, strlen(covered));
+        sha256_update(&c, payload, payload_len);
+        sha256_final(&c, digest);
+        sha256_to_hex(digest, hex);
+        memset(blk, 0, block);
+        int n = snprintf(blk, block, "orbit-pair 1 %s %s %s\n", seq, len, hex);
+        assert_true(n > 0 && (size_t) n + payload_len <= block);
+        memcpy(blk + n, payload, payload_len);
+}
+
+/* The decoder takes exactly the blocks the encoder makes: a checksum that matches is not
+ * enough for a header the writer never writes (a leading zero, a seq past 2^64-1, more
+ * digits, a payload too long for the block's header room). */
+static void test_pair_decode_only_what_encode_makes(void **state) {
+        const size_t block = STATEFILE_PAIR_ALIGN;
+        char *blk = malloc(block), *payload = malloc(block);
+        memset(payload, 'p', block);
+        uint64_t seq;
+        const char *out;
+        size_t len;
+        /* as encode writes it: decodes */
+        pair_craft(blk, block, "5", "100", payload, 100);
+        assert_int_equal(statefile_pair_decode(blk, block, &seq, &out, &len), 0);
+        assert_int_equal(seq, 5);
+        assert_int_equal(len, 100);
+        pair_craft(blk, block, "18446744073709551615", "100", payload, 100);
+        assert_int_equal(statefile_pair_decode(blk, block, &seq, &out, &len), 0);
+        assert_true(seq == UINT64_MAX);
+        /* not as encode writes it */
+        static const char *const bad[][2] = {
+                {"05", "100"}, {"5", "0100"}, {"18446744073709551616", "100"},
+                {"99999999999999999999", "100"}, {"123456789012345678901", "100"},
+                {"5", "12345678901"}, {"5", "4194305"}, {"-5", "100"}, {"5", "+100"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                pair_craft(blk, block, bad[i][0], bad[i][1], payload, 100);
+                if (statefile_pair_decode(blk, block, &seq, &out, &len) != -EBADMSG)
+                        fail_msg("seq \"%s\", length \"%s\": decoded", bad[i][0], bad[i][1]);
+        }
+        /* a payload that leaves the header less room than encode keeps: encode refuses that
+         * block size, so no block of it was ever written */
+        size_t n = block - strlen("orbit-pair 1 5 4011 ") - SHA256_DIGEST_SIZE * 2 - 1;
+        assert_int_equal(n, 4011);
+        assert_int_equal(statefile_pair_encode(5, payload, n, blk, block), -EFBIG);
+        pair_craft(blk, block, "5", "4011", payload, n);
+        assert_int_equal(statefile_pair_decode(blk, block, &seq, &out, &len), -EBADMSG);
+        free(blk);
+        free(payload);
+}
+
+static uint64_t next_random(uint64_t *x) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        return *x;
+}
+
+/* Random copies: one byte changed anywhere never decodes; a block torn at a sector between
+ * the copy it held and the one written over it decodes only as one of the two. */
+static void test_pair_decode_random_damage(void **state) {
+        uint64_t x = 0x9e3779b97f4a7c15u;
+        const size_t max_block = 3 * STATEFILE_PAIR_ALIGN;
+        char *a = malloc(max_block), *b = malloc(max_block), *m = malloc(max_block);
+        char *payload = malloc(max_block);
+        for (int iter = 0; iter < 2000; iter++) {
+                size_t len = next_random(&x) % (max_block - 128 + 1);
+                size_t block = statefile_pair_block_size(len);
+                uint64_t seq = next_random(&x);
+                for (size_t i = 0; i < len; i++)
+                        payload[i] = (char) next_random(&x);
+                assert_int_equal(statefile_pair_encode(seq, payload, len, a, block), 0);
+                uint64_t s;
+                const char *out;
+                size_t l;
+                assert_int_equal(statefile_pair_decode(a, block, &s, &out, &l), 0);
+                assert_true(s == seq && l == len);
+                assert_memory_equal(out, payload, len);
+                memcpy(m, a, block);
+                size_t at = next_random(&x) % block;
+                m[at] ^= (char) (1 + next_random(&x) % 255);
+                if (statefile_pair_decode(m, block, &s, &out, &l) != -EBADMSG)
+                        fail_msg("iteration %d: byte %zu of %zu changed, decoded", iter, at, block);
+                /* the next copy of this block: seq + 2, a payload one byte different */
+                if (len > 0)
+                        payload[next_random(&x) % len] ^= 0x20;
+                assert_int_equal(statefile_pair_encode(seq + 2, payload, len, b, block), 0);
+                size_t tear = 512 * (1 + next_random(&x) % (block / 512 - 1));
+                for (int k = 0; k < 2; k++) {
+                        memcpy(m, k ? b : a, tear);
+                        memcpy(m + tear, (k ? a : b) + tear, block - tear);
+                        if (statefile_pair_decode(m, block, &s, &out, &l) == 0 && memcmp(m, a, block) != 0 &&
+                            memcmp(m, b, block) != 0)
+                                fail_msg("iteration %d: torn at %zu, decoded as neither copy", iter, tear);
+                }
+        }
+        free(a);
+        free(b);
+        free(m);
+        free(payload);
+}
+
 /* A file and the directory it is in share their disk; a virtual filesystem has none. */
 static void test_same_disk(void **state) {
         char *dir = test_mkdtemp(), path[PATH_MAX];
@@ -575,6 +686,8 @@ int main(void) {
                 cmocka_unit_test(test_pair_block_every_bit_flip),
                 cmocka_unit_test(test_pair_save_load),
                 cmocka_unit_test(test_pair_damage),
+                cmocka_unit_test(test_pair_decode_only_what_encode_makes),
+                cmocka_unit_test(test_pair_decode_random_damage),
                 cmocka_unit_test(test_same_disk),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
