@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -645,6 +647,69 @@ static void test_same_disk(void **state) {
         test_rmdir(dir);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        return remove(path);
+}
+
+/* A sysfs entry of the test's own tree: dev/block/M:m links to a device directory, with a
+ * "partition" file when it is a partition. */
+static void fake_block(const char *sys, unsigned ma, unsigned mi, const char *device, bool partition) {
+        char path[PATH_MAX], link[PATH_MAX], target[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", sys, device);
+        assert_int_equal(mkdir_parents(path, 0755), 0);
+        if (partition) {
+                snprintf(path, sizeof(path), "%s/%s/partition", sys, device);
+                assert_int_equal(test_write(path, "2\n", 2), 0);
+        }
+        snprintf(path, sizeof(path), "%s/dev/block", sys);
+        assert_int_equal(mkdir_parents(path, 0755), 0);
+        snprintf(link, sizeof(link), "%s/dev/block/%u:%u", sys, ma, mi);
+        snprintf(target, sizeof(target), "../../%s", device);
+        assert_int_equal(symlink(target, link), 0);
+}
+
+/* A slot that is a block device: the same disk as the work dir's filesystem only when sysfs
+ * puts both under one disk (a partition's parent, or the disk itself). Another disk, a
+ * device mapper, a device sysfs does not know: not the same (each flushed on its own). */
+static void test_same_disk_block_slot(void **state) {
+        char *dir = test_mkdtemp(), sys[PATH_MAX], node[PATH_MAX];
+        struct stat st;
+        assert_int_equal(stat(dir, &st), 0);
+        if (major(st.st_dev) == 0 || major(st.st_dev) == 240) {
+                test_rmdir(dir);
+                skip(); /* the temp dir is on no disk (tmpfs, overlay): nothing to compare */
+        }
+        snprintf(sys, sizeof(sys), "%s/sys", dir);
+        /* the work dir (the temp dir's filesystem): partition 2 of disk "a" */
+        fake_block(sys, major(st.st_dev), minor(st.st_dev), "devices/platform/a/block/a/a2", true);
+        fake_block(sys, 240, 3, "devices/platform/a/block/a/a3", true);
+        fake_block(sys, 240, 0, "devices/platform/a/block/a", false);
+        fake_block(sys, 240, 17, "devices/platform/b/block/b/b1", true);
+        fake_block(sys, 240, 16, "devices/platform/b/block/b", false);
+        fake_block(sys, 240, 32, "devices/virtual/block/dm-0", false);
+        static const struct {
+                unsigned minor;
+                bool same;
+        } cases[] = {{3, true}, {0, true}, {17, false}, {16, false}, {32, false}, {99, false}};
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                snprintf(node, sizeof(node), "%s/node-%u", dir, cases[i].minor);
+                if (mknod(node, S_IFBLK | 0600, makedev(240, cases[i].minor)) < 0) {
+                        assert_int_equal(errno, EPERM);
+                        assert_int_equal(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+                        free(dir);
+                        skip(); /* not root: no device node to open */
+                }
+                int fd = open(node, O_PATH | O_CLOEXEC);
+                assert_true(fd >= 0);
+                if (same_disk(fd, dir, sys) != cases[i].same)
+                        fail_msg("slot 240:%u: same disk %s, expected %s", cases[i].minor,
+                                 cases[i].same ? "false" : "true", cases[i].same ? "true" : "false");
+                close(fd);
+        }
+        assert_int_equal(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+        free(dir);
+}
+
 /* A JSON document is saved as its compact text; loading gives that text back. */
 static void test_save_json_roundtrip(void **state) {
         char *dir = test_mkdtemp();
@@ -689,6 +754,7 @@ int main(void) {
                 cmocka_unit_test(test_pair_decode_only_what_encode_makes),
                 cmocka_unit_test(test_pair_decode_random_damage),
                 cmocka_unit_test(test_same_disk),
+                cmocka_unit_test(test_same_disk_block_slot),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
