@@ -143,7 +143,7 @@ struct job {
         uint64_t progress_before, progress_total; /* bytes of images finished; of all */
         size_t current;            /* image being written */
         uint64_t repaired_logged;  /* of the image being written */
-        bool stall_logged;
+        atomic_bool stall_logged; /* the writer's and the syncer's (job_stall_at_percent) */
 
         /* a scrub: each image is a slot's kept manifest, checked against the slot */
         struct manifest *scrub_manifests[MANIFEST_MAX_IMAGES];

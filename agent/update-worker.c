@@ -163,6 +163,19 @@ void job_progress_load(struct job *j) {
         json_decref(o);
 }
 
+/* Tests only (ORBIT_FAILPOINT_INSTALL_STALL_PERCENT): stop once that much is durable, until
+ * cancelled. Seen after each chunk and after each checkpoint: the bytes durable grow at
+ * checkpoints, and on a fast slot every one may end after the writer's last chunk. */
+static void job_stall_at_percent(struct job *j, uint64_t done, uint64_t total) {
+        if (j->stall_percent <= 0 || !total || 100.0 * (double) done / (double) total < j->stall_percent)
+                return;
+        if (!atomic_exchange(&j->stall_logged, true))
+                log_notice("update: failpoint: install stalled at %.1f%% (%" PRIu64 " of %" PRIu64
+                           " bytes durable)", 100.0 * (double) done / (double) total, done, total);
+        while (!atomic_load(j->cancel))
+                usleep(10 * 1000);
+}
+
 static int job_checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st, bool flush) {
         struct job *j = userdata;
         if (st->chunks_repaired > j->repaired_logged) {
@@ -172,7 +185,14 @@ static int job_checkpoint(void *userdata, const uint8_t *done, const struct inst
                             j->images[j->current].target);
                 j->repaired_logged = st->chunks_repaired;
         }
-        return progress_save(j, flush);
+        int r = progress_save(j, flush);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&j->lock);
+        uint64_t durable = j->progress_before + st->bytes_done, total = j->progress_total;
+        pthread_mutex_unlock(&j->lock);
+        job_stall_at_percent(j, durable, total);
+        return 0;
 }
 
 /* The worker's progress, kept in the job for the status to read (the loop has nothing
@@ -183,14 +203,7 @@ static void job_progress(void *userdata, const struct install_stats *st) {
         j->progress = *st;
         uint64_t done = j->progress_before + st->bytes_done, total = j->progress_total;
         pthread_mutex_unlock(&j->lock);
-        if (j->stall_percent > 0 && total && 100.0 * (double) done / (double) total >= j->stall_percent) {
-                if (!j->stall_logged)
-                        log_notice("update: failpoint: install stalled at %.1f%% (%" PRIu64 " of %" PRIu64
-                                   " bytes durable)", 100.0 * (double) done / (double) total, done, total);
-                j->stall_logged = true;
-                while (!atomic_load(j->cancel))
-                        usleep(10 * 1000);
-        }
+        job_stall_at_percent(j, done, total);
         if (j->stall_file[0] && access(j->stall_file, F_OK) == 0) {
                 log_notice("update: failpoint: install stalled while %s exists (%" PRIu64 " of %" PRIu64
                            " bytes durable)", j->stall_file, done, total);

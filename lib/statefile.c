@@ -391,8 +391,10 @@ int statefile_pair_decode(const char *blk, size_t block, uint64_t *ret_seq, cons
         for (const char *h = p; h < nl; h++)
                 if (!((*h >= '0' && *h <= '9') || (*h >= 'a' && *h <= 'f')))
                         return -EBADMSG;
+        /* the room statefile_pair_encode keeps for the header: a longer payload in this
+         * block was never written by it, whatever its checksum says */
         const char *payload = nl + 1;
-        if (len > STATEFILE_MAX_PAYLOAD || len > block - (size_t) (payload - blk))
+        if (len > STATEFILE_MAX_PAYLOAD || len > block - STATEFILE_HEADER_MAX)
                 return -EBADMSG;
         for (const char *z = payload + len; z < blk + block; z++)
                 if (*z != 0)

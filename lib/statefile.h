@@ -93,7 +93,9 @@ int statefile_pair_decode(const char *blk, size_t block, uint64_t *ret_seq, cons
  * Save payload as the newest copy of dir/name, through p (see above). With flush the copy
  * is durable on return (fdatasync). Without, it is written through to the disk and waited
  * for, but left in the disk's volatile cache: for a caller that flushes that same disk
- * before it relies on the copy (an install: the slot's next sync). A flush costs most when
+ * before it relies on the copy (an install: the slot's next sync), and before its next
+ * save through p: that one overwrites the other block, and with both in the cache a cut
+ * could lose one and tear the other (no good copy). A flush costs most when
  * the disk is busy, which is when checkpoints come. The first save of a handle is always
  * durable. On an error the handle writes the whole file anew at its next save.
  */

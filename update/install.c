@@ -234,6 +234,7 @@ struct pipeline {
         uint64_t sync_bytes;
         struct install_stats sync_stats;
         uint64_t bytes_done; /* durable, for the progress */
+        bool record_in_cache; /* the last checkpoint was not asked to flush (checkpoint_run) */
 };
 
 /* Record the first failure and stop every stage. Called with the lock held. */
@@ -272,14 +273,16 @@ static int checkpoint_failed(const struct install_request *req, int r, char **re
 static int checkpoint_run(struct pipeline *p, uint8_t *map, uint64_t bytes, struct install_stats *st,
                           bool last, char **ret_reason) {
         const struct install_request *req = p->req;
+        /* With nothing written since (a pass's last checkpoint, when the syncer took every
+         * chunk), the slot is still synced after a record left in the disk's cache: that
+         * flush makes it durable before this one overwrites the other copy. */
+        if ((bytes > 0 || p->record_in_cache) && fdatasync(req->slot_fd) < 0) {
+                int r = negative_errno();
+                char name[PATH_MAX + 8];
+                return message_set(ret_reason, r, "image %s: syncing %s: %s", p->img->slot_class,
+                                   slot_name(req, name, sizeof(name)), strerror(-r));
+        }
         if (bytes > 0) {
-                if (fdatasync(req->slot_fd) < 0) {
-                        int r = negative_errno();
-                        char name[PATH_MAX + 8];
-                        return message_set(ret_reason, r, "image %s: syncing %s: %s",
-                                           p->img->slot_class, slot_name(req, name, sizeof(name)),
-                                           strerror(-r));
-                }
                 if (req->drop_cache)
                         (void) posix_fadvise(req->slot_fd, 0, 0, POSIX_FADV_DONTNEED);
                 size_t n = install_bitmap_size(p->img->n_chunks);
@@ -293,9 +296,11 @@ static int checkpoint_run(struct pipeline *p, uint8_t *map, uint64_t bytes, stru
                 pthread_mutex_unlock(&p->lock);
         }
         if (req->checkpoint) {
-                int r = req->checkpoint(req->userdata, req->done, st, last || !req->checkpoint_on_slot_disk);
+                bool flush = last || !req->checkpoint_on_slot_disk;
+                int r = req->checkpoint(req->userdata, req->done, st, flush);
                 if (r < 0)
                         return checkpoint_failed(req, r, ret_reason);
+                p->record_in_cache = !flush;
         }
         return 0;
 }

@@ -97,7 +97,8 @@ struct install_request {
          * A failure stops the install (the bitmap could not be kept). With flush, what it
          * records must be durable when it returns. Without (checkpoint_on_slot_disk, and not
          * a pass's last checkpoint), it may leave its record in the disk's cache: the next
-         * checkpoint's sync of the slot flushes that disk before anything relies on it.
+         * checkpoint's sync of the slot flushes that disk before anything relies on it, and
+         * before the next record is written (that sync is made even with nothing new to sync).
          */
         int (*checkpoint)(void *userdata, const uint8_t *done, const struct install_stats *st, bool flush);
         /* Called after each chunk (no I/O expected): progress for status. May be NULL.

@@ -1,7 +1,9 @@
 # Integration test: installs on full filesystems (root: small tmpfs mounts). (a) the file
 # slot's filesystem too small until a file is removed; (b) update.work_dir filled during an
-# install, the agent killed (-9) and started again, and killed during the pause; (c) the head file of a
-# ranged download from a real controller in a full work_dir. Each install pauses with the
+# install, the agent killed (-9) and started again, and killed during the pause; (b2) the
+# work dir full while an install streams: its progress saves in place go on, no pause; (c)
+# the head file of a ranged download from a real controller in a full work_dir. Each install
+# in (a), (b), (c) pauses with the
 # reason (status, log, one update.paused event), never fails, never touches the active
 # slot, and completes once space returns, keeping the chunks it had saved. (d) with the
 # same controller: a scrub repairs chunks no copy on the node holds from the bundle that
@@ -29,15 +31,16 @@ D=$TESTDIR
 cd "$D" || bail "cd $D"
 SLOTFS=$D/slotfs
 WORKFS=$D/workfs
+WORKFS2=$D/workfs2
 HEADFS=$D/headfs
-mkdir -p "$SLOTFS" "$WORKFS" "$HEADFS"
+mkdir -p "$SLOTFS" "$WORKFS" "$WORKFS2" "$HEADFS"
 # Stop the agents before the mounts go, and the mounts before the test dir goes.
 unmount_all() {
         local pid m
         for pid in "${STARTED_PIDS[@]}"; do
                 stop_pid "$pid"
         done
-        for m in "$SLOTFS" "$WORKFS" "$HEADFS"; do
+        for m in "$SLOTFS" "$WORKFS" "$WORKFS2" "$HEADFS"; do
                 mountpoint -q "$m" && umount "$m"
         done
         return 0
@@ -101,8 +104,9 @@ new_node() { # NAME SLOT_B WORK_DIR SPACE_RETRY_SEC [EXTRA_CONFIG]
 JSON
         FAIL_CONTEXT_LOG=$N/agent.log
 }
-start_agent() { # STALL_AT: a percent of the install where it stops going on (the agent's failpoint)
-        ORBIT_FAILPOINT_INSTALL_STALL_PERCENT=${STALL_AT:-} "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
+start_agent() { # STALL_AT: a percent of the install where it stops going on; STALL_FILE: while it exists (failpoints)
+        ORBIT_FAILPOINT_INSTALL_STALL_PERCENT=${STALL_AT:-} ORBIT_FAILPOINT_INSTALL_STALL_FILE=${STALL_FILE:-} \
+                "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
         AGENT_PID=$!
         track_pid "$AGENT_PID"
         wait_for 20 ctl ping >/dev/null 2>&1 || bail "$N: the agent did not answer"
@@ -210,6 +214,31 @@ grep -qF "128 chunks: $saved resumed, 0 from the active slot, $((128 - saved)) f
 [ -z "$(cd "$W" && ls -- *.tmp 2>/dev/null)" ] && pass "(b) no temp file left in the work dir" || fail "(b) tmp files" "$(ls "$W")"
 slot_a_untouched "(b) after"
 kill -TERM "$AGENT_PID"; wait_exit "$AGENT_PID" 20 || fail "(b) the agent did not stop"
+
+# ---- (b2) the work dir fills while an install streams: its progress saves need no room ------
+# What (b) relies on: once the progress file was written anew (before the slot streams), each
+# checkpoint overwrites a block of it in place. The work dir filled to its last page after
+# the first chunk, the install goes on: every checkpoint saved (one per MiB), never paused.
+small_fs "$WORKFS2" 256k
+W=$WORKFS2/update
+new_node work2 "$D/node-work2/slots/b" "$W" 1
+: >"$D/stall-b2"
+STALL_FILE=$D/stall-b2 start_agent
+ctl update install --no-wait "$D/v2.obundle" >/dev/null || fail "(b2) install start"
+wait_for 20 grep -q "failpoint: install stalled while" "$N/agent.log" && pass "(b2) the install stands after its first chunk" ||
+        fail "(b2) stall" "$(ctl update status --json | jq -c '{phase, progress}')"
+fill_leaving "$WORKFS2" 0
+rm -f "$D/stall-b2"
+wait_for 30 grep -qE "rootfs into slot B: (verified|stopped)" "$N/agent.log" || fail "(b2) the install pass did not end"
+grep -qF "rootfs into slot B: verified; 128 chunks: 0 resumed, 0 from the active slot, 128 from the bundle" "$N/agent.log" &&
+        pass "(b2) the install pass completes in the full work dir: every checkpoint saved in place" ||
+        fail "(b2) install pass" "$(grep -E 'into slot|progress|paused' "$N/agent.log" | tail -5)"
+grep -q "saving the install progress" "$N/agent.log" && fail "(b2) a progress save failed" "$(grep 'saving the install progress' "$N/agent.log")" ||
+        pass "(b2) no progress save failed, no pause for it"
+rm -f "$WORKFS2/filler"
+check "(b2) the install completes" wait_for 20 phase_is ready
+check "(b2) slot B holds v2 exactly" cmp -s "$N/slots/b" v2.img
+kill -TERM "$AGENT_PID"; wait_exit "$AGENT_PID" 20 || fail "(b2) the agent did not stop"
 
 # ---- (c) a ranged download: its install cannot save its state in a full work dir ----------
 if [ ! -x "$OC" ]; then

@@ -40,6 +40,9 @@ struct fixture {
         bool last_flushed;            /* the latest checkpoint was */
         int checkpoint_error;
         unsigned checkpoints_before_error; /* that succeed before checkpoint_error applies */
+        bool record_in_cache;              /* the latest checkpoint was not flushed */
+        unsigned syncs_at_record;          /* slot syncs when it was made */
+        unsigned both_in_cache; /* checkpoints made with no slot sync since one not flushed */
         uint8_t saved[(N_CHUNKS + 7) / 8]; /* the bitmap of the last checkpoint that succeeded */
         atomic_int cancel;
         uint64_t cancel_after_bytes;
@@ -60,8 +63,26 @@ static int source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
         return 0;
 }
 
+/* The slot's syncs, counted (the test is linked with --wrap=fdatasync): a checkpoint that
+ * was not flushed must be followed by one before the next checkpoint overwrites the other
+ * copy of the record (lib/statefile.h), else a power cut can find both in the disk's cache. */
+static atomic_uint slot_syncs;
+static atomic_int counted_fd = -1;
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd) {
+        if (fd == atomic_load(&counted_fd))
+                atomic_fetch_add(&slot_syncs, 1);
+        return __real_fdatasync(fd);
+}
+
 static int checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st, bool flush) {
         struct fixture *f = userdata;
+        unsigned syncs = atomic_load(&slot_syncs);
+        if (f->record_in_cache && syncs == f->syncs_at_record)
+                f->both_in_cache++;
+        f->record_in_cache = !flush;
+        f->syncs_at_record = syncs;
         f->checkpoints++;
         f->checkpoints_flushed += flush;
         f->last_flushed = flush;
@@ -180,13 +201,17 @@ static void test_checkpoint_flush(void **state) {
                         assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
                         uint8_t done[install_bitmap_size(N_CHUNKS)];
                         memset(done, 0, sizeof(done));
-                        f->checkpoints = f->checkpoints_flushed = 0;
+                        f->checkpoints = f->checkpoints_flushed = f->both_in_cache = 0;
+                        f->record_in_cache = false;
                         f->fail_source_at = fail ? 23 : -1;
+                        atomic_store(&counted_fd, fd);
                         struct install_request req = request(f, fd, done);
                         req.checkpoint_on_slot_disk = on_slot_disk;
                         struct install_stats st;
                         int r = install_image(&req, &st, &reason);
+                        atomic_store(&counted_fd, -1);
                         close(fd);
+                        assert_int_equal(f->both_in_cache, 0);
                         assert_int_equal(r, fail ? -EIO : 0);
                         free(reason);
                         assert_true(f->checkpoints >= (fail ? 4u : N_CHUNKS / 5));
@@ -195,6 +220,43 @@ static void test_checkpoint_flush(void **state) {
                         /* what the last one recorded: every chunk written, up to the failure */
                         assert_int_equal(install_bitmap_count(f->saved, N_CHUNKS), fail ? 23 : N_CHUNKS);
                 }
+        }
+}
+
+/* A pass whose last chunks were all handed to the syncer ends with a checkpoint that has
+ * nothing left to sync (here every chunk is a checkpoint of its own): the slot is synced
+ * all the same, so the record the syncer left in the disk's cache is flushed before the
+ * last one overwrites the other copy. Also after a cancel. */
+static void test_checkpoint_nothing_left_to_sync(void **state) {
+        struct fixture *f = *state;
+        for (int cancel = 0; cancel < 2; cancel++) {
+                int fd;
+                char *reason = NULL;
+                (void) unlink(f->slot_path);
+                assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+                uint8_t done[install_bitmap_size(N_CHUNKS)];
+                memset(done, 0, sizeof(done));
+                f->checkpoints = f->checkpoints_flushed = f->both_in_cache = 0;
+                f->record_in_cache = false;
+                f->cancel = 0;
+                f->source_bytes = 0;
+                f->cancel_after_bytes = cancel ? 12 * CHUNK : 0;
+                atomic_store(&counted_fd, fd);
+                struct install_request req = request(f, fd, done);
+                req.checkpoint_on_slot_disk = true;
+                req.checkpoint_bytes = 1;
+                struct install_stats st;
+                int r = install_image(&req, &st, &reason);
+                atomic_store(&counted_fd, -1);
+                close(fd);
+                assert_int_equal(r, cancel ? -ECANCELED : 0);
+                free(reason);
+                assert_true(f->checkpoints >= (cancel ? 4u : N_CHUNKS));
+                assert_true(f->last_flushed);
+                assert_int_equal(f->checkpoints_flushed, 1);
+                assert_int_equal(f->both_in_cache, 0);
+                if (!cancel)
+                        assert_int_equal(install_bitmap_count(f->saved, N_CHUNKS), N_CHUNKS);
         }
 }
 
@@ -686,6 +748,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_fresh_install, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_checkpoint_flush, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_checkpoint_nothing_left_to_sync, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_delta_from_active, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_resume_and_repair, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_forged_source_refused, setup, teardown),

@@ -8,6 +8,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -15,6 +17,7 @@
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/macro.h"
+#include "lib/sha256.h"
 #include "lib/statefile.h"
 #include "test-util.h"
 
@@ -518,6 +521,116 @@ static void test_pair_damage(void **state) {
         test_rmdir(dir);
 }
 
+/* A block written by hand: the header's fields as given, the digest over them as written
+ * (as a writer of another format would make it). */
+static void pair_craft(char *blk, size_t block, const char *seq, const char *len, const char *payload,
+                       size_t payload_len) {
+        char covered[64], hex[SHA256_HEX_SIZE];
+        snprintf(covered, sizeof(covered), "%s %s\n", seq, len);
+        struct sha256_ctx c;
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        sha256_init(&c);
+        sha256_update(&c, covered, strlen(covered));
+        sha256_update(&c, payload, payload_len);
+        sha256_final(&c, digest);
+        sha256_to_hex(digest, hex);
+        memset(blk, 0, block);
+        int n = snprintf(blk, block, "orbit-pair 1 %s %s %s\n", seq, len, hex);
+        assert_true(n > 0 && (size_t) n + payload_len <= block);
+        memcpy(blk + n, payload, payload_len);
+}
+
+/* The decoder takes exactly the blocks the encoder makes: a checksum that matches is not
+ * enough for a header the writer never writes (a leading zero, a seq past 2^64-1, more
+ * digits, a payload too long for the block's header room). */
+static void test_pair_decode_only_what_encode_makes(void **state) {
+        const size_t block = STATEFILE_PAIR_ALIGN;
+        char *blk = malloc(block), *payload = malloc(block);
+        memset(payload, 'p', block);
+        uint64_t seq;
+        const char *out;
+        size_t len;
+        /* as encode writes it: decodes */
+        pair_craft(blk, block, "5", "100", payload, 100);
+        assert_int_equal(statefile_pair_decode(blk, block, &seq, &out, &len), 0);
+        assert_int_equal(seq, 5);
+        assert_int_equal(len, 100);
+        pair_craft(blk, block, "18446744073709551615", "100", payload, 100);
+        assert_int_equal(statefile_pair_decode(blk, block, &seq, &out, &len), 0);
+        assert_true(seq == UINT64_MAX);
+        /* not as encode writes it */
+        static const char *const bad[][2] = {
+                {"05", "100"}, {"5", "0100"}, {"18446744073709551616", "100"},
+                {"99999999999999999999", "100"}, {"123456789012345678901", "100"},
+                {"5", "12345678901"}, {"5", "4194305"}, {"-5", "100"}, {"5", "+100"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                pair_craft(blk, block, bad[i][0], bad[i][1], payload, 100);
+                if (statefile_pair_decode(blk, block, &seq, &out, &len) != -EBADMSG)
+                        fail_msg("seq \"%s\", length \"%s\": decoded", bad[i][0], bad[i][1]);
+        }
+        /* a payload that leaves the header less room than encode keeps: encode refuses that
+         * block size, so no block of it was ever written */
+        size_t n = block - strlen("orbit-pair 1 5 4011 ") - SHA256_DIGEST_SIZE * 2 - 1;
+        assert_int_equal(n, 4011);
+        assert_int_equal(statefile_pair_encode(5, payload, n, blk, block), -EFBIG);
+        pair_craft(blk, block, "5", "4011", payload, n);
+        assert_int_equal(statefile_pair_decode(blk, block, &seq, &out, &len), -EBADMSG);
+        free(blk);
+        free(payload);
+}
+
+static uint64_t next_random(uint64_t *x) {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        return *x;
+}
+
+/* Random copies: one byte changed anywhere never decodes; a block torn at a sector between
+ * the copy it held and the one written over it decodes only as one of the two. */
+static void test_pair_decode_random_damage(void **state) {
+        uint64_t x = 0x9e3779b97f4a7c15u;
+        const size_t max_block = 3 * STATEFILE_PAIR_ALIGN;
+        char *a = malloc(max_block), *b = malloc(max_block), *m = malloc(max_block);
+        char *payload = malloc(max_block);
+        for (int iter = 0; iter < 2000; iter++) {
+                size_t len = next_random(&x) % (max_block - 128 + 1);
+                size_t block = statefile_pair_block_size(len);
+                uint64_t seq = next_random(&x);
+                for (size_t i = 0; i < len; i++)
+                        payload[i] = (char) next_random(&x);
+                assert_int_equal(statefile_pair_encode(seq, payload, len, a, block), 0);
+                uint64_t s;
+                const char *out;
+                size_t l;
+                assert_int_equal(statefile_pair_decode(a, block, &s, &out, &l), 0);
+                assert_true(s == seq && l == len);
+                assert_memory_equal(out, payload, len);
+                memcpy(m, a, block);
+                size_t at = next_random(&x) % block;
+                m[at] ^= (char) (1 + next_random(&x) % 255);
+                if (statefile_pair_decode(m, block, &s, &out, &l) != -EBADMSG)
+                        fail_msg("iteration %d: byte %zu of %zu changed, decoded", iter, at, block);
+                /* the next copy of this block: seq + 2, a payload one byte different */
+                if (len > 0)
+                        payload[next_random(&x) % len] ^= 0x20;
+                assert_int_equal(statefile_pair_encode(seq + 2, payload, len, b, block), 0);
+                size_t tear = 512 * (1 + next_random(&x) % (block / 512 - 1));
+                for (int k = 0; k < 2; k++) {
+                        memcpy(m, k ? b : a, tear);
+                        memcpy(m + tear, (k ? a : b) + tear, block - tear);
+                        if (statefile_pair_decode(m, block, &s, &out, &l) == 0 && memcmp(m, a, block) != 0 &&
+                            memcmp(m, b, block) != 0)
+                                fail_msg("iteration %d: torn at %zu, decoded as neither copy", iter, tear);
+                }
+        }
+        free(a);
+        free(b);
+        free(m);
+        free(payload);
+}
+
 /* A file and the directory it is in share their disk; a virtual filesystem has none. */
 static void test_same_disk(void **state) {
         char *dir = test_mkdtemp(), path[PATH_MAX];
@@ -532,6 +645,69 @@ static void test_same_disk(void **state) {
         assert_false(same_disk(fd, dir, "/sys"));
         close(fd);
         test_rmdir(dir);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw) {
+        return remove(path);
+}
+
+/* A sysfs entry of the test's own tree: dev/block/M:m links to a device directory, with a
+ * "partition" file when it is a partition. */
+static void fake_block(const char *sys, unsigned ma, unsigned mi, const char *device, bool partition) {
+        char path[PATH_MAX], link[PATH_MAX], target[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", sys, device);
+        assert_int_equal(mkdir_parents(path, 0755), 0);
+        if (partition) {
+                snprintf(path, sizeof(path), "%s/%s/partition", sys, device);
+                assert_int_equal(test_write(path, "2\n", 2), 0);
+        }
+        snprintf(path, sizeof(path), "%s/dev/block", sys);
+        assert_int_equal(mkdir_parents(path, 0755), 0);
+        snprintf(link, sizeof(link), "%s/dev/block/%u:%u", sys, ma, mi);
+        snprintf(target, sizeof(target), "../../%s", device);
+        assert_int_equal(symlink(target, link), 0);
+}
+
+/* A slot that is a block device: the same disk as the work dir's filesystem only when sysfs
+ * puts both under one disk (a partition's parent, or the disk itself). Another disk, a
+ * device mapper, a device sysfs does not know: not the same (each flushed on its own). */
+static void test_same_disk_block_slot(void **state) {
+        char *dir = test_mkdtemp(), sys[PATH_MAX], node[PATH_MAX];
+        struct stat st;
+        assert_int_equal(stat(dir, &st), 0);
+        if (major(st.st_dev) == 0 || major(st.st_dev) == 240) {
+                test_rmdir(dir);
+                skip(); /* the temp dir is on no disk (tmpfs, overlay): nothing to compare */
+        }
+        snprintf(sys, sizeof(sys), "%s/sys", dir);
+        /* the work dir (the temp dir's filesystem): partition 2 of disk "a" */
+        fake_block(sys, major(st.st_dev), minor(st.st_dev), "devices/platform/a/block/a/a2", true);
+        fake_block(sys, 240, 3, "devices/platform/a/block/a/a3", true);
+        fake_block(sys, 240, 0, "devices/platform/a/block/a", false);
+        fake_block(sys, 240, 17, "devices/platform/b/block/b/b1", true);
+        fake_block(sys, 240, 16, "devices/platform/b/block/b", false);
+        fake_block(sys, 240, 32, "devices/virtual/block/dm-0", false);
+        static const struct {
+                unsigned minor;
+                bool same;
+        } cases[] = {{3, true}, {0, true}, {17, false}, {16, false}, {32, false}, {99, false}};
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                snprintf(node, sizeof(node), "%s/node-%u", dir, cases[i].minor);
+                if (mknod(node, S_IFBLK | 0600, makedev(240, cases[i].minor)) < 0) {
+                        assert_int_equal(errno, EPERM);
+                        assert_int_equal(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+                        free(dir);
+                        skip(); /* not root: no device node to open */
+                }
+                int fd = open(node, O_PATH | O_CLOEXEC);
+                assert_true(fd >= 0);
+                if (same_disk(fd, dir, sys) != cases[i].same)
+                        fail_msg("slot 240:%u: same disk %s, expected %s", cases[i].minor,
+                                 cases[i].same ? "false" : "true", cases[i].same ? "true" : "false");
+                close(fd);
+        }
+        assert_int_equal(nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+        free(dir);
 }
 
 /* A JSON document is saved as its compact text; loading gives that text back. */
@@ -575,7 +751,10 @@ int main(void) {
                 cmocka_unit_test(test_pair_block_every_bit_flip),
                 cmocka_unit_test(test_pair_save_load),
                 cmocka_unit_test(test_pair_damage),
+                cmocka_unit_test(test_pair_decode_only_what_encode_makes),
+                cmocka_unit_test(test_pair_decode_random_damage),
                 cmocka_unit_test(test_same_disk),
+                cmocka_unit_test(test_same_disk_block_slot),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
