@@ -439,6 +439,7 @@ static int pair_create(struct statefile_pair *p, const char *path, const void *p
         p->fd = fd;
         p->block = block;
         p->seq = seq;
+        p->unflushed = false;
         return 0;
 }
 
@@ -461,7 +462,14 @@ int statefile_pair_save(struct statefile_pair *p, const char *dir, const char *n
         if ((r = statefile_pair_encode(seq, payload, len, buf, p->block)) < 0)
                 return r;
         off_t at = (off_t) ((seq % 2) * p->block);
-        r = pwrite_all(p->fd, buf, p->block, (uint64_t) at);
+        /* A flushing save after one that was not: that copy made durable first, by this
+         * file's own flush, before its partner is overwritten. The caller's flush should
+         * have done it already; where that cannot be relied on (a filesystem that skips
+         * the disk's flush on a sync with nothing new, f2fs or btrfs) it costs one flush
+         * of an idle disk per pass. */
+        r = flush && p->unflushed && fdatasync(p->fd) < 0 ? negative_errno() : 0;
+        if (r >= 0)
+                r = pwrite_all(p->fd, buf, p->block, (uint64_t) at);
         if (r >= 0 && flush && fdatasync(p->fd) < 0)
                 r = negative_errno();
         /* written through to the disk, not flushed from its cache: the caller's next flush of
@@ -476,6 +484,7 @@ int statefile_pair_save(struct statefile_pair *p, const char *dir, const char *n
                 return r;
         }
         p->seq = seq;
+        p->unflushed = !flush;
         return 0;
 }
 

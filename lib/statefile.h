@@ -76,6 +76,7 @@ struct statefile_pair {
         int fd;       /* -1 until the first save */
         size_t block; /* bytes per copy */
         uint64_t seq; /* of the newest copy */
+        bool unflushed; /* the newest copy was saved without a flush */
 };
 #define STATEFILE_PAIR_INIT {.fd = -1}
 

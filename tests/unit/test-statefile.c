@@ -631,6 +631,42 @@ static void test_pair_decode_random_damage(void **state) {
         free(payload);
 }
 
+/* Flushes of the pair file, counted (the test is linked with --wrap=fdatasync). */
+static unsigned pair_flushes;
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd) {
+        pair_flushes++;
+        return __real_fdatasync(fd);
+}
+
+/* A flushing save after one that was not makes that copy durable first, by a flush of
+ * its own, before it overwrites the other: the two copies are never both in the disk's
+ * cache, even where the caller's flush in between did not reach the disk. */
+static void test_pair_flush_order(void **state) {
+        char *dir = test_mkdtemp(), *payload = NULL;
+        struct statefile_pair p = STATEFILE_PAIR_INIT;
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", "first", 5, true), 0); /* file anew */
+        pair_flushes = 0;
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", "flushed", 7, true), 0);
+        assert_int_equal(pair_flushes, 1);
+        assert_false(p.unflushed);
+        pair_flushes = 0;
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", "in cache", 8, false), 0);
+        assert_int_equal(pair_flushes, 0);
+        assert_true(p.unflushed);
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", "in cache too", 12, false), 0);
+        assert_int_equal(pair_flushes, 0); /* the caller flushes between these (the slot's sync) */
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", "last", 4, true), 0);
+        assert_int_equal(pair_flushes, 2); /* the copy before it, then its own */
+        assert_false(p.unflushed);
+        assert_int_equal(statefile_pair_load(dir, "progress", &payload, NULL), 0);
+        assert_string_equal(payload, "last");
+        free(payload);
+        statefile_pair_close(&p);
+        test_rmdir(dir);
+}
+
 /* A file and the directory it is in share their disk; a virtual filesystem has none. */
 static void test_same_disk(void **state) {
         char *dir = test_mkdtemp(), path[PATH_MAX];
@@ -751,6 +787,7 @@ int main(void) {
                 cmocka_unit_test(test_pair_block_every_bit_flip),
                 cmocka_unit_test(test_pair_save_load),
                 cmocka_unit_test(test_pair_damage),
+                cmocka_unit_test(test_pair_flush_order),
                 cmocka_unit_test(test_pair_decode_only_what_encode_makes),
                 cmocka_unit_test(test_pair_decode_random_damage),
                 cmocka_unit_test(test_same_disk),
