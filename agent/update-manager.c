@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "agent/link-cert.h"
 #include "agent/update-internal.h"
 #include "agent/trusted-time.h"
@@ -193,6 +195,56 @@ int um_boot_read(struct update_manager *m, struct boot_state *ret) {
         return r;
 }
 
+static const char *const boot_op_names[] = {
+        [UM_BOOT_TRY] = "try",
+        [UM_BOOT_GOOD] = "good",
+        [UM_BOOT_BAD] = "bad",
+        [UM_BOOT_FORGET] = "forget",
+};
+
+/*
+ * Tests only: the bootloader environment's write held at one step while a file exists
+ * (the virtual board cuts the power there: docs/board.md). It runs on the loop, which
+ * is held too, so it feeds systemd's watchdog itself: the hold is the test's, not a hung
+ * agent's. Two keys, as for the other failpoints: the variable and the file.
+ */
+static void failpoint_bootenv_stall(const char *path, enum durable_step step, void *userdata) {
+        struct update_manager *m = userdata;
+        if (m->boot_op_now != m->bootenv_stall_op || step != m->bootenv_stall_step ||
+            access(m->bootenv_stall_file, F_OK) < 0)
+                return;
+        log_notice("update: failpoint: the boot environment write (%s) of %s stalled %s, while %s exists",
+                   boot_op_names[m->boot_op_now], path, durable_step_to_string(step), m->bootenv_stall_file);
+        const struct timespec step_time = {.tv_nsec = 100 * 1000 * 1000};
+        while (access(m->bootenv_stall_file, F_OK) == 0) {
+                (void) sd_notify(false, "WATCHDOG=1");
+                (void) nanosleep(&step_time, NULL);
+        }
+        log_notice("update: failpoint: the boot environment write goes on");
+}
+
+/* "OP:STEP" (try|good|bad|forget : written|renamed) into m; -EINVAL otherwise. */
+static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
+        const char *colon = strchr(at, ':');
+        if (!colon)
+                return -EINVAL;
+        size_t n = (size_t) (colon - at);
+        int op = -1;
+        for (size_t i = 0; i < ELEMENTSOF(boot_op_names); i++)
+                if (strlen(boot_op_names[i]) == n && strncmp(at, boot_op_names[i], n) == 0)
+                        op = (int) i;
+        if (op < 0)
+                return -EINVAL;
+        if (streq(colon + 1, durable_step_to_string(DURABLE_WRITTEN)))
+                m->bootenv_stall_step = DURABLE_WRITTEN;
+        else if (streq(colon + 1, durable_step_to_string(DURABLE_RENAMED)))
+                m->bootenv_stall_step = DURABLE_RENAMED;
+        else
+                return -EINVAL;
+        m->bootenv_stall_op = op;
+        return 0;
+}
+
 /* Take a slot out of the bootloader's choices before its content changes. */
 static int boot_forget(struct boot_state *s, char slot) {
         int i = boot_slot_index(slot);
@@ -223,8 +275,11 @@ int um_boot_update(struct update_manager *m, enum um_boot_op op, char slot, char
                         break;
                 }
         }
-        if (r >= 0)
+        if (r >= 0) {
+                m->boot_op_now = (int) op;
                 r = bootenv_write(m->bootenv, &bs);
+                m->boot_op_now = -1;
+        }
         if (r < 0)
                 snprintf(msg, size, "boot environment %s: %s",
                          m->cfg->update.bootloader_path ? m->cfg->update.bootloader_path : "?", strerror(-r));
@@ -1186,6 +1241,17 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
         const char *stall_file = getenv("ORBIT_FAILPOINT_INSTALL_STALL_FILE");
         if (stall_file && *stall_file)
                 snprintf(m->stall_file, sizeof(m->stall_file), "%s", stall_file);
+        m->bootenv_stall_op = -1;
+        m->boot_op_now = -1;
+        const char *bstall = getenv("ORBIT_FAILPOINT_BOOTENV_STALL_AT");
+        const char *bstall_file = getenv("ORBIT_FAILPOINT_BOOTENV_STALL_FILE");
+        if (bstall && *bstall && bstall_file && *bstall_file) {
+                if (failpoint_bootenv_parse(m, bstall) < 0)
+                        log_warning("update: ORBIT_FAILPOINT_BOOTENV_STALL_AT=%s: not OP:STEP "
+                                    "(try|good|bad|forget : written|renamed); ignored", bstall);
+                snprintf(m->bootenv_stall_file, sizeof(m->bootenv_stall_file), "%s", bstall_file);
+                m->bootenv_hook = (struct durable_hook){.fn = failpoint_bootenv_stall, .userdata = m};
+        }
         m->node = node;
         m->events = events;
         m->runtime = runtime;
@@ -1212,6 +1278,7 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
                         .offset = (uint64_t) u->bootloader_offset,
                         .offset_redundant = (uint64_t) u->bootloader_offset_redundant,
                         .size = (size_t) u->bootloader_size,
+                        .write_hook = m->bootenv_stall_op >= 0 ? &m->bootenv_hook : NULL,
                 };
                 (void) bootenv_kind_from_string(u->bootloader_kind, &bc.kind);
                 r = bootenv_open(&bc, &m->bootenv);
