@@ -223,7 +223,7 @@ static void failpoint_bootenv_stall(const char *path, enum durable_step step, vo
         log_notice("update: failpoint: the boot environment write goes on");
 }
 
-/* "OP:STEP" (try|good|bad|forget : written|renamed) into m; -EINVAL otherwise. */
+/* "OP:STEP" (try|good|bad|forget : written|renamed|synced) into m; -EINVAL otherwise. */
 static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
         const char *colon = strchr(at, ':');
         if (!colon)
@@ -235,12 +235,13 @@ static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
                         op = (int) i;
         if (op < 0)
                 return -EINVAL;
-        if (streq(colon + 1, durable_step_to_string(DURABLE_WRITTEN)))
-                m->bootenv_stall_step = DURABLE_WRITTEN;
-        else if (streq(colon + 1, durable_step_to_string(DURABLE_RENAMED)))
-                m->bootenv_stall_step = DURABLE_RENAMED;
-        else
+        int step = -1;
+        for (int i = DURABLE_WRITTEN; i <= DURABLE_SYNCED; i++)
+                if (streq(colon + 1, durable_step_to_string((enum durable_step) i)))
+                        step = i;
+        if (step < 0)
                 return -EINVAL;
+        m->bootenv_stall_step = (enum durable_step) step;
         m->bootenv_stall_op = op;
         return 0;
 }
@@ -1194,16 +1195,56 @@ static int state_load(struct update_manager *m) {
         return 0;
 }
 
+/* Whether a target slot holds this update's content record: the install wrote it. */
+static bool slot_holds_update(struct update_manager *m, const char *slot_class, char slot) {
+        char name[PATH_MAX];
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        um_record_name(slot_class, slot, name, sizeof(name));
+        if (statefile_load(m->cfg->update.work_dir, name, &text, &len, NULL) < 0)
+                return false;
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        char hex[SHA256_HEX_SIZE];
+        sha256_buffer(text, len, digest);
+        sha256_to_hex(digest, hex);
+        return streq(hex, m->state.manifest_sha256);
+}
+
+/* Every target of the install in progress holds its content record (write_finished saves
+ * them all before it arms the rootfs slot). */
+static bool install_written(struct update_manager *m) {
+        const struct update_state *s = &m->state;
+        if (s->phase != UPDATE_INSTALLING || !s->manifest_sha256[0])
+                return false;
+        if (s->has_rootfs && !slot_holds_update(m, "rootfs", s->rootfs_target))
+                return false;
+        for (size_t i = 0; i < s->n_models; i++) {
+                char cls[MANIFEST_NAME_MAX + 16];
+                snprintf(cls, sizeof(cls), "%s:%s", s->models[i].app ? "app" : "model", s->models[i].name);
+                if (!slot_holds_update(m, cls, s->models[i].target))
+                        return false;
+        }
+        return true;
+}
+
 static int start_action(struct update_manager *m) {
         struct boot_state bs, *bp = NULL;
         if (m->state.has_rootfs && um_boot_read(m, &bs) >= 0)
                 bp = &bs;
         const char *why = "";
-        enum update_start_action a = update_decide_at_start(&m->state, bp, m->booted, &why);
+        enum update_start_action a = update_decide_at_start(&m->state, bp, m->booted, install_written(m), &why);
         if (a != UPDATE_START_NOTHING)
                 log_info("update: at start, %s %s is %s: %s", m->state.bundle_id, m->state.version,
                          update_phase_to_string(m->state.phase), update_start_action_to_string(a));
         char msg[512] = "";
+        if (m->state.phase == UPDATE_INSTALLING &&
+            (a == UPDATE_START_BEGIN_TRIAL || a == UPDATE_START_COMMITTED)) {
+                /* What write_finished did not get to: the progress file gone, "ready". */
+                um_record_remove(m->cfg->update.work_dir, UM_PROGRESS_FILE);
+                int r = um_set_phase(m, UPDATE_READY, "%s", why);
+                if (r < 0)
+                        return r;
+        }
         switch (a) {
         case UPDATE_START_NOTHING:
                 return 0;
@@ -1248,7 +1289,7 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
         if (bstall && *bstall && bstall_file && *bstall_file) {
                 if (failpoint_bootenv_parse(m, bstall) < 0)
                         log_warning("update: ORBIT_FAILPOINT_BOOTENV_STALL_AT=%s: not OP:STEP "
-                                    "(try|good|bad|forget : written|renamed); ignored", bstall);
+                                    "(try|good|bad|forget : written|renamed|synced); ignored", bstall);
                 snprintf(m->bootenv_stall_file, sizeof(m->bootenv_stall_file), "%s", bstall_file);
                 m->bootenv_hook = (struct durable_hook){.fn = failpoint_bootenv_stall, .userdata = m};
         }

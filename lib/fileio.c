@@ -111,6 +111,8 @@ const char *durable_step_to_string(enum durable_step step) {
                 return "written";
         case DURABLE_RENAMED:
                 return "renamed";
+        case DURABLE_SYNCED:
+                return "synced";
         }
         return "?";
 }
@@ -160,7 +162,10 @@ int write_file_durable_hooked(const char *path, const void *data, size_t len, mo
         int cfd = TAKE_FD(fd);
         if (close(cfd) < 0)
                 return negative_errno();
-        return fsync_parent_dir(path);
+        r = fsync_parent_dir(path);
+        if (r >= 0)
+                durable_hook_call(hook, path, DURABLE_SYNCED);
+        return r;
 }
 
 /* The whole disk behind a block device number: its sysfs directory, with a partition's

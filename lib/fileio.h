@@ -39,6 +39,7 @@ int write_file_durable(const char *path, const void *data, size_t len, mode_t mo
 enum durable_step {
         DURABLE_WRITTEN, /* "<path>.tmp" written and fsynced; path untouched */
         DURABLE_RENAMED, /* renamed over path; neither the file nor its directory fsynced again */
+        DURABLE_SYNCED,  /* all done: the new content durable, the caller not told yet */
 };
 struct durable_hook {
         void (*fn)(const char *path, enum durable_step step, void *userdata);

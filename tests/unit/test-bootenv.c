@@ -508,13 +508,15 @@ static void test_io_write_hook(void **state) {
         assert_int_equal(bootenv_open(&c, &b), 0);
         assert_int_equal(boot_state_try_slot(&s, 'B', 2), 0);
         assert_int_equal(bootenv_write(b, &s), 0);
-        assert_int_equal(seen.calls, 2);
+        assert_int_equal(seen.calls, 3);
         assert_int_equal(seen.steps[0], DURABLE_WRITTEN);
         assert_int_equal(seen.primary[0], 'A');
         assert_true(seen.tmp_there[0]);
         assert_int_equal(seen.steps[1], DURABLE_RENAMED);
         assert_int_equal(seen.primary[1], 'B');
         assert_false(seen.tmp_there[1]);
+        assert_int_equal(seen.steps[2], DURABLE_SYNCED);
+        assert_int_equal(seen.primary[2], 'B');
         assert_string_equal(durable_step_to_string(DURABLE_RENAMED), "renamed");
         test_rmdir(dir);
 }
