@@ -1,8 +1,8 @@
 # Integration test of A/B updates with the real agent, file slots and the three bootloader
 # backends (file, grub, uboot): refusals that change no slot, a delta install, reboots
 # simulated by bootenv-tool (what the bootloader scripts do), the trial and its health
-# gate, commit, kill -9 in the middle of an install, a failed gate, an exhausted boot
-# counter, the scrub of the inactive slot (repair, damage, periodic), operator
+# gate, commit, kill -9 in the middle of an install, a power cut between the arm and
+# "ready" (grub), a failed gate, an exhausted boot counter, the scrub of the inactive slot (repair, damage, periodic), operator
 # mark-good/mark-bad/rollback, and models switched with their users.
 # shellcheck shell=bash
 set -u -o pipefail
@@ -434,6 +434,30 @@ check "grub: rolled back" phase_is rolled-back
 grub-editenv "$N/grubenv" list | grepq '^ORBIT_ORDER=A' && pass "grub: A first again" || fail "grub rollback" "$(grub-editenv "$N/grubenv" list)"
 check "grub: model pointed back (a new model: no current)" test ! -e "$N/models/yolo/current"
 reboot_node; [ "$BOOTED" = A ] && pass "grub: back on A" || fail "grub: back on A"
+
+# ---- grub: a power cut between the arm and "ready" (the virtual board's cut 2b) -------
+# The failpoint holds the grubenv write arming B once it is durable; kill -9 there is that
+# cut. The bootloader boots B while the saved phase is still "installing": the install had
+# finished, so the agent goes on to its trial, not to a resume into the slot it runs from.
+: >"$D/bootenv-stall"
+ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:synced ORBIT_FAILPOINT_BOOTENV_STALL_FILE=$D/bootenv-stall start_agent
+ctl update install --no-wait "$D/v4.obundle" >/dev/null || fail "grub: v4 install start"
+check "grub: the arm held once durable (failpoint)" \
+        wait_for 60 grep -q 'failpoint: the boot environment write (try) .* stalled synced' "$N/agent.log"
+kill_agent
+rm -f "$D/bootenv-stall"
+grub-editenv "$N/grubenv" list | grepq -x 'ORBIT_ORDER=B A' && grub-editenv "$N/grubenv" list | grepq -x ORBIT_B_TRIES=2 &&
+        pass "grub: the cut left B armed on the disk" || fail "grub: armed" "$(grub-editenv "$N/grubenv" list)"
+reboot_node; [ "$BOOTED" = B ] && pass "grub: the bootloader boots the armed B" || fail "grub: boot into the armed B" "$BOOTED"
+start_agent
+check "grub: the agent on B begins the trial of the finished install" wait_for 10 phase_is trial
+grep -q 'at start, .* is installing: begin-trial' "$N/agent.log" &&
+        pass "grub: the log says the install is taken for finished" ||
+        fail "grub: at start" "$(grep 'at start' "$N/agent.log" | tail -1)"
+check "grub: operator mark-good commits v4" ctl update mark-good
+check "grub: v4 committed" phase_is committed
+check "grub: slot B holds v4" cmp -s "$N/slots/b" v4.img
+stop_agent
 
 # ---- uboot: mark-bad during the trial --------------------------------------------------
 new_node uboot
