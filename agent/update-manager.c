@@ -645,7 +645,6 @@ static void write_finished(struct update_manager *m, struct job *j) {
                 else
                         slot_source_save(j, &j->images[i], mtext, mlen);
         }
-        um_record_remove(j->work_dir, UM_PROGRESS_FILE);
         job_free(j);
         if (m->state.has_rootfs) {
                 int r = um_boot_update(m, UM_BOOT_TRY, m->state.rootfs_target, msg, sizeof(msg));
@@ -658,6 +657,9 @@ static void write_finished(struct update_manager *m, struct job *j) {
                          m->state.has_rootfs ? "slot %c armed for %" PRId64 " trial boots" : "images verified",
                          m->state.rootfs_target, m->cfg->update.boot_tries) < 0)
                 return;
+        /* Only now: a power cut that loses the arm resumes with every chunk kept (read
+         * back and checked), not with a slot to write again (docs/board.md). */
+        um_record_remove(m->cfg->update.work_dir, UM_PROGRESS_FILE);
         if (m->state.has_rootfs)
                 um_request_reboot(m);
         else

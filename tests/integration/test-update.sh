@@ -457,6 +457,26 @@ grep -q 'at start, .* is installing: begin-trial' "$N/agent.log" &&
 check "grub: operator mark-good commits v4" ctl update mark-good
 check "grub: v4 committed" phase_is committed
 check "grub: slot B holds v4" cmp -s "$N/slots/b" v4.img
+
+# A cut before the arm reached the grubenv (held after the temp file, kill -9): the
+# bootloader boots B again, and the install resumes with every chunk of A kept.
+: >"$D/bootenv-stall"
+stop_agent
+ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:written ORBIT_FAILPOINT_BOOTENV_STALL_FILE=$D/bootenv-stall start_agent
+ctl update install --no-wait "$D/v4.obundle" >/dev/null || fail "grub: v4 into A: install start"
+check "grub: the arm of A held before its rename (failpoint)" \
+        wait_for 60 grep -q 'failpoint: the boot environment write (try) .* stalled written' "$N/agent.log"
+kill_agent
+rm -f "$D/bootenv-stall"
+grub-editenv "$N/grubenv" list | grepq -x 'ORBIT_ORDER=B A' && grub-editenv "$N/grubenv" list | grepq -x ORBIT_A_TRIES=0 &&
+        pass "grub: the cut lost the arm of A" || fail "grub: arm lost" "$(grub-editenv "$N/grubenv" list)"
+reboot_node; [ "$BOOTED" = B ] && pass "grub: the bootloader boots B again" || fail "grub: boot B" "$BOOTED"
+start_agent
+check "grub: the install of A completes again" wait_for 30 phase_is ready
+grep -q 'resuming rootfs: 64 of 64 chunks already in slot A' "$N/agent.log" &&
+        pass "grub: it resumed with every chunk kept (read back, not written again)" ||
+        fail "grub: resume after the lost arm" "$(grep -E 'resuming|into slot A' "$N/agent.log" | tail -2)"
+check "grub: slot A holds v4" cmp -s "$N/slots/a" v4.img
 stop_agent
 
 # ---- uboot: mark-bad during the trial --------------------------------------------------
