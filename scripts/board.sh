@@ -1558,6 +1558,13 @@ cmd_test_powercut() {
                 pc_boot $n "cut 2: next boot" A || pc_stop || return 1
                 pc_held "cut 2b: the grubenv write arming B, durable" "failpoint: the boot environment write (try).* stalled synced" ||
                         pc_stop || return 1
+                # The progress file outlives the lost arm: every chunk is read back, none written.
+                local again; again=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'resuming rootfs: [0-9]* of [0-9]* chunks already in slot B' | head -1 || true)
+                local nch=$((ROOTFS_MIB * 1024 * 1024 / ROLL_CHUNK))
+                case "$again" in
+                *": $nch of $nch chunks"*) ok "cut 2: the install resumed with every chunk kept ($again)" ;;
+                *) not_ok "cut 2: the install after the lost arm: ${again:-no 'resuming rootfs' line}" ;;
+                esac
                 pc_cut "cut 2b (arm, synced)"
                 pc_check_grubenv "cut 2b"
                 expect "cut 2b: B armed on the disk (ORDER/B_OK/B_TRIES)" \
