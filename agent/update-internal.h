@@ -25,6 +25,7 @@
 #include "agent/update-fetch.h"
 #include "agent/trial-gate.h"
 #include "agent/update-manager.h"
+#include "lib/fileio.h"
 #include "lib/macro.h"
 #include "lib/statefile.h"
 #include "update/bootenv.h"
@@ -185,6 +186,14 @@ struct update_manager {
         /* Tests only (ORBIT_FAILPOINT_INSTALL_STALL_FILE): an install stops going on while
          * this file exists, and goes on when the test removes it ("" none). */
         char stall_file[PATH_MAX];
+        /* Tests only (ORBIT_FAILPOINT_BOOTENV_STALL_AT=OP:STEP and _FILE): the bootloader
+         * environment's write for one um_boot_op (-1: none) holds at one step of its
+         * durable replacement while the file exists, so a test can cut the power there. */
+        int bootenv_stall_op;
+        enum durable_step bootenv_stall_step;
+        char bootenv_stall_file[PATH_MAX];
+        struct durable_hook bootenv_hook;
+        int boot_op_now; /* the um_boot_op being written, -1 between writes */
 
         /* the trial (kept in UM_TRIAL_FILE: its start, the health gate held, the controller
          * reached, so a restarted agent goes on from there) */

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "agent/link-cert.h"
 #include "agent/update-internal.h"
 #include "agent/trusted-time.h"
@@ -193,6 +195,57 @@ int um_boot_read(struct update_manager *m, struct boot_state *ret) {
         return r;
 }
 
+static const char *const boot_op_names[] = {
+        [UM_BOOT_TRY] = "try",
+        [UM_BOOT_GOOD] = "good",
+        [UM_BOOT_BAD] = "bad",
+        [UM_BOOT_FORGET] = "forget",
+};
+
+/*
+ * Tests only: the bootloader environment's write held at one step while a file exists
+ * (the virtual board cuts the power there: docs/board.md). It runs on the loop, which
+ * is held too, so it feeds systemd's watchdog itself: the hold is the test's, not a hung
+ * agent's. Two keys, as for the other failpoints: the variable and the file.
+ */
+static void failpoint_bootenv_stall(const char *path, enum durable_step step, void *userdata) {
+        struct update_manager *m = userdata;
+        if (m->boot_op_now != m->bootenv_stall_op || step != m->bootenv_stall_step ||
+            access(m->bootenv_stall_file, F_OK) < 0)
+                return;
+        log_notice("update: failpoint: the boot environment write (%s) of %s stalled %s, while %s exists",
+                   boot_op_names[m->boot_op_now], path, durable_step_to_string(step), m->bootenv_stall_file);
+        const struct timespec step_time = {.tv_nsec = 100 * 1000 * 1000};
+        while (access(m->bootenv_stall_file, F_OK) == 0) {
+                (void) sd_notify(false, "WATCHDOG=1");
+                (void) nanosleep(&step_time, NULL);
+        }
+        log_notice("update: failpoint: the boot environment write goes on");
+}
+
+/* "OP:STEP" (try|good|bad|forget : written|renamed|synced) into m; -EINVAL otherwise. */
+static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
+        const char *colon = strchr(at, ':');
+        if (!colon)
+                return -EINVAL;
+        size_t n = (size_t) (colon - at);
+        int op = -1;
+        for (size_t i = 0; i < ELEMENTSOF(boot_op_names); i++)
+                if (strlen(boot_op_names[i]) == n && strncmp(at, boot_op_names[i], n) == 0)
+                        op = (int) i;
+        if (op < 0)
+                return -EINVAL;
+        int step = -1;
+        for (int i = DURABLE_WRITTEN; i <= DURABLE_SYNCED; i++)
+                if (streq(colon + 1, durable_step_to_string((enum durable_step) i)))
+                        step = i;
+        if (step < 0)
+                return -EINVAL;
+        m->bootenv_stall_step = (enum durable_step) step;
+        m->bootenv_stall_op = op;
+        return 0;
+}
+
 /* Take a slot out of the bootloader's choices before its content changes. */
 static int boot_forget(struct boot_state *s, char slot) {
         int i = boot_slot_index(slot);
@@ -223,8 +276,11 @@ int um_boot_update(struct update_manager *m, enum um_boot_op op, char slot, char
                         break;
                 }
         }
-        if (r >= 0)
+        if (r >= 0) {
+                m->boot_op_now = (int) op;
                 r = bootenv_write(m->bootenv, &bs);
+                m->boot_op_now = -1;
+        }
         if (r < 0)
                 snprintf(msg, size, "boot environment %s: %s",
                          m->cfg->update.bootloader_path ? m->cfg->update.bootloader_path : "?", strerror(-r));
@@ -589,7 +645,6 @@ static void write_finished(struct update_manager *m, struct job *j) {
                 else
                         slot_source_save(j, &j->images[i], mtext, mlen);
         }
-        um_record_remove(j->work_dir, UM_PROGRESS_FILE);
         job_free(j);
         if (m->state.has_rootfs) {
                 int r = um_boot_update(m, UM_BOOT_TRY, m->state.rootfs_target, msg, sizeof(msg));
@@ -602,6 +657,9 @@ static void write_finished(struct update_manager *m, struct job *j) {
                          m->state.has_rootfs ? "slot %c armed for %" PRId64 " trial boots" : "images verified",
                          m->state.rootfs_target, m->cfg->update.boot_tries) < 0)
                 return;
+        /* Only now: a power cut that loses the arm resumes with every chunk kept (read
+         * back and checked), not with a slot to write again (docs/board.md). */
+        um_record_remove(m->cfg->update.work_dir, UM_PROGRESS_FILE);
         if (m->state.has_rootfs)
                 um_request_reboot(m);
         else
@@ -1139,16 +1197,56 @@ static int state_load(struct update_manager *m) {
         return 0;
 }
 
+/* Whether a target slot holds this update's content record: the install wrote it. */
+static bool slot_holds_update(struct update_manager *m, const char *slot_class, char slot) {
+        char name[PATH_MAX];
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        um_record_name(slot_class, slot, name, sizeof(name));
+        if (statefile_load(m->cfg->update.work_dir, name, &text, &len, NULL) < 0)
+                return false;
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        char hex[SHA256_HEX_SIZE];
+        sha256_buffer(text, len, digest);
+        sha256_to_hex(digest, hex);
+        return streq(hex, m->state.manifest_sha256);
+}
+
+/* Every target of the install in progress holds its content record (write_finished saves
+ * them all before it arms the rootfs slot). */
+static bool install_written(struct update_manager *m) {
+        const struct update_state *s = &m->state;
+        if (s->phase != UPDATE_INSTALLING || !s->manifest_sha256[0])
+                return false;
+        if (s->has_rootfs && !slot_holds_update(m, "rootfs", s->rootfs_target))
+                return false;
+        for (size_t i = 0; i < s->n_models; i++) {
+                char cls[MANIFEST_NAME_MAX + 16];
+                snprintf(cls, sizeof(cls), "%s:%s", s->models[i].app ? "app" : "model", s->models[i].name);
+                if (!slot_holds_update(m, cls, s->models[i].target))
+                        return false;
+        }
+        return true;
+}
+
 static int start_action(struct update_manager *m) {
         struct boot_state bs, *bp = NULL;
         if (m->state.has_rootfs && um_boot_read(m, &bs) >= 0)
                 bp = &bs;
         const char *why = "";
-        enum update_start_action a = update_decide_at_start(&m->state, bp, m->booted, &why);
+        enum update_start_action a = update_decide_at_start(&m->state, bp, m->booted, install_written(m), &why);
         if (a != UPDATE_START_NOTHING)
                 log_info("update: at start, %s %s is %s: %s", m->state.bundle_id, m->state.version,
                          update_phase_to_string(m->state.phase), update_start_action_to_string(a));
         char msg[512] = "";
+        if (m->state.phase == UPDATE_INSTALLING &&
+            (a == UPDATE_START_BEGIN_TRIAL || a == UPDATE_START_COMMITTED)) {
+                /* What write_finished did not get to: the progress file gone, "ready". */
+                um_record_remove(m->cfg->update.work_dir, UM_PROGRESS_FILE);
+                int r = um_set_phase(m, UPDATE_READY, "%s", why);
+                if (r < 0)
+                        return r;
+        }
         switch (a) {
         case UPDATE_START_NOTHING:
                 return 0;
@@ -1186,6 +1284,17 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
         const char *stall_file = getenv("ORBIT_FAILPOINT_INSTALL_STALL_FILE");
         if (stall_file && *stall_file)
                 snprintf(m->stall_file, sizeof(m->stall_file), "%s", stall_file);
+        m->bootenv_stall_op = -1;
+        m->boot_op_now = -1;
+        const char *bstall = getenv("ORBIT_FAILPOINT_BOOTENV_STALL_AT");
+        const char *bstall_file = getenv("ORBIT_FAILPOINT_BOOTENV_STALL_FILE");
+        if (bstall && *bstall && bstall_file && *bstall_file) {
+                if (failpoint_bootenv_parse(m, bstall) < 0)
+                        log_warning("update: ORBIT_FAILPOINT_BOOTENV_STALL_AT=%s: not OP:STEP "
+                                    "(try|good|bad|forget : written|renamed|synced); ignored", bstall);
+                snprintf(m->bootenv_stall_file, sizeof(m->bootenv_stall_file), "%s", bstall_file);
+                m->bootenv_hook = (struct durable_hook){.fn = failpoint_bootenv_stall, .userdata = m};
+        }
         m->node = node;
         m->events = events;
         m->runtime = runtime;
@@ -1212,6 +1321,7 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
                         .offset = (uint64_t) u->bootloader_offset,
                         .offset_redundant = (uint64_t) u->bootloader_offset_redundant,
                         .size = (size_t) u->bootloader_size,
+                        .write_hook = m->bootenv_stall_op >= 0 ? &m->bootenv_hook : NULL,
                 };
                 (void) bootenv_kind_from_string(u->bootloader_kind, &bc.kind);
                 r = bootenv_open(&bc, &m->bootenv);

@@ -105,7 +105,29 @@ int fsync_parent_dir(const char *path) {
         return 0;
 }
 
+const char *durable_step_to_string(enum durable_step step) {
+        switch (step) {
+        case DURABLE_WRITTEN:
+                return "written";
+        case DURABLE_RENAMED:
+                return "renamed";
+        case DURABLE_SYNCED:
+                return "synced";
+        }
+        return "?";
+}
+
+static void durable_hook_call(const struct durable_hook *hook, const char *path, enum durable_step step) {
+        if (hook && hook->fn)
+                hook->fn(path, step, hook->userdata);
+}
+
 int write_file_durable(const char *path, const void *data, size_t len, mode_t mode) {
+        return write_file_durable_hooked(path, data, len, mode, NULL);
+}
+
+int write_file_durable_hooked(const char *path, const void *data, size_t len, mode_t mode,
+                              const struct durable_hook *hook) {
         char tmp[PATH_MAX];
         if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int) sizeof(tmp))
                 return -ENAMETOOLONG;
@@ -117,12 +139,15 @@ int write_file_durable(const char *path, const void *data, size_t len, mode_t mo
         int r = write_all(fd, data, len);
         if (r >= 0 && fsync(fd) < 0)
                 r = negative_errno();
+        if (r >= 0)
+                durable_hook_call(hook, path, DURABLE_WRITTEN);
         if (r >= 0 && rename(tmp, path) < 0)
                 r = negative_errno();
         if (r < 0) {
                 (void) unlink(tmp);
                 return r;
         }
+        durable_hook_call(hook, path, DURABLE_RENAMED);
         /*
          * The file once more, after the rename. On FAT (a grubenv on the EFI system
          * partition) a file's directory entry is its inode: renaming over a file moves the
@@ -137,7 +162,10 @@ int write_file_durable(const char *path, const void *data, size_t len, mode_t mo
         int cfd = TAKE_FD(fd);
         if (close(cfd) < 0)
                 return negative_errno();
-        return fsync_parent_dir(path);
+        r = fsync_parent_dir(path);
+        if (r >= 0)
+                durable_hook_call(hook, path, DURABLE_SYNCED);
+        return r;
 }
 
 /* The whole disk behind a block device number: its sysfs directory, with a partition's

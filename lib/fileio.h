@@ -34,6 +34,23 @@ int fsync_parent_dir(const char *path);
  */
 int write_file_durable(const char *path, const void *data, size_t len, mode_t mode);
 
+/* The points of write_file_durable a hook sees (tests only: failpoints that hold a write
+ * there so a power cut can land exactly between two of its steps). */
+enum durable_step {
+        DURABLE_WRITTEN, /* "<path>.tmp" written and fsynced; path untouched */
+        DURABLE_RENAMED, /* renamed over path; neither the file nor its directory fsynced again */
+        DURABLE_SYNCED,  /* all done: the new content durable, the caller not told yet */
+};
+struct durable_hook {
+        void (*fn)(const char *path, enum durable_step step, void *userdata);
+        void *userdata;
+};
+const char *durable_step_to_string(enum durable_step step);
+
+/* write_file_durable calling hook (NULL: none) at each step. */
+int write_file_durable_hooked(const char *path, const void *data, size_t len, mode_t mode,
+                              const struct durable_hook *hook);
+
 /*
  * Whether a cache flush of the disk behind fd (a block device, or a file's filesystem)
  * also flushes the disk that holds path's filesystem: the same filesystem, or partitions

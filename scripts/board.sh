@@ -2,7 +2,7 @@
 # A virtual board (issue #20): a bootable disk image from Debian packages with the
 # project's own .deb, booted under QEMU (OVMF + GRUB on x86_64, U-Boot on aarch64). docs/board.md.
 #
-# Usage: scripts/board.sh build|boot|test|test-guest|test-rollout [options]
+# Usage: scripts/board.sh build|boot|test|test-guest|test-rollout|test-powercut [options]
 #   build             build (or find in the cache) the disk image; prints its path
 #   boot              build, then boot a copy of it with the serial console on this terminal
 #   test              build, boot it headless, check what the guest reports (slot, agent)
@@ -12,6 +12,9 @@
 #                     controller on the host: a rollout into the other slot, a real reboot,
 #                     the commit; then an image whose kernel panics, GRUB's fallback, the
 #                     rollback reported (docs/board.md)
+#   test-powercut     build, then power cuts (QEMU killed) during an install, the grubenv
+#                     write arming the new slot and the one committing it; each time the
+#                     board boots a good slot and the update goes on to the commit
 # Options:
 #   --debs DIR        take orbit-agent_*.deb and orbitctl_*.deb from DIR (default: build them
 #                     with dpkg-buildpackage -b, nocheck, from a copy of this tree)
@@ -314,6 +317,9 @@ fw_cfg() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/$1/raw" 2>
         sync
         echo "BOARD end"
 } >"$port"
+# board.sh test-powercut: a failpoint that holds the agent while a file exists is armed
+# only now, so a held agent never stalls this report's orbitctl calls.
+[ -s /run/orbit-board/failpoints.env ] && : >/run/orbit-board/stall
 # Asked by the host (scripts/board.sh test): power off once reported. There is no
 # logind (no D-Bus in the image), so nothing would act on an ACPI power button.
 if [ "$(fw_cfg poweroff)" = 1 ]; then
@@ -337,6 +343,10 @@ if [ "${1:-}" = stop ]; then
         exit 0
 fi
 modprobe qemu_fw_cfg 2>/dev/null
+# board.sh test-powercut: this QEMU's failpoints, read by the agent's unit
+# (EnvironmentFile= of the board's drop-in); none otherwise.
+mkdir -p /run/orbit-board
+cat /sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/failpoints/raw >/run/orbit-board/failpoints.env 2>/dev/null || :
 [ "$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/config/raw 2>/dev/null)" = 1 ] || exit 0
 i=0
 while [ ! -e /dev/disk/by-label/orbit-config ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
@@ -356,6 +366,27 @@ ip addr add "$ADDR" dev eth0
 ip route add default via "$GW"
 # The kernel's netem on the guest's egress (sch_netem loads on demand).
 tc qdisc replace dev eth0 root netem $NETEM
+SH
+}
+
+# board.sh test-powercut: the agent's journal, as it is written, on a second port (the
+# first is the report's; a virtio port takes one writer at a time), so the host sees a
+# failpoint reached the moment it is.
+write_events_script() {
+        cat <<'SH'
+#!/bin/sh
+# orbit board: the agent's journal to the host (scripts/board.sh test-powercut).
+port=/dev/virtio-ports/org.orbit.board.1
+modprobe qemu_fw_cfg 2>/dev/null
+[ "$(cat /sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/events/raw 2>/dev/null)" = 1 ] || exit 0
+i=0
+while [ ! -e "$port" ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done
+[ -e "$port" ] || exit 1
+slot=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^orbit.slot=//p')
+{
+        echo "EVENTS begin $slot $(cat /proc/sys/kernel/random/boot_id)"
+        exec journalctl -b -f -n all -u orbit-agent.service -o short-monotonic --no-pager
+} >"$port"
 SH
 }
 
@@ -425,6 +456,8 @@ FSTAB
 RequiresMountsFor=/boot/efi /var/lib/orbit-agent
 [Service]
 ReadWritePaths=/boot/efi/grub
+# board.sh test-powercut's failpoints (orbit-board-config writes it from fw_cfg).
+EnvironmentFile=-/run/orbit-board/failpoints.env
 UNIT
         else
                 local envdev; envdev=$(systemd-escape -p --suffix=device "$UBOOT_ENV_DEV")
@@ -458,6 +491,21 @@ WantedBy=multi-user.target
 UNIT
         ln -sf /etc/systemd/system/orbit-board-config.service \
                 "$tree/etc/systemd/system/multi-user.target.wants/orbit-board-config.service"
+        write_events_script >"$tree/usr/local/sbin/orbit-board-events"
+        chmod 755 "$tree/usr/local/sbin/orbit-board-events"
+        cat >"$tree/etc/systemd/system/orbit-board-events.service" <<'UNIT'
+[Unit]
+Description=orbit board: the agent's journal to the host (board.sh test-powercut)
+After=systemd-journald.service orbit-board-config.service
+Before=orbit-agent.service
+ConditionPathExists=/sys/bus/virtio
+[Service]
+ExecStart=/usr/local/sbin/orbit-board-events
+[Install]
+WantedBy=multi-user.target
+UNIT
+        ln -sf /etc/systemd/system/orbit-board-events.service \
+                "$tree/etc/systemd/system/multi-user.target.wants/orbit-board-events.service"
         write_report_script >"$tree/usr/local/sbin/orbit-board-report"
         chmod 755 "$tree/usr/local/sbin/orbit-board-report"
         cat >"$tree/etc/systemd/system/orbit-board-report.service" <<'UNIT'
@@ -698,7 +746,7 @@ qemu_args() {
               -drive "if=pflash,format=raw,file=$WORK/OVMF_VARS.fd"
               -drive "file=$WORK/disk.img,format=raw,if=virtio,cache=unsafe"
               -device virtio-serial-pci
-              -chardev "file,id=report,path=$WORK/report"
+              -chardev "file,id=report,path=$WORK/report,append=on"
               -device virtserialport,chardev=report,name=org.orbit.board.0)
         if [ "$NET" = 1 ]; then
                 # test-rollout: a user-mode NIC (the host's loopback is 10.0.2.2 in the
@@ -1328,7 +1376,252 @@ cmd_test_rollout() {
         [ "$FAILS" -eq 0 ]
 }
 
-usage() { sed -n '2,31s/^# \{0,1\}//p' "$0"; }
+# ---- test-powercut: the power cut during an install, the arm and the commit (item 5) ------
+# SIGKILL to QEMU is the power cut: the guest's RAM goes (its page cache, whatever the
+# agent had not written out), the disk file keeps what the guest had written to it
+# (docs/board.md: why the cache mode does not change that).
+PC_STALL_PERCENT=${ORBIT_BOARD_STALL_PERCENT:-50}
+PC_RUN=0 PC_T=0
+
+# Power on: a QEMU of its own on the node's disk as the last one left it, with this
+# run's failpoints (an EnvironmentFile= of the agent's unit, from fw_cfg) and the agent's
+# journal coming back on a second port (events-N).
+pc_power_on() { # N FAILPOINT...
+        local n=$1
+        shift
+        { echo "# board.sh test-powercut, power-on $n"; printf '%s\n' "$@"; } >"$WORK/failpoints-$n.env"
+        : >"$WORK/events-$n"
+        "${NICE[@]}" "${QEMU[@]}" -display none -serial "file:$WORK/console-$n.log" \
+                -drive "file=$WORK/config.img,format=raw,if=virtio,readonly=on" \
+                -fw_cfg name=opt/org.orbit.board/config,string=1 \
+                -fw_cfg name=opt/org.orbit.board/events,string=1 \
+                -fw_cfg "name=opt/org.orbit.board/failpoints,file=$WORK/failpoints-$n.env" \
+                -chardev "file,id=events,path=$WORK/events-$n" \
+                -device virtserialport,chardev=events,name=org.orbit.board.1 \
+                -monitor "unix:$WORK/monitor.sock,server,nowait" &
+        QEMU_PID=$! PC_RUN=$n PC_T=$SECONDS
+}
+
+# The power cut: SIGKILL, nothing in the guest runs again.
+pc_cut() { # NAME
+        kill -KILL "$QEMU_PID" 2>/dev/null || true
+        wait "$QEMU_PID" 2>/dev/null || true
+        QEMU_PID=""
+        echo "# $1: power cut $(mins $PC_T) min after power-on $PC_RUN"
+}
+
+pc_event() { tr -d '\r' <"$WORK/events-$PC_RUN" 2>/dev/null | grep -q -- "$1"; }
+pc_events_all() { cat "$WORK"/events-* 2>/dev/null | tr -d '\r'; }
+
+# The slot GRUB's script (write_grub_cfg) picks from the grubenv read after a cut: the
+# first of ORBIT_ORDER that is good or has a try left; "factory" when the order is
+# missing (an unreadable or unwritten grubenv: GRUB's never-initialised branch).
+pc_grub_choice() {
+        local order s ok tries
+        order=$(grubenv_value ORBIT_ORDER)
+        [ -n "$order" ] || { echo factory; return; }
+        for s in $order; do
+                ok=$(grubenv_value "ORBIT_${s}_OK") tries=$(grubenv_value "ORBIT_${s}_TRIES")
+                if [ "$ok" = 1 ] || [ "${tries:-0}" -gt 0 ] 2>/dev/null; then echo "$s"; return; fi
+        done
+        echo none
+}
+
+# After a cut, with QEMU gone: the ESP's grubenv as GRUB will read it. Sets PC_CHOICE.
+pc_check_grubenv() { # NAME
+        local name=$1 size list
+        rm -f "$WORK/grubenv"
+        if ! node_grubenv "$WORK/grubenv" 2>"$WORK/mtools.err"; then
+                not_ok "$name: the ESP's grubenv readable (mtools: $(head -c 300 "$WORK/mtools.err"))"
+                PC_CHOICE=factory
+                return
+        fi
+        size=$(stat -c %s "$WORK/grubenv")
+        if list=$(grub-editenv "$WORK/grubenv" list 2>&1) && [ "$size" = 1024 ]; then
+                ok "$name: the ESP's grubenv is whole (1024 bytes, grub-editenv reads it)"
+        else
+                not_ok "$name: the ESP's grubenv: $size bytes, grub-editenv: $(printf '%s' "$list" | head -c 300)"
+        fi
+        PC_CHOICE=$(pc_grub_choice)
+        echo "# $name: grubenv $(printf '%s\n' "$list" | grep ^ORBIT_ | tr '\n' ' ')-> GRUB boots $PC_CHOICE"
+        # The FAT itself (fsck.fat -n on a copy: reads only): what a cut left besides the file.
+        dd if="$WORK/disk.img" of="$WORK/esp-cut.img" bs=1M skip=1 count=$ESP_MIB status=none
+        # A cut always leaves the dirty bit (byte 65 of the boot sector, which its backup
+        # lacks): that and the summary line are left out, anything else is shown.
+        fsck.fat -n "$WORK/esp-cut.img" 2>&1 | grep -Ev '^fsck.fat|^Checking|^Starting|esp-cut.img|boot sector and its backup|mostly harmless|^ +65:01/00|Not automatically fixing|Dirty bit is set|removing dirty bit|^ *$|Leaving filesystem unchanged' |
+                head -5 | sed "s/^/# $name: fsck.fat -n: /" || true
+        rm -f "$WORK/esp-cut.img"
+}
+
+# Power-on N's boot: its report waited for, cut out and checked as booting SLOT.
+pc_boot() { # N NAME SLOT
+        wait_until "$TIMEOUT" have_reports "$1" || { not_ok "$2: power-on $PC_RUN reported"; return 1; }
+        echo "# power-on $PC_RUN: report after $(mins $PC_T) min"
+        report_part "$1"
+        RFILE=$WORK/report-$1
+        check_boot "$2" "$3"
+}
+
+# Wait for the agent to log that a failpoint holds it (its journal, events-N).
+pc_held() { # NAME PATTERN
+        if wait_until 1800 pc_event "$2"; then
+                ok "$1: the agent held there ($(mins $PC_T) min after power-on $PC_RUN)"
+        else
+                not_ok "$1: the agent never got there (events: $WORK/events-$PC_RUN)"
+                return 1
+        fi
+}
+
+pc_stop() { echo "$PASSES passed, $FAILS failed"; return 1; }
+
+# board.sh test-powercut: one node, a rollout of v2 (test-rollout's images and controller,
+# the link not shaped unless ORBIT_BOARD_NETEM says so), and power cuts, each at a point
+# the agent is held at by a failpoint and tells the host about (its journal):
+#   1. the install stalled at PC_STALL_PERCENT% of slot B durable;
+#   2. the grubenv write arming B held after its rename, before its fsyncs;
+#   2b. the same write held once it is durable, before "ready" is saved (when cut 2
+#      lost the arm: it almost always does);
+#   3. the grubenv write committing B, in B's trial, held after its rename.
+# After each: the grubenv whole, GRUB's choice a good slot (never the factory branch),
+# the boot there, and the install or the trial going on to the commit.
+cmd_test_powercut() {
+        local t0=$SECONDS t n=0
+        local stall=ORBIT_FAILPOINT_BOOTENV_STALL_FILE=/run/orbit-board/stall
+        ROLL_NETEM=${ORBIT_BOARD_NETEM:-"delay 20ms"}
+        cmd_build
+        local build_min; build_min=$(mins $t0)
+        [ -n "$WORK" ] || { WORK=$(mktemp -d "${TMPDIR:-/tmp}/orbit-board.XXXXXXXX"); ROLL_TMPWORK=$WORK; }
+        prepare_node
+        qemu_args
+        command -v jq >/dev/null && command -v debugfs >/dev/null && command -v fsck.fat >/dev/null ||
+                die "test-powercut needs jq, debugfs (e2fsprogs) and fsck.fat (dosfstools)"
+        trap rollout_cleanup EXIT
+        echo "# build (or cache): $build_min min"
+        log "node: $WORK"
+        host_tools
+        FLEET_DIR=$WORK/ground
+        # shellcheck disable=SC2034 # read by fleet_start_controller
+        FLEET_POLL_SEC=10
+        mkdir -p "$FLEET_DIR"
+        # shellcheck source=scripts/fleet-lib.sh
+        . "$top_srcdir/scripts/fleet-lib.sh"
+        rollout_keys || die "making the keys failed"
+        fleet_start_controller || die "the controller did not start ($FLEET_DIR/controller.log)"
+        rollout_images || die "deriving the rollout images from slot A failed"
+        rollout_bundle board-v2 "$WORK/images/v2.img" 2.0.0 || die "orbit-bundle create failed"
+        fleet_oc bundle upload "$WORK/images/board-v2.obundle" >/dev/null || die "bundle upload failed"
+        rm -f "$WORK"/images/*.img
+        make_config_disk "$WORK/config.img"
+        : >"$WORK/report"
+        rm -f "$WORK"/events-*
+
+        # 1. The install cut: slot B half written (the failpoint holds the worker once
+        #    PC_STALL_PERCENT% is durable).
+        pc_power_on $((n += 1)) "ORBIT_FAILPOINT_INSTALL_STALL_PERCENT=$PC_STALL_PERCENT"
+        pc_boot $n first A || pc_stop || return 1
+        wait_until 600 node_synced || { not_ok "the node synced"; pc_stop; return 1; }
+        fleet_oc rollout create --id r1 --bundle board-v2 --target all --stages 100 --max-failures 0 >/dev/null &&
+                fleet_oc rollout start r1 >/dev/null || { not_ok "rollout r1 created and started"; pc_stop; return 1; }
+        pc_held "cut 1: the install stalled at $PC_STALL_PERCENT%" "failpoint: install stalled" || pc_stop || return 1
+        echo "# cut 1: $(tr -d '\r' <"$WORK/events-$n" | grep -o 'install stalled at [^)]*)' | head -1 || true)"
+        pc_cut "cut 1 (install)"
+        pc_check_grubenv "cut 1"
+        expect "cut 1: GRUB boots the active slot" "$PC_CHOICE" A
+        expect "cut 1: B out of the choices while written (B_OK/B_TRIES)" \
+                "$(grubenv_value ORBIT_B_OK)/$(grubenv_value ORBIT_B_TRIES)" "0/0"
+
+        # 2. The arm cut: the install resumes (the progress file kept its chunks) and
+        #    completes; the grubenv write arming B holds after the rename (the new
+        #    directory entry in the guest's page cache, neither it nor the FAT fsynced).
+        pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:renamed "$stall"
+        pc_boot $n "cut 1: next boot" "$PC_CHOICE" || pc_stop || return 1
+        pc_held "cut 2: the grubenv write arming B, renamed" "failpoint: the boot environment write (try).* stalled renamed" ||
+                pc_stop || return 1
+        local resumed kept
+        resumed=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'resuming rootfs: [0-9]* of [0-9]* chunks already in slot [AB]' | head -1 || true)
+        kept=$(printf '%s\n' "$resumed" | awk '{ print $3 }')
+        if [ "${kept:-0}" -gt 0 ] 2>/dev/null; then ok "cut 1: the install resumed with its chunks ($resumed)"
+        else not_ok "cut 1: the install did not resume from its progress (${resumed:-no 'resuming rootfs' line})"; fi
+        pc_cut "cut 2 (arm, renamed)"
+        pc_check_grubenv "cut 2"
+        case "$PC_CHOICE" in
+        A) ok "cut 2: GRUB boots a good slot (A: the arm was not on the disk yet)" ;;
+        B) ok "cut 2: GRUB boots a good slot (B: the arm was on the disk already)" ;;
+        *) not_ok "cut 2: GRUB's choice: $PC_CHOICE" ;;
+        esac
+
+        # 2b. The arm durable, "ready" not saved yet: GRUB boots B, whose agent finds its
+        #     install "installing" and must take it for finished (its trial), not resume
+        #     into the slot it runs from. Cut 2 leaves that state itself when it kept the arm.
+        if [ "$PC_CHOICE" = A ]; then
+                pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:synced "$stall"
+                pc_boot $n "cut 2: next boot" A || pc_stop || return 1
+                pc_held "cut 2b: the grubenv write arming B, durable" "failpoint: the boot environment write (try).* stalled synced" ||
+                        pc_stop || return 1
+                # The progress file outlives the lost arm: every chunk is read back, none written.
+                local again; again=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'resuming rootfs: [0-9]* of [0-9]* chunks already in slot B' | head -1 || true)
+                local nch=$((ROOTFS_MIB * 1024 * 1024 / ROLL_CHUNK))
+                case "$again" in
+                *": $nch of $nch chunks"*) ok "cut 2: the install resumed with every chunk kept ($again)" ;;
+                *) not_ok "cut 2: the install after the lost arm: ${again:-no 'resuming rootfs' line}" ;;
+                esac
+                pc_cut "cut 2b (arm, synced)"
+                pc_check_grubenv "cut 2b"
+                expect "cut 2b: B armed on the disk (ORDER/B_OK/B_TRIES)" \
+                        "$(grubenv_value ORBIT_ORDER)/$(grubenv_value ORBIT_B_OK)/$(grubenv_value ORBIT_B_TRIES)" "B A/0/$ROLL_TRIES"
+                expect "cut 2b: GRUB boots the armed slot" "$PC_CHOICE" B
+        else
+                echo "# cut 2b: not run (cut 2 had the arm on the disk: the state it would make)"
+        fi
+
+        # 3. The commit cut: B's trial (the gate holds gate_sec, the controller is
+        #    reached), and the grubenv write committing B holds after the rename.
+        pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=good:renamed "$stall"
+        pc_boot $n "cut 2: the trial boot" B || pc_stop || return 1
+        expect "the trial boot runs the new image" "$(report_value version)" board-v2
+        pc_held "cut 3: the grubenv write committing B, renamed" "failpoint: the boot environment write (good).* stalled renamed" ||
+                pc_stop || return 1
+        local at_start; at_start=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'update: at start, .*' | head -1 || true)
+        echo "# the trial boot: ${at_start:-no 'at start' line}"
+        pc_cut "cut 3 (commit, renamed)"
+        pc_check_grubenv "cut 3"
+        expect "cut 3: GRUB boots the new slot (committed, or a try left)" "$PC_CHOICE" B
+
+        # 4. Power on without failpoints: B, and the commit.
+        pc_power_on $((n += 1))
+        pc_boot $n "cut 3: next boot" B || pc_stop || return 1
+        expect "cut 3: slot B runs the new image" "$(report_value version)" board-v2
+        t=$SECONDS
+        if wait_until 1800 node_state_is r1 committed; then ok "the controller sees the commit ($(mins $PC_T) min after power-on $n)"
+        else not_ok "node state $(node_state r1), not committed"; fi
+        local c; c=$(records_of update.committed | jq 'length' || true)
+        [ "${c:-0}" -ge 1 ] && ok "update.committed on the controller" || not_ok "no update.committed record"
+        c=$(records_of update.failed | jq 'length' || true)
+        expect "no update.failed record" "${c:-0}" 0
+        c=$(records_of update.rolled-back | jq 'length' || true)
+        expect "no update.rolled-back record" "${c:-0}" 0
+        local failed; failed=$(pc_events_all | grep -E 'update board-v2 [^ ]*: (failed|rolled-back)' | head -2 || true)
+        [ -z "$failed" ] && ok "the agent never failed or rolled back the update (its journal, every boot)" ||
+                not_ok "the agent's journal: $failed"
+        # The progress file is written in place (two copies); a cut that is not inside
+        # one of its writes leaves both whole.
+        local corrupt; corrupt=$(pc_events_all | grep -E 'state .*(corrupt|unusable|restoring last good)' | head -3 || true)
+        if [ -z "$corrupt" ]; then ok "no state file found corrupt after the cuts (the agent's journal, every boot)"
+        else not_ok "state files found corrupt after the cuts: $corrupt"; fi
+        c=$(records_of state.corrupt | jq 'length' || true)
+        expect "no state.corrupt record on the controller" "${c:-0}" 0
+        monitor quit
+        wait "$QEMU_PID" 2>/dev/null || true
+        QEMU_PID=""
+        node_grubenv "$WORK/grubenv"
+        expect "end: grubenv: B first and good (ORDER/B_OK)" "$(grubenv_value ORBIT_ORDER)/$(grubenv_value ORBIT_B_OK)" "B A/1"
+        echo "# end: grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
+        echo "# total: $(mins $t0) min"
+        echo "$PASSES passed, $FAILS failed"
+        [ "$FAILS" -eq 0 ]
+}
+
+usage() { sed -n '2,35s/^# \{0,1\}//p' "$0"; }
 
 # The whole command line is handled in main, read in full before it runs: a build takes
 # many minutes, and bash reads a script as it goes, so an edit of this file during a
@@ -1356,6 +1649,7 @@ main() {
         test) cmd_test ;;
         test-guest) [ "$ARCH" = x86_64 ] || die "test-guest: x86_64 only so far"; cmd_test_guest ;;
         test-rollout) [ "$ARCH" = x86_64 ] || die "test-rollout: x86_64 only so far"; NET=1; cmd_test_rollout ;;
+        test-powercut) [ "$ARCH" = x86_64 ] || die "test-powercut: x86_64 only so far"; NET=1; cmd_test_powercut ;;
         base) base_tarball "$ARCH" ;; # the debootstrap step alone (cached)
         debs) find_debs "$DEBS"; echo "$AGENT_DEB $CTL_DEB" ;; # the .debs alone (cached)
         -h|--help|help) usage ;;

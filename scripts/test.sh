@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh Debian 12 machine: dependencies, build, make check,
 # the same suite under ASan+UBSan, and make distcheck.
-# --long: also the virtual board (scripts/board.sh test, test-guest and test-rollout, QEMU without KVM:
+# --long: also the virtual board (scripts/board.sh test, test-guest, test-powercut and test-rollout, QEMU without KVM:
 # tens of minutes; docs/board.md has the figures), as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -168,7 +168,7 @@ fi
 # test helpers for the tests it runs inside the guest.
 if [ $long -eq 1 ]; then
         scripts/deps.sh board
-        for sub in test test-guest test-rollout; do
+        for sub in test test-guest test-powercut test-rollout; do
                 echo "==> scripts/board.sh $sub"
                 rc=0
                 ORBIT_BOARD_BUILDDIR="$top/_build/plain" scripts/board.sh "$sub" >"$top/_build/board-$sub.out" 2>&1 || rc=$?

@@ -12,6 +12,8 @@
 #include "update/boot-vars.h"
 #include "update/bootenv-vars.h"
 
+struct durable_hook;
+
 enum bootenv_kind {
         BOOTENV_GRUB,  /* grubenv, ORBIT_* variables */
         BOOTENV_UBOOT, /* U-Boot environment, BOOT_* variables (RAUC's names) */
@@ -25,6 +27,9 @@ struct bootenv_config {
         uint64_t offset;            /* uboot: where the copy starts in path */
         uint64_t offset_redundant;  /* uboot: where the copy starts in path_redundant */
         size_t size;                /* uboot: bytes of one copy, header included */
+        /* Tests only (failpoints): called inside the grubenv's and the JSON file's durable
+         * replacement (lib/fileio.h), NULL otherwise; not copied, it must outlive the env. */
+        const struct durable_hook *write_hook;
 };
 
 struct bootenv_ops {

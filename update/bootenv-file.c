@@ -79,7 +79,7 @@ static int file_store(const struct bootenv_config *c, const struct env_vars *var
         memcpy(line, text, len);
         line[len] = '\n';
 
-        return bootenv_store_file("boot env file", path, line, len + 1);
+        return bootenv_store_file("boot env file", path, line, len + 1, c->write_hook);
 }
 
 const struct bootenv_ops bootenv_file_ops = {

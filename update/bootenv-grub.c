@@ -171,7 +171,7 @@ static int grub_store(const struct bootenv_config *c, const struct env_vars *var
                 return log_error_errno(r, "grubenv %s: cannot format the variables", path);
 
         /* No checksum in the format: only the byte compare catches a bad write. */
-        return bootenv_store_file("grubenv", path, block, sizeof(block));
+        return bootenv_store_file("grubenv", path, block, sizeof(block), c->write_hook);
 }
 
 const struct bootenv_ops bootenv_grub_ops = {

@@ -47,8 +47,9 @@ int bootenv_load_file(const char *what, const char *path, char **ret_data, size_
         return 0;
 }
 
-int bootenv_store_file(const char *what, const char *path, const void *data, size_t len) {
-        int r = write_file_durable(path, data, len, 0644);
+int bootenv_store_file(const char *what, const char *path, const void *data, size_t len,
+                       const struct durable_hook *hook) {
+        int r = write_file_durable_hooked(path, data, len, 0644, hook);
         if (r < 0)
                 return log_error_errno(r, "%s %s: write failed", what, path);
         r = bootenv_verify_file(path, data, len);

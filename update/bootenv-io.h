@@ -23,5 +23,8 @@ int bootenv_verify_file(const char *path, const void *data, size_t len);
 int bootenv_load_file(const char *what, const char *path, char **ret_data, size_t *ret_len);
 
 /* Replace the file durably with data, then read it back and compare (-EIO on a
- * mismatch); every failure is logged as "<what> <path>: ...". */
-int bootenv_store_file(const char *what, const char *path, const void *data, size_t len);
+ * mismatch); every failure is logged as "<what> <path>: ...". hook: the config's
+ * write_hook (NULL: none). */
+struct durable_hook;
+int bootenv_store_file(const char *what, const char *path, const void *data, size_t len,
+                       const struct durable_hook *hook);

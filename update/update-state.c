@@ -244,12 +244,27 @@ const char *update_start_action_to_string(enum update_start_action a) {
 
 enum update_start_action update_decide_at_start(const struct update_state *s,
                                                 const struct boot_state *boot, char booted,
-                                                const char **ret_why) {
+                                                bool written, const char **ret_why) {
         const char *why = "";
         enum update_start_action a = UPDATE_START_NOTHING;
+        int t;
         switch (s->phase) {
         case UPDATE_FETCHING:
+                a = UPDATE_START_RESUME;
+                break;
         case UPDATE_INSTALLING:
+                /*
+                 * The bootloader booted the target: only the arm after a finished write
+                 * makes it bootable (the install took it out of the choices first), so
+                 * the power went between the arm and saving "ready". Resuming would
+                 * refuse to write the running slot and fail a good install: its trial.
+                 */
+                t = boot_slot_index(s->rootfs_target);
+                if (s->has_rootfs && written && boot && t >= 0 && booted == s->rootfs_target) {
+                        a = boot->slot[t].good ? UPDATE_START_COMMITTED : UPDATE_START_BEGIN_TRIAL;
+                        why = "the install had armed the new slot, and the bootloader booted it";
+                        break;
+                }
                 a = UPDATE_START_RESUME;
                 break;
         case UPDATE_READY:
@@ -264,7 +279,7 @@ enum update_start_action update_decide_at_start(const struct update_state *s,
                         why = "the boot environment cannot be read";
                         break;
                 }
-                int t = boot_slot_index(s->rootfs_target);
+                t = boot_slot_index(s->rootfs_target);
                 if (t < 0) {
                         a = UPDATE_START_ROLLED_BACK;
                         why = "no target slot recorded";

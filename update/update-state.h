@@ -100,12 +100,13 @@ const char *update_start_action_to_string(enum update_start_action a);
 
 /*
  * Pure: decide from the persisted state, the bootloader's state (NULL when the update
- * has no rootfs image) and the booted slot. *ret_why (a static string) explains
- * rollbacks.
+ * has no rootfs image), the booted slot and whether every target holds this update's
+ * content record (written: the install had finished writing them). *ret_why (a static
+ * string) explains rollbacks, and an install taken for finished.
  */
 enum update_start_action update_decide_at_start(const struct update_state *s,
                                                 const struct boot_state *boot, char booted,
-                                                const char **ret_why);
+                                                bool written, const char **ret_why);
 
 /* What an install that stopped with an error becomes. */
 enum update_stop_action {

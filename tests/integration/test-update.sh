@@ -1,8 +1,8 @@
 # Integration test of A/B updates with the real agent, file slots and the three bootloader
 # backends (file, grub, uboot): refusals that change no slot, a delta install, reboots
 # simulated by bootenv-tool (what the bootloader scripts do), the trial and its health
-# gate, commit, kill -9 in the middle of an install, a failed gate, an exhausted boot
-# counter, the scrub of the inactive slot (repair, damage, periodic), operator
+# gate, commit, kill -9 in the middle of an install, a power cut between the arm and
+# "ready" (grub), a failed gate, an exhausted boot counter, the scrub of the inactive slot (repair, damage, periodic), operator
 # mark-good/mark-bad/rollback, and models switched with their users.
 # shellcheck shell=bash
 set -u -o pipefail
@@ -434,6 +434,50 @@ check "grub: rolled back" phase_is rolled-back
 grub-editenv "$N/grubenv" list | grepq '^ORBIT_ORDER=A' && pass "grub: A first again" || fail "grub rollback" "$(grub-editenv "$N/grubenv" list)"
 check "grub: model pointed back (a new model: no current)" test ! -e "$N/models/yolo/current"
 reboot_node; [ "$BOOTED" = A ] && pass "grub: back on A" || fail "grub: back on A"
+
+# ---- grub: a power cut between the arm and "ready" (the virtual board's cut 2b) -------
+# The failpoint holds the grubenv write arming B once it is durable; kill -9 there is that
+# cut. The bootloader boots B while the saved phase is still "installing": the install had
+# finished, so the agent goes on to its trial, not to a resume into the slot it runs from.
+: >"$D/bootenv-stall"
+ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:synced ORBIT_FAILPOINT_BOOTENV_STALL_FILE=$D/bootenv-stall start_agent
+ctl update install --no-wait "$D/v4.obundle" >/dev/null || fail "grub: v4 install start"
+check "grub: the arm held once durable (failpoint)" \
+        wait_for 60 grep -q 'failpoint: the boot environment write (try) .* stalled synced' "$N/agent.log"
+kill_agent
+rm -f "$D/bootenv-stall"
+grub-editenv "$N/grubenv" list | grepq -x 'ORBIT_ORDER=B A' && grub-editenv "$N/grubenv" list | grepq -x ORBIT_B_TRIES=2 &&
+        pass "grub: the cut left B armed on the disk" || fail "grub: armed" "$(grub-editenv "$N/grubenv" list)"
+reboot_node; [ "$BOOTED" = B ] && pass "grub: the bootloader boots the armed B" || fail "grub: boot into the armed B" "$BOOTED"
+start_agent
+check "grub: the agent on B begins the trial of the finished install" wait_for 10 phase_is trial
+grep -q 'at start, .* is installing: begin-trial' "$N/agent.log" &&
+        pass "grub: the log says the install is taken for finished" ||
+        fail "grub: at start" "$(grep 'at start' "$N/agent.log" | tail -1)"
+check "grub: operator mark-good commits v4" ctl update mark-good
+check "grub: v4 committed" phase_is committed
+check "grub: slot B holds v4" cmp -s "$N/slots/b" v4.img
+
+# A cut before the arm reached the grubenv (held after the temp file, kill -9): the
+# bootloader boots B again, and the install resumes with every chunk of A kept.
+: >"$D/bootenv-stall"
+stop_agent
+ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:written ORBIT_FAILPOINT_BOOTENV_STALL_FILE=$D/bootenv-stall start_agent
+ctl update install --no-wait "$D/v4.obundle" >/dev/null || fail "grub: v4 into A: install start"
+check "grub: the arm of A held before its rename (failpoint)" \
+        wait_for 60 grep -q 'failpoint: the boot environment write (try) .* stalled written' "$N/agent.log"
+kill_agent
+rm -f "$D/bootenv-stall"
+grub-editenv "$N/grubenv" list | grepq -x 'ORBIT_ORDER=B A' && grub-editenv "$N/grubenv" list | grepq -x ORBIT_A_TRIES=0 &&
+        pass "grub: the cut lost the arm of A" || fail "grub: arm lost" "$(grub-editenv "$N/grubenv" list)"
+reboot_node; [ "$BOOTED" = B ] && pass "grub: the bootloader boots B again" || fail "grub: boot B" "$BOOTED"
+start_agent
+check "grub: the install of A completes again" wait_for 30 phase_is ready
+grep -q 'resuming rootfs: 64 of 64 chunks already in slot A' "$N/agent.log" &&
+        pass "grub: it resumed with every chunk kept (read back, not written again)" ||
+        fail "grub: resume after the lost arm" "$(grep -E 'resuming|into slot A' "$N/agent.log" | tail -2)"
+check "grub: slot A holds v4" cmp -s "$N/slots/a" v4.img
+stop_agent
 
 # ---- uboot: mark-bad during the trial --------------------------------------------------
 new_node uboot

@@ -8,11 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "update/bootenv.h"
 #include "update/crc32.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "test-util.h"
 
@@ -463,6 +465,62 @@ static void test_io_grub_and_file(void **state) {
         test_rmdir(dir);
 }
 
+/* What the grubenv and its temp file hold at each step of a write (the failpoint hook). */
+struct hook_seen {
+        int calls;
+        enum durable_step steps[4];
+        char primary[4];   /* the primary slot path's content gives at that step */
+        bool tmp_there[4]; /* "<path>.tmp" exists at that step */
+};
+
+static void record_step(const char *path, enum durable_step step, void *userdata) {
+        struct hook_seen *seen = userdata;
+        assert_true(seen->calls < 4);
+        int i = seen->calls++;
+        seen->steps[i] = step;
+        struct bootenv_config c = {.kind = BOOTENV_GRUB, .path = path};
+        _cleanup_bootenv_ struct bootenv *b = NULL;
+        assert_int_equal(bootenv_open(&c, &b), 0);
+        struct boot_state s;
+        assert_int_equal(bootenv_read(b, &s), 0);
+        seen->primary[i] = s.primary;
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        seen->tmp_there[i] = access(tmp, F_OK) == 0;
+}
+
+static void test_io_write_hook(void **state) {
+        char *dir = test_mkdtemp();
+        char path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "grubenv");
+        struct boot_state s;
+        assert_int_equal(boot_state_init(&s, 'A'), 0);
+        struct bootenv_config c = {.kind = BOOTENV_GRUB, .path = path};
+        _cleanup_bootenv_ struct bootenv *plain = NULL;
+        assert_int_equal(bootenv_open(&c, &plain), 0);
+        assert_int_equal(bootenv_write(plain, &s), 0);
+
+        /* the hook sees the old file, the new one in the temp file, then the new file */
+        struct hook_seen seen = {};
+        struct durable_hook hook = {.fn = record_step, .userdata = &seen};
+        c.write_hook = &hook;
+        _cleanup_bootenv_ struct bootenv *b = NULL;
+        assert_int_equal(bootenv_open(&c, &b), 0);
+        assert_int_equal(boot_state_try_slot(&s, 'B', 2), 0);
+        assert_int_equal(bootenv_write(b, &s), 0);
+        assert_int_equal(seen.calls, 3);
+        assert_int_equal(seen.steps[0], DURABLE_WRITTEN);
+        assert_int_equal(seen.primary[0], 'A');
+        assert_true(seen.tmp_there[0]);
+        assert_int_equal(seen.steps[1], DURABLE_RENAMED);
+        assert_int_equal(seen.primary[1], 'B');
+        assert_false(seen.tmp_there[1]);
+        assert_int_equal(seen.steps[2], DURABLE_SYNCED);
+        assert_int_equal(seen.primary[2], 'B');
+        assert_string_equal(durable_step_to_string(DURABLE_RENAMED), "renamed");
+        test_rmdir(dir);
+}
+
 static int read_flags(const char *path) {
         uint8_t buf[8];
         FILE *f = fopen(path, "rb");
@@ -633,6 +691,7 @@ int main(void) {
                 cmocka_unit_test(test_state_from_odd_vars),
                 cmocka_unit_test(test_kernel_cmdline),
                 cmocka_unit_test(test_io_grub_and_file),
+                cmocka_unit_test(test_io_write_hook),
                 cmocka_unit_test(test_io_uboot_redundant),
                 cmocka_unit_test(test_io_uboot_flags_wrap),
                 cmocka_unit_test(test_io_uboot_single_with_offset),

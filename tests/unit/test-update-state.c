@@ -194,41 +194,60 @@ static void test_decide_at_start(void **state) {
         const char *why;
 
         s.phase = UPDATE_COMMITTED;
-        assert_int_equal(update_decide_at_start(&s, NULL, 'A', &why), UPDATE_START_NOTHING);
+        assert_int_equal(update_decide_at_start(&s, NULL, 'A', false, &why), UPDATE_START_NOTHING);
         s.phase = UPDATE_INSTALLING;
-        assert_int_equal(update_decide_at_start(&s, NULL, 'A', &why), UPDATE_START_RESUME);
+        assert_int_equal(update_decide_at_start(&s, NULL, 'A', false, &why), UPDATE_START_RESUME);
         s.phase = UPDATE_FETCHING;
-        assert_int_equal(update_decide_at_start(&s, NULL, 'A', &why), UPDATE_START_RESUME);
+        assert_int_equal(update_decide_at_start(&s, NULL, 'A', false, &why), UPDATE_START_RESUME);
+
+        /* a power cut after the arm of B was on the disk, before "ready" was saved: the
+         * bootloader boots B, whose install had finished: its trial (or the commit the
+         * bootloader already holds), never a resume that fails on the running slot */
+        s.phase = UPDATE_INSTALLING;
+        struct boot_state armed = boot('B', true, 0, false, 1);
+        assert_int_equal(update_decide_at_start(&s, &armed, 'B', true, &why), UPDATE_START_BEGIN_TRIAL);
+        assert_non_null(strstr(why, "armed"));
+        armed = boot('B', true, 0, true, 0);
+        assert_int_equal(update_decide_at_start(&s, &armed, 'B', true, &why), UPDATE_START_COMMITTED);
+        /* the same boot without the content records (the write had not finished): resumed,
+         * and the resume refuses the running slot */
+        armed = boot('B', true, 0, false, 1);
+        assert_int_equal(update_decide_at_start(&s, &armed, 'B', false, &why), UPDATE_START_RESUME);
+        /* still on A (the arm was lost): resumed */
+        assert_int_equal(update_decide_at_start(&s, &armed, 'A', true, &why), UPDATE_START_RESUME);
+        /* the boot environment unreadable: resumed, as before */
+        assert_int_equal(update_decide_at_start(&s, NULL, 'B', true, &why), UPDATE_START_RESUME);
+        s.phase = UPDATE_FETCHING;
 
         /* ready, B armed, still running A: no reboot yet */
         s.phase = UPDATE_READY;
         struct boot_state b = boot('B', true, 0, false, 3);
-        assert_int_equal(update_decide_at_start(&s, &b, 'A', &why), UPDATE_START_WAIT_REBOOT);
+        assert_int_equal(update_decide_at_start(&s, &b, 'A', false, &why), UPDATE_START_WAIT_REBOOT);
         /* booted B on trial */
         b.slot[1].tries_left = 2;
-        assert_int_equal(update_decide_at_start(&s, &b, 'B', &why), UPDATE_START_BEGIN_TRIAL);
+        assert_int_equal(update_decide_at_start(&s, &b, 'B', false, &why), UPDATE_START_BEGIN_TRIAL);
         /* restarted during the trial, still on B */
         s.phase = UPDATE_TRIAL;
-        assert_int_equal(update_decide_at_start(&s, &b, 'B', &why), UPDATE_START_BEGIN_TRIAL);
+        assert_int_equal(update_decide_at_start(&s, &b, 'B', false, &why), UPDATE_START_BEGIN_TRIAL);
         /* the trial boot crashed and the bootloader fell back to A */
         b = boot('B', true, 0, false, 0);
-        assert_int_equal(update_decide_at_start(&s, &b, 'A', &why), UPDATE_START_ROLLED_BACK);
+        assert_int_equal(update_decide_at_start(&s, &b, 'A', false, &why), UPDATE_START_ROLLED_BACK);
         assert_non_null(strstr(why, "fell back"));
         /* ready, but the counter ran out before the agent ever saw B */
         s.phase = UPDATE_READY;
-        assert_int_equal(update_decide_at_start(&s, &b, 'A', &why), UPDATE_START_ROLLED_BACK);
+        assert_int_equal(update_decide_at_start(&s, &b, 'A', false, &why), UPDATE_START_ROLLED_BACK);
         assert_non_null(strstr(why, "ran out"));
         /* killed between marking B good and saving the state */
         s.phase = UPDATE_TRIAL;
         b = boot('B', true, 0, true, 0);
-        assert_int_equal(update_decide_at_start(&s, &b, 'B', &why), UPDATE_START_COMMITTED);
+        assert_int_equal(update_decide_at_start(&s, &b, 'B', false, &why), UPDATE_START_COMMITTED);
         /* unreadable boot environment during a trial: never assume the new slot is fine */
-        assert_int_equal(update_decide_at_start(&s, NULL, 'B', &why), UPDATE_START_ROLLED_BACK);
+        assert_int_equal(update_decide_at_start(&s, NULL, 'B', false, &why), UPDATE_START_ROLLED_BACK);
         /* models only: the trial is rerun, no bootloader involved */
         s.has_rootfs = false;
-        assert_int_equal(update_decide_at_start(&s, NULL, 0, &why), UPDATE_START_BEGIN_TRIAL);
+        assert_int_equal(update_decide_at_start(&s, NULL, 0, false, &why), UPDATE_START_BEGIN_TRIAL);
         s.phase = UPDATE_READY;
-        assert_int_equal(update_decide_at_start(&s, NULL, 0, &why), UPDATE_START_BEGIN_TRIAL);
+        assert_int_equal(update_decide_at_start(&s, NULL, 0, false, &why), UPDATE_START_BEGIN_TRIAL);
 }
 
 static void test_decide_on_stop(void **state) {
