@@ -757,25 +757,23 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                 return sync_respond_error(srv, conn, req->match.id, 400, "%s", message ? message : "invalid sync");
         }
         int64_t now = now_sec();
-        json_t *commands = NULL, *plan = NULL;
+        json_t *commands = NULL;
         size_t stored = 0;
-        r = store_sync(thread_store(srv), &sr, now, SYNC_COMMANDS_MAX, &commands, &stored);
+        /* the certificate in use, the node's trust and desired state: kept in the sync */
+        struct store_sync_node nd = {.cert_serial = req->peer_serial[0] ? req->peer_serial : NULL,
+                                     .cert_not_after = req->peer_not_after,
+                                     .keep_trust = srv->trust != NULL};
+        r = store_sync_node(thread_store(srv), &sr, now, SYNC_COMMANDS_MAX, &nd, &commands, &stored);
         if (r < 0) {
                 sync_request_done(&sr);
                 if (r == -EBUSY)
                         return sync_respond_error(srv, conn, req->match.id, 503, "sync: the store is busy, retry");
                 return respond_errno(conn, r, "sync");
         }
-        if (req->peer_serial[0]) {
-                /* the certificate in use: a new one said once (and an operator's leave for
-                 * its renewal, if any, ends) */
-                int seen = store_node_cert_seen(thread_store(srv), sr.node, req->peer_serial, req->peer_not_after);
-                if (seen > 0) {
-                        char when[32];
-                        format_utc(req->peer_not_after, when);
-                        log_notice("node %s syncs with certificate serial %s, not after %s", sr.node,
-                                   req->peer_serial, when);
-                }
+        if (nd.cert_new) { /* said once (and an operator's leave for its renewal, if any, ends) */
+                char when[32];
+                format_utc(req->peer_not_after, when);
+                log_notice("node %s syncs with certificate serial %s, not after %s", sr.node, req->peer_serial, when);
         }
         /* deployments follow their members' desired.state reports */
         for (size_t i = 0; i < sr.n_records; i++)
@@ -784,7 +782,7 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                         break;
                 }
         json_t *acked = sync_acked_build(&sr);
-        r = store_contact_plan_get(thread_store(srv), sr.node, &plan);
+        json_t *plan = TAKE_PTR(nd.plan);
         char coding[64] = "plain";
         if (decoded)
                 snprintf(coding, sizeof(coding), "zstd (dictionary %" PRIu32 "), %zu bytes plain",
@@ -795,47 +793,29 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
                  coding);
         /* A node with an older trust document gets this one, until it has it or refused it. */
         bool send_trust = false;
-        int said = 0; /* what the node said of its trust and desired state, kept (< 0: not) */
         if (srv->trust) {
-                int64_t has = -1;
-                char refused[TRUST_ID_LEN + 1] = "", id[TRUST_ID_LEN + 1];
+                char id[TRUST_ID_LEN + 1];
                 trust_text_id(srv->trust->text, srv->trust->text_len, id);
-                bool newly = false;
-                if ((said = store_node_trust(thread_store(srv), sr.node, sr.trust_version, sr.trust_refused, &has,
-                                             refused, &newly)) >= 0)
-                        send_trust = has >= 0 && has < srv->trust->version && !streq(refused, id);
-                if (newly && streq(sr.trust_refused, id)) /* once, not at every sync that repeats it */
+                send_trust = nd.trust_version >= 0 && nd.trust_version < srv->trust->version &&
+                             !streq(nd.trust_refused, id);
+                if (nd.trust_newly_refused && streq(sr.trust_refused, id)) /* once, not at every sync */
                         log_warning("node %s refused trust document v%" PRId64 " (%s; its records say why)", sr.node,
                                     srv->trust->version, id);
         }
         /* A node with an older desired state gets the newest, until it has it or refused it. */
-        json_t *desired = NULL;
-        int64_t desired_refused = 0;
-        bool desired_newly = false;
-        int dr = store_node_desired(thread_store(srv), sr.node, sr.desired_version, sr.desired_refused, &desired,
-                                    &desired_refused, &desired_newly);
-        if (dr >= 0 && desired_newly)
+        json_t *desired = TAKE_PTR(nd.desired);
+        if (nd.desired_newly_refused)
                 log_warning("node %s refused desired state v%" PRId64 " (its desired.refused record says why)", sr.node,
-                            desired_refused);
-        if (said >= 0)
-                said = dr;
+                            nd.desired_refused);
         bool compact = sr.format == SYNC_FORMAT_COMPACT;
         char known[SYNC_TAG_LEN + 1];
         snprintf(known, sizeof(known), "%s", sr.known);
         sync_request_done(&sr);
-        if (r < 0 || !acked || said < 0) {
+        if (!acked) {
                 json_decref(commands);
-                json_decref(acked);
                 json_decref(plan);
                 json_decref(desired);
-                /* A node says its trust and desired versions once, and not again after a good
-                 * answer: one it said that was not kept (the store busy) fails the sync, which
-                 * the node repeats. Else it never gets its desired state. */
-                if (r >= 0 && acked && said < 0)
-                        return sync_respond_error(srv, conn, req->match.id, 503,
-                                                  "sync: what the node said of its state was not kept (%s), retry",
-                                                  strerror(-said));
-                return r < 0 ? respond_errno(conn, r, "contact plan") : MHD_NO;
+                return MHD_NO;
         }
         size_t sent = 0;
         json_t *answer_json = NULL;

@@ -73,6 +73,10 @@ struct store_backend {
         int (*bind_blob)(struct store_stmt *st, int i, const void *data, size_t len);
         /* 1 with a row, 0 when done. */
         int (*step)(struct store_stmt *st);
+        /* Run the statement, its rows unread, perhaps not yet: in a transaction it may run
+         * with the next statement that waits (or the COMMIT), whose failure is then its
+         * own (store_exec_later). NULL: the binder steps it to its end at once. */
+        int (*send)(struct store_stmt *st);
         /* Back to before the first step, the parameters kept. */
         void (*reset)(struct store_stmt *st);
         /* Every parameter back to NULL. */

@@ -172,18 +172,16 @@ int store_desired_get(struct store *s, const char *node, json_t **ret) {
         return 0;
 }
 
-int store_node_desired(struct store *s, const char *node, int64_t told_version, int64_t told_refused,
-                       json_t **ret_envelope, int64_t *ret_refused, bool *ret_newly_refused) {
+/* store_node_desired_apply (store-internal.h): what the node told is sent with the next
+ * statement. */
+int store_node_desired_apply(struct store *s, const char *node, int64_t has, int64_t refused,
+                             int64_t told_version, int64_t told_refused, json_t **ret_envelope,
+                             int64_t *ret_refused, bool *ret_newly_refused) {
         *ret_envelope = NULL;
         *ret_newly_refused = false;
-        _cleanup_stmt_ struct store_stmt *n = NULL, *d = NULL;
-        int r = store_query_row(s, &n, "SELECT desired_version, desired_refused FROM nodes WHERE id = ?", "t", node);
-        if (r <= 0)
-                return r;
-        int64_t has = store_col_is_null(n, 0) ? -1 : store_col_int64(n, 0), refused = store_col_int64(n, 1);
         if (told_version >= 0) {
-                r = store_exec(s, "UPDATE nodes SET desired_version = ?, desired_refused = ? WHERE id = ?", "iit",
-                               told_version, told_refused, node);
+                int r = store_exec_later(s, "UPDATE nodes SET desired_version = ?, desired_refused = ? WHERE id = ?",
+                                         "iit", told_version, told_refused, node);
                 if (r < 0)
                         return r;
                 *ret_newly_refused = told_refused > 0 && told_refused != refused;
@@ -193,10 +191,11 @@ int store_node_desired(struct store *s, const char *node, int64_t told_version, 
         *ret_refused = refused;
         if (has < 0) /* a node that never said: it predates desired states */
                 return 0;
-        r = store_query_row(s, &d,
-                            "SELECT version, document, signature FROM desired_states WHERE node = ? "
-                            "ORDER BY version DESC LIMIT 1",
-                            "t", node);
+        _cleanup_stmt_ struct store_stmt *d = NULL;
+        int r = store_query_row(s, &d,
+                                "SELECT version, document, signature FROM desired_states WHERE node = ? "
+                                "ORDER BY version DESC LIMIT 1",
+                                "t", node);
         if (r <= 0)
                 return r;
         int64_t newest = store_col_int64(d, 0);

@@ -133,6 +133,15 @@ int store_rollouts_evaluate_all(struct store *s, int64_t now);
 
 /* Count the node's pass if this sync begins one: row's columns col and col + 1 hold its
  * last_sync (before this sync) and contact_plan. */
+/*
+ * At a sync (store_sync_node), from the node's row as read (has -1: it never said): keep what
+ * the node said (told_version -1: nothing), and give the envelope to send (*ret_envelope, a new
+ * reference, NULL when none is due: the node has the newest, or refused it).
+ * *ret_newly_refused: this sync said a refusal not said before.
+ */
+int store_node_desired_apply(struct store *s, const char *node, int64_t has, int64_t refused,
+                             int64_t told_version, int64_t told_refused, json_t **ret_envelope,
+                             int64_t *ret_refused, bool *ret_newly_refused);
 int store_node_pass_count(struct store *s, const char *node, struct store_stmt *row, int col, int64_t now,
                           bool *ret_new);
 

@@ -252,15 +252,6 @@ int store_node_certs_since(struct store *s, const char *node, int64_t since, int
         return r < 0 ? r : 0;
 }
 
-int store_node_cert_seen(struct store *s, const char *node, const char *serial, int64_t not_after) {
-        /* one indexed statement a sync that changes nothing, mostly */
-        int r = store_exec(s, "UPDATE nodes SET cert_serial = ?1, cert_not_after = ?2, renew_expired_until = NULL "
-                           "WHERE id = ?3 AND cert_serial IS NOT ?1", "tit", serial, not_after, node);
-        if (r < 0)
-                return r;
-        return store_changes(s) > 0;
-}
-
 /* ---- the audit log ------------------------------------------------------------------- */
 
 int store_audit_add(struct store *s, int64_t now, const char *who, const char *role, const char *method,

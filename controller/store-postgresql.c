@@ -43,11 +43,29 @@ struct pg_cached {
         unsigned name;
 };
 
+/*
+ * A statement of a transaction whose result nobody reads (store_exec_later) is sent and not
+ * waited for: libpq's pipeline mode holds it, and the next statement that waits (a query,
+ * the COMMIT) goes with it and waits for both, one round trip instead of two. A sync is a
+ * dozen statements, and each round trip costs the controller and the server a wake-up and
+ * a few system calls (issue #22 item 5). The statements sent, as the store wrote them, name
+ * a failure; a prepared statement's PREPARE sent in the pipeline is one of them.
+ */
+struct pg_sent {
+        char *what;
+        bool prepare; /* the PREPARE of cache entry name: forgotten if it fails */
+        unsigned name;
+};
+
 struct pg_conn {
         PGconn *conn;
         char *error; /* the last failure's message, when libpq's is not it */
         int64_t changes;
         bool in_transaction; /* a BEGIN went through, no COMMIT or ROLLBACK since */
+        bool pipeline;       /* in pipeline mode: sent holds statements not waited for */
+        int held;            /* a failure of a statement sent, found by pg_changes: the next one's */
+        struct pg_sent *sent;
+        size_t n_sent, cap_sent;
         unsigned n_cached, next_name;
         struct pg_cached cache[PG_CACHE_SLOTS];
 };
@@ -191,6 +209,14 @@ static void cache_clear(struct pg_conn *c) {
         c->n_cached = 0;
 }
 
+/* Out of pipeline mode with nothing sent (the connection made again, or closed). */
+static void sent_clear(struct pg_conn *c) {
+        for (size_t i = 0; i < c->n_sent; i++)
+                free(c->sent[i].what);
+        c->n_sent = 0;
+        c->pipeline = false;
+}
+
 static int connection_check(struct store *s, const char *sql) {
         struct pg_conn *c = pg(s);
         bool end = is_end(sql);
@@ -201,6 +227,8 @@ static int connection_check(struct store *s, const char *sql) {
                 return -EIO;
         }
         c->in_transaction = false;
+        c->held = 0;
+        sent_clear(c); /* what was sent went with the session, and its transaction */
         cache_clear(c); /* the server's prepared statements went with the session */
         PQreset(c->conn);
         if (PQstatus(c->conn) != CONNECTION_OK || session_setup(c) < 0) {
@@ -216,15 +244,64 @@ static void pg_close(struct store *s) {
         if (!c)
                 return;
         PQfinish(c->conn);
+        sent_clear(c);
+        free(c->sent);
         cache_clear(c);
         free(c->error);
         free(c);
         s->conn = NULL;
 }
 
+static int pg_prepare(struct store *s, const char *sql, struct store_stmt **ret);
+static void pg_finalize(struct store_stmt *h);
+static int pipeline_finish(struct store *s, struct pg_stmt *st, PGresult **ret);
+
+/*
+ * The COMMIT of a transaction with statements sent: it goes with them (one round trip).
+ * One of them failed: the COMMIT did not run, the transaction is rolled back here.
+ */
+static int commit_sent(struct store *s, const char *sql) {
+        struct pg_conn *c = pg(s);
+        struct store_stmt *h = NULL;
+        PGresult *res = NULL;
+        int r = pg_prepare(s, sql, &h);
+        r = r < 0 ? r : pipeline_finish(s, (struct pg_stmt *) h, &res);
+        if (h)
+                pg_finalize(h);
+        if (r >= 0 && res && !streq(PQcmdStatus(res), "COMMIT")) {
+                set_error(s, "the transaction was rolled back (%s): a statement in it had failed", PQcmdStatus(res));
+                r = -EIO;
+        }
+        PQclear(res);
+        if (r < 0 && PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+                PQclear(PQexec(c->conn, "ROLLBACK"));
+        c->in_transaction = false;
+        return r;
+}
+
 static int pg_script(struct store *s, const char *sql) {
         struct pg_conn *c = pg(s);
         bool end = is_end(sql);
+        if (c->held < 0 || c->pipeline) {
+                int held = c->held;
+                c->held = 0;
+                bool commit = strncmp(sql, "COMMIT", 6) == 0 && !strchr(sql, ';');
+                if (c->pipeline && held >= 0 && commit)
+                        return commit_sent(s, sql);
+                /* anything else waits for what was sent first (a ROLLBACK cannot go in a
+                 * pipeline a failure aborted: it would not run) */
+                int r = c->pipeline ? pipeline_finish(s, NULL, NULL) : 0;
+                if (held < 0)
+                        r = held;
+                if (r < 0 && commit) {
+                        if (PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+                                PQclear(PQexec(c->conn, "ROLLBACK"));
+                        c->in_transaction = false;
+                        return r;
+                }
+                if (r < 0 && !end)
+                        return r;
+        }
         int r = connection_check(s, sql);
         if (r < 0)
                 return r;
@@ -241,6 +318,11 @@ static int pg_script(struct store *s, const char *sql) {
                 t = PQresultStatus(res);
         }
         r = t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK ? 0 : result_errno(s, res);
+        if (r >= 0 && strncmp(sql, "COMMIT", 6) == 0 && streq(PQcmdStatus(res), "ROLLBACK")) {
+                /* the server ends a failed transaction so, without an error */
+                set_error(s, "the transaction was rolled back: a statement in it had failed");
+                r = -EIO;
+        }
         PQclear(res);
         if (end)
                 c->in_transaction = false;
@@ -445,9 +527,188 @@ static PGresult *exec_stmt(struct pg_conn *c, struct pg_stmt *st) {
         return exec_unprepared(c, st);
 }
 
+/* Note a statement sent; -ENOMEM (nothing noted) when there is no room. */
+static int sent_add(struct pg_conn *c, const char *what, bool prepare, unsigned name) {
+        if (c->n_sent == c->cap_sent) {
+                size_t cap = c->cap_sent ? 2 * c->cap_sent : 16;
+                struct pg_sent *v = realloc(c->sent, cap * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                c->sent = v;
+                c->cap_sent = cap;
+        }
+        char *w = strdup(what);
+        if (!w)
+                return -ENOMEM;
+        c->sent[c->n_sent++] = (struct pg_sent){.what = w, .prepare = prepare, .name = name};
+        return 0;
+}
+
+/* Send st in pipeline mode (prepared on the server the first time, in the pipeline too). */
+static int send_stmt(struct store *s, struct pg_stmt *st) {
+        struct pg_conn *c = pg(s);
+        const char *const *values = (const char *const *) st->values;
+        struct pg_cached *e = cacheable(st->sql) ? cache_slot(c, st) : NULL;
+        if (e && !e->sql && c->n_cached < PG_CACHE_MAX) {
+                unsigned id = c->next_name++;
+                char name[16];
+                snprintf(name, sizeof(name), "o%u", id);
+                char *sql = strdup(st->sql);
+                unsigned *types = st->n_params ? malloc(sizeof(unsigned) * (size_t) st->n_params) : NULL;
+                if (!sql || (st->n_params && !types) || sent_add(c, st->original, true, id) < 0) {
+                        free(sql);
+                        free(types);
+                        return -ENOMEM;
+                }
+                if (PQsendPrepare(c->conn, name, st->sql, st->n_params, st->types) != 1) {
+                        free(sql);
+                        free(types);
+                        free(c->sent[--c->n_sent].what);
+                        set_error(s, "%s", PQerrorMessage(c->conn));
+                        return -EIO;
+                }
+                if (st->n_params)
+                        memcpy(types, st->types, sizeof(unsigned) * (size_t) st->n_params);
+                *e = (struct pg_cached){.sql = sql, .types = types, .n_params = st->n_params, .name = id};
+                c->n_cached++;
+        }
+        int ok;
+        if (e && e->sql) {
+                char name[16];
+                snprintf(name, sizeof(name), "o%u", e->name);
+                ok = PQsendQueryPrepared(c->conn, name, st->n_params, values, NULL, NULL, 0);
+        } else
+                ok = PQsendQueryParams(c->conn, st->sql, st->n_params, st->types, values, NULL, NULL, 0);
+        if (ok != 1) {
+                set_error(s, "%s", PQerrorMessage(c->conn));
+                return -EIO;
+        }
+        return 0;
+}
+
+/* The failure of a statement sent before the one that waits: named, with its cause. */
+static int sent_failed(struct store *s, PGresult *res, const struct pg_sent *what) {
+        int r = result_errno(s, res);
+        if (what->prepare) {
+                /* the name was never made: the statement is prepared again next time */
+                for (size_t i = 0; i < PG_CACHE_SLOTS; i++) {
+                        struct pg_cached *e = &pg(s)->cache[i];
+                        if (e->sql && e->name == what->name) {
+                                free(e->sql);
+                                free(e->types);
+                                *e = (struct pg_cached){0};
+                                pg(s)->n_cached--;
+                        }
+                }
+        }
+        set_error(s, "%s (in \"%s\", sent before it in this transaction%s)", pg(s)->error ? pg(s)->error : "",
+                  what->what, what->prepare ? ", preparing it" : "");
+        return r;
+}
+
+/*
+ * Send st (NULL: none) after the statements sent, then wait for every one: one round
+ * trip. The first failure is the result (every later statement did not run: the
+ * transaction has failed); st's result, when it ran, in *ret. Back out of pipeline mode.
+ */
+static int pipeline_finish(struct store *s, struct pg_stmt *st, PGresult **ret) {
+        struct pg_conn *c = pg(s);
+        int r = st ? send_stmt(s, st) : 0;
+        size_t n = c->n_sent;
+        if (PQpipelineSync(c->conn) != 1 && r >= 0) {
+                set_error(s, "%s", PQerrorMessage(c->conn));
+                r = -EIO;
+        }
+        /* every statement's results, then NULL; st's last (unless its send failed) */
+        size_t expected = n + (st && r >= 0);
+        for (size_t i = 0; i < expected; i++) {
+                PGresult *res = PQgetResult(c->conn);
+                if (!res) {
+                        if (r >= 0) {
+                                set_error(s, "the connection to PostgreSQL was lost: %s", PQerrorMessage(c->conn));
+                                r = -EIO;
+                        }
+                        break;
+                }
+                ExecStatusType t = PQresultStatus(res);
+                if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
+                        const char *tuples = PQcmdTuples(res);
+                        c->changes = tuples && *tuples ? strtoll(tuples, NULL, 10) : 0;
+                        if (i == n && ret && r >= 0) {
+                                *ret = res;
+                                res = NULL;
+                        }
+                } else if (t != PGRES_PIPELINE_ABORTED && r >= 0) {
+                        r = i < n ? sent_failed(s, res, &c->sent[i]) : result_errno(s, res);
+                        if (stale(res))
+                                cache_clear(c);
+                }
+                PQclear(res);
+                while ((res = PQgetResult(c->conn)))
+                        PQclear(res);
+        }
+        /* the sync point, and out of pipeline mode (on a connection lost: made again later) */
+        for (int k = 0; k < 8 && !PQexitPipelineMode(c->conn); k++) {
+                PGresult *res = PQgetResult(c->conn);
+                if (!res && PQstatus(c->conn) != CONNECTION_OK)
+                        break;
+                PQclear(res);
+        }
+        sent_clear(c);
+        c->pipeline = PQpipelineStatus(c->conn) != PQ_PIPELINE_OFF;
+        if (r < 0 && ret && *ret) {
+                PQclear(*ret);
+                *ret = NULL;
+        }
+        return r;
+}
+
+/*
+ * store_exec_later: in a transaction, the statement is sent and not waited for (its rows,
+ * if any, unread); elsewhere it runs at once.
+ */
+static int pg_send(struct store_stmt *h) {
+        struct pg_stmt *st = stmt(h);
+        struct pg_conn *c = pg(h->s);
+        int r;
+        if (!c->in_transaction || c->held < 0) {
+                while ((r = h->backend->step(h)) > 0)
+                        ;
+                return r;
+        }
+        if ((r = connection_check(h->s, st->sql)) < 0)
+                return r;
+        if (!c->pipeline) {
+                if (PQenterPipelineMode(c->conn) != 1) {
+                        while ((r = h->backend->step(h)) > 0)
+                                ;
+                        return r;
+                }
+                c->pipeline = true;
+        }
+        r = send_stmt(h->s, st);
+        if (r >= 0)
+                r = sent_add(c, st->original, false, 0);
+        if (r < 0) /* what was sent before is waited for, this failure is the result */
+                (void) pipeline_finish(h->s, NULL, NULL);
+        return r;
+}
+
 static int pg_step(struct store_stmt *h) {
         struct pg_stmt *st = stmt(h);
         struct pg_conn *c = pg(h->s);
+        if (!st->result && (c->pipeline || c->held < 0)) {
+                /* the statements sent go with this one */
+                int r = c->held;
+                c->held = 0;
+                if (r >= 0)
+                        r = pipeline_finish(h->s, st, &st->result);
+                else if (c->pipeline)
+                        (void) pipeline_finish(h->s, NULL, NULL);
+                if (r < 0)
+                        return r;
+                st->row = -1;
+        }
         if (!st->result) {
                 int r = connection_check(h->s, st->sql);
                 if (r < 0)
@@ -585,8 +846,15 @@ static int pg_col_blob(struct store_stmt *h, int i, char **ret, size_t *ret_len)
         return 0;
 }
 
+/* After statements sent, their count once they ran (a failure then is the next statement's). */
 static int64_t pg_changes(struct store *s) {
-        return pg(s)->changes;
+        struct pg_conn *c = pg(s);
+        if (c->pipeline) {
+                int r = pipeline_finish(s, NULL, NULL);
+                if (r < 0 && c->held >= 0)
+                        c->held = r;
+        }
+        return c->changes;
 }
 
 static const char *pg_errmsg(struct store *s) {
@@ -629,6 +897,7 @@ const struct store_backend store_backend_postgresql = {
         .bind_double = pg_bind_double,
         .bind_blob = pg_bind_blob,
         .step = pg_step,
+        .send = pg_send,
         .reset = pg_reset,
         .clear = pg_clear,
         .col_text = pg_col_text,

@@ -39,10 +39,10 @@ int store_node_pass_count(struct store *s, const char *node, struct store_stmt *
         *ret_new = rollout_pass_is_new(last, now, s->pass_gap, w, n);
         if (!*ret_new)
                 return 0;
-        int r = store_exec(s, "UPDATE nodes SET passes = passes + 1 WHERE id = ?", "t", node);
+        int r = store_exec_later(s, "UPDATE nodes SET passes = passes + 1 WHERE id = ?", "t", node);
         if (r < 0)
                 return r;
-        r = store_exec(s,
+        r = store_exec_later(s,
                        "UPDATE rollout_nodes SET "
                        "contacts_since_commit = contacts_since_commit + (state = 'committed'), "
                        "passes_since_told = passes_since_told + 1, "

@@ -36,8 +36,8 @@ int store_begin_node(struct store *s, const char *node) {
         if (!b->begin_node)
                 return store_begin(s);
         int r = store_script(s, b->begin_node);
-        if (r >= 0)
-                r = store_get_int64(s, NULL, b->lock_node, "t", node); /* a row of void */
+        if (r >= 0) /* goes with the sync's first query (a failure then is the sync's) */
+                r = store_exec_later(s, b->lock_node, "t", node);
         if (r < 0) {
                 (void) store_script(s, "ROLLBACK");
                 return r;
@@ -198,6 +198,22 @@ int store_exec(struct store *s, const char *sql, const char *fmt, ...) {
         if (r < 0)
                 return r;
         return store_step_done(s, st);
+}
+
+int store_exec_later(struct store *s, const char *sql, const char *fmt, ...) {
+        _cleanup_stmt_ struct store_stmt *st = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int r = queryv(s, &st, sql, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return r;
+        if (st->backend->send)
+                r = st->backend->send(st);
+        else
+                while ((r = st->backend->step(st)) > 0)
+                        ;
+        return r < 0 ? store_fail(s, r, sql) : 0;
 }
 
 int store_get_int64(struct store *s, int64_t *ret, const char *sql, const char *fmt, ...) {

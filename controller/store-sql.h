@@ -78,6 +78,16 @@ int store_step_done(struct store *s, struct store_stmt *st);
 int store_exec(struct store *s, const char *sql, const char *fmt, ...);
 
 /*
+ * store_exec for a statement whose outcome the caller does not look at (its rows, if any,
+ * are not read): in a transaction, PostgreSQL sends it and runs it with the next statement
+ * that waits for its result, or the COMMIT: one round trip for both. A failure of it is
+ * then that statement's (and is named in its message); the transaction fails either way.
+ * store_changes after it waits for it. Elsewhere (SQLite, outside a transaction) it runs
+ * at once.
+ */
+int store_exec_later(struct store *s, const char *sql, const char *fmt, ...);
+
+/*
  * The first column of the first row as an integer: 1 with *ret set, 0 when there is no
  * row (*ret untouched), -errno on failure. ret may be NULL (an existence test).
  */

@@ -63,13 +63,13 @@ static int apply_effect(struct store *s, const struct sync_record *rec, int64_t 
                 int r = record_form_pack(rec->body, &form, &form_len);
                 if (r < 0)
                         return r;
-                return store_exec(s, "UPDATE nodes SET health = ?1, health_time = ?2 WHERE id = ?3",
-                                  "bit", form, form_len, now, rec->node);
+                return store_exec_later(s, "UPDATE nodes SET health = ?1, health_time = ?2 WHERE id = ?3",
+                                        "bit", form, form_len, now, rec->node);
         }
-        return store_exec(s,
-                          "UPDATE nodes SET update_body = ?1, update_time = ?2, "
-                          "update_kind = ?4 WHERE id = ?3",
-                          "jitt", rec->body, now, rec->node, rec->kind);
+        return store_exec_later(s,
+                                "UPDATE nodes SET update_body = ?1, update_time = ?2, "
+                                "update_kind = ?4 WHERE id = ?3",
+                                "jitt", rec->body, now, rec->node, rec->kind);
 }
 
 static int commands_due(struct store *s, const char *node, int64_t after_seq, int64_t now,
@@ -79,13 +79,6 @@ static int commands_due(struct store *s, const char *node, int64_t after_seq, in
                             "SELECT seq, payload, signature, expires, state FROM commands "
                             "WHERE node = ? AND seq > ? ORDER BY seq",
                             "ti", node, after_seq);
-        if (r < 0)
-                return r;
-        _cleanup_stmt_ struct store_stmt *mark = NULL;
-        r = store_query(s, &mark,
-                        "UPDATE commands SET state = ?, sent_time = coalesce(sent_time, ?) "
-                        "WHERE node = ? AND seq = ?",
-                        "");
         if (r < 0)
                 return r;
         while (json_array_size(out) < max && (r = store_step(s, st)) > 0) {
@@ -102,9 +95,11 @@ static int commands_due(struct store *s, const char *node, int64_t after_seq, in
                         if (!env || json_array_append_new(out, env) < 0)
                                 return -ENOMEM;
                 }
-                r = store_rebind(s, mark, "titi", expired ? "expired" : "sent", now, node, seq);
-                if (r >= 0)
-                        r = store_step_done(s, mark);
+                /* goes with the COMMIT */
+                r = store_exec_later(s,
+                                     "UPDATE commands SET state = ?, sent_time = coalesce(sent_time, ?) "
+                                     "WHERE node = ? AND seq = ?",
+                                     "titi", expired ? "expired" : "sent", now, node, seq);
                 if (r < 0)
                         return r;
         }
@@ -261,20 +256,19 @@ void store_rollout_dirty(struct store *s, const char *rollout) {
         snprintf(s->dirty[s->n_dirty++], sizeof(s->dirty[0]), "%s", rollout);
 }
 
-int store_node_trust(struct store *s, const char *node, int64_t told_version, const char *told_refused,
-                     int64_t *ret_version, char *ret_refused, bool *ret_newly_refused) {
-        _cleanup_stmt_ struct store_stmt *q = NULL;
-        int r = store_query_row(s, &q, "SELECT trust_version, trust_refused FROM nodes WHERE id = ?", "t", node);
-        if (r < 0)
-                return r;
-        int64_t version = r > 0 && !store_col_is_null(q, 0) ? store_col_int64(q, 0) : -1;
-        const char *refused = r > 0 ? store_col_text(q, 1) : NULL;
+/* The trust document a node has (#18 item 2), from its row as read (version -1: the node never
+ * said: it predates trust documents), in its sync's transaction: what its sync said (told_version
+ * -1: nothing; told_refused: the id of the one it refused last, "" none) kept (sent with the next
+ * statement), and whether this sync said a refusal not said before. */
+static int node_trust_apply(struct store *s, const char *node, int64_t version, const char *refused,
+                            int64_t told_version, const char *told_refused, int64_t *ret_version,
+                            char *ret_refused, bool *ret_newly_refused) {
         char before[17];
         snprintf(before, sizeof(before), "%s", refused ? refused : "");
         *ret_newly_refused = false;
         if (told_version >= 0) {
-                r = store_exec(s, "UPDATE nodes SET trust_version = ?, trust_refused = ? WHERE id = ?", "itt",
-                               told_version, told_refused[0] ? told_refused : NULL, node);
+                int r = store_exec_later(s, "UPDATE nodes SET trust_version = ?, trust_refused = ? WHERE id = ?",
+                                         "itt", told_version, told_refused[0] ? told_refused : NULL, node);
                 if (r < 0)
                         return r;
                 *ret_newly_refused = told_refused[0] && !streq(told_refused, before);
@@ -286,8 +280,82 @@ int store_node_trust(struct store *s, const char *node, int64_t told_version, co
         return 0;
 }
 
+/* The rest of the node's row a sync reads (store_sync_node), from column ROW_NODE_FIRST,
+ * copied at once: the sync then writes that row. */
+#define ROW_NODE_FIRST 5
+struct node_row_rest {
+        char *cert_serial;
+        json_t *plan; /* the contact plan ({"windows": []} when none) */
+        int64_t trust_version, desired_version, desired_refused;
+        char trust_refused[17];
+};
+
+static int node_row_rest_read(struct store_stmt *row, struct node_row_rest *ret) {
+        const int c = ROW_NODE_FIRST;
+        const char *serial = store_col_text(row, c);
+        if (serial && !(ret->cert_serial = strdup(serial)))
+                return -ENOMEM;
+        ret->trust_version = store_col_is_null(row, c + 1) ? -1 : store_col_int64(row, c + 1);
+        snprintf(ret->trust_refused, sizeof(ret->trust_refused), "%s", store_col_text(row, c + 2) ?: "");
+        ret->desired_version = store_col_is_null(row, c + 3) ? -1 : store_col_int64(row, c + 3);
+        ret->desired_refused = store_col_int64(row, c + 4);
+        json_t *plan = store_col_json(row, 4);
+        if (!json_is_object(plan)) {
+                json_decref(plan);
+                plan = json_pack("{s:[]}", "windows");
+        }
+        return (ret->plan = plan) ? 0 : -ENOMEM;
+}
+
+static int sync_node_parts(struct store *s, const struct sync_request *req, const struct node_row_rest *was,
+                           struct store_sync_node *n) {
+        if (n->cert_serial && n->cert_serial[0] && !(was->cert_serial && streq(was->cert_serial, n->cert_serial))) {
+                int r = store_exec_later(s,
+                                         "UPDATE nodes SET cert_serial = ?1, cert_not_after = ?2, "
+                                         "renew_expired_until = NULL WHERE id = ?3",
+                                         "tit", n->cert_serial, n->cert_not_after, req->node);
+                if (r < 0)
+                        return r;
+                n->cert_new = true;
+        }
+        if (n->keep_trust) {
+                int r = node_trust_apply(s, req->node, was->trust_version, was->trust_refused, req->trust_version,
+                                         req->trust_refused, &n->trust_version, n->trust_refused,
+                                         &n->trust_newly_refused);
+                if (r < 0)
+                        return r;
+        }
+        int r = store_node_desired_apply(s, req->node, was->desired_version, was->desired_refused,
+                                         req->desired_version, req->desired_refused, &n->desired,
+                                         &n->desired_refused, &n->desired_newly_refused);
+        return r < 0 ? r : 0;
+}
+
+static void node_row_rest_done(struct node_row_rest *was) {
+        free(was->cert_serial);
+        json_decref(was->plan);
+}
+
+static void sync_node_done(struct store_sync_node *n) {
+        json_decref(n->plan);
+        json_decref(n->desired);
+        n->plan = n->desired = NULL;
+}
+
 int store_sync(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
                json_t **ret_commands, size_t *ret_stored) {
+        return store_sync_node(s, req, now, max_commands, NULL, ret_commands, ret_stored);
+}
+
+int store_sync_node(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
+                    struct store_sync_node *node, json_t **ret_commands, size_t *ret_stored) {
+        if (node) { /* the outputs, as nothing was found */
+                node->cert_new = node->trust_newly_refused = node->desired_newly_refused = false;
+                node->plan = node->desired = NULL;
+                node->trust_version = -1;
+                node->trust_refused[0] = '\0';
+                node->desired_refused = 0;
+        }
         int r = store_begin_node(s, req->node);
         if (r < 0)
                 return r;
@@ -295,7 +363,8 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         /* The node's row as the sync found it, read once (link state, then its pass); made
          * at the node's first sync */
         _cleanup_stmt_ struct store_stmt *row = NULL;
-        const char *row_sql = "SELECT link_epoch, last_command_seq, next_command_seq, last_sync, contact_plan "
+        const char *row_sql = "SELECT link_epoch, last_command_seq, next_command_seq, last_sync, contact_plan, "
+                              "cert_serial, trust_version, trust_refused, desired_version, desired_refused "
                               "FROM nodes WHERE id = ?";
         r = store_query_row(s, &row, row_sql, "t", req->node);
         if (r == 0) {
@@ -306,6 +375,9 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         }
         if (r <= 0)
                 return r < 0 ? r : -EIO;
+        _cleanup_(node_row_rest_done) struct node_row_rest was = {};
+        if (node && (r = node_row_rest_read(row, &was)) < 0)
+                return r;
         bool rollouts = true;
         r = store_lock_rollouts(s, req->node, &rollouts);
         if (r < 0)
@@ -321,7 +393,7 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         if (r < 0)
                 return r;
 
-        r = store_exec(s,
+        r = store_exec_later(s,
                        /* a format 2 sync without its boot keeps the one the node said last */
                        "UPDATE nodes SET last_sync = ?1, syncs = syncs + 1, "
                        "boot_epoch = CASE WHEN ?3 IS NULL THEN boot_epoch ELSE ?2 END, "
@@ -392,9 +464,18 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         r = commands_due(s, req->node, req->last_command_seq, now, max_commands, commands);
         if (r < 0)
                 return r;
-        r = commit(&guard);
-        if (r < 0)
+        if (node && (r = sync_node_parts(s, req, &was, node)) < 0) {
+                sync_node_done(node);
                 return r;
+        }
+        r = commit(&guard);
+        if (r < 0) {
+                if (node)
+                        sync_node_done(node);
+                return r;
+        }
+        if (node)
+                node->plan = TAKE_PTR(was.plan);
         *ret_commands = TAKE_PTR(commands);
         if (ret_stored)
                 *ret_stored = stored;

@@ -103,19 +103,40 @@ int store_node_cert_issued(struct store *s, const char *node, const char *serial
                            int64_t now, bool expired_renewal, int64_t max_per_day);
 /* How many certificates were issued to node after since. */
 int store_node_certs_since(struct store *s, const char *node, int64_t since, int64_t *ret);
-int store_node_cert_seen(struct store *s, const char *node, const char *serial, int64_t not_after);
 
 int store_sync(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
                json_t **ret_commands, size_t *ret_stored);
 
 /*
- * The trust document a node has (#18 item 2): what its sync said (told_version -1: nothing;
- * told_refused: the id of the one it refused last, "" none), kept, and what is known now:
- * *ret_version (-1: the node never said: it predates trust documents), ret_refused (17 bytes,
- * "" none), and whether this sync said a refusal not said before (*ret_newly_refused).
+ * What else a sync tells of its node and needs of its row, in the sync's transaction: the
+ * row is read once and the writes go with the sync's next statements (a sync is a dozen
+ * statements, each round trip to PostgreSQL costs both ends: issue #22 item 5).
  */
-int store_node_trust(struct store *s, const char *node, int64_t told_version, const char *told_refused,
-                     int64_t *ret_version, char *ret_refused, bool *ret_newly_refused);
+struct store_sync_node {
+        /* in */
+        const char *cert_serial; /* the client certificate the node syncs with; NULL: none */
+        int64_t cert_not_after;
+        bool keep_trust; /* the controller hands out a trust document: keep what the node said */
+        /* out (the json_t are the caller's) */
+        bool cert_new; /* a certificate not seen before (an operator's leave for its renewal ends) */
+        json_t *plan;  /* as store_contact_plan_get */
+        /* when keep_trust (#18 item 2): the trust document the node has (-1: it never said; it
+         * predates them), the id of the one it refused last ("" none), and whether this sync
+         * said a refusal not said before */
+        int64_t trust_version;
+        char trust_refused[17];
+        bool trust_newly_refused;
+        /* the desired state (#19 item 3): the newest signed envelope when the node has an older
+         * one (NULL: none to send, or a node that predates them), the version it refused last,
+         * and whether this sync said a refusal not said before */
+        json_t *desired;
+        int64_t desired_refused;
+        bool desired_newly_refused;
+};
+
+/* store_sync, with the rest of what the node said and the answer needs (node may be NULL). */
+int store_sync_node(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
+                    struct store_sync_node *node, json_t **ret_commands, size_t *ret_stored);
 
 /* Sign a payload: *ret_signature (caller frees) is the signature file text. */
 typedef int (*store_sign_fn)(void *userdata, const char *payload, char **ret_signature,
@@ -151,14 +172,6 @@ int store_desired_set(struct store *s, const char *node, json_t *workloads, int6
  * record's body, or null)}. -ENOENT for an unknown node.
  */
 int store_desired_get(struct store *s, const char *node, json_t **ret);
-
-/*
- * At a sync: keep what the node said (told_version -1: nothing), and give the envelope to
- * send (*ret_envelope, a new reference, NULL when none is due: the node has the newest, or
- * refused it). *ret_newly_refused: this sync said a refusal not said before.
- */
-int store_node_desired(struct store *s, const char *node, int64_t told_version, int64_t told_refused,
-                       json_t **ret_envelope, int64_t *ret_refused, bool *ret_newly_refused);
 
 /* ---- deployments (#19 item 2, docs/deployments.md) ------------------------------------- */
 

@@ -23,6 +23,7 @@
 #include "controller/metrics.h"
 #include "controller/store.h"
 #include "controller/store-address.h"
+#include "controller/store-backend.h"
 #include "controller/store-dialect.h"
 #include "controller/store-internal.h"
 #include "controller/store-record-form.h"
@@ -525,6 +526,67 @@ static void test_store_behind_the_node(void **state) {
         store_close(s);
 }
 
+static void sync_with(struct store *s, const char *node, const char *text, struct store_sync_node *nd,
+                      int64_t now);
+
+/* The sync of a node telling its desired state (version -1: not said): 1 with the envelope
+ * it gets (the caller's), its refused version and whether the refusal is new. */
+static int node_desired(struct store *s, const char *node, int64_t version, int64_t refused_told, json_t **env,
+                        int64_t *refused, bool *newly) {
+        char text[512], said[96] = "";
+        if (version >= 0)
+                snprintf(said, sizeof(said), ",\"desired_version\":%lld,\"desired_refused\":%lld",
+                         (long long) version, (long long) refused_told);
+        snprintf(text, sizeof(text),
+                 "{\"format\":1,\"node\":\"%s\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
+                 "\",\"last_command_seq\":0,\"records\":[]%s}",
+                 node, said);
+        struct store_sync_node nd = {0};
+        sync_with(s, node, text, &nd, 100);
+        json_decref(nd.plan);
+        *env = nd.desired;
+        *refused = nd.desired_refused;
+        *newly = nd.desired_newly_refused;
+        return *env != NULL;
+}
+
+/* The trust document a node has, kept by its syncs (store_sync_node, keep_trust). */
+static void test_sync_node_trust(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        struct store_sync_node nd = {.keep_trust = true};
+        sync_with(s, "t1", NULL, &nd, 100); /* a node that never said: -1 */
+        assert_int_equal(nd.trust_version, -1);
+        assert_string_equal(nd.trust_refused, "");
+        json_decref(nd.plan);
+        const char *said = "{\"format\":1,\"node\":\"t1\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
+                           "\",\"last_command_seq\":0,\"records\":[],\"trust_version\":3,"
+                           "\"trust_refused\":\"00112233445566ff\"}";
+        for (int round = 0; round < 2; round++) { /* the refusal is new once */
+                nd = (struct store_sync_node){.keep_trust = true};
+                sync_with(s, "t1", said, &nd, 101);
+                assert_int_equal(nd.trust_version, 3);
+                assert_string_equal(nd.trust_refused, "00112233445566ff");
+                assert_int_equal(nd.trust_newly_refused, round == 0);
+                json_decref(nd.plan);
+        }
+        nd = (struct store_sync_node){.keep_trust = true};
+        sync_with(s, "t1", NULL, &nd, 102); /* not said again: kept */
+        assert_int_equal(nd.trust_version, 3);
+        assert_string_equal(nd.trust_refused, "00112233445566ff");
+        assert_false(nd.trust_newly_refused);
+        json_decref(nd.plan);
+        /* the contact plan comes with the sync */
+        json_t *plan = json_loads("{\"windows\":[{\"start\":1000,\"end\":1600}]}", 0, NULL);
+        assert_int_equal(store_contact_plan_set(s, "t1", plan, 103), 0);
+        nd = (struct store_sync_node){0};
+        sync_with(s, "t1", NULL, &nd, 104);
+        assert_true(json_equal(nd.plan, plan));
+        json_decref(nd.plan);
+        json_decref(plan);
+        store_close(s);
+}
+
 /* Desired states (#19 item 3): sent while the node is behind; and a store behind the node (a
  * database restored from before) never makes a version the node has already, which it
  * would drop as "already in force" without acting on its content. */
@@ -543,18 +605,18 @@ static void test_desired_behind_the_node(void **state) {
         assert_int_equal(json_integer_value(json_object_get(done, "version")), 1);
         json_decref(done);
         /* the node has none: v1 goes to it; it has v1: nothing */
-        assert_int_equal(store_node_desired(s, "n1", 0, 0, &env, &refused, &newly), 1);
+        assert_int_equal(node_desired(s, "n1", 0, 0, &env, &refused, &newly), 1);
         assert_non_null(env);
         json_decref(env);
-        assert_int_equal(store_node_desired(s, "n1", 1, 0, &env, &refused, &newly), 0);
+        assert_int_equal(node_desired(s, "n1", 1, 0, &env, &refused, &newly), 0);
         assert_null(env);
         /* the store restored from before: the node has v5 in force */
-        assert_int_equal(store_node_desired(s, "n1", 5, 0, &env, &refused, &newly), 0);
+        assert_int_equal(node_desired(s, "n1", 5, 0, &env, &refused, &newly), 0);
         assert_null(env);
         assert_int_equal(store_desired_set(s, "n1", w, -1, 1001, "test", fake_sign, &calls, &done, &reason), 0);
         assert_int_equal(json_integer_value(json_object_get(done, "version")), 6);
         json_decref(done);
-        assert_int_equal(store_node_desired(s, "n1", -1, 0, &env, &refused, &newly), 1);
+        assert_int_equal(node_desired(s, "n1", -1, 0, &env, &refused, &newly), 1);
         json_t *doc = json_loads(json_string_value(json_object_get(env, "document")), 0, NULL);
         assert_int_equal(json_integer_value(json_object_get(doc, "version")), 6);
         json_decref(doc);
@@ -564,7 +626,7 @@ static void test_desired_behind_the_node(void **state) {
         free(reason);
         reason = NULL;
         /* a node saying the last version there is: no next one (never an overflow) */
-        assert_int_equal(store_node_desired(s, "n1", INT64_MAX, 0, &env, &refused, &newly), 0);
+        assert_int_equal(node_desired(s, "n1", INT64_MAX, 0, &env, &refused, &newly), 0);
         assert_int_equal(store_desired_set(s, "n1", w, -1, 1003, "test", fake_sign, &calls, &done, &reason), -EINVAL);
         assert_non_null(reason);
         free(reason);
@@ -710,6 +772,37 @@ static void test_bundles_and_plans(void **state) {
 
 /* Node certificates (#18 item 3): an operator's leave to renew an expired one, the
  * certificates issued, the one in use (a new one ends the leave). */
+/* A sync of node with what else it says (store_sync_node); its outputs in *nd (the
+ * caller's to release). text: the sync's JSON body, or NULL for a bare one. */
+static void sync_with(struct store *s, const char *node, const char *text, struct store_sync_node *nd, int64_t now) {
+        char bare[256];
+        if (!text) {
+                snprintf(bare, sizeof(bare),
+                         "{\"format\":1,\"node\":\"%s\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
+                         "\",\"last_command_seq\":0,\"records\":[]}",
+                         node);
+                text = bare;
+        }
+        struct sync_request req;
+        char *msg = NULL;
+        if (sync_request_parse(text, strlen(text), node, &req, &msg) < 0)
+                fail_msg("%s", msg);
+        json_t *cmds = NULL;
+        assert_int_equal(store_sync_node(s, &req, now, 32, nd, &cmds, NULL), 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+}
+
+/* The first sync with a certificate says so, the next with it does not (store_sync_node). */
+static int cert_seen(struct store *s, const char *node, const char *serial, int64_t not_after) {
+        struct store_sync_node nd = {.cert_serial = serial, .cert_not_after = not_after};
+        sync_with(s, node, NULL, &nd, 100);
+        assert_true(json_is_object(nd.plan));
+        json_decref(nd.plan);
+        assert_null(nd.desired);
+        return nd.cert_new;
+}
+
 static void test_node_certificates(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
@@ -752,13 +845,13 @@ static void test_node_certificates(void **state) {
         assert_int_equal(n, 2);
         assert_int_equal(store_node_cert_issued(s, "n1", "aa04", 99000, 1100 + 86400, false, 2), 0);
         /* in use: the first sync with one says so, the next does not */
-        assert_int_equal(store_node_cert_seen(s, "n1", "0f", 3000), 1);
-        assert_int_equal(store_node_cert_seen(s, "n1", "0f", 3000), 0);
+        assert_int_equal(cert_seen(s, "n1", "0f", 3000), 1);
+        assert_int_equal(cert_seen(s, "n1", "0f", 3000), 0);
         /* the leave holds until another certificate is used */
         assert_int_equal(store_node_renew_allow(s, "n1", 5000, 1000), 0);
-        assert_int_equal(store_node_cert_seen(s, "n1", "0f", 3000), 0);
+        assert_int_equal(cert_seen(s, "n1", "0f", 3000), 0);
         assert_int_equal(store_node_renew_allowed(s, "n1", 1000, NULL), 1);
-        assert_int_equal(store_node_cert_seen(s, "n1", "aa01", 9000), 1);
+        assert_int_equal(cert_seen(s, "n1", "aa01", 9000), 1);
         assert_int_equal(store_node_renew_allowed(s, "n1", 1000, &until), 0);
         json_t *node = NULL;
         assert_int_equal(store_node_show(s, "n1", &node), 0);
@@ -2344,7 +2437,10 @@ static void test_sync_locks(void **state) {
         assert_int_equal(store_lock_rollouts(a, "x", &may), 0);
         assert_false(may);
         assert_int_equal(advisory_held(c, 7420003), 0); /* no rollout: not taken */
-        assert_int_equal(store_begin_node(c, "x"), -EBUSY); /* x's second sync waits */
+        /* x's second sync waits: its node's lock goes with its first query */
+        assert_int_equal(store_begin_node(c, "x"), 0);
+        assert_int_equal(store_get_int64(c, NULL, "SELECT 1", ""), -EBUSY);
+        assert_int_equal(store_script(c, "ROLLBACK"), 0);
         assert_int_equal(store_begin(c), -EBUSY);           /* so does every other writer */
         assert_int_equal(store_script(b, "COMMIT"), 0);
         assert_int_equal(store_script(a, "COMMIT"), 0);
@@ -2395,6 +2491,72 @@ out:
 /* On PostgreSQL a session prepares each statement once and runs it by name after: a
  * second sync prepares nothing new, a rollback keeps them, a connection made again
  * prepares anew. */
+/*
+ * store_exec_later: on PostgreSQL a statement of a transaction is sent and run with the next
+ * one that waits (or the COMMIT); in order, and its failure is never lost: it is the next
+ * statement's (named in its message) or the COMMIT's, and nothing of the transaction stays.
+ * On SQLite it runs at once; every assertion holds on both.
+ */
+static int64_t later_sum(struct store *s) {
+        int64_t v = -1;
+        assert_int_equal(store_get_int64(s, &v, "SELECT coalesce(sum(v), 0) FROM later", ""), 1);
+        return v;
+}
+
+static void test_exec_later(void **state) {
+        struct fixture *f = *state;
+        struct store *s = open_store(f);
+        int64_t v = 0;
+        assert_int_equal(store_script(s, "CREATE TABLE later (k INTEGER PRIMARY KEY, v INTEGER)"), 0);
+        /* outside a transaction: at once */
+        assert_int_equal(store_exec_later(s, "INSERT INTO later (k, v) VALUES (9, 0)", ""), 0);
+        assert_int_equal(later_sum(s), 0);
+
+        /* in order, before the query that waits; store_changes waits for the one sent */
+        assert_int_equal(store_begin(s), 0);
+        assert_int_equal(store_exec_later(s, "INSERT INTO later (k, v) VALUES (1, 10)", ""), 0);
+        assert_int_equal(store_exec_later(s, "UPDATE later SET v = v + 1 WHERE k = ?", "i", (int64_t) 1), 0);
+        assert_int_equal(store_changes(s), 1);
+        assert_int_equal(store_exec_later(s, "UPDATE later SET v = v * 2 WHERE k >= 1", ""), 0);
+        assert_int_equal(store_get_int64(s, &v, "SELECT v FROM later WHERE k = 1", ""), 1);
+        assert_int_equal(v, 22);
+        /* rows of a statement sent are not read (an advisory lock's void) */
+        assert_int_equal(store_exec_later(s, "SELECT v FROM later", ""), 0);
+        assert_int_equal(store_exec_later(s, "INSERT INTO later (k, v) VALUES (2, 20)", ""), 0);
+        assert_int_equal(store_script(s, "COMMIT"), 0); /* goes with the COMMIT */
+        assert_int_equal(later_sum(s), 42);
+
+        /* a failure of one sent is the next query's; the transaction then rolls back */
+        for (int round = 0; round < 2; round++) {
+                assert_int_equal(store_begin(s), 0);
+                assert_int_equal(store_exec_later(s, "UPDATE later SET v = 0", ""), 0);
+                int r = store_exec_later(s, "INSERT INTO later (k, v) VALUES (1, 1)", ""); /* k 1 is there */
+                if (r == 0) {
+                        assert_false(on_sqlite());
+                        r = round == 0 ? store_get_int64(s, &v, "SELECT 1", "") : store_script(s, "COMMIT");
+                        assert_non_null(strstr(s->backend->errmsg(s), "INSERT INTO later (k, v) VALUES (1, 1)"));
+                }
+                assert_int_equal(r, -EEXIST);
+                assert_int_equal(store_script(s, "ROLLBACK"), 0);
+                assert_int_equal(later_sum(s), 42);
+        }
+        /* a statement sent that cannot be prepared fails the same way when sent again (its
+         * name is not remembered), and the session goes on */
+        for (int round = 0; round < 2; round++) {
+                assert_int_equal(store_begin(s), 0);
+                int r = store_exec_later(s, "INSERT INTO nosuch VALUES (?)", "i", (int64_t) round);
+                if (r == 0)
+                        r = store_get_int64(s, &v, "SELECT 1", "");
+                assert_int_equal(r, -EIO);
+                assert_int_equal(store_script(s, "ROLLBACK"), 0);
+        }
+        assert_int_equal(store_begin(s), 0);
+        assert_int_equal(store_exec_later(s, "DELETE FROM later WHERE k = ?", "i", (int64_t) 2), 0);
+        assert_int_equal(store_script(s, "COMMIT"), 0);
+        assert_int_equal(later_sum(s), 22);
+        store_close(s);
+}
+
 static void test_statements_prepared(void **state) {
         struct fixture *f = *state;
         struct store *s = open_store(f);
@@ -2444,6 +2606,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_lead, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_statements_prepared, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_exec_later, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sync_node_trust, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_records_prune, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_command_seqs_across_reopen, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_expired_commands_not_sent, setup, teardown),
