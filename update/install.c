@@ -627,6 +627,8 @@ static int install_pass(const struct install_request *req, bool trust_source, st
 /* ---- the check before writing: chunks of the source on up to VERIFY_THREADS threads ---- */
 
 #define VERIFY_THREADS 4
+/* Chunks a thread reads, then hashes at once (sha256_buffers: SHA256_LANES on one core). */
+#define VERIFY_GROUP SHA256_LANES
 
 struct verifier {
         const struct install_request *req;
@@ -644,43 +646,96 @@ struct verifier_thread {
         int r; /* setting up: no memory */
 };
 
+/*
+ * Of n chunks read into data[k] (indexes idx[k], ascending), the first that does not match
+ * its hash in the manifest, or n. Chunks of the full size are hashed SHA256_LANES at a time;
+ * the image's short last chunk, if it is one of them, alone.
+ */
+size_t install_first_bad_chunk(const struct manifest_image *img, const uint64_t idx[],
+                               const void *const data[], size_t n) {
+        for (size_t k = 0; k < n; k += SHA256_LANES) {
+                uint8_t digests[SHA256_LANES][SHA256_DIGEST_SIZE];
+                size_t m = n - k < SHA256_LANES ? n - k : SHA256_LANES, m_full = m;
+                size_t last_len = manifest_chunk_length(img, idx[k + m - 1]);
+                if (last_len != img->chunk_size)
+                        m_full--;
+                sha256_buffers(data + k, img->chunk_size, m_full, digests);
+                if (m_full < m)
+                        sha256_buffer(data[k + m - 1], last_len, digests[m - 1]);
+                for (size_t j = 0; j < m; j++)
+                        if (memcmp(digests[j], img->chunks[idx[k + j]], SHA256_DIGEST_SIZE) != 0)
+                                return k + j;
+        }
+        return n;
+}
+
+/* Chunks of group g this install takes from the source (not done, not in the active slot). */
+static size_t verifier_group(const struct install_request *req, uint64_t g,
+                             uint64_t idx[VERIFY_GROUP]) {
+        const struct manifest_image *img = req->image;
+        size_t n = 0;
+        for (uint64_t i = g * VERIFY_GROUP; i < img->n_chunks && i < (g + 1) * VERIFY_GROUP; i++) {
+                if (install_bitmap_get(req->done, i) ||
+                    (req->active && req->active_fd >= 0 &&
+                     install_index_lookup(req->active, img->chunks[i]) >= 0))
+                        continue;
+                idx[n++] = i;
+        }
+        return n;
+}
+
+static void verifier_failed(struct verifier *v, uint64_t i, int r) {
+        pthread_mutex_lock(&v->lock);
+        if (i < v->first_bad) {
+                v->first_bad = i;
+                v->first_r = r;
+        }
+        pthread_mutex_unlock(&v->lock);
+}
+
+/* Groups t, t + n_threads, ...: read, hash together, compare; stop at the first failure. */
 static void *verifier_main(void *userdata) {
         struct verifier_thread *vt = userdata;
         struct verifier *v = vt->v;
         const struct install_request *req = v->req;
         const struct manifest_image *img = req->image;
-        _cleanup_free_ uint8_t *buf = malloc(img->chunk_size ? img->chunk_size : 1);
+        size_t size = img->chunk_size ? img->chunk_size : 1;
+        _cleanup_free_ uint8_t *buf = malloc(VERIFY_GROUP * size);
         if (!buf) {
                 vt->r = -ENOMEM;
                 return NULL;
         }
-        for (uint64_t i = vt->t; i < img->n_chunks; i += v->n_threads) {
+        uint64_t n_groups = (img->n_chunks + VERIFY_GROUP - 1) / VERIFY_GROUP;
+        for (uint64_t g = vt->t; g < n_groups; g += v->n_threads) {
                 pthread_mutex_lock(&v->lock);
-                bool stop = i > v->first_bad || v->cancelled;
+                bool stop = g * VERIFY_GROUP > v->first_bad || v->cancelled;
                 if (!stop && cancelled(req->cancel))
                         stop = v->cancelled = true;
                 pthread_mutex_unlock(&v->lock);
                 if (stop)
                         break;
-                if (install_bitmap_get(req->done, i) ||
-                    (req->active && req->active_fd >= 0 &&
-                     install_index_lookup(req->active, img->chunks[i]) >= 0))
-                        continue;
-                size_t len = manifest_chunk_length(img, i);
-                int r = req->source.read(req->source.userdata, i * img->chunk_size, buf, len);
-                if (r >= 0) {
+                uint64_t idx[VERIFY_GROUP];
+                const void *data[VERIFY_GROUP];
+                size_t n = verifier_group(req, g, idx), n_read = 0;
+                int r = 0;
+                for (; n_read < n; n_read++) {
+                        size_t len = manifest_chunk_length(img, idx[n_read]);
+                        data[n_read] = buf + n_read * size;
+                        r = req->source.read(req->source.userdata, idx[n_read] * img->chunk_size,
+                                             buf + n_read * size, len);
+                        if (r < 0)
+                                break;
                         vt->st.chunks_from_source++;
                         vt->st.bytes_from_source += len;
-                        if (manifest_check_chunk(img, i, buf, len) < 0)
-                                r = -EBADMSG;
+                }
+                /* a chunk read before the one that failed may be the lower damage */
+                size_t k = install_first_bad_chunk(img, idx, data, n_read);
+                if (k < n_read) {
+                        verifier_failed(v, idx[k], -EBADMSG);
+                        break;
                 }
                 if (r < 0) {
-                        pthread_mutex_lock(&v->lock);
-                        if (i < v->first_bad) {
-                                v->first_bad = i;
-                                v->first_r = r;
-                        }
-                        pthread_mutex_unlock(&v->lock);
+                        verifier_failed(v, idx[n_read], r);
                         break;
                 }
         }
