@@ -92,7 +92,7 @@ INLINE_KERNEL static void blocks(unsigned n, __m128i a[], __m128i c[], const uin
  * padding blocks per lane built on the stack (the same count for all: equal lengths give
  * equal padding).
  */
-INLINE_KERNEL static void hash_lanes(unsigned n, const uint8_t *const data[], size_t len,
+INLINE_KERNEL static void hash_lanes(unsigned n, const void *const data[], size_t len,
                                      uint8_t out[][SHA256_DIGEST_SIZE]) {
         __m128i a[4], c[4];
         const uint8_t *p[4];
@@ -114,7 +114,7 @@ INLINE_KERNEL static void hash_lanes(unsigned n, const uint8_t *const data[], si
         for (unsigned l = 0; l < n; l++) {
                 memset(tail[l], 0, sizeof(tail[l]));
                 if (rest)
-                        memcpy(tail[l], data[l] + 64 * full, rest);
+                        memcpy(tail[l], (const uint8_t *) data[l] + 64 * full, rest);
                 tail[l][rest] = 0x80;
                 for (unsigned i = 0; i < 8; i++)
                         tail[l][64 * tail_blocks - 1 - i] = (uint8_t) (bits >> (8 * i));
@@ -133,19 +133,19 @@ INLINE_KERNEL static void hash_lanes(unsigned n, const uint8_t *const data[], si
         }
 }
 
-KERNEL static void hash_x1(const uint8_t *const d[], size_t len, uint8_t out[][SHA256_DIGEST_SIZE]) {
+KERNEL static void hash_x1(const void *const d[], size_t len, uint8_t out[][SHA256_DIGEST_SIZE]) {
         hash_lanes(1, d, len, out);
 }
 
-KERNEL static void hash_x2(const uint8_t *const d[], size_t len, uint8_t out[][SHA256_DIGEST_SIZE]) {
+KERNEL static void hash_x2(const void *const d[], size_t len, uint8_t out[][SHA256_DIGEST_SIZE]) {
         hash_lanes(2, d, len, out);
 }
 
-KERNEL static void hash_x3(const uint8_t *const d[], size_t len, uint8_t out[][SHA256_DIGEST_SIZE]) {
+KERNEL static void hash_x3(const void *const d[], size_t len, uint8_t out[][SHA256_DIGEST_SIZE]) {
         hash_lanes(3, d, len, out);
 }
 
-KERNEL static void hash_x4(const uint8_t *const d[], size_t len, uint8_t out[][SHA256_DIGEST_SIZE]) {
+KERNEL static void hash_x4(const void *const d[], size_t len, uint8_t out[][SHA256_DIGEST_SIZE]) {
         hash_lanes(4, d, len, out);
 }
 
@@ -174,7 +174,7 @@ bool sha256_x86_usable(void) {
         return u > 0;
 }
 
-void sha256_x86_lanes(const uint8_t *const data[], size_t len, unsigned n,
+void sha256_x86_lanes(const void *const data[], size_t len, unsigned n,
                       uint8_t out[][SHA256_DIGEST_SIZE]) {
         switch (n) {
         case 1:
@@ -198,7 +198,7 @@ bool sha256_x86_usable(void) {
         return false;
 }
 
-void sha256_x86_lanes(const uint8_t *const data[], size_t len, unsigned n,
+void sha256_x86_lanes(const void *const data[], size_t len, unsigned n,
                       uint8_t out[][SHA256_DIGEST_SIZE]) {
         /* never called: sha256_x86_usable() said no */
 }

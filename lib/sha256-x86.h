@@ -10,5 +10,5 @@
 /* Whether this CPU has SHA, SSSE3 and SSE4.1 (CPUID, asked once); false off x86-64. */
 bool sha256_x86_usable(void);
 /* n (1..4) buffers of len bytes each into out[0..n-1]; only when sha256_x86_usable(). */
-void sha256_x86_lanes(const uint8_t *const data[], size_t len, unsigned n,
+void sha256_x86_lanes(const void *const data[], size_t len, unsigned n,
                       uint8_t out[][SHA256_DIGEST_SIZE]);

@@ -71,8 +71,7 @@ void sha256_buffers(const void *const data[], size_t len, size_t n,
         if (n > 1 && !__atomic_load_n(&buffers_fallback, __ATOMIC_RELAXED) && sha256_x86_usable()) {
                 for (size_t i = 0; i < n; i += SHA256_LANES) {
                         size_t lanes = n - i < SHA256_LANES ? n - i : SHA256_LANES;
-                        sha256_x86_lanes((const uint8_t *const *) data + i, len, (unsigned) lanes,
-                                         out + i);
+                        sha256_x86_lanes(data + i, len, (unsigned) lanes, out + i);
                 }
                 return;
         }
