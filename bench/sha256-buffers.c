@@ -7,7 +7,9 @@
  *          1 MiB chunks from a memfd read with pread (as a warm bundle file), on the
  *          agent's threads (one per CPU, at most 4): with sha256_buffers forced to its
  *          fallback (one chunk at a time through OpenSSL: the hashing before #16), then
- *          with the SHA extensions.
+ *          with the SHA extensions;
+ *  scan    install_index_scan of the same memfd (a factory image indexed for a delta:
+ *          one thread), the same two ways.
  *
  * Without the x86 SHA extensions (another CPU, or under valgrind, whose CPUID hides
  * them) both sides are the same code: said so, figures still printed. Figures, not a
@@ -97,6 +99,17 @@ static double verify_seconds(const struct manifest_image *img, int fd) {
         return t;
 }
 
+static double scan_seconds(int fd, uint64_t size) {
+        struct install_index *ix;
+        double t0 = now_s();
+        int r = install_index_scan(fd, size, CHUNK, NULL, &ix);
+        double t = now_s() - t0;
+        if (r < 0)
+                die("install_index_scan: %s", strerror(-r));
+        install_index_free(ix);
+        return t;
+}
+
 int main(int argc, char **argv) {
         size_t size_mib = 512;
         bench_name = "sha256-buffers";
@@ -148,6 +161,17 @@ int main(int argc, char **argv) {
         printf("verify  install_verify_source, %zu MiB, %ld CPUs: one at a time %.3f s, "
                "sha256_buffers %.3f s (%.2fx, %.3f s saved)\n",
                size_mib, cpus, b, a, b / a, b - a);
+        for (int k = 0; k < RUNS; k++) {
+                sha256_buffers_force_fallback(true);
+                before[k] = scan_seconds(fd, size);
+                sha256_buffers_force_fallback(false);
+                after[k] = scan_seconds(fd, size);
+        }
+        b = median(before);
+        a = median(after);
+        printf("scan    install_index_scan, %zu MiB, one thread: one at a time %.3f s, "
+               "sha256_buffers %.3f s (%.2fx)\n",
+               size_mib, b, a, b / a);
         close(fd);
         free(img.chunks);
         return 0;

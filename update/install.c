@@ -156,29 +156,35 @@ int install_index_from_image(const struct manifest_image *img, struct install_in
 
 int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const atomic_int *cancel,
                        struct install_index **ret) {
-        if (chunk_size == 0)
+        if (chunk_size == 0 || chunk_size > MANIFEST_CHUNK_SIZE_MAX)
                 return -EINVAL;
         uint64_t n = size / chunk_size; /* whole chunks only: a short tail cannot match */
-        _cleanup_free_ uint8_t *buf = malloc(chunk_size);
+        /* SHA256_LANES adjacent chunks a read, hashed at once */
+        _cleanup_free_ uint8_t *buf = malloc(SHA256_LANES * chunk_size);
         if (!buf)
                 return -ENOMEM;
         struct install_index *ix;
         int r = index_new(n, &ix);
         if (r < 0)
                 return r;
-        for (uint64_t i = 0; i < n; i++) {
+        for (uint64_t i = 0; i < n; i += SHA256_LANES) {
                 if (cancelled(cancel)) {
                         install_index_free(ix);
                         return -ECANCELED;
                 }
-                r = pread_all(fd, buf, chunk_size, i * chunk_size);
+                size_t m = n - i < SHA256_LANES ? (size_t) (n - i) : SHA256_LANES;
+                r = pread_all(fd, buf, m * chunk_size, i * chunk_size);
                 if (r < 0) {
                         install_index_free(ix);
                         return r;
                 }
-                uint8_t h[SHA256_DIGEST_SIZE];
-                sha256_buffer(buf, chunk_size, h);
-                index_add(ix, h, (int64_t) i);
+                const void *data[SHA256_LANES];
+                uint8_t h[SHA256_LANES][SHA256_DIGEST_SIZE];
+                for (size_t k = 0; k < m; k++)
+                        data[k] = buf + k * chunk_size;
+                sha256_buffers(data, chunk_size, m, h);
+                for (size_t k = 0; k < m; k++)
+                        index_add(ix, h[k], (int64_t) (i + k));
         }
         *ret = ix;
         return 0;
