@@ -633,8 +633,11 @@ static int install_pass(const struct install_request *req, bool trust_source, st
 /* ---- the check before writing: chunks of the source on up to VERIFY_THREADS threads ---- */
 
 #define VERIFY_THREADS 4
-/* Chunks a thread reads, then hashes at once (sha256_buffers: SHA256_LANES on one core). */
+/* Chunks a thread reads, then hashes at once (sha256_buffers: SHA256_LANES on one core),
+ * as many as fit in VERIFY_GROUP_BYTES (at least one): a thread holds one chunk, as before,
+ * when chunks are over 2 MiB, at most 4 MiB when they are smaller. */
 #define VERIFY_GROUP SHA256_LANES
+#define VERIFY_GROUP_BYTES (4u << 20)
 
 struct verifier {
         const struct install_request *req;
@@ -643,6 +646,7 @@ struct verifier {
         int first_r;        /* and how: -EBADMSG, or the read's error */
         bool cancelled;
         unsigned n_threads;
+        unsigned group; /* chunks a group: 1..VERIFY_GROUP */
 };
 
 struct verifier_thread {
@@ -676,11 +680,11 @@ size_t install_first_bad_chunk(const struct manifest_image *img, const uint64_t 
 }
 
 /* Chunks of group g this install takes from the source (not done, not in the active slot). */
-static size_t verifier_group(const struct install_request *req, uint64_t g,
+static size_t verifier_group(const struct install_request *req, uint64_t g, unsigned group,
                              uint64_t idx[VERIFY_GROUP]) {
         const struct manifest_image *img = req->image;
         size_t n = 0;
-        for (uint64_t i = g * VERIFY_GROUP; i < img->n_chunks && i < (g + 1) * VERIFY_GROUP; i++) {
+        for (uint64_t i = g * group; i < img->n_chunks && i < (g + 1) * group; i++) {
                 if (install_bitmap_get(req->done, i) ||
                     (req->active && req->active_fd >= 0 &&
                      install_index_lookup(req->active, img->chunks[i]) >= 0))
@@ -706,15 +710,15 @@ static void *verifier_main(void *userdata) {
         const struct install_request *req = v->req;
         const struct manifest_image *img = req->image;
         size_t size = img->chunk_size ? img->chunk_size : 1;
-        _cleanup_free_ uint8_t *buf = malloc(VERIFY_GROUP * size);
+        _cleanup_free_ uint8_t *buf = malloc(v->group * size);
         if (!buf) {
                 vt->r = -ENOMEM;
                 return NULL;
         }
-        uint64_t n_groups = (img->n_chunks + VERIFY_GROUP - 1) / VERIFY_GROUP;
+        uint64_t n_groups = (img->n_chunks + v->group - 1) / v->group;
         for (uint64_t g = vt->t; g < n_groups; g += v->n_threads) {
                 pthread_mutex_lock(&v->lock);
-                bool stop = g * VERIFY_GROUP > v->first_bad || v->cancelled;
+                bool stop = g * v->group > v->first_bad || v->cancelled;
                 if (!stop && cancelled(req->cancel))
                         stop = v->cancelled = true;
                 pthread_mutex_unlock(&v->lock);
@@ -722,7 +726,7 @@ static void *verifier_main(void *userdata) {
                         break;
                 uint64_t idx[VERIFY_GROUP];
                 const void *data[VERIFY_GROUP];
-                size_t n = verifier_group(req, g, idx), n_read = 0;
+                size_t n = verifier_group(req, g, v->group, idx), n_read = 0;
                 int r = 0;
                 for (; n_read < n; n_read++) {
                         size_t len = manifest_chunk_length(img, idx[n_read]);
@@ -751,7 +755,12 @@ static void *verifier_main(void *userdata) {
 int install_verify_source(const struct install_request *req, struct install_stats *stats,
                           char **ret_reason) {
         const struct manifest_image *img = req->image;
-        struct verifier v = {.req = req, .first_bad = img->n_chunks, .n_threads = 1};
+        struct verifier v = {.req = req, .first_bad = img->n_chunks, .n_threads = 1,
+                             .group = VERIFY_GROUP};
+        if (img->chunk_size > VERIFY_GROUP_BYTES / VERIFY_GROUP)
+                v.group = img->chunk_size > VERIFY_GROUP_BYTES
+                                  ? 1
+                                  : (unsigned) (VERIFY_GROUP_BYTES / img->chunk_size);
         if (req->source.concurrent) {
                 long n = sysconf(_SC_NPROCESSORS_ONLN);
                 v.n_threads = n < 1 ? 1 : n > VERIFY_THREADS ? VERIFY_THREADS : (unsigned) n;
