@@ -11,7 +11,7 @@ if [ ! -f "$build/Makefile" ]; then
         mkdir -p "$build"
         (cd "$build" && "$top/configure" -q)
 fi
-make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" orbit-agent orbitctl bench/sandbox-start bench/update-install \
+make -s -C "$build" -j"$(nproc 2>/dev/null || echo 2)" orbit-agent orbitctl bench/sandbox-start bench/update-install bench/sha256-buffers \
         orbit-controller orbit-bundle bench/controller-sync bench/rollout-drive bench/usage-sum
 echo "==> sandbox start latency (orbit-agent vs bubblewrap, interleaved)"
 "$build/bench/sandbox-start" "${RUNS:-200}"
@@ -21,6 +21,9 @@ BUILD="$build" DURATION="${DURATION:-60}" bench/agent-idle.sh
 echo
 echo "==> update install throughput (engine vs sha256sum + cp + fdatasync; fresh and 5% delta)"
 "$build/bench/update-install" --size-mib "${INSTALL_MIB:-512}" ${BENCH_DIR:+"$BENCH_DIR"}
+echo
+echo "==> multi-buffer SHA-256: one core, one stream vs four; the check before writing with each (512 MiB)"
+"$build/bench/sha256-buffers"
 echo
 echo "==> update install: orbit-agent vs RAUC vs cp + fdatasync (daemons and CLIs, cache dropped, medians)"
 BUILD="$build" SIZES="${RAUC_SIZES:-256 512}" RUNS="${RAUC_RUNS:-3}" bench/update-vs-rauc.sh

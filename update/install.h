@@ -170,6 +170,11 @@ int install_image(const struct install_request *req, struct install_stats *stats
  * read's error. What a scrub and a repair's read-back trust. */
 int install_read_back_chunk(int fd, const struct manifest_image *img, uint64_t i, uint8_t *buf);
 
+/* Of n chunks of img read into data[k] (indexes idx[k], ascending), the first that does not
+ * match its hash in the manifest, or n: hashed several at once (sha256_buffers). */
+size_t install_first_bad_chunk(const struct manifest_image *img, const uint64_t idx[],
+                               const void *const data[], size_t n);
+
 #define INSTALL_SCRUB_LISTED 16
 struct install_scrub_stats {
         uint64_t chunks_total, chunks_bad, chunks_repaired;

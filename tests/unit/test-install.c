@@ -744,6 +744,60 @@ static void test_verify_source(void **state) {
         }
 }
 
+/* Chunks the next source damages and the one whose read fails (-1: none); read only while
+ * the verifier threads run. */
+static int damaged_chunks[2] = {-1, -1}, failing_chunk = -1;
+
+static int group_source_read(void *userdata, uint64_t offset, void *buf, size_t len) {
+        struct fixture *f = userdata;
+        int i = (int) (offset / CHUNK);
+        if (i == failing_chunk)
+                return -EIO;
+        memcpy(buf, f->image + offset, len);
+        if (i == damaged_chunks[0] || i == damaged_chunks[1])
+                ((uint8_t *) buf)[len - 1] ^= 0x80;
+        return 0;
+}
+
+/* Chunks are hashed four at a time (sha256_buffers): the lowest damaged chunk is named
+ * wherever it sits in its group, the short last chunk too, and a chunk read before one whose
+ * read fails is still checked. */
+static void test_verify_source_groups(void **state) {
+        struct fixture *f = *state;
+        static const struct {
+                int damaged[2], failing, skipped;
+                const char *want; /* in the reason */
+        } cases[] = {
+                {{13, -1}, -1, -1, "chunk 13 (bytes 53248-57343) does not match"}, /* a group's middle */
+                {{39, -1}, -1, -1, "chunk 39 (bytes 159744-162839) does not match"}, /* the short last */
+                {{14, 29}, -1, -1, "chunk 14 "},
+                {{14, -1}, 15, -1, "chunk 14 "},          /* damaged before a failed read */
+                {{14, -1}, 13, -1, "reading chunk 13: "}, /* a failed read before the damage */
+                {{14, -1}, -1, 13, "chunk 14 "},          /* a group with a chunk done */
+                {{-1, -1}, 38, -1, "reading chunk 38: "},
+        };
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+                for (int concurrent = 0; concurrent <= 1; concurrent++) {
+                        memset(done, 0, sizeof(done));
+                        if (cases[c].skipped >= 0)
+                                install_bitmap_set(done, cases[c].skipped, true);
+                        struct install_request req = request(f, -1, done);
+                        req.source = (struct install_source){.read = group_source_read, .userdata = f,
+                                                             .concurrent = concurrent};
+                        memcpy(damaged_chunks, cases[c].damaged, sizeof(damaged_chunks));
+                        failing_chunk = cases[c].failing;
+                        struct install_stats st;
+                        char *reason = NULL;
+                        int want_r = strstr(cases[c].want, "reading") ? -EIO : -EBADMSG;
+                        assert_int_equal(install_verify_source(&req, &st, &reason), want_r);
+                        if (!strstr(reason, cases[c].want))
+                                fail_msg("case %zu, concurrent %d: \"%s\"", c, concurrent, reason);
+                        free(reason);
+                }
+        damaged_chunks[0] = damaged_chunks[1] = failing_chunk = -1;
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_fresh_install, setup, teardown),
@@ -753,6 +807,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_resume_and_repair, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_forged_source_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_verify_source, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_verify_source_groups, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_source_verified_whole_hash, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_checkpoint_coalesce, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancel_keeps_progress, setup, teardown),
