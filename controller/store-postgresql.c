@@ -601,8 +601,9 @@ static int sent_failed(struct store *s, PGresult *res, const struct pg_sent *wha
                         }
                 }
         }
-        set_error(s, "%s (in \"%s\", sent before it in this transaction%s)", pg(s)->error ? pg(s)->error : "",
-                  what->what, what->prepare ? ", preparing it" : "");
+        _cleanup_free_ char *cause = TAKE_PTR(pg(s)->error); /* set_error frees the old one */
+        set_error(s, "%s (in \"%s\", sent before it in this transaction%s)", cause ? cause : "", what->what,
+                  what->prepare ? ", preparing it" : "");
         return r;
 }
 
