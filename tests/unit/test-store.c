@@ -172,6 +172,32 @@ static void test_connection_lost(void **state) {
         assert_int_equal(store_query_row(s, &st, "SELECT count(*) FROM nodes WHERE id LIKE 'lost%'", ""), 1);
         assert_int_equal(store_col_int(st, 0), 0); /* nothing of the half transaction */
         store_stmt_finalize(st);
+        st = NULL;
+        /* with statements sent and not waited for (store_exec_later): the query, or the
+         * COMMIT, that would wait for them fails; the rollback ends it; all goes on */
+        for (int round = 0; round < 2; round++) {
+                assert_int_equal(store_query_row(s, &st, "SELECT pg_backend_pid()", ""), 1);
+                int64_t now_pid = store_col_int(st, 0);
+                store_stmt_finalize(st);
+                st = NULL;
+                assert_int_equal(store_begin(s), 0);
+                assert_int_equal(store_exec_later(s, "INSERT INTO nodes (id, created) VALUES ('sent', 1)", ""), 0);
+                assert_int_equal(store_query_row(killer, &st, "SELECT pg_terminate_backend(CAST(?1 AS integer))",
+                                                 "i", now_pid),
+                                 1);
+                store_stmt_finalize(st);
+                st = NULL;
+                assert_int_equal(store_exec_later(s, "INSERT INTO nodes (id, created) VALUES ('sent2', 1)", ""), 0);
+                if (round == 0)
+                        assert_true(store_get_int64(s, NULL, "SELECT 1", "") < 0);
+                else
+                        assert_true(store_script(s, "COMMIT") < 0);
+                assert_int_equal(store_script(s, "ROLLBACK"), 0);
+                assert_int_equal(store_query_row(s, &st, "SELECT count(*) FROM nodes WHERE id LIKE 'sent%'", ""), 1);
+                assert_int_equal(store_col_int(st, 0), 0);
+                store_stmt_finalize(st);
+                st = NULL;
+        }
         store_close(killer);
         store_close(s);
 }
