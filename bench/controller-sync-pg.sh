@@ -14,7 +14,8 @@
 # run, the statements the controllers sent, per sync: calls, server time, rows; through
 # pg_stat_statements, which then costs a little of the figures), OPEN=0 (skip the open-loop
 # run: two instances offered SQLite's rate, --rate, for the p99 a fleet sees at that load;
-# a closed loop's p99 is its queue, CONCURRENCY over the rate)
+# a closed loop's p99 is its queue, CONCURRENCY over the rate), THREADS=N (each controller's
+# --threads; default: one a CPU)
 set -euo pipefail
 build=${1:?usage: controller-sync-pg.sh BUILD_DIR [NODES...]}
 shift
@@ -71,7 +72,8 @@ run() { # LABEL ARGS...
         local label=$1
         shift
         echo "==> $label"
-        "$bench" --syncs "${SYNCS:-4}" --concurrency "${CONCURRENCY:-64}" --mode "${MODE:-keepalive}" "$@" \
+        "$bench" --syncs "${SYNCS:-4}" --concurrency "${CONCURRENCY:-64}" --mode "${MODE:-keepalive}" \
+                ${THREADS:+--controller-threads "$THREADS"} "$@" \
                 ${BENCH_DIR:+"$BENCH_DIR"} | tee "$T/out" | sed -n '/^throughput/,/^goals/p' | grep -v '^RESULT\|^goals'
         grep '^RESULT' "$T/out" >>"$results"
         grep -E '^  (PASS|MISS)' "$T/out" || true

@@ -23,7 +23,8 @@
  * the record acked), then the node and record counts checked through the operator API
  * and the database size taken after a clean stop. A fresh data directory per phase.
  *
- * The load generator shares the machine with the controller (one thread each); the
+ * The load generator (one thread) shares the machine with the controller (its server
+ * threads: one a CPU by default, --controller-threads N for each instance); the
  * controller's own CPU time per sync is printed, which does not depend on the generator.
  * Figures, not a test: the goal is reported PASS/MISS and the exit status is 0 whatever
  * it says (nonzero only when the benchmark itself could not run).
@@ -53,7 +54,7 @@
  * usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] [--rate R] [--records 0|1]
  *                        [--mode both|keepalive|reconnect] [--rollouts R]
  *                        [--rollout-syncs T] [--controller PATH]
- *                        [--database postgresql://...] [--instances K] [DIR]
+ *                        [--database postgresql://...] [--instances K] [--controller-threads N] [DIR]
  */
 #include "config.h"
 
@@ -106,6 +107,7 @@ static const char *controller_bin;
 static volatile pid_t controller_pids[MAX_INSTANCES];
 static const char *database;   /* --database: a PostgreSQL server's address; NULL: SQLite */
 static unsigned n_instances = 1;
+static unsigned controller_threads; /* --controller-threads: each controller's --threads (0: its default) */
 static char databases[16][64]; /* the databases made on it, dropped at exit */
 static unsigned n_databases;
 
@@ -511,7 +513,7 @@ struct controller {
 static void controller_start(struct controller *c, const char *name, unsigned index, const char *db,
                              unsigned max_connections) {
         char port_file[PATH_MAX], log_file[PATH_MAX], cert[PATH_MAX], key[PATH_MAX],
-                nca[PATH_MAX], ckey[PATH_MAX], ccert[PATH_MAX], maxc[16], pf_name[64], lf_name[64];
+                nca[PATH_MAX], ckey[PATH_MAX], ccert[PATH_MAX], maxc[16], pf_name[64], lf_name[64], thr[16];
         snprintf(pf_name, sizeof(pf_name), "%s.port", name);
         snprintf(lf_name, sizeof(lf_name), "%s.log", name);
         path_in(c->data, name);
@@ -523,15 +525,25 @@ static void controller_start(struct controller *c, const char *name, unsigned in
         path_in(ckey, "cmd.key");
         path_in(ccert, "cmd.pem");
         snprintf(maxc, sizeof(maxc), "%u", max_connections);
+        snprintf(thr, sizeof(thr), "%u", controller_threads);
         c->index = index;
         snprintf(c->database, sizeof(c->database), "%s", db ? db : "");
         if (mkdir(c->data, 0700) < 0 && errno != EEXIST)
                 die("mkdir %s: %m", c->data);
-        char *argv[] = {(char *) controller_bin, "serve", "--listen", "127.0.0.1:0", "--port-file",
-                        port_file, "--data-dir", c->data, "--cert", cert, "--key", key,
-                        "--node-ca", nca, "--command-key", ckey, "--command-cert", ccert,
-                        "--operator-token-file", token_path, "--max-connections", maxc,
-                        "--log-level", "warning", c->database[0] ? "--database" : NULL, c->database, NULL};
+        char *argv[32] = {(char *) controller_bin, "serve", "--listen", "127.0.0.1:0", "--port-file",
+                          port_file, "--data-dir", c->data, "--cert", cert, "--key", key,
+                          "--node-ca", nca, "--command-key", ckey, "--command-cert", ccert,
+                          "--operator-token-file", token_path, "--max-connections", maxc,
+                          "--log-level", "warning"};
+        size_t n = 24;
+        if (c->database[0]) {
+                argv[n++] = "--database";
+                argv[n++] = c->database;
+        }
+        if (controller_threads) {
+                argv[n++] = "--threads";
+                argv[n++] = thr;
+        }
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log_file, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -1278,7 +1290,7 @@ static void usage(void) {
         fprintf(stderr, "usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] [--rate R] "
                         "[--records 0|1] [--mode both|keepalive|reconnect] [--rollouts R] "
                         "[--rollout-syncs T] [--controller PATH] [--database postgresql://...] "
-                        "[--instances K (with --database)] [DIR]\n");
+                        "[--instances K (with --database)] [--controller-threads N] [DIR]\n");
         exit(2);
 }
 
@@ -1307,6 +1319,8 @@ int main(int argc, char *argv[]) {
                         controller_bin = argv[++i];
                 else if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
                         database = argv[++i];
+                else if (strcmp(argv[i], "--controller-threads") == 0 && i + 1 < argc)
+                        controller_threads = (unsigned) strtoul(argv[++i], NULL, 10);
                 else if (strcmp(argv[i], "--instances") == 0 && i + 1 < argc)
                         n_instances = (unsigned) strtoul(argv[++i], NULL, 10);
                 else if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
@@ -1397,10 +1411,13 @@ int main(int argc, char *argv[]) {
 
         /* b. Throughput and latency. */
         struct load_result keep = {}, rec = {};
+        char threads[48] = "server threads: one a CPU (its default)";
+        if (controller_threads)
+                snprintf(threads, sizeof(threads), "--threads %u", controller_threads);
         printf("throughput: %lu nodes x %lu syncs, concurrency %lu, %s per sync; controller "
-               "--max-connections %lu; one thread each on %ld CPUs\n",
+               "--max-connections %lu, %s; %ld CPUs\n",
                n, syncs, concurrency, record ? "one new health.report" : "no records",
-               concurrency * 2 > 64 ? concurrency * 2 : 64, sysconf(_SC_NPROCESSORS_ONLN));
+               concurrency * 2 > 64 ? concurrency * 2 : 64, threads, sysconf(_SC_NPROCESSORS_ONLN));
         if (n_rollouts > 0)
                 printf("rollouts: %lu, one per group of ~%lu nodes covering the fleet, started "
                        "before the timed syncs (stages 1,10,50,100, success after 3 passes); "
