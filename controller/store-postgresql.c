@@ -265,7 +265,10 @@ static int commit_sent(struct store *s, const char *sql) {
         struct store_stmt *h = NULL;
         PGresult *res = NULL;
         int r = pg_prepare(s, sql, &h);
-        r = r < 0 ? r : pipeline_finish(s, (struct pg_stmt *) h, &res);
+        if (r < 0) /* no memory: what was sent is waited for all the same */
+                (void) pipeline_finish(s, NULL, NULL);
+        else
+                r = pipeline_finish(s, (struct pg_stmt *) h, &res);
         if (h)
                 pg_finalize(h);
         if (r >= 0 && res && !streq(PQcmdStatus(res), "COMMIT")) {
