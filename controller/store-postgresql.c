@@ -256,6 +256,13 @@ static int pg_prepare(struct store *s, const char *sql, struct store_stmt **ret)
 static void pg_finalize(struct store_stmt *h);
 static int pipeline_finish(struct store *s, struct pg_stmt *st, PGresult **ret);
 
+/* A COMMIT that failed: the transaction, if the server still has it open, rolled back. */
+static void commit_failed(struct pg_conn *c) {
+        if (PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+                PQclear(PQexec(c->conn, "ROLLBACK"));
+        c->in_transaction = false;
+}
+
 /*
  * The COMMIT of a transaction with statements sent: it goes with them (one round trip).
  * One of them failed: the COMMIT did not run, the transaction is rolled back here.
@@ -276,8 +283,8 @@ static int commit_sent(struct store *s, const char *sql) {
                 r = -EIO;
         }
         PQclear(res);
-        if (r < 0 && PQtransactionStatus(c->conn) != PQTRANS_IDLE)
-                PQclear(PQexec(c->conn, "ROLLBACK"));
+        if (r < 0)
+                commit_failed(c);
         c->in_transaction = false;
         return r;
 }
@@ -297,9 +304,7 @@ static int pg_script(struct store *s, const char *sql) {
                 if (held < 0)
                         r = held;
                 if (r < 0 && commit) {
-                        if (PQtransactionStatus(c->conn) != PQTRANS_IDLE)
-                                PQclear(PQexec(c->conn, "ROLLBACK"));
-                        c->in_transaction = false;
+                        commit_failed(c);
                         return r;
                 }
                 if (r < 0 && !end)
@@ -484,6 +489,23 @@ static PGresult *exec_unprepared(struct pg_conn *c, struct pg_stmt *st) {
  * transaction, runs once more unprepared; in one, the transaction has failed anyway and
  * its caller tries again.
  */
+/* Remember in the free cache slot e that st is prepared on the server as "o<id>":
+ * -ENOMEM (e left free) when there is no room for its copy. */
+static int cache_remember(struct pg_conn *c, struct pg_cached *e, const struct pg_stmt *st, unsigned id) {
+        char *sql = strdup(st->sql);
+        unsigned *types = st->n_params ? malloc(sizeof(unsigned) * (size_t) st->n_params) : NULL;
+        if (!sql || (st->n_params && !types)) {
+                free(sql);
+                free(types);
+                return -ENOMEM;
+        }
+        if (st->n_params)
+                memcpy(types, st->types, sizeof(unsigned) * (size_t) st->n_params);
+        *e = (struct pg_cached){.sql = sql, .types = types, .n_params = st->n_params, .name = id};
+        c->n_cached++;
+        return 0;
+}
+
 static PGresult *exec_stmt(struct pg_conn *c, struct pg_stmt *st) {
         const char *const *values = (const char *const *) st->values;
         struct pg_cached *e = cacheable(st->sql) ? cache_slot(c, st) : NULL;
@@ -501,19 +523,8 @@ static PGresult *exec_stmt(struct pg_conn *c, struct pg_stmt *st) {
                         return exec_unprepared(c, st);
                 }
                 PQclear(res);
-                e->sql = strdup(st->sql);
-                e->types = st->n_params ? malloc(sizeof(unsigned) * (size_t) st->n_params) : NULL;
-                if (!e->sql || (st->n_params && !e->types)) {
-                        free(e->sql);
-                        free(e->types);
-                        *e = (struct pg_cached){0};
+                if (cache_remember(c, e, st, id) < 0)
                         return exec_unprepared(c, st); /* prepared, but not remembered */
-                }
-                if (st->n_params)
-                        memcpy(e->types, st->types, sizeof(unsigned) * (size_t) st->n_params);
-                e->n_params = st->n_params;
-                e->name = id;
-                c->n_cached++;
         }
         snprintf(name, sizeof(name), "o%u", e->name);
         PGresult *res = PQexecPrepared(c->conn, name, st->n_params, values, NULL, NULL, 0);
@@ -553,27 +564,18 @@ static int send_stmt(struct store *s, struct pg_stmt *st) {
         const char *const *values = (const char *const *) st->values;
         struct pg_cached *e = cacheable(st->sql) ? cache_slot(c, st) : NULL;
         if (e && !e->sql && c->n_cached < PG_CACHE_MAX) {
-                unsigned id = c->next_name++;
+                unsigned id = c->next_name++; /* a name is never tried twice */
                 char name[16];
                 snprintf(name, sizeof(name), "o%u", id);
-                char *sql = strdup(st->sql);
-                unsigned *types = st->n_params ? malloc(sizeof(unsigned) * (size_t) st->n_params) : NULL;
-                if (!sql || (st->n_params && !types) || sent_add(c, st->original, true, id) < 0) {
-                        free(sql);
-                        free(types);
+                if (sent_add(c, st->original, true, id) < 0)
                         return -ENOMEM;
-                }
                 if (PQsendPrepare(c->conn, name, st->sql, st->n_params, st->types) != 1) {
-                        free(sql);
-                        free(types);
                         free(c->sent[--c->n_sent].what);
                         set_error(s, "%s", PQerrorMessage(c->conn));
                         return -EIO;
                 }
-                if (st->n_params)
-                        memcpy(types, st->types, sizeof(unsigned) * (size_t) st->n_params);
-                *e = (struct pg_cached){.sql = sql, .types = types, .n_params = st->n_params, .name = id};
-                c->n_cached++;
+                if (cache_remember(c, e, st, id) < 0) /* prepared, but not remembered */
+                        e = NULL;
         }
         int ok;
         if (e && e->sql) {
