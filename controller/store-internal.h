@@ -133,6 +133,10 @@ int store_rollouts_evaluate_all(struct store *s, int64_t now);
 
 /* Count the node's pass if this sync begins one: row's columns col and col + 1 hold its
  * last_sync (before this sync) and contact_plan. */
+/* A node's contact_plan column i as its plan (a new reference; {"windows": []} when it has
+ * none or st is NULL; NULL: no memory). */
+json_t *store_col_contact_plan(struct store_stmt *st, int i);
+
 /*
  * At a sync (store_sync_node), from the node's row as read (has -1: it never said): keep what
  * the node said (told_version -1: nothing), and give the envelope to send (*ret_envelope, a new

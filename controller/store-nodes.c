@@ -165,16 +165,21 @@ int store_contact_plan_set(struct store *s, const char *node, json_t *plan, int6
         return commit(&guard);
 }
 
+json_t *store_col_contact_plan(struct store_stmt *st, int i) {
+        json_t *plan = st ? store_col_json(st, i) : json_null();
+        if (!json_is_object(plan)) {
+                json_decref(plan);
+                plan = json_pack("{s:[]}", "windows");
+        }
+        return plan;
+}
+
 int store_contact_plan_get(struct store *s, const char *node, json_t **ret) {
         _cleanup_stmt_ struct store_stmt *st = NULL;
         int r = store_query_row(s, &st, "SELECT contact_plan FROM nodes WHERE id = ?", "t", node);
         if (r < 0)
                 return r;
-        json_t *plan = r > 0 ? store_col_json(st, 0) : json_null();
-        if (!json_is_object(plan)) {
-                json_decref(plan);
-                plan = json_pack("{s:[]}", "windows");
-        }
+        json_t *plan = store_col_contact_plan(r > 0 ? st : NULL, 0);
         if (!plan)
                 return -ENOMEM;
         *ret = plan;

@@ -299,12 +299,7 @@ static int node_row_rest_read(struct store_stmt *row, struct node_row_rest *ret)
         snprintf(ret->trust_refused, sizeof(ret->trust_refused), "%s", store_col_text(row, c + 2) ?: "");
         ret->desired_version = store_col_is_null(row, c + 3) ? -1 : store_col_int64(row, c + 3);
         ret->desired_refused = store_col_int64(row, c + 4);
-        json_t *plan = store_col_json(row, 4);
-        if (!json_is_object(plan)) {
-                json_decref(plan);
-                plan = json_pack("{s:[]}", "windows");
-        }
-        return (ret->plan = plan) ? 0 : -ENOMEM;
+        return (ret->plan = store_col_contact_plan(row, 4)) ? 0 : -ENOMEM;
 }
 
 static int sync_node_parts(struct store *s, const struct sync_request *req, const struct node_row_rest *was,
