@@ -157,6 +157,9 @@ int metrics_render(json_t *snapshot, const struct metrics_counters *c, char **re
         family(&o, "orbit_controller_tls_resumed_total", "counter",
                "Of those, TLS sessions resumed from a session ticket (no certificate exchange).");
         sample(&o, "orbit_controller_tls_resumed_total", (double) c->tls_resumed, NULL);
+        family(&o, "orbit_controller_client_certificates_verified_total", "counter",
+               "Client certificate chains verified: once a connection, its later requests reuse the verdict.");
+        sample(&o, "orbit_controller_client_certificates_verified_total", (double) c->certs_verified, NULL);
 
         /* usage metering (#19 item 5): intervals counted (each once), bodies refused */
         family(&o, "orbit_usage_records_total", "counter",

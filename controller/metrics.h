@@ -18,6 +18,7 @@ struct metrics_counters {
         uint64_t syncs_limited;       /* syncs answered 429: the node synced too often */
         uint64_t shed_full;           /* connections closed unauthenticated to make room */
         uint64_t shed_deadline;       /* ... past the request deadline */
+        uint64_t certs_verified;      /* client certificate chains verified (once a connection) */
 };
 
 /*

@@ -103,6 +103,22 @@ enum peer_kind {
         PEER_NODE_EXPIRED,
 };
 
+/* What a connection's client certificate proved (peer_identify). */
+struct peer_memo {
+        enum peer_kind kind; /* PEER_NONE: nothing kept */
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        char cn[API_ID_MAX + 1];
+        char serial[NODE_CERT_SERIAL_MAX + 1];
+        int64_t not_after, not_before;
+        enum api_role role;
+};
+
+/* A connection's socket context: the guard's track, and who the peer is. */
+struct conn_ctx {
+        struct conn_track track; /* first: conn_guard's lists hold &track */
+        struct peer_memo peer;
+};
+
 struct request {
         struct api_match match;
         int route_r;
@@ -334,7 +350,7 @@ static enum api_role cert_role(gnutls_x509_crt_t crt) {
         return role == API_ROLE_NONE ? API_ROLE_OPERATOR : role;
 }
 
-static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *conn, struct request *req) {
+static enum peer_kind peer_verify(struct server *srv, struct MHD_Connection *conn, struct request *req) {
         char *cn = req->peer_cn;
         size_t cn_size = sizeof(req->peer_cn);
         cn[0] = '\0';
@@ -351,6 +367,7 @@ static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *c
                 return PEER_NONE;
         if (n > PEER_CHAIN_MAX)
                 return PEER_UNTRUSTED;
+        COUNT(srv, certs_verified, 1);
         unsigned status = 0;
         bool verified = gnutls_certificate_verify_peers2(session, &status) >= 0 && status == 0;
         gnutls_x509_crt_t chain[PEER_CHAIN_MAX] = {};
@@ -406,6 +423,62 @@ out:
         return kind;
 }
 
+
+/* The digest of the chain a peer presented: its certificates in order, each after its length. */
+static void peer_chain_digest(const gnutls_datum_t *certs, unsigned n, uint8_t out[SHA256_DIGEST_SIZE]) {
+        struct sha256_ctx c;
+        sha256_init(&c);
+        for (unsigned i = 0; i < n; i++) {
+                uint32_t len = certs[i].size;
+                sha256_update(&c, &len, sizeof(len));
+                sha256_update(&c, certs[i].data, certs[i].size);
+        }
+        sha256_final(&c, out);
+}
+
+/*
+ * Who the client is, verified once a connection: a node sends its syncs of a pass on one
+ * connection, and verifying its chain (twice: gnutls's and the node CA's list) was a
+ * quarter of the controller's CPU a sync when every request did it. The verdict is kept
+ * only when it trusts the peer, for the same chain (renegotiation cannot slip another one
+ * in), inside the leaf's validity (its expiry is the one thing time changes; the trust
+ * lists are loaded once). Revocation is not kept: cert_revoked asks the store each time.
+ */
+static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *conn, struct request *req) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct conn_ctx *ctx = ci && ci->socket_context ? ci->socket_context : NULL;
+        const union MHD_ConnectionInfo *ti = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        unsigned n = 0;
+        const gnutls_datum_t *certs =
+                ti && ti->tls_session ? gnutls_certificate_get_peers((gnutls_session_t) ti->tls_session, &n) : NULL;
+        if (!ctx || !certs || n == 0 || n > PEER_CHAIN_MAX)
+                return peer_verify(srv, conn, req);
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        peer_chain_digest(certs, n, digest);
+        struct peer_memo *m = &ctx->peer;
+        int64_t now = now_sec();
+        if (m->kind != PEER_NONE && memcmp(m->digest, digest, sizeof(digest)) == 0 && now >= m->not_before &&
+            now < m->not_after) {
+                memcpy(req->peer_cn, m->cn, sizeof(req->peer_cn));
+                memcpy(req->peer_serial, m->serial, sizeof(req->peer_serial));
+                req->peer_not_after = m->not_after;
+                req->peer_not_before = m->not_before;
+                req->peer_cert_role = m->role;
+                return m->kind;
+        }
+        enum peer_kind kind = peer_verify(srv, conn, req);
+        m->kind = PEER_NONE;
+        if (kind == PEER_NODE || kind == PEER_OPERATOR) {
+                memcpy(m->digest, digest, sizeof(digest));
+                memcpy(m->cn, req->peer_cn, sizeof(m->cn));
+                memcpy(m->serial, req->peer_serial, sizeof(m->serial));
+                m->not_after = req->peer_not_after;
+                m->not_before = req->peer_not_before;
+                m->role = req->peer_cert_role;
+                m->kind = kind;
+        }
+        return kind;
+}
 
 static enum MHD_Result refuse_role(struct MHD_Connection *conn, const struct request *req, enum api_role needed,
                                    const char *what) {
@@ -982,7 +1055,7 @@ static enum MHD_Result handle_metrics(struct server *srv, struct MHD_Connection 
 #define LOAD(f) .f = __atomic_load_n(&srv->counters.f, __ATOMIC_RELAXED)
         struct metrics_counters counters = {LOAD(sync_requests), LOAD(sync_bytes_received), LOAD(sync_bytes_sent),
                                             LOAD(connections),   LOAD(tls_resumed),         LOAD(syncs_limited),
-                                            LOAD(shed_full),     LOAD(shed_deadline)};
+                                            LOAD(shed_full),     LOAD(shed_deadline),       LOAD(certs_verified)};
 #undef LOAD
         r = metrics_render(snap, &counters, &text);
         json_decref(snap);
@@ -1747,9 +1820,10 @@ static int upload_start(struct server *srv, struct request *req) {
  */
 static void guard_add(struct server *srv, struct MHD_Connection *conn, void **socket_context) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        struct conn_track *t = ci ? calloc(1, sizeof(*t)) : NULL;
-        if (!t)
+        struct conn_ctx *ctx = ci ? calloc(1, sizeof(*ctx)) : NULL;
+        if (!ctx)
                 return; /* untracked: only the idle timeout and the hard limit bound it */
+        struct conn_track *t = &ctx->track;
         t->fd = ci->connect_fd;
         t->started_usec = now_usec();
         pthread_mutex_lock(&srv->conn_guard_lock);
@@ -1759,24 +1833,25 @@ static void guard_add(struct server *srv, struct MHD_Connection *conn, void **so
                 COUNT(srv, shed_full, 1);
         }
         pthread_mutex_unlock(&srv->conn_guard_lock);
-        *socket_context = t;
+        *socket_context = ctx;
 }
 
 static void guard_remove(struct server *srv, void **socket_context) {
-        struct conn_track *t = *socket_context;
-        if (!t)
+        struct conn_ctx *ctx = *socket_context;
+        if (!ctx)
                 return;
         pthread_mutex_lock(&srv->conn_guard_lock);
-        conn_guard_remove(&srv->conn_guard, t);
+        conn_guard_remove(&srv->conn_guard, &ctx->track);
         pthread_mutex_unlock(&srv->conn_guard_lock);
-        free(t);
+        free(ctx);
         *socket_context = NULL;
 }
 
 /* A request on conn was authorized: only the idle timeout closes it from now on. */
 static void guard_trust(struct server *srv, struct MHD_Connection *conn) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        struct conn_track *t = ci ? ci->socket_context : NULL;
+        struct conn_ctx *ctx = ci ? ci->socket_context : NULL;
+        struct conn_track *t = ctx ? &ctx->track : NULL;
         if (!t || t->trusted)
                 return;
         pthread_mutex_lock(&srv->conn_guard_lock);

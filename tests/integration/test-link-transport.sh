@@ -107,6 +107,10 @@ ok=$(lnk .syncs_ok) conns=$(lnk .connections_opened)
 c=$(metric orbit_controller_connections_total)
 [ "$c" = 2 ] && pass "the controller accepted one connection from the node (and one for /metrics)" ||
         fail "the controller's connection count" "$c"
+# the node's certificate chain is verified at its first request, not again at every sync
+v=$(metric orbit_controller_client_certificates_verified_total)
+[ "$v" = 1 ] && pass "the node's certificate was verified once for its $ok syncs on that connection" ||
+        fail "client certificate verifications on one connection" "${v:-none} for $ok syncs"
 
 # ---- congestion control on both ends -------------------------------------------------------------
 if [ -n "$NODE_CC" ]; then

@@ -677,7 +677,7 @@ static void test_metrics_render(void **state) {
                 0, NULL);
         assert_non_null(snap);
         struct metrics_counters c = {.sync_requests = 12, .sync_bytes_received = 3400,
-                                     .sync_bytes_sent = 560};
+                                     .sync_bytes_sent = 560, .certs_verified = 4};
         char *text = NULL;
         assert_int_equal(metrics_render(snap, &c, &text), 0);
         const char *want[] = {
@@ -696,6 +696,7 @@ static void test_metrics_render(void **state) {
                 "# TYPE orbit_controller_syncs_total counter\n",
                 "orbit_controller_syncs_total 12\n",
                 "orbit_controller_sync_received_bytes_total 3400\n",
+                "orbit_controller_client_certificates_verified_total 4\n",
                 "orbit_records{kind=\"health.report\"} 7\n",
                 "orbit_record_lag_seconds_max{kind=\"health.report\"} 9\n",
                 "orbit_commands{state=\"done\"} 3\n",
