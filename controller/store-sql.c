@@ -45,33 +45,19 @@ int store_begin_node(struct store *s, const char *node) {
         return 0;
 }
 
-int store_lock_rollouts(struct store *s, const char *node, bool *ret_may) {
+bool store_locks_rollouts(const struct store *s) {
+        return s->backend->lock_rollouts != NULL;
+}
+
+int store_lock_rollouts(struct store *s, bool involved, bool *ret_may) {
         const struct store_backend *b = s->backend;
         *ret_may = true;
         if (!b->lock_rollouts)
                 return 0;
-        /* An aborted or halted rollout never moves again; its member's sync has to tell the
-         * node to roll back at most (needs_rollback), else it writes only its own rows: a
-         * rollout ended that way does not hold every later sync of its members to the lock.
-         * Stable while the sync holds the writers' lock shared: rollouts are created,
-         * started, ended and given members by writers that take it whole, and other nodes'
-         * syncs move only rollouts this node is not in (they take this lock for theirs). */
-        int64_t involved = 0;
-        int r = store_get_int64(
-                s, &involved,
-                "SELECT CASE WHEN EXISTS (SELECT 1 FROM rollout_nodes rn JOIN rollouts r ON r.id = rn.rollout "
-                "WHERE rn.node = ?1 AND (r.state IN ('created', 'running', 'paused') OR "
-                "(r.state IN ('aborted', 'halted') AND rn.needs_rollback <> 0))) "
-                "OR EXISTS (SELECT 1 FROM rollouts r WHERE r.state IN ('created', 'running', 'paused') AND "
-                "(r.target = 'all' OR r.target IN (SELECT name FROM node_groups WHERE node = ?1))) "
-                "THEN 1 ELSE 0 END",
-                "t", node);
-        if (r < 0)
-                return r;
-        *ret_may = involved != 0;
+        *ret_may = involved;
         if (!involved)
                 return 0;
-        r = store_get_int64(s, NULL, b->lock_rollouts, "");
+        int r = store_get_int64(s, NULL, b->lock_rollouts, "");
         return r < 0 ? r : 0;
 }
 

@@ -48,10 +48,35 @@ int store_begin(struct store *s);
  */
 int store_begin_node(struct store *s, const char *node);
 
+/*
+ * Whether node ?1 may move a rollout: it is a member of one not ended (or of one aborted or
+ * halted that has to tell it to roll back), or a target of one that may take it. An SQL
+ * expression (1 or 0), read with the node's row at the start of its sync, where the backend
+ * locks rollouts (store_locks_rollouts).
+ *
+ * An aborted or halted rollout never moves again; its member's sync has to tell the node to
+ * roll back at most (needs_rollback), else it writes only its own rows: a rollout ended
+ * that way does not hold every later sync of its members to the lock. Stable while the
+ * sync holds the writers' lock shared (store_begin_node): rollouts are created, started,
+ * ended and given members by writers that take it whole, and other nodes' syncs move only
+ * rollouts this node is not in (they take the rollouts' lock for theirs).
+ */
+#define STORE_ROLLOUTS_INVOLVED_SQL                                                                            \
+        "CASE WHEN EXISTS (SELECT 1 FROM rollout_nodes rn JOIN rollouts r ON r.id = rn.rollout "              \
+        "WHERE rn.node = ?1 AND (r.state IN ('created', 'running', 'paused') OR "                              \
+        "(r.state IN ('aborted', 'halted') AND rn.needs_rollback <> 0))) "                                     \
+        "OR EXISTS (SELECT 1 FROM rollouts r WHERE r.state IN ('created', 'running', 'paused') AND "            \
+        "(r.target = 'all' OR r.target IN (SELECT name FROM node_groups WHERE node = ?1))) "                    \
+        "THEN 1 ELSE 0 END"
+
+/* Whether the backend locks rollouts apart from the node (PostgreSQL): then a sync reads
+ * STORE_ROLLOUTS_INVOLVED_SQL with the node's row and calls store_lock_rollouts. */
+bool store_locks_rollouts(const struct store *s);
+
 /* In a sync begun by store_begin_node: take the rollouts' lock if this node's sync may move
- * a rollout (it is a member of one not ended, or may join one); *ret_may says whether it
- * may (always true on SQLite, which does not ask). */
-int store_lock_rollouts(struct store *s, const char *node, bool *ret_may);
+ * a rollout (involved, as STORE_ROLLOUTS_INVOLVED_SQL read it); *ret_may says whether it
+ * may (always true on SQLite, which does not ask: one writer at a time). */
+int store_lock_rollouts(struct store *s, bool involved, bool *ret_may);
 
 /* Prepare sql and bind its parameters by fmt: *ret is the statement, ready to step. */
 int store_query(struct store *s, struct store_stmt **ret, const char *sql, const char *fmt, ...);

@@ -225,9 +225,14 @@ void store_set_record_quota(struct store *s, int64_t quota) {
         s->record_quota = quota > 0 ? quota : 0;
 }
 
-/* The node's records past the quota: its droppable ones first, oldest first. */
-static int records_enforce_quota(struct store *s, const char *node) {
-        if (s->record_quota <= 0)
+/*
+ * The node's records past the quota: its droppable ones first, oldest first. at_most: the
+ * count read with the node's row, plus what the sync stored since. Only the node's sync
+ * adds its records, under the node's lock, so the count can only be lower (a prune may
+ * have run since): counted again, exactly, only when at_most is past the quota.
+ */
+static int records_enforce_quota(struct store *s, const char *node, int64_t at_most) {
+        if (s->record_quota <= 0 || at_most <= s->record_quota)
                 return 0;
         int64_t count = 0;
         int r = store_get_int64(s, &count, "SELECT count(*) FROM records WHERE node = ?", "t", node);
@@ -358,23 +363,31 @@ int store_sync_node(struct store *s, const struct sync_request *req, int64_t now
         /* The node's row as the sync found it, read once (link state, then its pass); made
          * at the node's first sync */
         _cleanup_stmt_ struct store_stmt *row = NULL;
-        const char *row_sql = "SELECT link_epoch, last_command_seq, next_command_seq, last_sync, contact_plan, "
-                              "cert_serial, trust_version, trust_refused, desired_version, desired_refused "
-                              "FROM nodes WHERE id = ?";
-        r = store_query_row(s, &row, row_sql, "t", req->node);
+        /* with it, in the same round trip: the node's records, when its quota will be
+         * checked (column 10); whether the node may move a rollout (11, PostgreSQL) */
+#define ROW_SQL                                                                                               \
+        "SELECT link_epoch, last_command_seq, next_command_seq, last_sync, contact_plan, cert_serial, "       \
+        "trust_version, trust_refused, desired_version, desired_refused, "                                    \
+        "CASE WHEN ?2 <> 0 THEN (SELECT count(*) FROM records WHERE node = ?1) ELSE 0 END"
+        const char *row_sql = store_locks_rollouts(s) ? ROW_SQL ", " STORE_ROLLOUTS_INVOLVED_SQL " FROM nodes WHERE id = ?1"
+                                                      : ROW_SQL " FROM nodes WHERE id = ?1";
+#undef ROW_SQL
+        int quota = s->record_quota > 0 && req->n_records > 0;
+        r = store_query_row(s, &row, row_sql, "td", req->node, quota);
         if (r == 0) {
                 store_stmt_finalize(TAKE_PTR(row));
                 r = store_node_ensure(s, req->node, now);
                 if (r >= 0)
-                        r = store_query_row(s, &row, row_sql, "t", req->node);
+                        r = store_query_row(s, &row, row_sql, "td", req->node, quota);
         }
         if (r <= 0)
                 return r < 0 ? r : -EIO;
         _cleanup_(node_row_rest_done) struct node_row_rest was = {};
         if (node && (r = node_row_rest_read(row, &was)) < 0)
                 return r;
+        int64_t records_before = store_col_int64(row, 10);
         bool rollouts = true;
-        r = store_lock_rollouts(s, req->node, &rollouts);
+        r = store_lock_rollouts(s, store_locks_rollouts(s) && store_col_int64(row, 11) != 0, &rollouts);
         if (r < 0)
                 return r;
         s->n_dirty = 0;
@@ -435,7 +448,7 @@ int store_sync_node(struct store *s, const struct sync_request *req, int64_t now
                         return r;
         }
         if (stored > 0) {
-                r = records_enforce_quota(s, req->node);
+                r = records_enforce_quota(s, req->node, records_before + (int64_t) stored);
                 if (r < 0)
                         return r;
         }

@@ -2435,6 +2435,18 @@ static int64_t advisory_held(struct store *s, int64_t k) {
         return n;
 }
 
+/* What a sync does at its start on PostgreSQL: STORE_ROLLOUTS_INVOLVED_SQL (read there with
+ * the node's row), then store_lock_rollouts. */
+static int lock_rollouts(struct store *s, const char *node, bool *may) {
+        int64_t involved = -1;
+        int r = store_get_int64(s, &involved, "SELECT " STORE_ROLLOUTS_INVOLVED_SQL, "t", node);
+        if (r < 0)
+                return r;
+        assert_int_equal(r, 1);
+        assert_true(involved == 0 || involved == 1);
+        return store_lock_rollouts(s, involved != 0, may);
+}
+
 /* Syncs of different nodes run side by side on PostgreSQL; two of one node, or a sync and
  * any other writer, do not; a sync takes the rollouts' lock only when it may move one. */
 static void test_sync_locks(void **state) {
@@ -2446,11 +2458,13 @@ static void test_sync_locks(void **state) {
         if (on_sqlite()) {
                 /* one writer at a time: store_begin_node is store_begin, no rollouts lock */
                 assert_int_equal(store_begin_node(a, "x"), 0);
-                assert_int_equal(store_lock_rollouts(a, "x", &may), 0);
+                assert_false(store_locks_rollouts(a));
+                assert_int_equal(store_lock_rollouts(a, false, &may), 0);
                 assert_true(may); /* not asked: every sync looks at its rollouts */
                 assert_int_equal(store_script(a, "ROLLBACK"), 0);
                 goto out;
         }
+        assert_true(store_locks_rollouts(a));
         store_set_command_signer(c, fake_sign, &calls);
         json_decref(node_sync(c, "x", 0, "", 100));
         json_decref(node_sync(c, "y", 0, "", 100));
@@ -2460,7 +2474,7 @@ static void test_sync_locks(void **state) {
 
         assert_int_equal(store_begin_node(a, "x"), 0);
         assert_int_equal(store_begin_node(b, "y"), 0); /* beside a: no wait */
-        assert_int_equal(store_lock_rollouts(a, "x", &may), 0);
+        assert_int_equal(lock_rollouts(a, "x", &may), 0);
         assert_false(may);
         assert_int_equal(advisory_held(c, 7420003), 0); /* no rollout: not taken */
         /* x's second sync waits: its node's lock goes with its first query */
@@ -2477,12 +2491,12 @@ static void test_sync_locks(void **state) {
         json_decref(rollout_make(c, "{\"id\":\"p\",\"bundle_id\":\"b1\",\"stages\":[100]}", 101));
         assert_int_equal(store_rollout_verb(c, "p", "start", 102, NULL, &msg), 0);
         assert_int_equal(store_begin_node(a, "x"), 0);
-        assert_int_equal(store_lock_rollouts(a, "x", &may), 0);
+        assert_int_equal(lock_rollouts(a, "x", &may), 0);
         assert_true(may);
         assert_int_equal(advisory_held(c, 7420003), 1);
         assert_int_equal(store_begin_node(b, "y"), 0);
         assert_int_equal(store_script(b, "SET LOCAL lock_timeout = '300ms'"), 0);
-        assert_int_equal(store_lock_rollouts(b, "y", &may), -EBUSY);
+        assert_int_equal(lock_rollouts(b, "y", &may), -EBUSY);
         assert_int_equal(store_script(b, "ROLLBACK"), 0);
         assert_int_equal(store_script(a, "COMMIT"), 0);
         /* and the syncs themselves still work, each node told once */
@@ -2495,7 +2509,7 @@ static void test_sync_locks(void **state) {
          * tell its node to roll back */
         assert_int_equal(store_rollout_verb(c, "p", "abort", 1100, NULL, &msg), 0);
         assert_int_equal(store_begin_node(a, "z"), 0);
-        assert_int_equal(store_lock_rollouts(a, "z", &may), 0);
+        assert_int_equal(lock_rollouts(a, "z", &may), 0);
         assert_false(may);
         assert_int_equal(advisory_held(c, 7420003), 0);
         assert_int_equal(store_script(a, "ROLLBACK"), 0);
@@ -2504,7 +2518,7 @@ static void test_sync_locks(void **state) {
                                          "SELECT needs_rollback FROM rollout_nodes WHERE node = 'x'", ""),
                          1);
         assert_int_equal(store_begin_node(a, "x"), 0);
-        assert_int_equal(store_lock_rollouts(a, "x", &may), 0);
+        assert_int_equal(lock_rollouts(a, "x", &may), 0);
         assert_int_equal(may, told_back != 0);
         assert_int_equal(store_script(a, "ROLLBACK"), 0);
 out:
