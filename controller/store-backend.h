@@ -43,10 +43,17 @@ struct store_backend {
         /* SQL that starts a transaction that writes: taken at once, never upgraded. */
         const char *begin;
         /* A node's sync, beside other nodes' syncs (docs/storage.md, "Several controllers"):
-         * begin_node starts the transaction with the writers' lock shared, lock_node ($1:
-         * the node's id) then takes the node's own lock, and lock_rollouts the one lock of
-         * the rollouts, for a sync that may move one. NULL: begin (one writer at a time). */
-        const char *begin_node, *lock_node, *lock_rollouts;
+         * begin_node starts the transaction (sent by begin_send), lock_shared takes the
+         * writers' lock shared, lock_node ($1: the node's id) then the node's own lock, and
+         * lock_rollouts the one lock of the rollouts, for a sync that may move one. NULL:
+         * begin (one writer at a time). */
+        const char *begin_node, *lock_shared, *lock_node, *lock_rollouts;
+        /* Start a transaction with sql (one statement), sent with the next statement that
+         * waits, as send does. NULL with begin_node NULL. */
+        int (*begin_send)(struct store *s, const char *sql);
+        /* Whether the connection to the database is known lost (a statement just failed
+         * for it). NULL: never (a file). */
+        bool (*lost)(struct store *s);
         /* SQL of one row and one boolean column: true when this connection leads the
          * controllers on the database (docs/storage.md, "Several controllers"), taking the
          * lead when nobody has it; held until the connection ends. NULL: always leads. */

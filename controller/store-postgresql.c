@@ -700,6 +700,42 @@ static int pg_send(struct store_stmt *h) {
         return r;
 }
 
+/*
+ * A BEGIN not waited for: sent, in pipeline mode, with what follows up to the next
+ * statement that waits. A connection lost since the last statement is then found there,
+ * inside the transaction, where it cannot be made again: the caller may run the
+ * transaction again once its ROLLBACK has (store_connection_lost).
+ */
+static int pg_begin_send(struct store *s, const char *sql) {
+        struct pg_conn *c = pg(s);
+        if (c->in_transaction || c->pipeline || c->held < 0) {
+                set_error(s, "a transaction is already open");
+                return -EINVAL;
+        }
+        int r = connection_check(s, sql);
+        if (r < 0)
+                return r;
+        if (PQenterPipelineMode(c->conn) != 1)
+                return pg_script(s, sql); /* at once, then */
+        c->pipeline = true;
+        if (PQsendQueryParams(c->conn, sql, 0, NULL, NULL, NULL, NULL, 0) != 1) {
+                set_error(s, "%s", PQerrorMessage(c->conn));
+                (void) pipeline_finish(s, NULL, NULL);
+                return -EIO;
+        }
+        r = sent_add(c, sql, false, 0);
+        if (r < 0) {
+                (void) pipeline_finish(s, NULL, NULL);
+                return r;
+        }
+        c->in_transaction = true;
+        return 0;
+}
+
+static bool pg_lost(struct store *s) {
+        return PQstatus(pg(s)->conn) == CONNECTION_BAD;
+}
+
 static int pg_step(struct store_stmt *h) {
         struct pg_stmt *st = stmt(h);
         struct pg_conn *c = pg(h->s);
@@ -880,8 +916,11 @@ const struct store_backend store_backend_postgresql = {
          * other writer waits for them and they for it. The node's key (two int4 keys, so
          * apart from the one-bigint keys above) keeps two syncs of one node apart; a hash
          * collision only makes two nodes wait for each other. */
-        .begin_node = "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock_shared(7420001)",
+        .begin_node = "BEGIN ISOLATION LEVEL READ COMMITTED",
+        .lock_shared = "SELECT pg_advisory_xact_lock_shared(7420001)",
         .lock_node = "SELECT pg_advisory_xact_lock(7420004, hashtext(?))",
+        .begin_send = pg_begin_send,
+        .lost = pg_lost,
         .lock_rollouts = "SELECT pg_advisory_xact_lock(7420003)",
         /* The lead of the periodic jobs: a session lock of another key, kept while the
          * connection lives (a controller killed, its connection cut: the server ends the

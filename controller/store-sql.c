@@ -35,14 +35,24 @@ int store_begin_node(struct store *s, const char *node) {
         const struct store_backend *b = s->backend;
         if (!b->begin_node)
                 return store_begin(s);
-        int r = store_script(s, b->begin_node);
-        if (r >= 0) /* goes with the sync's first query (a failure then is the sync's) */
+        /* all go with the sync's first query: a failure then is the sync's (a connection
+         * found lost there: store_connection_lost) */
+        int r = b->begin_send(s, b->begin_node);
+        if (r < 0)
+                (void) store_fail(s, r, b->begin_node);
+        if (r >= 0)
+                r = store_exec_later(s, b->lock_shared, "");
+        if (r >= 0)
                 r = store_exec_later(s, b->lock_node, "t", node);
         if (r < 0) {
                 (void) store_script(s, "ROLLBACK");
                 return r;
         }
         return 0;
+}
+
+bool store_connection_lost(struct store *s) {
+        return s->backend->lost && s->backend->lost(s);
 }
 
 bool store_locks_rollouts(const struct store *s) {

@@ -43,10 +43,15 @@ int store_begin(struct store *s);
 
 /*
  * Start a node's sync: with SQLite, store_begin; with PostgreSQL, beside the syncs of other
- * nodes (every other writer still waits for it). Before it reads or writes a rollout, the
+ * nodes (every other writer still waits for it), and not waited for: the BEGIN and the
+ * locks go with the sync's first query. Before it reads or writes a rollout, the
  * sync calls store_lock_rollouts.
  */
 int store_begin_node(struct store *s, const char *node);
+
+/* Whether the connection to the database is known lost: a statement just failed for it.
+ * Ended by the ROLLBACK (or COMMIT), the next statement runs on a new one. */
+bool store_connection_lost(struct store *s);
 
 /*
  * Whether node ?1 may move a rollout: it is a member of one not ended (or of one aborted or

@@ -347,8 +347,10 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         return store_sync_node(s, req, now, max_commands, NULL, ret_commands, ret_stored);
 }
 
-int store_sync_node(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
-                    struct store_sync_node *node, json_t **ret_commands, size_t *ret_stored) {
+/* store_sync_node, once: -ECONNRESET when the connection was found lost at the sync's
+ * first query, its transaction not begun on the server. */
+static int sync_node_once(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
+                          struct store_sync_node *node, json_t **ret_commands, size_t *ret_stored) {
         if (node) { /* the outputs, as nothing was found */
                 node->cert_new = node->trust_newly_refused = node->desired_newly_refused = false;
                 node->plan = node->desired = NULL;
@@ -380,6 +382,8 @@ int store_sync_node(struct store *s, const struct sync_request *req, int64_t now
                 if (r >= 0)
                         r = store_query_row(s, &row, row_sql, "td", req->node, quota);
         }
+        if (r < 0 && store_connection_lost(s))
+                return -ECONNRESET;
         if (r <= 0)
                 return r < 0 ? r : -EIO;
         _cleanup_(node_row_rest_done) struct node_row_rest was = {};
@@ -488,4 +492,19 @@ int store_sync_node(struct store *s, const struct sync_request *req, int64_t now
         if (ret_stored)
                 *ret_stored = stored;
         return 0;
+}
+
+int store_sync_node(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
+                    struct store_sync_node *node, json_t **ret_commands, size_t *ret_stored) {
+        int r = sync_node_once(s, req, now, max_commands, node, ret_commands, ret_stored);
+        /* The connection was found lost at the sync's first query (the server restarted,
+         * the connection cut while the station was idle): its BEGIN went with that query
+         * (store_begin_node), so nothing of the sync ran. Its ROLLBACK has ended it; once
+         * more on a new connection, as a statement outside a transaction is run again. */
+        if (r == -ECONNRESET) {
+                log_info("store: the connection to the database was lost: the sync of %s runs again on a new one",
+                         req->node);
+                r = sync_node_once(s, req, now, max_commands, node, ret_commands, ret_stored);
+        }
+        return r == -ECONNRESET ? -EIO : r;
 }

@@ -947,6 +947,28 @@ static json_t *node_sync(struct store *s, const char *node, int64_t last_seq, co
         return node_sync_full(s, node, last_seq, records, NULL, 32, now);
 }
 
+/* A sync on a connection lost while the station was idle: its BEGIN goes with its first
+ * query (store_begin_node), which finds the loss; the sync runs again on a new connection
+ * and is stored once. Lost again at that first query, the sync fails (and nothing stays). */
+static void test_sync_connection_lost(void **state) {
+        if (on_sqlite())
+                skip(); /* one file, no connection to lose */
+        struct store *s = open_store(*state), *killer = open_store(*state);
+        int64_t pid = -1, again = -1, n = -1;
+        json_decref(node_sync(s, "n1", 0, "1|health.report|{}", 100));
+        assert_int_equal(store_get_int64(s, &pid, "SELECT pg_backend_pid()", ""), 1);
+        assert_int_equal(store_get_int64(killer, NULL, "SELECT pg_terminate_backend(CAST(?1 AS integer))", "i", pid), 1);
+        json_decref(node_sync(s, "n1", 0, "2|health.report|{}", 200));
+        assert_int_equal(store_get_int64(s, &again, "SELECT pg_backend_pid()", ""), 1);
+        assert_true(again != pid);
+        assert_int_equal(store_get_int64(s, &n, "SELECT count(*) FROM records WHERE node = 'n1'", ""), 1);
+        assert_int_equal(n, 2);
+        assert_int_equal(store_get_int64(s, &n, "SELECT syncs FROM nodes WHERE id = 'n1'", ""), 1);
+        assert_int_equal(n, 2);
+        store_close(killer);
+        store_close(s);
+}
+
 /* The action of the only command in a sync answer, or "" for none. */
 static const char *only_action(json_t *cmds, char *buf, size_t size) {
         buf[0] = '\0';
@@ -2640,6 +2662,7 @@ int main(void) {
                 cmocka_unit_test(test_dialect),
                 cmocka_unit_test_setup_teardown(test_commits_durable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_connection_lost, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sync_connection_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_and_records_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_at_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_controllers, setup, teardown),
