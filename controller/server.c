@@ -111,6 +111,9 @@ struct peer_memo {
         char serial[NODE_CERT_SERIAL_MAX + 1];
         int64_t not_after, not_before;
         enum api_role role;
+        /* its node was asked for revocations at a request on this connection and had none
+         * for it: a sync after it has the store check instead, in its own transaction */
+        bool not_revoked;
 };
 
 /* A connection's socket context: the guard's track, and who the peer is. */
@@ -139,6 +142,8 @@ struct request {
         int64_t peer_not_after, peer_not_before;
         enum peer_kind peer;
         enum api_role peer_cert_role; /* what an operator certificate's OU names */
+        struct peer_memo *memo;       /* the connection's, when it holds this peer's verdict */
+        bool revocation_in_sync;      /* the sync's transaction checks revocation (authorize) */
         enum api_role role;
         const char *method; /* MHD's, valid for the request's life */
         const char *url;    /* the same */
@@ -464,10 +469,12 @@ static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *c
                 req->peer_not_after = m->not_after;
                 req->peer_not_before = m->not_before;
                 req->peer_cert_role = m->role;
+                req->memo = m;
                 return m->kind;
         }
         enum peer_kind kind = peer_verify(srv, conn, req);
         m->kind = PEER_NONE;
+        m->not_revoked = false;
         if (kind == PEER_NODE || kind == PEER_OPERATOR) {
                 memcpy(m->digest, digest, sizeof(digest));
                 memcpy(m->cn, req->peer_cn, sizeof(m->cn));
@@ -476,6 +483,7 @@ static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *c
                 m->not_before = req->peer_not_before;
                 m->role = req->peer_cert_role;
                 m->kind = kind;
+                req->memo = m;
         }
         return kind;
 }
@@ -492,15 +500,8 @@ static enum MHD_Result refuse_role(struct MHD_Connection *conn, const struct req
  * A node certificate made at or before its node's revocation time (an operator's
  * `orbit-controller node revoke-certs`): true with the 403 queued, whatever the route.
  */
-static bool cert_revoked(struct server *srv, struct MHD_Connection *conn, struct request *req, enum MHD_Result *ret) {
-        struct store *st = thread_store(srv);
-        int64_t before = 0;
-        if (!st || store_node_certs_revoked_before(st, req->peer_cn, &before) < 0) {
-                *ret = respond_error(conn, 503, "the controller cannot read its database: see its log");
-                return true;
-        }
-        if (before == 0 || req->peer_not_before > before)
-                return false;
+/* The answer to a node whose certificate is revoked: all its node's made until before are. */
+static enum MHD_Result refuse_revoked(struct MHD_Connection *conn, const struct request *req, int64_t before) {
         char made[32], when[32];
         format_utc(req->peer_not_before, made);
         format_utc(before, when);
@@ -510,7 +511,19 @@ static bool cert_revoked(struct server *srv, struct MHD_Connection *conn, struct
         if (asprintf(&msg, "the client certificate of node \"%s\" (serial %s) is revoked: an operator revoked "
                      "the node's certificates made until %s", req->peer_cn, req->peer_serial, when) < 0)
                 msg = NULL;
-        *ret = queue_text(conn, 403, api_error_body("certificate-revoked", msg ? msg : "revoked"));
+        return queue_text(conn, 403, api_error_body("certificate-revoked", msg ? msg : "revoked"));
+}
+
+static bool cert_revoked(struct server *srv, struct MHD_Connection *conn, struct request *req, enum MHD_Result *ret) {
+        struct store *st = thread_store(srv);
+        int64_t before = 0;
+        if (!st || store_node_certs_revoked_before(st, req->peer_cn, &before) < 0) {
+                *ret = respond_error(conn, 503, "the controller cannot read its database: see its log");
+                return true;
+        }
+        if (before == 0 || req->peer_not_before > before)
+                return false;
+        *ret = refuse_revoked(conn, req, before);
         return true;
 }
 
@@ -548,8 +561,18 @@ static int authorize(struct server *srv, struct MHD_Connection *conn, struct req
         req->peer = peer_identify(srv, conn, req);
         enum api_route route = req->match.route;
 
-        if ((req->peer == PEER_NODE || req->peer == PEER_NODE_EXPIRED) && cert_revoked(srv, conn, req, ret))
-                return 1;
+        if (req->peer == PEER_NODE || req->peer == PEER_NODE_EXPIRED) {
+                /* Asked of the store at every request. A sync on a connection whose first
+                 * request found none has its own transaction read it with the node's row
+                 * (store_sync_node): the same answer, one round trip fewer. The first asks
+                 * here, before the connection is trusted (a revoked key cannot hold one). */
+                if (route == API_ROUTE_SYNC && req->peer == PEER_NODE && req->memo && req->memo->not_revoked)
+                        req->revocation_in_sync = true;
+                else if (cert_revoked(srv, conn, req, ret))
+                        return 1;
+                else if (req->memo)
+                        req->memo->not_revoked = true;
+        }
         if (req->peer == PEER_NODE_EXPIRED) {
                 /* the certificate route only, for this node's own id: the leave an operator
                  * gave is checked there (handle_certificate) */
@@ -835,10 +858,17 @@ static enum MHD_Result handle_sync(struct server *srv, struct MHD_Connection *co
         /* the certificate in use, the node's trust and desired state: kept in the sync */
         struct store_sync_node nd = {.cert_serial = req->peer_serial[0] ? req->peer_serial : NULL,
                                      .cert_not_after = req->peer_not_after,
-                                     .keep_trust = srv->trust != NULL};
+                                     .keep_trust = srv->trust != NULL,
+                                     .check_revoked = req->revocation_in_sync,
+                                     .cert_not_before = req->peer_not_before};
         r = store_sync_node(thread_store(srv), &sr, now, SYNC_COMMANDS_MAX, &nd, &commands, &stored);
         if (r < 0) {
                 sync_request_done(&sr);
+                if (r == -EKEYREVOKED) { /* revoked since this connection's first request */
+                        if (req->memo)
+                                req->memo->not_revoked = false;
+                        return refuse_revoked(conn, req, nd.revoked_before);
+                }
                 if (r == -EBUSY)
                         return sync_respond_error(srv, conn, req->match.id, 503, "sync: the store is busy, retry");
                 return respond_errno(conn, r, "sync");

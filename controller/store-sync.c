@@ -352,6 +352,7 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
 static int sync_node_once(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
                           struct store_sync_node *node, json_t **ret_commands, size_t *ret_stored) {
         if (node) { /* the outputs, as nothing was found */
+                node->revoked_before = 0;
                 node->cert_new = node->trust_newly_refused = node->desired_newly_refused = false;
                 node->plan = node->desired = NULL;
                 node->trust_version = -1;
@@ -366,11 +367,13 @@ static int sync_node_once(struct store *s, const struct sync_request *req, int64
          * at the node's first sync */
         _cleanup_stmt_ struct store_stmt *row = NULL;
         /* with it, in the same round trip: the node's records, when its quota will be
-         * checked (column 10); whether the node may move a rollout (11, PostgreSQL) */
+         * checked (column 10); its certificates' revocation (11); whether the node may move a
+         * rollout (12, PostgreSQL) */
 #define ROW_SQL                                                                                               \
         "SELECT link_epoch, last_command_seq, next_command_seq, last_sync, contact_plan, cert_serial, "       \
         "trust_version, trust_refused, desired_version, desired_refused, "                                    \
-        "CASE WHEN ?2 <> 0 THEN (SELECT count(*) FROM records WHERE node = ?1) ELSE 0 END"
+        "CASE WHEN ?2 <> 0 THEN (SELECT count(*) FROM records WHERE node = ?1) ELSE 0 END, "                 \
+        "coalesce(certs_revoked_before, 0)"
         const char *row_sql = store_locks_rollouts(s) ? ROW_SQL ", " STORE_ROLLOUTS_INVOLVED_SQL " FROM nodes WHERE id = ?1"
                                                       : ROW_SQL " FROM nodes WHERE id = ?1";
 #undef ROW_SQL
@@ -390,8 +393,13 @@ static int sync_node_once(struct store *s, const struct sync_request *req, int64
         if (node && (r = node_row_rest_read(row, &was)) < 0)
                 return r;
         int64_t records_before = store_col_int64(row, 10);
+        int64_t revoked_before = store_col_int64(row, 11);
+        if (node && node->check_revoked && revoked_before != 0 && node->cert_not_before <= revoked_before) {
+                node->revoked_before = revoked_before;
+                return -EKEYREVOKED; /* nothing written: the transaction rolls back */
+        }
         bool rollouts = true;
-        r = store_lock_rollouts(s, store_locks_rollouts(s) && store_col_int64(row, 11) != 0, &rollouts);
+        r = store_lock_rollouts(s, store_locks_rollouts(s) && store_col_int64(row, 12) != 0, &rollouts);
         if (r < 0)
                 return r;
         s->n_dirty = 0;

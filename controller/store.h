@@ -117,7 +117,13 @@ struct store_sync_node {
         const char *cert_serial; /* the client certificate the node syncs with; NULL: none */
         int64_t cert_not_after;
         bool keep_trust; /* the controller hands out a trust document: keep what the node said */
+        /* refuse the sync (-EKEYREVOKED, revoked_before set) when an operator revoked the
+         * node's certificates made until a time at or after cert_not_before (the check the
+         * server makes before a request, read here with the node's row) */
+        bool check_revoked;
+        int64_t cert_not_before;
         /* out (the json_t are the caller's) */
+        int64_t revoked_before;
         bool cert_new; /* a certificate not seen before (an operator's leave for its renewal ends) */
         json_t *plan;  /* as store_contact_plan_get */
         /* when keep_trust (#18 item 2): the trust document the node has (-1: it never said; it

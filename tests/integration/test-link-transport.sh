@@ -157,6 +157,27 @@ grep -q 'tcp_congestion "nosuchcc": .*the kernel offers: ' "$N/agent.log" &&
 [ "$(lnk .tcp_congestion)" = "$KERNEL_CC" ] && pass "and the connection uses the kernel's default ($KERNEL_CC)" ||
         fail "the fallback's congestion control" "$(lnk .tcp_congestion)"
 
+# ---- a node's certificates revoked while its connection is open -----------------------------------
+# The revocation was asked of the store at the connection's first request; the syncs after it
+# on that connection have their own transaction read it (one round trip fewer): the refusal
+# must be the same, at the next sync.
+kill -TERM "$APID"; wait_exit "$APID" 20
+kill -TERM "$CPID"; wait_exit "$CPID" 20
+start_controller "$PORT" 1 30
+write_config default
+start_agent
+check "the agent syncs again, on one connection" wait_for 20 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .syncs_ok) -ge 3 ]"
+conns=$(lnk .connections_opened)
+code=$(curl -s -o revoke.json -w '%{http_code}' --cacert server-ca.pem -H "Authorization: Bearer $(cat token)" \
+        -X POST --data '{}' "https://127.0.0.1:$PORT/v1/nodes/sat-1/revoke-certificates")
+[ "$code" = 200 ] && pass "sat-1's certificates revoked by an operator" || fail "revoke sat-1" "HTTP $code $(cat revoke.json)"
+revoked() { lnk .last_error | grep -q "certificate-revoked\|is revoked"; }
+check "the next sync on the open connection is refused: certificate revoked" wait_for 20 revoked
+[ "$(lnk .connections_opened)" = "$conns" ] && pass "...on the connection opened before the revocation" ||
+        fail "the refusal's connection" "$conns connections before, $(lnk .connections_opened) after"
+grep -q 'node sat-1 refused: its certificate (serial [0-9a-f]*, made .*) is revoked' "$LOG" &&
+        pass "the refusal is logged with the serial" || fail "revocation log line" "$(grep -i revoked "$LOG" | tail -3)"
+
 kill -TERM "$APID"; wait_exit "$APID" 20
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
 has_sanitizer_report "$LOG" && fail "sanitizer report in the controller log"

@@ -819,6 +819,50 @@ static void sync_with(struct store *s, const char *node, const char *text, struc
         sync_request_done(&req);
 }
 
+/* A sync that checks revocation itself (check_revoked: the server asked at the connection's
+ * first request): refused for a certificate made until the revocation, nothing of it
+ * written; taken for one made after, and when not asked to check. */
+static void test_sync_node_revoked(void **state) {
+        struct store *s = open_store(*state);
+        const char *text = "{\"format\":1,\"node\":\"r1\",\"boot_epoch\":2,\"boot_id\":\"" BOOT
+                           "\",\"last_command_seq\":0,\"records\":[{\"format\":1,\"key\":{\"node\":\"r1\","
+                           "\"boot_epoch\":2,\"boot_id\":\"" BOOT "\",\"seq\":1},\"priority\":\"high\","
+                           "\"kind\":\"health.report\",\"time_usec\":1,\"monotonic_usec\":2,\"body\":{}}]}";
+        struct store_sync_node nd = {.check_revoked = true, .cert_not_before = 50};
+        sync_with(s, "r1", NULL, &nd, 100); /* none revoked: taken */
+        json_decref(nd.plan);
+        assert_int_equal(nd.revoked_before, 0);
+        assert_int_equal(store_node_certs_revoke(s, "r1", 60, 110), 0);
+        struct sync_request req;
+        char *msg = NULL;
+        json_t *cmds = NULL;
+        int64_t n = -1;
+        if (sync_request_parse(text, strlen(text), "r1", &req, &msg) < 0)
+                fail_msg("%s", msg);
+        nd = (struct store_sync_node){.check_revoked = true, .cert_not_before = 60};
+        assert_int_equal(store_sync_node(s, &req, 120, 32, &nd, &cmds, NULL), -EKEYREVOKED);
+        assert_null(cmds);
+        assert_int_equal(nd.revoked_before, 60);
+        assert_int_equal(store_get_int64(s, &n, "SELECT count(*) FROM records WHERE node = 'r1'", ""), 1);
+        assert_int_equal(n, 0);
+        assert_int_equal(store_get_int64(s, &n, "SELECT syncs FROM nodes WHERE id = 'r1'", ""), 1);
+        assert_int_equal(n, 1);
+        /* a certificate made after the revocation is taken; so is any when not asked */
+        nd = (struct store_sync_node){.check_revoked = true, .cert_not_before = 61};
+        assert_int_equal(store_sync_node(s, &req, 130, 32, &nd, &cmds, NULL), 0);
+        json_decref(cmds);
+        json_decref(nd.plan);
+        cmds = NULL;
+        nd = (struct store_sync_node){.cert_not_before = 10};
+        assert_int_equal(store_sync_node(s, &req, 140, 32, &nd, &cmds, NULL), 0);
+        json_decref(cmds);
+        json_decref(nd.plan);
+        assert_int_equal(store_get_int64(s, &n, "SELECT syncs FROM nodes WHERE id = 'r1'", ""), 1);
+        assert_int_equal(n, 3);
+        sync_request_done(&req);
+        store_close(s);
+}
+
 /* The first sync with a certificate says so, the next with it does not (store_sync_node). */
 static int cert_seen(struct store *s, const char *node, const char *serial, int64_t not_after) {
         struct store_sync_node nd = {.cert_serial = serial, .cert_not_after = not_after};
@@ -2663,6 +2707,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_commits_durable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_connection_lost, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_connection_lost, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sync_node_revoked, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_schema_and_records_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_open_at_once, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_two_controllers, setup, teardown),
