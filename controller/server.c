@@ -110,6 +110,7 @@ struct peer_memo {
         char cn[API_ID_MAX + 1];
         char serial[NODE_CERT_SERIAL_MAX + 1];
         int64_t not_after, not_before;
+        int64_t valid_until; /* reused before this only (peer_identify) */
         enum api_role role;
         /* its node was asked for revocations at a request on this connection and had none
          * for it: a sync after it has the store check instead, in its own transaction */
@@ -121,6 +122,10 @@ struct conn_ctx {
         struct conn_track track; /* first: conn_guard's lists hold &track */
         struct peer_memo peer;
 };
+
+static int64_t min_i64(int64_t a, int64_t b) {
+        return a < b ? a : b;
+}
 
 struct request {
         struct api_match match;
@@ -142,6 +147,7 @@ struct request {
         int64_t peer_not_after, peer_not_before;
         enum peer_kind peer;
         enum api_role peer_cert_role; /* what an operator certificate's OU names */
+        int64_t peer_chain_until;     /* the first expiry on the chain verified, its anchor's too */
         struct peer_memo *memo;       /* the connection's, when it holds this peer's verdict */
         bool revocation_in_sync;      /* the sync's transaction checks revocation (authorize) */
         enum api_role role;
@@ -417,10 +423,23 @@ static enum peer_kind peer_verify(struct server *srv, struct MHD_Connection *con
                 }
                 goto out;
         }
-        if (chain_verifies(srv->node_trust, chain, n))
+        gnutls_x509_trust_list_t anchors = NULL;
+        if (chain_verifies(srv->node_trust, chain, n)) {
                 kind = PEER_NODE;
-        else if (chain_verifies(srv->operator_trust, chain, n))
+                anchors = srv->node_trust;
+        } else if (chain_verifies(srv->operator_trust, chain, n)) {
                 kind = PEER_OPERATOR;
+                anchors = srv->operator_trust;
+        }
+        if (anchors) { /* what a verification later would find expired first */
+                int64_t until = INT64_MAX;
+                for (unsigned i = 0; i < n; i++)
+                        until = min_i64(until, (int64_t) gnutls_x509_crt_get_expiration_time(chain[i]));
+                gnutls_x509_crt_t issuer = NULL; /* the list's own: not freed */
+                if (gnutls_x509_trust_list_get_issuer(anchors, chain[n - 1], &issuer, 0) >= 0 && issuer)
+                        until = min_i64(until, (int64_t) gnutls_x509_crt_get_expiration_time(issuer));
+                req->peer_chain_until = until;
+        }
 out:
         for (unsigned i = 0; i < imported; i++)
                 if (chain[i])
@@ -428,6 +447,9 @@ out:
         return kind;
 }
 
+
+/* The longest a connection's verdict on its peer's chain is reused. */
+#define PEER_MEMO_SEC 3600
 
 /* The digest of the chain a peer presented: its certificates in order, each after its length. */
 static void peer_chain_digest(const gnutls_datum_t *certs, unsigned n, uint8_t out[SHA256_DIGEST_SIZE]) {
@@ -446,8 +468,10 @@ static void peer_chain_digest(const gnutls_datum_t *certs, unsigned n, uint8_t o
  * connection, and verifying its chain (twice: gnutls's and the node CA's list) was a
  * quarter of the controller's CPU a sync when every request did it. The verdict is kept
  * only when it trusts the peer, for the same chain (renegotiation cannot slip another one
- * in), inside the leaf's validity (its expiry is the one thing time changes; the trust
- * lists are loaded once). Revocation is not kept: cert_revoked asks the store each time.
+ * in), from the leaf's start to the first expiry on the chain or of its anchor, and for an
+ * hour at most (time is what changes a verdict; the trust lists are loaded once).
+ * Revocation is not kept here: authorize asks the store at a connection's first request,
+ * and each sync after it reads it in its own transaction.
  */
 static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *conn, struct request *req) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -463,7 +487,7 @@ static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *c
         struct peer_memo *m = &ctx->peer;
         int64_t now = now_sec();
         if (m->kind != PEER_NONE && memcmp(m->digest, digest, sizeof(digest)) == 0 && now >= m->not_before &&
-            now < m->not_after) {
+            now < m->valid_until) {
                 memcpy(req->peer_cn, m->cn, sizeof(req->peer_cn));
                 memcpy(req->peer_serial, m->serial, sizeof(req->peer_serial));
                 req->peer_not_after = m->not_after;
@@ -481,6 +505,7 @@ static enum peer_kind peer_identify(struct server *srv, struct MHD_Connection *c
                 memcpy(m->serial, req->peer_serial, sizeof(m->serial));
                 m->not_after = req->peer_not_after;
                 m->not_before = req->peer_not_before;
+                m->valid_until = min_i64(req->peer_chain_until, now + PEER_MEMO_SEC);
                 m->role = req->peer_cert_role;
                 m->kind = kind;
                 req->memo = m;
@@ -496,10 +521,6 @@ static enum MHD_Result refuse_role(struct MHD_Connection *conn, const struct req
                              api_role_to_string(req->role));
 }
 
-/*
- * A node certificate made at or before its node's revocation time (an operator's
- * `orbit-controller node revoke-certs`): true with the 403 queued, whatever the route.
- */
 /* The answer to a node whose certificate is revoked: all its node's made until before are. */
 static enum MHD_Result refuse_revoked(struct MHD_Connection *conn, const struct request *req, int64_t before) {
         char made[32], when[32];
@@ -514,6 +535,10 @@ static enum MHD_Result refuse_revoked(struct MHD_Connection *conn, const struct 
         return queue_text(conn, 403, api_error_body("certificate-revoked", msg ? msg : "revoked"));
 }
 
+/*
+ * A node certificate made at or before its node's revocation time (an operator's
+ * `orbit-controller node revoke-certs`): true with the 403 queued, whatever the route.
+ */
 static bool cert_revoked(struct server *srv, struct MHD_Connection *conn, struct request *req, enum MHD_Result *ret) {
         struct store *st = thread_store(srv);
         int64_t before = 0;
@@ -562,10 +587,12 @@ static int authorize(struct server *srv, struct MHD_Connection *conn, struct req
         enum api_route route = req->match.route;
 
         if (req->peer == PEER_NODE || req->peer == PEER_NODE_EXPIRED) {
-                /* Asked of the store at every request. A sync on a connection whose first
-                 * request found none has its own transaction read it with the node's row
-                 * (store_sync_node): the same answer, one round trip fewer. The first asks
-                 * here, before the connection is trusted (a revoked key cannot hold one). */
+                /* Revocation: asked of the store here at every request but a sync on a
+                 * connection whose earlier request found none, which has its own
+                 * transaction read it with the node's row (store_sync_node): the same
+                 * answer, one round trip fewer (though its rate limit and body come
+                 * first). The first request asks here, before the connection is trusted:
+                 * a revoked key cannot hold one. */
                 if (route == API_ROUTE_SYNC && req->peer == PEER_NODE && req->memo && req->memo->not_revoked)
                         req->revocation_in_sync = true;
                 else if (cert_revoked(srv, conn, req, ret))

@@ -168,6 +168,7 @@ write_config default
 start_agent
 check "the agent syncs again, on one connection" wait_for 20 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .syncs_ok) -ge 3 ]"
 conns=$(lnk .connections_opened)
+[ "$conns" = 1 ] || fail "the agent's syncs before the revocation" "$conns connections"
 code=$(curl -s -o revoke.json -w '%{http_code}' --cacert server-ca.pem -H "Authorization: Bearer $(cat token)" \
         -X POST --data '{}' "https://127.0.0.1:$PORT/v1/nodes/sat-1/revoke-certificates")
 [ "$code" = 200 ] && pass "sat-1's certificates revoked by an operator" || fail "revoke sat-1" "HTTP $code $(cat revoke.json)"
