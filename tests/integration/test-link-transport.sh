@@ -52,7 +52,7 @@ start_controller() { # PORT POLL IDLE_TIMEOUT [--tcp-congestion NAME]
         shift 3
         rm -f port
         "$OC" serve --listen "127.0.0.1:$port" --port-file "$D/port" --data-dir "$D/data" \
-                --cert server.pem --key server.key --node-ca node-ca.pem \
+                --cert server.pem --key server.key --node-ca "${NODE_CA:-node-ca.pem}" \
                 --operator-token-file token --command-key cmd.key --command-cert cmd.pem \
                 --poll-interval "$poll" --timeout "$idle" "$@" >>"$LOG" 2>&1 &
         CPID=$!
@@ -178,6 +178,34 @@ check "the next sync on the open connection is refused: certificate revoked" wai
         fail "the refusal's connection" "$conns connections before, $(lnk .connections_opened) after"
 grep -q 'node sat-1 refused: its certificate (serial [0-9a-f]*, made .*) is revoked' "$LOG" &&
         pass "the refusal is logged with the serial" || fail "revocation log line" "$(grep -i revoked "$LOG" | tail -3)"
+
+# ---- the node CA expires while a node's connection is open ------------------------------------
+# The controller keeps its verdict on a connection's chain: only until the first expiry on
+# the chain or of the CA it verified against. A node CA made (by a clock set back) to expire
+# in LIFE seconds, a node certificate from it valid for days: once the CA has expired, the
+# next sync on the same connection is refused, as a new connection's would be.
+LIFE=45
+FAKE_RTC=$top_builddir/tests/integration/fake-rtc.so
+kill -TERM "$APID"; wait_exit "$APID" 20
+kill -TERM "$CPID"; wait_exit "$CPID" 20
+openssl ecparam -name prime256v1 -genkey -noout -out short-ca.key 2>/dev/null &&
+        LD_PRELOAD=$FAKE_RTC ORBIT_FAKE_RTC=-$((86400 - LIFE)) openssl req -x509 -new -key short-ca.key \
+                -subj "/CN=short-lived node CA" -days 1 -out short-ca.pem -addext basicConstraints=critical,CA:TRUE \
+                -addext keyUsage=critical,keyCertSign 2>/dev/null &&
+        mkcert sat-1s sat-1 short-ca "$TLS_CLIENT_EXT" || bail "openssl could not make the short-lived CA"
+ca_end=$(date -d "$(openssl x509 -in short-ca.pem -noout -enddate | cut -d= -f2)" +%s)
+rm -rf "$D/data" # sat-1 is revoked there
+NODE_CA=short-ca.pem start_controller "$PORT" 1 120
+cp sat-1s.pem "$D/sat-1.pem" && cp sat-1s.key "$D/sat-1.key"
+start_agent
+check "the node syncs with a certificate of the short-lived CA" wait_for 20 sh -c "[ \$(\"$CTL_BIN\" --socket \"$N/run/control.sock\" link --json | jq .syncs_ok) -ge 2 ]"
+[ "$(date +%s)" -lt "$ca_end" ] || bail "the machine took longer than the CA's $LIFE s to sync twice"
+[ "$(lnk .connections_opened)" = 1 ] || fail "the node's syncs before the CA expires" "$(lnk .connections_opened) connections"
+# the agent syncs every second on that connection (idle timeout 120 s): the first sync after
+# the expiry is on it (the agent may open another after a refusal); with the verdict kept
+# until the leaf's expiry (days), every sync there would go on being taken
+ca_gone() { [ "$(date +%s)" -gt "$ca_end" ] && lnk .last_error | grep -q "403.*does not verify"; }
+check "once the node CA has expired, the node's next sync is refused" wait_for $((LIFE + 60)) ca_gone
 
 kill -TERM "$APID"; wait_exit "$APID" 20
 has_sanitizer_report "$N/agent.log" && fail "sanitizer report in the agent log"
