@@ -23,7 +23,7 @@
 #                     pflash; the .debs cross-built; build, boot and test)
 #   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
 #   --suites LIST     test-guest: "systemd runtime esp" (default), or some of them
-#   --random N        test-powercut: N cuts, each a seeded random delay (0-180 s,
+#   --random N        test-powercut: N cuts, each a seeded random delay (0-120 s,
 #                     ORBIT_BOARD_CUT_WINDOW) after the boot's report and the agent's first
 #                     line about the update, instead of the failpoints' cuts
 #   --seed S          the seed of --random's delays (default: drawn, and printed)
@@ -1387,7 +1387,7 @@ cmd_test_rollout() {
 # (docs/board.md: why the cache mode does not change that).
 PC_STALL_PERCENT=${ORBIT_BOARD_STALL_PERCENT:-50}
 PC_TEAR_PERCENT=${ORBIT_BOARD_TEAR_PERCENT:-75}
-PC_WINDOW=${ORBIT_BOARD_CUT_WINDOW:-180} # --random: a cut's delay is 0..PC_WINDOW s after its anchor
+PC_WINDOW=${ORBIT_BOARD_CUT_WINDOW:-120} # --random: a cut's delay is 0..PC_WINDOW s after its anchor
 PC_RUN=0 PC_T=0
 
 # Power on: a QEMU of its own on the node's disk as the last one left it, with this
