@@ -191,9 +191,10 @@ struct update_manager {
          * this file exists, and goes on when the test removes it ("" none). */
         char stall_file[PATH_MAX];
         /* Tests only (ORBIT_FAILPOINT_PROGRESS_TEAR_PERCENT and _FILE): the first save in
-         * place of the install's progress once this much of it is durable tears (half a
-         * copy written, lib/statefile.h) and holds while the file exists, so a test can cut
-         * the power inside that write. */
+         * place of the install's progress once this much of it is durable tears (the new
+         * copy written up to its last byte that differs from the older one: struct
+         * statefile_pair_tear) and holds while the file exists, so a test can cut the power
+         * inside that write. */
         double tear_percent;
         char tear_file[PATH_MAX];
         /* Tests only (ORBIT_FAILPOINT_BOOTENV_STALL_AT=OP:STEP and _FILE): the bootloader
