@@ -132,6 +132,10 @@ struct job {
         bool verify_first;
         double stall_percent; /* tests only: see update_manager.stall_percent */
         char stall_file[PATH_MAX]; /* tests only: see update_manager.stall_file */
+        double tear_percent;       /* tests only: see update_manager.tear_percent */
+        char tear_file[PATH_MAX];  /* tests only: see update_manager.tear_file */
+        struct statefile_pair_tear tear; /* tests only: job_checkpoint arms it once */
+        bool torn;                 /* tests only: that save has torn */
 
         /* a bundle fetched from the controller by ranges */
         struct fetcher *fetcher; /* NULL: a local file */
@@ -186,6 +190,13 @@ struct update_manager {
         /* Tests only (ORBIT_FAILPOINT_INSTALL_STALL_FILE): an install stops going on while
          * this file exists, and goes on when the test removes it ("" none). */
         char stall_file[PATH_MAX];
+        /* Tests only (ORBIT_FAILPOINT_PROGRESS_TEAR_PERCENT and _FILE): the first save in
+         * place of the install's progress once this much of it is durable tears (the new
+         * copy written up to its last byte that differs from the older one: struct
+         * statefile_pair_tear) and holds while the file exists, so a test can cut the power
+         * inside that write. */
+        double tear_percent;
+        char tear_file[PATH_MAX];
         /* Tests only (ORBIT_FAILPOINT_BOOTENV_STALL_AT=OP:STEP and _FILE): the bootloader
          * environment's write for one um_boot_op (-1: none) holds at one step of its
          * durable replacement while the file exists, so a test can cut the power there. */

@@ -1284,6 +1284,12 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
         const char *stall_file = getenv("ORBIT_FAILPOINT_INSTALL_STALL_FILE");
         if (stall_file && *stall_file)
                 snprintf(m->stall_file, sizeof(m->stall_file), "%s", stall_file);
+        const char *tear = getenv("ORBIT_FAILPOINT_PROGRESS_TEAR_PERCENT");
+        const char *tear_file = getenv("ORBIT_FAILPOINT_PROGRESS_TEAR_FILE");
+        if (tear && *tear && tear_file && *tear_file) {
+                m->tear_percent = strtod(tear, NULL);
+                snprintf(m->tear_file, sizeof(m->tear_file), "%s", tear_file);
+        }
         m->bootenv_stall_op = -1;
         m->boot_op_now = -1;
         const char *bstall = getenv("ORBIT_FAILPOINT_BOOTENV_STALL_AT");

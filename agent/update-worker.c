@@ -48,6 +48,8 @@ struct job *job_new(struct update_manager *m, enum job_step step) {
         j->verify_first = u->verify_before_write;
         j->stall_percent = m->stall_percent;
         snprintf(j->stall_file, sizeof(j->stall_file), "%s", m->stall_file);
+        j->tear_percent = m->tear_percent;
+        snprintf(j->tear_file, sizeof(j->tear_file), "%s", m->tear_file);
         return j;
 }
 
@@ -176,6 +178,31 @@ static void job_stall_at_percent(struct job *j, uint64_t done, uint64_t total) {
                 usleep(10 * 1000);
 }
 
+/* Tests only (ORBIT_FAILPOINT_PROGRESS_TEAR_PERCENT): the progress save is torn; hold there
+ * while the file exists, for the test to cut the power (or kill the agent). */
+static void job_tear_hold(void *userdata, const char *path, uint64_t seq, size_t written, size_t block) {
+        struct job *j = userdata;
+        const struct job_image *ji = &j->images[j->current];
+        j->torn = true;
+        log_notice("update: failpoint: the install progress save torn (%s: %" PRIu64 " of %" PRIu64
+                   " chunks in slot %c): %zu of %zu bytes of copy %" PRIu64 " in %s written, while %s exists",
+                   ji->image->slot_class, install_bitmap_count(ji->done, ji->image->n_chunks),
+                   ji->image->n_chunks, ji->target, written, block, seq % 2, path, j->tear_file);
+        while (!atomic_load(j->cancel) && access(j->tear_file, F_OK) == 0)
+                usleep(10 * 1000);
+        log_notice("update: failpoint: the progress save goes on");
+}
+
+/* Tests only: arm the tear for this save once tear_percent of the install is durable. */
+static bool job_tear_due(struct job *j, const struct install_stats *st) {
+        if (j->tear_percent <= 0 || j->torn || access(j->tear_file, F_OK) < 0)
+                return false;
+        pthread_mutex_lock(&j->lock);
+        uint64_t durable = j->progress_before + st->bytes_done, total = j->progress_total;
+        pthread_mutex_unlock(&j->lock);
+        return total && 100.0 * (double) durable / (double) total >= j->tear_percent;
+}
+
 static int job_checkpoint(void *userdata, const uint8_t *done, const struct install_stats *st, bool flush) {
         struct job *j = userdata;
         if (st->chunks_repaired > j->repaired_logged) {
@@ -185,7 +212,13 @@ static int job_checkpoint(void *userdata, const uint8_t *done, const struct inst
                             j->images[j->current].target);
                 j->repaired_logged = st->chunks_repaired;
         }
+        if (job_tear_due(j, st)) {
+                /* only a save in place tears (the first of a handle is a new file) */
+                j->tear = (struct statefile_pair_tear){.fn = job_tear_hold, .userdata = j};
+                j->progress_file.tear = &j->tear;
+        }
         int r = progress_save(j, flush);
+        j->progress_file.tear = NULL;
         if (r < 0)
                 return r;
         pthread_mutex_lock(&j->lock);

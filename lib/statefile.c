@@ -325,6 +325,13 @@ size_t statefile_pair_block_size(size_t len) {
         return (need + STATEFILE_PAIR_ALIGN - 1) / STATEFILE_PAIR_ALIGN * STATEFILE_PAIR_ALIGN;
 }
 
+size_t statefile_pair_tear_size(const char *old_blk, const char *new_blk, size_t block) {
+        size_t at = block;
+        while (at > 0 && old_blk[at - 1] == new_blk[at - 1])
+                at--;
+        return at ? at - 1 : 0;
+}
+
 static void pair_digest(uint64_t seq, const void *payload, size_t len, uint8_t out[SHA256_DIGEST_SIZE]) {
         char covered[48];
         int n = snprintf(covered, sizeof(covered), "%" PRIu64 " %zu\n", seq, len);
@@ -443,6 +450,27 @@ static int pair_create(struct statefile_pair *p, const char *path, const void *p
         return 0;
 }
 
+/* Tests only (struct statefile_pair_tear): the copy's first part durable over the older
+ * copy, and the test's hook called there; the caller then writes the whole block. */
+static int pair_tear(struct statefile_pair *p, const char *path, uint64_t seq, const char *buf, off_t at) {
+        _cleanup_free_ char *old = malloc(p->block);
+        if (!old)
+                return -ENOMEM;
+        ssize_t n = pread(p->fd, old, p->block, at);
+        if (n < 0)
+                return negative_errno();
+        if ((size_t) n < p->block)
+                memset(old + n, 0, p->block - (size_t) n);
+        size_t part = statefile_pair_tear_size(old, buf, p->block);
+        int r = pwrite_all(p->fd, buf, part, (uint64_t) at);
+        if (r >= 0 && fdatasync(p->fd) < 0)
+                r = negative_errno();
+        if (r < 0)
+                return r;
+        p->tear->fn(p->tear->userdata, path, seq, part, p->block);
+        return 0;
+}
+
 int statefile_pair_save(struct statefile_pair *p, const char *dir, const char *name, const void *payload,
                         size_t len, bool flush) {
         char path[PATH_MAX];
@@ -468,6 +496,8 @@ int statefile_pair_save(struct statefile_pair *p, const char *dir, const char *n
          * the disk's flush on a sync with nothing new, f2fs or btrfs) it costs one flush
          * of an idle disk per pass. */
         r = flush && p->unflushed && fdatasync(p->fd) < 0 ? negative_errno() : 0;
+        if (r >= 0 && p->tear)
+                r = pair_tear(p, path, seq, buf, at);
         if (r >= 0)
                 r = pwrite_all(p->fd, buf, p->block, (uint64_t) at);
         if (r >= 0 && flush && fdatasync(p->fd) < 0)

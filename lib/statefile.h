@@ -72,16 +72,34 @@ int statefile_load(const char *dir, const char *name, char **ret_payload, size_t
  */
 #define STATEFILE_PAIR_ALIGN 4096u
 
+/*
+ * Tests only: a save in place that tears. The new copy is written and made durable up to its
+ * last byte that differs from the older copy it overwrites (statefile_pair_tear_size), the
+ * rest of the block still that older copy; then fn is called, and a test kills the writer
+ * there (a power cut inside the write). When fn returns, the save goes on. Torn anywhere
+ * else, a copy could read whole (the bytes not written the same in both) and the test would
+ * not see the torn copy refused.
+ */
+struct statefile_pair_tear {
+        void (*fn)(void *userdata, const char *path, uint64_t seq, size_t written, size_t block);
+        void *userdata;
+};
+
 struct statefile_pair {
         int fd;       /* -1 until the first save */
         size_t block; /* bytes per copy */
         uint64_t seq; /* of the newest copy */
         bool unflushed; /* the newest copy was saved without a flush */
+        const struct statefile_pair_tear *tear; /* tests only: NULL */
 };
 #define STATEFILE_PAIR_INIT {.fd = -1}
 
 /* Pure: the block size for a payload of len bytes. */
 size_t statefile_pair_block_size(size_t len);
+
+/* Pure: how many bytes of the new block a tear writes over the old one (statefile_pair_tear):
+ * those before the last byte in which the two differ; 0 when they are the same. */
+size_t statefile_pair_tear_size(const char *old_blk, const char *new_blk, size_t block);
 
 /* Pure: copy seq of payload into out, block bytes (at least statefile_pair_block_size(len)). */
 int statefile_pair_encode(uint64_t seq, const void *payload, size_t len, char *out, size_t block);

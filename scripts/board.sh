@@ -12,9 +12,10 @@
 #                     controller on the host: a rollout into the other slot, a real reboot,
 #                     the commit; then an image whose kernel panics, GRUB's fallback, the
 #                     rollback reported (docs/board.md)
-#   test-powercut     build, then power cuts (QEMU killed) during an install, the grubenv
-#                     write arming the new slot and the one committing it; each time the
-#                     board boots a good slot and the update goes on to the commit
+#   test-powercut     build, then power cuts (QEMU killed) during an install, inside a save
+#                     of its progress, during the grubenv write arming the new slot and the
+#                     one committing it; each time the board boots a good slot and the update
+#                     goes on to the commit. With --random N: N cuts at seeded random moments
 # Options:
 #   --debs DIR        take orbit-agent_*.deb and orbitctl_*.deb from DIR (default: build them
 #                     with dpkg-buildpackage -b, nocheck, from a copy of this tree)
@@ -22,6 +23,10 @@
 #                     pflash; the .debs cross-built; build, boot and test)
 #   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
 #   --suites LIST     test-guest: "systemd runtime esp" (default), or some of them
+#   --random N        test-powercut: N cuts, each a seeded random delay (0-120 s,
+#                     ORBIT_BOARD_CUT_WINDOW) after the boot's report and the agent's first
+#                     line about the update, instead of the failpoints' cuts
+#   --seed S          the seed of --random's delays (default: drawn, and printed)
 # Environment: ORBIT_BOARD_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/orbit-board),
 # ORBIT_DEB_MIRROR (default: the mirror of this machine's apt sources), ORBIT_BOARD_TIMEOUT
 # (seconds to wait for the guest's report, default 1800, test-guest 3600: QEMU without KVM is
@@ -1381,6 +1386,8 @@ cmd_test_rollout() {
 # agent had not written out), the disk file keeps what the guest had written to it
 # (docs/board.md: why the cache mode does not change that).
 PC_STALL_PERCENT=${ORBIT_BOARD_STALL_PERCENT:-50}
+PC_TEAR_PERCENT=${ORBIT_BOARD_TEAR_PERCENT:-75}
+PC_WINDOW=${ORBIT_BOARD_CUT_WINDOW:-120} # --random: a cut's delay is 0..PC_WINDOW s after its anchor
 PC_RUN=0 PC_T=0
 
 # Power on: a QEMU of its own on the node's disk as the last one left it, with this
@@ -1389,6 +1396,7 @@ PC_RUN=0 PC_T=0
 pc_power_on() { # N FAILPOINT...
         local n=$1
         shift
+        PC_R0=$(reports_begun) # the reports before it: a power-on may boot twice (the agent's reboot)
         { echo "# board.sh test-powercut, power-on $n"; printf '%s\n' "$@"; } >"$WORK/failpoints-$n.env"
         : >"$WORK/events-$n"
         "${NICE[@]}" "${QEMU[@]}" -display none -serial "file:$WORK/console-$n.log" \
@@ -1411,6 +1419,11 @@ pc_cut() { # NAME
 }
 
 pc_event() { tr -d '\r' <"$WORK/events-$PC_RUN" 2>/dev/null | grep -q -- "$1"; }
+# Reports are counted by their beginnings: a random cut may leave one without its end.
+reports_begun() { grep -c '^BOARD begin' "$WORK/report" 2>/dev/null || true; }
+report_whole() { # N: the Nth report has its end
+        tr -d '\r' <"$WORK/report" | awk -v n="$1" '/^BOARD begin/ { i++ } i == n && /^BOARD end/ { e = 1 } END { exit !e }'
+}
 pc_events_all() { cat "$WORK"/events-* 2>/dev/null | tr -d '\r'; }
 
 # The slot GRUB's script (write_grub_cfg) picks from the grubenv read after a cut: the
@@ -1453,12 +1466,13 @@ pc_check_grubenv() { # NAME
         rm -f "$WORK/esp-cut.img"
 }
 
-# Power-on N's boot: its report waited for, cut out and checked as booting SLOT.
+# Power-on N's (first) boot: its report waited for, cut out and checked as booting SLOT.
 pc_boot() { # N NAME SLOT
-        wait_until "$TIMEOUT" have_reports "$1" || { not_ok "$2: power-on $PC_RUN reported"; return 1; }
-        echo "# power-on $PC_RUN: report after $(mins $PC_T) min"
-        report_part "$1"
-        RFILE=$WORK/report-$1
+        local r=$((PC_R0 + 1))
+        wait_until "$TIMEOUT" report_whole "$r" || { not_ok "$2: power-on $1 reported"; return 1; }
+        echo "# power-on $1: report after $(mins $PC_T) min"
+        report_part "$r"
+        RFILE=$WORK/report-$r
         check_boot "$2" "$3"
 }
 
@@ -1473,6 +1487,9 @@ pc_held() { # NAME PATTERN
 }
 
 pc_stop() { echo "$PASSES passed, $FAILS failed"; return 1; }
+
+# The install's resume in power-on N's journal: "resuming rootfs: K of M chunks already in slot X".
+pc_resumed() { tr -d '\r' <"$WORK/events-$1" | grep -o 'resuming rootfs: [0-9]* of [0-9]* chunks already in slot [AB]' | head -1 || true; }
 
 # board.sh test-powercut: one node, a rollout of v2 (test-rollout's images and controller,
 # the link not shaped unless ORBIT_BOARD_NETEM says so), and power cuts, each at a point
@@ -1514,6 +1531,10 @@ cmd_test_powercut() {
         make_config_disk "$WORK/config.img"
         : >"$WORK/report"
         rm -f "$WORK"/events-*
+        if [ "$PC_RANDOM" -gt 0 ]; then
+                pc_random_cuts "$t0"
+                return
+        fi
 
         # 1. The install cut: slot B half written (the failpoint holds the worker once
         #    PC_STALL_PERCENT% is durable).
@@ -1530,18 +1551,48 @@ cmd_test_powercut() {
         expect "cut 1: B out of the choices while written (B_OK/B_TRIES)" \
                 "$(grubenv_value ORBIT_B_OK)/$(grubenv_value ORBIT_B_TRIES)" "0/0"
 
-        # 2. The arm cut: the install resumes (the progress file kept its chunks) and
-        #    completes; the grubenv write arming B holds after the rename (the new
-        #    directory entry in the guest's page cache, neither it nor the FAT fsynced).
-        pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:renamed "$stall"
+        # 1b. The torn cut: the install resumes (the progress file kept its chunks) and a
+        #     save of its progress, once PC_TEAR_PERCENT% is durable, is held half written:
+        #     the new copy on the disk up to its last byte that differs from the older copy
+        #     in that block. The tear's file key is the failpoints file itself, there from
+        #     before the agent starts: the install may pass that point before the report.
+        local nch=$((ROOTFS_MIB * 1024 * 1024 / ROLL_CHUNK))
+        pc_power_on $((n += 1)) "ORBIT_FAILPOINT_PROGRESS_TEAR_PERCENT=$PC_TEAR_PERCENT" \
+                ORBIT_FAILPOINT_PROGRESS_TEAR_FILE=/run/orbit-board/failpoints.env
         pc_boot $n "cut 1: next boot" "$PC_CHOICE" || pc_stop || return 1
-        pc_held "cut 2: the grubenv write arming B, renamed" "failpoint: the boot environment write (try).* stalled renamed" ||
+        pc_held "cut 1b: a save of the install's progress torn past $PC_TEAR_PERCENT%" "failpoint: the install progress save torn" ||
                 pc_stop || return 1
-        local resumed kept
-        resumed=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'resuming rootfs: [0-9]* of [0-9]* chunks already in slot [AB]' | head -1 || true)
+        local resumed kept torn_line torn
+        resumed=$(pc_resumed "$n")
         kept=$(printf '%s\n' "$resumed" | awk '{ print $3 }')
         if [ "${kept:-0}" -gt 0 ] 2>/dev/null; then ok "cut 1: the install resumed with its chunks ($resumed)"
         else not_ok "cut 1: the install did not resume from its progress (${resumed:-no 'resuming rootfs' line})"; fi
+        PC_KEPT1=${kept:-0}
+        torn_line=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'save torn (.*written' | head -1 || true)
+        torn=$(printf '%s\n' "$torn_line" | sed -n 's/^save torn ([a-z]*: \([0-9]*\) of .*/\1/p')
+        echo "# cut 1b: $torn_line"
+        pc_cut "cut 1b (a progress save torn)"
+        pc_check_grubenv "cut 1b"
+        expect "cut 1b: GRUB boots the active slot" "$PC_CHOICE" A
+
+        # 2. The arm cut: the install resumes from the copy the torn one did not overwrite
+        #    and completes; the grubenv write arming B holds after the rename (the new
+        #    directory entry in the guest's page cache, neither it nor the FAT fsynced).
+        pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:renamed "$stall"
+        pc_boot $n "cut 1b: next boot" "$PC_CHOICE" || pc_stop || return 1
+        pc_held "cut 2: the grubenv write arming B, renamed" "failpoint: the boot environment write (try).* stalled renamed" ||
+                pc_stop || return 1
+        local refused
+        refused=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'state [^ ]*/progress: copy [01] corrupt .*' | head -1 || true)
+        if [ -n "$refused" ]; then ok "cut 1b: the torn copy refused ($refused)"
+        else not_ok "cut 1b: no torn copy of the progress reported (events: $WORK/events-$n)"; fi
+        resumed=$(pc_resumed "$n")
+        kept=$(printf '%s\n' "$resumed" | awk '{ print $3 }')
+        if [ -n "$torn" ] && [ "${kept:-0}" -ge "${PC_KEPT1:-1}" ] 2>/dev/null && [ "$kept" -lt "$torn" ]; then
+                ok "cut 1b: the install resumed from the older copy ($resumed; the torn copy had $torn)"
+        else
+                not_ok "cut 1b: the resume after the tear: ${resumed:-no 'resuming rootfs' line} (torn copy: ${torn:-?} chunks, at least ${PC_KEPT1:-?})"
+        fi
         pc_cut "cut 2 (arm, renamed)"
         pc_check_grubenv "cut 2"
         case "$PC_CHOICE" in
@@ -1559,8 +1610,7 @@ cmd_test_powercut() {
                 pc_held "cut 2b: the grubenv write arming B, durable" "failpoint: the boot environment write (try).* stalled synced" ||
                         pc_stop || return 1
                 # The progress file outlives the lost arm: every chunk is read back, none written.
-                local again; again=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'resuming rootfs: [0-9]* of [0-9]* chunks already in slot B' | head -1 || true)
-                local nch=$((ROOTFS_MIB * 1024 * 1024 / ROLL_CHUNK))
+                local again; again=$(pc_resumed "$n")
                 case "$again" in
                 *": $nch of $nch chunks"*) ok "cut 2: the install resumed with every chunk kept ($again)" ;;
                 *) not_ok "cut 2: the install after the lost arm: ${again:-no 'resuming rootfs' line}" ;;
@@ -1591,10 +1641,18 @@ cmd_test_powercut() {
         pc_power_on $((n += 1))
         pc_boot $n "cut 3: next boot" B || pc_stop || return 1
         expect "cut 3: slot B runs the new image" "$(report_value version)" board-v2
-        t=$SECONDS
-        if wait_until 1800 node_state_is r1 committed; then ok "the controller sees the commit ($(mins $PC_T) min after power-on $n)"
+        pc_final "$t0" torn
+}
+
+# The end of either mode, the last power-on running uncut: the commit seen by the
+# controller, no failure or rollback anywhere, the state files found corrupt (TORN: the
+# one progress copy cut 1b tore; ANY: whatever random cuts tore, each restored), the
+# grubenv left with B committed.
+pc_final() { # T0 torn|any
+        local t0=$1 c corrupt
+        if wait_until 1800 node_state_is r1 committed; then ok "the controller sees the commit ($(mins $PC_T) min after power-on $PC_RUN)"
         else not_ok "node state $(node_state r1), not committed"; fi
-        local c; c=$(records_of update.committed | jq 'length' || true)
+        c=$(records_of update.committed | jq 'length' || true)
         [ "${c:-0}" -ge 1 ] && ok "update.committed on the controller" || not_ok "no update.committed record"
         c=$(records_of update.failed | jq 'length' || true)
         expect "no update.failed record" "${c:-0}" 0
@@ -1605,23 +1663,121 @@ cmd_test_powercut() {
                 not_ok "the agent's journal: $failed"
         # The progress file is written in place (two copies); a cut that is not inside
         # one of its writes leaves both whole.
-        local corrupt; corrupt=$(pc_events_all | grep -E 'state .*(corrupt|unusable|restoring last good)' | head -3 || true)
-        if [ -z "$corrupt" ]; then ok "no state file found corrupt after the cuts (the agent's journal, every boot)"
-        else not_ok "state files found corrupt after the cuts: $corrupt"; fi
-        c=$(records_of state.corrupt | jq 'length' || true)
-        expect "no state.corrupt record on the controller" "${c:-0}" 0
+        corrupt=$(pc_events_all | grep -E 'state .*(corrupt|unusable|restoring last good)' || true)
+        c=$(records_of state.corrupt | jq -c '[.[] | {path: (.body.path | sub(".*/"; "")), restored: .body.restored}]' || true)
+        echo "# state.corrupt records on the controller: $c"
+        if [ "$2" = torn ]; then
+                expect "state files found corrupt after the cuts: one, the progress copy torn by cut 1b (the agent's journal, every boot)" \
+                        "$(printf '%s\n' "$corrupt" | grep -c .)/$(printf '%s\n' "$corrupt" | grep -c '/progress: copy [01] corrupt (bad header or checksum), not trusted; using copy [01]')" 1/1
+                expect "state.corrupt records on the controller: the torn progress copy, restored" "$c" '[{"path":"progress","restored":true}]'
+        else
+                # a random cut may land inside a write of the progress: survived if restored
+                [ -n "$corrupt" ] && printf '%s\n' "$corrupt" | sed 's/^/# found corrupt: /'
+                if [ -z "$(printf '%s\n' "$corrupt" | grep . | grep -v 'not trusted; using copy' || true)" ] &&
+                        [ "$(jq '[.[] | select(.restored != true)] | length' <<<"${c:-[]}")" = 0 ]; then
+                        ok "every state file found corrupt after the random cuts had a good copy ($(printf '%s\n' "$corrupt" | grep -c .) found)"
+                else
+                        not_ok "a state file with no good copy after the random cuts: $(printf '%s\n' "$corrupt" | head -3)"
+                fi
+        fi
         monitor quit
         wait "$QEMU_PID" 2>/dev/null || true
         QEMU_PID=""
         node_grubenv "$WORK/grubenv"
         expect "end: grubenv: B first and good (ORDER/B_OK)" "$(grubenv_value ORBIT_ORDER)/$(grubenv_value ORBIT_B_OK)" "B A/1"
         echo "# end: grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
-        echo "# total: $(mins $t0) min"
+        echo "# total: $(mins "$t0") min"
         echo "$PASSES passed, $FAILS failed"
         [ "$FAILS" -eq 0 ]
 }
 
-usage() { sed -n '2,35s/^# \{0,1\}//p' "$0"; }
+# test-powercut --random N: the same node and rollout, no failpoint; N cuts, each at a
+# moment drawn from the guest's own events plus a seeded delay, then a power-on left to
+# run to the commit. A cut's anchor is the agent's start in that power-on ("update: ready;
+# booted slot X": it resumes an install or begins a trial right then), in the first
+# power-on its first line about the update (after the rollout starts); its delay is
+# 0..PC_WINDOW s from bash's generator seeded with PC_SEED. The seed and each draw are
+# printed: --seed S draws the same delays again (TCG's timing still varies). A cut may
+# come before the boot's report: the boot is then checked from the agent's journal.
+pc_random_cuts() { # T0
+        local t0=$1 n=0 i delay start slot phase last
+        RANDOM=$PC_SEED
+        echo "# random cuts: $PC_RANDOM, seed $PC_SEED (--seed $PC_SEED draws the same delays), delays 0-$PC_WINDOW s"
+        PC_CHOICE=A
+        for ((i = 1; i <= PC_RANDOM + 1; i++)); do
+                pc_power_on $((n += 1))
+                if [ "$n" = 1 ] || [ "$i" -gt "$PC_RANDOM" ]; then
+                        pc_boot $n "power-on $n" "$PC_CHOICE" || pc_stop || return 1
+                fi
+                if [ "$n" = 1 ]; then
+                        wait_until 600 node_synced || { not_ok "the node synced"; pc_stop; return 1; }
+                        fleet_oc rollout create --id r1 --bundle board-v2 --target all --stages 100 --max-failures 0 >/dev/null &&
+                                fleet_oc rollout start r1 >/dev/null || { not_ok "rollout r1 created and started"; pc_stop; return 1; }
+                        wait_until 1800 pc_event 'board-v2' ||
+                                { not_ok "the agent never logged the update (events: $WORK/events-$n)"; pc_stop; return 1; }
+                else
+                        # the agent's start in this boot: the slot it booted, the update's phase
+                        wait_until "$TIMEOUT" pc_event 'update: ready; booted slot' ||
+                                { not_ok "power-on $n: the agent started (events: $WORK/events-$n)"; pc_stop; return 1; }
+                        start=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'update: ready; booted slot .*' | head -1)
+                        slot=$(printf '%s\n' "$start" | sed -n 's/^update: ready; booted slot \([AB]\).*/\1/p')
+                        phase=$(printf '%s\n' "$start" | sed -n 's/.*, last update \([a-z-]*\).*/\1/p')
+                        echo "# power-on $n: the agent up $(mins $PC_T) min after power-on: slot ${slot:-?}, update ${phase:-?}"
+                        expect "random cut $((i - 1)): next boot: the agent runs in GRUB's choice" "$slot" "$PC_CHOICE"
+                        pc_check_goes_on "random cut $((i - 1)): next boot" "$phase" "$slot"
+                fi
+                [ "$i" -le "$PC_RANDOM" ] || break
+                if node_state_is r1 committed; then
+                        echo "# the update was committed before random cut $i: the cuts stop here"
+                        [ "$n" = 1 ] || pc_boot $n "power-on $n" "$PC_CHOICE" || pc_stop || return 1
+                        break
+                fi
+                delay=$((RANDOM % (PC_WINDOW + 1)))
+                echo "# random cut $i: $delay s after the anchor (power-on $n, $(mins $PC_T) min)"
+                sleep "$delay" # the drawn moment of the cut, not a wait for anything
+                last=$(tr -d '\r' <"$WORK/events-$n" | grep -v 'event loop: one dispatch held' | tail -1 | cut -c1-200)
+                pc_cut "random cut $i"
+                # the boot's report, when it came before the cut (the host's file outlives QEMU)
+                if [ "$n" != 1 ]; then
+                        if report_whole $((PC_R0 + 1)); then
+                                echo "# power-on $n: its report came before the cut"
+                                report_part $((PC_R0 + 1))
+                                RFILE=$WORK/report-$((PC_R0 + 1))
+                                check_boot "power-on $n" "$PC_CHOICE"
+                        else
+                                echo "# power-on $n: no report (the cut came first)"
+                        fi
+                fi
+                echo "# random cut $i: the last line of the agent's journal before it: $last"
+                pc_check_grubenv "random cut $i"
+                case "$PC_CHOICE" in
+                A|B) ok "random cut $i: GRUB boots a good slot ($PC_CHOICE)" ;;
+                *) not_ok "random cut $i: GRUB's choice: $PC_CHOICE" ;;
+                esac
+        done
+        pc_final "$t0" any
+}
+
+# After a random cut: the update goes on from where the cut left it, in the slot that
+# matches (never failed or rolled back; an install resumes in A, a trial or commit in B).
+pc_check_goes_on() { # NAME PHASE SLOT
+        case "$2" in
+        installing|fetching)
+                expect "$1: an unfinished update runs in the old slot" "$3" A
+                if wait_until 600 pc_event 'update: resuming the'; then
+                        ok "$1: the $2 resumes ($(tr -d '\r' <"$WORK/events-$PC_RUN" | grep -o 'update: resuming the [a-z]*' | head -1)$(
+                                r=$(pc_resumed "$PC_RUN"); [ -z "$r" ] || echo "; $r"))"
+                else
+                        not_ok "$1: no 'resuming the' line for the $2 (events: $WORK/events-$PC_RUN)"
+                fi ;;
+        idle) echo "# $1: idle (the cut came before the install was saved; the controller sends it again)" ;;
+        ready) echo "# $1: ready in slot $3" ;;
+        trial|committed) expect "$1: the new slot runs its $2" "$3" B ;;
+        *) not_ok "$1: the update is '$2'" ;;
+        esac
+}
+
+usage() { sed -n '2,40s/^# \{0,1\}//p' "$0"; }
 
 # The whole command line is handled in main, read in full before it runs: a build takes
 # many minutes, and bash reads a script as it goes, so an edit of this file during a
@@ -1629,19 +1785,24 @@ usage() { sed -n '2,35s/^# \{0,1\}//p' "$0"; }
 main() {
         cmd=${1:-}
         [ $# -gt 0 ] && shift
-        DEBS="" ARCH=x86_64 WORK="" SUITES="systemd runtime esp" NET=0
+        DEBS="" ARCH=x86_64 WORK="" SUITES="systemd runtime esp" NET=0 PC_RANDOM=0 PC_SEED=""
         while [ $# -gt 0 ]; do
                 case "$1" in
                 --debs) DEBS=$(cd "${2:?--debs needs a directory}" && pwd); shift ;;
                 --arch) ARCH=${2:?--arch needs x86_64 or aarch64}; shift ;;
                 --work) WORK=${2:?--work needs a directory}; shift ;;
                 --suites) SUITES=${2:?--suites needs a list: systemd runtime esp}; shift ;;
+                --random) PC_RANDOM=${2:?--random needs a number of cuts}; shift ;;
+                --seed) PC_SEED=${2:?--seed needs a number}; shift ;;
                 -h|--help) usage; exit 0 ;;
                 *) die "unknown option '$1' (try --help)" ;;
                 esac
                 shift
         done
         case "$ARCH" in x86_64|aarch64) ;; *) die "--arch: x86_64 or aarch64, not '$ARCH'" ;; esac
+        case "$PC_RANDOM" in ''|*[!0-9]*) die "--random: a number of cuts, not '$PC_RANDOM'" ;; esac
+        [ -n "$PC_SEED" ] || PC_SEED=$(( $(od -An -N2 -tu2 /dev/urandom) ))
+        case "$PC_SEED" in *[!0-9]*) die "--seed: a number, not '$PC_SEED'" ;; esac
         set_base_pkgs "$ARCH"
         case "$cmd" in
         build) cmd_build; echo "$IMAGE/disk.img" ;;

@@ -137,8 +137,12 @@ JSON
 }
 
 # STALL_AT: a percent at which an install stops going on (the agent's failpoint), for kills.
+# TEAR_AT: a percent past which a save of the install's progress tears and holds (while
+# $D/tear exists).
 start_agent() {
-        ORBIT_FAILPOINT_INSTALL_STALL_PERCENT=${STALL_AT:-} "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
+        ORBIT_FAILPOINT_INSTALL_STALL_PERCENT=${STALL_AT:-} ORBIT_FAILPOINT_PROGRESS_TEAR_PERCENT=${TEAR_AT:-} \
+                ORBIT_FAILPOINT_PROGRESS_TEAR_FILE=$D/tear \
+                "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
         AGENT_PID=$!
         track_pid "$AGENT_PID"
         wait_for 20 ctl ping >/dev/null 2>&1 || bail "$KIND: the agent did not answer"
@@ -232,9 +236,20 @@ ctl update install --no-wait "$D/v3.obundle" >/dev/null || fail "file: v3 instal
 # loaded machine hashing 20 MiB took more than 30 s (stress run on bc43ce1).
 STALL_WAIT=30
 [ ${#AGENT_WRAPPER[@]} -gt 0 ] && STALL_WAIT=300
+# Round 4 kills inside a save of the progress: the copy being written torn (half of it on the
+# disk over the older copy), the other copy whole.
+: >"$D/tear"
+stalls=0 torn=
 for round in 1 2 3 4 5; do
-        wait_for "$STALL_WAIT" sh -c "[ \$(grep -c 'failpoint: install stalled' '$N/agent.log') -ge $round ]" ||
-                { fail "round $round: the install did not reach $at%" "$(ust .phase)"; break; }
+        if [ "$round" = 4 ]; then
+                wait_for "$STALL_WAIT" grep -q 'failpoint: the install progress save torn' "$N/agent.log" ||
+                        { fail "round 4: no progress save torn past $at%" "$(ust .phase)"; break; }
+                torn=$(grep -o 'save torn (rootfs: [0-9]* of' "$N/agent.log" | head -1 | grep -o '[0-9][0-9]*')
+        else
+                stalls=$((stalls + 1))
+                wait_for "$STALL_WAIT" sh -c "[ \$(grep -c 'failpoint: install stalled' '$N/agent.log') -ge $stalls ]" ||
+                        { fail "round $round: the install did not reach $at%" "$(ust .phase)"; break; }
+        fi
         p=$(ust .phase)
         [ "$p" = installing ] || { fail "round $round: install $p, not stalled at $at%"; break; }
         kill_agent
@@ -252,12 +267,24 @@ open(p, "wb").write(b)
 PY
         [ "$round" = 3 ] && flipbyte "$N/slots/a" $((1 * CHUNK + 4321))
         if [ "$round" -lt 5 ]; then at=$(stall_at $((round + 1))); else at=; fi
-        STALL_AT=$at start_agent
+        lines=$(wc -l <"$N/agent.log")
+        if [ "$round" = 3 ]; then TEAR_AT=$at start_agent; else STALL_AT=$at start_agent; fi
         grep -q "resuming rootfs: [1-9][0-9]* of 1536 chunks already in slot A" "$N/agent.log" && resumed=1
+        [ "$round" = 4 ] || continue
+        # after the tear: the torn copy refused, the install resumed from the other (older) one
+        after=$(tail -n +"$((lines + 1))" "$N/agent.log")
+        kept=$(grep -o 'resuming rootfs: [0-9]* of 1536' <<<"$after" | head -1 | grep -o '[0-9][0-9]*' | head -1)
+        grep -q "state $N/state/update/progress: copy [01] corrupt (bad header or checksum), not trusted; using copy [01]" <<<"$after" &&
+                pass "kill -9 inside a progress save: the torn copy is found corrupt and the other used" ||
+                fail "torn progress copy" "$(grep -E 'progress' <<<"$after" | head -3)"
+        [ -n "$torn" ] && [ -n "$kept" ] && [ "$kept" -gt 0 ] && [ "$kept" -lt "$torn" ] &&
+                pass "kill -9 inside a progress save: resumed from the older copy ($kept chunks; the torn one had $torn)" ||
+                fail "resume after the tear" "torn copy: ${torn:-?} chunks, resumed: ${kept:-no resume line}"
 done
-ctl events --json --lines 1000 | jq -e --arg p "$N/state/update/progress" '[.events[] | select(.kind == "state.corrupt" and .body.path == $p)] | length == 1' >/dev/null &&
-        pass "a bit flipped in the progress bitmap is detected and reported (state.corrupt)" ||
-        fail "progress flip" "$(grep -E 'progress' "$N/agent.log" | tail -3)"
+rm -f "$D/tear"
+ctl events --json --lines 1000 | jq -e --arg p "$N/state/update/progress" '[.events[] | select(.kind == "state.corrupt" and .body.path == $p and .body.restored)] | length == 2' >/dev/null &&
+        pass "a bit flipped in the progress bitmap and a torn copy are detected and reported (state.corrupt, restored)" ||
+        fail "progress flip and tear" "$(grep -E 'progress' "$N/agent.log" | tail -3)"
 [ "$resumed" = 1 ] && pass "a restarted install resumed with verified chunks kept" ||
         fail "resume kept chunks" "$(grep -E 'resuming|into slot' "$N/agent.log")"
 check "file: v3 ready after the kills" wait_for $((2 * STALL_WAIT)) phase_is ready

@@ -521,6 +521,86 @@ static void test_pair_damage(void **state) {
         test_rmdir(dir);
 }
 
+/* The tear failpoint (struct statefile_pair_tear): in its hook the newer copy is in part on
+ * the disk, the rest of its block the older copy it overwrites; a load then (a cut there)
+ * finds it corrupt and takes the other copy. After the hook the save completes. */
+struct tear_seen {
+        char dir[PATH_MAX];
+        int calls;
+        size_t written, block;
+        uint64_t seq;
+        char *loaded;
+        size_t problems;
+        bool restored;
+};
+
+static void tear_hook(void *userdata, const char *path, uint64_t seq, size_t written, size_t block) {
+        struct tear_seen *t = userdata;
+        struct statefile_problem ps[STATEFILE_PROBLEMS_MAX];
+        size_t dropped;
+        t->calls++;
+        t->seq = seq;
+        t->written = written;
+        t->block = block;
+        /* what a restarted agent would read: the file as the disk has it now */
+        if (statefile_pair_load(t->dir, "progress", &t->loaded, NULL) < 0)
+                t->loaded = NULL;
+        t->problems = statefile_take_problems(ps, ELEMENTSOF(ps), &dropped);
+        t->restored = t->problems == 1 && ps[0].restored && strstr(ps[0].path, "progress") != NULL;
+        (void) path;
+}
+
+static void test_pair_tear_failpoint(void **state) {
+        struct statefile_problem ps[STATEFILE_PROBLEMS_MAX];
+        size_t dropped;
+        (void) statefile_take_problems(ps, ELEMENTSOF(ps), &dropped); /* earlier tests' */
+        char *dir = test_mkdtemp(), path[PATH_MAX], *payload = NULL;
+        test_path(path, sizeof(path), dir, "progress");
+        /* payloads of one letter each: the tear falls at the end of the payload */
+        char a[1500], b[1500], c[1500];
+        memset(a, 'a', sizeof(a) - 1), a[sizeof(a) - 1] = 0;
+        memset(b, 'b', sizeof(b) - 1), b[sizeof(b) - 1] = 0;
+        memset(c, 'c', sizeof(c) - 1), c[sizeof(c) - 1] = 0;
+        struct tear_seen seen = {0};
+        snprintf(seen.dir, sizeof(seen.dir), "%s", dir);
+        struct statefile_pair_tear tear = {.fn = tear_hook, .userdata = &seen};
+        struct statefile_pair p = STATEFILE_PAIR_INIT;
+        /* the first save of a handle is a new file (renamed into place): it never tears */
+        p.tear = &tear;
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", a, strlen(a), true), 0);
+        assert_int_equal(seen.calls, 0);
+        p.tear = NULL;
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", b, strlen(b), false), 0);
+        /* copy 3 goes over copy 1 ("aaa..."): torn, then completed */
+        p.tear = &tear;
+        assert_int_equal(statefile_pair_save(&p, dir, "progress", c, strlen(c), false), 0);
+        p.tear = NULL;
+        assert_int_equal(seen.calls, 1);
+        assert_int_equal(seen.seq, 3);
+        assert_int_equal(seen.block, STATEFILE_PAIR_ALIGN);
+        /* up to the last byte of 'c's, which is an 'a' on the disk */
+        assert_true(seen.written > 1400 && seen.written < 1700);
+        /* in the hook: the torn copy not trusted, noted as restored, copy 2 loaded */
+        assert_non_null(seen.loaded);
+        assert_string_equal(seen.loaded, b);
+        free(seen.loaded);
+        assert_int_equal(seen.problems, 1);
+        assert_true(seen.restored);
+        /* after it: copy 3 whole */
+        assert_int_equal(statefile_pair_load(dir, "progress", &payload, NULL), 0);
+        assert_string_equal(payload, c);
+        free(payload);
+        assert_int_equal(statefile_take_problems(ps, ELEMENTSOF(ps), &dropped), 0);
+        statefile_pair_close(&p);
+        /* the size: what comes before the last difference */
+        assert_int_equal(statefile_pair_tear_size("abcdef", "abXdef", 6), 2);
+        assert_int_equal(statefile_pair_tear_size("abcdef", "Xbcdef", 6), 0);
+        assert_int_equal(statefile_pair_tear_size("abcdef", "abcdeX", 6), 5);
+        assert_int_equal(statefile_pair_tear_size("abXdeY", "abcdef", 6), 5);
+        assert_int_equal(statefile_pair_tear_size("abcdef", "abcdef", 6), 0);
+        test_rmdir(dir);
+}
+
 /* A block written by hand: the header's fields as given, the digest over them as written
  * (as a writer of another format would make it). */
 static void pair_craft(char *blk, size_t block, const char *seq, const char *len, const char *payload,
@@ -787,6 +867,7 @@ int main(void) {
                 cmocka_unit_test(test_pair_block_every_bit_flip),
                 cmocka_unit_test(test_pair_save_load),
                 cmocka_unit_test(test_pair_damage),
+                cmocka_unit_test(test_pair_tear_failpoint),
                 cmocka_unit_test(test_pair_flush_order),
                 cmocka_unit_test(test_pair_decode_only_what_encode_makes),
                 cmocka_unit_test(test_pair_decode_random_damage),
