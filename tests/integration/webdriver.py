@@ -36,8 +36,11 @@ class Driver:
     def __init__(self, chromedriver, chromium, user_data_dir, log_path, timeout=30):
         self.port = free_port()
         self.log = open(log_path, "ab")
+        # the browser's own temporary files (its crash handler's scoped dir) in the test's
+        # directory, removed with it, not left in /tmp
+        env = dict(os.environ, TMPDIR=os.path.dirname(os.path.abspath(user_data_dir)))
         self.proc = subprocess.Popen([chromedriver, "--port=%d" % self.port],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.base = "http://127.0.0.1:%d" % self.port
         self.timeout = timeout
         deadline = time.monotonic() + timeout
