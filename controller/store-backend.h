@@ -32,6 +32,7 @@ struct store_value {
 struct store_stmt {
         const struct store_backend *backend;
         struct store *s;
+        bool counted; /* store_exec_later_counted: its changes are added to the store's count */
 };
 
 struct store_backend {
@@ -82,7 +83,8 @@ struct store_backend {
         int (*step)(struct store_stmt *st);
         /* Run the statement, its rows unread, perhaps not yet: in a transaction it may run
          * with the next statement that waits (or the COMMIT), whose failure is then its
-         * own (store_exec_later). NULL: the binder steps it to its end at once. */
+         * own (store_exec_later): 1 sent, 0 run at once. A counted statement sent adds its
+         * changes to s->counted when it has run. NULL: the binder steps it to its end at once. */
         int (*send)(struct store_stmt *st);
         /* Back to before the first step, the parameters kept. */
         void (*reset)(struct store_stmt *st);

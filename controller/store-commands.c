@@ -73,6 +73,7 @@ int store_command_queue_locked(struct store *s, const char *node, const char *ac
                        (int64_t) c.seq + 1, node);
         if (r < 0)
                 return message_set(ret_reason, r, "store error");
+        s->commands_queued++;
         *ret_seq = (int64_t) c.seq;
         if (ret_expires)
                 *ret_expires = c.expires;

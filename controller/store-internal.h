@@ -30,6 +30,8 @@ struct store {
         void *sign_userdata;
         store_sign_fn sign_desired; /* for the desired states deployments make; NULL: not driven */
         void *sign_desired_userdata;
+        int64_t counted; /* the changes of the counted statements (store_exec_later_counted) */
+        int64_t commands_queued; /* commands queued by this store, ever (a sync's test for new ones) */
 };
 
 static inline void store_rollbackp(struct store **s) {

@@ -55,6 +55,7 @@ struct pg_sent {
         char *what;
         bool prepare; /* the PREPARE of cache entry name: forgotten if it fails */
         unsigned name;
+        bool counted; /* its changes go to the store's count (store_exec_later_counted) */
 };
 
 struct pg_conn {
@@ -542,7 +543,7 @@ static PGresult *exec_stmt(struct pg_conn *c, struct pg_stmt *st) {
 }
 
 /* Note a statement sent; -ENOMEM (nothing noted) when there is no room. */
-static int sent_add(struct pg_conn *c, const char *what, bool prepare, unsigned name) {
+static int sent_add(struct pg_conn *c, const char *what, bool prepare, unsigned name, bool counted) {
         if (c->n_sent == c->cap_sent) {
                 size_t cap = c->cap_sent ? 2 * c->cap_sent : 16;
                 struct pg_sent *v = realloc(c->sent, cap * sizeof(*v));
@@ -554,7 +555,7 @@ static int sent_add(struct pg_conn *c, const char *what, bool prepare, unsigned 
         char *w = strdup(what);
         if (!w)
                 return -ENOMEM;
-        c->sent[c->n_sent++] = (struct pg_sent){.what = w, .prepare = prepare, .name = name};
+        c->sent[c->n_sent++] = (struct pg_sent){.what = w, .prepare = prepare, .name = name, .counted = counted};
         return 0;
 }
 
@@ -567,7 +568,7 @@ static int send_stmt(struct store *s, struct pg_stmt *st) {
                 unsigned id = c->next_name++; /* a name is never tried twice */
                 char name[16];
                 snprintf(name, sizeof(name), "o%u", id);
-                if (sent_add(c, st->original, true, id) < 0)
+                if (sent_add(c, st->original, true, id, false) < 0)
                         return -ENOMEM;
                 if (PQsendPrepare(c->conn, name, st->sql, st->n_params, st->types) != 1) {
                         free(c->sent[--c->n_sent].what);
@@ -640,6 +641,8 @@ static int pipeline_finish(struct store *s, struct pg_stmt *st, PGresult **ret) 
                 if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK) {
                         const char *tuples = PQcmdTuples(res);
                         c->changes = tuples && *tuples ? strtoll(tuples, NULL, 10) : 0;
+                        if (i < n && c->sent[i].counted)
+                                s->counted += c->changes;
                         if (i == n && ret && r >= 0) {
                                 *ret = res;
                                 res = NULL;
@@ -694,10 +697,10 @@ static int pg_send(struct store_stmt *h) {
         }
         r = send_stmt(h->s, st);
         if (r >= 0)
-                r = sent_add(c, st->original, false, 0);
+                r = sent_add(c, st->original, false, 0, h->counted);
         if (r < 0) /* what was sent before is waited for, this failure is the result */
                 (void) pipeline_finish(h->s, NULL, NULL);
-        return r;
+        return r < 0 ? r : 1;
 }
 
 /*
@@ -723,7 +726,7 @@ static int pg_begin_send(struct store *s, const char *sql) {
                 (void) pipeline_finish(s, NULL, NULL);
                 return -EIO;
         }
-        r = sent_add(c, sql, false, 0);
+        r = sent_add(c, sql, false, 0, false);
         if (r < 0) {
                 (void) pipeline_finish(s, NULL, NULL);
                 return r;

@@ -196,20 +196,42 @@ int store_exec(struct store *s, const char *sql, const char *fmt, ...) {
         return store_step_done(s, st);
 }
 
-int store_exec_later(struct store *s, const char *sql, const char *fmt, ...) {
+static int exec_later(struct store *s, bool counted, const char *sql, const char *fmt, va_list ap) {
         _cleanup_stmt_ struct store_stmt *st = NULL;
-        va_list ap;
-        va_start(ap, fmt);
         int r = queryv(s, &st, sql, fmt, ap);
-        va_end(ap);
         if (r < 0)
                 return r;
+        st->counted = counted;
         if (st->backend->send)
                 r = st->backend->send(st);
         else
                 while ((r = st->backend->step(st)) > 0)
                         ;
-        return r < 0 ? store_fail(s, r, sql) : 0;
+        if (r < 0)
+                return store_fail(s, r, sql);
+        if (r == 0 && counted) /* it ran at once */
+                s->counted += s->backend->changes(s);
+        return 0;
+}
+
+int store_exec_later(struct store *s, const char *sql, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = exec_later(s, false, sql, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int store_exec_later_counted(struct store *s, const char *sql, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = exec_later(s, true, sql, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+bool store_sends_later(const struct store *s) {
+        return s->backend->send != NULL;
 }
 
 int store_get_int64(struct store *s, int64_t *ret, const char *sql, const char *fmt, ...) {

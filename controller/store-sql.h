@@ -117,6 +117,14 @@ int store_exec(struct store *s, const char *sql, const char *fmt, ...);
  */
 int store_exec_later(struct store *s, const char *sql, const char *fmt, ...);
 
+/* store_exec_later whose changes (rows inserted, updated, deleted) are added to s->counted
+ * once it has run: at once, or with the statement that waits after it. */
+int store_exec_later_counted(struct store *s, const char *sql, const char *fmt, ...);
+
+/* Whether store_exec_later may send a statement in a transaction and not wait for it
+ * (PostgreSQL): what a caller sends then need not be written for SQLite too. */
+bool store_sends_later(const struct store *s);
+
 /*
  * The first column of the first row as an integer: 1 with *ret set, 0 when there is no
  * row (*ret untouched), -errno on failure. ret may be NULL (an existence test).

@@ -347,6 +347,35 @@ int store_sync(struct store *s, const struct sync_request *req, int64_t now, siz
         return store_sync_node(s, req, now, max_commands, NULL, ret_commands, ret_stored);
 }
 
+#define INSERT_RECORD_SQL                                                                                    \
+        "INSERT OR IGNORE INTO records (node, boot_epoch, boot_id, seq, kind, priority, time_usec, received, " \
+        "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+/*
+ * A record whose effect needs no answer from the store, sent not waited for (PostgreSQL):
+ * inserted unless the node sent it before, and a health report kept as the node's health
+ * only when it was inserted, in the same statement. Counted in s->counted once it ran.
+ */
+static int record_send(struct store *s, const struct sync_record *rec, enum record_effect effect, const char *form,
+                       size_t form_len, int64_t now) {
+        const char *priority = store_record_priority(rec->kind, rec->priority);
+        if (effect == RECORD_EFFECT_NONE)
+                return store_exec_later_counted(s, INSERT_RECORD_SQL, "titittiib", rec->node, rec->boot_epoch,
+                                                rec->boot_id, rec->seq, rec->kind, priority, rec->time_usec, now,
+                                                form, form_len);
+        _cleanup_free_ char *health = NULL;
+        size_t health_len = 0;
+        int r = record_form_pack(rec->body, &health, &health_len);
+        if (r < 0)
+                return r;
+        /* the UPDATE's count is the INSERT's: the node's row is there */
+        return store_exec_later_counted(s,
+                                        "WITH ins AS (" INSERT_RECORD_SQL " RETURNING 1) UPDATE nodes SET "
+                                        "health = ?10, health_time = ?8 WHERE id = ?1 AND EXISTS (SELECT 1 FROM ins)",
+                                        "titittiibb", rec->node, rec->boot_epoch, rec->boot_id, rec->seq, rec->kind,
+                                        priority, rec->time_usec, now, form, form_len, health, health_len);
+}
+
 /* store_sync_node, once: -ECONNRESET when the connection was found lost at the sync's
  * first query, its transaction not begun on the server. */
 static int sync_node_once(struct store *s, const struct sync_request *req, int64_t now, size_t max_commands,
@@ -393,6 +422,7 @@ static int sync_node_once(struct store *s, const struct sync_request *req, int64
         if (node && (r = node_row_rest_read(row, &was)) < 0)
                 return r;
         int64_t records_before = store_col_int64(row, 10);
+        int64_t next_seq = store_col_int64(row, 2), queued_before = s->commands_queued;
         int64_t revoked_before = store_col_int64(row, 11);
         if (node && node->check_revoked && revoked_before != 0 && node->cert_not_before <= revoked_before) {
                 node->revoked_before = revoked_before;
@@ -427,13 +457,13 @@ static int sync_node_once(struct store *s, const struct sync_request *req, int64
                 return r;
 
         _cleanup_stmt_ struct store_stmt *ins = NULL;
-        r = store_query(s, &ins,
-                        "INSERT OR IGNORE INTO records (node, boot_epoch, boot_id, seq, kind, "
-                        "priority, time_usec, received, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        "");
+        r = store_query(s, &ins, INSERT_RECORD_SQL, "");
         if (r < 0)
                 return r;
-        size_t stored = 0;
+        /* stored: the records inserted here; sent: those sent not waited for (PostgreSQL), whose
+         * count comes with the COMMIT (s->counted) */
+        size_t stored = 0, sent = 0;
+        s->counted = 0;
         for (size_t i = 0; i < req->n_records; i++) {
                 const struct sync_record *rec = &req->records[i];
                 _cleanup_free_ char *form = NULL;
@@ -441,6 +471,14 @@ static int sync_node_once(struct store *s, const struct sync_request *req, int64
                 r = record_form_pack(rec->raw, &form, &form_len);
                 if (r < 0)
                         return r;
+                enum record_effect effect = record_effect_of(rec->kind);
+                if (store_sends_later(s) && (effect == RECORD_EFFECT_NONE || effect == RECORD_EFFECT_HEALTH)) {
+                        r = record_send(s, rec, effect, form, form_len, now);
+                        if (r < 0)
+                                return r;
+                        sent++;
+                        continue;
+                }
                 r = store_rebind(s, ins, "titittiib", rec->node, rec->boot_epoch, rec->boot_id,
                                  rec->seq, rec->kind, store_record_priority(rec->kind, rec->priority),
                                  rec->time_usec, now, form, form_len);
@@ -459,8 +497,8 @@ static int sync_node_once(struct store *s, const struct sync_request *req, int64
                 if (r < 0)
                         return r;
         }
-        if (stored > 0) {
-                r = records_enforce_quota(s, req->node, records_before + (int64_t) stored);
+        if (stored + sent > 0) {
+                r = records_enforce_quota(s, req->node, records_before + (int64_t) (stored + sent));
                 if (r < 0)
                         return r;
         }
@@ -481,9 +519,14 @@ static int sync_node_once(struct store *s, const struct sync_request *req, int64
         _cleanup_(json_decrefp) json_t *commands = json_array();
         if (!commands)
                 return -ENOMEM;
-        r = commands_due(s, req->node, req->last_command_seq, now, max_commands, commands);
-        if (r < 0)
-                return r;
+        /* None past the node's last applied one (next_command_seq is read with its row, and
+         * an operator's command waits for the writers' lock whole) and none queued by this
+         * sync's rollouts: nothing to ask. */
+        if (req->last_command_seq < next_seq - 1 || s->commands_queued != queued_before) {
+                r = commands_due(s, req->node, req->last_command_seq, now, max_commands, commands);
+                if (r < 0)
+                        return r;
+        }
         if (node && (r = sync_node_parts(s, req, &was, node)) < 0) {
                 sync_node_done(node);
                 return r;
@@ -494,6 +537,7 @@ static int sync_node_once(struct store *s, const struct sync_request *req, int64
                         sync_node_done(node);
                 return r;
         }
+        stored += (size_t) s->counted; /* the records sent have run with the COMMIT */
         if (node)
                 node->plan = TAKE_PTR(was.plan);
         *ret_commands = TAKE_PTR(commands);

@@ -325,6 +325,31 @@ static void test_schema_and_records_once(void **state) {
         assert_int_equal(json_array_size(recs), 1);
         json_decref(recs);
         assert_int_equal(store_records_list(s, "zz", NULL, 10, &recs), -ENOENT);
+
+        /* A health report said again with other content (a broken or hostile node) is not a
+         * new one: the node's health stays (on PostgreSQL the record and its effect are one
+         * statement sent with the COMMIT: counted there); a new one is kept, with a new
+         * record of no effect beside it. */
+        make_sync(&req, 0, REC(1, "health.report", "{\"t\":99}") "," REC(2, "workload.exit", "{\"x\":1}"));
+        assert_int_equal(store_sync(s, &req, 102, 32, &cmds, &stored), 0);
+        assert_int_equal(stored, 0);
+        json_decref(cmds);
+        sync_request_done(&req);
+        assert_int_equal(store_node_show(s, "n1", &node), 0);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(node, "health"), "t")), 40);
+        assert_int_equal(json_integer_value(json_object_get(node, "records")), 3);
+        json_decref(node);
+        make_sync(&req, 0, REC(1, "health.report", "{\"t\":99}") "," REC(4, "health.report", "{\"t\":41}") ","
+                                   REC(5, "workload.exit", "{}"));
+        assert_int_equal(store_sync(s, &req, 103, 32, &cmds, &stored), 0);
+        assert_int_equal(stored, 2);
+        json_decref(cmds);
+        sync_request_done(&req);
+        assert_int_equal(store_node_show(s, "n1", &node), 0);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(node, "health"), "t")), 41);
+        assert_int_equal(json_integer_value(json_object_get(node, "health_time")), 103);
+        assert_int_equal(json_integer_value(json_object_get(node, "records")), 5);
+        json_decref(node);
         store_close(s);
 }
 
