@@ -102,19 +102,20 @@ if [ "${OPEN:-1}" != 0 ]; then
 fi
 
 echo "==> side by side (keep-alive connections unless MODE says otherwise)"
-printf '  %-7s %-11s %-3s %-10s %7s %9s %8s %8s %8s %8s %10s %7s\n' nodes store ins mode offered syncs/s "p99 ms" \
-        "ctl ms" "db ms" "B/rec" "records" errors
+printf '  %-7s %-11s %-3s %-10s %7s %9s %8s %8s %8s %8s %8s %10s %7s\n' nodes store ins mode offered syncs/s "p99 ms" \
+        "ctl ms" "db ms" "gen ms" "B/rec" "records" errors
 while read -r line; do
-        printf '  %-7s %-11s %-3s %-10s %7s %9s %8s %8s %8s %8.0f %10s %7s\n' "$(field nodes "$line")" \
+        printf '  %-7s %-11s %-3s %-10s %7s %9s %8s %8s %8s %8s %8.0f %10s %7s\n' "$(field nodes "$line")" \
                 "$(field store "$line")" "$(field instances "$line")" "$(field mode "$line")" \
                 "$(field rate "$line" | sed 's/^0$/max/')" \
                 "$(field syncs_per_s "$line")" "$(field p99_ms "$line")" "$(field ctl_ms "$line")" \
-                "$(field db_ms "$line")" \
+                "$(field db_ms "$line")" "$(field gen_ms "$line")" \
                 "$(awk -v b="$(field db_bytes "$line")" -v r="$(field records "$line")" 'BEGIN { print (r > 0 ? b / r : 0) }')" \
                 "$(field records "$line")/$(field records_want "$line")" "$(field errors "$line")"
 done <"$results"
 echo "  (offered: syncs/s offered in an open loop, max: a closed loop, as fast as the stations answer;"
-echo "   ctl ms, db ms: CPU per sync of the controllers, summed, and of the PostgreSQL server;"
+echo "   ctl ms, db ms, gen ms: CPU per sync of the controllers, summed, of the PostgreSQL server and"
+echo "   of the load generator;"
 echo "   B/rec: the database's size after the run over the records it holds, indexes included)"
 
 echo
@@ -136,5 +137,24 @@ for n in $nodes_list; do
                 fi
                 verdict=$(awk -v a="$a" -v b="$b" -v p="$p99" 'BEGIN { print (b >= a && p < 250) ? "PASS" : "MISS" }')
                 echo "  $verdict $n nodes, $mode: two instances on PostgreSQL $b syncs/s vs one on SQLite $a syncs/s (want >=); p99 $p99 ms at $at (want < 250 ms)"
+                # What the machine allows: every process of the run shares its CPUs, so a
+                # closed loop makes at most CPUs x 1000 / (the CPU ms a sync costs in all);
+                # with THREADS, the stations' threads at most threads x 1000 / their CPU ms.
+                for run in "$sq" "$pg2"; do
+                        awk -v cpus="$(nproc)" -v s="$(field store "$run")" -v k="$(field instances "$run")" \
+                                -v c="$(field ctl_ms "$run")" -v d="$(field db_ms "$run")" -v g="$(field gen_ms "$run")" \
+                                -v got="$(field syncs_per_s "$run")" -v threads="${THREADS:-0}" 'BEGIN {
+                                        t = c + d + g
+                                        if (t <= 0)
+                                                exit
+                                        bound = cpus * 1000 / t
+                                        why = sprintf("%d CPUs", cpus)
+                                        if (threads > 0 && c > 0 && k * threads * 1000 / c < bound) {
+                                                bound = k * threads * 1000 / c
+                                                why = sprintf("%d station thread(s)", k * threads)
+                                        }
+                                        printf "    %s, %d instance(s): %.3f CPU ms a sync in all (controllers %.3f, database %.3f, generator %.3f): at most %.0f syncs/s (%s); reached %s\n", s, k, t, c, d, g, bound, why, got
+                                }'
+                done
         done
 done

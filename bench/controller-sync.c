@@ -1301,11 +1301,12 @@ static void load_row(const char *what, const struct load_result *r, bool record)
 static void result_line(const char *what, const struct load_result *r) {
         double per = (double) (r->syncs + r->errors);
         printf("RESULT store=%s instances=%u mode=%s nodes=%u rate=%.0f syncs=%lu errors=%lu syncs_per_s=%.1f "
-               "p50_ms=%.2f p99_ms=%.2f ctl_ms=%.3f db_ms=%.3f db_bytes=%" PRIu64 " records=%ld "
+               "p50_ms=%.2f p99_ms=%.2f ctl_ms=%.3f db_ms=%.3f gen_ms=%.3f db_bytes=%" PRIu64 " records=%ld "
                "records_want=%ld nodes_seen=%ld\n",
                database ? "postgresql" : "sqlite", n_instances, what, n_nodes, bench_rate, r->syncs, r->errors,
                (double) r->syncs / r->wall_s, r->p50_ms, r->p99_ms, 1000 * r->server_cpu_s / per,
-               1000 * r->db_cpu_s / per, r->db_bytes, r->records_seen, r->records_want, r->nodes_seen);
+               1000 * r->db_cpu_s / per, 1000 * r->client_cpu_s / per, r->db_bytes, r->records_seen,
+               r->records_want, r->nodes_seen);
 }
 
 static void usage(void) {
