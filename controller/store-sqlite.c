@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -63,9 +64,17 @@ static int sqlite_open(struct store *s, const char *path, char **ret_reason) {
                                    d ? sqlite3_errmsg(d) : sqlite3_errstr(rc));
         (void)sqlite3_busy_timeout(d, 5000);
         (void)sqlite3_extended_result_codes(d, 1);
-        rc = sqlite3_exec(
-                d, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", NULL,
-                NULL, NULL);
+        /* SQLite does not call the busy handler where waiting could deadlock (two openers of
+         * a new file, each with a shared lock, both switching it to WAL): one gets
+         * SQLITE_BUSY at once. The switch is idempotent: tried again, for as long as the
+         * busy timeout. */
+        for (int tries = 0;; tries++) {
+                rc = sqlite3_exec(d, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON",
+                                  NULL, NULL, NULL);
+                if ((rc & 0xff) != SQLITE_BUSY || tries >= 100)
+                        break;
+                (void)usleep(50 * 1000);
+        }
         if (rc != SQLITE_OK)
                 return message_set(ret_reason, sqlite_errno(rc), "cannot set up %s: %s", path,
                                    sqlite3_errmsg(d));
