@@ -62,7 +62,8 @@ static int sqlite_open(struct store *s, const char *path, char **ret_reason) {
         if (rc != SQLITE_OK)
                 return message_set(ret_reason, sqlite_errno(rc), "cannot open %s: %s", path,
                                    d ? sqlite3_errmsg(d) : sqlite3_errstr(rc));
-        (void)sqlite3_busy_timeout(d, 5000);
+        enum { BUSY_TIMEOUT_MS = 5000, BUSY_RETRY_MS = 50 };
+        (void)sqlite3_busy_timeout(d, BUSY_TIMEOUT_MS);
         (void)sqlite3_extended_result_codes(d, 1);
         /* SQLite does not call the busy handler where waiting could deadlock (two openers of
          * a new file, each with a shared lock, both switching it to WAL): one gets
@@ -71,9 +72,9 @@ static int sqlite_open(struct store *s, const char *path, char **ret_reason) {
         for (int tries = 0;; tries++) {
                 rc = sqlite3_exec(d, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON",
                                   NULL, NULL, NULL);
-                if ((rc & 0xff) != SQLITE_BUSY || tries >= 100)
+                if ((rc & 0xff) != SQLITE_BUSY || tries >= BUSY_TIMEOUT_MS / BUSY_RETRY_MS)
                         break;
-                (void)usleep(50 * 1000);
+                (void)usleep(BUSY_RETRY_MS * 1000);
         }
         if (rc != SQLITE_OK)
                 return message_set(ret_reason, sqlite_errno(rc), "cannot set up %s: %s", path,
