@@ -10,7 +10,8 @@ build_pkgs=(build-essential autoconf automake libtool pkg-config
             musl-tools) # musl-gcc: the static sandbox init starts 3x faster than with glibc
 test_pkgs=(jq python3 procps systemd grub-common libubootenv-tool openssl tar gzip curl sqlite3 zstd
            prometheus chromium chromium-driver # promtool; the dashboard test's headless browser
-           postgresql) # test-store-postgresql.sh: a real server, started by the test
+           postgresql # test-store-postgresql.sh: a real server, started by the test
+           qemu-utils) # test-log-writes.sh: qemu-io writes the log QEMU's blklogwrites keeps
 packaging_pkgs=(debhelper dpkg-dev debootstrap lintian fakeroot)
 fuzz_pkgs=(clang libclang-rt-dev)
 run_pkgs=(procps openssl jq curl util-linux)
