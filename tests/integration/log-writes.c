@@ -111,8 +111,8 @@ int lw_entry_parse(const unsigned char *hdr, size_t len, uint32_t sectorsize, ui
                         return fail(why, why_size, -EBADMSG, "log sector %" PRIu64 ": a write of no sectors", at);
                 data_sectors = e.nr_sectors;
         }
-        /* a sector count no file holds (and no sum below can wrap) */
-        if (e.nr_sectors > (UINT64_C(1) << 40) || e.sector > (UINT64_C(1) << 48))
+        /* past any disk (2^40 sectors of at most 64 KiB: 64 EiB), and no product below wraps */
+        if (e.nr_sectors > (UINT64_C(1) << 40) || e.sector > (UINT64_C(1) << 40))
                 return fail(why, why_size, -EBADMSG,
                             "log sector %" PRIu64 ": sector %" PRIu64 " + %" PRIu64 " is past any disk", at, e.sector,
                             e.nr_sectors);

@@ -170,6 +170,8 @@ static void test_entry(void **state) {
         assert_int_equal(parse(UINT64_MAX - 2, 8, 0, 0, &e, &next, why), -EBADMSG);
         assert_non_null(strstr(why, "past any disk"));
         assert_int_equal(parse(0, UINT64_MAX, LW_DISCARD, 0, &e, &next, why), -EBADMSG);
+        assert_int_equal(parse((UINT64_C(1) << 40) + 1, 1, 0, 0, &e, &next, why), -EBADMSG);
+        assert_int_equal(parse(UINT64_C(1) << 40, UINT64_C(1) << 40, 0, 0, &e, &next, why), 1);
         assert_int_equal(lw_entry_parse(zero, LW_ENTRY_SIZE - 1, SS, 10, &e, &next, why, sizeof(why)), -EBADMSG);
 }
 
