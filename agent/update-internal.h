@@ -42,6 +42,7 @@
 #define UM_SLOT_RECORD "manifest" /* trusted: what the slot holds, checked */
 #define UM_SLOT_SOURCE "source"   /* where its bundle came from (docs/state-files.md) */
 #define UM_SLOT_DAMAGED "damaged" /* a scrub found it damaged: its manifest kept for a repair */
+#define UM_SLOT_SCAN "scan"       /* its chunks' hashes, as a delta install's scan found them */
 
 /* One image of a job: owned by the worker while a step runs. */
 struct job_image {
@@ -51,6 +52,7 @@ struct job_image {
         char target;
         char record[PATH_MAX]; /* the state file name of the slot's manifest record */
         char active_record[PATH_MAX];
+        char active_scan[PATH_MAX]; /* where its scan is kept ("": not kept) */
         uint8_t *done;
         uint64_t bundle_offset;
         int slot_fd, active_fd;

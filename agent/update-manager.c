@@ -133,7 +133,7 @@ void um_record_remove(const char *work_dir, const char *name) {
 }
 
 void um_slot_forget(const char *work_dir, const char *slot_class, char slot) {
-        static const char *const kinds[] = {UM_SLOT_RECORD, UM_SLOT_DAMAGED, UM_SLOT_SOURCE};
+        static const char *const kinds[] = {UM_SLOT_RECORD, UM_SLOT_DAMAGED, UM_SLOT_SOURCE, UM_SLOT_SCAN};
         for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
                 char name[PATH_MAX];
                 um_slot_file_name(slot_class, slot, kinds[i], name, sizeof(name));
@@ -402,6 +402,8 @@ static int job_prepare(struct update_manager *m, struct job *j, bool resume, cha
                         snprintf(ji->active_path, sizeof(ji->active_path), "%s",
                                  m->booted == 'A' ? u->rootfs_a : u->rootfs_b);
                         um_record_name(img->slot_class, m->booted, ji->active_record, sizeof(ji->active_record));
+                        um_slot_file_name(img->slot_class, m->booted, UM_SLOT_SCAN, ji->active_scan,
+                                          sizeof(ji->active_scan));
                 } else if (model) {
                         struct update_model_target *t = NULL;
                         for (size_t k = 0; k < next.n_models; k++)
@@ -447,9 +449,12 @@ static int job_prepare(struct update_manager *m, struct job *j, bool resume, cha
                                 snprintf(msg, size, "%s %s: path too long", kind, model);
                                 goto fail;
                         }
-                        if (t->previous)
+                        if (t->previous) {
                                 um_record_name(img->slot_class, t->previous, ji->active_record,
-                                            sizeof(ji->active_record));
+                                               sizeof(ji->active_record));
+                                um_slot_file_name(img->slot_class, t->previous, UM_SLOT_SCAN, ji->active_scan,
+                                                  sizeof(ji->active_scan));
+                        }
                 } else {
                         r = -ENOTSUP;
                         snprintf(msg, size, "image %s: this agent installs rootfs, model:<name> and app:<name> images only",

@@ -287,8 +287,35 @@ static int job_active_index(struct job *j, struct job_image *ji, int active_fd, 
         if (!j->delta_scan)
                 return -ENOENT;
         uint64_t size = active_size < ji->image->size ? active_size : ji->image->size;
+        /* A scan kept by an install this one resumes (or an earlier one from the same slot):
+         * hashing a slot of a GiB takes a minute on a slow board, at every start of the agent
+         * that a power cut or a reboot brings. Stale chunks cost nothing but a fetch: each
+         * is checked against its hash when read. */
+        _cleanup_free_ char *kept = NULL;
+        size_t kept_len;
+        if (ji->active_scan[0] && statefile_load(j->work_dir, ji->active_scan, &kept, &kept_len, NULL) >= 0) {
+                _cleanup_free_ char *why = NULL;
+                if (install_index_decode(kept, kept_len, ji->image->chunk_size, size, ret, &why) >= 0) {
+                        log_info("update: the active slot %s as its scan kept it (%zu chunks in %s): not hashed again",
+                                 ji->active_path, install_index_count(*ret), ji->active_scan);
+                        return 0;
+                }
+                log_info("update: the kept scan %s is of no use here (%s): hashing again", ji->active_scan,
+                         why ? why : "?");
+        }
         log_info("update: hashing the active slot %s to find reusable chunks", ji->active_path);
-        return install_index_scan(active_fd, size, ji->image->chunk_size, j->cancel, ret);
+        int r = install_index_scan(active_fd, size, ji->image->chunk_size, j->cancel, ret);
+        if (r < 0 || !ji->active_scan[0])
+                return r;
+        _cleanup_free_ uint8_t *bytes = NULL;
+        size_t n = 0;
+        int k = install_index_encode(*ret, ji->image->chunk_size, size, &bytes, &n);
+        if (k >= 0)
+                k = statefile_save(j->work_dir, ji->active_scan, bytes, n);
+        if (k < 0) /* the install goes on: a later start hashes again */
+                log_warning("update: cannot keep the active slot's scan in %s/%s: %s", j->work_dir, ji->active_scan,
+                            strerror(-k));
+        return 0;
 }
 
 static struct install_request job_request(struct job *j, struct job_image *ji, struct bundle_source *src) {

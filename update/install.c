@@ -142,6 +142,86 @@ void install_index_free(struct install_index *ix) {
         free(ix);
 }
 
+size_t install_index_count(const struct install_index *ix) {
+        size_t n = 0;
+        for (size_t i = 0; ix && i < ix->capacity; i++)
+                n += ix->slots[i].chunk >= 0;
+        return n;
+}
+
+#define INDEX_MAGIC "orbit-scan 1"
+#define INDEX_PAIR (SHA256_DIGEST_SIZE + 8)
+
+int install_index_encode(const struct install_index *ix, uint64_t chunk_size, uint64_t size, uint8_t **ret,
+                         size_t *ret_len) {
+        char head[128];
+        size_t n = install_index_count(ix);
+        int hl = snprintf(head, sizeof(head), INDEX_MAGIC " chunk_size=%" PRIu64 " size=%" PRIu64 " chunks=%zu\n",
+                          chunk_size, size, n);
+        uint8_t *buf = malloc((size_t) hl + n * INDEX_PAIR);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, head, (size_t) hl);
+        uint8_t *p = buf + hl;
+        for (size_t i = 0; ix && i < ix->capacity; i++) {
+                if (ix->slots[i].chunk < 0)
+                        continue;
+                memcpy(p, ix->slots[i].hash, SHA256_DIGEST_SIZE);
+                uint64_t c = (uint64_t) ix->slots[i].chunk;
+                for (int k = 0; k < 8; k++)
+                        p[SHA256_DIGEST_SIZE + k] = (uint8_t) (c >> (8 * k));
+                p += INDEX_PAIR;
+        }
+        *ret = buf;
+        *ret_len = (size_t) (p - buf);
+        return 0;
+}
+
+int install_index_decode(const void *data, size_t len, uint64_t chunk_size, uint64_t size,
+                         struct install_index **ret, char **why) {
+        const uint8_t *d = data;
+        const uint8_t *nl = memchr(d, '\n', len < 128 ? len : 128);
+        if (!nl)
+                return message_set(why, -EBADMSG, "no header line");
+        char head[128];
+        memcpy(head, d, (size_t) (nl - d));
+        head[nl - d] = '\0';
+        uint64_t cs, sz;
+        size_t n;
+        int used = 0;
+        if (sscanf(head, INDEX_MAGIC " chunk_size=%" SCNu64 " size=%" SCNu64 " chunks=%zu%n", &cs, &sz, &n, &used) !=
+                    3 ||
+            (size_t) used != strlen(head))
+                return message_set(why, -EBADMSG, "not a scan's index: \"%.60s\"", head);
+        if (cs != chunk_size || sz != size)
+                return message_set(why, -EBADMSG,
+                                   "a scan of %" PRIu64 " bytes in chunks of %" PRIu64 ", not %" PRIu64 " in %" PRIu64,
+                                   sz, cs, size, chunk_size);
+        uint64_t n_chunks = chunk_size ? size / chunk_size : 0;
+        size_t body = len - (size_t) (nl + 1 - d);
+        if (n > n_chunks || body / INDEX_PAIR != n || body % INDEX_PAIR)
+                return message_set(why, -EBADMSG, "%zu bytes for %zu chunks (of at most %" PRIu64 ")", body, n,
+                                   n_chunks);
+        struct install_index *ix;
+        int r = index_new(n, &ix);
+        if (r < 0)
+                return r;
+        const uint8_t *p = nl + 1;
+        for (size_t i = 0; i < n; i++, p += INDEX_PAIR) {
+                uint64_t c = 0;
+                for (int k = 7; k >= 0; k--)
+                        c = c << 8 | p[SHA256_DIGEST_SIZE + k];
+                if (c >= n_chunks) {
+                        install_index_free(ix);
+                        return message_set(why, -EBADMSG, "pair %zu: chunk %" PRIu64 " past the %" PRIu64 " scanned",
+                                           i, c, n_chunks);
+                }
+                index_add(ix, p, (int64_t) c);
+        }
+        *ret = ix;
+        return 0;
+}
+
 /* Index entries remember the chunk size through the lookup's caller: the request's image. */
 int install_index_from_image(const struct manifest_image *img, struct install_index **ret) {
         struct install_index *ix;

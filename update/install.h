@@ -79,6 +79,20 @@ int install_index_from_image(const struct manifest_image *img, struct install_in
 int install_index_scan(int fd, uint64_t size, uint64_t chunk_size, const atomic_int *cancel,
                        struct install_index **ret);
 void install_index_free(struct install_index *ix);
+/*
+ * Pure: a scan's index as bytes, to keep it (the agent's slot-<class>-<slot>.scan) so a
+ * resumed install does not hash the active slot again: a text line naming the chunk size
+ * and the bytes scanned, then each (hash, chunk) pair, the chunk as 8 bytes little-endian.
+ * A kept scan may be stale (the slot changed since): every chunk taken from the active
+ * slot is checked against its hash when read, as for a scan just made.
+ */
+int install_index_encode(const struct install_index *ix, uint64_t chunk_size, uint64_t size, uint8_t **ret,
+                         size_t *ret_len);
+/* -EBADMSG (why) when the bytes are no index, or one of another chunk size or size. */
+int install_index_decode(const void *data, size_t len, uint64_t chunk_size, uint64_t size,
+                         struct install_index **ret, char **why);
+/* How many chunks the index holds (distinct hashes). */
+size_t install_index_count(const struct install_index *ix);
 /* Pure: the chunk index in the active slot holding this hash, or -ENOENT. */
 int64_t install_index_lookup(const struct install_index *ix, const uint8_t hash[32]);
 

@@ -448,6 +448,8 @@ stop_agent
 new_node grub
 start_agent
 check "grub: install v2" install v2.obundle
+# The factory slot has no record: its scan is kept, for a resumed or a later install from it.
+check "grub: the factory slot A's scan kept (slot-rootfs-A.scan)" test -s "$N/state/update/slot-rootfs-A.scan"
 grub-editenv "$N/grubenv" list | grepq -x ORBIT_B_TRIES=2 && grub-editenv "$N/grubenv" list | grepq -x 'ORBIT_ORDER=B A' &&
         pass "grub: grub-editenv reads B armed first" || fail "grub env" "$(grub-editenv "$N/grubenv" list)"
 reboot_node; [ "$BOOTED" = B ] || fail "grub: reboot into B"
@@ -471,6 +473,10 @@ ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:synced ORBIT_FAILPOINT_BOOTENV_STALL_FILE=$
 ctl update install --no-wait "$D/v4.obundle" >/dev/null || fail "grub: v4 install start"
 check "grub: the arm held once durable (failpoint)" \
         wait_for 60 grep -q 'failpoint: the boot environment write (try) .* stalled synced' "$N/agent.log"
+grep -q "update: the active slot $N/slots/a as its scan kept it ([0-9]* chunks in slot-rootfs-A.scan): not hashed again" \
+        "$N/agent.log" && [ "$(grep -c 'hashing the active slot' "$N/agent.log")" = 1 ] &&
+        pass "grub: the install of v4 from A took A's kept scan (hashed once, by v2's install)" ||
+        fail "grub: A's kept scan" "$(grep -E 'hashing the active|scan' "$N/agent.log")"
 kill_agent
 rm -f "$D/bootenv-stall"
 grub-editenv "$N/grubenv" list | grepq -x 'ORBIT_ORDER=B A' && grub-editenv "$N/grubenv" list | grepq -x ORBIT_B_TRIES=2 &&
@@ -504,6 +510,7 @@ grep -q 'resuming rootfs: 64 of 64 chunks already in slot A' "$N/agent.log" &&
         pass "grub: it resumed with every chunk kept (read back, not written again)" ||
         fail "grub: resume after the lost arm" "$(grep -E 'resuming|into slot A' "$N/agent.log" | tail -2)"
 check "grub: slot A holds v4" cmp -s "$N/slots/a" v4.img
+check "grub: A's scan forgotten once A was written" test ! -e "$N/state/update/slot-rootfs-A.scan"
 stop_agent
 
 # ---- uboot: mark-bad during the trial --------------------------------------------------

@@ -314,6 +314,79 @@ static void test_delta_from_active(void **state) {
         close(afd);
 }
 
+/* A scan kept as bytes (the agent's slot-<class>-<slot>.scan) and read back: the same
+ * lookups, and an install from it the same as from the scan; bytes of another scan, or
+ * no scan's, refused with the reason. */
+static void test_index_kept(void **state) {
+        struct fixture *f = *state;
+        int fd, afd;
+        uint64_t asize;
+        char *reason = NULL;
+        assert_int_equal(slot_open_read(f->active_path, &afd, &asize, &reason), 0);
+        struct install_index *ix, *back;
+        assert_int_equal(install_index_scan(afd, asize, CHUNK, NULL, &ix), 0);
+        uint8_t *bytes;
+        size_t len;
+        assert_int_equal(install_index_encode(ix, CHUNK, asize, &bytes, &len), 0);
+        char *why = NULL;
+        assert_int_equal(install_index_decode(bytes, len, CHUNK, asize, &back, &why), 0);
+        assert_int_equal(install_index_count(back), install_index_count(ix));
+        assert_true(install_index_count(ix) > 0);
+        for (uint64_t i = 0; i < N_CHUNKS; i++)
+                assert_int_equal(install_index_lookup(back, f->img.chunks[i]), install_index_lookup(ix, f->img.chunks[i]));
+        install_index_free(ix);
+
+        assert_int_equal(slot_open_write(f->slot_path, SIZE, &fd, &reason), 0);
+        uint8_t done[install_bitmap_size(N_CHUNKS)];
+        memset(done, 0, sizeof(done));
+        struct install_request req = request(f, fd, done);
+        req.active_fd = afd;
+        req.active = back;
+        struct install_stats st;
+        assert_int_equal(install_image(&req, &st, &reason), 0);
+        assert_int_equal(st.chunks_from_source, 4); /* as test_delta_from_active's scan */
+        assert_int_equal(st.chunks_from_active, N_CHUNKS - 4);
+        assert_slot_is_image(f);
+        install_index_free(back);
+
+        /* another chunk size, another size: not this scan */
+        assert_int_equal(install_index_decode(bytes, len, CHUNK * 2, asize, &back, &why), -EBADMSG);
+        assert_non_null(strstr(why, "not"));
+        free(why);
+        why = NULL;
+        assert_int_equal(install_index_decode(bytes, len, CHUNK, asize - CHUNK, &back, &why), -EBADMSG);
+        free(why);
+        why = NULL;
+        /* cut short, a byte more, no header, a chunk past the scanned ones */
+        assert_int_equal(install_index_decode(bytes, len - 1, CHUNK, asize, &back, &why), -EBADMSG);
+        assert_non_null(strstr(why, "bytes for"));
+        free(why);
+        why = NULL;
+        uint8_t *more = malloc(len + 1);
+        assert_non_null(more);
+        memcpy(more, bytes, len);
+        more[len] = 0;
+        assert_int_equal(install_index_decode(more, len + 1, CHUNK, asize, &back, &why), -EBADMSG);
+        free(why);
+        why = NULL;
+        free(more);
+        assert_int_equal(install_index_decode("orbit-scan 2 chunk_size=1\n", 26, CHUNK, asize, &back, &why), -EBADMSG);
+        assert_non_null(strstr(why, "not a scan's index"));
+        free(why);
+        why = NULL;
+        assert_int_equal(install_index_decode(bytes, 10, CHUNK, asize, &back, &why), -EBADMSG);
+        free(why);
+        why = NULL;
+        uint8_t *nl = memchr(bytes, '\n', len);
+        nl[1 + 32 + 7] = 0x40; /* the first pair's chunk, high byte */
+        assert_int_equal(install_index_decode(bytes, len, CHUNK, asize, &back, &why), -EBADMSG);
+        assert_non_null(strstr(why, "pair 0: chunk"));
+        free(why);
+        free(bytes);
+        close(fd);
+        close(afd);
+}
+
 static void test_resume_and_repair(void **state) {
         struct fixture *f = *state;
         int fd;
@@ -804,6 +877,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_checkpoint_flush, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_checkpoint_nothing_left_to_sync, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_delta_from_active, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_index_kept, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_resume_and_repair, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_forged_source_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_verify_source, setup, teardown),
