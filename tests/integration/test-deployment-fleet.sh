@@ -137,21 +137,37 @@ stored=$(find "$FLEET_DIR/controller" -name 'det-4.0.obundle' | head -1)
 [ -n "$stored" ] || bail "where does the controller keep bundles? $(find "$FLEET_DIR/controller" | head)"
 printf 'X' | dd of="$stored" bs=1 seek=140000 conv=notrunc status=none
 cmp -s "$stored" images/det-4.0.obundle && bail "the stored bundle did not change"
-declare -A before
-for n in "${NODES[@]}"; do before[$n]=$(pid_on "$n"); done
+# det-4 must never stop det. On a loaded machine det's own probe (5 s to answer) may fail
+# twice meanwhile, and the agent then restarts det by design (workload.unhealthy): a new
+# process, not det-4's doing. So: the same process, or a restart its probe explains.
+unhealthy_records() { fleet_oc records "$1" --kind workload.unhealthy --json 2>/dev/null | jq '[.[] | select(.body.workload == "det")] | length'; }
+declare -A before unhealthy0
+for n in "${NODES[@]}"; do before[$n]=$(pid_on "$n") unhealthy0[$n]=$(unhealthy_records "$n"); done
+more_unhealthy() { [ "$(unhealthy_records "$1")" -gt "${unhealthy0[$1]:-0}" ]; }
+undisturbed() { # NODE
+        [ "$(pid_on "$1")" = "${before[$1]}" ] && return 0
+        if wait_for "$T" more_unhealthy "$1"; then
+                note "$1: det restarted by its own probe since det-4 began (pid ${before[$1]} -> $(pid_on "$1")): $(
+                        fleet_oc records "$1" --kind workload.unhealthy --json | jq -c 'last | .body')"
+                return 0
+        fi
+        note "$1: det's pid ${before[$1]} -> $(pid_on "$1"), no probe failure explains it; its records: $(
+                fleet_oc records "$1" --json 2>/dev/null | jq -c '[.[] | select(.kind | test("^(workload|deployment|app|desired)"))] | .[-6:] | map({kind, body})')"
+        return 1
+}
 check "det-4 created" fleet_oc deployment create --id det-4 --bundle det-4.0 --spec det-4.json \
         --stages 5,25,100 --success-after 1 --max-failures 0 --auto-revert
 check "det-4 halts" wait_for $((T * 4)) dstate_is det-4 halted
 canary4=$(dstatus det-4 | jq -r '.nodes[] | select(.stage == 1) | .node')
 says "det-4: the canary's reason names the artifact" "bundle det-4.0" dmember det-4 "$canary4" reason
-check "det-4: the canary runs det 2.0.0, the same process" test "$(pid_on "$canary4")" = "${before[$canary4]}"
+check "det-4: the canary runs det 2.0.0, never stopped by det-4" eval 'runs_on "$canary4" 2.0.0 && undisturbed "$canary4"'
 check "det-4: no member of the canary's app holds 4.0.0" \
         sh -c "! grep -qx 4.0.0 '$FLEET_DIR/nodes/$canary4'/state/apps/det/*/version"
 check "det-4: the 19 of later stages were never told" \
         test "$(dstatus det-4 | jq '[.nodes[] | select(.stage > 1 and .state == "pending")] | length')" = 19
 same=0
-for n in "${NODES[@]}"; do [ "$(pid_on "$n")" = "${before[$n]}" ] && same=$((same + 1)); done
-check "det-4: det runs as the same process on all 20" test "$same" = 20
+for n in "${NODES[@]}"; do undisturbed "$n" && same=$((same + 1)); done
+check "det-4: det never stopped by it on any of the 20" test "$same" = 20
 
 # ---- run_when sunlit through an eclipse --------------------------------------------------------
 ECLIPSED=fl-04 # in eclipse when told
