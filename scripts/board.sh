@@ -15,7 +15,10 @@
 #   test-powercut     build, then power cuts (QEMU killed) during an install, inside a save
 #                     of its progress, during the grubenv write arming the new slot and the
 #                     one committing it; each time the board boots a good slot and the update
-#                     goes on to the commit. With --random N: N cuts at seeded random moments
+#                     goes on to the commit. With --random N: N cuts at seeded random moments.
+#                     With --lose-cache: the disk's volatile write cache loses at each cut
+#                     what the guest wrote after its last flush (QEMU's blklogwrites log,
+#                     replayed up to that flush: tests/integration/log-writes-replay.c)
 # Options:
 #   --debs DIR        take orbit-agent_*.deb and orbitctl_*.deb from DIR (default: build them
 #                     with dpkg-buildpackage -b, nocheck, from a copy of this tree)
@@ -27,6 +30,9 @@
 #                     ORBIT_BOARD_CUT_WINDOW) after the boot's report and the agent's first
 #                     line about the update, instead of the failpoints' cuts
 #   --seed S          the seed of --random's delays (default: drawn, and printed)
+#   --lose-cache      test-powercut: each cut also loses the writes the disk acknowledged
+#                     after its last flush (ORBIT_BOARD_CACHE_TAIL: none, the default, or
+#                     random:SEED, each such write kept or lost by a seeded draw)
 # Environment: ORBIT_BOARD_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/orbit-board),
 # ORBIT_DEB_MIRROR (default: the mirror of this machine's apt sources), ORBIT_BOARD_TIMEOUT
 # (seconds to wait for the guest's report, default 1800, test-guest 3600: QEMU without KVM is
@@ -293,6 +299,7 @@ fw_cfg() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/$1/raw" 2>
         # board.sh test-rollout: which image this is, and the link's shaping (netem).
         echo "BOARD version $(cat /etc/orbit-board-version 2>/dev/null || echo factory)"
         echo "BOARD qdisc $(tc qdisc show dev eth0 2>/dev/null | grep -m1 netem || echo none)"
+        echo "BOARD qdisc-in $(tc qdisc show dev ifb0 2>/dev/null | grep -m1 netem || echo none)"
         # orbitctl with every capability (a root shell) and with the agent unit's
         # bounding set: the agent (no CAP_SYS_PTRACE) cannot look at the namespaces of
         # a peer holding capabilities it lacks (docs/board.md).
@@ -369,8 +376,15 @@ while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); d
 ip link set eth0 up
 ip addr add "$ADDR" dev eth0
 ip route add default via "$GW"
-# The kernel's netem on the guest's egress (sch_netem loads on demand).
+# The kernel's netem on the guest's egress (sch_netem loads on demand), and on what it
+# receives: eth0's ingress redirected to ifb0 (an egress there), netem on ifb0. So both
+# directions are shaped as the issue gives the link: the download of a bundle too.
 tc qdisc replace dev eth0 root netem $NETEM
+modprobe ifb numifbs=1
+ip link set ifb0 up
+tc qdisc replace dev eth0 handle ffff: ingress
+tc filter add dev eth0 parent ffff: protocol all matchall action mirred egress redirect dev ifb0
+tc qdisc replace dev ifb0 root netem $NETEM
 SH
 }
 
@@ -748,9 +762,22 @@ qemu_args() {
         [ -w /dev/kvm ] && accel=kvm
         QEMU=(qemu-system-x86_64 -machine q35 -accel "$accel" -m 1024 -smp 2
               -drive "if=pflash,format=raw,readonly=on,file=$OVMF_CODE"
-              -drive "if=pflash,format=raw,file=$WORK/OVMF_VARS.fd"
-              -drive "file=$WORK/disk.img,format=raw,if=virtio,cache=unsafe"
-              -device virtio-serial-pci
+              -drive "if=pflash,format=raw,file=$WORK/OVMF_VARS.fd")
+        if [ "$LOSE_CACHE" = 1 ]; then
+                # test-powercut --lose-cache: the guest writes into an overlay of disk.img
+                # (which stays as it was at power on) through blklogwrites, which logs each
+                # write and each flush as they complete; pc_cut replays the log into
+                # disk.img up to the last flush. The guest sees a volatile write cache
+                # (write-cache=on) and sends flushes; they reach blklogwrites (no-flush off
+                # there) and no further (the host does not crash: no fsync of its files).
+                local nf='"cache":{"no-flush":true}'
+                QEMU+=(-blockdev "{\"driver\":\"qcow2\",\"node-name\":\"disk-ovl\",$nf,\"file\":{\"driver\":\"file\",\"filename\":\"$WORK/disk-ovl.qcow2\",$nf},\"backing\":{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":\"$WORK/disk.img\"}}}"
+                       -blockdev "{\"driver\":\"blklogwrites\",\"node-name\":\"disk-log\",\"file\":\"disk-ovl\",\"log\":{\"driver\":\"file\",\"filename\":\"$WORK/writes.log\",$nf},\"log-sector-size\":512}"
+                       -device virtio-blk-pci,drive=disk-log,write-cache=on)
+        else
+                QEMU+=(-drive "file=$WORK/disk.img,format=raw,if=virtio,cache=unsafe")
+        fi
+        QEMU+=(-device virtio-serial-pci
               -chardev "file,id=report,path=$WORK/report,append=on"
               -device virtserialport,chardev=report,name=org.orbit.board.0)
         if [ "$NET" = 1 ]; then
@@ -1318,6 +1345,11 @@ cmd_test_rollout() {
         *netem*) ok "first: netem on the guest's eth0 ($qd)" ;;
         *) not_ok "first: no netem qdisc on eth0: $qd" ;;
         esac
+        qd=$(report_value qdisc-in)
+        case "$qd" in
+        *netem*) ok "first: netem on what the guest receives (ifb0: $qd)" ;;
+        *) not_ok "first: no netem qdisc on the download direction (ifb0): $qd" ;;
+        esac
         expect "first: the factory image (no version marker)" "$(report_value version)" factory
         if wait_until 600 node_synced; then ok "the node synced with the controller over the shaped link"
         else not_ok "the node never synced (console: $WORK/console.log)"; echo "$PASSES passed, $FAILS failed"; return 1; fi
@@ -1340,6 +1372,7 @@ cmd_test_rollout() {
         boot_checked 2 r1 B
         expect "r1: slot B runs the new image" "$(report_value version)" board-v2
         case "$(report_value qdisc)" in *netem*) ok "r1: netem on eth0 in slot B" ;; *) not_ok "r1: no netem in slot B" ;; esac
+        case "$(report_value qdisc-in)" in *netem*) ok "r1: netem on ifb0 in slot B" ;; *) not_ok "r1: no netem on ifb0 in slot B" ;; esac
         sed -n 's/^BOARD update | //p' "$RFILE" | sed 's/^/#   /'
         local n; n=$(records_of update.committed | jq 'length')
         [ "${n:-0}" -ge 1 ] && ok "r1: update.committed on the controller" || not_ok "r1: no update.committed record"
@@ -1388,7 +1421,7 @@ cmd_test_rollout() {
 PC_STALL_PERCENT=${ORBIT_BOARD_STALL_PERCENT:-50}
 PC_TEAR_PERCENT=${ORBIT_BOARD_TEAR_PERCENT:-75}
 PC_WINDOW=${ORBIT_BOARD_CUT_WINDOW:-120} # --random: a cut's delay is 0..PC_WINDOW s after its anchor
-PC_RUN=0 PC_T=0
+PC_RUN=0 PC_T=0 PC_LOST_WRITES=0
 
 # Power on: a QEMU of its own on the node's disk as the last one left it, with this
 # run's failpoints (an EnvironmentFile= of the agent's unit, from fw_cfg) and the agent's
@@ -1399,6 +1432,11 @@ pc_power_on() { # N FAILPOINT...
         PC_R0=$(reports_begun) # the reports before it: a power-on may boot twice (the agent's reboot)
         { echo "# board.sh test-powercut, power-on $n"; printf '%s\n' "$@"; } >"$WORK/failpoints-$n.env"
         : >"$WORK/events-$n"
+        if [ "$LOSE_CACHE" = 1 ]; then # the disk as at power on, and an empty log of its writes
+                rm -f "$WORK/disk-ovl.qcow2" "$WORK/writes.log"
+                qemu-img create -q -f qcow2 -F raw -b "$WORK/disk.img" "$WORK/disk-ovl.qcow2" &&
+                        "$PC_REPLAY" init "$WORK/writes.log" || die "power-on $n: the overlay and the write log"
+        fi
         "${NICE[@]}" "${QEMU[@]}" -display none -serial "file:$WORK/console-$n.log" \
                 -drive "file=$WORK/config.img,format=raw,if=virtio,readonly=on" \
                 -fw_cfg name=opt/org.orbit.board/config,string=1 \
@@ -1416,6 +1454,29 @@ pc_cut() { # NAME
         wait "$QEMU_PID" 2>/dev/null || true
         QEMU_PID=""
         echo "# $1: power cut $(mins $PC_T) min after power-on $PC_RUN"
+        pc_cache_lost "$1"
+}
+
+# --lose-cache, once QEMU is gone: disk.img becomes what a disk with a volatile write
+# cache holds after the cut (the power-on's disk, its logged writes replayed up to the
+# last flush; after it, what ORBIT_BOARD_CACHE_TAIL keeps). The checks that follow and
+# the next power-on read that.
+PC_CACHE_TAIL=${ORBIT_BOARD_CACHE_TAIL:-none}
+pc_cache_lost() { # NAME
+        [ "$LOSE_CACHE" = 1 ] || return 0
+        local out tail=$PC_CACHE_TAIL
+        # random:SEED draws anew at each cut: the seed plus the power-on's number
+        case "$tail" in random:*) tail=random:$((${tail#random:} + PC_RUN)) ;; esac
+        if out=$("$PC_REPLAY" replay "$WORK/writes.log" "$WORK/disk.img" --tail "$tail" 2>&1); then
+                echo "# $1: the disk's cache lost what came after its last flush: $out"
+                local lost; lost=$(printf '%s\n' "$out" | sed -n 's/.*not flushed: \([0-9]*\) lost.*/\1/p')
+                PC_LOST_WRITES=$((PC_LOST_WRITES + ${lost:-0}))
+                rm -f "$WORK/disk-ovl.qcow2" "$WORK/writes.log"
+        else
+                not_ok "$1: the write log replayed ($out; kept: $WORK/writes.log)"
+                pc_stop
+                exit 1
+        fi
 }
 
 pc_event() { tr -d '\r' <"$WORK/events-$PC_RUN" 2>/dev/null | grep -q -- "$1"; }
@@ -1514,6 +1575,21 @@ cmd_test_powercut() {
                 die "test-powercut needs jq, debugfs (e2fsprogs) and fsck.fat (dosfstools)"
         trap rollout_cleanup EXIT
         echo "# build (or cache): $build_min min"
+        if [ "$LOSE_CACHE" = 1 ]; then
+                case "$PC_CACHE_TAIL" in
+                none|all) ;;
+                random:*[!0-9]*|random:) die "ORBIT_BOARD_CACHE_TAIL: none, all or random:SEED, not '$PC_CACHE_TAIL'" ;;
+                random:*) ;;
+                *) die "ORBIT_BOARD_CACHE_TAIL: none, all or random:SEED, not '$PC_CACHE_TAIL'" ;;
+                esac
+                # the replay tool, from this tree (libc only: no build of the tree needed)
+                PC_REPLAY=$WORK/log-writes-replay
+                cc -O2 -Wall -I"$top_srcdir" -o "$PC_REPLAY" "$top_srcdir/tests/integration/log-writes.c" \
+                        "$top_srcdir/tests/integration/log-writes-replay.c" || die "building log-writes-replay failed"
+                qemu-img --help | grep '^Supported formats:' | grep -qw blklogwrites ||
+                        die "--lose-cache: this QEMU has no blklogwrites driver"
+                echo "# --lose-cache: each cut loses the writes after the disk's last flush (tail: $PC_CACHE_TAIL)"
+        fi
         log "node: $WORK"
         host_tools
         FLEET_DIR=$WORK/ground
@@ -1568,6 +1644,12 @@ cmd_test_powercut() {
         if [ "${kept:-0}" -gt 0 ] 2>/dev/null; then ok "cut 1: the install resumed with its chunks ($resumed)"
         else not_ok "cut 1: the install did not resume from its progress (${resumed:-no 'resuming rootfs' line})"; fi
         PC_KEPT1=${kept:-0}
+        # the factory slot A has no record: the scan power-on 1 made of it is kept, not redone
+        if tr -d '\r' <"$WORK/events-$n" | grep -q 'as its scan kept it (.*): not hashed again'; then
+                ok "cut 1: the resumed install took slot A's kept scan (not hashed again)"
+        else
+                not_ok "cut 1: the resumed install: $(tr -d '\r' <"$WORK/events-$n" | grep -o 'hashing the active slot.*\|kept scan.*' | head -1)"
+        fi
         torn_line=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'save torn (.*written' | head -1 || true)
         torn=$(printf '%s\n' "$torn_line" | sed -n 's/^save torn ([a-z]*: \([0-9]*\) of .*/\1/p')
         echo "# cut 1b: $torn_line"
@@ -1680,9 +1762,16 @@ pc_final() { # T0 torn|any
                         not_ok "a state file with no good copy after the random cuts: $(printf '%s\n' "$corrupt" | head -3)"
                 fi
         fi
-        monitor quit
-        wait "$QEMU_PID" 2>/dev/null || true
-        QEMU_PID=""
+        if [ "$LOSE_CACHE" = 1 ]; then
+                # QEMU's quit would flush the disk (bdrv_close): the end is a cut too, so
+                # the commit the controller saw must be on the disk by then
+                pc_cut "end (the commit seen)"
+                echo "# --lose-cache: the cuts lost $PC_LOST_WRITES writes in all that the disk had acknowledged"
+        else
+                monitor quit
+                wait "$QEMU_PID" 2>/dev/null || true
+                QEMU_PID=""
+        fi
         node_grubenv "$WORK/grubenv"
         expect "end: grubenv: B first and good (ORDER/B_OK)" "$(grubenv_value ORBIT_ORDER)/$(grubenv_value ORBIT_B_OK)" "B A/1"
         echo "# end: grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
@@ -1785,7 +1874,7 @@ usage() { sed -n '2,40s/^# \{0,1\}//p' "$0"; }
 main() {
         cmd=${1:-}
         [ $# -gt 0 ] && shift
-        DEBS="" ARCH=x86_64 WORK="" SUITES="systemd runtime esp" NET=0 PC_RANDOM=0 PC_SEED=""
+        DEBS="" ARCH=x86_64 WORK="" SUITES="systemd runtime esp" NET=0 PC_RANDOM=0 PC_SEED="" LOSE_CACHE=0
         while [ $# -gt 0 ]; do
                 case "$1" in
                 --debs) DEBS=$(cd "${2:?--debs needs a directory}" && pwd); shift ;;
@@ -1794,6 +1883,7 @@ main() {
                 --suites) SUITES=${2:?--suites needs a list: systemd runtime esp}; shift ;;
                 --random) PC_RANDOM=${2:?--random needs a number of cuts}; shift ;;
                 --seed) PC_SEED=${2:?--seed needs a number}; shift ;;
+                --lose-cache) LOSE_CACHE=1 ;;
                 -h|--help) usage; exit 0 ;;
                 *) die "unknown option '$1' (try --help)" ;;
                 esac
@@ -1803,6 +1893,7 @@ main() {
         case "$PC_RANDOM" in ''|*[!0-9]*) die "--random: a number of cuts, not '$PC_RANDOM'" ;; esac
         [ -n "$PC_SEED" ] || PC_SEED=$(( $(od -An -N2 -tu2 /dev/urandom) ))
         case "$PC_SEED" in *[!0-9]*) die "--seed: a number, not '$PC_SEED'" ;; esac
+        [ "$LOSE_CACHE" = 0 ] || [ "$cmd" = test-powercut ] || die "--lose-cache: for test-powercut only"
         set_base_pkgs "$ARCH"
         case "$cmd" in
         build) cmd_build; echo "$IMAGE/disk.img" ;;
