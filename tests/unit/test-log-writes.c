@@ -284,33 +284,41 @@ static void test_replay(void **state) {
         free(l.data);
 }
 
-/* The cut inside a write: the last entry's data not all in the file. Left out. */
-static void test_scan_torn_end(void **state) {
-        (void)state;
-        struct logbuf l;
-        lb_init(&l);
-        lb_write(&l, 0, 1, 'A', 0);
-        lb_flush(&l);
-        lb_write(&l, 2, 4, 'B', 0);
-        l.size -= 2 * SS;
-        int lfd = lb_file(&l);
+/* lw_scan of the log l, as a file, against a disk of 8 sectors: its result; the rest in sc */
+struct scanned {
         struct lw_super super;
         struct lw_entry *e;
         size_t n;
         uint64_t hole;
         char why[256];
-        assert_int_equal(lw_scan(lfd, 8 * SS, &super, &e, &n, &hole, why, sizeof(why)), 0);
-        assert_int_equal(n, 2);
-        assert_int_equal(hole, 0);
-        free(e);
+};
+
+static int scan_log(const struct logbuf *l, struct scanned *sc) {
+        int lfd = lb_file(l);
+        int r = lw_scan(lfd, 8 * SS, &sc->super, &sc->e, &sc->n, &sc->hole, sc->why, sizeof(sc->why));
         close(lfd);
+        return r;
+}
+
+/* The cut inside a write: the last entry's data not all in the file. Left out. */
+static void test_scan_torn_end(void **state) {
+        (void)state;
+        struct logbuf l;
+        struct scanned sc;
+        lb_init(&l);
+        lb_write(&l, 0, 1, 'A', 0);
+        lb_flush(&l);
+        lb_write(&l, 2, 4, 'B', 0);
+        l.size -= 2 * SS;
+        assert_int_equal(scan_log(&l, &sc), 0);
+        assert_int_equal(sc.n, 2);
+        assert_int_equal(sc.hole, 0);
+        free(sc.e);
         /* only the header sector of it */
         l.size = SS * 4 + SS / 2;
-        lfd = lb_file(&l);
-        assert_int_equal(lw_scan(lfd, 8 * SS, &super, &e, &n, &hole, why, sizeof(why)), 0);
-        assert_int_equal(n, 2);
-        free(e);
-        close(lfd);
+        assert_int_equal(scan_log(&l, &sc), 0);
+        assert_int_equal(sc.n, 2);
+        free(sc.e);
         free(l.data);
 }
 
@@ -319,6 +327,7 @@ static void test_scan_torn_end(void **state) {
 static void test_scan_hole(void **state) {
         (void)state;
         struct logbuf l;
+        struct scanned sc;
         lb_init(&l);
         lb_write(&l, 0, 1, 'A', 0);
         lb_flush(&l);
@@ -327,60 +336,44 @@ static void test_scan_hole(void **state) {
         lb_flush(&l);
         lb_write(&l, 5, 1, 'C', 0);
         memset(l.data + hole_at * SS, 0, 3 * SS); /* never written */
-        int lfd = lb_file(&l);
-        struct lw_super super;
-        struct lw_entry *e;
-        size_t n;
-        uint64_t hole;
-        char why[256];
-        assert_int_equal(lw_scan(lfd, 8 * SS, &super, &e, &n, &hole, why, sizeof(why)), 0);
-        assert_int_equal(n, 2);
-        assert_int_equal(hole, hole_at);
-        assert_int_equal(super.nr_entries, 4);
-        free(e);
-        close(lfd);
+        assert_int_equal(scan_log(&l, &sc), 0);
+        assert_int_equal(sc.n, 2);
+        assert_int_equal(sc.hole, hole_at);
+        assert_int_equal(sc.super.nr_entries, 4);
+        free(sc.e);
         free(l.data);
 }
 
 static void test_scan_refuses(void **state) {
         (void)state;
-        struct lw_super super;
-        struct lw_entry *e;
-        size_t n;
-        uint64_t hole;
-        char why[256];
-        /* a write past the disk's end: named with its entry */
         struct logbuf l;
+        struct scanned sc;
+        /* a write past the disk's end: named with its entry */
         lb_init(&l);
         lb_write(&l, 0, 1, 'A', 0);
         lb_write(&l, 7, 2, 'B', 0);
-        int lfd = lb_file(&l);
-        assert_int_equal(lw_scan(lfd, 8 * SS, &super, &e, &n, &hole, why, sizeof(why)), -ERANGE);
-        assert_non_null(strstr(why, "entry 1 (log sector 3): sectors 7-8 are past the disk's end (4096 bytes)"));
-        assert_null(e);
-        close(lfd);
+        assert_int_equal(scan_log(&l, &sc), -ERANGE);
+        assert_non_null(strstr(sc.why, "entry 1 (log sector 3): sectors 7-8 are past the disk's end (4096 bytes)"));
+        assert_null(sc.e);
         free(l.data);
         /* not a log: a file of zeros */
-        lfd = disk_file(4, 0);
-        assert_int_equal(lw_scan(lfd, 8 * SS, &super, &e, &n, &hole, why, sizeof(why)), -EBADMSG);
-        assert_non_null(strstr(why, "not a write log"));
-        close(lfd);
+        l = (struct logbuf){0};
+        lb_grow(&l, 4 * SS);
+        assert_int_equal(scan_log(&l, &sc), -EBADMSG);
+        assert_non_null(strstr(sc.why, "not a write log"));
+        free(l.data);
         /* an entry with flags no writer sets */
         lb_init(&l);
         lb_write(&l, 0, 1, 'A', 0);
         lb_entry(&l, 1, 1, 1 << 7, 0, "x", 1);
-        lfd = lb_file(&l);
-        assert_int_equal(lw_scan(lfd, 8 * SS, &super, &e, &n, &hole, why, sizeof(why)), -EBADMSG);
-        assert_non_null(strstr(why, "log sector 3: unknown flags 0x80"));
-        close(lfd);
+        assert_int_equal(scan_log(&l, &sc), -EBADMSG);
+        assert_non_null(strstr(sc.why, "log sector 3: unknown flags 0x80"));
         free(l.data);
         /* an empty log (no flush yet): nothing */
         lb_init(&l);
-        lfd = lb_file(&l);
-        assert_int_equal(lw_scan(lfd, 8 * SS, &super, &e, &n, &hole, why, sizeof(why)), 0);
-        assert_int_equal(n, 0);
-        free(e);
-        close(lfd);
+        assert_int_equal(scan_log(&l, &sc), 0);
+        assert_int_equal(sc.n, 0);
+        free(sc.e);
         free(l.data);
 }
 
