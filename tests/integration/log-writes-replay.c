@@ -13,6 +13,14 @@
  *       standard output; DISK is fsynced.
  *   log-writes-replay list LOG
  *       Print every entry: index, log sector, flags, disk sector and count.
+ *   log-writes-replay sweep LOG DISK [--region NAME:OFFSET:LENGTH]... -- CMD [ARG]...
+ *       The disk as a cut right after each flush in turn would leave it (xfstests' way):
+ *       DISK (a copy of the disk as it was when the log began) is brought forward to each
+ *       point of the sweep (lw_sweep_points: the first flush, then each flush after which
+ *       a region was written) and CMD runs there, with LW_POINT, LW_POINTS, LW_FLUSH,
+ *       LW_FLUSHES, LW_ENTRY and LW_CHANGED (the names of the regions written since the
+ *       previous point; "disk" with no region given) in its environment. Every point is
+ *       checked; the last line counts the points CMD failed, and the status is 1 if any.
  *
  * scripts/board.sh test-powercut --lose-cache (docs/board.md). Exit status 0, or 1 with
  * the reason on standard error.
@@ -24,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/integration/log-writes.h"
@@ -31,7 +40,8 @@
 static int usage(void) {
         fputs("usage: log-writes-replay init LOG [SECTOR_SIZE]\n"
               "       log-writes-replay replay LOG DISK [--tail none|all|random:SEED]\n"
-              "       log-writes-replay list LOG\n",
+              "       log-writes-replay list LOG\n"
+              "       log-writes-replay sweep LOG DISK [--region NAME:OFFSET:LENGTH]... -- CMD [ARG]...\n",
               stderr);
         return 2;
 }
@@ -78,12 +88,106 @@ static double mib(uint64_t bytes) {
         return (double)bytes / (1024.0 * 1024.0);
 }
 
+static int setenv_u(const char *name, uint64_t v) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%" PRIu64, v);
+        return setenv(name, buf, 1);
+}
+
+/* CMD at one point: 0 when it exited 0. */
+static int run_check(char **cmd) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                execvp(cmd[0], cmd);
+                fprintf(stderr, "log-writes-replay: %s: %s\n", cmd[0], strerror(errno));
+                _exit(127);
+        }
+        int status;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+static int cmd_sweep(int argc, char **argv) {
+        /* argv: sweep LOG DISK [--region R]... -- CMD... */
+        const char *log = argv[2], *disk = argv[3];
+        struct lw_region regions[LW_REGIONS_MAX];
+        size_t nreg = 0;
+        int i = 4;
+        for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
+                if (strcmp(argv[i], "--region") != 0 || i + 1 >= argc)
+                        return usage();
+                if (nreg == LW_REGIONS_MAX)
+                        return die(argv[i + 1], "too many regions");
+                if (lw_region_parse(argv[i + 1], &regions[nreg++]) < 0)
+                        return die(argv[i + 1], "a region is NAME:OFFSET:LENGTH (bytes; NAME of a-z 0-9 _ -)");
+        }
+        if (i + 1 >= argc)
+                return usage();
+        char **cmd = argv + i + 1;
+
+        int lfd = open(log, O_RDONLY | O_CLOEXEC), dfd = open(disk, O_RDWR | O_CLOEXEC);
+        struct stat st;
+        if (lfd < 0)
+                return die(log, strerror(errno));
+        if (dfd < 0 || fstat(dfd, &st) < 0)
+                return die(disk, strerror(errno));
+        char why[256] = "";
+        struct lw_super super;
+        struct lw_entry *e = NULL;
+        size_t n = 0;
+        uint64_t hole = 0;
+        if (lw_scan(lfd, (uint64_t)st.st_size, &super, &e, &n, &hole, why, sizeof(why)) < 0)
+                return die(log, why);
+        struct lw_point *pt = calloc(n ? n : 1, sizeof(*pt));
+        if (!pt)
+                return die(log, strerror(ENOMEM));
+        size_t np = lw_sweep_points(e, n, super.sectorsize, regions, nreg, pt), flushes = 0;
+        for (size_t k = 0; k < n; k++)
+                flushes += !!(e[k].flags & LW_FLUSH);
+        size_t failed = 0, at = 0;
+        char failed_at[256] = "";
+        for (size_t k = 0; k < np; k++) {
+                if (lw_replay_range(lfd, dfd, super.sectorsize, e, at, pt[k].entry + 1, why, sizeof(why)) < 0)
+                        return die(disk, why);
+                at = pt[k].entry + 1;
+                char changed[LW_REGIONS_MAX * LW_REGION_NAME_MAX] = "";
+                for (size_t r = 0; r < (nreg ? nreg : 1); r++)
+                        if (pt[k].changed & (UINT32_C(1) << r))
+                                snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed), "%s%s",
+                                         changed[0] ? " " : "", nreg ? regions[r].name : "disk");
+                if (setenv_u("LW_POINT", k + 1) < 0 || setenv_u("LW_POINTS", np) < 0 ||
+                    setenv_u("LW_FLUSH", pt[k].flush) < 0 || setenv_u("LW_FLUSHES", flushes) < 0 ||
+                    setenv_u("LW_ENTRY", pt[k].entry) < 0 || setenv("LW_CHANGED", changed, 1) < 0)
+                        return die("the environment", strerror(errno));
+                int r = run_check(cmd);
+                if (r < 0)
+                        return die(cmd[0], strerror(-r));
+                if (r > 0 && failed++ < 10)
+                        snprintf(failed_at + strlen(failed_at), sizeof(failed_at) - strlen(failed_at), "%s%zu",
+                                 failed_at[0] ? ", " : "", pt[k].flush);
+        }
+        printf("sweep: %zu entries, %zu flushes, %zu points checked, %zu failed%s%s%s\n", n, flushes, np, failed,
+               failed ? " (flushes " : "", failed_at, failed ? (failed > 10 ? ", ...)" : ")") : "");
+        free(pt);
+        free(e);
+        close(lfd);
+        close(dfd);
+        return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
         if (argc < 3)
                 return usage();
         const char *cmd = argv[1], *log = argv[2];
         if (strcmp(cmd, "init") == 0)
                 return argc <= 4 ? cmd_init(log, argc == 4 ? argv[3] : NULL) : usage();
+        if (strcmp(cmd, "sweep") == 0)
+                return argc >= 6 ? cmd_sweep(argc, argv) : usage();
         bool list = strcmp(cmd, "list") == 0;
         if (!list && strcmp(cmd, "replay") != 0)
                 return usage();

@@ -289,10 +289,32 @@ int lw_scan(int fd, uint64_t disk_size, struct lw_super *super, struct lw_entry 
         return 0;
 }
 
+/* One entry onto the disk: a write's data from the log, a discard as zeros. */
+static int apply_entry(int log_fd, int disk_fd, uint32_t sectorsize, const struct lw_entry *e, size_t i,
+                       unsigned char *buf, size_t bufsize, char *why, size_t why_size) {
+        uint64_t len = e->nr_sectors * sectorsize, off = e->sector * sectorsize;
+        int r = 0;
+        for (uint64_t done = 0; done < len && r == 0;) {
+                size_t k = len - done < bufsize ? (size_t)(len - done) : bufsize, got = k;
+                if (e->flags & LW_DISCARD)
+                        memset(buf, 0, k);
+                else if ((r = read_at(log_fd, buf, k, e->data_offset + done, &got)) < 0)
+                        r = fail(why, why_size, r, "entry %zu's data: %s", i, strerror(-r));
+                else if (got != k)
+                        r = fail(why, why_size, -EBADMSG, "entry %zu's data: %zu of %zu bytes in the log", i, got, k);
+                if (r == 0 && (r = write_at(disk_fd, buf, k, off + done)) < 0)
+                        r = fail(why, why_size, r, "entry %zu: writing the disk at byte %" PRIu64 ": %s", i,
+                                 off + done, strerror(-r));
+                done += k;
+        }
+        return r;
+}
+
+enum { REPLAY_CHUNK = 1 << 20 };
+
 int lw_replay(int log_fd, int disk_fd, uint32_t sectorsize, const struct lw_entry *e, size_t n,
               const bool *keep, struct lw_stats *stats, char *why, size_t why_size) {
-        enum { CHUNK = 1 << 20 };
-        unsigned char *buf = malloc(CHUNK);
+        unsigned char *buf = malloc(REPLAY_CHUNK);
         if (!buf)
                 return fail(why, why_size, -ENOMEM, "out of memory");
         stats->replayed_writes = stats->replayed_bytes = 0;
@@ -300,26 +322,81 @@ int lw_replay(int log_fd, int disk_fd, uint32_t sectorsize, const struct lw_entr
         for (size_t i = 0; i < n && r == 0; i++) {
                 if (!keep[i] || (e[i].flags & (LW_FLUSH | LW_MARK)))
                         continue;
-                uint64_t len = e[i].nr_sectors * sectorsize, off = e[i].sector * sectorsize;
-                for (uint64_t done = 0; done < len && r == 0;) {
-                        size_t k = len - done < CHUNK ? (size_t)(len - done) : CHUNK, got = k;
-                        if (e[i].flags & LW_DISCARD)
-                                memset(buf, 0, k);
-                        else if ((r = read_at(log_fd, buf, k, e[i].data_offset + done, &got)) < 0)
-                                r = fail(why, why_size, r, "entry %zu's data: %s", i, strerror(-r));
-                        else if (got != k)
-                                r = fail(why, why_size, -EBADMSG, "entry %zu's data: %zu of %zu bytes in the log", i,
-                                         got, k);
-                        if (r == 0 && (r = write_at(disk_fd, buf, k, off + done)) < 0)
-                                r = fail(why, why_size, r, "entry %zu: writing the disk at byte %" PRIu64 ": %s", i,
-                                         off + done, strerror(-r));
-                        done += k;
-                }
+                r = apply_entry(log_fd, disk_fd, sectorsize, &e[i], i, buf, REPLAY_CHUNK, why, why_size);
                 if (r == 0) {
                         stats->replayed_writes++;
-                        stats->replayed_bytes += len;
+                        stats->replayed_bytes += e[i].nr_sectors * sectorsize;
                 }
         }
         free(buf);
         return r;
+}
+
+int lw_replay_range(int log_fd, int disk_fd, uint32_t sectorsize, const struct lw_entry *e, size_t from, size_t to,
+                    char *why, size_t why_size) {
+        unsigned char *buf = malloc(REPLAY_CHUNK);
+        if (!buf)
+                return fail(why, why_size, -ENOMEM, "out of memory");
+        int r = 0;
+        for (size_t i = from; i < to && r == 0; i++)
+                if (!(e[i].flags & (LW_FLUSH | LW_MARK)))
+                        r = apply_entry(log_fd, disk_fd, sectorsize, &e[i], i, buf, REPLAY_CHUNK, why, why_size);
+        free(buf);
+        return r;
+}
+
+int lw_region_parse(const char *s, struct lw_region *ret) {
+        const char *c1 = strchr(s, ':');
+        if (!c1 || c1 == s || (size_t)(c1 - s) >= LW_REGION_NAME_MAX)
+                return -EINVAL;
+        for (const char *p = s; p < c1; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+                        return -EINVAL;
+        uint64_t v[2];
+        const char *p = c1 + 1;
+        for (int k = 0; k < 2; k++) {
+                char *end;
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                errno = 0;
+                unsigned long long x = strtoull(p, &end, 10);
+                if (errno || end == p || *end != (k == 0 ? ':' : '\0'))
+                        return -EINVAL;
+                v[k] = x;
+                p = end + 1;
+        }
+        if (v[1] == 0 || v[0] + v[1] < v[0])
+                return -EINVAL;
+        memset(ret, 0, sizeof(*ret));
+        memcpy(ret->name, s, (size_t)(c1 - s));
+        ret->offset = v[0];
+        ret->length = v[1];
+        return 0;
+}
+
+size_t lw_sweep_points(const struct lw_entry *e, size_t n, uint32_t sectorsize, const struct lw_region *regions,
+                       size_t nregions, struct lw_point *out) {
+        uint32_t all = nregions ? (nregions >= 32 ? UINT32_MAX : (UINT32_C(1) << nregions) - 1) : 1;
+        uint32_t pending = all; /* the first point: everything is news to the checker */
+        size_t np = 0, flushes = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (e[i].flags & LW_FLUSH) {
+                        flushes++;
+                        if (pending)
+                                out[np++] = (struct lw_point){.entry = i, .flush = flushes, .changed = pending};
+                        pending = 0;
+                        continue;
+                }
+                if (e[i].flags & LW_MARK || e[i].nr_sectors == 0)
+                        continue;
+                if (!nregions) {
+                        pending |= 1;
+                        continue;
+                }
+                uint64_t lo = e[i].sector * sectorsize, hi = lo + e[i].nr_sectors * sectorsize;
+                for (size_t k = 0; k < nregions && k < 32; k++)
+                        if (lo < regions[k].offset + regions[k].length && regions[k].offset < hi)
+                                pending |= UINT32_C(1) << k;
+        }
+        return np;
 }

@@ -82,6 +82,34 @@ void lw_plan(const struct lw_entry *e, size_t n, uint32_t sectorsize, enum lw_ta
 /* "none", "all" or "random:SEED": 0, or -EINVAL. */
 int lw_tail_parse(const char *s, enum lw_tail *ret, uint64_t *seed);
 
+/* The sweep (xfstests' way with dm-log-writes): the disk as a cut right after each flush
+ * would leave it, each checked in turn. A region is a named byte range of the disk (a
+ * partition); a point is a flush after which some region holds writes the previous point
+ * did not have. */
+#define LW_REGIONS_MAX 16
+#define LW_REGION_NAME_MAX 32
+struct lw_region {
+        char name[LW_REGION_NAME_MAX];
+        uint64_t offset, length; /* bytes */
+};
+
+struct lw_point {
+        size_t entry;    /* the flush's index among the entries */
+        size_t flush;    /* its number among the log's flushes, from 1 */
+        uint32_t changed; /* bit i: region i written since the previous point */
+};
+
+/* "NAME:OFFSET:LENGTH" (bytes, decimal; NAME 1-31 of a-z 0-9 _ -): 0, or -EINVAL. */
+int lw_region_parse(const char *s, struct lw_region *ret);
+
+/* The points of the sweep in out (room for every flush of e): the first flush always, with
+ * every region marked changed (the checker knows nothing of the disk yet); after it, each
+ * flush after which a write or discard since the previous point overlaps a region (with no
+ * region given: any write at all, as bit 0). Writes after the last flush belong to no point.
+ * Returns how many points. */
+size_t lw_sweep_points(const struct lw_entry *e, size_t n, uint32_t sectorsize, const struct lw_region *regions,
+                       size_t nregions, struct lw_point *out);
+
 /* Read the log at fd: its super block and its entries, up to the first all-zero header
  * or the end of the file (an entry whose data the file does not hold whole is left out:
  * the cut came inside its write). *hole: the sector where the parse stopped at an
@@ -95,3 +123,8 @@ int lw_scan(int fd, uint64_t disk_size, struct lw_super *super, struct lw_entry 
  * discard as zeros. 0, or -errno with why. */
 int lw_replay(int log_fd, int disk_fd, uint32_t sectorsize, const struct lw_entry *e, size_t n,
               const bool *keep, struct lw_stats *stats, char *why, size_t why_size);
+
+/* Apply entries from..to-1 to disk_fd (writes and discards, in the log's order): the sweep's
+ * step from one point to the next. 0, or -errno with why. */
+int lw_replay_range(int log_fd, int disk_fd, uint32_t sectorsize, const struct lw_entry *e, size_t from, size_t to,
+                    char *why, size_t why_size);

@@ -121,4 +121,35 @@ out=$("$TOOL" replay "$D/writes.log" "$D/disk.img" 2>&1)
 note "$out"
 check "no flush: the write lost, the disk as at power on" test "$(layout "$D/disk.img")" = "x x x x"
 
+# ---- the sweep: the disk at each flush in turn, checked there ---------------------------
+# regions lo (0-8k) and hi (8k-20k); points: the first flush (both, news to the checker),
+# the second (hi), not the third (a write outside both since), the fourth (hi); the write after
+# the last flush belongs to no point. The check fails where the disk holds C at 16k.
+power_on
+run_then_cut 'write -P 0x41 0 4k' flush 'write -P 0x42 8k 4k' flush 'write -P 0x45 32k 4k' flush \
+        'write -P 0x43 16k 4k' flush \
+        'write -P 0x44 4k 4k' 'read -P 0x44 4k 4k'
+cat >"$D/check.sh" <<EOF
+#!/bin/bash
+byte_at() { od -An -c -j "\$2" -N 1 "\$1" | tr -d ' '; }
+l="\$(byte_at "\$1" 0) \$(byte_at "\$1" 4096) \$(byte_at "\$1" 8192) \$(byte_at "\$1" 16384)"
+echo "point \$LW_POINT/\$LW_POINTS flush \$LW_FLUSH/\$LW_FLUSHES entry \$LW_ENTRY [\$LW_CHANGED] \$l" >>"$D/points"
+[ "\$(byte_at "\$1" 16384)" != C ]
+EOF
+chmod +x "$D/check.sh"
+rm -f "$D/points"
+out=$("$TOOL" sweep "$D/writes.log" "$D/disk.img" --region lo:0:8192 --region hi:8192:12288 -- "$D/check.sh" "$D/disk.img")
+rc=$?
+note "$out"
+check "sweep: three points, each the disk of a cut right after its flush" \
+        test "$(cat "$D/points" 2>/dev/null)" = "point 1/3 flush 1/4 entry 1 [lo hi] A x x x
+point 2/3 flush 2/4 entry 3 [hi] A x B x
+point 3/3 flush 4/4 entry 7 [hi] A x B C"
+check "sweep: the check that failed counted and named, status 1" \
+        eval 'test $rc = 1 && grepq "9 entries, 4 flushes, 3 points checked, 1 failed (flushes 4)" <<<"$out"'
+check "sweep: the disk left at the last flush (the unflushed write not applied)" \
+        test "$(layout "$D/disk.img")" = "A x B C"
+check "sweep: a region it cannot parse refused" eval '! "$TOOL" sweep "$D/writes.log" "$D/disk.img" --region "Lo:0:1" -- true 2>"$D/err" &&
+        grepq "Lo:0:1: a region is NAME:OFFSET:LENGTH" "$D/err"'
+
 finish

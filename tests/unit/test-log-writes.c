@@ -377,12 +377,120 @@ static void test_scan_refuses(void **state) {
         free(l.data);
 }
 
+/* ---- the sweep ---- */
+static void test_region_parse(void **state) {
+        (void)state;
+        struct lw_region r;
+        assert_int_equal(lw_region_parse("esp:1048576:67108864", &r), 0);
+        assert_string_equal(r.name, "esp");
+        assert_int_equal(r.offset, 1048576);
+        assert_int_equal(r.length, 67108864);
+        assert_int_equal(lw_region_parse("rootfs_b-2:0:1", &r), 0);
+        assert_string_equal(r.name, "rootfs_b-2");
+        const char *bad[] = {
+                "", "esp", "esp:1", "esp:1:", ":1:2", "Esp:1:2", "e p:1:2", "esp:1:0", "esp:-1:2", "esp:1:2:3",
+                "esp:x:2", "esp:1:2x", "esp:18446744073709551615:2", "a234567890123456789012345678901b:1:2",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                assert_int_equal(lw_region_parse(bad[i], &r), -EINVAL);
+}
+
+static void test_sweep_points(void **state) {
+        (void)state;
+        /* regions (sectors): a 0-3, b 4-7; sector 8 and on in none */
+        struct lw_region rg[2];
+        assert_int_equal(lw_region_parse("a:0:2048", &rg[0]), 0);
+        assert_int_equal(lw_region_parse("b:2048:2048", &rg[1]), 0);
+        const struct lw_entry e[] = {
+                {.sector = 0, .nr_sectors = 1},               /* 0: a */
+                {.flags = LW_FLUSH},                          /* 1: flush 1, the first: all */
+                {.sector = 9, .nr_sectors = 1},               /* 2: outside */
+                {.flags = LW_FLUSH},                          /* 3: flush 2: nothing in a region */
+                {.sector = 3, .nr_sectors = 2},               /* 4: a and b (straddles) */
+                {.flags = LW_MARK, .data_len = 3},            /* 5 */
+                {.flags = LW_FLUSH},                          /* 6: flush 3: a b */
+                {.flags = LW_FLUSH},                          /* 7: flush 4: nothing */
+                {.sector = 6, .nr_sectors = 2, .flags = LW_DISCARD}, /* 8: b */
+                {.flags = LW_FLUSH | LW_FUA},                 /* 9: flush 5: b */
+                {.sector = 0, .nr_sectors = 1},               /* 10: after the last flush: no point */
+        };
+        const size_t n = sizeof(e) / sizeof(e[0]);
+        struct lw_point p[sizeof(e) / sizeof(e[0])];
+        size_t np = lw_sweep_points(e, n, SS, rg, 2, p);
+        assert_int_equal(np, 3);
+        assert_int_equal(p[0].entry, 1);
+        assert_int_equal(p[0].flush, 1);
+        assert_int_equal(p[0].changed, 3);
+        assert_int_equal(p[1].entry, 6);
+        assert_int_equal(p[1].flush, 3);
+        assert_int_equal(p[1].changed, 3);
+        assert_int_equal(p[2].entry, 9);
+        assert_int_equal(p[2].flush, 5);
+        assert_int_equal(p[2].changed, 2);
+
+        /* no region: each flush after any write */
+        np = lw_sweep_points(e, n, SS, NULL, 0, p);
+        assert_int_equal(np, 4);
+        assert_int_equal(p[0].flush, 1);
+        assert_int_equal(p[1].flush, 2);
+        assert_int_equal(p[2].flush, 3);
+        assert_int_equal(p[3].flush, 5);
+        for (size_t i = 0; i < np; i++)
+                assert_int_equal(p[i].changed, 1);
+
+        /* no flush: no point */
+        assert_int_equal(lw_sweep_points(e, 1, SS, rg, 2, p), 0);
+        /* a region the writes never reach: only the first point */
+        assert_int_equal(lw_region_parse("far:1048576:512", &rg[0]), 0);
+        np = lw_sweep_points(e, n, SS, rg, 1, p);
+        assert_int_equal(np, 1);
+        assert_int_equal(p[0].flush, 1);
+}
+
+/* Stepping through the log by ranges makes, at each point, the disk of a cut there. */
+static void test_replay_range(void **state) {
+        (void)state;
+        struct logbuf l;
+        lb_init(&l);
+        lb_write(&l, 0, 1, 'A', 0);
+        lb_flush(&l);
+        lb_write(&l, 0, 1, 'B', 0);
+        lb_entry(&l, 1, 1, LW_DISCARD, 0, NULL, 0);
+        lb_flush(&l);
+        lb_write(&l, 2, 1, 'C', 0);
+        struct scanned sc;
+        assert_int_equal(scan_log(&l, &sc), 0);
+        assert_int_equal(sc.n, 6);
+        int lfd = lb_file(&l), dfd = disk_file(4, 'x');
+        char why[256] = "";
+        assert_int_equal(lw_replay_range(lfd, dfd, SS, sc.e, 0, 2, why, sizeof(why)), 0);
+        assert_int_equal(disk_sector(dfd, 0), 'A');
+        assert_int_equal(disk_sector(dfd, 1), 'x');
+        assert_int_equal(lw_replay_range(lfd, dfd, SS, sc.e, 2, 5, why, sizeof(why)), 0);
+        assert_int_equal(disk_sector(dfd, 0), 'B');
+        assert_int_equal(disk_sector(dfd, 1), 0);
+        assert_int_equal(disk_sector(dfd, 2), 'x');
+        assert_int_equal(lw_replay_range(lfd, dfd, SS, sc.e, 5, 6, why, sizeof(why)), 0);
+        assert_int_equal(disk_sector(dfd, 2), 'C');
+        /* an entry whose data the log does not hold: refused, naming it */
+        struct lw_entry bad = sc.e[5];
+        bad.data_offset = l.size;
+        assert_int_equal(lw_replay_range(lfd, dfd, SS, &bad, 0, 1, why, sizeof(why)), -EBADMSG);
+        assert_non_null(strstr(why, "entry 0's data"));
+        free(sc.e);
+        close(lfd);
+        close(dfd);
+        free(l.data);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_super),         cmocka_unit_test(test_entry),
                 cmocka_unit_test(test_tail_parse),    cmocka_unit_test(test_plan),
                 cmocka_unit_test(test_replay),        cmocka_unit_test(test_scan_torn_end),
                 cmocka_unit_test(test_scan_hole),     cmocka_unit_test(test_scan_refuses),
+                cmocka_unit_test(test_region_parse),  cmocka_unit_test(test_sweep_points),
+                cmocka_unit_test(test_replay_range),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
