@@ -273,6 +273,7 @@ static const struct json_field bootloader_fields[] = {
         {"offset", json_dispatch_int64, UFIELD(bootloader_offset), 0, NULL, 0, INT64_MAX / 2},
         {"offset_redundant", json_dispatch_int64, UFIELD(bootloader_offset_redundant), 0, NULL, 0, INT64_MAX / 2},
         {"size", json_dispatch_int64, UFIELD(bootloader_size), 0, NULL, 16, 1024 * 1024},
+        {"flags", json_dispatch_string, UFIELD(bootloader_flags), 0, NULL, 0, 0},
         {},
 };
 
@@ -292,10 +293,19 @@ static int dispatch_bootloader(struct json_ctx *ctx, json_t *v, void *dest, cons
                                         "a uboot environment needs \"size\" (bytes of one copy)");
         if (!streq(u->bootloader_kind, "uboot") &&
             (u->bootloader_path_redundant || u->bootloader_size || u->bootloader_offset ||
-             u->bootloader_offset_redundant))
+             u->bootloader_offset_redundant || u->bootloader_flags))
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
-                                        "path_redundant, offset, offset_redundant and size are for "
+                                        "path_redundant, offset, offset_redundant, size and flags are for "
                                         "a uboot environment only");
+        if (u->bootloader_flags && !streq(u->bootloader_flags, "incremental") &&
+            !streq(u->bootloader_flags, "boolean"))
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "flags \"%s\": incremental (a counter: MMC, SPI flash, NAND, UBI, "
+                                        "files) or boolean (U-Boot's environment in parallel NOR flash)",
+                                        u->bootloader_flags);
+        if (u->bootloader_flags && !u->bootloader_path_redundant)
+                return json_ctx_problem(ctx, JSON_AT_VALUE,
+                                        "flags are for two copies of the environment (path_redundant)");
         return 0;
 }
 
@@ -850,6 +860,7 @@ void config_free(struct agent_config *c) {
         free(c->update.bootloader_kind);
         free(c->update.bootloader_path);
         free(c->update.bootloader_path_redundant);
+        free(c->update.bootloader_flags);
         free(c->update.rootfs_a);
         free(c->update.rootfs_b);
         free(c->update.models_dir);
@@ -892,6 +903,7 @@ static const struct {
         {"update.bootloader.kind", offsetof(struct agent_config, update.bootloader_kind)},
         {"update.bootloader.path", offsetof(struct agent_config, update.bootloader_path)},
         {"update.bootloader.path_redundant", offsetof(struct agent_config, update.bootloader_path_redundant)},
+        {"update.bootloader.flags", offsetof(struct agent_config, update.bootloader_flags)},
         {"update.rootfs.a", offsetof(struct agent_config, update.rootfs_a)},
         {"update.rootfs.b", offsetof(struct agent_config, update.rootfs_b)},
         {"update.models_dir", offsetof(struct agent_config, update.models_dir)},

@@ -73,6 +73,7 @@ struct agent_update_config {
         char *bootloader_path;
         char *bootloader_path_redundant;
         int64_t bootloader_offset, bootloader_offset_redundant, bootloader_size;
+        char *bootloader_flags; /* uboot, two copies: "incremental" (NULL) or "boolean" */
         /* slots */
         char *rootfs_a, *rootfs_b; /* NULL: this node takes no rootfs images */
         char *models_dir;          /* default <state_dir>/models */

@@ -1332,6 +1332,7 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
                         .offset = (uint64_t) u->bootloader_offset,
                         .offset_redundant = (uint64_t) u->bootloader_offset_redundant,
                         .size = (size_t) u->bootloader_size,
+                        .flags_boolean = u->bootloader_flags && streq(u->bootloader_flags, "boolean"),
                         .write_hook = m->bootenv_stall_op >= 0 ? &m->bootenv_hook : NULL,
                 };
                 (void) bootenv_kind_from_string(u->bootloader_kind, &bc.kind);

@@ -27,6 +27,10 @@ struct bootenv_config {
         uint64_t offset;            /* uboot: where the copy starts in path */
         uint64_t offset_redundant;  /* uboot: where the copy starts in path_redundant */
         size_t size;                /* uboot: bytes of one copy, header included */
+        /* uboot, two copies: their flags bytes are U-Boot's scheme for an environment in
+         * parallel NOR flash (CONFIG_ENV_IS_IN_FLASH: 1 active, 0 obsolete), not the
+         * counter of every other medium (MMC, SPI flash, NAND, UBI, files) */
+        bool flags_boolean;
         /* Tests only (failpoints): called inside the grubenv's and the JSON file's durable
          * replacement (lib/fileio.h), NULL otherwise; not copied, it must outlive the env. */
         const struct durable_hook *write_hook;

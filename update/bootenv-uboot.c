@@ -119,13 +119,25 @@ int ubootenv_format(const struct env_vars *vars, size_t size, bool redundant, ui
         return 0;
 }
 
-int ubootenv_select_copy(const bool valid[2], const uint8_t flags[2]) {
+int ubootenv_select_copy(const bool valid[2], const uint8_t flags[2], bool boolean) {
         if (!valid[0] && !valid[1])
                 return -EBADMSG;
         if (!valid[1])
                 return 0;
         if (!valid[0])
                 return 1;
+        if (boolean) {
+                /* env_flash_init()'s branches, in its order */
+                if (flags[0] == UBOOTENV_FLAG_ACTIVE && flags[1] == UBOOTENV_FLAG_OBSOLETE)
+                        return 0;
+                if (flags[0] == UBOOTENV_FLAG_OBSOLETE && flags[1] == UBOOTENV_FLAG_ACTIVE)
+                        return 1;
+                if (flags[0] == flags[1] || flags[0] == 0xff)
+                        return 0;
+                if (flags[1] == 0xff)
+                        return 1;
+                return -EBADMSG;
+        }
         /* The same rule as U-Boot's env_import_redund() and libubootenv. */
         if (flags[0] == 0xff && flags[1] == 0)
                 return 1;
@@ -183,12 +195,12 @@ static int uboot_read_copies(const struct bootenv_config *c, struct uboot_copy c
         return 2;
 }
 
-static int uboot_current(const struct uboot_copy copies[2], int n) {
+static int uboot_current(const struct bootenv_config *c, const struct uboot_copy copies[2], int n) {
         if (n == 1)
                 return copies[0].status == 0 ? 0 : -EBADMSG;
         const bool valid[2] = {copies[0].status == 0, copies[1].status == 0};
         const uint8_t flags[2] = {copies[0].flags, copies[1].flags};
-        return ubootenv_select_copy(valid, flags);
+        return ubootenv_select_copy(valid, flags, c->flags_boolean);
 }
 
 static void log_copy_problem(int level, const struct uboot_copy *copy, size_t size) {
@@ -209,7 +221,14 @@ static int uboot_load(const struct bootenv_config *c, struct env_vars *ret) {
         if (n < 0)
                 return n;
 
-        int cur = uboot_current(copies, n);
+        int cur = uboot_current(c, copies, n);
+        if (cur < 0 && n == 2 && copies[0].status == 0 && copies[1].status == 0) {
+                log_error("U-Boot env %s: both copies valid, flags 0x%02x and 0x%02x: U-Boot's flash "
+                          "driver takes neither (it boots its built-in environment)",
+                          c->path, copies[0].flags, copies[1].flags);
+                uboot_copies_clear(copies);
+                return -EBADMSG;
+        }
         if (cur < 0) {
                 int r = -ENOENT; /* unless some copy exists: then its error */
                 for (int i = 0; i < n; i++) {
@@ -286,12 +305,23 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
         return 0;
 }
 
+/* Boolean flags: the old copy marked obsolete once the new one is durable, as U-Boot's
+ * env_flash_save() does; a cut before it leaves both active, and U-Boot takes copy 0. */
+static int uboot_mark_obsolete(const struct uboot_copy *copy) {
+        const uint8_t flag = UBOOTENV_FLAG_OBSOLETE;
+        _cleanup_close_ int fd = open(copy->path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0 || pwrite(fd, &flag, 1, (off_t) (copy->offset + 4)) != 1 || fsync(fd) < 0)
+                return log_error_errno(errno, "U-Boot env %s (offset 0x%" PRIx64 "): marking the old copy "
+                                       "obsolete failed", copy->path, copy->offset);
+        return 0;
+}
+
 static int uboot_store(const struct bootenv_config *c, const struct env_vars *vars) {
         struct uboot_copy copies[2];
         int n = uboot_read_copies(c, copies);
         if (n < 0)
                 return n;
-        int cur = uboot_current(copies, n);
+        int cur = uboot_current(c, copies, n);
         uint8_t cur_flags = cur >= 0 ? copies[cur].flags : 0;
         uboot_copies_clear(copies);
 
@@ -301,7 +331,8 @@ static int uboot_store(const struct bootenv_config *c, const struct env_vars *va
 
         if (cur < 0) {
                 /* Nothing valid to protect: write both, so both exist at full size
-                 * (fw_printenv refuses a missing or short copy), copy 1 current. */
+                 * (fw_printenv refuses a missing or short copy), copy 1 current (in
+                 * either scheme: flags 0 and 1). */
                 r = uboot_write_copy(c, &copies[0], vars, 0);
                 if (r < 0)
                         return r;
@@ -309,6 +340,13 @@ static int uboot_store(const struct bootenv_config *c, const struct env_vars *va
                 if (r < 0)
                         return r;
                 cur = 0; /* so the check below expects copy 1 */
+        } else if (c->flags_boolean) {
+                r = uboot_write_copy(c, &copies[1 - cur], vars, UBOOTENV_FLAG_ACTIVE);
+                if (r < 0)
+                        return r;
+                r = uboot_mark_obsolete(&copies[cur]);
+                if (r < 0)
+                        return r;
         } else {
                 /* Only the copy not in use; flags wrap 255 -> 0, which readers expect. */
                 r = uboot_write_copy(c, &copies[1 - cur], vars, (uint8_t) (cur_flags + 1));
@@ -320,7 +358,7 @@ static int uboot_store(const struct bootenv_config *c, const struct env_vars *va
         n = uboot_read_copies(c, copies);
         if (n < 0)
                 return n;
-        int now = uboot_current(copies, n);
+        int now = uboot_current(c, copies, n);
         uboot_copies_clear(copies);
         if (now != 1 - cur)
                 return log_error_errno(-EIO, "U-Boot env %s: after the write, copy %d is not "

@@ -25,11 +25,19 @@ int ubootenv_format(const struct env_vars *vars, size_t size, bool redundant, ui
                     uint8_t *out);
 
 /*
- * Which of two redundant copies U-Boot uses: 0 or 1, or -EBADMSG when neither is valid.
- * Both valid: the one with the higher flags byte, except that 0 after 255 is newer
- * (the flags counter wrapped). Equal flags: copy 0, as U-Boot does.
+ * Which of two redundant copies U-Boot uses: 0 or 1, or -EBADMSG when it takes neither.
+ * One valid: that one. Both valid, by the flags:
+ *   incremental (U-Boot's env_import_redund() and libubootenv's FLAGS_INCREMENTAL: MMC,
+ *   SPI flash, NAND, UBI, files): the higher, except that 0 after 255 is newer (the
+ *   counter wrapped); equal: copy 0.
+ *   boolean (env/flash.c's env_flash_init(): an environment in parallel NOR flash, where a
+ *   save programs the new copy 1, "active", then the old one's flags 0, "obsolete"): 1 and
+ *   0 the active one; equal, copy 0; else a copy whose flags are 0xff (erased); any other
+ *   pair U-Boot takes neither (it boots its built-in environment): -EBADMSG.
  */
-int ubootenv_select_copy(const bool valid[2], const uint8_t flags[2]);
+int ubootenv_select_copy(const bool valid[2], const uint8_t flags[2], bool boolean);
+#define UBOOTENV_FLAG_ACTIVE 1   /* boolean flags: the copy in use */
+#define UBOOTENV_FLAG_OBSOLETE 0 /* boolean flags: the other one */
 
 /* "uboot": config->path (+ path_redundant), offsets and size; BOOT_* variables. */
 extern const struct bootenv_ops bootenv_uboot_ops;

@@ -55,8 +55,9 @@ int bootenv_read_vars(struct bootenv *b, struct env_vars *ret);
 
 /*
  * Replace all variables durably, then read back and compare (-EIO on a mismatch).
- * Redundant U-Boot: only the copy not in use is written, with flags + 1, so a power
- * cut leaves the other valid. When no copy is valid, both are written.
+ * Redundant U-Boot: only the copy not in use is written, with flags + 1 (boolean flags:
+ * 1, then the old copy's 0), so a power cut leaves the other valid. When no copy is
+ * valid, both are written.
  */
 int bootenv_write_vars(struct bootenv *b, const struct env_vars *vars);
 

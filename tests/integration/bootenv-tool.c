@@ -21,6 +21,8 @@ static void usage(FILE *f) {
               "  --size BYTES             size of one copy (required for uboot)\n"
               "  --offset BYTES           where the first copy starts (default 0)\n"
               "  --offset-redundant BYTES where the second copy starts (default 0)\n"
+              "  --flags incremental|boolean  the copies' flags bytes: a counter (default), or U-Boot's\n"
+              "                           scheme in parallel NOR flash (1 active, 0 obsolete)\n"
               "Commands:\n"
               "  list                     print every variable as name=value\n"
               "  get NAME                 print one value (exit 1 when unset)\n"
@@ -224,6 +226,7 @@ int main(int argc, char **argv) {
                 {"size", required_argument, NULL, 's'},
                 {"offset", required_argument, NULL, 'o'},
                 {"offset-redundant", required_argument, NULL, 'O'},
+                {"flags", required_argument, NULL, 'f'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -245,6 +248,13 @@ int main(int argc, char **argv) {
                         break;
                 case 'r':
                         config.path_redundant = optarg;
+                        break;
+                case 'f':
+                        if (!streq(optarg, "incremental") && !streq(optarg, "boolean")) {
+                                fprintf(stderr, "--flags: incremental or boolean, not \"%s\"\n", optarg);
+                                return 2;
+                        }
+                        config.flags_boolean = streq(optarg, "boolean");
                         break;
                 case 's':
                 case 'o':

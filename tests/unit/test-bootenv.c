@@ -3,6 +3,7 @@
  * through the backends' ops (the state machine alone: test-boot-state.c). */
 #include "config.h"
 
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -287,16 +288,29 @@ static void test_ubootenv_overflow(void **state) {
 static void test_ubootenv_select_copy(void **state) {
         const bool both[2] = {true, true}, only0[2] = {true, false}, only1[2] = {false, true},
                    none[2] = {false, false};
-        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){1, 2}), 1);
-        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){3, 2}), 0);
-        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){5, 5}), 0);
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){1, 2}, false), 1);
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){3, 2}, false), 0);
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){5, 5}, false), 0);
         /* wrap-around: 0 written after 255 is the newer */
-        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){255, 0}), 1);
-        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){0, 255}), 0);
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){255, 0}, false), 1);
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){0, 255}, false), 0);
         /* a torn copy loses whatever its flags say */
-        assert_int_equal(ubootenv_select_copy(only0, (uint8_t[]){1, 200}), 0);
-        assert_int_equal(ubootenv_select_copy(only1, (uint8_t[]){200, 1}), 1);
-        assert_int_equal(ubootenv_select_copy(none, (uint8_t[]){1, 2}), -EBADMSG);
+        assert_int_equal(ubootenv_select_copy(only0, (uint8_t[]){1, 200}, false), 0);
+        assert_int_equal(ubootenv_select_copy(only1, (uint8_t[]){200, 1}, false), 1);
+        assert_int_equal(ubootenv_select_copy(none, (uint8_t[]){1, 2}, false), -EBADMSG);
+
+        /* boolean (U-Boot's env/flash.c, env_flash_init): 1 active, 0 obsolete */
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){1, 0}, true), 0);
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){0, 1}, true), 1);
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){1, 1}, true), 0); /* a save cut before it marked */
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){0, 0}, true), 0);
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){0xff, 1}, true), 0); /* erased flags */
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){1, 0xff}, true), 1);
+        /* a counter's flags: U-Boot's flash driver takes neither (its built-in environment) */
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){1, 2}, true), -EBADMSG);
+        assert_int_equal(ubootenv_select_copy(both, (uint8_t[]){3, 2}, true), -EBADMSG);
+        assert_int_equal(ubootenv_select_copy(only1, (uint8_t[]){1, 7}, true), 1);
+        assert_int_equal(ubootenv_select_copy(none, (uint8_t[]){1, 0}, true), -EBADMSG);
 }
 
 /* ---- boot state <-> variables ------------------------------------------------- */
@@ -623,6 +637,76 @@ static void test_io_uboot_flags_wrap(void **state) {
         test_rmdir(dir);
 }
 
+/* Two copies in one flash image (the board's second pflash bank), boolean flags: each write
+ * programs the unused copy active and then the old one obsolete, as U-Boot's saveenv does;
+ * a counter's flags (2) never appear, which U-Boot's flash driver would refuse. */
+static int flag_at(const char *path, off_t at) {
+        uint8_t c;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd >= 0 ? pread(fd, &c, 1, at + 4) : -1;
+        if (fd >= 0)
+                close(fd);
+        return n == 1 ? c : -1;
+}
+
+static void test_io_uboot_boolean_flags(void **state) {
+        char *dir = test_mkdtemp();
+        char p[PATH_MAX];
+        test_path(p, sizeof(p), dir, "flash.img");
+        uint8_t flash[2 * 4096];
+        memset(flash, 0xff, sizeof(flash)); /* erased */
+        assert_int_equal(test_write(p, flash, sizeof(flash)), 0);
+        struct bootenv_config c = {.kind = BOOTENV_UBOOT, .path = p, .path_redundant = p,
+                                   .offset = 0, .offset_redundant = 4096, .size = 4096,
+                                   .flags_boolean = true};
+        _cleanup_bootenv_ struct bootenv *b = NULL;
+        assert_int_equal(bootenv_open(&c, &b), 0);
+        _cleanup_env_vars_ struct env_vars v = {};
+        vars_set(&v, "bootcmd", "run orbit_boot");
+        assert_int_equal(bootenv_write_vars(b, &v), 0); /* both written: 0 obsolete, 1 active */
+        assert_int_equal(flag_at(p, 0), 0);
+        assert_int_equal(flag_at(p, 4096), 1);
+        const int expect[][2] = {{1, 0}, {0, 1}, {1, 0}};
+        for (size_t i = 0; i < ELEMENTSOF(expect); i++) {
+                char value[8];
+                snprintf(value, sizeof(value), "%zu", i + 1);
+                vars_set(&v, "n", value);
+                assert_int_equal(bootenv_write_vars(b, &v), 0);
+                assert_int_equal(flag_at(p, 0), expect[i][0]);
+                assert_int_equal(flag_at(p, 4096), expect[i][1]);
+                _cleanup_env_vars_ struct env_vars back = {};
+                assert_int_equal(bootenv_read_vars(b, &back), 0);
+                assert_string_equal(env_vars_get(&back, "n"), value);
+        }
+        /* a save cut before the old copy was marked: both active, copy 0 wins (U-Boot's
+         * rule), here the newer one; the next write goes to copy 1 and marks copy 0 */
+        assert_int_equal(flag_at(p, 0), 1);
+        int fd = open(p, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, (uint8_t[]){1}, 1, 4096 + 4), 1);
+        close(fd);
+        _cleanup_env_vars_ struct env_vars back = {};
+        assert_int_equal(bootenv_read_vars(b, &back), 0);
+        assert_string_equal(env_vars_get(&back, "n"), "3");
+        vars_set(&v, "n", "4");
+        assert_int_equal(bootenv_write_vars(b, &v), 0);
+        assert_int_equal(flag_at(p, 0), 0);
+        assert_int_equal(flag_at(p, 4096), 1);
+        /* flags a counter wrote (1 and 2): U-Boot would boot its built-in environment, so
+         * the read fails; a write repairs both copies */
+        fd = open(p, O_WRONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(pwrite(fd, (uint8_t[]){2}, 1, 4096 + 4), 1);
+        assert_int_equal(pwrite(fd, (uint8_t[]){1}, 1, 4), 1);
+        close(fd);
+        _cleanup_env_vars_ struct env_vars bad = {};
+        assert_int_equal(bootenv_read_vars(b, &bad), -EBADMSG);
+        assert_int_equal(bootenv_write_vars(b, &v), 0);
+        assert_int_equal(flag_at(p, 0), 0);
+        assert_int_equal(flag_at(p, 4096), 1);
+        test_rmdir(dir);
+}
+
 static void test_io_uboot_single_with_offset(void **state) {
         char *dir = test_mkdtemp();
         char p[PATH_MAX];
@@ -693,6 +777,7 @@ int main(void) {
                 cmocka_unit_test(test_io_grub_and_file),
                 cmocka_unit_test(test_io_write_hook),
                 cmocka_unit_test(test_io_uboot_redundant),
+                cmocka_unit_test(test_io_uboot_boolean_flags),
                 cmocka_unit_test(test_io_uboot_flags_wrap),
                 cmocka_unit_test(test_io_uboot_single_with_offset),
                 cmocka_unit_test(test_open_checks_config),

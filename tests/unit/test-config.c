@@ -273,6 +273,7 @@ static void test_update_section(void **state) {
         assert_string_equal(c.update.hardware, "orbit-board-v1");
         assert_string_equal(c.update.bootloader_kind, "uboot");
         assert_int_equal(c.update.bootloader_size, 65536);
+        assert_null(c.update.bootloader_flags); /* incremental */
         assert_string_equal(c.update.rootfs_b, "/dev/sda3");
         assert_int_equal(c.update.gate_sec, 30);
         assert_int_equal(c.update.trial_timeout_sec, 600);
@@ -304,6 +305,15 @@ static void test_update_section(void **state) {
                      "/etc/orbit-agent/agent.json:1:57: update.bootloader.kind: unknown bootloader \"lilo\" (use grub, uboot or file)");
         expect_error("{\"config_version\": 1, \"update\": {\"bootloader\": {\"kind\": \"uboot\", \"path\": \"/x\"}}}",
                      "/etc/orbit-agent/agent.json:1:48: update.bootloader: a uboot environment needs \"size\" (bytes of one copy)");
+        expect_error("{\"config_version\": 1, \"update\": {\"bootloader\": {\"kind\": \"uboot\", \"path\": \"/x\", \"path_redundant\": \"/x\","
+                     " \"size\": 4096, \"flags\": \"active\"}}}",
+                     "/etc/orbit-agent/agent.json:1:48: update.bootloader: flags \"active\": incremental (a counter: MMC, "
+                     "SPI flash, NAND, UBI, files) or boolean (U-Boot's environment in parallel NOR flash)");
+        expect_error("{\"config_version\": 1, \"update\": {\"bootloader\": {\"kind\": \"uboot\", \"path\": \"/x\", \"size\": 4096,"
+                     " \"flags\": \"boolean\"}}}",
+                     "/etc/orbit-agent/agent.json:1:48: update.bootloader: flags are for two copies of the environment (path_redundant)");
+        expect_error("{\"config_version\": 1, \"update\": {\"bootloader\": {\"kind\": \"grub\", \"path\": \"/x\", \"flags\": \"boolean\"}}}",
+                     "/etc/orbit-agent/agent.json:1:48: update.bootloader: path_redundant, offset, offset_redundant, size and flags are for a uboot environment only");
         expect_error("{\"config_version\": 1, \"update\": {\"rootfs\": {\"a\": \"/x\", \"b\": \"/y\"}}}",
                      "/etc/orbit-agent/agent.json:1:33: update: \"rootfs\" slots and a \"bootloader\" go together");
         expect_error("{\"config_version\": 1, \"update\": {\"rootfs\": {\"a\": \"/x\", \"b\": \"/x\"}}}",
