@@ -134,9 +134,9 @@ int ubootenv_select_copy(const bool valid[2], const uint8_t flags[2], bool boole
                         return 1;
                 if (flags[0] == flags[1] || flags[0] == 0xff)
                         return 0;
-                if (flags[1] == 0xff)
-                        return 1;
-                return -EBADMSG;
+                /* 0xff in copy 1, or a pair env_flash_init() matches none of: copy 1, as
+                 * env_flash_load() then takes it (see the header) */
+                return 1;
         }
         /* The same rule as U-Boot's env_import_redund() and libubootenv. */
         if (flags[0] == 0xff && flags[1] == 0)
@@ -222,13 +222,6 @@ static int uboot_load(const struct bootenv_config *c, struct env_vars *ret) {
                 return n;
 
         int cur = uboot_current(c, copies, n);
-        if (cur < 0 && n == 2 && copies[0].status == 0 && copies[1].status == 0) {
-                log_error("U-Boot env %s: both copies valid, flags 0x%02x and 0x%02x: U-Boot's flash "
-                          "driver takes neither (it boots its built-in environment)",
-                          c->path, copies[0].flags, copies[1].flags);
-                uboot_copies_clear(copies);
-                return -EBADMSG;
-        }
         if (cur < 0) {
                 int r = -ENOENT; /* unless some copy exists: then its error */
                 for (int i = 0; i < n; i++) {
@@ -310,8 +303,10 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
 static int uboot_mark_obsolete(const struct uboot_copy *copy) {
         const uint8_t flag = UBOOTENV_FLAG_OBSOLETE;
         _cleanup_close_ int fd = open(copy->path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0 || pwrite(fd, &flag, 1, (off_t) (copy->offset + 4)) != 1 || fsync(fd) < 0)
-                return log_error_errno(errno, "U-Boot env %s (offset 0x%" PRIx64 "): marking the old copy "
+        ssize_t k = fd < 0 ? -1 : pwrite(fd, &flag, 1, (off_t) (copy->offset + 4));
+        int r = fd < 0 || k < 0 ? negative_errno() : k != 1 ? -EIO : fsync(fd) < 0 ? negative_errno() : 0;
+        if (r < 0)
+                return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): marking the old copy "
                                        "obsolete failed", copy->path, copy->offset);
         return 0;
 }
@@ -362,7 +357,7 @@ static int uboot_store(const struct bootenv_config *c, const struct env_vars *va
         uboot_copies_clear(copies);
         if (now != 1 - cur)
                 return log_error_errno(-EIO, "U-Boot env %s: after the write, copy %d is not "
-                                       "the one in use", c->path, 2 - cur);
+                                       "the one in use", c->path, 1 - cur);
         return 0;
 }
 

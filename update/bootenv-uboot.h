@@ -33,7 +33,9 @@ int ubootenv_format(const struct env_vars *vars, size_t size, bool redundant, ui
  *   boolean (env/flash.c's env_flash_init(): an environment in parallel NOR flash, where a
  *   save programs the new copy 1, "active", then the old one's flags 0, "obsolete"): 1 and
  *   0 the active one; equal, copy 0; else a copy whose flags are 0xff (erased); any other
- *   pair U-Boot takes neither (it boots its built-in environment): -EBADMSG.
+ *   pair (a counter's 1 and 2, say) copy 1: env_flash_init() matches none, env_init() then
+ *   points at the built-in environment, and env_flash_load(), finding that address not
+ *   copy 0's, loads copy 1 (and programs copy 0 obsolete). U-Boot 2023.01.
  */
 int ubootenv_select_copy(const bool valid[2], const uint8_t flags[2], bool boolean);
 #define UBOOTENV_FLAG_ACTIVE 1   /* boolean flags: the copy in use */

@@ -235,6 +235,7 @@ int main(int argc, char **argv) {
         int c;
 
         log_setup("bootenv-tool", LOG_TARGET_STDERR);
+        bool flags_given = false;
         while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'k':
@@ -255,6 +256,7 @@ int main(int argc, char **argv) {
                                 return 2;
                         }
                         config.flags_boolean = streq(optarg, "boolean");
+                        flags_given = true;
                         break;
                 case 's':
                 case 'o':
@@ -285,6 +287,10 @@ int main(int argc, char **argv) {
                 return 2;
         }
         config.size = (size_t) size;
+        if (flags_given && !config.path_redundant) {
+                fprintf(stderr, "--flags: for two copies of the environment (--redundant)\n");
+                return 2;
+        }
 
         _cleanup_bootenv_ struct bootenv *b = NULL;
         int r = bootenv_open(&config, &b);
