@@ -124,12 +124,9 @@ void um_record_name(const char *slot_class, char slot, char *buf, size_t size) {
 /* The last good copy first: a power cut in between must not leave a .prev that a load
  * would restore (a slot no longer trusted, trusted again). */
 void um_record_remove(const char *work_dir, const char *name) {
-        char path[PATH_MAX * 2 + 16];
-        snprintf(path, sizeof(path), "%s/%s.prev", work_dir, name);
-        (void) unlink(path);
-        snprintf(path, sizeof(path), "%s/%s", work_dir, name);
-        if (unlink(path) >= 0)
-                (void) fsync_parent_dir(path);
+        int r = statefile_remove(work_dir, name);
+        if (r < 0)
+                log_warning_errno(r, "update: cannot remove %s/%s", work_dir, name);
 }
 
 void um_slot_forget(const char *work_dir, const char *slot_class, char slot) {

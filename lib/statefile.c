@@ -152,6 +152,25 @@ static const char *describe(int r) {
         }
 }
 
+int statefile_remove(const char *dir, const char *name) {
+        char path[PATH_MAX], prev[PATH_MAX];
+        int r;
+        if ((r = build_path(path, sizeof(path), dir, name, "")) < 0 ||
+            (r = build_path(prev, sizeof(prev), dir, name, ".prev")) < 0)
+                return r;
+        bool removed = false;
+        if (unlink(prev) >= 0)
+                removed = true;
+        else if (errno != ENOENT)
+                return -errno;
+        /* the copy's removal durable before the file's: else a cut could keep the copy */
+        if (removed && (r = fsync_parent_dir(prev)) < 0)
+                return r;
+        if (unlink(path) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        return fsync_parent_dir(path);
+}
+
 int statefile_save_json(const char *dir, const char *name, const json_t *doc) {
         _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT);
         if (!text)

@@ -41,6 +41,14 @@ int statefile_decode(const char *data, size_t len, const char **ret_payload, siz
  */
 int statefile_save(const char *dir, const char *name, const void *payload, size_t len);
 
+/*
+ * Remove dir/name and its last good copy, durably and in that order: the copy first, so a
+ * power cut between the two leaves the file alone (removed at the next try), never the
+ * copy alone, which statefile_load would bring back as the file. 0 (also when neither
+ * exists), or -errno of the first failure.
+ */
+int statefile_remove(const char *dir, const char *name);
+
 /* statefile_save of a JSON document, as compact text. -ENOMEM when it cannot be dumped. */
 int statefile_save_json(const char *dir, const char *name, const json_t *doc);
 

@@ -1386,14 +1386,12 @@ int runtime_workload_remove(struct runtime *rt, const char *name, char **ret_mes
                 rt->removing_fn(rt->removing_userdata, name);
         if (w->cg && cgroup_destroy(w->cg) < 0)
                 log_warning("workload %s: its cgroup stays (not empty?)", name);
-        char dir[PATH_MAX], path[PATH_MAX + 8];
-        if (records_dir(rt, dir, sizeof(dir)) >= 0) {
-                snprintf(path, sizeof(path), "%s/%s", dir, name);
-                if (unlink(path) < 0 && errno != ENOENT)
-                        log_warning_errno(errno, "workload %s: cannot remove %s", name, path);
-                snprintf(path, sizeof(path), "%s/%s.prev", dir, name);
-                (void) unlink(path);
-        }
+        /* its last good copy first (statefile_remove): the record removed and its copy
+         * left by a power cut would bring the removed workload back at the next start */
+        char dir[PATH_MAX];
+        int r;
+        if (records_dir(rt, dir, sizeof(dir)) >= 0 && (r = statefile_remove(dir, name)) < 0)
+                log_warning_errno(r, "workload %s: cannot remove its record in %s", name, dir);
         if (id_allocations_release(rt->ids, name) >= 0)
                 (void) save_id_allocations(rt);
         log_info("workload %s: removed", name);

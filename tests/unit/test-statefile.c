@@ -155,6 +155,36 @@ static void test_save_keeps_previous_good_copy(void **state) {
         test_rmdir(dir);
 }
 
+/* statefile_remove: the file and its last good copy gone, the copy first: when the file
+ * cannot be removed (here a directory stands in its name), the copy is gone already, so
+ * no load brings the removed file back from it. */
+static void test_remove(void **state) {
+        char *dir = test_mkdtemp();
+        char path[PATH_MAX], prev[PATH_MAX];
+        test_path(path, sizeof(path), dir, "s");
+        test_path(prev, sizeof(prev), dir, "s.prev");
+        assert_int_equal(statefile_save(dir, "s", "one", 3), 0);
+        assert_int_equal(statefile_save(dir, "s", "two", 3), 0);
+        assert_int_equal(access(prev, F_OK), 0);
+        assert_int_equal(statefile_remove(dir, "s"), 0);
+        assert_int_equal(access(path, F_OK), -1);
+        assert_int_equal(access(prev, F_OK), -1);
+        char *payload = NULL;
+        assert_int_equal(statefile_load(dir, "s", &payload, NULL, NULL), -ENOENT);
+        assert_int_equal(statefile_remove(dir, "s"), 0); /* nothing there: fine */
+
+        assert_int_equal(statefile_save(dir, "s", "one", 3), 0); /* no copy yet */
+        assert_int_equal(statefile_remove(dir, "s"), 0);
+        assert_int_equal(access(path, F_OK), -1);
+
+        assert_int_equal(test_write(prev, "x", 1), 0);
+        assert_int_equal(mkdir(path, 0700), 0);
+        assert_true(statefile_remove(dir, "s") < 0);
+        assert_int_equal(access(prev, F_OK), -1);
+        assert_int_equal(rmdir(path), 0);
+        test_rmdir(dir);
+}
+
 static void corrupt_byte(const char *path, long offset_from_end) {
         char buf[4096];
         long n = test_read(path, buf, sizeof(buf));
@@ -856,6 +886,7 @@ int main(void) {
                 cmocka_unit_test(test_save_load_roundtrip),
                 cmocka_unit_test(test_save_json_roundtrip),
                 cmocka_unit_test(test_save_keeps_previous_good_copy),
+                cmocka_unit_test(test_remove),
                 cmocka_unit_test(test_load_recovers_from_corrupt_current),
                 cmocka_unit_test(test_load_recovers_from_truncated_current),
                 cmocka_unit_test(test_load_missing_current_uses_previous),
