@@ -6,12 +6,16 @@
  *
  * Every regular file directly in a DIR is a state file, but for temporary files (a name
  * ending in ".tmp": a save cut before its rename, deleted at the next start), a corrupt
- * copy the loader kept aside (".corrupt") and the names given with --ignore. A file beside a last good copy (NAME.prev), or a last good
- * copy alone, is loaded by statefile_load; any other by statefile_pair_load, which reads
- * both formats. A file is good when the loader gets a verified copy, restored when that
- * was the last good copy; bad when nothing verifies, or when the file holds no copy at all
- * (empty, or zeros: the loaders count that as never written, but the agent only creates a
- * state file with a durable first copy in it, so such a file is one whose data was lost).
+ * copy the loader kept aside (".corrupt") and the names given with --ignore. A file beside
+ * a last good copy (NAME.prev) is loaded by statefile_load; any other by
+ * statefile_pair_load, which reads both formats. A file is good when the loader gets a
+ * verified copy, restored when that was the last good copy; bad when nothing verifies, or
+ * when the file holds no copy at all (empty, or zeros: the loaders count that as never
+ * written, but the agent only creates a state file with a durable first copy in it, so
+ * such a file is one whose data was lost). A last good copy alone is bad too:
+ * statefile_save never leaves one (the file is replaced by a rename), only a removal that
+ * took the file before its copy (statefile_remove takes the copy first), and the load
+ * would bring the removed file back.
  *
  * A load may write (a restored copy back): run it on a copy of the state, as
  * scripts/board.sh's sweep does on the data partition of each flush point of a power cut.
@@ -54,8 +58,15 @@ static void judge(const char *dir, int dfd, const char *name, struct counts *c) 
         }
         snprintf(prev, sizeof(prev), "%s.prev", base);
         c->files++;
+        if (is_prev) {
+                c->bad++;
+                printf("BAD %s/%s: its last good copy alone (a removal that took the file first): the load "
+                       "would bring it back\n", dir, base);
+                return;
+        }
+        bool has_prev = is_regular(dfd, prev);
         struct stat st;
-        if (!is_prev && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size == 0) {
+        if (!has_prev && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_size == 0) {
                 c->bad++;
                 printf("BAD %s/%s: empty\n", dir, base);
                 return;
@@ -64,7 +75,7 @@ static void judge(const char *dir, int dfd, const char *name, struct counts *c) 
         size_t len = 0;
         int r;
         enum statefile_source src = STATEFILE_SOURCE_CURRENT;
-        if (is_prev || is_regular(dfd, prev))
+        if (has_prev)
                 r = statefile_load(dir, base, &payload, &len, &src);
         else
                 r = statefile_pair_load(dir, base, &payload, &len);
