@@ -171,8 +171,12 @@ static int cmd_sweep(int argc, char **argv) {
                         snprintf(failed_at + strlen(failed_at), sizeof(failed_at) - strlen(failed_at), "%s%zu",
                                  failed_at[0] ? ", " : "", pt[k].flush);
         }
-        printf("sweep: %zu entries, %zu flushes, %zu points checked, %zu failed%s%s%s\n", n, flushes, np, failed,
+        printf("sweep: %zu entries, %zu flushes, %zu points checked, %zu failed%s%s%s", n, flushes, np, failed,
                failed ? " (flushes " : "", failed_at, failed ? (failed > 10 ? ", ...)" : ")") : "");
+        if (hole)
+                printf("; the log unreadable from sector %" PRIu64 " on (a write in flight at the cut): no point "
+                       "past it", hole);
+        printf("\n");
         free(pt);
         free(e);
         close(lfd);
