@@ -155,11 +155,22 @@ static int cmd_sweep(int argc, char **argv) {
                 if (lw_replay_range(lfd, dfd, super.sectorsize, e, at, pt[k].entry + 1, why, sizeof(why)) < 0)
                         return die(disk, why);
                 at = pt[k].entry + 1;
-                char changed[LW_REGIONS_MAX * LW_REGION_NAME_MAX] = "";
-                for (size_t r = 0; r < (nreg ? nreg : 1); r++)
-                        if (pt[k].changed & (UINT32_C(1) << r))
-                                snprintf(changed + strlen(changed), sizeof(changed) - strlen(changed), "%s%s",
-                                         changed[0] ? " " : "", nreg ? regions[r].name : "disk");
+                /* the names, space-separated (each under LW_REGION_NAME_MAX: they fit) */
+                char changed[LW_REGIONS_MAX * LW_REGION_NAME_MAX + 8] = "";
+                size_t used = 0;
+                for (size_t r = 0; r < (nreg ? nreg : 1); r++) {
+                        if (!(pt[k].changed & (UINT32_C(1) << r)))
+                                continue;
+                        const char *name = nreg ? regions[r].name : "disk";
+                        size_t l = strlen(name);
+                        if (used + l + 2 > sizeof(changed))
+                                break;
+                        if (used)
+                                changed[used++] = ' ';
+                        memcpy(changed + used, name, l);
+                        used += l;
+                        changed[used] = '\0';
+                }
                 if (setenv_u("LW_POINT", k + 1) < 0 || setenv_u("LW_POINTS", np) < 0 ||
                     setenv_u("LW_FLUSH", pt[k].flush) < 0 || setenv_u("LW_FLUSHES", flushes) < 0 ||
                     setenv_u("LW_ENTRY", pt[k].entry) < 0 || setenv("LW_CHANGED", changed, 1) < 0)
