@@ -842,9 +842,17 @@ int seccomp_policy_compile(const struct seccomp_policy *p, struct seccomp_progra
         uint32_t default_scmp = action_to_scmp(p->default_action, p->default_errno);
         for (size_t i = 0; i < p->n_rules; i++) {
                 const struct seccomp_policy_rule *rule = &p->rules[i];
-                /* Not a syscall of this architecture: nothing can call it. */
-                if (rule->number < 0)
+                /* Not a syscall of this architecture: nothing can call it. A rule that
+                 * would deny it denies nothing here, while the C library reaches the same
+                 * thing another way (aarch64 has no mkdir, open or rename: mkdirat,
+                 * openat, renameat2): said, for a policy written on another board. */
+                if (rule->number < 0) {
+                        if (rule->action != SECCOMP_POLICY_ALLOW && p->default_action == SECCOMP_POLICY_ALLOW)
+                                log_notice("seccomp policy %s: %s is no system call of this architecture: "
+                                           "its rule denies nothing here (name its *at or newer form too)",
+                                           p->name, rule->name);
                         continue;
+                }
                 uint32_t action = action_to_scmp(rule->action, rule->errno_value);
                 /* Same as the default: libseccomp refuses it, and it changes nothing. */
                 if (action == default_scmp)
