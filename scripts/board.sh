@@ -25,7 +25,8 @@
 #   --arch ARCH       x86_64 (OVMF + GRUB, the default) or aarch64 (U-Boot, its environment in
 #                     pflash; the .debs cross-built; build, boot and test)
 #   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
-#   --suites LIST     test-guest: "systemd runtime esp" (default), or some of them
+#   --suites LIST     test-guest: "systemd runtime unit esp" (default; aarch64 without esp),
+#                     or some of them
 #   --random N        test-powercut: N cuts, each a seeded random delay (0-120 s,
 #                     ORBIT_BOARD_CUT_WINDOW) after the boot's report and the agent's first
 #                     line about the update, instead of the failpoints' cuts
@@ -61,9 +62,9 @@ suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 # Kept small: QEMU without KVM pays for every unit and every module at boot.
 base_pkgs=(systemd systemd-sysv udev kmod linux-image-amd64 initramfs-tools iproute2 procps
            jq python3) # the runtime tests run in the guest (board.sh test-runtime): their workloads are python3
-# aarch64: the same without what only test-guest needs (not run on aarch64 yet), and
-# every package's maintainer scripts run under qemu-user, several times slower.
-base_pkgs_aarch64=(systemd systemd-sysv udev kmod linux-image-arm64 initramfs-tools iproute2 procps)
+# aarch64: the same with the arm64 kernel (every package's maintainer scripts run under
+# qemu-user while the base is made, several times slower).
+base_pkgs_aarch64=(systemd systemd-sysv udev kmod linux-image-arm64 initramfs-tools iproute2 procps jq python3)
 set_base_pkgs() { [ "$1" = aarch64 ] && base_pkgs=("${base_pkgs_aarch64[@]}"); return 0; }
 
 . "$top_srcdir/scripts/apt-mirror.sh" # host_mirror
@@ -415,7 +416,13 @@ SH
 agent_bootloader() {
         case "$1" in
         x86_64) echo '{"kind": "grub", "path": "/boot/efi/grub/grubenv"}' ;;
-        aarch64) echo "{\"kind\": \"uboot\", \"path\": \"$UBOOT_ENV_DEV\", \"offset\": 0, \"size\": $((UBOOT_ENV_SIZE))}" ;;
+        aarch64)
+                if uboot_redundant; then
+                        echo "{\"kind\": \"uboot\", \"path\": \"$UBOOT_ENV_DEV\", \"offset\": 0, \"path_redundant\": \"$UBOOT_ENV_DEV\", \"offset_redundant\": $((UBOOT_REDUND_OFFSET)), \"size\": $((UBOOT_ENV_SIZE)), \"flags\": \"boolean\"}"
+                else
+                        echo "{\"kind\": \"uboot\", \"path\": \"$UBOOT_ENV_DEV\", \"offset\": 0, \"size\": $((UBOOT_ENV_SIZE))}"
+                fi
+                ;;
         esac
 }
 
@@ -629,12 +636,82 @@ build_x86_64() { # $1: output dir (the cache entry)
 }
 
 # ---- aarch64: U-Boot ----------------------------------------------------------------
-# U-Boot of Debian's u-boot-qemu (qemu_arm64) as the firmware (-bios: QEMU maps it in the
-# first pflash bank). Its defconfig keeps one copy of the environment in the second bank:
-# CONFIG_ENV_IS_IN_FLASH, CONFIG_ENV_ADDR=0x4000000 (the bank's start), CONFIG_ENV_SIZE=
-# 0x40000, no CONFIG_SYS_REDUNDAND_ENVIRONMENT (so no flags byte, no second copy).
-UBOOT_BIN=${ORBIT_UBOOT_BIN:-/usr/lib/u-boot/qemu_arm64/u-boot.bin}
+# The firmware (-bios: QEMU maps it in the first pflash bank), with the environment in the
+# second bank: CONFIG_ENV_IS_IN_FLASH, CONFIG_ENV_ADDR=0x4000000 (the bank's start),
+# CONFIG_ENV_SIZE=0x40000 (one flash sector). ORBIT_BOARD_UBOOT says which U-Boot:
+#   redundant (the default): built here (uboot_build) from Debian's own u-boot source, the
+#     release of u-boot-qemu, with qemu_arm64_defconfig and UBOOT_FRAGMENT: two copies of
+#     the environment (the second in the next sector, a flags byte in each), and the flash
+#     programmed a word at a time (QEMU 7.2's pflash mis-emulates U-Boot's buffer writes,
+#     docs/board.md). What a flight board's U-Boot would be: its own build, redundant.
+#   debian: u-boot-qemu's binary as packaged: one copy, no flags byte, buffer writes (the
+#     boot script then finishes a failed saveenv by hand: orbit_save_failed).
+UBOOT_KIND=${ORBIT_BOARD_UBOOT:-redundant}
+UBOOT_BIN=${ORBIT_UBOOT_BIN:-}
 UBOOT_ENV_SIZE=0x40000
+UBOOT_REDUND_OFFSET=0x40000 # the second copy, in the bank (0x4040000 in U-Boot's map)
+UBOOT_FRAGMENT='CONFIG_SYS_REDUNDAND_ENVIRONMENT=y
+CONFIG_ENV_ADDR_REDUND=0x4040000
+# CONFIG_SYS_FLASH_USE_BUFFER_WRITE is not set'
+
+uboot_redundant() { [ "$UBOOT_KIND" = redundant ]; }
+
+# The board's U-Boot (ORBIT_BOARD_UBOOT=redundant): Debian's source of this release's
+# u-boot (apt-get source, from the mirror the base uses), qemu_arm64_defconfig plus
+# UBOOT_FRAGMENT, cross-built; cached by the source's version and the fragment (the
+# source is fetched once per cache: remove u-boot-source/ for a newer one). Sets UBOOT_BIN.
+uboot_build() {
+        if [ "$UBOOT_KIND" = debian ]; then
+                UBOOT_BIN=${UBOOT_BIN:-/usr/lib/u-boot/qemu_arm64/u-boot.bin}
+                return 0
+        fi
+        [ "$UBOOT_KIND" = redundant ] || die "ORBIT_BOARD_UBOOT: redundant or debian, not '$UBOOT_KIND'"
+        [ -z "$UBOOT_BIN" ] || return 0
+        local src=$CACHE/u-boot-source mirror dsc version key out t=$SECONDS
+        if ! dsc=$(ls "$src"/u-boot_*.dsc 2>/dev/null | tail -1) || [ -z "$dsc" ]; then
+                mirror=${ORBIT_DEB_MIRROR:-$(host_mirror "$suite")}
+                [ -n "$mirror" ] || die "no Debian mirror for $suite in this machine's apt sources (set ORBIT_DEB_MIRROR)"
+                log "fetching Debian's u-boot source ($suite) into $src"
+                mkdir -p "$src/lists/partial"
+                printf 'deb-src %s %s main\n' "$mirror" "$suite" >"$src/sources.list"
+                mkdir -p "$src/cache/archives/partial"
+                local apt=(apt-get -q -o "Dir::Etc::SourceList=$src/sources.list" -o Dir::Etc::SourceParts=/dev/null
+                           -o "Dir::State::Lists=$src/lists" -o "Dir::Cache=$src/cache" -o APT::Sandbox::User=root)
+                "${apt[@]}" update >"$src/fetch.log" 2>&1 &&
+                        (cd "$src" && "${apt[@]}" source --download-only u-boot) >>"$src/fetch.log" 2>&1 ||
+                        die "apt-get source u-boot failed ($src/fetch.log)"
+                dsc=$(ls "$src"/u-boot_*.dsc | tail -1)
+        fi
+        version=$(sed -n 's/^Version: //p' "$dsc")
+        key=$(printf '%s\n' uboot-1 "$version" "$UBOOT_FRAGMENT" | sha256sum | cut -c1-16)
+        out=$CACHE/uboot-qemu_arm64-$key
+        if [ ! -f "$out/u-boot.bin" ]; then
+                command -v aarch64-linux-gnu-gcc >/dev/null || die "no aarch64-linux-gnu-gcc (scripts/cross-test.sh installs it)"
+                local b=$out.tmp blog=$CACHE/uboot-build.log
+                rm -rf --one-file-system "$b"
+                mkdir -p "$b"
+                log "building U-Boot $version for qemu_arm64 (two environment copies, word writes); log: $blog"
+                dpkg-source -x "$dsc" "$b/src" >"$blog" 2>&1 || die "dpkg-source -x $dsc failed ($blog)"
+                { cat "$b/src/configs/qemu_arm64_defconfig"; printf '%s\n' "$UBOOT_FRAGMENT"; } \
+                        >"$b/src/configs/orbit_qemu_arm64_defconfig"
+                (
+                        cd "$b/src" &&
+                                "${NICE[@]}" make CROSS_COMPILE=aarch64-linux-gnu- orbit_qemu_arm64_defconfig &&
+                                "${NICE[@]}" make CROSS_COMPILE=aarch64-linux-gnu- -j"$(nproc)" u-boot.bin
+                ) >>"$blog" 2>&1 || die "building U-Boot failed ($blog)"
+                # the fragment took: kconfig drops what it cannot satisfy without a word
+                grep -qx 'CONFIG_SYS_REDUNDAND_ENVIRONMENT=y' "$b/src/.config" &&
+                        grep -qx 'CONFIG_ENV_ADDR_REDUND=0x4040000' "$b/src/.config" &&
+                        ! grep -qx 'CONFIG_SYS_FLASH_USE_BUFFER_WRITE=y' "$b/src/.config" ||
+                        die "U-Boot's .config lacks the fragment ($b/src/.config)"
+                cp "$b/src/u-boot.bin" "$b/"
+                cp "$b/src/.config" "$b/config"
+                rm -rf --one-file-system "$b/src"
+                mv "$b" "$out"
+                log "U-Boot built in $(mins $t) min: $out"
+        fi
+        UBOOT_BIN=$out/u-boot.bin
+}
 FLASH_MIB=64 # a virt pflash bank
 # The same bank as Linux sees it: a virtio disk over the same file (no MTD driver for it
 # in Debian's arm64 kernel; docs/board.md), named by its serial.
@@ -657,23 +734,37 @@ BOOT_A_OK=1
 BOOT_A_LEFT=0
 BOOT_B_OK=0
 BOOT_B_LEFT=0
-orbit_select=orbit_slot=; orbit_save=; for s in ${BOOT_ORDER}; do if test -z "${orbit_slot}"; then if test "${s}" = A; then if test "${BOOT_A_OK}" = 1; then orbit_slot=A; elif test "${BOOT_A_LEFT}" -gt 0; then setexpr BOOT_A_LEFT ${BOOT_A_LEFT} - 1; orbit_slot=A; orbit_save=1; fi; elif test "${s}" = B; then if test "${BOOT_B_OK}" = 1; then orbit_slot=B; elif test "${BOOT_B_LEFT}" -gt 0; then setexpr BOOT_B_LEFT ${BOOT_B_LEFT} - 1; orbit_slot=B; orbit_save=1; fi; fi; fi; done; if test -n "${orbit_save}"; then if saveenv; then echo orbit: try counted down; else run orbit_pflash_finish; fi; fi; if test -z "${orbit_slot}"; then orbit_slot=A; fi
+orbit_select=orbit_slot=; orbit_save=; for s in ${BOOT_ORDER}; do if test -z "${orbit_slot}"; then if test "${s}" = A; then if test "${BOOT_A_OK}" = 1; then orbit_slot=A; elif test "${BOOT_A_LEFT}" -gt 0; then setexpr BOOT_A_LEFT ${BOOT_A_LEFT} - 1; orbit_slot=A; orbit_save=1; fi; elif test "${s}" = B; then if test "${BOOT_B_OK}" = 1; then orbit_slot=B; elif test "${BOOT_B_LEFT}" -gt 0; then setexpr BOOT_B_LEFT ${BOOT_B_LEFT} - 1; orbit_slot=B; orbit_save=1; fi; fi; fi; done; if test -n "${orbit_save}"; then if saveenv; then echo orbit: try counted down; else run orbit_save_failed; fi; fi; if test -z "${orbit_slot}"; then orbit_slot=A; fi
 orbit_boot=run orbit_select; if test "${orbit_slot}" = B; then orbit_part=3; orbit_label=rootfs_b; else orbit_slot=A; orbit_part=2; orbit_label=rootfs_a; fi; echo "orbit: booting slot ${orbit_slot} from virtio 0:${orbit_part}"; setenv bootargs "${bootargs_base} root=PARTLABEL=${orbit_label} orbit.slot=${orbit_slot}"; pci enum; virtio scan; load virtio 0:${orbit_part} ${kernel_addr_r} /vmlinuz; load virtio 0:${orbit_part} ${ramdisk_addr_r} /initrd.img; booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdtcontroladdr}
-orbit_pflash_finish=echo orbit: saveenv failed: finishing its write by hand (QEMU pflash, docs/board.md); mw.w 4000000 50; mw.w 4000000 ff; setexpr orbit_a 4001000; while itest ${orbit_a} < 4040000; do mw.w ${orbit_a} e8; mw.w ${orbit_a} 3ff; mw.w ${orbit_a} 0 400; mw.w ${orbit_a} d0; mw.w ${orbit_a} ff; setexpr orbit_a ${orbit_a} + 800; done; setenv orbit_a; echo orbit: try counted down
 ENV
+        # What a failed saveenv leaves (ORBIT_BOARD_UBOOT): redundant, the other copy
+        # whole (word writes: not expected to fail); debian, a half-written single copy,
+        # which the script finishes by hand (buffer writes issued as QEMU 7.2 takes them)
+        if uboot_redundant; then
+                echo 'orbit_save_failed=echo orbit: saveenv failed: the other copy stays in use, and a committed slot boots, not a try left uncounted; orbit_slot=; for s in ${BOOT_ORDER}; do if test -z "${orbit_slot}"; then if test "${s}" = A; then if test "${BOOT_A_OK}" = 1; then orbit_slot=A; fi; elif test "${s}" = B; then if test "${BOOT_B_OK}" = 1; then orbit_slot=B; fi; fi; fi; done'
+        else
+                echo 'orbit_save_failed=echo orbit: saveenv failed: finishing its write by hand (QEMU pflash, docs/board.md); mw.w 4000000 50; mw.w 4000000 ff; setexpr orbit_a 4001000; while itest ${orbit_a} < 4040000; do mw.w ${orbit_a} e8; mw.w ${orbit_a} 3ff; mw.w ${orbit_a} 0 400; mw.w ${orbit_a} d0; mw.w ${orbit_a} ff; setexpr orbit_a ${orbit_a} + 800; done; setenv orbit_a; echo orbit: try counted down'
+        fi
 }
 
 build_aarch64() { # $1: output dir (the cache entry)
         local out=$1 d=$1.tmp
         command -v mkenvimage >/dev/null || die "mkenvimage missing (u-boot-tools)"
-        [ -f "$UBOOT_BIN" ] || die "no U-Boot for qemu_arm64 ($UBOOT_BIN): u-boot-qemu"
         slot_filesystems aarch64 "$out"
 
-        # The environment: one copy at the start of the second flash bank. Its text is
-        # kept under 3 KiB: orbit_pflash_finish relies on saveenv's first 4 KiB (below).
+        # The environment at the start of the second flash bank. Its text is kept under
+        # 3 KiB: the debian U-Boot's orbit_save_failed relies on saveenv's first 4 KiB.
+        # redundant: two copies, the second one sector on, both whole: the first active
+        # (flags 1, mkenvimage -r), the second obsolete (the same bytes, flags 0).
         write_uboot_env >"$d/uboot-env.txt"
         [ "$(wc -c <"$d/uboot-env.txt")" -lt 3072 ] || die "the U-Boot environment is over 3 KiB"
-        mkenvimage -s "$UBOOT_ENV_SIZE" -o "$d/env.bin" "$d/uboot-env.txt"
+        if uboot_redundant; then
+                mkenvimage -r -s "$UBOOT_ENV_SIZE" -o "$d/env.bin" "$d/uboot-env.txt"
+                { cat "$d/env.bin"; head -c 4 "$d/env.bin"; printf '\0'; tail -c +6 "$d/env.bin"; } >"$d/env2.bin"
+                mv "$d/env2.bin" "$d/env.bin"
+        else
+                mkenvimage -s "$UBOOT_ENV_SIZE" -o "$d/env.bin" "$d/uboot-env.txt"
+        fi
         truncate -s "${FLASH_MIB}M" "$d/env.bin"
         # The ESP partition stays (the same layout as x86_64), holding the environment's
         # source for a human; U-Boot reads nothing from it.
@@ -690,6 +781,7 @@ build_aarch64() { # $1: output dir (the cache entry)
 image_dir() {
         local arch=$1 key
         key=$(printf '%s\n' image-1 "$arch" "$suite" "${base_pkgs[@]}" "$self_hash" \
+                "$([ "$arch" = aarch64 ] && echo "uboot-$UBOOT_KIND")" \
                 "$(sha256sum "$AGENT_DEB" "$CTL_DEB" | cut -d' ' -f1)" | sha256sum | cut -c1-16)
         echo "$CACHE/image-$arch-$key"
 }
@@ -737,6 +829,7 @@ prepare_node() {
         if [ "$ARCH" = x86_64 ]; then
                 [ -f "$OVMF_CODE" ] && [ -f "$OVMF_VARS" ] || die "no OVMF firmware ($OVMF_CODE): scripts/deps.sh board"
         else
+                uboot_build
                 [ -f "$UBOOT_BIN" ] || die "no U-Boot for qemu_arm64 ($UBOOT_BIN): u-boot-qemu"
         fi
         [ -n "$WORK" ] || { WORK=$(mktemp -d "${TMPDIR:-/tmp}/orbit-board.XXXXXXXX"); WORK_TEMP=1; }
@@ -921,9 +1014,31 @@ find_bootenv_tool() {
 # userspace reader (fw_printenv, libubootenv-tool) at the offset and size U-Boot uses.
 uboot_env_list() {
         printf '%s 0x0 %s\n' "$WORK/flash-env.img" "$UBOOT_ENV_SIZE" >"$WORK/fw_env.config"
+        if uboot_redundant; then
+                printf '%s %s %s\n' "$WORK/flash-env.img" "$UBOOT_REDUND_OFFSET" "$UBOOT_ENV_SIZE" >>"$WORK/fw_env.config"
+        fi
         fw_printenv -c "$WORK/fw_env.config" 2>&1
 }
 uboot_env_value() { uboot_env_list | sed -n "s/^$1=//p"; }
+# redundant: the two copies' flags bytes, "F0/F1" (1 active, 0 obsolete)
+uboot_flags() {
+        echo "$(od -An -tu1 -j 4 -N 1 "$WORK/flash-env.img" | tr -d ' ')/$(od -An -tu1 -j $((UBOOT_REDUND_OFFSET + 4)) -N 1 "$WORK/flash-env.img" | tr -d ' ')"
+}
+# redundant: each copy's own CRC (over its variables, after the CRC and the flags byte):
+# "good/good", "bad/good", ...
+uboot_copies_whole() {
+        python3 - "$WORK/flash-env.img" "$((UBOOT_REDUND_OFFSET))" "$((UBOOT_ENV_SIZE))" <<'PY'
+import struct, sys, zlib
+f = open(sys.argv[1], "rb")
+out = []
+for off in (0, int(sys.argv[2])):
+    f.seek(off)
+    copy = f.read(int(sys.argv[3]))
+    crc = struct.unpack("<I", copy[:4])[0]
+    out.append("good" if zlib.crc32(copy[5:]) == crc else "bad")
+print("/".join(out))
+PY
+}
 uboot_env_state() { # BOOT_ORDER/BOOT_A_OK/BOOT_A_LEFT/BOOT_B_OK/BOOT_B_LEFT
         local v out=""
         for v in BOOT_ORDER BOOT_A_OK BOOT_A_LEFT BOOT_B_OK BOOT_B_LEFT; do
@@ -946,8 +1061,16 @@ cmd_test_aarch64() {
         log "node: $WORK"
         echo "# build (or cache): $build_min min"
 
+        echo "# U-Boot: $UBOOT_KIND ($UBOOT_BIN)"
+        # the agent's backend on the host, as the guest's config has it
+        local tool_args=(--kind uboot --path "$WORK/flash-env.img" --size "$((UBOOT_ENV_SIZE))")
+        uboot_redundant && tool_args+=(--redundant "$WORK/flash-env.img" --offset-redundant "$((UBOOT_REDUND_OFFSET))" --flags boolean)
+
         # 1. First boot: the factory environment (A committed), U-Boot boots A.
         expect "image: fw_printenv reads the factory environment" "$(uboot_env_state)" "A B/1/0/0/0"
+        if uboot_redundant; then
+                expect "image: two whole copies, the first active (flags)" "$(uboot_copies_whole) $(uboot_flags)" "good/good 1/0"
+        fi
         boot_once first || { not_ok "first boot reported"; return 1; }
         echo "# first boot: report after $BOOT_MIN min"
         check_boot first A
@@ -961,17 +1084,42 @@ cmd_test_aarch64() {
         if ! tool=$(find_bootenv_tool); then
                 echo "# SKIP boot counting: no bootenv-tool (build the tree: make tests/integration/bootenv-tool)"
         else
-                "$tool" --kind uboot --path "$WORK/flash-env.img" --size "$((UBOOT_ENV_SIZE))" try B 1 >/dev/null ||
+                "$tool" "${tool_args[@]}" try B 1 >/dev/null ||
                         { not_ok "bootenv-tool try B 1 on the flash's U-Boot environment"; return 1; }
                 expect "host: fw_printenv reads the agent backend's trial" "$(uboot_env_state)" "B A/1/0/0/1"
+                if uboot_redundant; then
+                        expect "host: the agent wrote the second copy active, marked the first obsolete (flags)" "$(uboot_flags)" 0/1
+                fi
                 expect "host: the agent kept U-Boot's own variables (bootcmd)" "$(uboot_env_value bootcmd)" "run orbit_boot"
                 boot_once trial || { not_ok "trial boot reported"; return 1; }
                 echo "# trial boot: report after $BOOT_MIN min"
                 check_boot trial B
                 expect "trial: U-Boot counted B's try down and saved it (BOOT_B_LEFT)" "$(uboot_env_value BOOT_B_LEFT)" 0
                 expect "trial: B not committed (BOOT_B_OK)" "$(uboot_env_value BOOT_B_OK)" 0
-                if grep -q 'saveenv failed' "$WORK/console-trial.log"; then
-                        echo "# trial: U-Boot's saveenv failed on this QEMU's pflash and orbit_pflash_finish completed it (docs/board.md)"
+                if uboot_redundant; then
+                        if grep -q 'saveenv failed' "$WORK/console-trial.log"; then
+                                not_ok "trial: U-Boot's saveenv failed: $(grep -a -m2 'saveenv failed\|Flash\|timeout' "$WORK/console-trial.log" | tr -d '\r' | tr '\n' ' ')"
+                        else
+                                ok "trial: U-Boot's saveenv succeeded (word writes)"
+                        fi
+                        expect "trial: U-Boot wrote the first copy active, marked the second obsolete (flags, copies whole)" \
+                                "$(uboot_flags) $(uboot_copies_whole)" "1/0 good/good"
+                        # 3b. The copy U-Boot just wrote torn (a byte of its variables
+                        #     flipped): the next boot reads the other, older copy (B's try
+                        #     not yet counted), counts it down again and writes over the
+                        #     torn one. A single copy torn would leave U-Boot its built-in
+                        #     environment and no boot counting.
+                        python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(300); b = f.read(1)[0]; f.seek(300); f.write(bytes([b ^ 0x55]))' \
+                                "$WORK/flash-env.img"
+                        expect "torn: the first copy torn, the second whole" "$(uboot_copies_whole)" "bad/good"
+                        expect "torn: fw_printenv reads the older copy (B's try left)" "$(uboot_env_state)" "B A/1/0/0/1"
+                        boot_once torn || { not_ok "torn boot reported"; return 1; }
+                        echo "# torn boot: report after $BOOT_MIN min"
+                        check_boot torn B
+                        expect "torn: U-Boot counted the older copy's try down and wrote it over the torn copy (state, flags, copies)" \
+                                "$(uboot_env_state) $(uboot_flags) $(uboot_copies_whole)" "B A/1/0/0/0 1/0 good/good"
+                elif grep -q 'saveenv failed' "$WORK/console-trial.log"; then
+                        echo "# trial: U-Boot's saveenv failed on this QEMU's pflash and orbit_save_failed finished it by hand (docs/board.md)"
                 fi
                 echo "# trial: the agent's boot state: $(boot_line)"
                 boot_once fallback || { not_ok "fallback boot reported"; return 1; }
@@ -1041,11 +1189,20 @@ cmd_test() {
 # The test helpers of a build of this tree (the guest has no compiler); the guest's
 # orbit-agent, orbitctl and sandbox init are the installed package's.
 GUEST_HELPERS=(cgroup-check sandbox-run escape-probe seccomp-helper bootenv-tool)
+# suite unit: the unit tests with cases that need the board's kernel (qemu-user skips them)
+GUEST_UNIT_TESTS=(test-seccomp-policy)
 
-find_builddir() {
-        local d
-        for d in "${ORBIT_BOARD_BUILDDIR:-}" "$top_srcdir/_build/plain"; do
-                [ -n "$d" ] && [ -f "$d/Makefile" ] && { echo "$d"; return 0; }
+# A build of this tree for ARCH (default: this machine's): ORBIT_BOARD_BUILDDIR, else
+# _build/plain, or for aarch64 on another machine _build/arm64 (scripts/cross-test.sh).
+find_builddir() { # [ARCH]
+        local d arch=${1:-$(uname -m)} dflt=$top_srcdir/_build/plain
+        [ "$arch" = "$(uname -m)" ] || dflt=$top_srcdir/_build/arm64
+        for d in "${ORBIT_BOARD_BUILDDIR:-}" "$dflt"; do
+                [ -n "$d" ] && [ -f "$d/Makefile" ] || continue
+                # its host: a native build, or a cross build for ARCH
+                local host; host=$(sed -n 's/^S\["host_alias"\]="\(.*\)"$/\1/p' "$d/config.status" 2>/dev/null | head -1)
+                if [ "$arch" = "$(uname -m)" ] && [ -z "$host" ]; then echo "$d"; return 0; fi
+                if [ "${host%%-*}" = "$arch" ]; then echo "$d"; return 0; fi
         done
         return 1
 }
@@ -1055,15 +1212,27 @@ find_builddir() {
 # binaries). Made at every run: it is small, and the image stays as built.
 make_tests_disk() { # $1: the disk file
         local out=$1 bdir stage h
-        bdir=$(find_builddir) || die "no build of this tree for the test helpers: configure and build in _build/plain, or set ORBIT_BOARD_BUILDDIR"
+        local how="configure and build in _build/plain"
+        [ "$ARCH" = "$(uname -m)" ] || how="scripts/cross-test.sh builds one in _build/arm64"
+        bdir=$(find_builddir "$ARCH") || die "no $ARCH build of this tree for the test helpers: $how, or set ORBIT_BOARD_BUILDDIR"
         grep -q -- '--enable-sanitizers' "$bdir/config.status" 2>/dev/null &&
                 die "$bdir is a sanitizer build: the guest has no libasan (use a plain build)"
         # Current with this tree (make does nothing when they are).
-        "${NICE[@]}" make -s -C "$bdir" "${GUEST_HELPERS[@]/#/tests/integration/}" >&2 ||
+        "${NICE[@]}" make -s -C "$bdir" "${GUEST_HELPERS[@]/#/tests/integration/}" \
+                "${GUEST_UNIT_TESTS[@]/#/tests/unit/}" >&2 ||
                 die "building the test helpers in $bdir failed"
         stage=$WORK/tests-stage
         rm -rf "$stage"
-        mkdir -p "$stage/src/scripts" "$stage/src/tests/integration" "$stage/build/tests/integration"
+        mkdir -p "$stage/src/scripts" "$stage/src/tests/integration" "$stage/build/tests/integration" \
+                "$stage/build/tests/unit" "$stage/build/lib"
+        for h in "${GUEST_UNIT_TESTS[@]}"; do
+                cp "$bdir/tests/unit/$h" "$stage/build/tests/unit/"
+        done
+        # cmocka, which the unit tests link and the package does not pull in: the build
+        # machine's copy for the board's architecture (multiarch)
+        local cm=/usr/lib/$ARCH-linux-gnu/libcmocka.so.0
+        [ -e "$cm" ] || die "no $cm for the unit tests (libcmocka0${ARCH:+:$(deb_arch "$ARCH")})"
+        cp -L "$cm" "$stage/build/lib/"
         cp "$top_srcdir/scripts/board-guest.sh" "$stage/src/scripts/"
         cp "$top_srcdir"/tests/integration/*.sh "$top_srcdir"/tests/integration/*.py "$stage/src/tests/integration/"
         for h in "${GUEST_HELPERS[@]}"; do
@@ -1467,6 +1636,7 @@ pc_cache_lost() { # NAME
         local out tail=$PC_CACHE_TAIL
         # random:SEED draws anew at each cut: the seed plus the power-on's number
         case "$tail" in random:*) tail=random:$((${tail#random:} + PC_RUN)) ;; esac
+        [ "$PC_SWEEP" = 0 ] || pc_sweep "$1"
         if out=$("$PC_REPLAY" replay "$WORK/writes.log" "$WORK/disk.img" --tail "$tail" 2>&1); then
                 echo "# $1: the disk's cache lost what came after its last flush: $out"
                 local lost; lost=$(printf '%s\n' "$out" | sed -n 's/.*not flushed: \([0-9]*\) lost.*/\1/p')
@@ -1476,6 +1646,163 @@ pc_cache_lost() { # NAME
                 not_ok "$1: the write log replayed ($out; kept: $WORK/writes.log)"
                 pc_stop
                 exit 1
+        fi
+}
+
+# A slot's boot files as GRUB finds them: grub-fstest reads the disk image with GRUB's own
+# partition and ext2 drivers (which, like GRUB at boot, do not replay the journal of a
+# file system cut while mounted): "KERNEL-CRC INITRD-CRC MARKER" (/vmlinuz and /initrd.img,
+# links followed; /etc/orbit-board-version, empty in the factory image), or what GRUB
+# said when it could not read them.
+slot_boot_files() { # IMAGE DEVICE (loop0,gpt2 for a slot of a disk; loop0 for a bare image)
+        local k i
+        if ! k=$(grub-fstest "$1" crc "($2)/vmlinuz" 2>&1) || ! i=$(grub-fstest "$1" crc "($2)/initrd.img" 2>&1); then
+                echo "GRUB cannot read the kernel or initrd: $(printf '%s %s' "$k" "$i" | tr '\n' ' ' | head -c 200)"
+                return
+        fi
+        echo "$k $i $(grub-fstest "$1" cat "($2)/etc/orbit-board-version" 2>/dev/null | tr -d '\n')"
+}
+
+# --lose-cache's sweep (xfstests' way with dm-log-writes): before the cut's own replay,
+# the disk as a cut right after each flush of this power-on would have left it, each
+# checked (cmd_sweep_point): a copy of the power-on's disk brought forward flush by flush
+# (log-writes-replay sweep), a point at each flush after which the ESP, a slot or the data
+# partition was written. ORBIT_BOARD_SWEEP=0 leaves it out.
+PC_SWEEP=${ORBIT_BOARD_SWEEP:-1}
+pc_sweep() { # NAME
+        local name=$1 t=$SECONDS out mib=$((1024 * 1024)) a b d
+        a=$(((1 + ESP_MIB) * mib)) b=$(((1 + ESP_MIB + ROOTFS_MIB) * mib)) d=$(((1 + ESP_MIB + 2 * ROOTFS_MIB) * mib))
+        # B booted by this power-on or one before: mounted since, no longer v2 byte for byte
+        if [ "${PC_CHOICE:-A}" = B ]; then PC_B_BOOTED=1; fi
+        export SW_DIR=$WORK/sweep SW_DISK=$WORK/sweep/disk.img SW_STATE_CHECK=$PC_STATE_CHECK
+        export SW_BOOT_A=$PC_BOOT_A SW_BOOT_B=$PC_BOOT_B SW_SHA_B=$PC_SHA_B SW_B_BOOTED=${PC_B_BOOTED:-}
+        export SW_A=$a SW_B=$b SW_D=$d SW_ROOTFS=$((ROOTFS_MIB * mib))
+        export SW_DATA=$((DATA_MIB * mib)) ESP_MIB SW_SEEN=$WORK/sweep-env-seen SW_B_V2=$WORK/sweep-b-was-v2
+        rm -rf "$SW_DIR"
+        mkdir -p "$SW_DIR"
+        cp --sparse=always "$WORK/disk.img" "$SW_DISK"
+        local rc=0 summary
+        out=$("$PC_REPLAY" sweep "$WORK/writes.log" "$SW_DISK" --region "esp:$mib:$((ESP_MIB * mib))" \
+                --region "a:$a:$SW_ROOTFS" --region "b:$b:$SW_ROOTFS" --region "data:$d:$SW_DATA" \
+                -- bash "$top_srcdir/scripts/board.sh" sweep-point 2>&1 >"$WORK/sweep-$PC_RUN.log") || rc=$?
+        summary=$(tail -n 1 "$WORK/sweep-$PC_RUN.log")
+        if [ $rc = 0 ] && [ -z "$out" ] && [[ $summary == "sweep: "* ]]; then
+                ok "$name: a cut at any flush of power-on $PC_RUN leaves a good board (${summary#sweep: }; $(mins "$t") min)"
+        else
+                not_ok "$name: the sweep of power-on $PC_RUN's flushes: ${summary:-no summary} ($WORK/sweep-$PC_RUN.log)"
+                { grep -a '^FAIL' "$WORK/sweep-$PC_RUN.log" || true; } | head -5 | sed 's/^/# /'
+                [ -z "$out" ] || printf '%s\n' "$out" | head -5 | sed 's/^/# stderr: /'
+        fi
+        grep -a '^#' "$WORK/sweep-$PC_RUN.log" | awk '!seen[$0]++' | head -3 || true
+        rm -rf "$SW_DIR"
+}
+
+# One point of the sweep (board.sh sweep-point, run by log-writes-replay with LW_* set):
+# the disk SW_DISK as a cut there leaves it must boot a good slot and lose no state:
+#   - the ESP's grubenv whole (1024 bytes, grub-editenv reads it), GRUB's choice A or B
+#     (or its never-initialised branch, A, until the agent first wrote the grubenv);
+#   - the chosen slot boots the good image: the kernel and initrd GRUB loads from it are
+#     the image's (read with GRUB's own drivers: grub-fstest), and its version marker
+#     (none in A, board-v2 in B); B, the first time it
+#     is chosen (before any boot mounts it read-write), is v2 byte for byte: an arm that
+#     came before the install was durable shows here. Checked again only when the slot was
+#     written since it was last found good;
+#   - the data partition: its journal replayed (e2fsck -E journal_only), then no error
+#     left (e2fsck -fn), and every state file in it loads (state-check: the agent's own
+#     loaders; a torn copy beside a good one is fine).
+# One line on standard output ("FAIL ..." when not); exit status 1 when not.
+cmd_sweep_point() {
+        local changed=" ${LW_CHANGED:-} " fails=() choice list size f e
+        local where="point $LW_POINT/$LW_POINTS (flush $LW_FLUSH of $LW_FLUSHES) [${LW_CHANGED:-}]"
+        WORK=$SW_DIR
+        if [[ $changed == *" a "* ]]; then rm -f "$SW_DIR/good-A"; fi
+        if [[ $changed == *" b "* ]]; then rm -f "$SW_DIR/good-B"; fi
+        if [[ $changed == *" esp "* ]] || [ ! -f "$SW_DIR/choice" ]; then
+                rm -f "$SW_DIR/grubenv"
+                if mcopy -o -i "$SW_DISK@@1M" ::/grub/grubenv "$SW_DIR/grubenv" 2>"$SW_DIR/mtools.err"; then
+                        size=$(stat -c %s "$SW_DIR/grubenv")
+                        if ! list=$(grub-editenv "$SW_DIR/grubenv" list 2>&1) || [ "$size" != 1024 ]; then
+                                fails+=("grubenv: $size bytes, grub-editenv: $(printf '%s' "$list" | head -c 200)")
+                        fi
+                        # (in a || list: errexit off inside, a grubenv grub-editenv refuses
+                        # reads as GRUB's never-initialised branch, as it does for GRUB)
+                        pc_grub_choice >"$SW_DIR/choice" || echo factory >"$SW_DIR/choice"
+                else
+                        fails+=("grubenv unreadable: $(head -c 200 "$SW_DIR/mtools.err")")
+                        echo factory >"$SW_DIR/choice"
+                fi
+                { grep ^ORBIT_ "$SW_DIR/grubenv" 2>/dev/null || true; } | tr '\n' ' ' >"$SW_DIR/env"
+        fi
+        choice=$(cat "$SW_DIR/choice")
+        local slot="" slot_note="good"
+        case "$choice" in
+        A|B) slot=$choice; : >"$SW_SEEN" ;;
+        factory)
+                # GRUB's never-initialised branch boots A: right on a board whose agent
+                # has not yet written the grubenv, a lost boot state once it has
+                if [ -f "$SW_SEEN" ]; then
+                        fails+=("the grubenv lost the boot state the agent wrote (GRUB's never-initialised branch)")
+                else
+                        slot=A
+                fi
+                ;;
+        *) fails+=("GRUB's choice: $choice (the grubenv: $(cat "$SW_DIR/env" 2>/dev/null))") ;;
+        esac
+        if [ -n "$slot" ] && [ ! -f "$SW_DIR/good-$slot" ]; then
+                local off=$SW_A want=$SW_BOOT_A got bad="" part=gpt2
+                if [ "$slot" = B ]; then off=$SW_B want=$SW_BOOT_B part=gpt3; fi
+                got=$(slot_boot_files "$SW_DISK" "loop0,$part")
+                if [ "$got" != "$want" ]; then
+                        bad="GRUB boots $slot, whose boot files are not the good image's (kernel, initrd, marker: '$got', want '$want')"
+                elif [ "$slot" = B ] && [ -z "$SW_B_BOOTED" ] && [ ! -f "$SW_B_V2" ]; then
+                        got=$(dd if="$SW_DISK" bs=1M skip=$((off / 1048576)) count=$((SW_ROOTFS / 1048576)) status=none |
+                                sha256sum | cut -c1-64)
+                        if [ "$got" = "$SW_SHA_B" ]; then
+                                : >"$SW_B_V2" # from here B may be booted, mounted and written
+                        else
+                                bad="GRUB boots B, never booted yet, which is not v2 byte for byte (sha256 ${got:0:16}, want ${SW_SHA_B:0:16}): armed before the install was durable"
+                        fi
+                        slot_note="v2 byte for byte"
+                fi
+                if [ -z "$bad" ]; then
+                        : >"$SW_DIR/good-$slot"
+                        [ "$slot_note" != good ] || slot_note="its boot files good"
+                else
+                        fails+=("$bad")
+                fi
+        fi
+        local data_note="unchanged"
+        if [[ $changed == *" data "* ]]; then
+                rm -rf "$SW_DIR/data" "$SW_DIR/data.img"
+                dd if="$SW_DISK" of="$SW_DIR/data.img" bs=1M skip=$((SW_D / 1048576)) count=$((SW_DATA / 1048576)) \
+                        conv=sparse status=none
+                e=0
+                # (no -f: with it e2fsck makes a whole check and repairs what it finds)
+                e2fsck -E journal_only -y "$SW_DIR/data.img" >"$SW_DIR/fsck.out" 2>&1 || e=$?
+                if [ $e -ge 4 ]; then
+                        fails+=("data: e2fsck -E journal_only: status $e: $(tail -n 2 "$SW_DIR/fsck.out" | tr '\n' ' ')")
+                elif ! e2fsck -fn "$SW_DIR/data.img" >"$SW_DIR/fsck.out" 2>&1; then
+                        fails+=("data: e2fsck -fn after the journal: $(grep -v '^Pass\|^e2fsck\|^data\.img:' "$SW_DIR/fsck.out" | head -3 | tr '\n' ' ')")
+                else
+                        mkdir -p "$SW_DIR/data"
+                        debugfs -R "rdump / $SW_DIR/data" "$SW_DIR/data.img" >/dev/null 2>"$SW_DIR/debugfs.err" || true
+                        local dirs=("$SW_DIR/data")
+                        for f in update outbox workloads; do
+                                if [ -d "$SW_DIR/data/$f" ]; then dirs+=("$SW_DIR/data/$f"); fi
+                        done
+                        # agent.lock: the agent's lock on its state dir, empty (not state)
+                        if "$SW_STATE_CHECK" --ignore agent.lock "${dirs[@]}" >"$SW_DIR/state.out" 2>&1; then
+                                data_note="fsck clean; $(tail -n 1 "$SW_DIR/state.out" | sed 's/^state-check: //')"
+                        else
+                                fails+=("data: $(grep -a '^BAD' "$SW_DIR/state.out" | head -3 | tr '\n' ' ')$(tail -n 1 "$SW_DIR/state.out")")
+                        fi
+                fi
+        fi
+        if [ ${#fails[@]} -eq 0 ]; then
+                echo "ok $where: grubenv $(cat "$SW_DIR/env" 2>/dev/null)-> $choice ($slot_note); data: $data_note"
+        else
+                for f in "${fails[@]}"; do echo "FAIL $where: $f"; done
+                return 1
         fi
 }
 
@@ -1589,6 +1916,13 @@ cmd_test_powercut() {
                 qemu-img --help | grep '^Supported formats:' | grep -qw blklogwrites ||
                         die "--lose-cache: this QEMU has no blklogwrites driver"
                 echo "# --lose-cache: each cut loses the writes after the disk's last flush (tail: $PC_CACHE_TAIL)"
+                if [ "$PC_SWEEP" != 0 ]; then
+                        local bdir
+                        bdir=$(find_builddir) || die "the sweep needs a build of this tree (its state-check): configure and build in _build/plain, set ORBIT_BOARD_BUILDDIR, or ORBIT_BOARD_SWEEP=0"
+                        "${NICE[@]}" make -s -C "$bdir" tests/integration/state-check >&2 || die "building state-check in $bdir failed"
+                        PC_STATE_CHECK=$bdir/tests/integration/state-check
+                        echo "# --lose-cache: and before each cut, the sweep: a cut at each flush of the power-on, checked"
+                fi
         fi
         log "node: $WORK"
         host_tools
@@ -1602,11 +1936,22 @@ cmd_test_powercut() {
         fleet_start_controller || die "the controller did not start ($FLEET_DIR/controller.log)"
         rollout_images || die "deriving the rollout images from slot A failed"
         rollout_bundle board-v2 "$WORK/images/v2.img" 2.0.0 || die "orbit-bundle create failed"
+        if [ "$LOSE_CACHE" = 1 ] && [ "$PC_SWEEP" != 0 ]; then
+                # the sweep's good images: slot A as the factory wrote it, and v2
+                command -v grub-fstest >/dev/null || die "the sweep needs grub-fstest (grub-common)"
+                PC_BOOT_A=$(slot_boot_files "$IMAGE/disk.img" loop0,gpt2)
+                PC_BOOT_B=$(slot_boot_files "$WORK/images/v2.img" loop0)
+                PC_SHA_B=$(sha256sum <"$WORK/images/v2.img" | cut -c1-64)
+                case "$PC_BOOT_A $PC_BOOT_B" in
+                *"GRUB cannot"*) die "the sweep: the images' boot files unreadable (A: $PC_BOOT_A; v2: $PC_BOOT_B)" ;;
+                esac
+                echo "# the sweep's good images: A's boot files $PC_BOOT_A; v2's $PC_BOOT_B"
+        fi
         fleet_oc bundle upload "$WORK/images/board-v2.obundle" >/dev/null || die "bundle upload failed"
         rm -f "$WORK"/images/*.img
         make_config_disk "$WORK/config.img"
         : >"$WORK/report"
-        rm -f "$WORK"/events-*
+        rm -f "$WORK"/events-* "$WORK/sweep-env-seen" "$WORK/sweep-b-was-v2"
         if [ "$PC_RANDOM" -gt 0 ]; then
                 pc_random_cuts "$t0"
                 return
@@ -1874,13 +2219,13 @@ usage() { sed -n '2,40s/^# \{0,1\}//p' "$0"; }
 main() {
         cmd=${1:-}
         [ $# -gt 0 ] && shift
-        DEBS="" ARCH=x86_64 WORK="" SUITES="systemd runtime esp" NET=0 PC_RANDOM=0 PC_SEED="" LOSE_CACHE=0
+        DEBS="" ARCH=x86_64 WORK="" SUITES="" NET=0 PC_RANDOM=0 PC_SEED="" LOSE_CACHE=0
         while [ $# -gt 0 ]; do
                 case "$1" in
                 --debs) DEBS=$(cd "${2:?--debs needs a directory}" && pwd); shift ;;
                 --arch) ARCH=${2:?--arch needs x86_64 or aarch64}; shift ;;
                 --work) WORK=${2:?--work needs a directory}; shift ;;
-                --suites) SUITES=${2:?--suites needs a list: systemd runtime esp}; shift ;;
+                --suites) SUITES=${2:?--suites needs a list: systemd runtime unit esp}; shift ;;
                 --random) PC_RANDOM=${2:?--random needs a number of cuts}; shift ;;
                 --seed) PC_SEED=${2:?--seed needs a number}; shift ;;
                 --lose-cache) LOSE_CACHE=1 ;;
@@ -1890,6 +2235,11 @@ main() {
                 shift
         done
         case "$ARCH" in x86_64|aarch64) ;; *) die "--arch: x86_64 or aarch64, not '$ARCH'" ;; esac
+        # esp: the grub backend on the ESP (aarch64 keeps its environment in flash)
+        if [ -z "$SUITES" ]; then
+                SUITES="systemd runtime unit esp"
+                [ "$ARCH" = x86_64 ] || SUITES="systemd runtime unit"
+        fi
         case "$PC_RANDOM" in ''|*[!0-9]*) die "--random: a number of cuts, not '$PC_RANDOM'" ;; esac
         [ -n "$PC_SEED" ] || PC_SEED=$(( $(od -An -N2 -tu2 /dev/urandom) ))
         case "$PC_SEED" in *[!0-9]*) die "--seed: a number, not '$PC_SEED'" ;; esac
@@ -1899,10 +2249,12 @@ main() {
         build) cmd_build; echo "$IMAGE/disk.img" ;;
         boot) cmd_boot ;;
         test) cmd_test ;;
-        test-guest) [ "$ARCH" = x86_64 ] || die "test-guest: x86_64 only so far"; cmd_test_guest ;;
+        test-guest) cmd_test_guest ;;
         test-rollout) [ "$ARCH" = x86_64 ] || die "test-rollout: x86_64 only so far"; NET=1; cmd_test_rollout ;;
         test-powercut) [ "$ARCH" = x86_64 ] || die "test-powercut: x86_64 only so far"; NET=1; cmd_test_powercut ;;
+        sweep-point) cmd_sweep_point ;; # one point of test-powercut --lose-cache's sweep (pc_sweep)
         base) base_tarball "$ARCH" ;; # the debootstrap step alone (cached)
+        uboot) uboot_build; echo "$UBOOT_BIN" ;; # aarch64's U-Boot alone (cached)
         debs) find_debs "$DEBS"; echo "$AGENT_DEB $CTL_DEB" ;; # the .debs alone (cached)
         -h|--help|help) usage ;;
         *) usage >&2; exit 2 ;;

@@ -21,9 +21,11 @@ valgrind_pkgs=(valgrind)
 board_pkgs=(qemu-system-x86 qemu-utils ovmf grub-efi-amd64-bin grub-common mtools dosfstools
             fdisk e2fsprogs debootstrap python3 debhelper dpkg-dev fakeroot jq) # jq: test-rollout
 # board.sh --arch aarch64: U-Boot, its environment tools, a chroot of arm64 binaries run by
-# qemu-user (the arm64 cross toolchain and libraries: scripts/cross-test.sh)
+# qemu-user (the arm64 cross toolchain and libraries: scripts/cross-test.sh),
+# and what building the board's own U-Boot from Debian's source needs (board.sh: uboot_build)
 board_aarch64_pkgs=(qemu-system-arm u-boot-qemu u-boot-tools libubootenv-tool qemu-user-static
-                    binfmt-support)
+                    binfmt-support bc bison flex libssl-dev libgnutls28-dev uuid-dev
+                    device-tree-compiler python3-setuptools)
 
 want=()
 for what in "$@"; do
