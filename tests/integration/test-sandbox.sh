@@ -229,7 +229,7 @@ import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 r = libc.unshare(0x10000000)  # CLONE_NEWUSER
 print(\"unshare\", r, os.strerror(ctypes.get_errno()))
-r = libc.syscall(101, 0, 0, 0, 0)  # ptrace(PTRACE_TRACEME) on x86_64
+r = libc.syscall({\"x86_64\": 101, \"aarch64\": 117}[os.uname().machine], 0, 0, 0, 0)  # ptrace(PTRACE_TRACEME)
 print(\"ptrace\", r, os.strerror(ctypes.get_errno()))
 print(\"getpid works\", os.getpid() > 0)"'
 expect_out "the seccomp filter is installed (Seccomp: 2)" '^Seccomp:[[:space:]]+2$'
