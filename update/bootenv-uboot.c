@@ -302,9 +302,8 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
  * env_flash_save() does; a cut before it leaves both active, and U-Boot takes copy 0. */
 static int uboot_mark_obsolete(const struct uboot_copy *copy) {
         const uint8_t flag = UBOOTENV_FLAG_OBSOLETE;
-        _cleanup_close_ int fd = open(copy->path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-        ssize_t k = fd < 0 ? -1 : pwrite(fd, &flag, 1, (off_t) (copy->offset + 4));
-        int r = fd < 0 || k < 0 ? negative_errno() : k != 1 ? -EIO : fsync(fd) < 0 ? negative_errno() : 0;
+        /* the flags byte after the CRC, written in place and fsynced like a copy */
+        int r = write_region(copy->path, copy->offset + 4, &flag, 1);
         if (r < 0)
                 return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): marking the old copy "
                                        "obsolete failed", copy->path, copy->offset);
