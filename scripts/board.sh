@@ -997,6 +997,15 @@ check_boot() { # $1: name, $2: the slot GRUB should have booted
 BL_NAME=GRUB BL_KIND=grub
 boot_line() { sed -n "s/^BOARD update | Boot ($BL_KIND): *//p" "${RFILE:-$WORK/report}" | tr -d '\r'; }
 grubenv_value() { grub-editenv "$WORK/grubenv" list | sed -n "s/^$1=//p"; }
+# What keeps a grubenv file from being whole (1024 bytes that grub-editenv reads), or
+# nothing when it is.
+grubenv_problem() { # FILE
+        local size list
+        size=$(stat -c %s "$1")
+        if ! list=$(grub-editenv "$1" list 2>&1) || [ "$size" != 1024 ]; then
+                echo "$size bytes, grub-editenv: $(printf '%s' "$list" | head -c 200)"
+        fi
+}
 
 # The agent's own grub backend on the host: bootenv-tool (tests/integration), built with
 # the agent's update/bootenv-grub.c.
@@ -1672,12 +1681,14 @@ PC_SWEEP=${ORBIT_BOARD_SWEEP:-1}
 pc_sweep() { # NAME
         local name=$1 t=$SECONDS out mib=$((1024 * 1024)) a b d
         a=$(((1 + ESP_MIB) * mib)) b=$(((1 + ESP_MIB + ROOTFS_MIB) * mib)) d=$(((1 + ESP_MIB + 2 * ROOTFS_MIB) * mib))
-        # B booted by this power-on or one before: mounted since, no longer v2 byte for byte
-        if [ "${PC_CHOICE:-A}" = B ]; then PC_B_BOOTED=1; fi
+        # SW_B_V2 exists once B no longer has to be v2 byte for byte: a point found it so
+        # (the sweep-point), or this power-on or one before booted B (mounted since)
+        export SW_B_V2=$WORK/sweep-b-was-v2
+        if [ "${PC_CHOICE:-A}" = B ]; then : >"$SW_B_V2"; fi
         export SW_DIR=$WORK/sweep SW_DISK=$WORK/sweep/disk.img SW_STATE_CHECK=$PC_STATE_CHECK
-        export SW_BOOT_A=$PC_BOOT_A SW_BOOT_B=$PC_BOOT_B SW_SHA_B=$PC_SHA_B SW_B_BOOTED=${PC_B_BOOTED:-}
+        export SW_BOOT_A=$PC_BOOT_A SW_BOOT_B=$PC_BOOT_B SW_SHA_B=$PC_SHA_B
         export SW_A=$a SW_B=$b SW_D=$d SW_ROOTFS=$((ROOTFS_MIB * mib))
-        export SW_DATA=$((DATA_MIB * mib)) ESP_MIB SW_SEEN=$WORK/sweep-env-seen SW_B_V2=$WORK/sweep-b-was-v2
+        export SW_DATA=$((DATA_MIB * mib)) ESP_MIB SW_SEEN=$WORK/sweep-env-seen
         rm -rf "$SW_DIR"
         mkdir -p "$SW_DIR"
         cp --sparse=always "$WORK/disk.img" "$SW_DISK"
@@ -1693,7 +1704,6 @@ pc_sweep() { # NAME
                 { grep -a '^FAIL' "$WORK/sweep-$PC_RUN.log" || true; } | head -5 | sed 's/^/# /'
                 [ -z "$out" ] || printf '%s\n' "$out" | head -5 | sed 's/^/# stderr: /'
         fi
-        grep -a '^#' "$WORK/sweep-$PC_RUN.log" | awk '!seen[$0]++' | head -3 || true
         rm -rf "$SW_DIR"
 }
 
@@ -1712,21 +1722,19 @@ pc_sweep() { # NAME
 #     loaders; a torn copy beside a good one is fine).
 # One line on standard output ("FAIL ..." when not); exit status 1 when not.
 cmd_sweep_point() {
-        local changed=" ${LW_CHANGED:-} " fails=() choice list size f e
+        local changed=" ${LW_CHANGED:-} " fails=() choice problem f e
         local where="point $LW_POINT/$LW_POINTS (flush $LW_FLUSH of $LW_FLUSHES) [${LW_CHANGED:-}]"
-        WORK=$SW_DIR
+        WORK=$SW_DIR # the sweep's disk is $WORK/disk.img for node_grubenv
         if [[ $changed == *" a "* ]]; then rm -f "$SW_DIR/good-A"; fi
         if [[ $changed == *" b "* ]]; then rm -f "$SW_DIR/good-B"; fi
         if [[ $changed == *" esp "* ]] || [ ! -f "$SW_DIR/choice" ]; then
                 rm -f "$SW_DIR/grubenv"
-                if mcopy -o -i "$SW_DISK@@1M" ::/grub/grubenv "$SW_DIR/grubenv" 2>"$SW_DIR/mtools.err"; then
-                        size=$(stat -c %s "$SW_DIR/grubenv")
-                        if ! list=$(grub-editenv "$SW_DIR/grubenv" list 2>&1) || [ "$size" != 1024 ]; then
-                                fails+=("grubenv: $size bytes, grub-editenv: $(printf '%s' "$list" | head -c 200)")
-                        fi
+                if node_grubenv "$SW_DIR/grubenv" 2>"$SW_DIR/mtools.err"; then
+                        problem=$(grubenv_problem "$SW_DIR/grubenv")
+                        [ -z "$problem" ] || fails+=("grubenv: $problem")
                         # (in a || list: errexit off inside, a grubenv grub-editenv refuses
                         # reads as GRUB's never-initialised branch, as it does for GRUB)
-                        pc_grub_choice >"$SW_DIR/choice" || echo factory >"$SW_DIR/choice"
+                        pc_grub_choice >"$SW_DIR/choice" 2>/dev/null || echo factory >"$SW_DIR/choice"
                 else
                         fails+=("grubenv unreadable: $(head -c 200 "$SW_DIR/mtools.err")")
                         echo factory >"$SW_DIR/choice"
@@ -1754,7 +1762,7 @@ cmd_sweep_point() {
                 got=$(slot_boot_files "$SW_DISK" "loop0,$part")
                 if [ "$got" != "$want" ]; then
                         bad="GRUB boots $slot, whose boot files are not the good image's (kernel, initrd, marker: '$got', want '$want')"
-                elif [ "$slot" = B ] && [ -z "$SW_B_BOOTED" ] && [ ! -f "$SW_B_V2" ]; then
+                elif [ "$slot" = B ] && [ ! -f "$SW_B_V2" ]; then
                         got=$(dd if="$SW_DISK" bs=1M skip=$((off / 1048576)) count=$((SW_ROOTFS / 1048576)) status=none |
                                 sha256sum | cut -c1-64)
                         if [ "$got" = "$SW_SHA_B" ]; then
@@ -1830,21 +1838,21 @@ pc_grub_choice() {
 
 # After a cut, with QEMU gone: the ESP's grubenv as GRUB will read it. Sets PC_CHOICE.
 pc_check_grubenv() { # NAME
-        local name=$1 size list
+        local name=$1 problem
         rm -f "$WORK/grubenv"
         if ! node_grubenv "$WORK/grubenv" 2>"$WORK/mtools.err"; then
                 not_ok "$name: the ESP's grubenv readable (mtools: $(head -c 300 "$WORK/mtools.err"))"
                 PC_CHOICE=factory
                 return
         fi
-        size=$(stat -c %s "$WORK/grubenv")
-        if list=$(grub-editenv "$WORK/grubenv" list 2>&1) && [ "$size" = 1024 ]; then
+        problem=$(grubenv_problem "$WORK/grubenv")
+        if [ -z "$problem" ]; then
                 ok "$name: the ESP's grubenv is whole (1024 bytes, grub-editenv reads it)"
         else
-                not_ok "$name: the ESP's grubenv: $size bytes, grub-editenv: $(printf '%s' "$list" | head -c 300)"
+                not_ok "$name: the ESP's grubenv: $problem"
         fi
         PC_CHOICE=$(pc_grub_choice)
-        echo "# $name: grubenv $(printf '%s\n' "$list" | grep ^ORBIT_ | tr '\n' ' ')-> GRUB boots $PC_CHOICE"
+        echo "# $name: grubenv $(grep -a ^ORBIT_ "$WORK/grubenv" | tr '\n' ' ')-> GRUB boots $PC_CHOICE"
         # The FAT itself (fsck.fat -n on a copy: reads only): what a cut left besides the file.
         dd if="$WORK/disk.img" of="$WORK/esp-cut.img" bs=1M skip=1 count=$ESP_MIB status=none
         # A cut always leaves the dirty bit (byte 65 of the boot sector, which its backup
