@@ -325,6 +325,31 @@ static int v1_get_stats(struct cgroup *cg, struct cgroup_stats *st) {
                         return r;
                 st->cpu_usage_usec = ns / 1000;
         }
+        if (has(cg, CGROUP_CONTROLLER_CPU)) {
+                const char *dir = dir_of(cg, CGROUP_CONTROLLER_CPU);
+                /* cfs_quota_us is signed: -1 is no limit. */
+                _cleanup_free_ char *quota = NULL;
+                r = cgroup_read(dir, "cpu.cfs_quota_us", false, &quota);
+                if (r < 0)
+                        return r;
+                if (strncmp(quota, "-1", 2) != 0 &&
+                    (r = cgroup_parse_u64(quota, &st->cpu_quota_usec)) < 0)
+                        return log_error_errno(r, "cgroup: parse %s/cpu.cfs_quota_us", dir);
+                r = cgroup_read_u64(dir, "cpu.cfs_period_us", &st->cpu_period_usec);
+                if (r < 0)
+                        return r;
+                if (cgroup_file_exists(dir, "cpu.stat")) {
+                        _cleanup_free_ char *text = NULL;
+                        r = cgroup_read(dir, "cpu.stat", false, &text);
+                        if (r < 0)
+                                return r;
+                        r = cgroup_parse_keyed(text, "nr_periods", &st->cpu_periods);
+                        if (r == 0)
+                                r = cgroup_parse_keyed(text, "nr_throttled", &st->cpu_throttled);
+                        if (r < 0 && r != -ENOENT)
+                                return log_error_errno(r, "cgroup: parse %s/cpu.stat", dir);
+                }
+        }
         if (has(cg, CGROUP_CONTROLLER_MEMORY)) {
                 const char *dir = dir_of(cg, CGROUP_CONTROLLER_MEMORY);
                 r = cgroup_read_u64(dir, "memory.usage_in_bytes", &st->memory_current);
@@ -398,7 +423,8 @@ static int v1_destroy(struct cgroup *cg) {
         return ret;
 }
 
-static int v1_restrict_devices(struct cgroup *cg, const struct cgroup_device_rule *allow, size_t n) {
+static int v1_restrict_devices(struct cgroup *cg, const struct cgroup_device_rule *allow,
+                               size_t n) {
         int r = cgroup_require_controller(cg, CGROUP_CONTROLLER_DEVICES, "restrict devices");
         if (r < 0)
                 return r;

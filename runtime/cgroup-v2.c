@@ -249,10 +249,34 @@ static int v2_get_stats(struct cgroup *cg, struct cgroup_stats *st) {
         struct cgroup_manager *m = cg->manager;
         int r;
 
-        /* cpu.stat usage_usec is core since 4.20, present without the cpu controller. */
-        r = read_keyed_optional(cg->path, "cpu.stat", "usage_usec", &st->cpu_usage_usec);
-        if (r < 0)
-                return r;
+        /*
+         * cpu.stat's usage_usec is core since 4.20, there without the cpu controller; its
+         * nr_periods and nr_throttled lines come with the controller.
+         */
+        if (cgroup_file_exists(cg->path, "cpu.stat")) {
+                _cleanup_free_ char *text = NULL;
+                r = cgroup_read(cg->path, "cpu.stat", false, &text);
+                if (r < 0)
+                        return r;
+                static const char *const keys[] = {"usage_usec", "nr_periods", "nr_throttled"};
+                uint64_t *fields[] = {&st->cpu_usage_usec, &st->cpu_periods, &st->cpu_throttled};
+                for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                        r = cgroup_parse_keyed(text, keys[i], fields[i]);
+                        if (r < 0 && r != -ENOENT)
+                                return log_error_errno(r, "cgroup: parse \"%s\" in %s/cpu.stat",
+                                                       keys[i], cg->path);
+                }
+        }
+
+        if (m->controllers & CGROUP_MASK(CGROUP_CONTROLLER_CPU)) {
+                _cleanup_free_ char *max = NULL;
+                r = cgroup_read(cg->path, "cpu.max", false, &max);
+                if (r < 0)
+                        return r;
+                r = cgroup_parse_cpu_max(max, &st->cpu_quota_usec, &st->cpu_period_usec);
+                if (r < 0)
+                        return log_error_errno(r, "cgroup: parse %s/cpu.max", cg->path);
+        }
 
         if (m->controllers & CGROUP_MASK(CGROUP_CONTROLLER_MEMORY)) {
                 r = cgroup_read_u64(cg->path, "memory.current", &st->memory_current);
@@ -312,7 +336,8 @@ static int v2_destroy(struct cgroup *cg) {
 }
 
 /* No controller: a BPF program attached to the group (any cgroup2 tree takes one). */
-static int v2_restrict_devices(struct cgroup *cg, const struct cgroup_device_rule *allow, size_t n) {
+static int v2_restrict_devices(struct cgroup *cg, const struct cgroup_device_rule *allow,
+                               size_t n) {
         int r = cgroup_device_program_attach(cg->path, allow, n);
         /* A kernel without CONFIG_CGROUP_BPF: say it as a missing feature. */
         return r == -EINVAL || r == -ENOSYS ? -EOPNOTSUPP : r;

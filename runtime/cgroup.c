@@ -146,6 +146,30 @@ int cgroup_parse_u64(const char *text, uint64_t *ret) {
         return parse_u64_range(text, end, ret);
 }
 
+int cgroup_parse_cpu_max(const char *text, uint64_t *ret_quota, uint64_t *ret_period) {
+        if (!text)
+                return -EINVAL;
+        const char *sp = strchr(text, ' ');
+        if (!sp)
+                return -EINVAL;
+        uint64_t quota = 0, period;
+        if (!(sp - text == 3 && strncmp(text, "max", 3) == 0)) {
+                int r = parse_u64_range(text, sp, &quota);
+                if (r < 0)
+                        return r;
+                if (quota == 0)
+                        return -EINVAL;
+        }
+        int r = cgroup_parse_u64(sp + 1, &period);
+        if (r < 0)
+                return r;
+        if (period == 0)
+                return -EINVAL;
+        *ret_quota = quota;
+        *ret_period = period;
+        return 0;
+}
+
 int cgroup_parse_keyed(const char *text, const char *key, uint64_t *ret) {
         if (!text || !key || !*key)
                 return -EINVAL;

@@ -31,6 +31,16 @@ struct cgroup_stats {
         uint64_t pids_current;   /* tasks (threads) in the group */
         uint64_t oom_kills;      /* processes the OOM killer killed in this group */
         bool frozen;             /* the freezer says the group is frozen */
+        /*
+         * The CPU limit as the kernel holds it, and its own accounting of it (cpu.stat;
+         * v1: the cpu controller's). Within any n elapsed periods the group cannot use
+         * much more than n quotas: a check that needs no clock. 0 when not limited or
+         * when the kernel does not say.
+         */
+        uint64_t cpu_quota_usec;  /* quota per period in force (cpu.max / cfs_quota_us) */
+        uint64_t cpu_period_usec; /* its period */
+        uint64_t cpu_periods;     /* enforcement periods elapsed (nr_periods) */
+        uint64_t cpu_throttled;   /* periods that ran out of quota (nr_throttled) */
 };
 
 /*
@@ -190,9 +200,9 @@ enum {
 
 /* One device (or a range: -1 for any major or minor) a group may use. */
 struct cgroup_device_rule {
-        char type;      /* 'c' character, 'b' block */
-        int64_t major;  /* -1: any */
-        int64_t minor;  /* -1: any */
+        char type;       /* 'c' character, 'b' block */
+        int64_t major;   /* -1: any */
+        int64_t minor;   /* -1: any */
         unsigned access; /* CGROUP_DEVICE_* */
 };
 
@@ -256,6 +266,12 @@ uint64_t cgroup_cpu_quota_usec(uint64_t percent);
  * the key is not there, -EINVAL when the value is not a number.
  */
 int cgroup_parse_keyed(const char *text, const char *key, uint64_t *ret);
+
+/*
+ * Parse a v2 cpu.max ("20000 100000", "max 100000") into quota and period in
+ * microseconds; "max" reads as quota 0 (no limit). -EINVAL on anything else.
+ */
+int cgroup_parse_cpu_max(const char *text, uint64_t *ret_quota, uint64_t *ret_period);
 
 /* Parse a file holding one unsigned decimal and a newline (memory.current, ...). */
 int cgroup_parse_u64(const char *text, uint64_t *ret);

@@ -90,7 +90,8 @@ static int open_devices(void) {
                 bits |= 4;
         if (access("/dev/mem", F_OK) == 0 && open_errno("/dev/mem", O_RDONLY) != EPERM)
                 bits |= 8;
-        if (access("/dev/loop-control", F_OK) == 0 && open_errno("/dev/loop-control", O_RDWR) != EPERM)
+        if (access("/dev/loop-control", F_OK) == 0 &&
+            open_errno("/dev/loop-control", O_RDWR) != EPERM)
                 bits |= 16;
         return bits;
 }
@@ -228,17 +229,92 @@ static struct cgroup_manager *manager(unsigned flags) {
         return m;
 }
 
-/* CPU time the group used over ms of wall time, as a percentage of one core. */
-static double cpu_percent_over(struct cgroup *cg, unsigned ms) {
+static int stats(struct cgroup *cg, struct cgroup_stats *st) {
+        int r = cgroup_get_stats(cg, st);
+        CHECK(r == 0, "stats of %s: %s", cgroup_path(cg), strerror(-r));
+        return r;
+}
+
+/*
+ * Poll the group's counters until at least periods CFS periods went by since *from, in
+ * at least one of which the group ran out of quota, and *to holds the counters then.
+ * Both are the kernel's own events; the clock only bounds a wait that would otherwise
+ * hang (the scenario's timeout is 60 s).
+ */
+static int wait_throttled(struct cgroup *cg, const struct cgroup_stats *from, uint64_t periods,
+                          struct cgroup_stats *to) {
+        uint64_t deadline = now_usec() + 40 * 1000000ULL;
+        for (;;) {
+                if (stats(cg, to) < 0)
+                        return -EIO;
+                if (to->cpu_periods >= from->cpu_periods + periods &&
+                    to->cpu_throttled > from->cpu_throttled)
+                        return 0;
+                if (now_usec() > deadline)
+                        return -ETIMEDOUT;
+                sleep_ms(50);
+        }
+}
+
+/*
+ * A limit of quota per period holds when, over the n periods that elapsed between two
+ * readings, the group used no more than n quotas, plus what the bandwidth accounting may
+ * lend at the edges: one quota of the period in course, a slice held by each CPU's run
+ * queue (5 ms by default) and one scheduler tick of overrun that the next period repays.
+ */
+static uint64_t cpu_bound_usec(const struct cgroup_stats *a, const struct cgroup_stats *b) {
+        uint64_t n = b->cpu_periods - a->cpu_periods;
+        return (n + 2) * b->cpu_quota_usec + 5000 * (uint64_t) sysconf(_SC_NPROCESSORS_ONLN) +
+               10000;
+}
+
+/* Check the limit in force is percent of a core, and that the kernel held the group to it. */
+static void check_cpu_limit(struct cgroup *cg, uint64_t percent) {
         struct cgroup_stats a, b;
-        if (cgroup_get_stats(cg, &a) < 0)
-                return -1;
-        uint64_t t0 = now_usec();
-        sleep_ms(ms);
-        if (cgroup_get_stats(cg, &b) < 0)
-                return -1;
-        uint64_t t1 = now_usec();
-        return 100.0 * (double) (b.cpu_usage_usec - a.cpu_usage_usec) / (double) (t1 - t0);
+        if (stats(cg, &a) < 0)
+                return;
+        CHECK(a.cpu_period_usec == 100000 && a.cpu_quota_usec == percent * 1000,
+              "the kernel holds quota %llu per period %llu, want %llu per 100000",
+              (unsigned long long) a.cpu_quota_usec, (unsigned long long) a.cpu_period_usec,
+              (unsigned long long) percent * 1000);
+        int r = wait_throttled(cg, &a, 10, &b);
+        CHECK(r == 0,
+              "at %llu%%: in 40 s, no 10 periods with a throttled one (periods %llu -> "
+              "%llu, throttled %llu -> %llu)",
+              (unsigned long long) percent, (unsigned long long) a.cpu_periods,
+              (unsigned long long) b.cpu_periods, (unsigned long long) a.cpu_throttled,
+              (unsigned long long) b.cpu_throttled);
+        if (r < 0)
+                return;
+        uint64_t used = b.cpu_usage_usec - a.cpu_usage_usec, bound = cpu_bound_usec(&a, &b);
+        uint64_t n = b.cpu_periods - a.cpu_periods;
+        printf("# busy loop at cpu_max %llu%%: %llu us used in %llu periods (%.1f%% of one core by "
+               "the kernel's periods; %llu throttled), bound %llu us\n",
+               (unsigned long long) percent, (unsigned long long) used, (unsigned long long) n,
+               100.0 * (double) used / (double) (n * b.cpu_period_usec),
+               (unsigned long long) (b.cpu_throttled - a.cpu_throttled),
+               (unsigned long long) bound);
+        CHECK(used <= bound, "%llu us used in %llu periods of %llu us quota: above the bound %llu",
+              (unsigned long long) used, (unsigned long long) n,
+              (unsigned long long) b.cpu_quota_usec, (unsigned long long) bound);
+}
+
+/* This process's own CPU time, in microseconds. */
+static uint64_t own_cpu_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+/*
+ * Run on the CPU until this process got usec of CPU time: an interval in which the
+ * scheduler demonstrably ran a busy process, however loaded the machine is.
+ */
+static void burn_cpu(uint64_t usec) {
+        uint64_t until = own_cpu_usec() + usec;
+        volatile uint64_t n = 0;
+        while (own_cpu_usec() < until)
+                n++;
 }
 
 /* ---- scenarios ---------------------------------------------------------------------- */
@@ -317,41 +393,48 @@ static void scenario_cpu(void) {
         pid_t pid = spawn_in(cg, ACTION_BUSY);
         CHECK(pid > 0, "spawn");
         if (pid > 0) {
-                sleep_ms(300);
-                double pct = cpu_percent_over(cg, 2000);
-                printf("# busy loop at cpu_max 20%%: %.1f%% of one core over 2 s\n", pct);
-                CHECK(pct >= 10.0 && pct <= 30.0, "measured %.1f%%, want 10..30", pct);
-
+                check_cpu_limit(cg, 20);
                 /* Throttle: lower the limit on the running workload. */
                 l.cpu_max_percent = 5;
                 r = cgroup_apply_limits(cg, &l);
                 CHECK(r == 0, "throttle: %d", r);
-                sleep_ms(300);
-                pct = cpu_percent_over(cg, 1000);
-                printf("# throttled to 5%%: %.1f%% of one core over 1 s\n", pct);
-                CHECK(pct >= 0.0 && pct <= 10.0, "measured %.1f%%, want <= 10", pct);
+                check_cpu_limit(cg, 5);
         }
         teardown(cg);
         cgroup_manager_free(m);
 }
 
-/* Freeze stops the clock of a busy process; thaw starts it again. */
+/*
+ * Freeze stops the clock of a busy process: while this process gets 200 ms of CPU, the
+ * frozen group gets none. Thaw starts it again: its usage grows.
+ */
 static void check_freeze_thaw(struct cgroup *cg) {
         int r = cgroup_set_frozen(cg, true);
         CHECK(r == 0, "freeze: %s", strerror(-r));
-        struct cgroup_stats st;
-        CHECK(cgroup_get_stats(cg, &st) == 0 && st.frozen, "stats do not say frozen");
-        double frozen_pct = cpu_percent_over(cg, 500);
-        printf("# frozen: %.2f%% of one core over 0.5 s\n", frozen_pct);
-        CHECK(frozen_pct >= 0.0 && frozen_pct < 2.0, "frozen group used %.2f%%", frozen_pct);
+        struct cgroup_stats a, b;
+        REQUIRE(stats(cg, &a) == 0, "stats");
+        CHECK(a.frozen, "stats do not say frozen");
+        burn_cpu(200000);
+        REQUIRE(stats(cg, &b) == 0, "stats");
+        printf("# frozen: %llu us used while this process used 200000 us\n",
+               (unsigned long long) (b.cpu_usage_usec - a.cpu_usage_usec));
+        CHECK(b.cpu_usage_usec - a.cpu_usage_usec < 1000, "frozen group used %llu us",
+              (unsigned long long) (b.cpu_usage_usec - a.cpu_usage_usec));
 
         r = cgroup_set_frozen(cg, false);
         CHECK(r == 0, "thaw: %s", strerror(-r));
-        CHECK(cgroup_get_stats(cg, &st) == 0 && !st.frozen, "stats still say frozen");
-        /* Low bar: other tests may load the machine; frozen reads 0. */
-        double thawed_pct = cpu_percent_over(cg, 1000);
-        printf("# thawed: %.1f%% of one core over 1 s\n", thawed_pct);
-        CHECK(thawed_pct > 5.0, "thawed group used only %.1f%%", thawed_pct);
+        REQUIRE(stats(cg, &a) == 0, "stats");
+        CHECK(!a.frozen, "stats still say frozen");
+        /* Thawed, it runs: wait for 100 ms of use (the clock only bounds the wait). */
+        uint64_t deadline = now_usec() + 40 * 1000000ULL;
+        while (stats(cg, &b) == 0 && b.cpu_usage_usec < a.cpu_usage_usec + 100000 &&
+               now_usec() < deadline)
+                sleep_ms(20);
+        printf("# thawed: %llu us used since the thaw\n",
+               (unsigned long long) (b.cpu_usage_usec - a.cpu_usage_usec));
+        CHECK(b.cpu_usage_usec >= a.cpu_usage_usec + 100000,
+              "thawed group used only %llu us in 40 s",
+              (unsigned long long) (b.cpu_usage_usec - a.cpu_usage_usec));
 }
 
 static void scenario_freeze(unsigned flags) {
@@ -362,7 +445,11 @@ static void scenario_freeze(unsigned flags) {
         pid_t pid = spawn_in(cg, ACTION_BUSY);
         CHECK(pid > 0, "spawn");
         if (pid > 0) {
-                sleep_ms(100);
+                /* Running first, so that the freeze stops a process that ran. */
+                struct cgroup_stats st;
+                uint64_t deadline = now_usec() + 40 * 1000000ULL;
+                while (stats(cg, &st) == 0 && st.cpu_usage_usec < 10000 && now_usec() < deadline)
+                        sleep_ms(20);
                 check_freeze_thaw(cg);
         }
         teardown(cg);
@@ -376,7 +463,8 @@ static void scenario_freeze(unsigned flags) {
  */
 static void scenario_devices(unsigned flags) {
         int outside_kmsg = open_errno("/dev/kmsg", O_RDONLY);
-        REQUIRE(outside_kmsg == 0, "outside the group /dev/kmsg must open (got %s), or the check proves nothing",
+        REQUIRE(outside_kmsg == 0,
+                "outside the group /dev/kmsg must open (got %s), or the check proves nothing",
                 strerror(outside_kmsg));
         struct cgroup_manager *m = manager(flags);
         REQUIRE(m, "no manager");
@@ -399,10 +487,12 @@ static void scenario_devices(unsigned flags) {
                 int status = 0;
                 CHECK(wait_child(pid, 10000, &status) == 0, "child did not finish");
                 CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                      "device opens in the group: status 0x%x (bits: 1 null, 2 urandom, 4 kmsg allowed, "
+                      "device opens in the group: status 0x%x (bits: 1 null, 2 urandom, 4 kmsg "
+                      "allowed, "
                       "8 mem allowed, 16 loop-control allowed)",
                       status);
-                printf("# in the group: /dev/null and /dev/urandom open, /dev/kmsg and /dev/mem get EPERM\n");
+                printf("# in the group: /dev/null and /dev/urandom open, /dev/kmsg and /dev/mem "
+                       "get EPERM\n");
         }
         teardown(cg);
         cgroup_manager_free(m);

@@ -270,16 +270,20 @@ cleanup_cgroup_tree() {
         [ -n "$parent" ] || return 0
         for d in /sys/fs/cgroup/*/"$parent" /sys/fs/cgroup/"$parent"; do
                 [ -d "$d" ] || continue
-                find "$d" -name freezer.state -exec sh -c 'echo THAWED >"$1"' _ {} \; 2>/dev/null
-                find "$d" -name cgroup.freeze -exec sh -c 'echo 0 >"$1"' _ {} \; 2>/dev/null
-                find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
-                # the killed leave their groups as the kernel reaps them: retried, bounded
-                for i in $(seq 50); do
+                # thawed and killed again on each try (a process may have forked meanwhile);
+                # the killed leave their groups as the kernel reaps them, slowly on a loaded
+                # machine: retried until the tree is gone, bounded at 30 s
+                for i in $(seq 300); do
+                        find "$d" -name freezer.state -exec sh -c 'echo THAWED >"$1"' _ {} \; 2>/dev/null
+                        find "$d" -name cgroup.freeze -exec sh -c 'echo 0 >"$1"' _ {} \; 2>/dev/null
+                        find "$d" -name cgroup.procs -exec sh -c 'for p in $(cat "$1"); do kill -9 "$p"; done' _ {} \; 2>/dev/null
                         find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
                         [ -d "$d" ] || break
                         sleep 0.1
                 done
+                [ -d "$d" ] && note "cgroup $d left behind: $(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | tr '\n' ' ')"
         done
+        return 0
 }
 
 # Test PKI with openssl, in the current directory: mkca NAME SUBJECT makes NAME.key and a

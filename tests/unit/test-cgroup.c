@@ -179,6 +179,27 @@ static void test_format_cpu_max(void **state) {
         assert_int_equal(cgroup_cpu_quota_usec(0), 0);
 }
 
+static void test_parse_cpu_max(void **state) {
+        uint64_t q = 1, p = 1;
+        assert_int_equal(cgroup_parse_cpu_max("20000 100000\n", &q, &p), 0);
+        assert_int_equal(q, 20000);
+        assert_int_equal(p, 100000);
+        assert_int_equal(cgroup_parse_cpu_max("max 100000\n", &q, &p), 0);
+        assert_int_equal(q, 0);
+        assert_int_equal(p, 100000);
+        assert_int_equal(cgroup_parse_cpu_max("max 250000", &q, &p), 0);
+        assert_int_equal(p, 250000);
+        /* Nothing else: one field, a zero, a sign, a word, an empty text. */
+        q = p = 7;
+        const char *bad[] = {"20000\n",        "0 100000", "20000 0", "-1 100000", "maxi 100000",
+                             "20000 100000 1", "",         " 100000", "max"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_int_equal(cgroup_parse_cpu_max(bad[i], &q, &p), -EINVAL);
+        assert_int_equal(q, 7);
+        assert_int_equal(p, 7);
+        assert_int_equal(cgroup_parse_cpu_max(NULL, &q, &p), -EINVAL);
+}
+
 static void test_parse_keyed(void **state) {
         const char cpu_stat[] = "usage_usec 123456\nuser_usec 100000\nsystem_usec 23456\n";
         const char oom[] = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
@@ -491,7 +512,9 @@ static void test_v2_stats(void **state) {
         assert_int_equal(cgroup_create(m, "web", &cg), 0);
         fake_files(root, "orbit-agent/web", v2_group_files);
         fake_write(root, "orbit-agent/web/cpu.stat",
-                   "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n");
+                   "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n"
+                   "nr_periods 40\nnr_throttled 31\nthrottled_usec 2400000\n");
+        fake_write(root, "orbit-agent/web/cpu.max", "20000 100000\n");
         fake_write(root, "orbit-agent/web/memory.current", "1048576\n");
         fake_write(root, "orbit-agent/web/memory.peak", "2097152\n");
         fake_write(root, "orbit-agent/web/memory.events",
@@ -507,6 +530,19 @@ static void test_v2_stats(void **state) {
         assert_int_equal(st.oom_kills, 2);
         assert_int_equal(st.pids_current, 3);
         assert_true(st.frozen);
+        assert_int_equal(st.cpu_quota_usec, 20000);
+        assert_int_equal(st.cpu_period_usec, 100000);
+        assert_int_equal(st.cpu_periods, 40);
+        assert_int_equal(st.cpu_throttled, 31);
+
+        /* No limit: quota 0; a cpu.max the parser cannot read is an error, not a 0. */
+        fake_write(root, "orbit-agent/web/cpu.max", "max 100000\n");
+        assert_int_equal(cgroup_get_stats(cg, &st), 0);
+        assert_int_equal(st.cpu_quota_usec, 0);
+        assert_int_equal(st.cpu_period_usec, 100000);
+        fake_write(root, "orbit-agent/web/cpu.max", "20000\n");
+        assert_int_equal(cgroup_get_stats(cg, &st), -EINVAL);
+        fake_write(root, "orbit-agent/web/cpu.max", "max 100000\n");
 
         /* memory.peak came with 5.19: older kernels read as 0. */
         unlink(fp(root, "orbit-agent/web/memory.peak"));
@@ -733,6 +769,10 @@ static void test_v1_attach_freeze_stats(void **state) {
         assert_string_equal(fake_read(root, "freezer/orbit-agent/web/freezer.state"), "FROZEN");
 
         fake_write(root, "cpuacct/orbit-agent/web/cpuacct.usage", "2500000000\n");
+        fake_write(root, "cpu/orbit-agent/web/cpu.cfs_quota_us", "5000\n");
+        fake_write(root, "cpu/orbit-agent/web/cpu.cfs_period_us", "100000\n");
+        fake_write(root, "cpu/orbit-agent/web/cpu.stat",
+                   "nr_periods 12\nnr_throttled 9\nthrottled_time 880000000\n");
         fake_write(root, "memory/orbit-agent/web/memory.usage_in_bytes", "4096\n");
         fake_write(root, "memory/orbit-agent/web/memory.max_usage_in_bytes", "8192\n");
         fake_write(root, "memory/orbit-agent/web/memory.oom_control",
@@ -746,15 +786,22 @@ static void test_v1_attach_freeze_stats(void **state) {
         assert_int_equal(st.oom_kills, 1);
         assert_int_equal(st.pids_current, 2);
         assert_true(st.frozen);
+        assert_int_equal(st.cpu_quota_usec, 5000);
+        assert_int_equal(st.cpu_period_usec, 100000);
+        assert_int_equal(st.cpu_periods, 12);
+        assert_int_equal(st.cpu_throttled, 9);
 
         assert_int_equal(cgroup_set_frozen(cg, false), 0);
         assert_string_equal(fake_read(root, "freezer/orbit-agent/web/freezer.state"), "THAWED");
+        /* cfs_quota_us -1 is no limit. */
+        fake_write(root, "cpu/orbit-agent/web/cpu.cfs_quota_us", "-1\n");
         /* Kernels before 4.13 have no oom_kill line: reads as 0. */
         fake_write(root, "memory/orbit-agent/web/memory.oom_control",
                    "oom_kill_disable 0\nunder_oom 0\n");
         assert_int_equal(cgroup_get_stats(cg, &st), 0);
         assert_int_equal(st.oom_kills, 0);
         assert_false(st.frozen);
+        assert_int_equal(st.cpu_quota_usec, 0);
 
         cgroup_free(cg);
         cgroup_manager_free(m);
@@ -786,7 +833,8 @@ static void test_device_rule_format(void **state) {
         assert_int_equal(cgroup_n_sandbox_devices, 6);
         for (size_t i = 0; i < cgroup_n_sandbox_devices; i++) {
                 assert_int_equal(cgroup_sandbox_devices[i].type, 'c');
-                assert_int_equal(cgroup_sandbox_devices[i].access, CGROUP_DEVICE_READ | CGROUP_DEVICE_WRITE);
+                assert_int_equal(cgroup_sandbox_devices[i].access,
+                                 CGROUP_DEVICE_READ | CGROUP_DEVICE_WRITE);
         }
 }
 
@@ -797,7 +845,8 @@ static void test_device_rule_format(void **state) {
  */
 static int run_device_program(const struct bpf_insn *insns, int len, unsigned type, unsigned access,
                               uint32_t major, uint32_t minor) {
-        struct bpf_cgroup_dev_ctx ctx = {.access_type = (access << 16) | type, .major = major, .minor = minor};
+        struct bpf_cgroup_dev_ctx ctx = {
+                .access_type = (access << 16) | type, .major = major, .minor = minor};
         uint64_t reg[11] = {0};
         int pc = 0, steps = 0;
         while (pc >= 0 && pc < len && steps++ < 10000) {
@@ -805,19 +854,31 @@ static int run_device_program(const struct bpf_insn *insns, int len, unsigned ty
                 switch (in->code) {
                 case BPF_LDX | BPF_W | BPF_MEM:
                         assert_int_equal(in->src_reg, BPF_REG_1);
-                        assert_true(in->off >= 0 && (size_t) in->off + 4 <= sizeof(ctx) && in->off % 4 == 0);
+                        assert_true(in->off >= 0 && (size_t) in->off + 4 <= sizeof(ctx) &&
+                                    in->off % 4 == 0);
                         reg[in->dst_reg] = *(uint32_t *) ((char *) &ctx + in->off);
                         break;
-                case BPF_ALU64 | BPF_MOV | BPF_X: reg[in->dst_reg] = reg[in->src_reg]; break;
-                case BPF_ALU64 | BPF_MOV | BPF_K: reg[in->dst_reg] = (uint64_t) (int64_t) in->imm; break;
-                case BPF_ALU64 | BPF_AND | BPF_K: reg[in->dst_reg] &= (uint64_t) (int64_t) in->imm; break;
-                case BPF_ALU64 | BPF_RSH | BPF_K: reg[in->dst_reg] >>= in->imm; break;
+                case BPF_ALU64 | BPF_MOV | BPF_X:
+                        reg[in->dst_reg] = reg[in->src_reg];
+                        break;
+                case BPF_ALU64 | BPF_MOV | BPF_K:
+                        reg[in->dst_reg] = (uint64_t) (int64_t) in->imm;
+                        break;
+                case BPF_ALU64 | BPF_AND | BPF_K:
+                        reg[in->dst_reg] &= (uint64_t) (int64_t) in->imm;
+                        break;
+                case BPF_ALU64 | BPF_RSH | BPF_K:
+                        reg[in->dst_reg] >>= in->imm;
+                        break;
                 case BPF_JMP | BPF_JNE | BPF_K:
                         if (reg[in->dst_reg] != (uint64_t) (int64_t) in->imm)
                                 pc += in->off;
                         break;
-                case BPF_JMP | BPF_EXIT: return (int) reg[0];
-                default: fail_msg("instruction 0x%02x at %d is outside the tested subset", in->code, pc - 1);
+                case BPF_JMP | BPF_EXIT:
+                        return (int) reg[0];
+                default:
+                        fail_msg("instruction 0x%02x at %d is outside the tested subset", in->code,
+                                 pc - 1);
                 }
         }
         fail_msg("the program ran off its end or looped (pc %d)", pc);
@@ -826,14 +887,15 @@ static int run_device_program(const struct bpf_insn *insns, int len, unsigned ty
 
 static void test_device_program(void **state) {
         struct bpf_insn insns[256];
-        int len = cgroup_device_program_build(cgroup_sandbox_devices, cgroup_n_sandbox_devices, insns,
-                                              ELEMENTSOF(insns));
+        int len = cgroup_device_program_build(cgroup_sandbox_devices, cgroup_n_sandbox_devices,
+                                              insns, ELEMENTSOF(insns));
         assert_true(len > 0);
         const unsigned C = BPF_DEVCG_DEV_CHAR, B = BPF_DEVCG_DEV_BLOCK;
         const unsigned R = BPF_DEVCG_ACC_READ, W = BPF_DEVCG_ACC_WRITE, M = BPF_DEVCG_ACC_MKNOD;
         /* Every node of the sandbox's /dev: read, write, both. */
         for (size_t i = 0; i < cgroup_n_sandbox_devices; i++) {
-                uint32_t ma = (uint32_t) cgroup_sandbox_devices[i].major, mi = (uint32_t) cgroup_sandbox_devices[i].minor;
+                uint32_t ma = (uint32_t) cgroup_sandbox_devices[i].major,
+                         mi = (uint32_t) cgroup_sandbox_devices[i].minor;
                 assert_int_equal(run_device_program(insns, len, C, R, ma, mi), 1);
                 assert_int_equal(run_device_program(insns, len, C, W, ma, mi), 1);
                 assert_int_equal(run_device_program(insns, len, C, R | W, ma, mi), 1);
@@ -843,13 +905,13 @@ static void test_device_program(void **state) {
                 assert_int_equal(run_device_program(insns, len, B, R, ma, mi), 0);
         }
         /* Host devices a workload must not reach. */
-        assert_int_equal(run_device_program(insns, len, C, R | W, 1, 11), 0); /* kmsg */
-        assert_int_equal(run_device_program(insns, len, C, R, 1, 1), 0);      /* mem */
-        assert_int_equal(run_device_program(insns, len, C, R, 1, 2), 0);      /* kmem */
-        assert_int_equal(run_device_program(insns, len, B, R | W, 8, 0), 0);  /* sda */
+        assert_int_equal(run_device_program(insns, len, C, R | W, 1, 11), 0);   /* kmsg */
+        assert_int_equal(run_device_program(insns, len, C, R, 1, 1), 0);        /* mem */
+        assert_int_equal(run_device_program(insns, len, C, R, 1, 2), 0);        /* kmem */
+        assert_int_equal(run_device_program(insns, len, B, R | W, 8, 0), 0);    /* sda */
         assert_int_equal(run_device_program(insns, len, C, R | W, 10, 237), 0); /* loop-control */
-        assert_int_equal(run_device_program(insns, len, C, R | W, 5, 1), 0);  /* console */
-        assert_int_equal(run_device_program(insns, len, C, R | W, 4, 0), 0);  /* tty0 */
+        assert_int_equal(run_device_program(insns, len, C, R | W, 5, 1), 0);    /* console */
+        assert_int_equal(run_device_program(insns, len, C, R | W, 4, 0), 0);    /* tty0 */
 
         /* Wildcards and access subsets. */
         struct cgroup_device_rule rules[] = {
@@ -875,7 +937,8 @@ static void test_device_program(void **state) {
         /* Bad rules and too little room are errors, never a partial program. */
         struct cgroup_device_rule bad = {'x', 1, 3, CGROUP_DEVICE_READ};
         assert_int_equal(cgroup_device_program_build(&bad, 1, insns, ELEMENTSOF(insns)), -EINVAL);
-        assert_int_equal(cgroup_device_program_build(cgroup_sandbox_devices, cgroup_n_sandbox_devices, insns, 10),
+        assert_int_equal(cgroup_device_program_build(cgroup_sandbox_devices,
+                                                     cgroup_n_sandbox_devices, insns, 10),
                          -E2BIG);
 }
 
@@ -886,6 +949,7 @@ int main(void) {
                 cmocka_unit_test(test_device_rule_format),
                 cmocka_unit_test(test_device_program),
                 cmocka_unit_test(test_format_cpu_max),
+                cmocka_unit_test(test_parse_cpu_max),
                 cmocka_unit_test(test_parse_keyed),
                 cmocka_unit_test(test_parse_pids),
                 cmocka_unit_test(test_names),
