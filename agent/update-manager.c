@@ -220,7 +220,7 @@ static void failpoint_bootenv_stall(const char *path, enum durable_step step, vo
         log_notice("update: failpoint: the boot environment write goes on");
 }
 
-/* "OP:STEP" (try|good|bad|forget : written|renamed|synced) into m; -EINVAL otherwise. */
+/* "OP:STEP" (try|good|bad|forget : written|renamed|overwritten|synced) into m; -EINVAL otherwise. */
 static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
         const char *colon = strchr(at, ':');
         if (!colon)
@@ -1299,7 +1299,7 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
         if (bstall && *bstall && bstall_file && *bstall_file) {
                 if (failpoint_bootenv_parse(m, bstall) < 0)
                         log_warning("update: ORBIT_FAILPOINT_BOOTENV_STALL_AT=%s: not OP:STEP "
-                                    "(try|good|bad|forget : written|renamed|synced); ignored", bstall);
+                                    "(try|good|bad|forget : written|renamed|overwritten|synced); ignored", bstall);
                 snprintf(m->bootenv_stall_file, sizeof(m->bootenv_stall_file), "%s", bstall_file);
                 m->bootenv_hook = (struct durable_hook){.fn = failpoint_bootenv_stall, .userdata = m};
         }

@@ -111,6 +111,8 @@ const char *durable_step_to_string(enum durable_step step) {
                 return "written";
         case DURABLE_RENAMED:
                 return "renamed";
+        case DURABLE_OVERWRITTEN:
+                return "overwritten";
         case DURABLE_SYNCED:
                 return "synced";
         }
@@ -166,6 +168,25 @@ int write_file_durable_hooked(const char *path, const void *data, size_t len, mo
         if (r >= 0)
                 durable_hook_call(hook, path, DURABLE_SYNCED);
         return r;
+}
+
+int write_file_region_hooked(const char *path, uint64_t offset, const void *data, size_t len,
+                             const struct durable_hook *hook) {
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return negative_errno();
+        durable_hook_call(hook, path, DURABLE_WRITTEN);
+        int r = pwrite_all(fd, data, len, offset);
+        if (r < 0)
+                return r;
+        durable_hook_call(hook, path, DURABLE_OVERWRITTEN);
+        if (fdatasync(fd) < 0)
+                return negative_errno();
+        int cfd = TAKE_FD(fd);
+        if (close(cfd) < 0)
+                return negative_errno();
+        durable_hook_call(hook, path, DURABLE_SYNCED);
+        return 0;
 }
 
 /* The whole disk behind a block device number: its sysfs directory, with a partition's

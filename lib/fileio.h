@@ -37,9 +37,12 @@ int write_file_durable(const char *path, const void *data, size_t len, mode_t mo
 /* The points of write_file_durable a hook sees (tests only: failpoints that hold a write
  * there so a power cut can land exactly between two of its steps). */
 enum durable_step {
-        DURABLE_WRITTEN, /* "<path>.tmp" written and fsynced; path untouched */
-        DURABLE_RENAMED, /* renamed over path; neither the file nor its directory fsynced again */
-        DURABLE_SYNCED,  /* all done: the new content durable, the caller not told yet */
+        DURABLE_WRITTEN,     /* the new content ready, path untouched: "<path>.tmp" written
+                                and fsynced (in place: nothing written yet) */
+        DURABLE_RENAMED,     /* renamed over path; neither the file nor its directory
+                                fsynced again */
+        DURABLE_OVERWRITTEN, /* in place: written over path's bytes, not fsynced yet */
+        DURABLE_SYNCED,      /* all done: the new content durable, the caller not told yet */
 };
 struct durable_hook {
         void (*fn)(const char *path, enum durable_step step, void *userdata);
@@ -50,6 +53,17 @@ const char *durable_step_to_string(enum durable_step step);
 /* write_file_durable calling hook (NULL: none) at each step. */
 int write_file_durable_hooked(const char *path, const void *data, size_t len, mode_t mode,
                               const struct durable_hook *hook);
+
+/*
+ * Overwrite len bytes of the existing file (or device) path at offset, in place: no temp
+ * file, no rename, the file keeps its blocks and its directory entry; then fdatasync.
+ * What a bootloader that cannot allocate does (GRUB's save_env, U-Boot's saveenv). After
+ * a power cut the bytes hold the old or the new content only when they lie in one device
+ * sector: the caller sees to that. hook (NULL: none) sees DURABLE_WRITTEN (nothing
+ * written yet), DURABLE_OVERWRITTEN and DURABLE_SYNCED.
+ */
+int write_file_region_hooked(const char *path, uint64_t offset, const void *data, size_t len,
+                             const struct durable_hook *hook);
 
 /*
  * Whether a cache flush of the disk behind fd (a block device, or a file's filesystem)

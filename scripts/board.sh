@@ -325,8 +325,8 @@ fw_cfg() { cat "/sys/firmware/qemu_fw_cfg/by_name/opt/org.orbit.board/$1/raw" 2>
                 fi
         fi
         # What the agent wrote before this report is on the disk when the host reads it
-        # (test-rollout reads the ESP's grubenv after quitting QEMU): on the FAT ESP a
-        # renamed grubenv's directory entry is written only by writeback (docs/board.md).
+        # (test-rollout reads the ESP's grubenv after quitting QEMU): on the FAT ESP
+        # what the agent leaves to writeback (a grubenv's mtime) is written then.
         sync
         echo "BOARD end"
 } >"$port"
@@ -2011,11 +2011,11 @@ cmd_test_powercut() {
         expect "cut 1b: GRUB boots the active slot" "$PC_CHOICE" A
 
         # 2. The arm cut: the install resumes from the copy the torn one did not overwrite
-        #    and completes; the grubenv write arming B holds after the rename (the new
-        #    directory entry in the guest's page cache, neither it nor the FAT fsynced).
-        pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:renamed "$stall"
+        #    and completes; the grubenv write arming B holds after its sector is
+        #    overwritten in place (in the guest's page cache, not fdatasynced yet).
+        pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:overwritten "$stall"
         pc_boot $n "cut 1b: next boot" "$PC_CHOICE" || pc_stop || return 1
-        pc_held "cut 2: the grubenv write arming B, renamed" "failpoint: the boot environment write (try).* stalled renamed" ||
+        pc_held "cut 2: the grubenv write arming B, overwritten in place" "failpoint: the boot environment write (try).* stalled overwritten" ||
                 pc_stop || return 1
         local refused
         refused=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'state [^ ]*/progress: copy [01] corrupt .*' | head -1 || true)
@@ -2028,7 +2028,7 @@ cmd_test_powercut() {
         else
                 not_ok "cut 1b: the resume after the tear: ${resumed:-no 'resuming rootfs' line} (torn copy: ${torn:-?} chunks, at least ${PC_KEPT1:-?})"
         fi
-        pc_cut "cut 2 (arm, renamed)"
+        pc_cut "cut 2 (arm, overwritten)"
         pc_check_grubenv "cut 2"
         case "$PC_CHOICE" in
         A) ok "cut 2: GRUB boots a good slot (A: the arm was not on the disk yet)" ;;
@@ -2060,15 +2060,15 @@ cmd_test_powercut() {
         fi
 
         # 3. The commit cut: B's trial (the gate holds gate_sec, the controller is
-        #    reached), and the grubenv write committing B holds after the rename.
-        pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=good:renamed "$stall"
+        #    reached), and the grubenv write committing B holds after the overwrite.
+        pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=good:overwritten "$stall"
         pc_boot $n "cut 2: the trial boot" B || pc_stop || return 1
         expect "the trial boot runs the new image" "$(report_value version)" board-v2
-        pc_held "cut 3: the grubenv write committing B, renamed" "failpoint: the boot environment write (good).* stalled renamed" ||
+        pc_held "cut 3: the grubenv write committing B, overwritten in place" "failpoint: the boot environment write (good).* stalled overwritten" ||
                 pc_stop || return 1
         local at_start; at_start=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'update: at start, .*' | head -1 || true)
         echo "# the trial boot: ${at_start:-no 'at start' line}"
-        pc_cut "cut 3 (commit, renamed)"
+        pc_cut "cut 3 (commit, overwritten)"
         pc_check_grubenv "cut 3"
         expect "cut 3: GRUB boots the new slot (committed, or a try left)" "$PC_CHOICE" B
 

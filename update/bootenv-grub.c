@@ -170,8 +170,13 @@ static int grub_store(const struct bootenv_config *c, const struct env_vars *var
         if (r < 0)
                 return log_error_errno(r, "grubenv %s: cannot format the variables", path);
 
-        /* No checksum in the format: only the byte compare catches a bad write. */
-        return bootenv_store_file("grubenv", path, block, sizeof(block), c->write_hook);
+        /*
+         * In place, like GRUB: renaming a new file over the old one rewrote the ESP's FAT
+         * and directory, and a power cut there left the grubenv unreadable, so GRUB booted
+         * the factory slot (board.sh test-powercut, docs/bootloader.md). No checksum in
+         * the format: only the byte compare after the write catches a bad one.
+         */
+        return bootenv_store_file_in_place("grubenv", path, block, sizeof(block), c->write_hook);
 }
 
 const struct bootenv_ops bootenv_grub_ops = {

@@ -47,16 +47,72 @@ int bootenv_load_file(const char *what, const char *path, char **ret_data, size_
         return 0;
 }
 
-int bootenv_store_file(const char *what, const char *path, const void *data, size_t len,
-                       const struct durable_hook *hook) {
-        int r = write_file_durable_hooked(path, data, len, 0644, hook);
-        if (r < 0)
-                return log_error_errno(r, "%s %s: write failed", what, path);
-        r = bootenv_verify_file(path, data, len);
+static int verify_stored(const char *what, const char *path, const void *data, size_t len) {
+        int r = bootenv_verify_file(path, data, len);
         if (r == -EIO)
                 return log_error_errno(r, "%s %s: read back differs from what was written",
                                        what, path);
         if (r < 0)
                 return log_error_errno(r, "%s %s: reading back failed", what, path);
         return 0;
+}
+
+int bootenv_store_file(const char *what, const char *path, const void *data, size_t len,
+                       const struct durable_hook *hook) {
+        int r = write_file_durable_hooked(path, data, len, 0644, hook);
+        if (r < 0)
+                return log_error_errno(r, "%s %s: write failed", what, path);
+        return verify_stored(what, path, data, len);
+}
+
+int bootenv_sector_changed(const uint8_t *old, const uint8_t *new, size_t len, size_t *ret_sector) {
+        size_t lo = 0, hi = len;
+        while (lo < len && old[lo] == new[lo])
+                lo++;
+        if (lo == len)
+                return 0;
+        while (hi > lo && old[hi - 1] == new[hi - 1])
+                hi--;
+        if (lo / BOOTENV_SECTOR != (hi - 1) / BOOTENV_SECTOR)
+                return 2;
+        *ret_sector = lo / BOOTENV_SECTOR;
+        return 1;
+}
+
+int bootenv_store_file_in_place(const char *what, const char *path, const void *data, size_t len,
+                                const struct durable_hook *hook) {
+        struct stat st;
+        if (stat(path, &st) < 0) {
+                if (errno != ENOENT)
+                        return log_error_errno(errno, "%s %s: cannot stat it", what, path);
+                return bootenv_store_file(what, path, data, len, hook); /* created */
+        }
+        if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size != len) {
+                log_notice("%s %s: %lld bytes, not %zu: replaced whole, not written in place",
+                           what, path, (long long) st.st_size, len);
+                return bootenv_store_file(what, path, data, len, hook);
+        }
+        _cleanup_free_ uint8_t *old = malloc(len ? len : 1);
+        if (!old)
+                return -ENOMEM;
+        int r = bootenv_read_region(path, 0, len, old);
+        if (r < 0)
+                return log_error_errno(r, "%s %s: cannot read it", what, path);
+        size_t sector = 0;
+        r = bootenv_sector_changed(old, data, len, &sector);
+        if (r == 0)
+                return 0; /* the medium holds it already (read uncached) */
+        if (r > 1) {
+                log_notice("%s %s: the change spans more than one %d-byte sector, which a power "
+                           "cut could tear: replaced whole, not written in place",
+                           what, path, BOOTENV_SECTOR);
+                return bootenv_store_file(what, path, data, len, hook);
+        }
+        size_t off = sector * BOOTENV_SECTOR;
+        size_t n = len - off < BOOTENV_SECTOR ? len - off : BOOTENV_SECTOR;
+        r = write_file_region_hooked(path, off, (const uint8_t *) data + off, n, hook);
+        if (r < 0)
+                return log_error_errno(r, "%s %s: writing sector %zu in place failed", what, path,
+                                       sector);
+        return verify_stored(what, path, data, len);
 }

@@ -28,3 +28,23 @@ int bootenv_load_file(const char *what, const char *path, char **ret_data, size_
 struct durable_hook;
 int bootenv_store_file(const char *what, const char *path, const void *data, size_t len,
                        const struct durable_hook *hook);
+
+/* The unit a disk writes whole, or not at all, when the power goes: a sector. */
+#define BOOTENV_SECTOR 512
+
+/*
+ * Where old and new (len bytes each) differ: 0 nowhere; 1 within one BOOTENV_SECTOR-byte
+ * sector, its index in *ret_sector; 2 across more than one.
+ */
+int bootenv_sector_changed(const uint8_t *old, const uint8_t *new, size_t len, size_t *ret_sector);
+
+/*
+ * The grubenv's write, as GRUB's own save_env does it: the file's bytes overwritten in
+ * place, so neither its directory entry nor (on FAT) the allocation table changes. Only
+ * the one sector that changes is written (fdatasync, read back): after a power cut the
+ * file holds the old or the new block. A missing file is created, and a file of another
+ * size, or a change across sectors, is replaced whole (bootenv_store_file), with a notice.
+ * An unchanged file is not written. hook: as for bootenv_store_file.
+ */
+int bootenv_store_file_in_place(const char *what, const char *path, const void *data, size_t len,
+                                const struct durable_hook *hook);

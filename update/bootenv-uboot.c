@@ -253,20 +253,7 @@ static int write_region(const char *path, uint64_t offset, const uint8_t *buf, s
         if (S_ISREG(st.st_mode) && offset == 0 && (size_t) st.st_size == size)
                 return write_file_durable(path, buf, size, st.st_mode & 07777);
 
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return negative_errno();
-        if (lseek(fd, (off_t) offset, SEEK_SET) < 0)
-                return negative_errno();
-        int r = write_all(fd, buf, size);
-        if (r < 0)
-                return r;
-        if (fsync(fd) < 0)
-                return negative_errno();
-        int cfd = TAKE_FD(fd);
-        if (close(cfd) < 0)
-                return negative_errno();
-        return 0;
+        return write_file_region_hooked(path, offset, buf, size, NULL);
 }
 
 static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_copy *copy,

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "update/bootenv.h"
+#include "update/bootenv-io.h"
 #include "update/crc32.h"
 #include "lib/fileio.h"
 #include "lib/log.h"
@@ -497,8 +498,9 @@ static void record_step(const char *path, enum durable_step step, void *userdata
         _cleanup_bootenv_ struct bootenv *b = NULL;
         assert_int_equal(bootenv_open(&c, &b), 0);
         struct boot_state s;
-        assert_int_equal(bootenv_read(b, &s), 0);
-        seen->primary[i] = s.primary;
+        int r = bootenv_read(b, &s);
+        assert_true(r == 0 || r == -ENOENT);
+        seen->primary[i] = r == 0 ? s.primary : '-'; /* '-': no grubenv yet */
         char tmp[PATH_MAX];
         snprintf(tmp, sizeof(tmp), "%s.tmp", path);
         seen->tmp_there[i] = access(tmp, F_OK) == 0;
@@ -515,7 +517,13 @@ static void test_io_write_hook(void **state) {
         assert_int_equal(bootenv_open(&c, &plain), 0);
         assert_int_equal(bootenv_write(plain, &s), 0);
 
-        /* the hook sees the old file, the new one in the temp file, then the new file */
+        /*
+         * The grubenv exists and is 1024 bytes: written in place, as GRUB does. The hook
+         * sees the old content with no temp file, the new one over it, then synced; the
+         * file keeps its inode (no rename: on FAT, neither entry nor table rewritten).
+         */
+        struct stat st0, st1;
+        assert_int_equal(stat(path, &st0), 0);
         struct hook_seen seen = {};
         struct durable_hook hook = {.fn = record_step, .userdata = &seen};
         c.write_hook = &hook;
@@ -526,13 +534,88 @@ static void test_io_write_hook(void **state) {
         assert_int_equal(seen.calls, 3);
         assert_int_equal(seen.steps[0], DURABLE_WRITTEN);
         assert_int_equal(seen.primary[0], 'A');
+        assert_false(seen.tmp_there[0]);
+        assert_int_equal(seen.steps[1], DURABLE_OVERWRITTEN);
+        assert_int_equal(seen.primary[1], 'B');
+        assert_false(seen.tmp_there[1]);
+        assert_int_equal(seen.steps[2], DURABLE_SYNCED);
+        assert_int_equal(seen.primary[2], 'B');
+        assert_int_equal(stat(path, &st1), 0);
+        assert_int_equal(st1.st_ino, st0.st_ino);
+        assert_int_equal(st1.st_size, 1024);
+        assert_string_equal(durable_step_to_string(DURABLE_OVERWRITTEN), "overwritten");
+
+        /* The same state again: nothing to write, the hook not called. */
+        seen = (struct hook_seen){};
+        assert_int_equal(bootenv_write(b, &s), 0);
+        assert_int_equal(seen.calls, 0);
+
+        /*
+         * No grubenv (or one of another size): made whole, by a temp file and a rename:
+         * the hook sees no grubenv, then the new one; the temp file gone.
+         */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(boot_state_mark_good(&s, 'B'), 0);
+        assert_int_equal(bootenv_write(b, &s), 0);
+        assert_int_equal(seen.calls, 3);
+        assert_int_equal(seen.steps[0], DURABLE_WRITTEN);
+        assert_int_equal(seen.primary[0], '-');
         assert_true(seen.tmp_there[0]);
         assert_int_equal(seen.steps[1], DURABLE_RENAMED);
         assert_int_equal(seen.primary[1], 'B');
         assert_false(seen.tmp_there[1]);
         assert_int_equal(seen.steps[2], DURABLE_SYNCED);
-        assert_int_equal(seen.primary[2], 'B');
         assert_string_equal(durable_step_to_string(DURABLE_RENAMED), "renamed");
+        test_rmdir(dir);
+}
+
+/* Where two blocks differ, by 512-byte sector; and which store writes in place. */
+static void test_io_in_place(void **state) {
+        uint8_t a[1024], b[1024];
+        memset(a, '#', sizeof(a));
+        memcpy(b, a, sizeof(b));
+        size_t sector = 99;
+        assert_int_equal(bootenv_sector_changed(a, b, sizeof(a), &sector), 0);
+        b[0] = 'x';
+        b[511] = 'y';
+        assert_int_equal(bootenv_sector_changed(a, b, sizeof(a), &sector), 1);
+        assert_int_equal(sector, 0);
+        b[512] = 'z'; /* 511 and 512: across the boundary */
+        assert_int_equal(bootenv_sector_changed(a, b, sizeof(a), &sector), 2);
+        memcpy(b, a, sizeof(b));
+        b[512] = 'z';
+        b[1023] = 'z';
+        assert_int_equal(bootenv_sector_changed(a, b, sizeof(a), &sector), 1);
+        assert_int_equal(sector, 1);
+
+        char *dir = test_mkdtemp();
+        char path[PATH_MAX];
+        test_path(path, sizeof(path), dir, "grubenv");
+        assert_int_equal(test_write(path, (const char *) a, sizeof(a)), 0);
+        struct stat st0, st1;
+        assert_int_equal(stat(path, &st0), 0);
+        /* one sector changes: in place, the inode kept */
+        assert_int_equal(bootenv_store_file_in_place("grubenv", path, b, sizeof(b), NULL), 0);
+        assert_int_equal(stat(path, &st1), 0);
+        assert_int_equal(st1.st_ino, st0.st_ino);
+        assert_int_equal(bootenv_verify_file(path, b, sizeof(b)), 0);
+        /* across the sector boundary: replaced whole (a new inode), never torn */
+        memcpy(a, b, sizeof(a));
+        a[511] = 'q';
+        a[512] = 'q';
+        assert_int_equal(bootenv_store_file_in_place("grubenv", path, a, sizeof(a), NULL), 0);
+        assert_int_equal(stat(path, &st1), 0);
+        assert_int_not_equal(st1.st_ino, st0.st_ino);
+        assert_int_equal(bootenv_verify_file(path, a, sizeof(a)), 0);
+        /* a file of another size: replaced whole */
+        assert_int_equal(test_write(path, "short", 5), 0);
+        assert_int_equal(bootenv_store_file_in_place("grubenv", path, b, sizeof(b), NULL), 0);
+        assert_int_equal(bootenv_verify_file(path, b, sizeof(b)), 0);
+        /* a directory where the file should be: an error, nothing replaced */
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(mkdir(path, 0700), 0);
+        assert_true(bootenv_store_file_in_place("grubenv", path, b, sizeof(b), NULL) < 0);
+        assert_int_equal(rmdir(path), 0);
         test_rmdir(dir);
 }
 
@@ -787,6 +870,7 @@ int main(void) {
                 cmocka_unit_test(test_kernel_cmdline),
                 cmocka_unit_test(test_io_grub_and_file),
                 cmocka_unit_test(test_io_write_hook),
+                cmocka_unit_test(test_io_in_place),
                 cmocka_unit_test(test_io_uboot_redundant),
                 cmocka_unit_test(test_io_uboot_boolean_flags),
                 cmocka_unit_test(test_io_uboot_flags_wrap),
