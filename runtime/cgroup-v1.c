@@ -327,17 +327,20 @@ static int v1_get_stats(struct cgroup *cg, struct cgroup_stats *st) {
         }
         if (has(cg, CGROUP_CONTROLLER_CPU)) {
                 const char *dir = dir_of(cg, CGROUP_CONTROLLER_CPU);
-                /* cfs_quota_us is signed: -1 is no limit. */
-                _cleanup_free_ char *quota = NULL;
-                r = cgroup_read(dir, "cpu.cfs_quota_us", false, &quota);
-                if (r < 0)
-                        return r;
-                if (strncmp(quota, "-1", 2) != 0 &&
-                    (r = cgroup_parse_u64(quota, &st->cpu_quota_usec)) < 0)
-                        return log_error_errno(r, "cgroup: parse %s/cpu.cfs_quota_us", dir);
-                r = cgroup_read_u64(dir, "cpu.cfs_period_us", &st->cpu_period_usec);
-                if (r < 0)
-                        return r;
+                /* No CFS bandwidth in the kernel: no quota files, nothing to report. */
+                if (cgroup_file_exists(dir, "cpu.cfs_quota_us")) {
+                        /* cfs_quota_us is signed: -1 is no limit. */
+                        _cleanup_free_ char *quota = NULL;
+                        r = cgroup_read(dir, "cpu.cfs_quota_us", false, &quota);
+                        if (r < 0)
+                                return r;
+                        if (strncmp(quota, "-1", 2) != 0 &&
+                            (r = cgroup_parse_u64(quota, &st->cpu_quota_usec)) < 0)
+                                return log_error_errno(r, "cgroup: parse %s/cpu.cfs_quota_us", dir);
+                        r = cgroup_read_u64(dir, "cpu.cfs_period_us", &st->cpu_period_usec);
+                        if (r < 0)
+                                return r;
+                }
                 if (cgroup_file_exists(dir, "cpu.stat")) {
                         _cleanup_free_ char *text = NULL;
                         r = cgroup_read(dir, "cpu.stat", false, &text);

@@ -268,7 +268,8 @@ static int v2_get_stats(struct cgroup *cg, struct cgroup_stats *st) {
                 }
         }
 
-        if (m->controllers & CGROUP_MASK(CGROUP_CONTROLLER_CPU)) {
+        if ((m->controllers & CGROUP_MASK(CGROUP_CONTROLLER_CPU)) &&
+            cgroup_file_exists(cg->path, "cpu.max")) { /* absent without CFS bandwidth */
                 _cleanup_free_ char *max = NULL;
                 r = cgroup_read(cg->path, "cpu.max", false, &max);
                 if (r < 0)

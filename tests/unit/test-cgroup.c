@@ -542,6 +542,11 @@ static void test_v2_stats(void **state) {
         assert_int_equal(st.cpu_period_usec, 100000);
         fake_write(root, "orbit-agent/web/cpu.max", "20000\n");
         assert_int_equal(cgroup_get_stats(cg, &st), -EINVAL);
+        /* A kernel without CFS bandwidth has no cpu.max: no limit to report. */
+        unlink(fp(root, "orbit-agent/web/cpu.max"));
+        assert_int_equal(cgroup_get_stats(cg, &st), 0);
+        assert_int_equal(st.cpu_quota_usec, 0);
+        assert_int_equal(st.cpu_period_usec, 0);
         fake_write(root, "orbit-agent/web/cpu.max", "max 100000\n");
 
         /* memory.peak came with 5.19: older kernels read as 0. */
