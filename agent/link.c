@@ -127,6 +127,7 @@ struct link {
         struct sent_key *sent; /* the keys of the records in flight, sorted */
         bool status_in_flight;
         uint64_t sync_started_usec; /* monotonic: when the sync in flight began */
+        uint64_t last_sync_usec;    /* how long the last sync that ended took, ok or failed */
 
         /* zstd (docs/protocol.md, "Compression"): what the controller at peer_url said in
          * the headers of its last answer, for this run only: every start begins plain. */
@@ -1718,6 +1719,8 @@ static bool answer_learn(struct link *l, long status) {
 }
 
 static void sync_finished(struct link *l, CURLcode result) {
+        uint64_t ended = now_mono(l);
+        l->last_sync_usec = ended > l->sync_started_usec ? ended - l->sync_started_usec : 0;
         long status = 0;
         curl_off_t up = 0, down = 0;
         long connects = 0;
@@ -2050,6 +2053,8 @@ json_t *link_status_json(struct link *l) {
                          "acks_ignored", (json_int_t) l->acks_ignored,
                          "connections_opened", (json_int_t) l->connections_opened,
                          "tcp_congestion", l->tcp_congestion[0] ? l->tcp_congestion : NULL);
+        if (o) /* a sync that ended by link.timeout_sec took that long, by the agent's clock */
+                json_object_set_new(o, "last_sync_sec", json_real((double) l->last_sync_usec / 1e6));
         if (o) /* the controller's sync format, as it said (1 until it says 2) */
                 json_object_set_new(o, "sync_format", json_integer(l->peer.sync_format ? l->peer.sync_format : 1));
         json_t *dict_id = l->dictionary ? json_integer(body_dictionary_id(l->dictionary)) : json_null();
