@@ -188,10 +188,14 @@ truncate -s 1G work/zero.img
 "${T[@]}" -cf - manifest.json manifest.sig --transform 's/^zero.img$/rootfs.img/' zero.img | gzip -1 >bomb.obundle
 rm -f work/zero.img
 note "bomb: $(stat -c %s bomb.obundle) bytes, 1 GiB expanded"
-START=$SECONDS
 expect_refused "gzip decompression bomb" 'compressed (gzip) bundle refused without decompressing' \
         "$OB" verify --keyring keyring bomb.obundle
-[ $((SECONDS - START)) -le 2 ] && pass "bomb refused at once" || fail "bomb refused at once" "$((SECONDS - START)) s"
+# Refused from its first bytes, before any decompression: the bomb's 10-byte gzip header
+# alone, without the stream it announces, is refused the same way. A tool that inflated
+# first would stop at the missing stream and say the bundle is truncated.
+head -c 10 bomb.obundle >bomb-header.obundle
+expect_refused "bomb refused from its gzip header alone" 'compressed (gzip) bundle refused without decompressing' \
+        "$OB" verify --keyring keyring bomb-header.obundle
 expect_refused "info refuses the bomb too" 'compressed (gzip)' "$OB" info bomb.obundle
 
 # the release's floor for going back (#18 item 6) travels from the template into the signed manifest

@@ -26,12 +26,32 @@ health() { ctl health --json; }
 level_is() { [ "$(health | jq -r .level)" = "$1" ]; }
 wstate() { ctl workload show "$1" --json | jq -r "$2"; }
 
-cgfile() { # WORKLOAD FILE-v1 FILE-v2
+cgfile() { # WORKLOAD HIERARCHY-v1 FILE-v1 FILE-v2
         if [ -d /sys/fs/cgroup/cpu/"$PARENT" ]; then
                 cat "/sys/fs/cgroup/$2/$PARENT/$1/$3" 2>/dev/null
         else
                 cat "/sys/fs/cgroup/$PARENT/$1/$4" 2>/dev/null
         fi
+}
+# The kernel's count of WORKLOAD's CPU in µs (v1: cpuacct.usage in ns; v2: cpu.stat).
+cg_cpu_usec() {
+        if [ -d /sys/fs/cgroup/cpu/"$PARENT" ]; then
+                cgfile "$1" cpuacct cpuacct.usage - | awk '{printf "%d\n", $1 / 1000}'
+        else
+                cgfile "$1" - - cpu.stat | awk '$1 == "usage_usec" {print $2}'
+        fi
+}
+cg_cpu_above() { [ "$(cg_cpu_usec "$1")" -gt "$2" ]; }
+# The health reports: the seq of the latest, and WORKLOAD's cpu_percent summaries in those
+# after seq SEQ (null in a report that has none).
+reports_after() { # SEQ: the seqs of the reports after SEQ, in order
+        ctl events --kind health.report --json -n 1000 | jq -c --argjson s "$1" '[.events[].key.seq | select(. > $s)] | sort'
+}
+last_report_seq() { ctl events --kind health.report --json -n 1000 | jq '[.events[].key.seq] | max // 0'; }
+reports_after_at_least() { [ "$(reports_after "$1" | jq length)" -ge "$2" ]; } # SEQ N
+cpu_percent_after() { # WORKLOAD SEQ
+        ctl events --kind health.report --json -n 1000 |
+                jq -c --arg w "workload.$1.cpu_percent" --argjson s "$2" '[.events[] | select(.key.seq > $s) | .body.metrics[$w]]'
 }
 quota() { # WORKLOAD -> cpu quota in usec per 100 ms, or -1 / max
         if [ -d /sys/fs/cgroup/cpu/"$PARENT" ]; then
@@ -124,6 +144,25 @@ sun_events=$(ctl events --json -n 1000 | jq -c '[.events[] | select(.kind == "ru
 [ "$sun_events" = "[true,false,true]" ] && pass "sunlit: each change is an event" || fail "sunlit: events" "$sun_events"
 [ "$(quota spin)" = -1 ] || [ "$(quota spin)" = max ] && pass "no throttle at nominal" || fail "nominal quota" "$(quota spin)"
 
+# ---- a workload's cpu in the reports follows its cgroup's count ----------------------------
+# Each report covers the polls since the one before it. The kernel counting spin's CPU
+# between two moments (T_a, T_b) that lie between report R0 (seen before T_a) and a report
+# seen only after T_b means a poll in the reports after R0 measured a growth: a cpu_percent
+# above 0, however little CPU this machine gave the busy loop.
+r0=$(last_report_seq)
+a=$(cg_cpu_usec spin)
+if ! { [ -n "$a" ] && wait_for 10 cg_cpu_above spin "$a"; }; then
+        fail "the kernel counts the busy loop's CPU" "cgroup usage ${a:-unreadable} us, not growing"
+elif r1=$(last_report_seq) && ! wait_for 10 reports_after_at_least "$r1" 1; then
+        fail "a health report after the busy loop ran" "none after seq $r1"
+else
+        cpu=$(cpu_percent_after spin "$r0")
+        note "spin's cgroup: $a -> $(cg_cpu_usec spin) us; its cpu_percent in the reports since: $cpu"
+        jq -e 'all(.[]; . != null) and (map(.max) | max > 0)' <<<"$cpu" >/dev/null &&
+                pass "reports carry each workload's cpu: the busy loop's cgroup counted CPU, its cpu_percent shows it" ||
+                fail "workload cpu metric while its cgroup counts CPU" "$cpu"
+fi
+
 # ---- a group left frozen and empty: the next start thaws it ----------------------------
 # A workload whose last process exits while its class freezes leaves its group frozen
 # and empty; the next start's first process froze before exec and the agent waited on it
@@ -156,6 +195,22 @@ out=$(ctl workload start "$D/late.json" 2>&1) && fail "admission closed when war
 settemp 85000
 check "85 C: hot" wait_for 5 level_is hot
 check "best-effort frozen" wait_for 5 frozen spin
+# Frozen (the kernel says so), spin's cgroup counts no CPU, and no poll from now on measures
+# any. The first report after R1, the latest now, may hold polls from before the freeze; the
+# one after it starts at that report's poll, which came after this moment: it measures none.
+r1=$(last_report_seq)
+k0=$(cg_cpu_usec spin)
+if wait_for 10 reports_after_at_least "$r1" 2; then
+        k1=$(cg_cpu_usec spin)
+        n1=$(reports_after "$r1" | jq '.[0]')
+        cpu=$(cpu_percent_after spin "$n1")
+        note "spin frozen: its cgroup ${k0:-?} -> ${k1:-?} us; its cpu_percent in the reports: $cpu"
+        [ -n "$k0" ] && [ "$k0" = "$k1" ] && jq -e 'length > 0 and all(.[]; . != null and .max == 0)' <<<"$cpu" >/dev/null &&
+                pass "while its cgroup is frozen, the kernel counts no CPU and the reports' cpu_percent is 0" ||
+                fail "cpu_percent of a frozen workload" "cgroup ${k0:-?} -> ${k1:-?} us, reports $cpu"
+else
+        fail "health reports while best-effort is frozen" "fewer than 2 after seq $r1"
+fi
 want=$((NCPU * 100 * 70 / 100 * 1000))
 [ "$(quota nap)" = "$want" ] && pass "normal throttled to 70% (quota $want us)" || fail "hot normal quota" "$(quota nap) != $want"
 
@@ -239,8 +294,6 @@ settemp 40000
 check "periodic reports summarise the metrics" wait_for 5 bash -o pipefail -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" events --json -n 1000 | jq -e '[.events[] | select(.kind == \"health.report\")][0].body.metrics[\"zone.thermal_zone0.temp_c\"] | .min and .max and .mean and .last' >/dev/null"
 ctl events --json -n 1000 | jq -e '[.events[] | select(.kind == "health.report")] | map(.body.metrics["workload.life.memory_mib"] and .body.metrics["workload.life.pids"]) | any' >/dev/null \
         && pass "reports carry each workload's cgroup memory and tasks" || fail "workload metrics"
-ctl events --json -n 1000 | jq -e '[.events[] | select(.kind == "health.report")] | map(.body.metrics["workload.spin.cpu_percent"].max > 10) | any' >/dev/null \
-        && pass "...and cpu use (the busy loop shows)" || fail "workload cpu metric"
 ctl events --json -n 1000 | jq -e '[.events[] | select(.kind == "workload.exit")] | length > 0' >/dev/null && pass "workload exits are events" || fail "workload events"
 out=$(ctl health)
 grep -q "^Level:" <<<"$out" && grep -q "thermal_zone0" <<<"$out" && grep -q "^Recent events:" <<<"$out" \

@@ -26,6 +26,7 @@ cat >src/bin/serve <<'EOF'
 #!/bin/sh
 i=0
 while [ $i -lt 300000 ]; do i=$((i + 1)); done
+echo "burn over"
 exec sleep 100000
 EOF
 chmod 0755 src/bin/serve
@@ -84,12 +85,23 @@ cg_cpu() {
 }
 note "det's cgroup: $cg"
 check "the cgroup's CPU count is readable" cg_cpu
-# the burn is over when the CPU count stands still across two samples
+# burn_over WORKLOAD CGROUP: the workload said its burn is over and became sleep(1), which
+# waits: no process of the cgroup is still the shell that burned, one is sleep, and every
+# one sleeps (state S). From here its cgroup's count of CPU stands still; and it burned some.
 burn_over() {
-        local a b
-        a=$(cg_cpu "$@") && sleep 1.5 && b=$(cg_cpu "$@") && [ "$a" = "$b" ] && awk -v a="$a" 'BEGIN {exit !(a > 0.05)}'
+        local p st comm slept=0
+        ctl workload logs "$1" --json | jq -e 'any(.lines[]; .line == "burn over")' >/dev/null || return 1
+        while read -r p; do
+                st=$(cat "/proc/$p/stat" 2>/dev/null) || return 1
+                comm=${st#*\(}
+                comm=${comm%\)*}
+                st=${st##*) }
+                [ "$comm" != serve ] && [ "${st%% *}" = S ] || return 1
+                [ "$comm" = sleep ] && slept=1
+        done <"$2/cgroup.procs"
+        [ "$slept" = 1 ] && awk -v c="$(cg_cpu "$2")" 'BEGIN {exit !(c > 0.05)}'
 }
-check "det burned its CPU and went idle" wait_for $((T * 3)) burn_over
+check "det burned its CPU and went idle" wait_for $((T * 3)) burn_over det "$cg"
 # equal within 10 ms: the meter's sum of the cgroup's growth is the cgroup's count
 metered_is() { # workload cpu_sec
         local m
@@ -156,7 +168,7 @@ check "deployment dep-burst created" fleet_oc deployment create --id dep-burst -
 burst_running() { ctl workload show burst --json 2>/dev/null | jq -e '.state == "running"' >/dev/null; }
 check "burst runs" wait_for $((T * 3)) burst_running
 bcg=$(ctl workload show burst --json | jq -r .cgroup)
-check "burst burned its CPU and went idle" wait_for $((T * 3)) burn_over "$bcg"
+check "burst burned its CPU and went idle" wait_for $((T * 3)) burn_over burst "$bcg"
 burst_cpu=$(cg_cpu "$bcg")
 note "burst's cgroup counted ${burst_cpu} s of CPU; no sample has read it: $(entry burst)"
 check "deployment dep-burst deleted" fleet_oc deployment delete dep-burst
