@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/fileio.h"
@@ -119,9 +122,52 @@ const char *durable_step_to_string(enum durable_step step) {
         return "?";
 }
 
+/*
+ * Tests only: ORBIT_FAILPOINT_WRITE_STALL_AT=PATTERN:STEP with ORBIT_FAILPOINT_WRITE_STALL_FILE=F
+ * in the environment holds every durable write of a file whose path matches the shell
+ * PATTERN (fnmatch without flags: '*' matches '/' too) at STEP, while F exists. A kill -9
+ * there is a crash exactly between two steps of that write, where a test wants it, not
+ * where a sleep happened to end. Read once, at the first write. The hold may be on the
+ * event loop: the tests that use it run the agent without systemd's watchdog. Said on
+ * stderr, not with lib/log.h: the tools that link this file without the journal's library
+ * (orbitctl, orbit-bundle) would need it.
+ */
+static pthread_once_t write_stall_once = PTHREAD_ONCE_INIT;
+static char write_stall_pattern[PATH_MAX], write_stall_step[16], write_stall_file[PATH_MAX];
+
+static void write_stall_parse(void) {
+        const char *at = getenv("ORBIT_FAILPOINT_WRITE_STALL_AT");
+        const char *file = getenv("ORBIT_FAILPOINT_WRITE_STALL_FILE");
+        if (!at || !*at || !file || !*file)
+                return;
+        const char *colon = strrchr(at, ':'); /* the pattern may hold one */
+        if (!colon || colon == at || !colon[1] || strlen(colon + 1) >= sizeof(write_stall_step) ||
+            (size_t) (colon - at) >= sizeof(write_stall_pattern) || strlen(file) >= sizeof(write_stall_file)) {
+                fprintf(stderr, "ORBIT_FAILPOINT_WRITE_STALL_AT=%s: not PATTERN:STEP; ignored\n", at);
+                return;
+        }
+        memcpy(write_stall_pattern, at, (size_t) (colon - at));
+        write_stall_pattern[colon - at] = '\0';
+        snprintf(write_stall_step, sizeof(write_stall_step), "%s", colon + 1);
+        snprintf(write_stall_file, sizeof(write_stall_file), "%s", file);
+}
+
+void durable_failpoint(const char *path, const char *step) {
+        (void) pthread_once(&write_stall_once, write_stall_parse);
+        if (!write_stall_pattern[0] || strcmp(step, write_stall_step) != 0 ||
+            fnmatch(write_stall_pattern, path, 0) != 0 || access(write_stall_file, F_OK) < 0)
+                return;
+        fprintf(stderr, "failpoint: the write of %s held %s, while %s exists\n", path, step, write_stall_file);
+        const struct timespec step_time = {.tv_nsec = 50 * 1000 * 1000};
+        while (access(write_stall_file, F_OK) == 0)
+                (void) nanosleep(&step_time, NULL);
+        fprintf(stderr, "failpoint: the write of %s goes on\n", path);
+}
+
 static void durable_hook_call(const struct durable_hook *hook, const char *path, enum durable_step step) {
         if (hook && hook->fn)
                 hook->fn(path, step, hook->userdata);
+        durable_failpoint(path, durable_step_to_string(step));
 }
 
 int write_file_durable(const char *path, const void *data, size_t len, mode_t mode) {

@@ -50,6 +50,12 @@ struct durable_hook {
 };
 const char *durable_step_to_string(enum durable_step step);
 
+/* Tests only: the failpoint ORBIT_FAILPOINT_WRITE_STALL_AT=PATTERN:STEP (with
+ * ORBIT_FAILPOINT_WRITE_STALL_FILE=F) holds a write of a path matching PATTERN at STEP while
+ * F exists. write_file_durable_hooked and write_file_region_hooked call it at each of their
+ * steps (durable_step_to_string), statefile_save at its own ("linked", "kept"). */
+void durable_failpoint(const char *path, const char *step);
+
 /* write_file_durable calling hook (NULL: none) at each step. */
 int write_file_durable_hooked(const char *path, const void *data, size_t len, mode_t mode,
                               const struct durable_hook *hook);

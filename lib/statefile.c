@@ -203,11 +203,13 @@ int statefile_save(const char *dir, const char *name, const void *payload, size_
                 (void) unlink(prev_tmp);
                 if (link(path, prev_tmp) < 0)
                         return log_error_errno(negative_errno(), "state %s/%s: cannot link last good copy", dir, name);
+                durable_failpoint(path, "linked");
                 if (rename(prev_tmp, prev) < 0) {
                         r = negative_errno();
                         (void) unlink(prev_tmp);
                         return log_error_errno(r, "state %s/%s: cannot keep last good copy", dir, name);
                 }
+                durable_failpoint(path, "kept");
                 /* When .prev already is this file (the last save failed after this step, a
                  * full disk say), rename does nothing and leaves the extra name behind. */
                 (void) unlink(prev_tmp);

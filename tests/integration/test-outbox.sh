@@ -1,7 +1,7 @@
 # Integration test: the outbox of the real agent: records on disk before they count,
-# kept with their own keys across power cuts (kill -9 at random moments), bit flips moved
-# aside and reported, a full disk survived with records held in memory until space
-# returns (root: tmpfs mounts).
+# kept with their own keys across power cuts (kill -9 at each step of a record's write and
+# at start-up, held there by a failpoint), bit flips moved aside and reported, a full disk
+# survived with records held in memory until space returns (root: tmpfs mounts).
 # shellcheck shell=bash
 set -u -o pipefail
 
@@ -69,22 +69,54 @@ n_listed=$(events | jq '.outbox.queued')
 events | jq -e '.outbox | has("bytes_on_disk") and has("memory_only") and has("corrupt") and (.dropped | has("low") and has("normal") and has("high"))' >/dev/null \
         && pass "orbitctl events shows the outbox stats" || fail "stats" "$(events | jq -c .outbox)"
 
-# ---- power cuts: kill -9 at random moments, ten times -----------------------------------
+# ---- power cuts: kill -9 at each step of a record's write, and at start-up ------------------
+# A record is durable before it counts: its file written as NAME.tmp and fsynced (written),
+# renamed to NAME (renamed), the directory fsynced (synced). The agent's failpoint
+# (ORBIT_FAILPOINT_WRITE_STALL_AT, lib/fileio.c) holds one write at one step, and the kill
+# lands there, not where a sleep happened to end: the boot's first record and its third (two
+# of this boot on the disk already) at each step, and the start-up's boot epoch before and
+# after its rename (the outbox not opened yet). Every run cuts at the same points. While the
+# agent is held the disk is what the cut leaves: every record file on it must survive.
 expected=$D/expected
 rec_files "$OUTBOX" >"$expected"
 kill -KILL "$APID"; wait "$APID" 2>/dev/null
-for i in $(seq 1 10); do
-        "$AGENT" --config "$D/agent.json" >>"$AGENT_LOG" 2>&1 &
+HOLD=$D/hold
+n_held() { grep -c '^failpoint: the write of .* held' "$AGENT_LOG"; }
+more_held() { [ "$(n_held)" -gt "$1" ]; }
+cut_short=() cut_after=() bad=0 cuts=0
+for at in "$STATE/boot:written" "$STATE/boot:renamed" \
+        "$OUTBOX/*-1.rec:written" "$OUTBOX/*-1.rec:renamed" "$OUTBOX/*-1.rec:synced" \
+        "$OUTBOX/*-3.rec:written" "$OUTBOX/*-3.rec:renamed" "$OUTBOX/*-3.rec:synced"; do
+        cuts=$((cuts + 1))
+        n=$(n_held)
+        : >"$HOLD"
+        ORBIT_FAILPOINT_WRITE_STALL_AT=$at ORBIT_FAILPOINT_WRITE_STALL_FILE=$HOLD \
+                "$AGENT" --config "$D/agent.json" >>"$AGENT_LOG" 2>&1 &
         pid=$!
-        # Anywhere from right at exec to a few reports in (0-2.5 s).
-        sleep "$((RANDOM % 3)).$((RANDOM % 10))$((RANDOM % 10))"
-        rec_files "$OUTBOX" >>"$expected"   # every file seen before the cut must survive it
+        track_pid "$pid"
+        wait_for 20 more_held "$n" || { bad=$((bad + 1)); note "cut $cuts: no write held at $at"; }
+        rec_files "$OUTBOX" >>"$expected"   # every file on the disk at the cut must survive it
+        held=$(grep '^failpoint: the write of .* held' "$AGENT_LOG" | tail -1 | sed 's/^failpoint: the write of \([^ ]*\) held \([a-z]*\),.*/\1 \2/')
         kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+        rm -f "$HOLD"
+        # the held path against the failpoint's pattern, matched as the failpoint does
+        # shellcheck disable=SC2053
+        [[ ${held%% *} == ${at%:*} && ${held##* } == "${at##*:}" ]] ||
+                { bad=$((bad + 1)); note "cut $cuts: held elsewhere: $held, not $at"; }
+        f=${held%% *}
+        case $at in
+        *.rec:written) [ -f "$f.tmp" ] && [ ! -e "$f" ] && cut_short+=("${f##*/}") ||
+                { bad=$((bad + 1)); note "cut $cuts: a record cut before its rename is not $f.tmp alone"; } ;;
+        *.rec:*) [ -f "$f" ] && [ ! -e "$f.tmp" ] && cut_after+=("${f##*/}") ||
+                { bad=$((bad + 1)); note "cut $cuts: a record cut after its rename is not $f"; } ;;
+        esac
 done
+[ "$bad" = 0 ] && pass "$cuts cuts, each held at its point: ${#cut_short[@]} records before their rename, ${#cut_after[@]} after it, and the start-up" ||
+        fail "cuts at the failpoints" "$bad bad of $cuts"
 sort -u -o "$expected" "$expected"
 start "$D/agent.json" || bail "the agent did not start after the power cuts"
 epoch_now=$(ctl status --json | jq -r .boot_epoch)
-note "boot epoch $epoch1 at first, $epoch_now after 10 cuts; $(wc -l <"$expected") record files seen before the cuts"
+note "boot epoch $epoch1 at first, $epoch_now after $cuts cuts; $(wc -l <"$expected") record files seen before the cuts"
 keys | sort >"$D/listed"
 missing=$(comm -23 "$expected" "$D/listed")
 [ -z "$missing" ] && pass "every record written before a cut is still queued, with its own key" || fail "records lost" "$missing"
@@ -95,6 +127,18 @@ events | jq -e ".events | map(select(.key.boot_epoch == $epoch1)) | length > 0" 
         && pass "orbitctl events lists records of $epochs earlier boots with their original boot_epoch" || fail "earlier boots" "$epochs epochs"
 [ "$(events | jq .outbox.corrupt)" = 0 ] && [ ! -d "$OUTBOX/corrupt" ] && pass "nothing corrupt after the cuts" || fail "corrupt after kills" "$(ls "$OUTBOX/corrupt" 2>&1)"
 [ -z "$(cd "$OUTBOX" && ls -- *.tmp 2>/dev/null)" ] && pass "no temp file of a cut write is left" || fail "tmp files" "$(ls "$OUTBOX")"
+bad=0
+for f in "${cut_short[@]}"; do
+        grep -qx "$f" "$D/listed" && { bad=$((bad + 1)); note "$f: queued, its write cut before the rename"; }
+        grep -qF "outbox: deleted $OUTBOX/$f.tmp, a write cut short" "$AGENT_LOG" || { bad=$((bad + 1)); note "$f.tmp: not deleted"; }
+done
+[ "${#cut_short[@]}" = 2 ] && [ "$bad" = 0 ] &&
+        pass "a record cut before its rename is not queued (nothing was promised): its temp file deleted at the next start" ||
+        fail "records cut before their rename" "${#cut_short[@]} cuts, $bad bad"
+bad=0
+for f in "${cut_after[@]}"; do grep -qx "$f" "$D/listed" || { bad=$((bad + 1)); note "$f: lost, cut after its rename"; }; done
+[ "${#cut_after[@]}" = 4 ] && [ "$bad" = 0 ] && pass "a record cut after its rename (directory synced or not) is queued" ||
+        fail "records cut after their rename" "${#cut_after[@]} cuts, $bad bad"
 events | jq -e '[.events[] | .key.node == "obx-sat" and (.key.boot_id | test("^[0-9a-f]{32}$"))] | all' >/dev/null \
         && pass "every record is keyed (node, boot epoch, boot id, seq)" || fail "keys"
 
@@ -122,14 +166,18 @@ stop
 
 # ---- a full disk -------------------------------------------------------------------------------
 mount -t tmpfs -o size=512k orbit-outbox "$SMALL" || bail "cannot mount a small tmpfs"
-config "$D/small.json" "$SMALL/state" 3
 : >"$AGENT_LOG.full"
 AGENT_LOG_MAIN=$AGENT_LOG
 AGENT_LOG=$AGENT_LOG.full
 FAIL_CONTEXT_LOG=$AGENT_LOG
+# No report before the disk is full (nothing of the outbox's own to drop): the agent starts
+# with an hour between reports, the disk is filled, then a reload brings them to one a second.
+config "$D/small.json" "$SMALL/state" 3600
 start "$D/small.json" || bail "the agent did not start on the small disk"
-# Fill it before the first report (3 s): nothing of the outbox's own to drop.
 dd if=/dev/zero of="$SMALL/filler" bs=4k 2>/dev/null
+check "nothing in the outbox before the disk is full" test -z "$(rec_files "$SMALL/state/outbox")"
+config "$D/small.json" "$SMALL/state" 1
+kill -HUP "$APID"
 check "the first report meets a full disk: 'no space left; record kept in memory only'" \
         wait_for 10 grep -q "outbox: $SMALL/state/outbox: no space left; record kept in memory only" "$AGENT_LOG"
 check "the agent keeps serving" wait_for 2 sh -c "\"$CTL_BIN\" --socket \"$D/run/control.sock\" ping >/dev/null"

@@ -412,35 +412,95 @@ flipbyte "$N/slots/b" $((10 * CHUNK + 77)) # undone
 check "file: B is v2 again" cmp -s "$N/slots/b" v2.img
 reboot_node; [ "$BOOTED" = B ] && pass "file: back on B after the crash-looping trial" || fail "file: back on B"
 
-# ---- power cuts at random moments of a trial and its commit ----------------------------
-sed -i "s|\"gate_sec\": $GATE, \"trial_timeout_sec\": $TRIAL|\"gate_sec\": 1, \"trial_timeout_sec\": 60|" "$N/agent.json"
+# ---- power cuts at each step of a trial and its commit ---------------------------------
+# The trial and its commit write, in order: the phase "trial" (the update's state file), the
+# trial's clock (its trial file), the trial file again once the health gate has held, the
+# boot environment marking A good, the phase "committed". A failpoint holds one write at one
+# step (the boot environment's: ORBIT_FAILPOINT_BOOTENV_STALL_AT; a state file's:
+# ORBIT_FAILPOINT_WRITE_STALL_AT, lib/fileio.c: linked, kept, written, renamed, synced) and
+# the kill lands there, not where a sleep happened to end: each round cuts one step further,
+# the restart going on from what the cut before left. After each cut: the boot environment
+# (B a good fallback throughout, A good from the rename of the commit's write on), the phase
+# and the trial file on the disk, every state file loading (state-check, on a copy: a load
+# may write), and the next start deciding from them what it must. The trial timeout is an
+# hour: a trial's clock runs across restarts, and eleven starts under valgrind take minutes.
+sed -i "s|\"gate_sec\": $GATE, \"trial_timeout_sec\": $TRIAL|\"gate_sec\": 1, \"trial_timeout_sec\": 3600|" "$N/agent.json"
 start_agent
 check "file: install v4 for the commit under power cuts" install v4.obundle
 reboot_node
-seed=${ORBIT_TEST_SEED:-$RANDOM}
-RANDOM=$seed
-note "power cuts during the commit: seed $seed (ORBIT_TEST_SEED)"
-bad=0 rounds=0
-for round in $(seq 1 12); do
-        start_agent
-        p=$(ust .phase)
-        case $p in trial|committed) ;; *) bad=$((bad + 1)); note "round $round: phase $p after a power cut" ;; esac
-        [ "$p" = committed ] && break
-        rounds=$((rounds + 1))
-        sleep "$((RANDOM % 2)).$((RANDOM % 10))" # 0-1.9 s: before, around and after the 1 s gate
+PRE="primary=A A_good=0 A_tries_left=1 B_good=1 B_tries_left=0"
+POST="primary=A A_good=1 A_tries_left=0 B_good=1 B_tries_left=0"
+check "file: A on its first trial boot, B the good fallback" test "$(boot_state)" = "$PRE"
+STATE_CHECK=$top_builddir/tests/integration/state-check
+W=$N/state/update
+holds() { grep -c 'failpoint: the \(write of .* held\|boot environment write .* stalled\) ' "$N/agent.log"; }
+more_holds() { [ "$(holds)" -gt "$1" ]; }
+disk_phase() { tail -n +2 "$W/state" | jq -r .phase; }
+disk_trial() { if [ -e "$W/trial" ]; then tail -n +2 "$W/trial" | jq -r .health_held; else echo none; fi; }
+# cut_at WHAT AT: start the agent with one write held at AT (WHAT: bootenv, OP:STEP; or write,
+# PATH:STEP), wait until it holds there (a start's own writes come before it serves), kill -9.
+cut_at() {
+        local n held=0
+        n=$(holds)
+        : >"$D/hold"
+        if [ "$1" = bootenv ]; then
+                ORBIT_FAILPOINT_BOOTENV_STALL_AT=$2 ORBIT_FAILPOINT_BOOTENV_STALL_FILE=$D/hold \
+                        "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
+        else
+                ORBIT_FAILPOINT_WRITE_STALL_AT=$2 ORBIT_FAILPOINT_WRITE_STALL_FILE=$D/hold \
+                        "${AGENT_WRAPPER[@]}" "$AGENT" --config "$N/agent.json" >>"$N/agent.log" 2>&1 &
+        fi
+        AGENT_PID=$!
+        track_pid "$AGENT_PID"
+        wait_for 30 more_holds "$n" || held=1
         kill_agent
-        st=$(boot_state)
-        case $st in
-        "primary=A A_good=0 A_tries_left="[0-9]" B_good=1 B_tries_left=0"|"primary=A A_good=1 A_tries_left=0 B_good=1 B_tries_left=0") ;;
-        *) bad=$((bad + 1)); note "round $round: boot state $st" ;;
-        esac
+        rm -f "$D/hold"
+        return $held
+}
+# WHAT | AT | the start's decision (its log) | what the cut leaves: boot state, phase, the
+# trial file's health_held (or none)
+rounds=(
+        "write|$W/state:written|ready: begin-trial|$PRE|ready|none"
+        "write|$W/state:renamed|ready: begin-trial|$PRE|trial|none"
+        "write|$W/trial:written|trial: begin-trial|$PRE|trial|none"
+        "write|$W/trial:synced|trial: begin-trial|$PRE|trial|false"
+        "write|$W/trial:linked|trial: begin-trial|$PRE|trial|false"  # the gate held: its save
+        "write|$W/trial:renamed|trial: begin-trial|$PRE|trial|true"
+        "bootenv|good:written|trial: begin-trial|$PRE|trial|true"     # the commit
+        "bootenv|good:renamed|trial: begin-trial|$POST|trial|true"
+        "bootenv|good:synced|trial: committed|$POST|trial|true"      # recorded at start
+        "write|$W/state:written|trial: committed|$POST|trial|true"
+        "write|$W/state:synced|trial: committed|$POST|committed|true"
+)
+bad=0 round=0
+for r in "${rounds[@]}"; do
+        round=$((round + 1))
+        IFS='|' read -r what at decision want_boot want_phase want_trial <<<"$r"
+        lines=$(wc -l <"$N/agent.log")
+        if ! cut_at "$what" "$at"; then
+                bad=$((bad + 1)); note "round $round: no hold at $what $at"; continue
+        fi
+        since=$(tail -n +"$((lines + 1))" "$N/agent.log")
+        if [ "$what" = bootenv ]; then
+                grepq "failpoint: the boot environment write (${at%:*}) of $N/boot.json stalled ${at##*:}," <<<"$since"
+        else
+                grepq "failpoint: the write of ${at%:*} held ${at##*:}," <<<"$since"
+        fi || { bad=$((bad + 1)); note "round $round: held elsewhere: $(grep failpoint <<<"$since" | head -1)"; }
+        grepq "update: at start, .* is $decision\$" <<<"$since" ||
+                { bad=$((bad + 1)); note "round $round ($at): at start: $(grep 'at start' <<<"$since")"; }
+        got="$(boot_state) | $(disk_phase) | $(disk_trial)"
+        [ "$got" = "$want_boot | $want_phase | $want_trial" ] ||
+                { bad=$((bad + 1)); note "round $round ($at): left $got, want $want_boot | $want_phase | $want_trial"; }
+        rm -rf "$D/state-copy"; cp -a "$N/state" "$D/state-copy"
+        out=$("$STATE_CHECK" --ignore agent.lock "$D/state-copy" "$D/state-copy/update" 2>&1) &&
+                grepq ' 0 restored from their last good copy, 0 bad' <<<"$out" ||
+                { bad=$((bad + 1)); note "round $round ($at): state-check: $out"; }
 done
-[ "$bad" = 0 ] && pass "file: $rounds power cuts during the trial and commit: the state loads every time, B stays a good fallback" ||
-        fail "file: power cuts during the commit" "$bad bad rounds"
-[ -n "$AGENT_PID" ] || start_agent # twelve cuts before the gate held: let it finish now
+[ "$bad" = 0 ] && pass "file: $round power cuts, one at each step of the trial and its commit: each left what its step must, every state file loads, B stays a good fallback" ||
+        fail "file: power cuts during the trial and commit" "$bad bad of $round rounds"
+start_agent
 check "file: committed in the end" wait_for 10 phase_is committed
-check "file: A committed, B still the good fallback" \
-        test "$(boot_state)" = "primary=A A_good=1 A_tries_left=0 B_good=1 B_tries_left=0"
+check "file: A committed, B still the good fallback" test "$(boot_state)" = "$POST"
 check "file: the floor rose to 4" test "$(ust .min_security_version)" = 4
 stop_agent
 
@@ -491,13 +551,13 @@ check "grub: operator mark-good commits v4" ctl update mark-good
 check "grub: v4 committed" phase_is committed
 check "grub: slot B holds v4" cmp -s "$N/slots/b" v4.img
 
-# A cut before the arm reached the grubenv (held after the temp file, kill -9): the
-# bootloader boots B again, and the install resumes with every chunk of A kept.
+# A cut before the arm reached the grubenv (held before its sector is written in place,
+# kill -9): the bootloader boots B again, and the install resumes with every chunk of A kept.
 : >"$D/bootenv-stall"
 stop_agent
 ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:written ORBIT_FAILPOINT_BOOTENV_STALL_FILE=$D/bootenv-stall start_agent
 ctl update install --no-wait "$D/v4.obundle" >/dev/null || fail "grub: v4 into A: install start"
-check "grub: the arm of A held before its rename (failpoint)" \
+check "grub: the arm of A held before it reached the grubenv (failpoint)" \
         wait_for 60 grep -q 'failpoint: the boot environment write (try) .* stalled written' "$N/agent.log"
 kill_agent
 rm -f "$D/bootenv-stall"
