@@ -282,6 +282,18 @@ void link_cert_choose(const char *state_dir, const char *cfg_cert, const char *c
         snprintf(next, sizeof(next), "%s/%s", state_dir, LINK_CERT_NEXT_FILE);
         snprintf(cur, sizeof(cur), "%s/%s", state_dir, LINK_CERT_FILE);
         struct link_cert_info info;
+        if (trial_ok) {
+                /*
+                 * A renewal cut before its rename (a crash, a power cut) left its temp file:
+                 * a private key that nothing will read. The link's own call (trial_ok, on
+                 * the loop, where the renewal writes) removes it; the update worker's
+                 * call must not, as a write may be under way.
+                 */
+                char tmp[4096 + 8];
+                snprintf(tmp, sizeof(tmp), "%s.tmp", next);
+                if (unlink(tmp) == 0)
+                        log_info("link: %s, left by a renewal cut short, removed", tmp);
+        }
         if (trial_ok && access(next, F_OK) == 0) {
                 _cleanup_free_ char *why = NULL;
                 if (pair_read(next, next, node_id, &info, &why) >= 0) {

@@ -50,6 +50,13 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
+/*
+ * How long a wait for an event (processes appearing, dying, a group emptying) may take
+ * before it counts as never: long, since a loaded machine or a TCG guest reaps slowly; the
+ * waits end as soon as the event is there.
+ */
+#define EVENT_WAIT_USEC (30 * 1000000ULL)
+
 static void sleep_ms(unsigned ms) {
         struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -205,13 +212,13 @@ static void teardown(struct cgroup *cg) {
                 return;
         int r = cgroup_kill_all(cg, SIGKILL);
         CHECK(r >= 0, "kill_all: %s", strerror(-r));
-        uint64_t deadline = now_usec() + 3000000;
+        uint64_t deadline = now_usec() + EVENT_WAIT_USEC;
         while (cgroup_is_empty(cg) == 0 && now_usec() < deadline) {
                 reap_all();
                 sleep_ms(10);
         }
         reap_all();
-        r = cgroup_wait_empty(cg, 1000000);
+        r = cgroup_wait_empty(cg, EVENT_WAIT_USEC);
         CHECK(r == 0, "wait_empty: %s", strerror(-r));
         r = cgroup_destroy(cg);
         CHECK(r == 0, "destroy %s: %s", cgroup_path(cg), strerror(-r));
@@ -239,7 +246,7 @@ static int stats(struct cgroup *cg, struct cgroup_stats *st) {
  * Poll the group's counters until at least periods CFS periods went by since *from, in
  * at least one of which the group ran out of quota, and *to holds the counters then.
  * Both are the kernel's own events; the clock only bounds a wait that would otherwise
- * hang (the scenario's timeout is 60 s).
+ * hang (the scenario's timeout is 120 s, times ORBIT_TEST_SLOW).
  */
 static int wait_throttled(struct cgroup *cg, const struct cgroup_stats *from, uint64_t periods,
                           struct cgroup_stats *to) {
@@ -514,7 +521,7 @@ static void scenario_kill(unsigned flags, bool frozen_first) {
         pid_t pid = spawn_in(cg, ACTION_FORK_3_AND_PAUSE);
         CHECK(pid > 0, "spawn");
         size_t n = 0;
-        uint64_t deadline = now_usec() + 3000000;
+        uint64_t deadline = now_usec() + EVENT_WAIT_USEC;
         while (now_usec() < deadline) {
                 pid_t *pids = NULL;
                 if (cgroup_get_pids(cg, &pids, &n) == 0)
@@ -531,10 +538,10 @@ static void scenario_kill(unsigned flags, bool frozen_first) {
         CHECK(r >= 0, "kill_all: %s", strerror(-r));
         int status = 0;
         if (pid > 0) {
-                CHECK(wait_child(pid, 5000, &status) == 0, "child not dead");
+                CHECK(wait_child(pid, EVENT_WAIT_USEC / 1000, &status) == 0, "child not dead");
                 CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status 0x%x", status);
         }
-        deadline = now_usec() + 3000000;
+        deadline = now_usec() + EVENT_WAIT_USEC;
         while (cgroup_is_empty(cg) == 0 && now_usec() < deadline) {
                 reap_all();
                 sleep_ms(10);

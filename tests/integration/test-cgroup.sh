@@ -77,7 +77,7 @@ trap cgroup_cleanup EXIT
 run() {
         local name=$1 scenario=$2 root=$3 log
         log=$TESTDIR/$scenario-$(basename "$root").log
-        timeout -k 5 60 "$CHECKER" "$scenario" "$root" "$PARENT" >"$log" 2>&1
+        timeout -k 5 $((120 * ORBIT_TEST_SLOW)) "$CHECKER" "$scenario" "$root" "$PARENT" >"$log" 2>&1
         local rc=$?
         grep '^# ' "$log"
         case $rc in

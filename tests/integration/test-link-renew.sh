@@ -162,28 +162,52 @@ stop_node
         fail "certificates issued to sat-1" "$(grep "issued to sat-1" "$CLOG")"
 
 # ---- cut short: the agent killed as its new certificate comes, files left half-way --------------
-nodecert sat-4 8 10 || bail "openssl: sat-4's certificate"
-start_node sat-4
-check "sat-4 (due) is issued a new certificate" wait_for 30 logged "issued to sat-4,"
-kill -KILL "$APID"
-wait_exit "$APID" 10
-# a broken certificate not yet tried is removed, and the old one works on
-printf 'junk\n' >"$N/state/link-next.pem.tmp"
-[ -e "$N/state/link-next.pem" ] || printf -- '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' >"$N/state/link-next.pem"
-had_next=$(sed -n 's/.*-----BEGIN \(EC PRIVATE KEY\)-----.*/\1/p' "$N/state/link-next.pem" | head -1)
-start_node sat-4
-sat4_renewed() { [ "$(lnk .certificate.renewed)" = true ] && [ "$(lnk .certificate.trial)" = false ] &&
+# The kill lands at a step of link-next.pem's write that the test holds (the failpoint
+# ORBIT_FAILPOINT_WRITE_STALL_AT): sat-4 once the file is renamed into place (whole, never
+# tried): it is tried at the next start and kept; sat-5 before the rename (only the temp
+# file), with a broken link-next.pem planted where none was: it is removed, the old
+# certificate used, a new one asked for. Both leave a temp file (junk here; a real cut
+# leaves a private key there), which the next start removes.
+cut_renewal() { # NODE STEP
+        : >"$D/renew-stall"
+        ORBIT_FAILPOINT_WRITE_STALL_AT="*/link-next.pem:$2" ORBIT_FAILPOINT_WRITE_STALL_FILE=$D/renew-stall start_node "$1"
+        check "$1 (due) is issued a new certificate" wait_for 30 logged "issued to $1,"
+        check "$1: its write of link-next.pem held $2 (failpoint)" \
+                wait_for 30 grep -q "failpoint: the write of $N/state/link-next.pem held $2" "$N/agent.log"
+        kill -KILL "$APID"
+        wait_exit "$APID" 10
+        rm -f "$D/renew-stall"
+        printf 'junk\n' >"$N/state/link-next.pem.tmp"
+}
+renewed_in_use() { [ "$(lnk .certificate.renewed)" = true ] && [ "$(lnk .certificate.trial)" = false ] &&
         [ "$(lnk .syncs_ok)" -ge 1 ]; }
-check "restarted, sat-4 ends with a renewed certificate in use and syncs" wait_for 60 sat4_renewed
-if [ -n "$had_next" ]; then
-        pass "the certificate written before the kill was tried and kept ($(lnk .certificate.serial))"
-else
-        grep -q "the renewed certificate not yet tried is not good" "$N/agent.log" &&
-                pass "a broken one not yet tried was removed, the old one used, a new one asked for" ||
-                fail "a broken link-next.pem" "$(grep 'link:' "$N/agent.log" | tail -5)"
-fi
+nodecert sat-4 8 10 && nodecert sat-5 8 10 || bail "openssl: sat-4's and sat-5's certificates"
+cut_renewal sat-4 renamed
+grepq -- '-----BEGIN EC PRIVATE KEY-----' "$N/state/link-next.pem" &&
+        pass "sat-4: cut after the rename, link-next.pem holds the new pair" ||
+        fail "sat-4: link-next.pem after the cut" "$(ls -l "$N/state")"
+start_node sat-4
+check "restarted, sat-4 ends with a renewed certificate in use and syncs" wait_for 60 renewed_in_use
+check "sat-4: the certificate written before the kill was tried and kept" test "$(lnk .certificate.serial)" = "$(issued_to sat-4)"
 logged "node sat-4 syncs with certificate serial $(lnk .certificate.serial)," &&
         pass "the controller sees the certificate the agent says it uses" || fail "sat-4's certificate at the controller"
+check "sat-4: the temp file the cut left is removed" test ! -e "$N/state/link-next.pem.tmp"
+grep -q "link-next.pem.tmp, left by a renewal cut short, removed" "$N/agent.log" &&
+        pass "sat-4: the removal is logged" || fail "sat-4: the temp file's removal" "$(grep 'link:' "$N/agent.log" | tail -3)"
+stop_node
+cut_renewal sat-5 written
+check "sat-5: cut before the rename, no link-next.pem" test ! -e "$N/state/link-next.pem"
+printf -- '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' >"$N/state/link-next.pem"
+start_node sat-5
+check "restarted, sat-5 ends with a renewed certificate in use and syncs" wait_for 60 renewed_in_use
+grep -q "the renewed certificate not yet tried is not good" "$N/agent.log" &&
+        pass "sat-5: a broken one not yet tried was removed, the old one used, a new one asked for" ||
+        fail "sat-5: a broken link-next.pem" "$(grep 'link:' "$N/agent.log" | tail -5)"
+check "sat-5: the temp file the cut left is removed" test ! -e "$N/state/link-next.pem.tmp"
+[ "$(grep -c "issued to sat-5," "$CLOG")" = 2 ] && pass "sat-5: a second certificate issued after the cut" ||
+        fail "certificates issued to sat-5" "$(grep "issued to sat-5" "$CLOG")"
+logged "node sat-5 syncs with certificate serial $(lnk .certificate.serial)," &&
+        pass "the controller sees sat-5's new certificate in use" || fail "sat-5's certificate at the controller"
 stop_node
 
 # ---- CSRs that are not the node's own ------------------------------------------------------------

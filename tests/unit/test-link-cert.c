@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "agent/link-cert.h"
+#include "test-util.h"
 
 #define DAY 86400
 #define T0 1790000000
@@ -72,10 +74,33 @@ static void test_key_and_csr(void **state) {
         free(key2);
 }
 
+/*
+ * A renewal cut before its rename leaves link-next.pem.tmp, a private key nothing reads:
+ * the link's own choice (trial_ok, on the loop) removes it; the update worker's (no
+ * trial) leaves it, as the loop may be writing it.
+ */
+static void test_choose_removes_cut_renewal(void **state) {
+        (void) state;
+        char *dir = test_mkdtemp();
+        char tmp[PATH_MAX];
+        test_path(tmp, sizeof(tmp), dir, LINK_CERT_NEXT_FILE ".tmp");
+        assert_int_equal(test_write(tmp, "half a pair\n", 12), 0);
+        struct link_cert_choice c;
+        link_cert_choose(dir, NULL, NULL, "sat-1", false, &c);
+        assert_int_equal(access(tmp, F_OK), 0);
+        assert_false(c.known);
+        link_cert_choose(dir, NULL, NULL, "sat-1", true, &c);
+        assert_int_equal(access(tmp, F_OK), -1);
+        assert_false(c.known);
+        assert_false(c.trial);
+        test_rmdir(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_renewal_window),
                 cmocka_unit_test(test_key_and_csr),
+                cmocka_unit_test(test_choose_removes_cut_renewal),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
