@@ -106,11 +106,24 @@ bad:
         return -EBADMSG;
 }
 
+/*
+ * The agent's own variables (ORBIT_*) first, then the others in their order: however long
+ * the others (a distribution's kernelopts, saved_entry), the boot state stays in the
+ * block's first 512-byte sector, so its writes change one sector, in place
+ * (bootenv_store_file_in_place). GRUB reads the variables in any order.
+ */
+static bool grubenv_is_ours(const char *name) {
+        return strncmp(name, "ORBIT_", 6) == 0;
+}
+
 int grubenv_format(const struct env_vars *vars, char out[GRUBENV_SIZE]) {
         size_t n = strlen(GRUBENV_HEADER);
         memcpy(out, GRUBENV_HEADER, n);
 
-        for (size_t i = 0; i < vars->count; i++) {
+        for (size_t k = 0; k < 2 * vars->count; k++) {
+                size_t i = k % vars->count;
+                if (grubenv_is_ours(vars->items[i].name) != (k < vars->count))
+                        continue;
                 const char *name = vars->items[i].name;
                 const char *value = vars->items[i].value;
                 size_t name_len = strlen(name);

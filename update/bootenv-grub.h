@@ -18,7 +18,11 @@
  */
 int grubenv_parse(const char *buf, size_t len, struct env_vars *ret, const char **ret_reason);
 
-/* Format vars as a grubenv block padded with '#'. -ENOSPC when they do not fit. */
+/*
+ * Format vars as a grubenv block padded with '#': the agent's ORBIT_* variables first, so
+ * that they stay in the block's first sector, then the others in their order. -ENOSPC
+ * when they do not fit.
+ */
 int grubenv_format(const struct env_vars *vars, char out[GRUBENV_SIZE]);
 
 /* "grub": a grubenv file at config->path, ORBIT_* variables. */

@@ -29,6 +29,13 @@ struct durable_hook;
 int bootenv_store_file(const char *what, const char *path, const void *data, size_t len,
                        const struct durable_hook *hook);
 
+/*
+ * Make durable whatever of path sits in the page cache (fdatasync of a read-only fd): a
+ * write a crashed process left there. 0 when path does not exist or cannot be synced (a
+ * character device); else 0 or the negative errno.
+ */
+int bootenv_flush_file(const char *path);
+
 /* The unit a disk writes whole, or not at all, when the power goes: a sector. */
 #define BOOTENV_SECTOR 512
 
@@ -40,11 +47,13 @@ int bootenv_sector_changed(const uint8_t *old, const uint8_t *new, size_t len, s
 
 /*
  * The grubenv's write, as GRUB's own save_env does it: the file's bytes overwritten in
- * place, so neither its directory entry nor (on FAT) the allocation table changes. Only
- * the one sector that changes is written (fdatasync, read back): after a power cut the
- * file holds the old or the new block. A missing file is created, and a file of another
- * size, or a change across sectors, is replaced whole (bootenv_store_file), with a notice.
- * An unchanged file is not written. hook: as for bootenv_store_file.
+ * place, so no cluster is allocated or freed and (on FAT) the allocation table does not
+ * change (the directory entry's mtime is written back later, one sector). Only the one
+ * sector that changes is written (fdatasync, read back): after a power cut the file holds
+ * the old or the new block. A symlink is followed once. Cached content is flushed first,
+ * so an unchanged file (on the medium) is not written. A missing file is created, and a
+ * file of another size, one that cannot be read, or a change across sectors is replaced
+ * whole (bootenv_store_file), with a notice. hook: as for bootenv_store_file.
  */
 int bootenv_store_file_in_place(const char *what, const char *path, const void *data, size_t len,
                                 const struct durable_hook *hook);

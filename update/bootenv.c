@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "update/bootenv.h"
+#include "update/bootenv-io.h"
 #include "lib/log.h"
 #include "lib/macro.h"
 
@@ -92,6 +93,20 @@ int bootenv_open(const struct bootenv_config *config, struct bootenv **ret) {
                 if (!b->path_redundant)
                         return -ENOMEM;
                 b->config.path_redundant = b->path_redundant;
+        }
+        /*
+         * A write that a process killed before its fdatasync left in the page cache (the
+         * agent's last run) is made durable before anything reads it: a start decision
+         * read from the cache and then undone by a power cut would contradict the disk.
+         */
+        const char *paths[] = {b->path, b->path_redundant};
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                if (!paths[i])
+                        continue;
+                r = bootenv_flush_file(paths[i]);
+                if (r < 0)
+                        log_warning("%s env %s: cannot flush what is cached of it: %s", ops->name,
+                                    paths[i], strerror(-r));
         }
         *ret = TAKE_PTR(b);
         return 0;

@@ -275,11 +275,18 @@ static uint64_t cpu_bound_usec(const struct cgroup_stats *a, const struct cgroup
                10000;
 }
 
-/* Check the limit in force is percent of a core, and that the kernel held the group to it. */
+/*
+ * Check the limit in force is percent of a core, and that the kernel held the group to it.
+ * The usage and the periods come from two files (v1: two controllers), read one after the
+ * other: each end of the window is read twice, and the periods taken from the reading
+ * outside the usage's, so that the n periods counted cover the whole span the usage was
+ * counted over, however long this process was preempted between two reads.
+ */
 static void check_cpu_limit(struct cgroup *cg, uint64_t percent) {
-        struct cgroup_stats a, b;
-        if (stats(cg, &a) < 0)
+        struct cgroup_stats a0, a, b, b1;
+        if (stats(cg, &a0) < 0 || stats(cg, &a) < 0)
                 return;
+        a.cpu_periods = a0.cpu_periods;
         CHECK(a.cpu_period_usec == 100000 && a.cpu_quota_usec == percent * 1000,
               "the kernel holds quota %llu per period %llu, want %llu per 100000",
               (unsigned long long) a.cpu_quota_usec, (unsigned long long) a.cpu_period_usec,
@@ -291,8 +298,9 @@ static void check_cpu_limit(struct cgroup *cg, uint64_t percent) {
               (unsigned long long) percent, (unsigned long long) a.cpu_periods,
               (unsigned long long) b.cpu_periods, (unsigned long long) a.cpu_throttled,
               (unsigned long long) b.cpu_throttled);
-        if (r < 0)
+        if (r < 0 || stats(cg, &b1) < 0)
                 return;
+        b.cpu_periods = b1.cpu_periods;
         uint64_t used = b.cpu_usage_usec - a.cpu_usage_usec, bound = cpu_bound_usec(&a, &b);
         uint64_t n = b.cpu_periods - a.cpu_periods;
         printf("# busy loop at cpu_max %llu%%: %llu us used in %llu periods (%.1f%% of one core by "

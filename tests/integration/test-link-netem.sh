@@ -324,14 +324,15 @@ A_LOS=$(jq .records_acked "$D/link-los.json") P1=$(jq .pass.number "$D/link-los.
         pass "(c) before the window closed, its last batch was done and records still waited" ||
         fail "(c) the window's end" "at $t, window ends $E: $(cat "$D/link-los.json")"
 # Until the window's end (the plan's event), no sync starts: nothing is acknowledged.
-# A reading counts only if it was taken before the window's end (a loaded machine may
+# A reading counts only if it was asked for before the window's end (a loaded machine may
 # answer after it, with the next window's first sync under way, which is right); a sync
-# in flight then must have begun at the end or after.
+# in flight then must have begun at the end or after. The time is taken before the
+# question, so both excuses are conservative: the agent answered after it.
 quiet_until() {
         local now
         while [ "$(date +%s)" -lt "$1" ]; do
-                ctl link --json >"$D/link-quiet.json" || return 1
                 now=$(date +%s.%N)
+                ctl link --json >"$D/link-quiet.json" || return 1
                 [ "$(jq -c '[.sync_in_flight, .records_acked]' "$D/link-quiet.json")" = "[null,$A_LOS]" ] && { sleep 0.2; continue; }
                 jq -e --argjson now "$now" --argjson e "$1" \
                         '.sync_in_flight != null and ($now - .sync_in_flight.age_sec) >= $e' "$D/link-quiet.json" >/dev/null && return 0

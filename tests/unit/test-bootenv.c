@@ -67,6 +67,39 @@ static void test_grubenv_exact_layout(void **state) {
                 assert_int_equal(block[i], '#');
 }
 
+/*
+ * A distribution's long variable before ours: ours are written first, so the boot state
+ * stays in the first 512-byte sector and its changes are written in place.
+ */
+static void test_grubenv_ours_first(void **state) {
+        _cleanup_env_vars_ struct env_vars v = {};
+        char longv[700];
+        memset(longv, 'k', sizeof(longv) - 1);
+        longv[sizeof(longv) - 1] = '\0';
+        vars_set(&v, "kernelopts", longv);
+        vars_set(&v, "ORBIT_ORDER", "A B");
+        vars_set(&v, "saved_entry", "0");
+        vars_set(&v, "ORBIT_A_OK", "1");
+        char block[GRUBENV_SIZE];
+        assert_int_equal(grubenv_format(&v, block), 0);
+        const char expect[] = "# GRUB Environment Block\nORBIT_ORDER=A B\nORBIT_A_OK=1\nkernelopts=k";
+        assert_memory_equal(block, expect, strlen(expect));
+        assert_non_null(memmem(block, sizeof(block), "k\nsaved_entry=0\n", 16));
+        /* and back: the same variables */
+        _cleanup_env_vars_ struct env_vars back = {};
+        assert_int_equal(grubenv_parse(block, sizeof(block), &back, NULL), 0);
+        assert_true(env_vars_equal(&v, &back));
+        /* the trial's change of ORBIT_ORDER lies in the first sector */
+        vars_set(&v, "ORBIT_ORDER", "B A");
+        char block2[GRUBENV_SIZE];
+        assert_int_equal(grubenv_format(&v, block2), 0);
+        size_t sector = 9;
+        assert_int_equal(bootenv_sector_changed((const uint8_t *) block, (const uint8_t *) block2,
+                                                GRUBENV_SIZE, &sector),
+                         1);
+        assert_int_equal(sector, 0);
+}
+
 static void test_grubenv_roundtrip_with_escapes(void **state) {
         _cleanup_env_vars_ struct env_vars v = {};
         vars_set(&v, "plain", "value with spaces = and #");
@@ -611,6 +644,30 @@ static void test_io_in_place(void **state) {
         assert_int_equal(test_write(path, "short", 5), 0);
         assert_int_equal(bootenv_store_file_in_place("grubenv", path, b, sizeof(b), NULL), 0);
         assert_int_equal(bootenv_verify_file(path, b, sizeof(b)), 0);
+        /* a symlink (a distribution's grubenv pointing into the ESP): its target written,
+         * in place, and the link left a link */
+        char target[PATH_MAX];
+        test_path(target, sizeof(target), dir, "esp-grubenv");
+        assert_int_equal(rename(path, target), 0);
+        assert_int_equal(symlink("esp-grubenv", path), 0);
+        assert_int_equal(stat(target, &st0), 0);
+        uint8_t c[1024];
+        memcpy(c, b, sizeof(c));
+        c[100] = 'c'; /* one sector */
+        assert_int_equal(bootenv_store_file_in_place("grubenv", path, c, sizeof(c), NULL), 0);
+        struct stat lst;
+        assert_int_equal(lstat(path, &lst), 0);
+        assert_true(S_ISLNK(lst.st_mode));
+        assert_int_equal(stat(target, &st1), 0);
+        assert_int_equal(st1.st_ino, st0.st_ino);
+        assert_int_equal(bootenv_verify_file(target, c, sizeof(c)), 0);
+        /* replaced whole through the link too (another size): the target, not the link */
+        assert_int_equal(test_write(target, "short", 5), 0);
+        assert_int_equal(bootenv_store_file_in_place("grubenv", path, b, sizeof(b), NULL), 0);
+        assert_int_equal(lstat(path, &lst), 0);
+        assert_true(S_ISLNK(lst.st_mode));
+        assert_int_equal(bootenv_verify_file(target, b, sizeof(b)), 0);
+        assert_int_equal(unlink(target), 0);
         /* a directory where the file should be: an error, nothing replaced */
         assert_int_equal(unlink(path), 0);
         assert_int_equal(mkdir(path, 0700), 0);
@@ -855,6 +912,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_vars_set_get_unset),
                 cmocka_unit_test(test_grubenv_exact_layout),
+                cmocka_unit_test(test_grubenv_ours_first),
                 cmocka_unit_test(test_grubenv_roundtrip_with_escapes),
                 cmocka_unit_test(test_grubenv_comments_as_debian_writes),
                 cmocka_unit_test(test_grubenv_rejects_bad_blocks),
