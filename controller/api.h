@@ -10,11 +10,12 @@
 
 #include <jansson.h>
 
+#include "proto/sync-answer.h"
 #include "proto/sync-request.h"
 
 #define API_BUNDLE_ID_MAX 128     /* bundle ids (as the manifest allows) */
 #define OPERATOR_BODY_MAX (64 * 1024)
-#define CONTACT_PLAN_WINDOWS_MAX 256
+#define CONTACT_PLAN_WINDOWS_MAX LINK_ANSWER_MAX_WINDOWS /* what a node takes */
 #define RECORDS_LIMIT_DEFAULT 100
 #define RECORDS_LIMIT_MAX 1000
 #define COMMAND_EXPIRES_DEFAULT (24 * 3600)

@@ -146,14 +146,17 @@ static int window_element(struct json_ctx *ctx, json_t *e, size_t index, void *u
         return r;
 }
 
-static int dispatch_windows(struct json_ctx *ctx, json_t *v, void *dest, const struct json_field *f) {
+int contact_plan_dispatch_windows(struct json_ctx *ctx, json_t *v, void *dest,
+                                  const struct json_field *f) {
+        (void) dest;
+        (void) f;
         int64_t previous_end = -1;
         return json_dispatch_array(ctx, v, "an array of windows", LINK_ANSWER_MAX_WINDOWS, "windows",
                                    window_element, &previous_end);
 }
 
 static const struct json_field plan_fields[] = {
-        {"windows", dispatch_windows, 0, JSON_REQUIRED, NULL, 0, 0},
+        {"windows", contact_plan_dispatch_windows, 0, JSON_REQUIRED, NULL, 0, 0},
         {},
 };
 

@@ -29,6 +29,18 @@
  * (a window "open until" 2^64 µs wrapped to 1970 and stopped every sync and download). */
 #define LINK_ANSWER_MAX_PLAN_TIME INT64_C(253402300799)
 
+struct json_ctx;
+struct json_field;
+
+/*
+ * The "windows" of a contact plan, as a node takes them: an array of at most
+ * LINK_ANSWER_MAX_WINDOWS {"start", "end", "rate_bps"} in range, start < end, sorted by
+ * start and not overlapping. A json_field dispatcher (dest and f unused): the
+ * controller checks an operator's plan with it, so it stores no plan a node refuses.
+ */
+int contact_plan_dispatch_windows(struct json_ctx *ctx, json_t *v, void *dest,
+                                  const struct json_field *f);
+
 struct link_answer {
         json_t *root;     /* owns everything below */
         int64_t format;   /* 1, or 2 (SYNC_FORMAT_COMPACT): what is absent did not change */

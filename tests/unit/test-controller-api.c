@@ -400,6 +400,28 @@ static void test_contact_plan(void **state) {
                         fail_msg("\"%s\" lacks \"%s\"", msg, bad[i].want);
                 free(msg);
         }
+        /* the node's own limit (the same check, proto/sync-answer.c): 256 windows, not 257 */
+        for (int n = CONTACT_PLAN_WINDOWS_MAX; n <= CONTACT_PLAN_WINDOWS_MAX + 1; n++) {
+                json_t *w = json_array();
+                for (int i = 0; i < n; i++)
+                        json_array_append_new(w, json_pack("{s:i, s:i, s:i}", "start", 10 * i, "end",
+                                                           10 * i + 5, "rate_bps", 1));
+                json_t *body = json_pack("{s:o}", "windows", w);
+                char *text = json_dumps(body, JSON_COMPACT);
+                json_decref(body);
+                assert_non_null(text);
+                msg = NULL;
+                int r = contact_plan_parse(text, strlen(text), &plan, &msg);
+                if (n == CONTACT_PLAN_WINDOWS_MAX) {
+                        assert_int_equal(r, 0);
+                        json_decref(plan);
+                } else {
+                        assert_int_equal(r, -EINVAL);
+                        assert_non_null(strstr(msg, "windows: more than 256 windows"));
+                        free(msg);
+                }
+                free(text);
+        }
 }
 
 /* Node certificates (#18 item 3): the routes, a node's request, an operator's leave. */
