@@ -205,7 +205,7 @@ size_t manifest_chunk_length(const struct manifest_image *img, uint64_t index) {
                 return 0;
         uint64_t offset = index * img->chunk_size;
         uint64_t left = img->size - offset;
-        return (size_t)(left < img->chunk_size ? left : img->chunk_size);
+        return (size_t) (left < img->chunk_size ? left : img->chunk_size);
 }
 
 int manifest_check_chunk(const struct manifest_image *img, uint64_t index, const void *data,
@@ -228,7 +228,6 @@ bool manifest_is_compatible(const struct manifest *m, const char *hardware) {
         return false;
 }
 
-
 int manifest_check_policy(const struct manifest *m, const char *hardware,
                           uint64_t min_security_version, char **ret_reason) {
         if (hardware && !manifest_is_compatible(m, hardware))
@@ -240,9 +239,9 @@ int manifest_check_policy(const struct manifest *m, const char *hardware,
                         m->n_compatible > 1 ? "\" and others" : "\"");
         if (m->security_version < min_security_version)
                 return message_set(ret_reason, -EPERM,
-                                  "rollback refused: security_version %" PRIu64
-                                  " is below this node's minimum %" PRIu64,
-                                  m->security_version, min_security_version);
+                                   "rollback refused: security_version %" PRIu64
+                                   " is below this node's minimum %" PRIu64,
+                                   m->security_version, min_security_version);
         return 0;
 }
 
@@ -261,7 +260,7 @@ static int dispatch_format(struct json_ctx *ctx, json_t *v, void *dest,
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
                                         "unsupported manifest format (this build reads format %d)",
                                         MANIFEST_FORMAT);
-        *(int64_t *)dest = MANIFEST_FORMAT;
+        *(int64_t *) dest = MANIFEST_FORMAT;
         return 0;
 }
 
@@ -289,7 +288,7 @@ static int dispatch_uint64(struct json_ctx *ctx, json_t *v, void *dest,
                 return json_ctx_problem(ctx, JSON_AT_VALUE,
                                         "expected a non-negative integer, got %s",
                                         json_is_integer(v) ? "a negative one" : json_type_name(v));
-        *(uint64_t *)dest = (uint64_t)json_integer_value(v);
+        *(uint64_t *) dest = (uint64_t) json_integer_value(v);
         return 0;
 }
 
@@ -298,7 +297,7 @@ static int dispatch_rollback_floor(struct json_ctx *ctx, json_t *v, void *dest,
                                    const struct json_field *f) {
         int r = dispatch_uint64(ctx, v, dest, f);
         if (r >= 0)
-                ((struct manifest *)((char *)dest - offsetof(struct manifest, rollback_floor)))
+                ((struct manifest *) ((char *) dest - offsetof(struct manifest, rollback_floor)))
                         ->has_rollback_floor = true;
         return r;
 }
@@ -308,7 +307,7 @@ static int dispatch_chunk_size(struct json_ctx *ctx, json_t *v, void *dest,
         int r = dispatch_uint64(ctx, v, dest, f);
         if (r < 0)
                 return r;
-        uint64_t c = *(uint64_t *)dest;
+        uint64_t c = *(uint64_t *) dest;
         if (c < MANIFEST_CHUNK_SIZE_MIN || c > MANIFEST_CHUNK_SIZE_MAX ||
             c % MANIFEST_CHUNK_SIZE_MIN)
                 return json_ctx_problem(
@@ -329,8 +328,9 @@ static int dispatch_sha256(struct json_ctx *ctx, json_t *v, void *dest,
 static int dispatch_slot_class(struct json_ctx *ctx, json_t *v, void *dest,
                                const struct json_field *f) {
         if (!json_is_string(v) || !manifest_slot_class_is_valid(json_string_value(v)))
-                return json_ctx_problem(ctx, JSON_AT_VALUE,
-                                        "expected a slot class: \"rootfs\", \"model:<name>\" or \"app:<name>\"");
+                return json_ctx_problem(
+                        ctx, JSON_AT_VALUE,
+                        "expected a slot class: \"rootfs\", \"model:<name>\" or \"app:<name>\"");
         return json_dispatch_string(ctx, v, dest, f);
 }
 
@@ -344,38 +344,25 @@ static int dispatch_file(struct json_ctx *ctx, json_t *v, void *dest, const stru
         return json_dispatch_string(ctx, v, dest, f);
 }
 
+/* The arrays below go through json_dispatch_array: its type and size checks, its path. */
+static int chunk_element(struct json_ctx *ctx, json_t *e, size_t index, void *userdata) {
+        uint8_t(*chunks)[SHA256_DIGEST_SIZE] = userdata;
+        return dispatch_sha256(ctx, e, chunks[index], NULL);
+}
+
 static int dispatch_chunks(struct json_ctx *ctx, json_t *v, void *dest,
                            const struct json_field *f) {
         struct manifest_image *img = dest;
-        if (!json_is_array(v))
-                return json_ctx_problem(ctx, JSON_AT_VALUE,
-                                        "expected an array of SHA-256 hex strings, got %s",
-                                        json_type_name(v));
-        size_t n = json_array_size(v);
-        if (n > MANIFEST_MAX_CHUNKS)
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %d chunks",
-                                        MANIFEST_MAX_CHUNKS);
-        uint8_t(*chunks)[SHA256_DIGEST_SIZE] = calloc(n ? n : 1, SHA256_DIGEST_SIZE);
-        if (!chunks)
+        size_t n = json_is_array(v) ? json_array_size(v) : 0;
+        _cleanup_free_ uint8_t(*chunks)[SHA256_DIGEST_SIZE] = NULL;
+        if (n <= MANIFEST_MAX_CHUNKS && !(chunks = calloc(n ? n : 1, SHA256_DIGEST_SIZE)))
                 return -ENOMEM;
-        int result = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (!json_ctx_push_index(ctx, i)) {
-                        result = -EINVAL;
-                        break;
-                }
-                if (dispatch_sha256(ctx, json_array_get(v, i), chunks[i], f) < 0)
-                        result = -EINVAL;
-                json_ctx_pop(ctx);
-                if (ctx->problems && ctx->problems->count >= JSON_MAX_PROBLEMS)
-                        break;
-        }
-        if (result < 0) {
-                free(chunks);
-                return result;
-        }
+        int r = json_dispatch_array(ctx, v, "an array of SHA-256 hex strings", MANIFEST_MAX_CHUNKS,
+                                    "chunks", chunk_element, chunks);
+        if (r < 0)
+                return r;
         free(img->chunks);
-        img->chunks = chunks;
+        img->chunks = TAKE_PTR(chunks);
         img->n_chunks = n;
         return 0;
 }
@@ -430,77 +417,55 @@ static int check_image(struct json_ctx *ctx, const struct manifest *m,
         return result;
 }
 
+static int image_element(struct json_ctx *ctx, json_t *e, size_t index, void *userdata) {
+        struct manifest *m = userdata;
+        struct manifest_image *img = &m->images[index];
+        int r = json_dispatch_object(ctx, e, image_fields, img);
+        m->n_images = index + 1; /* so manifest_free frees what was set */
+        return r < 0 ? r : check_image(ctx, m, img, index);
+}
+
 static int dispatch_images(struct json_ctx *ctx, json_t *v, void *dest,
                            const struct json_field *f) {
         struct manifest *m = dest;
-        if (!json_is_array(v))
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "expected an array of images, got %s",
-                                        json_type_name(v));
-        size_t n = json_array_size(v);
-        if (n == 0)
+        size_t n = json_is_array(v) ? json_array_size(v) : 0;
+        if (json_is_array(v) && n == 0)
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "a bundle needs at least one image");
-        if (n > MANIFEST_MAX_IMAGES)
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %d images",
-                                        MANIFEST_MAX_IMAGES);
-        m->images = calloc(n, sizeof(struct manifest_image));
-        if (!m->images)
+        if (n > 0 && n <= MANIFEST_MAX_IMAGES &&
+            !(m->images = calloc(n, sizeof(struct manifest_image))))
                 return -ENOMEM;
-        int result = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (!json_ctx_push_index(ctx, i))
-                        return -EINVAL;
-                struct manifest_image *img = &m->images[i];
-                int r = json_dispatch_object(ctx, json_array_get(v, i), image_fields, img);
-                m->n_images = i + 1; /* so manifest_free frees what was set */
-                if (r >= 0)
-                        r = check_image(ctx, m, img, i);
-                if (r < 0)
-                        result = r;
-                json_ctx_pop(ctx);
-                if (r == -ENOMEM)
-                        break;
-        }
-        return result;
+        return json_dispatch_array(ctx, v, "an array of images", MANIFEST_MAX_IMAGES, "images",
+                                   image_element, m);
+}
+
+static int compatible_element(struct json_ctx *ctx, json_t *e, size_t index, void *userdata) {
+        struct manifest *m = userdata;
+        static const struct json_field any_length = {0};
+        char **name = &m->compatible[m->n_compatible];
+        int r = dispatch_name(ctx, e, name, &any_length);
+        if (r < 0)
+                return r;
+        for (size_t k = 0; k < m->n_compatible; k++)
+                if (streq(m->compatible[k], *name)) {
+                        free(*name);
+                        *name = NULL;
+                        return json_ctx_problem(ctx, JSON_AT_VALUE, "listed twice");
+                }
+        m->n_compatible++;
+        return 0;
 }
 
 static int dispatch_compatible(struct json_ctx *ctx, json_t *v, void *dest,
                                const struct json_field *f) {
         struct manifest *m = dest;
-        if (!json_is_array(v))
-                return json_ctx_problem(ctx, JSON_AT_VALUE,
-                                        "expected an array of hardware names, got %s",
-                                        json_type_name(v));
-        size_t n = json_array_size(v);
-        if (n == 0)
+        size_t n = json_is_array(v) ? json_array_size(v) : 0;
+        if (json_is_array(v) && n == 0)
                 return json_ctx_problem(ctx, JSON_AT_VALUE, "must name at least one hardware");
-        if (n > MANIFEST_MAX_COMPATIBLE)
-                return json_ctx_problem(ctx, JSON_AT_VALUE, "more than %d entries",
-                                        MANIFEST_MAX_COMPATIBLE);
-        m->compatible = calloc(n + 1, sizeof(char *));
-        if (!m->compatible)
+        if (n > 0 && n <= MANIFEST_MAX_COMPATIBLE &&
+            !(m->compatible = calloc(n + 1, sizeof(char *))))
                 return -ENOMEM;
-        int result = 0;
-        for (size_t i = 0; i < n; i++) {
-                json_t *e = json_array_get(v, i);
-                if (!json_ctx_push_index(ctx, i))
-                        return -EINVAL;
-                int r = dispatch_name(ctx, e, &m->compatible[m->n_compatible], f);
-                if (r >= 0) {
-                        for (size_t k = 0; k < m->n_compatible; k++)
-                                if (streq(m->compatible[k], m->compatible[m->n_compatible]))
-                                        r = json_ctx_problem(ctx, JSON_AT_VALUE, "listed twice");
-                        if (r >= 0)
-                                m->n_compatible++;
-                        else {
-                                free(m->compatible[m->n_compatible]);
-                                m->compatible[m->n_compatible] = NULL;
-                        }
-                }
-                if (r < 0)
-                        result = r;
-                json_ctx_pop(ctx);
-        }
-        return result;
+        return json_dispatch_array(ctx, v, "an array of hardware names", MANIFEST_MAX_COMPATIBLE,
+                                   "entries", compatible_element, m);
 }
 
 static int dispatch_description(struct json_ctx *ctx, json_t *v, void *dest,
@@ -623,23 +588,24 @@ static json_t *image_to_json(const struct manifest_image *img) {
                         return NULL;
                 }
         return json_pack("{s:s, s:s, s:I, s:o, s:I, s:o}", "slot_class", img->slot_class, "file",
-                         img->file, "size", (json_int_t)img->size, "sha256",
-                         hex_string(img->sha256), "chunk_size", (json_int_t)img->chunk_size,
+                         img->file, "size", (json_int_t) img->size, "sha256",
+                         hex_string(img->sha256), "chunk_size", (json_int_t) img->chunk_size,
                          "chunks", chunks);
 }
 
 int manifest_format(const struct manifest *m, char **ret_text, size_t *ret_len) {
         if (!m->bundle_id || !m->version || m->n_images == 0 || m->n_compatible == 0 ||
-            m->security_version > (uint64_t)INT64_MAX)
+            m->security_version > (uint64_t) INT64_MAX)
                 return -EINVAL;
         json_t *root = json_pack("{s:i, s:s, s:s, s:I}", "format", MANIFEST_FORMAT, "bundle_id",
                                  m->bundle_id, "version", m->version, "security_version",
-                                 (json_int_t)m->security_version);
+                                 (json_int_t) m->security_version);
         if (!root)
                 return -ENOMEM;
         int r = 0;
         if (m->has_rollback_floor &&
-            json_object_set_new(root, "rollback_floor", json_integer((json_int_t)m->rollback_floor)) < 0)
+            json_object_set_new(root, "rollback_floor",
+                                json_integer((json_int_t) m->rollback_floor)) < 0)
                 r = -ENOMEM;
         if (m->description &&
             json_object_set_new(root, "description", json_string(m->description)) < 0)
