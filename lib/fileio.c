@@ -142,8 +142,10 @@ static void write_stall_parse(void) {
                 return;
         const char *colon = strrchr(at, ':'); /* the pattern may hold one */
         if (!colon || colon == at || !colon[1] || strlen(colon + 1) >= sizeof(write_stall_step) ||
-            (size_t) (colon - at) >= sizeof(write_stall_pattern) || strlen(file) >= sizeof(write_stall_file)) {
-                fprintf(stderr, "ORBIT_FAILPOINT_WRITE_STALL_AT=%s: not PATTERN:STEP; ignored\n", at);
+            (size_t) (colon - at) >= sizeof(write_stall_pattern) ||
+            strlen(file) >= sizeof(write_stall_file)) {
+                fprintf(stderr, "ORBIT_FAILPOINT_WRITE_STALL_AT=%s: not PATTERN:STEP; ignored\n",
+                        at);
                 return;
         }
         memcpy(write_stall_pattern, at, (size_t) (colon - at));
@@ -157,14 +159,16 @@ void durable_failpoint(const char *path, const char *step) {
         if (!write_stall_pattern[0] || strcmp(step, write_stall_step) != 0 ||
             fnmatch(write_stall_pattern, path, 0) != 0 || access(write_stall_file, F_OK) < 0)
                 return;
-        fprintf(stderr, "failpoint: the write of %s held %s, while %s exists\n", path, step, write_stall_file);
+        fprintf(stderr, "failpoint: the write of %s held %s, while %s exists\n", path, step,
+                write_stall_file);
         const struct timespec step_time = {.tv_nsec = 50 * 1000 * 1000};
         while (access(write_stall_file, F_OK) == 0)
                 (void) nanosleep(&step_time, NULL);
         fprintf(stderr, "failpoint: the write of %s goes on\n", path);
 }
 
-static void durable_hook_call(const struct durable_hook *hook, const char *path, enum durable_step step) {
+static void durable_hook_call(const struct durable_hook *hook, const char *path,
+                              enum durable_step step) {
         if (hook && hook->fn)
                 hook->fn(path, step, hook->userdata);
         durable_failpoint(path, durable_step_to_string(step));
