@@ -10,8 +10,8 @@
 #                     the runtime's integration tests, run inside the guest (slow)
 #   test-rollout      build, boot with a user-mode NIC shaped by netem in the guest and a
 #                     controller on the host: a rollout into the other slot, a real reboot,
-#                     the commit; then an image whose kernel panics, GRUB's fallback, the
-#                     rollback reported (docs/board.md)
+#                     the commit; then an image whose kernel panics, the bootloader's
+#                     fallback (GRUB, or U-Boot with --arch aarch64), the rollback reported
 #   test-powercut     build, then power cuts (QEMU killed) during an install, inside a save
 #                     of its progress, during the grubenv write arming the new slot and the
 #                     one committing it; each time the board boots a good slot and the update
@@ -22,6 +22,8 @@
 # Options:
 #   --debs DIR        take orbit-agent_*.deb and orbitctl_*.deb from DIR (default: build them
 #                     with dpkg-buildpackage -b, nocheck, from a copy of this tree)
+#   --host-debs DIR   test-rollout --arch aarch64: the ground's orbit-controller and
+#                     orbit-bundle .debs for this host (default: built as --debs is)
 #   --arch ARCH       x86_64 (OVMF + GRUB, the default) or aarch64 (U-Boot, its environment in
 #                     pflash; the .debs cross-built; build, boot and test)
 #   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
@@ -728,7 +730,7 @@ baudrate=115200
 bootcmd=run orbit_boot
 kernel_addr_r=0x40400000
 ramdisk_addr_r=0x44000000
-bootargs_base=console=ttyAMA0,115200 rw rootwait net.ifnames=0 systemd.show_status=1
+bootargs_base=console=ttyAMA0,115200 rw rootwait net.ifnames=0 systemd.show_status=1 panic=10
 BOOT_ORDER=A B
 BOOT_A_OK=1
 BOOT_A_LEFT=0
@@ -899,9 +901,41 @@ qemu_args_aarch64() {
               -drive "if=none,id=envflash,file=$WORK/flash-env.img,format=raw,file.locking=off"
               -device virtio-blk-pci,drive=envflash,serial=orbit-env
               -device virtio-serial-pci
-              -chardev "file,id=report,path=$WORK/report"
+              -chardev "file,id=report,path=$WORK/report,append=on"
               -device virtserialport,chardev=report,name=org.orbit.board.0
-              -nic none -no-reboot)
+              -no-reboot)
+        # test-rollout: the same user-mode NIC as x86_64's; the guest's reboots still end
+        # its QEMU (board_power_loop powers it on again)
+        if [ "$NET" = 1 ]; then
+                QEMU+=(-netdev user,id=n0,net=10.0.2.0/24 -device virtio-net-pci,netdev=n0)
+        else
+                QEMU+=(-nic none)
+        fi
+}
+
+# aarch64's board never resets in place: U-Boot's pflash is read from its file once, at
+# power on, so a reset would give U-Boot the environment of the power-on, not what the
+# agent wrote since. Each reboot of the guest (the agent's, a panic's) ends its QEMU
+# (-no-reboot), and this loop powers the board on again, until $WORK/power-off exists.
+# TERM ends the QEMU that runs and the loop. Runs in the background (board_power_loop
+# CMD... &); each power-on's end goes to $WORK/power.log.
+board_power_loop() {
+        local n=0 child="" rc t
+        trap '[ -z "$child" ] || kill "$child" 2>/dev/null; exit 0' TERM
+        while [ ! -e "$WORK/power-off" ]; do
+                n=$((n + 1)) t=$SECONDS rc=0
+                "$@" &
+                child=$!
+                wait "$child" || rc=$?
+                child=""
+                echo "power-on $n: QEMU ended after $((SECONDS - t)) s (exit $rc)" >>"$WORK/power.log"
+                # QEMU that cannot start (a bad argument, a missing file) ends at once:
+                # no board boots in 10 s under TCG
+                if [ $((SECONDS - t)) -lt 10 ] && [ ! -e "$WORK/power-off" ]; then
+                        echo "power-on $n: QEMU ended within 10 s: the loop stops" >>"$WORK/power.log"
+                        exit 1
+                fi
+        done
 }
 
 cmd_boot() {
@@ -1299,6 +1333,7 @@ QEMU_PID="" ROLL_TMPWORK=""
 
 rollout_cleanup() {
         local rc=$?
+        [ -z "$WORK" ] || touch "$WORK/power-off" 2>/dev/null || true
         if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
                 kill "$QEMU_PID" 2>/dev/null
                 wait "$QEMU_PID" 2>/dev/null
@@ -1308,9 +1343,17 @@ rollout_cleanup() {
         return $rc
 }
 
-# orbit-controller and orbit-bundle for the host, from the same .debs (this host's release).
+# orbit-controller and orbit-bundle for the host, from the same .debs (this host's release);
+# a cross-built node's from this host's own .debs (--host-debs, or built as --debs is).
 host_tools() {
         local dir=${AGENT_DEB%/*} p f
+        if [ "$(deb_arch "$ARCH")" != "$(dpkg --print-architecture)" ]; then
+                local arch=$ARCH agent=$AGENT_DEB ctl=$CTL_DEB
+                ARCH=$(uname -m)
+                find_debs "$HOST_DEBS"
+                dir=${AGENT_DEB%/*}
+                ARCH=$arch AGENT_DEB=$agent CTL_DEB=$ctl
+        fi
         mkdir -p "$WORK/host"
         for p in orbit-controller orbit-bundle; do
                 f=$(ls "$dir/${p}"_*.deb 2>/dev/null | tail -1)
@@ -1357,8 +1400,8 @@ make_config_disk() { # $1: the disk file
   "log_target": "auto",
   "update": {
     "enabled": true,
-    "hardware": "orbit-board-x86_64",
-    "bootloader": {"kind": "grub", "path": "/boot/efi/grub/grubenv"},
+    "hardware": "orbit-board-$ARCH",
+    "bootloader": $(agent_bootloader "$ARCH"),
     "rootfs": {"a": "/dev/disk/by-partlabel/rootfs_a", "b": "/dev/disk/by-partlabel/rootfs_b"},
     "boot_tries": $ROLL_TRIES,
     "gate_sec": 20,
@@ -1428,8 +1471,8 @@ rollout_images() {
 
 rollout_bundle() { # ID IMAGE VERSION
         local R=$WORK/images K=$FLEET_DIR/keys
-        printf '{"bundle_id": "%s", "version": "%s", "security_version": 1, "rollback_floor": 0, "compatible": ["orbit-board-x86_64"]}\n' \
-                "$1" "$3" >"$R/$1.json"
+        printf '{"bundle_id": "%s", "version": "%s", "security_version": 1, "rollback_floor": 0, "compatible": ["orbit-board-%s"]}\n' \
+                "$1" "$3" "$ARCH" >"$R/$1.json"
         "${NICE[@]}" "$FLEET_BIN/orbit-bundle" create --manifest-template "$R/$1.json" --image "rootfs=$2" \
                 --chunk-size "$ROLL_CHUNK" --key "$K/rel.key" --cert "$K/rel.pem" -o "$R/$1.obundle" >/dev/null
 }
@@ -1475,6 +1518,7 @@ records_of() { fleet_oc records "$ROLL_NODE" --kind "$1" --json 2>/dev/null; }
 
 cmd_test_rollout() {
         local t0=$SECONDS
+        [ "$ARCH" = x86_64 ] || BL_NAME=U-Boot BL_KIND=uboot
         cmd_build
         local build_min; build_min=$(mins $t0)
         [ -n "$WORK" ] || { WORK=$(mktemp -d "${TMPDIR:-/tmp}/orbit-board.XXXXXXXX"); ROLL_TMPWORK=$WORK; }
@@ -1506,12 +1550,22 @@ cmd_test_rollout() {
         make_config_disk "$WORK/config.img"
 
         # 1. Boot A with the link up, shaped by netem; the agent syncs with the controller.
+        #    x86_64 reboots in place; aarch64 powers on again at each reboot (one console
+        #    log and one report for all its power-ons: append).
         : >"$WORK/report"
+        : >"$WORK/console.log"
+        rm -f "$WORK/power-off" "$WORK/power.log"
         t=$SECONDS
-        "${NICE[@]}" "${QEMU[@]}" -display none -serial "file:$WORK/console.log" \
-                -drive "file=$WORK/config.img,format=raw,if=virtio,readonly=on" \
-                -fw_cfg name=opt/org.orbit.board/config,string=1 \
-                -monitor "unix:$WORK/monitor.sock,server,nowait" &
+        local run=("${NICE[@]}" "${QEMU[@]}" -display none
+                   -chardev "file,id=console,path=$WORK/console.log,append=on" -serial chardev:console
+                   -drive "file=$WORK/config.img,format=raw,if=virtio,readonly=on"
+                   -fw_cfg name=opt/org.orbit.board/config,string=1
+                   -monitor "unix:$WORK/monitor.sock,server,nowait")
+        if [ "$ARCH" = x86_64 ]; then
+                "${run[@]}" &
+        else
+                board_power_loop "${run[@]}" &
+        fi
         QEMU_PID=$!
         wait_until "$TIMEOUT" have_reports 1 || { not_ok "first boot reported"; echo "$PASSES passed, $FAILS failed"; return 1; }
         echo "# first boot: report after $(mins $t) min"
@@ -1533,7 +1587,8 @@ cmd_test_rollout() {
         else not_ok "the node never synced (console: $WORK/console.log)"; echo "$PASSES passed, $FAILS failed"; return 1; fi
 
         # 2. A rollout of v2 (slot A's file system and a marker): a delta install into B
-        #    over the link, the agent reboots, GRUB boots B, the gate holds, the commit.
+        #    over the link, the agent reboots, the bootloader boots B, the gate holds, the
+        #    commit.
         fleet_oc rollout create --id r1 --bundle board-v2 --target all --stages 100 --max-failures 0 >/dev/null &&
                 fleet_oc rollout start r1 >/dev/null || { not_ok "rollout r1 created and started"; return 1; }
         t=$SECONDS
@@ -1556,7 +1611,8 @@ cmd_test_rollout() {
         [ "${n:-0}" -ge 1 ] && ok "r1: update.committed on the controller" || not_ok "r1: no update.committed record"
 
         # 3. v3, whose initrd panics: installed into A, the agent reboots, the kernel panics
-        #    (panic=10 reboots) until GRUB has spent ROLL_TRIES tries and falls back to B;
+        #    (panic=10 reboots) until the bootloader has spent ROLL_TRIES tries and falls
+        #    back to B;
         #    the agent on B records the rollback and reports it.
         # The node is r1's until r1 completes (one more pass after the commit); a second
         # rollout to it is refused before.
@@ -1580,13 +1636,25 @@ cmd_test_rollout() {
         read -r rx1 tx1 < <(link_rx)
         echo "# the link over both rollouts (boots that ended): $rx1 bytes to the guest, $tx1 from it"
 
+        touch "$WORK/power-off"
         monitor quit
+        local q=$((SECONDS + 60))
+        while kill -0 "$QEMU_PID" 2>/dev/null && [ $SECONDS -lt $q ]; do sleep 1; done
+        kill "$QEMU_PID" 2>/dev/null || true # a power-on that began as the quit was sent
         wait "$QEMU_PID" 2>/dev/null || true
         QEMU_PID=""
-        node_grubenv "$WORK/grubenv"
-        expect "end: grubenv: B good, A not good with no tries left (B_OK/A_OK/A_TRIES)" \
-                "$(grubenv_value ORBIT_B_OK)/$(grubenv_value ORBIT_A_OK)/$(grubenv_value ORBIT_A_TRIES)" "1/0/0"
-        echo "# end: grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
+        if [ "$ARCH" = x86_64 ]; then
+                node_grubenv "$WORK/grubenv"
+                expect "end: grubenv: B good, A not good with no tries left (B_OK/A_OK/A_TRIES)" \
+                        "$(grubenv_value ORBIT_B_OK)/$(grubenv_value ORBIT_A_OK)/$(grubenv_value ORBIT_A_TRIES)" "1/0/0"
+                echo "# end: grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
+        else
+                expect "end: U-Boot's environment (fw_printenv): B good, A not good with no tries left (B_OK/A_OK/A_LEFT)" \
+                        "$(uboot_env_value BOOT_B_OK)/$(uboot_env_value BOOT_A_OK)/$(uboot_env_value BOOT_A_LEFT)" "1/0/0"
+                uboot_redundant && expect "end: both copies of the environment whole" "$(uboot_copies_whole)" good/good
+                echo "# end: U-Boot's environment: $(uboot_env_state) (BOOT_ORDER/A_OK/A_LEFT/B_OK/B_LEFT)"
+                echo "# power-ons: $(grep -c 'QEMU ended' "$WORK/power.log" 2>/dev/null || echo 0)"
+        fi
         echo "# total: $(mins $t0) min"
         echo "$PASSES passed, $FAILS failed"
         [ "$FAILS" -eq 0 ]
@@ -2227,10 +2295,11 @@ usage() { sed -n '2,40s/^# \{0,1\}//p' "$0"; }
 main() {
         cmd=${1:-}
         [ $# -gt 0 ] && shift
-        DEBS="" ARCH=x86_64 WORK="" SUITES="" NET=0 PC_RANDOM=0 PC_SEED="" LOSE_CACHE=0
+        DEBS="" HOST_DEBS="" ARCH=x86_64 WORK="" SUITES="" NET=0 PC_RANDOM=0 PC_SEED="" LOSE_CACHE=0
         while [ $# -gt 0 ]; do
                 case "$1" in
                 --debs) DEBS=$(cd "${2:?--debs needs a directory}" && pwd); shift ;;
+                --host-debs) HOST_DEBS=$(cd "${2:?--host-debs needs a directory}" && pwd); shift ;;
                 --arch) ARCH=${2:?--arch needs x86_64 or aarch64}; shift ;;
                 --work) WORK=${2:?--work needs a directory}; shift ;;
                 --suites) SUITES=${2:?--suites needs a list: systemd runtime unit esp}; shift ;;
@@ -2258,7 +2327,7 @@ main() {
         boot) cmd_boot ;;
         test) cmd_test ;;
         test-guest) cmd_test_guest ;;
-        test-rollout) [ "$ARCH" = x86_64 ] || die "test-rollout: x86_64 only so far"; NET=1; cmd_test_rollout ;;
+        test-rollout) NET=1; cmd_test_rollout ;;
         test-powercut) [ "$ARCH" = x86_64 ] || die "test-powercut: x86_64 only so far"; NET=1; cmd_test_powercut ;;
         sweep-point) cmd_sweep_point ;; # one point of test-powercut --lose-cache's sweep (pc_sweep)
         base) base_tarball "$ARCH" ;; # the debootstrap step alone (cached)
