@@ -242,18 +242,20 @@ static int uboot_load(const struct bootenv_config *c, struct env_vars *ret) {
 }
 
 /* Write one copy: a whole regular file is replaced atomically, anything else (a region
- * of a disk image, a block device) is written in place and fsynced. */
-static int write_region(const char *path, uint64_t offset, const uint8_t *buf, size_t size) {
+ * of a disk image, a block device) is written in place and fsynced. hook (the config's
+ * write_hook, a failpoint) is told each step, as the other backends tell it. */
+static int write_region(const char *path, uint64_t offset, const uint8_t *buf, size_t size,
+                        const struct durable_hook *hook) {
         struct stat st;
         if (stat(path, &st) < 0) {
                 if (errno != ENOENT || offset != 0)
                         return negative_errno();
-                return write_file_durable(path, buf, size, 0644);
+                return write_file_durable_hooked(path, buf, size, 0644, hook);
         }
         if (S_ISREG(st.st_mode) && offset == 0 && (size_t) st.st_size == size)
-                return write_file_durable(path, buf, size, st.st_mode & 07777);
+                return write_file_durable_hooked(path, buf, size, st.st_mode & 07777, hook);
 
-        return write_file_region_hooked(path, offset, buf, size, NULL);
+        return write_file_region_hooked(path, offset, buf, size, hook);
 }
 
 static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_copy *copy,
@@ -272,7 +274,7 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
                 return log_error_errno(r, "U-Boot env %s: cannot format the variables",
                                        copy->path);
 
-        r = write_region(copy->path, copy->offset, buf, c->size);
+        r = write_region(copy->path, copy->offset, buf, c->size, c->write_hook);
         if (r < 0)
                 return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): write failed",
                                        copy->path, copy->offset);
@@ -287,10 +289,10 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
 
 /* Boolean flags: the old copy marked obsolete once the new one is durable, as U-Boot's
  * env_flash_save() does; a cut before it leaves both active, and U-Boot takes copy 0. */
-static int uboot_mark_obsolete(const struct uboot_copy *copy) {
+static int uboot_mark_obsolete(const struct bootenv_config *c, const struct uboot_copy *copy) {
         const uint8_t flag = UBOOTENV_FLAG_OBSOLETE;
         /* the flags byte after the CRC, written in place and fsynced like a copy */
-        int r = write_region(copy->path, copy->offset + 4, &flag, 1);
+        int r = write_region(copy->path, copy->offset + 4, &flag, 1, c->write_hook);
         if (r < 0)
                 return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): marking the old copy "
                                        "obsolete failed", copy->path, copy->offset);
@@ -325,7 +327,7 @@ static int uboot_store(const struct bootenv_config *c, const struct env_vars *va
                 r = uboot_write_copy(c, &copies[1 - cur], vars, UBOOTENV_FLAG_ACTIVE);
                 if (r < 0)
                         return r;
-                r = uboot_mark_obsolete(&copies[cur]);
+                r = uboot_mark_obsolete(c, &copies[cur]);
                 if (r < 0)
                         return r;
         } else {

@@ -858,6 +858,90 @@ static void test_io_uboot_boolean_flags(void **state) {
         test_rmdir(dir);
 }
 
+/* What a reader (U-Boot's rule: bootenv_read_vars) takes at each step of a redundant
+ * U-Boot write: the failpoint hook's view, a power cut's. */
+struct uboot_seen {
+        int calls;
+        enum durable_step steps[8];
+        char n[8][4];    /* the variable "n" the reader takes at that step */
+        int flags[8][2]; /* the two copies' flags bytes */
+};
+
+static void record_uboot_step(const char *path, enum durable_step step, void *userdata) {
+        struct uboot_seen *seen = userdata;
+        assert_true(seen->calls < 8);
+        int i = seen->calls++;
+        seen->steps[i] = step;
+        struct bootenv_config c = {.kind = BOOTENV_UBOOT, .path = path, .path_redundant = path,
+                                   .offset = 0, .offset_redundant = 4096, .size = 4096,
+                                   .flags_boolean = true};
+        _cleanup_bootenv_ struct bootenv *b = NULL;
+        assert_int_equal(bootenv_open(&c, &b), 0);
+        _cleanup_env_vars_ struct env_vars v = {};
+        assert_int_equal(bootenv_read_vars(b, &v), 0);
+        snprintf(seen->n[i], sizeof(seen->n[i]), "%s", env_vars_get(&v, "n"));
+        seen->flags[i][0] = flag_at(path, 0);
+        seen->flags[i][1] = flag_at(path, 4096);
+}
+
+static void test_io_uboot_write_hook(void **state) {
+        char *dir = test_mkdtemp();
+        char p[PATH_MAX];
+        test_path(p, sizeof(p), dir, "flash.img");
+        uint8_t flash[2 * 4096];
+        memset(flash, 0xff, sizeof(flash));
+        assert_int_equal(test_write(p, flash, sizeof(flash)), 0);
+        struct bootenv_config c = {.kind = BOOTENV_UBOOT, .path = p, .path_redundant = p,
+                                   .offset = 0, .offset_redundant = 4096, .size = 4096,
+                                   .flags_boolean = true};
+        _cleanup_bootenv_ struct bootenv *first = NULL;
+        assert_int_equal(bootenv_open(&c, &first), 0);
+        _cleanup_env_vars_ struct env_vars v = {};
+        vars_set(&v, "n", "1");
+        assert_int_equal(bootenv_write_vars(first, &v), 0); /* both copies: 0 obsolete, 1 active */
+        struct uboot_seen seen = {};
+        struct durable_hook hook = {.fn = record_uboot_step, .userdata = &seen};
+        c.write_hook = &hook;
+        _cleanup_bootenv_ struct bootenv *b = NULL;
+        assert_int_equal(bootenv_open(&c, &b), 0);
+
+        /*
+         * Into copy 0, then copy 1 marked obsolete: each write in place tells written,
+         * overwritten, synced. Until copy 0 is whole a reader keeps "1"; once it is (both
+         * active: copy 0 wins) it takes "2", before and after the mark.
+         */
+        vars_set(&v, "n", "2");
+        assert_int_equal(bootenv_write_vars(b, &v), 0);
+        assert_int_equal(seen.calls, 6);
+        const enum durable_step steps[] = {DURABLE_WRITTEN, DURABLE_OVERWRITTEN, DURABLE_SYNCED};
+        for (int i = 0; i < 6; i++)
+                assert_int_equal(seen.steps[i], steps[i % 3]);
+        assert_string_equal(seen.n[0], "1");
+        assert_int_equal(seen.flags[0][1], 1);
+        assert_string_equal(seen.n[1], "2"); /* the page cache: what the disk holds once synced */
+        assert_int_equal(seen.flags[2][0], 1);
+        assert_int_equal(seen.flags[2][1], 1);
+        assert_string_equal(seen.n[2], "2");
+        assert_int_equal(seen.flags[5][1], 0);
+        assert_string_equal(seen.n[5], "2");
+
+        /*
+         * Into copy 1, then copy 0 marked: once copy 1 is whole both are active and
+         * copy 0, the older, still wins: a cut there loses this write (U-Boot boots what
+         * the last one said); the mark makes it take copy 1.
+         */
+        seen = (struct uboot_seen){};
+        vars_set(&v, "n", "3");
+        assert_int_equal(bootenv_write_vars(b, &v), 0);
+        assert_int_equal(seen.calls, 6);
+        assert_int_equal(seen.flags[2][0], 1);
+        assert_int_equal(seen.flags[2][1], 1);
+        assert_string_equal(seen.n[2], "2");
+        assert_int_equal(seen.flags[5][0], 0);
+        assert_string_equal(seen.n[5], "3");
+        test_rmdir(dir);
+}
+
 static void test_io_uboot_single_with_offset(void **state) {
         char *dir = test_mkdtemp();
         char p[PATH_MAX];
@@ -931,6 +1015,7 @@ int main(void) {
                 cmocka_unit_test(test_io_in_place),
                 cmocka_unit_test(test_io_uboot_redundant),
                 cmocka_unit_test(test_io_uboot_boolean_flags),
+                cmocka_unit_test(test_io_uboot_write_hook),
                 cmocka_unit_test(test_io_uboot_flags_wrap),
                 cmocka_unit_test(test_io_uboot_single_with_offset),
                 cmocka_unit_test(test_open_checks_config),
