@@ -199,11 +199,15 @@ struct update_manager {
          * inside that write. */
         double tear_percent;
         char tear_file[PATH_MAX];
-        /* Tests only (ORBIT_FAILPOINT_BOOTENV_STALL_AT=OP:STEP and _FILE): the bootloader
-         * environment's write for one um_boot_op (-1: none) holds at one step of its
-         * durable replacement while the file exists, so a test can cut the power there. */
+        /* Tests only (ORBIT_FAILPOINT_BOOTENV_STALL_AT=OP:STEP[:N] and _FILE): the
+         * bootloader environment's write for one um_boot_op (-1: none) holds at one step of
+         * its durable replacement (the Nth time the write reaches that step, default the
+         * first: a redundant U-Boot environment writes a copy, then marks the other
+         * obsolete) while the file exists, so a test can cut the power there. */
         int bootenv_stall_op;
         enum durable_step bootenv_stall_step;
+        unsigned bootenv_stall_nth;  /* N, from 1 */
+        unsigned bootenv_stall_seen; /* the times this write reached the step so far */
         char bootenv_stall_file[PATH_MAX];
         struct durable_hook bootenv_hook;
         int boot_op_now; /* the um_boot_op being written, -1 between writes */

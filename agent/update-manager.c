@@ -208,10 +208,11 @@ static const char *const boot_op_names[] = {
 static void failpoint_bootenv_stall(const char *path, enum durable_step step, void *userdata) {
         struct update_manager *m = userdata;
         if (m->boot_op_now != m->bootenv_stall_op || step != m->bootenv_stall_step ||
-            access(m->bootenv_stall_file, F_OK) < 0)
+            ++m->bootenv_stall_seen != m->bootenv_stall_nth || access(m->bootenv_stall_file, F_OK) < 0)
                 return;
-        log_notice("update: failpoint: the boot environment write (%s) of %s stalled %s, while %s exists",
-                   boot_op_names[m->boot_op_now], path, durable_step_to_string(step), m->bootenv_stall_file);
+        log_notice("update: failpoint: the boot environment write (%s) of %s stalled %s, while %s "
+                   "exists (write %u of the operation)", boot_op_names[m->boot_op_now], path,
+                   durable_step_to_string(step), m->bootenv_stall_file, m->bootenv_stall_nth);
         const struct timespec step_time = {.tv_nsec = 100 * 1000 * 1000};
         while (access(m->bootenv_stall_file, F_OK) == 0) {
                 (void) sd_notify(false, "WATCHDOG=1");
@@ -220,11 +221,28 @@ static void failpoint_bootenv_stall(const char *path, enum durable_step step, vo
         log_notice("update: failpoint: the boot environment write goes on");
 }
 
-/* "OP:STEP" (try|good|bad|forget : written|renamed|overwritten|synced) into m; -EINVAL otherwise. */
+/* "OP:STEP[:N]" (try|good|bad|forget : written|renamed|overwritten|synced : 1, 2...) into m;
+ * -EINVAL otherwise. */
 static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
         const char *colon = strchr(at, ':');
         if (!colon)
                 return -EINVAL;
+        unsigned nth = 1;
+        char step_name[16];
+        const char *end = strchr(colon + 1, ':');
+        size_t step_len = end ? (size_t) (end - colon - 1) : strlen(colon + 1);
+        if (step_len >= sizeof(step_name))
+                return -EINVAL;
+        memcpy(step_name, colon + 1, step_len);
+        step_name[step_len] = '\0';
+        if (end) {
+                char *e = NULL;
+                errno = 0;
+                unsigned long v = strtoul(end + 1, &e, 10);
+                if (errno || e == end + 1 || *e || v < 1 || v > 16)
+                        return -EINVAL;
+                nth = (unsigned) v;
+        }
         size_t n = (size_t) (colon - at);
         int op = -1;
         for (size_t i = 0; i < ELEMENTSOF(boot_op_names); i++)
@@ -234,12 +252,13 @@ static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
                 return -EINVAL;
         int step = -1;
         for (int i = DURABLE_WRITTEN; i <= DURABLE_SYNCED; i++)
-                if (streq(colon + 1, durable_step_to_string((enum durable_step) i)))
+                if (streq(step_name, durable_step_to_string((enum durable_step) i)))
                         step = i;
         if (step < 0)
                 return -EINVAL;
         m->bootenv_stall_step = (enum durable_step) step;
         m->bootenv_stall_op = op;
+        m->bootenv_stall_nth = nth;
         return 0;
 }
 
@@ -275,6 +294,7 @@ int um_boot_update(struct update_manager *m, enum um_boot_op op, char slot, char
         }
         if (r >= 0) {
                 m->boot_op_now = (int) op;
+                m->bootenv_stall_seen = 0;
                 r = bootenv_write(m->bootenv, &bs);
                 m->boot_op_now = -1;
         }
@@ -1298,8 +1318,9 @@ int update_manager_new(sd_event *event, const struct agent_config *cfg,
         const char *bstall_file = getenv("ORBIT_FAILPOINT_BOOTENV_STALL_FILE");
         if (bstall && *bstall && bstall_file && *bstall_file) {
                 if (failpoint_bootenv_parse(m, bstall) < 0)
-                        log_warning("update: ORBIT_FAILPOINT_BOOTENV_STALL_AT=%s: not OP:STEP "
-                                    "(try|good|bad|forget : written|renamed|overwritten|synced); ignored", bstall);
+                        log_warning("update: ORBIT_FAILPOINT_BOOTENV_STALL_AT=%s: not OP:STEP[:N] "
+                                    "(try|good|bad|forget : written|renamed|overwritten|synced : 1-16); "
+                                    "ignored", bstall);
                 snprintf(m->bootenv_stall_file, sizeof(m->bootenv_stall_file), "%s", bstall_file);
                 m->bootenv_hook = (struct durable_hook){.fn = failpoint_bootenv_stall, .userdata = m};
         }
