@@ -495,6 +495,9 @@ UNIT
 RequiresMountsFor=/var/lib/orbit-agent
 Wants=$envdev
 After=$envdev
+[Service]
+# board.sh test-powercut's failpoints (orbit-board-config writes it from fw_cfg).
+EnvironmentFile=-/run/orbit-board/failpoints.env
 UNIT
         fi
         write_config_script >"$tree/usr/local/sbin/orbit-board-config"
@@ -1028,7 +1031,7 @@ check_boot() { # $1: name, $2: the slot GRUB should have booted
         echo "# $name: orbitctl from a root shell (all capabilities): $(report_value rootshell-ping)"
 }
 
-BL_NAME=GRUB BL_KIND=grub
+BL_NAME=GRUB BL_KIND=grub BL_ENV=grubenv # BL_ENV: what the agent writes (test-powercut's words)
 boot_line() { sed -n "s/^BOARD update | Boot ($BL_KIND): *//p" "${RFILE:-$WORK/report}" | tr -d '\r'; }
 grubenv_value() { grub-editenv "$WORK/grubenv" list | sed -n "s/^$1=//p"; }
 # What keeps a grubenv file from being whole (1024 bytes that grub-editenv reads), or
@@ -1556,6 +1559,7 @@ cmd_test_rollout() {
         : >"$WORK/console.log"
         rm -f "$WORK/power-off" "$WORK/power.log"
         t=$SECONDS
+        # shellcheck disable=SC2054 # QEMU's own option syntax has commas
         local run=("${NICE[@]}" "${QEMU[@]}" -display none
                    -chardev "file,id=console,path=$WORK/console.log,append=on" -serial chardev:console
                    -drive "file=$WORK/config.img,format=raw,if=virtio,readonly=on"
@@ -1683,20 +1687,46 @@ pc_power_on() { # N FAILPOINT...
                 qemu-img create -q -f qcow2 -F raw -b "$WORK/disk.img" "$WORK/disk-ovl.qcow2" &&
                         "$PC_REPLAY" init "$WORK/writes.log" || die "power-on $n: the overlay and the write log"
         fi
-        "${NICE[@]}" "${QEMU[@]}" -display none -serial "file:$WORK/console-$n.log" \
-                -drive "file=$WORK/config.img,format=raw,if=virtio,readonly=on" \
-                -fw_cfg name=opt/org.orbit.board/config,string=1 \
-                -fw_cfg name=opt/org.orbit.board/events,string=1 \
-                -fw_cfg "name=opt/org.orbit.board/failpoints,file=$WORK/failpoints-$n.env" \
-                -chardev "file,id=events,path=$WORK/events-$n" \
-                -device virtserialport,chardev=events,name=org.orbit.board.1 \
-                -monitor "unix:$WORK/monitor.sock,server,nowait" &
+        # shellcheck disable=SC2054 # QEMU's own option syntax has commas
+        local run=("${NICE[@]}" "${QEMU[@]}" -display none
+                   -chardev "file,id=console,path=$WORK/console-$n.log,append=on" -serial chardev:console
+                   -drive "file=$WORK/config.img,format=raw,if=virtio,readonly=on"
+                   -fw_cfg name=opt/org.orbit.board/config,string=1
+                   -fw_cfg name=opt/org.orbit.board/events,string=1
+                   -fw_cfg "name=opt/org.orbit.board/failpoints,file=$WORK/failpoints-$n.env"
+                   -chardev "file,id=events,path=$WORK/events-$n,append=on"
+                   -device virtserialport,chardev=events,name=org.orbit.board.1
+                   -monitor "unix:$WORK/monitor.sock,server,nowait")
+        if [ "$ARCH" = x86_64 ]; then
+                "${run[@]}" &
+        else
+                # a reboot in the power-on (the agent's, after an install) powers on again
+                rm -f "$WORK/power-off" "$WORK/qemu.pid"
+                board_power_loop "${run[@]}" -pidfile "$WORK/qemu.pid" &
+        fi
         QEMU_PID=$! PC_RUN=$n PC_T=$SECONDS
+}
+
+# aarch64: the QEMU the power loop runs (QEMU_PID is the loop's), SIGKILLed; the loop,
+# told first to power on no more, ends with it.
+pc_kill_board() {
+        local i
+        if [ "$ARCH" = x86_64 ]; then
+                kill -KILL "$QEMU_PID" 2>/dev/null || true
+        else
+                touch "$WORK/power-off"
+                for ((i = 0; i < 60; i++)); do
+                        [ ! -s "$WORK/qemu.pid" ] || kill -KILL "$(cat "$WORK/qemu.pid")" 2>/dev/null || true
+                        kill -0 "$QEMU_PID" 2>/dev/null || break
+                        sleep 1
+                done
+                kill -KILL "$QEMU_PID" 2>/dev/null || true
+        fi
 }
 
 # The power cut: SIGKILL, nothing in the guest runs again.
 pc_cut() { # NAME
-        kill -KILL "$QEMU_PID" 2>/dev/null || true
+        pc_kill_board
         wait "$QEMU_PID" 2>/dev/null || true
         QEMU_PID=""
         echo "# $1: power cut $(mins $PC_T) min after power-on $PC_RUN"
@@ -1890,22 +1920,50 @@ report_whole() { # N: the Nth report has its end
 }
 pc_events_all() { cat "$WORK"/events-* 2>/dev/null | tr -d '\r'; }
 
-# The slot GRUB's script (write_grub_cfg) picks from the grubenv read after a cut: the
-# first of ORBIT_ORDER that is good or has a try left; "factory" when the order is
-# missing (an unreadable or unwritten grubenv: GRUB's never-initialised branch).
+# The boot state as the board's bootloader reads it after a cut, by the agent's names:
+# ORDER, A_OK, B_OK, A_TRIES, B_TRIES (x86_64: the grubenv that node_grubenv copied to
+# $WORK/grubenv, ORBIT_*; aarch64: U-Boot's environment in the flash file, BOOT_*, tries
+# BOOT_*_LEFT).
+bl_value() { # KEY
+        if [ "$ARCH" = x86_64 ]; then
+                grubenv_value "ORBIT_$1"
+        else
+                uboot_env_value "BOOT_${1/TRIES/LEFT}"
+        fi
+}
+
+# The slot the boot script (GRUB's write_grub_cfg, U-Boot's orbit_select) picks from the
+# environment read after a cut: the first of the order that is good or has a try left;
+# "factory" when the order is missing (x86_64: an unreadable or unwritten grubenv, GRUB's
+# never-initialised branch; aarch64: no whole copy, U-Boot's built-in environment, which
+# has no orbit_boot at all).
 pc_grub_choice() {
         local order s ok tries
-        order=$(grubenv_value ORBIT_ORDER)
+        order=$(bl_value ORDER)
         [ -n "$order" ] || { echo factory; return; }
         for s in $order; do
-                ok=$(grubenv_value "ORBIT_${s}_OK") tries=$(grubenv_value "ORBIT_${s}_TRIES")
+                ok=$(bl_value "${s}_OK") tries=$(bl_value "${s}_TRIES")
                 if [ "$ok" = 1 ] || [ "${tries:-0}" -gt 0 ] 2>/dev/null; then echo "$s"; return; fi
         done
         echo none
 }
 
+# aarch64, after a cut: U-Boot's environment as U-Boot will load it. Sets PC_CHOICE.
+pc_check_ubootenv() { # NAME
+        local name=$1 whole
+        whole=$(uboot_copies_whole 2>&1)
+        case "$whole" in
+        good/good) ok "$name: both copies of U-Boot's environment whole (flags $(uboot_flags))" ;;
+        *good*) ok "$name: a whole copy of U-Boot's environment in force ($whole, flags $(uboot_flags))" ;;
+        *) not_ok "$name: no whole copy of U-Boot's environment ($whole): U-Boot would boot its built-in one" ;;
+        esac
+        PC_CHOICE=$(pc_grub_choice)
+        echo "# $name: U-Boot's environment $(uboot_env_state) (ORDER/A_OK/A_LEFT/B_OK/B_LEFT) -> U-Boot boots $PC_CHOICE"
+}
+
 # After a cut, with QEMU gone: the ESP's grubenv as GRUB will read it. Sets PC_CHOICE.
 pc_check_grubenv() { # NAME
+        [ "$ARCH" = x86_64 ] || { pc_check_ubootenv "$1"; return; }
         local name=$1 problem
         rm -f "$WORK/grubenv"
         if ! node_grubenv "$WORK/grubenv" 2>"$WORK/mtools.err"; then
@@ -1959,16 +2017,24 @@ pc_resumed() { tr -d '\r' <"$WORK/events-$1" | grep -o 'resuming rootfs: [0-9]* 
 # the link not shaped unless ORBIT_BOARD_NETEM says so), and power cuts, each at a point
 # the agent is held at by a failpoint and tells the host about (its journal):
 #   1. the install stalled at PC_STALL_PERCENT% of slot B durable;
-#   2. the grubenv write arming B held after its rename, before its fsyncs;
+#   2. the bootloader environment's write arming B held once written in place, before
+#      its fsyncs (x86_64: the grubenv's sector; aarch64: U-Boot's new copy);
 #   2b. the same write held once it is durable, before "ready" is saved (when cut 2
 #      lost the arm: it almost always does);
-#   3. the grubenv write committing B, in B's trial, held after its rename.
-# After each: the grubenv whole, GRUB's choice a good slot (never the factory branch),
+#   3. the write committing B, in B's trial, held the same way.
+# After each: the environment whole (a whole copy, on U-Boot), the bootloader's choice a
+# good slot (never the factory branch),
 # the boot there, and the install or the trial going on to the commit.
 cmd_test_powercut() {
         local t0=$SECONDS t n=0
         local stall=ORBIT_FAILPOINT_BOOTENV_STALL_FILE=/run/orbit-board/stall
         ROLL_NETEM=${ORBIT_BOARD_NETEM:-"delay 20ms"}
+        if [ "$ARCH" != x86_64 ]; then
+                BL_NAME=U-Boot BL_KIND=uboot BL_ENV="U-Boot environment"
+                # the disk's lost cache and its sweep read the slots with GRUB's drivers
+                [ "$LOSE_CACHE" = 0 ] || die "--lose-cache: x86_64 only"
+                command -v fw_printenv >/dev/null || die "fw_printenv missing (libubootenv-tool)"
+        fi
         cmd_build
         local build_min; build_min=$(mins $t0)
         [ -n "$WORK" ] || { WORK=$(mktemp -d "${TMPDIR:-/tmp}/orbit-board.XXXXXXXX"); ROLL_TMPWORK=$WORK; }
@@ -2044,9 +2110,9 @@ cmd_test_powercut() {
         echo "# cut 1: $(tr -d '\r' <"$WORK/events-$n" | grep -o 'install stalled at [^)]*)' | head -1 || true)"
         pc_cut "cut 1 (install)"
         pc_check_grubenv "cut 1"
-        expect "cut 1: GRUB boots the active slot" "$PC_CHOICE" A
+        expect "cut 1: $BL_NAME boots the active slot" "$PC_CHOICE" A
         expect "cut 1: B out of the choices while written (B_OK/B_TRIES)" \
-                "$(grubenv_value ORBIT_B_OK)/$(grubenv_value ORBIT_B_TRIES)" "0/0"
+                "$(bl_value B_OK)/$(bl_value B_TRIES)" "0/0"
 
         # 1b. The torn cut: the install resumes (the progress file kept its chunks) and a
         #     save of its progress, once PC_TEAR_PERCENT% is durable, is held half written:
@@ -2076,14 +2142,14 @@ cmd_test_powercut() {
         echo "# cut 1b: $torn_line"
         pc_cut "cut 1b (a progress save torn)"
         pc_check_grubenv "cut 1b"
-        expect "cut 1b: GRUB boots the active slot" "$PC_CHOICE" A
+        expect "cut 1b: $BL_NAME boots the active slot" "$PC_CHOICE" A
 
         # 2. The arm cut: the install resumes from the copy the torn one did not overwrite
         #    and completes; the grubenv write arming B holds after its sector is
         #    overwritten in place (in the guest's page cache, not fdatasynced yet).
         pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:overwritten "$stall"
         pc_boot $n "cut 1b: next boot" "$PC_CHOICE" || pc_stop || return 1
-        pc_held "cut 2: the grubenv write arming B, overwritten in place" "failpoint: the boot environment write (try).* stalled overwritten" ||
+        pc_held "cut 2: the $BL_ENV write arming B, overwritten in place" "failpoint: the boot environment write (try).* stalled overwritten" ||
                 pc_stop || return 1
         local refused
         refused=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'state [^ ]*/progress: copy [01] corrupt .*' | head -1 || true)
@@ -2099,18 +2165,22 @@ cmd_test_powercut() {
         pc_cut "cut 2 (arm, overwritten)"
         pc_check_grubenv "cut 2"
         case "$PC_CHOICE" in
-        A) ok "cut 2: GRUB boots a good slot (A: the arm was not on the disk yet)" ;;
-        B) ok "cut 2: GRUB boots a good slot (B: the arm was on the disk already)" ;;
-        *) not_ok "cut 2: GRUB's choice: $PC_CHOICE" ;;
+        A) ok "cut 2: $BL_NAME boots a good slot (A: the arm was not on the disk yet)" ;;
+        B) ok "cut 2: $BL_NAME boots a good slot (B: the arm was on the disk already)" ;;
+        *) not_ok "cut 2: $BL_NAME's choice: $PC_CHOICE" ;;
         esac
 
         # 2b. The arm durable, "ready" not saved yet: GRUB boots B, whose agent finds its
         #     install "installing" and must take it for finished (its trial), not resume
         #     into the slot it runs from. Cut 2 leaves that state itself when it kept the arm.
         if [ "$PC_CHOICE" = A ]; then
-                pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=try:synced "$stall"
+                # U-Boot's redundant environment is in force once the old copy is marked
+                # obsolete, the second write (docs/update.md)
+                local durable=try:synced
+                [ "$ARCH" = x86_64 ] || ! uboot_redundant || durable=try:synced:2
+                pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=$durable "$stall"
                 pc_boot $n "cut 2: next boot" A || pc_stop || return 1
-                pc_held "cut 2b: the grubenv write arming B, durable" "failpoint: the boot environment write (try).* stalled synced" ||
+                pc_held "cut 2b: the $BL_ENV write arming B, durable" "failpoint: the boot environment write (try).* stalled synced" ||
                         pc_stop || return 1
                 # The progress file outlives the lost arm: every chunk is read back, none written.
                 local again; again=$(pc_resumed "$n")
@@ -2121,8 +2191,8 @@ cmd_test_powercut() {
                 pc_cut "cut 2b (arm, synced)"
                 pc_check_grubenv "cut 2b"
                 expect "cut 2b: B armed on the disk (ORDER/B_OK/B_TRIES)" \
-                        "$(grubenv_value ORBIT_ORDER)/$(grubenv_value ORBIT_B_OK)/$(grubenv_value ORBIT_B_TRIES)" "B A/0/$ROLL_TRIES"
-                expect "cut 2b: GRUB boots the armed slot" "$PC_CHOICE" B
+                        "$(bl_value ORDER)/$(bl_value B_OK)/$(bl_value B_TRIES)" "B A/0/$ROLL_TRIES"
+                expect "cut 2b: $BL_NAME boots the armed slot" "$PC_CHOICE" B
         else
                 echo "# cut 2b: not run (cut 2 had the arm on the disk: the state it would make)"
         fi
@@ -2132,13 +2202,13 @@ cmd_test_powercut() {
         pc_power_on $((n += 1)) ORBIT_FAILPOINT_BOOTENV_STALL_AT=good:overwritten "$stall"
         pc_boot $n "cut 2: the trial boot" B || pc_stop || return 1
         expect "the trial boot runs the new image" "$(report_value version)" board-v2
-        pc_held "cut 3: the grubenv write committing B, overwritten in place" "failpoint: the boot environment write (good).* stalled overwritten" ||
+        pc_held "cut 3: the $BL_ENV write committing B, overwritten in place" "failpoint: the boot environment write (good).* stalled overwritten" ||
                 pc_stop || return 1
         local at_start; at_start=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'update: at start, .*' | head -1 || true)
         echo "# the trial boot: ${at_start:-no 'at start' line}"
         pc_cut "cut 3 (commit, overwritten)"
         pc_check_grubenv "cut 3"
-        expect "cut 3: GRUB boots the new slot (committed, or a try left)" "$PC_CHOICE" B
+        expect "cut 3: $BL_NAME boots the new slot (committed, or a try left)" "$PC_CHOICE" B
 
         # 4. Power on without failpoints: B, and the commit.
         pc_power_on $((n += 1))
@@ -2189,13 +2259,21 @@ pc_final() { # T0 torn|any
                 pc_cut "end (the commit seen)"
                 echo "# --lose-cache: the cuts lost $PC_LOST_WRITES writes in all that the disk had acknowledged"
         else
+                [ "$ARCH" = x86_64 ] || touch "$WORK/power-off"
                 monitor quit
+                local q=$((SECONDS + 60))
+                while kill -0 "$QEMU_PID" 2>/dev/null && [ $SECONDS -lt $q ]; do sleep 1; done
+                pc_kill_board # a power-on that began as the quit was sent
                 wait "$QEMU_PID" 2>/dev/null || true
                 QEMU_PID=""
         fi
-        node_grubenv "$WORK/grubenv"
-        expect "end: grubenv: B first and good (ORDER/B_OK)" "$(grubenv_value ORBIT_ORDER)/$(grubenv_value ORBIT_B_OK)" "B A/1"
-        echo "# end: grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
+        if [ "$ARCH" = x86_64 ]; then
+                node_grubenv "$WORK/grubenv"
+                echo "# end: grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
+        else
+                echo "# end: U-Boot's environment: $(uboot_env_state) (ORDER/A_OK/A_LEFT/B_OK/B_LEFT), copies $(uboot_copies_whole)"
+        fi
+        expect "end: $BL_NAME's environment: B first and good (ORDER/B_OK)" "$(bl_value ORDER)/$(bl_value B_OK)" "B A/1"
         echo "# total: $(mins "$t0") min"
         echo "$PASSES passed, $FAILS failed"
         [ "$FAILS" -eq 0 ]
@@ -2233,7 +2311,7 @@ pc_random_cuts() { # T0
                         slot=$(printf '%s\n' "$start" | sed -n 's/^update: ready; booted slot \([AB]\).*/\1/p')
                         phase=$(printf '%s\n' "$start" | sed -n 's/.*, last update \([a-z-]*\).*/\1/p')
                         echo "# power-on $n: the agent up $(mins $PC_T) min after power-on: slot ${slot:-?}, update ${phase:-?}"
-                        expect "random cut $((i - 1)): next boot: the agent runs in GRUB's choice" "$slot" "$PC_CHOICE"
+                        expect "random cut $((i - 1)): next boot: the agent runs in $BL_NAME's choice" "$slot" "$PC_CHOICE"
                         pc_check_goes_on "random cut $((i - 1)): next boot" "$phase" "$slot"
                 fi
                 [ "$i" -le "$PC_RANDOM" ] || break
@@ -2261,8 +2339,8 @@ pc_random_cuts() { # T0
                 echo "# random cut $i: the last line of the agent's journal before it: $last"
                 pc_check_grubenv "random cut $i"
                 case "$PC_CHOICE" in
-                A|B) ok "random cut $i: GRUB boots a good slot ($PC_CHOICE)" ;;
-                *) not_ok "random cut $i: GRUB's choice: $PC_CHOICE" ;;
+                A|B) ok "random cut $i: $BL_NAME boots a good slot ($PC_CHOICE)" ;;
+                *) not_ok "random cut $i: $BL_NAME's choice: $PC_CHOICE" ;;
                 esac
         done
         pc_final "$t0" any
@@ -2328,7 +2406,7 @@ main() {
         test) cmd_test ;;
         test-guest) cmd_test_guest ;;
         test-rollout) NET=1; cmd_test_rollout ;;
-        test-powercut) [ "$ARCH" = x86_64 ] || die "test-powercut: x86_64 only so far"; NET=1; cmd_test_powercut ;;
+        test-powercut) NET=1; cmd_test_powercut ;;
         sweep-point) cmd_sweep_point ;; # one point of test-powercut --lose-cache's sweep (pc_sweep)
         base) base_tarball "$ARCH" ;; # the debootstrap step alone (cached)
         uboot) uboot_build; echo "$UBOOT_BIN" ;; # aarch64's U-Boot alone (cached)

@@ -3,13 +3,17 @@
 # the same suite under ASan+UBSan, and make distcheck.
 # --long: also the virtual board (scripts/board.sh test, test-guest, test-powercut --lose-cache and test-rollout, QEMU without KVM:
 # tens of minutes; docs/board.md has the figures), as root.
+# --long-aarch64: --long, then the U-Boot board too (test, test-guest, test-powercut and
+# test-rollout with --arch aarch64: its cold base alone is 15-45 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 long=0
+boards=(x86_64)
 for arg in "$@"; do
         case "$arg" in
         --long) long=1 ;;
-        *) echo "usage: scripts/test.sh [--long]" >&2; exit 2 ;;
+        --long-aarch64) long=1 boards=(x86_64 aarch64) ;;
+        *) echo "usage: scripts/test.sh [--long | --long-aarch64]" >&2; exit 2 ;;
         esac
 done
 top=$(pwd)
@@ -168,14 +172,29 @@ fi
 # test helpers for the tests it runs inside the guest.
 if [ $long -eq 1 ]; then
         scripts/deps.sh board
+        [ "${#boards[@]}" = 1 ] || scripts/deps.sh board-aarch64
         # test-powercut with --lose-cache: every cut also loses what the disk had not
-        # flushed, which holds all the plain sequence checks and more (docs/board.md)
-        for cmd in test test-guest "test-powercut --lose-cache" test-rollout; do
+        # flushed, which holds all the plain sequence checks and more (docs/board.md);
+        # aarch64 has no --lose-cache (its sweep reads slots with GRUB's drivers), and its
+        # test-guest takes the cross build's helpers (_build/arm64, made above)
+        cmds=()
+        for arch in "${boards[@]}"; do
+                if [ "$arch" = x86_64 ]; then
+                        cmds+=(test test-guest "test-powercut --lose-cache" test-rollout)
+                else
+                        cmds+=("test --arch aarch64" "test-guest --arch aarch64" "test-powercut --arch aarch64"
+                               "test-rollout --arch aarch64")
+                fi
+        done
+        for cmd in "${cmds[@]}"; do
                 sub=${cmd%% *}
+                case "$cmd" in *aarch64*) sub=aarch64-$sub ;; esac
+                bdir=$top/_build/plain
+                case "$cmd" in *"test-guest --arch aarch64"*) bdir=$top/_build/arm64 ;; esac
                 echo "==> scripts/board.sh $cmd"
                 rc=0
                 # shellcheck disable=SC2086 # the subcommand and its options
-                ORBIT_BOARD_BUILDDIR="$top/_build/plain" scripts/board.sh $cmd >"$top/_build/board-$sub.out" 2>&1 || rc=$?
+                ORBIT_BOARD_BUILDDIR="$bdir" scripts/board.sh $cmd >"$top/_build/board-$sub.out" 2>&1 || rc=$?
                 grep -E '^# .*min' "$top/_build/board-$sub.out" || true
                 p=$(sed -n 's/^\([0-9]*\) passed, [0-9]* failed$/\1/p' "$top/_build/board-$sub.out" | tail -1)
                 f=$(sed -n 's/^[0-9]* passed, \([0-9]*\) failed$/\1/p' "$top/_build/board-$sub.out" | tail -1)
