@@ -790,16 +790,25 @@ static int flag_at(const char *path, off_t at) {
         return n == 1 ? c : -1;
 }
 
+/* The board's layout in small: two copies of 4 KiB in one flash file, boolean flags. */
+static struct bootenv_config flash_config(const char *path) {
+        return (struct bootenv_config){.kind = BOOTENV_UBOOT, .path = path, .path_redundant = path,
+                                       .offset = 0, .offset_redundant = 4096, .size = 4096,
+                                       .flags_boolean = true};
+}
+
+static void erase_flash(const char *path) {
+        uint8_t flash[2 * 4096];
+        memset(flash, 0xff, sizeof(flash));
+        assert_int_equal(test_write(path, flash, sizeof(flash)), 0);
+}
+
 static void test_io_uboot_boolean_flags(void **state) {
         char *dir = test_mkdtemp();
         char p[PATH_MAX];
         test_path(p, sizeof(p), dir, "flash.img");
-        uint8_t flash[2 * 4096];
-        memset(flash, 0xff, sizeof(flash)); /* erased */
-        assert_int_equal(test_write(p, flash, sizeof(flash)), 0);
-        struct bootenv_config c = {.kind = BOOTENV_UBOOT, .path = p, .path_redundant = p,
-                                   .offset = 0, .offset_redundant = 4096, .size = 4096,
-                                   .flags_boolean = true};
+        erase_flash(p);
+        struct bootenv_config c = flash_config(p);
         _cleanup_bootenv_ struct bootenv *b = NULL;
         assert_int_equal(bootenv_open(&c, &b), 0);
         _cleanup_env_vars_ struct env_vars v = {};
@@ -872,9 +881,7 @@ static void record_uboot_step(const char *path, enum durable_step step, void *us
         assert_true(seen->calls < 8);
         int i = seen->calls++;
         seen->steps[i] = step;
-        struct bootenv_config c = {.kind = BOOTENV_UBOOT, .path = path, .path_redundant = path,
-                                   .offset = 0, .offset_redundant = 4096, .size = 4096,
-                                   .flags_boolean = true};
+        struct bootenv_config c = flash_config(path);
         _cleanup_bootenv_ struct bootenv *b = NULL;
         assert_int_equal(bootenv_open(&c, &b), 0);
         _cleanup_env_vars_ struct env_vars v = {};
@@ -888,12 +895,8 @@ static void test_io_uboot_write_hook(void **state) {
         char *dir = test_mkdtemp();
         char p[PATH_MAX];
         test_path(p, sizeof(p), dir, "flash.img");
-        uint8_t flash[2 * 4096];
-        memset(flash, 0xff, sizeof(flash));
-        assert_int_equal(test_write(p, flash, sizeof(flash)), 0);
-        struct bootenv_config c = {.kind = BOOTENV_UBOOT, .path = p, .path_redundant = p,
-                                   .offset = 0, .offset_redundant = 4096, .size = 4096,
-                                   .flags_boolean = true};
+        erase_flash(p);
+        struct bootenv_config c = flash_config(p);
         _cleanup_bootenv_ struct bootenv *first = NULL;
         assert_int_equal(bootenv_open(&c, &first), 0);
         _cleanup_env_vars_ struct env_vars v = {};
