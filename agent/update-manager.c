@@ -2,6 +2,7 @@
  * thread (see update-internal.h for how the files divide the work). */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -236,6 +237,8 @@ static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
         memcpy(step_name, colon + 1, step_len);
         step_name[step_len] = '\0';
         if (end) {
+                if (!isdigit((unsigned char) end[1]))
+                        return -EINVAL;
                 char *e = NULL;
                 errno = 0;
                 unsigned long v = strtoul(end + 1, &e, 10);

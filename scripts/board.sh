@@ -13,19 +13,21 @@
 #                     the commit; then an image whose kernel panics, the bootloader's
 #                     fallback (GRUB, or U-Boot with --arch aarch64), the rollback reported
 #   test-powercut     build, then power cuts (QEMU killed) during an install, inside a save
-#                     of its progress, during the grubenv write arming the new slot and the
-#                     one committing it; each time the board boots a good slot and the update
-#                     goes on to the commit. With --random N: N cuts at seeded random moments.
-#                     With --lose-cache: the disk's volatile write cache loses at each cut
+#                     of its progress, during the bootloader environment's write arming the
+#                     new slot and the one committing it (grubenv, or U-Boot's with --arch
+#                     aarch64); each time the board boots a good slot and the update goes
+#                     on to the commit. With --random N: N cuts at seeded random moments.
+#                     With --lose-cache (x86_64): the disk's volatile write cache loses at each cut
 #                     what the guest wrote after its last flush (QEMU's blklogwrites log,
 #                     replayed up to that flush: tests/integration/log-writes-replay.c)
 # Options:
 #   --debs DIR        take orbit-agent_*.deb and orbitctl_*.deb from DIR (default: build them
 #                     with dpkg-buildpackage -b, nocheck, from a copy of this tree)
-#   --host-debs DIR   test-rollout --arch aarch64: the ground's orbit-controller and
-#                     orbit-bundle .debs for this host (default: built as --debs is)
+#   --host-debs DIR   test-rollout and test-powercut --arch aarch64: the ground's
+#                     orbit-controller_*.deb and orbit-bundle_*.deb for this host (default:
+#                     built as --debs is)
 #   --arch ARCH       x86_64 (OVMF + GRUB, the default) or aarch64 (U-Boot, its environment in
-#                     pflash; the .debs cross-built; build, boot and test)
+#                     pflash; the .debs cross-built; every command)
 #   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
 #   --suites LIST     test-guest: "systemd runtime unit esp" (default; aarch64 without esp),
 #                     or some of them
@@ -924,7 +926,8 @@ qemu_args_aarch64() {
 # CMD... &); each power-on's end goes to $WORK/power.log.
 board_power_loop() {
         local n=0 child="" rc t
-        trap '[ -z "$child" ] || kill "$child" 2>/dev/null; exit 0' TERM
+        # jobs -p, not $child: TERM may come between the start and child=$!
+        trap 'kill $(jobs -p) 2>/dev/null; wait; exit 0' TERM
         while [ ! -e "$WORK/power-off" ]; do
                 n=$((n + 1)) t=$SECONDS rc=0
                 "$@" &
@@ -1072,16 +1075,18 @@ uboot_flags() {
 }
 # redundant: each copy's own CRC (over its variables, after the CRC and the flags byte):
 # "good/good", "bad/good", ...
+# A single copy (ORBIT_BOARD_UBOOT=debian): "good" or "bad", its CRC over all after it.
 uboot_copies_whole() {
-        python3 - "$WORK/flash-env.img" "$((UBOOT_REDUND_OFFSET))" "$((UBOOT_ENV_SIZE))" <<'PY'
+        python3 - "$WORK/flash-env.img" "$((UBOOT_REDUND_OFFSET))" "$((UBOOT_ENV_SIZE))" "$UBOOT_KIND" <<'PY'
 import struct, sys, zlib
 f = open(sys.argv[1], "rb")
+redundant = sys.argv[4] == "redundant"
 out = []
-for off in (0, int(sys.argv[2])):
+for off in ((0, int(sys.argv[2])) if redundant else (0,)):
     f.seek(off)
     copy = f.read(int(sys.argv[3]))
     crc = struct.unpack("<I", copy[:4])[0]
-    out.append("good" if zlib.crc32(copy[5:]) == crc else "bad")
+    out.append("good" if zlib.crc32(copy[5:] if redundant else copy[4:]) == crc else "bad")
 print("/".join(out))
 PY
 }
@@ -1350,10 +1355,12 @@ rollout_cleanup() {
 # a cross-built node's from this host's own .debs (--host-debs, or built as --debs is).
 host_tools() {
         local dir=${AGENT_DEB%/*} p f
-        if [ "$(deb_arch "$ARCH")" != "$(dpkg --print-architecture)" ]; then
+        if [ -n "$HOST_DEBS" ]; then
+                dir=$HOST_DEBS
+        elif [ "$(deb_arch "$ARCH")" != "$(dpkg --print-architecture)" ]; then
                 local arch=$ARCH agent=$AGENT_DEB ctl=$CTL_DEB
                 ARCH=$(uname -m)
-                find_debs "$HOST_DEBS"
+                find_debs ""
                 dir=${AGENT_DEB%/*}
                 ARCH=$arch AGENT_DEB=$agent CTL_DEB=$ctl
         fi
@@ -1657,7 +1664,7 @@ cmd_test_rollout() {
                         "$(uboot_env_value BOOT_B_OK)/$(uboot_env_value BOOT_A_OK)/$(uboot_env_value BOOT_A_LEFT)" "1/0/0"
                 uboot_redundant && expect "end: both copies of the environment whole" "$(uboot_copies_whole)" good/good
                 echo "# end: U-Boot's environment: $(uboot_env_state) (BOOT_ORDER/A_OK/A_LEFT/B_OK/B_LEFT)"
-                echo "# power-ons: $(grep -c 'QEMU ended' "$WORK/power.log" 2>/dev/null || echo 0)"
+                echo "# power-ons: $(grep -c 'QEMU ended' "$WORK/power.log" 2>/dev/null)"
         fi
         echo "# total: $(mins $t0) min"
         echo "$PASSES passed, $FAILS failed"
@@ -1682,6 +1689,7 @@ pc_power_on() { # N FAILPOINT...
         PC_R0=$(reports_begun) # the reports before it: a power-on may boot twice (the agent's reboot)
         { echo "# board.sh test-powercut, power-on $n"; printf '%s\n' "$@"; } >"$WORK/failpoints-$n.env"
         : >"$WORK/events-$n"
+        : >"$WORK/console-$n.log"
         if [ "$LOSE_CACHE" = 1 ]; then # the disk as at power on, and an empty log of its writes
                 rm -f "$WORK/disk-ovl.qcow2" "$WORK/writes.log"
                 qemu-img create -q -f qcow2 -F raw -b "$WORK/disk.img" "$WORK/disk-ovl.qcow2" &&
@@ -1701,14 +1709,15 @@ pc_power_on() { # N FAILPOINT...
                 "${run[@]}" &
         else
                 # a reboot in the power-on (the agent's, after an install) powers on again
-                rm -f "$WORK/power-off" "$WORK/qemu.pid"
-                board_power_loop "${run[@]}" -pidfile "$WORK/qemu.pid" &
+                rm -f "$WORK/power-off"
+                board_power_loop "${run[@]}" &
         fi
         QEMU_PID=$! PC_RUN=$n PC_T=$SECONDS
 }
 
-# aarch64: the QEMU the power loop runs (QEMU_PID is the loop's), SIGKILLed; the loop,
-# told first to power on no more, ends with it.
+# aarch64: the QEMU the power loop runs (QEMU_PID is the loop's; QEMU its child, nice
+# having exec'd it), SIGKILLed; the loop, told first to power on no more, ends with it.
+# Should it not, TERM ends it and what it runs (its trap).
 pc_kill_board() {
         local i
         if [ "$ARCH" = x86_64 ]; then
@@ -1716,11 +1725,11 @@ pc_kill_board() {
         else
                 touch "$WORK/power-off"
                 for ((i = 0; i < 60; i++)); do
-                        [ ! -s "$WORK/qemu.pid" ] || kill -KILL "$(cat "$WORK/qemu.pid")" 2>/dev/null || true
-                        kill -0 "$QEMU_PID" 2>/dev/null || break
+                        pkill -KILL -P "$QEMU_PID" 2>/dev/null || true
+                        kill -0 "$QEMU_PID" 2>/dev/null || return 0
                         sleep 1
                 done
-                kill -KILL "$QEMU_PID" 2>/dev/null || true
+                kill -TERM "$QEMU_PID" 2>/dev/null || true
         fi
 }
 
@@ -1953,6 +1962,7 @@ pc_check_ubootenv() { # NAME
         local name=$1 whole
         whole=$(uboot_copies_whole 2>&1)
         case "$whole" in
+        good) ok "$name: U-Boot's environment (one copy) whole" ;;
         good/good) ok "$name: both copies of U-Boot's environment whole (flags $(uboot_flags))" ;;
         *good*) ok "$name: a whole copy of U-Boot's environment in force ($whole, flags $(uboot_flags))" ;;
         *) not_ok "$name: no whole copy of U-Boot's environment ($whole): U-Boot would boot its built-in one" ;;

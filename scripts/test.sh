@@ -16,6 +16,11 @@ for arg in "$@"; do
         *) echo "usage: scripts/test.sh [--long | --long-aarch64]" >&2; exit 2 ;;
         esac
 done
+# the aarch64 board takes its test helpers and U-Boot's toolchain from the cross build
+if [ "${#boards[@]}" -gt 1 ] && [ "${ORBIT_SKIP_CROSS:-0}" = 1 ]; then
+        echo "scripts/test.sh: --long-aarch64 needs the cross build that ORBIT_SKIP_CROSS=1 leaves out" >&2
+        exit 2
+fi
 top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
