@@ -229,20 +229,15 @@ static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
         if (!colon)
                 return -EINVAL;
         unsigned nth = 1;
-        char step_name[16];
-        const char *end = strchr(colon + 1, ':');
-        size_t step_len = end ? (size_t) (end - colon - 1) : strlen(colon + 1);
-        if (step_len >= sizeof(step_name))
-                return -EINVAL;
-        memcpy(step_name, colon + 1, step_len);
-        step_name[step_len] = '\0';
+        const char *step_name = colon + 1, *end = strchr(step_name, ':');
+        size_t step_len = end ? (size_t) (end - step_name) : strlen(step_name);
         if (end) {
                 if (!isdigit((unsigned char) end[1]))
                         return -EINVAL;
                 char *e = NULL;
                 errno = 0;
                 unsigned long v = strtoul(end + 1, &e, 10);
-                if (errno || e == end + 1 || *e || v < 1 || v > 16)
+                if (errno || *e || v < 1 || v > 16)
                         return -EINVAL;
                 nth = (unsigned) v;
         }
@@ -254,9 +249,11 @@ static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
         if (op < 0)
                 return -EINVAL;
         int step = -1;
-        for (int i = DURABLE_WRITTEN; i <= DURABLE_SYNCED; i++)
-                if (streq(step_name, durable_step_to_string((enum durable_step) i)))
+        for (int i = DURABLE_WRITTEN; i <= DURABLE_SYNCED; i++) {
+                const char *name = durable_step_to_string((enum durable_step) i);
+                if (strlen(name) == step_len && strncmp(step_name, name, step_len) == 0)
                         step = i;
+        }
         if (step < 0)
                 return -EINVAL;
         m->bootenv_stall_step = (enum durable_step) step;
