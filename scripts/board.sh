@@ -944,6 +944,19 @@ board_power_loop() {
         done
 }
 
+# The end of a run: the board told to quit (aarch64's loop first told to power on no more),
+# up to a minute for QEMU to go; what still runs then (a power-on that began as the quit
+# was sent) is ended with TERM (aarch64: the loop's trap ends its QEMU).
+board_quit() {
+        local q=$((SECONDS + 60))
+        [ "$ARCH" = x86_64 ] || touch "$WORK/power-off"
+        monitor quit
+        while kill -0 "$QEMU_PID" 2>/dev/null && [ $SECONDS -lt $q ]; do sleep 1; done
+        kill "$QEMU_PID" 2>/dev/null || true
+        wait "$QEMU_PID" 2>/dev/null || true
+        QEMU_PID=""
+}
+
 cmd_boot() {
         cmd_build
         prepare_node
@@ -1647,25 +1660,15 @@ cmd_test_rollout() {
         read -r rx1 tx1 < <(link_rx)
         echo "# the link over both rollouts (boots that ended): $rx1 bytes to the guest, $tx1 from it"
 
-        touch "$WORK/power-off"
-        monitor quit
-        local q=$((SECONDS + 60))
-        while kill -0 "$QEMU_PID" 2>/dev/null && [ $SECONDS -lt $q ]; do sleep 1; done
-        kill "$QEMU_PID" 2>/dev/null || true # a power-on that began as the quit was sent
-        wait "$QEMU_PID" 2>/dev/null || true
-        QEMU_PID=""
-        if [ "$ARCH" = x86_64 ]; then
-                node_grubenv "$WORK/grubenv"
-                expect "end: grubenv: B good, A not good with no tries left (B_OK/A_OK/A_TRIES)" \
-                        "$(grubenv_value ORBIT_B_OK)/$(grubenv_value ORBIT_A_OK)/$(grubenv_value ORBIT_A_TRIES)" "1/0/0"
-                echo "# end: grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
-        else
-                expect "end: U-Boot's environment (fw_printenv): B good, A not good with no tries left (B_OK/A_OK/A_LEFT)" \
-                        "$(uboot_env_value BOOT_B_OK)/$(uboot_env_value BOOT_A_OK)/$(uboot_env_value BOOT_A_LEFT)" "1/0/0"
+        board_quit
+        bl_read_env
+        expect "end: $BL_NAME's environment: B good, A not good with no tries left (B_OK/A_OK/A_TRIES)" \
+                "$(bl_value B_OK)/$(bl_value A_OK)/$(bl_value A_TRIES)" "1/0/0"
+        if [ "$ARCH" != x86_64 ]; then
                 uboot_redundant && expect "end: both copies of the environment whole" "$(uboot_copies_whole)" good/good
-                echo "# end: U-Boot's environment: $(uboot_env_state) (BOOT_ORDER/A_OK/A_LEFT/B_OK/B_LEFT)"
                 echo "# power-ons: $(grep -c 'QEMU ended' "$WORK/power.log" 2>/dev/null)"
         fi
+        echo "# end: $(bl_env_summary)"
         echo "# total: $(mins $t0) min"
         echo "$PASSES passed, $FAILS failed"
         [ "$FAILS" -eq 0 ]
@@ -1841,7 +1844,7 @@ cmd_sweep_point() {
                         [ -z "$problem" ] || fails+=("grubenv: $problem")
                         # (in a || list: errexit off inside, a grubenv grub-editenv refuses
                         # reads as GRUB's never-initialised branch, as it does for GRUB)
-                        pc_grub_choice >"$SW_DIR/choice" 2>/dev/null || echo factory >"$SW_DIR/choice"
+                        pc_bl_choice >"$SW_DIR/choice" 2>/dev/null || echo factory >"$SW_DIR/choice"
                 else
                         fails+=("grubenv unreadable: $(head -c 200 "$SW_DIR/mtools.err")")
                         echo factory >"$SW_DIR/choice"
@@ -1941,12 +1944,25 @@ bl_value() { # KEY
         fi
 }
 
+# The environment after QEMU is gone, for bl_value: x86_64 copies the ESP's grubenv to
+# $WORK/grubenv; aarch64's is read from the flash file as it is.
+bl_read_env() { [ "$ARCH" != x86_64 ] || node_grubenv "$WORK/grubenv"; }
+
+# One line of the boot state bl_value reads, for the log.
+bl_env_summary() {
+        if [ "$ARCH" = x86_64 ]; then
+                echo "grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
+        else
+                echo "U-Boot's environment: $(uboot_env_state) (ORDER/A_OK/A_LEFT/B_OK/B_LEFT), copies $(uboot_copies_whole)"
+        fi
+}
+
 # The slot the boot script (GRUB's write_grub_cfg, U-Boot's orbit_select) picks from the
 # environment read after a cut: the first of the order that is good or has a try left;
 # "factory" when the order is missing (x86_64: an unreadable or unwritten grubenv, GRUB's
 # never-initialised branch; aarch64: no whole copy, U-Boot's built-in environment, which
 # has no orbit_boot at all).
-pc_grub_choice() {
+pc_bl_choice() {
         local order s ok tries
         order=$(bl_value ORDER)
         [ -n "$order" ] || { echo factory; return; }
@@ -1955,6 +1971,12 @@ pc_grub_choice() {
                 if [ "$ok" = 1 ] || [ "${tries:-0}" -gt 0 ] 2>/dev/null; then echo "$s"; return; fi
         done
         echo none
+}
+
+# After a cut, with QEMU gone: the board's environment as its bootloader will read it.
+# Sets PC_CHOICE.
+pc_check_env() { # NAME
+        if [ "$ARCH" = x86_64 ]; then pc_check_grubenv "$1"; else pc_check_ubootenv "$1"; fi
 }
 
 # aarch64, after a cut: U-Boot's environment as U-Boot will load it. Sets PC_CHOICE.
@@ -1967,13 +1989,12 @@ pc_check_ubootenv() { # NAME
         *good*) ok "$name: a whole copy of U-Boot's environment in force ($whole, flags $(uboot_flags))" ;;
         *) not_ok "$name: no whole copy of U-Boot's environment ($whole): U-Boot would boot its built-in one" ;;
         esac
-        PC_CHOICE=$(pc_grub_choice)
+        PC_CHOICE=$(pc_bl_choice)
         echo "# $name: U-Boot's environment $(uboot_env_state) (ORDER/A_OK/A_LEFT/B_OK/B_LEFT) -> U-Boot boots $PC_CHOICE"
 }
 
 # After a cut, with QEMU gone: the ESP's grubenv as GRUB will read it. Sets PC_CHOICE.
 pc_check_grubenv() { # NAME
-        [ "$ARCH" = x86_64 ] || { pc_check_ubootenv "$1"; return; }
         local name=$1 problem
         rm -f "$WORK/grubenv"
         if ! node_grubenv "$WORK/grubenv" 2>"$WORK/mtools.err"; then
@@ -1987,7 +2008,7 @@ pc_check_grubenv() { # NAME
         else
                 not_ok "$name: the ESP's grubenv: $problem"
         fi
-        PC_CHOICE=$(pc_grub_choice)
+        PC_CHOICE=$(pc_bl_choice)
         echo "# $name: grubenv $(grep -a ^ORBIT_ "$WORK/grubenv" | tr '\n' ' ')-> GRUB boots $PC_CHOICE"
         # The FAT itself (fsck.fat -n on a copy: reads only): what a cut left besides the file.
         dd if="$WORK/disk.img" of="$WORK/esp-cut.img" bs=1M skip=1 count=$ESP_MIB status=none
@@ -2119,7 +2140,7 @@ cmd_test_powercut() {
         pc_held "cut 1: the install stalled at $PC_STALL_PERCENT%" "failpoint: install stalled" || pc_stop || return 1
         echo "# cut 1: $(tr -d '\r' <"$WORK/events-$n" | grep -o 'install stalled at [^)]*)' | head -1 || true)"
         pc_cut "cut 1 (install)"
-        pc_check_grubenv "cut 1"
+        pc_check_env "cut 1"
         expect "cut 1: $BL_NAME boots the active slot" "$PC_CHOICE" A
         expect "cut 1: B out of the choices while written (B_OK/B_TRIES)" \
                 "$(bl_value B_OK)/$(bl_value B_TRIES)" "0/0"
@@ -2151,7 +2172,7 @@ cmd_test_powercut() {
         torn=$(printf '%s\n' "$torn_line" | sed -n 's/^save torn ([a-z]*: \([0-9]*\) of .*/\1/p')
         echo "# cut 1b: $torn_line"
         pc_cut "cut 1b (a progress save torn)"
-        pc_check_grubenv "cut 1b"
+        pc_check_env "cut 1b"
         expect "cut 1b: $BL_NAME boots the active slot" "$PC_CHOICE" A
 
         # 2. The arm cut: the install resumes from the copy the torn one did not overwrite
@@ -2173,7 +2194,7 @@ cmd_test_powercut() {
                 not_ok "cut 1b: the resume after the tear: ${resumed:-no 'resuming rootfs' line} (torn copy: ${torn:-?} chunks, at least ${PC_KEPT1:-?})"
         fi
         pc_cut "cut 2 (arm, overwritten)"
-        pc_check_grubenv "cut 2"
+        pc_check_env "cut 2"
         case "$PC_CHOICE" in
         A) ok "cut 2: $BL_NAME boots a good slot (A: the arm was not on the disk yet)" ;;
         B) ok "cut 2: $BL_NAME boots a good slot (B: the arm was on the disk already)" ;;
@@ -2199,7 +2220,7 @@ cmd_test_powercut() {
                 *) not_ok "cut 2: the install after the lost arm: ${again:-no 'resuming rootfs' line}" ;;
                 esac
                 pc_cut "cut 2b (arm, synced)"
-                pc_check_grubenv "cut 2b"
+                pc_check_env "cut 2b"
                 expect "cut 2b: B armed on the disk (ORDER/B_OK/B_TRIES)" \
                         "$(bl_value ORDER)/$(bl_value B_OK)/$(bl_value B_TRIES)" "B A/0/$ROLL_TRIES"
                 expect "cut 2b: $BL_NAME boots the armed slot" "$PC_CHOICE" B
@@ -2217,7 +2238,7 @@ cmd_test_powercut() {
         local at_start; at_start=$(tr -d '\r' <"$WORK/events-$n" | grep -o 'update: at start, .*' | head -1 || true)
         echo "# the trial boot: ${at_start:-no 'at start' line}"
         pc_cut "cut 3 (commit, overwritten)"
-        pc_check_grubenv "cut 3"
+        pc_check_env "cut 3"
         expect "cut 3: $BL_NAME boots the new slot (committed, or a try left)" "$PC_CHOICE" B
 
         # 4. Power on without failpoints: B, and the commit.
@@ -2269,20 +2290,10 @@ pc_final() { # T0 torn|any
                 pc_cut "end (the commit seen)"
                 echo "# --lose-cache: the cuts lost $PC_LOST_WRITES writes in all that the disk had acknowledged"
         else
-                [ "$ARCH" = x86_64 ] || touch "$WORK/power-off"
-                monitor quit
-                local q=$((SECONDS + 60))
-                while kill -0 "$QEMU_PID" 2>/dev/null && [ $SECONDS -lt $q ]; do sleep 1; done
-                pc_kill_board # a power-on that began as the quit was sent
-                wait "$QEMU_PID" 2>/dev/null || true
-                QEMU_PID=""
+                board_quit
         fi
-        if [ "$ARCH" = x86_64 ]; then
-                node_grubenv "$WORK/grubenv"
-                echo "# end: grubenv: $(grub-editenv "$WORK/grubenv" list | grep ^ORBIT_ | tr '\n' ' ')"
-        else
-                echo "# end: U-Boot's environment: $(uboot_env_state) (ORDER/A_OK/A_LEFT/B_OK/B_LEFT), copies $(uboot_copies_whole)"
-        fi
+        bl_read_env
+        echo "# end: $(bl_env_summary)"
         expect "end: $BL_NAME's environment: B first and good (ORDER/B_OK)" "$(bl_value ORDER)/$(bl_value B_OK)" "B A/1"
         echo "# total: $(mins "$t0") min"
         echo "$PASSES passed, $FAILS failed"
@@ -2347,7 +2358,7 @@ pc_random_cuts() { # T0
                         fi
                 fi
                 echo "# random cut $i: the last line of the agent's journal before it: $last"
-                pc_check_grubenv "random cut $i"
+                pc_check_env "random cut $i"
                 case "$PC_CHOICE" in
                 A|B) ok "random cut $i: $BL_NAME boots a good slot ($PC_CHOICE)" ;;
                 *) not_ok "random cut $i: $BL_NAME's choice: $PC_CHOICE" ;;
