@@ -249,7 +249,7 @@ static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
         if (op < 0)
                 return -EINVAL;
         int step = -1;
-        for (int i = DURABLE_WRITTEN; i <= DURABLE_SYNCED; i++) {
+        for (int i = DURABLE_WRITTEN; i <= DURABLE_STEP_LAST; i++) {
                 const char *name = durable_step_to_string((enum durable_step) i);
                 if (strlen(name) == step_len && strncmp(step_name, name, step_len) == 0)
                         step = i;

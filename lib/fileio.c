@@ -118,6 +118,8 @@ const char *durable_step_to_string(enum durable_step step) {
                 return "overwritten";
         case DURABLE_SYNCED:
                 return "synced";
+        case DURABLE_ERASED:
+                return "erased";
         }
         return "?";
 }
@@ -167,8 +169,7 @@ void durable_failpoint(const char *path, const char *step) {
         fprintf(stderr, "failpoint: the write of %s goes on\n", path);
 }
 
-static void durable_hook_call(const struct durable_hook *hook, const char *path,
-                              enum durable_step step) {
+void durable_hook_call(const struct durable_hook *hook, const char *path, enum durable_step step) {
         if (hook && hook->fn)
                 hook->fn(path, step, hook->userdata);
         durable_failpoint(path, durable_step_to_string(step));

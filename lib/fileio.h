@@ -43,7 +43,10 @@ enum durable_step {
                                 fsynced again */
         DURABLE_OVERWRITTEN, /* in place: written over path's bytes, not fsynced yet */
         DURABLE_SYNCED,      /* all done: the new content durable, the caller not told yet */
+        DURABLE_ERASED,      /* in place on flash (an MTD device): the region erased, nothing
+                                written yet (update/bootenv-mtd.c) */
 };
+#define DURABLE_STEP_LAST DURABLE_ERASED
 struct durable_hook {
         void (*fn)(const char *path, enum durable_step step, void *userdata);
         void *userdata;
@@ -55,6 +58,10 @@ const char *durable_step_to_string(enum durable_step step);
  * F exists. write_file_durable_hooked and write_file_region_hooked call it at each of their
  * steps (durable_step_to_string), statefile_save at its own ("linked", "kept"). */
 void durable_failpoint(const char *path, const char *step);
+
+/* A writer's step told: hook (NULL: none), then the failpoint above. For writers outside
+ * this file (update/bootenv-mtd.c). */
+void durable_hook_call(const struct durable_hook *hook, const char *path, enum durable_step step);
 
 /* write_file_durable calling hook (NULL: none) at each step. */
 int write_file_durable_hooked(const char *path, const void *data, size_t len, mode_t mode,

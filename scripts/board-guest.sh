@@ -3,7 +3,7 @@
 # tests disk: the packaged unit under real systemd (issue #20 item 7) and the runtime's
 # integration tests on pure cgroup v2 (item 6). docs/board.md lists what is checked.
 #
-# Usage: board-guest.sh [systemd] [runtime] [unit] [esp]
+# Usage: board-guest.sh [systemd] [runtime] [unit] [esp] [mtd]
 # Layout of the tests disk: src/ (top_srcdir: scripts/, tests/integration/) and build/
 # (top_builddir: the test helpers built on the host; orbit-agent, orbitctl and
 # orbit-sandbox-init are links to the installed package's). Output: "ok - " and
@@ -329,6 +329,90 @@ PY
         sync
 }
 
+# mtd: U-Boot's environment on NOR flash through the kernel's MTD character device, as a
+# board with its environment in parallel or SPI NOR flash has it. The kernel's mtdram (1 MiB,
+# erase blocks of 128 KiB) stands in for the chip; the agent's uboot backend (bootenv-tool)
+# writes two copies with boolean flags, one per erase block, and python3 reads them back as
+# U-Boot would (CRC32, flags): an independent reader. Every byte of the flash starts as
+# 0x55, so an erase shows (0xff past the copy, up to its block's end).
+suite_mtd() {
+        local tool=$T/build/tests/integration/bootenv-tool dev n out
+        modprobe mtdram total_size=1024 erase_size=128 || { not_ok "mtd: modprobe mtdram"; return; }
+        n=$(sed -n 's/^mtd\([0-9]*\):.*"mtdram test device"$/\1/p' /proc/mtd | head -1)
+        [ -n "$n" ] || { not_ok "mtd: no mtdram device in /proc/mtd"; modprobe -r mtdram; return; }
+        dev=/dev/mtd$n
+        wait_until 10 test -c "$dev" || { not_ok "mtd: $dev did not appear"; modprobe -r mtdram; return; }
+        note "mtd: $dev ($(sed -n "s/^mtd$n: //p" /proc/mtd))"
+        # the chip's first content, and two valid copies of an environment with bootcmd
+        # (the agent never creates a U-Boot environment: U-Boot's own defaults would be
+        # lost): copy 0 active (1), copy 1 obsolete (0)
+        python3 - "$dev" <<'PY' || not_ok "mtd: the first environment written"
+import struct, sys, zlib
+dev, size = sys.argv[1], 0x4000
+def copy(flag):
+    data = b"bootcmd=run orbit_boot\0orbit_boot=echo\0".ljust(size - 5, b"\0")
+    return struct.pack("<I", zlib.crc32(data)) + bytes([flag]) + data
+with open(dev, "r+b", buffering=0) as f:
+    f.write(b"\x55" * (1024 * 1024))
+    f.seek(0); f.write(copy(1))
+    f.seek(0x20000); f.write(copy(0))
+PY
+        local args=(--kind uboot --path "$dev" --redundant "$dev" --offset 0 --offset-redundant 0x20000
+                    --size 0x4000 --flags boolean)
+        "$tool" "${args[@]}" init-state A >/dev/null || not_ok "mtd: bootenv-tool init-state A"
+        "$tool" "${args[@]}" try B 1 >/dev/null || not_ok "mtd: bootenv-tool try B 1"
+        # U-Boot's choice (env/flash.c): the valid copy whose flag is active (1); both:
+        # copy 0. Each copy's block past the copy must be erased (0xff).
+        out=$(python3 - "$dev" <<'PY'
+import struct, sys, zlib
+dev, size, block = sys.argv[1], 0x4000, 0x20000
+f = open(dev, "rb")
+ok = []
+for i, off in enumerate((0, 0x20000)):
+    f.seek(off); b = f.read(block)
+    crc, flag, data = struct.unpack("<I", b[:4])[0], b[4], b[5:size]
+    valid = zlib.crc32(data) == crc
+    erased = b[size:] == b"\xff" * (block - size)
+    vars_ = dict(v.split("=", 1) for v in data.split(b"\0\0")[0].decode().split("\0") if "=" in v)
+    print(f"copy{i} valid={int(valid)} flag={flag} erased={int(erased)} order={vars_.get('BOOT_ORDER', '-')!r} "
+          f"b_left={vars_.get('BOOT_B_LEFT', '-')} bootcmd={vars_.get('bootcmd', '-')!r}")
+PY
+)
+        note "mtd: ${out//$'\n'/; }"
+        # init-state wrote copy 1 (copy 0 obsolete), try wrote copy 0 (copy 1 obsolete)
+        case "$out" in
+        *"copy0 valid=1 flag=1 erased=1 order='B A' b_left=1 bootcmd='run orbit_boot'"*) ok "mtd: the trial of B in copy 0, erased and programmed, U-Boot's bootcmd kept" ;;
+        *) not_ok "mtd: copy 0 is not the trial of B, active and erased" ;;
+        esac
+        case "$out" in
+        *"copy1 valid=1 flag=0 erased=1 order='A B'"*) ok "mtd: copy 1 (the state before) marked obsolete in place, without an erase" ;;
+        *) not_ok "mtd: copy 1 is not the state before, obsolete" ;;
+        esac
+        # refused before anything is written, naming what and where
+        out=$("$tool" --kind uboot --path "$dev" --redundant "$dev" --offset 0x1000 --offset-redundant 0x20000 \
+                --size 0x4000 --flags boolean mark-good B 2>&1) && not_ok "mtd: a copy off an erase block's start was written"
+        case "$out" in
+        *"$dev (offset 0x1000, 16384 bytes): the copy's offset is not at the start of an erase block"*) ok "mtd: a copy off an erase block's start refused" ;;
+        *) not_ok "mtd: a copy off an erase block's start: $(printf '%s\n' "$out" | tail -1)" ;;
+        esac
+        # copies of 132 KiB at 0 and 0x20000: the first spans the second's block (the
+        # second valid, so the write gets past reading what is there)
+        python3 - "$dev" <<'PY' || not_ok "mtd: a copy of 132 KiB written"
+import struct, sys, zlib
+size = 0x21000
+data = b"bootcmd=run orbit_boot\0".ljust(size - 5, b"\0")
+with open(sys.argv[1], "r+b", buffering=0) as f:
+    f.seek(0x20000); f.write(struct.pack("<I", zlib.crc32(data)) + b"\x01" + data)
+PY
+        out=$("$tool" --kind uboot --path "$dev" --redundant "$dev" --offset 0 --offset-redundant 0x20000 \
+                --size 0x21000 --flags boolean init-state A 2>&1) && not_ok "mtd: two copies in one erase block were written"
+        case "$out" in
+        *"share an erase block"*) ok "mtd: two copies in one erase block refused" ;;
+        *) not_ok "mtd: two copies in one erase block: $(printf '%s\n' "$out" | tail -1)" ;;
+        esac
+        modprobe -r mtdram || note "mtd: mtdram stays loaded"
+}
+
 for s in "${@:-systemd runtime esp}"; do
         for s1 in $s; do
                 start=$SECONDS
@@ -337,6 +421,7 @@ for s in "${@:-systemd runtime esp}"; do
                 runtime) suite_runtime ;;
                 unit) suite_unit ;;
                 esp) suite_esp ;;
+                mtd) suite_mtd ;;
                 *) not_ok "unknown suite $s1" ;;
                 esac
                 echo "suite $s1 seconds $((SECONDS - start))"

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "update/bootenv-io.h"
+#include "update/bootenv-mtd.h"
 #include "update/bootenv-uboot.h"
 #include "update/boot-vars.h"
 #include "update/crc32.h"
@@ -241,11 +242,14 @@ static int uboot_load(const struct bootenv_config *c, struct env_vars *ret) {
         return 0;
 }
 
-/* Write one copy: a whole regular file is replaced atomically, anything else (a region
- * of a disk image, a block device) is written in place and fsynced. hook (the config's
- * write_hook, a failpoint) is told each step, as the other backends tell it. */
-static int write_region(const char *path, uint64_t offset, const uint8_t *buf, size_t size,
+/* Write one copy: a whole regular file is replaced atomically, an MTD device (NOR flash)
+ * erased (erase: a whole copy) and programmed, anything else (a region of a disk image, a
+ * block device) written in place and fsynced. hook (the config's write_hook, a failpoint)
+ * is told each step, as the other backends tell it. */
+static int write_region(const char *path, uint64_t offset, const uint8_t *buf, size_t size, bool erase,
                         const struct durable_hook *hook) {
+        if (bootenv_is_mtd(path))
+                return bootenv_mtd_write(path, offset, buf, size, erase, hook);
         struct stat st;
         if (stat(path, &st) < 0) {
                 if (errno != ENOENT || offset != 0)
@@ -274,7 +278,7 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
                 return log_error_errno(r, "U-Boot env %s: cannot format the variables",
                                        copy->path);
 
-        r = write_region(copy->path, copy->offset, buf, c->size, c->write_hook);
+        r = write_region(copy->path, copy->offset, buf, c->size, true, c->write_hook);
         if (r < 0)
                 return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): write failed",
                                        copy->path, copy->offset);
@@ -292,14 +296,58 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
 static int uboot_mark_obsolete(const struct bootenv_config *c, const struct uboot_copy *copy) {
         const uint8_t flag = UBOOTENV_FLAG_OBSOLETE;
         /* the flags byte after the CRC, written in place and fsynced like a copy */
-        int r = write_region(copy->path, copy->offset + 4, &flag, 1, c->write_hook);
+        int r = write_region(copy->path, copy->offset + 4, &flag, 1, false, c->write_hook);
         if (r < 0)
                 return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): marking the old copy "
                                        "obsolete failed", copy->path, copy->offset);
         return 0;
 }
 
+/* A copy on an MTD device: where its erase blocks lie, or why it cannot be kept there
+ * (logged, naming the device, the offset and the flash's geometry). */
+static int uboot_mtd_span(const char *path, uint64_t offset, size_t size, uint64_t *ret_start,
+                          uint64_t *ret_len) {
+        struct bootenv_mtd m;
+        int r = bootenv_mtd_info(path, &m);
+        if (r < 0)
+                return log_error_errno(r, "U-Boot env %s: not an MTD device we can query (MEMGETINFO)", path);
+        const char *why;
+        r = bootenv_mtd_span(&m, offset, size, ret_start, ret_len, &why);
+        if (r < 0)
+                return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 ", %zu bytes): %s (MTD type %u, "
+                                       "%" PRIu64 " bytes, erase blocks of 0x%" PRIx32 ", writes of %" PRIu32 ")",
+                                       path, offset, size, why, m.type, m.size, m.erasesize, m.writesize);
+        return 0;
+}
+
+/* Before anything is written: each copy on NOR flash fits its own erase blocks, and two
+ * copies on one device share none (an erase of one would take the other with it). */
+static int uboot_mtd_check(const struct bootenv_config *c) {
+        const char *paths[2] = {c->path, c->path_redundant};
+        const uint64_t offsets[2] = {c->offset, c->offset_redundant};
+        uint64_t start[2] = {0, 0}, len[2] = {0, 0};
+        bool mtd[2] = {false, false};
+        for (size_t i = 0; i < 2 && paths[i]; i++) {
+                mtd[i] = bootenv_is_mtd(paths[i]);
+                if (!mtd[i])
+                        continue;
+                int r = uboot_mtd_span(paths[i], offsets[i], c->size, &start[i], &len[i]);
+                if (r < 0)
+                        return r;
+        }
+        if (mtd[0] && mtd[1] && streq(paths[0], paths[1]) &&
+            bootenv_mtd_spans_overlap(start[0], len[0], start[1], len[1]))
+                return log_error_errno(-EINVAL, "U-Boot env %s: the copies at 0x%" PRIx64 " and 0x%" PRIx64
+                                       " share an erase block (their blocks 0x%" PRIx64 "+0x%" PRIx64 " and 0x%" PRIx64
+                                       "+0x%" PRIx64 "): erasing one would erase the other",
+                                       paths[0], offsets[0], offsets[1], start[0], len[0], start[1], len[1]);
+        return 0;
+}
+
 static int uboot_store(const struct bootenv_config *c, const struct env_vars *vars) {
+        int r = uboot_mtd_check(c);
+        if (r < 0)
+                return r;
         struct uboot_copy copies[2];
         int n = uboot_read_copies(c, copies);
         if (n < 0)
@@ -308,7 +356,6 @@ static int uboot_store(const struct bootenv_config *c, const struct env_vars *va
         uint8_t cur_flags = cur >= 0 ? copies[cur].flags : 0;
         uboot_copies_clear(copies);
 
-        int r;
         if (n == 1)
                 return uboot_write_copy(c, &copies[0], vars, 0);
 

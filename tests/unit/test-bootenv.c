@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <mtd/mtd-abi.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 
 #include "update/bootenv.h"
 #include "update/bootenv-io.h"
+#include "update/bootenv-mtd.h"
 #include "update/crc32.h"
 #include "lib/fileio.h"
 #include "lib/log.h"
@@ -994,6 +996,73 @@ static void test_open_checks_config(void **state) {
         assert_int_equal(bootenv_kind_from_string("lilo", &k), -EINVAL);
 }
 
+/* NOR flash as MEMGETINFO describes QEMU's pflash (256 KiB blocks) and SPI NOR (4 KiB). */
+static void test_mtd_span(void **state) {
+        (void) state;
+        const struct bootenv_mtd nor = {.type = MTD_NORFLASH, .flags = MTD_CAP_NORFLASH,
+                                        .size = 64 << 20, .erasesize = 256 << 10, .writesize = 1};
+        uint64_t start = 1, len = 1;
+        const char *why = "x";
+        /* one copy of 8 KiB at a block's start: that block */
+        assert_int_equal(bootenv_mtd_span(&nor, 256 << 10, 8192, &start, &len, &why), 0);
+        assert_int_equal(start, 256 << 10);
+        assert_int_equal(len, 256 << 10);
+        assert_null(why);
+        /* a copy larger than a block spans two */
+        assert_int_equal(bootenv_mtd_span(&nor, 0, (256 << 10) + 1, &start, &len, &why), 0);
+        assert_int_equal(len, 512 << 10);
+        /* not at a block's start: refused, saying why */
+        assert_int_equal(bootenv_mtd_span(&nor, 4096, 8192, &start, &len, &why), -EINVAL);
+        assert_non_null(strstr(why, "erase block"));
+        /* the last block: fits; one byte more does not */
+        assert_int_equal(bootenv_mtd_span(&nor, (64 << 20) - (256 << 10), 256 << 10, &start, &len, &why), 0);
+        assert_int_equal(bootenv_mtd_span(&nor, (64 << 20) - (256 << 10), (256 << 10) + 1, &start, &len, &why),
+                         -ERANGE);
+        assert_int_equal(bootenv_mtd_span(&nor, 128ULL << 20, 8192, &start, &len, &why), -ERANGE);
+        assert_int_equal(bootenv_mtd_span(&nor, 0, 0, &start, &len, &why), -ERANGE);
+
+        /* SPI NOR: 4 KiB blocks, an 8 KiB copy spans two */
+        const struct bootenv_mtd spi = {.type = MTD_NORFLASH, .flags = MTD_CAP_NORFLASH,
+                                        .size = 16 << 20, .erasesize = 4096, .writesize = 1};
+        assert_int_equal(bootenv_mtd_span(&spi, 0x10000, 8192, &start, &len, &why), 0);
+        assert_int_equal(start, 0x10000);
+        assert_int_equal(len, 8192);
+
+        /* NAND (pages), and NOR read-only: refused */
+        const struct bootenv_mtd nand = {.type = MTD_NANDFLASH, .flags = MTD_CAP_NANDFLASH,
+                                         .size = 64 << 20, .erasesize = 128 << 10, .writesize = 2048};
+        assert_int_equal(bootenv_mtd_span(&nand, 0, 8192, &start, &len, &why), -EOPNOTSUPP);
+        assert_non_null(strstr(why, "NAND"));
+        struct bootenv_mtd ro = nor;
+        ro.flags &= ~(uint32_t) MTD_WRITEABLE;
+        assert_int_equal(bootenv_mtd_span(&ro, 0, 8192, &start, &len, &why), -EROFS);
+        /* RAM (mtdram): bit-writeable, one byte at a time */
+        const struct bootenv_mtd ram = {.type = MTD_RAM, .flags = MTD_CAP_RAM,
+                                        .size = 4 << 20, .erasesize = 128 << 10, .writesize = 1};
+        assert_int_equal(bootenv_mtd_span(&ram, 128 << 10, 8192, &start, &len, &why), 0);
+}
+
+static void test_mtd_spans_overlap(void **state) {
+        (void) state;
+        /* two 256 KiB blocks side by side: apart */
+        assert_false(bootenv_mtd_spans_overlap(0, 256 << 10, 256 << 10, 256 << 10));
+        assert_false(bootenv_mtd_spans_overlap(256 << 10, 256 << 10, 0, 256 << 10));
+        /* the same block, or one inside the other's two */
+        assert_true(bootenv_mtd_spans_overlap(0, 256 << 10, 0, 256 << 10));
+        assert_true(bootenv_mtd_spans_overlap(0, 512 << 10, 256 << 10, 256 << 10));
+}
+
+/* The uboot backend on a path that is not an MTD device writes as before; one that is
+ * stat'ed as a character device of another major is not taken for flash. */
+static void test_mtd_not_mtd(void **state) {
+        (void) state;
+        assert_false(bootenv_is_mtd("/dev/null"));
+        assert_false(bootenv_is_mtd("/nonexistent/mtd0"));
+        assert_false(bootenv_is_mtd(NULL));
+        struct bootenv_mtd m;
+        assert_int_equal(bootenv_mtd_info("/dev/null", &m), -ENOTTY);
+}
+
 int main(void) {
         log_set_max_level(LOG_CRIT); /* the error paths log on purpose */
         const struct CMUnitTest tests[] = {
@@ -1022,6 +1091,9 @@ int main(void) {
                 cmocka_unit_test(test_io_uboot_flags_wrap),
                 cmocka_unit_test(test_io_uboot_single_with_offset),
                 cmocka_unit_test(test_open_checks_config),
+                cmocka_unit_test(test_mtd_span),
+                cmocka_unit_test(test_mtd_spans_overlap),
+                cmocka_unit_test(test_mtd_not_mtd),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
