@@ -222,7 +222,7 @@ static void failpoint_bootenv_stall(const char *path, enum durable_step step, vo
         log_notice("update: failpoint: the boot environment write goes on");
 }
 
-/* "OP:STEP[:N]" (try|good|bad|forget : written|renamed|overwritten|synced : 1, 2...) into m;
+/* "OP:STEP[:N]" (try|good|bad|forget : written|renamed|overwritten|synced|erased : 1, 2...) into m;
  * -EINVAL otherwise. */
 static int failpoint_bootenv_parse(struct update_manager *m, const char *at) {
         const char *colon = strchr(at, ':');

@@ -330,86 +330,138 @@ PY
 }
 
 # mtd: U-Boot's environment on NOR flash through the kernel's MTD character device, as a
-# board with its environment in parallel or SPI NOR flash has it. The kernel's mtdram (1 MiB,
-# erase blocks of 128 KiB) stands in for the chip; the agent's uboot backend (bootenv-tool)
-# writes two copies with boolean flags, one per erase block, and python3 reads them back as
-# U-Boot would (CRC32, flags): an independent reader. Every byte of the flash starts as
-# 0x55, so an erase shows (0xff past the copy, up to its block's end).
+# board with its environment in SPI or parallel NOR flash has it (docs/bootloader.md). The
+# kernel's mtdram (1 MiB, erase blocks of 128 KiB) stands in for the chip. The agent's
+# uboot backend (bootenv-tool) writes two copies of 16 KiB with boolean flags, one at the
+# start of each of the first two blocks; python3 reads the flash as U-Boot would (CRC32,
+# flags, variables): an independent reader. mtdram writes like RAM (no 1-to-0 programming),
+# so what the writer does is seen through its failpoint (held after the erase) and a
+# marker byte it must not touch.
 suite_mtd() {
-        local tool=$T/build/tests/integration/bootenv-tool dev n out
+        local tool=$T/build/tests/integration/bootenv-tool dev n out before hold=/run/mtd-hold pid
         modprobe mtdram total_size=1024 erase_size=128 || { not_ok "mtd: modprobe mtdram"; return; }
         n=$(sed -n 's/^mtd\([0-9]*\):.*"mtdram test device"$/\1/p' /proc/mtd | head -1)
         [ -n "$n" ] || { not_ok "mtd: no mtdram device in /proc/mtd"; modprobe -r mtdram; return; }
         dev=/dev/mtd$n
         wait_until 10 test -c "$dev" || { not_ok "mtd: $dev did not appear"; modprobe -r mtdram; return; }
         note "mtd: $dev ($(sed -n "s/^mtd$n: //p" /proc/mtd))"
-        # the chip's first content, and two valid copies of an environment with bootcmd
-        # (the agent never creates a U-Boot environment: U-Boot's own defaults would be
-        # lost): copy 0 active (1), copy 1 obsolete (0)
-        python3 - "$dev" <<'PY' || not_ok "mtd: the first environment written"
+        flash() { python3 - "$dev"; } # a python3 program on stdin, with the device
+        # An erased chip, then two valid copies with bootcmd as U-Boot's saveenv leaves
+        # them (the agent never creates a U-Boot environment): copy 0 active (1), copy 1
+        # obsolete (0).
+        flash <<'PY' || not_ok "mtd: the first environment written"
 import struct, sys, zlib
 dev, size = sys.argv[1], 0x4000
 def copy(flag):
     data = b"bootcmd=run orbit_boot\0orbit_boot=echo\0".ljust(size - 5, b"\0")
     return struct.pack("<I", zlib.crc32(data)) + bytes([flag]) + data
 with open(dev, "r+b", buffering=0) as f:
-    f.write(b"\x55" * (1024 * 1024))
+    f.write(b"\xff" * (1024 * 1024))
     f.seek(0); f.write(copy(1))
     f.seek(0x20000); f.write(copy(0))
 PY
-        local args=(--kind uboot --path "$dev" --redundant "$dev" --offset 0 --offset-redundant 0x20000
-                    --size 0x4000 --flags boolean)
-        "$tool" "${args[@]}" init-state A >/dev/null || not_ok "mtd: bootenv-tool init-state A"
-        "$tool" "${args[@]}" try B 1 >/dev/null || not_ok "mtd: bootenv-tool try B 1"
-        # U-Boot's choice (env/flash.c): the valid copy whose flag is active (1); both:
-        # copy 0. Each copy's block past the copy must be erased (0xff).
-        out=$(python3 - "$dev" <<'PY'
+        read_copies() {
+                flash <<'PY'
 import struct, sys, zlib
 dev, size, block = sys.argv[1], 0x4000, 0x20000
 f = open(dev, "rb")
-ok = []
 for i, off in enumerate((0, 0x20000)):
     f.seek(off); b = f.read(block)
     crc, flag, data = struct.unpack("<I", b[:4])[0], b[4], b[5:size]
     valid = zlib.crc32(data) == crc
-    erased = b[size:] == b"\xff" * (block - size)
-    vars_ = dict(v.split("=", 1) for v in data.split(b"\0\0")[0].decode().split("\0") if "=" in v)
-    print(f"copy{i} valid={int(valid)} flag={flag} erased={int(erased)} order={vars_.get('BOOT_ORDER', '-')!r} "
-          f"b_left={vars_.get('BOOT_B_LEFT', '-')} bootcmd={vars_.get('bootcmd', '-')!r}")
+    erased = b == b"\xff" * block
+    vars_ = dict(v.split("=", 1) for v in data.split(b"\0\0")[0].decode(errors="replace").split("\0") if "=" in v)
+    print(f"copy{i} valid={int(valid)} erased={int(erased)} flag={flag} order={vars_.get('BOOT_ORDER', '-')!r} "
+          f"b_left={vars_.get('BOOT_B_LEFT', '-')} bootcmd={vars_.get('bootcmd', '-')!r} last={b[-1]}")
 PY
-)
-        note "mtd: ${out//$'\n'/; }"
-        # init-state wrote copy 1 (copy 0 obsolete), try wrote copy 0 (copy 1 obsolete)
+        }
+        local args=(--kind uboot --path "$dev" --redundant "$dev" --offset 0 --offset-redundant 0x20000
+                    --size 0x4000 --flags boolean)
+        # 1. init-state A: copy 1 written, copy 0 marked obsolete
+        "$tool" "${args[@]}" init-state A >/dev/null || not_ok "mtd: bootenv-tool init-state A"
+        out=$(read_copies)
+        note "mtd: after init-state A: ${out//$'\n'/; }"
         case "$out" in
-        *"copy0 valid=1 flag=1 erased=1 order='B A' b_left=1 bootcmd='run orbit_boot'"*) ok "mtd: the trial of B in copy 0, erased and programmed, U-Boot's bootcmd kept" ;;
-        *) not_ok "mtd: copy 0 is not the trial of B, active and erased" ;;
+        *"copy1 valid=1 erased=0 flag=1 order='A B'"*"bootcmd='run orbit_boot'"*) ok "mtd: init-state A in copy 1, active, U-Boot's bootcmd kept" ;;
+        *) not_ok "mtd: copy 1 is not init-state A, active" ;;
+        esac
+        # 2. try B 1, held by the write failpoint once copy 0's block is erased: what a
+        #    power cut there leaves. Copy 1's block gets a marker in its last byte (past
+        #    the copy): marking copy 1 obsolete must not erase it.
+        flash <<'PY'
+import sys
+with open(sys.argv[1], "r+b", buffering=0) as f:
+    f.seek(0x3ffff); f.write(b"\x00")
+PY
+        touch "$hold"
+        ORBIT_FAILPOINT_WRITE_STALL_AT="$dev:erased" ORBIT_FAILPOINT_WRITE_STALL_FILE=$hold \
+                "$tool" "${args[@]}" try B 1 >/dev/null 2>/run/mtd-try.err &
+        pid=$!
+        if wait_until 30 grep -q "held erased" /run/mtd-try.err; then
+                out=$(read_copies)
+                note "mtd: held after the erase: ${out//$'\n'/; }"
+                case "$out" in
+                *"copy0 valid=0 erased=1"*"copy1 valid=1 erased=0 flag=1 order='A B'"*) ok "mtd: the trial's write erases copy 0's block first, copy 1 whole and in use meanwhile (a cut here boots A)" ;;
+                *) not_ok "mtd: after the erase: $out" ;;
+                esac
+        else
+                not_ok "mtd: the write never reached its erase ($(tr '\n' ' ' </run/mtd-try.err))"
+        fi
+        rm -f "$hold"
+        wait "$pid" || not_ok "mtd: bootenv-tool try B 1"
+        out=$(read_copies)
+        note "mtd: after try B 1: ${out//$'\n'/; }"
+        case "$out" in
+        *"copy0 valid=1 erased=0 flag=1 order='B A' b_left=1 bootcmd='run orbit_boot'"*) ok "mtd: the trial of B in copy 0, active, bootcmd kept" ;;
+        *) not_ok "mtd: copy 0 is not the trial of B, active" ;;
         esac
         case "$out" in
-        *"copy1 valid=1 flag=0 erased=1 order='A B'"*) ok "mtd: copy 1 (the state before) marked obsolete in place, without an erase" ;;
-        *) not_ok "mtd: copy 1 is not the state before, obsolete" ;;
+        *"copy1 valid=1 erased=0 flag=0 order='A B' b_left=0 bootcmd='run orbit_boot' last=0"*) ok "mtd: copy 1 marked obsolete in place: its block not erased (the marker past it kept)" ;;
+        *) not_ok "mtd: copy 1 is not the state before, obsolete, its block's marker kept" ;;
         esac
-        # refused before anything is written, naming what and where
-        out=$("$tool" --kind uboot --path "$dev" --redundant "$dev" --offset 0x1000 --offset-redundant 0x20000 \
-                --size 0x4000 --flags boolean mark-good B 2>&1) && not_ok "mtd: a copy off an erase block's start was written"
-        case "$out" in
-        *"$dev (offset 0x1000, 16384 bytes): the copy's offset is not at the start of an erase block"*) ok "mtd: a copy off an erase block's start refused" ;;
-        *) not_ok "mtd: a copy off an erase block's start: $(printf '%s\n' "$out" | tail -1)" ;;
-        esac
+        # 3. Refused before anything is written, naming what and where; the flash unchanged.
+        refused() { # NAME EXPECTED-TEXT bootenv-tool-args...
+                local name=$1 want=$2 got after
+                shift 2
+                before=$(sha256sum <"$dev")
+                got=$("$tool" "$@" 2>&1) && { not_ok "mtd: $name: written"; return; }
+                after=$(sha256sum <"$dev")
+                case "$got" in
+                *"$want"*) ok "mtd: $name: refused ($want)" ;;
+                *) not_ok "mtd: $name: $(printf '%s\n' "$got" | tail -1)" ;;
+                esac
+                [ "$before" = "$after" ] || not_ok "mtd: $name: the flash changed"
+        }
+        # the next write goes to copy 1, whose block holds the marker past the copy
+        refused "data past a copy in its erase block" "hold data past it" "${args[@]}" mark-good B
+        flash <<'PY'
+import sys
+with open(sys.argv[1], "r+b", buffering=0) as f:
+    f.seek(0x3ffff); f.write(b"\xff")
+PY
+        refused "a copy off an erase block's start" "(offset 0x1000, 16384 bytes): the copy's offset is not at the start of an erase block" \
+                --kind uboot --path "$dev" --redundant "$dev" --offset 0x1000 --offset-redundant 0x20000 \
+                --size 0x4000 --flags boolean mark-good B
+        # one copy, as U-Boot keeps it without a redundant one (no flags byte)
+        flash <<'PY' || not_ok "mtd: a single copy written"
+import struct, sys, zlib
+data = b"bootcmd=run orbit_boot\0".ljust(0x4000 - 4, b"\0")
+with open(sys.argv[1], "r+b", buffering=0) as f:
+    f.write(struct.pack("<I", zlib.crc32(data)) + data)
+PY
+        refused "a single copy on flash" "a single copy on flash" --kind uboot --path "$dev" --offset 0 --size 0x4000 init-state A
         # copies of 132 KiB at 0 and 0x20000: the first spans the second's block (the
         # second valid, so the write gets past reading what is there)
-        python3 - "$dev" <<'PY' || not_ok "mtd: a copy of 132 KiB written"
+        flash <<'PY' || not_ok "mtd: a copy of 132 KiB written"
 import struct, sys, zlib
 size = 0x21000
 data = b"bootcmd=run orbit_boot\0".ljust(size - 5, b"\0")
 with open(sys.argv[1], "r+b", buffering=0) as f:
     f.seek(0x20000); f.write(struct.pack("<I", zlib.crc32(data)) + b"\x01" + data)
 PY
-        out=$("$tool" --kind uboot --path "$dev" --redundant "$dev" --offset 0 --offset-redundant 0x20000 \
-                --size 0x21000 --flags boolean init-state A 2>&1) && not_ok "mtd: two copies in one erase block were written"
-        case "$out" in
-        *"share an erase block"*) ok "mtd: two copies in one erase block refused" ;;
-        *) not_ok "mtd: two copies in one erase block: $(printf '%s\n' "$out" | tail -1)" ;;
-        esac
+        refused "two copies in one erase block" "share an erase block" --kind uboot --path "$dev" --redundant "$dev" \
+                --offset 0 --offset-redundant 0x20000 --size 0x21000 --flags boolean init-state A
+        rm -f /run/mtd-try.err
         modprobe -r mtdram || note "mtd: mtdram stays loaded"
 }
 

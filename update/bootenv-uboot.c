@@ -279,6 +279,11 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
                                        copy->path);
 
         r = write_region(copy->path, copy->offset, buf, c->size, true, c->write_hook);
+        if (r == -ENOTEMPTY)
+                return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 ", %zu bytes): the erase blocks of "
+                                       "the copy hold data past it (not 0xff), which an erase would destroy; "
+                                       "nothing written",
+                                       copy->path, copy->offset, c->size);
         if (r < 0)
                 return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): write failed",
                                        copy->path, copy->offset);
@@ -308,7 +313,7 @@ static int uboot_mark_obsolete(const struct bootenv_config *c, const struct uboo
 static int uboot_mtd_span(const char *path, uint64_t offset, size_t size, uint64_t *ret_start,
                           uint64_t *ret_len) {
         struct bootenv_mtd m;
-        int r = bootenv_mtd_info(path, &m);
+        int r = bootenv_mtd_info(path, offset, &m);
         if (r < 0)
                 return log_error_errno(r, "U-Boot env %s: not an MTD device we can query (MEMGETINFO)", path);
         const char *why;
@@ -320,8 +325,10 @@ static int uboot_mtd_span(const char *path, uint64_t offset, size_t size, uint64
         return 0;
 }
 
-/* Before anything is written: each copy on NOR flash fits its own erase blocks, and two
- * copies on one device share none (an erase of one would take the other with it). */
+/* Before anything is written: each copy on NOR flash fits its own erase blocks, two
+ * copies on one device share none (an erase of one would take the other with it), and
+ * there are two (a single copy is erased before it is programmed: a power cut between
+ * leaves no environment at all, and U-Boot boots its built-in one). */
 static int uboot_mtd_check(const struct bootenv_config *c) {
         const char *paths[2] = {c->path, c->path_redundant};
         const uint64_t offsets[2] = {c->offset, c->offset_redundant};
@@ -335,7 +342,12 @@ static int uboot_mtd_check(const struct bootenv_config *c) {
                 if (r < 0)
                         return r;
         }
-        if (mtd[0] && mtd[1] && streq(paths[0], paths[1]) &&
+        if (mtd[0] && !paths[1])
+                return log_error_errno(-EINVAL, "U-Boot env %s: a single copy on flash: each write erases it before "
+                                       "programming it, and a power cut between leaves no environment; "
+                                       "configure a second copy (path_redundant, offset_redundant)",
+                                       paths[0]);
+        if (mtd[0] && mtd[1] && bootenv_mtd_same_device(paths[0], paths[1]) &&
             bootenv_mtd_spans_overlap(start[0], len[0], start[1], len[1]))
                 return log_error_errno(-EINVAL, "U-Boot env %s: the copies at 0x%" PRIx64 " and 0x%" PRIx64
                                        " share an erase block (their blocks 0x%" PRIx64 "+0x%" PRIx64 " and 0x%" PRIx64

@@ -1019,7 +1019,18 @@ static void test_mtd_span(void **state) {
         assert_int_equal(bootenv_mtd_span(&nor, (64 << 20) - (256 << 10), (256 << 10) + 1, &start, &len, &why),
                          -ERANGE);
         assert_int_equal(bootenv_mtd_span(&nor, 128ULL << 20, 8192, &start, &len, &why), -ERANGE);
-        assert_int_equal(bootenv_mtd_span(&nor, 0, 0, &start, &len, &why), -ERANGE);
+        assert_non_null(strstr(why, "device's end"));
+        assert_int_equal(bootenv_mtd_span(&nor, 0, 0, &start, &len, &why), -EINVAL);
+        assert_non_null(strstr(why, "no bytes"));
+
+        /* parallel NOR with boot sectors: 8 x 8 KiB, then 64 KiB blocks. In the small
+         * region a 16 KiB copy takes two sectors; it may not run into the large blocks. */
+        const struct bootenv_mtd boot = {.type = MTD_NORFLASH, .flags = MTD_CAP_NORFLASH, .size = 4 << 20,
+                                         .erasesize = 8192, .region_end = 65536, .writesize = 1};
+        assert_int_equal(bootenv_mtd_span(&boot, 16384, 16384, &start, &len, &why), 0);
+        assert_int_equal(len, 16384);
+        assert_int_equal(bootenv_mtd_span(&boot, 57344, 16384, &start, &len, &why), -ERANGE);
+        assert_non_null(strstr(why, "region"));
 
         /* SPI NOR: 4 KiB blocks, an 8 KiB copy spans two */
         const struct bootenv_mtd spi = {.type = MTD_NORFLASH, .flags = MTD_CAP_NORFLASH,
@@ -1052,15 +1063,30 @@ static void test_mtd_spans_overlap(void **state) {
         assert_true(bootenv_mtd_spans_overlap(0, 512 << 10, 256 << 10, 256 << 10));
 }
 
-/* The uboot backend on a path that is not an MTD device writes as before; one that is
- * stat'ed as a character device of another major is not taken for flash. */
+/* An erase block's rest past a copy: only all 0xff may be erased. */
+static void test_mtd_erased(void **state) {
+        (void) state;
+        uint8_t b[64];
+        memset(b, 0xff, sizeof(b));
+        assert_true(bootenv_mtd_erased(b, sizeof(b)));
+        assert_true(bootenv_mtd_erased(b, 0));
+        b[63] = 0xfe; /* one bit programmed, at the end */
+        assert_false(bootenv_mtd_erased(b, sizeof(b)));
+        assert_true(bootenv_mtd_erased(b, 63));
+}
+
+/* What is not an MTD device (a character device of another major, a missing path) is
+ * not taken for flash, and MEMGETINFO on it fails as not a tty. */
 static void test_mtd_not_mtd(void **state) {
         (void) state;
         assert_false(bootenv_is_mtd("/dev/null"));
         assert_false(bootenv_is_mtd("/nonexistent/mtd0"));
         assert_false(bootenv_is_mtd(NULL));
         struct bootenv_mtd m;
-        assert_int_equal(bootenv_mtd_info("/dev/null", &m), -ENOTTY);
+        assert_int_equal(bootenv_mtd_info("/dev/null", 0, &m), -ENOTTY);
+        assert_true(bootenv_mtd_same_device("/dev/null", "/dev/null"));
+        assert_false(bootenv_mtd_same_device("/dev/null", "/dev/zero"));
+        assert_false(bootenv_mtd_same_device("/dev/null", NULL));
 }
 
 int main(void) {
@@ -1093,6 +1119,7 @@ int main(void) {
                 cmocka_unit_test(test_open_checks_config),
                 cmocka_unit_test(test_mtd_span),
                 cmocka_unit_test(test_mtd_spans_overlap),
+                cmocka_unit_test(test_mtd_erased),
                 cmocka_unit_test(test_mtd_not_mtd),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
