@@ -29,8 +29,8 @@
 #   --arch ARCH       x86_64 (OVMF + GRUB, the default) or aarch64 (U-Boot, its environment in
 #                     pflash; the .debs cross-built; every command)
 #   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
-#   --suites LIST     test-guest: "systemd runtime unit esp" (default; aarch64 without esp),
-#                     or some of them
+#   --suites LIST     test-guest: "systemd runtime unit esp mtd" (default; aarch64 without
+#                     esp and mtd: its kernel has no mtdram), or some of them
 #   --random N        test-powercut: N cuts, each a seeded random delay (0-120 s,
 #                     ORBIT_BOARD_CUT_WINDOW) after the boot's report and the agent's first
 #                     line about the update, instead of the failpoints' cuts
@@ -42,7 +42,9 @@
 # ORBIT_DEB_MIRROR (default: the mirror of this machine's apt sources), ORBIT_BOARD_TIMEOUT
 # (seconds to wait for the guest's report, default 1800, test-guest 3600: QEMU without KVM is
 # slow), ORBIT_BOARD_BUILDDIR (test-guest: the build of this tree with the test helpers,
-# default _build/plain), ORBIT_BOARD_NICE (the niceness of QEMU and the builds, default 15).
+# default _build/plain), ORBIT_BOARD_NICE (the niceness of QEMU and the builds, default 15),
+# ORBIT_BOARD_NIC (test-rollout and test-powercut: tap, the default, or user; qemu_nic),
+# ORBIT_BOARD_NETEM (their link's netem parameters).
 # Needs root (debootstrap, chroot), qemu-system-x86, ovmf, grub-efi-amd64-bin, mtools,
 # dosfstools, fdisk, e2fsprogs, debootstrap: scripts/deps.sh board. aarch64 also:
 # qemu-system-arm, u-boot-qemu, u-boot-tools, libubootenv-tool, qemu-user-static,
@@ -797,6 +799,10 @@ cmd_build() {
         [ "$(id -u)" -eq 0 ] || die "build needs root (debootstrap, chroot)"
         local t=$SECONDS
         mkdir -p "$CACHE"
+        # Boards run side by side share the cache: one builds an image at a time, and no
+        # build removes an older image while a board copies it (prepare_node unlocks).
+        exec {BUILD_LOCK}>"$CACHE/build-$ARCH.lock"
+        flock "$BUILD_LOCK"
         find_debs "$DEBS"
         IMAGE=$(image_dir "$ARCH")
         if [ -f "$IMAGE/disk.img" ]; then
@@ -818,6 +824,7 @@ cmd_build() {
 OVMF_CODE=${ORBIT_OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
 OVMF_VARS=${ORBIT_OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 
+BUILD_LOCK="" # cmd_build's lock of the cache, held until prepare_node has its copies
 # A node of its own: a copy of the cached disk and of the firmware's variable store in
 # $WORK, so the cache stays as built and two boards never share a disk.
 WORK_TEMP=0
@@ -848,6 +855,7 @@ prepare_node() {
                 [ -f "$WORK/flash-env.img" ] || cp --sparse=always "$IMAGE/flash-env.img" "$WORK/flash-env.img"
         fi
         : >"$WORK/report"
+        [ -z "$BUILD_LOCK" ] || flock -u "$BUILD_LOCK"
 }
 
 # QEMU without KVM (TCG): q35, 1 GiB, the disk on virtio-blk, no network yet (item 4 of
@@ -880,13 +888,48 @@ qemu_args() {
         QEMU+=(-device virtio-serial-pci
               -chardev "file,id=report,path=$WORK/report,append=on"
               -device virtserialport,chardev=report,name=org.orbit.board.0)
-        if [ "$NET" = 1 ]; then
-                # test-rollout: a user-mode NIC (the host's loopback is 10.0.2.2 in the
-                # guest), and the guest's reboots reboot it in place.
-                QEMU+=(-netdev user,id=n0,net=10.0.2.0/24 -device virtio-net-pci,netdev=n0)
-        else
-                QEMU+=(-nic none -no-reboot)
-        fi
+        # test-rollout and test-powercut: the guest's reboots reboot it in place
+        if [ "$NET" = 1 ]; then qemu_nic; else QEMU+=(-nic none -no-reboot); fi
+}
+
+# The NIC of test-rollout and test-powercut (ORBIT_BOARD_NIC):
+# - tap (the default): a tap device in a network namespace of the board's own (board_net_up),
+#   10.0.2.2/24 on the host's side, where the controller runs and listens. The ground's
+#   TCP is then the host kernel's (what a ground station runs; the controller's
+#   --tcp-congestion bbr), not QEMU's. No offloads (vnet_hdr=off): the host's kernel
+#   segments, and netem in the guest sees frames of the link's MTU, as a radio's.
+# - user: QEMU's user-mode network (slirp; the host's loopback is 10.0.2.2 in the guest):
+#   what these tests ran before session 25. Its TCP towards the guest is QEMU's own, which
+#   recovers from the link's losses slowly (docs/board.md, "The link's two ends").
+qemu_nic() {
+        # shellcheck disable=SC2054
+        case "$BOARD_NIC" in
+        tap) QEMU=(ip netns exec "$BOARD_NS" "${QEMU[@]}" -netdev tap,id=n0,ifname=tap0,script=no,downscript=no,vnet_hdr=off) ;;
+        user) QEMU+=(-netdev user,id=n0,net=10.0.2.0/24) ;;
+        esac
+        # shellcheck disable=SC2054
+        QEMU+=(-device virtio-net-pci,netdev=n0)
+}
+
+# The ground's network: the controller's options; with ORBIT_BOARD_NIC=tap, the board's
+# network namespace, loopback and tap0 (10.0.2.2/24, the guest's gateway), the controller's
+# and the operator CLI's (FLEET_NETNS); removed by rollout_cleanup.
+board_net_up() {
+        # A ground station's controller, not the host tests' (fleet-lib's --timeout 10):
+        # the packaged idle timeout, which a send held up by the link's losses does not
+        # reach (with 10 s, the backed-off retransmissions of a 3 s round trip cut the
+        # bundle's ranges); and BBR, what a station sends with (docs/protocol.md), not a
+        # loss-bound default. Both matter with the tap NIC: QEMU's user-mode network took
+        # what the controller sent at once.
+        FLEET_CONTROLLER_ARGS="--timeout 150 --tcp-congestion bbr"
+        [ "$BOARD_NIC" = tap ] || return 0
+        ip netns add "$BOARD_NS" || return 1
+        BOARD_NS_MADE=1
+        ip -n "$BOARD_NS" link set lo up &&
+                ip -n "$BOARD_NS" tuntap add dev tap0 mode tap &&
+                ip -n "$BOARD_NS" addr add 10.0.2.2/24 dev tap0 &&
+                ip -n "$BOARD_NS" link set tap0 up || return 1
+        FLEET_NETNS=$BOARD_NS FLEET_LISTEN=10.0.2.2
 }
 
 # aarch64 (TCG on any other host): virt with U-Boot as the firmware. The second pflash
@@ -909,13 +952,9 @@ qemu_args_aarch64() {
               -chardev "file,id=report,path=$WORK/report,append=on"
               -device virtserialport,chardev=report,name=org.orbit.board.0
               -no-reboot)
-        # test-rollout: the same user-mode NIC as x86_64's; the guest's reboots still end
-        # its QEMU (board_power_loop powers it on again)
-        if [ "$NET" = 1 ]; then
-                QEMU+=(-netdev user,id=n0,net=10.0.2.0/24 -device virtio-net-pci,netdev=n0)
-        else
-                QEMU+=(-nic none)
-        fi
+        # test-rollout and test-powercut: the same NIC as x86_64's; the guest's reboots
+        # still end its QEMU (board_power_loop powers it on again)
+        if [ "$NET" = 1 ]; then qemu_nic; else QEMU+=(-nic none); fi
 }
 
 # aarch64's board never resets in place: U-Boot's pflash is read from its file once, at
@@ -1351,6 +1390,7 @@ ROLL_CHUNK=262144                                 # the bundles' chunk size (256
 ROLL_NETEM=${ORBIT_BOARD_NETEM:-"rate 256kbit delay 1500ms loss 10%"}
 ROLL_TRIES=2                                      # update.boot_tries of this run's config
 QEMU_PID="" ROLL_TMPWORK=""
+BOARD_NIC=${ORBIT_BOARD_NIC:-tap} BOARD_NS=orbit-board-$$ BOARD_NS_MADE=0
 
 rollout_cleanup() {
         local rc=$?
@@ -1360,6 +1400,7 @@ rollout_cleanup() {
                 wait "$QEMU_PID" 2>/dev/null
         fi
         fleet_stop_controller 2>/dev/null || true
+        [ "$BOARD_NS_MADE" = 0 ] || ip netns del "$BOARD_NS" 2>/dev/null || true
         [ -n "$ROLL_TMPWORK" ] && rm -rf --one-file-system "$ROLL_TMPWORK"
         return $rc
 }
@@ -1552,7 +1593,8 @@ cmd_test_rollout() {
         echo "# build (or cache): $build_min min"
         log "node: $WORK"
 
-        # The ground: keys, the controller on 127.0.0.1 (10.0.2.2 from the guest).
+        # The ground: keys, the controller at 10.0.2.2 in the board's network namespace
+        # (ORBIT_BOARD_NIC=user: on 127.0.0.1, 10.0.2.2 from the guest).
         host_tools
         FLEET_DIR=$WORK/ground
         # shellcheck disable=SC2034 # read by fleet_start_controller
@@ -1561,6 +1603,7 @@ cmd_test_rollout() {
         # shellcheck source=scripts/fleet-lib.sh
         . "$top_srcdir/scripts/fleet-lib.sh"
         rollout_keys || die "making the keys failed"
+        board_net_up || die "the board's network namespace ($BOARD_NS, tap0) could not be made"
         fleet_start_controller || die "the controller did not start ($FLEET_DIR/controller.log)"
         local t=$SECONDS
         rollout_images || die "deriving the rollout images from slot A failed"
@@ -2106,6 +2149,7 @@ cmd_test_powercut() {
         # shellcheck source=scripts/fleet-lib.sh
         . "$top_srcdir/scripts/fleet-lib.sh"
         rollout_keys || die "making the keys failed"
+        board_net_up || die "the board's network namespace ($BOARD_NS, tap0) could not be made"
         fleet_start_controller || die "the controller did not start ($FLEET_DIR/controller.log)"
         rollout_images || die "deriving the rollout images from slot A failed"
         rollout_bundle board-v2 "$WORK/images/v2.img" 2.0.0 || die "orbit-bundle create failed"
@@ -2401,7 +2445,7 @@ main() {
                 --host-debs) HOST_DEBS=$(cd "${2:?--host-debs needs a directory}" && pwd); shift ;;
                 --arch) ARCH=${2:?--arch needs x86_64 or aarch64}; shift ;;
                 --work) WORK=${2:?--work needs a directory}; shift ;;
-                --suites) SUITES=${2:?--suites needs a list: systemd runtime unit esp}; shift ;;
+                --suites) SUITES=${2:?--suites needs a list: systemd runtime unit esp mtd}; shift ;;
                 --random) PC_RANDOM=${2:?--random needs a number of cuts}; shift ;;
                 --seed) PC_SEED=${2:?--seed needs a number}; shift ;;
                 --lose-cache) LOSE_CACHE=1 ;;
@@ -2411,9 +2455,10 @@ main() {
                 shift
         done
         case "$ARCH" in x86_64|aarch64) ;; *) die "--arch: x86_64 or aarch64, not '$ARCH'" ;; esac
+        case "$BOARD_NIC" in tap|user) ;; *) die "ORBIT_BOARD_NIC: tap or user, not '$BOARD_NIC'" ;; esac
         # esp: the grub backend on the ESP (aarch64 keeps its environment in flash)
         if [ -z "$SUITES" ]; then
-                SUITES="systemd runtime unit esp"
+                SUITES="systemd runtime unit esp mtd"
                 [ "$ARCH" = x86_64 ] || SUITES="systemd runtime unit"
         fi
         case "$PC_RANDOM" in ''|*[!0-9]*) die "--random: a number of cuts, not '$PC_RANDOM'" ;; esac

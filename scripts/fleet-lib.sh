@@ -65,11 +65,21 @@ fleet_keys() {
         )
 }
 
-# The controller on 127.0.0.1 (PORT, or a free one the first time).
+# Where the controller runs: FLEET_NETNS, a network namespace to run it (and the operator
+# CLI) in, default none (this one); FLEET_LISTEN, its address, default 127.0.0.1.
+# (The prefix is an array, not a function: the controller runs in the background, and its
+# pid must be the controller's.)
+fleet_in_ns() {
+        FLEET_IN_NS=()
+        [ -z "${FLEET_NETNS:-}" ] || FLEET_IN_NS=(ip netns exec "$FLEET_NETNS")
+}
+
+# The controller on FLEET_LISTEN (PORT, or a free one the first time).
 fleet_start_controller() { # [PORT]
         local K=$FLEET_DIR/keys
         rm -f "$FLEET_DIR/port"
-        "$FLEET_BIN/orbit-controller" serve --listen "127.0.0.1:${1:-0}" \
+        fleet_in_ns
+        "${FLEET_IN_NS[@]}" "$FLEET_BIN/orbit-controller" serve --listen "${FLEET_LISTEN:-127.0.0.1}:${1:-0}" \
                 --port-file "$FLEET_DIR/port" --data-dir "$FLEET_DIR/controller" \
                 --cert "$K/server.pem" --key "$K/server.key" --node-ca "$K/node-ca.pem" \
                 --release-token-file "$K/token" --command-key "$K/cmd.key" \
@@ -86,7 +96,7 @@ fleet_start_controller() { # [PORT]
         done
         [ -s "$FLEET_DIR/port" ] || { tail -5 "$FLEET_DIR/controller.log" >&2; return 1; }
         FLEET_PORT=$(cat "$FLEET_DIR/port")
-        FLEET_URL=https://127.0.0.1:$FLEET_PORT
+        FLEET_URL=https://${FLEET_LISTEN:-127.0.0.1}:$FLEET_PORT
 }
 
 fleet_stop_controller() {
@@ -98,7 +108,8 @@ fleet_stop_controller() {
 
 # The operator CLI against our controller.
 fleet_oc() {
-        "$FLEET_BIN/orbit-controller" --url "$FLEET_URL" --cacert "$FLEET_DIR/keys/server-ca.pem" \
+        fleet_in_ns
+        "${FLEET_IN_NS[@]}" "$FLEET_BIN/orbit-controller" --url "$FLEET_URL" --cacert "$FLEET_DIR/keys/server-ca.pem" \
                 --token-file "$FLEET_DIR/keys/token" "$@"
 }
 
