@@ -299,9 +299,25 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
 /* Boolean flags: the old copy marked obsolete once the new one is durable, as U-Boot's
  * env_flash_save() does; a cut before it leaves both active, and U-Boot takes copy 0. */
 static int uboot_mark_obsolete(const struct bootenv_config *c, const struct uboot_copy *copy) {
-        const uint8_t flag = UBOOTENV_FLAG_OBSOLETE;
-        /* the flags byte after the CRC, written in place and fsynced like a copy */
-        int r = write_region(copy->path, copy->offset + 4, &flag, 1, false, c->write_hook);
+        /* The flags byte after the CRC, written in place and fsynced like a copy. On flash
+         * (MTD) as the first 8 bytes of the copy, the CRC and three bytes of variables
+         * programmed again as they are, the flag 0 among them: what U-Boot's own flash
+         * driver does (it merges a partial word with what the chip holds), where Linux's
+         * CFI driver pads a byte's word with 0xff. Real NOR ANDs the padding away; QEMU's
+         * pflash stores it, and the obsolete copy's CRC broke (board.md, suite cfi). */
+        uint8_t word[8] = {[4] = UBOOTENV_FLAG_OBSOLETE};
+        uint64_t at = copy->offset + 4;
+        size_t n = 1;
+        const uint8_t *what = &word[4];
+        if (bootenv_is_mtd(copy->path)) {
+                int r = bootenv_read_region(copy->path, copy->offset, sizeof(word), word);
+                if (r < 0)
+                        return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): reading the old copy's "
+                                               "header failed", copy->path, copy->offset);
+                word[4] = UBOOTENV_FLAG_OBSOLETE;
+                at = copy->offset, n = sizeof(word), what = word;
+        }
+        int r = write_region(copy->path, at, what, n, false, c->write_hook);
         if (r < 0)
                 return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): marking the old copy "
                                        "obsolete failed", copy->path, copy->offset);
