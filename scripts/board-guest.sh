@@ -3,7 +3,7 @@
 # tests disk: the packaged unit under real systemd (issue #20 item 7) and the runtime's
 # integration tests on pure cgroup v2 (item 6). docs/board.md lists what is checked.
 #
-# Usage: board-guest.sh [systemd] [runtime] [unit] [esp] [mtd]
+# Usage: board-guest.sh [systemd] [runtime] [unit] [esp] [mtd] [cfi]
 # Layout of the tests disk: src/ (top_srcdir: scripts/, tests/integration/) and build/
 # (top_builddir: the test helpers built on the host; orbit-agent, orbitctl and
 # orbit-sandbox-init are links to the installed package's). Output: "ok - " and
@@ -465,6 +465,60 @@ PY
         modprobe -r mtdram || note "mtd: mtdram stays loaded"
 }
 
+# cfi (aarch64): the board's own NOR flash, where U-Boot keeps its environment, as Linux
+# sees it with the CFI flash drivers (Debian's arm64 kernel has none: board.sh builds them
+# for the image's kernel, build/modules on the tests disk). The agent's backend
+# (bootenv-tool) reads U-Boot's two copies through the MTD view, writes a trial of B
+# there (erase and program through the kernel's Intel command set, QEMU's pflash), and
+# the virtio view of the same flash file (what the other tests use, and what U-Boot reads
+# at the next power on) holds it, read by python3 as U-Boot would.
+suite_cfi() {
+        local tool=$T/build/tests/integration/bootenv-tool m=$T/build/modules x dev base out
+        local virt=/dev/disk/by-id/virtio-orbit-env
+        [ -f "$m/physmap.ko" ] || { not_ok "cfi: no CFI flash modules on the tests disk"; return; }
+        modprobe mtd && modprobe chipreg || { not_ok "cfi: modprobe mtd chipreg"; return; }
+        for x in cfi_util gen_probe cfi_cmdset_0001 cfi_probe physmap; do
+                insmod "$m/$x.ko" || { not_ok "cfi: insmod $x.ko"; return; }
+        done
+        wait_until 10 grep -q flash /proc/mtd || { not_ok "cfi: no flash in /proc/mtd"; return; }
+        note "cfi: /proc/mtd: $(tail -n +2 /proc/mtd | tr '\n' ' ')"
+        # the two banks (64 MiB each) concatenated, or the second on its own
+        read -r dev base < <(awk 'NR > 1 { sub(":", "", $1);
+                if ($2 == "08000000") { print "/dev/" $1, 67108864; exit }
+                if ($2 == "04000000") n++; if (n == 2) { print "/dev/" $1, 0; exit } }' /proc/mtd)
+        [ -n "${dev:-}" ] && wait_until 10 test -c "$dev" || { not_ok "cfi: no MTD device for the second bank"; return; }
+        local via_mtd=(--kind uboot --path "$dev" --redundant "$dev" --offset "$base" --offset-redundant $((base + 0x40000))
+                       --size 0x40000 --flags boolean)
+        local via_virt=(--kind uboot --path "$virt" --redundant "$virt" --offset 0 --offset-redundant 0x40000
+                        --size 0x40000 --flags boolean)
+        out=$("$tool" "${via_mtd[@]}" state 2>&1) || { not_ok "cfi: the environment read through $dev: $out"; return; }
+        expect "cfi: U-Boot's environment read through the MTD view as through the virtio view" \
+                "$out" "$("$tool" "${via_virt[@]}" state 2>&1)"
+        "$tool" "${via_mtd[@]}" try B 1 >/dev/null 2>/run/cfi-try.err ||
+                { not_ok "cfi: try B 1 through $dev: $(tail -1 /run/cfi-try.err)"; return; }
+        out=$(python3 - "$virt" <<'PY'
+import struct, sys, zlib
+size = 0x40000
+f = open(sys.argv[1], "rb")
+for i, off in enumerate((0, 0x40000)):
+    f.seek(off); b = f.read(size)
+    data = b[5:]
+    valid = zlib.crc32(data) == struct.unpack("<I", b[:4])[0]
+    vars_ = dict(v.split("=", 1) for v in data.split(b"\0\0")[0].decode(errors="replace").split("\0") if "=" in v)
+    print(f"copy{i} valid={int(valid)} flag={b[4]} order={vars_.get('BOOT_ORDER', '-')!r} "
+          f"b_left={vars_.get('BOOT_B_LEFT', '-')} bootcmd={int('bootcmd' in vars_)}")
+PY
+)
+        note "cfi: the virtio view after: ${out//$'\n'/; }"
+        # one copy active with the trial (and U-Boot's bootcmd), the other obsolete
+        case "$out" in
+        *"valid=1 flag=1 order='B A' b_left=1 bootcmd=1"*"valid=1 flag=0 "*|*"valid=1 flag=0 "*"valid=1 flag=1 order='B A' b_left=1 bootcmd=1"*)
+                ok "cfi: the trial written through the CFI driver is in U-Boot's flash: the new copy active, the old obsolete" ;;
+        *) not_ok "cfi: the flash after the write: $out" ;;
+        esac
+        rm -f /run/cfi-try.err
+}
+
 for s in "${@:-systemd runtime esp}"; do
         for s1 in $s; do
                 start=$SECONDS
@@ -474,6 +528,7 @@ for s in "${@:-systemd runtime esp}"; do
                 unit) suite_unit ;;
                 esp) suite_esp ;;
                 mtd) suite_mtd ;;
+                cfi) suite_cfi ;;
                 *) not_ok "unknown suite $s1" ;;
                 esac
                 echo "suite $s1 seconds $((SECONDS - start))"

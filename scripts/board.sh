@@ -29,8 +29,8 @@
 #   --arch ARCH       x86_64 (OVMF + GRUB, the default) or aarch64 (U-Boot, its environment in
 #                     pflash; the .debs cross-built; every command)
 #   --work DIR        where boot/test keep their disk copy and logs (default: a temp dir)
-#   --suites LIST     test-guest: "systemd runtime unit esp mtd" (default; aarch64 without
-#                     esp and mtd: its kernel has no mtdram), or some of them
+#   --suites LIST     test-guest: "systemd runtime unit esp mtd" (default; aarch64:
+#                     "systemd runtime unit cfi": its kernel has no mtdram), or some of them
 #   --random N        test-powercut: N cuts, each a seeded random delay (0-120 s,
 #                     ORBIT_BOARD_CUT_WINDOW) after the boot's report and the agent's first
 #                     line about the update, instead of the failpoints' cuts
@@ -1310,6 +1310,56 @@ find_builddir() { # [ARCH]
         return 1
 }
 
+# The CFI flash drivers for the aarch64 image's kernel, whose Debian config has CONFIG_MTD
+# but neither CONFIG_MTD_CFI nor CONFIG_MTD_PHYSMAP: built out of tree from the kernel's own
+# source package (drivers/mtd/chips: cfi_util, gen_probe, cfi_probe, cfi_cmdset_0001 for
+# QEMU's Intel-compatible pflash; drivers/mtd/maps: physmap with its device tree match)
+# against the kernel's headers package (its Module.symvers), with Debian's cross compiler
+# and the build machine's kbuild tools; unsigned (the kernel does not force signatures).
+# Cached by the kernel's package version; prints the directory. The packages come from
+# this machine's apt sources (apt-get download): the base's kernel version must still be
+# there, else remove the base to take a newer one.
+cfi_modules() {
+        local base kver pver series out tmp src
+        base=$(base_tarball aarch64) || return 1
+        kver=$(tar -tf "$base" | sed -n 's|^\./boot/config-||p' | head -1)
+        pver=$(tar -xOf "$base" ./var/lib/dpkg/status | awk -v p="Package: linux-image-$kver" \
+                '$0 == p { f = 1 } f && /^Version: / { print $2; exit }')
+        [ -n "$kver" ] && [ -n "$pver" ] || { log "cfi modules: no kernel in $base"; return 1; }
+        series=$(echo "$kver" | cut -d. -f1,2) # 6.1: the source and kbuild packages' names
+        out=$CACHE/cfi-modules-$kver-$pver
+        if [ -f "$out/physmap.ko" ]; then echo "$out"; return 0; fi
+        tmp=$out.tmp
+        rm -rf --one-file-system "$tmp"
+        mkdir -p "$tmp/root" "$tmp/mod"
+        log "building the CFI flash modules for $kver ($pver); log: $CACHE/cfi-modules.log"
+        (
+                set -e
+                cd "$tmp"
+                apt-get download "linux-source-$series=$pver" "linux-headers-${kver%-arm64}-common=$pver" \
+                        "linux-headers-$kver:arm64=$pver" "linux-kbuild-$series=$pver"
+                for d in linux-headers-*.deb linux-kbuild-*.deb; do dpkg-deb -x "$d" root; done
+                src=linux-source-$series
+                dpkg-deb --fsys-tarfile "$src"_*.deb | tar -xO "./usr/src/$src.tar.xz" |
+                        tar -xJ --strip-components=4 -C mod "$src/drivers/mtd/chips/cfi_util.c" \
+                        "$src/drivers/mtd/chips/gen_probe.c" "$src/drivers/mtd/chips/cfi_probe.c" \
+                        "$src/drivers/mtd/chips/cfi_cmdset_0001.c" "$src/drivers/mtd/chips/fwh_lock.h"
+                dpkg-deb --fsys-tarfile "$src"_*.deb | tar -xO "./usr/src/$src.tar.xz" |
+                        tar -xJ --strip-components=4 -C mod --wildcards "$src/drivers/mtd/maps/physmap-*"
+                # the headers' Makefile includes the common part by its installed path
+                sed -i "s|include /usr/src/|include $tmp/root/usr/src/|" "root/usr/src/linux-headers-$kver/Makefile"
+                printf '%s\n' 'obj-m := cfi_util.o gen_probe.o cfi_probe.o cfi_cmdset_0001.o physmap.o' \
+                        'physmap-objs := physmap-core.o' 'ccflags-y := -DCONFIG_MTD_PHYSMAP_OF=1' >mod/Kbuild
+                "${NICE[@]}" make -C "root/usr/src/linux-headers-$kver" M="$tmp/mod" ARCH=arm64 \
+                        CROSS_COMPILE=aarch64-linux-gnu- modules
+        ) >"$CACHE/cfi-modules.log" 2>&1 || return 1
+        rm -rf --one-file-system "$out"
+        mkdir -p "$out"
+        cp "$tmp"/mod/*.ko "$out/"
+        rm -rf --one-file-system "$tmp"
+        echo "$out"
+}
+
 # The tests disk: an ext4 file system (made from a directory, no mount) with src/ (the
 # test scripts, scripts/board-guest.sh) and build/ (the helpers, links to the package's
 # binaries). Made at every run: it is small, and the image stays as built.
@@ -1337,6 +1387,11 @@ make_tests_disk() { # $1: the disk file
         [ -e "$cm" ] || die "no $cm for the unit tests (libcmocka0${ARCH:+:$(deb_arch "$ARCH")})"
         cp -L "$cm" "$stage/build/lib/"
         cp "$top_srcdir/scripts/board-guest.sh" "$stage/src/scripts/"
+        if [ "$ARCH" = aarch64 ]; then # suite cfi
+                local cm; cm=$(cfi_modules) || die "building the CFI flash modules failed ($CACHE/cfi-modules.log)"
+                mkdir -p "$stage/build/modules"
+                cp "$cm"/*.ko "$stage/build/modules/"
+        fi
         cp "$top_srcdir"/tests/integration/*.sh "$top_srcdir"/tests/integration/*.py "$stage/src/tests/integration/"
         for h in "${GUEST_HELPERS[@]}"; do
                 cp "$bdir/tests/integration/$h" "$stage/build/tests/integration/"
@@ -2445,7 +2500,7 @@ main() {
                 --host-debs) HOST_DEBS=$(cd "${2:?--host-debs needs a directory}" && pwd); shift ;;
                 --arch) ARCH=${2:?--arch needs x86_64 or aarch64}; shift ;;
                 --work) WORK=${2:?--work needs a directory}; shift ;;
-                --suites) SUITES=${2:?--suites needs a list: systemd runtime unit esp mtd}; shift ;;
+                --suites) SUITES=${2:?--suites needs a list: systemd runtime unit esp mtd cfi}; shift ;;
                 --random) PC_RANDOM=${2:?--random needs a number of cuts}; shift ;;
                 --seed) PC_SEED=${2:?--seed needs a number}; shift ;;
                 --lose-cache) LOSE_CACHE=1 ;;
@@ -2459,7 +2514,7 @@ main() {
         # esp: the grub backend on the ESP (aarch64 keeps its environment in flash)
         if [ -z "$SUITES" ]; then
                 SUITES="systemd runtime unit esp mtd"
-                [ "$ARCH" = x86_64 ] || SUITES="systemd runtime unit"
+                [ "$ARCH" = x86_64 ] || SUITES="systemd runtime unit cfi"
         fi
         case "$PC_RANDOM" in ''|*[!0-9]*) die "--random: a number of cuts, not '$PC_RANDOM'" ;; esac
         [ -n "$PC_SEED" ] || PC_SEED=$(( $(od -An -N2 -tu2 /dev/urandom) ))
