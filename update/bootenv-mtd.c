@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lib/fileio.h"
+#include "lib/log.h"
 #include "lib/macro.h"
 #include "update/bootenv-mtd.h"
 
@@ -123,22 +124,42 @@ bool bootenv_mtd_erased(const uint8_t *p, size_t len) {
         return true;
 }
 
-/* The blocks [start, start + len) unlocked when the chip says they are locked: 1 (lock
- * them again after), 0 (left alone: not locked, or the chip has no locking). */
-static int mtd_unlock_if_locked(int fd, uint64_t start, uint64_t len) {
-        if (start > UINT32_MAX || len > UINT32_MAX - start)
+/* Blocks of one span unlocked for a write, to be locked again after it. */
+#define MTD_LOCK_BLOCKS_MAX 64
+struct mtd_unlocked {
+        size_t n;
+        uint32_t start[MTD_LOCK_BLOCKS_MAX];
+        uint32_t size;
+};
+
+/* Each erase block of [start, start + len) that the chip says is locked, unlocked, and
+ * remembered in *u to be locked again. Asked block by block: MEMISLOCKED answers for a
+ * range as "any block locked" on CFI chips and "every block locked" on SPI NOR. Blocks not
+ * locked, and chips without locking, are left alone. */
+static int mtd_unlock_locked(int fd, uint64_t start, uint64_t len, uint32_t erasesize, struct mtd_unlocked *u) {
+        *u = (struct mtd_unlocked){.size = erasesize};
+        if (erasesize == 0 || start > UINT32_MAX || len > UINT32_MAX - start || len / erasesize > MTD_LOCK_BLOCKS_MAX)
                 return 0; /* the lock ioctls take 32-bit offsets: nothing can be asked */
-        struct erase_info_user ei = {.start = (uint32_t) start, .length = (uint32_t) len};
-        if (ioctl(fd, MEMISLOCKED, &ei) <= 0)
-                return 0;
-        if (ioctl(fd, MEMUNLOCK, &ei) < 0)
-                return negative_errno();
-        return 1;
+        for (uint64_t b = start; b < start + len; b += erasesize) {
+                struct erase_info_user ei = {.start = (uint32_t) b, .length = erasesize};
+                if (ioctl(fd, MEMISLOCKED, &ei) <= 0)
+                        continue;
+                if (ioctl(fd, MEMUNLOCK, &ei) < 0)
+                        return negative_errno();
+                u->start[u->n++] = (uint32_t) b;
+        }
+        return 0;
 }
 
-static void mtd_relock(int fd, uint64_t start, uint64_t len) {
-        struct erase_info_user ei = {.start = (uint32_t) start, .length = (uint32_t) len};
-        (void) ioctl(fd, MEMLOCK, &ei);
+/* The blocks unlocked for the write locked again; a failure is logged (the write stands,
+ * the blocks stay writeable). */
+static void mtd_relock(int fd, const char *path, const struct mtd_unlocked *u) {
+        for (size_t i = 0; i < u->n; i++) {
+                struct erase_info_user ei = {.start = u->start[i], .length = u->size};
+                if (ioctl(fd, MEMLOCK, &ei) < 0)
+                        log_warning_errno(negative_errno(), "U-Boot env %s: the block at 0x%" PRIx32
+                                          " stays unlocked after the write (MEMLOCK)", path, u->start[i]);
+        }
 }
 
 /* The write itself, once the blocks [start, start + span) are writeable. */
@@ -190,12 +211,14 @@ int bootenv_mtd_write(const char *path, uint64_t offset, const void *data, size_
                 span = m.erasesize;
         }
         durable_hook_call(hook, path, DURABLE_WRITTEN);
-        int locked = mtd_unlock_if_locked(fd, start, span);
-        if (locked < 0)
-                return locked;
+        struct mtd_unlocked unlocked;
+        r = mtd_unlock_locked(fd, start, span, m.erasesize, &unlocked);
+        if (r < 0) {
+                mtd_relock(fd, path, &unlocked);
+                return r;
+        }
         r = mtd_program(fd, path, offset, data, len, erase, start, span, hook);
-        if (locked)
-                mtd_relock(fd, start, span);
+        mtd_relock(fd, path, &unlocked);
         if (r < 0)
                 return r;
         int cfd = TAKE_FD(fd);

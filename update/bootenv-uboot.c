@@ -1,5 +1,6 @@
 /* The U-Boot backend: one or two copies of the environment (CRC32, flags byte when
- * redundant), in files or on block devices, as U-Boot and fw_printenv read them. */
+ * redundant), in files, on block devices or on NOR flash through MTD devices
+ * (bootenv-mtd.c), as U-Boot and fw_printenv read them. */
 #include "config.h"
 
 #include <errno.h>
@@ -300,22 +301,24 @@ static int uboot_write_copy(const struct bootenv_config *c, const struct uboot_c
  * env_flash_save() does; a cut before it leaves both active, and U-Boot takes copy 0. */
 static int uboot_mark_obsolete(const struct bootenv_config *c, const struct uboot_copy *copy) {
         /* The flags byte after the CRC, written in place and fsynced like a copy. On flash
-         * (MTD) as the first 8 bytes of the copy, the CRC and three bytes of variables
-         * programmed again as they are, the flag 0 among them: what U-Boot's own flash
-         * driver does (it merges a partial word with what the chip holds), where Linux's
-         * CFI driver pads a byte's word with 0xff. Real NOR ANDs the padding away; QEMU's
-         * pflash stores it, and the obsolete copy's CRC broke (board.md, suite cfi). */
-        uint8_t word[8] = {[4] = UBOOTENV_FLAG_OBSOLETE};
+         * (MTD) as the first 32 bytes of the copy (any bus width up to 256 bits), the CRC
+         * and the variables programmed again as they are, the flag 0 among them: what
+         * U-Boot's own flash driver does (it merges a partial word with what the chip
+         * holds), where Linux's CFI driver pads a byte's word with 0xff. Real NOR ANDs the
+         * padding away; QEMU's pflash stores it, and the obsolete copy's CRC broke
+         * (board.md, suite cfi). */
+        uint8_t head[32] = {[4] = UBOOTENV_FLAG_OBSOLETE};
         uint64_t at = copy->offset + 4;
         size_t n = 1;
-        const uint8_t *what = &word[4];
+        const uint8_t *what = &head[4];
         if (bootenv_is_mtd(copy->path)) {
-                int r = bootenv_read_region(copy->path, copy->offset, sizeof(word), word);
+                n = c->size < sizeof(head) ? c->size : sizeof(head);
+                int r = bootenv_read_region(copy->path, copy->offset, n, head);
                 if (r < 0)
                         return log_error_errno(r, "U-Boot env %s (offset 0x%" PRIx64 "): reading the old copy's "
                                                "header failed", copy->path, copy->offset);
-                word[4] = UBOOTENV_FLAG_OBSOLETE;
-                at = copy->offset, n = sizeof(word), what = word;
+                head[4] = UBOOTENV_FLAG_OBSOLETE;
+                at = copy->offset, what = head;
         }
         int r = write_region(copy->path, at, what, n, false, c->write_hook);
         if (r < 0)
@@ -417,6 +420,17 @@ static int uboot_store(const struct bootenv_config *c, const struct env_vars *va
         if (n < 0)
                 return n;
         int now = uboot_current(c, copies, n);
+        /* Boolean flags: the old copy, marked obsolete, must still verify: it is what a
+         * cut in the next write leaves. Not an error (the new copy is in force), but the
+         * board would lose its fallback copy: said. */
+        bool old_lost = c->flags_boolean && now == 1 - cur && n == 2 &&
+                        (copies[cur].status < 0 || copies[cur].flags != UBOOTENV_FLAG_OBSOLETE);
+        if (old_lost)
+                log_warning("U-Boot env %s (offset 0x%" PRIx64 "): the old copy, marked obsolete, reads back %s "
+                            "(flags %u): until the next write there is no second copy to fall back on",
+                            copies[cur].path, copies[cur].offset,
+                            copies[cur].status < 0 ? (copies[cur].reason ? copies[cur].reason : "bad") : "whole",
+                            copies[cur].flags);
         uboot_copies_clear(copies);
         if (now != 1 - cur)
                 return log_error_errno(-EIO, "U-Boot env %s: after the write, copy %d is not "
