@@ -424,7 +424,7 @@ agent_bootloader() {
         x86_64) echo '{"kind": "grub", "path": "/boot/efi/grub/grubenv"}' ;;
         aarch64)
                 if uboot_redundant; then
-                        echo "{\"kind\": \"uboot\", \"path\": \"$UBOOT_ENV_DEV\", \"offset\": 0, \"path_redundant\": \"$UBOOT_ENV_DEV\", \"offset_redundant\": $((UBOOT_REDUND_OFFSET)), \"size\": $((UBOOT_ENV_SIZE)), \"flags\": \"boolean\"}"
+                        echo "{\"kind\": \"uboot\", \"path\": \"$UBOOT_ENV_MTD\", \"offset\": $((UBOOT_ENV_MTD_BASE)), \"path_redundant\": \"$UBOOT_ENV_MTD\", \"offset_redundant\": $((UBOOT_ENV_MTD_BASE + UBOOT_REDUND_OFFSET)), \"size\": $((UBOOT_ENV_SIZE)), \"flags\": \"boolean\"}"
                 else
                         echo "{\"kind\": \"uboot\", \"path\": \"$UBOOT_ENV_DEV\", \"offset\": 0, \"size\": $((UBOOT_ENV_SIZE))}"
                 fi
@@ -488,6 +488,51 @@ FSTAB
 RequiresMountsFor=/boot/efi /var/lib/orbit-agent
 [Service]
 ReadWritePaths=/boot/efi/grub
+# board.sh test-powercut's failpoints (orbit-board-config writes it from fw_cfg).
+EnvironmentFile=-/run/orbit-board/failpoints.env
+UNIT
+        elif uboot_redundant; then
+                # The CFI flash drivers (cfi_modules), loaded before the agent: its U-Boot
+                # environment is on /dev/mtd0.
+                local m
+                mkdir -p "$tree/usr/lib/orbit-board/modules"
+                cp "$(cfi_modules)"/*.ko "$tree/usr/lib/orbit-board/modules/" ||
+                        { umount_under "$tree"; die "the CFI flash modules ($CACHE/cfi-modules.log)"; }
+                {
+                        echo '#!/bin/sh'
+                        echo '# orbit board: the flash as MTD devices (board.sh cfi_modules; docs/board.md).'
+                        echo 'set -e'
+                        echo 'modprobe mtd'
+                        echo 'modprobe chipreg'
+                        for m in cfi_util gen_probe cfi_cmdset_0001 cfi_probe physmap; do
+                                echo "grep -q '^$m ' /proc/modules || insmod /usr/lib/orbit-board/modules/$m.ko"
+                        done
+                        # devtmpfs makes the node when physmap registers the device: no
+                        # udev to wait for (a settle timed out under load, and the agent,
+                        # which requires this unit, did not start)
+                        echo 'i=0'
+                        echo "while [ ! -c $UBOOT_ENV_MTD ] && [ \$i -lt 600 ]; do sleep 0.2; i=\$((i + 1)); done"
+                        echo "test -c $UBOOT_ENV_MTD"
+                } >"$tree/usr/local/sbin/orbit-board-flash"
+                chmod 755 "$tree/usr/local/sbin/orbit-board-flash"
+                cat >"$tree/etc/systemd/system/orbit-board-flash.service" <<'UNIT'
+[Unit]
+Description=orbit board: the NOR flash as MTD devices (CFI drivers)
+DefaultDependencies=no
+After=systemd-udevd.service local-fs.target
+Before=orbit-agent.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/orbit-board-flash
+UNIT
+                cat >"$tree/etc/systemd/system/orbit-agent.service.d/board.conf" <<'UNIT'
+# orbit board: the U-Boot environment is in NOR flash, /dev/mtd0 (docs/board.md).
+[Unit]
+RequiresMountsFor=/var/lib/orbit-agent
+Requires=orbit-board-flash.service
+After=orbit-board-flash.service
+[Service]
 # board.sh test-powercut's failpoints (orbit-board-config writes it from fw_cfg).
 EnvironmentFile=-/run/orbit-board/failpoints.env
 UNIT
@@ -722,9 +767,16 @@ uboot_build() {
         UBOOT_BIN=$out/u-boot.bin
 }
 FLASH_MIB=64 # a virt pflash bank
-# The same bank as Linux sees it: a virtio disk over the same file (no MTD driver for it
-# in Debian's arm64 kernel; docs/board.md), named by its serial.
+# The same bank as Linux sees it: a virtio disk over the same file, named by its serial.
+# What the tests read beside the agent, and what the agent writes with ORBIT_BOARD_UBOOT=
+# debian (one copy: refused on flash, where each write erases it first).
 UBOOT_ENV_DEV=/dev/disk/by-id/virtio-orbit-env
+# What the agent writes with the board's own U-Boot (two copies): the flash itself, both
+# pflash banks as one MTD device through the CFI drivers (cfi_modules; the kernel has
+# none of its own), loaded by orbit-board-flash.service before the agent. The environment
+# is at the second bank's start.
+UBOOT_ENV_MTD=/dev/mtd0
+UBOOT_ENV_MTD_BASE=0x4000000
 
 # The environment the image ships (mkenvimage): the boot counting script of
 # docs/bootloader.md on virtio disks, and the state of a fresh board (A committed).
@@ -813,7 +865,11 @@ cmd_build() {
         mkdir -p "$IMAGE" "$IMAGE.tmp"
         LOG=$IMAGE.log
         : >"$LOG"
+        # A build stopped by a signal leaves no chroot mount behind (a later build's clean-up
+        # of old images would stop at it); the caller's own traps come after the build.
+        trap 'umount_under "$IMAGE.tmp"; exit 143' TERM INT HUP
         "build_$ARCH" "$IMAGE" || { rm -rf --one-file-system "$IMAGE"; die "build failed (log: $LOG)"; }
+        trap - TERM INT HUP
         mv "$LOG" "$IMAGE/build.log"
         # Older images of this arch (another script, other .debs) are of no further use.
         find "$CACHE" -maxdepth 1 -name "image-$ARCH-*" ! -name "${IMAGE##*/}" -exec rm -rf --one-file-system {} +
@@ -1177,7 +1233,9 @@ cmd_test_aarch64() {
         boot_once first || { not_ok "first boot reported"; return 1; }
         echo "# first boot: report after $BOOT_MIN min"
         check_boot first A
-        expect "first: the agent's boot state (uboot backend on $UBOOT_ENV_DEV)" "$(boot_line)" "primary A; A good; B not bootable"
+        local via=$UBOOT_ENV_DEV
+        uboot_redundant && via="$UBOOT_ENV_MTD, the flash through the CFI drivers"
+        expect "first: the agent's boot state (uboot backend on $via)" "$(boot_line)" "primary A; A good; B not bootable"
         expect "first: the environment unchanged (nothing counted)" "$(uboot_env_state)" "A B/1/0/0/0"
 
         # 2. A trial of B with one try, written into the flash file by the agent's uboot
@@ -1645,6 +1703,7 @@ cmd_test_rollout() {
         qemu_args
         command -v jq >/dev/null && command -v debugfs >/dev/null || die "test-rollout needs jq and debugfs (e2fsprogs)"
         trap rollout_cleanup EXIT
+        trap 'exit 143' TERM INT HUP # so a stopped run cleans up too (its netns, QEMU, controller)
         echo "# build (or cache): $build_min min"
         log "node: $WORK"
 
@@ -2172,6 +2231,7 @@ cmd_test_powercut() {
         command -v jq >/dev/null && command -v debugfs >/dev/null && command -v fsck.fat >/dev/null ||
                 die "test-powercut needs jq, debugfs (e2fsprogs) and fsck.fat (dosfstools)"
         trap rollout_cleanup EXIT
+        trap 'exit 143' TERM INT HUP # so a stopped run cleans up too (its netns, QEMU, controller)
         echo "# build (or cache): $build_min min"
         if [ "$LOSE_CACHE" = 1 ]; then
                 case "$PC_CACHE_TAIL" in
