@@ -1083,7 +1083,9 @@ static void test_mtd_not_mtd(void **state) {
         assert_false(bootenv_is_mtd("/nonexistent/mtd0"));
         assert_false(bootenv_is_mtd(NULL));
         struct bootenv_mtd m;
-        assert_int_equal(bootenv_mtd_info("/dev/null", 0, &m), -ENOTTY);
+        /* the kernel says ENOTTY; qemu-user, which does not know the ioctl, ENOSYS */
+        int r = bootenv_mtd_info("/dev/null", 0, &m);
+        assert_true(r == -ENOTTY || r == -ENOSYS);
         assert_true(bootenv_mtd_same_device("/dev/null", "/dev/null"));
         assert_false(bootenv_mtd_same_device("/dev/null", "/dev/zero"));
         assert_false(bootenv_mtd_same_device("/dev/null", NULL));
