@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "controller/store.h"
@@ -65,6 +66,20 @@ static int sync_once(struct store *s, const char *node, int64_t now, double *ret
         return r;
 }
 
+/* The directory this run made for its database (no DIR given), and its files. */
+static const char *made_dir;
+
+static void remove_made_dir(void) {
+        static const char *const files[] = {"controller.db", "controller.db-wal", "controller.db-shm",
+                                            "controller.db-journal"};
+        char path[4200];
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+                snprintf(path, sizeof(path), "%s/%s", made_dir, files[i]);
+                (void) unlink(path);
+        }
+        (void) rmdir(made_dir);
+}
+
 int main(int argc, char *argv[]) {
         long rollouts = 10, members = 10000, syncs = 2000;
         const char *dir = NULL;
@@ -85,10 +100,15 @@ int main(int argc, char *argv[]) {
         }
         if (rollouts < 1 || members < 1 || syncs < 1)
                 return 2;
-        char tmpl[] = "/tmp/rollout-drive.XXXXXX", db[4200];
-        if (!dir && !(dir = mkdtemp(tmpl))) {
-                perror("rollout-drive: mkdtemp");
-                return 1;
+        static char tmpl[] = "/tmp/rollout-drive.XXXXXX";
+        char db[4200];
+        if (!dir) {
+                if (!(dir = mkdtemp(tmpl))) {
+                        perror("rollout-drive: mkdtemp");
+                        return 1;
+                }
+                made_dir = dir; /* ours: removed at exit, whatever the outcome */
+                atexit(remove_made_dir);
         }
         snprintf(db, sizeof(db), "%s/controller.db", dir);
         log_setup("rollout-drive", LOG_TARGET_STDERR);
