@@ -51,10 +51,15 @@
  * load, where the closed loop (the default) measures the most the stations take, with
  * every slot queueing (its mean latency is C over the rate, by Little's law).
  *
+ * --latency-log FILE writes a line per measured sync: when it ended (seconds from the phase's
+ * start), its latency in ms and its index on its connection (0: the one that made it, TLS
+ * handshake included), to see whether a p99 is a queue, a stall or the new connections.
+ *
  * usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] [--rate R] [--records 0|1]
  *                        [--mode both|keepalive|reconnect] [--rollouts R]
  *                        [--rollout-syncs T] [--controller PATH]
- *                        [--database postgresql://...] [--instances K] [--controller-threads N] [DIR]
+ *                        [--database postgresql://...] [--instances K] [--controller-threads N]
+ *                        [--latency-log FILE] [DIR]
  */
 #include "config.h"
 
@@ -254,7 +259,9 @@ struct node {
 
 static struct node *nodes;
 static unsigned n_nodes;
-static char server_ca[PATH_MAX], token_path[PATH_MAX];
+static char server_ca[PATH_MAX], token_path[PATH_MAX], release_token_path[PATH_MAX];
+#define OPERATOR_TOKEN "bench-operator-token-0123456789abcdef"
+#define RELEASE_TOKEN "bench-release-token-0123456789abcdef"  /* uploads the rollouts' bundle */
 static X509 *server_ca_cert; /* server_ca's, for on_ssl_ctx */
 static size_t node_cert_der_size;
 
@@ -317,9 +324,20 @@ static void make_pki(unsigned n) {
         if (signature_keygen(&ca, ca_key, ca_cert, &reason) < 0 ||
             signature_keygen(&signer, key, cert, &reason) < 0)
                 die("command signer: %s", reason ? reason : "?");
+        /* The release signer of the rollouts' bundle (--rollouts): a command signer may not
+         * sign a bundle's manifest. */
+        path_in(key, "release.key");
+        path_in(cert, "release.pem");
+        const struct signature_keygen_options release = {
+                .subject = "CN=bench release signer", .role = SIGNATURE_ROLE_RELEASE,
+                .issuer_key_path = ca_key, .issuer_cert_path = ca_cert, .days = 2};
+        if (signature_keygen(&release, key, cert, &reason) < 0)
+                die("release signer: %s", reason ? reason : "?");
 
         path_in(token_path, "token");
-        write_text(token_path, "bench-operator-token-0123456789abcdef\n");
+        write_text(token_path, OPERATOR_TOKEN "\n");
+        path_in(release_token_path, "release-token");
+        write_text(release_token_path, RELEASE_TOKEN "\n");
 }
 
 /* /proc/PID/stat of pid (a number, as text): its parent, its user + system CPU seconds and
@@ -534,9 +552,9 @@ static void controller_start(struct controller *c, const char *name, unsigned in
         char *argv[32] = {(char *) controller_bin, "serve", "--listen", "127.0.0.1:0", "--port-file",
                           port_file, "--data-dir", c->data, "--cert", cert, "--key", key,
                           "--node-ca", nca, "--command-key", ckey, "--command-cert", ccert,
-                          "--operator-token-file", token_path, "--max-connections", maxc,
-                          "--log-level", "warning"};
-        size_t n = 24;
+                          "--operator-token-file", token_path, "--release-token-file", release_token_path,
+                          "--max-connections", maxc, "--log-level", "warning"};
+        size_t n = 26;
         if (c->database[0]) {
                 argv[n++] = "--database";
                 argv[n++] = c->database;
@@ -817,6 +835,11 @@ static void slot_init(struct slot *s, bool debug) {
         curl_easy_setopt(s->easy, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
         curl_easy_setopt(s->easy, CURLOPT_SSL_CTX_DATA, s);
         curl_easy_setopt(s->easy, CURLOPT_SSL_SESSIONID_CACHE, 0L); /* a real node has one connection at a time */
+        /* No DNS cache: libcurl resolves each node's source address (CURLOPT_INTERFACE) into
+         * it, and walks all of it to prune at every connection; with a cache of the last
+         * minute's nodes (60 s by default: thousands) that walk was a fifth of the
+         * generator's CPU. The addresses are numeric: nothing is looked up. */
+        curl_easy_setopt(s->easy, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
         curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
         curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
@@ -952,7 +975,7 @@ static void count_nodes(const char *url, long *ret_nodes, long *ret_records) {
         slot_init(&s, false);
         char u[128];
         snprintf(u, sizeof(u), "%s/v1/nodes", url);
-        struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer bench-operator-token-0123456789abcdef");
+        struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " OPERATOR_TOKEN);
         curl_easy_setopt(s.easy, CURLOPT_URL, u);
         curl_easy_setopt(s.easy, CURLOPT_HTTPHEADER, h);
         CURLcode cc = curl_easy_perform(s.easy);
@@ -1002,6 +1025,8 @@ static const char *job_url(const struct controller *ctls, unsigned n_ctls, unsig
  * coordinated omission). 0: closed loop, each slot sends again at once.
  */
 static double offered_rate, bench_rate; /* the measured phase's, and --rate's */
+static FILE *latency_log;                /* --latency-log: each measured sync, when it ended and took */
+static double latency_log_t0;
 
 struct due_queue {
         struct slot **v;
@@ -1083,6 +1108,9 @@ static void sync_loop(const struct controller *ctls, unsigned n_ctls, enum mode 
                         if (slot_check(s, cc)) {
                                 if (lat)
                                         lat[ok] = t;
+                                if (lat && latency_log)
+                                        fprintf(latency_log, "%.4f %.2f %u\n", now_s() - latency_log_t0, 1000 * t,
+                                                s->round);
                                 ok++;
                         } else
                                 errors++;
@@ -1119,8 +1147,10 @@ static void operator_call(struct slot *s, const char *url, const char *path, con
         char u[512], ct[96];
         snprintf(u, sizeof(u), "%s%s", url, path);
         snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
-        struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer "
-                                                       "bench-operator-token-0123456789abcdef");
+        /* bundles and rollouts are the release manager's (docs/security.md), the rest the operator's */
+        bool release = strncmp(path, "/v1/bundles", 11) == 0 || strncmp(path, "/v1/rollouts", 12) == 0;
+        struct curl_slist *h = curl_slist_append(NULL, release ? "Authorization: Bearer " RELEASE_TOKEN
+                                                               : "Authorization: Bearer " OPERATOR_TOKEN);
         h = curl_slist_append(h, ct);
         h = curl_slist_append(h, "Expect:");
         s->resp_len = 0;
@@ -1147,8 +1177,8 @@ static void make_bundle(void) {
         char img[PATH_MAX], tmpl[PATH_MAX], key[PATH_MAX], cert[PATH_MAX], tool[PATH_MAX];
         path_in(img, "bench.img");
         path_in(tmpl, "bench-manifest.json");
-        path_in(key, "cmd.key");
-        path_in(cert, "cmd.pem");
+        path_in(key, "release.key");
+        path_in(cert, "release.pem");
         path_in(bundle_path, "bench.obundle");
         char *zeros = calloc(1, 65536);
         if (!zeros)
@@ -1238,6 +1268,7 @@ static void load_run(enum mode mode, unsigned syncs, unsigned concurrency, bool 
         for (unsigned k = 0; k < n_instances; k++)
                 cpu0 += proc_cpu_s(ctls[k].pid);
         offered_rate = bench_rate; /* the measured phase only: the fleet's registration runs free */
+        latency_log_t0 = t0;
         sync_loop(ctls, n_instances, mode, jobs, syncs, concurrency, record, n_rollouts > 0, lat,
                   &res->syncs, &res->errors);
         offered_rate = 0;
@@ -1313,7 +1344,7 @@ static void usage(void) {
         fprintf(stderr, "usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] [--rate R] "
                         "[--records 0|1] [--mode both|keepalive|reconnect] [--rollouts R] "
                         "[--rollout-syncs T] [--controller PATH] [--database postgresql://...] "
-                        "[--instances K (with --database)] [--controller-threads N] [DIR]\n");
+                        "[--instances K (with --database)] [--controller-threads N] [--latency-log FILE] [DIR]\n");
         exit(2);
 }
 
@@ -1330,7 +1361,10 @@ int main(int argc, char *argv[]) {
                         syncs = strtoul(argv[++i], NULL, 10);
                 else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc)
                         concurrency = strtoul(argv[++i], NULL, 10);
-                else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
+                else if (strcmp(argv[i], "--latency-log") == 0 && i + 1 < argc) {
+                        if (!(latency_log = fopen(argv[++i], "w")))
+                                die("%s: %s", argv[i], strerror(errno));
+                } else if (strcmp(argv[i], "--rate") == 0 && i + 1 < argc)
                         bench_rate = strtod(argv[++i], NULL);
                 else if (strcmp(argv[i], "--records") == 0 && i + 1 < argc)
                         record = strcmp(argv[++i], "0") != 0;
@@ -1500,5 +1534,7 @@ int main(int argc, char *argv[]) {
         free(nodes);
         free(report_body);
         curl_global_cleanup();
+        if (latency_log && fclose(latency_log) != 0)
+                die("--latency-log: %s", strerror(errno));
         return 0;
 }
