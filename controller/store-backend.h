@@ -49,6 +49,8 @@ struct store_backend {
          * lock_rollouts the one lock of the rollouts, for a sync that may move one. NULL:
          * begin (one writer at a time). */
         const char *begin_node, *lock_shared, *lock_node, *lock_rollouts;
+        /* Settings of a sync's transaction, sent with its locks (NULL: none). */
+        const char *sync_settings;
         /* Start a transaction with sql (one statement), sent with the next statement that
          * waits, as send does. NULL with begin_node NULL. */
         int (*begin_send)(struct store *s, const char *sql);

@@ -359,12 +359,6 @@ int store_rollout_apply_record(struct store *s, const struct sync_record *rec, i
         return 0;
 }
 
-static int node_blocked(struct store *s, const char *node, const char *bundle) {
-        return store_get_int64(s, NULL,
-                               "SELECT 1 FROM node_bundle_blocks WHERE node = ? AND bundle_id = ?",
-                               "tt", node, bundle);
-}
-
 /* Queue a rollout's command for a node inside the sync's transaction. */
 static int rollout_queue(struct store *s, const char *rollout, const char *node, const char *action,
                          json_t *params, int64_t now, int64_t *ret_seq) {
@@ -441,8 +435,12 @@ int store_rollouts_drive_node(struct store *s, const char *node, bool member, in
                 return 0;
         _cleanup_stmt_ struct store_stmt *st = NULL;
         r = store_query(s, &st,
+                        /* with whether the node rolled back from the bundle before (blocked),
+                         * in the same round trip */
                         "SELECT rn.rollout, rn.stage, rn.state, rn.needs_rollback, r.state, "
-                        "r.current_stage, r.bundle_id, r.auto_revert FROM rollout_nodes rn "
+                        "r.current_stage, r.bundle_id, r.auto_revert, "
+                        "CASE WHEN EXISTS (SELECT 1 FROM node_bundle_blocks k WHERE k.node = rn.node "
+                        "AND k.bundle_id = r.bundle_id) THEN 1 ELSE 0 END FROM rollout_nodes rn "
                         "JOIN rollouts r ON r.id = rn.rollout "
                         "WHERE rn.node = ? AND r.state IN ('running', 'aborted', 'halted') "
                         "ORDER BY r.created, r.id",
@@ -452,7 +450,7 @@ int store_rollouts_drive_node(struct store *s, const char *node, bool member, in
         struct todo {
                 char rollout[ROLLOUT_ID_MAX + 1], bundle[API_BUNDLE_ID_MAX + 1];
                 struct rollout_member m;
-                bool needs_rollback, auto_revert;
+                bool needs_rollback, auto_revert, blocked;
                 enum rollout_state rollout_state;
                 unsigned current_stage;
         } todo[ROWS_PER_NODE_MAX];
@@ -471,6 +469,7 @@ int store_rollouts_drive_node(struct store *s, const char *node, bool member, in
                 t->rollout_state = (enum rollout_state) rs;
                 t->current_stage = (unsigned) store_col_int(st, 5);
                 t->auto_revert = store_col_int(st, 7) != 0;
+                t->blocked = store_col_int(st, 8) != 0;
         }
         if (r < 0)
                 return r;
@@ -518,12 +517,9 @@ int store_rollouts_drive_node(struct store *s, const char *node, bool member, in
                 }
                 if (t->m.state != ROLLOUT_NODE_PENDING)
                         continue;
-                int blocked = node_blocked(s, node, t->bundle);
-                if (blocked < 0)
-                        return blocked;
                 if (!rollout_member_should_tell(t->rollout_state, t->current_stage, &t->m,
-                                                blocked > 0)) {
-                        if (blocked > 0 && t->rollout_state == ROLLOUT_RUNNING) {
+                                                t->blocked)) {
+                        if (t->blocked && t->rollout_state == ROLLOUT_RUNNING) {
                                 r = store_rollout_node_set(
                                         s, t->rollout, node, ROLLOUT_NODE_SKIPPED, false,
                                         "rolled back from this bundle before", now);

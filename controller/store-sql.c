@@ -44,6 +44,8 @@ int store_begin_node(struct store *s, const char *node) {
                 r = store_exec_later(s, b->lock_shared, "");
         if (r >= 0)
                 r = store_exec_later(s, b->lock_node, "t", node);
+        if (r >= 0 && b->sync_settings)
+                r = store_exec_later(s, b->sync_settings, "");
         if (r < 0) {
                 (void) store_script(s, "ROLLBACK");
                 return r;
@@ -67,8 +69,9 @@ int store_lock_rollouts(struct store *s, bool involved, bool *ret_may) {
         *ret_may = involved;
         if (!involved)
                 return 0;
-        int r = store_get_int64(s, NULL, b->lock_rollouts, "");
-        return r < 0 ? r : 0;
+        /* sent with the sync's next statement, which the server runs once it holds the lock:
+         * nothing the sync reads after this comes before it, and no round trip of its own */
+        return store_exec_later(s, b->lock_rollouts, "");
 }
 
 void store_stmt_finalize(struct store_stmt *st) {

@@ -80,7 +80,9 @@ bool store_locks_rollouts(const struct store *s);
 
 /* In a sync begun by store_begin_node: take the rollouts' lock if this node's sync may move
  * a rollout (involved, as STORE_ROLLOUTS_INVOLVED_SQL read it); *ret_may says whether it
- * may (always true on SQLite, which does not ask: one writer at a time). */
+ * may (always true on SQLite, which does not ask: one writer at a time). The lock is sent
+ * with the sync's next statement (store_exec_later): held before that statement runs, and
+ * a failure to take it (a lock timeout) is that statement's. */
 int store_lock_rollouts(struct store *s, bool involved, bool *ret_may);
 
 /* Prepare sql and bind its parameters by fmt: *ret is the statement, ready to step. */

@@ -2527,7 +2527,8 @@ static int64_t advisory_held(struct store *s, int64_t k) {
 }
 
 /* What a sync does at its start on PostgreSQL: STORE_ROLLOUTS_INVOLVED_SQL (read there with
- * the node's row), then store_lock_rollouts. */
+ * the node's row), then store_lock_rollouts, whose lock the server takes with the sync's
+ * next statement (a read here): its failure is that statement's. */
 static int lock_rollouts(struct store *s, const char *node, bool *may) {
         int64_t involved = -1;
         int r = store_get_int64(s, &involved, "SELECT " STORE_ROLLOUTS_INVOLVED_SQL, "t", node);
@@ -2535,7 +2536,37 @@ static int lock_rollouts(struct store *s, const char *node, bool *may) {
                 return r;
         assert_int_equal(r, 1);
         assert_true(involved == 0 || involved == 1);
-        return store_lock_rollouts(s, involved != 0, may);
+        r = store_lock_rollouts(s, involved != 0, may);
+        if (r < 0)
+                return r;
+        r = store_get_int64(s, NULL, "SELECT 1", "");
+        return r < 0 ? r : 0;
+}
+
+/* On PostgreSQL a sync's transaction runs its statements on their generic plans, and only
+ * it: after its COMMIT the session plans as the server's setting says. */
+static void test_sync_plans(void **state) {
+        struct fixture *f = *state;
+        if (on_sqlite())
+                skip(); /* no plan cache to choose */
+        struct store *s = open_store(f);
+        int64_t generic = -1;
+        assert_int_equal(store_get_int64(s, &generic,
+                                         "SELECT (current_setting('plan_cache_mode') = 'force_generic_plan')::int", ""),
+                         1);
+        assert_int_equal(generic, 0);
+        assert_int_equal(store_begin_node(s, "x"), 0);
+        assert_int_equal(store_get_int64(s, &generic,
+                                         "SELECT (current_setting('plan_cache_mode') = 'force_generic_plan')::int", ""),
+                         1);
+        assert_int_equal(generic, 1);
+        assert_int_equal(store_script(s, "COMMIT"), 0);
+        json_decref(node_sync(s, "x", 0, "", 100)); /* a whole sync, committed */
+        assert_int_equal(store_get_int64(s, &generic,
+                                         "SELECT (current_setting('plan_cache_mode') = 'force_generic_plan')::int", ""),
+                         1);
+        assert_int_equal(generic, 0);
+        store_close(s);
 }
 
 /* Syncs of different nodes run side by side on PostgreSQL; two of one node, or a sync and
@@ -2739,6 +2770,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_two_controllers, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lead, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_locks, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_sync_plans, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_statements_prepared, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_exec_later, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_node_trust, setup, teardown),
