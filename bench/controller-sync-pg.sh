@@ -15,7 +15,9 @@
 # pg_stat_statements, which then costs a little of the figures), OPEN=0 (skip the open-loop
 # run: two instances offered SQLite's rate, --rate, for the p99 a fleet sees at that load;
 # a closed loop's p99 is its queue, CONCURRENCY over the rate), THREADS=N (each controller's
-# --threads; default: one a CPU)
+# --threads; default: one a CPU), RUNS=N (default 1: each run N times, the closed loops in
+# rounds, then the open loop N times at the median of SQLite's rates; the goals read the
+# medians: this machine's figures move by a third between runs)
 set -euo pipefail
 build=${1:?usage: controller-sync-pg.sh BUILD_DIR [NODES...]}
 shift
@@ -79,24 +81,37 @@ run() { # LABEL ARGS...
         grep -E '^  (PASS|MISS)' "$T/out" || true
         echo
 }
-for n in $nodes_list; do
-        [ "${SQLITE:-1}" = 0 ] || run "$n nodes: SQLite, one instance" --nodes "$n"
-        for k in ${INSTANCES:-1 2}; do
-                run "$n nodes: PostgreSQL, $k instance(s)" --nodes "$n" --database "$DB" --instances "$k"
-                [ -z "${STATEMENTS:-}" ] || statements
+runs=${RUNS:-1}
+for ((round = 1; round <= runs; round++)); do
+        for n in $nodes_list; do
+                [ "${SQLITE:-1}" = 0 ] || run "$n nodes: SQLite, one instance (run $round of $runs)" --nodes "$n"
+                for k in ${INSTANCES:-1 2}; do
+                        run "$n nodes: PostgreSQL, $k instance(s) (run $round of $runs)" --nodes "$n" --database "$DB" \
+                                --instances "$k"
+                        [ -z "${STATEMENTS:-}" ] || statements
+                done
         done
 done
 
-# The goal's p99: two instances offered the syncs/s one instance reached on SQLite.
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+# median FIELD PATTERN: the median of FIELD over the results whose line matches PATTERN
+# (grep -E), the lower middle of an even count; empty when none.
+median() {
+        { grep -E -- "$2" "$results" || true; } | sed -n "s/.* $1=\([^ ]*\).*/\1/p" | sort -g |
+                awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
+}
+
+# The goal's p99: two instances offered the syncs/s one instance reached on SQLite.
 if [ "${OPEN:-1}" != 0 ]; then
-        for n in $nodes_list; do
-                for mode in keepalive reconnect; do
-                        sq=$(grep " store=sqlite instances=1 mode=$mode nodes=$n rate=0 " "$results" || true)
-                        [ -n "$sq" ] && grep -q " store=postgresql instances=2 mode=$mode nodes=$n rate=0 " "$results" || continue
-                        rate=$(field syncs_per_s "$sq")
-                        run "$n nodes: PostgreSQL, 2 instances, offered $rate syncs/s (SQLite's), $mode" --nodes "$n" \
-                                --database "$DB" --instances 2 --mode "$mode" --rate "$rate"
+        for ((round = 1; round <= runs; round++)); do
+                for n in $nodes_list; do
+                        for mode in keepalive reconnect; do
+                                rate=$(median syncs_per_s " store=sqlite instances=1 mode=$mode nodes=$n rate=0 ")
+                                [ -n "$rate" ] && grep -q " store=postgresql instances=2 mode=$mode nodes=$n rate=0 " "$results" ||
+                                        continue
+                                run "$n nodes: PostgreSQL, 2 instances, offered $rate syncs/s (SQLite's), $mode (run $round of $runs)" \
+                                        --nodes "$n" --database "$DB" --instances 2 --mode "$mode" --rate "$rate"
+                        done
                 done
         done
 fi
@@ -119,20 +134,41 @@ echo "   of the load generator;"
 echo "   B/rec: the database's size after the run over the records it holds, indexes included)"
 
 echo
-echo "goals (issue #22 item 5)"
+if [ "$runs" -gt 1 ]; then
+        echo "==> medians of $runs runs"
+        printf '  %-7s %-11s %-3s %-10s %7s %9s %8s %8s %8s %8s\n' nodes store ins mode offered syncs/s "p99 ms" \
+                "ctl ms" "db ms" "gen ms"
+        for n in $nodes_list; do
+                for mode in keepalive reconnect; do
+                        for what in "sqlite 1 rate=0 " "postgresql 1 rate=0 " "postgresql 2 rate=0 " "postgresql 2 rate=[1-9]"; do
+                                read -r st ins rt <<<"$what"
+                                pat=" store=$st instances=$ins mode=$mode nodes=$n $rt"
+                                grep -qE -- "$pat" "$results" || continue
+                                off=$(median rate "$pat")
+                                printf '  %-7s %-11s %-3s %-10s %7s %9s %8s %8s %8s %8s\n' "$n" "$st" "$ins" "$mode" \
+                                        "$([ "$off" = 0 ] && echo max || echo "$off")" "$(median syncs_per_s "$pat")" \
+                                        "$(median p99_ms "$pat")" "$(median ctl_ms "$pat")" "$(median db_ms "$pat")" \
+                                        "$(median gen_ms "$pat")"
+                        done
+                done
+        done
+        echo "  (each column's median on its own: a line need not be one run)"
+        echo
+fi
+echo "goals (issue #22 item 5)$([ "$runs" -gt 1 ] && echo ", medians of $runs runs")"
 for n in $nodes_list; do
         for mode in keepalive reconnect; do
-                sq=$(grep " store=sqlite instances=1 mode=$mode nodes=$n rate=0 " "$results" || true)
-                pg2=$(grep " store=postgresql instances=2 mode=$mode nodes=$n rate=0 " "$results" || true)
+                sq=$(grep " store=sqlite instances=1 mode=$mode nodes=$n rate=0 " "$results" | tail -n 1 || true)
+                pg2=$(grep " store=postgresql instances=2 mode=$mode nodes=$n rate=0 " "$results" | tail -n 1 || true)
                 [ -n "$sq" ] && [ -n "$pg2" ] || continue
-                a=$(field syncs_per_s "$sq")
-                b=$(field syncs_per_s "$pg2")
-                open=$(grep " store=postgresql instances=2 mode=$mode nodes=$n rate=[1-9]" "$results" | tail -n 1 || true)
-                if [ -n "$open" ]; then
-                        p99=$(field p99_ms "$open")
-                        at="offered $(field rate "$open") syncs/s"
+                a=$(median syncs_per_s " store=sqlite instances=1 mode=$mode nodes=$n rate=0 ")
+                b=$(median syncs_per_s " store=postgresql instances=2 mode=$mode nodes=$n rate=0 ")
+                open=" store=postgresql instances=2 mode=$mode nodes=$n rate=[1-9]"
+                if grep -qE -- "$open" "$results"; then
+                        p99=$(median p99_ms "$open")
+                        at="offered $(median rate "$open") syncs/s"
                 else
-                        p99=$(field p99_ms "$pg2")
+                        p99=$(median p99_ms " store=postgresql instances=2 mode=$mode nodes=$n rate=0 ")
                         at="closed loop: its queue"
                 fi
                 verdict=$(awk -v a="$a" -v b="$b" -v p="$p99" 'BEGIN { print (b >= a && p < 250) ? "PASS" : "MISS" }')
