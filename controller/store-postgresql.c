@@ -179,6 +179,12 @@ static int pg_open(struct store *s, const char *uri, char **ret_reason) {
                 return message_set(ret_reason, -ECONNREFUSED, "cannot connect to PostgreSQL: %s",
                                    m ? m : "(no memory for the message)");
         }
+        /* 12: a sync sets plan_cache_mode (sync_settings); the schema needs 11 */
+        int v = PQserverVersion(c->conn);
+        if (v < 120000)
+                return message_set(ret_reason, -EPROTONOSUPPORT,
+                                   "the PostgreSQL server is version %d.%d: orbit-controller needs 12 or later",
+                                   v / 10000, v >= 100000 ? v % 10000 : v / 100 % 100);
         if (session_setup(c) < 0)
                 return message_set(ret_reason, -EIO, "PostgreSQL: cannot set the session's timeouts: %s",
                                    PQerrorMessage(c->conn));

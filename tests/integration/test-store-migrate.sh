@@ -217,6 +217,40 @@ migrate --from "$(pgdb main)" --to "$(pgdb json)" >out 2>&1
 migrate --from "sqlite:$D/no-such.db" --to "$(pgdb json)" >out 2>&1
 [ $? = 1 ] && grepq -- "--from: $D/no-such.db: No such file or directory" out && [ ! -e "$D/no-such.db" ] &&
         pass "a --from that does not exist is refused, not made" || fail "--from missing" "$(cat out)"
+# A server older than 12 (a sync sets plan_cache_mode) is refused when connecting, its version
+# named: a stand-in that speaks the start of PostgreSQL's protocol and says it is 11.22.
+cat >old-pg.py <<'PY'
+import socket, struct, sys
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+print(srv.getsockname()[1], flush=True)
+srv.settimeout(60)
+c, _ = srv.accept()
+c.settimeout(10)
+def packet():
+    n = struct.unpack("!I", c.recv(4, socket.MSG_WAITALL))[0]
+    return c.recv(n - 4, socket.MSG_WAITALL)
+if struct.unpack("!I", packet()[:4])[0] == 80877103:  # SSLRequest: no TLS here
+    c.sendall(b"N")
+    packet()                                          # the startup message
+def msg(t, body):
+    return t + struct.pack("!I", len(body) + 4) + body
+c.sendall(msg(b"R", struct.pack("!I", 0)) + msg(b"S", b"server_version\x0011.22\x00") +
+          msg(b"K", struct.pack("!II", 1, 2)) + msg(b"Z", b"I"))
+try:
+    c.recv(1024)  # the client's Terminate, or its close
+except OSError:
+    pass
+PY
+coproc OLDPG { exec python3 old-pg.py; }
+oldpg_pid=$OLDPG_PID
+read -r -t 30 OLDPG_PORT <&"${OLDPG[0]}"
+migrate --from "sqlite:$D/data/controller.db" --to "postgresql://orbit@127.0.0.1:${OLDPG_PORT:-1}/x?sslmode=disable" >out 2>&1
+[ $? = 1 ] && grepq "the PostgreSQL server is version 11.22: orbit-controller needs 12 or later" out &&
+        pass "a PostgreSQL older than 12 is refused, its version named" || fail "old server" "$(cat out)"
+kill "$oldpg_pid" 2>/dev/null
+wait "$oldpg_pid" 2>/dev/null
 
 # ---- a row that does not convert, a failure before the commit: nothing lands -----------------
 for t in $TABLES; do

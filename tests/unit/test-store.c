@@ -2543,6 +2543,35 @@ static int lock_rollouts(struct store *s, const char *node, bool *may) {
         return r < 0 ? r : 0;
 }
 
+/* A pending member whose node rolled back from the rollout's bundle after the rollout was
+ * made (a block that came later) is skipped at its sync, not told; a member without one is
+ * told. Whether it is blocked comes with the member query (store_rollouts_drive_node). */
+static void test_rollout_block_at_sync(void **state) {
+        struct store *s = open_store(*state);
+        int calls = 0;
+        char *msg = NULL, buf[64];
+        store_set_command_signer(s, fake_sign, &calls);
+        json_decref(node_sync(s, "x", 0, "", 100));
+        json_decref(node_sync(s, "y", 0, "", 100));
+        struct store_bundle bu = {.id = "b1", .version = "2.0.0", .size = 10, .sha256 = "ab"};
+        assert_int_equal(store_bundle_add(s, &bu, "signer", true, 100), 0);
+        json_decref(rollout_make(s, "{\"id\":\"p\",\"bundle_id\":\"b1\",\"stages\":[100]}", 101));
+        assert_string_equal(node_state_in(s, "p", "x", buf, sizeof(buf)), "pending");
+        assert_int_equal(store_rollout_verb(s, "p", "start", 102, NULL, &msg), 0);
+        assert_int_equal(store_exec(s, "INSERT INTO node_bundle_blocks (node, bundle_id, time, reason) "
+                                       "VALUES ('x', 'b1', 103, 'test')", ""),
+                         0);
+        json_t *cx = node_sync(s, "x", 0, "", 104), *cy = node_sync(s, "y", 0, "", 104);
+        assert_int_equal(json_array_size(cx), 0); /* not told */
+        assert_int_equal(json_array_size(cy), 1); /* told to install */
+        json_decref(cx);
+        json_decref(cy);
+        assert_string_equal(node_state_in(s, "p", "x", buf, sizeof(buf)), "skipped");
+        assert_string_equal(node_state_in(s, "p", "y", buf, sizeof(buf)), "told");
+        free(msg);
+        store_close(s);
+}
+
 /* On PostgreSQL a sync's transaction runs its statements on their generic plans, and only
  * it: after its COMMIT the session plans as the server's setting says. */
 static void test_sync_plans(void **state) {
@@ -2771,6 +2800,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_lead, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_plans, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_rollout_block_at_sync, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_statements_prepared, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_exec_later, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sync_node_trust, setup, teardown),
