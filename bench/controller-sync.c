@@ -837,8 +837,8 @@ static void slot_init(struct slot *s, bool debug) {
         curl_easy_setopt(s->easy, CURLOPT_SSL_SESSIONID_CACHE, 0L); /* a real node has one connection at a time */
         /* No DNS cache: libcurl resolves each node's source address (CURLOPT_INTERFACE) into
          * it, and walks all of it to prune at every connection; with a cache of the last
-         * minute's nodes (60 s by default: thousands) that walk was a fifth of the
-         * generator's CPU. The addresses are numeric: nothing is looked up. */
+         * minute's nodes (60 s by default: thousands) that walk was 15% of the
+         * generator's samples (perf). The addresses are numeric: nothing is looked up. */
         curl_easy_setopt(s->easy, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
         curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);

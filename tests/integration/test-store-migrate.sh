@@ -220,7 +220,7 @@ migrate --from "sqlite:$D/no-such.db" --to "$(pgdb json)" >out 2>&1
 # A server older than 12 (a sync sets plan_cache_mode) is refused when connecting, its version
 # named: a stand-in that speaks the start of PostgreSQL's protocol and says it is 11.22.
 cat >old-pg.py <<'PY'
-import socket, struct, sys
+import socket, struct
 srv = socket.socket()
 srv.bind(("127.0.0.1", 0))
 srv.listen(1)

@@ -2572,6 +2572,15 @@ static void test_rollout_block_at_sync(void **state) {
         store_close(s);
 }
 
+/* 1 when the session plans every statement generically (plan_cache_mode), else 0. */
+static int64_t plans_generic(struct store *s) {
+        int64_t generic = -1;
+        assert_int_equal(store_get_int64(s, &generic,
+                                         "SELECT (current_setting('plan_cache_mode') = 'force_generic_plan')::int", ""),
+                         1);
+        return generic;
+}
+
 /* On PostgreSQL a sync's transaction runs its statements on their generic plans, and only
  * it: after its COMMIT the session plans as the server's setting says. */
 static void test_sync_plans(void **state) {
@@ -2579,22 +2588,12 @@ static void test_sync_plans(void **state) {
         if (on_sqlite())
                 skip(); /* no plan cache to choose */
         struct store *s = open_store(f);
-        int64_t generic = -1;
-        assert_int_equal(store_get_int64(s, &generic,
-                                         "SELECT (current_setting('plan_cache_mode') = 'force_generic_plan')::int", ""),
-                         1);
-        assert_int_equal(generic, 0);
+        assert_int_equal(plans_generic(s), 0);
         assert_int_equal(store_begin_node(s, "x"), 0);
-        assert_int_equal(store_get_int64(s, &generic,
-                                         "SELECT (current_setting('plan_cache_mode') = 'force_generic_plan')::int", ""),
-                         1);
-        assert_int_equal(generic, 1);
+        assert_int_equal(plans_generic(s), 1);
         assert_int_equal(store_script(s, "COMMIT"), 0);
         json_decref(node_sync(s, "x", 0, "", 100)); /* a whole sync, committed */
-        assert_int_equal(store_get_int64(s, &generic,
-                                         "SELECT (current_setting('plan_cache_mode') = 'force_generic_plan')::int", ""),
-                         1);
-        assert_int_equal(generic, 0);
+        assert_int_equal(plans_generic(s), 0);
         store_close(s);
 }
 
