@@ -15,7 +15,10 @@
 # pg_stat_statements, which then costs a little of the figures), OPEN=0 (skip the open-loop
 # run: two instances offered SQLite's rate, --rate, for the p99 a fleet sees at that load;
 # a closed loop's p99 is its queue, CONCURRENCY over the rate), THREADS=N (each controller's
-# --threads; default: one a CPU), RUNS=N (default 1: each run N times, the closed loops in
+# --threads; default: one a CPU), SQLITE_THREADS=N and PG_THREADS=N (the same, for the SQLite
+# station or for the PostgreSQL ones; default THREADS: each store's best on this 2-core VM was
+# measured apart, docs/storage.md "Session 27"), CLIENT=curl|lean (the generator's HTTPS client, --client;
+# default lean: libcurl's costs three times its CPU a sync on the cores the stations share), RUNS=N (default 1: each run N times, the closed loops in
 # rounds, then the open loop N times at the median of SQLite's rates; the goals read the
 # medians: this machine's figures move by a third between runs)
 set -euo pipefail
@@ -75,16 +78,21 @@ run() { # LABEL ARGS...
         shift
         echo "==> $label"
         "$bench" --syncs "${SYNCS:-4}" --concurrency "${CONCURRENCY:-64}" --mode "${MODE:-keepalive}" \
-                ${THREADS:+--controller-threads "$THREADS"} "$@" \
+                ${run_threads:+--controller-threads "$run_threads"} ${CLIENT:+--client "$CLIENT"} "$@" \
                 ${BENCH_DIR:+"$BENCH_DIR"} | tee "$T/out" | sed -n '/^throughput/,/^goals/p' | grep -v '^RESULT\|^goals'
         grep '^RESULT' "$T/out" >>"$results"
         grep -E '^  (PASS|MISS)' "$T/out" || true
         echo
 }
 runs=${RUNS:-1}
+sqlite_threads=${SQLITE_THREADS:-${THREADS:-}}
+pg_threads=${PG_THREADS:-${THREADS:-}}
+run_threads=
 for ((round = 1; round <= runs; round++)); do
         for n in $nodes_list; do
+                run_threads=$sqlite_threads
                 [ "${SQLITE:-1}" = 0 ] || run "$n nodes: SQLite, one instance (run $round of $runs)" --nodes "$n"
+                run_threads=$pg_threads
                 for k in ${INSTANCES:-1 2}; do
                         run "$n nodes: PostgreSQL, $k instance(s) (run $round of $runs)" --nodes "$n" --database "$DB" \
                                 --instances "$k"
@@ -103,6 +111,7 @@ median() {
 
 # The goal's p99: two instances offered the syncs/s one instance reached on SQLite.
 if [ "${OPEN:-1}" != 0 ]; then
+        run_threads=$pg_threads
         for ((round = 1; round <= runs; round++)); do
                 for n in $nodes_list; do
                         for mode in keepalive reconnect; do
@@ -179,7 +188,8 @@ for n in $nodes_list; do
                 for run in "$sq" "$pg2"; do
                         awk -v cpus="$(nproc)" -v s="$(field store "$run")" -v k="$(field instances "$run")" \
                                 -v c="$(field ctl_ms "$run")" -v d="$(field db_ms "$run")" -v g="$(field gen_ms "$run")" \
-                                -v got="$(field syncs_per_s "$run")" -v threads="${THREADS:-0}" 'BEGIN {
+                                -v got="$(field syncs_per_s "$run")" \
+                                -v threads="$([ "$(field store "$run")" = sqlite ] && echo "${sqlite_threads:-0}" || echo "${pg_threads:-0}")" 'BEGIN {
                                         t = c + d + g
                                         if (t <= 0)
                                                 exit

@@ -78,6 +78,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <arpa/inet.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -86,6 +88,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ec.h>
 #include <openssl/obj_mac.h>
@@ -113,6 +116,7 @@ static const char *controller_bin;
 static volatile pid_t controller_pids[MAX_INSTANCES];
 static const char *database;   /* --database: a PostgreSQL server's address; NULL: SQLite */
 static unsigned n_instances = 1;
+static bool lean_client = true;    /* --client lean (the default) or curl: the load loop's HTTPS client */
 static unsigned controller_threads; /* --controller-threads: each controller's --threads (0: its default) */
 static char databases[16][64]; /* the databases made on it, dropped at exit */
 static unsigned n_databases;
@@ -726,6 +730,13 @@ struct slot {
         struct counts c;       /* wire phase */
         struct counts closed;  /* TCP counts of connections closed (closesocket callback) */
         char tls[96];
+        unsigned index;        /* in the load loop's slots */
+        const char *base;      /* the station's URL */
+        size_t body_len;       /* of the request in body */
+        bool close_after;      /* the connection's last request */
+        const char *lean_why;  /* --client lean: the failure of the request just done, or NULL */
+        long lean_code;        /* its HTTP status */
+        double lean_end;       /* when it ended */
 };
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
@@ -865,6 +876,7 @@ static void slot_done(struct slot *s) {
 static void slot_node(struct slot *s, const char *base_url, long i) {
         struct node *nd = &nodes[i];
         s->node = i;
+        s->base = base_url;
         snprintf(s->url, sizeof(s->url), "%s/v1/nodes/%s/sync", base_url, nd->id);
         curl_easy_setopt(s->easy, CURLOPT_URL, s->url);
         curl_easy_setopt(s->easy, CURLOPT_INTERFACE, nd->src);
@@ -874,6 +886,8 @@ static void slot_request(struct slot *s, bool record, bool close_after) {
         bool commit = nodes[s->node].commit_next;
         size_t n = sync_body(&nodes[s->node], record, s->body, s->body_size);
         s->record = record || commit;
+        s->body_len = n;
+        s->close_after = close_after;
         s->resp_len = 0;
         curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
         curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long) n);
@@ -883,12 +897,9 @@ static void slot_request(struct slot *s, bool record, bool close_after) {
 
 static unsigned errors_printed;
 
-/* Is the answer a 200 with the record acked? */
-static bool slot_check(struct slot *s, CURLcode cc) {
-        long code = 0;
-        curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
-        bool ok = cc == CURLE_OK && code == 200 && s->resp_len > 0 &&
-                  strstr(s->resp, "\"next_sync_sec\"");
+/* Is the answer a 200 with the record acked? why: the transport's failure, NULL if none. */
+static bool answer_check(struct slot *s, const char *why, long code) {
+        bool ok = !why && code == 200 && s->resp_len > 0 && strstr(s->resp, "\"next_sync_sec\"");
         if (ok && s->record) {
                 char want[64];
                 snprintf(want, sizeof(want), "\"seq\":[%" PRIu64 "]", nodes[s->node].seq);
@@ -900,8 +911,14 @@ static bool slot_check(struct slot *s, CURLcode cc) {
         }
         if (!ok && errors_printed++ < 5)
                 fprintf(stderr, "controller-sync: %s: %s, HTTP %ld: %.200s\n", nodes[s->node].id,
-                        curl_easy_strerror(cc), code, s->resp ? s->resp : "");
+                        why ? why : "answered", code, s->resp ? s->resp : "");
         return ok;
+}
+
+static bool slot_check(struct slot *s, CURLcode cc) {
+        long code = 0;
+        curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+        return answer_check(s, cc == CURLE_OK ? NULL : curl_easy_strerror(cc), code);
 }
 
 /* ---- wire: bytes per sync -------------------------------------------------------------- */
@@ -1008,10 +1025,6 @@ static long job_node(unsigned long k, bool spread) {
         return (long) ((k * stride) % n_nodes);
 }
 
-/*
- * jobs jobs, CONCURRENCY at a time: keepalive, a job is a node's syncs back to back on one
- * connection; reconnect, one sync on a new connection. Latencies into lat (may be NULL).
- */
 /* The station job k talks to: in turn per job, and for a new connection per sync also per
  * round over the fleet, so that a node's passes land on each station in turn. */
 static const char *job_url(const struct controller *ctls, unsigned n_ctls, unsigned long k) {
@@ -1035,16 +1048,36 @@ struct due_queue {
         unsigned long issued;
 };
 
-static void launch(CURLM *multi, struct due_queue *q, struct slot *s) {
+/* One load loop: the slots, the jobs they run, the open loop's queue, and the transport. */
+struct loop {
+        const struct controller *ctls;
+        unsigned n_ctls;
+        enum mode mode;
+        unsigned per_job;
+        bool record, spread;
+        unsigned long jobs, next_job, total, ok, errors;
+        double *lat;
+        struct due_queue q;
+        void (*start)(struct loop *l, struct slot *s); /* send the slot's request */
+        CURLM *multi;                                   /* --client curl */
+        int ep;                                         /* --client lean: epoll */
+        struct lean *lean;                              /* one per slot */
+        struct slot **done;                             /* lean: finished, not yet counted */
+        unsigned n_done;
+};
+
+static void launch(struct loop *l, struct slot *s) {
         if (offered_rate <= 0) {
-                curl_multi_add_handle(multi, s->easy);
+                l->start(l, s);
                 return;
         }
+        struct due_queue *q = &l->q;
         q->v[(q->head + q->n++) % q->size] = s;
 }
 
 /* Send what is due; the milliseconds until the next is due (100 at most). */
-static long release_due(CURLM *multi, struct due_queue *q) {
+static long release_due(struct loop *l) {
+        struct due_queue *q = &l->q;
         if (offered_rate <= 0)
                 return 100;
         double now = now_s();
@@ -1057,88 +1090,446 @@ static long release_due(CURLM *multi, struct due_queue *q) {
                 q->n--;
                 q->issued++;
                 s->t0 = due;
-                curl_multi_add_handle(multi, s->easy);
+                l->start(l, s);
         }
         return 100;
 }
 
-static void sync_loop(const struct controller *ctls, unsigned n_ctls, enum mode mode, unsigned long jobs,
-                      unsigned syncs, unsigned concurrency, bool record, bool spread, double *lat,
-                      unsigned long *ret_ok, unsigned long *ret_errors) {
-        CURLM *multi = curl_multi_init();
-        if (!multi)
-                die("curl_multi_init");
-        curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) concurrency * 2);
-        struct slot *slots = calloc(concurrency, sizeof(*slots));
-        if (!slots)
-                die("out of memory");
-        unsigned per_job = mode == MODE_KEEPALIVE ? syncs : 1;
-        unsigned long total = jobs * per_job, next_job = 0, ok = 0, errors = 0;
-        for (unsigned k = 0; k < concurrency; k++)
-                slot_init(&slots[k], false);
-        struct due_queue q = {.v = calloc(concurrency, sizeof(struct slot *)), .size = concurrency,
-                              .start = now_s()};
-        if (!q.v)
-                die("out of memory");
-        int running = 0;
-        for (unsigned k = 0; k < concurrency && next_job < jobs; k++, next_job++) {
-                struct slot *s = &slots[k];
-                slot_node(s, job_url(ctls, n_ctls, next_job), job_node(next_job, spread));
+/* A sync answered (why NULL: code is its HTTP status) or failed: counted, and the slot's
+ * next request sent. */
+static void slot_finished(struct loop *l, struct slot *s, const char *why, long code, double end) {
+        double t = end - s->t0;
+        if (answer_check(s, why, code)) {
+                if (l->lat)
+                        l->lat[l->ok] = t;
+                if (l->lat && latency_log)
+                        fprintf(latency_log, "%.4f %.2f %u\n", end - latency_log_t0, 1000 * t, s->round);
+                l->ok++;
+        } else
+                l->errors++;
+        s->round++;
+        if (s->round < l->per_job) {
+                slot_request(s, l->record, s->round + 1 == l->per_job);
+                launch(l, s);
+        } else if (l->next_job < l->jobs) {
+                slot_node(s, job_url(l->ctls, l->n_ctls, l->next_job), job_node(l->next_job, l->spread));
+                l->next_job++;
                 s->round = 0;
-                slot_request(s, record, mode == MODE_RECONNECT || per_job == 1);
-                launch(multi, &q, s);
+                slot_request(s, l->record, l->mode == MODE_RECONNECT || l->per_job == 1);
+                launch(l, s);
         }
-        while (ok + errors < total) {
-                long wait_ms = release_due(multi, &q);
-                CURLMcode mc = curl_multi_perform(multi, &running);
+}
+
+/* ---- --client curl: libcurl multi ------------------------------------------------------- */
+
+static void curl_start(struct loop *l, struct slot *s) {
+        curl_multi_add_handle(l->multi, s->easy);
+}
+
+static void curl_run(struct loop *l) {
+        int running = 0;
+        while (l->ok + l->errors < l->total) {
+                long wait_ms = release_due(l);
+                CURLMcode mc = curl_multi_perform(l->multi, &running);
                 if (mc != CURLM_OK)
                         die("curl_multi_perform: %s", curl_multi_strerror(mc));
                 CURLMsg *msg;
                 int left;
                 bool any = false;
-                while ((msg = curl_multi_info_read(multi, &left))) {
+                while ((msg = curl_multi_info_read(l->multi, &left))) {
                         if (msg->msg != CURLMSG_DONE)
                                 continue;
                         any = true;
                         struct slot *s;
                         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &s);
                         CURLcode cc = msg->data.result;
-                        curl_multi_remove_handle(multi, s->easy);
-                        double t = now_s() - s->t0;
-                        if (slot_check(s, cc)) {
-                                if (lat)
-                                        lat[ok] = t;
-                                if (lat && latency_log)
-                                        fprintf(latency_log, "%.4f %.2f %u\n", now_s() - latency_log_t0, 1000 * t,
-                                                s->round);
-                                ok++;
-                        } else
-                                errors++;
-                        s->round++;
-                        if (s->round < per_job) {
-                                slot_request(s, record, s->round + 1 == per_job);
-                                launch(multi, &q, s);
-                        } else if (next_job < jobs) {
-                                slot_node(s, job_url(ctls, n_ctls, next_job), job_node(next_job, spread));
-                                next_job++;
-                                s->round = 0;
-                                slot_request(s, record, mode == MODE_RECONNECT || per_job == 1);
-                                launch(multi, &q, s);
-                        }
+                        long code = 0;
+                        curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+                        curl_multi_remove_handle(l->multi, s->easy);
+                        slot_finished(l, s, cc == CURLE_OK ? NULL : curl_easy_strerror(cc), code, now_s());
                 }
-                if (!any && ok + errors < total) {
-                        mc = curl_multi_poll(multi, NULL, 0, (int) wait_ms, NULL);
+                if (!any && l->ok + l->errors < l->total) {
+                        mc = curl_multi_poll(l->multi, NULL, 0, (int) wait_ms, NULL);
                         if (mc != CURLM_OK)
                                 die("curl_multi_poll: %s", curl_multi_strerror(mc));
                 }
         }
+}
+
+/* ---- --client lean: epoll and OpenSSL, no libcurl -------------------------------------
+ *
+ * The same requests on the same TLS (1.3, the node's certificate and key, the server's
+ * chain and address checked against the server CA, no session resumed), without libcurl:
+ * one SSL_CTX for the run where libcurl makes one per connection (with OpenSSL 3, its
+ * providers' lookups and locks), and one epoll loop where libcurl polls every socket at
+ * every turn. The generator shares the two cores with the stations it measures: what it
+ * spends, they do not get (docs/storage.md, "Session 27"). A node's agent pays none of
+ * this per sync: its context is made once.
+ */
+
+enum lean_state { LEAN_IDLE, LEAN_CONNECTING, LEAN_HANDSHAKE, LEAN_SENDING, LEAN_RECEIVING };
+
+struct lean {
+        struct slot *slot;
+        int fd; /* -1: no connection */
+        SSL *ssl;
+        enum lean_state state;
+        uint32_t events; /* what epoll watches for */
+        bool reused;     /* the request went on a kept connection: once more on a new one if it was closed */
+        char *out;       /* the request: its head, then its body */
+        size_t out_size, out_len, out_off;
+        char *in;
+        size_t in_size, in_len, head_len; /* head_len: 0 until the head is whole */
+        long code, content_length;
+        bool server_closes;
+        char host[32]; /* the station's address, checked in its certificate */
+        double started; /* for the 60 s limit libcurl had */
+};
+
+static SSL_CTX *lean_ctx;
+
+static void lean_ctx_make(void) {
+        if (lean_ctx)
+                return;
+        lean_ctx = SSL_CTX_new(TLS_client_method());
+        if (!lean_ctx || SSL_CTX_set_min_proto_version(lean_ctx, TLS1_2_VERSION) != 1 ||
+            X509_STORE_add_cert(SSL_CTX_get_cert_store(lean_ctx), server_ca_cert) != 1)
+                die("SSL_CTX_new");
+        SSL_CTX_set_verify(lean_ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_session_cache_mode(lean_ctx, SSL_SESS_CACHE_OFF); /* a new handshake per connection */
+        static const unsigned char alpn[] = "\x08http/1.1";
+        if (SSL_CTX_set_alpn_protos(lean_ctx, alpn, sizeof(alpn) - 1) != 0)
+                die("SSL_CTX_set_alpn_protos");
+}
+
+static void lean_watch(struct loop *l, struct lean *c, uint32_t events) {
+        if (c->events == events)
+                return;
+        struct epoll_event ev = {.events = events, .data.ptr = c};
+        if (epoll_ctl(l->ep, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+                die("epoll_ctl: %s", strerror(errno));
+        c->events = events;
+}
+
+static void lean_close(struct loop *l, struct lean *c, bool notify) {
+        if (c->fd < 0)
+                return;
+        if (c->ssl) {
+                if (notify) {
+                        ERR_clear_error();
+                        (void) SSL_shutdown(c->ssl); /* close_notify, as libcurl sends: not waited for */
+                }
+                SSL_free(c->ssl);
+                c->ssl = NULL;
+        }
+        (void) epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = -1;
+        c->state = LEAN_IDLE;
+}
+
+static void lean_done(struct loop *l, struct lean *c, const char *why) {
+        struct slot *s = c->slot;
+        if (why)
+                lean_close(l, c, false);
+        else if (s->close_after || c->server_closes)
+                lean_close(l, c, true);
+        else {
+                /* kept: a FIN from the station (its idle timeout) closes it here, as libcurl
+                 * checks a connection before it reuses one; not EPOLLIN: a late session
+                 * ticket is no reason to close */
+                c->state = LEAN_IDLE;
+                lean_watch(l, c, EPOLLRDHUP);
+        }
+        s->lean_end = now_s();
+        s->lean_why = why;
+        s->lean_code = why ? 0 : c->code;
+        l->done[l->n_done++] = s;
+}
+
+/* TLS said to wait (true) or failed (false). */
+static bool lean_wait(struct loop *l, struct lean *c, int r) {
+        switch (SSL_get_error(c->ssl, r)) {
+        case SSL_ERROR_WANT_READ: lean_watch(l, c, EPOLLIN); return true;
+        case SSL_ERROR_WANT_WRITE: lean_watch(l, c, EPOLLOUT); return true;
+        default: return false;
+        }
+}
+
+static void lean_connect(struct loop *l, struct lean *c) {
+        struct slot *s = c->slot;
+        const struct node *nd = &nodes[s->node];
+        struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+        const char *bang = strchr(nd->src, '!');
+        unsigned port = 0;
+        char host[32];
+        if (!bang || inet_pton(AF_INET, bang + 1, &src.sin_addr) != 1 ||
+            sscanf(s->base, "https://%31[^:]:%u", host, &port) != 2 || inet_pton(AF_INET, host, &dst.sin_addr) != 1)
+                die("lean client: cannot read %s or %s", nd->src, s->base);
+        dst.sin_port = htons((uint16_t) port);
+        snprintf(c->host, sizeof(c->host), "%s", host);
+        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->fd < 0)
+                die("socket: %s", strerror(errno));
+        int one = 1;
+        (void) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* as libcurl sets */
+        if (bind(c->fd, (struct sockaddr *) &src, sizeof(src)) < 0)
+                die("bind %s: %s", bang + 1, strerror(errno));
+        c->events = EPOLLOUT;
+        struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+        if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+                die("epoll_ctl: %s", strerror(errno));
+        c->state = LEAN_CONNECTING;
+        if (connect(c->fd, (struct sockaddr *) &dst, sizeof(dst)) < 0 && errno != EINPROGRESS)
+                return lean_done(l, c, "connect failed");
+}
+
+/* Head, body and their lengths: the request of the slot, as libcurl sent it. */
+static void lean_request(struct lean *c) {
+        struct slot *s = c->slot;
+        const char *path = strstr(s->url, "/v1/");
+        size_t need = s->body_len + 512;
+        if (need > c->out_size) {
+                free(c->out);
+                c->out = xmalloc(need);
+                c->out_size = need;
+        }
+        /* libcurl's head, byte for byte: a connection's last request says nothing of it
+         * (CURLOPT_FORBID_REUSE closes after the answer, the client first) */
+        int n = snprintf(c->out, c->out_size,
+                         "POST %s HTTP/1.1\r\nHost: %s\r\nAccept: */*\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n",
+                         path, s->base + strlen("https://"), s->body_len);
+        if (n < 0 || (size_t) n + s->body_len > c->out_size)
+                die("lean client: request too long");
+        memcpy(c->out + n, s->body, s->body_len);
+        c->out_len = (size_t) n + s->body_len;
+        c->out_off = 0;
+        c->in_len = c->head_len = 0;
+        c->code = c->content_length = -1;
+        c->server_closes = false;
+}
+
+/* The head of the answer, when whole: its status, Content-Length and Connection. */
+static bool lean_head(struct lean *c) {
+        char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+        if (!end)
+                return true; /* not yet */
+        *end = '\0';
+        c->head_len = (size_t) (end - c->in) + 4;
+        if (sscanf(c->in, "HTTP/1.%*1d %ld", &c->code) != 1)
+                return false;
+        for (char *line = strstr(c->in, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+                const char *h = line + 2;
+                if (strncasecmp(h, "content-length:", 15) == 0)
+                        c->content_length = strtol(h + 15, NULL, 10);
+                else if (strncasecmp(h, "connection:", 11) == 0)
+                        c->server_closes = strncasecmp(h + 11 + strspn(h + 11, " "), "close", 5) == 0;
+                else if (strncasecmp(h, "transfer-encoding:", 18) == 0)
+                        return false; /* the controller answers from a buffer: a length, never chunks */
+        }
+        if (c->content_length < 0 && c->code != 204)
+                return false; /* a body to the close: never from the controller, which knows its length */
+        if (c->content_length < 0)
+                c->content_length = 0;
+        return true;
+}
+
+/* As far as the connection goes without waiting. */
+static void lean_drive(struct loop *l, struct lean *c) {
+        struct slot *s = c->slot;
+        int r;
+        switch (c->state) {
+        case LEAN_IDLE: /* a kept connection the station closed or broke: the next request
+                         * makes a new one */
+                lean_close(l, c, false);
+                return;
+        case LEAN_CONNECTING: {
+                int err = 0;
+                socklen_t len = sizeof(err);
+                if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err != 0)
+                        return lean_done(l, c, "connect failed");
+                c->ssl = SSL_new(lean_ctx);
+                if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_use_certificate(c->ssl, nodes[s->node].cert) != 1 ||
+                    SSL_use_PrivateKey(c->ssl, nodes[s->node].key) != 1 ||
+                    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), c->host) != 1)
+                        die("SSL_new");
+                SSL_set_connect_state(c->ssl);
+                c->state = LEAN_HANDSHAKE;
+        }
+                /* fall through */
+        case LEAN_HANDSHAKE:
+                ERR_clear_error(); /* SSL_get_error reads the queue: only this call's errors in it */
+                r = SSL_connect(c->ssl);
+                if (r != 1)
+                        return lean_wait(l, c, r) ? (void) 0 : lean_done(l, c, "TLS handshake failed");
+                c->state = LEAN_SENDING;
+                /* fall through */
+        case LEAN_SENDING:
+                while (c->out_off < c->out_len) {
+                        ERR_clear_error();
+                        r = SSL_write(c->ssl, c->out + c->out_off, (int) (c->out_len - c->out_off));
+                        if (r <= 0) {
+                                if (lean_wait(l, c, r))
+                                        return;
+                                if (c->reused)
+                                        break; /* closed while kept: once more on a new connection */
+                                return lean_done(l, c, "send failed");
+                        }
+                        c->out_off += (size_t) r;
+                }
+                if (c->out_off == c->out_len)
+                        c->state = LEAN_RECEIVING;
+                else {
+                        lean_close(l, c, false);
+                        c->reused = false;
+                        c->out_off = 0;
+                        return lean_connect(l, c);
+                }
+                /* fall through */
+        case LEAN_RECEIVING:
+                for (;;) {
+                        if (c->in_size - c->in_len < 4096) {
+                                c->in_size = c->in_size ? c->in_size * 2 : 16384;
+                                char *p = realloc(c->in, c->in_size);
+                                if (!p)
+                                        die("out of memory");
+                                c->in = p;
+                        }
+                        ERR_clear_error();
+                        r = SSL_read(c->ssl, c->in + c->in_len, (int) (c->in_size - c->in_len - 1));
+                        if (r <= 0) {
+                                if (lean_wait(l, c, r))
+                                        return;
+                                if (c->reused && c->in_len == 0) { /* the kept connection was closed */
+                                        lean_close(l, c, false);
+                                        c->reused = false;
+                                        c->out_off = 0;
+                                        return lean_connect(l, c);
+                                }
+                                return lean_done(l, c, "connection closed before the answer");
+                        }
+                        c->in_len += (size_t) r;
+                        if (!c->head_len && !lean_head(c))
+                                return lean_done(l, c, "malformed HTTP answer");
+                        if (c->head_len && c->in_len >= c->head_len + (size_t) c->content_length) {
+                                size_t n = (size_t) c->content_length;
+                                if (s->resp_size < n + 1) {
+                                        free(s->resp);
+                                        s->resp = xmalloc(n + 1);
+                                        s->resp_size = n + 1;
+                                }
+                                memcpy(s->resp, c->in + c->head_len, n);
+                                s->resp[n] = '\0';
+                                s->resp_len = n;
+                                return lean_done(l, c, NULL);
+                        }
+                }
+        }
+}
+
+static void lean_start(struct loop *l, struct slot *s) {
+        struct lean *c = &l->lean[s->index];
+        lean_request(c);
+        c->started = now_s();
+        if (c->fd >= 0) {
+                c->reused = true;
+                c->state = LEAN_SENDING;
+                lean_drive(l, c);
+        } else {
+                c->reused = false;
+                lean_connect(l, c);
+        }
+}
+
+static void lean_run(struct loop *l, unsigned concurrency) {
+        struct epoll_event ev[64];
+        double checked = now_s();
+        while (l->ok + l->errors < l->total) {
+                long wait_ms = release_due(l);
+                int n = epoll_wait(l->ep, ev, ELEMENTSOF(ev), l->n_done > 0 ? 0 : (int) wait_ms);
+                if (n < 0 && errno != EINTR)
+                        die("epoll_wait: %s", strerror(errno));
+                for (int i = 0; i < n; i++)
+                        lean_drive(l, ev[i].data.ptr);
+                if (now_s() - checked > 1) { /* libcurl's CURLOPT_TIMEOUT: 60 s a request */
+                        checked = now_s();
+                        for (unsigned k = 0; k < concurrency; k++)
+                                if (l->lean[k].state != LEAN_IDLE && checked - l->lean[k].started > 60)
+                                        lean_done(l, &l->lean[k], "no answer in 60 s");
+                }
+                unsigned n_done = l->n_done;
+                l->n_done = 0;
+                for (unsigned i = 0; i < n_done; i++) {
+                        struct slot *s = l->done[i];
+                        slot_finished(l, s, s->lean_why, s->lean_code, s->lean_end);
+                }
+        }
+}
+
+/*
+ * jobs jobs, CONCURRENCY at a time: keepalive, a job is a node's syncs back to back on one
+ * connection; reconnect, one sync on a new connection. Latencies into lat (may be NULL).
+ */
+static void sync_loop(const struct controller *ctls, unsigned n_ctls, enum mode mode, unsigned long jobs,
+                      unsigned syncs, unsigned concurrency, bool record, bool spread, double *lat,
+                      unsigned long *ret_ok, unsigned long *ret_errors) {
+        struct loop l = {.ctls = ctls, .n_ctls = n_ctls, .mode = mode, .record = record, .spread = spread,
+                         .jobs = jobs, .lat = lat, .ep = -1};
+        l.per_job = mode == MODE_KEEPALIVE ? syncs : 1;
+        l.total = jobs * l.per_job;
+        struct slot *slots = calloc(concurrency, sizeof(*slots));
+        l.q = (struct due_queue){.v = calloc(concurrency, sizeof(struct slot *)), .size = concurrency};
+        if (!slots || !l.q.v)
+                die("out of memory");
+        for (unsigned k = 0; k < concurrency; k++) {
+                slot_init(&slots[k], false);
+                slots[k].index = k;
+        }
+        if (lean_client) {
+                lean_ctx_make();
+                l.start = lean_start;
+                l.ep = epoll_create1(EPOLL_CLOEXEC);
+                l.lean = calloc(concurrency, sizeof(*l.lean));
+                l.done = calloc(concurrency, sizeof(*l.done));
+                if (l.ep < 0 || !l.lean || !l.done)
+                        die("epoll_create1: %s", strerror(errno));
+                for (unsigned k = 0; k < concurrency; k++)
+                        l.lean[k] = (struct lean){.slot = &slots[k], .fd = -1};
+        } else {
+                l.start = curl_start;
+                if (!(l.multi = curl_multi_init()))
+                        die("curl_multi_init");
+                curl_multi_setopt(l.multi, CURLMOPT_MAXCONNECTS, (long) concurrency * 2);
+        }
+        l.q.start = now_s();
+        for (unsigned k = 0; k < concurrency && l.next_job < jobs; k++, l.next_job++) {
+                struct slot *s = &slots[k];
+                slot_node(s, job_url(ctls, n_ctls, l.next_job), job_node(l.next_job, spread));
+                s->round = 0;
+                slot_request(s, record, mode == MODE_RECONNECT || l.per_job == 1);
+                launch(&l, s);
+        }
+        if (lean_client) {
+                lean_run(&l, concurrency);
+                for (unsigned k = 0; k < concurrency; k++) {
+                        lean_close(&l, &l.lean[k], true);
+                        free(l.lean[k].out);
+                        free(l.lean[k].in);
+                }
+                close(l.ep);
+                free(l.lean);
+                free(l.done);
+        } else {
+                curl_run(&l);
+                curl_multi_cleanup(l.multi);
+        }
         for (unsigned k = 0; k < concurrency; k++)
                 slot_done(&slots[k]);
-        curl_multi_cleanup(multi);
-        free(q.v);
+        free(l.q.v);
         free(slots);
-        *ret_ok = ok;
-        *ret_errors = errors;
+        *ret_ok = l.ok;
+        *ret_errors = l.errors;
 }
 
 /* One operator request with the bench's token; dies unless the answer is 2xx. */
@@ -1344,7 +1735,8 @@ static void usage(void) {
         fprintf(stderr, "usage: controller-sync [--nodes N] [--syncs S] [--concurrency C] [--rate R] "
                         "[--records 0|1] [--mode both|keepalive|reconnect] [--rollouts R] "
                         "[--rollout-syncs T] [--controller PATH] [--database postgresql://...] "
-                        "[--instances K (with --database)] [--controller-threads N] [--latency-log FILE] [DIR]\n");
+                        "[--instances K (with --database)] [--controller-threads N] [--latency-log FILE] "
+                        "[--client lean|curl] [DIR]\n");
         exit(2);
 }
 
@@ -1376,7 +1768,12 @@ int main(int argc, char *argv[]) {
                         controller_bin = argv[++i];
                 else if (strcmp(argv[i], "--database") == 0 && i + 1 < argc)
                         database = argv[++i];
-                else if (strcmp(argv[i], "--controller-threads") == 0 && i + 1 < argc)
+                else if (strcmp(argv[i], "--client") == 0 && i + 1 < argc) {
+                        const char *c = argv[++i];
+                        if (strcmp(c, "lean") != 0 && strcmp(c, "curl") != 0)
+                                usage();
+                        lean_client = strcmp(c, "lean") == 0;
+                } else if (strcmp(argv[i], "--controller-threads") == 0 && i + 1 < argc)
                         controller_threads = (unsigned) strtoul(argv[++i], NULL, 10);
                 else if (strcmp(argv[i], "--instances") == 0 && i + 1 < argc)
                         n_instances = (unsigned) strtoul(argv[++i], NULL, 10);
