@@ -4,9 +4,12 @@
  * It makes a PKI in-process with libcrypto (a server CA and the server's certificate, a
  * node CA and one ECDSA P-256 key and client certificate per simulated node, CN = the
  * node id, as the controller demands), a command signer (signature_keygen), starts a real
- * `orbit-controller serve` on 127.0.0.1 in a temporary data directory, and drives it with
- * libcurl multi over HTTPS with mutual TLS, each node from its own loopback address
- * (127.1.x.y), so the controller's per-address limit sees a fleet, not one client:
+ * `orbit-controller serve` on 127.0.0.1 in a temporary data directory, and drives it over
+ * HTTPS with mutual TLS, each node from its own loopback address (127.1.x.y), so the
+ * controller's per-address limit sees a fleet, not one client. The load loop's client is
+ * its own (--client lean, the default: epoll and OpenSSL, a third of libcurl's CPU a sync,
+ * which the stations it measures share) or libcurl multi (--client curl); the wire phase
+ * and the operator's calls use libcurl:
  *
  *  wire        bytes per sync, with no news (no records, no commands) and with one
  *              health.report record as agent/health-monitor.c makes it: HTTP request and
@@ -59,7 +62,7 @@
  *                        [--mode both|keepalive|reconnect] [--rollouts R]
  *                        [--rollout-syncs T] [--controller PATH]
  *                        [--database postgresql://...] [--instances K] [--controller-threads N]
- *                        [--latency-log FILE] [DIR]
+ *                        [--latency-log FILE] [--client lean|curl] [DIR]
  */
 #include "config.h"
 

@@ -35,7 +35,9 @@ for n in ${SYNC_NODES:-1000 10000}; do
         echo
 done
 echo "==> controller sync: SQLite (one instance) beside PostgreSQL with one and two instances on one database"
-bench/controller-sync-pg.sh "$build" ${PG_SYNC_NODES:-10000}
+# SQLite's station at one server thread, the PostgreSQL stations at the controller's default
+# (one a CPU): each store's best on a 2-core machine (docs/storage.md, "Session 27")
+SQLITE_THREADS=${SQLITE_THREADS:-1} bench/controller-sync-pg.sh "$build" ${PG_SYNC_NODES:-10000}
 echo
 echo "==> controller sync with 10 rollouts covering 10,000 nodes (over HTTPS, what driving rollouts adds to a sync)"
 "$build/bench/controller-sync" --nodes 10000 --syncs 4 --rollouts 10 --rollout-syncs "${ROLLOUT_SYNCS:-2000}" \
