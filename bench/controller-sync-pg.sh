@@ -17,8 +17,9 @@
 # a closed loop's p99 is its queue, CONCURRENCY over the rate), THREADS=N (each controller's
 # --threads; default: one a CPU), SQLITE_THREADS=N and PG_THREADS=N (the same, for the SQLite
 # station or for the PostgreSQL ones; default THREADS: each store's best on this 2-core VM was
-# measured apart, docs/storage.md "Session 27"), CLIENT=curl|lean (the generator's HTTPS client, --client;
-# default lean: libcurl's costs three times its CPU a sync on the cores the stations share), RUNS=N (default 1: each run N times, the closed loops in
+# measured apart, docs/storage.md "Session 27"), CLIENT=curl|lean (the generator's HTTPS
+# client, --client; default lean: libcurl costs two to three times its CPU a sync on the
+# cores the stations share), RUNS=N (default 1: each run N times, the closed loops in
 # rounds, then the open loop N times at the median of SQLite's rates; the goals read the
 # medians: this machine's figures move by a third between runs)
 set -euo pipefail

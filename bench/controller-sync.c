@@ -7,9 +7,9 @@
  * `orbit-controller serve` on 127.0.0.1 in a temporary data directory, and drives it over
  * HTTPS with mutual TLS, each node from its own loopback address (127.1.x.y), so the
  * controller's per-address limit sees a fleet, not one client. The load loop's client is
- * its own (--client lean, the default: epoll and OpenSSL, a third of libcurl's CPU a sync,
- * which the stations it measures share) or libcurl multi (--client curl); the wire phase
- * and the operator's calls use libcurl:
+ * its own (--client lean, the default: epoll and OpenSSL, a third to a half of libcurl's
+ * CPU a sync in a closed loop, on cores the stations it measures share) or libcurl multi
+ * (--client curl); the wire phase and the operator's calls use libcurl:
  *
  *  wire        bytes per sync, with no news (no records, no commands) and with one
  *              health.report record as agent/health-monitor.c makes it: HTTP request and
