@@ -737,8 +737,7 @@ struct slot {
         const char *base;      /* the station's URL */
         size_t body_len;       /* of the request in body */
         bool close_after;      /* the connection's last request */
-        const char *lean_why;  /* --client lean: the failure of the request just done, or NULL */
-        long lean_code;        /* its HTTP status */
+        bool lean_ok;          /* --client lean: the request just done was answered and acked */
         double lean_end;       /* when it ended */
 };
 
@@ -1098,11 +1097,11 @@ static long release_due(struct loop *l) {
         return 100;
 }
 
-/* A sync answered (why NULL: code is its HTTP status) or failed: counted, and the slot's
+/* A sync done at end, ok (answered and acked: answer_check) or not: counted, and the slot's
  * next request sent. */
-static void slot_finished(struct loop *l, struct slot *s, const char *why, long code, double end) {
+static void slot_finished(struct loop *l, struct slot *s, bool ok, double end) {
         double t = end - s->t0;
-        if (answer_check(s, why, code)) {
+        if (ok) {
                 if (l->lat)
                         l->lat[l->ok] = t;
                 if (l->lat && latency_log)
@@ -1145,11 +1144,9 @@ static void curl_run(struct loop *l) {
                         any = true;
                         struct slot *s;
                         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &s);
-                        CURLcode cc = msg->data.result;
-                        long code = 0;
-                        curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &code);
+                        bool ok = slot_check(s, msg->data.result);
                         curl_multi_remove_handle(l->multi, s->easy);
-                        slot_finished(l, s, cc == CURLE_OK ? NULL : curl_easy_strerror(cc), code, now_s());
+                        slot_finished(l, s, ok, now_s());
                 }
                 if (!any && l->ok + l->errors < l->total) {
                         mc = curl_multi_poll(l->multi, NULL, 0, (int) wait_ms, NULL);
@@ -1245,8 +1242,7 @@ static void lean_done(struct loop *l, struct lean *c, const char *why) {
                 lean_watch(l, c, EPOLLRDHUP);
         }
         s->lean_end = now_s();
-        s->lean_why = why;
-        s->lean_code = why ? 0 : c->code;
+        s->lean_ok = answer_check(s, why, why ? 0 : c->code);
         l->done[l->n_done++] = s;
 }
 
@@ -1285,6 +1281,15 @@ static void lean_connect(struct loop *l, struct lean *c) {
         c->state = LEAN_CONNECTING;
         if (connect(c->fd, (struct sockaddr *) &dst, sizeof(dst)) < 0 && errno != EINPROGRESS)
                 return lean_done(l, c, "connect failed");
+}
+
+/* The kept connection the request went on was closed before an answer: once more on a new
+ * one, as libcurl does. */
+static void lean_retry(struct loop *l, struct lean *c) {
+        lean_close(l, c, false);
+        c->reused = false;
+        c->out_off = 0;
+        lean_connect(l, c);
 }
 
 /* Head, body and their lengths: the request of the slot, as libcurl sent it. */
@@ -1375,20 +1380,11 @@ static void lean_drive(struct loop *l, struct lean *c) {
                         if (r <= 0) {
                                 if (lean_wait(l, c, r))
                                         return;
-                                if (c->reused)
-                                        break; /* closed while kept: once more on a new connection */
-                                return lean_done(l, c, "send failed");
+                                return c->reused ? lean_retry(l, c) : lean_done(l, c, "send failed");
                         }
                         c->out_off += (size_t) r;
                 }
-                if (c->out_off == c->out_len)
-                        c->state = LEAN_RECEIVING;
-                else {
-                        lean_close(l, c, false);
-                        c->reused = false;
-                        c->out_off = 0;
-                        return lean_connect(l, c);
-                }
+                c->state = LEAN_RECEIVING;
                 /* fall through */
         case LEAN_RECEIVING:
                 for (;;) {
@@ -1404,12 +1400,8 @@ static void lean_drive(struct loop *l, struct lean *c) {
                         if (r <= 0) {
                                 if (lean_wait(l, c, r))
                                         return;
-                                if (c->reused && c->in_len == 0) { /* the kept connection was closed */
-                                        lean_close(l, c, false);
-                                        c->reused = false;
-                                        c->out_off = 0;
-                                        return lean_connect(l, c);
-                                }
+                                if (c->reused && c->in_len == 0)
+                                        return lean_retry(l, c);
                                 return lean_done(l, c, "connection closed before the answer");
                         }
                         c->in_len += (size_t) r;
@@ -1465,7 +1457,7 @@ static void lean_run(struct loop *l, unsigned concurrency) {
                 l->n_done = 0;
                 for (unsigned i = 0; i < n_done; i++) {
                         struct slot *s = l->done[i];
-                        slot_finished(l, s, s->lean_why, s->lean_code, s->lean_end);
+                        slot_finished(l, s, s->lean_ok, s->lean_end);
                 }
         }
 }
